@@ -1,0 +1,60 @@
+/// The collectives sft-dist needs, over one group of ranks (MPI_COMM_WORLD or a single
+/// process). Every call is collective: all ranks make the same calls in the same order.
+///
+/// Rank 0 is the coordinator (it decides each step's work and broadcasts it); all ranks do
+/// the work. A fatal error goes through `abort(_:)`, never through a Swift trap, so one rank
+/// failing brings down the whole job instead of leaving the others waiting in a collective.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+
+    /// In-place sum (or max/min) over all ranks.
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp)
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp)
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, op: ReduceOp)
+
+    /// Root's bytes replace every other rank's `bytes`.
+    func broadcast(_ bytes: inout [UInt8], root: Int)
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int)
+    /// Every rank's bytes, indexed by rank, on `root` only (others get []).
+    func gather(_ bytes: [UInt8], root: Int) -> [[UInt8]]
+    /// Every rank's bytes, indexed by rank, on every rank.
+    func allgather(_ bytes: [UInt8]) -> [[UInt8]]
+    func barrier()
+
+    /// Prints nothing; ends every rank of the job with `code`. Use `Fatal` to print first.
+    func abortJob(code: Int32) -> Never
+    /// Seconds on a monotonic clock (MPI_Wtime under MPI).
+    func wallTime() -> Double
+}
+
+public enum ReduceOp: Int32, Sendable {
+    case sum = 0, max = 1, min = 2
+}
+
+extension Communicator {
+    public var isCoordinator: Bool { rank == 0 }
+
+    public func allreduce(_ array: inout [Float], op: ReduceOp = .sum) {
+        array.withUnsafeMutableBufferPointer { allreduce($0, op: op) }
+    }
+    public func allreduce(_ array: inout [Double], op: ReduceOp = .sum) {
+        array.withUnsafeMutableBufferPointer { allreduce($0, op: op) }
+    }
+    public func allreduce(_ array: inout [Int64], op: ReduceOp = .sum) {
+        array.withUnsafeMutableBufferPointer { allreduce($0, op: op) }
+    }
+    public func allreduce(_ value: Double, op: ReduceOp = .sum) -> Double {
+        var a = [value]; allreduce(&a, op: op); return a[0]
+    }
+    public func allreduce(_ value: Int64, op: ReduceOp = .sum) -> Int64 {
+        var a = [value]; allreduce(&a, op: op); return a[0]
+    }
+
+    /// Broadcast a Codable-free value as a string (recipes, messages).
+    public func broadcast(_ string: String, root: Int = 0) -> String {
+        var bytes = Array(string.utf8)
+        broadcast(&bytes, root: root)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// One place where a fatal error becomes a message and an ended job.
+///
+/// Errors that every rank detects identically (a bad recipe, a malformed data file every rank
+/// reads) go through `agree(_:)`: the ranks exchange their errors and only the lowest failing
+/// rank prints, so the message appears once. An error only one rank can see (a NaN in its
+/// shard, a broken allocation) goes through `fail(_:)`: that rank prints and aborts the job.
+public enum Fatal {
+    /// Set once at start-up; `fail` uses it to bring down every rank.
+    nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
+
+    /// Prints `sft-dist: error: <message>` (with the rank when there are several) and ends
+    /// the whole job with a non-zero exit code.
+    public static func fail(_ message: String, code: Int32 = 1) -> Never {
+        let comm = communicator
+        let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
+        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+        comm.abortJob(code: code)
+    }
+
+    /// Collective: every rank passes its error (or nil). If any rank failed, the lowest
+    /// failing rank prints its message and the job ends; otherwise returns normally.
+    public static func agree(_ error: String?, code: Int32 = 1) {
+        let comm = communicator
+        if comm.size == 1 {
+            if let error { fail(error, code: code) }
+            return
+        }
+        var flags = [Int64](repeating: 0, count: comm.size)
+        if error != nil { flags[comm.rank] = 1 }
+        comm.allreduce(&flags, op: .sum)
+        guard let first = flags.firstIndex(where: { $0 != 0 }) else { return }
+        if comm.rank == first, let error {
+            FileHandle.standardError.write(Data("sft-dist: error: \(error)\n".utf8))
+        }
+        // Give the printing rank a moment to flush before the job is torn down.
+        if comm.rank != first { usleep(200_000) }
+        comm.abortJob(code: code)
+    }
+
+    /// Runs `body`; a thrown error becomes a collective failure (see `agree`).
+    public static func collective<T>(_ body: () throws -> T) -> T {
+        do {
+            let value = try body()
+            agree(nil)
+            return value
+        } catch {
+            agree(describe(error))
+            fatalError("unreachable")
+        }
+    }
+
+    public static func describe(_ error: Error) -> String {
+        String(describing: error)
+    }
+}

@@ -1,0 +1,19 @@
+import Foundation
+
+/// The size-1 communicator: every collective is the identity. Lets `sft-dist` run as a
+/// plain process, without mpirun, with exactly the same code path as rank 0 of a job.
+public final class LocalCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) {}
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {}
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, op: ReduceOp) {}
+    public func broadcast(_ bytes: inout [UInt8], root: Int) {}
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {}
+    public func gather(_ bytes: [UInt8], root: Int) -> [[UInt8]] { [bytes] }
+    public func allgather(_ bytes: [UInt8]) -> [[UInt8]] { [bytes] }
+    public func barrier() {}
+    public func abortJob(code: Int32) -> Never { exit(code) }
+    public func wallTime() -> Double { ProcessInfo.processInfo.systemUptime }
+}

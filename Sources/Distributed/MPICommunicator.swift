@@ -1,0 +1,141 @@
+import CMPI
+import Foundation
+
+/// MPI_COMM_WORLD through the CMPI shim. Created once per process (MPI_Init_thread) and
+/// finalized by `finish()`. Any MPI error code other than success is fatal: Open MPI's
+/// default error handler would already abort, this is belt and braces.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let threadLevel: Int32
+
+    /// Initialises MPI (FUNNELED: only the main thread calls MPI).
+    public init() {
+        var provided: Int32 = 0
+        if cmpi_initialized() == 0 {
+            _ = cmpi_init_thread(cmpi_thread_funneled(), &provided)
+        }
+        threadLevel = provided
+        rank = Int(cmpi_rank())
+        size = Int(cmpi_size())
+    }
+
+    /// True when this process was started by mpirun/srun (Open MPI, PMIx or Slurm env).
+    public static var launchedByMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil
+            || env["PMI_RANK"] != nil
+    }
+
+    public func finish() {
+        if cmpi_finalized() == 0 { _ = cmpi_finalize() }
+    }
+
+    private func check(_ code: Int32, _ what: String) {
+        if code != 0 {
+            FileHandle.standardError.write(Data("sft-dist: MPI \(what) failed with code \(code) on rank \(rank)\n".utf8))
+            cmpi_abort(3)
+        }
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) {
+        forEachChunk(buffer.count) { start, n in
+            check(cmpi_allreduce_f32(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+        }
+    }
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {
+        forEachChunk(buffer.count) { start, n in
+            check(cmpi_allreduce_f64(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+        }
+    }
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, op: ReduceOp) {
+        forEachChunk(buffer.count) { start, n in
+            check(cmpi_allreduce_i64(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+        }
+    }
+
+    public func broadcast(_ bytes: inout [UInt8], root: Int) {
+        // Size first, so receivers can size their buffer.
+        var n = [Int64(bytes.count)]
+        n.withUnsafeMutableBytes { p in
+            check(cmpi_bcast_bytes(p.baseAddress, 8, Int32(root)), "broadcast")
+        }
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(n[0])) }
+        bytes.withUnsafeMutableBytes { p in
+            forEachChunk(p.count) { start, k in
+                check(cmpi_bcast_bytes(p.baseAddress! + start, k, Int32(root)), "broadcast")
+            }
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {
+        forEachChunk(buffer.count) { start, n in
+            check(cmpi_bcast_f32(buffer.baseAddress! + start, n, Int32(root)), "broadcast")
+        }
+    }
+
+    public func gather(_ bytes: [UInt8], root: Int) -> [[UInt8]] {
+        let counts = gatherCounts(bytes.count)
+        var displs = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displs[i] = displs[i - 1] + counts[i - 1] }
+        let total = Int(counts.reduce(0, +))
+        var recv = [UInt8](repeating: 0, count: rank == root ? max(total, 1) : 1)
+        bytes.withUnsafeBytes { s in
+            recv.withUnsafeMutableBytes { r in
+                check(cmpi_gatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
+                                         counts, displs, Int32(root)), "gather")
+            }
+        }
+        guard rank == root else { return [] }
+        return (0..<size).map { Array(recv[Int(displs[$0])..<Int(displs[$0] + counts[$0])]) }
+    }
+
+    public func allgather(_ bytes: [UInt8]) -> [[UInt8]] {
+        let counts = gatherCounts(bytes.count)
+        var displs = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displs[i] = displs[i - 1] + counts[i - 1] }
+        let total = Int(counts.reduce(0, +))
+        var recv = [UInt8](repeating: 0, count: max(total, 1))
+        bytes.withUnsafeBytes { s in
+            recv.withUnsafeMutableBytes { r in
+                check(cmpi_allgatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
+                                            counts, displs), "allgather")
+            }
+        }
+        return (0..<size).map { Array(recv[Int(displs[$0])..<Int(displs[$0] + counts[$0])]) }
+    }
+
+    /// Every rank's byte count (an int64 allgather), as Int32 for the v-collectives.
+    private func gatherCounts(_ count: Int) -> [Int32] {
+        precondition(count < Int(Int32.max), "gather payload over 2 GiB")
+        var mine = Int64(count)
+        var all = [Int64](repeating: 0, count: size)
+        withUnsafeBytes(of: &mine) { s in
+            all.withUnsafeMutableBytes { r in
+                check(cmpi_allgather_bytes(s.baseAddress, 8, r.baseAddress), "allgather")
+            }
+        }
+        return all.map { Int32($0) }
+    }
+
+    public func barrier() { check(cmpi_barrier(), "barrier") }
+
+    public func abortJob(code: Int32) -> Never {
+        fflush(stdout)
+        cmpi_abort(code)
+        exit(code)  // not reached: MPI_Abort does not return
+    }
+
+    public func wallTime() -> Double { cmpi_wtime() }
+
+    /// MPI counts are C ints: split anything larger into chunks (relevant past 2^31 elements).
+    private func forEachChunk(_ count: Int, _ body: (Int, Int32) -> Void) {
+        let chunk = Int(Int32.max / 2)
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            body(start, Int32(n))
+            start += n
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import TensorCore
+
+/// GPT-2 (Radford et al. 2019): learned positions, pre-LayerNorm blocks, GELU-tanh MLP,
+/// output projection tied to the token embedding. The structure of llm.c's train_gpt2.c,
+/// with each layer a tape op (forward + hand-written backward) over flat buffers.
+///
+/// Parameters are named and laid out exactly as Hugging Face's GPT2LMHeadModel saves them
+/// (`transformer.h.{i}.attn.c_attn.weight` as Conv1D [in, out]), so checkpoints load and
+/// export with no renaming or transposes.
+public struct GPT2Config: Codable, Equatable, Sendable {
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var embedDim: Int
+    public var layers: Int
+    public var heads: Int
+    public var layerNormEps: Float = 1e-5
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", contextLength = "n_positions", embedDim = "n_embd"
+        case layers = "n_layer", heads = "n_head", layerNormEps = "layer_norm_epsilon"
+    }
+
+    public init(vocabSize: Int, contextLength: Int, embedDim: Int, layers: Int, heads: Int,
+                layerNormEps: Float = 1e-5) {
+        self.vocabSize = vocabSize; self.contextLength = contextLength; self.embedDim = embedDim
+        self.layers = layers; self.heads = heads; self.layerNormEps = layerNormEps
+    }
+
+    /// Checks that make the forward pass well defined; the message names the field.
+    public func validate() throws {
+        func bad(_ m: String) -> ModelError { ModelError("model config: \(m)") }
+        if vocabSize < 1 { throw bad("vocab_size must be ≥ 1, got \(vocabSize)") }
+        if contextLength < 2 { throw bad("n_positions must be ≥ 2, got \(contextLength)") }
+        if embedDim < 1 || heads < 1 || embedDim % heads != 0 {
+            throw bad("n_embd (\(embedDim)) must be a positive multiple of n_head (\(heads))")
+        }
+        if layers < 1 { throw bad("n_layer must be ≥ 1, got \(layers)") }
+    }
+
+    public var parameterLayout: [(name: String, shape: [Int])] {
+        let C = embedDim
+        var l: [(String, [Int])] = [("transformer.wte.weight", [vocabSize, C]),
+                                    ("transformer.wpe.weight", [contextLength, C])]
+        for i in 0..<layers {
+            let p = "transformer.h.\(i)."
+            l += [(p + "ln_1.weight", [C]), (p + "ln_1.bias", [C]),
+                  (p + "attn.c_attn.weight", [C, 3 * C]), (p + "attn.c_attn.bias", [3 * C]),
+                  (p + "attn.c_proj.weight", [C, C]), (p + "attn.c_proj.bias", [C]),
+                  (p + "ln_2.weight", [C]), (p + "ln_2.bias", [C]),
+                  (p + "mlp.c_fc.weight", [C, 4 * C]), (p + "mlp.c_fc.bias", [4 * C]),
+                  (p + "mlp.c_proj.weight", [4 * C, C]), (p + "mlp.c_proj.bias", [C])]
+        }
+        l += [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])]
+        return l
+    }
+}
+
+public struct ModelError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+public final class GPT2: LanguageModel {
+    public let config: GPT2Config
+    public let parameters: ParameterStore
+
+    public init(config: GPT2Config) {
+        self.config = config
+        parameters = ParameterStore(layout: config.parameterLayout)
+    }
+
+    /// GPT-2's initialisation: N(0, 0.02) for weights, residual projections scaled by
+    /// 1/√(2·layers), zero biases, unit LayerNorm gains.
+    public convenience init(config: GPT2Config, seed: UInt64) {
+        self.init(config: config)
+        var rng = RNG(seed: seed, stream: 1)
+        let residualStd = 0.02 / Float(2 * config.layers).squareRoot()
+        for e in parameters.entries {
+            let t = parameters[e.name]
+            if e.name.hasSuffix(".bias") { continue }
+            if e.name.contains("ln_") {
+                for i in 0..<t.count { t.data[i] = 1 }
+                continue
+            }
+            let std: Float = e.name.hasSuffix("c_proj.weight") ? residualStd : 0.02
+            for i in 0..<t.count { t.data[i] = rng.normal() * std }
+        }
+    }
+
+    public var vocabSize: Int { config.vocabSize }
+    public var maxSequenceLength: Int { config.contextLength }
+    public func makeReplica() -> LanguageModel { GPT2(config: config) }
+
+    public var configJSON: [String: Any] {
+        ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+         "vocab_size": config.vocabSize, "n_positions": config.contextLength,
+         "n_ctx": config.contextLength, "n_embd": config.embedDim, "n_layer": config.layers,
+         "n_head": config.heads, "layer_norm_epsilon": Double(config.layerNormEps),
+         "activation_function": "gelu_new", "tie_word_embeddings": true,
+         "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0]
+    }
+
+    public func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
+                        batch B: Int, seqLen T: Int) -> Tensor {
+        precondition(inputs.count == B * T && positions.count == B * T, "GPT2.forward: \(inputs.count) ids for B=\(B) T=\(T)")
+        let p = parameters, eps = config.layerNormEps, H = config.heads
+        // x: [B·T, C] = wte[ids] + wpe[pos]
+        var x = tape.add(tape.embedding(inputs, table: p["transformer.wte.weight"]),
+                         tape.embedding(positions, table: p["transformer.wpe.weight"]))
+        for i in 0..<config.layers {
+            let l = "transformer.h.\(i)."
+            let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
+            let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
+            let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]
+            x = tape.add(x, tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut))
+            let h2 = tape.layerNorm(x, weight: p[l + "ln_2.weight"], bias: p[l + "ln_2.bias"], eps: eps)
+            let fc = tape.gelu(tape.linear(h2, weight: p[l + "mlp.c_fc.weight"], bias: p[l + "mlp.c_fc.bias"], layout: .inOut))  // [B·T, 4C]
+            x = tape.add(x, tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut))
+        }
+        let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
+        // Tied output projection: logits [B·T, V] = xf · wteᵀ
+        return tape.linear(xf, weight: p["transformer.wte.weight"], layout: .outIn)
+    }
+}

@@ -1,0 +1,74 @@
+/// All of a model's parameters in one flat float32 buffer, and all gradients in a second
+/// buffer with the same layout (the llm.c habit). Each parameter is a `Tensor` view at an
+/// offset, addressed by the checkpoint's own key (e.g. `transformer.h.0.attn.c_attn.weight`).
+///
+/// One allreduce over `grads`, one optimizer loop over `values`, one checksum over `values`:
+/// nothing iterates over parameters one by one on the hot path.
+public final class ParameterStore {
+    public struct Entry: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let offset: Int
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    public let entries: [Entry]
+    public let count: Int
+    public let values: UnsafeMutablePointer<Float>
+    public let grads: UnsafeMutablePointer<Float>
+    private var byName: [String: Int] = [:]
+    private var views: [Tensor] = []
+
+    /// Lays out parameters in declaration order. Offsets are rounded up to 16 floats so every
+    /// tensor starts 64-byte aligned.
+    public init(layout: [(name: String, shape: [Int])]) {
+        var entries: [Entry] = []
+        var offset = 0
+        for (name, shape) in layout {
+            precondition(!entries.contains { $0.name == name }, "duplicate parameter \(name)")
+            entries.append(Entry(name: name, shape: shape, offset: offset))
+            offset += (shape.reduce(1, *) + 15) / 16 * 16
+        }
+        self.entries = entries
+        count = offset
+        values = .allocate(capacity: max(count, 1))
+        values.initialize(repeating: 0, count: max(count, 1))
+        grads = .allocate(capacity: max(count, 1))
+        grads.initialize(repeating: 0, count: max(count, 1))
+        for (i, e) in entries.enumerated() {
+            byName[e.name] = i
+            views.append(Tensor(view: values + e.offset, grad: grads + e.offset, shape: e.shape))
+        }
+    }
+
+    deinit {
+        values.deallocate()
+        grads.deallocate()
+    }
+
+    public subscript(name: String) -> Tensor {
+        guard let i = byName[name] else { preconditionFailure("no parameter named \(name)") }
+        return views[i]
+    }
+
+    public func entry(_ name: String) -> Entry? { byName[name].map { entries[$0] } }
+    public var tensors: [Tensor] { views }
+    /// Number of real parameters (without alignment padding).
+    public var parameterCount: Int { entries.reduce(0) { $0 + $1.count } }
+
+    public var valueBuffer: UnsafeMutableBufferPointer<Float> { .init(start: values, count: count) }
+    public var gradBuffer: UnsafeMutableBufferPointer<Float> { .init(start: grads, count: count) }
+
+    public func zeroGrads() { grads.update(repeating: 0, count: count) }
+
+    /// FNV-1a over the bit patterns of every value. Replicas apply identical updates to
+    /// identical allreduced gradients, so they must agree bit for bit; any difference is a
+    /// diverged replica.
+    public func checksum() -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for i in 0..<count {
+            h = (h ^ UInt64(values[i].bitPattern)) &* 0x0000_0100_0000_01b3
+        }
+        return h
+    }
+}
