@@ -1,0 +1,27 @@
+/// What the data pipeline, the trainer and generation need from a tokenizer.
+///
+/// Two encoders exist because data and chat templates must never let user text smuggle in
+/// control tokens: templates insert specials by id and encode the surrounding text with
+/// `encodePlain`, while `encode` is for trusted strings (prompts typed on the command line,
+/// template fragments) where `"<|im_end|>"` is meant as the token.
+///
+/// A class protocol because real tokenizers hold large tables (BPE merges, vocab) that
+/// should be shared, not copied, between the dataset, the evaluator and the sampler.
+public protocol Tokenizer: AnyObject {
+    /// Number of rows the embedding and LM head need (largest id + 1).
+    var vocabSize: Int { get }
+    /// `<|endoftext|>`: ends plain prompt/completion examples and stops generation.
+    var eosId: Int32 { get }
+    /// Fills padded positions; never a training target.
+    var padId: Int32 { get }
+    /// Special-token strings inside `text` are recognised and mapped to their ids.
+    func encode(_ text: String) -> [Int32]
+    /// No special-token parsing: every byte of `text` is ordinary text.
+    func encodePlain(_ text: String) -> [Int32]
+    /// Specials decode to their strings; byte sequences that are not valid UTF-8 become U+FFFD.
+    func decode(_ ids: [Int32]) -> String
+    /// The id of a special token such as `"<|im_start|>"`, or nil if this vocabulary lacks it.
+    func specialTokenId(_ text: String) -> Int32?
+    /// Every special token string and its id.
+    var specialTokens: [String: Int32] { get }
+}

@@ -1,0 +1,99 @@
+import Models
+
+/// How a `messages` record is laid out as text. Prompt/completion records ignore the
+/// template: they are concatenated as they are, because their text already is the format.
+///
+/// A small closed enum rather than a user-supplied template string: each case must also
+/// know which tokens are trained, which a string template cannot say. Add Llama-3 and
+/// friends as new cases.
+public enum ChatTemplate: String, Sendable, CaseIterable {
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message (Qwen, many SFT sets).
+    /// Assistant content and its `<|im_end|>` are trained; no `<|endoftext|>` is added,
+    /// since `<|im_end|>` is what ends a turn at generation time.
+    case chatml
+    /// `{role}: {content}\n` per message, then `<|endoftext|>`. Assistant content and its
+    /// newline are trained, and the final `<|endoftext|>` when the last turn is the
+    /// assistant's. For tokenizers without chat specials.
+    case plain
+}
+
+/// Turns parsed records into tokenized `Example`s with loss masks.
+///
+/// Every piece of user-supplied text goes through `encodePlain`, and template tokens are
+/// inserted by id: a dataset line containing the literal text `<|im_end|>` must not be able
+/// to end a turn early or fake an assistant reply.
+public enum ChatFormat {
+    public static func example(from record: SourcedRecord, tokenizer: any Tokenizer,
+                               template: ChatTemplate = .chatml) throws -> Example {
+        switch record.record {
+        case .promptCompletion(let prompt, let completion):
+            return promptCompletion(prompt: prompt, completion: completion, source: record.source,
+                                    tokenizer: tokenizer)
+        case .messages(let messages):
+            return try conversation(messages, source: record.source, tokenizer: tokenizer, template: template)
+        }
+    }
+
+    /// ids = encodePlain(prompt) + encodePlain(completion) + [eos]; loss on completion + eos.
+    public static func promptCompletion(prompt: String, completion: String, source: String,
+                                        tokenizer: any Tokenizer) -> Example {
+        let promptIds = tokenizer.encodePlain(prompt)
+        let completionIds = tokenizer.encodePlain(completion) + [tokenizer.eosId]
+        return Example(ids: promptIds + completionIds,
+                       lossMask: [UInt8](repeating: 0, count: promptIds.count)
+                           + [UInt8](repeating: 1, count: completionIds.count),
+                       promptLength: promptIds.count, answer: completion, source: source)
+    }
+
+    /// promptLength ends right after the last assistant turn's header, so generation
+    /// starts where the reference answer (the last assistant content) starts.
+    public static func conversation(_ messages: [ChatMessage], source: String, tokenizer: any Tokenizer,
+                                    template: ChatTemplate = .chatml) throws -> Example {
+        guard let lastAssistant = messages.lastIndex(where: { $0.role == .assistant }) else {
+            throw DataError("\(source): \"messages\" has no assistant turn")
+        }
+        var builder = MaskedTokens()
+        var promptLength = 0
+        switch template {
+        case .chatml:
+            let imStart = try special("<|im_start|>", of: tokenizer, template: template, source: source)
+            let imEnd = try special("<|im_end|>", of: tokenizer, template: template, source: source)
+            for (index, message) in messages.enumerated() {
+                let trained = message.role == .assistant
+                builder.append([imStart] + tokenizer.encodePlain(message.role.rawValue + "\n"), trained: false)
+                if index == lastAssistant { promptLength = builder.ids.count }
+                builder.append(tokenizer.encodePlain(message.content) + [imEnd], trained: trained)
+                builder.append(tokenizer.encodePlain("\n"), trained: false)
+            }
+        case .plain:
+            for (index, message) in messages.enumerated() {
+                let trained = message.role == .assistant
+                builder.append(tokenizer.encodePlain(message.role.rawValue + ": "), trained: false)
+                if index == lastAssistant { promptLength = builder.ids.count }
+                builder.append(tokenizer.encodePlain(message.content + "\n"), trained: trained)
+            }
+            builder.append([tokenizer.eosId], trained: messages.last?.role == .assistant)
+        }
+        return Example(ids: builder.ids, lossMask: builder.mask, promptLength: promptLength,
+                       answer: messages[lastAssistant].content, source: source)
+    }
+
+    private static func special(_ text: String, of tokenizer: any Tokenizer, template: ChatTemplate,
+                                source: String) throws -> Int32 {
+        guard let id = tokenizer.specialTokenId(text) else {
+            throw DataError("\(source): the tokenizer has no \(text) token, which the \(template.rawValue) template needs")
+        }
+        return id
+    }
+}
+
+/// Ids and their loss mask grown together, so they cannot drift apart.
+private struct MaskedTokens {
+    var ids: [Int32] = []
+    var mask: [UInt8] = []
+
+    mutating func append(_ tokens: [Int32], trained: Bool) {
+        ids += tokens
+        mask += [UInt8](repeating: trained ? 1 : 0, count: tokens.count)
+    }
+}

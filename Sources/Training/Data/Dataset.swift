@@ -1,0 +1,148 @@
+import Models
+
+/// What to do with an example longer than the model's context.
+public enum Truncation: String, Sendable, CaseIterable {
+    /// Cut from the start of the prompt: the completion survives, early context is lost.
+    case left
+    /// Cut the end: the prompt survives, the completion's tail is lost.
+    case right
+    /// Drop the example (counted in the load report).
+    case drop
+}
+
+/// What loading did to the data, so the CLI can say it in one line.
+public struct LoadReport: Sendable, Equatable {
+    public var path: String
+    public var maxLength: Int
+    public var truncation: Truncation
+    /// Records parsed from the file (before truncation/drops).
+    public var records: Int = 0
+    public var skippedLines: [SkippedLine] = []
+    /// Examples shortened by `.left` or `.right`.
+    public var truncated: Int = 0
+    /// Examples removed by `.drop` for being longer than `maxLength`.
+    public var droppedTooLong: Int = 0
+    /// Examples removed because no trainable token was left (see `lossTokenCount`).
+    public var droppedNoLossTokens: Int = 0
+
+    public init(path: String, maxLength: Int, truncation: Truncation) {
+        self.path = path
+        self.maxLength = maxLength
+        self.truncation = truncation
+    }
+
+    /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
+    public var summary: String {
+        let kept = records - droppedTooLong - droppedNoLossTokens
+        var notes: [String] = []
+        if truncated > 0 { notes.append("truncated \(truncated) (\(truncation.rawValue)) to \(maxLength) tokens") }
+        if droppedTooLong > 0 { notes.append("dropped \(droppedTooLong) longer than \(maxLength) tokens") }
+        if droppedNoLossTokens > 0 { notes.append("dropped \(droppedNoLossTokens) with no loss tokens left") }
+        if let first = skippedLines.first {
+            let noun = skippedLines.count == 1 ? "line" : "lines"
+            notes.append("skipped \(skippedLines.count) bad \(noun) (first: \(first))")
+        }
+        let head = "loaded \(kept) of \(records) records from \(path)"
+        return notes.isEmpty ? head : head + " (" + notes.joined(separator: "; ") + ")"
+    }
+}
+
+/// Tokenized examples, every one at most `maxLength` tokens with at least one loss token.
+///
+/// Immutable so every rank (and every thread of a rank) can share one instance; the batch
+/// sampler only ever hands out indices into `examples`.
+public final class Dataset: Sendable {
+    public let examples: [Example]
+    public let report: LoadReport
+
+    public init(examples: [Example], report: LoadReport) {
+        self.examples = examples
+        self.report = report
+    }
+
+    /// Reads `path` (JSONL), tokenizes with `template`, and fits each example to `maxLength`.
+    public convenience init(path: String, tokenizer: any Tokenizer, maxLength: Int,
+                            truncation: Truncation = .right, template: ChatTemplate = .chatml,
+                            skipBadLines: Bool = false,
+                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws {
+        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+        try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
+                      truncation: truncation, template: template, skippedLines: read.skipped)
+    }
+
+    /// Tokenizes already-parsed records; `path` names the data in the report and errors.
+    public convenience init(records: [SourcedRecord], path: String, tokenizer: any Tokenizer,
+                            maxLength: Int, truncation: Truncation = .right,
+                            template: ChatTemplate = .chatml, skippedLines: [SkippedLine] = []) throws {
+        guard maxLength >= 2 else {
+            throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))")
+        }
+        var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
+        report.records = records.count
+        report.skippedLines = skippedLines
+        var examples: [Example] = []
+        examples.reserveCapacity(records.count)
+        for record in records {
+            let full = try ChatFormat.example(from: record, tokenizer: tokenizer, template: template)
+            guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
+                report.droppedTooLong += 1
+                continue
+            }
+            if fitted.ids.count < full.ids.count { report.truncated += 1 }
+            if lossTokenCount(fitted) == 0 {
+                report.droppedNoLossTokens += 1
+                continue
+            }
+            examples.append(fitted)
+        }
+        if examples.isEmpty {
+            throw DataError(path: path, "no examples left (\(report.summary))")
+        }
+        self.init(examples: examples, report: report)
+    }
+
+    /// Fits one example into `maxLength` tokens; nil when `.drop` applies.
+    /// `.left` shifts `promptLength` back by the number of tokens cut (to 0 at the least).
+    public static func fit(_ example: Example, maxLength: Int, truncation: Truncation) -> Example? {
+        let excess = example.ids.count - maxLength
+        guard excess > 0 else { return example }
+        var cut = example
+        switch truncation {
+        case .drop:
+            return nil
+        case .right:
+            cut.ids = Array(example.ids.prefix(maxLength))
+            cut.lossMask = Array(example.lossMask.prefix(maxLength))
+            cut.promptLength = min(example.promptLength, maxLength)
+        case .left:
+            cut.ids = Array(example.ids.suffix(maxLength))
+            cut.lossMask = Array(example.lossMask.suffix(maxLength))
+            cut.promptLength = max(0, example.promptLength - excess)
+        }
+        return cut
+    }
+
+    public var count: Int { examples.count }
+    public subscript(index: Int) -> Example { examples[index] }
+
+    /// Sum of `lossTokenCount` over all examples.
+    public var lossTokenTotal: Int { examples.reduce(0) { $0 + lossTokenCount($1) } }
+
+    /// A held-out split that depends only on `seed` and the number of examples: the first
+    /// `round(fraction × count)` entries of `seededPermutation(count:seed:)` are held out.
+    /// Both halves keep the original file order, so their contents are easy to inspect.
+    public func split(heldOutFraction: Double, seed: UInt64) -> (train: Dataset, heldOut: Dataset) {
+        precondition(heldOutFraction >= 0 && heldOutFraction <= 1, "heldOutFraction must be in 0...1")
+        let heldOutCount = min(count, Int((heldOutFraction * Double(count)).rounded()))
+        var isHeldOut = [Bool](repeating: false, count: count)
+        for index in seededPermutation(count: count, seed: seed).prefix(heldOutCount) {
+            isHeldOut[index] = true
+        }
+        var train: [Example] = []
+        var heldOut: [Example] = []
+        for (index, example) in examples.enumerated() {
+            if isHeldOut[index] { heldOut.append(example) } else { train.append(example) }
+        }
+        return (Dataset(examples: train, report: report), Dataset(examples: heldOut, report: report))
+    }
+}

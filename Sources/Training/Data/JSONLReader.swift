@@ -1,0 +1,266 @@
+import Foundation
+
+/// A data problem reported to the user as one line, `path:LINE: what is wrong`
+/// (or `path: what is wrong` for whole-file problems), so it can be printed as is and
+/// an editor can jump to the line.
+public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+
+    public init(_ description: String) { self.description = description }
+
+    /// `path:line: reason`
+    public init(path: String, line: Int, _ reason: String) {
+        self.description = "\(path):\(line): \(reason)"
+    }
+
+    /// `path: reason`
+    public init(path: String, _ reason: String) {
+        self.description = "\(path): \(reason)"
+    }
+}
+
+/// One conversation turn of a `messages` record.
+public struct ChatMessage: Sendable, Equatable {
+    public enum Role: String, Sendable, CaseIterable {
+        case system, user, assistant
+    }
+    public var role: Role
+    public var content: String
+
+    public init(role: Role, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// The two record shapes a JSONL line may have.
+public enum DataRecord: Sendable, Equatable {
+    case promptCompletion(prompt: String, completion: String)
+    case messages([ChatMessage])
+}
+
+/// A parsed record and the line it came from.
+public struct SourcedRecord: Sendable, Equatable {
+    public var record: DataRecord
+    public var path: String
+    public var line: Int
+    /// `"path:line"`, the form `Example.source` and messages use.
+    public var source: String { "\(path):\(line)" }
+
+    public init(record: DataRecord, path: String, line: Int) {
+        self.record = record
+        self.path = path
+        self.line = line
+    }
+}
+
+/// A line passed over because of `skipBadLines`.
+public struct SkippedLine: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var line: Int
+    public var reason: String
+    /// `path:line: reason`, the message the line would have failed with.
+    public var description: String { "\(path):\(line): \(reason)" }
+}
+
+public struct JSONLReadResult: Sendable, Equatable {
+    public var path: String
+    public var records: [SourcedRecord]
+    public var skipped: [SkippedLine]
+
+    /// `"skipped 3 bad lines (first: data.jsonl:7: invalid JSON (...))"`, or nil if none.
+    public var skippedSummary: String? {
+        guard let first = skipped.first else { return nil }
+        let noun = skipped.count == 1 ? "line" : "lines"
+        return "skipped \(skipped.count) bad \(noun) (first: \(first))"
+    }
+}
+
+/// Reads SFT data, one JSON object per line:
+/// `{"prompt": str, "completion": str}` or
+/// `{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}`.
+/// Other keys are ignored. Blank lines are skipped; CRLF endings and a leading BOM are accepted.
+///
+/// The file is split into lines by hand, not by a text API, so that line numbers are exact
+/// even around invalid UTF-8, and a bad line is reported as that line rather than as the
+/// whole file failing to decode.
+public enum JSONLReader {
+    /// Longer lines are refused: they are almost always a file that is not JSONL at all,
+    /// and would otherwise be tokenized only to be truncated away.
+    public static let defaultMaxLineBytes = 1 << 20
+
+    /// Reads and parses `path`. Throws a `DataError` for a missing or unreadable file,
+    /// for the first bad line (unless `skipBadLines`), and when no record is left.
+    public static func read(path: String, skipBadLines: Bool = false,
+                            maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+        let bytes = try readBytes(path: path)
+        return try parse(bytes, path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+    }
+
+    /// Parses file contents already in memory; `path` is only used in messages.
+    public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
+                             maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+        var records: [SourcedRecord] = []
+        var skipped: [SkippedLine] = []
+        var lineStart = 0
+        var lineNumber = 0
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { lineStart = 3 }
+        while lineStart < bytes.count {
+            lineNumber += 1
+            let newline = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
+            var lineEnd = newline
+            if lineEnd > lineStart && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = newline + 1
+            if line.allSatisfy(isJSONWhitespace) { continue }
+            switch parseLine(line, maxLineBytes: maxLineBytes) {
+            case .success(let record):
+                records.append(SourcedRecord(record: record, path: path, line: lineNumber))
+            case .failure(let problem):
+                guard skipBadLines else { throw DataError(path: path, line: lineNumber, problem.reason) }
+                skipped.append(SkippedLine(path: path, line: lineNumber, reason: problem.reason))
+            }
+        }
+        let result = JSONLReadResult(path: path, records: records, skipped: skipped)
+        if records.isEmpty {
+            if let summary = result.skippedSummary {
+                throw DataError(path: path, "no examples (\(summary))")
+            }
+            throw DataError(path: path, "no examples (file is empty)")
+        }
+        return result
+    }
+
+    /// Why one line was rejected; becomes `path:line: reason`.
+    public struct LineProblem: Error, Equatable, Sendable {
+        public var reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// Parses one line (without its newline) into a record.
+    public static func parseLine(_ line: ArraySlice<UInt8>,
+                                 maxLineBytes: Int = defaultMaxLineBytes) -> Result<DataRecord, LineProblem> {
+        if line.count > maxLineBytes {
+            return .failure(LineProblem("line longer than \(maxLineBytes) bytes"))
+        }
+        // Decoding with replacement and comparing back is a validity check that needs no
+        // newer-OS-only API; a valid line round-trips byte for byte.
+        if !String(decoding: line, as: UTF8.self).utf8.elementsEqual(line) {
+            return .failure(LineProblem("invalid UTF-8"))
+        }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(line))
+        } catch {
+            return .failure(LineProblem("invalid JSON (\(describeJSONError(error)))"))
+        }
+        guard let fields = object as? [String: Any] else {
+            return .failure(LineProblem("expected a JSON object"))
+        }
+        do {
+            return .success(try record(from: fields))
+        } catch let problem as LineProblem {
+            return .failure(problem)
+        } catch {
+            return .failure(LineProblem("\(error)"))
+        }
+    }
+
+    private static func record(from fields: [String: Any]) throws -> DataRecord {
+        let hasPromptFields = fields["prompt"] != nil || fields["completion"] != nil
+        if let messages = fields["messages"] {
+            if hasPromptFields {
+                throw LineProblem(#"has both "messages" and "prompt"/"completion"; use one format per line"#)
+            }
+            return .messages(try chatMessages(from: messages))
+        }
+        guard hasPromptFields else {
+            throw LineProblem(#"missing fields: need "prompt" and "completion", or "messages""#)
+        }
+        let prompt = try stringField("prompt", in: fields)
+        let completion = try stringField("completion", in: fields)
+        if completion.isEmpty { throw LineProblem("empty completion") }
+        return .promptCompletion(prompt: prompt, completion: completion)
+    }
+
+    /// Messages are indexed from 0 in messages (`messages[2]: ...`), as in the JSON array.
+    private static func chatMessages(from value: Any) throws -> [ChatMessage] {
+        guard let items = value as? [Any] else {
+            throw LineProblem(#"field "messages" must be an array"#)
+        }
+        if items.isEmpty { throw LineProblem(#""messages" is empty"#) }
+        var messages: [ChatMessage] = []
+        for (index, item) in items.enumerated() {
+            guard let turn = item as? [String: Any] else {
+                throw LineProblem("messages[\(index)] must be an object")
+            }
+            let roleName: String
+            let content: String
+            do {
+                roleName = try stringField("role", in: turn)
+                content = try stringField("content", in: turn)
+            } catch let problem as LineProblem {
+                throw LineProblem("messages[\(index)]: \(problem.reason)")
+            }
+            guard let role = ChatMessage.Role(rawValue: roleName) else {
+                throw LineProblem("messages[\(index)]: unknown role \"\(roleName)\" (expected system, user or assistant)")
+            }
+            messages.append(ChatMessage(role: role, content: content))
+        }
+        guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {
+            throw LineProblem(#""messages" has no assistant turn"#)
+        }
+        if lastAssistant.content.isEmpty { throw LineProblem("empty completion (last assistant turn)") }
+        return messages
+    }
+
+    private static func stringField(_ name: String, in fields: [String: Any]) throws -> String {
+        guard let value = fields[name] else { throw LineProblem("missing field \"\(name)\"") }
+        guard let string = value as? String else { throw LineProblem("field \"\(name)\" must be a string") }
+        return string
+    }
+
+    private static func isJSONWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
+    }
+
+    /// Foundation's own message ("The data is not in the correct format") says nothing;
+    /// the debug description carries the position ("Invalid value around character 8").
+    private static func describeJSONError(_ error: Error) -> String {
+        let nsError = error as NSError
+        var text = (nsError.userInfo["NSDebugDescription"] as? String) ?? nsError.localizedDescription
+        while text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+
+    /// POSIX reads give the real reason (`Permission denied`, `Is a directory`) where
+    /// Foundation's file errors give a generic sentence.
+    static func readBytes(path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT { throw DataError(path: path, "no such file") }
+            throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { readSome(fd, $0) }
+            if n < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+}
+
+/// The POSIX `read`, reachable under another name inside `JSONLReader`, whose own `read`
+/// would shadow it.
+private func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
+    read(fd, buffer.baseAddress, buffer.count)
+}

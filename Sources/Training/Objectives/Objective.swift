@@ -1,0 +1,107 @@
+import TensorCore
+
+/// The seam every training objective plugs into (design.md, step 4).
+///
+/// An objective sees one micro-batch's logits and returns its loss contribution and
+/// dL/dlogits, *already divided by the global normaliser* (global loss tokens, global
+/// sequences, … as the method defines). Summing contributions over micro-batches and ranks
+/// then gives the global loss, and the gradient allreduce needs no rescaling — which is what
+/// makes results independent of the number of ranks.
+public protocol Objective: AnyObject {
+    /// The name used by `--objective` and recipes.
+    var name: String { get }
+    /// Extra state the trainer must provide.
+    var requirements: ObjectiveRequirements { get }
+
+    /// Called once per optimizer step before any micro-batch, with the step's global counts.
+    /// Objectives with a statistics pass receive the gathered statistics here too.
+    func beginStep(_ context: StepContext)
+
+    /// Per-micro-batch statistics for objectives with `requirements.statisticsPass`
+    /// (computed on a forward pass without gradients, over this rank's shard). The trainer
+    /// gathers every rank's arrays, in rank order, into `StepContext.statistics`.
+    func statistics(_ input: ObjectiveInput) -> [Float]
+
+    /// Loss contribution of this micro-batch (normalised by global counts) and its gradient,
+    /// accumulated (+=) into `dlogits` [N, V]. Diagnostics are *sums* the trainer allreduces.
+    func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult
+}
+
+extension Objective {
+    public func statistics(_ input: ObjectiveInput) -> [Float] { [] }
+    public func beginStep(_ context: StepContext) {}
+}
+
+public struct ObjectiveRequirements: Sendable {
+    /// Logits of a frozen reference model (the initial weights or `--ref-model`).
+    public var referenceModel = false
+    /// Logits of an old-policy snapshot, refreshed every `oldPolicyRefresh` steps.
+    public var oldPolicyRefresh: Int? = nil
+    /// A forward-only pass over the global batch before the gradient pass.
+    public var statisticsPass = false
+    public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false) {
+        self.referenceModel = referenceModel
+        self.oldPolicyRefresh = oldPolicyRefresh
+        self.statisticsPass = statisticsPass
+    }
+}
+
+/// Global facts about the current optimizer step, identical on every rank.
+public struct StepContext {
+    public var step: Int                  // 0-based optimizer step
+    public var totalSteps: Int
+    public var globalLossTokens: Int      // Σ mask over the whole global batch, all ranks
+    public var globalSequences: Int       // sequences with at least one loss token
+    public var statistics: [[Float]]      // per rank, concatenated micro-batch statistics
+    public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = []) {
+        self.step = step; self.totalSteps = totalSteps
+        self.globalLossTokens = globalLossTokens; self.globalSequences = globalSequences
+        self.statistics = statistics
+    }
+}
+
+/// One micro-batch as the objective sees it. Positions are rows: N = B·T.
+public struct ObjectiveInput {
+    public var rows: Int
+    public var vocab: Int
+    public var logits: UnsafePointer<Float>            // [N, V], model being trained
+    public var targets: [Int32]                         // [N], −1 where there is none
+    public var mask: [Float]                            // [N], 1 on loss tokens
+    /// [N] loss tokens of the sequence each position belongs to (0 for padding); for
+    /// sequence-mean normalisation.
+    public var sequenceLossTokens: [Float]
+    /// [N] a per-step-unique id of the sequence each position belongs to (−1 for padding).
+    public var sequenceId: [Int32]
+    public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
+    public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
+    public var context: StepContext
+    /// Per-rank, per-step stream for objectives that sample (OTR); seeded from
+    /// (seed, step, rank, micro-batch) so runs reproduce.
+    public var rng: RNG
+
+    public init(rows: Int, vocab: Int, logits: UnsafePointer<Float>, targets: [Int32], mask: [Float],
+                sequenceLossTokens: [Float], sequenceId: [Int32], referenceLogits: UnsafePointer<Float>? = nil,
+                oldLogits: UnsafePointer<Float>? = nil, context: StepContext, rng: RNG) {
+        self.rows = rows; self.vocab = vocab; self.logits = logits; self.targets = targets
+        self.mask = mask; self.sequenceLossTokens = sequenceLossTokens; self.sequenceId = sequenceId
+        self.referenceLogits = referenceLogits; self.oldLogits = oldLogits
+        self.context = context; self.rng = rng
+    }
+}
+
+public struct ObjectiveResult {
+    /// This micro-batch's share of the global loss (already normalised).
+    public var loss: Double
+    /// Diagnostic sums, allreduced by the trainer and divided by `diagnosticCounts[key]`
+    /// when present (e.g. "mean_p": Σp with count Σmask).
+    public var diagnostics: [String: Double]
+    public var diagnosticCounts: [String: Double]
+    public init(loss: Double, diagnostics: [String: Double] = [:], diagnosticCounts: [String: Double] = [:]) {
+        self.loss = loss; self.diagnostics = diagnostics; self.diagnosticCounts = diagnosticCounts
+    }
+}
+
+public struct ObjectiveError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

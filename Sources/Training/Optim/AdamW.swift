@@ -1,0 +1,57 @@
+import Foundation
+import TensorCore
+
+/// AdamW (Loshchilov & Hutter 2019): Adam with bias correction and decoupled weight decay,
+///   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,
+///   θ ← θ − lr·( m̂/(√v̂ + ε) + λ·θ )   (λ only on matrices),
+/// over the flat parameter buffer in one loop, as llm.c's gpt2_update.
+public final class AdamW: Optimizer {
+    public let name = "adamw"
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    private var m: [Float], v: [Float]
+    private var t = 0
+    private let decay: [Bool]
+
+    public init(params: ParameterStore, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
+                weightDecay: Float = 0.0) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        m = [Float](repeating: 0, count: params.count)
+        v = [Float](repeating: 0, count: params.count)
+        var d = [Bool](repeating: false, count: params.count)
+        for r in decayRanges(params) { for i in r { d[i] = true } }
+        decay = d
+    }
+
+    public func step(params: ParameterStore, lr: Float) {
+        t += 1
+        let c1 = 1 - Float(pow(Double(beta1), Double(t)))
+        let c2 = 1 - Float(pow(Double(beta2), Double(t)))
+        let p = params.values, g = params.grads
+        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
+        m.withUnsafeMutableBufferPointer { m in
+            v.withUnsafeMutableBufferPointer { v in
+                decay.withUnsafeBufferPointer { decay in
+                    for i in 0..<params.count {
+                        let gi = g[i]
+                        m[i] = b1 * m[i] + (1 - b1) * gi
+                        v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                        let mhat = m[i] / c1, vhat = v[i] / c2
+                        var update = mhat / (vhat.squareRoot() + eps)
+                        if decay[i] { update += wd * p[i] }
+                        p[i] -= lr * update
+                    }
+                }
+            }
+        }
+    }
+
+    public var state: [String: [Float]] { ["m": m, "v": v, "t": [Float(t)]] }
+
+    public func restore(_ state: [String: [Float]]) throws {
+        guard let m = state["m"], let v = state["v"], let t = state["t"], m.count == self.m.count,
+              v.count == self.v.count, t.count == 1 else {
+            throw ObjectiveError("optimizer state does not match this model (adamw)")
+        }
+        self.m = m; self.v = v; self.t = Int(t[0])
+    }
+}

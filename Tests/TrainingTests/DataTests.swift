@@ -1,0 +1,362 @@
+import Foundation
+import XCTest
+import Models
+@testable import Training
+
+final class DataTests: XCTestCase {
+    let tokenizer = ByteTokenizer()
+    private var tempDir: URL!
+
+    override func setUpWithError() throws {
+        tempDir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sft-dist-datatests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tempDir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tempDir)
+    }
+
+    /// Writes `bytes` to a temp file and returns its path.
+    private func file(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let url = tempDir.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    private func file(_ name: String, _ text: String) throws -> String {
+        try file(name, Array(text.utf8))
+    }
+
+    private func bytes(_ s: String) -> [Int32] { Array(s.utf8).map(Int32.init) }
+
+    /// The message reading `text` as a file fails with (path shown relative to tempDir).
+    private func readError(_ text: String, maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) -> String? {
+        readError(Array(text.utf8), maxLineBytes: maxLineBytes)
+    }
+
+    private func readError(_ raw: [UInt8], maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) -> String? {
+        do {
+            _ = try JSONLReader.parse(raw, path: "data.jsonl", maxLineBytes: maxLineBytes)
+            return nil
+        } catch let error as DataError {
+            return error.description
+        } catch {
+            return "unexpected \(error)"
+        }
+    }
+
+    private let good = #"{"prompt": "p", "completion": "c"}"#
+
+    // MARK: - Reader
+
+    func testEachMalformedLineClassHasItsMessage() {
+        XCTAssertEqual(readError(good + "\n\n" + #"{"prompt": "p"}"#), #"data.jsonl:3: missing field "completion""#)
+        XCTAssertEqual(readError(#"{"completion": "c"}"#), #"data.jsonl:1: missing field "prompt""#)
+        XCTAssertEqual(readError(good + "\n" + #"{"prompt": 5, "completion": "c"}"#),
+                       #"data.jsonl:2: field "prompt" must be a string"#)
+        XCTAssertEqual(readError(#"{"prompt": "p", "completion": null}"#),
+                       #"data.jsonl:1: field "completion" must be a string"#)
+        XCTAssertEqual(readError(#"{"prompt": "p", "completion": ""}"#), "data.jsonl:1: empty completion")
+        XCTAssertEqual(readError("[1, 2]"), "data.jsonl:1: expected a JSON object")
+        XCTAssertEqual(readError(#"{"id": 1}"#),
+                       #"data.jsonl:1: missing fields: need "prompt" and "completion", or "messages""#)
+        let invalidJSON = readError(good + "\n" + good + "\n" + #"{"prompt": "p""#)
+        XCTAssertTrue(invalidJSON?.hasPrefix("data.jsonl:3: invalid JSON (") == true, invalidJSON ?? "nil")
+        XCTAssertTrue(invalidJSON?.hasSuffix(")") == true)
+        XCTAssertEqual(readError(Array((good + "\n").utf8) + [0x7B, 0xFF, 0xFE, 0x7D, 0x0A]),
+                       "data.jsonl:2: invalid UTF-8")
+        XCTAssertEqual(readError(good + "\n" + #"{"prompt": "\#(String(repeating: "x", count: 60))", "completion": "c"}"#,
+                                 maxLineBytes: 50),
+                       "data.jsonl:2: line longer than 50 bytes")
+    }
+
+    func testMalformedMessagesRecords() {
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}]}"#),
+                       #"data.jsonl:1: "messages" has no assistant turn"#)
+        XCTAssertEqual(readError(#"{"messages": [{"role": "tool", "content": "x"}]}"#),
+                       #"data.jsonl:1: messages[0]: unknown role "tool" (expected system, user or assistant)"#)
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user"}]}"#),
+                       #"data.jsonl:1: messages[0]: missing field "content""#)
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "a"}, {"role": 1, "content": "b"}]}"#),
+                       #"data.jsonl:1: messages[1]: field "role" must be a string"#)
+        XCTAssertEqual(readError(#"{"messages": ["hi"]}"#), "data.jsonl:1: messages[0] must be an object")
+        XCTAssertEqual(readError(#"{"messages": "hi"}"#), #"data.jsonl:1: field "messages" must be an array"#)
+        XCTAssertEqual(readError(#"{"messages": []}"#), #"data.jsonl:1: "messages" is empty"#)
+        XCTAssertEqual(readError(#"{"messages": [{"role": "assistant", "content": ""}]}"#),
+                       "data.jsonl:1: empty completion (last assistant turn)")
+        XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c", "messages": []}"#),
+                       #"data.jsonl:1: has both "messages" and "prompt"/"completion"; use one format per line"#)
+    }
+
+    func testFileLevelErrors() throws {
+        let missing = tempDir.appendingPathComponent("nope.jsonl").path
+        XCTAssertThrowsError(try JSONLReader.read(path: missing)) {
+            XCTAssertEqual("\($0)", "\(missing): no such file")
+        }
+        XCTAssertThrowsError(try JSONLReader.read(path: tempDir.path)) {
+            XCTAssertTrue("\($0)".hasPrefix("\(self.tempDir.path): cannot read ("), "\($0)")
+        }
+        let empty = try file("empty.jsonl", "\n  \n")
+        XCTAssertThrowsError(try JSONLReader.read(path: empty)) {
+            XCTAssertEqual("\($0)", "\(empty): no examples (file is empty)")
+        }
+    }
+
+    func testLineNumbersCRLFBlankLinesAndBOM() throws {
+        let path = try file("crlf.jsonl", [0xEF, 0xBB, 0xBF] + Array((good + "\r\n\r\n   \n" + good).utf8))
+        let result = try JSONLReader.read(path: path)
+        XCTAssertEqual(result.records.map(\.line), [1, 4])
+        XCTAssertEqual(result.records[1].source, "\(path):4")
+        XCTAssertEqual(result.records[0].record, .promptCompletion(prompt: "p", completion: "c"))
+    }
+
+    func testSkipBadLinesCountsAndSummarises() throws {
+        let text = [good, "{broken", "", good, #"{"prompt": "p"}"#, #"{"prompt": 1, "completion": "c"}"#].joined(separator: "\n")
+        let result = try JSONLReader.parse(Array(text.utf8), path: "data.jsonl", skipBadLines: true)
+        XCTAssertEqual(result.records.map(\.line), [1, 4])
+        XCTAssertEqual(result.skipped.map(\.line), [2, 5, 6])
+        XCTAssertEqual(result.skipped[1].description, #"data.jsonl:5: missing field "completion""#)
+        let summary = try XCTUnwrap(result.skippedSummary)
+        XCTAssertTrue(summary.hasPrefix("skipped 3 bad lines (first: data.jsonl:2: invalid JSON ("), summary)
+
+        XCTAssertThrowsError(try JSONLReader.parse(Array("{x\n".utf8), path: "bad.jsonl", skipBadLines: true)) {
+            XCTAssertTrue("\($0)".hasPrefix("bad.jsonl: no examples (skipped 1 bad line (first: bad.jsonl:1: invalid JSON"), "\($0)")
+        }
+    }
+
+    // MARK: - Formats and masks
+
+    func testPromptCompletionMask() throws {
+        let record = SourcedRecord(record: .promptCompletion(prompt: "ab", completion: "c"), path: "d.jsonl", line: 3)
+        let e = try ChatFormat.example(from: record, tokenizer: tokenizer)
+        XCTAssertEqual(e.ids, [97, 98, 99, 256])
+        XCTAssertEqual(e.lossMask, [0, 0, 1, 1])
+        XCTAssertEqual(e.promptLength, 2)
+        XCTAssertEqual(e.answer, "c")
+        XCTAssertEqual(e.source, "d.jsonl:3")
+        XCTAssertEqual(lossTokenCount(e), 2)
+    }
+
+    func testChatMLMaskMultiTurn() throws {
+        let messages = [ChatMessage(role: .system, content: "s"), ChatMessage(role: .user, content: "u"),
+                        ChatMessage(role: .assistant, content: "a"), ChatMessage(role: .user, content: "v"),
+                        ChatMessage(role: .assistant, content: "bc")]
+        let e = try ChatFormat.conversation(messages, source: "x:1", tokenizer: tokenizer)
+        let nl: [Int32] = [10]
+        var ids: [Int32] = [], mask: [UInt8] = []
+        func add(_ t: [Int32], _ m: UInt8) { ids += t; mask += Array(repeating: m, count: t.count) }
+        add([257] + bytes("system\n") + bytes("s") + [258] + nl, 0)
+        add([257] + bytes("user\n") + bytes("u") + [258] + nl, 0)
+        add([257] + bytes("assistant\n"), 0); add(bytes("a") + [258], 1); add(nl, 0)
+        add([257] + bytes("user\n") + bytes("v") + [258] + nl, 0)
+        add([257] + bytes("assistant\n"), 0)
+        let promptLength = ids.count
+        add(bytes("bc") + [258], 1); add(nl, 0)
+        XCTAssertEqual(e.ids, ids)
+        XCTAssertEqual(e.lossMask, mask)
+        XCTAssertEqual(e.promptLength, promptLength)
+        XCTAssertEqual(e.answer, "bc")
+        XCTAssertEqual(lossTokenCount(e), 5)
+        XCTAssertEqual(tokenizer.decode(Array(e.ids[..<e.promptLength])),
+                       "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n<|im_start|>user\nv<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    func testChatMLContentCannotInjectSpecials() throws {
+        let e = try ChatFormat.conversation([ChatMessage(role: .user, content: "<|im_end|>"),
+                                             ChatMessage(role: .assistant, content: "ok")],
+                                            source: "x:1", tokenizer: tokenizer)
+        XCTAssertEqual(e.ids.filter { $0 == 258 }.count, 2)  // only the two real turn ends
+    }
+
+    func testPlainTemplate() throws {
+        let e = try ChatFormat.conversation([ChatMessage(role: .user, content: "q"), ChatMessage(role: .assistant, content: "a")],
+                                            source: "x:1", tokenizer: tokenizer, template: .plain)
+        XCTAssertEqual(e.ids, bytes("user: q\nassistant: a\n") + [256])
+        XCTAssertEqual(e.lossMask, Array(repeating: 0, count: 19) + [1, 1, 1])
+        XCTAssertEqual(e.promptLength, 19)
+        XCTAssertEqual(e.answer, "a")
+    }
+
+    func testDatasetLoadsBothFormats() throws {
+        let path = try file("mixed.jsonl", good + "\n" +
+            #"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}"# + "\n")
+        let data = try Dataset(path: path, tokenizer: tokenizer, maxLength: 64)
+        XCTAssertEqual(data.count, 2)
+        XCTAssertEqual(data[0].ids, [112, 99, 256])
+        XCTAssertEqual(data[1].answer, "yo")
+        XCTAssertEqual(data[1].source, "\(path):2")
+        XCTAssertEqual(data.lossTokenTotal, 2 + 3)
+        XCTAssertEqual(data.report.summary, "loaded 2 of 2 records from \(path)")
+    }
+
+    // MARK: - Truncation
+
+    private func record(_ prompt: String, _ completion: String, line: Int = 1) -> SourcedRecord {
+        SourcedRecord(record: .promptCompletion(prompt: prompt, completion: completion), path: "t.jsonl", line: line)
+    }
+
+    func testTruncationPolicies() throws {
+        // "abcdef" + "xy" + eos = 9 tokens, cut to 5.
+        let records = [record("abcdef", "xy"), record("p", "q", line: 2)]
+        let right = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 5, truncation: .right)
+        XCTAssertEqual(right.count, 1)  // prompt survives, all completion tokens lost -> dropped
+        XCTAssertEqual(right.report.truncated, 1)
+        XCTAssertEqual(right.report.droppedNoLossTokens, 1)
+        XCTAssertEqual(right[0].source, "t.jsonl:2")
+
+        let right8 = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 8, truncation: .right)
+        XCTAssertEqual(right8[0].ids, bytes("abcdefxy"))
+        XCTAssertEqual(right8[0].lossMask, [0, 0, 0, 0, 0, 0, 1, 1])
+        XCTAssertEqual(right8[0].promptLength, 6)
+
+        let left = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 5, truncation: .left)
+        XCTAssertEqual(left.count, 2)
+        XCTAssertEqual(left[0].ids, bytes("efxy") + [256])
+        XCTAssertEqual(left[0].lossMask, [0, 0, 1, 1, 1])
+        XCTAssertEqual(left[0].promptLength, 2)
+        XCTAssertEqual(left[0].answer, "xy")
+        XCTAssertEqual(left.report.truncated, 1)
+
+        let drop = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 5, truncation: .drop)
+        XCTAssertEqual(drop.count, 1)
+        XCTAssertEqual(drop.report.droppedTooLong, 1)
+        XCTAssertEqual(drop.report.summary, "loaded 1 of 2 records from t.jsonl (dropped 1 longer than 5 tokens)")
+
+        XCTAssertThrowsError(try Dataset(records: [records[0]], path: "t.jsonl", tokenizer: tokenizer,
+                                         maxLength: 5, truncation: .drop)) {
+            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens))")
+        }
+    }
+
+    // MARK: - Split and shuffle
+
+    func testSeededPermutation() {
+        let p = seededPermutation(count: 100, seed: 7)
+        XCTAssertEqual(p.sorted(), Array(0..<100))
+        XCTAssertEqual(p, seededPermutation(count: 100, seed: 7))
+        XCTAssertNotEqual(p, seededPermutation(count: 100, seed: 8))
+        XCTAssertNotEqual(p, Array(0..<100))
+        XCTAssertEqual(seededPermutation(count: 0, seed: 1), [])
+        XCTAssertEqual(seededPermutation(count: 1, seed: 1), [0])
+        // Pinned so a change in the algorithm (which would reorder resumed runs) is noticed.
+        var rng = SplitMix64(seed: 0)
+        XCTAssertEqual(rng.next(), 0xE220_A839_7B1D_CDAF)
+    }
+
+    func testSplitIsDeterministicAndDisjoint() throws {
+        let records = (0..<50).map { record("p\($0)", "c\($0)", line: $0 + 1) }
+        let data = try Dataset(records: records, path: "s.jsonl", tokenizer: tokenizer, maxLength: 32)
+        let (train, heldOut) = data.split(heldOutFraction: 0.2, seed: 42)
+        XCTAssertEqual(heldOut.count, 10)
+        XCTAssertEqual(train.count, 40)
+        let trainSources = Set(train.examples.map(\.source)), heldSources = Set(heldOut.examples.map(\.source))
+        XCTAssertTrue(trainSources.isDisjoint(with: heldSources))
+        XCTAssertEqual(trainSources.union(heldSources).count, 50)
+        let again = data.split(heldOutFraction: 0.2, seed: 42)
+        XCTAssertEqual(again.heldOut.examples, heldOut.examples)
+        XCTAssertEqual(again.train.examples, train.examples)
+        XCTAssertNotEqual(data.split(heldOutFraction: 0.2, seed: 43).heldOut.examples, heldOut.examples)
+        // File order is kept within each half.
+        let lines = heldOut.examples.map { Int($0.source.split(separator: ":").last!)! }
+        XCTAssertEqual(lines, lines.sorted())
+        XCTAssertEqual(data.split(heldOutFraction: 0, seed: 1).heldOut.count, 0)
+    }
+
+    // MARK: - Batching
+
+    private func example(_ ids: [Int32], _ mask: [UInt8], _ name: String) -> Example {
+        Example(ids: ids, lossMask: mask, promptLength: 1, answer: nil, source: name)
+    }
+
+    func testPaddedBatch() {
+        let examples = [example([1, 2, 3, 4], [0, 0, 1, 1], "a"), example([5, 6], [0, 1], "b"),
+                        example([7, 8, 9], [0, 1, 1], "c")]
+        let b = Batching.padded(examples, indices: [1, 0], padId: 99)
+        XCTAssertEqual(b.batch, 2)
+        XCTAssertEqual(b.seqLen, 3)
+        XCTAssertEqual(b.inputs, [5, 99, 99, 1, 2, 3])
+        XCTAssertEqual(b.targets, [6, -1, -1, 2, 3, 4])
+        XCTAssertEqual(b.mask, [1, 0, 0, 0, 1, 1])
+        XCTAssertEqual(b.positions, [0, 0, 0, 0, 1, 2])
+        XCTAssertEqual(b.segments, [0, -1, -1, 0, 0, 0])
+        XCTAssertEqual(b.exampleOfRow, [1, 0])
+        XCTAssertEqual(b.lossTokens, 3)
+        XCTAssertEqual(b.lossTokens, [1, 0].map { lossTokenCount(examples[$0]) }.reduce(0, +))
+    }
+
+    func testPackedBatch() {
+        let examples = [example([1, 2, 3, 4], [0, 0, 1, 1], "a"),  // 3 positions
+                        example([5, 6], [0, 1], "b"),              // 1
+                        example([7, 8, 9], [0, 1, 1], "c"),        // 2
+                        example([10, 11, 12, 13, 14], [0, 1, 1, 1, 1], "d")]  // 4
+        let b = Batching.packed(examples, indices: [0, 1, 2, 3], seqLen: 4, padId: 99)
+        XCTAssertEqual(b.batch, 3)
+        XCTAssertEqual(b.seqLen, 4)
+        // Row 0: a + b; row 1: c (d does not fit after it); row 2: d.
+        XCTAssertEqual(b.inputs, [1, 2, 3, 5, 7, 8, 99, 99, 10, 11, 12, 13])
+        XCTAssertEqual(b.targets, [2, 3, 4, 6, 8, 9, -1, -1, 11, 12, 13, 14])
+        XCTAssertEqual(b.mask, [0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1])
+        XCTAssertEqual(b.positions, [0, 1, 2, 0, 0, 1, 0, 0, 0, 1, 2, 3])
+        XCTAssertEqual(b.segments, [0, 0, 0, 1, 0, 0, -1, -1, 0, 0, 0, 0])
+        XCTAssertEqual(b.rowExamples, [[0, 1], [2], [3]])
+        XCTAssertEqual(b.exampleOfRow, [0, 2, 3])
+        XCTAssertEqual(b.lossTokens, examples.map(lossTokenCount).reduce(0, +))
+        XCTAssertEqual(b.lossTokens, 9)
+    }
+
+    // MARK: - Task generator
+
+    func testTaskGeneratorIsDeterministicAndCorrect() throws {
+        let records = TaskGenerator.generate(count: 500, seed: 3)
+        XCTAssertEqual(records, TaskGenerator.generate(count: 500, seed: 3))
+        XCTAssertNotEqual(records, TaskGenerator.generate(count: 500, seed: 4))
+        XCTAssertEqual(Array(records.prefix(20)), TaskGenerator.generate(count: 20, seed: 3))
+        var kindsSeen = Set<String>()
+        for r in records {
+            let prompt = try XCTUnwrap(r["prompt"]), completion = try XCTUnwrap(r["completion"])
+            XCTAssertEqual(Set(r.keys), ["prompt", "completion"])
+            XCTAssertLessThanOrEqual(prompt.utf8.count, 20, prompt)
+            XCTAssertLessThanOrEqual(completion.utf8.count, 8, completion)
+            XCTAssertTrue(prompt.hasSuffix(" =") && completion.hasPrefix(" "), prompt + completion)
+            let words = prompt.split(separator: " ").map(String.init)
+            kindsSeen.insert(words[0])
+            let answer = String(completion.dropFirst())
+            // Recomputed here independently of the generator's solver.
+            switch words[0] {
+            case "add": XCTAssertEqual(Int(answer), Int(words[1])! + Int(words[2])!, prompt)
+            case "mul": XCTAssertEqual(Int(answer), Int(words[1])! * Int(words[2])!, prompt)
+            case "reverse": XCTAssertEqual(answer, String(words[1].reversed()))
+            case "copy": XCTAssertEqual(answer, words[1])
+            case "repeat": XCTAssertEqual(answer, String(repeating: words[1], count: Int(words[2])!))
+            case "sort": XCTAssertEqual(answer, String(words[1].sorted()))
+            case "upper": XCTAssertEqual(answer, words[1].uppercased())
+            default: XCTFail("unknown task \(prompt)")
+            }
+            XCTAssertEqual(TaskGenerator.expectedCompletion(forPrompt: prompt), completion)
+        }
+        XCTAssertEqual(kindsSeen, Set(TaskGenerator.kinds))
+        XCTAssertEqual(TaskGenerator.expectedCompletion(forPrompt: "add 23 45 ="), " 68")
+        XCTAssertEqual(TaskGenerator.expectedCompletion(forPrompt: "reverse abc ="), " cba")
+        XCTAssertNil(TaskGenerator.expectedCompletion(forPrompt: "what is 2+2?"))
+    }
+
+    func testWriteJSONLRoundTripsThroughReader() throws {
+        var records = TaskGenerator.generate(count: 30, seed: 1)
+        records.append(["prompt": "quote \" back\\slash\n tab\t ctl\u{1} é 🚀", "completion": " <|im_end|>"])
+        let path = tempDir.appendingPathComponent("train.jsonl").path
+        try TaskGenerator.writeJSONL(records, to: path)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix(#"{"prompt":""#))
+        XCTAssertTrue(text.hasSuffix(#"{"prompt":"quote \" back\\slash\n tab\t ctl\u0001 é 🚀","completion":" <|im_end|>"}"# + "\n"))
+        let read = try JSONLReader.read(path: path)
+        XCTAssertEqual(read.records.count, 31)
+        for (r, original) in zip(read.records, records) {
+            XCTAssertEqual(r.record, .promptCompletion(prompt: original["prompt"]!, completion: original["completion"]!))
+        }
+        XCTAssertThrowsError(try TaskGenerator.writeJSONL([["prompt": "x"]], to: path))
+        XCTAssertThrowsError(try TaskGenerator.writeJSONL(records, to: tempDir.appendingPathComponent("no/dir/x.jsonl").path)) {
+            XCTAssertTrue("\($0)".contains(": cannot write ("), "\($0)")
+        }
+    }
+}
