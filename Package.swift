@@ -22,7 +22,7 @@ let package = Package(
 
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
-        .target(name: "Models", dependencies: ["TensorCore"], exclude: ["SafeTensors"]), // TEMP-EXCLUDE
+        .target(name: "Models", dependencies: ["TensorCore"]),
         .target(name: "Training", dependencies: ["Models", "Distributed", "Yams"]),
         .executableTarget(name: "sft-dist", dependencies: [
             "Training", "Models", "TensorCore", "Distributed",
@@ -30,7 +30,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore"], exclude: ["Fixtures", "SafeTensorsTests.swift"]), // TEMP-EXCLUDE
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorCore", "Distributed"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         // Launches the built `sft-dist` binary (single process and under real mpirun).

@@ -53,10 +53,15 @@ public struct StepContext {
     public var globalLossTokens: Int      // Σ mask over the whole global batch, all ranks
     public var globalSequences: Int       // sequences with at least one loss token
     public var statistics: [[Float]]      // per rank, concatenated micro-batch statistics
-    public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = []) {
+    /// The run's sampling seed, the same on every rank. Objectives that sample (OTR) derive one
+    /// stream per (step, sequenceId, position) from it, so draws do not depend on how the
+    /// global batch is split over ranks and micro-batches (unlike `ObjectiveInput.rng`).
+    public var seed: UInt64
+    public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = [],
+                seed: UInt64 = 0) {
         self.step = step; self.totalSteps = totalSteps
         self.globalLossTokens = globalLossTokens; self.globalSequences = globalSequences
-        self.statistics = statistics
+        self.statistics = statistics; self.seed = seed
     }
 }
 
@@ -71,6 +76,8 @@ public struct ObjectiveInput {
     /// sequence-mean normalisation.
     public var sequenceLossTokens: [Float]
     /// [N] a per-step-unique id of the sequence each position belongs to (−1 for padding).
+    /// It should not depend on the rank count (e.g. the sequence's index in the step's global
+    /// batch): OTR keys its sampling streams on it.
     public var sequenceId: [Int32]
     public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh

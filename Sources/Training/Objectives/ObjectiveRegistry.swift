@@ -1,13 +1,39 @@
 /// Objectives by name, with their `--objective-arg key=value` parameters.
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
-    public static let names = ["nll"]
+    public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
+                               "token-clean", "forgetting"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
         let objective: Objective
         switch name {
         case "nll": objective = try NLLObjective(labelSmoothing: try args.float("label_smoothing", default: 0))
+        case "dft": objective = DFTObjective()
+        case "p": objective = PObjective()
+        case "power": objective = try PowerObjective(alpha: try args.float("alpha", default: 10))
+        case "threshold":
+            objective = try ThresholdObjective(variant: args.string("variant", default: "top-p"),
+                                               q: try args.float("q", default: 0.5))
+        case "asft": objective = try AnchoredSFTObjective(klWeight: try args.float("kl_weight", default: 0.1))
+        case "psft":
+            objective = try PSFTObjective(clipLow: try args.float("clip_low", default: 0.2),
+                                          clipHigh: try args.float("clip_high", default: 0.28),
+                                          refresh: try args.int("refresh", default: 8))
+        case "talr":
+            objective = try TALRObjective(tau: try args.optionalFloat("tau"), floor: try args.float("floor", default: 0.01))
+        case "iwsft":
+            objective = try IWSFTObjective(temp: try args.float("temp", default: 1), wMax: try args.float("w_max", default: 16))
+        case "otr":
+            objective = try OTRObjective(k: try args.int("k", default: 8),
+                                         temperature: try args.float("temperature", default: 1),
+                                         beta: try args.float("beta", default: -0.1))
+        case "token-clean": objective = try TokenCleanObjective(ratio: try args.float("ratio", default: 0.6))
+        case "forgetting":
+            objective = try ForgettingObjective(ratio: try args.float("ratio", default: 0.7),
+                                                lambdaMax: try args.float("lambda_max", default: 0.25),
+                                                lambdaMin: try args.float("lambda_min", default: 1e-5),
+                                                pFloor: try args.float("p_floor", default: 0.01))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
@@ -30,6 +56,11 @@ public struct ObjectiveArgs {
             throw ObjectiveError("objective \(objective): \(key)=\(s) is not a number")
         }
         return v
+    }
+    /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
+    public mutating func optionalFloat(_ key: String) throws -> Float? {
+        guard values[key] != nil else { used.insert(key); return nil }
+        return try float(key, default: 0)
     }
     public mutating func int(_ key: String, default d: Int) throws -> Int {
         used.insert(key)

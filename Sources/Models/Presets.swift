@@ -1,0 +1,18 @@
+/// Built-in architectures, addressed by name from `--model`. The vocabulary comes from
+/// the tokenizer, so the same preset serves the byte tokenizer and a BPE one.
+public enum ModelPresets {
+    public static let names = ["default", "tiny", "small", "gpt2-mini"]
+
+    public static func gpt2(_ name: String, vocabSize: Int) -> GPT2Config? {
+        switch name {
+        // The embedded default: ~1.3 M parameters, trains in a couple of minutes on 2 cores.
+        case "default": return GPT2Config(vocabSize: vocabSize, contextLength: 64, embedDim: 160, layers: 4, heads: 5)
+        // For tests: seconds per hundred steps.
+        case "tiny": return GPT2Config(vocabSize: vocabSize, contextLength: 64, embedDim: 32, layers: 2, heads: 2)
+        case "small": return GPT2Config(vocabSize: vocabSize, contextLength: 128, embedDim: 256, layers: 6, heads: 8)
+        // The benchmark configuration (13.9 M parameters with an 8192-token vocabulary).
+        case "gpt2-mini": return GPT2Config(vocabSize: vocabSize, contextLength: 256, embedDim: 384, layers: 6, heads: 6)
+        default: return nil
+        }
+    }
+}

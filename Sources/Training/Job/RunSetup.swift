@@ -1,0 +1,127 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// Start-up of a run: everything that can fail on bad input happens here, before the first
+/// step, and every failure is collective (`Fatal.collective`) so the message prints once
+/// and the job ends on all ranks.
+public struct RunSetup {
+    public let recipe: Recipe
+    public let tokenizer: Tokenizer
+    public let model: LanguageModel
+    public let train: Dataset
+    public let heldOut: Dataset
+    public let objective: Objective
+    public let referenceModel: LanguageModel?
+
+    public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
+        checkSameRecipe(recipe, comm: comm)
+        // Output directory and the built-in data are made by the coordinator only.
+        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil)
+        comm.barrier()
+
+        let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
+        let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
+            let paths = dataPaths(recipe)
+            let truncation = Truncation(rawValue: recipe.truncation)!
+            let template = ChatTemplate(rawValue: recipe.chatTemplate)!
+            let maxLength = min(recipe.maxLength, model.maxSequenceLength)
+            let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
+                                  truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+            if let h = paths.heldOut {
+                let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
+                                       truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+                return (all, held)
+            }
+            return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+        }
+        if comm.isCoordinator {
+            log(train.report.summary)
+            if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
+            else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
+        }
+        if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
+
+        // Identical initial weights everywhere: the coordinator's win.
+        comm.broadcast(model.parameters.valueBuffer, root: 0)
+
+        let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
+        var reference: LanguageModel? = nil
+        if objective.requirements.referenceModel {
+            if let path = recipe.refModel {
+                reference = Fatal.collective { () throws -> LanguageModel in
+                    let (m, _) = try ModelDirectory.load(path)
+                    guard m.parameters.count == model.parameters.count, m.vocabSize == model.vocabSize else {
+                        throw ModelError("\(path): reference model's architecture differs from the model being trained")
+                    }
+                    return m
+                }
+                comm.broadcast(reference!.parameters.valueBuffer, root: 0)
+            } else {
+                let r = model.makeReplica()
+                r.copyParameters(from: model)
+                reference = r
+            }
+        }
+        return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
+                        objective: objective, referenceModel: reference)
+    }
+
+    /// A preset name builds a fresh model with the byte tokenizer; anything else is a model
+    /// directory.
+    public static func loadModel(_ spec: String, seed: UInt64) throws -> (LanguageModel, Tokenizer) {
+        let tokenizer = ByteTokenizer()
+        if let config = ModelPresets.gpt2(spec, vocabSize: tokenizer.vocabSize) {
+            return (GPT2(config: config, seed: seed), tokenizer)
+        }
+        let (m, t) = try ModelDirectory.load(spec)
+        return (m, t)
+    }
+
+    static func dataPaths(_ recipe: Recipe) -> (train: String, heldOut: String?) {
+        if recipe.data == builtinData {
+            return (recipe.out + "/data/train.jsonl", recipe.out + "/data/heldout.jsonl")
+        }
+        return (recipe.data, recipe.heldout)
+    }
+
+    public static let builtinData = "builtin:tasks"
+
+    /// Creates the output directory, writes the recipe, and materialises the built-in
+    /// task data (so the run reads it through the same JSONL path as user data).
+    static func prepareOutput(_ recipe: Recipe) -> String? {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
+            try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
+            if recipe.data == builtinData {
+                try fm.createDirectory(atPath: recipe.out + "/data", withIntermediateDirectories: true)
+                let records = TaskGenerator.generate(count: 4200, seed: recipe.seed)
+                try TaskGenerator.writeJSONL(Array(records[0..<4000]), to: recipe.out + "/data/train.jsonl")
+                // Held-out prompts never appear in training.
+                let seen = Set(records[0..<4000].compactMap { $0["prompt"] })
+                let held = records[4000...].filter { !seen.contains($0["prompt"] ?? "") }
+                try TaskGenerator.writeJSONL(Array(held), to: recipe.out + "/data/heldout.jsonl")
+            }
+            return nil
+        } catch {
+            return "\(recipe.out): cannot prepare output directory (\(error))"
+        }
+    }
+
+    /// Ranks must run the same recipe: the coordinator's canonical form is broadcast and
+    /// compared; a difference names the key.
+    static func checkSameRecipe(_ recipe: Recipe, comm: Communicator) {
+        guard comm.size > 1 else { return }
+        let mine = recipe.canonicalJSON
+        let root = comm.broadcast(mine, root: 0)
+        var problem: String? = nil
+        if root != mine {
+            let other = (try? JSONDecoder().decode(Recipe.self, from: Data(root.utf8))) ?? Recipe()
+            let key = recipe.firstDifference(from: other) ?? "?"
+            problem = "the recipe differs between ranks: key \"\(key)\" on rank \(comm.rank) differs from rank 0 (every rank must get the same flags and recipe)"
+        }
+        Fatal.agree(problem)
+    }
+}

@@ -1,0 +1,122 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// A whole run: set-up, evaluation before, the step loop with progress and metrics,
+/// evaluation after, the final model saved, and a summary. Only the coordinator prints or
+/// writes; every rank computes.
+public enum TrainingJob {
+    public struct Summary {
+        public var firstLoss: Double
+        public var lastLoss: Double
+        public var before: EvalResult?
+        public var after: EvalResult?
+        public var seconds: Double
+        public var outputDirectory: String
+    }
+
+    @discardableResult
+    public static func run(recipe: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
+        let lead = comm.isCoordinator
+        func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
+        say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), OpenBLAS \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
+
+        let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
+        let model = setup.model
+        say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d examples",
+                   recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
+                   recipe.steps, recipe.batchSize))
+        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil) }
+        let trainer = Trainer(setup: setup, comm: comm)
+
+        func evaluate(_ label: String, step: Int) -> EvalResult? {
+            guard setup.heldOut.count > 0 else { return nil }
+            let r = Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples,
+                                       comm: comm, microBatch: recipe.microBatchSize,
+                                       generationExamples: recipe.evalExamples, maxNewTokens: recipe.maxNewTokens)
+            say("eval (\(label)): " + r.summary)
+            metrics.write([("step", step)] + r.fields)
+            return r
+        }
+
+        let before = evaluate("before training", step: 0)
+        let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet)
+        let start = comm.wallTime()
+        var losses: [Double] = []
+        var tokensSeen = 0
+        for step in 0..<recipe.steps {
+            let t0 = comm.wallTime()
+            let r = trainer.step(step)
+            let dt = comm.wallTime() - t0
+            tokensSeen += r.tokens
+            losses.append(r.loss)
+            var fields: [(String, Any)] = [("step", step + 1), ("loss", r.loss), ("lr", Double(r.lr)),
+                                           ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
+                                           ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
+                                           ("elapsed_s", comm.wallTime() - start)]
+            fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
+            if r.skipped { fields.append(("skipped", true)) }
+            metrics.write(fields)
+            let elapsed = comm.wallTime() - start
+            progress.update(step: step, loss: r.loss, lr: Double(r.lr),
+                            tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
+            if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
+                checkReplicas(model, comm: comm, step: step + 1)
+            }
+            if recipe.evalEvery > 0 && (step + 1) % recipe.evalEvery == 0 && step + 1 < recipe.steps {
+                progress.finishLine()
+                _ = evaluate("step \(step + 1)", step: step + 1)
+            }
+        }
+        progress.finishLine()
+        checkReplicas(model, comm: comm, step: recipe.steps)
+        let seconds = comm.wallTime() - start
+        let after = evaluate("after training", step: recipe.steps)
+
+        let modelDir = recipe.out + "/model"
+        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil)
+        if lead && !quiet {
+            if let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
+                try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
+                    .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
+            }
+            say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", losses.first ?? .nan, losses.last ?? .nan))")
+            if let b = before?.exactMatch, let a = after?.exactMatch {
+                say(String(format: "exact match on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
+            }
+            for s in after?.samples ?? [] {
+                say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")
+            }
+            if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
+            say(String(format: "done in %@ (%@ tok/s); model in %@/, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
+                       ProgressLine.clock(seconds), ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9)),
+                       modelDir, recipe.out, recipe.out))
+        }
+        return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
+                       seconds: seconds, outputDirectory: recipe.out)
+    }
+
+    static func saveFinal(_ setup: RunSetup, to dir: String, steps: Int) -> String? {
+        do {
+            try ModelDirectory.save(setup.model, tokenizer: setup.tokenizer, to: dir,
+                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name])
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Replicas must be bit-identical; a difference means a rank diverged (bad memory, a
+    /// non-deterministic kernel, a bug) and continuing would waste the job.
+    static func checkReplicas(_ model: LanguageModel, comm: Communicator, step: Int) {
+        guard comm.size > 1 else { return }
+        let sum = model.parameters.checksum()
+        let all = comm.allgather(withUnsafeBytes(of: sum) { Array($0) })
+        let sums = all.map { $0.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
+        if let bad = sums.firstIndex(where: { $0 != sums[0] }) {
+            // Every rank sees the same gathered sums; the coordinator's message is the one printed.
+            Fatal.agree(comm.isCoordinator ? "replicas diverged at step \(step): the parameter checksum of rank \(bad) differs from rank 0's" : nil)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// The coordinator's one line of progress: step/total, loss, lr, tokens/s, elapsed, ETA.
+/// On a terminal it is redrawn in place; in a log file (batch jobs) it is a plain line every
+/// `every` steps, so cluster logs stay readable.
+public final class ProgressLine {
+    let total: Int
+    let every: Int
+    let interactive: Bool
+    private var drawn = false
+
+    public init(total: Int, every: Int, enabled: Bool) {
+        self.total = total
+        self.every = every
+        interactive = enabled && isatty(STDOUT_FILENO) != 0
+        self.enabled = enabled
+    }
+    let enabled: Bool
+
+    public func update(step: Int, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double, extra: String = "") {
+        guard enabled else { return }
+        let done = step + 1
+        let eta = done < total ? elapsed / Double(done) * Double(total - done) : 0
+        let line = String(format: "step %*d/%d | loss %.4f | lr %.2e | %@ tok/s | %@ elapsed | ETA %@",
+                          String(total).count, done, total, loss, lr, ProgressLine.human(tokensPerSecond),
+                          ProgressLine.clock(elapsed), ProgressLine.clock(eta)) + extra
+        if interactive {
+            print("\r\u{1B}[2K" + line, terminator: "")
+            fflush(stdout)
+            drawn = true
+        } else if done % every == 0 || done == total || done == 1 {
+            print(line)
+            fflush(stdout)
+        }
+    }
+
+    /// Ends the in-place line before anything else is printed.
+    public func finishLine() {
+        if drawn { print(""); drawn = false }
+    }
+
+    public static func clock(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+                         : String(format: "%02d:%02d", t / 60, t % 60)
+    }
+
+    public static func human(_ x: Double) -> String {
+        x >= 1e6 ? String(format: "%.2fM", x / 1e6) : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
+    }
+
+    /// A one-line sparkline of a series, for the end-of-run summary.
+    public static func sparkline(_ values: [Double], width: Int = 40) -> String {
+        let v = values.filter(\.isFinite)
+        guard v.count > 1, let lo = v.min(), let hi = v.max() else { return "" }
+        let blocks = Array("▁▂▃▄▅▆▇█")
+        let n = min(width, v.count)
+        return String((0..<n).map { i -> Character in
+            let a = i * v.count / n, b = max(a + 1, (i + 1) * v.count / n)
+            let mean = v[a..<b].reduce(0, +) / Double(b - a)
+            let k = hi > lo ? Int((mean - lo) / (hi - lo) * 7.999) : 0
+            return blocks[k]
+        })
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct MakeData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "make-data",
+        abstract: "Write the built-in task dataset (arithmetic and string tasks with verifiable answers) as JSONL.")
+
+    @Option(help: "Output JSONL path.") var out: String
+    @Option(help: "Number of examples.") var count = 4000
+    @Option(help: "Seed.") var seed: UInt64 = 1234
+
+    func run() throws {
+        do {
+            try TaskGenerator.writeJSONL(TaskGenerator.generate(count: count, seed: seed), to: out)
+        } catch {
+            printError("sft-dist: error: \(error)"); throw ExitCode(1)
+        }
+    }
+}

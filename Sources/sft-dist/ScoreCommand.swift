@@ -1,0 +1,74 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Models
+import TensorCore
+import Training
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-example token ids and the log-probability of every completion token, as JSONL.",
+        discussion: "Work is sharded over ranks; rank 0 writes the lines in input order.")
+
+    @Option(help: "Model directory or preset.") var model: String
+    @Option(help: "JSONL to score.") var data: String
+    @Option(help: "Output JSONL (default: standard output).") var out: String?
+    @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
+    @Option(name: .customLong("chat-template"), help: "chatml or plain.") var chatTemplate = "chatml"
+    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+
+    func run() throws {
+        let comm = Runtime.start(threads: threads)
+        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
+        let set = Fatal.collective {
+            try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
+                        template: ChatTemplate(rawValue: chatTemplate) ?? .chatml)
+        }
+        var lines: [String] = []
+        let tape = Tape(recording: false)
+        for i in stride(from: comm.rank, to: set.count, by: comm.size) {
+            let e = set[i]
+            let logits = m.forward(tape, inputs: Array(e.ids.dropLast()), batch: 1, seqLen: e.ids.count - 1)
+            let V = logits.columns
+            var lp = [Float](repeating: 0, count: V)
+            var scores: [String] = []
+            var total = 0.0
+            for t in 0..<(e.ids.count - 1) where e.lossMask[t + 1] != 0 {
+                lp.withUnsafeMutableBufferPointer {
+                    SoftmaxKernels.logSoftmax(out: $0.baseAddress!, logits: logits.data + t * V, rows: 1, vocab: V)
+                }
+                let v = lp[Int(e.ids[t + 1])]
+                total += Double(v)
+                scores.append(String(format: "%.6f", v))
+            }
+            lines.append("{\"index\": \(i), \"source\": \(MetricsLog.json([("s", e.source)]).dropFirst(6).dropLast()), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"completion_logprobs\": [\(scores.joined(separator: ", "))], \"sum_logprob\": \(String(format: "%.6f", total))}")
+        }
+        // Rank r holds examples r, r+size, …: interleave back into input order.
+        let gathered = comm.gather(Array(lines.joined(separator: "\n").utf8), root: 0)
+        if comm.isCoordinator {
+            let perRank = gathered.map { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) }
+            var ordered: [String] = []
+            for i in 0..<set.count { ordered.append(perRank[i % comm.size][i / comm.size]) }
+            let text = ordered.joined(separator: "\n") + "\n"
+            if let out {
+                Fatal.agree(writeAtomically(text, to: out))
+            } else {
+                print(text, terminator: "")
+                Fatal.agree(nil)
+            }
+        } else {
+            Fatal.agree(nil)
+        }
+        Runtime.finish()
+    }
+}
+
+/// Temp file + rename: an interrupted write never leaves a half-written output behind.
+func writeAtomically(_ text: String, to path: String) -> String? {
+    do {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return nil
+    } catch {
+        return "\(path): cannot write (\(error.localizedDescription))"
+    }
+}
