@@ -64,6 +64,7 @@ public struct RunSetup {
                 reference = r
             }
         }
+        Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil)
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
     }
@@ -88,13 +89,12 @@ public struct RunSetup {
 
     public static let builtinData = "builtin:tasks"
 
-    /// Creates the output directory, writes the recipe, and materialises the built-in
-    /// task data (so the run reads it through the same JSONL path as user data).
+    /// Materialises the built-in task data under the output directory (so the run reads it
+    /// through the same JSONL path as user data). Nothing else is written before the inputs
+    /// have all loaded: a run that fails on bad input leaves no half-made output behind.
     static func prepareOutput(_ recipe: Recipe) -> String? {
         let fm = FileManager.default
         do {
-            try fm.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
-            try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
             if recipe.data == builtinData {
                 try fm.createDirectory(atPath: recipe.out + "/data", withIntermediateDirectories: true)
                 let records = TaskGenerator.generate(count: 4200, seed: recipe.seed)
@@ -107,6 +107,16 @@ public struct RunSetup {
             return nil
         } catch {
             return "\(recipe.out): cannot prepare output directory (\(error))"
+        }
+    }
+
+    static func writeRecipe(_ recipe: Recipe) -> String? {
+        do {
+            try FileManager.default.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
+            try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
+            return nil
+        } catch {
+            return "\(recipe.out): cannot write the recipe (\(error.localizedDescription))"
         }
     }
 

@@ -12,10 +12,24 @@ public final class ProgressLine {
     public init(total: Int, every: Int, enabled: Bool) {
         self.total = total
         self.every = every
-        interactive = enabled && isatty(STDOUT_FILENO) != 0
+        interactive = enabled && ProgressLine.stdoutIsTerminal()
         self.enabled = enabled
     }
     let enabled: Bool
+
+    /// Under mpirun a rank's stdout is a pseudo-terminal that mpirun forwards, whatever
+    /// mpirun's own stdout is; so ask about the launcher's stdout (our parent on a single
+    /// node). On another node the parent is the daemon, whose stdout is not a terminal, and
+    /// the plain-line format is the right one for a batch log anyway.
+    static func stdoutIsTerminal() -> Bool {
+        guard isatty(STDOUT_FILENO) != 0 else { return false }
+        let env = ProcessInfo.processInfo.environment
+        guard env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil else { return true }
+        let fd = open("/proc/\(getppid())/fd/1", O_WRONLY | O_NOCTTY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return isatty(fd) != 0
+    }
 
     public func update(step: Int, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double, extra: String = "") {
         guard enabled else { return }

@@ -38,9 +38,9 @@ public final class AnchoredSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V, zr = ref + r * V
-            let lse = Row.logSumExp(z, V), lseRef = Row.logSumExp(zr, V)
+            let lse = LogitRow.logSumExp(z, V), lseRef = LogitRow.logSumExp(zr, V)
             let logp = z[y] - lse
-            let w = expf(Row.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
+            let w = expf(LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
             let m = input.mask[r], a = m * scale
             // One pass: KL, entropy and the gradient a·[(w + λ)p_v − λq_v] (the −w·onehot below).
             var kl: Double = 0, h: Double = 0

@@ -24,7 +24,7 @@ public final class DFTObjective: Objective, DetachedEvaluable {
                   dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let scale = inverseCount(input.context.globalLossTokens)
         var diag = TokenDiagnostics()
-        let (loss, _) = Losses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
+        let (loss, _) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
                                            objective: name, diag: &diag) { _, logp in expf(logp) }
         var d: [String: Double] = [:], c: [String: Double] = [:]
         diag.into(&d, &c)

@@ -61,7 +61,7 @@ public final class ForgettingObjective: Objective, DetachedEvaluable {
         var diag = TokenDiagnostics()
         var nPos = 0.0, nNeg = 0.0, ascending = 0.0, lossPos = 0.0, lossNeg = 0.0
         // Per-row weights already carry their own normaliser, so the shared scale is 1.
-        let (loss, _) = Losses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: 1,
+        let (loss, _) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: 1,
                                            objective: name, diag: &diag) { r, logp in
             if sel.keeps(ExcessLossSelection.score(input, row: r, detachedLogP: logp, reference: ref)) {
                 nPos += 1; lossPos -= Double(logp)

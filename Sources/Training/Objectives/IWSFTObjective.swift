@@ -39,7 +39,7 @@ public final class IWSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 && seq.slot[r] >= 0 {
             let y = lossTarget(input, r, name)
             let z = detached + r * V, zr = ref + r * V
-            let logp = z[y] - Row.logSumExp(z, V), logpRef = zr[y] - Row.logSumExp(zr, V)
+            let logp = z[y] - LogitRow.logSumExp(z, V), logpRef = zr[y] - LogitRow.logSumExp(zr, V)
             sums[seq.slot[r]] += Double(logp - logpRef)
             counts[seq.slot[r]] += 1
         }
@@ -57,7 +57,7 @@ public final class IWSFTObjective: Objective, DetachedEvaluable {
         var atMax = 0.0
         // A loss row without a sequence id cannot have a sequence weight; it is left out
         // (weight 0) rather than guessed.
-        let (loss, sumW) = Losses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
+        let (loss, sumW) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
                                               objective: name, diag: &diag) { r, _ in
             let s = seq.slot[r]
             let w = s >= 0 ? weights[s] : 0

@@ -84,12 +84,12 @@ public final class OTRObjective: Objective, DetachedEvaluable {
             let hits = samples.reduce(0) { $0 + ($1 == y ? 1 : 0) }
             let c = Float(max(hits, 1)), wrong = Float(samples.count - hits)
             let z = input.logits + r * V
-            let lse = Row.logSumExp(z, V)
+            let lse = LogitRow.logSumExp(z, V)
             let m = input.mask[r], a = m * scale
             var l = -(c / K) * (z[y] - lse)
             for s in samples where s != y { l -= (beta / K) * (z[s] - lse) }
             total += Double(m * l)
-            diag.entropy += Row.addScaledSoftmax(dlogits.map { $0 + r * V }, z, lse: lse, V, scale: a * (c + beta * wrong) / K)
+            diag.entropy += LogitRow.addScaledSoftmax(dlogits.map { $0 + r * V }, z, lse: lse, V, scale: a * (c + beta * wrong) / K)
             if let d = dlogits {
                 d[r * V + y] -= a * c / K
                 for s in samples where s != y { d[r * V + s] -= a * beta / K }

@@ -82,8 +82,9 @@ public struct ObjectiveInput {
     public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
     public var context: StepContext
-    /// Per-rank, per-step stream for objectives that sample (OTR); seeded from
-    /// (seed, step, rank, micro-batch) so runs reproduce.
+    /// Per-rank, per-step stream for objectives that sample; seeded from
+    /// (seed, step, rank, micro-batch) so runs reproduce. Its draws depend on the split, so
+    /// OTR keys its draws on `context.seed` and `sequenceId` instead, to match across rank counts.
     public var rng: RNG
 
     public init(rows: Int, vocab: Int, logits: UnsafePointer<Float>, targets: [Int32], mask: [Float],

@@ -15,7 +15,7 @@ protocol DetachedEvaluable: Objective {
                   dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult
 }
 
-enum Row {
+enum LogitRow {
     /// log Σ_v exp(z_v), with the sum in Double (as `SoftmaxKernels.logSoftmax`), so
     /// log p_v = z_v − lse without a scratch row.
     @inline(__always)
@@ -79,7 +79,7 @@ struct TokenDiagnostics {
     }
 }
 
-enum Losses {
+enum ObjectiveLosses {
     /// Σ_rows m·w_r·(−log p_y)·scale and its gradient m·w_r·scale·(softmax − onehot(y)),
     /// accumulated: the loss of every method whose per-token weight is detached (DFT, TALR,
     /// iw-SFT, token selection). `weight(r, log sg(p_y))` returns w_r; rows with w_r = 0
@@ -93,14 +93,14 @@ enum Losses {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective)
             let z = input.logits + r * V
-            let lse = Row.logSumExp(z, V)
+            let lse = LogitRow.logSumExp(z, V)
             let logp = z[y] - lse
-            let w = weight(r, Row.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
+            let w = weight(r, LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
             let m = input.mask[r]
             sumW += Double(w)
             diag.sumP += Double(expf(logp)); diag.count += 1
             let a = m * w * scale
-            diag.entropy += Row.addScaledSoftmax(a != 0 ? dlogits.map { $0 + r * V } : nil, z, lse: lse, V, scale: a)
+            diag.entropy += LogitRow.addScaledSoftmax(a != 0 ? dlogits.map { $0 + r * V } : nil, z, lse: lse, V, scale: a)
             if w == 0 { continue }
             total += Double(m * w * -logp)
             if let d = dlogits { d[r * V + y] -= a }
@@ -121,18 +121,18 @@ enum Losses {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective)
             let z = input.logits + r * V
-            let lse = Row.logSumExp(z, V)
+            let lse = LogitRow.logSumExp(z, V)
             let logp = z[y] - lse, p = expf(logp)
             diag.sumP += Double(p); diag.count += 1
-            guard include(r, Row.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp)) else {
-                diag.entropy += Row.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
+            guard include(r, LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp)) else {
+                diag.entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
                 continue
             }
             let m = input.mask[r]
             let (value, c) = f(p, logp)
             total += Double(m * value)
             let a = m * c * scale
-            diag.entropy += Row.addScaledSoftmax(dlogits.map { $0 + r * V }, z, lse: lse, V, scale: -a)
+            diag.entropy += LogitRow.addScaledSoftmax(dlogits.map { $0 + r * V }, z, lse: lse, V, scale: -a)
             if let d = dlogits { d[r * V + y] += a }
         }
         return total

@@ -23,7 +23,7 @@ public final class PObjective: Objective, DetachedEvaluable {
                   dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let scale = inverseCount(input.context.globalLossTokens)
         var diag = TokenDiagnostics()
-        let loss = Losses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
+        let loss = ObjectiveLosses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
                                           diag: &diag, include: { _, _ in true }) { p, _ in (1 - p, -p) }
         var d: [String: Double] = [:], c: [String: Double] = [:]
         diag.into(&d, &c)

@@ -49,9 +49,9 @@ public final class PSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V, zo = old + r * V
-            let lse = Row.logSumExp(z, V)
+            let lse = LogitRow.logSumExp(z, V)
             let logp = z[y] - lse
-            let logpOld = zo[y] - Row.logSumExp(zo, V)
+            let logpOld = zo[y] - LogitRow.logSumExp(zo, V)
             let ratio = expf(min(max(logp - logpOld, -20), 20))
             let m = input.mask[r]
             // −min(r, clip(r, lo, hi)): the unclipped branch (gradient r·∂log p) wins unless r > hi.
@@ -61,7 +61,7 @@ public final class PSFTObjective: Objective, DetachedEvaluable {
             if !active { clipped += 1 }
             sumRatio += Double(ratio)
             let a = active ? m * ratio * scale : 0
-            diag.entropy += Row.addScaledSoftmax(a != 0 ? dlogits.map { $0 + r * V } : nil, z, lse: lse, V, scale: a)
+            diag.entropy += LogitRow.addScaledSoftmax(a != 0 ? dlogits.map { $0 + r * V } : nil, z, lse: lse, V, scale: a)
             if a != 0, let d = dlogits { d[r * V + y] -= a }
             diag.sumP += Double(expf(logp)); diag.count += 1
         }

@@ -28,7 +28,7 @@ public final class PowerObjective: Objective, DetachedEvaluable {
         let scale = inverseCount(input.context.globalLossTokens), a = alpha
         var diag = TokenDiagnostics()
         // p^α as exp(α·log p): exact for tiny p where powf would underflow the same way anyway.
-        let loss = Losses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
+        let loss = ObjectiveLosses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
                                           diag: &diag, include: { _, _ in true }) { _, logp in
             let pa = expf(a * logp)
             return ((1 - pa) / a, -pa)

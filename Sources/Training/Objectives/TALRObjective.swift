@@ -43,7 +43,7 @@ public final class TALRObjective: Objective, DetachedEvaluable {
         var sums = [Double](repeating: 0, count: seq.count), counts = [Double](repeating: 0, count: seq.count)
         for r in 0..<input.rows where input.mask[r] != 0 && seq.slot[r] >= 0 {
             let y = lossTarget(input, r, name), z = input.logits + r * V
-            sums[seq.slot[r]] += Double(Row.logSumExp(z, V) - z[y])
+            sums[seq.slot[r]] += Double(LogitRow.logSumExp(z, V) - z[y])
             counts[seq.slot[r]] += 1
         }
         var out: [Float] = []
@@ -79,7 +79,7 @@ public final class TALRObjective: Objective, DetachedEvaluable {
         let invTau = 1 / tau, floor = self.floor
         let scale = inverseCount(input.context.globalLossTokens)
         var diag = TokenDiagnostics()
-        let (loss, sumW) = Losses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
+        let (loss, sumW) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
                                               objective: name, diag: &diag) { _, logp in
             max(expf(max(logp, logf(1e-6)) * invTau), floor)
         }

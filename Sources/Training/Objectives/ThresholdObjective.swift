@@ -53,7 +53,7 @@ public final class ThresholdObjective: Objective, DetachedEvaluable {
         var n: Float = 0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name), z = input.logits + r * V
-            if isSelected(logp: z[y] - Row.logSumExp(z, V)) { n += input.mask[r] }
+            if isSelected(logp: z[y] - LogitRow.logSumExp(z, V)) { n += input.mask[r] }
         }
         return [n]
     }
@@ -75,7 +75,7 @@ public final class ThresholdObjective: Objective, DetachedEvaluable {
         var diag = TokenDiagnostics()
         var kept = 0.0
         let logLoss = variant.logLoss
-        let loss = Losses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
+        let loss = ObjectiveLosses.probabilityLoss(input, detached: detached, dlogits: dlogits, scale: scale, objective: name,
                                           diag: &diag, include: { _, logp in
             let s = self.isSelected(logp: logp)
             if s { kept += 1 }

@@ -47,7 +47,7 @@ public final class TokenCleanObjective: Objective, DetachedEvaluable {
         let ref = requireReference(input, name)
         let scale = inverseCount(sel.kept)
         var diag = TokenDiagnostics()
-        let (loss, kept) = Losses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
+        let (loss, kept) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,
                                               objective: name, diag: &diag) { r, logp in
             sel.keeps(ExcessLossSelection.score(input, row: r, detachedLogP: logp, reference: ref)) ? 1 : 0
         }
@@ -67,7 +67,7 @@ struct ExcessLossSelection {
     @inline(__always)
     static func score(_ input: ObjectiveInput, row r: Int, detachedLogP: Float, reference: UnsafePointer<Float>) -> Float {
         let V = input.vocab, zr = reference + r * V
-        let logpRef = zr[Int(input.targets[r])] - Row.logSumExp(zr, V)
+        let logpRef = zr[Int(input.targets[r])] - LogitRow.logSumExp(zr, V)
         return logpRef - detachedLogP
     }
 
@@ -80,7 +80,7 @@ struct ExcessLossSelection {
         var out: [Float] = []
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective), z = logits + r * V
-            out.append(score(input, row: r, detachedLogP: z[y] - Row.logSumExp(z, V), reference: ref))
+            out.append(score(input, row: r, detachedLogP: z[y] - LogitRow.logSumExp(z, V), reference: ref))
         }
         return out
     }

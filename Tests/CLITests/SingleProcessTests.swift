@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+
+/// The binary without mpirun: the size-1 communicator, every subcommand, and bad input.
+final class SingleProcessTests: XCTestCase {
+    let tiny = ["--model", "tiny", "--steps", "6", "--batch-size", "4", "--micro-batch-size", "2",
+                "--eval-examples", "4", "--max-new-tokens", "3", "--quiet"]
+
+    func testTrainThenEvalScoreGenerateTokenize() throws {
+        let out = CLI.tempDir("e2e")
+        let t = CLI.sftDist(["train"] + tiny + ["--out", out])
+        XCTAssertEqual(t.status, 0, t.all)
+        for f in ["metrics.jsonl", "recipe.yaml", "model/config.json", "model/model.safetensors", "data/train.jsonl"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), "missing \(f)")
+        }
+        XCTAssertEqual(CLI.losses(out).count, 6)
+        let e = CLI.sftDist(["eval", "--model", out + "/model", "--data", out + "/data/heldout.jsonl", "--examples", "5"])
+        XCTAssertEqual(e.status, 0, e.all)
+        XCTAssertTrue(e.stdout.contains("exact match"), e.stdout)
+        let s = CLI.sftDist(["score", "--model", out + "/model", "--data", out + "/data/heldout.jsonl"])
+        XCTAssertEqual(s.status, 0, s.all)
+        let first = try JSONSerialization.jsonObject(with: Data(s.stdout.split(separator: "\n")[0].utf8)) as! [String: Any]
+        let lps = first["completion_logprobs"] as! [Double]
+        XCTAssertFalse(lps.isEmpty)
+        XCTAssertTrue(lps.allSatisfy { $0 <= 0 })
+        let g = CLI.sftDist(["generate", "--model", out + "/model", "--prompt", "add 1 2 =", "--max-new-tokens", "4", "--json"])
+        XCTAssertEqual(g.status, 0, g.all)
+        let gj = try JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(gj["prompt"] as? String, "add 1 2 =")
+        let k = CLI.sftDist(["tokenize", "hi<|endoftext|>"])
+        XCTAssertEqual(k.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[104, 105, 256]")
+    }
+
+    func testRecipeFileWithFlagOverride() throws {
+        let dir = CLI.tempDir("recipe")
+        try "model: tiny\nsteps: 50\nbatch_size: 4\nmicro_batch_size: 2\neval_examples: 2\nmax_new_tokens: 2\n"
+            .write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["--config", dir + "/r.yaml", "--steps", "3", "--out", dir + "/out", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.losses(dir + "/out").count, 3, "the flag overrides the recipe's steps")
+    }
+
+    func testUnknownRecipeKeyNamesTheKey() throws {
+        let dir = CLI.tempDir("badkey")
+        try "model: tiny\nlearning_rate: 0.1\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["--config", dir + "/r.yaml", "--out", dir + "/out"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("r.yaml: unknown key \"learning_rate\""), r.stderr)
+    }
+
+    func testOutOfRangeValueNamesTheField() {
+        let r = CLI.sftDist(["train"] + tiny + ["--batch-size", "0", "--out", CLI.tempDir("range")])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("batch_size must be ≥ 1"), r.stderr)
+    }
+
+    func testMalformedJSONLStopsWithFileAndLine() throws {
+        let dir = CLI.tempDir("badjsonl")
+        try "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": 3, \"completion\": \"b\"}\n"
+            .write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train"] + tiny + ["--data", dir + "/d.jsonl", "--out", dir + "/out"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines),
+                       "sft-dist: error: \(dir)/d.jsonl:2: field \"prompt\" must be a string")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/model"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/metrics.jsonl"))
+    }
+
+    func testMissingModelDirectoryIsOneClearLine() {
+        let r = CLI.sftDist(["eval", "--model", "/nonexistent/model", "--data", "/nonexistent.jsonl"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.hasPrefix("sft-dist: error: /nonexistent/model: no such model directory"), r.stderr)
+    }
+}
