@@ -1,0 +1,57 @@
+/// RMSNorm over the last dimension: y = x · rstd · w, rstd = 1/√(mean(x²) + eps).
+///
+/// The Llama family's norm (Zhang & Sennrich 2019), as Hugging Face's `LlamaRMSNorm` computes
+/// it: in float32, no mean subtraction and no bias, the weight applied after normalising.
+/// Forward saves rstd per row so backward needs one reduction per row, not two.
+public enum RMSNormKernels {
+    public static func forward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                               x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                               rows: Int, dim c: Int, eps: Float) {
+        for r in 0..<rows {
+            let xr = x + r * c, o = out + r * c
+            var ss: Float = 0
+            for j in 0..<c { ss += xr[j] * xr[j] }
+            let s = 1 / (ss / Float(c) + eps).squareRoot()
+            for j in 0..<c { o[j] = xr[j] * s * weight[j] }
+            rstd[r] = s
+        }
+    }
+
+    /// With n = x·rstd: dw += Σ_rows dout·n;
+    /// dx = rstd·(w⊙dout) − n · mean(w⊙dout⊙n) · rstd  (the derivative of rstd through mean(x²)).
+    public static func backward(dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+                                dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                rows: Int, dim c: Int) {
+        for r in 0..<rows {
+            let xr = x + r * c, d = dout + r * c
+            let s = rstd[r]
+            var dot: Float = 0  // Σ_j w_j·d_j·n_j
+            for j in 0..<c { dot += weight[j] * d[j] * xr[j] * s }
+            let m = dot / Float(c)
+            for j in 0..<c {
+                let n = xr[j] * s
+                dweight?[j] += d[j] * n
+                if let dx { dx[r * c + j] += (weight[j] * d[j] - n * m) * s }
+            }
+        }
+    }
+}
+
+extension Tape {
+    public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float) -> Tensor {
+        let c = x.columns, rows = x.rows
+        precondition(weight.count == c, "rmsNorm: weight size \(weight.count) != \(c)")
+        let out = Tensor(zeros: x.shape)
+        let rstd = Tensor(zeros: [rows])
+        RMSNormKernels.forward(out: out.data, rstd: rstd.data, x: x.data, weight: weight.data,
+                               rows: rows, dim: c, eps: eps)
+        out.requiresGrad = record([x, weight]) {
+            RMSNormKernels.backward(dx: x.requiresGrad ? x.grad : nil,
+                                    dweight: weight.requiresGrad ? weight.grad : nil,
+                                    dout: out.grad, x: x.data, weight: weight.data, rstd: rstd.data,
+                                    rows: rows, dim: c)
+        }
+        return out
+    }
+}
