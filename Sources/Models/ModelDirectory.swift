@@ -9,8 +9,10 @@ public enum ModelDirectory {
 
     /// Writes into `<dir>.tmp-<pid>` and renames over `dir`, so a reader never sees a
     /// half-written model: either the previous one or the new one.
+    /// `format: .hf` also writes Hugging Face tokenizer files for the byte tokenizer (see
+    /// `HFTokenizerFiles`); a BPE tokenizer's files are written back in either format.
     public static func save(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String,
-                            metadata: [String: String] = [:]) throws {
+                            metadata: [String: String] = [:], format: SaveFormat = .native) throws {
         let fm = FileManager.default
         let tmp = dir + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: tmp)
@@ -29,6 +31,7 @@ public enum ModelDirectory {
                 let tok = try JSONSerialization.data(withJSONObject: ["type": ByteTokenizer.name], options: [.sortedKeys])
                 try tok.write(to: URL(fileURLWithPath: tmp + "/" + byteTokenizerFile))
             }
+            try writeTokenizerFiles(tokenizer, model: model, to: tmp, format: format)
             if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
             try fm.moveItem(atPath: tmp, toPath: dir)
         } catch {
@@ -55,11 +58,11 @@ public enum ModelDirectory {
         let model: LanguageModel
         switch modelType {
         case "gpt2":
-            let config = try JSONDecoder().decode(GPT2Config.self, from: data)
-            do { try config.validate() } catch { throw ModelError("\(configPath): \(error)") }
-            model = GPT2(config: config)
+            model = GPT2(config: try GPT2Config(HFConfigFields(path: configPath, object: json)))
+        case "llama", "qwen2", "mistral":
+            model = Llama(config: try LlamaConfig(HFConfigFields(path: configPath, object: json)), extraConfig: json)
         default:
-            throw ModelError("\(configPath): model_type \"\(modelType)\" is not supported (supported: gpt2)")
+            throw ModelError("\(configPath): field \"model_type\" is \"\(modelType)\", which is not supported (supported: gpt2, llama, qwen2, mistral)")
         }
         if tokenizer.vocabSize > model.vocabSize {
             throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(model.vocabSize)")
@@ -94,6 +97,8 @@ public enum ModelDirectory {
             }
             return ByteTokenizer()
         }
-        throw ModelError("\(dir): no tokenizer found (expected \(byteTokenizerFile))")
+        let hf = dir + "/tokenizer.json"
+        if FileManager.default.fileExists(atPath: hf) { return try BPETokenizer(path: hf) }
+        throw ModelError("\(dir): no tokenizer found (expected tokenizer.json or \(byteTokenizerFile))")
     }
 }

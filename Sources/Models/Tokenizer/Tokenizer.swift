@@ -24,4 +24,16 @@ public protocol Tokenizer: AnyObject {
     func specialTokenId(_ text: String) -> Int32?
     /// Every special token string and its id.
     var specialTokens: [String: Int32] { get }
+    /// See the extension below (defaults to nil).
+    var bosId: Int32? { get }
+    var chatTemplateText: String? { get }
+}
+
+extension Tokenizer {
+    /// The beginning-of-sequence token the tokenizer's own post-processor adds (Llama-3's
+    /// `<|begin_of_text|>`), which the data pipeline and chat templates then add explicitly; nil
+    /// when the family uses none (GPT-2, Qwen2, the byte tokenizer).
+    public var bosId: Int32? { nil }
+    /// The chat template text shipped with the tokenizer (tokenizer_config.json), if any.
+    public var chatTemplateText: String? { nil }
 }

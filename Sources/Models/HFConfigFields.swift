@@ -1,0 +1,97 @@
+import Foundation
+
+/// Typed reads of a Hugging Face `config.json` (or `tokenizer_config.json`) object, where every
+/// failure is one line naming the file and the field: `config.json: field "rope_theta" must be
+/// a number, got "abc"`. JSONSerialization gives NSNumber for both numbers and booleans, so the
+/// getters tell them apart explicitly (a `true` must not read as 1).
+public struct HFConfigFields {
+    public let path: String
+    public let object: [String: Any]
+
+    public init(path: String, object: [String: Any]) {
+        self.path = path
+        self.object = object
+    }
+
+    /// Parses `path` as a JSON object.
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError("\(path): not a JSON object")
+        }
+        self.init(path: path, object: obj)
+    }
+
+    public func error(_ field: String, _ problem: String) -> ModelError {
+        ModelError("\(path): field \"\(field)\" \(problem)")
+    }
+
+    public func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+
+    private static func isBool(_ v: Any) -> Bool {
+        // JSONSerialization's booleans are NSNumbers of Objective-C type "c" (char), on Linux too.
+        guard let n = v as? NSNumber else { return false }
+        return String(cString: n.objCType) == "c"
+    }
+
+    private func describe(_ v: Any) -> String {
+        if let s = v as? String { return "\"\(s)\"" }
+        if v is NSNull { return "null" }
+        if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
+        return "\(v)"
+    }
+
+    public func int(_ field: String, default def: Int? = nil) throws -> Int {
+        guard has(field) else {
+            if let def { return def }
+            throw error(field, "is missing")
+        }
+        let v = object[field]!
+        guard !Self.isBool(v), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(),
+              abs(n.doubleValue) < 1e15 else {
+            throw error(field, "must be an integer, got \(describe(v))")
+        }
+        return n.intValue
+    }
+
+    public func positiveInt(_ field: String, default def: Int? = nil) throws -> Int {
+        let v = try int(field, default: def)
+        if v < 1 { throw error(field, "must be ≥ 1, got \(v)") }
+        return v
+    }
+
+    public func double(_ field: String, default def: Double? = nil) throws -> Double {
+        guard has(field) else {
+            if let def { return def }
+            throw error(field, "is missing")
+        }
+        let v = object[field]!
+        guard !Self.isBool(v), let n = v as? NSNumber, n.doubleValue.isFinite else {
+            throw error(field, "must be a number, got \(describe(v))")
+        }
+        return n.doubleValue
+    }
+
+    public func bool(_ field: String, default def: Bool) throws -> Bool {
+        guard has(field) else { return def }
+        let v = object[field]!
+        guard Self.isBool(v) else { throw error(field, "must be true or false, got \(describe(v))") }
+        return (v as! NSNumber).boolValue
+    }
+
+    public func string(_ field: String, default def: String? = nil) throws -> String {
+        guard has(field) else {
+            if let def { return def }
+            throw error(field, "is missing")
+        }
+        guard let s = object[field] as? String else { throw error(field, "must be a string, got \(describe(object[field]!))") }
+        return s
+    }
+
+    /// A nested object (e.g. `rope_scaling`), or nil when absent or null.
+    public func objectField(_ field: String) throws -> [String: Any]? {
+        guard has(field) else { return nil }
+        guard let o = object[field] as? [String: Any] else { throw error(field, "must be an object, got \(describe(object[field]!))") }
+        return o
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import TensorCore
+
+/// The Llama-family decoder (Touvron et al. 2023; Qwen2 and Mistral share it), as Hugging
+/// Face's `LlamaForCausalLM` computes it (`modeling_llama.py`):
+///
+///     x = embed_tokens[ids]
+///     per layer:  h = RMSNorm(x);  q, k, v = q/k/v_proj(h);  q, k = rope(q, k, positions)
+///                 x = x + o_proj(causal GQA attention(q, k, v))
+///                 x = x + down_proj(silu(gate_proj(RMSNorm(x))) ⊙ up_proj(·))
+///     logits = lm_head(RMSNorm(x))          (lm_head = embed_tokens when tied)
+///
+/// Every step is a TensorCore tape op over flat parameters named by HF keys with nn.Linear's
+/// [out, in] layout, so checkpoints load and export without renaming or transposing.
+/// Positions restart per packed document (rotary uses the per-row positions), and attention
+/// never crosses segments.
+public final class Llama: LanguageModel {
+    public let config: LlamaConfig
+    public let parameters: ParameterStore
+    /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
+    /// eos_token_id, initializer_range…), written back on export so the saved config keeps them.
+    public let extraConfig: [String: Any]
+
+    public init(config: LlamaConfig, extraConfig: [String: Any] = [:]) {
+        self.config = config
+        self.extraConfig = extraConfig
+        parameters = ParameterStore(layout: config.parameterLayout)
+    }
+
+    /// N(0, 0.02) weights (HF's `initializer_range` default), zero biases, unit norms.
+    public convenience init(config: LlamaConfig, seed: UInt64) {
+        self.init(config: config)
+        var rng = RNG(seed: seed, stream: 1)
+        for e in parameters.entries {
+            let t = parameters[e.name]
+            if e.name.hasSuffix(".bias") { continue }
+            if e.name.hasSuffix("norm.weight") {
+                for i in 0..<t.count { t.data[i] = 1 }
+                continue
+            }
+            for i in 0..<t.count { t.data[i] = rng.normal() * 0.02 }
+        }
+    }
+
+    public var vocabSize: Int { config.vocabSize }
+    public var maxSequenceLength: Int { config.contextLength }
+    public func makeReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig) }
+
+    public var configJSON: [String: Any] {
+        // Interpreted keys are regenerated; the dtype is float32 because that is what we write.
+        var j = extraConfig
+        for key in ["dtype", "torch_dtype", "rope_scaling", "rope_parameters", "transformers_version"] { j[key] = nil }
+        for (k, v) in config.json { j[k] = v }
+        return j
+    }
+
+    private func bias(_ name: String) -> Tensor? {
+        parameters.entry(name) == nil ? nil : parameters[name]
+    }
+
+    public func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
+                        batch B: Int, seqLen T: Int) -> Tensor {
+        precondition(inputs.count == B * T && positions.count == B * T, "Llama.forward: \(inputs.count) ids for B=\(B) T=\(T)")
+        let p = parameters, c = config, eps = c.rmsNormEps
+        var x = tape.embedding(inputs, table: p["model.embed_tokens.weight"])  // [B·T, C]
+        for i in 0..<c.layers {
+            let l = "model.layers.\(i)."
+            let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
+            func proj(_ name: String, _ input: Tensor) -> Tensor {
+                tape.linear(input, weight: p[l + name + ".weight"], bias: bias(l + name + ".bias"), layout: .outIn)
+            }
+            let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
+                                headDim: c.headDim, theta: c.ropeTheta)
+            let k = tape.rotary(proj("self_attn.k_proj", h), positions: positions, heads: c.kvHeads,
+                                headDim: c.headDim, theta: c.ropeTheta)
+            let v = proj("self_attn.v_proj", h)
+            let att = tape.causalSelfAttention(q: q, k: k, v: v, batch: B, seqLen: T, heads: c.heads,
+                                               kvHeads: c.kvHeads, segments: segments)  // [B·T, H·hd]
+            x = tape.add(x, proj("self_attn.o_proj", att))
+            let h2 = tape.rmsNorm(x, weight: p[l + "post_attention_layernorm.weight"], eps: eps)
+            let act = tape.swiglu(gate: proj("mlp.gate_proj", h2), up: proj("mlp.up_proj", h2))  // [B·T, I]
+            x = tape.add(x, proj("mlp.down_proj", act))
+        }
+        let xf = tape.rmsNorm(x, weight: p["model.norm.weight"], eps: eps)
+        let head = c.tieWordEmbeddings ? p["model.embed_tokens.weight"] : p["lm_head.weight"]
+        return tape.linear(xf, weight: head, layout: .outIn)  // [B·T, V]
+    }
+}

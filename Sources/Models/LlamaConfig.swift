@@ -1,0 +1,166 @@
+import Foundation
+
+/// The architecture of a Llama-family checkpoint, read from Hugging Face's `config.json`
+/// (`LlamaConfig`, `Qwen2Config`, `MistralConfig` in transformers). The three share one
+/// decoder: pre-RMSNorm blocks, rotary q/k, grouped-query attention, SwiGLU MLP. They differ in
+/// biases: Qwen2 always has q/k/v biases (`Qwen2Attention`: bias=True, o_proj bias=False); Llama
+/// has them only with `attention_bias` (then o_proj too) and MLP biases with `mlp_bias`;
+/// Mistral has none.
+///
+/// Unsupported features are refused at load with the field named, rather than silently
+/// computing something else:
+/// - `rope_scaling` / `rope_parameters.rope_type` other than default (Llama-3.1 "llama3",
+///   "linear", "dynamic", "yarn" change the rotary frequencies);
+/// - `hidden_act` other than silu;
+/// - sliding-window attention (Mistral `sliding_window`, Qwen2 `use_sliding_window`) is
+///   accepted by capping the usable context at the window: for sequences no longer than the
+///   window, HF's sliding mask (j > i − window) keeps every causal position, so the results
+///   are identical.
+public struct LlamaConfig: Equatable, Sendable {
+    public enum Family: String, Sendable, CaseIterable { case llama, qwen2, mistral }
+
+    public var family: Family
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var maxPositions: Int
+    public var rmsNormEps: Float
+    public var ropeTheta: Float
+    public var tieWordEmbeddings: Bool
+    public var qkvBias: Bool
+    public var oBias: Bool
+    public var mlpBias: Bool
+    /// Attention window (Mistral / Qwen2 sliding window), nil = unlimited.
+    public var slidingWindow: Int?
+
+    public init(family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
+                heads: Int, kvHeads: Int, headDim: Int? = nil, maxPositions: Int, rmsNormEps: Float = 1e-6,
+                ropeTheta: Float = 10_000, tieWordEmbeddings: Bool = false, qkvBias: Bool? = nil,
+                oBias: Bool = false, mlpBias: Bool = false, slidingWindow: Int? = nil) {
+        self.family = family; self.vocabSize = vocabSize; self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize; self.layers = layers; self.heads = heads
+        self.kvHeads = kvHeads; self.headDim = headDim ?? hiddenSize / heads
+        self.maxPositions = maxPositions; self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta
+        self.tieWordEmbeddings = tieWordEmbeddings; self.qkvBias = qkvBias ?? (family == .qwen2)
+        self.oBias = oBias; self.mlpBias = mlpBias; self.slidingWindow = slidingWindow
+    }
+
+    /// The longest sequence the model computes exactly as transformers does (see the type's doc).
+    public var contextLength: Int { min(maxPositions, slidingWindow ?? maxPositions) }
+
+    /// Reads and checks a config.json object; errors name the file and the field.
+    public init(_ f: HFConfigFields) throws {
+        let type = try f.string("model_type")
+        guard let family = Family(rawValue: type) else {
+            throw f.error("model_type", "\"\(type)\" is not a Llama-family type (llama, qwen2, mistral)")
+        }
+        let hidden = try f.positiveInt("hidden_size")
+        let heads = try f.positiveInt("num_attention_heads")
+        let kv = try f.positiveInt("num_key_value_heads", default: heads)
+        if heads % kv != 0 {
+            throw f.error("num_key_value_heads", "(\(kv)) must divide num_attention_heads (\(heads))")
+        }
+        if !f.has("head_dim") && hidden % heads != 0 {
+            throw f.error("hidden_size", "(\(hidden)) must be a multiple of num_attention_heads (\(heads))")
+        }
+        let headDim = try f.positiveInt("head_dim", default: hidden / heads)
+        if headDim % 2 != 0 { throw f.error("head_dim", "must be even for rotary embeddings, got \(headDim)") }
+        let act = try f.string("hidden_act", default: "silu")
+        if act != "silu" { throw f.error("hidden_act", "\"\(act)\" is not supported (only silu)") }
+
+        // Rotary: transformers < 4.56 writes rope_theta + rope_scaling; newer versions
+        // rope_parameters {rope_type, rope_theta}.
+        var theta = try f.double("rope_theta", default: 10_000)
+        if let rp = try f.objectField("rope_parameters") {
+            let sub = HFConfigFields(path: f.path + " rope_parameters", object: rp)
+            theta = try sub.double("rope_theta", default: theta)
+            let kind = try sub.string("rope_type", default: "default")
+            if kind != "default" { throw f.error("rope_parameters", "rope_type \"\(kind)\" is not supported (only default rotary)") }
+        }
+        if let rs = try f.objectField("rope_scaling") {
+            let kind = (rs["rope_type"] ?? rs["type"]) as? String ?? "?"
+            if kind != "default" { throw f.error("rope_scaling", "rope_type \"\(kind)\" is not supported (only unscaled rotary; remove rope_scaling)") }
+        }
+        if theta <= 0 { throw f.error("rope_theta", "must be > 0, got \(theta)") }
+        if f.has("partial_rotary_factor"), try f.double("partial_rotary_factor") != 1 {
+            throw f.error("partial_rotary_factor", "must be 1 (partial rotary is not supported)")
+        }
+
+        let eps = try f.double("rms_norm_eps", default: 1e-6)
+        if eps <= 0 { throw f.error("rms_norm_eps", "must be > 0, got \(eps)") }
+
+        var window: Int? = nil
+        switch family {
+        case .mistral:
+            if f.has("sliding_window") { window = try f.positiveInt("sliding_window") }
+        case .qwen2:
+            if try f.bool("use_sliding_window", default: false), f.has("sliding_window") {
+                window = try f.positiveInt("sliding_window")
+            }
+        case .llama:
+            break
+        }
+        let attentionBias = try f.bool("attention_bias", default: false)
+        self.init(family: family, vocabSize: try f.positiveInt("vocab_size"), hiddenSize: hidden,
+                  intermediateSize: try f.positiveInt("intermediate_size"),
+                  layers: try f.positiveInt("num_hidden_layers"), heads: heads, kvHeads: kv, headDim: headDim,
+                  maxPositions: try f.positiveInt("max_position_embeddings"), rmsNormEps: Float(eps),
+                  ropeTheta: Float(theta), tieWordEmbeddings: try f.bool("tie_word_embeddings", default: false),
+                  qkvBias: family == .qwen2 ? true : (family == .llama && attentionBias),
+                  oBias: family == .llama && attentionBias,
+                  mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
+                  slidingWindow: window)
+        if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
+    }
+
+    /// `config.json` as transformers writes it for this family (float32 weights).
+    public var json: [String: Any] {
+        let arch = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"][family.rawValue]!
+        var j: [String: Any] = [
+            "model_type": family.rawValue, "architectures": [arch],
+            "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
+            "head_dim": headDim, "max_position_embeddings": maxPositions, "rms_norm_eps": Double(rmsNormEps),
+            "rope_theta": Double(ropeTheta), "tie_word_embeddings": tieWordEmbeddings, "hidden_act": "silu",
+            "torch_dtype": "float32", "attention_dropout": 0.0,
+        ]
+        switch family {
+        case .llama: j["attention_bias"] = qkvBias; j["mlp_bias"] = mlpBias
+        case .qwen2:
+            j["use_sliding_window"] = slidingWindow != nil
+            if let w = slidingWindow { j["sliding_window"] = w }
+        case .mistral: j["sliding_window"] = slidingWindow.map { $0 as Any } ?? NSNull()
+        }
+        return j
+    }
+
+    /// Hugging Face tensor names and shapes (nn.Linear weights are [out, in]).
+    public var parameterLayout: [(name: String, shape: [Int])] {
+        let C = hiddenSize, q = heads * headDim, kv = kvHeads * headDim, I = intermediateSize
+        var l: [(String, [Int])] = [("model.embed_tokens.weight", [vocabSize, C])]
+        for i in 0..<layers {
+            let p = "model.layers.\(i)."
+            l.append((p + "input_layernorm.weight", [C]))
+            l.append((p + "self_attn.q_proj.weight", [q, C]))
+            if qkvBias { l.append((p + "self_attn.q_proj.bias", [q])) }
+            l.append((p + "self_attn.k_proj.weight", [kv, C]))
+            if qkvBias { l.append((p + "self_attn.k_proj.bias", [kv])) }
+            l.append((p + "self_attn.v_proj.weight", [kv, C]))
+            if qkvBias { l.append((p + "self_attn.v_proj.bias", [kv])) }
+            l.append((p + "self_attn.o_proj.weight", [C, q]))
+            if oBias { l.append((p + "self_attn.o_proj.bias", [C])) }
+            l.append((p + "post_attention_layernorm.weight", [C]))
+            for (name, shape) in [("gate_proj", [I, C]), ("up_proj", [I, C]), ("down_proj", [C, I])] {
+                l.append((p + "mlp.\(name).weight", shape))
+                if mlpBias { l.append((p + "mlp.\(name).bias", [shape[0]])) }
+            }
+        }
+        l.append(("model.norm.weight", [C]))
+        if !tieWordEmbeddings { l.append(("lm_head.weight", [vocabSize, C])) }
+        return l
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+
+/// A Hugging Face byte-level BPE tokenizer (`tokenizer.json`, as GPT-2, Llama-3 and Qwen2 ship
+/// it), encoding exactly as huggingface/tokenizers does with `add_special_tokens=False`:
+///
+/// 1. added tokens are split out of the raw text first (leftmost-longest, as tokenizers'
+///    `AddedVocabulary` does with Aho-Corasick): those with `normalized: false` on the raw text,
+///    the others on the normalized text;
+/// 2. the normalizer (NFC for Qwen2) runs on what is left;
+/// 3. the pre-tokenizer splits it (`PreTokenizerRegex`), each piece becomes UTF-8 bytes;
+/// 4. BPE merges each piece (`BPEModel`).
+///
+/// `encodePlain` skips step 1 for special tokens (tokenizers' `split_special_tokens=True`), so
+/// user text can never produce a control token. BOS is never added here: chat templates and the
+/// data pipeline add `bosId` explicitly, where the model family expects it.
+///
+/// `tokenizer_config.json` (next to tokenizer.json) supplies eos/bos/pad tokens and the chat
+/// template (or `chat_template.jinja`, where newer transformers put it).
+public final class BPETokenizer: Tokenizer, @unchecked Sendable {
+    public let vocabSize: Int
+    public let eosId: Int32
+    public let padId: Int32
+    public let bosId: Int32?
+    public let specialTokens: [String: Int32]
+    /// The `chat_template` text from tokenizer_config.json / chat_template.jinja, if any.
+    public let chatTemplateText: String?
+    /// Raw bytes of the files this tokenizer was read from (file name → contents), so an export
+    /// writes them back unchanged.
+    public let sourceFiles: [String: Data]
+
+    private let json: TokenizerJSON
+    private let idToToken: [Int32: String]
+    /// Added tokens matched on the raw text / on normalized text, as UTF-8 (content, id, special).
+    private let rawAdded: [([UInt8], Int32, Bool)]
+    private let normalizedAdded: [([UInt8], Int32, Bool)]
+
+    /// Files copied on export when present.
+    public static let companionFiles = ["tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+
+    /// Reads `tokenizer.json` at `path`, with tokenizer_config.json & co. from its directory.
+    public convenience init(path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        var files: [String: Data] = [:]
+        guard let main = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
+        files["tokenizer.json"] = main
+        for name in Self.companionFiles {
+            if let d = FileManager.default.contents(atPath: (dir.isEmpty ? "." : dir) + "/" + name) { files[name] = d }
+        }
+        try self.init(path: path, files: files)
+    }
+
+    init(path: String, files: [String: Data]) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let parsed = try TokenizerJSON(path: path)
+        json = parsed
+        sourceFiles = files
+        var inverse: [Int32: String] = [:]
+        for (t, id) in parsed.model.vocab { inverse[id] = t }
+        var specials: [String: Int32] = [:]
+        for a in parsed.added {
+            inverse[a.id] = a.content
+            if a.special { specials[a.content] = a.id }
+        }
+        idToToken = inverse
+        specialTokens = specials
+        vocabSize = Int(inverse.keys.max() ?? -1) + 1
+
+        let normalizers = parsed.normalizers
+        rawAdded = parsed.added.filter { !$0.normalized }.map { (Array($0.content.utf8), $0.id, $0.special) }
+        normalizedAdded = parsed.added.filter { $0.normalized }
+            .map { (Array(Self.normalize($0.content, normalizers).utf8), $0.id, $0.special) }
+
+        // tokenizer_config.json: special token names and the chat template.
+        let configPath = (dir.isEmpty ? "." : dir) + "/tokenizer_config.json"
+        var config: [String: Any] = [:]
+        if let d = files["tokenizer_config.json"] {
+            guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+                throw ModelError("\(configPath): not a JSON object")
+            }
+            config = o
+        }
+        func tokenName(_ field: String) -> String? {
+            if let s = config[field] as? String { return s }
+            return (config[field] as? [String: Any])?["content"] as? String
+        }
+        func idOf(_ name: String, field: String) throws -> Int32 {
+            if let id = specials[name] ?? parsed.added.first(where: { $0.content == name })?.id ?? parsed.model.vocab[name] { return id }
+            throw ModelError("\(configPath): field \"\(field)\" is \"\(name)\", which is not a token of \(path)")
+        }
+        if let eos = tokenName("eos_token") {
+            eosId = try idOf(eos, field: "eos_token")
+        } else if let id = specials["<|endoftext|>"] ?? parsed.model.vocab["<|endoftext|>"] {
+            eosId = id
+        } else {
+            throw ModelError("\(configPath): field \"eos_token\" is missing and \(path) has no <|endoftext|> token")
+        }
+        padId = try tokenName("pad_token").map { try idOf($0, field: "pad_token") } ?? eosId
+        if let b = tokenName("bos_token") {
+            // Only a BOS the tokenizer itself would add (post-processor template) is added by us.
+            let added = parsed.bosFromTemplate == b || (config["add_bos_token"] as? NSNumber)?.boolValue == true
+            bosId = added ? try idOf(b, field: "bos_token") : nil
+        } else {
+            bosId = try parsed.bosFromTemplate.map { try idOf($0, field: "post_processor") }
+        }
+        if let t = config["chat_template"] as? String {
+            chatTemplateText = t
+        } else if let list = config["chat_template"] as? [[String: Any]] {
+            chatTemplateText = list.first { $0["name"] as? String == "default" }?["template"] as? String
+        } else if let d = files["chat_template.jinja"] {
+            chatTemplateText = String(decoding: d, as: UTF8.self)
+        } else {
+            chatTemplateText = nil
+        }
+    }
+
+    // MARK: encoding
+
+    static func normalize(_ s: String, _ normalizers: [TokenizerJSON.Normalizer]) -> String {
+        var s = s
+        for n in normalizers {
+            switch n {
+            case .nfc: s = s.precomposedStringWithCanonicalMapping
+            case .nfd: s = s.decomposedStringWithCanonicalMapping
+            case .nfkc: s = s.precomposedStringWithCompatibilityMapping
+            case .nfkd: s = s.decomposedStringWithCompatibilityMapping
+            }
+        }
+        return s
+    }
+
+    private enum Segment { case token(Int32), text(String) }
+
+    /// Leftmost-longest split of `text` on the given added tokens.
+    private func splitAdded(_ text: String, _ tokens: [([UInt8], Int32, Bool)], specials: Bool) -> [Segment] {
+        let usable = tokens.filter { specials || !$0.2 }
+        if usable.isEmpty { return [.text(text)] }
+        let bytes = Array(text.utf8)
+        var out: [Segment] = []
+        var i = 0, start = 0
+        while i < bytes.count {
+            var best: (len: Int, id: Int32)? = nil
+            for (tok, id, _) in usable where tok.count > (best?.len ?? 0) && tok.count <= bytes.count - i && tok[0] == bytes[i] {
+                if bytes[i..<(i + tok.count)].elementsEqual(tok) { best = (tok.count, id) }
+            }
+            if let best {
+                if start < i { out.append(.text(String(decoding: bytes[start..<i], as: UTF8.self))) }
+                out.append(.token(best.id))
+                i += best.len
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        if start < bytes.count { out.append(.text(String(decoding: bytes[start...], as: UTF8.self))) }
+        return out
+    }
+
+    private func encodeText(_ text: String, specials: Bool, into ids: inout [Int32]) {
+        let normalized = Self.normalize(text, json.normalizers)
+        for seg in splitAdded(normalized, normalizedAdded, specials: specials) {
+            switch seg {
+            case .token(let id): ids.append(id)
+            case .text(var t):
+                let pieces: [String]
+                switch json.preTokenization {
+                case .byteLevel(let prefix):
+                    if prefix && !t.hasPrefix(" ") { t = " " + t }
+                    pieces = Self.gpt2Regex.split(t)
+                case .split(let regex, let prefix):
+                    pieces = regex.split(t).map { prefix && !$0.hasPrefix(" ") ? " " + $0 : $0 }
+                }
+                for p in pieces { ids += json.model.tokenize(Array(p.utf8)) }
+            }
+        }
+    }
+
+    private static let gpt2Regex = try! PreTokenizerRegex(pattern: PreTokenizerRegex.gpt2)
+
+    private func encode(_ text: String, specials: Bool) -> [Int32] {
+        var ids: [Int32] = []
+        for seg in splitAdded(text, rawAdded, specials: specials) {
+            switch seg {
+            case .token(let id): ids.append(id)
+            case .text(let t): encodeText(t, specials: specials, into: &ids)
+            }
+        }
+        return ids
+    }
+
+    public func encode(_ text: String) -> [Int32] { encode(text, specials: true) }
+    public func encodePlain(_ text: String) -> [Int32] { encode(text, specials: false) }
+
+    // MARK: decoding
+
+    /// tokenizers' ByteLevel decoder over all tokens (specials included, as with
+    /// `skip_special_tokens=False`); invalid UTF-8 becomes U+FFFD, an unknown id U+FFFD.
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes: [UInt8] = []
+        for id in ids {
+            if let t = idToToken[id] { bytes += ByteLevel.decode(token: t) } else { bytes += Array("\u{FFFD}".utf8) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func specialTokenId(_ text: String) -> Int32? { specialTokens[text] }
+
+    /// The token string of an id (vocabulary or added token).
+    public func token(_ id: Int32) -> String? { idToToken[id] }
+}

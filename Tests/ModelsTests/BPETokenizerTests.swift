@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+@testable import Models
+
+/// Byte-level BPE ids must be identical to huggingface/tokenizers on every fixture string
+/// (Fixtures/hf/expected/tokenizer_cases.json, written by scripts/make-hf-fixtures): unicode,
+/// emoji, runs of whitespace, exotic spaces, digits, contractions, specials inside text.
+final class BPETokenizerTests: XCTestCase {
+    static let root = HFModelTests.root
+
+    struct Case { let text: String; let ids: [Int32]; let plainIds: [Int32]; let decoded: String }
+
+    static func cases(_ kind: String) throws -> [Case] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/expected/tokenizer_cases.json"))
+        let all = try JSONSerialization.jsonObject(with: data) as! [String: [[String: Any]]]
+        return all[kind]!.map {
+            Case(text: $0["text"] as! String, ids: ($0["ids"] as! [Int]).map(Int32.init),
+                 plainIds: ($0["plain_ids"] as! [Int]).map(Int32.init), decoded: $0["decoded"] as! String)
+        }
+    }
+
+    func check(_ kind: String) throws {
+        let tok = try BPETokenizer(path: Self.root + "/tokenizers/\(kind)/tokenizer.json")
+        let cases = try Self.cases(kind)
+        XCTAssertGreaterThan(cases.count, 40)
+        for c in cases {
+            XCTAssertEqual(tok.encode(c.text), c.ids, "\(kind): \(c.text.debugDescription)")
+            XCTAssertEqual(tok.encodePlain(c.text), c.plainIds, "\(kind) plain: \(c.text.debugDescription)")
+            XCTAssertEqual(tok.decode(c.ids), c.decoded, "\(kind) decode: \(c.text.debugDescription)")
+        }
+    }
+
+    /// GPT-2: ByteLevel pre-tokenizer with the GPT-2 regex, legacy "a b" merges.
+    func testGPT2StyleIdsMatchTokenizers() throws { try check("gpt2") }
+    /// Qwen2: NFC, Split(\p{N} single digits) + ByteLevel, added non-special tokens.
+    func testQwen2StyleIdsMatchTokenizers() throws { try check("qwen2") }
+    /// Llama-3: Split(\p{N}{1,3}) + ByteLevel, ignore_merges, BOS from TemplateProcessing.
+    func testLlama3StyleIdsMatchTokenizers() throws { try check("llama3") }
+
+    /// The added tokens of a fixture tokenizer.json: content → id.
+    static func added(_ kind: String) throws -> [String: Int32] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/tokenizers/\(kind)/tokenizer.json"))
+        let j = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        var out: [String: Int32] = [:]
+        for a in j["added_tokens"] as! [[String: Any]] { out[a["content"] as! String] = Int32(a["id"] as! Int) }
+        return out
+    }
+
+    func testSpecialTokensAndConfig() throws {
+        let q = try BPETokenizer(path: Self.root + "/tokenizers/qwen2/tokenizer.json")
+        let qa = try Self.added("qwen2")
+        XCTAssertEqual(q.specialTokenId("<|im_start|>"), qa["<|im_start|>"])
+        XCTAssertEqual(q.eosId, qa["<|im_end|>"], "eos_token <|im_end|> from tokenizer_config.json")
+        XCTAssertEqual(q.padId, qa["<|endoftext|>"])
+        XCTAssertNil(q.bosId)
+        XCTAssertNil(q.specialTokenId("<think>"), "a non-special added token is not a control token")
+        XCTAssertTrue(q.chatTemplateText?.contains("<|im_start|>") ?? false)
+        let l = try BPETokenizer(path: Self.root + "/tokenizers/llama3/tokenizer.json")
+        let la = try Self.added("llama3")
+        XCTAssertEqual(l.bosId, la["<|begin_of_text|>"])
+        XCTAssertEqual(l.eosId, la["<|eot_id|>"])
+        XCTAssertEqual(l.vocabSize, Int(la.values.max()!) + 1)
+        XCTAssertTrue(l.chatTemplateText?.contains("<|start_header_id|>") ?? false)
+    }
+
+    /// Every string survives encode → decode (byte-level BPE is lossless on valid UTF-8).
+    func testRoundTrip() throws {
+        let tok = try BPETokenizer(path: Self.root + "/tokenizers/llama3/tokenizer.json")
+        for s in ["", "plain", "  many   spaces\n\n\t", "🇫🇷👨‍👩‍👧 ∑ x² 日本", "<|eot_id|>mixed<|begin_of_text|>"] {
+            XCTAssertEqual(tok.decode(tok.encode(s)), s)
+        }
+        XCTAssertEqual(tok.decode([99_999]), "\u{FFFD}")
+    }
+
+    /// The generated HF tokenizer.json for the byte tokenizer encodes exactly as ByteTokenizer.
+    func testByteTokenizerExportIsEquivalent() throws {
+        let dir = NSTemporaryDirectory() + "byte-tok-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, data) in try HFTokenizerFiles.files(for: ByteTokenizer(), contextLength: 64) {
+            try data.write(to: URL(fileURLWithPath: dir + "/" + name))
+        }
+        let hf = try BPETokenizer(path: dir + "/tokenizer.json")
+        let byte = ByteTokenizer()
+        XCTAssertEqual(hf.vocabSize, byte.vocabSize)
+        XCTAssertEqual(hf.eosId, byte.eosId)
+        XCTAssertEqual(hf.padId, byte.padId)
+        for c in try Self.cases("gpt2") {
+            XCTAssertEqual(hf.encode(c.text), byte.encode(c.text), c.text.debugDescription)
+            XCTAssertEqual(hf.encodePlain(c.text), byte.encodePlain(c.text), c.text.debugDescription)
+            XCTAssertEqual(hf.decode(byte.encode(c.text)), c.text)
+        }
+    }
+
+    // MARK: bad tokenizer.json: one line naming the file and the field
+
+    func tokenizerError(_ edit: (inout [String: Any]) -> Void) throws -> String {
+        let dir = NSTemporaryDirectory() + "bad-tok-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/tokenizers/qwen2/tokenizer.json"))) as! [String: Any]
+        edit(&j)
+        try JSONSerialization.data(withJSONObject: j).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        do {
+            _ = try BPETokenizer(path: dir + "/tokenizer.json")
+            XCTFail("accepted a bad tokenizer.json")
+            return ""
+        } catch {
+            XCTAssertFalse("\(error)".contains("\n"))
+            XCTAssertTrue("\(error)".hasPrefix(dir + "/tokenizer.json: "), "\(error)")
+            return "\(error)"
+        }
+    }
+
+    func testBadTokenizerJSONIsNamed() throws {
+        func model(_ f: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
+            { j in var m = j["model"] as! [String: Any]; f(&m); j["model"] = m }
+        }
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("field \"model.type\" is \"WordPiece\"", model { $0["type"] = "WordPiece" }),
+            ("field \"model.dropout\"", model { $0["dropout"] = 0.1 }),
+            ("field \"model.merges\" entry 0 makes", model { m in
+                var merges = m["merges"] as! [Any]; merges[0] = ["Ġ", "Ġ"]; m["merges"] = merges
+                var v = m["vocab"] as! [String: Any]; v["ĠĠ"] = nil; m["vocab"] = v }),
+            ("field \"model.merges\" entry 1 must be", model { m in var merges = m["merges"] as! [Any]; merges[1] = 5; m["merges"] = merges }),
+            ("field \"pre_tokenizer.pretokenizers[0].pattern.Regex\" has an unsupported alternative \"\\p{N}{2}\"", { j in
+                var p = j["pre_tokenizer"] as! [String: Any]; var seq = p["pretokenizers"] as! [[String: Any]]
+                seq[0]["pattern"] = ["Regex": "\\p{N}{2}|\\s+"]; p["pretokenizers"] = seq; j["pre_tokenizer"] = p }),
+            ("field \"pre_tokenizer.type\" is \"Metaspace\"", { $0["pre_tokenizer"] = ["type": "Metaspace"] }),
+            ("field \"normalizer.type\" is \"Lowercase\"", { $0["normalizer"] = ["type": "Lowercase"] }),
+            ("field \"decoder.type\" is \"WordPiece\"", { $0["decoder"] = ["type": "WordPiece"] }),
+            ("field \"added_tokens[0].lstrip\" is true", { j in
+                var a = j["added_tokens"] as! [[String: Any]]; a[0]["lstrip"] = true; j["added_tokens"] = a }),
+        ]
+        for (fragment, edit) in cases {
+            let e = try tokenizerError(edit)
+            XCTAssertTrue(e.contains(fragment), "expected \(fragment) in: \(e)")
+        }
+    }
+
+    func testMissingEOSIsNamed() throws {
+        let dir = NSTemporaryDirectory() + "eos-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Self.root + "/tokenizers/qwen2/tokenizer.json", toPath: dir + "/tokenizer.json")
+        try Data("{\"eos_token\": \"<|nope|>\"}".utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+        XCTAssertThrowsError(try BPETokenizer(path: dir + "/tokenizer.json")) {
+            XCTAssertTrue("\($0)".contains("tokenizer_config.json: field \"eos_token\" is \"<|nope|>\""), "\($0)")
+        }
+    }
+}
