@@ -6,38 +6,89 @@ import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Held-out loss, perplexity, token accuracy and exact match of greedy generations.")
+        abstract: "Held-out loss and perplexity; generation accuracy with a scorer (pass@1, pass@k), mean reward, length, calibration.",
+        discussion: """
+        Work is sharded over ranks (run under mpirun to parallelise); the numbers do not depend \
+        on the rank count. Scorers: exact, numeric (last number, --scorer-arg tolerance=1e-6), \
+        contains, regex (--scorer-arg pattern=…), command (--scorer-cmd "prog args": JSONL on \
+        stdin, one score per line on stdout).
+        """)
 
     @Option(help: "Model directory (or a preset, for a baseline).") var model: String
     @Option(help: "JSONL to evaluate on.") var data: String
+    @Option(help: "Scorer: exact, numeric, contains, regex or command.") var scorer = "exact"
+    @Option(name: .customLong("scorer-arg"), help: "Scorer parameter key=value (repeatable).") var scorerArg: [String] = []
+    @Option(name: .customLong("scorer-cmd"), help: "External scorer command (with --scorer command).") var scorerCmd: String?
+    @Option(name: .customLong("scorer-timeout"), help: "Seconds an external scorer may take per batch.") var scorerTimeout: Double = 60
+    @Option(help: "Examples used for generation (0: none).") var examples = 200
+    @Option(help: "Sampled completions per prompt for pass@k (0: greedy only).") var samples = 0
+    @Option(name: .customLong("pass-k"), help: "k values for pass@k, comma-separated (≤ --samples).") var passK = "1"
+    @Option(help: "Temperature of the pass@k samples.") var temperature: Float = 1
+    @Option(name: .customLong("top-p"), help: "Nucleus mass of the pass@k samples.") var topP: Float = 1
+    @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(name: .customLong("micro-batch-size"), help: "Examples per forward pass.") var microBatchSize = 8
     @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
-    @Option(name: .customLong("max-new-tokens"), help: "Generation length for exact match.") var maxNewTokens = 16
-    @Option(help: "Examples used for generation accuracy (0: none).") var examples = 200
+    @Option(name: .customLong("max-new-tokens"), help: "Generation length.") var maxNewTokens = 16
     @Option(name: .customLong("chat-template"), help: "chatml or plain.") var chatTemplate = "chatml"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
 
+    func validate() throws {
+        if samples < 0 { throw ValidationError("--samples must be ≥ 0") }
+        let ks = passK.split(separator: ",").compactMap { Int($0) }
+        if samples > 0 && (ks.isEmpty || ks.contains { $0 < 1 || $0 > samples }) {
+            throw ValidationError("--pass-k values must be between 1 and --samples (\(samples))")
+        }
+    }
+
     func run() throws {
         let comm = Runtime.start(threads: threads)
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
+        var options = EvalOptions()
+        options.scorer = Fatal.collective {
+            var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")
+            if let scorerCmd { args["cmd"] = scorerCmd; args["timeout"] = "\(scorerTimeout)" }
+            return try ScorerRegistry.make(name: scorer, args: args)
+        }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: ChatTemplate(rawValue: chatTemplate) ?? .chatml)
         }
-        let r = Evaluator.evaluate(model: m, tokenizer: tok, examples: set.examples, comm: comm,
-                                   microBatch: microBatchSize, generationExamples: examples, maxNewTokens: maxNewTokens)
+        options.microBatch = microBatchSize; options.generationExamples = examples
+        options.maxNewTokens = maxNewTokens; options.samples = samples
+        options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []
+        options.temperature = temperature; options.topP = topP; options.seed = seed
+        let r = Fatal.collective { try Evaluator.evaluate(model: m, tokenizer: tok, examples: set.examples, comm: comm, options: options) }
         if comm.isCoordinator {
             if json {
-                print(MetricsLog.json([("examples", set.count)] + r.fields))
+                print(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields))
             } else {
-                print("examples        \(set.count)")
-                print(String(format: "loss            %.4f", r.loss))
-                print(String(format: "perplexity      %.3f", r.perplexity))
-                print(String(format: "token accuracy  %.2f%%", r.tokenAccuracy * 100))
-                if let em = r.exactMatch { print(String(format: "exact match     %.2f%% of %d", em * 100, r.generated)) }
+                print("examples          \(set.count)")
+                print(String(format: "loss              %.4f", r.loss))
+                print(String(format: "perplexity        %.3f", r.perplexity))
+                print(String(format: "token accuracy    %.2f%%", r.tokenAccuracy * 100))
+                if let g = r.generation {
+                    print(String(format: "accuracy (%@)%@ %.2f%% pass@1 of %d greedy", scorer,
+                                 String(repeating: " ", count: max(0, 7 - scorer.count)), g.passAt1 * 100, g.count))
+                    for (k, v) in g.passAtK.sorted(by: { $0.key < $1.key }) {
+                        print(String(format: "pass@%-3d          %.2f%% (%d samples per prompt)", k, v * 100, samples))
+                    }
+                    print(String(format: "mean reward       %.4f", g.meanReward))
+                    print(String(format: "mean length       %.1f tokens", g.meanLength))
+                    print(String(format: "calibration (ECE) %.4f", g.ece))
+                }
             }
         }
         Runtime.finish()
     }
+}
+
+func parseKeyValues(_ pairs: [String], flag: String) throws -> [String: String] {
+    var out: [String: String] = [:]
+    for kv in pairs {
+        let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else { throw RecipeError("\(flag) \(kv): expected key=value") }
+        out[parts[0]] = parts[1]
+    }
+    return out
 }

@@ -7,23 +7,30 @@ import Training
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate completions: greedy (temperature 0) or sampled, for one prompt or a JSONL of prompts.")
+        abstract: "Generate completions: greedy (temperature 0) or sampled, for one prompt or a JSONL of prompts.",
+        discussion: """
+        A single --prompt streams tokens to the terminal as they are produced. --prompts is \
+        sharded over ranks and printed in input order; each prompt samples from its own seeded \
+        stream, so the output is the same for any number of ranks.
+        """)
 
     @Option(help: "Model directory or preset.") var model: String
-    @Option(help: "One prompt (raw text).") var prompt: String?
-    @Option(help: "JSONL with a \"prompt\" field per line.") var prompts: String?
+    @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
+    @Option(help: "JSONL with a \"prompt\" (or \"messages\") field per line.") var prompts: String?
     @Option(name: .customLong("max-new-tokens"), help: "Tokens to generate.") var maxNewTokens = 32
     @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-k"), help: "Sample from the k most likely tokens (0 = all).") var topK = 0
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
+    @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it.") var stop: [String] = []
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
-    @Flag(help: "One JSON object per prompt ({prompt, text, ids}).") var json = false
+    @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
 
     func validate() throws {
         if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt or --prompts") }
         if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
         if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        if topK < 0 { throw ValidationError("--top-k must be ≥ 0") }
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be ≥ 1") }
     }
 
@@ -35,22 +42,51 @@ struct Generate: ParsableCommand {
             return try JSONLReader.read(path: prompts!).records.map { r in
                 switch r.record {
                 case .promptCompletion(let p, _): return p
-                case .messages(let msgs): return msgs.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
+                case .messages(let msgs):
+                    let turns = msgs.last?.role == .assistant ? Array(msgs.dropLast()) : msgs
+                    return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
                 }
             }
         }
-        var stop: Set<Int32> = [tok.eosId]
-        if let end = tok.specialTokenId("<|im_end|>") { stop.insert(end) }
-        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP, stopIds: stop)
+        let ids = texts.map { tok.encode($0) }
+        if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
+            Fatal.agree("prompt \(i + 1) has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
+        } else { Fatal.agree(nil) }
+        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
+                                      stopIds: Evaluator.stopIds(tok), stopStrings: stop)
+        let mine = Array(stride(from: comm.rank, to: texts.count, by: comm.size))
+        let streaming = prompt != nil && !json && comm.isCoordinator
+        // Streaming prints what is safe to print: never half a UTF-8 character, and never the
+        // last few characters that could still turn out to begin a stop string.
+        var generated: [Int32] = [], shown = 0
+        let holdBack = max(0, (stop.map(\.count).max() ?? 0) - 1)
+        if streaming { print(texts[0], terminator: ""); fflush(stdout) }
+        let gens = Generator.generate(m, prompts: mine.map { ids[$0] }, options: options,
+                                      rngs: mine.map { RNG(seed: seed, stream: UInt64($0)) },
+                                      decodeText: { tok.decode($0) },
+                                      onToken: streaming ? { _, id in
+                                          generated.append(id)
+                                          let text = Array(tok.decode(generated))
+                                          var safe = text.count - holdBack
+                                          while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }
+                                          if safe > shown { print(String(text[shown..<safe]), terminator: ""); fflush(stdout); shown = safe }
+                                      } : nil)
         var lines: [String] = []
-        for i in stride(from: comm.rank, to: texts.count, by: comm.size) {
-            // Seeded per prompt, so the output does not depend on which rank ran it.
-            var rng = RNG(seed: seed, stream: UInt64(i))
-            let ids = tok.encode(texts[i])
-            let out = Generator.generate(m, prompt: ids, options: options, rng: &rng)
-            let text = tok.decode(out.ids)
-            lines.append(json ? MetricsLog.json([("prompt", texts[i]), ("text", text)]).dropLast() + ", \"ids\": [\(out.ids.map(String.init).joined(separator: ", "))]}"
-                              : texts[i] + text)
+        for (j, g) in gens.enumerated() {
+            let i = mine[j]
+            let text = g.text ?? tok.decode(g.ids)
+            if json {
+                lines.append(String(MetricsLog.json([("prompt", texts[i]), ("text", text), ("finish", g.finish.rawValue)]).dropLast())
+                             + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
+            } else {
+                lines.append(texts[i] + text)
+            }
+        }
+        if streaming {
+            let final = Array(gens.first.map { $0.text ?? tok.decode($0.ids) } ?? "")
+            print(shown < final.count ? String(final[shown...]) : "")
+            Runtime.finish()
+            return
         }
         let gathered = comm.gather(Array(lines.joined(separator: "\u{1E}").utf8), root: 0)
         if comm.isCoordinator {

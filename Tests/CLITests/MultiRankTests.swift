@@ -72,7 +72,7 @@ final class MultiRankTests: XCTestCase {
         let j1 = try JSONSerialization.jsonObject(with: Data(e1.stdout.utf8)) as! [String: Any]
         let j2 = try JSONSerialization.jsonObject(with: Data(e2.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((j1["eval_loss"] as! Double), (j2["eval_loss"] as! Double), accuracy: 1e-5)
-        XCTAssertEqual(j1["eval_exact_match"] as? Double, j2["eval_exact_match"] as? Double)
+        XCTAssertEqual(j1["eval_accuracy"] as? Double, j2["eval_accuracy"] as? Double)
         let s1 = CLI.mpirun(1, ["score", "--model", model, "--data", data])
         let s3 = CLI.mpirun(3, ["score", "--model", model, "--data", data])
         XCTAssertEqual(s1.status, 0, s1.all)

@@ -16,7 +16,7 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertEqual(CLI.losses(out).count, 6)
         let e = CLI.sftDist(["eval", "--model", out + "/model", "--data", out + "/data/heldout.jsonl", "--examples", "5"])
         XCTAssertEqual(e.status, 0, e.all)
-        XCTAssertTrue(e.stdout.contains("exact match"), e.stdout)
+        XCTAssertTrue(e.stdout.contains("accuracy (exact)"), e.stdout)
         let s = CLI.sftDist(["score", "--model", out + "/model", "--data", out + "/data/heldout.jsonl"])
         XCTAssertEqual(s.status, 0, s.all)
         let first = try JSONSerialization.jsonObject(with: Data(s.stdout.split(separator: "\n")[0].utf8)) as! [String: Any]

@@ -4,37 +4,69 @@ import Models
 import TensorCore
 
 /// Held-out evaluation, sharded over ranks like training: loss, perplexity and next-token
-/// accuracy on the completion tokens; exact match of greedy generations against the
-/// reference answers. Sums are allreduced, so the numbers do not depend on rank count.
+/// accuracy on the completion tokens; then generation scored by a `Scorer` (pass@1 of the
+/// greedy answer, pass@k from n samples, mean reward, mean length, calibration). All sums
+/// are allreduced, so the numbers do not depend on the rank count.
+public struct EvalOptions {
+    public var microBatch = 8
+    public var generationExamples = 200
+    public var maxNewTokens = 16
+    public var scorer: Scorer = ExactMatchScorer()
+    /// n samples per prompt for pass@k (0: greedy only), drawn at `temperature`/`topP`.
+    public var samples = 0
+    public var passK: [Int] = []
+    public var temperature: Float = 1
+    public var topP: Float = 1
+    public var seed: UInt64 = 0
+    public var calibrationBins = 10
+    public init() {}
+}
+
 public struct EvalResult {
     public var loss: Double
     public var perplexity: Double
     public var tokenAccuracy: Double
     public var lossTokens: Int
-    public var exactMatch: Double?
-    public var generated: Int
+    public var generation: GenerationScores?
     /// A few (prompt, expected, got) triples from the coordinator's shard, for display.
     public var samples: [(prompt: String, expected: String, got: String)]
 
+    public var accuracy: Double? { generation?.passAt1 }
+
     public var fields: [(String, Any)] {
         var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_token_acc", tokenAccuracy)]
-        if let em = exactMatch { f.append(("eval_exact_match", em)) }
+        if let g = generation {
+            f += [("eval_accuracy", g.passAt1), ("eval_mean_reward", g.meanReward), ("eval_mean_length", g.meanLength),
+                  ("eval_ece", g.ece), ("eval_generated", g.count)]
+            f += g.passAtK.sorted { $0.key < $1.key }.map { ("eval_pass@\($0.key)", $0.value as Any) }
+        }
         return f
     }
 
     public var summary: String {
         var s = String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
-        if let em = exactMatch { s += String(format: " | exact match %.1f%% (%d)", em * 100, generated) }
+        if let g = generation { s += String(format: " | accuracy %.1f%% of %d", g.passAt1 * 100, g.count) }
         return s
     }
 }
 
 public enum Evaluator {
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
-                                comm: Communicator, microBatch: Int, generationExamples: Int,
-                                maxNewTokens: Int) -> EvalResult {
+                                comm: Communicator, options: EvalOptions) throws -> EvalResult {
+        let (loss, tokens, correct) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
+                                                    comm: comm, microBatch: options.microBatch)
+        let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,
+                                                           comm: comm, options: options)
+        let mean = tokens > 0 ? loss / tokens : .nan
+        return EvalResult(loss: mean, perplexity: exp(mean), tokenAccuracy: tokens > 0 ? correct / tokens : 0,
+                          lossTokens: Int(tokens), generation: generation, samples: samples)
+    }
+
+    /// Σ loss, Σ loss tokens, Σ argmax-correct over every rank's shard.
+    static func teacherForced(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
+                              comm: Communicator, microBatch: Int) -> (Double, Double, Double) {
         let mine = stride(from: comm.rank, to: examples.count, by: comm.size).map { $0 }
-        var sums = [0.0, 0.0, 0.0]  // Σ loss, Σ loss tokens, Σ correct
+        var sums = [0.0, 0.0, 0.0]
         let tape = Tape(recording: false)
         for start in stride(from: 0, to: mine.count, by: microBatch) {
             let idx = Array(mine[start..<min(start + microBatch, mine.count)])
@@ -52,35 +84,15 @@ public enum Evaluator {
                 sums[1] += 1
             }
         }
-
-        // Greedy generation on the first `generationExamples` examples that carry an answer.
-        let candidates = examples.indices.filter { examples[$0].answer != nil }.prefix(generationExamples)
-        let genMine = stride(from: comm.rank, to: candidates.count, by: comm.size).map { candidates[candidates.startIndex + $0] }
-        var stop: Set<Int32> = [tokenizer.eosId]
-        if let end = tokenizer.specialTokenId("<|im_end|>") { stop.insert(end) }
-        var samples: [(String, String, String)] = []
-        var correct = 0.0
-        var rng = RNG(seed: 0)
-        for i in genMine {
-            let e = examples[i]
-            let prompt = Array(e.ids[0..<e.promptLength])
-            let out = Generator.generate(model, prompt: prompt,
-                                         options: SamplingOptions(maxNewTokens: maxNewTokens, stopIds: stop), rng: &rng)
-            let got = tokenizer.decode(out.ids)
-            let expected = e.answer ?? ""
-            if normalise(got) == normalise(expected) { correct += 1 }
-            if samples.count < 4 { samples.append((tokenizer.decode(prompt), expected, got)) }
-        }
-        var all = sums + [correct, Double(genMine.count)]
-        comm.allreduce(&all, op: .sum)
-        let loss = all[1] > 0 ? all[0] / all[1] : .nan
-        return EvalResult(loss: loss, perplexity: exp(loss), tokenAccuracy: all[1] > 0 ? all[2] / all[1] : 0,
-                          lossTokens: Int(all[1]), exactMatch: all[4] > 0 ? all[3] / all[4] : nil,
-                          generated: Int(all[4]), samples: samples)
+        comm.allreduce(&sums, op: .sum)
+        return (sums[0], sums[1], sums[2])
     }
 
-    /// Exact match ignores surrounding whitespace and case of nothing else.
-    public static func normalise(_ s: String) -> String {
-        s.trimmingCharacters(in: .whitespacesAndNewlines)
+    /// Stop at end-of-text and at the end of an assistant turn.
+    public static func stopIds(_ tokenizer: Tokenizer) -> Set<Int32> {
+        var stop: Set<Int32> = [tokenizer.eosId]
+        if let end = tokenizer.specialTokenId("<|im_end|>") { stop.insert(end) }
+        if let end = tokenizer.specialTokenId("<|eot_id|>") { stop.insert(end) }
+        return stop
     }
 }

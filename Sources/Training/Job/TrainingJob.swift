@@ -32,9 +32,12 @@ public enum TrainingJob {
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
-            let r = Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples,
-                                       comm: comm, microBatch: recipe.microBatchSize,
-                                       generationExamples: recipe.evalExamples, maxNewTokens: recipe.maxNewTokens)
+            var options = EvalOptions()
+            options.microBatch = recipe.microBatchSize
+            options.generationExamples = recipe.evalExamples
+            options.maxNewTokens = recipe.maxNewTokens
+            let r = Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer,
+                                                              examples: setup.heldOut.examples, comm: comm, options: options) }
             say("eval (\(label)): " + r.summary)
             metrics.write([("step", step)] + r.fields)
             return r
@@ -82,8 +85,8 @@ public enum TrainingJob {
                     .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
             }
             say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", losses.first ?? .nan, losses.last ?? .nan))")
-            if let b = before?.exactMatch, let a = after?.exactMatch {
-                say(String(format: "exact match on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
+            if let b = before?.accuracy, let a = after?.accuracy {
+                say(String(format: "exact-match accuracy on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
             }
             for s in after?.samples ?? [] {
                 say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")

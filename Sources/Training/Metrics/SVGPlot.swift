@@ -20,11 +20,11 @@ public enum SVGPlot {
             guard let s = r["step"], let l = r["eval_loss"] else { return nil }; return (s, l)
         }
         let em = records.compactMap { r -> (Double, Double)? in
-            guard let s = r["step"], let a = r["eval_exact_match"] else { return nil }; return (s, a)
+            guard let s = r["step"], let a = r["eval_accuracy"] else { return nil }; return (s, a)
         }
         return render(title: title, left: [Series(name: "train loss", color: "#1f77b4", points: train),
                                            Series(name: "held-out loss", color: "#d62728", points: eval, dots: true)],
-                      right: em.isEmpty ? nil : Series(name: "exact match", color: "#2ca02c", points: em, dots: true))
+                      right: em.isEmpty ? nil : Series(name: "held-out accuracy", color: "#2ca02c", points: em, dots: true))
     }
 
     public static func render(title: String, left: [Series], right: Series?) -> String {

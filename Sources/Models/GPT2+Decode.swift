@@ -1,0 +1,80 @@
+import TensorCore
+
+/// GPT-2 incremental decoding with a KV cache: the same layers as `GPT2.forward`, run as
+/// inference kernels (no tape) on only the new tokens, with keys and values of earlier
+/// positions read from the cache. Checked against full recomputation in GPT2DecodeTests.
+extension GPT2: IncrementalDecoder {
+    public func makeCache(rows: Int, capacity: Int) -> KVCache {
+        KVCache(layers: config.layers, rows: rows, capacity: min(capacity, config.contextLength), kvDim: config.embedDim)
+    }
+
+    public func decode(_ segments: [DecodeSegment], cache: KVCache) -> [Float] {
+        let C = config.embedDim, V = config.vocabSize, H = config.heads, eps = config.layerNormEps
+        let N = segments.reduce(0) { $0 + $1.tokens.count }
+        guard N > 0 else { return [] }
+        var ids: [Int32] = [], positions: [Int32] = []
+        for s in segments {
+            precondition(cache.length[s.row] + s.tokens.count <= cache.capacity,
+                         "GPT2.decode: row \(s.row) would exceed the cache capacity \(cache.capacity)")
+            ids += s.tokens
+            positions += (0..<s.tokens.count).map { Int32(cache.length[s.row] + $0) }
+        }
+        let p = parameters
+        let buf = DecodeBuffers(n: N, c: C, v: V)
+        // x = wte[ids] + wpe[positions]
+        EmbeddingKernels.forward(out: buf.x, ids: ids, table: p["transformer.wte.weight"].data, rows: V, dim: C)
+        EmbeddingKernels.forward(out: buf.h, ids: positions, table: p["transformer.wpe.weight"].data, rows: config.contextLength, dim: C)
+        for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+        for l in 0..<config.layers {
+            let w = { (name: String) in p["transformer.h.\(l).\(name)"].data }
+            LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: w("ln_1.weight"),
+                                     bias: w("ln_1.bias"), rows: N, dim: C, eps: eps)
+            LinearKernels.forward(out: buf.qkv, x: buf.h, w: w("attn.c_attn.weight"), bias: w("attn.c_attn.bias"),
+                                  n: N, inFeatures: C, outFeatures: 3 * C, layout: .inOut)
+            // Append each new token's k, v to its row, then attend.
+            var offset = 0
+            for s in segments {
+                let start = cache.length[s.row]
+                for i in 0..<s.tokens.count {
+                    let src = buf.qkv + (offset + i) * 3 * C
+                    cache.key(l, row: s.row, position: start + i).update(from: src + C, count: C)
+                    cache.value(l, row: s.row, position: start + i).update(from: src + 2 * C, count: C)
+                }
+                CachedAttention.forward(out: buf.att + offset * C, ldo: C, q: buf.qkv + offset * 3 * C, ldq: 3 * C,
+                                        cache: cache, layer: l, row: s.row, start: start, count: s.tokens.count,
+                                        heads: H, kvHeads: H, headDim: C / H)
+                offset += s.tokens.count
+            }
+            LinearKernels.forward(out: buf.h, x: buf.att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
+                                  n: N, inFeatures: C, outFeatures: C, layout: .inOut)
+            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+            LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: w("ln_2.weight"),
+                                     bias: w("ln_2.bias"), rows: N, dim: C, eps: eps)
+            LinearKernels.forward(out: buf.fc, x: buf.h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
+                                  n: N, inFeatures: C, outFeatures: 4 * C, layout: .inOut)
+            GELUKernels.forward(out: buf.fc, x: buf.fc, count: N * 4 * C)
+            LinearKernels.forward(out: buf.h, x: buf.fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
+                                  n: N, inFeatures: 4 * C, outFeatures: C, layout: .inOut)
+            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+        }
+        for s in segments { cache.length[s.row] += s.tokens.count }
+        LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: p["transformer.ln_f.weight"].data,
+                                 bias: p["transformer.ln_f.bias"].data, rows: N, dim: C, eps: eps)
+        LinearKernels.forward(out: buf.logits, x: buf.h, w: p["transformer.wte.weight"].data, bias: nil,
+                              n: N, inFeatures: C, outFeatures: V, layout: .outIn)
+        return Array(UnsafeBufferPointer(start: buf.logits, count: N * V))
+    }
+}
+
+/// Scratch for one decode call; freed when it returns.
+final class DecodeBuffers {
+    let x, h, qkv, att, fc, logits, mean, rstd: UnsafeMutablePointer<Float>
+    init(n: Int, c: Int, v: Int) {
+        func make(_ k: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(k, 1)); p.initialize(repeating: 0, count: max(k, 1)); return p
+        }
+        x = make(n * c); h = make(n * c); qkv = make(n * 3 * c); att = make(n * c); fc = make(n * 4 * c)
+        logits = make(n * v); mean = make(n); rstd = make(n)
+    }
+    deinit { [x, h, qkv, att, fc, logits, mean, rstd].forEach { $0.deallocate() } }
+}

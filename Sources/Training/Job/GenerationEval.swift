@@ -1,0 +1,104 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// Generation-based evaluation: greedy answers scored for pass@1 and calibration, and n
+/// sampled answers per prompt for pass@k (the unbiased estimator of Chen et al. 2021,
+/// 1 − C(n−c, k)/C(n, k)). Prompts are sharded over ranks; each prompt samples from its own
+/// stream (seed, example index, sample), so results are the same for any rank count.
+public struct GenerationScores {
+    public var count: Int
+    public var passAt1: Double          // greedy answers scoring > 0.5
+    public var meanReward: Double       // mean greedy score
+    public var meanLength: Double       // mean greedy completion length in tokens
+    /// Expected calibration error of the greedy answer's sequence probability against its
+    /// correctness, over equal-width confidence bins.
+    public var ece: Double
+    public var passAtK: [Int: Double]
+}
+
+enum GenerationEval {
+    static func run(model: LanguageModel, tokenizer: Tokenizer, examples: [Example], comm: Communicator,
+                    options: EvalOptions) throws -> (GenerationScores?, [(prompt: String, expected: String, got: String)]) {
+        let candidates = Array(examples.indices.filter { examples[$0].answer != nil }.prefix(options.generationExamples))
+        guard !candidates.isEmpty else { return (nil, []) }
+        let mine = stride(from: comm.rank, to: candidates.count, by: comm.size).map { candidates[$0] }
+        let stop = Evaluator.stopIds(tokenizer)
+        let prompts = mine.map { Array(examples[$0].ids[0..<examples[$0].promptLength]) }
+        func items(_ gens: [Generation], _ which: [Int]) -> [ScoringItem] {
+            zip(gens, which).map { g, i in
+                ScoringItem(prompt: tokenizer.decode(prompts[mine.firstIndex(of: i)!]), completion: g.text ?? tokenizer.decode(g.ids),
+                            reference: examples[i].answer, source: examples[i].source)
+            }
+        }
+
+        // Greedy: pass@1, mean reward, length, calibration.
+        var bins = [Double](repeating: 0, count: 3 * options.calibrationBins)   // count, Σ conf, Σ correct
+        var sums = [0.0, 0.0, 0.0, 0.0]                                       // n, Σ correct, Σ reward, Σ length
+        var samples: [(String, String, String)] = []
+        var problem: String? = nil
+        let chunk = 16
+        for start in stride(from: 0, to: mine.count, by: chunk) {
+            let idx = Array(start..<min(start + chunk, mine.count))
+            let gens = Generator.generate(model, prompts: idx.map { prompts[$0] },
+                                          options: SamplingOptions(maxNewTokens: options.maxNewTokens, stopIds: stop),
+                                          rngs: idx.map { RNG(seed: options.seed, stream: UInt64(mine[$0])) })
+            let scored: [Float]
+            do { scored = try options.scorer.score(items(gens, idx.map { mine[$0] })) } catch {
+                problem = "\(error)"; break
+            }
+            for (j, g) in gens.enumerated() {
+                let ok = scored[j] > 0.5
+                let conf = exp(Double(g.logProbs.reduce(0, +)))
+                let b = min(Int(conf * Double(options.calibrationBins)), options.calibrationBins - 1)
+                bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
+                sums[0] += 1; sums[1] += ok ? 1 : 0; sums[2] += Double(scored[j]); sums[3] += Double(g.ids.count)
+                let e = examples[mine[idx[j]]]
+                if samples.count < 4 { samples.append((tokenizer.decode(prompts[idx[j]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))) }
+            }
+        }
+        Fatal.agree(problem)
+
+        // Sampled: c correct out of n per prompt → unbiased pass@k.
+        var passSums = [Double](repeating: 0, count: options.passK.count)
+        if options.samples > 0 {
+            for (j, i) in mine.enumerated() {
+                let n = options.samples
+                let gens = Generator.generate(model, prompts: [[Int32]](repeating: prompts[j], count: n),
+                                              options: SamplingOptions(maxNewTokens: options.maxNewTokens, temperature: options.temperature,
+                                                                       topP: options.topP, stopIds: stop),
+                                              rngs: (0..<n).map { RNG(seed: options.seed &+ 1, stream: UInt64(i) &* 4096 &+ UInt64($0)) })
+                let scored: [Float]
+                do { scored = try options.scorer.score(items(gens, [Int](repeating: i, count: n))) } catch {
+                    problem = "\(error)"; break
+                }
+                let c = scored.filter { $0 > 0.5 }.count
+                for (q, k) in options.passK.enumerated() { passSums[q] += passAtK(n: n, c: c, k: k) }
+            }
+            Fatal.agree(problem)
+        }
+
+        var all = sums + bins + passSums
+        comm.allreduce(&all, op: .sum)
+        let n = all[0]
+        var ece = 0.0
+        for b in 0..<options.calibrationBins {
+            let cnt = all[4 + 3 * b]
+            if cnt > 0 { ece += cnt / n * abs(all[4 + 3 * b + 1] / cnt - all[4 + 3 * b + 2] / cnt) }
+        }
+        var passAtKs: [Int: Double] = [:]
+        for (q, k) in options.passK.enumerated() { passAtKs[k] = all[4 + 3 * options.calibrationBins + q] / n }
+        return (GenerationScores(count: Int(n), passAt1: all[1] / n, meanReward: all[2] / n, meanLength: all[3] / n,
+                                 ece: ece, passAtK: passAtKs), samples)
+    }
+
+    /// 1 − C(n−c, k)/C(n, k), as a running product for numerical stability.
+    static func passAtK(n: Int, c: Int, k: Int) -> Double {
+        if c == 0 { return 0 }
+        if n - c < k { return 1 }
+        var prod = 1.0
+        for i in (n - c + 1)...n { prod *= 1 - Double(k) / Double(i) }
+        return 1 - prod
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// A reward: one Float per completion (1/0 for the verifiers, anything for an external
+/// scorer). The rollout methods (GRPO, CHORD, pseudo-labelling) and every accuracy number
+/// go through this one protocol. Scoring is batched so an external process is started once
+/// per batch, not once per completion.
+public protocol Scorer: AnyObject {
+    var name: String { get }
+    func score(_ items: [ScoringItem]) throws -> [Float]
+}
+
+public struct ScoringItem: Sendable {
+    public var prompt: String
+    public var completion: String
+    public var reference: String?
+    /// Where the example came from (`file:line`), for error messages.
+    public var source: String
+    public init(prompt: String, completion: String, reference: String?, source: String) {
+        self.prompt = prompt; self.completion = completion; self.reference = reference; self.source = source
+    }
+}
+
+public struct ScorerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Scorers by name: `exact`, `numeric`, `regex`, `contains`, or `command` (an external
+/// program, `--scorer-cmd`). Arguments come as key=value strings, unknown keys rejected.
+public enum ScorerRegistry {
+    public static let names = ["exact", "numeric", "regex", "contains", "command"]
+
+    public static func make(name: String, args: [String: String]) throws -> Scorer {
+        var a = args
+        func take(_ k: String) -> String? { a.removeValue(forKey: k) }
+        let scorer: Scorer
+        switch name {
+        case "exact": scorer = ExactMatchScorer(ignoreCase: take("ignore_case") == "true")
+        case "contains": scorer = ContainsScorer(ignoreCase: take("ignore_case") == "true")
+        case "numeric":
+            let tol = take("tolerance").map { Double($0) } ?? 1e-6
+            guard let tol, tol >= 0 else { throw ScorerError("scorer numeric: tolerance must be a number ≥ 0") }
+            scorer = NumericScorer(tolerance: tol)
+        case "regex":
+            guard let pattern = take("pattern") else { throw ScorerError("scorer regex: needs pattern=REGEX") }
+            scorer = try RegexScorer(pattern: pattern)
+        case "command":
+            guard let cmd = take("cmd"), !cmd.isEmpty else { throw ScorerError("scorer command: needs --scorer-cmd \"program args\"") }
+            let t = take("timeout").map { Double($0) } ?? 60
+            guard let t, t > 0 else { throw ScorerError("scorer command: timeout must be a number of seconds > 0") }
+            scorer = ExternalScorer(command: cmd, timeout: t)
+        default:
+            throw ScorerError("unknown scorer \"\(name)\"; known: \(names.joined(separator: ", "))")
+        }
+        if let extra = a.keys.sorted().first { throw ScorerError("scorer \(name): unknown argument \"\(extra)\"") }
+        return scorer
+    }
+
+    /// Trims, and folds runs of whitespace to one space: formatting is not the answer.
+    public static func normalise(_ s: String, ignoreCase: Bool = false) -> String {
+        let folded = s.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        return ignoreCase ? folded.lowercased() : folded
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+
+/// `sft-dist eval` on a fixture whose answers are known by construction: the references of
+/// some prompts are the model's own greedy answers, of the others something its greedy
+/// answer cannot equal. Accuracy must be exactly the constructed fraction, for any rank count.
+final class EvalTests: XCTestCase {
+    func testAccuracyOnAFixtureKnownByConstruction() throws {
+        let dir = CLI.tempDir("eval-known")
+        // A barely trained model: its greedy answers are varied bytes, not the blank ones an
+        // early model converges to.
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--lr", "1e-6", "--batch-size", "4",
+                                    "--eval-examples", "0", "--quiet", "--out", dir + "/run"]).status, 0)
+        let model = dir + "/run/model"
+        let prompts = (0..<12).map { "add \($0) \($0 + 1) =" }
+        try prompts.map { "{\"prompt\": \"\($0)\", \"completion\": \" 0\"}" }.joined(separator: "\n")
+            .write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        let g = CLI.sftDist(["generate", "--model", model, "--prompts", dir + "/prompts.jsonl", "--max-new-tokens", "6", "--json"])
+        XCTAssertEqual(g.status, 0, g.all)
+        let answers = try g.stdout.split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["text"] as! String
+        }
+        XCTAssertEqual(answers.count, 12)
+        // Even prompts: the model's own answer (when it is not empty). Odd ones, and empty
+        // answers: the answer plus a character, which the greedy completion cannot equal.
+        var lines: [String] = [], right = 0
+        for (i, p) in prompts.enumerated() {
+            let own = i % 2 == 0 && !answers[i].trimmingCharacters(in: .whitespaces).isEmpty
+            if own { right += 1 }
+            let data = try JSONSerialization.data(withJSONObject: ["prompt": p, "completion": own ? answers[i] : answers[i] + "x"])
+            lines.append(String(decoding: data, as: UTF8.self))
+        }
+        XCTAssertGreaterThan(right, 0, "the model produced only empty answers: \(answers)")
+        try lines.joined(separator: "\n").write(toFile: dir + "/fixture.jsonl", atomically: true, encoding: .utf8)
+        for n in [1, 2] {
+            let r = CLI.mpirun(n, ["eval", "--model", model, "--data", dir + "/fixture.jsonl", "--max-new-tokens", "6", "--json"])
+            XCTAssertEqual(r.status, 0, r.all)
+            let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual(j["eval_accuracy"] as! Double, Double(right) / 12, accuracy: 1e-12, "-n \(n)")
+            XCTAssertEqual(j["eval_generated"] as? Int, 12)
+            XCTAssertNotNil(j["eval_ece"])
+        }
+    }
+
+    func testEvalWithSamplesAndNumericScorerUnderFourRanks() throws {
+        let dir = CLI.tempDir("eval-numeric")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "4", "--batch-size", "8", "--eval-examples", "0",
+                                    "--quiet", "--out", dir]).status, 0)
+        let args = ["eval", "--model", dir + "/model", "--data", dir + "/data/heldout.jsonl", "--scorer", "numeric",
+                    "--examples", "16", "--samples", "3", "--pass-k", "1,3", "--json"]
+        let r1 = CLI.mpirun(1, args), r4 = CLI.mpirun(4, args)
+        XCTAssertEqual(r4.status, 0, r4.all)
+        let j1 = try JSONSerialization.jsonObject(with: Data(r1.stdout.utf8)) as! [String: Any]
+        let j4 = try JSONSerialization.jsonObject(with: Data(r4.stdout.utf8)) as! [String: Any]
+        for key in ["eval_accuracy", "eval_pass@1", "eval_pass@3", "eval_mean_length", "eval_ece"] {
+            XCTAssertEqual(j1[key] as! Double, j4[key] as! Double, accuracy: 1e-9, key)
+        }
+        XCTAssertGreaterThanOrEqual(j1["eval_pass@3"] as! Double, j1["eval_pass@1"] as! Double)
+    }
+
+    func testBrokenExternalScorerIsOneClearError() {
+        let dir = CLI.tempDir("eval-badscorer")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-examples", "0",
+                                    "--quiet", "--out", dir]).status, 0)
+        let r = CLI.mpirun(2, ["eval", "--model", dir + "/model", "--data", dir + "/data/heldout.jsonl", "--examples", "8",
+                               "--scorer", "command", "--scorer-cmd", "while read -r l; do echo notanumber; done"], seconds: 60)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertNotEqual(r.status, 124, "hung")
+        XCTAssertEqual(CLI.occurrences(of: "not a number", in: r.all), 1, r.all)
+    }
+}

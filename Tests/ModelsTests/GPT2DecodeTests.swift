@@ -1,0 +1,88 @@
+import XCTest
+@testable import Models
+@testable import TensorCore
+
+final class GPT2DecodeTests: XCTestCase {
+    let config = GPT2Config(vocabSize: 13, contextLength: 16, embedDim: 12, layers: 2, heads: 3)
+
+    func fullLogits(_ model: GPT2, _ seq: [Int32]) -> [Float] {
+        model.forward(Tape(recording: false), inputs: seq, batch: 1, seqLen: seq.count).values
+    }
+
+    /// Prefill in pieces, then single tokens, for two rows of different lengths at once:
+    /// every new position's logits equal a full recomputation.
+    func testCachedDecodingEqualsFullRecomputation() {
+        let model = GPT2(config: config, seed: 4)
+        for i in 0..<model.parameters.count { model.parameters.values[i] *= 3 }
+        let a: [Int32] = [1, 7, 3, 9, 2, 2, 11, 0, 5], b: [Int32] = [4, 4, 8, 12, 6]
+        let cache = model.makeCache(rows: 2, capacity: 16)
+        let V = config.vocabSize
+        var fedA = 0, fedB = 0
+        for (na, nb) in [(4, 2), (2, 1), (1, 1), (1, 1), (1, 0)] {
+            var segs: [DecodeSegment] = []
+            if na > 0 { segs.append(DecodeSegment(row: 0, tokens: Array(a[fedA..<(fedA + na)]))) }
+            if nb > 0 { segs.append(DecodeSegment(row: 1, tokens: Array(b[fedB..<(fedB + nb)]))) }
+            let got = model.decode(segs, cache: cache)
+            let fa = fullLogits(model, Array(a[0..<(fedA + na)])), fb = nb > 0 ? fullLogits(model, Array(b[0..<(fedB + nb)])) : []
+            for i in 0..<(na * V) { XCTAssertEqual(got[i], fa[fedA * V + i], accuracy: 1e-5, "row 0 step at \(fedA)") }
+            for i in 0..<(nb * V) { XCTAssertEqual(got[na * V + i], fb[fedB * V + i], accuracy: 1e-5, "row 1 step at \(fedB)") }
+            fedA += na; fedB += nb
+        }
+        XCTAssertEqual(cache.length, [9, 5])
+    }
+
+    func testGenerationIsReproducibleAndIndependentOfBatching() {
+        let model = GPT2(config: config, seed: 9)
+        let prompts: [[Int32]] = [[1, 2, 3], [4, 5], [6, 7, 8, 9]]
+        let options = SamplingOptions(maxNewTokens: 6, temperature: 0.9, topK: 6, topP: 0.9, stopIds: [0])
+        let rngs = (0..<3).map { RNG(seed: 5, stream: UInt64($0)) }
+        let together = Generator.generate(model, prompts: prompts, options: options, rngs: rngs)
+        let again = Generator.generate(model, prompts: prompts, options: options, rngs: rngs)
+        XCTAssertEqual(together.map(\.ids), again.map(\.ids))
+        for i in 0..<3 {
+            let alone = Generator.generate(model, prompts: [prompts[i]], options: options, rngs: [rngs[i]])[0]
+            XCTAssertEqual(alone.ids, together[i].ids, "prompt \(i) must not depend on its batch")
+        }
+        let other = Generator.generate(model, prompts: prompts, options: options,
+                                       rngs: (0..<3).map { RNG(seed: 6, stream: UInt64($0)) })
+        XCTAssertNotEqual(other.map(\.ids), together.map(\.ids), "a different seed should sample differently")
+    }
+
+    /// The cached path and the recompute path pick the same greedy tokens and log-probs.
+    func testCachedAndUncachedGreedyAgree() {
+        final class NoCache: LanguageModel {
+            let inner: GPT2
+            init(_ m: GPT2) { inner = m }
+            var parameters: ParameterStore { inner.parameters }
+            var vocabSize: Int { inner.vocabSize }
+            var maxSequenceLength: Int { inner.maxSequenceLength }
+            var configJSON: [String: Any] { inner.configJSON }
+            func makeReplica() -> LanguageModel { inner.makeReplica() }
+            func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?, batch: Int, seqLen: Int) -> Tensor {
+                inner.forward(tape, inputs: inputs, positions: positions, segments: segments, batch: batch, seqLen: seqLen)
+            }
+        }
+        let model = GPT2(config: config, seed: 2)
+        let options = SamplingOptions(maxNewTokens: 8)
+        let cached = Generator.generate(model, prompts: [[3, 1, 4]], options: options, rngs: [RNG(seed: 0)])[0]
+        let plain = Generator.generate(NoCache(model), prompts: [[3, 1, 4]], options: options, rngs: [RNG(seed: 0)])[0]
+        XCTAssertEqual(cached.ids, plain.ids)
+        for (x, y) in zip(cached.logProbs, plain.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+    }
+
+    func testTopKOneIsGreedyAndStopStringsCut() {
+        let model = GPT2(config: config, seed: 3)
+        let greedy = Generator.generate(model, prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 5), rngs: [RNG(seed: 1)])[0]
+        let k1 = Generator.generate(model, prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 5, temperature: 2, topK: 1),
+                                    rngs: [RNG(seed: 1)])[0]
+        XCTAssertEqual(greedy.ids, k1.ids)
+        // Decode ids as letters; stop at the text of the third generated token.
+        let letters: ([Int32]) -> String = { String($0.map { Character(UnicodeScalar(UInt8(97 + $0))) }) }
+        let stopAt = letters([greedy.ids[2]])
+        let cut = Generator.generate(model, prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 5, stopStrings: [stopAt]),
+                                     rngs: [RNG(seed: 1)], decodeText: letters)[0]
+        XCTAssertEqual(cut.finish, .stop)
+        XCTAssertFalse(cut.text!.contains(stopAt))
+        XCTAssertTrue(letters(greedy.ids).hasPrefix(cut.text!))
+    }
+}
