@@ -29,7 +29,7 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("micro-batch-size"), help: "Examples per forward pass.") var microBatchSize = 8
     @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
     @Option(name: .customLong("max-new-tokens"), help: "Generation length.") var maxNewTokens = 16
-    @Option(name: .customLong("chat-template"), help: "chatml or plain.") var chatTemplate = "chatml"
+    @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
 
@@ -52,7 +52,7 @@ struct Eval: ParsableCommand {
         }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: ChatTemplate(rawValue: chatTemplate) ?? .chatml)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples

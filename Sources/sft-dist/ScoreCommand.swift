@@ -14,7 +14,7 @@ struct Score: ParsableCommand {
     @Option(help: "JSONL to score.") var data: String
     @Option(help: "Output JSONL (default: standard output).") var out: String?
     @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
-    @Option(name: .customLong("chat-template"), help: "chatml or plain.") var chatTemplate = "chatml"
+    @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Option(help: "OpenBLAS threads per rank.") var threads: Int?
 
     func run() throws {
@@ -22,7 +22,7 @@ struct Score: ParsableCommand {
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: ChatTemplate(rawValue: chatTemplate) ?? .chatml)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         var lines: [String] = []
         let tape = Tape(recording: false)

@@ -9,11 +9,19 @@ struct Tokenize: ParsableCommand {
 
     @Argument(help: "Text to tokenize (default: standard input).") var text: String?
     @Option(help: "Model directory whose tokenizer to use (default: the byte tokenizer).") var model: String?
+    @Option(help: "A Hugging Face tokenizer.json (tokenizer_config.json beside it is read too).") var tokenizer: String?
     @Flag(help: "Treat special-token strings as plain text.") var plain = false
 
     func run() throws {
         let tokenizer: Tokenizer
-        if let model {
+        if model != nil && self.tokenizer != nil {
+            printError("sft-dist: error: give --model or --tokenizer, not both"); throw ExitCode(1)
+        }
+        if let path = self.tokenizer {
+            do { tokenizer = try BPETokenizer(path: path) } catch {
+                printError("sft-dist: error: \(error)"); throw ExitCode(1)
+            }
+        } else if let model {
             do { tokenizer = try RunSetup.loadModel(model, seed: 0).1 } catch {
                 printError("sft-dist: error: \(error)"); throw ExitCode(1)
             }

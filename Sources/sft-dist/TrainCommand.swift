@@ -33,7 +33,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength: Int?
     @Option(help: "Truncation of over-long examples: right, left or drop.") var truncation: String?
     @Flag(inversion: .prefixedNo, help: "Pack several examples per row instead of padding.") var packing: Bool?
-    @Option(name: .customLong("chat-template"), help: "Template for {messages} data: chatml or plain.") var chatTemplate: String?
+    @Option(name: .customLong("chat-template"), help: "Template for {messages} data: auto (the model's own), chatml, llama3 or plain.") var chatTemplate: String?
+    @Option(name: .customLong("save-format"), help: "Final model: native, or hf (also Hugging Face tokenizer files for the byte tokenizer).") var saveFormat: String?
     @Option(help: "Training objective (nll, …; see README).") var objective: String?
     @Option(name: .customLong("objective-arg"), help: "Objective parameter key=value (repeatable).") var objectiveArg: [String] = []
     @Option(name: .customLong("ref-model"), help: "Reference model directory for objectives that need one.") var refModel: String?
@@ -76,6 +77,7 @@ struct Train: ParsableCommand {
         if let v = truncation { r.truncation = v }
         if let v = packing { r.packing = v }
         if let v = chatTemplate { r.chatTemplate = v }
+        if let v = saveFormat { r.saveFormat = v }
         if let v = objective { r.objective = v }
         for kv in objectiveArg {
             let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)

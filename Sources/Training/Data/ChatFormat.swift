@@ -1,11 +1,12 @@
+import Foundation
 import Models
 
 /// How a `messages` record is laid out as text. Prompt/completion records ignore the
 /// template: they are concatenated as they are, because their text already is the format.
 ///
 /// A small closed enum rather than a user-supplied template string: each case must also
-/// know which tokens are trained, which a string template cannot say. Add Llama-3 and
-/// friends as new cases.
+/// know which tokens are trained, which a string template cannot say. A model's own
+/// tokenizer_config.json template is mapped onto a case by `ChatTemplate.resolve`.
 public enum ChatTemplate: String, Sendable, CaseIterable {
     /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message (Qwen, many SFT sets).
     /// Assistant content and its `<|im_end|>` are trained; no `<|endoftext|>` is added,
@@ -15,6 +16,10 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
     /// newline are trained, and the final `<|endoftext|>` when the last turn is the
     /// assistant's. For tokenizers without chat specials.
     case plain
+    /// Llama-3 (Meta-Llama-3-Instruct's tokenizer_config.json template): `<|begin_of_text|>`,
+    /// then per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>`.
+    /// Assistant content and its `<|eot_id|>` are trained.
+    case llama3
 }
 
 /// Turns parsed records into tokenized `Example`s with loss masks.
@@ -34,10 +39,11 @@ public enum ChatFormat {
         }
     }
 
-    /// ids = encodePlain(prompt) + encodePlain(completion) + [eos]; loss on completion + eos.
+    /// ids = [bos if the tokenizer adds one] + encodePlain(prompt) + encodePlain(completion) + [eos];
+    /// loss on completion + eos.
     public static func promptCompletion(prompt: String, completion: String, source: String,
                                         tokenizer: any Tokenizer) -> Example {
-        let promptIds = tokenizer.encodePlain(prompt)
+        let promptIds = (tokenizer.bosId.map { [$0] } ?? []) + tokenizer.encodePlain(prompt)
         let completionIds = tokenizer.encodePlain(completion) + [tokenizer.eosId]
         return Example(ids: promptIds + completionIds,
                        lossMask: [UInt8](repeating: 0, count: promptIds.count)
@@ -73,6 +79,22 @@ public enum ChatFormat {
                 builder.append(tokenizer.encodePlain(message.content + "\n"), trained: trained)
             }
             builder.append([tokenizer.eosId], trained: messages.last?.role == .assistant)
+        case .llama3:
+            // The template's text pieces are tokenized one by one; HF tokenizes the rendered string,
+            // which gives the same ids because specials split it and content is trimmed.
+            let header = try special("<|start_header_id|>", of: tokenizer, template: template, source: source)
+            let endHeader = try special("<|end_header_id|>", of: tokenizer, template: template, source: source)
+            let eot = try special("<|eot_id|>", of: tokenizer, template: template, source: source)
+            let bos = try tokenizer.bosId ?? special("<|begin_of_text|>", of: tokenizer, template: template, source: source)
+            builder.append([bos], trained: false)
+            for (index, message) in messages.enumerated() {
+                let trained = message.role == .assistant
+                builder.append([header] + tokenizer.encodePlain(message.role.rawValue) + [endHeader]
+                               + tokenizer.encodePlain("\n\n"), trained: false)
+                if index == lastAssistant { promptLength = builder.ids.count }
+                let content = message.content.trimmingCharacters(in: .whitespacesAndNewlines)  // Jinja `| trim`
+                builder.append(tokenizer.encodePlain(content) + [eot], trained: trained)
+            }
         }
         return Example(ids: builder.ids, lossMask: builder.mask, promptLength: promptLength,
                        answer: messages[lastAssistant].content, source: source)

@@ -29,7 +29,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var maxLength = 64
     public var truncation = "right"
     public var packing = false
-    public var chatTemplate = "chatml"
+    public var chatTemplate = "auto"              // auto: the model tokenizer's own (chatml, llama3), else chatml/plain
     public var objective = "nll"
     public var objectiveArgs: [String: String] = [:]
     public var refModel: String? = nil
@@ -40,6 +40,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var logEvery = 10
     public var skipBadLines = false
     public var nanPolicy = "abort"              // abort | skip
+    public var saveFormat = "native"           // native | hf (adds HF tokenizer files for the byte tokenizer)
 
     public init() {}
 
@@ -53,6 +54,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         case refModel = "ref_model", evalEvery = "eval_every", evalExamples = "eval_examples"
         case maxNewTokens = "max_new_tokens", checksumEvery = "checksum_every", logEvery = "log_every"
         case skipBadLines = "skip_bad_lines", nanPolicy = "nan_policy"
+        case saveFormat = "save_format"
     }
 
     /// Decodes only the keys present; everything else keeps its default.
@@ -74,6 +76,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try get(.evalEvery, &evalEvery); try get(.evalExamples, &evalExamples)
         try get(.maxNewTokens, &maxNewTokens); try get(.checksumEvery, &checksumEvery)
         try get(.logEvery, &logEvery); try get(.skipBadLines, &skipBadLines); try get(.nanPolicy, &nanPolicy)
+        try get(.saveFormat, &saveFormat)
     }
 
     public static let knownKeys = Set(CodingKeys.allCases.map(\.rawValue))
@@ -160,7 +163,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         try need(gradClip >= 0, "grad_clip", "must be ≥ 0, 0 = off (got \(gradClip))")
         try need(maxLength >= 2, "max_length", "must be ≥ 2 (got \(maxLength))")
         try need(Truncation(rawValue: truncation) != nil, "truncation", "must be left, right or drop (got \"\(truncation)\")")
-        try need(ChatTemplate(rawValue: chatTemplate) != nil, "chat_template", "must be one of \(ChatTemplate.allCases.map(\.rawValue).joined(separator: ", ")) (got \"\(chatTemplate)\")")
+        try need(ChatTemplate.names.contains(chatTemplate), "chat_template", "must be one of \(ChatTemplate.names.joined(separator: ", ")) (got \"\(chatTemplate)\")")
+        try need(["native", "hf"].contains(saveFormat), "save_format", "must be native or hf (got \"\(saveFormat)\")")
         try need(heldoutFraction >= 0 && heldoutFraction < 1, "heldout_fraction", "must be in [0, 1) (got \(heldoutFraction))")
         try need(evalEvery >= 0, "eval_every", "must be ≥ 0 (got \(evalEvery))")
         try need(evalExamples >= 0, "eval_examples", "must be ≥ 0 (got \(evalExamples))")

@@ -25,7 +25,7 @@ public struct RunSetup {
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             let paths = dataPaths(recipe)
             let truncation = Truncation(rawValue: recipe.truncation)!
-            let template = ChatTemplate(rawValue: recipe.chatTemplate)!
+            let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
             let maxLength = min(recipe.maxLength, model.maxSequenceLength)
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
@@ -37,6 +37,9 @@ public struct RunSetup {
             return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
         }
         if comm.isCoordinator {
+            if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
+                log("chat template: \(c.template.rawValue) (\(c.reason))")
+            }
             log(train.report.summary)
             if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }

@@ -103,7 +103,8 @@ public enum TrainingJob {
     static func saveFinal(_ setup: RunSetup, to dir: String, steps: Int) -> String? {
         do {
             try ModelDirectory.save(setup.model, tokenizer: setup.tokenizer, to: dir,
-                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name])
+                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name],
+                                    format: ModelDirectory.SaveFormat(rawValue: setup.recipe.saveFormat) ?? .native)
             return nil
         } catch {
             return "\(error)"

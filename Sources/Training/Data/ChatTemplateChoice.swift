@@ -1,0 +1,36 @@
+import Models
+
+extension ChatTemplate {
+    /// The value of `chat_template` / `--chat-template` that picks the template from the model.
+    public static let auto = "auto"
+    /// Every accepted name: the templates and "auto".
+    public static var names: [String] { [auto] + allCases.map(\.rawValue) }
+
+    /// Recognises a Jinja chat template from tokenizer_config.json by its control tokens: ChatML
+    /// (`<|im_start|>`, Qwen2 and many SFT models) or Llama-3 (`<|start_header_id|>` … `<|eot_id|>`).
+    /// nil for anything else: sft-dist does not run Jinja, it reproduces known templates (and
+    /// knows which of their tokens are trained).
+    public static func recognise(_ jinja: String) -> ChatTemplate? {
+        if jinja.contains("<|im_start|>") && jinja.contains("<|im_end|>") { return .chatml }
+        if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") { return .llama3 }
+        return nil
+    }
+
+    /// `name` as given (chatml, plain, llama3) or, for "auto", the tokenizer's own template when it
+    /// is recognisably one of ours; without one, chatml when the vocabulary has the ChatML specials
+    /// (the byte tokenizer does), else plain. Returns the choice and a phrase saying why, for the log.
+    public static func resolve(_ name: String, tokenizer: any Tokenizer) throws -> (template: ChatTemplate, reason: String) {
+        if let t = ChatTemplate(rawValue: name) { return (t, "as requested") }
+        guard name == auto else {
+            throw DataError("chat_template must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
+        }
+        if let text = tokenizer.chatTemplateText {
+            if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template") }
+            return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
+        }
+        if tokenizer.specialTokenId("<|im_start|>") != nil && tokenizer.specialTokenId("<|im_end|>") != nil {
+            return (.chatml, "the tokenizer has ChatML tokens and no chat_template")
+        }
+        return (.plain, "the tokenizer has no chat_template")
+    }
+}

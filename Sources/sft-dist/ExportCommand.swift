@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import Models
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model directory in the Hugging Face layout that transformers loads as it is.",
+        discussion: """
+        Reads any model directory sft-dist loads (its own, or a Hugging Face gpt2 / llama / qwen2 / \
+        mistral checkpoint, single-file or sharded, float32, float16 or bfloat16) and writes \
+        config.json, model.safetensors (float32) and the tokenizer files to --out. A model trained \
+        with the byte tokenizer gets an equivalent tokenizer.json and a ChatML chat template.
+        """)
+
+    @Option(help: "Model directory to export.") var model: String
+    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+
+    func run() throws {
+        do {
+            print(try ModelDirectory.export(from: model, to: out))
+        } catch {
+            printError("sft-dist: error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
