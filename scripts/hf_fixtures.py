@@ -271,7 +271,15 @@ def check_export(model_dir, scores_path):
         ref = [logp[t, ids[t + 1]].item() for t in range(len(ids) - 1 - k, len(ids) - 1)]
         worst = max(worst, max(abs(a - b) for a, b in zip(ref, lps)))
         n += k
-    ids_ok = all(len(tok.decode(json.loads(l)["ids"])) > 0 for l in open(scores_path))
+    # The exported tokenizer must encode like sft-dist: re-encoding the decoded ids of every
+    # scored example gives the same ids back (sft-dist's ids came from its own tokenizer).
+    ids_ok = True
+    for line in open(scores_path):
+        ids = json.loads(line)["ids"]
+        again = tok.backend_tokenizer.encode(tok.decode(ids), add_special_tokens=False).ids
+        if again != ids:
+            print("tokenizer mismatch:", ids, again)
+            ids_ok = False
     print(f"transformers {transformers.__version__}: {n} completion log-probs, max |sft-dist − transformers| = {worst:.2e}")
     if worst > 1e-4 or not ids_ok:
         print("MISMATCH")
@@ -279,8 +287,27 @@ def check_export(model_dir, scores_path):
     print("OK")
 
 
+def record_export(model_dir, name):
+    """A directory sft-dist wrote (train --save-format hf / export) → committed fixture plus what
+    transformers computes from it: logits on fixed texts and, for the tokenizer, ids of CASES."""
+    dest = os.path.join(OUT, "exported", name)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(model_dir, dest)
+    model = AutoModelForCausalLM.from_pretrained(dest, dtype=torch.float32, attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(dest)
+    texts = ["add 12 30 = 42", "<|im_start|>user\nhi<|im_end|>\n", "Hello world! I'm here."]
+    expected_logits("exported-" + name, model, tok, texts)
+    meta = json.load(open(os.path.join(OUT, "expected", "exported-" + name + ".json")))
+    meta["token_cases"] = [{"text": s, "ids": tok.backend_tokenizer.encode(s, add_special_tokens=False).ids} for s in CASES]
+    meta["transformers"] = transformers.__version__
+    json.dump(meta, open(os.path.join(OUT, "expected", "exported-" + name + ".json"), "w"), ensure_ascii=False)
+    print("recorded", dest)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "check-export":
         check_export(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "record-export":
+        record_export(sys.argv[2], sys.argv[3])
     else:
         make()

@@ -17,7 +17,7 @@ final class HFModelTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 
     /// Max |ours − transformers| over every logit of every fixture input.
-    func maxLogitError(_ model: LanguageModel, expected name: String) throws -> Float {
+    static func maxLogitError(_ model: LanguageModel, expected name: String) throws -> Float {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/\(name).json"))) as! [String: Any]
         let inputs = (json["inputs"] as! [[Int]]).map { $0.map(Int32.init) }
         let expected = try SafeTensorsCheckpoint(file: Self.root + "/expected/\(name).safetensors")
@@ -36,7 +36,7 @@ final class HFModelTests: XCTestCase {
                                       ("qwen2", "qwen2", Llama.self), ("mistral-sharded", "mistral-sharded", Llama.self)] {
             let (model, _) = try ModelDirectory.load(Self.model(dir))
             XCTAssertTrue(Swift.type(of: model) == type, dir)
-            let err = try maxLogitError(model, expected: expected)
+            let err = try Self.maxLogitError(model, expected: expected)
             XCTAssertLessThanOrEqual(err, 1e-4, "\(dir): max |logit − transformers| = \(err)")
             print("\(dir): max |logit − transformers| = \(err)")
         }
