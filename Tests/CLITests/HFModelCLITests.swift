@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+
+/// Hugging Face directories through the real binary: train under `mpirun -n 4`, eval, score,
+/// generate, tokenize (--model and --tokenizer), export; bad config.json is one clear line.
+final class HFModelCLITests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../ModelsTests/Fixtures/hf").standardized.path
+    static func model(_ name: String) -> String { fixtures + "/models/" + name }
+    static let data = fixtures + "/data/chat.jsonl"
+
+    /// The "done when": a checkpoint saved by transformers trains under mpirun -n 4 and
+    /// is saved in the HF layout; then every read-only subcommand accepts the result.
+    func testLlamaTrainsUnderMPIAndTheResultServesEveryCommand() throws {
+        let out = CLI.tempDir("hf-llama")
+        let t = CLI.mpirun(4, ["train", "--model", Self.model("llama"), "--data", Self.data, "--steps", "3",
+                               "--batch-size", "8", "--micro-batch-size", "2", "--eval-examples", "2",
+                               "--max-new-tokens", "2", "--save-format", "hf", "--out", out, "--quiet"])
+        XCTAssertEqual(t.status, 0, t.all)
+        XCTAssertEqual(CLI.losses(out).count, 3)
+        XCTAssertTrue(CLI.losses(out).allSatisfy { $0.isFinite && $0 > 0 })
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/" + f), "missing \(f)")
+        }
+        let m = out + "/model"
+        let e = CLI.sftDist(["eval", "--model", m, "--data", Self.data, "--examples", "2", "--max-new-tokens", "2", "--json"])
+        XCTAssertEqual(e.status, 0, e.all)
+        let s = CLI.sftDist(["score", "--model", m, "--data", Self.data])
+        XCTAssertEqual(s.status, 0, s.all)
+        XCTAssertEqual(s.stdout.split(separator: "\n").count, 48)
+        let g = CLI.sftDist(["generate", "--model", m, "--prompt", "add 1 2 =", "--max-new-tokens", "3", "--json"])
+        XCTAssertEqual(g.status, 0, g.all)
+        XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(g.stdout.utf8)))
+        let k = CLI.sftDist(["tokenize", "--model", m, "<|eot_id|>hi"])
+        XCTAssertEqual(k.status, 0, k.all)
+        XCTAssertTrue(k.stdout.hasPrefix("[624, "), k.stdout)  // <|eot_id|> is one special token
+    }
+
+    /// `tokenize --tokenizer FILE` prints exactly the ids huggingface/tokenizers gives.
+    func testTokenizeWithTokenizerFileMatchesTokenizers() throws {
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/expected/tokenizer_cases.json"))) as! [String: [[String: Any]]]
+        for kind in ["gpt2", "qwen2", "llama3"] {
+            let c = cases[kind]!.first { ($0["text"] as! String).contains("emoji") }!
+            let r = CLI.sftDist(["tokenize", "--tokenizer", Self.fixtures + "/tokenizers/\(kind)/tokenizer.json", c["text"] as! String])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                           "[" + (c["ids"] as! [Int]).map(String.init).joined(separator: ", ") + "]", kind)
+        }
+    }
+
+    func testExportOfABFloat16Qwen2() throws {
+        let out = CLI.tempDir("hf-export") + "/qwen2"
+        let r = CLI.sftDist(["export", "--model", Self.model("qwen2"), "--out", out])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("exported qwen2"), r.stdout)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as! [String: Any]
+        XCTAssertEqual(cfg["torch_dtype"] as? String, "float32")
+        XCTAssertEqual(cfg["model_type"] as? String, "qwen2")
+        // Scores from the export equal scores from the original bfloat16 checkpoint.
+        let a = CLI.sftDist(["score", "--model", Self.model("qwen2"), "--data", Self.data])
+        let b = CLI.sftDist(["score", "--model", out, "--data", Self.data])
+        XCTAssertEqual(a.status, 0, a.all)
+        XCTAssertEqual(a.stdout.replacingOccurrences(of: Self.data, with: ""), b.stdout.replacingOccurrences(of: Self.data, with: ""))
+    }
+
+    func testBadConfigIsOneLineNamingFileAndField() throws {
+        let dir = CLI.tempDir("hf-bad") + "/m"
+        try FileManager.default.copyItem(atPath: Self.model("llama"), toPath: dir)
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+        cfg["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0]
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        let r = CLI.mpirun(2, ["train", "--model", dir, "--data", Self.data, "--steps", "1", "--out", CLI.tempDir("hf-bad-out")])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(CLI.occurrences(of: "config.json: field \"rope_scaling\" rope_type \"yarn\" is not supported", in: r.stderr), 1, r.all)
+    }
+}
