@@ -29,6 +29,10 @@ public struct Generation: Sendable {
     public var finish: Finish
     /// Set when a stop string ended generation: the text up to (not including) it.
     public var text: String?
+
+    public init(ids: [Int32], logProbs: [Float], finish: Finish, text: String?) {
+        self.ids = ids; self.logProbs = logProbs; self.finish = finish; self.text = text
+    }
 }
 
 /// Autoregressive decoding for a batch of prompts. With a KV cache (IncrementalDecoder)

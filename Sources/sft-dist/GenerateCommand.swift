@@ -54,45 +54,43 @@ struct Generate: ParsableCommand {
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                       stopIds: Evaluator.stopIds(tok), stopStrings: stop)
-        let mine = Array(stride(from: comm.rank, to: texts.count, by: comm.size))
-        let streaming = prompt != nil && !json && comm.isCoordinator
-        // Streaming prints what is safe to print: never half a UTF-8 character, and never the
-        // last few characters that could still turn out to begin a stop string.
-        var generated: [Int32] = [], shown = 0
-        let holdBack = max(0, (stop.map(\.count).max() ?? 0) - 1)
-        if streaming { print(texts[0], terminator: ""); fflush(stdout) }
-        let gens = Generator.generate(m, prompts: mine.map { ids[$0] }, options: options,
-                                      rngs: mine.map { RNG(seed: seed, stream: UInt64($0)) },
-                                      decodeText: { tok.decode($0) },
-                                      onToken: streaming ? { _, id in
-                                          generated.append(id)
-                                          let text = Array(tok.decode(generated))
-                                          var safe = text.count - holdBack
-                                          while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }
-                                          if safe > shown { print(String(text[shown..<safe]), terminator: ""); fflush(stdout); shown = safe }
-                                      } : nil)
-        var lines: [String] = []
-        for (j, g) in gens.enumerated() {
-            let i = mine[j]
-            let text = g.text ?? tok.decode(g.ids)
-            if json {
-                lines.append(String(MetricsLog.json([("prompt", texts[i]), ("text", text), ("finish", g.finish.rawValue)]).dropLast())
-                             + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
-            } else {
-                lines.append(texts[i] + text)
-            }
-        }
-        if streaming {
-            let final = Array(gens.first.map { $0.text ?? tok.decode($0.ids) } ?? "")
-            print(shown < final.count ? String(final[shown...]) : "")
+        if prompt != nil && !json {
+            // One prompt: rank 0 streams it; other ranks have nothing to do.
+            if comm.isCoordinator { stream(m, tok, ids[0], text: texts[0], options: options) }
             Runtime.finish()
             return
         }
-        let gathered = comm.gather(Array(lines.joined(separator: "\u{1E}").utf8), root: 0)
+        let gens = ShardedGeneration.generate(m, prompts: ids, options: options, seed: seed, comm: comm,
+                                              decodeText: { tok.decode($0) })
         if comm.isCoordinator {
-            let perRank = gathered.map { String(decoding: $0, as: UTF8.self).split(separator: "\u{1E}", omittingEmptySubsequences: false).map(String.init) }
-            for i in 0..<texts.count { print(perRank[i % comm.size][i / comm.size]) }
+            for (i, g) in gens.enumerated() {
+                let text = g.text ?? tok.decode(g.ids)
+                if json {
+                    print(String(MetricsLog.json([("prompt", texts[i]), ("text", text), ("finish", g.finish.rawValue)]).dropLast())
+                          + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
+                } else {
+                    print(texts[i] + text)
+                }
+            }
         }
         Runtime.finish()
+    }
+
+    /// Prints tokens as they come, but only what is safe: never half a UTF-8 character, and
+    /// never the last few characters that could still turn out to begin a stop string.
+    func stream(_ m: LanguageModel, _ tok: Tokenizer, _ ids: [Int32], text: String, options: SamplingOptions) {
+        var generated: [Int32] = [], shown = 0
+        let holdBack = max(0, (stop.map(\.count).max() ?? 0) - 1)
+        print(text, terminator: ""); fflush(stdout)
+        let g = Generator.generate(m, prompts: [ids], options: options, rngs: [RNG(seed: seed, stream: 0)],
+                                   decodeText: { tok.decode($0) }, onToken: { _, id in
+            generated.append(id)
+            let text = Array(tok.decode(generated))
+            var safe = text.count - holdBack
+            while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }
+            if safe > shown { print(String(text[shown..<safe]), terminator: ""); fflush(stdout); shown = safe }
+        })[0]
+        let final = Array(g.text ?? tok.decode(g.ids))
+        print(shown < final.count ? String(final[shown...]) : "")
     }
 }

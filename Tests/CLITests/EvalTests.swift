@@ -68,4 +68,16 @@ final class EvalTests: XCTestCase {
         XCTAssertNotEqual(r.status, 124, "hung")
         XCTAssertEqual(CLI.occurrences(of: "not a number", in: r.all), 1, r.all)
     }
+
+    /// One streamed prompt under mpirun: rank 0 streams, the others must not wait for it.
+    func testSinglePromptStreamsUnderMPIWithoutHanging() {
+        let dir = CLI.tempDir("gen-single")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-examples", "0",
+                                    "--quiet", "--out", dir]).status, 0)
+        let one = CLI.sftDist(["generate", "--model", dir + "/model", "--prompt", "copy ab =", "--max-new-tokens", "5"])
+        let two = CLI.mpirun(2, ["generate", "--model", dir + "/model", "--prompt", "copy ab =", "--max-new-tokens", "5"], seconds: 60)
+        XCTAssertEqual(two.status, 0, two.all)
+        XCTAssertTrue(two.stdout.hasPrefix("copy ab ="), two.stdout)
+        XCTAssertEqual(one.stdout, two.stdout)
+    }
 }
