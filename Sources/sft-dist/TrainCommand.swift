@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
     @Option(help: "Training objective (nll, …; see README).") var objective: String?
     @Option(name: .customLong("objective-arg"), help: "Objective parameter key=value (repeatable).") var objectiveArg: [String] = []
     @Option(name: .customLong("ref-model"), help: "Reference model directory for objectives that need one.") var refModel: String?
-    @Option(name: .customLong("eval-every"), help: "Evaluate every N steps (0: before and after only).") var evalEvery: Int?
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N steps (0: before and after only; -1, the default: four times).") var evalEvery: Int?
     @Option(name: .customLong("eval-examples"), help: "Held-out examples used for generation accuracy.") var evalExamples: Int?
     @Option(name: .customLong("max-new-tokens"), help: "Generation length in evaluation.") var maxNewTokens: Int?
     @Option(name: .customLong("log-every"), help: "Progress line every N steps when not on a terminal.") var logEvery: Int?

@@ -33,7 +33,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var objective = "nll"
     public var objectiveArgs: [String: String] = [:]
     public var refModel: String? = nil
-    public var evalEvery = 0                    // 0: evaluate before and after only
+    public var evalEvery = -1                   // -1: four times during the run; 0: before and after only
     public var evalExamples = 200               // held-out examples for generation accuracy
     public var maxNewTokens = 12
     public var checksumEvery = 50
@@ -166,7 +166,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try need(ChatTemplate.names.contains(chatTemplate), "chat_template", "must be one of \(ChatTemplate.names.joined(separator: ", ")) (got \"\(chatTemplate)\")")
         try need(["native", "hf"].contains(saveFormat), "save_format", "must be native or hf (got \"\(saveFormat)\")")
         try need(heldoutFraction >= 0 && heldoutFraction < 1, "heldout_fraction", "must be in [0, 1) (got \(heldoutFraction))")
-        try need(evalEvery >= 0, "eval_every", "must be ≥ 0 (got \(evalEvery))")
+        try need(evalEvery >= -1, "eval_every", "must be ≥ 0, or -1 for four times during the run (got \(evalEvery))")
         try need(evalExamples >= 0, "eval_examples", "must be ≥ 0 (got \(evalExamples))")
         try need(maxNewTokens >= 1, "max_new_tokens", "must be ≥ 1 (got \(maxNewTokens))")
         try need(checksumEvery >= 0, "checksum_every", "must be ≥ 0 (got \(checksumEvery))")

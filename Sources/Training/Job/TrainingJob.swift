@@ -43,6 +43,8 @@ public enum TrainingJob {
             return r
         }
 
+        // -1 (the default): four evaluations during the run, so loss.svg shows a held-out curve.
+        let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, recipe.steps / 4)
         let before = evaluate("before training", step: 0)
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet)
         let start = comm.wallTime()
@@ -67,7 +69,7 @@ public enum TrainingJob {
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, comm: comm, step: step + 1)
             }
-            if recipe.evalEvery > 0 && (step + 1) % recipe.evalEvery == 0 && step + 1 < recipe.steps {
+            if evalEvery > 0 && (step + 1) % evalEvery == 0 && step + 1 < recipe.steps {
                 progress.finishLine()
                 _ = evaluate("step \(step + 1)", step: step + 1)
             }
