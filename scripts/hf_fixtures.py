@@ -151,6 +151,16 @@ def write_tokenizer_cases(toks):
     json.dump(chat, open(os.path.join(OUT, "expected", "chat.json"), "w"), ensure_ascii=False, indent=1)
 
 
+def write_prefix_cases():
+    """The gpt2 fixture tokenizer with ByteLevel(add_prefix_space=True): a space is prepended to
+    every segment between added tokens that does not start with one."""
+    j = json.load(open(os.path.join(OUT, "tokenizers", "gpt2", "tokenizer.json")))
+    j["pre_tokenizer"]["add_prefix_space"] = True
+    raw = Tokenizer.from_str(json.dumps(j))
+    rows = [{"text": s, "ids": raw.encode(s, add_special_tokens=False).ids} for s in CASES]
+    json.dump(rows, open(os.path.join(OUT, "expected", "tokenizer_cases_prefix_space.json"), "w"), ensure_ascii=False, indent=1)
+
+
 def randomize(model, seed, std=0.15):
     """Random weights large enough that attention and every bias matter (HF zero-inits biases)."""
     g = torch.Generator().manual_seed(seed)
@@ -248,6 +258,7 @@ def make():
     for kind in ["gpt2", "qwen2", "llama3"]:
         toks[kind] = save_tokenizer(kind, train_tokenizer(kind), os.path.join(OUT, "tokenizers", kind))
     write_tokenizer_cases(toks)
+    write_prefix_cases()
     build_models(toks)
     write_data()
     json.dump({"torch": torch.__version__, "transformers": transformers.__version__,
@@ -307,6 +318,8 @@ def record_export(model_dir, name):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "check-export":
         check_export(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "prefix-cases":
+        write_prefix_cases()
     elif len(sys.argv) >= 2 and sys.argv[1] == "record-export":
         record_export(sys.argv[2], sys.argv[3])
     else:

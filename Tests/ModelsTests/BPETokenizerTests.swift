@@ -46,6 +46,26 @@ final class BPETokenizerTests: XCTestCase {
         return out
     }
 
+    /// ByteLevel(add_prefix_space: true): a space before every segment between added tokens.
+    func testAddPrefixSpaceMatchesTokenizers() throws {
+        let dir = NSTemporaryDirectory() + "prefix-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/tokenizers/gpt2/tokenizer.json"))) as! [String: Any]
+        var pre = j["pre_tokenizer"] as! [String: Any]
+        pre["add_prefix_space"] = true
+        j["pre_tokenizer"] = pre
+        try JSONSerialization.data(withJSONObject: j).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        let tok = try BPETokenizer(path: dir + "/tokenizer.json")
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/tokenizer_cases_prefix_space.json"))
+        let rows = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
+        XCTAssertGreaterThan(rows.count, 40)
+        for r in rows {
+            let text = r["text"] as! String
+            XCTAssertEqual(tok.encode(text), (r["ids"] as! [Int]).map(Int32.init), text.debugDescription)
+        }
+    }
+
     func testSpecialTokensAndConfig() throws {
         let q = try BPETokenizer(path: Self.root + "/tokenizers/qwen2/tokenizer.json")
         let qa = try Self.added("qwen2")
@@ -129,6 +149,8 @@ final class BPETokenizerTests: XCTestCase {
             ("field \"pre_tokenizer.type\" is \"Metaspace\"", { $0["pre_tokenizer"] = ["type": "Metaspace"] }),
             ("field \"normalizer.type\" is \"Lowercase\"", { $0["normalizer"] = ["type": "Lowercase"] }),
             ("field \"decoder.type\" is \"WordPiece\"", { $0["decoder"] = ["type": "WordPiece"] }),
+            ("field \"added_tokens[0]\" must have a non-negative integer \"id\"", { j in
+                var a = j["added_tokens"] as! [[String: Any]]; a[0]["id"] = -1; j["added_tokens"] = a }),
             ("field \"added_tokens[0].lstrip\" is true", { j in
                 var a = j["added_tokens"] as! [[String: Any]]; a[0]["lstrip"] = true; j["added_tokens"] = a }),
         ]

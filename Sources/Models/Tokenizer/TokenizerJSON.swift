@@ -75,10 +75,11 @@ struct TokenizerJSON {
         // added_tokens
         added = []
         for (i, e) in ((root["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let t = e as? [String: Any], let id = (t["id"] as? NSNumber)?.int32Value,
+            guard let t = e as? [String: Any], let n = t["id"] as? NSNumber, n.int64Value >= 0, n.int64Value < Int64(Int32.max),
                   let content = t["content"] as? String, !content.isEmpty else {
-                throw bad("added_tokens[\(i)]", "must have an integer \"id\" and a non-empty \"content\"")
+                throw bad("added_tokens[\(i)]", "must have a non-negative integer \"id\" and a non-empty \"content\"")
             }
+            let id = Int32(n.int64Value)
             for f in ["single_word", "lstrip", "rstrip"] where (t[f] as? NSNumber)?.boolValue == true {
                 throw bad("added_tokens[\(i)].\(f)", "is true for \"\(content)\"; only false is supported")
             }
