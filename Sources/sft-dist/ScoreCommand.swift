@@ -41,7 +41,7 @@ struct Score: ParsableCommand {
                 total += Double(v)
                 scores.append(String(format: "%.6f", v))
             }
-            lines.append("{\"index\": \(i), \"source\": \(MetricsLog.json([("s", e.source)]).dropFirst(6).dropLast()), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"completion_logprobs\": [\(scores.joined(separator: ", "))], \"sum_logprob\": \(String(format: "%.6f", total))}")
+            lines.append("{\"index\": \(i), \"source\": \(MetricsLog.value(e.source)), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"completion_logprobs\": [\(scores.joined(separator: ", "))], \"sum_logprob\": \(String(format: "%.6f", total))}")
         }
         // Rank r holds examples r, r+size, …: interleave back into input order.
         let gathered = comm.gather(Array(lines.joined(separator: "\n").utf8), root: 0)

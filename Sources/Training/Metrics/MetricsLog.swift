@@ -31,7 +31,8 @@ public final class MetricsLog {
         "{" + fields.map { "\"\($0.0)\": \(value($0.1))" }.joined(separator: ", ") + "}"
     }
 
-    static func value(_ v: Any) -> String {
+    /// One JSON value (numbers, booleans, strings; non-finite numbers become null).
+    public static func value(_ v: Any) -> String {
         switch v {
         case let d as Double: return d.isFinite ? "\(d)" : "null"
         case let f as Float: return f.isFinite ? "\(f)" : "null"
