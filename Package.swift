@@ -2,6 +2,17 @@
 // sft-dist: data-parallel supervised fine-tuning over MPI, on our own float32 tensor core.
 // Layers (nothing imports upward): CMPI → Distributed; COpenBLAS → TensorCore → Models → Training → sft-dist.
 import PackageDescription
+import Foundation
+
+// The tensor core's SIMD kernels are built for AVX2 + FMA on x86-64 (as llm.c builds with
+// -march=native): without them every 8-wide vector is split in two and each fused
+// multiply-add becomes a libm call. SFT_DIST_PORTABLE=1 builds for baseline x86-64.
+#if arch(x86_64)
+let simdFlags: [SwiftSetting] = ProcessInfo.processInfo.environment["SFT_DIST_PORTABLE"] == nil
+    ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])] : []
+#else
+let simdFlags: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "sft-dist",
@@ -21,7 +32,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: simdFlags),
         .target(name: "Models", dependencies: ["TensorCore"]),
         .target(name: "Training", dependencies: ["Models", "Distributed", "Yams"]),
         .executableTarget(name: "sft-dist", dependencies: [

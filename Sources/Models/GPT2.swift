@@ -61,7 +61,7 @@ public struct ModelError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-public final class GPT2: LanguageModel {
+public final class GPT2: LanguageModel, HiddenStateModel {
     public let config: GPT2Config
     public let parameters: ParameterStore
 
@@ -103,23 +103,28 @@ public final class GPT2: LanguageModel {
 
     public func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
                         batch B: Int, seqLen T: Int) -> Tensor {
+        let (xf, head, layout) = forwardHidden(tape, inputs: inputs, positions: positions, segments: segments, batch: B, seqLen: T)
+        // Tied output projection: logits [B·T, V] = xf · wteᵀ
+        return tape.linear(xf, weight: head, layout: layout)
+    }
+
+    public func forwardHidden(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
+                              batch B: Int, seqLen T: Int) -> (hidden: Tensor, head: Tensor, layout: WeightLayout) {
         precondition(inputs.count == B * T && positions.count == B * T, "GPT2.forward: \(inputs.count) ids for B=\(B) T=\(T)")
         let p = parameters, eps = config.layerNormEps, H = config.heads
         // x: [B·T, C] = wte[ids] + wpe[pos]
-        var x = tape.add(tape.embedding(inputs, table: p["transformer.wte.weight"]),
-                         tape.embedding(positions, table: p["transformer.wpe.weight"]))
+        var x = tape.embedding(inputs, table: p["transformer.wte.weight"], plus: positions, table: p["transformer.wpe.weight"])
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
             let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]
-            x = tape.add(x, tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut))
+            x = tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut, residual: x)
             let h2 = tape.layerNorm(x, weight: p[l + "ln_2.weight"], bias: p[l + "ln_2.bias"], eps: eps)
             let fc = tape.gelu(tape.linear(h2, weight: p[l + "mlp.c_fc.weight"], bias: p[l + "mlp.c_fc.bias"], layout: .inOut))  // [B·T, 4C]
-            x = tape.add(x, tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut))
+            x = tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut, residual: x)
         }
         let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
-        // Tied output projection: logits [B·T, V] = xf · wteᵀ
-        return tape.linear(xf, weight: p["transformer.wte.weight"], layout: .outIn)
+        return (xf, p["transformer.wte.weight"], .outIn)
     }
 }

@@ -11,6 +11,10 @@ public final class Tensor {
     private var gradPointer: UnsafeMutablePointer<Float>?
     private let ownsData: Bool
     private var ownsGrad: Bool
+    /// Set for activations of a pass with an `Arena`: the gradient then comes from (and goes
+    /// back to) the arena's pool.
+    private let arena: Arena?
+    private let arenaGeneration: Int
     /// Parameters and anything computed from them; inputs like token ids never are.
     public var requiresGrad: Bool
 
@@ -23,6 +27,19 @@ public final class Tensor {
         ownsData = true
         ownsGrad = false
         self.requiresGrad = requiresGrad
+        arena = nil; arenaGeneration = 0
+    }
+
+    /// An activation in `arena`, uninitialised: the op that makes it writes every element.
+    public init(arena: Arena, shape: [Int]) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        data = arena.floats(count)
+        ownsData = false
+        ownsGrad = false
+        requiresGrad = false
+        self.arena = arena
+        arenaGeneration = arena.generation
     }
 
     public convenience init(shape: [Int], values: [Float], requiresGrad: Bool = false) {
@@ -41,6 +58,7 @@ public final class Tensor {
         ownsData = false
         ownsGrad = false
         self.requiresGrad = requiresGrad
+        arena = nil; arenaGeneration = 0
     }
 
     deinit {
@@ -51,6 +69,12 @@ public final class Tensor {
     /// The gradient buffer, allocated zeroed on first use.
     public var grad: UnsafeMutablePointer<Float> {
         if let g = gradPointer { return g }
+        if let arena {
+            precondition(arena.generation == arenaGeneration, "Tensor.grad: activation of an earlier pass (arena was reset)")
+            let g = arena.gradient(count)
+            gradPointer = g
+            return g
+        }
         let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         g.initialize(repeating: 0, count: max(count, 1))
         gradPointer = g
@@ -59,6 +83,14 @@ public final class Tensor {
     }
 
     public var hasGrad: Bool { gradPointer != nil }
+
+    /// Hands an arena-backed gradient back to the pool (the tape does this once the op that
+    /// produced this tensor has run its backward). No effect on other tensors.
+    public func releaseGrad() {
+        guard let arena, let g = gradPointer, arena.generation == arenaGeneration else { return }
+        arena.recycle(g, count: count)
+        gradPointer = nil
+    }
 
     /// The single value of a scalar. Prefer this to `data[0]` on a temporary: the pointer
     /// does not keep the tensor alive, a method call does.

@@ -25,48 +25,64 @@ public struct StridedRows {
 }
 
 public enum AttentionKernels {
+    /// Rows of S are computed in blocks of this many queries, each only against the keys
+    /// up to the block's last query: the masked upper triangle is (mostly) never computed.
+    static let block = 64
+
     public static func forward(out: StridedRows, probs: UnsafeMutablePointer<Float>,
                                q: StridedRows, k: StridedRows, v: StridedRows,
                                segments: [Int32]?, g: AttentionGeometry) {
         let T = g.seqLen, hd = g.headDim
         let scale = 1 / Float(hd).squareRoot()
-        for b in 0..<g.batch {
-            for h in 0..<g.heads {
+        withSegments(segments) { seg in
+            // One (batch row, head) per work item; items are independent.
+            Parallel.forEach(g.batch * g.heads) { item in
+                let b = item / g.heads, h = item % g.heads
                 let kh = h / g.group
                 let qp = q.base + b * T * q.ld + h * hd
                 let kp = k.base + b * T * k.ld + kh * hd
                 let vp = v.base + b * T * v.ld + kh * hd
                 let p = probs + (b * g.heads + h) * T * T
-                BLAS.gemm(transA: false, transB: true, m: T, n: T, k: hd, alpha: scale,
-                          a: qp, lda: q.ld, b: kp, ldb: k.ld, beta: 0, c: p, ldc: T)
-                maskedSoftmaxRows(p, seqLen: T, segments: segments.map { Array($0[(b * T)..<(b * T + T)]) })
-                BLAS.gemm(transA: false, transB: false, m: T, n: hd, k: T,
-                          a: p, lda: T, b: vp, ldb: v.ld, beta: 0,
-                          c: out.base + b * T * out.ld + h * hd, ldc: out.ld)
+                var i0 = 0
+                while i0 < T {
+                    let i1 = min(T, i0 + block)
+                    BLAS.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: hd, alpha: scale,
+                              a: qp + i0 * q.ld, lda: q.ld, b: kp, ldb: k.ld, beta: 0, c: p + i0 * T, ldc: T)
+                    maskedSoftmaxRows(p, rows: i0..<i1, seqLen: T, segments: seg.map { $0 + b * T })
+                    BLAS.gemm(transA: false, transB: false, m: i1 - i0, n: hd, k: i1,
+                              a: p + i0 * T, lda: T, b: vp, ldb: v.ld, beta: 0,
+                              c: out.base + (b * T + i0) * out.ld + h * hd, ldc: out.ld)
+                    i0 = i1
+                }
             }
         }
     }
 
-    /// Row i keeps columns j ≤ i (same segment if given); the rest become exactly 0.
-    static func maskedSoftmaxRows(_ p: UnsafeMutablePointer<Float>, seqLen T: Int, segments: [Int32]?) {
-        for i in 0..<T {
+    static func withSegments<R>(_ segments: [Int32]?, _ body: (UnsafePointer<Int32>?) -> R) -> R {
+        guard let segments else { return body(nil) }
+        return segments.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// Row i keeps columns j ≤ i (same segment if given); the rest of the row becomes 0.
+    static func maskedSoftmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Range<Int>, seqLen T: Int,
+                                  segments: UnsafePointer<Int32>?) {
+        for i in rows {
             let row = p + i * T
-            var maxv = -Float.infinity
-            for j in 0...i where segments == nil || segments![j] == segments![i] {
-                maxv = max(maxv, row[j])
-            }
-            var sum: Float = 0
-            for j in 0..<T {
-                if j <= i && (segments == nil || segments![j] == segments![i]) {
-                    let e = expf(row[j] - maxv)
-                    row[j] = e
-                    sum += e
-                } else {
-                    row[j] = 0
+            if let seg = segments {
+                var maxv = -Float.infinity
+                for j in 0...i where seg[j] == seg[i] { maxv = max(maxv, row[j]) }
+                var sum: Float = 0
+                for j in 0...i {
+                    if seg[j] == seg[i] { let e = expf(row[j] - maxv); row[j] = e; sum += e } else { row[j] = 0 }
                 }
+                Vec.scale(row, 1 / sum, count: i + 1)
+            } else {
+                let n = i + 1
+                let maxv = Vec.maximum(row, count: n)
+                let sum = Vec.expShifted(row, shift: maxv, count: n)
+                Vec.scale(row, 1 / sum, count: n)
             }
-            let inv = 1 / sum
-            for j in 0...i { row[j] *= inv }
+            (row + i + 1).update(repeating: 0, count: T - i - 1)
         }
     }
 
@@ -77,40 +93,68 @@ public enum AttentionKernels {
                                 g: AttentionGeometry) {
         let T = g.seqLen, hd = g.headDim
         let scale = 1 / Float(hd).squareRoot()
-        let dS = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
-        defer { dS.deallocate() }
-        for b in 0..<g.batch {
-            for h in 0..<g.heads {
-                let kh = h / g.group
-                let p = probs + (b * g.heads + h) * T * T
-                let dop = dout.base + b * T * dout.ld + h * hd
-                let qp = q.base + b * T * q.ld + h * hd
+        let threads = Parallel.threads
+        let scratch = Scratch.shared.floats(slot: 2, count: threads * T * T)
+        // One (batch row, kv head) per work item: the heads sharing a kv head write the same
+        // dk/dv rows, so they stay on one thread.
+        let items = g.batch * g.kvHeads
+        Parallel.onEachThread { t in
+            let dS = scratch + t * T * T
+            var item = t
+            while item < items {
+                defer { item += threads }
+                let b = item / g.kvHeads, kh = item % g.kvHeads
                 let kp = k.base + b * T * k.ld + kh * hd
                 let vp = v.base + b * T * v.ld + kh * hd
-                if let dv {  // dV += Pᵀ·dout
-                    BLAS.gemm(transA: true, transB: false, m: T, n: hd, k: T,
-                              a: p, lda: T, b: dop, ldb: dout.ld, beta: 1,
-                              c: dv.base + b * T * dv.ld + kh * hd, ldc: dv.ld)
-                }
-                guard dq != nil || dk != nil else { continue }
-                // dP = dout·Vᵀ, then the softmax Jacobian: dS = P ⊙ (dP − Σ_j P·dP) · scale.
-                BLAS.gemm(transA: false, transB: true, m: T, n: T, k: hd,
-                          a: dop, lda: dout.ld, b: vp, ldb: v.ld, beta: 0, c: dS, ldc: T)
-                for i in 0..<T {
-                    let pr = p + i * T, dr = dS + i * T
-                    var dot: Float = 0
-                    for j in 0...i { dot += pr[j] * dr[j] }
-                    for j in 0..<T { dr[j] = j <= i ? pr[j] * (dr[j] - dot) * scale : 0 }
-                }
-                if let dq {  // dQ += dS·K
-                    BLAS.gemm(transA: false, transB: false, m: T, n: hd, k: T,
-                              a: dS, lda: T, b: kp, ldb: k.ld, beta: 1,
-                              c: dq.base + b * T * dq.ld + h * hd, ldc: dq.ld)
-                }
-                if let dk {  // dK += dSᵀ·Q
-                    BLAS.gemm(transA: true, transB: false, m: T, n: hd, k: T,
-                              a: dS, lda: T, b: qp, ldb: q.ld, beta: 1,
-                              c: dk.base + b * T * dk.ld + kh * hd, ldc: dk.ld)
+                for h in (kh * g.group)..<((kh + 1) * g.group) {
+                    let p = probs + (b * g.heads + h) * T * T
+                    let dop = dout.base + b * T * dout.ld + h * hd
+                    let qp = q.base + b * T * q.ld + h * hd
+                    if let dv {  // dV[j] += Σ_{i ≥ j} P[i, j]·dout[i], per block of keys j
+                        var j0 = 0
+                        while j0 < T {
+                            let j1 = min(T, j0 + block)
+                            BLAS.gemm(transA: true, transB: false, m: j1 - j0, n: hd, k: T - j0,
+                                      a: p + j0 * T + j0, lda: T, b: dop + j0 * dout.ld, ldb: dout.ld, beta: 1,
+                                      c: dv.base + (b * T + j0) * dv.ld + kh * hd, ldc: dv.ld)
+                            j0 = j1
+                        }
+                    }
+                    guard dq != nil || dk != nil else { continue }
+                    // dP = dout·Vᵀ (causal blocks), then the softmax Jacobian:
+                    // dS = P ⊙ (dP − Σ_j P·dP) · scale, zero above the diagonal.
+                    var i0 = 0
+                    while i0 < T {
+                        let i1 = min(T, i0 + block)
+                        BLAS.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: hd,
+                                  a: dop + i0 * dout.ld, lda: dout.ld, b: vp, ldb: v.ld, beta: 0, c: dS + i0 * T, ldc: T)
+                        for i in i0..<i1 {
+                            let pr = p + i * T, dr = dS + i * T
+                            let n = i + 1
+                            let dot = F8(repeating: Vec.dot(pr, dr, count: n))
+                            let sv = F8(repeating: scale)
+                            var j = 0
+                            while j + 8 <= n { Vec.store(Vec.load(pr + j) * (Vec.load(dr + j) - dot) * sv, dr + j); j += 8 }
+                            while j < n { dr[j] = pr[j] * (dr[j] - dot[0]) * scale; j += 1 }
+                            if i1 > n { (dr + n).update(repeating: 0, count: i1 - n) }
+                        }
+                        if let dq {  // dQ[i] += Σ_{j ≤ i} dS[i, j]·K[j]
+                            BLAS.gemm(transA: false, transB: false, m: i1 - i0, n: hd, k: i1,
+                                      a: dS + i0 * T, lda: T, b: kp, ldb: k.ld, beta: 1,
+                                      c: dq.base + (b * T + i0) * dq.ld + h * hd, ldc: dq.ld)
+                        }
+                        i0 = i1
+                    }
+                    if let dk {  // dK[j] += Σ_{i ≥ j} dS[i, j]·Q[i]
+                        var j0 = 0
+                        while j0 < T {
+                            let j1 = min(T, j0 + block)
+                            BLAS.gemm(transA: true, transB: false, m: j1 - j0, n: hd, k: T - j0,
+                                      a: dS + j0 * T + j0, lda: T, b: qp + j0 * q.ld, ldb: q.ld, beta: 1,
+                                      c: dk.base + (b * T + j0) * dk.ld + kh * hd, ldc: dk.ld)
+                            j0 = j1
+                        }
+                    }
                 }
             }
         }
@@ -125,13 +169,13 @@ extension Tape {
         precondition(c3 % 3 == 0 && c % heads == 0, "attention: \(c3) columns for \(heads) heads")
         precondition(qkv.rows == batch * seqLen, "attention: \(qkv.rows) rows for B=\(batch) T=\(seqLen)")
         let g = AttentionGeometry(batch: batch, seqLen: seqLen, heads: heads, kvHeads: heads, headDim: c / heads)
-        let out = Tensor(zeros: [batch * seqLen, c])
-        let probs = Tensor(zeros: [batch, heads, seqLen, seqLen])
+        let out = output([batch * seqLen, c])
+        let probs = output([batch, heads, seqLen, seqLen])
         let q = StridedRows(qkv.data, ld: c3), k = StridedRows(qkv.data + c, ld: c3)
         let v = StridedRows(qkv.data + 2 * c, ld: c3)
         AttentionKernels.forward(out: StridedRows(out.data, ld: c), probs: probs.data,
                                  q: q, k: k, v: v, segments: segments, g: g)
-        out.requiresGrad = record([qkv]) {
+        out.requiresGrad = record([qkv], output: out) {
             let d = qkv.grad
             AttentionKernels.backward(dq: StridedRows(d, ld: c3), dk: StridedRows(d + c, ld: c3),
                                       dv: StridedRows(d + 2 * c, ld: c3),
@@ -148,13 +192,13 @@ extension Tape {
         precondition(heads % kvHeads == 0 && k.columns == kvHeads * hd && v.columns == kvHeads * hd,
                      "attention: q \(q.shape), k \(k.shape), v \(v.shape) for \(heads)/\(kvHeads) heads")
         let g = AttentionGeometry(batch: batch, seqLen: seqLen, heads: heads, kvHeads: kvHeads, headDim: hd)
-        let out = Tensor(zeros: [batch * seqLen, heads * hd])
-        let probs = Tensor(zeros: [batch, heads, seqLen, seqLen])
+        let out = output([batch * seqLen, heads * hd])
+        let probs = output([batch, heads, seqLen, seqLen])
         let qs = StridedRows(q.data, ld: q.columns), ks = StridedRows(k.data, ld: k.columns)
         let vs = StridedRows(v.data, ld: v.columns)
         AttentionKernels.forward(out: StridedRows(out.data, ld: out.columns), probs: probs.data,
                                  q: qs, k: ks, v: vs, segments: segments, g: g)
-        out.requiresGrad = record([q, k, v]) {
+        out.requiresGrad = record([q, k, v], output: out) {
             AttentionKernels.backward(dq: q.requiresGrad ? StridedRows(q.grad, ld: q.columns) : nil,
                                       dk: k.requiresGrad ? StridedRows(k.grad, ld: k.columns) : nil,
                                       dv: v.requiresGrad ? StridedRows(v.grad, ld: v.columns) : nil,

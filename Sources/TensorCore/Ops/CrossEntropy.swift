@@ -12,13 +12,24 @@ public enum SoftmaxKernels {
                                   rows: Int, vocab V: Int) {
         for r in 0..<rows {
             let z = logits + r * V, o = out + r * V
-            var m = -Float.infinity
-            for j in 0..<V { m = max(m, z[j]) }
-            var s: Double = 0
-            for j in 0..<V { s += Double(expf(z[j] - m)) }
-            let lse = m + Float(log(s))
-            for j in 0..<V { o[j] = z[j] - lse }
+            let lse = logSumExp(z, count: V)
+            let lv = F8(repeating: lse)
+            var j = 0
+            while j + 8 <= V { Vec.store(Vec.load(z + j) - lv, o + j); j += 8 }
+            while j < V { o[j] = z[j] - lse; j += 1 }
         }
+    }
+
+    /// log Σ_j e^{z_j}, max-shifted; the sum of exponentials accumulates per 8-lane block.
+    public static func logSumExp(_ z: UnsafePointer<Float>, count V: Int) -> Float {
+        let m = Vec.maximum(z, count: V)
+        let mv = F8(repeating: m)
+        var acc = F8(repeating: 0)
+        var j = 0
+        while j + 8 <= V { acc += Vec.exp(Vec.load(z + j) - mv); j += 8 }
+        var s = Double(Vec.sum(acc))
+        while j < V { s += Double(expf(z[j] - m)); j += 1 }
+        return m + Float(log(s))
     }
 
     /// Masked cross-entropy sum (not yet normalised) and, if `dlogits` is given, its
@@ -27,19 +38,20 @@ public enum SoftmaxKernels {
                                     rows: Int, vocab V: Int, dlogits: UnsafeMutablePointer<Float>?,
                                     scale: Float) -> Double {
         var total: Double = 0
-        var row = [Float](repeating: 0, count: V)
         for r in 0..<rows where mask[r] != 0 {
             let y = Int(targets[r])
             precondition(y >= 0 && y < V, "crossEntropy: target \(y) outside vocab \(V)")
-            row.withUnsafeMutableBufferPointer { lp in
-                logSoftmax(out: lp.baseAddress!, logits: logits + r * V, rows: 1, vocab: V)
-                total += Double(-lp[y] * mask[r])
-                if let d = dlogits {
-                    let w = mask[r] * scale
-                    let dr = d + r * V
-                    for j in 0..<V { dr[j] += expf(lp[j]) * w }
-                    dr[y] -= w
-                }
+            let z = logits + r * V
+            let lse = logSumExp(z, count: V)
+            total += Double((lse - z[y]) * mask[r])
+            if let d = dlogits {
+                let w = mask[r] * scale
+                let dr = d + r * V
+                let lv = F8(repeating: lse), wv = F8(repeating: w)
+                var j = 0
+                while j + 8 <= V { Vec.store(Vec.load(dr + j) + Vec.exp(Vec.load(z + j) - lv) * wv, dr + j); j += 8 }
+                while j < V { dr[j] += expf(z[j] - lse) * w; j += 1 }
+                dr[y] -= w
             }
         }
         return total
@@ -55,13 +67,9 @@ extension Tape {
         loss.data[0] = Float(SoftmaxKernels.crossEntropy(logits: logits.data, targets: targets, mask: mask,
                                                          rows: rows, vocab: V, dlogits: nil, scale: 0)) / normalizer
         loss.requiresGrad = record([logits]) {
-            let d = UnsafeMutablePointer<Float>.allocate(capacity: rows * V)
-            d.initialize(repeating: 0, count: rows * V)
-            defer { d.deallocate() }
+            // Accumulates straight into the logits' gradient (+=, like every backward kernel).
             _ = SoftmaxKernels.crossEntropy(logits: logits.data, targets: targets, mask: mask,
-                                            rows: rows, vocab: V, dlogits: d, scale: loss.grad[0] / normalizer)
-            let g = logits.grad
-            for i in 0..<(rows * V) { g[i] += d[i] }
+                                            rows: rows, vocab: V, dlogits: logits.grad, scale: loss.grad[0] / normalizer)
         }
         return loss
     }

@@ -16,9 +16,8 @@ public enum LinearKernels {
         BLAS.gemm(transA: false, transB: layout == .outIn, m: n, n: oc, k: ic,
                   a: x, lda: ic, b: w, ldb: layout == .outIn ? ic : oc, beta: 0, c: out, ldc: oc)
         if let bias {
-            for r in 0..<n {
-                let o = out + r * oc
-                for j in 0..<oc { o[j] += bias[j] }
+            Parallel.forRanges(n, minChunk: max(1, 16384 / max(oc, 1))) { rows in
+                for r in rows { Vec.add(out + r * oc, bias, count: oc) }
             }
         }
     }
@@ -43,28 +42,52 @@ public enum LinearKernels {
                           a: x, lda: ic, b: dout, ldb: oc, beta: 1, c: dw, ldc: oc)
             }
         }
-        if let dbias {
-            for r in 0..<n {
-                let d = dout + r * oc
-                for j in 0..<oc { dbias[j] += d[j] }
+        if let dbias {  // column sums: each thread owns a block of columns
+            Parallel.forRanges(oc, minChunk: n * oc >= 65536 ? 64 : oc, align: 8) { cols in
+                for r in 0..<n { Vec.add(dbias + cols.lowerBound, dout + r * oc + cols.lowerBound, count: cols.count) }
             }
         }
     }
 }
 
 extension Tape {
-    /// x: [..., IC] → [..., OC].
-    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, layout: WeightLayout) -> Tensor {
+    /// x: [..., IC] → [..., OC]. With `residual` (same shape as the output) the op is the
+    /// residual-stream update out = residual + x·op(W) + b in one pass, so the projection's
+    /// own output is never stored (GPT-2's attn/mlp c_proj).
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, layout: WeightLayout,
+                       residual: Tensor? = nil) -> Tensor {
         let ic = x.columns, n = x.rows
         precondition(weight.shape.count == 2, "linear: weight must be 2-D, got \(weight.shape)")
         let oc = layout == .outIn ? weight.shape[0] : weight.shape[1]
         let wIn = layout == .outIn ? weight.shape[1] : weight.shape[0]
         precondition(wIn == ic, "linear: input has \(ic) features, weight \(weight.shape) expects \(wIn)")
         if let bias { precondition(bias.count == oc, "linear: bias \(bias.shape) for \(oc) outputs") }
-        let out = Tensor(zeros: Array(x.shape.dropLast()) + [oc])
-        LinearKernels.forward(out: out.data, x: x.data, w: weight.data, bias: bias?.data,
-                              n: n, inFeatures: ic, outFeatures: oc, layout: layout)
-        out.requiresGrad = record([x, weight] + (bias.map { [$0] } ?? [])) {
+        if let residual { precondition(residual.count == n * oc, "linear: residual \(residual.shape) for [\(n), \(oc)]") }
+        let out = output(Array(x.shape.dropLast()) + [oc])
+        if let residual {
+            LinearKernels.forward(out: out.data, x: x.data, w: weight.data, bias: nil,
+                                  n: n, inFeatures: ic, outFeatures: oc, layout: layout)
+            let (o, r, b) = (out.data, residual.data, bias?.data)
+            Parallel.forRanges(n, minChunk: max(1, 16384 / max(oc, 1))) { rows in
+                for row in rows {
+                    Vec.add(o + row * oc, r + row * oc, count: oc)
+                    if let b { Vec.add(o + row * oc, b, count: oc) }
+                }
+            }
+        } else {
+            LinearKernels.forward(out: out.data, x: x.data, w: weight.data, bias: bias?.data,
+                                  n: n, inFeatures: ic, outFeatures: oc, layout: layout)
+        }
+        var inputs = [x, weight]
+        if let bias { inputs.append(bias) }
+        if let residual { inputs.append(residual) }
+        out.requiresGrad = record(inputs, output: out) {
+            if let residual, residual.requiresGrad {
+                let (g, d) = (residual.grad, out.grad)
+                Parallel.forRanges(n * oc, minChunk: 16384, align: 8) { r in
+                    Vec.add(g + r.lowerBound, d + r.lowerBound, count: r.count)
+                }
+            }
             LinearKernels.backward(dx: x.requiresGrad ? x.grad : nil,
                                    dw: weight.requiresGrad ? weight.grad : nil,
                                    dbias: bias.flatMap { $0.requiresGrad ? $0.grad : nil },

@@ -15,6 +15,15 @@ public final class Trainer {
     let source: BatchSource
     let oldPolicy: LanguageModel?
     public private(set) var skippedSteps = 0
+    /// Wall-clock split of the last step (seconds), for `sft-dist bench` and profiling.
+    public struct StepTimings: Sendable {
+        public var compute = 0.0        // forward + objective + backward, all micro-batches
+        public var gradientSync = 0.0   // waiting in the gradient allreduce
+        public var update = 0.0         // scalar reductions, norm, clipping, optimizer
+    }
+    public private(set) var lastTimings = StepTimings()
+    /// Activations and their gradients, reused micro-batch after micro-batch (TensorCore.Arena).
+    let arena = Arena()
 
     public struct StepReport {
         public var step: Int
@@ -27,7 +36,7 @@ public final class Trainer {
         public var skipped: Bool
     }
 
-    public init(setup: RunSetup, comm: Communicator) {
+    public init(setup: RunSetup, comm: Communicator, source: BatchSource? = nil) {
         self.setup = setup
         self.comm = comm
         model = setup.model
@@ -40,7 +49,7 @@ public final class Trainer {
         }
         schedule = LRSchedule(kind: LRSchedule.Kind(rawValue: r.schedule)!, peak: Float(r.lr),
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
-        source = UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed)
+        self.source = source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed)
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
     }
 
@@ -90,24 +99,23 @@ public final class Trainer {
         objective.beginStep(context)
 
         // 3–5. Forward, objective, backward per micro-batch; gradients accumulate.
+        let tCompute = comm.wallTime()
         model.parameters.zeroGrads()
         var loss = 0.0, localBad = false
         var diag: [String: Double] = [:], diagCounts: [String: Double] = [:]
         for (k, mb) in micro.enumerated() {
-            let tape = Tape()
-            let (inp, logits) = input(for: mb, index: k, context: context, tape: tape)
-            let dlogits = UnsafeMutablePointer<Float>.allocate(capacity: logits.count)
-            dlogits.initialize(repeating: 0, count: logits.count)
-            let result = objective.lossAndGradient(inp, dlogits: dlogits)
-            tape.backward(from: logits, seed: dlogits)
-            dlogits.deallocate()
+            // Trainer+Fused.swift: LM head fused with a row-local objective, or the full logits.
+            let result = fusedMicroBatch(mb, index: k, context: context) ?? unfusedMicroBatch(mb, index: k, context: context)
             if !result.loss.isFinite { localBad = true }
             loss += result.loss
             for (key, v) in result.diagnostics { diag[key, default: 0] += v }
             for (key, v) in result.diagnosticCounts { diagCounts[key, default: 0] += v }
         }
         // Gradients: one in-place sum over the flat buffer.
+        let tSync = comm.wallTime()
         comm.allreduce(model.parameters.gradBuffer, op: .sum)
+        let tSynced = comm.wallTime()
+        lastTimings = StepTimings(compute: tSync - tCompute, gradientSync: tSynced - tSync)
         let (sums, names) = reduceScalars(loss: loss, bad: localBad, diag: diag, counts: diagCounts)
         let globalLoss = sums[0]
         let badRank = Int(sums[1]) - 1
@@ -132,6 +140,7 @@ public final class Trainer {
         }
         clipGradients(model.parameters, norm: norm, maxNorm: setup.recipe.gradClip)
         optimizer.step(params: model.parameters, lr: lr)
+        lastTimings.update = comm.wallTime() - tSynced
         return report
     }
 
@@ -178,7 +187,7 @@ public final class Trainer {
         return (inp, logits)
     }
     /// Local ordinal of each micro-batch's first sequence (for global sequence ids).
-    private var firstLocalSequence: [Int] = [0]
+    var firstLocalSequence: [Int] = [0]
     /// Tensors whose raw pointers an ObjectiveInput holds must outlive it.
     private var keepAlive: [Tensor] = []
 

@@ -39,7 +39,7 @@ public final class MetricsLog {
         case let i as Int: return "\(i)"
         case let b as Bool: return b ? "true" : "false"
         case let s as String:
-            let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed])) ?? Data()
+            let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
             let arr = String(decoding: data, as: UTF8.self)
             return String(arr.dropFirst().dropLast())
         default: return "null"

@@ -7,10 +7,10 @@ import TensorCore
 ///   ∂L/∂z_v = M_t·(p_v − (1−ε)·[v = y] − ε/V) / N_global.
 /// N_global is the number of loss tokens in the whole optimizer step on all ranks
 /// (normalisation "B" of objectives.md §1), so the result does not depend on rank count
-/// or micro-batching.
+/// or micro-batching. Row-local, so the trainer fuses it with the LM head over row chunks.
 public final class NLLObjective: Objective {
     public let name = "nll"
-    public let requirements = ObjectiveRequirements()
+    public let requirements = ObjectiveRequirements(rowLocal: true)
     public let labelSmoothing: Float
 
     public init(labelSmoothing: Float = 0) throws {
@@ -24,26 +24,27 @@ public final class NLLObjective: Objective {
         let V = input.vocab, eps = labelSmoothing
         let scale = 1 / Float(max(input.context.globalLossTokens, 1))
         var total = 0.0, sumP = 0.0, correct = 0.0, count = 0.0
-        var lp = [Float](repeating: 0, count: V)
-        lp.withUnsafeMutableBufferPointer { lp in
-            for r in 0..<input.rows where input.mask[r] != 0 {
-                let y = Int(input.targets[r])
-                SoftmaxKernels.logSoftmax(out: lp.baseAddress!, logits: input.logits + r * V, rows: 1, vocab: V)
-                var meanNeg: Float = 0
-                if eps > 0 { for v in 0..<V { meanNeg -= lp[v] } ; meanNeg /= Float(V) }
-                let l = (1 - eps) * -lp[y] + eps * meanNeg
-                total += Double(l * input.mask[r])
-                let w = input.mask[r] * scale
-                let d = dlogits + r * V
-                var argmax = 0
-                for v in 0..<V {
-                    d[v] += (expf(lp[v]) - eps / Float(V)) * w
-                    if lp[v] > lp[argmax] { argmax = v }
-                }
-                d[y] -= (1 - eps) * w
-                sumP += Double(expf(lp[y])); count += 1
-                if argmax == y { correct += 1 }
-            }
+        for r in 0..<input.rows where input.mask[r] != 0 {
+            let y = Int(input.targets[r])
+            let z = input.logits + r * V
+            // log p_v = z_v − lse; Σ_v(−log p_v)/V = lse − mean(z).
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
+            let meanNeg = eps > 0 ? lse - Vec.total(z, count: V) / Float(V) : 0
+            let l = (1 - eps) * (lse - z[y]) + eps * meanNeg
+            total += Double(l * input.mask[r])
+            let w = input.mask[r] * scale
+            let d = dlogits + r * V
+            let lv = F8(repeating: lse), wv = F8(repeating: w), ev = F8(repeating: eps / Float(V))
+            var v = 0
+            while v + 8 <= V { Vec.store(Vec.load(d + v) + (Vec.exp(Vec.load(z + v) - lv) - ev) * wv, d + v); v += 8 }
+            while v < V { d[v] += (expf(z[v] - lse) - eps / Float(V)) * w; v += 1 }
+            d[y] -= (1 - eps) * w
+            sumP += Double(expf(z[y] - lse)); count += 1
+            // First maximal logit, as argmax of log p.
+            let m = Vec.maximum(z, count: V)
+            var argmax = 0
+            while argmax < V - 1 && z[argmax] != m { argmax += 1 }
+            if argmax == y { correct += 1 }
         }
         return ObjectiveResult(loss: total * Double(scale),
                                diagnostics: ["mean_p": sumP, "token_acc": correct],

@@ -39,10 +39,17 @@ public struct ObjectiveRequirements: Sendable {
     public var oldPolicyRefresh: Int? = nil
     /// A forward-only pass over the global batch before the gradient pass.
     public var statisticsPass = false
-    public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false) {
+    /// Each row's loss and gradient depend on that row's logits only, and the objective
+    /// neither samples nor keeps logits between calls: the trainer may then call it on
+    /// chunks of rows, concurrently, with the LM head fused in (`Tape.fusedHead`), so the
+    /// whole [N, V] logits are never stored. Diagnostics must be sums over rows.
+    public var rowLocal = false
+    public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
+                rowLocal: Bool = false) {
         self.referenceModel = referenceModel
         self.oldPolicyRefresh = oldPolicyRefresh
         self.statisticsPass = statisticsPass
+        self.rowLocal = rowLocal
     }
 }
 

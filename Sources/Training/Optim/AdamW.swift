@@ -10,16 +10,23 @@ public final class AdamW: Optimizer {
     public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     private var m: [Float], v: [Float]
     private var t = 0
-    private let decay: [Bool]
+    /// The flat buffer as consecutive ranges, each with or without weight decay.
+    private let spans: [(range: Range<Int>, decay: Bool)]
 
     public init(params: ParameterStore, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
                 weightDecay: Float = 0.0) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
         m = [Float](repeating: 0, count: params.count)
         v = [Float](repeating: 0, count: params.count)
-        var d = [Bool](repeating: false, count: params.count)
-        for r in decayRanges(params) { for i in r { d[i] = true } }
-        decay = d
+        var spans: [(Range<Int>, Bool)] = []
+        var at = 0
+        for r in decayRanges(params).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if r.lowerBound > at { spans.append((at..<r.lowerBound, false)) }
+            spans.append((r, true))
+            at = r.upperBound
+        }
+        if at < params.count { spans.append((at..<params.count, false)) }
+        self.spans = spans
     }
 
     public func step(params: ParameterStore, lr: Float) {
@@ -27,19 +34,12 @@ public final class AdamW: Optimizer {
         let c1 = 1 - Float(pow(Double(beta1), Double(t)))
         let c2 = 1 - Float(pow(Double(beta2), Double(t)))
         let p = params.values, g = params.grads
-        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in
-                decay.withUnsafeBufferPointer { decay in
-                    for i in 0..<params.count {
-                        let gi = g[i]
-                        m[i] = b1 * m[i] + (1 - b1) * gi
-                        v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                        let mhat = m[i] / c1, vhat = v[i] / c2
-                        var update = mhat / (vhat.squareRoot() + eps)
-                        if decay[i] { update += wd * p[i] }
-                        p[i] -= lr * update
-                    }
+                for (range, decays) in spans {
+                    OptimizerKernels.adamw(p: p, g: g, m: m.baseAddress!, v: v.baseAddress!, range: range, lr: lr,
+                                           beta1: beta1, beta2: beta2, c1: c1, c2: c2, eps: eps,
+                                           wd: decays ? weightDecay : 0)
                 }
             }
         }

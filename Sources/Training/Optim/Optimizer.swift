@@ -17,12 +17,10 @@ func decayRanges(_ params: ParameterStore) -> [Range<Int>] {
 }
 
 /// Global L2 norm of the gradient buffer (identical on every rank after the allreduce),
-/// accumulated in Double so the value is the same whatever the buffer length.
+/// accumulated in Double per 4096-element block, so the value is the same whatever the
+/// thread count.
 public func gradientNorm(_ params: ParameterStore) -> Double {
-    var s = 0.0
-    let g = params.grads
-    for i in 0..<params.count { let x = Double(g[i]); s += x * x }
-    return s.squareRoot()
+    OptimizerKernels.norm(params.grads, count: params.count)
 }
 
 /// Scales gradients so their global norm is at most `maxNorm` (after the allreduce, so the
@@ -31,7 +29,6 @@ public func gradientNorm(_ params: ParameterStore) -> Double {
 public func clipGradients(_ params: ParameterStore, norm: Double, maxNorm: Double) -> Float {
     guard maxNorm > 0, norm > maxNorm else { return 1 }
     let scale = Float(maxNorm / (norm + 1e-6))
-    let g = params.grads
-    for i in 0..<params.count { g[i] *= scale }
+    OptimizerKernels.scale(params.grads, count: params.count, by: scale)
     return scale
 }

@@ -1,0 +1,52 @@
+/// The output projection fused with a row-local loss, one chunk of rows at a time, so the
+/// [N, V] logits (and their gradient) are never stored whole: per chunk of R rows,
+///   logits = hidden[rows] · op(W)            (one GEMM, [R, V])
+///   loss(rows, logits) fills dlogits         (split over the threads by rows)
+///   hidden.grad[rows] += dlogits · op(W)ᵀ,   W.grad += (dlogits, hidden[rows]) product
+/// and the chunk's buffers are reused for the next. The head's backward therefore runs here,
+/// during the forward pass; `Tape.backward()` afterwards runs the rest of the model from the
+/// hidden state's gradient. Peak memory is 2·R·V floats instead of 2·N·V.
+public enum FusedHead {
+    /// Rows per chunk: 256 × 8192 floats = 8 MiB per buffer, GEMMs still well shaped.
+    public static let defaultRows = 256
+}
+
+extension Tape {
+    /// `loss(thread, rows, logits, dlogits)`: `rows` are absolute row indices of `hidden`;
+    /// `logits` and `dlogits` point at the first of them (row stride V; dlogits zeroed, to
+    /// be accumulated into). It runs concurrently on every thread for disjoint rows.
+    public func fusedHead(_ hidden: Tensor, weight: Tensor, layout: WeightLayout,
+                          rowsPerChunk: Int = FusedHead.defaultRows,
+                          _ loss: (_ thread: Int, _ rows: Range<Int>, _ logits: UnsafePointer<Float>,
+                                   _ dlogits: UnsafeMutablePointer<Float>) -> Void) {
+        let n = hidden.rows, c = hidden.columns
+        let V = layout == .outIn ? weight.shape[0] : weight.shape[1]
+        precondition((layout == .outIn ? weight.shape[1] : weight.shape[0]) == c, "fusedHead: weight \(weight.shape) for \(c) features")
+        let R = max(1, min(rowsPerChunk, n))
+        let logits = Scratch.shared.floats(slot: 3, count: R * V)
+        let dlogits = Scratch.shared.floats(slot: 4, count: R * V)
+        let needX = recording && hidden.requiresGrad, needW = recording && weight.requiresGrad
+        let threads = Parallel.threads
+        var r0 = 0
+        while r0 < n {
+            let rows = min(R, n - r0)
+            let x = hidden.data + r0 * c
+            LinearKernels.forward(out: logits, x: x, w: weight.data, bias: nil, n: rows,
+                                  inFeatures: c, outFeatures: V, layout: layout)
+            let base = r0
+            Parallel.onEachThread { t in
+                let sub = Parallel.split(rows, parts: threads, index: t)
+                guard !sub.isEmpty else { return }
+                let d = dlogits + sub.lowerBound * V
+                d.update(repeating: 0, count: sub.count * V)
+                loss(t, (base + sub.lowerBound)..<(base + sub.upperBound), logits + sub.lowerBound * V, d)
+            }
+            if needX || needW {
+                LinearKernels.backward(dx: needX ? hidden.grad + r0 * c : nil, dw: needW ? weight.grad : nil,
+                                       dbias: nil, dout: dlogits, x: x, w: weight.data, n: rows,
+                                       inFeatures: c, outFeatures: V, layout: layout)
+            }
+            r0 += rows
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import TensorCore
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark the training step: gpt2-mini, batch 8×256, AdamW, fp32, synthetic tokens.",
+        discussion: """
+        Reports tokens/s, model FLOP/s against the SGEMM ceiling measured in the same run, the \
+        time in the gradient allreduce, peak RSS against the computed need, and generation \
+        tokens/s. Under mpirun the numbers are for all ranks together (the global batch stays \
+        8 sequences). scripts/bench compares 1 rank × 2 threads with 2 ranks × 1 thread; \
+        scripts/bench-peer runs PyTorch on the same configuration.
+        """)
+
+    @Option(help: "Threads per rank (default: OPENBLAS_NUM_THREADS, else the core count).") var threads: Int?
+    @Option(help: "Timed steps.") var steps = 6
+    @Option(help: "Untimed warm-up steps.") var warmup = 2
+    @Option(name: .customLong("generate-tokens"), help: "Tokens to generate for the generation rate (0: skip).") var generateTokens = 64
+    @Flag(help: "One JSON line instead of the table.") var json = false
+    @Flag(help: "No per-step lines on standard error.") var quiet = false
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be ≥ 1") }
+        if warmup < 0 { throw ValidationError("--warmup must be ≥ 0") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be ≥ 1") }
+    }
+
+    func run() throws {
+        let comm = Runtime.start(threads: threads)
+        var o = Benchmark.Options(threads: BLAS.threads)
+        o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens
+        let lead = comm.isCoordinator
+        let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
+        if lead { print(json ? r.json : r.table) }
+        Runtime.finish()
+    }
+}

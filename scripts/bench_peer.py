@@ -1,0 +1,52 @@
+"""PyTorch side of scripts/bench-peer: the gpt2-mini configuration of `sft-dist bench`
+(GPT-2, 6 layers, d=384, 6 heads, context 256, vocabulary 8192) as transformers'
+GPT2LMHeadModel, batch 8x256 synthetic tokens, AdamW, fp32, dropout off, same thread count.
+Prints one JSON line: tokens/s over the median timed step (after warm-up), peak RSS."""
+import argparse, json, resource, statistics, sys, time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+p = argparse.ArgumentParser()
+p.add_argument("--threads", type=int, required=True)
+p.add_argument("--steps", type=int, default=6)
+p.add_argument("--warmup", type=int, default=2)
+a = p.parse_args()
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(1234)
+B, T, V = 8, 256, 8192
+cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=384, n_layer=6, n_head=6,
+                 activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                 layer_norm_epsilon=1e-5, tie_word_embeddings=True)
+model = GPT2LMHeadModel(cfg)
+model.train()
+params = sum(p.numel() for p in model.parameters())
+# Same optimizer settings as the sft-dist bench: lr 3e-4, betas (0.9, 0.999), eps 1e-8,
+# weight decay 0.01, gradient clipping at 1.0.
+opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+g = torch.Generator().manual_seed(1234)
+times, losses = [], []
+for step in range(a.warmup + a.steps):
+    ids = torch.randint(0, V, (B, T + 1), generator=g)
+    x, y = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    logits = model(input_ids=x).logits
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, V), y.view(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    dt = time.perf_counter() - t0
+    losses.append(loss.item())
+    if step >= a.warmup:
+        times.append(dt)
+    print(f"torch step {step + 1}: {dt * 1e3:.1f} ms, loss {loss.item():.4f}", file=sys.stderr)
+med = statistics.median(times)
+print(json.dumps({
+    "impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "parameters": params,
+    "attn_implementation": getattr(model.config, "_attn_implementation", None),
+    "median_step_s": med, "step_s": times, "tokens_per_s": B * T / med,
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "first_loss": losses[0], "last_loss": losses[-1],
+}))
