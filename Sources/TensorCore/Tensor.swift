@@ -22,8 +22,7 @@ public final class Tensor {
     public init(zeros shape: [Int], requiresGrad: Bool = false) {
         self.shape = shape
         self.count = shape.reduce(1, *)
-        data = .allocate(capacity: max(count, 1))
-        data.initialize(repeating: 0, count: max(count, 1))
+        data = CheckedAllocation.floats(count, for: "a tensor of shape \(shape)")
         ownsData = true
         ownsGrad = false
         self.requiresGrad = requiresGrad
@@ -62,8 +61,8 @@ public final class Tensor {
     }
 
     deinit {
-        if ownsData { data.deallocate() }
-        if ownsGrad, let g = gradPointer { g.deallocate() }
+        if ownsData { CheckedAllocation.free(data) }
+        if ownsGrad, let g = gradPointer { CheckedAllocation.free(g) }
     }
 
     /// The gradient buffer, allocated zeroed on first use.
@@ -75,8 +74,7 @@ public final class Tensor {
             gradPointer = g
             return g
         }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        g.initialize(repeating: 0, count: max(count, 1))
+        let g = CheckedAllocation.floats(count, for: "the gradient of a tensor of shape \(shape)")
         gradPointer = g
         ownsGrad = true
         return g

@@ -14,7 +14,7 @@ public final class Trainer {
     let schedule: LRSchedule
     let source: BatchSource
     let oldPolicy: LanguageModel?
-    public private(set) var skippedSteps = 0
+    public internal(set) var skippedSteps = 0   // set by a checkpoint restore
     /// Wall-clock split of the last step (seconds), for `sft-dist bench` and profiling.
     public struct StepTimings: Sendable {
         public var compute = 0.0        // forward + objective + backward, all micro-batches
@@ -136,7 +136,8 @@ public final class Trainer {
                 return report
             }
             // Global values, so every rank takes this branch; the coordinator's message prints.
-            Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil)
+            Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil,
+                        code: Fatal.Code.training)
         }
         clipGradients(model.parameters, norm: norm, maxNorm: setup.recipe.gradClip)
         optimizer.step(params: model.parameters, lr: lr)
@@ -166,8 +167,7 @@ public final class Trainer {
             tokensOf[id, default: 0] += mb.mask[i]
         }
         for i in 0..<seqId.count where seqId[i] >= 0 { seqTokens[i] = tokensOf[seqId[i]]! }
-        var rng = RNG(seed: setup.recipe.seed ^ 0x5EED, stream: UInt64(context.step) &* 1_000_003 &+ UInt64(comm.rank) &* 7919 &+ UInt64(index))
-        _ = rng.next()
+        let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
                                  context: context, rng: rng)
@@ -186,6 +186,15 @@ public final class Trainer {
         if keepAlive.count > 16 { keepAlive.removeFirst(keepAlive.count - 16) }
         return (inp, logits)
     }
+    /// The objective's per-(step, rank, micro-batch) stream. A pure function of its arguments,
+    /// so a resumed run draws exactly what the uninterrupted one did; checkpoints record a
+    /// sample of it to catch a binary whose derivation changed.
+    static func objectiveRNG(seed: UInt64, step: Int, rank: Int, microBatch: Int) -> RNG {
+        var rng = RNG(seed: seed ^ 0x5EED, stream: UInt64(step) &* 1_000_003 &+ UInt64(rank) &* 7919 &+ UInt64(microBatch))
+        _ = rng.next()
+        return rng
+    }
+
     /// Local ordinal of each micro-batch's first sequence (for global sequence ids).
     var firstLocalSequence: [Int] = [0]
     /// Tensors whose raw pointers an ObjectiveInput holds must outlive it.
