@@ -7,6 +7,22 @@ import Foundation
 /// rank prints, so the message appears once. An error only one rank can see (a NaN in its
 /// shard, a broken allocation) goes through `fail(_:)`: that rank prints and aborts the job.
 public enum Fatal {
+    /// Exit codes, one per class of failure, so a job script can tell them apart.
+    public enum Code {
+        /// Bad input: data, recipe, flags, model or checkpoint files.
+        public static let input: Int32 = 1
+        /// Training went wrong: a non-finite loss or gradient, replicas that diverged.
+        public static let training: Int32 = 2
+        /// An MPI call returned an error.
+        public static let mpi: Int32 = 3
+        /// A collective made no progress for `--watchdog` seconds (a rank died or hung).
+        public static let watchdog: Int32 = 4
+        /// An allocation failed.
+        public static let outOfMemory: Int32 = 5
+        /// Writing output (checkpoint, model, metrics) failed.
+        public static let output: Int32 = 6
+    }
+
     /// Set once at start-up; `fail` uses it to bring down every rank.
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 

@@ -31,10 +31,8 @@ public final class ParameterStore {
         }
         self.entries = entries
         count = offset
-        values = .allocate(capacity: max(count, 1))
-        values.initialize(repeating: 0, count: max(count, 1))
-        grads = .allocate(capacity: max(count, 1))
-        grads.initialize(repeating: 0, count: max(count, 1))
+        values = CheckedAllocation.floats(count, for: "\(count) parameters")
+        grads = CheckedAllocation.floats(count, for: "the gradients of \(count) parameters")
         for (i, e) in entries.enumerated() {
             byName[e.name] = i
             views.append(Tensor(view: values + e.offset, grad: grads + e.offset, shape: e.shape))
@@ -42,8 +40,8 @@ public final class ParameterStore {
     }
 
     deinit {
-        values.deallocate()
-        grads.deallocate()
+        CheckedAllocation.free(values)
+        CheckedAllocation.free(grads)
     }
 
     public subscript(name: String) -> Tensor {

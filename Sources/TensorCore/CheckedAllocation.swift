@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Float buffers that fail with a message instead of a trap.
+///
+/// `UnsafeMutablePointer.allocate` traps when the allocator returns NULL, which on a cluster
+/// shows up as a bare "Illegal instruction" on one rank while the others hang in the next
+/// collective. Large buffers (parameters, gradients, activations) come from here instead: on
+/// failure the message names the size and what it was for, and `failureHandler` ends the job.
+/// TensorCore cannot import Distributed, so the CLI installs a handler that goes through
+/// `Fatal.fail` (one line, MPI_Abort); the default prints and exits.
+public enum CheckedAllocation {
+    /// Called with a one-line message when an allocation fails; must not return.
+    nonisolated(unsafe) public static var failureHandler: (String) -> Never = { message in
+        fputs("sft-dist: error: \(message)\n", stderr)
+        exit(5)
+    }
+
+    /// `count` floats (at least one), 64-byte aligned, zero-filled. Free with `free(_:)`.
+    public static func floats(_ count: Int, for purpose: @autoclosure () -> String) -> UnsafeMutablePointer<Float> {
+        let n = max(count, 1)
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        var raw: UnsafeMutableRawPointer? = nil
+        // posix_memalign reports failure instead of trapping; 64 bytes keeps SIMD loads aligned.
+        if overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
+            failureHandler("out of memory: cannot allocate \(describe(bytes: overflow ? Int.max : bytes)) for \(purpose())")
+        }
+        memset(raw!, 0, bytes)
+        return raw!.bindMemory(to: Float.self, capacity: n)
+    }
+
+    public static func free(_ pointer: UnsafeMutablePointer<Float>) {
+        #if canImport(Glibc)
+        Glibc.free(pointer)
+        #else
+        Darwin.free(pointer)
+        #endif
+    }
+
+    /// "1.5 GiB", "12.0 MiB", "512 bytes".
+    public static func describe(bytes: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(bytes) bytes" : "\((value * 10).rounded() / 10) \(units[unit])"
+    }
+}
