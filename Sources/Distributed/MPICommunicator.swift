@@ -28,29 +28,52 @@ public final class MPICommunicator: Communicator {
     }
 
     public func finish() {
+        watchdog = nil
         if cmpi_finalized() == 0 { _ = cmpi_finalize() }
+    }
+
+    /// Guards every collective from now on: one waiting longer than `seconds` ends the job
+    /// with a message naming the rank and the collective (see `Watchdog`). 0 turns it off.
+    public private(set) var watchdog: Watchdog?
+
+    public func startWatchdog(seconds: Double) {
+        guard seconds > 0, size > 1 else { watchdog = nil; return }
+        let rank = self.rank
+        watchdog = Watchdog(seconds: seconds, rank: rank, clock: { cmpi_wtime() }, abort: { message in
+            FileHandle.standardError.write(Data("sft-dist: error (rank \(rank)): \(message)\n".utf8))
+            // If MPI_Abort cannot end the process from this thread, exit anyway: the
+            // launcher treats a rank that exits without MPI_Finalize as a failed job.
+            Thread.detachNewThread { Thread.sleep(forTimeInterval: 5); _exit(Fatal.Code.watchdog) }
+            cmpi_abort(Fatal.Code.watchdog)
+        })
+    }
+
+    /// Runs one collective under the watchdog, if any.
+    @inline(__always)
+    private func watched(_ name: String, _ body: () -> Void) {
+        if let w = watchdog { w.guarding(name, body) } else { body() }
     }
 
     private func check(_ code: Int32, _ what: String) {
         if code != 0 {
             FileHandle.standardError.write(Data("sft-dist: MPI \(what) failed with code \(code) on rank \(rank)\n".utf8))
-            cmpi_abort(3)
+            cmpi_abort(Fatal.Code.mpi)
         }
     }
 
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) {
         forEachChunk(buffer.count) { start, n in
-            check(cmpi_allreduce_f32(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+            watched("allreduce (\(n) floats)") { check(cmpi_allreduce_f32(buffer.baseAddress! + start, n, op.rawValue), "allreduce") }
         }
     }
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {
         forEachChunk(buffer.count) { start, n in
-            check(cmpi_allreduce_f64(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+            watched("allreduce (\(n) doubles)") { check(cmpi_allreduce_f64(buffer.baseAddress! + start, n, op.rawValue), "allreduce") }
         }
     }
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, op: ReduceOp) {
         forEachChunk(buffer.count) { start, n in
-            check(cmpi_allreduce_i64(buffer.baseAddress! + start, n, op.rawValue), "allreduce")
+            watched("allreduce (\(n) int64s)") { check(cmpi_allreduce_i64(buffer.baseAddress! + start, n, op.rawValue), "allreduce") }
         }
     }
 
@@ -58,19 +81,19 @@ public final class MPICommunicator: Communicator {
         // Size first, so receivers can size their buffer.
         var n = [Int64(bytes.count)]
         n.withUnsafeMutableBytes { p in
-            check(cmpi_bcast_bytes(p.baseAddress, 8, Int32(root)), "broadcast")
+            watched("broadcast (byte count)") { check(cmpi_bcast_bytes(p.baseAddress, 8, Int32(root)), "broadcast") }
         }
         if rank != root { bytes = [UInt8](repeating: 0, count: Int(n[0])) }
         bytes.withUnsafeMutableBytes { p in
             forEachChunk(p.count) { start, k in
-                check(cmpi_bcast_bytes(p.baseAddress! + start, k, Int32(root)), "broadcast")
+                watched("broadcast (\(k) bytes)") { check(cmpi_bcast_bytes(p.baseAddress! + start, k, Int32(root)), "broadcast") }
             }
         }
     }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) {
         forEachChunk(buffer.count) { start, n in
-            check(cmpi_bcast_f32(buffer.baseAddress! + start, n, Int32(root)), "broadcast")
+            watched("broadcast (\(n) floats)") { check(cmpi_bcast_f32(buffer.baseAddress! + start, n, Int32(root)), "broadcast") }
         }
     }
 
@@ -82,8 +105,10 @@ public final class MPICommunicator: Communicator {
         var recv = [UInt8](repeating: 0, count: rank == root ? max(total, 1) : 1)
         bytes.withUnsafeBytes { s in
             recv.withUnsafeMutableBytes { r in
-                check(cmpi_gatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
-                                         counts, displs, Int32(root)), "gather")
+                watched("gather") {
+                    check(cmpi_gatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
+                                             counts, displs, Int32(root)), "gather")
+                }
             }
         }
         guard rank == root else { return [] }
@@ -98,8 +123,10 @@ public final class MPICommunicator: Communicator {
         var recv = [UInt8](repeating: 0, count: max(total, 1))
         bytes.withUnsafeBytes { s in
             recv.withUnsafeMutableBytes { r in
-                check(cmpi_allgatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
-                                            counts, displs), "allgather")
+                watched("allgather") {
+                    check(cmpi_allgatherv_bytes(s.baseAddress, Int32(bytes.count), r.baseAddress,
+                                                counts, displs), "allgather")
+                }
             }
         }
         return (0..<size).map { Array(recv[Int(displs[$0])..<Int(displs[$0] + counts[$0])]) }
@@ -112,13 +139,13 @@ public final class MPICommunicator: Communicator {
         var all = [Int64](repeating: 0, count: size)
         withUnsafeBytes(of: &mine) { s in
             all.withUnsafeMutableBytes { r in
-                check(cmpi_allgather_bytes(s.baseAddress, 8, r.baseAddress), "allgather")
+                watched("allgather (byte counts)") { check(cmpi_allgather_bytes(s.baseAddress, 8, r.baseAddress), "allgather") }
             }
         }
         return all.map { Int32($0) }
     }
 
-    public func barrier() { check(cmpi_barrier(), "barrier") }
+    public func barrier() { watched("barrier") { check(cmpi_barrier(), "barrier") } }
 
     public func abortJob(code: Int32) -> Never {
         fflush(stdout)

@@ -7,7 +7,9 @@ import TensorCore
 enum Runtime {
     nonisolated(unsafe) private static var mpi: MPICommunicator?
 
-    static func start(threads: Int? = nil) -> Communicator {
+    /// `watchdog`: seconds a collective may wait before the job is aborted (0: off); `train`
+    /// replaces it with the recipe's `watchdog_seconds` once the recipe is read.
+    static func start(threads: Int? = nil, watchdog: Double = 300) -> Communicator {
         if let threads { BLAS.threads = max(1, threads) }
         let comm: Communicator
         if MPICommunicator.launchedByMPI {
@@ -18,7 +20,14 @@ enum Runtime {
             comm = LocalCommunicator()
         }
         Fatal.communicator = comm
+        // A failed large allocation becomes one line and an aborted job, not a trap on one rank.
+        CheckedAllocation.failureHandler = { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
+        setWatchdog(seconds: watchdog)
         return comm
+    }
+
+    static func setWatchdog(seconds: Double) {
+        mpi?.startWatchdog(seconds: seconds)
     }
 
     static func finish() {
