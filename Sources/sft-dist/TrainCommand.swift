@@ -45,12 +45,17 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checksum-every"), help: "Compare replica checksums every N steps (0: end only).") var checksumEvery: Int?
     @Flag(name: .customLong("skip-bad-lines"), help: "Skip and count malformed JSONL lines instead of stopping.") var skipBadLines = false
     @Option(name: .customLong("nan-policy"), help: "On a non-finite loss or gradient: abort or skip.") var nanPolicy: String?
+    @Option(name: .customLong("save-every"), help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none).") var saveEvery: Int?
+    @Option(name: .customLong("keep-last"), help: "Checkpoints to keep, oldest deleted first (0: all).") var keepLast: Int?
+    @Option(help: "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/ (starts fresh if there is none).") var resume: String?
+    @Option(name: .customLong("watchdog"), help: "Abort the job when a collective waits this many seconds (a rank died or hung; 0: off).") var watchdog: Double?
     @Option(help: "OpenBLAS threads per rank (default: OPENBLAS_NUM_THREADS).") var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
         let recipe = Fatal.collective { try makeRecipe() }
+        Runtime.setWatchdog(seconds: recipe.watchdogSeconds)
         TrainingJob.run(recipe: recipe, comm: comm, quiet: quiet)
         Runtime.finish()
     }
@@ -94,6 +99,10 @@ struct Train: ParsableCommand {
         if let v = checksumEvery { r.checksumEvery = v }
         if skipBadLines { r.skipBadLines = true }
         if let v = nanPolicy { r.nanPolicy = v }
+        if let v = saveEvery { r.saveEvery = v }
+        if let v = keepLast { r.keepLast = v }
+        if let v = resume { r.resume = v }
+        if let v = watchdog { r.watchdogSeconds = v }
         try r.validate()
         return r
     }

@@ -41,6 +41,10 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var skipBadLines = false
     public var nanPolicy = "abort"              // abort | skip
     public var saveFormat = "native"           // native | hf (adds HF tokenizer files for the byte tokenizer)
+    public var saveEvery = 0                    // checkpoint every N steps; 0: none
+    public var keepLast = 3                     // complete checkpoints kept; 0: all
+    public var resume: String? = nil            // checkpoint directory, or "latest"
+    public var watchdogSeconds = 300.0          // abort when a collective waits this long; 0: off
 
     public init() {}
 
@@ -55,6 +59,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         case maxNewTokens = "max_new_tokens", checksumEvery = "checksum_every", logEvery = "log_every"
         case skipBadLines = "skip_bad_lines", nanPolicy = "nan_policy"
         case saveFormat = "save_format"
+        case saveEvery = "save_every", keepLast = "keep_last", resume, watchdogSeconds = "watchdog_seconds"
     }
 
     /// Decodes only the keys present; everything else keeps its default.
@@ -77,6 +82,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         try get(.maxNewTokens, &maxNewTokens); try get(.checksumEvery, &checksumEvery)
         try get(.logEvery, &logEvery); try get(.skipBadLines, &skipBadLines); try get(.nanPolicy, &nanPolicy)
         try get(.saveFormat, &saveFormat)
+        try get(.saveEvery, &saveEvery); try get(.keepLast, &keepLast)
+        resume = try c.decodeIfPresent(String.self, forKey: .resume); try get(.watchdogSeconds, &watchdogSeconds)
     }
 
     public static let knownKeys = Set(CodingKeys.allCases.map(\.rawValue))
@@ -173,6 +180,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         try need(logEvery >= 1, "log_every", "must be ≥ 1 (got \(logEvery))")
         try need(["abort", "skip"].contains(nanPolicy), "nan_policy", "must be abort or skip (got \"\(nanPolicy)\")")
         try need(!out.isEmpty, "out", "must not be empty")
+        try need(saveEvery >= 0, "save_every", "must be ≥ 0, 0 = no checkpoints (got \(saveEvery))")
+        try need(keepLast >= 0, "keep_last", "must be ≥ 0, 0 = keep all (got \(keepLast))")
+        try need(resume.map { !$0.isEmpty } ?? true, "resume", "must be a checkpoint directory or \"latest\"")
+        try need(watchdogSeconds >= 0 && watchdogSeconds.isFinite, "watchdog_seconds", "must be ≥ 0 seconds, 0 = off (got \(watchdogSeconds))")
     }
 
     /// Sorted-key JSON: the byte-exact form compared across ranks and saved with checkpoints.

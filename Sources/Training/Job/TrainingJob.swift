@@ -27,8 +27,11 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d examples",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize))
-        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil) }
         let trainer = Trainer(setup: setup, comm: comm)
+        // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
+        let checkpoints = Checkpointer(setup: setup, trainer: trainer, comm: comm, log: { say($0) })
+        let resumed = checkpoints.resume()
+        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
@@ -45,12 +48,12 @@ public enum TrainingJob {
 
         // -1 (the default): four evaluations during the run, so loss.svg shows a held-out curve.
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, recipe.steps / 4)
-        let before = evaluate("before training", step: 0)
+        let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet)
         let start = comm.wallTime()
-        var losses: [Double] = []
+        var losses: [Double] = resumed?.losses ?? []
         var tokensSeen = 0
-        for step in 0..<recipe.steps {
+        for step in (resumed?.step ?? 0)..<recipe.steps {
             let t0 = comm.wallTime()
             let r = trainer.step(step)
             let dt = comm.wallTime() - t0
@@ -73,6 +76,7 @@ public enum TrainingJob {
                 progress.finishLine()
                 _ = evaluate("step \(step + 1)", step: step + 1)
             }
+            checkpoints.afterStep(step + 1)
         }
         progress.finishLine()
         checkReplicas(model, comm: comm, step: recipe.steps)
@@ -122,7 +126,8 @@ public enum TrainingJob {
         let sums = all.map { $0.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
         if let bad = sums.firstIndex(where: { $0 != sums[0] }) {
             // Every rank sees the same gathered sums; the coordinator's message is the one printed.
-            Fatal.agree(comm.isCoordinator ? "replicas diverged at step \(step): the parameter checksum of rank \(bad) differs from rank 0's" : nil)
+            Fatal.agree(comm.isCoordinator ? "replicas diverged at step \(step): the parameter checksum of rank \(bad) differs from rank 0's" : nil,
+                        code: Fatal.Code.training)
         }
     }
 }

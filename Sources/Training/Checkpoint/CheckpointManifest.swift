@@ -1,0 +1,94 @@
+import Foundation
+
+/// `manifest.json`: every file of a checkpoint with its size and XXH64, plus a checksum of
+/// the list itself. Written last, inside the temporary directory, before the rename that
+/// publishes the checkpoint; `--resume` verifies all of it before loading anything, so a
+/// truncated, bit-flipped or hand-edited checkpoint is refused with the file it concerns.
+struct CheckpointManifest: Codable, Equatable {
+    struct File: Codable, Equatable {
+        var path: String      // relative to the checkpoint directory
+        var size: Int
+        var xxh64: String     // 16 hex digits
+    }
+
+    static let fileName = "manifest.json"
+    static let formatName = "sft-dist-checkpoint"
+    static let currentVersion = 1
+
+    var format = formatName
+    var version = currentVersion
+    var step: Int
+    var files: [File]
+    /// XXH64 of `listing` (below): catches an edit of the manifest that is still valid JSON.
+    var checksum: String
+
+    /// The bytes the manifest's own checksum covers: one line per file, in order.
+    static func listing(step: Int, files: [File]) -> String {
+        "step \(step)\n" + files.map { "\($0.path) \($0.size) \($0.xxh64)\n" }.joined()
+    }
+
+    /// Hashes every regular file under `dir` (except the manifest) into a manifest.
+    static func make(directory dir: String, step: Int) throws -> CheckpointManifest {
+        let fm = FileManager.default
+        var files: [File] = []
+        for rel in (try? fm.subpathsOfDirectory(atPath: dir))?.sorted() ?? [] where rel != fileName {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir), !isDir.boolValue else { continue }
+            let (h, size) = try XXHash64.hashFile(dir + "/" + rel)
+            files.append(File(path: rel, size: size, xxh64: XXHash64.hex(h)))
+        }
+        let sum = XXHash64.hex(XXHash64.hash(Array(listing(step: step, files: files).utf8)))
+        return CheckpointManifest(step: step, files: files, checksum: sum)
+    }
+
+    var encoded: [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? enc.encode(self)) ?? Data()) + [0x0A]
+    }
+
+    /// Reads and checks `dir/manifest.json`, then every file it lists. Errors name the file.
+    static func verify(directory dir: String) throws -> CheckpointManifest {
+        let path = dir + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError("\(path): missing (not a checkpoint directory, or one whose save never finished)")
+        }
+        let m: CheckpointManifest
+        do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
+            throw CheckpointError("\(path): corrupt manifest (not the JSON sft-dist writes: \(describe(error)))")
+        }
+        guard m.format == formatName else { throw CheckpointError("\(path): not an sft-dist checkpoint manifest (format \"\(m.format)\")") }
+        guard m.version == currentVersion else {
+            throw CheckpointError("\(path): checkpoint format version \(m.version); this sft-dist reads version \(currentVersion)")
+        }
+        let expected = XXHash64.hex(XXHash64.hash(Array(listing(step: m.step, files: m.files).utf8)))
+        guard m.checksum == expected else {
+            throw CheckpointError("\(path): corrupt manifest (its checksum \(m.checksum) does not match its contents, \(expected))")
+        }
+        for f in m.files {
+            let full = dir + "/" + f.path
+            guard !f.path.contains(".."), !f.path.hasPrefix("/") else {
+                throw CheckpointError("\(path): corrupt manifest (file path \"\(f.path)\" leaves the checkpoint)")
+            }
+            guard FileManager.default.fileExists(atPath: full) else { throw CheckpointError("\(full): missing from the checkpoint") }
+            let (h, size) = try XXHash64.hashFile(full)
+            guard size == f.size else {
+                throw CheckpointError("\(full): \(size) bytes but the manifest says \(f.size) (truncated or replaced; the checkpoint is corrupt)")
+            }
+            guard XXHash64.hex(h) == f.xxh64 else {
+                throw CheckpointError("\(full): checksum \(XXHash64.hex(h)) does not match the manifest's \(f.xxh64) (the checkpoint is corrupt)")
+            }
+        }
+        return m
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+            return "wrong type at \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case DecodingError.dataCorrupted: return "invalid JSON"
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// Periodic checkpoints and exact resume for a training run (README, "Failure and resume").
+///
+/// All disk work happens on rank 0 (the coordinator), so checkpoints need no shared file
+/// system: on save the other ranks only send their per-rank state; on resume rank 0 verifies
+/// and reads the checkpoint and broadcasts parameters, optimizer state and the old policy.
+/// Every call here is collective, and every failure goes through `Fatal.agree`: one message,
+/// the whole job ends.
+public final class Checkpointer {
+    public struct ResumePoint {
+        /// Optimizer steps already done; the run continues with step index `step`.
+        public var step: Int
+        /// Training losses of steps 1...step, read back from metrics.jsonl (for the summary).
+        public var losses: [Double]
+        public var directory: String
+    }
+
+    let setup: RunSetup
+    let trainer: Trainer
+    let comm: Communicator
+    let log: (String) -> Void
+    let store: CheckpointStore
+    var recipe: Recipe { setup.recipe }
+    public var directory: String { store.directory }
+
+    public init(setup: RunSetup, trainer: Trainer, comm: Communicator, log: @escaping (String) -> Void) {
+        self.setup = setup
+        self.trainer = trainer
+        self.comm = comm
+        self.log = log
+        store = CheckpointStore(directory: setup.recipe.out + "/checkpoints")
+    }
+
+    /// Call after every optimizer step, with the number of steps done: saves when due.
+    public func afterStep(_ stepsDone: Int) {
+        FaultInjection.point("after-step", step: stepsDone, rank: comm.rank)
+        if recipe.saveEvery > 0 && stepsDone % recipe.saveEvery == 0 { save(stepsDone: stepsDone) }
+    }
+
+    /// Collective: writes `OUT/checkpoints/step-<stepsDone>/`.
+    public func save(stepsDone: Int) {
+        let mine = Trainer.objectiveRNG(seed: recipe.seed, step: stepsDone, rank: comm.rank, microBatch: 0).words
+        let gathered = comm.gather(mine.withUnsafeBytes { Array($0) }, root: 0)
+        var problem: String? = nil
+        if comm.isCoordinator {
+            let rngs = gathered.map { b in stride(from: 0, to: b.count, by: 8).map { i in
+                b[i..<(i + 8)].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } } }
+            let state = CheckpointState(
+                step: stepsDone, totalSteps: recipe.steps, skippedSteps: trainer.skippedSteps, ranks: comm.size,
+                recipe: recipe, objective: setup.objective.name, optimizer: trainer.optimizer.name,
+                optimizerKeys: trainer.optimizer.state.keys.sorted(), batchSource: CheckpointState.hex(trainer.source.state),
+                objectiveRNG: rngs.map(CheckpointState.hex), oldPolicy: trainer.oldPolicy != nil,
+                parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
+                referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
+                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count)
+            do {
+                try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, optimizer: trainer.optimizer.state,
+                                      oldPolicy: trainer.oldPolicy?.parameters, state: state), keepLast: recipe.keepLast)
+            } catch {
+                problem = "\(error)"
+            }
+        }
+        Fatal.agree(problem, code: Fatal.Code.output)
+    }
+
+    private lazy var dataHash = CheckpointState.dataHash(setup.train.examples)
+
+    /// Collective. With `resume` set, verifies and loads the checkpoint on every rank, trims
+    /// metrics.jsonl to its step, and returns where to continue; nil means start at step 0
+    /// (no `resume`, or `resume: latest` and no checkpoint yet — so a job script can always
+    /// pass `--resume latest`).
+    public func resume() -> ResumePoint? {
+        guard let spec = recipe.resume else { return nil }
+        var stateBytes: [UInt8] = []
+        var optimizer = trainer.optimizer.state     // shapes; rank 0 replaces the values
+        var directory = ""
+        var problem: String? = nil
+        if comm.isCoordinator {
+            do {
+                if let dir = try store.resolve(spec) {
+                    directory = dir
+                    let state = try CheckpointStore.readState(dir)
+                    try check(state, dir: dir)
+                    optimizer = try CheckpointStore.readTensors(dir, into: setup.model.parameters, optimizerShape: optimizer,
+                                                               oldPolicy: trainer.oldPolicy?.parameters)
+                    let sum = XXHash64.hex(setup.model.parameters.checksum())
+                    guard sum == state.parameterChecksum else {
+                        throw CheckpointError("\(dir): loaded parameters have checksum \(sum), the checkpoint recorded \(state.parameterChecksum)")
+                    }
+                    stateBytes = state.encoded
+                }
+            } catch {
+                problem = "\(error)"
+            }
+        }
+        Fatal.agree(problem)
+        comm.broadcast(&stateBytes, root: 0)
+        if stateBytes.isEmpty {
+            log("resume: no checkpoint in \(store.directory)/ yet; starting at step 0")
+            return nil
+        }
+        let state = Fatal.collective { try CheckpointState.decode(Data(stateBytes), path: "broadcast state") }
+        directory = comm.broadcast(directory, root: 0)
+        comm.broadcast(setup.model.parameters.valueBuffer, root: 0)
+        for key in optimizer.keys.sorted() {
+            optimizer[key]!.withUnsafeMutableBufferPointer { comm.broadcast($0, root: 0) }
+        }
+        if let old = trainer.oldPolicy { comm.broadcast(old.parameters.valueBuffer, root: 0) }
+        Fatal.collective { try trainer.optimizer.restore(optimizer) }
+        Fatal.collective { try trainer.source.restore(try CheckpointState.words(state.batchSource, path: directory)) }
+        trainer.skippedSteps = state.skippedSteps
+
+        var losses: [Double] = []
+        problem = nil
+        if comm.isCoordinator {
+            do { losses = try trimMetrics(toStep: state.step) } catch { problem = "\(error)" }
+        }
+        Fatal.agree(problem, code: Fatal.Code.output)
+        log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
+        return ResumePoint(step: state.step, losses: losses, directory: directory)
+    }
+
+    /// Everything that must hold for the checkpoint to continue *this* run exactly.
+    func check(_ state: CheckpointState, dir: String) throws {
+        let configPath = dir + "/model/config.json"
+        if let diff = CheckpointState.configDifference(saved: FileManager.default.contents(atPath: configPath) ?? Data(),
+                                                       current: setup.model.configJSON) {
+            throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
+        }
+        if let d = CheckpointState.recipeDifference(saved: state.recipe, current: recipe) {
+            throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
+        }
+        guard state.trainingDataHash == XXHash64.hex(dataHash) else {
+            throw CheckpointError("\(dir): the training data differs from the checkpoint's (\(state.trainingExamples) examples then, \(setup.train.count) now, or their content changed)")
+        }
+        if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
+            throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
+        }
+        guard state.oldPolicy == (trainer.oldPolicy != nil), state.optimizer == trainer.optimizer.name else {
+            throw CheckpointError("\(dir): checkpoint holds state for objective \(state.objective) / optimizer \(state.optimizer), not for this run's")
+        }
+        for (rank, saved) in state.objectiveRNG.enumerated() {
+            let derived = Trainer.objectiveRNG(seed: recipe.seed, step: state.step, rank: rank, microBatch: 0).words
+            guard CheckpointState.hex(derived) == saved else {
+                throw CheckpointError("\(dir): this sft-dist derives rank \(rank)'s random stream differently from the one that wrote the checkpoint; an exact resume is impossible")
+            }
+        }
+        guard state.step <= recipe.steps else {
+            throw CheckpointError("\(dir): checkpoint is at step \(state.step), past this run's \(recipe.steps) steps")
+        }
+    }
+
+    /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of
+    /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
+    /// training losses kept.
+    func trimMetrics(toStep step: Int) throws -> [Double] {
+        let path = recipe.out + "/metrics.jsonl"
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var kept: [String] = [], losses: [Double] = []
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                  let s = (row["step"] as? NSNumber)?.intValue, s <= step else { continue }
+            let training = row["loss"] != nil
+            // An evaluation at the checkpoint's step is the final one when that step is the last:
+            // the resumed run redoes it.
+            if !training && s == step && step == recipe.steps { continue }
+            kept.append(String(line))
+            if training { losses.append((row["loss"] as? NSNumber)?.doubleValue ?? .nan) }
+        }
+        let tmp = path + ".tmp-\(getpid())"
+        try DurableFiles.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: tmp)
+        try DurableFiles.rename(tmp, path)
+        try DurableFiles.sync(recipe.out, directory: true)
+        return losses
+    }
+}
