@@ -1,0 +1,147 @@
+import Foundation
+import XCTest
+
+/// Failing loudly: a rank killed or hung from outside ends the job within bounded time with a
+/// message; each class of bad input gets its own one-line message and exit code, leaves no
+/// half-written output, and never traps.
+final class FailureTests: XCTestCase {
+    let tiny = ["train", "--model", "tiny", "--steps", "6", "--batch-size", "4", "--micro-batch-size", "2",
+                "--eval-examples", "2", "--max-new-tokens", "2", "--quiet"]
+    /// Long enough that the job is still training when a rank is killed.
+    let long = ["train", "--model", "tiny", "--steps", "100000", "--batch-size", "4", "--micro-batch-size", "2",
+                "--eval-examples", "2", "--max-new-tokens", "2", "--quiet"]
+
+    // MARK: a rank dies or hangs
+
+    /// `kill -9` of one rank: Open MPI's launcher notices the dead process and ends the job;
+    /// the survivors must not hang in their next collective.
+    func testKillNineOfOneRankEndsTheJobWithAMessage() throws {
+        let out = CLI.tempDir("kill-rank")
+        let job = try BackgroundJob.mpirun(3, long + ["--out", out, "--watchdog", "20"], seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 60) { CLI.stepsLogged(out) >= 2 }, "the job never started training")
+        let victim = try XCTUnwrap(BackgroundJob.ranks(marker: out).first { $0.rank == 1 }, "rank 1 not found")
+        let killedAt = Date()
+        kill(victim.pid, SIGKILL)
+        let (r, _) = job.wait()
+        let took = Date().timeIntervalSince(killedAt)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertNotEqual(r.status, 124, "timed out: the job hung after a rank died\n\(r.all)")
+        XCTAssertLessThan(took, 30, "the job took \(took) s to end after rank 1 died")
+        // Whoever notices first says so: the launcher, or our watchdog on a surviving rank.
+        XCTAssertTrue(r.all.contains("rank 1") && r.all.contains("signal 9") || r.all.contains("no progress in collective"), r.all)
+        XCTAssertTrue(BackgroundJob.ranks(marker: out).isEmpty, "ranks left running")
+    }
+
+    /// A rank that hangs (SIGSTOP: alive, so the launcher sees nothing wrong) leaves the others
+    /// waiting in a collective: the watchdog ends the job after --watchdog seconds, with one
+    /// message naming the rank and the collective, and exit code 4.
+    func testHungRankTripsTheWatchdog() throws {
+        let out = CLI.tempDir("hung-rank")
+        let job = try BackgroundJob.mpirun(2, long + ["--out", out, "--watchdog", "3"], seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 60) { CLI.stepsLogged(out) >= 2 }, "the job never started training")
+        let victim = try XCTUnwrap(BackgroundJob.ranks(marker: out).first { $0.rank == 1 }, "rank 1 not found")
+        let stoppedAt = Date()
+        kill(victim.pid, SIGSTOP)
+        let (r, _) = job.wait()
+        let took = Date().timeIntervalSince(stoppedAt)
+        kill(victim.pid, SIGKILL)  // in case it survived (it must not)
+        XCTAssertEqual(r.status, 4, r.all)
+        XCTAssertGreaterThanOrEqual(took, 3, "the watchdog fired before its timeout")
+        XCTAssertLessThan(took, 20, "the watchdog took \(took) s")
+        XCTAssertEqual(CLI.occurrences(of: "no progress in collective", in: r.all), 1, r.all)
+        XCTAssertTrue(r.all.contains("sft-dist: error (rank 0): no progress in collective"), r.all)
+        XCTAssertTrue(r.all.contains("for 3 s (a rank may have died or hung); aborting"), r.all)
+    }
+
+    // MARK: bad input, one class at a time
+
+    /// Runs `args`, expects `code` and a message containing `message`, printed once, and no
+    /// model or metrics written under `out`.
+    @discardableResult
+    func assertFails(_ args: [String], out: String, code: Int32 = 1, _ message: String,
+                     file: StaticString = #filePath, line: UInt = #line) -> CLI.Result {
+        let r = CLI.sftDist(args + ["--out", out], seconds: 60)
+        XCTAssertEqual(r.status, code, r.all, file: file, line: line)
+        XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, "expected \"\(message)\" once in:\n\(r.all)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("sft-dist: error: "), r.stderr, file: file, line: line)
+        XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Illegal instruction"), "trapped:\n\(r.all)", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "half-written model", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "metrics written", file: file, line: line)
+        return r
+    }
+
+    func testBadDataClasses() throws {
+        let dir = CLI.tempDir("bad-data")
+        let good = #"{"prompt": "add 1 2 =", "completion": " 3"}"# + "\n"
+        func data(_ name: String, _ bytes: [UInt8]) throws -> String {
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + name)); return dir + "/" + name
+        }
+        let cases: [(String, [UInt8], String)] = [
+            ("json", Array((good + "{\"prompt\": \"a\",\n").utf8), "json.jsonl:2: invalid JSON"),
+            ("utf8", Array(good.utf8) + Array(#"{"prompt": "a"#.utf8) + [0xC3, 0x28] + Array(#"", "completion": "b"}"#.utf8), "utf8.jsonl:2: invalid UTF-8"),
+            ("long", Array(good.utf8) + Array(#"{"prompt": ""#.utf8) + [UInt8](repeating: 0x61, count: 1 << 20) + Array(#"", "completion": "b"}"#.utf8), "long.jsonl:2: line longer than 1048576 bytes"),
+            ("empty", Array((good + #"{"prompt": "a", "completion": ""}"#).utf8), "empty.jsonl:2: empty completion"),
+            ("missing", Array((good + good + #"{"prompt": "a"}"#).utf8), #"missing.jsonl:3: missing field "completion""#),
+            ("type", Array((#"{"messages": [{"role": "user", "content": 5}]}"#).utf8), #"type.jsonl:1: messages[0]: field "content" must be a string"#),
+            ("blank", Array("\n  \n".utf8), "blank.jsonl: no examples (file is empty)"),
+        ]
+        for (name, bytes, message) in cases {
+            let path = try data(name + ".jsonl", bytes)
+            assertFails(tiny + ["--data", path], out: dir + "/out-" + name, message)
+        }
+        assertFails(tiny + ["--data", dir + "/absent.jsonl"], out: dir + "/out-absent", "absent.jsonl: no such file")
+        try FileManager.default.createDirectory(atPath: dir + "/folder.jsonl", withIntermediateDirectories: true)
+        assertFails(tiny + ["--data", dir + "/folder.jsonl"], out: dir + "/out-folder", "folder.jsonl: cannot read (Is a directory)")
+        let heldout = try data("held.jsonl", Array((good + "nope\n").utf8))
+        assertFails(tiny + ["--data", try data("ok.jsonl", Array(good.utf8)), "--heldout", heldout], out: dir + "/out-held", "held.jsonl:2: invalid JSON")
+    }
+
+    func testBadRecipeClasses() throws {
+        let dir = CLI.tempDir("bad-recipe")
+        assertFails(["train", "--config", dir + "/none.yaml"], out: dir + "/o1", "none.yaml: no such recipe file")
+        try "steps: [1, 2\n".write(toFile: dir + "/broken.yaml", atomically: true, encoding: .utf8)
+        assertFails(["train", "--config", dir + "/broken.yaml"], out: dir + "/o2", "broken.yaml: invalid YAML")
+        try "model: tiny\nsave_evry: 5\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
+        assertFails(["train", "--config", dir + "/typo.yaml"], out: dir + "/o3", #"typo.yaml: unknown key "save_evry" (did you mean "save_every"?)"#)
+        try "steps: many\n".write(toFile: dir + "/type.yaml", atomically: true, encoding: .utf8)
+        assertFails(["train", "--config", dir + "/type.yaml"], out: dir + "/o4", #"type.yaml: key "steps" must be an integer"#)
+        assertFails(tiny + ["--save-every=-1"], out: dir + "/o5", "save_every must be ≥ 0")
+        assertFails(tiny + ["--watchdog=-2"], out: dir + "/o6", "watchdog_seconds must be ≥ 0")
+        assertFails(tiny + ["--keep-last=-1"], out: dir + "/o7", "keep_last must be ≥ 0")
+        assertFails(tiny + ["--objective", "psft", "--objective-arg", "refresh=0"], out: dir + "/o8", "objective psft: refresh must be >= 1")
+    }
+
+    func testBadModelClasses() throws {
+        let dir = CLI.tempDir("bad-model")
+        let trained = dir + "/trained"
+        XCTAssertEqual(CLI.sftDist(tiny + ["--steps", "1", "--out", trained]).status, 0)
+        let model = trained + "/model/model.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: model))
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: model))
+        assertFails(tiny + ["--model", trained + "/model"], out: dir + "/o1", "model.safetensors")
+        assertFails(tiny + ["--model", dir + "/nowhere"], out: dir + "/o2", "nowhere: no such model directory")
+        // A config whose parameters cannot fit in memory: the allocation fails with its size.
+        try FileManager.default.createDirectory(atPath: dir + "/huge", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: trained + "/model/sft_dist_tokenizer.json", toPath: dir + "/huge/sft_dist_tokenizer.json")
+        try #"{"model_type": "gpt2", "vocab_size": 257, "n_positions": 64, "n_embd": 65536, "n_layer": 64, "n_head": 1}"#
+            .write(toFile: dir + "/huge/config.json", atomically: true, encoding: .utf8)
+        let r = assertFails(tiny + ["--model", dir + "/huge"], out: dir + "/o3", code: 5, "out of memory: cannot allocate")
+        XCTAssertTrue(r.stderr.contains("TiB for 3"), r.stderr)
+    }
+
+    /// A non-finite loss aborts by default (exit 2, naming the step); nan_policy: skip skips
+    /// and counts such steps instead.
+    func testNonFiniteLossPolicy() {
+        let dir = CLI.tempDir("nan")
+        // No generation in the evaluations: greedy decoding of a model whose weights are no
+        // longer finite is the evaluator's business, not what this test is about.
+        let blowUp = tiny + ["--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "0", "--schedule", "constant", "--eval-examples", "0"]
+        let r = CLI.sftDist(blowUp + ["--out", dir + "/abort"])
+        XCTAssertEqual(r.status, 2, r.all)
+        XCTAssertTrue(r.stderr.contains("sft-dist: error: non-finite") && r.stderr.contains("at step 2"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/abort/model"))
+        let s = CLI.sftDist(blowUp.filter { $0 != "--quiet" } + ["--nan-policy", "skip", "--out", dir + "/skip"])
+        XCTAssertEqual(s.status, 0, s.all)
+        XCTAssertTrue(s.stdout.contains("skipped 5 steps with non-finite values"), s.stdout)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import XCTest
+
+/// Checkpoints under real kills: `kill -9` of a running job, and SIGKILL at each moment of a
+/// checkpoint save; then `--resume latest` must reproduce the per-step losses of a run that
+/// was never interrupted, bit for bit at the same rank count.
+final class ResumeTests: XCTestCase {
+    static let steps = 24
+    let base = ["train", "--model", "tiny", "--steps", "\(ResumeTests.steps)", "--batch-size", "8", "--micro-batch-size", "2",
+                "--lr", "3e-3", "--warmup-steps", "3", "--eval-examples", "4", "--max-new-tokens", "2", "--quiet"]
+    /// psft keeps an old-policy snapshot refreshed every 3 steps; checkpoints every 4 steps land
+    /// between refreshes, so resuming exactly needs the snapshot from the checkpoint.
+    let psft = ["--objective", "psft", "--objective-arg", "refresh=3"]
+
+    /// Uninterrupted runs, by configuration, computed once per test process.
+    nonisolated(unsafe) static var references: [String: [Double]] = [:]
+
+    func reference(_ extra: [String], ranks: Int) -> [Double] {
+        let key = "\(ranks) " + extra.joined(separator: " ")
+        if let r = Self.references[key] { return r }
+        let out = CLI.tempDir("reference-\(Self.references.count)")
+        let r = ranks == 1 ? CLI.sftDist(base + extra + ["--out", out]) : CLI.mpirun(ranks, base + extra + ["--out", out])
+        XCTAssertEqual(r.status, 0, "reference run failed:\n\(r.all)")
+        let losses = CLI.losses(out)
+        XCTAssertEqual(losses.count, Self.steps)
+        Self.references[key] = losses
+        return losses
+    }
+
+    func assertResumedRun(_ out: String, matches expected: [Double], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(CLI.loggedSteps(out), Array(1...Self.steps), "\(label): metrics.jsonl must hold each step once, in order", file: file, line: line)
+        let got = CLI.losses(out)
+        XCTAssertEqual(got.count, expected.count, label, file: file, line: line)
+        for (i, (a, b)) in zip(got, expected).enumerated() where a.bitPattern != b.bitPattern {
+            XCTFail("\(label): step \(i + 1) loss \(a) after resume, \(b) uninterrupted", file: file, line: line)
+            return
+        }
+    }
+
+    /// The whole job (mpirun and both ranks) gets SIGKILL at an arbitrary moment mid-run.
+    func testKillNineMidRunThenResumeGivesIdenticalLosses() throws {
+        let expected = reference([], ranks: 2)
+        let out = CLI.tempDir("kill-mid-run")
+        let args = base + ["--out", out, "--save-every", "4", "--keep-last", "2"]
+        let job = try BackgroundJob.mpirun(2, args, seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 100) { CLI.stepsLogged(out) >= 11 }, "the job never got to step 11")
+        job.killAll(marker: out)
+        let (killed, _) = job.wait()
+        XCTAssertNotEqual(killed.status, 0, "the job finished before it could be killed")
+        let before = CLI.checkpoints(out).published
+        XCTAssertFalse(before.isEmpty, "no checkpoint was written before the kill")
+        XCTAssertLessThanOrEqual(before.count, 2, "keep_last 2: \(before)")
+
+        let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        assertResumedRun(out, matches: expected, "kill -9 mid-run, 2 ranks")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/model.safetensors"))
+    }
+
+    /// SIGKILL at each point of a save: before the manifest, before the rename, after it.
+    /// The checkpoint directory is never torn, and resuming from whatever is there gives the
+    /// uninterrupted losses (psft: parameters, AdamW moments and the old-policy snapshot).
+    func testKillDuringSaveLeavesOldOrNewCheckpointWhole() throws {
+        let expected = reference(psft, ranks: 1)
+        for (point, published) in [("save-files", ["step-000004"]), ("save-before-rename", ["step-000004"]),
+                                   ("save-renamed", ["step-000004", "step-000008"])] {
+            let out = CLI.tempDir("kill-\(point)")
+            let args = base + psft + ["--out", out, "--save-every", "4"]
+            let job = try BackgroundJob.sftDist(args, environment: ["SFT_DIST_FAULT": "\(point):8"])
+            let (killed, _) = job.wait()
+            // `timeout` re-raises its child's fatal signal on itself.
+            XCTAssertEqual(job.process.terminationReason, .uncaughtSignal, "\(point): expected death by SIGKILL\n\(killed.all)")
+            XCTAssertEqual(killed.status, SIGKILL, "\(point): expected death by SIGKILL\n\(killed.all)")
+            let (names, temporaries) = CLI.checkpoints(out)
+            XCTAssertEqual(names, published, point)
+            XCTAssertEqual(temporaries.isEmpty, point == "save-renamed", "\(point): leftovers \(temporaries)")
+            XCTAssertEqual(CLI.stepsLogged(out), 8, point)
+
+            let resumed = CLI.sftDist(args + ["--resume", "latest"])
+            XCTAssertEqual(resumed.status, 0, "\(point):\n\(resumed.all)")
+            assertResumedRun(out, matches: expected, "killed at \(point)")
+            XCTAssertTrue(CLI.checkpoints(out).temporary.isEmpty, "\(point): the next save removes leftovers")
+        }
+    }
+
+    /// A checkpoint written by one rank continues under two: the same losses up to float
+    /// summation order (the tolerance MultiRankTests uses for -n 1 vs -n 2).
+    func testResumeAtAnotherRankCountMatchesUpToSummationOrder() throws {
+        let expected = reference([], ranks: 1)
+        let first = CLI.tempDir("ranks-first"), second = CLI.tempDir("ranks-second")
+        let r1 = CLI.sftDist(base + ["--out", first, "--save-every", "12"])
+        XCTAssertEqual(r1.status, 0, r1.all)
+        XCTAssertEqual(CLI.losses(first), expected, "saving checkpoints must not change the losses")
+        let r2 = CLI.mpirun(2, base + ["--out", second, "--resume", first + "/checkpoints/step-000012"])
+        XCTAssertEqual(r2.status, 0, r2.all)
+        let got = CLI.losses(second)
+        XCTAssertEqual(CLI.loggedSteps(second), Array(13...Self.steps))
+        for (a, b) in zip(got, expected.suffix(from: 12)) {
+            XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * abs(b), "loss \(a) resumed on 2 ranks vs \(b)")
+        }
+    }
+
+    /// `--resume latest` with nothing to resume starts at step 0, so a job script can pass it
+    /// on every submission.
+    func testResumeLatestWithoutCheckpointStartsFresh() {
+        let out = CLI.tempDir("resume-fresh")
+        let args = base.map { $0 == "\(Self.steps)" ? "3" : $0 }   // --steps 3
+        let r = CLI.sftDist(args + ["--out", out, "--resume", "latest"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.loggedSteps(out), [1, 2, 3])
+    }
+}

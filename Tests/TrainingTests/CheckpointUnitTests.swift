@@ -1,0 +1,140 @@
+import Distributed
+import Foundation
+import XCTest
+import Models
+import TensorCore
+@testable import Training
+
+/// The pieces of a checkpoint that can be tested without a run: the hash, the manifest's
+/// verification, the recipe and config comparisons, and the non-finite-gradient policy.
+final class CheckpointUnitTests: XCTestCase {
+    private var dir: String!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-ckpt-unit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Reference values from the C library (libxxhash 0.8.1, XXH64) over bytes (31·i + 7) mod 251.
+    func testXXHash64MatchesTheReferenceLibrary() {
+        let vectors: [(Int, UInt64, UInt64)] = [
+            (0, 0xef46db3751d8e999, 0x95584af7701f808d), (1, 0xa96c7f0ce858bbb7, 0x496fc29a1e753bd7),
+            (3, 0x56e6957632a487f9, 0x94ff877cd86385be), (4, 0xc60d15b1e3ff8f04, 0x1034b01f61e3b2e6),
+            (7, 0xafbefc3d6c6f9a8e, 0xd06aa9dbe7add6d1), (8, 0x3da5c7aa269683e0, 0x23befc2f0d90da1a),
+            (12, 0x9650fde93a383e90, 0xfb99c710c71e0463), (31, 0x3391303d485e846e, 0xba688e0cb3457ba4),
+            (32, 0x40b7aff75d45bbc8, 0x86720b4d63e89625), (33, 0x4997cae4951c17a5, 0xda6c6083e5e68c88),
+            (63, 0x2944b4dafc69b206, 0x07481e5c14a5cc4b), (64, 0xbb76f6ef19bd5a1b, 0x499bc0ca95485902),
+            (100, 0xf0b29a915621716d, 0xaabe5ae21d9730c6), (1000, 0x9e3300c1cde3c58d, 0x550faaf0a76ef8e9),
+            (4099, 0x81751ee72efcff40, 0x40f6e7ce5fdf9e95),
+        ]
+        for (n, h0, h1) in vectors {
+            let data = (0..<n).map { UInt8((31 * $0 + 7) % 251) }
+            XCTAssertEqual(XXHash64.hash(data), h0, "length \(n), seed 0")
+            XCTAssertEqual(XXHash64.hash(data, seed: 12345), h1, "length \(n), seed 12345")
+            // Streaming in uneven pieces gives the same hash as one shot.
+            var h = XXHash64(seed: 12345), i = 0, piece = 1
+            while i < n { let j = min(n, i + piece); h.update(data[i..<j]); i = j; piece = piece * 3 % 37 + 1 }
+            XCTAssertEqual(h.finalize(), h1, "length \(n), streamed")
+        }
+        XCTAssertEqual(XXHash64.hash(Array("abc".utf8)), 0x44bc2cf5ad770999)
+    }
+
+    private func write(_ rel: String, _ text: String) throws {
+        let path = dir + "/" + rel
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    private func verifyError() -> String? {
+        do { _ = try CheckpointManifest.verify(directory: dir); return nil } catch { return "\(error)" }
+    }
+
+    func testManifestVerifiesAndNamesWhatIsWrong() throws {
+        try write("state.json", "{}"); try write("model/config.json", #"{"n_embd": 32}"#); try write("optimizer.safetensors", "abcdefgh")
+        let m = try CheckpointManifest.make(directory: dir, step: 7)
+        XCTAssertEqual(m.files.map(\.path), ["model/config.json", "optimizer.safetensors", "state.json"])
+        try DurableFiles.write(m.encoded, to: dir + "/manifest.json")
+        XCTAssertNil(verifyError())
+
+        try write("optimizer.safetensors", "abcdefgX")          // same size, one byte changed
+        XCTAssertTrue(verifyError()?.contains("optimizer.safetensors: checksum") == true, verifyError() ?? "accepted")
+        try write("optimizer.safetensors", "abcd")              // truncated
+        XCTAssertTrue(verifyError()?.contains("optimizer.safetensors: 4 bytes but the manifest says 8") == true, verifyError() ?? "accepted")
+        try write("optimizer.safetensors", "abcdefgh")
+        try FileManager.default.removeItem(atPath: dir + "/state.json")
+        XCTAssertTrue(verifyError()?.contains("state.json: missing from the checkpoint") == true, verifyError() ?? "accepted")
+        try write("state.json", "{}")
+        XCTAssertNil(verifyError())
+
+        // A manifest edited into different, still valid JSON fails its own checksum.
+        let text = String(decoding: m.encoded, as: UTF8.self)
+        try write("manifest.json", text.replacingOccurrences(of: "\"step\" : 7", with: "\"step\" : 8"))
+        XCTAssertTrue(verifyError()?.contains("corrupt manifest (its checksum") == true, verifyError() ?? "accepted")
+        try write("manifest.json", String(text.prefix(40)))
+        XCTAssertTrue(verifyError()?.contains("manifest.json: corrupt manifest") == true, verifyError() ?? "accepted")
+        try FileManager.default.removeItem(atPath: dir + "/manifest.json")
+        XCTAssertTrue(verifyError()?.contains("manifest.json: missing") == true, verifyError() ?? "accepted")
+    }
+
+    func testRecipeDifferenceIgnoresOnlyKeysThatCannotChangeTheLosses() {
+        var a = Recipe(), b = Recipe()
+        b.out = "elsewhere"; b.saveEvery = 5; b.keepLast = 1; b.resume = "latest"; b.watchdogSeconds = 9; b.evalEvery = 3
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        b.lr = 0.5
+        let d = CheckpointState.recipeDifference(saved: a, current: b)
+        XCTAssertEqual(d?.key, "lr")
+        XCTAssertEqual(d?.current, "0.5")
+        a.lr = 0.5; a.objectiveArgs = ["refresh": "4"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: a, current: b)?.key, "objective_args")
+    }
+
+    func testConfigDifferenceNamesTheKey() throws {
+        let model = GPT2(config: GPT2Config(vocabSize: 11, contextLength: 8, embedDim: 8, layers: 1, heads: 2))
+        let same = try JSONSerialization.data(withJSONObject: model.configJSON)
+        XCTAssertNil(CheckpointState.configDifference(saved: same, current: model.configJSON))
+        var other = model.configJSON
+        other["n_embd"] = 16
+        let diff = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: other), current: model.configJSON)
+        XCTAssertEqual(diff, "n_embd: 16 in the checkpoint, 8 here")
+    }
+
+    /// A gradient that is NaN while the loss is finite is caught (through the global norm) and,
+    /// with nan_policy: skip, the step is skipped, counted, and leaves the parameters alone.
+    func testNonFiniteGradientWithFiniteLossIsSkippedAndCounted() throws {
+        final class NaNGradient: Objective {
+            let name = "nan-gradient"
+            let requirements = ObjectiveRequirements()
+            func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+                dlogits[input.vocab + 1] = .nan
+                return ObjectiveResult(loss: 1.5)
+            }
+        }
+        var recipe = Recipe()
+        recipe.nanPolicy = "skip"; recipe.batchSize = 2; recipe.microBatchSize = 2; recipe.steps = 2
+        let tokenizer = ByteTokenizer()
+        let model = GPT2(config: GPT2Config(vocabSize: tokenizer.vocabSize, contextLength: 16, embedDim: 8, layers: 1, heads: 2), seed: 3)
+        let records = (0..<4).map { SourcedRecord(record: .promptCompletion(prompt: "p\($0)", completion: "c\($0)"), path: "t.jsonl", line: $0 + 1) }
+        let data = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 16)
+        let setup = RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: data, heldOut: data,
+                             objective: NaNGradient(), referenceModel: nil)
+        let trainer = Trainer(setup: setup, comm: LocalCommunicator())
+        let before = model.parameters.checksum()
+        let report = trainer.step(0)
+        XCTAssertTrue(report.skipped)
+        XCTAssertEqual(report.loss, 1.5)
+        XCTAssertTrue(report.gradNorm.isNaN)
+        XCTAssertEqual(trainer.skippedSteps, 1)
+        XCTAssertEqual(model.parameters.checksum(), before, "a skipped step must not touch the parameters")
+    }
+
+    func testCheckedAllocationReportsTheSizeInsteadOfTrapping() {
+        XCTAssertEqual(CheckedAllocation.describe(bytes: 512), "512 bytes")
+        XCTAssertEqual(CheckedAllocation.describe(bytes: 3 << 30), "3.0 GiB")
+        let p = CheckedAllocation.floats(1000, for: "a test")
+        XCTAssertEqual(p[999], 0)
+        XCTAssertEqual(Int(bitPattern: UnsafeRawPointer(p)) % 64, 0)
+        CheckedAllocation.free(p)
+    }
+}
