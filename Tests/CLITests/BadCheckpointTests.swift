@@ -13,6 +13,7 @@ final class BadCheckpointTests: XCTestCase {
         let first = CLI.sftDist(args + ["--out", out])
         XCTAssertEqual(first.status, 0, first.all)
         let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let recipe = try String(contentsOfFile: out + "/recipe.yaml", encoding: .utf8)
         let good = out + "/checkpoints/step-000003"
 
         /// A copy of the good checkpoint, damaged by `damage`.
@@ -27,6 +28,7 @@ final class BadCheckpointTests: XCTestCase {
             XCTAssertEqual(r.status, 1, r.all, file: file, line: line)
             XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, "expected \"\(message)\" in:\n\(r.all)", file: file, line: line)
             XCTAssertEqual(try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8), metrics, "metrics.jsonl changed", file: file, line: line)
+            XCTAssertEqual(try? String(contentsOfFile: out + "/recipe.yaml", encoding: .utf8), recipe, "recipe.yaml changed", file: file, line: line)
             XCTAssertEqual(CLI.checkpoints(out).published, ["step-000003", "step-000006"], file: file, line: line)
         }
 

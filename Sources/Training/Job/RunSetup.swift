@@ -67,7 +67,9 @@ public struct RunSetup {
                 reference = r
             }
         }
-        Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil)
+        // A resumed run writes its recipe only once the checkpoint has been verified
+        // (Checkpointer.resume), so a refused resume leaves the run directory as it was.
+        if recipe.resume == nil { Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil) }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
     }
