@@ -44,7 +44,7 @@ struct Generate: ParsableCommand {
                 case .promptCompletion(let p, _): return p
                 case .messages(let msgs):
                     let turns = msgs.last?.role == .assistant ? Array(msgs.dropLast()) : msgs
-                    return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
+                    return try ChatTemplate.resolve(ChatTemplate.auto, tokenizer: tok).template.generationPrompt(turns)
                 }
             }
         }

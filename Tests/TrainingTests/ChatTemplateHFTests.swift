@@ -44,6 +44,18 @@ final class ChatTemplateHFTests: XCTestCase {
     func testChatMLMatchesQwen2Template() throws { try check("qwen2", template: .chatml, turnEnd: "<|im_end|>") }
     func testLlama3MatchesLlama3Template() throws { try check("llama3", template: .llama3, turnEnd: "<|eot_id|>") }
 
+    /// `generate`'s text prompt for {messages} encodes to the ids the training template puts
+    /// before the assistant's reply (which equal apply_chat_template's, above).
+    func testGenerationPromptMatchesTrainingPrefix() throws {
+        for (kind, template) in [("qwen2", ChatTemplate.chatml), ("llama3", .llama3)] {
+            let tok = try tokenizer(kind)
+            let (messages, _) = try expected(kind)
+            let e = try ChatFormat.conversation(messages, source: "chat.json", tokenizer: tok, template: template)
+            let prompt = tok.encode(template.generationPrompt(Array(messages.dropLast())))
+            XCTAssertEqual(prompt, Array(e.ids.prefix(e.promptLength)), kind)
+        }
+    }
+
     func testResolve() throws {
         let byte = ByteTokenizer()
         XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: byte).template, .chatml)

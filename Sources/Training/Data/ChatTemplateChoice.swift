@@ -1,3 +1,4 @@
+import Foundation
 import Models
 
 extension ChatTemplate {
@@ -32,5 +33,23 @@ extension ChatTemplate {
             return (.chatml, "the tokenizer has ChatML tokens and no chat_template")
         }
         return (.plain, "the tokenizer has no chat_template")
+    }
+}
+
+extension ChatTemplate {
+    /// The conversation as text ending where the assistant's reply starts (HF's
+    /// `add_generation_prompt=True`), for `generate --prompts` with {messages} lines. Encoded with
+    /// special-token parsing, so the template's control tokens become their ids.
+    public func generationPrompt(_ turns: [ChatMessage]) -> String {
+        switch self {
+        case .chatml:
+            return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
+        case .llama3:
+            return "<|begin_of_text|>" + turns.map {
+                "<|start_header_id|>\($0.role.rawValue)<|end_header_id|>\n\n\($0.content.trimmingCharacters(in: .whitespacesAndNewlines))<|eot_id|>"
+            }.joined() + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        case .plain:
+            return turns.map { "\($0.role.rawValue): \($0.content)\n" }.joined() + "assistant: "
+        }
     }
 }
