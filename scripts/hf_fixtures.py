@@ -161,6 +161,33 @@ def write_prefix_cases():
     json.dump(rows, open(os.path.join(OUT, "expected", "tokenizer_cases_prefix_space.json"), "w"), ensure_ascii=False, indent=1)
 
 
+FUZZ_POOL = [" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u3000", "\u2009", "\u0085", "\x0b", "\x0c", "'s", "'S", "'ll",
+             "'LL", "'ve", "'ſ", "0123456789", "١٢٣", "½", "Ⅻ", "²", "abc", "Hello", "WORLD", "café", "e\u0301", "日本語",
+             "한국어", "😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "!!", "?.", "...", "—", "-", "_", "/", "\\", "`", "(", ")", "{", "}",
+             "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<think>", "@@user", "\u200b", "ǅ", "ʰ", "\ufeff",
+             "\x00", "\x7f"]
+
+
+def write_fuzz_cases(n=250):
+    """Random strings from FUZZ_POOL and random code points. The random code points are drawn
+    from characters already assigned in Unicode 3.2, because tokenizers' Oniguruma and
+    unicode-normalization tables are older than Swift's: a character assigned recently (U+088F
+    in Unicode 17, U+1ACA in 14) is a letter or combining mark to Swift but unassigned to them."""
+    import random, unicodedata
+    rng = random.Random(7)
+    old = [c for c in range(32, 0x3000) if unicodedata.ucd_3_2_0.category(chr(c)) != "Cn"
+           and not 0xD800 <= c < 0xE000]
+    texts = []
+    for _ in range(n):
+        k = rng.randint(1, 25)
+        texts.append("".join(rng.choice(FUZZ_POOL) if rng.random() < 0.7 else chr(rng.choice(old)) for _ in range(k)))
+    out = {"texts": texts}
+    for kind in ["gpt2", "qwen2", "llama3"]:
+        t = Tokenizer.from_file(os.path.join(OUT, "tokenizers", kind, "tokenizer.json"))
+        out[kind] = [t.encode(x, add_special_tokens=False).ids for x in texts]
+    json.dump(out, open(os.path.join(OUT, "expected", "tokenizer_fuzz.json"), "w"), ensure_ascii=False, separators=(",", ":"))
+
+
 def randomize(model, seed, std=0.15):
     """Random weights large enough that attention and every bias matter (HF zero-inits biases)."""
     g = torch.Generator().manual_seed(seed)
@@ -259,6 +286,7 @@ def make():
         toks[kind] = save_tokenizer(kind, train_tokenizer(kind), os.path.join(OUT, "tokenizers", kind))
     write_tokenizer_cases(toks)
     write_prefix_cases()
+    write_fuzz_cases()
     build_models(toks)
     write_data()
     json.dump({"torch": torch.__version__, "transformers": transformers.__version__,
@@ -318,6 +346,8 @@ def record_export(model_dir, name):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "check-export":
         check_export(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "fuzz-cases":
+        write_fuzz_cases()
     elif len(sys.argv) >= 2 and sys.argv[1] == "prefix-cases":
         write_prefix_cases()
     elif len(sys.argv) >= 2 and sys.argv[1] == "record-export":

@@ -46,6 +46,36 @@ final class BPETokenizerTests: XCTestCase {
         return out
     }
 
+    /// 250 random strings (specials, contractions, exotic whitespace, emoji, random characters
+    /// assigned by Unicode 3.2) per tokenizer: ids equal tokenizers' (expected/tokenizer_fuzz.json).
+    /// Read with the byte-faithful safetensors JSON parser: Foundation's JSONSerialization on
+    /// Linux drops a U+FEFF that starts a string, and some fuzz strings start with one.
+    func testRandomStringsMatchTokenizers() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/tokenizer_fuzz.json"))
+        let root = try data.withUnsafeBytes { try SafeTensorsJSON.Parser.parse($0) }
+        guard case .object(let top) = root else { return XCTFail("not an object") }
+        func field(_ k: String) -> SafeTensorsJSON.Value? { top.first { $0.key == k }?.value }
+        guard case .array(let textValues)? = field("texts") else { return XCTFail("no texts") }
+        let texts = textValues.compactMap { v -> String? in if case .string(let s) = v { return s }; return nil }
+        XCTAssertEqual(texts.count, 250)
+        XCTAssertTrue(texts.contains { $0.unicodeScalars.first == "\u{FEFF}" })
+        for kind in ["gpt2", "qwen2", "llama3"] {
+            let tok = try BPETokenizer(path: Self.root + "/tokenizers/\(kind)/tokenizer.json")
+            guard case .array(let rows)? = field(kind) else { return XCTFail("no \(kind)") }
+            let expected: [[Int32]] = rows.map { row in
+                guard case .array(let ids) = row else { return [] }
+                return ids.compactMap { v -> Int32? in if case .number(let t) = v { return Int32(t) }; return nil }
+            }
+            XCTAssertEqual(expected.count, texts.count)
+            var mismatches = 0
+            for (t, ids) in zip(texts, expected) where tok.encode(t) != ids {
+                mismatches += 1
+                if mismatches <= 3 { XCTFail("\(kind): \(t.debugDescription) → \(tok.encode(t)), tokenizers \(ids)") }
+            }
+            XCTAssertEqual(mismatches, 0, kind)
+        }
+    }
+
     /// ByteLevel(add_prefix_space: true): a space before every segment between added tokens.
     func testAddPrefixSpaceMatchesTokenizers() throws {
         let dir = NSTemporaryDirectory() + "prefix-\(UUID().uuidString)"
