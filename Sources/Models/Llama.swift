@@ -14,7 +14,7 @@ import TensorCore
 /// [out, in] layout, so checkpoints load and export without renaming or transposing.
 /// Positions restart per packed document (rotary uses the per-row positions), and attention
 /// never crosses segments.
-public final class Llama: LanguageModel {
+public final class Llama: LanguageModel, HiddenStateModel {
     public let config: LlamaConfig
     public let parameters: ParameterStore
     /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
@@ -60,6 +60,14 @@ public final class Llama: LanguageModel {
 
     public func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
                         batch B: Int, seqLen T: Int) -> Tensor {
+        let (xf, head, layout) = forwardHidden(tape, inputs: inputs, positions: positions, segments: segments, batch: B, seqLen: T)
+        return tape.linear(xf, weight: head, layout: layout)  // [B·T, V]
+    }
+
+    /// Everything up to the LM head (`HiddenStateModel`), so the trainer can fuse the head with
+    /// a row-local objective and never store the [B·T, V] logits.
+    public func forwardHidden(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
+                              batch B: Int, seqLen T: Int) -> (hidden: Tensor, head: Tensor, layout: WeightLayout) {
         precondition(inputs.count == B * T && positions.count == B * T, "Llama.forward: \(inputs.count) ids for B=\(B) T=\(T)")
         let p = parameters, c = config, eps = c.rmsNormEps
         var x = tape.embedding(inputs, table: p["model.embed_tokens.weight"])  // [B·T, C]
@@ -83,6 +91,6 @@ public final class Llama: LanguageModel {
         }
         let xf = tape.rmsNorm(x, weight: p["model.norm.weight"], eps: eps)
         let head = c.tieWordEmbeddings ? p["model.embed_tokens.weight"] : p["lm_head.weight"]
-        return tape.linear(xf, weight: head, layout: .outIn)  // [B·T, V]
+        return (xf, head, .outIn)
     }
 }

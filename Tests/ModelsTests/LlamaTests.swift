@@ -61,6 +61,38 @@ final class LlamaTests: XCTestCase {
                                 seed: 5)
     }
 
+    /// The trainer's fast path: an arena tape and the fused LM head (forwardHidden + fusedHead)
+    /// give the plain tape's loss and parameter gradients.
+    func testArenaAndFusedHeadMatchPlainTape() {
+        let model = Llama(config: LlamaConfig(family: .qwen2, vocabSize: 13, hiddenSize: 8, intermediateSize: 12, layers: 2,
+                                              heads: 4, kvHeads: 2, maxPositions: 16, tieWordEmbeddings: false), seed: 7)
+        let ids: [Int32] = [1, 5, 2, 9, 3, 3, 0, 10], targets: [Int32] = [5, 2, 9, 3, 3, 0, 10, 4]
+        let mask: [Float] = [0, 1, 1, 1, 0, 1, 1, 1]
+        let positions: [Int32] = [0, 1, 2, 0, 1, 2, 3, 4], segments: [Int32] = [0, 0, 0, 1, 1, 1, 1, 1]
+        model.parameters.zeroGrads()
+        let plain = Tape()
+        let loss = plain.crossEntropy(model.forward(plain, inputs: ids, positions: positions, segments: segments, batch: 1, seqLen: 8),
+                                      targets: targets, mask: mask, normalizer: 6)
+        plain.backward(from: loss)
+        let reference = Array(model.parameters.gradBuffer)
+
+        model.parameters.zeroGrads()
+        let arena = Arena()
+        arena.reset()
+        let fused = Tape(arena: arena)
+        let (hidden, head, layout) = model.forwardHidden(fused, inputs: ids, positions: positions, segments: segments, batch: 1, seqLen: 8)
+        var total = [Double](repeating: 0, count: Parallel.threads)  // one slot per worker thread
+        total.withUnsafeMutableBufferPointer { total in
+            fused.fusedHead(hidden, weight: head, layout: layout, rowsPerChunk: 3) { t, rows, logits, dlogits in
+                total[t] += SoftmaxKernels.crossEntropy(logits: logits, targets: Array(targets[rows]), mask: Array(mask[rows]),
+                                                        rows: rows.count, vocab: 13, dlogits: dlogits, scale: 1.0 / 6)
+            }
+        }
+        fused.backward()
+        XCTAssertEqual(Float(total.reduce(0, +) / 6), loss.item, accuracy: 1e-5)
+        for (a, b) in zip(Array(model.parameters.gradBuffer), reference) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
     func testLayoutUsesHFNamesAndShapes() {
         let c = LlamaConfig(family: .llama, vocabSize: 10, hiddenSize: 8, intermediateSize: 20, layers: 1, heads: 4,
                             kvHeads: 2, maxPositions: 32)

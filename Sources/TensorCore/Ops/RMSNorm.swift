@@ -42,11 +42,11 @@ extension Tape {
     public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float) -> Tensor {
         let c = x.columns, rows = x.rows
         precondition(weight.count == c, "rmsNorm: weight size \(weight.count) != \(c)")
-        let out = Tensor(zeros: x.shape)
-        let rstd = Tensor(zeros: [rows])
+        let out = output(x.shape)
+        let rstd = output([rows])
         RMSNormKernels.forward(out: out.data, rstd: rstd.data, x: x.data, weight: weight.data,
                                rows: rows, dim: c, eps: eps)
-        out.requiresGrad = record([x, weight]) {
+        out.requiresGrad = record([x, weight], output: out) {
             RMSNormKernels.backward(dx: x.requiresGrad ? x.grad : nil,
                                     dweight: weight.requiresGrad ? weight.grad : nil,
                                     dout: out.grad, x: x.data, weight: weight.data, rstd: rstd.data,

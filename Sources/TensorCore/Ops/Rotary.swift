@@ -65,10 +65,10 @@ extension Tape {
         let maxPos = Int(positions.max() ?? 0)
         precondition((positions.min() ?? 0) >= 0, "rotary: negative position")
         let (c, s) = RotaryKernels.tables(maxPosition: maxPos, headDim: headDim, theta: theta)
-        let out = Tensor(zeros: x.shape)
+        let out = output(x.shape)
         RotaryKernels.rotate(out: out.data, x: x.data, positions: positions, heads: heads, headDim: headDim,
                              cos: c, sin: s, direction: 1, accumulate: false)
-        out.requiresGrad = record([x]) {
+        out.requiresGrad = record([x], output: out) {
             RotaryKernels.rotate(out: x.grad, x: out.grad, positions: positions, heads: heads, headDim: headDim,
                                  cos: c, sin: s, direction: -1, accumulate: true)
         }

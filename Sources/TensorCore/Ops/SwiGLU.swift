@@ -31,9 +31,9 @@ extension Tape {
     /// silu(gate) ⊙ up, elementwise over same-shaped tensors.
     public func swiglu(gate: Tensor, up: Tensor) -> Tensor {
         precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ")
-        let out = Tensor(zeros: gate.shape)
+        let out = output(gate.shape)
         SwiGLUKernels.forward(out: out.data, gate: gate.data, up: up.data, count: gate.count)
-        out.requiresGrad = record([gate, up]) {
+        out.requiresGrad = record([gate, up], output: out) {
             SwiGLUKernels.backward(dgate: gate.requiresGrad ? gate.grad : nil, dup: up.requiresGrad ? up.grad : nil,
                                    dout: out.grad, gate: gate.data, up: up.data, count: gate.count)
         }
