@@ -36,6 +36,23 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertTrue(k.stdout.hasPrefix("[624, "), k.stdout)  // <|eot_id|> is one special token
     }
 
+    /// Global normalisers make the Llama's losses independent of the rank count, as for GPT-2.
+    func testLlamaLossesDoNotDependOnRankCount() throws {
+        var runs: [[Double]] = []
+        for n in [1, 4] {
+            let out = CLI.tempDir("hf-ranks-\(n)")
+            let r = CLI.mpirun(n, ["train", "--model", Self.model("qwen2"), "--data", Self.data, "--steps", "4",
+                                   "--batch-size", "8", "--micro-batch-size", "2", "--warmup-steps", "0", "--lr", "3e-3",
+                                   "--eval-examples", "0", "--out", out, "--quiet"])
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.losses(out))
+        }
+        XCTAssertEqual(runs[0].count, 4)
+        XCTAssertEqual(runs[1].count, 4)
+        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(a))) }
+        XCTAssertLessThan(runs[0].last!, runs[0].first!, "the loss should fall")
+    }
+
     /// `tokenize --tokenizer FILE` prints exactly the ids huggingface/tokenizers gives.
     func testTokenizeWithTokenizerFileMatchesTokenizers() throws {
         let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/expected/tokenizer_cases.json"))) as! [String: [[String: Any]]]
