@@ -1,11 +1,12 @@
 import Foundation
+import TensorCore
 
 /// Test-only fault points: `SFT_DIST_FAULT=<point>:<step>` makes rank 0 send itself SIGKILL
 /// when it reaches `point` at `step`, so tests can kill a run at an exact moment of a
 /// checkpoint save (which takes milliseconds, too short to hit from outside reliably).
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
-/// Points: `after-step` (the metrics row of the step is written), `save-files` (every file of
+/// Points: `perturb` (see `perturbReplica`), `after-step` (the metrics row of the step is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
 /// checkpoints not yet pruned). Unset in normal runs; reading it costs one lookup at start-up.
@@ -16,6 +17,13 @@ enum FaultInjection {
         guard parts.count == 2, let step = Int(parts[1]) else { return nil }
         return (String(parts[0]), step)
     }()
+
+    /// `perturb:<step>`: after that step the last rank nudges one parameter by one ulp — a
+    /// diverged replica, which the cross-rank checksum must catch.
+    static func perturbReplica(_ params: ParameterStore, step: Int, rank: Int, size: Int) {
+        guard size > 1, rank == size - 1, let s = spec, s.point == "perturb", s.step == step else { return }
+        params.values[0] = params.values[0].nextUp
+    }
 
     static func point(_ name: String, step: Int, rank: Int) {
         guard rank == 0, let s = spec, s.point == name, s.step == step else { return }

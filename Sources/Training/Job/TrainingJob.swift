@@ -69,6 +69,7 @@ public enum TrainingJob {
             let elapsed = comm.wallTime() - start
             progress.update(step: step, loss: r.loss, lr: Double(r.lr),
                             tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
+            FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, comm: comm, step: step + 1)
             }
