@@ -14,14 +14,14 @@ public final class KVCache {
     public init(layers: Int, rows: Int, capacity: Int, kvDim: Int) {
         self.layers = layers; self.rows = rows; self.capacity = capacity; self.kvDim = kvDim
         let n = max(rows * capacity * kvDim, 1)
-        keys = (0..<layers).map { _ in .allocate(capacity: n) }
-        values = (0..<layers).map { _ in .allocate(capacity: n) }
+        keys = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (keys)") }
+        values = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (values)") }
         length = [Int](repeating: 0, count: rows)
     }
 
     deinit {
-        keys.forEach { $0.deallocate() }
-        values.forEach { $0.deallocate() }
+        keys.forEach { CheckedAllocation.free($0) }
+        values.forEach { CheckedAllocation.free($0) }
     }
 
     @inline(__always) public func key(_ layer: Int, row: Int, position: Int) -> UnsafeMutablePointer<Float> {
@@ -58,8 +58,8 @@ public enum CachedAttention {
                                heads: Int, kvHeads: Int, headDim hd: Int) {
         let L = start + n
         let scale = 1 / Float(hd).squareRoot()
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * L)
-        defer { scores.deallocate() }
+        let scores = CheckedAllocation.floats(n * L, for: "attention scores")
+        defer { CheckedAllocation.free(scores) }
         let k0 = cache.key(layer, row: row, position: 0), v0 = cache.value(layer, row: row, position: 0)
         for h in 0..<heads {
             let kh = h / (heads / kvHeads)

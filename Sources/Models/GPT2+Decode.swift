@@ -71,10 +71,10 @@ final class DecodeBuffers {
     let x, h, qkv, att, fc, logits, mean, rstd: UnsafeMutablePointer<Float>
     init(n: Int, c: Int, v: Int) {
         func make(_ k: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(k, 1)); p.initialize(repeating: 0, count: max(k, 1)); return p
+            CheckedAllocation.floats(k, for: "decoding activations")
         }
         x = make(n * c); h = make(n * c); qkv = make(n * 3 * c); att = make(n * c); fc = make(n * 4 * c)
         logits = make(n * v); mean = make(n); rstd = make(n)
     }
-    deinit { [x, h, qkv, att, fc, logits, mean, rstd].forEach { $0.deallocate() } }
+    deinit { [x, h, qkv, att, fc, logits, mean, rstd].forEach { CheckedAllocation.free($0) } }
 }

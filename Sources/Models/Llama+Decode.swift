@@ -81,10 +81,10 @@ final class LlamaDecodeBuffers {
     let x, h, q, k, v, att, gate, up, logits, rstd: UnsafeMutablePointer<Float>
     init(n: Int, c: Int, q qDim: Int, kv: Int, i: Int, v vocab: Int) {
         func make(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1)); p.initialize(repeating: 0, count: max(count, 1)); return p
+            CheckedAllocation.floats(count, for: "decoding activations")
         }
         x = make(n * c); h = make(n * c); q = make(n * qDim); k = make(n * kv); v = make(n * kv); att = make(n * qDim)
         gate = make(n * i); up = make(n * i); logits = make(n * vocab); rstd = make(n)
     }
-    deinit { [x, h, q, k, v, att, gate, up, logits, rstd].forEach { $0.deallocate() } }
+    deinit { [x, h, q, k, v, att, gate, up, logits, rstd].forEach { CheckedAllocation.free($0) } }
 }

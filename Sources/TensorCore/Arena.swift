@@ -113,8 +113,8 @@ public final class Arena {
     /// One line and a non-zero exit instead of a trap (a trapped rank leaves the others
     /// waiting in a collective; exiting ends the job under mpirun).
     private func outOfMemory(_ bytes: Int, _ what: String) -> Never {
-        fputs("sft-dist: error: out of memory: cannot allocate \(bytes >> 20) MiB for \(what)\n", stderr)
-        exit(5)
+        // Through the one failure path, so under mpirun the whole job ends (MPI_Abort).
+        CheckedAllocation.failureHandler("out of memory: cannot allocate \(CheckedAllocation.describe(bytes: bytes)) for \(what)")
     }
 
     /// Bytes held: the activation block (plus overflow) and the gradient pool.

@@ -50,7 +50,9 @@ enum GenerationEval {
             }
             for (j, g) in gens.enumerated() {
                 let ok = scored[j] > 0.5
-                let conf = exp(Double(g.logProbs.reduce(0, +)))
+                // A model whose weights went non-finite has no meaningful confidence: count it as 0.
+                let raw = exp(Double(g.logProbs.reduce(0, +)))
+                let conf = raw.isFinite ? min(max(raw, 0), 1) : 0
                 let b = min(Int(conf * Double(options.calibrationBins)), options.calibrationBins - 1)
                 bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
                 sums[0] += 1; sums[1] += ok ? 1 : 0; sums[2] += Double(scored[j]); sums[3] += Double(g.ids.count)
