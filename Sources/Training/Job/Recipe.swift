@@ -10,7 +10,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var data = "builtin:tasks"           // JSONL path, or builtin:tasks
     public var heldout: String? = nil           // JSONL path; else a split of `data`
     public var heldoutFraction = 0.05
-    public var steps = 600
+    public var steps = 1000
     public var batchSize = 48                   // global examples per optimizer step
     public var microBatchSize = 12              // examples per forward pass on one rank
     public var lr = 3e-3
