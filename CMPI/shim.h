@@ -54,7 +54,12 @@ static inline int cmpi_allreduce_i64(int64_t *buf, int count, int op) {
 /* Non-blocking in-place float sum, for overlapping gradient buckets with the backward
    pass. The request is returned as an opaque handle index into a small table. */
 #define CMPI_MAX_REQUESTS 256
-static MPI_Request cmpi_requests[CMPI_MAX_REQUESTS];
+/* A function-local table: a file-scope static in a header is not emitted for Swift. */
+static inline MPI_Request *cmpi_request_table(void) {
+    static MPI_Request table[CMPI_MAX_REQUESTS];
+    return table;
+}
+#define cmpi_requests (cmpi_request_table())
 static inline int cmpi_iallreduce_sum_f32(float *buf, int count, int slot) {
     if (slot < 0 || slot >= CMPI_MAX_REQUESTS) return -1;
     return MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,

@@ -22,6 +22,14 @@ public protocol Communicator: AnyObject {
     func allgather(_ bytes: [UInt8]) -> [[UInt8]]
     func barrier()
 
+    /// Starts an in-place float sum that completes by `finishAllreduces()`; every rank must
+    /// start the same buffers in the same order. (Size 1: nothing to do.)
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
+    /// Lets outstanding sums advance (Open MPI 4 progresses them only inside MPI calls).
+    func progressAllreduces()
+    /// Waits until every started sum is complete.
+    func finishAllreduces()
+
     /// Prints nothing; ends every rank of the job with `code`. Use `Fatal` to print first.
     func abortJob(code: Int32) -> Never
     /// Seconds on a monotonic clock (MPI_Wtime under MPI).

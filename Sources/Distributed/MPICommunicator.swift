@@ -147,6 +147,33 @@ public final class MPICommunicator: Communicator {
 
     public func barrier() { watched("barrier") { check(cmpi_barrier(), "barrier") } }
 
+    /// Request slots in use (CMPI keeps MPI_Request handles in a fixed table).
+    private var pending: [Int32] = []
+    private var pendingFloats = 0
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        forEachChunk(buffer.count) { start, n in
+            if pending.count == 256 { finishAllreduces() }  // the shim's table is full: drain it
+            let slot = Int32(pending.count)
+            check(cmpi_iallreduce_sum_f32(buffer.baseAddress! + start, n, slot), "iallreduce")
+            pending.append(slot)
+            pendingFloats += Int(n)
+        }
+    }
+
+    public func progressAllreduces() {
+        for slot in pending { _ = cmpi_test(slot) }
+    }
+
+    public func finishAllreduces() {
+        guard !pending.isEmpty else { return }
+        watched("allreduce (\(pendingFloats) floats, \(pending.count) buckets)") {
+            for slot in pending { check(cmpi_wait(slot), "wait") }
+        }
+        pending.removeAll(keepingCapacity: true)
+        pendingFloats = 0
+    }
+
     public func abortJob(code: Int32) -> Never {
         fflush(stdout)
         cmpi_abort(code)

@@ -116,6 +116,7 @@ public final class GPT2: LanguageModel, HiddenStateModel {
         var x = tape.embedding(inputs, table: p["transformer.wte.weight"], plus: positions, table: p["transformer.wpe.weight"])
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
+            tape.markParametersReady(p.range(prefix: l))   // block i's gradients are final past here
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
             let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]

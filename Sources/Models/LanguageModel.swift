@@ -31,3 +31,20 @@ extension LanguageModel {
         return forward(tape, inputs: inputs, positions: pos, segments: nil, batch: batch, seqLen: seqLen)
     }
 }
+
+extension LanguageModel {
+    /// Flat parameter ranges of the transformer blocks (`….h.N.…` / `….layers.N.…`), in the
+    /// order backward finishes them (last block first): the gradient buckets that can be
+    /// reduced while backward is still running.
+    public var blockParameterRanges: [Range<Int>] {
+        var blocks: [Int: Range<Int>] = [:]
+        for e in parameters.entries {
+            let parts = e.name.split(separator: ".")
+            guard let i = parts.firstIndex(where: { $0 == "h" || $0 == "layers" }), i + 1 < parts.count,
+                  let n = Int(parts[i + 1]) else { continue }
+            let r = e.offset..<(e.offset + e.count)
+            blocks[n] = blocks[n].map { min($0.lowerBound, r.lowerBound)..<max($0.upperBound, r.upperBound) } ?? r
+        }
+        return blocks.keys.sorted(by: >).map { blocks[$0]! }
+    }
+}

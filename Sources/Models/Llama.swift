@@ -73,6 +73,7 @@ public final class Llama: LanguageModel, HiddenStateModel {
         var x = tape.embedding(inputs, table: p["model.embed_tokens.weight"])  // [B·T, C]
         for i in 0..<c.layers {
             let l = "model.layers.\(i)."
+            tape.markParametersReady(parameters.range(prefix: l))   // block i's gradients are final past here
             let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
             func proj(_ name: String, _ input: Tensor) -> Tensor {
                 tape.linear(input, weight: p[l + name + ".weight"], bias: bias(l + name + ".bias"), layout: .outIn)

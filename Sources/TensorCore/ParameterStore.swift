@@ -50,6 +50,14 @@ public final class ParameterStore {
     }
 
     public func entry(_ name: String) -> Entry? { byName[name].map { entries[$0] } }
+
+    /// The flat range spanned by every parameter whose name starts with `prefix` (a block:
+    /// "transformer.h.3."), including alignment padding between them.
+    public func range(prefix: String) -> Range<Int> {
+        let matching = entries.filter { $0.name.hasPrefix(prefix) }
+        guard let lo = matching.map(\.offset).min(), let hi = matching.map({ $0.offset + $0.count }).max() else { return 0..<0 }
+        return lo..<hi
+    }
     public var tensors: [Tensor] { views }
     /// Number of real parameters (without alignment padding).
     public var parameterCount: Int { entries.reduce(0) { $0 + $1.count } }

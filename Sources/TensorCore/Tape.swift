@@ -45,6 +45,22 @@ public final class Tape {
 
     public var count: Int { backwards.count }
 
+    /// Called during backward with a flat parameter range whose gradients are final (see
+    /// `markParametersReady`), so the trainer can start reducing it while backward goes on.
+    public var onParametersReady: ((Range<Int>) -> Void)?
+    /// Called after every backward kernel: lets outstanding communication make progress
+    /// (Open MPI 4 advances non-blocking collectives only inside MPI calls).
+    public var onBackwardStep: (() -> Void)?
+
+    /// Marks, in the forward pass, the start of the ops that are the only users of the
+    /// parameters in `range` (a transformer block). Backward runs in reverse, so when it gets
+    /// back to this mark every op recorded after it has run: those gradients are complete.
+    public func markParametersReady(_ range: Range<Int>) {
+        guard recording else { return }
+        backwards.append { [unowned self] in self.onParametersReady?(range) }
+        outputs.append(nil)
+    }
+
     /// Seeds `output.grad` with `seed` (dL/d output) and runs the tape in reverse.
     public func backward(from output: Tensor, seed: UnsafePointer<Float>) {
         let g = output.grad
@@ -67,6 +83,7 @@ public final class Tape {
         for i in stride(from: backwards.count - 1, through: 0, by: -1) {
             backwards[i]()
             outputs[i]?.releaseGrad()
+            onBackwardStep?()
         }
         reset()
     }

@@ -19,6 +19,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed steps.") var steps = 6
     @Option(help: "Untimed warm-up steps.") var warmup = 2
     @Option(name: .customLong("generate-tokens"), help: "Tokens to generate for the generation rate (0: skip).") var generateTokens = 64
+    @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
+          help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
@@ -31,7 +33,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let comm = Runtime.start(threads: threads)
         var o = Benchmark.Options(threads: BLAS.threads)
-        o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens
+        o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
         let lead = comm.isCoordinator
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }

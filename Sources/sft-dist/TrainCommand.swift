@@ -49,6 +49,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("keep-last"), help: "Checkpoints to keep, oldest deleted first (0: all).") var keepLast: Int?
     @Option(help: "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/ (starts fresh if there is none).") var resume: String?
     @Option(name: .customLong("watchdog"), help: "Abort the job when a collective waits this many seconds (a rank died or hung; 0: off).") var watchdog: Double?
+    @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
+          help: "Start each block's gradient sum while backward continues (default on).") var overlapGradSync: Bool?
     @Option(help: "OpenBLAS threads per rank (default: OPENBLAS_NUM_THREADS).") var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
 
@@ -99,6 +101,7 @@ struct Train: ParsableCommand {
         if let v = checksumEvery { r.checksumEvery = v }
         if skipBadLines { r.skipBadLines = true }
         if let v = nanPolicy { r.nanPolicy = v }
+        if let v = overlapGradSync { r.overlapGradSync = v }
         if let v = saveEvery { r.saveEvery = v }
         if let v = keepLast { r.keepLast = v }
         if let v = resume { r.resume = v }

@@ -23,6 +23,7 @@ public enum Benchmark {
         public var threads: Int       // per rank
         public var seed: UInt64 = 1234
         public var generateTokens = 64
+        public var overlapGradSync = true
         public init(threads: Int) { self.threads = threads }
     }
 
@@ -123,6 +124,7 @@ public enum Benchmark {
         recipe.batchSize = o.batch; recipe.microBatchSize = o.batch; recipe.maxLength = o.seqLen + 1
         recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = "constant"; recipe.weightDecay = 0.01
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
+        recipe.overlapGradSync = o.overlapGradSync
         let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,

@@ -40,6 +40,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var logEvery = 10
     public var skipBadLines = false
     public var nanPolicy = "abort"              // abort | skip
+    public var overlapGradSync = true           // gradient sums start during backward
     public var saveFormat = "native"           // native | hf (adds HF tokenizer files for the byte tokenizer)
     public var saveEvery = 0                    // checkpoint every N steps; 0: none
     public var keepLast = 3                     // complete checkpoints kept; 0: all
@@ -57,7 +58,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         case chatTemplate = "chat_template", objective, objectiveArgs = "objective_args"
         case refModel = "ref_model", evalEvery = "eval_every", evalExamples = "eval_examples"
         case maxNewTokens = "max_new_tokens", checksumEvery = "checksum_every", logEvery = "log_every"
-        case skipBadLines = "skip_bad_lines", nanPolicy = "nan_policy"
+        case skipBadLines = "skip_bad_lines", nanPolicy = "nan_policy", overlapGradSync = "overlap_grad_sync"
         case saveFormat = "save_format"
         case saveEvery = "save_every", keepLast = "keep_last", resume, watchdogSeconds = "watchdog_seconds"
     }
@@ -81,6 +82,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try get(.evalEvery, &evalEvery); try get(.evalExamples, &evalExamples)
         try get(.maxNewTokens, &maxNewTokens); try get(.checksumEvery, &checksumEvery)
         try get(.logEvery, &logEvery); try get(.skipBadLines, &skipBadLines); try get(.nanPolicy, &nanPolicy)
+        try get(.overlapGradSync, &overlapGradSync)
         try get(.saveFormat, &saveFormat)
         try get(.saveEvery, &saveEvery); try get(.keepLast, &keepLast)
         resume = try c.decodeIfPresent(String.self, forKey: .resume); try get(.watchdogSeconds, &watchdogSeconds)

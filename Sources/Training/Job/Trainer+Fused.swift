@@ -21,13 +21,14 @@ extension Trainer {
         guard canFuseHead, let model = model as? HiddenStateModel else { return nil }
         arena.reset()
         let tape = Tape(arena: arena)
+        tape.onParametersReady = readyHandler
+        tape.onBackwardStep = progressHandler
         let segments = setup.recipe.packing ? mb.segments : nil
         let (hidden, head, layout) = model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions,
                                                          segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         let (seqId, seqTokens) = sequenceIdentities(mb, index: index)
         // The same per-(step, rank, micro-batch) stream `input(for:)` gives the objective.
-        var rng = RNG(seed: setup.recipe.seed ^ 0x5EED, stream: UInt64(context.step) &* 1_000_003 &+ UInt64(comm.rank) &* 7919 &+ UInt64(index))
-        _ = rng.next()
+        let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         let V = model.vocabSize
         var partial = [ObjectiveResult?](repeating: nil, count: Parallel.threads)
         var chunks: [ObjectiveResult] = []
@@ -48,6 +49,8 @@ extension Trainer {
     func unfusedMicroBatch(_ mb: MicroBatch, index: Int, context: StepContext) -> ObjectiveResult {
         arena.reset()
         let tape = Tape(arena: arena)
+        tape.onParametersReady = readyHandler
+        tape.onBackwardStep = progressHandler
         let (inp, logits) = input(for: mb, index: index, context: context, tape: tape)
         let dlogits = arena.floats(logits.count)
         dlogits.update(repeating: 0, count: logits.count)

@@ -103,7 +103,12 @@ public final class Trainer {
         model.parameters.zeroGrads()
         var loss = 0.0, localBad = false
         var diag: [String: Double] = [:], diagCounts: [String: Double] = [:]
+        // On the last micro-batch each block's gradient sum starts as soon as backward has
+        // finished that block (GradientBuckets); the rest is reduced after backward.
+        let overlap = setup.recipe.overlapGradSync && comm.size > 1
         for (k, mb) in micro.enumerated() {
+            readyHandler = overlap && k == micro.count - 1 ? { [buckets] in buckets.ready($0) } : nil
+            progressHandler = overlap && k == micro.count - 1 ? { [comm] in comm.progressAllreduces() } : nil
             // Trainer+Fused.swift: LM head fused with a row-local objective, or the full logits.
             let result = fusedMicroBatch(mb, index: k, context: context) ?? unfusedMicroBatch(mb, index: k, context: context)
             if !result.loss.isFinite { localBad = true }
@@ -112,8 +117,13 @@ public final class Trainer {
             for (key, v) in result.diagnosticCounts { diagCounts[key, default: 0] += v }
         }
         // Gradients: one in-place sum over the flat buffer.
+        readyHandler = nil; progressHandler = nil
         let tSync = comm.wallTime()
-        comm.allreduce(model.parameters.gradBuffer, op: .sum)
+        if overlap {
+            buckets.finish(canonical: blockRanges)
+        } else {
+            comm.allreduce(model.parameters.gradBuffer, op: .sum)
+        }
         let tSynced = comm.wallTime()
         lastTimings = StepTimings(compute: tSync - tCompute, gradientSync: tSynced - tSync)
         let (sums, names) = reduceScalars(loss: loss, bad: localBad, diag: diag, counts: diagCounts)
@@ -197,6 +207,11 @@ public final class Trainer {
 
     /// Local ordinal of each micro-batch's first sequence (for global sequence ids).
     var firstLocalSequence: [Int] = [0]
+    /// Set on the last micro-batch when gradient sync overlaps backward; tapes forward it.
+    var readyHandler: ((Range<Int>) -> Void)?
+    var progressHandler: (() -> Void)?
+    lazy var buckets = GradientBuckets(comm: comm, gradients: model.parameters.grads, count: model.parameters.count)
+    lazy var blockRanges = model.blockParameterRanges
     /// Tensors whose raw pointers an ObjectiveInput holds must outlive it.
     private var keepAlive: [Tensor] = []
 

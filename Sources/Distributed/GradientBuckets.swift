@@ -1,0 +1,53 @@
+/// Gradient allreduce in buckets, overlapped with the backward pass.
+///
+/// The model marks each transformer block's parameter range; backward reaches block i's mark
+/// once block i's gradients are final (on the last micro-batch of the step), and its sum
+/// starts there, non-blocking, while the blocks below are still back-propagating. Whatever no
+/// mark covers (embeddings, final norm) and any bucket a rank never reached (a rank with no
+/// micro-batch this step runs no backward) is started by `finish()`, always in the same
+/// order, so every rank issues the same collectives in the same sequence (MPI requires it).
+/// Sums, not averages: losses are already divided by global counts.
+public final class GradientBuckets {
+    let comm: Communicator
+    let base: UnsafeMutablePointer<Float>
+    let total: Int
+    private var started: Set<Int> = []     // lower bounds of started ranges
+    private var order: [Range<Int>] = []   // ranges in the order they were started
+
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int) {
+        self.comm = comm
+        base = gradients
+        total = count
+    }
+
+    /// Called from the tape when `range`'s gradients are final.
+    public func ready(_ range: Range<Int>) {
+        guard !range.isEmpty, !started.contains(range.lowerBound) else { return }
+        start(range)
+        comm.progressAllreduces()
+    }
+
+    /// Starts what is left — `canonical` ranges (the marks, in backward order) not yet
+    /// started, then every gap — and waits for all of them.
+    public func finish(canonical: [Range<Int>]) {
+        for r in canonical where !r.isEmpty && !started.contains(r.lowerBound) { start(r) }
+        var covered = order.sorted { $0.lowerBound < $1.lowerBound }
+        var at = 0, gaps: [Range<Int>] = []
+        for r in covered {
+            if r.lowerBound > at { gaps.append(at..<r.lowerBound) }
+            at = max(at, r.upperBound)
+        }
+        if at < total { gaps.append(at..<total) }
+        for g in gaps { start(g) }
+        comm.finishAllreduces()
+        covered.removeAll()
+        started.removeAll()
+        order.removeAll()
+    }
+
+    private func start(_ r: Range<Int>) {
+        started.insert(r.lowerBound)
+        order.append(r)
+        comm.startAllreduceSum(UnsafeMutableBufferPointer(start: base + r.lowerBound, count: r.count))
+    }
+}
