@@ -27,7 +27,7 @@ extension Trainer {
         let (hidden, head, layout) = model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions,
                                                          segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         let (seqId, seqTokens) = sequenceIdentities(mb, index: index)
-        // The same per-(step, rank, micro-batch) stream `input(for:)` gives the objective.
+        // The same per-(step, rank, micro-batch) stream `forward(_:index:context:tape:)` gives the objective.
         let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         let V = model.vocabSize
         var partial = [ObjectiveResult?](repeating: nil, count: Parallel.threads)
@@ -51,16 +51,20 @@ extension Trainer {
         let tape = Tape(arena: arena)
         tape.onParametersReady = readyHandler
         tape.onBackwardStep = progressHandler
-        let (inp, logits) = input(for: mb, index: index, context: context, tape: tape)
-        let dlogits = arena.floats(logits.count)
-        dlogits.update(repeating: 0, count: logits.count)
-        let result = objective.lossAndGradient(inp, dlogits: dlogits)
-        tape.backward(from: logits, seed: dlogits)
-        return result
+        let f = forward(mb, index: index, context: context, tape: tape)
+        return withExtendedLifetime(f) {
+            let dlogits = arena.floats(f.logits.count)
+            dlogits.update(repeating: 0, count: f.logits.count)
+            let result = objective.lossAndGradient(f.input, dlogits: dlogits)
+            tape.backward(from: f.logits, seed: dlogits)
+            return result
+        }
     }
 
     /// Per position: the global ordinal of its sequence (−1 on padding) and that sequence's
-    /// loss-token count — the same values `input(for:)` gives the objective.
+    /// loss-token count, as `forward(_:index:context:tape:)` gives them to the objective.
+    /// The ordinal does not depend on the rank count: local sequence j of this rank is global
+    /// ordinal rank + j·size (the shard is strided; micro-batches and packing keep the order).
     func sequenceIdentities(_ mb: MicroBatch, index: Int) -> (ids: [Int32], tokens: [Float]) {
         var seqId = [Int32](repeating: -1, count: mb.inputs.count)
         var seqTokens = [Float](repeating: 0, count: mb.inputs.count)

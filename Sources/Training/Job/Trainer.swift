@@ -92,7 +92,8 @@ public final class Trainer {
         }
         if objective.requirements.statisticsPass {
             let local = micro.enumerated().flatMap { k, mb in
-                objective.statistics(input(for: mb, index: k, context: context, tape: Tape(recording: false)).input)
+                let f = forward(mb, index: k, context: context, tape: Tape(recording: false))
+                return withExtendedLifetime(f) { objective.statistics(f.input) }
             }
             context.statistics = comm.allgather(floatBytes(local)).map(floats)
         }
@@ -157,45 +158,41 @@ public final class Trainer {
 
     /// Runs the model (and reference / old policy when the objective needs them) on one
     /// micro-batch; returns the objective's view and the logits tensor to backprop from.
-    func input(for mb: MicroBatch, index: Int, context: StepContext, tape: Tape) -> (input: ObjectiveInput, logits: Tensor) {
+    /// One micro-batch's forward as the objective sees it. `input` carries raw pointers into
+    /// `logits` and `held` (reference and old-policy logits): keep this value alive
+    /// (`withExtendedLifetime`) for as long as `input` is used.
+    struct MicroBatchForward {
+        var input: ObjectiveInput
+        var logits: Tensor
+        var held: [Tensor]
+    }
+
+    /// Runs the model (and the reference / old policy when the objective needs them) on one
+    /// micro-batch.
+    func forward(_ mb: MicroBatch, index: Int, context: StepContext, tape: Tape) -> MicroBatchForward {
         let segments = setup.recipe.packing ? mb.segments : nil
         let logits = model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments,
                                    batch: mb.batch, seqLen: mb.seqLen)
-        var seqId = [Int32](repeating: -1, count: mb.inputs.count)
-        var seqTokens = [Float](repeating: 0, count: mb.inputs.count)
-        var tokensOf: [Int32: Float] = [:]
-        // A sequence's id is its ordinal in the step's global batch, whatever the rank
-        // count: local sequence j of this rank is global ordinal rank + j·size (the shard is
-        // strided, and micro-batches and packing keep the order).
-        var local = firstLocalSequence[index]
-        var lastKey = -1
-        for i in 0..<mb.inputs.count where mb.segments[i] >= 0 {
-            let key = (i / mb.seqLen) * 4096 + Int(mb.segments[i])
-            if key != lastKey { if lastKey >= 0 { local += 1 }; lastKey = key }
-            let id = Int32(comm.rank + local * comm.size)
-            seqId[i] = id
-            tokensOf[id, default: 0] += mb.mask[i]
-        }
-        for i in 0..<seqId.count where seqId[i] >= 0 { seqTokens[i] = tokensOf[seqId[i]]! }
+        let (seqId, seqTokens) = sequenceIdentities(mb, index: index)
         let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
                                  context: context, rng: rng)
+        var held: [Tensor] = []
         let noGrad = Tape(recording: false)
         if let ref = setup.referenceModel {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             inp.referenceLogits = UnsafePointer(r.data)
-            keepAlive.append(r)
+            held.append(r)
         }
         if let old = oldPolicy {
             let o = old.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             inp.oldLogits = UnsafePointer(o.data)
-            keepAlive.append(o)
+            held.append(o)
         }
-        keepAlive.append(logits)
-        if keepAlive.count > 16 { keepAlive.removeFirst(keepAlive.count - 16) }
-        return (inp, logits)
+        return MicroBatchForward(input: inp, logits: logits, held: held)
     }
+
     /// The objective's per-(step, rank, micro-batch) stream. A pure function of its arguments,
     /// so a resumed run draws exactly what the uninterrupted one did; checkpoints record a
     /// sample of it to catch a binary whose derivation changed.
@@ -212,8 +209,6 @@ public final class Trainer {
     var progressHandler: (() -> Void)?
     lazy var buckets = GradientBuckets(comm: comm, gradients: model.parameters.grads, count: model.parameters.count)
     lazy var blockRanges = model.blockParameterRanges
-    /// Tensors whose raw pointers an ObjectiveInput holds must outlive it.
-    private var keepAlive: [Tensor] = []
 
     /// Allreduces [loss, bad-rank flag, diagnostic sums…, diagnostic counts…] in one call.
     /// Diagnostic names are agreed first (a rank with no micro-batch has none).
