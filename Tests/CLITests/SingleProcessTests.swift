@@ -10,7 +10,7 @@ final class SingleProcessTests: XCTestCase {
         let out = CLI.tempDir("e2e")
         let t = CLI.sftDist(["train"] + tiny + ["--out", out])
         XCTAssertEqual(t.status, 0, t.all)
-        for f in ["metrics.jsonl", "recipe.yaml", "model/config.json", "model/model.safetensors", "data/train.jsonl"] {
+        for f in ["metrics.jsonl", "loss.svg", "recipe.yaml", "model/config.json", "model/model.safetensors", "data/train.jsonl"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), "missing \(f)")
         }
         XCTAssertEqual(CLI.losses(out).count, 6)

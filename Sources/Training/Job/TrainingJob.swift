@@ -86,11 +86,12 @@ public enum TrainingJob {
 
         let modelDir = recipe.out + "/model"
         Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil)
+        // The plot is an output like the model, written even with --quiet.
+        if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
+            try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
+                .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
+        }
         if lead && !quiet {
-            if let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
-                try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
-                    .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
-            }
             say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", losses.first ?? .nan, losses.last ?? .nan))")
             if let b = before?.accuracy, let a = after?.accuracy {
                 say(String(format: "exact-match accuracy on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
