@@ -20,31 +20,8 @@ final class LlamaTests: XCTestCase {
         let mask: [Float] = [0, 1, 1, 1, 0, 1, 1, 1]
         let positions: [Int32] = [0, 1, 2, 0, 1, 2, 3, 4]
         let segments: [Int32] = [0, 0, 0, 1, 1, 1, 1, 1]
-        func loss(_ tape: Tape) -> Tensor {
-            let logits = model.forward(tape, inputs: ids, positions: positions, segments: segments, batch: 1, seqLen: 8)
-            return tape.crossEntropy(logits, targets: targets, mask: mask, normalizer: 6)
-        }
-        let tape = Tape()
-        model.parameters.zeroGrads()
-        tape.backward(from: loss(tape))
-        var checked = 0
-        for e in model.parameters.entries {
-            let t = model.parameters[e.name]
-            for i in Swift.stride(from: 0, to: t.count, by: max(1, t.count / 5)) {
-                let old = t.data[i]
-                func central(_ h: Float) -> Double {
-                    t.data[i] = old + h; let lp = Double(loss(Tape(recording: false)).item)
-                    t.data[i] = old - h; let lm = Double(loss(Tape(recording: false)).item)
-                    t.data[i] = old
-                    return (lp - lm) / Double(2 * h)
-                }
-                let numeric = Float((4 * central(5e-3) - central(1e-2)) / 3)
-                let analytic = t.grad[i]
-                XCTAssertLessThanOrEqual(abs(numeric - analytic), 2e-2 * max(1e-2, abs(numeric), abs(analytic)),
-                                         "\(e.name)[\(i)]: analytic \(analytic) numeric \(numeric)")
-                checked += 1
-            }
-        }
+        let checked = checkModelGradient(model, ids: ids, targets: targets, mask: mask, positions: positions,
+                                         segments: segments, batch: 1, seqLen: 8, samplesPerTensor: 5)
         XCTAssertGreaterThan(checked, 60)
     }
 
