@@ -62,7 +62,7 @@ public enum SafeTensorsWriter {
         var entries: [String] = []
         entries.reserveCapacity(tensors.count + 1)
         if !metadata.isEmpty {
-            let pairs = metadata.sorted { $0.key < $1.key }.map { quote($0.key) + ":" + quote($0.value) }
+            let pairs = metadata.sorted { $0.key < $1.key }.map { JSONText.quote($0.key) + ":" + JSONText.quote($0.value) }
             entries.append("\"__metadata__\":{" + pairs.joined(separator: ",") + "}")
         }
         var seen = Set<String>()
@@ -85,7 +85,7 @@ public enum SafeTensorsWriter {
             let (end, o2) = offset.addingReportingOverflow(bytes)
             guard !o1, !o2 else { throw invalid("tensor \"\(t.name)\": data too large") }
             let shape = t.shape.map(String.init).joined(separator: ",")
-            entries.append(quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+            entries.append(JSONText.quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         var json = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -94,23 +94,6 @@ public enum SafeTensorsWriter {
             throw invalid("header would be \(json.count) bytes, over the format's limit of \(SafeTensorsHeader.maxHeaderLength)")
         }
         return withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) } + json
-    }
-
-    /// JSON string literal: escapes `"`, `\` and control characters; other UTF-8 passes through.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, file: String) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// The embedded default dataset: short, mechanically checkable tasks that a byte-level
 /// GPT of one to a few million parameters partly learns within a few hundred steps, so a
@@ -90,35 +91,13 @@ public enum TaskGenerator {
             guard let prompt = record["prompt"], let completion = record["completion"] else {
                 throw DataError(path: path, "record \(index) lacks \"prompt\" or \"completion\"; nothing written")
             }
-            text += "{\"prompt\":\(jsonQuoted(prompt)),\"completion\":\(jsonQuoted(completion))}\n"
+            text += "{\"prompt\":\(JSONText.quote(prompt)),\"completion\":\(JSONText.quote(completion))}\n"
         }
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw DataError(path: path, "cannot write (\(describeFileError(error)))")
         }
-    }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped;
-    /// everything else (including non-ASCII) written as UTF-8, which JSON allows.
-    public static func jsonQuoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     private static func describeFileError(_ error: Error) -> String {

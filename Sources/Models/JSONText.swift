@@ -1,0 +1,25 @@
+/// JSON text written by hand where key order matters (safetensors headers, JSONL records):
+/// one string-literal encoder for the whole project.
+public enum JSONText {
+    /// A JSON string literal: quotes, backslashes and control characters escaped; everything
+    /// else (including non-ASCII) written as UTF-8, which JSON allows.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
