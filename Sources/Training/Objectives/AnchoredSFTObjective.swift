@@ -24,12 +24,8 @@ public final class AnchoredSFTObjective: Objective, DetachedEvaluable {
         self.klWeight = klWeight
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let ref = requireReference(input, name)
         let V = input.vocab, lambda = klWeight
         let scale = inverseCount(input.context.globalLossTokens)

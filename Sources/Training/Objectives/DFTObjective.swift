@@ -16,12 +16,8 @@ public final class DFTObjective: Objective, DetachedEvaluable {
     public let requirements = ObjectiveRequirements()
     public init() {}
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let scale = inverseCount(input.context.globalLossTokens)
         var diag = TokenDiagnostics()
         let (loss, _) = ObjectiveLosses.weightedNLL(input, detached: detached, dlogits: dlogits, scale: scale,

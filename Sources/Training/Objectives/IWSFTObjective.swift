@@ -27,10 +27,6 @@ public final class IWSFTObjective: Objective, DetachedEvaluable {
         self.temp = temp; self.wMax = wMax
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
     /// w_b for every sequence slot of the micro-batch, from the detached logits.
     func sequenceWeights(_ input: ObjectiveInput, detached: UnsafePointer<Float>, _ seq: SequenceIndex) -> [Float] {
         let ref = requireReference(input, name)
@@ -48,8 +44,8 @@ public final class IWSFTObjective: Objective, DetachedEvaluable {
         }
     }
 
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let seq = SequenceIndex(input.sequenceId)
         let weights = sequenceWeights(input, detached: detached, seq)
         let scale = inverseCount(input.context.globalLossTokens), wMax = self.wMax

@@ -39,10 +39,6 @@ public final class OTRObjective: Objective, DetachedEvaluable {
         self.k = k; self.temperature = temperature; self.beta = beta
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
     /// The stream of one position; independent of rank, micro-batch and row offset.
     static func stream(seed: UInt64, step: Int, sequenceId: Int32, position: Int, row: Int) -> RNG {
         let stepSeed = RNG(seed: seed, stream: 0x4F54_5200 &+ UInt64(truncatingIfNeeded: step)).state.0
@@ -67,8 +63,8 @@ public final class OTRObjective: Objective, DetachedEvaluable {
         }
     }
 
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let V = input.vocab, K = Float(k)
         let scale = inverseCount(input.context.globalLossTokens)
         let seq = SequenceIndex(input.sequenceId)

@@ -10,9 +10,16 @@ import TensorCore
 /// `lossAndGradient(input)` is `evaluate(input, detached: input.logits, …)`; the tests pass the
 /// unperturbed logits as `detached` so a finite-difference check of dL/dlogits holds every
 /// sg(·) fixed, exactly as the method defines its gradient.
-protocol DetachedEvaluable: Objective {
+public protocol DetachedEvaluable: Objective {
     func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                   dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult
+}
+
+extension DetachedEvaluable {
+    /// Training detaches at the logits themselves.
+    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+        evaluate(input, detached: input.logits, dlogits: dlogits)
+    }
 }
 
 enum LogitRow {

@@ -34,12 +34,8 @@ public final class PSFTObjective: Objective, DetachedEvaluable {
         requirements = ObjectiveRequirements(oldPolicyRefresh: refresh)
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let V = input.vocab
         let scale = inverseCount(input.context.globalLossTokens)
         let old = input.oldLogits ?? detached

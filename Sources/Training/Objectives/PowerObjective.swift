@@ -19,12 +19,8 @@ public final class PowerObjective: Objective, DetachedEvaluable {
         self.alpha = alpha
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let scale = inverseCount(input.context.globalLossTokens), a = alpha
         var diag = TokenDiagnostics()
         // p^α as exp(α·log p): exact for tiny p where powf would underflow the same way anyway.

@@ -69,12 +69,8 @@ public final class TALRObjective: Objective, DetachedEvaluable {
         if fixedTau == nil { dynamicTau.store(context, Self.medianTau) }
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let tau = fixedTau ?? dynamicTau.value(input.context, objective: name, Self.medianTau)
         let invTau = 1 / tau, floor = self.floor
         let scale = inverseCount(input.context.globalLossTokens)

@@ -64,12 +64,8 @@ public final class ThresholdObjective: Objective, DetachedEvaluable {
 
     public func beginStep(_ context: StepContext) { selected.store(context, Self.globalSelected) }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let globalSelected = selected.value(input.context, objective: name, Self.globalSelected)
         let scale = inverseCount(globalSelected)
         var diag = TokenDiagnostics()

@@ -37,12 +37,8 @@ public final class TokenCleanObjective: Objective, DetachedEvaluable {
     public func beginStep(_ context: StepContext) {
         selection.store(context) { ExcessLossSelection($0, ratio: ratio) }
     }
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        evaluate(input, detached: input.logits, dlogits: dlogits)
-    }
-
-    func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
-                  dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let sel = selection.value(input.context, objective: name) { ExcessLossSelection($0, ratio: ratio) }
         let ref = requireReference(input, name)
         let scale = inverseCount(sel.kept)
