@@ -18,7 +18,8 @@ public final class Trainer {
     /// Wall-clock split of the last step (seconds), for `sft-dist bench` and profiling.
     public struct StepTimings: Sendable {
         public var compute = 0.0        // forward + objective + backward, all micro-batches
-        public var gradientSync = 0.0   // waiting in the gradient allreduce
+        public var gradientSync = 0.0   // in the gradient allreduce after backward (incl. waiting for other ranks)
+        public var syncInBackward = 0.0 // in MPI during backward (overlapped sums), part of `compute`
         public var update = 0.0         // scalar reductions, norm, clipping, optimizer
     }
     public private(set) var lastTimings = StepTimings()
@@ -109,7 +110,7 @@ public final class Trainer {
         let overlap = setup.recipe.overlapGradSync && comm.size > 1
         for (k, mb) in micro.enumerated() {
             readyHandler = overlap && k == micro.count - 1 ? { [buckets] in buckets.ready($0) } : nil
-            progressHandler = overlap && k == micro.count - 1 ? { [comm] in comm.progressAllreduces() } : nil
+            progressHandler = overlap && k == micro.count - 1 ? { [buckets] in buckets.progress() } : nil
             // Trainer+Fused.swift: LM head fused with a row-local objective, or the full logits.
             let result = fusedMicroBatch(mb, index: k, context: context) ?? unfusedMicroBatch(mb, index: k, context: context)
             if !result.loss.isFinite { localBad = true }
@@ -126,7 +127,8 @@ public final class Trainer {
             comm.allreduce(model.parameters.gradBuffer, op: .sum)
         }
         let tSynced = comm.wallTime()
-        lastTimings = StepTimings(compute: tSync - tCompute, gradientSync: tSynced - tSync)
+        lastTimings = StepTimings(compute: tSync - tCompute, gradientSync: tSynced - tSync,
+                                  syncInBackward: overlap ? buckets.takeSecondsInBackward() : 0)
         let (sums, names) = reduceScalars(loss: loss, bad: localBad, diag: diag, counts: diagCounts)
         let globalLoss = sums[0]
         let badRank = Int(sums[1]) - 1
