@@ -27,74 +27,6 @@ public enum Benchmark {
         public init(threads: Int) { self.threads = threads }
     }
 
-    public struct Result: Sendable {
-        public var ranks: Int
-        public var threadsPerRank: Int
-        public var parameters: Int
-        public var batch: Int, seqLen: Int, vocab: Int
-        public var stepSeconds: [Double]       // timed steps, rank 0 wall clock
-        public var medianStep: Double
-        public var tokensPerSecond: Double
-        public var flopsPerToken: Double
-        public var modelFlops: Double          // FLOP/s, all ranks
-        public var sgemmCeiling: Double        // FLOP/s, all ranks (1024³ sgemm, same run)
-        public var computeSeconds: Double      // median over steps of the slowest rank
-        public var syncSeconds: Double         // median per-step time in the gradient allreduce (max over ranks)
-        public var updateSeconds: Double
-        public var peakRSS: Int                // bytes, max over ranks
-        public var needBytes: Int              // params + grads + Adam m, v + activations, per rank
-        public var activationBytes: Int
-        public var generationTokensPerSecond: Double?
-        public var generationNote: String
-        public var coreType: String
-        public var blasCore: String
-        public var firstLoss: Double, lastLoss: Double
-
-        public var ceilingRatio: Double { modelFlops / sgemmCeiling }
-        public var syncFraction: Double { syncSeconds / medianStep }
-        public var rssRatio: Double { Double(peakRSS) / Double(needBytes) }
-
-        public var json: String {
-            var f: [(String, String)] = [
-                ("ranks", "\(ranks)"), ("threads_per_rank", "\(threadsPerRank)"), ("parameters", "\(parameters)"),
-                ("batch", "\(batch)"), ("seq_len", "\(seqLen)"), ("vocab", "\(vocab)"),
-                ("median_step_s", num(medianStep)), ("step_s", "[" + stepSeconds.map(num).joined(separator: ",") + "]"),
-                ("tokens_per_s", num(tokensPerSecond)), ("flops_per_token", num(flopsPerToken)),
-                ("model_flops", num(modelFlops)), ("sgemm_ceiling_flops", num(sgemmCeiling)),
-                ("ceiling_ratio", num(ceilingRatio)), ("compute_s", num(computeSeconds)),
-                ("grad_sync_s", num(syncSeconds)), ("grad_sync_fraction", num(syncFraction)),
-                ("update_s", num(updateSeconds)), ("peak_rss_bytes", "\(peakRSS)"), ("need_bytes", "\(needBytes)"),
-                ("activation_bytes", "\(activationBytes)"), ("rss_ratio", num(rssRatio)),
-                ("generation_tokens_per_s", generationTokensPerSecond.map(num) ?? "null"),
-                ("generation", quote(generationNote)),
-                ("openblas_coretype", quote(coreType)), ("openblas_core", quote(blasCore)),
-                ("first_loss", num(firstLoss)), ("last_loss", num(lastLoss)),
-            ]
-            if !stepSeconds.isEmpty { f.append(("steps", "\(stepSeconds.count)")) }
-            return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
-        }
-
-        public var table: String {
-            func row(_ k: String, _ v: String) -> String { k.padding(toLength: 34, withPad: " ", startingAt: 0) + v }
-            let mb = { (b: Int) in String(format: "%.0f MiB", Double(b) / 1_048_576) }
-            return [
-                "sft-dist bench: gpt2-mini (\(String(format: "%.2f", Double(parameters) / 1e6)) M parameters, vocab \(vocab)), batch \(batch)×\(seqLen) tokens, AdamW, fp32",
-                row("layout", "\(ranks) rank\(ranks == 1 ? "" : "s") × \(threadsPerRank) thread\(threadsPerRank == 1 ? "" : "s")"),
-                row("OPENBLAS_CORETYPE", "\(coreType) (OpenBLAS kernel: \(blasCore))"),
-                row("step (median of \(stepSeconds.count))", String(format: "%.1f ms  (compute %.1f, grad sync %.1f, update %.1f)",
-                                                                   medianStep * 1e3, computeSeconds * 1e3, syncSeconds * 1e3, updateSeconds * 1e3)),
-                row("tokens/s", String(format: "%.0f", tokensPerSecond)),
-                row("model FLOP/s", String(format: "%.1f GFLOP/s  (%.1f MFLOP/token)", modelFlops / 1e9, flopsPerToken / 1e6)),
-                row("SGEMM ceiling (1024³, same run)", String(format: "%.1f GFLOP/s", sgemmCeiling / 1e9)),
-                row("model FLOP/s ÷ ceiling", String(format: "%.1f %%", ceilingRatio * 100)),
-                row("gradient sync / step", String(format: "%.2f %%", syncFraction * 100)),
-                row("peak RSS per rank", "\(mb(peakRSS)) vs need \(mb(needBytes)) (activations \(mb(activationBytes))) = \(String(format: "%.2f×", rssRatio))"),
-                row("generation (KV cache)", generationTokensPerSecond.map { String(format: "%.0f tokens/s", $0) + " (\(generationNote))" } ?? generationNote),
-                row("loss", String(format: "%.4f → %.4f", firstLoss, lastLoss)),
-            ].joined(separator: "\n")
-        }
-    }
-
     /// Floats held for the backward pass, computed from the configuration: per layer and
     /// token the residual stream, LN1 output, q|k|v, softmax probabilities (a full row of T
     /// per head), attention output, residual stream, LN2 output, MLP pre-activation and GELU
@@ -131,27 +63,45 @@ public enum Benchmark {
                              objective: objective, referenceModel: nil)
         let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
 
-        // The SGEMM ceiling first, on every rank at once (as training runs them).
-        let ceiling = sgemmCeiling(comm: comm, threads: o.threads)
+        // The SGEMM ceiling first, on every rank at once (as training runs them), then again
+        // after every timed step: the machine's speed drifts, and the between-steps samples
+        // see it as the steps do.
+        let probe = SGEMMProbe(comm: comm, threads: o.threads)
+        let ceiling = probe.best(repeats: 7)
+        var between: [Double] = []
         comm.barrier()
-        let baseRSS = peakResidentBytes()
+        let baseRSS = max(probe.peakBeforeProbes, peakResidentBytes())
 
-        var steps: [Double] = [], compute: [Double] = [], sync: [Double] = [], update: [Double] = []
+        var steps: [Double] = [], compute: [Double] = [], update: [Double] = []
+        var sync: [Double] = [], inBackward: [Double] = [], wait: [Double] = [], afterMax: [Double] = []
         var losses: [Double] = []
         for s in 0..<total {
             let t0 = comm.wallTime()
             let r = trainer.step(s)
             let dt = comm.wallTime() - t0
             losses.append(r.loss)
-            var t = [trainer.lastTimings.compute, trainer.lastTimings.gradientSync, trainer.lastTimings.update]
-            comm.allreduce(&t, op: .max)
+            // Every rank's timings, each in its own slot (a sum with one non-zero per slot).
+            let f = 4
+            var per = [Double](repeating: 0, count: f * comm.size)
+            let mine = trainer.lastTimings
+            per[f * comm.rank ..< f * comm.rank + f] = [mine.compute, mine.syncInBackward, mine.gradientSync, mine.update]
+            comm.allreduce(&per, op: .sum)
+            let column = { (k: Int) in stride(from: k, to: per.count, by: f).map { per[$0] } }
+            let after = column(2)
+            // The rank that left backward last waits for no one: its time after backward is
+            // the allreduce's own tail; the others' extra time is waiting for it.
+            let own = column(1).max()! + after.min()!, waited = after.max()! - after.min()!
+            let tc = column(0).max()!, tu = column(3).max()!
             if s >= o.warmup {
-                steps.append(dt); compute.append(t[0]); sync.append(t[1]); update.append(t[2])
+                steps.append(dt); compute.append(tc); update.append(tu)
+                sync.append(own); inBackward.append(column(1).max()!); wait.append(waited); afterMax.append(after.max()!)
+                between.append(probe.best(repeats: 1))
             }
-            log(String(format: "step %d/%d: %.1f ms (compute %.1f, grad sync %.1f, update %.1f), loss %.4f%@",
-                       s + 1, total, dt * 1e3, t[0] * 1e3, t[1] * 1e3, t[2] * 1e3, r.loss, s < o.warmup ? " (warm-up)" : ""))
+            let ranks = comm.size > 1 ? String(format: ", allreduce %.1f, waiting for the slower rank %.1f", own * 1e3, waited * 1e3) : ""
+            log(String(format: "step %d/%d: %.1f ms (compute %.1f%@, update %.1f), loss %.4f%@",
+                       s + 1, total, dt * 1e3, tc * 1e3, ranks, tu * 1e3, r.loss, s < o.warmup ? " (warm-up)" : ""))
         }
-        let rss = Int(comm.allreduce(Int64(peakResidentBytes()), op: .max))
+        let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes)), op: .max))
         log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameter store %.0f MiB ×2, Adam %.0f MiB",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,
                    Double(model.parameters.count * 4) / 1048576, Double(model.parameters.count * 8) / 1048576))
@@ -169,40 +119,52 @@ public enum Benchmark {
                       batch: o.batch, seqLen: o.seqLen, vocab: o.vocab, stepSeconds: steps, medianStep: median,
                       tokensPerSecond: tokens / median, flopsPerToken: flopsPerToken,
                       modelFlops: flopsPerToken * tokens / median, sgemmCeiling: ceiling,
+                      sgemmBetweenSteps: Self.median(between),
                       computeSeconds: Self.median(compute), syncSeconds: Self.median(sync),
-                      updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
+                      syncInBackwardSeconds: Self.median(inBackward), rankWaitSeconds: Self.median(wait),
+                      syncAfterBackwardMax: Self.median(afterMax), updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
                       generationTokensPerSecond: genRate, generationNote: genNote,
                       coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
                       firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan)
     }
 
-    /// Best of several 1024×1024×1024 `cblas_sgemm` calls, with OpenBLAS's own threading at
-    /// `threads` and as the model's GEMMs run, on every rank at the same time; FLOP/s summed
-    /// over ranks.
-    public static func sgemmCeiling(comm: Communicator, threads: Int) -> Double {
-        let n = 1024
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
-        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
-        comm.barrier()
-        // Best of 7 for OpenBLAS's own threading and for the GEMM as the model runs it (split
-        // over our pool): on this 2-core machine OpenBLAS's 2-thread GEMM is the slower of the
-        // two, and a ceiling below what the model reaches would measure nothing.
-        var best = Double.infinity
-        for _ in 0..<7 {
-            let t0 = comm.wallTime()
-            BLAS.openBLASGemm(threads: threads, m: n, n: n, k: n, a: a, b: b, c: c)
-            best = min(best, comm.wallTime() - t0)
+    /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,
+    /// both with OpenBLAS's own threading at `threads` and as the model's GEMMs run (split
+    /// over our pool): on this 2-core machine OpenBLAS's 2-thread GEMM is the slower of the
+    /// two, and a ceiling below what the model reaches would measure nothing.
+    ///
+    /// The matrices (12 MiB per rank) are mapped for each measurement and unmapped after,
+    /// and the peak-RSS mark is reset behind them: the probe's memory is not the step's.
+    final class SGEMMProbe {
+        let n = 1024, threads: Int, comm: Communicator
+        /// Highest VmHWM seen before each probe reset it.
+        private(set) var peakBeforeProbes = 0
+
+        init(comm: Communicator, threads: Int) { self.comm = comm; self.threads = threads }
+
+        /// The faster of `repeats` GEMMs in each of the two ways, as FLOP/s over all ranks.
+        func best(repeats: Int) -> Double {
+            peakBeforeProbes = max(peakBeforeProbes, peakResidentBytes())
+            let bytes = 3 * n * n * 4
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard p != MAP_FAILED, let raw = p else { return .nan }
+            defer { munmap(raw, bytes); resetPeakResident() }
+            let a = raw.assumingMemoryBound(to: Float.self), b = a + n * n, c = b + n * n
+            for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1; c[i] = 0 }
+            comm.barrier()
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let t0 = comm.wallTime()
+                BLAS.openBLASGemm(threads: threads, m: n, n: n, k: n, a: a, b: b, c: c)
+                best = min(best, comm.wallTime() - t0)
+            }
+            for _ in 0..<repeats {
+                let t0 = comm.wallTime()
+                BLAS.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+                best = min(best, comm.wallTime() - t0)
+            }
+            return comm.allreduce(2 * Double(n * n * n) / best, op: .sum)
         }
-        for _ in 0..<7 {
-            let t0 = comm.wallTime()
-            BLAS.gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
-            best = min(best, comm.wallTime() - t0)
-        }
-        let rate = 2 * Double(n * n * n) / best
-        return comm.allreduce(rate, op: .sum)
     }
 
     /// Greedy decoding of `tokens` new tokens after a 16-token prompt, batch 1, on rank 0's
@@ -216,6 +178,11 @@ public enum Benchmark {
         let dt = comm.wallTime() - t0
         let rate = comm.allreduce(Double(out[0].ids.count) / dt, op: .min)
         return (rate, "batch 1, greedy, \(out[0].ids.count) tokens after a 16-token prompt")
+    }
+
+    /// Starts the peak-resident mark (VmHWM) afresh from the current resident set.
+    static func resetPeakResident() {
+        _ = try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     }
 
     /// Peak resident set (VmHWM) of this process in bytes.
@@ -243,9 +210,4 @@ final class SequentialBatches: BatchSource {
     func batch(step: Int) -> [Int] { Array((step * size)..<((step + 1) * size)) }
     var state: [UInt64] { [] }
     func restore(_ state: [UInt64]) throws {}
-}
-
-private func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
-private func quote(_ s: String) -> String {
-    "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
 }

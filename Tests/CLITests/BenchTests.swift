@@ -1,0 +1,34 @@
+import Foundation
+import XCTest
+
+/// `sft-dist bench --json` under mpirun: the fields scripts/bench reads are there and
+/// consistent with one another. Timings are only checked for their structure (the
+/// allreduce's own cost is part of the time after backward plus the time in backward;
+/// speed targets are the benchmark's business, never a test's).
+final class BenchTests: XCTestCase {
+    func testBenchJSONAtTwoRanks() throws {
+        let r = CLI.mpirun(2, ["bench", "--threads", "1", "--steps", "2", "--warmup", "0",
+                               "--generate-tokens", "0", "--json", "--quiet"], seconds: 240)
+        XCTAssertEqual(r.status, 0, r.all)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").last, r.all)
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+        func num(_ k: String) throws -> Double { try XCTUnwrap(j[k] as? Double ?? (j[k] as? Int).map(Double.init), "\(k) in \(line)") }
+        XCTAssertEqual(try num("ranks"), 2)
+        XCTAssertEqual(try num("parameters"), 13_891_584)
+        XCTAssertEqual(try num("steps"), 2)
+        for k in ["tokens_per_s", "model_flops", "sgemm_ceiling_flops", "sgemm_between_steps_flops", "median_step_s",
+                  "peak_rss_bytes", "need_bytes"] {
+            XCTAssertGreaterThan(try num(k), 0, k)
+        }
+        let sync = try num("grad_sync_s"), inBackward = try num("grad_sync_in_backward_s")
+        let wait = try num("rank_wait_s"), afterMax = try num("grad_sync_after_backward_max_s")
+        XCTAssertGreaterThan(sync, 0)          // two ranks really summed gradients
+        XCTAssertGreaterThanOrEqual(wait, 0)
+        XCTAssertGreaterThanOrEqual(sync, inBackward)
+        XCTAssertEqual(try num("grad_sync_fraction"), sync / (try num("median_step_s")), accuracy: 1e-4)
+        // Median over 2 steps is their mean, so per-step `own + wait ≤ inBackward + afterMax` holds on average.
+        XCTAssertLessThanOrEqual(sync + wait, inBackward + afterMax + 1e-6)
+        XCTAssertEqual(try num("ceiling_ratio"), (try num("model_flops")) / (try num("sgemm_ceiling_flops")), accuracy: 1e-4)
+        XCTAssertTrue(try num("first_loss").isFinite)
+    }
+}
