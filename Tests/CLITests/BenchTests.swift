@@ -16,7 +16,7 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(try num("ranks"), 2)
         XCTAssertEqual(try num("parameters"), 13_891_584)
         XCTAssertEqual(try num("steps"), 2)
-        for k in ["tokens_per_s", "model_flops", "sgemm_ceiling_flops", "sgemm_between_steps_flops", "median_step_s",
+        for k in ["tokens_per_s", "model_flops", "sgemm_ceiling_flops", "sgemm_before_flops", "sgemm_after_flops", "median_step_s",
                   "peak_rss_bytes", "need_bytes"] {
             XCTAssertGreaterThan(try num(k), 0, k)
         }
@@ -29,6 +29,7 @@ final class BenchTests: XCTestCase {
         // Median over 2 steps is their mean, so per-step `own + wait ≤ inBackward + afterMax` holds on average.
         XCTAssertLessThanOrEqual(sync + wait, inBackward + afterMax + 1e-6)
         XCTAssertEqual(try num("ceiling_ratio"), (try num("model_flops")) / (try num("sgemm_ceiling_flops")), accuracy: 1e-4)
+        XCTAssertEqual(try num("sgemm_ceiling_flops"), max(try num("sgemm_before_flops"), try num("sgemm_after_flops")), accuracy: 1)
         XCTAssertTrue(try num("first_loss").isFinite)
     }
 }

@@ -63,12 +63,11 @@ public enum Benchmark {
                              objective: objective, referenceModel: nil)
         let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
 
-        // The SGEMM ceiling first, on every rank at once (as training runs them), then again
-        // after every timed step: the machine's speed drifts, and the between-steps samples
-        // see it as the steps do.
+        // The SGEMM ceiling before and after the steps, on every rank at once (as training runs
+        // them); the higher of the two counts. The machine's speed drifts over a run, and a
+        // probe between steps was tried and dropped: it slowed the steps that followed it.
         let probe = SGEMMProbe(comm: comm, threads: o.threads)
-        let ceiling = probe.best(repeats: 7)
-        var between: [Double] = []
+        let before = probe.best(repeats: 7)
         comm.barrier()
         let baseRSS = max(probe.peakBeforeProbes, peakResidentBytes())
 
@@ -95,13 +94,13 @@ public enum Benchmark {
             if s >= o.warmup {
                 steps.append(dt); compute.append(tc); update.append(tu)
                 sync.append(own); inBackward.append(column(1).max()!); wait.append(waited); afterMax.append(after.max()!)
-                between.append(probe.best(repeats: 1))
             }
             let ranks = comm.size > 1 ? String(format: ", allreduce %.1f, waiting for the slower rank %.1f", own * 1e3, waited * 1e3) : ""
             log(String(format: "step %d/%d: %.1f ms (compute %.1f%@, update %.1f), loss %.4f%@",
                        s + 1, total, dt * 1e3, tc * 1e3, ranks, tu * 1e3, r.loss, s < o.warmup ? " (warm-up)" : ""))
         }
         let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes)), op: .max))
+        let after = probe.best(repeats: 7)
         log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameter store %.0f MiB ×2, Adam %.0f MiB",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,
                    Double(model.parameters.count * 4) / 1048576, Double(model.parameters.count * 8) / 1048576))
@@ -118,8 +117,8 @@ public enum Benchmark {
         return Result(ranks: comm.size, threadsPerRank: o.threads, parameters: model.parameters.parameterCount,
                       batch: o.batch, seqLen: o.seqLen, vocab: o.vocab, stepSeconds: steps, medianStep: median,
                       tokensPerSecond: tokens / median, flopsPerToken: flopsPerToken,
-                      modelFlops: flopsPerToken * tokens / median, sgemmCeiling: ceiling,
-                      sgemmBetweenSteps: Self.median(between),
+                      modelFlops: flopsPerToken * tokens / median, sgemmCeiling: max(before, after),
+                      sgemmBefore: before, sgemmAfter: after,
                       computeSeconds: Self.median(compute), syncSeconds: Self.median(sync),
                       syncInBackwardSeconds: Self.median(inBackward), rankWaitSeconds: Self.median(wait),
                       syncAfterBackwardMax: Self.median(afterMax), updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
