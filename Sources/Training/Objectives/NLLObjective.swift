@@ -24,27 +24,37 @@ public final class NLLObjective: Objective {
         let V = input.vocab, eps = labelSmoothing
         let scale = 1 / Float(max(input.context.globalLossTokens, 1))
         var total = 0.0, sumP = 0.0, correct = 0.0, count = 0.0
-        for r in 0..<input.rows where input.mask[r] != 0 {
-            let y = Int(input.targets[r])
-            let z = input.logits + r * V
-            // log p_v = z_v − lse; Σ_v(−log p_v)/V = lse − mean(z).
-            let lse = SoftmaxKernels.logSumExp(z, count: V)
-            let meanNeg = eps > 0 ? lse - Vec.total(z, count: V) / Float(V) : 0
-            let l = (1 - eps) * (lse - z[y]) + eps * meanNeg
-            total += Double(l * input.mask[r])
-            let w = input.mask[r] * scale
-            let d = dlogits + r * V
-            let lv = F8(repeating: lse), wv = F8(repeating: w), ev = F8(repeating: eps / Float(V))
-            var v = 0
-            while v + 8 <= V { Vec.store(Vec.load(d + v) + (Vec.exp(Vec.load(z + v) - lv) - ev) * wv, d + v); v += 8 }
-            while v < V { d[v] += (expf(z[v] - lse) - eps / Float(V)) * w; v += 1 }
-            d[y] -= (1 - eps) * w
-            sumP += Double(expf(z[y] - lse)); count += 1
-            // First maximal logit, as argmax of log p.
-            let m = Vec.maximum(z, count: V)
-            var argmax = 0
-            while argmax < V - 1 && z[argmax] != m { argmax += 1 }
-            if argmax == y { correct += 1 }
+        // exp(z_v − max z) once per logit, kept for the gradient: p_v = e_v / Σe.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: V) { buffer in
+            let e = buffer.baseAddress!
+            for r in 0..<input.rows where input.mask[r] != 0 {
+                let y = Int(input.targets[r])
+                let z = input.logits + r * V
+                let m = Vec.maximum(z, count: V)
+                let mv = F8(repeating: m)
+                var acc = F8(repeating: 0)
+                var v = 0
+                while v + 8 <= V { let x = Vec.exp(Vec.load(z + v) - mv); Vec.store(x, e + v); acc += x; v += 8 }
+                var sum = Double(Vec.sum(acc))
+                while v < V { e[v] = expf(z[v] - m); sum += Double(e[v]); v += 1 }
+                // log p_v = z_v − lse; Σ_v(−log p_v)/V = lse − mean(z).
+                let lse = m + Float(log(sum))
+                let meanNeg = eps > 0 ? lse - Vec.total(z, count: V) / Float(V) : 0
+                let l = (1 - eps) * (lse - z[y]) + eps * meanNeg
+                total += Double(l * input.mask[r])
+                let w = input.mask[r] * scale, inverse = Float(1 / sum)
+                let d = dlogits + r * V
+                let pw = F8(repeating: inverse * w), ew = F8(repeating: eps / Float(V) * w)
+                v = 0
+                while v + 8 <= V { Vec.store(Vec.load(d + v) + Vec.load(e + v) * pw - ew, d + v); v += 8 }
+                while v < V { d[v] += e[v] * inverse * w - eps / Float(V) * w; v += 1 }
+                d[y] -= (1 - eps) * w
+                sumP += Double(e[y]) / sum; count += 1
+                // First maximal logit, as argmax of log p.
+                var argmax = 0
+                while argmax < V - 1 && z[argmax] != m { argmax += 1 }
+                if argmax == y { correct += 1 }
+            }
         }
         return ObjectiveResult(loss: total * Double(scale),
                                diagnostics: ["mean_p": sumP, "token_acc": correct],
