@@ -86,6 +86,20 @@ public enum AttentionKernels {
         }
     }
 
+    /// out[j] += Σ_{i ≥ j} M[i, j]·X[i] for every key j of one head: Mᵀ·X over M's causal
+    /// lower triangle ([T, T], row stride T), one GEMM per block of keys, skipping rows i < j.
+    static func addCausalTransposed(_ m: UnsafePointer<Float>, seqLen T: Int, headDim hd: Int,
+                                    times x: StridedRows, into out: StridedRows) {
+        var j0 = 0
+        while j0 < T {
+            let j1 = min(T, j0 + block)
+            BLAS.gemm(transA: true, transB: false, m: j1 - j0, n: hd, k: T - j0,
+                      a: m + j0 * T + j0, lda: T, b: x.base + j0 * x.ld, ldb: x.ld, beta: 1,
+                      c: out.base + j0 * out.ld, ldc: out.ld)
+            j0 = j1
+        }
+    }
+
     /// Accumulates into dq, dk, dv (any may be nil when that input needs no gradient).
     public static func backward(dq: StridedRows?, dk: StridedRows?, dv: StridedRows?,
                                 dout: StridedRows, probs: UnsafePointer<Float>,
@@ -110,15 +124,9 @@ public enum AttentionKernels {
                     let p = probs + (b * g.heads + h) * T * T
                     let dop = dout.base + b * T * dout.ld + h * hd
                     let qp = q.base + b * T * q.ld + h * hd
-                    if let dv {  // dV[j] += Σ_{i ≥ j} P[i, j]·dout[i], per block of keys j
-                        var j0 = 0
-                        while j0 < T {
-                            let j1 = min(T, j0 + block)
-                            BLAS.gemm(transA: true, transB: false, m: j1 - j0, n: hd, k: T - j0,
-                                      a: p + j0 * T + j0, lda: T, b: dop + j0 * dout.ld, ldb: dout.ld, beta: 1,
-                                      c: dv.base + (b * T + j0) * dv.ld + kh * hd, ldc: dv.ld)
-                            j0 = j1
-                        }
+                    if let dv {  // dV[j] += Σ_{i ≥ j} P[i, j]·dout[i]
+                        addCausalTransposed(p, seqLen: T, headDim: hd, times: StridedRows(dop, ld: dout.ld),
+                                            into: StridedRows(dv.base + b * T * dv.ld + kh * hd, ld: dv.ld))
                     }
                     guard dq != nil || dk != nil else { continue }
                     // dP = dout·Vᵀ (causal blocks), then the softmax Jacobian:
@@ -146,14 +154,8 @@ public enum AttentionKernels {
                         i0 = i1
                     }
                     if let dk {  // dK[j] += Σ_{i ≥ j} dS[i, j]·Q[i]
-                        var j0 = 0
-                        while j0 < T {
-                            let j1 = min(T, j0 + block)
-                            BLAS.gemm(transA: true, transB: false, m: j1 - j0, n: hd, k: T - j0,
-                                      a: dS + j0 * T + j0, lda: T, b: qp + j0 * q.ld, ldb: q.ld, beta: 1,
-                                      c: dk.base + (b * T + j0) * dk.ld + kh * hd, ldc: dk.ld)
-                            j0 = j1
-                        }
+                        addCausalTransposed(dS, seqLen: T, headDim: hd, times: StridedRows(qp, ld: q.ld),
+                                            into: StridedRows(dk.base + b * T * dk.ld + kh * hd, ld: dk.ld))
                     }
                 }
             }
