@@ -13,17 +13,24 @@ final class FailureTests: XCTestCase {
 
     // MARK: a rank dies or hangs
 
+    /// Starts `long` under mpirun, waits until it trains, sends `signal` to rank 1 and waits for
+    /// the job: its result, the seconds from the signal to the end, its output folder, rank 1's pid.
+    func signalRankOne(_ signal: Int32, ranks: Int, watchdog: Int, name: String) throws
+        -> (result: CLI.Result, took: TimeInterval, out: String, victim: Int32) {
+        let out = CLI.tempDir(name)
+        let job = try BackgroundJob.mpirun(ranks, long + ["--out", out, "--watchdog", "\(watchdog)"], seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 60) { CLI.stepsLogged(out) >= 2 }, "the job never started training")
+        let victim = try XCTUnwrap(BackgroundJob.ranks(marker: out).first { $0.rank == 1 }, "rank 1 not found")
+        let signalledAt = Date()
+        kill(victim.pid, signal)
+        let (r, _) = job.wait()
+        return (r, Date().timeIntervalSince(signalledAt), out, victim.pid)
+    }
+
     /// `kill -9` of one rank: Open MPI's launcher notices the dead process and ends the job;
     /// the survivors must not hang in their next collective.
     func testKillNineOfOneRankEndsTheJobWithAMessage() throws {
-        let out = CLI.tempDir("kill-rank")
-        let job = try BackgroundJob.mpirun(3, long + ["--out", out, "--watchdog", "20"], seconds: 120)
-        XCTAssertTrue(job.waitUntil(seconds: 60) { CLI.stepsLogged(out) >= 2 }, "the job never started training")
-        let victim = try XCTUnwrap(BackgroundJob.ranks(marker: out).first { $0.rank == 1 }, "rank 1 not found")
-        let killedAt = Date()
-        kill(victim.pid, SIGKILL)
-        let (r, _) = job.wait()
-        let took = Date().timeIntervalSince(killedAt)
+        let (r, took, out, _) = try signalRankOne(SIGKILL, ranks: 3, watchdog: 20, name: "kill-rank")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertNotEqual(r.status, 124, "timed out: the job hung after a rank died\n\(r.all)")
         XCTAssertLessThan(took, 30, "the job took \(took) s to end after rank 1 died")
@@ -36,15 +43,8 @@ final class FailureTests: XCTestCase {
     /// waiting in a collective: the watchdog ends the job after --watchdog seconds, with one
     /// message naming the rank and the collective, and exit code 4.
     func testHungRankTripsTheWatchdog() throws {
-        let out = CLI.tempDir("hung-rank")
-        let job = try BackgroundJob.mpirun(2, long + ["--out", out, "--watchdog", "3"], seconds: 120)
-        XCTAssertTrue(job.waitUntil(seconds: 60) { CLI.stepsLogged(out) >= 2 }, "the job never started training")
-        let victim = try XCTUnwrap(BackgroundJob.ranks(marker: out).first { $0.rank == 1 }, "rank 1 not found")
-        let stoppedAt = Date()
-        kill(victim.pid, SIGSTOP)
-        let (r, _) = job.wait()
-        let took = Date().timeIntervalSince(stoppedAt)
-        kill(victim.pid, SIGKILL)  // in case it survived (it must not)
+        let (r, took, _, victim) = try signalRankOne(SIGSTOP, ranks: 2, watchdog: 3, name: "hung-rank")
+        kill(victim, SIGKILL)  // in case it survived (it must not)
         XCTAssertEqual(r.status, 4, r.all)
         XCTAssertGreaterThanOrEqual(took, 3, "the watchdog fired before its timeout")
         XCTAssertLessThan(took, 20, "the watchdog took \(took) s")
