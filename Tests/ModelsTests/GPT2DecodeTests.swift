@@ -50,22 +50,10 @@ final class GPT2DecodeTests: XCTestCase {
 
     /// The cached path and the recompute path pick the same greedy tokens and log-probs.
     func testCachedAndUncachedGreedyAgree() {
-        final class NoCache: LanguageModel {
-            let inner: GPT2
-            init(_ m: GPT2) { inner = m }
-            var parameters: ParameterStore { inner.parameters }
-            var vocabSize: Int { inner.vocabSize }
-            var maxSequenceLength: Int { inner.maxSequenceLength }
-            var configJSON: [String: Any] { inner.configJSON }
-            func makeReplica() -> LanguageModel { inner.makeReplica() }
-            func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?, batch: Int, seqLen: Int) -> Tensor {
-                inner.forward(tape, inputs: inputs, positions: positions, segments: segments, batch: batch, seqLen: seqLen)
-            }
-        }
         let model = GPT2(config: config, seed: 2)
         let options = SamplingOptions(maxNewTokens: 8)
         let cached = Generator.generate(model, prompts: [[3, 1, 4]], options: options, rngs: [RNG(seed: 0)])[0]
-        let plain = Generator.generate(NoCache(model), prompts: [[3, 1, 4]], options: options, rngs: [RNG(seed: 0)])[0]
+        let plain = Generator.generate(UncachedModel(model), prompts: [[3, 1, 4]], options: options, rngs: [RNG(seed: 0)])[0]
         XCTAssertEqual(cached.ids, plain.ids)
         for (x, y) in zip(cached.logProbs, plain.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
     }

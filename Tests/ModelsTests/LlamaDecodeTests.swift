@@ -37,22 +37,10 @@ final class LlamaDecodeTests: XCTestCase {
 
     /// Generation takes the cached path for Llama and picks what recomputation picks.
     func testCachedAndUncachedGreedyAgree() throws {
-        final class NoCache: LanguageModel {
-            let inner: Llama
-            init(_ m: Llama) { inner = m }
-            var parameters: ParameterStore { inner.parameters }
-            var vocabSize: Int { inner.vocabSize }
-            var maxSequenceLength: Int { inner.maxSequenceLength }
-            var configJSON: [String: Any] { inner.configJSON }
-            func makeReplica() -> LanguageModel { inner.makeReplica() }
-            func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?, batch: Int, seqLen: Int) -> Tensor {
-                inner.forward(tape, inputs: inputs, positions: positions, segments: segments, batch: batch, seqLen: seqLen)
-            }
-        }
         let model = try ModelDirectory.load(HFModelTests.model("llama")).model as! Llama
         let options = SamplingOptions(maxNewTokens: 10)
         let cached = Generator.generate(model, prompts: [[3, 1, 4], [15, 9]], options: options, rngs: [RNG(seed: 0), RNG(seed: 1)])
-        let plain = Generator.generate(NoCache(model), prompts: [[3, 1, 4], [15, 9]], options: options, rngs: [RNG(seed: 0), RNG(seed: 1)])
+        let plain = Generator.generate(UncachedModel(model), prompts: [[3, 1, 4], [15, 9]], options: options, rngs: [RNG(seed: 0), RNG(seed: 1)])
         XCTAssertEqual(cached.map(\.ids), plain.map(\.ids))
         for (c, p) in zip(cached, plain) {
             for (x, y) in zip(c.logProbs, p.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
