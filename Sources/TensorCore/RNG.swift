@@ -7,15 +7,8 @@ public struct RNG: Sendable, Equatable {
     public var state: (UInt64, UInt64, UInt64, UInt64)
 
     public init(seed: UInt64) {
-        var sm = seed
-        func next() -> UInt64 {
-            sm &+= 0x9E37_79B9_7F4A_7C15
-            var z = sm
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (next(), next(), next(), next())
+        var sm = SplitMix64(seed: seed)
+        state = (sm.next(), sm.next(), sm.next(), sm.next())
     }
 
     /// A stream for one purpose, independent of the others.

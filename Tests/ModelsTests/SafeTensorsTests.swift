@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TensorCore
 @testable import Models
 
 /// Reader, writer and checkpoint tests against the format of huggingface/safetensors. Fixtures in
@@ -373,18 +374,5 @@ final class SafeTensorsTests: XCTestCase {
         }
         XCTAssertEqual(loaded + rejected, cases)
         if cases >= 500 { XCTAssertGreaterThan(loaded, 0); XCTAssertGreaterThan(rejected, cases / 2) }
-    }
-
-    /// Small deterministic RNG (splitmix64) so fuzz failures reproduce from the seed.
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 }

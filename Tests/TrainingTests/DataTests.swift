@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Models
+import TensorCore
 @testable import Training
 
 final class DataTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TensorCore
 import Models
 @testable import Training
 
@@ -157,18 +158,5 @@ final class JSONLFuzzTests: XCTestCase {
     private func lineNumber(of message: String) -> Int? {
         let parts = message.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         return parts.count >= 2 ? Int(parts[1]) : nil
-    }
-
-    /// Small deterministic RNG (splitmix64) so fuzz failures reproduce from the seed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 }

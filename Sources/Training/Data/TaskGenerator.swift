@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import TensorCore
 
 /// The embedded default dataset: short, mechanically checkable tasks that a byte-level
 /// GPT of one to a few million parameters partly learns within a few hundred steps, so a
