@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// What `sft-dist bench` measured, as a table or one JSON line.
 ///
@@ -59,8 +60,8 @@ extension Benchmark {
                 ("update_s", num(updateSeconds)), ("peak_rss_bytes", "\(peakRSS)"), ("need_bytes", "\(needBytes)"),
                 ("activation_bytes", "\(activationBytes)"), ("rss_ratio", num(rssRatio)),
                 ("generation_tokens_per_s", generationTokensPerSecond.map(num) ?? "null"),
-                ("generation", quote(generationNote)),
-                ("openblas_coretype", quote(coreType)), ("openblas_core", quote(blasCore)),
+                ("generation", JSONText.quote(generationNote)),
+                ("openblas_coretype", JSONText.quote(coreType)), ("openblas_core", JSONText.quote(blasCore)),
                 ("first_loss", num(firstLoss)), ("last_loss", num(lastLoss)),
             ]
             if !stepSeconds.isEmpty { f.append(("steps", "\(stepSeconds.count)")) }
@@ -101,6 +102,3 @@ extension Benchmark {
 }
 
 private func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
-private func quote(_ s: String) -> String {
-    "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-}

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// `metrics.jsonl`: one JSON object per line, keys in a fixed order (step first), flushed
 /// after every line so a crashed or killed run keeps everything up to its last step.
@@ -38,10 +39,7 @@ public final class MetricsLog {
         case let f as Float: return f.isFinite ? "\(f)" : "null"
         case let i as Int: return "\(i)"
         case let b as Bool: return b ? "true" : "false"
-        case let s as String:
-            let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data()
-            let arr = String(decoding: data, as: UTF8.self)
-            return String(arr.dropFirst().dropLast())
+        case let s as String: return JSONText.quote(s)
         default: return "null"
         }
     }
