@@ -15,7 +15,7 @@ public final class GradientBuckets {
     private var order: [Range<Int>] = []   // ranges in the order they were started
     /// Seconds spent inside MPI during backward (starting sums, letting them progress) since
     /// the last `finish()`: part of the allreduce's cost that the step's compute time hides.
-    public private(set) var secondsInBackward = 0.0
+    private var secondsInBackward = 0.0
 
     /// Floats per non-blocking sum: a bucket larger than this is started as several sums.
     /// Open MPI's non-blocking sum allocates a temporary as large as its buffer; 4 MiB
@@ -50,7 +50,7 @@ public final class GradientBuckets {
     /// started, then every gap — and waits for all of them.
     public func finish(canonical: [Range<Int>]) {
         for r in canonical where !r.isEmpty && !started.contains(r.lowerBound) { start(r) }
-        var covered = order.sorted { $0.lowerBound < $1.lowerBound }
+        let covered = order.sorted { $0.lowerBound < $1.lowerBound }
         var at = 0, gaps: [Range<Int>] = []
         for r in covered {
             if r.lowerBound > at { gaps.append(at..<r.lowerBound) }
@@ -59,7 +59,6 @@ public final class GradientBuckets {
         if at < total { gaps.append(at..<total) }
         for g in gaps { start(g) }
         comm.finishAllreduces()
-        covered.removeAll()
         started.removeAll()
         order.removeAll()
     }
