@@ -22,14 +22,31 @@ public enum SoftmaxKernels {
 
     /// log Σ_j e^{z_j}, max-shifted; the sum of exponentials accumulates per 8-lane block.
     public static func logSumExp(_ z: UnsafePointer<Float>, count V: Int) -> Float {
+        let (m, s) = expSum(z, into: nil, count: V)
+        return m + Float(log(s))
+    }
+
+    /// max z and Σ_j exp(z_j − max z) (summed in Float lanes, then in Double), also storing
+    /// each exp(z_j − max z) in `e` when given (a softmax that needs them again).
+    public static func expSum(_ z: UnsafePointer<Float>, into e: UnsafeMutablePointer<Float>?,
+                              count V: Int) -> (max: Float, sum: Double) {
         let m = Vec.maximum(z, count: V)
         let mv = F8(repeating: m)
         var acc = F8(repeating: 0)
         var j = 0
-        while j + 8 <= V { acc += Vec.exp(Vec.load(z + j) - mv); j += 8 }
+        if let e {
+            while j + 8 <= V { let x = Vec.exp(Vec.load(z + j) - mv); Vec.store(x, e + j); acc += x; j += 8 }
+        } else {
+            while j + 8 <= V { acc += Vec.exp(Vec.load(z + j) - mv); j += 8 }
+        }
         var s = Double(Vec.sum(acc))
-        while j < V { s += Double(expf(z[j] - m)); j += 1 }
-        return m + Float(log(s))
+        while j < V {
+            let x = expf(z[j] - m)
+            e?[j] = x
+            s += Double(x)
+            j += 1
+        }
+        return (m, s)
     }
 
     /// Masked cross-entropy sum (not yet normalised) and, if `dlogits` is given, its

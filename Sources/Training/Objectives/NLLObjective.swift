@@ -30,13 +30,7 @@ public final class NLLObjective: Objective {
             for r in 0..<input.rows where input.mask[r] != 0 {
                 let y = Int(input.targets[r])
                 let z = input.logits + r * V
-                let m = Vec.maximum(z, count: V)
-                let mv = F8(repeating: m)
-                var acc = F8(repeating: 0)
-                var v = 0
-                while v + 8 <= V { let x = Vec.exp(Vec.load(z + v) - mv); Vec.store(x, e + v); acc += x; v += 8 }
-                var sum = Double(Vec.sum(acc))
-                while v < V { e[v] = expf(z[v] - m); sum += Double(e[v]); v += 1 }
+                let (m, sum) = SoftmaxKernels.expSum(z, into: e, count: V)
                 // log p_v = z_v − lse; Σ_v(−log p_v)/V = lse − mean(z).
                 let lse = m + Float(log(sum))
                 let meanNeg = eps > 0 ? lse - Vec.total(z, count: V) / Float(V) : 0
@@ -45,7 +39,7 @@ public final class NLLObjective: Objective {
                 let w = input.mask[r] * scale, inverse = Float(1 / sum)
                 let d = dlogits + r * V
                 let pw = F8(repeating: inverse * w), ew = F8(repeating: eps / Float(V) * w)
-                v = 0
+                var v = 0
                 while v + 8 <= V { Vec.store(Vec.load(d + v) + Vec.load(e + v) * pw - ew, d + v); v += 8 }
                 while v < V { d[v] += e[v] * inverse * w - eps / Float(V) * w; v += 1 }
                 d[y] -= (1 - eps) * w
