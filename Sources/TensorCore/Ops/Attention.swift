@@ -7,7 +7,8 @@ import Foundation
 /// used in place with no split copy. Grouped-query attention: head h reads kv head
 /// h / (heads / kvHeads). Packing: with `segments`, position i attends to j ≤ i only within
 /// the same segment, so packed documents never see each other.
-/// Saved for backward: P [B, H, T, T] (llm.c's `att`).
+/// Saved for backward: P [B, H, T, T] (llm.c's `att`), defined up to the end of each row's
+/// block of 64 queries.
 public struct AttentionGeometry: Sendable {
     public var batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int
     public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
@@ -63,7 +64,8 @@ public enum AttentionKernels {
         return segments.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
-    /// Row i keeps columns j ≤ i (same segment if given); the rest of the row becomes 0.
+    /// Row i keeps columns j ≤ i (same segment if given); the rest, up to the end of the
+    /// block of rows, becomes 0 (nothing reads P past a row's block: the GEMMs stop there).
     static func maskedSoftmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Range<Int>, seqLen T: Int,
                                   segments: UnsafePointer<Int32>?) {
         for i in rows {
@@ -82,7 +84,7 @@ public enum AttentionKernels {
                 let sum = Vec.expShifted(row, shift: maxv, count: n)
                 Vec.scale(row, 1 / sum, count: n)
             }
-            (row + i + 1).update(repeating: 0, count: T - i - 1)
+            (row + i + 1).update(repeating: 0, count: rows.upperBound - i - 1)
         }
     }
 
