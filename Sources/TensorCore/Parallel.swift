@@ -23,10 +23,11 @@ public enum Parallel {
     /// True while a parallel body runs (nested loops then run inline).
     public static var active: Bool { pool.running }
 
-    /// Runs body(t) for t in 0..<threads concurrently (t = 0 on the calling thread).
+    /// Runs body(t) for t in 0..<threads concurrently (t = 0 on the calling thread); inside
+    /// another parallel region, every t in turn on this thread (callers split work by t).
     public static func onEachThread(_ body: (Int) -> Void) {
         let n = pool.size
-        if n == 1 || pool.running { body(0); return }
+        if n == 1 || pool.running { for t in 0..<n { body(t) }; return }
         pool.run(body)
     }
 
