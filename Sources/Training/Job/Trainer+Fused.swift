@@ -53,10 +53,9 @@ extension Trainer {
         tape.onBackwardStep = progressHandler
         let f = forward(mb, index: index, context: context, tape: tape)
         return withExtendedLifetime(f) {
-            let dlogits = arena.floats(f.logits.count)
-            dlogits.update(repeating: 0, count: f.logits.count)
-            let result = objective.lossAndGradient(f.input, dlogits: dlogits)
-            tape.backward(from: f.logits, seed: dlogits)
+            // The objective accumulates straight into the logits' (zeroed) gradient.
+            let result = objective.lossAndGradient(f.input, dlogits: f.logits.grad)
+            tape.backward()
             return result
         }
     }
