@@ -17,12 +17,21 @@ extension Trainer {
             && setup.referenceModel == nil && oldPolicy == nil && model is HiddenStateModel
     }
 
-    func fusedMicroBatch(_ mb: MicroBatch, index: Int, context: StepContext) -> ObjectiveResult? {
-        guard canFuseHead, let model = model as? HiddenStateModel else { return nil }
+    /// A tape over the trainer's (reset) arena; with `syncing`, backward starts each finished
+    /// block's gradient sum and drives the sums after every kernel (GradientBuckets).
+    func microBatchTape(syncing: Bool) -> Tape {
         arena.reset()
         let tape = Tape(arena: arena)
-        tape.onParametersReady = readyHandler
-        tape.onBackwardStep = progressHandler
+        if syncing {
+            tape.onParametersReady = { [buckets] in buckets.ready($0) }
+            tape.onBackwardStep = { [buckets] in buckets.progress() }
+        }
+        return tape
+    }
+
+    func fusedMicroBatch(_ mb: MicroBatch, index: Int, context: StepContext, syncing: Bool) -> ObjectiveResult? {
+        guard canFuseHead, let model = model as? HiddenStateModel else { return nil }
+        let tape = microBatchTape(syncing: syncing)
         let segments = setup.recipe.packing ? mb.segments : nil
         let (hidden, head, layout) = model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions,
                                                          segments: segments, batch: mb.batch, seqLen: mb.seqLen)
@@ -31,7 +40,6 @@ extension Trainer {
         let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         let V = model.vocabSize
         var partial = [ObjectiveResult?](repeating: nil, count: Parallel.threads)
-        var chunks: [ObjectiveResult] = []
         partial.withUnsafeMutableBufferPointer { slots in
             tape.fusedHead(hidden, weight: head, layout: layout) { t, rows, logits, dlogits in
                 let inp = ObjectiveInput(rows: rows.count, vocab: V, logits: logits, targets: Array(mb.targets[rows]),
@@ -41,16 +49,12 @@ extension Trainer {
                 slots[t] = slots[t].map { merge($0, r) } ?? r
             }
         }
-        chunks = partial.compactMap { $0 }
         tape.backward()
-        return chunks.dropFirst().reduce(chunks.first ?? ObjectiveResult(loss: 0), merge)
+        return partial.compactMap { $0 }.reduce(ObjectiveResult(loss: 0), merge)
     }
 
-    func unfusedMicroBatch(_ mb: MicroBatch, index: Int, context: StepContext) -> ObjectiveResult {
-        arena.reset()
-        let tape = Tape(arena: arena)
-        tape.onParametersReady = readyHandler
-        tape.onBackwardStep = progressHandler
+    func unfusedMicroBatch(_ mb: MicroBatch, index: Int, context: StepContext, syncing: Bool) -> ObjectiveResult {
+        let tape = microBatchTape(syncing: syncing)
         let f = forward(mb, index: index, context: context, tape: tape)
         return withExtendedLifetime(f) {
             // The objective accumulates straight into the logits' (zeroed) gradient.

@@ -103,23 +103,18 @@ public final class Trainer {
         // 3–5. Forward, objective, backward per micro-batch; gradients accumulate.
         let tCompute = comm.wallTime()
         model.parameters.zeroGrads()
-        var loss = 0.0, localBad = false
-        var diag: [String: Double] = [:], diagCounts: [String: Double] = [:]
+        var total = ObjectiveResult(loss: 0), localBad = false
         // On the last micro-batch each block's gradient sum starts as soon as backward has
         // finished that block (GradientBuckets); the rest is reduced after backward.
         let overlap = setup.recipe.overlapGradSync && comm.size > 1
         for (k, mb) in micro.enumerated() {
-            readyHandler = overlap && k == micro.count - 1 ? { [buckets] in buckets.ready($0) } : nil
-            progressHandler = overlap && k == micro.count - 1 ? { [buckets] in buckets.progress() } : nil
+            let syncing = overlap && k == micro.count - 1
             // Trainer+Fused.swift: LM head fused with a row-local objective, or the full logits.
-            let result = fusedMicroBatch(mb, index: k, context: context) ?? unfusedMicroBatch(mb, index: k, context: context)
+            let result = fusedMicroBatch(mb, index: k, context: context, syncing: syncing)
+                ?? unfusedMicroBatch(mb, index: k, context: context, syncing: syncing)
             if !result.loss.isFinite { localBad = true }
-            loss += result.loss
-            for (key, v) in result.diagnostics { diag[key, default: 0] += v }
-            for (key, v) in result.diagnosticCounts { diagCounts[key, default: 0] += v }
+            total = merge(total, result)
         }
-        // Gradients: one in-place sum over the flat buffer.
-        readyHandler = nil; progressHandler = nil
         let tSync = comm.wallTime()
         if overlap {
             buckets.finish(canonical: blockRanges)
@@ -129,7 +124,7 @@ public final class Trainer {
         let tSynced = comm.wallTime()
         lastTimings = StepTimings(compute: tSync - tCompute, gradientSync: tSynced - tSync,
                                   syncInBackward: overlap ? buckets.takeSecondsInBackward() : 0)
-        let (sums, names) = reduceScalars(loss: loss, bad: localBad, diag: diag, counts: diagCounts)
+        let (sums, names) = reduceScalars(loss: total.loss, bad: localBad, diag: total.diagnostics, counts: total.diagnosticCounts)
         let globalLoss = sums[0]
         let badRank = Int(sums[1]) - 1
         let norm = gradientNorm(model.parameters)
@@ -206,9 +201,6 @@ public final class Trainer {
 
     /// Local ordinal of each micro-batch's first sequence (for global sequence ids).
     var firstLocalSequence: [Int] = [0]
-    /// Set on the last micro-batch when gradient sync overlaps backward; tapes forward it.
-    var readyHandler: ((Range<Int>) -> Void)?
-    var progressHandler: (() -> Void)?
     lazy var buckets = GradientBuckets(comm: comm, gradients: model.parameters.grads, count: model.parameters.count)
     lazy var blockRanges = model.blockParameterRanges
 
