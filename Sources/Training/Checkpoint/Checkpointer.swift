@@ -43,12 +43,10 @@ public final class Checkpointer {
 
     /// Collective: writes `OUT/checkpoints/step-<stepsDone>/`.
     public func save(stepsDone: Int) {
-        let mine = Trainer.objectiveRNG(seed: recipe.seed, step: stepsDone, rank: comm.rank, microBatch: 0).words
-        let gathered = comm.gather(mine.withUnsafeBytes { Array($0) }, root: 0)
         var problem: String? = nil
         if comm.isCoordinator {
-            let rngs = gathered.map { b in stride(from: 0, to: b.count, by: 8).map { i in
-                b[i..<(i + 8)].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } } }
+            // Every rank's stream is a pure function of (seed, step, rank): rank 0 derives them all.
+            let rngs = (0..<comm.size).map { Trainer.objectiveRNG(seed: recipe.seed, step: stepsDone, rank: $0, microBatch: 0).words }
             let state = CheckpointState(
                 step: stepsDone, totalSteps: recipe.steps, skippedSteps: trainer.skippedSteps, ranks: comm.size,
                 recipe: recipe, objective: setup.objective.name, optimizer: trainer.optimizer.name,
