@@ -64,6 +64,7 @@ public struct ModelError: Error, CustomStringConvertible {
 public final class GPT2: LanguageModel, HiddenStateModel {
     public let config: GPT2Config
     public let parameters: ParameterStore
+    public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
 
     public init(config: GPT2Config) {
         self.config = config
@@ -116,7 +117,7 @@ public final class GPT2: LanguageModel, HiddenStateModel {
         var x = tape.embedding(inputs, table: p["transformer.wte.weight"], plus: positions, table: p["transformer.wpe.weight"])
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
-            tape.markParametersReady(p.range(prefix: l))   // block i's gradients are final past here
+            tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
             let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]

@@ -11,6 +11,10 @@ public protocol LanguageModel: AnyObject {
     var configJSON: [String: Any] { get }
     /// Fresh model of the same architecture (for reference / old-policy copies).
     func makeReplica() -> LanguageModel
+    /// Flat parameter range of each transformer block, first block first: forward marks
+    /// block i's range on the tape, and the gradient buckets are these ranges in reverse
+    /// (the order backward finishes them), so the two can never disagree.
+    var blockRanges: [Range<Int>] { get }
 
     /// inputs, positions: [B·T]; segments (packing): [B·T] or nil. Returns logits [B·T, V].
     func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
@@ -33,18 +37,7 @@ extension LanguageModel {
 }
 
 extension LanguageModel {
-    /// Flat parameter ranges of the transformer blocks (`….h.N.…` / `….layers.N.…`), in the
-    /// order backward finishes them (last block first): the gradient buckets that can be
-    /// reduced while backward is still running.
-    public var blockParameterRanges: [Range<Int>] {
-        var blocks: [Int: Range<Int>] = [:]
-        for e in parameters.entries {
-            let parts = e.name.split(separator: ".")
-            guard let i = parts.firstIndex(where: { $0 == "h" || $0 == "layers" }), i + 1 < parts.count,
-                  let n = Int(parts[i + 1]) else { continue }
-            let r = e.offset..<(e.offset + e.count)
-            blocks[n] = blocks[n].map { min($0.lowerBound, r.lowerBound)..<max($0.upperBound, r.upperBound) } ?? r
-        }
-        return blocks.keys.sorted(by: >).map { blocks[$0]! }
-    }
+    /// `blockRanges` in the order backward finishes them (last block first): the gradient
+    /// buckets that can be reduced while backward is still running.
+    public var blockParameterRanges: [Range<Int>] { blockRanges.reversed() }
 }

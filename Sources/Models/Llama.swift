@@ -17,6 +17,7 @@ import TensorCore
 public final class Llama: LanguageModel, HiddenStateModel {
     public let config: LlamaConfig
     public let parameters: ParameterStore
+    public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "model.layers.\($0).") }
     /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
     /// eos_token_id, initializer_range…), written back on export so the saved config keeps them.
     public let extraConfig: [String: Any]
@@ -73,7 +74,7 @@ public final class Llama: LanguageModel, HiddenStateModel {
         var x = tape.embedding(inputs, table: p["model.embed_tokens.weight"])  // [B·T, C]
         for i in 0..<c.layers {
             let l = "model.layers.\(i)."
-            tape.markParametersReady(parameters.range(prefix: l))   // block i's gradients are final past here
+            tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
             let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
             func proj(_ name: String, _ input: Tensor) -> Tensor {
                 tape.linear(input, weight: p[l + name + ".weight"], bias: bias(l + name + ".bias"), layout: .outIn)

@@ -11,6 +11,7 @@ final class UncachedModel: LanguageModel {
     var maxSequenceLength: Int { inner.maxSequenceLength }
     var configJSON: [String: Any] { inner.configJSON }
     func makeReplica() -> LanguageModel { inner.makeReplica() }
+    var blockRanges: [Range<Int>] { inner.blockRanges }
     func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?, batch: Int, seqLen: Int) -> Tensor {
         inner.forward(tape, inputs: inputs, positions: positions, segments: segments, batch: batch, seqLen: seqLen)
     }
