@@ -24,7 +24,7 @@ extension GPT2: IncrementalDecoder {
         // x = wte[ids] + wpe[positions]
         EmbeddingKernels.forward(out: buf.x, ids: ids, table: p["transformer.wte.weight"].data, rows: V, dim: C)
         EmbeddingKernels.forward(out: buf.h, ids: positions, table: p["transformer.wpe.weight"].data, rows: config.contextLength, dim: C)
-        for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+        Vec.add(buf.x, buf.h, count: N * C)
         for l in 0..<config.layers {
             let w = { (name: String) in p["transformer.h.\(l).\(name)"].data }
             LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: w("ln_1.weight"),
@@ -47,7 +47,7 @@ extension GPT2: IncrementalDecoder {
             }
             LinearKernels.forward(out: buf.h, x: buf.att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
                                   n: N, inFeatures: C, outFeatures: C, layout: .inOut)
-            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+            Vec.add(buf.x, buf.h, count: N * C)
             LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: w("ln_2.weight"),
                                      bias: w("ln_2.bias"), rows: N, dim: C, eps: eps)
             LinearKernels.forward(out: buf.fc, x: buf.h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
@@ -55,7 +55,7 @@ extension GPT2: IncrementalDecoder {
             GELUKernels.forward(out: buf.fc, x: buf.fc, count: N * 4 * C)
             LinearKernels.forward(out: buf.h, x: buf.fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
                                   n: N, inFeatures: 4 * C, outFeatures: C, layout: .inOut)
-            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+            Vec.add(buf.x, buf.h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }
         LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: p["transformer.ln_f.weight"].data,

@@ -58,7 +58,7 @@ extension Llama: IncrementalDecoder {
                 offset += s.tokens.count
             }
             linear(buf.h, buf.att, pre + "self_attn.o_proj", qDim, C)
-            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+            Vec.add(buf.x, buf.h, count: N * C)
             RMSNormKernels.forward(out: buf.h, rstd: buf.rstd, x: buf.x, weight: w(pre + "post_attention_layernorm.weight"),
                                    rows: N, dim: C, eps: c.rmsNormEps)
             linear(buf.gate, buf.h, pre + "mlp.gate_proj", C, I)
@@ -66,7 +66,7 @@ extension Llama: IncrementalDecoder {
             SwiGLUKernels.forward(out: buf.gate, gate: buf.gate, up: buf.up, count: N * I)
             LinearKernels.forward(out: buf.h, x: buf.gate, w: w(pre + "mlp.down_proj.weight"), bias: b(pre + "mlp.down_proj.bias"),
                                   n: N, inFeatures: I, outFeatures: C, layout: .outIn)
-            for i in 0..<(N * C) { buf.x[i] += buf.h[i] }
+            Vec.add(buf.x, buf.h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }
         RMSNormKernels.forward(out: buf.h, rstd: buf.rstd, x: buf.x, weight: w("model.norm.weight"), rows: N, dim: C, eps: c.rmsNormEps)
