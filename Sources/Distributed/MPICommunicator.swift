@@ -162,7 +162,7 @@ public final class MPICommunicator: Communicator {
 
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
         forEachChunk(buffer.count) { start, n in
-            if pending.count == 256 { finishAllreduces() }  // the shim's table is full: drain it
+            if pending.count == Int(CMPI_MAX_REQUESTS) { finishAllreduces() }  // the shim's table is full: drain it
             let slot = Int32(pending.count)
             check(cmpi_iallreduce_sum_f32(buffer.baseAddress! + start, n, slot), "iallreduce")
             pending.append(slot)
