@@ -5,30 +5,12 @@ import XCTest
 final class GPT2DecodeTests: XCTestCase {
     let config = GPT2Config(vocabSize: 13, contextLength: 16, embedDim: 12, layers: 2, heads: 3)
 
-    func fullLogits(_ model: GPT2, _ seq: [Int32]) -> [Float] {
-        model.forward(Tape(recording: false), inputs: seq, batch: 1, seqLen: seq.count).values
-    }
-
     /// Prefill in pieces, then single tokens, for two rows of different lengths at once:
     /// every new position's logits equal a full recomputation.
     func testCachedDecodingEqualsFullRecomputation() {
         let model = GPT2(config: config, seed: 4)
         for i in 0..<model.parameters.count { model.parameters.values[i] *= 3 }
-        let a: [Int32] = [1, 7, 3, 9, 2, 2, 11, 0, 5], b: [Int32] = [4, 4, 8, 12, 6]
-        let cache = model.makeCache(rows: 2, capacity: 16)
-        let V = config.vocabSize
-        var fedA = 0, fedB = 0
-        for (na, nb) in [(4, 2), (2, 1), (1, 1), (1, 1), (1, 0)] {
-            var segs: [DecodeSegment] = []
-            if na > 0 { segs.append(DecodeSegment(row: 0, tokens: Array(a[fedA..<(fedA + na)]))) }
-            if nb > 0 { segs.append(DecodeSegment(row: 1, tokens: Array(b[fedB..<(fedB + nb)]))) }
-            let got = model.decode(segs, cache: cache)
-            let fa = fullLogits(model, Array(a[0..<(fedA + na)])), fb = nb > 0 ? fullLogits(model, Array(b[0..<(fedB + nb)])) : []
-            for i in 0..<(na * V) { XCTAssertEqual(got[i], fa[fedA * V + i], accuracy: 1e-5, "row 0 step at \(fedA)") }
-            for i in 0..<(nb * V) { XCTAssertEqual(got[na * V + i], fb[fedB * V + i], accuracy: 1e-5, "row 1 step at \(fedB)") }
-            fedA += na; fedB += nb
-        }
-        XCTAssertEqual(cache.length, [9, 5])
+        checkCachedDecoding(model, a: [1, 7, 3, 9, 2, 2, 11, 0, 5], b: [4, 4, 8, 12, 6], label: "gpt2")
     }
 
     func testGenerationIsReproducibleAndIndependentOfBatching() {
