@@ -39,6 +39,21 @@ public struct DecodeSegment: Sendable {
     public init(row: Int, tokens: [Int32]) { self.row = row; self.tokens = tokens }
 }
 
+extension KVCache {
+    /// The ids of every segment's new tokens, concatenated, and their absolute positions
+    /// (each row continues where its cache ends); `model` names the caller in the error.
+    public func newTokens(_ segments: [DecodeSegment], model: String) -> (ids: [Int32], positions: [Int32]) {
+        var ids: [Int32] = [], positions: [Int32] = []
+        for s in segments {
+            precondition(length[s.row] + s.tokens.count <= capacity,
+                         "\(model).decode: row \(s.row) would exceed the cache capacity \(capacity)")
+            ids += s.tokens
+            positions += (0..<s.tokens.count).map { Int32(length[s.row] + $0) }
+        }
+        return (ids, positions)
+    }
+}
+
 /// Models that can extend cached sequences without recomputing the prefix. `decode`
 /// appends each segment's tokens to its row (prefill: a whole prompt; generation: one token
 /// per row) and returns the logits of every new position, segments concatenated: [Σn, V].

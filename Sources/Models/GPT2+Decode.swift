@@ -12,13 +12,7 @@ extension GPT2: IncrementalDecoder {
         let C = config.embedDim, V = config.vocabSize, H = config.heads, eps = config.layerNormEps
         let N = segments.reduce(0) { $0 + $1.tokens.count }
         guard N > 0 else { return [] }
-        var ids: [Int32] = [], positions: [Int32] = []
-        for s in segments {
-            precondition(cache.length[s.row] + s.tokens.count <= cache.capacity,
-                         "GPT2.decode: row \(s.row) would exceed the cache capacity \(cache.capacity)")
-            ids += s.tokens
-            positions += (0..<s.tokens.count).map { Int32(cache.length[s.row] + $0) }
-        }
+        let (ids, positions) = cache.newTokens(segments, model: "GPT2")
         let p = parameters
         let buf = DecodeBuffers(n: N, c: C, v: V)
         // x = wte[ids] + wpe[positions]

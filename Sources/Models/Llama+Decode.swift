@@ -16,13 +16,7 @@ extension Llama: IncrementalDecoder {
         let qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let N = segments.reduce(0) { $0 + $1.tokens.count }
         guard N > 0 else { return [] }
-        var ids: [Int32] = [], positions: [Int32] = []
-        for s in segments {
-            precondition(cache.length[s.row] + s.tokens.count <= cache.capacity,
-                         "Llama.decode: row \(s.row) would exceed the cache capacity \(cache.capacity)")
-            ids += s.tokens
-            positions += (0..<s.tokens.count).map { Int32(cache.length[s.row] + $0) }
-        }
+        let (ids, positions) = cache.newTokens(segments, model: "Llama")
         let (cosT, sinT) = RotaryKernels.tables(maxPosition: Int(positions.max()!), headDim: hd, theta: c.ropeTheta)
         let p = parameters
         func w(_ name: String) -> UnsafeMutablePointer<Float> { p[name].data }
