@@ -68,7 +68,7 @@ final class ObjectiveTestBatch {
                               sequenceLossTokens: ids.map { $0 >= 0 ? tokensOf[$0] ?? 0 : 0 }, sequenceId: ids,
                               referenceLogits: reference.map { UnsafePointer($0) + range.lowerBound * V },
                               oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
-                              context: context, rng: RNG(seed: 99))
+                              context: context)
     }
 
     /// The context after the statistics pass over `parts` (per rank, its micro-batch ranges).

@@ -37,7 +37,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 ObjectiveInput(rows: 10, vocab: config.vocabSize, logits: logits.data, targets: targets, mask: mask,
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
-                               context: context, rng: RNG(seed: 3))
+                               context: context)
             }
             // Analytic: statistics pass, then loss and dL/dlogits, then backward through the model.
             let tape = Tape()

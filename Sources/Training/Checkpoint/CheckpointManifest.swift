@@ -82,11 +82,13 @@ struct CheckpointManifest: Codable, Equatable {
         return m
     }
 
-    private static func describe(_ error: Error) -> String {
+    static func describe(_ error: Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
         case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
             return "wrong type at \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case DecodingError.dataCorrupted(let c) where !c.codingPath.isEmpty:
+            return "bad value at \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\""
         case DecodingError.dataCorrupted: return "invalid JSON"
         default: return "\(error)"
         }

@@ -6,34 +6,39 @@ import TensorCore
 /// as if never interrupted, and what `--resume` checks before trusting the checkpoint.
 ///
 /// What the run's state is made of, and where each piece lives:
-/// - parameters, optimizer moments, the old-policy snapshot: safetensors files next to this;
-/// - the step and the count of skipped (non-finite) steps: here;
-/// - the batch source (the coordinator's data cursor): `batchSource`; the uniform sampler's
-///   batch is a pure function of (seed, step), so its state is the seed;
-/// - random streams: the objective's per-(step, rank, micro-batch) stream is derived, not
-///   carried, so it needs no state; `objectiveRNG` records each rank's stream for the next step
-///   so that a binary deriving them differently is caught instead of silently diverging;
-/// - the LR schedule: a pure function of the step and the recipe;
+/// - the parameters: `model/`, a model directory in its own right; `parameterChecksum` here;
+/// - the step: here; everything else that lives across steps is a registered stateful
+///   component (`Training/State/`: the trainer's skipped-step count, the batch source, the
+///   optimizer, the old-policy snapshot, …): its small values under `components.<name>`,
+///   its tensors in `<name>.safetensors`, their names and shapes listed here;
+/// - what is a pure function of (seed, step, rank) or of the recipe — batches of the uniform
+///   sampler, the LR schedule, the objectives' random streams — is derived, not stored;
 /// - the reference model (objectives that regularise towards it): the initial weights or
 ///   `ref_model`, rebuilt at start-up; `referenceChecksum` proves it is the same.
 struct CheckpointState: Codable {
     var step: Int                        // optimizer steps completed
-    var totalSteps: Int
-    var skippedSteps: Int
     var ranks: Int                       // rank count that wrote it (informational)
     var recipe: Recipe
-    var objective: String
-    var optimizer: String
-    var optimizerKeys: [String]
-    var batchSource: [String]            // BatchSource.state, hex words
-    var objectiveRNG: [[String]]         // per rank: RNG words of (step, rank, micro-batch 0)
-    var oldPolicy: Bool                  // old_policy.safetensors present
+    var components: [String: SavedComponent]
     var parameterChecksum: String        // ParameterStore.checksum(), hex
     var referenceChecksum: String?       // of the reference model, when the objective has one
     var trainingDataHash: String         // XXH64 over the tokenized training examples
     var trainingExamples: Int
 
+    /// One component's entry: its small values, and the name and shape of each tensor in
+    /// `<name>.safetensors` (none: no file).
+    struct SavedComponent: Codable, Equatable {
+        var values: [String: StateValue]
+        var tensors: [String: [Int]]
+        init(_ state: ComponentState) {
+            values = state.values
+            tensors = state.tensors.mapValues(\.shape)
+        }
+        init(values: [String: StateValue], tensors: [String: [Int]]) { self.values = values; self.tensors = tensors }
+    }
+
     static let fileName = "state.json"
+    static func tensorFile(_ component: String) -> String { component + ".safetensors" }
 
     /// Recipe keys that may change between the run that saved and the run that resumes: where
     /// output goes, how often to save, log, evaluate or check, and paths whose content is
@@ -52,15 +57,41 @@ struct CheckpointState: Codable {
 
     static func decode(_ data: Data, path: String) throws -> CheckpointState {
         do { return try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
-            throw CheckpointError("\(path): unreadable checkpoint state (\(error))")
+            if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+                // Before stateful components, state.json named each kind of state (batchSource, …).
+                if json["components"] == nil, json["batchSource"] != nil {
+                    throw CheckpointError("\(path): written by an older sft-dist (per-kind state fields, no \"components\"); resume it with that version or start a new run")
+                }
+                // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.
+                for key in ["step", "ranks", "trainingExamples"] {
+                    if let n = json[key] as? NSNumber, Int(exactly: n.doubleValue) == nil {
+                        throw CheckpointError("\(path): \(key) is \(n.doubleValue), not an integer")
+                    }
+                }
+            }
+            throw CheckpointError("\(path): unreadable checkpoint state (\(CheckpointManifest.describe(error)))")
         }
     }
 
-    static func hex(_ words: [UInt64]) -> [String] { words.map(XXHash64.hex) }
-    static func words(_ hex: [String], path: String) throws -> [UInt64] {
-        try hex.map {
-            guard $0.count == 16, let w = UInt64($0, radix: 16) else { throw CheckpointError("\(path): \"\($0)\" is not a 64-bit hex word") }
-            return w
+    /// The fields that are not checked against the run: each must at least make sense.
+    /// `manifestStep` is the step the manifest records.
+    func validate(path: String, manifestStep: Int) throws {
+        func bad(_ field: String, _ problem: String) -> CheckpointError { CheckpointError("\(path): \(field) \(problem)") }
+        guard step >= 0, step == manifestStep else { throw bad("step", "is \(step), the manifest's is \(manifestStep)") }
+        guard ranks >= 1 else { throw bad("ranks", "is \(ranks), not a rank count") }
+        guard trainingExamples >= 0 else { throw bad("trainingExamples", "is \(trainingExamples), not a count") }
+        for (field, value) in [("parameterChecksum", parameterChecksum), ("trainingDataHash", trainingDataHash),
+                               ("referenceChecksum", referenceChecksum ?? StateValue.hex(0))]
+        where value.utf8.count != 16 || UInt64(value, radix: 16) == nil {
+            throw bad(field, "is \"\(value.prefix(40))\", not 16 hex digits")
+        }
+        for (name, saved) in components.sorted(by: { $0.key < $1.key }) {
+            guard StateRegistry.isValidName(name) else {
+                throw bad("components", "names \"\(name.prefix(40))\", not a component name")
+            }
+            if let (key, shape) = saved.tensors.first(where: { $0.value.contains { $0 < 0 } }) {
+                throw bad("components.\(name).tensors.\(key)", "has shape \(shape)")
+            }
         }
     }
 

@@ -8,8 +8,9 @@ import TensorCore
 /// A checkpoint directory holds:
 /// - `model/`: config.json, model.safetensors, tokenizer — a model directory in its own right
 ///   (`sft-dist eval --model OUT/checkpoints/step-000123/model` works);
-/// - `optimizer.safetensors`: the optimizer's state by key (AdamW: m, v, t);
-/// - `old_policy.safetensors`: the old-policy snapshot, for objectives that keep one (psft);
+/// - `<component>.safetensors`: the tensors of each registered stateful component that has
+///   any (`Training/State/`): `optimizer.safetensors` (AdamW: m, v, t), `old_policy.safetensors`
+///   (psft's snapshot), …;
 /// - `state.json` (`CheckpointState`), `recipe.yaml` (for people), and `manifest.json`
 ///   (`CheckpointManifest`: sizes and XXH64 of all of the above), written last.
 ///
@@ -44,8 +45,8 @@ struct CheckpointStore {
     struct Contents {
         var model: LanguageModel
         var tokenizer: Tokenizer
-        var optimizer: [String: [Float]]
-        var oldPolicy: ParameterStore?
+        /// Each stateful component's state, by name (the values are also in `state`).
+        var components: [String: ComponentState]
         var state: CheckpointState
     }
 
@@ -64,8 +65,9 @@ struct CheckpointStore {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
             try ModelDirectory.save(c.model, tokenizer: c.tokenizer, to: tmp + "/model",
                                     metadata: ["sft_dist_checkpoint_step": "\(step)"])
-            try Self.writeArrays(c.optimizer, to: tmp + "/optimizer.safetensors")
-            if let old = c.oldPolicy { try Self.writeParameters(old, to: tmp + "/old_policy.safetensors") }
+            for (name, component) in c.components where !component.tensors.isEmpty {
+                try Self.writeTensors(component.tensors, to: tmp + "/" + CheckpointState.tensorFile(name))
+            }
             try DurableFiles.write(c.state.encoded, to: tmp + "/" + CheckpointState.fileName)
             try DurableFiles.write(Array(c.state.recipe.yaml.utf8), to: tmp + "/recipe.yaml")
             FaultInjection.point("save-files", step: step, rank: 0)
@@ -90,24 +92,19 @@ struct CheckpointStore {
         return final
     }
 
-    static func writeArrays(_ arrays: [String: [Float]], to path: String) throws {
-        let keys = arrays.keys.sorted()
-        var flat: [Float] = []
-        var ranges: [Range<Int>] = []
-        for k in keys { ranges.append(flat.count..<(flat.count + arrays[k]!.count)); flat += arrays[k]! }
-        try flat.withUnsafeBufferPointer { p in
-            let tensors = zip(keys, ranges).map { k, r in
-                (name: k, shape: [r.count], data: UnsafeBufferPointer(rebasing: p[r]))
-            }
-            try SafeTensorsWriter.write(path: path, tensors: tensors)
+    static func writeTensors(_ tensors: [String: StateTensor], to path: String) throws {
+        let names = tensors.keys.sorted()
+        try withBuffers(names.map { tensors[$0]!.values }) { buffers in
+            try SafeTensorsWriter.write(path: path, tensors: names.indices.map { (name: names[$0], shape: tensors[names[$0]]!.shape, data: buffers[$0]) })
         }
     }
 
-    static func writeParameters(_ p: ParameterStore, to path: String) throws {
-        let tensors = p.entries.map { e in
-            (name: e.name, shape: e.shape, data: UnsafeBufferPointer(start: p.values + e.offset, count: e.count))
+    /// Pointers to every array at once (nested `withUnsafeBufferPointer`), for one write call.
+    private static func withBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) throws -> R) rethrows -> R {
+        func nest(_ i: Int, _ acc: [UnsafeBufferPointer<Float>]) throws -> R {
+            i == arrays.count ? try body(acc) : try arrays[i].withUnsafeBufferPointer { try nest(i + 1, acc + [$0]) }
         }
-        try SafeTensorsWriter.write(path: path, tensors: tensors)
+        return try nest(0, [])
     }
 
     /// `"latest"` → the newest published checkpoint (nil when there is none); anything else
@@ -121,46 +118,50 @@ struct CheckpointStore {
         return spec
     }
 
-    /// Verifies the manifest and every file, then reads the state. Tensors are read by
-    /// `readTensors` once the caller has checked the state against the run.
+    /// Verifies the manifest and every file, then reads the state and checks that its fields
+    /// make sense. Tensors are read by `readParameters` and `readComponents` once the caller
+    /// has checked the state against the run.
     static func readState(_ dir: String) throws -> CheckpointState {
         let manifest = try CheckpointManifest.verify(directory: dir)
-        for required in [CheckpointState.fileName, "model/config.json", "optimizer.safetensors"]
-        where !manifest.files.contains(where: { $0.path == required }) {
-            throw CheckpointError("\(dir)/\(CheckpointManifest.fileName): corrupt manifest (does not list \(required))")
-        }
         let path = dir + "/" + CheckpointState.fileName
-        let state = try CheckpointState.decode(FileManager.default.contents(atPath: path) ?? Data(), path: path)
-        guard state.step == manifest.step, state.step >= 0 else {
-            throw CheckpointError("\(path): step \(state.step) disagrees with the manifest's \(manifest.step)")
+        func requireListed(_ file: String) throws {
+            guard manifest.files.contains(where: { $0.path == file }) else {
+                throw CheckpointError("\(dir)/\(CheckpointManifest.fileName): corrupt manifest (does not list \(file))")
+            }
         }
+        try requireListed(CheckpointState.fileName)
+        try requireListed("model/config.json")
+        let state = try CheckpointState.decode(FileManager.default.contents(atPath: path) ?? Data(), path: path)
+        try state.validate(path: path, manifestStep: manifest.step)
+        for (name, saved) in state.components where !saved.tensors.isEmpty { try requireListed(CheckpointState.tensorFile(name)) }
         return state
     }
 
-    /// Loads parameters, optimizer arrays (shaped like `optimizerShape`) and the old policy.
-    static func readTensors(_ dir: String, into params: ParameterStore, optimizerShape: [String: [Float]],
-                            oldPolicy: ParameterStore?) throws -> [String: [Float]] {
-        let weights = try SafeTensorsCheckpoint(directory: dir + "/model")
-        try ModelDirectory.loadParameters(params, from: weights, source: dir + "/model")
-        let file = try SafeTensorsFile(path: dir + "/optimizer.safetensors")
-        guard Set(file.names) == Set(optimizerShape.keys) else {
-            throw CheckpointError("\(dir)/optimizer.safetensors: holds \(file.names.sorted()) but this optimizer keeps \(optimizerShape.keys.sorted())")
-        }
-        var arrays: [String: [Float]] = [:]
-        for (key, current) in optimizerShape {
-            let v = try file.floats(key)
-            guard v.count == current.count else {
-                throw CheckpointError("\(dir)/optimizer.safetensors: \"\(key)\" has \(v.count) values, this model needs \(current.count)")
+    static func readParameters(_ dir: String, into params: ParameterStore) throws {
+        try ModelDirectory.loadParameters(params, from: try SafeTensorsCheckpoint(directory: dir + "/model"), source: dir + "/model")
+    }
+
+    /// Each component's saved state: values from `state`, tensors from its file, which must
+    /// hold exactly the tensors `state` lists, with the listed shapes.
+    static func readComponents(_ dir: String, _ state: CheckpointState) throws -> [String: ComponentState] {
+        var out: [String: ComponentState] = [:]
+        for (name, saved) in state.components {
+            var c = ComponentState(values: saved.values)
+            if !saved.tensors.isEmpty {
+                let path = dir + "/" + CheckpointState.tensorFile(name)
+                let file = try SafeTensorsFile(path: path)
+                guard Set(file.names) == Set(saved.tensors.keys) else {
+                    throw CheckpointError("\(path): holds \(file.names.sorted()) but \(CheckpointState.fileName) lists \(saved.tensors.keys.sorted())")
+                }
+                for (key, shape) in saved.tensors {
+                    guard let info = file.tensors[key], info.shape == shape else {
+                        throw CheckpointError("\(path): \"\(key)\" has shape \(file.tensors[key]?.shape ?? []), \(CheckpointState.fileName) says \(shape)")
+                    }
+                    c.tensors[key] = StateTensor(shape: shape, values: try file.floats(key))
+                }
             }
-            arrays[key] = v
+            out[name] = c
         }
-        if let old = oldPolicy {
-            let path = dir + "/old_policy.safetensors"
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw CheckpointError("\(dir): no old_policy.safetensors, but this objective keeps an old-policy snapshot")
-            }
-            try ModelDirectory.loadParameters(old, from: try SafeTensorsCheckpoint(file: path), source: path)
-        }
-        return arrays
+        return out
     }
 }

@@ -5,9 +5,14 @@ import TensorCore
 
 /// Periodic checkpoints and exact resume for a training run (README, "Failure and resume").
 ///
+/// What is saved: the model's parameters, the step, what identifies the run (recipe, data,
+/// reference model), and every stateful component of `components` (`Training/State/`) — the
+/// checkpointer knows no component by name, so new state needs no edit here.
+///
 /// All disk work happens on rank 0 (the coordinator), so checkpoints need no shared file
-/// system: on save the other ranks only send their per-rank state; on resume rank 0 verifies
-/// and reads the checkpoint and broadcasts parameters, optimizer state and the old policy.
+/// system: on save every rank takes part in the components' `saveState` (which may gather
+/// shards) and rank 0 writes; on resume rank 0 verifies and reads the checkpoint, restores it
+/// (which validates every field), then broadcasts parameters and component states.
 /// Every call here is collective, and every failure goes through `Fatal.agree`: one message,
 /// the whole job ends.
 public final class Checkpointer {
@@ -20,16 +25,16 @@ public final class Checkpointer {
     }
 
     let setup: RunSetup
-    let trainer: Trainer
+    let components: StateRegistry
     let comm: Communicator
     let log: (String) -> Void
     let store: CheckpointStore
     var recipe: Recipe { setup.recipe }
     public var directory: String { store.directory }
 
-    public init(setup: RunSetup, trainer: Trainer, comm: Communicator, log: @escaping (String) -> Void) {
+    public init(setup: RunSetup, components: StateRegistry, comm: Communicator, log: @escaping (String) -> Void) {
         self.setup = setup
-        self.trainer = trainer
+        self.components = components
         self.comm = comm
         self.log = log
         store = CheckpointStore(directory: setup.recipe.out + "/checkpoints")
@@ -43,21 +48,17 @@ public final class Checkpointer {
 
     /// Collective: writes `OUT/checkpoints/step-<stepsDone>/`.
     public func save(stepsDone: Int) {
+        var saved: [String: ComponentState] = [:]
+        for c in components.components { saved[c.stateName] = c.saveState() }
         var problem: String? = nil
         if comm.isCoordinator {
-            // Every rank's stream is a pure function of (seed, step, rank): rank 0 derives them all.
-            let rngs = (0..<comm.size).map { Trainer.objectiveRNG(seed: recipe.seed, step: stepsDone, rank: $0, microBatch: 0).words }
             let state = CheckpointState(
-                step: stepsDone, totalSteps: recipe.steps, skippedSteps: trainer.skippedSteps, ranks: comm.size,
-                recipe: recipe, objective: setup.objective.name, optimizer: trainer.optimizer.name,
-                optimizerKeys: trainer.optimizer.state.keys.sorted(), batchSource: CheckpointState.hex(trainer.source.state),
-                objectiveRNG: rngs.map(CheckpointState.hex), oldPolicy: trainer.oldPolicy != nil,
+                step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count)
             do {
-                try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, optimizer: trainer.optimizer.state,
-                                      oldPolicy: trainer.oldPolicy?.parameters, state: state), keepLast: recipe.keepLast)
+                try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
                 problem = "\(error)"
             }
@@ -74,22 +75,14 @@ public final class Checkpointer {
     public func resume() -> ResumePoint? {
         guard let spec = recipe.resume else { return nil }
         var stateBytes: [UInt8] = []
-        var optimizer = trainer.optimizer.state     // shapes; rank 0 replaces the values
+        var saved: [String: ComponentState] = [:]
         var directory = ""
         var problem: String? = nil
         if comm.isCoordinator {
             do {
-                if let dir = try store.resolve(spec) {
-                    directory = dir
-                    let state = try CheckpointStore.readState(dir)
-                    try check(state, dir: dir)
-                    optimizer = try CheckpointStore.readTensors(dir, into: setup.model.parameters, optimizerShape: optimizer,
-                                                               oldPolicy: trainer.oldPolicy?.parameters)
-                    let sum = XXHash64.hex(setup.model.parameters.checksum())
-                    guard sum == state.parameterChecksum else {
-                        throw CheckpointError("\(dir): loaded parameters have checksum \(sum), the checkpoint recorded \(state.parameterChecksum)")
-                    }
-                    stateBytes = state.encoded
+                if let loaded = try load(spec) {
+                    (saved, directory) = (loaded.components, loaded.directory)
+                    stateBytes = loaded.state.encoded
                 }
             } catch {
                 problem = "\(error)"
@@ -105,13 +98,13 @@ public final class Checkpointer {
         let state = Fatal.collective { try CheckpointState.decode(Data(stateBytes), path: "broadcast state") }
         directory = comm.broadcast(directory, root: 0)
         comm.broadcast(setup.model.parameters.valueBuffer, root: 0)
-        for key in optimizer.keys.sorted() {
-            optimizer[key]!.withUnsafeMutableBufferPointer { comm.broadcast($0, root: 0) }
+        if !comm.isCoordinator { saved = state.components.mapValues(Self.placeholder) }
+        for name in saved.keys.sorted() {
+            for key in saved[name]!.tensors.keys.sorted() {
+                saved[name]!.tensors[key]!.values.withUnsafeMutableBufferPointer { comm.broadcast($0, root: 0) }
+            }
         }
-        if let old = trainer.oldPolicy { comm.broadcast(old.parameters.valueBuffer, root: 0) }
-        Fatal.collective { try trainer.optimizer.restore(optimizer) }
-        Fatal.collective { try trainer.source.restore(try CheckpointState.words(state.batchSource, path: directory)) }
-        trainer.skippedSteps = state.skippedSteps
+        Fatal.collective { if !comm.isCoordinator { try restoreComponents(saved, step: state.step, dir: directory) } }
 
         var losses: [Double] = []
         problem = nil
@@ -121,6 +114,47 @@ public final class Checkpointer {
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
         return ResumePoint(step: state.step, losses: losses, directory: directory)
+    }
+
+    /// Coordinator only: verifies the checkpoint `spec` names (manifest, every field, that it
+    /// belongs to this run) and restores it into this rank's model and components, which
+    /// validates every component's fields; nil when `latest` finds no checkpoint. Throws the
+    /// first problem as one line naming the file and field.
+    func load(_ spec: String) throws -> (state: CheckpointState, components: [String: ComponentState], directory: String)? {
+        guard let dir = try store.resolve(spec) else { return nil }
+        let state = try CheckpointStore.readState(dir)
+        try check(state, dir: dir)
+        try CheckpointStore.readParameters(dir, into: setup.model.parameters)
+        let sum = XXHash64.hex(setup.model.parameters.checksum())
+        guard sum == state.parameterChecksum else {
+            throw CheckpointError("\(dir): loaded parameters have checksum \(sum), the checkpoint recorded \(state.parameterChecksum)")
+        }
+        let saved = try CheckpointStore.readComponents(dir, state)
+        try restoreComponents(saved, step: state.step, dir: dir)
+        return (state, saved, dir)
+    }
+
+    /// Zeroed tensors of the listed shapes, to receive the coordinator's broadcast.
+    private static func placeholder(_ saved: CheckpointState.SavedComponent) -> ComponentState {
+        ComponentState(values: saved.values, tensors: saved.tensors.mapValues {
+            StateTensor(shape: $0, values: [Float](repeating: 0, count: $0.reduce(1, *)))
+        })
+    }
+
+    /// Restores every registered component, naming the file and field of the first that
+    /// cannot be restored.
+    func restoreComponents(_ saved: [String: ComponentState], step: Int, dir: String) throws {
+        for c in components.components {
+            let name = c.stateName
+            do { try c.restoreState(saved[name]!, step: step) } catch let e as StateError {
+                switch e.place {
+                case .value: throw CheckpointError("\(dir)/\(CheckpointState.fileName): components.\(name).\(e.field) \(e.problem)")
+                case .tensor: throw CheckpointError("\(dir)/\(CheckpointState.tensorFile(name)): \"\(e.field)\" \(e.problem)")
+                }
+            } catch {
+                throw CheckpointError("\(dir): the state of \(name) cannot be restored (\(error))")
+            }
+        }
     }
 
     /// Everything that must hold for the checkpoint to continue *this* run exactly.
@@ -139,14 +173,9 @@ public final class Checkpointer {
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }
-        guard state.oldPolicy == (trainer.oldPolicy != nil), state.optimizer == trainer.optimizer.name else {
-            throw CheckpointError("\(dir): checkpoint holds state for objective \(state.objective) / optimizer \(state.optimizer), not for this run's")
-        }
-        for (rank, saved) in state.objectiveRNG.enumerated() {
-            let derived = Trainer.objectiveRNG(seed: recipe.seed, step: state.step, rank: rank, microBatch: 0).words
-            guard CheckpointState.hex(derived) == saved else {
-                throw CheckpointError("\(dir): this sft-dist derives rank \(rank)'s random stream differently from the one that wrote the checkpoint; an exact resume is impossible")
-            }
+        let saved = Set(state.components.keys), live = Set(components.names)
+        guard saved == live else {
+            throw CheckpointError("\(dir)/\(CheckpointState.fileName): holds state of \(saved.sorted()), this run keeps \(live.sorted()) (a checkpoint of another objective, optimizer or producer)")
         }
         guard state.step <= recipe.steps else {
             throw CheckpointError("\(dir): checkpoint is at step \(state.step), past this run's \(recipe.steps) steps")

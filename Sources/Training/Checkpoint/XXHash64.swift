@@ -124,8 +124,5 @@ public struct XXHash64 {
     }
 
     /// "0123456789abcdef": the manifest's spelling.
-    public static func hex(_ h: UInt64) -> String {
-        let s = String(h, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
+    public static func hex(_ h: UInt64) -> String { StateValue.hex(h) }
 }

@@ -55,6 +55,6 @@ public final class UniformSampler: BatchSource {
 
     public var state: [UInt64] { [seed] }
     public func restore(_ state: [UInt64]) throws {
-        guard state == [seed] else { throw ObjectiveError("data order state comes from another seed") }
+        guard state == [seed] else { throw StateError(.value, "words", "hold \(state.map(StateValue.hex)), the data order of seed \(seed) is [\(StateValue.hex(seed))]") }
     }
 }

@@ -36,15 +36,13 @@ extension Trainer {
         let (hidden, head, layout) = model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions,
                                                          segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         let (seqId, seqTokens) = sequenceIdentities(mb, index: index)
-        // The same per-(step, rank, micro-batch) stream `forward(_:index:context:tape:)` gives the objective.
-        let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         let V = model.vocabSize
         var partial = [ObjectiveResult?](repeating: nil, count: Parallel.threads)
         partial.withUnsafeMutableBufferPointer { slots in
             tape.fusedHead(hidden, weight: head, layout: layout) { t, rows, logits, dlogits in
                 let inp = ObjectiveInput(rows: rows.count, vocab: V, logits: logits, targets: Array(mb.targets[rows]),
                                          mask: Array(mb.mask[rows]), sequenceLossTokens: Array(seqTokens[rows]),
-                                         sequenceId: Array(seqId[rows]), context: context, rng: rng)
+                                         sequenceId: Array(seqId[rows]), context: context)
                 let r = objective.lossAndGradient(inp, dlogits: dlogits)
                 slots[t] = slots[t].map { merge($0, r) } ?? r
             }

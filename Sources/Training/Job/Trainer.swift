@@ -14,7 +14,10 @@ public final class Trainer {
     let schedule: LRSchedule
     let source: BatchSource
     let oldPolicy: LanguageModel?
-    public internal(set) var skippedSteps = 0   // set by a checkpoint restore
+    /// Everything of this run that a checkpoint must hold besides the model (Trainer+State.swift).
+    public let components = StateRegistry()
+    let skipped = SkippedSteps()
+    public internal(set) var skippedSteps: Int { get { skipped.count } set { skipped.count = newValue } }
     /// Wall-clock split of the last step (seconds), for `sft-dist bench` and profiling.
     public struct StepTimings: Sendable {
         public var compute = 0.0        // forward + objective + backward, all micro-batches
@@ -52,6 +55,7 @@ public final class Trainer {
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
         self.source = source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed)
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
+        registerState()
     }
 
     /// This rank's share of a global batch: every size-th example, starting at its rank.
@@ -171,10 +175,8 @@ public final class Trainer {
         let logits = model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments,
                                    batch: mb.batch, seqLen: mb.seqLen)
         let (seqId, seqTokens) = sequenceIdentities(mb, index: index)
-        let rng = Trainer.objectiveRNG(seed: setup.recipe.seed, step: context.step, rank: comm.rank, microBatch: index)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
-                                 mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
-                                 context: context, rng: rng)
+                                 mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId, context: context)
         var held: [Tensor] = []
         let noGrad = Tape(recording: false)
         if let ref = setup.referenceModel {
@@ -188,15 +190,6 @@ public final class Trainer {
             held.append(o)
         }
         return MicroBatchForward(input: inp, logits: logits, held: held)
-    }
-
-    /// The objective's per-(step, rank, micro-batch) stream. A pure function of its arguments,
-    /// so a resumed run draws exactly what the uninterrupted one did; checkpoints record a
-    /// sample of it to catch a binary whose derivation changed.
-    static func objectiveRNG(seed: UInt64, step: Int, rank: Int, microBatch: Int) -> RNG {
-        var rng = RNG(seed: seed ^ 0x5EED, stream: UInt64(step) &* 1_000_003 &+ UInt64(rank) &* 7919 &+ UInt64(microBatch))
-        _ = rng.next()
-        return rng
     }
 
     /// Local ordinal of each micro-batch's first sequence (for global sequence ids).
@@ -234,8 +227,6 @@ public final class Trainer {
         m.lossTokens = Int(m.mask.reduce(0, +))
         return m
     }
-
-    public var optimizerState: [String: [Float]] { optimizer.state }
 }
 
 func encode(_ ints: [Int]) -> [UInt8] {

@@ -20,7 +20,7 @@ import TensorCore
 ///   sampling, as a rollout policy would.
 /// - Normalisation: 1/K per position, then the token mean over the global loss tokens.
 /// - Sampling streams: one per (run seed, step, sequenceId, position in the sequence), from
-///   `StepContext.seed`, not the per-rank/micro-batch `input.rng`: a position draws the same
+///   `StepContext.seed`, not from (rank, micro-batch): a position draws the same
 ///   tokens however the batch is split, so `-n 1` and `-n 2` agree with the same seed. (A loss
 ///   row without a sequence id falls back to a stream keyed by its row index.)
 /// Detached: the sampling distribution and so the draws (held fixed in the gradient).

@@ -62,7 +62,7 @@ public struct StepContext {
     public var statistics: [[Float]]      // per rank, concatenated micro-batch statistics
     /// The run's sampling seed, the same on every rank. Objectives that sample (OTR) derive one
     /// stream per (step, sequenceId, position) from it, so draws do not depend on how the
-    /// global batch is split over ranks and micro-batches (unlike `ObjectiveInput.rng`).
+    /// global batch is split over ranks and micro-batches, and a resumed run draws the same.
     public var seed: UInt64
     public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = [],
                 seed: UInt64 = 0) {
@@ -89,18 +89,14 @@ public struct ObjectiveInput {
     public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
     public var context: StepContext
-    /// Per-rank, per-step stream for objectives that sample; seeded from
-    /// (seed, step, rank, micro-batch) so runs reproduce. Its draws depend on the split, so
-    /// OTR keys its draws on `context.seed` and `sequenceId` instead, to match across rank counts.
-    public var rng: RNG
 
     public init(rows: Int, vocab: Int, logits: UnsafePointer<Float>, targets: [Int32], mask: [Float],
                 sequenceLossTokens: [Float], sequenceId: [Int32], referenceLogits: UnsafePointer<Float>? = nil,
-                oldLogits: UnsafePointer<Float>? = nil, context: StepContext, rng: RNG) {
+                oldLogits: UnsafePointer<Float>? = nil, context: StepContext) {
         self.rows = rows; self.vocab = vocab; self.logits = logits; self.targets = targets
         self.mask = mask; self.sequenceLossTokens = sequenceLossTokens; self.sequenceId = sequenceId
         self.referenceLogits = referenceLogits; self.oldLogits = oldLogits
-        self.context = context; self.rng = rng
+        self.context = context
     }
 }
 

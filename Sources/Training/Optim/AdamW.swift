@@ -47,11 +47,16 @@ public final class AdamW: Optimizer {
 
     public var state: [String: [Float]] { ["m": m, "v": v, "t": [Float(t)]] }
 
+    /// Every value is checked before any is taken: a checkpoint's manifest proves its bytes
+    /// are the ones written, not that they make sense (a hand-made or buggy file).
     public func restore(_ state: [String: [Float]]) throws {
-        guard let m = state["m"], let v = state["v"], let t = state["t"], m.count == self.m.count,
-              v.count == self.v.count, t.count == 1 else {
-            throw ObjectiveError("optimizer state does not match this model (adamw)")
+        let m = try restoredArray(state, "m", count: self.m.count)
+        let v = try restoredArray(state, "v", count: self.v.count, nonNegative: true)
+        let t = try restoredArray(state, "t", count: 1)[0]
+        // Float holds every integer up to 2^24 exactly; a step count beyond that was never written.
+        guard t >= 0, t <= 16_777_216, t == t.rounded() else {
+            throw StateError(.tensor, "t", "is \(t), not a step count (an integer in 0...16777216)")
         }
-        self.m = m; self.v = v; self.t = Int(t[0])
+        self.m = m; self.v = v; self.t = Int(t)
     }
 }

@@ -27,9 +27,6 @@ public final class SGD: Optimizer {
     public var state: [String: [Float]] { ["momentum_buffer": buf] }
 
     public func restore(_ state: [String: [Float]]) throws {
-        guard let b = state["momentum_buffer"], b.count == buf.count else {
-            throw ObjectiveError("optimizer state does not match this model (sgd)")
-        }
-        buf = b
+        buf = try restoredArray(state, "momentum_buffer", count: buf.count)
     }
 }

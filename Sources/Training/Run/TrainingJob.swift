@@ -29,7 +29,7 @@ public enum TrainingJob {
                    recipe.steps, recipe.batchSize))
         let trainer = Trainer(setup: setup, comm: comm)
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
-        let checkpoints = Checkpointer(setup: setup, trainer: trainer, comm: comm, log: { say($0) })
+        let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
         let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
 

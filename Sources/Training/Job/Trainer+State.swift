@@ -1,0 +1,22 @@
+/// What of the trainer lives across steps, registered once as stateful components
+/// (`Training/State/`), so checkpoints save, verify and restore it without knowing the trainer:
+/// the count of skipped steps, the batch source (or producer), the optimizer, the old-policy
+/// snapshot, and the objective when it keeps state of its own. Everything else a step uses is
+/// a pure function of (seed, step, rank) or of the recipe.
+extension Trainer {
+    func registerState() {
+        components.register(skipped)
+        components.register(source as? StatefulComponent ?? BatchSourceState(source))
+        components.register(OptimizerState(optimizer))
+        if let old = oldPolicy { components.register(ParameterSnapshot("old_policy", parameters: old.parameters)) }
+        if let stateful = objective as? StatefulComponent { components.register(stateful) }
+    }
+}
+
+/// Steps skipped for non-finite values (`nan_policy: skip`): at most the steps done.
+final class SkippedSteps: StatefulComponent {
+    let stateName = "trainer"
+    var count = 0
+    func saveState() -> ComponentState { ComponentState(values: ["skipped_steps": .int(count)]) }
+    func restoreState(_ state: ComponentState, step: Int) throws { count = try state.int("skipped_steps", in: 0...step) }
+}

@@ -1,0 +1,27 @@
+/// The optimizer as a stateful component: each array of `Optimizer.state` (AdamW: m, v, t)
+/// is a tensor of `optimizer.safetensors`.
+final class OptimizerState: StatefulComponent {
+    let stateName = "optimizer"
+    let optimizer: Optimizer
+    init(_ optimizer: Optimizer) { self.optimizer = optimizer }
+
+    func saveState() -> ComponentState {
+        ComponentState(tensors: optimizer.state.mapValues { StateTensor($0) })
+    }
+
+    func restoreState(_ state: ComponentState, step: Int) throws {
+        try state.expectTensors(Set(optimizer.state.keys))
+        try optimizer.restore(state.tensors.mapValues(\.values))
+    }
+}
+
+/// `state[key]` for `Optimizer.restore`: present, `count` values, all finite (and ≥ 0 for
+/// second moments); otherwise an error naming the key.
+func restoredArray(_ state: [String: [Float]], _ key: String, count: Int, nonNegative: Bool = false) throws -> [Float] {
+    guard let a = state[key] else { throw StateError(.tensor, key, "is missing") }
+    guard a.count == count else { throw StateError(.tensor, key, "has \(a.count) values, this model needs \(count)") }
+    if let i = a.firstIndex(where: { !$0.isFinite || (nonNegative && $0 < 0) }) {
+        throw StateError(.tensor, key, "holds \(a[i]) at index \(i) (\(nonNegative ? "must be finite and ≥ 0" : "must be finite"))")
+    }
+    return a
+}
