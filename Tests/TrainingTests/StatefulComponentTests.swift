@@ -6,8 +6,8 @@ import TensorCore
 @testable import Training
 
 /// The stateful-component registry (`Training/State/`) through the real trainer and
-/// checkpointer: a producer that declares its state once is saved and restored exactly, with
-/// no edit of the checkpoint or trainer code.
+/// checkpointer: a producer and a weight average that declare their state once are saved and
+/// restored exactly, with no edit of the checkpoint or trainer code.
 final class StatefulComponentTests: XCTestCase {
     var support: TinyRun!
     var dir: String { support.dir }
@@ -54,21 +54,35 @@ final class StatefulComponentTests: XCTestCase {
         }
     }
 
+    /// A toy exponential moving average of the weights, kept by the run loop (not by the
+    /// trainer): registered from outside, updated after every step.
+    final class ToyAverage: StatefulComponent {
+        let stateName = "toy_average"
+        var weights: [Float]
+        init(count: Int) { weights = [Float](repeating: 0, count: count) }
+        func update(_ p: ParameterStore) { for i in weights.indices { weights[i] = 0.9 * weights[i] + 0.1 * p.values[i] } }
+        func saveState() -> ComponentState { ComponentState(tensors: ["weights": StateTensor(weights)]) }
+        func restoreState(_ state: ComponentState, step: Int) throws { weights = try state.tensor("weights", count: weights.count) }
+    }
+
     /// The steps of `recipe` (from its checkpoint when `resume` is set) with a fresh toy
     /// producer, through the real `Trainer` and `Checkpointer`; the losses and the producer.
-    func run(_ recipe: Recipe) throws -> (losses: [Double], producer: ToyProducer, from: Int) {
+    func run(_ recipe: Recipe) throws -> (losses: [Double], producer: ToyProducer, average: ToyAverage, from: Int) {
         let setup = try support.makeSetup(recipe)
         let producer = ToyProducer(datasetSize: setup.train.count, batchSize: recipe.batchSize)
         let comm = LocalCommunicator()
         let trainer = Trainer(setup: setup, comm: comm, source: producer)
+        let average = ToyAverage(count: setup.model.parameters.count)
+        trainer.components.register(average)
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { _ in })
         let start = checkpoints.resume()?.step ?? 0
         var losses: [Double] = []
         for step in start..<recipe.steps {
             losses.append(trainer.step(step).loss)
+            average.update(setup.model.parameters)
             checkpoints.afterStep(step + 1)
         }
-        return (losses, producer, start)
+        return (losses, producer, average, start)
     }
 
     func testToyStatefulProducerResumesBitExact() throws {
@@ -80,13 +94,14 @@ final class StatefulComponentTests: XCTestCase {
         XCTAssertEqual(resumed.losses.map(\.bitPattern), full.losses.suffix(from: 3).map(\.bitPattern),
                        "resumed \(resumed.losses) vs uninterrupted \(Array(full.losses.suffix(from: 3)))")
         XCTAssertEqual(resumed.producer.saveState(), full.producer.saveState(), "the producer ends in the same state")
+        XCTAssertEqual(resumed.average.weights.map(\.bitPattern), full.average.weights.map(\.bitPattern), "the average too")
 
         // The producer's state is really in the checkpoint, and it matters: its tensor file
         // exists, and a producer starting afresh at step 3 draws other batches.
         let ckpt = dir + "/run/checkpoints/step-000003"
         XCTAssertTrue(FileManager.default.fileExists(atPath: ckpt + "/toy_producer.safetensors"))
         let saved = try CheckpointStore.readComponents(ckpt, try CheckpointStore.readState(ckpt))
-        XCTAssertEqual(Set(saved.keys), ["trainer", "toy_producer", "optimizer"])
+        XCTAssertEqual(Set(saved.keys), ["trainer", "toy_producer", "optimizer", "toy_average"])
         let fresh = ToyProducer(datasetSize: 10, batchSize: 4)
         let restored = ToyProducer(datasetSize: 10, batchSize: 4)
         try restored.restoreState(try XCTUnwrap(saved["toy_producer"]), step: 3)
