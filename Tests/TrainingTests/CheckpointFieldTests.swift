@@ -128,4 +128,32 @@ final class CheckpointFieldTests: XCTestCase {
             try editState(dir) { j in var c = j["components"] as! [String: Any]; c["../../x"] = c["trainer"]; j["components"] = c }
         }
     }
+
+    /// A checkpoint of the former layout (`state.json` with per-kind fields, written before
+    /// stateful components; psft, so with an old-policy file) still resumes, bit-exactly.
+    func testFormerLayoutStillResumesExactly() throws {
+        var recipe = support.recipe(steps: 4, saveEvery: 2)
+        recipe.objective = "psft"; recipe.objectiveArgs = ["refresh": "3"]
+        let full = try support.train(recipe)
+        let former = try damaged(recipe.out + "/checkpoints/step-000002", "former") { dir in
+            try editState(dir) { j in
+                let c = j["components"] as! [String: [String: Any]]
+                func values(_ name: String) -> [String: Any] { c[name]!["values"] as! [String: Any] }
+                j["skippedSteps"] = values("trainer")["skipped_steps"]
+                j["batchSource"] = values("batch_source")["words"]
+                j["optimizerKeys"] = ["m", "t", "v"]
+                j["oldPolicy"] = true
+                j["totalSteps"] = 4; j["objective"] = "psft"; j["optimizer"] = "adamw"
+                j["objectiveRNG"] = [["0123456789abcdef", "0123456789abcdef", "0123456789abcdef", "0123456789abcdef"]]
+                j["components"] = nil
+            }
+        }
+        // Checked here first: a refused resume ends the process (Fatal.agree).
+        XCTAssertEqual(try CheckpointStore.readState(former).components.keys.sorted(), ["batch_source", "old_policy", "optimizer", "trainer"])
+        var resuming = recipe
+        resuming.resume = former
+        let resumed = try support.train(resuming)
+        XCTAssertEqual(resumed.from, 2)
+        XCTAssertEqual(resumed.losses.map(\.bitPattern), full.losses.suffix(2).map(\.bitPattern))
+    }
 }

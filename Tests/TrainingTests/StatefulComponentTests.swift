@@ -68,21 +68,15 @@ final class StatefulComponentTests: XCTestCase {
     /// The steps of `recipe` (from its checkpoint when `resume` is set) with a fresh toy
     /// producer, through the real `Trainer` and `Checkpointer`; the losses and the producer.
     func run(_ recipe: Recipe) throws -> (losses: [Double], producer: ToyProducer, average: ToyAverage, from: Int) {
-        let setup = try support.makeSetup(recipe)
-        let producer = ToyProducer(datasetSize: setup.train.count, batchSize: recipe.batchSize)
-        let comm = LocalCommunicator()
-        let trainer = Trainer(setup: setup, comm: comm, source: producer)
-        let average = ToyAverage(count: setup.model.parameters.count)
-        trainer.components.register(average)
-        let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { _ in })
-        let start = checkpoints.resume()?.step ?? 0
-        var losses: [Double] = []
-        for step in start..<recipe.steps {
-            losses.append(trainer.step(step).loss)
-            average.update(setup.model.parameters)
-            checkpoints.afterStep(step + 1)
-        }
-        return (losses, producer, average, start)
+        var producer: ToyProducer!, average: ToyAverage!
+        let (losses, from) = try support.train(recipe, source: { setup in
+            producer = ToyProducer(datasetSize: setup.train.count, batchSize: recipe.batchSize)
+            return producer
+        }, prepare: { trainer, setup in
+            average = ToyAverage(count: setup.model.parameters.count)
+            trainer.components.register(average)
+        }, afterStep: { setup in average.update(setup.model.parameters) })
+        return (losses, producer, average, from)
     }
 
     func testToyStatefulProducerResumesBitExact() throws {
@@ -135,5 +129,26 @@ struct TinyRun {
         let objective = try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs)
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: data, heldOut: data,
                         objective: objective, referenceModel: nil)
+    }
+
+    /// The steps of `recipe` (from its checkpoint when `resume` is set) through the real
+    /// `Trainer` and `Checkpointer`: the losses and the first step. `source` may give the
+    /// batch source, `prepare` register components, `afterStep` run after every step.
+    func train(_ recipe: Recipe, source: (RunSetup) -> BatchSource? = { _ in nil },
+               prepare: (Trainer, RunSetup) -> Void = { _, _ in },
+               afterStep: (RunSetup) -> Void = { _ in }) throws -> (losses: [Double], from: Int) {
+        let setup = try makeSetup(recipe)
+        let comm = LocalCommunicator()
+        let trainer = Trainer(setup: setup, comm: comm, source: source(setup))
+        prepare(trainer, setup)
+        let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { _ in })
+        let start = checkpoints.resume()?.step ?? 0
+        var losses: [Double] = []
+        for step in start..<recipe.steps {
+            losses.append(trainer.step(step).loss)
+            afterStep(setup)
+            checkpoints.afterStep(step + 1)
+        }
+        return (losses, start)
     }
 }

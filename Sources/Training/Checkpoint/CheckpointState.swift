@@ -58,10 +58,6 @@ struct CheckpointState: Codable {
     static func decode(_ data: Data, path: String) throws -> CheckpointState {
         do { return try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
             if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
-                // Before stateful components, state.json named each kind of state (batchSource, …).
-                if json["components"] == nil, json["batchSource"] != nil {
-                    throw CheckpointError("\(path): written by an older sft-dist (per-kind state fields, no \"components\"); resume it with that version or start a new run")
-                }
                 // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.
                 for key in ["step", "ranks", "trainingExamples"] {
                     if let n = json[key] as? NSNumber, Int(exactly: n.doubleValue) == nil {

@@ -131,7 +131,10 @@ struct CheckpointStore {
         }
         try requireListed(CheckpointState.fileName)
         try requireListed("model/config.json")
-        let state = try CheckpointState.decode(FileManager.default.contents(atPath: path) ?? Data(), path: path)
+        let data = FileManager.default.contents(atPath: path) ?? Data()
+        let state = CheckpointState.isVersion1(data)
+            ? try CheckpointState.version1(data, path: path, dir: dir, listed: Set(manifest.files.map(\.path)))
+            : try CheckpointState.decode(data, path: path)
         try state.validate(path: path, manifestStep: manifest.step)
         for (name, saved) in state.components where !saved.tensors.isEmpty { try requireListed(CheckpointState.tensorFile(name)) }
         return state
