@@ -79,6 +79,36 @@ final class StatefulComponentTests: XCTestCase {
         return (losses, producer, average, from)
     }
 
+    /// Every kind of small value survives state.json as it is, and the readers name the field
+    /// when a value is missing or of another kind.
+    func testStateValuesRoundTripAndReadersNameTheField() throws {
+        let values: [String: StateValue] = [
+            "count": .int(-7), "flag": .bool(true), "label": .string("queue"), "indices": .ints([3, 0, 9]),
+            "stream": .words([0, 1, .max, 0x8000_0000_0000_0001]), "empty": .words([]),
+        ]
+        let saved = CheckpointState.SavedComponent(values: values, tensors: ["w": [2, 3]])
+        let back = try JSONDecoder().decode(CheckpointState.SavedComponent.self, from: JSONEncoder().encode(saved))
+        let state = ComponentState(values: back.values)
+        XCTAssertEqual(try state.int("count", in: -10...0), -7)
+        XCTAssertEqual(try state.bool("flag"), true)
+        XCTAssertEqual(try state.string("label"), "queue")
+        XCTAssertEqual(try state.ints("indices"), [3, 0, 9])
+        XCTAssertEqual(try state.words("stream"), [0, 1, .max, 0x8000_0000_0000_0001])
+        XCTAssertEqual(try state.words("empty"), [])
+        XCTAssertEqual(back.tensors, ["w": [2, 3]])
+
+        func problem(_ read: () throws -> Any) -> String {
+            do { _ = try read(); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(problem { try state.int("count", in: 0...5) }, "\"count\" is -7, outside 0...5")
+        XCTAssertEqual(problem { try state.int("label", in: 0...5) }, "\"label\" is not an integer")
+        XCTAssertEqual(problem { try state.bool("count") }, "\"count\" is not true or false")
+        XCTAssertEqual(problem { try state.words("indices") }, "\"indices\" is not a list of 64-bit hex words")
+        XCTAssertEqual(problem { try state.string("nothing") }, "\"nothing\" is missing")
+        XCTAssertEqual(problem { try ComponentState(tensors: ["w": StateTensor([1, 2])]).tensor("w", count: 3) },
+                       "\"w\" has 2 values, this run needs 3")
+    }
+
     func testToyStatefulProducerResumesBitExact() throws {
         let full = try run(support.recipe(steps: 7, saveEvery: 3))
         var resuming = support.recipe(steps: 7, saveEvery: 3)
