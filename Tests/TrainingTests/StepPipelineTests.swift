@@ -106,7 +106,13 @@ final class StepPipelineTests: XCTestCase {
                 for r in 0..<input.rows where input.sequenceId[r] >= 0 {
                     advantages[input.sequenceId[r]] = input.sequences[Int(input.sequenceId[r])].advantage
                 }
-                behaviour += zip(input.behaviourLogProbs, input.mask).filter { $0.1 != 0 }.map(\.0)
+                // Position t of a sequence predicts ids[t + 1]: the producer's −(t + 1)/100.
+                var first: [Int32: Int] = [:]
+                for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+                    let t = r - (first[input.sequenceId[r]] ?? r)
+                    first[input.sequenceId[r]] = first[input.sequenceId[r]] ?? r
+                    if input.mask[r] != 0 { behaviour.append(input.behaviourLogProbs[r] + Float(t + 1) * 0.01) }
+                }
                 return nll.lossAndGradient(input, dlogits: dlogits)
             }
         }
@@ -120,9 +126,8 @@ final class StepPipelineTests: XCTestCase {
             _ = trainer.step(0)
             if !fused {
                 XCTAssertEqual(objective.advantages, [0: 0.5, 1: 1.5, 2: 2.5, 3: 3.5])
-                // Position t predicts ids[t + 1], whose behaviour log-prob the producer set to −(t + 1)/100.
                 XCTAssertFalse(objective.behaviour.isEmpty)
-                XCTAssertTrue(objective.behaviour.allSatisfy { $0 < 0 })
+                XCTAssertTrue(objective.behaviour.allSatisfy { abs($0) < 1e-6 }, "behaviour log-probs misaligned: \(objective.behaviour)")
             }
             XCTAssertEqual(producer.observed.count, 1)
             let stats = producer.observed[0]
