@@ -94,6 +94,11 @@ public struct WireList<Element: WireCodable>: WireCodable {
     public init(from r: inout WireReader) { items = r.getArray(Element.self) }
 }
 
+extension String: WireCodable {
+    public func write(to w: inout WireWriter) { w.put(Optional(self)) }
+    public init(from r: inout WireReader) { self = r.getString() ?? "" }
+}
+
 extension Communicator {
     /// `decide` runs on `root` only; every rank returns its value.
     public func broadcast<T: WireCodable>(root: Int = 0, _ decide: () -> T) -> T {

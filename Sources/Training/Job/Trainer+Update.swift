@@ -49,8 +49,7 @@ extension Trainer {
     /// Allreduces [loss, bad-rank flag, diagnostic sums…, diagnostic counts…] in one call.
     /// Diagnostic names are agreed first (a rank with no micro-batch has none).
     func reduceScalars(loss: Double, bad: Bool, diag: [String: Double], counts: [String: Double]) -> ([Double], [String]) {
-        let names = Set(comm.allgather(Array(diag.keys.sorted().joined(separator: "\n").utf8))
-            .flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) }).sorted()
+        let names = Set(comm.allgather(WireList(diag.keys.sorted())).flatMap(\.items)).sorted()
         var v = [loss, 0] + names.map { diag[$0] ?? 0 } + names.map { counts[$0] ?? 0 }
         comm.allreduce(&v, op: .sum)
         var flag = [bad ? Double(comm.rank + 1) : 0]
