@@ -147,6 +147,52 @@ final class StepPipelineTests: XCTestCase {
         }
     }
 
+    /// Pair-linked sequences (DPO's chosen/rejected) are one sharding unit: they always land
+    /// in the same micro-batch, padded or packed, even when the micro-batch size would cut
+    /// between them; unlinked sequences are cut exactly at the size.
+    func testPairsShareAMicroBatch() throws {
+        final class Pairs: StepProducer {
+            let name = "pairs"
+            func prepare(_ p: StepPreparation) -> StepBatch {
+                var seqs = (0..<6).map { StepSequence(demonstration: p.examples[$0], index: $0) }
+                for (a, b) in [(1, 2), (3, 5)] {
+                    seqs[a].pair = b; seqs[a].pairRole = .chosen
+                    seqs[b].pair = a; seqs[b].pairRole = .rejected
+                }
+                return p.decide { StepBatch(step: p.step, sequences: seqs) }
+            }
+            var state: [UInt64] { [] }
+            func restore(_ state: [UInt64]) throws {}
+        }
+        final class Calls: Objective {
+            let name = "calls"
+            let requirements = ObjectiveRequirements()
+            var calls: [Set<Int32>] = []
+            func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+                calls.append(Set(input.sequenceId.filter { $0 >= 0 }))
+                return ObjectiveResult(loss: 0)
+            }
+        }
+        XCTAssertEqual(StepBatch(step: 0, sequences: try Pairs().prepare(StepPreparation(
+            step: 0, comm: LocalCommunicator(), model: makeSetup().model, examples: makeSetup().train.examples,
+            padId: 0, seed: 1, microBatchSize: 2)).sequences).units, [[0], [1, 2], [3, 5], [4]])
+        for packing in [false, true] {
+            let objective = Calls()
+            var setup = try makeSetup(objective: objective)
+            var recipe = setup.recipe
+            recipe.packing = packing; recipe.maxLength = packing ? 12 : 32
+            setup = RunSetup(recipe: recipe, tokenizer: setup.tokenizer, model: setup.model, train: setup.train,
+                             heldOut: setup.heldOut, objective: objective, referenceModel: nil)
+            _ = Trainer(setup: setup, comm: LocalCommunicator(), producer: Pairs()).step(0)
+            XCTAssertEqual(objective.calls.reduce(0) { $0 + $1.count }, 6, "packing \(packing): every sequence trains once")
+            for (a, b) in [(1, 2), (3, 5)] {
+                XCTAssertTrue(objective.calls.contains { $0.contains(Int32(a)) && $0.contains(Int32(b)) },
+                              "packing \(packing): pair \(a)–\(b) split: \(objective.calls)")
+            }
+            if !packing { XCTAssertEqual(objective.calls, [[0, 1, 2], [3, 5], [4]]) }
+        }
+    }
+
     func testStepBatchCrossesRanksUnchanged() {
         var s = StepSequence(example: 7, origin: .rollout, ids: [1, 2, 3], lossMask: [0, 1, 1], promptLength: 1)
         s.group = 2; s.rewards = [1, 0.25]; s.advantage = -0.5; s.behaviourLogProbs = [0, -1.5, -0.125]

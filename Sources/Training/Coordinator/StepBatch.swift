@@ -58,13 +58,28 @@ public struct StepSequence: Sendable, Equatable {
     }
 }
 
-/// Everything one optimizer step trains on, identical on every rank. Rank r trains
-/// sequences r, r + size, … (`RankShard`), so a sequence's index here is its global
-/// identity for the step, whatever the rank count.
+/// Everything one optimizer step trains on, identical on every rank. A sequence's index
+/// here is its global identity for the step, whatever the rank count. Ranks are dealt
+/// `units` (`RankShard`: unit u to rank u mod size), so linked sequences train together.
 public struct StepBatch: Sendable, Equatable {
     public var step: Int
     public var sequences: [StepSequence]
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
+
+    /// Sequence indices that must share a rank and a micro-batch: a sequence with its
+    /// `pair` (DPO's chosen and rejected, whose log-prob sums meet in one loss term), else a
+    /// sequence alone. In order of each unit's first member.
+    public var units: [[Int]] {
+        var unitOf = [Int](repeating: -1, count: sequences.count), units: [[Int]] = []
+        for i in sequences.indices where unitOf[i] < 0 {
+            var members = [i]
+            let p = sequences[i].pair
+            if p > i, p < sequences.count, unitOf[p] < 0 { members.append(p) }
+            for m in members { unitOf[m] = units.count }
+            units.append(members)
+        }
+        return units
+    }
 }
 
 extension StepSequence: WireCodable {

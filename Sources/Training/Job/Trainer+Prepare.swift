@@ -27,7 +27,7 @@ extension Trainer {
             Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },
                         code: Fatal.Code.training)
         }
-        let micro = microBatches(batch.sequences, mine: comm.shard.indices(of: batch.sequences.count))
+        let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
         // Global normalisers (allreduced, so no rank assumes the others).
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
                                Int64(micro.reduce(0) { $0 + sequenceCount($1) }),
@@ -49,19 +49,34 @@ extension Trainer {
         return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]))
     }
 
-    /// This rank's sequences as micro-batches of `micro_batch_size` rows (padded), or packed
-    /// rows grouped `micro_batch_size` at a time.
-    func microBatches(_ sequences: [StepSequence], mine: [Int]) -> [MicroBatch] {
+    /// This rank's units as micro-batches of `micro_batch_size` rows (padded), or packed rows
+    /// grouped `micro_batch_size` at a time; a unit (a pair) is never split between
+    /// micro-batches, so a micro-batch may hold more rows than the size to keep one whole.
+    func microBatches(_ sequences: [StepSequence], units: [[Int]]) -> [MicroBatch] {
         let r = setup.recipe, pad = setup.tokenizer.padId
+        var unitOf: [Int: Int] = [:]
+        for (u, members) in units.enumerated() { for m in members { unitOf[m] = u } }
         if r.packing {
-            let all = Batching.packed(sequences, indices: mine, seqLen: min(r.maxLength, model.maxSequenceLength), padId: pad)
-            return stride(from: 0, to: all.batch, by: r.microBatchSize).map { start in
-                rows(of: all, from: start, count: min(r.microBatchSize, all.batch - start))
-            }
+            let all = Batching.packed(sequences, indices: units.flatMap { $0 }, seqLen: min(r.maxLength, model.maxSequenceLength), padId: pad)
+            let rowUnits = all.rowExamples.map { Set($0.compactMap { unitOf[$0] }) }
+            return groups(count: all.batch, size: r.microBatchSize, joined: { !rowUnits[$0].isDisjoint(with: rowUnits[$0 - 1]) })
+                .map { rows(of: all, from: $0.lowerBound, count: $0.count) }
         }
-        return stride(from: 0, to: mine.count, by: r.microBatchSize).map {
-            Batching.padded(sequences, indices: Array(mine[$0..<min($0 + r.microBatchSize, mine.count)]), padId: pad)
+        let mine = units.flatMap { $0 }
+        return groups(count: mine.count, size: r.microBatchSize, joined: { unitOf[mine[$0]] == unitOf[mine[$0 - 1]] })
+            .map { Batching.padded(sequences, indices: Array(mine[$0]), padId: pad) }
+    }
+
+    /// 0..<count cut into consecutive groups of `size`, except that item i stays with item
+    /// i − 1 when `joined(i)`.
+    func groups(count: Int, size: Int, joined: (Int) -> Bool) -> [Range<Int>] {
+        var out: [Range<Int>] = [], start = 0
+        for i in 0..<count where i > start && i - start >= size && !joined(i) {
+            out.append(start..<i)
+            start = i
         }
+        if start < count { out.append(start..<count) }
+        return out
     }
 
     /// Sequences with at least one loss token.
