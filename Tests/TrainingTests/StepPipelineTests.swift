@@ -175,7 +175,7 @@ final class StepPipelineTests: XCTestCase {
         }
         XCTAssertEqual(StepBatch(step: 0, sequences: try Pairs().prepare(StepPreparation(
             step: 0, comm: LocalCommunicator(), model: makeSetup().model, examples: makeSetup().train.examples,
-            padId: 0, seed: 1, microBatchSize: 2)).sequences).units, [[0], [1, 2], [3, 5], [4]])
+            tokenizer: ByteTokenizer(), seed: 1, microBatchSize: 2)).sequences).units, [[0], [1, 2], [3, 5], [4]])
         for packing in [false, true] {
             let objective = Calls()
             var setup = try makeSetup(objective: objective)

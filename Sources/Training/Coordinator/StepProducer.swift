@@ -67,15 +67,17 @@ public final class StepPreparation {
     public let model: LanguageModel
     /// The training set (every rank holds it).
     public let examples: [Example]
-    public let padId: Int32
+    /// Decodes completions for reward scorers; its stop and pad ids bound generation.
+    public let tokenizer: Tokenizer
+    public var padId: Int32 { tokenizer.padId }
     public let seed: UInt64
     /// Rows per forward when a producer scores candidates (the recipe's micro-batch size).
     public let microBatchSize: Int
 
-    public init(step: Int, comm: Communicator, model: LanguageModel, examples: [Example], padId: Int32,
+    public init(step: Int, comm: Communicator, model: LanguageModel, examples: [Example], tokenizer: Tokenizer,
                 seed: UInt64, microBatchSize: Int) {
         self.step = step; self.comm = comm; self.model = model; self.examples = examples
-        self.padId = padId; self.seed = seed; self.microBatchSize = max(1, microBatchSize)
+        self.tokenizer = tokenizer; self.seed = seed; self.microBatchSize = max(1, microBatchSize)
     }
 
     /// The coordinator's decision, broadcast: `decide` runs on rank 0, every rank returns it.

@@ -19,7 +19,7 @@ extension Trainer {
         let r = setup.recipe
         // The producer decides the step (the coordinator decides, collective work on all ranks).
         let batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
-                                                   padId: setup.tokenizer.padId, seed: r.seed,
+                                                   tokenizer: setup.tokenizer, seed: r.seed,
                                                    microBatchSize: r.microBatchSize))
         if objective.requirements.behaviourLogProbs {
             // The batch is the same on every rank, so every rank reaches the same verdict.
