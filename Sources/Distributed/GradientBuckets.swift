@@ -6,11 +6,12 @@
 /// mark covers (embeddings, final norm) and any bucket a rank never reached (a rank with no
 /// micro-batch this step runs no backward) is started by `finish()`, always in the same
 /// order, so every rank issues the same collectives in the same sequence (MPI requires it).
-/// Sums, not averages: losses are already divided by global counts.
+/// Sums, not averages: losses are already divided by global counts. Only `regions` (the
+/// trainable ranges) are ever summed: frozen gradients are never sent.
 public final class GradientBuckets {
     let comm: Communicator
     let base: UnsafeMutablePointer<Float>
-    let total: Int
+    let regions: [Range<Int>]
     private var started: Set<Int> = []     // lower bounds of started ranges
     private var order: [Range<Int>] = []   // ranges in the order they were started
     /// Seconds spent inside MPI during backward (starting sums, letting them progress) since
@@ -22,18 +23,24 @@ public final class GradientBuckets {
     /// pieces keep that small beside a 12 MiB embedding bucket, at no measurable cost in time.
     let maxFloatsPerSum: Int
 
-    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, maxFloatsPerSum: Int = 1 << 20) {
+    public convenience init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, maxFloatsPerSum: Int = 1 << 20) {
+        self.init(comm: comm, gradients: gradients, regions: [0..<count], maxFloatsPerSum: maxFloatsPerSum)
+    }
+
+    /// `regions`: sorted, disjoint ranges of the buffer to sum.
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, regions: [Range<Int>], maxFloatsPerSum: Int = 1 << 20) {
         self.comm = comm
         base = gradients
-        total = count
+        self.regions = regions.filter { !$0.isEmpty }
         self.maxFloatsPerSum = max(1, maxFloatsPerSum)
     }
 
     /// Called from the tape when `range`'s gradients are final.
     public func ready(_ range: Range<Int>) {
-        guard !range.isEmpty, !started.contains(range.lowerBound) else { return }
+        let pieces = summed(range).filter { !started.contains($0.lowerBound) }
+        guard !pieces.isEmpty else { return }
         let t0 = comm.wallTime()
-        start(range)
+        pieces.forEach(start)
         comm.progressAllreduces()
         secondsInBackward += comm.wallTime() - t0
     }
@@ -49,15 +56,16 @@ public final class GradientBuckets {
     /// Starts what is left — `canonical` ranges (the marks, in backward order) not yet
     /// started, then every gap — and waits for all of them.
     public func finish(canonical: [Range<Int>]) {
-        for r in canonical where !r.isEmpty && !started.contains(r.lowerBound) { start(r) }
+        for r in canonical.flatMap(summed) where !started.contains(r.lowerBound) { start(r) }
         let covered = order.sorted { $0.lowerBound < $1.lowerBound }
-        var at = 0, gaps: [Range<Int>] = []
-        for r in covered {
-            if r.lowerBound > at { gaps.append(at..<r.lowerBound) }
-            at = max(at, r.upperBound)
+        for region in regions {
+            var at = region.lowerBound
+            for r in covered where r.upperBound > region.lowerBound && r.lowerBound < region.upperBound {
+                if r.lowerBound > at { start(at..<r.lowerBound) }
+                at = max(at, r.upperBound)
+            }
+            if at < region.upperBound { start(at..<region.upperBound) }
         }
-        if at < total { gaps.append(at..<total) }
-        for g in gaps { start(g) }
         comm.finishAllreduces()
         started.removeAll()
         order.removeAll()
@@ -67,6 +75,14 @@ public final class GradientBuckets {
     public func takeSecondsInBackward() -> Double {
         defer { secondsInBackward = 0 }
         return secondsInBackward
+    }
+
+    /// The parts of `range` inside the summed regions.
+    private func summed(_ range: Range<Int>) -> [Range<Int>] {
+        regions.compactMap { r in
+            let lo = max(r.lowerBound, range.lowerBound), hi = min(r.upperBound, range.upperBound)
+            return lo < hi ? lo..<hi : nil
+        }
     }
 
     private func start(_ r: Range<Int>) {

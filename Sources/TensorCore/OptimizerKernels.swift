@@ -1,25 +1,28 @@
 import Foundation
 
 /// The flat-buffer loops of the optimizer step, 8-wide and split over the `Parallel`
-/// threads: AdamW, the global gradient norm, clipping. Each element's update depends only
+/// threads: AdamW (with clipping folded in) and the global gradient norm. Each element's update depends only
 /// on that element, so the split never changes a result.
 public enum OptimizerKernels {
-    /// AdamW over `range` of the flat buffers (decoupled weight decay `wd`, already 0 for
-    /// ranges that take none): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
-    /// p ← p − lr·(m/c1 / (√(v/c2) + eps) + wd·p).
+    /// AdamW over `count` consecutive floats (decoupled weight decay `wd`, already 0 for
+    /// spans that take none), with gradient clipping folded in as `gradScale`:
+    /// g ← gradScale·g, m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
+    /// p ← p − lr·(m/c1 / (√(v/c2) + eps) + wd·p). `p`, `g`, `m`, `v` point at the span's
+    /// first element (moments are stored only for trainable spans, so their offset differs).
     public static func adamw(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>,
                              m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                             range: Range<Int>, lr: Float, beta1 b1: Float, beta2 b2: Float,
+                             count: Int, gradScale: Float, lr: Float, beta1 b1: Float, beta2 b2: Float,
                              c1: Float, c2: Float, eps: Float, wd: Float) {
-        Parallel.forRanges(range.count, minChunk: 16384, align: 8) { sub in
-            let lo = range.lowerBound + sub.lowerBound, hi = range.lowerBound + sub.upperBound
+        Parallel.forRanges(count, minChunk: 16384, align: 8) { sub in
+            let lo = sub.lowerBound, hi = sub.upperBound
             let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1)
             let vb2 = F8(repeating: b2), vb2c = F8(repeating: 1 - b2)
             let ic1 = F8(repeating: 1 / c1), ic2 = F8(repeating: 1 / c2)
             let veps = F8(repeating: eps), vwd = F8(repeating: wd), vlr = F8(repeating: lr)
+            let vscale = F8(repeating: gradScale)
             var i = lo
             while i + 8 <= hi {
-                let gi = Vec.load(g + i)
+                let gi = Vec.load(g + i) * vscale
                 let mi: F8 = vb1 * Vec.load(m + i) + vb1c * gi
                 let vi: F8 = vb2 * Vec.load(v + i) + vb2c * (gi * gi)
                 Vec.store(mi, m + i); Vec.store(vi, v + i)
@@ -30,7 +33,7 @@ public enum OptimizerKernels {
                 i += 8
             }
             while i < hi {
-                let gi = g[i]
+                let gi = g[i] * gradScale
                 m[i] = b1 * m[i] + (1 - b1) * gi
                 v[i] = b2 * v[i] + (1 - b2) * gi * gi
                 let update = (m[i] / c1) / ((v[i] / c2).squareRoot() + eps) + wd * p[i]
@@ -57,12 +60,5 @@ public enum OptimizerKernels {
         var s = 0.0
         for b in 0..<blocks { s += dsums[b] }
         return s.squareRoot()
-    }
-
-    /// g *= scale
-    public static func scale(_ g: UnsafeMutablePointer<Float>, count: Int, by scale: Float) {
-        Parallel.forRanges(count, minChunk: 65536, align: 8) { r in
-            Vec.scale(g + r.lowerBound, scale, count: r.count)
-        }
     }
 }

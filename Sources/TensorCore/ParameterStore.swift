@@ -70,10 +70,13 @@ public final class ParameterStore {
     /// FNV-1a over the bit patterns of every value. Replicas apply identical updates to
     /// identical allreduced gradients, so they must agree bit for bit; any difference is a
     /// diverged replica.
-    public func checksum() -> UInt64 {
+    public func checksum() -> UInt64 { checksum(ranges: [0..<count]) }
+
+    /// The same hash over `ranges` in order (a `TrainableSet`'s).
+    public func checksum(ranges: [Range<Int>]) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for i in 0..<count {
-            h = (h ^ UInt64(values[i].bitPattern)) &* 0x0000_0100_0000_01b3
+        for r in ranges {
+            for i in r { h = (h ^ UInt64(values[i].bitPattern)) &* 0x0000_0100_0000_01b3 }
         }
         return h
     }

@@ -26,7 +26,7 @@ struct Score: ParsableCommand {
         }
         var lines: [String] = []
         let tape = Tape(recording: false)
-        for i in stride(from: comm.rank, to: set.count, by: comm.size) {
+        for i in comm.shard.indices(of: set.count) {
             let e = set[i]
             let logits = m.forward(tape, inputs: Array(e.ids.dropLast()), batch: 1, seqLen: e.ids.count - 1)
             let V = logits.columns

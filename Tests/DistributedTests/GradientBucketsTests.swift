@@ -57,4 +57,25 @@ final class GradientBucketsTests: XCTestCase {
         buckets.finish(canonical: blocks)
         XCTAssertEqual(Array(comm.started.dropFirst(7)), [60..<76, 76..<90, 30..<46, 46..<60, 0..<16, 16..<30, 90..<100])
     }
+
+    /// With a trainable subset only its regions are summed: marks are cut to them, gaps are
+    /// filled inside them, and no frozen float is ever sent.
+    func testOnlyTheTrainableRegionsAreSummed() {
+        let total = 100
+        let grads = UnsafeMutablePointer<Float>.allocate(capacity: total)
+        defer { grads.deallocate() }
+        let comm = RecordingCommunicator(origin: grads)
+        let regions = [10..<40, 70..<95]
+        let buckets = GradientBuckets(comm: comm, gradients: grads, regions: regions, maxFloatsPerSum: 16)
+        let blocks = [60..<90, 30..<60]
+        buckets.ready(blocks[0])
+        XCTAssertEqual(comm.started, [70..<86, 86..<90])
+        buckets.ready(blocks[1])
+        XCTAssertEqual(comm.started.count, 3)
+        XCTAssertEqual(comm.started.last, 30..<40)
+        buckets.finish(canonical: blocks)
+        var seen = [Int](repeating: 0, count: total)
+        for r in comm.started { for i in r { seen[i] += 1 } }
+        XCTAssertEqual(seen, (0..<total).map { i in regions.contains { $0.contains(i) } ? 1 : 0 })
+    }
 }

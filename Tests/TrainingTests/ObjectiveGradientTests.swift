@@ -92,7 +92,7 @@ final class ObjectiveGradientTests: XCTestCase {
             var sum = 0.0, n = 0.0
             for r in rows where batch.mask[r] != 0 {
                 let z = batch.logits + r * batch.vocab
-                sum += Double(LogitRow.logSumExp(z, batch.vocab) - z[Int(batch.targets[r])]); n += 1
+                sum += Double(SoftmaxKernels.logSumExp(z, count: batch.vocab) - z[Int(batch.targets[r])]); n += 1
             }
             means.append(sum / n)
         }

@@ -154,13 +154,13 @@ final class ObjectiveVectorTests: XCTestCase {
         let sure = ObjectiveTestBatch(vocab: 4, logits: [40, 0, 0, 0], targets: [0], mask: [1], sequenceId: [0])
         let otr = try makeObjective("otr", ["k": "4", "beta": "-0.5"])
         let a = sure.run(otr)
-        XCTAssertEqual(a.loss, -Double(40 - LogitRow.logSumExp([40, 0, 0, 0], 4)), accuracy: tol)
+        XCTAssertEqual(a.loss, -Double(40 - SoftmaxKernels.logSumExp([40, 0, 0, 0], count: 4)), accuracy: tol)
         XCTAssertEqual(a.mean("hit_rate"), 1)
         // Every draw is token 1 ≠ target 0: the target enters once (c = 1) and token 1 is
         // pushed down K times: L = −(1/K)·log p_0 − β·log p_1.
         let z: [Float] = [0, 40, 0, 0]
         let miss = ObjectiveTestBatch(vocab: 4, logits: z, targets: [0], mask: [1], sequenceId: [0])
-        let lse = Double(LogitRow.logSumExp(z, 4))
+        let lse = Double(SoftmaxKernels.logSumExp(z, count: 4))
         let b = miss.run(otr)
         XCTAssertEqual(b.loss, -(1 / K) * (0 - lse) - beta * (40 - lse), accuracy: tol)
         XCTAssertEqual(Double(b.grad[0]), (1 / K + beta) * exp(0 - lse) - 1 / K, accuracy: tol)

@@ -1,21 +1,15 @@
 import TensorCore
 
-/// The coordinator's seam (design.md, step 1): on rank 0, decides which examples make up
-/// each optimizer step's global batch. Rollout producers and online selection (GRPO groups,
-/// UDS, pseudo-labels) implement the same protocol later and see gathered per-sample
-/// statistics through `observe`.
+/// An order over the training set: which examples make up each step's global batch.
+/// `DemonstrationProducer` (the default `StepProducer`) turns them into a step batch; a
+/// producer that needs more than indices (rollouts, selection) implements `StepProducer`
+/// itself.
 public protocol BatchSource: AnyObject {
     /// The global batch for `step`: indices into the training set (rank 0 calls this).
     func batch(step: Int) -> [Int]
-    /// Per-sample statistics gathered from all ranks after a step (unused by uniform).
-    func observe(step: Int, indices: [Int], statistics: [Float])
     /// Everything needed to continue exactly after a restart.
     var state: [UInt64] { get }
     func restore(_ state: [UInt64]) throws
-}
-
-extension BatchSource {
-    public func observe(step: Int, indices: [Int], statistics: [Float]) {}
 }
 
 /// Uniform sampling without replacement: epochs of a seeded permutation, consumed

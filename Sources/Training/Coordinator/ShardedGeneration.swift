@@ -3,53 +3,50 @@ import Foundation
 import Models
 import TensorCore
 
-/// The coordinator's rollout primitive: prompts are dealt round-robin over ranks, each rank
-/// generates its share with the KV cache, and the results come back in prompt order on
+/// The coordinator's rollout primitive: prompts are dealt over ranks (`RankShard`), each
+/// rank generates its share with the KV cache, and the results come back in prompt order on
 /// every rank (allgather) — what GRPO groups, CHORD mixing and pseudo-labelling build on.
-/// Prompt i always samples from stream (seed, i), so the rollouts are identical for any
-/// rank count.
+/// Prompt i samples from its own stream, so the rollouts are identical for any rank count.
 public enum ShardedGeneration {
+    /// Every prompt's generation on every rank; prompt i samples from stream (seed, i).
     public static func generate(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
                                 seed: UInt64, comm: Communicator,
                                 decodeText: (([Int32]) -> String)? = nil) -> [Generation] {
-        let mine = Array(stride(from: comm.rank, to: prompts.count, by: comm.size))
-        let local = Generator.generate(model, prompts: mine.map { prompts[$0] }, options: options,
-                                       rngs: mine.map { RNG(seed: seed, stream: UInt64($0)) }, decodeText: decodeText)
-        let perRank = comm.allgather(encode(local)).map(decode)
-        return (0..<prompts.count).map { perRank[$0 % comm.size][$0 / comm.size] }
+        let local = generateMine(model, prompts: prompts, options: options, comm: comm, decodeText: decodeText) {
+            RNG(seed: seed, stream: UInt64($0))
+        }
+        let perRank = comm.allgather(Generations(local.generations)).map(\.items)
+        return comm.shard.interleave(perRank, count: prompts.count)
     }
 
-    /// Compact binary form: per generation, counts then ids, log-probs, finish, text.
-    static func encode(_ gens: [Generation]) -> [UInt8] {
-        var out: [UInt8] = []
-        func put<T>(_ v: T) { withUnsafeBytes(of: v) { out.append(contentsOf: $0) } }
-        put(Int32(gens.count))
-        for g in gens {
-            put(Int32(g.ids.count)); g.ids.forEach { put($0) }
-            put(Int32(g.logProbs.count)); g.logProbs.forEach { put($0) }
-            put(UInt8(g.finish == .stop ? 1 : 0))
-            let text = Array((g.text ?? "").utf8)
-            put(Int32(g.text == nil ? -1 : text.count)); out += text
-        }
-        return out
+    /// This rank's share only (no communication): the global indices it owns and their
+    /// generations, prompt i sampling from `stream(i)`. For callers that reduce results
+    /// themselves (evaluation sums scores over ranks).
+    public static func generateMine(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
+                                    comm: Communicator, decodeText: (([Int32]) -> String)? = nil,
+                                    stream: (Int) -> RNG) -> (indices: [Int], generations: [Generation]) {
+        let mine = comm.shard.indices(of: prompts.count)
+        let gens = Generator.generate(model, prompts: mine.map { prompts[$0] }, options: options,
+                                      rngs: mine.map(stream), decodeText: decodeText)
+        return (mine, gens)
     }
+}
 
-    static func decode(_ bytes: [UInt8]) -> [Generation] {
-        var at = 0
-        func get<T>(_: T.Type) -> T {
-            let v = bytes[at..<(at + MemoryLayout<T>.size)].withUnsafeBytes { $0.loadUnaligned(as: T.self) }
-            at += MemoryLayout<T>.size
-            return v
+/// Generations crossing ranks: per generation, ids, log-probs, finish, text.
+struct Generations: WireCodable {
+    var items: [Generation]
+    init(_ items: [Generation]) { self.items = items }
+    func write(to w: inout WireWriter) {
+        w.put(Int64(items.count))
+        for g in items {
+            w.put(g.ids); w.put(g.logProbs); w.put(g.finish == .stop); w.put(g.text)
         }
-        let n = Int(get(Int32.self))
-        return (0..<n).map { _ in
-            let ids = (0..<Int(get(Int32.self))).map { _ in get(Int32.self) }
-            let lps = (0..<Int(get(Int32.self))).map { _ in get(Float.self) }
-            let finish: Generation.Finish = get(UInt8.self) == 1 ? .stop : .length
-            let len = Int(get(Int32.self))
-            var text: String? = nil
-            if len >= 0 { text = String(decoding: bytes[at..<(at + len)], as: UTF8.self); at += len }
-            return Generation(ids: ids, logProbs: lps, finish: finish, text: text)
+    }
+    init(from r: inout WireReader) {
+        items = (0..<Int(r.get(Int64.self))).map { _ in
+            let ids: [Int32] = r.getArray(), lps = r.getFloats()
+            let finish: Generation.Finish = r.get(Bool.self) ? .stop : .length
+            return Generation(ids: ids, logProbs: lps, finish: finish, text: r.getString())
         }
     }
 }

@@ -1,3 +1,18 @@
+/// What batching needs of a sequence: its tokens and loss mask, and optionally per-token
+/// fields that travel with them (`StepSequence`'s behaviour log-probs and token weights).
+public protocol TokenSequence {
+    var ids: [Int32] { get }
+    var lossMask: [UInt8] { get }
+    var behaviourLogProbs: [Float] { get }
+    var tokenWeights: [Float] { get }
+}
+
+extension Example: TokenSequence {
+    public var behaviourLogProbs: [Float] { [] }
+    public var tokenWeights: [Float] { [] }
+}
+extension StepSequence: TokenSequence {}
+
 /// One forward/backward pass worth of tokens, laid out as B rows of T positions.
 ///
 /// Each example contributes `ids.count - 1` positions: input `ids[t]`, target `ids[t+1]`.
@@ -17,15 +32,20 @@ public struct MicroBatch: Sendable, Equatable {
     /// B*T; document number within the row (0, 1, 2…), -1 on padding. Attention must not
     /// cross segments.
     public var segments: [Int32]
-    /// Dataset index of the example in each row (padded mode); in packed mode, of the
-    /// row's first document, or -1 for an empty row.
+    /// Index (into the sequences batched) of the sequence in each row (padded mode); in
+    /// packed mode, of the row's first document, or -1 for an empty row.
     public var exampleOfRow: [Int]
-    /// Dataset indices of the documents in each row, in segment order:
+    /// Indices (into the sequences batched) of the documents in each row, in segment order:
     /// `rowExamples[b][s]` is the example behind segment `s` of row `b`. This is how
     /// per-sample losses are attributed back to examples when packing.
     public var rowExamples: [[Int]]
     /// Sum of `mask`: the micro-batch's share of the loss normaliser.
     public var lossTokens: Int
+    /// B*T, shifted like `targets`: the behaviour policy's log-prob of the target, and the
+    /// target's loss weight. Empty unless some sequence of the batch carries them (then 0 and
+    /// 1 where a sequence does not).
+    public var behaviourLogProbs: [Float] = []
+    public var tokenWeights: [Float] = []
 
     /// An all-padding batch of the given shape, filled in by the builders.
     init(batch: Int, seqLen: Int, padId: Int32) {
@@ -43,7 +63,7 @@ public struct MicroBatch: Sendable, Equatable {
     }
 
     /// Writes one example's shifted tokens into row `row` starting at column `start`.
-    mutating func place(_ example: Example, index: Int, row: Int, start: Int) {
+    mutating func place<S: TokenSequence>(_ example: S, index: Int, row: Int, start: Int) {
         let segment = Int32(rowExamples[row].count)
         let base = row * seqLen + start
         for t in 0..<(example.ids.count - 1) {
@@ -55,6 +75,14 @@ public struct MicroBatch: Sendable, Equatable {
             positions[base + t] = Int32(t)
             segments[base + t] = segment
         }
+        if !example.behaviourLogProbs.isEmpty {
+            if behaviourLogProbs.isEmpty { behaviourLogProbs = [Float](repeating: 0, count: inputs.count) }
+            for t in 0..<(example.ids.count - 1) { behaviourLogProbs[base + t] = example.behaviourLogProbs[t + 1] }
+        }
+        if !example.tokenWeights.isEmpty {
+            if tokenWeights.isEmpty { tokenWeights = [Float](repeating: 1, count: inputs.count) }
+            for t in 0..<(example.ids.count - 1) { tokenWeights[base + t] = example.tokenWeights[t + 1] }
+        }
         if rowExamples[row].isEmpty { exampleOfRow[row] = index }
         rowExamples[row].append(index)
     }
@@ -63,7 +91,7 @@ public struct MicroBatch: Sendable, Equatable {
 public enum Batching {
     /// One example per row; T is the longest `ids.count - 1` among them (at least 1), and
     /// shorter rows are padded on the right.
-    public static func padded(_ examples: [Example], indices: [Int], padId: Int32) -> MicroBatch {
+    public static func padded<S: TokenSequence>(_ examples: [S], indices: [Int], padId: Int32) -> MicroBatch {
         let longest = indices.map { examples[$0].ids.count - 1 }.max() ?? 0
         var batch = MicroBatch(batch: indices.count, seqLen: max(1, longest), padId: padId)
         for (row, index) in indices.enumerated() where examples[index].ids.count > 1 {
@@ -78,14 +106,14 @@ public enum Batching {
     ///
     /// Truncation has already bounded every example, so one needing more than `seqLen`
     /// positions (`ids.count - 1 > seqLen`) is a caller bug and stops the program.
-    public static func packed(_ examples: [Example], indices: [Int], seqLen: Int, padId: Int32) -> MicroBatch {
+    public static func packed<S: TokenSequence>(_ examples: [S], indices: [Int], seqLen: Int, padId: Int32) -> MicroBatch {
         precondition(seqLen > 0, "Batching.packed: seqLen must be positive")
         var rows: [[Int]] = []
         var used = seqLen  // forces a first row
         for index in indices {
             let length = examples[index].ids.count - 1
             precondition(length <= seqLen,
-                         "Batching.packed: \(examples[index].source) needs \(length) positions > seqLen \(seqLen); truncate first")
+                         "Batching.packed: sequence \(index) needs \(length) positions > seqLen \(seqLen); truncate first")
             if length <= 0 { continue }
             if used + length > seqLen {
                 rows.append([])

@@ -65,7 +65,7 @@ public enum Evaluator {
     /// Σ loss, Σ loss tokens, Σ argmax-correct over every rank's shard.
     static func teacherForced(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
                               comm: Communicator, microBatch: Int) -> (Double, Double, Double) {
-        let mine = stride(from: comm.rank, to: examples.count, by: comm.size).map { $0 }
+        let mine = comm.shard.indices(of: examples.count)
         var sums = [0.0, 0.0, 0.0]
         let tape = Tape(recording: false)
         for start in stride(from: 0, to: mine.count, by: microBatch) {

@@ -23,29 +23,33 @@ enum GenerationEval {
                     options: EvalOptions) throws -> (GenerationScores?, [(prompt: String, expected: String, got: String)]) {
         let candidates = Array(examples.indices.filter { examples[$0].answer != nil }.prefix(options.generationExamples))
         guard !candidates.isEmpty else { return (nil, []) }
-        let mine = stride(from: comm.rank, to: candidates.count, by: comm.size).map { candidates[$0] }
+        let shard = comm.shard
+        let mine = shard.mine(candidates)
         let stop = Evaluator.stopIds(tokenizer)
-        let prompts = mine.map { Array(examples[$0].ids[0..<examples[$0].promptLength]) }
-        func items(_ gens: [Generation], _ which: [Int]) -> [ScoringItem] {
-            zip(gens, which).map { g, i in
-                ScoringItem(prompt: tokenizer.decode(prompts[mine.firstIndex(of: i)!]), completion: g.text ?? tokenizer.decode(g.ids),
-                            reference: examples[i].answer, source: examples[i].source)
+        let allPrompts = candidates.map { Array(examples[$0].ids[0..<examples[$0].promptLength]) }
+        let prompts = shard.mine(allPrompts)
+        func items(_ gens: [Generation], _ which: [Int], _ promptIds: [[Int32]]) -> [ScoringItem] {
+            zip(gens, zip(which, promptIds)).map { g, ip in
+                ScoringItem(prompt: tokenizer.decode(ip.1), completion: g.text ?? tokenizer.decode(g.ids),
+                            reference: examples[ip.0].answer, source: examples[ip.0].source)
             }
         }
 
-        // Greedy: pass@1, mean reward, length, calibration.
+        // Greedy: pass@1, mean reward, length, calibration. Chunks of 16 prompts per rank;
+        // candidate k samples from stream (seed, example index).
         var bins = [Double](repeating: 0, count: 3 * options.calibrationBins)   // count, Σ conf, Σ correct
         var sums = [0.0, 0.0, 0.0, 0.0]                                       // n, Σ correct, Σ reward, Σ length
         var samples: [(String, String, String)] = []
         var problem: String? = nil
-        let chunk = 16
-        for start in stride(from: 0, to: mine.count, by: chunk) {
-            let idx = Array(start..<min(start + chunk, mine.count))
-            let gens = Generator.generate(model, prompts: idx.map { prompts[$0] },
-                                          options: SamplingOptions(maxNewTokens: options.maxNewTokens, stopIds: stop),
-                                          rngs: idx.map { RNG(seed: options.seed, stream: UInt64(mine[$0])) })
+        let chunk = 16 * comm.size
+        for start in stride(from: 0, to: candidates.count, by: chunk) {
+            let part = Array(start..<min(start + chunk, candidates.count))
+            let (local, gens) = ShardedGeneration.generateMine(model, prompts: part.map { allPrompts[$0] },
+                                                               options: SamplingOptions(maxNewTokens: options.maxNewTokens, stopIds: stop),
+                                                               comm: comm) { RNG(seed: options.seed, stream: UInt64(candidates[part[$0]])) }
+            let which = local.map { candidates[part[$0]] }
             let scored: [Float]
-            do { scored = try options.scorer.score(items(gens, idx.map { mine[$0] })) } catch {
+            do { scored = try options.scorer.score(items(gens, which, local.map { allPrompts[part[$0]] })) } catch {
                 problem = "\(error)"; break
             }
             for (j, g) in gens.enumerated() {
@@ -56,8 +60,8 @@ enum GenerationEval {
                 let b = min(Int(conf * Double(options.calibrationBins)), options.calibrationBins - 1)
                 bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
                 sums[0] += 1; sums[1] += ok ? 1 : 0; sums[2] += Double(scored[j]); sums[3] += Double(g.ids.count)
-                let e = examples[mine[idx[j]]]
-                if samples.count < 4 { samples.append((tokenizer.decode(prompts[idx[j]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))) }
+                let e = examples[which[j]]
+                if samples.count < 4 { samples.append((tokenizer.decode(allPrompts[part[local[j]]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))) }
             }
         }
         Fatal.agree(problem)
@@ -72,7 +76,7 @@ enum GenerationEval {
                                                                        topP: options.topP, stopIds: stop),
                                               rngs: (0..<n).map { RNG(seed: options.seed &+ 1, stream: UInt64(i) &* 4096 &+ UInt64($0)) })
                 let scored: [Float]
-                do { scored = try options.scorer.score(items(gens, [Int](repeating: i, count: n))) } catch {
+                do { scored = try options.scorer.score(items(gens, [Int](repeating: i, count: n), [[Int32]](repeating: prompts[j], count: n))) } catch {
                     problem = "\(error)"; break
                 }
                 let c = scored.filter { $0 > 0.5 }.count

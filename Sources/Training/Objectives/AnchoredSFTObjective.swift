@@ -34,7 +34,7 @@ public final class AnchoredSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V, zr = ref + r * V
-            let lse = LogitRow.logSumExp(z, V), lseRef = LogitRow.logSumExp(zr, V)
+            let lse = SoftmaxKernels.logSumExp(z, count: V), lseRef = SoftmaxKernels.logSumExp(zr, count: V)
             let logp = z[y] - lse
             let w = expf(LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
             let m = input.mask[r], a = m * scale

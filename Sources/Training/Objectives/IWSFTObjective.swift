@@ -35,7 +35,7 @@ public final class IWSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 && seq.slot[r] >= 0 {
             let y = lossTarget(input, r, name)
             let z = detached + r * V, zr = ref + r * V
-            let logp = z[y] - LogitRow.logSumExp(z, V), logpRef = zr[y] - LogitRow.logSumExp(zr, V)
+            let logp = z[y] - SoftmaxKernels.logSumExp(z, count: V), logpRef = zr[y] - SoftmaxKernels.logSumExp(zr, count: V)
             sums[seq.slot[r]] += Double(logp - logpRef)
             counts[seq.slot[r]] += 1
         }

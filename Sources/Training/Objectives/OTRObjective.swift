@@ -80,7 +80,7 @@ public final class OTRObjective: Objective, DetachedEvaluable {
             let hits = samples.reduce(0) { $0 + ($1 == y ? 1 : 0) }
             let c = Float(max(hits, 1)), wrong = Float(samples.count - hits)
             let z = input.logits + r * V
-            let lse = LogitRow.logSumExp(z, V)
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
             let m = input.mask[r], a = m * scale
             var l = -(c / K) * (z[y] - lse)
             for s in samples where s != y { l -= (beta / K) * (z[s] - lse) }

@@ -1,6 +1,6 @@
 import TensorCore
 
-/// The seam every training objective plugs into (design.md, step 4).
+/// The seam every training objective plugs into (docs/ARCHITECTURE.md, step 2).
 ///
 /// An objective sees one micro-batch's logits and returns its loss contribution and
 /// dL/dlogits, *already divided by the global normaliser* (global loss tokens, global
@@ -44,12 +44,18 @@ public struct ObjectiveRequirements: Sendable {
     /// chunks of rows, concurrently, with the LM head fused in (`Tape.fusedHead`), so the
     /// whole [N, V] logits are never stored. Diagnostics must be sums over rows.
     public var rowLocal = false
+    /// The behaviour policy's log-probs of the taken tokens (`ObjectiveInput.behaviourLogProbs`),
+    /// which the step's producer supplies (rollouts record them while sampling): a ratio to
+    /// the sampling policy without a full-vocabulary old-policy forward. The trainer stops the
+    /// run when a trained sequence lacks them.
+    public var behaviourLogProbs = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
-                rowLocal: Bool = false) {
+                rowLocal: Bool = false, behaviourLogProbs: Bool = false) {
         self.referenceModel = referenceModel
         self.oldPolicyRefresh = oldPolicyRefresh
         self.statisticsPass = statisticsPass
         self.rowLocal = rowLocal
+        self.behaviourLogProbs = behaviourLogProbs
     }
 }
 
@@ -82,21 +88,31 @@ public struct ObjectiveInput {
     /// [N] loss tokens of the sequence each position belongs to (0 for padding); for
     /// sequence-mean normalisation.
     public var sequenceLossTokens: [Float]
-    /// [N] a per-step-unique id of the sequence each position belongs to (−1 for padding).
-    /// It should not depend on the rank count (e.g. the sequence's index in the step's global
-    /// batch): OTR keys its sampling streams on it.
+    /// [N] the index in the step batch (`sequences`) of the sequence each position belongs
+    /// to (−1 for padding): the same for any rank count, so OTR keys its sampling streams on
+    /// it, and per-sequence fields are `sequences[Int(sequenceId[r])]`.
     public var sequenceId: [Int32]
+    /// The whole step batch (every rank's sequences): advantage, rewards, group, origin,
+    /// weight, pair link of each sequence.
+    public var sequences: [StepSequence]
+    /// [N] log π_behaviour(target) per position (0 where not sampled), or empty when no
+    /// sequence of the micro-batch carries them.
+    public var behaviourLogProbs: [Float]
+    /// [N] per-target loss weights, or empty (all 1).
+    public var tokenWeights: [Float]
     public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
     public var context: StepContext
 
     public init(rows: Int, vocab: Int, logits: UnsafePointer<Float>, targets: [Int32], mask: [Float],
                 sequenceLossTokens: [Float], sequenceId: [Int32], referenceLogits: UnsafePointer<Float>? = nil,
-                oldLogits: UnsafePointer<Float>? = nil, context: StepContext) {
+                oldLogits: UnsafePointer<Float>? = nil, context: StepContext,
+                sequences: [StepSequence] = [], behaviourLogProbs: [Float] = [], tokenWeights: [Float] = []) {
         self.rows = rows; self.vocab = vocab; self.logits = logits; self.targets = targets
         self.mask = mask; self.sequenceLossTokens = sequenceLossTokens; self.sequenceId = sequenceId
         self.referenceLogits = referenceLogits; self.oldLogits = oldLogits
         self.context = context
+        self.sequences = sequences; self.behaviourLogProbs = behaviourLogProbs; self.tokenWeights = tokenWeights
     }
 }
 

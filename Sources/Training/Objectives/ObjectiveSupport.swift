@@ -23,16 +23,6 @@ extension DetachedEvaluable {
 }
 
 enum LogitRow {
-    /// log Σ_v exp(z_v), with the sum in Double (as `SoftmaxKernels.logSoftmax`), so
-    /// log p_v = z_v − lse without a scratch row.
-    @inline(__always)
-    static func logSumExp(_ z: UnsafePointer<Float>, _ V: Int) -> Float {
-        var m = -Float.infinity
-        for v in 0..<V { m = max(m, z[v]) }
-        var s: Double = 0
-        for v in 0..<V { s += Double(expf(z[v] - m)) }
-        return m + Float(log(s))
-    }
 
     /// `d[v] += a·softmax(z)_v` when `d` is given; returns the entropy of softmax(z), which
     /// costs one multiply-add per entry on top of the exp the gradient needs anyway.
@@ -59,7 +49,7 @@ enum LogitRow {
                                 row r: Int, _ V: Int, target y: Int, liveLogP: Float) -> Float {
         if detached == live { return liveLogP }
         let z = detached + r * V
-        return z[y] - logSumExp(z, V)
+        return z[y] - SoftmaxKernels.logSumExp(z, count: V)
     }
 }
 
@@ -100,7 +90,7 @@ enum ObjectiveLosses {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective)
             let z = input.logits + r * V
-            let lse = LogitRow.logSumExp(z, V)
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse
             let w = weight(r, LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
             let m = input.mask[r]
@@ -128,7 +118,7 @@ enum ObjectiveLosses {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective)
             let z = input.logits + r * V
-            let lse = LogitRow.logSumExp(z, V)
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse, p = expf(logp)
             diag.sumP += Double(p); diag.count += 1
             guard include(r, LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp)) else {

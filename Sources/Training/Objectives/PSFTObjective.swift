@@ -45,9 +45,9 @@ public final class PSFTObjective: Objective, DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V, zo = old + r * V
-            let lse = LogitRow.logSumExp(z, V)
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse
-            let logpOld = zo[y] - LogitRow.logSumExp(zo, V)
+            let logpOld = zo[y] - SoftmaxKernels.logSumExp(zo, count: V)
             let ratio = expf(min(max(logp - logpOld, -20), 20))
             let m = input.mask[r]
             // −min(r, clip(r, lo, hi)): the unclipped branch (gradient r·∂log p) wins unless r > hi.

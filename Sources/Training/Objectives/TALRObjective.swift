@@ -43,7 +43,7 @@ public final class TALRObjective: Objective, DetachedEvaluable {
         var sums = [Double](repeating: 0, count: seq.count), counts = [Double](repeating: 0, count: seq.count)
         for r in 0..<input.rows where input.mask[r] != 0 && seq.slot[r] >= 0 {
             let y = lossTarget(input, r, name), z = input.logits + r * V
-            sums[seq.slot[r]] += Double(LogitRow.logSumExp(z, V) - z[y])
+            sums[seq.slot[r]] += Double(SoftmaxKernels.logSumExp(z, count: V) - z[y])
             counts[seq.slot[r]] += 1
         }
         var out: [Float] = []

@@ -53,7 +53,7 @@ public final class ThresholdObjective: Objective, DetachedEvaluable {
         var n: Float = 0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name), z = input.logits + r * V
-            if isSelected(logp: z[y] - LogitRow.logSumExp(z, V)) { n += input.mask[r] }
+            if isSelected(logp: z[y] - SoftmaxKernels.logSumExp(z, count: V)) { n += input.mask[r] }
         }
         return [n]
     }

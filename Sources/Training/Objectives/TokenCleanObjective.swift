@@ -63,7 +63,7 @@ struct ExcessLossSelection {
     @inline(__always)
     static func score(_ input: ObjectiveInput, row r: Int, detachedLogP: Float, reference: UnsafePointer<Float>) -> Float {
         let V = input.vocab, zr = reference + r * V
-        let logpRef = zr[Int(input.targets[r])] - LogitRow.logSumExp(zr, V)
+        let logpRef = zr[Int(input.targets[r])] - SoftmaxKernels.logSumExp(zr, count: V)
         return logpRef - detachedLogP
     }
 
@@ -76,7 +76,7 @@ struct ExcessLossSelection {
         var out: [Float] = []
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, objective), z = logits + r * V
-            out.append(score(input, row: r, detachedLogP: z[y] - LogitRow.logSumExp(z, V), reference: ref))
+            out.append(score(input, row: r, detachedLogP: z[y] - SoftmaxKernels.logSumExp(z, count: V), reference: ref))
         }
         return out
     }

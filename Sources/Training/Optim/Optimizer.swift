@@ -1,13 +1,20 @@
 import TensorCore
 
-/// An optimizer updates the flat parameter buffer from the flat (already allreduced and
-/// clipped) gradient buffer. Every rank runs it identically, so replicas stay bit-equal.
+/// An optimizer updates the trainable ranges of the flat parameter buffer from the flat
+/// (already summed over ranks) gradient buffer, with clipping folded into the same pass as a
+/// gradient scale. Every rank runs it identically, so replicas stay bit-equal. Moments exist
+/// only for the trainable set it was made with.
 public protocol Optimizer: AnyObject {
     var name: String { get }
-    func step(params: ParameterStore, lr: Float)
+    func step(params: ParameterStore, lr: Float, gradScale: Float)
     /// Moments and step count, for checkpoints.
     var state: [String: [Float]] { get }
     func restore(_ state: [String: [Float]]) throws
+}
+
+public struct OptimizerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
 /// Which parameters get weight decay: matrices yes; biases, norm gains and nothing else
@@ -16,19 +23,33 @@ func decayRanges(_ params: ParameterStore) -> [Range<Int>] {
     params.entries.filter { $0.shape.count >= 2 }.map { $0.offset..<($0.offset + $0.count) }
 }
 
-/// Global L2 norm of the gradient buffer (identical on every rank after the allreduce),
-/// accumulated in Double per 4096-element block, so the value is the same whatever the
-/// thread count.
-public func gradientNorm(_ params: ParameterStore) -> Double {
-    OptimizerKernels.norm(params.grads, count: params.count)
+/// The trainable set as consecutive spans with or without weight decay, each with the
+/// offset of its first element in the (trainable-only) moment buffers.
+func optimizerSpans(_ params: ParameterStore, trainable: TrainableSet) -> [(range: Range<Int>, decay: Bool, moment: Int)] {
+    let decaying = decayRanges(params).sorted { $0.lowerBound < $1.lowerBound }
+    var spans: [(Range<Int>, Bool, Int)] = []
+    var moment = 0
+    for t in trainable.ranges {
+        var at = t.lowerBound
+        func add(_ r: Range<Int>, _ decay: Bool) {
+            guard !r.isEmpty else { return }
+            spans.append((r, decay, moment + r.lowerBound - t.lowerBound))
+        }
+        for d in decaying where d.upperBound > t.lowerBound && d.lowerBound < t.upperBound {
+            let lo = max(d.lowerBound, t.lowerBound), hi = min(d.upperBound, t.upperBound)
+            add(at..<lo, false)
+            add(lo..<hi, true)
+            at = hi
+        }
+        add(at..<t.upperBound, false)
+        moment += t.count
+    }
+    return spans
 }
 
-/// Scales gradients so their global norm is at most `maxNorm` (after the allreduce, so the
-/// decision is the same on every rank). Returns the scale applied.
-@discardableResult
-public func clipGradients(_ params: ParameterStore, norm: Double, maxNorm: Double) -> Float {
+/// The factor that brings the global gradient norm down to `maxNorm` (1 when it is already
+/// within it or clipping is off). The norm is global, so the factor is the same on every rank.
+public func clipScale(norm: Double, maxNorm: Double) -> Float {
     guard maxNorm > 0, norm > maxNorm else { return 1 }
-    let scale = Float(maxNorm / (norm + 1e-6))
-    OptimizerKernels.scale(params.grads, count: params.count, by: scale)
-    return scale
+    return Float(maxNorm / (norm + 1e-6))
 }

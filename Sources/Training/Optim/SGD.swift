@@ -1,26 +1,30 @@
 import TensorCore
 
 /// SGD with optional heavy-ball momentum and decoupled weight decay:
-///   b ← μ·b + g,  θ ← θ − lr·(b + λ·θ)   (λ only on matrices).
+///   g ← gradScale·g,  b ← μ·b + g,  θ ← θ − lr·(b + λ·θ)   (λ only on matrices),
+/// over the trainable ranges.
 public final class SGD: Optimizer {
     public let name = "sgd"
     public let momentum: Float, weightDecay: Float
     private var buf: [Float]
-    private let decay: [Bool]
+    private let spans: [(range: Range<Int>, decay: Bool, moment: Int)]
 
-    public init(params: ParameterStore, momentum: Float = 0, weightDecay: Float = 0) {
+    public init(params: ParameterStore, trainable: TrainableSet? = nil, momentum: Float = 0, weightDecay: Float = 0) {
+        let trainable = trainable ?? .all(params)
         self.momentum = momentum; self.weightDecay = weightDecay
-        buf = [Float](repeating: 0, count: params.count)
-        var d = [Bool](repeating: false, count: params.count)
-        for r in decayRanges(params) { for i in r { d[i] = true } }
-        decay = d
+        buf = [Float](repeating: 0, count: trainable.count)
+        spans = optimizerSpans(params, trainable: trainable)
     }
 
-    public func step(params: ParameterStore, lr: Float) {
+    public func step(params: ParameterStore, lr: Float, gradScale: Float = 1) {
         let p = params.values, g = params.grads
-        for i in 0..<params.count {
-            buf[i] = momentum * buf[i] + g[i]
-            p[i] -= lr * (buf[i] + (decay[i] ? weightDecay * p[i] : 0))
+        for (range, decays, moment) in spans {
+            let wd = decays ? weightDecay : 0
+            for (k, i) in range.enumerated() {
+                let b = moment + k
+                buf[b] = momentum * buf[b] + g[i] * gradScale
+                p[i] -= lr * (buf[b] + wd * p[i])
+            }
         }
     }
 

@@ -71,7 +71,7 @@ public enum TrainingJob {
                             tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
-                checkReplicas(model, comm: comm, step: step + 1)
+                checkReplicas(model, trainable: trainer.trainable, comm: comm, step: step + 1)
             }
             if evalEvery > 0 && (step + 1) % evalEvery == 0 && step + 1 < recipe.steps {
                 progress.finishLine()
@@ -80,7 +80,7 @@ public enum TrainingJob {
             checkpoints.afterStep(step + 1)
         }
         progress.finishLine()
-        checkReplicas(model, comm: comm, step: recipe.steps)
+        checkReplicas(model, trainable: trainer.trainable, comm: comm, step: recipe.steps)
         let seconds = comm.wallTime() - start
         let after = evaluate("after training", step: recipe.steps)
 
@@ -120,10 +120,11 @@ public enum TrainingJob {
     }
 
     /// Replicas must be bit-identical; a difference means a rank diverged (bad memory, a
-    /// non-deterministic kernel, a bug) and continuing would waste the job.
-    static func checkReplicas(_ model: LanguageModel, comm: Communicator, step: Int) {
+    /// non-deterministic kernel, a bug) and continuing would waste the job. Only what the
+    /// steps update is hashed: frozen values are never written.
+    static func checkReplicas(_ model: LanguageModel, trainable: TrainableSet, comm: Communicator, step: Int) {
         guard comm.size > 1 else { return }
-        let sum = model.parameters.checksum()
+        let sum = trainable.checksum(model.parameters)
         let all = comm.allgather(withUnsafeBytes(of: sum) { Array($0) })
         let sums = all.map { $0.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
         if let bad = sums.firstIndex(where: { $0 != sums[0] }) {

@@ -1,0 +1,110 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// Phase 1 of a step: everything before the gradient pass, collective on every rank.
+extension Trainer {
+    struct PreparedStep {
+        /// The whole step's sequences, identical on every rank.
+        var batch: StepBatch
+        /// This rank's share (sequences rank, rank + size, …) as micro-batches; their row
+        /// indices point into `batch.sequences`.
+        var micro: [MicroBatch]
+        var context: StepContext
+        var globalTokens: Int   // non-padding input tokens, all ranks
+    }
+
+    func prepare(_ step: Int) -> PreparedStep {
+        let r = setup.recipe
+        // The producer decides the step (the coordinator decides, collective work on all ranks).
+        let batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
+                                                   tokenizer: setup.tokenizer, seed: r.seed,
+                                                   microBatchSize: r.microBatchSize))
+        if objective.requirements.behaviourLogProbs {
+            // The batch is the same on every rank, so every rank reaches the same verdict.
+            let missing = batch.sequences.firstIndex { $0.behaviourLogProbs.isEmpty && $0.lossMask.contains(1) }
+            Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },
+                        code: Fatal.Code.training)
+        }
+        let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
+        // Global normalisers (allreduced, so no rank assumes the others).
+        var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
+                               Int64(micro.reduce(0) { $0 + sequenceCount($1) }),
+                               Int64(micro.reduce(0) { total, mb in total + mb.segments.filter { $0 >= 0 }.count })]
+        comm.allreduce(&counts, op: .sum)
+        var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
+                                  globalSequences: Int(counts[1]), seed: r.seed)
+        if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
+            old.copyParameters(from: model)
+        }
+        if objective.requirements.statisticsPass {
+            let local = micro.enumerated().flatMap { k, mb in
+                let f = forward(mb, index: k, context: context, sequences: batch.sequences, tape: Tape(recording: false))
+                return withExtendedLifetime(f) { objective.statistics(f.input) }
+            }
+            context.statistics = comm.allgather(FloatList(local)).map(\.values)
+        }
+        objective.beginStep(context)
+        return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]))
+    }
+
+    /// This rank's units as micro-batches of `micro_batch_size` rows (padded), or packed rows
+    /// grouped `micro_batch_size` at a time; a unit (a pair) is never split between
+    /// micro-batches, so a micro-batch may hold more rows than the size to keep one whole.
+    func microBatches(_ sequences: [StepSequence], units: [[Int]]) -> [MicroBatch] {
+        let r = setup.recipe, pad = setup.tokenizer.padId
+        var unitOf: [Int: Int] = [:]
+        for (u, members) in units.enumerated() { for m in members { unitOf[m] = u } }
+        if r.packing {
+            let all = Batching.packed(sequences, indices: units.flatMap { $0 }, seqLen: min(r.maxLength, model.maxSequenceLength), padId: pad)
+            let rowUnits = all.rowExamples.map { Set($0.compactMap { unitOf[$0] }) }
+            return groups(count: all.batch, size: r.microBatchSize, joined: { !rowUnits[$0].isDisjoint(with: rowUnits[$0 - 1]) })
+                .map { rows(of: all, from: $0.lowerBound, count: $0.count) }
+        }
+        let mine = units.flatMap { $0 }
+        return groups(count: mine.count, size: r.microBatchSize, joined: { unitOf[mine[$0]] == unitOf[mine[$0 - 1]] })
+            .map { Batching.padded(sequences, indices: Array(mine[$0]), padId: pad) }
+    }
+
+    /// 0..<count cut into consecutive groups of `size`, except that item i stays with item
+    /// i − 1 when `joined(i)`.
+    func groups(count: Int, size: Int, joined: (Int) -> Bool) -> [Range<Int>] {
+        var out: [Range<Int>] = [], start = 0
+        for i in 0..<count where i > start && i - start >= size && !joined(i) {
+            out.append(start..<i)
+            start = i
+        }
+        if start < count { out.append(start..<count) }
+        return out
+    }
+
+    /// Sequences with at least one loss token.
+    func sequenceCount(_ mb: MicroBatch) -> Int {
+        var seen = Set<Int>()
+        for i in 0..<mb.mask.count where mb.mask[i] != 0 { seen.insert(mb.rowExamples[i / mb.seqLen][Int(mb.segments[i])]) }
+        return seen.count
+    }
+
+    func rows(of mb: MicroBatch, from start: Int, count: Int) -> MicroBatch {
+        var m = mb
+        let r = (start * mb.seqLen)..<((start + count) * mb.seqLen)
+        m.batch = count
+        m.inputs = Array(mb.inputs[r]); m.targets = Array(mb.targets[r]); m.mask = Array(mb.mask[r])
+        m.positions = Array(mb.positions[r]); m.segments = Array(mb.segments[r])
+        if !mb.behaviourLogProbs.isEmpty { m.behaviourLogProbs = Array(mb.behaviourLogProbs[r]) }
+        if !mb.tokenWeights.isEmpty { m.tokenWeights = Array(mb.tokenWeights[r]) }
+        m.exampleOfRow = Array(mb.exampleOfRow[start..<(start + count)])
+        m.rowExamples = Array(mb.rowExamples[start..<(start + count)])
+        m.lossTokens = Int(m.mask.reduce(0, +))
+        return m
+    }
+}
+
+/// A float array crossing ranks (statistics passes).
+struct FloatList: WireCodable {
+    var values: [Float]
+    init(_ values: [Float]) { self.values = values }
+    func write(to w: inout WireWriter) { w.put(values) }
+    init(from r: inout WireReader) { values = r.getFloats() }
+}

@@ -1,0 +1,66 @@
+import Distributed
+import Foundation
+import TensorCore
+
+/// Phases 3–5 of a step: gradient sync, the update, and the producer's observation.
+extension Trainer {
+    /// In-place sums of the trainable gradients over ranks: the overlapped buckets' remainder
+    /// (started during the last backward), or one allreduce per trainable range.
+    func syncGradients(overlapped: Bool) {
+        if overlapped {
+            buckets.finish(canonical: blockRanges)
+        } else {
+            for r in trainable.ranges {
+                comm.allreduce(UnsafeMutableBufferPointer(start: model.parameters.grads + r.lowerBound, count: r.count), op: .sum)
+            }
+        }
+    }
+
+    /// Global loss and diagnostics, the gradient norm, the non-finite policy, then clipping
+    /// and the optimizer in one pass over the trainable ranges.
+    func update(step: Int, total: ObjectiveResult, localBad: Bool, prepared: PreparedStep) -> StepReport {
+        let (sums, names) = reduceScalars(loss: total.loss, bad: localBad, diag: total.diagnostics, counts: total.diagnosticCounts)
+        let globalLoss = sums[0]
+        let badRank = Int(sums[1]) - 1
+        let norm = trainable.gradientNorm(model.parameters)
+        let lr = schedule.lr(at: step)
+        var report = StepReport(step: step, loss: globalLoss, lr: lr, gradNorm: norm, tokens: prepared.globalTokens,
+                                lossTokens: prepared.context.globalLossTokens, diagnostics: [], skipped: false)
+        for (i, name) in names.enumerated() {
+            let count = sums[2 + names.count + i]
+            report.diagnostics.append((name, count > 0 ? sums[2 + i] / count : sums[2 + i]))
+        }
+        // Non-finite loss or gradient: the same decision on every rank (values are global).
+        if !globalLoss.isFinite || !norm.isFinite {
+            let whereFrom = badRank >= 0 ? " (first seen on rank \(badRank))" : ""
+            if setup.recipe.nanPolicy == "skip" {
+                skippedSteps += 1
+                report.skipped = true
+                return report
+            }
+            // Global values, so every rank takes this branch; the coordinator's message prints.
+            Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil,
+                        code: Fatal.Code.training)
+        }
+        optimizer.step(params: model.parameters, lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))
+        return report
+    }
+
+    /// Allreduces [loss, bad-rank flag, diagnostic sums…, diagnostic counts…] in one call.
+    /// Diagnostic names are agreed first (a rank with no micro-batch has none).
+    func reduceScalars(loss: Double, bad: Bool, diag: [String: Double], counts: [String: Double]) -> ([Double], [String]) {
+        let names = Set(comm.allgather(WireList(diag.keys.sorted())).flatMap(\.items)).sorted()
+        var v = [loss, 0] + names.map { diag[$0] ?? 0 } + names.map { counts[$0] ?? 0 }
+        comm.allreduce(&v, op: .sum)
+        var flag = [bad ? Double(comm.rank + 1) : 0]
+        comm.allreduce(&flag, op: .max)  // highest failing rank, if several
+        v[1] = flag[0]
+        return (v, names)
+    }
+
+    /// Every rank's per-sequence statistics, in step-batch order, to the producer on every rank.
+    func observe(step: Int, local: [SequenceStatistics]) {
+        let all = comm.allgather(WireList(local)).flatMap(\.items).sorted { $0.index < $1.index }
+        source.observe(step: step, statistics: all)
+    }
+}
