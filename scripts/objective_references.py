@@ -88,7 +88,7 @@ def assert_margin(gap, what):
         raise SystemExit(f"{what}: a token is within {float(gap):.2e} of the threshold; change the seed")
 
 
-def objectives(rows, n_seq, ref_z, old_z):
+def objectives(rows, n_seq, ref_z, old_z, functions=None):
     """name, args, f(z) → scalar loss over the table of live logits z (float64)."""
     idx = torch.tensor([r for r, _, _ in rows])
     y = torch.tensor([t for _, t, _ in rows])
@@ -106,7 +106,7 @@ def objectives(rows, n_seq, ref_z, old_z):
 
     def nll_smoothed(z, eps=0.1):
         lp = logp_all(z)
-        return ((1 - eps) * -lp.gather(1, y[:, None])[:, 0] + eps / V * (-lp).sum(-1)).sum() / N
+        return ((1 - eps) * -lp.gather(1, y[:, None])[:, 0] + eps / z.shape[-1] * (-lp).sum(-1)).sum() / N
 
     def dft(z):
         lp = logp_y(z)
@@ -137,11 +137,12 @@ def objectives(rows, n_seq, ref_z, old_z):
         r = torch.exp(torch.clamp(lp - lp_old, -20, 20))
         return (-torch.minimum(r, torch.clamp(r, 1 - lo, 1 + hi))).sum() / N
 
-    def talr(z, floor=0.01):
+    def talr(z, floor=0.01, tau=None):
         lp = logp_y(z)
         ell = -lp.detach()
-        means = torch.stack([ell[seq == s].mean() for s in range(n_seq) if (seq == s).any()])
-        tau = max(torch.sort(means).values[(len(means) - 1) // 2].item(), 1e-6)
+        if tau is None:
+            means = torch.stack([ell[seq == s].mean() for s in range(n_seq) if (seq == s).any()])
+            tau = max(torch.sort(means).values[(len(means) - 1) // 2].item(), 1e-6)
         w = torch.clamp(torch.clamp(lp.detach().exp(), min=1e-6) ** (1 / tau), min=floor)
         return (w * -lp).sum() / N
 
@@ -177,17 +178,52 @@ def objectives(rows, n_seq, ref_z, old_z):
         lp, keep = excess_selection(z, ratio)
         return -(lp * keep).sum() / keep.sum()
 
-    def forgetting(z, ratio=0.7, lam_max=0.25, lam_min=1e-5, p_floor=0.01):
+    def forgetting(z, ratio=0.7, lam_max=0.25, lam_min=1e-5, p_floor=0.01, step=STEP, total_steps=TOTAL_STEPS):
         lp, keep = excess_selection(z, ratio)
-        lam = (lam_max - lam_min) * STEP / TOTAL_STEPS
+        lam = (lam_max - lam_min) * step / total_steps
         assert_margin((lp.detach().exp() - p_floor).abs().min(), "forgetting's p_floor gate")
         ascend = (~keep) & (lp.detach().exp() > p_floor)
         return -(lp * keep).sum() / keep.sum() + lam * (lp * ascend).sum() / (~keep).sum()
 
+    if functions is not None:
+        functions.update({k: v for k, v in locals().items() if callable(v)})
     return [("nll", {}, nll), ("nll", {"label_smoothing": "0.1"}, nll_smoothed), ("dft", {}, dft),
             ("p", {}, p_loss), ("power", {}, power), ("threshold", {}, threshold), ("asft", {}, asft),
             ("psft", {}, psft), ("talr", {}, talr), ("iwsft", {}, iwsft), ("otr", {}, otr_expected),
             ("token-clean", {}, token_clean), ("forgetting", {}, forgetting)]
+
+
+def vectors():
+    """The single-token vectors ObjectiveVectorTests checks (V = 4, target logit ln(3p/(1−p)),
+    the others 0, so the target has probability p), recomputed from the formulas above."""
+    def one(p):
+        return [math.log(3 * p / (1 - p)), 0.0, 0.0, 0.0]
+    uniform = [0.0] * 4
+    cases = [  # (function, keyword arguments, target probabilities, reference row, old row)
+        ("nll", {}, [0.2], None, None), ("nll", {}, [0.9], None, None),
+        ("nll_smoothed", {"eps": 0.1}, [0.2], None, None), ("nll_smoothed", {"eps": 0.1}, [0.9], None, None),
+        ("p_loss", {}, [0.2], None, None), ("p_loss", {}, [0.9], None, None),
+    ] + [("power", {"alpha": a}, [p], None, None) for a in (10.0, 8.0, 2.0) for p in (0.2, 0.9)] + [
+        ("threshold", {"q": 0.5}, [0.9], None, None),
+        ("dft", {}, [0.2], None, None), ("dft", {}, [0.9], None, None),
+    ] + [("asft", {"lam": lam}, [p], uniform, None) for lam in (0.1, 0.05) for p in (0.2, 0.9)] + [
+        ("psft", {}, [p], None, one(p_old)) for p_old, p in ((0.2, 0.2), (0.2, 0.25), (0.2, 0.3), (0.2, 0.1), (0.9, 0.9))
+    ] + [("talr", {"tau": t}, [p], None, None) for t in (1.0, 0.5, 2.0) for p in (0.2, 0.9)] + [
+        ("iwsft", {}, [p], one(p_ref), None) for p, p_ref in ((0.2, 0.5), (0.9, 0.5), (0.9, 0.05))
+    ] + [("forgetting", {"ratio": 0.5, "lam_max": 0.5, "lam_min": 0.0, "step": 2, "total_steps": 4},
+          [0.2, 0.9], [uniform, uniform], None)]
+    for name, kw, ps, ref, old in cases:
+        rows = [(i, 0, i) for i in range(len(ps))]
+        def table(row):
+            rows_ = row if row is not None and isinstance(row[0], list) else [row] * len(ps)
+            return torch.tensor(rows_ if row is not None else [one(p) for p in ps], dtype=torch.float64)
+        functions = {}
+        objectives(rows, len(ps), table(ref), table(old), functions)
+        z = torch.tensor([one(p) for p in ps], dtype=torch.float64, requires_grad=True)
+        loss = functions[name](z, **kw)
+        (grad,) = torch.autograd.grad(loss, z)
+        dz = ", ".join(f"{grad[i, 0].item():.6g}" for i in range(len(ps)))
+        print(f"{name:13} {str(kw):70} p={ps}: L = {loss.item():.6f}, dL/dz_y = {dz}")
 
 
 def main():
@@ -216,4 +252,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    vectors() if sys.argv[1:] == ["vectors"] else main()

@@ -52,6 +52,44 @@ struct TrainerHarness {
     var old: [Float]? = nil
     var microBatchSize = 2
     var totalSteps = 4
+    var seed: UInt64 = 1234
+
+    /// Sequences given position by position: (target, in the loss?) and that position's
+    /// current / reference / old logits rows (each [V]). Example e's first token is e, which
+    /// is how the table model finds its rows; the other inputs are the targets shifted.
+    init(vocab: Int, sequences: [[(target: Int32, trained: Bool)]], current: [[Float]],
+         reference: [[Float]]? = nil, old: [[Float]]? = nil) {
+        let positions = sequences.map(\.count).max()!
+        self.vocab = vocab; self.positions = positions
+        examples = sequences.enumerated().map { e, seq in
+            Example(ids: [Int32(e)] + seq.map(\.target), lossMask: [0] + seq.map { $0.trained ? 1 : 0 },
+                    promptLength: 1, answer: nil, source: "harness:\(e)")
+        }
+        // Table row e·positions + t holds position t of sequence e (rows past a sequence's end: 0).
+        func table(_ rows: [[Float]]) -> [Float] {
+            var out = [Float](repeating: 0, count: sequences.count * positions * vocab)
+            var next = 0
+            for (e, seq) in sequences.enumerated() {
+                for t in 0..<seq.count { out.replaceSubrange((e * positions + t) * vocab..<(e * positions + t + 1) * vocab, with: rows[next]); next += 1 }
+            }
+            return out
+        }
+        self.current = table(current)
+        self.reference = reference.map(table)
+        self.old = old.map(table)
+    }
+
+    init(examples: [Example], positions: Int, vocab: Int, current: [Float], reference: [Float]? = nil,
+         old: [Float]? = nil, microBatchSize: Int = 2, totalSteps: Int = 4) {
+        self.examples = examples; self.positions = positions; self.vocab = vocab; self.current = current
+        self.reference = reference; self.old = old; self.microBatchSize = microBatchSize; self.totalSteps = totalSteps
+    }
+
+    /// dL/dlogits of position t of sequence e.
+    func gradient(_ result: Result, sequence e: Int, position t: Int) -> ArraySlice<Float> {
+        let row = e * positions + t
+        return result.gradient[row * vocab..<(row + 1) * vocab]
+    }
 
     struct Result {
         var loss: Double
@@ -70,7 +108,7 @@ struct TrainerHarness {
         var recipe = Recipe()
         recipe.batchSize = examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
         recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = "constant"; recipe.weightDecay = 0; recipe.gradClip = 0
-        recipe.objective = objective; recipe.objectiveArgs = args
+        recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
         let perRank: [[Result]] = InProcessGroup.run(size: ranks) { comm in
             let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
