@@ -129,6 +129,22 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("TiB for 3"), r.stderr)
     }
 
+    /// Output that cannot be written (README exit code 6) ends the whole job once, under
+    /// mpirun: a checkpoint directory blocked by a file, and a metrics file that is a directory.
+    func testUnwritableOutputExitsWithCodeSix() throws {
+        let dir = CLI.tempDir("unwritable")
+        try FileManager.default.createDirectory(atPath: dir + "/ckpt", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/ckpt/checkpoints", contents: Data())
+        try FileManager.default.createDirectory(atPath: dir + "/metrics/metrics.jsonl", withIntermediateDirectories: true)
+        for (out, extra, message) in [(dir + "/ckpt", ["--save-every", "2"], "ckpt/checkpoints: cannot create the checkpoint directory"),
+                                      (dir + "/metrics", [], "metrics/metrics.jsonl: cannot create metrics file")] {
+            let r = CLI.mpirun(2, tiny + extra + ["--out", out], seconds: 60)
+            XCTAssertEqual(r.status, 6, r.all)
+            XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "a model was written after the failure")
+        }
+    }
+
     /// A non-finite loss aborts by default (exit 2, naming the step); nan_policy: skip skips
     /// and counts such steps instead.
     func testNonFiniteLossPolicy() {

@@ -31,7 +31,7 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, trainer: trainer, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
-        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
+        let metrics = Fatal.collective(code: Fatal.Code.output) { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
