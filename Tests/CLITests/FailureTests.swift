@@ -36,7 +36,11 @@ final class FailureTests: XCTestCase {
         XCTAssertLessThan(took, 30, "the job took \(took) s to end after rank 1 died")
         // Whoever notices first says so: the launcher, or our watchdog on a surviving rank.
         XCTAssertTrue(r.all.contains("rank 1") && r.all.contains("signal 9") || r.all.contains("no progress in collective"), r.all)
-        XCTAssertTrue(BackgroundJob.ranks(marker: out).isEmpty, "ranks left running")
+        // mpirun can return while the survivors it has just signalled are still exiting: give
+        // them 5 s (the property is that none is left behind, not that all are gone first).
+        let deadline = Date().addingTimeInterval(5)
+        while !BackgroundJob.ranks(marker: out).isEmpty && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(BackgroundJob.ranks(marker: out).isEmpty, "ranks left running 5 s after the job ended")
     }
 
     /// A rank that hangs (SIGSTOP: alive, so the launcher sees nothing wrong) leaves the others
