@@ -133,6 +133,19 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("TiB for 3"), r.stderr)
     }
 
+    /// An MPI call that fails (here a broadcast from a rank that does not exist, on the last
+    /// rank after step 2: SFT_DIST_FAULT=mpi-error:2) ends the whole job with one line naming
+    /// the call and the rank, and exit code 3.
+    func testFailedMPICallExitsWithCodeThree() throws {
+        let out = CLI.tempDir("mpi-error")
+        let job = try BackgroundJob.mpirun(3, tiny + ["--out", out], seconds: 60, environment: ["SFT_DIST_FAULT": "mpi-error:2"])
+        let (r, _) = job.wait()
+        XCTAssertEqual(r.status, 3, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: MPI broadcast failed with code", in: r.stderr), 1, r.all)
+        XCTAssertTrue(r.stderr.contains("on rank 2"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "a model was written after the failure")
+    }
+
     /// Output that cannot be written (README exit code 6) ends the whole job once, under
     /// mpirun: a checkpoint directory blocked by a file, and a metrics file that is a directory.
     func testUnwritableOutputExitsWithCodeSix() throws {

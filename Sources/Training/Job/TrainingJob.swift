@@ -70,6 +70,7 @@ public enum TrainingJob {
             progress.update(step: step, loss: r.loss, lr: Double(r.lr),
                             tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
+            FaultInjection.failMPICall(comm, step: step + 1)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, comm: comm, step: step + 1)
             }
