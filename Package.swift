@@ -40,9 +40,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorCore", "Distributed"]),
+        // What several test targets share: the finite-difference derivative, ranks as threads.
+        .target(name: "TestSupport", dependencies: ["TensorCore", "Distributed"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "TensorCore", "Distributed", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         // Launches the built `sft-dist` binary (single process and under real mpirun).
         .testTarget(name: "CLITests", dependencies: []),

@@ -37,6 +37,10 @@ static inline int cmpi_rank(void) { int r = 0; MPI_Comm_rank(MPI_COMM_WORLD, &r)
 static inline int cmpi_size(void) { int s = 1; MPI_Comm_size(MPI_COMM_WORLD, &s); return s; }
 static inline double cmpi_wtime(void) { return MPI_Wtime(); }
 
+/* Failing calls return their error code instead of aborting inside MPI, so the caller can
+   name the call and end the job with its own exit code. */
+static inline int cmpi_errors_return(void) { return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN); }
+
 static inline int cmpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 static inline void cmpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 

@@ -2,8 +2,9 @@ import CMPI
 import Foundation
 
 /// MPI_COMM_WORLD through the CMPI shim. Created once per process (MPI_Init_thread) and
-/// finalized by `finish()`. Any MPI error code other than success is fatal: Open MPI's
-/// default error handler would already abort, this is belt and braces.
+/// finalized by `finish()`. Any MPI error code other than success is fatal: MPI_COMM_WORLD
+/// returns error codes (MPI_ERRORS_RETURN) instead of aborting inside MPI, so `check` names
+/// the failed call and rank and ends the job with exit code 3 (README, "Exit codes").
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
@@ -25,6 +26,7 @@ public final class MPICommunicator: Communicator {
             _ = cmpi_init_thread(cmpi_thread_funneled(), &provided)
         }
         threadLevel = provided
+        _ = cmpi_errors_return()
         rank = Int(cmpi_rank())
         size = Int(cmpi_size())
     }

@@ -12,10 +12,13 @@ final class BackgroundJob {
     private let group = DispatchGroup()
     let started = Date()
 
-    /// `argv` as for `CLI.run`; `environment` adds variables (e.g. SFT_DIST_FAULT).
-    init(_ argv: [String], seconds: Int, environment: [String: String] = [:]) throws {
+    /// `argv` under `timeout -k 5 <seconds>` (SIGTERM at the limit, SIGKILL 5 s later), in `cwd`
+    /// if given; `environment` adds variables (e.g. SFT_DIST_FAULT). Both pipes are drained
+    /// concurrently from the start, so a chatty child never blocks on a full pipe.
+    init(_ argv: [String], seconds: Int, cwd: String? = nil, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         process.arguments = ["-k", "5", "\(seconds)"] + argv
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"

@@ -3,7 +3,8 @@ import XCTest
 
 /// `sft-dist eval` on a fixture whose answers are known by construction: the references of
 /// some prompts are the model's own greedy answers, of the others something its greedy
-/// answer cannot equal. Accuracy must be exactly the constructed fraction, for any rank count.
+/// answer cannot equal. Accuracy and pass@k must be exactly the constructed fraction, for any
+/// rank count.
 final class EvalTests: XCTestCase {
     func testAccuracyOnAFixtureKnownByConstruction() throws {
         let dir = CLI.tempDir("eval-known")
@@ -32,11 +33,17 @@ final class EvalTests: XCTestCase {
         }
         XCTAssertGreaterThan(right, 0, "the model produced only empty answers: \(answers)")
         try lines.joined(separator: "\n").write(toFile: dir + "/fixture.jsonl", atomically: true, encoding: .utf8)
+        // Samples at temperature 0 are the greedy answers again: c = n on the right prompts and 0
+        // elsewhere, so pass@1 = pass@3 = the constructed fraction too.
         for n in [1, 2] {
-            let r = CLI.mpirun(n, ["eval", "--model", model, "--data", dir + "/fixture.jsonl", "--max-new-tokens", "6", "--json"])
+            let r = CLI.mpirun(n, ["eval", "--model", model, "--data", dir + "/fixture.jsonl", "--max-new-tokens", "6", "--json",
+                                   "--samples", "3", "--pass-k", "1,3", "--temperature", "0"])
             XCTAssertEqual(r.status, 0, r.all)
             let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
             XCTAssertEqual(j["eval_accuracy"] as! Double, Double(right) / 12, accuracy: 1e-12, "-n \(n)")
+            for k in [1, 3] {
+                XCTAssertEqual(j["eval_pass@\(k)"] as? Double ?? .nan, Double(right) / 12, accuracy: 1e-12, "-n \(n): pass@\(k)")
+            }
             XCTAssertEqual(j["eval_generated"] as? Int, 12)
             XCTAssertNotNil(j["eval_ece"])
         }

@@ -36,8 +36,9 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertTrue(k.stdout.hasPrefix("[624, "), k.stdout)  // <|eot_id|> is one special token
     }
 
-    /// Global normalisers make the Llama's losses independent of the rank count, as for GPT-2.
-    func testLlamaLossesDoNotDependOnRankCount() throws {
+    /// Global normalisers make the losses of a Llama-family model (the Qwen2 fixture: q/k/v
+    /// biases, bfloat16 weights) independent of the rank count, to the tolerance GPT-2 meets.
+    func testQwen2LossesDoNotDependOnRankCount() throws {
         var runs: [[Double]] = []
         for n in [1, 4] {
             let out = CLI.tempDir("hf-ranks-\(n)")
@@ -49,7 +50,7 @@ final class HFModelCLITests: XCTestCase {
         }
         XCTAssertEqual(runs[0].count, 4)
         XCTAssertEqual(runs[1].count, 4)
-        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(a))) }
+        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
         XCTAssertLessThan(runs[0].last!, runs[0].first!, "the loss should fall")
     }
 

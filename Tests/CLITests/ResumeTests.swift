@@ -37,6 +37,51 @@ final class ResumeTests: XCTestCase {
         }
     }
 
+    /// What a run left behind before it was resumed: its metrics.jsonl text and its newest
+    /// published checkpoint (directory and step).
+    struct Interrupted {
+        var metrics: String
+        var checkpoint: String
+        var step: Int
+        init(_ out: String, file: StaticString = #filePath, line: UInt = #line) {
+            metrics = (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? ""
+            let name = CLI.checkpoints(out).published.last ?? "step-?"
+            checkpoint = out + "/checkpoints/" + name
+            step = Int(name.dropFirst(5)) ?? -1
+            XCTAssertGreaterThan(step, 0, "no checkpoint in \(out)", file: file, line: line)
+        }
+        /// The rows the checkpoint's run had written up to its step (no torn last line).
+        var rowsUpToCheckpoint: [Substring] {
+            metrics.split(separator: "\n").filter { line in
+                guard let row = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let s = (row["step"] as? NSNumber)?.intValue else { return false }
+                return s <= step
+            }
+        }
+    }
+
+    /// Proof that the run continued from the checkpoint instead of starting over (which gives
+    /// the same losses, training being deterministic): the log names the checkpoint, the rows
+    /// written before it survive byte for byte (they carry `elapsed_s`), and the first step
+    /// trained after them is the checkpoint's step + 1.
+    func assertContinued(_ out: String, from before: Interrupted, log: String, _ label: String,
+                         file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(log.contains("resume: continuing after step \(before.step) of \(Self.steps) from \(before.checkpoint)"),
+                      "\(label): the log does not name \(before.checkpoint):\n\(log)", file: file, line: line)
+        let kept = before.rowsUpToCheckpoint
+        XCTAssertFalse(kept.isEmpty, "\(label): no rows before the checkpoint", file: file, line: line)
+        let now = ((try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        XCTAssertEqual(Array(now.prefix(kept.count)), kept, "\(label): rows up to step \(before.step) must survive byte for byte",
+                       file: file, line: line)
+        let firstNew = now.dropFirst(kept.count).first { $0.contains("\"loss\":") }
+        let step = firstNew.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .flatMap { ($0["step"] as? NSNumber)?.intValue }
+        XCTAssertEqual(step, before.step + 1, "\(label): first step trained after resuming", file: file, line: line)
+    }
+
+    /// The resume run prints its log (the rest of the command stays the same).
+    func loud(_ args: [String]) -> [String] { args.filter { $0 != "--quiet" } }
+
     /// The whole job (mpirun and both ranks) gets SIGKILL at an arbitrary moment mid-run.
     func testKillNineMidRunThenResumeGivesIdenticalLosses() throws {
         let expected = reference([], ranks: 2)
@@ -51,9 +96,11 @@ final class ResumeTests: XCTestCase {
         XCTAssertFalse(before.isEmpty, "no checkpoint was written before the kill")
         XCTAssertLessThanOrEqual(before.count, 2, "keep_last 2: \(before)")
 
-        let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
+        let interrupted = Interrupted(out)
+        let resumed = CLI.mpirun(2, loud(args) + ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.all)
         assertResumedRun(out, matches: expected, "kill -9 mid-run, 2 ranks")
+        assertContinued(out, from: interrupted, log: resumed.stdout, "kill -9 mid-run, 2 ranks")
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/model.safetensors"))
     }
 
@@ -76,9 +123,11 @@ final class ResumeTests: XCTestCase {
             XCTAssertEqual(temporaries.isEmpty, point == "save-renamed", "\(point): leftovers \(temporaries)")
             XCTAssertEqual(CLI.stepsLogged(out), 8, point)
 
-            let resumed = CLI.sftDist(args + ["--resume", "latest"])
+            let interrupted = Interrupted(out)
+            let resumed = CLI.sftDist(loud(args) + ["--resume", "latest"])
             XCTAssertEqual(resumed.status, 0, "\(point):\n\(resumed.all)")
             assertResumedRun(out, matches: expected, "killed at \(point)")
+            assertContinued(out, from: interrupted, log: resumed.stdout, "killed at \(point)")
             XCTAssertTrue(CLI.checkpoints(out).temporary.isEmpty, "\(point): the next save removes leftovers")
         }
     }
@@ -91,8 +140,9 @@ final class ResumeTests: XCTestCase {
         let r1 = CLI.sftDist(base + ["--out", first, "--save-every", "12"])
         XCTAssertEqual(r1.status, 0, r1.all)
         XCTAssertEqual(CLI.losses(first), expected, "saving checkpoints must not change the losses")
-        let r2 = CLI.mpirun(2, base + ["--out", second, "--resume", first + "/checkpoints/step-000012"])
+        let r2 = CLI.mpirun(2, loud(base) + ["--out", second, "--resume", first + "/checkpoints/step-000012"])
         XCTAssertEqual(r2.status, 0, r2.all)
+        XCTAssertTrue(r2.stdout.contains("resume: continuing after step 12 of \(Self.steps) from \(first)/checkpoints/step-000012"), r2.stdout)
         let got = CLI.losses(second)
         XCTAssertEqual(CLI.loggedSteps(second), Array(13...Self.steps))
         for (a, b) in zip(got, expected.suffix(from: 12)) {

@@ -23,33 +23,13 @@ enum CLI {
         var all: String { stdout + stderr }
     }
 
-    /// `timeout -k 5 <seconds>`: SIGTERM at the limit, SIGKILL 5 s later.
+    /// `timeout -k 5 <seconds>`: SIGTERM at the limit, SIGKILL 5 s later (see `BackgroundJob`,
+    /// which starts every process of the tests; this waits for it).
     @discardableResult
     static func run(_ args: [String], seconds: Int = 120, cwd: String? = nil) -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["-k", "5", "\(seconds)"] + args
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch { return Result(status: -1, stdout: "", stderr: "cannot start: \(error)") }
-        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let outData = outBox.data
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        do { return try BackgroundJob(args, seconds: seconds, cwd: cwd).wait().result } catch {
+            return Result(status: -1, stdout: "", stderr: "cannot start: \(error)")
+        }
     }
 
     static func sftDist(_ args: [String], seconds: Int = 120, cwd: String? = nil) -> Result {
@@ -87,6 +67,15 @@ enum CLI {
         return text.split(separator: "\n").compactMap { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return (obj["loss"] as? NSNumber)?.doubleValue
+        }
+    }
+
+    /// The numeric fields of every training row (with a "loss") of a metrics.jsonl, in order.
+    static func trainingRows(_ dir: String) -> [[String: Double]] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["loss"] != nil else { return nil }
+            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
         }
     }
 

@@ -4,7 +4,7 @@ import XCTest
 @testable import TensorCore
 
 /// Checkpoints saved by transformers (Fixtures/hf/, made by scripts/make-hf-fixtures) load, give
-/// transformers' float32 logits within 1e-4, and export → reload exactly.
+/// transformers' float32 logits within 1e-5 (observed ≈ 2e-6), and export → reload exactly.
 final class HFModelTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/hf").path
     static func model(_ name: String) -> String { root + "/models/" + name }
@@ -37,7 +37,7 @@ final class HFModelTests: XCTestCase {
             let (model, _) = try ModelDirectory.load(Self.model(dir))
             XCTAssertTrue(Swift.type(of: model) == type, dir)
             let err = try Self.maxLogitError(model, expected: expected)
-            XCTAssertLessThanOrEqual(err, 1e-4, "\(dir): max |logit − transformers| = \(err)")
+            XCTAssertLessThanOrEqual(err, 1e-5, "\(dir): max |logit − transformers| = \(err)")
             print("\(dir): max |logit − transformers| = \(err)")
         }
     }

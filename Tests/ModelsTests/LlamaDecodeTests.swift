@@ -24,4 +24,25 @@ final class LlamaDecodeTests: XCTestCase {
             for (x, y) in zip(c.logProbs, p.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
         }
     }
+
+    /// Mistral's sliding window (8 in the fixture) caps the context: up to 8 tokens every
+    /// causal position is inside the window, so results are transformers'; beyond it they would
+    /// not be, so generation must stop at 8 tokens in all instead of decoding past the window.
+    /// A 6-token prompt gets 2 new tokens (the ones full recomputation picks), an 8- or
+    /// 11-token prompt none.
+    func testMistralGenerationStopsAtTheSlidingWindow() throws {
+        let model = try ModelDirectory.load(HFModelTests.model("mistral-sharded")).model as! Llama
+        XCTAssertEqual(model.maxSequenceLength, 8)
+        let prompts: [[Int32]] = [[5, 9, 2, 7, 7, 1], [3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4]]
+        let options = SamplingOptions(maxNewTokens: 10)
+        let rngs = prompts.indices.map { RNG(seed: UInt64($0)) }
+        let cached = Generator.generate(model, prompts: prompts, options: options, rngs: rngs)
+        let plain = Generator.generate(UncachedModel(model), prompts: prompts, options: options, rngs: rngs)
+        XCTAssertEqual(cached.map(\.ids.count), [2, 0, 0], "tokens generated past each prompt")
+        XCTAssertEqual(cached.map(\.ids), plain.map(\.ids))
+        XCTAssertTrue(cached.allSatisfy { $0.finish == .length })
+        for (c, p) in zip(cached, plain) {
+            for (x, y) in zip(c.logProbs, p.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 @testable import Models
 @testable import TensorCore
@@ -22,14 +23,7 @@ func checkModelGradient(_ model: LanguageModel, ids: [Int32], targets: [Int32], 
     for e in model.parameters.entries {
         let t = model.parameters[e.name]
         for i in Swift.stride(from: 0, to: t.count, by: max(1, t.count / samplesPerTensor)) {
-            let old = t.data[i]
-            func central(_ h: Float) -> Double {
-                t.data[i] = old + h; let lp = Double(loss(Tape(recording: false)).item)
-                t.data[i] = old - h; let lm = Double(loss(Tape(recording: false)).item)
-                t.data[i] = old
-                return (lp - lm) / Double(2 * h)
-            }
-            let numeric = Float((4 * central(5e-3) - central(1e-2)) / 3)
+            let numeric = Float(richardsonDerivative(t.data + i, h: 1e-2) { Double(loss(Tape(recording: false)).item) })
             let analytic = t.grad[i]
             XCTAssertLessThanOrEqual(abs(numeric - analytic), 2e-2 * max(1e-2, abs(numeric), abs(analytic)),
                                      "\(e.name)[\(i)]: analytic \(analytic) numeric \(numeric)", file: file, line: line)

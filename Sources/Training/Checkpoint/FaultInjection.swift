@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import TensorCore
 
@@ -6,7 +7,7 @@ import TensorCore
 /// checkpoint save (which takes milliseconds, too short to hit from outside reliably).
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
-/// Points: `perturb` (see `perturbReplica`), `after-step` (the metrics row of the step is written), `save-files` (every file of
+/// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `after-step` (the metrics row of the step is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
 /// checkpoints not yet pruned). Unset in normal runs; reading it costs one lookup at start-up.
@@ -23,6 +24,15 @@ enum FaultInjection {
     static func perturbReplica(_ params: ParameterStore, step: Int, rank: Int, size: Int) {
         guard size > 1, rank == size - 1, let s = spec, s.point == "perturb", s.step == step else { return }
         params.values[0] = params.values[0].nextUp
+    }
+
+    /// `mpi-error:<step>`: after that step the last rank makes an MPI call that fails (a
+    /// broadcast from a root that does not exist), the way a broken network or MPI library
+    /// would, to test the "an MPI call failed" path (exit code 3).
+    static func failMPICall(_ comm: Communicator, step: Int) {
+        guard comm.size > 1, comm.rank == comm.size - 1, let s = spec, s.point == "mpi-error", s.step == step else { return }
+        var bytes: [UInt8] = [0]
+        comm.broadcast(&bytes, root: comm.size)
     }
 
     static func point(_ name: String, step: Int, rank: Int) {

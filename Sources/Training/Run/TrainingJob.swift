@@ -31,7 +31,7 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
-        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
+        let metrics = Fatal.collective(code: Fatal.Code.output) { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
@@ -70,6 +70,7 @@ public enum TrainingJob {
             progress.update(step: step, loss: r.loss, lr: Double(r.lr),
                             tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
+            FaultInjection.failMPICall(comm, step: step + 1)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, trainable: trainer.trainable, comm: comm, step: step + 1)
             }
