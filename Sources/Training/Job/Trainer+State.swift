@@ -6,7 +6,10 @@
 extension Trainer {
     func registerState() {
         components.register(skipped)
-        components.register(source as? StatefulComponent ?? BatchSourceState(source))
+        // A producer (or the batch source inside the demonstration producer) with state beyond
+        // words registers itself; otherwise its words do.
+        let inner = (source as? DemonstrationProducer)?.source
+        components.register(source as? StatefulComponent ?? inner as? StatefulComponent ?? BatchSourceState(source))
         components.register(OptimizerState(optimizer))
         if let old = oldPolicy { components.register(ParameterSnapshot("old_policy", parameters: old.parameters)) }
         if let stateful = objective as? StatefulComponent { components.register(stateful) }
