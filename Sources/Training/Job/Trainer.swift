@@ -44,11 +44,11 @@ public final class Trainer {
         objective = setup.objective
         let r = setup.recipe
         switch r.optimizer {
-        case "sgd": optimizer = SGD(params: model.parameters, momentum: Float(r.momentum), weightDecay: Float(r.weightDecay))
-        default: optimizer = AdamW(params: model.parameters, beta1: Float(r.beta1), beta2: Float(r.beta2),
-                                   eps: Float(r.adamEps), weightDecay: Float(r.weightDecay))
+        case .sgd: optimizer = SGD(params: model.parameters, momentum: Float(r.momentum), weightDecay: Float(r.weightDecay))
+        case .adamw: optimizer = AdamW(params: model.parameters, beta1: Float(r.beta1), beta2: Float(r.beta2),
+                                       eps: Float(r.adamEps), weightDecay: Float(r.weightDecay))
         }
-        schedule = LRSchedule(kind: LRSchedule.Kind(rawValue: r.schedule)!, peak: Float(r.lr),
+        schedule = LRSchedule(kind: r.schedule, peak: Float(r.lr),
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
         self.source = source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed)
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
@@ -138,7 +138,7 @@ public final class Trainer {
         // 6. Non-finite loss or gradient: the same decision on every rank (values are global).
         if !globalLoss.isFinite || !norm.isFinite {
             let whereFrom = badRank >= 0 ? " (first seen on rank \(badRank))" : ""
-            if setup.recipe.nanPolicy == "skip" {
+            if setup.recipe.nanPolicy == .skip {
                 skippedSteps += 1
                 report.skipped = true
                 return report
