@@ -36,7 +36,7 @@ final class SettingLimitTests: XCTestCase {
             (["--threads", "10000"], "--threads must be an integer in 1…1024 (got 10000)"),
             (["--threads=-1"], "--threads must be an integer in 1…1024 (got -1)"),
             (["--objective", "otr", "--objective-arg", "k=1000000000"], "objective otr: k must be an integer in 1…4096 (got 1000000000)"),
-            (["--lr", "nan"], "--lr must be a number in (0, 1000] (got nan)"),
+            (["--lr", "nan"], "--lr must be a finite number > 0 (got nan)"),
             (["--schedule", "cosine2"], "--schedule must be one of cosine, linear, constant (got cosine2)"),
             (["--steps", "many"], "--steps must be an integer in 1…100000000 (got many)"),
             (["--eval-examples", "99999999999"], "--eval-examples must be an integer in 0…10000000"),

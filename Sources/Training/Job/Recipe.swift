@@ -61,8 +61,12 @@ public struct Recipe: Codable, Equatable, Sendable {
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    /// `recipe.yaml`: every key, in declaration order.
-    public var yaml: String { (try? YAMLEncoder().encode(self)) ?? "" }
+    /// `recipe.yaml`: every key, in declaration order; it reads back to this recipe exactly
+    /// (YAMLEncoder would round numbers to 15 digits).
+    public var yaml: String {
+        let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
+        return (try? Yams.serialize(node: Node(pairs))) ?? ""
+    }
 
     /// The first key whose value differs between two recipes, with both values; `only` limits
     /// the comparison (the resume check skips keys a resumed run may change).

@@ -49,6 +49,8 @@ public protocol AnyRecipeKey: Sendable {
     func text(of r: Recipe) -> String
     func same(_ a: Recipe, _ b: Recipe) -> Bool
     func encode(_ r: Recipe, to c: inout KeyedEncodingContainer<RecipeCodingKey>) throws
+    /// The value for `recipe.yaml`; nil for an unset optional key (left out).
+    func yaml(of r: Recipe) -> Node?
     func decode(_ c: KeyedDecodingContainer<RecipeCodingKey>, into r: inout Recipe) throws
 }
 
@@ -86,6 +88,12 @@ extension RecipeKey: AnyRecipeKey {
         let v = r[self]
         if let o = v as? OptionalMarker, o.isNone { return }
         try c.encode(v, forKey: RecipeCodingKey(name))
+    }
+
+    public func yaml(of r: Recipe) -> Node? {
+        let v = r[self]
+        if let o = v as? OptionalMarker, o.isNone { return nil }
+        return v.yaml
     }
 
     public func decode(_ c: KeyedDecodingContainer<RecipeCodingKey>, into r: inout Recipe) throws {

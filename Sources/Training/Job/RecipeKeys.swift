@@ -14,7 +14,7 @@ public struct RecipeKeys: Sendable {
     public let steps = RecipeKey(Settings.steps, default: 1000)
     public let batchSize = RecipeKey(Settings.batchSize, default: 48)
     public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12)
-    public let lr = RecipeKey("lr", 3e-3, .within(0, 1000, openLow: true), "Peak learning rate.")
+    public let lr = RecipeKey("lr", 3e-3, .positive, "Peak learning rate.")
     public let minLRRatio = RecipeKey("min_lr_ratio", 0.1, .within(0, 1), "Final learning rate as a fraction of the peak.")
     public let warmupSteps = RecipeKey(Settings.warmupSteps, default: 20)
     public let schedule = RecipeKey("schedule", LRSchedule.Kind.cosine, .cases, "Learning-rate schedule.")

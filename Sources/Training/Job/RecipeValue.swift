@@ -2,6 +2,15 @@ import Foundation
 import Models
 import Yams
 
+extension Node {
+    /// YAML null (`~`, `null`, nothing) — only unquoted: `'~'` is the string "~" (Yams' own
+    /// `null` accessor ignores the quotes).
+    var isNull: Bool {
+        guard let s = scalar, s.style == .plain || s.style == .any else { return false }
+        return null != nil
+    }
+}
+
 /// A type a recipe key can hold: how it is read from a YAML node (Yams' YAML 1.1 scalar
 /// resolution) and from a flag's text, and how it reads in messages and in the resume check.
 public protocol RecipeValue: Codable, Equatable, Sendable {
@@ -12,11 +21,14 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
     static func fromFlag(_ text: String, current: Self?) -> Self?
     /// The value as messages and the resume comparison show it.
     var text: String { get }
+    /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
+    var yaml: Node { get }
 }
 
 extension RecipeValue where Self: LosslessStringConvertible {
     public static func fromFlag(_ text: String, current: Self?) -> Self? { Self(text) }
     public var text: String { description }
+    public var yaml: Node { Node(description) }
 }
 
 extension Int: RecipeValue {
@@ -38,29 +50,32 @@ extension Bool: RecipeValue {
 extension String: RecipeValue {
     /// Any scalar but null: `model: 123` is the string "123", as YAMLDecoder read it.
     public static func fromYAML(_ node: Node) -> String? {
-        guard let s = node.scalar, node.null == nil else { return nil }
+        guard let s = node.scalar, !node.isNull else { return nil }
         return s.string
     }
     public var text: String { "\"\(RecipeError.quote(self))\"" }
+    /// Quoted when it would read back as something else (`"~"`, `"123"`), as Yams decides.
+    public var yaml: Node { .scalar(represented()) }
 }
 
 /// Optional keys (`heldout`, `ref_model`, `resume`): YAML null, or a value.
 extension Optional: RecipeValue where Wrapped: RecipeValue {
     public static func fromYAML(_ node: Node) -> Wrapped?? {
-        if node.null != nil { return .some(nil) }
+        if node.isNull { return .some(nil) }
         return Wrapped.fromYAML(node).map { .some($0) }
     }
     public static func fromFlag(_ text: String, current: Wrapped??) -> Wrapped?? {
         Wrapped.fromFlag(text, current: current ?? nil).map { .some($0) }
     }
     public var text: String { map(\.text) ?? "unset" }
+    public var yaml: Node { map(\.yaml) ?? Node("null") }
 }
 
 /// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an
 /// objective parses its own arguments); from flags, `key=value`, repeatable.
 extension Dictionary: RecipeValue where Key == String, Value == String {
     public static func fromYAML(_ node: Node) -> [String: String]? {
-        guard let m = node.mapping else { return node.null != nil ? [:] : nil }
+        guard let m = node.mapping else { return node.isNull ? [:] : nil }
         var out: [String: String] = [:]
         for (k, v) in m {
             guard let key = k.scalar?.string, let value = v.scalar?.string else { return nil }
@@ -78,6 +93,7 @@ extension Dictionary: RecipeValue where Key == String, Value == String {
     public var text: String {
         "{" + keys.sorted().map { "\(RecipeError.quote($0)): \(RecipeError.quote(self[$0]!))" }.joined(separator: ", ") + "}"
     }
+    public var yaml: Node { Node(keys.sorted().map { ($0.yaml, self[$0]!.yaml) }) }
 }
 
 /// Recipe enums are read by their raw names; anything else is refused, listing the names.
@@ -85,6 +101,7 @@ extension RecipeValue where Self: RawRepresentable & CaseIterable, RawValue == S
     public static func fromYAML(_ node: Node) -> Self? { node.scalar.flatMap { Self(rawValue: $0.string) } }
     public static func fromFlag(_ text: String, current: Self?) -> Self? { Self(rawValue: text) }
     public var text: String { rawValue }
+    public var yaml: Node { Node(rawValue) }
 }
 
 extension LRSchedule.Kind: RecipeValue {}

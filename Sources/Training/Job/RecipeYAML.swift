@@ -36,7 +36,8 @@ enum RecipeYAML {
         try checkTree(root, source: source)
         guard let mapping = root.mapping else { throw RecipeError("\(source): a recipe must be a mapping of keys to values") }
         if mapping.count == 0 { throw RecipeError("\(source): the recipe is empty (it must set at least one key)") }
-        return mapping.map { ($0.key.scalar!.string, $0.value, $0.key.mark?.line ?? 0) }
+        // checkTree has made sure every key is a scalar.
+        return mapping.map { ($0.key.scalar?.string ?? "", $0.value, $0.key.mark?.line ?? 0) }
     }
 
     /// Walks the tree as any reader would see it (aliases expanded), without recursion, and
@@ -115,10 +116,9 @@ enum RecipeYAML {
 extension Recipe {
     /// Loads a YAML recipe from a regular file. Errors name the file (and the line and key).
     public static func load(path: String) throws -> Recipe {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw RecipeError("\(path): no such recipe file") }
-        let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
-        guard !isDir.boolValue, type == .typeRegular else { throw RecipeError("\(path): not a regular file (a recipe is a YAML file)") }
+        var st = stat()  // follows symlinks: a link to a recipe is fine, a FIFO or /dev/zero is not
+        guard stat(path, &st) == 0 else { throw RecipeError("\(path): no such recipe file") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw RecipeError("\(path): not a regular file (a recipe is a YAML file)") }
         guard let h = FileHandle(forReadingAtPath: path) else { throw RecipeError("\(path): cannot read recipe") }
         defer { try? h.close() }
         let data = (try? h.read(upToCount: RecipeYAML.maxBytes + 1)) ?? Data()

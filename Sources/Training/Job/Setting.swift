@@ -11,8 +11,6 @@ public struct Limits<Value>: Sendable {
         self.text = text
         self.accepts = accepts
     }
-
-    public static var any: Limits { Limits("any value") { _ in true } }
 }
 
 extension Limits where Value == Int {
@@ -29,6 +27,15 @@ extension Limits where Value: BinaryFloatingPoint {
             v.isFinite && (openLow ? v > low : v >= low) && (openHigh ? v < high : v <= high)
         }
     }
+}
+
+extension Limits where Value: BinaryFloatingPoint {
+    /// A finite number above 0, with no upper limit (nothing is sized from it).
+    public static var positive: Limits { Limits("a finite number > 0") { $0.isFinite && $0 > 0 } }
+}
+
+extension Limits where Value == UInt64 {
+    public static var any: Limits { Limits("an integer in 0…\(UInt64.max)") { _ in true } }
 }
 
 extension Limits where Value == String {
