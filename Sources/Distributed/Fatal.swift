@@ -56,7 +56,7 @@ public enum Fatal {
     }
 
     /// Runs `body`; a thrown error becomes a collective failure (see `agree`) with `code`.
-    public static func collective<T>(code: Int32 = 1, _ body: () throws -> T) -> T {
+    public static func collective<T>(code: Int32 = Code.input, _ body: () throws -> T) -> T {
         do {
             let value = try body()
             agree(nil)

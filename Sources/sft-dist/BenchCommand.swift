@@ -15,19 +15,22 @@ struct Bench: ParsableCommand {
         scripts/bench-peer runs PyTorch on the same configuration.
         """)
 
-    @Option(help: "Threads per rank (default: OPENBLAS_NUM_THREADS, else the core count).") var threads: Int?
-    @Option(help: "Timed steps.") var steps = 6
-    @Option(help: "Untimed warm-up steps.") var warmup = 2
-    @Option(name: .customLong("generate-tokens"), help: "Tokens to generate for the generation rate (0: skip).") var generateTokens = 64
+    @Option(Settings.threads) var threads: Int?
+    @Option(Settings.steps.named("steps", help: "Timed steps.")) var steps = 6
+    @Option(warmupSetting) var warmup = 2
+    static let generateTokensSetting = Setting<Int>("generate_tokens", .within(0...65_536), "Tokens to generate for the generation rate (0: skip).")
+    static let warmupSetting = Settings.warmupSteps.named("warmup", help: "Untimed warm-up steps.")
+    @Option(generateTokensSetting) var generateTokens = 64
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be ≥ 1") }
-        if warmup < 0 { throw ValidationError("--warmup must be ≥ 0") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be ≥ 1") }
+        try Settings.threads.check(threads)
+        try Settings.steps.check(steps)
+        try Self.warmupSetting.check(warmup)
+        try Self.generateTokensSetting.check(generateTokens)
     }
 
     func run() throws {

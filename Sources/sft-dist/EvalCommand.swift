@@ -19,25 +19,34 @@ struct Eval: ParsableCommand {
     @Option(help: "Scorer: exact, numeric, contains, regex or command.") var scorer = "exact"
     @Option(name: .customLong("scorer-arg"), help: "Scorer parameter key=value (repeatable).") var scorerArg: [String] = []
     @Option(name: .customLong("scorer-cmd"), help: "External scorer command (with --scorer command).") var scorerCmd: String?
-    @Option(name: .customLong("scorer-timeout"), help: "Seconds an external scorer may take per batch.") var scorerTimeout: Double = 60
-    @Option(help: "Examples used for generation (0: none).") var examples = 200
-    @Option(help: "Sampled completions per prompt for pass@k (0: greedy only).") var samples = 0
+    @Option(Settings.scorerTimeout) var scorerTimeout: Double = 60
+    static let examplesSetting = Settings.generationExamples.named("examples")
+    @Option(examplesSetting) var examples = 200
+    @Option(Settings.samples) var samples = 0
     @Option(name: .customLong("pass-k"), help: "k values for pass@k, comma-separated (≤ --samples).") var passK = "1"
-    @Option(help: "Temperature of the pass@k samples.") var temperature: Float = 1
-    @Option(name: .customLong("top-p"), help: "Nucleus mass of the pass@k samples.") var topP: Float = 1
-    @Option(help: "Sampling seed.") var seed: UInt64 = 0
-    @Option(name: .customLong("micro-batch-size"), help: "Examples per forward pass.") var microBatchSize = 8
-    @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
-    @Option(name: .customLong("max-new-tokens"), help: "Generation length.") var maxNewTokens = 16
+    @Option(Settings.temperature) var temperature: Float = 1
+    @Option(Settings.topP) var topP: Float = 1
+    @Option(Settings.seed) var seed: UInt64 = 0
+    @Option(Settings.microBatchSize) var microBatchSize = 8
+    @Option(Settings.maxLength) var maxLength = 1024
+    @Option(Settings.maxNewTokens) var maxNewTokens = 16
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(Settings.threads) var threads: Int?
 
     func validate() throws {
-        if samples < 0 { throw ValidationError("--samples must be ≥ 0") }
-        let ks = passK.split(separator: ",").compactMap { Int($0) }
-        if samples > 0 && (ks.isEmpty || ks.contains { $0 < 1 || $0 > samples }) {
-            throw ValidationError("--pass-k values must be between 1 and --samples (\(samples))")
+        try Settings.scorerTimeout.check(scorerTimeout)
+        try Self.examplesSetting.check(examples)
+        try Settings.samples.check(samples)
+        try Settings.temperature.check(temperature)
+        try Settings.topP.check(topP)
+        try Settings.microBatchSize.check(microBatchSize)
+        try Settings.maxLength.check(maxLength)
+        try Settings.maxNewTokens.check(maxNewTokens)
+        try Settings.threads.check(threads)
+        let ks = passK.split(separator: ",").map { Int($0) }
+        if samples > 0 && (ks.isEmpty || ks.contains { $0 == nil || $0! < 1 || $0! > samples }) {
+            throw RecipeError("--pass-k values must be integers between 1 and --samples (\(samples)) (got \(RecipeError.quote(passK)))")
         }
     }
 
@@ -87,7 +96,7 @@ func parseKeyValues(_ pairs: [String], flag: String) throws -> [String: String] 
     var out: [String: String] = [:]
     for kv in pairs {
         let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty else { throw RecipeError("\(flag) \(kv): expected key=value") }
+        guard parts.count == 2, !parts[0].isEmpty else { throw RecipeError("\(flag) \(RecipeError.quote(kv)): expected key=value") }
         out[parts[0]] = parts[1]
     }
     return out

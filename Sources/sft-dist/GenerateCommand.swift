@@ -17,21 +17,22 @@ struct Generate: ParsableCommand {
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
     @Option(help: "JSONL with a \"prompt\" (or \"messages\") field per line.") var prompts: String?
-    @Option(name: .customLong("max-new-tokens"), help: "Tokens to generate.") var maxNewTokens = 32
-    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0
-    @Option(name: .customLong("top-k"), help: "Sample from the k most likely tokens (0 = all).") var topK = 0
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
+    @Option(Settings.maxNewTokens) var maxNewTokens = 32
+    @Option(Settings.temperature) var temperature: Float = 0
+    @Option(Settings.topK) var topK = 0
+    @Option(Settings.topP) var topP: Float = 1
     @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it.") var stop: [String] = []
-    @Option(help: "Sampling seed.") var seed: UInt64 = 0
+    @Option(Settings.seed) var seed: UInt64 = 0
     @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(Settings.threads) var threads: Int?
 
     func validate() throws {
-        if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt or --prompts") }
-        if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
-        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
-        if topK < 0 { throw ValidationError("--top-k must be ≥ 0") }
-        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be ≥ 1") }
+        if (prompt == nil) == (prompts == nil) { throw RecipeError("give exactly one of --prompt or --prompts") }
+        try Settings.maxNewTokens.check(maxNewTokens)
+        try Settings.temperature.check(temperature)
+        try Settings.topK.check(topK)
+        try Settings.topP.check(topP)
+        try Settings.threads.check(threads)
     }
 
     func run() throws {

@@ -8,8 +8,12 @@ struct MakeData: ParsableCommand {
         abstract: "Write the built-in task dataset (arithmetic and string tasks with verifiable answers) as JSONL.")
 
     @Option(help: "Output JSONL path.") var out: String
-    @Option(help: "Number of examples.") var count = 4000
-    @Option(help: "Seed.") var seed: UInt64 = 1234
+    @Option(Settings.exampleCount) var count = 4000
+    @Option(Settings.seed) var seed: UInt64 = 1234
+
+    func validate() throws {
+        try Settings.exampleCount.check(count)
+    }
 
     func run() throws {
         do {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Training
 
 @main
 struct SFTDist: ParsableCommand {
@@ -15,15 +16,24 @@ struct SFTDist: ParsableCommand {
         defaultSubcommand: Train.self)
 
     /// Argument errors print on rank 0 only: under mpirun every rank parses the same flags.
+    /// A bad flag is bad input: one line and exit code 1, as the README's table says (not
+    /// the argument parser's usage text and 64); help and `ExitCode` keep their own.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            if Runtime.launcherRank == 0 {
-                exit(withError: error)
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode {
+                if Runtime.launcherRank == 0 { exit(withError: error) }
+                Foundation.exit(code.rawValue)
             }
-            Foundation.exit(Self.exitCode(for: error).rawValue)
+            if Runtime.launcherRank == 0 {
+                let text = error is RecipeError ? "\(error)" : message(for: error)
+                let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? text
+                printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
+            }
+            Foundation.exit(1)
         }
     }
 }

@@ -13,9 +13,14 @@ struct Score: ParsableCommand {
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "JSONL to score.") var data: String
     @Option(help: "Output JSONL (default: standard output).") var out: String?
-    @Option(name: .customLong("max-length"), help: "Maximum tokens per example.") var maxLength = 1024
+    @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
-    @Option(help: "OpenBLAS threads per rank.") var threads: Int?
+    @Option(Settings.threads) var threads: Int?
+
+    func validate() throws {
+        try Settings.maxLength.check(maxLength)
+        try Settings.threads.check(threads)
+    }
 
     func run() throws {
         let comm = Runtime.start(threads: threads)

@@ -106,13 +106,13 @@ final class FailureTests: XCTestCase {
         try "steps: [1, 2\n".write(toFile: dir + "/broken.yaml", atomically: true, encoding: .utf8)
         assertFails(["train", "--config", dir + "/broken.yaml"], out: dir + "/o2", "broken.yaml: invalid YAML")
         try "model: tiny\nsave_evry: 5\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
-        assertFails(["train", "--config", dir + "/typo.yaml"], out: dir + "/o3", #"typo.yaml: unknown key "save_evry" (did you mean "save_every"?)"#)
+        assertFails(["train", "--config", dir + "/typo.yaml"], out: dir + "/o3", #"typo.yaml:2: unknown key "save_evry" (did you mean "save_every"?)"#)
         try "steps: many\n".write(toFile: dir + "/type.yaml", atomically: true, encoding: .utf8)
-        assertFails(["train", "--config", dir + "/type.yaml"], out: dir + "/o4", #"type.yaml: key "steps" must be an integer"#)
-        assertFails(tiny + ["--save-every=-1"], out: dir + "/o5", "save_every must be ≥ 0")
-        assertFails(tiny + ["--watchdog=-2"], out: dir + "/o6", "watchdog_seconds must be ≥ 0")
-        assertFails(tiny + ["--keep-last=-1"], out: dir + "/o7", "keep_last must be ≥ 0")
-        assertFails(tiny + ["--objective", "psft", "--objective-arg", "refresh=0"], out: dir + "/o8", "objective psft: refresh must be >= 1")
+        assertFails(["train", "--config", dir + "/type.yaml"], out: dir + "/o4", "type.yaml:1: steps must be an integer in 1…100000000 (got many)")
+        assertFails(tiny + ["--save-every=-1"], out: dir + "/o5", "--save-every must be an integer in 0…100000000 (got -1)")
+        assertFails(tiny + ["--watchdog=-2"], out: dir + "/o6", "--watchdog must be a number in [0, 1e+07] (got -2)")
+        assertFails(tiny + ["--keep-last=-1"], out: dir + "/o7", "--keep-last must be an integer in 0…1000000 (got -1)")
+        assertFails(tiny + ["--objective", "psft", "--objective-arg", "refresh=0"], out: dir + "/o8", "objective psft: refresh must be an integer in 1…100000000 (got 0)")
     }
 
     func testBadModelClasses() throws {

@@ -112,7 +112,7 @@ final class CheckpointUnitTests: XCTestCase {
             }
         }
         var recipe = Recipe()
-        recipe.nanPolicy = "skip"; recipe.batchSize = 2; recipe.microBatchSize = 2; recipe.steps = 2
+        recipe.nanPolicy = .skip; recipe.batchSize = 2; recipe.microBatchSize = 2; recipe.steps = 2
         let tokenizer = ByteTokenizer()
         let model = GPT2(config: GPT2Config(vocabSize: tokenizer.vocabSize, contextLength: 16, embedDim: 8, layers: 1, heads: 2), seed: 3)
         let records = (0..<4).map { SourcedRecord(record: .promptCompletion(prompt: "p\($0)", completion: "c\($0)"), path: "t.jsonl", line: $0 + 1) }

@@ -134,16 +134,16 @@ final class ObjectiveGradientTests: XCTestCase {
             do { _ = try makeObjective(name, args); return "" } catch { return "\(error)" }
         }
         let rejected: [(String, [String: String], String)] = [
-            ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a number"),
+            ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a finite number"),
             ("threshold", ["variant": "top-p", "q": "1"], "q must be in [0, 1)"),
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),
             ("threshold", ["variant": "middle"], "variant=middle"),
             ("asft", ["kl_weight": "-0.1"], "kl_weight"),
             ("psft", ["clip_low": "1"], "clip_low"), ("psft", ["clip_high": "-0.1"], "clip_high"),
-            ("psft", ["refresh": "0"], "refresh"), ("psft", ["refresh": "1.5"], "refresh=1.5 is not an integer"),
+            ("psft", ["refresh": "0"], "refresh"), ("psft", ["refresh": "1.5"], "refresh must be an integer in 1…100000000 (got 1.5)"),
             ("talr", ["tau": "0"], "tau"), ("talr", ["floor": "2"], "floor"),
             ("iwsft", ["temp": "0"], "temp"), ("iwsft", ["w_max": "0"], "w_max"),
-            ("otr", ["k": "0"], "k must be >= 1"), ("otr", ["temperature": "0"], "temperature"), ("otr", ["beta": "0.5"], "beta"),
+            ("otr", ["k": "0"], "k must be an integer in 1…4096 (got 0)"), ("otr", ["k": "1000000000"], "k must be an integer in 1…4096"), ("otr", ["temperature": "0"], "temperature"), ("otr", ["beta": "0.5"], "beta"),
             ("token-clean", ["ratio": "0"], "ratio"), ("token-clean", ["ratio": "1.5"], "ratio"),
             ("forgetting", ["ratio": "0"], "ratio"), ("forgetting", ["lambda_max": "0.1", "lambda_min": "0.2"], "lambda_max"),
             ("forgetting", ["lambda_min": "-1"], "lambda_min"), ("forgetting", ["p_floor": "1"], "p_floor"),

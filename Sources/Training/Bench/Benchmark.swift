@@ -54,7 +54,7 @@ public enum Benchmark {
         var recipe = Recipe()
         recipe.model = "gpt2-mini"; recipe.data = "synthetic"; recipe.steps = total
         recipe.batchSize = o.batch; recipe.microBatchSize = o.batch; recipe.maxLength = o.seqLen + 1
-        recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = "constant"; recipe.weightDecay = 0.01
+        recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0.01
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
         recipe.overlapGradSync = o.overlapGradSync
         let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))

@@ -40,15 +40,6 @@ struct CheckpointState: Codable {
     static let fileName = "state.json"
     static func tensorFile(_ component: String) -> String { component + ".safetensors" }
 
-    /// Recipe keys that may change between the run that saved and the run that resumes: where
-    /// output goes, how often to save, log, evaluate or check, and paths whose content is
-    /// verified some other way (the training data by its hash). Every other key changes the
-    /// losses, so a difference there is refused rather than giving a silently different run.
-    static let keysFreeToChange: Set<String> = [
-        "out", "resume", "save_every", "keep_last", "watchdog_seconds", "log_every", "checksum_every",
-        "eval_every", "eval_examples", "max_new_tokens", "data", "heldout",
-    ]
-
     var encoded: [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -91,23 +82,10 @@ struct CheckpointState: Codable {
         }
     }
 
-    /// The first run-defining recipe key whose value differs, with both values.
+    /// The first recipe key whose value differs and that a resumed run may not change
+    /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values.
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
-        func dict(_ r: Recipe) -> [String: Any] {
-            (try? JSONSerialization.jsonObject(with: Data(r.canonicalJSON.utf8))) as? [String: Any] ?? [:]
-        }
-        let a = dict(saved), b = dict(current)
-        for key in Set(a.keys).union(b.keys).sorted() where !keysFreeToChange.contains(key) {
-            let x = a[key].map(render) ?? "unset", y = b[key].map(render) ?? "unset"
-            if x != y { return (key, x, y) }
-        }
-        return nil
-    }
-
-    private static func render(_ v: Any) -> String {
-        if let s = v as? String { return "\"\(s)\"" }
-        if let d = v as? [String: Any] { return "{" + d.keys.sorted().map { "\($0): \(render(d[$0]!))" }.joined(separator: ", ") + "}" }
-        return "\(v)"
+        saved.firstDifference(from: current, only: { $0.resume == .mustMatch }).map { ($0.key, $0.mine, $0.other) }
     }
 
     /// The first config key that differs between the checkpoint's config.json and the model

@@ -88,7 +88,6 @@ public final class Checkpointer {
                 problem = "\(error)"
             }
         }
-        if problem == nil && comm.isCoordinator { problem = RunSetup.writeRecipe(recipe) }
         Fatal.agree(problem)
         comm.broadcast(&stateBytes, root: 0)
         if stateBytes.isEmpty {

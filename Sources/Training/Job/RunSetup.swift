@@ -24,7 +24,7 @@ public struct RunSetup {
         let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             let paths = dataPaths(recipe)
-            let truncation = Truncation(rawValue: recipe.truncation)!
+            let truncation = recipe.truncation
             let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
             let maxLength = min(recipe.maxLength, model.maxSequenceLength)
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
@@ -67,9 +67,6 @@ public struct RunSetup {
                 reference = r
             }
         }
-        // A resumed run writes its recipe only once the checkpoint has been verified
-        // (Checkpointer.resume), so a refused resume leaves the run directory as it was.
-        if recipe.resume == nil { Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil) }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
     }
@@ -115,16 +112,6 @@ public struct RunSetup {
         }
     }
 
-    static func writeRecipe(_ recipe: Recipe) -> String? {
-        do {
-            try FileManager.default.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
-            try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
-            return nil
-        } catch {
-            return "\(recipe.out): cannot write the recipe (\(error.localizedDescription))"
-        }
-    }
-
     /// Ranks must run the same recipe: the coordinator's canonical form is broadcast and
     /// compared; a difference names the key.
     static func checkSameRecipe(_ recipe: Recipe, comm: Communicator) {
@@ -134,7 +121,7 @@ public struct RunSetup {
         var problem: String? = nil
         if root != mine {
             let other = (try? JSONDecoder().decode(Recipe.self, from: Data(root.utf8))) ?? Recipe()
-            let key = recipe.firstDifference(from: other) ?? "?"
+            let key = recipe.firstDifference(from: other)?.key ?? "?"
             problem = "the recipe differs between ranks: key \"\(key)\" on rank \(comm.rank) differs from rank 0 (every rank must get the same flags and recipe)"
         }
         Fatal.agree(problem)

@@ -33,7 +33,7 @@ extension Trainer {
         // Non-finite loss or gradient: the same decision on every rank (values are global).
         if !globalLoss.isFinite || !norm.isFinite {
             let whereFrom = badRank >= 0 ? " (first seen on rank \(badRank))" : ""
-            if setup.recipe.nanPolicy == "skip" {
+            if setup.recipe.nanPolicy == .skip {
                 skippedSteps += 1
                 report.skipped = true
                 return report

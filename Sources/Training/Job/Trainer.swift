@@ -61,12 +61,12 @@ public final class Trainer {
         self.trainable = trainable
         trainable.apply(to: model.parameters)
         switch r.optimizer {
-        case "sgd": optimizer = SGD(params: model.parameters, trainable: trainable, momentum: Float(r.momentum),
-                                    weightDecay: Float(r.weightDecay))
-        default: optimizer = AdamW(params: model.parameters, trainable: trainable, beta1: Float(r.beta1), beta2: Float(r.beta2),
-                                   eps: Float(r.adamEps), weightDecay: Float(r.weightDecay))
+        case .sgd: optimizer = SGD(params: model.parameters, trainable: trainable, momentum: Float(r.momentum),
+                                   weightDecay: Float(r.weightDecay))
+        case .adamw: optimizer = AdamW(params: model.parameters, trainable: trainable, beta1: Float(r.beta1), beta2: Float(r.beta2),
+                                       eps: Float(r.adamEps), weightDecay: Float(r.weightDecay))
         }
-        schedule = LRSchedule(kind: LRSchedule.Kind(rawValue: r.schedule)!, peak: Float(r.lr),
+        schedule = LRSchedule(kind: r.schedule, peak: Float(r.lr),
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
         self.source = producer ?? DemonstrationProducer(
             source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))

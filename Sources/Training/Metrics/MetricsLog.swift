@@ -13,10 +13,10 @@ public final class MetricsLog {
         guard let path else { handle = nil; return }
         if !append || !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw RecipeError("\(path): cannot create metrics file")
+                throw MetricsError("\(path): cannot create metrics file")
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw RecipeError("\(path): cannot open for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw MetricsError("\(path): cannot open for writing") }
         h.seekToEndOfFile()
         handle = h
     }
@@ -47,11 +47,17 @@ public final class MetricsLog {
     /// Reads back a metrics file: each line's numeric fields.
     public static func read(path: String) throws -> [[String: Double]] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw RecipeError("\(path): cannot read metrics")
+            throw MetricsError("\(path): cannot read metrics")
         }
         return text.split(separator: "\n").compactMap { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
         }
     }
+}
+
+/// metrics.jsonl could not be created, written or read (exit code 6 when training).
+public struct MetricsError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }

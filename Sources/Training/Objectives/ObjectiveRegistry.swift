@@ -19,13 +19,13 @@ public enum ObjectiveRegistry {
         case "psft":
             objective = try PSFTObjective(clipLow: try args.float("clip_low", default: 0.2),
                                           clipHigh: try args.float("clip_high", default: 0.28),
-                                          refresh: try args.int("refresh", default: 8))
+                                          refresh: try args.int("refresh", default: 8, in: 1...100_000_000))
         case "talr":
             objective = try TALRObjective(tau: try args.optionalFloat("tau"), floor: try args.float("floor", default: 0.01))
         case "iwsft":
             objective = try IWSFTObjective(temp: try args.float("temp", default: 1), wMax: try args.float("w_max", default: 16))
         case "otr":
-            objective = try OTRObjective(k: try args.int("k", default: 8),
+            objective = try OTRObjective(k: try args.int("k", default: 8, in: 1...4096),
                                          temperature: try args.float("temperature", default: 1),
                                          beta: try args.float("beta", default: -0.1))
         case "token-clean": objective = try TokenCleanObjective(ratio: try args.float("ratio", default: 0.6))
@@ -53,7 +53,7 @@ public struct ObjectiveArgs {
         used.insert(key)
         guard let s = values[key] else { return d }
         guard let v = Float(s), v.isFinite else {
-            throw ObjectiveError("objective \(objective): \(key)=\(s) is not a number")
+            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
         return v
     }
@@ -62,10 +62,13 @@ public struct ObjectiveArgs {
         guard values[key] != nil else { used.insert(key); return nil }
         return try float(key, default: 0)
     }
-    public mutating func int(_ key: String, default d: Int) throws -> Int {
+    /// A count: checked against `range` before an objective sizes anything from it.
+    public mutating func int(_ key: String, default d: Int, in range: ClosedRange<Int>) throws -> Int {
         used.insert(key)
         guard let s = values[key] else { return d }
-        guard let v = Int(s) else { throw ObjectiveError("objective \(objective): \(key)=\(s) is not an integer") }
+        guard let v = Int(s), range.contains(v) else {
+            throw ObjectiveError("objective \(objective): \(key) must be an integer in \(range.lowerBound)…\(range.upperBound) (got \(RecipeError.quote(s)))")
+        }
         return v
     }
     public mutating func string(_ key: String, default d: String) -> String {
@@ -75,7 +78,7 @@ public struct ObjectiveArgs {
     public func finish() throws {
         let unknown = Set(values.keys).subtracting(used).sorted()
         if !unknown.isEmpty {
-            throw ObjectiveError("objective \(objective): unknown argument(s) \(unknown.joined(separator: ", ")); accepted: \(used.sorted().joined(separator: ", "))")
+            throw ObjectiveError("objective \(objective): unknown argument(s) \(unknown.prefix(5).map { RecipeError.quote($0) }.joined(separator: ", ")); accepted: \(used.sorted().joined(separator: ", "))")
         }
     }
 }

@@ -31,7 +31,11 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
-        let metrics = Fatal.collective(code: Fatal.Code.output) { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
+        // After resume: a refused checkpoint leaves the run directory as it was.
+        Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
+        let metrics = Fatal.collective(code: Fatal.Code.output) {
+            try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
+        }
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
@@ -113,7 +117,7 @@ public enum TrainingJob {
         do {
             try ModelDirectory.save(setup.model, tokenizer: setup.tokenizer, to: dir,
                                     metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name],
-                                    format: ModelDirectory.SaveFormat(rawValue: setup.recipe.saveFormat) ?? .native)
+                                    format: setup.recipe.saveFormat)
             return nil
         } catch {
             return "\(error)"

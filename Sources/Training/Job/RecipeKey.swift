@@ -1,0 +1,125 @@
+import Foundation
+import Yams
+
+/// One recipe key, declared once in `RecipeKeys`: its name, type, default, limits and help.
+/// Everything else reads the declaration: the YAML reader, the `train` flags (name and help),
+/// validation, `recipe.yaml`, the cross-rank check and the resume comparison.
+public struct RecipeKey<Value: RecipeValue>: Sendable {
+    public let setting: Setting<Value>
+    public let defaultValue: Value
+    /// Whether a resumed run may change the key (see `ResumeRule`).
+    public let resume: ResumeRule
+    /// The flag, when it is not the kebab-case name (`--watchdog` for `watchdog_seconds`).
+    let flagName: String?
+
+    public init(_ setting: Setting<Value>, default value: Value, resume: ResumeRule = .mustMatch, flag: String? = nil) {
+        self.setting = setting
+        defaultValue = value
+        self.resume = resume
+        flagName = flag
+    }
+
+    public init(_ name: String, _ value: Value, _ limits: Limits<Value>, _ help: String,
+                resume: ResumeRule = .mustMatch, flag: String? = nil) {
+        self.init(Setting(name, limits, help), default: value, resume: resume, flag: flag)
+    }
+}
+
+/// Whether a key may differ between the run that saved a checkpoint and the run that resumes
+/// it. Keys that change the losses must match, or the resumed run is silently a different
+/// run; keys about output, logging, checking and paths whose content is verified another way
+/// (the training data by its hash) may change.
+public enum ResumeRule: Sendable {
+    case mustMatch, mayChange
+}
+
+/// A key with its value type erased, so the recipe can iterate over all of them.
+public protocol AnyRecipeKey: Sendable {
+    var name: String { get }
+    var flag: String { get }
+    /// The help line: what it is, its limits and its default.
+    var help: String { get }
+    var resume: ResumeRule { get }
+    /// Reads a YAML value; `at` is "file:line" for the message.
+    func read(_ node: Node, into r: inout Recipe, at: String) throws
+    /// Reads a flag's text (`--steps -1` reaches here as "-1").
+    func read(flag text: String, into r: inout Recipe) throws
+    /// Throws when the recipe's value is outside the limits; `prefix` says where it came from.
+    func check(_ r: Recipe, prefix: String) throws
+    func text(of r: Recipe) -> String
+    func same(_ a: Recipe, _ b: Recipe) -> Bool
+    func encode(_ r: Recipe, to c: inout KeyedEncodingContainer<RecipeCodingKey>) throws
+    /// The value for `recipe.yaml`; nil for an unset optional key (left out).
+    func yaml(of r: Recipe) -> Node?
+    func decode(_ c: KeyedDecodingContainer<RecipeCodingKey>, into r: inout Recipe) throws
+}
+
+extension RecipeKey: AnyRecipeKey {
+    public var name: String { setting.name }
+    public var flag: String { flagName ?? setting.flag }
+    public var help: String { "\(setting.help) [\(setting.limits.text); default \(defaultValue.text)]" }
+
+    public func read(_ node: Node, into r: inout Recipe, at: String) throws {
+        guard let v = Value.fromYAML(node) else { throw wrong(at + " " + name, got: node.scalar?.string ?? "a \(node.kind)") }
+        r[self] = v
+        try check(r, prefix: at + " ")
+    }
+
+    public func read(flag text: String, into r: inout Recipe) throws {
+        guard let v = Value.fromFlag(text, current: r[self]) else { throw wrong("--" + flag, got: text) }
+        r[self] = v
+        if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
+    }
+
+    public func check(_ r: Recipe, prefix: String) throws {
+        let v = r[self]
+        if !setting.limits.accepts(v) { throw wrong(prefix + name, got: v.text) }
+    }
+
+    private func wrong(_ what: String, got: String) -> RecipeError {
+        RecipeError("\(what) must be \(setting.limits.text) (got \(RecipeError.quote(got)))")
+    }
+
+    public func text(of r: Recipe) -> String { r[self].text }
+    public func same(_ a: Recipe, _ b: Recipe) -> Bool { a[self] == b[self] }
+
+    public func encode(_ r: Recipe, to c: inout KeyedEncodingContainer<RecipeCodingKey>) throws {
+        // Optional keys that are unset are left out, as synthesized Codable did.
+        let v = r[self]
+        if let o = v as? OptionalMarker, o.isNone { return }
+        try c.encode(v, forKey: RecipeCodingKey(name))
+    }
+
+    public func yaml(of r: Recipe) -> Node? {
+        let v = r[self]
+        if let o = v as? OptionalMarker, o.isNone { return nil }
+        return v.yaml
+    }
+
+    public func decode(_ c: KeyedDecodingContainer<RecipeCodingKey>, into r: inout Recipe) throws {
+        if let v = try c.decodeIfPresent(Value.self, forKey: RecipeCodingKey(name)) { r[self] = v }
+    }
+}
+
+/// Lets the encoder leave out an unset optional without knowing its wrapped type.
+protocol OptionalMarker { var isNone: Bool { get } }
+extension Optional: OptionalMarker { var isNone: Bool { self == nil } }
+
+public struct RecipeCodingKey: CodingKey {
+    public let stringValue: String
+    public init(_ s: String) { stringValue = s }
+    public init?(stringValue: String) { self.stringValue = stringValue }
+    public var intValue: Int? { nil }
+    public init?(intValue: Int) { nil }
+}
+
+extension Node {
+    /// "mapping", "sequence" or "scalar", for messages about a value of the wrong shape.
+    var kind: String {
+        switch self {
+        case .scalar: return "scalar"
+        case .mapping: return "mapping"
+        case .sequence: return "sequence"
+        }
+    }
+}

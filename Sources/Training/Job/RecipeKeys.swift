@@ -1,0 +1,75 @@
+import Foundation
+import Models
+
+/// Every recipe key, in the order `recipe.yaml` lists them. Adding a key is this one line plus
+/// its `train` flag (`@Option(recipe: \.name)` in `Sources/sft-dist/TrainCommand.swift`, whose
+/// name and help come from here); code reads it as `recipe.name`.
+public struct RecipeKeys: Sendable {
+    public let model = RecipeKey("model", "default", .nonEmpty, "Preset (default, tiny, small, gpt2-mini) or a model directory.")
+    public let data = RecipeKey("data", "builtin:tasks", .nonEmpty,
+                                "Training JSONL ({prompt, completion} or {messages}), or builtin:tasks.", resume: .mayChange)
+    public let heldout = RecipeKey<String?>("heldout", nil, .optionalPath, "Held-out JSONL (default: a split of --data).", resume: .mayChange)
+    public let heldoutFraction = RecipeKey("heldout_fraction", 0.05, .within(0, 1, openHigh: true),
+                                           "Fraction of --data held out when --heldout is not given.")
+    public let steps = RecipeKey(Settings.steps, default: 1000)
+    public let batchSize = RecipeKey(Settings.batchSize, default: 48)
+    public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12)
+    public let lr = RecipeKey("lr", 3e-3, .positive, "Peak learning rate.")
+    public let minLRRatio = RecipeKey("min_lr_ratio", 0.1, .within(0, 1), "Final learning rate as a fraction of the peak.")
+    public let warmupSteps = RecipeKey(Settings.warmupSteps, default: 20)
+    public let schedule = RecipeKey("schedule", LRSchedule.Kind.cosine, .cases, "Learning-rate schedule.")
+    public let optimizer = RecipeKey("optimizer", OptimizerKind.adamw, .cases, "The update rule.")
+    public let beta1 = RecipeKey("beta1", 0.9, .within(0, 1, openHigh: true), "AdamW's first-moment decay.")
+    public let beta2 = RecipeKey("beta2", 0.95, .within(0, 1, openHigh: true), "AdamW's second-moment decay.")
+    public let adamEps = RecipeKey("adam_eps", 1e-8, .within(0, 1, openLow: true), "AdamW's denominator epsilon.")
+    public let weightDecay = RecipeKey("weight_decay", 0.01, .within(0, 1000), "Decoupled weight decay (matrices only).")
+    public let momentum = RecipeKey("momentum", 0.0, .within(0, 1, openHigh: true), "SGD momentum.")
+    public let gradClip = RecipeKey("grad_clip", 1.0, .within(0, 1e12), "Clip the global gradient norm (0 = off).")
+    public let seed = RecipeKey(Settings.seed, default: 1234)
+    public let out = RecipeKey("out", "sft-dist-out", .nonEmpty, "Output directory (metrics.jsonl, loss.svg, model/).", resume: .mayChange)
+    public let maxLength = RecipeKey(Settings.maxLength, default: 64)
+    public let truncation = RecipeKey("truncation", Truncation.right, .cases, "Truncation of over-long examples.")
+    public let packing = RecipeKey("packing", false, .bool, "Pack several examples per row instead of padding.")
+    public let chatTemplate = RecipeKey("chat_template", ChatTemplate.auto, .oneOf(ChatTemplate.names),
+                                        "Template for {messages} data (auto: the model's own).")
+    public let objective = RecipeKey("objective", "nll", .oneOf(ObjectiveRegistry.names), "Training objective (see README).")
+    public let objectiveArgs = RecipeKey("objective_args", [String: String](), .keyValues,
+                                         "Objective parameter key=value (repeatable).", flag: "objective-arg")
+    public let refModel = RecipeKey<String?>("ref_model", nil, .optionalPath, "Reference model directory for objectives that need one.")
+    public let evalEvery = RecipeKey("eval_every", -1, .within(-1...100_000_000),
+                                     "Evaluate every N steps (0: before and after only; -1: four times).", resume: .mayChange)
+    public let evalExamples = RecipeKey(Settings.generationExamples, default: 200, resume: .mayChange)
+    public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation."),
+                                        default: 12, resume: .mayChange)
+    public let checksumEvery = RecipeKey(Settings.everySteps.named("checksum_every", help: "Compare replica checksums every N steps (0: end only)."),
+                                         default: 50, resume: .mayChange)
+    public let logEvery = RecipeKey("log_every", 10, .within(1...100_000_000), "Progress line every N steps when not on a terminal.",
+                                    resume: .mayChange)
+    public let skipBadLines = RecipeKey("skip_bad_lines", false, .bool, "Skip and count malformed JSONL lines instead of stopping.")
+    public let nanPolicy = RecipeKey("nan_policy", NaNPolicy.abort, .cases, "On a non-finite loss or gradient.")
+    public let overlapGradSync = RecipeKey("overlap_grad_sync", true, .bool, "Start each block's gradient sum while backward continues.")
+    public let saveFormat = RecipeKey("save_format", ModelDirectory.SaveFormat.native, .cases,
+                                      "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).")
+    public let saveEvery = RecipeKey(Settings.everySteps.named("save_every", help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none)."),
+                                     default: 0, resume: .mayChange)
+    public let keepLast = RecipeKey("keep_last", 3, .within(0...1_000_000), "Checkpoints to keep, oldest deleted first (0: all).", resume: .mayChange)
+    public let resume = RecipeKey<String?>("resume", nil, .optionalPath,
+                                           "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
+    public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
+                                           "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
+
+    public init() {}
+}
+
+extension Limits where Value == Bool {
+    static var bool: Limits { Limits("true or false") { _ in true } }
+}
+
+extension Limits where Value == String? {
+    /// Unset, or a non-empty path.
+    static var optionalPath: Limits { Limits("a non-empty path") { $0.map { !$0.isEmpty } ?? true } }
+}
+
+extension Limits where Value == [String: String] {
+    static var keyValues: Limits { Limits("key=value pairs (a YAML mapping of names to scalars)") { _ in true } }
+}

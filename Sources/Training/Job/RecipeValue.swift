@@ -1,0 +1,122 @@
+import Foundation
+import Models
+import Yams
+
+extension Node {
+    /// YAML null (`~`, `null`, nothing) — only unquoted: `'~'` is the string "~" (Yams' own
+    /// `null` accessor ignores the quotes).
+    var isNull: Bool {
+        guard let s = scalar, s.style == .plain || s.style == .any else { return false }
+        return null != nil
+    }
+}
+
+/// A type a recipe key can hold: how it is read from a YAML node (Yams' YAML 1.1 scalar
+/// resolution) and from a flag's text, and how it reads in messages and in the resume check.
+public protocol RecipeValue: Codable, Equatable, Sendable {
+    /// nil: the node is not a value of this type.
+    static func fromYAML(_ node: Node) -> Self?
+    /// nil: the text is not a value of this type. `current` is the value so far, so a
+    /// repeatable flag (`--objective-arg k=v`) adds to it instead of replacing it.
+    static func fromFlag(_ text: String, current: Self?) -> Self?
+    /// The value as messages and the resume comparison show it.
+    var text: String { get }
+    /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
+    var yaml: Node { get }
+}
+
+extension RecipeValue where Self: LosslessStringConvertible {
+    public static func fromFlag(_ text: String, current: Self?) -> Self? { Self(text) }
+    public var text: String { description }
+    public var yaml: Node { Node(description) }
+}
+
+extension Int: RecipeValue {
+    public static func fromYAML(_ node: Node) -> Int? { node.scalar.flatMap(Int.construct) }
+}
+
+extension UInt64: RecipeValue {
+    public static func fromYAML(_ node: Node) -> UInt64? { node.scalar.flatMap(UInt64.construct) }
+}
+
+extension Double: RecipeValue {
+    public static func fromYAML(_ node: Node) -> Double? { node.scalar.flatMap(Double.construct) }
+}
+
+extension Bool: RecipeValue {
+    public static func fromYAML(_ node: Node) -> Bool? { node.scalar.flatMap(Bool.construct) }
+}
+
+extension String: RecipeValue {
+    /// Any scalar but null: `model: 123` is the string "123", as YAMLDecoder read it.
+    public static func fromYAML(_ node: Node) -> String? {
+        guard let s = node.scalar, !node.isNull else { return nil }
+        return s.string
+    }
+    public var text: String { "\"\(RecipeError.quote(self))\"" }
+    /// Quoted when it would read back as something else (`"~"`, `"123"`), as Yams decides.
+    public var yaml: Node { .scalar(represented()) }
+}
+
+/// Optional keys (`heldout`, `ref_model`, `resume`): YAML null, or a value.
+extension Optional: RecipeValue where Wrapped: RecipeValue {
+    public static func fromYAML(_ node: Node) -> Wrapped?? {
+        if node.isNull { return .some(nil) }
+        return Wrapped.fromYAML(node).map { .some($0) }
+    }
+    public static func fromFlag(_ text: String, current: Wrapped??) -> Wrapped?? {
+        Wrapped.fromFlag(text, current: current ?? nil).map { .some($0) }
+    }
+    public var text: String { map(\.text) ?? "unset" }
+    public var yaml: Node { map(\.yaml) ?? Node("null") }
+}
+
+/// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an
+/// objective parses its own arguments); from flags, `key=value`, repeatable.
+extension Dictionary: RecipeValue where Key == String, Value == String {
+    public static func fromYAML(_ node: Node) -> [String: String]? {
+        guard let m = node.mapping else { return node.isNull ? [:] : nil }
+        var out: [String: String] = [:]
+        for (k, v) in m {
+            guard let key = k.scalar?.string, let value = v.scalar?.string else { return nil }
+            out[key] = value
+        }
+        return out
+    }
+    public static func fromFlag(_ text: String, current: [String: String]?) -> [String: String]? {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else { return nil }
+        var out = current ?? [:]
+        out[parts[0]] = parts[1]
+        return out
+    }
+    public var text: String {
+        "{" + keys.sorted().map { "\(RecipeError.quote($0)): \(RecipeError.quote(self[$0]!))" }.joined(separator: ", ") + "}"
+    }
+    public var yaml: Node { Node(keys.sorted().map { ($0.yaml, self[$0]!.yaml) }) }
+}
+
+/// Recipe enums are read by their raw names; anything else is refused, listing the names.
+extension RecipeValue where Self: RawRepresentable & CaseIterable, RawValue == String {
+    public static func fromYAML(_ node: Node) -> Self? { node.scalar.flatMap { Self(rawValue: $0.string) } }
+    public static func fromFlag(_ text: String, current: Self?) -> Self? { Self(rawValue: text) }
+    public var text: String { rawValue }
+    public var yaml: Node { Node(rawValue) }
+}
+
+extension LRSchedule.Kind: RecipeValue {}
+extension Truncation: RecipeValue {}
+extension ModelDirectory.SaveFormat: Codable, RecipeValue {}
+
+/// `optimizer`: the update rule.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable, RecipeValue {
+    case adamw, sgd
+}
+
+/// `nan_policy`: what a step with a non-finite loss or gradient does.
+public enum NaNPolicy: String, Codable, Sendable, CaseIterable, RecipeValue {
+    /// End the job with exit code 2.
+    case abort
+    /// Skip the update and count the step.
+    case skip
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// Flags whose name, help and limits come from a declaration (`Settings`, `RecipeKeys`), so a
+/// setting is declared once and every subcommand that takes it says and checks the same thing.
+/// Values are parsed `.unconditional`ly: `--steps -1` is the value -1 (refused with the limit),
+/// not a missing value followed by an unknown flag.
+extension Option where Value: ExpressibleByArgument {
+    init(wrappedValue: Value, _ setting: Setting<Value>) {
+        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"))
+    }
+}
+
+extension Option {
+    init<T: ExpressibleByArgument>(_ setting: Setting<T>) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"))
+    }
+
+    /// A `train` flag for a recipe key. It is read as text and converted by the key, as the
+    /// recipe's YAML value is; `Train.makeRecipe` applies it by the property's name.
+    init<T>(recipe path: KeyPath<RecipeKeys, RecipeKey<T>>) where Value == String? {
+        let key = Recipe.declared[keyPath: path]
+        self.init(name: .customLong(key.flag), parsing: .unconditional, help: ArgumentHelp(key.help))
+    }
+
+    /// A repeatable `train` flag for a map key (`--objective-arg k=v`).
+    init(recipe path: KeyPath<RecipeKeys, RecipeKey<[String: String]>>) where Value == [String] {
+        let key = Recipe.declared[keyPath: path]
+        self.init(wrappedValue: [], name: .customLong(key.flag), parsing: .unconditionalSingleValue, help: ArgumentHelp(key.help))
+    }
+}
+
+extension Flag where Value == Bool? {
+    /// `--packing` / `--no-packing` for a true-or-false recipe key.
+    init(recipe path: KeyPath<RecipeKeys, RecipeKey<Bool>>) {
+        let key = Recipe.declared[keyPath: path]
+        self.init(name: .customLong(key.flag), inversion: .prefixedNo, help: ArgumentHelp(key.help))
+    }
+}
+
+extension Setting {
+    /// For `validate()` of the subcommands: nil (flag not given) passes.
+    func check(_ value: Value?) throws {
+        if let value { try check(value) }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// The recipe: keys declared once and read the same way from YAML, flags and JSON; hostile
+/// YAML refused with one short line naming the file, line and key, never a trap or a hang.
+final class RecipeTests: XCTestCase {
+    func error(_ yaml: String) -> String? {
+        do { _ = try Recipe.parse(yaml: yaml, source: "r.yaml"); return nil } catch { return "\(error)" }
+    }
+
+    func assertRefused(_ yaml: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let e = error(yaml) else { return XCTFail("accepted", file: file, line: line) }
+        XCTAssertTrue(e.contains(expected), "expected \"\(expected)\" in: \(e)", file: file, line: line)
+        XCTAssertTrue(e.hasPrefix("r.yaml"), e, file: file, line: line)
+        XCTAssertLessThan(e.count, 300, e, file: file, line: line)
+        XCTAssertFalse(e.contains("\n"), e, file: file, line: line)
+    }
+
+    func testEveryKeyIsDeclaredOnceWithHelpAndAValidDefault() throws {
+        let names = Recipe.keys.map(\.key.name)
+        XCTAssertEqual(Set(names).count, names.count, "duplicate key names")
+        XCTAssertTrue(Recipe.keys.allSatisfy { !$0.key.help.isEmpty })
+        try Recipe().validate()
+        XCTAssertEqual(Recipe().steps, 1000)
+        // The keys recipes had before they were declared in one place, none lost or renamed.
+        XCTAssertEqual(names, ["model", "data", "heldout", "heldout_fraction", "steps", "batch_size", "micro_batch_size", "lr",
+                               "min_lr_ratio", "warmup_steps", "schedule", "optimizer", "beta1", "beta2", "adam_eps",
+                               "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
+                               "chat_template", "objective", "objective_args", "ref_model", "eval_every", "eval_examples",
+                               "max_new_tokens", "checksum_every", "log_every", "skip_bad_lines", "nan_policy",
+                               "overlap_grad_sync", "save_format", "save_every", "keep_last", "resume", "watchdog_seconds"])
+    }
+
+    /// recipe.yaml and the canonical JSON hold every key and read back to the same recipe.
+    func testRecipeYAMLAndJSONRoundTrip() throws {
+        var r = Recipe()
+        r.steps = 7; r.schedule = .linear; r.optimizer = .sgd; r.heldout = "h.jsonl"; r.objectiveArgs = ["k": "4", "beta": "-0.2"]
+        r.nanPolicy = .skip; r.saveFormat = .hf; r.truncation = .drop; r.packing = true; r.seed = UInt64.max; r.lr = 1e-4
+        // Found by the fuzz campaign: YAMLEncoder wrote 15 digits, so recipe.yaml did not
+        // reproduce a value such as this one; strings that look like other types stay strings.
+        r.watchdogSeconds = 30.922337203685476; r.model = "~"; r.out = "123"; r.data = "true"
+        let back = try Recipe.parse(yaml: r.yaml, source: "recipe.yaml")
+        XCTAssertEqual(back, r)
+        XCTAssertEqual(try JSONDecoder().decode(Recipe.self, from: Data(r.canonicalJSON.utf8)), r)
+        XCTAssertNil(back.firstDifference(from: r))
+        var other = r
+        other.microBatchSize = 3
+        XCTAssertEqual(other.firstDifference(from: r)?.key, "micro_batch_size")
+    }
+
+    func testFlagTextGoesThroughTheSameKeys() throws {
+        var r = Recipe()
+        try Recipe.key(named: "steps")!.read(flag: "12", into: &r)
+        try Recipe.key(named: "objective_args")!.read(flag: "k=3", into: &r)
+        try Recipe.key(named: "objective_args")!.read(flag: "beta=-1", into: &r)
+        try Recipe.key(named: "schedule")!.read(flag: "constant", into: &r)
+        XCTAssertEqual(r.steps, 12)
+        XCTAssertEqual(r.objectiveArgs, ["k": "3", "beta": "-1"])
+        XCTAssertEqual(r.schedule, .constant)
+        func refused(_ name: String, _ text: String) -> String {
+            var r = Recipe()
+            do { try Recipe.key(named: name)!.read(flag: text, into: &r); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(refused("steps", "-1"), "--steps must be an integer in 1…100000000 (got -1)")
+        XCTAssertEqual(refused("batch_size", "9223372036854775807"), "--batch-size must be an integer in 1…1048576 (got 9223372036854775807)")
+        XCTAssertEqual(refused("micro_batch_size", "-3"), "--micro-batch-size must be an integer in 1…65536 (got -3)")
+        XCTAssertEqual(refused("lr", "nan"), "--lr must be a finite number > 0 (got nan)")
+        XCTAssertEqual(refused("optimizer", "adam"), "--optimizer must be one of adamw, sgd (got adam)")
+        XCTAssertEqual(refused("objective_args", "k"), "--objective-arg must be key=value pairs (a YAML mapping of names to scalars) (got k)")
+        XCTAssertEqual(refused("watchdog_seconds", "inf"), "--watchdog must be a number in [0, 1e+07] (got inf)")
+    }
+
+    func testOutOfRangeAndWrongTypeYAMLNamesFileLineAndKey() {
+        assertRefused("model: tiny\nbatch_size: 9223372036854775807\n", "r.yaml:2: batch_size must be an integer in 1…1048576")
+        assertRefused("steps: -1\n", "r.yaml:1: steps must be an integer in 1…100000000 (got -1)")
+        assertRefused("max_length: 1099511627776\n", "max_length must be an integer in 2…1048576")
+        assertRefused("lr: .nan\n", "r.yaml:1: lr must be a finite number > 0")
+        assertRefused("schedule: [cosine]\n", "schedule must be one of cosine, linear, constant (got a sequence)")
+        assertRefused("objective_args: {k: [1]}\n", "objective_args must be key=value pairs")
+        XCTAssertNoThrow(try Recipe.parse(yaml: "heldout: ~\nref_model:\n", source: "r.yaml"))
+    }
+
+    func testObjectiveArgumentsAreCheckedWithTheRecipe() {
+        var r = Recipe()
+        r.objective = "otr"; r.objectiveArgs = ["k": "1000000000"]
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("objective otr: k must be an integer in 1…4096"), "\($0)") }
+    }
+
+    // MARK: hostile YAML, one class at a time
+
+    func testDeepNestingIsRefusedBeforeParsing() {
+        let flow = "x: " + String(repeating: "{a: ", count: 3000) + "1" + String(repeating: "}", count: 3000) + "\n"
+        assertRefused(flow, "nested too deeply for a recipe")
+        let brackets = "x: " + String(repeating: "[", count: 100_000) + "\n"
+        assertRefused(brackets, "nested too deeply for a recipe")
+        var block = ""
+        for i in 0..<1000 { block += String(repeating: " ", count: i) + "a:\n" }
+        assertRefused(block, "nested too deeply for a recipe")
+        // (3,000 indented levels are 4.5 MB: refused for their size before their depth.)
+        let dashes = "x:\n" + String(repeating: "- ", count: 3000) + "1\n"
+        assertRefused(dashes, "nested too deeply for a recipe")
+        let crLines = (0..<1000).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\r")
+        assertRefused(crLines, "nested too deeply for a recipe")
+        // Through aliases the tree can be deeper than the text; the walk bounds that too.
+        var aliased = "a0: &a0 [[[[[[1]]]]]]\n"
+        for i in 1..<8 { aliased += "a\(i): &a\(i) [[[[[[*a\(i - 1)]]]]]]\n" }
+        assertRefused(aliased, "levels deep")
+    }
+
+    func testComplexAndMergeKeysAreRefused() {
+        assertRefused("? [a, b]\n: 1\n", "r.yaml:1: a mapping key must be a plain name, not a sequence")
+        assertRefused("? {a: 1}\n: 1\n", "a mapping key must be a plain name, not a mapping")
+        assertRefused("objective_args:\n  ? [k]\n  : 1\n", "a mapping key must be a plain name")
+        assertRefused("base: &b {steps: 5}\n<<: *b\n", "r.yaml:2: merge keys (<<) are not supported")
+    }
+
+    func testAliasBombsStopAtTheExpansionBudget() {
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        for i in 1..<9 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n" }
+        XCTAssertLessThan(bomb.utf8.count, 600)
+        let start = Date()
+        assertRefused(bomb, "more than 10000 values once aliases are expanded")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        var merges = "m0: &m0 {a: 1, b: 2}\n"
+        for i in 1..<30 { merges += "m\(i): &m\(i) {<<: [*m\(i - 1), *m\(i - 1)]}\n" }
+        assertRefused(merges, "r.yaml:")
+        // A few aliases inside the budget are fine (and then the keys decide).
+        assertRefused("x: &v 5\nsteps: *v\nbatch_size: *v\n", "unknown key \"x\"")
+        XCTAssertEqual(try Recipe.parse(yaml: "steps: &v 5\nbatch_size: *v\n", source: "r.yaml").batchSize, 5)
+    }
+
+    func testDuplicateEmptyAndNonMappingRecipes() {
+        assertRefused("steps: 5\nlr: 0.1\nsteps: 6\n", "r.yaml:3: duplicate key \"steps\"")
+        assertRefused("objective_args: {k: 1, k: 2}\n", "duplicate key \"k\"")
+        assertRefused("", "the recipe is empty")
+        assertRefused("# only a comment\n\n", "the recipe is empty")
+        assertRefused("{}\n", "the recipe is empty")
+        assertRefused("- steps: 5\n", "a recipe must be a mapping")
+        assertRefused("steps: 5\n---\nsteps: 6\n", "invalid YAML")
+    }
+
+    func testHugeValuesAreNotEchoedWhole() {
+        let big = String(repeating: "z", count: 1_000_000)
+        assertRefused("schedule: " + big + "\n", "r.yaml:1: schedule must be one of cosine, linear, constant (got zzzz")
+        assertRefused("? " + big + "\n: 1\n", "unknown key \"zzzz")  // (an implicit key is at most 1024 characters)
+        assertRefused("schedule: " + String(repeating: "z", count: 50_000_000) + "\n", "r.yaml: 50000011 bytes; a recipe may have at most 1048576")
+        assertRefused("steps: \"" + String(repeating: "\n", count: 500) + "\"\n", "steps must be an integer")
+        XCTAssertEqual(RecipeError.quote("a\nb"), "a\\nb")
+        XCTAssertEqual(RecipeError.quote(String(repeating: "y", count: 100)), String(repeating: "y", count: 40) + "… (100 bytes)")
+    }
+
+    func testRecipeFilesMustBeSmallRegularFiles() throws {
+        func loadError(_ path: String) -> String {
+            do { _ = try Recipe.load(path: path); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(loadError("/dev/zero"), "/dev/zero: not a regular file (a recipe is a YAML file)")
+        XCTAssertEqual(loadError("/tmp"), "/tmp: not a regular file (a recipe is a YAML file)")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-big-recipe-\(getpid()).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(repeating: 0x20, count: RecipeYAML.maxBytes + 1).write(to: URL(fileURLWithPath: path))
+        XCTAssertTrue(loadError(path).hasSuffix("larger than 1048576 bytes; that is not a recipe"), loadError(path))
+    }
+}
