@@ -37,7 +37,7 @@ final class FusedStepTests: XCTestCase {
         XCTAssertGreaterThan(6 * shortest, 256, "every micro-batch must span more than one 256-row chunk of the fused head")
         var recipe = Recipe()
         recipe.batchSize = 12; recipe.microBatchSize = 6; recipe.steps = 2
-        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = "constant"; recipe.gradClip = 0; recipe.weightDecay = 0
+        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.gradClip = 0; recipe.weightDecay = 0
         recipe.objectiveArgs = ["label_smoothing": "0.1"]
         let config = GPT2Config(vocabSize: tokenizer.vocabSize, contextLength: 64, embedDim: 16, layers: 2, heads: 2)
         var results: [(loss: Double, grad: [Float], fused: Bool)] = []

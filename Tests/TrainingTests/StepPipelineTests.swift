@@ -8,7 +8,7 @@ import TensorCore
 /// The step pipeline's seams driven through the real `Trainer.step`: a trainable subset, a
 /// producer with per-sequence fields, `observe`, and the pre-step scoring hook.
 final class StepPipelineTests: XCTestCase {
-    func makeSetup(objective: Objective? = nil, batch: Int = 4, optimizer: String = "adamw") throws -> RunSetup {
+    func makeSetup(objective: Objective? = nil, batch: Int = 4, optimizer: OptimizerKind = .adamw) throws -> RunSetup {
         var recipe = Recipe()
         recipe.batchSize = batch; recipe.microBatchSize = 2; recipe.steps = 5; recipe.lr = 1e-2
         recipe.optimizer = optimizer; recipe.weightDecay = 0.1
@@ -25,7 +25,7 @@ final class StepPipelineTests: XCTestCase {
     /// kernels skipped them), the optimizer holds moments for the trainable floats only, and
     /// the trainable parameters move.
     func testFrozenParametersStayBitIdenticalAndTheTrainableOnesMove() throws {
-        for optimizer in ["adamw", "sgd"] {
+        for optimizer in [OptimizerKind.adamw, .sgd] {
             let setup = try makeSetup(optimizer: optimizer)
             let params = setup.model.parameters
             let trainable = TrainableSet(params) { $0.name.hasPrefix("transformer.h.1.") || $0.name.hasPrefix("transformer.ln_f.") }

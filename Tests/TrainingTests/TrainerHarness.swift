@@ -107,7 +107,7 @@ struct TrainerHarness {
         _ = try ObjectiveRegistry.make(name: objective, args: args)   // a bad name fails here, not on a thread
         var recipe = Recipe()
         recipe.batchSize = examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
-        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = "constant"; recipe.weightDecay = 0; recipe.gradClip = 0
+        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
         recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
         let perRank: [[Result]] = InProcessGroup.run(size: ranks) { comm in
