@@ -55,14 +55,14 @@ public enum Fatal {
         comm.abortJob(code: code)
     }
 
-    /// Runs `body`; a thrown error becomes a collective failure (see `agree`).
-    public static func collective<T>(_ body: () throws -> T) -> T {
+    /// Runs `body`; a thrown error becomes a collective failure (see `agree`) with `code`.
+    public static func collective<T>(code: Int32 = Code.input, _ body: () throws -> T) -> T {
         do {
             let value = try body()
             agree(nil)
             return value
         } catch {
-            agree(describe(error))
+            agree(describe(error), code: code)
             fatalError("unreachable")
         }
     }

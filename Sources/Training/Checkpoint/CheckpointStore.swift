@@ -55,7 +55,7 @@ struct CheckpointStore {
         let fm = FileManager.default
         let step = c.state.step, name = Self.name(step)
         do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(error.localizedDescription))")
+            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(MessageText.reason(error, for: directory)))")
         }
         removeTemporaries()
         let tmp = directory + "/.tmp-\(name)-\(getpid())"
@@ -79,7 +79,7 @@ struct CheckpointStore {
             try DurableFiles.sync(directory, directory: true)
         } catch {
             try? fm.removeItem(atPath: tmp)
-            throw CheckpointError("\(final): cannot write checkpoint (\(error))")
+            throw CheckpointError("\(final): cannot write checkpoint (\(MessageText.reason(error, for: final)))")
         }
         FaultInjection.point("save-renamed", step: step, rank: 0)
         if keepLast > 0 {

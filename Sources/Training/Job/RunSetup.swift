@@ -18,7 +18,7 @@ public struct RunSetup {
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
         // Output directory and the built-in data are made by the coordinator only.
-        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil)
+        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil, code: Fatal.Code.output)
         comm.barrier()
 
         let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
@@ -69,7 +69,7 @@ public struct RunSetup {
         }
         // A resumed run writes its recipe only once the checkpoint has been verified
         // (Checkpointer.resume), so a refused resume leaves the run directory as it was.
-        if recipe.resume == nil { Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil) }
+        if recipe.resume == nil { Fatal.agree(comm.isCoordinator ? writeRecipe(recipe) : nil, code: Fatal.Code.output) }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
     }
@@ -111,7 +111,7 @@ public struct RunSetup {
             }
             return nil
         } catch {
-            return "\(recipe.out): cannot prepare output directory (\(error))"
+            return "\(recipe.out): cannot prepare output directory (\(MessageText.reason(error, for: recipe.out)))"
         }
     }
 
@@ -121,7 +121,7 @@ public struct RunSetup {
             try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
             return nil
         } catch {
-            return "\(recipe.out): cannot write the recipe (\(error.localizedDescription))"
+            return "\(recipe.out): cannot write the recipe (\(MessageText.reason(error, for: recipe.out)))"
         }
     }
 

@@ -31,7 +31,7 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, trainer: trainer, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
-        let metrics = Fatal.collective { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
+        let metrics = Fatal.collective(code: Fatal.Code.output) { try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil) }
 
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 else { return nil }
@@ -85,7 +85,7 @@ public enum TrainingJob {
         let after = evaluate("after training", step: recipe.steps)
 
         let modelDir = recipe.out + "/model"
-        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil)
+        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil, code: Fatal.Code.output)
         // The plot is an output like the model, written even with --quiet.
         if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
             try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
