@@ -87,6 +87,16 @@ final class ExternalScorerLimitsTests: XCTestCase {
         XCTAssertLessThan(many.error?.utf8.count ?? 0, 300)
     }
 
+    /// The deadline is computed in nanoseconds: an infinite or absurd timeout is refused, not a trap.
+    func testAbsurdTimeoutsAreRefused() {
+        for t in ["inf", "1e300", "nan", "0", "-1", "86401"] {
+            XCTAssertThrowsError(try ScorerRegistry.make(name: "command", args: ["cmd": "true", "timeout": t]), t) {
+                XCTAssertTrue("\($0)".contains("--scorer-timeout"), "\($0)")
+            }
+        }
+        XCTAssertNoThrow(try ScorerRegistry.make(name: "command", args: ["cmd": "true", "timeout": "86400"]))
+    }
+
     func testGarbageIsNamedButNotEchoedWhole() {
         let r = run(#"cat >/dev/null; echo 1; head -c 900 /dev/zero | tr '\0' x; echo"#, timeout: 20)
         XCTAssertTrue(r.error?.contains("line 2") == true && r.error?.contains("d.jsonl:9") == true, r.error ?? "accepted")

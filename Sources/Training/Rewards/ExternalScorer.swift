@@ -14,6 +14,7 @@ public final class ExternalScorer: Scorer {
     /// A score is a number: a longer line is not one, and reading it whole would let a
     /// broken scorer fill memory.
     public static let maxLineBytes = 1024
+    public static let maxTimeout: Double = 86_400
 
     public init(command: String, timeout: Double) { self.command = command; self.timeout = timeout }
 
