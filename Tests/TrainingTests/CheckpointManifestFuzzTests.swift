@@ -4,8 +4,9 @@ import TensorCore
 @testable import Training
 
 /// Seeded mutations of a valid checkpoint manifest, verified against a checkpoint directory
-/// that also holds what an attacker would plant: a symlinked directory leading outside, a
-/// symlink to /dev/zero, a FIFO, a directory, and a symlink that stays inside. Every case must
+/// that, in a third of the cases, also holds what an attacker would plant: a symlinked
+/// directory leading outside, a symlink to /dev/zero, a FIFO; always a directory and a
+/// symlink that stays inside. Every case must
 /// verify or throw a `CheckpointError` naming the checkpoint in one short line — never trap,
 /// hang, read outside the checkpoint, or accept a file that is not the one listed.
 /// 2000 cases by default; more with SFT_DIST_FUZZ_CASES (seed: SFT_DIST_FUZZ_SEED).
@@ -38,11 +39,21 @@ final class CheckpointManifestFuzzTests: XCTestCase {
         try secret.write(toFile: outside + "/secret", atomically: false, encoding: .utf8)
         let valid = try CheckpointManifest.make(directory: dir, step: 3)
         XCTAssertEqual(valid.files.count, 3)
-        // Planted after the manifest was made, as an attacker would.
-        try fm.createSymbolicLink(atPath: dir + "/out", withDestinationPath: outside)
-        try fm.createSymbolicLink(atPath: dir + "/zero", withDestinationPath: "/dev/zero")
+        // Planted after the manifest was made, as an attacker would: an in-checkpoint symlink
+        // always, the hostile entries (which make any manifest fail) in about half the cases.
         try fm.createSymbolicLink(atPath: dir + "/inlink", withDestinationPath: "state.json")
-        XCTAssertEqual(mkfifo(dir + "/fifo", 0o600), 0)
+        var planted = false
+        func plant(_ on: Bool) throws {
+            guard on != planted else { return }
+            if on {
+                try fm.createSymbolicLink(atPath: dir + "/out", withDestinationPath: outside)
+                try fm.createSymbolicLink(atPath: dir + "/zero", withDestinationPath: "/dev/zero")
+                XCTAssertEqual(mkfifo(dir + "/fifo", 0o600), 0)
+            } else {
+                for name in ["out", "zero", "fifo"] { try fm.removeItem(atPath: dir + "/" + name) }
+            }
+            planted = on
+        }
         let secretHash = XXHash64.hex(XXHash64.hash(Array(secret.utf8)))
         // The outside file listed with its true size and hash: only the path check refuses it.
         let secretEntry = CheckpointManifest.File(path: "out/secret", size: secret.utf8.count, xxh64: secretHash)
@@ -67,6 +78,7 @@ final class CheckpointManifestFuzzTests: XCTestCase {
                 bytes = m.encoded
                 if Int.random(in: 0..<5, using: &rng) == 0 { mutateBytes(&bytes, &rng) }
             }
+            try plant(Int.random(in: 0..<3, using: &rng) == 0)
             // Through the file (resolution, hashing) whenever the parse alone would pass.
             let parsed = try? CheckpointManifest.parse(Data(bytes), path: manifestPath)
             do {
@@ -86,6 +98,7 @@ final class CheckpointManifestFuzzTests: XCTestCase {
                     XCTAssertEqual(f.size, g?.size, label)
                     XCTAssertEqual(f.xxh64, g?.xxh64, label)
                 }
+                XCTAssertFalse(planted, "\(label): accepted with a symlink out, a FIFO and /dev/zero in the checkpoint")
                 accepted += 1
             } catch let e as CheckpointError {
                 let text = e.description

@@ -99,6 +99,24 @@ final class CheckpointManifestPathTests: XCTestCase {
         XCTAssertTrue(e.contains("manifest.json: not a regular file"), e)
     }
 
+    /// Files the manifest does not list are read too (the model loader opens a chat template
+    /// if there is one): no symlink anywhere under the checkpoint may lead outside it, and no
+    /// FIFO may sit in it.
+    func testUnlistedSymlinksOutAndFIFOsAreRefused() throws {
+        let h = try XXHash64.hashFile(dir + "/state.json")
+        try writeManifest([CheckpointManifest.File(path: "state.json", size: 2, xxh64: XXHash64.hex(h.hash))])
+        try "notes".write(toFile: dir + "/model/README.txt", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/model/inside", withDestinationPath: "../state.json")
+        XCTAssertNil(verifyError(), "plain extra files and symlinks that stay inside are harmless")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/model/chat_template.jinja", withDestinationPath: outside + "/secret")
+        let e = verifyError() ?? "accepted"
+        XCTAssertTrue(e.contains("model/chat_template.jinja") && e.contains("leaves the checkpoint"), e)
+        try FileManager.default.removeItem(atPath: dir + "/model/chat_template.jinja")
+        XCTAssertEqual(mkfifo(dir + "/model/tokenizer.json", 0o600), 0)
+        let f = verifyError() ?? "accepted"
+        XCTAssertTrue(f.contains("model/tokenizer.json: not a regular file"), f)
+    }
+
     func testPathsAreNotEchoedWhole() throws {
         try writeManifest([entry(String(repeating: "../", count: 2000) + "x")])
         let e = verifyError() ?? "accepted"

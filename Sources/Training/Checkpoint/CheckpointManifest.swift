@@ -62,15 +62,20 @@ struct CheckpointManifest: Codable, Equatable {
         }
         guard let data = FileManager.default.contents(atPath: file.path) else { throw CheckpointError("\(path): cannot read") }
         let m = try parse(data, path: path)
-        for f in m.files {
+        // Every listed path resolved, then the rest of the tree checked, before anything is read.
+        let files = try m.files.map { f in
             guard let file = try paths.regularFile(f.path) else { throw CheckpointError("\(paths.shown(f.path)): missing from the checkpoint") }
+            return file
+        }
+        try paths.checkTree()
+        for (f, file) in zip(m.files, files) {
             // The size first: a replaced file is refused without reading it.
             var size = file.size
             if size == f.size {
                 let (h, hashed) = try XXHash64.hashFile(file.path)
                 size = hashed
                 if size == f.size && XXHash64.hex(h) != f.xxh64 {
-                    throw CheckpointError("\(paths.shown(f.path)): checksum \(XXHash64.hex(h)) does not match the manifest's \(f.xxh64) (the checkpoint is corrupt)")
+                    throw CheckpointError("\(paths.shown(f.path)): checksum \(XXHash64.hex(h)) does not match the manifest's \(MessageText.oneLine(f.xxh64, max: 20)) (the checkpoint is corrupt)")
                 }
             }
             guard size == f.size else {

@@ -34,8 +34,7 @@ struct CheckpointPaths {
         }
         let resolved = String(cString: real)
         free(real)
-        let root = resolvedDirectory == "/" ? "/" : resolvedDirectory + "/"
-        guard resolved.hasPrefix(root) || resolved == resolvedDirectory else {
+        guard inside(resolved) else {
             throw CheckpointError("\(shown(relative)): leaves the checkpoint directory (through a symlink); refused unread")
         }
         var st = stat()
@@ -46,5 +45,47 @@ struct CheckpointPaths {
             throw CheckpointError("\(shown(relative)): not a regular file (a directory, FIFO or device); refused unread")
         }
         return (resolved, Int(st.st_size))
+    }
+
+    /// Every entry under the checkpoint, walked without following symlinks: a symlink must
+    /// not lead outside, and nothing may be a FIFO, device or socket. Whatever later reads the
+    /// checkpoint by path — the model loader opens files a manifest need not list, such as a
+    /// chat template — then stays inside it and cannot block. A dangling symlink is left to
+    /// fail as a missing file.
+    func checkTree(maxEntries: Int = 100_000) throws {
+        var pending = [""], seen = 0
+        while let relative = pending.popLast() {
+            let dir = relative.isEmpty ? directory : directory + "/" + relative
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
+                throw CheckpointError("\(dir): cannot list (\(MessageText.reason(error, for: dir)))")
+            }
+            for name in names {
+                seen += 1
+                guard seen <= maxEntries else {
+                    throw CheckpointError("\(directory): more than \(maxEntries) entries; not a checkpoint sft-dist wrote")
+                }
+                let entry = relative.isEmpty ? name : relative + "/" + name
+                var st = stat()
+                guard lstat(directory + "/" + entry, &st) == 0 else { continue }  // removed meanwhile
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: pending.append(entry)
+                case S_IFREG: break
+                case S_IFLNK:
+                    guard let real = realpath(directory + "/" + entry, nil) else { continue }
+                    let resolved = String(cString: real)
+                    free(real)
+                    if !inside(resolved) {
+                        throw CheckpointError("\(shown(entry)): a symlink that leaves the checkpoint directory; refused")
+                    }
+                default:
+                    throw CheckpointError("\(shown(entry)): not a regular file (a FIFO, device or socket); refused")
+                }
+            }
+        }
+    }
+
+    private func inside(_ resolved: String) -> Bool {
+        resolved == resolvedDirectory || resolved.hasPrefix(resolvedDirectory == "/" ? "/" : resolvedDirectory + "/")
     }
 }
