@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// Runs one external scorer batch: `/bin/sh -c COMMAND` in its own process group, its input
 /// written and its outputs read through non-blocking pipes under one deadline. Whatever the
@@ -25,7 +26,7 @@ struct ScorerProcess {
         var toChild: [Int32] = [-1, -1], fromOut: [Int32] = [-1, -1], fromErr: [Int32] = [-1, -1]
         guard pipe(&toChild) == 0, pipe(&fromOut) == 0, pipe(&fromErr) == 0 else {
             for fd in toChild + fromOut + fromErr where fd >= 0 { close(fd) }
-            throw ScorerError("scorer command \(command.debugDescription) could not start: no pipes (\(String(cString: strerror(errno))))")
+            throw ScorerError("scorer command \(MessageText.quoted(command, max: 60)) could not start: no pipes (\(String(cString: strerror(errno))))")
         }
         // Close-on-exec everywhere: the scorer gets only the ends dup2'ed onto 0, 1, 2.
         for fd in toChild + fromOut + fromErr { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -47,21 +48,29 @@ struct ScorerProcess {
         if input.isEmpty { close(writeFD); writeFD = -1 }
 
         func finish(_ outcome: Outcome) -> Outcome {
-            // The group first, while the leader (reaped or not) still holds the group id.
-            kill(-pid, SIGKILL)
-            if status == nil { var s: Int32 = 0; while waitpid(pid, &s, 0) < 0 && errno == EINTR {} }
+            // The group first, while the unreaped leader still holds the group id (once the
+            // leader is reaped, the group was killed already, below).
+            if status == nil {
+                kill(-pid, SIGKILL)
+                var s: Int32 = 0
+                while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+            }
             return outcome
         }
 
         while true {
             if status == nil {
-                var s: Int32 = 0
-                if waitpid(pid, &s, WNOHANG) == pid {
+                // Wait without reaping: the zombie leader keeps the group id from being reused
+                // until the group is killed.
+                var info = siginfo_t()
+                if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid {
+                    // The scorer is done; children it left behind may hold the pipes open, and
+                    // would keep running: end them, then read what is already in the pipes.
+                    kill(-pid, SIGKILL)
+                    var s: Int32 = 0
+                    while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
                     status = s
                     exitedAt = DispatchTime.now().uptimeNanoseconds
-                    // The scorer is done; children it left behind may hold the pipes open, and
-                    // would keep running: end them and read what is already in the pipes.
-                    kill(-pid, SIGKILL)
                 }
             }
             let now = DispatchTime.now().uptimeNanoseconds
@@ -103,7 +112,6 @@ struct ScorerProcess {
                 if n > 0 { errTail = Array((errTail + buffer[0..<n]).suffix(2048)) }
             }
         }
-        kill(-pid, SIGKILL)
         return .exited(status: status ?? 0, stdout: out, stderrTail: String(decoding: errTail, as: UTF8.self))
     }
 
@@ -134,7 +142,7 @@ struct ScorerProcess {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ)
         guard rc == 0 else {
-            throw ScorerError("scorer command \(command.debugDescription) could not start (\(String(cString: strerror(rc))))")
+            throw ScorerError("scorer command \(MessageText.quoted(command, max: 60)) could not start (\(String(cString: strerror(rc))))")
         }
         return pid
     }
