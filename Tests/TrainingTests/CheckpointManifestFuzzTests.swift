@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Models
 import TensorCore
 @testable import Training
 
@@ -9,7 +10,8 @@ import TensorCore
 /// symlink that stays inside. Every case must
 /// verify or throw a `CheckpointError` naming the checkpoint in one short line — never trap,
 /// hang, read outside the checkpoint, or accept a file that is not the one listed.
-/// 2000 cases by default; more with SFT_DIST_FUZZ_CASES (seed: SFT_DIST_FUZZ_SEED).
+/// 2000 cases by default; more with SFT_DIST_FUZZ_CASES (seed: SFT_DIST_FUZZ_SEED). With
+/// SFT_DIST_FUZZ_LAST=FILE each case's bytes are written there first, so a crash leaves its input.
 final class CheckpointManifestFuzzTests: XCTestCase {
     static let planted = ["out/secret", "zero", "fifo", "model", "inlink", "../outside/secret", "/etc/passwd",
                           "", ".", "model/../state.json", "model//config.json", "./state.json", "state.json\0x",
@@ -62,6 +64,7 @@ final class CheckpointManifestFuzzTests: XCTestCase {
         let secretEntry = CheckpointManifest.File(path: "out/secret", size: secret.utf8.count, xxh64: secretHash)
         let genuine = Dictionary(uniqueKeysWithValues: valid.files.map { (resolved(dir + "/" + $0.path)!, $0) })
         let manifestPath = dir + "/" + CheckpointManifest.fileName
+        let lastCase = env["SFT_DIST_FUZZ_LAST"]
 
         var accepted = 0, refused = 0, reachedFiles = 0
         let start = Date()
@@ -81,6 +84,7 @@ final class CheckpointManifestFuzzTests: XCTestCase {
                 bytes = m.encoded
                 if Int.random(in: 0..<5, using: &rng) == 0 { mutateBytes(&bytes, &rng) }
             }
+            if let lastCase { try Data(bytes).write(to: URL(fileURLWithPath: lastCase)) }
             try plant((i / 16) % 3 == 0)  // in runs of 16 cases, so the entries change seldom
             // Through the file (resolution, hashing) whenever the parse alone would pass.
             let parsed = try? CheckpointManifest.parse(Data(bytes), path: manifestPath)
@@ -121,6 +125,18 @@ final class CheckpointManifestFuzzTests: XCTestCase {
         }
         print(String(format: "checkpoint manifest fuzz: %d cases (%d accepted, %d refused, %d through the files) in %.1f s",
                      cases, accepted, refused, reachedFiles, Date().timeIntervalSince(start)))
+    }
+
+    /// Found by this campaign: 513 `[` at the end of the input make Foundation's JSONDecoder
+    /// trap (SIGILL) instead of throwing; the manifest parser refuses deep nesting first.
+    func testNestingPastFoundationsLimitIsRefusedNotATrap() {
+        for n in [511, 512, 513, 514, 5000] {
+            let bytes = Array(#"{"files": "#.utf8) + [UInt8](repeating: 0x5B, count: n)
+            XCTAssertThrowsError(try CheckpointManifest.parse(Data(bytes), path: "m.json"), "\(n)") {
+                XCTAssertTrue("\($0)".hasPrefix("m.json: corrupt manifest"), "\($0)")
+            }
+        }
+        XCTAssertEqual(JSONNesting.depth(Array(#"{"a": ["[[[", {"b": "\"]"}]}"#.utf8), limit: 10), 3)
     }
 
     private func resolved(_ path: String) -> String? {

@@ -88,6 +88,11 @@ struct CheckpointManifest: Codable, Equatable {
     /// The manifest's own checks, on its bytes: the JSON sft-dist writes, this format and
     /// version, its checksum, and paths that stay inside the directory as written.
     static func parse(_ data: Data, path: String) throws -> CheckpointManifest {
+        // A manifest nests three levels; checked first because JSONDecoder traps on some
+        // text nested past its own limit (see JSONNesting).
+        guard JSONNesting.depth(data, limit: 16) <= 16 else {
+            throw CheckpointError("\(path): corrupt manifest (nested more than 16 levels deep)")
+        }
         let m: CheckpointManifest
         do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw CheckpointError("\(path): corrupt manifest (not the JSON sft-dist writes: \(describe(error)))")
