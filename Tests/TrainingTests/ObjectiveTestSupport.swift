@@ -28,7 +28,7 @@ final class ObjectiveTestBatch {
     }
     deinit { logits.deallocate(); reference?.deallocate(); old?.deallocate() }
 
-    /// One token, V = 4, target prob p: logits [ln(3p/(1−p)), 0, 0, 0] (objectives.md §1).
+    /// One token, V = 4, target prob p: logits [ln(3p/(1−p)), 0, 0, 0] (the others share 1 − p).
     static func vectorLogits(_ p: Double) -> [Float] { [Float(log(3 * p / (1 - p))), 0, 0, 0] }
     static func single(p: Double, reference: [Float]? = nil, old: [Float]? = nil) -> ObjectiveTestBatch {
         ObjectiveTestBatch(vocab: 4, logits: vectorLogits(p), targets: [0], mask: [1], sequenceId: [0],

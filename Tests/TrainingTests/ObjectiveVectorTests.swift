@@ -2,7 +2,7 @@ import XCTest
 import TensorCore
 @testable import Training
 
-/// The single-token reference vectors of objectives.md (V = 4, logits [ln(3p/(1−p)),0,0,0],
+/// Single-token reference vectors in closed form (V = 4, logits [ln(3p/(1−p)),0,0,0],
 /// one loss token so every normalisation agrees): loss and ∂L/∂z_y to 1e-6.
 final class ObjectiveVectorTests: XCTestCase {
     let tol = 1e-6

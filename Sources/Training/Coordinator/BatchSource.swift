@@ -1,6 +1,6 @@
 import TensorCore
 
-/// The coordinator's seam (design.md, step 1): on rank 0, decides which examples make up
+/// The coordinator's seam (docs/ARCHITECTURE.md, step 1): on rank 0, decides which examples make up
 /// each optimizer step's global batch. Rollout producers and online selection (GRPO groups,
 /// UDS, pseudo-labels) implement the same protocol later and see gathered per-sample
 /// statistics through `observe`.

@@ -1,6 +1,6 @@
 import TensorCore
 
-/// The seam every training objective plugs into (design.md, step 4).
+/// The seam every training objective plugs into (docs/ARCHITECTURE.md, step 4).
 ///
 /// An objective sees one micro-batch's logits and returns its loss contribution and
 /// dL/dlogits, *already divided by the global normaliser* (global loss tokens, global
