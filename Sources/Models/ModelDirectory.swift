@@ -36,7 +36,7 @@ public enum ModelDirectory {
             try fm.moveItem(atPath: tmp, toPath: dir)
         } catch {
             try? fm.removeItem(atPath: tmp)
-            throw ModelError("\(dir): cannot save model (\(error))")
+            throw OutputError("\(dir): cannot save model (\(MessageText.reason(error, for: dir)))")
         }
     }
 

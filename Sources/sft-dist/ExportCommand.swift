@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Models
 
@@ -20,7 +21,7 @@ struct Export: ParsableCommand {
             print(try ModelDirectory.export(from: model, to: out))
         } catch {
             printError("sft-dist: error: \(error)")
-            throw ExitCode(1)
+            throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
         }
     }
 }

@@ -16,7 +16,7 @@ struct Generate: ParsableCommand {
 
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
-    @Option(help: "JSONL with a \"prompt\" (or \"messages\") field per line.") var prompts: String?
+    @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored).") var prompts: String?
     @Option(Settings.maxNewTokens) var maxNewTokens = 32
     @Option(Settings.temperature) var temperature: Float = 0
     @Option(Settings.topK) var topK = 0
@@ -40,7 +40,7 @@ struct Generate: ParsableCommand {
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
         let texts: [String] = Fatal.collective {
             if let prompt { return [prompt] }
-            return try JSONLReader.read(path: prompts!).records.map { r in
+            return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
                 switch r.record {
                 case .promptCompletion(let p, _): return p
                 case .messages(let msgs):

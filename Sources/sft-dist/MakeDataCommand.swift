@@ -1,5 +1,7 @@
 import ArgumentParser
+import Distributed
 import Foundation
+import Models
 import Training
 
 struct MakeData: ParsableCommand {
@@ -19,7 +21,7 @@ struct MakeData: ParsableCommand {
         do {
             try TaskGenerator.writeJSONL(TaskGenerator.generate(count: count, seed: seed), to: out)
         } catch {
-            printError("sft-dist: error: \(error)"); throw ExitCode(1)
+            printError("sft-dist: error: \(error)"); throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
         }
     }
 }

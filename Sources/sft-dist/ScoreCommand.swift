@@ -56,7 +56,7 @@ struct Score: ParsableCommand {
             for i in 0..<set.count { ordered.append(perRank[i % comm.size][i / comm.size]) }
             let text = ordered.joined(separator: "\n") + "\n"
             if let out {
-                Fatal.agree(writeAtomically(text, to: out))
+                Fatal.agree(writeAtomically(text, to: out), code: Fatal.Code.output)
             } else {
                 print(text, terminator: "")
                 Fatal.agree(nil)
@@ -74,6 +74,6 @@ func writeAtomically(_ text: String, to path: String) -> String? {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return nil
     } catch {
-        return "\(path): cannot write (\(error.localizedDescription))"
+        return "\(path): cannot write (\(MessageText.reason(error, for: path)))"
     }
 }

@@ -156,4 +156,15 @@ final class CheckpointFieldTests: XCTestCase {
         XCTAssertEqual(resumed.from, 2)
         XCTAssertEqual(resumed.losses.map(\.bitPattern), full.losses.suffix(2).map(\.bitPattern))
     }
+
+    /// A manifest re-sealed over a state.json nested past Foundation's limit (513 `[` at the
+    /// end of the text make its JSON parsers trap): refused with the file named, not a trap.
+    func testDeeplyNestedStateIsRefusedNotATrap() {
+        for n in [513, 5000] {
+            let bytes = Array(#"{"components": "#.utf8) + [UInt8](repeating: 0x5B, count: n)
+            XCTAssertThrowsError(try CheckpointState.decode(Data(bytes), path: "s.json"), "\(n)") {
+                XCTAssertTrue("\($0)".hasPrefix("s.json: corrupt checkpoint state"), "\($0)")
+            }
+        }
+    }
 }

@@ -43,7 +43,7 @@ final class ScorerTests: XCTestCase {
         XCTAssertTrue(message("cat >/dev/null; echo 1; echo oops").contains("line 2 of its output is \"oops\", not a number (for d.jsonl:9)"))
         XCTAssertTrue(message("cat >/dev/null; echo 1").contains("wrote 1 scores for 2 completions"))
         XCTAssertTrue(message("echo boom >&2; exit 3").contains("failed with status 3 on a batch starting at d.jsonl:4 (stderr: boom)"))
-        XCTAssertTrue(message("sleep 5", timeout: "0.5").contains("timed out after 0 s"))
+        XCTAssertTrue(message("sleep 5", timeout: "0.5").contains("timed out after 0.5 s"))
         XCTAssertTrue(message("cat >/dev/null; echo nan; echo 1").contains("not a number"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// `manifest.json`: every file of a checkpoint with its size and XXH64, plus a checksum of
 /// the list itself. Written last, inside the temporary directory, before the rename that
@@ -47,36 +48,72 @@ struct CheckpointManifest: Codable, Equatable {
         return Array((try? enc.encode(self)) ?? Data()) + [0x0A]
     }
 
-    /// Reads and checks `dir/manifest.json`, then every file it lists. Errors name the file.
+    /// A real manifest lists a few dozen files; a larger one is refused unread.
+    static let maxBytes = 16 << 20
+
+    /// Reads and checks `dir/manifest.json`, then every file it lists (see `CheckpointPaths`:
+    /// nothing outside the checkpoint, nothing but regular files). Errors name the file.
     static func verify(directory dir: String) throws -> CheckpointManifest {
         let path = dir + "/" + fileName
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError("\(path): missing (not a checkpoint directory, or one whose save never finished)")
+        let missing = CheckpointError("\(path): missing (not a checkpoint directory, or one whose save never finished)")
+        guard let paths = CheckpointPaths(directory: dir), let file = try paths.regularFile(fileName) else { throw missing }
+        guard file.size <= maxBytes else {
+            throw CheckpointError("\(path): \(file.size) bytes, larger than any manifest (\(maxBytes)); refused unread")
+        }
+        guard let data = FileManager.default.contents(atPath: file.path) else { throw CheckpointError("\(path): cannot read") }
+        let m = try parse(data, path: path)
+        // Every listed path resolved, then the rest of the tree checked, before anything is read.
+        let files = try m.files.map { f in
+            guard let file = try paths.regularFile(f.path) else { throw CheckpointError("\(paths.shown(f.path)): missing from the checkpoint") }
+            return file
+        }
+        try paths.checkTree()
+        for (f, file) in zip(m.files, files) {
+            // The size first: a replaced file is refused without reading it.
+            var size = file.size
+            if size == f.size {
+                let (h, hashed) = try XXHash64.hashFile(file.path)
+                size = hashed
+                if size == f.size && XXHash64.hex(h) != f.xxh64 {
+                    throw CheckpointError("\(paths.shown(f.path)): checksum \(XXHash64.hex(h)) does not match the manifest's \(MessageText.oneLine(f.xxh64, max: 20)) (the checkpoint is corrupt)")
+                }
+            }
+            guard size == f.size else {
+                throw CheckpointError("\(paths.shown(f.path)): \(size) bytes but the manifest says \(f.size) (truncated or replaced; the checkpoint is corrupt)")
+            }
+        }
+        return m
+    }
+
+    /// The manifest's own checks, on its bytes: the JSON sft-dist writes, this format and
+    /// version, its checksum, and paths that stay inside the directory as written.
+    static func parse(_ data: Data, path: String) throws -> CheckpointManifest {
+        // A manifest nests three levels; checked first because JSONDecoder traps on some
+        // text nested past its own limit (see JSONNesting).
+        guard JSONNesting.depth(data, limit: 16) <= 16 else {
+            throw CheckpointError("\(path): corrupt manifest (nested more than 16 levels deep)")
         }
         let m: CheckpointManifest
         do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw CheckpointError("\(path): corrupt manifest (not the JSON sft-dist writes: \(describe(error)))")
         }
-        guard m.format == formatName else { throw CheckpointError("\(path): not an sft-dist checkpoint manifest (format \"\(m.format)\")") }
+        guard m.format == formatName else {
+            throw CheckpointError("\(path): not an sft-dist checkpoint manifest (format \(MessageText.quoted(m.format, max: 40)))")
+        }
         guard m.version == currentVersion else {
             throw CheckpointError("\(path): checkpoint format version \(m.version); this sft-dist reads version \(currentVersion)")
         }
         let expected = XXHash64.hex(XXHash64.hash(Array(listing(step: m.step, files: m.files).utf8)))
         guard m.checksum == expected else {
-            throw CheckpointError("\(path): corrupt manifest (its checksum \(m.checksum) does not match its contents, \(expected))")
+            throw CheckpointError("\(path): corrupt manifest (its checksum \(MessageText.quoted(m.checksum, max: 20)) does not match its contents, \(expected))")
         }
         for f in m.files {
-            let full = dir + "/" + f.path
-            guard !f.path.contains(".."), !f.path.hasPrefix("/") else {
-                throw CheckpointError("\(path): corrupt manifest (file path \"\(f.path)\" leaves the checkpoint)")
+            if f.path.hasPrefix("/") || f.path.split(separator: "/").contains("..") {
+                throw CheckpointError("\(path): corrupt manifest (file path \(MessageText.quoted(f.path, max: 60)) leaves the checkpoint)")
             }
-            guard FileManager.default.fileExists(atPath: full) else { throw CheckpointError("\(full): missing from the checkpoint") }
-            let (h, size) = try XXHash64.hashFile(full)
-            guard size == f.size else {
-                throw CheckpointError("\(full): \(size) bytes but the manifest says \(f.size) (truncated or replaced; the checkpoint is corrupt)")
-            }
-            guard XXHash64.hex(h) == f.xxh64 else {
-                throw CheckpointError("\(full): checksum \(XXHash64.hex(h)) does not match the manifest's \(f.xxh64) (the checkpoint is corrupt)")
+            // Control characters could forge lines of the checksummed listing.
+            if f.path.isEmpty || f.path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                throw CheckpointError("\(path): corrupt manifest (file path \(MessageText.quoted(f.path, max: 60)) is not a file name)")
             }
         }
         return m
@@ -90,7 +127,7 @@ struct CheckpointManifest: Codable, Equatable {
         case DecodingError.dataCorrupted(let c) where !c.codingPath.isEmpty:
             return "bad value at \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\""
         case DecodingError.dataCorrupted: return "invalid JSON"
-        default: return "\(error)"
+        default: return MessageText.oneLine("\(error)", max: 100)
         }
     }
 }

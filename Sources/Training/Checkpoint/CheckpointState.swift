@@ -46,7 +46,16 @@ struct CheckpointState: Codable {
         return Array((try? enc.encode(self)) ?? Data()) + [0x0A]
     }
 
+    /// The manifest proves these bytes are the ones written, not who wrote them; Foundation's
+    /// JSON parsers trap on some text nested past their own limit (Models/JSONNesting.swift).
+    static func checkNesting(_ data: Data, path: String) throws {
+        guard JSONNesting.depth(data, limit: 32) <= 32 else {
+            throw CheckpointError("\(path): corrupt checkpoint state (nested more than 32 levels deep)")
+        }
+    }
+
     static func decode(_ data: Data, path: String) throws -> CheckpointState {
+        try checkNesting(data, path: path)
         do { return try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
             if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.

@@ -56,7 +56,7 @@ struct CheckpointStore {
         let fm = FileManager.default
         let step = c.state.step, name = Self.name(step)
         do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(error.localizedDescription))")
+            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(MessageText.reason(error, for: directory)))")
         }
         removeTemporaries()
         let tmp = directory + "/.tmp-\(name)-\(getpid())"
@@ -81,7 +81,7 @@ struct CheckpointStore {
             try DurableFiles.sync(directory, directory: true)
         } catch {
             try? fm.removeItem(atPath: tmp)
-            throw CheckpointError("\(final): cannot write checkpoint (\(error))")
+            throw CheckpointError("\(final): cannot write checkpoint (\(MessageText.reason(error, for: final)))")
         }
         FaultInjection.point("save-renamed", step: step, rank: 0)
         if keepLast > 0 {
@@ -132,6 +132,7 @@ struct CheckpointStore {
         try requireListed(CheckpointState.fileName)
         try requireListed("model/config.json")
         let data = FileManager.default.contents(atPath: path) ?? Data()
+        try CheckpointState.checkNesting(data, path: path)
         let state = CheckpointState.isVersion1(data)
             ? try CheckpointState.version1(data, path: path, dir: dir, listed: Set(manifest.files.map(\.path)))
             : try CheckpointState.decode(data, path: path)

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// XXH64 (Yann Collet's xxHash, 64-bit variant, spec: github.com/Cyan4973/xxHash
 /// doc/xxhash_spec.md), written out here so checkpoints need no dependency.
@@ -114,7 +115,7 @@ public struct XXHash64 {
         while true {
             let chunk: Data
             do { chunk = try handle.read(upToCount: 4 << 20) ?? Data() } catch {
-                throw CheckpointError("\(path): read failed (\(error.localizedDescription))")
+                throw CheckpointError("\(path): read failed (\(MessageText.reason(error, for: path)))")
             }
             if chunk.isEmpty { break }
             size += chunk.count

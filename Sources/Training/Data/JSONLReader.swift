@@ -85,6 +85,11 @@ public struct JSONLReadResult: Sendable, Equatable {
 /// even around invalid UTF-8, and a bad line is reported as that line rather than as the
 /// whole file failing to decode.
 public enum JSONLReader {
+    /// What a line must hold: a training example (a non-empty completion or final assistant
+    /// turn), or only a prompt (`generate --prompts`: a completion or assistant turn, if
+    /// present, may be empty or missing; messages may end with a user turn).
+    public enum Rows: Sendable { case examples, prompts }
+
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
     /// and would otherwise be tokenized only to be truncated away.
     public static let defaultMaxLineBytes = 1 << 20
@@ -92,14 +97,14 @@ public enum JSONLReader {
     /// Reads and parses `path`. Throws a `DataError` for a missing or unreadable file,
     /// for the first bad line (unless `skipBadLines`), and when no record is left.
     public static func read(path: String, skipBadLines: Bool = false,
-                            maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+                            maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
         let bytes = try readBytes(path: path)
-        return try parse(bytes, path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+        return try parse(bytes, path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows)
     }
 
     /// Parses file contents already in memory; `path` is only used in messages.
     public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
-                             maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+                             maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
         var records: [SourcedRecord] = []
         var skipped: [SkippedLine] = []
         var lineStart = 0
@@ -113,7 +118,7 @@ public enum JSONLReader {
             let line = bytes[lineStart..<lineEnd]
             lineStart = newline + 1
             if line.allSatisfy(isJSONWhitespace) { continue }
-            switch parseLine(line, maxLineBytes: maxLineBytes) {
+            switch parseLine(line, maxLineBytes: maxLineBytes, rows: rows) {
             case .success(let record):
                 records.append(SourcedRecord(record: record, path: path, line: lineNumber))
             case .failure(let problem):
@@ -138,8 +143,8 @@ public enum JSONLReader {
     }
 
     /// Parses one line (without its newline) into a record.
-    public static func parseLine(_ line: ArraySlice<UInt8>,
-                                 maxLineBytes: Int = defaultMaxLineBytes) -> Result<DataRecord, LineProblem> {
+    public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes,
+                                 rows: Rows = .examples) -> Result<DataRecord, LineProblem> {
         if line.count > maxLineBytes {
             return .failure(LineProblem("line longer than \(maxLineBytes) bytes"))
         }
@@ -158,7 +163,7 @@ public enum JSONLReader {
             return .failure(LineProblem("expected a JSON object"))
         }
         do {
-            return .success(try record(from: fields))
+            return .success(try record(from: fields, rows: rows))
         } catch let problem as LineProblem {
             return .failure(problem)
         } catch {
@@ -166,13 +171,18 @@ public enum JSONLReader {
         }
     }
 
-    private static func record(from fields: [String: Any]) throws -> DataRecord {
+    private static func record(from fields: [String: Any], rows: Rows) throws -> DataRecord {
         let hasPromptFields = fields["prompt"] != nil || fields["completion"] != nil
         if let messages = fields["messages"] {
             if hasPromptFields {
                 throw LineProblem(#"has both "messages" and "prompt"/"completion"; use one format per line"#)
             }
-            return .messages(try chatMessages(from: messages))
+            return .messages(try chatMessages(from: messages, rows: rows))
+        }
+        if rows == .prompts {
+            guard fields["prompt"] != nil else { throw LineProblem(#"missing field "prompt" (or "messages")"#) }
+            let completion = fields["completion"] == nil ? "" : try stringField("completion", in: fields)
+            return .promptCompletion(prompt: try stringField("prompt", in: fields), completion: completion)
         }
         guard hasPromptFields else {
             throw LineProblem(#"missing fields: need "prompt" and "completion", or "messages""#)
@@ -184,7 +194,7 @@ public enum JSONLReader {
     }
 
     /// Messages are indexed from 0 in messages (`messages[2]: ...`), as in the JSON array.
-    private static func chatMessages(from value: Any) throws -> [ChatMessage] {
+    private static func chatMessages(from value: Any, rows: Rows) throws -> [ChatMessage] {
         guard let items = value as? [Any] else {
             throw LineProblem(#"field "messages" must be an array"#)
         }
@@ -207,6 +217,7 @@ public enum JSONLReader {
             }
             messages.append(ChatMessage(role: role, content: content))
         }
+        if rows == .prompts { return messages }
         guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {
             throw LineProblem(#""messages" has no assistant turn"#)
         }

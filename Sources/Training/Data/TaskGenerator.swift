@@ -97,16 +97,7 @@ public enum TaskGenerator {
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw DataError(path: path, "cannot write (\(describeFileError(error)))")
+            throw OutputError("\(path): cannot write (\(MessageText.reason(error, for: path)))")
         }
-    }
-
-    private static func describeFileError(_ error: Error) -> String {
-        let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        return nsError.localizedDescription
     }
 }

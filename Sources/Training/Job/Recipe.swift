@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Yams
 
 /// Everything that defines a training run. Read from a YAML recipe (`--config`), then
@@ -86,7 +87,7 @@ public struct Recipe: Codable, Equatable, Sendable {
             try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
             return nil
         } catch {
-            return "\(recipe.out): cannot write the recipe (\(error.localizedDescription))"
+            return "\(recipe.out): cannot write the recipe (\(MessageText.reason(error, for: recipe.out)))"
         }
     }
 }

@@ -18,7 +18,7 @@ public struct RunSetup {
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
         // Output directory and the built-in data are made by the coordinator only.
-        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil)
+        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil, code: Fatal.Code.output)
         comm.barrier()
 
         let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
@@ -108,7 +108,7 @@ public struct RunSetup {
             }
             return nil
         } catch {
-            return "\(recipe.out): cannot prepare output directory (\(error))"
+            return "\(recipe.out): cannot prepare output directory (\(MessageText.reason(error, for: recipe.out)))"
         }
     }
 

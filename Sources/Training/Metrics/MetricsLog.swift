@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Models
 
@@ -11,13 +12,13 @@ public final class MetricsLog {
     public init(path: String?, append: Bool = false) throws {
         self.path = path ?? ""
         guard let path else { handle = nil; return }
-        if !append || !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw MetricsError("\(path): cannot create metrics file")
-            }
+        // open(2), not FileManager: its failure says why (a directory in the way, no permission).
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+        guard fd >= 0 else {
+            throw OutputError("\(path): cannot create the metrics file (\(String(cString: strerror(errno))))")
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw MetricsError("\(path): cannot open for writing") }
-        h.seekToEndOfFile()
+        let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        if append { _ = try? h.seekToEnd() }
         handle = h
     }
 
@@ -25,7 +26,10 @@ public final class MetricsLog {
 
     public func write(_ fields: [(String, Any)]) {
         guard let handle else { return }
-        handle.write(Data((MetricsLog.json(fields) + "\n").utf8))
+        // FileHandle.write(_:) traps on a failed write (a full disk); this one throws.
+        do { try handle.write(contentsOf: Data((MetricsLog.json(fields) + "\n").utf8)) } catch {
+            Fatal.fail("\(path): cannot write metrics (\(MessageText.reason(error, for: path)))", code: Fatal.Code.output)
+        }
     }
 
     public static func json(_ fields: [(String, Any)]) -> String {

@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Anchored SFT (ASFT), arXiv 2509.23753
-/// (objectives.md §5, [code]: `zhuchichi56/ASFT` `train_v2.py::EnhancedTrainer.compute_loss`,
+/// (code: `zhuchichi56/ASFT` `train_v2.py::EnhancedTrainer.compute_loss`,
 /// mode `asft`; LLaMA-Factory `asft_loss_func`). DFT anchored to a frozen reference by a KL:
 ///
 ///   L = Σ_t M_t·[ sg(p_t)·(−log p_t) + λ·KL(π_ref ‖ π_θ)_t ] / N_global,

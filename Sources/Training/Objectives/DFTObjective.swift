@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Dynamic Fine-Tuning (DFT), "On the Generalization of SFT: A Reinforcement Learning
-/// Perspective with Reward Rectification", arXiv 2508.05629 (objectives.md §4, [code]:
+/// Perspective with Reward Rectification", arXiv 2508.05629 (code:
 /// `yongliang-wu/DFT` `fsdp_dft_trainer.py`, TRL `loss_type="dft"`).
 ///
 ///   L = Σ_t M_t · sg(p_t) · (−log p_t) / N_global,     ∂L/∂z = M·sg(p)·(softmax(z) − onehot(y)) / N_global

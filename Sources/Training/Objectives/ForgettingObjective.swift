@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Forgetting, "Forgetting: A New Mechanism Towards Better Large Language Model Fine-tuning",
-/// arXiv 2508.04329 (objectives.md §12, [code]: `source_codes/token_partitioning.py`,
+/// arXiv 2508.04329 (code: `source_codes/token_partitioning.py`,
 /// `source_codes/finetune.py` of the authors' repository).
 ///
 ///   Tokens ranked globally by ℓ_base − ℓ_ref; top `ratio` → P (learn), the rest → N (forget):

@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Importance-weighted SFT (iw-SFT), "Supervised Fine Tuning on Curated Data is Reinforcement
-/// Learning (and can be improved)", arXiv 2507.12856 (objectives.md §17, [code]:
+/// Learning (and can be improved)", arXiv 2507.12856 (code:
 /// `emmyqin/iw_sft` `bounding_trainers.py::IwSFTLoss` with `sum_over_time=True`).
 ///
 ///   w_b = sg(clip(exp(temp · (1/T_b)·Σ_{t∈b} (log p_θ(y_t) − log p_ref(y_t))), 0, w_max)),

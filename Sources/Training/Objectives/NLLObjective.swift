@@ -6,7 +6,7 @@ import TensorCore
 ///   L = Σ_t M_t·[(1−ε)(−log p_y) + (ε/V)·Σ_v(−log p_v)] / N_global,
 ///   ∂L/∂z_v = M_t·(p_v − (1−ε)·[v = y] − ε/V) / N_global.
 /// N_global is the number of loss tokens in the whole optimizer step on all ranks
-/// (normalisation "B" of objectives.md §1), so the result does not depend on rank count
+/// (transformers' `num_items_in_batch`), so the result does not depend on rank count
 /// or micro-batching. Row-local, so the trainer fuses it with the LM head over row chunks.
 public final class NLLObjective: Objective {
     public let name = "nll"

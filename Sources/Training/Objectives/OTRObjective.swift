@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// One-Token Rollout (OTR), "One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with
-/// Policy Gradient", arXiv 2509.26313 (rollouts-and-selection.md §2, [low]: no public code; the
+/// Policy Gradient", arXiv 2509.26313 (no public code is known; the
 /// reward values, K and τ are not confirmed from code).
 ///
 /// Each target position is a one-step episode. Draw a_{t,1..K} ~ softmax(sg(z_t)/τ); reward

@@ -107,7 +107,7 @@ enum ObjectiveLosses {
 
     /// Σ_rows m·f(p_y)·scale over rows where `include(r, log sg(p_y))`, for a loss that is a
     /// function of the (not detached) target probability. `f(p)` returns (f(p), c = p·f'(p));
-    /// then ∂f/∂z_v = c·([v = y] − p_v) (objectives.md §1). Returns Σ m·f unscaled.
+    /// then ∂f/∂z_v = c·([v = y] − p_v) (the softmax Jacobian). Returns Σ m·f unscaled.
     static func probabilityLoss(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                                 dlogits: UnsafeMutablePointer<Float>?, scale: Float, objective: String,
                                 diag: inout TokenDiagnostics,

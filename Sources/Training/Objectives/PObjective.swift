@@ -3,7 +3,7 @@ import TensorCore
 
 /// The `p` objective of "Beyond Log Likelihood: Probability-Based Objectives for Supervised
 /// Fine-Tuning across the Model Capability Continuum", arXiv 2510.00526
-/// (objectives.md §3, [code]: `GaotangLi/Beyond-Log-Likelihood`, key `p`).
+/// (code: `GaotangLi/Beyond-Log-Likelihood`, key `p`).
 ///
 ///   L = Σ_t M_t · (1 − p_t) / N_global,     ∂L/∂z_y = −p(1 − p),  ∂L/∂z_v = p·p_v   (÷ N_global)
 ///

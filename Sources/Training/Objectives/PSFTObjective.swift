@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Proximal SFT, "Proximal Supervised Fine-Tuning", arXiv 2508.17784
-/// (objectives.md §6, [code]: `zwhong714/PSFT`, `core_algos.py::compute_policy_loss_vanilla`
+/// (code: `zwhong714/PSFT`, `core_algos.py::compute_policy_loss_vanilla`
 /// with `AdvantageEstimator.PSFT`: advantage 1 on every demonstration token).
 ///
 ///   r_t = exp(clamp(log π_θ(y_t) − log π_old(y_t), −20, 20)),

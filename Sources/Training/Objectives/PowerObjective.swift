@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// The GeneralFamily objective of "Beyond Log Likelihood", arXiv 2510.00526
-/// (objectives.md §3, [code]: `GaotangLi/Beyond-Log-Likelihood`, key `GeneralFamily-α`; the
+/// (code: `GaotangLi/Beyond-Log-Likelihood`, key `GeneralFamily-α`; the
 /// README's "−p^10" is α = 10, the paper's choice for model-strong tasks such as math).
 ///
 ///   L = Σ_t M_t · (1 − p_t^α)/α / N_global,    ∂L/∂z_y = −p^α(1 − p),  ∂L/∂z_v = p^α·p_v  (÷ N_global)

@@ -1,7 +1,7 @@
 import Foundation
 import TensorCore
 
-/// Token-Adaptive Loss Reweighting (TALR), arXiv 2509.20758 (objectives.md §7: [reimpl]
+/// Token-Adaptive Loss Reweighting (TALR), arXiv 2509.20758 (reimplementation:
 /// `shankarp8/distillation-retains-capabilities` `src/disc/objectives.py::talr_loss`,
 /// `compute_dynamic_tau`; the paper has no official code).
 ///

@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// The thresholded objectives of "Beyond Log Likelihood", arXiv 2510.00526
-/// (objectives.md §3, [code]: `GaotangLi/Beyond-Log-Likelihood` @220589d,
+/// (code: `GaotangLi/Beyond-Log-Likelihood` @220589d,
 /// `FSDPSFTTrainer._compute_loss_and_backward`, keys `OnlyTopP-q`, `OnlyBottomP-q`,
 /// `OnlyTopLogP-q`, `OnlyBottomLogP-q`). The threshold is always on p; "logp" names the loss:
 ///

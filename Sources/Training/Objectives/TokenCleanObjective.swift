@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// Token Cleaning, "Token Cleaning: Fine-Grained Data Selection for LLM Supervised Fine-Tuning",
-/// arXiv 2502.01968 (objectives.md §11, [code]: `UCSC-REAL/TokenCleaning`
+/// arXiv 2502.01968 (code: `UCSC-REAL/TokenCleaning`
 /// `generate_token_label.py` (`get_global_top_k_indices`, `loss_diff`), `finetune.py`).
 ///
 ///   score_t = ℓ_base,t − ℓ_ref,t,   keep the top `ratio` of the step's loss tokens by score,

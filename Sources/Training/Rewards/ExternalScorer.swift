@@ -1,13 +1,20 @@
 import Foundation
+import Models
 
-/// Any program as a reward: started once per batch with `/bin/sh -c COMMAND`, it reads one
-/// JSON object per line on stdin (`{"prompt", "completion", "reference", "source"}`) and
-/// must write one number per line on stdout, in order. A crash, a timeout, a wrong number of
-/// lines or a line that is not a number is an error naming the example it concerns.
+/// Any program as a reward: started once per batch with `/bin/sh -c COMMAND` in its own
+/// process group, it reads one JSON object per line on stdin (`{"prompt", "completion",
+/// "reference", "source"}`) and must write one number per line on stdout, in order (LF or
+/// CRLF line ends). A crash, a timeout, a wrong number of lines, a line that is not a number
+/// or more output than a batch of numbers needs is an error naming the example it concerns;
+/// the timeout covers the whole batch, and the scorer's process group is ended with it.
 public final class ExternalScorer: Scorer {
     public let name = "command"
     public let command: String
     public let timeout: Double
+    /// A score is a number: a longer line is not one, and reading it whole would let a
+    /// broken scorer fill memory.
+    public static let maxLineBytes = 1024
+    public static let maxTimeout: Double = 86_400
 
     public init(command: String, timeout: Double) { self.command = command; self.timeout = timeout }
 
@@ -20,55 +27,44 @@ public final class ExternalScorer: Scorer {
             return String(decoding: data, as: UTF8.self)
         }.joined(separator: "\n") + "\n"
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        p.standardInput = stdin; p.standardOutput = stdout; p.standardError = stderr
-        do { try p.run() } catch { throw ScorerError("scorer command \(command.debugDescription) could not start: \(error.localizedDescription)") }
-
-        // Feed stdin and drain both outputs concurrently so no pipe fills up and blocks.
-        final class Box: @unchecked Sendable { var out = Data(), err = Data() }
-        let box = Box()
-        let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { box.out = stdout.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { box.err = stderr.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        // A scorer that exits without reading its input must not kill us with SIGPIPE: ignore
-        // the signal and write with plain write(2), which then just reports EPIPE.
+        // A scorer that exits without reading its input must not kill us with SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        let fd = stdin.fileHandleForWriting.fileDescriptor
-        DispatchQueue.global().async {
-            let bytes = Array(input.utf8)
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                sent += n
-            }
-            try? stdin.fileHandleForWriting.close()
+        let name = "scorer command \(MessageText.quoted(command, max: 60))"
+        let maxOutput = items.count * (Self.maxLineBytes + 2)
+        let process = ScorerProcess(command: command, timeout: timeout, maxLineBytes: Self.maxLineBytes, maxOutputBytes: maxOutput)
+        let status: Int32, out: [UInt8], errTail: String
+        switch try process.run(input: Array(input.utf8)) {
+        case .timedOut:
+            throw ScorerError("\(name) timed out after \(Self.seconds(timeout)) s on a batch of \(items.count) (first: \(items[0].source))")
+        case .tooMuchOutput(total: false, let line):
+            throw ScorerError("\(name): line \(line + 1) of its output is longer than \(Self.maxLineBytes) bytes, not a number (for \(items[min(line, items.count - 1)].source))")
+        case .tooMuchOutput(total: true, _):
+            throw ScorerError("\(name) wrote more than \(maxOutput) bytes for \(items.count) completions (first: \(items[0].source))")
+        case .exited(let s, let o, let e):
+            status = s; out = o; errTail = e
         }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            p.terminate()
-            usleep(200_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            throw ScorerError("scorer command \(command.debugDescription) timed out after \(Int(timeout)) s on a batch of \(items.count) (first: \(items[0].source))")
+        let lastErr = MessageText.oneLine(errTail.split(whereSeparator: \.isNewline).last.map(String.init) ?? "", max: 100)
+        if status & 0x7F != 0 {
+            throw ScorerError("\(name) was killed by signal \(status & 0x7F) on a batch starting at \(items[0].source)\(lastErr.isEmpty ? "" : " (stderr: \(lastErr))")")
         }
-        p.waitUntilExit()
-        let errText = String(decoding: box.err, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
-        if p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal {
-            throw ScorerError("scorer command \(command.debugDescription) failed with status \(p.terminationStatus) on a batch starting at \(items[0].source)\(errText.isEmpty ? "" : " (stderr: \(errText))")")
+        if (status >> 8) & 0xFF != 0 {
+            throw ScorerError("\(name) failed with status \((status >> 8) & 0xFF) on a batch starting at \(items[0].source)\(lastErr.isEmpty ? "" : " (stderr: \(lastErr))")")
         }
-        let lines = String(decoding: box.out, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-        let values = lines.last == "" ? Array(lines.dropLast()) : lines
-        guard values.count == items.count else {
-            throw ScorerError("scorer command \(command.debugDescription) wrote \(values.count) scores for \(items.count) completions (first: \(items[0].source))")
+        // Split bytes, not Characters: "\r\n" is one Character and would not split at "\n".
+        var lines = out.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        guard lines.count == items.count else {
+            throw ScorerError("\(name) wrote \(lines.count) scores for \(items.count) completions (first: \(items[0].source))")
         }
-        return try values.enumerated().map { i, s in
+        return try lines.enumerated().map { i, bytes in
+            let s = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard let v = Float(s), v.isFinite else {
-                throw ScorerError("scorer command \(command.debugDescription): line \(i + 1) of its output is \(s.debugDescription), not a number (for \(items[i].source))")
+                throw ScorerError("\(name): line \(i + 1) of its output is \(MessageText.quoted(s, max: 40)), not a number (for \(items[i].source))")
             }
             return v
         }
     }
+
+    /// 0.5 → "0.5", 60 → "60".
+    static func seconds(_ t: Double) -> String { t == t.rounded() && t < 1e15 ? String(Int(t)) : String(t) }
 }

@@ -47,7 +47,11 @@ public enum ScorerRegistry {
         case "command":
             guard let cmd = take("cmd"), !cmd.isEmpty else { throw ScorerError("scorer command: needs --scorer-cmd \"program args\"") }
             let t = take("timeout").map { Double($0) } ?? 60
-            guard let t, t > 0 else { throw ScorerError("scorer command: timeout must be a number of seconds > 0") }
+            // Bounded above: the deadline is computed in nanoseconds, and a scorer that needs
+            // more than a day per batch is a hung one.
+            guard let t, t > 0, t <= ExternalScorer.maxTimeout else {
+                throw ScorerError("scorer command: --scorer-timeout must be a number of seconds in (0, \(Int(ExternalScorer.maxTimeout))]")
+            }
             scorer = ExternalScorer(command: cmd, timeout: t)
         default:
             throw ScorerError("unknown scorer \"\(name)\"; known: \(names.joined(separator: ", "))")

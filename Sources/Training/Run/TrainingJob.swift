@@ -90,7 +90,7 @@ public enum TrainingJob {
         let after = evaluate("after training", step: recipe.steps)
 
         let modelDir = recipe.out + "/model"
-        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil)
+        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil, code: Fatal.Code.output)
         // The plot is an output like the model, written even with --quiet.
         if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
             try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")

@@ -1,0 +1,27 @@
+/// How deeply JSON text nests arrays and objects, found without parsing it. Foundation's
+/// JSONDecoder traps instead of throwing on text that passes its depth limit of 512 exactly
+/// where the input ends (513 `[` then end of input: the scanner computes the error's source
+/// location past the end), so untrusted JSON is checked with this before it is decoded.
+public enum JSONNesting {
+    /// The deepest nesting in `bytes` (brackets inside strings do not count); stops counting
+    /// once `limit` is passed, so the answer is at most `limit + 1`.
+    public static func depth<C: Collection>(_ bytes: C, limit: Int) -> Int where C.Element == UInt8 {
+        var depth = 0, deepest = 0, inString = false, escaped = false
+        for b in bytes {
+            if inString {
+                if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
+                continue
+            }
+            switch b {
+            case 0x22: inString = true
+            case 0x5B, 0x7B:
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > limit { return deepest }
+            case 0x5D, 0x7D: depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return deepest
+    }
+}

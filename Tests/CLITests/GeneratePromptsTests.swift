@@ -1,0 +1,33 @@
+import Foundation
+import XCTest
+
+/// `generate --prompts` needs prompts, not training rows: a line with only "prompt", or
+/// "messages" ending in a user turn, is a prompt; a final assistant turn, if present, is
+/// dropped (the model writes it).
+final class GeneratePromptsTests: XCTestCase {
+    func testPromptOnlyRowsAndMessagesWithoutAnAnswerAreAccepted() throws {
+        let dir = CLI.tempDir("gen-prompts")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                    "--quiet", "--out", dir], seconds: 60).status, 0)
+        let rows = [#"{"prompt": "add 1 2 ="}"#,
+                    #"{"messages": [{"role": "user", "content": "copy ab"}]}"#,
+                    #"{"prompt": "copy xy =", "completion": " xy"}"#,
+                    #"{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}"#]
+        try rows.joined(separator: "\n").write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/prompts.jsonl", "--max-new-tokens", "3", "--json"],
+                            seconds: 60)
+        XCTAssertEqual(r.status, 0, r.all)
+        let lines = r.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, r.stdout)
+        guard lines.count == 4 else { return }
+        let prompts = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.map { $0["prompt"] as? String }
+        XCTAssertEqual(prompts.first, "add 1 2 =")
+        XCTAssertTrue(prompts[1]?.contains("copy ab") == true, "\(prompts)")
+
+        // Still refused: a line that has no prompt at all names its line.
+        try (rows[0] + "\n" + #"{"completion": "x"}"#).write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let bad = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/bad.jsonl"], seconds: 60)
+        XCTAssertEqual(bad.status, 1, bad.all)
+        XCTAssertTrue(bad.stderr.contains("bad.jsonl:2"), bad.stderr)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+/// Every output a subcommand writes (output directory, recipe, metrics, model, checkpoints,
+/// scores, make-data and export files) fails the same way when it cannot be written: exit
+/// code 6 (README, "Exit codes") and one line under 300 characters naming the path and the
+/// system's reason — never Foundation's "NSCocoaErrorDomain" or "The file doesn't exist."
+final class OutputErrorTests: XCTestCase {
+    private func checkOutputError(_ r: CLI.Result, naming path: String, _ label: String,
+                                  file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 6, "\(label): \(r.all)", file: file, line: line)
+        let errors = r.stderr.split(separator: "\n").filter { $0.contains("error") }
+        XCTAssertEqual(errors.count, 1, "\(label): \(r.stderr)", file: file, line: line)
+        let message = String(errors.first ?? "")
+        XCTAssertTrue(message.contains(path), "\(label): \(message)", file: file, line: line)
+        XCTAssertLessThan(message.utf8.count, 300, "\(label): \(message)", file: file, line: line)
+        for vague in ["NSCocoaErrorDomain", "doesn’t exist", "doesn't exist", "(null)", "could not be completed", "Error Domain"] {
+            XCTAssertFalse(message.contains(vague), "\(label): \(message)", file: file, line: line)
+        }
+    }
+
+    func testTrainOutputsThatCannotBeWritten() throws {
+        // /proc refuses new entries: the output directory, and the built-in data under it.
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                      "--quiet", "--out", "/proc/sft-dist-test"], seconds: 60), naming: "/proc/sft-dist-test", "--out /proc/x")
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                      "--quiet", "--out", "/proc"], seconds: 60), naming: "/proc", "--out /proc")
+        // metrics.jsonl that cannot be created (a directory is in its place).
+        let dir = CLI.tempDir("out-metrics")
+        try FileManager.default.createDirectory(atPath: dir + "/metrics.jsonl", withIntermediateDirectories: true)
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                      "--quiet", "--out", dir], seconds: 60), naming: dir + "/metrics.jsonl", "metrics")
+        // The checkpoints directory is a file.
+        let ck = CLI.tempDir("out-checkpoints")
+        try "x".write(toFile: ck + "/checkpoints", atomically: false, encoding: .utf8)
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "2", "--eval-every", "0",
+                                      "--save-every", "1", "--quiet", "--out", ck], seconds: 60), naming: ck + "/checkpoints", "checkpoints")
+    }
+
+    func testOtherSubcommandsOutputsThatCannotBeWritten() throws {
+        let dir = CLI.tempDir("out-others")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                    "--quiet", "--out", dir], seconds: 60).status, 0)
+        checkOutputError(CLI.sftDist(["make-data", "--out", "/proc/x.jsonl", "--count", "4"], seconds: 30), naming: "/proc/x.jsonl", "make-data")
+        checkOutputError(CLI.sftDist(["score", "--model", dir + "/model", "--data", dir + "/data/heldout.jsonl", "--out", "/proc/s.jsonl"],
+                                     seconds: 60), naming: "/proc/s.jsonl", "score")
+        checkOutputError(CLI.sftDist(["export", "--model", dir + "/model", "--out", "/proc/exported"], seconds: 60),
+                         naming: "/proc/exported", "export")
+        // Bad input stays exit code 1: only writing is class 6.
+        XCTAssertEqual(CLI.sftDist(["export", "--model", dir + "/nope", "--out", dir + "/e"], seconds: 60).status, 1)
+    }
+}
