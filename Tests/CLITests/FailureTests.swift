@@ -154,7 +154,7 @@ final class FailureTests: XCTestCase {
         FileManager.default.createFile(atPath: dir + "/ckpt/checkpoints", contents: Data())
         try FileManager.default.createDirectory(atPath: dir + "/metrics/metrics.jsonl", withIntermediateDirectories: true)
         for (out, extra, message) in [(dir + "/ckpt", ["--save-every", "2"], "ckpt/checkpoints: cannot create the checkpoint directory"),
-                                      (dir + "/metrics", [], "metrics/metrics.jsonl: cannot create metrics file")] {
+                                      (dir + "/metrics", [], "metrics/metrics.jsonl: cannot create the metrics file")] {
             let r = CLI.mpirun(2, tiny + extra + ["--out", out], seconds: 60)
             XCTAssertEqual(r.status, 6, r.all)
             XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, r.all)
