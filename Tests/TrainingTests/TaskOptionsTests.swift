@@ -270,7 +270,8 @@ final class TaskOptionsTests: XCTestCase {
         XCTAssertEqual(try scorer.score([
             item("add+1 23 45 =", " 69"), item("add+1 23 45 =", " 68"), item("what is sum 2 3 ?", "5"),
             item("tile ab 3 ->", " ababab "), item("add 2 2 =", " 4", reference: " 5"),
-        ]), [1, 0, 1, 1, 1])
+            item("<|begin_of_text|>mul+3 4 5 =", " 23"), item("<s>what is order 312 ?", " 123"),
+        ]), [1, 0, 1, 1, 1, 1, 1])
         XCTAssertThrowsError(try scorer.score([item("what is 2+2?", "4")])) {
             XCTAssertTrue("\($0)".hasPrefix("t:1: the task scorer needs a built-in task prompt"), "\($0)")
         }
