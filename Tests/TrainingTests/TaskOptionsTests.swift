@@ -259,6 +259,12 @@ final class TaskOptionsTests: XCTestCase {
         XCTAssertEqual(ok?.variant, .plus(2))
         XCTAssertEqual(ok?.template, .arrow)
         XCTAssertEqual(ok?.noiseKind, .token)
+        // Any option given adds the measurement fields, even one that changes no row.
+        let allKinds = try? TaskOptions.parse(kinds: TaskGenerator.kinds.joined(separator: ","), digits: nil, variant: "standard",
+                                              template: "standard", noise: 0, noiseKind: "completion", unlabelled: false)
+        XCTAssertEqual(allKinds?.isDefault, false)
+        XCTAssertEqual(try? TaskOptions.parse(kinds: nil, digits: nil, variant: "standard", template: "standard", noise: 0,
+                                              noiseKind: "completion", unlabelled: false).isDefault, true)
     }
 
     /// The `task` scorer checks against the rule in the prompt, not the row's reference.

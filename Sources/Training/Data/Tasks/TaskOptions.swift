@@ -31,10 +31,10 @@ public struct TaskOptions: Equatable, Sendable {
 
     public var resolvedKinds: [String] { kinds ?? variant.kinds }
 
-    /// The default options write the original two-field rows; any other option adds the
-    /// per-row measurement fields (`kind`, `digits`, …).
+    /// The default options write the original two-field rows; any option given adds the
+    /// per-row measurement fields (`kind`, `digits`, …), even one that changes no row.
     public var isDefault: Bool {
-        resolvedKinds == TaskGenerator.kinds && digits == nil && variant == .standard
+        kinds == nil && digits == nil && variant == .standard
             && template == .standard && noise == 0 && !unlabelled
     }
 
