@@ -10,13 +10,14 @@ struct Eval: ParsableCommand {
         discussion: """
         Work is sharded over ranks (run under mpirun to parallelise); the numbers do not depend \
         on the rank count. Scorers: exact, numeric (last number, --scorer-arg tolerance=1e-6), \
-        contains, regex (--scorer-arg pattern=…), command (--scorer-cmd "prog args": JSONL on \
+        contains, regex (--scorer-arg pattern=…), task (the built-in tasks' own solver, \
+        no reference needed: scores rule variants and noisy sets against the truth), command (--scorer-cmd "prog args": JSONL on \
         stdin, one score per line on stdout).
         """)
 
     @Option(help: "Model directory (or a preset, for a baseline).") var model: String
     @Option(help: "JSONL to evaluate on.") var data: String
-    @Option(help: "Scorer: exact, numeric, contains, regex or command.") var scorer = "exact"
+    @Option(help: "Scorer: exact, numeric, contains, regex, task or command.") var scorer = "exact"
     @Option(name: .customLong("scorer-arg"), help: "Scorer parameter key=value (repeatable).") var scorerArg: [String] = []
     @Option(name: .customLong("scorer-cmd"), help: "External scorer command (with --scorer command).") var scorerCmd: String?
     @Option(Settings.scorerTimeout) var scorerTimeout: Double = 60

@@ -7,19 +7,39 @@ import Training
 struct MakeData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "make-data",
-        abstract: "Write the built-in task dataset (arithmetic and string tasks with verifiable answers) as JSONL.")
+        abstract: "Write the built-in task dataset (arithmetic and string tasks with verifiable answers) as JSONL.",
+        discussion: """
+        Without task options the rows are the embedded default dataset ({prompt, completion}). \
+        With any, each row also records kind, digits, variant and template (and corrupted with \
+        --noise), fields that training ignores.
+        """)
 
     @Option(help: "Output JSONL path.") var out: String
     @Option(Settings.exampleCount) var count = 4000
     @Option(Settings.seed) var seed: UInt64 = 1234
+    @Option(Settings.taskKinds) var kinds: String?
+    @Option(Settings.taskDigits) var digits: String?
+    @Option(Settings.taskVariant) var variant = "standard"
+    @Option(Settings.templateVariant) var templateVariant = "standard"
+    @Option(Settings.noise) var noise: Double = 0
+    @Option(Settings.noiseKind) var noiseKind = "completion"
+    @Flag(help: "Prompts only, no completion (unlabelled prompts for self-training).") var unlabelled = false
 
     func validate() throws {
         try Settings.exampleCount.check(count)
+        _ = try options()
+    }
+
+    func options() throws -> TaskOptions {
+        try TaskOptions.parse(kinds: kinds, digits: digits, variant: variant, template: templateVariant,
+                              noise: noise, noiseKind: noiseKind, unlabelled: unlabelled)
     }
 
     func run() throws {
         do {
-            try TaskGenerator.writeJSONL(TaskGenerator.generate(count: count, seed: seed), to: out)
+            let options = try options()
+            try TaskGenerator.writeJSONL(TaskGenerator.rows(count: count, seed: seed, options: options),
+                                         options: options, to: out)
         } catch {
             printError("sft-dist: error: \(error)"); throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
         }

@@ -25,10 +25,10 @@ public struct ScorerError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Scorers by name: `exact`, `numeric`, `regex`, `contains`, or `command` (an external
-/// program, `--scorer-cmd`). Arguments come as key=value strings, unknown keys rejected.
+/// Scorers by name: `exact`, `numeric`, `regex`, `contains`, `task` (the built-in tasks'
+/// solver), or `command` (an external program, `--scorer-cmd`). Arguments come as key=value strings, unknown keys rejected.
 public enum ScorerRegistry {
-    public static let names = ["exact", "numeric", "regex", "contains", "command"]
+    public static let names = ["exact", "numeric", "regex", "contains", "task", "command"]
 
     public static func make(name: String, args: [String: String]) throws -> Scorer {
         var a = args
@@ -37,6 +37,7 @@ public enum ScorerRegistry {
         switch name {
         case "exact": scorer = ExactMatchScorer(ignoreCase: take("ignore_case") == "true")
         case "contains": scorer = ContainsScorer(ignoreCase: take("ignore_case") == "true")
+        case "task": scorer = TaskScorer()
         case "numeric":
             let tol = take("tolerance").map { Double($0) } ?? 1e-6
             guard let tol, tol >= 0 else { throw ScorerError("scorer numeric: tolerance must be a number ≥ 0") }
