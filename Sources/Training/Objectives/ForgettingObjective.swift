@@ -23,11 +23,11 @@ import TensorCore
 /// (0.25 = t_max) and `lambda_min` (1e-5 = t_min; 0 ≤ lambda_min ≤ lambda_max), `p_floor`
 /// (0.01, in (0, 1)). Diagnostics: kept ratio, λ, fraction of N tokens still ascending,
 /// mean loss on P and on N.
-public final class ForgettingObjective: Objective, DetachedEvaluable {
+public final class ForgettingObjective: Objective, DetachedEvaluable, ExcessLossSelecting {
     public let name = "forgetting"
     public let requirements = ObjectiveRequirements(referenceModel: true, statisticsPass: true)
     public let ratio: Float, lambdaMax: Float, lambdaMin: Float, pFloor: Float
-    private let selection = StepCache<ExcessLossSelection>()
+    let selection = StepCache<ExcessLossSelection>()
 
     public init(ratio: Float = 0.7, lambdaMax: Float = 0.25, lambdaMin: Float = 1e-5, pFloor: Float = 0.01) throws {
         try checkArg(ratio > 0 && ratio <= 1, "forgetting", "ratio must be in (0, 1], got \(ratio)")
@@ -42,15 +42,9 @@ public final class ForgettingObjective: Objective, DetachedEvaluable {
         (lambdaMax - lambdaMin) * Float(context.step) / Float(max(context.totalSteps, 1))
     }
 
-    public func statistics(_ input: ObjectiveInput) -> [Float] {
-        ExcessLossSelection.scores(input, logits: input.logits, objective: name)
-    }
-    public func beginStep(_ context: StepContext) {
-        selection.store(context) { ExcessLossSelection($0, ratio: ratio) }
-    }
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                          dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        let sel = selection.value(input.context, objective: name) { ExcessLossSelection($0, ratio: ratio) }
+        let sel = currentSelection(input)
         let ref = requireReference(input, name)
         let lam = lambda(input.context), logFloor = logf(pFloor)
         let wPos = inverseCount(sel.kept), wNeg = -lam * inverseCount(sel.total - sel.kept)

@@ -20,26 +20,20 @@ import TensorCore
 /// the threshold (the ⌈ratio·n⌉-th largest score; ties at it are all kept). Detached: scores
 /// and selection. Normalisation: HF `outputs.loss` = mean over kept tokens, here the global
 /// kept count. Argument: `ratio` (0.6 = `data_prop`, in (0, 1]). Diagnostics: kept ratio.
-public final class TokenCleanObjective: Objective, DetachedEvaluable {
+public final class TokenCleanObjective: Objective, DetachedEvaluable, ExcessLossSelecting {
     public let name = "token-clean"
     public let requirements = ObjectiveRequirements(referenceModel: true, statisticsPass: true)
     public let ratio: Float
-    private let selection = StepCache<ExcessLossSelection>()
+    let selection = StepCache<ExcessLossSelection>()
 
     public init(ratio: Float = 0.6) throws {
         try checkArg(ratio > 0 && ratio <= 1, "token-clean", "ratio must be in (0, 1], got \(ratio)")
         self.ratio = ratio
     }
 
-    public func statistics(_ input: ObjectiveInput) -> [Float] {
-        ExcessLossSelection.scores(input, logits: input.logits, objective: name)
-    }
-    public func beginStep(_ context: StepContext) {
-        selection.store(context) { ExcessLossSelection($0, ratio: ratio) }
-    }
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                          dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        let sel = selection.value(input.context, objective: name) { ExcessLossSelection($0, ratio: ratio) }
+        let sel = currentSelection(input)
         let ref = requireReference(input, name)
         let scale = inverseCount(sel.kept)
         var diag = TokenDiagnostics()
@@ -50,6 +44,26 @@ public final class TokenCleanObjective: Objective, DetachedEvaluable {
         var d: [String: Double] = ["kept_ratio": kept], c: [String: Double] = ["kept_ratio": diag.count]
         diag.into(&d, &c)
         return ObjectiveResult(loss: loss * Double(scale), diagnostics: d, diagnosticCounts: c)
+    }
+}
+
+/// An objective that keeps the global top `ratio` of the step's loss tokens by excess loss
+/// (token-clean, forgetting): the statistics pass scores tokens, `beginStep` selects once from
+/// every rank's scores, and each micro-batch reads the step's selection.
+protocol ExcessLossSelecting: Objective {
+    var ratio: Float { get }
+    var selection: StepCache<ExcessLossSelection> { get }
+}
+
+extension ExcessLossSelecting {
+    public func statistics(_ input: ObjectiveInput) -> [Float] {
+        ExcessLossSelection.scores(input, logits: input.logits, objective: name)
+    }
+    public func beginStep(_ context: StepContext) {
+        selection.store(context) { ExcessLossSelection($0, ratio: ratio) }
+    }
+    func currentSelection(_ input: ObjectiveInput) -> ExcessLossSelection {
+        selection.value(input.context, objective: name) { ExcessLossSelection($0, ratio: ratio) }
     }
 }
 
