@@ -94,4 +94,31 @@ final class ForgettingCLITests: XCTestCase {
         XCTAssertEqual(weights.status, 1, weights.all)
         XCTAssertTrue(weights.stderr.contains("--weights: \"x\" is not a number"), weights.all)
     }
+
+    /// `kill -9` of a 2-rank job with a frozen set, `--l2-init` and `--ema`, then `--resume
+    /// latest`: the losses and the saved average are those of a run never interrupted, bit
+    /// for bit (the average and θ₀ come back from the checkpoint).
+    func testKillNineThenResumeWithFreezeL2InitAndEMAIsBitExact() throws {
+        let args = ["train", "--model", "tiny", "--steps", "16", "--batch-size", "8", "--micro-batch-size", "2",
+                    "--warmup-steps", "2", "--eval-examples", "0", "--eval-every", "0", "--quiet",
+                    "--freeze", "wpe|ln_f", "--l2-init", "0.5", "--ema", "0.9", "--save-every", "3"]
+        let reference = CLI.tempDir("forget-reference")
+        XCTAssertEqual(CLI.mpirun(2, args + ["--out", reference]).status, 0)
+        let out = CLI.tempDir("forget-killed")
+        let job = try BackgroundJob.mpirun(2, args + ["--out", out], seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 100) { CLI.stepsLogged(out) >= 7 }, "the job never got to step 7")
+        job.killAll(marker: out)
+        let (killed, _) = job.wait()
+        XCTAssertNotEqual(killed.status, 0, "the job finished before it could be killed")
+        XCTAssertFalse(CLI.checkpoints(out).published.isEmpty, "no checkpoint before the kill")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model-ema"))
+        let resumed = CLI.mpirun(2, args.filter { $0 != "--quiet" } + ["--out", out, "--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertTrue(resumed.stdout.contains("resume: continuing after step "), resumed.all)
+        XCTAssertEqual(CLI.losses(out).map(\.bitPattern), CLI.losses(reference).map(\.bitPattern))
+        XCTAssertEqual(CLI.losses(out).count, 16)
+        let ema = Self.tensors(out + "/model-ema"), expected = Self.tensors(reference + "/model-ema")
+        XCTAssertFalse(expected.isEmpty)
+        XCTAssertEqual(ema, expected, "the average after resuming")
+    }
 }
