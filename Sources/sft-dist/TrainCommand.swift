@@ -50,6 +50,10 @@ struct Train: ParsableCommand {
     @Flag(recipe: \.skipBadLines) var skipBadLines: Bool?
     @Option(recipe: \.nanPolicy) var nanPolicy: String?
     @Flag(recipe: \.overlapGradSync) var overlapGradSync: Bool?
+    @Option(recipe: \.freeze) var freeze: String?
+    @Option(recipe: \.trainable) var trainable: String?
+    @Option(recipe: \.l2Init) var l2Init: String?
+    @Option(recipe: \.ema) var ema: String?
     @Option(recipe: \.saveFormat) var saveFormat: String?
     @Option(recipe: \.saveEvery) var saveEvery: String?
     @Option(recipe: \.keepLast) var keepLast: String?

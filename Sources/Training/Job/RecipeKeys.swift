@@ -48,6 +48,13 @@ public struct RecipeKeys: Sendable {
     public let skipBadLines = RecipeKey("skip_bad_lines", false, .bool, "Skip and count malformed JSONL lines instead of stopping.")
     public let nanPolicy = RecipeKey("nan_policy", NaNPolicy.abort, .cases, "On a non-finite loss or gradient.")
     public let overlapGradSync = RecipeKey("overlap_grad_sync", true, .bool, "Start each block's gradient sum while backward continues.")
+    public let freeze = RecipeKey<String?>("freeze", nil, .optionalRegex,
+                                           "Freeze the parameters whose HF name this regular expression matches (searched, as re.search).")
+    public let trainable = RecipeKey<String?>("trainable", nil, .optionalRegex,
+                                              "Train only the parameters whose HF name this regular expression matches (--freeze then removes some).")
+    public let l2Init = RecipeKey("l2_init", 0.0, .within(0, 1e6), "λ of the penalty λ/2·‖θ − θ₀‖² towards the initial weights (0: off).")
+    public let ema = RecipeKey("ema", 0.0, .within(0, 1, openHigh: true),
+                               "Decay of an exponential moving average of the weights, saved as OUT/model-ema/ (0: off).")
     public let saveFormat = RecipeKey("save_format", ModelDirectory.SaveFormat.native, .cases,
                                       "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).")
     public let saveEvery = RecipeKey(Settings.everySteps.named("save_every", help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none)."),
@@ -68,6 +75,11 @@ extension Limits where Value == Bool {
 extension Limits where Value == String? {
     /// Unset, or a non-empty path.
     static var optionalPath: Limits { Limits("a non-empty path") { $0.map { !$0.isEmpty } ?? true } }
+}
+
+extension Limits where Value == String? {
+    /// Unset, or a regular expression that compiles (`ParameterSelection`).
+    static var optionalRegex: Limits { Limits("a regular expression") { $0.map(ParameterSelection.isValidPattern) ?? true } }
 }
 
 extension Limits where Value == [String: String] {

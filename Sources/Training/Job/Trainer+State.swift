@@ -1,7 +1,8 @@
 /// What of the trainer lives across steps, registered once as stateful components
 /// (`Training/State/`), so checkpoints save, verify and restore it without knowing the trainer:
 /// the count of skipped steps, the batch source (or producer), the optimizer, the old-policy
-/// snapshot, and the objective when it keeps state of its own. Everything else a step uses is
+/// snapshot, the objective when it keeps state of its own, the `--l2-init` anchor and the
+/// `--ema` average. Everything else a step uses is
 /// a pure function of (seed, step, rank) or of the recipe.
 extension Trainer {
     func registerState() {
@@ -13,6 +14,8 @@ extension Trainer {
         components.register(OptimizerState(optimizer))
         if let old = oldPolicy { components.register(ParameterSnapshot("old_policy", parameters: old.parameters)) }
         if let stateful = objective as? StatefulComponent { components.register(stateful) }
+        if let l2 = l2Init { components.register(l2.snapshot) }
+        if let ema { components.register(ema.snapshot) }
     }
 }
 

@@ -22,6 +22,8 @@ extension Trainer {
         let (sums, names) = reduceScalars(loss: total.loss, bad: localBad, diag: total.diagnostics, counts: total.diagnosticCounts)
         let globalLoss = sums[0]
         let badRank = Int(sums[1]) - 1
+        // --l2-init: λ(θ − θ₀) joins the (global) data gradient before norm and clipping.
+        let penalty = l2Init?.addGradient(model.parameters, ranges: trainable.ranges)
         let norm = trainable.gradientNorm(model.parameters)
         let lr = schedule.lr(at: step)
         var report = StepReport(step: step, loss: globalLoss, lr: lr, gradNorm: norm, tokens: prepared.globalTokens,
@@ -30,6 +32,7 @@ extension Trainer {
             let count = sums[2 + names.count + i]
             report.diagnostics.append((name, count > 0 ? sums[2 + i] / count : sums[2 + i]))
         }
+        if let penalty { report.diagnostics.append(("l2_init_penalty", penalty)) }
         // Non-finite loss or gradient: the same decision on every rank (values are global).
         if !globalLoss.isFinite || !norm.isFinite {
             let whereFrom = badRank >= 0 ? " (first seen on rank \(badRank))" : ""
@@ -43,6 +46,7 @@ extension Trainer {
                         code: Fatal.Code.training)
         }
         optimizer.step(params: model.parameters, lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))
+        ema?.update(from: model.parameters, ranges: trainable.ranges)
         return report
     }
 

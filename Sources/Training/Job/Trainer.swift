@@ -19,6 +19,10 @@ public final class Trainer {
     /// What the step updates; the rest of the model is frozen.
     public let trainable: TrainableSet
     let oldPolicy: LanguageModel?
+    /// `--l2-init`: the pull towards the initial weights, added to the gradient (Forgetting/).
+    let l2Init: L2InitPenalty?
+    /// `--ema`: the moving average of the weights, updated after every optimizer step.
+    public let ema: WeightEMA?
     /// Everything of this run that a checkpoint must hold besides the model (Trainer+State.swift).
     public let components = StateRegistry()
     let skipped = SkippedSteps()
@@ -49,7 +53,8 @@ public final class Trainer {
     }
 
     /// `source` picks training rows (uniform sampling by default); `producer` replaces the
-    /// whole step preparation; `trainable` (default: every parameter) is what the step updates.
+    /// whole step preparation; `trainable` (default: the recipe's `--freeze` / `--trainable`
+    /// selection, every parameter without them) is what the step updates.
     public init(setup: RunSetup, comm: Communicator, source: BatchSource? = nil, producer: StepProducer? = nil,
                 trainable: TrainableSet? = nil) {
         self.setup = setup
@@ -57,7 +62,10 @@ public final class Trainer {
         model = setup.model
         objective = setup.objective
         let r = setup.recipe
-        let trainable = trainable ?? .all(model.parameters)
+        let params = model.parameters
+        let trainable = trainable ?? Fatal.collective {
+            try ParameterSelection(freeze: r.freeze, trainable: r.trainable).trainableSet(params)
+        }
         self.trainable = trainable
         trainable.apply(to: model.parameters)
         switch r.optimizer {
@@ -71,6 +79,8 @@ public final class Trainer {
         self.source = producer ?? DemonstrationProducer(
             source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
+        l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
+        ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil
         registerState()
     }
 

@@ -91,6 +91,10 @@ public enum TrainingJob {
 
         let modelDir = recipe.out + "/model"
         Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil, code: Fatal.Code.output)
+        if let ema = trainer.ema {
+            Fatal.agree(lead ? saveFinal(setup, model: ema.average, to: recipe.out + "/model-ema", steps: recipe.steps,
+                                         extra: ["sft_dist_ema_decay": "\(recipe.ema)"]) : nil, code: Fatal.Code.output)
+        }
         // The plot is an output like the model, written even with --quiet.
         if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
             try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
@@ -113,10 +117,12 @@ public enum TrainingJob {
                        seconds: seconds, outputDirectory: recipe.out)
     }
 
-    static func saveFinal(_ setup: RunSetup, to dir: String, steps: Int) -> String? {
+    /// Writes `model` (default: the trained one; the `--ema` average for `OUT/model-ema/`).
+    static func saveFinal(_ setup: RunSetup, model: LanguageModel? = nil, to dir: String, steps: Int,
+                          extra: [String: String] = [:]) -> String? {
         do {
-            try ModelDirectory.save(setup.model, tokenizer: setup.tokenizer, to: dir,
-                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name],
+            try ModelDirectory.save(model ?? setup.model, tokenizer: setup.tokenizer, to: dir,
+                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name].merging(extra) { $1 },
                                     format: setup.recipe.saveFormat)
             return nil
         } catch {

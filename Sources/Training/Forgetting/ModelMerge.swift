@@ -1,0 +1,85 @@
+import Foundation
+import Models
+import TensorCore
+
+/// `sft-dist merge A B [C…] --weights w1,w2,…`: the weighted sum Σ wᵢ·θᵢ of models of one
+/// config, tensor by tensor — linear interpolation and WiSE-FT (two models, weights 1−α, α;
+/// Wortsman et al. 2022, arXiv 2109.01903), a uniform model soup (the default weights 1/k;
+/// Wortsman et al. 2022, arXiv 2203.05482), or the merge step of Disperse-Then-Merge (sub-models
+/// trained on disjoint shards of the data, then averaged; Fu et al. 2024, arXiv 2405.13432).
+/// Weights need not sum to 1 (extrapolation, task arithmetic). Sums run in double precision,
+/// each tensor element rounded to float32 once.
+public enum ModelMerge {
+    /// `config.json` fields that name where a model came from, not what it is.
+    static let provenanceFields: Set<String> = ["_name_or_path", "transformers_version", "architectures", "torch_dtype"]
+    /// Tokenizer files compared byte for byte.
+    static let tokenizerFiles = [ModelDirectory.byteTokenizerFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+    /// Merges `dirs` into `out` (written atomically); returns a one-line summary.
+    public static func merge(_ dirs: [String], weights given: [Double]?, to out: String) throws -> String {
+        guard dirs.count >= 2 else { throw ModelError("merge needs at least two model directories (got \(dirs.count))") }
+        let weights = given ?? Array(repeating: 1 / Double(dirs.count), count: dirs.count)
+        guard weights.count == dirs.count else {
+            throw ModelError("--weights has \(weights.count) value\(weights.count == 1 ? "" : "s") for \(dirs.count) models")
+        }
+        if let bad = weights.first(where: { !$0.isFinite }) { throw ModelError("--weights: \(bad) is not a finite number") }
+        for d in dirs.dropFirst() { try checkSameConfig(dirs[0], d); try checkSameTokenizer(dirs[0], d) }
+
+        let (first, tokenizer) = try ModelDirectory.load(dirs[0])
+        let p = first.parameters
+        var sum = [Double](repeating: 0, count: p.count)
+        func add(_ values: UnsafeMutablePointer<Float>, _ w: Double) {
+            for i in 0..<p.count { sum[i] += w * Double(values[i]) }
+        }
+        add(p.values, weights[0])
+        for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
+            let (m, _) = try ModelDirectory.load(d)
+            guard m.parameters.count == p.count else { throw ModelError("\(d): parameter layout differs from \(dirs[0])'s") }
+            add(m.parameters.values, w)
+        }
+        for i in 0..<p.count { p.values[i] = Float(sum[i]) }
+        let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
+        let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")
+        try ModelDirectory.save(first, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merge": recipe],
+                                format: hf ? .hf : .native)
+        return "merged \(dirs.count) models (\(recipe)) into \(out)/"
+    }
+
+    /// The two `config.json` files agree on every field but provenance; else the first
+    /// differing field is named.
+    static func checkSameConfig(_ a: String, _ b: String) throws {
+        let ca = try config(a), cb = try config(b)
+        for key in Set(ca.keys).union(cb.keys).subtracting(provenanceFields).sorted() {
+            let va = ca[key].map(canonical), vb = cb[key].map(canonical)
+            if va != vb {
+                throw ModelError("\(b)/config.json: field \"\(key)\" is \(vb ?? "missing") but \(a)/config.json has \(va ?? "none"): merge needs models of the same config")
+            }
+        }
+    }
+
+    static func checkSameTokenizer(_ a: String, _ b: String) throws {
+        let fm = FileManager.default
+        for file in tokenizerFiles {
+            let da = fm.contents(atPath: a + "/" + file), db = fm.contents(atPath: b + "/" + file)
+            if da != db {
+                let how = da == nil ? "only \(b) has it" : db == nil ? "only \(a) has it" : "the files differ"
+                throw ModelError("\(b): tokenizer differs from \(a)'s in \(file) (\(how)): merge needs models with the same tokenizer")
+            }
+        }
+    }
+
+    static func config(_ dir: String) throws -> [String: Any] {
+        let path = dir + "/config.json"
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError("\(path): not a JSON object")
+        }
+        return json
+    }
+
+    /// A JSON value as sorted-key text, so equal values compare equal whatever their order.
+    static func canonical(_ v: Any) -> String {
+        guard let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed]) else { return "\(v)" }
+        return String(decoding: d, as: UTF8.self)
+    }
+}

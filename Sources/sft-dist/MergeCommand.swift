@@ -1,0 +1,40 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Models
+import Training
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Weighted average of model directories of one config (interpolation, model soup, WiSE-FT).",
+        discussion: """
+        Writes Σ wᵢ·θᵢ tensor by tensor to --out, with the first model's config and tokenizer. \
+        Default weights: 1/k each (a uniform soup). Two models with --weights 0.5,0.5 interpolate \
+        halfway (WiSE-FT with α = 0.5 when A is the base and B the fine-tuned model). Models whose \
+        config.json fields or tokenizer files differ are refused, naming the field.
+        """)
+
+    @Argument(help: "Model directories (two or more).") var models: [String]
+    @Option(help: "Comma-separated weights, one per model (default: 1/k each).") var weights: String?
+    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+
+    func run() throws {
+        do {
+            print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
+        } catch {
+            printError("sft-dist: error: \(error)")
+            throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
+        }
+    }
+
+    func parsedWeights() throws -> [Double]? {
+        guard let text = weights else { return nil }
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
+            let item = $0.trimmingCharacters(in: .whitespaces)
+            guard let w = Double(item), w.isFinite else {
+                throw ModelError("--weights: \"\(item)\" is not a number (expected e.g. 0.5,0.5)")
+            }
+            return w
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+import Models
+import TensorCore
+@testable import Training
+
+/// `sft-dist merge`: the written tensors are the weighted sum of the inputs', and models of
+/// another config or tokenizer are refused, naming the field.
+final class ModelMergeTests: XCTestCase {
+    var dir: String!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-merge-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func save(_ name: String, seed: UInt64, layers: Int = 2, format: ModelDirectory.SaveFormat = .native) throws -> (String, [Float]) {
+        let tokenizer = ByteTokenizer()
+        let model = GPT2(config: GPT2Config(vocabSize: tokenizer.vocabSize, contextLength: 16, embedDim: 8, layers: layers, heads: 2), seed: seed)
+        let path = dir + "/" + name
+        try ModelDirectory.save(model, tokenizer: tokenizer, to: path, format: format)
+        return (path, Array(UnsafeBufferPointer(start: model.parameters.values, count: model.parameters.count)))
+    }
+
+    func testMergedTensorsAreTheWeightedSum() throws {
+        let (a, va) = try save("a", seed: 1), (b, vb) = try save("b", seed: 2), (c, vc) = try save("c", seed: 3)
+        let weights = [0.2, 0.5, 0.3]
+        _ = try ModelMerge.merge([a, b, c], weights: weights, to: dir + "/soup")
+        let (merged, _) = try ModelDirectory.load(dir + "/soup")
+        let p = merged.parameters
+        var worst: Float = 0
+        for e in p.entries {
+            for i in e.offset..<(e.offset + e.count) {
+                let expected = Float(0.2) * va[i] + Float(0.5) * vb[i] + Float(0.3) * vc[i]
+                worst = max(worst, abs(p.values[i] - expected))
+            }
+        }
+        XCTAssertLessThan(worst, 1e-6)
+        // Default weights: the uniform soup; two models at 1/2 each.
+        _ = try ModelMerge.merge([a, b], weights: nil, to: dir + "/half")
+        let (half, _) = try ModelDirectory.load(dir + "/half")
+        let e = try XCTUnwrap(half.parameters.entry("transformer.h.1.mlp.c_fc.weight"))
+        for i in e.offset..<(e.offset + e.count) {
+            XCTAssertEqual(half.parameters.values[i], (va[i] + vb[i]) / 2, accuracy: 1e-7)
+        }
+    }
+
+    func testMismatchedConfigsTokenizersAndWeightsAreRefused() throws {
+        let (a, _) = try save("a", seed: 1), (deeper, _) = try save("deeper", seed: 2, layers: 3)
+        let (hf, _) = try save("hf", seed: 3, format: .hf)
+        func problem(_ dirs: [String], _ w: [Double]? = nil) -> String {
+            do { _ = try ModelMerge.merge(dirs, weights: w, to: dir + "/out"); return "accepted" } catch { return "\(error)" }
+        }
+        let layers = problem([a, deeper])
+        XCTAssertTrue(layers.contains("field \"n_layer\" is 3") && layers.contains("\(a)/config.json has 2"), layers)
+        let tok = problem([a, hf])
+        XCTAssertTrue(tok.contains("tokenizer differs") && tok.contains("tokenizer.json"), tok)
+        XCTAssertTrue(problem([a, a], [1]).hasPrefix("--weights has 1 value for 2 models"), problem([a, a], [1]))
+        XCTAssertTrue(problem([a]).contains("at least two"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "nothing written")
+    }
+}
