@@ -90,7 +90,8 @@ final class PairBatchingTests: XCTestCase {
                     #"{"prompt": "p", "chosen": "same", "rejected": "same"}"#,
                     #"{"prompt": "p", "chosen": "", "rejected": "b"}"#,
                     #"{"messages": [{"role": "user", "content": "hi"}], "chosen": {"role": "assistant", "content": "x"}, "rejected": [{"role": "assistant", "content": "y"}]}"#,
-                    #"{"prompt": "p", "chosen": "a"}"#]
+                    #"{"prompt": "p", "chosen": "a"}"#,
+                    #"{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], "chosen": [{"role": "assistant", "content": "c"}], "rejected": "r"}"#]
         let bytes = Array(rows.joined(separator: "\n").utf8)
         func first(_ b: [UInt8]) -> String {
             let path = NSTemporaryDirectory() + "bad-pairs-\(UUID().uuidString).jsonl"
@@ -101,9 +102,13 @@ final class PairBatchingTests: XCTestCase {
         let path = NSTemporaryDirectory() + "bad-pairs-\(UUID().uuidString).jsonl"
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let read = try PairReader.read(path: path, skipBadLines: true)
-        XCTAssertEqual(read.pairs.map(\.line), [1, 4])
+        XCTAssertEqual(read.pairs.map(\.line), [1, 4, 6])
+        guard read.pairs.count == 3 else { return }
         XCTAssertEqual(read.skipped.map(\.description).map { $0.replacingOccurrences(of: path, with: "F") },
                        ["F:2: chosen and rejected are identical", "F:3: empty chosen", #"F:5: missing field "rejected""#])
         XCTAssertEqual(read.pairs[1].pair.chosen, .messages([ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "x")]))
+        XCTAssertEqual(read.pairs[1].pair.rejected, .messages([ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "y")]))
+        XCTAssertEqual(read.pairs[2].pair.rejected, .messages([ChatMessage(role: .system, content: "s"), ChatMessage(role: .user, content: "u"),
+                                                                ChatMessage(role: .assistant, content: "r")]))
     }
 }

@@ -9,7 +9,7 @@ public struct PairRecord: Sendable, Equatable {
 
 /// Reads preference pairs, one JSON object per line (DPO, issue 14):
 /// `{"prompt": str, "chosen": str, "rejected": str}` or
-/// `{"messages": [turns before the answer], "chosen": …, "rejected": …}`, where an answer is a
+/// `{"messages" (or "prompt"): [turns before the answer], "chosen": …, "rejected": …}`, where an answer is a
 /// string, an assistant turn `{"role": "assistant", "content": str}`, or a list of exactly one
 /// such turn (TRL's conversational form). An empty answer, or a chosen answer identical to the
 /// rejected one, is a bad line: it names file:line, or is skipped and counted with
@@ -42,8 +42,9 @@ public enum PairReader {
         typealias Problem = JSONLReader.LineProblem
         let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
         if chosen == rejected { throw Problem("chosen and rejected are identical") }
-        if let messages = fields["messages"] {
-            if fields["prompt"] != nil { throw Problem(#"has both "messages" and "prompt"; use one"#) }
+        if fields["messages"] != nil && fields["prompt"] != nil { throw Problem(#"has both "messages" and "prompt"; use one"#) }
+        // TRL's conversational form gives the prompt turns as "prompt": [turns].
+        if let messages = fields["messages"] ?? (fields["prompt"] as? [Any]) {
             let turns = try JSONLReader.chatMessages(from: messages, rows: .prompts)
             if turns.last?.role == .assistant {
                 throw Problem(#""messages" ends with an assistant turn; for a pair it holds the turns before the answer"#)

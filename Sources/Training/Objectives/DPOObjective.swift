@@ -34,7 +34,8 @@ public final class DPOObjective: Objective {
         var lse = [Float](repeating: 0, count: input.rows)
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
-            policy[s, default: 0] += 0; reference[s, default: 0] += 0
+            precondition(s < input.sequences.count, "objective dpo needs the step batch's sequences (pair links) in its input")
+            if policy[s] == nil { policy[s] = 0; reference[s] = 0 }   // present, even without loss tokens
             guard input.mask[r] != 0 else { continue }
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V, zr = ref + r * V
