@@ -64,6 +64,22 @@ final class DPOCLITests: XCTestCase {
         XCTAssertTrue(skipped.all.contains("skipped 1 bad line (first: \(data):3: chosen and rejected are identical)"), skipped.all)
     }
 
+    /// A run resumed from its step-2 checkpoint continues exactly: the pair order is a function
+    /// of (seed, step), and the reference stays the initial weights, not the checkpoint's.
+    func testDPOResumesExactly() throws {
+        let dir = CLI.tempDir("dpo-resume")
+        let data = writePairs(dir)
+        let args = ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--batch-size", "4", "--micro-batch-size", "3",
+                    "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet"]
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/straight"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "2"]).status, 0)
+        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000002"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
+        XCTAssertEqual(straight.count, 4)
+        XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 3-4 after resuming at step 2")
+    }
+
     func testDPOWithoutPairDataIsRefused() {
         let r = CLI.sftDist(["train", "--model", "tiny", "--objective", "dpo", "--steps", "1", "--out", CLI.tempDir("dpo-builtin"), "--quiet"])
         XCTAssertEqual(r.status, 1, r.all)
