@@ -49,6 +49,22 @@ final class PairBatchingTests: XCTestCase {
         XCTAssertNotEqual(c.ids, r.ids)
     }
 
+    /// The held-out split takes whole pairs; the training set keeps chosen/rejected adjacent,
+    /// and the held-out set holds the held-out pairs' chosen answers.
+    func testHeldOutSplitTakesWholePairs() throws {
+        let data = try pairData()
+        let (train, held) = data.splitPairs(heldOutFraction: 0.34, seed: 5)
+        XCTAssertEqual(held.count, 2)
+        XCTAssertEqual(train.count, 2 * (data.pairCount - held.count))
+        let heldIds = Set(held.examples.map(\.ids))
+        for i in 0..<data.pairCount {
+            let chosen = data.examples[2 * i], rejected = data.examples[2 * i + 1]
+            let inTrain = (0..<train.pairCount).contains { train.examples[2 * $0] == chosen && train.examples[2 * $0 + 1] == rejected }
+            XCTAssertNotEqual(inTrain, heldIds.contains(chosen.ids), "pair \(i): in exactly one of the halves")
+            XCTAssertFalse(heldIds.contains(rejected.ids), "pair \(i): a rejected answer is never held out for evaluation")
+        }
+    }
+
     func testPairsNeverSplitAcrossRanksOrMicroBatches() throws {
         let data = try pairData()
         let batch = PairProducer.batch(step: 0, pairs: Array(0..<6), examples: data.examples)
