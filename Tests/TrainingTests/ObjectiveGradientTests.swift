@@ -19,7 +19,13 @@ final class ObjectiveGradientTests: XCTestCase {
         ("otr", [:]), ("otr", ["k": "5", "temperature": "2", "beta": "-0.7"]),
         ("token-clean", [:]), ("token-clean", ["ratio": "0.3"]),
         ("forgetting", [:]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1"]),
+        ("dpo", [:]), ("dpo", ["beta": "2"]),
     ]
+
+    /// The random batch, as preference pairs for pair objectives.
+    func batch(_ name: String) throws -> ObjectiveTestBatch {
+        try makeObjective(name).requirements.pairs ? .randomPairs() : .random()
+    }
 
     func testEveryNameIsRegisteredAndCovered() throws {
         for name in ObjectiveRegistry.names {
@@ -29,17 +35,17 @@ final class ObjectiveGradientTests: XCTestCase {
     }
 
     func testFiniteDifferences() throws {
-        let batch = ObjectiveTestBatch.random()
-        let context = batch.context(step: 3, totalSteps: 4)   // forgetting's λ > 0
         for (name, args) in Self.configurations {
+            let batch = try batch(name)
+            let context = batch.context(step: 3, totalSteps: 4)   // forgetting's λ > 0
             let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context)
             XCTAssertLessThanOrEqual(excess, 0, "\(name) \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
     }
 
     func testMaskedRowsGetNoGradient() throws {
-        let batch = ObjectiveTestBatch.random()
         for (name, args) in Self.configurations {
+            let batch = try batch(name)
             let run = try batch.train(name, args)
             for r in [2, 7] {
                 XCTAssertEqual(run.grad[r * batch.vocab..<(r + 1) * batch.vocab].map { $0 }, [Float](repeating: 0, count: batch.vocab),
@@ -53,8 +59,8 @@ final class ObjectiveGradientTests: XCTestCase {
     /// three ranks (ranks as threads): the same loss, gradient and diagnostics — what makes
     /// `-n 1` and `-n 2` agree.
     func testSplitInvariance() throws {
-        let batch = ObjectiveTestBatch.random()
         for (name, args) in Self.configurations {
+            let batch = try batch(name)
             let whole = try batch.train(name, args, microBatchSize: 3, step: 3, totalSteps: 4)
             for (ranks, micro) in [(1, 1), (2, 1), (3, 1), (2, 2)] {
                 let split = try batch.train(name, args, ranks: ranks, microBatchSize: micro, step: 3, totalSteps: 4)

@@ -11,6 +11,8 @@ final class ObjectiveTestBatch {
     let reference: UnsafeMutablePointer<Float>?
     let old: UnsafeMutablePointer<Float>?
     var targets: [Int32], mask: [Float], sequenceId: [Int32]
+    /// The step batch's sequences (pair links for pair objectives); empty otherwise.
+    var sequences: [StepSequence] = []
 
     init(vocab: Int, logits: [Float], targets: [Int32], mask: [Float], sequenceId: [Int32],
          reference: [Float]? = nil, old: [Float]? = nil) {
@@ -49,6 +51,27 @@ final class ObjectiveTestBatch {
                                   sequenceId: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], reference: reference, old: old)
     }
 
+    /// The random batch laid out as two preference pairs for pair objectives (DPO): 12 rows,
+    /// V = 7, sequences 0–3 of three rows each, 0/1 and 2/3 linked as chosen/rejected (as
+    /// `PairProducer` links examples 2i, 2i + 1); rows 2 and 7 masked, as in `random`.
+    static func randomPairs(seed: UInt64 = 7, vocab V: Int = 7, spread: Float = 1.5) -> ObjectiveTestBatch {
+        var rng = RNG(seed: seed)
+        let rows = 12
+        let logits = (0..<rows * V).map { _ in rng.normal() * spread }
+        let reference = (0..<rows * V).map { _ in rng.normal() * spread }
+        var targets = (0..<rows).map { _ in Int32(rng.below(V)) }
+        var mask = [Float](repeating: 1, count: rows)
+        mask[2] = 0; mask[7] = 0; targets[7] = -1
+        let batch = ObjectiveTestBatch(vocab: V, logits: logits, targets: targets, mask: mask,
+                                       sequenceId: (0..<rows).map { Int32($0 / 3) }, reference: reference)
+        batch.sequences = (0..<4).map { i in
+            var s = StepSequence(example: i, origin: .demonstration, ids: [0], lossMask: [0], promptLength: 1)
+            s.pair = i ^ 1; s.pairRole = i % 2 == 0 ? .chosen : .rejected
+            return s
+        }
+        return batch
+    }
+
     var globalLossTokens: Int { mask.filter { $0 != 0 }.count }
 
     func context(step: Int = 0, totalSteps: Int = 10, seed: UInt64 = 42) -> StepContext {
@@ -68,7 +91,7 @@ final class ObjectiveTestBatch {
                               sequenceLossTokens: ids.map { $0 >= 0 ? tokensOf[$0] ?? 0 : 0 }, sequenceId: ids,
                               referenceLogits: reference.map { UnsafePointer($0) + range.lowerBound * V },
                               oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
-                              context: context)
+                              context: context, sequences: sequences)
     }
 
     /// The context after this micro-batch's own statistics (as the only micro-batch of the

@@ -29,6 +29,12 @@ final class ObjectiveThroughModelTests: XCTestCase {
             let model = GPT2(config: config, seed: 11)
             for i in 0..<model.parameters.count { model.parameters.values[i] *= 4 }  // sharper distributions
             let reference = perturbed(model, 5), old = perturbed(model, 6)
+            // The two rows as one preference pair (chosen, rejected) for pair objectives (dpo).
+            let pair = (0..<2).map { i -> StepSequence in
+                var s = StepSequence(example: i, origin: .demonstration, ids: [0], lossMask: [0], promptLength: 1)
+                s.pair = 1 - i; s.pairRole = i == 0 ? .chosen : .rejected
+                return s
+            }
             let noGrad = Tape(recording: false)
             let refLogits = reference.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
             let oldLogits = old.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
@@ -38,7 +44,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 ObjectiveInput(rows: 10, vocab: config.vocabSize, logits: logits.data, targets: targets, mask: mask,
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
-                               context: context)
+                               context: context, sequences: objective.requirements.pairs ? pair : [])
             }
             // Analytic: statistics pass, then loss and dL/dlogits, then backward through the model.
             let tape = Tape()
@@ -53,14 +59,13 @@ final class ObjectiveThroughModelTests: XCTestCase {
             model.parameters.zeroGrads()
             dlogits.withUnsafeBufferPointer { tape.backward(from: logits0, seed: $0.baseAddress!) }
 
-            guard let surrogate = objective as? DetachedEvaluable else {
-                // nll has no detached part: its loss is its own surrogate.
-                XCTAssertEqual(name, "nll", "\(name) should expose its detached surrogate")
-                continue
-            }
+            // Objectives without a detached part (nll, dpo) are their own surrogate.
+            let surrogate = objective as? DetachedEvaluable
             func loss() -> Double {
                 let z = model.forward(Tape(recording: false), inputs: ids, batch: 2, seqLen: 5)
-                return surrogate.evaluate(input(z), detached: UnsafePointer(frozen.data), dlogits: nil).loss
+                if let surrogate { return surrogate.evaluate(input(z), detached: UnsafePointer(frozen.data), dlogits: nil).loss }
+                var scratch = [Float](repeating: 0, count: z.count)
+                return scratch.withUnsafeMutableBufferPointer { objective.lossAndGradient(input(z), dlogits: $0.baseAddress!).loss }
             }
             // Per entry, up to 8 coordinates of every tensor: within 2 % of the larger of the two,
             // plus a floor of 1e-3 of the largest gradient for entries that are zero up to round-off.

@@ -104,9 +104,10 @@ struct TrainerHarness {
     /// rank's gradient is the same after the allreduce, which is checked).
     func run(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1,
              steps: ClosedRange<Int> = 1...1) throws -> [Result] {
-        _ = try ObjectiveRegistry.make(name: objective, args: args)   // a bad name fails here, not on a thread
+        let probe = try ObjectiveRegistry.make(name: objective, args: args)   // a bad name fails here, not on a thread
         var recipe = Recipe()
-        recipe.batchSize = examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
+        // Pair objectives sample pairs (examples 2i, 2i + 1): every pair once per step.
+        recipe.batchSize = probe.requirements.pairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
         recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
         recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))

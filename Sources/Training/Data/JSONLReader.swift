@@ -105,7 +105,26 @@ public enum JSONLReader {
     /// Parses file contents already in memory; `path` is only used in messages.
     public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
                              maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
-        var records: [SourcedRecord] = []
+        let (parsed, skipped) = try lines(bytes, path: path, skipBadLines: skipBadLines) {
+            parseLine($0, maxLineBytes: maxLineBytes, rows: rows)
+        }
+        let records = parsed.map { SourcedRecord(record: $0.value, path: path, line: $0.line) }
+        let result = JSONLReadResult(path: path, records: records, skipped: skipped)
+        if records.isEmpty {
+            if let summary = result.skippedSummary {
+                throw DataError(path: path, "no examples (\(summary))")
+            }
+            throw DataError(path: path, "no examples (file is empty)")
+        }
+        return result
+    }
+
+    /// The line loop every row format shares: exact line numbers, BOM and CRLF accepted, blank
+    /// lines passed over, a bad line thrown as `path:line: reason` or (with `skipBadLines`)
+    /// counted. `parse` turns one line into a value.
+    public static func lines<T>(_ bytes: [UInt8], path: String, skipBadLines: Bool,
+                                parse: (ArraySlice<UInt8>) -> Result<T, LineProblem>) throws -> (values: [(value: T, line: Int)], skipped: [SkippedLine]) {
+        var values: [(value: T, line: Int)] = []
         var skipped: [SkippedLine] = []
         var lineStart = 0
         var lineNumber = 0
@@ -118,33 +137,40 @@ public enum JSONLReader {
             let line = bytes[lineStart..<lineEnd]
             lineStart = newline + 1
             if line.allSatisfy(isJSONWhitespace) { continue }
-            switch parseLine(line, maxLineBytes: maxLineBytes, rows: rows) {
-            case .success(let record):
-                records.append(SourcedRecord(record: record, path: path, line: lineNumber))
+            switch parse(line) {
+            case .success(let value): values.append((value, lineNumber))
             case .failure(let problem):
                 guard skipBadLines else { throw DataError(path: path, line: lineNumber, problem.reason) }
                 skipped.append(SkippedLine(path: path, line: lineNumber, reason: problem.reason))
             }
         }
-        let result = JSONLReadResult(path: path, records: records, skipped: skipped)
-        if records.isEmpty {
-            if let summary = result.skippedSummary {
-                throw DataError(path: path, "no examples (\(summary))")
-            }
-            throw DataError(path: path, "no examples (file is empty)")
-        }
-        return result
+        return (values, skipped)
     }
 
     /// Why one line was rejected; becomes `path:line: reason`.
     public struct LineProblem: Error, Equatable, Sendable {
         public var reason: String
-        init(_ reason: String) { self.reason = reason }
+        public init(_ reason: String) { self.reason = reason }
     }
 
     /// Parses one line (without its newline) into a record.
     public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes,
                                  rows: Rows = .examples) -> Result<DataRecord, LineProblem> {
+        switch jsonObject(line, maxLineBytes: maxLineBytes) {
+        case .failure(let problem): return .failure(problem)
+        case .success(let fields):
+            do {
+                return .success(try record(from: fields, rows: rows))
+            } catch let problem as LineProblem {
+                return .failure(problem)
+            } catch {
+                return .failure(LineProblem("\(error)"))
+            }
+        }
+    }
+
+    /// One line as a JSON object: length, UTF-8 and JSON checked, in that order.
+    public static func jsonObject(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes) -> Result<[String: Any], LineProblem> {
         if line.count > maxLineBytes {
             return .failure(LineProblem("line longer than \(maxLineBytes) bytes"))
         }
@@ -162,13 +188,7 @@ public enum JSONLReader {
         guard let fields = object as? [String: Any] else {
             return .failure(LineProblem("expected a JSON object"))
         }
-        do {
-            return .success(try record(from: fields, rows: rows))
-        } catch let problem as LineProblem {
-            return .failure(problem)
-        } catch {
-            return .failure(LineProblem("\(error)"))
-        }
+        return .success(fields)
     }
 
     private static func record(from fields: [String: Any], rows: Rows) throws -> DataRecord {
@@ -194,7 +214,7 @@ public enum JSONLReader {
     }
 
     /// Messages are indexed from 0 in messages (`messages[2]: ...`), as in the JSON array.
-    private static func chatMessages(from value: Any, rows: Rows) throws -> [ChatMessage] {
+    static func chatMessages(from value: Any, rows: Rows) throws -> [ChatMessage] {
         guard let items = value as? [Any] else {
             throw LineProblem(#"field "messages" must be an array"#)
         }
@@ -225,7 +245,7 @@ public enum JSONLReader {
         return messages
     }
 
-    private static func stringField(_ name: String, in fields: [String: Any]) throws -> String {
+    static func stringField(_ name: String, in fields: [String: Any]) throws -> String {
         guard let value = fields[name] else { throw LineProblem("missing field \"\(name)\"") }
         guard let string = value as? String else { throw LineProblem("field \"\(name)\" must be a string") }
         return string

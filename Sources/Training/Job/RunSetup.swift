@@ -22,11 +22,24 @@ public struct RunSetup {
         comm.barrier()
 
         let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
+        let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
+        let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             let paths = dataPaths(recipe)
             let truncation = recipe.truncation
             let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
             let maxLength = min(recipe.maxLength, model.maxSequenceLength)
+            if pairs {
+                if recipe.data == builtinData {
+                    throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
+                }
+                // Pair data (DPO): chosen/rejected rows, held out by pair; held-out sets evaluate the chosen answers.
+                let all = try Dataset(pairsAt: paths.train, tokenizer: tokenizer, maxLength: maxLength,
+                                      truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+                guard let h = paths.heldOut else { return all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed) }
+                return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                         template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
+            }
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
             if let h = paths.heldOut {
@@ -49,7 +62,6 @@ public struct RunSetup {
         // Identical initial weights everywhere: the coordinator's win.
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 
-        let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         var reference: LanguageModel? = nil
         if objective.requirements.referenceModel {
             if let path = recipe.refModel {

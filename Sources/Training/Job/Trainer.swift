@@ -76,8 +76,16 @@ public final class Trainer {
         }
         schedule = LRSchedule(kind: r.schedule, peak: Float(r.lr),
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
-        self.source = producer ?? DemonstrationProducer(
-            source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))
+        if let producer {
+            self.source = producer
+        } else if objective.requirements.pairs {
+            // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
+            self.source = PairProducer(
+                source: source ?? UniformSampler(datasetSize: setup.train.pairCount, batchSize: r.batchSize, seed: r.seed))
+        } else {
+            self.source = DemonstrationProducer(
+                source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))
+        }
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil

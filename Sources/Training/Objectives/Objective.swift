@@ -49,13 +49,17 @@ public struct ObjectiveRequirements: Sendable {
     /// the sampling policy without a full-vocabulary old-policy forward. The trainer stops the
     /// run when a trained sequence lacks them.
     public var behaviourLogProbs = false
+    /// Preference pairs (`{prompt, chosen, rejected}` data, `PairProducer`): each step batch
+    /// holds linked chosen/rejected sequences, trained in one micro-batch (DPO).
+    public var pairs = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
-                rowLocal: Bool = false, behaviourLogProbs: Bool = false) {
+                rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel
         self.oldPolicyRefresh = oldPolicyRefresh
         self.statisticsPass = statisticsPass
         self.rowLocal = rowLocal
         self.behaviourLogProbs = behaviourLogProbs
+        self.pairs = pairs
     }
 }
 

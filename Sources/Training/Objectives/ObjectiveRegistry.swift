@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting"]
+                               "token-clean", "forgetting", "dpo"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -34,6 +34,7 @@ public enum ObjectiveRegistry {
                                                 lambdaMax: try args.float("lambda_max", default: 0.25),
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01))
+        case "dpo": objective = try DPOObjective(beta: try args.float("beta", default: 0.1))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

@@ -24,9 +24,9 @@ public enum TrainingJob {
 
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let model = setup.model
-        say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d examples",
+        say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
-                   recipe.steps, recipe.batchSize))
+                   recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
         let trainer = Trainer(setup: setup, comm: comm)
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })

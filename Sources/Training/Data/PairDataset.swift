@@ -1,0 +1,51 @@
+import Models
+
+/// Preference pairs as a `Dataset`: example 2i is pair i's chosen sequence, 2i + 1 its
+/// rejected one, so the pair producer (`PairProducer`) and checkpoints' data hash see one
+/// array of examples. A pair is kept or dropped whole: when truncation drops either sequence,
+/// or leaves either without a loss token, the pair is dropped (counted in the report).
+extension Dataset {
+    public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int,
+                            truncation: Truncation = .right, template: ChatTemplate = .chatml,
+                            skipBadLines: Bool = false) throws {
+        let read = try PairReader.read(path: path, skipBadLines: skipBadLines)
+        guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
+        var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
+        report.records = read.pairs.count
+        report.skippedLines = read.skipped
+        var examples: [Example] = []
+        for (pair, line) in read.pairs {
+            var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil
+            for record in [pair.chosen, pair.rejected] {
+                let full = try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
+                                                  tokenizer: tokenizer, template: template)
+                guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else { drop = \.droppedTooLong; break }
+                if lossTokenCount(fitted) == 0 { drop = \.droppedNoLossTokens; break }
+                if fitted.ids.count < full.ids.count { report.truncated += 1 }
+                sides.append(fitted)
+            }
+            if let drop { report[keyPath: drop] += 1; continue }
+            examples += sides
+        }
+        if examples.isEmpty { throw DataError(path: path, "no pairs left (\(report.summary))") }
+        self.init(examples: examples, report: report)
+    }
+
+    public var pairCount: Int { examples.count / 2 }
+
+    /// Held out by pair, as `split` does by example (a seeded permutation of pair indices).
+    /// The held-out set holds the chosen sequences: evaluation measures the preferred answers.
+    public func splitPairs(heldOutFraction: Double, seed: UInt64) -> (train: Dataset, heldOut: Dataset) {
+        let byPair = Dataset(examples: (0..<pairCount).map { examples[2 * $0] }, report: report)
+            .split(heldOutFraction: heldOutFraction, seed: seed)
+        let heldSources = Set(byPair.heldOut.examples.map(\.source))
+        var train: [Example] = []
+        for i in 0..<pairCount where !heldSources.contains(examples[2 * i].source) {
+            train += [examples[2 * i], examples[2 * i + 1]]
+        }
+        return (Dataset(examples: train, report: report), byPair.heldOut)
+    }
+
+    /// The chosen sequences only (a held-out pair file evaluates its preferred answers).
+    public var chosenOnly: Dataset { Dataset(examples: (0..<pairCount).map { examples[2 * $0] }, report: report) }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// One preference pair as two records sharing a prompt: the prompt with the chosen answer,
+/// and with the rejected one.
+public struct PairRecord: Sendable, Equatable {
+    public var chosen: DataRecord
+    public var rejected: DataRecord
+}
+
+/// Reads preference pairs, one JSON object per line (DPO, issue 14):
+/// `{"prompt": str, "chosen": str, "rejected": str}` or
+/// `{"messages" (or "prompt"): [turns before the answer], "chosen": …, "rejected": …}`, where an answer is a
+/// string, an assistant turn `{"role": "assistant", "content": str}`, or a list of exactly one
+/// such turn (TRL's conversational form). An empty answer, or a chosen answer identical to the
+/// rejected one, is a bad line: it names file:line, or is skipped and counted with
+/// `skipBadLines`, as `JSONLReader` does for every other bad line.
+public enum PairReader {
+    public static func read(path: String, skipBadLines: Bool = false,
+                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
+        let bytes = try JSONLReader.readBytes(path: path)
+        let (pairs, skipped) = try JSONLReader.lines(bytes, path: path, skipBadLines: skipBadLines) {
+            parseLine($0, maxLineBytes: maxLineBytes)
+        }
+        if pairs.isEmpty {
+            let noun = skipped.count == 1 ? "line" : "lines"
+            throw DataError(path: path, skipped.first.map { "no pairs (skipped \(skipped.count) bad \(noun) (first: \($0)))" } ?? "no pairs (file is empty)")
+        }
+        return (pairs.map { (pair: $0.value, line: $0.line) }, skipped)
+    }
+
+    public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) -> Result<PairRecord, JSONLReader.LineProblem> {
+        switch JSONLReader.jsonObject(line, maxLineBytes: maxLineBytes) {
+        case .failure(let problem): return .failure(problem)
+        case .success(let fields):
+            do { return .success(try pair(from: fields)) } catch let problem as JSONLReader.LineProblem {
+                return .failure(problem)
+            } catch { return .failure(JSONLReader.LineProblem("\(error)")) }
+        }
+    }
+
+    static func pair(from fields: [String: Any]) throws -> PairRecord {
+        typealias Problem = JSONLReader.LineProblem
+        let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
+        if chosen == rejected { throw Problem("chosen and rejected are identical") }
+        if fields["messages"] != nil && fields["prompt"] != nil { throw Problem(#"has both "messages" and "prompt"; use one"#) }
+        // TRL's conversational form gives the prompt turns as "prompt": [turns].
+        if let messages = fields["messages"] ?? (fields["prompt"] as? [Any]) {
+            let turns = try JSONLReader.chatMessages(from: messages, rows: .prompts)
+            if turns.last?.role == .assistant {
+                throw Problem(#""messages" ends with an assistant turn; for a pair it holds the turns before the answer"#)
+            }
+            return PairRecord(chosen: .messages(turns + [ChatMessage(role: .assistant, content: chosen)]),
+                              rejected: .messages(turns + [ChatMessage(role: .assistant, content: rejected)]))
+        }
+        guard fields["prompt"] != nil else { throw Problem(#"missing field "prompt" (or "messages")"#) }
+        let prompt = try JSONLReader.stringField("prompt", in: fields)
+        return PairRecord(chosen: .promptCompletion(prompt: prompt, completion: chosen),
+                          rejected: .promptCompletion(prompt: prompt, completion: rejected))
+    }
+
+    /// `chosen` / `rejected`: a string, an assistant turn, or a list of one assistant turn.
+    static func answer(_ name: String, in fields: [String: Any]) throws -> String {
+        typealias Problem = JSONLReader.LineProblem
+        guard let value = fields[name] else { throw Problem("missing field \"\(name)\"") }
+        var text: String
+        if let s = value as? String {
+            text = s
+        } else {
+            let turn: Any = (value as? [Any]).flatMap { $0.count == 1 ? $0[0] : nil } ?? value
+            guard let t = turn as? [String: Any], (t["role"] as? String) == "assistant", let c = t["content"] as? String else {
+                throw Problem("field \"\(name)\" must be a string, an assistant turn or a list of one assistant turn")
+            }
+            text = c
+        }
+        if text.isEmpty { throw Problem("empty \(name)") }
+        return text
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import TensorCore
+
+/// Direct Preference Optimization, Rafailov et al., arXiv:2305.18290, §4 (Eq. 7), with the
+/// sigmoid loss and reward diagnostics of TRL's `DPOTrainer`:
+///
+///   r(y) = β·(log π_θ(y|x) − log π_ref(y|x)),   log π(y|x) = Σ_t M_t log p(y_t | y_<t, x),
+///   L    = (1/P) Σ_pairs −log σ(r(y_w) − r(y_l)),
+///   ∂L/∂z_t = (1/P)·(σ(h) − 1)·(±β)·(onehot(y_t) − softmax(z_t))  on loss tokens,
+///
+/// with h = r(y_w) − r(y_l), + for the chosen y_w and − for the rejected y_l. P is the number
+/// of pairs in the whole step batch (`ObjectiveInput.sequences`, identical on every rank), so
+/// the loss does not depend on the rank count. The reference π_ref is frozen: the initial
+/// weights or `--ref-model` (`input.referenceLogits`). A pair's two sequences always share a
+/// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
+/// runs over its own segment only. Argument: `beta` β (default 0.1, TRL's; must be > 0).
+/// Diagnostics, means over pairs: `rewards/chosen`, `rewards/rejected`, `rewards/margins`
+/// (chosen − rejected) and `rewards/accuracies` (share of pairs with chosen > rejected).
+public final class DPOObjective: Objective {
+    public let name = "dpo"
+    public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
+    public let beta: Float
+
+    public init(beta: Float = 0.1) throws {
+        try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
+        self.beta = beta
+    }
+
+    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+        let ref = requireReference(input, name)
+        let V = input.vocab, beta = Double(self.beta)
+        // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
+        var policy: [Int: Double] = [:], reference: [Int: Double] = [:]
+        var lse = [Float](repeating: 0, count: input.rows)
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+            let s = Int(input.sequenceId[r])
+            precondition(s < input.sequences.count, "objective dpo needs the step batch's sequences (pair links) in its input")
+            if policy[s] == nil { policy[s] = 0; reference[s] = 0 }   // present, even without loss tokens
+            guard input.mask[r] != 0 else { continue }
+            let y = lossTarget(input, r, name)
+            let z = input.logits + r * V, zr = ref + r * V
+            lse[r] = SoftmaxKernels.logSumExp(z, count: V)
+            policy[s]! += Double(z[y] - lse[r])
+            reference[s]! += Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+        }
+        let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
+        let scale = Double(inverseCount(pairs))
+        var coefficient: [Int: Float] = [:]
+        var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0
+        for (s, logp) in policy.sorted(by: { $0.key < $1.key }) where input.sequences[s].pairRole == .chosen {
+            let l = input.sequences[s].pair
+            guard let logpL = policy[l] else {
+                preconditionFailure("objective dpo: pair (\(s), \(l)) split across micro-batches")
+            }
+            let rw = beta * (logp - reference[s]!), rl = beta * (logpL - reference[l]!)
+            let h = rw - rl
+            loss += softplus(-h)                 // −log σ(h)
+            let dh = -sigmoid(-h) * scale        // ∂L/∂h
+            coefficient[s] = Float(dh * beta); coefficient[l] = Float(-dh * beta)
+            chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
+        }
+        // ∂L/∂z = c·(onehot(y) − softmax(z)) on each loss row of a paired sequence.
+        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
+            guard let c = coefficient[Int(input.sequenceId[r])] else { continue }
+            let y = lossTarget(input, r, name)
+            _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
+            dlogits[r * V + y] += c
+        }
+        let d = ["rewards/chosen": chosenSum, "rewards/rejected": rejectedSum, "rewards/accuracies": correct,
+                 "rewards/margins": chosenSum - rejectedSum]
+        return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: d.mapValues { _ in local })
+    }
+
+    /// log(1 + eˣ) without overflow.
+    func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
+    func sigmoid(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import XCTest
+@testable import Distributed
+@testable import Models
+@testable import TensorCore
+@testable import Training
+
+/// Pairs through batching: a pair never splits between ranks or micro-batches (padded or
+/// packed, any micro-batch size), its sequence log-prob sums are exact under packing (the
+/// packed step's loss and gradient equal the padded step's), and bad pair rows name their line.
+final class PairBatchingTests: XCTestCase {
+    /// Six pairs of uneven lengths, tokenized from pair rows (prompt shared, answers differ).
+    func pairData(maxLength: Int = 40) throws -> Dataset {
+        var lines: [String] = []
+        for i in 0..<6 {
+            let prompt = String(repeating: "q", count: 2 + i % 3) + "\(i)=", chosen = String(repeating: "a", count: 1 + i), rejected = "b\(i * 7)"
+            lines.append(#"{"prompt": "\#(prompt)", "chosen": "\#(chosen)", "rejected": "\#(rejected)"}"#)
+        }
+        let path = NSTemporaryDirectory() + "pairs-\(UUID().uuidString).jsonl"
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: maxLength, template: .chatml)
+    }
+
+    func setup(_ data: Dataset, packing: Bool, microBatchSize: Int, model: LanguageModel? = nil) throws -> RunSetup {
+        var recipe = Recipe()
+        recipe.packing = packing; recipe.microBatchSize = microBatchSize; recipe.batchSize = data.pairCount
+        recipe.maxLength = 40; recipe.objective = "dpo"; recipe.steps = 2
+        recipe.lr = 1e-3; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.gradClip = 0
+        let model = model ?? GPT2(config: GPT2Config(vocabSize: ByteTokenizer().vocabSize, contextLength: 40, embedDim: 8, layers: 1, heads: 2), seed: 3)
+        let reference = model.makeReplica()
+        reference.copyParameters(from: model)
+        var rng = RNG(seed: 9)
+        for i in 0..<reference.parameters.count { reference.parameters.values[i] += rng.normal() * 0.2 }
+        return RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
+                        objective: try ObjectiveRegistry.make(name: "dpo", args: [:]), referenceModel: reference)
+    }
+
+    func testPairRowsLoadAsLinkedChosenAndRejected() throws {
+        let data = try pairData()
+        XCTAssertEqual(data.pairCount, 6)
+        let batch = PairProducer.batch(step: 0, pairs: [4, 1], examples: data.examples)
+        XCTAssertEqual(batch.sequences.map(\.example), [8, 9, 2, 3])
+        XCTAssertEqual(batch.sequences.map(\.pair), [1, 0, 3, 2])
+        XCTAssertEqual(batch.sequences.map(\.pairRole), [.chosen, .rejected, .chosen, .rejected])
+        XCTAssertEqual(batch.units, [[0, 1], [2, 3]])
+        // Same prompt, different answers.
+        let c = data.examples[8], r = data.examples[9]
+        XCTAssertEqual(c.ids.prefix(c.promptLength), r.ids.prefix(r.promptLength))
+        XCTAssertNotEqual(c.ids, r.ids)
+    }
+
+    /// The held-out split takes whole pairs; the training set keeps chosen/rejected adjacent,
+    /// and the held-out set holds the held-out pairs' chosen answers.
+    func testHeldOutSplitTakesWholePairs() throws {
+        let data = try pairData()
+        let (train, held) = data.splitPairs(heldOutFraction: 0.34, seed: 5)
+        XCTAssertEqual(held.count, 2)
+        XCTAssertEqual(train.count, 2 * (data.pairCount - held.count))
+        let heldIds = Set(held.examples.map(\.ids))
+        for i in 0..<data.pairCount {
+            let chosen = data.examples[2 * i], rejected = data.examples[2 * i + 1]
+            let inTrain = (0..<train.pairCount).contains { train.examples[2 * $0] == chosen && train.examples[2 * $0 + 1] == rejected }
+            XCTAssertNotEqual(inTrain, heldIds.contains(chosen.ids), "pair \(i): in exactly one of the halves")
+            XCTAssertFalse(heldIds.contains(rejected.ids), "pair \(i): a rejected answer is never held out for evaluation")
+        }
+    }
+
+    func testPairsNeverSplitAcrossRanksOrMicroBatches() throws {
+        let data = try pairData()
+        let batch = PairProducer.batch(step: 0, pairs: Array(0..<6), examples: data.examples)
+        for packing in [false, true] {
+            for micro in [1, 2, 3] {
+                let trainer = Trainer(setup: try setup(data, packing: packing, microBatchSize: micro), comm: LocalCommunicator())
+                for size in [1, 2, 3, 4] {
+                    var seen: [Int] = []
+                    for rank in 0..<size {
+                        let mine = RankShard(rank: rank, size: size).mine(batch.units)
+                        for mb in trainer.microBatches(batch.sequences, units: mine) {
+                            let members = Set(mb.rowExamples.flatMap { $0 })
+                            for s in members { XCTAssertTrue(members.contains(batch.sequences[s].pair), "packing \(packing), micro \(micro), \(size) ranks: sequence \(s) without its pair") }
+                            seen += members
+                        }
+                    }
+                    XCTAssertEqual(seen.sorted(), Array(0..<12), "packing \(packing), micro \(micro), \(size) ranks: every sequence once")
+                }
+            }
+        }
+    }
+
+    /// Packed rows hold several sequences; each sequence's log-prob sum must still be its own
+    /// (segments reset attention and positions), so the step's loss and gradient norm match.
+    func testPackedAndPaddedStepsAgree() throws {
+        let data = try pairData()
+        var reports: [Trainer.StepReport] = []
+        for packing in [false, true] {
+            let trainer = Trainer(setup: try setup(data, packing: packing, microBatchSize: 2), comm: LocalCommunicator())
+            reports.append(trainer.step(0))
+        }
+        XCTAssertNotEqual(reports[0].loss, log(2), accuracy: 1e-4, "the reference must differ from the policy")
+        XCTAssertEqual(reports[1].loss, reports[0].loss, accuracy: 1e-5 * reports[0].loss)
+        XCTAssertEqual(reports[1].gradNorm, reports[0].gradNorm, accuracy: 1e-4 * reports[0].gradNorm)
+    }
+
+    func testBadPairRowsNameTheirLine() throws {
+        let rows = [#"{"prompt": "p", "chosen": "a", "rejected": "b"}"#,
+                    #"{"prompt": "p", "chosen": "same", "rejected": "same"}"#,
+                    #"{"prompt": "p", "chosen": "", "rejected": "b"}"#,
+                    #"{"messages": [{"role": "user", "content": "hi"}], "chosen": {"role": "assistant", "content": "x"}, "rejected": [{"role": "assistant", "content": "y"}]}"#,
+                    #"{"prompt": "p", "chosen": "a"}"#,
+                    #"{"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], "chosen": [{"role": "assistant", "content": "c"}], "rejected": "r"}"#]
+        let bytes = Array(rows.joined(separator: "\n").utf8)
+        func first(_ b: [UInt8]) -> String {
+            let path = NSTemporaryDirectory() + "bad-pairs-\(UUID().uuidString).jsonl"
+            _ = FileManager.default.createFile(atPath: path, contents: Data(b))
+            do { _ = try PairReader.read(path: path); return "no error" } catch { return "\(error)".replacingOccurrences(of: path, with: "F") }
+        }
+        XCTAssertEqual(first(bytes), "F:2: chosen and rejected are identical")
+        let path = NSTemporaryDirectory() + "bad-pairs-\(UUID().uuidString).jsonl"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let read = try PairReader.read(path: path, skipBadLines: true)
+        XCTAssertEqual(read.pairs.map(\.line), [1, 4, 6])
+        guard read.pairs.count == 3 else { return }
+        XCTAssertEqual(read.skipped.map(\.description).map { $0.replacingOccurrences(of: path, with: "F") },
+                       ["F:2: chosen and rejected are identical", "F:3: empty chosen", #"F:5: missing field "rejected""#])
+        XCTAssertEqual(read.pairs[1].pair.chosen, .messages([ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "x")]))
+        XCTAssertEqual(read.pairs[1].pair.rejected, .messages([ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "y")]))
+        XCTAssertEqual(read.pairs[2].pair.rejected, .messages([ChatMessage(role: .system, content: "s"), ChatMessage(role: .user, content: "u"),
+                                                                ChatMessage(role: .assistant, content: "r")]))
+    }
+}
