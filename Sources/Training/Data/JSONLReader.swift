@@ -1,4 +1,6 @@
 import Foundation
+import Models
+import TensorCore
 
 /// A data problem reported to the user as one line, `path:LINE: what is wrong`
 /// (or `path: what is wrong` for whole-file problems), so it can be printed as is and
@@ -88,32 +90,94 @@ public enum JSONLReader {
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
     /// and would otherwise be tokenized only to be truncated away.
     public static let defaultMaxLineBytes = 1 << 20
+    /// Larger files are refused before reading (a data set is held in memory, tokenized).
+    public static let defaultMaxFileBytes = 1 << 34
 
-    /// Reads and parses `path`. Throws a `DataError` for a missing or unreadable file,
-    /// for the first bad line (unless `skipBadLines`), and when no record is left.
-    public static func read(path: String, skipBadLines: Bool = false,
-                            maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
-        let bytes = try readBytes(path: path)
-        return try parse(bytes, path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+    /// Reads and parses `path`, streaming: only one line at a time is held as bytes, so the
+    /// limits apply as the file is read. Throws a `DataError` for a missing, unreadable or
+    /// non-regular file (a FIFO, `/dev/zero`), one over `maxFileBytes`, the first bad line
+    /// (unless `skipBadLines`), and when no record is left.
+    public static func read(path: String, skipBadLines: Bool = false, maxLineBytes: Int = defaultMaxLineBytes,
+                            maxFileBytes: Int = defaultMaxFileBytes) throws -> JSONLReadResult {
+        let file: InputFile.Opened
+        do { file = try InputFile.open(path, limit: maxFileBytes, what: "a JSONL file") } catch let p as InputFile.Problem {
+            throw DataError(path: path, p.problem)
+        }
+        defer { close(file.fd) }
+        var collector = Collector(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { readSome(file.fd, $0) }
+            if n < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
+            }
+            if n == 0 { break }
+            total += n
+            if total > maxFileBytes {  // grew while being read
+                throw DataError(path: path, "more than the \(CheckedAllocation.describe(bytes: maxFileBytes)) allowed for a JSONL file")
+            }
+            try collector.feed(chunk[0..<n])
+        }
+        return try collector.finish()
     }
 
     /// Parses file contents already in memory; `path` is only used in messages.
     public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
                              maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+        try parse(chunks: [bytes[...]], path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+    }
+
+    /// Contents arriving in pieces, as `read` gets them (tests cut them anywhere).
+    static func parse(chunks: [ArraySlice<UInt8>], path: String, skipBadLines: Bool = false,
+                      maxLineBytes: Int = defaultMaxLineBytes) throws -> JSONLReadResult {
+        var collector = Collector(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+        for c in chunks { try collector.feed(c) }
+        return try collector.finish()
+    }
+
+    /// Lines to records, for `read` and `parse` alike.
+    private struct Collector {
+        let path: String
+        let skipBadLines: Bool
+        var splitter: LineSplitter
         var records: [SourcedRecord] = []
         var skipped: [SkippedLine] = []
-        var lineStart = 0
-        var lineNumber = 0
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { lineStart = 3 }
-        while lineStart < bytes.count {
-            lineNumber += 1
-            let newline = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
-            var lineEnd = newline
-            if lineEnd > lineStart && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-            let line = bytes[lineStart..<lineEnd]
-            lineStart = newline + 1
-            if line.allSatisfy(isJSONWhitespace) { continue }
-            switch parseLine(line, maxLineBytes: maxLineBytes) {
+
+        init(path: String, skipBadLines: Bool, maxLineBytes: Int) {
+            self.path = path
+            self.skipBadLines = skipBadLines
+            splitter = LineSplitter(maxLineBytes: maxLineBytes)
+        }
+
+        mutating func feed(_ bytes: ArraySlice<UInt8>) throws {
+            var s = splitter
+            defer { splitter = s }
+            try s.feed(bytes) { try take($0, $1) }
+        }
+
+        mutating func finish() throws -> JSONLReadResult {
+            var s = splitter
+            try s.finish { try take($0, $1) }
+            let result = JSONLReadResult(path: path, records: records, skipped: skipped)
+            if records.isEmpty {
+                if let summary = result.skippedSummary {
+                    throw DataError(path: path, "no examples (\(summary))")
+                }
+                throw DataError(path: path, "no examples (file is empty)")
+            }
+            return result
+        }
+
+        private mutating func take(_ lineNumber: Int, _ line: LineSplitter.Line) throws {
+            let parsed: Result<DataRecord, LineProblem>
+            switch line {
+            case .text(let bytes): parsed = parseLine(bytes, maxLineBytes: splitter.maxLineBytes)
+            case .tooLong: parsed = .failure(LineProblem("line longer than \(splitter.maxLineBytes) bytes"))
+            }
+            switch parsed {
             case .success(let record):
                 records.append(SourcedRecord(record: record, path: path, line: lineNumber))
             case .failure(let problem):
@@ -121,14 +185,6 @@ public enum JSONLReader {
                 skipped.append(SkippedLine(path: path, line: lineNumber, reason: problem.reason))
             }
         }
-        let result = JSONLReadResult(path: path, records: records, skipped: skipped)
-        if records.isEmpty {
-            if let summary = result.skippedSummary {
-                throw DataError(path: path, "no examples (\(summary))")
-            }
-            throw DataError(path: path, "no examples (file is empty)")
-        }
-        return result
     }
 
     /// Why one line was rejected; becomes `path:line: reason`.
@@ -203,7 +259,7 @@ public enum JSONLReader {
                 throw LineProblem("messages[\(index)]: \(problem.reason)")
             }
             guard let role = ChatMessage.Role(rawValue: roleName) else {
-                throw LineProblem("messages[\(index)]: unknown role \"\(roleName)\" (expected system, user or assistant)")
+                throw LineProblem("messages[\(index)]: unknown role \(JSONText.brief(roleName)) (expected system, user or assistant)")
             }
             messages.append(ChatMessage(role: role, content: content))
         }
@@ -220,10 +276,6 @@ public enum JSONLReader {
         return string
     }
 
-    private static func isJSONWhitespace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
-    }
-
     /// Foundation's own message ("The data is not in the correct format") says nothing;
     /// the debug description carries the position ("Invalid value around character 8").
     private static func describeJSONError(_ error: Error) -> String {
@@ -231,31 +283,6 @@ public enum JSONLReader {
         var text = (nsError.userInfo["NSDebugDescription"] as? String) ?? nsError.localizedDescription
         while text.hasSuffix(".") { text.removeLast() }
         return text
-    }
-
-    /// POSIX reads give the real reason (`Permission denied`, `Is a directory`) where
-    /// Foundation's file errors give a generic sentence.
-    static func readBytes(path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        if fd < 0 {
-            let code = errno
-            if code == ENOENT { throw DataError(path: path, "no such file") }
-            throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { readSome(fd, $0) }
-            if n < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return bytes
     }
 }
 
