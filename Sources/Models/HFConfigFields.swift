@@ -15,11 +15,7 @@ public struct HFConfigFields {
 
     /// Parses `path` as a JSON object.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("\(path): not a JSON object")
-        }
-        self.init(path: path, object: obj)
+        self.init(path: path, object: try JSONObjectFile.read(path))
     }
 
     public func error(_ field: String, _ problem: String) -> ModelError {
@@ -35,7 +31,7 @@ public struct HFConfigFields {
     }
 
     private func describe(_ v: Any) -> String {
-        if let s = v as? String { return "\"\(s)\"" }
+        if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
         if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
         return "\(v)"
