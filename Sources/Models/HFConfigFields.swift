@@ -7,10 +7,13 @@ import Foundation
 public struct HFConfigFields {
     public let path: String
     public let object: [String: Any]
+    /// Prepended to field names in messages, for a nested object (`rope_parameters.`).
+    public let fieldPrefix: String
 
-    public init(path: String, object: [String: Any]) {
+    public init(path: String, object: [String: Any], fieldPrefix: String = "") {
         self.path = path
         self.object = object
+        self.fieldPrefix = fieldPrefix
     }
 
     /// Parses `path` as a JSON object.
@@ -19,7 +22,7 @@ public struct HFConfigFields {
     }
 
     public func error(_ field: String, _ problem: String) -> ModelError {
-        ModelError("\(path): field \"\(field)\" \(problem)")
+        ModelError("\(path): field \"\(fieldPrefix)\(field)\" \(problem)")
     }
 
     public func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }

@@ -77,7 +77,7 @@ public struct LlamaConfig: Equatable, Sendable {
         // rope_parameters {rope_type, rope_theta}.
         var theta = try f.double("rope_theta", default: 10_000)
         if let rp = try f.objectField("rope_parameters") {
-            let sub = HFConfigFields(path: f.path + " rope_parameters", object: rp)
+            let sub = HFConfigFields(path: f.path, object: rp, fieldPrefix: "rope_parameters.")
             theta = try sub.double("rope_theta", default: theta)
             let kind = try sub.string("rope_type", default: "default")
             if kind != "default" { throw f.error("rope_parameters", "rope_type \(JSONText.brief(kind)) is not supported (only default rotary)") }

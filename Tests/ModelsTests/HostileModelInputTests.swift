@@ -172,8 +172,8 @@ final class HostileModelInputTests: XCTestCase {
         let tok = try BPETokenizer(path: BPETokenizerTests.root + "/tokenizers/gpt2/tokenizer.json")
         let piece = BPEModel.maxPieceBytes
         let bytes = [UInt8](repeating: 0x61, count: 2 * piece + 7)
-        let ids = tok.bpeModel.tokenize(bytes)
-        XCTAssertEqual(ids, tok.bpeModel.tokenize(Array(bytes[..<piece])) + tok.bpeModel.tokenize(Array(bytes[..<piece])) + tok.bpeModel.tokenize(Array(bytes[..<7])))
+        let whole = tok.bpeModel.tokenize(Array(bytes[..<piece]))
+        XCTAssertEqual(tok.bpeModel.tokenize(bytes), whole + whole + tok.bpeModel.tokenize(Array(bytes[..<7])))
     }
 
     /// The sorted matcher finds what a scan of every token finds (leftmost-longest, first of
