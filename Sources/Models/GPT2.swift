@@ -61,7 +61,10 @@ public struct GPT2Config: Codable, Equatable, Sendable {
 
 public struct ModelError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ d: String) { description = d }
+    /// The model needs more memory than there is (exit code 5, not 1: the same input works on
+    /// a larger machine).
+    public let isOutOfMemory: Bool
+    public init(_ d: String, outOfMemory: Bool = false) { description = d; isOutOfMemory = outOfMemory }
 }
 
 public final class GPT2: LanguageModel, HiddenStateModel {

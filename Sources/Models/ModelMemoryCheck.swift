@@ -15,7 +15,7 @@ public enum ModelMemoryCheck {
             throw ModelError("\(path): the model's size overflows (its parameters would need more than \(CheckedAllocation.describe(bytes: Int.max)))")
         }
         if let available, bytes > available {
-            throw ModelError("\(path): the model has \(floats) parameters, which need \(CheckedAllocation.describe(bytes: bytes)) (values and gradients), but only \(CheckedAllocation.describe(bytes: available)) of memory is available")
+            throw ModelError("\(path): the model has \(floats) parameters, which need \(CheckedAllocation.describe(bytes: bytes)) (values and gradients), but only \(CheckedAllocation.describe(bytes: available)) of memory is available", outOfMemory: true)
         }
     }
 }

@@ -26,7 +26,7 @@ struct Tokenize: ParsableCommand {
             }
         } else if let model {
             do { tokenizer = try RunSetup.loadModel(model, seed: 0).1 } catch {
-                printError("sft-dist: error: \(error)"); throw ExitCode(1)
+                printError("sft-dist: error: \(error)"); throw ExitCode((error as? FatalExitCode)?.fatalExitCode ?? 1)
             }
         } else {
             tokenizer = ByteTokenizer()

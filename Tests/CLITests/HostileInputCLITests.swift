@@ -15,8 +15,8 @@ final class HostileInputCLITests: XCTestCase {
         CLI.run(["sh", "-c", "exec prlimit \(Self.memoryLimit) \"$@\" < \"$0\"", stdin, CLI.binary] + args, seconds: 60, cwd: cwd)
     }
 
-    func expectOneLine(_ r: CLI.Result, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.status, 1, r.all, file: file, line: line)
+    func expectOneLine(_ r: CLI.Result, _ fragment: String, code: Int32 = 1, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, code, r.all, file: file, line: line)
         let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("sft-dist: error") }
         XCTAssertEqual(errors.count, 1, r.all, file: file, line: line)
         XCTAssertTrue(errors.first?.contains(fragment) ?? false, "expected \"\(fragment)\" in: \(r.all)", file: file, line: line)
@@ -58,7 +58,8 @@ final class HostileInputCLITests: XCTestCase {
     func testAbsurdModelFilesEndInOneLine() throws {
         let dir = CLI.tempDir("hostile-models")
         let deep = try model("gpt2", in: dir) { $0["n_layer"] = 1_000_000_000 }
-        expectOneLine(limited(["tokenize", "--model", deep, "hi"]), deep + "/config.json: the model has")
+        expectOneLine(limited(["tokenize", "--model", deep, "hi"]), deep + "/config.json: the model has", code: 5)
+        expectOneLine(limited(["eval", "--model", deep, "--data", "/dev/null"]), deep + "/config.json: the model has", code: 5)
         let wide = try model("llama", in: dir) { $0["hidden_size"] = 1 << 40; $0["intermediate_size"] = 1 << 40; $0["head_dim"] = 8 }
         expectOneLine(limited(["tokenize", "--model", wide, "hi"]), wide + "/config.json: the model's size overflows")
         let fifo = try model("qwen2", in: dir)
