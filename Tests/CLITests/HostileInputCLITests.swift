@@ -70,6 +70,13 @@ final class HostileInputCLITests: XCTestCase {
         try FileManager.default.removeItem(atPath: zero + "/config.json")
         try FileManager.default.createSymbolicLink(atPath: zero + "/config.json", withDestinationPath: "/dev/zero")
         expectOneLine(limited(["tokenize", "--model", zero, "hi"]), zero + "/config.json: not a regular file (a character device)")
+        // A tokenizer.json the size of one with 10^6 added tokens (136 MB): refused before parsing.
+        let big = dir + "/tokenizer.json"
+        XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: Data("{".utf8)))
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
+        try h.truncate(atOffset: 136_000_000)
+        try h.close()
+        expectOneLine(limited(["tokenize", "--tokenizer", big, "hi"]), big + ": is 129.7 MiB, more than the 64.0 MiB allowed for a tokenizer.json")
         let nan = try model("gpt2", in: dir)
         try Data(#"{"model_type": "gpt2", "n_embd": NaN}"#.utf8).write(to: URL(fileURLWithPath: nan + "/config.json"))
         expectOneLine(limited(["tokenize", "--model", nan, "hi"]), "(NaN and Infinity are not JSON numbers)")
