@@ -55,14 +55,15 @@ public enum Fatal {
         comm.abortJob(code: code)
     }
 
-    /// Runs `body`; a thrown error becomes a collective failure (see `agree`) with `code`.
+    /// Runs `body`; a thrown error becomes a collective failure (see `agree`), with the exit
+    /// code the error names (`FatalExitCode`), else `code`.
     public static func collective<T>(code: Int32 = Code.input, _ body: () throws -> T) -> T {
         do {
             let value = try body()
             agree(nil)
             return value
         } catch {
-            agree(describe(error), code: code)
+            agree(describe(error), code: (error as? FatalExitCode)?.fatalExitCode ?? code)
             fatalError("unreachable")
         }
     }
@@ -70,4 +71,9 @@ public enum Fatal {
     public static func describe(_ error: Error) -> String {
         String(describing: error)
     }
+}
+
+/// An error that ends the job with its own exit code (`Fatal.Code`) rather than `input`.
+public protocol FatalExitCode: Error {
+    var fatalExitCode: Int32 { get }
 }

@@ -9,7 +9,7 @@ extension GPT2Config {
     public init(_ f: HFConfigFields) throws {
         let act = try f.string("activation_function", default: "gelu_new")
         guard ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"].contains(act) else {
-            throw f.error("activation_function", "\"\(act)\" is not supported (only the tanh GELU: gelu_new)")
+            throw f.error("activation_function", "\(JSONText.brief(act)) is not supported (only the tanh GELU: gelu_new)")
         }
         let embd = try f.positiveInt("n_embd")
         if f.has("n_inner"), try f.int("n_inner") != 4 * embd {

@@ -38,27 +38,33 @@ public struct GPT2Config: Codable, Equatable, Sendable {
         if layers < 1 { throw bad("n_layer must be ≥ 1, got \(layers)") }
     }
 
-    public var parameterLayout: [(name: String, shape: [Int])] {
-        let C = embedDim
-        var l: [(String, [Int])] = [("transformer.wte.weight", [vocabSize, C]),
-                                    ("transformer.wpe.weight", [contextLength, C])]
-        for i in 0..<layers {
-            let p = "transformer.h.\(i)."
-            l += [(p + "ln_1.weight", [C]), (p + "ln_1.bias", [C]),
-                  (p + "attn.c_attn.weight", [C, 3 * C]), (p + "attn.c_attn.bias", [3 * C]),
-                  (p + "attn.c_proj.weight", [C, C]), (p + "attn.c_proj.bias", [C]),
-                  (p + "ln_2.weight", [C]), (p + "ln_2.bias", [C]),
-                  (p + "mlp.c_fc.weight", [C, 4 * C]), (p + "mlp.c_fc.bias", [4 * C]),
-                  (p + "mlp.c_proj.weight", [4 * C, C]), (p + "mlp.c_proj.bias", [C])]
-        }
-        l += [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])]
-        return l
+    public var parameterLayout: [(name: String, shape: [Int])] { layoutPlan.layout }
+
+    /// The layout by parts, so its size is known (`storeFloats`) before it is built.
+    public var layoutPlan: ParameterLayoutPlan {
+        let C = embedDim, C3 = ParameterLayoutPlan.dimension(3, embedDim), C4 = ParameterLayoutPlan.dimension(4, embedDim)
+        return ParameterLayoutPlan(
+            before: [("transformer.wte.weight", [vocabSize, C]), ("transformer.wpe.weight", [contextLength, C])],
+            block: { i in
+                let p = "transformer.h.\(i)."
+                return [(p + "ln_1.weight", [C]), (p + "ln_1.bias", [C]),
+                        (p + "attn.c_attn.weight", [C, C3]), (p + "attn.c_attn.bias", [C3]),
+                        (p + "attn.c_proj.weight", [C, C]), (p + "attn.c_proj.bias", [C]),
+                        (p + "ln_2.weight", [C]), (p + "ln_2.bias", [C]),
+                        (p + "mlp.c_fc.weight", [C, C4]), (p + "mlp.c_fc.bias", [C4]),
+                        (p + "mlp.c_proj.weight", [C4, C]), (p + "mlp.c_proj.bias", [C])]
+            },
+            blocks: layers,
+            after: [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])])
     }
 }
 
 public struct ModelError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ d: String) { description = d }
+    /// The model needs more memory than there is (exit code 5, not 1: the same input works on
+    /// a larger machine).
+    public let isOutOfMemory: Bool
+    public init(_ d: String, outOfMemory: Bool = false) { description = d; isOutOfMemory = outOfMemory }
 }
 
 public final class GPT2: LanguageModel, HiddenStateModel {

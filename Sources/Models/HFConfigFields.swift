@@ -7,23 +7,22 @@ import Foundation
 public struct HFConfigFields {
     public let path: String
     public let object: [String: Any]
+    /// Prepended to field names in messages, for a nested object (`rope_parameters.`).
+    public let fieldPrefix: String
 
-    public init(path: String, object: [String: Any]) {
+    public init(path: String, object: [String: Any], fieldPrefix: String = "") {
         self.path = path
         self.object = object
+        self.fieldPrefix = fieldPrefix
     }
 
     /// Parses `path` as a JSON object.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
-        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("\(path): not a JSON object")
-        }
-        self.init(path: path, object: obj)
+        self.init(path: path, object: try JSONObjectFile.read(path))
     }
 
     public func error(_ field: String, _ problem: String) -> ModelError {
-        ModelError("\(path): field \"\(field)\" \(problem)")
+        ModelError("\(path): field \"\(fieldPrefix)\(field)\" \(problem)")
     }
 
     public func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
@@ -35,7 +34,7 @@ public struct HFConfigFields {
     }
 
     private func describe(_ v: Any) -> String {
-        if let s = v as? String { return "\"\(s)\"" }
+        if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
         if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
         return "\(v)"

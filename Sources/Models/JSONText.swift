@@ -22,4 +22,11 @@ public enum JSONText {
         }
         return out + "\""
     }
+
+    /// A value from an input file, quoted for a message (control characters escaped, so the
+    /// message stays one line) and cut to 40 characters, so a hostile multi-megabyte string
+    /// never becomes a multi-megabyte error line.
+    public static func brief(_ s: String) -> String {
+        quote(s.count > 40 ? String(s.prefix(40)) + "…" : s)
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The architecture of a Llama-family checkpoint, read from Hugging Face's `config.json`
 /// (`LlamaConfig`, `Qwen2Config`, `MistralConfig` in transformers). The three share one
@@ -56,7 +57,7 @@ public struct LlamaConfig: Equatable, Sendable {
     public init(_ f: HFConfigFields) throws {
         let type = try f.string("model_type")
         guard let family = Family(rawValue: type) else {
-            throw f.error("model_type", "\"\(type)\" is not a Llama-family type (llama, qwen2, mistral)")
+            throw f.error("model_type", "\(JSONText.brief(type)) is not a Llama-family type (llama, qwen2, mistral)")
         }
         let hidden = try f.positiveInt("hidden_size")
         let heads = try f.positiveInt("num_attention_heads")
@@ -70,20 +71,20 @@ public struct LlamaConfig: Equatable, Sendable {
         let headDim = try f.positiveInt("head_dim", default: hidden / heads)
         if headDim % 2 != 0 { throw f.error("head_dim", "must be even for rotary embeddings, got \(headDim)") }
         let act = try f.string("hidden_act", default: "silu")
-        if act != "silu" { throw f.error("hidden_act", "\"\(act)\" is not supported (only silu)") }
+        if act != "silu" { throw f.error("hidden_act", "\(JSONText.brief(act)) is not supported (only silu)") }
 
         // Rotary: transformers < 4.56 writes rope_theta + rope_scaling; newer versions
         // rope_parameters {rope_type, rope_theta}.
         var theta = try f.double("rope_theta", default: 10_000)
         if let rp = try f.objectField("rope_parameters") {
-            let sub = HFConfigFields(path: f.path + " rope_parameters", object: rp)
+            let sub = HFConfigFields(path: f.path, object: rp, fieldPrefix: "rope_parameters.")
             theta = try sub.double("rope_theta", default: theta)
             let kind = try sub.string("rope_type", default: "default")
-            if kind != "default" { throw f.error("rope_parameters", "rope_type \"\(kind)\" is not supported (only default rotary)") }
+            if kind != "default" { throw f.error("rope_parameters", "rope_type \(JSONText.brief(kind)) is not supported (only default rotary)") }
         }
         if let rs = try f.objectField("rope_scaling") {
             let kind = (rs["rope_type"] ?? rs["type"]) as? String ?? "?"
-            if kind != "default" { throw f.error("rope_scaling", "rope_type \"\(kind)\" is not supported (only unscaled rotary; remove rope_scaling)") }
+            if kind != "default" { throw f.error("rope_scaling", "rope_type \(JSONText.brief(kind)) is not supported (only unscaled rotary; remove rope_scaling)") }
         }
         if theta <= 0 { throw f.error("rope_theta", "must be > 0, got \(theta)") }
         if f.has("partial_rotary_factor"), try f.double("partial_rotary_factor") != 1 {
@@ -139,10 +140,15 @@ public struct LlamaConfig: Equatable, Sendable {
     }
 
     /// Hugging Face tensor names and shapes (nn.Linear weights are [out, in]).
-    public var parameterLayout: [(name: String, shape: [Int])] {
-        let C = hiddenSize, q = heads * headDim, kv = kvHeads * headDim, I = intermediateSize
-        var l: [(String, [Int])] = [("model.embed_tokens.weight", [vocabSize, C])]
-        for i in 0..<layers {
+    public var parameterLayout: [(name: String, shape: [Int])] { layoutPlan.layout }
+
+    /// The layout by parts, so its size is known (`storeFloats`) before it is built.
+    public var layoutPlan: ParameterLayoutPlan {
+        let C = hiddenSize, I = intermediateSize
+        let q = ParameterLayoutPlan.dimension(heads, headDim), kv = ParameterLayoutPlan.dimension(kvHeads, headDim)
+        let (qkvBias, oBias, mlpBias) = (self.qkvBias, self.oBias, self.mlpBias)
+        return ParameterLayoutPlan(before: [("model.embed_tokens.weight", [vocabSize, C])], block: { i in
+            var l: [(String, [Int])] = []
             let p = "model.layers.\(i)."
             l.append((p + "input_layernorm.weight", [C]))
             l.append((p + "self_attn.q_proj.weight", [q, C]))
@@ -158,9 +164,7 @@ public struct LlamaConfig: Equatable, Sendable {
                 l.append((p + "mlp.\(name).weight", shape))
                 if mlpBias { l.append((p + "mlp.\(name).bias", [shape[0]])) }
             }
-        }
-        l.append(("model.norm.weight", [C]))
-        if !tieWordEmbeddings { l.append(("lm_head.weight", [vocabSize, C])) }
-        return l
+            return l
+        }, blocks: layers, after: [("model.norm.weight", [C])] + (tieWordEmbeddings ? [] : [("lm_head.weight", [vocabSize, C])]))
     }
 }

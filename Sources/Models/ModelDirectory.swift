@@ -49,56 +49,78 @@ public enum ModelDirectory {
             throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
         }
         let configPath = dir + "/config.json"
-        guard let data = fm.contents(atPath: configPath) else { throw ModelError("\(configPath): missing") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("\(configPath): not a JSON object")
-        }
+        let json = try JSONObjectFile.read(configPath)
         let tokenizer = try loadTokenizer(dir)
-        let modelType = json["model_type"] as? String ?? "?"
-        let model: LanguageModel
-        switch modelType {
-        case "gpt2":
-            model = GPT2(config: try GPT2Config(HFConfigFields(path: configPath, object: json)))
-        case "llama", "qwen2", "mistral":
-            model = Llama(config: try LlamaConfig(HFConfigFields(path: configPath, object: json)), extraConfig: json)
-        default:
-            throw ModelError("\(configPath): field \"model_type\" is \"\(modelType)\", which is not supported (supported: gpt2, llama, qwen2, mistral)")
+        // Nothing is allocated until the config is known to fit in memory and the checkpoint
+        // to hold every tensor it needs.
+        let arch = try architecture(json, path: configPath)
+        if tokenizer.vocabSize > arch.vocabSize {
+            throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
         }
-        if tokenizer.vocabSize > model.vocabSize {
-            throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(model.vocabSize)")
-        }
+        try ModelMemoryCheck.check(arch.plan, path: configPath)
         let weights = try SafeTensorsCheckpoint(directory: dir)
+        for (name, shape) in arch.plan.layout { _ = try checkpointName(for: name, shape: shape, in: weights, source: dir) }
+        let model = arch.build()
         try loadParameters(model.parameters, from: weights, source: dir)
         return (model, tokenizer)
     }
 
+    /// What a config.json object describes, before anything is allocated: the parameter layout
+    /// by parts, the vocabulary size, and how to build the model.
+    public static func architecture(_ json: [String: Any], path: String) throws
+        -> (plan: ParameterLayoutPlan, vocabSize: Int, build: () -> LanguageModel) {
+        let modelType = json["model_type"] as? String ?? "?"
+        switch modelType {
+        case "gpt2":
+            let config = try GPT2Config(HFConfigFields(path: path, object: json))
+            return (config.layoutPlan, config.vocabSize, { GPT2(config: config) })
+        case "llama", "qwen2", "mistral":
+            let config = try LlamaConfig(HFConfigFields(path: path, object: json))
+            return (config.layoutPlan, config.vocabSize, { Llama(config: config, extraConfig: json) })
+        default:
+            throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: gpt2, llama, qwen2, mistral)")
+        }
+    }
+
     /// Copies every parameter from the checkpoint, accepting names with or without the
-    /// `transformer.` prefix (the Hub's gpt2 files omit it). Missing tensors and shape
-    /// mismatches are errors naming the tensor.
+    /// `transformer.` prefix (the Hub's gpt2 files omit it). Missing tensors, shape mismatches
+    /// and non-finite values (a NaN or Inf weight makes every loss and sample meaningless)
+    /// are errors naming the tensor.
     public static func loadParameters(_ params: ParameterStore, from weights: SafeTensorsCheckpoint, source: String) throws {
         for e in params.entries {
-            let candidates = [e.name, e.name.hasPrefix("transformer.") ? String(e.name.dropFirst(12)) : "transformer." + e.name]
-            guard let name = candidates.first(where: { weights.info($0) != nil }), let info = weights.info(name) else {
-                throw ModelError("\(source): checkpoint has no tensor \"\(e.name)\" (is it a checkpoint of this config?)")
-            }
-            guard info.shape == e.shape else {
-                throw ModelError("\(source): tensor \"\(name)\" has shape \(info.shape) but the config needs \(e.shape)")
-            }
+            let name = try checkpointName(for: e.name, shape: e.shape, in: weights, source: source)
             try weights.read(name, into: params.values + e.offset, count: e.count)
+            if let bad = (0..<e.count).first(where: { !params.values[e.offset + $0].isFinite }) {
+                let count = (bad..<e.count).reduce(0) { $0 + (params.values[e.offset + $1].isFinite ? 0 : 1) }
+                throw ModelError("\(source): tensor \"\(name)\" has \(count) non-finite value\(count == 1 ? "" : "s") (first: \(params.values[e.offset + bad]) at element \(bad))")
+            }
         }
+    }
+
+    /// The checkpoint's name for parameter `name` (with or without `transformer.`), checked
+    /// to exist with `shape`.
+    static func checkpointName(for name: String, shape: [Int], in weights: SafeTensorsCheckpoint, source: String) throws -> String {
+        let candidates = [name, name.hasPrefix("transformer.") ? String(name.dropFirst(12)) : "transformer." + name]
+        guard let found = candidates.first(where: { weights.info($0) != nil }), let info = weights.info(found) else {
+            throw ModelError("\(source): checkpoint has no tensor \"\(name)\" (is it a checkpoint of this config?)")
+        }
+        guard info.shape == shape else {
+            throw ModelError("\(source): tensor \"\(found)\" has shape \(info.shape) but the config needs \(shape)")
+        }
+        return found
     }
 
     static func loadTokenizer(_ dir: String) throws -> Tokenizer {
         let path = dir + "/" + byteTokenizerFile
-        if let data = FileManager.default.contents(atPath: path) {
-            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-                  obj["type"] as? String == ByteTokenizer.name else {
+        if let obj = try JSONObjectFile.readIfPresent(path) {
+            guard obj["type"] as? String == ByteTokenizer.name else {
                 throw ModelError("\(path): unknown tokenizer description")
             }
             return ByteTokenizer()
         }
         let hf = dir + "/tokenizer.json"
-        if FileManager.default.fileExists(atPath: hf) { return try BPETokenizer(path: hf) }
+        var st = stat()
+        if lstat(hf, &st) == 0 { return try BPETokenizer(path: hf) }  // whatever it is, BPETokenizer says what is wrong
         throw ModelError("\(dir): no tokenizer found (expected tokenizer.json or \(byteTokenizerFile))")
     }
 }

@@ -21,13 +21,19 @@ public final class ParameterStore {
 
     /// Lays out parameters in declaration order. Offsets are rounded up to 16 floats so every
     /// tensor starts 64-byte aligned.
+    /// A size that overflows `Int` fails through `CheckedAllocation.failureHandler` (a message,
+    /// not a trap); model loading refuses such configs earlier (`ParameterLayoutPlan`).
     public init(layout: [(name: String, shape: [Int])]) {
         var entries: [Entry] = []
         var offset = 0
+        var seen = Set<String>()
         for (name, shape) in layout {
-            precondition(!entries.contains { $0.name == name }, "duplicate parameter \(name)")
+            precondition(seen.insert(name).inserted, "duplicate parameter \(name)")
             entries.append(Entry(name: name, shape: shape, offset: offset))
-            offset += (shape.reduce(1, *) + 15) / 16 * 16
+            guard let size = Self.alignedCount(shape), case (let next, false) = offset.addingReportingOverflow(size) else {
+                CheckedAllocation.failureHandler("out of memory: the parameters' size overflows at \(name) \(shape)")
+            }
+            offset = next
         }
         self.entries = entries
         count = offset
@@ -37,6 +43,18 @@ public final class ParameterStore {
             byName[e.name] = i
             views.append(Tensor(view: values + e.offset, grad: grads + e.offset, shape: e.shape))
         }
+    }
+
+    /// Floats a tensor of `shape` takes in the flat buffer (rounded up to 16 for alignment),
+    /// nil if that overflows `Int`.
+    public static func alignedCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            guard d >= 0, case (let m, false) = n.multipliedReportingOverflow(by: d) else { return nil }
+            n = m
+        }
+        guard case (let padded, false) = n.addingReportingOverflow(15) else { return nil }
+        return padded / 16 * 16
     }
 
     deinit {

@@ -12,6 +12,9 @@ struct Tokenize: ParsableCommand {
     @Option(help: "A Hugging Face tokenizer.json (tokenizer_config.json beside it is read too).") var tokenizer: String?
     @Flag(help: "Treat special-token strings as plain text.") var plain = false
 
+    /// Standard input is read up to this size: `tokenize < /dev/zero` is an error, not a hang.
+    static let maxInputBytes = 1 << 26
+
     func run() throws {
         let tokenizer: Tokenizer
         if model != nil && self.tokenizer != nil {
@@ -23,12 +26,18 @@ struct Tokenize: ParsableCommand {
             }
         } else if let model {
             do { tokenizer = try RunSetup.loadModel(model, seed: 0).1 } catch {
-                printError("sft-dist: error: \(error)"); throw ExitCode(1)
+                printError("sft-dist: error: \(error)"); throw ExitCode((error as? FatalExitCode)?.fatalExitCode ?? 1)
             }
         } else {
             tokenizer = ByteTokenizer()
         }
-        let input = text ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        var input = text ?? ""
+        if text == nil {
+            do {
+                input = String(decoding: try InputFile.readAll(0, limit: Self.maxInputBytes, name: "standard input",
+                                                               what: "tokenize input"), as: UTF8.self)
+            } catch { printError("sft-dist: error: \(error)"); throw ExitCode(1) }
+        }
         let ids = plain ? tokenizer.encodePlain(input) : tokenizer.encode(input)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
     }

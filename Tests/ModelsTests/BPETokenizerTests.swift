@@ -173,7 +173,8 @@ final class BPETokenizerTests: XCTestCase {
                 var merges = m["merges"] as! [Any]; merges[0] = ["Ġ", "Ġ"]; m["merges"] = merges
                 var v = m["vocab"] as! [String: Any]; v["ĠĠ"] = nil; m["vocab"] = v }),
             ("field \"model.merges\" entry 1 must be", model { m in var merges = m["merges"] as! [Any]; merges[1] = 5; m["merges"] = merges }),
-            ("field \"pre_tokenizer.pretokenizers[0].pattern.Regex\" has an unsupported alternative \"\\p{N}{2}\"", { j in
+            // Values are quoted as JSON string literals (JSONText.brief), so the backslash is escaped.
+            ("field \"pre_tokenizer.pretokenizers[0].pattern.Regex\" has an unsupported alternative \"\\\\p{N}{2}\"", { j in
                 var p = j["pre_tokenizer"] as! [String: Any]; var seq = p["pretokenizers"] as! [[String: Any]]
                 seq[0]["pattern"] = ["Regex": "\\p{N}{2}|\\s+"]; p["pretokenizers"] = seq; j["pre_tokenizer"] = p }),
             ("field \"pre_tokenizer.type\" is \"Metaspace\"", { $0["pre_tokenizer"] = ["type": "Metaspace"] }),

@@ -96,7 +96,7 @@ final class DataTests: XCTestCase {
             XCTAssertEqual("\($0)", "\(missing): no such file")
         }
         XCTAssertThrowsError(try JSONLReader.read(path: tempDir.path)) {
-            XCTAssertTrue("\($0)".hasPrefix("\(self.tempDir.path): cannot read ("), "\($0)")
+            XCTAssertEqual("\($0)", "\(self.tempDir.path): not a regular file (a directory)")
         }
         let empty = try file("empty.jsonl", "\n  \n")
         XCTAssertThrowsError(try JSONLReader.read(path: empty)) {

@@ -68,6 +68,21 @@ final class JSONLFuzzTests: XCTestCase {
                 XCTFail("\(label): unexpected error type \(type(of: error)): \(error)")
             }
 
+            // The same bytes arriving in random pieces (as `read` gets them) parse the same.
+            var chunks: [ArraySlice<UInt8>] = [], at = 0
+            while at < b.count {
+                let n = Int.random(in: 1...64, using: &rng)
+                chunks.append(b[at..<min(b.count, at + n)])
+                at += n
+            }
+            do {
+                let r = try JSONLReader.parse(chunks: chunks, path: "fuzz.jsonl", maxLineBytes: maxLine)
+                XCTAssertEqual(r.records.map(\.record), strictRecords?.map(\.record), "\(label): chunked parse loaded what whole parse did not")
+                XCTAssertEqual(r.records.map(\.line), strictRecords?.map(\.line), label)
+            } catch let e as DataError {
+                XCTAssertEqual(lineNumber(of: e.description), strictBadLine, "\(label): chunked: \(e)")
+            }
+
             // skip_bad_lines must agree: the same records when strict succeeded, and the first
             // skipped line is the line strict reading stopped at.
             do {

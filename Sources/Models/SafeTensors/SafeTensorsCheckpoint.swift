@@ -74,9 +74,9 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         func invalid(_ problem: String) -> SafeTensorsError { SafeTensorsError(.invalidIndex, file: index, problem) }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: index))
-        } catch {
-            throw SafeTensorsError(.io, file: index, "cannot read: \(error.localizedDescription)")
+            data = try InputFile.read(index, limit: JSONObjectFile.defaultLimit, what: "a shard index")
+        } catch let p as InputFile.Problem {
+            throw SafeTensorsError(.io, file: index, p.problem)
         }
         let root: SafeTensorsJSON.Value = try data.withUnsafeBytes { raw in
             if let bad = SafeTensorsHeader.firstInvalidUTF8Offset(raw) {

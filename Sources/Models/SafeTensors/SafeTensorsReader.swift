@@ -78,13 +78,15 @@ final class SafeTensorsMapping: @unchecked Sendable {
     let length: Int
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever;
+        // it is refused below as not a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw SafeTensorsError(.io, file: path, "cannot open: \(SafeTensorsError.errnoMessage())") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SafeTensorsError(.io, file: path, "cannot stat: \(SafeTensorsError.errnoMessage())") }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw SafeTensorsError(.io, file: path, "not a regular file")
+            throw SafeTensorsError(.io, file: path, "not a regular file (a FIFO, device or directory)")
         }
         let size = Int(st.st_size)
         guard size >= 8 else {

@@ -29,10 +29,12 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let sourceFiles: [String: Data]
 
     private let json: TokenizerJSON
+    var bpeModel: BPEModel { json.model }
     private let idToToken: [Int32: String]
-    /// Added tokens matched on the raw text / on normalized text, as UTF-8 (content, id, special).
-    private let rawAdded: [([UInt8], Int32, Bool)]
-    private let normalizedAdded: [([UInt8], Int32, Bool)]
+    /// Added tokens matched on the raw text / on normalized text: all of them (`encode`), and
+    /// only the non-special ones (`encodePlain`).
+    private let rawAdded: (all: AddedTokenMatcher, plain: AddedTokenMatcher)
+    private let normalizedAdded: (all: AddedTokenMatcher, plain: AddedTokenMatcher)
 
     /// Files copied on export when present.
     public static let companionFiles = ["tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
@@ -41,17 +43,23 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public convenience init(path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         var files: [String: Data] = [:]
-        guard let main = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
-        files["tokenizer.json"] = main
-        for name in Self.companionFiles {
-            if let d = FileManager.default.contents(atPath: (dir.isEmpty ? "." : dir) + "/" + name) { files[name] = d }
+        do {
+            files["tokenizer.json"] = try InputFile.read(path, limit: TokenizerJSON.maxFileBytes, what: "a tokenizer.json")
+            for name in Self.companionFiles {
+                let companion = (dir.isEmpty ? "." : dir) + "/" + name
+                if let d = try InputFile.readIfPresent(companion, limit: JSONObjectFile.defaultLimit, what: "a tokenizer companion file") {
+                    files[name] = d
+                }
+            }
+        } catch let p as InputFile.Problem {
+            throw ModelError(p.description)
         }
         try self.init(path: path, files: files)
     }
 
     init(path: String, files: [String: Data]) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        let parsed = try TokenizerJSON(path: path)
+        let parsed = try TokenizerJSON(path: path, data: files["tokenizer.json"] ?? Data())
         json = parsed
         sourceFiles = files
         var inverse: [Int32: String] = [:]
@@ -66,18 +74,18 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         vocabSize = Int(inverse.keys.max() ?? -1) + 1
 
         let normalizers = parsed.normalizers
-        rawAdded = parsed.added.filter { !$0.normalized }.map { (Array($0.content.utf8), $0.id, $0.special) }
-        normalizedAdded = parsed.added.filter { $0.normalized }
-            .map { (Array(Self.normalize($0.content, normalizers).utf8), $0.id, $0.special) }
+        func matchers(_ tokens: [TokenizerJSON.AddedToken], _ text: (String) -> String) -> (AddedTokenMatcher, AddedTokenMatcher) {
+            (AddedTokenMatcher(tokens.map { (Array(text($0.content).utf8), $0.id) }),
+             AddedTokenMatcher(tokens.filter { !$0.special }.map { (Array(text($0.content).utf8), $0.id) }))
+        }
+        rawAdded = matchers(parsed.added.filter { !$0.normalized }, { $0 })
+        normalizedAdded = matchers(parsed.added.filter { $0.normalized }, { Self.normalize($0, normalizers) })
 
         // tokenizer_config.json: special token names and the chat template.
         let configPath = (dir.isEmpty ? "." : dir) + "/tokenizer_config.json"
         var config: [String: Any] = [:]
         if let d = files["tokenizer_config.json"] {
-            guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
-                throw ModelError("\(configPath): not a JSON object")
-            }
-            config = o
+            config = try JSONObjectFile.parse(d, path: configPath)
         }
         func tokenName(_ field: String) -> String? {
             if let s = config[field] as? String { return s }
@@ -85,7 +93,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         }
         func idOf(_ name: String, field: String) throws -> Int32 {
             if let id = specials[name] ?? parsed.added.first(where: { $0.content == name })?.id ?? parsed.model.vocab[name] { return id }
-            throw ModelError("\(configPath): field \"\(field)\" is \"\(name)\", which is not a token of \(path)")
+            throw ModelError("\(configPath): field \"\(field)\" is \(JSONText.brief(name)), which is not a token of \(path)")
         }
         if let eos = tokenName("eos_token") {
             eosId = try idOf(eos, field: "eos_token")
@@ -130,22 +138,19 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
 
     private enum Segment { case token(Int32), text(String) }
 
-    /// Leftmost-longest split of `text` on the given added tokens.
-    private func splitAdded(_ text: String, _ tokens: [([UInt8], Int32, Bool)], specials: Bool) -> [Segment] {
-        let usable = tokens.filter { specials || !$0.2 }
-        if usable.isEmpty { return [.text(text)] }
+    /// Leftmost-longest split of `text` on the given added tokens (`specials`: all of them,
+    /// else the non-special ones).
+    private func splitAdded(_ text: String, _ matchers: (all: AddedTokenMatcher, plain: AddedTokenMatcher), specials: Bool) -> [Segment] {
+        let matcher = specials ? matchers.all : matchers.plain
+        if matcher.isEmpty { return [.text(text)] }
         let bytes = Array(text.utf8)
         var out: [Segment] = []
         var i = 0, start = 0
         while i < bytes.count {
-            var best: (len: Int, id: Int32)? = nil
-            for (tok, id, _) in usable where tok.count > (best?.len ?? 0) && tok.count <= bytes.count - i && tok[0] == bytes[i] {
-                if bytes[i..<(i + tok.count)].elementsEqual(tok) { best = (tok.count, id) }
-            }
-            if let best {
+            if let best = matcher.longestMatch(bytes, at: i) {
                 if start < i { out.append(.text(String(decoding: bytes[start..<i], as: UTF8.self))) }
                 out.append(.token(best.id))
-                i += best.len
+                i += best.length
                 start = i
             } else {
                 i += 1

@@ -20,6 +20,12 @@ struct TokenizerJSON {
         case split(PreTokenizerRegex, addPrefixSpace: Bool)
     }
 
+    /// Limits far above real tokenizers (Llama-3 has 256 added tokens, the longest ~30 bytes;
+    /// Gemma-3's whole tokenizer.json is 33 MB) that bound loading and added-token matching.
+    static let maxFileBytes = 1 << 26
+    static let maxAddedTokens = 1 << 17
+    static let maxAddedTokenBytes = 1024
+
     var model: BPEModel
     var added: [AddedToken]
     var normalizers: [Normalizer]
@@ -27,17 +33,14 @@ struct TokenizerJSON {
     /// Leading special token of the post-processor's `single` template (Llama-3's BOS).
     var bosFromTemplate: String?
 
-    init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("\(path): not a JSON object")
-        }
+    init(path: String, data: Data) throws {
+        let root = try JSONObjectFile.parse(data, path: path)
         func bad(_ field: String, _ problem: String) -> ModelError { ModelError("\(path): field \"\(field)\" \(problem)") }
 
         // model
         guard let m = root["model"] as? [String: Any] else { throw bad("model", "is missing or not an object") }
         let type = m["type"] as? String ?? "BPE"
-        guard type == "BPE" else { throw bad("model.type", "is \"\(type)\"; only BPE (byte-level) tokenizers are supported") }
+        guard type == "BPE" else { throw bad("model.type", "is \(JSONText.brief(type)); only BPE (byte-level) tokenizers are supported") }
         if let d = m["dropout"], !(d is NSNull), (d as? NSNumber)?.doubleValue ?? 1 > 0 {
             throw bad("model.dropout", "must be null (BPE dropout makes encoding random)")
         }
@@ -49,7 +52,7 @@ struct TokenizerJSON {
         vocab.reserveCapacity(vocabObj.count)
         for (tok, v) in vocabObj {
             guard let n = v as? NSNumber, n.int64Value >= 0, n.int64Value < Int64(Int32.max) else {
-                throw bad("model.vocab", "entry \"\(tok)\" must map to a non-negative integer id")
+                throw bad("model.vocab", "entry \(JSONText.brief(tok)) must map to a non-negative integer id")
             }
             vocab[tok] = Int32(n.int64Value)
         }
@@ -59,7 +62,7 @@ struct TokenizerJSON {
         for (i, e) in mergesArr.enumerated() {
             if let s = e as? String {  // legacy "a b"
                 let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw bad("model.merges", "entry \(i) \"\(s)\" is not two tokens separated by one space") }
+                guard parts.count == 2 else { throw bad("model.merges", "entry \(i) \(JSONText.brief(s)) is not two tokens separated by one space") }
                 merges.append((String(parts[0]), String(parts[1])))
             } else if let p = e as? [Any], p.count == 2, let a = p[0] as? String, let b = p[1] as? String {
                 merges.append((a, b))
@@ -74,14 +77,21 @@ struct TokenizerJSON {
 
         // added_tokens
         added = []
-        for (i, e) in ((root["added_tokens"] as? [Any]) ?? []).enumerated() {
+        let addedList = (root["added_tokens"] as? [Any]) ?? []
+        if addedList.count > Self.maxAddedTokens {
+            throw bad("added_tokens", "has \(addedList.count) entries; at most \(Self.maxAddedTokens) are supported")
+        }
+        for (i, e) in addedList.enumerated() {
             guard let t = e as? [String: Any], let n = t["id"] as? NSNumber, n.int64Value >= 0, n.int64Value < Int64(Int32.max),
                   let content = t["content"] as? String, !content.isEmpty else {
                 throw bad("added_tokens[\(i)]", "must have a non-negative integer \"id\" and a non-empty \"content\"")
             }
             let id = Int32(n.int64Value)
+            if content.utf8.count > Self.maxAddedTokenBytes {
+                throw bad("added_tokens[\(i)].content", "is \(content.utf8.count) bytes long; at most \(Self.maxAddedTokenBytes) are supported")
+            }
             for f in ["single_word", "lstrip", "rstrip"] where (t[f] as? NSNumber)?.boolValue == true {
-                throw bad("added_tokens[\(i)].\(f)", "is true for \"\(content)\"; only false is supported")
+                throw bad("added_tokens[\(i)].\(f)", "is true for \(JSONText.brief(content)); only false is supported")
             }
             let special = (t["special"] as? NSNumber)?.boolValue ?? false
             added.append(AddedToken(id: id, content: content, special: special,
@@ -92,7 +102,7 @@ struct TokenizerJSON {
         preTokenization = try Self.preTokenization(root["pre_tokenizer"], bad: bad)
         if let d = root["decoder"] as? [String: Any] {
             let t = d["type"] as? String ?? "?"
-            if t != "ByteLevel" { throw bad("decoder.type", "is \"\(t)\"; only ByteLevel is supported") }
+            if t != "ByteLevel" { throw bad("decoder.type", "is \(JSONText.brief(t)); only ByteLevel is supported") }
         } else {
             throw bad("decoder", "must be ByteLevel for a byte-level BPE tokenizer")
         }
@@ -113,7 +123,7 @@ struct TokenizerJSON {
                 out += try normalizers(n, field: "\(field).normalizers[\(i)]", bad: bad)
             }
             return out
-        default: throw bad("\(field).type", "is \"\(t)\"; supported: NFC, NFD, NFKC, NFKD, Sequence")
+        default: throw bad("\(field).type", "is \(JSONText.brief(t)); supported: NFC, NFD, NFKC, NFKD, Sequence")
         }
     }
 
@@ -131,7 +141,7 @@ struct TokenizerJSON {
             return .byteLevel(addPrefixSpace: b.prefix)
         }
         guard t == "Sequence", let seq = o["pretokenizers"] as? [[String: Any]], seq.count == 2 else {
-            throw bad("pre_tokenizer.type", "is \"\(t)\"; supported: ByteLevel, or Sequence of Split(Regex) then ByteLevel")
+            throw bad("pre_tokenizer.type", "is \(JSONText.brief(t)); supported: ByteLevel, or Sequence of Split(Regex) then ByteLevel")
         }
         let s = seq[0]
         guard s["type"] as? String == "Split" else { throw bad("pre_tokenizer.pretokenizers[0].type", "must be Split") }
@@ -143,7 +153,7 @@ struct TokenizerJSON {
         }
         let regex: PreTokenizerRegex
         do { regex = try PreTokenizerRegex(pattern: pat) } catch let e as PreTokenizerRegex.Unsupported {
-            throw bad("pre_tokenizer.pretokenizers[0].pattern.Regex", "has an unsupported alternative \"\(e.part)\"")
+            throw bad("pre_tokenizer.pretokenizers[0].pattern.Regex", "has an unsupported alternative \(JSONText.brief(e.part))")
         }
         let b = try byteLevel(seq[1], "pre_tokenizer.pretokenizers[1]")
         guard !b.regex else { throw bad("pre_tokenizer.pretokenizers[1].use_regex", "must be false after a Split") }

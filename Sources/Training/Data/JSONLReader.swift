@@ -1,4 +1,6 @@
 import Foundation
+import Models
+import TensorCore
 
 /// A data problem reported to the user as one line, `path:LINE: what is wrong`
 /// (or `path: what is wrong` for whole-file problems), so it can be printed as is and
@@ -93,22 +95,39 @@ public enum JSONLReader {
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
     /// and would otherwise be tokenized only to be truncated away.
     public static let defaultMaxLineBytes = 1 << 20
+    /// Larger files are refused before reading (a data set is held in memory, tokenized).
+    public static let defaultMaxFileBytes = 1 << 34
 
-    /// Reads and parses `path`. Throws a `DataError` for a missing or unreadable file,
-    /// for the first bad line (unless `skipBadLines`), and when no record is left.
-    public static func read(path: String, skipBadLines: Bool = false,
-                            maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
-        let bytes = try readBytes(path: path)
-        return try parse(bytes, path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows)
+    /// Reads and parses `path`, streaming: only one line at a time is held as bytes, so the
+    /// limits apply as the file is read. Throws a `DataError` for a missing, unreadable or
+    /// non-regular file (a FIFO, `/dev/zero`), one over `maxFileBytes`, the first bad line
+    /// (unless `skipBadLines`), and when no record is left.
+    public static func read(path: String, skipBadLines: Bool = false, maxLineBytes: Int = defaultMaxLineBytes,
+                            maxFileBytes: Int = defaultMaxFileBytes, rows: Rows = .examples) throws -> JSONLReadResult {
+        let (values, skipped) = try lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes,
+                                          maxFileBytes: maxFileBytes) { parseLine($0, maxLineBytes: maxLineBytes, rows: rows) }
+        return try result(values, skipped: skipped, path: path)
     }
 
     /// Parses file contents already in memory; `path` is only used in messages.
     public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
                              maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
-        let (parsed, skipped) = try lines(bytes, path: path, skipBadLines: skipBadLines) {
+        try parse(chunks: [bytes[...]], path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows)
+    }
+
+    /// Contents arriving in pieces, as `read` gets them (tests cut them anywhere).
+    static func parse(chunks: [ArraySlice<UInt8>], path: String, skipBadLines: Bool = false,
+                      maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
+        var collector = Collector<DataRecord>(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
             parseLine($0, maxLineBytes: maxLineBytes, rows: rows)
         }
-        let records = parsed.map { SourcedRecord(record: $0.value, path: path, line: $0.line) }
+        for c in chunks { try collector.feed(c) }
+        let (values, skipped) = try collector.finish()
+        return try result(values, skipped: skipped, path: path)
+    }
+
+    private static func result(_ values: [(value: DataRecord, line: Int)], skipped: [SkippedLine], path: String) throws -> JSONLReadResult {
+        let records = values.map { SourcedRecord(record: $0.value, path: path, line: $0.line) }
         let result = JSONLReadResult(path: path, records: records, skipped: skipped)
         if records.isEmpty {
             if let summary = result.skippedSummary {
@@ -119,32 +138,80 @@ public enum JSONLReader {
         return result
     }
 
-    /// The line loop every row format shares: exact line numbers, BOM and CRLF accepted, blank
-    /// lines passed over, a bad line thrown as `path:line: reason` or (with `skipBadLines`)
-    /// counted. `parse` turns one line into a value.
-    public static func lines<T>(_ bytes: [UInt8], path: String, skipBadLines: Bool,
-                                parse: (ArraySlice<UInt8>) -> Result<T, LineProblem>) throws -> (values: [(value: T, line: Int)], skipped: [SkippedLine]) {
+    /// The line loop every row format shares (examples, prompts, preference pairs), streaming
+    /// from `path`: exact line numbers, BOM and CRLF accepted, blank lines passed over, a bad
+    /// line thrown as `path:line: reason` or (with `skipBadLines`) counted. `parse` turns one
+    /// line into a value.
+    public static func lines<T>(path: String, skipBadLines: Bool, maxLineBytes: Int = defaultMaxLineBytes,
+                                maxFileBytes: Int = defaultMaxFileBytes,
+                                parse: @escaping (ArraySlice<UInt8>) -> Result<T, LineProblem>) throws -> (values: [(value: T, line: Int)], skipped: [SkippedLine]) {
+        let file: InputFile.Opened
+        do { file = try InputFile.open(path, limit: maxFileBytes, what: "a JSONL file") } catch let p as InputFile.Problem {
+            throw DataError(path: path, p.problem)
+        }
+        defer { close(file.fd) }
+        var collector = Collector<T>(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, parse: parse)
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { readSome(file.fd, $0) }
+            if n < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
+            }
+            if n == 0 { break }
+            total += n
+            if total > maxFileBytes {  // grew while being read
+                throw DataError(path: path, "more than the \(CheckedAllocation.describe(bytes: maxFileBytes)) allowed for a JSONL file")
+            }
+            try collector.feed(chunk[0..<n])
+        }
+        return try collector.finish()
+    }
+
+    /// Lines to values, for `read`, `parse` and `lines` alike.
+    private struct Collector<T> {
+        let path: String
+        let skipBadLines: Bool
+        let parse: (ArraySlice<UInt8>) -> Result<T, LineProblem>
+        var splitter: LineSplitter
         var values: [(value: T, line: Int)] = []
         var skipped: [SkippedLine] = []
-        var lineStart = 0
-        var lineNumber = 0
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { lineStart = 3 }
-        while lineStart < bytes.count {
-            lineNumber += 1
-            let newline = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
-            var lineEnd = newline
-            if lineEnd > lineStart && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-            let line = bytes[lineStart..<lineEnd]
-            lineStart = newline + 1
-            if line.allSatisfy(isJSONWhitespace) { continue }
-            switch parse(line) {
-            case .success(let value): values.append((value, lineNumber))
+
+        init(path: String, skipBadLines: Bool, maxLineBytes: Int, parse: @escaping (ArraySlice<UInt8>) -> Result<T, LineProblem>) {
+            self.path = path
+            self.skipBadLines = skipBadLines
+            self.parse = parse
+            splitter = LineSplitter(maxLineBytes: maxLineBytes)
+        }
+
+        mutating func feed(_ bytes: ArraySlice<UInt8>) throws {
+            var s = splitter
+            defer { splitter = s }
+            try s.feed(bytes) { try take($0, $1) }
+        }
+
+        mutating func finish() throws -> (values: [(value: T, line: Int)], skipped: [SkippedLine]) {
+            var s = splitter
+            try s.finish { try take($0, $1) }
+            return (values, skipped)
+        }
+
+        private mutating func take(_ lineNumber: Int, _ line: LineSplitter.Line) throws {
+            let parsed: Result<T, LineProblem>
+            switch line {
+            case .text(let bytes): parsed = parse(bytes)
+            case .tooLong: parsed = .failure(LineProblem("line longer than \(splitter.maxLineBytes) bytes"))
+            }
+            switch parsed {
+            case .success(let value):
+                values.append((value, lineNumber))
             case .failure(let problem):
                 guard skipBadLines else { throw DataError(path: path, line: lineNumber, problem.reason) }
                 skipped.append(SkippedLine(path: path, line: lineNumber, reason: problem.reason))
             }
         }
-        return (values, skipped)
     }
 
     /// Why one line was rejected; becomes `path:line: reason`.
@@ -233,7 +300,7 @@ public enum JSONLReader {
                 throw LineProblem("messages[\(index)]: \(problem.reason)")
             }
             guard let role = ChatMessage.Role(rawValue: roleName) else {
-                throw LineProblem("messages[\(index)]: unknown role \"\(roleName)\" (expected system, user or assistant)")
+                throw LineProblem("messages[\(index)]: unknown role \(JSONText.brief(roleName)) (expected system, user or assistant)")
             }
             messages.append(ChatMessage(role: role, content: content))
         }
@@ -251,10 +318,6 @@ public enum JSONLReader {
         return string
     }
 
-    private static func isJSONWhitespace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
-    }
-
     /// Foundation's own message ("The data is not in the correct format") says nothing;
     /// the debug description carries the position ("Invalid value around character 8").
     private static func describeJSONError(_ error: Error) -> String {
@@ -262,31 +325,6 @@ public enum JSONLReader {
         var text = (nsError.userInfo["NSDebugDescription"] as? String) ?? nsError.localizedDescription
         while text.hasSuffix(".") { text.removeLast() }
         return text
-    }
-
-    /// POSIX reads give the real reason (`Permission denied`, `Is a directory`) where
-    /// Foundation's file errors give a generic sentence.
-    static func readBytes(path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        if fd < 0 {
-            let code = errno
-            if code == ENOENT { throw DataError(path: path, "no such file") }
-            throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { readSome(fd, $0) }
-            if n < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                throw DataError(path: path, "cannot read (\(String(cString: strerror(code))))")
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return bytes
     }
 }
 

@@ -17,8 +17,7 @@ public struct PairRecord: Sendable, Equatable {
 public enum PairReader {
     public static func read(path: String, skipBadLines: Bool = false,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
-        let bytes = try JSONLReader.readBytes(path: path)
-        let (pairs, skipped) = try JSONLReader.lines(bytes, path: path, skipBadLines: skipBadLines) {
+        let (pairs, skipped) = try JSONLReader.lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
             parseLine($0, maxLineBytes: maxLineBytes)
         }
         if pairs.isEmpty {

@@ -1,0 +1,114 @@
+import Foundation
+import XCTest
+
+/// Issue 18 through the binary: endless or non-regular inputs, absurd model configs, and
+/// non-finite weights end in one line and exit code 1 within the timeout, under an
+/// address-space limit (`prlimit --as`) that the old whole-file reads and eager layouts broke.
+final class HostileInputCLITests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("ModelsTests/Fixtures/hf").path
+    /// 1.5 GB of address space: the binary needs about 0.3 GB to start.
+    static let memoryLimit = "--as=1500000000"
+
+    /// `sft-dist args…` under the memory limit and a 60 s timeout, `stdin` from a file.
+    func limited(_ args: [String], stdin: String = "/dev/null", cwd: String? = nil) -> CLI.Result {
+        CLI.run(["sh", "-c", "exec prlimit \(Self.memoryLimit) \"$@\" < \"$0\"", stdin, CLI.binary] + args, seconds: 60, cwd: cwd)
+    }
+
+    func expectOneLine(_ r: CLI.Result, _ fragment: String, code: Int32 = 1, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, code, r.all, file: file, line: line)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("sft-dist: error") }
+        XCTAssertEqual(errors.count, 1, r.all, file: file, line: line)
+        XCTAssertTrue(errors.first?.contains(fragment) ?? false, "expected \"\(fragment)\" in: \(r.all)", file: file, line: line)
+    }
+
+    func testEndlessAndNonRegularInputsEndInOneLine() throws {
+        let dir = CLI.tempDir("hostile-streams")
+        // Standard input that never ends.
+        expectOneLine(limited(["tokenize"], stdin: "/dev/zero"), "standard input: more than the 64.0 MiB allowed")
+        // A device as data, on one rank and on two.
+        expectOneLine(limited(["train", "--model", "tiny", "--data", "/dev/zero", "--steps", "1", "--out", dir + "/a"]),
+                      "/dev/zero: not a regular file (a character device)")
+        let two = CLI.mpirun(2, ["train", "--model", "tiny", "--data", "/dev/zero", "--steps", "1", "--out", dir + "/b"], seconds: 60)
+        XCTAssertNotEqual(two.status, 0, two.all)
+        XCTAssertTrue(two.stderr.contains("/dev/zero: not a regular file"), two.all)
+        // A 4 GiB sparse file whose second line never ends: refused at the line limit, never held.
+        let sparse = dir + "/sparse.jsonl"
+        XCTAssertTrue(FileManager.default.createFile(atPath: sparse, contents: Data(#"{"prompt": "a", "completion": "b"}"#.utf8 + [0x0A])))
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: sparse))
+        try h.truncate(atOffset: 1 << 32)
+        try h.close()
+        expectOneLine(limited(["eval", "--model", "tiny", "--data", sparse]), sparse + ":2: line longer than 1048576 bytes")
+        // A FIFO as --prompts.
+        XCTAssertEqual(mkfifo(dir + "/prompts.jsonl", 0o644), 0)
+        expectOneLine(limited(["generate", "--model", "tiny", "--prompts", dir + "/prompts.jsonl"]), "prompts.jsonl: not a regular file (a FIFO)")
+    }
+
+    /// A copy of a fixture model with `edit` applied to its config.json.
+    func model(_ name: String, in dir: String, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
+        let copy = dir + "/" + name
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/models/" + name, toPath: copy)
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copy + "/config.json"))) as! [String: Any]
+        edit(&cfg)
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: copy + "/config.json"))
+        return copy
+    }
+
+    func testAbsurdModelFilesEndInOneLine() throws {
+        let dir = CLI.tempDir("hostile-models")
+        let deep = try model("gpt2", in: dir) { $0["n_layer"] = 1_000_000_000 }
+        expectOneLine(limited(["tokenize", "--model", deep, "hi"]), deep + "/config.json: the model has", code: 5)
+        expectOneLine(limited(["eval", "--model", deep, "--data", "/dev/null"]), deep + "/config.json: the model has", code: 5)
+        let wide = try model("llama", in: dir) { $0["hidden_size"] = 1 << 40; $0["intermediate_size"] = 1 << 40; $0["head_dim"] = 8 }
+        expectOneLine(limited(["tokenize", "--model", wide, "hi"]), wide + "/config.json: the model's size overflows")
+        let fifo = try model("qwen2", in: dir)
+        try FileManager.default.removeItem(atPath: fifo + "/model.safetensors")
+        XCTAssertEqual(mkfifo(fifo + "/model.safetensors", 0o644), 0)
+        expectOneLine(limited(["generate", "--model", fifo, "--prompt", "hi"]), fifo + "/model.safetensors: not a regular file")
+        let zero = try model("gpt2", in: dir)
+        try FileManager.default.removeItem(atPath: zero + "/config.json")
+        try FileManager.default.createSymbolicLink(atPath: zero + "/config.json", withDestinationPath: "/dev/zero")
+        expectOneLine(limited(["tokenize", "--model", zero, "hi"]), zero + "/config.json: not a regular file (a character device)")
+        // A tokenizer.json the size of one with 10^6 added tokens (136 MB): refused before parsing.
+        let big = dir + "/tokenizer.json"
+        XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: Data("{".utf8)))
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
+        try h.truncate(atOffset: 136_000_000)
+        try h.close()
+        expectOneLine(limited(["tokenize", "--tokenizer", big, "hi"]), big + ": is 129.7 MiB, more than the 64.0 MiB allowed for a tokenizer.json")
+        let nan = try model("gpt2", in: dir)
+        try Data(#"{"model_type": "gpt2", "n_embd": NaN}"#.utf8).write(to: URL(fileURLWithPath: nan + "/config.json"))
+        expectOneLine(limited(["tokenize", "--model", nan, "hi"]), "(NaN and Infinity are not JSON numbers)")
+    }
+
+    /// A NaN weight: refused at load, naming the tensor, instead of `nan` in score's JSON.
+    func testNonFiniteWeightsAreRefusedByScoreEvalAndGenerate() throws {
+        let dir = CLI.tempDir("hostile-nan")
+        let trained = dir + "/run"
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--out", trained, "--eval-every", "0"], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        let weights = trained + "/model/model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: weights)))
+        let headerEnd = 8 + Int(bytes[0]) + Int(bytes[1]) << 8 + Int(bytes[2]) << 16
+        for (k, b) in [0x00, 0x00, 0xC0, 0x7F].enumerated() { bytes[headerEnd + 4 + k] = UInt8(b) }  // element 1 of the first tensor = NaN
+        try Data(bytes).write(to: URL(fileURLWithPath: weights))
+        let data = dir + "/d.jsonl"
+        try Data(#"{"prompt": "a", "completion": "b"}"#.utf8).write(to: URL(fileURLWithPath: data))
+        for args in [["score", "--data", data], ["eval", "--data", data], ["generate", "--prompt", "a"]] {
+            expectOneLine(limited(args + ["--model", trained + "/model"]), "non-finite value (first: nan at element 1)")
+        }
+    }
+
+    /// 150,000 spaces in one text: BPE merging finishes in seconds (it was quadratic).
+    func testLongWhitespaceRunTokenizesQuickly() throws {
+        let dir = CLI.tempDir("hostile-spaces")
+        let text = dir + "/spaces.txt"
+        try Data(String(repeating: " ", count: 150_000).utf8).write(to: URL(fileURLWithPath: text))
+        for kind in ["gpt2", "llama3"] {
+            let r = limited(["tokenize", "--tokenizer", Self.fixtures + "/tokenizers/\(kind)/tokenizer.json"], stdin: text)
+            XCTAssertEqual(r.status, 0, "\(kind): \(r.stderr)")
+            XCTAssertTrue(r.stdout.hasPrefix("["), kind)
+        }
+    }
+}
