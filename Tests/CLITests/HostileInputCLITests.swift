@@ -77,6 +77,14 @@ final class HostileInputCLITests: XCTestCase {
         try h.truncate(atOffset: 136_000_000)
         try h.close()
         expectOneLine(limited(["tokenize", "--tokenizer", big, "hi"]), big + ": is 129.7 MiB, more than the 64.0 MiB allowed for a tokenizer.json")
+        // The same 10^6 added tokens written compactly (≈ 40 MB, under the size limit): Foundation's
+        // parse of them took ≈ 3 GB; they are counted and refused before parsing, under the limit.
+        let compact = dir + "/compact-tokenizer.json"
+        var text = #"{"model": {"type": "BPE", "vocab": {}, "merges": []}, "added_tokens": ["#
+        text += (0..<1_000_000).map { #"{"id":\#($0),"content":"<t\#($0)>","special":true}"# }.joined(separator: ",")
+        text += "]}"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: compact))
+        expectOneLine(limited(["tokenize", "--tokenizer", compact, "hi"]), compact + ": more than 135168 JSON objects")
         let nan = try model("gpt2", in: dir)
         try Data(#"{"model_type": "gpt2", "n_embd": NaN}"#.utf8).write(to: URL(fileURLWithPath: nan + "/config.json"))
         expectOneLine(limited(["tokenize", "--model", nan, "hi"]), "(NaN and Infinity are not JSON numbers)")

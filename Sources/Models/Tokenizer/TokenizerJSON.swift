@@ -34,6 +34,13 @@ struct TokenizerJSON {
     var bosFromTemplate: String?
 
     init(path: String, data: Data) throws {
+        // Every added token is a JSON object, and Foundation's parse of many small objects
+        // takes ≈ 100× the text's size: count them first (the rest of a tokenizer.json holds a
+        // handful), so 10^6 added tokens are refused without parsing.
+        let objectLimit = Self.maxAddedTokens + 4096
+        guard JSONNesting.objectCount(data, limit: objectLimit) <= objectLimit else {
+            throw ModelError("\(path): more than \(objectLimit) JSON objects; at most \(Self.maxAddedTokens) added tokens (one object each) are supported")
+        }
         let root = try JSONObjectFile.parse(data, path: path)
         func bad(_ field: String, _ problem: String) -> ModelError { ModelError("\(path): field \"\(field)\" \(problem)") }
 
