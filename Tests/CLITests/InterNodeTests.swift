@@ -167,4 +167,19 @@ final class InterNodeTests: XCTestCase {
             XCTAssertTrue(touches.isEmpty, "\(trace): rank 1 touched the output directory:\n\(touches.prefix(10).joined(separator: "\n"))")
         }
     }
+
+    /// Without a shared file system the built-in data must not come from rank 0's disk: rank 1
+    /// runs in its own directory, where rank 0's `run/data/` does not exist, and the losses
+    /// equal those of both ranks in one directory.
+    func testBuiltinDataNeedsNoSharedFileSystem() throws {
+        let args = ["train", "--model", "tiny", "--steps", "4", "--batch-size", "8", "--micro-batch-size", "2",
+                    "--eval-every", "0", "--eval-examples", "2", "--max-new-tokens", "2", "--quiet", "--out", "run"]
+        let (node0, node1, shared) = (CLI.tempDir("builtin-node0"), CLI.tempDir("builtin-node1"), CLI.tempDir("builtin-shared"))
+        _ = try run(mpirun([(node0, []), (node1, [])], [], args))
+        _ = try run(mpirun([(shared, []), (shared, [])], [], args))
+        let separate = CLI.losses(node0 + "/run")
+        XCTAssertEqual(separate.count, 4)
+        XCTAssertEqual(separate, CLI.losses(shared + "/run"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: node1 + "/run"), "rank 1 wrote into its directory")
+    }
 }

@@ -40,6 +40,20 @@ public struct RunSetup {
                 return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
                                          template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
             }
+            if recipe.data == builtinData {
+                // Every rank builds the built-in tasks in memory (the records rank 0 writes to
+                // OUT/data/, named by those paths), so no rank needs rank 0's disk.
+                let (trainRecords, heldRecords) = builtinRecords(seed: recipe.seed)
+                func dataset(_ records: [[String: String]], _ path: String) throws -> Dataset {
+                    let sourced = records.enumerated().map { i, r in
+                        SourcedRecord(record: .promptCompletion(prompt: r["prompt"] ?? "", completion: r["completion"] ?? ""),
+                                      path: path, line: i + 1)
+                    }
+                    return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
+                                       truncation: truncation, template: template)
+                }
+                return (try dataset(trainRecords, paths.train), try dataset(heldRecords, paths.heldOut!))
+            }
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
             if let h = paths.heldOut {
@@ -103,20 +117,25 @@ public struct RunSetup {
 
     public static let builtinData = "builtin:tasks"
 
-    /// Materialises the built-in task data under the output directory (so the run reads it
-    /// through the same JSONL path as user data). Nothing else is written before the inputs
-    /// have all loaded: a run that fails on bad input leaves no half-made output behind.
+    /// The built-in tasks of a run: 4,000 training rows and the held-out rows of the next 200
+    /// whose prompts never appear in training.
+    static func builtinRecords(seed: UInt64) -> (train: [[String: String]], heldOut: [[String: String]]) {
+        let records = TaskGenerator.generate(count: 4200, seed: seed)
+        let seen = Set(records[0..<4000].compactMap { $0["prompt"] })
+        return (Array(records[0..<4000]), records[4000...].filter { !seen.contains($0["prompt"] ?? "") })
+    }
+
+    /// Writes the built-in task data under the output directory for the user to read (every
+    /// rank trains on the same records built in memory). Nothing else is written before the
+    /// inputs have all loaded: a run that fails on bad input leaves no half-made output behind.
     static func prepareOutput(_ recipe: Recipe) -> String? {
         let fm = FileManager.default
         do {
             if recipe.data == builtinData {
                 try fm.createDirectory(atPath: recipe.out + "/data", withIntermediateDirectories: true)
-                let records = TaskGenerator.generate(count: 4200, seed: recipe.seed)
-                try TaskGenerator.writeJSONL(Array(records[0..<4000]), to: recipe.out + "/data/train.jsonl")
-                // Held-out prompts never appear in training.
-                let seen = Set(records[0..<4000].compactMap { $0["prompt"] })
-                let held = records[4000...].filter { !seen.contains($0["prompt"] ?? "") }
-                try TaskGenerator.writeJSONL(Array(held), to: recipe.out + "/data/heldout.jsonl")
+                let (train, held) = builtinRecords(seed: recipe.seed)
+                try TaskGenerator.writeJSONL(train, to: recipe.out + "/data/train.jsonl")
+                try TaskGenerator.writeJSONL(held, to: recipe.out + "/data/heldout.jsonl")
             }
             return nil
         } catch {
