@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import TensorCore
 @testable import Models
 
@@ -10,8 +11,7 @@ final class HostileModelInputTests: XCTestCase {
     var tmp = ""
 
     override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-hostile-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        tmp = try makeTemporaryDirectory("sft-dist-hostile")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import XCTest
+import TestSupport
 import Models
 import TensorCore
 @testable import Training
@@ -11,8 +12,7 @@ final class CheckpointUnitTests: XCTestCase {
     private var dir: String!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-ckpt-unit-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("sft-dist-ckpt-unit")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import TensorCore
 @testable import Training
 
@@ -9,8 +10,7 @@ final class HostileDataTests: XCTestCase {
     var tmp = ""
 
     override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-hostile-data-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        tmp = try makeTemporaryDirectory("sft-dist-hostile-data")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 

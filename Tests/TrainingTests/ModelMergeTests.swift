@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Models
 import TensorCore
 @testable import Training
@@ -9,8 +10,7 @@ import TensorCore
 final class ModelMergeTests: XCTestCase {
     var dir: String!
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-merge-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("sft-dist-merge")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import XCTest
+import TestSupport
 import Models
 import TensorCore
 @testable import Training
@@ -138,8 +139,7 @@ final class StatefulComponentTests: XCTestCase {
 struct TinyRun {
     let dir: String
     init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-state-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("sft-dist-state")
     }
     func remove() { try? FileManager.default.removeItem(atPath: dir) }
 
