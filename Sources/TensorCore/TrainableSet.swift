@@ -38,14 +38,6 @@ public struct TrainableSet: Sendable, Equatable {
 
     public var isEmpty: Bool { count == 0 }
 
-    /// The parts of `range` that are trainable, in order.
-    public func intersection(_ range: Range<Int>) -> [Range<Int>] {
-        ranges.compactMap { r in
-            let lo = max(r.lowerBound, range.lowerBound), hi = min(r.upperBound, range.upperBound)
-            return lo < hi ? lo..<hi : nil
-        }
-    }
-
     public func contains(_ index: Int) -> Bool { ranges.contains { $0.contains(index) } }
 
     /// Marks each parameter tensor of `store` trainable or frozen (`requiresGrad`) and zeroes

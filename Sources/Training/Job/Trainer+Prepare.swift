@@ -31,7 +31,7 @@ extension Trainer {
         // Global normalisers (allreduced, so no rank assumes the others).
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
                                Int64(micro.reduce(0) { $0 + sequenceCount($1) }),
-                               Int64(micro.reduce(0) { total, mb in total + mb.segments.filter { $0 >= 0 }.count })]
+                               Int64(micro.reduce(0) { total, mb in total + mb.segments.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } })]
         comm.allreduce(&counts, op: .sum)
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)

@@ -12,11 +12,6 @@ public protocol Optimizer: AnyObject {
     func restore(_ state: [String: [Float]]) throws
 }
 
-public struct OptimizerError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
-
 /// Which parameters get weight decay: matrices yes; biases, norm gains and nothing else
 /// (the usual GPT-2 / nanoGPT split). As flat ranges, so the update loop stays flat.
 func decayRanges(_ params: ParameterStore) -> [Range<Int>] {
