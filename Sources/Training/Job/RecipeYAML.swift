@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Yams
 
 /// Reading a recipe file without trusting it: Yams parses, but only text that cannot hurt it.
@@ -117,11 +118,17 @@ extension Recipe {
     /// Loads a YAML recipe from a regular file. Errors name the file (and the line and key).
     public static func load(path: String) throws -> Recipe {
         var st = stat()  // follows symlinks: a link to a recipe is fine, a FIFO or /dev/zero is not
-        guard stat(path, &st) == 0 else { throw RecipeError("\(path): no such recipe file") }
+        guard stat(path, &st) == 0 else {
+            let code = errno
+            throw RecipeError(code == ENOENT ? "\(path): no such recipe file" : "\(path): cannot read recipe (\(String(cString: strerror(code))))")
+        }
         guard st.st_mode & S_IFMT == S_IFREG else { throw RecipeError("\(path): not a regular file (a recipe is a YAML file)") }
         guard let h = FileHandle(forReadingAtPath: path) else { throw RecipeError("\(path): cannot read recipe") }
         defer { try? h.close() }
-        let data = (try? h.read(upToCount: RecipeYAML.maxBytes + 1)) ?? Data()
+        let data: Data
+        do { data = try h.read(upToCount: RecipeYAML.maxBytes + 1) ?? Data() } catch {
+            throw RecipeError("\(path): cannot read recipe (\(MessageText.reason(error, for: path)))")
+        }
         guard data.count <= RecipeYAML.maxBytes else { throw RecipeError("\(path): larger than \(RecipeYAML.maxBytes) bytes; that is not a recipe") }
         guard let text = String(data: data, encoding: .utf8) else { throw RecipeError("\(path): not UTF-8 text") }
         return try parse(yaml: text, source: path)

@@ -20,7 +20,7 @@ public enum Settings {
     public static let topK = Setting<Int>("top_k", .within(0...16_777_216), "Sample from the k most likely tokens (0 = all).")
     public static let seed = Setting<UInt64>("seed", .any, "Seed for initialisation, data order and sampling.")
     public static let threads = Setting<Int>("threads", .within(1...1024), "OpenBLAS threads per rank (default: OPENBLAS_NUM_THREADS).")
-    public static let scorerTimeout = Setting<Double>("scorer_timeout", .within(0, 86_400, openLow: true), "Seconds an external scorer may take per batch.")
+    public static let scorerTimeout = Setting<Double>("scorer_timeout", .within(0, ExternalScorer.maxTimeout, openLow: true), "Seconds an external scorer may take per batch.")
     public static let exampleCount = Setting<Int>("count", .within(1...10_000_000), "Number of examples.")
     /// "Every N steps" settings; 0 means never (or what each one's help says).
     public static let everySteps = Setting<Int>("every", .within(0...100_000_000), "Every N steps.")
