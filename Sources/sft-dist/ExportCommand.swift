@@ -17,11 +17,6 @@ struct Export: ParsableCommand {
     @Option(help: "Output directory (replaced atomically if it exists).") var out: String
 
     func run() throws {
-        do {
-            print(try ModelDirectory.export(from: model, to: out))
-        } catch {
-            printError("sft-dist: error: \(error)")
-            throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
-        }
+        print(try ModelDirectory.export(from: model, to: out))
     }
 }

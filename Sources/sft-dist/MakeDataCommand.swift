@@ -36,12 +36,8 @@ struct MakeData: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let options = try options()
-            try TaskGenerator.writeJSONL(TaskGenerator.rows(count: count, seed: seed, options: options),
-                                         options: options, to: out)
-        } catch {
-            printError("sft-dist: error: \(error)"); throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
-        }
+        let options = try options()
+        try TaskGenerator.writeJSONL(TaskGenerator.rows(count: count, seed: seed, options: options),
+                                     options: options, to: out)
     }
 }

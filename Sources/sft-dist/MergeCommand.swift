@@ -19,12 +19,7 @@ struct Merge: ParsableCommand {
     @Option(help: "Output directory (replaced atomically if it exists).") var out: String
 
     func run() throws {
-        do {
-            print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
-        } catch {
-            printError("sft-dist: error: \(error)")
-            throw ExitCode(error is OutputError ? Fatal.Code.output : Fatal.Code.input)
-        }
+        print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
     }
 
     func parsedWeights() throws -> [Double]? {

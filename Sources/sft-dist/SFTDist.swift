@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Training
 
@@ -33,7 +34,8 @@ struct SFTDist: ParsableCommand {
                 let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? text
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
             }
-            Foundation.exit(1)
+            // An error that names its class (OutputError: 6, a model too large: 5) exits with it.
+            Foundation.exit((error as? FatalExitCode)?.fatalExitCode ?? Fatal.Code.input)
         }
     }
 }

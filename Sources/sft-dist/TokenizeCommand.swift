@@ -21,22 +21,16 @@ struct Tokenize: ParsableCommand {
             printError("sft-dist: error: give --model or --tokenizer, not both"); throw ExitCode(1)
         }
         if let path = self.tokenizer {
-            do { tokenizer = try BPETokenizer(path: path) } catch {
-                printError("sft-dist: error: \(error)"); throw ExitCode(1)
-            }
+            tokenizer = try BPETokenizer(path: path)
         } else if let model {
-            do { tokenizer = try RunSetup.loadModel(model, seed: 0).1 } catch {
-                printError("sft-dist: error: \(error)"); throw ExitCode((error as? FatalExitCode)?.fatalExitCode ?? 1)
-            }
+            tokenizer = try RunSetup.loadModel(model, seed: 0).1
         } else {
             tokenizer = ByteTokenizer()
         }
         var input = text ?? ""
         if text == nil {
-            do {
-                input = String(decoding: try InputFile.readAll(0, limit: Self.maxInputBytes, name: "standard input",
-                                                               what: "tokenize input"), as: UTF8.self)
-            } catch { printError("sft-dist: error: \(error)"); throw ExitCode(1) }
+            input = String(decoding: try InputFile.readAll(0, limit: Self.maxInputBytes, name: "standard input",
+                                                           what: "tokenize input"), as: UTF8.self)
         }
         let ids = plain ? tokenizer.encodePlain(input) : tokenizer.encode(input)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
