@@ -6,21 +6,15 @@ public enum JSONNesting {
     /// The deepest nesting in `bytes` (brackets inside strings do not count); stops counting
     /// once `limit` is passed, so the answer is at most `limit + 1`.
     public static func depth<C: Collection>(_ bytes: C, limit: Int) -> Int where C.Element == UInt8 {
-        var depth = 0, deepest = 0, inString = false, escaped = false
-        for b in bytes {
-            if inString {
-                if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
-                continue
-            }
-            switch b {
-            case 0x22: inString = true
-            case 0x5B, 0x7B:
+        var depth = 0, deepest = 0
+        forEachBracket(bytes) { b in
+            if b == 0x5B || b == 0x7B {
                 depth += 1
                 deepest = max(deepest, depth)
-                if deepest > limit { return deepest }
-            case 0x5D, 0x7D: depth = max(0, depth - 1)
-            default: break
+                return deepest <= limit
             }
+            depth = max(0, depth - 1)
+            return true
         }
         return deepest
     }
@@ -30,17 +24,27 @@ public enum JSONNesting {
     /// many small objects be refused before Foundation parses it (its objects cost ≈ 100 bytes
     /// of memory for every byte of such text).
     public static func objectCount<C: Collection>(_ bytes: C, limit: Int) -> Int where C.Element == UInt8 {
-        var count = 0, inString = false, escaped = false
+        var count = 0
+        forEachBracket(bytes) { b in
+            if b == 0x7B { count += 1 }
+            return count <= limit
+        }
+        return count
+    }
+
+    /// Calls `body` with each `[ ] { }` outside strings, until it returns false.
+    private static func forEachBracket<C: Collection>(_ bytes: C, _ body: (UInt8) -> Bool) where C.Element == UInt8 {
+        var inString = false, escaped = false
         for b in bytes {
             if inString {
                 if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
                 continue
             }
-            if b == 0x22 { inString = true } else if b == 0x7B {
-                count += 1
-                if count > limit { return count }
+            switch b {
+            case 0x22: inString = true
+            case 0x5B, 0x5D, 0x7B, 0x7D: if !body(b) { return }
+            default: break
             }
         }
-        return count
     }
 }
