@@ -20,11 +20,14 @@ final class ObjectiveGradientTests: XCTestCase {
         ("token-clean", [:]), ("token-clean", ["ratio": "0.3"]),
         ("forgetting", [:]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1"]),
         ("dpo", [:]), ("dpo", ["beta": "2"]),
+        ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
+        ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives.
     func batch(_ name: String) throws -> ObjectiveTestBatch {
-        try makeObjective(name).requirements.pairs ? .randomPairs() : .random()
+        let r = try makeObjective(name).requirements
+        return r.pairs ? .randomPairs() : r.rollouts ? .randomRollouts() : .random()
     }
 
     func testEveryNameIsRegisteredAndCovered() throws {
