@@ -116,6 +116,32 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     return loss.item(), logits.grad
 
 
+def chord_loss(examples, T, current, advantages, expert, mu, phi, eps):
+    """Trinity-RFT's MIXCHORDPolicyLossFn on the same batch, `expert` marking demonstrations:
+    (1 − μ)·token-mean PPO over rollout tokens + μ·token-mean of −sg(w)·logp over expert tokens,
+    w = p(1 − p) (CHORD-φ) or 1 (CHORD-μ)."""
+    logits = current.double().clone().requires_grad_(True)
+    lsm = torch.log_softmax(logits, dim=-1)
+    rl, sft, n_rl, n_sft = 0.0, 0.0, 0, 0
+    for e, x in enumerate(examples):
+        for t in range(len(x["ids"]) - 1):
+            if not x["loss_mask"][t + 1]:
+                continue
+            logp = lsm[e * T + t, x["ids"][t + 1]]
+            if expert[e]:
+                w = (logp.exp() * (1 - logp.exp())).detach() if phi else 1.0
+                sft = sft - w * logp
+                n_sft += 1
+            else:
+                ratio = torch.exp(logp - x["behaviour"][t + 1])
+                A = advantages[e]
+                rl = rl - torch.min(ratio * A, torch.clamp(ratio, 1 - eps, 1 + eps) * A)
+                n_rl += 1
+    loss = (1 - mu) * rl / n_rl + mu * sft / n_sft
+    loss.backward()
+    return loss.item(), logits.grad
+
+
 def main():
     g = torch.Generator().manual_seed(20261212)
     examples, T, current, reference = make_batch(g)
@@ -128,6 +154,16 @@ def main():
             loss, grad = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta)
             args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
             configs.append({"args": args, "loss": loss, "grad": grad.tolist()})
+    # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
+    # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
+    import math
+    expert = [False, True, False, False, True, False]
+    mu = 0.5 * 0.5 * (1 + math.cos(math.pi / 4)) + 0.1
+    chord = []
+    for phi in [True, False]:
+        loss, grad = chord_loss(examples, T, current, advantages, expert, mu, phi, 0.2)
+        args = {"mu_peak": "0.6", "mu_valley": "0.1", "mu_warmup": "0", "mu_decay": "4", "phi": "true" if phi else "false"}
+        chord.append({"args": args, "loss": loss, "grad": grad.tolist()})
     out = {
         "vocab": V, "seq_len": T, "max_completion_length": MAX_COMPLETION_LENGTH,
         "advantages": [{"rewards": r, "group_size": G,
@@ -136,6 +172,8 @@ def main():
         "examples": examples,
         "logits": {"current": current.tolist(), "reference": reference.tolist()},
         "configurations": configs,
+        "chord_expert": expert,
+        "chord": chord,
     }
     with open(OUT, "w") as fh:
         json.dump(out, fh, separators=(",", ":"))

@@ -16,8 +16,8 @@ final class GRPOCLITests: XCTestCase {
 
     /// `numeric` with a 30 % tolerance: rollouts of one prompt often disagree, so groups carry
     /// signal; two generations of two steps each, so steps 2 and 4 reuse rollouts off-policy.
-    static func grpo(_ extra: [String] = []) -> [String] {
-        ["train", "--model", warm, "--objective", "grpo", "--reward", "numeric", "--reward-arg", "numeric.tolerance=0.3",
+    static func grpo(_ extra: [String] = [], objective: String = "grpo") -> [String] {
+        ["train", "--model", warm, "--objective", objective, "--reward", "numeric", "--reward-arg", "numeric.tolerance=0.3",
          "--reward", "format=0.1", "--rollouts", "4", "--batch-size", "16", "--micro-batch-size", "3", "--steps", "4",
          "--steps-per-generation", "2", "--max-completion-length", "6", "--lr", "3e-3", "--warmup-steps", "0",
          "--eval-examples", "0", "--eval-every", "0", "--quiet"] + extra
@@ -27,10 +27,20 @@ final class GRPOCLITests: XCTestCase {
                               "frac_reward_zero_std", "completions/mean_length", "completions/max_length", "completions/clipped_ratio"]
 
     func testRolloutsRewardsAndLossesAreRankCountInvariant() throws {
+        try assertRankCountInvariant(objective: "grpo")
+    }
+
+    /// CHORD adds demonstrations (expert share 0.2: 4 per step of 16 rollouts) and a μ schedule.
+    func testCHORDIsRankCountInvariant() throws {
+        try assertRankCountInvariant(objective: "chord", ["--objective-arg", "mu_decay=4", "--objective-arg", "mu_peak=0.5",
+                                                          "--objective-arg", "mu_valley=0.05"])
+    }
+
+    func assertRankCountInvariant(objective: String, _ extra: [String] = []) throws {
         var runs: [[[String: Double]]] = []
         for n in [1, 2, 4] {
-            let out = CLI.tempDir("grpo-n\(n)")
-            let r = CLI.mpirun(n, Self.grpo(["--out", out]), seconds: 180)
+            let out = CLI.tempDir("\(objective)-n\(n)")
+            let r = CLI.mpirun(n, Self.grpo(["--out", out] + extra, objective: objective), seconds: 180)
             XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
             runs.append(CLI.trainingRows(out))
         }
@@ -42,14 +52,17 @@ final class GRPOCLITests: XCTestCase {
         XCTAssertEqual(runs[0][1]["generate_s"], 0, "step 2 reuses step 1's generation")
         for (k, n) in [2, 4].enumerated() {
             for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
-                for key in Self.rolloutKeys { XCTAssertEqual(a[key], b[key], "step \(i + 1) \(key), -n 1 vs -n \(n)") }
+                for key in Self.rolloutKeys + (objective == "chord" ? ["expert_sequences"] : []) {
+                    XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(n)")
+                }
+                if objective == "chord" { XCTAssertEqual(a["mu"] ?? .nan, b["mu"] ?? .nan, accuracy: 1e-7, "step \(i + 1) mu") }
                 let la = a["loss"] ?? .nan, lb = b["loss"] ?? .nan
                 // The loss is a mean of O(1) terms −A·ratio whose advantages sum to 0 per group, so
                 // it is near 0 and its float32 noise (the sampler's log-probs differ by ~1e-7 between
                 // decode batch layouts) is absolute, not relative.
-                XCTAssertEqual(la, lb, accuracy: 1e-6 + 1e-5 * abs(la), "step \(i + 1) loss, -n 1 vs -n \(n)")
+                XCTAssertEqual(la, lb, accuracy: 1e-6 + 1e-5 * abs(la), "\(objective) step \(i + 1) loss, -n 1 vs -n \(n)")
                 let ga = a["grad_norm"] ?? .nan, gb = b["grad_norm"] ?? .nan
-                XCTAssertEqual(ga, gb, accuracy: 1e-4 * max(ga, 1e-3), "step \(i + 1) grad_norm, -n 1 vs -n \(n)")
+                XCTAssertEqual(ga, gb, accuracy: 1e-4 * max(ga, 1e-3), "\(objective) step \(i + 1) grad_norm, -n 1 vs -n \(n)")
             }
         }
     }

@@ -8,15 +8,19 @@ final class FixedRolloutProducer: StepProducer {
     let examples: [Example]
     let advantages: [Float]
     let behaviour: [[Float]]
-    init(examples: [Example], advantages: [Float], behaviour: [[Float]]) {
+    /// Per sequence; demonstrations (for mixing objectives) carry no behaviour log-probs.
+    let origins: [SequenceOrigin]
+    init(examples: [Example], advantages: [Float], behaviour: [[Float]], origins: [SequenceOrigin]? = nil) {
         precondition(examples.count == advantages.count && examples.count == behaviour.count)
         self.examples = examples; self.advantages = advantages; self.behaviour = behaviour
+        self.origins = origins ?? examples.map { _ in .rollout }
     }
     func prepare(_ p: StepPreparation) -> StepBatch {
         StepBatch(step: p.step, sequences: examples.indices.map { e in
-            var s = StepSequence(example: e, origin: .rollout, ids: examples[e].ids, lossMask: examples[e].lossMask,
+            var s = StepSequence(example: e, origin: origins[e], ids: examples[e].ids, lossMask: examples[e].lossMask,
                                  promptLength: examples[e].promptLength)
-            s.advantage = advantages[e]; s.behaviourLogProbs = behaviour[e]; s.group = e / 2
+            s.advantage = advantages[e]; s.group = e / 2
+            if origins[e] != .demonstration { s.behaviourLogProbs = behaviour[e] }
             return s
         })
     }

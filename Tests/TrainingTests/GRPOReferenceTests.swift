@@ -19,6 +19,8 @@ final class GRPOReferenceTests: XCTestCase {
         var examples: [Example]
         var logits: Logits
         var configurations: [Configuration]
+        var chord_expert: [Bool]
+        var chord: [Configuration]
     }
 
     static let fixture: Fixture = {
@@ -50,7 +52,7 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertNotEqual(a.advantages[3], 0)
     }
 
-    var harness: TrainerHarness {
+    func harness(origins: [SequenceOrigin]? = nil) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
             Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
@@ -58,7 +60,7 @@ final class GRPOReferenceTests: XCTestCase {
         var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
                                reference: f.logits.reference.flatMap { $0 }, microBatchSize: 2, totalSteps: 4)
         let advantages = f.examples.map(\.advantage), behaviour = f.examples.map(\.behaviour)
-        h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour) }
+        h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins) }
         let maxCompletion = f.max_completion_length
         h.configureObjective = { ($0 as? GRPOObjective)?.maxCompletionLength = maxCompletion }
         return h
@@ -68,7 +70,7 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertEqual(Set(Self.fixture.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
         for c in Self.fixture.configurations {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
-                var h = harness
+                var h = harness()
                 h.microBatchSize = micro
                 let got = try h.run("grpo", c.args, ranks: ranks)[0]
                 let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
@@ -80,6 +82,27 @@ final class GRPOReferenceTests: XCTestCase {
                 for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
                 XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
                 if c.args["beta"] != "0.0" { XCTAssertNotNil(got.diagnostics["kl"], label) }
+            }
+        }
+    }
+
+    /// CHORD (Trinity-RFT's MIXCHORDPolicyLossFn) with two of the six sequences demonstrations,
+    /// CHORD-φ and CHORD-μ, μ at step 1 of a cosine decay; per-type token counts are global.
+    func testCHORDMatchesTrinityAtAnySplit() throws {
+        let origins = Self.fixture.chord_expert.map { $0 ? SequenceOrigin.demonstration : .rollout }
+        for c in Self.fixture.chord {
+            for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
+                var h = harness(origins: origins)
+                h.microBatchSize = micro
+                let got = try h.run("chord", c.args, ranks: ranks)[0]
+                let label = "chord \(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
+                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                let expected = c.grad.flatMap { $0 }
+                let scale = expected.map(abs).max() ?? 0
+                var worst = 0.0
+                for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
+                XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
+                XCTAssertEqual(got.diagnostics["mu"] ?? .nan, 0.5 * 0.5 * (1 + cos(Double.pi / 4)) + 0.1, accuracy: 1e-6, label)
             }
         }
     }

@@ -145,8 +145,8 @@ final class ObjectiveTestBatch {
         if !behaviour.isEmpty {
             // Token-aligned: entry t + 1 of example e is the log-prob of the target at position t.
             let perSequence = rowsBySequence.map { [0] + $0.map { behaviour[$0] } }
-            let advantages = self.sequences.map(\.advantage)
-            h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: perSequence) }
+            let advantages = self.sequences.map(\.advantage), origins = self.sequences.map(\.origin)
+            h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: perSequence, origins: origins) }
         }
         return h
     }

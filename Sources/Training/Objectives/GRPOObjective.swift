@@ -57,6 +57,17 @@ public final class GRPOObjective: Objective {
         }
     }
 
+    /// PPO's clipped surrogate of one token: −min(c1·A, c2·A) with c1 = exp(clamp(logp − old,
+    /// ±20)), c2 = clip(c1, low, high); its derivative in logp (the unclipped term carries −A·c1
+    /// unless the clipped, constant, term is smaller); whether the token is in the clipped region.
+    @inline(__always)
+    static func clippedTokenLoss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
+        -> (loss: Float, dLogp: Float, ratio: Float, clipped: Bool) {
+        let c1 = expf(min(max(logp - old, -20), 20))
+        let c2 = min(max(c1, lo), hi)
+        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, (c1 < lo && a < 0) || (c1 > hi && a > 0))
+    }
+
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab
         let rollouts = input.sequences.count
@@ -73,13 +84,10 @@ public final class GRPOObjective: Objective {
             let logp = z[y] - lse
             let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
             let a = input.sequences[s].advantage
-            let c1 = expf(min(max(logp - old, -20), 20))
-            let c2 = min(max(c1, lo), hi)
-            // −min(c1·A, c2·A): the unclipped term carries the gradient −A·c1 unless the
-            // clipped (constant) term is smaller.
-            var loss = -min(c1 * a, c2 * a)
-            var dLogp: Float = c1 * a <= c2 * a ? -a * c1 : 0
-            if (c1 < lo && a < 0) || (c1 > hi && a > 0) { clipped += 1 }
+            let ppo = Self.clippedTokenLoss(logp: logp, old: old, advantage: a, low: lo, high: hi)
+            var loss = ppo.loss, dLogp = ppo.dLogp
+            let c1 = ppo.ratio
+            if ppo.clipped { clipped += 1 }
             if let ref {
                 let zr = ref + r * V
                 let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp

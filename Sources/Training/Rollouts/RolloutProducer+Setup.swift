@@ -29,5 +29,10 @@ extension RolloutProducer {
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))
+        if let mixing = setup.objective as? DemonstrationMixing {
+            demonstrations = DemonstrationShare(examples: setup.train.examples,
+                                                count: DemonstrationShare.count(share: mixing.expertShare, rollouts: settings.batchSize),
+                                                seed: r.seed)
+        }
     }
 }

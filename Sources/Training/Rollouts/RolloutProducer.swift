@@ -26,6 +26,8 @@ public final class RolloutProducer: StepProducer, StatefulComponent {
     let sampler: UniformSampler
     /// The current generation: its index and all its sequences (rewards, advantages, groups).
     var generation: (index: Int, sequences: [StepSequence])?
+    /// Mixing objectives (CHORD): training rows appended to each step batch after the rollouts.
+    public var demonstrations: DemonstrationShare?
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
 
@@ -45,7 +47,9 @@ public final class RolloutProducer: StepProducer, StatefulComponent {
                                           stopId: stopId)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
-        return StepBatch(step: p.step, sequences: slice)
+        let experts = demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? []
+        if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
+        return StepBatch(step: p.step, sequences: slice + experts)
     }
 
     /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
@@ -134,5 +138,21 @@ public final class RolloutProducer: StepProducer, StatefulComponent {
     }
     static func unpack(_ words: [UInt64], count: Int) -> [UInt8] {
         (0..<count).map { UInt8(truncatingIfNeeded: words[$0 / 8] >> (8 * UInt64($0 % 8))) }
+    }
+}
+
+/// The demonstrations a mixing objective adds to each step: `count` training rows, uniform
+/// without replacement from their own seeded stream (a pure function of (seed, step)).
+public struct DemonstrationShare {
+    public let examples: [Example]
+    public let sampler: UniformSampler
+    /// Demonstrations per step so that they are `share` of the step's sequences:
+    /// round(share/(1 − share) · rollouts) (Trinity: 256 rollouts at 0.2 → 64 demonstrations).
+    public static func count(share: Float, rollouts: Int) -> Int {
+        max(1, Int((Double(share) / (1 - Double(share)) * Double(rollouts)).rounded()))
+    }
+    public init(examples: [Example], count: Int, seed: UInt64) {
+        self.examples = examples
+        sampler = UniformSampler(datasetSize: examples.count, batchSize: count, seed: seed ^ 0x4558_5045_5254)   // "EXPERT"
     }
 }
