@@ -106,4 +106,19 @@ final class RolloutUnitTests: XCTestCase {
         XCTAssertEqual(b.generation?.sequences.first, s1)
         XCTAssertEqual(b.generation?.sequences.last?.behaviourLogProbs[2].bitPattern, Float.nan.bitPattern)
     }
+
+    /// A reward function that returns a non-finite value stops the run with a message naming
+    /// the example, whichever scorer it is (the external one refuses "nan" itself).
+    func testNonFiniteRewardIsAnErrorNamingTheExample() {
+        final class Broken: Scorer {
+            let name = "broken"
+            func score(_ items: [ScoringItem]) throws -> [Float] { items.indices.map { $0 == 1 ? .infinity : 1 } }
+        }
+        let items = (0..<3).map { ScoringItem(prompt: "p", completion: "c", reference: nil, source: "d.jsonl:\($0 + 1)") }
+        let m = RolloutScoring.score(items, with: [RewardFunction(name: "broken", scorer: Broken(), weight: 1, needsReference: false)])
+        XCTAssertEqual(m.error, "d.jsonl:2: reward broken is inf for a rollout of this prompt; rewards must be finite")
+        let ok = RolloutScoring.score(items, with: try! RewardFunction.make(specs: ["format=0.5", "regex"], args: ["regex.pattern": "c"]))
+        XCTAssertNil(ok.error)
+        XCTAssertEqual(RolloutScoring.weightedSum(ok, weights: [0.5, 1], count: 3), [1.5, 1.5, 1.5])
+    }
 }
