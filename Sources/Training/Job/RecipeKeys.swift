@@ -66,7 +66,7 @@ public struct RecipeKeys: Sendable {
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
 
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
-    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data).", resume: .mayChange)
+    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its content is not hashed, so a resumed run must name the same file).")
     public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
     public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(0, 1000, openLow: true), "Sampling temperature of the rollouts.")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
