@@ -47,3 +47,11 @@ extension Setting {
         if let value { try check(value) }
     }
 }
+
+extension Option where Value == [String] {
+    /// A repeatable `train` flag for a list key (`--reward exact --reward regex=0.2`).
+    init(recipe path: KeyPath<RecipeKeys, RecipeKey<[String]>>) {
+        let key = Recipe.declared[keyPath: path]
+        self.init(wrappedValue: [], name: .customLong(key.flag), parsing: .unconditionalSingleValue, help: ArgumentHelp(key.help))
+    }
+}

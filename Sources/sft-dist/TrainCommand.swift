@@ -59,6 +59,15 @@ struct Train: ParsableCommand {
     @Option(recipe: \.keepLast) var keepLast: String?
     @Option(recipe: \.resume) var resume: String?
     @Option(recipe: \.watchdogSeconds) var watchdogSeconds: String?
+    @Option(recipe: \.prompts) var prompts: String?
+    @Option(recipe: \.rollouts) var rollouts: String?
+    @Option(recipe: \.rolloutTemperature) var rolloutTemperature: String?
+    @Option(recipe: \.rolloutTopP) var rolloutTopP: String?
+    @Option(recipe: \.maxCompletionLength) var maxCompletionLength: String?
+    @Option(recipe: \.stepsPerGeneration) var stepsPerGeneration: String?
+    @Option(recipe: \.rewards) var rewards: [String]
+    @Option(recipe: \.rewardArgs) var rewardArgs: [String]
+    @Option(recipe: \.scaleRewards) var scaleRewards: String?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
 

@@ -20,11 +20,22 @@ final class ObjectiveGradientTests: XCTestCase {
         ("token-clean", [:]), ("token-clean", ["ratio": "0.3"]),
         ("forgetting", [:]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1"]),
         ("dpo", [:]), ("dpo", ["beta": "2"]),
+        ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
+        ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
+        ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
+        ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives.
     func batch(_ name: String) throws -> ObjectiveTestBatch {
-        try makeObjective(name).requirements.pairs ? .randomPairs() : .random()
+        let r = try makeObjective(name).requirements
+        if r.rollouts {
+            // Mixing objectives (chord) see the middle sequence as a demonstration.
+            let batch = ObjectiveTestBatch.randomRollouts()
+            if name == "chord" { batch.sequences[1].origin = .demonstration }
+            return batch
+        }
+        return r.pairs ? .randomPairs() : .random()
     }
 
     func testEveryNameIsRegisteredAndCovered() throws {

@@ -13,6 +13,8 @@ final class ObjectiveTestBatch {
     var targets: [Int32], mask: [Float], sequenceId: [Int32]
     /// The step batch's sequences (pair links for pair objectives); empty otherwise.
     var sequences: [StepSequence] = []
+    /// Per row: the sampler's log-prob of the target (rollout objectives); empty otherwise.
+    var behaviour: [Float] = []
 
     init(vocab: Int, logits: [Float], targets: [Int32], mask: [Float], sequenceId: [Int32],
          reference: [Float]? = nil, old: [Float]? = nil) {
@@ -72,6 +74,23 @@ final class ObjectiveTestBatch {
         return batch
     }
 
+    /// The random batch as three rollouts (advantages 1.3, −0.7, 0.4) whose sampler's log-probs
+    /// come from the old-policy logits, so ratios differ from 1 and some tokens are clipped.
+    static func randomRollouts(seed: UInt64 = 7, vocab V: Int = 7) -> ObjectiveTestBatch {
+        let batch = random(seed: seed, vocab: V)
+        batch.sequences = [Float(1.3), -0.7, 0.4].enumerated().map { i, a in
+            var s = StepSequence(example: i, origin: .rollout, ids: [0], lossMask: [0], promptLength: 1)
+            s.advantage = a
+            return s
+        }
+        batch.behaviour = (0..<batch.rows).map { r in
+            guard batch.mask[r] != 0 else { return 0 }
+            let z = batch.old! + r * V
+            return z[Int(batch.targets[r])] - SoftmaxKernels.logSumExp(z, count: V)
+        }
+        return batch
+    }
+
     var globalLossTokens: Int { mask.filter { $0 != 0 }.count }
 
     func context(step: Int = 0, totalSteps: Int = 10, seed: UInt64 = 42) -> StepContext {
@@ -91,7 +110,8 @@ final class ObjectiveTestBatch {
                               sequenceLossTokens: ids.map { $0 >= 0 ? tokensOf[$0] ?? 0 : 0 }, sequenceId: ids,
                               referenceLogits: reference.map { UnsafePointer($0) + range.lowerBound * V },
                               oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
-                              context: context, sequences: sequences)
+                              context: context, sequences: sequences,
+                              behaviourLogProbs: behaviour.isEmpty ? [] : Array(behaviour[range]))
     }
 
     /// The context after this micro-batch's own statistics (as the only micro-batch of the
@@ -120,8 +140,15 @@ final class ObjectiveTestBatch {
         func rowsOf(_ p: UnsafeMutablePointer<Float>) -> [[Float]] {
             order.map { r in Array(UnsafeBufferPointer(start: p + r * vocab, count: vocab)) }
         }
-        return TrainerHarness(vocab: vocab, sequences: sequences, current: rowsOf(logits),
-                              reference: reference.map(rowsOf), old: old.map(rowsOf))
+        var h = TrainerHarness(vocab: vocab, sequences: sequences, current: rowsOf(logits),
+                               reference: reference.map(rowsOf), old: old.map(rowsOf))
+        if !behaviour.isEmpty {
+            // Token-aligned: entry t + 1 of example e is the log-prob of the target at position t.
+            let perSequence = rowsBySequence.map { [0] + $0.map { behaviour[$0] } }
+            let advantages = self.sequences.map(\.advantage), origins = self.sequences.map(\.origin)
+            h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: perSequence, origins: origins) }
+        }
+        return h
     }
 
     /// dL/dlogits of a harness result in this batch's row order.

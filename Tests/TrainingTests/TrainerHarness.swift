@@ -53,6 +53,10 @@ struct TrainerHarness {
     var microBatchSize = 2
     var totalSteps = 4
     var seed: UInt64 = 1234
+    /// Replaces the default producer (rollout objectives: `FixedRolloutProducer`), built per rank.
+    var makeProducer: ((Dataset) -> StepProducer)? = nil
+    /// Run-time settings of the objective that the run's wiring would set (GRPO's max_completion_length).
+    var configureObjective: ((Objective) -> Void)? = nil
 
     /// Sequences given position by position: (target, in the loss?) and that position's
     /// current / reference / old logits rows (each [V]). Example e's first token is e, which
@@ -114,11 +118,12 @@ struct TrainerHarness {
         let perRank: [[Result]] = InProcessGroup.run(size: ranks) { comm in
             let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
             let objective = try! ObjectiveRegistry.make(name: objective, args: args)
+            configureObjective?(objective)
             let referenceModel = objective.requirements.referenceModel
                 ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
             let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                                  objective: objective, referenceModel: referenceModel)
-            let trainer = Trainer(setup: setup, comm: comm)
+            let trainer = Trainer(setup: setup, comm: comm, producer: makeProducer?(data))
             var results: [Result] = []
             for step in 0...steps.upperBound {
                 if step == 1 || steps.lowerBound == 0 && step == 0 { model.set(current) }

@@ -65,6 +65,17 @@ public struct RecipeKeys: Sendable {
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
 
+    // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
+    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its content is not hashed, so a resumed run must name the same file).")
+    public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
+    public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(0, 1000, openLow: true), "Sampling temperature of the rollouts.")
+    public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
+    public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")
+    public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Optimizer steps that share one generation of rollouts (later steps are off-policy: importance ratio to the behaviour log-probs).")
+    public let rewards = RecipeKey("rewards", [String](), .rewardSpecs, "Reward function NAME or NAME=WEIGHT (repeatable; a YAML list).", flag: "reward")
+    public let rewardArgs = RecipeKey("reward_args", [String: String](), .keyValues, "Reward argument NAME.key=value, or key=value with one reward (repeatable).", flag: "reward-arg")
+    public let scaleRewards = RecipeKey("scale_rewards", "group", .oneOf(["group", "batch", "none"]), "Advantage scaling (TRL's scale_rewards): std of the group, of the batch, or none (Dr.GRPO).")
+
     public init() {}
 }
 

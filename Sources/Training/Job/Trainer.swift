@@ -82,6 +82,9 @@ public final class Trainer {
             // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
             self.source = PairProducer(
                 source: source ?? UniformSampler(datasetSize: setup.train.pairCount, batchSize: r.batchSize, seed: r.seed))
+        } else if objective.requirements.rollouts {
+            // Rollout objectives (GRPO): prompts, rewards and sampling from the recipe (Rollouts/).
+            self.source = Fatal.collective { try RolloutProducer(setup: setup) }
         } else {
             self.source = DemonstrationProducer(
                 source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))

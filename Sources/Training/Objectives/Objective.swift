@@ -52,6 +52,9 @@ public struct ObjectiveRequirements: Sendable {
     /// Preference pairs (`{prompt, chosen, rejected}` data, `PairProducer`): each step batch
     /// holds linked chosen/rejected sequences, trained in one micro-batch (DPO).
     public var pairs = false
+    /// Sampled rollouts with rewards and group advantages (`RolloutProducer`, Rollouts/): the
+    /// trainer builds the rollout producer instead of the demonstration producer (GRPO).
+    public var rollouts = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
                 rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel

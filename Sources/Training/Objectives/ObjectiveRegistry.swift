@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -35,6 +35,17 @@ public enum ObjectiveRegistry {
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01))
         case "dpo": objective = try DPOObjective(beta: try args.float("beta", default: 0.1))
+        case "chord":
+            objective = try CHORDObjective(muPeak: try args.float("mu_peak", default: 0.1), muValley: try args.float("mu_valley", default: 0.1),
+                                           muWarmup: try args.int("mu_warmup", default: 0, in: 0...100_000_000),
+                                           muDecay: try args.int("mu_decay", default: 0, in: 0...100_000_000),
+                                           phi: try args.bool("phi", default: true),
+                                           expertShare: try args.float("expert_share", default: 0.2),
+                                           epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"))
+        case "grpo":
+            objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
+                                          epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                          beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
@@ -70,6 +81,12 @@ public struct ObjectiveArgs {
         guard let v = Int(s), range.contains(v) else {
             throw ObjectiveError("objective \(objective): \(key) must be an integer in \(range.lowerBound)…\(range.upperBound) (got \(RecipeError.quote(s)))")
         }
+        return v
+    }
+    public mutating func bool(_ key: String, default d: Bool) throws -> Bool {
+        used.insert(key)
+        guard let s = values[key] else { return d }
+        guard let v = Bool(s) else { throw ObjectiveError("objective \(objective): \(key) must be true or false (got \(RecipeError.quote(s)))") }
         return v
     }
     public mutating func string(_ key: String, default d: String) -> String {

@@ -68,11 +68,14 @@ public enum TrainingJob {
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", comm.wallTime() - start)]
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
+            let produced = trainer.producerMetrics(stepSeconds: dt)
+            fields += produced.map { ($0.0, $0.1 as Any) }
             if r.skipped { fields.append(("skipped", true)) }
             metrics.write(fields)
             let elapsed = comm.wallTime() - start
             progress.update(step: step, loss: r.loss, lr: Double(r.lr),
-                            tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed)
+                            tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
+                            extra: trainer.progressExtra(produced))
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             FaultInjection.failMPICall(comm, step: step + 1)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {

@@ -1,0 +1,115 @@
+import Foundation
+import TensorCore
+
+/// Group Relative Policy Optimization, Shao et al., "DeepSeekMath", arXiv 2402.03300, §4.1
+/// (Eq. 3), with the loss aggregations of TRL's `GRPOTrainer._compute_loss`
+/// (`loss_type`), DAPO's decoupled clip (Yu et al., arXiv 2503.14476, §3.1) and Dr.GRPO's
+/// constant normaliser (Liu et al., arXiv 2503.20783, §3.1). Per completion token t of rollout i:
+///
+///   c1 = exp(clamp(log π_θ(y_t) − log π_behaviour(y_t), −20, 20)),   c2 = clip(c1, 1 − ε_low, 1 + ε_high),
+///   ℓ_t = −min(c1·A_i, c2·A_i) + β·k3_t,   k3_t = e^{d} − d − 1,  d = log π_ref(y_t) − log π_θ(y_t),
+///
+/// with A_i the rollout's group advantage (`StepSequence.advantage`, from `GroupAdvantages`)
+/// and π_behaviour the sampler's log-probs stored with the rollout (`behaviourLogProbs`).
+/// Aggregation, every count global (the whole step batch, all ranks), so any split over ranks
+/// and micro-batches gives the same loss and gradient:
+///   grpo     (1/B)·Σ_i (1/|o_i|)·Σ_t ℓ_t          (sequence mean of token means)
+///   bnpo     Σ ℓ / N_tokens                        (TRL normalises per local micro-batch; with a
+///                                                  global count it is the token mean, as dapo)
+///   dr_grpo  Σ ℓ / (B · max_completion_length)
+///   dapo     Σ ℓ / N_tokens                        (TRL's num_items_in_batch: the step's loss tokens)
+/// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
+/// step. Detached: A, π_behaviour, π_ref. The log-probs are at temperature 1 (TRL scales the
+/// logits by the sampling temperature; identical at the default temperature 1). The log-ratio
+/// clamp (verl, Trinity-RFT) only keeps exp finite.
+/// Arguments (TRL's names): `epsilon` ε_low (0.2), `epsilon_high` ε_high (default = epsilon),
+/// `beta` (0: no reference model), `loss_type` (dapo, TRL's default).
+/// Diagnostics: `clip_frac` (TRL's `clip_ratio/region_mean`: tokens with c1 < 1 − ε_low and A < 0,
+/// or c1 > 1 + ε_high and A > 0), `ratio` (mean c1), `kl` (mean k3, when β > 0), entropy, mean_p.
+public final class GRPOObjective: Objective {
+    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo }
+    public let name = "grpo"
+    public let requirements: ObjectiveRequirements
+    public let epsilonLow: Float, epsilonHigh: Float, beta: Float
+    public let lossType: LossType
+    /// For dr_grpo's normaliser; set from `max_completion_length` when the run is wired.
+    public var maxCompletionLength = 0
+
+    public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo") throws {
+        try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
+        try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
+        try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
+        guard let t = LossType(rawValue: named) else {
+            throw ObjectiveError("objective grpo: loss_type must be one of \(LossType.allCases.map(\.rawValue).joined(separator: ", ")) (got \(RecipeError.quote(named)))")
+        }
+        self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
+        var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
+        r.rollouts = true
+        requirements = r
+    }
+
+    /// The aggregation weight of one loss token of a sequence with `tokens` loss tokens.
+    func tokenWeight(tokens: Float, rollouts: Int, globalTokens: Int) -> Float {
+        switch lossType {
+        case .grpo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
+        case .bnpo, .dapo: return inverseCount(globalTokens)
+        case .drGRPO: return inverseCount(rollouts * max(maxCompletionLength, 1))
+        }
+    }
+
+    /// PPO's clipped surrogate of one token: −min(c1·A, c2·A) with c1 = exp(clamp(logp − old,
+    /// ±20)), c2 = clip(c1, low, high); its derivative in logp (the unclipped term carries −A·c1
+    /// unless the clipped, constant, term is smaller); whether the token is in the clipped region.
+    @inline(__always)
+    static func clippedTokenLoss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
+        -> (loss: Float, dLogp: Float, ratio: Float, clipped: Bool) {
+        let c1 = expf(min(max(logp - old, -20), 20))
+        let c2 = min(max(c1, lo), hi)
+        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, (c1 < lo && a < 0) || (c1 > hi && a > 0))
+    }
+
+    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+        let V = input.vocab
+        let rollouts = input.sequences.count
+        let ref = beta > 0 ? requireReference(input, name) : nil
+        let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
+        var diag = TokenDiagnostics()
+        var total = 0.0, clipped = 0.0, ratioSum = 0.0, klSum = 0.0
+        for r in 0..<input.rows where input.mask[r] != 0 {
+            let s = Int(input.sequenceId[r])
+            precondition(s >= 0 && s < rollouts, "objective grpo needs the step batch's sequences (advantages) in its input")
+            let y = lossTarget(input, r, name)
+            let z = input.logits + r * V
+            let lse = SoftmaxKernels.logSumExp(z, count: V)
+            let logp = z[y] - lse
+            let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
+            let a = input.sequences[s].advantage
+            let ppo = Self.clippedTokenLoss(logp: logp, old: old, advantage: a, low: lo, high: hi)
+            var loss = ppo.loss, dLogp = ppo.dLogp
+            let c1 = ppo.ratio
+            if ppo.clipped { clipped += 1 }
+            if let ref {
+                let zr = ref + r * V
+                let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp
+                let ed = expf(d)
+                loss += beta * (ed - d - 1)
+                dLogp += beta * (1 - ed)
+                klSum += Double(ed - d - 1)
+            }
+            let w = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
+                                                globalTokens: input.context.globalLossTokens)
+            total += Double(w * loss)
+            ratioSum += Double(c1)
+            // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
+            let g = w * dLogp
+            diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse, V, scale: -g)
+            if g != 0 { dlogits[r * V + y] += g }
+            diag.sumP += Double(expf(logp)); diag.count += 1
+        }
+        var d: [String: Double] = ["clip_frac": clipped, "ratio": ratioSum]
+        var c: [String: Double] = ["clip_frac": diag.count, "ratio": diag.count]
+        if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
+        diag.into(&d, &c)
+        return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// One reward function of a rollout run: a `Scorer` with a weight. The rollout's reward is
+/// r = Σ_f w_f·r_f (TRL's `reward_weights`, "sum_then_normalize"); each r_f is logged as
+/// `rewards/<name>/mean`. Built from `--reward NAME[=WEIGHT]` (recipe `rewards:` list) and
+/// `--reward-arg NAME.key=value` (or `key=value` when there is one reward function).
+public struct RewardFunction {
+    public let name: String
+    public let scorer: Scorer
+    public let weight: Float
+    /// Whether the scorer compares with the reference answer (so every prompt must carry one).
+    public let needsReference: Bool
+
+    public init(name: String, scorer: Scorer, weight: Float, needsReference: Bool) {
+        self.name = name; self.scorer = scorer; self.weight = weight; self.needsReference = needsReference
+    }
+
+    /// Every scorer of `ScorerRegistry` and `format` (`FormatScorer`).
+    public static let names = ScorerRegistry.names + ["format"]
+    static let referenceScorers: Set<String> = ["exact", "numeric", "contains"]
+
+    /// `NAME` or `NAME=WEIGHT` → (name, weight); nil when malformed.
+    static func parse(_ spec: String) -> (name: String, weight: Float)? {
+        let parts = spec.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard names.contains(parts[0]) else { return nil }
+        if parts.count == 1 { return (parts[0], 1) }
+        guard let w = Float(parts[1]), w.isFinite else { return nil }
+        return (parts[0], w)
+    }
+
+    /// The reward functions of a recipe. Arguments are routed by their `NAME.` prefix; an
+    /// unprefixed key is allowed only when there is one function. A name may appear once.
+    public static func make(specs: [String], args: [String: String]) throws -> [RewardFunction] {
+        let parsed = try specs.map { spec -> (name: String, weight: Float) in
+            guard let p = parse(spec) else { throw ScorerError("--reward \(RecipeError.quote(spec)): expected NAME or NAME=WEIGHT with NAME one of \(names.joined(separator: ", ")) and a finite weight") }
+            return p
+        }
+        if let dup = Dictionary(grouping: parsed.map(\.name), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw ScorerError("--reward \(dup) is given twice; give each reward function once, with its weight")
+        }
+        var routed: [String: [String: String]] = [:]
+        for (key, value) in args.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+            if parts.count == 2, parsed.contains(where: { $0.name == parts[0] }) {
+                routed[parts[0], default: [:]][parts[1]] = value
+            } else if parts.count == 1, parsed.count == 1 {
+                routed[parsed[0].name, default: [:]][key] = value
+            } else {
+                throw ScorerError("--reward-arg \(RecipeError.quote(key)): name the reward function it is for (NAME.key=value with NAME one of \(parsed.map(\.name).joined(separator: ", ")))")
+            }
+        }
+        return try parsed.map { p in
+            let a = routed[p.name] ?? [:]
+            let scorer: Scorer = p.name == "format" ? try FormatScorer(args: a) : try ScorerRegistry.make(name: p.name, args: a)
+            return RewardFunction(name: p.name, scorer: scorer, weight: p.weight, needsReference: referenceScorers.contains(p.name))
+        }
+    }
+}
+
+/// A format reward: 1 when the whole completion matches `pattern` (anchored at both ends, as
+/// TRL's format rewards use `re.match(…$)`), else 0. The default pattern accepts one non-blank
+/// line: an answer that stopped instead of running on. Unlike `regex` (a search anywhere),
+/// the entire completion must have the form.
+public final class FormatScorer: Scorer {
+    public let name = "format"
+    let regex: NSRegularExpression
+    public static let defaultPattern = #"[^\n]*\S[^\n]*"#
+
+    public init(args: [String: String]) throws {
+        var a = args
+        let pattern = a.removeValue(forKey: "pattern") ?? Self.defaultPattern
+        if let extra = a.keys.sorted().first { throw ScorerError("reward format: unknown argument \"\(extra)\"") }
+        do { regex = try NSRegularExpression(pattern: "\\A(?:" + pattern + ")\\z") } catch {
+            throw ScorerError("reward format: invalid pattern \(pattern.debugDescription)")
+        }
+    }
+
+    public func score(_ items: [ScoringItem]) throws -> [Float] {
+        items.map { item in
+            let ns = item.completion as NSString
+            return regex.firstMatch(in: item.completion, range: NSRange(location: 0, length: ns.length)) != nil ? 1 : 0
+        }
+    }
+}
+
+extension Limits where Value == [String] {
+    /// `rewards`: each item NAME or NAME=WEIGHT.
+    static var rewardSpecs: Limits {
+        Limits("reward functions NAME or NAME=WEIGHT (NAME one of \(RewardFunction.names.joined(separator: ", ")))") {
+            $0.allSatisfy { RewardFunction.parse($0) != nil }
+        }
+    }
+}

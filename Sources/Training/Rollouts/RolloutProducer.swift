@@ -1,0 +1,158 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// On-policy rollouts as a step producer (GRPO, arXiv 2402.03300 §4; TRL's `GRPOTrainer`).
+///
+/// Every `steps_per_generation` steps the coordinator's sampler picks
+/// `steps_per_generation · batch/G` prompts (uniform, without replacement, a pure function of
+/// (seed, generation)); each is repeated G times and all ranks generate them together
+/// (`StepPreparation.generate`: rollouts dealt over ranks, KV cache, rollout i of generation g
+/// from stream (seed_g, i), so the rollouts are the same for any rank count). The coordinator
+/// scores them (`RolloutScoring`), every rank forms the group advantages of the whole
+/// generation (`GroupAdvantages`), and step k of the generation trains on prompts
+/// k·batch/G ..< (k + 1)·batch/G with all their rollouts. Each rollout carries the sampler's
+/// log-probs of its tokens (`behaviourLogProbs`): the importance ratio's denominator when a
+/// generation is reused for later steps. A generation still in use is checkpointed
+/// (`saveState`), so a resumed run trains on the same rollouts.
+public final class RolloutProducer: StepProducer, StatefulComponent {
+    public let name = "rollouts"
+    public let stateName = "rollouts"
+    public let settings: RolloutSettings
+    public let prompts: [RolloutPrompt]
+    public let rewards: [RewardFunction]
+    public let stopId: Int32
+    let sampler: UniformSampler
+    /// The current generation: its index and all its sequences (rewards, advantages, groups).
+    var generation: (index: Int, sequences: [StepSequence])?
+    /// Mixing objectives (CHORD): training rows appended to each step batch after the rollouts.
+    public var demonstrations: DemonstrationShare?
+    /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
+    public private(set) var lastMetrics: [(String, Double)] = []
+
+    public init(settings: RolloutSettings, prompts: [RolloutPrompt], rewards: [RewardFunction], stopId: Int32) {
+        precondition(!prompts.isEmpty && !rewards.isEmpty, "RolloutProducer needs prompts and reward functions")
+        self.settings = settings; self.prompts = prompts; self.rewards = rewards; self.stopId = stopId
+        sampler = UniformSampler(datasetSize: prompts.count, batchSize: settings.promptsPerGeneration, seed: settings.seed)
+    }
+
+    public func prepare(_ p: StepPreparation) -> StepBatch {
+        let g = p.step / settings.stepsPerGeneration, k = p.step % settings.stepsPerGeneration
+        var timing = (generate: 0.0, score: 0.0, tokens: 0)
+        if generation?.index != g { timing = generate(g, p) }
+        let perStep = settings.batchSize
+        let slice = Array(generation!.sequences[(k * perStep)..<((k + 1) * perStep)])
+        lastMetrics = RolloutMetrics.rows(slice, rewards: rewards, groupSize: settings.rollouts,
+                                          stopId: stopId)
+            + [("generate_s", timing.generate), ("score_s", timing.score)]
+            + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
+        let experts = demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? []
+        if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
+        return StepBatch(step: p.step, sequences: slice + experts)
+    }
+
+    /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
+    func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int) {
+        let chosen = sampler.batch(step: g)
+        let G = settings.rollouts
+        let flat = chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
+        let t0 = p.comm.wallTime()
+        let gens = p.generate(prompts: flat, options: settings.sampling(stopId: stopId), seed: settings.generationSeed(g))
+        let t1 = p.comm.wallTime()
+        let items = gens.indices.map { i in
+            let prompt = prompts[chosen[i / G]]
+            return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(gens[i].ids),
+                               reference: prompt.reference, source: prompt.source)
+        }
+        let matrix = p.decide { RolloutScoring.score(items, with: rewards) }
+        Fatal.agree(matrix.error, code: Fatal.Code.input)
+        let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: gens.count)
+        if let bad = total.firstIndex(where: { !$0.isFinite }) {
+            Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
+        }
+        let adv = GroupAdvantages(rewards: total, groupSize: G, scaling: settings.scaling)
+        let sequences = gens.indices.map { i -> StepSequence in
+            var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
+            s.group = g * settings.promptsPerGeneration + i / G
+            s.rewards = matrix.perFunction.map { $0[i] }
+            s.advantage = adv.advantages[i]
+            return s
+        }
+        generation = (g, sequences)
+        return (t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
+    }
+
+    /// prompt + completion (+ the stop token when the rollout stopped); trained on the
+    /// completion and the stop token, with the sampler's log-prob of each.
+    static func sequence(prompt: [Int32], generation gen: Generation, stopId: Int32, example: Int) -> StepSequence {
+        let completion = gen.ids + (gen.finish == .stop ? [stopId] : [])
+        precondition(gen.logProbs.count == completion.count, "a rollout's log-probs must match its tokens")
+        var s = StepSequence(example: example, origin: .rollout, ids: prompt + completion,
+                             lossMask: [UInt8](repeating: 0, count: prompt.count) + [UInt8](repeating: 1, count: completion.count),
+                             promptLength: prompt.count)
+        s.behaviourLogProbs = [Float](repeating: 0, count: prompt.count) + gen.logProbs
+        return s
+    }
+
+    // MARK: StepProducer / StatefulComponent state
+
+    /// The prompt order is a pure function of the seed; only the generation in use is state.
+    public var state: [UInt64] { sampler.state }
+    public func restore(_ state: [UInt64]) throws { try sampler.restore(state) }
+
+    /// The current generation's sequences (as their wire form, packed into 64-bit words), so
+    /// a run resumed in the middle of a generation trains on the same rollouts.
+    public func saveState() -> ComponentState {
+        var values: [String: StateValue] = ["sampler": .words(sampler.state)]
+        if let (index, sequences) = generation {
+            var w = WireWriter()
+            w.put(sequences)
+            values["generation"] = .int(index)
+            values["sequences_bytes"] = .int(w.bytes.count)
+            values["sequences"] = .words(Self.pack(w.bytes))
+        }
+        return ComponentState(values: values)
+    }
+
+    public func restoreState(_ state: ComponentState, step: Int) throws {
+        try sampler.restore(try state.words("sampler"))
+        generation = nil
+        guard state.values["generation"] != nil else { return }
+        let index = try state.int("generation", in: 0...max(0, step))
+        let count = try state.int("sequences_bytes", in: 0...(1 << 40))
+        let words = try state.words("sequences")
+        guard words.count == (count + 7) / 8 else { throw StateError(.value, "sequences", "holds \(words.count) words for \(count) bytes") }
+        var r = WireReader(Self.unpack(words, count: count))
+        let sequences = r.getArray(StepSequence.self)
+        guard sequences.count == settings.batchSize * settings.stepsPerGeneration else {
+            throw StateError(.value, "sequences", "holds \(sequences.count) rollouts, a generation has \(settings.batchSize * settings.stepsPerGeneration)")
+        }
+        generation = (index, sequences)
+    }
+
+    static func pack(_ bytes: [UInt8]) -> [UInt64] {
+        stride(from: 0, to: bytes.count, by: 8).map { i in
+            bytes[i..<min(i + 8, bytes.count)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        }
+    }
+    static func unpack(_ words: [UInt64], count: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: words[$0 / 8] >> (8 * UInt64($0 % 8))) }
+    }
+}
+
+/// The demonstrations a mixing objective adds to each step: `count` training rows, uniform
+/// without replacement from their own seeded stream (a pure function of (seed, step)).
+public struct DemonstrationShare {
+    public let examples: [Example]
+    public let sampler: UniformSampler
+    /// Demonstrations per step so that they are `share` of the step's sequences:
+    /// round(share/(1 − share) · rollouts) (Trinity: 256 rollouts at 0.2 → 64 demonstrations).
+    public static func count(share: Float, rollouts: Int) -> Int {
+        max(1, Int((Double(share) / (1 - Double(share)) * Double(rollouts)).rounded()))
+    }
+    public init(examples: [Example], count: Int, seed: UInt64) {
+        self.examples = examples
+        sampler = UniformSampler(datasetSize: examples.count, batchSize: count, seed: seed ^ 0x4558_5045_5254)   // "EXPERT"
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Models
+
+/// A prompt rollouts answer: its tokens (what the model continues), the reference answer the
+/// scorers compare with (nil when the row has none), and the row it came from (`file:line`).
+public struct RolloutPrompt: Sendable, Equatable {
+    public var ids: [Int32]
+    public var reference: String?
+    public var source: String
+    public init(ids: [Int32], reference: String?, source: String) {
+        self.ids = ids; self.reference = reference; self.source = source
+    }
+}
+
+/// Where rollout prompts come from, and the limits they must fit.
+public enum RolloutPrompts {
+    /// The prompts of the training rows (`--data`): each row's prompt part, its completion kept
+    /// as the reference (and, for mixing objectives, as a demonstration).
+    public static func fromExamples(_ examples: [Example]) -> [RolloutPrompt] {
+        examples.map { RolloutPrompt(ids: Array($0.ids[0..<$0.promptLength]), reference: $0.answer, source: $0.source) }
+    }
+
+    /// `--prompts FILE`: rows with a prompt (`{"prompt"}`, a completion optional and kept as the
+    /// reference) or messages (a final assistant turn optional, kept as the reference), tokenized
+    /// exactly as training rows are.
+    public static func fromFile(_ path: String, tokenizer: Tokenizer, template: ChatTemplate) throws -> [RolloutPrompt] {
+        let rows = try JSONLReader.read(path: path, rows: .prompts).records
+        if rows.isEmpty { throw DataError(path: path, "no prompts") }
+        return try rows.map { row in
+            switch row.record {
+            case .promptCompletion(let prompt, let completion):
+                let e = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: row.source, tokenizer: tokenizer)
+                return RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: completion.isEmpty ? nil : completion,
+                                     source: row.source)
+            case .messages(let messages):
+                let answered = messages.last?.role == .assistant
+                let turns = answered ? messages : messages + [ChatMessage(role: .assistant, content: "")]
+                let e = try ChatFormat.conversation(turns, source: row.source, tokenizer: tokenizer, template: template)
+                return RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: answered ? messages.last!.content : nil,
+                                     source: row.source)
+            }
+        }
+    }
+
+    /// Prompts fitted to `limit` tokens (the context minus `max_completion_length`) as
+    /// `--truncation` says: `right` keeps the first tokens, `left` the last, `drop` leaves the
+    /// prompt out. An empty result is an error.
+    public static func fit(_ prompts: [RolloutPrompt], limit: Int, truncation: Truncation, origin: String) throws -> [RolloutPrompt] {
+        let fitted: [RolloutPrompt] = prompts.compactMap { p in
+            guard p.ids.count > limit else { return p }
+            var q = p
+            switch truncation {
+            case .drop: return nil
+            case .right: q.ids = Array(p.ids.prefix(limit))
+            case .left: q.ids = Array(p.ids.suffix(limit))
+            }
+            return q
+        }
+        if fitted.isEmpty {
+            throw DataError("\(origin): every prompt is longer than \(limit) tokens (the context minus max_completion_length) and truncation is drop")
+        }
+        return fitted
+    }
+
+    /// A reward function that compares with a reference needs one on every prompt.
+    public static func checkReferences(_ prompts: [RolloutPrompt], rewards: [RewardFunction]) throws {
+        guard let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) else { return }
+        throw DataError("\(p.source): reward \(f.name) needs a reference answer, and this prompt has none")
+    }
+
+    /// The token that ends a completion in this data (what the model learnt to stop with):
+    /// the last trained token of the first example — end-of-text for prompt/completion rows,
+    /// `<|im_end|>` / `<|eot_id|>` for chat turns. One id, so a rollout that stopped can carry
+    /// it as its final trained token.
+    public static func stopId(_ examples: [Example], tokenizer: Tokenizer) -> Int32 {
+        guard let e = examples.first, let last = e.lossMask.lastIndex(of: 1) else { return tokenizer.eosId }
+        return e.ids[last]
+    }
+}

@@ -1,0 +1,51 @@
+import Distributed
+import Foundation
+
+/// Rewards of one generation batch: every reward function scores all N completions in one
+/// batched call (an external command starts once per function per generation), on the
+/// coordinator only; the N×F matrix, or the one-line error, is broadcast, so every rank
+/// forms the same advantages and a failing scorer ends the job once.
+public enum RolloutScoring {
+    /// `perFunction[f][i]`: reward function f on completion i.
+    public struct Matrix: WireCodable, Equatable {
+        public var perFunction: [[Float]]
+        public var error: String?
+        public init(perFunction: [[Float]], error: String?) { self.perFunction = perFunction; self.error = error }
+        public func write(to w: inout WireWriter) {
+            w.put(error); w.put(Int64(perFunction.count))
+            for row in perFunction { w.put(row) }
+        }
+        public init(from r: inout WireReader) {
+            error = r.getString()
+            perFunction = (0..<Int(r.get(Int64.self))).map { _ in r.getFloats() }
+        }
+    }
+
+    /// Scores every item with every function; a scorer's error or a non-finite reward becomes
+    /// the message (naming the example), not a trap.
+    public static func score(_ items: [ScoringItem], with functions: [RewardFunction]) -> Matrix {
+        var rows: [[Float]] = []
+        for f in functions {
+            do {
+                let v = try f.scorer.score(items)
+                guard v.count == items.count else {
+                    return Matrix(perFunction: [], error: "reward \(f.name) gave \(v.count) scores for \(items.count) completions")
+                }
+                if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                    return Matrix(perFunction: [], error: "\(items[bad].source): reward \(f.name) is \(v[bad]) for a rollout of this prompt; rewards must be finite")
+                }
+                rows.append(v)
+            } catch {
+                return Matrix(perFunction: [], error: "reward \(f.name): \(error)")
+            }
+        }
+        return Matrix(perFunction: rows, error: nil)
+    }
+
+    /// r_i = Σ_f w_f·r_f,i (in Double, so the sum does not depend on float rounding order).
+    public static func weightedSum(_ m: Matrix, weights: [Float], count: Int) -> [Double] {
+        (0..<count).map { i in
+            zip(m.perFunction, weights).reduce(0.0) { $0 + Double($1.1) * Double($1.0[i]) }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Models
+import TensorCore
+
+/// The rollout part of a recipe, checked once at start-up.
+public struct RolloutSettings: Sendable {
+    /// G: rollouts per prompt.
+    public var rollouts: Int
+    /// Sequences per optimizer step (`batch_size`, as TRL counts it): batch/G prompts × G.
+    public var batchSize: Int
+    public var temperature: Float
+    public var topP: Float
+    public var maxCompletionLength: Int
+    /// Optimizer steps per generation: one generation of `stepsPerGeneration · batch` rollouts
+    /// is split into that many step batches, in order.
+    public var stepsPerGeneration: Int
+    public var scaling: RewardScaling
+    public var seed: UInt64
+
+    public var promptsPerStep: Int { batchSize / rollouts }
+    public var promptsPerGeneration: Int { promptsPerStep * stepsPerGeneration }
+
+    public init(rollouts: Int, batchSize: Int, temperature: Float, topP: Float, maxCompletionLength: Int,
+                stepsPerGeneration: Int, scaling: RewardScaling, seed: UInt64) throws {
+        guard batchSize % rollouts == 0 else {
+            throw RecipeError("batch_size (\(batchSize)) must be a multiple of rollouts (\(rollouts)): a step holds batch/G prompts × G rollouts")
+        }
+        self.rollouts = rollouts; self.batchSize = batchSize; self.temperature = temperature; self.topP = topP
+        self.maxCompletionLength = maxCompletionLength; self.stepsPerGeneration = stepsPerGeneration
+        self.scaling = scaling; self.seed = seed
+    }
+
+    public init(recipe r: Recipe) throws {
+        try self.init(rollouts: r.rollouts, batchSize: r.batchSize, temperature: Float(r.rolloutTemperature),
+                      topP: Float(r.rolloutTopP), maxCompletionLength: r.maxCompletionLength,
+                      stepsPerGeneration: r.stepsPerGeneration, scaling: RewardScaling(rawValue: r.scaleRewards) ?? .group,
+                      seed: r.seed)
+    }
+
+    /// Longest prompt that leaves room for a whole completion in `context` tokens.
+    public func promptLimit(context: Int) throws -> Int {
+        let limit = context - maxCompletionLength
+        guard limit >= 1 else {
+            throw RecipeError("max_completion_length (\(maxCompletionLength)) leaves no room for a prompt in a context of \(context) tokens (max_length and the model's context)")
+        }
+        return limit
+    }
+
+    /// Sampling options of every rollout: stop at the data's own completion terminator.
+    public func sampling(stopId: Int32) -> SamplingOptions {
+        SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topP: topP, stopIds: [stopId])
+    }
+
+    /// The seed of generation `g`'s streams; rollout i of it samples from stream i, so the
+    /// draws are a function of (seed, generation, prompt position, sample) only.
+    public func generationSeed(_ g: Int) -> UInt64 {
+        var mix = SplitMix64(seed: seed ^ 0x524F_4C4C_4F55_5453)   // "ROLLOUTS": apart from the seed's other streams
+        mix.state &+= UInt64(g) &* 0x9E37_79B9_7F4A_7C15
+        return mix.next()
+    }
+}

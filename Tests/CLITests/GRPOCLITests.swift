@@ -1,0 +1,113 @@
+import Foundation
+import XCTest
+
+/// GRPO end to end under real mpirun: rollouts, rewards and losses the same at 1, 2 and 4
+/// ranks; kill -9 mid-generation and `--resume latest` continues with the same rollouts; bad
+/// input refused at start-up with one line.
+final class GRPOCLITests: XCTestCase {
+    /// A warm start that answers the arithmetic tasks roughly (shared by the tests of one run).
+    static let warm: String = {
+        let dir = CLI.tempDir("grpo-warm")
+        let r = CLI.sftDist(["train", "--model", "tiny", "--batch-size", "16", "--micro-batch-size", "8", "--eval-examples", "0",
+                             "--eval-every", "0", "--quiet", "--lr", "1e-2", "--warmup-steps", "5", "--steps", "300", "--out", dir])
+        precondition(r.status == 0, r.all)
+        return dir + "/model"
+    }()
+
+    /// `numeric` with a 30 % tolerance: rollouts of one prompt often disagree, so groups carry
+    /// signal; two generations of two steps each, so steps 2 and 4 reuse rollouts off-policy.
+    static func grpo(_ extra: [String] = [], objective: String = "grpo") -> [String] {
+        ["train", "--model", warm, "--objective", objective, "--reward", "numeric", "--reward-arg", "numeric.tolerance=0.3",
+         "--reward", "format=0.1", "--rollouts", "4", "--batch-size", "16", "--micro-batch-size", "3", "--steps", "4",
+         "--steps-per-generation", "2", "--max-completion-length", "6", "--lr", "3e-3", "--warmup-steps", "0",
+         "--eval-examples", "0", "--eval-every", "0", "--quiet"] + extra
+    }
+
+    static let rolloutKeys = ["reward_mean", "reward_std", "rewards/numeric/mean", "rewards/format/mean", "accuracy",
+                              "frac_reward_zero_std", "completions/mean_length", "completions/max_length", "completions/clipped_ratio"]
+
+    func testRolloutsRewardsAndLossesAreRankCountInvariant() throws {
+        try assertRankCountInvariant(objective: "grpo")
+    }
+
+    /// CHORD adds demonstrations (expert share 0.2: 4 per step of 16 rollouts) and a μ schedule.
+    func testCHORDIsRankCountInvariant() throws {
+        try assertRankCountInvariant(objective: "chord", ["--objective-arg", "mu_decay=4", "--objective-arg", "mu_peak=0.5",
+                                                          "--objective-arg", "mu_valley=0.05"])
+    }
+
+    func assertRankCountInvariant(objective: String, _ extra: [String] = []) throws {
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2, 4] {
+            let out = CLI.tempDir("\(objective)-n\(n)")
+            let r = CLI.mpirun(n, Self.grpo(["--out", out] + extra, objective: objective), seconds: 180)
+            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs.map(\.count), [4, 4, 4])
+        guard runs.allSatisfy({ $0.count == 4 }) else { return }
+        // Something to learn from: a group with differing rewards, a gradient, reused rollouts off-policy.
+        XCTAssertTrue(runs[0].contains { ($0["frac_reward_zero_std"] ?? 1) < 1 }, "every group had equal rewards")
+        XCTAssertTrue(runs[0].contains { ($0["grad_norm"] ?? 0) > 1e-4 }, "no gradient in any step")
+        XCTAssertEqual(runs[0][1]["generate_s"], 0, "step 2 reuses step 1's generation")
+        for (k, n) in [2, 4].enumerated() {
+            for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
+                for key in Self.rolloutKeys + (objective == "chord" ? ["expert_sequences"] : []) {
+                    XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(n)")
+                }
+                if objective == "chord" { XCTAssertEqual(a["mu"] ?? .nan, b["mu"] ?? .nan, accuracy: 1e-7, "step \(i + 1) mu") }
+                let la = a["loss"] ?? .nan, lb = b["loss"] ?? .nan
+                // The loss is a mean of O(1) terms −A·ratio whose advantages sum to 0 per group, so
+                // it is near 0 and its float32 noise (the sampler's log-probs differ by ~1e-7 between
+                // decode batch layouts) is absolute, not relative.
+                XCTAssertEqual(la, lb, accuracy: 1e-6 + 1e-5 * abs(la), "\(objective) step \(i + 1) loss, -n 1 vs -n \(n)")
+                let ga = a["grad_norm"] ?? .nan, gb = b["grad_norm"] ?? .nan
+                XCTAssertEqual(ga, gb, accuracy: 1e-4 * max(ga, 1e-3), "\(objective) step \(i + 1) grad_norm, -n 1 vs -n \(n)")
+            }
+        }
+    }
+
+    /// kill -9 after step 3 (a checkpoint after every step; step 3 is the first step of the
+    /// second generation, so step 4 must train on rollouts stored in the checkpoint), then
+    /// `--resume latest`: the same losses, rewards and rollouts as the uninterrupted run.
+    func testKillAndResumeLatestContinuesTheSameRollouts() throws {
+        let straight = CLI.tempDir("grpo-straight"), out = CLI.tempDir("grpo-killed")
+        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight])).status, 0)
+        let args = Self.grpo(["--out", out, "--save-every", "1"])
+        let job = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:4"])
+        let (killed, _) = job.wait()
+        XCTAssertNotEqual(killed.status, 0, "the fault point must kill the run: \(killed.all)")
+        XCTAssertEqual(CLI.checkpoints(out).published.last, "step-000003")
+        let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        let a = CLI.trainingRows(straight), b = CLI.trainingRows(out)
+        XCTAssertEqual(b.count, 4)
+        for (i, (x, y)) in zip(a, b).enumerated() {
+            XCTAssertEqual(x["loss"], y["loss"], "step \(i + 1) loss")
+            XCTAssertEqual(x["grad_norm"], y["grad_norm"], "step \(i + 1) grad_norm")
+            for key in Self.rolloutKeys { XCTAssertEqual(x[key], y[key], "step \(i + 1) \(key)") }
+        }
+    }
+
+    func testBadInputIsOneLineAtStartUp() throws {
+        let dir = CLI.tempDir("grpo-bad")
+        let prompts = dir + "/prompts.jsonl"
+        try "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n{\"prompt\": \"add 2 2 =\"}\n".write(toFile: prompts, atomically: true, encoding: .utf8)
+        let base = ["train", "--model", "tiny", "--objective", "grpo", "--rollouts", "2", "--batch-size", "4", "--steps", "1",
+                    "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", dir + "/out"]
+        func refused(_ args: [String], _ message: String, line: UInt = #line) {
+            let r = CLI.sftDist(base + args)
+            XCTAssertEqual(r.status, 1, r.all, line: line)
+            XCTAssertTrue(r.stderr.contains(message), "expected \(message) in:\n\(r.stderr)", line: line)
+            XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.contains("error") }.count, 1, r.stderr, line: line)
+        }
+        refused([], "objective grpo samples rollouts and needs a reward")
+        refused(["--reward", "exact", "--prompts", prompts], "prompts.jsonl:2: reward exact needs a reference answer")
+        refused(["--reward", "task", "--rollouts", "3"], "batch_size (4) must be a multiple of rollouts (3)")
+        refused(["--reward", "task", "--max-completion-length", "64"], "max_completion_length (64) leaves no room for a prompt")
+        refused(["--reward", "task", "--max-completion-length", "60", "--truncation", "drop"], "every prompt is longer than 4 tokens")
+        refused(["--reward", "bogus"], "--reward must be reward functions")
+        refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
+        refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// GRPO's advantages and every loss aggregation against TRL's `GRPOTrainer` written
+/// independently in PyTorch (`scripts/make-grpo-references`, autograd for dL/dlogits). The
+/// loss runs through the real trainer step on six rollouts of two groups with prompt tokens
+/// out of the loss, at one rank in three micro-batches, at one rank in one, and at three
+/// ranks (threads): the reference is the whole batch on one device, so agreement at every
+/// split is the global-denominator property (the TRL / verl aggregation bugs).
+final class GRPOReferenceTests: XCTestCase {
+    struct Fixture: Decodable {
+        struct AdvantageCase: Decodable { var rewards: [Double]; var group_size: Int; var expected: [String: [Double]] }
+        struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8]; var behaviour: [Float]; var advantage: Float }
+        struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
+        struct Configuration: Decodable { var args: [String: String]; var loss: Double; var grad: [[Double]] }
+        var vocab: Int, seq_len: Int, max_completion_length: Int
+        var advantages: [AdvantageCase]
+        var examples: [Example]
+        var logits: Logits
+        var configurations: [Configuration]
+        var chord_expert: [Bool]
+        var chord: [Configuration]
+    }
+
+    static let fixture: Fixture = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/grpo-reference.json")
+        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+    }()
+
+    func testAdvantagesMatchTRLForEveryScaling() {
+        for c in Self.fixture.advantages {
+            for scaling in RewardScaling.allCases {
+                let got = GroupAdvantages(rewards: c.rewards, groupSize: c.group_size, scaling: scaling)
+                let want = c.expected[scaling.rawValue]!
+                for (g, w) in zip(got.advantages, want) {
+                    XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rewards) \(scaling)")
+                }
+                let zero = stride(from: 0, to: c.rewards.count, by: c.group_size)
+                    .filter { k in Set(c.rewards[k..<(k + c.group_size)]).count == 1 }.count
+                XCTAssertEqual(got.zeroStdGroups, zero, "\(c.rewards)")
+            }
+        }
+    }
+
+    /// A zero-variance group gets exactly 0, even where r − mean would leave a rounding residue
+    /// (three 0.1s: their mean in Double is 0.10000000000000002).
+    func testZeroVarianceGroupIsExactlyZero() {
+        let a = GroupAdvantages(rewards: [0.1, 0.1, 0.1, 1, 0, 0], groupSize: 3, scaling: .group)
+        XCTAssertEqual(Array(a.advantages[0..<3]), [0, 0, 0])
+        XCTAssertEqual(a.zeroStdGroups, 1)
+        XCTAssertNotEqual(a.advantages[3], 0)
+    }
+
+    func harness(origins: [SequenceOrigin]? = nil) -> TrainerHarness {
+        let f = Self.fixture
+        let examples = f.examples.enumerated().map { i, e in
+            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+        }
+        var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
+                               reference: f.logits.reference.flatMap { $0 }, microBatchSize: 2, totalSteps: 4)
+        let advantages = f.examples.map(\.advantage), behaviour = f.examples.map(\.behaviour)
+        h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins) }
+        let maxCompletion = f.max_completion_length
+        h.configureObjective = { ($0 as? GRPOObjective)?.maxCompletionLength = maxCompletion }
+        return h
+    }
+
+    func testEveryAggregationMatchesTRLAtAnySplit() throws {
+        XCTAssertEqual(Set(Self.fixture.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
+        for c in Self.fixture.configurations {
+            for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
+                var h = harness()
+                h.microBatchSize = micro
+                let got = try h.run("grpo", c.args, ranks: ranks)[0]
+                let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
+                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                let expected = c.grad.flatMap { $0 }
+                let scale = expected.map(abs).max() ?? 0
+                XCTAssertGreaterThan(scale, 1e-3, label)
+                var worst = 0.0
+                for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
+                XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
+                if c.args["beta"] != "0.0" { XCTAssertNotNil(got.diagnostics["kl"], label) }
+            }
+        }
+    }
+
+    /// CHORD (Trinity-RFT's MIXCHORDPolicyLossFn) with two of the six sequences demonstrations,
+    /// CHORD-φ and CHORD-μ, μ at step 1 of a cosine decay; per-type token counts are global.
+    func testCHORDMatchesTrinityAtAnySplit() throws {
+        let origins = Self.fixture.chord_expert.map { $0 ? SequenceOrigin.demonstration : .rollout }
+        for c in Self.fixture.chord {
+            for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
+                var h = harness(origins: origins)
+                h.microBatchSize = micro
+                let got = try h.run("chord", c.args, ranks: ranks)[0]
+                let label = "chord \(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
+                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                let expected = c.grad.flatMap { $0 }
+                let scale = expected.map(abs).max() ?? 0
+                var worst = 0.0
+                for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
+                XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
+                XCTAssertEqual(got.diagnostics["mu"] ?? .nan, 0.5 * 0.5 * (1 + cos(Double.pi / 4)) + 0.1, accuracy: 1e-6, label)
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Models
+import TestSupport
+import XCTest
+@testable import Training
+
+/// The rollout pieces on their own: the `rewards:` list, reward functions and their argument
+/// routing, the format reward, prompts from a file and their truncation, and how a rollout
+/// becomes a training sequence.
+final class RolloutUnitTests: XCTestCase {
+    func testRewardsListInYAMLAndFlagsAndRoundTrip() throws {
+        let r = try Recipe.parse(yaml: "objective: grpo\nrewards:\n  - exact\n  - regex=0.2\nreward_args:\n  regex.pattern: '^ \\d'\n", source: "r.yaml")
+        XCTAssertEqual(r.rewards, ["exact", "regex=0.2"])
+        XCTAssertEqual(try Recipe.parse(yaml: "rewards: task\n", source: "r.yaml").rewards, ["task"])
+        XCTAssertEqual(try Recipe.parse(yaml: r.yaml, source: "again.yaml").rewards, ["exact", "regex=0.2"])
+        XCTAssertThrowsError(try Recipe.parse(yaml: "rewards: [exact, regex=x]\n", source: "r.yaml")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("r.yaml:1: rewards must be reward functions"), "\(e)")
+        }
+        var f = Recipe()
+        try Recipe.key(named: "rewards")!.read(flag: "exact", into: &f)
+        try Recipe.key(named: "rewards")!.read(flag: "format=0.5", into: &f)
+        XCTAssertEqual(f.rewards, ["exact", "format=0.5"])
+    }
+
+    func testRewardFunctionsWeightsAndArgumentRouting() throws {
+        let fs = try RewardFunction.make(specs: ["exact", "regex=0.2"], args: ["regex.pattern": "^ [0-9]", "exact.ignore_case": "true"])
+        XCTAssertEqual(fs.map(\.name), ["exact", "regex"])
+        XCTAssertEqual(fs.map(\.weight), [1, 0.2])
+        XCTAssertEqual(fs.map(\.needsReference), [true, false])
+        let item = ScoringItem(prompt: "p", completion: " 7", reference: " 7", source: "d:1")
+        XCTAssertEqual(try fs[1].scorer.score([item, ScoringItem(prompt: "p", completion: "x7", reference: nil, source: "d:2")]), [1, 0])
+        // One function: unprefixed keys are its own.
+        XCTAssertEqual(try RewardFunction.make(specs: ["regex"], args: ["pattern": "a"]).count, 1)
+        XCTAssertThrowsError(try RewardFunction.make(specs: ["exact", "exact=2"], args: [:]))
+        XCTAssertThrowsError(try RewardFunction.make(specs: ["regex"], args: ["regex.nope": "1"]))
+    }
+
+    func testFormatRewardMatchesTheWholeCompletion() throws {
+        let plain = try FormatScorer(args: [:])
+        func s(_ c: String, _ f: FormatScorer) throws -> Float { try f.score([ScoringItem(prompt: "", completion: c, reference: nil, source: "x")])[0] }
+        XCTAssertEqual(try s(" 68", plain), 1)
+        XCTAssertEqual(try s("   ", plain), 0)
+        XCTAssertEqual(try s(" 68\nadd 1 2", plain), 0)
+        let tagged = try FormatScorer(args: ["pattern": "<a>.*</a>"])
+        XCTAssertEqual(try s("<a>x</a>", tagged), 1)
+        XCTAssertEqual(try s("<a>x</a> more", tagged), 0, "anchored at the end, unlike regex")
+    }
+
+    func testPromptsFileRowsAndTruncation() throws {
+        let dir = try makeTemporaryDirectory("rollout-prompts")
+        let path = dir + "/p.jsonl"
+        try """
+        {"prompt": "add 1 2 =", "completion": " 3"}
+        {"prompt": "reverse abcdef ="}
+        {"messages": [{"role": "user", "content": "hi"}]}
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let tok = ByteTokenizer()
+        let prompts = try RolloutPrompts.fromFile(path, tokenizer: tok, template: .chatml)
+        XCTAssertEqual(prompts.map(\.reference), [" 3", nil, nil, "yo"])
+        XCTAssertEqual(prompts.map(\.source), ["\(path):1", "\(path):2", "\(path):3", "\(path):4"])
+        XCTAssertEqual(tok.decode(prompts[0].ids), "add 1 2 =")
+        XCTAssertEqual(prompts[2].ids, prompts[3].ids, "a final assistant turn is the reference, not the prompt")
+        let cut = try RolloutPrompts.fit(prompts, limit: 5, truncation: .left, origin: path)
+        XCTAssertEqual(tok.decode(cut[0].ids), "1 2 =")
+        XCTAssertEqual(try RolloutPrompts.fit(prompts, limit: 5, truncation: .right, origin: path).map { $0.ids.count }.max(), 5)
+        XCTAssertThrowsError(try RolloutPrompts.fit(prompts, limit: 3, truncation: .drop, origin: path))
+        XCTAssertThrowsError(try RolloutPrompts.checkReferences(prompts, rewards: try RewardFunction.make(specs: ["exact"], args: [:]))) {
+            XCTAssertTrue("\($0)".contains("\(path):2: reward exact needs a reference answer"), "\($0)")
+        }
+    }
+
+    /// A stopped rollout trains on its stop token too; one cut at the limit has none. The
+    /// sampler's log-probs sit under the tokens they belong to, 0 on the prompt.
+    func testRolloutSequenceLayout() {
+        let stopped = RolloutProducer.sequence(prompt: [5, 6], generation: Generation(ids: [7, 8], logProbs: [-0.1, -0.2, -0.3], finish: .stop, text: nil),
+                                               stopId: 0, example: 3)
+        XCTAssertEqual(stopped.ids, [5, 6, 7, 8, 0])
+        XCTAssertEqual(stopped.lossMask, [0, 0, 1, 1, 1])
+        XCTAssertEqual(stopped.behaviourLogProbs, [0, 0, -0.1, -0.2, -0.3])
+        XCTAssertEqual(stopped.origin, .rollout)
+        XCTAssertEqual(stopped.example, 3)
+        let cut = RolloutProducer.sequence(prompt: [5], generation: Generation(ids: [7, 8], logProbs: [-0.1, -0.2], finish: .length, text: nil),
+                                           stopId: 0, example: 0)
+        XCTAssertEqual(cut.ids, [5, 7, 8])
+        XCTAssertEqual(RolloutMetrics.rows([stopped, cut].map { var s = $0; s.rewards = [1]; return s },
+                                           rewards: try! RewardFunction.make(specs: ["task"], args: [:]), groupSize: 2, stopId: 0)
+                        .first { $0.0 == "completions/clipped_ratio" }?.1, 0.5)
+    }
+
+    /// The generation buffer survives a checkpoint bit for bit (state words round trip).
+    func testGenerationStateRoundTrips() throws {
+        let settings = try RolloutSettings(rollouts: 2, batchSize: 2, temperature: 1, topP: 1, maxCompletionLength: 4,
+                                           stepsPerGeneration: 1, scaling: .group, seed: 9)
+        let prompts = [RolloutPrompt(ids: [1, 2], reference: nil, source: "x:1")]
+        let rewards = try RewardFunction.make(specs: ["task"], args: [:])
+        let a = RolloutProducer(settings: settings, prompts: prompts, rewards: rewards, stopId: 0)
+        var s1 = RolloutProducer.sequence(prompt: [1, 2], generation: Generation(ids: [3], logProbs: [-0.5, -1.25], finish: .stop, text: nil), stopId: 0, example: 0)
+        s1.rewards = [1]; s1.advantage = 0.7071; s1.group = 4
+        var s2 = s1; s2.advantage = -0.7071; s2.behaviourLogProbs[2] = .nan
+        a.generation = (2, [s1, s2])
+        let b = RolloutProducer(settings: settings, prompts: prompts, rewards: rewards, stopId: 0)
+        try b.restoreState(a.saveState(), step: 5)
+        XCTAssertEqual(b.generation?.index, 2)
+        XCTAssertEqual(b.generation?.sequences.first, s1)
+        XCTAssertEqual(b.generation?.sequences.last?.behaviourLogProbs[2].bitPattern, Float.nan.bitPattern)
+    }
+
+    /// A reward function that returns a non-finite value stops the run with a message naming
+    /// the example, whichever scorer it is (the external one refuses "nan" itself).
+    func testNonFiniteRewardIsAnErrorNamingTheExample() {
+        final class Broken: Scorer {
+            let name = "broken"
+            func score(_ items: [ScoringItem]) throws -> [Float] { items.indices.map { $0 == 1 ? .infinity : 1 } }
+        }
+        let items = (0..<3).map { ScoringItem(prompt: "p", completion: "c", reference: nil, source: "d.jsonl:\($0 + 1)") }
+        let m = RolloutScoring.score(items, with: [RewardFunction(name: "broken", scorer: Broken(), weight: 1, needsReference: false)])
+        XCTAssertEqual(m.error, "d.jsonl:2: reward broken is inf for a rollout of this prompt; rewards must be finite")
+        let ok = RolloutScoring.score(items, with: try! RewardFunction.make(specs: ["format=0.5", "regex"], args: ["regex.pattern": "c"]))
+        XCTAssertNil(ok.error)
+        XCTAssertEqual(RolloutScoring.weightedSum(ok, weights: [0.5, 1], count: 3), [1.5, 1.5, 1.5])
+    }
+}

@@ -1,0 +1,184 @@
+"""Independent references for sft-dist's GRPO (run through scripts/make-grpo-references).
+
+Written from TRL's `GRPOTrainer` (`_generate_and_score_completions`, `_compute_loss`) in
+PyTorch, with dL/dlogits from autograd: padded [B, T] completion tensors, a completion mask,
+per-sequence advantages, the sampler's log-probs as `old_per_token_logps`, and a reference
+model's logits for the k3 KL. The whole step batch is one device with one accumulation step,
+which is what sft-dist's global (allreduced) counts reproduce for any split over ranks:
+
+  advantages   A = r − mean_g; "group": / (std_g + 1e-4); "batch": / (std_B + 1e-4); "none": as is
+               (std with Bessel's correction, torch.std)
+  per token    c1 = exp(logp − old), c2 = clamp(c1, 1 − ε_low, 1 + ε_high),
+               ℓ = −min(c1·A, c2·A) + β·(exp(ref − logp) − (ref − logp) − 1)
+  grpo         ((ℓ·m).sum(−1) / m.sum(−1).clamp(min=1)).mean()
+  bnpo         (ℓ·m).sum() / m.sum().clamp(min=1)
+  dr_grpo      (ℓ·m).sum() / (B · max_completion_length)
+  dapo         (ℓ·m).sum() / num_items_in_batch   (the step's loss tokens)
+
+Writes Tests/TrainingTests/Fixtures/grpo-reference.json: advantage vectors, the examples (ids,
+loss masks), per-token behaviour log-probs, advantages, current and reference logits per
+(example, position), and per configuration the loss and dL/dlogits.
+"""
+import json
+import os
+
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "grpo-reference.json")
+
+V = 9
+MAX_COMPLETION_LENGTH = 7
+# (prompt length, completion length) per rollout; two groups of three.
+SHAPES = [(2, 4), (2, 6), (2, 2), (3, 5), (3, 3), (3, 7)]
+REWARDS = [1.0, 0.0, 0.5, 0.25, 1.0, 0.0]
+
+
+def trl_advantages(rewards, G, scale):
+    r = torch.tensor(rewards, dtype=torch.float64)
+    mean_grouped = r.view(-1, G).mean(dim=1).repeat_interleave(G)
+    adv = r - mean_grouped
+    if scale == "group":
+        std = r.view(-1, G).std(dim=1).repeat_interleave(G)
+    elif scale == "batch":
+        std = r.std().expand_as(r)
+    if scale != "none":
+        adv = adv / (std + 1e-4)
+    return adv.tolist()
+
+
+ADVANTAGE_CASES = [
+    # (rewards, G): a zero-variance group, a 1/0 group, graded rewards.
+    ([1, 1, 1, 1, 1, 0, 0, 1, 0.5, 0.25, 0.75, 0], 4),
+    ([0, 0, 0.2, 0.9, 0.9, 0.9], 3),
+    ([3, -1, 2, 2, 0.5, -0.5, 7, 7], 2),
+]
+
+
+def make_batch(g):
+    examples = []
+    for e, (prompt, completion) in enumerate(SHAPES):
+        ids = [e] + torch.randint(0, V, (prompt + completion - 1,), generator=g).tolist()
+        examples.append({"ids": ids, "loss_mask": [0] * prompt + [1] * completion})
+    T = max(len(x["ids"]) for x in examples) - 1
+    current = (torch.randn(len(examples) * T, V, generator=g) * 1.5).float()
+    old = (current + torch.randn(len(examples) * T, V, generator=g) * 0.5).float()
+    reference = (current + torch.randn(len(examples) * T, V, generator=g) * 0.8).float()
+    # The sampler's log-probs of each taken token (0 on the prompt), stored as float32.
+    lsm_old = torch.log_softmax(old.double(), dim=-1)
+    for e, x in enumerate(examples):
+        x["behaviour"] = [0.0] + [
+            float(torch.tensor(lsm_old[e * T + t, x["ids"][t + 1]].item()).float()) if x["loss_mask"][t + 1] else 0.0
+            for t in range(len(x["ids"]) - 1)]
+    return examples, T, current, reference
+
+
+def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta):
+    """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V])."""
+    B = len(examples)
+    logits = current.double().clone().requires_grad_(True)
+    lsm = torch.log_softmax(logits, dim=-1)
+    lsm_ref = torch.log_softmax(reference.double(), dim=-1)
+    Lc = max(sum(x["loss_mask"]) for x in examples)
+    logp = torch.zeros(B, Lc, dtype=torch.float64)
+    old = torch.zeros(B, Lc, dtype=torch.float64)
+    ref = torch.zeros(B, Lc, dtype=torch.float64)
+    mask = torch.zeros(B, Lc, dtype=torch.float64)
+    rows = []
+    for e, x in enumerate(examples):
+        k = 0
+        for t in range(len(x["ids"]) - 1):
+            if not x["loss_mask"][t + 1]:
+                continue
+            y = x["ids"][t + 1]
+            rows.append((e, k))
+            logp = logp.index_put((torch.tensor([e]), torch.tensor([k])), lsm[e * T + t, y].reshape(1))
+            old[e, k] = x["behaviour"][t + 1]
+            ref[e, k] = lsm_ref[e * T + t, y]
+            mask[e, k] = 1
+            k += 1
+    A = torch.tensor(advantages, dtype=torch.float64).unsqueeze(1)
+    coef_1 = torch.exp(logp - old)
+    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+    per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if beta != 0:
+        per_token_kl = torch.exp(ref - logp) - (ref - logp) - 1
+        per_token_loss = per_token_loss + beta * per_token_kl
+    if loss_type == "grpo":
+        loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "bnpo":
+        loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
+    elif loss_type == "dapo":
+        loss = (per_token_loss * mask).sum() / mask.sum()
+    loss.backward()
+    return loss.item(), logits.grad
+
+
+def chord_loss(examples, T, current, advantages, expert, mu, phi, eps):
+    """Trinity-RFT's MIXCHORDPolicyLossFn on the same batch, `expert` marking demonstrations:
+    (1 − μ)·token-mean PPO over rollout tokens + μ·token-mean of −sg(w)·logp over expert tokens,
+    w = p(1 − p) (CHORD-φ) or 1 (CHORD-μ)."""
+    logits = current.double().clone().requires_grad_(True)
+    lsm = torch.log_softmax(logits, dim=-1)
+    rl, sft, n_rl, n_sft = 0.0, 0.0, 0, 0
+    for e, x in enumerate(examples):
+        for t in range(len(x["ids"]) - 1):
+            if not x["loss_mask"][t + 1]:
+                continue
+            logp = lsm[e * T + t, x["ids"][t + 1]]
+            if expert[e]:
+                w = (logp.exp() * (1 - logp.exp())).detach() if phi else 1.0
+                sft = sft - w * logp
+                n_sft += 1
+            else:
+                ratio = torch.exp(logp - x["behaviour"][t + 1])
+                A = advantages[e]
+                rl = rl - torch.min(ratio * A, torch.clamp(ratio, 1 - eps, 1 + eps) * A)
+                n_rl += 1
+    loss = (1 - mu) * rl / n_rl + mu * sft / n_sft
+    loss.backward()
+    return loss.item(), logits.grad
+
+
+def main():
+    g = torch.Generator().manual_seed(20261212)
+    examples, T, current, reference = make_batch(g)
+    advantages = [float(torch.tensor(a).float()) for a in trl_advantages(REWARDS, 3, "group")]
+    for x, a in zip(examples, advantages):
+        x["advantage"] = a
+    configs = []
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+        for eps_low, eps_high, beta in [(0.2, 0.2, 0.0), (0.1, 0.3, 0.05)]:
+            loss, grad = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta)
+            args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
+            configs.append({"args": args, "loss": loss, "grad": grad.tolist()})
+    # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
+    # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
+    import math
+    expert = [False, True, False, False, True, False]
+    mu = 0.5 * 0.5 * (1 + math.cos(math.pi / 4)) + 0.1
+    chord = []
+    for phi in [True, False]:
+        loss, grad = chord_loss(examples, T, current, advantages, expert, mu, phi, 0.2)
+        args = {"mu_peak": "0.6", "mu_valley": "0.1", "mu_warmup": "0", "mu_decay": "4", "phi": "true" if phi else "false"}
+        chord.append({"args": args, "loss": loss, "grad": grad.tolist()})
+    out = {
+        "vocab": V, "seq_len": T, "max_completion_length": MAX_COMPLETION_LENGTH,
+        "advantages": [{"rewards": r, "group_size": G,
+                        "expected": {s: trl_advantages(r, G, s) for s in ["group", "batch", "none"]}}
+                       for r, G in ADVANTAGE_CASES],
+        "examples": examples,
+        "logits": {"current": current.tolist(), "reference": reference.tolist()},
+        "configurations": configs,
+        "chord_expert": expert,
+        "chord": chord,
+    }
+    with open(OUT, "w") as fh:
+        json.dump(out, fh, separators=(",", ":"))
+    print(f"wrote {OUT}: {len(configs)} configurations, {len(examples)} rollouts, {len(ADVANTAGE_CASES)} advantage cases")
+
+
+if __name__ == "__main__":
+    main()
