@@ -26,6 +26,7 @@ def parse(argv):
     p.add_argument("-n", dest="ranks", type=int, default=2, help="MPI ranks per sft-dist run (default 2)")
     p.add_argument("--check", metavar="DIR", help="open DIR/report.html in headless Chromium and check it")
     p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--markdown", metavar="DIR", help="print DIR/lab.json's summary table in Markdown")
     p.add_argument("--reverdict", metavar="DIR", help="decide DIR/lab.json's verdicts again from its numbers and "
                    "written rules; rewrite lab.json, report.html and the charts")
     a = p.parse_args(argv)
@@ -42,6 +43,10 @@ def main(argv):
     if a.check:
         from check import check
         return check(a.check)
+    if a.markdown:
+        with open(os.path.join(a.markdown, "lab.json"), encoding="utf-8") as f:
+            print(report.markdown_summary(json.load(f)))
+        return 0
     if a.reverdict:
         return reverdict(a.reverdict)
     claims = recipes.load_claims(ROOT, a.size, a.only)

@@ -52,3 +52,19 @@ def render(lab):
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>sft-dist lab</title>'
             f'<style>{STYLE}</style></head><body><h1>sft-dist lab</h1>{head}{summary_table(lab)}'
             + "".join(claim_section(c) for c in lab["claims"]) + "</body></html>")
+
+
+def markdown_summary(lab):
+    """The report's summary table in Markdown (for the README), with each rule part's numbers."""
+    lines = [f"Size `{lab['size']}`, {lab['ranks']} ranks per run, seeds {', '.join(str(s) for s in lab['seeds'])}, "
+             f"wall time {lab['wall_s'] / 60:.1f} min.", "",
+             "| claim | paper | rule parts: mean ± std (a − b: mean ± SE, status) | verdict |", "|---|---|---|---|"]
+    for c in lab["claims"]:
+        parts = []
+        for p in c["parts"]:
+            a, b = c["numbers"][p["a"]], c["numbers"][p["b"]]
+            op = ">" if p["expect"] == "greater" else f"≥ (−{p['margin']})"
+            parts.append(f"`{p['a']}` {a['mean']:.3f} ± {a['std']:.3f} {op} `{p['b']}` {b['mean']:.3f} ± {b['std']:.3f} "
+                         f"({p['mean_diff']:+.3f} ± {p['se']:.3f}, {p['status']})")
+        lines.append(f"| {c['id']} | {c['paper']} | {'<br>'.join(parts)} | **{c['verdict']}** |")
+    return "\n".join(lines)
