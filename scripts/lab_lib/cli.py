@@ -3,6 +3,7 @@ report.html and one SVG per claim (charts/<id>.svg)."""
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -72,8 +73,11 @@ def main(argv):
         r["seconds"] = time.time() - t
         results.append(r)
         log(f"claim {c['id']}: {r['verdict']} ({r['seconds']:.0f} s)")
+    # CPU seconds of every sft-dist process (waited-for descendants): a load-independent size of the
+    # lab, next to the wall time, which on a shared machine says as much about the other users.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     doc = {"size": a.size, "ranks": a.ranks, "seeds": lab["seeds"], "wall_s": time.time() - start,
-           "base": bases, "claims": results}
+           "cpu_s": usage.ru_utime + usage.ru_stime, "base": bases, "claims": results}
     write_outputs(out, doc)
     log(f"wrote {out}/lab.json and {out}/report.html")
     return 0
