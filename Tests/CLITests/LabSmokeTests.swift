@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+/// `scripts/lab` at its tiny size on one claim: the base model is pretrained and reused, every
+/// rule part's numbers are there for every seed, the verdict follows from them by the written
+/// rule (recomputed here), and `--reverdict` decides planted clear-cut numbers the right way round.
+final class LabSmokeTests: XCTestCase {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+    static let claim = "dft-generalisation"
+
+    func lab(_ args: [String], seconds: Int = 900) -> CLI.Result {
+        CLI.run(["env", "SFT_DIST_BIN=\(CLI.binary)", "OPENBLAS_NUM_THREADS=1", Self.repo + "/scripts/lab"] + args,
+                seconds: seconds)
+    }
+
+    func labJSON(_ dir: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/lab.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// The rule of scripts/lab_lib/rules.py, written again: paired differences, 2 SE (or the rule's z).
+    func expectedVerdict(_ claim: [String: Any]) throws -> String {
+        let rule = try XCTUnwrap(claim["rule_spec"] as? [String: Any])
+        let z = (rule["z"] as? Double) ?? 2
+        let numbers = try XCTUnwrap(claim["numbers"] as? [String: [String: Any]])
+        var statuses: [String] = []
+        for part in try XCTUnwrap(rule["parts"] as? [[String: Any]]) {
+            let a = try XCTUnwrap(numbers[part["a"] as! String]?["values"] as? [Double], "numbers for \(part["a"]!)")
+            let b = try XCTUnwrap(numbers[part["b"] as! String]?["values"] as? [Double], "numbers for \(part["b"]!)")
+            XCTAssertEqual(a.count, 3); XCTAssertEqual(b.count, 3)
+            let d = zip(a, b).map { $0 - $1 }
+            let mean = d.reduce(0, +) / Double(d.count)
+            let sd = (d.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d.count - 1)).squareRoot()
+            let se = sd / Double(d.count).squareRoot()
+            if part["expect"] as? String == "greater" {
+                statuses.append(mean > z * se && mean > 0 ? "holds" : mean < -z * se && mean < 0 ? "contradicted" : "undecided")
+            } else {
+                let m = (part["margin"] as? Double) ?? 0
+                statuses.append(mean - z * se > -m ? "holds" : mean + z * se < -m ? "contradicted" : "undecided")
+            }
+        }
+        if statuses.allSatisfy({ $0 == "holds" }) { return "reproduced" }
+        return statuses.contains("contradicted") ? "not reproduced" : "inconclusive"
+    }
+
+    func testTinyClaimHasNumbersAndTheRulesVerdict() throws {
+        let dir = CLI.tempDir("lab")
+        let r = lab(["--size", "tiny", "--only", Self.claim, "--out", dir, "-n", "1"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let doc = try labJSON(dir)
+        let claims = try XCTUnwrap(doc["claims"] as? [[String: Any]])
+        XCTAssertEqual(claims.map { $0["id"] as? String }, [Self.claim])
+        let claim = claims[0]
+        for key in ["paper", "claim", "rule", "experiment"] {
+            XCTAssertFalse((claim[key] as? String ?? "").isEmpty, key)
+        }
+        XCTAssertEqual(claim["verdict"] as? String, try expectedVerdict(claim))
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("id=\"\(Self.claim)\"") && html.contains("class=\"lab-chart\"") && html.contains("class=\"mark\""))
+        for reference in ["src=", "href=\"http", "url(", "@import", "<script"] {
+            XCTAssertFalse(html.contains(reference), "the report loads nothing: \(reference)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/charts/\(Self.claim).svg"))
+
+        // The base model is cached: a second run trains nothing new and gives the same numbers.
+        let again = lab(["--size", "tiny", "--only", Self.claim, "--out", dir, "-n", "1"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertFalse(again.stderr.contains(" train "), again.stderr)
+        let second = try XCTUnwrap((try labJSON(dir)["claims"] as? [[String: Any]])?.first)
+        XCTAssertEqual(second["numbers"] as? NSDictionary, claim["numbers"] as? NSDictionary)
+
+        // Planted numbers: dft far above nll on every seed must be reproduced, far below not reproduced.
+        for (shift, verdict) in [(0.5, "reproduced"), (-0.5, "not reproduced"), (0.0, "inconclusive")] {
+            var planted = doc
+            var c = claim
+            var numbers = c["numbers"] as! [String: [String: Any]]
+            numbers["nll.hard"]!["values"] = [0.20, 0.30, 0.25]
+            numbers["dft.hard"]!["values"] = [0.20 + shift, 0.31 + shift, 0.24 + shift]
+            c["numbers"] = numbers
+            planted["claims"] = [c]
+            try JSONSerialization.data(withJSONObject: planted).write(to: URL(fileURLWithPath: dir + "/lab.json"))
+            let re = lab(["--reverdict", dir], seconds: 60)
+            XCTAssertEqual(re.status, 0, re.all)
+            let decided = try XCTUnwrap((try labJSON(dir)["claims"] as? [[String: Any]])?.first)
+            XCTAssertEqual(decided["verdict"] as? String, verdict, "shift \(shift)")
+            XCTAssertEqual(decided["verdict"] as? String, try expectedVerdict(decided))
+        }
+    }
+}

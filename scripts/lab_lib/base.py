@@ -1,0 +1,28 @@
+"""The base models: one pretraining run on a broad built-in mix, cached under the output
+directory. The strong base is its final model; the weak base is the checkpoint written at
+`weak_step` of the same run (its model/ directory is a loadable model)."""
+import os
+import time
+
+from sftdist import digest, write_json, read_json, flag_args
+
+
+def pretrain(lab, sft):
+    spec = lab["base"]
+    data = sft.make_data(spec["data"])
+    config = os.path.join(sft.root, spec["config"])
+    args = ["--config", config, "--data", data, "--steps", str(spec["steps"]), "--seed", str(spec["seed"]),
+            "--save-every", str(spec["weak_step"]), "--keep-last", "0"] + flag_args(spec.get("flags", {}), {})
+    run_dir = os.path.join(sft.out, f"base-{digest(args)}")
+    info_path = os.path.join(run_dir, "lab-base.json")
+    if os.path.exists(info_path):
+        return read_json(info_path)
+    start = time.time()
+    sft.train(run_dir, args)
+    weak = os.path.join(run_dir, "checkpoints", f"step-{spec['weak_step']:06d}", "model")
+    if not os.path.isdir(weak):
+        raise SystemExit(f"lab: the base run wrote no checkpoint at step {spec['weak_step']} ({weak})")
+    info = {"strong": os.path.join(run_dir, "model"), "weak": weak, "steps": spec["steps"],
+            "weak_step": spec["weak_step"], "seconds": time.time() - start, "data": spec["data"]}
+    write_json(info_path, info)
+    return info
