@@ -14,15 +14,7 @@ public enum SVGPlot {
     /// Builds the standard chart from metrics records (see MetricsLog.read); `sets` are the
     /// named held-out sets (`--eval-data`), each with its loss and exact match.
     public static func lossChart(records: [[String: Double]], title: String, sets: [String] = []) -> String {
-        let train = records.compactMap { r -> (Double, Double)? in
-            guard let s = r["step"], let l = r["loss"] else { return nil }; return (s, l)
-        }
-        let eval = records.compactMap { r -> (Double, Double)? in
-            guard let s = r["step"], let l = r["eval_loss"] else { return nil }; return (s, l)
-        }
-        let em = records.compactMap { r -> (Double, Double)? in
-            guard let s = r["step"], let a = r["eval_accuracy"] else { return nil }; return (s, a)
-        }
+        let train = points(records, "loss"), eval = points(records, "eval_loss"), em = points(records, "eval_accuracy")
         var left = [Series(name: "train loss", color: "#1f77b4", points: train),
                     Series(name: "held-out loss", color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out accuracy", color: "#2ca02c", points: em, dots: true)]
