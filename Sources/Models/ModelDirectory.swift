@@ -18,7 +18,7 @@ public enum ModelDirectory {
         try? fm.removeItem(atPath: tmp)
         do {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-            let config = try JSONSerialization.data(withJSONObject: model.configJSON, options: [.prettyPrinted, .sortedKeys])
+            let config = try JSONSerialization.data(withJSONObject: configJSON(model, tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
             try config.write(to: URL(fileURLWithPath: tmp + "/config.json"))
             let p = model.parameters
             let tensors = p.entries.map { e in

@@ -31,6 +31,12 @@ extension Option {
         let key = Recipe.declared[keyPath: path]
         self.init(wrappedValue: [], name: .customLong(key.flag), parsing: .unconditionalSingleValue, help: ArgumentHelp(key.help))
     }
+
+    /// A repeatable `train` flag for named files (`--eval-data NAME=FILE`).
+    init(recipe path: KeyPath<RecipeKeys, RecipeKey<NamedFiles>>) where Value == [String] {
+        let key = Recipe.declared[keyPath: path]
+        self.init(wrappedValue: [], name: .customLong(key.flag), parsing: .unconditionalSingleValue, help: ArgumentHelp(key.help))
+    }
 }
 
 extension Flag where Value == Bool? {

@@ -45,6 +45,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.evalEvery) var evalEvery: String?
     @Option(recipe: \.evalExamples) var evalExamples: String?
     @Option(recipe: \.maxNewTokens) var maxNewTokens: String?
+    @Option(recipe: \.evalData) var evalData: [String]
     @Option(recipe: \.checksumEvery) var checksumEvery: String?
     @Option(recipe: \.logEvery) var logEvery: String?
     @Flag(recipe: \.skipBadLines) var skipBadLines: Bool?

@@ -160,7 +160,7 @@ public final class Checkpointer {
     func check(_ state: CheckpointState, dir: String) throws {
         let configPath = dir + "/model/config.json"
         if let diff = CheckpointState.configDifference(saved: FileManager.default.contents(atPath: configPath) ?? Data(),
-                                                       current: setup.model.configJSON) {
+                                                       current: ModelDirectory.configJSON(setup.model, tokenizer: setup.tokenizer)) {
             throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
         }
         if let d = CheckpointState.recipeDifference(saved: state.recipe, current: recipe) {

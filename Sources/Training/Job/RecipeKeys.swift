@@ -41,6 +41,9 @@ public struct RecipeKeys: Sendable {
     public let evalExamples = RecipeKey(Settings.generationExamples, default: 200, resume: .mayChange)
     public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation."),
                                         default: 12, resume: .mayChange)
+    public let evalData = RecipeKey("eval_data", NamedFiles(), .namedFiles,
+                                    "Named held-out set NAME=FILE (repeatable): loss and exact match per set at every evaluation, and a retention table.",
+                                    resume: .mayChange)
     public let checksumEvery = RecipeKey(Settings.everySteps.named("checksum_every", help: "Compare replica checksums every N steps (0: end only)."),
                                          default: 50, resume: .mayChange)
     public let logEvery = RecipeKey("log_every", 10, .within(1...100_000_000), "Progress line every N steps when not on a terminal.",

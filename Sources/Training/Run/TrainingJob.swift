@@ -22,7 +22,9 @@ public enum TrainingJob {
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), OpenBLAS \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
 
+        NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
+        let evalSets = NamedEvalSets.load(setup)
         let model = setup.model
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
@@ -37,16 +39,21 @@ public enum TrainingJob {
             try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
         }
 
+        var lastNamedEval: [String: Double] = [:]   // the named sets' fields of the latest evaluation
         func evaluate(_ label: String, step: Int) -> EvalResult? {
-            guard setup.heldOut.count > 0 else { return nil }
+            guard setup.heldOut.count > 0 || !evalSets.isEmpty else { return nil }
             var options = EvalOptions()
             options.microBatch = recipe.microBatchSize
             options.generationExamples = recipe.evalExamples
             options.maxNewTokens = recipe.maxNewTokens
-            let r = Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer,
+            let r = setup.heldOut.count == 0 ? nil : Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer,
                                                               examples: setup.heldOut.examples, comm: comm, options: options) }
-            say("eval (\(label)): " + r.summary)
-            metrics.write([("step", step)] + r.fields)
+            if let r { say("eval (\(label)): " + r.summary) }
+            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options)
+            for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
+            let namedFields = NamedEvalSets.fields(named)
+            lastNamedEval = NamedEvalSets.numbers(namedFields)
+            metrics.write([("step", step)] + (r?.fields ?? []) + namedFields)
             return r
         }
 
@@ -100,7 +107,7 @@ public enum TrainingJob {
         }
         // The plot is an output like the model, written even with --quiet.
         if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
-            try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)")
+            try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)", sets: evalSets.names)
                 .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
         }
         if lead && !quiet {
@@ -115,6 +122,9 @@ public enum TrainingJob {
             say(String(format: "done in %@ (%@ tok/s); model in %@/, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
                        ProgressLine.clock(seconds), ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9)),
                        modelDir, recipe.out, recipe.out))
+            // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
+            let beforeRow = NamedEvalSets.beforeRow(metricsPath: recipe.out + "/metrics.jsonl")
+            for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
                        seconds: seconds, outputDirectory: recipe.out)

@@ -1,0 +1,33 @@
+import Foundation
+
+extension ModelDirectory {
+    /// `config.json` as `save` writes it: the model's config with `bos_token_id` and
+    /// `eos_token_id` that exist in its vocabulary. transformers' `GPT2Config` defaults both to
+    /// GPT-2's 50256, so a config without them (sft-dist's GPT-2) or with ids past `vocab_size`
+    /// loads with a warning and generation that never stops on end-of-text; such ids are
+    /// replaced by the tokenizer's (end-of-text for both when it adds no BOS, as GPT-2's
+    /// tokenizer does). Valid ids of a loaded config are kept, and so is an explicit null.
+    public static func configJSON(_ model: LanguageModel, tokenizer: Tokenizer) -> [String: Any] {
+        var json = model.configJSON
+        let ids: [(String, Int32)] = [("bos_token_id", tokenizer.bosId ?? tokenizer.eosId), ("eos_token_id", tokenizer.eosId)]
+        for (key, id) in ids where !isTokenId(json[key], vocabSize: model.vocabSize) { json[key] = Int(id) }
+        return json
+    }
+
+    /// Null, an integer in 0..<vocabSize, or a non-empty list of such integers (Llama-3's
+    /// several end-of-turn ids).
+    static func isTokenId(_ value: Any?, vocabSize: Int) -> Bool {
+        guard let value else { return false }
+        switch value {
+        case is NSNull: return true
+        case let list as [Any]: return !list.isEmpty && list.allSatisfy { isTokenId($0, vocabSize: vocabSize) && !($0 is NSNull) }
+        case _ where type(of: value) == Bool.self: return false   // not `is Bool`: an NSNumber 0 or 1 bridges to Bool
+        case let b as NSNumber where HFConfigFields.isBool(b): return false
+        case let n as Int: return n >= 0 && n < vocabSize
+        case let n as NSNumber:
+            let d = n.doubleValue
+            return d == d.rounded() && d >= 0 && d < Double(vocabSize)
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Yams
+
+/// `eval_data`: named files, `NAME=FILE` from a repeatable flag (`--eval-data add=add.jsonl`) or
+/// a YAML mapping (`eval_data: {add: add.jsonl}`). A name becomes part of metric keys
+/// (`eval_add_loss`), so it is letters, digits, `-` and `_` only; a name given twice is refused
+/// rather than the second file silently replacing the first (YAML's duplicate keys are refused
+/// by the recipe reader itself).
+public struct NamedFiles: RecipeValue, Sendable {
+    public var files: [String: String]
+
+    public init(_ files: [String: String] = [:]) { self.files = files }
+
+    /// Names in a stable order (the order metrics, the plot and the retention table use).
+    public var names: [String] { files.keys.sorted() }
+    public var isEmpty: Bool { files.isEmpty }
+
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
+        }
+    }
+
+    public static func fromYAML(_ node: Node) -> NamedFiles? {
+        guard let m = node.mapping else { return node.isNull ? NamedFiles() : nil }
+        var out: [String: String] = [:]
+        for (k, v) in m {
+            guard let name = k.scalar?.string, let path = String.fromYAML(v), out[name] == nil else { return nil }
+            out[name] = path
+        }
+        return NamedFiles(out)
+    }
+
+    public static func fromFlag(_ text: String, current: NamedFiles?) -> NamedFiles? {
+        let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        var out = current ?? NamedFiles()
+        guard parts.count == 2, out.files[parts[0]] == nil else { return nil }
+        out.files[parts[0]] = parts[1]
+        return out
+    }
+
+    public var text: String {
+        "{" + names.map { "\(RecipeError.quote($0)): \(RecipeError.quote(files[$0]!))" }.joined(separator: ", ") + "}"
+    }
+    public var yaml: Node { Node(names.map { ($0.yaml, files[$0]!.yaml) }) }
+
+    public init(from decoder: Decoder) throws { files = try [String: String](from: decoder) }
+    public func encode(to encoder: Encoder) throws { try files.encode(to: encoder) }
+}
+
+extension Limits where Value == NamedFiles {
+    static var namedFiles: Limits {
+        Limits("NAME=FILE with each NAME (letters, digits, - or _) given once and a non-empty FILE") { v in
+            v.files.allSatisfy { NamedFiles.isValidName($0.key) && !$0.value.isEmpty }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+
+/// `--eval-data NAME=FILE` under real mpirun: every evaluation reports each named set's loss
+/// and exact match under its name, the same at 1 and 2 ranks; loss.svg plots each set; the
+/// run ends with the retention table; bad sets are one-line errors naming the flag.
+final class RetentionCLITests: XCTestCase {
+    /// The metrics rows of evaluations (no training "loss"), in order.
+    static func evalRows(_ dir: String) -> [[String: Double]] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["loss"] == nil else { return nil }
+            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
+    func testNamedSetsAreRankCountInvariantPlottedAndTabled() throws {
+        let dir = CLI.tempDir("retention")
+        for (kind, seed) in [("add", "11"), ("copy", "12")] {
+            let r = CLI.sftDist(["make-data", "--out", "\(dir)/\(kind).jsonl", "--kinds", kind, "--count", "25", "--seed", seed])
+            XCTAssertEqual(r.status, 0, r.all)
+        }
+        // A base that has learnt these additions (≈ 1 s), so exact match is not 0 against 0.
+        let warm = ["train", "--model", "tiny", "--data", dir + "/add.jsonl", "--heldout", dir + "/add.jsonl", "--batch-size", "16",
+                    "--micro-batch-size", "8", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--lr", "1e-2",
+                    "--warmup-steps", "5", "--steps", "200", "--out", dir + "/warm"]
+        XCTAssertEqual(CLI.sftDist(warm).status, 0)
+        // Fine-tune on copying only, which makes it forget part of the additions; batch 7
+        // splits 4/3 at 2 ranks, the 25 rows of each set 13/12.
+        let args = ["train", "--model", dir + "/warm/model", "--data", dir + "/copy.jsonl", "--heldout", dir + "/copy.jsonl",
+                    "--steps", "4", "--eval-every", "2", "--eval-examples", "25", "--batch-size", "7", "--micro-batch-size", "3",
+                    "--optimizer", "sgd", "--lr", "0.3", "--warmup-steps", "1",
+                    "--eval-data", "add=\(dir)/add.jsonl", "--eval-data", "copy=\(dir)/copy.jsonl"]
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = dir + "/run-\(n)"
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 180)
+            XCTAssertEqual(r.status, 0, r.all)
+            let rows = Self.evalRows(out)
+            XCTAssertEqual(rows.map { $0["step"] ?? -1 }, [0, 2, 4], "an evaluation before, at step 2 and after")
+            for row in rows {
+                for key in ["eval_add_loss", "eval_add_accuracy", "eval_copy_loss", "eval_copy_accuracy", "eval_copy_token_acc"] {
+                    XCTAssertNotNil(row[key], "-n \(n) step \(row["step"] ?? -1): no \(key) in \(row.keys.sorted())")
+                }
+                XCTAssertEqual(row["eval_add_generated"], 25)
+                // The copy set is also the main held-out set: the same numbers under both names.
+                XCTAssertEqual(row["eval_copy_loss"], row["eval_loss"])
+                XCTAssertEqual(row["eval_copy_accuracy"], row["eval_accuracy"])
+            }
+            runs.append(rows)
+            // The retention table comes last: before (step 0) → after, per set.
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            let table = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("retention (before = step 0") }, r.stdout)
+            XCTAssertEqual(lines.count - table, 4, "the table ends the output: \(lines.suffix(6))")
+            for (i, name) in ["add", "copy"].enumerated() {
+                let before = rows[0], after = rows[2]
+                let loss = String(format: "%.4f → %.4f", before["eval_\(name)_loss"] ?? .nan, after["eval_\(name)_loss"] ?? .nan)
+                let em = String(format: "%.1f%% → %.1f%%", (before["eval_\(name)_accuracy"] ?? .nan) * 100, (after["eval_\(name)_accuracy"] ?? .nan) * 100)
+                let line = lines[table + 2 + i]
+                XCTAssertTrue(line.hasPrefix("  \(name) ") && line.contains(loss) && line.contains(em), "\(line) vs \(loss), \(em)")
+            }
+            let svg = try String(contentsOfFile: out + "/loss.svg", encoding: .utf8)
+            for series in ["add loss", "add accuracy", "copy loss", "copy accuracy"] {
+                XCTAssertTrue(svg.contains(">\(series)</text>"), "loss.svg has no \(series) series")
+            }
+        }
+        let one = runs[0], two = runs[1]
+        XCTAssertEqual(one[0]["eval_add_accuracy"], 1, "the base answers its additions: \(one[0])")
+        let kept = one[2]["eval_add_accuracy"] ?? .nan
+        XCTAssertTrue(kept > 0 && kept < 1, "fine-tuning on copying forgets some additions, not all: \(kept)")
+        for (a, b) in zip(one, two) {
+            for key in a.keys where key.hasPrefix("eval_add_") || key.hasPrefix("eval_copy_") {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(a["step"] ?? -1) \(key): -n 1 \(x) vs -n 2 \(y)")
+            }
+        }
+    }
+
+    func testBadEvalDataIsOneLineNamingTheFlag() throws {
+        let dir = CLI.tempDir("retention-bad")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/add.jsonl", "--kinds", "add", "--count", "5"]).status, 0)
+        let cases: [([String], String)] = [
+            (["--eval-data", "add=\(dir)/missing.jsonl"], "--eval-data add=\(dir)/missing.jsonl: \(dir)/missing.jsonl: no such file"),
+            (["--eval-data", "add"], "--eval-data must be NAME=FILE"),
+            (["--eval-data", "a b=\(dir)/add.jsonl"], "--eval-data must be NAME=FILE"),
+            (["--eval-data", "add=\(dir)/add.jsonl", "--eval-data", "add=\(dir)/add.jsonl"], "--eval-data must be NAME=FILE with each NAME (letters, digits, - or _) given once"),
+        ]
+        for (flags, needle) in cases {
+            let out = dir + "/run"
+            let r = CLI.mpirun(2, ["train", "--model", "tiny", "--steps", "1", "--out", out] + flags, seconds: 60)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), "\(flags): \(r.stderr)")
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(flags): the output directory was created")
+        }
+        // A file whose rows are not examples names the flag, the set and the line.
+        try "{\"prompt\": 3}\n".write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--out", dir + "/run", "--eval-data", "x=\(dir)/bad.jsonl"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--eval-data x=\(dir)/bad.jsonl: \(dir)/bad.jsonl:1:"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+    }
+}

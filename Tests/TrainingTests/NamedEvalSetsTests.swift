@@ -1,0 +1,54 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// `eval_data`: named files read the same from flags and YAML, written back by recipe.yaml;
+/// the retention table and the plot use each set's name.
+final class NamedEvalSetsTests: XCTestCase {
+    func testFlagsAndYAMLReadNamedFilesAndRefuseDuplicates() throws {
+        let key = try XCTUnwrap(Recipe.key(named: "eval_data"))
+        XCTAssertEqual(key.flag, "eval-data")
+        var r = Recipe()
+        try key.read(flag: "add=a.jsonl", into: &r)
+        try key.read(flag: "mul_2=dir/m=1.jsonl", into: &r)   // only the first "=" separates
+        XCTAssertEqual(r.evalData.files, ["add": "a.jsonl", "mul_2": "dir/m=1.jsonl"])
+        XCTAssertEqual(r.evalData.names, ["add", "mul_2"])
+        for bad in ["add=b.jsonl", "add", "=x.jsonl", "a.b=x.jsonl", "x="] {
+            var copy = r
+            XCTAssertThrowsError(try key.read(flag: bad, into: &copy), bad) { error in
+                XCTAssertTrue("\(error)".hasPrefix("--eval-data must be NAME=FILE"), "\(error)")
+            }
+        }
+        let back = try Recipe.parse(yaml: r.yaml, source: "recipe.yaml")
+        XCTAssertEqual(back.evalData, r.evalData)
+        XCTAssertEqual(try JSONDecoder().decode(Recipe.self, from: Data(r.canonicalJSON.utf8)).evalData, r.evalData)
+        let yaml = try Recipe.parse(yaml: "eval_data:\n  add: a.jsonl\n  copy: c.jsonl\n", source: "r.yaml")
+        XCTAssertEqual(yaml.evalData.files, ["add": "a.jsonl", "copy": "c.jsonl"])
+        for (text, needle) in [("eval_data: {a/b: x}\n", "eval_data must be NAME=FILE"), ("eval_data: [a]\n", "eval_data must be"),
+                               ("eval_data: {a: x, a: y}\n", "duplicate key \"a\"")] {
+            XCTAssertThrowsError(try Recipe.parse(yaml: text, source: "r.yaml"), text) { error in
+                XCTAssertTrue("\(error)".hasPrefix("r.yaml:") && "\(error)".contains(needle), "\(error)")
+            }
+        }
+        // A resumed run may add or drop sets: they change no loss.
+        XCTAssertNil(CheckpointState.recipeDifference(saved: Recipe(), current: r))
+    }
+
+    func testRetentionTableShowsBeforeAndAfterPerSet() {
+        let before = ["eval_add_loss": 0.5, "eval_add_accuracy": 0.25, "eval_copy_loss": 1.25]
+        let after = ["eval_add_loss": 0.125, "eval_add_accuracy": 0.75, "eval_copy_loss": 2.0]
+        let lines = NamedEvalSets.retentionTable(names: ["add", "copy"], before: before, after: after)
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertTrue(lines[2].hasPrefix("  add ") && lines[2].contains("0.5000 → 0.1250") && lines[2].hasSuffix("25.0% → 75.0%"), lines[2])
+        XCTAssertTrue(lines[3].contains("1.2500 → 2.0000") && lines[3].hasSuffix("– → –"), lines[3])
+        XCTAssertEqual(NamedEvalSets.retentionTable(names: [], before: before, after: after), [])
+    }
+
+    func testThePlotHasEachSetsLossAndAccuracy() {
+        let records: [[String: Double]] = [["step": 0, "eval_loss": 3, "eval_add_loss": 2, "eval_add_accuracy": 0.1],
+                                           ["step": 1, "loss": 2.5], ["step": 2, "eval_loss": 1, "eval_add_loss": 1.5, "eval_add_accuracy": 0.4]]
+        let svg = SVGPlot.lossChart(records: records, title: "t", sets: ["add"])
+        XCTAssertTrue(svg.contains(">add loss</text>") && svg.contains(">add accuracy</text>"), svg)
+        XCTAssertFalse(SVGPlot.lossChart(records: records, title: "t").contains("add loss"))
+    }
+}
