@@ -28,8 +28,12 @@ public enum CachedAttention {
                 let inv = 1 / s
                 for j in 0..<L { r[j] = j <= last ? r[j] * inv : 0 }
             }
-            BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,
-                      a: scores, lda: L, b: v0 + kh * hd, ldb: cache.kvDim, beta: 0, c: out + h * hd, ldc: ldo)
+            if n == 1 {  // one query row: the same sums without a GEMM call (see WeightedRowSum)
+                WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: v0 + kh * hd, stride: cache.kvDim, count: L, dim: hd)
+            } else {
+                BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,
+                          a: scores, lda: L, b: v0 + kh * hd, ldb: cache.kvDim, beta: 0, c: out + h * hd, ldc: ldo)
+            }
         }
     }
 
