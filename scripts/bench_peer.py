@@ -1,7 +1,12 @@
 """PyTorch side of scripts/bench-peer: the gpt2-mini configuration of `sft-dist bench`
 (GPT-2, 6 layers, d=384, 6 heads, context 256, vocabulary 8192) as transformers'
 GPT2LMHeadModel, batch 8x256 synthetic tokens, AdamW, fp32, dropout off, same thread count.
-Prints one JSON line: tokens/s over the median timed step (after warm-up), peak RSS."""
+Prints one JSON line: tokens/s over the median timed step (after warm-up), peak RSS.
+
+With --generate, the side of `sft-dist bench --rollouts` instead: the same model (random
+weights, eval mode) runs `generate` on --prompts prompts of 16 random ids, --new-tokens
+sampled tokens each (temperature 1, top-k off, top-p 1, no early stop), KV cache;
+tokens/s of generated tokens over the median timed call (prefill included)."""
 import argparse, json, resource, statistics, sys, time
 
 import torch
@@ -11,6 +16,9 @@ p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, required=True)
 p.add_argument("--steps", type=int, default=6)
 p.add_argument("--warmup", type=int, default=2)
+p.add_argument("--generate", action="store_true", help="benchmark generate() instead of training")
+p.add_argument("--prompts", type=int, default=32)
+p.add_argument("--new-tokens", type=int, default=64)
 a = p.parse_args()
 
 torch.set_num_threads(a.threads)
@@ -20,6 +28,30 @@ cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=384, n_layer=6, n_head=6,
                  activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                  layer_norm_epsilon=1e-5, tie_word_embeddings=True)
 model = GPT2LMHeadModel(cfg)
+if a.generate:
+    model.eval()
+    # No end-of-sequence id: every row runs the full --new-tokens, as in sft-dist's rollouts.
+    model.generation_config.eos_token_id = None
+    model.generation_config.bos_token_id = None
+    g = torch.Generator().manual_seed(1234)
+    prompts = torch.randint(0, V, (a.prompts, 16), generator=g)
+    times, tokens = [], 0
+    for run in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True, temperature=1.0,
+                                 top_k=0, top_p=1.0, max_new_tokens=a.new_tokens,
+                                 pad_token_id=0)
+        dt = time.perf_counter() - t0
+        tokens = (out.shape[1] - prompts.shape[1]) * out.shape[0]
+        if run >= a.warmup:
+            times.append(dt)
+        print(f"torch generate {run + 1}: {dt * 1e3:.1f} ms, {tokens} tokens", file=sys.stderr)
+    med = statistics.median(times)
+    print(json.dumps({"impl": "pytorch", "bench": "rollouts", "torch": torch.__version__, "threads": a.threads,
+                      "prompts": a.prompts, "new_tokens": a.new_tokens, "tokens": tokens, "median_run_s": med,
+                      "run_s": times, "tokens_per_s": tokens / med}))
+    sys.exit(0)
 model.train()
 params = sum(p.numel() for p in model.parameters())
 # Same optimizer settings as the sft-dist bench: lr 3e-4, betas (0.9, 0.999), eps 1e-8,

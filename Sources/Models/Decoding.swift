@@ -4,12 +4,15 @@ import TensorCore
 ///
 /// Row r's keys for layer l are `keys[l][r·capacity·kvDim ...]`, one kvDim vector per
 /// position; `length[r]` positions are filled. Rows are independent: prompts of different
-/// lengths decode together, each at its own position.
+/// lengths decode together, each at its own position. All of it is allocated once, here;
+/// `workspace` holds the activations of the calls that extend it.
 public final class KVCache {
     public let layers: Int, rows: Int, capacity: Int, kvDim: Int
     public private(set) var keys: [UnsafeMutablePointer<Float>]
     public private(set) var values: [UnsafeMutablePointer<Float>]
     public var length: [Int]
+    /// Scratch of the decode calls on this cache (activations, attention scores, logits).
+    public let workspace = DecodeWorkspace()
 
     public init(layers: Int, rows: Int, capacity: Int, kvDim: Int) {
         self.layers = layers; self.rows = rows; self.capacity = capacity; self.kvDim = kvDim
@@ -54,47 +57,43 @@ extension KVCache {
     }
 }
 
+/// Which new positions get logits: all of them (checking against recomputation), or only
+/// each segment's last (generation: the LM head, a third of a small model's decode FLOPs,
+/// is skipped for the rest of a prompt).
+public enum DecodeLogits: Sendable { case everyPosition, lastPosition }
+
 /// Models that can extend cached sequences without recomputing the prefix. `decode`
 /// appends each segment's tokens to its row (prefill: a whole prompt; generation: one token
-/// per row) and returns the logits of every new position, segments concatenated: [Σn, V].
-/// All projections run as one GEMM over every new token of every segment.
+/// per row) and returns logits, segments concatenated: [Σn, V] for every new position or
+/// [segments, V] for each segment's last. All projections run as one GEMM over every new
+/// token of every segment. The logits live in `cache.workspace`: valid until the next
+/// decode on that cache, read in place (no copy per token).
 public protocol IncrementalDecoder: LanguageModel {
     func makeCache(rows: Int, capacity: Int) -> KVCache
-    func decode(_ segments: [DecodeSegment], cache: KVCache) -> [Float]
+    func decode(_ segments: [DecodeSegment], cache: KVCache, logitsOf which: DecodeLogits) -> UnsafeBufferPointer<Float>
 }
 
-/// Causal attention of new queries against a row's cache, per head, as two GEMMs:
-/// scores [n, L] = q·Kᵀ over the filled cache, masked so new token i sees positions
-/// ≤ start + i, softmax, then out = P·V. q rows have stride `ldq`; heads share kv heads in
-/// groups (GQA).
-public enum CachedAttention {
-    public static func forward(out: UnsafeMutablePointer<Float>, ldo: Int, q: UnsafePointer<Float>, ldq: Int,
-                               cache: KVCache, layer: Int, row: Int, start: Int, count n: Int,
-                               heads: Int, kvHeads: Int, headDim hd: Int) {
-        let L = start + n
-        let scale = 1 / Float(hd).squareRoot()
-        let scores = CheckedAllocation.floats(n * L, for: "attention scores")
-        defer { CheckedAllocation.free(scores) }
-        let k0 = cache.key(layer, row: row, position: 0), v0 = cache.value(layer, row: row, position: 0)
-        for h in 0..<heads {
-            let kh = h / (heads / kvHeads)
-            BLAS.gemm(transA: false, transB: true, m: n, n: L, k: hd, alpha: scale,
-                      a: q + h * hd, lda: ldq, b: k0 + kh * hd, ldb: cache.kvDim, beta: 0, c: scores, ldc: L)
-            for i in 0..<n {
-                let r = scores + i * L, last = start + i
-                var m = -Float.infinity
-                for j in 0...last { m = max(m, r[j]) }
-                var s: Float = 0
-                for j in 0...last { r[j] = expf(r[j] - m); s += r[j] }
-                let inv = 1 / s
-                for j in 0..<L { r[j] = j <= last ? r[j] * inv : 0 }
-            }
-            BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,
-                      a: scores, lda: L, b: v0 + kh * hd, ldb: cache.kvDim, beta: 0, c: out + h * hd, ldc: ldo)
-        }
+extension IncrementalDecoder {
+    /// Logits of every new position, as an array.
+    public func decode(_ segments: [DecodeSegment], cache: KVCache) -> [Float] {
+        Array(decode(segments, cache: cache, logitsOf: .everyPosition))
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// Row bookkeeping shared by the decoders.
+public enum DecodeRows {
+    /// Copies each segment's last row of `x` ([Σn, dim]) to consecutive rows of `out`.
+    public static func gatherLast(_ segments: [DecodeSegment], from x: UnsafePointer<Float>, dim: Int,
+                                  into out: UnsafeMutablePointer<Float>) {
+        var end = 0
+        for (i, s) in segments.enumerated() {
+            end += s.tokens.count
+            (out + i * dim).update(from: x + (end - 1) * dim, count: dim)
+        }
+    }
+
+    /// Rows that get logits under `which`.
+    public static func logitRows(_ segments: [DecodeSegment], total: Int, _ which: DecodeLogits) -> Int {
+        which == .everyPosition ? total : segments.count
+    }
+}

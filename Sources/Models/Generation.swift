@@ -36,9 +36,10 @@ public struct Generation: Sendable {
 }
 
 /// Autoregressive decoding for a batch of prompts. With a KV cache (IncrementalDecoder)
-/// each step runs only the new tokens; otherwise the prefix is recomputed (exact, slower).
-/// Every prompt samples from its own seeded stream, so results do not depend on how
-/// prompts are batched or sharded over ranks.
+/// each step runs only the new tokens — one token per active prompt, all prompts' rows in
+/// each GEMM — and only the last position of each gets logits; otherwise the prefix is
+/// recomputed (exact, slower). Every prompt samples from its own seeded stream, so results
+/// do not depend on how prompts are batched or sharded over ranks.
 public enum Generator {
     public static func generate(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
                                 rngs: [RNG], decodeText: (([Int32]) -> String)? = nil,
@@ -49,11 +50,10 @@ public enum Generator {
         var active = [Bool](repeating: true, count: prompts.count)
         let V = model.vocabSize, maxLen = model.maxSequenceLength
         for (i, p) in prompts.enumerated() where p.isEmpty || p.count >= maxLen { active[i] = false }
+        let samplers = (0..<Parallel.threads).map { _ in TokenSampler(vocab: V) }
 
-        // Logits of each active row's last position → pick, record, check stops.
-        func advance(_ row: Int, _ logits: UnsafeBufferPointer<Float>) -> Int32? {
-            let next = pick(logits, options: options, rng: &rngs[row])
-            let lp = logProb(logits, next)
+        // A row's picked token and its log-prob → record, check stops; the token to feed next.
+        func advance(_ row: Int, _ next: Int32, _ lp: Float) -> Int32? {
             if options.stopIds.contains(next) {
                 results[row].logProbs.append(lp); results[row].finish = .stop; active[row] = false
                 return nil
@@ -78,17 +78,14 @@ public enum Generator {
             let longest = prompts.map(\.count).max() ?? 0
             let cache = decoder.makeCache(rows: prompts.count, capacity: min(maxLen, longest + options.maxNewTokens))
             var segments = prompts.indices.filter { active[$0] }.map { DecodeSegment(row: $0, tokens: prompts[$0]) }
+            var picks = [(token: Int32, logProb: Float)](repeating: (0, 0), count: prompts.count)
             while !segments.isEmpty {
-                let logits = decoder.decode(segments, cache: cache)
-                var offset = 0, next: [DecodeSegment] = []
-                logits.withUnsafeBufferPointer { all in
-                    for s in segments {
-                        offset += s.tokens.count
-                        let last = UnsafeBufferPointer(rebasing: all[((offset - 1) * V)..<(offset * V)])
-                        if let t = advance(s.row, last) { next.append(DecodeSegment(row: s.row, tokens: [t])) }
-                    }
+                let logits = decoder.decode(segments, cache: cache, logitsOf: .lastPosition)
+                sampleRows(segments.map(\.row), logits: logits, vocab: V, options: options, samplers: samplers,
+                           rngs: &rngs, into: &picks)
+                segments = segments.compactMap { s in
+                    advance(s.row, picks[s.row].token, picks[s.row].logProb).map { DecodeSegment(row: s.row, tokens: [$0]) }
                 }
-                segments = next
             }
         } else {
             let tape = Tape(recording: false)
@@ -97,48 +94,38 @@ public enum Generator {
                 while true {
                     let logits = model.forward(tape, inputs: seq, batch: 1, seqLen: seq.count)
                     let last = UnsafeBufferPointer(start: logits.data + (seq.count - 1) * V, count: V)
-                    guard let t = withExtendedLifetime(logits, { advance(row, last) }) else { break }
-                    seq.append(t)
+                    let (t, lp) = withExtendedLifetime(logits) { samplers[0].sample(last, options: options, rng: &rngs[row]) }
+                    guard let next = advance(row, t, lp) else { break }
+                    seq.append(next)
                 }
             }
         }
         return results
     }
 
-    static func logProb(_ z: UnsafeBufferPointer<Float>, _ t: Int32) -> Float {
-        var m = -Float.infinity
-        for v in z { m = max(m, v) }
-        var s: Double = 0
-        for v in z { s += Double(expf(v - m)) }
-        return z[Int(t)] - m - Float(log(s))
+    /// Samples row `rows[i]` from logits row i, spread over the threads (one sampler each);
+    /// each row draws from its own stream, so the split does not change any result.
+    static func sampleRows(_ rows: [Int], logits: UnsafeBufferPointer<Float>, vocab V: Int, options: SamplingOptions,
+                           samplers: [TokenSampler], rngs: inout [RNG], into picks: inout [(token: Int32, logProb: Float)]) {
+        let threads = min(samplers.count, Parallel.threads)
+        rngs.withUnsafeMutableBufferPointer { streams in
+            picks.withUnsafeMutableBufferPointer { out in
+                Parallel.onEachThread { t in
+                    guard t < threads else { return }
+                    var i = t
+                    while i < rows.count {
+                        let row = UnsafeBufferPointer(rebasing: logits[(i * V)..<((i + 1) * V)])
+                        out[rows[i]] = samplers[t].sample(row, options: options, rng: &streams[rows[i]])
+                        i += threads
+                    }
+                }
+            }
+        }
     }
 
+    /// One token by the rule `SamplingOptions` states (see `TokenSampler`).
     public static func pick(_ logits: UnsafeBufferPointer<Float>, options: SamplingOptions, rng: inout RNG) -> Int32 {
-        if options.temperature <= 0 {
-            var best = 0
-            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
-            return Int32(best)
-        }
-        var order = Array(0..<logits.count)
-        // Stable order (ties by id) so sampling is reproducible across platforms.
-        order.sort { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
-        if options.topK > 0 && options.topK < order.count { order = Array(order[0..<options.topK]) }
-        let m = logits[order[0]]
-        var probs = order.map { expf((logits[$0] - m) / options.temperature) }
-        var z = probs.reduce(0, +)
-        if options.topP < 1 {
-            var mass: Float = 0, keep = 0
-            while keep < probs.count { mass += probs[keep] / z; keep += 1; if mass >= options.topP { break } }
-            order = Array(order[0..<keep]); probs = Array(probs[0..<keep])
-            z = probs.reduce(0, +)
-        }
-        let u = rng.uniform() * z
-        var acc: Float = 0
-        for (i, p) in probs.enumerated() {
-            acc += p
-            if u < acc { return Int32(order[i]) }
-        }
-        return Int32(order[order.count - 1])
+        TokenSampler(vocab: logits.count).sample(logits, options: options, rng: &rng).token
     }
 
     public static func pick(_ logits: [Float], options: SamplingOptions, rng: inout RNG) -> Int32 {

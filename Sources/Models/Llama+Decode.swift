@@ -11,13 +11,14 @@ extension Llama: IncrementalDecoder {
                 kvDim: config.kvHeads * config.headDim)
     }
 
-    public func decode(_ segments: [DecodeSegment], cache: KVCache) -> [Float] {
+    public func decode(_ segments: [DecodeSegment], cache: KVCache, logitsOf which: DecodeLogits) -> UnsafeBufferPointer<Float> {
         let c = config, C = c.hiddenSize, V = c.vocabSize, hd = c.headDim
         let qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let N = segments.reduce(0) { $0 + $1.tokens.count }
-        guard N > 0 else { return [] }
+        guard N > 0 else { return UnsafeBufferPointer(start: nil, count: 0) }
         let (ids, positions) = cache.newTokens(segments, model: "Llama")
         let (cosT, sinT) = RotaryKernels.tables(maxPosition: Int(positions.max()!), headDim: hd, theta: c.ropeTheta)
+        let R = DecodeRows.logitRows(segments, total: N, which)
         let p = parameters
         func w(_ name: String) -> UnsafeMutablePointer<Float> { p[name].data }
         func b(_ name: String) -> UnsafeMutablePointer<Float>? { p.entry(name) == nil ? nil : p[name].data }
@@ -25,60 +26,42 @@ extension Llama: IncrementalDecoder {
             LinearKernels.forward(out: out, x: x, w: w(name + ".weight"), bias: b(name + ".bias"),
                                   n: N, inFeatures: ic, outFeatures: oc, layout: .outIn)
         }
-        let buf = LlamaDecodeBuffers(n: N, c: C, q: qDim, kv: kvDim, i: I, v: V)
-        EmbeddingKernels.forward(out: buf.x, ids: ids, table: w("model.embed_tokens.weight"), rows: V, dim: C)
+        let buf = cache.workspace.carve([N * C, N * C, N * qDim, N * kvDim, N * kvDim, N * qDim, N * I, N * I, R * V, N, R * C,
+                                         CachedAttention.scratchFloats(segments, cache: cache)])
+        let (x, h, q, k, v, att, gate, up) = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7])
+        let (logits, rstd, lastRows, scores) = (buf[8], buf[9], buf[10], buf[11])
+        EmbeddingKernels.forward(out: x, ids: ids, table: w("model.embed_tokens.weight"), rows: V, dim: C)
         for l in 0..<c.layers {
             let pre = "model.layers.\(l)."
-            RMSNormKernels.forward(out: buf.h, rstd: buf.rstd, x: buf.x, weight: w(pre + "input_layernorm.weight"),
+            RMSNormKernels.forward(out: h, rstd: rstd, x: x, weight: w(pre + "input_layernorm.weight"),
                                    rows: N, dim: C, eps: c.rmsNormEps)
-            linear(buf.q, buf.h, pre + "self_attn.q_proj", C, qDim)
-            linear(buf.k, buf.h, pre + "self_attn.k_proj", C, kvDim)
-            linear(buf.v, buf.h, pre + "self_attn.v_proj", C, kvDim)
+            linear(q, h, pre + "self_attn.q_proj", C, qDim)
+            linear(k, h, pre + "self_attn.k_proj", C, kvDim)
+            linear(v, h, pre + "self_attn.v_proj", C, kvDim)
             // In place: each pair is read before it is written.
-            RotaryKernels.rotate(out: buf.q, x: buf.q, positions: positions, heads: c.heads, headDim: hd,
+            RotaryKernels.rotate(out: q, x: q, positions: positions, heads: c.heads, headDim: hd,
                                  cos: cosT, sin: sinT, direction: 1, accumulate: false)
-            RotaryKernels.rotate(out: buf.k, x: buf.k, positions: positions, heads: c.kvHeads, headDim: hd,
+            RotaryKernels.rotate(out: k, x: k, positions: positions, heads: c.kvHeads, headDim: hd,
                                  cos: cosT, sin: sinT, direction: 1, accumulate: false)
-            var offset = 0
-            for s in segments {
-                let start = cache.length[s.row]
-                for i in 0..<s.tokens.count {
-                    cache.key(l, row: s.row, position: start + i).update(from: buf.k + (offset + i) * kvDim, count: kvDim)
-                    cache.value(l, row: s.row, position: start + i).update(from: buf.v + (offset + i) * kvDim, count: kvDim)
-                }
-                CachedAttention.forward(out: buf.att + offset * qDim, ldo: qDim, q: buf.q + offset * qDim, ldq: qDim,
-                                        cache: cache, layer: l, row: s.row, start: start, count: s.tokens.count,
-                                        heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
-                offset += s.tokens.count
-            }
-            linear(buf.h, buf.att, pre + "self_attn.o_proj", qDim, C)
-            Vec.add(buf.x, buf.h, count: N * C)
-            RMSNormKernels.forward(out: buf.h, rstd: buf.rstd, x: buf.x, weight: w(pre + "post_attention_layernorm.weight"),
+            CachedAttention.appendAndAttend(segments, cache: cache, layer: l, q: q, ldq: qDim, k: k, v: v, ldkv: kvDim,
+                                            out: att, ldo: qDim, heads: c.heads, kvHeads: c.kvHeads, headDim: hd, scratch: scores)
+            linear(h, att, pre + "self_attn.o_proj", qDim, C)
+            Vec.add(x, h, count: N * C)
+            RMSNormKernels.forward(out: h, rstd: rstd, x: x, weight: w(pre + "post_attention_layernorm.weight"),
                                    rows: N, dim: C, eps: c.rmsNormEps)
-            linear(buf.gate, buf.h, pre + "mlp.gate_proj", C, I)
-            linear(buf.up, buf.h, pre + "mlp.up_proj", C, I)
-            SwiGLUKernels.forward(out: buf.gate, gate: buf.gate, up: buf.up, count: N * I)
-            LinearKernels.forward(out: buf.h, x: buf.gate, w: w(pre + "mlp.down_proj.weight"), bias: b(pre + "mlp.down_proj.bias"),
+            linear(gate, h, pre + "mlp.gate_proj", C, I)
+            linear(up, h, pre + "mlp.up_proj", C, I)
+            SwiGLUKernels.forward(out: gate, gate: gate, up: up, count: N * I)
+            LinearKernels.forward(out: h, x: gate, w: w(pre + "mlp.down_proj.weight"), bias: b(pre + "mlp.down_proj.bias"),
                                   n: N, inFeatures: I, outFeatures: C, layout: .outIn)
-            Vec.add(buf.x, buf.h, count: N * C)
+            Vec.add(x, h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }
-        RMSNormKernels.forward(out: buf.h, rstd: buf.rstd, x: buf.x, weight: w("model.norm.weight"), rows: N, dim: C, eps: c.rmsNormEps)
+        let rows: UnsafePointer<Float>
+        if which == .lastPosition { DecodeRows.gatherLast(segments, from: x, dim: C, into: lastRows); rows = UnsafePointer(lastRows) } else { rows = UnsafePointer(x) }
+        RMSNormKernels.forward(out: h, rstd: rstd, x: rows, weight: w("model.norm.weight"), rows: R, dim: C, eps: c.rmsNormEps)
         let head = c.tieWordEmbeddings ? w("model.embed_tokens.weight") : w("lm_head.weight")
-        LinearKernels.forward(out: buf.logits, x: buf.h, w: head, bias: nil, n: N, inFeatures: C, outFeatures: V, layout: .outIn)
-        return Array(UnsafeBufferPointer(start: buf.logits, count: N * V))
+        LinearKernels.forward(out: logits, x: h, w: head, bias: nil, n: R, inFeatures: C, outFeatures: V, layout: .outIn)
+        return UnsafeBufferPointer(start: logits, count: R * V)
     }
-}
-
-/// Scratch for one Llama decode call; freed when it returns.
-final class LlamaDecodeBuffers {
-    let x, h, q, k, v, att, gate, up, logits, rstd: UnsafeMutablePointer<Float>
-    init(n: Int, c: Int, q qDim: Int, kv: Int, i: Int, v vocab: Int) {
-        func make(_ count: Int) -> UnsafeMutablePointer<Float> {
-            CheckedAllocation.floats(count, for: "decoding activations")
-        }
-        x = make(n * c); h = make(n * c); q = make(n * qDim); k = make(n * kv); v = make(n * kv); att = make(n * qDim)
-        gate = make(n * i); up = make(n * i); logits = make(n * vocab); rstd = make(n)
-    }
-    deinit { [x, h, q, k, v, att, gate, up, logits, rstd].forEach { CheckedAllocation.free($0) } }
 }

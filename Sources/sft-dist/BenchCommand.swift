@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Option(generateTokensSetting) var generateTokens = 64
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
+    @Flag(help: "Benchmark rollout generation instead of training: --rollout-prompts prompts of 16 tokens, --generate-tokens sampled tokens each (T = 1), KV cache; --steps timed runs after --warmup.") var rollouts = false
+    static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts).")
+    @Option(rolloutPromptsSetting) var rolloutPrompts = 32
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
@@ -31,6 +34,8 @@ struct Bench: ParsableCommand {
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
+        try Self.rolloutPromptsSetting.check(rolloutPrompts)
+        if rollouts && generateTokens == 0 { throw RecipeError("--rollouts needs --generate-tokens of at least 1") }
     }
 
     func run() throws {
@@ -38,6 +43,14 @@ struct Bench: ParsableCommand {
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
         let lead = comm.isCoordinator
+        if rollouts {
+            var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
+            ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
+            let r = Benchmark.rollouts(ro, comm: comm, log: { if lead && !quiet { printError($0) } })
+            if lead { print(json ? r.json : r.table) }
+            Runtime.finish()
+            return
+        }
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }
         Runtime.finish()

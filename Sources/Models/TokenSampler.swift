@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TensorCore
+
+/// Picks the next token from one row of logits by the rule `SamplingOptions` states, and
+/// reports its log-probability, reusing its buffers from token to token.
+///
+/// The rule: temperature 0 is the first largest logit; otherwise the vocabulary is ordered by
+/// logit, highest first, ties by id (so sampling is reproducible on every platform), cut to
+/// the top k, weighted exp((z − max)/T), cut to the smallest prefix whose mass reaches top-p,
+/// and walked in that order until the running sum passes u·Σ. Every sum runs in that order,
+/// so the token is bit-for-bit a function of the logits and the random stream.
+///
+/// The order comes from a stable LSD radix sort of the logits' bit patterns (three passes of
+/// 11 bits), which yields exactly the order of the comparison sort it replaces: that sort of
+/// 8,192 entries per token took 40 % of batched generation time.
+public final class TokenSampler {
+    public let vocab: Int
+    private let keys, keysSpare: UnsafeMutablePointer<UInt32>
+    private let order, orderSpare: UnsafeMutablePointer<Int32>
+    private let weights: UnsafeMutablePointer<Float>     // exp((z − max)/T), by id or by rank
+    private let counts: UnsafeMutablePointer<Int>        // three digit histograms
+    private static let digitBits = 11, buckets = 1 << 11
+
+    public init(vocab: Int) {
+        self.vocab = vocab
+        let n = max(vocab, 1)
+        keys = .allocate(capacity: n); keysSpare = .allocate(capacity: n)
+        order = .allocate(capacity: n); orderSpare = .allocate(capacity: n)
+        weights = .allocate(capacity: n)
+        counts = .allocate(capacity: 3 * Self.buckets)
+    }
+
+    deinit {
+        keys.deallocate(); keysSpare.deallocate(); order.deallocate(); orderSpare.deallocate()
+        weights.deallocate(); counts.deallocate()
+    }
+
+    /// The next token and log p(token) under the model at temperature 1.
+    public func sample(_ z: UnsafeBufferPointer<Float>, options: SamplingOptions, rng: inout RNG) -> (token: Int32, logProb: Float) {
+        let V = z.count
+        precondition(V > 0 && V <= vocab, "TokenSampler: \(V) logits for a sampler of \(vocab)")
+        var m = -Float.infinity
+        for v in z { m = max(m, v) }
+        if options.temperature <= 0 {
+            var best = 0
+            for i in 1..<V where z[i] > z[best] { best = i }
+            return (Int32(best), logProb(z, max: m, token: best, weightsFilled: false))
+        }
+        sortDescending(z)
+        let T = options.temperature
+        let top = z[Int(order[0])]
+        var count = options.topK > 0 && options.topK < V ? options.topK : V
+        // At T = 1 the weights are exp(z − max) for every id, which the log-probability needs
+        // too: computed once, by id, then read in rank order.
+        let shared = T == 1 && count == V
+        if shared {
+            for i in 0..<V { weights[i] = expf(z[i] - m) }
+        }
+        // Rank-ordered weights go to keysSpare's memory, reinterpreted (free after sorting).
+        let probs = UnsafeMutableRawPointer(keysSpare).bindMemory(to: Float.self, capacity: V)
+        for r in 0..<count {
+            let id = Int(order[r])
+            probs[r] = shared ? weights[id] : expf((z[id] - top) / T)
+        }
+        var total: Float = 0
+        for r in 0..<count { total += probs[r] }
+        if options.topP < 1 {
+            var mass: Float = 0, keep = 0
+            while keep < count { mass += probs[keep] / total; keep += 1; if mass >= options.topP { break } }
+            count = keep
+            total = 0
+            for r in 0..<count { total += probs[r] }
+        }
+        let u = rng.uniform() * total
+        var acc: Float = 0, pick = Int(order[count - 1])
+        for r in 0..<count {
+            acc += probs[r]
+            if u < acc { pick = Int(order[r]); break }
+        }
+        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: shared))
+    }
+
+    /// log softmax(z)[token], the sum of exponentials in double precision, in id order.
+    private func logProb(_ z: UnsafeBufferPointer<Float>, max m: Float, token: Int, weightsFilled: Bool) -> Float {
+        var s: Double = 0
+        if weightsFilled {
+            for i in 0..<z.count { s += Double(weights[i]) }
+        } else {
+            for v in z { s += Double(expf(v - m)) }
+        }
+        return z[token] - m - Float(log(s))
+    }
+
+    /// Fills `order[0..<V]` with the ids by descending logit, ties by ascending id.
+    private func sortDescending(_ z: UnsafeBufferPointer<Float>) {
+        let V = z.count, B = Self.buckets, mask = UInt32(B - 1)
+        memset(counts, 0, 3 * B * MemoryLayout<Int>.stride)
+        for i in 0..<V {
+            // −0 and +0 compare equal, so they must share a key (ties then go by id).
+            let bits = z[i] == 0 ? 0 : z[i].bitPattern
+            // Ascending unsigned order of `ordered` is ascending float order; its complement
+            // sorts descending.
+            let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+            let key = ~ordered
+            keys[i] = key; order[i] = Int32(i)
+            counts[Int(key & mask)] += 1
+            counts[B + Int((key >> 11) & mask)] += 1
+            counts[2 * B + Int(key >> 22)] += 1
+        }
+        var (src, dst) = (keys, keysSpare)
+        var (srcOrder, dstOrder) = (order, orderSpare)
+        for pass in 0..<3 {
+            let hist = counts + pass * B, shift = UInt32(pass * Self.digitBits)
+            // A digit all keys share leaves the order as it is.
+            if hist[Int((src[0] >> shift) & mask)] == V { continue }
+            var start = 0
+            for d in 0..<B { let c = hist[d]; hist[d] = start; start += c }
+            for i in 0..<V {
+                let k = src[i], d = Int((k >> shift) & mask)
+                let at = hist[d]; hist[d] = at + 1
+                dst[at] = k; dstOrder[at] = srcOrder[i]
+            }
+            swap(&src, &dst); swap(&srcOrder, &dstOrder)
+        }
+        if srcOrder != order { order.update(from: srcOrder, count: V) }
+    }
+}

@@ -1,0 +1,33 @@
+/// out[c] = Σ_j w[j]·rows[j][c] for one output row: attention's P·V when a single new token
+/// attends to its cache (decoding). A GEMM call per head per row was 5 % of batched
+/// generation time; this loop is the same arithmetic — each out[c] one chain of fused
+/// multiply-adds over j in order, from 0 — which is what OpenBLAS's 1-row kernel computes,
+/// so logits (and hence sampled tokens) do not change.
+public enum WeightedRowSum {
+    public static func forward(out: UnsafeMutablePointer<Float>, weights w: UnsafePointer<Float>,
+                               rows: UnsafePointer<Float>, stride: Int, count L: Int, dim: Int) {
+        var c = 0
+        while c + 16 <= dim {
+            var a0 = F8(repeating: 0), a1 = F8(repeating: 0)
+            for j in 0..<L {
+                let wj = F8(repeating: w[j]), r = rows + j * stride + c
+                a0 = a0.addingProduct(wj, Vec.load(r))
+                a1 = a1.addingProduct(wj, Vec.load(r + 8))
+            }
+            Vec.store(a0, out + c); Vec.store(a1, out + c + 8)
+            c += 16
+        }
+        while c + 8 <= dim {
+            var a = F8(repeating: 0)
+            for j in 0..<L { a = a.addingProduct(F8(repeating: w[j]), Vec.load(rows + j * stride + c)) }
+            Vec.store(a, out + c)
+            c += 8
+        }
+        while c < dim {
+            var a: Float = 0
+            for j in 0..<L { a = a.addingProduct(w[j], rows[j * stride + c]) }
+            out[c] = a
+            c += 1
+        }
+    }
+}

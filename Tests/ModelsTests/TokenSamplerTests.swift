@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import XCTest
+@testable import Models
+import TensorCore
+
+/// `TokenSampler` (radix-sorted, buffers reused) must pick exactly what the comparison-sort
+/// sampler it replaced picked, bit for bit: same token, same log-prob, same random draws.
+final class TokenSamplerTests: XCTestCase {
+    /// The previous implementation, kept here as the reference: sort every id by logit
+    /// (ties by id), cut to top-k, weights exp((z − max)/T), cut to top-p, walk to u·Σ.
+    static func referencePick(_ logits: [Float], options: SamplingOptions, rng: inout RNG) -> Int32 {
+        if options.temperature <= 0 {
+            var best = 0
+            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+            return Int32(best)
+        }
+        var order = Array(0..<logits.count)
+        order.sort { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
+        if options.topK > 0 && options.topK < order.count { order = Array(order[0..<options.topK]) }
+        let m = logits[order[0]]
+        var probs = order.map { expf((logits[$0] - m) / options.temperature) }
+        var z = probs.reduce(0, +)
+        if options.topP < 1 {
+            var mass: Float = 0, keep = 0
+            while keep < probs.count { mass += probs[keep] / z; keep += 1; if mass >= options.topP { break } }
+            order = Array(order[0..<keep]); probs = Array(probs[0..<keep])
+            z = probs.reduce(0, +)
+        }
+        let u = rng.uniform() * z
+        var acc: Float = 0
+        for (i, p) in probs.enumerated() {
+            acc += p
+            if u < acc { return Int32(order[i]) }
+        }
+        return Int32(order[order.count - 1])
+    }
+
+    static func referenceLogProb(_ z: [Float], _ t: Int32) -> Float {
+        var m = -Float.infinity
+        for v in z { m = max(m, v) }
+        var s: Double = 0
+        for v in z { s += Double(expf(v - m)) }
+        return z[Int(t)] - m - Float(log(s))
+    }
+
+    /// Logits of several shapes: spread out, peaked, coarse (many exact ties, ±0), negative only.
+    func logitRows(vocab: Int, rng: inout RNG) -> [[Float]] {
+        let spread = (0..<vocab).map { _ in rng.normal() * 3 }
+        let peaked = (0..<vocab).map { i in i % 97 == 5 ? 12 + rng.normal() : rng.normal() }
+        let coarse = (0..<vocab).map { _ -> Float in
+            let v = Float(rng.below(7)) - 3
+            return v == 0 && rng.below(2) == 0 ? -0.0 : v
+        }
+        let negative = (0..<vocab).map { _ in -abs(rng.normal() * 50) - 1 }
+        return [spread, peaked, coarse, negative]
+    }
+
+    func testSamePicksLogProbsAndDrawsAsTheComparisonSort() {
+        var gen = RNG(seed: 42)
+        let optionSets = [SamplingOptions(maxNewTokens: 1),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1),
+                          SamplingOptions(maxNewTokens: 1, temperature: 0.7, topK: 5),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1, topK: 40, topP: 0.9),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1.6, topP: 0.3),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1, topP: 0.999)]
+        var checked = 0
+        for vocab in [2, 13, 300, 5000] {
+            let sampler = TokenSampler(vocab: vocab)
+            for logits in logitRows(vocab: vocab, rng: &gen) {
+                for (k, options) in optionSets.enumerated() {
+                    for draw in 0..<6 {
+                        var a = RNG(seed: UInt64(draw), stream: UInt64(k)), b = a
+                        let want = Self.referencePick(logits, options: options, rng: &a)
+                        let got = logits.withUnsafeBufferPointer { sampler.sample($0, options: options, rng: &b) }
+                        XCTAssertEqual(got.token, want, "vocab \(vocab), options \(k), draw \(draw)")
+                        XCTAssertEqual(got.logProb.bitPattern, Self.referenceLogProb(logits, want).bitPattern,
+                                       "log-prob, vocab \(vocab), options \(k)")
+                        XCTAssertEqual(a, b, "the same random draws")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(checked, 4 * 4 * 6 * 6)
+    }
+}
