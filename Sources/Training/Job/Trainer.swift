@@ -78,9 +78,6 @@ public final class Trainer {
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
         if let producer {
             self.source = producer
-        } else if let selfTrain = SelfTrainSetup.producer(setup: setup, comm: comm, source: source) {
-            // --self-train: labelled rows mixed with the model's own (Training/SelfTraining/).
-            self.source = selfTrain
         } else if objective.requirements.pairs {
             // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
             self.source = PairProducer(

@@ -27,7 +27,8 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
-        let trainer = Trainer(setup: setup, comm: comm)
+        // --self-train: labelled rows mixed with the model's own (Training/SelfTraining/); nil without it.
+        let trainer = Trainer(setup: setup, comm: comm, producer: SelfTrainSetup.producer(setup: setup, comm: comm))
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()

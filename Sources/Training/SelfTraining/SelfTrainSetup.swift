@@ -7,7 +7,7 @@ import Models
 /// one, semievol without `--unlabelled`, `--unlabelled` that nothing reads, pair objectives.
 public enum SelfTrainSetup {
     /// The producer for the recipe's method, or nil without `--self-train`.
-    public static func producer(setup: RunSetup, comm: Communicator, source: BatchSource?) -> SelfTrainProducer? {
+    public static func producer(setup: RunSetup, comm: Communicator) -> SelfTrainProducer? {
         let r = setup.recipe
         let (method, options) = Fatal.collective { () throws -> (SelfTrainRound?, SelfTrainOptions) in
             let options = try SelfTrainOptions(recipe: r)
@@ -31,7 +31,7 @@ public enum SelfTrainSetup {
             }
         }
         guard let method else { return nil }
-        return SelfTrainProducer(labelled: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed),
+        return SelfTrainProducer(labelled: UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed),
                                  method: method, options: options, seed: r.seed, out: r.out,
                                  maxLength: min(r.maxLength, setup.model.maxSequenceLength), vocabSize: setup.model.vocabSize)
     }
