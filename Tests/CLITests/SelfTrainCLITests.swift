@@ -109,4 +109,35 @@ final class SelfTrainCLITests: XCTestCase {
         XCTAssertEqual(CLI.occurrences(of: "warning:", in: r.stderr), 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("\(data.labelled):1: unlabelled rows carry completions (60 rows)"), r.stderr)
     }
+
+    /// `--objective spin`: loss log 2 at each iteration's first step (the opponent is the model
+    /// itself), the same losses under mpirun -n 1 and -n 2, and exact resume in the middle of an
+    /// iteration (the opponent comes back from the checkpoint's old_policy).
+    func testSPINUnderMpirunAndResume() throws {
+        let dir = CLI.tempDir("spin")
+        let data = writeData(dir)
+        let args = ["train", "--model", "tiny", "--data", data.labelled, "--objective", "spin", "--objective-arg", "iteration_steps=3",
+                    "--objective-arg", "beta=0.5", "--batch-size", "5", "--micro-batch-size", "3", "--steps", "7", "--lr", "1e-2",
+                    "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2"]
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = dir + "/n\(n)"
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 180)
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs[0].count, 7)
+        for step in [0, 3, 6] { XCTAssertEqual(runs[0][step]["loss"] ?? .nan, log(2), accuracy: 1e-6, "step \(step + 1) starts an iteration") }
+        XCTAssertLessThan(runs[0][2]["loss"] ?? .nan, log(2) - 1e-4, "the loss never moves within an iteration")
+        for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "rewards/margins", "grad_norm", "loss_tokens"] {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)")
+            }
+        }
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "5"]).status, 0)
+        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(Array(CLI.losses(dir + "/resumed").suffix(2)), Array(CLI.losses(dir + "/saved").suffix(2)), "steps 6-7 after resuming at step 5")
+    }
 }

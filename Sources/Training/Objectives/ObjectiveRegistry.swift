@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo"]
+                               "token-clean", "forgetting", "dpo", "spin"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -35,6 +35,9 @@ public enum ObjectiveRegistry {
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01))
         case "dpo": objective = try DPOObjective(beta: try args.float("beta", default: 0.1))
+        case "spin":
+            objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
+                                          iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

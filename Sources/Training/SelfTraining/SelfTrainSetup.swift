@@ -7,8 +7,18 @@ import Models
 /// one, semievol without `--unlabelled`, `--unlabelled` that nothing reads, pair objectives.
 public enum SelfTrainSetup {
     /// The producer for the recipe's method, or nil without `--self-train`.
-    public static func producer(setup: RunSetup, comm: Communicator) -> SelfTrainProducer? {
+    public static func producer(setup: RunSetup, comm: Communicator) -> StepProducer? {
         let r = setup.recipe
+        if let spin = setup.objective as? SPINObjective {
+            Fatal.collective {
+                if r.selfTrain != SelfTrainMethod.none.rawValue { throw RecipeError("objective spin makes its own pairs; drop --self-train \(r.selfTrain)") }
+                if r.unlabelled != nil { throw RecipeError("objective spin answers the prompts of --data; drop --unlabelled") }
+                if r.refModel != nil { throw RecipeError("objective spin's reference is the model of the previous iteration; drop --ref-model") }
+            }
+            return SPINProducer(source: UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed),
+                                prompts: labelledPrompts(setup), iterationSteps: spin.iterationSteps, temperature: 1,
+                                maxNewTokens: r.maxNewTokens, maxLength: min(r.maxLength, setup.model.maxSequenceLength))
+        }
         let (method, options) = Fatal.collective { () throws -> (SelfTrainRound?, SelfTrainOptions) in
             let options = try SelfTrainOptions(recipe: r)
             try check(options, recipe: r, pairs: setup.objective.requirements.pairs)
