@@ -59,6 +59,11 @@ struct Train: ParsableCommand {
     @Option(recipe: \.saveEvery) var saveEvery: String?
     @Option(recipe: \.keepLast) var keepLast: String?
     @Option(recipe: \.resume) var resume: String?
+    @Option(recipe: \.unlabelled) var unlabelled: String?
+    @Option(recipe: \.selfTrain) var selfTrain: String?
+    @Option(recipe: \.selfTrainEvery) var selfTrainEvery: String?
+    @Option(recipe: \.selfTrainScorer) var selfTrainScorer: String?
+    @Option(recipe: \.selfTrainArgs) var selfTrainArgs: [String]
     @Option(recipe: \.watchdogSeconds) var watchdogSeconds: String?
     @Option(recipe: \.prompts) var prompts: String?
     @Option(recipe: \.rollouts) var rollouts: String?

@@ -57,6 +57,9 @@ struct TrainerHarness {
     var makeProducer: ((Dataset) -> StepProducer)? = nil
     /// Run-time settings of the objective that the run's wiring would set (GRPO's max_completion_length).
     var configureObjective: ((Objective) -> Void)? = nil
+    /// Train examples 2i, 2i + 1 as linked pairs (`PairProducer`) even when the objective does not
+    /// read pair data itself (SPIN, whose producer makes its pairs).
+    var linkPairs = false
 
     /// Sequences given position by position: (target, in the loss?) and that position's
     /// current / reference / old logits rows (each [V]). Example e's first token is e, which
@@ -111,7 +114,7 @@ struct TrainerHarness {
         let probe = try ObjectiveRegistry.make(name: objective, args: args)   // a bad name fails here, not on a thread
         var recipe = Recipe()
         // Pair objectives sample pairs (examples 2i, 2i + 1): every pair once per step.
-        recipe.batchSize = probe.requirements.pairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
+        recipe.batchSize = probe.requirements.pairs || linkPairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
         recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
         recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
@@ -123,7 +126,8 @@ struct TrainerHarness {
                 ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
             let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                                  objective: objective, referenceModel: referenceModel)
-            let trainer = Trainer(setup: setup, comm: comm, producer: makeProducer?(data))
+            let pairs = linkPairs ? PairProducer(source: UniformSampler(datasetSize: examples.count / 2, batchSize: examples.count / 2, seed: seed)) : nil
+            let trainer = Trainer(setup: setup, comm: comm, producer: makeProducer?(data) ?? pairs)
             var results: [Result] = []
             for step in 0...steps.upperBound {
                 if step == 1 || steps.lowerBound == 0 && step == 0 { model.set(current) }

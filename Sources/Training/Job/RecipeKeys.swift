@@ -65,6 +65,17 @@ public struct RecipeKeys: Sendable {
     public let keepLast = RecipeKey("keep_last", 3, .within(0...1_000_000), "Checkpoints to keep, oldest deleted first (0: all).", resume: .mayChange)
     public let resume = RecipeKey<String?>("resume", nil, .optionalPath,
                                            "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
+    public let unlabelled = RecipeKey<String?>("unlabelled", nil, .optionalPath,
+                                               "Unlabelled prompts JSONL ({prompt} or {messages} without the answer) for --self-train semievol.")
+    public let selfTrain = RecipeKey("self_train", "none", .oneOf(SelfTrainMethod.names),
+                                     "Train on the model's own answers: semievol, rft, ssr, s3ft (see README, Self-training).")
+    public let selfTrainEvery = RecipeKey("self_train_every", 100, .within(1...100_000_000),
+                                          "Steps between self-training rounds (a round before steps 0, N, 2N, ...).")
+    public let selfTrainScorer = RecipeKey<String?>("self_train_scorer", nil, .oneOfOrUnset(SelfTrainScoring.names),
+                                                    "Scorer that normalises, checks or accepts the model's answers in self-training.")
+    public let selfTrainArgs = RecipeKey("self_train_args", [String: String](), .keyValues,
+                                         "Self-training parameter key=value (repeatable): k, temperature, ratio, percentile, prompts, max_new_tokens.",
+                                         flag: "self-train-arg")
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
 
@@ -94,6 +105,11 @@ extension Limits where Value == String? {
 extension Limits where Value == String? {
     /// Unset, or a regular expression that compiles (`ParameterSelection`).
     static var optionalRegex: Limits { Limits("a regular expression") { $0.map(ParameterSelection.isValidPattern) ?? true } }
+}
+
+extension Limits where Value == String? {
+    /// Unset, or one of `names`.
+    static func oneOfOrUnset(_ names: [String]) -> Limits { Limits("one of \(names.joined(separator: ", "))") { $0.map(names.contains) ?? true } }
 }
 
 extension Limits where Value == [String: String] {

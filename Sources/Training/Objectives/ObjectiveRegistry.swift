@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -46,6 +46,9 @@ public enum ObjectiveRegistry {
             objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
                                           epsilonHigh: try args.optionalFloat("epsilon_high"),
                                           beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"))
+        case "spin":
+            objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
+                                          iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

@@ -29,7 +29,9 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
-        let trainer = Trainer(setup: setup, comm: comm)
+        // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
+        let trainer = Trainer(setup: setup, comm: comm, producer: SelfTrainSetup.producer(setup: setup, comm: comm))
+        (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
@@ -77,6 +79,7 @@ public enum TrainingJob {
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
             fields += produced.map { ($0.0, $0.1 as Any) }
+            fields += ((trainer.source as? SelfTrainProducer)?.takeMetrics() ?? []).map { ($0.0, $0.1 as Any) }
             if r.skipped { fields.append(("skipped", true)) }
             metrics.write(fields)
             let elapsed = comm.wallTime() - start

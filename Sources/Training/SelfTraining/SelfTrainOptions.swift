@@ -1,0 +1,67 @@
+import Foundation
+
+/// `--self-train METHOD`: how the model's own generations become training targets (README,
+/// "Self-training"). One file per method: `SemiEvolRound.swift`, `RejectionSamplingRound.swift`,
+/// `SelfGeneratedTargetsRound.swift`.
+public enum SelfTrainMethod: String, CaseIterable, Sendable {
+    case none, semievol, rft, ssr, s3ft
+    public static var names: [String] { allCases.map(\.rawValue) }
+
+    /// Whether the method cannot run without a scorer: RFT keeps only accepted answers, SSR and
+    /// S3FT replace a gold answer only when the scorer judges the model's answer equivalent.
+    /// SemiEvol votes without one (a scorer then only normalises answers and checks precision).
+    var needsScorer: Bool { self == .rft || self == .ssr || self == .s3ft }
+}
+
+/// The self-training settings of a run: the method, `--self-train-every`, the scorer and
+/// `--self-train-arg key=value` (unknown keys refused, each within its limits).
+public struct SelfTrainOptions: Sendable, Equatable {
+    public var method: SelfTrainMethod = .none
+    /// Steps between rounds: a round runs before steps 0, N, 2N, …
+    public var every = 100
+    /// `--self-train-scorer`, when given.
+    public var scorer: String?
+    /// Answers sampled per prompt (SemiEvol `num_infer`; RFT's k). SSR and S3FT take one greedy answer.
+    public var samples = 4
+    /// Sampling temperature of the round's answers (SemiEvol and RFT sample at 1.0).
+    public var temperature: Float = 1
+    /// Share of each step's batch drawn from the round's generated rows (semievol, rft).
+    public var ratio = 0.5
+    /// SemiEvol keeps an inconsistent prompt's answer when its entropy is below this percentile
+    /// of all inconsistent prompts' entropies (30 in the public code).
+    public var percentile = 30.0
+    /// Prompts sampled per round.
+    public var prompts = 256
+    /// Generation length of a round's answers (default: the recipe's max_new_tokens).
+    public var maxNewTokens: Int
+
+    public static let argumentNames = ["k", "temperature", "ratio", "percentile", "prompts", "max_new_tokens"]
+
+    public init(recipe: Recipe) throws {
+        maxNewTokens = recipe.maxNewTokens
+        method = SelfTrainMethod(rawValue: recipe.selfTrain) ?? .none
+        every = recipe.selfTrainEvery
+        scorer = recipe.selfTrainScorer
+        var a = recipe.selfTrainArgs
+        func number(_ key: String, _ range: ClosedRange<Double>, integer: Bool = false) throws -> Double? {
+            guard let text = a.removeValue(forKey: key) else { return nil }
+            guard let v = Double(text), v.isFinite, range.contains(v), !integer || v == v.rounded() else {
+                let what = integer ? "an integer" : "a number"
+                throw RecipeError("self_train_args: \(key) must be \(what) in \(range.lowerBound.shortText)…\(range.upperBound.shortText) (got \(RecipeError.quote(text)))")
+            }
+            return v
+        }
+        if let v = try number("k", 1...64, integer: true) { samples = Int(v) }
+        if let v = try number("temperature", 0...10) { temperature = Float(v) }
+        if let v = try number("ratio", 0...1) { ratio = v }
+        if let v = try number("percentile", 0...100) { percentile = v }
+        if let v = try number("prompts", 1...1_000_000, integer: true) { prompts = Int(v) }
+        if let v = try number("max_new_tokens", 1...65_536, integer: true) { maxNewTokens = Int(v) }
+        if let extra = a.keys.sorted().first {
+            throw RecipeError("self_train_args: unknown key \"\(extra)\" (known: \(Self.argumentNames.joined(separator: ", ")))")
+        }
+        if method == .none, !recipe.selfTrainArgs.isEmpty || recipe.selfTrainScorer != nil {
+            throw RecipeError("self_train_args and self_train_scorer need --self-train semievol, rft, ssr or s3ft")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+
+/// `--self-train` end to end: the rounds' samples, pseudo-labels and per-step losses are the
+/// same under real `mpirun -n 1` and `-n 2`; a run resumed in the middle of a round continues
+/// exactly (the round's rows come from the checkpoint, not from a new round); misuse fails at
+/// start-up with one line.
+final class SelfTrainCLITests: XCTestCase {
+    /// 60 labelled built-in task rows and 80 unlabelled prompts.
+    func writeData(_ dir: String) -> (labelled: String, unlabelled: String) {
+        let lab = dir + "/lab.jsonl", unl = dir + "/unl.jsonl"
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", lab, "--count", "60", "--seed", "3"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", unl, "--count", "80", "--seed", "4", "--unlabelled"]).status, 0)
+        return (lab, unl)
+    }
+
+    func semiEvolArgs(_ data: (labelled: String, unlabelled: String)) -> [String] {
+        ["train", "--model", "tiny", "--data", data.labelled, "--unlabelled", data.unlabelled, "--self-train", "semievol",
+         "--self-train-every", "3", "--self-train-scorer", "task", "--self-train-arg", "prompts=24",
+         "--self-train-arg", "ratio=0.5", "--batch-size", "8", "--micro-batch-size", "3", "--steps", "7", "--lr", "1e-2",
+         "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2"]
+    }
+
+    func roundFiles(_ out: String) -> [String: String] {
+        let dir = out + "/self-train"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return Dictionary(uniqueKeysWithValues: names.map { ($0, (try? String(contentsOfFile: dir + "/" + $0, encoding: .utf8)) ?? "") })
+    }
+
+    func records(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func testSemiEvolIsRankCountInvariantUnderMpirun() throws {
+        let data = writeData(CLI.tempDir("semievol-data"))
+        var runs: [(rows: [[String: Double]], rounds: [String: String])] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("semievol-\(n)")
+            let r = CLI.mpirun(n, semiEvolArgs(data) + ["--out", out], seconds: 180)
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append((CLI.trainingRows(out), roundFiles(out)))
+        }
+        XCTAssertEqual(runs[0].rows.count, 7)
+        XCTAssertEqual(Set(runs[0].rounds.keys), ["round-1.jsonl", "round-2.jsonl", "round-3.jsonl"])
+        // Rounds at steps 1, 4, 7; pseudo-labels exist, so the mixed batches are exercised.
+        XCTAssertEqual(runs[0].rows.compactMap { $0["self_train_round"] }, [1, 2, 3])
+        XCTAssertGreaterThan(runs[0].rows[3]["self_train_rows"] ?? 0, 0, "round 2 selected no pseudo-labels")
+        XCTAssertNotNil(runs[0].rows[3]["pseudo_label_precision"], "the task scorer checks the pseudo-labels")
+        // The same samples, votes and selections; entropies agree up to float summation order
+        // (the weights after the first step do: gradients are summed in another order).
+        XCTAssertEqual(Set(runs[0].rounds.keys), Set(runs[1].rounds.keys))
+        for (name, text) in runs[0].rounds {
+            let a = records(text), b = records(runs[1].rounds[name] ?? "")
+            XCTAssertEqual(a.count, b.count, name)
+            for (i, (x, y)) in zip(a, b).enumerated() {
+                for key in ["prompt", "answers", "finished", "votes", "consistent", "selected", "answer", "correct"] {
+                    XCTAssertEqual("\(x[key] ?? "-")", "\(y[key] ?? "-")", "\(name) record \(i + 1) \(key): -n 1 vs -n 2")
+                }
+                let ex = (x["entropy"] as? NSNumber)?.doubleValue ?? 0, ey = (y["entropy"] as? NSNumber)?.doubleValue ?? 0
+                XCTAssertEqual(ex, ey, accuracy: 1e-5, "\(name) record \(i + 1) entropy")
+            }
+        }
+        for (i, (a, b)) in zip(runs[0].rows, runs[1].rows).enumerated() {
+            for key in ["loss", "grad_norm", "loss_tokens", "pseudo_labels", "pseudo_label_entropy_threshold"] {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                if x.isNaN && y.isNaN { continue }
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)")
+            }
+        }
+    }
+
+    /// Checkpoint after step 5, in the middle of round 2 (steps 4-6): the resumed steps 6-7 (and
+    /// round 3 at step 7) equal the straight run's bit for bit.
+    func testSemiEvolResumesExactlyInTheMiddleOfARound() throws {
+        let dir = CLI.tempDir("semievol-resume")
+        let args = semiEvolArgs(writeData(dir))
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/straight"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "5"]).status, 0)
+        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
+        XCTAssertEqual(straight.count, 7)
+        XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5")
+        XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/straight")["round-3.jsonl"])
+        XCTAssertNil(roundFiles(dir + "/resumed")["round-2.jsonl"], "the resumed run re-ran round 2 instead of restoring it")
+    }
+
+    func testSelfTrainingMisuseFailsAtStartUp() throws {
+        let dir = CLI.tempDir("selftrain-misuse")
+        let data = writeData(dir)
+        let base = ["train", "--model", "tiny", "--data", data.labelled, "--steps", "1", "--eval-every", "0", "--quiet"]
+        func refused(_ extra: [String], _ message: String) {
+            let out = dir + "/out-\(extra.joined().filter(\.isLetter).prefix(30))"
+            let r = CLI.sftDist(base + extra + ["--out", out])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(message), r.stderr)
+            XCTAssertEqual(CLI.occurrences(of: "error:", in: r.stderr), 1, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "nothing half-written")
+        }
+        refused(["--self-train", "rft"], "--self-train rft needs --self-train-scorer")
+        refused(["--self-train", "s3ft"], "--self-train s3ft needs --self-train-scorer")
+        refused(["--self-train", "semievol"], "--self-train semievol needs --unlabelled FILE")
+        refused(["--unlabelled", data.unlabelled], "--unlabelled is read by --self-train semievol")
+        refused(["--self-train", "semievol", "--unlabelled", data.unlabelled, "--self-train-arg", "k=0"], "self_train_args: k must be an integer in 1…64")
+
+        // Unlabelled rows that carry completions: one warning naming the first, then the run goes on.
+        let r = CLI.sftDist(base + ["--self-train", "semievol", "--unlabelled", data.labelled, "--out", dir + "/warned"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "warning:", in: r.stderr), 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(data.labelled):1: unlabelled rows carry completions (60 rows)"), r.stderr)
+    }
+
+    /// `--objective spin`: loss log 2 at each iteration's first step (the opponent is the model
+    /// itself), the same losses under mpirun -n 1 and -n 2, and exact resume in the middle of an
+    /// iteration (the opponent comes back from the checkpoint's old_policy).
+    func testSPINUnderMpirunAndResume() throws {
+        let dir = CLI.tempDir("spin")
+        let data = writeData(dir)
+        let args = ["train", "--model", "tiny", "--data", data.labelled, "--objective", "spin", "--objective-arg", "iteration_steps=3",
+                    "--objective-arg", "beta=0.5", "--batch-size", "5", "--micro-batch-size", "3", "--steps", "7", "--lr", "1e-2",
+                    "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2"]
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = dir + "/n\(n)"
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 180)
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs[0].count, 7)
+        for step in [0, 3, 6] { XCTAssertEqual(runs[0][step]["loss"] ?? .nan, log(2), accuracy: 1e-6, "step \(step + 1) starts an iteration") }
+        XCTAssertLessThan(runs[0][2]["loss"] ?? .nan, log(2) - 1e-4, "the loss never moves within an iteration")
+        for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "rewards/margins", "grad_norm", "loss_tokens"] {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)")
+            }
+        }
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "5"]).status, 0)
+        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(Array(CLI.losses(dir + "/resumed").suffix(2)), Array(CLI.losses(dir + "/saved").suffix(2)), "steps 6-7 after resuming at step 5")
+    }
+}
