@@ -53,6 +53,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public func validate() throws {
         for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs)
+        try SelectionRegistry.validate(self)
     }
 
     /// Sorted-key JSON: the byte-exact form compared across ranks and saved with checkpoints.
