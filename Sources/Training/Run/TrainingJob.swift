@@ -68,7 +68,7 @@ public enum TrainingJob {
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", comm.wallTime() - start)]
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
-            if let p = trainer.source as? ReportingProducer { fields += p.stepDiagnostics.map { ($0.0, $0.1 as Any) } }
+            if let p = trainer.source as? ReportingProducer { fields += p.stepFields }
             if r.skipped { fields.append(("skipped", true)) }
             metrics.write(fields)
             let elapsed = comm.wallTime() - start

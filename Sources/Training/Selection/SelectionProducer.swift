@@ -21,7 +21,7 @@ public final class SelectionProducer: ReportingProducer, StatefulComponent {
     public let keep: Int
     let sampler: UniformSampler
     let reference: LanguageModel?
-    public private(set) var stepDiagnostics: [(String, Double)] = []
+    public private(set) var stepFields: [(String, Any)] = []
     /// The training-set indices of the last step's selected candidates.
     public private(set) var lastSelected: [Int] = []
 
@@ -45,8 +45,11 @@ public final class SelectionProducer: ReportingProducer, StatefulComponent {
             return s
         }
         lastSelected = sequences.map(\.example)
-        stepDiagnostics = [("selected", Double(sequences.count)), ("selection_s", p.comm.wallTime() - t0)]
-            + zip(decision.statistics, decision.values).map { ($0, $1) }
+        // `selected_examples`: training-set rows, comma-separated (which rows trained, e.g. how
+        // many corrupted ones; the same at every rank count).
+        stepFields = [("selected", sequences.count), ("selection_s", p.comm.wallTime() - t0)]
+            + zip(decision.statistics, decision.values).map { ($0, $1 as Any) }
+            + [("selected_examples", lastSelected.map(String.init).joined(separator: ","))]
         return StepBatch(step: p.step, sequences: sequences)
     }
 
