@@ -18,6 +18,8 @@ public protocol CandidateSelector: AnyObject {
     func select(_ pool: SelectionPool) -> SelectionDecision
     /// On every rank, after the broadcast.
     func commit(_ decision: SelectionDecision, pool: SelectionPool)
+    /// Per-candidate scores by name, for `sft-dist select`'s scores file.
+    func describe(_ pool: SelectionPool) -> [(String, [Double])]
     /// State that lives across steps (checkpointed with the producer).
     func saveState() -> ComponentState
     func restoreState(_ state: ComponentState) throws
@@ -26,6 +28,7 @@ public protocol CandidateSelector: AnyObject {
 extension CandidateSelector {
     public var referenceScorer: CandidateScorer? { nil }
     public func commit(_ decision: SelectionDecision, pool: SelectionPool) {}
+    public func describe(_ pool: SelectionPool) -> [(String, [Double])] { [] }
     public func saveState() -> ComponentState { ComponentState() }
     public func restoreState(_ state: ComponentState) throws {}
 }

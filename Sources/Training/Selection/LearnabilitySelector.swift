@@ -17,9 +17,18 @@ public final class LearnabilitySelector: CandidateSelector {
         return normalise ? (current > 0 ? d / current : 0) : d
     }
 
-    public func select(_ pool: SelectionPool) -> SelectionDecision {
+    func scores(_ pool: SelectionPool) -> (current: [Double], reference: [Double], learnability: [Double]) {
         let cur = pool.features.map(LossSelector.meanLoss), ref = pool.referenceFeatures.map(LossSelector.meanLoss)
-        let score = zip(cur, ref).map { Self.learnability(current: $0, reference: $1, normalise: normalise) }
+        return (cur, ref, zip(cur, ref).map { Self.learnability(current: $0, reference: $1, normalise: normalise) })
+    }
+
+    public func describe(_ pool: SelectionPool) -> [(String, [Double])] {
+        let s = scores(pool)
+        return [("loss", s.current), ("reference_loss", s.reference), ("learnability", s.learnability)]
+    }
+
+    public func select(_ pool: SelectionPool) -> SelectionDecision {
+        let (cur, _, score) = scores(pool)
         let chosen = SelectionRanking.top(score, k: pool.keep)
         return SelectionDecision(selected: chosen, statistics: [
             ("selection_pool_learnability", SelectionRanking.mean(score, at: Array(score.indices))),

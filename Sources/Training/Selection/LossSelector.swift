@@ -18,6 +18,8 @@ public final class LossSelector: CandidateSelector {
     /// Token-mean loss of [Σ, n] features (0 for a candidate without loss tokens).
     static func meanLoss(_ f: [Float]) -> Double { f.count >= 2 && f[1] > 0 ? Double(f[0]) / Double(f[1]) : 0 }
 
+    public func describe(_ pool: SelectionPool) -> [(String, [Double])] { [("loss", pool.features.map(Self.meanLoss))] }
+
     public func select(_ pool: SelectionPool) -> SelectionDecision {
         let loss = pool.features.map(Self.meanLoss)
         let chosen = SelectionRanking.top(loss, k: pool.keep, largest: highest)

@@ -78,6 +78,11 @@ public final class QTuningSelector: CandidateSelector {
         return SelectionRanking.top(s, k: k, largest: false)
     }
 
+    public func describe(_ pool: SelectionPool) -> [(String, [Double])] {
+        let stats = pool.features.map(TokenStatisticsScorer.Statistics.init)
+        return [("ppl", stats.map(\.samplePPL)), ("entropy", stats.map(\.meanEntropy))]
+    }
+
     public func select(_ pool: SelectionPool) -> SelectionDecision {
         let stats = pool.features.map(TokenStatisticsScorer.Statistics.init)
         let ppl = stats.map(\.samplePPL), ent = stats.map(\.meanEntropy)

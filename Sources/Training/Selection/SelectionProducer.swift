@@ -96,7 +96,7 @@ extension SelectionProducer {
     }
 
     /// A frozen model of the trained one's shape.
-    static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
+    public static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
         let (m, _) = try ModelDirectory.load(path)
         guard m.parameters.count == model.parameters.count, m.vocabSize == model.vocabSize else {
             throw ModelError("\(path): reference model's architecture differs from the model being trained")

@@ -41,10 +41,19 @@ public final class UDSSelector: CandidateSelector {
         return total / Double(count)
     }
 
-    public func select(_ pool: SelectionPool) -> SelectionDecision {
+    func scores(_ pool: SelectionPool) -> (utility: [Double], diversity: [Double], score: [Double]) {
         let utility = pool.features.map { Double($0[0]) }
         let spread = pool.features.map { diversity($0.dropFirst()) }
-        let score = zip(utility, spread).map { $0 + alpha * $1 }
+        return (utility, spread, zip(utility, spread).map { $0 + alpha * $1 })
+    }
+
+    public func describe(_ pool: SelectionPool) -> [(String, [Double])] {
+        let s = scores(pool)
+        return [("utility", s.utility), ("diversity", s.diversity), ("score", s.score)]
+    }
+
+    public func select(_ pool: SelectionPool) -> SelectionDecision {
+        let (utility, spread, score) = scores(pool)
         let chosen = SelectionRanking.top(score, k: pool.keep)
         return SelectionDecision(selected: chosen, statistics: [
             ("uds_utility", SelectionRanking.mean(utility, at: chosen)),
