@@ -1,5 +1,6 @@
 #ifndef SFT_DIST_COPENBLAS_SHIM_H
 #define SFT_DIST_COPENBLAS_SHIM_H
+#include <stddef.h>
 #include <cblas.h>
 /* OpenBLAS extensions: cblas.h declares them, but name them here so the Swift side
    sees one stable spelling across OpenBLAS versions. */
@@ -7,4 +8,15 @@ static inline void sftblas_set_num_threads(int n) { openblas_set_num_threads(n);
 static inline int sftblas_get_num_threads(void) { return openblas_get_num_threads(); }
 static inline const char *sftblas_get_config(void) { return openblas_get_config(); }
 static inline const char *sftblas_get_corename(void) { return openblas_get_corename(); }
+/* LAPACK's symmetric eigenvalue driver, which libopenblas carries (no LAPACKE header on
+   Debian): Fortran calling convention, with the hidden lengths of the two character
+   arguments that gfortran passes last. */
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                   double *work, const int *lwork, int *info, size_t jobz_len, size_t uplo_len);
+/* Eigenvalues only of the column-major lower triangle of a (destroyed). */
+static inline int sftblas_dsyev_values(int n, double *a, double *w, double *work, int lwork) {
+    int info = 0;
+    dsyev_("N", "L", &n, a, &n, w, work, &lwork, &info, 1, 1);
+    return info;
+}
 #endif

@@ -42,6 +42,9 @@ struct Train: ParsableCommand {
     @Option(recipe: \.objective) var objective: String?
     @Option(recipe: \.objectiveArgs) var objectiveArgs: [String]
     @Option(recipe: \.refModel) var refModel: String?
+    @Option(recipe: \.selection) var selection: String?
+    @Option(recipe: \.selectionPool) var selectionPool: String?
+    @Option(recipe: \.selectionArgs) var selectionArgs: [String]
     @Option(recipe: \.evalEvery) var evalEvery: String?
     @Option(recipe: \.evalExamples) var evalExamples: String?
     @Option(recipe: \.maxNewTokens) var maxNewTokens: String?

@@ -33,29 +33,49 @@ public struct LossScorer: CandidateScorer {
 }
 
 enum CandidateScoring {
-    /// Candidates dealt over ranks (`RankShard`), scored `microBatchSize` at a time in padded
-    /// micro-batches without a tape, gathered back into candidate order.
+    /// Candidates dealt over ranks (`RankShard`), each scored alone without a tape, gathered
+    /// back into candidate order on every rank.
+    ///
+    /// One candidate per forward (batch 1, no padding): its score is then the same bits
+    /// whichever rank computes it and whatever else that rank scores, so a selection over the
+    /// scores does not depend on the rank count. On a `HiddenStateModel` the LM head runs
+    /// here, over that one candidate's rows, so no micro-batch's logits are ever held — only
+    /// the candidate's [n, V], which UDS's nuclear norm needs whole.
     static func score(_ candidates: [StepSequence], with scorer: CandidateScorer, model: LanguageModel,
-                      comm: Communicator, padId: Int32, microBatchSize: Int) -> [[Float]] {
+                      comm: Communicator, padId: Int32) -> [[Float]] {
         let shard = comm.shard
-        let mine = shard.indices(of: candidates.count)
-        var local: [[Float]] = []
-        let noGrad = Tape(recording: false)
-        for start in stride(from: 0, to: mine.count, by: microBatchSize) {
-            let part = Array(mine[start..<min(start + microBatchSize, mine.count)])
-            let mb = Batching.padded(candidates, indices: part, padId: padId)
-            let logits = model.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: nil,
-                                       batch: mb.batch, seqLen: mb.seqLen)
-            withExtendedLifetime(logits) {
-                for (row, index) in part.enumerated() {
-                    let n = max(candidates[index].ids.count - 1, 0), base = row * mb.seqLen
-                    local.append(scorer.score(CandidateView(rows: n, vocab: logits.columns, logits: logits.data + base * logits.columns,
-                                                            targets: mb.targets[base..<(base + n)], mask: mb.mask[base..<(base + n)])))
-                }
-            }
-        }
+        let local = shard.indices(of: candidates.count).map { scoreOne(candidates[$0], with: scorer, model: model, padId: padId) }
         let perRank = comm.allgather(ScoreRows(rows: local)).map(\.rows)
         return shard.interleave(perRank, count: candidates.count)
+    }
+
+    /// One candidate's forward-only score (also `sft-dist select`'s, over a whole dataset).
+    static func scoreOne(_ candidate: StepSequence, with scorer: CandidateScorer, model: LanguageModel, padId: Int32) -> [Float] {
+        let n = max(candidate.ids.count - 1, 0), V = model.vocabSize
+        guard n > 0 else {
+            return [Float(0)].withUnsafeBufferPointer {
+                scorer.score(CandidateView(rows: 0, vocab: V, logits: $0.baseAddress!, targets: [], mask: []))
+            }
+        }
+        let mb = Batching.padded([candidate], indices: [0], padId: padId)
+        let noGrad = Tape(recording: false)
+        let view = { (logits: UnsafePointer<Float>) in
+            CandidateView(rows: n, vocab: V, logits: logits, targets: mb.targets[0..<n], mask: mb.mask[0..<n])
+        }
+        if let hs = model as? HiddenStateModel {
+            let (hidden, head, layout) = hs.forwardHidden(noGrad, inputs: mb.inputs, positions: mb.positions, segments: nil,
+                                                          batch: 1, seqLen: mb.seqLen)
+            var logits = [Float](repeating: 0, count: n * V)
+            return logits.withUnsafeMutableBufferPointer { out in
+                withExtendedLifetime((hidden, head)) {
+                    LinearKernels.forward(out: out.baseAddress!, x: hidden.data, w: head.data, bias: nil, n: n,
+                                          inFeatures: hidden.columns, outFeatures: V, layout: layout)
+                }
+                return scorer.score(view(UnsafePointer(out.baseAddress!)))
+            }
+        }
+        let logits = model.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: nil, batch: 1, seqLen: mb.seqLen)
+        return withExtendedLifetime(logits) { scorer.score(view(UnsafePointer(logits.data))) }
     }
 }
 

@@ -91,8 +91,8 @@ public final class StepPreparation {
 
     /// Pre-step scoring (selection, issue 13): forward-only over the candidates, dealt over
     /// ranks; every rank gets every candidate's scores, in candidate order.
-    public func score(_ candidates: [StepSequence], with scorer: CandidateScorer) -> [[Float]] {
-        CandidateScoring.score(candidates, with: scorer, model: model, comm: comm, padId: padId,
-                               microBatchSize: microBatchSize)
+    /// `model` (default: the one being trained) scores, e.g. a frozen reference (learnability).
+    public func score(_ candidates: [StepSequence], with scorer: CandidateScorer, model: LanguageModel? = nil) -> [[Float]] {
+        CandidateScoring.score(candidates, with: scorer, model: model ?? self.model, comm: comm, padId: padId)
     }
 }

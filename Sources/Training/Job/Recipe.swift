@@ -54,6 +54,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs)
         _ = try SelfTrainOptions(recipe: self)
+        try SelectionRegistry.validate(self)
     }
 
     /// Sorted-key JSON: the byte-exact form compared across ranks and saved with checkpoints.

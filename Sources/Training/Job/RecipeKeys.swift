@@ -36,6 +36,11 @@ public struct RecipeKeys: Sendable {
     public let objectiveArgs = RecipeKey("objective_args", [String: String](), .keyValues,
                                          "Objective parameter key=value (repeatable).", flag: "objective-arg")
     public let refModel = RecipeKey<String?>("ref_model", nil, .optionalPath, "Reference model directory for objectives that need one.")
+    public let selection = RecipeKey("selection", "none", .oneOf(SelectionRegistry.names),
+                                     "Online batch selection over a candidate pool (see README).")
+    public let selectionPool = RecipeKey("selection_pool", 4, .within(1...1024), "Candidates per step = this × batch_size.")
+    public let selectionArgs = RecipeKey("selection_args", [String: String](), .keyValues,
+                                         "Selection parameter key=value (repeatable).", flag: "selection-arg")
     public let evalEvery = RecipeKey("eval_every", -1, .within(-1...100_000_000),
                                      "Evaluate every N steps (0: before and after only; -1: four times).", resume: .mayChange)
     public let evalExamples = RecipeKey(Settings.generationExamples, default: 200, resume: .mayChange)

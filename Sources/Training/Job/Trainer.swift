@@ -76,6 +76,8 @@ public final class Trainer {
         }
         schedule = LRSchedule(kind: r.schedule, peak: Float(r.lr),
                               warmupSteps: r.warmupSteps, totalSteps: r.steps, minRatio: Float(r.minLRRatio))
+        // --selection: the selecting producer (Selection/), unless the caller gives one.
+        let producer = producer ?? SelectionProducer.make(setup: setup, comm: comm)
         if let producer {
             self.source = producer
         } else if objective.requirements.pairs {

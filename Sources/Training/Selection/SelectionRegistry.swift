@@ -1,0 +1,82 @@
+/// Online selectors by name (`--selection NAME`, `--selection-pool K`, `--selection-arg
+/// key=value`), one file each. Every selector takes `budget`: the share of the pool that
+/// trains (default 1/K, so a step trains `batch_size` examples, the same backward cost as
+/// without selection).
+public enum SelectionRegistry {
+    public static let names = ["none", "uds", "q-tuning", "loss", "learnability", "random"]
+
+    /// What a run needs to build its selector (from the recipe and the model).
+    public struct Context {
+        public var batchSize: Int, pool: Int, seed: UInt64, maxLength: Int, vocabSize: Int, hasReference: Bool
+        public init(batchSize: Int, pool: Int, seed: UInt64, maxLength: Int, vocabSize: Int, hasReference: Bool) {
+            self.batchSize = batchSize; self.pool = pool; self.seed = seed; self.maxLength = maxLength
+            self.vocabSize = vocabSize; self.hasReference = hasReference
+        }
+        public var candidates: Int { batchSize * pool }
+    }
+
+    /// The selector and how many candidates of the pool it keeps; nil for `none`.
+    public static func make(name: String, args: [String: String], context c: Context) throws -> (CandidateSelector, keep: Int)? {
+        var a = ObjectiveArgs(objective: name, values: args)
+        do {
+            guard names.contains(name) else {
+                throw BatchSelectionError("unknown selection \"\(name)\"; known: \(names.joined(separator: ", "))")
+            }
+            if name == "none" {
+                try a.finish()
+                return nil
+            }
+            let budget = Double(try a.float("budget", default: Float(1.0 / Double(c.pool))))
+            guard budget > 0 && budget <= 1 else {
+                throw BatchSelectionError("selection \(name): budget=\(budget) must be in (0, 1] (the share of the pool that trains)")
+            }
+            let selector: CandidateSelector
+            switch name {
+            case "uds":
+                let r1 = try a.int("sketch_time", default: 8, in: 1...4096), r2 = try a.int("sketch_vocab", default: 128, in: 1...65536)
+                selector = UDSSelector(alpha: Double(try a.float("alpha", default: 2.5e-3)),
+                                       capacity: try a.int("queue", default: 1024, in: 1...1_000_000),
+                                       sketch: UDSSketch(T: c.maxLength, V: c.vocabSize, r1: r1, r2: r2, seed: c.seed))
+            case "q-tuning":
+                let tokenBudget = Double(try a.float("token_budget", default: 0.7))
+                guard tokenBudget > 0 && tokenBudget <= 1 else {
+                    throw BatchSelectionError("selection q-tuning: token_budget=\(tokenBudget) must be in (0, 1]")
+                }
+                selector = QTuningSelector(sampleBudget: budget, tokenBudget: tokenBudget,
+                                           lambda: Double(try a.float("lambda", default: 0.5)),
+                                           iterations: try a.int("iterations", default: 10, in: 1...100))
+            case "loss": selector = try LossSelector(order: a.string("order", default: "highest"))
+            case "learnability":
+                let normalise = a.string("normalise", default: "false")
+                guard normalise == "true" || normalise == "false" else {
+                    throw BatchSelectionError("selection learnability: normalise=\(normalise) must be true or false")
+                }
+                guard c.hasReference else {
+                    throw BatchSelectionError("selection learnability needs a reference model: give --ref-model DIR")
+                }
+                selector = LearnabilitySelector(normalise: normalise == "true")
+            default: selector = RandomSelector()
+            }
+            try a.finish()
+            return (selector, max(1, Int((budget * Double(c.candidates)).rounded())))
+        } catch let e as ObjectiveError {
+            // The shared key=value reader names the objective; here it is a selection.
+            throw BatchSelectionError("selection" + e.description.dropFirst("objective".count))
+        }
+    }
+}
+
+public struct BatchSelectionError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+extension SelectionRegistry {
+    /// The recipe's selection settings checked before anything loads (a tiny stand-in
+    /// vocabulary: the arguments, budgets and the reference requirement do not depend on it).
+    public static func validate(_ r: Recipe) throws {
+        _ = try make(name: r.selection, args: r.selectionArgs,
+                     context: Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
+                                      vocabSize: 2, hasReference: r.refModel != nil))
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Models
+import Training
+
+struct Select: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Offline data selection: keep a fraction of a JSONL dataset by a selector's scores.",
+        discussion: """
+        The scorers of --selection (uds, q-tuning, loss, learnability, random) over the whole \
+        dataset, sharded over ranks; rank 0 writes the kept rows unchanged, in input order, and \
+        one line of scores per example. --pool N selects within consecutive pools of N rows \
+        (UDS's diversity queue carries over between them); the default is one pool.
+        """)
+
+    @Option(help: "Selector: uds, q-tuning, loss, learnability or random.") var method: String
+    @Option(help: "Fraction of the rows to keep, in (0, 1].") var keep: Double
+    @Option(help: "Input JSONL ({prompt, completion} or {messages}).") var data: String
+    @Option(help: "Output JSONL: the kept rows.") var out: String
+    @Option(help: "Scores JSONL (default: OUT with .scores.jsonl).") var scores: String?
+    @Option(help: "Model directory or preset that scores.") var model = "default"
+    @Option(name: .customLong("ref-model"), help: "Reference model directory (learnability).") var refModel: String?
+    @Option(name: .customLong("method-arg"), help: "Selector parameter key=value (repeatable).") var methodArgs: [String] = []
+    @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
+    @Option(Settings.maxLength) var maxLength = 1024
+    @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Option(Settings.seed) var seed: UInt64 = 1234
+    @Option(Settings.threads) var threads: Int?
+
+    func validate() throws {
+        try Settings.maxLength.check(maxLength)
+        try Settings.threads.check(threads)
+        guard keep > 0 && keep <= 1 else { throw ValidationError("--keep must be in (0, 1] (got \(keep))") }
+        if let pool, !(1...100_000_000).contains(pool) { throw ValidationError("--pool must be an integer in 1…100000000 (got \(pool))") }
+        guard method != "none" && SelectionRegistry.names.contains(method) else {
+            throw ValidationError("--method must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(method))")
+        }
+    }
+
+    func run() throws {
+        let comm = Runtime.start(threads: threads)
+        var args: [String: String] = [:]
+        for a in methodArgs {
+            guard let eq = a.firstIndex(of: "=") else { Fatal.agree("--method-arg \(a): expected key=value"); return }
+            args[String(a[..<eq])] = String(a[a.index(after: eq)...])
+        }
+        args["budget"] = "\(keep)"
+        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed) }
+        let limit = min(maxLength, m.maxSequenceLength)
+        let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
+            let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,
+                                                    hasReference: refModel != nil)
+            return try SelectionRegistry.make(name: method, args: args, context: context)!
+        }
+        let reference = refModel.flatMap { path in
+            selector.referenceScorer == nil ? nil : Fatal.collective { try SelectionProducer.loadReference(path, like: m) }
+        }
+        let set = Fatal.collective {
+            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
+        }
+        let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
+                                     padId: tok.padId, seed: seed, comm: comm)
+        Fatal.agree(comm.isCoordinator ? write(r, set) : nil, code: Fatal.Code.output)
+        if comm.isCoordinator { print("select: kept \(r.kept.count) of \(set.count) rows of \(data) by \(method) → \(out)") }
+        Runtime.finish()
+    }
+
+    /// The kept rows as they were in the input (by their line numbers), and the scores file.
+    func write(_ r: OfflineSelection.Result, _ set: Dataset) -> String? {
+        do {
+            let raw = try JSONLReader.lines(path: data, skipBadLines: true) { .success(String(decoding: $0, as: UTF8.self)) }
+            let byLine = Dictionary(raw.values.map { ($0.line, $0.value) }, uniquingKeysWith: { a, _ in a })
+            let line = { (i: Int) in Int(set[i].source.split(separator: ":").last ?? "") ?? -1 }
+            let kept = Set(r.kept)
+            let rows = r.kept.compactMap { byLine[line($0)] }
+            let scoreLines = set.examples.indices.map { i -> String in
+                MetricsLog.json([("index", i), ("source", set[i].source), ("kept", kept.contains(i))] + r.scores[i].map { ($0.0, $0.1 as Any) })
+            }
+            if let e = writeAtomically(rows.map { $0 + "\n" }.joined(), to: out) { return e }
+            return writeAtomically(scoreLines.map { $0 + "\n" }.joined(), to: scores ?? Self.scoresPath(out))
+        } catch {
+            return "\(data): \(error)"
+        }
+    }
+
+    static func scoresPath(_ out: String) -> String {
+        (out.hasSuffix(".jsonl") ? String(out.dropLast(6)) : out) + ".scores.jsonl"
+    }
+}

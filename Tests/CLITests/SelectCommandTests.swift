@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+
+/// `sft-dist select`: the same kept rows and scores at 1 and 2 ranks, the kept rows are the
+/// input's lines unchanged and the ones the selector ranks first, bad settings refused.
+final class SelectCommandTests: XCTestCase {
+    func testLossSelectionKeepsTheHighestLossRowsAtAnyRankCount() throws {
+        let dir = CLI.tempDir("select")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "60", "--noise", "0.3"]).status, 0)
+        var outputs: [String] = []
+        for n in [1, 2] {
+            let out = dir + "/kept-\(n).jsonl"
+            let r = CLI.mpirun(n, ["select", "--method", "loss", "--keep", "0.25", "--data", dir + "/in.jsonl", "--out", out, "--model", "tiny"])
+            XCTAssertEqual(r.status, 0, r.all)
+            outputs.append((try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+            outputs.append((try? String(contentsOfFile: dir + "/kept-\(n).scores.jsonl", encoding: .utf8)) ?? "")
+        }
+        XCTAssertEqual(outputs[0], outputs[2], "kept rows at -n 1 and -n 2")
+        XCTAssertEqual(outputs[1], outputs[3], "scores at -n 1 and -n 2")
+        let input = try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        let kept = outputs[0].split(separator: "\n").map(String.init)
+        XCTAssertEqual(kept.count, 15)
+        let scores = outputs[1].split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(scores.count, 60)
+        let loss = scores.map { ($0["loss"] as? NSNumber)?.doubleValue ?? .nan }
+        let top = Set(loss.indices.sorted { loss[$0] > loss[$1] }.prefix(15))
+        XCTAssertEqual(kept, input.indices.filter { top.contains($0) }.map { input[$0] }, "the 15 highest-loss rows, unchanged, in input order")
+        XCTAssertEqual(scores.filter { $0["kept"] as? Bool == true }.count, 15)
+    }
+
+    func testBadSelectSettingsAreRefused() {
+        let dir = CLI.tempDir("select-bad")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "10"]).status, 0)
+        let base = ["select", "--data", dir + "/in.jsonl", "--out", dir + "/o.jsonl", "--model", "tiny"]
+        let cases: [([String], String)] = [
+            (["--method", "loss", "--keep", "0"], "--keep must be in (0, 1] (got 0.0)"),
+            (["--method", "loss", "--keep", "1.5"], "--keep must be in (0, 1] (got 1.5)"),
+            (["--method", "nope", "--keep", "0.5"], "--method must be one of uds, q-tuning, loss, learnability, random (got nope)"),
+            (["--method", "learnability", "--keep", "0.5"], "selection learnability needs a reference model: give --ref-model DIR"),
+            (["--method", "uds", "--keep", "0.5", "--method-arg", "gamma=2"], "selection uds: unknown argument(s) gamma;"),
+        ]
+        for (extra, message) in cases {
+            let r = CLI.sftDist(base + extra)
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(message), "\(extra): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/o.jsonl"), "\(extra): nothing written")
+        }
+    }
+}

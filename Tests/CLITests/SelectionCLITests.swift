@@ -1,0 +1,88 @@
+import Foundation
+import XCTest
+
+/// `--selection` under real mpirun: the selected rows, the loss tokens they bring and the
+/// losses are the same at 1, 2 and 4 ranks; a run resumed with a non-empty UDS queue continues
+/// exactly; bad settings stop at start-up with one line naming the setting.
+final class SelectionCLITests: XCTestCase {
+    /// Every row's raw JSON fields (strings included).
+    static func rows(_ dir: String) -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            guard let o = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], o["loss"] != nil else { return nil }
+            return o
+        }
+    }
+
+    static let base = ["train", "--model", "tiny", "--batch-size", "5", "--micro-batch-size", "2", "--selection-pool", "3",
+                       "--steps", "3", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--lr", "1e-2", "--warmup-steps", "0"]
+
+    func testSelectedRowsAndLossesAreRankCountInvariant() throws {
+        let ref = CLI.tempDir("sel-ref")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "30", "--batch-size", "16", "--eval-examples", "0",
+                                    "--eval-every", "0", "--quiet", "--lr", "1e-2", "--out", ref]).status, 0)
+        var failures: [String] = []
+        for name in ["uds", "q-tuning", "loss", "learnability", "random"] {
+            var args = Self.base + ["--selection", name]
+            if name == "learnability" { args += ["--ref-model", ref + "/model"] }
+            if name == "uds" { args += ["--selection-arg", "alpha=0.01"] }
+            var runs: [[[String: Any]]] = []
+            for n in [1, 2, 4] {
+                let out = CLI.tempDir("sel-\(name)-\(n)")
+                let r = CLI.mpirun(n, args + ["--out", out], seconds: 120)
+                if r.status != 0 { failures.append("\(name) -n \(n): exit \(r.status)\n\(r.all)"); break }
+                runs.append(Self.rows(out))
+            }
+            guard runs.count == 3, runs[0].count == 3 else { failures.append("\(name): runs \(runs.map(\.count))"); continue }
+            let selected = runs.map { $0.map { $0["selected_examples"] as? String ?? "?" } }
+            let tokens = runs.map { $0.map { ($0["loss_tokens"] as? NSNumber)?.intValue ?? -1 } }
+            let losses = runs.map { $0.map { ($0["loss"] as? NSNumber)?.doubleValue ?? .nan } }
+            // The selection is a real one: a strict subset of the 15-candidate pool each step.
+            for s in selected[0] where s.split(separator: ",").count >= 15 || s.isEmpty { failures.append("\(name): selected \(s)") }
+            for k in 1..<3 {
+                if selected[k] != selected[0] { failures.append("\(name): selected \(selected[k]) at -n \([1, 2, 4][k]) vs \(selected[0])") }
+                if tokens[k] != tokens[0] { failures.append("\(name): loss tokens \(tokens[k]) vs \(tokens[0])") }
+                for (a, b) in zip(losses[0], losses[k]) where abs(a - b) > 1e-5 * max(abs(a), 1e-3) {
+                    failures.append("\(name): loss \(b) at -n \([1, 2, 4][k]) vs \(a)")
+                }
+            }
+        }
+        XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
+    }
+
+    func testUDSResumesExactlyWithAQueue() throws {
+        let dir = CLI.tempDir("sel-resume")
+        let args = Self.base + ["--selection", "uds", "--selection-arg", "alpha=0.01", "--steps", "4"]
+        XCTAssertEqual(CLI.mpirun(2, args + ["--out", dir + "/straight"]).status, 0)
+        XCTAssertEqual(CLI.mpirun(2, args + ["--out", dir + "/saved", "--save-every", "2"]).status, 0)
+        // The queue is in the checkpoint and not empty (2 steps × 5 selected sketches).
+        let state = try String(contentsOfFile: dir + "/saved/checkpoints/step-000002/state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"queue_count\":10") || state.contains("\"queue_count\" : 10"), state)
+        let r = CLI.mpirun(2, args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000002"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let straight = Self.rows(dir + "/straight"), resumed = Self.rows(dir + "/resumed")
+        XCTAssertEqual(straight.count, 4)
+        func key(_ rows: [[String: Any]]) -> [String] {
+            rows.suffix(2).map { "\($0["loss"] ?? "") \($0["selected_examples"] ?? "") \($0["uds_diversity"] ?? "")" }
+        }
+        XCTAssertEqual(key(resumed), key(straight), "steps 3-4 after resuming at step 2")
+    }
+
+    func testBadSelectionSettingsStopAtStartUp() {
+        let cases: [([String], String)] = [
+            (["--selection", "nope"], "--selection must be one of none, uds, q-tuning, loss, learnability, random (got nope)"),
+            (["--selection", "uds", "--selection-arg", "beta=1"], "selection uds: unknown argument(s) beta;"),
+            (["--selection", "loss", "--selection-arg", "budget=0"], "selection loss: budget=0.0 must be in (0, 1]"),
+            (["--selection", "random", "--selection-arg", "budget=1.5"], "selection random: budget=1.5 must be in (0, 1]"),
+            (["--selection", "loss", "--selection-pool", "0"], "--selection-pool must be an integer in 1…1024 (got 0)"),
+            (["--selection", "learnability"], "selection learnability needs a reference model: give --ref-model DIR"),
+        ]
+        for (extra, message) in cases {
+            let out = CLI.tempDir("sel-bad")
+            let r = CLI.mpirun(2, Self.base + extra + ["--out", out], seconds: 60)
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, "\(extra): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "\(extra): nothing written")
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import XCTest
+@testable import Training
+import TensorCore
+
+/// The selectors against independent numpy/torch values on fixed logits
+/// (`scripts/make-selection-references`, committed output): UDS's nuclear norm, JL sketch
+/// (torch.fft), queue distances and choice; Q-Tuning's statistics, quadrants, bisection and
+/// token pruning.
+final class SelectionReferenceTests: XCTestCase {
+    static let fixture: [String: Any] = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/selection-references.json")
+        return (try? JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]) ?? [:]
+    }()
+
+    static func floats(_ v: Any?) -> [Float] { (v as? [Any] ?? []).map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
+    static func doubles(_ v: Any?) -> [Double] { (v as? [Any] ?? []).map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
+    static func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).map { ($0 as? NSNumber)?.intValue ?? -1 } }
+    static func matrix(_ v: Any?) -> [Float] { (v as? [Any] ?? []).flatMap { floats($0) } }
+
+    /// A candidate's features from raw logits [rows, V].
+    func features(_ scorer: CandidateScorer, logits: [Float], V: Int, targets: [Int32], mask: [Float]) -> [Float] {
+        logits.withUnsafeBufferPointer {
+            scorer.score(CandidateView(rows: logits.count / V, vocab: V, logits: $0.baseAddress!, targets: targets[...], mask: mask[...]))
+        }
+    }
+
+    func testUDSNuclearNormSketchDiversityAndChoiceMatchTorch() throws {
+        let u = try XCTUnwrap(Self.fixture["uds"] as? [String: Any])
+        let V = u["V"] as! Int, T = u["T"] as! Int
+        let sketch = UDSSketch(T: T, V: V, d1: Self.floats(u["d1"]), d2: Self.floats(u["d2"]),
+                               idx1: Self.ints(u["idx1"]), idx2: Self.ints(u["idx2"]))
+        let selector = UDSSelector(alpha: (u["alpha"] as! NSNumber).doubleValue, capacity: 8, sketch: sketch)
+        let scorer = try XCTUnwrap(selector.scorer)
+        func feats(_ key: String) -> [[Float]] {
+            (u[key] as! [Any]).map { m in
+                let l = Self.matrix(m)
+                return features(scorer, logits: l, V: V, targets: Array(repeating: 0, count: l.count / V), mask: Array(repeating: 0, count: l.count / V))
+            }
+        }
+        // The queue: the previous candidates' sketches, pushed as a selection of all of them.
+        let previous = feats("previous")
+        let prevPool = SelectionPool(step: 0, seed: 0, candidates: [], features: previous, referenceFeatures: [], keep: previous.count)
+        selector.commit(SelectionDecision(selected: Array(previous.indices)), pool: prevPool)
+        XCTAssertEqual(selector.count, previous.count)
+
+        let pool = feats("pool")
+        let utility = Self.doubles(u["utility"]), diversity = Self.doubles(u["diversity"])
+        let sketches = (u["sketches"] as! [Any]).map { Self.doubles($0) }
+        for (i, f) in pool.enumerated() {
+            XCTAssertEqual(Double(f[0]), utility[i], accuracy: 1e-5 * utility[i], "nuclear norm of candidate \(i)")
+            XCTAssertEqual(f.count - 1, sketches[i].count)
+            let scale = sketches[i].map(abs).max()!
+            for (k, (a, b)) in zip(f.dropFirst(), sketches[i]).enumerated() {
+                XCTAssertEqual(Double(a), b, accuracy: 2e-6 * scale, "sketch \(i)[\(k)]")
+            }
+            XCTAssertEqual(selector.diversity(f.dropFirst()), diversity[i], accuracy: 1e-5 * diversity[i], "diversity of candidate \(i)")
+        }
+        let keep = u["keep"] as! Int
+        let decision = selector.select(SelectionPool(step: 1, seed: 0, candidates: [], features: pool, referenceFeatures: [], keep: keep))
+        XCTAssertEqual(decision.selected, Self.ints(u["chosen"]))
+    }
+
+    func testQTuningStatisticsQuadrantsAndTokenPruningMatchNumpy() throws {
+        let q = try XCTUnwrap(Self.fixture["qtuning"] as? [String: Any])
+        let V = q["V"] as! Int
+        let selector = QTuningSelector(sampleBudget: (q["budget"] as! NSNumber).doubleValue,
+                                       tokenBudget: (q["token_budget"] as! NSNumber).doubleValue,
+                                       lambda: (q["lambda"] as! NSNumber).doubleValue, iterations: q["iterations"] as! Int)
+        var candidates: [StepSequence] = [], feats: [[Float]] = []
+        for (i, c) in (q["candidates"] as! [[String: Any]]).enumerated() {
+            let ids = Self.ints(c["ids"]).map(Int32.init), mask = Self.ints(c["mask"]).map(UInt8.init)
+            candidates.append(StepSequence(example: i, origin: .demonstration, ids: ids, lossMask: mask, promptLength: 0))
+            // Row r predicts ids[r + 1]; its mask is that token's.
+            feats.append(features(TokenStatisticsScorer(), logits: Self.matrix(c["logits"]), V: V, targets: Array(ids.dropFirst()),
+                                  mask: mask.dropFirst().map(Float.init)))
+        }
+        let stats = feats.map(TokenStatisticsScorer.Statistics.init)
+        for (i, s) in stats.enumerated() {
+            XCTAssertEqual(s.samplePPL, Self.doubles(q["ppl"])[i], accuracy: 1e-5 * s.samplePPL, "PPL of \(i)")
+            XCTAssertEqual(s.meanEntropy, Self.doubles(q["entropy"])[i], accuracy: 1e-5, "entropy of \(i)")
+        }
+        let t = QTuningSelector.thresholds(ppl: stats.map(\.samplePPL), ent: stats.map(\.meanEntropy),
+                                           budget: selector.sampleBudget, iterations: selector.iterations)
+        XCTAssertEqual(t.alpha, (q["alpha"] as! NSNumber).doubleValue, accuracy: 1e-12)
+        XCTAssertEqual(stats.map { QTuningSelector.quadrant(ppl: $0.samplePPL, ent: $0.meanEntropy, t).rawValue }, Self.ints(q["quadrants"]))
+        let decision = selector.select(SelectionPool(step: 0, seed: 0, candidates: candidates, features: feats, referenceFeatures: [], keep: 1))
+        XCTAssertEqual(decision.selected, Self.ints(q["selected"]))
+        let masks = (q["masks"] as! [Any]).map { Self.ints($0).map(UInt8.init) }
+        XCTAssertEqual(decision.lossMasks, masks, "token pruning of the Q2 samples")
+        XCTAssertTrue(masks.contains { !$0.isEmpty }, "the fixture prunes some Q2 sample")
+    }
+
+    /// numpy.quantile's linear interpolation, by hand: [1, 2, 4, 8] at 0.25 → 1.75, at 0.9 → 6.8.
+    func testQuantileIsNumpyLinear() {
+        XCTAssertEqual(QTuningSelector.quantile([8, 1, 4, 2], 0.25), 1.75, accuracy: 1e-12)
+        XCTAssertEqual(QTuningSelector.quantile([8, 1, 4, 2], 0.9), 6.8, accuracy: 1e-12)
+        // Neighbour smoothing by hand: PPL [2, 10, 1, 1], λ = 0.5 → s = [4, 5.75, 3.25, 1]; keep 2 → tokens 2, 3.
+        XCTAssertEqual(QTuningSelector.keptTokens(ppl: [2, 10, 1, 1], lambda: 0.5, budget: 0.5), [2, 3])
+    }
+}
