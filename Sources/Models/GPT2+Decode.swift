@@ -25,6 +25,7 @@ extension GPT2: IncrementalDecoder {
                                      bias: w("ln_1.bias"), rows: N, dim: C, eps: eps)
             LinearKernels.forward(out: buf.qkv, x: buf.h, w: w("attn.c_attn.weight"), bias: w("attn.c_attn.bias"),
                                   n: N, inFeatures: C, outFeatures: 3 * C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).attn.c_attn", out: buf.qkv, x: buf.h, n: N)
             // Append each new token's k, v to its row, then attend.
             var offset = 0
             for s in segments {
@@ -41,14 +42,17 @@ extension GPT2: IncrementalDecoder {
             }
             LinearKernels.forward(out: buf.h, x: buf.att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
                                   n: N, inFeatures: C, outFeatures: C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).attn.c_proj", out: buf.h, x: buf.att, n: N)
             Vec.add(buf.x, buf.h, count: N * C)
             LayerNormKernels.forward(out: buf.h, mean: buf.mean, rstd: buf.rstd, x: buf.x, weight: w("ln_2.weight"),
                                      bias: w("ln_2.bias"), rows: N, dim: C, eps: eps)
             LinearKernels.forward(out: buf.fc, x: buf.h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
                                   n: N, inFeatures: C, outFeatures: 4 * C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).mlp.c_fc", out: buf.fc, x: buf.h, n: N)
             GELUKernels.forward(out: buf.fc, x: buf.fc, count: N * 4 * C)
             LinearKernels.forward(out: buf.h, x: buf.fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
                                   n: N, inFeatures: 4 * C, outFeatures: C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).mlp.c_proj", out: buf.h, x: buf.fc, n: N)
             Vec.add(buf.x, buf.h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }

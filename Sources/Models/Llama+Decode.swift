@@ -24,6 +24,7 @@ extension Llama: IncrementalDecoder {
         func linear(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ name: String, _ ic: Int, _ oc: Int) {
             LinearKernels.forward(out: out, x: x, w: w(name + ".weight"), bias: b(name + ".bias"),
                                   n: N, inFeatures: ic, outFeatures: oc, layout: .outIn)
+            addAdapterTerm(name, out: out, x: x, n: N)
         }
         let buf = LlamaDecodeBuffers(n: N, c: C, q: qDim, kv: kvDim, i: I, v: V)
         EmbeddingKernels.forward(out: buf.x, ids: ids, table: w("model.embed_tokens.weight"), rows: V, dim: C)
@@ -60,6 +61,7 @@ extension Llama: IncrementalDecoder {
             SwiGLUKernels.forward(out: buf.gate, gate: buf.gate, up: buf.up, count: N * I)
             LinearKernels.forward(out: buf.h, x: buf.gate, w: w(pre + "mlp.down_proj.weight"), bias: b(pre + "mlp.down_proj.bias"),
                                   n: N, inFeatures: I, outFeatures: C, layout: .outIn)
+            addAdapterTerm(pre + "mlp.down_proj", out: buf.h, x: buf.gate, n: N)
             Vec.add(buf.x, buf.h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }

@@ -59,6 +59,11 @@ struct Train: ParsableCommand {
     @Option(recipe: \.keepLast) var keepLast: String?
     @Option(recipe: \.resume) var resume: String?
     @Option(recipe: \.watchdogSeconds) var watchdogSeconds: String?
+    @Option(recipe: \.loraRank) var loraRank: String?
+    @Option(recipe: \.loraAlpha) var loraAlpha: String?
+    @Option(recipe: \.loraDropout) var loraDropout: String?
+    @Option(recipe: \.loraTargets) var loraTargets: String?
+    @Flag(recipe: \.mergeLora) var mergeLora: Bool?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
 

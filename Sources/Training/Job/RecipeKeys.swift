@@ -64,6 +64,13 @@ public struct RecipeKeys: Sendable {
                                            "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
+    public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")
+    public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
+    public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")
+    public let loraTargets = RecipeKey<String?>("lora_targets", nil, .moduleList,
+                                                "Modules LoRA adapts, comma-separated HF names (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
+    public let mergeLora = RecipeKey("merge_lora", false, .bool, "Also write OUT/model-merged/: the base with the adapters merged in (HF format).",
+                                     resume: .mayChange)
 
     public init() {}
 }
@@ -80,6 +87,11 @@ extension Limits where Value == String? {
 extension Limits where Value == String? {
     /// Unset, or a regular expression that compiles (`ParameterSelection`).
     static var optionalRegex: Limits { Limits("a regular expression") { $0.map(ParameterSelection.isValidPattern) ?? true } }
+}
+
+extension Limits where Value == String? {
+    /// Unset, or comma-separated module names (`LoRATraining.targets`).
+    static var moduleList: Limits { Limits("comma-separated module names") { $0.map { LoRATraining.targets($0) != nil } ?? true } }
 }
 
 extension Limits where Value == [String: String] {

@@ -21,7 +21,7 @@ public struct RunSetup {
         Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil, code: Fatal.Code.output)
         comm.barrier()
 
-        let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
+        let (model, tokenizer) = Fatal.collective { try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) }
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
