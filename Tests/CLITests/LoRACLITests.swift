@@ -68,6 +68,19 @@ final class LoRACLITests: XCTestCase {
         XCTAssertEqual(g.status, 0, g.all)
     }
 
+    /// An objective with a frozen reference (`--ref-model`) beside LoRA: the reference gets the
+    /// same, zero adapters, so its layout matches and it computes its base.
+    func testLoRAWithAReferenceModelObjective() {
+        let base = CLI.tempDir("lora-ref-base"), out = CLI.tempDir("lora-ref")
+        let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "4", "--micro-batch-size", "2"]
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--out", base] + quiet).status, 0)
+        let r = CLI.mpirun(2, ["train", "--model", base + "/model", "--lora-rank", "2", "--objective", "asft", "--ref-model", base + "/model",
+                               "--steps", "2", "--out", out] + quiet, seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.trainingRows(out).count, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/adapter_config.json"))
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
