@@ -31,18 +31,22 @@ extension GPT2: IncrementalDecoder {
                                      bias: w("ln_1.bias"), rows: N, dim: C, eps: eps)
             LinearKernels.forward(out: qkv, x: h, w: w("attn.c_attn.weight"), bias: w("attn.c_attn.bias"),
                                   n: N, inFeatures: C, outFeatures: 3 * C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).attn.c_attn", out: qkv, x: h, n: N)
             CachedAttention.appendAndAttend(segments, cache: cache, layer: l, q: qkv, ldq: 3 * C, k: qkv + C, v: qkv + 2 * C,
                                             ldkv: 3 * C, out: att, ldo: C, heads: H, kvHeads: H, headDim: C / H, scratch: scores)
             LinearKernels.forward(out: h, x: att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
                                   n: N, inFeatures: C, outFeatures: C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).attn.c_proj", out: h, x: att, n: N)
             Vec.add(x, h, count: N * C)
             LayerNormKernels.forward(out: h, mean: mean, rstd: rstd, x: x, weight: w("ln_2.weight"),
                                      bias: w("ln_2.bias"), rows: N, dim: C, eps: eps)
             LinearKernels.forward(out: fc, x: h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
                                   n: N, inFeatures: C, outFeatures: 4 * C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).mlp.c_fc", out: fc, x: h, n: N)
             GELUKernels.forward(out: fc, x: fc, count: N * 4 * C)
             LinearKernels.forward(out: h, x: fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
                                   n: N, inFeatures: 4 * C, outFeatures: C, layout: .inOut)
+            addAdapterTerm("transformer.h.\(l).mlp.c_proj", out: h, x: fc, n: N)
             Vec.add(x, h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }

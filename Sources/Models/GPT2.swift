@@ -67,25 +67,30 @@ public struct ModelError: Error, CustomStringConvertible {
     public init(_ d: String, outOfMemory: Bool = false) { description = d; isOutOfMemory = outOfMemory }
 }
 
-public final class GPT2: LanguageModel, HiddenStateModel {
+public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let config: GPT2Config
     public let parameters: ParameterStore
+    public static let loraArchitecture = LoRAArchitecture.gpt2
+    public let lora: LoRAConfig?
+    public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
 
-    public init(config: GPT2Config) {
+    /// `lora` (resolved: `LoRAConfig.resolved`) adds adapter tensors to the layout.
+    public init(config: GPT2Config, lora: LoRAConfig? = nil) {
         self.config = config
-        parameters = ParameterStore(layout: config.parameterLayout)
+        self.lora = lora
+        parameters = ParameterStore(layout: config.layoutPlan.addingLoRA(lora, Self.loraArchitecture).layout)
     }
 
     /// GPT-2's initialisation: N(0, 0.02) for weights, residual projections scaled by
     /// 1/√(2·layers), zero biases, unit LayerNorm gains.
-    public convenience init(config: GPT2Config, seed: UInt64) {
-        self.init(config: config)
+    public convenience init(config: GPT2Config, seed: UInt64, lora: LoRAConfig? = nil) {
+        self.init(config: config, lora: lora)
         var rng = RNG(seed: seed, stream: 1)
         let residualStd = 0.02 / Float(2 * config.layers).squareRoot()
         for e in parameters.entries {
             let t = parameters[e.name]
-            if e.name.hasSuffix(".bias") { continue }
+            if e.name.hasSuffix(".bias") || LoRAConfig.isAdapterName(e.name) { continue }
             if e.name.contains("ln_") {
                 for i in 0..<t.count { t.data[i] = 1 }
                 continue
@@ -97,7 +102,7 @@ public final class GPT2: LanguageModel, HiddenStateModel {
 
     public var vocabSize: Int { config.vocabSize }
     public var maxSequenceLength: Int { config.contextLength }
-    public func makeReplica() -> LanguageModel { GPT2(config: config) }
+    public func makeReplica() -> LanguageModel { GPT2(config: config, lora: lora) }
 
     public var configJSON: [String: Any] {
         ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
@@ -125,12 +130,12 @@ public final class GPT2: LanguageModel, HiddenStateModel {
             let l = "transformer.h.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
-            let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
+            let qkv = project(tape, l + "attn.c_attn", h1, bias: p[l + "attn.c_attn.bias"])  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]
-            x = tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut, residual: x)
+            x = project(tape, l + "attn.c_proj", att, bias: p[l + "attn.c_proj.bias"], residual: x)
             let h2 = tape.layerNorm(x, weight: p[l + "ln_2.weight"], bias: p[l + "ln_2.bias"], eps: eps)
-            let fc = tape.gelu(tape.linear(h2, weight: p[l + "mlp.c_fc.weight"], bias: p[l + "mlp.c_fc.bias"], layout: .inOut))  // [B·T, 4C]
-            x = tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut, residual: x)
+            let fc = tape.gelu(project(tape, l + "mlp.c_fc", h2, bias: p[l + "mlp.c_fc.bias"]))  // [B·T, 4C]
+            x = project(tape, l + "mlp.c_proj", fc, bias: p[l + "mlp.c_proj.bias"], residual: x)
         }
         let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
         return (xf, p["transformer.wte.weight"], .outIn)

@@ -25,6 +25,7 @@ extension Llama: IncrementalDecoder {
         func linear(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ name: String, _ ic: Int, _ oc: Int) {
             LinearKernels.forward(out: out, x: x, w: w(name + ".weight"), bias: b(name + ".bias"),
                                   n: N, inFeatures: ic, outFeatures: oc, layout: .outIn)
+            addAdapterTerm(name, out: out, x: x, n: N)
         }
         let buf = cache.workspace.carve([N * C, N * C, N * qDim, N * kvDim, N * kvDim, N * qDim, N * I, N * I, R * V, N, R * C,
                                          CachedAttention.scratchFloats(segments, cache: cache)])
@@ -54,6 +55,7 @@ extension Llama: IncrementalDecoder {
             SwiGLUKernels.forward(out: gate, gate: gate, up: up, count: N * I)
             LinearKernels.forward(out: h, x: gate, w: w(pre + "mlp.down_proj.weight"), bias: b(pre + "mlp.down_proj.bias"),
                                   n: N, inFeatures: I, outFeatures: C, layout: .outIn)
+            addAdapterTerm(pre + "mlp.down_proj", out: h, x: gate, n: N)
             Vec.add(x, h, count: N * C)
         }
         for s in segments { cache.length[s.row] += s.tokens.count }

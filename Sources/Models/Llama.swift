@@ -14,27 +14,32 @@ import TensorCore
 /// [out, in] layout, so checkpoints load and export without renaming or transposing.
 /// Positions restart per packed document (rotary uses the per-row positions), and attention
 /// never crosses segments.
-public final class Llama: LanguageModel, HiddenStateModel {
+public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let config: LlamaConfig
     public let parameters: ParameterStore
+    public static let loraArchitecture = LoRAArchitecture.llama("llama")
+    public let lora: LoRAConfig?
+    public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "model.layers.\($0).") }
     /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
     /// eos_token_id, initializer_range…), written back on export so the saved config keeps them.
     public let extraConfig: [String: Any]
 
-    public init(config: LlamaConfig, extraConfig: [String: Any] = [:]) {
+    /// `lora` (resolved: `LoRAConfig.resolved`) adds adapter tensors to the layout.
+    public init(config: LlamaConfig, extraConfig: [String: Any] = [:], lora: LoRAConfig? = nil) {
         self.config = config
         self.extraConfig = extraConfig
-        parameters = ParameterStore(layout: config.parameterLayout)
+        self.lora = lora
+        parameters = ParameterStore(layout: config.layoutPlan.addingLoRA(lora, Self.loraArchitecture).layout)
     }
 
     /// N(0, 0.02) weights (HF's `initializer_range` default), zero biases, unit norms.
-    public convenience init(config: LlamaConfig, seed: UInt64) {
-        self.init(config: config)
+    public convenience init(config: LlamaConfig, seed: UInt64, lora: LoRAConfig? = nil) {
+        self.init(config: config, lora: lora)
         var rng = RNG(seed: seed, stream: 1)
         for e in parameters.entries {
             let t = parameters[e.name]
-            if e.name.hasSuffix(".bias") { continue }
+            if e.name.hasSuffix(".bias") || LoRAConfig.isAdapterName(e.name) { continue }
             if e.name.hasSuffix("norm.weight") {
                 for i in 0..<t.count { t.data[i] = 1 }
                 continue
@@ -45,7 +50,7 @@ public final class Llama: LanguageModel, HiddenStateModel {
 
     public var vocabSize: Int { config.vocabSize }
     public var maxSequenceLength: Int { config.contextLength }
-    public func makeReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig) }
+    public func makeReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig, lora: lora) }
 
     public var configJSON: [String: Any] {
         // Interpreted keys are regenerated; the dtype is float32 because that is what we write.
@@ -77,7 +82,7 @@ public final class Llama: LanguageModel, HiddenStateModel {
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
             let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
             func proj(_ name: String, _ input: Tensor) -> Tensor {
-                tape.linear(input, weight: p[l + name + ".weight"], bias: bias(l + name + ".bias"), layout: .outIn)
+                project(tape, l + name, input, bias: bias(l + name + ".bias"))
             }
             let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
                                 headDim: c.headDim, theta: c.ropeTheta)

@@ -41,8 +41,9 @@ public enum ModelDirectory {
     }
 
     /// Reads `config.json`, builds the architecture it names, and loads every parameter by
-    /// its checkpoint key, checking shapes.
-    public static func load(_ dir: String) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
+    /// its checkpoint key, checking shapes. With `lora`, the model also gets adapter tensors
+    /// (checked against its modules, initialised by the caller: the checkpoint has none).
+    public static func load(_ dir: String, lora: LoRAConfig? = nil) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
@@ -57,26 +58,27 @@ public enum ModelDirectory {
         if tokenizer.vocabSize > arch.vocabSize {
             throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
         }
+        let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
         try ModelMemoryCheck.check(arch.plan, path: configPath)
         let weights = try SafeTensorsCheckpoint(directory: dir)
         for (name, shape) in arch.plan.layout { _ = try checkpointName(for: name, shape: shape, in: weights, source: dir) }
-        let model = arch.build()
-        try loadParameters(model.parameters, from: weights, source: dir)
+        let model = arch.build(lora)
+        try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil)
         return (model, tokenizer)
     }
 
     /// What a config.json object describes, before anything is allocated: the parameter layout
     /// by parts, the vocabulary size, and how to build the model.
     public static func architecture(_ json: [String: Any], path: String) throws
-        -> (plan: ParameterLayoutPlan, vocabSize: Int, build: () -> LanguageModel) {
+        -> (plan: ParameterLayoutPlan, vocabSize: Int, lora: LoRAArchitecture, build: (LoRAConfig?) -> LanguageModel) {
         let modelType = json["model_type"] as? String ?? "?"
         switch modelType {
         case "gpt2":
             let config = try GPT2Config(HFConfigFields(path: path, object: json))
-            return (config.layoutPlan, config.vocabSize, { GPT2(config: config) })
+            return (config.layoutPlan, config.vocabSize, .gpt2, { GPT2(config: config, lora: $0) })
         case "llama", "qwen2", "mistral":
             let config = try LlamaConfig(HFConfigFields(path: path, object: json))
-            return (config.layoutPlan, config.vocabSize, { Llama(config: config, extraConfig: json) })
+            return (config.layoutPlan, config.vocabSize, .llama(modelType), { Llama(config: config, extraConfig: json, lora: $0) })
         default:
             throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: gpt2, llama, qwen2, mistral)")
         }
@@ -86,8 +88,9 @@ public enum ModelDirectory {
     /// `transformer.` prefix (the Hub's gpt2 files omit it). Missing tensors, shape mismatches
     /// and non-finite values (a NaN or Inf weight makes every loss and sample meaningless)
     /// are errors naming the tensor.
-    public static func loadParameters(_ params: ParameterStore, from weights: SafeTensorsCheckpoint, source: String) throws {
-        for e in params.entries {
+    public static func loadParameters(_ params: ParameterStore, from weights: SafeTensorsCheckpoint, source: String,
+                                      skippingAdapters: Bool = false) throws {
+        for e in params.entries where !(skippingAdapters && LoRAConfig.isAdapterName(e.name)) {
             let name = try checkpointName(for: e.name, shape: e.shape, in: weights, source: source)
             try weights.read(name, into: params.values + e.offset, count: e.count)
             if let bad = (0..<e.count).first(where: { !params.values[e.offset + $0].isFinite }) {

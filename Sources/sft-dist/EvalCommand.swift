@@ -16,6 +16,7 @@ struct Eval: ParsableCommand {
         """)
 
     @Option(help: "Model directory (or a preset, for a baseline).") var model: String
+    @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(help: "JSONL to evaluate on.") var data: String
     @Option(help: "Scorer: exact, numeric, contains, regex, task or command.") var scorer = "exact"
     @Option(name: .customLong("scorer-arg"), help: "Scorer parameter key=value (repeatable).") var scorerArg: [String] = []
@@ -53,7 +54,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
-        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
+        let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         var options = EvalOptions()
         options.scorer = Fatal.collective {
             var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")

@@ -15,6 +15,7 @@ struct Generate: ParsableCommand {
         """)
 
     @Option(help: "Model directory or preset.") var model: String
+    @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
     @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored).") var prompts: String?
     @Option(Settings.maxNewTokens) var maxNewTokens = 32
@@ -37,7 +38,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
-        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
+        let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         let texts: [String] = Fatal.collective {
             if let prompt { return [prompt] }
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in

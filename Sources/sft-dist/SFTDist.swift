@@ -13,7 +13,7 @@ struct SFTDist: ParsableCommand {
         process for one rank. With no arguments, trains the embedded default: a small GPT on \
         built-in arithmetic and string tasks, evaluated before and after.
         """,
-        subcommands: [Train.self, Eval.self, Score.self, Select.self, Generate.self, Tokenize.self, MakeData.self, Export.self, Merge.self, Bench.self],
+        subcommands: [Train.self, Eval.self, Score.self, Select.self, Generate.self, Tokenize.self, MakeData.self, Export.self, Merge.self, MergeLoRA.self, Bench.self],
         defaultSubcommand: Train.self)
 
     /// Argument errors print on rank 0 only: under mpirun every rank parses the same flags.

@@ -11,6 +11,7 @@ struct Score: ParsableCommand {
         discussion: "Work is sharded over ranks; rank 0 writes the lines in input order.")
 
     @Option(help: "Model directory or preset.") var model: String
+    @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(help: "JSONL to score.") var data: String
     @Option(help: "Output JSONL (default: standard output).") var out: String?
     @Option(Settings.maxLength) var maxLength = 1024
@@ -24,7 +25,7 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
-        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: 0) }
+        let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)

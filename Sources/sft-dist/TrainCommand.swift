@@ -77,6 +77,11 @@ struct Train: ParsableCommand {
     @Option(recipe: \.rewards) var rewards: [String]
     @Option(recipe: \.rewardArgs) var rewardArgs: [String]
     @Option(recipe: \.scaleRewards) var scaleRewards: String?
+    @Option(recipe: \.loraRank) var loraRank: String?
+    @Option(recipe: \.loraAlpha) var loraAlpha: String?
+    @Option(recipe: \.loraDropout) var loraDropout: String?
+    @Option(recipe: \.loraTargets) var loraTargets: String?
+    @Flag(recipe: \.mergeLora) var mergeLora: Bool?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
 

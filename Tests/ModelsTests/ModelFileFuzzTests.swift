@@ -97,7 +97,7 @@ final class ModelFileFuzzTests: XCTestCase {
                 let json = try JSONObjectFile.parse(data, path: "config.json")
                 let arch = try ModelDirectory.architecture(json, path: "config.json")
                 try ModelMemoryCheck.check(arch.plan, path: "config.json", available: budget)
-                let model = arch.build()
+                let model = arch.build(nil)
                 XCTAssertEqual(model.parameters.count, arch.plan.storeFloats, label)
                 XCTAssertEqual(model.vocabSize, arch.vocabSize, label)
                 built += 1

@@ -83,6 +83,13 @@ public struct RecipeKeys: Sendable {
                                          flag: "self-train-arg")
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
+    public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")
+    public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
+    public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")
+    public let loraTargets = RecipeKey<String?>("lora_targets", nil, .moduleList,
+                                                "Modules LoRA adapts, comma-separated HF names (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
+    public let mergeLora = RecipeKey("merge_lora", false, .bool, "Also write OUT/model-merged/: the base with the adapters merged in (HF format).",
+                                     resume: .mayChange)
 
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
     public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its content is not hashed, so a resumed run must name the same file).")
@@ -115,6 +122,8 @@ extension Limits where Value == String? {
 extension Limits where Value == String? {
     /// Unset, or one of `names`.
     static func oneOfOrUnset(_ names: [String]) -> Limits { Limits("one of \(names.joined(separator: ", "))") { $0.map(names.contains) ?? true } }
+    /// Unset, or comma-separated module names (`LoRATraining.targets`).
+    static var moduleList: Limits { Limits("comma-separated module names") { $0.map { LoRATraining.targets($0) != nil } ?? true } }
 }
 
 extension Limits where Value == [String: String] {

@@ -21,7 +21,7 @@ public struct RunSetup {
         Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil, code: Fatal.Code.output)
         comm.barrier()
 
-        let (model, tokenizer) = Fatal.collective { try loadModel(recipe.model, seed: recipe.seed) }
+        let (model, tokenizer) = Fatal.collective { try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) }
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
@@ -80,7 +80,8 @@ public struct RunSetup {
         if objective.requirements.referenceModel {
             if let path = recipe.refModel {
                 reference = Fatal.collective { () throws -> LanguageModel in
-                    let (m, _) = try ModelDirectory.load(path)
+                    // With LoRA, the same (zero) adapters, so the layouts match and the reference is its base.
+                    let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora)
                     guard m.parameters.count == model.parameters.count, m.vocabSize == model.vocabSize else {
                         throw ModelError("\(path): reference model's architecture differs from the model being trained")
                     }

@@ -52,8 +52,9 @@ extension Trainer {
         let mb = pass.mb
         let tape = microBatchTape(syncing: pass.syncing)
         let segments = setup.recipe.packing ? mb.segments : nil
-        let (hidden, head, layout) = model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions,
-                                                         segments: segments, batch: mb.batch, seqLen: mb.seqLen)
+        let (hidden, head, layout) = withLoRADropout(mb, pass.context, tape: tape) {
+            model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
+        }
         let (seqId, seqTokens) = sequenceIdentities(mb)
         let V = model.vocabSize
         var nll = [Float](repeating: 0, count: pass.observing ? mb.inputs.count : 0)
@@ -105,8 +106,9 @@ extension Trainer {
     /// micro-batch.
     func forward(_ mb: MicroBatch, index: Int, context: StepContext, sequences: [StepSequence], tape: Tape) -> MicroBatchForward {
         let segments = setup.recipe.packing ? mb.segments : nil
-        let logits = model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments,
-                                   batch: mb.batch, seqLen: mb.seqLen)
+        let logits = withLoRADropout(mb, context, tape: tape) {
+            model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
+        }
         let (seqId, seqTokens) = sequenceIdentities(mb)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,

@@ -64,7 +64,8 @@ public final class Trainer {
         let r = setup.recipe
         let params = model.parameters
         let trainable = trainable ?? Fatal.collective {
-            try ParameterSelection(freeze: r.freeze, trainable: r.trainable).trainableSet(params)
+            try LoRATraining.trainableSet(r, model: setup.model) ??
+            ParameterSelection(freeze: r.freeze, trainable: r.trainable).trainableSet(params)
         }
         self.trainable = trainable
         trainable.apply(to: model.parameters)

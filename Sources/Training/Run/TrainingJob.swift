@@ -138,6 +138,11 @@ public enum TrainingJob {
     static func saveFinal(_ setup: RunSetup, model: LanguageModel? = nil, to dir: String, steps: Int,
                           extra: [String: String] = [:]) -> String? {
         do {
+            if let adapted = (model ?? setup.model) as? LoRAAdaptable, adapted.lora != nil {  // peft's adapter format
+                try LoRAOutput.save(setup, model: adapted, to: dir, main: model == nil,
+                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name].merging(extra) { $1 })
+                return nil
+            }
             try ModelDirectory.save(model ?? setup.model, tokenizer: setup.tokenizer, to: dir,
                                     metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name].merging(extra) { $1 },
                                     format: setup.recipe.saveFormat)

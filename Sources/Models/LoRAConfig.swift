@@ -1,0 +1,104 @@
+import TensorCore
+
+/// A LoRA adapter's shape (Hu et al. 2021, arXiv 2106.09685): rank r, α (the update is
+/// scaled by α/r, §4.1), dropout on the adapter's input, and the modules it adapts, named as
+/// peft names them — a module path or its last component (`c_attn`, `q_proj`, `attn.c_proj`).
+public struct LoRAConfig: Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    /// Empty: the architecture's default (peft's: `c_attn` for GPT-2, `q_proj, v_proj` for
+    /// the Llama family); `resolved` fills it in.
+    public var targets: [String]
+
+    public init(rank: Int, alpha: Double, dropout: Double = 0, targets: [String] = []) {
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
+    }
+
+    /// peft's `scaling` without rsLoRA: α / r.
+    public var scaling: Float { Float(alpha / Double(rank)) }
+
+    /// Adapter tensor names of a module (`<module>.lora_A.weight`, `<module>.lora_B.weight`),
+    /// peft's names without its `base_model.model.` prefix.
+    public static func adapterNames(_ module: String) -> (a: String, b: String) {
+        (module + ".lora_A.weight", module + ".lora_B.weight")
+    }
+
+    public static func isAdapterName(_ name: String) -> Bool {
+        name.hasSuffix(".lora_A.weight") || name.hasSuffix(".lora_B.weight")
+    }
+
+    /// Whether `target` names `module` (a full path): equal, or a suffix after a dot (peft's rule).
+    static func matches(_ target: String, _ module: String) -> Bool {
+        module == target || module.hasSuffix("." + target)
+    }
+
+    /// The block modules an adapter can attach to: every 2-D `.weight` of one block (linear
+    /// projections; norms are 1-D), as (path inside the block, in features, out features).
+    static func modules(ofBlock block: ParameterLayoutPlan.Layout, prefix: String, layout: WeightLayout)
+        -> [(path: String, inFeatures: Int, outFeatures: Int)] {
+        block.compactMap { name, shape in
+            guard name.hasSuffix(".weight"), shape.count == 2, name.hasPrefix(prefix), !isAdapterName(name) else { return nil }
+            let path = String(name.dropFirst(prefix.count).dropLast(".weight".count))
+            return layout == .inOut ? (path, shape[0], shape[1]) : (path, shape[1], shape[0])
+        }
+    }
+
+    /// This config with the default targets filled in, checked against the model: every
+    /// target must name one of the model's modules (the error lists them).
+    public func resolved(for arch: LoRAArchitecture, plan: ParameterLayoutPlan) throws -> LoRAConfig {
+        guard plan.blocks > 0 else { throw ModelError("--lora-rank: the model has no transformer blocks to adapt") }
+        var r = self
+        if r.targets.isEmpty { r.targets = arch.defaultTargets }
+        let paths = Self.modules(ofBlock: plan.block(0), prefix: arch.blockPrefix(0), layout: arch.weightLayout).map(\.path)
+        var leaves: [String] = []
+        for p in paths { let leaf = String(p.split(separator: ".").last!); if !leaves.contains(leaf) { leaves.append(leaf) } }
+        for t in r.targets where !paths.contains(where: { Self.matches(t, $0) }) {
+            throw ModelError("--lora-targets: the \(arch.modelType) model has no module \"\(t)\" (its modules: \(leaves.joined(separator: ", ")))")
+        }
+        return r
+    }
+}
+
+/// What LoRA needs to know of an architecture: how its projection weights are stored (GPT-2
+/// Conv1D [in, out] is peft's `fan_in_fan_out`), where its blocks live, peft's default targets.
+public struct LoRAArchitecture: Sendable {
+    public let modelType: String
+    public let weightLayout: WeightLayout
+    public let defaultTargets: [String]
+    let blockPrefixFormat: @Sendable (Int) -> String
+    public func blockPrefix(_ i: Int) -> String { blockPrefixFormat(i) }
+
+    public static let gpt2 = LoRAArchitecture(modelType: "gpt2", weightLayout: .inOut, defaultTargets: ["c_attn"],
+                                              blockPrefixFormat: { "transformer.h.\($0)." })
+    public static func llama(_ modelType: String) -> LoRAArchitecture {
+        LoRAArchitecture(modelType: modelType, weightLayout: .outIn, defaultTargets: ["q_proj", "v_proj"],
+                         blockPrefixFormat: { "model.layers.\($0)." })
+    }
+
+    /// peft's `fan_in_fan_out`: true for Conv1D weights stored [in, out].
+    public var fanInFanOut: Bool { weightLayout == .inOut }
+}
+
+extension ParameterLayoutPlan {
+    /// This layout with `<module>.lora_A.weight` [r, in] and `<module>.lora_B.weight` [out, r]
+    /// after each block's own tensors for every targeted module (inside the block's range, so
+    /// its gradient bucket covers them). `lora` must be `resolved`.
+    public func addingLoRA(_ lora: LoRAConfig?, _ arch: LoRAArchitecture) -> ParameterLayoutPlan {
+        guard let lora else { return self }
+        var plan = self
+        let base = block
+        plan.block = { i in
+            let entries = base(i), prefix = arch.blockPrefix(i)
+            var adapters: Layout = []
+            for m in LoRAConfig.modules(ofBlock: entries, prefix: prefix, layout: arch.weightLayout)
+            where lora.targets.contains(where: { LoRAConfig.matches($0, m.path) }) {
+                let names = LoRAConfig.adapterNames(prefix + m.path)
+                adapters.append((names.a, [lora.rank, m.inFeatures]))
+                adapters.append((names.b, [m.outFeatures, lora.rank]))
+            }
+            return entries + adapters
+        }
+        return plan
+    }
+}

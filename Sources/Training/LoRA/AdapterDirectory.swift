@@ -1,0 +1,117 @@
+import Foundation
+import Models
+import TensorCore
+
+/// A LoRA adapter on disk in peft's format, so `PeftModel.from_pretrained(base, dir)` loads it
+/// as it is (peft `save_pretrained`): `adapter_config.json` (peft_type LORA, r, lora_alpha,
+/// target_modules, fan_in_fan_out — true for GPT-2's Conv1D, base_model_name_or_path…) and
+/// `adapter_model.safetensors` with peft's tensor names: the module path prefixed
+/// `base_model.model.`, A [r, in] and B [out, r] (`…c_attn.lora_A.weight`).
+///
+/// peft loads adapter weights with `strict=False`, so a wrong name would give an adapter that
+/// silently does nothing; reading here is strict instead: every tensor the config implies must
+/// be there with its shape, and nothing else.
+public enum AdapterDirectory {
+    public static let configFile = "adapter_config.json"
+    public static let weightsFile = "adapter_model.safetensors"
+    static let prefix = "base_model.model."
+
+    /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`.
+    public static func save(_ model: LoRAAdaptable, base: String, to dir: String, metadata: [String: String] = [:]) throws {
+        guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
+        let fm = FileManager.default
+        let tmp = dir + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        do {
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            let config: [String: Any] = [
+                "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": lora.rank, "lora_alpha": lora.alpha,
+                "lora_dropout": lora.dropout, "target_modules": lora.targets,
+                "fan_in_fan_out": type(of: model).loraArchitecture.fanInFanOut, "bias": "none",
+                "use_rslora": false, "use_dora": false, "inference_mode": true, "init_lora_weights": true,
+                "modules_to_save": NSNull(), "layers_to_transform": NSNull(), "layers_pattern": NSNull(),
+                "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](),
+                "base_model_name_or_path": base, "revision": NSNull()]
+            let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: URL(fileURLWithPath: tmp + "/" + configFile))
+            let p = model.parameters
+            let tensors = p.entries.filter { LoRAConfig.isAdapterName($0.name) }.map { e in
+                (name: prefix + e.name, shape: e.shape, data: UnsafeBufferPointer(start: p.values + e.offset, count: e.count))
+            }
+            try SafeTensorsWriter.write(path: tmp + "/" + weightsFile, tensors: tensors,
+                                        metadata: metadata.merging(["format": "pt"]) { $1 })
+            if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
+            try fm.moveItem(atPath: tmp, toPath: dir)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw OutputError("\(dir): cannot save the adapter (\(MessageText.reason(error, for: dir)))")
+        }
+    }
+
+    /// The adapter described by `dir/adapter_config.json`, and its `fan_in_fan_out`. Options
+    /// that would make peft compute something else (rsLoRA, DoRA, trained biases, extra saved
+    /// modules, per-layer ranks) are refused naming the field.
+    public static func readConfig(_ dir: String) throws -> (lora: LoRAConfig, fanInFanOut: Bool) {
+        let f = try HFConfigFields(path: dir + "/" + configFile)
+        let type = try f.string("peft_type")
+        guard type == "LORA" else { throw f.error("peft_type", "is \(JSONText.brief(type)); only LORA adapters are supported") }
+        for flag in ["use_rslora", "use_dora", "use_qalora", "lora_bias"] where try f.bool(flag, default: false) {
+            throw f.error(flag, "must be false")
+        }
+        let bias = try f.string("bias", default: "none")
+        guard bias == "none" else { throw f.error("bias", "must be \"none\", got \(JSONText.brief(bias))") }
+        for field in ["modules_to_save", "layers_to_transform", "exclude_modules", "target_parameters", "layer_replication",
+                      "trainable_token_indices", "alora_invocation_tokens"] where f.has(field) {
+            throw f.error(field, "must be null (not supported)")
+        }
+        for field in ["rank_pattern", "alpha_pattern"] where !(try f.objectField(field) ?? [:]).isEmpty {
+            throw f.error(field, "must be empty (one rank and α for every module)")
+        }
+        let rank = try f.positiveInt("r")
+        let alpha = try f.double("lora_alpha")
+        guard alpha > 0, alpha.isFinite else { throw f.error("lora_alpha", "must be a number > 0, got \(alpha)") }
+        guard let targets = f.object["target_modules"] as? [String], !targets.isEmpty, targets.allSatisfy({ LoRATraining.targets($0) != nil }) else {
+            throw f.error("target_modules", "must be a non-empty list of module names (a regular expression is not supported)")
+        }
+        let dropout = try f.double("lora_dropout", default: 0)
+        return (LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, targets: targets), try f.bool("fan_in_fan_out", default: false))
+    }
+
+    /// `--model SPEC [--adapter DIR]` of eval, score and generate.
+    public static func loadModel(_ spec: String, adapter: String?) throws -> (LanguageModel, Tokenizer) {
+        guard let adapter else { return try RunSetup.loadModel(spec, seed: 0) }
+        return try loadModel(base: spec, adapter: adapter)
+    }
+
+    /// `--model BASE --adapter DIR`: the base with the adapter's tensors, strictly by name.
+    public static func loadModel(base: String, adapter dir: String) throws -> (LanguageModel, Tokenizer) {
+        let (lora, fanInFanOut) = try readConfig(dir)
+        let (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora)
+        let adapted = model as! LoRAAdaptable
+        if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
+            throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
+        }
+        try loadWeights(into: model.parameters, from: dir + "/" + weightsFile)
+        return (model, tokenizer)
+    }
+
+    /// Reads every adapter tensor of `params` from `path` (peft's names), refusing a missing
+    /// tensor, a wrong shape, a tensor the model has no place for, and non-finite values.
+    static func loadWeights(into params: ParameterStore, from path: String) throws {
+        let file = try SafeTensorsCheckpoint(file: path)
+        let expected = params.entries.filter { LoRAConfig.isAdapterName($0.name) }
+        let names = Set(expected.map { prefix + $0.name })
+        if let extra = file.names.first(where: { !names.contains($0) }) {
+            throw ModelError("\(path): tensor \"\(extra)\" is not an adapter of this model (expected names like \"\(expected.first.map { prefix + $0.name } ?? "")\")")
+        }
+        for e in expected {
+            let name = prefix + e.name
+            guard let info = file.info(name) else { throw ModelError("\(path): no tensor \"\(name)\"") }
+            guard info.shape == e.shape else { throw ModelError("\(path): tensor \"\(name)\" has shape \(info.shape), the model needs \(e.shape)") }
+            try file.read(name, into: params.values + e.offset, count: e.count)
+            if (0..<e.count).contains(where: { !params.values[e.offset + $0].isFinite }) {
+                throw ModelError("\(path): tensor \"\(name)\" has non-finite values")
+            }
+        }
+    }
+}

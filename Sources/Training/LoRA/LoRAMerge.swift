@@ -1,0 +1,69 @@
+import Foundation
+import Models
+import TensorCore
+
+/// Merging LoRA adapters into the base weights (Hu et al. 2021, arXiv 2106.09685, §4.1: no
+/// inference latency once W ← W + s·B·A), as peft's `merge_and_unload`: a model of the base
+/// architecture, without adapter tensors, that transformers loads as it is.
+public enum LoRAMerge {
+    /// A copy of `model`'s base weights with every adapter merged in: W += s·B·A for nn.Linear
+    /// [out, in] weights, W += s·(B·A)ᵀ = s·Aᵀ·Bᵀ for Conv1D [in, out] (peft's fan_in_fan_out).
+    public static func merged(_ model: LoRAAdaptable) -> LanguageModel {
+        let base = model.makeBaseReplica(), p = model.parameters, q = base.parameters
+        for e in q.entries {
+            (q.values + e.offset).update(from: p.values + p.entry(e.name)!.offset, count: e.count)
+        }
+        guard let lora = model.lora else { return base }
+        let layout = type(of: model).loraArchitecture.weightLayout
+        for e in p.entries where e.name.hasSuffix(".lora_A.weight") {
+            let module = String(e.name.dropLast(".lora_A.weight".count))
+            let a = p[e.name], b = p[LoRAConfig.adapterNames(module).b], w = q[module + ".weight"]
+            let r = lora.rank, ic = a.shape[1], oc = b.shape[0]
+            switch layout {
+            case .outIn:  // W[OC, IC] += s · B[OC, r] · A[r, IC]
+                BLAS.gemm(transA: false, transB: false, m: oc, n: ic, k: r, alpha: lora.scaling, a: b.data, lda: r,
+                          b: a.data, ldb: ic, beta: 1, c: w.data, ldc: ic)
+            case .inOut:  // W[IC, OC] += s · Aᵀ[IC, r] · Bᵀ[r, OC]
+                BLAS.gemm(transA: true, transB: true, m: ic, n: oc, k: r, alpha: lora.scaling, a: a.data, lda: ic,
+                          b: b.data, ldb: r, beta: 1, c: w.data, ldc: oc)
+            }
+        }
+        return base
+    }
+
+    /// `sft-dist merge-lora --model BASE --adapter DIR --out OUT`: the merged model in HF format.
+    @discardableResult
+    public static func run(base: String, adapter: String, out: String) throws -> String {
+        let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter)
+        let merged = merged(model as! LoRAAdaptable)
+        try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merged_adapter": adapter], format: .hf)
+        return "merged the adapter \(adapter) into \(base) (\(merged.parameters.parameterCount) parameters) and wrote \(out)"
+    }
+}
+
+/// What a LoRA run writes as its model (`TrainingJob.saveFinal`): `OUT/model/` is the adapter
+/// in peft's format; a base that is not a directory (a preset, randomly initialised) is
+/// written beside it as `OUT/model-base/` so the adapter has a base to load onto; with
+/// `--merge-lora`, `OUT/model-merged/` holds the merged weights in HF format.
+enum LoRAOutput {
+    static func save(_ setup: RunSetup, model: LoRAAdaptable, to dir: String, main: Bool, metadata: [String: String]) throws {
+        let r = setup.recipe
+        var isDir: ObjCBool = false
+        var base = r.model
+        if !(FileManager.default.fileExists(atPath: r.model, isDirectory: &isDir) && isDir.boolValue) {
+            base = r.out + "/model-base"
+            if main {
+                let plain = model.makeBaseReplica()
+                for e in plain.parameters.entries {
+                    (plain.parameters.values + e.offset).update(from: model.parameters[e.name].data, count: e.count)
+                }
+                try ModelDirectory.save(plain, tokenizer: setup.tokenizer, to: base, metadata: metadata, format: .hf)
+            }
+        }
+        try AdapterDirectory.save(model, base: base, to: dir, metadata: metadata)
+        if main && r.mergeLora {
+            try ModelDirectory.save(LoRAMerge.merged(model), tokenizer: setup.tokenizer, to: r.out + "/model-merged",
+                                    metadata: metadata, format: .hf)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Models
+import TensorCore
+
+/// A LoRA run (`--lora-rank r`, Hu et al. 2021, arXiv 2106.09685): the model is built with
+/// adapter tensors for the `--lora-targets` modules, and the adapters are the whole trainable
+/// set, so the base weights get no weight-gradient GEMM, no optimizer moments and no
+/// allreduce (`TrainableSet`); only adapter gradients are summed over ranks.
+public enum LoRATraining {
+    /// `--lora-targets "q_proj, v_proj"` as names, nil if a name is empty or not a module path.
+    public static func targets(_ list: String) -> [String]? {
+        let names = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_."))
+        guard names.allSatisfy({ !$0.isEmpty && $0.unicodeScalars.allSatisfy(allowed.contains) }) else { return nil }
+        return names
+    }
+
+    /// The recipe's adapter (targets not yet resolved against the model), nil without `--lora-rank`.
+    public static func config(_ recipe: Recipe) -> LoRAConfig? {
+        guard recipe.loraRank > 0 else { return nil }
+        return LoRAConfig(rank: recipe.loraRank, alpha: recipe.loraAlpha, dropout: recipe.loraDropout,
+                          targets: recipe.loraTargets.flatMap(targets) ?? [])
+    }
+
+    /// The adapters of a LoRA run's model as its trainable set; nil without `--lora-rank`.
+    /// `--freeze` / `--trainable` choose among full weights and are refused beside it.
+    public static func trainableSet(_ recipe: Recipe, model: LanguageModel) throws -> TrainableSet? {
+        guard recipe.loraRank > 0 else { return nil }
+        guard let adapted = model as? LoRAAdaptable, adapted.lora != nil else {
+            throw ModelError("--lora-rank: LoRA is not supported for this architecture (\(model.configJSON["model_type"] as? String ?? "?"); supported: gpt2, llama, qwen2, mistral)")
+        }
+        if recipe.freeze != nil || recipe.trainable != nil {
+            throw SelectionError("--\(recipe.freeze != nil ? "freeze" : "trainable") cannot be combined with --lora-rank (a LoRA run trains only its adapters)")
+        }
+        let names = Set(adapted.adapterNames)
+        return TrainableSet(model.parameters, where: { names.contains($0.name) })
+    }
+
+    /// Builds the model of `spec` (a preset or a model directory) with `lora`'s adapters,
+    /// initialised as peft does from `seed`; without `lora`, the model as it is.
+    public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?) throws -> (LanguageModel, Tokenizer) {
+        guard let lora else { return try RunSetup.loadModel(spec, seed: seed) }
+        let tokenizer = ByteTokenizer()
+        let model: LanguageModel
+        if let config = ModelPresets.gpt2(spec, vocabSize: tokenizer.vocabSize) {
+            let resolved = try lora.resolved(for: .gpt2, plan: config.layoutPlan)
+            model = GPT2(config: config, seed: seed, lora: resolved)
+            (model as! LoRAAdaptable).initializeAdapters(seed: seed)
+            return (model, tokenizer)
+        }
+        let (m, t) = try ModelDirectory.load(spec, lora: lora)
+        guard let adapted = m as? LoRAAdaptable else {
+            throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: gpt2, llama, qwen2, mistral)")
+        }
+        adapted.initializeAdapters(seed: seed)
+        return (m, t)
+    }
+}
+
+extension Trainer {
+    /// Runs `body` (a training forward) with LoRA dropout keyed by each token's sequence in
+    /// the step batch and its position, so the masks are the same at any rank count; a
+    /// forward without a tape (statistics passes) runs without dropout.
+    func withLoRADropout<T>(_ mb: MicroBatch, _ context: StepContext, tape: Tape, _ body: () -> T) -> T {
+        guard let adapted = model as? LoRAAdaptable, let lora = adapted.lora, lora.dropout > 0, tape.recording else { return body() }
+        let (seqId, _) = sequenceIdentities(mb)
+        let keys = (0..<mb.inputs.count).map {
+            DropoutMask.key(UInt64(bitPattern: Int64(seqId[$0])), UInt64(bitPattern: Int64(mb.positions[$0])))
+        }
+        adapted.loraDropout = LoRADropoutContext(probability: Float(lora.dropout),
+                                                 salt: DropoutMask.key(context.seed, UInt64(context.step)), rowKeys: keys)
+        defer { adapted.loraDropout = nil }
+        return body()
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct MergeLoRA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge-lora",
+        abstract: "Merge a LoRA adapter (peft format) into its base model and write full weights in HF format.",
+        discussion: """
+        W ← W + (α/r)·B·A for every adapted module (transposed for GPT-2's Conv1D), as peft's \
+        merge_and_unload; --out is a model directory that transformers and sft-dist load as it is.
+        """)
+
+    @Option(help: "Base model directory (or the preset the adapter was trained on).") var model: String
+    @Option(help: "Adapter directory: adapter_config.json and adapter_model.safetensors.") var adapter: String
+    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+
+    func run() throws {
+        print(try LoRAMerge.run(base: model, adapter: adapter, out: out))
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+
+/// LoRA through the CLI under real mpirun, on the transformers-made Llama fixture: the same
+/// losses at 1 and 2 ranks (dropout on), OUT/model/ in peft's format and no full weights,
+/// resume from a checkpoint to the same adapter bit for bit, `score --adapter` equal to the
+/// merged model's (`--merge-lora` and `merge-lora`), and bad input as one line.
+final class LoRACLITests: XCTestCase {
+    static let hf = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../ModelsTests/Fixtures/hf").standardized.path
+    static let base = hf + "/models/llama", data = hf + "/data/chat.jsonl"
+    static let train = ["train", "--model", base, "--data", data, "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout", "0.1",
+                        "--lora-targets", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--steps", "4",
+                        "--batch-size", "8", "--micro-batch-size", "2", "--optimizer", "sgd", "--lr", "0.3", "--warmup-steps", "1",
+                        "--max-length", "32", "--eval-every", "0", "--eval-examples", "2", "--checksum-every", "2", "--quiet"]
+
+    static func logProbs(_ r: CLI.Result) -> [Double] {
+        r.stdout.split(separator: "\n").flatMap { line -> [Double] in
+            let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (obj?["completion_logprobs"] as? [Double]) ?? []
+        }
+    }
+
+    func testLoRAUnderMpirunRankInvariantResumableAndScoredAsMerged() throws {
+        var runs: [[[String: Double]]] = []
+        var outs: [String] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("lora-\(n)")
+            let r = CLI.mpirun(n, Self.train + ["--save-every", "2", "--merge-lora", "--out", out], seconds: 180)
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.trainingRows(out))
+            outs.append(out)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: out + "/model")) ?? []
+            XCTAssertEqual(Set(files), ["adapter_config.json", "adapter_model.safetensors"], "-n \(n)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model-merged/model.safetensors"))
+        }
+        XCTAssertEqual(runs[0].count, 4)
+        for (i, (one, two)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "grad_norm"] {
+                let a = one[key] ?? .nan, b = two[key] ?? .nan
+                XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), "step \(i + 1) \(key): -n 1 \(a) vs -n 2 \(b)")
+            }
+        }
+        XCTAssertLessThan(runs[0][3]["loss"]!, runs[0][0]["loss"]!, "the adapters learn")
+
+        // Resume the 2-rank run from its step-2 checkpoint: the same adapter, bit for bit.
+        let out = outs[1]
+        let adapter = try Data(contentsOf: URL(fileURLWithPath: out + "/model/adapter_model.safetensors"))
+        let r = CLI.mpirun(2, Self.train + ["--save-every", "2", "--out", out, "--resume", out + "/checkpoints/step-000002"], seconds: 180)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/model/adapter_model.safetensors")), adapter, "resumed adapter differs")
+        XCTAssertEqual(CLI.trainingRows(out).map { $0["loss"]! }, runs[1].map { $0["loss"]! })
+
+        // Base + adapter scores as the merged model (--merge-lora and merge-lora agree).
+        let withAdapter = CLI.mpirun(2, ["score", "--model", Self.base, "--adapter", out + "/model", "--data", Self.data, "--max-length", "32"])
+        XCTAssertEqual(withAdapter.status, 0, withAdapter.all)
+        let merged = CLI.sftDist(["score", "--model", out + "/model-merged", "--data", Self.data, "--max-length", "32"])
+        let m = CLI.sftDist(["merge-lora", "--model", Self.base, "--adapter", out + "/model", "--out", out + "/merged-again"])
+        XCTAssertEqual(m.status, 0, m.all)
+        let again = CLI.sftDist(["score", "--model", out + "/merged-again", "--data", Self.data, "--max-length", "32"])
+        let plain = CLI.sftDist(["score", "--model", Self.base, "--data", Self.data, "--max-length", "32"])
+        let (a, b, c, p) = (Self.logProbs(withAdapter), Self.logProbs(merged), Self.logProbs(again), Self.logProbs(plain))
+        XCTAssertEqual(a.count, b.count); XCTAssertEqual(b, c)
+        XCTAssertGreaterThan(a.count, 50)
+        XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max() ?? 1, 1e-4)
+        XCTAssertGreaterThan(zip(a, p).map { abs($0 - $1) }.max() ?? 0, 1e-2, "the adapter changes the scores")
+        let g = CLI.sftDist(["generate", "--model", Self.base, "--adapter", out + "/model", "--prompt", "add 1 2 =", "--max-new-tokens", "3"])
+        XCTAssertEqual(g.status, 0, g.all)
+    }
+
+    /// An objective with a frozen reference (`--ref-model`) beside LoRA: the reference gets the
+    /// same, zero adapters, so its layout matches and it computes its base.
+    func testLoRAWithAReferenceModelObjective() {
+        let base = CLI.tempDir("lora-ref-base"), out = CLI.tempDir("lora-ref")
+        let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "4", "--micro-batch-size", "2"]
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--out", base] + quiet).status, 0)
+        let r = CLI.mpirun(2, ["train", "--model", base + "/model", "--lora-rank", "2", "--objective", "asft", "--ref-model", base + "/model",
+                               "--steps", "2", "--out", out] + quiet, seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.trainingRows(out).count, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/adapter_config.json"))
+    }
+
+    func testBadLoRAInputIsOneLine() {
+        let out = CLI.tempDir("lora-bad")
+        for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
+                                (["--lora-rank", "2", "--freeze", "wte"], "--freeze cannot be combined with --lora-rank"),
+                                (["--lora-rank", "2", "--lora-targets", "c_attn,,"], "--lora-targets must be comma-separated module names")] {
+            let r = CLI.mpirun(2, ["train", "--model", "tiny", "--steps", "1", "--out", out + "/run"] + flags, seconds: 60)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), r.all)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+        }
+        let s = CLI.sftDist(["score", "--model", "tiny", "--adapter", out + "/nothing", "--data", Self.data])
+        XCTAssertEqual(s.status, 1, s.all)
+        XCTAssertTrue(s.stderr.contains("adapter_config.json"), s.all)
+    }
+}

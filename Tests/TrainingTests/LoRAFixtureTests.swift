@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+import Models
+import TensorCore
+@testable import Training
+
+/// Adapters and peft, both ways (`scripts/make-hf-fixtures peft-adapters` / `record-adapter`,
+/// Fixtures/hf/peft/ + expected/peft-*): adapters peft itself saved load here and give peft's
+/// logits; an adapter sft-dist wrote in training gives, in peft, the logits sft-dist computes,
+/// and today's writer still writes its names, shapes and config. peft loads adapters with
+/// strict=False, so every case also checks that the adapter changes the base's logits.
+final class LoRAFixtureTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../ModelsTests/Fixtures/hf").standardizedFileURL.path
+
+    /// Max |ours − peft| over every logit of the recorded inputs, and max |ours − base|.
+    func compare(_ model: LanguageModel, base: LanguageModel, expected name: String) throws -> (error: Float, change: Float) {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/\(name).json"))) as! [String: Any]
+        let inputs = (json["inputs"] as! [[Int]]).map { $0.map(Int32.init) }
+        let expected = try SafeTensorsCheckpoint(file: Self.root + "/expected/\(name).safetensors")
+        var worst: Float = 0, change: Float = 0
+        for (i, ids) in inputs.enumerated() {
+            let ours = model.forward(Tape(recording: false), inputs: ids, batch: 1, seqLen: ids.count)
+            let plain = base.forward(Tape(recording: false), inputs: ids, batch: 1, seqLen: ids.count)
+            let ref = try expected.floats("logits.\(i)")
+            XCTAssertEqual(ref.count, ours.count)
+            for j in 0..<min(ref.count, ours.count) {
+                worst = max(worst, abs(ref[j] - ours.data[j]))
+                change = max(change, abs(plain.data[j] - ours.data[j]))
+            }
+        }
+        return (worst, change)
+    }
+
+    func check(base: String, adapter: String, expected: String) throws {
+        let (model, _) = try AdapterDirectory.loadModel(base: Self.root + "/models/" + base, adapter: Self.root + "/peft/" + adapter)
+        let (plain, _) = try ModelDirectory.load(Self.root + "/models/" + base)
+        let r = try compare(model, base: plain, expected: expected)
+        print("\(adapter): max |sft-dist − peft| = \(r.error), adapter changes logits by up to \(r.change)")
+        XCTAssertLessThanOrEqual(r.error, 1e-4, adapter)
+        XCTAssertGreaterThan(r.change, 0.1, "\(adapter) does nothing")
+        // Merged into the base (merge-lora), the same logits.
+        let merged = try compare(LoRAMerge.merged(model as! LoRAAdaptable), base: plain, expected: expected)
+        XCTAssertLessThanOrEqual(merged.error, 1e-4, "\(adapter) merged")
+    }
+
+    func testAdaptersMadeByPeftGivePeftsLogits() throws {
+        try check(base: "gpt2", adapter: "gpt2-by-peft", expected: "peft-gpt2-by-peft")
+        try check(base: "llama", adapter: "llama-by-peft", expected: "peft-llama-by-peft")
+    }
+
+    /// Trained by sft-dist (`train --model models/{llama,gpt2} --lora-rank 4 --lora-targets <all
+    /// projections>` under mpirun -n 2, recorded with record-adapter): peft's logits equal ours,
+    /// and re-saving it with today's writer gives the same tensors and config fields.
+    func testAdaptersSftDistTrainedLoadInPeftWithTheSameLogits() throws {
+        try checkTrained("llama")
+        try checkTrained("gpt2")
+    }
+
+    func checkTrained(_ base: String) throws {
+        let dir = Self.root + "/peft/\(base)-sft-dist"
+        try check(base: base, adapter: "\(base)-sft-dist", expected: "peft-\(base)-sft-dist")
+        let (model, _) = try AdapterDirectory.loadModel(base: Self.root + "/models/" + base, adapter: dir)
+        let again = NSTemporaryDirectory() + "lora-fixture-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: again) }
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))) as! [String: Any]
+        try AdapterDirectory.save(model as! LoRAAdaptable, base: config["base_model_name_or_path"] as! String, to: again)
+        let a = try SafeTensorsCheckpoint(file: dir + "/adapter_model.safetensors"), b = try SafeTensorsCheckpoint(file: again + "/adapter_model.safetensors")
+        XCTAssertEqual(a.names.sorted(), b.names.sorted())
+        for n in a.names { XCTAssertEqual(try a.floats(n), try b.floats(n), n) }
+        let c2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: again + "/adapter_config.json"))) as! [String: Any]
+        for key in ["peft_type", "r", "lora_alpha", "target_modules", "fan_in_fan_out", "bias", "task_type", "base_model_name_or_path"] {
+            XCTAssertEqual("\(config[key] ?? "missing")", "\(c2[key] ?? "missing")", key)
+        }
+    }
+
+    func testBadAdaptersAreRefusedNamingTheFieldOrTensor() throws {
+        let tmp = NSTemporaryDirectory() + "lora-bad-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        func variant(_ edit: (inout [String: Any]) -> Void, tensors: Bool = true) throws -> String {
+            try? FileManager.default.removeItem(atPath: tmp)
+            try FileManager.default.copyItem(atPath: Self.root + "/peft/gpt2-by-peft", toPath: tmp)
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/adapter_config.json"))) as! [String: Any]
+            edit(&config)
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
+            do { _ = try AdapterDirectory.loadModel(base: Self.root + "/models/gpt2", adapter: tmp); return "accepted" } catch { return "\(error)" }
+        }
+        let config = tmp + "/adapter_config.json"
+        XCTAssertEqual(try variant { $0["use_dora"] = true }, "\(config): field \"use_dora\" must be false")
+        XCTAssertEqual(try variant { $0["peft_type"] = "IA3" }, "\(config): field \"peft_type\" is \"IA3\"; only LORA adapters are supported")
+        XCTAssertEqual(try variant { $0["fan_in_fan_out"] = false },
+                       "\(config): field \"fan_in_fan_out\" is false, but \(Self.root)/models/gpt2 stores its weights as Conv1D (needs true)")
+        XCTAssertEqual(try variant { $0["target_modules"] = ["c_attn", "q_proj"] },
+                       "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)")
+        // Fewer targets than the file holds: the extra tensors are named, not ignored as peft would.
+        XCTAssertTrue(try variant { $0["target_modules"] = ["c_attn"] }.contains("is not an adapter of this model"))
+        XCTAssertEqual(try variant { $0["r"] = 5 },
+                       "\(tmp)/adapter_model.safetensors: tensor \"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight\" has shape [4, 32], the model needs [5, 32]")
+    }
+}
