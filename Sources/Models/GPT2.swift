@@ -71,6 +71,8 @@ public final class GPT2: LanguageModel, HiddenStateModel {
     public let config: GPT2Config
     public let parameters: ParameterStore
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
+    /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
+    public var recomputeArena: Arena?
 
     public init(config: GPT2Config) {
         self.config = config
@@ -124,13 +126,16 @@ public final class GPT2: LanguageModel, HiddenStateModel {
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
+            let block = { (tape: Tape, x: Tensor) -> Tensor in
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
             let qkv = tape.linear(h1, weight: p[l + "attn.c_attn.weight"], bias: p[l + "attn.c_attn.bias"], layout: .inOut)  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]
-            x = tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut, residual: x)
+            let x = tape.linear(att, weight: p[l + "attn.c_proj.weight"], bias: p[l + "attn.c_proj.bias"], layout: .inOut, residual: x)
             let h2 = tape.layerNorm(x, weight: p[l + "ln_2.weight"], bias: p[l + "ln_2.bias"], eps: eps)
             let fc = tape.gelu(tape.linear(h2, weight: p[l + "mlp.c_fc.weight"], bias: p[l + "mlp.c_fc.bias"], layout: .inOut))  // [B·T, 4C]
-            x = tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut, residual: x)
+            return tape.linear(fc, weight: p[l + "mlp.c_proj.weight"], bias: p[l + "mlp.c_proj.bias"], layout: .inOut, residual: x)
+            }
+            x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }
         let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
         return (xf, p["transformer.wte.weight"], .outIn)

@@ -23,6 +23,8 @@ struct Bench: ParsableCommand {
     @Option(generateTokensSetting) var generateTokens = 64
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
+    @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
+    @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
@@ -31,12 +33,14 @@ struct Bench: ParsableCommand {
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
+        guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
     }
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
+        o.zero = zero; o.recompute = recompute
         let lead = comm.isCoordinator
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }

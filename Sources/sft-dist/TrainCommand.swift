@@ -58,6 +58,8 @@ struct Train: ParsableCommand {
     @Option(recipe: \.saveEvery) var saveEvery: String?
     @Option(recipe: \.keepLast) var keepLast: String?
     @Option(recipe: \.resume) var resume: String?
+    @Option(recipe: \.zero) var zero: String?
+    @Flag(recipe: \.recompute) var recompute: Bool?
     @Option(recipe: \.watchdogSeconds) var watchdogSeconds: String?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false

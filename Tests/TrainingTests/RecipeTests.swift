@@ -29,7 +29,7 @@ final class RecipeTests: XCTestCase {
                                "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
                                "chat_template", "objective", "objective_args", "ref_model", "eval_every", "eval_examples",
                                "max_new_tokens", "checksum_every", "log_every", "skip_bad_lines", "nan_policy",
-                               "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume", "watchdog_seconds"])
+                               "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume", "zero", "recompute", "watchdog_seconds"])
     }
 
     /// recipe.yaml and the canonical JSON hold every key and read back to the same recipe.

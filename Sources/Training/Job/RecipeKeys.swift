@@ -62,6 +62,10 @@ public struct RecipeKeys: Sendable {
     public let keepLast = RecipeKey("keep_last", 3, .within(0...1_000_000), "Checkpoints to keep, oldest deleted first (0: all).", resume: .mayChange)
     public let resume = RecipeKey<String?>("resume", nil, .optionalPath,
                                            "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
+    public let zero = RecipeKey("zero", 0, .within(0...2),
+                                "ZeRO stage: 1 shards AdamW's moments over ranks, 2 the gradients as well (0: off).", resume: .mayChange)
+    public let recompute = RecipeKey("recompute", false, .bool,
+                                     "Keep only each transformer block's input and re-run its forward in backward (less activation memory).", resume: .mayChange)
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
 
