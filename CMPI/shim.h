@@ -103,4 +103,17 @@ static inline int cmpi_allgatherv_bytes(const void *send, int count, void *recv,
     return MPI_Allgatherv(send, count, MPI_BYTE, recv, counts, displs, MPI_BYTE,
                           MPI_COMM_WORLD);
 }
+
+/* ZeRO (arXiv 1910.02054, sec. 5): the summed gradient split over ranks, and the updated
+   parameter shards gathered back. The non-blocking reduce-scatter shares the request table
+   with the sums above; `counts` must stay valid until the request completes. */
+static inline int cmpi_ireduce_scatter_sum_f32(const float *send, float *recv, const int *counts, int slot) {
+    if (slot < 0 || slot >= CMPI_MAX_REQUESTS) return -1;
+    return MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                               &cmpi_requests[slot]);
+}
+/* In place: rank i's counts[i] floats at buf + displs[i] reach every rank. */
+static inline int cmpi_allgatherv_inplace_f32(float *buf, const int *counts, const int *displs) {
+    return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, buf, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+}
 #endif

@@ -30,6 +30,14 @@ public protocol Communicator: AnyObject {
     /// Waits until every started sum is complete.
     func finishAllreduces()
 
+    /// ZeRO: starts a float sum of `buffer` over ranks whose part r (`counts[r]` consecutive
+    /// floats, parts in rank order) lands in rank r's `shard` (`counts[rank]` floats, not
+    /// overlapping `buffer`); completes by `finishAllreduces()`, like `startAllreduceSum`.
+    func startReduceScatterSum(_ buffer: UnsafeBufferPointer<Float>, counts: [Int], into shard: UnsafeMutableBufferPointer<Float>)
+    /// ZeRO, in place: rank r's part of `buffer` (`counts[r]` floats after the parts of the
+    /// ranks before it) reaches every rank.
+    func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int])
+
     /// Prints nothing; ends every rank of the job with `code`. Use `Fatal` to print first.
     func abortJob(code: Int32) -> Never
     /// Seconds on a monotonic clock (MPI_Wtime under MPI).

@@ -172,6 +172,31 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// Per-rank counts of started reduce-scatters: MPI reads them until the request completes.
+    private var pendingCounts: [UnsafeMutablePointer<Int32>] = []
+
+    public func startReduceScatterSum(_ buffer: UnsafeBufferPointer<Float>, counts: [Int], into shard: UnsafeMutableBufferPointer<Float>) {
+        precondition(counts.count == size && counts.reduce(0, +) == buffer.count && counts[rank] <= shard.count && buffer.count < Int(Int32.max))
+        if pending.count == Int(CMPI_MAX_REQUESTS) { finishAllreduces() }
+        let slot = Int32(pending.count)
+        let c = UnsafeMutablePointer<Int32>.allocate(capacity: size)
+        for (i, n) in counts.enumerated() { c[i] = Int32(n) }
+        pendingCounts.append(c)
+        check(cmpi_ireduce_scatter_sum_f32(buffer.baseAddress!, shard.baseAddress!, c, slot), "ireduce_scatter")
+        pending.append(slot)
+        pendingFloats += buffer.count
+    }
+
+    public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) == buffer.count && buffer.count < Int(Int32.max))
+        let c = counts.map { Int32($0) }
+        var displs = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displs[i] = displs[i - 1] + c[i - 1] }
+        watched("allgather (\(buffer.count) floats)") {
+            check(cmpi_allgatherv_inplace_f32(buffer.baseAddress!, c, displs), "allgather")
+        }
+    }
+
     public func progressAllreduces() {
         for slot in pending { _ = cmpi_test(slot) }
     }
@@ -183,6 +208,8 @@ public final class MPICommunicator: Communicator {
         }
         pending.removeAll(keepingCapacity: true)
         pendingFloats = 0
+        pendingCounts.forEach { $0.deallocate() }
+        pendingCounts.removeAll()
     }
 
     public func abortJob(code: Int32) -> Never {

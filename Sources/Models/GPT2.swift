@@ -74,6 +74,8 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let lora: LoRAConfig?
     public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
+    /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
+    public var recomputeArena: Arena?
 
     /// `lora` (resolved: `LoRAConfig.resolved`) adds adapter tensors to the layout.
     public init(config: GPT2Config, lora: LoRAConfig? = nil) {
@@ -129,13 +131,16 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
+            let block = { (tape: Tape, x: Tensor) -> Tensor in
             let h1 = tape.layerNorm(x, weight: p[l + "ln_1.weight"], bias: p[l + "ln_1.bias"], eps: eps)
-            let qkv = project(tape, l + "attn.c_attn", h1, bias: p[l + "attn.c_attn.bias"])  // [B·T, 3C]
+            let qkv = self.project(tape, l + "attn.c_attn", h1, bias: p[l + "attn.c_attn.bias"])  // [B·T, 3C]
             let att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: H, segments: segments)  // [B·T, C]
-            x = project(tape, l + "attn.c_proj", att, bias: p[l + "attn.c_proj.bias"], residual: x)
+            let x = self.project(tape, l + "attn.c_proj", att, bias: p[l + "attn.c_proj.bias"], residual: x)
             let h2 = tape.layerNorm(x, weight: p[l + "ln_2.weight"], bias: p[l + "ln_2.bias"], eps: eps)
-            let fc = tape.gelu(project(tape, l + "mlp.c_fc", h2, bias: p[l + "mlp.c_fc.bias"]))  // [B·T, 4C]
-            x = project(tape, l + "mlp.c_proj", fc, bias: p[l + "mlp.c_proj.bias"], residual: x)
+            let fc = tape.gelu(self.project(tape, l + "mlp.c_fc", h2, bias: p[l + "mlp.c_fc.bias"]))  // [B·T, 4C]
+            return self.project(tape, l + "mlp.c_proj", fc, bias: p[l + "mlp.c_proj.bias"], residual: x)
+            }
+            x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }
         let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
         return (xf, p["transformer.wte.weight"], .outIn)

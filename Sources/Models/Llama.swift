@@ -21,6 +21,8 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let lora: LoRAConfig?
     public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "model.layers.\($0).") }
+    /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
+    public var recomputeArena: Arena?
     /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
     /// eos_token_id, initializer_range…), written back on export so the saved config keeps them.
     public let extraConfig: [String: Any]
@@ -80,9 +82,10 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
         for i in 0..<c.layers {
             let l = "model.layers.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
+            let block = { (tape: Tape, x: Tensor) -> Tensor in
             let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
             func proj(_ name: String, _ input: Tensor) -> Tensor {
-                project(tape, l + name, input, bias: bias(l + name + ".bias"))
+                self.project(tape, l + name, input, bias: self.bias(l + name + ".bias"))
             }
             let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
                                 headDim: c.headDim, theta: c.ropeTheta)
@@ -91,10 +94,12 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
             let v = proj("self_attn.v_proj", h)
             let att = tape.causalSelfAttention(q: q, k: k, v: v, batch: B, seqLen: T, heads: c.heads,
                                                kvHeads: c.kvHeads, segments: segments)  // [B·T, H·hd]
-            x = tape.add(x, proj("self_attn.o_proj", att))
+            let x = tape.add(x, proj("self_attn.o_proj", att))
             let h2 = tape.rmsNorm(x, weight: p[l + "post_attention_layernorm.weight"], eps: eps)
             let act = tape.swiglu(gate: proj("mlp.gate_proj", h2), up: proj("mlp.up_proj", h2))  // [B·T, I]
-            x = tape.add(x, proj("mlp.down_proj", act))
+            return tape.add(x, proj("mlp.down_proj", act))
+            }
+            x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }
         let xf = tape.rmsNorm(x, weight: p["model.norm.weight"], eps: eps)
         let head = c.tieWordEmbeddings ? p["model.embed_tokens.weight"] : p["lm_head.weight"]

@@ -26,6 +26,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Benchmark rollout generation instead of training: --rollout-prompts prompts of 16 tokens, --generate-tokens sampled tokens each (T = 1), KV cache; --steps timed runs after --warmup.") var rollouts = false
     static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts).")
     @Option(rolloutPromptsSetting) var rolloutPrompts = 32
+    @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
+    @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
@@ -36,12 +38,14 @@ struct Bench: ParsableCommand {
         try Self.generateTokensSetting.check(generateTokens)
         try Self.rolloutPromptsSetting.check(rolloutPrompts)
         if rollouts && generateTokens == 0 { throw RecipeError("--rollouts needs --generate-tokens of at least 1") }
+        guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
     }
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
+        o.zero = zero; o.recompute = recompute
         let lead = comm.isCoordinator
         if rollouts {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)

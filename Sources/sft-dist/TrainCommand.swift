@@ -67,6 +67,8 @@ struct Train: ParsableCommand {
     @Option(recipe: \.selfTrainEvery) var selfTrainEvery: String?
     @Option(recipe: \.selfTrainScorer) var selfTrainScorer: String?
     @Option(recipe: \.selfTrainArgs) var selfTrainArgs: [String]
+    @Option(recipe: \.zero) var zero: String?
+    @Flag(recipe: \.recompute) var recompute: Bool?
     @Option(recipe: \.watchdogSeconds) var watchdogSeconds: String?
     @Option(recipe: \.prompts) var prompts: String?
     @Option(recipe: \.rollouts) var rollouts: String?

@@ -23,6 +23,11 @@ private final class RecordingCommunicator: Communicator {
     }
     func progressAllreduces() { progressed += 1 }
     func finishAllreduces() { finished += 1 }
+    func startReduceScatterSum(_ buffer: UnsafeBufferPointer<Float>, counts: [Int], into shard: UnsafeMutableBufferPointer<Float>) {
+        let lo = UnsafeMutablePointer(mutating: buffer.baseAddress!) - origin
+        started.append(lo..<(lo + buffer.count))
+    }
+    func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {}
     func abortJob(code: Int32) -> Never { fatalError("abort \(code)") }
     func wallTime() -> Double { 0 }
 }

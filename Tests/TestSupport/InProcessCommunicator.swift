@@ -106,6 +106,22 @@ public final class InProcessCommunicator: Communicator {
     /// Completes at once: every rank starts the same buffers in the same order, so a blocking
     /// sum at the start is a valid (if not overlapped) schedule.
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) { reduce(buffer, op: .sum) }
+    /// Completes at once, summing in rank order (as `reduce`), like `startAllreduceSum`.
+    public func startReduceScatterSum(_ buffer: UnsafeBufferPointer<Float>, counts: [Int], into shard: UnsafeMutableBufferPointer<Float>) {
+        let all = group.exchange(rank: rank, Array(buffer)).map { $0 as! [Float] }
+        let lo = counts[..<rank].reduce(0, +)
+        for i in 0..<counts[rank] {
+            var v = all[0][lo + i]
+            for r in 1..<all.count { v += all[r][lo + i] }
+            shard[i] = v
+        }
+    }
+    public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        let lo = counts[..<rank].reduce(0, +)
+        let parts = group.exchange(rank: rank, Array(buffer[lo..<(lo + counts[rank])])).map { $0 as! [Float] }
+        var at = 0
+        for part in parts { for v in part { buffer[at] = v; at += 1 } }
+    }
     public func progressAllreduces() {}
     public func finishAllreduces() {}
     public func abortJob(code: Int32) -> Never { fatalError("in-process rank \(rank): abort with code \(code)") }

@@ -30,7 +30,8 @@ final class RecipeTests: XCTestCase {
                                "chat_template", "objective", "objective_args", "ref_model", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
                                "max_new_tokens", "eval_data", "checksum_every", "log_every", "skip_bad_lines", "nan_policy",
                                "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume",
-                               "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "watchdog_seconds",
+                               "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",
+                               "watchdog_seconds",
                                "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora",
                                "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "max_completion_length",
                                "steps_per_generation", "rewards", "reward_args", "scale_rewards"])

@@ -38,6 +38,7 @@ extension Benchmark {
         public var coreType: String
         public var blasCore: String
         public var firstLoss: Double, lastLoss: Double
+        public var zero = 0, recompute = false   // --zero, --recompute (Benchmark+Memory.swift)
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }
@@ -63,6 +64,7 @@ extension Benchmark {
                 ("generation", JSONText.quote(generationNote)),
                 ("openblas_coretype", JSONText.quote(coreType)), ("openblas_core", JSONText.quote(blasCore)),
                 ("first_loss", num(firstLoss)), ("last_loss", num(lastLoss)),
+                ("zero", "\(zero)"), ("recompute", "\(recompute)"),
             ]
             if !stepSeconds.isEmpty { f.append(("steps", "\(stepSeconds.count)")) }
             return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
@@ -92,6 +94,7 @@ extension Benchmark {
                 ]
             }
             rows += [
+                row("memory options", "--zero \(zero)\(recompute ? ", --recompute" : "")"),
                 row("peak RSS per rank", "\(mb(peakRSS)) vs need \(mb(needBytes)) (activations \(mb(activationBytes))) = \(String(format: "%.2f×", rssRatio))"),
                 row("generation (KV cache)", generationTokensPerSecond.map { String(format: "%.0f tokens/s", $0) + " (\(generationNote))" } ?? generationNote),
                 row("loss", String(format: "%.4f → %.4f", firstLoss, lastLoss)),

@@ -24,6 +24,8 @@ public enum Benchmark {
         public var seed: UInt64 = 1234
         public var generateTokens = 64
         public var overlapGradSync = true
+        public var zero = 0             // --zero: ZeRO stage (Trainer+Memory.swift)
+        public var recompute = false    // --recompute: blocks re-run in backward
         public init(threads: Int) { self.threads = threads }
     }
 
@@ -57,6 +59,7 @@ public enum Benchmark {
         recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0.01
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
         recipe.overlapGradSync = o.overlapGradSync
+        recipe.zero = o.zero; recipe.recompute = o.recompute
         let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
@@ -109,8 +112,8 @@ public enum Benchmark {
         let C = Double(config.embedDim), L = Double(config.layers), T = Double(o.seqLen)
         let flopsPerToken = 6 * Double(model.parameters.parameterCount) + 6 * L * T * C
         let perRankBatch = (o.batch + comm.size - 1) / comm.size
-        let acts = activationFloats(config, batch: perRankBatch, seqLen: o.seqLen) * 4
-        let need = 4 * 4 * model.parameters.count + acts
+        let acts = (o.recompute ? recomputedActivationFloats : activationFloats)(config, perRankBatch, o.seqLen) * 4
+        let need = stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero) + acts
 
         let (genRate, genNote) = generationRate(model, tokens: o.generateTokens, comm: comm)
         let env = ProcessInfo.processInfo.environment
@@ -124,7 +127,7 @@ public enum Benchmark {
                       syncAfterBackwardMax: Self.median(afterMax), updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
                       generationTokensPerSecond: genRate, generationNote: genNote,
                       coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
-                      firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan)
+                      firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute)
     }
 
     /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,

@@ -81,6 +81,10 @@ public struct RecipeKeys: Sendable {
     public let selfTrainArgs = RecipeKey("self_train_args", [String: String](), .keyValues,
                                          "Self-training parameter key=value (repeatable): k, temperature, ratio, percentile, prompts, max_new_tokens.",
                                          flag: "self-train-arg")
+    public let zero = RecipeKey("zero", 0, .within(0...2),
+                                "ZeRO stage: 1 shards AdamW's moments over ranks, 2 the gradients as well (0: off).", resume: .mayChange)
+    public let recompute = RecipeKey("recompute", false, .bool,
+                                     "Keep only each transformer block's input and re-run its forward in backward (less activation memory).", resume: .mayChange)
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
     public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")

@@ -44,6 +44,10 @@ extension Trainer {
             tape.onParametersReady = { [buckets] in buckets.ready($0) }
             tape.onBackwardStep = { [buckets] in buckets.progress() }
         }
+        if syncing, let sharded = zero?.gradients {  // --zero: reduce-scatters instead of sums
+            tape.onParametersReady = { sharded.ready($0) }
+            tape.onBackwardStep = { sharded.progress() }
+        }
         return tape
     }
 

@@ -7,6 +7,7 @@ extension Trainer {
     /// In-place sums of the trainable gradients over ranks: the overlapped buckets' remainder
     /// (started during the last backward), or one allreduce per trainable range.
     func syncGradients(overlapped: Bool) {
+        if let zero { return zero.gradients.finish() }  // --zero: reduce-scattered into shards
         if overlapped {
             buckets.finish(canonical: blockRanges)
         } else {
@@ -24,7 +25,7 @@ extension Trainer {
         let badRank = Int(sums[1]) - 1
         // --l2-init: λ(θ − θ₀) joins the (global) data gradient before norm and clipping.
         let penalty = l2Init?.addGradient(model.parameters, ranges: trainable.ranges)
-        let norm = trainable.gradientNorm(model.parameters)
+        let norm = zero?.gradientNorm() ?? trainable.gradientNorm(model.parameters)
         let lr = schedule.lr(at: step)
         var report = StepReport(step: step, loss: globalLoss, lr: lr, gradNorm: norm, tokens: prepared.globalTokens,
                                 lossTokens: prepared.context.globalLossTokens, diagnostics: [], skipped: false)

@@ -13,6 +13,8 @@ public final class Trainer {
     let model: LanguageModel
     let objective: Objective
     let optimizer: Optimizer
+    /// `--zero`: the sharded AdamW (also `optimizer`) and its gradient shards (Trainer+Zero.swift).
+    let zero: ZeroAdamW?
     let schedule: LRSchedule
     /// The coordinator's producer: what each step trains on (`StepProducer`).
     let source: StepProducer
@@ -69,10 +71,12 @@ public final class Trainer {
         }
         self.trainable = trainable
         trainable.apply(to: model.parameters)
+        zero = Self.makeZero(recipe: r, comm: comm, model: model, trainable: trainable)
+        Self.enableRecompute(recipe: r, model: model)
         switch r.optimizer {
         case .sgd: optimizer = SGD(params: model.parameters, trainable: trainable, momentum: Float(r.momentum),
                                    weightDecay: Float(r.weightDecay))
-        case .adamw: optimizer = AdamW(params: model.parameters, trainable: trainable, beta1: Float(r.beta1), beta2: Float(r.beta2),
+        case .adamw: optimizer = zero ?? AdamW(params: model.parameters, trainable: trainable, beta1: Float(r.beta1), beta2: Float(r.beta2),
                                        eps: Float(r.adamEps), weightDecay: Float(r.weightDecay))
         }
         schedule = LRSchedule(kind: r.schedule, peak: Float(r.lr),
@@ -107,7 +111,7 @@ public final class Trainer {
         // 2. Forward, objective, backward per micro-batch; gradients accumulate. On the last
         //    micro-batch each block's gradient sum starts as soon as backward has finished it.
         let tCompute = comm.wallTime()
-        trainable.zeroGradients(model.parameters)
+        zeroGradients()
         let overlap = setup.recipe.overlapGradSync && comm.size > 1
         var total = ObjectiveResult(loss: 0), localBad = false
         var observed: [SequenceStatistics] = []
@@ -126,7 +130,7 @@ public final class Trainer {
         syncGradients(overlapped: overlap)
         let tSynced = comm.wallTime()
         lastTimings = StepTimings(prepare: tCompute - t0, compute: tSync - tCompute, gradientSync: tSynced - tSync,
-                                  syncInBackward: overlap ? buckets.takeSecondsInBackward() : 0)
+                                  syncInBackward: overlap ? zero?.gradients.takeSecondsInBackward() ?? buckets.takeSecondsInBackward() : 0)
 
         // 4. Update: global loss and diagnostics, norm, non-finite policy, clipping + optimizer.
         let report = update(step: step, total: total, localBad: localBad, prepared: prepared)

@@ -24,20 +24,8 @@ public final class AdamW: Optimizer {
 
     public func step(params: ParameterStore, lr: Float, gradScale: Float = 1) {
         t += 1
-        let c1 = 1 - Float(pow(Double(beta1), Double(t)))
-        let c2 = 1 - Float(pow(Double(beta2), Double(t)))
-        let p = params.values, g = params.grads
-        m.withUnsafeMutableBufferPointer { m in
-            v.withUnsafeMutableBufferPointer { v in
-                for (range, decays, moment) in spans {
-                    OptimizerKernels.adamw(p: p + range.lowerBound, g: g + range.lowerBound,
-                                           m: m.baseAddress! + moment, v: v.baseAddress! + moment,
-                                           count: range.count, gradScale: gradScale, lr: lr,
-                                           beta1: beta1, beta2: beta2, c1: c1, c2: c2, eps: eps,
-                                           wd: decays ? weightDecay : 0)
-                }
-            }
-        }
+        adamwUpdate(spans: spans, p: params.values, gradient: { range, _ in UnsafePointer(params.grads + range.lowerBound) },
+                    m: &m, v: &v, t: t, lr: lr, gradScale: gradScale, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
     }
 
     public var state: [String: [Float]] { ["m": m, "v": v, "t": [Float(t)]] }
@@ -47,11 +35,28 @@ public final class AdamW: Optimizer {
     public func restore(_ state: [String: [Float]]) throws {
         let m = try restoredArray(state, "m", count: self.m.count)
         let v = try restoredArray(state, "v", count: self.v.count, nonNegative: true)
-        let t = try restoredArray(state, "t", count: 1)[0]
-        // Float holds every integer up to 2^24 exactly; a step count beyond that was never written.
-        guard t >= 0, t <= 16_777_216, t == t.rounded() else {
-            throw StateError(.tensor, "t", "is \(t), not a step count (an integer in 0...16777216)")
+        let t = try restoredStepCount(state)
+        self.m = m; self.v = v; self.t = t
+    }
+}
+
+/// One AdamW step (`t`: the step count, already advanced) over `spans`, each span's moments
+/// at its `moment` offset and its gradient where `gradient(range, moment)` says (the flat
+/// gradient buffer; ZeRO's shard, laid out as the moments).
+func adamwUpdate(spans: [(range: Range<Int>, decay: Bool, moment: Int)], p: UnsafeMutablePointer<Float>,
+                 gradient: (Range<Int>, Int) -> UnsafePointer<Float>, m: inout [Float], v: inout [Float], t: Int,
+                 lr: Float, gradScale: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
+    let c1 = 1 - Float(pow(Double(beta1), Double(t)))
+    let c2 = 1 - Float(pow(Double(beta2), Double(t)))
+    m.withUnsafeMutableBufferPointer { m in
+        v.withUnsafeMutableBufferPointer { v in
+            for (range, decays, moment) in spans {
+                OptimizerKernels.adamw(p: p + range.lowerBound, g: gradient(range, moment),
+                                       m: m.baseAddress! + moment, v: v.baseAddress! + moment,
+                                       count: range.count, gradScale: gradScale, lr: lr,
+                                       beta1: beta1, beta2: beta2, c1: c1, c2: c2, eps: eps,
+                                       wd: decays ? weightDecay : 0)
+            }
         }
-        self.m = m; self.v = v; self.t = Int(t)
     }
 }

@@ -10,6 +10,12 @@ public protocol Optimizer: AnyObject {
     /// Moments and step count, for checkpoints.
     var state: [String: [Float]] { get }
     func restore(_ state: [String: [Float]]) throws
+    /// The names `state` holds, without computing it (ZeRO's `state` is a collective gather).
+    var stateKeys: Set<String> { get }
+}
+
+extension Optimizer {
+    public var stateKeys: Set<String> { Set(state.keys) }
 }
 
 /// Which parameters get weight decay: matrices yes; biases, norm gains and nothing else
@@ -21,10 +27,16 @@ func decayRanges(_ params: ParameterStore) -> [Range<Int>] {
 /// The trainable set as consecutive spans with or without weight decay, each with the
 /// offset of its first element in the (trainable-only) moment buffers.
 func optimizerSpans(_ params: ParameterStore, trainable: TrainableSet) -> [(range: Range<Int>, decay: Bool, moment: Int)] {
+    optimizerSpans(params, ranges: trainable.ranges)
+}
+
+/// The same for any disjoint `ranges`, moments laid out in the order given (ZeRO: a rank's
+/// parts of the gradient pieces, `ShardPlan.owned`).
+func optimizerSpans(_ params: ParameterStore, ranges: [Range<Int>]) -> [(range: Range<Int>, decay: Bool, moment: Int)] {
     let decaying = decayRanges(params).sorted { $0.lowerBound < $1.lowerBound }
     var spans: [(Range<Int>, Bool, Int)] = []
     var moment = 0
-    for t in trainable.ranges {
+    for t in ranges {
         var at = t.lowerBound
         func add(_ r: Range<Int>, _ decay: Bool) {
             guard !r.isEmpty else { return }

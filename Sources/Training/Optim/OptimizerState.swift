@@ -10,7 +10,7 @@ final class OptimizerState: StatefulComponent {
     }
 
     func restoreState(_ state: ComponentState, step: Int) throws {
-        try state.expectTensors(Set(optimizer.state.keys))
+        try state.expectTensors(optimizer.stateKeys)
         try optimizer.restore(state.tensors.mapValues(\.values))
     }
 }
@@ -24,4 +24,14 @@ func restoredArray(_ state: [String: [Float]], _ key: String, count: Int, nonNeg
         throw StateError(.tensor, key, "holds \(a[i]) at index \(i) (\(nonNegative ? "must be finite and ≥ 0" : "must be finite"))")
     }
     return a
+}
+
+/// `state["t"]`: AdamW's step count, one integral value.
+func restoredStepCount(_ state: [String: [Float]]) throws -> Int {
+    let t = try restoredArray(state, "t", count: 1)[0]
+    // Float holds every integer up to 2^24 exactly; a step count beyond that was never written.
+    guard t >= 0, t <= 16_777_216, t == t.rounded() else {
+        throw StateError(.tensor, "t", "is \(t), not a step count (an integer in 0...16777216)")
+    }
+    return Int(t)
 }

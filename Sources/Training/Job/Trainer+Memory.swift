@@ -1,0 +1,44 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// Memory per rank (README, "Memory"). `--zero 1|2`: AdamW's moments, and with 2 the
+/// gradients, sharded over ranks (`Optim/ZeroAdamW.swift`, `Distributed/ShardedGradients.swift`),
+/// set up once with a collective refusal of what cannot shard. `--recompute`: transformer
+/// blocks re-run in backward (`Models/BlockRecompute.swift`).
+extension Trainer {
+    static func enableRecompute(recipe r: Recipe, model: LanguageModel) {
+        guard r.recompute else { return }
+        guard let m = model as? BlockRecomputing else {
+            Fatal.agree("--recompute: this model's blocks cannot be re-run", code: Fatal.Code.input)
+            return
+        }
+        m.recomputeArena = Arena()
+    }
+
+    static func makeZero(recipe r: Recipe, comm: Communicator, model: LanguageModel, trainable: TrainableSet) -> ZeroAdamW? {
+        guard r.zero > 0 else { return nil }
+        return Fatal.collective {
+            guard r.optimizer == .adamw else {
+                throw ZeroSetupError(message: "--zero \(r.zero): optimizer \(r.optimizer.rawValue) cannot shard its state (only adamw can); use --optimizer adamw or --zero 0")
+            }
+            guard r.l2Init == 0 else {
+                throw ZeroSetupError(message: "--zero \(r.zero) with --l2-init: the penalty is added to the full gradient, which ZeRO does not keep; use one or the other")
+            }
+            return try ZeroAdamW(params: model.parameters, trainable: trainable, blocks: model.blockParameterRanges, comm: comm,
+                                 stage: r.zero, beta1: Float(r.beta1), beta2: Float(r.beta2), eps: Float(r.adamEps),
+                                 weightDecay: Float(r.weightDecay))
+        }
+    }
+
+    /// Zeroes the trainable gradients before a step (ZeRO-2 returns their pages instead).
+    func zeroGradients() {
+        if let zero { zero.gradients.zeroGradients() } else { trainable.zeroGradients(model.parameters) }
+    }
+}
+
+struct ZeroSetupError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+
+/// `--zero 1|2` under real mpirun: AdamW's moments (and with 2 the gradients) sharded over
+/// ranks give the unsharded losses up to float summation order, replicas stay identical (the
+/// run's own checksum check), checkpoints hold the gathered state (resume at another rank
+/// count or setting), and a kill -9 then `--resume latest` at the same rank count is bit-exact.
+final class ZeroTests: XCTestCase {
+    static let steps = 16
+    let base = ["train", "--model", "tiny", "--steps", "\(ZeroTests.steps)", "--batch-size", "8", "--micro-batch-size", "2",
+                "--lr", "3e-3", "--warmup-steps", "2", "--eval-every", "0", "--eval-examples", "4", "--max-new-tokens", "2",
+                "--checksum-every", "2", "--quiet"]
+
+    func run(_ n: Int, _ extra: [String], _ label: String) -> [Double] {
+        let out = CLI.tempDir("zero-\(label)")
+        let r = CLI.mpirun(n, base + extra + ["--out", out])
+        XCTAssertEqual(r.status, 0, "\(label):\n\(r.all)")
+        let losses = CLI.losses(out)
+        XCTAssertEqual(losses.count, Self.steps, label)
+        return losses
+    }
+
+    func assertClose(_ a: [Double], _ b: [Double], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, label, file: file, line: line)
+        for (i, (x, y)) in zip(a, b).enumerated() {
+            XCTAssertLessThanOrEqual(abs(x - y), 1e-5 * abs(x), "\(label): step \(i + 1) loss \(x) vs \(y)", file: file, line: line)
+        }
+    }
+
+    func testZeroOneAndTwoGiveTheUnshardedLossesAtTwoAndFourRanks() {
+        for n in [2, 4] {
+            let plain = run(n, [], "n\(n)-plain")
+            assertClose(plain, run(n, ["--zero", "1"], "n\(n)-zero1"), "-n \(n) --zero 1")
+            assertClose(plain, run(n, ["--zero", "2"], "n\(n)-zero2"), "-n \(n) --zero 2")
+        }
+        // Without overlapping the sync with backward, the same shards are reduced after it.
+        assertClose(run(2, [], "n2-plain-b"), run(2, ["--zero", "2", "--no-overlap-grad-sync"], "n2-zero2-nooverlap"),
+                    "-n 2 --zero 2, no overlap")
+    }
+
+    /// kill -9 of a 2-rank --zero 2 job, then --resume latest: the uninterrupted losses bit for bit.
+    func testKillNineThenResumeUnderZeroIsBitExact() throws {
+        let base = self.base.map { $0 == "\(Self.steps)" ? "30" : $0 }   // --steps 30
+        let expectedOut = CLI.tempDir("zero-kill-reference")
+        let ref = CLI.mpirun(2, base + ["--zero", "2", "--out", expectedOut])
+        XCTAssertEqual(ref.status, 0, ref.all)
+        let expected = CLI.losses(expectedOut)
+        XCTAssertEqual(expected.count, 30)
+        let out = CLI.tempDir("zero-kill")
+        let args = base + ["--zero", "2", "--out", out, "--save-every", "4"]
+        let job = try BackgroundJob.mpirun(2, args, seconds: 120)
+        XCTAssertTrue(job.waitUntil(seconds: 100) { CLI.stepsLogged(out) >= 10 }, "the job never got to step 10")
+        job.killAll(marker: out)
+        let (killed, _) = job.wait()
+        XCTAssertNotEqual(killed.status, 0, "the job finished before it could be killed")
+        XCTAssertFalse(CLI.checkpoints(out).published.isEmpty, "no checkpoint before the kill")
+        let resumed = CLI.mpirun(2, args.filter { $0 != "--quiet" } + ["--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertTrue(resumed.stdout.contains("resume: continuing after step"), resumed.stdout)
+        let got = CLI.losses(out)
+        XCTAssertEqual(CLI.loggedSteps(out), Array(1...30))
+        for (i, (a, b)) in zip(got, expected).enumerated() where a.bitPattern != b.bitPattern {
+            XCTFail("step \(i + 1): loss \(a) after resume, \(b) uninterrupted")
+            return
+        }
+    }
+
+    /// A checkpoint of a 2-rank --zero 1 run holds the gathered moments: it continues on 4
+    /// ranks with --zero 2, and on 1 rank without ZeRO, with the losses of a run that never
+    /// stopped, up to summation order.
+    func testCheckpointResumesAtAnotherRankCountAndZeroSetting() {
+        let straight = run(1, [], "straight")
+        let first = CLI.tempDir("zero-first")
+        let r = CLI.mpirun(2, base + ["--zero", "1", "--out", first, "--save-every", "8"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let checkpoint = first + "/checkpoints/step-000008"
+        for (n, zero) in [(4, "2"), (1, "0")] {
+            let out = CLI.tempDir("zero-second-\(n)")
+            let resumed = CLI.mpirun(n, base.filter { $0 != "--quiet" } + ["--zero", zero, "--out", out, "--resume", checkpoint])
+            XCTAssertEqual(resumed.status, 0, resumed.all)
+            XCTAssertTrue(resumed.stdout.contains("resume: continuing after step 8 of \(Self.steps)"), resumed.stdout)
+            XCTAssertEqual(CLI.loggedSteps(out), Array(9...Self.steps))
+            assertClose(Array(straight.suffix(from: 8)), CLI.losses(out), "resumed on \(n) ranks with --zero \(zero)")
+        }
+    }
+
+    func testZeroRefusesWhatCannotShard() {
+        for (extra, message) in [(["--optimizer", "sgd"], "--zero 1: optimizer sgd cannot shard its state (only adamw can)"),
+                                 (["--l2-init", "0.1"], "--zero 1 with --l2-init: the penalty is added to the full gradient")] {
+            let out = CLI.tempDir("zero-refused")
+            let r = CLI.mpirun(2, base + ["--zero", "1", "--out", out] + extra, seconds: 60)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertEqual(CLI.occurrences(of: message, in: r.all), 1, r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "nothing half-written")
+        }
+        let r = CLI.sftDist(base + ["--zero", "3", "--out", CLI.tempDir("zero-3")])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.all.contains("zero"), r.all)
+    }
+}
