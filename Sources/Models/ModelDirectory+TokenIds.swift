@@ -10,9 +10,13 @@ extension ModelDirectory {
     public static func configJSON(_ model: LanguageModel, tokenizer: Tokenizer) -> [String: Any] {
         var json = model.configJSON
         let ids: [(String, Int32)] = [("bos_token_id", tokenizer.bosId ?? tokenizer.eosId), ("eos_token_id", tokenizer.eosId)]
+        assert(Set(ids.map(\.0)) == tokenIdFields)
         for (key, id) in ids where !isTokenId(json[key], vocabSize: model.vocabSize) { json[key] = Int(id) }
         return json
     }
+
+    /// The fields `configJSON` fills in; checkpoints saved before it did lack them.
+    public static let tokenIdFields: Set<String> = ["bos_token_id", "eos_token_id"]
 
     /// Null, an integer in 0..<vocabSize, or a non-empty list of such integers (Llama-3's
     /// several end-of-turn ids).

@@ -34,7 +34,7 @@ final class RetentionCLITests: XCTestCase {
         var runs: [[[String: Double]]] = []
         for n in [1, 2] {
             let out = dir + "/run-\(n)"
-            let r = CLI.mpirun(n, args + ["--out", out], seconds: 180)
+            let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 180)
             XCTAssertEqual(r.status, 0, r.all)
             let rows = Self.evalRows(out)
             XCTAssertEqual(rows.map { $0["step"] ?? -1 }, [0, 2, 4], "an evaluation before, at step 2 and after")
@@ -59,6 +59,13 @@ final class RetentionCLITests: XCTestCase {
                 let line = lines[table + 2 + i]
                 XCTAssertTrue(line.hasPrefix("  \(name) ") && line.contains(loss) && line.contains(em), "\(line) vs \(loss), \(em)")
             }
+            // Resumed after step 2, the run has no step-0 evaluation of its own: "before" comes
+            // back from metrics.jsonl, and the table is the uninterrupted run's.
+            let resumed = CLI.mpirun(n, args + ["--out", out, "--resume", out + "/checkpoints/step-000002"], seconds: 180)
+            XCTAssertEqual(resumed.status, 0, resumed.all)
+            XCTAssertTrue(resumed.stdout.contains("resume: continuing after step 2"), resumed.all)
+            XCTAssertEqual(Array(resumed.stdout.split(separator: "\n").map(String.init).suffix(4)), Array(lines.suffix(4)),
+                           "the retention table after a resume")
             let svg = try String(contentsOfFile: out + "/loss.svg", encoding: .utf8)
             for series in ["add loss", "add accuracy", "copy loss", "copy accuracy"] {
                 XCTAssertTrue(svg.contains(">\(series)</text>"), "loss.svg has no \(series) series")

@@ -98,6 +98,15 @@ final class CheckpointUnitTests: XCTestCase {
         other["n_embd"] = 16
         let diff = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: other), current: model.configJSON)
         XCTAssertEqual(diff, "n_embd: 16 in the checkpoint, 8 here")
+        // A checkpoint saved before config.json carried bos/eos ids still resumes; different ids do not.
+        let written = ModelDirectory.configJSON(model, tokenizer: ByteTokenizer())
+        XCTAssertNotNil(CheckpointState.configDifference(saved: same, current: written))
+        XCTAssertNil(CheckpointState.configDifference(saved: same, current: written, mayBeAbsent: ModelDirectory.tokenIdFields))
+        var otherIds = written
+        otherIds["eos_token_id"] = 3
+        let ids = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: otherIds), current: written,
+                                                   mayBeAbsent: ModelDirectory.tokenIdFields)
+        XCTAssertEqual(ids, "eos_token_id: 3 in the checkpoint, 256 here")
     }
 
     /// A gradient that is NaN while the loss is finite is caught (through the global norm) and,

@@ -99,14 +99,16 @@ struct CheckpointState: Codable {
 
     /// The first config key that differs between the checkpoint's config.json and the model
     /// being trained ("n_embd: 64 in the checkpoint, 128 here").
-    static func configDifference(saved: Data, current: [String: Any]) -> String? {
+    /// Keys in `mayBeAbsent` that the checkpoint lacks are not compared (fields a later version
+    /// started writing and that change no loss, such as `ModelDirectory.tokenIdFields`).
+    static func configDifference(saved: Data, current: [String: Any], mayBeAbsent: Set<String> = []) -> String? {
         guard let a = (try? JSONSerialization.jsonObject(with: saved)) as? [String: Any] else { return "config.json is not a JSON object" }
         // Round-trip the live config through JSON so both sides have the same number types.
         guard let data = try? JSONSerialization.data(withJSONObject: current, options: [.sortedKeys]),
               let b = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return "the model's config is not JSON" }
         for key in Set(a.keys).union(b.keys).sorted() {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
-            if x == nil && y == nil { continue }
+            if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) { continue }
             return "\(key): \(x.map { "\($0)" } ?? "absent") in the checkpoint, \(y.map { "\($0)" } ?? "absent") here"
         }

@@ -160,7 +160,8 @@ public final class Checkpointer {
     func check(_ state: CheckpointState, dir: String) throws {
         let configPath = dir + "/model/config.json"
         if let diff = CheckpointState.configDifference(saved: FileManager.default.contents(atPath: configPath) ?? Data(),
-                                                       current: ModelDirectory.configJSON(setup.model, tokenizer: setup.tokenizer)) {
+                                                       current: ModelDirectory.configJSON(setup.model, tokenizer: setup.tokenizer),
+                                                       mayBeAbsent: ModelDirectory.tokenIdFields) {
             throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
         }
         if let d = CheckpointState.recipeDifference(saved: state.recipe, current: recipe) {
