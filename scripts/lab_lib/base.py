@@ -4,7 +4,7 @@ directory. The strong base is its final model; the weak base is the checkpoint w
 import os
 import time
 
-from sftdist import digest, write_json, read_json, flag_args
+from sftdist import write_json, read_json, flag_args
 
 
 def pretrain(lab, sft):
@@ -13,16 +13,18 @@ def pretrain(lab, sft):
     config = os.path.join(sft.root, spec["config"])
     args = ["--config", config, "--data", data, "--steps", str(spec["steps"]), "--seed", str(spec["seed"]),
             "--save-every", str(spec["weak_step"]), "--keep-last", "0"] + flag_args(spec.get("flags", {}), {})
-    run_dir = os.path.join(sft.out, f"base-{digest(args)}")
+    run_dir = os.path.join(sft.out, f"base-{sft.key(args)}")
     info_path = os.path.join(run_dir, "lab-base.json")
-    if os.path.exists(info_path):
-        return read_json(info_path)
-    start = time.time()
-    sft.train(run_dir, args)
+    # The model paths are not stored: the output directory may have been moved since.
+    strong = os.path.join(run_dir, "model")
     weak = os.path.join(run_dir, "checkpoints", f"step-{spec['weak_step']:06d}", "model")
-    if not os.path.isdir(weak):
-        raise SystemExit(f"lab: the base run wrote no checkpoint at step {spec['weak_step']} ({weak})")
-    info = {"strong": os.path.join(run_dir, "model"), "weak": weak, "steps": spec["steps"],
-            "weak_step": spec["weak_step"], "seconds": time.time() - start, "data": spec["data"]}
-    write_json(info_path, info)
+    if not os.path.exists(info_path):
+        start = time.time()
+        sft.train(run_dir, args)
+        if not os.path.isdir(weak):
+            raise SystemExit(f"lab: the base run wrote no checkpoint at step {spec['weak_step']} ({weak})")
+        write_json(info_path, {"steps": spec["steps"], "weak_step": spec["weak_step"],
+                               "seconds": time.time() - start, "data": spec["data"]})
+    info = read_json(info_path)
+    info.update({"strong": strong, "weak": weak})
     return info

@@ -41,7 +41,7 @@ class Experiment:
 
     def run_arm(self, arm, seed):
         if not arm.get("data"):
-            run_dir = os.path.join(self.dir, f"{arm['name']}-{digest([self.base_dir(arm)])}", f"seed-{seed}")
+            run_dir = os.path.join(self.dir, f"{arm['name']}-{self.sft.key([self.base_dir(arm)])}", f"seed-{seed}")
             os.makedirs(run_dir, exist_ok=True)
             return run_dir
         train = self.c.get("train", {})
@@ -53,7 +53,7 @@ class Experiment:
         common = ["--config", config, "--model", self.base_dir(arm), "--data", self.paths[arm["data"]],
                   "--heldout", self.paths[train.get("heldout", arm["data"])], "--steps", str(steps)]
         common += flag_args(flags, subst)
-        run_dir = os.path.join(self.dir, f"{arm['name']}-{digest(common)}", f"seed-{seed}")
+        run_dir = os.path.join(self.dir, f"{arm['name']}-{self.sft.key(common)}", f"seed-{seed}")
         self.sft.train(run_dir, common + ["--seed", str(seed)])
         return run_dir
 

@@ -46,6 +46,12 @@ class SFTDist:
         self.launch = os.path.join(root, "scripts/launch")
         self.seconds = 0.0
 
+    def key(self, obj):
+        """A cache name for obj that does not depend on where the repository or the output
+        directory are, so a moved or copied output directory is still reused."""
+        text = json.dumps(obj, sort_keys=True).replace(self.out, "$OUT").replace(self.root, "$ROOT")
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     def run(self, args, ranks=None, capture=False):
         cmd = [self.launch, "-n", str(ranks or self.ranks)] + args
         self.log(" ".join(cmd))
