@@ -20,11 +20,12 @@ final class ObjectiveGradientTests: XCTestCase {
         ("token-clean", [:]), ("token-clean", ["ratio": "0.3"]),
         ("forgetting", [:]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1"]),
         ("dpo", [:]), ("dpo", ["beta": "2"]),
+        ("spin", [:]), ("spin", ["beta": "2"]),
     ]
 
-    /// The random batch, as preference pairs for pair objectives.
+    /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
     func batch(_ name: String) throws -> ObjectiveTestBatch {
-        try makeObjective(name).requirements.pairs ? .randomPairs() : .random()
+        try makeObjective(name).requirements.pairs || name == "spin" ? .randomPairs() : .random()
     }
 
     func testEveryNameIsRegisteredAndCovered() throws {
