@@ -112,7 +112,8 @@ final class SelfTrainCLITests: XCTestCase {
 
     /// `--objective spin`: loss log 2 at each iteration's first step (the opponent is the model
     /// itself), the same losses under mpirun -n 1 and -n 2, and exact resume in the middle of an
-    /// iteration (the opponent comes back from the checkpoint's old_policy).
+    /// iteration (the opponent comes back from the checkpoint's old_policy). Planted: the opponent's
+    /// sampling seed mixed with the rank count → -n 1 and -n 2 differ from step 1.
     func testSPINUnderMpirunAndResume() throws {
         let dir = CLI.tempDir("spin")
         let data = writeData(dir)

@@ -24,9 +24,10 @@ final class ObjectiveGradientTests: XCTestCase {
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
+        ("spin", [:]), ("spin", ["beta": "2"]),
     ]
 
-    /// The random batch, as preference pairs for pair objectives.
+    /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
     func batch(_ name: String) throws -> ObjectiveTestBatch {
         let r = try makeObjective(name).requirements
         if r.rollouts {
@@ -35,7 +36,7 @@ final class ObjectiveGradientTests: XCTestCase {
             if name == "chord" { batch.sequences[1].origin = .demonstration }
             return batch
         }
-        return r.pairs ? .randomPairs() : .random()
+        return r.pairs || name == "spin" ? .randomPairs() : .random()
     }
 
     func testEveryNameIsRegisteredAndCovered() throws {

@@ -65,7 +65,8 @@ final class ObjectiveTestBatch {
         var mask = [Float](repeating: 1, count: rows)
         mask[2] = 0; mask[7] = 0; targets[7] = -1
         let batch = ObjectiveTestBatch(vocab: V, logits: logits, targets: targets, mask: mask,
-                                       sequenceId: (0..<rows).map { Int32($0 / 3) }, reference: reference)
+                                       sequenceId: (0..<rows).map { Int32($0 / 3) }, reference: reference,
+                                       old: reference)   // spin's opponent: DPO's reference as the old policy
         batch.sequences = (0..<4).map { i in
             var s = StepSequence(example: i, origin: .demonstration, ids: [0], lossMask: [0], promptLength: 1)
             s.pair = i ^ 1; s.pairRole = i % 2 == 0 ? .chosen : .rejected

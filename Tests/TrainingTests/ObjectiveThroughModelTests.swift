@@ -44,7 +44,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 ObjectiveInput(rows: 10, vocab: config.vocabSize, logits: logits.data, targets: targets, mask: mask,
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
-                               context: context, sequences: objective.requirements.pairs ? pair : [])
+                               context: context, sequences: objective.requirements.pairs || name == "spin" ? pair : [])
             }
             // Analytic: statistics pass, then loss and dL/dlogits, then backward through the model.
             let tape = Tape()
