@@ -39,12 +39,17 @@ public final class ShardedGradients {
         for r in owned { offsets.append(at); at += r.count }
         shardOffsets = offsets
         shardCount = at
-        shard = UnsafeMutablePointer<Float>.allocate(capacity: max(at, 1))
+        // posix_memalign reports failure instead of trapping: out of memory is a message.
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, max(at, 1) * MemoryLayout<Float>.stride) == 0, let raw else {
+            Fatal.fail("out of memory: cannot allocate the ZeRO gradient shard (\(at) floats)", code: Fatal.Code.outOfMemory)
+        }
+        shard = raw.bindMemory(to: Float.self, capacity: max(at, 1))
         shard.initialize(repeating: 0, count: max(at, 1))
         started = [Bool](repeating: false, count: plan.pieces.count)
     }
 
-    deinit { shard.deallocate() }
+    deinit { free(shard) }
 
     /// Called from the tape when `range`'s gradients are final (a block's range).
     public func ready(_ range: Range<Int>) {

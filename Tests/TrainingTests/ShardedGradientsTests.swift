@@ -1,0 +1,45 @@
+import Distributed
+import TestSupport
+import XCTest
+
+/// `ShardedGradients` with ranks as threads (`InProcessCommunicator`): each rank's shard holds
+/// the sum over ranks of exactly its parts, ZeRO-2 leaves the reduced full gradient zero
+/// (whole pages returned by madvise, the edges written), and the parameter allgather gives
+/// every rank every rank's parts.
+final class ShardedGradientsTests: XCTestCase {
+    func testReduceScatterSumsEachRanksPartsAndAllgatherRestoresTheWhole() {
+        let count = 3 * 4096, frozen = 4096..<4100
+        let regions = [0..<frozen.lowerBound, frozen.upperBound..<count]
+        let results = InProcessGroup.run(size: 3) { comm -> (rank: Int, shard: [Float], owned: [Range<Int>], after: [Float], values: [Float]) in
+            let grads = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            defer { grads.deallocate(); values.deallocate() }
+            for i in 0..<count { grads[i] = Float(comm.rank + 1) * Float(i % 1000) }
+            let plan = try! ShardPlan(regions: regions, blocks: [8192..<count, 2000..<8192], size: comm.size, maxFloatsPerPiece: 3000)
+            let sharded = ShardedGradients(comm: comm, gradients: grads, plan: plan, releasesGradients: true)
+            sharded.ready(8192..<count)      // as backward reaches the last block
+            sharded.finish()
+            values.initialize(repeating: -1, count: count)
+            for r in sharded.owned { for i in r { values[i] = Float(i) } }
+            sharded.allgatherParameters(values)
+            return (comm.rank, Array(UnsafeBufferPointer(start: sharded.shard, count: sharded.shardCount)), sharded.owned,
+                    Array(UnsafeBufferPointer(start: grads, count: count)), Array(UnsafeBufferPointer(start: values, count: count)))
+        }
+        var ownedBy = [Int](repeating: 0, count: count)
+        for r in results {
+            var k = 0
+            for range in r.owned {
+                for i in range { XCTAssertEqual(r.shard[k], 6 * Float(i % 1000), "rank \(r.rank) float \(i)"); k += 1; ownedBy[i] += 1 }
+            }
+            XCTAssertEqual(k, r.shard.count)
+            for i in 0..<count {
+                let expected: Float = frozen.contains(i) ? Float(r.rank + 1) * Float(i % 1000) : 0
+                if r.after[i] != expected { XCTFail("rank \(r.rank): gradient \(i) is \(r.after[i]) after ZeRO-2, not \(expected)"); break }
+                let value: Float = frozen.contains(i) ? -1 : Float(i)
+                if r.values[i] != value { XCTFail("rank \(r.rank): parameter \(i) is \(r.values[i]) after the allgather, not \(value)"); break }
+            }
+        }
+        XCTAssertEqual(ownedBy.enumerated().filter { frozen.contains($0.offset) ? $0.element != 0 : $0.element != 1 }.count, 0,
+                       "every trainable float owned by exactly one rank")
+    }
+}
