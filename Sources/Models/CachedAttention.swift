@@ -28,7 +28,7 @@ public enum CachedAttention {
                 let inv = 1 / s
                 for j in 0..<L { r[j] = j <= last ? r[j] * inv : 0 }
             }
-            if n == 1 {  // one query row: the same sums without a GEMM call (see WeightedRowSum)
+            if n == 1 && hd * L <= 1_000_000 {  // OpenBLAS's small kernel's sums without the call (WeightedRowSum)
                 WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: v0 + kh * hd, stride: cache.kvDim, count: L, dim: hd)
             } else {
                 BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,

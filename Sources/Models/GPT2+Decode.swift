@@ -29,23 +29,23 @@ extension GPT2: IncrementalDecoder {
             let w = { (name: String) in p["transformer.h.\(l).\(name)"].data }
             LayerNormKernels.forward(out: h, mean: mean, rstd: rstd, x: x, weight: w("ln_1.weight"),
                                      bias: w("ln_1.bias"), rows: N, dim: C, eps: eps)
-            LinearKernels.forward(out: qkv, x: h, w: w("attn.c_attn.weight"), bias: w("attn.c_attn.bias"),
-                                  n: N, inFeatures: C, outFeatures: 3 * C, layout: .inOut)
+            decodeLinear(out: qkv, x: h, w: w("attn.c_attn.weight"), bias: w("attn.c_attn.bias"),
+                                  n: N, inFeatures: C, outFeatures: 3 * C)
             addAdapterTerm("transformer.h.\(l).attn.c_attn", out: qkv, x: h, n: N)
             CachedAttention.appendAndAttend(segments, cache: cache, layer: l, q: qkv, ldq: 3 * C, k: qkv + C, v: qkv + 2 * C,
                                             ldkv: 3 * C, out: att, ldo: C, heads: H, kvHeads: H, headDim: C / H, scratch: scores)
-            LinearKernels.forward(out: h, x: att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
-                                  n: N, inFeatures: C, outFeatures: C, layout: .inOut)
+            decodeLinear(out: h, x: att, w: w("attn.c_proj.weight"), bias: w("attn.c_proj.bias"),
+                                  n: N, inFeatures: C, outFeatures: C)
             addAdapterTerm("transformer.h.\(l).attn.c_proj", out: h, x: att, n: N)
             Vec.add(x, h, count: N * C)
             LayerNormKernels.forward(out: h, mean: mean, rstd: rstd, x: x, weight: w("ln_2.weight"),
                                      bias: w("ln_2.bias"), rows: N, dim: C, eps: eps)
-            LinearKernels.forward(out: fc, x: h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
-                                  n: N, inFeatures: C, outFeatures: 4 * C, layout: .inOut)
+            decodeLinear(out: fc, x: h, w: w("mlp.c_fc.weight"), bias: w("mlp.c_fc.bias"),
+                                  n: N, inFeatures: C, outFeatures: 4 * C)
             addAdapterTerm("transformer.h.\(l).mlp.c_fc", out: fc, x: h, n: N)
             GELUKernels.forward(out: fc, x: fc, count: N * 4 * C)
-            LinearKernels.forward(out: h, x: fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
-                                  n: N, inFeatures: 4 * C, outFeatures: C, layout: .inOut)
+            decodeLinear(out: h, x: fc, w: w("mlp.c_proj.weight"), bias: w("mlp.c_proj.bias"),
+                                  n: N, inFeatures: 4 * C, outFeatures: C)
             addAdapterTerm("transformer.h.\(l).mlp.c_proj", out: h, x: fc, n: N)
             Vec.add(x, h, count: N * C)
         }
@@ -57,5 +57,18 @@ extension GPT2: IncrementalDecoder {
         LinearKernels.forward(out: logits, x: h, w: p["transformer.wte.weight"].data, bias: nil,
                               n: R, inFeatures: C, outFeatures: V, layout: .outIn)
         return UnsafeBufferPointer(start: logits, count: R * V)
+    }
+
+    /// x·W + b for the layers' [in, out] weights: `DecodeGEMM` (no weight packing, the same
+    /// sums) for the few rows of a decode step, OpenBLAS for a prefill's many rows and for the
+    /// products it would run on its small-matrix kernel.
+    func decodeLinear(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                      bias: UnsafePointer<Float>, n: Int, inFeatures ic: Int, outFeatures oc: Int) {
+        guard n <= 64, DecodeGEMM.sameSumsAsBLAS(m: n, n: oc, k: ic) else {
+            LinearKernels.forward(out: out, x: x, w: w, bias: bias, n: n, inFeatures: ic, outFeatures: oc, layout: .inOut)
+            return
+        }
+        DecodeGEMM.forward(m: n, n: oc, k: ic, a: x, lda: ic, b: w, ldb: oc, c: out, ldc: oc)
+        for r in 0..<n { Vec.add(out + r * oc, bias, count: oc) }
     }
 }

@@ -7,6 +7,21 @@ public enum WeightedRowSum {
     public static func forward(out: UnsafeMutablePointer<Float>, weights w: UnsafePointer<Float>,
                                rows: UnsafePointer<Float>, stride: Int, count L: Int, dim: Int) {
         var c = 0
+        // 64 columns at a time: eight independent chains keep both FMA pipes busy.
+        while c + 64 <= dim {
+            var a0 = F8(repeating: 0), a1 = F8(repeating: 0), a2 = F8(repeating: 0), a3 = F8(repeating: 0)
+            var a4 = F8(repeating: 0), a5 = F8(repeating: 0), a6 = F8(repeating: 0), a7 = F8(repeating: 0)
+            for j in 0..<L {
+                let wj = F8(repeating: w[j]), r = rows + j * stride + c
+                a0 = a0.addingProduct(wj, Vec.load(r)); a1 = a1.addingProduct(wj, Vec.load(r + 8))
+                a2 = a2.addingProduct(wj, Vec.load(r + 16)); a3 = a3.addingProduct(wj, Vec.load(r + 24))
+                a4 = a4.addingProduct(wj, Vec.load(r + 32)); a5 = a5.addingProduct(wj, Vec.load(r + 40))
+                a6 = a6.addingProduct(wj, Vec.load(r + 48)); a7 = a7.addingProduct(wj, Vec.load(r + 56))
+            }
+            Vec.store(a0, out + c); Vec.store(a1, out + c + 8); Vec.store(a2, out + c + 16); Vec.store(a3, out + c + 24)
+            Vec.store(a4, out + c + 32); Vec.store(a5, out + c + 40); Vec.store(a6, out + c + 48); Vec.store(a7, out + c + 56)
+            c += 64
+        }
         while c + 16 <= dim {
             var a0 = F8(repeating: 0), a1 = F8(repeating: 0)
             for j in 0..<L {

@@ -1,0 +1,26 @@
+import Foundation
+import XCTest
+
+/// `sft-dist bench --rollouts`: every prompt's tokens are generated and counted once when the
+/// prompts are dealt over two ranks (3 prompts: uneven shares); speed is not a test's business.
+final class BenchRolloutsTests: XCTestCase {
+    func testRolloutBenchCountsEveryTokenAtTwoRanks() throws {
+        let r = CLI.mpirun(2, ["bench", "--rollouts", "--threads", "1", "--rollout-prompts", "3", "--generate-tokens", "4",
+                               "--steps", "2", "--warmup", "0", "--json", "--quiet"], seconds: 240)
+        XCTAssertEqual(r.status, 0, r.all)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").last, r.all)
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+        XCTAssertEqual(j["ranks"] as? Int, 2)
+        XCTAssertEqual(j["tokens"] as? Int, 12, "3 prompts × 4 tokens, no stop id")
+        XCTAssertEqual((j["run_s"] as? [Any])?.count, 2)
+        let rate = try XCTUnwrap(j["tokens_per_s"] as? Double, String(line))
+        let median = try XCTUnwrap(j["median_run_s"] as? Double, String(line))
+        XCTAssertEqual(rate, 12 / median, accuracy: 1e-3 * rate)
+    }
+
+    func testRolloutsWithoutNewTokensIsRefused() {
+        let r = CLI.sftDist(["bench", "--rollouts", "--generate-tokens", "0"], seconds: 60)
+        XCTAssertNotEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("--generate-tokens"), r.stderr)
+    }
+}
