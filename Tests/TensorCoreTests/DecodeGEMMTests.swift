@@ -4,7 +4,8 @@ import XCTest
 /// DecodeGEMM must give exactly OpenBLAS's results (it replaces cblas_sgemm in decoding,
 /// where a changed last bit can change a sampled token), at one thread and split over two.
 final class DecodeGEMMTests: XCTestCase {
-    func testBitIdenticalToOpenBLAS() {
+    func testBitIdenticalToOpenBLAS() throws {
+        try XCTSkipUnless(DecodeGEMM.verifiedBuild, "DecodeGEMM reproduces OpenBLAS 0.3.21's Cooperlake kernel; this is \(BLAS.config)")
         var rng = RNG(seed: 3)
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
@@ -36,7 +37,8 @@ final class DecodeGEMMTests: XCTestCase {
     }
 
     /// At most 100³ multiply-adds OpenBLAS takes its small-matrix kernel (other sums): not ours.
-    func testSmallProductsStayWithOpenBLAS() {
+    func testSmallProductsStayWithOpenBLAS() throws {
+        try XCTSkipUnless(DecodeGEMM.verifiedBuild, "not the OpenBLAS build DecodeGEMM reproduces")
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         Parallel.threads = 1

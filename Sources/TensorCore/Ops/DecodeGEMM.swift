@@ -12,12 +12,16 @@
 /// takes a small-matrix kernel that sums differently, so `sameSumsAsBLAS` says when to use this.
 public enum DecodeGEMM {
     public static let q = 320, unroll = 16
+    /// The OpenBLAS build and kernel whose sums were reproduced (Debian bookworm's 0.3.21 on a
+    /// Cooperlake core); any other build or `OPENBLAS_CORETYPE` keeps every product on OpenBLAS,
+    /// so decoding stays bit-identical to `cblas_sgemm` wherever it runs.
+    public static let verifiedBuild = BLAS.config.hasPrefix("OpenBLAS 0.3.21 ") && BLAS.coreName == "Cooperlake"
 
     /// Whether `BLAS.gemm` (as it splits the product over the threads) would run every piece
     /// of an m×n×k product on OpenBLAS's regular kernel, whose sums `forward` reproduces.
     public static func sameSumsAsBLAS(m: Int, n: Int, k: Int) -> Bool {
         let total = m * n * k, threads = BLAS.threads
-        guard total > 1_000_000 else { return false }
+        guard verifiedBuild, total > 1_000_000 else { return false }
         if threads == 1 || total < 1 << 22 { return true }  // one call
         guard m < n else { return false }                   // split by rows: not a decode step
         // Column pieces of `BLAS.gemm` (multiples of 16): the smallest must stay above 100³.
