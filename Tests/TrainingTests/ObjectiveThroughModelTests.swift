@@ -38,13 +38,27 @@ final class ObjectiveThroughModelTests: XCTestCase {
             let noGrad = Tape(recording: false)
             let refLogits = reference.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
             let oldLogits = old.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
+            // The two rows as rollouts for rollout objectives (grpo; chord sees the second as a
+            // demonstration), sampled by the old policy: its log-probs are the behaviour log-probs.
+            let rollouts = [Float(1.1), -0.6].enumerated().map { i, a -> StepSequence in
+                var s = StepSequence(example: i, origin: name == "chord" && i == 1 ? .demonstration : .rollout,
+                                     ids: [Int32](repeating: 0, count: 6), lossMask: [0, 1, 1, 1, 1, 1], promptLength: 1)
+                s.advantage = a
+                return s
+            }
+            let behaviour = (0..<10).map { r -> Float in
+                let z = oldLogits.data + r * config.vocabSize
+                return z[Int(targets[r])] - SoftmaxKernels.logSumExp(z, count: config.vocabSize)
+            }
             var context = StepContext(step: 3, totalSteps: 10, globalLossTokens: Int(mask.reduce(0, +)),
                                       globalSequences: 2, seed: 17)
             func input(_ logits: Tensor) -> ObjectiveInput {
                 ObjectiveInput(rows: 10, vocab: config.vocabSize, logits: logits.data, targets: targets, mask: mask,
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
-                               context: context, sequences: objective.requirements.pairs || name == "spin" ? pair : [])
+                               context: context,
+                               sequences: objective.requirements.pairs || name == "spin" ? pair : objective.requirements.rollouts ? rollouts : [],
+                               behaviourLogProbs: objective.requirements.rollouts ? behaviour : [])
             }
             // Analytic: statistics pass, then loss and dL/dlogits, then backward through the model.
             let tape = Tape()

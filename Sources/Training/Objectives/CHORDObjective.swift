@@ -20,7 +20,7 @@ import TensorCore
 /// Arguments (Trinity's defaults, the class's): `mu_peak` 0.1, `mu_valley` 0.1, `mu_warmup` W 0,
 /// `mu_decay` D 0, `phi` true, `expert_share` 0.2, `epsilon` 0.2, `epsilon_high` (= epsilon).
 /// Diagnostics: `mu`, `sft_loss`, `grpo_loss`, `clip_frac`, `ratio`, entropy, mean_p.
-public final class CHORDObjective: Objective, DemonstrationMixing {
+public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMixing {
     public let name = "chord"
     public let requirements: ObjectiveRequirements
     public let muPeak: Float, muValley: Float, muWarmup: Int, muDecay: Int
@@ -49,7 +49,10 @@ public final class CHORDObjective: Objective, DemonstrationMixing {
         return (muPeak - muValley) * Float(cosine) + muValley
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+    /// φ is taken at `detached` (the training logits themselves in a step; the unperturbed ones
+    /// in a finite-difference check), so its gradient is never part of the loss's.
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
+                         dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let V = input.vocab
         let mu = mu(step: input.context.step)
         // Loss tokens of each kind in the whole step batch (lossMask[0] is never a target).
@@ -71,7 +74,8 @@ public final class CHORDObjective: Objective, DemonstrationMixing {
             let logp = z[y] - lse, p = expf(logp)
             let g: Float   // ∂L/∂logp of this token, already scaled
             if input.sequences[s].origin == .demonstration {
-                let w = phi ? p * (1 - p) : 1
+                let pd = expf(LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
+                let w = phi ? pd * (1 - pd) : 1
                 sft += Double(w * -logp)
                 g = -sftScale * w * input.mask[r]
             } else {
@@ -82,8 +86,8 @@ public final class CHORDObjective: Objective, DemonstrationMixing {
                 g = rlScale * ppo.dLogp * input.mask[r]
             }
             // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
-            diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse, V, scale: -g)
-            if g != 0 { dlogits[r * V + y] += g }
+            diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits.map { $0 + r * V } : nil, z, lse: lse, V, scale: -g)
+            if g != 0, let d = dlogits { d[r * V + y] += g }
             diag.sumP += Double(p); diag.count += 1
         }
         let loss = Double(rlScale) * rl + Double(sftScale) * sft
