@@ -24,6 +24,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
     @Flag(help: "One JSON line instead of the table.") var json = false
+    @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
+    var selection: String?
+    @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
@@ -31,6 +34,10 @@ struct Bench: ParsableCommand {
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
+        if let s = selection, !SelectionRegistry.names.dropFirst().contains(s) {
+            throw ValidationError("--selection must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(s))")
+        }
+        guard (1...1024).contains(selectionPool) else { throw ValidationError("--selection-pool must be an integer in 1…1024 (got \(selectionPool))") }
     }
 
     func run() throws {
@@ -40,6 +47,11 @@ struct Bench: ParsableCommand {
         let lead = comm.isCoordinator
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }
+        // --selection: one more line (JSON with --json) for the scoring pass.
+        if let name = selection {
+            let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool, args: [:], repeats: 3, comm: comm)
+            if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch)) }
+        }
         Runtime.finish()
     }
 }
