@@ -29,6 +29,9 @@ struct Bench: ParsableCommand {
     @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
     @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
+    @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
+    var selection: String?
+    @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
@@ -39,6 +42,10 @@ struct Bench: ParsableCommand {
         try Self.rolloutPromptsSetting.check(rolloutPrompts)
         if rollouts && generateTokens == 0 { throw RecipeError("--rollouts needs --generate-tokens of at least 1") }
         guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
+        if let s = selection, !SelectionRegistry.names.dropFirst().contains(s) {
+            throw ValidationError("--selection must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(s))")
+        }
+        guard (1...1024).contains(selectionPool) else { throw ValidationError("--selection-pool must be an integer in 1…1024 (got \(selectionPool))") }
     }
 
     func run() throws {
@@ -57,6 +64,11 @@ struct Bench: ParsableCommand {
         }
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }
+        // --selection: one more line (JSON with --json) for the scoring pass.
+        if let name = selection {
+            let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool, args: [:], repeats: 3, comm: comm)
+            if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch)) }
+        }
         Runtime.finish()
     }
 }

@@ -71,7 +71,8 @@ public final class StepPreparation {
     public let tokenizer: Tokenizer
     public var padId: Int32 { tokenizer.padId }
     public let seed: UInt64
-    /// Rows per forward when a producer scores candidates (the recipe's micro-batch size).
+    /// The recipe's micro-batch size, for producers that batch forwards of their own (candidate
+    /// scoring runs one candidate per forward: `CandidateScoring`).
     public let microBatchSize: Int
 
     public init(step: Int, comm: Communicator, model: LanguageModel, examples: [Example], tokenizer: Tokenizer,
