@@ -24,10 +24,13 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
     @Flag(help: "One JSON line instead of the table.") var json = false
+    @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
+    var loraRank = 0
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
         try Settings.threads.check(threads)
+        guard (0...4096).contains(loraRank) else { throw RecipeError("--lora-rank must be an integer in 0…4096 (got \(loraRank))") }
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
@@ -37,6 +40,7 @@ struct Bench: ParsableCommand {
         let comm = Runtime.start(threads: threads)
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
+        o.loraRank = loraRank
         let lead = comm.isCoordinator
         let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
         if lead { print(json ? r.json : r.table) }

@@ -81,6 +81,21 @@ final class LoRACLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/adapter_config.json"))
     }
 
+    /// `bench --lora-rank`: the adapters start at zero, so the first loss equals full
+    /// fine-tuning's bit for bit; the FLOP count drops the frozen weights' gradient GEMMs.
+    func testBenchWithLoRARank() throws {
+        func bench(_ extra: [String]) throws -> [String: Any] {
+            let r = CLI.sftDist(["bench", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--json", "--quiet"] + extra, seconds: 300)
+            XCTAssertEqual(r.status, 0, r.all)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        }
+        let full = try bench([]), lora = try bench(["--lora-rank", "4"])
+        XCTAssertEqual(lora["first_loss"] as? Double, full["first_loss"] as? Double)
+        let (pf, pl) = (full["parameters"] as! Int, lora["parameters"] as! Int)
+        XCTAssertGreaterThan(pl, pf, "the adapters' parameters are counted")
+        XCTAssertLessThan(lora["flops_per_token"] as! Double, 0.8 * (full["flops_per_token"] as! Double))
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
