@@ -66,6 +66,10 @@ final class LoRACLITests: XCTestCase {
         XCTAssertGreaterThan(zip(a, p).map { abs($0 - $1) }.max() ?? 0, 1e-2, "the adapter changes the scores")
         let g = CLI.sftDist(["generate", "--model", Self.base, "--adapter", out + "/model", "--prompt", "add 1 2 =", "--max-new-tokens", "3"])
         XCTAssertEqual(g.status, 0, g.all)
+        // A checkpoint's model/ holds base and adapter tensors: refused, not evaluated as the base.
+        let e = CLI.sftDist(["eval", "--model", out + "/checkpoints/step-000002/model", "--data", Self.data])
+        XCTAssertEqual(e.status, 1, e.all)
+        XCTAssertTrue(e.stderr.contains("a checkpoint of a LoRA run"), e.all)
     }
 
     /// An objective with a frozen reference (`--ref-model`) beside LoRA: the reference gets the
