@@ -11,14 +11,7 @@ Writes Tests/ModelsTests/Fixtures/hf/:
 
 `check-export DIR SCORES` loads a directory sft-dist exported and compares log-probabilities.
 
-LoRA (peft, run through scripts/make-hf-fixtures with peft installed):
-  peft-adapters                      peft/{gpt2,llama}-by-peft/: adapters peft itself saves on the tiny
-                                     GPT-2 (Conv1D, fan_in_fan_out) and Llama, with random A and B, and
-                                     expected/peft-<name>.safetensors: the adapted model's logits
-  record-adapter BASE DIR NAME       an adapter sft-dist wrote → peft/NAME + the logits peft computes
-                                     with it on BASE (refused unless peft loads every tensor and the
-                                     adapter changes the logits)
-  check-adapter BASE DIR SCORES      peft's log-probs vs `sft-dist score --model BASE --adapter DIR`
+LoRA adapters and peft: scripts/peft_fixtures.py.
 """
 import json
 import os
@@ -358,101 +351,7 @@ def record_export(model_dir, name):
     print("recorded", dest)
 
 
-ADAPTER_TEXTS = ["Hello world! I'm here.", "add 12 30 = 42"]
-
-
-def peft_model(base_dir, adapter_dir):
-    """PeftModel.from_pretrained as a user would call it; fails unless every adapter tensor of
-    the file was used (peft loads with strict=False and only warns about unexpected keys)."""
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
-    model = PeftModel.from_pretrained(base, adapter_dir)
-    model.eval()
-    saved = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
-    state = model.state_dict()
-    for k, v in saved.items():
-        live = k.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
-        if live not in state:
-            sys.exit(f"peft has no parameter for {k} (looked for {live})")
-        if not torch.equal(state[live].float(), v.float()):
-            sys.exit(f"peft did not load {k}")
-    return model
-
-
-def adapted_logits(name, base_dir, adapter_dir, tok):
-    model = peft_model(base_dir, adapter_dir)
-    expected_logits(name, model, tok, ADAPTER_TEXTS)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager").eval()
-    ids = tok.backend_tokenizer.encode(ADAPTER_TEXTS[0], add_special_tokens=False).ids
-    with torch.no_grad():
-        diff = (model(torch.tensor([ids])).logits - base(torch.tensor([ids])).logits).abs().max().item()
-    if diff < 1e-3:
-        sys.exit(f"the adapter changes the logits by only {diff:.2e}: it does nothing")
-    print(f"{name}: adapter changes the logits by up to {diff:.3f}")
-
-
-def peft_adapters():
-    """Adapters made by peft itself on the committed tiny GPT-2 and Llama."""
-    from peft import LoraConfig, get_peft_model
-    import peft
-    cases = [("gpt2", ["c_attn", "c_proj", "c_fc"], True, 4, 8.0),
-             ("llama", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], False, 3, 6.0)]
-    for name, targets, fan, r, alpha in cases:
-        base_dir = os.path.join(OUT, "models", name)
-        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
-        model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, fan_in_fan_out=fan,
-                                                lora_dropout=0.0, task_type="CAUSAL_LM"))
-        g = torch.Generator().manual_seed(11)
-        with torch.no_grad():  # B is zero at peft's init: random A and B so the adapter matters
-            for pname, p in model.named_parameters():
-                if "lora_" in pname:
-                    p.copy_(0.3 * torch.randn(p.shape, generator=g))
-        dest = os.path.join(OUT, "peft", name + "-by-peft")
-        shutil.rmtree(dest, ignore_errors=True)
-        model.save_pretrained(dest)
-        os.remove(os.path.join(dest, "README.md"))  # peft's model card template
-        cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
-        cfg["base_model_name_or_path"] = "Tests/ModelsTests/Fixtures/hf/models/" + name  # not this machine's path
-        json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
-        tok = AutoTokenizer.from_pretrained(base_dir)
-        adapted_logits("peft-" + name + "-by-peft", base_dir, dest, tok)
-    json.dump({"peft": peft.__version__, "torch": torch.__version__, "transformers": transformers.__version__},
-              open(os.path.join(OUT, "expected", "peft-versions.json"), "w"), indent=1)
-
-
-def record_adapter(base_dir, adapter_dir, name):
-    """An adapter directory sft-dist wrote → peft/NAME and the logits peft computes with it."""
-    dest = os.path.join(OUT, "peft", name)
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(adapter_dir, dest)
-    cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
-    cfg["base_model_name_or_path"] = os.path.relpath(os.path.abspath(base_dir), ROOT)  # not this machine's path
-    json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
-    adapted_logits("peft-" + name, base_dir, dest, AutoTokenizer.from_pretrained(base_dir))
-    print("recorded", dest)
-
-
-def check_adapter(base_dir, adapter_dir, scores_path):
-    """peft's completion log-probs vs those `sft-dist score --adapter` printed."""
-    worst, n = max_logprob_error(peft_model(base_dir, adapter_dir), scores_path)
-    print(f"peft: {n} completion log-probs, max |sft-dist − peft| = {worst:.2e}")
-    if worst > 1e-4:
-        print("MISMATCH")
-        sys.exit(1)
-    print("OK")
-
-
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "peft-adapters":
-        peft_adapters()
-        sys.exit(0)
-    if len(sys.argv) >= 2 and sys.argv[1] == "record-adapter":
-        record_adapter(sys.argv[2], sys.argv[3], sys.argv[4])
-        sys.exit(0)
-    if len(sys.argv) >= 2 and sys.argv[1] == "check-adapter":
-        check_adapter(sys.argv[2], sys.argv[3], sys.argv[4])
-        sys.exit(0)
     if len(sys.argv) >= 2 and sys.argv[1] == "check-export":
         check_export(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 2 and sys.argv[1] == "fuzz-cases":

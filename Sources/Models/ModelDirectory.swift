@@ -61,6 +61,10 @@ public enum ModelDirectory {
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
         try ModelMemoryCheck.check(arch.plan, path: configPath)
         let weights = try SafeTensorsCheckpoint(directory: dir)
+        if lora == nil, let adapter = weights.names.first(where: LoRAConfig.isAdapterName) {
+            // A LoRA run's checkpoint: loading only its base would silently drop the training.
+            throw ModelError("\(dir): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; load a LoRA run's adapter with --model BASE --adapter OUT/model")
+        }
         for (name, shape) in arch.plan.layout { _ = try checkpointName(for: name, shape: shape, in: weights, source: dir) }
         let model = arch.build(lora)
         try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil)

@@ -32,10 +32,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
     var selection: String?
     @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
+    @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
+    var loraRank = 0
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
         try Settings.threads.check(threads)
+        guard (0...4096).contains(loraRank) else { throw RecipeError("--lora-rank must be an integer in 0…4096 (got \(loraRank))") }
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
@@ -53,6 +56,7 @@ struct Bench: ParsableCommand {
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
         o.zero = zero; o.recompute = recompute
+        o.loraRank = loraRank
         let lead = comm.isCoordinator
         if rollouts {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)

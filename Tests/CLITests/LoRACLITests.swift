@@ -66,6 +66,10 @@ final class LoRACLITests: XCTestCase {
         XCTAssertGreaterThan(zip(a, p).map { abs($0 - $1) }.max() ?? 0, 1e-2, "the adapter changes the scores")
         let g = CLI.sftDist(["generate", "--model", Self.base, "--adapter", out + "/model", "--prompt", "add 1 2 =", "--max-new-tokens", "3"])
         XCTAssertEqual(g.status, 0, g.all)
+        // A checkpoint's model/ holds base and adapter tensors: refused, not evaluated as the base.
+        let e = CLI.sftDist(["eval", "--model", out + "/checkpoints/step-000002/model", "--data", Self.data])
+        XCTAssertEqual(e.status, 1, e.all)
+        XCTAssertTrue(e.stderr.contains("a checkpoint of a LoRA run"), e.all)
     }
 
     /// An objective with a frozen reference (`--ref-model`) beside LoRA: the reference gets the
@@ -79,6 +83,21 @@ final class LoRACLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(CLI.trainingRows(out).count, 2)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/adapter_config.json"))
+    }
+
+    /// `bench --lora-rank`: the adapters start at zero, so the first loss equals full
+    /// fine-tuning's bit for bit; the FLOP count drops the frozen weights' gradient GEMMs.
+    func testBenchWithLoRARank() throws {
+        func bench(_ extra: [String]) throws -> [String: Any] {
+            let r = CLI.sftDist(["bench", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--json", "--quiet"] + extra, seconds: 300)
+            XCTAssertEqual(r.status, 0, r.all)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        }
+        let full = try bench([]), lora = try bench(["--lora-rank", "4"])
+        XCTAssertEqual(lora["first_loss"] as? Double, full["first_loss"] as? Double)
+        let (pf, pl) = (full["parameters"] as! Int, lora["parameters"] as! Int)
+        XCTAssertGreaterThan(pl, pf, "the adapters' parameters are counted")
+        XCTAssertLessThan(lora["flops_per_token"] as! Double, 0.8 * (full["flops_per_token"] as! Double))
     }
 
     func testBadLoRAInputIsOneLine() {

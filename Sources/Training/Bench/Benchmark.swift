@@ -26,6 +26,8 @@ public enum Benchmark {
         public var overlapGradSync = true
         public var zero = 0             // --zero: ZeRO stage (Trainer+Memory.swift)
         public var recompute = false    // --recompute: blocks re-run in backward
+        /// LoRA adapters of this rank on c_attn, c_proj and c_fc instead of full fine-tuning (0: off).
+        public var loraRank = 0
         public init(threads: Int) { self.threads = threads }
     }
 
@@ -42,7 +44,9 @@ public enum Benchmark {
     public static func run(_ o: Options, comm: Communicator, log: (String) -> Void) -> Result {
         BLAS.threads = o.threads
         let config = ModelPresets.gpt2("gpt2-mini", vocabSize: o.vocab)!
-        let model = GPT2(config: config, seed: o.seed)
+        let lora = o.loraRank > 0 ? LoRAConfig(rank: o.loraRank, alpha: Double(2 * o.loraRank), targets: ["c_attn", "c_proj", "c_fc"]) : nil
+        let model = GPT2(config: config, seed: o.seed, lora: lora)
+        model.initializeAdapters(seed: o.seed)
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 
         // Synthetic data: batch·(steps+warmup) sequences of seqLen+1 random ids, all trained.
@@ -60,11 +64,13 @@ public enum Benchmark {
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
         recipe.overlapGradSync = o.overlapGradSync
         recipe.zero = o.zero; recipe.recompute = o.recompute
+        recipe.loraRank = o.loraRank; recipe.loraAlpha = Double(2 * o.loraRank); recipe.loraTargets = lora.map { $0.targets.joined(separator: ",") }
         let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                              objective: objective, referenceModel: nil)
         let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
+        if let lora { log("LoRA r=\(lora.rank), α=\(Int(lora.alpha)) on \(lora.targets.joined(separator: ", ")): \(trainer.trainable.names.count) adapter tensors, the base frozen") }
 
         // The SGEMM ceiling before and after the steps, on every rank at once (as training runs
         // them); the higher of the two counts. The machine's speed drifts over a run, and a
@@ -106,14 +112,18 @@ public enum Benchmark {
         let after = probe.best(repeats: 7)
         log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameter store %.0f MiB ×2, Adam %.0f MiB",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,
-                   Double(model.parameters.count * 4) / 1048576, Double(model.parameters.count * 8) / 1048576))
+                   Double(model.parameters.count * 4) / 1048576, Double(trainer.trainable.count * 8) / 1048576))
         let median = Self.median(steps)
         let tokens = Double(o.batch * o.seqLen)
         let C = Double(config.embedDim), L = Double(config.layers), T = Double(o.seqLen)
-        let flopsPerToken = 6 * Double(model.parameters.parameterCount) + 6 * L * T * C
+        // Frozen parameters (LoRA's base) cost forward + input gradient (4 FLOPs each), no weight gradient.
+        let trained = trainer.trainable.names.reduce(0) { $0 + model.parameters.entry($1)!.count }
+        let flopsPerToken = 6 * Double(trained) + 4 * Double(model.parameters.parameterCount - trained) + 6 * L * T * C
         let perRankBatch = (o.batch + comm.size - 1) / comm.size
         let acts = (o.recompute ? recomputedActivationFloats : activationFloats)(config, perRankBatch, o.seqLen) * 4
-        let need = stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero) + acts
+        // LoRA: values and gradient buffers of every parameter, Adam's moments of the adapters only.
+        let need = (o.loraRank > 0 ? 8 * model.parameters.count + 8 * trainer.trainable.count
+                                   : stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero)) + acts
 
         let (genRate, genNote) = generationRate(model, tokens: o.generateTokens, comm: comm)
         let env = ProcessInfo.processInfo.environment
