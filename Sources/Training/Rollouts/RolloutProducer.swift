@@ -16,7 +16,7 @@ import TensorCore
 /// log-probs of its tokens (`behaviourLogProbs`): the importance ratio's denominator when a
 /// generation is reused for later steps. A generation still in use is checkpointed
 /// (`saveState`), so a resumed run trains on the same rollouts.
-public final class RolloutProducer: StepProducer, StatefulComponent {
+public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public let name = "rollouts"
     public let stateName = "rollouts"
     public let settings: RolloutSettings
@@ -30,6 +30,7 @@ public final class RolloutProducer: StepProducer, StatefulComponent {
     public var demonstrations: DemonstrationShare?
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
+    public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
 
     public init(settings: RolloutSettings, prompts: [RolloutPrompt], rewards: [RewardFunction], stopId: Int32) {
         precondition(!prompts.isEmpty && !rewards.isEmpty, "RolloutProducer needs prompts and reward functions")

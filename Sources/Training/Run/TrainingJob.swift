@@ -78,9 +78,7 @@ public enum TrainingJob {
                                            ("elapsed_s", comm.wallTime() - start)]
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
-            fields += produced.map { ($0.0, $0.1 as Any) }
-            fields += ((trainer.source as? SelfTrainProducer)?.takeMetrics() ?? []).map { ($0.0, $0.1 as Any) }
-            if let p = trainer.source as? ReportingProducer { fields += p.stepFields }
+            fields += produced
             if r.skipped { fields.append(("skipped", true)) }
             metrics.write(fields)
             let elapsed = comm.wallTime() - start

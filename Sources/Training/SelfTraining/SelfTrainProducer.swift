@@ -10,7 +10,7 @@ import Models
 /// replacement in a seeded order per round) and labelled rows whose target the round replaced
 /// trained on the model's answer. The generated rows and replacements are this component's
 /// checkpointed state, so a run resumed in the middle of a round trains on the same rows.
-public final class SelfTrainProducer: StepProducer, StatefulComponent {
+public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
     public let name = "self_train"
     public let stateName = "self_train"
     let labelled: BatchSource
@@ -26,6 +26,7 @@ public final class SelfTrainProducer: StepProducer, StatefulComponent {
     private(set) var replacements: [Int: PseudoRow] = [:]
     /// Metrics of a round that ran in this step, for the step's metrics row.
     private var pending: [(String, Double)] = []
+    public var stepFields: [(String, Any)] { pending.map { ($0.0, $0.1 as Any) } }
 
     init(labelled: BatchSource, method: SelfTrainRound, options: SelfTrainOptions, seed: UInt64, out: String,
          maxLength: Int, vocabSize: Int) {
@@ -34,6 +35,7 @@ public final class SelfTrainProducer: StepProducer, StatefulComponent {
     }
 
     public func prepare(_ p: StepPreparation) -> StepBatch {
+        pending = []
         if p.step % options.every == 0 { runRound(p, round: p.step / options.every) }
         return p.decide { batch(step: p.step, examples: p.examples) }
     }
@@ -81,12 +83,6 @@ public final class SelfTrainProducer: StepProducer, StatefulComponent {
             sequences += order.batch(step: step - round * options.every).map { pool[$0].sequence }
         }
         return StepBatch(step: step, sequences: sequences)
-    }
-
-    /// The round's metrics once, in the step that ran it.
-    func takeMetrics() -> [(String, Double)] {
-        defer { pending = [] }
-        return pending
     }
 
     public var state: [UInt64] { labelled.state }
