@@ -153,7 +153,7 @@ public final class RolloutProducer: StepProducer, StatefulComponent {
         let sequences = r.getArray(StepSequence.self)
         let demos = groupedDemonstrations == nil ? 0 : settings.promptsPerGeneration
         guard sequences.count == settings.batchSize * settings.stepsPerGeneration + demos else {
-            throw StateError(.value, "sequences", "holds \(sequences.count) rollouts, a generation has \(settings.batchSize * settings.stepsPerGeneration)")
+            throw StateError(.value, "sequences", "holds \(sequences.count) sequences, a generation has \(settings.batchSize * settings.stepsPerGeneration + demos)")
         }
         generation = (index, sequences)
     }
