@@ -52,10 +52,14 @@ final class GRPOCLITests: XCTestCase {
         XCTAssertEqual(runs[0][1]["generate_s"], 0, "step 2 reuses step 1's generation")
         for (k, n) in [2, 4].enumerated() {
             for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
-                for key in Self.rolloutKeys + (objective == "chord" ? ["expert_sequences"] : []) {
+                for key in Self.rolloutKeys + (objective != "grpo" ? ["expert_sequences"] : []) {
                     XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(n)")
                 }
                 if objective == "chord" { XCTAssertEqual(a["mu"] ?? .nan, b["mu"] ?? .nan, accuracy: 1e-7, "step \(i + 1) mu") }
+                // SRFT's weights come from the training forward's entropy: float32 noise of the batch layout, as the loss.
+                for key in objective == "srft" ? ["w_sft", "w_rl"] : [] {
+                    XCTAssertEqual(a[key] ?? .nan, b[key] ?? -1, accuracy: 1e-5 * abs(a[key] ?? 1), "srft step \(i + 1) \(key), -n 1 vs -n \(n)")
+                }
                 let la = a["loss"] ?? .nan, lb = b["loss"] ?? .nan
                 // The loss is a mean of O(1) terms −A·ratio whose advantages sum to 0 per group, so
                 // it is near 0 and its float32 noise (the sampler's log-probs differ by ~1e-7 between
@@ -71,9 +75,13 @@ final class GRPOCLITests: XCTestCase {
     /// second generation, so step 4 must train on rollouts stored in the checkpoint), then
     /// `--resume latest`: the same losses, rewards and rollouts as the uninterrupted run.
     func testKillAndResumeLatestContinuesTheSameRollouts() throws {
-        let straight = CLI.tempDir("grpo-straight"), out = CLI.tempDir("grpo-killed")
-        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight])).status, 0)
-        let args = Self.grpo(["--out", out, "--save-every", "1"])
+        try assertKillAndResumeLatest(objective: "grpo")
+    }
+
+    func assertKillAndResumeLatest(objective: String, extraKeys: [String] = []) throws {
+        let straight = CLI.tempDir("\(objective)-straight"), out = CLI.tempDir("\(objective)-killed")
+        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight], objective: objective)).status, 0)
+        let args = Self.grpo(["--out", out, "--save-every", "1"], objective: objective)
         let job = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:4"])
         let (killed, _) = job.wait()
         XCTAssertNotEqual(killed.status, 0, "the fault point must kill the run: \(killed.all)")
@@ -83,9 +91,9 @@ final class GRPOCLITests: XCTestCase {
         let a = CLI.trainingRows(straight), b = CLI.trainingRows(out)
         XCTAssertEqual(b.count, 4)
         for (i, (x, y)) in zip(a, b).enumerated() {
-            XCTAssertEqual(x["loss"], y["loss"], "step \(i + 1) loss")
-            XCTAssertEqual(x["grad_norm"], y["grad_norm"], "step \(i + 1) grad_norm")
-            for key in Self.rolloutKeys { XCTAssertEqual(x[key], y[key], "step \(i + 1) \(key)") }
+            for key in ["loss", "grad_norm"] + extraKeys + Self.rolloutKeys {
+                XCTAssertEqual(x[key], y[key], "\(objective) step \(i + 1) \(key)")
+            }
         }
     }
 

@@ -25,6 +25,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("spin", [:]), ("spin", ["beta": "2"]),
+        ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
@@ -33,7 +34,7 @@ final class ObjectiveGradientTests: XCTestCase {
         if r.rollouts {
             // Mixing objectives (chord) see the middle sequence as a demonstration.
             let batch = ObjectiveTestBatch.randomRollouts()
-            if name == "chord" { batch.sequences[1].origin = .demonstration }
+            if name == "chord" || name == "srft" { batch.sequences[1].origin = .demonstration }
             return batch
         }
         return r.pairs || name == "spin" ? .randomPairs() : .random()

@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -49,6 +49,8 @@ public enum ObjectiveRegistry {
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
+        case "srft":
+            objective = try SRFTObjective(sftCoef: try args.float("sft_coef", default: 0.5), rlCoef: try args.float("rl_coef", default: 0.1))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

@@ -29,7 +29,12 @@ extension RolloutProducer {
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))
-        if let mixing = setup.objective as? DemonstrationMixing {
+        if setup.objective is GroupedDemonstrationObjective {
+            guard r.prompts == nil else {
+                throw RecipeError("objective \(objective) puts each prompt's demonstration in its rollout group: its prompts must be the training rows of --data, not --prompts")
+            }
+            groupedDemonstrations = GroupedDemonstrations(examples: setup.train.examples, exampleOfPrompt: prompts.map { $0.example! })
+        } else if let mixing = setup.objective as? DemonstrationMixing {
             demonstrations = DemonstrationShare(examples: setup.train.examples,
                                                 count: DemonstrationShare.count(share: mixing.expertShare, rollouts: settings.batchSize),
                                                 seed: r.seed)

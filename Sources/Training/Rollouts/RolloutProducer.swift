@@ -28,6 +28,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     var generation: (index: Int, sequences: [StepSequence])?
     /// Mixing objectives (CHORD): training rows appended to each step batch after the rollouts.
     public var demonstrations: DemonstrationShare?
+    /// SRFT: each prompt's demonstration in its rollout group, stored after the generation's rollouts.
+    public var groupedDemonstrations: GroupedDemonstrations?
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
     public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
@@ -48,7 +50,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                           stopId: stopId)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
-        let experts = demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? []
+        let grouped = groupedDemonstrations == nil ? [] : Array(generation!.sequences.dropFirst(perStep * settings.stepsPerGeneration)
+            .dropFirst(k * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
+        let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
         if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
         return StepBatch(step: p.step, sequences: slice + experts)
     }
@@ -61,24 +65,46 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let t0 = p.comm.wallTime()
         let gens = p.generate(prompts: flat, options: settings.sampling(stopId: stopId), seed: settings.generationSeed(g))
         let t1 = p.comm.wallTime()
-        let items = gens.indices.map { i in
+        var items = gens.indices.map { i in
             let prompt = prompts[chosen[i / G]]
             return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(gens[i].ids),
                                reference: prompt.reference, source: prompt.source)
         }
+        // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
+        if groupedDemonstrations != nil {
+            items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(prompts[c].ids), completion: prompts[c].reference ?? "",
+                                                   reference: prompts[c].reference, source: prompts[c].source) }
+        }
         let matrix = p.decide { RolloutScoring.score(items, with: rewards) }
         Fatal.agree(matrix.error, code: Fatal.Code.input)
-        let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: gens.count)
+        let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
         if let bad = total.firstIndex(where: { !$0.isFinite }) {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
         }
-        let adv = GroupAdvantages(rewards: total, groupSize: G, scaling: settings.scaling)
-        let sequences = gens.indices.map { i -> StepSequence in
+        var advantages: [Float], demoAdvantages: [Float] = []
+        if groupedDemonstrations != nil {
+            let both = GroupedDemonstrations.advantages(rollouts: Array(total[..<gens.count]), demonstrations: Array(total[gens.count...]),
+                                                        groupSize: G, scaling: settings.scaling)
+            advantages = both.rollouts; demoAdvantages = both.demonstrations
+        } else {
+            advantages = GroupAdvantages(rewards: total, groupSize: G, scaling: settings.scaling).advantages
+        }
+        var sequences = gens.indices.map { i -> StepSequence in
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
             s.group = g * settings.promptsPerGeneration + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
-            s.advantage = adv.advantages[i]
+            s.advantage = advantages[i]
             return s
+        }
+        if let d = groupedDemonstrations {
+            sequences += chosen.indices.map { j -> StepSequence in
+                let e = d.exampleOfPrompt[chosen[j]]
+                var s = StepSequence(demonstration: d.examples[e], index: e)
+                s.group = g * settings.promptsPerGeneration + j
+                s.rewards = matrix.perFunction.map { $0[gens.count + j] }
+                s.advantage = demoAdvantages[j]
+                return s
+            }
         }
         generation = (g, sequences)
         return (t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
@@ -126,8 +152,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         guard words.count == (count + 7) / 8 else { throw StateError(.value, "sequences", "holds \(words.count) words for \(count) bytes") }
         var r = WireReader(Self.unpack(words, count: count))
         let sequences = r.getArray(StepSequence.self)
-        guard sequences.count == settings.batchSize * settings.stepsPerGeneration else {
-            throw StateError(.value, "sequences", "holds \(sequences.count) rollouts, a generation has \(settings.batchSize * settings.stepsPerGeneration)")
+        let demos = groupedDemonstrations == nil ? 0 : settings.promptsPerGeneration
+        guard sequences.count == settings.batchSize * settings.stepsPerGeneration + demos else {
+            throw StateError(.value, "sequences", "holds \(sequences.count) sequences, a generation has \(settings.batchSize * settings.stepsPerGeneration + demos)")
         }
         generation = (index, sequences)
     }

@@ -7,6 +7,8 @@ public struct RolloutPrompt: Sendable, Equatable {
     public var ids: [Int32]
     public var reference: String?
     public var source: String
+    /// The training row this prompt was taken from (`--data` prompts), for its demonstration.
+    public var example: Int?
     public init(ids: [Int32], reference: String?, source: String) {
         self.ids = ids; self.reference = reference; self.source = source
     }
@@ -17,7 +19,11 @@ public enum RolloutPrompts {
     /// The prompts of the training rows (`--data`): each row's prompt part, its completion kept
     /// as the reference (and, for mixing objectives, as a demonstration).
     public static func fromExamples(_ examples: [Example]) -> [RolloutPrompt] {
-        examples.map { RolloutPrompt(ids: Array($0.ids[0..<$0.promptLength]), reference: $0.answer, source: $0.source) }
+        examples.enumerated().map { i, e in
+            var p = RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: e.answer, source: e.source)
+            p.example = i
+            return p
+        }
     }
 
     /// `--prompts FILE`: rows with a prompt (`{"prompt"}`, a completion optional and kept as the
