@@ -79,8 +79,12 @@ final class ObjectiveTestBatch {
     /// come from the old-policy logits, so ratios differ from 1 and some tokens are clipped.
     static func randomRollouts(seed: UInt64 = 7, vocab V: Int = 7) -> ObjectiveTestBatch {
         let batch = random(seed: seed, vocab: V)
+        // Each sequence's loss mask holds its rows' mask (after the first token, never a target),
+        // so objectives that count loss tokens per sequence kind (chord) see the batch's tokens.
         batch.sequences = [Float(1.3), -0.7, 0.4].enumerated().map { i, a in
-            var s = StepSequence(example: i, origin: .rollout, ids: [0], lossMask: [0], promptLength: 1)
+            let rows = zip(batch.sequenceId, batch.mask).filter { $0.0 == Int32(i) }.map { UInt8($0.1) }
+            var s = StepSequence(example: i, origin: .rollout, ids: [Int32](repeating: 0, count: rows.count + 1),
+                                 lossMask: [0] + rows, promptLength: 1)
             s.advantage = a
             return s
         }
