@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Models
 import TensorCore
 import Training
 
@@ -29,6 +30,10 @@ struct Bench: ParsableCommand {
     @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
     @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
+    @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded).") var shape: String?
+    @Option(help: "Train a Hugging Face model directory (its config and weights) instead of gpt2-mini.") var model: String?
+    @Option(Settings.batchSize.named("batch_size", help: "Global sequences per step (default 8 for gpt2-mini, 4 with --shape or --model).")) var batchSize: Int?
+    @Option(Settings.maxLength.named("seq_len", help: "Tokens per sequence (default 256).")) var seqLen = 256
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
@@ -39,6 +44,7 @@ struct Bench: ParsableCommand {
         try Self.rolloutPromptsSetting.check(rolloutPrompts)
         if rollouts && generateTokens == 0 { throw RecipeError("--rollouts needs --generate-tokens of at least 1") }
         guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
+        try validateModelChoice()   // BenchCommand+Shapes.swift
     }
 
     func run() throws {
@@ -51,6 +57,12 @@ struct Bench: ParsableCommand {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
             ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
             let r = Benchmark.rollouts(ro, comm: comm, log: { if lead && !quiet { printError($0) } })
+            if lead { print(json ? r.json : r.table) }
+            Runtime.finish()
+            return
+        }
+        if shape != nil || model != nil || batchSize != nil || seqLen != 256 {
+            let r = runChosenModel(o, comm: comm, log: { if lead && !quiet { printError($0) } })
             if lead { print(json ? r.json : r.table) }
             Runtime.finish()
             return
