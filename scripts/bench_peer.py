@@ -49,15 +49,15 @@ B, T, V = 8, 256, 8192
 cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=384, n_layer=6, n_head=6,
                  activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                  layer_norm_epsilon=1e-5, tie_word_embeddings=True)
-model = GPT2LMHeadModel(cfg)
 if a.shape:
     assert not a.generate, "--generate runs gpt2-mini only"
     config_class, model_class, fields = SHAPES[a.shape]
     cfg = config_class(**fields, attention_dropout=0.0, dtype="float32")
     model = model_class(cfg)
     B, T, V = a.batch_size or 4, a.seq_len, cfg.vocab_size
-elif a.batch_size:
-    B = a.batch_size
+else:
+    model = GPT2LMHeadModel(cfg)
+    B = a.batch_size or B
 if a.generate:
     model.eval()
     # No end-of-sequence id: every row runs the full --new-tokens, as in sft-dist's rollouts.
