@@ -65,3 +65,12 @@ extension Benchmark {
         }
     }
 }
+
+extension Benchmark {
+    /// The number of a /proc/self/status line such as "VmHWM:\t 3790640 kB". The kernel pads it
+    /// to 8 columns after the tab, so from 10,000,000 kB (9.5 GiB) on no space separates it from
+    /// the tab: splitting on spaces alone read the 0.5B shape's peak as 0.
+    static func statusKilobytes<S: StringProtocol>(_ line: S) -> Int {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0
+    }
+}

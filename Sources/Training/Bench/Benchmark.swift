@@ -199,8 +199,7 @@ public enum Benchmark {
     public static func peakResidentBytes() -> Int {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kb * 1024
+            return statusKilobytes(line) * 1024   // Benchmark+Shapes.swift
         }
         return 0
     }
