@@ -6,11 +6,30 @@ Prints one JSON line: tokens/s over the median timed step (after warm-up), peak 
 With --generate, the side of `sft-dist bench --rollouts` instead: the same model (random
 weights, eval mode) runs `generate` on --prompts prompts of 16 random ids, --new-tokens
 sampled tokens each (temperature 1, top-k off, top-p 1, no early stop), KV cache;
-tokens/s of generated tokens over the median timed call (prefill included)."""
+tokens/s of generated tokens over the median timed call (prefill included).
+
+With --shape smollm2-135m|qwen2.5-0.5b, the side of `sft-dist bench --shape`: transformers'
+LlamaForCausalLM / Qwen2ForCausalLM built from the public config.json's values (random
+init, no download; the same numbers as Sources/Models/Presets+Shapes.swift), --batch-size x
+--seq-len synthetic tokens (default 4x256), same AdamW and clipping."""
 import argparse, json, resource, statistics, sys, time
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+# HuggingFaceTB/SmolLM2-135M and Qwen/Qwen2.5-0.5B config.json (architecture fields).
+SHAPES = {
+    "smollm2-135m": (LlamaConfig, LlamaForCausalLM, dict(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 100000.0}, tie_word_embeddings=True,
+        attention_bias=False, mlp_bias=False)),
+    "qwen2.5-0.5b": (Qwen2Config, Qwen2ForCausalLM, dict(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, tie_word_embeddings=True,
+        use_sliding_window=False)),
+}
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, required=True)
@@ -19,6 +38,9 @@ p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--generate", action="store_true", help="benchmark generate() instead of training")
 p.add_argument("--prompts", type=int, default=32)
 p.add_argument("--new-tokens", type=int, default=64)
+p.add_argument("--shape", choices=sorted(SHAPES), help="a public model's shape instead of gpt2-mini")
+p.add_argument("--batch-size", type=int, help="sequences per step (default 8, 4 with --shape)")
+p.add_argument("--seq-len", type=int, default=256)
 a = p.parse_args()
 
 torch.set_num_threads(a.threads)
@@ -27,7 +49,15 @@ B, T, V = 8, 256, 8192
 cfg = GPT2Config(vocab_size=V, n_positions=T, n_embd=384, n_layer=6, n_head=6,
                  activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                  layer_norm_epsilon=1e-5, tie_word_embeddings=True)
-model = GPT2LMHeadModel(cfg)
+if a.shape:
+    assert not a.generate, "--generate runs gpt2-mini only"
+    config_class, model_class, fields = SHAPES[a.shape]
+    cfg = config_class(**fields, attention_dropout=0.0, dtype="float32")
+    model = model_class(cfg)
+    B, T, V = a.batch_size or 4, a.seq_len, cfg.vocab_size
+else:
+    model = GPT2LMHeadModel(cfg)
+    B = a.batch_size or B
 if a.generate:
     model.eval()
     # No end-of-sequence id: every row runs the full --new-tokens, as in sft-dist's rollouts.
@@ -77,6 +107,7 @@ for step in range(a.warmup + a.steps):
 med = statistics.median(times)
 print(json.dumps({
     "impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "parameters": params,
+    "model": a.shape or "gpt2-mini", "batch": B, "seq_len": T,
     "attn_implementation": getattr(model.config, "_attn_implementation", None),
     "median_step_s": med, "step_s": times, "tokens_per_s": B * T / med,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

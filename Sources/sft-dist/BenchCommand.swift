@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Models
 import TensorCore
 import Training
 
@@ -34,6 +35,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
     @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
     var loraRank = 0
+    @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded).") var shape: String?
+    @Option(help: "Train a Hugging Face model directory (its config and weights) instead of gpt2-mini.") var model: String?
+    @Option(Settings.batchSize.named("batch_size", help: "Global sequences per step (default 8 for gpt2-mini, 4 with --shape or --model).")) var batchSize: Int?
+    @Option(Settings.maxLength.named("seq_len", help: "Tokens per sequence (default 256).")) var seqLen = 256
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
@@ -49,6 +54,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("--selection must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(s))")
         }
         guard (1...1024).contains(selectionPool) else { throw ValidationError("--selection-pool must be an integer in 1…1024 (got \(selectionPool))") }
+        try validateModelChoice()   // BenchCommand+Shapes.swift
     }
 
     func run() throws {
@@ -62,6 +68,12 @@ struct Bench: ParsableCommand {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
             ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
             let r = Benchmark.rollouts(ro, comm: comm, log: { if lead && !quiet { printError($0) } })
+            if lead { print(json ? r.json : r.table) }
+            Runtime.finish()
+            return
+        }
+        if shape != nil || model != nil || batchSize != nil || seqLen != 256 {
+            let r = runChosenModel(o, comm: comm, log: { if lead && !quiet { printError($0) } })
             if lead { print(json ? r.json : r.table) }
             Runtime.finish()
             return

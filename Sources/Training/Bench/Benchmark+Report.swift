@@ -39,6 +39,7 @@ extension Benchmark {
         public var blasCore: String
         public var firstLoss: Double, lastLoss: Double
         public var zero = 0, recompute = false   // --zero, --recompute (Benchmark+Memory.swift)
+        public var modelName = "gpt2-mini"       // --shape / --model (Benchmark+Shapes.swift)
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }
@@ -65,6 +66,7 @@ extension Benchmark {
                 ("openblas_coretype", JSONText.quote(coreType)), ("openblas_core", JSONText.quote(blasCore)),
                 ("first_loss", num(firstLoss)), ("last_loss", num(lastLoss)),
                 ("zero", "\(zero)"), ("recompute", "\(recompute)"),
+                ("model", JSONText.quote(modelName)),
             ]
             if !stepSeconds.isEmpty { f.append(("steps", "\(stepSeconds.count)")) }
             return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
@@ -74,7 +76,7 @@ extension Benchmark {
             func row(_ k: String, _ v: String) -> String { k.padding(toLength: 34, withPad: " ", startingAt: 0) + v }
             let mb = { (b: Int) in String(format: "%.0f MiB", Double(b) / 1_048_576) }
             var rows = [
-                "sft-dist bench: gpt2-mini (\(String(format: "%.2f", Double(parameters) / 1e6)) M parameters, vocab \(vocab)), batch \(batch)×\(seqLen) tokens, AdamW, fp32",
+                "sft-dist bench: \(modelName) (\(String(format: "%.2f", Double(parameters) / 1e6)) M parameters, vocab \(vocab)), batch \(batch)×\(seqLen) tokens, AdamW, fp32",
                 row("layout", "\(ranks) rank\(ranks == 1 ? "" : "s") × \(threadsPerRank) thread\(threadsPerRank == 1 ? "" : "s")"),
                 row("OPENBLAS_CORETYPE", "\(coreType) (OpenBLAS kernel: \(blasCore))"),
                 row("step (median of \(stepSeconds.count))", String(format: "%.1f ms  (compute %.1f, update %.1f)",

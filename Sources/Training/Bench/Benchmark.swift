@@ -43,10 +43,16 @@ public enum Benchmark {
 
     public static func run(_ o: Options, comm: Communicator, log: (String) -> Void) -> Result {
         BLAS.threads = o.threads
-        let config = ModelPresets.gpt2("gpt2-mini", vocabSize: o.vocab)!
         let lora = o.loraRank > 0 ? LoRAConfig(rank: o.loraRank, alpha: Double(2 * o.loraRank), targets: ["c_attn", "c_proj", "c_fc"]) : nil
-        let model = GPT2(config: config, seed: o.seed, lora: lora)
-        model.initializeAdapters(seed: o.seed)
+        return run(o, model: .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: lora), comm: comm, log: log)
+    }
+
+    /// The benchmark on `bench`'s model (`Benchmark+Shapes.swift`); synthetic ids span its
+    /// vocabulary (`o.vocab` is only gpt2-mini's).
+    public static func run(_ o: Options, model bench: BenchModel, comm: Communicator, log: (String) -> Void) -> Result {
+        BLAS.threads = o.threads
+        let model = bench.model
+        var o = o; o.vocab = model.vocabSize
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 
         // Synthetic data: batch·(steps+warmup) sequences of seqLen+1 random ids, all trained.
@@ -58,7 +64,7 @@ public enum Benchmark {
             return Example(ids: ids, lossMask: mask, promptLength: 1, answer: nil, source: "synthetic:\(i)")
         }
         var recipe = Recipe()
-        recipe.model = "gpt2-mini"; recipe.data = "synthetic"; recipe.steps = total
+        recipe.model = bench.name; recipe.data = "synthetic"; recipe.steps = total
         recipe.batchSize = o.batch; recipe.microBatchSize = o.batch; recipe.maxLength = o.seqLen + 1
         recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0.01
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
@@ -115,12 +121,12 @@ public enum Benchmark {
                    Double(model.parameters.count * 4) / 1048576, Double(trainer.trainable.count * 8) / 1048576))
         let median = Self.median(steps)
         let tokens = Double(o.batch * o.seqLen)
-        let C = Double(config.embedDim), L = Double(config.layers), T = Double(o.seqLen)
+        let C = Double(bench.attentionWidth), L = Double(bench.layers), T = Double(o.seqLen)
         // Frozen parameters (LoRA's base) cost forward + input gradient (4 FLOPs each), no weight gradient.
         let trained = trainer.trainable.names.reduce(0) { $0 + model.parameters.entry($1)!.count }
         let flopsPerToken = 6 * Double(trained) + 4 * Double(model.parameters.parameterCount - trained) + 6 * L * T * C
         let perRankBatch = (o.batch + comm.size - 1) / comm.size
-        let acts = (o.recompute ? recomputedActivationFloats : activationFloats)(config, perRankBatch, o.seqLen) * 4
+        let acts = (o.recompute ? bench.recomputedActivationFloats : bench.activationFloats)(perRankBatch, o.seqLen) * 4
         // LoRA: values and gradient buffers of every parameter, Adam's moments of the adapters only.
         let need = (o.loraRank > 0 ? 8 * model.parameters.count + 8 * trainer.trainable.count
                                    : stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero)) + acts
@@ -137,7 +143,8 @@ public enum Benchmark {
                       syncAfterBackwardMax: Self.median(afterMax), updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
                       generationTokensPerSecond: genRate, generationNote: genNote,
                       coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
-                      firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute)
+                      firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute,
+                      modelName: bench.name)
     }
 
     /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,
@@ -181,7 +188,7 @@ public enum Benchmark {
 
     /// Greedy decoding of `tokens` new tokens after a 16-token prompt, batch 1, on rank 0's
     /// model (every rank runs it; the slowest rank's rate is reported).
-    static func generationRate(_ model: GPT2, tokens: Int, comm: Communicator) -> (Double?, String) {
+    static func generationRate(_ model: LanguageModel, tokens: Int, comm: Communicator) -> (Double?, String) {
         guard tokens > 0 else { return (nil, "not measured") }
         let prompt = (0..<16).map { Int32($0 * 37 % model.vocabSize) }
         let t0 = comm.wallTime()
@@ -201,8 +208,7 @@ public enum Benchmark {
     public static func peakResidentBytes() -> Int {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kb * 1024
+            return statusKilobytes(line) * 1024   // Benchmark+Shapes.swift
         }
         return 0
     }

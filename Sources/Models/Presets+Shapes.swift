@@ -1,0 +1,31 @@
+/// Public model shapes for `sft-dist bench --shape`: the architectures of released Hugging Face
+/// checkpoints, built with random weights (nothing is downloaded), so the benchmark measures
+/// the sizes users fine-tune. The numbers are copied from each repository's `config.json`.
+extension ModelPresets {
+    public static let shapeNames = ["smollm2-135m", "qwen2.5-0.5b"]
+
+    public static func shape(_ name: String) -> LlamaConfig? {
+        switch name {
+        // HuggingFaceTB/SmolLM2-135M, config.json: LlamaForCausalLM, hidden_size 576,
+        // intermediate_size 1536, num_hidden_layers 30, num_attention_heads 9,
+        // num_key_value_heads 3, vocab_size 49152, max_position_embeddings 8192,
+        // rope_theta 100000, rms_norm_eps 1e-5, tie_word_embeddings true, no biases
+        // (134,515,008 parameters).
+        case "smollm2-135m":
+            return LlamaConfig(family: .llama, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, layers: 30,
+                               heads: 9, kvHeads: 3, maxPositions: 8192, rmsNormEps: 1e-5, ropeTheta: 100_000,
+                               tieWordEmbeddings: true)
+        // Qwen/Qwen2.5-0.5B, config.json: Qwen2ForCausalLM, hidden_size 896,
+        // intermediate_size 4864, num_hidden_layers 24, num_attention_heads 14,
+        // num_key_value_heads 2, vocab_size 151936, max_position_embeddings 32768,
+        // rope_theta 1000000, rms_norm_eps 1e-6, tie_word_embeddings true,
+        // use_sliding_window false; q/k/v biases (Qwen2Attention), no o_proj or MLP biases
+        // (494,032,768 parameters).
+        case "qwen2.5-0.5b":
+            return LlamaConfig(family: .qwen2, vocabSize: 151_936, hiddenSize: 896, intermediateSize: 4864, layers: 24,
+                               heads: 14, kvHeads: 2, maxPositions: 32768, rmsNormEps: 1e-6, ropeTheta: 1_000_000,
+                               tieWordEmbeddings: true)
+        default: return nil
+        }
+    }
+}

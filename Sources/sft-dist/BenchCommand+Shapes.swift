@@ -1,0 +1,34 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+import Training
+
+/// `sft-dist bench --shape NAME | --model DIR [--batch-size B] [--seq-len T]`: the benchmark
+/// on a public model's shape (random weights) or a model directory instead of gpt2-mini.
+extension Bench {
+    func validateModelChoice() throws {
+        if let b = batchSize { try Settings.batchSize.named("batch_size").check(b) }
+        try Settings.maxLength.named("seq_len").check(seqLen)
+        if shape != nil && model != nil { throw RecipeError("--shape and --model are alternatives; give one") }
+        if let s = shape, ModelPresets.shape(s) == nil { throw Benchmark.BenchModel.unknownShape(s) }
+        if rollouts && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
+            throw RecipeError("--rollouts runs gpt2-mini only (--shape, --model, --batch-size and --seq-len are for training)")
+        }
+    }
+
+    /// Builds the chosen model on every rank (a load error ends all ranks once) and runs.
+    func runChosenModel(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.Result {
+        var o = options
+        o.seqLen = seqLen
+        o.batch = batchSize ?? (shape == nil && model == nil ? o.batch : 4)
+        let chosen = Fatal.collective { () throws -> Benchmark.BenchModel in
+            if let s = shape { return try .shape(s, seed: o.seed) }
+            if let dir = model { return try .directory(dir) }
+            return .gpt2Mini(vocab: o.vocab, seed: o.seed)
+        }
+        let context = chosen.model.maxSequenceLength
+        Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(chosen.name)'s context (\(context) tokens)" : nil)
+        return Benchmark.run(o, model: chosen, comm: comm, log: log)
+    }
+}
