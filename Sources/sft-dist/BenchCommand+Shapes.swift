@@ -12,6 +12,7 @@ extension Bench {
         try Settings.maxLength.named("seq_len").check(seqLen)
         if shape != nil && model != nil { throw RecipeError("--shape and --model are alternatives; give one") }
         if let s = shape, ModelPresets.shape(s) == nil { throw Benchmark.BenchModel.unknownShape(s) }
+        if loraRank > 0 && model != nil { throw RecipeError("--lora-rank is for gpt2-mini and --shape (a --model directory is benchmarked as it is)") }
         if rollouts && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
             throw RecipeError("--rollouts runs gpt2-mini only (--shape, --model, --batch-size and --seq-len are for training)")
         }
@@ -23,9 +24,9 @@ extension Bench {
         o.seqLen = seqLen
         o.batch = batchSize ?? (shape == nil && model == nil ? o.batch : 4)
         let chosen = Fatal.collective { () throws -> Benchmark.BenchModel in
-            if let s = shape { return try .shape(s, seed: o.seed) }
+            if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: o.loraRank, llama: true)) }
             if let dir = model { return try .directory(dir) }
-            return .gpt2Mini(vocab: o.vocab, seed: o.seed)
+            return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: o.loraRank, llama: false))
         }
         let context = chosen.model.maxSequenceLength
         Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(chosen.name)'s context (\(context) tokens)" : nil)

@@ -48,10 +48,20 @@ extension Benchmark {
         }
 
         /// `--shape NAME`: the public config's architecture, N(0, 0.02) weights from `seed`.
-        public static func shape(_ name: String, seed: UInt64) throws -> BenchModel {
+        /// `bench --lora-rank r`: adapters on every linear layer with α = 2r (nil for r = 0).
+        public static func lora(rank: Int, llama: Bool) -> LoRAConfig? {
+            guard rank > 0 else { return nil }
+            let targets = llama ? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] : ["c_attn", "c_proj", "c_fc"]
+            return LoRAConfig(rank: rank, alpha: Double(2 * rank), targets: targets)
+        }
+
+        /// `lora`: adapters on it (`bench --lora-rank`), the base frozen.
+        public static func shape(_ name: String, seed: UInt64, lora: LoRAConfig? = nil) throws -> BenchModel {
             guard let config = ModelPresets.shape(name) else { throw unknownShape(name) }
             try ModelMemoryCheck.check(config.layoutPlan, path: "--shape \(name)")
-            return llama(name: name, Llama(config: config, seed: seed))
+            let model = Llama(config: config, seed: seed, lora: lora)
+            model.initializeAdapters(seed: seed)
+            return llama(name: name, model)
         }
 
         /// `--model DIR`: a Hugging Face model directory, loaded as training loads it.

@@ -43,8 +43,7 @@ public enum Benchmark {
 
     public static func run(_ o: Options, comm: Communicator, log: (String) -> Void) -> Result {
         BLAS.threads = o.threads
-        let lora = o.loraRank > 0 ? LoRAConfig(rank: o.loraRank, alpha: Double(2 * o.loraRank), targets: ["c_attn", "c_proj", "c_fc"]) : nil
-        return run(o, model: .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: lora), comm: comm, log: log)
+        return run(o, model: .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: BenchModel.lora(rank: o.loraRank, llama: false)), comm: comm, log: log)
     }
 
     /// The benchmark on `bench`'s model (`Benchmark+Shapes.swift`); synthetic ids span its
@@ -53,6 +52,7 @@ public enum Benchmark {
         BLAS.threads = o.threads
         let model = bench.model
         var o = o; o.vocab = model.vocabSize
+        let lora = (model as? LoRAAdaptable)?.lora
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 
         // Synthetic data: batch·(steps+warmup) sequences of seqLen+1 random ids, all trained.
