@@ -22,10 +22,7 @@ final class DPOTests: XCTestCase {
         var references: [Reference]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/dpo-reference.json")
-        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-    }()
+    static let fixture: Fixture = referenceFixture("dpo-reference.json")
 
     func harness(microBatchSize: Int) -> TrainerHarness {
         let f = Self.fixture

@@ -23,10 +23,7 @@ final class GRPOReferenceTests: XCTestCase {
         var chord: [Configuration]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/grpo-reference.json")
-        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-    }()
+    static let fixture: Fixture = referenceFixture("grpo-reference.json")
 
     func testAdvantagesMatchTRLForEveryScaling() {
         for c in Self.fixture.advantages {

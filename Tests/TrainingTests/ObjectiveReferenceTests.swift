@@ -19,10 +19,7 @@ final class ObjectiveReferenceTests: XCTestCase {
         var objectives: [Reference]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/objective-references.json")
-        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-    }()
+    static let fixture: Fixture = referenceFixture("objective-references.json")
 
     var harness: TrainerHarness {
         let f = Self.fixture

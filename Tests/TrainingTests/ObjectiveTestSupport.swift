@@ -226,3 +226,10 @@ extension ObjectiveTestBatch {
         return Trained(loss: r.loss, grad: gradientRows(r, h), diagnostics: r.diagnostics)
     }
 }
+
+/// A committed reference fixture of `Tests/TrainingTests/Fixtures/` (written by a script in
+/// `scripts/`), decoded; a missing or changed file stops the test run with its name.
+func referenceFixture<T: Decodable>(_ name: String, as type: T.Type = T.self) -> T {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/" + name)
+    do { return try JSONDecoder().decode(T.self, from: Data(contentsOf: url)) } catch { fatalError("Fixtures/\(name): \(error)") }
+}

@@ -24,10 +24,7 @@ final class SRFTReferenceTests: XCTestCase {
         var configurations: [Configuration]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/srft-reference.json")
-        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-    }()
+    static let fixture: Fixture = referenceFixture("srft-reference.json")
 
     func testGroupedAdvantagesMatchReference() {
         for c in Self.fixture.advantages {
