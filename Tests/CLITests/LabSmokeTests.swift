@@ -74,7 +74,10 @@ final class LabSmokeTests: XCTestCase {
         for (shift, verdict) in [(0.5, "reproduced"), (-0.5, "not reproduced"), (0.0, "inconclusive")] {
             var planted = doc
             var c = claim
-            var numbers = c["numbers"] as! [String: [String: Any]]
+            var numbers = try XCTUnwrap(c["numbers"] as? [String: [String: Any]])
+            guard numbers["nll.hard"] != nil, numbers["dft.hard"] != nil else {
+                return XCTFail("lab.json lacks nll.hard or dft.hard: \(numbers.keys.sorted())")
+            }
             numbers["nll.hard"]!["values"] = [0.20, 0.30, 0.25]
             numbers["dft.hard"]!["values"] = [0.20 + shift, 0.31 + shift, 0.24 + shift]
             c["numbers"] = numbers
