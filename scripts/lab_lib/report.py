@@ -35,11 +35,18 @@ def numbers_table(c):
     return "".join(rows) + "</table>"
 
 
+def cost(c):
+    """"; 120 s wall, 30 CPU s" when the run recorded them (older lab.json files did not)."""
+    if "cpu_s" not in c:
+        return ""
+    return f"; {c.get('seconds', 0):.0f} s wall, {c['cpu_s']:.0f} CPU s"
+
+
 def claim_section(c):
     return (f'<section id="{escape(c["id"])}"><h2>{escape(c["id"])}: {verdict_span(c["verdict"])}</h2>'
             f'<p><b>Paper:</b> {escape(c["paper"])}</p><p><b>Claim:</b> {escape(c["claim"])}</p>'
             f'<p><b>Experiment:</b> {escape(c["experiment"])} (recipe <code>{escape(c["recipe"])}</code>, '
-            f'seeds {", ".join(str(s) for s in c["seeds"])})</p>'
+            f'seeds {", ".join(str(s) for s in c["seeds"])}{cost(c)})</p>'
             f'{claim_chart(c)}<p><b>Rule (written before the run):</b> {escape(c["rule"])}</p>'
             f'{numbers_table(c)}</section>')
 
