@@ -63,9 +63,16 @@ def render(lab):
 
 def markdown_summary(lab):
     """The report's summary table in Markdown (for the README), with each rule part's numbers."""
-    lines = [f"Size `{lab['size']}`, {lab['ranks']} ranks per run, seeds {', '.join(str(s) for s in lab['seeds'])}, "
-             f"wall time {lab['wall_s'] / 60:.1f} min.", "",
-             "| claim | paper | rule parts: mean ± std (a − b: mean ± SE, status) | verdict |", "|---|---|---|---|"]
+    cpu = all("cpu_s" in c for c in lab["claims"])
+    spent = ""
+    if cpu:
+        spent = (f" The claims' runs took {sum(c['cpu_s'] for c in lab['claims']) / 60:.1f} CPU min"
+                 + (f", the base model {lab['base']['cpu_s'] / 60:.1f}" if "cpu_s" in lab["base"] else "") + ".")
+    lines = [f"Size `{lab['size']}`, {lab['ranks']} ranks per run, seeds {', '.join(str(s) for s in lab['seeds'])}; "
+             f"this invocation: wall time {lab['wall_s'] / 60:.1f} min"
+             + (f", {lab['cpu_s'] / 60:.1f} CPU min." if "cpu_s" in lab else ".") + spent, "",
+             "| claim | paper | rule parts: mean ± std (a − b: mean ± SE, status) | verdict |" + (" CPU min |" if cpu else ""),
+             "|---|---|---|---|" + ("---|" if cpu else "")]
     for c in lab["claims"]:
         parts = []
         for p in c["parts"]:
@@ -73,5 +80,6 @@ def markdown_summary(lab):
             op = ">" if p["expect"] == "greater" else f"≥ (−{p['margin']})"
             parts.append(f"`{p['a']}` {a['mean']:.3f} ± {a['std']:.3f} {op} `{p['b']}` {b['mean']:.3f} ± {b['std']:.3f} "
                          f"({p['mean_diff']:+.3f} ± {p['se']:.3f}, {p['status']})")
-        lines.append(f"| {c['id']} | {c['paper']} | {'<br>'.join(parts)} | **{c['verdict']}** |")
+        lines.append(f"| {c['id']} | {c['paper']} | {'<br>'.join(parts)} | **{c['verdict']}** |"
+                     + (f" {c['cpu_s'] / 60:.1f} |" if cpu else ""))
     return "\n".join(lines)
