@@ -2,6 +2,7 @@
 directory. The strong base is its final model; the weak base is the checkpoint written at
 `weak_step` of the same run (its model/ directory is a loadable model)."""
 import os
+import resource
 import time
 
 from sftdist import write_json, read_json, flag_args
@@ -19,12 +20,19 @@ def pretrain(lab, sft):
     strong = os.path.join(run_dir, "model")
     weak = os.path.join(run_dir, "checkpoints", f"step-{spec['weak_step']:06d}", "model")
     if not os.path.exists(info_path):
-        start = time.time()
+        start, cpu = time.time(), children_cpu()
         sft.train(run_dir, args)
         if not os.path.isdir(weak):
             raise SystemExit(f"lab: the base run wrote no checkpoint at step {spec['weak_step']} ({weak})")
         write_json(info_path, {"steps": spec["steps"], "weak_step": spec["weak_step"],
-                               "seconds": time.time() - start, "data": spec["data"]})
+                               "seconds": time.time() - start, "cpu_s": children_cpu() - cpu,
+                               "data": spec["data"]})
     info = read_json(info_path)
     info.update({"strong": strong, "weak": weak})
     return info
+
+
+def children_cpu():
+    """CPU seconds of the waited-for child processes so far (mpirun and its ranks)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -60,6 +60,19 @@ def check_claim(c, path):
             arm, _, measure = key.rpartition(".")
             if arm not in arms or measure not in c["measures"]:
                 raise SystemExit(f"lab: {path}: rule names {key!r}, not an arm.measure of this claim")
+    earlier = set()
     for a in c["arms"]:
         if a.get("data") and a["data"] not in c["data"]:
             raise SystemExit(f"lab: {path}: arm {a['name']} trains on unknown data {a['data']!r}")
+        if a.get("merge"):
+            unknown = [m for m in a["merge"] if m not in earlier]
+            if unknown or len(a.get("weights", [])) != len(a["merge"]) or a.get("data"):
+                raise SystemExit(f"lab: {path}: arm {a['name']} merges {a['merge']}: each must be an arm listed "
+                                 f"before it, with one weight per model and no data")
+        if a.get("from") and (a["from"] not in earlier or not a.get("data")):
+            raise SystemExit(f"lab: {path}: arm {a['name']} starts from {a['from']!r}: it must be an arm listed "
+                             f"before it, and the arm must train on data")
+        earlier.add(a["name"])
+    for name, m in c["measures"].items():
+        if "selected" in m and m.get("data") not in c["data"]:
+            raise SystemExit(f"lab: {path}: measure {name} reads unknown data {m.get('data')!r}")

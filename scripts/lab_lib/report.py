@@ -35,11 +35,18 @@ def numbers_table(c):
     return "".join(rows) + "</table>"
 
 
+def cost(c):
+    """"; 120 s wall, 30 CPU s" when the run recorded them (older lab.json files did not)."""
+    if "cpu_s" not in c:
+        return ""
+    return f"; {c.get('seconds', 0):.0f} s wall, {c['cpu_s']:.0f} CPU s"
+
+
 def claim_section(c):
     return (f'<section id="{escape(c["id"])}"><h2>{escape(c["id"])}: {verdict_span(c["verdict"])}</h2>'
             f'<p><b>Paper:</b> {escape(c["paper"])}</p><p><b>Claim:</b> {escape(c["claim"])}</p>'
             f'<p><b>Experiment:</b> {escape(c["experiment"])} (recipe <code>{escape(c["recipe"])}</code>, '
-            f'seeds {", ".join(str(s) for s in c["seeds"])})</p>'
+            f'seeds {", ".join(str(s) for s in c["seeds"])}{cost(c)})</p>'
             f'{claim_chart(c)}<p><b>Rule (written before the run):</b> {escape(c["rule"])}</p>'
             f'{numbers_table(c)}</section>')
 
@@ -56,9 +63,16 @@ def render(lab):
 
 def markdown_summary(lab):
     """The report's summary table in Markdown (for the README), with each rule part's numbers."""
-    lines = [f"Size `{lab['size']}`, {lab['ranks']} ranks per run, seeds {', '.join(str(s) for s in lab['seeds'])}, "
-             f"wall time {lab['wall_s'] / 60:.1f} min.", "",
-             "| claim | paper | rule parts: mean ± std (a − b: mean ± SE, status) | verdict |", "|---|---|---|---|"]
+    cpu = all("cpu_s" in c for c in lab["claims"])
+    spent = ""
+    if cpu:
+        spent = (f" The claims' runs took {sum(c['cpu_s'] for c in lab['claims']) / 60:.1f} CPU min"
+                 + (f", the base model {lab['base']['cpu_s'] / 60:.1f}" if "cpu_s" in lab["base"] else "") + ".")
+    lines = [f"Size `{lab['size']}`, {lab['ranks']} ranks per run, seeds {', '.join(str(s) for s in lab['seeds'])}; "
+             f"this invocation: wall time {lab['wall_s'] / 60:.1f} min"
+             + (f", {lab['cpu_s'] / 60:.1f} CPU min." if "cpu_s" in lab else ".") + spent, "",
+             "| claim | paper | rule parts: mean ± std (a − b: mean ± SE, status) | verdict |" + (" CPU min |" if cpu else ""),
+             "|---|---|---|---|" + ("---|" if cpu else "")]
     for c in lab["claims"]:
         parts = []
         for p in c["parts"]:
@@ -66,5 +80,6 @@ def markdown_summary(lab):
             op = ">" if p["expect"] == "greater" else f"≥ (−{p['margin']})"
             parts.append(f"`{p['a']}` {a['mean']:.3f} ± {a['std']:.3f} {op} `{p['b']}` {b['mean']:.3f} ± {b['std']:.3f} "
                          f"({p['mean_diff']:+.3f} ± {p['se']:.3f}, {p['status']})")
-        lines.append(f"| {c['id']} | {c['paper']} | {'<br>'.join(parts)} | **{c['verdict']}** |")
+        lines.append(f"| {c['id']} | {c['paper']} | {'<br>'.join(parts)} | **{c['verdict']}** |"
+                     + (f" {c['cpu_s'] / 60:.1f} |" if cpu else ""))
     return "\n".join(lines)

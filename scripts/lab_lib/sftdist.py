@@ -25,18 +25,28 @@ def read_json(path):
         return json.load(f)
 
 
+# Recipe keys that are mappings, and the repeatable flag each entry becomes.
+MAPPING_FLAGS = {"objective_args": "--objective-arg", "selection_args": "--selection-arg",
+                 "self_train_args": "--self-train-arg"}
+
+
 def flag_args(flags, subst):
-    """{"lr": 0.001, "objective_args": {"alpha": 10}} -> ["--lr", "0.001", "--objective-arg", "alpha=10"];
-    string values may name {strong} / {weak} / {base} (model directories)."""
+    """{"lr": 0.001, "objective_args": {"alpha": 10}, "merge_lora": true} -> ["--lr", "0.001",
+    "--objective-arg", "alpha=10", "--merge-lora"] (false: "--no-merge-lora"); string values may
+    name {strong} / {weak} / {base} (model directories) and {data[NAME]} (a claim's data set)."""
     args = []
     for key, value in flags.items():
-        if key == "objective_args":
+        if key in MAPPING_FLAGS:
             for k, v in value.items():
-                args += ["--objective-arg", f"{k}={v}"]
+                args += [MAPPING_FLAGS[key], f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + key.replace("_", "-"))
             continue
         if isinstance(value, str):
             value = value.format(**subst)
-        args += ["--" + key.replace("_", "-"), str(value)]
+        args += [flag, str(value)]
     return args
 
 
@@ -83,6 +93,11 @@ class SFTDist:
             return
         self.run(["train", "--quiet", "--out", out_dir] + args)
         write_json(done, {"args": args})
+
+    def merge(self, out_dir, models, weights):
+        """sft-dist merge: sum of weights[i] * models[i], tensor by tensor; done when out_dir/config.json exists."""
+        if not os.path.exists(os.path.join(out_dir, "config.json")):
+            self.run(["merge"] + models + ["--weights", ",".join(str(w) for w in weights), "--out", out_dir], ranks=1)
 
     def eval(self, cache, model, data, examples, samples=0, pass_k=None, seed=0, max_new_tokens=12):
         if os.path.exists(cache):

@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// `scripts/lab` at its tiny size on the claims whose arms go beyond one fine-tune of a base:
+/// a second stage from another arm's model (SemiEvol), a merge of two arms' models (WiSE-FT), a
+/// LoRA arm measured on its merged model, and measures read from the selection's trained rows.
+/// Each is checked against the run directories the lab wrote, recomputed here.
+final class LabArmsTests: XCTestCase, LabRunning {
+    static let claims = ["selection-under-noise", "semievol", "lora-forgets-less"]
+
+    func testStagedMergedLoRAAndSelectionArms() throws {
+        let dir = CLI.tempDir("lab-arms")
+        let r = lab(["--size", "tiny", "--only", Self.claims.joined(separator: ","), "--out", dir, "-n", "1"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let claims = try XCTUnwrap(try labJSON(dir)["claims"] as? [[String: Any]])
+        XCTAssertEqual(claims.map { $0["id"] as? String }, Self.claims)
+        let byId = Dictionary(uniqueKeysWithValues: claims.map { ($0["id"] as! String, $0) })
+        for claim in claims {
+            XCTAssertEqual(claim["verdict"] as? String, try expectedVerdict(claim))
+            for (key, n) in try XCTUnwrap(claim["numbers"] as? [String: [String: Any]]) {
+                XCTAssertEqual((n["values"] as? [Double])?.count, 3, key)
+            }
+        }
+
+        // Selection: the corrupted share and the loss tokens, from each run's metrics and data set.
+        let selection = try XCTUnwrap(byId["selection-under-noise"]?["numbers"] as? [String: [String: Any]])
+        for arm in ["random", "uds", "q-tuning"] {
+            let runs = try seedRuns(dir + "/runs/selection-under-noise", arm: arm)
+            let corrupted = try runs.map { run -> Double in
+                let data = try recipeValue(run, "data")
+                let flags = try lines(data).map { ($0["corrupted"] as? Bool) ?? false }
+                let chosen = try trainingRows(run).flatMap { ($0["selected_examples"] as? String ?? "").split(separator: ",").map { Int($0)! } }
+                XCTAssertFalse(chosen.isEmpty, run)
+                return Double(chosen.filter { flags[$0] }.count) / Double(chosen.count)
+            }
+            // Within 1e-12: Foundation's JSON reader on Linux may round the 17th digit.
+            let shares = try XCTUnwrap(selection["\(arm).corrupted"]?["values"] as? [Double], arm)
+            XCTAssertEqual(shares.count, 3)
+            for (lab, here) in zip(shares, corrupted) { XCTAssertEqual(lab, here, accuracy: 1e-12, "\(arm): \(shares) vs \(corrupted)") }
+            let tokens = try runs.map { try trainingRows($0).map { ($0["loss_tokens"] as! NSNumber).doubleValue }.reduce(0, +) }
+            XCTAssertEqual(selection["\(arm).loss_tokens"]?["values"] as? [Double], tokens, arm)
+        }
+
+        // SemiEvol's second stage starts, at every seed, from the first stage's model of that seed.
+        for arm in ["semievol", "sft-200-more"] {
+            for (seed, run) in try seedRuns(dir + "/runs/semievol", arm: arm).enumerated() {
+                let model = try recipeValue(run, "model")
+                XCTAssertTrue(model.hasPrefix(dir + "/runs/semievol/sft-200-") && !model.contains("more")
+                              && model.hasSuffix("/seed-\(seed + 1)/model"), "\(run) starts from \(model)")
+            }
+        }
+        XCTAssertTrue(try trainingRows(try seedRuns(dir + "/runs/semievol", arm: "semievol")[0]).contains { $0["self_train_round"] != nil })
+
+        // LoRA is measured on its merged model; WiSE-FT merges the base and that seed's full fine-tune.
+        for seed in 1...3 {
+            XCTAssertTrue(r.stderr.contains(try XCTUnwrap(try seedRuns(dir + "/runs/lora-forgets-less", arm: "lora")[seed - 1]) + "/model-merged --data"),
+                          "lora seed \(seed) not measured on model-merged")
+            let full = try seedRuns(dir + "/runs/lora-forgets-less", arm: "full")[seed - 1]
+            let merged = try seedRuns(dir + "/runs/lora-forgets-less", arm: "wise-ft")[seed - 1]
+            let merge = try XCTUnwrap(r.stderr.split(separator: "\n").first { $0.contains(" merge ") && $0.contains(merged + "/model") },
+                                      "no merge into \(merged)")
+            XCTAssertTrue(merge.contains("/model \(full)/model --weights 0.5,0.5"), String(merge))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: merged + "/model/config.json"))
+        }
+    }
+
+    /// The three seed folders of an arm (seed-1, seed-2, seed-3 of its one settings folder).
+    func seedRuns(_ claimDir: String, arm: String) throws -> [String] {
+        let folders = try FileManager.default.contentsOfDirectory(atPath: claimDir)
+            .filter { $0.hasPrefix(arm + "-") && $0.dropFirst(arm.count + 1).allSatisfy(\.isHexDigit) }
+        XCTAssertEqual(folders.count, 1, "\(arm) in \(claimDir): \(folders)")
+        let folder = try XCTUnwrap(folders.first)
+        return (1...3).map { "\(claimDir)/\(folder)/seed-\($0)" }
+    }
+
+    func recipeValue(_ run: String, _ key: String) throws -> String {
+        let text = try String(contentsOfFile: run + "/recipe.yaml", encoding: .utf8)
+        let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix(key + ": ") }, "\(key) in \(run)/recipe.yaml")
+        return String(line.dropFirst(key.count + 2))
+    }
+
+    func lines(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    func trainingRows(_ run: String) throws -> [[String: Any]] {
+        try lines(run + "/metrics.jsonl").filter { $0["loss"] != nil }
+    }
+}
