@@ -26,6 +26,8 @@ final class ObjectiveGradientTests: XCTestCase {
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("spin", [:]), ("spin", ["beta": "2"]),
         ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
+        ("uft", [:]), ("uft", ["sft_coef": "0.7", "beta": "0.2", "entropy_coef": "0.3", "epsilon": "0.1"]),
+        ("prefix-rft", [:]), ("prefix-rft", ["entropy_mask": "0.3", "entropy_coef": "0.4", "epsilon": "0.1", "epsilon_high": "0.3"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
@@ -35,6 +37,8 @@ final class ObjectiveGradientTests: XCTestCase {
             // Mixing objectives (chord) see the middle sequence as a demonstration.
             let batch = ObjectiveTestBatch.randomRollouts()
             if name == "chord" || name == "srft" { batch.sequences[1].origin = .demonstration }
+            // Revealed-prefix objectives: sequences 0 and 2 continue a prefix of two tokens (rows 0, 1 and 7, 8).
+            if name == "uft" || name == "prefix-rft" { for s in [0, 2] { batch.sequences[s].promptLength = 3; batch.sequences[s].origin = .prefixRollout } }
             return batch
         }
         return r.pairs || name == "spin" ? .randomPairs() : .random()

@@ -3,6 +3,7 @@
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft"]
+        + ["uft", "prefix-rft"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -51,6 +52,8 @@ public enum ObjectiveRegistry {
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
         case "srft":
             objective = try SRFTObjective(sftCoef: try args.float("sft_coef", default: 0.5), rlCoef: try args.float("rl_coef", default: 0.1))
+        case "uft": objective = try makeUFT(&args)
+        case "prefix-rft": objective = try makePrefixRFT(&args)
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

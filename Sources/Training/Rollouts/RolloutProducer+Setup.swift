@@ -39,5 +39,6 @@ extension RolloutProducer {
                                                 count: DemonstrationShare.count(share: mixing.expertShare, rollouts: settings.batchSize),
                                                 seed: r.seed)
         }
+        revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
     }
 }

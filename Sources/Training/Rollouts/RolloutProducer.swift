@@ -30,6 +30,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var demonstrations: DemonstrationShare?
     /// SRFT: each prompt's demonstration in its rollout group, stored after the generation's rollouts.
     public var groupedDemonstrations: GroupedDemonstrations?
+    /// UFT / Prefix-RFT: rollouts that continue a revealed prefix of the prompt's demonstration.
+    public var revealedPrefixes: RevealedPrefixes?
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
     public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
@@ -50,6 +52,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                           stopId: stopId)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
+            + (revealedPrefixes?.metrics(slice, step: p.step) ?? [])
         let grouped = groupedDemonstrations == nil ? [] : Array(generation!.sequences.dropFirst(perStep * settings.stepsPerGeneration)
             .dropFirst(k * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
@@ -61,13 +64,16 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int) {
         let chosen = sampler.batch(step: g)
         let G = settings.rollouts
-        let flat = chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
+        let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: G, step: g * settings.stepsPerGeneration,
+                                          generationSeed: settings.generationSeed(g))
+        let flat = plan?.prompts ?? chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
         let gens = p.generate(prompts: flat, options: settings.sampling(stopId: stopId), seed: settings.generationSeed(g))
         let t1 = p.comm.wallTime()
         var items = gens.indices.map { i in
             let prompt = prompts[chosen[i / G]]
-            return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(gens[i].ids),
+            // A hybrid rollout's answer is the revealed prefix and its continuation.
+            return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode((plan?.revealed[i] ?? []) + gens[i].ids),
                                reference: prompt.reference, source: prompt.source)
         }
         // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
@@ -94,6 +100,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             s.group = g * settings.promptsPerGeneration + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
+            if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             return s
         }
         if let d = groupedDemonstrations {
