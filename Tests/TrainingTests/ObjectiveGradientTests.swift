@@ -26,6 +26,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("spin", [:]), ("spin", ["beta": "2"]),
         ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
+        ("relift", [:]), ("relift", ["loss_type": "grpo", "epsilon": "0.1"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).

@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -51,6 +51,10 @@ public enum ObjectiveRegistry {
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
         case "srft":
             objective = try SRFTObjective(sftCoef: try args.float("sft_coef", default: 0.5), rlCoef: try args.float("rl_coef", default: 0.1))
+        case "relift":
+            objective = try ReLIFTObjective(epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                            lossType: args.string("loss_type", default: "dr_grpo"),
+                                            sftDataSize: try args.int("sft_data_size", default: 0, in: 0...1_048_576))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
