@@ -44,26 +44,10 @@ extension GRPOCLITests {
     /// The uninterrupted run shows after which step the buffer holds rows that a later SFT step
     /// takes; the run killed right after that step's checkpoint resumes with that buffer.
     func testReLIFTKillWithAFullBufferAndResumeLatest() throws {
-        let straight = CLI.tempDir("relift-straight"), out = CLI.tempDir("relift-killed")
-        XCTAssertEqual(CLI.mpirun(2, Self.relift(["--out", straight]), seconds: 240).status, 0)
-        let a = CLI.trainingRows(straight)
-        guard let sftAt = a.indices.last(where: { a[$0]["relift_sft_step"] == 1 }), sftAt >= 1,
-              let keep = (0..<sftAt).last(where: { (a[$0]["relift_buffer"] ?? 0) > 0 }) else {
-            return XCTFail("no step with a buffer that a later SFT step empties: \(a.map { $0["relift_buffer"] ?? -1 })")
-        }
-        let args = Self.relift(["--out", out, "--save-every", "1"])
-        let job = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:\(keep + 2)"])
-        let (killed, _) = job.wait()
-        XCTAssertNotEqual(killed.status, 0, "the fault point must kill the run: \(killed.all)")
-        XCTAssertEqual(CLI.checkpoints(out).published.last, String(format: "step-%06d", keep + 1))
-        let resumed = CLI.mpirun(2, args + ["--resume", "latest"], seconds: 240)
-        XCTAssertEqual(resumed.status, 0, resumed.all)
-        let b = CLI.trainingRows(out)
-        XCTAssertEqual(b.count, 7)
-        for (i, (x, y)) in zip(a, b).enumerated() {
-            for key in ["loss", "grad_norm"] + Self.rolloutKeys + Self.reliftKeys {
-                XCTAssertEqual(x[key], y[key], "relift step \(i + 1) \(key)")
-            }
+        try assertKillAndResumeLatest(objective: "relift", extraKeys: Self.reliftKeys, command: { Self.relift($0) }) { a in
+            guard let sftAt = a.indices.last(where: { a[$0]["relift_sft_step"] == 1 }),
+                  let keep = (0..<sftAt).last(where: { (a[$0]["relift_buffer"] ?? 0) > 0 }) else { return nil }
+            return keep + 1   // steps are 1-based: the checkpoint after row `keep`
         }
     }
 
