@@ -79,6 +79,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.rewards) var rewards: [String]
     @Option(recipe: \.rewardArgs) var rewardArgs: [String]
     @Option(recipe: \.scaleRewards) var scaleRewards: String?
+    @Flag(recipe: \.scoredData) var scoredData: Bool?
     @Option(recipe: \.loraRank) var loraRank: String?
     @Option(recipe: \.loraAlpha) var loraAlpha: String?
     @Option(recipe: \.loraDropout) var loraDropout: String?

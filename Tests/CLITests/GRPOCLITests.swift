@@ -78,18 +78,25 @@ final class GRPOCLITests: XCTestCase {
         try assertKillAndResumeLatest(objective: "grpo")
     }
 
-    func assertKillAndResumeLatest(objective: String, extraKeys: [String] = []) throws {
+    /// `command` builds the run's arguments (default: `grpo`'s); `lastKept` picks, from the
+    /// uninterrupted run's rows, the last step whose checkpoint the killed run keeps (default 3).
+    func assertKillAndResumeLatest(objective: String, extraKeys: [String] = [], command: (([String]) -> [String])? = nil,
+                                   lastKept: ([[String: Double]]) -> Int? = { _ in 3 }) throws {
+        let command = command ?? { Self.grpo($0, objective: objective) }
         let straight = CLI.tempDir("\(objective)-straight"), out = CLI.tempDir("\(objective)-killed")
-        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight], objective: objective)).status, 0)
-        let args = Self.grpo(["--out", out, "--save-every", "1"], objective: objective)
-        let job = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:4"])
+        XCTAssertEqual(CLI.mpirun(2, command(["--out", straight]), seconds: 240).status, 0)
+        let a = CLI.trainingRows(straight)
+        guard let kept = lastKept(a) else { return XCTFail("\(objective): no step to resume after in \(a)") }
+        XCTAssertGreaterThan(a.count, kept, "the resumed run must have steps left to train")
+        let args = command(["--out", out, "--save-every", "1"])
+        let job = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:\(kept + 1)"])
         let (killed, _) = job.wait()
         XCTAssertNotEqual(killed.status, 0, "the fault point must kill the run: \(killed.all)")
-        XCTAssertEqual(CLI.checkpoints(out).published.last, "step-000003")
-        let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
+        XCTAssertEqual(CLI.checkpoints(out).published.last, String(format: "step-%06d", kept))
+        let resumed = CLI.mpirun(2, args + ["--resume", "latest"], seconds: 240)
         XCTAssertEqual(resumed.status, 0, resumed.all)
-        let a = CLI.trainingRows(straight), b = CLI.trainingRows(out)
-        XCTAssertEqual(b.count, 4)
+        let b = CLI.trainingRows(out)
+        XCTAssertEqual(b.count, a.count)
         for (i, (x, y)) in zip(a, b).enumerated() {
             for key in ["loss", "grad_norm"] + extraKeys + Self.rolloutKeys {
                 XCTAssertEqual(x[key], y[key], "\(objective) step \(i + 1) \(key)")

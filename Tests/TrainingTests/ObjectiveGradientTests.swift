@@ -28,6 +28,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
         ("uft", [:]), ("uft", ["sft_coef": "0.7", "beta": "0.2", "entropy_coef": "0.3", "epsilon": "0.1"]),
         ("prefix-rft", [:]), ("prefix-rft", ["entropy_mask": "0.3", "entropy_coef": "0.4", "epsilon": "0.1", "epsilon_high": "0.3"]),
+        ("relift", [:]), ("relift", ["loss_type": "grpo", "epsilon": "0.1"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).

@@ -35,7 +35,7 @@ final class ObjectiveReferenceTests: XCTestCase {
         // Pair objectives (dpo, and spin: DPO against the opponent) have their own fixture of pairs
         // (DPOTests, SPINTests), rollout objectives theirs of rollouts (GRPOReferenceTests, SRFTReferenceTests).
         // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests.
-        XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft"])
+        XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift"])
                            .subtracting(["uft", "prefix-rft"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }

@@ -21,7 +21,8 @@ extension Trainer {
         let batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
                                                    tokenizer: setup.tokenizer, seed: r.seed,
                                                    microBatchSize: r.microBatchSize))
-        if objective.requirements.behaviourLogProbs {
+        // Scored data has no behaviour policy: the ratio is to the detached current log-probs (ScoredDataProducer).
+        if objective.requirements.behaviourLogProbs && !(source is ScoredDataProducer) {
             // The batch is the same on every rank, so every rank reaches the same verdict.
             let missing = batch.sequences.firstIndex { $0.behaviourLogProbs.isEmpty && $0.lossMask.contains(1) }
             Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },

@@ -89,6 +89,12 @@ public final class Trainer {
             // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
             self.source = PairProducer(
                 source: source ?? UniformSampler(datasetSize: setup.train.pairCount, batchSize: r.batchSize, seed: r.seed))
+        } else if r.scoredData {
+            // Pre-scored samples of --data train a rollout objective without sampling (Rollouts/ScoredDataProducer).
+            self.source = Fatal.collective { try ScoredDataProducer(setup: setup) }
+        } else if objective is ReLIFTObjective {
+            // ReLIFT: rollouts, with SFT steps on the demonstrations of failed prompts (Rollouts/ReLIFTProducer).
+            self.source = Fatal.collective { try ReLIFTProducer(setup: setup) }
         } else if objective.requirements.rollouts {
             // Rollout objectives (GRPO): prompts, rewards and sampling from the recipe (Rollouts/).
             self.source = Fatal.collective { try RolloutProducer(setup: setup) }

@@ -2,7 +2,7 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift"]
         + ["uft", "prefix-rft"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
@@ -54,6 +54,10 @@ public enum ObjectiveRegistry {
             objective = try SRFTObjective(sftCoef: try args.float("sft_coef", default: 0.5), rlCoef: try args.float("rl_coef", default: 0.1))
         case "uft": objective = try makeUFT(&args)
         case "prefix-rft": objective = try makePrefixRFT(&args)
+        case "relift":
+            objective = try ReLIFTObjective(epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                            lossType: args.string("loss_type", default: "dr_grpo"),
+                                            sftDataSize: try args.int("sft_data_size", default: 0, in: 0...1_048_576))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

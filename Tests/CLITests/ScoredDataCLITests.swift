@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+
+/// Offline scored data (`--scored-data`) under real mpirun: grpo trains on pre-scored rows
+/// without generation, the same losses at 1, 2 and 4 ranks; bad rows and combinations refused
+/// in one line naming file:line or the setting.
+final class ScoredDataCLITests: XCTestCase {
+    /// Six prompts, four scored answers each (one right, reward 1), groups by prompt.
+    static func writeScored(_ path: String) throws {
+        var lines: [String] = []
+        for (g, (a, b)) in [(1, 2), (3, 4), (2, 7), (5, 1), (6, 3), (4, 4)].enumerated() {
+            for guess in [a + b, a + b + 1, a * b + 2, a + b + 10] {
+                lines.append("{\"prompt\": \"add \(a) \(b) =\", \"completion\": \" \(guess)\", \"reward\": \(guess == a + b ? 1 : 0), \"group\": \"q\(g)\"}")
+            }
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    static func args(_ data: String, _ out: String, _ extra: [String] = [], objective: String = "grpo") -> [String] {
+        ["train", "--model", "tiny", "--data", data, "--objective", objective, "--scored-data", "--batch-size", "8",
+         "--micro-batch-size", "3", "--steps", "3", "--lr", "1e-2", "--warmup-steps", "0", "--heldout-fraction", "0.1",
+         "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", out] + extra
+    }
+
+    func testScoredDataTrainsTheSameAtAnyRankCount() throws {
+        let dir = CLI.tempDir("scored")
+        try Self.writeScored(dir + "/scored.jsonl")
+        for lossType in ["grpo", "dr_grpo"] {
+            var runs: [[[String: Double]]] = []
+            for n in [1, 2, 4] {
+                let out = dir + "/\(lossType)-n\(n)"
+                let r = CLI.mpirun(n, Self.args(dir + "/scored.jsonl", out, ["--objective-arg", "loss_type=\(lossType)"]))
+                XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
+                XCTAssertFalse(r.all.contains("generat"), r.all)
+                runs.append(CLI.trainingRows(out))
+            }
+            XCTAssertEqual(runs.map(\.count), [3, 3, 3])
+            guard runs.allSatisfy({ $0.count == 3 }) else { return }
+            // Ratio 1 (no behaviour log-probs): the first step's ratio is exactly 1 and nothing is clipped.
+            XCTAssertEqual(runs[0][0]["ratio"], 1)
+            XCTAssertEqual(runs[0][0]["clip_frac"], 0)
+            XCTAssertTrue(runs[0].allSatisfy { ($0["grad_norm"] ?? 0) > 1e-4 && $0["reward_mean"] != nil }, "\(runs[0])")
+            for (k, n) in [2, 4].enumerated() {
+                for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
+                    XCTAssertEqual(a["reward_mean"], b["reward_mean"], "\(lossType) step \(i + 1) reward_mean, -n 1 vs -n \(n)")
+                    XCTAssertEqual(a["advantage_mean"], b["advantage_mean"], "\(lossType) step \(i + 1) advantage_mean")
+                    let la = a["loss"] ?? .nan, lb = b["loss"] ?? .nan
+                    XCTAssertEqual(la, lb, accuracy: 1e-6 + 1e-5 * abs(la), "\(lossType) step \(i + 1) loss, -n 1 vs -n \(n)")
+                    let ga = a["grad_norm"] ?? .nan, gb = b["grad_norm"] ?? .nan
+                    XCTAssertEqual(ga, gb, accuracy: 1e-4 * max(ga, 1e-3), "\(lossType) step \(i + 1) grad_norm, -n 1 vs -n \(n)")
+                }
+            }
+        }
+    }
+
+    func testBadRowsAndSettingsAreOneLine() throws {
+        let dir = CLI.tempDir("scored-bad")
+        let good = "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\", \"reward\": 1, \"group\": 1}\n"
+            + "{\"prompt\": \"add 1 2 =\", \"completion\": \" 4\", \"reward\": 0, \"group\": 1}\n"
+        func refused(_ rows: String?, _ extra: [String], _ message: String, objective: String = "grpo", line: UInt = #line) throws {
+            let data = dir + "/d.jsonl"
+            try (rows ?? good).write(toFile: data, atomically: true, encoding: .utf8)
+            let r = CLI.sftDist(Self.args(data, dir + "/out", extra, objective: objective))
+            XCTAssertEqual(r.status, 1, r.all, line: line)
+            XCTAssertTrue(r.stderr.contains(message), "expected \(message) in:\n\(r.stderr)", line: line)
+            XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.contains("error") }.count, 1, r.stderr, line: line)
+        }
+        try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\"}\n", [], "d.jsonl:3: a scored row needs advantage, or reward and group")
+        try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": \"high\", \"group\": 1}\n", [],
+                    "d.jsonl:3: reward must be a finite number")
+        try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": 1, \"group\": 2}\n", [],
+                    "d.jsonl:3: group 2 has one reward")
+        try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")
+        try refused(nil, [], "scored_data trains objective grpo", objective: "chord")
+    }
+}
