@@ -26,6 +26,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("spin", [:]), ("spin", ["beta": "2"]),
         ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
+        ("superhf", [:]), ("superhf", ["kl_coefficient": "2"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
@@ -158,6 +159,7 @@ final class ObjectiveGradientTests: XCTestCase {
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),
             ("threshold", ["variant": "middle"], "variant=middle"),
             ("asft", ["kl_weight": "-0.1"], "kl_weight"),
+            ("superhf", ["kl_coefficient": "-1"], "kl_coefficient"),
             ("psft", ["clip_low": "1"], "clip_low"), ("psft", ["clip_high": "-0.1"], "clip_high"),
             ("psft", ["refresh": "0"], "refresh"), ("psft", ["refresh": "1.5"], "refresh must be an integer in 1…100000000 (got 1.5)"),
             ("talr", ["tau": "0"], "tau"), ("talr", ["floor": "2"], "floor"),
@@ -192,6 +194,8 @@ final class ObjectiveGradientTests: XCTestCase {
         }
         XCTAssertEqual((try makeObjective("power") as? PowerObjective)?.alpha, 10)
         XCTAssertEqual((try makeObjective("asft") as? AnchoredSFTObjective)?.klWeight, 0.1)
+        XCTAssertEqual((try makeObjective("superhf") as? SuperHFObjective)?.klCoefficient, 0.35)
+        XCTAssertTrue(try makeObjective("superhf").requirements.referenceModel)
         let otr = try XCTUnwrap(try makeObjective("otr") as? OTRObjective)
         XCTAssertEqual([Float(otr.k), otr.temperature, otr.beta], [8, 1, -0.1])
     }

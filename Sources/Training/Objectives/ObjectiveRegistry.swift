@@ -2,7 +2,8 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft",
+                               "superhf"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         var args = ObjectiveArgs(objective: name, values: args)
@@ -51,6 +52,7 @@ public enum ObjectiveRegistry {
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
         case "srft":
             objective = try SRFTObjective(sftCoef: try args.float("sft_coef", default: 0.5), rlCoef: try args.float("rl_coef", default: 0.1))
+        case "superhf": objective = try SuperHFObjective(klCoefficient: try args.float("kl_coefficient", default: 0.35))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
