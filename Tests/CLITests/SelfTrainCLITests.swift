@@ -31,58 +31,102 @@ final class SelfTrainCLITests: XCTestCase {
         text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
-    func testSemiEvolIsRankCountInvariantUnderMpirun() throws {
-        let data = writeData(CLI.tempDir("semievol-data"))
-        var runs: [(rows: [[String: Double]], rounds: [String: String])] = []
+    typealias Run = (rows: [[String: Double]], rounds: [String: String])
+
+    /// `args` under real mpirun -n 1 and -n 2: the same round files (every record agrees on
+    /// `recordKeys`) and metrics rows (`metricKeys` within 1e-5: after step 1 the weights differ
+    /// in the last bits, gradients being summed in another order); the two runs.
+    func assertRankCountInvariant(_ name: String, _ args: [String], recordKeys: [String], metricKeys: [String],
+                                  file: StaticString = #filePath, line: UInt = #line) -> [Run] {
+        var runs: [Run] = []
         for n in [1, 2] {
-            let out = CLI.tempDir("semievol-\(n)")
-            let r = CLI.mpirun(n, semiEvolArgs(data) + ["--out", out], seconds: 180)
-            XCTAssertEqual(r.status, 0, r.all)
+            let out = CLI.tempDir("\(name)-\(n)")
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 240)
+            XCTAssertEqual(r.status, 0, r.all, file: file, line: line)
             runs.append((CLI.trainingRows(out), roundFiles(out)))
         }
-        XCTAssertEqual(runs[0].rows.count, 7)
-        XCTAssertEqual(Set(runs[0].rounds.keys), ["round-1.jsonl", "round-2.jsonl", "round-3.jsonl"])
-        // Rounds at steps 1, 4, 7; pseudo-labels exist, so the mixed batches are exercised.
-        XCTAssertEqual(runs[0].rows.compactMap { $0["self_train_round"] }, [1, 2, 3])
-        XCTAssertGreaterThan(runs[0].rows[3]["self_train_rows"] ?? 0, 0, "round 2 selected no pseudo-labels")
-        XCTAssertNotNil(runs[0].rows[3]["pseudo_label_precision"], "the task scorer checks the pseudo-labels")
-        // The same samples, votes and selections; entropies agree up to float summation order
-        // (the weights after the first step do: gradients are summed in another order).
-        XCTAssertEqual(Set(runs[0].rounds.keys), Set(runs[1].rounds.keys))
-        for (name, text) in runs[0].rounds {
-            let a = records(text), b = records(runs[1].rounds[name] ?? "")
-            XCTAssertEqual(a.count, b.count, name)
+        XCTAssertEqual(runs[0].rows.count, 7, file: file, line: line)
+        // Rounds at steps 1, 4, 7.
+        XCTAssertEqual(Set(runs[0].rounds.keys), ["round-1.jsonl", "round-2.jsonl", "round-3.jsonl"], file: file, line: line)
+        XCTAssertEqual(runs[0].rows.compactMap { $0["self_train_round"] }, [1, 2, 3], file: file, line: line)
+        XCTAssertEqual(Set(runs[0].rounds.keys), Set(runs[1].rounds.keys), file: file, line: line)
+        for (round, text) in runs[0].rounds {
+            let a = records(text), b = records(runs[1].rounds[round] ?? "")
+            XCTAssertEqual(a.count, b.count, round, file: file, line: line)
             for (i, (x, y)) in zip(a, b).enumerated() {
-                for key in ["prompt", "answers", "finished", "votes", "consistent", "selected", "answer", "correct"] {
-                    XCTAssertEqual("\(x[key] ?? "-")", "\(y[key] ?? "-")", "\(name) record \(i + 1) \(key): -n 1 vs -n 2")
+                for key in recordKeys {
+                    XCTAssertEqual("\(x[key] ?? "-")", "\(y[key] ?? "-")", "\(round) record \(i + 1) \(key): -n 1 vs -n 2", file: file, line: line)
                 }
-                let ex = (x["entropy"] as? NSNumber)?.doubleValue ?? 0, ey = (y["entropy"] as? NSNumber)?.doubleValue ?? 0
-                XCTAssertEqual(ex, ey, accuracy: 1e-5, "\(name) record \(i + 1) entropy")
             }
         }
         for (i, (a, b)) in zip(runs[0].rows, runs[1].rows).enumerated() {
-            for key in ["loss", "grad_norm", "loss_tokens", "pseudo_labels", "pseudo_label_entropy_threshold"] {
+            for key in ["loss", "grad_norm", "loss_tokens"] + metricKeys {
                 let x = a[key] ?? .nan, y = b[key] ?? .nan
                 if x.isNaN && y.isNaN { continue }
-                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)")
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1e-3), "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)", file: file, line: line)
+            }
+        }
+        return runs
+    }
+
+    /// Checkpoint after step 5, in the middle of round 2 (steps 4-6): the resumed steps 6-7 (and
+    /// round 3 at step 7) equal the straight run's bit for bit; round 2 is restored, not re-run.
+    func assertResumesExactlyInTheMiddleOfARound(_ name: String, _ args: (String) -> [String],
+                                                 file: StaticString = #filePath, line: UInt = #line) {
+        let dir = CLI.tempDir(name + "-resume")
+        let args = args(dir)
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/straight"]).status, 0, file: file, line: line)
+        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "5"]).status, 0, file: file, line: line)
+        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005"])
+        XCTAssertEqual(r.status, 0, r.all, file: file, line: line)
+        let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
+        XCTAssertEqual(straight.count, 7, file: file, line: line)
+        XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5", file: file, line: line)
+        XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/straight")["round-3.jsonl"], file: file, line: line)
+        XCTAssertNil(roundFiles(dir + "/resumed")["round-2.jsonl"], "the resumed run re-ran round 2 instead of restoring it", file: file, line: line)
+    }
+
+    func testSemiEvolIsRankCountInvariantUnderMpirun() throws {
+        let runs = assertRankCountInvariant("semievol", semiEvolArgs(writeData(CLI.tempDir("semievol-data"))),
+                                            recordKeys: ["prompt", "answers", "finished", "votes", "consistent", "selected", "answer", "correct"],
+                                            metricKeys: ["pseudo_labels", "pseudo_label_entropy_threshold"])
+        // Pseudo-labels exist, so the mixed batches are exercised.
+        XCTAssertGreaterThan(runs[0].rows[3]["self_train_rows"] ?? 0, 0, "round 2 selected no pseudo-labels")
+        XCTAssertNotNil(runs[0].rows[3]["pseudo_label_precision"], "the task scorer checks the pseudo-labels")
+        // Entropies agree up to float summation order.
+        for (round, text) in runs[0].rounds {
+            for (i, (x, y)) in zip(records(text), records(runs[1].rounds[round] ?? "")).enumerated() {
+                let ex = (x["entropy"] as? NSNumber)?.doubleValue ?? 0, ey = (y["entropy"] as? NSNumber)?.doubleValue ?? 0
+                XCTAssertEqual(ex, ey, accuracy: 1e-5, "\(round) record \(i + 1) entropy")
             }
         }
     }
 
-    /// Checkpoint after step 5, in the middle of round 2 (steps 4-6): the resumed steps 6-7 (and
-    /// round 3 at step 7) equal the straight run's bit for bit.
     func testSemiEvolResumesExactlyInTheMiddleOfARound() throws {
-        let dir = CLI.tempDir("semievol-resume")
-        let args = semiEvolArgs(writeData(dir))
-        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/straight"]).status, 0)
-        XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/saved", "--save-every", "5"]).status, 0)
-        let r = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005"])
-        XCTAssertEqual(r.status, 0, r.all)
-        let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
-        XCTAssertEqual(straight.count, 7)
-        XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5")
-        XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/straight")["round-3.jsonl"])
-        XCTAssertNil(roundFiles(dir + "/resumed")["round-2.jsonl"], "the resumed run re-ran round 2 instead of restoring it")
+        assertResumesExactlyInTheMiddleOfARound("semievol") { semiEvolArgs(writeData($0)) }
+    }
+
+    func superHFArgs(_ data: (labelled: String, unlabelled: String)) -> [String] {
+        ["train", "--model", "tiny", "--data", data.labelled, "--unlabelled", data.unlabelled, "--self-train", "superhf",
+         "--objective", "superhf", "--reward", "task", "--self-train-scorer", "task", "--self-train-every", "3",
+         "--self-train-arg", "prompts=12", "--self-train-arg", "k=4", "--batch-size", "8", "--micro-batch-size", "3", "--steps", "7",
+         "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2"]
+    }
+
+    /// `--self-train superhf`: the same completions, rewards and best-of-k picks in every round
+    /// file, and the same losses and KL, at -n 1 and -n 2.
+    func testSuperHFIsRankCountInvariantUnderMpirun() throws {
+        let runs = assertRankCountInvariant("superhf", superHFArgs(writeData(CLI.tempDir("superhf-data"))),
+                                            recordKeys: ["prompt", "answers", "finished", "rewards", "best", "kept", "correct"],
+                                            metricKeys: ["kl_ref", "superhf_reward_mean", "superhf_best_reward", "pseudo_label_precision"])
+        XCTAssertGreaterThan(runs[0].rows[0]["self_train_rows"] ?? 0, 0, "round 1 kept no completions")
+        XCTAssertEqual(runs[0].rows[0]["kl_ref"] ?? .nan, 0, accuracy: 1e-9, "step 1 trains the initial model: KL 0")
+        XCTAssertGreaterThan(runs[0].rows[6]["kl_ref"] ?? 0, 0, "the model never left the initial one")
+        XCTAssertEqual(records(runs[0].rounds["round-1.jsonl"] ?? "").count, 12)
+    }
+
+    func testSuperHFResumesExactlyInTheMiddleOfARound() throws {
+        assertResumesExactlyInTheMiddleOfARound("superhf") { superHFArgs(writeData($0)) }
     }
 
     func testSelfTrainingMisuseFailsAtStartUp() throws {
@@ -100,7 +144,13 @@ final class SelfTrainCLITests: XCTestCase {
         refused(["--self-train", "rft"], "--self-train rft needs --self-train-scorer")
         refused(["--self-train", "s3ft"], "--self-train s3ft needs --self-train-scorer")
         refused(["--self-train", "semievol"], "--self-train semievol needs --unlabelled FILE")
-        refused(["--unlabelled", data.unlabelled], "--unlabelled is read by --self-train semievol")
+        refused(["--unlabelled", data.unlabelled], "--unlabelled is read by --self-train semievol or superhf")
+        refused(["--self-train", "superhf", "--reward", "task"], "--self-train superhf trains with --objective superhf")
+        refused(["--self-train", "superhf", "--objective", "superhf"], "--self-train superhf ranks completions by a reward")
+        refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "exact", "--unlabelled", data.unlabelled],
+                "\(data.unlabelled):1: reward exact compares with a reference answer")
+        refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "task", "--self-train-arg", "top_k=20"],
+                "self_train_args: top_k (20) must be at most k (16)")
         refused(["--self-train", "semievol", "--unlabelled", data.unlabelled, "--self-train-arg", "k=0"], "self_train_args: k must be an integer in 1…64")
 
         // Unlabelled rows that carry completions: one warning naming the first, then the run goes on.

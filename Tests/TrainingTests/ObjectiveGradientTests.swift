@@ -29,6 +29,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("uft", [:]), ("uft", ["sft_coef": "0.7", "beta": "0.2", "entropy_coef": "0.3", "epsilon": "0.1"]),
         ("prefix-rft", [:]), ("prefix-rft", ["entropy_mask": "0.3", "entropy_coef": "0.4", "epsilon": "0.1", "epsilon_high": "0.3"]),
         ("relift", [:]), ("relift", ["loss_type": "grpo", "epsilon": "0.1"]),
+        ("superhf", [:]), ("superhf", ["kl_coefficient": "2"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
@@ -163,6 +164,7 @@ final class ObjectiveGradientTests: XCTestCase {
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),
             ("threshold", ["variant": "middle"], "variant=middle"),
             ("asft", ["kl_weight": "-0.1"], "kl_weight"),
+            ("superhf", ["kl_coefficient": "-1"], "kl_coefficient"),
             ("psft", ["clip_low": "1"], "clip_low"), ("psft", ["clip_high": "-0.1"], "clip_high"),
             ("psft", ["refresh": "0"], "refresh"), ("psft", ["refresh": "1.5"], "refresh must be an integer in 1…100000000 (got 1.5)"),
             ("talr", ["tau": "0"], "tau"), ("talr", ["floor": "2"], "floor"),
@@ -197,6 +199,8 @@ final class ObjectiveGradientTests: XCTestCase {
         }
         XCTAssertEqual((try makeObjective("power") as? PowerObjective)?.alpha, 10)
         XCTAssertEqual((try makeObjective("asft") as? AnchoredSFTObjective)?.klWeight, 0.1)
+        XCTAssertEqual((try makeObjective("superhf") as? SuperHFObjective)?.klCoefficient, 0.35)
+        XCTAssertTrue(try makeObjective("superhf").requirements.referenceModel)
         let otr = try XCTUnwrap(try makeObjective("otr") as? OTRObjective)
         XCTAssertEqual([Float(otr.k), otr.temperature, otr.beta], [8, 1, -0.1])
     }

@@ -33,9 +33,10 @@ final class ObjectiveReferenceTests: XCTestCase {
 
     func testFixtureCoversEveryObjective() {
         // Pair objectives (dpo, and spin: DPO against the opponent) have their own fixture of pairs
-        // (DPOTests, SPINTests), rollout objectives theirs of rollouts (GRPOReferenceTests, SRFTReferenceTests).
+        // (DPOTests, SPINTests), rollout objectives theirs of rollouts (GRPOReferenceTests, SRFTReferenceTests),
+        // superhf its own with the best-of-k selection (SuperHFReferenceTests).
         // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests.
-        XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift"])
+        XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift", "superhf"])
                            .subtracting(["uft", "prefix-rft"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }

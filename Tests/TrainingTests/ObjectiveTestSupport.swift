@@ -233,3 +233,15 @@ func referenceFixture<T: Decodable>(_ name: String, as type: T.Type = T.self) ->
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/" + name)
     do { return try JSONDecoder().decode(T.self, from: Data(contentsOf: url)) } catch { fatalError("Fixtures/\(name): \(error)") }
 }
+
+/// dL/dlogits through the trainer against a reference's: every entry within 1e-5 of the largest
+/// reference entry plus 1e-4 of its own size, and the reference not trivially small.
+func assertGradientMatchesReference(_ got: [Float], _ expected: [[Double]], _ label: String,
+                                    file: StaticString = #filePath, line: UInt = #line) {
+    let flat = expected.flatMap { $0 }
+    let scale = flat.map(abs).max() ?? 0
+    XCTAssertGreaterThan(scale, 1e-3, label, file: file, line: line)
+    var worst = 0.0
+    for (g, e) in zip(got, flat) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
+    XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits", file: file, line: line)
+}

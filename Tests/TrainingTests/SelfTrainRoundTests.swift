@@ -47,11 +47,60 @@ final class SelfTrainRoundTests: XCTestCase {
         let prompts = [prompt("add 2 3 =", reference: " 5", index: 4), prompt("mul 2 4 =", reference: " 8", index: 7),
                        prompt("copy ab =", reference: " ab", index: 9)]
         let samples = [[sample(" 5 ")], [sample(" 9")], [sample(" ab", finished: false)]]
-        let round = SelfGeneratedTargetsRound(labelled: prompts, options: try options("s3ft"), scoring: try SelfTrainScoring(name: "task"), seed: 1)
+        let round = SelfGeneratedTargetsRound(labelled: prompts, options: try options("ssr"), scoring: try SelfTrainScoring(name: "task"), seed: 1,
+                                              paraphrase: false)
         let (outcome, _) = try round.decide(round: 0, prompts: prompts, samples: samples)
         XCTAssertEqual(outcome.replacements, [prompts[0].row(answer: tokenizer.encodePlain(" 5 "))])
         XCTAssertEqual(outcome.replacements.first?.example, 4)
         XCTAssertEqual(outcome.restored, [7, 9])
+    }
+
+    /// S3FT differs from SSR exactly where the own answer is rejected and the paraphrase (the
+    /// answer after reading the gold example) is accepted: S3FT trains on the paraphrase, SSR on
+    /// the gold answer. Where the own answer is accepted both take it; where neither is, both
+    /// keep the gold. The paraphrase context is the gold example, then the prompt again.
+    func testS3FTFallsBackToAnAcceptedParaphraseWhereSSRKeepsTheGold() throws {
+        let prompts = [prompt("add 2 3 =", reference: " 5", index: 0), prompt("mul 2 4 =", reference: " 8", index: 1),
+                       prompt("copy ab =", reference: " ab", index: 2), prompt("add 1 1 =", reference: " 2", index: 3),
+                       prompt("upper ab =", reference: " AB", index: 4)]
+        let own = [sample(" 5"), sample(" 9"), sample(" ba"), sample(" 3"), sample(" AB")]
+        let paraphrases = [sample(" 6"), sample(" 8"), sample(" ba"), sample(" 2", finished: false), sample(" AB")]
+        let scoring = try SelfTrainScoring(name: "task")
+        let ssr = SelfGeneratedTargetsRound(labelled: prompts, options: try options("ssr"), scoring: scoring, seed: 1, paraphrase: false)
+        let s3ft = SelfGeneratedTargetsRound(labelled: prompts, options: try options("s3ft"), scoring: scoring, seed: 1, paraphrase: true)
+        XCTAssertEqual(ssr.contexts(prompts), prompts.map(\.ids))
+        XCTAssertEqual(s3ft.contexts(prompts), prompts.map(\.ids) + prompts.map { tokenizer.encodePlain("\($0.text)\($0.reference!)") + [tokenizer.eosId] + $0.ids })
+        let (a, _) = try ssr.decide(round: 0, prompts: prompts, samples: own.map { [$0] })
+        let (b, records) = try s3ft.decide(round: 0, prompts: prompts, samples: (own + paraphrases).map { [$0] })
+        let ownRows = [prompts[0].row(answer: own[0].ids), prompts[4].row(answer: own[4].ids)]
+        XCTAssertEqual(a.replacements, ownRows)
+        XCTAssertEqual(a.restored, [1, 2, 3])
+        // Prompt 1: " 9" rejected, paraphrase " 8" accepted; prompt 3's paraphrase did not finish.
+        XCTAssertEqual(b.replacements, [ownRows[0], prompts[1].row(answer: paraphrases[1].ids), ownRows[1]])
+        XCTAssertEqual(b.restored, [2, 3])
+        XCTAssertEqual(records.map { $0["target"] as? String }, ["model", "paraphrase", "gold", "gold", "model"])
+        XCTAssertNil(records[0]["paraphrase"], "a paraphrase is judged only where the own answer was rejected")
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: b.metrics)["self_targets_paraphrased"], 0.2)
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: b.metrics)["self_targets_accepted"], 0.4)
+        XCTAssertNil(Dictionary(uniqueKeysWithValues: a.metrics)["self_targets_paraphrased"])
+    }
+
+    /// `--self-train-scorer` takes every `--reward` name, built by the same registry with its
+    /// `--reward-arg NAME.key=value` arguments (`regex`, `format` were refused before).
+    func testSelfTrainScorerTakesRewardFunctionNames() throws {
+        XCTAssertEqual(SelfTrainScoring.names, RewardFunction.names)
+        let regex = try SelfTrainScoring(name: "regex", rewardArgs: ["regex.pattern": "^ [0-9]+$", "exact.ignore_case": "true"])
+        let item = { (c: String) in ScoringItem(prompt: "add 2 3 =", completion: c, reference: nil, source: "t:1") }
+        XCTAssertEqual(try regex.accepts([item(" 5"), item(" five")]), [true, false])
+        XCTAssertFalse(regex.needsReference)
+        let format = try SelfTrainScoring(name: "format")
+        XCTAssertEqual(try format.accepts([item(" 5"), item(" 5\n6")]), [true, false])
+        XCTAssertTrue(try SelfTrainScoring(name: "numeric").needsReference)
+        XCTAssertFalse(try SelfTrainScoring(name: "task").needsReference)
+        XCTAssertThrowsError(try SelfTrainScoring(name: "regex")) { XCTAssertTrue("\($0)".contains("pattern"), "\($0)") }
+        var r = Recipe()
+        r.selfTrainScorer = "format"; r.selfTrain = "rft"
+        XCTAssertEqual(try SelfTrainOptions(recipe: r).scorer, "format")
     }
 
     /// A round's rows fill `ratio` of the batch, replaced targets stand in for their rows, and

@@ -71,15 +71,15 @@ public struct RecipeKeys: Sendable {
     public let resume = RecipeKey<String?>("resume", nil, .optionalPath,
                                            "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
     public let unlabelled = RecipeKey<String?>("unlabelled", nil, .optionalPath,
-                                               "Unlabelled prompts JSONL ({prompt} or {messages} without the answer) for --self-train semievol.")
+                                               "Unlabelled prompts JSONL ({prompt} or {messages} without the answer) for --self-train semievol or superhf.")
     public let selfTrain = RecipeKey("self_train", "none", .oneOf(SelfTrainMethod.names),
-                                     "Train on the model's own answers: semievol, rft, ssr, s3ft (see README, Self-training).")
+                                     "Train on the model's own answers: semievol, rft, ssr, s3ft, superhf (see README, Self-training).")
     public let selfTrainEvery = RecipeKey("self_train_every", 100, .within(1...100_000_000),
                                           "Steps between self-training rounds (a round before steps 0, N, 2N, ...).")
     public let selfTrainScorer = RecipeKey<String?>("self_train_scorer", nil, .oneOfOrUnset(SelfTrainScoring.names),
-                                                    "Scorer that normalises, checks or accepts the model's answers in self-training.")
+                                                    "Scorer that normalises, checks or accepts the model's answers in self-training: a --reward name (arguments NAME.key=value by --reward-arg).")
     public let selfTrainArgs = RecipeKey("self_train_args", [String: String](), .keyValues,
-                                         "Self-training parameter key=value (repeatable): k, temperature, ratio, percentile, prompts, max_new_tokens.",
+                                         "Self-training parameter key=value (repeatable): k, temperature, top_p, ratio, percentile, prompts, max_new_tokens, top_k.",
                                          flag: "self-train-arg")
     public let zero = RecipeKey("zero", 0, .within(0...2),
                                 "ZeRO stage: 1 shards AdamW's moments over ranks, 2 the gradients as well (0: off).", resume: .mayChange)

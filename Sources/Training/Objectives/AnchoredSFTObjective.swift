@@ -26,34 +26,8 @@ public final class AnchoredSFTObjective: Objective, DetachedEvaluable {
 
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                          dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        let ref = requireReference(input, name)
-        let V = input.vocab, lambda = klWeight
-        let scale = inverseCount(input.context.globalLossTokens)
-        var diag = TokenDiagnostics()
-        var total = 0.0, sumKL = 0.0
-        for r in 0..<input.rows where input.mask[r] != 0 {
-            let y = lossTarget(input, r, name)
-            let z = input.logits + r * V, zr = ref + r * V
-            let lse = SoftmaxKernels.logSumExp(z, count: V), lseRef = SoftmaxKernels.logSumExp(zr, count: V)
-            let logp = z[y] - lse
-            let w = expf(LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp))
-            let m = input.mask[r], a = m * scale
-            // One pass: KL, entropy and the gradient a·[(w + λ)p_v − λq_v] (the −w·onehot below).
-            var kl: Double = 0, h: Double = 0
-            for v in 0..<V {
-                let lp = z[v] - lse, lq = zr[v] - lseRef
-                let p = expf(lp), qv = expf(lq)
-                kl += Double(qv * (lq - lp))
-                h -= Double(p * lp)
-                dlogits?[r * V + v] += a * ((w + lambda) * p - lambda * qv)
-            }
-            dlogits?[r * V + y] -= a * w
-            total += Double(m) * (Double(w * -logp) + Double(lambda) * kl)
-            sumKL += kl
-            diag.sumP += Double(expf(logp)); diag.entropy += h; diag.count += 1
+        KLAnchor.evaluate(input, objective: name, lambda: klWeight, dlogits: dlogits) { r, y, logp in
+            expf(LogitRow.detachedLogProb(detached, input.logits, row: r, input.vocab, target: y, liveLogP: logp))
         }
-        var d: [String: Double] = ["kl_ref": sumKL], c: [String: Double] = ["kl_ref": diag.count]
-        diag.into(&d, &c)
-        return ObjectiveResult(loss: total * Double(scale), diagnostics: d, diagnosticCounts: c)
     }
 }

@@ -2,7 +2,8 @@
 /// One line per method; each method lives in its own file.
 public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
-                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift"]
+                               "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
+                               "superhf"]
         + ["uft", "prefix-rft"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
@@ -58,6 +59,7 @@ public enum ObjectiveRegistry {
             objective = try ReLIFTObjective(epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
                                             lossType: args.string("loss_type", default: "dr_grpo"),
                                             sftDataSize: try args.int("sft_data_size", default: 0, in: 0...1_048_576))
+        case "superhf": objective = try SuperHFObjective(klCoefficient: try args.float("kl_coefficient", default: 0.35))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

@@ -2,9 +2,9 @@ import Foundation
 
 /// `--self-train METHOD`: how the model's own generations become training targets (README,
 /// "Self-training"). One file per method: `SemiEvolRound.swift`, `RejectionSamplingRound.swift`,
-/// `SelfGeneratedTargetsRound.swift`.
+/// `SelfGeneratedTargetsRound.swift`, `SuperHFRound.swift`.
 public enum SelfTrainMethod: String, CaseIterable, Sendable {
-    case none, semievol, rft, ssr, s3ft
+    case none, semievol, rft, ssr, s3ft, superhf
     public static var names: [String] { allCases.map(\.rawValue) }
 
     /// Whether the method cannot run without a scorer: RFT keeps only accepted answers, SSR and
@@ -21,12 +21,18 @@ public struct SelfTrainOptions: Sendable, Equatable {
     public var every = 100
     /// `--self-train-scorer`, when given.
     public var scorer: String?
-    /// Answers sampled per prompt (SemiEvol `num_infer`; RFT's k). SSR and S3FT take one greedy answer.
+    /// Answers sampled per prompt (SemiEvol `num_infer`; RFT's k; SuperHF's `superbatch_size`,
+    /// 16). SSR and S3FT take one greedy answer.
     public var samples = 4
-    /// Sampling temperature of the round's answers (SemiEvol and RFT sample at 1.0).
+    /// Sampling temperature of the round's answers (SemiEvol, RFT and SuperHF sample at 1.0).
     public var temperature: Float = 1
-    /// Share of each step's batch drawn from the round's generated rows (semievol, rft).
+    /// Nucleus sampling of the round's answers (SuperHF samples at top_p 0.95; the others at 1).
+    public var topP: Float = 1
+    /// Share of each step's batch drawn from the round's generated rows (semievol, rft: 0.5;
+    /// superhf: 1, SuperHF fine-tunes on its filtered completions only).
     public var ratio = 0.5
+    /// SuperHF keeps the `top_k` best completions of each prompt (`completion_filter_top_k`, 1).
+    public var topK = 1
     /// SemiEvol keeps an inconsistent prompt's answer when its entropy is below this percentile
     /// of all inconsistent prompts' entropies (30 in the public code).
     public var percentile = 30.0
@@ -35,7 +41,7 @@ public struct SelfTrainOptions: Sendable, Equatable {
     /// Generation length of a round's answers (default: the recipe's max_new_tokens).
     public var maxNewTokens: Int
 
-    public static let argumentNames = ["k", "temperature", "ratio", "percentile", "prompts", "max_new_tokens"]
+    public static let argumentNames = ["k", "temperature", "top_p", "ratio", "percentile", "prompts", "max_new_tokens", "top_k"]
 
     public init(recipe: Recipe) throws {
         maxNewTokens = recipe.maxNewTokens
@@ -43,6 +49,7 @@ public struct SelfTrainOptions: Sendable, Equatable {
         every = recipe.selfTrainEvery
         scorer = recipe.selfTrainScorer
         var a = recipe.selfTrainArgs
+        if method == .superhf { samples = 16; topP = 0.95; ratio = 1 }   // the SuperHF paper's settings
         func number(_ key: String, _ range: ClosedRange<Double>, integer: Bool = false) throws -> Double? {
             guard let text = a.removeValue(forKey: key) else { return nil }
             guard let v = Double(text), v.isFinite, range.contains(v), !integer || v == v.rounded() else {
@@ -53,15 +60,18 @@ public struct SelfTrainOptions: Sendable, Equatable {
         }
         if let v = try number("k", 1...64, integer: true) { samples = Int(v) }
         if let v = try number("temperature", 0...10) { temperature = Float(v) }
+        if let v = try number("top_p", 0.000001...1) { topP = Float(v) }
         if let v = try number("ratio", 0...1) { ratio = v }
         if let v = try number("percentile", 0...100) { percentile = v }
         if let v = try number("prompts", 1...1_000_000, integer: true) { prompts = Int(v) }
         if let v = try number("max_new_tokens", 1...65_536, integer: true) { maxNewTokens = Int(v) }
+        if let v = try number("top_k", 1...64, integer: true) { topK = Int(v) }
+        if topK > samples { throw RecipeError("self_train_args: top_k (\(topK)) must be at most k (\(samples)): the best top_k of k completions are kept") }
         if let extra = a.keys.sorted().first {
             throw RecipeError("self_train_args: unknown key \"\(extra)\" (known: \(Self.argumentNames.joined(separator: ", ")))")
         }
         if method == .none, !recipe.selfTrainArgs.isEmpty || recipe.selfTrainScorer != nil {
-            throw RecipeError("self_train_args and self_train_scorer need --self-train semievol, rft, ssr or s3ft")
+            throw RecipeError("self_train_args and self_train_scorer need --self-train semievol, rft, ssr, s3ft or superhf")
         }
     }
 }

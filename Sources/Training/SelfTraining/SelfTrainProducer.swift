@@ -43,7 +43,8 @@ public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
     /// Collective: sampling on every rank, selection on the coordinator, the outcome broadcast.
     func runRound(_ p: StepPreparation, round r: Int) {
         let prompts = method.prompts(round: r)
-        let samples = SelfTrainRounds.sample(p, prompts: prompts, k: method.samplesPerPrompt, temperature: method.temperature,
+        let samples = SelfTrainRounds.sample(p, contexts: method.contexts(prompts), k: method.samplesPerPrompt,
+                                             temperature: method.temperature, topP: method.topP,
                                              maxNewTokens: options.maxNewTokens, round: r)
         let outcome: RoundOutcome = p.decide {
             do {

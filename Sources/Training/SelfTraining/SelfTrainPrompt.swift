@@ -13,11 +13,15 @@ public struct SelfTrainPrompt: Sendable, Equatable {
     public var source: String
     /// The training-set index of a labelled prompt; −1 for an unlabelled one.
     public var example: Int
+    /// The whole formatted example up to its last trained token (prompt, gold answer, terminator):
+    /// the context S3FT's paraphrase starts from.
+    public var demonstration: [Int32]
 
     /// The prompt part of a formatted example (its answer, if any, is dropped).
     public init?(example e: Example, index: Int, tokenizer: Tokenizer, reference: String?) {
         guard e.promptLength > 0, let last = e.lossMask.lastIndex(of: 1), last >= e.promptLength else { return nil }
         ids = Array(e.ids[0..<e.promptLength])
+        demonstration = Array(e.ids[0...last])
         terminator = e.ids[last]
         text = tokenizer.decode(ids)
         self.reference = reference

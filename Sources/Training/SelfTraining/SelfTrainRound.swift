@@ -12,8 +12,17 @@ protocol SelfTrainRound {
     /// Answers sampled per prompt, and how.
     var samplesPerPrompt: Int { get }
     var temperature: Float { get }
+    var topP: Float { get }
+    /// What the model is asked: the round's prompts (default), or more contexts after them
+    /// (S3FT's paraphrase contexts); `decide` gets one sample list per context, in this order.
+    func contexts(_ prompts: [SelfTrainPrompt]) -> [[Int32]]
     /// Runs on the coordinator only: the round's outcome and one log record per prompt.
     func decide(round: Int, prompts: [SelfTrainPrompt], samples: [[RoundSample]]) throws -> (RoundOutcome, [[String: Any]])
+}
+
+extension SelfTrainRound {
+    var topP: Float { 1 }
+    func contexts(_ prompts: [SelfTrainPrompt]) -> [[Int32]] { prompts.map(\.ids) }
 }
 
 /// A sampled answer: its ids, decoded text, token log-probabilities and whether it finished
@@ -58,20 +67,20 @@ enum SelfTrainRounds {
     /// Sequences per generation call: bounds the KV cache of a round however many prompts it has.
     static let chunk = 256
 
-    /// k answers per prompt, sampled on all ranks (`ShardedGeneration`: prompts dealt over ranks,
-    /// gathered in order). Sample j of prompt i in chunk c draws from stream (seed(round, c), i·k + j
-    /// within the chunk), so the samples are the same for any rank count.
-    static func sample(_ p: StepPreparation, prompts: [SelfTrainPrompt], k: Int, temperature: Float,
+    /// k answers per context (a prompt's ids), sampled on all ranks (`ShardedGeneration`: contexts
+    /// dealt over ranks, gathered in order). Sample j of context i in chunk c draws from stream
+    /// (seed(round, c), i·k + j within the chunk), so the samples are the same for any rank count.
+    static func sample(_ p: StepPreparation, contexts: [[Int32]], k: Int, temperature: Float, topP: Float = 1,
                        maxNewTokens: Int, round: Int) -> [[RoundSample]] {
-        let flat = prompts.flatMap { pr in [[Int32]](repeating: pr.ids, count: k) }
+        let flat = contexts.flatMap { ids in [[Int32]](repeating: ids, count: k) }
         let stop = Evaluator.stopIds(p.tokenizer)
-        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, stopIds: stop)
+        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topP: topP, stopIds: stop)
         var gens: [Generation] = []
         for (c, start) in stride(from: 0, to: flat.count, by: chunk).enumerated() {
             let part = Array(flat[start..<min(start + chunk, flat.count)])
             gens += p.generate(prompts: part, options: options, seed: streamSeed(p.seed, round: round, chunk: c))
         }
-        return prompts.indices.map { i in
+        return contexts.indices.map { i in
             (0..<k).map { j in
                 let g = gens[i * k + j]
                 return RoundSample(ids: g.ids, text: p.tokenizer.decode(g.ids), logProbs: g.logProbs, finished: g.finish == .stop)

@@ -23,21 +23,28 @@ public enum SelfTrainSetup {
             let options = try SelfTrainOptions(recipe: r)
             try check(options, recipe: r, pairs: setup.objective.requirements.pairs)
             guard options.method != .none else { return (nil, options) }
-            let scoring = try options.scorer.map(SelfTrainScoring.init(name:))
-            switch options.method {
-            case .none: return (nil, options)
-            case .semievol:
+            let scoring = try options.scorer.map { try SelfTrainScoring(name: $0, rewardArgs: r.rewardArgs) }
+            func unlabelled(_ path: String) throws -> [SelfTrainPrompt] {
                 let template = try ChatTemplate.resolve(r.chatTemplate, tokenizer: setup.tokenizer).template
-                let (prompts, warning) = try UnlabelledPrompts.read(path: r.unlabelled!, tokenizer: setup.tokenizer, template: template,
+                let (prompts, warning) = try UnlabelledPrompts.read(path: path, tokenizer: setup.tokenizer, template: template,
                                                                    maxLength: min(r.maxLength, setup.model.maxSequenceLength),
                                                                    skipBadLines: r.skipBadLines)
                 if let warning, comm.isCoordinator { FileHandle.standardError.write(Data("sft-dist: warning: \(warning)\n".utf8)) }
-                return (SemiEvolRound(unlabelled: prompts, options: options, scoring: scoring, seed: r.seed), options)
+                return prompts
+            }
+            switch options.method {
+            case .none: return (nil, options)
+            case .semievol:
+                return (SemiEvolRound(unlabelled: try unlabelled(r.unlabelled!), options: options, scoring: scoring, seed: r.seed), options)
+            case .superhf:
+                let prompts = try r.unlabelled.map(unlabelled) ?? labelledPrompts(setup).compactMap { $0 }
+                let rewards = try superHFRewards(r, scoring: scoring, objective: setup.objective, prompts: prompts)
+                return (SuperHFRound(candidates: prompts, options: options, rewards: rewards, scoring: scoring, seed: r.seed), options)
             case .rft:
                 return (RejectionSamplingRound(labelled: labelledPrompts(setup), options: options, scoring: scoring!, seed: r.seed), options)
             case .ssr, .s3ft:
-                return (SelfGeneratedTargetsRound(labelled: labelledPrompts(setup), options: options, scoring: scoring!, seed: r.seed),
-                        options)
+                return (SelfGeneratedTargetsRound(labelled: labelledPrompts(setup), options: options, scoring: scoring!, seed: r.seed,
+                                                  paraphrase: options.method == .s3ft), options)
             }
         }
         guard let method else { return nil }
@@ -49,7 +56,7 @@ public enum SelfTrainSetup {
     static func check(_ o: SelfTrainOptions, recipe r: Recipe, pairs: Bool) throws {
         let flag = "--self-train \(o.method.rawValue)"
         if o.method == .none {
-            if r.unlabelled != nil { throw RecipeError("--unlabelled is read by --self-train semievol; give it, or drop --unlabelled") }
+            if r.unlabelled != nil { throw RecipeError("--unlabelled is read by --self-train semievol or superhf; give one, or drop --unlabelled") }
             return
         }
         if pairs { throw RecipeError("\(flag) trains on demonstrations; objective \(r.objective) trains on preference pairs") }
@@ -60,9 +67,27 @@ public enum SelfTrainSetup {
         case .semievol:
             if r.unlabelled == nil { throw RecipeError("\(flag) needs --unlabelled FILE (prompts without answers)") }
         case .rft, .ssr, .s3ft:
-            if r.unlabelled != nil { throw RecipeError("\(flag) answers the labelled prompts of --data; --unlabelled is for semievol") }
-        case .none: break
+            if r.unlabelled != nil { throw RecipeError("\(flag) answers the labelled prompts of --data; --unlabelled is for semievol and superhf") }
+        case .superhf, .none: break
         }
+    }
+
+    /// SuperHF's reward: the `--reward` functions, else the `--self-train-scorer` (weight 1); every
+    /// prompt must carry a reference when one compares with it; the loss must be `superhf`'s.
+    static func superHFRewards(_ r: Recipe, scoring: SelfTrainScoring?, objective: Objective,
+                               prompts: [SelfTrainPrompt]) throws -> [RewardFunction] {
+        guard objective is SuperHFObjective else {
+            throw RecipeError("--self-train superhf trains with --objective superhf (SFT on the best completions + kl_coefficient·KL to the initial model), not \(objective.name)")
+        }
+        let rewards = r.rewards.isEmpty ? scoring.map { [$0.rewardFunction] } ?? []
+                                        : try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
+        guard !rewards.isEmpty else {
+            throw RecipeError("--self-train superhf ranks completions by a reward: give --reward NAME[=WEIGHT] (NAME one of \(RewardFunction.names.joined(separator: ", "))) or --self-train-scorer")
+        }
+        if let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) {
+            throw RecipeError("\(p.source): reward \(f.name) compares with a reference answer and this prompt has none (\(r.unlabelled == nil ? "no answer" : "--unlabelled"))")
+        }
+        return rewards
     }
 
     /// The training set's rows as prompts with their gold answers.
