@@ -12,7 +12,22 @@ import Foundation
 /// Before starting the next block's buckets, backward waits for the previous block's, which
 /// have had a whole block's backward to complete, and releases them: at most about two
 /// blocks' gradients (plus those no block covers, e.g. the embeddings) are resident at once.
-/// While micro-batches accumulate, the full gradient is resident, as it must be.
+///
+/// ZeRO-2 under gradient accumulation (as DeepSpeed's stage 2 does): every micro-batch's
+/// buckets are reduce-scattered and released as backward produces them (one `finish()` per
+/// micro-batch, a "round"), so the full gradient never outlives a micro-batch; the shard
+/// accumulates the rounds. Reduce-scatter overwrites its receive buffer, so before a later
+/// round's piece starts, the shard's running sum is added into this rank's own part of the
+/// piece (which that rank alone contributes): the round's sum then includes it, and no
+/// second receive buffer is needed. Every rank must run the same number of rounds
+/// (`finish()` with a zero gradient where a rank has fewer micro-batches).
+///
+/// Open MPI's non-blocking reduce-scatter (libnbc: a binomial reduce to rank 0, then a
+/// scatter) allocates two temporaries of the whole piece, and rank 0 writes both: 8 bytes per
+/// float in flight, twice what the gradient itself takes. So no more than
+/// `maxFloatsInFlight` are started at once: before a piece that would pass it, the ones in
+/// flight are completed (and with ZeRO-2 released). Without the bound, `finish()` started the
+/// embeddings' pieces together (40 MiB of temporaries on rank 0 for gpt2-mini at 4 ranks).
 public final class ShardedGradients {
     public let plan: ShardPlan
     let comm: Communicator
@@ -27,10 +42,19 @@ public final class ShardedGradients {
     private var started: [Bool]
     /// Pieces started and not yet released (ZeRO-2).
     private var unreleased: [Int] = []
+    /// ZeRO-2: the shard already holds an earlier round's sum of this step (it accumulates).
+    private var accumulating = false
+    /// ZeRO-2: rounds (reduce-scatters of the whole gradient) completed since `zeroGradients()`.
+    public private(set) var roundsThisStep = 0
     private var secondsInBackward = 0.0
+    /// Floats of the pieces started and not yet completed.
+    private var inFlight = 0
+    let maxFloatsInFlight: Int
 
-    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, plan: ShardPlan, releasesGradients: Bool) {
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, plan: ShardPlan, releasesGradients: Bool,
+                maxFloatsInFlight: Int = 1 << 21) {
         self.comm = comm
+        self.maxFloatsInFlight = max(1, maxFloatsInFlight)
         self.plan = plan
         grads = gradients
         self.releasesGradients = releasesGradients
@@ -56,10 +80,7 @@ public final class ShardedGradients {
         let due = plan.pieces.indices.filter { !started[$0] && plan.pieces[$0].lowerBound >= range.lowerBound && plan.pieces[$0].upperBound <= range.upperBound }
         guard !due.isEmpty else { return }
         let t0 = comm.wallTime()
-        if releasesGradients && !unreleased.isEmpty {
-            comm.finishAllreduces()
-            releaseStarted()
-        }
+        if releasesGradients && !unreleased.isEmpty { complete() }
         due.forEach(start)
         comm.progressAllreduces()
         secondsInBackward += comm.wallTime() - t0
@@ -73,20 +94,25 @@ public final class ShardedGradients {
         secondsInBackward += comm.wallTime() - t0
     }
 
-    /// Starts every piece not started yet, in plan order, and waits for all of them.
+    /// Starts every piece not started yet, in plan order, and waits for all of them. With
+    /// ZeRO-2 this ends a round: the full gradient is released and the next round accumulates.
     public func finish() {
         for i in plan.pieces.indices where !started[i] { start(i) }
-        comm.finishAllreduces()
-        if releasesGradients { releaseStarted() }
+        complete()
+        unreleased.removeAll()
         started = [Bool](repeating: false, count: plan.pieces.count)
+        accumulating = releasesGradients
+        roundsThisStep += 1
     }
 
     /// Zeroes the full gradient buffer's pieces before a step (ZeRO-2: returns their pages,
-    /// which read as zero, instead of writing zeros into them).
+    /// which read as zero, instead of writing zeros into them); the shard starts afresh.
     public func zeroGradients() {
         for p in plan.pieces {
             if releasesGradients { release(p) } else { (grads + p.lowerBound).update(repeating: 0, count: p.count) }
         }
+        accumulating = false
+        roundsThisStep = 0
     }
 
     /// The updated parameter parts of every rank, to every rank (in place, piece by piece).
@@ -102,10 +128,23 @@ public final class ShardedGradients {
         return secondsInBackward
     }
 
+    /// Waits for every piece in flight; ZeRO-2 releases their full-size gradient.
+    private func complete() {
+        comm.finishAllreduces()
+        inFlight = 0
+        if releasesGradients { releaseStarted() }
+    }
+
     private func start(_ i: Int) {
+        let p = plan.pieces[i]
+        if inFlight > 0 && inFlight + p.count > maxFloatsInFlight { complete() }
         started[i] = true
         unreleased.append(i)
-        let p = plan.pieces[i]
+        inFlight += p.count
+        if accumulating {  // this round's sum includes the earlier rounds' (see the type's comment)
+            let mine = grads + owned[i].lowerBound, sum = shard + shardOffsets[i]
+            for j in 0..<owned[i].count { mine[j] += sum[j] }
+        }
         comm.startReduceScatterSum(UnsafeBufferPointer(start: grads + p.lowerBound, count: p.count), counts: plan.counts(p),
                                    into: UnsafeMutableBufferPointer(start: shard + shardOffsets[i], count: owned[i].count))
     }

@@ -38,6 +38,15 @@ final class ZeroTests: XCTestCase {
                     "-n 2 --zero 2, no overlap")
     }
 
+    /// ZeRO-2 reduce-scatters every micro-batch: at 1 rank (4 micro-batches) and at 3 ranks,
+    /// where ranks 0 and 1 have 2 micro-batches and rank 2 one (it joins the second
+    /// reduce-scatter round with a zero gradient; without that the job would hang).
+    func testZeroTwoWithUnevenMicroBatchCountsGivesTheUnshardedLosses() {
+        for n in [1, 3] {
+            assertClose(run(n, [], "n\(n)-plain-acc"), run(n, ["--zero", "2"], "n\(n)-zero2-acc"), "-n \(n) --zero 2, accumulating")
+        }
+    }
+
     /// kill -9 of a 2-rank --zero 2 job, then --resume latest: the uninterrupted losses bit for bit.
     func testKillNineThenResumeUnderZeroIsBitExact() throws {
         let base = self.base.map { $0 == "\(Self.steps)" ? "30" : $0 }   // --steps 30

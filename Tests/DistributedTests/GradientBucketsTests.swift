@@ -1,11 +1,13 @@
 import XCTest
 @testable import Distributed
 
-/// Records the sums a `GradientBuckets` starts, as offsets into the gradient buffer.
-private final class RecordingCommunicator: Communicator {
+/// Records the sums a `GradientBuckets` starts, as offsets into the gradient buffer (and the
+/// most reduce-scattered floats in flight at once, for `ShardedGradientsInFlightTests`).
+final class RecordingCommunicator: Communicator {
     let origin: UnsafeMutablePointer<Float>
     var started: [Range<Int>] = []
     var progressed = 0, finished = 0
+    var inFlight = 0, maxInFlight = 0
     init(origin: UnsafeMutablePointer<Float>) { self.origin = origin }
     var rank: Int { 0 }
     var size: Int { 2 }
@@ -22,10 +24,12 @@ private final class RecordingCommunicator: Communicator {
         started.append(lo..<(lo + buffer.count))
     }
     func progressAllreduces() { progressed += 1 }
-    func finishAllreduces() { finished += 1 }
+    func finishAllreduces() { finished += 1; inFlight = 0 }
     func startReduceScatterSum(_ buffer: UnsafeBufferPointer<Float>, counts: [Int], into shard: UnsafeMutableBufferPointer<Float>) {
         let lo = UnsafeMutablePointer(mutating: buffer.baseAddress!) - origin
         started.append(lo..<(lo + buffer.count))
+        inFlight += buffer.count
+        maxInFlight = max(maxInFlight, inFlight)
     }
     func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {}
     func abortJob(code: Int32) -> Never { fatalError("abort \(code)") }

@@ -1,3 +1,4 @@
+import Distributed
 import Models
 
 /// What `sft-dist bench` counts as needed memory per rank under `--zero` and `--recompute`
@@ -21,5 +22,33 @@ extension Benchmark {
     static func recomputedActivationFloats(_ c: GPT2Config, _ batch: Int, _ seqLen: Int) -> Int {
         let C = c.embedDim, H = c.heads, N = batch * seqLen
         return c.layers * N * C + N * (16 * C + H * seqLen + 4) + N * (2 * C + 2)
+    }
+
+    /// Peak resident set per phase of a step (`Trainer.onPhase`): as each phase ends the
+    /// high-water mark (VmHWM) is read and restarted from the current resident set, so each
+    /// figure is the most that phase held at once, including what earlier phases left
+    /// resident. The step's own peak is the largest of them.
+    final class PhasePeaks {
+        static let names = ["prepare", "forward", "backward", "gradient sync", "update"]
+        private var current = [Int](repeating: 0, count: names.count)
+        /// The highest mark seen over every phase of every step.
+        private(set) var overall = 0
+
+        func mark(_ phase: String) {
+            guard let i = Self.names.firstIndex(of: phase) else { return }
+            let peak = peakResidentBytes()
+            current[i] = max(current[i], peak)
+            overall = max(overall, peak)
+            resetPeakResident()
+        }
+
+        /// Collective: the step's peaks, max over ranks, as one log line; starts the next step.
+        func takeStep(comm: Communicator) -> String {
+            var v = current.map(Double.init)
+            comm.allreduce(&v, op: .max)
+            current = [Int](repeating: 0, count: Self.names.count)
+            let parts = zip(Self.names, v).map { String(format: "%@ %.0f", $0, $1 / 1048576) }
+            return "  peak RSS by phase, MiB (max over ranks): " + parts.joined(separator: ", ")
+        }
     }
 }

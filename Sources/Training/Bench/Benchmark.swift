@@ -76,6 +76,8 @@ public enum Benchmark {
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                              objective: objective, referenceModel: nil)
         let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
+        let phases = PhasePeaks()   // Benchmark+Memory.swift
+        trainer.onPhase = phases.mark
         if let lora { log("LoRA r=\(lora.rank), α=\(Int(lora.alpha)) on \(lora.targets.joined(separator: ", ")): \(trainer.trainable.names.count) adapter tensors, the base frozen") }
 
         // The SGEMM ceiling before and after the steps, on every rank at once (as training runs
@@ -113,8 +115,9 @@ public enum Benchmark {
             let ranks = comm.size > 1 ? String(format: ", allreduce %.1f, waiting for the slower rank %.1f", own * 1e3, waited * 1e3) : ""
             log(String(format: "step %d/%d: %.1f ms (compute %.1f%@, update %.1f), loss %.4f%@",
                        s + 1, total, dt * 1e3, tc * 1e3, ranks, tu * 1e3, r.loss, s < o.warmup ? " (warm-up)" : ""))
+            log(phases.takeStep(comm: comm))
         }
-        let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes)), op: .max))
+        let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes, phases.overall)), op: .max))
         let after = probe.best(repeats: 7)
         log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameter store %.0f MiB ×2, Adam %.0f MiB",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,

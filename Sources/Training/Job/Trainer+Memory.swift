@@ -36,6 +36,37 @@ extension Trainer {
     func zeroGradients() {
         if let zero { zero.gradients.zeroGradients() } else { trainable.zeroGradients(model.parameters) }
     }
+
+    /// ZeRO-2 reduce-scatters every micro-batch's gradient into the shard (`ShardedGradients`,
+    /// "rounds") instead of accumulating the full gradient; nil otherwise.
+    var zeroRounds: ShardedGradients? { zero.flatMap { $0.gradients.releasesGradients ? $0.gradients : nil } }
+
+    /// Reduce-scatter rounds of this step: with ZeRO-2, the most micro-batches any rank has
+    /// (ranks with fewer join the rest with a zero gradient, as MPI needs every rank in every
+    /// round); otherwise this rank's micro-batch count (one sync after the last).
+    func reductionRounds(microBatches: Int) -> Int {
+        guard zeroRounds != nil, comm.size > 1 else { return microBatches }
+        return Int(comm.allreduce(Int64(microBatches), op: .max))
+    }
+
+    /// Whether micro-batch `k`'s backward starts its buckets' sums or reduce-scatters: the
+    /// step's last round always, every micro-batch with ZeRO-2.
+    func syncsDuringBackward(_ k: Int, rounds: Int, overlap: Bool) -> Bool {
+        overlap && (k == rounds - 1 || zeroRounds != nil)
+    }
+
+    /// ZeRO-2, after micro-batch `k`: completes its round (the full gradient released), except
+    /// the step's last round, which `syncGradients` completes.
+    func endMicroBatch(_ k: Int, rounds: Int) {
+        if let sharded = zeroRounds, k < rounds - 1 { sharded.finish() }
+    }
+
+    /// ZeRO-2: the rounds this rank has no micro-batch for, with its (zero) gradient, all but
+    /// the last, which `syncGradients` runs.
+    func joinRemainingRounds(microBatches: Int, rounds: Int) {
+        guard let sharded = zeroRounds else { return }
+        for _ in microBatches..<max(microBatches, rounds - 1) { sharded.finish() }
+    }
 }
 
 struct ZeroSetupError: Error, CustomStringConvertible {

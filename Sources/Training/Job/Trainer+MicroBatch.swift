@@ -78,6 +78,7 @@ extension Trainer {
                 }
             }
         }
+        onPhase?("forward")   // with the fused head's own backward
         tape.backward()
         return MicroBatchResult(objective: partial.compactMap { $0 }.reduce(ObjectiveResult(loss: 0), merge),
                                 statistics: pass.observing ? sequenceStatistics(mb, ids: seqId, nll: nll, sequences: pass.sequences) : [])
@@ -91,6 +92,7 @@ extension Trainer {
             if pass.observing { nll.withUnsafeMutableBufferPointer { targetLosses(f.input, into: $0.baseAddress!) } }
             // The objective accumulates straight into the logits' (zeroed) gradient.
             let result = objective.lossAndGradient(f.input, dlogits: f.logits.grad)
+            onPhase?("forward")
             tape.backward()
             return MicroBatchResult(objective: result, statistics: pass.observing
                 ? sequenceStatistics(pass.mb, ids: f.input.sequenceId, nll: nll, sequences: pass.sequences) : [])

@@ -42,6 +42,10 @@ public final class Trainer {
     let arena = Arena()
     lazy var buckets = GradientBuckets(comm: comm, gradients: model.parameters.grads, regions: trainable.ranges)
     lazy var blockRanges = model.blockParameterRanges
+    /// Called as the step leaves each phase ("prepare", "forward", "backward", "gradient sync",
+    /// "update"; the middle two once per micro-batch): `sft-dist bench` reads the peak resident
+    /// set of each phase through it (Bench/Benchmark+Memory.swift). Nil in training.
+    public var onPhase: ((String) -> Void)?
 
     public struct StepReport {
         public var step: Int
@@ -113,6 +117,7 @@ public final class Trainer {
         //    global normalisers, the old policy, the objective's statistics pass.
         let t0 = comm.wallTime()
         let prepared = prepare(step)
+        onPhase?("prepare")
 
         // 2. Forward, objective, backward per micro-batch; gradients accumulate. On the last
         //    micro-batch each block's gradient sum starts as soon as backward has finished it.
@@ -121,26 +126,32 @@ public final class Trainer {
         let overlap = setup.recipe.overlapGradSync && comm.size > 1
         var total = ObjectiveResult(loss: 0), localBad = false
         var observed: [SequenceStatistics] = []
+        let rounds = reductionRounds(microBatches: prepared.micro.count)   // Trainer+Memory.swift (ZeRO-2)
         for (k, mb) in prepared.micro.enumerated() {
             let pass = MicroBatchPass(mb: mb, index: k, context: prepared.context, sequences: prepared.batch.sequences,
-                                      syncing: overlap && k == prepared.micro.count - 1, observing: source.observes)
+                                      syncing: syncsDuringBackward(k, rounds: rounds, overlap: overlap), observing: source.observes)
             // Trainer+MicroBatch.swift: LM head fused with a row-local objective, or full logits.
             let result = fusedMicroBatch(pass) ?? unfusedMicroBatch(pass)
             if !result.loss.isFinite { localBad = true }
             total = merge(total, result.objective)
             observed += result.statistics
+            endMicroBatch(k, rounds: rounds)
+            onPhase?("backward")
         }
+        joinRemainingRounds(microBatches: prepared.micro.count, rounds: rounds)
 
         // 3. Gradient sync: the trainable ranges summed over ranks.
         let tSync = comm.wallTime()
         syncGradients(overlapped: overlap)
         let tSynced = comm.wallTime()
+        onPhase?("gradient sync")
         lastTimings = StepTimings(prepare: tCompute - t0, compute: tSync - tCompute, gradientSync: tSynced - tSync,
                                   syncInBackward: overlap ? zero?.gradients.takeSecondsInBackward() ?? buckets.takeSecondsInBackward() : 0)
 
         // 4. Update: global loss and diagnostics, norm, non-finite policy, clipping + optimizer.
         let report = update(step: step, total: total, localBad: localBad, prepared: prepared)
         lastTimings.update = comm.wallTime() - tSynced
+        onPhase?("update")
 
         // 5. The producer observes what the step did (all ranks' statistics, batch order).
         if source.observes { observe(step: step, local: observed) }

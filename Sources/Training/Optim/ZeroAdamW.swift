@@ -28,6 +28,10 @@ public final class ZeroAdamW: Optimizer {
                 beta1: Float, beta2: Float, eps: Float, weightDecay: Float) throws {
         let plan = try ShardPlan(regions: trainable.ranges, blocks: blocks, size: comm.size)
         gradients = ShardedGradients(comm: comm, gradients: params.grads, plan: plan, releasesGradients: stage >= 2)
+        // ZeRO-2: the gradient buffer was zero-filled at allocation, which made all of it
+        // resident; its pages go back now rather than at the first step, so the state before
+        // the first step is the 4N + 12N/R the formula counts.
+        if stage >= 2 { gradients.zeroGradients() }
         self.comm = comm
         self.trainable = trainable
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
