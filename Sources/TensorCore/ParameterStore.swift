@@ -1,6 +1,10 @@
 /// All of a model's parameters in one flat float32 buffer, and all gradients in a second
 /// buffer with the same layout (the llm.c habit). Each parameter is a `Tensor` view at an
 /// offset, addressed by the checkpoint's own key (e.g. `transformer.h.0.attn.c_attn.weight`).
+/// The gradient buffer is mapped, not written (`ZeroedPages`): only the ranges a step trains
+/// are ever touched, so a frozen parameter (LoRA's base, `--freeze`; `TrainableSet.apply`)
+/// costs no gradient memory, and neither does a model that never runs backward (a reference
+/// model, an old-policy snapshot).
 ///
 /// One allreduce over `grads`, one optimizer loop over `values`, one checksum over `values`:
 /// nothing iterates over parameters one by one on the hot path.
@@ -38,7 +42,7 @@ public final class ParameterStore {
         self.entries = entries
         count = offset
         values = CheckedAllocation.floats(count, for: "\(count) parameters")
-        grads = CheckedAllocation.floats(count, for: "the gradients of \(count) parameters")
+        grads = ZeroedPages.floats(count, for: "the gradients of \(count) parameters")
         for (i, e) in entries.enumerated() {
             byName[e.name] = i
             views.append(Tensor(view: values + e.offset, grad: grads + e.offset, shape: e.shape))
@@ -59,7 +63,7 @@ public final class ParameterStore {
 
     deinit {
         CheckedAllocation.free(values)
-        CheckedAllocation.free(grads)
+        ZeroedPages.free(grads, count: count)
     }
 
     public subscript(name: String) -> Tensor {

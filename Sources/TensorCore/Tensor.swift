@@ -82,6 +82,14 @@ public final class Tensor {
 
     public var hasGrad: Bool { gradPointer != nil }
 
+    /// Points a parameter view's gradient into its store's buffer, or nowhere for a frozen
+    /// parameter (`TrainableSet.apply`), whose ops then never ask for one.
+    func viewGradient(_ g: UnsafeMutablePointer<Float>?) {
+        if ownsGrad, let old = gradPointer { CheckedAllocation.free(old) }
+        ownsGrad = false
+        gradPointer = g
+    }
+
     /// Hands an arena-backed gradient back to the pool (the tape does this once the op that
     /// produced this tensor has run its backward). No effect on other tensors.
     public func releaseGrad() {

@@ -40,15 +40,29 @@ public struct TrainableSet: Sendable, Equatable {
 
     public func contains(_ index: Int) -> Bool { ranges.contains { $0.contains(index) } }
 
-    /// Marks each parameter tensor of `store` trainable or frozen (`requiresGrad`) and zeroes
-    /// the gradients of frozen ones once: nothing writes them afterwards.
+    /// Marks each parameter tensor of `store` trainable or frozen (`requiresGrad`). A frozen
+    /// tensor has no gradient (its view points nowhere) and its range of the store's gradient
+    /// buffer is released once (`ZeroedPages`: it reads as zero and holds no memory), so the
+    /// buffer's resident part is the trainable ranges only; nothing writes the rest afterwards.
     public func apply(to store: ParameterStore) {
         let trainable = Set(names)
         for e in store.entries {
             let t = store[e.name]
             t.requiresGrad = trainable.contains(e.name)
-            if !t.requiresGrad { t.grad.update(repeating: 0, count: e.count) }
+            t.viewGradient(t.requiresGrad ? store.grads + e.offset : nil)
         }
+        for r in frozenRanges(store) { ZeroedPages.release(store.grads, r) }
+    }
+
+    /// The flat ranges of `store` outside this set (frozen parameters with their padding).
+    public func frozenRanges(_ store: ParameterStore) -> [Range<Int>] {
+        var gaps: [Range<Int>] = [], at = 0
+        for r in ranges {
+            if r.lowerBound > at { gaps.append(at..<r.lowerBound) }
+            at = r.upperBound
+        }
+        if at < store.count { gaps.append(at..<store.count) }
+        return gaps
     }
 
     /// Zeroes the gradients of the trainable ranges (before a step's first micro-batch).

@@ -119,9 +119,10 @@ public enum Benchmark {
         }
         let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes, phases.overall)), op: .max))
         let after = probe.best(repeats: 7)
-        log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameter store %.0f MiB ×2, Adam %.0f MiB",
+        log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameters %.0f MiB, gradients %.0f MiB (trainable only), Adam %.0f MiB",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,
-                   Double(model.parameters.count * 4) / 1048576, Double(trainer.trainable.count * 8) / 1048576))
+                   Double(model.parameters.count * 4) / 1048576, Double(trainer.trainable.count * 4) / 1048576,
+                   Double(trainer.trainable.count * 8) / 1048576))
         let median = Self.median(steps)
         let tokens = Double(o.batch * o.seqLen)
         let C = Double(bench.attentionWidth), L = Double(bench.layers), T = Double(o.seqLen)
@@ -130,8 +131,9 @@ public enum Benchmark {
         let flopsPerToken = 6 * Double(trained) + 4 * Double(model.parameters.parameterCount - trained) + 6 * L * T * C
         let perRankBatch = (o.batch + comm.size - 1) / comm.size
         let acts = (o.recompute ? bench.recomputedActivationFloats : bench.activationFloats)(perRankBatch, o.seqLen) * 4
-        // LoRA: values and gradient buffers of every parameter, Adam's moments of the adapters only.
-        let need = (o.loraRank > 0 ? 8 * model.parameters.count + 8 * trainer.trainable.count
+        // LoRA: the values of every parameter; gradients and Adam's moments of the adapters only
+        // (the frozen base's gradient range is never resident: `ZeroedPages`).
+        let need = (o.loraRank > 0 ? 4 * model.parameters.count + 12 * trainer.trainable.count
                                    : stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero)) + acts
 
         let (genRate, genNote) = generationRate(model, tokens: o.generateTokens, comm: comm)
