@@ -11,7 +11,11 @@ tokens/s of generated tokens over the median timed call (prefill included).
 With --shape smollm2-135m|qwen2.5-0.5b, the side of `sft-dist bench --shape`: transformers'
 LlamaForCausalLM / Qwen2ForCausalLM built from the public config.json's values (random
 init, no download; the same numbers as Sources/Models/Presets+Shapes.swift), --batch-size x
---seq-len synthetic tokens (default 4x256), same AdamW and clipping."""
+--seq-len synthetic tokens (default 4x256), same AdamW and clipping.
+
+With --shape and --lora-rank R, the side of `sft-dist bench --shape ... --lora-rank R`: peft's
+LoRA (r = R, lora_alpha = 2R, dropout 0) on every linear layer of the shape (q/k/v/o,
+gate/up/down), the base frozen; AdamW and clipping over the adapters only."""
 import argparse, json, resource, statistics, sys, time
 
 import torch
@@ -41,6 +45,7 @@ p.add_argument("--new-tokens", type=int, default=64)
 p.add_argument("--shape", choices=sorted(SHAPES), help="a public model's shape instead of gpt2-mini")
 p.add_argument("--batch-size", type=int, help="sequences per step (default 8, 4 with --shape)")
 p.add_argument("--seq-len", type=int, default=256)
+p.add_argument("--lora-rank", type=int, default=0, help="with --shape: peft LoRA adapters of this rank (alpha = 2r)")
 a = p.parse_args()
 
 torch.set_num_threads(a.threads)
@@ -82,34 +87,46 @@ if a.generate:
                       "prompts": a.prompts, "new_tokens": a.new_tokens, "tokens": tokens, "median_run_s": med,
                       "run_s": times, "tokens_per_s": tokens / med}))
     sys.exit(0)
+if a.lora_rank:
+    assert a.shape, "--lora-rank needs --shape"
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(model, LoraConfig(
+        r=a.lora_rank, lora_alpha=2 * a.lora_rank, lora_dropout=0.0, bias="none",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
 model.train()
 params = sum(p.numel() for p in model.parameters())
+trained = [p for p in model.parameters() if p.requires_grad]
 # Same optimizer settings as the sft-dist bench: lr 3e-4, betas (0.9, 0.999), eps 1e-8,
-# weight decay 0.01, gradient clipping at 1.0.
-opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+# weight decay 0.01, gradient clipping at 1.0 (over the trainable parameters: all, or peft's adapters).
+opt = torch.optim.AdamW(trained, lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 g = torch.Generator().manual_seed(1234)
-times, losses = [], []
+times, cpu, losses = [], [], []
 for step in range(a.warmup + a.steps):
     ids = torch.randint(0, V, (B, T + 1), generator=g)
     x, y = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     opt.zero_grad(set_to_none=True)
     logits = model(input_ids=x).logits
     loss = torch.nn.functional.cross_entropy(logits.view(-1, V), y.view(-1))
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(trained, 1.0)
     opt.step()
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     losses.append(loss.item())
     if step >= a.warmup:
         times.append(dt)
+        cpu.append(dc)
     print(f"torch step {step + 1}: {dt * 1e3:.1f} ms, loss {loss.item():.4f}", file=sys.stderr)
 med = statistics.median(times)
 print(json.dumps({
     "impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "parameters": params,
-    "model": a.shape or "gpt2-mini", "batch": B, "seq_len": T,
+    "model": a.shape or "gpt2-mini", "batch": B, "seq_len": T, "lora_rank": a.lora_rank,
+    "trainable_parameters": sum(p.numel() for p in trained),
     "attn_implementation": getattr(model.config, "_attn_implementation", None),
     "median_step_s": med, "step_s": times, "tokens_per_s": B * T / med,
+    # Process CPU time (all threads): on a shared machine the step's work, where wall time
+    # also measures the other jobs.
+    "median_step_cpu_s": statistics.median(cpu), "step_cpu_s": cpu, "tokens_per_cpu_s": B * T / statistics.median(cpu),
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "first_loss": losses[0], "last_loss": losses[-1],
 }))

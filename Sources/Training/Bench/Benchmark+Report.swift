@@ -40,6 +40,9 @@ extension Benchmark {
         public var firstLoss: Double, lastLoss: Double
         public var zero = 0, recompute = false   // --zero, --recompute (Benchmark+Memory.swift)
         public var modelName = "gpt2-mini"       // --shape / --model (Benchmark+Shapes.swift)
+        /// Rank 0's process CPU time of each timed step (Benchmark+CPUTime.swift): on a shared
+        /// machine it measures the work where wall time measures the other jobs too.
+        public var stepCPUSeconds: [Double] = []
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }
@@ -69,6 +72,11 @@ extension Benchmark {
                 ("model", JSONText.quote(modelName)),
             ]
             if !stepSeconds.isEmpty { f.append(("steps", "\(stepSeconds.count)")) }
+            if !stepCPUSeconds.isEmpty {
+                let cpu = Benchmark.median(stepCPUSeconds)
+                f += [("median_step_cpu_s", num(cpu)), ("step_cpu_s", "[" + stepCPUSeconds.map(num).joined(separator: ",") + "]"),
+                      ("tokens_per_cpu_s", num(Double(batch * seqLen) / cpu))]
+            }
             return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
 
@@ -87,6 +95,10 @@ extension Benchmark {
                                                               sgemmCeiling / 1e9, sgemmBefore / 1e9, sgemmAfter / 1e9)),
                 row("model FLOP/s ÷ ceiling", String(format: "%.1f %%", ceilingRatio * 100)),
             ]
+            if !stepCPUSeconds.isEmpty {
+                rows.insert(row("step CPU time, rank 0 (median)", String(format: "%.1f ms  (%.1f tokens per CPU second)",
+                                Benchmark.median(stepCPUSeconds) * 1e3, Double(batch * seqLen) / Benchmark.median(stepCPUSeconds))), at: 5)
+            }
             if ranks > 1 {
                 rows += [
                     row("gradient allreduce / step", String(format: "%.2f %%  (%.1f ms: %.1f in backward, %.1f after)",

@@ -90,11 +90,12 @@ public enum Benchmark {
 
         var steps: [Double] = [], compute: [Double] = [], update: [Double] = []
         var sync: [Double] = [], inBackward: [Double] = [], wait: [Double] = [], afterMax: [Double] = []
-        var losses: [Double] = []
+        var losses: [Double] = [], cpu: [Double] = []
         for s in 0..<total {
-            let t0 = comm.wallTime()
+            let t0 = comm.wallTime(), c0 = processCPUSeconds()
             let r = trainer.step(s)
             let dt = comm.wallTime() - t0
+            if s >= o.warmup { cpu.append(processCPUSeconds() - c0) }
             losses.append(r.loss)
             // Every rank's timings, each in its own slot (a sum with one non-zero per slot).
             let f = 4
@@ -138,7 +139,7 @@ public enum Benchmark {
 
         let (genRate, genNote) = generationRate(model, tokens: o.generateTokens, comm: comm)
         let env = ProcessInfo.processInfo.environment
-        return Result(ranks: comm.size, threadsPerRank: o.threads, parameters: model.parameters.parameterCount,
+        var result = Result(ranks: comm.size, threadsPerRank: o.threads, parameters: model.parameters.parameterCount,
                       batch: o.batch, seqLen: o.seqLen, vocab: o.vocab, stepSeconds: steps, medianStep: median,
                       tokensPerSecond: tokens / median, flopsPerToken: flopsPerToken,
                       modelFlops: flopsPerToken * tokens / median, sgemmCeiling: max(before, after),
@@ -150,6 +151,8 @@ public enum Benchmark {
                       coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
                       firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute,
                       modelName: bench.name)
+        result.stepCPUSeconds = cpu
+        return result
     }
 
     /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,
