@@ -3,8 +3,8 @@ import Foundation
 /// ZeRO's gradient path (arXiv 1910.02054, sec. 5.2): the same buckets `GradientBuckets`
 /// sums, reduce-scattered instead, so each rank receives only the summed part of every
 /// bucket it owns (`ShardPlan`) into its gradient shard; started as backward finishes each
-/// block (on the step's last micro-batch) and completed by `finish()`, always in plan order
-/// on every rank, as MPI requires.
+/// block (on the step's last micro-batch; with ZeRO-2 on every one, below) and completed by
+/// `finish()`, always in plan order on every rank, as MPI requires.
 ///
 /// ZeRO-2 (`releasesGradients`): once a bucket's reduce-scatter is complete its full-size
 /// gradient is no longer needed, so its pages go back to the system (madvise DONTNEED:
@@ -27,7 +27,8 @@ import Foundation
 /// float in flight, twice what the gradient itself takes. So no more than
 /// `maxFloatsInFlight` are started at once: before a piece that would pass it, the ones in
 /// flight are completed (and with ZeRO-2 released). Without the bound, `finish()` started the
-/// embeddings' pieces together (40 MiB of temporaries on rank 0 for gpt2-mini at 4 ranks).
+/// embeddings' pieces together: 40 MiB held by libnbc for gpt2-mini at 4 ranks (heaptrack),
+/// and a gradient-sync peak 200 MiB above backward's on the SmolLM2-135M shape (README).
 public final class ShardedGradients {
     public let plan: ShardPlan
     let comm: Communicator
