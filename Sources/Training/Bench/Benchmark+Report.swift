@@ -40,6 +40,8 @@ extension Benchmark {
         public var firstLoss: Double, lastLoss: Double
         public var zero = 0, recompute = false   // --zero, --recompute (Benchmark+Memory.swift)
         public var modelName = "gpt2-mini"       // --shape / --model (Benchmark+Shapes.swift)
+        public var stepCPUSeconds: [Double] = []  // this process's CPU time per timed step (bench --selection)
+        public var medianStepCPU: Double? { stepCPUSeconds.isEmpty ? nil : Benchmark.median(stepCPUSeconds) }
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }

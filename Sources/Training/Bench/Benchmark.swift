@@ -89,10 +89,12 @@ public enum Benchmark {
         var steps: [Double] = [], compute: [Double] = [], update: [Double] = []
         var sync: [Double] = [], inBackward: [Double] = [], wait: [Double] = [], afterMax: [Double] = []
         var losses: [Double] = []
+        var cpu: [Double] = []   // process CPU seconds per timed step (Benchmark+Selection.swift)
         for s in 0..<total {
-            let t0 = comm.wallTime()
+            let t0 = comm.wallTime(), c0 = Self.processCPUSeconds()
             let r = trainer.step(s)
             let dt = comm.wallTime() - t0
+            if s >= o.warmup { cpu.append(Self.processCPUSeconds() - c0) }
             losses.append(r.loss)
             // Every rank's timings, each in its own slot (a sum with one non-zero per slot).
             let f = 4
@@ -144,7 +146,7 @@ public enum Benchmark {
                       generationTokensPerSecond: genRate, generationNote: genNote,
                       coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
                       firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute,
-                      modelName: bench.name)
+                      modelName: bench.name, stepCPUSeconds: cpu)
     }
 
     /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,
