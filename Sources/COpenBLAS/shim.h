@@ -19,4 +19,11 @@ static inline int sftblas_dsyev_values(int n, double *a, double *w, double *work
     dsyev_("N", "L", &n, a, &n, w, work, &lwork, &info, 1, 1);
     return info;
 }
+/* Eigenvalues (ascending) and eigenvectors (the columns of the column-major a) of the
+   column-major lower triangle of a. */
+static inline int sftblas_dsyev_vectors(int n, double *a, double *w, double *work, int lwork) {
+    int info = 0;
+    dsyev_("V", "L", &n, a, &n, w, work, &lwork, &info, 1, 1);
+    return info;
+}
 #endif

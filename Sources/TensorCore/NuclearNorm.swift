@@ -8,8 +8,13 @@ import COpenBLAS
 public enum NuclearNorm {
     public static func of(_ x: UnsafePointer<Float>, rows: Int, cols: Int) -> Double {
         guard rows > 0 && cols > 0 else { return 0 }
+        return of((0..<(rows * cols)).map { Double(x[$0]) }, rows: rows, cols: cols)
+    }
+
+    /// The same for a row-major double matrix (`HeadGramFactor`'s H·F).
+    public static func of(_ d: [Double], rows: Int, cols: Int) -> Double {
+        guard rows > 0 && cols > 0 else { return 0 }
         let n = min(rows, cols)
-        let d = (0..<(rows * cols)).map { Double(x[$0]) }
         var gram = [Double](repeating: 0, count: n * n)
         // Upper triangle of X·Xᵀ (rows ≤ cols) or Xᵀ·X.
         cblas_dsyrk(CblasRowMajor, CblasUpper, rows <= cols ? CblasNoTrans : CblasTrans, Int32(n),

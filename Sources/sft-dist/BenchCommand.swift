@@ -83,7 +83,8 @@ struct Bench: ParsableCommand {
         // --selection: one more line (JSON with --json) for the scoring pass.
         if let name = selection {
             let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool, args: [:], repeats: 3, comm: comm)
-            if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch)) }
+            if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch,
+                                                                      stepCPU: comm.size == 1 ? r.medianStepCPU : nil)) }
         }
         Runtime.finish()
     }

@@ -92,6 +92,26 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("objective otr: k must be an integer in 1…4096"), "\($0)") }
     }
 
+    /// `selection: {name, pool, args}` (issue 13) is the flat keys; unknown fields are the
+    /// loader's unknown-key error; a field given twice is a duplicate key.
+    func testSelectionBlockIsTheFlatSelectionKeys() throws {
+        let block = try Recipe.parse(yaml: "selection: {name: uds, pool: 3, args: {alpha: 0.5, queue: 16}}\n", source: "r.yaml")
+        let flat = try Recipe.parse(yaml: "selection: uds\nselection_pool: 3\nselection_args: {alpha: 0.5, queue: 16}\n", source: "r.yaml")
+        XCTAssertEqual(block, flat)
+        XCTAssertEqual(block.selection, "uds"); XCTAssertEqual(block.selectionPool, 3)
+        XCTAssertEqual(block.selectionArgs, ["alpha": "0.5", "queue": "16"])
+        XCTAssertEqual(try Recipe.parse(yaml: "selection:\n  name: loss\n", source: "r.yaml").selectionPool, 4)
+        XCTAssertEqual(try Recipe.parse(yaml: "selection: random\n", source: "r.yaml").selection, "random")
+        XCTAssertEqual(try Recipe.parse(yaml: block.yaml, source: "recipe.yaml"), block)   // recipe.yaml stays flat
+        assertRefused("steps: 3\nselection:\n  name: uds\n  pol: 3\n", "r.yaml:4: unknown key \"selection.pol\" (did you mean \"selection.pool\"?)")
+        assertRefused("selection: {name: uds, pool: 0}\n", "r.yaml:1: selection_pool must be an integer in 1…1024 (got 0)")
+        assertRefused("selection: {name: nope}\n", "r.yaml:1: selection must be one of none, uds")
+        assertRefused("selection: {name: uds, args: [1]}\n", "selection_args must be key=value pairs")
+        assertRefused("selection: {name: uds, pool: 2}\nselection_pool: 2\n", "r.yaml:2: duplicate key \"selection_pool\" (also set at line 1)")
+        assertRefused("selection: {pool: 2}\n", "r.yaml:1: the selection block needs name")
+        assertRefused("selection: [uds]\n", "r.yaml:1: selection must be one of none, uds")
+    }
+
     // MARK: hostile YAML, one class at a time
 
     func testDeepNestingIsRefusedBeforeParsing() {

@@ -84,11 +84,38 @@ final class SelectionReferenceTests: XCTestCase {
                                            budget: selector.sampleBudget, iterations: selector.iterations)
         XCTAssertEqual(t.alpha, (q["alpha"] as! NSNumber).doubleValue, accuracy: 1e-12)
         XCTAssertEqual(stats.map { QTuningSelector.quadrant(ppl: $0.samplePPL, ent: $0.meanEntropy, t).rawValue }, Self.ints(q["quadrants"]))
-        let decision = selector.select(SelectionPool(step: 0, seed: 0, candidates: candidates, features: feats, referenceFeatures: [], keep: 1))
+        // keep as SelectionRegistry sets it (budget × pool, rounded): 8 of 14, which the fixture's 8 meet.
+        let keep = max(1, Int(((q["budget"] as! NSNumber).doubleValue * Double(candidates.count)).rounded()))
+        let decision = selector.select(SelectionPool(step: 0, seed: 0, candidates: candidates, features: feats, referenceFeatures: [], keep: keep))
         XCTAssertEqual(decision.selected, Self.ints(q["selected"]))
         let masks = (q["masks"] as! [Any]).map { Self.ints($0).map(UInt8.init) }
         XCTAssertEqual(decision.lossMasks, masks, "token pruning of the Q2 samples")
         XCTAssertTrue(masks.contains { !$0.isEmpty }, "the fixture prunes some Q2 sample")
+    }
+
+    /// The budget as a hard cap, by hand: PPL 1…8 against entropy 8…1 puts every sample in
+    /// Q4 (low PPL, high entropy: 0–3) or Q2 (4–7) at any α, so the bisection keeps all 8. With
+    /// keep 2 the deepest of each side train: rank(PPL) − rank(Ent) is (2i − 7)/8 for Q2 and its
+    /// negative for Q4, largest at 7 and 0; with keep 3 the tie at 5/8 (1 and 6) goes to 1.
+    func testQTuningBudgetCapsTheSamplesThatTrain() {
+        let selector = QTuningSelector(sampleBudget: 0.25, tokenBudget: 0.5, lambda: 0.5, iterations: 10)
+        let candidates = (0..<8).map { StepSequence(example: $0, origin: .demonstration, ids: [1, 2, 3], lossMask: [0, 1, 1], promptLength: 1) }
+        // [m, ℓ…, H…] with two loss tokens of the same ℓ = log PPL and entropy.
+        let feats = (0..<8).map { i -> [Float] in
+            let l = Float(log(Double(i + 1))), h = Float(8 - i)
+            return [2, l, l, h, h]
+        }
+        func select(keep: Int) -> SelectionDecision {
+            selector.select(SelectionPool(step: 0, seed: 0, candidates: candidates, features: feats, referenceFeatures: [], keep: keep))
+        }
+        let all = select(keep: 8)
+        XCTAssertEqual(all.selected, Array(0..<8), "the bisection alone keeps every sample")
+        XCTAssertEqual(all.values[all.statistics.firstIndex(of: "qtuning_q2")!], 4)
+        let two = select(keep: 2)
+        XCTAssertEqual(two.selected, [0, 7])
+        XCTAssertEqual(two.lossMasks, [[], [0, 1, 0]], "the Q2 sample keeps ⌊0.5 · 2⌋ = 1 loss token")
+        XCTAssertEqual(two.values[two.statistics.firstIndex(of: "qtuning_over_budget")!], 6)
+        XCTAssertEqual(select(keep: 3).selected, [0, 1, 7])
     }
 
     /// numpy.quantile's linear interpolation, by hand: [1, 2, 4, 8] at 0.25 → 1.75, at 0.9 → 6.8.

@@ -75,6 +75,9 @@ def lines(title, curves, ylabel):
     lo = min(0.0, min(p[1] for p in points))
     body = axis(lo, top, ylabel)
     body.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - BOTTOM + 30}" font-size="12" text-anchor="middle">step</text>')
+    for i in range(5):   # step ticks
+        body.append(f'<text x="{LEFT + (W - LEFT - RIGHT) * i / 4:.1f}" y="{H - BOTTOM + 14}" font-size="11" '
+                    f'text-anchor="middle">{xmax * i / 4:.4g}</text>')
     for i, (name, c) in enumerate(curves.items()):
         pts = " ".join(f"{LEFT + (W - LEFT - RIGHT) * s / xmax:.1f},"
                        f"{TOP + (H - TOP - BOTTOM) * (1 - (v - lo) / (top - lo)):.1f}" for s, v in c)
@@ -85,8 +88,9 @@ def lines(title, curves, ylabel):
 
 def legend(names):
     out = []
+    step = min(150, (W - LEFT - RIGHT) / max(len(names), 1))   # five or more names still fit
     for i, name in enumerate(names):
-        x = LEFT + i * 150
+        x = LEFT + i * step
         out.append(f'<rect x="{x}" y="{H - 22}" width="12" height="12" fill="{COLORS[i % len(COLORS)]}"/>'
                    f'<text x="{x + 16}" y="{H - 12}" font-size="11">{escape(name)}</text>')
     return out

@@ -43,6 +43,7 @@ extension Benchmark {
         /// Rank 0's process CPU time of each timed step (Benchmark+CPUTime.swift): on a shared
         /// machine it measures the work where wall time measures the other jobs too.
         public var stepCPUSeconds: [Double] = []
+        public var medianStepCPU: Double? { stepCPUSeconds.isEmpty ? nil : Benchmark.median(stepCPUSeconds) }
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }

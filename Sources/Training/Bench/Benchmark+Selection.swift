@@ -14,16 +14,25 @@ extension Benchmark {
         public var seconds: [Double]        // per timed pass: scoring + gather + decision
         public var decisionSeconds: Double  // the coordinator's part, median
         public var seqLen: Int
+        public var cpuSeconds: [Double] = []  // this process's CPU time per timed pass
 
         public var median: Double { Benchmark.median(seconds) }
         public var tokensPerSecond: Double { Double(candidates * seqLen) / median }
 
-        /// `t`: the training step's tokens/s; `batch`: sequences per training step.
-        public func line(trainingTokensPerSecond t: Double, batch: Int) -> String {
+        /// `t`: the training step's tokens/s; `batch`: sequences per training step;
+        /// `stepCPU`: the training step's CPU seconds (median), for the same ratio in CPU time,
+        /// which other jobs on the machine do not inflate (one rank: this process is the job).
+        public func line(trainingTokensPerSecond t: Double, batch: Int, stepCPU: Double? = nil) -> String {
             let step = Double(batch * seqLen) / t
-            return String(format: "selection %@: %d candidates scored forward-only in %.1f ms (decision %.2f ms): %.0f tokens/s = %.2fx the training step's %.0f tokens/s; the scoring pass is %.1f%% of a selecting step",
-                          selector, candidates, median * 1e3, decisionSeconds * 1e3, tokensPerSecond, tokensPerSecond / t, t,
-                          100 * median / (median + step))
+            var text = String(format: "selection %@: %d candidates scored forward-only in %.1f ms (decision %.2f ms): %.0f tokens/s = %.2fx the training step's %.0f tokens/s; the scoring pass is %.1f%% of a selecting step",
+                              selector, candidates, median * 1e3, decisionSeconds * 1e3, tokensPerSecond, tokensPerSecond / t, t,
+                              100 * median / (median + step))
+            if let stepCPU, !cpuSeconds.isEmpty {
+                let pass = Benchmark.median(cpuSeconds)
+                text += String(format: "; in CPU time: pass %.2f s, training step %.2f s: %.2fx the training step's tokens per CPU-second",
+                               pass, stepCPU, (Double(candidates) / pass) / (Double(batch) / stepCPU))
+            }
+            return text
         }
 
         public var json: String {
@@ -49,10 +58,10 @@ extension Benchmark {
         guard let (selector, keep) = Fatal.collective({ try SelectionRegistry.make(name: name, args: args, context: context) }) else {
             return SelectionCost(selector: name, candidates: 0, seconds: [0], decisionSeconds: 0, seqLen: o.seqLen)
         }
-        var seconds: [Double] = [], decisions: [Double] = []
+        var seconds: [Double] = [], decisions: [Double] = [], cpu: [Double] = []
         for r in 0...max(1, repeats) {
             comm.barrier()
-            let t0 = comm.wallTime()
+            let t0 = comm.wallTime(), c0 = processCPUSeconds()
             let features = selector.scorer.map { CandidateScoring.score(candidates, with: $0, model: model, comm: comm, padId: 0) }
                 ?? candidates.map { _ in [] }
             // Learnability's reference pass costs another forward; the same model stands in.
@@ -62,9 +71,9 @@ extension Benchmark {
             let decision = comm.broadcast(root: 0) { selector.select(p) }
             selector.commit(decision, pool: p)
             let t2 = comm.wallTime()
-            if r > 0 { seconds.append(t2 - t0); decisions.append(t2 - t1) }
+            if r > 0 { seconds.append(t2 - t0); decisions.append(t2 - t1); cpu.append(processCPUSeconds() - c0) }
         }
         return SelectionCost(selector: name, candidates: candidates.count, seconds: seconds,
-                             decisionSeconds: median(decisions), seqLen: o.seqLen)
+                             decisionSeconds: median(decisions), seqLen: o.seqLen, cpuSeconds: cpu)
     }
 }

@@ -44,13 +44,17 @@ enum CandidateScoring {
     static func score(_ candidates: [StepSequence], with scorer: CandidateScorer, model: LanguageModel,
                       comm: Communicator, padId: Int32) -> [[Float]] {
         let shard = comm.shard
-        let local = shard.indices(of: candidates.count).map { scoreOne(candidates[$0], with: scorer, model: model, padId: padId) }
+        let pass = CandidateScoringPass(scorer: scorer, model: model, padId: padId)
+        let local = shard.indices(of: candidates.count).map { scoreOne(candidates[$0], in: pass) }
         let perRank = comm.allgather(ScoreRows(rows: local)).map(\.rows)
         return shard.interleave(perRank, count: candidates.count)
     }
 
     /// One candidate's forward-only score (also `sft-dist select`'s, over a whole dataset).
-    static func scoreOne(_ candidate: StepSequence, with scorer: CandidateScorer, model: LanguageModel, padId: Int32) -> [Float] {
+    /// A `HeadFactoredScorer` on a `HiddenStateModel` scores from the hidden states and the
+    /// pass's head products; any other scorer gets the candidate's logits.
+    static func scoreOne(_ candidate: StepSequence, in pass: CandidateScoringPass) -> [Float] {
+        let scorer = pass.scorer, model = pass.model, padId = pass.padId
         let n = max(candidate.ids.count - 1, 0), V = model.vocabSize
         guard n > 0 else {
             return [Float(0)].withUnsafeBufferPointer {
@@ -65,6 +69,9 @@ enum CandidateScoring {
         if let hs = model as? HiddenStateModel {
             let (hidden, head, layout) = hs.forwardHidden(noGrad, inputs: mb.inputs, positions: mb.positions, segments: nil,
                                                           batch: 1, seqLen: mb.seqLen)
+            if let f = withExtendedLifetime((hidden, head), { pass.factoredScore(hidden: hidden, head: head, layout: layout, rows: n) }) {
+                return f
+            }
             var logits = [Float](repeating: 0, count: n * V)
             return logits.withUnsafeMutableBufferPointer { out in
                 withExtendedLifetime((hidden, head)) {

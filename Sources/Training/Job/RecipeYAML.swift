@@ -137,7 +137,7 @@ extension Recipe {
     /// A recipe from YAML text: the defaults, with the keys the text sets.
     public static func parse(yaml text: String, source: String) throws -> Recipe {
         var recipe = Recipe()
-        for (name, value, line) in try RecipeYAML.topLevel(text, source: source) {
+        for (name, value, line) in try RecipeBlocks.flatten(RecipeYAML.topLevel(text, source: source), source: source) {
             guard let key = Recipe.key(named: name) else {
                 let shown = RecipeError.quote(name)
                 // The hint compares short names only: an edit distance over a huge key is slow.

@@ -13,8 +13,14 @@ import TensorCore
 /// keep whole. At α = 0 every sample is (mid, mid) and kept; raising α moves samples out of
 /// the middle band, so α moves up while |Q2 ∪ Q4| / |pool| > `budget` (r_sample) and down
 /// otherwise; the last iterate's thresholds decide. (The reimplementation moves the other
-/// way, which drives α to 0 and keeps the whole pool.) With α = β ≤ 0.49 roughly half the
-/// pool stays kept at most, so small budgets are met only as closely as that allows.
+/// way, which drives α to 0 and keeps the whole pool.)
+///
+/// The budget is a hard cap (not in the paper or the reimplementation; it makes runs
+/// equal-compute): α = β cannot always bring |Q2 ∪ Q4| down to it — when PPL and entropy are
+/// anti-correlated nearly every sample lies in Q2 or Q4 at any α — so when more than
+/// `keep` = budget × pool remain, the `keep` deepest inside their quadrant train: Q2 by
+/// rank(PPL) − rank(Ent), Q4 by rank(Ent) − rank(PPL), with rank(x) the share of the pool
+/// below x (`deepest`; ties to the lower index).
 ///
 /// Token budget (Q2 only): s_t = (1 − λ)·PPL_t + λ·(PPL_{t−1} + PPL_{t+1})/2 over the loss
 /// tokens in order (a missing neighbour counts as PPL_t), λ = `lambda` (0.5); the
@@ -91,6 +97,10 @@ public final class QTuningSelector: CandidateSelector {
         var selected = quadrants.indices.filter { [.q2, .q4].contains(quadrants[$0]) }
         // A degenerate pool (every sample dropped): the most uncertain one, Q4's trait, trains.
         if selected.isEmpty { selected = SelectionRanking.top(ent, k: 1) }
+        let triaged = selected.count
+        if selected.count > pool.keep {
+            selected = Self.deepest(selected, quadrants: quadrants, ppl: ppl, ent: ent, keep: pool.keep)
+        }
         var masks: [[UInt8]] = [], q2Tokens = 0, q2Kept = 0
         for i in selected {
             guard quadrants[i] == .q2 else { masks.append([]); continue }
@@ -106,7 +116,18 @@ public final class QTuningSelector: CandidateSelector {
         let count = { (q: Quadrant) in Double(quadrants.filter { $0 == q }.count) }
         return SelectionDecision(selected: selected, lossMasks: masks, statistics: [
             ("qtuning_q1", count(.q1)), ("qtuning_q2", count(.q2)), ("qtuning_q3", count(.q3)), ("qtuning_q4", count(.q4)),
-            ("qtuning_alpha", t.alpha), ("qtuning_q2_tokens_kept", q2Tokens > 0 ? Double(q2Kept) / Double(q2Tokens) : 1)])
+            ("qtuning_alpha", t.alpha), ("qtuning_q2_tokens_kept", q2Tokens > 0 ? Double(q2Kept) / Double(q2Tokens) : 1),
+            ("qtuning_over_budget", Double(triaged - selected.count))])
+    }
+
+    /// The budget cap: of `candidates` (pool indices in Q2 or Q4), the `keep` deepest inside
+    /// their quadrant, ascending.
+    public static func deepest(_ candidates: [Int], quadrants: [Quadrant], ppl: [Double], ent: [Double], keep: Int) -> [Int] {
+        func rank(_ v: [Double], _ i: Int) -> Double { Double(v.filter { $0 < v[i] }.count) / Double(v.count) }
+        let depth = candidates.map { i in
+            quadrants[i] == .q2 ? rank(ppl, i) - rank(ent, i) : rank(ent, i) - rank(ppl, i)
+        }
+        return SelectionRanking.top(depth, k: keep).map { candidates[$0] }.sorted()
     }
 }
 

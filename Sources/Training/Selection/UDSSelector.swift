@@ -86,10 +86,22 @@ public final class UDSSelector: CandidateSelector {
     }
 }
 
-/// [‖L‖_*, sketch of L…] for one candidate.
-struct UDSScorer: CandidateScorer {
+/// [‖L‖_*, sketch of L…] for one candidate. On a `HiddenStateModel` both come from the
+/// hidden states H and, once per scoring pass, the head W: ‖H·op(W)‖_* through
+/// `HeadGramFactor` and the sketch's right side as H·(op(W)·C2), so the [n, V] logits are
+/// never formed (the costly part of UDS's scoring was forming them and their n×n Gram).
+struct UDSScorer: HeadFactoredScorer {
     let sketch: UDSSketch
     func score(_ c: CandidateView) -> [Float] {
         [Float(NuclearNorm.of(c.logits, rows: c.rows, cols: c.vocab))] + sketch.sketch(c.logits, rows: c.rows)
+    }
+
+    func prepared(head: UnsafePointer<Float>, vocab: Int, width: Int, layout: WeightLayout) -> (CandidateHidden) -> [Float] {
+        let gram = HeadGramFactor(head: head, vocab: vocab, width: width, layout: layout)
+        let projection = sketch.headProjection(head: head, width: width, layout: layout)
+        return { [sketch] c in
+            [Float(gram.nuclearNorm(hidden: c.hidden, rows: c.rows))]
+                + sketch.sketch(hidden: c.hidden, rows: c.rows, width: c.width, projection: projection)
+        }
     }
 }

@@ -47,12 +47,40 @@ public struct UDSSketch {
     public func sketch(_ logits: UnsafePointer<Float>, rows: Int) -> [Float] {
         let n = min(rows, T)
         var y = [Float](repeating: 0, count: max(n, 1) * r2)
-        var z = [Float](repeating: 0, count: r1 * r2)
-        guard n > 0 else { return z }
+        guard n > 0 else { return [Float](repeating: 0, count: r1 * r2) }
         c2.withUnsafeBufferPointer { c2 in
             BLAS.gemm(transA: false, transB: false, m: n, n: r2, k: V, a: logits, lda: V, b: c2.baseAddress!, ldb: r2,
                       beta: 0, c: &y, ldc: r2)
         }
+        return left(y, rows: n)
+    }
+
+    /// The right side's head factor for logits L = H·op(W): op(W)·C2, [width, r2], so that
+    /// L·C2 = H·(op(W)·C2) — built once per scoring pass (`sketch(hidden:…)`).
+    public func headProjection(head: UnsafePointer<Float>, width d: Int, layout: WeightLayout) -> [Float] {
+        var p = [Float](repeating: 0, count: d * r2)
+        c2.withUnsafeBufferPointer { c2 in
+            // .outIn: W is [V, d], op(W) = Wᵀ; .inOut: W is [d, V].
+            BLAS.gemm(transA: layout == .outIn, transB: false, m: d, n: r2, k: V, a: head, lda: layout == .outIn ? d : V,
+                      b: c2.baseAddress!, ldb: r2, beta: 0, c: &p, ldc: r2)
+        }
+        return p
+    }
+
+    /// The sketch of the logits H·op(W) from `rows` hidden states [rows, width] and
+    /// `headProjection`'s factor, without forming the logits.
+    public func sketch(hidden: UnsafePointer<Float>, rows: Int, width d: Int, projection: [Float]) -> [Float] {
+        let n = min(rows, T)
+        var y = [Float](repeating: 0, count: max(n, 1) * r2)
+        guard n > 0 else { return [Float](repeating: 0, count: r1 * r2) }
+        BLAS.gemm(transA: false, transB: false, m: n, n: r2, k: d, a: hidden, lda: d, b: projection, ldb: r2,
+                  beta: 0, c: &y, ldc: r2)
+        return left(y, rows: n)
+    }
+
+    /// Z = C1[:, :n] · Y for Y = L·C2 [n, r2].
+    func left(_ y: [Float], rows n: Int) -> [Float] {
+        var z = [Float](repeating: 0, count: r1 * r2)
         c1.withUnsafeBufferPointer { c1 in
             BLAS.gemm(transA: false, transB: false, m: r1, n: r2, k: n, a: c1.baseAddress!, lda: T, b: y, ldb: r2,
                       beta: 0, c: &z, ldc: r2)
