@@ -19,7 +19,7 @@ extension GPT2: IncrementalDecoder {
         let R = DecodeRows.logitRows(segments, total: N, which)
         let p = parameters
         let b = cache.workspace.carve([N * C, N * C, N * 3 * C, N * C, N * 4 * C, R * V, N, N,
-                                       CachedAttention.scratchFloats(segments, cache: cache)])
+                                       CachedAttention.scratchFloats(segments, cache: cache), DecodeHead.scratchFloats(rows: R, dim: C)])
         let (x, h, qkv, att, fc, logits, mean, rstd, scores) = (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8])
         // x = wte[ids] + wpe[positions]
         EmbeddingKernels.forward(out: x, ids: ids, table: p["transformer.wte.weight"].data, rows: V, dim: C)
@@ -54,8 +54,7 @@ extension GPT2: IncrementalDecoder {
         if which == .lastPosition { DecodeRows.gatherLast(segments, from: x, dim: C, into: att); rows = UnsafePointer(att) } else { rows = UnsafePointer(x) }
         LayerNormKernels.forward(out: h, mean: mean, rstd: rstd, x: rows, weight: p["transformer.ln_f.weight"].data,
                                  bias: p["transformer.ln_f.bias"].data, rows: R, dim: C, eps: eps)
-        LinearKernels.forward(out: logits, x: h, w: p["transformer.wte.weight"].data, bias: nil,
-                              n: R, inFeatures: C, outFeatures: V, layout: .outIn)
+        DecodeHead.logits(out: logits, x: h, head: p["transformer.wte.weight"].data, rows: R, dim: C, vocab: V, scratch: b[9])
         return UnsafeBufferPointer(start: logits, count: R * V)
     }
 

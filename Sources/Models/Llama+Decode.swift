@@ -28,7 +28,7 @@ extension Llama: IncrementalDecoder {
             addAdapterTerm(name, out: out, x: x, n: N)
         }
         let buf = cache.workspace.carve([N * C, N * C, N * qDim, N * kvDim, N * kvDim, N * qDim, N * I, N * I, R * V, N, R * C,
-                                         CachedAttention.scratchFloats(segments, cache: cache)])
+                                         CachedAttention.scratchFloats(segments, cache: cache), DecodeHead.scratchFloats(rows: R, dim: C)])
         let (x, h, q, k, v, att, gate, up) = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7])
         let (logits, rstd, lastRows, scores) = (buf[8], buf[9], buf[10], buf[11])
         EmbeddingKernels.forward(out: x, ids: ids, table: w("model.embed_tokens.weight"), rows: V, dim: C)
@@ -63,7 +63,7 @@ extension Llama: IncrementalDecoder {
         if which == .lastPosition { DecodeRows.gatherLast(segments, from: x, dim: C, into: lastRows); rows = UnsafePointer(lastRows) } else { rows = UnsafePointer(x) }
         RMSNormKernels.forward(out: h, rstd: rstd, x: rows, weight: w("model.norm.weight"), rows: R, dim: C, eps: c.rmsNormEps)
         let head = c.tieWordEmbeddings ? w("model.embed_tokens.weight") : w("lm_head.weight")
-        LinearKernels.forward(out: logits, x: h, w: head, bias: nil, n: R, inFeatures: C, outFeatures: V, layout: .outIn)
+        DecodeHead.logits(out: logits, x: h, head: head, rows: R, dim: C, vocab: V, scratch: buf[12])
         return UnsafeBufferPointer(start: logits, count: R * V)
     }
 }
