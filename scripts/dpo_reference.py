@@ -13,13 +13,11 @@ Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = e
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per β
 the loss, dL/dlogits and the reward means.
 """
-import json
-import os
-
 import torch
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "dpo-reference.json")
+from reference_fixtures import fixture_path, write_fixture
+
+OUT = fixture_path("dpo-reference.json")
 
 V = 11
 # (prompt length, chosen length, rejected length) per pair
@@ -71,10 +69,8 @@ def main():
            "references": [dpo(examples, current, reference, b) for b in BETAS]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
-    with open(OUT, "w") as f:
-        json.dump(out, f)
-        f.write("\n")
-    print(f"wrote {OUT}: {len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]))
+    write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),
+                  compact=False, newline=True)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,11 @@ Writes Tests/TrainingTests/Fixtures/grpo-reference.json: advantage vectors, the 
 loss masks), per-token behaviour log-probs, advantages, current and reference logits per
 (example, position), and per configuration the loss and dL/dlogits.
 """
-import json
-import os
-
 import torch
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "grpo-reference.json")
+from reference_fixtures import fixture_path, write_fixture
+
+OUT = fixture_path("grpo-reference.json")
 
 V = 9
 MAX_COMPLETION_LENGTH = 7
@@ -175,9 +173,7 @@ def main():
         "chord_expert": expert,
         "chord": chord,
     }
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-    print(f"wrote {OUT}: {len(configs)} configurations, {len(examples)} rollouts, {len(ADVANTAGE_CASES)} advantage cases")
+    write_fixture(OUT, out, f"{len(configs)} configurations, {len(examples)} rollouts, {len(ADVANTAGE_CASES)} advantage cases")
 
 
 if __name__ == "__main__":

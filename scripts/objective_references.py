@@ -34,14 +34,13 @@ Writes Tests/TrainingTests/Fixtures/objective-references.json: the examples (tok
 loss masks), the current, reference and old-policy logits per (example, position), and per
 objective the loss and dL/dlogits.
 """
-import json
 import math
-import os
 
 import torch
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "objective-references.json")
+from reference_fixtures import fixture_path, write_fixture
+
+OUT = fixture_path("objective-references.json")
 
 V = 12            # vocabulary
 STEP, TOTAL_STEPS = 1, 4
@@ -244,11 +243,7 @@ def main():
         "logits": {"current": current.tolist(), "reference": reference.tolist(), "old": old.tolist()},
         "objectives": records,
     }
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-        fh.write("\n")
-    print(f"wrote {OUT}: {len(records)} objectives, {len(rows)} loss tokens in {len(examples)} sequences")
+    write_fixture(OUT, out, f"{len(records)} objectives, {len(rows)} loss tokens in {len(examples)} sequences", newline=True)
 
 
 if __name__ == "__main__":

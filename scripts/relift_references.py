@@ -13,7 +13,6 @@ batch of scripts/grpo_references.py (six sequences, prompt tokens out of the los
 
 Writes Tests/TrainingTests/Fixtures/relift-reference.json.
 """
-import json
 import os
 import sys
 
@@ -21,9 +20,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpo_references import MAX_COMPLETION_LENGTH, make_batch  # noqa: E402
+from reference_fixtures import fixture_path, write_fixture  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "relift-reference.json")
+OUT = fixture_path("relift-reference.json")
 
 # One scored row per sequence of the batch: groups "a" (rows 0, 2, 5) and 7 (rows 1, 4) out of
 # order; row 3 carries its advantage.
@@ -118,9 +117,7 @@ def main():
                             for rows in ADVANTAGE_CASES],
         "scored": configs,
     }
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-    print(f"wrote {OUT}: SFT step, {len(configs)} scored-data configurations, {len(ADVANTAGE_CASES)} advantage cases")
+    write_fixture(OUT, out, f"SFT step, {len(configs)} scored-data configurations, {len(ADVANTAGE_CASES)} advantage cases")
 
 
 if __name__ == "__main__":

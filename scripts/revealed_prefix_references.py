@@ -16,7 +16,6 @@ and the schedules: UFT's hint probability p(t) and sep lengths (Python's round),
 cosine lower bound and prefix length.
 Writes Tests/TrainingTests/Fixtures/revealed-prefix-reference.json.
 """
-import json
 import math
 import os
 import sys
@@ -26,9 +25,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpo_references import MAX_COMPLETION_LENGTH, REWARDS, SHAPES, V, make_batch, trl_advantages  # noqa: E402
+from reference_fixtures import fixture_path, write_fixture  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "revealed-prefix-reference.json")
+OUT = fixture_path("revealed-prefix-reference.json")
 REVEALED = [0, 3, 0, 0, 2, 0]
 
 
@@ -163,9 +162,7 @@ def main():
         "uft_probabilities": probs, "uft_hint_lengths": hint_lengths,
         "prefix_lows": lows, "prefix_lengths": prefix_lengths,
     }
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-    print(f"wrote {OUT}: {len(uft)} uft and {len(prefix)} prefix-rft configurations")
+    write_fixture(OUT, out, f"{len(uft)} uft and {len(prefix)} prefix-rft configurations")
 
 
 if __name__ == "__main__":

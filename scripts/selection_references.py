@@ -10,12 +10,13 @@ with numpy and torch, not from the Swift code:
     than the budget is kept); quadrants; neighbour-smoothed token PPL; lowest scores kept.
 Writes Tests/TrainingTests/Fixtures/selection-references.json.
 """
-import json
 import math
 import sys
 
 import numpy as np
 import torch
+
+from reference_fixtures import write_fixture
 
 rng = np.random.default_rng(20261201)
 f32 = lambda a: np.asarray(a, dtype=np.float32)
@@ -126,7 +127,6 @@ def qtuning_case():
 
 out = dict(uds=uds_case(), qtuning=qtuning_case())
 path = sys.argv[1] if len(sys.argv) > 1 else "Tests/TrainingTests/Fixtures/selection-references.json"
-with open(path, "w") as f:
-    json.dump(out, f)
 q = out["qtuning"]
-print(f"wrote {path}: uds chosen {out['uds']['chosen']}; q-tuning quadrants {q['quadrants']}, alpha {q['alpha']:.4f}, selected {len(q['selected'])}/{len(q['quadrants'])}")
+write_fixture(path, out, f"uds chosen {out['uds']['chosen']}; q-tuning quadrants {q['quadrants']}, alpha {q['alpha']:.4f}, "
+              f"selected {len(q['selected'])}/{len(q['quadrants'])}", compact=False)

@@ -13,7 +13,6 @@ and the group advantages with each prompt's demonstration in its group (G rollou
 demonstration, TRL's scale_rewards rules on the G + 1 rewards).
 Writes Tests/TrainingTests/Fixtures/srft-reference.json.
 """
-import json
 import os
 import sys
 
@@ -21,9 +20,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpo_references import REWARDS, V, make_batch  # noqa: E402
+from reference_fixtures import fixture_path, write_fixture  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "srft-reference.json")
+OUT = fixture_path("srft-reference.json")
 EXPERT = [False, True, False, False, True, False]
 
 
@@ -108,9 +107,7 @@ def main():
         "expert": EXPERT,
         "configurations": configs,
     }
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-    print(f"wrote {OUT}: {len(configs)} configurations, {len(ADVANTAGE_CASES)} advantage cases")
+    write_fixture(OUT, out, f"{len(configs)} configurations, {len(ADVANTAGE_CASES)} advantage cases")
 
 
 if __name__ == "__main__":

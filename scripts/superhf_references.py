@@ -14,7 +14,6 @@ written here from the paper's method, not from sft-dist's code:
 The batch is scripts/grpo_references.py's (six sequences, prompt tokens out of the loss, a
 reference near the current logits). Writes Tests/TrainingTests/Fixtures/superhf-reference.json.
 """
-import json
 import os
 import sys
 
@@ -22,9 +21,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpo_references import V, make_batch  # noqa: E402
+from reference_fixtures import fixture_path, write_fixture  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TrainingTests", "Fixtures", "superhf-reference.json")
+OUT = fixture_path("superhf-reference.json")
 
 
 def selection_cases(g):
@@ -70,9 +69,7 @@ def main():
         configs.append({"args": {"kl_coefficient": str(c)}, "loss": loss, "grad": grad.tolist()})
     out = {"vocab": V, "seq_len": T, "examples": examples, "logits": current.tolist(), "reference": reference.tolist(),
            "configurations": configs, "selection": selection_cases(g)}
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, separators=(",", ":"))
-    print(f"wrote {OUT}: {len(configs)} loss configurations, {len(out['selection'])} selection cases")
+    write_fixture(OUT, out, f"{len(configs)} loss configurations, {len(out['selection'])} selection cases")
 
 
 if __name__ == "__main__":
