@@ -47,6 +47,41 @@ final class ZeroTests: XCTestCase {
         }
     }
 
+    /// ZeRO-2's catch-up rounds (`Trainer.joinRemainingRounds`): padded micro-batches differ by
+    /// at most one between ranks, so only packing makes a rank run two or more fewer than
+    /// another — long examples fill a packed row each, short ones share one. With seed 3's
+    /// batches, at -n 2 rank 1 has one micro-batch against rank 0's four in a step (and rank 0
+    /// fewer than rank 1 in others), at -n 3 rank 2 catches up in three steps (seen with a
+    /// temporary trace in `joinRemainingRounds`). Ranks short of micro-batches join the extra
+    /// reduce-scatter rounds with a zero gradient (without that the collectives mismatch and the
+    /// watchdog ends the job). Losses equal `--zero 0` at the same rank count and across rank
+    /// counts, up to summation order.
+    func testZeroTwoCatchUpRoundsWithPackedMicroBatchesGiveTheUnshardedLosses() throws {
+        let dir = CLI.tempDir("zero-catch-up")
+        let data = dir + "/data.jsonl"
+        let rows = (0..<12).map { i in
+            i % 2 == 0 ? "{\"prompt\": \"copy \(String(repeating: "abcdefghij", count: 2)) \(i) =\", \"completion\": \" \(String(repeating: "abcdefghij", count: 3))\"}"
+                       : "{\"prompt\": \"add \(i) 1 =\", \"completion\": \" \(i + 1)\"}"
+        }
+        try (rows.joined(separator: "\n") + "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        let packed = ["train", "--model", "tiny", "--data", data, "--heldout", data, "--packing", "--max-length", "64",
+                      "--batch-size", "8", "--micro-batch-size", "1", "--steps", "8", "--seed", "3", "--lr", "3e-3", "--warmup-steps", "0",
+                      "--eval-every", "0", "--eval-examples", "0", "--watchdog", "30", "--quiet"]
+        func run(_ n: Int, _ zero: String) -> [Double] {
+            let out = dir + "/n\(n)-zero\(zero)"
+            let r = CLI.mpirun(n, packed + ["--zero", zero, "--out", out], seconds: 150)
+            XCTAssertEqual(r.status, 0, "-n \(n) --zero \(zero):\n\(r.all)")
+            return CLI.losses(out)
+        }
+        let one = run(1, "0")
+        XCTAssertEqual(one.count, 8)
+        for n in [2, 3] {
+            let zero2 = run(n, "2")
+            assertClose(run(n, "0"), zero2, "-n \(n) packed, --zero 2 vs --zero 0")
+            assertClose(one, zero2, "packed --zero 2, -n 1 vs -n \(n)")
+        }
+    }
+
     /// kill -9 of a 2-rank --zero 2 job, then --resume latest: the uninterrupted losses bit for bit.
     func testKillNineThenResumeUnderZeroIsBitExact() throws {
         let base = self.base.map { $0 == "\(Self.steps)" ? "30" : $0 }   // --steps 30
