@@ -16,9 +16,9 @@ final class ScoredDataCLITests: XCTestCase {
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    static func args(_ data: String, _ out: String, _ extra: [String] = [], objective: String = "grpo") -> [String] {
+    static func args(_ data: String, _ out: String, _ extra: [String] = [], objective: String = "grpo", steps: Int = 3) -> [String] {
         ["train", "--model", "tiny", "--data", data, "--objective", objective, "--scored-data", "--batch-size", "8",
-         "--micro-batch-size", "3", "--steps", "3", "--lr", "1e-2", "--warmup-steps", "0", "--heldout-fraction", "0.1",
+         "--micro-batch-size", "3", "--steps", "\(steps)", "--lr", "1e-2", "--warmup-steps", "0", "--heldout-fraction", "0.1",
          "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", out] + extra
     }
 
@@ -72,5 +72,19 @@ final class ScoredDataCLITests: XCTestCase {
                     "d.jsonl:3: group 2 has one reward")
         try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")
         try refused(nil, [], "scored_data trains objective grpo", objective: "chord")
+    }
+}
+
+/// kill -9 of a 2-rank `--scored-data` job after step 4 (checkpoints every step), then
+/// `--resume latest`: the losses, rewards and advantages of the uninterrupted run (the batches
+/// are the uniform sampler's, a function of (seed, step); the optimizer and the step from the
+/// checkpoint).
+extension GRPOCLITests {
+    func testScoredDataKillAndResumeLatest() throws {
+        let dir = CLI.tempDir("scored-resume")
+        try ScoredDataCLITests.writeScored(dir + "/scored.jsonl")
+        try assertKillAndResumeLatest(objective: "scored-grpo", extraKeys: ["advantage_mean"], command: { outAndSave in
+            ScoredDataCLITests.args(dir + "/scored.jsonl", outAndSave[1], Array(outAndSave.dropFirst(2)), steps: 6)
+        })
     }
 }
