@@ -62,6 +62,18 @@ final class ObjectiveGradientTests: XCTestCase {
         }
     }
 
+    /// ReLIFT's rows above only see rollouts (its RL step); its SFT step (a batch of
+    /// demonstrations, `ReLIFTObjective.isSFTStep`) is checked here, at both argument sets.
+    func testReLIFTSFTStepFiniteDifferences() throws {
+        for (name, args) in Self.configurations where name == "relift" {
+            let batch = try batch(name)
+            for s in batch.sequences.indices { batch.sequences[s].origin = .demonstration }
+            XCTAssertTrue(ReLIFTObjective.isSFTStep(batch.sequences))
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: batch.context(step: 3, totalSteps: 4))
+            XCTAssertLessThanOrEqual(excess, 0, "relift SFT step \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+    }
+
     func testMaskedRowsGetNoGradient() throws {
         for (name, args) in Self.configurations {
             let batch = try batch(name)
