@@ -54,21 +54,7 @@ extension GRPOCLITests {
     /// generation 1's prefixes itself, at the schedule's step 3, as the uninterrupted run did.
     func testRevealingObjectivesResumeBeforeANewGeneration() throws {
         for objective in ["uft", "prefix-rft"] {
-            let straight = CLI.tempDir("\(objective)-straight2"), out = CLI.tempDir("\(objective)-killed2")
-            XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight], objective: objective)).status, 0)
-            let args = Self.grpo(["--out", out, "--save-every", "1"], objective: objective)
-            let (killed, _) = try BackgroundJob.mpirun(2, args, environment: ["SFT_DIST_FAULT": "after-step:3"]).wait()
-            XCTAssertNotEqual(killed.status, 0, "the fault point must kill the run: \(killed.all)")
-            XCTAssertEqual(CLI.checkpoints(out).published.last, "step-000002")
-            let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
-            XCTAssertEqual(resumed.status, 0, resumed.all)
-            let a = CLI.trainingRows(straight), b = CLI.trainingRows(out)
-            XCTAssertEqual(b.count, 4)
-            for (i, (x, y)) in zip(a, b).enumerated() {
-                for key in ["loss", "grad_norm"] + Self.revealKeys + Self.rolloutKeys {
-                    XCTAssertEqual(x[key], y[key], "\(objective) step \(i + 1) \(key)")
-                }
-            }
+            try assertKillAndResumeLatest(objective: objective, extraKeys: Self.revealKeys, lastKept: { _ in 2 })
         }
     }
 
