@@ -79,8 +79,8 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
                 sft += Double(w * -logp)
                 g = -sftScale * w * input.mask[r]
             } else {
-                let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
-                let ppo = GRPOObjective.clippedTokenLoss(logp: logp, old: old, advantage: input.sequences[s].advantage, low: lo, high: hi)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[s].advantage, low: lo, high: hi)
                 rl += Double(ppo.loss); ratioSum += Double(ppo.ratio); rlCount += 1
                 if ppo.clipped { clipped += 1 }
                 g = rlScale * ppo.dLogp * input.mask[r]

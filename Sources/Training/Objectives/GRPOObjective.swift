@@ -57,17 +57,6 @@ public final class GRPOObjective: Objective {
         }
     }
 
-    /// PPO's clipped surrogate of one token: −min(c1·A, c2·A) with c1 = exp(clamp(logp − old,
-    /// ±20)), c2 = clip(c1, low, high); its derivative in logp (the unclipped term carries −A·c1
-    /// unless the clipped, constant, term is smaller); whether the token is in the clipped region.
-    @inline(__always)
-    static func clippedTokenLoss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
-        -> (loss: Float, dLogp: Float, ratio: Float, clipped: Bool) {
-        let c1 = expf(min(max(logp - old, -20), 20))
-        let c2 = min(max(c1, lo), hi)
-        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, (c1 < lo && a < 0) || (c1 > hi && a > 0))
-    }
-
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab
         let rollouts = input.sequences.count
@@ -82,19 +71,17 @@ public final class GRPOObjective: Objective {
             let z = input.logits + r * V
             let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse
-            let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
+            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
             let a = input.sequences[s].advantage
-            let ppo = Self.clippedTokenLoss(logp: logp, old: old, advantage: a, low: lo, high: hi)
+            let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
             var loss = ppo.loss, dLogp = ppo.dLogp
             let c1 = ppo.ratio
             if ppo.clipped { clipped += 1 }
             if let ref {
-                let zr = ref + r * V
-                let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp
-                let ed = expf(d)
-                loss += beta * (ed - d - 1)
-                dLogp += beta * (1 - ed)
-                klSum += Double(ed - d - 1)
+                let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp)
+                loss += beta * k3.value
+                dLogp += beta * k3.dLogp
+                klSum += Double(k3.value)
             }
             let w = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
                                                 globalTokens: input.context.globalLossTokens)

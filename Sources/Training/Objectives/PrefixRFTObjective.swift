@@ -156,13 +156,13 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
                 prefixCount += 1
                 if keep { kept += 1 }
                 let old = LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp)
-                let ppo = GRPOObjective.clippedTokenLoss(logp: logp, old: old, advantage: keep ? a : 0, low: lo, high: hi)
+                let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: keep ? a : 0, low: lo, high: hi)
                 total += Double(pgScale * m * ppo.loss)
                 g = pgScale * m * ppo.dLogp
                 diag.entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
             } else {
-                let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
-                let ppo = GRPOObjective.clippedTokenLoss(logp: logp, old: old, advantage: a, low: lo, high: hi)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
                 if ppo.clipped { clipped += 1 }
                 ratioSum += Double(ppo.ratio); genCount += 1
                 let h = RevealedTokens.addEntropyBonus(row, z, lse: lse, V, scale: entropyCoef * genScale * m)

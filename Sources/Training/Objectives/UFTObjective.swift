@@ -96,16 +96,15 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
                 g = -hintScale * m
                 diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? row : nil, z, lse: lse, V, scale: -g)
             } else {
-                let old = input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
-                let ppo = GRPOObjective.clippedTokenLoss(logp: logp, old: old, advantage: input.sequences[Int(input.sequenceId[r])].advantage,
-                                                         low: lo, high: hi)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[Int(input.sequenceId[r])].advantage,
+                                               low: lo, high: hi)
                 var loss = ppo.loss, dLogp = ppo.dLogp
                 if ppo.clipped { clipped += 1 }
                 if let ref {
-                    let zr = ref + r * V
-                    let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp, ed = expf(d)
-                    loss += beta * (ed - d - 1); dLogp += beta * (1 - ed)
-                    klSum += Double(ed - d - 1)
+                    let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp)
+                    loss += beta * k3.value; dLogp += beta * k3.dLogp
+                    klSum += Double(k3.value)
                 }
                 let h = RevealedTokens.addEntropyBonus(row, z, lse: lse, V, scale: entropyCoef * genScale * m)
                 grpo += Double(m * (loss - entropyCoef * Float(h)))

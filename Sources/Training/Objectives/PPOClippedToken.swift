@@ -1,0 +1,40 @@
+import Foundation
+import TensorCore
+
+/// The per-token policy-gradient terms that GRPO (arXiv 2402.03300, §4.1, Eq. 3) and the
+/// objectives built on it (CHORD, UFT, Prefix-RFT, ReLIFT's RL step) share, in one place so
+/// they cannot drift apart:
+///
+///   c1 = exp(clamp(log π_θ(y_t) − log π_old(y_t), −20, 20)),   c2 = clip(c1, 1 − ε_low, 1 + ε_high),
+///   ℓ_t = −min(c1·A, c2·A)                                     (PPO's clip, arXiv 1707.06347, §3;
+///                                                                 DAPO's decoupled ε, arXiv 2503.14476, §3.1)
+///   k3_t = e^{d} − d − 1,   d = log π_ref(y_t) − log π_θ(y_t)   (the KL estimator GRPO adds with β)
+///
+/// π_old is the sampler's log-prob stored with a rollout, or the live one where the batch has
+/// none (ratio 1, gradient −A·∇log π_θ). The log-ratio clamp (verl, Trinity-RFT) only keeps
+/// exp finite.
+enum PPOClippedToken {
+    /// ℓ_t; its derivative in log π_θ (the unclipped term carries −A·c1 unless the clipped,
+    /// constant, term is smaller); c1; whether the token is in the clipped region (TRL's
+    /// `clip_ratio/region_mean`: c1 < low with A < 0, or c1 > high with A > 0).
+    @inline(__always)
+    static func loss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
+        -> (loss: Float, dLogp: Float, ratio: Float, clipped: Bool) {
+        let c1 = expf(min(max(logp - old, -20), 20))
+        let c2 = min(max(c1, lo), hi)
+        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, (c1 < lo && a < 0) || (c1 > hi && a > 0))
+    }
+
+    /// log π_old of row `r`'s target: the behaviour log-prob the producer stored, else `logp`.
+    @inline(__always)
+    static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float) -> Float {
+        input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
+    }
+
+    /// k3_t against the reference logits `zr` of one row, and its derivative in log π_θ (1 − e^{d}).
+    @inline(__always)
+    static func k3(reference zr: UnsafePointer<Float>, vocab V: Int, target y: Int, logp: Float) -> (value: Float, dLogp: Float) {
+        let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp, ed = expf(d)
+        return (ed - d - 1, 1 - ed)
+    }
+}
