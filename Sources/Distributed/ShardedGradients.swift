@@ -7,8 +7,10 @@ import Foundation
 /// `finish()`, always in plan order on every rank, as MPI requires.
 ///
 /// ZeRO-2 (`releasesGradients`): once a bucket's reduce-scatter is complete its full-size
-/// gradient is no longer needed, so its pages go back to the system (madvise DONTNEED:
-/// private anonymous pages read as zero afterwards, which is also the next step's zeroing).
+/// gradient is no longer needed, so its pages go back to the system through `releasePages`
+/// (the trainer passes `ZeroedPages.release`, madvise DONTNEED: private anonymous pages read
+/// as zero afterwards, which is also the next step's zeroing; this layer sits below the tensor
+/// core and cannot call it itself).
 /// Before starting the next block's buckets, backward waits for the previous block's, which
 /// have had a whole block's backward to complete, and releases them: at most about two
 /// blocks' gradients (plus those no block covers, e.g. the embeddings) are resident at once.
@@ -40,6 +42,8 @@ public final class ShardedGradients {
     public let shardCount: Int
     private let shardOffsets: [Int]
     public let releasesGradients: Bool
+    /// ZeRO-2: zeroes a range of the full gradient, returning its whole pages; nil with ZeRO-1.
+    private let releasePages: ((UnsafeMutablePointer<Float>, Range<Int>) -> Void)?
     private var started: [Bool]
     /// Pieces started and not yet released (ZeRO-2).
     private var unreleased: [Int] = []
@@ -52,13 +56,16 @@ public final class ShardedGradients {
     private var inFlight = 0
     let maxFloatsInFlight: Int
 
-    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, plan: ShardPlan, releasesGradients: Bool,
-                maxFloatsInFlight: Int = 1 << 21) {
+    /// `releasePages` nil keeps the full gradient (ZeRO-1); given, each reduced piece is
+    /// released with it (ZeRO-2).
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, plan: ShardPlan,
+                releasePages: ((UnsafeMutablePointer<Float>, Range<Int>) -> Void)?, maxFloatsInFlight: Int = 1 << 21) {
         self.comm = comm
         self.maxFloatsInFlight = max(1, maxFloatsInFlight)
         self.plan = plan
         grads = gradients
-        self.releasesGradients = releasesGradients
+        self.releasePages = releasePages
+        releasesGradients = releasePages != nil
         owned = plan.owned(rank: comm.rank)
         var offsets: [Int] = [], at = 0
         for r in owned { offsets.append(at); at += r.count }
@@ -110,7 +117,7 @@ public final class ShardedGradients {
     /// which read as zero, instead of writing zeros into them); the shard starts afresh.
     public func zeroGradients() {
         for p in plan.pieces {
-            if releasesGradients { release(p) } else { (grads + p.lowerBound).update(repeating: 0, count: p.count) }
+            if let releasePages { releasePages(grads, p) } else { (grads + p.lowerBound).update(repeating: 0, count: p.count) }
         }
         accumulating = false
         roundsThisStep = 0
@@ -151,21 +158,7 @@ public final class ShardedGradients {
     }
 
     private func releaseStarted() {
-        for i in unreleased { release(plan.pieces[i]) }
+        for i in unreleased { releasePages?(grads, plan.pieces[i]) }
         unreleased.removeAll()
-    }
-
-    /// Zeroes `r` of the full gradient; whole pages inside it are returned to the system.
-    private func release(_ r: Range<Int>) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lo = UInt(bitPattern: grads + r.lowerBound), hi = UInt(bitPattern: grads + r.upperBound)
-        let pageLo = (lo + UInt(page) - 1) / UInt(page) * UInt(page), pageHi = hi / UInt(page) * UInt(page)
-        guard pageLo < pageHi else { (grads + r.lowerBound).update(repeating: 0, count: r.count); return }
-        let head = Int(pageLo - lo) / MemoryLayout<Float>.stride, tail = Int(hi - pageHi) / MemoryLayout<Float>.stride
-        (grads + r.lowerBound).update(repeating: 0, count: head)
-        (grads + r.upperBound - tail).update(repeating: 0, count: tail)
-        if madvise(UnsafeMutableRawPointer(bitPattern: pageLo), Int(pageHi - pageLo), MADV_DONTNEED) != 0 {
-            UnsafeMutablePointer<Float>(bitPattern: pageLo)!.update(repeating: 0, count: Int(pageHi - pageLo) / MemoryLayout<Float>.stride)
-        }
     }
 }

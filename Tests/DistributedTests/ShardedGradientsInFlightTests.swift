@@ -14,7 +14,7 @@ final class ShardedGradientsInFlightTests: XCTestCase {
         let comm = RecordingCommunicator(origin: grads)
         // Backward finishes 60..<100, then 20..<60; 0..<20 (the embeddings) is left to finish().
         let plan = try ShardPlan(regions: [0..<total], blocks: [60..<100, 20..<60], size: 2, maxFloatsPerPiece: 10)
-        let sharded = ShardedGradients(comm: comm, gradients: grads, plan: plan, releasesGradients: false, maxFloatsInFlight: 25)
+        let sharded = ShardedGradients(comm: comm, gradients: grads, plan: plan, releasePages: nil, maxFloatsInFlight: 25)
         for step in 0..<2 {
             sharded.zeroGradients()
             sharded.ready(60..<100)
