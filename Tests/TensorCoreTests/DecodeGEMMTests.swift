@@ -1,8 +1,16 @@
 import XCTest
 @testable import TensorCore
 
-/// DecodeGEMM must give exactly OpenBLAS's results (it replaces cblas_sgemm in decoding,
-/// where a changed last bit can change a sampled token), at one thread and split over two.
+/// DecodeGEMM replaces `cblas_sgemm` in decoding, where a changed last bit can change a sampled
+/// token, so generation would no longer match a run without it. What these tests check:
+/// - its products are bit-identical to OpenBLAS's on decode shapes (gpt2-mini's at 32 rows), odd
+///   shapes and shapes just above 100³ multiply-adds, at one thread and split over two;
+/// - `sameSumsAsBLAS` refuses the products OpenBLAS sends to its small-matrix kernel (at most
+///   100³ multiply-adds per piece, after `BLAS.gemm` splits over threads), whose sums differ;
+/// - the k blocks are those of OpenBLAS's level-3 driver (`q` = 320, the remainder halved),
+///   since each block restarts the chain of fused multiply-adds.
+/// Skipped on any other OpenBLAS build or core (`DecodeGEMM.verifiedBuild`): decoding then keeps
+/// every product on OpenBLAS.
 final class DecodeGEMMTests: XCTestCase {
     func testBitIdenticalToOpenBLAS() throws {
         try XCTSkipUnless(DecodeGEMM.verifiedBuild, "DecodeGEMM reproduces OpenBLAS 0.3.21's Cooperlake kernel; this is \(BLAS.config)")
