@@ -47,9 +47,10 @@ final class ZeroTests: XCTestCase {
         }
     }
 
-    /// ZeRO-2's catch-up rounds (`Trainer.joinRemainingRounds`): padded micro-batches differ by
-    /// at most one between ranks, so only packing makes a rank run two or more fewer than
-    /// another — long examples fill a packed row each, short ones share one. With seed 3's
+    /// ZeRO-2's catch-up rounds (`Trainer.joinRemainingRounds`): padded micro-batches of single
+    /// sequences differ by at most one between ranks (the last round is `syncGradients`'), so
+    /// packing makes a rank run two or more fewer than another here — long examples fill a
+    /// packed row each, short ones share one. With seed 3's
     /// batches, at -n 2 rank 1 has one micro-batch against rank 0's four in a step (and rank 0
     /// fewer than rank 1 in others), at -n 3 rank 2 catches up in three steps (seen with a
     /// temporary trace in `joinRemainingRounds`). Ranks short of micro-batches join the extra
