@@ -80,7 +80,8 @@ public final class Arena {
     }
 
     /// Starts a new pass: every activation and gradient buffer is free again. If the last
-    /// pass outgrew the block, the block is replaced by one of the high-water size.
+    /// pass outgrew the block, the block is replaced by one of the high-water size, its pages
+    /// mapped at once (`MAP_POPULATE`) instead of faulted in one by one as the pass writes.
     public func reset() {
         generation += 1
         if !overflow.isEmpty {
@@ -89,18 +90,26 @@ public final class Arena {
             overflowBytes = 0
             block.map(release)
             capacity = highWater
-            block = raw(capacity, "the activation arena")
+            block = raw(capacity, "the activation arena", populate: true)
         }
         used = 0
         for key in pool.keys { pool[key]!.removeAll(keepingCapacity: true) }
         for (p, n) in all { pool[n, default: []].append(p) }
     }
 
+    /// Ends a pass (no tensor of this arena may be in use any more): if it outgrew the block,
+    /// the block is rebuilt now rather than at the next `reset()`, so the pass that grew the
+    /// arena (a run's first step, a benchmark's warm-up) pays for mapping and clearing the
+    /// pages and the next pass runs without a page fault.
+    public func settle() {
+        if !overflow.isEmpty { reset() }
+    }
+
     /// Activation blocks are mapped directly: unmapping returns them to the system at once,
     /// so the first pass's blocks never stay resident beside the consolidated one (freed
     /// malloc chunks of this size would, under glibc's growing mmap threshold).
-    private func raw(_ bytes: Int, _ what: String) -> UnsafeMutableRawPointer {
-        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    private func raw(_ bytes: Int, _ what: String, populate: Bool = false) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? Arena.populate : 0), -1, 0)
         if p == MAP_FAILED || p == nil { outOfMemory(bytes, what) }
         sizes[p!] = bytes
         return p!
@@ -109,6 +118,11 @@ public final class Arena {
         munmap(p, sizes.removeValue(forKey: p) ?? 0)
     }
     private var sizes: [UnsafeMutableRawPointer: Int] = [:]
+    #if os(Linux)
+    private static let populate = MAP_POPULATE
+    #else
+    private static let populate: Int32 = 0
+    #endif
 
     /// One line and a non-zero exit instead of a trap (a trapped rank leaves the others
     /// waiting in a collective; exiting ends the job under mpirun).

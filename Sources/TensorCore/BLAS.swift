@@ -13,6 +13,20 @@ public enum BLAS {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        if GEMMProfile.enabled {
+            let t0 = GEMMProfile.now()
+            defer { GEMMProfile.record(.init(m: m, n: n, k: k, transA: transA, transB: transB), seconds: GEMMProfile.now() - t0) }
+            split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// One product, cut into one piece per thread when it is big enough to share.
+    @inline(__always)
+    static func split(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         let threads = ready
         // Below ~8 MFLOP a split costs more than it saves.
         if threads == 1 || Parallel.active || m * n * k < 1 << 22 {

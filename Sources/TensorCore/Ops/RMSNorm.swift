@@ -3,17 +3,22 @@
 /// The Llama family's norm (Zhang & Sennrich 2019), as Hugging Face's `LlamaRMSNorm` computes
 /// it: in float32, no mean subtraction and no bias, the weight applied after normalising.
 /// Forward saves rstd per row so backward needs one reduction per row, not two.
+///
+/// Rows are split over the `Parallel` threads; backward's dweight is split by columns, each
+/// summing its rows in order, so every result has the bits of the one-thread loop.
 public enum RMSNormKernels {
     public static func forward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                                x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                rows: Int, dim c: Int, eps: Float) {
-        for r in 0..<rows {
-            let xr = x + r * c, o = out + r * c
-            var ss: Float = 0
-            for j in 0..<c { ss += xr[j] * xr[j] }
-            let s = 1 / (ss / Float(c) + eps).squareRoot()
-            for j in 0..<c { o[j] = xr[j] * s * weight[j] }
-            rstd[r] = s
+        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(c, 1))) { range in
+            for r in range {
+                let xr = x + r * c, o = out + r * c
+                var ss: Float = 0
+                for j in 0..<c { ss += xr[j] * xr[j] }
+                let s = 1 / (ss / Float(c) + eps).squareRoot()
+                for j in 0..<c { o[j] = xr[j] * s * weight[j] }
+                rstd[r] = s
+            }
         }
     }
 
@@ -23,16 +28,25 @@ public enum RMSNormKernels {
                                 dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                 weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 rows: Int, dim c: Int) {
-        for r in 0..<rows {
-            let xr = x + r * c, d = dout + r * c
-            let s = rstd[r]
-            var dot: Float = 0  // Σ_j w_j·d_j·n_j
-            for j in 0..<c { dot += weight[j] * d[j] * xr[j] * s }
-            let m = dot / Float(c)
-            for j in 0..<c {
-                let n = xr[j] * s
-                dweight?[j] += d[j] * n
-                if let dx { dx[r * c + j] += (weight[j] * d[j] - n * m) * s }
+        if let dx {  // row-local: rows split over the threads
+            Parallel.forRanges(rows, minChunk: max(1, 16384 / max(c, 1))) { range in
+                for r in range {
+                    let xr = x + r * c, d = dout + r * c
+                    let s = rstd[r]
+                    var dot: Float = 0  // Σ_j w_j·d_j·n_j
+                    for j in 0..<c { dot += weight[j] * d[j] * xr[j] * s }
+                    let m = dot / Float(c)
+                    for j in 0..<c { dx[r * c + j] += (weight[j] * d[j] - xr[j] * s * m) * s }
+                }
+            }
+        }
+        if let dweight {  // column sums over the rows in order: columns split over the threads
+            Parallel.forRanges(c, minChunk: rows * c >= 65536 ? 64 : c, align: 8) { cols in
+                for r in 0..<rows {
+                    let xr = x + r * c, d = dout + r * c
+                    let s = rstd[r]
+                    for j in cols { dweight[j] += d[j] * (xr[j] * s) }
+                }
             }
         }
     }

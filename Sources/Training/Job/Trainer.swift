@@ -139,6 +139,7 @@ public final class Trainer {
             onPhase?("backward")
         }
         joinRemainingRounds(microBatches: prepared.micro.count, rounds: rounds)
+        arena.settle()   // a step that grew the arena maps its pages now, not the next step's kernels
 
         // 3. Gradient sync: the trainable ranges summed over ranks.
         let tSync = comm.wallTime()
