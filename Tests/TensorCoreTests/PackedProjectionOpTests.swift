@@ -81,10 +81,11 @@ final class PackedProjectionOpTests: XCTestCase {
     }
 
     /// The packed terms equal `loraLinear` per block (values and every gradient), also when
-    /// the input needs no gradient (the first block of a LoRA run: frozen embeddings).
+    /// the input needs no gradient (the first block of a LoRA run: frozen embeddings), at a rank
+    /// the GEMMs serve and one the one-pass output-side kernel serves.
     func testLoRATermsEqualLoRALinearPerBlock() {
-        let (n, ic, r) = (7, 5, 3), blocks = [4, 2, 2]
-        for inputTrains in [true, false] {
+        let (n, ic) = (7, 5), blocks = [4, 2, 2]
+        for (inputTrains, r) in [(true, 3), (false, 3), (true, 8), (false, 8)] {  // rank 8: LoRAOutputGradients
             let x = randomTensor([n, ic], &rng, requiresGrad: inputTrains)
             let ws = blocks.map { randomTensor([$0, ic], &rng, requiresGrad: false) }
             let adapters = blocks.map { LoRAAdapter(a: randomTensor([r, ic], &rng), b: randomTensor([$0, r], &rng), scaling: 0.5) }
@@ -113,8 +114,8 @@ final class PackedProjectionOpTests: XCTestCase {
             }
             t2.backward()
             let single = (0..<n).flatMap { row in zip(outs, blocks).flatMap { o, oc in o.values[(row * oc)..<((row + 1) * oc)] } }
-            assertClose(packed.values, single, "output, input trains: \(inputTrains)")
-            assertClose(packedGrads, grads(), "gradients, input trains: \(inputTrains)")
+            assertClose(packed.values, single, "output, input trains: \(inputTrains), rank \(r)")
+            assertClose(packedGrads, grads(), "gradients, input trains: \(inputTrains), rank \(r)")
         }
     }
 
@@ -136,5 +137,36 @@ final class PackedProjectionOpTests: XCTestCase {
         let scale = max(b.map(abs).max() ?? 0, 1)
         let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThanOrEqual(worst, 1e-5 * scale, "\(what): max difference \(worst)", file: file, line: line)
+    }
+}
+
+/// The one-pass output-side LoRA gradients (Ops/LoRAOutputGradients.swift) against the two
+/// GEMMs they replace, at ranks 8 and 16, strided operands, row counts that leave a tail of
+/// the 4-row blocks, and 1 and 2 threads.
+final class LoRAOutputGradientsTests: XCTestCase {
+    func testEqualsTheTwoGEMMs() {
+        var rng = RNG(seed: 41)
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for (threads, n, oc, r) in [(1, 7, 5, 8), (1, 130, 24, 16), (2, 131, 9, 8)] {
+            Parallel.threads = threads
+            let ldo = oc + 3, ldu = r + 8, s: Float = 0.75
+            let dout = (0..<(n * ldo)).map { _ in rng.normal() }, u = (0..<(n * ldu)).map { _ in rng.normal() }
+            let b = (0..<(oc * r)).map { _ in rng.normal() }, db0 = (0..<(oc * r)).map { _ in rng.normal() }
+            var du = [Float](repeating: 0, count: n * ldu), db = db0
+            var duRef = du, dbRef = db0
+            dout.withUnsafeBufferPointer { d in u.withUnsafeBufferPointer { uu in b.withUnsafeBufferPointer { bb in
+                LoRAOutputGradients.run(du: &du, lddu: ldu, db: &db, dout: d.baseAddress!, ldo: ldo, u: uu.baseAddress!, ldu: ldu,
+                                        b: bb.baseAddress!, scaling: s, n: n, outFeatures: oc, rank: r)
+                BLAS.gemm(transA: true, transB: false, m: oc, n: r, k: n, alpha: s, a: d.baseAddress!, lda: ldo,
+                          b: uu.baseAddress!, ldb: ldu, beta: 1, c: &dbRef, ldc: r)
+                BLAS.gemm(transA: false, transB: false, m: n, n: r, k: oc, alpha: s, a: d.baseAddress!, lda: ldo,
+                          b: bb.baseAddress!, ldb: r, beta: 0, c: &duRef, ldc: ldu)
+            } } }
+            for (got, want, what) in [(du, duRef, "du"), (db, dbRef, "dB")] {
+                let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 1e-4 * max(1, want.map(abs).max() ?? 0), "\(what), threads \(threads), n \(n), oc \(oc), r \(r)")
+            }
+        }
     }
 }

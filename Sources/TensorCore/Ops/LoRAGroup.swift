@@ -49,6 +49,12 @@ extension Tape {
             let dout = out.grad
             for (j, m) in members.enumerated() {
                 let b = m.adapter.b, oc = b.shape[0]
+                if wantsDU && LoRAOutputGradients.supports(rank: r) {  // du_j and dB_j in one pass over dout_j
+                    LoRAOutputGradients.run(du: du.data + j * r, lddu: gr, db: b.requiresGrad ? b.grad : nil,
+                                            dout: dout + m.column, ldo: ldo, u: u.data + j * r, ldu: gr, b: b.data,
+                                            scaling: s, n: n, outFeatures: oc, rank: r)
+                    continue
+                }
                 if b.requiresGrad {  // dB_j[OC, r] += s · dout_jᵀ · u_j
                     BLAS.gemm(transA: true, transB: false, m: oc, n: r, k: n, alpha: s, a: dout + m.column, lda: ldo,
                               b: u.data + j * r, ldb: gr, beta: 1, c: b.grad, ldc: r)
