@@ -12,6 +12,9 @@ import TensorCore
 ///
 /// Every step is a TensorCore tape op over flat parameters named by HF keys with nn.Linear's
 /// [out, in] layout, so checkpoints load and export without renaming or transposing.
+/// q|k|v and gate|up each run as one GEMM when their weights are adjacent in the store
+/// (`projectPacked`), and the residual adds ride the o_proj / down_proj GEMMs
+/// (`linear(residual:)`), as GPT-2's c_attn and c_proj do.
 /// Positions restart per packed document (rotary uses the per-row positions), and attention
 /// never crosses segments.
 public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
@@ -26,6 +29,9 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
     /// Keys of the loaded config.json that sft-dist does not interpret (bos_token_id,
     /// eos_token_id, initializer_range…), written back on export so the saved config keeps them.
     public let extraConfig: [String: Any]
+    /// q|k|v and gate|up each as one GEMM where their weights are adjacent (`projectPacked`);
+    /// false projects them one by one (the tests' reference for the packed path).
+    public var packsProjections = true
 
     /// `lora` (resolved: `LoRAConfig.resolved`) adds adapter tensors to the layout.
     public init(config: LlamaConfig, extraConfig: [String: Any] = [:], lora: LoRAConfig? = nil) {
@@ -84,20 +90,32 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here
             let block = { (tape: Tape, x: Tensor) -> Tensor in
             let h = tape.rmsNorm(x, weight: p[l + "input_layernorm.weight"], eps: eps)
-            func proj(_ name: String, _ input: Tensor) -> Tensor {
-                self.project(tape, l + name, input, bias: self.bias(l + name + ".bias"))
+            func proj(_ name: String, _ input: Tensor, residual: Tensor? = nil) -> Tensor {
+                self.project(tape, l + name, input, bias: self.bias(l + name + ".bias"), residual: residual)
             }
-            let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
-                                headDim: c.headDim, theta: c.ropeTheta)
-            let k = tape.rotary(proj("self_attn.k_proj", h), positions: positions, heads: c.kvHeads,
-                                headDim: c.headDim, theta: c.ropeTheta)
-            let v = proj("self_attn.v_proj", h)
-            let att = tape.causalSelfAttention(q: q, k: k, v: v, batch: B, seqLen: T, heads: c.heads,
-                                               kvHeads: c.kvHeads, segments: segments)  // [B·T, H·hd]
-            let x = tape.add(x, proj("self_attn.o_proj", att))
+            let attn = l + "self_attn.", mlp = l + "mlp."
+            let att: Tensor  // [B·T, H·hd]
+            if self.packsProjections, let qkv = self.projectPacked(tape, [attn + "q_proj", attn + "k_proj", attn + "v_proj"], h) {
+                tape.rotaryInPlace(qkv, positions: positions, heads: c.heads + c.kvHeads, headDim: c.headDim, theta: c.ropeTheta)
+                att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: c.heads, kvHeads: c.kvHeads,
+                                               headDim: c.headDim, segments: segments)
+            } else {
+                let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
+                                    headDim: c.headDim, theta: c.ropeTheta)
+                let k = tape.rotary(proj("self_attn.k_proj", h), positions: positions, heads: c.kvHeads,
+                                    headDim: c.headDim, theta: c.ropeTheta)
+                att = tape.causalSelfAttention(q: q, k: k, v: proj("self_attn.v_proj", h), batch: B, seqLen: T,
+                                               heads: c.heads, kvHeads: c.kvHeads, segments: segments)
+            }
+            let x = proj("self_attn.o_proj", att, residual: x)   // x + o_proj(att): the add rides the GEMM
             let h2 = tape.rmsNorm(x, weight: p[l + "post_attention_layernorm.weight"], eps: eps)
-            let act = tape.swiglu(gate: proj("mlp.gate_proj", h2), up: proj("mlp.up_proj", h2))  // [B·T, I]
-            return tape.add(x, proj("mlp.down_proj", act))
+            let act: Tensor  // [B·T, I]
+            if self.packsProjections, let gateUp = self.projectPacked(tape, [mlp + "gate_proj", mlp + "up_proj"], h2) {
+                act = tape.swiglu(gateUp: gateUp)
+            } else {
+                act = tape.swiglu(gate: proj("mlp.gate_proj", h2), up: proj("mlp.up_proj", h2))
+            }
+            return proj("mlp.down_proj", act, residual: x)
             }
             x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }

@@ -37,10 +37,12 @@ public enum RotaryKernels {
 
     /// out[n, h·d + …] = rotation of x's head h at row n by `positions[n]`; `direction` −1 is the
     /// inverse rotation (the backward pass: the Jacobian of a rotation is its transpose).
+    /// Rows are `ld` floats apart (default heads·d; wider when the heads are the first
+    /// columns of a packed q|k|v row). `out` may be `x` (each pair is read before it is written).
     public static func rotate(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, positions: [Int32],
                               heads: Int, headDim d: Int, cos: [Float], sin: [Float],
-                              direction: Float, accumulate: Bool) {
-        let half = d / 2, width = heads * d
+                              direction: Float, accumulate: Bool, ld: Int? = nil) {
+        let half = d / 2, width = ld ?? heads * d
         for (n, pos) in positions.enumerated() {
             let cp = Int(pos) * half
             for h in 0..<heads {
