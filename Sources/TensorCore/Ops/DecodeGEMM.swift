@@ -64,10 +64,16 @@ public enum DecodeGEMM {
                         next = (b + j + 16, j + 32 <= cols.upperBound ? blocks[0].count : 0)
                     }
                     let panel = b + kb.lowerBound * ldb + j
+                    let groups = m / 6, ahead = next.rows >= kb.count
+                    // Group g prefetches rows (g·count + step) / groups of the next panel: all of
+                    // its rows, spread evenly over the groups' steps (a burst would overrun the
+                    // cache's outstanding misses). ⌊x·⌈2²⁰/groups⌉ / 2²⁰⌋ is x / groups here.
+                    let perRow = ((1 << 20) + groups - 1) / max(groups, 1)
                     var r = 0
                     while r + 6 <= m {
                         block6x16(count: kb.count, a: a + r * lda + kb.lowerBound, lda: lda, b: panel, ldb: ldb,
-                                  c: c + r * ldc + j, ldc: ldc, prefetch: r == 0 && next.rows >= kb.count ? next.panel : panel)
+                                  c: c + r * ldc + j, ldc: ldc, prefetch: ahead ? next.panel : panel,
+                                  prefetchFrom: ahead ? r / 6 * kb.count : 0, prefetchScale: ahead ? perRow : 0)
                         r += 6
                     }
                     while r + 2 <= m {
@@ -87,19 +93,21 @@ public enum DecodeGEMM {
     }
 
     /// Six rows × 16 columns over `count` values of k (a from the block's first k, b from its
-    /// first row): twelve independent FMA chains, their sums added to C; each step also
-    /// prefetches `prefetch`, one row of B further each step. Twelve accumulators, two
+    /// first row): twelve independent FMA chains, their sums added to C; step i also prefetches
+    /// row (from + i)·scale / 2²⁰ of `prefetch` (scale 0: its first row). Twelve accumulators, two
     /// vectors of B and the broadcast fit the 16 vector registers with one to spare (a 4 × 24
     /// block needs all 16, and the compiler then spilled an accumulator every step).
     @inline(__always)
     static func block6x16(count: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                          c: UnsafeMutablePointer<Float>, ldc: Int, prefetch: UnsafePointer<Float>) {
+                          c: UnsafeMutablePointer<Float>, ldc: Int, prefetch: UnsafePointer<Float>,
+                          prefetchFrom: Int, prefetchScale: Int) {
         let z = F8(repeating: 0)
         var c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z
-        var ap = a, bp = b, pf = prefetch, left = count
+        var ap = a, bp = b, left = count, x20 = prefetchFrom &* prefetchScale
         let l2 = 2 &* lda, l3 = 3 &* lda, l4 = 4 &* lda, l5 = 5 &* lda
         while left > 0 {
-            sftblas_prefetch(pf)
+            sftblas_prefetch(prefetch + (x20 >> 20) &* ldb)
+            x20 &+= prefetchScale
             let b0 = Vec.load(bp), b1 = Vec.load(bp + 8)
             var x = F8(repeating: ap[0])
             c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
@@ -113,7 +121,7 @@ public enum DecodeGEMM {
             c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
             x = F8(repeating: ap[l5])
             c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            bp += ldb; pf += ldb; ap += 1; left &-= 1
+            bp += ldb; ap += 1; left &-= 1
         }
         add(c00, c); add(c01, c + 8)
         add(c10, c + ldc); add(c11, c + ldc + 8)
