@@ -1,3 +1,5 @@
+import COpenBLAS
+
 /// Attention scores of one new query against a row's cached keys: s[j] = alpha · (q · K_j)
 /// for j in 0..<L, the product `CachedAttention` otherwise runs as
 /// `cblas_sgemm(RowMajor, NoTrans, Trans, 1, L, d, alpha, q, …, K, …, 0, s, …)`.
@@ -22,16 +24,21 @@ public enum DecodeScores {
         DecodeGEMM.verifiedBuild && L >= 1 && d >= 32 && L <= 1200 && L * d <= 1_000_000
     }
 
-    /// `scores[j]` for j in 0..<L; key j at `keys + j·stride`, d floats each.
+    /// `scores[j]` for j in 0..<L; key j at `keys + j·stride`, d floats each. With `prefetch`,
+    /// the d floats at `prefetch + j·stride` are prefetched beside key j (the values the
+    /// attention reads next: cached rows far apart, which the hardware prefetchers miss).
     public static func forward(scores: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
-                               stride: Int, count L: Int, dim d: Int, alpha: Float) {
+                               stride: Int, count L: Int, dim d: Int, alpha: Float, prefetch: UnsafePointer<Float>? = nil) {
+        let ahead = prefetch ?? keys
         let full = d / 16 * 16, rest = d - full
         // The query's remainder, zero past d (the kernel's masked load).
         var qTail = F16(repeating: 0)
         for l in 0..<rest { qTail[l] = q[full + l] }
 
         @inline(__always) func lanes(_ j: Int) -> F16 {
-            let k = keys + j * stride
+            let k = keys + j * stride, p = ahead + j * stride
+            var o = 0
+            while o < d { sftblas_prefetch(p + o); o += 16 }
             var acc = F16(repeating: 0)
             var i = 0
             while i < full {
