@@ -70,22 +70,24 @@ if a.generate:
     model.generation_config.bos_token_id = None
     g = torch.Generator().manual_seed(1234)
     prompts = torch.randint(0, V, (a.prompts, 16), generator=g)
-    times, tokens = [], 0
+    times, cpu, tokens = [], [], 0
     for run in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with torch.no_grad():
             out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True, temperature=1.0,
                                  top_k=0, top_p=1.0, max_new_tokens=a.new_tokens,
                                  pad_token_id=0)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         tokens = (out.shape[1] - prompts.shape[1]) * out.shape[0]
         if run >= a.warmup:
             times.append(dt)
+            cpu.append(dc)
         print(f"torch generate {run + 1}: {dt * 1e3:.1f} ms, {tokens} tokens", file=sys.stderr)
     med = statistics.median(times)
     print(json.dumps({"impl": "pytorch", "bench": "rollouts", "torch": torch.__version__, "threads": a.threads,
                       "prompts": a.prompts, "new_tokens": a.new_tokens, "tokens": tokens, "median_run_s": med,
-                      "run_s": times, "tokens_per_s": tokens / med}))
+                      "run_s": times, "tokens_per_s": tokens / med, "median_run_cpu_s": statistics.median(cpu),
+                      "run_cpu_s": cpu, "tokens_per_cpu_s": tokens / statistics.median(cpu)}))
     sys.exit(0)
 if a.lora_rank:
     assert a.shape, "--lora-rank needs --shape"

@@ -8,6 +8,10 @@ static inline void sftblas_set_num_threads(int n) { openblas_set_num_threads(n);
 static inline int sftblas_get_num_threads(void) { return openblas_get_num_threads(); }
 static inline const char *sftblas_get_config(void) { return openblas_get_config(); }
 static inline const char *sftblas_get_corename(void) { return openblas_get_corename(); }
+/* A software prefetch into every cache level; it never faults. The decode kernels
+   (DecodeGEMM, DecodeHeadGEMM) read weights in pieces too short or too far apart for the
+   hardware prefetchers (rows 4.6 KB apart, one page each). */
+static inline void sftblas_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 /* LAPACK's symmetric eigenvalue driver, which libopenblas carries (no LAPACKE header on
    Debian): Fortran calling convention, with the hidden lengths of the two character
    arguments that gfortran passes last. */

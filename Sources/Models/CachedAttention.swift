@@ -4,7 +4,7 @@ import Glibc
 import TensorCore
 
 /// Causal attention of new queries against a row's cache, per head, as two GEMMs:
-/// scores [n, L] = q·Kᵀ over the filled cache, masked so new token i sees positions
+/// scores [n, L] = q·Kᵀ over the filled cache (one query: `DecodeScores`, the same sums), masked so new token i sees positions
 /// ≤ start + i, softmax, then out = P·V. q rows have stride `ldq`; heads share kv heads in
 /// groups (GQA).
 public enum CachedAttention {
@@ -17,8 +17,15 @@ public enum CachedAttention {
         let k0 = cache.key(layer, row: row, position: 0), v0 = cache.value(layer, row: row, position: 0)
         for h in 0..<heads {
             let kh = h / (heads / kvHeads)
-            BLAS.gemm(transA: false, transB: true, m: n, n: L, k: hd, alpha: scale,
-                      a: q + h * hd, lda: ldq, b: k0 + kh * hd, ldb: cache.kvDim, beta: 0, c: scores, ldc: L)
+            if n == 1 && DecodeScores.sameSumsAsBLAS(positions: L, dim: hd) {  // OpenBLAS's small kernel's sums without the call
+                // The head's values are fetched while its keys are read, the next head's keys
+                // while its values are: every pass over the cache then finds its rows in cache.
+                DecodeScores.forward(scores: scores, q: q + h * hd, keys: k0 + kh * hd, stride: cache.kvDim, count: L, dim: hd, alpha: scale,
+                                     prefetch: v0 + kh * hd)
+            } else {
+                BLAS.gemm(transA: false, transB: true, m: n, n: L, k: hd, alpha: scale,
+                          a: q + h * hd, lda: ldq, b: k0 + kh * hd, ldb: cache.kvDim, beta: 0, c: scores, ldc: L)
+            }
             for i in 0..<n {
                 let r = scores + i * L, last = start + i
                 var m = -Float.infinity
@@ -29,7 +36,8 @@ public enum CachedAttention {
                 for j in 0..<L { r[j] = j <= last ? r[j] * inv : 0 }
             }
             if n == 1 && hd * L <= 1_000_000 {  // OpenBLAS's small kernel's sums without the call (WeightedRowSum)
-                WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: v0 + kh * hd, stride: cache.kvDim, count: L, dim: hd)
+                WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: v0 + kh * hd, stride: cache.kvDim, count: L, dim: hd,
+                                       prefetch: h + 1 < heads ? k0 + (h + 1) / (heads / kvHeads) * hd : nil)
             } else {
                 BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,
                           a: scores, lda: L, b: v0 + kh * hd, ldb: cache.kvDim, beta: 0, c: out + h * hd, ldc: ldo)

@@ -6,11 +6,13 @@ import TensorCore
 /// Picks the next token from one row of logits by the rule `SamplingOptions` states, and
 /// reports its log-probability, reusing its buffers from token to token.
 ///
-/// The rule: temperature 0 is the first largest logit; otherwise the vocabulary is ordered by
-/// logit, highest first, ties by id (so sampling is reproducible on every platform), cut to
-/// the top k, weighted exp((z − max)/T), cut to the smallest prefix whose mass reaches top-p,
-/// and walked in that order until the running sum passes u·Σ. Every sum runs in that order,
-/// so the token is bit-for-bit a function of the logits and the random stream.
+/// The rule: temperature 0 is the first largest logit. With top-k or top-p < 1 the vocabulary
+/// is ordered by logit, highest first, ties by id (so sampling is reproducible on every
+/// platform), cut to the top k, weighted exp((z − max)/T), cut to the smallest prefix whose
+/// mass reaches top-p, and walked in that order until the running sum passes u·Σ. Without
+/// either cut the weights are walked in id order (`sampleInIdOrder`), as torch.multinomial
+/// does; that draws from the same distribution without sorting. Every sum runs in its
+/// stated order, so the token is bit-for-bit a function of the logits and the random stream.
 ///
 /// The order comes from a stable LSD radix sort of the logits' bit patterns (three passes of
 /// 11 bits), which yields exactly the order of the comparison sort it replaces: that sort of
@@ -48,8 +50,11 @@ public final class TokenSampler {
             for i in 1..<V where z[i] > z[best] { best = i }
             return (Int32(best), logProb(z, max: m, token: best, weightsFilled: false))
         }
-        sortDescending(z)
         let T = options.temperature
+        if (options.topK <= 0 || options.topK >= V) && options.topP >= 1 {
+            return sampleInIdOrder(z, max: m, temperature: T, rng: &rng)
+        }
+        sortDescending(z)
         let top = z[Int(order[0])]
         var count = options.topK > 0 && options.topK < V ? options.topK : V
         // At T = 1 the weights are exp(z − max) for every id, which the log-probability needs
@@ -80,6 +85,36 @@ public final class TokenSampler {
             if u < acc { pick = Int(order[r]); break }
         }
         return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: shared))
+    }
+
+    /// Without top-k or top-p there is nothing to cut, so nothing to order: the weights
+    /// exp((z − max)/T) are summed in id order (their running sums kept), and the token is the
+    /// first id whose running sum passes u·Σ — the walk torch.multinomial makes over the
+    /// vocabulary. Should u·Σ round up to Σ, the last id that raised the running sum.
+    private func sampleInIdOrder(_ z: UnsafeBufferPointer<Float>, max m: Float, temperature T: Float,
+                                 rng: inout RNG) -> (token: Int32, logProb: Float) {
+        let V = z.count
+        // Running sums go to keysSpare's memory, reinterpreted (unused without a sort).
+        let running = UnsafeMutableRawPointer(keysSpare).bindMemory(to: Float.self, capacity: V)
+        var total: Float = 0
+        if T == 1 {  // the log-probability's terms too
+            for i in 0..<V { let w = expf(z[i] - m); weights[i] = w; total += w; running[i] = total }
+        } else {
+            for i in 0..<V { total += expf((z[i] - m) / T); running[i] = total }
+        }
+        let u = rng.uniform() * total
+        // The running sums never decrease: the first one above u by bisection.
+        var lo = 0, hi = V
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if u < running[mid] { hi = mid } else { lo = mid + 1 }
+        }
+        var pick = lo
+        if pick == V {
+            pick = V - 1
+            while pick > 0 && running[pick] == running[pick - 1] { pick -= 1 }
+        }
+        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: T == 1))
     }
 
     /// log softmax(z)[token], the sum of exponentials in double precision, in id order.

@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// `sft-dist bench --rollouts`: every prompt's tokens are generated and counted once when the
-/// prompts are dealt over two ranks (3 prompts: uneven shares); speed is not a test's business.
+/// prompts are dealt over two ranks (3 prompts: uneven shares), and every run's CPU time is
+/// reported; speed is not a test's business.
 final class BenchRolloutsTests: XCTestCase {
     func testRolloutBenchCountsEveryTokenAtTwoRanks() throws {
         let r = CLI.mpirun(2, ["bench", "--rollouts", "--threads", "1", "--rollout-prompts", "3", "--generate-tokens", "4",
@@ -16,6 +17,12 @@ final class BenchRolloutsTests: XCTestCase {
         let rate = try XCTUnwrap(j["tokens_per_s"] as? Double, String(line))
         let median = try XCTUnwrap(j["median_run_s"] as? Double, String(line))
         XCTAssertEqual(rate, 12 / median, accuracy: 1e-3 * rate)
+        // CPU time per run, both ranks' processes summed: positive, and the rate follows it.
+        let cpu = try XCTUnwrap(j["run_cpu_s"] as? [Double], String(line))
+        XCTAssertEqual(cpu.count, 2)
+        XCTAssertTrue(cpu.allSatisfy { $0 > 0 }, "\(cpu)")
+        let cpuMedian = try XCTUnwrap(j["median_run_cpu_s"] as? Double, String(line))
+        XCTAssertEqual(try XCTUnwrap(j["tokens_per_cpu_s"] as? Double), 12 / cpuMedian, accuracy: 1e-3 * 12 / cpuMedian)
     }
 
     func testRolloutsWithoutNewTokensIsRefused() {

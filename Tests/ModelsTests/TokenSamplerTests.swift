@@ -6,15 +6,30 @@ import XCTest
 import TensorCore
 
 /// `TokenSampler` (radix-sorted, buffers reused) must pick exactly what the comparison-sort
-/// sampler it replaced picked, bit for bit: same token, same log-prob, same random draws.
+/// sampler it replaced picked, bit for bit: same token, same log-prob, same random draws —
+/// and without top-k and top-p, what a plain walk over the vocabulary in id order picks.
 final class TokenSamplerTests: XCTestCase {
-    /// The previous implementation, kept here as the reference: sort every id by logit
-    /// (ties by id), cut to top-k, weights exp((z − max)/T), cut to top-p, walk to u·Σ.
+    /// The reference: without a cut, weights exp((z − max)/T) walked in id order to u·Σ;
+    /// with one, the previous implementation: sort every id by logit (ties by id), cut to
+    /// top-k, weights exp((z − max)/T), cut to top-p, walk to u·Σ.
     static func referencePick(_ logits: [Float], options: SamplingOptions, rng: inout RNG) -> Int32 {
         if options.temperature <= 0 {
             var best = 0
             for i in 1..<logits.count where logits[i] > logits[best] { best = i }
             return Int32(best)
+        }
+        if (options.topK <= 0 || options.topK >= logits.count) && options.topP >= 1 {
+            let m = logits.max()!
+            let probs = logits.map { expf(($0 - m) / options.temperature) }
+            let u = rng.uniform() * probs.reduce(0, +)
+            var acc: Float = 0, last = 0
+            for (i, p) in probs.enumerated() {
+                let before = acc
+                acc += p
+                if acc != before { last = i }
+                if u < acc { return Int32(i) }
+            }
+            return Int32(last)
         }
         var order = Array(0..<logits.count)
         order.sort { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
@@ -57,14 +72,16 @@ final class TokenSamplerTests: XCTestCase {
         return [spread, peaked, coarse, negative]
     }
 
-    func testSamePicksLogProbsAndDrawsAsTheComparisonSort() {
+    func testSamePicksLogProbsAndDrawsAsTheReference() {
         var gen = RNG(seed: 42)
         let optionSets = [SamplingOptions(maxNewTokens: 1),
                           SamplingOptions(maxNewTokens: 1, temperature: 1),
                           SamplingOptions(maxNewTokens: 1, temperature: 0.7, topK: 5),
                           SamplingOptions(maxNewTokens: 1, temperature: 1, topK: 40, topP: 0.9),
                           SamplingOptions(maxNewTokens: 1, temperature: 1.6, topP: 0.3),
-                          SamplingOptions(maxNewTokens: 1, temperature: 1, topP: 0.999)]
+                          SamplingOptions(maxNewTokens: 1, temperature: 1, topP: 0.999),
+                          SamplingOptions(maxNewTokens: 1, temperature: 0.6),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1, topK: 10_000)]
         var checked = 0
         for vocab in [2, 13, 300, 5000] {
             let sampler = TokenSampler(vocab: vocab)
@@ -83,6 +100,6 @@ final class TokenSamplerTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(checked, 4 * 4 * 6 * 6)
+        XCTAssertEqual(checked, 4 * 4 * 8 * 6)
     }
 }

@@ -1,3 +1,5 @@
+import COpenBLAS
+
 /// C[m×n] = A[m×k]·B[k×n] (row-major, B not transposed: GPT-2's [in, out] weights) for the
 /// few-row products of decoding (one row per sequence), streaming B straight from memory.
 ///
@@ -46,46 +48,109 @@ public enum DecodeGEMM {
         for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) }
         guard k > 0 else { return }
         let blocks = kBlocks(k)
-        Parallel.forRanges(n, minChunk: 48, align: 24) { cols in
-            for kb in blocks {
-                var j = cols.lowerBound
-                while j + 24 <= cols.upperBound {
+        Parallel.forRanges(n, minChunk: 48, align: 16) { cols in
+            // Panel by panel (16 columns — one cache line per row of B — × one k block), every
+            // row group against it while it is in cache; each C element still takes its k
+            // blocks' sums in order. The first row group prefetches the next panel, whose rows
+            // are a page apart (the hardware prefetchers miss them); the others prefetch their
+            // own panel's rows, already in cache (one loop for all: a branch costs more).
+            var j = cols.lowerBound
+            while j + 16 <= cols.upperBound {
+                for (i, kb) in blocks.enumerated() {
+                    let next: (panel: UnsafePointer<Float>, rows: Int)
+                    if i + 1 < blocks.count {
+                        next = (b + blocks[i + 1].lowerBound * ldb + j, blocks[i + 1].count)
+                    } else {
+                        next = (b + j + 16, j + 32 <= cols.upperBound ? blocks[0].count : 0)
+                    }
+                    let panel = b + kb.lowerBound * ldb + j
+                    let groups = m / 6, ahead = next.rows >= kb.count
+                    // Group g prefetches rows (g·count + step) / groups of the next panel: all of
+                    // its rows, spread evenly over the groups' steps (a burst would overrun the
+                    // cache's outstanding misses). ⌊x·⌈2²⁰/groups⌉ / 2²⁰⌋ is x / groups here.
+                    let perRow = ((1 << 20) + groups - 1) / max(groups, 1)
                     var r = 0
-                    while r + 4 <= m { block4x24(kb, a: a + r * lda, lda: lda, b: b + j, ldb: ldb, c: c + r * ldc + j, ldc: ldc); r += 4 }
-                    while r < m { block1(kb, width: 24, a: a + r * lda, b: b + j, ldb: ldb, c: c + r * ldc + j); r += 1 }
-                    j += 24
+                    while r + 6 <= m {
+                        block6x16(count: kb.count, a: a + r * lda + kb.lowerBound, lda: lda, b: panel, ldb: ldb,
+                                  c: c + r * ldc + j, ldc: ldc, prefetch: ahead ? next.panel : panel,
+                                  prefetchFrom: ahead ? r / 6 * kb.count : 0, prefetchScale: ahead ? perRow : 0)
+                        r += 6
+                    }
+                    while r + 2 <= m {
+                        block2x16(count: kb.count, a: a + r * lda + kb.lowerBound, lda: lda, b: panel, ldb: ldb, c: c + r * ldc + j, ldc: ldc)
+                        r += 2
+                    }
+                    if r < m { block1(kb, width: 16, a: a + r * lda, b: b + j, ldb: ldb, c: c + r * ldc + j) }
                 }
-                if j < cols.upperBound {
+                j += 16
+            }
+            if j < cols.upperBound {
+                for kb in blocks {
                     for r in 0..<m { block1(kb, width: cols.upperBound - j, a: a + r * lda, b: b + j, ldb: ldb, c: c + r * ldc + j) }
                 }
             }
         }
     }
 
-    /// Four rows × 24 columns over one k block: twelve independent FMA chains.
+    /// Six rows × 16 columns over `count` values of k (a from the block's first k, b from its
+    /// first row): twelve independent FMA chains, their sums added to C; step i also prefetches
+    /// row (from + i)·scale / 2²⁰ of `prefetch` (scale 0: its first row). Twelve accumulators, two
+    /// vectors of B and the broadcast fit the 16 vector registers with one to spare (a 4 × 24
+    /// block needs all 16, and the compiler then spilled an accumulator every step).
     @inline(__always)
-    static func block4x24(_ kb: Range<Int>, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                          c: UnsafeMutablePointer<Float>, ldc: Int) {
-        var c00 = F8(repeating: 0), c01 = F8(repeating: 0), c02 = F8(repeating: 0)
-        var c10 = F8(repeating: 0), c11 = F8(repeating: 0), c12 = F8(repeating: 0)
-        var c20 = F8(repeating: 0), c21 = F8(repeating: 0), c22 = F8(repeating: 0)
-        var c30 = F8(repeating: 0), c31 = F8(repeating: 0), c32 = F8(repeating: 0)
-        for kk in kb {
-            let bp = b + kk * ldb
-            let b0 = Vec.load(bp), b1 = Vec.load(bp + 8), b2 = Vec.load(bp + 16)
-            let x0 = F8(repeating: a[kk]), x1 = F8(repeating: a[lda + kk])
-            let x2 = F8(repeating: a[2 * lda + kk]), x3 = F8(repeating: a[3 * lda + kk])
-            c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1); c02 = c02.addingProduct(x0, b2)
-            c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1); c12 = c12.addingProduct(x1, b2)
-            c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1); c22 = c22.addingProduct(x2, b2)
-            c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1); c32 = c32.addingProduct(x3, b2)
+    static func block6x16(count: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                          c: UnsafeMutablePointer<Float>, ldc: Int, prefetch: UnsafePointer<Float>,
+                          prefetchFrom: Int, prefetchScale: Int) {
+        let z = F8(repeating: 0)
+        var c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z
+        var ap = a, bp = b, left = count, x20 = prefetchFrom &* prefetchScale
+        let l2 = 2 &* lda, l3 = 3 &* lda, l4 = 4 &* lda, l5 = 5 &* lda
+        while left > 0 {
+            sftblas_prefetch(prefetch + (x20 >> 20) &* ldb)
+            x20 &+= prefetchScale
+            let b0 = Vec.load(bp), b1 = Vec.load(bp + 8)
+            var x = F8(repeating: ap[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = F8(repeating: ap[lda])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = F8(repeating: ap[l2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = F8(repeating: ap[l3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = F8(repeating: ap[l4])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = F8(repeating: ap[l5])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            bp += ldb; ap += 1; left &-= 1
         }
-        func add(_ v: F8, _ p: UnsafeMutablePointer<Float>) { Vec.store(Vec.load(p) + v, p) }
-        add(c00, c); add(c01, c + 8); add(c02, c + 16)
-        add(c10, c + ldc); add(c11, c + ldc + 8); add(c12, c + ldc + 16)
-        add(c20, c + 2 * ldc); add(c21, c + 2 * ldc + 8); add(c22, c + 2 * ldc + 16)
-        add(c30, c + 3 * ldc); add(c31, c + 3 * ldc + 8); add(c32, c + 3 * ldc + 16)
+        add(c00, c); add(c01, c + 8)
+        add(c10, c + ldc); add(c11, c + ldc + 8)
+        add(c20, c + 2 * ldc); add(c21, c + 2 * ldc + 8)
+        add(c30, c + 3 * ldc); add(c31, c + 3 * ldc + 8)
+        add(c40, c + 4 * ldc); add(c41, c + 4 * ldc + 8)
+        add(c50, c + 5 * ldc); add(c51, c + 5 * ldc + 8)
     }
+
+    /// Two rows × 16 columns, as `block6x16` (rows left over from the groups of six).
+    @inline(__always)
+    static func block2x16(count: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                          c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let z = F8(repeating: 0)
+        var c00 = z, c01 = z, c10 = z, c11 = z
+        var ap = a, bp = b, left = count
+        while left > 0 {
+            let b0 = Vec.load(bp), b1 = Vec.load(bp + 8)
+            var x = F8(repeating: ap[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = F8(repeating: ap[lda])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            bp += ldb; ap += 1; left &-= 1
+        }
+        add(c00, c); add(c01, c + 8); add(c10, c + ldc); add(c11, c + ldc + 8)
+    }
+
+    /// C += v, eight floats.
+    @inline(__always) static func add(_ v: F8, _ p: UnsafeMutablePointer<Float>) { Vec.store(Vec.load(p) + v, p) }
 
     /// One row × `width` columns over one k block, one scalar chain per column.
     static func block1(_ kb: Range<Int>, width: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,

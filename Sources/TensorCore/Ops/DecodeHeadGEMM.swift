@@ -1,3 +1,5 @@
+import COpenBLAS
+
 /// C[m×n] = A[m×k]·Bᵀ with B stored [n×k] row-major: the tied LM head of a decode step
 /// (logits = hidden · wteᵀ, wte [V, C]), a few rows against the whole vocabulary.
 ///
@@ -34,7 +36,10 @@ public enum DecodeHeadGEMM {
                 var j = cols.lowerBound
                 if group == 4 {
                     while j + 3 <= cols.upperBound {
-                        block32x3(blocks, at: at + v0 * 8, mp: mp, b: b + j * ldb, ldb: ldb, c: c, ldc: ldc, row0: v0 * 8, rows: m, col: j)
+                        // The next three rows of B are prefetched while these are read: each
+                        // row is only 24 cache lines, too short for the hardware to pick up.
+                        block32x3(blocks, at: at + v0 * 8, mp: mp, b: b + j * ldb, ldb: ldb, c: c, ldc: ldc, row0: v0 * 8, rows: m, col: j,
+                                  prefetch: j + 6 <= cols.upperBound)
                         j += 3
                     }
                 }
@@ -49,23 +54,27 @@ public enum DecodeHeadGEMM {
         }
     }
 
-    /// Rows row0 ..< row0 + 32 (those below `rows`) × columns col ..< col + 3.
+    /// Rows row0 ..< row0 + 32 (those below `rows`) × columns col ..< col + 3; with `prefetch`,
+    /// one cache line of each of the next three rows of B every 16 steps.
     @inline(__always)
     static func block32x3(_ blocks: [Range<Int>], at: UnsafePointer<Float>, mp: Int, b: UnsafePointer<Float>, ldb: Int,
-                          c: UnsafeMutablePointer<Float>, ldc: Int, row0: Int, rows: Int, col: Int) {
+                          c: UnsafeMutablePointer<Float>, ldc: Int, row0: Int, rows: Int, col: Int, prefetch: Bool) {
         let z = F8(repeating: 0)
         var t00 = z, t01 = z, t02 = z, t10 = z, t11 = z, t12 = z, t20 = z, t21 = z, t22 = z, t30 = z, t31 = z, t32 = z
-        let b1 = b + ldb, b2 = b + 2 * ldb
+        let b1 = b + ldb, b2 = b + 2 &* ldb, n0 = b + 3 &* ldb, n1 = b + 4 &* ldb, n2 = b + 5 &* ldb
+        var p = at
         for kb in blocks {
             var c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z, c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z
-            for kk in kb {
-                let p = at + kk * mp
+            var kk = kb.lowerBound
+            while kk < kb.upperBound {
+                if prefetch && kk & 15 == 0 { sftblas_prefetch(n0 + kk); sftblas_prefetch(n1 + kk); sftblas_prefetch(n2 + kk) }
                 let x0 = Vec.load(p), x1 = Vec.load(p + 8), x2 = Vec.load(p + 16), x3 = Vec.load(p + 24)
                 let w0 = F8(repeating: b[kk]), w1 = F8(repeating: b1[kk]), w2 = F8(repeating: b2[kk])
                 c00 = c00.addingProduct(x0, w0); c01 = c01.addingProduct(x0, w1); c02 = c02.addingProduct(x0, w2)
                 c10 = c10.addingProduct(x1, w0); c11 = c11.addingProduct(x1, w1); c12 = c12.addingProduct(x1, w2)
                 c20 = c20.addingProduct(x2, w0); c21 = c21.addingProduct(x2, w1); c22 = c22.addingProduct(x2, w2)
                 c30 = c30.addingProduct(x3, w0); c31 = c31.addingProduct(x3, w1); c32 = c32.addingProduct(x3, w2)
+                p += mp; kk &+= 1
             }
             // C starts at 0 and takes each block's sum in order, as OpenBLAS's driver adds them.
             t00 += c00; t01 += c01; t02 += c02; t10 += c10; t11 += c11; t12 += c12

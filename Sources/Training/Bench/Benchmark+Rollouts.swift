@@ -7,7 +7,8 @@ import TensorCore
 /// each sampled at temperature 1 (top-p 1, no stop id, so every row runs the full length)
 /// with the KV cache, sharded over ranks by `ShardedGeneration` — on the bench's randomly
 /// initialised gpt2-mini (vocabulary 8192). Tokens/s counts generated tokens over the whole
-/// call, prompt prefill included; scripts/bench-peer runs transformers' `generate` on the
+/// call, prompt prefill included; the CPU time of each run (all ranks' processes, summed) is
+/// reported beside it, the figure other jobs on a shared machine do not inflate; scripts/bench-peer runs transformers' `generate` on the
 /// same shape.
 extension Benchmark {
     public struct RolloutOptions: Sendable {
@@ -26,10 +27,12 @@ extension Benchmark {
         public var options: RolloutOptions
         public var ranks: Int
         public var runSeconds: [Double]     // timed runs, slowest rank's wall clock
+        public var runCPUSeconds: [Double]  // timed runs, CPU time of every rank's process, summed
         public var tokensPerRun: Int
 
         public var medianRun: Double { Benchmark.median(runSeconds) }
         public var tokensPerSecond: Double { Double(tokensPerRun) / medianRun }
+        public var medianRunCPU: Double { Benchmark.median(runCPUSeconds) }
 
         public var json: String {
             let o = options
@@ -40,6 +43,9 @@ extension Benchmark {
                 ("median_run_s", String(format: "%.6g", medianRun)),
                 ("run_s", "[" + runSeconds.map { String(format: "%.6g", $0) }.joined(separator: ",") + "]"),
                 ("tokens_per_s", String(format: "%.6g", tokensPerSecond)),
+                ("median_run_cpu_s", String(format: "%.6g", medianRunCPU)),
+                ("run_cpu_s", "[" + runCPUSeconds.map { String(format: "%.6g", $0) }.joined(separator: ",") + "]"),
+                ("tokens_per_cpu_s", String(format: "%.6g", Double(tokensPerRun) / medianRunCPU)),
             ]
             return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
@@ -53,6 +59,8 @@ extension Benchmark {
                 "run (median of \(runSeconds.count))".padding(toLength: 34, withPad: " ", startingAt: 0)
                     + String(format: "%.1f ms  (all: %@)", medianRun * 1e3, runSeconds.map { String(format: "%.0f", $0 * 1e3) }.joined(separator: " ")),
                 "rollout tokens/s".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%.0f", tokensPerSecond),
+                "CPU s per run (median, all ranks)".padding(toLength: 34, withPad: " ", startingAt: 0)
+                    + String(format: "%.3f  (all: %@)", medianRunCPU, runCPUSeconds.map { String(format: "%.3f", $0) }.joined(separator: " ")),
             ].joined(separator: "\n")
         }
     }
@@ -64,17 +72,18 @@ extension Benchmark {
         var rng = RNG(seed: o.seed, stream: 78)
         let prompts = (0..<o.prompts).map { _ in (0..<o.promptLength).map { _ in Int32(rng.below(o.vocab)) } }
         let options = SamplingOptions(maxNewTokens: o.newTokens, temperature: 1)
-        var times: [Double] = [], tokens = 0
+        var times: [Double] = [], cpu: [Double] = [], tokens = 0
         for run in 0..<(o.warmup + o.runs) {
             comm.barrier()
-            let t0 = comm.wallTime()
+            let t0 = comm.wallTime(), c0 = processCPUSeconds()
             let gens = ShardedGeneration.generate(model, prompts: prompts, options: options, seed: UInt64(run), comm: comm)
             let dt = comm.allreduce(comm.wallTime() - t0, op: .max)
+            let dc = comm.allreduce(processCPUSeconds() - c0, op: .sum)
             tokens = gens.reduce(0) { $0 + $1.ids.count }
-            if run >= o.warmup { times.append(dt) }
+            if run >= o.warmup { times.append(dt); cpu.append(dc) }
             log(String(format: "rollouts %d/%d: %.1f ms, %d tokens, %.0f tokens/s%@", run + 1, o.warmup + o.runs, dt * 1e3,
                        tokens, Double(tokens) / dt, run < o.warmup ? " (warm-up)" : ""))
         }
-        return RolloutResult(options: o, ranks: comm.size, runSeconds: times, tokensPerRun: tokens)
+        return RolloutResult(options: o, ranks: comm.size, runSeconds: times, runCPUSeconds: cpu, tokensPerRun: tokens)
     }
 }
