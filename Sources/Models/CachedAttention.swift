@@ -14,17 +14,19 @@ public enum CachedAttention {
                                heads: Int, kvHeads: Int, headDim hd: Int, scores: UnsafeMutablePointer<Float>) {
         let L = start + n
         let scale = 1 / Float(hd).squareRoot()
-        let k0 = cache.key(layer, row: row, position: 0), v0 = cache.value(layer, row: row, position: 0)
+        precondition(cache.kvHeads == kvHeads && cache.headDim == hd, "CachedAttention: a cache of \(cache.kvHeads) heads × \(cache.headDim)")
+        let ld = hd  // a head's positions are contiguous in the cache (`KVCache`)
         for h in 0..<heads {
             let kh = h / (heads / kvHeads)
+            let kh0 = cache.key(layer, row: row, head: kh, position: 0), vh0 = cache.value(layer, row: row, head: kh, position: 0)
             if n == 1 && DecodeScores.sameSumsAsBLAS(positions: L, dim: hd) {  // OpenBLAS's small kernel's sums without the call
                 // The head's values are fetched while its keys are read, the next head's keys
                 // while its values are: every pass over the cache then finds its rows in cache.
-                DecodeScores.forward(scores: scores, q: q + h * hd, keys: k0 + kh * hd, stride: cache.kvDim, count: L, dim: hd, alpha: scale,
-                                     prefetch: v0 + kh * hd)
+                DecodeScores.forward(scores: scores, q: q + h * hd, keys: kh0, stride: ld, count: L, dim: hd, alpha: scale,
+                                     prefetch: vh0)
             } else {
                 BLAS.gemm(transA: false, transB: true, m: n, n: L, k: hd, alpha: scale,
-                          a: q + h * hd, lda: ldq, b: k0 + kh * hd, ldb: cache.kvDim, beta: 0, c: scores, ldc: L)
+                          a: q + h * hd, lda: ldq, b: kh0, ldb: ld, beta: 0, c: scores, ldc: L)
             }
             for i in 0..<n {
                 let r = scores + i * L, last = start + i
@@ -36,11 +38,11 @@ public enum CachedAttention {
                 for j in 0..<L { r[j] = j <= last ? r[j] * inv : 0 }
             }
             if n == 1 && hd * L <= 1_000_000 {  // OpenBLAS's small kernel's sums without the call (WeightedRowSum)
-                WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: v0 + kh * hd, stride: cache.kvDim, count: L, dim: hd,
-                                       prefetch: h + 1 < heads ? k0 + (h + 1) / (heads / kvHeads) * hd : nil)
+                WeightedRowSum.forward(out: out + h * hd, weights: scores, rows: vh0, stride: ld, count: L, dim: hd,
+                                       prefetch: h + 1 < heads ? cache.key(layer, row: row, head: (h + 1) / (heads / kvHeads), position: 0) : nil)
             } else {
                 BLAS.gemm(transA: false, transB: false, m: n, n: hd, k: L,
-                          a: scores, lda: L, b: v0 + kh * hd, ldb: cache.kvDim, beta: 0, c: out + h * hd, ldc: ldo)
+                          a: scores, lda: L, b: vh0, ldb: ld, beta: 0, c: out + h * hd, ldc: ldo)
             }
         }
     }
@@ -71,14 +73,16 @@ public enum CachedAttention {
         var offsets = [Int](repeating: 0, count: segments.count)
         for i in 1..<max(segments.count, 1) { offsets[i] = offsets[i - 1] + segments[i - 1].tokens.count }
         let perThread = (segments.map(\.tokens.count).max() ?? 0) * cache.capacity
-        let threads = Parallel.threads, D = cache.kvDim
+        let threads = Parallel.threads, hd = cache.headDim
         Parallel.onEachThread { t in
             var i = t
             while i < segments.count {
                 let s = segments[i], start = cache.length[s.row], o = offsets[i]
                 for j in 0..<s.tokens.count {
-                    cache.key(layer, row: s.row, position: start + j).update(from: k + (o + j) * ldkv, count: D)
-                    cache.value(layer, row: s.row, position: start + j).update(from: v + (o + j) * ldkv, count: D)
+                    for kh in 0..<cache.kvHeads {
+                        cache.key(layer, row: s.row, head: kh, position: start + j).update(from: k + (o + j) * ldkv + kh * hd, count: hd)
+                        cache.value(layer, row: s.row, head: kh, position: start + j).update(from: v + (o + j) * ldkv + kh * hd, count: hd)
+                    }
                 }
                 forward(out: out + o * ldo, ldo: ldo, q: q + o * ldq, ldq: ldq, cache: cache, layer: layer, row: s.row,
                         start: start, count: s.tokens.count, heads: heads, kvHeads: kvHeads, headDim: headDim,

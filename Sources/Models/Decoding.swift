@@ -2,20 +2,24 @@ import TensorCore
 
 /// Per-layer key/value history of a batch of sequences, for incremental decoding.
 ///
-/// Row r's keys for layer l are `keys[l][r·capacity·kvDim ...]`, one kvDim vector per
-/// position; `length[r]` positions are filled. Rows are independent: prompts of different
+/// Row r's keys for layer l and kv head h are `keys[l][((r·kvHeads + h)·capacity + position)·headDim ...]`:
+/// head by head, each head's positions contiguous, so attention streams one head's keys (and
+/// values) in order instead of picking headDim floats out of every kvDim-float position (rows
+/// far apart, which the hardware prefetchers missed). `length[r]` positions are filled. Rows are independent: prompts of different
 /// lengths decode together, each at its own position. All of it is allocated once, here;
 /// `workspace` holds the activations of the calls that extend it.
 public final class KVCache {
-    public let layers: Int, rows: Int, capacity: Int, kvDim: Int
+    public let layers: Int, rows: Int, capacity: Int, kvDim: Int, kvHeads: Int, headDim: Int
     public private(set) var keys: [UnsafeMutablePointer<Float>]
     public private(set) var values: [UnsafeMutablePointer<Float>]
     public var length: [Int]
     /// Scratch of the decode calls on this cache (activations, attention scores, logits).
     public let workspace = DecodeWorkspace()
 
-    public init(layers: Int, rows: Int, capacity: Int, kvDim: Int) {
+    public init(layers: Int, rows: Int, capacity: Int, kvDim: Int, kvHeads: Int) {
+        precondition(kvHeads > 0 && kvDim % kvHeads == 0, "KVCache: \(kvDim) floats do not split into \(kvHeads) heads")
         self.layers = layers; self.rows = rows; self.capacity = capacity; self.kvDim = kvDim
+        self.kvHeads = kvHeads; headDim = kvDim / kvHeads
         let n = max(rows * capacity * kvDim, 1)
         keys = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (keys)") }
         values = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (values)") }
@@ -27,11 +31,12 @@ public final class KVCache {
         values.forEach { CheckedAllocation.free($0) }
     }
 
-    @inline(__always) public func key(_ layer: Int, row: Int, position: Int) -> UnsafeMutablePointer<Float> {
-        keys[layer] + (row * capacity + position) * kvDim
+    /// Key of kv head `head` at `position`: headDim floats; the next position's follow.
+    @inline(__always) public func key(_ layer: Int, row: Int, head: Int, position: Int) -> UnsafeMutablePointer<Float> {
+        keys[layer] + ((row * kvHeads + head) * capacity + position) * headDim
     }
-    @inline(__always) public func value(_ layer: Int, row: Int, position: Int) -> UnsafeMutablePointer<Float> {
-        values[layer] + (row * capacity + position) * kvDim
+    @inline(__always) public func value(_ layer: Int, row: Int, head: Int, position: Int) -> UnsafeMutablePointer<Float> {
+        values[layer] + ((row * kvHeads + head) * capacity + position) * headDim
     }
 }
 

@@ -8,7 +8,7 @@ import TensorCore
 /// positions read from the cache. Checked against full recomputation in GPT2DecodeTests.
 extension GPT2: IncrementalDecoder {
     public func makeCache(rows: Int, capacity: Int) -> KVCache {
-        KVCache(layers: config.layers, rows: rows, capacity: min(capacity, config.contextLength), kvDim: config.embedDim)
+        KVCache(layers: config.layers, rows: rows, capacity: min(capacity, config.contextLength), kvDim: config.embedDim, kvHeads: config.heads)
     }
 
     public func decode(_ segments: [DecodeSegment], cache: KVCache, logitsOf which: DecodeLogits) -> UnsafeBufferPointer<Float> {

@@ -8,7 +8,7 @@ import TensorCore
 extension Llama: IncrementalDecoder {
     public func makeCache(rows: Int, capacity: Int) -> KVCache {
         KVCache(layers: config.layers, rows: rows, capacity: min(capacity, config.contextLength),
-                kvDim: config.kvHeads * config.headDim)
+                kvDim: config.kvHeads * config.headDim, kvHeads: config.kvHeads)
     }
 
     public func decode(_ segments: [DecodeSegment], cache: KVCache, logitsOf which: DecodeLogits) -> UnsafeBufferPointer<Float> {

@@ -96,11 +96,19 @@ public final class TokenSampler {
         let V = z.count
         // Running sums go to keysSpare's memory, reinterpreted (unused without a sort).
         let running = UnsafeMutableRawPointer(keysSpare).bindMemory(to: Float.self, capacity: V)
-        var total: Float = 0
+        // The weights first, then their running sums: with the `expf` call in the summing loop
+        // the running sum lived on the stack across the call, and its store and reload, not
+        // `expf`, were most of the sampler's time. Same values, same order, same bits.
         if T == 1 {  // the log-probability's terms too
-            for i in 0..<V { let w = expf(z[i] - m); weights[i] = w; total += w; running[i] = total }
+            for i in 0..<V { weights[i] = expf(z[i] - m) }
         } else {
-            for i in 0..<V { total += expf((z[i] - m) / T); running[i] = total }
+            for i in 0..<V { weights[i] = expf((z[i] - m) / T) }
+        }
+        var total: Float = 0, expSum: Double = 0
+        if T == 1 {  // the log-probability's sum alongside (two independent chains)
+            for i in 0..<V { let w = weights[i]; total += w; running[i] = total; expSum += Double(w) }
+        } else {
+            for i in 0..<V { total += weights[i]; running[i] = total }
         }
         let u = rng.uniform() * total
         // The running sums never decrease: the first one above u by bisection.
@@ -114,13 +122,17 @@ public final class TokenSampler {
             pick = V - 1
             while pick > 0 && running[pick] == running[pick - 1] { pick -= 1 }
         }
-        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: T == 1))
+        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: false, expSum: T == 1 ? expSum : nil))
     }
 
-    /// log softmax(z)[token], the sum of exponentials in double precision, in id order.
-    private func logProb(_ z: UnsafeBufferPointer<Float>, max m: Float, token: Int, weightsFilled: Bool) -> Float {
+    /// log softmax(z)[token], the sum of exponentials in double precision, in id order
+    /// (`expSum`: that sum, when the caller has taken it).
+    private func logProb(_ z: UnsafeBufferPointer<Float>, max m: Float, token: Int, weightsFilled: Bool,
+                         expSum: Double? = nil) -> Float {
         var s: Double = 0
-        if weightsFilled {
+        if let expSum {
+            s = expSum
+        } else if weightsFilled {
             for i in 0..<z.count { s += Double(weights[i]) }
         } else {
             for v in z { s += Double(expf(v - m)) }
