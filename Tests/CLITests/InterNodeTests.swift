@@ -93,8 +93,10 @@ final class InterNodeTests: XCTestCase {
                        "btl: tcp: Found match: 127.0.0.1 (lo)"] {
             XCTAssertEqual(CLI.occurrences(of: needle, in: r.all), 2, "\(label): \"\(needle)\"\n\(r.all)", file: file, line: line)
         }
-        // Each side of the connection reports it: the ranks' messages did go over TCP.
-        XCTAssertGreaterThanOrEqual(CLI.occurrences(of: "btl:tcp: now connected to 127.0.0.1", in: r.all), 2,
+        // The ranks' messages did go over TCP: a connection between them was established. When
+        // both ranks connect at once, Open MPI keeps one of the two sockets and sometimes only one
+        // side logs "now connected" (seen once in 16 runs on a loaded machine): so at least one.
+        XCTAssertGreaterThanOrEqual(CLI.occurrences(of: "btl:tcp: now connected to 127.0.0.1", in: r.all), 1,
                                     "\(label): no TCP connection between the ranks\n\(r.all)", file: file, line: line)
         for needle in ["vader", "component sm", "component han", "component ucx selected", "component cm selected"] {
             XCTAssertEqual(CLI.occurrences(of: needle, in: r.all), 0, "\(label): \"\(needle)\" in the output\n\(r.all)", file: file, line: line)
