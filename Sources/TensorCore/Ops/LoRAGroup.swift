@@ -8,7 +8,9 @@
 /// and in backward one GEMM for all dA (duᵀ·x) and one for the input's share (du·[A_1; …]),
 /// where per-adapter GEMMs would read x, and read and write dx, g times each. The A matrices
 /// are separate tensors in the store (peft's names, checkpoints by key), so they are gathered
-/// into one [g·r, IC] block per pass (g·r·IC floats, small beside x) and dA is scattered back.
+/// into one [g·r, IC] block per pass (g·r·IC floats, small beside x) and dA is scattered back;
+/// one member (`loraLinear`) reads its A and adds to its dA in place. x·Aᵀ and duᵀ·x go
+/// through `LoRAInputProducts` (small-kernel pieces), du and dB through `LoRAOutputGradients`.
 public struct LoRAGroupMember {
     public let adapter: LoRAAdapter
     /// First column of this adapter's output block in the packed output.
@@ -30,11 +32,16 @@ extension Tape {
             precondition(m.adapter.b.shape[1] == r && m.column + m.adapter.b.shape[0] <= ldo,
                          "addLoRATerms: lora_B \(m.adapter.b.shape) at column \(m.column) of \(ldo)")
         }
-        let a = output([gr, ic])
-        for (j, m) in members.enumerated() { (a.data + j * r * ic).update(from: m.adapter.a.data, count: r * ic) }
+        // One member (`loraLinear`, o_proj, down_proj, GPT-2's modules) reads its A in place.
+        let a: Tensor
+        if g == 1 {
+            a = first.a
+        } else {
+            a = output([gr, ic])
+            for (j, m) in members.enumerated() { (a.data + j * r * ic).update(from: m.adapter.a.data, count: r * ic) }
+        }
         let u = output([n, gr])
-        BLAS.gemm(transA: false, transB: true, m: n, n: gr, k: ic, a: x.data, lda: ic, b: a.data, ldb: ic,
-                  beta: 0, c: u.data, ldc: gr)
+        LoRAInputProducts.project(x: x.data, ldx: ic, a: a.data, u: u.data, ldu: gr, n: n, inFeatures: ic, width: gr)
         for (j, m) in members.enumerated() {
             let b = m.adapter.b
             BLAS.gemm(transA: false, transB: true, m: n, n: b.shape[0], k: r, alpha: s, a: u.data + j * r, lda: gr,
@@ -44,7 +51,7 @@ extension Tape {
         guard recording, inputs.contains(where: { $0.requiresGrad }) else { return }
         let du = output([n, gr])
         let wantsA = members.contains { $0.adapter.a.requiresGrad }, wantsDU = wantsA || x.requiresGrad
-        let da = wantsA ? output([gr, ic]) : nil
+        let da = wantsA && g > 1 ? output([gr, ic]) : nil
         let backward = {
             let dout = out.grad
             for (j, m) in members.enumerated() {
@@ -64,11 +71,14 @@ extension Tape {
                           b: b.data, ldb: r, beta: 0, c: du.data + j * r, ldc: gr)
             }
             if let da {  // dA[g·r, IC] = duᵀ · x, then each A_j's rows into its own gradient
-                BLAS.gemm(transA: true, transB: false, m: gr, n: ic, k: n, a: du.data, lda: gr, b: x.data, ldb: ic,
-                          beta: 0, c: da.data, ldc: ic)
+                LoRAInputProducts.inputSideGradient(du: du.data, lddu: gr, x: x.data, ldx: ic, da: da.data, beta: 0,
+                                                    n: n, inFeatures: ic, width: gr)
                 for (j, m) in members.enumerated() where m.adapter.a.requiresGrad {
                     Vec.add(m.adapter.a.grad, da.data + j * r * ic, count: r * ic)
                 }
+            } else if wantsA {  // one member: dA += duᵀ · x straight into its gradient
+                LoRAInputProducts.inputSideGradient(du: du.data, lddu: r, x: x.data, ldx: ic, da: first.a.grad, beta: 1,
+                                                    n: n, inFeatures: ic, width: r)
             }
             if x.requiresGrad {  // dx[N, IC] += du · [A_1; …; A_g]
                 BLAS.gemm(transA: false, transB: false, m: n, n: ic, k: gr, a: du.data, lda: gr, b: a.data, ldb: ic,
