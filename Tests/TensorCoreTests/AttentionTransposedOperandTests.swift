@@ -5,9 +5,10 @@ import XCTest
 /// values (`AttentionTransposedOperand`), made once per (batch row, kv head) in per-thread
 /// scratch. Checked against a float64 attention at a length past two causal blocks (the copy
 /// must cover every key) with grouped-query heads (one copy serves the group), and at 1, 2
-/// and 3 threads (each thread its own copy: same bits).
+/// and 3 threads (each thread its own copy: same bits); with one row and one kv head the
+/// forward's work items are single heads (each its own copy), checked the same way.
 final class AttentionTransposedOperandTests: XCTestCase {
-    let batch = 2, seqLen = 130, heads = 4, kvHeads = 2, hd = 64
+    var batch = 2, seqLen = 130, heads = 4, kvHeads = 2, hd = 64
 
     /// out, dqkv for random q|k|v and dout at `threads` threads.
     func run(threads: Int, qkv values: [Float], dout: [Float]) -> (out: [Float], grad: [Float]) {
@@ -58,7 +59,14 @@ final class AttentionTransposedOperandTests: XCTestCase {
         return (out, grad)
     }
 
-    func testMatchesFloat64AttentionAtEveryThreadCount() {
+    func testMatchesFloat64AttentionAtEveryThreadCount() { check() }
+
+    func testOneRowOneKVHeadSplitsHeadsOverThreads() {
+        batch = 1; kvHeads = 1
+        check()
+    }
+
+    func check(file: StaticString = #filePath, line: UInt = #line) {
         var g = SplitMix64(seed: 5)
         func values(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Double(g.next() % 2001) / 1000 - 1) } }
         let qkv = values(batch * seqLen * (heads + 2 * kvHeads) * hd)
@@ -69,12 +77,14 @@ final class AttentionTransposedOperandTests: XCTestCase {
             let scale = max(b.map(abs).max() ?? 0, 1e-30)
             return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
         }
-        XCTAssertLessThan(worst(one.out, ref.out), 1e-5, "attention output")
-        XCTAssertLessThan(worst(one.grad, ref.grad), 1e-5, "gradient of q|k|v")
+        XCTAssertLessThan(worst(one.out, ref.out), 1e-5, "attention output", file: file, line: line)
+        XCTAssertLessThan(worst(one.grad, ref.grad), 1e-5, "gradient of q|k|v", file: file, line: line)
         for threads in [2, 3] {
             let many = run(threads: threads, qkv: qkv, dout: dout)
-            XCTAssertEqual(one.out.map(\.bitPattern), many.out.map(\.bitPattern), "output at \(threads) threads")
-            XCTAssertEqual(one.grad.map(\.bitPattern), many.grad.map(\.bitPattern), "gradient at \(threads) threads")
+            XCTAssertEqual(one.out.map(\.bitPattern), many.out.map(\.bitPattern), "output at \(threads) threads",
+                           file: file, line: line)
+            XCTAssertEqual(one.grad.map(\.bitPattern), many.grad.map(\.bitPattern), "gradient at \(threads) threads",
+                           file: file, line: line)
         }
     }
 }

@@ -38,19 +38,24 @@ public enum AttentionKernels {
         let threads = Parallel.threads
         let scratch = Scratch.shared.floats(slot: 2, count: threads * hd * T)
         // One (batch row, kv head) per work item: its keys are transposed once for every head
-        // of the group (`AttentionTransposedOperand`).
-        let items = g.batch * g.kvHeads
+        // of the group (`AttentionTransposedOperand`). With fewer such pairs than threads (one
+        // row, few kv heads), one (batch row, head) per item instead, each with its own copy.
+        let perHead = g.batch * g.kvHeads < threads && g.group > 1
+        let items = perHead ? g.batch * g.heads : g.batch * g.kvHeads
         withSegments(segments) { seg in
             Parallel.onEachThread { t in
                 let kT = scratch + t * hd * T
                 var item = t
                 while item < items {
                     defer { item += threads }
-                    let b = item / g.kvHeads, kh = item % g.kvHeads
+                    let b = perHead ? item / g.heads : item / g.kvHeads
+                    let first = perHead ? item % g.heads : item % g.kvHeads * g.group
+                    let heads = first..<(first + (perHead ? 1 : g.group))
+                    let kh = heads.lowerBound / g.group
                     let vp = v.base + b * T * v.ld + kh * hd
                     var keys = AttentionTransposedOperand(k.base + b * T * k.ld + kh * hd, ld: k.ld, count: T,
                                                           dim: hd, copy: kT)
-                    for h in (kh * g.group)..<((kh + 1) * g.group) {
+                    for h in heads {
                         let qp = q.base + b * T * q.ld + h * hd
                         let p = probs + (b * g.heads + h) * T * T
                         var i0 = 0
