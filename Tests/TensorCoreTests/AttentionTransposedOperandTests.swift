@@ -6,7 +6,8 @@ import XCTest
 /// scratch. Checked against a float64 attention at a length past two causal blocks (the copy
 /// must cover every key) with grouped-query heads (one copy serves the group), and at 1, 2
 /// and 3 threads (each thread its own copy: same bits); with one row and one kv head the
-/// forward's work items are single heads (each its own copy), checked the same way.
+/// forward's work items at 2 and 3 threads are single heads, which read K in place (NT): the
+/// same bits as the copy's NN products at 1 thread.
 final class AttentionTransposedOperandTests: XCTestCase {
     var batch = 2, seqLen = 130, heads = 4, kvHeads = 2, hd = 64
 

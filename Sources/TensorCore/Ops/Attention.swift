@@ -39,7 +39,7 @@ public enum AttentionKernels {
         let scratch = Scratch.shared.floats(slot: 2, count: threads * hd * T)
         // One (batch row, kv head) per work item: its keys are transposed once for every head
         // of the group (`AttentionTransposedOperand`). With fewer such pairs than threads (one
-        // row, few kv heads), one (batch row, head) per item instead, each with its own copy.
+        // row, few kv heads), one (batch row, head) per item instead, reading K in place.
         let perHead = g.batch * g.kvHeads < threads && g.group > 1
         let items = perHead ? g.batch * g.heads : g.batch * g.kvHeads
         withSegments(segments) { seg in
@@ -54,7 +54,7 @@ public enum AttentionKernels {
                     let kh = heads.lowerBound / g.group
                     let vp = v.base + b * T * v.ld + kh * hd
                     var keys = AttentionTransposedOperand(k.base + b * T * k.ld + kh * hd, ld: k.ld, count: T,
-                                                          dim: hd, copy: kT)
+                                                          dim: hd, heads: heads.count, copy: kT)
                     for h in heads {
                         let qp = q.base + b * T * q.ld + h * hd
                         let p = probs + (b * g.heads + h) * T * T
@@ -139,7 +139,7 @@ public enum AttentionKernels {
                 let b = item / g.kvHeads, kh = item % g.kvHeads
                 let kp = k.base + b * T * k.ld + kh * hd
                 let vp = v.base + b * T * v.ld + kh * hd
-                var values = AttentionTransposedOperand(vp, ld: v.ld, count: T, dim: hd, copy: vT)
+                var values = AttentionTransposedOperand(vp, ld: v.ld, count: T, dim: hd, heads: g.group, copy: vT)
                 for h in (kh * g.group)..<((kh + 1) * g.group) {
                     let p = probs + (b * g.heads + h) * T * T
                     let dop = dout.base + b * T * dout.ld + h * hd
