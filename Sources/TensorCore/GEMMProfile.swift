@@ -9,7 +9,9 @@ import Darwin
 /// by GEMM shape (M, N, K, transA, transB) goes to stderr: calls, seconds, GFLOP/s. The time is
 /// the calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so at one thread it is the GEMM's
 /// work even on a shared machine; at more threads it is the driving thread's share only.
-/// Off (the default) the cost is one load of a constant per call.
+/// Off (the default) the cost is one load of a constant per call. Transposed copies
+/// (`BLAS.transpose`, attention's Kᵀ and Vᵀ) are timed too, as K = 0 rows printed "copy",
+/// and count in the total: what a GEMM saves by reading a copy is then weighed against it.
 enum GEMMProfile {
     nonisolated(unsafe) static var enabled: Bool = {
         guard let v = getenv("SFT_DIST_GEMM_PROFILE"), String(cString: v) != "0" else { return false }
@@ -52,7 +54,7 @@ enum GEMMProfile {
         var out = "GEMM profile (thread CPU time): M N K transA transB calls seconds GFLOP/s median-call-GFLOP/s share\n"
         for (s, seconds, times) in rows {
             let flop = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
-            out += "gemm \(s.m) \(s.n) \(s.k) \(s.transA ? "T" : "N") \(s.transB ? "T" : "N") \(times.count) "
+            out += "\(s.k == 0 ? "copy" : "gemm") \(s.m) \(s.n) \(s.k) \(s.transA ? "T" : "N") \(s.transB ? "T" : "N") \(times.count) "
                 + String(format: "%.4f %.1f %.1f %.2f%%\n", seconds, flop * Double(times.count) / max(seconds, 1e-12) / 1e9,
                          flop / max(times[times.count / 2], 1e-12) / 1e9, 100 * seconds / max(total, 1e-12))
         }

@@ -35,25 +35,40 @@ public enum AttentionKernels {
                                segments: [Int32]?, g: AttentionGeometry) {
         let T = g.seqLen, hd = g.headDim
         let scale = 1 / Float(hd).squareRoot()
+        let threads = Parallel.threads
+        let scratch = Scratch.shared.floats(slot: 2, count: threads * hd * T)
+        // One (batch row, kv head) per work item: its keys are transposed once for every head
+        // of the group (`AttentionTransposedOperand`). With fewer such pairs than threads (one
+        // row, few kv heads), one (batch row, head) per item instead, reading K in place.
+        let perHead = g.batch * g.kvHeads < threads && g.group > 1
+        let items = perHead ? g.batch * g.heads : g.batch * g.kvHeads
         withSegments(segments) { seg in
-            // One (batch row, head) per work item; items are independent.
-            Parallel.forEach(g.batch * g.heads) { item in
-                let b = item / g.heads, h = item % g.heads
-                let kh = h / g.group
-                let qp = q.base + b * T * q.ld + h * hd
-                let kp = k.base + b * T * k.ld + kh * hd
-                let vp = v.base + b * T * v.ld + kh * hd
-                let p = probs + (b * g.heads + h) * T * T
-                var i0 = 0
-                while i0 < T {
-                    let i1 = min(T, i0 + block)
-                    BLAS.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: hd, alpha: scale,
-                              a: qp + i0 * q.ld, lda: q.ld, b: kp, ldb: k.ld, beta: 0, c: p + i0 * T, ldc: T)
-                    maskedSoftmaxRows(p, rows: i0..<i1, seqLen: T, segments: seg.map { $0 + b * T })
-                    BLAS.gemm(transA: false, transB: false, m: i1 - i0, n: hd, k: i1,
-                              a: p + i0 * T, lda: T, b: vp, ldb: v.ld, beta: 0,
-                              c: out.base + (b * T + i0) * out.ld + h * hd, ldc: out.ld)
-                    i0 = i1
+            Parallel.onEachThread { t in
+                let kT = scratch + t * hd * T
+                var item = t
+                while item < items {
+                    defer { item += threads }
+                    let b = perHead ? item / g.heads : item / g.kvHeads
+                    let first = perHead ? item % g.heads : item % g.kvHeads * g.group
+                    let heads = first..<(first + (perHead ? 1 : g.group))
+                    let kh = heads.lowerBound / g.group
+                    let vp = v.base + b * T * v.ld + kh * hd
+                    var keys = AttentionTransposedOperand(k.base + b * T * k.ld + kh * hd, ld: k.ld, count: T,
+                                                          dim: hd, heads: heads.count, copy: kT)
+                    for h in heads {
+                        let qp = q.base + b * T * q.ld + h * hd
+                        let p = probs + (b * g.heads + h) * T * T
+                        var i0 = 0
+                        while i0 < T {
+                            let i1 = min(T, i0 + block)
+                            keys.product(m: i1 - i0, n: i1, alpha: scale, a: qp + i0 * q.ld, lda: q.ld, c: p + i0 * T, ldc: T)
+                            maskedSoftmaxRows(p, rows: i0..<i1, seqLen: T, segments: seg.map { $0 + b * T })
+                            BLAS.gemm(transA: false, transB: false, m: i1 - i0, n: hd, k: i1,
+                                      a: p + i0 * T, lda: T, b: vp, ldb: v.ld, beta: 0,
+                                      c: out.base + (b * T + i0) * out.ld + h * hd, ldc: out.ld)
+                            i0 = i1
+                        }
+                    }
                 }
             }
         }
@@ -110,18 +125,21 @@ public enum AttentionKernels {
         let T = g.seqLen, hd = g.headDim
         let scale = 1 / Float(hd).squareRoot()
         let threads = Parallel.threads
-        let scratch = Scratch.shared.floats(slot: 2, count: threads * T * T)
+        let perThread = T * T + hd * T
+        let scratch = Scratch.shared.floats(slot: 2, count: threads * perThread)
         // One (batch row, kv head) per work item: the heads sharing a kv head write the same
-        // dk/dv rows, so they stay on one thread.
+        // dk/dv rows, so they stay on one thread; its values are transposed once for dP = dout·Vᵀ
+        // (`AttentionTransposedOperand`), as the keys are for S = Q·Kᵀ in `forward`.
         let items = g.batch * g.kvHeads
         Parallel.onEachThread { t in
-            let dS = scratch + t * T * T
+            let dS = scratch + t * perThread, vT = dS + T * T
             var item = t
             while item < items {
                 defer { item += threads }
                 let b = item / g.kvHeads, kh = item % g.kvHeads
                 let kp = k.base + b * T * k.ld + kh * hd
                 let vp = v.base + b * T * v.ld + kh * hd
+                var values = AttentionTransposedOperand(vp, ld: v.ld, count: T, dim: hd, heads: g.group, copy: vT)
                 for h in (kh * g.group)..<((kh + 1) * g.group) {
                     let p = probs + (b * g.heads + h) * T * T
                     let dop = dout.base + b * T * dout.ld + h * hd
@@ -136,8 +154,7 @@ public enum AttentionKernels {
                     var i0 = 0
                     while i0 < T {
                         let i1 = min(T, i0 + block)
-                        BLAS.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: hd,
-                                  a: dop + i0 * dout.ld, lda: dout.ld, b: vp, ldb: v.ld, beta: 0, c: dS + i0 * T, ldc: T)
+                        values.product(m: i1 - i0, n: i1, a: dop + i0 * dout.ld, lda: dout.ld, c: dS + i0 * T, ldc: T)
                         for i in i0..<i1 {
                             let pr = p + i * T, dr = dS + i * T
                             let n = i + 1
