@@ -9,14 +9,14 @@ final class LoRAInputProductsTests: XCTestCase {
         var rng = RNG(seed: 43)
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
-        for (threads, n, ic, w) in [(1, 331, 800, 8), (2, 203, 1300, 24), (1, 9, 40, 8)] {
+        for (threads, n, ic, w) in [(1, 1100, 800, 8), (2, 400, 1300, 24), (1, 9, 40, 8)] {
             Parallel.threads = threads
             let ldx = ic + 5, ldu = w + 3
             let x = (0..<(n * ldx)).map { _ in rng.normal() }, a = (0..<(w * ic)).map { _ in rng.normal() }
             let du = (0..<(n * ldu)).map { _ in rng.normal() }, da0 = (0..<(w * ic)).map { _ in rng.normal() }
             if n > 100 {  // the pieces are what is under test
                 XCTAssertLessThan(LoRAInputProducts.rowsPerCall(width: w, inFeatures: ic, split: true)!, n)
-                XCTAssertLessThan(LoRAInputProducts.rowsPerGradientCall(width: w, columns: ic / threads, split: true)!, n)
+                XCTAssertLessThan(LoRAInputProducts.rowsPerGradientCall(width: w, columns: LoRAInputProducts.gradientBlockColumns, split: true)!, n)
             }
             for split in [true, false] {
                 var u = [Float](repeating: .nan, count: n * ldu), da = da0, daAdded = da0
@@ -48,6 +48,27 @@ final class LoRAInputProductsTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// dA's row pieces follow fixed column blocks, not a thread's share of the columns: the
+    /// same bits at 1, 2 and 3 threads (the forward's pieces are rows, so they never depended on it).
+    func testGradientPiecesGiveTheSameBitsAtAnyThreadCount() {
+        var rng = RNG(seed: 7)
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        let (n, ic, w) = (1024, 1536, 8)
+        let x = (0..<(n * ic)).map { _ in rng.normal() }, du = (0..<(n * w)).map { _ in rng.normal() }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            Parallel.threads = threads
+            var da = [Float](repeating: 0, count: w * ic)
+            LoRAInputProducts.inputSideGradient(du: du, lddu: w, x: x, ldx: ic, da: &da, beta: 0, n: n, inFeatures: ic,
+                                                width: w, split: true)
+            results.append(da)
+        }
+        for (i, r) in results.enumerated().dropFirst() {
+            XCTAssertTrue(zip(r, results[0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "dA at \(i + 1) threads differs from 1 thread's")
         }
     }
 

@@ -60,18 +60,30 @@ public enum LoRAInputProducts {
             BLAS.gemm(transA: true, transB: false, m: w, n: ic, k: n, a: du, lda: lddu, b: x, ldb: ldx, beta: beta, c: da, ldc: ic)
             return
         }
-        // Threads take blocks of columns (of dA and x); each walks its rows in pieces.
-        Parallel.forRanges(ic, minChunk: 64, align: 16) { cols in
-            let rows = rowsPerGradientCall(width: w, columns: cols.count, split: true) ?? n
-            var r0 = 0
-            while r0 < n {
-                let m = min(rows, n - r0)
-                BLAS.gemm(transA: true, transB: false, m: w, n: cols.count, k: m, a: du + r0 * lddu, lda: lddu,
-                          b: x + r0 * ldx + cols.lowerBound, ldb: ldx, beta: r0 == 0 ? beta : 1, c: da + cols.lowerBound, ldc: ic)
-                r0 += m
+        // Threads take blocks of columns (of dA and x); each walks its rows in pieces. The blocks
+        // have a fixed width (`gradientBlockColumns`, the last one shorter), so a column's row
+        // pieces, and with them its sums, are the same at any thread count.
+        let block = gradientBlockColumns
+        Parallel.forRanges(ic, minChunk: block, align: block) { cols in
+            var c0 = cols.lowerBound
+            while c0 < cols.upperBound {
+                let width = min(block, cols.upperBound - c0)
+                let rows = rowsPerGradientCall(width: w, columns: width, split: true) ?? n
+                var r0 = 0
+                while r0 < n {
+                    let m = min(rows, n - r0)
+                    BLAS.gemm(transA: true, transB: false, m: w, n: width, k: m, a: du + r0 * lddu, lda: lddu,
+                              b: x + r0 * ldx + c0, ldb: ldx, beta: r0 == 0 ? beta : 1, c: da + c0, ldc: ic)
+                    r0 += m
+                }
+                c0 += width
             }
         }
     }
+
+    /// Columns of dA per duᵀ·x block: the row pieces are sized for this width, not for a
+    /// thread's share of the columns.
+    static let gradientBlockColumns = 128
 
     /// The pieces over the thread pool, in contiguous runs (each piece writes its own block).
     static func pieces(_ count: Int, _ body: (Int) -> Void) {
