@@ -17,7 +17,7 @@ extension Llama: IncrementalDecoder {
         let N = segments.reduce(0) { $0 + $1.tokens.count }
         guard N > 0 else { return UnsafeBufferPointer(start: nil, count: 0) }
         let (ids, positions) = cache.newTokens(segments, model: "Llama")
-        let (cosT, sinT) = RotaryKernels.tables(maxPosition: Int(positions.max()!), headDim: hd, theta: c.ropeTheta)
+        let (cosT, sinT) = RotaryTables.shared.tables(maxPosition: Int(positions.max()!), headDim: hd, theta: c.ropeTheta)
         let R = DecodeRows.logitRows(segments, total: N, which)
         let p = parameters
         func w(_ name: String) -> UnsafeMutablePointer<Float> { p[name].data }

@@ -9,10 +9,14 @@ public enum OptimizerKernels {
     /// g ← gradScale·g, m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
     /// p ← p − lr·(m/c1 / (√(v/c2) + eps) + wd·p). `p`, `g`, `m`, `v` point at the span's
     /// first element (moments are stored only for trainable spans, so their offset differs).
+    /// `clearing` true also writes 0 into each gradient element once it has been read (the
+    /// caller owns `g` as mutable memory): the next step's accumulation then needs no separate
+    /// zeroing pass over the gradient buffer.
     public static func adamw(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>,
                              m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
                              count: Int, gradScale: Float, lr: Float, beta1 b1: Float, beta2 b2: Float,
-                             c1: Float, c2: Float, eps: Float, wd: Float) {
+                             c1: Float, c2: Float, eps: Float, wd: Float, clearing: Bool = false) {
+        let gw = UnsafeMutablePointer(mutating: g)
         Parallel.forRanges(count, minChunk: 16384, align: 8) { sub in
             let lo = sub.lowerBound, hi = sub.upperBound
             let vb1 = F8(repeating: b1), vb1c = F8(repeating: 1 - b1)
@@ -23,6 +27,7 @@ public enum OptimizerKernels {
             var i = lo
             while i + 8 <= hi {
                 let gi = Vec.load(g + i) * vscale
+                if clearing { Vec.store(F8(repeating: 0), gw + i) }
                 let mi: F8 = vb1 * Vec.load(m + i) + vb1c * gi
                 let vi: F8 = vb2 * Vec.load(v + i) + vb2c * (gi * gi)
                 Vec.store(mi, m + i); Vec.store(vi, v + i)
@@ -34,6 +39,7 @@ public enum OptimizerKernels {
             }
             while i < hi {
                 let gi = g[i] * gradScale
+                if clearing { gw[i] = 0 }
                 m[i] = b1 * m[i] + (1 - b1) * gi
                 v[i] = b2 * v[i] + (1 - b2) * gi * gi
                 let update = (m[i] / c1) / ((v[i] / c2).squareRoot() + eps) + wd * p[i]

@@ -31,64 +31,92 @@ public enum LayerNormKernels {
         }
     }
 
+    /// dx per row (rows split over the threads) and dweight/dbias summed over the rows in
+    /// order, from a zeroed partial that is then added: at one thread in the same pass as dx;
+    /// at several, columns split over the threads in a second pass, so every result has the
+    /// one-thread bits at any thread count (per-thread partials added in thread order did not).
     public static func backward(dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                                 dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                 x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 rows: Int, dim c: Int) {
-        // dweight/dbias: per-thread partial sums, added in thread order (deterministic).
-        let threads = Parallel.threads
-        let partial = Scratch.shared.floats(slot: 0, count: threads * 2 * c)
-        partial.update(repeating: 0, count: threads * 2 * c)
-        Parallel.onEachThread { t in
-            let range = Parallel.split(rows, parts: threads, index: t)
-            let dw = partial + t * 2 * c, db = dw + c
-            for r in range {
-                let xr = x + r * c, d = dout + r * c
-                let m = mean[r], s = rstd[r]
-                let mv = F8(repeating: m), sv = F8(repeating: s)
-                // Two reductions: mean of dnorm and mean of dnorm·norm.
-                var a1 = F8(repeating: 0), a2 = F8(repeating: 0)
-                var j = 0
-                while j + 8 <= c {
-                    let norm = (Vec.load(xr + j) - mv) * sv
-                    let dv = Vec.load(d + j)
-                    let dnorm = Vec.load(weight + j) * dv
-                    a1 += dnorm; a2 += dnorm * norm
-                    Vec.store(Vec.load(db + j) + dv, db + j)
-                    Vec.store(Vec.load(dw + j) + norm * dv, dw + j)
-                    j += 8
+        let partial = Scratch.shared.floats(slot: 0, count: 2 * c)
+        partial.update(repeating: 0, count: 2 * c)
+        let dw = partial, db = partial + c
+        if Parallel.threads == 1 || Parallel.active {
+            for r in 0..<rows {
+                backwardRow(r, dx: dx, dw: dw, db: db, dout: dout, x: x, weight: weight, mean: mean, rstd: rstd, dim: c)
+            }
+        } else {
+            if dx != nil {
+                Parallel.forRanges(rows, minChunk: 16) { range in
+                    for r in range {
+                        backwardRow(r, dx: dx, dw: nil, db: nil, dout: dout, x: x, weight: weight, mean: mean, rstd: rstd, dim: c)
+                    }
                 }
-                var dnormMean = Vec.sum(a1), dnormNormMean = Vec.sum(a2)
-                while j < c {
-                    let norm = (xr[j] - m) * s
-                    let dnorm = weight[j] * d[j]
-                    dnormMean += dnorm; dnormNormMean += dnorm * norm
-                    db[j] += d[j]; dw[j] += norm * d[j]
-                    j += 1
-                }
-                dnormMean /= Float(c)
-                dnormNormMean /= Float(c)
-                guard let dx else { continue }
-                let dxr = dx + r * c
-                let m1 = F8(repeating: dnormMean), m2 = F8(repeating: dnormNormMean)
-                j = 0
-                while j + 8 <= c {
-                    let norm = (Vec.load(xr + j) - mv) * sv
-                    let dnorm = Vec.load(weight + j) * Vec.load(d + j)
-                    Vec.store(Vec.load(dxr + j) + (dnorm - m1 - norm * m2) * sv, dxr + j)
-                    j += 8
-                }
-                while j < c {
-                    let norm = (xr[j] - m) * s
-                    dxr[j] += (weight[j] * d[j] - dnormMean - norm * dnormNormMean) * s
-                    j += 1
+            }
+            Parallel.forRanges(c, minChunk: rows * c >= 65536 ? 64 : c, align: 8) { cols in
+                for r in 0..<rows {
+                    let xr = x + r * c, d = dout + r * c
+                    let m = mean[r], s = rstd[r]
+                    for j in cols {
+                        let norm = (xr[j] - m) * s
+                        db[j] += d[j]; dw[j] += norm * d[j]
+                    }
                 }
             }
         }
-        for t in 0..<threads {
-            if let dweight { Vec.add(dweight, partial + t * 2 * c, count: c) }
-            if let dbias { Vec.add(dbias, partial + t * 2 * c + c, count: c) }
+        if let dweight { Vec.add(dweight, dw, count: c) }
+        if let dbias { Vec.add(dbias, db, count: c) }
+    }
+
+    /// Row r: the two reductions and dx (when given); with `dw`/`db` also the row's share of
+    /// the weight and bias gradients, added in the same pass.
+    @inline(__always)
+    static func backwardRow(_ r: Int, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                            db: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                            weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dim c: Int) {
+        let xr = x + r * c, d = dout + r * c
+        let m = mean[r], s = rstd[r]
+        let mv = F8(repeating: m), sv = F8(repeating: s)
+        // Two reductions: mean of dnorm and mean of dnorm·norm.
+        var a1 = F8(repeating: 0), a2 = F8(repeating: 0)
+        var j = 0
+        while j + 8 <= c {
+            let norm = (Vec.load(xr + j) - mv) * sv
+            let dv = Vec.load(d + j)
+            let dnorm = Vec.load(weight + j) * dv
+            a1 += dnorm; a2 += dnorm * norm
+            if let db, let dw {
+                Vec.store(Vec.load(db + j) + dv, db + j)
+                Vec.store(Vec.load(dw + j) + norm * dv, dw + j)
+            }
+            j += 8
+        }
+        var dnormMean = Vec.sum(a1), dnormNormMean = Vec.sum(a2)
+        while j < c {
+            let norm = (xr[j] - m) * s
+            let dnorm = weight[j] * d[j]
+            dnormMean += dnorm; dnormNormMean += dnorm * norm
+            if let db, let dw { db[j] += d[j]; dw[j] += norm * d[j] }
+            j += 1
+        }
+        dnormMean /= Float(c)
+        dnormNormMean /= Float(c)
+        guard let dx else { return }
+        let dxr = dx + r * c
+        let m1 = F8(repeating: dnormMean), m2 = F8(repeating: dnormNormMean)
+        j = 0
+        while j + 8 <= c {
+            let norm = (Vec.load(xr + j) - mv) * sv
+            let dnorm = Vec.load(weight + j) * Vec.load(d + j)
+            Vec.store(Vec.load(dxr + j) + (dnorm - m1 - norm * m2) * sv, dxr + j)
+            j += 8
+        }
+        while j < c {
+            let norm = (xr[j] - m) * s
+            dxr[j] += (weight[j] * d[j] - dnormMean - norm * dnormNormMean) * s
+            j += 1
         }
     }
 }

@@ -12,7 +12,7 @@ extension Tape {
         precondition(x.columns >= heads * headDim, "rotary: \(x.columns) columns for \(heads) heads of \(headDim)")
         precondition(positions.count == x.rows, "rotary: \(positions.count) positions for \(x.rows) rows")
         precondition((positions.min() ?? 0) >= 0, "rotary: negative position")
-        let (c, s) = RotaryKernels.tables(maxPosition: Int(positions.max() ?? 0), headDim: headDim, theta: theta)
+        let (c, s) = RotaryTables.shared.tables(maxPosition: Int(positions.max() ?? 0), headDim: headDim, theta: theta)
         let ld = x.columns
         RotaryKernels.rotate(out: x.data, x: x.data, positions: positions, heads: heads, headDim: headDim,
                              cos: c, sin: s, direction: 1, accumulate: false, ld: ld)

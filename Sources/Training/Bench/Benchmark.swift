@@ -78,6 +78,7 @@ public enum Benchmark {
         let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
         let phases = PhasePeaks()   // Benchmark+Memory.swift
         trainer.onPhase = phases.mark
+        trainer.clearGradientsInUpdate = true   // as sft-dist train (Trainer+GradientClearing.swift)
         if let lora { log("LoRA r=\(lora.rank), α=\(Int(lora.alpha)) on \(lora.targets.joined(separator: ", ")): \(trainer.trainable.names.count) adapter tensors, the base frozen") }
 
         // The SGEMM ceiling before and after the steps, on every rank at once (as training runs

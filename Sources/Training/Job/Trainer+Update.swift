@@ -46,7 +46,7 @@ extension Trainer {
             Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil,
                         code: Fatal.Code.training)
         }
-        optimizer.step(params: model.parameters, lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))
+        applyOptimizer(lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))   // Trainer+GradientClearing.swift
         ema?.update(from: model.parameters, ranges: trainable.ranges)
         return report
     }

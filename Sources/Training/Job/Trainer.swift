@@ -40,6 +40,12 @@ public final class Trainer {
     public internal(set) var lastTimings = StepTimings()
     /// Activations and their gradients, reused micro-batch after micro-batch (TensorCore.Arena).
     let arena = Arena()
+    /// AdamW zeroes the trainable gradients in its update pass and the next step skips its
+    /// zeroing pass (Trainer+GradientClearing.swift). Off by default, so the gradient stays
+    /// readable after `step` (tests, tools); `sft-dist train` and `bench` turn it on.
+    public var clearGradientsInUpdate = false
+    /// The last update left the trainable gradients at zero.
+    var gradientsCleared = false
     lazy var buckets = GradientBuckets(comm: comm, gradients: model.parameters.grads, regions: trainable.ranges)
     lazy var blockRanges = model.blockParameterRanges
     /// Called as the step leaves each phase ("prepare", "forward", "backward", "gradient sync",
@@ -122,7 +128,7 @@ public final class Trainer {
         // 2. Forward, objective, backward per micro-batch; gradients accumulate. On the last
         //    micro-batch each block's gradient sum starts as soon as backward has finished it.
         let tCompute = comm.wallTime()
-        zeroGradients()
+        zeroGradientsUnlessCleared()   // Trainer+GradientClearing.swift
         let overlap = setup.recipe.overlapGradSync && comm.size > 1
         var total = ObjectiveResult(loss: 0), localBad = false
         var observed: [SequenceStatistics] = []

@@ -45,8 +45,7 @@ public final class NLLObjective: Objective {
                 d[y] -= (1 - eps) * w
                 sumP += Double(e[y]) / sum; count += 1
                 // First maximal logit, as argmax of log p.
-                var argmax = 0
-                while argmax < V - 1 && z[argmax] != m { argmax += 1 }
+                let argmax = Vec.firstIndex(of: m, in: z, count: V) ?? V - 1
                 if argmax == y { correct += 1 }
             }
         }

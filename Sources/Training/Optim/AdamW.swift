@@ -6,7 +6,7 @@ import TensorCore
 ///   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,
 ///   θ ← θ − lr·( m̂/(√v̂ + ε) + λ·θ )   (λ only on matrices),
 /// over the trainable ranges of the flat buffer in one loop, as llm.c's gpt2_update.
-public final class AdamW: Optimizer {
+public final class AdamW: GradientClearingOptimizer {
     public let name = "adamw"
     public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     private var m: [Float], v: [Float]
@@ -23,9 +23,20 @@ public final class AdamW: Optimizer {
     }
 
     public func step(params: ParameterStore, lr: Float, gradScale: Float = 1) {
+        step(params: params, lr: lr, gradScale: gradScale, clearing: false)
+    }
+
+    /// The same update, the trainable gradients left at zero (read, then overwritten in the
+    /// same pass): what the trainer calls, so the next step needs no zeroing pass.
+    public func stepClearingGradients(params: ParameterStore, lr: Float, gradScale: Float) {
+        step(params: params, lr: lr, gradScale: gradScale, clearing: true)
+    }
+
+    private func step(params: ParameterStore, lr: Float, gradScale: Float, clearing: Bool) {
         t += 1
         adamwUpdate(spans: spans, p: params.values, gradient: { range, _ in UnsafePointer(params.grads + range.lowerBound) },
-                    m: &m, v: &v, t: t, lr: lr, gradScale: gradScale, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
+                    m: &m, v: &v, t: t, lr: lr, gradScale: gradScale, beta1: beta1, beta2: beta2, eps: eps,
+                    weightDecay: weightDecay, clearing: clearing)
     }
 
     public var state: [String: [Float]] { ["m": m, "v": v, "t": [Float(t)]] }
@@ -45,7 +56,8 @@ public final class AdamW: Optimizer {
 /// gradient buffer; ZeRO's shard, laid out as the moments).
 func adamwUpdate(spans: [(range: Range<Int>, decay: Bool, moment: Int)], p: UnsafeMutablePointer<Float>,
                  gradient: (Range<Int>, Int) -> UnsafePointer<Float>, m: inout [Float], v: inout [Float], t: Int,
-                 lr: Float, gradScale: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
+                 lr: Float, gradScale: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float,
+                 clearing: Bool = false) {
     let c1 = 1 - Float(pow(Double(beta1), Double(t)))
     let c2 = 1 - Float(pow(Double(beta2), Double(t)))
     m.withUnsafeMutableBufferPointer { m in
@@ -55,7 +67,7 @@ func adamwUpdate(spans: [(range: Range<Int>, decay: Bool, moment: Int)], p: Unsa
                                        m: m.baseAddress! + moment, v: v.baseAddress! + moment,
                                        count: range.count, gradScale: gradScale, lr: lr,
                                        beta1: beta1, beta2: beta2, c1: c1, c2: c2, eps: eps,
-                                       wd: decays ? weightDecay : 0)
+                                       wd: decays ? weightDecay : 0, clearing: clearing)
             }
         }
     }

@@ -14,6 +14,13 @@ public protocol Optimizer: AnyObject {
     var stateKeys: Set<String> { get }
 }
 
+/// An optimizer that can leave the gradient it reads at zero, in the same pass as the update
+/// (AdamW): the trainer then skips the next step's zeroing pass over the trainable gradients.
+/// Only the ranges the optimizer updates are cleared — the trainer's trainable set.
+public protocol GradientClearingOptimizer: Optimizer {
+    func stepClearingGradients(params: ParameterStore, lr: Float, gradScale: Float)
+}
+
 extension Optimizer {
     public var stateKeys: Set<String> { Set(state.keys) }
 }

@@ -32,6 +32,7 @@ public enum TrainingJob {
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
         let trainer = Trainer(setup: setup, comm: comm, producer: SelfTrainSetup.producer(setup: setup, comm: comm))
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
+        trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         let resumed = checkpoints.resume()
