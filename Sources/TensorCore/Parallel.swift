@@ -44,6 +44,19 @@ public enum Parallel {
         }
     }
 
+    /// Row-local work over `rows` rows of `width` floats: rows split over the threads, at least
+    /// ~16K floats per thread so small tensors stay on one thread.
+    public static func forRows(_ rows: Int, width: Int, _ body: (Range<Int>) -> Void) {
+        forRanges(rows, minChunk: max(1, 16384 / max(width, 1)), body)
+    }
+
+    /// Sums down the rows of a [rows, columns] matrix (bias and norm-weight gradients): the
+    /// columns split over the threads in blocks of 8, each column's rows added in order by one
+    /// thread, so the sums have the same bits at any thread count; under 64K elements, one thread.
+    public static func forColumns(_ columns: Int, rows: Int, _ body: (Range<Int>) -> Void) {
+        forRanges(columns, minChunk: rows * columns >= 65536 ? 64 : columns, align: 8, body)
+    }
+
     /// Runs body(i) for every i in 0..<count, interleaved over the threads (i ≡ t mod threads);
     /// for work items of similar cost (attention heads).
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {

@@ -55,7 +55,7 @@ public enum LayerNormKernels {
                     }
                 }
             }
-            Parallel.forRanges(c, minChunk: rows * c >= 65536 ? 64 : c, align: 8) { cols in
+            Parallel.forColumns(c, rows: rows) { cols in
                 for r in 0..<rows {
                     let xr = x + r * c, d = dout + r * c
                     let m = mean[r], s = rstd[r]

@@ -16,7 +16,7 @@ public enum LinearKernels {
         BLAS.gemm(transA: false, transB: layout == .outIn, m: n, n: oc, k: ic,
                   a: x, lda: ic, b: w, ldb: layout == .outIn ? ic : oc, beta: 0, c: out, ldc: oc)
         if let bias {
-            Parallel.forRanges(n, minChunk: max(1, 16384 / max(oc, 1))) { rows in
+            Parallel.forRows(n, width: oc) { rows in
                 for r in rows { Vec.add(out + r * oc, bias, count: oc) }
             }
         }
@@ -43,7 +43,7 @@ public enum LinearKernels {
             }
         }
         if let dbias {  // column sums: each thread owns a block of columns
-            Parallel.forRanges(oc, minChunk: n * oc >= 65536 ? 64 : oc, align: 8) { cols in
+            Parallel.forColumns(oc, rows: n) { cols in
                 for r in 0..<n { Vec.add(dbias + cols.lowerBound, dout + r * oc + cols.lowerBound, count: cols.count) }
             }
         }
@@ -68,7 +68,7 @@ extension Tape {
             LinearKernels.forward(out: out.data, x: x.data, w: weight.data, bias: nil,
                                   n: n, inFeatures: ic, outFeatures: oc, layout: layout)
             let (o, r, b) = (out.data, residual.data, bias?.data)
-            Parallel.forRanges(n, minChunk: max(1, 16384 / max(oc, 1))) { rows in
+            Parallel.forRows(n, width: oc) { rows in
                 for row in rows {
                     Vec.add(o + row * oc, r + row * oc, count: oc)
                     if let b { Vec.add(o + row * oc, b, count: oc) }

@@ -10,7 +10,7 @@ public enum RMSNormKernels {
     public static func forward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                                x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                rows: Int, dim c: Int, eps: Float) {
-        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(c, 1))) { range in
+        Parallel.forRows(rows, width: c) { range in
             // Σ x² of each row in order, four rows at a time (RowChains: the plain loop's bits).
             RowChains.sums(rows: range, columns: c, term: { r, j in x[r * c + j] * x[r * c + j] }) { r, ss in
                 let xr = x + r * c, o = out + r * c
@@ -28,7 +28,7 @@ public enum RMSNormKernels {
                                 weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 rows: Int, dim c: Int) {
         if let dx {  // row-local: rows split over the threads
-            Parallel.forRanges(rows, minChunk: max(1, 16384 / max(c, 1))) { range in
+            Parallel.forRows(rows, width: c) { range in
                 // Σ_j w_j·d_j·n_j of each row in order, four rows at a time (RowChains).
                 RowChains.sums(rows: range, columns: c,
                                term: { r, j in weight[j] * dout[r * c + j] * x[r * c + j] * rstd[r] }) { r, dot in
@@ -48,7 +48,7 @@ public enum RMSNormKernels {
             }
         }
         if let dweight {  // column sums over the rows in order: columns split over the threads
-            Parallel.forRanges(c, minChunk: rows * c >= 65536 ? 64 : c, align: 8) { cols in
+            Parallel.forColumns(c, rows: rows) { cols in
                 for r in 0..<rows {
                     let xr = x + r * c, d = dout + r * c
                     let s = rstd[r]

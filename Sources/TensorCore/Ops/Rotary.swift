@@ -48,7 +48,7 @@ public enum RotaryKernels {
         cos.withUnsafeBufferPointer { cosT in
             sin.withUnsafeBufferPointer { sinT in
                 positions.withUnsafeBufferPointer { pos in
-                    Parallel.forRanges(pos.count, minChunk: max(1, 16384 / max(heads * d, 1))) { rows in
+                    Parallel.forRows(pos.count, width: heads * d) { rows in
                         for n in rows {
                             let cp = cosT.baseAddress! + Int(pos[n]) * half, sp = sinT.baseAddress! + Int(pos[n]) * half
                             for h in 0..<heads {

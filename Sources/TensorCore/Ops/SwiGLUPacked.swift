@@ -8,12 +8,12 @@ extension Tape {
         let n = gateUp.rows, i = gateUp.columns / 2
         let out = output([n, i])
         let (o, x) = (out.data, gateUp.data)
-        Parallel.forRanges(n, minChunk: max(1, 16384 / max(i, 1))) { rows in
+        Parallel.forRows(n, width: i) { rows in
             for r in rows { SwiGLUKernels.forward(out: o + r * i, gate: x + 2 * r * i, up: x + 2 * r * i + i, count: i) }
         }
         out.requiresGrad = record([gateUp], output: out) {
             let (d, g) = (out.grad, gateUp.grad)
-            Parallel.forRanges(n, minChunk: max(1, 16384 / max(i, 1))) { rows in
+            Parallel.forRows(n, width: i) { rows in
                 for r in rows {
                     SwiGLUKernels.backward(dgate: g + 2 * r * i, dup: g + 2 * r * i + i, dout: d + r * i,
                                            gate: x + 2 * r * i, up: x + 2 * r * i + i, count: i)
