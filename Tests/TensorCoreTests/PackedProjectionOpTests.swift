@@ -155,14 +155,18 @@ final class LoRAOutputGradientsTests: XCTestCase {
             let b = (0..<(oc * r)).map { _ in rng.normal() }, db0 = (0..<(oc * r)).map { _ in rng.normal() }
             var du = [Float](repeating: 0, count: n * ldu), db = db0
             var duRef = du, dbRef = db0
+            var duOnly = du  // a frozen B: du alone (the kernel's loop without dB)
             dout.withUnsafeBufferPointer { d in u.withUnsafeBufferPointer { uu in b.withUnsafeBufferPointer { bb in
                 LoRAOutputGradients.run(du: &du, lddu: ldu, db: &db, dout: d.baseAddress!, ldo: ldo, u: uu.baseAddress!, ldu: ldu,
                                         b: bb.baseAddress!, scaling: s, n: n, outFeatures: oc, rank: r)
+                LoRAOutputGradients.run(du: &duOnly, lddu: ldu, db: nil, dout: d.baseAddress!, ldo: ldo, u: uu.baseAddress!,
+                                        ldu: ldu, b: bb.baseAddress!, scaling: s, n: n, outFeatures: oc, rank: r)
                 BLAS.gemm(transA: true, transB: false, m: oc, n: r, k: n, alpha: s, a: d.baseAddress!, lda: ldo,
                           b: uu.baseAddress!, ldb: ldu, beta: 1, c: &dbRef, ldc: r)
                 BLAS.gemm(transA: false, transB: false, m: n, n: r, k: oc, alpha: s, a: d.baseAddress!, lda: ldo,
                           b: bb.baseAddress!, ldb: r, beta: 0, c: &duRef, ldc: ldu)
             } } }
+            XCTAssertEqual(duOnly, du, "du without dB, threads \(threads), n \(n), oc \(oc), r \(r)")
             for (got, want, what) in [(du, duRef, "du"), (db, dbRef, "dB")] {
                 let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
                 XCTAssertLessThanOrEqual(worst, 1e-4 * max(1, want.map(abs).max() ?? 0), "\(what), threads \(threads), n \(n), oc \(oc), r \(r)")
