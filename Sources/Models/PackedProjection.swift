@@ -13,20 +13,23 @@ extension LoRAAdaptable {
         guard Self.loraArchitecture.weightLayout == .outIn,
               modules.allSatisfy({ parameters.entry($0 + ".bias") == nil }),
               let weight = Tensor.adjacentRows(modules.map { parameters[$0 + ".weight"] }) else { return nil }
-        let out = tape.linear(x, weight: weight, layout: .outIn)
         var members: [(module: String, member: LoRAGroupMember)] = [], column = 0
         for m in modules {
             if let a = adapter(m) { members.append((m, LoRAGroupMember(adapter: a, column: column))) }
             column += parameters[m + ".weight"].shape[0]
         }
         if let dropout = loraDropout, dropout.probability > 0 {
+            let out = tape.linear(x, weight: weight, layout: .outIn)
             // Each adapter drops its own mask of x (peft, per module): no shared input to fuse.
             for (module, member) in members {
                 tape.addLoRATerms(into: out, input: tape.dropout(x, mask: dropout.mask(module: module)), members: [member])
             }
-        } else {
-            tape.addLoRATerms(into: out, input: x, members: members.map(\.member))
+            return out
         }
+        // The adapters' u = x·[A_1; …]ᵀ before the base GEMM, while x is in cache (`LoRAProjection`).
+        let projection = tape.loraProjection(input: x, members: members.map(\.member))
+        let out = tape.linear(x, weight: weight, layout: .outIn)
+        if let projection { tape.addLoRATerms(into: out, projection: projection) }
         return out
     }
 }

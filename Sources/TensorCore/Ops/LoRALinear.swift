@@ -38,11 +38,13 @@ extension Tape {
         let n = x.rows, ic = x.columns, r = adapter.rank
         precondition(xd.rows == n && xd.columns == ic, "loraLinear: adapter input \(xd.shape) for input \(x.shape)")
         precondition(adapter.a.shape == [r, ic], "loraLinear: lora_A \(adapter.a.shape) for \(ic) input features")
+        // The one-member case of `addLoRATerms` (Ops/LoRAGroup.swift): the same products, and
+        // in backward du and dB from one pass over out's gradient (`LoRAOutputGradients`);
+        // u = x_d·Aᵀ before the base GEMM, while x_d is in cache (`LoRAProjection`).
+        let projection = loraProjection(input: xd, members: [LoRAGroupMember(adapter: adapter, column: 0)])!
         let out = linear(x, weight: weight, bias: bias, layout: layout, residual: residual)
         precondition(adapter.b.shape == [out.columns, r], "loraLinear: lora_B \(adapter.b.shape) for \(out.columns) outputs, rank \(r)")
-        // The one-member case of `addLoRATerms` (Ops/LoRAGroup.swift): the same products, and
-        // in backward du and dB from one pass over out's gradient (`LoRAOutputGradients`).
-        addLoRATerms(into: out, input: xd, members: [LoRAGroupMember(adapter: adapter, column: 0)])
+        addLoRATerms(into: out, projection: projection)
         return out
     }
 }
