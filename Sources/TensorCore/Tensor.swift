@@ -98,6 +98,19 @@ public final class Tensor {
         return (grad, true)
     }
 
+    /// Takes over `other`'s arena gradient buffer as this tensor's gradient when this one has
+    /// none yet (same arena and pass, same size): a residual link, whose gradient is exactly
+    /// its output's, then costs neither a cleared buffer nor a pass over it. `other` must not
+    /// read its gradient again (the tape releases an op's output gradient right after the op).
+    public func takeGradient(of other: Tensor) -> Bool {
+        guard gradPointer == nil, let arena, other.arena === arena, other.count == count,
+              arenaGeneration == arena.generation, other.arenaGeneration == arena.generation,
+              let g = other.gradPointer else { return false }
+        gradPointer = g
+        other.gradPointer = nil
+        return true
+    }
+
     /// Points a parameter view's gradient into its store's buffer, or nowhere for a frozen
     /// parameter (`TrainableSet.apply`), whose ops then never ask for one.
     func viewGradient(_ g: UnsafeMutablePointer<Float>?) {
