@@ -7,9 +7,12 @@ import Foundation
 // The tensor core's SIMD kernels are built for AVX2 + FMA on x86-64 (as llm.c builds with
 // -march=native): without them every 8-wide vector is split in two and each fused
 // multiply-add becomes a libm call. SFT_DIST_PORTABLE=1 builds for baseline x86-64.
+// -fno-math-errno: Float.squareRoot() (a C inline in the Swift runtime's shims) then needs no
+// libm fallback for negative inputs, so an 8-wide square root is one vsqrtps (AdamW), not
+// eight scalar ones with a branch each; IEEE square roots are exact, so the bits are the same.
 #if arch(x86_64)
 let simdFlags: [SwiftSetting] = ProcessInfo.processInfo.environment["SFT_DIST_PORTABLE"] == nil
-    ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])] : []
+    ? [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-fno-math-errno"])] : []
 #else
 let simdFlags: [SwiftSetting] = []
 #endif

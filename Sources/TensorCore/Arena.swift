@@ -57,8 +57,9 @@ public final class Arena {
         return p.bindMemory(to: Float.self, capacity: count)
     }
 
-    /// A zeroed gradient buffer of `count` floats from the pool.
-    public func gradient(_ count: Int) -> UnsafeMutablePointer<Float> {
+    /// A zeroed gradient buffer of `count` floats from the pool (`zeroed: false`: as the
+    /// pool holds it, for a kernel that writes every element — `Tensor.gradForWriting`).
+    public func gradient(_ count: Int, zeroed: Bool = true) -> UnsafeMutablePointer<Float> {
         let n = max(count, 1)
         let p: UnsafeMutablePointer<Float>
         if let q = pool[n]?.popLast() {
@@ -70,7 +71,7 @@ public final class Arena {
             all.append((p, n))
             gradientBytes += n * 4
         }
-        p.update(repeating: 0, count: n)
+        if zeroed { p.update(repeating: 0, count: n) }
         return p
     }
 

@@ -82,6 +82,35 @@ public final class Tensor {
 
     public var hasGrad: Bool { gradPointer != nil }
 
+    /// The gradient buffer for a backward kernel that covers every element of it. While no
+    /// other op has touched the gradient, an activation's buffer comes from the arena's pool
+    /// without being zeroed and `accumulate` is false: the kernel must write (=) every
+    /// element. Otherwise (a buffer exists, or the tensor has no arena) it is `grad` and the
+    /// kernel adds (+=), as every backward does. Writing x where 0 + x was stored gives the
+    /// same bits (but the sign of a zero), and saves a pass that clears the buffer.
+    public func gradForWriting() -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if gradPointer == nil, let arena {
+            precondition(arena.generation == arenaGeneration, "Tensor.grad: activation of an earlier pass (arena was reset)")
+            let g = arena.gradient(count, zeroed: false)
+            gradPointer = g
+            return (g, false)
+        }
+        return (grad, true)
+    }
+
+    /// Takes over `other`'s arena gradient buffer as this tensor's gradient when this one has
+    /// none yet (same arena and pass, same size): a residual link, whose gradient is exactly
+    /// its output's, then costs neither a cleared buffer nor a pass over it. `other` must not
+    /// read its gradient again (the tape releases an op's output gradient right after the op).
+    public func takeGradient(of other: Tensor) -> Bool {
+        guard gradPointer == nil, let arena, other.arena === arena, other.count == count,
+              arenaGeneration == arena.generation, other.arenaGeneration == arena.generation,
+              let g = other.gradPointer else { return false }
+        gradPointer = g
+        other.gradPointer = nil
+        return true
+    }
+
     /// Points a parameter view's gradient into its store's buffer, or nowhere for a frozen
     /// parameter (`TrainableSet.apply`), whose ops then never ask for one.
     func viewGradient(_ g: UnsafeMutablePointer<Float>?) {

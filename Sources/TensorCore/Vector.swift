@@ -19,8 +19,12 @@ public enum Vec {
     /// Cody–Waite reduction x = k·ln2 + r, degree-6 polynomial for e^r, 2^k built in the
     /// exponent bits (the Cephes expf scheme). Written with `replace(with:where:)` and bit
     /// casts only: the generic SIMD helpers (pointwiseMin, rounding conversions) are not
-    /// inlined and would cost a call per vector.
-    @inline(__always) public static func exp(_ x: F8) -> F8 {
+    /// inlined and would cost a call per vector. `@_transparent`, not `@inline(__always)`:
+    /// with the latter the optimiser still left a call per vector in the loss's `expSum` and
+    /// attention's softmax (the vector then passes through two xmm halves and `vzeroupper`).
+    /// Its body is copied into other modules that call it, which an incremental build may not
+    /// recompile: test it through a TensorCore loop (`VectorExpSweepTests`).
+    @_transparent public static func exp(_ x: F8) -> F8 {
         let lo = F8(repeating: -87.3), hi = F8(repeating: 88.3)
         var xc = x
         xc.replace(with: lo, where: x .< lo)

@@ -24,8 +24,10 @@ public enum GELUKernels {
         }
     }
 
+    /// dx += gelu'(x)·dout; `accumulate: false` writes (=) it instead, into a buffer that holds
+    /// nothing yet (`Tensor.gradForWriting`): the bits of adding to zeros, without reading them.
     public static func backward(dx: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
-                                dout: UnsafePointer<Float>, count: Int) {
+                                dout: UnsafePointer<Float>, count: Int, accumulate: Bool = true) {
         Parallel.forRanges(count, minChunk: 4096, align: 8) { r in
             var i = r.lowerBound
             let sv = F8(repeating: s), c1 = F8(repeating: 0.044715), c3 = F8(repeating: 3 * 0.044715)
@@ -39,7 +41,8 @@ public enum GELUKernels {
                 let a: F8 = half * (one + t)
                 let b: F8 = half * v * sech2 * sv * (one + c3 * v2)
                 let local: F8 = a + b
-                Vec.store(Vec.load(dx + i) + local * Vec.load(dout + i), dx + i)
+                let d = local * Vec.load(dout + i)
+                Vec.store(accumulate ? Vec.load(dx + i) + d : d, dx + i)
                 i += 8
             }
             while i < r.upperBound {
@@ -47,7 +50,7 @@ public enum GELUKernels {
                 let t = tanhf(s * (v + 0.044715 * v * v * v))
                 let sech2 = 1 - t * t
                 let local = 0.5 * (1 + t) + 0.5 * v * sech2 * s * (1 + 3 * 0.044715 * v * v)
-                dx[i] += local * dout[i]
+                dx[i] = accumulate ? dx[i] + local * dout[i] : local * dout[i]
                 i += 1
             }
         }
@@ -59,7 +62,8 @@ extension Tape {
         let out = output(x.shape)
         GELUKernels.forward(out: out.data, x: x.data, count: x.count)
         out.requiresGrad = record([x], output: out) {
-            GELUKernels.backward(dx: x.grad, x: x.data, dout: out.grad, count: x.count)
+            let (dx, accumulate) = x.gradForWriting()
+            GELUKernels.backward(dx: dx, x: x.data, dout: out.grad, count: x.count, accumulate: accumulate)
         }
         return out
     }

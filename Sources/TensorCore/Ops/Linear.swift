@@ -82,7 +82,10 @@ extension Tape {
         if let bias { inputs.append(bias) }
         if let residual { inputs.append(residual) }
         out.requiresGrad = record(inputs, output: out) {
-            if let residual, residual.requiresGrad {
+            // The residual gets dout after the GEMMs, which no longer read it — unless it is x
+            // itself, whose dx GEMM then adds onto it, as it always did.
+            let addFirst = residual.map { $0.requiresGrad && $0 === x } ?? false
+            if addFirst, let residual {
                 let (g, d) = (residual.grad, out.grad)
                 Parallel.forRanges(n * oc, minChunk: 16384, align: 8) { r in
                     Vec.add(g + r.lowerBound, d + r.lowerBound, count: r.count)
@@ -93,6 +96,7 @@ extension Tape {
                                    dbias: bias.flatMap { $0.requiresGrad ? $0.grad : nil },
                                    dout: out.grad, x: x.data, w: weight.data,
                                    n: n, inFeatures: ic, outFeatures: oc, layout: layout)
+            if !addFirst, let residual, residual.requiresGrad { residual.receiveResidualGradient(of: out) }
         }
         return out
     }

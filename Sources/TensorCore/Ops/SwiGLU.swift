@@ -12,44 +12,55 @@ public enum SwiGLUKernels {
     /// σ(g) for eight gates.
     @inline(__always) static func sigmoid(_ g: F8) -> F8 { 1 / (1 + Vec.exp(-g)) }
 
-    /// Runs `body(i, n)` on the vector at `i` (n = 8) and on the tail (n < 8), each with its
-    /// gates loaded as one vector (the tail's padding lanes are 0 and never stored).
-    @inline(__always) static func forEachVector(_ gate: UnsafePointer<Float>, count: Int, _ body: (Int, Int, F8) -> Void) {
-        var i = 0
-        while i + 8 <= count { body(i, 8, Vec.load(gate + i)); i += 8 }
-        if i < count {
-            var g = F8(repeating: 0)
-            for j in 0..<(count - i) { g[j] = gate[i + j] }
-            body(i, count - i, g)
-        }
+    /// The last `n` (< 8) gates as one vector, padded with 0 (the padding lanes are never stored).
+    @inline(__always) static func tail(_ p: UnsafePointer<Float>, _ n: Int) -> F8 {
+        var v = F8(repeating: 0)
+        for j in 0..<n { v[j] = p[j] }
+        return v
     }
 
+    // Plain loops, not a per-vector closure: handed to a helper, the closure stayed a call per
+    // eight elements (its constants reloaded, the vector passed in two halves, `vzeroupper`).
     public static func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
                                up: UnsafePointer<Float>, count: Int) {
-        forEachVector(gate, count: count) { i, n, g in
-            let silu = g * sigmoid(g)
-            if n == 8 { Vec.store(silu * Vec.load(up + i), out + i); return }
-            for j in 0..<n { out[i + j] = silu[j] * up[i + j] }
+        var i = 0
+        while i + 8 <= count {
+            let g = Vec.load(gate + i)
+            Vec.store(g * sigmoid(g) * Vec.load(up + i), out + i)
+            i += 8
         }
+        guard i < count else { return }
+        let g = tail(gate + i, count - i), silu = g * sigmoid(g)
+        for j in 0..<(count - i) { out[i + j] = silu[j] * up[i + j] }
     }
 
     /// dgate += dout·up·silu'(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g)));  dup += dout·silu(g).
+    /// `accumulate: false` writes (=) them instead, for buffers that hold nothing yet
+    /// (`Tensor.gradForWriting`): the same bits as adding to zeros, without reading them.
     public static func backward(dgate: UnsafeMutablePointer<Float>?, dup: UnsafeMutablePointer<Float>?,
                                 dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
-                                up: UnsafePointer<Float>, count: Int) {
-        forEachVector(gate, count: count) { i, n, g in
-            let s = sigmoid(g)
+                                up: UnsafePointer<Float>, count: Int, accumulate: Bool = true) {
+        var i = 0
+        while i + 8 <= count {
+            let g = Vec.load(gate + i), s = sigmoid(g)
             let dsilu = s * (1 + g * (1 - s)), silu = g * s
-            if n == 8 {
-                let d = Vec.load(dout + i)
-                if let dgate { Vec.store(Vec.load(dgate + i) + d * Vec.load(up + i) * dsilu, dgate + i) }
-                if let dup { Vec.store(Vec.load(dup + i) + d * silu, dup + i) }
-                return
+            let d = Vec.load(dout + i)
+            if let dgate {
+                let x = d * Vec.load(up + i) * dsilu
+                Vec.store(accumulate ? Vec.load(dgate + i) + x : x, dgate + i)
             }
-            for j in 0..<n {
-                if let dgate { dgate[i + j] += dout[i + j] * up[i + j] * dsilu[j] }
-                if let dup { dup[i + j] += dout[i + j] * silu[j] }
+            if let dup {
+                let x = d * silu
+                Vec.store(accumulate ? Vec.load(dup + i) + x : x, dup + i)
             }
+            i += 8
+        }
+        guard i < count else { return }
+        let g = tail(gate + i, count - i), s = sigmoid(g)
+        let dsilu = s * (1 + g * (1 - s)), silu = g * s
+        for j in 0..<(count - i) {
+            if let dgate { let x = dout[i + j] * up[i + j] * dsilu[j]; dgate[i + j] = accumulate ? dgate[i + j] + x : x }
+            if let dup { let x = dout[i + j] * silu[j]; dup[i + j] = accumulate ? dup[i + j] + x : x }
         }
     }
 }

@@ -12,11 +12,12 @@ extension Tape {
             for r in rows { SwiGLUKernels.forward(out: o + r * i, gate: x + 2 * r * i, up: x + 2 * r * i + i, count: i) }
         }
         out.requiresGrad = record([gateUp], output: out) {
-            let (d, g) = (out.grad, gateUp.grad)
+            // Its only consumer in the Llama MLP: gate|up's gradient is written, not cleared and added to.
+            let (d, (g, accumulate)) = (out.grad, gateUp.gradForWriting())
             Parallel.forRows(n, width: i) { rows in
                 for r in rows {
                     SwiGLUKernels.backward(dgate: g + 2 * r * i, dup: g + 2 * r * i + i, dout: d + r * i,
-                                           gate: x + 2 * r * i, up: x + 2 * r * i + i, count: i)
+                                           gate: x + 2 * r * i, up: x + 2 * r * i + i, count: i, accumulate: accumulate)
                 }
             }
         }

@@ -65,7 +65,8 @@ extension Trainer {
         var partial = [ObjectiveResult?](repeating: nil, count: Parallel.threads)
         nll.withUnsafeMutableBufferPointer { nll in
             partial.withUnsafeMutableBufferPointer { slots in
-                tape.fusedHead(hidden, weight: head, layout: layout) { t, rows, logits, dlogits in
+                tape.fusedHead(hidden, weight: head, layout: layout,
+                               lossWritesWholeRows: objective.requirements.writesWholeRows) { t, rows, logits, dlogits in
                     let inp = ObjectiveInput(rows: rows.count, vocab: V, logits: logits, targets: Array(mb.targets[rows]),
                                              mask: Array(mb.mask[rows]), sequenceLossTokens: Array(seqTokens[rows]),
                                              sequenceId: Array(seqId[rows]), context: pass.context,

@@ -10,7 +10,11 @@ import TensorCore
 /// or micro-batching. Row-local, so the trainer fuses it with the LM head over row chunks.
 public final class NLLObjective: Objective {
     public let name = "nll"
-    public let requirements = ObjectiveRequirements(rowLocal: true)
+    public let requirements: ObjectiveRequirements = {
+        var r = ObjectiveRequirements(rowLocal: true)
+        r.writesWholeRows = true   // every row's dlogits written below, masked rows as zeros
+        return r
+    }()
     public let labelSmoothing: Float
 
     public init(labelSmoothing: Float = 0) throws {
@@ -27,7 +31,8 @@ public final class NLLObjective: Objective {
         // exp(z_v − max z) once per logit, kept for the gradient: p_v = e_v / Σe.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: V) { buffer in
             let e = buffer.baseAddress!
-            for r in 0..<input.rows where input.mask[r] != 0 {
+            for r in 0..<input.rows {
+                guard input.mask[r] != 0 else { (dlogits + r * V).update(repeating: 0, count: V); continue }
                 let y = Int(input.targets[r])
                 let z = input.logits + r * V
                 let (m, sum) = SoftmaxKernels.expSum(z, into: e, count: V)
@@ -40,8 +45,9 @@ public final class NLLObjective: Objective {
                 let d = dlogits + r * V
                 let pw = F8(repeating: inverse * w), ew = F8(repeating: eps / Float(V) * w)
                 var v = 0
-                while v + 8 <= V { Vec.store(Vec.load(d + v) + Vec.load(e + v) * pw - ew, d + v); v += 8 }
-                while v < V { d[v] += e[v] * inverse * w - eps / Float(V) * w; v += 1 }
+                // Written, not added to: 0 + x would be x (bar the sign of a zero).
+                while v + 8 <= V { Vec.store(Vec.load(e + v) * pw - ew, d + v); v += 8 }
+                while v < V { d[v] = e[v] * inverse * w - eps / Float(V) * w; v += 1 }
                 d[y] -= (1 - eps) * w
                 sumP += Double(e[y]) / sum; count += 1
                 // First maximal logit, as argmax of log p.

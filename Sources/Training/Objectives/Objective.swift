@@ -23,7 +23,7 @@ public protocol Objective: AnyObject {
     func statistics(_ input: ObjectiveInput) -> [Float]
 
     /// Loss contribution of this micro-batch (normalised by global counts) and its gradient,
-    /// accumulated (+=) into `dlogits` [N, V]. Diagnostics are *sums* the trainer allreduces.
+    /// accumulated (+=) into `dlogits` [N, V] (written, with `requirements.writesWholeRows`). Diagnostics are *sums* the trainer allreduces.
     func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult
 }
 
@@ -55,6 +55,11 @@ public struct ObjectiveRequirements: Sendable {
     /// Sampled rollouts with rewards and group advantages (`RolloutProducer`, Rollouts/): the
     /// trainer builds the rollout producer instead of the demonstration producer (GRPO).
     public var rollouts = false
+    /// `lossAndGradient` writes (=) every entry of dlogits for all of its input's rows, masked
+    /// ones too, instead of accumulating into zeros: the fused head then hands it an
+    /// uninitialised buffer and skips clearing R·V floats per chunk. Only for objectives
+    /// that are never called to add to a gradient another term has written.
+    public var writesWholeRows = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
                 rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel
