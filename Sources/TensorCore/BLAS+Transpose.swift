@@ -8,12 +8,10 @@ extension BLAS {
     public static func transpose(rows: Int, cols: Int, a: UnsafePointer<Float>, lda: Int,
                                  b: UnsafeMutablePointer<Float>, ldb: Int) {
         if rows == 0 || cols == 0 { return }
-        if GEMMProfile.enabled {  // in the GEMM table as (rows, cols, 0, T, T), printed as "copy"
-            let t0 = GEMMProfile.now()
-            defer { GEMMProfile.record(.init(m: rows, n: cols, k: 0, transA: true, transB: true), seconds: GEMMProfile.now() - t0) }
-            cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(cols), 1, a, Int32(lda), b, Int32(ldb))
-            return
-        }
+        let t0 = GEMMProfile.enabled ? GEMMProfile.now() : 0
         cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(cols), 1, a, Int32(lda), b, Int32(ldb))
+        if GEMMProfile.enabled {  // in the GEMM table as (rows, cols, 0, T, T), printed as "copy"
+            GEMMProfile.record(.init(m: rows, n: cols, k: 0, transA: true, transB: true), seconds: GEMMProfile.now() - t0)
+        }
     }
 }

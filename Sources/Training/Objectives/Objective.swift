@@ -23,7 +23,8 @@ public protocol Objective: AnyObject {
     func statistics(_ input: ObjectiveInput) -> [Float]
 
     /// Loss contribution of this micro-batch (normalised by global counts) and its gradient,
-    /// accumulated (+=) into `dlogits` [N, V] (written, with `requirements.writesWholeRows`). Diagnostics are *sums* the trainer allreduces.
+    /// accumulated (+=) into `dlogits` [N, V] — written (=) with `requirements.writesWholeRows`.
+    /// Diagnostics are *sums* the trainer allreduces.
     func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult
 }
 
