@@ -13,6 +13,12 @@ extension Bench {
         if shape != nil && model != nil { throw RecipeError("--shape and --model are alternatives; give one") }
         if let s = shape, ModelPresets.shape(s) == nil { throw Benchmark.BenchModel.unknownShape(s) }
         if loraRank > 0 && model != nil { throw RecipeError("--lora-rank is for gpt2-mini and --shape (a --model directory is benchmarked as it is)") }
+        if againstFull {
+            if loraRank == 0 { throw RecipeError("--against-full compares LoRA with full fine-tuning: give --lora-rank") }
+            if rollouts || model != nil || selection != nil || zero != 0 || recompute {
+                throw RecipeError("--against-full runs gpt2-mini or --shape with --lora-rank only (not with --rollouts, --model, --selection, --zero or --recompute)")
+            }
+        }
         if rollouts && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
             throw RecipeError("--rollouts runs gpt2-mini only (--shape, --model, --batch-size and --seq-len are for training)")
         }
@@ -31,5 +37,22 @@ extension Bench {
         let context = chosen.model.maxSequenceLength
         Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(chosen.name)'s context (\(context) tokens)" : nil)
         return Benchmark.run(o, model: chosen, comm: comm, log: log)
+    }
+
+    /// `--against-full`: the LoRA model and the same base for full fine-tuning, steps alternating.
+    func runAgainstFull(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.PairResult {
+        var o = options
+        o.seqLen = seqLen
+        o.batch = batchSize ?? (shape == nil ? o.batch : 4)
+        let make = { (rank: Int) -> Benchmark.BenchModel in
+            Fatal.collective { () throws -> Benchmark.BenchModel in
+                if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: rank, llama: true)) }
+                return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: rank, llama: false))
+            }
+        }
+        let lora = make(o.loraRank), full = make(0)
+        let context = lora.model.maxSequenceLength
+        Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(lora.name)'s context (\(context) tokens)" : nil)
+        return Benchmark.loraAgainstFull(o, lora: lora, full: full, comm: comm, log: log)
     }
 }

@@ -35,6 +35,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
     @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
     var loraRank = 0
+    @Flag(name: .customLong("against-full"), help: "With --lora-rank: also build the same model for full fine-tuning and alternate the two trainers' steps in this process; reports LoRA's step ÷ full fine-tuning's per adjacent pair (the machine's drift between separate runs cancels). Both models stay resident, so no memory figures.")
+    var againstFull = false
     @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded).") var shape: String?
     @Option(help: "Train a Hugging Face model directory (its config and weights) instead of gpt2-mini.") var model: String?
     @Option(Settings.batchSize.named("batch_size", help: "Global sequences per step (default 8 for gpt2-mini, 4 with --shape or --model).")) var batchSize: Int?
@@ -68,6 +70,12 @@ struct Bench: ParsableCommand {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
             ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
             let r = Benchmark.rollouts(ro, comm: comm, log: { if lead && !quiet { printError($0) } })
+            if lead { print(json ? r.json : r.table) }
+            Runtime.finish()
+            return
+        }
+        if againstFull {
+            let r = runAgainstFull(o, comm: comm, log: { if lead && !quiet { printError($0) } })
             if lead { print(json ? r.json : r.table) }
             Runtime.finish()
             return

@@ -100,6 +100,31 @@ final class LoRACLITests: XCTestCase {
         XCTAssertLessThan(lora["flops_per_token"] as! Double, 0.8 * (full["flops_per_token"] as! Double))
     }
 
+    /// `bench --lora-rank r --against-full`: both trainers in one process start from the same
+    /// base (the same first loss, and the same as a plain `bench` run's), then train different
+    /// parameter sets (different last losses); each ratio is that pair's LoRA step ÷ full step.
+    func testBenchAgainstFull() throws {
+        let r = CLI.sftDist(["bench", "--lora-rank", "4", "--against-full", "--threads", "1", "--steps", "2", "--warmup", "0",
+                             "--json", "--quiet"], seconds: 300)
+        XCTAssertEqual(r.status, 0, r.all)
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.all)
+        let plain = CLI.sftDist(["bench", "--threads", "1", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--json", "--quiet"],
+                                seconds: 300)
+        let p = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as? [String: Any], plain.all)
+        let first = try XCTUnwrap(p["first_loss"] as? Double)
+        XCTAssertEqual(j["lora_first_loss"] as? Double, first)
+        XCTAssertEqual(j["full_first_loss"] as? Double, first)
+        XCTAssertNotEqual(j["lora_last_loss"] as? Double, j["full_last_loss"] as? Double, "full fine-tuning trains other weights than LoRA")
+        let lora = try XCTUnwrap(j["lora_step_s"] as? [Double]), full = try XCTUnwrap(j["full_step_s"] as? [Double])
+        let ratios = try XCTUnwrap(j["lora_over_full"] as? [Double])
+        XCTAssertEqual(ratios.count, 2)
+        for i in 0..<2 { XCTAssertEqual(ratios[i], lora[i] / full[i], accuracy: 1e-4 * ratios[i]) }
+
+        let bad = CLI.sftDist(["bench", "--against-full", "--steps", "1"])
+        XCTAssertNotEqual(bad.status, 0, bad.all)
+        XCTAssertEqual(CLI.occurrences(of: "--against-full compares LoRA with full fine-tuning: give --lora-rank", in: bad.stderr), 1, bad.all)
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),

@@ -52,34 +52,10 @@ public enum Benchmark {
         BLAS.threads = o.threads
         let model = bench.model
         var o = o; o.vocab = model.vocabSize
-        let lora = (model as? LoRAAdaptable)?.lora
-        comm.broadcast(model.parameters.valueBuffer, root: 0)
-
-        // Synthetic data: batch·(steps+warmup) sequences of seqLen+1 random ids, all trained.
         let total = o.steps + o.warmup
-        var rng = RNG(seed: o.seed, stream: 77)
-        let examples = (0..<(o.batch * total)).map { i -> Example in
-            let ids = (0...o.seqLen).map { _ in Int32(rng.below(o.vocab)) }
-            var mask = [UInt8](repeating: 1, count: ids.count); mask[0] = 0
-            return Example(ids: ids, lossMask: mask, promptLength: 1, answer: nil, source: "synthetic:\(i)")
-        }
-        var recipe = Recipe()
-        recipe.model = bench.name; recipe.data = "synthetic"; recipe.steps = total
-        recipe.batchSize = o.batch; recipe.microBatchSize = o.batch; recipe.maxLength = o.seqLen + 1
-        recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0.01
-        recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
-        recipe.overlapGradSync = o.overlapGradSync
-        recipe.zero = o.zero; recipe.recompute = o.recompute
-        recipe.loraRank = o.loraRank; recipe.loraAlpha = Double(2 * o.loraRank); recipe.loraTargets = lora.map { $0.targets.joined(separator: ",") }
-        let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
-        let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
-        let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
-                             objective: objective, referenceModel: nil)
-        let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
+        let trainer = makeTrainer(o, model: bench, comm: comm, log: log)
         let phases = PhasePeaks()   // Benchmark+Memory.swift
         trainer.onPhase = phases.mark
-        trainer.clearGradientsInUpdate = true   // as sft-dist train (Trainer+GradientClearing.swift)
-        if let lora { log("LoRA r=\(lora.rank), α=\(Int(lora.alpha)) on \(lora.targets.joined(separator: ", ")): \(trainer.trainable.names.count) adapter tensors, the base frozen") }
 
         // The SGEMM ceiling before and after the steps, on every rank at once (as training runs
         // them); the higher of the two counts. The machine's speed drifts over a run, and a
@@ -154,6 +130,40 @@ public enum Benchmark {
                       modelName: bench.name)
         result.stepCPUSeconds = cpu
         return result
+    }
+
+    /// The `Trainer` the benchmark steps: `bench`'s model (broadcast from rank 0), synthetic
+    /// batches, AdamW at a constant learning rate, clipping, as `sft-dist train` runs them.
+    static func makeTrainer(_ o: Options, model bench: BenchModel, comm: Communicator, log: (String) -> Void) -> Trainer {
+        let model = bench.model
+        var o = o; o.vocab = model.vocabSize
+        let lora = (model as? LoRAAdaptable)?.lora
+        comm.broadcast(model.parameters.valueBuffer, root: 0)
+
+        // Synthetic data: batch·(steps+warmup) sequences of seqLen+1 random ids, all trained.
+        let total = o.steps + o.warmup
+        var rng = RNG(seed: o.seed, stream: 77)
+        let examples = (0..<(o.batch * total)).map { i -> Example in
+            let ids = (0...o.seqLen).map { _ in Int32(rng.below(o.vocab)) }
+            var mask = [UInt8](repeating: 1, count: ids.count); mask[0] = 0
+            return Example(ids: ids, lossMask: mask, promptLength: 1, answer: nil, source: "synthetic:\(i)")
+        }
+        var recipe = Recipe()
+        recipe.model = bench.name; recipe.data = "synthetic"; recipe.steps = total
+        recipe.batchSize = o.batch; recipe.microBatchSize = o.batch; recipe.maxLength = o.seqLen + 1
+        recipe.lr = 3e-4; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0.01
+        recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
+        recipe.overlapGradSync = o.overlapGradSync
+        recipe.zero = o.zero; recipe.recompute = o.recompute
+        recipe.loraRank = o.loraRank; recipe.loraAlpha = Double(2 * o.loraRank); recipe.loraTargets = lora.map { $0.targets.joined(separator: ",") }
+        let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
+        let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
+        let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
+                             objective: objective, referenceModel: nil)
+        let trainer = Trainer(setup: setup, comm: comm, source: SequentialBatches(batch: o.batch))
+        trainer.clearGradientsInUpdate = true   // as sft-dist train (Trainer+GradientClearing.swift)
+        if let lora { log("LoRA r=\(lora.rank), α=\(Int(lora.alpha)) on \(lora.targets.joined(separator: ", ")): \(trainer.trainable.names.count) adapter tensors, the base frozen") }
+        return trainer
     }
 
     /// 1024×1024×1024 `cblas_sgemm` on every rank at the same time, FLOP/s summed over ranks,
