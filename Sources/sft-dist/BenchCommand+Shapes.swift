@@ -24,35 +24,36 @@ extension Bench {
         }
     }
 
-    /// Builds the chosen model on every rank (a load error ends all ranks once) and runs.
-    func runChosenModel(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.Result {
+    /// The options with this command's --seq-len and --batch-size (default 4 with a shape or model).
+    func chosenOptions(_ options: Benchmark.Options) -> Benchmark.Options {
         var o = options
         o.seqLen = seqLen
         o.batch = batchSize ?? (shape == nil && model == nil ? o.batch : 4)
+        return o
+    }
+
+    /// Builds the chosen model on every rank, with adapters of `loraRank` (a load error, or a
+    /// --seq-len beyond its context, ends all ranks once).
+    func chosenModel(_ o: Benchmark.Options, loraRank: Int) -> Benchmark.BenchModel {
         let chosen = Fatal.collective { () throws -> Benchmark.BenchModel in
-            if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: o.loraRank, llama: true)) }
+            if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: loraRank, llama: true)) }
             if let dir = model { return try .directory(dir) }
-            return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: o.loraRank, llama: false))
+            return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: loraRank, llama: false))
         }
         let context = chosen.model.maxSequenceLength
         Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(chosen.name)'s context (\(context) tokens)" : nil)
-        return Benchmark.run(o, model: chosen, comm: comm, log: log)
+        return chosen
+    }
+
+    func runChosenModel(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.Result {
+        let o = chosenOptions(options)
+        return Benchmark.run(o, model: chosenModel(o, loraRank: o.loraRank), comm: comm, log: log)
     }
 
     /// `--against-full`: the LoRA model and the same base for full fine-tuning, steps alternating.
     func runAgainstFull(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.PairResult {
-        var o = options
-        o.seqLen = seqLen
-        o.batch = batchSize ?? (shape == nil ? o.batch : 4)
-        let make = { (rank: Int) -> Benchmark.BenchModel in
-            Fatal.collective { () throws -> Benchmark.BenchModel in
-                if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: rank, llama: true)) }
-                return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: rank, llama: false))
-            }
-        }
-        let lora = make(o.loraRank), full = make(0)
-        let context = lora.model.maxSequenceLength
-        Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(lora.name)'s context (\(context) tokens)" : nil)
-        return Benchmark.loraAgainstFull(o, lora: lora, full: full, comm: comm, log: log)
+        let o = chosenOptions(options)
+        return Benchmark.loraAgainstFull(o, lora: chosenModel(o, loraRank: o.loraRank), full: chosenModel(o, loraRank: 0),
+                                         comm: comm, log: log)
     }
 }

@@ -66,27 +66,23 @@ struct Bench: ParsableCommand {
         o.zero = zero; o.recompute = recompute
         o.loraRank = loraRank
         let lead = comm.isCoordinator
+        let log = { (line: String) in if lead && !quiet { printError(line) } }
+        func finish(json j: String, table: String) { if lead { print(json ? j : table) }; Runtime.finish() }
         if rollouts {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
             ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
-            let r = Benchmark.rollouts(ro, comm: comm, log: { if lead && !quiet { printError($0) } })
-            if lead { print(json ? r.json : r.table) }
-            Runtime.finish()
-            return
+            let r = Benchmark.rollouts(ro, comm: comm, log: log)
+            return finish(json: r.json, table: r.table)
         }
         if againstFull {
-            let r = runAgainstFull(o, comm: comm, log: { if lead && !quiet { printError($0) } })
-            if lead { print(json ? r.json : r.table) }
-            Runtime.finish()
-            return
+            let r = runAgainstFull(o, comm: comm, log: log)
+            return finish(json: r.json, table: r.table)
         }
         if shape != nil || model != nil || batchSize != nil || seqLen != 256 {
-            let r = runChosenModel(o, comm: comm, log: { if lead && !quiet { printError($0) } })
-            if lead { print(json ? r.json : r.table) }
-            Runtime.finish()
-            return
+            let r = runChosenModel(o, comm: comm, log: log)
+            return finish(json: r.json, table: r.table)
         }
-        let r = Benchmark.run(o, comm: comm, log: { if lead && !quiet { printError($0) } })
+        let r = Benchmark.run(o, comm: comm, log: log)
         if lead { print(json ? r.json : r.table) }
         // --selection: one more line (JSON with --json) for the scoring pass.
         if let name = selection {

@@ -64,9 +64,8 @@ extension Benchmark {
     public static func loraAgainstFull(_ o: Options, lora: BenchModel, full: BenchModel, comm: Communicator,
                                        log: (String) -> Void) -> PairResult {
         BLAS.threads = o.threads
-        var fo = o; fo.loraRank = 0
         let loraTrainer = makeTrainer(o, model: lora, comm: comm, log: log)
-        let fullTrainer = makeTrainer(fo, model: full, comm: comm, log: log)
+        let fullTrainer = makeTrainer(o, model: full, comm: comm, log: log)
         var loraSteps: [Double] = [], fullSteps: [Double] = [], ratios: [Double] = []
         var loraLoss: [Double] = [], fullLoss: [Double] = []
         for s in 0..<(o.warmup + o.steps) {
