@@ -110,7 +110,7 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
         ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
          "vocab_size": config.vocabSize, "n_positions": config.contextLength,
          "n_ctx": config.contextLength, "n_embd": config.embedDim, "n_layer": config.layers,
-         "n_head": config.heads, "layer_norm_epsilon": Double(config.layerNormEps),
+         "n_head": config.heads, "layer_norm_epsilon": config.layerNormEps.shortestDecimal,
          "activation_function": "gelu_new", "tie_word_embeddings": true,
          "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0]
     }

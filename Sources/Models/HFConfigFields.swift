@@ -94,3 +94,10 @@ public struct HFConfigFields {
         return o
     }
 }
+
+extension Float {
+    /// The double whose shortest decimal is this float's (1e-05, not 9.999999747378752e-06):
+    /// what config.json had before it was read into a float, so a written config reads as
+    /// transformers wrote it and compares equal to it.
+    public var shortestDecimal: Double { Double(description) ?? Double(self) }
+}

@@ -125,8 +125,8 @@ public struct LlamaConfig: Equatable, Sendable {
             "model_type": family.rawValue, "architectures": [arch],
             "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
             "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
-            "head_dim": headDim, "max_position_embeddings": maxPositions, "rms_norm_eps": Double(rmsNormEps),
-            "rope_theta": Double(ropeTheta), "tie_word_embeddings": tieWordEmbeddings, "hidden_act": "silu",
+            "head_dim": headDim, "max_position_embeddings": maxPositions, "rms_norm_eps": rmsNormEps.shortestDecimal,
+            "rope_theta": ropeTheta.shortestDecimal, "tie_word_embeddings": tieWordEmbeddings, "hidden_act": "silu",
             "torch_dtype": "float32", "attention_dropout": 0.0,
         ]
         switch family {

@@ -45,6 +45,26 @@ final class ModelMergeTests: XCTestCase {
         }
     }
 
+    /// WiSE-FT's case: a Hugging Face base and an sft-dist fine-tune of it. sft-dist writes the
+    /// base's config in its own spelling (no `dtype`, `rope_theta` for `rope_parameters`), so
+    /// the configs are compared as loaded, not as files.
+    func testHuggingFaceBaseMergesWithItsFineTune() throws {
+        let base = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../ModelsTests/Fixtures/hf/models/llama").standardized.path
+        let (model, tokenizer) = try ModelDirectory.load(base)
+        let p = model.parameters
+        let before = Array(UnsafeBufferPointer(start: p.values, count: p.count))
+        for i in 0..<p.count { p.values[i] += Float(i % 7) * 1e-3 }   // "the fine-tune"
+        let tuned = Array(UnsafeBufferPointer(start: p.values, count: p.count))
+        try ModelDirectory.save(model, tokenizer: tokenizer, to: dir + "/ft", format: .hf)
+        _ = try ModelMerge.merge([base, dir + "/ft"], weights: [0.5, 0.5], to: dir + "/wise")
+        let (merged, _) = try ModelDirectory.load(dir + "/wise")
+        XCTAssertEqual(merged.parameters.count, p.count)
+        var worst: Float = 0
+        for i in 0..<p.count { worst = max(worst, abs(merged.parameters.values[i] - (before[i] + tuned[i]) / 2)) }
+        XCTAssertLessThan(worst, 1e-6)
+    }
+
     func testMismatchedConfigsTokenizersAndWeightsAreRefused() throws {
         let (a, _) = try save("a", seed: 1), (deeper, _) = try save("deeper", seed: 2, layers: 3)
         let (hf, _) = try save("hf", seed: 3, format: .hf)

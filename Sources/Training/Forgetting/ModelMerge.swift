@@ -10,8 +10,8 @@ import TensorCore
 /// Weights need not sum to 1 (extrapolation, task arithmetic). Sums run in double precision,
 /// each tensor element rounded to float32 once.
 public enum ModelMerge {
-    /// `config.json` fields that name where a model came from, not what it is.
-    static let provenanceFields: Set<String> = ["_name_or_path", "transformers_version", "architectures", "torch_dtype"]
+    /// Config fields that name where a model came from or how it was stored, not what it is.
+    static let provenanceFields: Set<String> = ["_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"]
     /// Tokenizer files compared byte for byte.
     static let tokenizerFiles = [ModelDirectory.byteTokenizerFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -23,7 +23,7 @@ public enum ModelMerge {
             throw ModelError("--weights has \(weights.count) value\(weights.count == 1 ? "" : "s") for \(dirs.count) models")
         }
         if let bad = weights.first(where: { !$0.isFinite }) { throw ModelError("--weights: \(bad) is not a finite number") }
-        for d in dirs.dropFirst() { try checkSameConfig(dirs[0], d); try checkSameTokenizer(dirs[0], d) }
+        for d in dirs.dropFirst() { try checkSameTokenizer(dirs[0], d) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
         let p = first.parameters
@@ -34,6 +34,7 @@ public enum ModelMerge {
         add(p.values, weights[0])
         for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
             let (m, _) = try ModelDirectory.load(d)
+            try checkSameConfig(first, dirs[0], m, d)
             guard m.parameters.count == p.count else { throw ModelError("\(d): parameter layout differs from \(dirs[0])'s") }
             add(m.parameters.values, w)
         }
@@ -45,14 +46,16 @@ public enum ModelMerge {
         return "merged \(dirs.count) models (\(recipe)) into \(out)/"
     }
 
-    /// The two `config.json` files agree on every field but provenance; else the first
-    /// differing field is named.
-    static func checkSameConfig(_ a: String, _ b: String) throws {
-        let ca = try config(a), cb = try config(b)
+    /// The two models, as loaded, have one config: every field but provenance agrees, else the
+    /// first differing field is named. Compared after loading, not as files, so a Hugging Face
+    /// base and an sft-dist fine-tune of it (which writes the same config with its own
+    /// spelling: no `dtype`, `rope_theta` for `rope_parameters`, `0` for `0.0`) merge.
+    static func checkSameConfig(_ a: LanguageModel, _ aDir: String, _ b: LanguageModel, _ bDir: String) throws {
+        let ca = a.configJSON, cb = b.configJSON
         for key in Set(ca.keys).union(cb.keys).subtracting(provenanceFields).sorted() {
             let va = ca[key].map(canonical), vb = cb[key].map(canonical)
             if va != vb {
-                throw ModelError("\(b)/config.json: field \"\(key)\" is \(vb ?? "missing") but \(a)/config.json has \(va ?? "none"): merge needs models of the same config")
+                throw ModelError("\(bDir)/config.json: field \"\(key)\" is \(vb ?? "missing") but \(aDir)/config.json has \(va ?? "none"): merge needs models of the same config")
             }
         }
     }
@@ -66,15 +69,6 @@ public enum ModelMerge {
                 throw ModelError("\(b): tokenizer differs from \(a)'s in \(file) (\(how)): merge needs models with the same tokenizer")
             }
         }
-    }
-
-    static func config(_ dir: String) throws -> [String: Any] {
-        let path = dir + "/config.json"
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): missing") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError("\(path): not a JSON object")
-        }
-        return json
     }
 
     /// A JSON value as sorted-key text, so equal values compare equal whatever their order.
