@@ -50,6 +50,9 @@ public enum ModelDirectory {
             throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
         }
         let configPath = dir + "/config.json"
+        if !FileManager.default.fileExists(atPath: configPath), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
+            throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter \(dir)")
+        }
         let json = try JSONObjectFile.read(configPath)
         let tokenizer = try loadTokenizer(dir)
         // Nothing is allocated until the config is known to fit in memory and the checkpoint

@@ -3,7 +3,7 @@ import XCTest
 
 /// LoRA through the CLI under real mpirun, on the transformers-made Llama fixture: the same
 /// losses at 1 and 2 ranks (dropout on), OUT/model/ in peft's format and no full weights,
-/// resume from a checkpoint to the same adapter bit for bit, `score --adapter` equal to the
+/// resume from a checkpoint to the same adapter and adapter EMA bit for bit, `score --adapter` equal to the
 /// merged model's (`--merge-lora` and `merge-lora`), and bad input as one line.
 final class LoRACLITests: XCTestCase {
     static let hf = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -26,7 +26,7 @@ final class LoRACLITests: XCTestCase {
         var outs: [String] = []
         for n in [1, 2] {
             let out = CLI.tempDir("lora-\(n)")
-            let r = CLI.mpirun(n, Self.train + ["--save-every", "2", "--merge-lora", "--out", out], seconds: 180)
+            let r = CLI.mpirun(n, Self.train + ["--save-every", "2", "--merge-lora", "--ema", "0.9", "--out", out], seconds: 180)
             XCTAssertEqual(r.status, 0, r.all)
             runs.append(CLI.trainingRows(out))
             outs.append(out)
@@ -43,12 +43,16 @@ final class LoRACLITests: XCTestCase {
         }
         XCTAssertLessThan(runs[0][3]["loss"]!, runs[0][0]["loss"]!, "the adapters learn")
 
-        // Resume the 2-rank run from its step-2 checkpoint: the same adapter, bit for bit.
+        // Resume the 2-rank run from its step-2 checkpoint: the same adapter, and the same EMA
+        // of the adapter (`--ema` keeps its average of the trainable set), bit for bit.
         let out = outs[1]
         let adapter = try Data(contentsOf: URL(fileURLWithPath: out + "/model/adapter_model.safetensors"))
-        let r = CLI.mpirun(2, Self.train + ["--save-every", "2", "--out", out, "--resume", out + "/checkpoints/step-000002"], seconds: 180)
+        let ema = try Data(contentsOf: URL(fileURLWithPath: out + "/model-ema/adapter_model.safetensors"))
+        XCTAssertNotEqual(ema, adapter, "the EMA lags the adapter")
+        let r = CLI.mpirun(2, Self.train + ["--save-every", "2", "--ema", "0.9", "--out", out, "--resume", out + "/checkpoints/step-000002"], seconds: 180)
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/model/adapter_model.safetensors")), adapter, "resumed adapter differs")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/model-ema/adapter_model.safetensors")), ema, "resumed EMA differs")
         XCTAssertEqual(CLI.trainingRows(out).map { $0["loss"]! }, runs[1].map { $0["loss"]! })
 
         // Base + adapter scores as the merged model (--merge-lora and merge-lora agree).
@@ -129,14 +133,30 @@ final class LoRACLITests: XCTestCase {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
                                 (["--lora-rank", "2", "--freeze", "wte"], "--freeze cannot be combined with --lora-rank"),
-                                (["--lora-rank", "2", "--lora-targets", "c_attn,,"], "--lora-targets must be comma-separated module names")] {
+                                (["--lora-rank", "2", "--lora-targets", "c_attn,,"], "--lora-targets must be comma-separated module names"),
+                                // LoRA's other flags without --lora-rank would silently give a full fine-tune.
+                                (["--merge-lora"], "merge_lora (--merge-lora) needs lora_rank (--lora-rank r) > 0"),
+                                (["--lora-targets", "c_attn"], "lora_targets (--lora-targets) needs lora_rank (--lora-rank r) > 0")] {
             let r = CLI.mpirun(2, ["train", "--model", "tiny", "--steps", "1", "--out", out + "/run"] + flags, seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.all)
             XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/model"), "\(flags): a model was written")
         }
         let s = CLI.sftDist(["score", "--model", "tiny", "--adapter", out + "/nothing", "--data", Self.data])
         XCTAssertEqual(s.status, 1, s.all)
         XCTAssertTrue(s.stderr.contains("adapter_config.json"), s.all)
+        // An adapter for another architecture: the error names the adapter's file, not a flag
+        // the user did not give; an adapter directory given as --model says what to do.
+        let peft = HFModelCLITests.fixtures + "/peft/"
+        for (args, needle) in [(["score", "--model", HFModelCLITests.model("llama"), "--adapter", peft + "gpt2-by-peft"],
+                                "gpt2-by-peft/adapter_config.json: target_modules: the llama model has no module \"c_attn\""),
+                               (["eval", "--model", peft + "llama-by-peft"],
+                                "llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter")] {
+            let r = CLI.sftDist(args + ["--data", HFModelCLITests.data])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), r.all)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+        }
     }
 }

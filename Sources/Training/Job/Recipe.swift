@@ -55,6 +55,19 @@ public struct Recipe: Codable, Equatable, Sendable {
         _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs)
         _ = try SelfTrainOptions(recipe: self)
         try SelectionRegistry.validate(self)
+        try checkLoRAKeysNeedRank()
+    }
+
+    /// LoRA's other keys act only with `lora_rank` > 0; set without it they would be silently
+    /// ignored (a full fine-tune where the user asked for adapters), so they are refused.
+    func checkLoRAKeysNeedRank() throws {
+        guard self.loraRank == 0 else { return }
+        let k = Recipe.declared
+        let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, self.loraTargets != nil), (k.loraDropout, self.loraDropout != 0),
+                                               (k.loraAlpha, self.loraAlpha != k.loraAlpha.defaultValue), (k.mergeLora, self.mergeLora)]
+        if let (key, _) = set.first(where: { $0.1 }) {
+            throw RecipeError("recipe: \(key.name) (--\(key.flag)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
+        }
     }
 
     /// Sorted-key JSON: the byte-exact form compared across ranks and saved with checkpoints.
