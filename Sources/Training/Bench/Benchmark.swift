@@ -97,10 +97,21 @@ public enum Benchmark {
         }
         let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes, phases.overall)), op: .max))
         let after = probe.best(repeats: 7)
-        log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameters %.0f MiB, gradients %.0f MiB (trainable only), Adam %.0f MiB",
+        // Under --zero, rank 0's own shard: ZeRO-1 keeps the whole gradient plus the summed shard
+        // it receives, ZeRO-2 only the shard (its full-gradient pages go back after each bucket).
+        let mib = { (floats: Int) in Double(floats * 4) / 1048576 }
+        let state: String
+        if let zero = trainer.zero {
+            let shard = zero.gradients.shardCount
+            let grads = o.zero >= 2 ? String(format: "gradient shard %.0f MiB", mib(shard))
+                : String(format: "gradients %.0f MiB + summed shard %.0f MiB", mib(trainer.trainable.count), mib(shard))
+            state = String(format: "%@, Adam shard %.0f MiB (--zero %d, %d ranks)", grads, mib(2 * shard), o.zero, comm.size)
+        } else {
+            state = String(format: "gradients %.0f MiB (trainable only), Adam %.0f MiB", mib(trainer.trainable.count), mib(2 * trainer.trainable.count))
+        }
+        log(String(format: "memory (rank 0): peak RSS %.0f MiB before the first step; arena %.0f MiB (activation gradients %.0f MiB); parameters %.0f MiB, %@",
                    Double(baseRSS) / 1048576, Double(trainer.arena.bytes) / 1048576, Double(trainer.arena.gradientBytes) / 1048576,
-                   Double(model.parameters.count * 4) / 1048576, Double(trainer.trainable.count * 4) / 1048576,
-                   Double(trainer.trainable.count * 8) / 1048576))
+                   mib(model.parameters.count), state))
         let median = Self.median(steps)
         let tokens = Double(o.batch * o.seqLen)
         let C = Double(bench.attentionWidth), L = Double(bench.layers), T = Double(o.seqLen)
