@@ -8,6 +8,9 @@ scripts/make-hf-fixtures, which installs peft beside transformers).
                                      with it on BASE (refused unless peft loads every tensor and the
                                      adapter changes the logits)
   check-adapter BASE DIR SCORES      peft's log-probs vs `sft-dist score --model BASE --adapter DIR`
+  record-scores BASE DIR SCORES NAME expected/NAME.json: for each example `sft-dist score --model BASE
+                                     --adapter DIR` printed into SCORES, its ids and the completion
+                                     log-probs peft computes on them (LoRACLITests compares `score`)
 """
 import json
 import os
@@ -106,6 +109,32 @@ def check_adapter(base_dir, adapter_dir, scores_path):
     print("OK")
 
 
+def record_scores(base_dir, adapter_dir, scores_path, name):
+    """peft's completion log-probs on the ids `sft-dist score --adapter` used, committed so the
+    tests can compare `score` itself with peft (the ids are sft-dist's; its tokenizers are
+    checked against transformers' by the tokenizer fixtures)."""
+    model = peft_model(base_dir, adapter_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    records, change = [], 0.0
+    for line in open(scores_path):
+        rec = json.loads(line)
+        ids, k = rec["ids"], len(rec["completion_logprobs"])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids[:-1]])).logits[0].float(), dim=-1)
+            plain = torch.log_softmax(base(torch.tensor([ids[:-1]])).logits[0].float(), dim=-1)
+        positions = range(len(ids) - 1 - k, len(ids) - 1)  # the completion: the last k tokens
+        lps = [logp[t, ids[t + 1]].item() for t in positions]
+        change = max(change, max(abs(logp[t, ids[t + 1]].item() - plain[t, ids[t + 1]].item()) for t in positions))
+        records.append({"ids": ids, "completion_logprobs": lps})
+    if change < 1e-3:
+        sys.exit(f"the adapter changes the log-probs by only {change:.2e}: it does nothing")
+    dest = os.path.join(OUT, "expected", name + ".json")
+    with open(dest, "w") as f:
+        json.dump({"peft": __import__("peft").__version__, "transformers": transformers.__version__,
+                   "records": records}, f)
+    print(f"recorded {dest}: {len(records)} examples, the adapter moves log-probs by up to {change:.3f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "peft-adapters":
         peft_adapters()
@@ -113,5 +142,7 @@ if __name__ == "__main__":
         record_adapter(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) == 5 and sys.argv[1] == "check-adapter":
         check_adapter(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) == 6 and sys.argv[1] == "record-scores":
+        record_scores(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
-        sys.exit("usage: peft_fixtures.py peft-adapters | record-adapter BASE DIR NAME | check-adapter BASE DIR SCORES")
+        sys.exit("usage: peft_fixtures.py peft-adapters | record-adapter BASE DIR NAME | check-adapter BASE DIR SCORES | record-scores BASE DIR SCORES NAME")

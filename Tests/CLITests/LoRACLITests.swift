@@ -129,6 +129,31 @@ final class LoRACLITests: XCTestCase {
         XCTAssertEqual(CLI.occurrences(of: "--against-full compares LoRA with full fine-tuning: give --lora-rank", in: bad.stderr), 1, bad.all)
     }
 
+    /// The check as it is worded: `sft-dist score --model BASE --adapter DIR` on adapters
+    /// peft itself saved gives the completion log-probs peft computes (recorded by
+    /// `scripts/make-hf-fixtures record-scores`; observed differences ≤ 5e-6), on the same ids.
+    func testScoreWithPeftsOwnAdaptersGivesPeftsLogProbs() throws {
+        for name in ["llama", "gpt2"] {
+            let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath:
+                Self.hf + "/expected/peft-\(name)-by-peft-scores.json"))) as! [String: Any]
+            let records = expected["records"] as! [[String: Any]]
+            let r = CLI.sftDist(["score", "--model", Self.hf + "/models/" + name, "--adapter", Self.hf + "/peft/\(name)-by-peft",
+                                 "--data", Self.data, "--max-length", "32"])
+            XCTAssertEqual(r.status, 0, r.all)
+            let lines = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            XCTAssertEqual(lines.count, records.count, name)
+            var worst = 0.0, compared = 0
+            for (ours, peft) in zip(lines, records) {
+                XCTAssertEqual(ours["ids"] as? [Int], peft["ids"] as? [Int], "\(name): the ids peft was given")
+                let a = ours["completion_logprobs"] as? [Double] ?? [], b = peft["completion_logprobs"] as? [Double] ?? []
+                XCTAssertEqual(a.count, b.count, name)
+                for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)); compared += 1 }
+            }
+            XCTAssertGreaterThan(compared, 100, name)
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(name): max |score --adapter − peft| over \(compared) log-probs")
+        }
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
