@@ -1,8 +1,9 @@
 /// Public model shapes for `sft-dist bench --shape`: the architectures of released Hugging Face
 /// checkpoints, built with random weights (nothing is downloaded), so the benchmark measures
-/// the sizes users fine-tune. The numbers are copied from each repository's `config.json`.
+/// the sizes users fine-tune. The numbers are copied from each repository's `config.json`
+/// (`llama-mini`, gpt2-mini's Llama twin, excepted).
 extension ModelPresets {
-    public static let shapeNames = ["smollm2-135m", "qwen2.5-0.5b"]
+    public static let shapeNames = ["smollm2-135m", "qwen2.5-0.5b", "llama-mini"]
 
     public static func shape(_ name: String) -> LlamaConfig? {
         switch name {
@@ -24,6 +25,15 @@ extension ModelPresets {
         case "qwen2.5-0.5b":
             return LlamaConfig(family: .qwen2, vocabSize: 151_936, hiddenSize: 896, intermediateSize: 4864, layers: 24,
                                heads: 14, kvHeads: 2, maxPositions: 32768, rmsNormEps: 1e-6, ropeTheta: 1_000_000,
+                               tieWordEmbeddings: true)
+        // Not a released model: gpt2-mini's twin in the Llama family, to compare the two code
+        // paths per FLOP on one shape (vocab 8192, width 384, 6 layers × 6 heads, 256
+        // positions, tied head). SwiGLU's three [384, 1024] matrices hold as many weights as
+        // GPT-2's two [384, 1536] (13.77 M parameters against gpt2-mini's 13.89 M, which adds
+        // position embeddings, biases and LayerNorm shifts).
+        case "llama-mini":
+            return LlamaConfig(family: .llama, vocabSize: 8192, hiddenSize: 384, intermediateSize: 1024, layers: 6,
+                               heads: 6, kvHeads: 6, maxPositions: 256, rmsNormEps: 1e-5, ropeTheta: 10_000,
                                tieWordEmbeddings: true)
         default: return nil
         }

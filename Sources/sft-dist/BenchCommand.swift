@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
     var loraRank = 0
     @Flag(name: .customLong("against-full"), help: "With --lora-rank: also build the same model for full fine-tuning and alternate the two trainers' steps in this process; reports LoRA's step ÷ full fine-tuning's per adjacent pair (the machine's drift between separate runs cancels). Both models stay resident, so no memory figures.")
     var againstFull = false
-    @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded).") var shape: String?
+    @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded; llama-mini is gpt2-mini's shape in the Llama family).") var shape: String?
     @Option(help: "Train a Hugging Face model directory (its config and weights) instead of gpt2-mini.") var model: String?
     @Option(Settings.batchSize.named("batch_size", help: "Global sequences per step (default 8 for gpt2-mini, 4 with --shape or --model).")) var batchSize: Int?
     @Option(Settings.maxLength.named("seq_len", help: "Tokens per sequence (default 256).")) var seqLen = 256

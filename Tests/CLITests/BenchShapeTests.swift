@@ -41,6 +41,21 @@ final class BenchShapeTests: XCTestCase {
         XCTAssertEqual(loss, log(49152.0), accuracy: 0.3)
     }
 
+    /// gpt2-mini's Llama twin (the per-FLOP comparison of the two paths in the README): its
+    /// width, depth, heads, vocab and context, and as many MLP weights (3·384·1024 = 2·384·1536).
+    func testLlamaMiniIsGPT2MinisShapeInTheLlamaFamily() throws {
+        let j = try Self.benchJSON(["--shape", "llama-mini", "--batch-size", "1", "--seq-len", "8"])
+        let expected = Self.llamaParameters(vocab: 8192, hidden: 384, intermediate: 1024, layers: 6, heads: 6,
+                                            kvHeads: 6, headDim: 64, tied: true, qkvBias: false)
+        XCTAssertEqual(3 * 384 * 1024, 2 * 384 * 1536)
+        XCTAssertEqual(j["parameters"] as? Int, expected)
+        XCTAssertEqual(j["vocab"] as? Int, 8192)
+        XCTAssertEqual(j["model"] as? String, "llama-mini")
+        XCTAssertEqual(try XCTUnwrap(j["first_loss"] as? Double), log(8192.0), accuracy: 0.3)
+        let long = CLI.sftDist(["bench", "--shape", "llama-mini", "--seq-len", "257", "--steps", "1", "--warmup", "0"])
+        XCTAssertEqual(long.status, 1, "gpt2-mini's 256 positions: \(long.all)")
+    }
+
     func testModelDirectoryIsBenchmarkedWithItsOwnArchitecture() throws {
         let dir = HFModelCLITests.model("qwen2")
         let c = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as? [String: Any])
