@@ -135,6 +135,19 @@ final class InterNodeTests: XCTestCase {
         assertSameLosses(CLI.losses(dir + "/run"), expected, "TCP only, killed after step 6, resumed from step 4")
     }
 
+    /// ZeRO-2 across "nodes": its reduce-scatters and parameter allgathers over TCP only give
+    /// the losses they give over shared memory, bit for bit (the same collective algorithms).
+    func testZeroTwoOverTCPOnlyGivesTheSharedMemoryLosses() throws {
+        let dir = try nodes("internode-zero", count: 1)[0]
+        let args = base + ["--data", "tasks.jsonl", "--zero", "2", "--checksum-every", "4"]
+        _ = try run(mpirun([(dir, []), (dir, [])], [], args + ["--out", "shm"]))
+        let tcp = try run(mpirun([(dir, []), (dir, [])], Self.tcpOnly + Self.verbose, args + ["--out", "tcp"]))
+        assertTCPOnly(tcp, "--zero 2 over TCP")
+        let expected = CLI.losses(dir + "/shm")
+        XCTAssertEqual(expected.count, Self.steps)
+        assertSameLosses(CLI.losses(dir + "/tcp"), expected, "--zero 2 over TCP only")
+    }
+
     /// Two "nodes" without a shared file system: rank 1 runs in its own directory, where the
     /// relative output directory `run/` does not exist, so a checkpoint read by rank 1 on save
     /// or resume fails the run. When strace is installed, rank 1 runs under it and none of its
