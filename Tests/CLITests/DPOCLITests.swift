@@ -25,13 +25,7 @@ final class DPOCLITests: XCTestCase {
         let args = ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
                     "--batch-size", "7", "--micro-batch-size", "3", "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0",
                     "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2"]
-        var runs: [[[String: Double]]] = []
-        for n in [1, 2] {
-            let out = CLI.tempDir("dpo-\(n)")
-            let r = CLI.mpirun(n, args + ["--out", out], seconds: 90)
-            XCTAssertEqual(r.status, 0, r.all)
-            runs.append(CLI.trainingRows(out))
-        }
+        let runs = CLI.trainingRows(atRanks: [1, 2], args, label: "dpo", seconds: 90)
         XCTAssertEqual(runs[0].count, 4)
         XCTAssertEqual(runs[1].count, 4)
         // Step 1: the policy is the reference, so every pair's loss is log 2.

@@ -136,13 +136,7 @@ final class LoRACLITests: XCTestCase {
         let args = ["train", "--model", "tiny", "--lora-rank", "4", "--lora-dropout", "0.1", "--lora-targets", "c_attn,c_proj,c_fc",
                     "--steps", "4", "--batch-size", "8", "--micro-batch-size", "2", "--lr", "3e-3", "--warmup-steps", "1",
                     "--eval-every", "0", "--eval-examples", "0", "--checksum-every", "2", "--quiet"]
-        var rows: [[[String: Double]]] = []
-        for n in [1, 2] {
-            let out = CLI.tempDir("lora-gpt2-\(n)")
-            let r = CLI.mpirun(n, args + ["--out", out], seconds: 120)
-            XCTAssertEqual(r.status, 0, r.all)
-            rows.append(CLI.trainingRows(out))
-        }
+        let rows = CLI.trainingRows(atRanks: [1, 2], args, label: "lora-gpt2")
         XCTAssertEqual(rows[0].count, 4)
         for (i, (one, two)) in zip(rows[0], rows[1]).enumerated() {
             for key in ["loss", "grad_norm"] {

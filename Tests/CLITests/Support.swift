@@ -79,6 +79,18 @@ enum CLI {
         }
     }
 
+    /// `args` run under mpirun at each of `ranks` (each into a fresh `label-<n>` directory,
+    /// which must exit 0): the training rows of each run, in the order of `ranks`.
+    static func trainingRows(atRanks ranks: [Int], _ args: [String], label: String, seconds: Int = 120,
+                             file: StaticString = #filePath, line: UInt = #line) -> [[[String: Double]]] {
+        ranks.map { n in
+            let out = tempDir("\(label)-\(n)")
+            let r = mpirun(n, args + ["--out", out], seconds: seconds)
+            XCTAssertEqual(r.status, 0, r.all, file: file, line: line)
+            return trainingRows(out)
+        }
+    }
+
     static func occurrences(of needle: String, in text: String) -> Int {
         text.components(separatedBy: needle).count - 1
     }
