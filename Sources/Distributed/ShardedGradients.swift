@@ -24,6 +24,12 @@ import Foundation
 /// second receive buffer is needed. Every rank must run the same number of rounds
 /// (`finish()` with a zero gradient where a rank has fewer micro-batches).
 ///
+/// ZeRO-1 keeps the full gradient, so each rank's summed parts go back into it, at their own
+/// places (the pieces' inputs are no longer needed once reduced): each reduce-scatter receives
+/// into a staging buffer bounded by the floats in flight, copied home when it completes. The
+/// shard then costs no memory of its own — 4N + 4N + 8N/R bytes per rank with the moments, the
+/// figure of arXiv 1910.02054 — where a separate shard buffer added 4N/R.
+///
 /// Open MPI's non-blocking reduce-scatter (libnbc: a binomial reduce to rank 0, then a
 /// scatter) allocates two temporaries of the whole piece, and rank 0 writes both: 8 bytes per
 /// float in flight, twice what the gradient itself takes. So no more than
@@ -37,9 +43,16 @@ public final class ShardedGradients {
     let grads: UnsafeMutablePointer<Float>
     /// This rank's parts of the pieces, in plan order (`ShardPlan.owned`).
     public let owned: [Range<Int>]
-    /// The summed gradient of `owned`, part after part (`shardCount` floats).
-    public let shard: UnsafeMutablePointer<Float>
+    /// ZeRO-2: the summed gradient of `owned`, part after part (`shardCount` floats). ZeRO-1:
+    /// the staging buffer the reduce-scatters in flight receive into (`stagingCount` floats);
+    /// the summed parts live in the full gradient at `owned`.
+    private let shard: UnsafeMutablePointer<Float>
     public let shardCount: Int
+    /// Floats of `shard` (ZeRO-1: the staging bound).
+    public let stagingCount: Int
+    /// ZeRO-1: (piece, staging offset) of the reduce-scatters in flight, copied home on completion.
+    private var staged: [(piece: Int, at: Int)] = []
+    private var stagingUsed = 0
     private let shardOffsets: [Int]
     public let releasesGradients: Bool
     /// ZeRO-2: zeroes a range of the full gradient, returning its whole pages; nil with ZeRO-1.
@@ -71,13 +84,18 @@ public final class ShardedGradients {
         for r in owned { offsets.append(at); at += r.count }
         shardOffsets = offsets
         shardCount = at
+        // ZeRO-1's staging: the parts in flight at once, whose pieces total at most
+        // `maxFloatsInFlight` (or one larger piece started alone).
+        let largest = plan.pieces.map(\.count).max() ?? 0
+        let floats = max(1, releasePages != nil ? at : min(at, max(self.maxFloatsInFlight, largest)))
+        stagingCount = floats
         // posix_memalign reports failure instead of trapping: out of memory is a message.
         var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, max(at, 1) * MemoryLayout<Float>.stride) == 0, let raw else {
-            Fatal.fail("out of memory: cannot allocate the ZeRO gradient shard (\(at) floats)", code: Fatal.Code.outOfMemory)
+        guard posix_memalign(&raw, 64, floats * MemoryLayout<Float>.stride) == 0, let raw else {
+            Fatal.fail("out of memory: cannot allocate the ZeRO gradient shard (\(floats) floats)", code: Fatal.Code.outOfMemory)
         }
-        shard = raw.bindMemory(to: Float.self, capacity: max(at, 1))
-        shard.initialize(repeating: 0, count: max(at, 1))
+        shard = raw.bindMemory(to: Float.self, capacity: floats)
+        shard.initialize(repeating: 0, count: floats)
         started = [Bool](repeating: false, count: plan.pieces.count)
     }
 
@@ -123,6 +141,24 @@ public final class ShardedGradients {
         roundsThisStep = 0
     }
 
+    /// The summed gradient of the parameters `range` (inside one of `owned`) whose moments start
+    /// at `moment` (its offset in the shard, part after part): where the optimizer reads it.
+    public func summedGradient(_ range: Range<Int>, moment: Int) -> UnsafePointer<Float> {
+        releasesGradients ? UnsafePointer(shard + moment) : UnsafePointer(grads + range.lowerBound)
+    }
+
+    /// This rank's summed gradient, part after part (`shardCount` floats).
+    public func shardValues() -> [Float] {
+        if releasesGradients { return Array(UnsafeBufferPointer(start: shard, count: shardCount)) }
+        return owned.flatMap { Array(UnsafeBufferPointer(start: grads + $0.lowerBound, count: $0.count)) }
+    }
+
+    /// ‖this rank's summed gradient‖², part after part.
+    public func shardSquaredNorm(_ norm: (UnsafePointer<Float>, Int) -> Double) -> Double {
+        if releasesGradients { let n = norm(shard, shardCount); return n * n }
+        return owned.reduce(0.0) { sum, r in let n = norm(grads + r.lowerBound, r.count); return sum + n * n }
+    }
+
     /// The updated parameter parts of every rank, to every rank (in place, piece by piece).
     public func allgatherParameters(_ values: UnsafeMutablePointer<Float>) {
         for p in plan.pieces {
@@ -140,6 +176,9 @@ public final class ShardedGradients {
     private func complete() {
         comm.finishAllreduces()
         inFlight = 0
+        for (i, at) in staged { (grads + owned[i].lowerBound).update(from: shard + at, count: owned[i].count) }
+        staged.removeAll(keepingCapacity: true)
+        stagingUsed = 0
         if releasesGradients { releaseStarted() }
     }
 
@@ -153,8 +192,15 @@ public final class ShardedGradients {
             let mine = grads + owned[i].lowerBound, sum = shard + shardOffsets[i]
             for j in 0..<owned[i].count { mine[j] += sum[j] }
         }
+        var into = shard + shardOffsets[i]
+        if !releasesGradients {  // ZeRO-1: staged, copied into grads at owned[i] by complete()
+            precondition(stagingUsed + owned[i].count <= stagingCount, "ShardedGradients: staging bound exceeded")
+            into = shard + stagingUsed
+            staged.append((i, stagingUsed))
+            stagingUsed += owned[i].count
+        }
         comm.startReduceScatterSum(UnsafeBufferPointer(start: grads + p.lowerBound, count: p.count), counts: plan.counts(p),
-                                   into: UnsafeMutableBufferPointer(start: shard + shardOffsets[i], count: owned[i].count))
+                                   into: UnsafeMutableBufferPointer(start: into, count: owned[i].count))
     }
 
     private func releaseStarted() {

@@ -51,7 +51,7 @@ final class ZeroAccumulationTests: XCTestCase {
             var r = RankResult(gradient: model.gradient, microBatches: (mine + microBatchSize - 1) / microBatchSize)
             if let sharded = trainer.zero?.gradients {
                 r.owned = sharded.owned
-                r.shard = Array(UnsafeBufferPointer(start: sharded.shard, count: sharded.shardCount))
+                r.shard = sharded.shardValues()
                 r.rounds = sharded.roundsThisStep
             }
             return r

@@ -97,14 +97,15 @@ public enum Benchmark {
         }
         let rss = Int(comm.allreduce(Int64(max(peakResidentBytes(), probe.peakBeforeProbes, phases.overall)), op: .max))
         let after = probe.best(repeats: 7)
-        // Under --zero, rank 0's own shard: ZeRO-1 keeps the whole gradient plus the summed shard
-        // it receives, ZeRO-2 only the shard (its full-gradient pages go back after each bucket).
+        // Under --zero, rank 0's own shard: ZeRO-1 keeps the whole gradient, the summed shard in
+        // it (received through a bounded staging buffer); ZeRO-2 only the shard.
         let mib = { (floats: Int) in Double(floats * 4) / 1048576 }
         let state: String
         if let zero = trainer.zero {
             let shard = zero.gradients.shardCount
             let grads = o.zero >= 2 ? String(format: "gradient shard %.0f MiB", mib(shard))
-                : String(format: "gradients %.0f MiB + summed shard %.0f MiB", mib(trainer.trainable.count), mib(shard))
+                : String(format: "gradients %.0f MiB (the summed shard inside) + staging %.0f MiB", mib(trainer.trainable.count),
+                         mib(zero.gradients.stagingCount))
             state = String(format: "%@, Adam shard %.0f MiB (--zero %d, %d ranks)", grads, mib(2 * shard), o.zero, comm.size)
         } else {
             state = String(format: "gradients %.0f MiB (trainable only), Adam %.0f MiB", mib(trainer.trainable.count), mib(2 * trainer.trainable.count))

@@ -42,15 +42,15 @@ public final class ZeroAdamW: Optimizer {
 
     /// √(Σ over ranks of the squared shard norms): the global norm of the summed gradient.
     public func gradientNorm() -> Double {
-        let local = OptimizerKernels.norm(gradients.shard, count: gradients.shardCount)
-        return comm.allreduce(local * local, op: .sum).squareRoot()
+        let local = gradients.shardSquaredNorm { OptimizerKernels.norm($0, count: $1) }
+        return comm.allreduce(local, op: .sum).squareRoot()
     }
 
     /// Updates this rank's parts from its gradient shard, then allgathers the parameters.
     public func step(params: ParameterStore, lr: Float, gradScale: Float = 1) {
         t += 1
-        let shard = gradients.shard
-        adamwUpdate(spans: spans, p: params.values, gradient: { _, moment in UnsafePointer(shard + moment) },
+        let g = gradients
+        adamwUpdate(spans: spans, p: params.values, gradient: { range, moment in g.summedGradient(range, moment: moment) },
                     m: &m, v: &v, t: t, lr: lr, gradScale: gradScale, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
         gradients.allgatherParameters(params.values)
     }
