@@ -26,7 +26,8 @@ import Foundation
 ///
 /// ZeRO-1 keeps the full gradient, so each rank's summed parts go back into it, at their own
 /// places (the pieces' inputs are no longer needed once reduced): each reduce-scatter receives
-/// into a staging buffer bounded by the floats in flight, copied home when it completes. The
+/// into a staging buffer bounded by this rank's share of the floats in flight, copied home
+/// when it completes. The
 /// shard then costs no memory of its own — 4N + 4N + 8N/R bytes per rank with the moments, the
 /// figure of arXiv 1910.02054 — where a separate shard buffer added 4N/R.
 ///
@@ -84,10 +85,13 @@ public final class ShardedGradients {
         for r in owned { offsets.append(at); at += r.count }
         shardOffsets = offsets
         shardCount = at
-        // ZeRO-1's staging: the parts in flight at once, whose pieces total at most
-        // `maxFloatsInFlight` (or one larger piece started alone).
+        // ZeRO-1's staging: this rank's parts of the pieces in flight at once, whose pieces total
+        // at most `maxFloatsInFlight` (or one larger piece started alone): at most the largest
+        // share this rank has of any piece (≈ 1/R) times that.
         let largest = plan.pieces.map(\.count).max() ?? 0
-        let floats = max(1, releasePages != nil ? at : min(at, max(self.maxFloatsInFlight, largest)))
+        let share = zip(owned, plan.pieces).map { Double($0.count) / Double(max($1.count, 1)) }.max() ?? 0
+        let staging = Int((share * Double(max(self.maxFloatsInFlight, largest))).rounded(.up))
+        let floats = max(1, releasePages != nil ? at : min(at, staging))
         stagingCount = floats
         // posix_memalign reports failure instead of trapping: out of memory is a message.
         var raw: UnsafeMutableRawPointer? = nil

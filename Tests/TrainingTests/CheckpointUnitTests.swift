@@ -107,6 +107,15 @@ final class CheckpointUnitTests: XCTestCase {
         let ids = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: otherIds), current: written,
                                                    mayBeAbsent: ModelDirectory.tokenIdFields)
         XCTAssertEqual(ids, "eos_token_id: 3 in the checkpoint, 256 here")
+        // Checkpoints written before configs gave eps as its shortest decimal hold the float's
+        // exact double: the same float32, the same model; another eps is still a difference.
+        var old = model.configJSON
+        old["layer_norm_epsilon"] = Double(Float(1e-5))   // 9.999999747378752e-06
+        XCTAssertEqual(model.configJSON["layer_norm_epsilon"] as? Double, 1e-5)
+        XCTAssertNil(CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: old), current: model.configJSON))
+        old["layer_norm_epsilon"] = 1.1e-5
+        XCTAssertEqual(CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: old), current: model.configJSON)?
+            .hasPrefix("layer_norm_epsilon: "), true)
     }
 
     /// A gradient that is NaN while the loss is finite is caught (through the global norm) and,

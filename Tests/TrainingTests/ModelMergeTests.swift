@@ -49,8 +49,20 @@ final class ModelMergeTests: XCTestCase {
     /// base's config in its own spelling (no `dtype`, `rope_theta` for `rope_parameters`), so
     /// the configs are compared as loaded, not as files.
     func testHuggingFaceBaseMergesWithItsFineTune() throws {
-        let base = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../ModelsTests/Fixtures/hf/models/llama").standardized.path
+        try mergeWithFineTune(base: fixture)
+        // A base whose config.json has no bos/eos ids: saving the fine-tune fills them in.
+        let bare = dir + "/bare-base"
+        try FileManager.default.copyItem(atPath: fixture, toPath: bare)
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bare + "/config.json"))) as? [String: Any])
+        config["bos_token_id"] = nil; config["eos_token_id"] = nil
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: bare + "/config.json"))
+        try mergeWithFineTune(base: bare)
+    }
+
+    func mergeWithFineTune(base: String) throws {
+        try? FileManager.default.removeItem(atPath: dir + "/ft"); try? FileManager.default.removeItem(atPath: dir + "/wise")
         let (model, tokenizer) = try ModelDirectory.load(base)
         let p = model.parameters
         let before = Array(UnsafeBufferPointer(start: p.values, count: p.count))

@@ -71,7 +71,7 @@ final class ShardedGradientsTests: XCTestCase {
             }
             for range in r.owned { for i in range { XCTAssertEqual(r.values[k], 6 * Float(i % 1000)); k += 1 } }
             XCTAssertEqual(r.read, r.owned.first.map { $0.map { 6 * Float($0 % 1000) } } ?? [])
-            XCTAssertEqual(r.staging, 3000, "rank \(r.rank): staging is the in-flight bound")
+            XCTAssertLessThanOrEqual(r.staging, 3000 / 3 + 3, "rank \(r.rank): staging is its share of the in-flight bound")
             XCTAssertGreaterThan(r.shardCount, r.staging)
         }
     }

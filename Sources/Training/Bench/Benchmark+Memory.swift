@@ -6,13 +6,13 @@ import Models
 extension Benchmark {
     /// Parameters, gradients and AdamW's m and v for `floats` parameters on each of `ranks`:
     /// 16 bytes per float unsharded; ZeRO-1 keeps the full gradient, which also holds the
-    /// summed shard, and the moment shards (8N + 8N/R, plus the reduce-scatters' staging of at
-    /// most 2²¹ floats, `ShardedGradients`); ZeRO-2 gives the full gradient back after each
+    /// summed shard, and the moment shards (8N + 8N/R, plus the reduce-scatters' staging of
+    /// about 2²¹/R floats, `ShardedGradients`); ZeRO-2 gives the full gradient back after each
     /// bucket's reduce-scatter and keeps the summed shard apart (4N + 12N/R).
     static func stateBytes(floats n: Int, ranks r: Int, zero: Int) -> Int {
         switch zero {
         case 0: return 16 * n
-        case 1: return 8 * n + 8 * n / r + 4 * min(n / r, 1 << 21)
+        case 1: return 8 * n + 8 * n / r + 4 * min(n, 1 << 21) / r
         default: return 4 * n + 12 * n / r
         }
     }

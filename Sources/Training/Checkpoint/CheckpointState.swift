@@ -109,10 +109,21 @@ struct CheckpointState: Codable {
         for key in Set(a.keys).union(b.keys).sorted() {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
-            if let x, let y, x.isEqual(y) { continue }
+            if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }
             return "\(key): \(x.map { "\($0)" } ?? "absent") in the checkpoint, \(y.map { "\($0)" } ?? "absent") here"
         }
         return nil
+    }
+
+    /// Two non-integer numbers that are the same float32: the model holds its eps and rope θ as
+    /// float32, and checkpoints written before configs gave their shortest decimal hold the
+    /// float's exact double (9.999999747378752e-06 for 1e-05), the same model.
+    static func sameFloat32(_ x: NSObject, _ y: NSObject) -> Bool {
+        guard let a = x as? NSNumber, let b = y as? NSNumber else { return false }
+        let (u, v) = (a.doubleValue, b.doubleValue)
+        // Integers (and booleans, 0 and 1) compare exactly, through isEqual.
+        guard u != u.rounded() || v != v.rounded() else { return false }
+        return Float(u) == Float(v)
     }
 
     /// XXH64 over every training example's ids and loss mask, in order: a different data file,

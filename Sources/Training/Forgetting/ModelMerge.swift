@@ -26,6 +26,7 @@ public enum ModelMerge {
         for d in dirs.dropFirst() { try checkSameTokenizer(dirs[0], d) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
+        let firstConfig = ModelDirectory.configJSON(first, tokenizer: tokenizer)
         let p = first.parameters
         var sum = [Double](repeating: 0, count: p.count)
         func add(_ values: UnsafeMutablePointer<Float>, _ w: Double) {
@@ -33,8 +34,8 @@ public enum ModelMerge {
         }
         add(p.values, weights[0])
         for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
-            let (m, _) = try ModelDirectory.load(d)
-            try checkSameConfig(first, dirs[0], m, d)
+            let (m, t) = try ModelDirectory.load(d)
+            try checkSameConfig(firstConfig, dirs[0], ModelDirectory.configJSON(m, tokenizer: t), d)
             guard m.parameters.count == p.count else { throw ModelError("\(d): parameter layout differs from \(dirs[0])'s") }
             add(m.parameters.values, w)
         }
@@ -46,12 +47,12 @@ public enum ModelMerge {
         return "merged \(dirs.count) models (\(recipe)) into \(out)/"
     }
 
-    /// The two models, as loaded, have one config: every field but provenance agrees, else the
-    /// first differing field is named. Compared after loading, not as files, so a Hugging Face
-    /// base and an sft-dist fine-tune of it (which writes the same config with its own
-    /// spelling: no `dtype`, `rope_theta` for `rope_parameters`, `0` for `0.0`) merge.
-    static func checkSameConfig(_ a: LanguageModel, _ aDir: String, _ b: LanguageModel, _ bDir: String) throws {
-        let ca = a.configJSON, cb = b.configJSON
+    /// The two models, as loaded, have one config — as `ModelDirectory.save` would write it,
+    /// token ids filled in — every field but provenance agrees, else the first differing field
+    /// is named. Compared after loading, not as files, so a Hugging Face base and an sft-dist
+    /// fine-tune of it (which writes the same config with its own spelling: no `dtype`,
+    /// `rope_theta` for `rope_parameters`, `0` for `0.0`, bos/eos ids it filled in) merge.
+    static func checkSameConfig(_ ca: [String: Any], _ aDir: String, _ cb: [String: Any], _ bDir: String) throws {
         for key in Set(ca.keys).union(cb.keys).subtracting(provenanceFields).sorted() {
             let va = ca[key].map(canonical), vb = cb[key].map(canonical)
             if va != vb {
