@@ -47,6 +47,29 @@ public enum Vec {
         return scaled
     }
 
+    /// `exp` with its reduction and polynomial as fused multiply-adds: fewer instructions and
+    /// one rounding per step (|relative error| < 1.5e-7 against double over [−87, 88], 1.16e-7
+    /// seen, where `exp` is < 2e-7), other bits than `exp`. Only for kernels of this module, which is built with
+    /// FMA: inlined into a module without it, each `addingProduct` would be a libm call per lane.
+    @inline(__always) static func expFused(_ x: F8) -> F8 {
+        let lo = F8(repeating: -87.3), hi = F8(repeating: 88.3)
+        var xc = x
+        xc.replace(with: lo, where: x .< lo)
+        xc.replace(with: hi, where: x .> hi)
+        let k = F8(repeating: 0.5).addingProduct(xc, F8(repeating: 1.442695041)).rounded(.down)
+        let r = xc.addingProduct(k, F8(repeating: -0.693359375)).addingProduct(k, F8(repeating: 2.12194440e-4))
+        var p = F8(repeating: 1.3981999507e-3).addingProduct(F8(repeating: 1.9875691500e-4), r)
+        p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
+        p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
+        p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
+        p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
+        p = (r + 1).addingProduct(p, r * r)
+        let t = unsafeBitCast(k + 12582912.0, to: SIMD8<Int32>.self)
+        var scaled = p * unsafeBitCast((t &- 0x4B40_0000 &+ 127) &<< 23, to: F8.self)
+        scaled.replace(with: 0, where: x .< lo)
+        return scaled
+    }
+
     /// tanh(x) = 1 − 2/(e^{2x} + 1), saturating to ±1 beyond |x| = 9.
     @inline(__always) public static func tanh(_ x: F8) -> F8 {
         var xc = x
