@@ -36,7 +36,7 @@ final class GELUAccuracyTests: XCTestCase {
         // The derivative crosses 0 at x ≈ −0.75 (σ + slope cancel there), so it is measured
         // relative to at least 0.01 (its values span −0.17 … 1.13).
         let f = worst(y, floor: 1e-3) { Self.reference($0).y }, d = worst(dx, floor: 1e-2) { Self.reference($0).dy }
-        print("GELU worst relative error: forward \(f.error) at \(f.at), derivative \(d.error) at \(d.at)")
+        print("GELU, worst relative deviation from double: forward \(f.error) at \(f.at), derivative \(d.error) at \(d.at)")
         XCTAssertLessThan(f.error, 2e-6, "forward: worst at x = \(f.at)")
         XCTAssertLessThan(d.error, 4e-6, "derivative: worst at x = \(d.at)")
         XCTAssertEqual(y[x.firstIndex(of: 0)!], 0)
