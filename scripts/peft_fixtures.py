@@ -113,6 +113,7 @@ def record_scores(base_dir, adapter_dir, scores_path, name):
     """peft's completion log-probs on the ids `sft-dist score --adapter` used, committed so the
     tests can compare `score` itself with peft (the ids are sft-dist's; its tokenizers are
     checked against transformers' by the tokenizer fixtures)."""
+    import peft
     model = peft_model(base_dir, adapter_dir)
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager").eval()
     records, change = [], 0.0
@@ -130,7 +131,7 @@ def record_scores(base_dir, adapter_dir, scores_path, name):
         sys.exit(f"the adapter changes the log-probs by only {change:.2e}: it does nothing")
     dest = os.path.join(OUT, "expected", name + ".json")
     with open(dest, "w") as f:
-        json.dump({"peft": __import__("peft").__version__, "transformers": transformers.__version__,
+        json.dump({"peft": peft.__version__, "transformers": transformers.__version__,
                    "records": records}, f)
     print(f"recorded {dest}: {len(records)} examples, the adapter moves log-probs by up to {change:.3f}")
 

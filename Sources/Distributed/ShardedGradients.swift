@@ -27,9 +27,8 @@ import Foundation
 /// ZeRO-1 keeps the full gradient, so each rank's summed parts go back into it, at their own
 /// places (the pieces' inputs are no longer needed once reduced): each reduce-scatter receives
 /// into a staging buffer bounded by this rank's share of the floats in flight, copied home
-/// when it completes. The
-/// shard then costs no memory of its own — 4N + 4N + 8N/R bytes per rank with the moments, the
-/// figure of arXiv 1910.02054 — where a separate shard buffer added 4N/R.
+/// when it completes. The shard then costs no memory of its own — 4N + 4N + 8N/R bytes per
+/// rank with the moments, the figure of arXiv 1910.02054 — where a separate buffer added 4N/R.
 ///
 /// Open MPI's non-blocking reduce-scatter (libnbc: a binomial reduce to rank 0, then a
 /// scatter) allocates two temporaries of the whole piece, and rank 0 writes both: 8 bytes per
@@ -53,7 +52,6 @@ public final class ShardedGradients {
     public let stagingCount: Int
     /// ZeRO-1: (piece, staging offset) of the reduce-scatters in flight, copied home on completion.
     private var staged: [(piece: Int, at: Int)] = []
-    private var stagingUsed = 0
     private let shardOffsets: [Int]
     public let releasesGradients: Bool
     /// ZeRO-2: zeroes a range of the full gradient, returning its whole pages; nil with ZeRO-1.
@@ -182,7 +180,6 @@ public final class ShardedGradients {
         inFlight = 0
         for (i, at) in staged { (grads + owned[i].lowerBound).update(from: shard + at, count: owned[i].count) }
         staged.removeAll(keepingCapacity: true)
-        stagingUsed = 0
         if releasesGradients { releaseStarted() }
     }
 
@@ -197,11 +194,11 @@ public final class ShardedGradients {
             for j in 0..<owned[i].count { mine[j] += sum[j] }
         }
         var into = shard + shardOffsets[i]
-        if !releasesGradients {  // ZeRO-1: staged, copied into grads at owned[i] by complete()
-            precondition(stagingUsed + owned[i].count <= stagingCount, "ShardedGradients: staging bound exceeded")
-            into = shard + stagingUsed
-            staged.append((i, stagingUsed))
-            stagingUsed += owned[i].count
+        if !releasesGradients {  // ZeRO-1: staged after the pieces in flight, copied home by complete()
+            let at = staged.last.map { $0.at + owned[$0.piece].count } ?? 0
+            precondition(at + owned[i].count <= stagingCount, "ShardedGradients: staging bound exceeded")
+            into = shard + at
+            staged.append((i, at))
         }
         comm.startReduceScatterSum(UnsafeBufferPointer(start: grads + p.lowerBound, count: p.count), counts: plan.counts(p),
                                    into: UnsafeMutableBufferPointer(start: into, count: owned[i].count))

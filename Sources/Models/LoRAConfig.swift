@@ -54,10 +54,20 @@ public struct LoRAConfig: Equatable, Sendable {
         var leaves: [String] = []
         for p in paths { let leaf = String(p.split(separator: ".").last!); if !leaves.contains(leaf) { leaves.append(leaf) } }
         for t in r.targets where !paths.contains(where: { Self.matches(t, $0) }) {
-            throw ModelError("--lora-targets: the \(arch.modelType) model has no module \"\(t)\" (its modules: \(leaves.joined(separator: ", ")))")
+            throw UnknownLoRATarget(modelType: arch.modelType, target: t, modules: leaves)
         }
         return r
     }
+}
+
+/// A LoRA target the model does not have. It reads as the `--lora-targets` flag's error; an
+/// adapter directory's loader names its own `adapter_config.json` instead (`described(as:)`).
+public struct UnknownLoRATarget: Error, CustomStringConvertible {
+    public let modelType: String, target: String, modules: [String]
+    public func described(as source: String) -> String {
+        "\(source): the \(modelType) model has no module \"\(target)\" (its modules: \(modules.joined(separator: ", ")))"
+    }
+    public var description: String { described(as: "--lora-targets") }
 }
 
 /// What LoRA needs to know of an architecture: how its projection weights are stored (GPT-2

@@ -49,8 +49,9 @@ public enum Vec {
 
     /// `exp` with its reduction and polynomial as fused multiply-adds: fewer instructions and
     /// one rounding per step (|relative error| < 1.5e-7 against double over [−87, 88], 1.16e-7
-    /// seen, where `exp` is < 2e-7), other bits than `exp`. Only for kernels of this module, which is built with
-    /// FMA: inlined into a module without it, each `addingProduct` would be a libm call per lane.
+    /// seen, where `exp` is < 2e-7), other bits than `exp`. Only for kernels of this module,
+    /// which is built with FMA: inlined into a module without it, each `addingProduct` would
+    /// be a libm call per lane (so `exp`, which other modules may inline, keeps its mul-adds).
     @inline(__always) static func expFused(_ x: F8) -> F8 {
         let lo = F8(repeating: -87.3), hi = F8(repeating: 88.3)
         var xc = x

@@ -8,6 +8,11 @@ extension ModelError: FatalExitCode {
     public var fatalExitCode: Int32 { isOutOfMemory ? Fatal.Code.outOfMemory : Fatal.Code.input }
 }
 
+/// A LoRA target the model lacks is bad input: 1.
+extension UnknownLoRATarget: FatalExitCode {
+    public var fatalExitCode: Int32 { Fatal.Code.input }
+}
+
 /// Output that cannot be written: 6.
 extension OutputError: FatalExitCode {
     public var fatalExitCode: Int32 { Fatal.Code.output }

@@ -6,8 +6,9 @@ import Foundation
 /// activation and the product saves one [N, intermediate] activation and one pass over it.
 ///
 /// σ comes from the 8-wide `Vec.expFused` (|relative error| < 1.5e-7; fused multiply-adds, as
-/// GELU's, where the loop is compute-bound), eight elements at a time; the tail (fewer than 8) is padded into one vector, so every element
-/// gets the same bits wherever it sits in the buffer (a micro-batch split never changes them).
+/// GELU's, where the loop is compute-bound), eight elements at a time; the tail (fewer than 8)
+/// is padded into one vector, so every element gets the same bits wherever it sits in the
+/// buffer (a micro-batch split never changes them).
 public enum SwiGLUKernels {
     /// σ(g) for eight gates.
     @inline(__always) static func sigmoid(_ g: F8) -> F8 { 1 / (1 + Vec.expFused(-g)) }

@@ -83,17 +83,15 @@ public enum AdapterDirectory {
         return try loadModel(base: spec, adapter: adapter)
     }
 
-    static let targetsFlag = "--lora-targets: "
-
     /// `--model BASE --adapter DIR`: the base with the adapter's tensors, strictly by name.
     public static func loadModel(base: String, adapter dir: String) throws -> (LanguageModel, Tokenizer) {
         let (lora, fanInFanOut) = try readConfig(dir)
         let (model, tokenizer): (LanguageModel, Tokenizer)
         do {
             (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora)
-        } catch let e as ModelError where e.description.hasPrefix(Self.targetsFlag) {
+        } catch let e as UnknownLoRATarget {
             // The targets came from the adapter's config, not from a flag the user gave.
-            throw ModelError("\(dir)/\(configFile): target_modules: \(e.description.dropFirst(Self.targetsFlag.count)) (an adapter made for another model than \(base)?)")
+            throw ModelError(e.described(as: "\(dir)/\(configFile): target_modules") + " (an adapter made for another model than \(base)?)")
         }
         let adapted = model as! LoRAAdaptable
         if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
