@@ -95,6 +95,22 @@ final class ForgettingCLITests: XCTestCase {
         XCTAssertTrue(weights.stderr.contains("--weights: \"x\" is not a number"), weights.all)
     }
 
+    /// WiSE-FT through the CLI: a Hugging Face base (the transformers-made Llama and GPT-2
+    /// fixtures) merged with an sft-dist fine-tune of it, which `eval` then loads.
+    func testMergeOfAHuggingFaceBaseWithItsFineTune() {
+        let out = CLI.tempDir("forget-wise")
+        for name in ["llama", "gpt2"] {
+            let base = HFModelCLITests.model(name)
+            let t = CLI.sftDist(["train", "--model", base, "--data", HFModelCLITests.data, "--steps", "2", "--batch-size", "2",
+                                 "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", out + "/" + name])
+            XCTAssertEqual(t.status, 0, t.all)
+            let m = CLI.sftDist(["merge", base, out + "/\(name)/model", "--weights", "0.5,0.5", "--out", out + "/\(name)-wise"])
+            XCTAssertEqual(m.status, 0, "\(name): \(m.all)")
+            let e = CLI.sftDist(["eval", "--model", out + "/\(name)-wise", "--data", HFModelCLITests.data, "--examples", "4"])
+            XCTAssertEqual(e.status, 0, "\(name): \(e.all)")
+        }
+    }
+
     /// `kill -9` of a 2-rank job with a frozen set, `--l2-init` and `--ema`, then `--resume
     /// latest`: the losses and the saved average are those of a run never interrupted, bit
     /// for bit (the average and θ₀ come back from the checkpoint).
