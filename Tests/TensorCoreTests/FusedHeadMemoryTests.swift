@@ -1,0 +1,40 @@
+import Foundation
+import XCTest
+@testable import TensorCore
+
+/// The fused head's two chunk buffers (rows × vocabulary floats each) are freed when the head
+/// is done if they are large (`FusedHead.keptChunkFloats`), so a large vocabulary's buffers
+/// are not resident through the rest of the step; small ones are kept for the next pass.
+final class FusedHeadMemoryTests: XCTestCase {
+    /// Resident bytes now (/proc/self/statm, second field, in pages).
+    private func residentBytes() -> Int {
+        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+        let fields = statm.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+
+    /// RSS growth across one fused head pass of 256 rows over a `vocab`-token head.
+    private func residentGrowth(vocab: Int) -> Int {
+        Scratch.shared.release(slot: 3)
+        Scratch.shared.release(slot: 4)
+        var rng = RNG(seed: 5)
+        let h = randomTensor([256, 4], &rng, requiresGrad: false), w = randomTensor([vocab, 4], &rng, requiresGrad: false)
+        let before = residentBytes()
+        Tape().fusedHead(h, weight: w, layout: .outIn) { _, rows, _, dlogits in
+            dlogits[0] = Float(rows.count)   // the buffers are written whole: logits by the GEMM, dlogits zeroed
+        }
+        return residentBytes() - before
+    }
+
+    func testLargeChunkBuffersAreFreedAfterTheHead() {
+        // 256 × 20,000 floats = 20 MB per buffer, above the 16 MiB kept.
+        let mb = Double(residentGrowth(vocab: 20_000)) / 1e6
+        XCTAssertLessThan(mb, 10, "the head's two 20 MB chunk buffers stayed resident (\(mb) MB)")
+    }
+
+    /// The probe sees buffers that are kept: 2 × 256 × 16,000 floats = 32.8 MB.
+    func testSmallChunkBuffersStayForTheNextPass() {
+        let mb = Double(residentGrowth(vocab: 16_000)) / 1e6
+        XCTAssertGreaterThan(mb, 25, "the head's two 16 MB chunk buffers should stay resident (\(mb) MB)")
+    }
+}
