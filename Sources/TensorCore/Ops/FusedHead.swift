@@ -9,13 +9,14 @@
 public enum FusedHead {
     /// Rows per chunk: 256 × 8192 floats = 8 MiB per buffer, GEMMs still well shaped.
     public static let defaultRows = 256
-    /// Chunk buffers larger than this (floats each) are freed when the head is done instead of
-    /// being kept for the next micro-batch: at Qwen2.5's 151,936-token vocabulary the two take
-    /// 297 MiB, resident through the whole backward pass for nothing (the peak of a 0.5 B
-    /// ZeRO-2 run, README "memory per rank"). Faulting them in again costs that model's step
-    /// ≈ 0.4 % in 2 MiB pages (`Scratch`), 1.2 % in 4 KiB pages. Up to 16 MiB each (gpt2-mini's
-    /// 8 MiB) they stay: there the step is short and the refill would show.
-    public static let keptChunkFloats = 1 << 22
+    /// Chunk buffers larger than this (floats each, 64 MiB) are freed when the head is done
+    /// instead of being kept for the next micro-batch: at Qwen2.5's 151,936-token vocabulary
+    /// the two take 297 MiB, resident through the whole backward pass for nothing (the peak of
+    /// a 0.5 B ZeRO-2 run, README "memory per rank"). Faulting them in again costs that
+    /// model's step ≈ 0.4 % in 2 MiB pages (`Scratch`), 1.2 % in 4 KiB pages. Vocabularies up
+    /// to 65,536 tokens keep theirs (the 135M shape's 48 MiB, gpt2-mini's 8 MiB): a shorter
+    /// step would feel the refill more, and their buffers are small beside the activations.
+    public static let keptChunkFloats = 1 << 24
 }
 
 extension Tape {
