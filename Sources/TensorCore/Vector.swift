@@ -71,15 +71,6 @@ public enum Vec {
         return scaled
     }
 
-    /// tanh(x) = 1 − 2/(e^{2x} + 1), saturating to ±1 beyond |x| = 9.
-    @inline(__always) public static func tanh(_ x: F8) -> F8 {
-        var xc = x
-        xc.replace(with: F8(repeating: -9), where: x .< -9)
-        xc.replace(with: F8(repeating: 9), where: x .> 9)
-        let e = exp(xc + xc)
-        return 1 - 2 / (e + 1)
-    }
-
     @inline(__always) public static func sum(_ v: F8) -> Float {
         let a = v.lowHalf + v.highHalf
         let b = a.lowHalf + a.highHalf
