@@ -13,6 +13,8 @@ public enum ModelDirectory {
     /// `HFTokenizerFiles`); a BPE tokenizer's files are written back in either format.
     public static func save(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String,
                             metadata: [String: String] = [:], format: SaveFormat = .native) throws {
+        try ReplaceableOutput.check(dir)
+        ReplaceableOutput.removeStaleTemporaries(dir)
         let fm = FileManager.default
         let tmp = dir + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: tmp)
@@ -44,15 +46,8 @@ public enum ModelDirectory {
     /// its checkpoint key, checking shapes. With `lora`, the model also gets adapter tensors
     /// (checked against its modules, initialised by the caller: the checkpoint has none).
     public static func load(_ dir: String, lora: LoRAConfig? = nil) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
-        }
+        try checkIsModel(dir)
         let configPath = dir + "/config.json"
-        if !FileManager.default.fileExists(atPath: configPath), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
-            throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter \(dir)")
-        }
         let json = try JSONObjectFile.read(configPath)
         let tokenizer = try loadTokenizer(dir)
         // Nothing is allocated until the config is known to fit in memory and the checkpoint
@@ -120,7 +115,18 @@ public enum ModelDirectory {
         return found
     }
 
-    static func loadTokenizer(_ dir: String) throws -> Tokenizer {
+    /// Throws the message `load` gives when `dir` is not a directory, or is a LoRA adapter.
+    public static func checkIsModel(_ dir: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
+        }
+        if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
+            throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter \(dir)")
+        }
+    }
+
+    public static func loadTokenizer(_ dir: String) throws -> Tokenizer {
         let path = dir + "/" + byteTokenizerFile
         if let obj = try JSONObjectFile.readIfPresent(path) {
             guard obj["type"] as? String == ByteTokenizer.name else {

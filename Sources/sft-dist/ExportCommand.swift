@@ -14,9 +14,10 @@ struct Export: ParsableCommand {
         """)
 
     @Option(help: "Model directory to export.") var model: String
-    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+    @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
+        try ReplaceableOutput.check(out, inputs: [model])
         print(try ModelDirectory.export(from: model, to: out))
     }
 }

@@ -16,9 +16,10 @@ struct Merge: ParsableCommand {
 
     @Argument(help: "Model directories (two or more).") var models: [String]
     @Option(help: "Comma-separated weights, one per model (default: 1/k each).") var weights: String?
-    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+    @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
+        try ReplaceableOutput.check(out, inputs: models)
         print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
     }
 

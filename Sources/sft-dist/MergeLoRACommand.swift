@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import Training
 
 struct MergeLoRA: ParsableCommand {
@@ -13,9 +14,10 @@ struct MergeLoRA: ParsableCommand {
 
     @Option(help: "Base model directory (or the preset the adapter was trained on).") var model: String
     @Option(help: "Adapter directory: adapter_config.json and adapter_model.safetensors.") var adapter: String
-    @Option(help: "Output directory (replaced atomically if it exists).") var out: String
+    @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
+        try ReplaceableOutput.check(out, inputs: [model, adapter])
         print(try LoRAMerge.run(base: model, adapter: adapter, out: out))
     }
 }

@@ -12,8 +12,8 @@ import TensorCore
 public enum ModelMerge {
     /// Config fields that name where a model came from or how it was stored, not what it is.
     static let provenanceFields: Set<String> = ["_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"]
-    /// Tokenizer files compared byte for byte.
-    static let tokenizerFiles = [ModelDirectory.byteTokenizerFile, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    /// A BPE tokenizer's files, compared byte for byte.
+    static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
     /// Merges `dirs` into `out` (written atomically); returns a one-line summary.
     public static func merge(_ dirs: [String], weights given: [Double]?, to out: String) throws -> String {
@@ -23,6 +23,8 @@ public enum ModelMerge {
             throw ModelError("--weights has \(weights.count) value\(weights.count == 1 ? "" : "s") for \(dirs.count) models")
         }
         if let bad = weights.first(where: { !$0.isFinite }) { throw ModelError("--weights: \(bad) is not a finite number") }
+        if weights.allSatisfy({ $0 == 0 }) { throw ModelError("--weights: every weight is 0, which would write a model of zeros") }
+        for d in dirs { try ModelDirectory.checkIsModel(d) }
         for d in dirs.dropFirst() { try checkSameTokenizer(dirs[0], d) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
@@ -40,6 +42,10 @@ public enum ModelMerge {
             add(m.parameters.values, w)
         }
         for i in 0..<p.count { p.values[i] = Float(sum[i]) }
+        if let bad = (0..<p.count).first(where: { !p.values[$0].isFinite }) {
+            let name = p.entries.first { $0.offset <= bad && bad < $0.offset + $0.count }?.name ?? "?"
+            throw ModelError("--weights: the weighted sum of \"\(name)\" is \(sum[bad]), beyond float32; nothing written")
+        }
         let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
         let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")
         try ModelDirectory.save(first, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merge": recipe],
@@ -61,7 +67,15 @@ public enum ModelMerge {
         }
     }
 
+    /// The same tokenizer as loaded: both sft-dist's byte tokenizer (whatever Hugging Face
+    /// files an export added beside it), or both BPE with the same files.
     static func checkSameTokenizer(_ a: String, _ b: String) throws {
+        let byteA = try ModelDirectory.loadTokenizer(a) is ByteTokenizer, byteB = try ModelDirectory.loadTokenizer(b) is ByteTokenizer
+        if byteA && byteB { return }
+        guard byteA == byteB else {
+            let (byteDir, bpeDir) = byteA ? (a, b) : (b, a)
+            throw ModelError("\(b): tokenizer differs from \(a)'s (\(byteDir) has sft-dist's byte tokenizer, \(bpeDir) a BPE tokenizer.json): merge needs models with the same tokenizer")
+        }
         let fm = FileManager.default
         for file in tokenizerFiles {
             let da = fm.contents(atPath: a + "/" + file), db = fm.contents(atPath: b + "/" + file)

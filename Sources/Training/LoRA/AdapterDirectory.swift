@@ -19,6 +19,8 @@ public enum AdapterDirectory {
     /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`.
     public static func save(_ model: LoRAAdaptable, base: String, to dir: String, metadata: [String: String] = [:]) throws {
         guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
+        try ReplaceableOutput.check(dir)
+        ReplaceableOutput.removeStaleTemporaries(dir)
         let fm = FileManager.default
         let tmp = dir + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: tmp)

@@ -1,0 +1,46 @@
+import Foundation
+
+/// Where a model or adapter directory may be written. `ModelDirectory.save` and
+/// `AdapterDirectory.save` write `<dir>.tmp-<pid>` and rename it over `dir`, which deletes
+/// whatever `dir` held — so `dir` must be absent or a model directory itself: one with
+/// `config.json` or `adapter_config.json` and no subdirectories (a save never makes any).
+/// `--out runs/a` for a training run's directory, or a directory holding the inputs, would
+/// otherwise lose checkpoints, adapters and notes without a word.
+public enum ReplaceableOutput {
+    /// Throws unless `dir` may be replaced, and unless it is (or contains) one of `inputs`.
+    public static func check(_ dir: String, inputs: [String] = []) throws {
+        let out = resolved(dir)
+        for input in inputs {
+            let i = resolved(input)
+            if i == out { throw OutputError("\(dir): is the input \(input); write the result to another directory") }
+            if i.hasPrefix(out + "/") { throw OutputError("\(dir): holds the input \(input); write the result to another directory") }
+        }
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: dir, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else { throw OutputError("\(dir): exists and is not a directory; not replacing it (choose another output or remove it)") }
+        let entries = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+        if entries.isEmpty { return }
+        if let sub = entries.first(where: { var d: ObjCBool = false; return fm.fileExists(atPath: dir + "/" + $0, isDirectory: &d) && d.boolValue }) {
+            throw OutputError("\(dir): exists and holds \(sub)/, so it is not a model directory; not replacing it (choose another output or remove it)")
+        }
+        guard entries.contains("config.json") || entries.contains("adapter_config.json") else {
+            throw OutputError("\(dir): exists and is not a model directory (no config.json or adapter_config.json); not replacing it (choose another output or remove it)")
+        }
+    }
+
+    /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`,
+    /// when process `pid` is gone (a live one may be another save in progress).
+    public static func removeStaleTemporaries(_ dir: String) {
+        let url = URL(fileURLWithPath: dir).standardizedFileURL
+        let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
+        }
+    }
+
+    static func resolved(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+}
