@@ -61,7 +61,7 @@ public enum ModelDirectory {
         let weights = try SafeTensorsCheckpoint(directory: dir)
         if lora == nil, let adapter = weights.names.first(where: LoRAConfig.isAdapterName) {
             // A LoRA run's checkpoint: loading only its base would silently drop the training.
-            throw ModelError("\(dir): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; load a LoRA run's adapter with --model BASE --adapter OUT/model")
+            throw ModelError("\(dir): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; load a LoRA run's adapter with --model BASE --adapter OUT/model (a checkpoint's: --adapter <checkpoint>/adapter)")
         }
         for (name, shape) in arch.plan.layout { _ = try checkpointName(for: name, shape: shape, in: weights, source: dir) }
         let model = arch.build(lora)

@@ -171,6 +171,29 @@ final class LoRACLITests: XCTestCase {
         }
     }
 
+    /// A LoRA run's checkpoint holds its adapters in peft's format too (`<checkpoint>/adapter`),
+    /// so an intermediate adapter is evaluated like the final one: the last checkpoint's equals
+    /// `OUT/model`'s; the checkpoint's `model/` (base and adapters, for resume) points there.
+    func testCheckpointAdaptersAreLoadable() {
+        let out = CLI.tempDir("lora-ckpt")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--micro-batch-size", "2", "--eval-every", "0",
+                             "--eval-examples", "0", "--quiet", "--lora-rank", "4", "--save-every", "1", "--out", out])
+        XCTAssertEqual(t.status, 0, t.all)
+        let heldout = out + "/data/heldout.jsonl"
+        func eval(_ adapter: String) -> CLI.Result {
+            CLI.sftDist(["eval", "--model", out + "/model-base", "--adapter", adapter, "--data", heldout, "--examples", "4"])
+        }
+        let final = eval(out + "/model"), last = eval(out + "/checkpoints/step-000002/adapter"), first = eval(out + "/checkpoints/step-000001/adapter")
+        XCTAssertEqual(final.status, 0, final.all)
+        XCTAssertEqual(last.status, 0, last.all)
+        XCTAssertEqual(first.status, 0, first.all)
+        XCTAssertEqual(last.stdout, final.stdout)
+        XCTAssertNotEqual(first.stdout, final.stdout, "step 1's adapter evaluates as step 2's")
+        let model = CLI.sftDist(["eval", "--model", out + "/checkpoints/step-000001/model", "--data", heldout, "--examples", "4"])
+        XCTAssertEqual(model.status, 1, model.all)
+        XCTAssertTrue(model.stderr.contains("--adapter <checkpoint>/adapter"), model.all)
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),

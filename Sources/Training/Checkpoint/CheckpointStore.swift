@@ -65,6 +65,13 @@ struct CheckpointStore {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
             try ModelDirectory.save(c.model, tokenizer: c.tokenizer, to: tmp + "/model",
                                     metadata: ["sft_dist_checkpoint_step": "\(step)"])
+            if let lora = c.model as? LoRAAdaptable, lora.lora != nil {
+                // model/ holds base and adapters together (what resume reads), which no command
+                // loads as a model; adapter/ is the same adapters in peft's format, for
+                // `eval --model BASE --adapter <checkpoint>/adapter`.
+                try AdapterDirectory.save(lora, base: LoRAOutput.baseDirectory(c.state.recipe), to: tmp + "/adapter",
+                                          metadata: ["sft_dist_checkpoint_step": "\(step)"])
+            }
             for (name, component) in c.components where !component.tensors.isEmpty {
                 try Self.writeTensors(component.tensors, to: tmp + "/" + CheckpointState.tensorFile(name))
             }

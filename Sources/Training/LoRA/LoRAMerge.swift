@@ -46,12 +46,16 @@ public enum LoRAMerge {
 /// written beside it as `OUT/model-base/` so the adapter has a base to load onto; with
 /// `--merge-lora`, `OUT/model-merged/` holds the merged weights in HF format.
 enum LoRAOutput {
+    /// The adapter's base: the run's `--model` directory, or `OUT/model-base/` for a preset.
+    static func baseDirectory(_ r: Recipe) -> String {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: r.model, isDirectory: &isDir) && isDir.boolValue ? r.model : r.out + "/model-base"
+    }
+
     static func save(_ setup: RunSetup, model: LoRAAdaptable, to dir: String, main: Bool, metadata: [String: String]) throws {
         let r = setup.recipe
-        var isDir: ObjCBool = false
-        var base = r.model
-        if !(FileManager.default.fileExists(atPath: r.model, isDirectory: &isDir) && isDir.boolValue) {
-            base = r.out + "/model-base"
+        let base = baseDirectory(r)
+        if base != r.model {
             if main {
                 let plain = model.makeBaseReplica()
                 for e in plain.parameters.entries {
