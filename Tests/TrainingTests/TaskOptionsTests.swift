@@ -172,6 +172,20 @@ final class TaskOptionsTests: XCTestCase {
         }
     }
 
+    /// Without `--digits` the default sizes vary (words of 3–5 letters, `repeat`'s of 1–2), and
+    /// a corrupted answer is still another prompt's of the row's own size: its length does not
+    /// give it away (for the kinds whose answer length the size fixes).
+    func testCompletionNoiseKeepsEachRowsSizeAtTheDefaultSizes() {
+        let noisy = rows(2000) { $0.noise = 1; $0.kinds = ["reverse", "upper", "copy", "sort"] }
+        var checked = 0
+        for row in noisy where row.corrupted == true {
+            let size = task(row.prompt).args[0].count
+            XCTAssertEqual(row.completion!.count - 1, size, "\(row.prompt) →\(row.completion!)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 1000)
+    }
+
     /// Token noise: each answer character is corrupted with probability p (Binomial over all
     /// answer characters), `corrupted_tokens` counts exactly the characters that differ.
     func testTokenNoiseShareAndCountedCharacters() {

@@ -54,7 +54,9 @@ public enum TaskGenerator {
             var row = TaskRow(prompt: prompt, completion: options.unlabelled ? nil : answer, kind: kind,
                               digits: size ?? (kind == "repeat" ? args[0] : args.max { $0.count < $1.count }!).count,
                               variant: options.variant, template: options.template)
-            if options.noise > 0 { addNoise(to: &row, answer: answer, size: size, options: options, rng: &noiseRNG) }
+            // The wrong answer is drawn at this row's own size (without --digits the default
+            // sizes vary: a 3-letter word must not get a 5-letter answer, which would mark it).
+            if options.noise > 0 { addNoise(to: &row, answer: answer, size: row.digits, options: options, rng: &noiseRNG) }
             rows.append(row)
         }
         return rows
