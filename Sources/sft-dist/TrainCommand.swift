@@ -115,7 +115,7 @@ struct Train: ParsableCommand {
             flagged.insert(name)
             switch child.value {
             case let o as Option<String?>: if let text = o.wrappedValue { try key.read(flag: text, into: &r) }
-            case let o as Option<[String]>: for text in o.wrappedValue { try key.read(flag: text, into: &r) }
+            case let o as Option<[String]>: try key.read(flags: o.wrappedValue, into: &r)
             case let f as Flag<Bool?>: if let on = f.wrappedValue { try key.read(flag: on ? "true" : "false", into: &r) }
             default: fatalError("Train.\(name): a recipe flag is declared with @Option(recipe:) or @Flag(recipe:)")
             }

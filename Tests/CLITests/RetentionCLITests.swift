@@ -107,4 +107,19 @@ final class RetentionCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--eval-data x=\(dir)/bad.jsonl: \(dir)/bad.jsonl:1:"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
     }
+
+    /// Flags override the recipe: `--eval-data add=…` replaces the recipe's `add` set and adds
+    /// new names beside the recipe's other sets (it was refused as "given twice").
+    func testEvalDataFlagsOverrideTheRecipesSets() throws {
+        let dir = CLI.tempDir("retention-override")
+        for kind in ["add", "mul"] {
+            XCTAssertEqual(CLI.sftDist(["make-data", "--out", "\(dir)/\(kind).jsonl", "--kinds", kind, "--count", "5"]).status, 0)
+        }
+        try "eval_data:\n  add: \(dir)/add.jsonl\n  keep: \(dir)/add.jsonl\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--model", "tiny", "--steps", "1", "--eval-examples", "2", "--quiet",
+                             "--out", dir + "/run", "--eval-data", "add=\(dir)/mul.jsonl", "--eval-data", "mul=\(dir)/mul.jsonl"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let recipe = try String(contentsOfFile: dir + "/run/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(recipe.contains("eval_data:\n  add: \(dir)/mul.jsonl\n  keep: \(dir)/add.jsonl\n  mul: \(dir)/mul.jsonl\n"), recipe)
+    }
 }

@@ -44,6 +44,8 @@ public protocol AnyRecipeKey: Sendable {
     func read(_ node: Node, into r: inout Recipe, at: String) throws
     /// Reads a flag's text (`--steps -1` reaches here as "-1").
     func read(flag text: String, into r: inout Recipe) throws
+    /// Reads every value of a repeatable flag, in order.
+    func read(flags texts: [String], into r: inout Recipe) throws
     /// Throws when the recipe's value is outside the limits; `prefix` says where it came from.
     func check(_ r: Recipe, prefix: String) throws
     func text(of r: Recipe) -> String
@@ -69,6 +71,21 @@ extension RecipeKey: AnyRecipeKey {
         guard let v = Value.fromFlag(text, current: r[self]) else { throw wrong("--" + flag, got: text) }
         r[self] = v
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
+    }
+
+    /// Named files (`--eval-data`): the flags' names replace the recipe file's sets of the
+    /// same name and add the others, as flags override the recipe; a name given twice among
+    /// the flags is still refused. Other keys read the values one after another.
+    public func read(flags texts: [String], into r: inout Recipe) throws {
+        guard let fromFile = r[self] as? NamedFiles, !texts.isEmpty else {
+            for text in texts { try read(flag: text, into: &r) }
+            return
+        }
+        r[self] = NamedFiles() as! Value
+        for text in texts { try read(flag: text, into: &r) }
+        var merged = fromFile
+        for (name, file) in (r[self] as! NamedFiles).files { merged.files[name] = file }
+        r[self] = merged as! Value
     }
 
     public func check(_ r: Recipe, prefix: String) throws {
