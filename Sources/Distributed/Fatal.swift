@@ -48,7 +48,9 @@ public enum Fatal {
         comm.allreduce(&flags, op: .sum)
         guard let first = flags.firstIndex(where: { $0 != 0 }) else { return }
         if comm.rank == first, let error {
-            FileHandle.standardError.write(Data("sft-dist: error: \(error)\n".utf8))
+            // Only this rank saw it (its files, its memory): say which, unless rank 0.
+            let rank = first == 0 ? "" : " (rank \(first))"
+            FileHandle.standardError.write(Data("sft-dist: error\(rank): \(error)\n".utf8))
         }
         // Give the printing rank a moment to flush before the job is torn down.
         if comm.rank != first { usleep(200_000) }

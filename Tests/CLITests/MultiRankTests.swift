@@ -54,6 +54,31 @@ final class MultiRankTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/model"), "nothing half-written")
     }
 
+    /// Valid but different copies on one node: a truncated `--data`, or an `--eval-data` set
+    /// with other rows. Each is refused naming the input and the rank (they trained and
+    /// evaluated silently: rank 0 picks indices, each rank looks them up in its own copy).
+    func testDifferentCopiesOfAnInputOnOneRankAreRefused() throws {
+        let good = CLI.tempDir("copy0"), bad = CLI.tempDir("copy1"), out = CLI.tempDir("copies-out")
+        func rows(_ n: Int, _ offset: Int) -> String {
+            (0..<n).map { #"{"prompt": "add \#($0 + offset) 2 =", "completion": " \#($0 + offset + 2)"}"# }.joined(separator: "\n") + "\n"
+        }
+        try rows(40, 0).write(toFile: good + "/data.jsonl", atomically: true, encoding: .utf8)
+        try rows(30, 0).write(toFile: bad + "/data.jsonl", atomically: true, encoding: .utf8)
+        for dir in [good, bad] { try rows(10, 0).write(toFile: dir + "/set.jsonl", atomically: true, encoding: .utf8) }
+        let args = recipe + ["--data", "data.jsonl", "--eval-data", "s=set.jsonl", "--out", out + "/run"]
+        let r = CLI.mpirunEach([(args, good), (args, bad)], seconds: 60)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertNotEqual(r.status, 124, "timed out: the job hung\n\(r.all)")
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: error (rank 1): --data data.jsonl: this rank read other examples than rank 0 (", in: r.all), 1, r.all)
+
+        try rows(40, 0).write(toFile: bad + "/data.jsonl", atomically: true, encoding: .utf8)
+        try rows(10, 50).write(toFile: bad + "/set.jsonl", atomically: true, encoding: .utf8)
+        let e = CLI.mpirunEach([(args, good), (args, bad)], seconds: 60)
+        XCTAssertNotEqual(e.status, 0)
+        XCTAssertEqual(CLI.occurrences(of: "--eval-data s=set.jsonl: this rank read other examples than rank 0 (the same number, 10, with other tokens)", in: e.all), 1, e.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/model"), "nothing half-written")
+    }
+
     func testRecipeThatDiffersBetweenRanksIsRefused() {
         let out = CLI.tempDir("differ")
         let r = CLI.mpirunEach([(recipe + ["--lr", "0.001", "--out", out], out), (recipe + ["--lr", "0.002", "--out", out], out)], seconds: 60)

@@ -63,6 +63,11 @@ public struct RunSetup {
             }
             return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
         }
+        if recipe.data != builtinData {
+            SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
+            SameInputs.check(recipe.heldout.map { "--heldout \($0)" } ?? "--data \(recipe.data) (its held-out split)",
+                             examples: heldOut.examples, comm: comm)
+        }
         if comm.isCoordinator {
             if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
                 log("chat template: \(c.template.rawValue) (\(c.reason))")

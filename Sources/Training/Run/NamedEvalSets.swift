@@ -44,6 +44,9 @@ public struct NamedEvalSets {
                 return data
             }
         }
+        for (name, data) in zip(recipe.evalData.names, datasets) {
+            SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: data.examples)
+        }
         return NamedEvalSets(names: recipe.evalData.names, datasets: datasets)
     }
 
