@@ -53,19 +53,46 @@ public struct LoRAConfig: Equatable, Sendable {
         let paths = Self.modules(ofBlock: plan.block(0), prefix: arch.blockPrefix(0), layout: arch.weightLayout).map(\.path)
         var leaves: [String] = []
         for p in paths { let leaf = String(p.split(separator: ".").last!); if !leaves.contains(leaf) { leaves.append(leaf) } }
-        for t in r.targets where !paths.contains(where: { Self.matches(t, $0) }) {
-            throw UnknownLoRATarget(modelType: arch.modelType, target: t, modules: leaves)
+        // peft matches a target against full module names (`transformer.h.0.attn.c_attn`), so
+        // a target may name one layer's module. Adapters here go on a module in every layer:
+        // per-layer names that cover every layer are that module; fewer layers are refused.
+        var targets: [String] = [], layersNamed: [String: (target: String, layers: Set<Int>)] = [:]
+        for t in r.targets {
+            if paths.contains(where: { Self.matches(t, $0) }) { targets.append(t); continue }
+            var hit = false
+            for b in 0..<plan.blocks {
+                for p in paths where Self.matches(t, arch.blockPrefix(b) + p) {
+                    layersNamed[p, default: (t, [])].layers.insert(b)
+                    hit = true
+                }
+            }
+            if !hit { throw UnknownLoRATarget(modelType: arch.modelType, target: t, modules: leaves) }
         }
+        for p in paths {
+            guard let named = layersNamed[p] else { continue }
+            guard named.layers.count == plan.blocks else {
+                throw UnknownLoRATarget(modelType: arch.modelType, target: named.target, modules: leaves,
+                                        onlyLayers: named.layers.sorted(), module: p, layers: plan.blocks)
+            }
+            if !targets.contains(where: { Self.matches($0, p) }) { targets.append(p) }
+        }
+        r.targets = targets
         return r
     }
 }
 
 /// A LoRA target the model does not have. It reads as the `--lora-targets` flag's error; an
 /// adapter directory's loader names its own `adapter_config.json` instead (`described(as:)`).
+/// Or one that names a module of some layers only (`h.0.attn.c_attn` in a 2-layer model).
 public struct UnknownLoRATarget: Error, CustomStringConvertible {
     public let modelType: String, target: String, modules: [String]
+    /// Set when `target` names `module` in these layers only, of `layers`.
+    public var onlyLayers: [Int]? = nil, module = "", layers = 0
     public func described(as source: String) -> String {
-        "\(source): the \(modelType) model has no module \"\(target)\" (its modules: \(modules.joined(separator: ", ")))"
+        if let only = onlyLayers {
+            return "\(source): \"\(target)\" names \(module) in layer\(only.count == 1 ? "" : "s") \(only.map(String.init).joined(separator: ", ")) of \(layers) only; sft-dist adapts a module in every layer (name it \"\(module)\")"
+        }
+        return "\(source): the \(modelType) model has no module \"\(target)\" (its modules: \(modules.joined(separator: ", ")))"
     }
     public var description: String { described(as: "--lora-targets") }
 }

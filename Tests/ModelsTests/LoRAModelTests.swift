@@ -98,4 +98,20 @@ final class LoRAModelTests: XCTestCase {
             XCTAssertEqual("\($0)", "--lora-targets: the qwen2 model has no module \"lm_head\" (its modules: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
         }
     }
+
+    /// peft matches targets against full module names: names of one module in every layer are
+    /// that module (same adapter tensors as the short name); in some layers only, refused
+    /// naming the layers, as adapters here go on a module in every layer.
+    func testFullModuleNamesCoveringEveryLayerAreThatModule() throws {
+        let plan = Self.gpt2Config.layoutPlan
+        for targets in [["transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"], ["h.1.attn.c_attn", "h.0.attn.c_attn"]] {
+            let lora = try LoRAConfig(rank: 2, alpha: 3, targets: targets).resolved(for: .gpt2, plan: plan)
+            XCTAssertEqual(lora.targets, ["attn.c_attn"], "\(targets)")
+        }
+        let full = try Self.llama(["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj", "v_proj"])
+        XCTAssertEqual(full.parameters.entries.map(\.name), try Self.llama(["q_proj", "v_proj"]).parameters.entries.map(\.name))
+        XCTAssertThrowsError(try LoRAConfig(rank: 2, alpha: 3, targets: ["transformer.h.0.attn.c_attn"]).resolved(for: .gpt2, plan: plan)) {
+            XCTAssertEqual("\($0)", "--lora-targets: \"transformer.h.0.attn.c_attn\" names attn.c_attn in layer 0 of 2 only; sft-dist adapts a module in every layer (name it \"attn.c_attn\")")
+        }
+    }
 }
