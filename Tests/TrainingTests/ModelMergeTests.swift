@@ -85,8 +85,25 @@ final class ModelMergeTests: XCTestCase {
         }
         let layers = problem([a, deeper])
         XCTAssertTrue(layers.contains("field \"n_layer\" is 3") && layers.contains("\(a)/config.json has 2"), layers)
-        let tok = problem([a, hf])
-        XCTAssertTrue(tok.contains("tokenizer differs") && tok.contains("tokenizer.json"), tok)
+        // The byte tokenizer with the Hugging Face files an export adds is the same tokenizer;
+        // a BPE tokenizer.json in its place is not, and two BPE tokenizers compare by file.
+        XCTAssertEqual(problem([a, hf]), "accepted")
+        try FileManager.default.removeItem(atPath: dir + "/out")
+        let bpe = dir + "/bpe", bpe2 = dir + "/bpe2"
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/../ModelsTests/Fixtures/hf/models/gpt2"
+        for d in [bpe, bpe2] {
+            try FileManager.default.copyItem(atPath: hf, toPath: d)
+            try FileManager.default.removeItem(atPath: d + "/" + ModelDirectory.byteTokenizerFile)
+            for file in ["tokenizer.json", "tokenizer_config.json"] {
+                try FileManager.default.removeItem(atPath: d + "/" + file)
+                try FileManager.default.copyItem(atPath: fixture + "/" + file, toPath: d + "/" + file)
+            }
+        }
+        let kinds = problem([a, bpe])
+        XCTAssertTrue(kinds.contains("tokenizer differs") && kinds.contains("\(a) has sft-dist's byte tokenizer, \(bpe) a BPE tokenizer.json"), kinds)
+        try "{\"model_max_length\": 16}".write(toFile: bpe2 + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let files = problem([bpe, bpe2])
+        XCTAssertTrue(files.contains("tokenizer differs") && files.contains("in tokenizer_config.json (the files differ)"), files)
         XCTAssertTrue(problem([a, a], [1]).hasPrefix("--weights has 1 value for 2 models"), problem([a, a], [1]))
         XCTAssertTrue(problem([a]).contains("at least two"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "nothing written")
