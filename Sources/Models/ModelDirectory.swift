@@ -13,6 +13,7 @@ public enum ModelDirectory {
     /// `HFTokenizerFiles`); a BPE tokenizer's files are written back in either format.
     public static func save(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String,
                             metadata: [String: String] = [:], format: SaveFormat = .native) throws {
+        let dir = ReplaceableOutput.trimmed(dir)
         try ReplaceableOutput.check(dir)
         ReplaceableOutput.removeStaleTemporaries(dir)
         let fm = FileManager.default

@@ -71,6 +71,13 @@ final class MergeOutputSafetyTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.all)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m"), "\(args) wrote a model")
         }
+        // `--out DIR/` is DIR, written fresh and then replaced (its temporary copy sat inside it).
+        for _ in 0..<2 {
+            let slash = CLI.sftDist(["merge", a, b, "--out", out + "/slash/"])
+            XCTAssertEqual(slash.status, 0, slash.all)
+        }
+        XCTAssertEqual(Self.listing(out + "/slash").filter { $0.hasPrefix(".tmp") }, [])
+        XCTAssertEqual(CLI.sftDist(["eval", "--model", out + "/slash", "--data", out + "/a/data/heldout.jsonl", "--examples", "2"]).status, 0)
         // The same byte tokenizer with Hugging Face files added by export: the same tokenizer.
         XCTAssertEqual(CLI.sftDist(["export", "--model", a, "--out", out + "/ax"]).status, 0)
         let r = CLI.sftDist(["merge", a, out + "/ax", "--out", out + "/m"])

@@ -19,6 +19,7 @@ public enum AdapterDirectory {
     /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`.
     public static func save(_ model: LoRAAdaptable, base: String, to dir: String, metadata: [String: String] = [:]) throws {
         guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
+        let dir = ReplaceableOutput.trimmed(dir)
         try ReplaceableOutput.check(dir)
         ReplaceableOutput.removeStaleTemporaries(dir)
         let fm = FileManager.default
@@ -93,7 +94,8 @@ public enum AdapterDirectory {
             (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora)
         } catch let e as UnknownLoRATarget {
             // The targets came from the adapter's config, not from a flag the user gave.
-            throw ModelError(e.described(as: "\(dir)/\(configFile): target_modules") + " (an adapter made for another model than \(base)?)")
+            let hint = e.onlyLayers == nil ? " (an adapter made for another model than \(base)?)" : ""
+            throw ModelError(e.described(as: "\(dir)/\(configFile): target_modules") + hint)
         }
         let adapted = model as! LoRAAdaptable
         if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
