@@ -29,6 +29,29 @@ public enum ReplaceableOutput {
         }
     }
 
+    /// For file outputs (`score --out`, `select --out/--scores`): nil, or one line when an
+    /// output is an input or another output (it was silently overwritten: the data lost), or
+    /// its directory is missing or not writable (checked before anything is written, so no
+    /// output is left half-made when a later one fails). Paths as (flag, path).
+    public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)]) -> String? {
+        for (i, (flag, path)) in outputs.enumerated() {
+            let p = resolved(path)
+            for (inFlag, input) in inputs where resolved(input) == p {
+                return "\(flag) \(path): is the input \(inFlag) \(input); write the result to another file"
+            }
+            for (otherFlag, other) in outputs[..<i] where resolved(other) == p {
+                return "\(flag) \(path): is also \(otherFlag); give each output its own file"
+            }
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+                return "\(flag) \(path): no such directory \(parent)"
+            }
+            if !FileManager.default.isWritableFile(atPath: parent) { return "\(flag) \(path): directory \(parent) is not writable" }
+        }
+        return nil
+    }
+
     /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`,
     /// when process `pid` is gone (a live one may be another save in progress).
     public static func removeStaleTemporaries(_ dir: String) {

@@ -46,4 +46,25 @@ final class SelectCommandTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/o.jsonl"), "\(extra): nothing written")
         }
     }
+
+    /// `score` and `select` never write over their input or one output over another, and
+    /// check every output's directory before writing any (a scores file that could not be
+    /// written left the kept rows behind).
+    func testOutputsThatWouldOverwriteAnInputAreRefused() throws {
+        let dir = CLI.tempDir("select-out")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "10"]).status, 0)
+        let input = try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8)
+        let select = ["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", "loss", "--keep", "0.5"]
+        for (args, message) in [(["score", "--model", "tiny", "--data", dir + "/in.jsonl", "--out", dir + "/in.jsonl"], "is the input --data"),
+                                (select + ["--out", dir + "/in.jsonl"], "is the input --data"),
+                                (select + ["--out", dir + "/k.jsonl", "--scores", dir + "/in.jsonl"], "is the input --data"),
+                                (select + ["--out", dir + "/k.jsonl", "--scores", dir + "/k.jsonl"], "is also --out"),
+                                (select + ["--out", dir + "/k.jsonl", "--scores", dir + "/missing/s.jsonl"], "no such directory")] {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 6, "\(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertEqual(try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8), input, "\(args) changed the input")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/k.jsonl"), "\(args): an output was written")
+        }
+    }
 }

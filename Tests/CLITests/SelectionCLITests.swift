@@ -76,6 +76,13 @@ final class SelectionCLITests: XCTestCase {
             (["--selection", "random", "--selection-arg", "budget=1.5"], "selection random: budget=1.5 must be in (0, 1]"),
             (["--selection", "loss", "--selection-pool", "0"], "--selection-pool must be an integer in 1…1024 (got 0)"),
             (["--selection", "learnability"], "selection learnability needs a reference model: give --ref-model DIR"),
+            // A selector replaces the batch producer: rollouts and self-training would never run.
+            (["--selection", "loss", "--objective", "grpo", "--reward", "task", "--rollouts", "2"],
+             "selection loss chooses among the rows of --data, but objective grpo trains on rollouts it samples"),
+            (["--selection", "uds", "--objective", "chord", "--reward", "task", "--rollouts", "2"],
+             "selection uds chooses among the rows of --data, but objective chord trains on rollouts it samples"),
+            (["--selection", "loss", "--objective", "spin"],
+             "--selection loss chooses among the rows of --data, but objective spin makes the batches from the model's own answers"),
         ]
         for (extra, message) in cases {
             let out = CLI.tempDir("sel-bad")

@@ -35,9 +35,14 @@ struct CheckpointStore {
         }.sorted { $0.0 < $1.0 }
     }
 
-    /// Leftovers of saves or deletions that a kill interrupted.
+    /// Leftovers of saves or deletions that a kill interrupted: `.tmp-step-…-<pid>` and
+    /// `.tmp-delete-<pid>-…`, removed once process `pid` is gone — a live one is another run
+    /// writing here, whose save this would break.
     func removeTemporaries() {
         for n in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where n.hasPrefix(".tmp-") {
+            let parts = n.split(separator: "-")
+            let pid = n.hasPrefix(".tmp-delete-") ? parts.dropFirst(2).first.flatMap { Int32($0) } : parts.last.flatMap { Int32($0) }
+            if let pid, pid != getpid(), kill(pid, 0) == 0 || errno != ESRCH { continue }
             try? FileManager.default.removeItem(atPath: directory + "/" + n)
         }
     }

@@ -30,7 +30,13 @@ public enum TrainingJob {
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
-        let trainer = Trainer(setup: setup, comm: comm, producer: SelfTrainSetup.producer(setup: setup, comm: comm))
+        let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
+        if selfTraining != nil && recipe.selection != "none" {
+            // The self-training producer makes the batches; a selector would never run.
+            let maker = setup.objective is SPINObjective ? "objective spin" : "--self-train \(recipe.selfTrain)"
+            Fatal.agree("--selection \(recipe.selection) chooses among the rows of --data, but \(maker) makes the batches from the model's own answers: drop one of them")
+        }
+        let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining)
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.

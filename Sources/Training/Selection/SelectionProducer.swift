@@ -80,6 +80,11 @@ extension SelectionProducer {
         if setup.objective.requirements.pairs {
             Fatal.agree("selection \(r.selection) chooses single sequences; objective \(setup.objective.name) trains on pairs")
         }
+        if setup.objective.requirements.rollouts || r.scoredData {
+            // Selection replaces the producer; rollouts and scored samples would never be made.
+            let what = r.scoredData ? "--scored-data trains on the samples of --data" : "objective \(setup.objective.name) trains on rollouts it samples"
+            Fatal.agree("selection \(r.selection) chooses among the rows of --data, but \(what): drop --selection or pick an SFT objective")
+        }
         let context = SelectionRegistry.Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed,
                                                 maxLength: min(r.maxLength, setup.model.maxSequenceLength),
                                                 vocabSize: setup.model.vocabSize, hasReference: r.refModel != nil)
