@@ -104,6 +104,14 @@ final class SelfTrainCLITests: XCTestCase {
 
     func testSemiEvolResumesExactlyInTheMiddleOfARound() throws {
         assertResumesExactlyInTheMiddleOfARound("semievol") { semiEvolArgs(writeData($0)) }
+        // The same --unlabelled path with other content (rounds would differ) is refused.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-tests-\(getpid())/semievol-resume").path
+        let unl = dir + "/unl.jsonl"
+        let rows = try String(contentsOfFile: unl, encoding: .utf8).split(separator: "\n")
+        try (rows.prefix(rows.count - 10).joined(separator: "\n") + "\n").write(toFile: unl, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(semiEvolArgs((dir + "/lab.jsonl", unl)) + ["--out", dir + "/changed", "--resume", dir + "/saved/checkpoints/step-000005"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--unlabelled \(unl) differs from the file the checkpoint's run read"), r.all)
     }
 
     /// top_p 1: nucleus sampling walks the tokens sorted by probability, and on the untrained tiny

@@ -24,6 +24,10 @@ struct CheckpointState: Codable {
     var referenceChecksum: String?       // of the reference model, when the objective has one
     var trainingDataHash: String         // XXH64 over the tokenized training examples
     var trainingExamples: Int
+    /// XXH64 of `--unlabelled`'s bytes: self-training reads its prompts each round, so a file
+    /// changed in place would make the resumed rounds differ (nil: no such file, or a
+    /// checkpoint from before this field).
+    var unlabelledHash: String? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).

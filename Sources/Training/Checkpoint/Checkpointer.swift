@@ -56,7 +56,7 @@ public final class Checkpointer {
                 step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
-                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count)
+                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash)
             do {
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
@@ -67,6 +67,9 @@ public final class Checkpointer {
     }
 
     private lazy var dataHash = CheckpointState.dataHash(setup.train.examples)
+    private lazy var unlabelledHash: String? = recipe.unlabelled.flatMap { path in
+        (try? XXHash64.hashFile(path)).map { XXHash64.hex($0.hash) }
+    }
 
     /// Collective. With `resume` set, verifies and loads the checkpoint on every rank, trims
     /// metrics.jsonl to its step, and returns where to continue; nil means start at step 0
@@ -169,6 +172,9 @@ public final class Checkpointer {
         }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {
             throw CheckpointError("\(dir): the training data differs from the checkpoint's (\(state.trainingExamples) examples then, \(setup.train.count) now, or their content changed)")
+        }
+        if let saved = state.unlabelledHash, let path = recipe.unlabelled, saved != unlabelledHash {
+            throw CheckpointError("\(dir): --unlabelled \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
         }
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
