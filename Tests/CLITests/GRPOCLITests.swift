@@ -124,5 +124,8 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "bogus"], "--reward must be reward functions")
         refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
         refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")
+        // train's own spelling of the scorer's settings, not eval's flags (train has no --scorer-cmd).
+        refused(["--reward", "command"], "--reward-arg command.cmd=\"program args\" (train)")
+        refused(["--reward", "command", "--reward-arg", "cmd=cat", "--reward-arg", "timeout=0"], "--reward-arg command.timeout= in train")
     }
 }

@@ -46,12 +46,12 @@ public enum ScorerRegistry {
             guard let pattern = take("pattern") else { throw ScorerError("scorer regex: needs pattern=REGEX") }
             scorer = try RegexScorer(pattern: pattern)
         case "command":
-            guard let cmd = take("cmd"), !cmd.isEmpty else { throw ScorerError("scorer command: needs --scorer-cmd \"program args\"") }
+            guard let cmd = take("cmd"), !cmd.isEmpty else { throw ScorerError("scorer command: needs its program: --scorer-cmd \"program args\" (eval), --reward-arg command.cmd=\"program args\" (train)") }
             let t = take("timeout").map { Double($0) } ?? 60
             // Bounded above: the deadline is computed in nanoseconds, and a scorer that needs
             // more than a day per batch is a hung one.
             guard let t, t > 0, t <= ExternalScorer.maxTimeout else {
-                throw ScorerError("scorer command: --scorer-timeout must be a number of seconds in (0, \(Int(ExternalScorer.maxTimeout))]")
+                throw ScorerError("scorer command: the timeout (--scorer-timeout in eval, --reward-arg command.timeout= in train) must be a number of seconds in (0, \(Int(ExternalScorer.maxTimeout))]")
             }
             scorer = ExternalScorer(command: cmd, timeout: t)
         default:
