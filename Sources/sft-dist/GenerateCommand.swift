@@ -39,20 +39,22 @@ struct Generate: ParsableCommand {
     func run() throws {
         let comm = Runtime.start(threads: threads)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        let texts: [String] = Fatal.collective {
-            if let prompt { return [prompt] }
+        // (text, where it came from: "--prompt" or FILE:LINE)
+        let sourced: [(text: String, source: String)] = Fatal.collective {
+            if let prompt { return [(prompt, "--prompt")] }
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
                 switch r.record {
-                case .promptCompletion(let p, _): return p
+                case .promptCompletion(let p, _): return (p, r.source)
                 case .messages(let msgs):
                     let turns = msgs.last?.role == .assistant ? Array(msgs.dropLast()) : msgs
-                    return try ChatTemplate.resolve(ChatTemplate.auto, tokenizer: tok).template.generationPrompt(turns)
+                    return (try ChatTemplate.resolve(ChatTemplate.auto, tokenizer: tok).template.generationPrompt(turns), r.source)
                 }
             }
         }
+        let texts = sourced.map(\.text)
         let ids = texts.map { tok.encode($0) }
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
-            Fatal.agree("prompt \(i + 1) has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
+            Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                       stopIds: Evaluator.stopIds(tok), stopStrings: stop)

@@ -29,5 +29,10 @@ final class GeneratePromptsTests: XCTestCase {
         let bad = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/bad.jsonl"], seconds: 60)
         XCTAssertEqual(bad.status, 1, bad.all)
         XCTAssertTrue(bad.stderr.contains("bad.jsonl:2"), bad.stderr)
+        // A prompt longer than the model's context names its line too.
+        try (rows[0] + "\n" + rows[0] + "\n" + "{\"prompt\": \"\(String(repeating: "x", count: 500))\"}\n").write(toFile: dir + "/long.jsonl", atomically: true, encoding: .utf8)
+        let long = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/long.jsonl"], seconds: 60)
+        XCTAssertEqual(long.status, 1, long.all)
+        XCTAssertTrue(long.stderr.contains("long.jsonl:3: the prompt has 500 tokens; the model's context is 64"), long.stderr)
     }
 }
