@@ -67,4 +67,18 @@ final class SelectCommandTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/k.jsonl"), "\(args): an output was written")
         }
     }
+
+    /// Pools keep their share of the running total, so the whole keeps round(keep · N): each
+    /// pool rounding on its own kept 2 of every 3 rows at --keep 0.5 --pool 3 (13 of 20).
+    func testPoolsTogetherKeepTheRequestedShare() throws {
+        let dir = CLI.tempDir("select-pools")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "20"]).status, 0)
+        for (keep, pool, kept) in [("0.5", "3", 10), ("0.3", "7", 6), ("0.5", "1", 20)] {
+            let r = CLI.sftDist(["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", "loss", "--keep", keep,
+                                 "--pool", pool, "--out", dir + "/k.jsonl"])
+            XCTAssertEqual(r.status, 0, r.all)
+            let rows = try String(contentsOfFile: dir + "/k.jsonl", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(rows.count, kept, "--keep \(keep) --pool \(pool)")
+        }
+    }
 }
