@@ -56,6 +56,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         _ = try SelfTrainOptions(recipe: self)
         try SelectionRegistry.validate(self)
         try checkLoRAKeysNeedRank()
+        if self.selection == "none" && self.selectionPool != Recipe.declared.selectionPool.defaultValue {
+            // As selection_args without a selector: set alone it would be silently ignored.
+            throw RecipeError("recipe: selection_pool (--selection-pool) needs a selector (--selection NAME): without one it has no effect")
+        }
     }
 
     /// LoRA's other keys act only with `lora_rank` > 0; set without it they would be silently
