@@ -41,8 +41,12 @@ public enum TrainingJob {
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
+        // An existing output directory is locked before resume (which trims its metrics.jsonl):
+        // one another run is writing is refused untouched. A new one is made after resume.
+        Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
+        Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
         Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
         let metrics = Fatal.collective(code: Fatal.Code.output) {
             try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
