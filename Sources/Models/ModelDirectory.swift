@@ -13,14 +13,7 @@ public enum ModelDirectory {
     /// `HFTokenizerFiles`); a BPE tokenizer's files are written back in either format.
     public static func save(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String,
                             metadata: [String: String] = [:], format: SaveFormat = .native) throws {
-        let dir = ReplaceableOutput.trimmed(dir)
-        try ReplaceableOutput.check(dir)
-        ReplaceableOutput.removeStaleTemporaries(dir)
-        let fm = FileManager.default
-        let tmp = dir + ".tmp-\(getpid())"
-        try? fm.removeItem(atPath: tmp)
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try ReplaceableOutput.replace(dir, what: "model") { tmp in
             let config = try JSONSerialization.data(withJSONObject: configJSON(model, tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
             try config.write(to: URL(fileURLWithPath: tmp + "/config.json"))
             let p = model.parameters
@@ -35,11 +28,6 @@ public enum ModelDirectory {
                 try tok.write(to: URL(fileURLWithPath: tmp + "/" + byteTokenizerFile))
             }
             try writeTokenizerFiles(tokenizer, model: model, to: tmp, format: format)
-            if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
-            try fm.moveItem(atPath: tmp, toPath: dir)
-        } catch {
-            try? fm.removeItem(atPath: tmp)
-            throw OutputError("\(dir): cannot save model (\(MessageText.reason(error, for: dir)))")
         }
     }
 

@@ -52,20 +52,47 @@ public enum ReplaceableOutput {
         return nil
     }
 
-    /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`,
-    /// when process `pid` is gone (a live one may be another save in progress).
-    public static func removeStaleTemporaries(_ dir: String) {
+    /// Writes a directory the way every model and adapter save does: `write` fills
+    /// `<dir>.tmp-<pid>`, which is then renamed over `dir`, so a reader sees the old
+    /// directory or the new one, never half of one. `dir` is checked first (`check`); a
+    /// failure removes the copy and says it could not save `what`.
+    public static func replace(_ dir: String, what: String, _ write: (_ tmp: String) throws -> Void) throws {
+        let dir = trimmed(dir)
+        try check(dir)
+        removeStaleTemporaries(dir)
+        let fm = FileManager.default
+        let tmp = dir + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        do {
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            try write(tmp)
+            if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
+            try fm.moveItem(atPath: tmp, toPath: dir)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw OutputError("\(dir): cannot save \(what) (\(MessageText.reason(error, for: dir)))")
+        }
+    }
+
+    /// Whether a temporary named after process `pid` is a leftover: this process's own, or
+    /// one whose process has ended. A live other process's is a save in progress (perhaps
+    /// another run's) and is left alone.
+    public static func isLeftover(pid: Int32) -> Bool {
+        pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)
+    }
+
+    /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`.
+    static func removeStaleTemporaries(_ dir: String) {
         let url = URL(fileURLWithPath: dir).standardizedFileURL
         let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp-"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
-            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid() else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
+            if let pid = Int32(name.dropFirst(prefix.count)), isLeftover(pid: pid) { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
         }
     }
 
     /// `dir` without trailing slashes: `--out m/` names the directory `m`, and its temporary
     /// copy is `m.tmp-<pid>` beside it, not `m/.tmp-<pid>` inside what is replaced.
-    public static func trimmed(_ dir: String) -> String {
+    static func trimmed(_ dir: String) -> String {
         var d = dir
         while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
         return d

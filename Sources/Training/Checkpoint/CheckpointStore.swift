@@ -42,7 +42,7 @@ struct CheckpointStore {
         for n in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where n.hasPrefix(".tmp-") {
             let parts = n.split(separator: "-")
             let pid = n.hasPrefix(".tmp-delete-") ? parts.dropFirst(2).first.flatMap { Int32($0) } : parts.last.flatMap { Int32($0) }
-            if let pid, pid != getpid(), kill(pid, 0) == 0 || errno != ESRCH { continue }
+            if let pid, !ReplaceableOutput.isLeftover(pid: pid) { continue }
             try? FileManager.default.removeItem(atPath: directory + "/" + n)
         }
     }

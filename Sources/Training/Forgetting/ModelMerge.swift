@@ -25,7 +25,9 @@ public enum ModelMerge {
         if let bad = weights.first(where: { !$0.isFinite }) { throw ModelError("--weights: \(bad) is not a finite number") }
         if weights.allSatisfy({ $0 == 0 }) { throw ModelError("--weights: every weight is 0, which would write a model of zeros") }
         for d in dirs { try ModelDirectory.checkIsModel(d) }
-        for d in dirs.dropFirst() { try checkSameTokenizer(dirs[0], d) }
+        // Whether each has the byte tokenizer (a BPE tokenizer.json is parsed once per model).
+        let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }
+        for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
         let firstConfig = ModelDirectory.configJSON(first, tokenizer: tokenizer)
@@ -69,8 +71,7 @@ public enum ModelMerge {
 
     /// The same tokenizer as loaded: both sft-dist's byte tokenizer (whatever Hugging Face
     /// files an export added beside it), or both BPE with the same files.
-    static func checkSameTokenizer(_ a: String, _ b: String) throws {
-        let byteA = try ModelDirectory.loadTokenizer(a) is ByteTokenizer, byteB = try ModelDirectory.loadTokenizer(b) is ByteTokenizer
+    static func checkSameTokenizer(_ a: String, _ byteA: Bool, _ b: String, _ byteB: Bool) throws {
         if byteA && byteB { return }
         guard byteA == byteB else {
             let (byteDir, bpeDir) = byteA ? (a, b) : (b, a)

@@ -39,6 +39,14 @@ public struct NamedFiles: RecipeValue, Sendable {
         return out
     }
 
+    /// Flags override the recipe file by name: `--eval-data add=…` replaces the file's `add`
+    /// set and adds new names beside its others; a name twice among the flags is refused
+    /// (`fromFlag`), so they start from no sets.
+    public static func flagsStart(file: NamedFiles) -> NamedFiles { NamedFiles() }
+    public static func joined(flags: NamedFiles, file: NamedFiles) -> NamedFiles {
+        NamedFiles(file.files.merging(flags.files) { $1 })
+    }
+
     public var text: String {
         "{" + names.map { "\(RecipeError.quote($0)): \(RecipeError.quote(files[$0]!))" }.joined(separator: ", ") + "}"
     }

@@ -73,19 +73,14 @@ extension RecipeKey: AnyRecipeKey {
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
     }
 
-    /// Named files (`--eval-data`): the flags' names replace the recipe file's sets of the
-    /// same name and add the others, as flags override the recipe; a name given twice among
-    /// the flags is still refused. Other keys read the values one after another.
+    /// A repeatable flag's values, with the recipe file's value as the type joins them
+    /// (`RecipeValue.flagsStart`, `joined`; named files: a flag's name replaces the file's).
     public func read(flags texts: [String], into r: inout Recipe) throws {
-        guard let fromFile = r[self] as? NamedFiles, !texts.isEmpty else {
-            for text in texts { try read(flag: text, into: &r) }
-            return
-        }
-        r[self] = NamedFiles() as! Value
+        guard !texts.isEmpty else { return }
+        let file = r[self]
+        r[self] = Value.flagsStart(file: file)
         for text in texts { try read(flag: text, into: &r) }
-        var merged = fromFile
-        for (name, file) in (r[self] as! NamedFiles).files { merged.files[name] = file }
-        r[self] = merged as! Value
+        r[self] = Value.joined(flags: r[self], file: file)
     }
 
     public func check(_ r: Recipe, prefix: String) throws {

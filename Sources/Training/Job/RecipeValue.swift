@@ -19,10 +19,20 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
     /// nil: the text is not a value of this type. `current` is the value so far, so a
     /// repeatable flag (`--objective-arg k=v`) adds to it instead of replacing it.
     static func fromFlag(_ text: String, current: Self?) -> Self?
+    /// A repeatable flag's values together with the recipe file's value: the flags read
+    /// from `start` (one after another, `fromFlag`), then `joined`. By default they start
+    /// from the file's value and add to it (`--objective-arg`).
+    static func flagsStart(file: Self) -> Self
+    static func joined(flags: Self, file: Self) -> Self
     /// The value as messages and the resume comparison show it.
     var text: String { get }
     /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
     var yaml: Node { get }
+}
+
+extension RecipeValue {
+    public static func flagsStart(file: Self) -> Self { file }
+    public static func joined(flags: Self, file: Self) -> Self { flags }
 }
 
 extension RecipeValue where Self: LosslessStringConvertible {

@@ -19,14 +19,7 @@ public enum AdapterDirectory {
     /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`.
     public static func save(_ model: LoRAAdaptable, base: String, to dir: String, metadata: [String: String] = [:]) throws {
         guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
-        let dir = ReplaceableOutput.trimmed(dir)
-        try ReplaceableOutput.check(dir)
-        ReplaceableOutput.removeStaleTemporaries(dir)
-        let fm = FileManager.default
-        let tmp = dir + ".tmp-\(getpid())"
-        try? fm.removeItem(atPath: tmp)
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try ReplaceableOutput.replace(dir, what: "the adapter") { tmp in
             let config: [String: Any] = [
                 "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": lora.rank, "lora_alpha": lora.alpha,
                 "lora_dropout": lora.dropout, "target_modules": lora.targets,
@@ -43,11 +36,6 @@ public enum AdapterDirectory {
             }
             try SafeTensorsWriter.write(path: tmp + "/" + weightsFile, tensors: tensors,
                                         metadata: metadata.merging(["format": "pt"]) { $1 })
-            if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
-            try fm.moveItem(atPath: tmp, toPath: dir)
-        } catch {
-            try? fm.removeItem(atPath: tmp)
-            throw OutputError("\(dir): cannot save the adapter (\(MessageText.reason(error, for: dir)))")
         }
     }
 
