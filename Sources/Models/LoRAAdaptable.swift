@@ -13,6 +13,8 @@ public protocol LoRAAdaptable: LanguageModel {
     var loraDropout: LoRADropoutContext? { get set }
     /// The same architecture without adapters.
     func makeBaseReplica() -> LanguageModel
+    /// The base model's layout by parts (adapters are added to it by `addingLoRA`).
+    var basePlan: ParameterLayoutPlan { get }
 }
 
 /// Dropout of the adapters' input for one training forward: each row (token) of the pass has
@@ -67,6 +69,14 @@ extension LoRAAdaptable {
     /// Names of the adapter tensors in layout order (the trainable set of a LoRA run).
     public var adapterNames: [String] { parameters.entries.map(\.name).filter(LoRAConfig.isAdapterName) }
 
+    /// The adapter tensors `config` (targets as given, empty for the default) would give this
+    /// model, in layout order: two spellings of `--lora-targets` are the same adapters when
+    /// these are equal (`c_attn`, `attn.c_attn`, the default spelled out).
+    public func adapterNames(for config: LoRAConfig) throws -> [String] {
+        let resolved = try config.resolved(for: Self.loraArchitecture, plan: basePlan)
+        return basePlan.addingLoRA(resolved, Self.loraArchitecture).layout.map(\.name).filter(LoRAConfig.isAdapterName)
+    }
+
     /// peft's initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0, so
     /// the adapted model starts equal to the base.
     public func initializeAdapters(seed: UInt64) {
@@ -86,9 +96,11 @@ extension LoRAAdaptable {
 extension GPT2 {
     /// The same architecture without adapters (merged and base outputs).
     public func makeBaseReplica() -> LanguageModel { GPT2(config: config) }
+    public var basePlan: ParameterLayoutPlan { config.layoutPlan }
 }
 
 extension Llama {
     /// The same architecture without adapters (merged and base outputs).
     public func makeBaseReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig) }
+    public var basePlan: ParameterLayoutPlan { config.layoutPlan }
 }

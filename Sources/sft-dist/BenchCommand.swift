@@ -25,14 +25,14 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
     @Flag(help: "Benchmark rollout generation instead of training: --rollout-prompts prompts of 16 tokens, --generate-tokens sampled tokens each (T = 1), KV cache; --steps timed runs after --warmup.") var rollouts = false
-    static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts).")
-    @Option(rolloutPromptsSetting) var rolloutPrompts = 32
+    static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts; default 32).")
+    @Option(rolloutPromptsSetting) var rolloutPrompts: Int?
     @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
     @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
     var selection: String?
-    @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection.") var selectionPool = 4
+    @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection (default 4).") var selectionPool: Int?
     @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
     var loraRank = 0
     @Flag(name: .customLong("against-full"), help: "With --lora-rank: also build the same model for full fine-tuning and alternate the two trainers' steps in this process; reports LoRA's step ÷ full fine-tuning's per adjacent pair (the machine's drift between separate runs cancels). Both models stay resident, so no memory figures.")
@@ -51,11 +51,14 @@ struct Bench: ParsableCommand {
         try Self.generateTokensSetting.check(generateTokens)
         try Self.rolloutPromptsSetting.check(rolloutPrompts)
         if rollouts && generateTokens == 0 { throw RecipeError("--rollouts needs --generate-tokens of at least 1") }
+        // Settings of a mode that is not running would be silently ignored: refuse them.
+        if rolloutPrompts != nil && !rollouts { throw RecipeError("--rollout-prompts needs --rollouts") }
+        if selectionPool != nil && selection == nil { throw RecipeError("--selection-pool needs --selection") }
         guard (0...2).contains(zero) else { throw ValidationError("--zero must be 0, 1 or 2, got \(zero)") }
         if let s = selection, !SelectionRegistry.names.dropFirst().contains(s) {
             throw ValidationError("--selection must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(s))")
         }
-        guard (1...1024).contains(selectionPool) else { throw ValidationError("--selection-pool must be an integer in 1…1024 (got \(selectionPool))") }
+        if let pool = selectionPool, !(1...1024).contains(pool) { throw ValidationError("--selection-pool must be an integer in 1…1024 (got \(pool))") }
         try validateModelChoice()   // BenchCommand+Shapes.swift
     }
 
@@ -70,7 +73,7 @@ struct Bench: ParsableCommand {
         func finish(json j: String, table: String) { if lead { print(json ? j : table) }; Runtime.finish() }
         if rollouts {
             var ro = Benchmark.RolloutOptions(threads: BLAS.threads)
-            ro.prompts = rolloutPrompts; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
+            ro.prompts = rolloutPrompts ?? 32; ro.newTokens = generateTokens; ro.runs = steps; ro.warmup = warmup
             let r = Benchmark.rollouts(ro, comm: comm, log: log)
             return finish(json: r.json, table: r.table)
         }
@@ -86,7 +89,7 @@ struct Bench: ParsableCommand {
         if lead { print(json ? r.json : r.table) }
         // --selection: one more line (JSON with --json) for the scoring pass.
         if let name = selection {
-            let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool, args: [:], repeats: 3, comm: comm)
+            let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool ?? 4, args: [:], repeats: 3, comm: comm)
             if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch,
                                                                       stepCPU: comm.size == 1 ? r.medianStepCPU : nil)) }
         }

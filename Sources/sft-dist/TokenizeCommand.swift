@@ -27,12 +27,28 @@ struct Tokenize: ParsableCommand {
         } else {
             tokenizer = ByteTokenizer()
         }
+        // Invalid UTF-8 is refused, not tokenized as U+FFFD (which would print ids of text
+        // the user never gave). Swift has already repaired argv's strings; the raw bytes tell.
         var input = text ?? ""
         if text == nil {
-            input = String(decoding: try InputFile.readAll(0, limit: Self.maxInputBytes, name: "standard input",
-                                                           what: "tokenize input"), as: UTF8.self)
+            let bytes = try InputFile.readAll(0, limit: Self.maxInputBytes, name: "standard input", what: "tokenize input")
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                printError("sft-dist: error: standard input: invalid UTF-8"); throw ExitCode(1)
+            }
+            input = decoded
+        } else if input.unicodeScalars.contains("\u{FFFD}"), Self.argvHasInvalidUTF8() {
+            printError("sft-dist: error: <text>: invalid UTF-8"); throw ExitCode(1)
         }
         let ids = plain ? tokenizer.encodePlain(input) : tokenizer.encode(input)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
+    }
+
+    /// Whether a command-line argument's bytes are not valid UTF-8.
+    static func argvHasInvalidUTF8() -> Bool {
+        (0..<Int(CommandLine.argc)).contains { i in
+            guard let p = CommandLine.unsafeArgv[i] else { return false }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p))
+            return String(validating: bytes, as: UTF8.self) == nil
+        }
     }
 }

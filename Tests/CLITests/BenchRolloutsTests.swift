@@ -30,4 +30,15 @@ final class BenchRolloutsTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0, r.all)
         XCTAssertTrue(r.stderr.contains("--generate-tokens"), r.stderr)
     }
+
+    /// Settings of a mode that is not running would be ignored: one line naming what they need.
+    func testSettingsOfAModeNotRunningAreRefused() {
+        for (flags, needle) in [(["--rollout-prompts", "8"], "--rollout-prompts needs --rollouts"),
+                                (["--selection-pool", "2"], "--selection-pool needs --selection")] {
+            let r = CLI.sftDist(["bench"] + flags, seconds: 60)
+            XCTAssertNotEqual(r.status, 0, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), r.stderr)
+            XCTAssertEqual(CLI.occurrences(of: "error", in: r.stderr), 1, r.stderr)
+        }
+    }
 }

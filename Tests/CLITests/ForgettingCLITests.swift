@@ -93,6 +93,18 @@ final class ForgettingCLITests: XCTestCase {
         let weights = CLI.sftDist(["merge", out + "/a/model", out + "/b/model", "--weights", "0.5,x", "--out", out + "/m3"])
         XCTAssertEqual(weights.status, 1, weights.all)
         XCTAssertTrue(weights.stderr.contains("--weights: \"x\" is not a number"), weights.all)
+        // Set in a recipe file, the same problems name the file and line, not a flag not given.
+        let frozen = out + "/frozen.yaml", evals = out + "/evals.yaml"
+        try "model: tiny\nsteps: 1\nfreeze: no_such_tensor\n".write(toFile: frozen, atomically: true, encoding: .utf8)
+        try "model: tiny\nsteps: 1\neval_data:\n  gone: \(out)/gone.jsonl\n".write(toFile: evals, atomically: true, encoding: .utf8)
+        for (recipe, flags, needle) in [(frozen, [String](), "\(frozen):3: freeze \"no_such_tensor\" matches none"),
+                                        (frozen, ["--freeze", "nor_this"], "--freeze \"nor_this\" matches none"),
+                                        (evals, [], "\(evals):3: eval_data gone=\(out)/gone.jsonl: ")] {
+            let r = CLI.sftDist(["train", "--config", recipe, "--out", out + "/run"] + flags, seconds: 60)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), r.all)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+        }
     }
 
     /// WiSE-FT through the CLI: a Hugging Face base (the transformers-made Llama and GPT-2

@@ -121,6 +121,8 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "task", "--rollouts", "3"], "batch_size (4) must be a multiple of rollouts (3)")
         refused(["--reward", "task", "--max-completion-length", "64"], "max_completion_length (64) leaves no room for a prompt")
         refused(["--reward", "task", "--max-completion-length", "60", "--truncation", "drop"], "every prompt is longer than 4 tokens")
+        // Cut prompts that the task reward cannot read: at start-up, not at step 1's scoring.
+        refused(["--reward", "task", "--max-completion-length", "60"], "are cut to 4 (the context minus max_completion_length), and reward task cannot read a cut task prompt")
         refused(["--reward", "bogus"], "--reward must be reward functions")
         refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
         refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")

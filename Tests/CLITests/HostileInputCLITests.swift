@@ -44,6 +44,19 @@ final class HostileInputCLITests: XCTestCase {
         expectOneLine(limited(["generate", "--model", "tiny", "--prompts", dir + "/prompts.jsonl"]), "prompts.jsonl: not a regular file (a FIFO)")
     }
 
+    /// Bytes that are not UTF-8, as tokenize's standard input or its argument, are refused
+    /// (not tokenized as U+FFFD); a real U+FFFD in the text is tokenized.
+    func testInvalidUTF8IsRefusedByTokenize() throws {
+        let dir = CLI.tempDir("hostile-utf8")
+        let bad = dir + "/bad.txt"
+        XCTAssertTrue(FileManager.default.createFile(atPath: bad, contents: Data([0x61, 0xFF, 0x62])))
+        expectOneLine(limited(["tokenize"], stdin: bad), "standard input: invalid UTF-8")
+        expectOneLine(CLI.run(["sh", "-c", "exec \"$0\" tokenize \"$(printf 'a\\377b')\"", CLI.binary], seconds: 60), "<text>: invalid UTF-8")
+        let replacement = CLI.sftDist(["tokenize", "a\u{FFFD}b"])
+        XCTAssertEqual(replacement.status, 0, replacement.all)
+        XCTAssertEqual(replacement.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[97, 239, 191, 189, 98]")
+    }
+
     /// A copy of a fixture model with `edit` applied to its config.json.
     func model(_ name: String, in dir: String, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
         let copy = dir + "/" + name

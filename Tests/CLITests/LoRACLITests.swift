@@ -194,6 +194,24 @@ final class LoRACLITests: XCTestCase {
         XCTAssertTrue(model.stderr.contains("--adapter <checkpoint>/adapter"), model.all)
     }
 
+    /// `--lora-targets` spelled another way for the same adapters (the default spelled out, a
+    /// longer path) resumes; other adapters are refused naming the key.
+    func testResumeAcceptsAnotherSpellingOfTheSameTargets() {
+        let out = CLI.tempDir("lora-spelling")
+        let run = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--micro-batch-size", "2", "--eval-every", "0",
+                   "--eval-examples", "0", "--quiet", "--lora-rank", "4", "--save-every", "1", "--out", out]
+        let t = CLI.sftDist(run)
+        XCTAssertEqual(t.status, 0, t.all)
+        let checkpoint = ["--resume", out + "/checkpoints/step-000001"]
+        for targets in ["c_attn", "attn.c_attn"] {
+            let r = CLI.sftDist(run + checkpoint + ["--lora-targets", targets])
+            XCTAssertEqual(r.status, 0, "\(targets): \(r.all)")
+        }
+        let other = CLI.sftDist(run + checkpoint + ["--lora-targets", "c_attn,c_fc"])
+        XCTAssertNotEqual(other.status, 0, other.all)
+        XCTAssertTrue(other.stderr.contains("lora_targets"), other.all)
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),

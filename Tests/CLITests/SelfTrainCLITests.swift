@@ -164,6 +164,11 @@ final class SelfTrainCLITests: XCTestCase {
         refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "task", "--self-train-arg", "top_k=20"],
                 "self_train_args: top_k (20) must be at most k (16)")
         refused(["--self-train", "semievol", "--unlabelled", data.unlabelled, "--self-train-arg", "k=0"], "self_train_args: k must be an integer in 1…64")
+        // Keys the method does not read are refused, not ignored.
+        refused(["--self-train", "semievol", "--unlabelled", data.unlabelled, "--self-train-arg", "top_k=2"],
+                "self_train_args: top_k does nothing with --self-train semievol (its keys: k, temperature, top_p, ratio, prompts, max_new_tokens, percentile)")
+        refused(["--self-train", "ssr", "--self-train-scorer", "task", "--self-train-arg", "k=4"],
+                "self_train_args: k does nothing with --self-train ssr (its keys: ratio, prompts, max_new_tokens)")
 
         // Unlabelled rows that carry completions: one warning naming the first, then the run goes on.
         let r = CLI.sftDist(base + ["--self-train", "semievol", "--unlabelled", data.labelled, "--out", dir + "/warned"])

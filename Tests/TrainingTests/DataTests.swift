@@ -70,6 +70,22 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(readError(good + "\n" + #"{"prompt": "\#(String(repeating: "x", count: 60))", "completion": "c"}"#,
                                  maxLineBytes: 50),
                        "data.jsonl:2: line longer than 50 bytes")
+        // A key given twice, at the top or inside a message, is refused (a parser keeps one).
+        XCTAssertEqual(readError(#"{"prompt": "p", "completion": " 3", "completion": " 4"}"#),
+                       #"data.jsonl:1: duplicate key "completion" (a JSON parser would keep one of the values silently)"#)
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "a", "content": "b"}]}"#),
+                       #"data.jsonl:1: duplicate key "content" (a JSON parser would keep one of the values silently)"#)
+    }
+
+    /// Equal keys in different objects, keys that appear as values or inside strings, and
+    /// escaped quotes are not duplicates.
+    func testDuplicateKeyScanner() {
+        func first(_ s: String) -> String? { JSONDuplicateKeys.first(Array(s.utf8)) }
+        XCTAssertNil(first(#"{"a": "a", "b": {"a": 1}, "c": [{"a": 1}, {"a": 2}], "d": "\"a\": 1, \"a\""}"#))
+        XCTAssertNil(first(#"[{"a": 1}, {"a": 2}]"#))
+        XCTAssertEqual(first(#"{"x": [1, {"y": 2}], "x": 3}"#), "x")
+        XCTAssertEqual(first(#"{"o": {"k": 1, "k": 2}}"#), "k")
+        XCTAssertEqual(first(#"{"q\"": 1, "q\"": 2}"#), #"q\""#)
     }
 
     func testMalformedMessagesRecords() {

@@ -167,7 +167,7 @@ public final class Checkpointer {
                                                        mayBeAbsent: ModelDirectory.tokenIdFields) {
             throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
         }
-        if let d = CheckpointState.recipeDifference(saved: state.recipe, current: recipe) {
+        if let d = CheckpointState.recipeDifference(saved: sameAdapters(state.recipe), current: recipe) {
             throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
         }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {
@@ -186,6 +186,18 @@ public final class Checkpointer {
         guard state.step <= recipe.steps else {
             throw CheckpointError("\(dir): checkpoint is at step \(state.step), past this run's \(recipe.steps) steps")
         }
+    }
+
+    /// `saved` with this run's `lora_targets` when both spellings give this model the same
+    /// adapters (the default spelled out, `c_attn` for `attn.c_attn`): the same run.
+    private func sameAdapters(_ saved: Recipe) -> Recipe {
+        guard saved.loraTargets != recipe.loraTargets, let model = setup.model as? LoRAAdaptable,
+              let a = try? model.adapterNames(for: LoRATraining.config(saved) ?? LoRAConfig(rank: 1, alpha: 1)),
+              let b = try? model.adapterNames(for: LoRATraining.config(recipe) ?? LoRAConfig(rank: 1, alpha: 1)),
+              a == b else { return saved }
+        var same = saved
+        same.loraTargets = recipe.loraTargets
+        return same
     }
 
     /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of

@@ -255,6 +255,9 @@ public enum JSONLReader {
         guard let fields = object as? [String: Any] else {
             return .failure(LineProblem("expected a JSON object"))
         }
+        if let key = JSONDuplicateKeys.first(line) {
+            return .failure(LineProblem("duplicate key \(JSONText.brief(key)) (a JSON parser would keep one of the values silently)"))
+        }
         return .success(fields)
     }
 

@@ -14,7 +14,14 @@ import TensorCore
 public struct ParameterSelection {
     public var freeze: String?
     public var trainable: String?
+    /// How messages name the two settings: their flags, or a recipe's `file:LINE: freeze`.
+    var label: (String) -> String = { "--" + $0 }
     public init(freeze: String?, trainable: String?) { self.freeze = freeze; self.trainable = trainable }
+    /// The selection a recipe asks for, its messages naming where each setting was given.
+    public init(_ recipe: Recipe) {
+        self.init(freeze: recipe.freeze, trainable: recipe.trainable)
+        label = { recipe.label($0, flag: $0) }
+    }
 
     /// Whether `pattern` compiles as a regular expression (the recipe keys' limit).
     public static func isValidPattern(_ pattern: String) -> Bool {
@@ -28,15 +35,15 @@ public struct ParameterSelection {
         let names = store.entries.map(\.name)
         func matching(_ flag: String, _ pattern: String) throws -> Set<String> {
             guard let re = try? NSRegularExpression(pattern: pattern) else {
-                throw SelectionError("--\(flag) \(Self.quote(pattern)) is not a regular expression")
+                throw SelectionError("\(label(flag)) \(Self.quote(pattern)) is not a regular expression")
             }
             let hits = Set(names.filter { re.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil })
             if hits.isEmpty {
-                throw SelectionError("--\(flag) \(Self.quote(pattern)) matches none of the model's \(names.count) parameters (they are named like \(Self.examples(names)))")
+                throw SelectionError("\(label(flag)) \(Self.quote(pattern)) matches none of the model's \(names.count) parameters (they are named like \(Self.examples(names)))")
             }
             if hits.count == names.count {
                 let what = flag == "freeze" ? "nothing would train" : "that is the default; leave the flag out"
-                throw SelectionError("--\(flag) \(Self.quote(pattern)) matches every one of the model's \(names.count) parameters: \(what)")
+                throw SelectionError("\(label(flag)) \(Self.quote(pattern)) matches every one of the model's \(names.count) parameters: \(what)")
             }
             return hits
         }
@@ -44,7 +51,7 @@ public struct ParameterSelection {
         if let t = trainable { chosen = try matching("trainable", t) }
         if let f = freeze { chosen.subtract(try matching("freeze", f)) }
         if chosen.isEmpty {
-            throw SelectionError("--freeze \(Self.quote(freeze ?? "")) freezes every parameter that --trainable \(Self.quote(trainable ?? "")) selects: nothing would train")
+            throw SelectionError("\(label("freeze")) \(Self.quote(freeze ?? "")) freezes every parameter that \(label("trainable")) \(Self.quote(trainable ?? "")) selects: nothing would train")
         }
         return TrainableSet(store, where: { chosen.contains($0.name) })
     }

@@ -13,7 +13,19 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// The values set so far, by key name; a key not set here has its declared default.
     private var values: [String: any Sendable] = [:]
 
+    /// Where each key read from a recipe file was set (`recipe.yaml:12`), so a problem found
+    /// after start-up (a `freeze` pattern against the loaded model, an `eval_data` file) names
+    /// the line; a flag that overrides the key removes it. Not part of the recipe: not
+    /// compared, not saved.
+    public var origins: [String: String] = [:]
+
     public init() {}
+
+    /// How a message names `key`: `recipe.yaml:12: freeze` when the recipe file set it, else
+    /// its flag (`--freeze`).
+    public func label(_ key: String, flag: String) -> String {
+        origins[key].map { "\($0): \(key)" } ?? "--" + flag
+    }
 
     /// The declarations, and the same as a list (in declaration order) with the Swift property
     /// name of each, which is how the `train` command matches its flags to keys.

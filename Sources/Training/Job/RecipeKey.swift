@@ -70,6 +70,7 @@ extension RecipeKey: AnyRecipeKey {
     public func read(flag text: String, into r: inout Recipe) throws {
         guard let v = Value.fromFlag(text, current: r[self]) else { throw wrong("--" + flag, got: text) }
         r[self] = v
+        r.origins[name] = nil
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
     }
 

@@ -145,6 +145,7 @@ extension Recipe {
                 throw RecipeError("\(source):\(line): unknown key \"\(shown)\"" + (hint.map { " (did you mean \"\($0)\"?)" } ?? ""))
             }
             try key.read(value, into: &recipe, at: "\(source):\(line):")
+            recipe.origins[name] = "\(source):\(line)"
         }
         return recipe
     }

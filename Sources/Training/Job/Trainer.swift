@@ -77,7 +77,7 @@ public final class Trainer {
         let params = model.parameters
         let trainable = trainable ?? Fatal.collective {
             try LoRATraining.trainableSet(r, model: setup.model) ??
-            ParameterSelection(freeze: r.freeze, trainable: r.trainable).trainableSet(params)
+            ParameterSelection(r).trainableSet(params)
         }
         self.trainable = trainable
         trainable.apply(to: model.parameters)

@@ -24,6 +24,7 @@ extension RolloutProducer {
             raw = RolloutPrompts.fromExamples(setup.train.examples)
             origin = r.data
         }
+        try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer)
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength

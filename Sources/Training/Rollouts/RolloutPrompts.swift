@@ -68,6 +68,19 @@ public enum RolloutPrompts {
         return fitted
     }
 
+    /// The task reward reads the rule from the prompt's text, so a prompt cut to fit (`--truncation
+    /// left|right`) that no longer reads as a task is refused at start-up, naming the first,
+    /// rather than at the step that first samples it.
+    public static func checkCutPrompts(_ raw: [RolloutPrompt], limit: Int, truncation: Truncation,
+                                       rewards: [RewardFunction], tokenizer: Tokenizer) throws {
+        guard truncation != .drop, let f = rewards.first(where: { $0.scorer is TaskScorer }) else { return }
+        for p in raw where p.ids.count > limit {
+            let cut = truncation == .right ? Array(p.ids.prefix(limit)) : Array(p.ids.suffix(limit))
+            guard TaskScorer.answer(toPromptEnding: tokenizer.decode(cut)) == nil else { continue }
+            throw DataError("\(p.source): the prompt's \(p.ids.count) tokens are cut to \(limit) (the context minus max_completion_length), and reward \(f.name) cannot read a cut task prompt; raise --max-length, lower --max-completion-length or give --truncation drop")
+        }
+    }
+
     /// A reward function that compares with a reference needs one on every prompt.
     public static func checkReferences(_ prompts: [RolloutPrompt], rewards: [RewardFunction]) throws {
         guard let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) else { return }

@@ -22,7 +22,7 @@ public struct NamedEvalSets {
             for name in recipe.evalData.names {
                 let path = recipe.evalData.files[name]!
                 do { close(try InputFile.open(path, limit: Int.max, what: "a JSONL file").fd) } catch {
-                    throw DataError("--eval-data \(name)=\(path): \(error)")
+                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)")
                 }
             }
         }
@@ -39,8 +39,8 @@ public struct NamedEvalSets {
                 do {
                     data = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                        truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
-                } catch { throw DataError("--eval-data \(name)=\(path): \(error)") }
-                if data.count == 0 { throw DataError("--eval-data \(name)=\(path): no examples") }
+                } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
+                if data.count == 0 { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): no examples") }
                 return data
             }
         }

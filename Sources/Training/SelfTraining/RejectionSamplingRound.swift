@@ -14,6 +14,7 @@ struct RejectionSamplingRound: SelfTrainRound {
 
     var samplesPerPrompt: Int { options.samples }
     var temperature: Float { options.temperature }
+    var topP: Float { options.topP }
 
     func prompts(round: Int) -> [SelfTrainPrompt] {
         let usable = labelled.compactMap { $0 }

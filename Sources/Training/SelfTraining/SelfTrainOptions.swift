@@ -11,6 +11,20 @@ public enum SelfTrainMethod: String, CaseIterable, Sendable {
     /// S3FT replace a gold answer only when the scorer judges the model's answer equivalent.
     /// SemiEvol votes without one (a scorer then only normalises answers and checks precision).
     var needsScorer: Bool { self == .rft || self == .ssr || self == .s3ft }
+
+    /// The `--self-train-arg` keys the method reads; any other is refused rather than ignored.
+    /// SSR and S3FT take one greedy answer (no k, temperature or top_p); only SemiEvol has an
+    /// entropy percentile and only SuperHF keeps a top_k.
+    var argumentNames: [String] {
+        let shared = ["ratio", "prompts", "max_new_tokens"], sampling = ["k", "temperature", "top_p"]
+        switch self {
+        case .none: return []
+        case .semievol: return sampling + shared + ["percentile"]
+        case .rft: return sampling + shared
+        case .ssr, .s3ft: return shared
+        case .superhf: return sampling + shared + ["top_k"]
+        }
+    }
 }
 
 /// The self-training settings of a run: the method, `--self-train-every`, the scorer and
@@ -26,7 +40,7 @@ public struct SelfTrainOptions: Sendable, Equatable {
     public var samples = 4
     /// Sampling temperature of the round's answers (SemiEvol, RFT and SuperHF sample at 1.0).
     public var temperature: Float = 1
-    /// Nucleus sampling of the round's answers (SuperHF samples at top_p 0.95; the others at 1).
+    /// Nucleus sampling of the round's answers (SuperHF samples at top_p 0.95; SemiEvol and RFT at 1).
     public var topP: Float = 1
     /// Share of each step's batch drawn from the round's generated rows (semievol, rft: 0.5;
     /// superhf: 1, SuperHF fine-tunes on its filtered completions only).
@@ -69,6 +83,9 @@ public struct SelfTrainOptions: Sendable, Equatable {
         if topK > samples { throw RecipeError("self_train_args: top_k (\(topK)) must be at most k (\(samples)): the best top_k of k completions are kept") }
         if let extra = a.keys.sorted().first {
             throw RecipeError("self_train_args: unknown key \"\(extra)\" (known: \(Self.argumentNames.joined(separator: ", ")))")
+        }
+        if method != .none, let unused = recipe.selfTrainArgs.keys.sorted().first(where: { !method.argumentNames.contains($0) }) {
+            throw RecipeError("self_train_args: \(unused) does nothing with --self-train \(method.rawValue) (its keys: \(method.argumentNames.joined(separator: ", ")))")
         }
         if method == .none, !recipe.selfTrainArgs.isEmpty || recipe.selfTrainScorer != nil {
             throw RecipeError("self_train_args and self_train_scorer need --self-train semievol, rft, ssr, s3ft or superhf")

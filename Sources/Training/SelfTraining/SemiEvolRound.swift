@@ -17,6 +17,7 @@ struct SemiEvolRound: SelfTrainRound {
 
     var samplesPerPrompt: Int { options.samples }
     var temperature: Float { options.temperature }
+    var topP: Float { options.topP }
 
     func prompts(round: Int) -> [SelfTrainPrompt] {
         SelfTrainRounds.pick(options.prompts, of: unlabelled.count, round: round, seed: seed).map { unlabelled[$0] }
