@@ -10,19 +10,20 @@ public enum JSONDuplicateKeys {
         var i = bytes.startIndex
         while i != bytes.endIndex {
             switch bytes[i] {
-            case 0x22:   // a string: read to its closing quote
+            case 0x22:   // a string: read to its closing quote, keeping its bytes if it is a key
+                let isKey = expectingKey && objects.last.map { $0 != nil } == true
                 var s: [UInt8] = []
                 i = bytes.index(after: i)
                 while i != bytes.endIndex, bytes[i] != 0x22 {
-                    s.append(bytes[i])
+                    if isKey { s.append(bytes[i]) }
                     if bytes[i] == 0x5C {   // an escape: take the next byte as it is
                         i = bytes.index(after: i)
                         if i == bytes.endIndex { return nil }
-                        s.append(bytes[i])
+                        if isKey { s.append(bytes[i]) }
                     }
                     i = bytes.index(after: i)
                 }
-                if expectingKey, let last = objects.indices.last, objects[last] != nil {
+                if isKey, let last = objects.indices.last {
                     if !objects[last]!.insert(s).inserted { return String(decoding: s, as: UTF8.self) }
                     expectingKey = false
                 }
