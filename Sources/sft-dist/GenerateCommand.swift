@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
     @Option(Settings.temperature) var temperature: Float = 0
     @Option(Settings.topK) var topK = 0
     @Option(Settings.topP) var topP: Float = 1
-    @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it.") var stop: [String] = []
+    @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it. Escapes \\n, \\t, \\r and \\\\ are read as the character, so --stop '\\n' stops at a newline.") var stop: [String] = []
     @Option(Settings.seed) var seed: UInt64 = 0
     @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
     @Option(Settings.threads) var threads: Int?
@@ -34,6 +34,29 @@ struct Generate: ParsableCommand {
         try Settings.topK.check(topK)
         try Settings.topP.check(topP)
         try Settings.threads.check(threads)
+        if stop.contains(where: \.isEmpty) { throw RecipeError("--stop: an empty stop string would end every generation at once") }
+    }
+
+    /// The stop strings with `\n`, `\t`, `\r` and `\\` read as the characters (as llama.cpp's
+    /// CLI does): a shell passes `--stop "\n"` as a backslash and an n, which no model writes.
+    var stopStrings: [String] { stop.map(Self.unescape) }
+
+    static func unescape(_ s: String) -> String {
+        var out = "", escaped = false
+        for c in s {
+            if escaped {
+                switch c {
+                case "n": out.append("\n")
+                case "t": out.append("\t")
+                case "r": out.append("\r")
+                case "\\": out.append("\\")
+                default: out.append("\\"); out.append(c)   // not an escape: kept as written
+                }
+                escaped = false
+            } else if c == "\\" { escaped = true } else { out.append(c) }
+        }
+        if escaped { out.append("\\") }
+        return out
     }
 
     func run() throws {
@@ -57,7 +80,7 @@ struct Generate: ParsableCommand {
             Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
-                                      stopIds: Evaluator.stopIds(tok), stopStrings: stop)
+                                      stopIds: Evaluator.stopIds(tok), stopStrings: stopStrings)
         if prompt != nil && !json {
             // One prompt: rank 0 streams it; other ranks have nothing to do.
             if comm.isCoordinator { stream(m, tok, ids[0], text: texts[0], options: options) }
@@ -84,7 +107,7 @@ struct Generate: ParsableCommand {
     /// never the last few characters that could still turn out to begin a stop string.
     func stream(_ m: LanguageModel, _ tok: Tokenizer, _ ids: [Int32], text: String, options: SamplingOptions) {
         var generated: [Int32] = [], shown = 0
-        let holdBack = max(0, (stop.map(\.count).max() ?? 0) - 1)
+        let holdBack = max(0, (stopStrings.map(\.count).max() ?? 0) - 1)
         print(text, terminator: ""); fflush(stdout)
         let g = Generator.generate(m, prompts: [ids], options: options, rngs: [RNG(seed: seed, stream: 0)],
                                    decodeText: { tok.decode($0) }, onToken: { _, id in

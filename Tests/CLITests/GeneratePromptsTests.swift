@@ -35,4 +35,26 @@ final class GeneratePromptsTests: XCTestCase {
         XCTAssertEqual(long.status, 1, long.all)
         XCTAssertTrue(long.stderr.contains("long.jsonl:3: the prompt has 500 tokens; the model's context is 64"), long.stderr)
     }
+
+    /// `--stop '\n'` as a shell passes it (a backslash and an n) stops at a newline: a tiny
+    /// model trained to answer "ab", newline, "cd" stops after "ab"; an empty stop is refused.
+    func testStopEscapesAreReadAsTheirCharacters() throws {
+        let dir = CLI.tempDir("gen-stop")
+        let row = #"{"prompt": "say:", "completion": "ab\ncd"}"#
+        try Array(repeating: row, count: 64).joined(separator: "\n").write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let t = CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--steps", "40", "--lr", "3e-2", "--batch-size", "8",
+                             "--micro-batch-size", "8", "--warmup-steps", "0", "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", dir + "/run"])
+        XCTAssertEqual(t.status, 0, t.all)
+        func text(_ extra: [String]) throws -> String? {
+            let r = CLI.sftDist(["generate", "--model", dir + "/run/model", "--prompt", "say:", "--max-new-tokens", "6", "--json"] + extra)
+            XCTAssertEqual(r.status, 0, r.all)
+            return try (JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["text"] as? String
+        }
+        XCTAssertEqual(try text([]), "ab\ncd", "the model learnt its answer")
+        XCTAssertEqual(try text(["--stop", "\\n"]), "ab")
+        XCTAssertEqual(try text(["--stop", "\\q"]), "ab\ncd", "not an escape: kept as written, never generated")
+        let empty = CLI.sftDist(["generate", "--model", dir + "/run/model", "--prompt", "say:", "--stop", ""])
+        XCTAssertEqual(empty.status, 1, empty.all)
+        XCTAssertTrue(empty.stderr.contains("--stop: an empty stop string"), empty.all)
+    }
 }

@@ -31,6 +31,20 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertEqual(k.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[104, 105, 256]")
     }
 
+    /// The default `--eval-every -1` evaluates four times during the run, none on the last
+    /// step (the final evaluation is there): 20 steps → before, 4, 8, 12, 16, after.
+    func testDefaultEvaluationsAreFourDuringTheRun() throws {
+        let out = CLI.tempDir("eval-schedule")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "20", "--batch-size", "4", "--eval-examples", "0", "--quiet", "--out", out])
+        XCTAssertEqual(t.status, 0, t.all)
+        let text = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let steps = text.split(separator: "\n").compactMap { line -> Int? in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["eval_loss"] != nil else { return nil }
+            return (o["step"] as? NSNumber)?.intValue
+        }
+        XCTAssertEqual(steps, [0, 4, 8, 12, 16, 20])
+    }
+
     func testRecipeFileWithFlagOverride() throws {
         let dir = CLI.tempDir("recipe")
         try "model: tiny\nsteps: 50\nbatch_size: 4\nmicro_batch_size: 2\neval_examples: 2\nmax_new_tokens: 2\n"

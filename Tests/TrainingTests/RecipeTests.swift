@@ -92,6 +92,22 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("objective otr: k must be an integer in 1…4096"), "\($0)") }
     }
 
+    /// heldout_fraction splits a --data file; with the built-in data (its held-out set is built
+    /// apart) or with --heldout FILE it would be ignored, so a value other than the default is
+    /// refused there; the default, as a saved recipe spells it out, is not.
+    func testHeldoutFractionWhereNoSplitHappensIsRefused() throws {
+        var r = Recipe()
+        try r.validate()
+        r.heldoutFraction = 0.05
+        try r.validate()
+        r.heldoutFraction = 0.5
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("heldout_fraction (--heldout-fraction) has no effect on the built-in data"), "\($0)") }
+        r.data = "train.jsonl"
+        try r.validate()
+        r.heldout = "held.jsonl"
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("has no effect with heldout (--heldout held.jsonl)"), "\($0)") }
+    }
+
     /// `selection: {name, pool, args}` (issue 13) is the flat keys; unknown fields are the
     /// loader's unknown-key error; a field given twice is a duplicate key.
     func testSelectionBlockIsTheFlatSelectionKeys() throws {

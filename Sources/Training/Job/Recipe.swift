@@ -72,6 +72,15 @@ public struct Recipe: Codable, Equatable, Sendable {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("recipe: selection_pool (--selection-pool) needs a selector (--selection NAME): without one it has no effect")
         }
+        if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue {
+            // The fraction splits a --data file; where no split happens it would be ignored.
+            if let h = self.heldout {
+                throw RecipeError("recipe: heldout_fraction (--heldout-fraction) has no effect with heldout (--heldout \(h)): the held-out set is that file")
+            }
+            if self.data == RunSetup.builtinData {
+                throw RecipeError("recipe: heldout_fraction (--heldout-fraction) has no effect on the built-in data, whose held-out set is built apart from its training rows (OUT/data/heldout.jsonl); give --data FILE to split a file of your own")
+            }
+        }
     }
 
     /// LoRA's other keys act only with `lora_rank` > 0; set without it they would be silently

@@ -74,6 +74,7 @@ public struct RunSetup {
             }
             log(train.report.summary)
             if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
+            else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }

@@ -71,7 +71,9 @@ public enum TrainingJob {
         }
 
         // -1 (the default): four evaluations during the run, so loss.svg shows a held-out curve.
-        let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, recipe.steps / 4)
+        // Every ⌈steps/5⌉ steps: with steps/4 the fourth fell on the last step, where the final
+        // evaluation stands in for it (1000 steps gave 250, 500, 750 and the final one).
+        let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet)
         let start = comm.wallTime()
