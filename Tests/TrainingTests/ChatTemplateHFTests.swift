@@ -59,6 +59,8 @@ final class ChatTemplateHFTests: XCTestCase {
     func testResolve() throws {
         let byte = ByteTokenizer()
         XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: byte).template, .chatml)
+        XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: byte).reason, "sft-dist's byte tokenizer, whose template is ChatML",
+                       "the log must not claim the model directory has no chat_template (an exported one has)")
         XCTAssertEqual(try ChatTemplate.resolve("plain", tokenizer: try tokenizer("qwen2")).template, .plain)
         XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: try tokenizer("gpt2")).template, .plain, "no template, no ChatML tokens")
         XCTAssertThrowsError(try ChatTemplate.resolve("vicuna", tokenizer: byte)) {

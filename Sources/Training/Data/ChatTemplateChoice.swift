@@ -30,6 +30,9 @@ extension ChatTemplate {
             return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
         }
         if tokenizer.specialTokenId("<|im_start|>") != nil && tokenizer.specialTokenId("<|im_end|>") != nil {
+            // The byte tokenizer is read from sft_dist_tokenizer.json even where an exported
+            // tokenizer_config.json beside it holds a ChatML chat_template: say which it is.
+            if tokenizer is ByteTokenizer { return (.chatml, "sft-dist's byte tokenizer, whose template is ChatML") }
             return (.chatml, "the tokenizer has ChatML tokens and no chat_template")
         }
         return (.plain, "the tokenizer has no chat_template")
