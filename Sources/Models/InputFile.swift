@@ -88,7 +88,7 @@ public enum InputFile {
         }
     }
 
-    private static func kind(_ mode: mode_t) -> String {
+    static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: return "a directory"
         case S_IFCHR: return "a character device"

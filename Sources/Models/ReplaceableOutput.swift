@@ -29,12 +29,27 @@ public enum ReplaceableOutput {
         }
     }
 
+    /// Why a file output cannot go to `path`, nil when it can: an output file is written
+    /// beside and renamed over its path, which would replace a device, a FIFO or a symbolic
+    /// link with a regular file (`--out /dev/full` once did), so an existing `path` must be a
+    /// regular file.
+    public static func notAFileProblem(_ path: String) -> String? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }   // absent: created
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFLNK: return "is a symbolic link; give the path of the file itself"
+        default: return "exists and is \(InputFile.kind(st.st_mode)), not a regular file; give a file path"
+        }
+    }
+
     /// For file outputs (`score --out`, `select --out/--scores`): nil, or one line when an
     /// output is an input or another output (it was silently overwritten: the data lost), or
     /// its directory is missing or not writable (checked before anything is written, so no
     /// output is left half-made when a later one fails). Paths as (flag, path).
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)]) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {
+            if let problem = notAFileProblem(path) { return "\(flag) \(path): \(problem)" }
             let p = resolved(path)
             for (inFlag, input) in inputs where resolved(input) == p {
                 return "\(flag) \(path): is the input \(inFlag) \(input); write the result to another file"

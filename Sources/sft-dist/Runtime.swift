@@ -30,9 +30,24 @@ enum Runtime {
         mpi?.startWatchdog(seconds: seconds)
     }
 
+    /// Ends the run: standard output flushed and checked — results written to a full disk or
+    /// a closed pipe are an error (exit 6), not a silent success — then MPI finalized.
     static func finish() {
-        fflush(stdout)
+        let problem = standardOutputProblem()
         mpi?.finish()
+        if let problem { exitForOutput(problem) }
+    }
+
+    /// Why standard output lost data (its stream's error flag, or the final flush), or nil.
+    static func standardOutputProblem() -> String? {
+        errno = 0
+        guard fflush(stdout) != 0 || ferror(stdout) != 0 else { return nil }
+        return "standard output: \(errno != 0 ? String(cString: strerror(errno)) : "a write failed"); the results printed are incomplete"
+    }
+
+    static func exitForOutput(_ problem: String) -> Never {
+        printError("sft-dist: error: " + problem)
+        Foundation.exit(Fatal.Code.output)
     }
 
     /// The rank as the launcher sets it, readable before MPI is initialised (argument errors

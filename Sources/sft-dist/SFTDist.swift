@@ -23,6 +23,8 @@ struct SFTDist: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            // Commands that end without Runtime.finish (tokenize, make-data) are checked here.
+            if let problem = Runtime.standardOutputProblem() { Runtime.exitForOutput(problem) }
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is ExitCode {

@@ -57,6 +57,33 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertEqual(replacement.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[97, 239, 191, 189, 98]")
     }
 
+    /// A file output whose path is a FIFO, a device or a symbolic link is refused, not renamed
+    /// over (`--out /dev/full` once became a regular file); results that standard output
+    /// could not take (a full disk) are an error, not a silent exit 0.
+    func testOutputsThatAreNotFilesAndLostStandardOutput() throws {
+        let dir = CLI.tempDir("hostile-outputs")
+        let fifo = dir + "/fifo.jsonl", link = dir + "/link.jsonl"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: dir + "/target.jsonl")
+        expectOneLine(limited(["make-data", "--out", fifo, "--count", "4"]), fifo + ": exists and is a FIFO, not a regular file")
+        expectOneLine(limited(["make-data", "--out", link, "--count", "4"]), link + ": is a symbolic link")
+        var st = stat()
+        XCTAssertEqual(lstat(fifo, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
+        XCTAssertEqual(lstat(link, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFLNK, "the link is still a link")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "8"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0", "--eval-examples", "0",
+                                    "--quiet", "--out", dir + "/run"]).status, 0)
+        expectOneLine(limited(["score", "--model", dir + "/run/model", "--data", dir + "/d.jsonl", "--out", fifo]),
+                      "--out \(fifo): exists and is a FIFO", code: 6)
+        // Standard output on a full device: exit 6 naming it, for a plain command and a scoring run.
+        expectOneLine(CLI.run(["sh", "-c", "exec \"$0\" tokenize hello > /dev/full", CLI.binary], seconds: 60),
+                      "standard output: No space left on device", code: 6)
+        expectOneLine(CLI.run(["sh", "-c", "exec \"$0\" score --model \"$1\" --data \"$2\" > /dev/full", CLI.binary, dir + "/run/model", dir + "/d.jsonl"],
+                              seconds: 60), "standard output:", code: 6)
+    }
+
     /// A copy of a fixture model with `edit` applied to its config.json.
     func model(_ name: String, in dir: String, edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
         let copy = dir + "/" + name

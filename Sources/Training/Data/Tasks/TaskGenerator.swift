@@ -114,6 +114,7 @@ public enum TaskGenerator {
     }
 
     private static func write(_ text: String, to path: String) throws {
+        if let problem = ReplaceableOutput.notAFileProblem(path) { throw DataError("\(path): \(problem)") }
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
