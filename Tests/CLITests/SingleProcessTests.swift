@@ -45,6 +45,30 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertEqual(steps, [0, 4, 8, 12, 16, 20])
     }
 
+    /// With the built-in data, `--heldout FILE` is the held-out set (it was ignored, the log
+    /// naming the file); a run refused after loading (a --freeze that matches nothing) leaves
+    /// no output directory, not even the built-in data's files.
+    func testBuiltinDataWithHeldoutFileAndNothingLeftByARefusedRun() throws {
+        let dir = CLI.tempDir("builtin-heldout")
+        let held = dir + "/held.jsonl"
+        try #"{"prompt": "add 1 2 =", "completion": " 3"}"#.write(toFile: held, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "4", "--eval-examples", "0", "--heldout", held, "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("held-out: 1 examples from \(held)"), r.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run/data/heldout.jsonl"), "no unused built-in held-out file")
+        // The run's final held-out loss is the trained model's loss on the file.
+        let eval = CLI.sftDist(["eval", "--model", dir + "/run/model", "--data", held, "--examples", "0", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.all)
+        let direct = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])?["eval_loss"] as? Double)
+        let rows = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let last = try XCTUnwrap(rows.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.last { $0["eval_loss"] != nil })
+        XCTAssertEqual(last["eval_loss"] as? Double, direct, "the run evaluated on --heldout")
+
+        let refused = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--freeze", "nomatch", "--out", dir + "/refused"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/refused"), "a refused run leaves nothing behind")
+    }
+
     func testRecipeFileWithFlagOverride() throws {
         let dir = CLI.tempDir("recipe")
         try "model: tiny\nsteps: 50\nbatch_size: 4\nmicro_batch_size: 2\neval_examples: 2\nmax_new_tokens: 2\n"

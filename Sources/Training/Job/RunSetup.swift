@@ -17,9 +17,6 @@ public struct RunSetup {
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
-        // Output directory and the built-in data are made by the coordinator only.
-        Fatal.agree(comm.isCoordinator ? prepareOutput(recipe) : nil, code: Fatal.Code.output)
-        comm.barrier()
 
         let (model, tokenizer) = Fatal.collective { try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) }
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
@@ -52,7 +49,13 @@ public struct RunSetup {
                     return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
                                        truncation: truncation, template: template)
                 }
-                return (try dataset(trainRecords, paths.train), try dataset(heldRecords, paths.heldOut!))
+                let train = try dataset(trainRecords, paths.train)
+                // --heldout FILE evaluates on that file instead of the built-in held-out rows.
+                if let h = recipe.heldout {
+                    return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                               template: template, skipBadLines: recipe.skipBadLines))
+                }
+                return (train, try dataset(heldRecords, paths.heldOut!))
             }
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
@@ -67,6 +70,8 @@ public struct RunSetup {
             SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
             SameInputs.check(recipe.heldout.map { "--heldout \($0)" } ?? "--data \(recipe.data) (its held-out split)",
                              examples: heldOut.examples, comm: comm)
+        } else if let h = recipe.heldout {
+            SameInputs.check("--heldout \(h)", examples: heldOut.examples, comm: comm)
         }
         if comm.isCoordinator {
             if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
@@ -133,16 +138,17 @@ public struct RunSetup {
     }
 
     /// Writes the built-in task data under the output directory for the user to read (every
-    /// rank trains on the same records built in memory). Nothing else is written before the
-    /// inputs have all loaded: a run that fails on bad input leaves no half-made output behind.
-    static func prepareOutput(_ recipe: Recipe) -> String? {
+    /// rank trains on the same records built in memory). Called by the coordinator once every
+    /// input has loaded and the output is locked, so a run that fails on bad input leaves no
+    /// half-made output behind. With `--heldout FILE` only the training rows are written.
+    public static func prepareOutput(_ recipe: Recipe) -> String? {
         let fm = FileManager.default
         do {
             if recipe.data == builtinData {
                 try fm.createDirectory(atPath: recipe.out + "/data", withIntermediateDirectories: true)
                 let (train, held) = builtinRecords(seed: recipe.seed)
                 try TaskGenerator.writeJSONL(train, to: recipe.out + "/data/train.jsonl")
-                try TaskGenerator.writeJSONL(held, to: recipe.out + "/data/heldout.jsonl")
+                if recipe.heldout == nil { try TaskGenerator.writeJSONL(held, to: recipe.out + "/data/heldout.jsonl") }
             }
             return nil
         } catch {

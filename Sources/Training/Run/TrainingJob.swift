@@ -48,6 +48,8 @@ public enum TrainingJob {
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
         Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
+        // The built-in data's files, for the user to read (every rank trains on them from memory).
+        Fatal.agree(lead ? RunSetup.prepareOutput(recipe) : nil, code: Fatal.Code.output)
         let metrics = Fatal.collective(code: Fatal.Code.output) {
             try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
         }
