@@ -1,7 +1,9 @@
+import Foundation
+
 /// The first key that an object of JSON text repeats. Parsers keep one of the two values
 /// silently (Foundation and Python's `json` the last), so `{"prompt": …, "completion": " 3",
 /// "completion": " 4"}` would train on " 4" with no word; data readers refuse such a row instead.
-/// Keys are compared as written (an escaped spelling of the same key is not caught).
+/// Keys with escapes are compared decoded (`"compl\u0065tion"` is `"completion"`).
 public enum JSONDuplicateKeys {
     /// `bytes` must already have parsed as JSON: this only follows strings and brackets.
     public static func first<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
@@ -24,6 +26,7 @@ public enum JSONDuplicateKeys {
                     i = bytes.index(after: i)
                 }
                 if isKey, let last = objects.indices.last {
+                    if s.contains(0x5C) { s = decoded(s) }
                     if !objects[last]!.insert(s).inserted { return String(decoding: s, as: UTF8.self) }
                     expectingKey = false
                 }
@@ -36,5 +39,12 @@ public enum JSONDuplicateKeys {
             if i != bytes.endIndex { i = bytes.index(after: i) }
         }
         return nil
+    }
+
+    /// A key's bytes with its escapes decoded (the text has parsed, so the string is valid).
+    private static func decoded(_ raw: [UInt8]) -> [UInt8] {
+        let quoted = Data([0x22] + raw + [0x22])
+        guard let text = (try? JSONSerialization.jsonObject(with: quoted, options: .fragmentsAllowed)) as? String else { return raw }
+        return Array(text.utf8)
     }
 }

@@ -35,11 +35,27 @@ struct Generate: ParsableCommand {
         try Settings.topP.check(topP)
         try Settings.threads.check(threads)
         if stop.contains(where: \.isEmpty) { throw RecipeError("--stop: an empty stop string would end every generation at once") }
+        if let bad = stop.first(where: { Self.unknownEscape($0) != nil }) {
+            throw RecipeError("--stop \(RecipeError.quote(bad)): \\\(Self.unknownEscape(bad)!) is not an escape (\\n, \\t, \\r and \\\\ are; write a backslash as \\\\)")
+        }
+        if prompt?.isEmpty == true { throw RecipeError("--prompt is empty: give the text the model continues") }
     }
 
     /// The stop strings with `\n`, `\t`, `\r` and `\\` read as the characters (as llama.cpp's
     /// CLI does): a shell passes `--stop "\n"` as a backslash and an n, which no model writes.
     var stopStrings: [String] { stop.map(Self.unescape) }
+
+    /// The character after the first backslash that starts no escape ("" for a trailing one).
+    static func unknownEscape(_ s: String) -> String? {
+        var escaped = false
+        for c in s {
+            if escaped {
+                if !"ntr\\".contains(c) { return String(c) }
+                escaped = false
+            } else if c == "\\" { escaped = true }
+        }
+        return escaped ? "" : nil
+    }
 
     static func unescape(_ s: String) -> String {
         var out = "", escaped = false
@@ -50,7 +66,7 @@ struct Generate: ParsableCommand {
                 case "t": out.append("\t")
                 case "r": out.append("\r")
                 case "\\": out.append("\\")
-                default: out.append("\\"); out.append(c)   // not an escape: kept as written
+                default: out.append("\\"); out.append(c)   // not an escape (refused by validate)
                 }
                 escaped = false
             } else if c == "\\" { escaped = true } else { out.append(c) }
@@ -78,6 +94,8 @@ struct Generate: ParsableCommand {
         let ids = texts.map { tok.encode($0) }
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
             Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
+        } else if let i = ids.firstIndex(where: \.isEmpty) {
+            Fatal.agree("\(sourced[i].source): the prompt is empty (no tokens for the model to continue)")
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                       stopIds: Evaluator.stopIds(tok), stopStrings: stopStrings)

@@ -52,9 +52,16 @@ final class GeneratePromptsTests: XCTestCase {
         }
         XCTAssertEqual(try text([]), "ab\ncd", "the model learnt its answer")
         XCTAssertEqual(try text(["--stop", "\\n"]), "ab")
-        XCTAssertEqual(try text(["--stop", "\\q"]), "ab\ncd", "not an escape: kept as written, never generated")
-        let empty = CLI.sftDist(["generate", "--model", dir + "/run/model", "--prompt", "say:", "--stop", ""])
-        XCTAssertEqual(empty.status, 1, empty.all)
-        XCTAssertTrue(empty.stderr.contains("--stop: an empty stop string"), empty.all)
+        // Refused: an empty stop, a backslash that starts no escape, an empty prompt.
+        try #"{"prompt": "say:"}"# .appending("\n" + #"{"prompt": ""}"#).write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        for (args, needle) in [(["--prompt", "say:", "--stop", ""], "--stop: an empty stop string"),
+                               (["--prompt", "say:", "--stop", "\\q"], #"\q is not an escape"#),
+                               (["--prompt", "say:", "--stop", "x\\"], #"\ is not an escape"#),
+                               (["--prompt", ""], "--prompt is empty"),
+                               (["--prompts", dir + "/p.jsonl"], "p.jsonl:2: the prompt is empty")] {
+            let r = CLI.sftDist(["generate", "--model", dir + "/run/model"] + args)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), "\(needle) in: \(r.all)")
+        }
     }
 }

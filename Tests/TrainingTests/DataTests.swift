@@ -85,7 +85,9 @@ final class DataTests: XCTestCase {
         XCTAssertNil(first(#"[{"a": 1}, {"a": 2}]"#))
         XCTAssertEqual(first(#"{"x": [1, {"y": 2}], "x": 3}"#), "x")
         XCTAssertEqual(first(#"{"o": {"k": 1, "k": 2}}"#), "k")
-        XCTAssertEqual(first(#"{"q\"": 1, "q\"": 2}"#), #"q\""#)
+        XCTAssertEqual(first(#"{"q\"": 1, "q\"": 2}"#), #"q""#)
+        XCTAssertEqual(first(#"{"prompt": "1+1=", "completion": "2", "compl\u0065tion": "3"}"#), "completion", "escaped spelling")
+        XCTAssertNil(first(#"{"a\u0062": 1, "ab\u0063": 2}"#))
     }
 
     func testMalformedMessagesRecords() {

@@ -42,7 +42,7 @@ public struct RecipeKeys: Sendable {
     public let selectionArgs = RecipeKey("selection_args", [String: String](), .keyValues,
                                          "Selection parameter key=value (repeatable).", flag: "selection-arg")
     public let evalEvery = RecipeKey("eval_every", -1, .within(-1...100_000_000),
-                                     "Evaluate every N steps (0: before and after only; -1: four times).", resume: .mayChange)
+                                     "Evaluate every N steps (0: before and after only; -1: every ceil(steps/5), four times during a run of 20 steps or more).", resume: .mayChange)
     public let evalExamples = RecipeKey(Settings.generationExamples, default: 200, resume: .mayChange)
     public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation."),
                                         default: 12, resume: .mayChange)
