@@ -108,6 +108,24 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("has no effect with heldout (--heldout held.jsonl)"), "\($0)") }
     }
 
+    /// One optimizer's or one feature's keys away from their defaults where it is not used are
+    /// refused (they did nothing); where it is used, they are accepted.
+    func testKeysThatWouldDoNothingAreRefused() throws {
+        func refused(_ edit: (inout Recipe) -> Void, _ needle: String, line: UInt = #line) {
+            var r = Recipe()
+            edit(&r)
+            XCTAssertThrowsError(try r.validate(), line: line) { XCTAssertTrue("\($0)".contains(needle), "\($0)", line: line) }
+        }
+        refused({ $0.momentum = 0.9 }, "momentum (--momentum) is SGD's momentum")
+        refused({ $0.optimizer = .sgd; $0.beta1 = 0.5 }, "beta1 (--beta1) is AdamW's")
+        refused({ $0.optimizer = .sgd; $0.adamEps = 1e-6 }, "adam_eps (--adam-eps) is AdamW's")
+        refused({ $0.keepLast = 5 }, "keep_last (--keep-last) prunes checkpoints")
+        refused({ $0.selfTrainEvery = 5 }, "self_train_every (--self-train-every) spaces self-training rounds")
+        var r = Recipe()
+        r.optimizer = .sgd; r.momentum = 0.9; r.saveEvery = 10; r.keepLast = 5
+        try r.validate()
+    }
+
     /// `selection: {name, pool, args}` (issue 13) is the flat keys; unknown fields are the
     /// loader's unknown-key error; a field given twice is a duplicate key.
     func testSelectionBlockIsTheFlatSelectionKeys() throws {

@@ -72,6 +72,7 @@ public struct Recipe: Codable, Equatable, Sendable {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("recipe: selection_pool (--selection-pool) needs a selector (--selection NAME): without one it has no effect")
         }
+        try checkKeysThatWouldDoNothing()
         if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue {
             // The fraction splits a --data file; where no split happens it would be ignored.
             if let h = self.heldout {
@@ -80,6 +81,25 @@ public struct Recipe: Codable, Equatable, Sendable {
             if self.data == RunSetup.builtinData {
                 throw RecipeError("recipe: heldout_fraction (--heldout-fraction) has no effect on the built-in data, whose held-out set is built apart from its training rows (OUT/data/heldout.jsonl); give --data FILE to split a file of your own")
             }
+        }
+    }
+
+    /// Keys of one optimizer or one feature, set away from their default where that optimizer
+    /// or feature is not used: they would be ignored, so they are refused naming what they need.
+    func checkKeysThatWouldDoNothing() throws {
+        let k = Recipe.declared
+        func refuse(_ key: any AnyRecipeKey, _ why: String) throws -> Never {
+            throw RecipeError("recipe: \(key.name) (--\(key.flag)) \(why): here it would have no effect")
+        }
+        if self.optimizer != .sgd && self.momentum != k.momentum.defaultValue { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)") }
+        if self.optimizer == .sgd {
+            if self.beta1 != k.beta1.defaultValue { try refuse(k.beta1, "is AdamW's (--optimizer adamw)") }
+            if self.beta2 != k.beta2.defaultValue { try refuse(k.beta2, "is AdamW's (--optimizer adamw)") }
+            if self.adamEps != k.adamEps.defaultValue { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)") }
+        }
+        if self.saveEvery == 0 && self.keepLast != k.keepLast.defaultValue { try refuse(k.keepLast, "prunes checkpoints, which need save_every (--save-every N)") }
+        if self.selfTrain == "none" && self.selfTrainEvery != k.selfTrainEvery.defaultValue {
+            try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)")
         }
     }
 
