@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// One run per output directory. Two runs given the same `--out` wrote into each other's
 /// metrics.jsonl and checkpoints, and one died with a rename error mid-save. Rank 0 holds an
@@ -13,7 +14,7 @@ enum OutputLock {
     static func acquire(_ out: String) -> String? {
         if held >= 0 { return nil }
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-            return "\(out): cannot create the output directory (\(error.localizedDescription))"
+            return "\(out): cannot create the output directory (\(MessageText.reason(error, for: out)))"
         }
         let path = out + "/.sft-dist.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
