@@ -94,7 +94,9 @@ public struct UnknownLoRATarget: Error, CustomStringConvertible {
         }
         return "\(source): the \(modelType) model has no module \"\(target)\" (its modules: \(modules.joined(separator: ", ")))"
     }
-    public var description: String { described(as: "--lora-targets") }
+    /// What the message names: the flag, or the recipe line that set `lora_targets`.
+    public var source = "--lora-targets"
+    public var description: String { described(as: source) }
 }
 
 /// What LoRA needs to know of an architecture: how its projection weights are stored (GPT-2

@@ -94,12 +94,15 @@ final class ForgettingCLITests: XCTestCase {
         XCTAssertEqual(weights.status, 1, weights.all)
         XCTAssertTrue(weights.stderr.contains("--weights: \"x\" is not a number"), weights.all)
         // Set in a recipe file, the same problems name the file and line, not a flag not given.
-        let frozen = out + "/frozen.yaml", evals = out + "/evals.yaml"
+        let frozen = out + "/frozen.yaml", evals = out + "/evals.yaml", lora = out + "/lora.yaml"
         try "model: tiny\nsteps: 1\nfreeze: no_such_tensor\n".write(toFile: frozen, atomically: true, encoding: .utf8)
+        try "model: tiny\nsteps: 1\nlora_rank: 4\nlora_targets: q_proj\n".write(toFile: lora, atomically: true, encoding: .utf8)
         try "model: tiny\nsteps: 1\neval_data:\n  gone: \(out)/gone.jsonl\n".write(toFile: evals, atomically: true, encoding: .utf8)
         for (recipe, flags, needle) in [(frozen, [String](), "\(frozen):3: freeze \"no_such_tensor\" matches none"),
                                         (frozen, ["--freeze", "nor_this"], "--freeze \"nor_this\" matches none"),
-                                        (evals, [], "\(evals):3: eval_data gone=\(out)/gone.jsonl: ")] {
+                                        (evals, [], "\(evals):3: eval_data gone=\(out)/gone.jsonl: "),
+                                        (lora, [], "\(lora):4: lora_targets: the gpt2 model has no module \"q_proj\""),
+                                        (lora, ["--lora-targets", "k_proj"], "--lora-targets: the gpt2 model has no module \"k_proj\"")] {
             let r = CLI.sftDist(["train", "--config", recipe, "--out", out + "/run"] + flags, seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.all)

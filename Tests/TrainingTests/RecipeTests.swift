@@ -126,6 +126,28 @@ final class RecipeTests: XCTestCase {
         try r.validate()
     }
 
+    /// The checks across keys (validate) name the recipe line of the key they refuse when a
+    /// file set it — the line to edit — and the key with its flag when flags set it.
+    func testChecksAcrossKeysNameTheRecipeLine() throws {
+        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
+            do {
+                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
+                XCTFail("accepted", line: line)
+            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
+        }
+        refused("steps: 2\nheldout_fraction: 0.3\n", "r.yaml:2: heldout_fraction has no effect on the built-in data")
+        refused("steps: 2\nself_train: semievol\nself_train_args:\n  bogus: 1\n", "r.yaml:3: self_train_args: unknown key \"bogus\"")
+        refused("objective: dft\nobjective_args: {bogus: 1}\n", "r.yaml:2: objective dft: unknown argument(s) bogus; it takes none")
+        refused("objective_args: {k: 0}\nobjective: otr\n", "r.yaml:1: objective otr: k must be an integer")
+        refused("selection: uds\nsteps: 3\nselection_args: {bogus: 1}\n", "r.yaml:3: selection uds: unknown argument(s) bogus; accepted: alpha")
+        refused("selection_pool: 9\n", "r.yaml:1: selection_pool needs a selector")
+        refused("steps: 2\nlora_alpha: 4\n", "r.yaml:2: lora_alpha needs lora_rank")
+        refused("steps: 2\nkeep_last: 4\n", "r.yaml:2: keep_last prunes checkpoints")
+        var r = Recipe()
+        r.heldoutFraction = 0.3
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("recipe: heldout_fraction (--heldout-fraction) has no effect"), "\($0)") }
+    }
+
     /// `selection: {name, pool, args}` (issue 13) is the flat keys; unknown fields are the
     /// loader's unknown-key error; a field given twice is a duplicate key.
     func testSelectionBlockIsTheFlatSelectionKeys() throws {

@@ -64,22 +64,23 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// objective's arguments (`otr`'s `k`, …), before anything is loaded or sized.
     public func validate() throws {
         for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
-        _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs)
-        _ = try SelfTrainOptions(recipe: self)
-        try SelectionRegistry.validate(self)
+        let k = Recipe.declared
+        try locating([k.objectiveArgs, k.objective]) { _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
+        try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
+        try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkLoRAKeysNeedRank()
         if self.selection == "none" && self.selectionPool != Recipe.declared.selectionPool.defaultValue {
             // As selection_args without a selector: set alone it would be silently ignored.
-            throw RecipeError("recipe: selection_pool (--selection-pool) needs a selector (--selection NAME): without one it has no effect")
+            throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
         }
         try checkKeysThatWouldDoNothing()
         if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue {
             // The fraction splits a --data file; where no split happens it would be ignored.
             if let h = self.heldout {
-                throw RecipeError("recipe: heldout_fraction (--heldout-fraction) has no effect with heldout (--heldout \(h)): the held-out set is that file")
+                throw RecipeError("\(named(Recipe.declared.heldoutFraction)) has no effect with heldout (--heldout \(h)): the held-out set is that file")
             }
             if self.data == RunSetup.builtinData {
-                throw RecipeError("recipe: heldout_fraction (--heldout-fraction) has no effect on the built-in data, whose held-out set is built apart from its training rows (OUT/data/heldout.jsonl); give --data FILE to split a file of your own")
+                throw RecipeError("\(named(Recipe.declared.heldoutFraction)) has no effect on the built-in data, whose held-out set is built apart from its training rows (OUT/data/heldout.jsonl); give --data FILE to split a file of your own")
             }
         }
     }
@@ -89,7 +90,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     func checkKeysThatWouldDoNothing() throws {
         let k = Recipe.declared
         func refuse(_ key: any AnyRecipeKey, _ why: String) throws -> Never {
-            throw RecipeError("recipe: \(key.name) (--\(key.flag)) \(why): here it would have no effect")
+            throw RecipeError("\(named(key)) \(why): here it would have no effect")
         }
         if self.optimizer != .sgd && self.momentum != k.momentum.defaultValue { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)") }
         if self.optimizer == .sgd {
@@ -111,7 +112,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, self.loraTargets != nil), (k.loraDropout, self.loraDropout != 0),
                                                (k.loraAlpha, self.loraAlpha != k.loraAlpha.defaultValue), (k.mergeLora, self.mergeLora)]
         if let (key, _) = set.first(where: { $0.1 }) {
-            throw RecipeError("recipe: \(key.name) (--\(key.flag)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
+            throw RecipeError("\(named(key)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
         }
     }
 
@@ -127,6 +128,23 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var yaml: String {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
         return (try? Yams.serialize(node: Node(pairs))) ?? ""
+    }
+
+    /// How a check across keys names the key it refuses: `recipe.yaml:7: heldout_fraction`
+    /// when the recipe file set it, else `recipe: heldout_fraction (--heldout-fraction)`.
+    func named(_ key: any AnyRecipeKey) -> String {
+        origins[key.name].map { "\($0): \(key.name)" } ?? "recipe: \(key.name) (--\(key.flag))"
+    }
+
+    /// Runs a check whose errors name keys in their own words (`objective dft: unknown
+    /// argument(s) …`), putting the recipe line of the first of `keys` the file set in front,
+    /// so the user is sent to the line to edit (no prefix when flags set them all).
+    func locating(_ keys: [any AnyRecipeKey], _ check: () throws -> Void) throws {
+        do { try check() } catch {
+            guard let line = keys.lazy.compactMap({ origins[$0.name] }).first,
+                  error is RecipeError || error is ObjectiveError || error is BatchSelectionError else { throw error }
+            throw RecipeError("\(line): \(error)")
+        }
     }
 
     /// The first key whose value differs between two recipes, with both values; `only` limits

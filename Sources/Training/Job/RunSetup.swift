@@ -18,7 +18,12 @@ public struct RunSetup {
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
 
-        let (model, tokenizer) = Fatal.collective { try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) }
+        let (model, tokenizer) = Fatal.collective { () throws -> (LanguageModel, Tokenizer) in
+            do { return try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) } catch var e as UnknownLoRATarget {
+                e.source = recipe.label("lora_targets", flag: "lora-targets")
+                throw e
+            }
+        }
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in

@@ -110,7 +110,8 @@ public struct ObjectiveArgs {
     public func finish() throws {
         let unknown = Set(values.keys).subtracting(used).sorted()
         if !unknown.isEmpty {
-            throw ObjectiveError("objective \(objective): unknown argument(s) \(unknown.prefix(5).map { RecipeError.quote($0) }.joined(separator: ", ")); accepted: \(used.sorted().joined(separator: ", "))")
+            let accepted = used.isEmpty ? "it takes none" : "accepted: " + used.sorted().joined(separator: ", ")
+            throw ObjectiveError("objective \(objective): unknown argument(s) \(unknown.prefix(5).map { RecipeError.quote($0) }.joined(separator: ", ")); \(accepted)")
         }
     }
 }
