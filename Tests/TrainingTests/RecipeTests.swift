@@ -148,6 +148,36 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("recipe: heldout_fraction (--heldout-fraction) has no effect"), "\($0)") }
     }
 
+    /// Every recipe the repository ships reads and passes the checks across keys (a new check
+    /// must not refuse a documented recipe; a recipe must not set a key its method ignores).
+    func testShippedRecipesAreValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = root.appendingPathComponent("recipes")
+        let files = FileManager.default.enumerator(atPath: dir.path)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 10)
+        for f in files {
+            XCTAssertNoThrow(try Recipe.load(path: dir.appendingPathComponent(f).path).validate(), f)
+        }
+    }
+
+    /// Rollout keys where no objective samples, and a self-training share of 0, did nothing.
+    func testRolloutKeysWithoutASamplerAreRefused() throws {
+        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
+            do {
+                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
+                XCTFail("accepted", line: line)
+            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
+        }
+        refused("steps: 2\nrollouts: 4\n", "r.yaml:2: rollouts is read by the objectives that sample rollouts")
+        refused("rewards: [task]\n", "r.yaml:1: rewards is read by the objectives that sample")
+        refused("objective: dft\nmax_completion_length: 8\n", "r.yaml:2: max_completion_length is read")
+        refused("self_train: rft\nself_train_args: {ratio: 0}\n", "r.yaml:2: self_train_args: ratio=0 trains on none")
+        for ok in ["objective: grpo\nrollouts: 4\nrewards: [task]\n", "objective: grpo\nscored_data: true\nmax_completion_length: 8\n",
+                   "self_train: superhf\nobjective: superhf\nrewards: [task]\n", "rollouts: 8\nmax_completion_length: 16\n"] {
+            XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
+        }
+    }
+
     /// `selection: {name, pool, args}` (issue 13) is the flat keys; unknown fields are the
     /// loader's unknown-key error; a field given twice is a duplicate key.
     func testSelectionBlockIsTheFlatSelectionKeys() throws {

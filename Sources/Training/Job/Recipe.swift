@@ -65,7 +65,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     public func validate() throws {
         for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         let k = Recipe.declared
-        try locating([k.objectiveArgs, k.objective]) { _ = try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
+        let objective = try locating([k.objectiveArgs, k.objective]) { try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
+        try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts)
         try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
         try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkLoRAKeysNeedRank()
@@ -104,6 +105,28 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
     }
 
+    /// The rollout keys are read by the objectives that sample (grpo, chord, srft, uft,
+    /// prefix-rft, relift: `requirements.rollouts`); of them `max_completion_length` and
+    /// `scale_rewards` also by `scored_data`, `rewards` and `reward_args` also by self-training.
+    /// Elsewhere (`--rollouts 8` with nll) they would be ignored, so they are refused.
+    func checkRolloutKeysNeedASampler(objectiveSamples: Bool) throws {
+        guard !objectiveSamples else { return }
+        let k = Recipe.declared
+        var unread: [(any AnyRecipeKey, Bool)] = [
+            (k.prompts, self.prompts != nil), (k.rollouts, self.rollouts != k.rollouts.defaultValue),
+            (k.rolloutTemperature, self.rolloutTemperature != k.rolloutTemperature.defaultValue),
+            (k.rolloutTopP, self.rolloutTopP != k.rolloutTopP.defaultValue),
+            (k.stepsPerGeneration, self.stepsPerGeneration != k.stepsPerGeneration.defaultValue)]
+        if !self.scoredData {
+            unread += [(k.maxCompletionLength, self.maxCompletionLength != k.maxCompletionLength.defaultValue),
+                       (k.scaleRewards, self.scaleRewards != k.scaleRewards.defaultValue)]
+        }
+        if self.selfTrain == "none" { unread += [(k.rewards, !self.rewards.isEmpty), (k.rewardArgs, !self.rewardArgs.isEmpty)] }
+        if let (key, _) = unread.first(where: { $0.1 }) {
+            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift): with objective \(self.objective) it would have no effect")
+        }
+    }
+
     /// LoRA's other keys act only with `lora_rank` > 0; set without it they would be silently
     /// ignored (a full fine-tune where the user asked for adapters), so they are refused.
     func checkLoRAKeysNeedRank() throws {
@@ -139,8 +162,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Runs a check whose errors name keys in their own words (`objective dft: unknown
     /// argument(s) …`), putting the recipe line of the first of `keys` the file set in front,
     /// so the user is sent to the line to edit (no prefix when flags set them all).
-    func locating(_ keys: [any AnyRecipeKey], _ check: () throws -> Void) throws {
-        do { try check() } catch {
+    func locating<T>(_ keys: [any AnyRecipeKey], _ check: () throws -> T) throws -> T {
+        do { return try check() } catch {
             guard let line = keys.lazy.compactMap({ origins[$0.name] }).first,
                   error is RecipeError || error is ObjectiveError || error is BatchSelectionError else { throw error }
             throw RecipeError("\(line): \(error)")

@@ -75,7 +75,11 @@ public struct SelfTrainOptions: Sendable, Equatable {
         if let v = try number("k", 1...64, integer: true) { samples = Int(v) }
         if let v = try number("temperature", 0...10) { temperature = Float(v) }
         if let v = try number("top_p", 0.000001...1) { topP = Float(v) }
-        if let v = try number("ratio", 0...1) { ratio = v }
+        if let v = try number("ratio", 0...1) {
+            // A share of 0 would generate every round and train on none of it.
+            guard v > 0 else { throw RecipeError("self_train_args: ratio=0 trains on none of the generated rows (each round would be generated for nothing); give a share in (0, 1]") }
+            ratio = v
+        }
         if let v = try number("percentile", 0...100) { percentile = v }
         if let v = try number("prompts", 1...1_000_000, integer: true) { prompts = Int(v) }
         if let v = try number("max_new_tokens", 1...65_536, integer: true) { maxNewTokens = Int(v) }
