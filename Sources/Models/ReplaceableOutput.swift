@@ -8,7 +8,9 @@ import Foundation
 /// otherwise lose checkpoints, adapters and notes without a word.
 public enum ReplaceableOutput {
     /// Throws unless `dir` may be replaced, and unless it is (or contains) one of `inputs`.
-    public static func check(_ dir: String, inputs: [String] = []) throws {
+    /// `kind` (a command's `--out`) adds `checkCommandOutput`'s rules.
+    public static func check(_ dir: String, inputs: [String] = [], kind: Kind? = nil) throws {
+        guard !dir.isEmpty else { throw OutputError("--out: an empty path; give a directory") }
         let out = resolved(dir)
         for input in inputs {
             let i = resolved(input)
@@ -27,6 +29,45 @@ public enum ReplaceableOutput {
         guard entries.contains("config.json") || entries.contains("adapter_config.json") else {
             throw OutputError("\(dir): exists and is not a model directory (no config.json or adapter_config.json); not replacing it (choose another output or remove it)")
         }
+        guard let kind else { return }
+        try checkCommandOutput(dir, entries: entries, kind: kind)
+    }
+
+    /// What a command (`export`, `merge`, `merge-lora`) writes to its `--out`.
+    public enum Kind { case model, adapter }
+
+    /// A command's `--out` — given by hand, unlike a run's own `OUT/model` — is replaced only
+    /// when it holds nothing a save would not write again: not a symbolic link (the link would
+    /// become a directory), not a checkpoint's model (its manifest would no longer match),
+    /// not the other kind of directory (full weights over a LoRA run's adapter), no file a save
+    /// never writes (a user's README.md or notes).
+    static func checkCommandOutput(_ dir: String, entries: [String], kind: Kind) throws {
+        var st = stat()
+        if lstat(trimmed(dir), &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+            throw OutputError("\(dir): is a symbolic link; give the directory itself")
+        }
+        let parent = URL(fileURLWithPath: trimmed(dir)).standardizedFileURL.deletingLastPathComponent().path
+        if ["manifest.json", "state.json"].allSatisfy({ FileManager.default.fileExists(atPath: parent + "/" + $0) }) {
+            throw OutputError("\(dir): is part of the checkpoint \(parent), which would no longer resume; write the result to another directory")
+        }
+        switch kind {
+        case .model where entries.contains("adapter_config.json"):
+            throw OutputError("\(dir): holds a LoRA adapter (adapter_config.json); not replacing it with full weights (choose another output or remove it)")
+        case .adapter where entries.contains("config.json"):
+            throw OutputError("\(dir): holds full model weights (config.json); not replacing them with an adapter (choose another output or remove it)")
+        default: break
+        }
+        if let other = entries.first(where: { !isSavedFile($0) }) {
+            throw OutputError("\(dir): holds \(other), which a save does not write; not replacing it (choose another output or remove it)")
+        }
+    }
+
+    /// Files a model or adapter save writes (and `merge` copies from a Hugging Face model).
+    static func isSavedFile(_ name: String) -> Bool {
+        name.hasSuffix(".safetensors") || [
+            "config.json", "generation_config.json", "adapter_config.json", "model.safetensors.index.json",
+            "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+            "sft_dist_tokenizer.json", "vocab.json", "merges.txt", "added_tokens.json"].contains(name)
     }
 
     /// Why a file output cannot go to `path`, nil when it can: an output file is written
@@ -47,12 +88,18 @@ public enum ReplaceableOutput {
     /// output is an input or another output (it was silently overwritten: the data lost), or
     /// its directory is missing or not writable (checked before anything is written, so no
     /// output is left half-made when a later one fails). Paths as (flag, path).
-    public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)]) -> String? {
+    /// `inputDirectories` (`--model`, `--adapter`, `--ref-model`): an output may not replace a
+    /// file in one (`score --out run/model/model.safetensors` replaced the weights it read).
+    public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
+                                          inputDirectories: [(String, String)] = []) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {
             if let problem = notAFileProblem(path) { return "\(flag) \(path): \(problem)" }
             let p = resolved(path)
             for (inFlag, input) in inputs where resolved(input) == p {
                 return "\(flag) \(path): is the input \(inFlag) \(input); write the result to another file"
+            }
+            for (inFlag, dir) in inputDirectories where FileManager.default.fileExists(atPath: p) && p.hasPrefix(resolved(dir) + "/") {
+                return "\(flag) \(path): is a file of the input \(inFlag) \(dir); write the result to another file"
             }
             for (otherFlag, other) in outputs[..<i] where resolved(other) == p {
                 return "\(flag) \(path): is also \(otherFlag); give each output its own file"

@@ -17,7 +17,8 @@ struct Export: ParsableCommand {
     @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
-        try ReplaceableOutput.check(out, inputs: [model])
+        Runtime.singleProcess()
+        try ReplaceableOutput.check(out, inputs: [model], kind: .model)
         print(try ModelDirectory.export(from: model, to: out))
     }
 }

@@ -14,7 +14,7 @@ struct MakeData: ParsableCommand {
         --noise), fields that training ignores.
         """)
 
-    @Option(help: "Output JSONL path.") var out: String
+    @Option(help: "Output JSONL path (- for standard output).") var out: String
     @Option(Settings.exampleCount) var count = 4000
     @Option(Settings.seed) var seed: UInt64 = 1234
     @Option(Settings.taskKinds) var kinds: String?
@@ -36,6 +36,7 @@ struct MakeData: ParsableCommand {
     }
 
     func run() throws {
+        Runtime.singleProcess()
         let options = try options()
         try TaskGenerator.writeJSONL(TaskGenerator.rows(count: count, seed: seed, options: options),
                                      options: options, to: out)

@@ -19,7 +19,8 @@ struct Merge: ParsableCommand {
     @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
-        try ReplaceableOutput.check(out, inputs: models)
+        Runtime.singleProcess()
+        try ReplaceableOutput.check(out, inputs: models, kind: .model)
         print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
     }
 

@@ -17,7 +17,8 @@ struct MergeLoRA: ParsableCommand {
     @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {
-        try ReplaceableOutput.check(out, inputs: [model, adapter])
+        Runtime.singleProcess()
+        try ReplaceableOutput.check(out, inputs: [model, adapter], kind: .model)
         print(try LoRAMerge.run(base: model, adapter: adapter, out: out))
     }
 }

@@ -50,6 +50,14 @@ enum Runtime {
         Foundation.exit(Fatal.Code.output)
     }
 
+    /// Commands that do one process's work and never start MPI (`export`, `merge`,
+    /// `merge-lora`, `tokenize`, `make-data`): under mpirun every rank ran them, writing the
+    /// same --out at once (one rank's rename over another's half-written copy) and printing
+    /// each line once per rank. Only the launcher's rank 0 runs them; the others end here.
+    static func singleProcess() {
+        if launcherRank != 0 { Foundation.exit(0) }
+    }
+
     /// The rank as the launcher sets it, readable before MPI is initialised (argument errors
     /// are reported by rank 0 only, so they print once).
     static var launcherRank: Int {

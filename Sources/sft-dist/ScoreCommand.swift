@@ -25,7 +25,9 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
-        if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)]), code: Fatal.Code.output) }
+        if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
+                                                                               inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
+                                   code: Fatal.Code.output) }
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),

@@ -41,7 +41,9 @@ struct Select: ParsableCommand {
     func run() throws {
         let comm = Runtime.start(threads: threads)
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
-                                                         inputs: [("--data", data)]), code: Fatal.Code.output)
+                                                         inputs: [("--data", data)],
+                                                         inputDirectories: [("--model", model)] + (refModel.map { [("--ref-model", $0)] } ?? [])),
+                    code: Fatal.Code.output)
         var args: [String: String] = [:]
         for a in methodArgs {
             guard let eq = a.firstIndex(of: "=") else { Fatal.agree("--method-arg \(a): expected key=value"); return }

@@ -16,6 +16,7 @@ struct Tokenize: ParsableCommand {
     static let maxInputBytes = 1 << 26
 
     func run() throws {
+        Runtime.singleProcess()
         let tokenizer: Tokenizer
         if model != nil && self.tokenizer != nil {
             printError("sft-dist: error: give --model or --tokenizer, not both"); throw ExitCode(1)

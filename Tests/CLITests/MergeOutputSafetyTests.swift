@@ -56,6 +56,71 @@ final class MergeOutputSafetyTests: XCTestCase {
         XCTAssertEqual(CLI.sftDist(["eval", "--model", out + "/m", "--data", out + "/a/data/heldout.jsonl", "--examples", "4"]).status, 0)
     }
 
+    /// A command's --out given by hand is replaced only when it holds nothing a save would not
+    /// write again: not a checkpoint's model, a LoRA run's adapter, a directory with a user's
+    /// file, a symbolic link or an empty path. And score/select never replace a file of the
+    /// model they read (score --out run/model/model.safetensors replaced the weights).
+    func testCommandOutputsThatASaveWouldDamageAreRefused() throws {
+        let out = CLI.tempDir("out-damage")
+        let four = ["train", "--model", "tiny", "--steps", "4", "--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "4", "--save-every", "2"]
+        XCTAssertEqual(CLI.sftDist(four + ["--out", out + "/a"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--lora-rank", "2", "--out", out + "/lora"] + Self.quiet).status, 0)
+        let fm = FileManager.default
+        try fm.copyItem(atPath: out + "/a/model", toPath: out + "/noted")
+        try "mine".write(toFile: out + "/noted/README.md", atomically: true, encoding: .utf8)
+        try fm.copyItem(atPath: out + "/a/model", toPath: out + "/target")
+        try fm.createSymbolicLink(atPath: out + "/link", withDestinationPath: out + "/target")
+        let checkpoint = out + "/a/checkpoints/step-000002/model"
+        let watched = [checkpoint, out + "/lora/model", out + "/noted", out + "/target"]
+        let before = watched.map(Self.listing)
+        let weights = try Data(contentsOf: URL(fileURLWithPath: out + "/a/model/model.safetensors"))
+        let export = ["export", "--model", out + "/a/model", "--out"]
+        for (args, needle) in [(export + [checkpoint], "is part of the checkpoint"),
+                               (export + [out + "/lora/model"], "holds a LoRA adapter (adapter_config.json)"),
+                               (export + [out + "/noted"], "holds README.md, which a save does not write"),
+                               (export + [out + "/link"], "is a symbolic link"),
+                               (export + [""], "--out: an empty path"),
+                               (["score", "--model", out + "/a/model", "--data", out + "/a/data/heldout.jsonl", "--out", out + "/a/model/model.safetensors"],
+                                "is a file of the input --model"),
+                               (["select", "--model", out + "/a/model", "--data", out + "/a/data/train.jsonl", "--method", "loss", "--keep", "0.5",
+                                 "--out", out + "/sel.jsonl", "--scores", out + "/a/model/config.json"], "is a file of the input --model")] {
+            let r = CLI.sftDist(args)
+            XCTAssertNotEqual(r.status, 0, "\(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+        }
+        XCTAssertEqual(watched.map(Self.listing), before)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/a/model/model.safetensors")), weights)
+        XCTAssertEqual(try String(contentsOfFile: out + "/noted/README.md", encoding: .utf8), "mine")
+        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: out + "/link"), out + "/target")
+        let resumed = CLI.sftDist(four + ["--resume", checkpoint.replacingOccurrences(of: "/model", with: ""), "--out", out + "/a2"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        // A plain model directory (the export's own earlier output) is still replaced.
+        XCTAssertEqual(CLI.sftDist(export + [out + "/target"]).status, 0)
+    }
+
+    /// Commands that do one process's work, launched by mpirun as every command may be, run
+    /// once (rank 0): every rank wrote the same --out at once (one rank's rename over another's
+    /// half-written copy, a missing config.json) and printed each line once per rank.
+    func testSingleProcessCommandsRunOnceUnderMpirun() throws {
+        let out = CLI.tempDir("out-once")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--out", out + "/a"] + Self.quiet).status, 0)
+        for i in 0..<3 {
+            let r = CLI.mpirun(4, ["export", "--model", out + "/a/model", "--out", out + "/e"])
+            XCTAssertEqual(r.status, 0, "run \(i): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: "exported", in: r.stdout), 1, r.all)
+            XCTAssertTrue(Self.listing(out + "/e").contains("config.json"), "run \(i): \(Self.listing(out + "/e"))")
+        }
+        XCTAssertEqual(Self.listing(out).filter { $0.contains(".tmp-") }, [])
+        let t = CLI.mpirun(2, ["tokenize", "ab"])
+        XCTAssertEqual(t.status, 0, t.all)
+        XCTAssertEqual(t.stdout.split(separator: "\n").count, 1, t.all)
+        let m = CLI.mpirun(2, ["make-data", "--out", "-", "--count", "3"])
+        XCTAssertEqual(m.status, 0, m.all)
+        XCTAssertEqual(m.stdout.split(separator: "\n").count, 3, m.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "-"))
+    }
+
     func testMergeNamesEachBadInputAndRefusesDegenerateWeights() {
         let out = CLI.tempDir("merge-inputs")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--out", out + "/a"] + Self.quiet).status, 0)

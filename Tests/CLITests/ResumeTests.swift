@@ -164,4 +164,22 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(CLI.loggedSteps(out), [1, 2, 3])
     }
+
+    /// A run without --resume into a directory that holds a previous run's checkpoints is
+    /// refused before it touches anything: it saved its own beside them (keep_last pruning
+    /// theirs, a later `--resume latest` picking whichever step was higher) and replaced the
+    /// previous run's metrics.jsonl. With --resume latest it continues that run.
+    func testAFreshRunIntoAPreviousRunsCheckpointsIsRefused() throws {
+        let out = CLI.tempDir("resume-previous")
+        let args = base.map { $0 == "\(Self.steps)" ? "3" : $0 } + ["--out", out, "--save-every", "2"]
+        XCTAssertEqual(CLI.sftDist(args).status, 0)
+        let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let r = CLI.sftDist(args + ["--seed", "7"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("checkpoints/ holds a previous run's checkpoints (last: step-000002); continue that run with --resume latest"), r.all)
+        XCTAssertEqual(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8), metrics)
+        let c = CLI.sftDist(args + ["--resume", "latest"])
+        XCTAssertEqual(c.status, 0, c.all)
+        XCTAssertEqual(CLI.loggedSteps(out), [1, 2, 3])
+    }
 }

@@ -21,7 +21,9 @@ def pretrain(lab, sft):
     weak = os.path.join(run_dir, "checkpoints", f"step-{spec['weak_step']:06d}", "model")
     if not os.path.exists(info_path):
         start, cpu = time.time(), children_cpu()
-        sft.train(run_dir, args)
+        # --resume latest: a base run killed part-way continues from its last checkpoint
+        # (sft-dist refuses a fresh run into a directory that holds checkpoints).
+        sft.train(run_dir, args + ["--resume", "latest"])
         if not os.path.isdir(weak):
             raise SystemExit(f"lab: the base run wrote no checkpoint at step {spec['weak_step']} ({weak})")
         write_json(info_path, {"steps": spec["steps"], "weak_step": spec["weak_step"],

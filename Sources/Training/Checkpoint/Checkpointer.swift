@@ -75,6 +75,14 @@ public final class Checkpointer {
     /// metrics.jsonl to its step, and returns where to continue; nil means start at step 0
     /// (no `resume`, or `resume: latest` and no checkpoint yet — so a job script can always
     /// pass `--resume latest`).
+    /// A run without `--resume` into an OUT whose checkpoints/ holds a previous run's
+    /// checkpoints: it would save its own beside them (keep_last pruning theirs, `--resume
+    /// latest` later picking whichever step is higher) — refused, naming the way on. Rank 0.
+    public func previousRunProblem() -> String? {
+        guard recipe.resume == nil, let last = store.list().last else { return nil }
+        return "\(store.directory)/ holds a previous run's checkpoints (last: \(URL(fileURLWithPath: last.path).lastPathComponent)); continue that run with --resume latest, or write to another --out (or remove them)"
+    }
+
     public func resume() -> ResumePoint? {
         guard let spec = recipe.resume else { return nil }
         var stateBytes: [UInt8] = []

@@ -44,6 +44,7 @@ public enum TrainingJob {
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
+        Fatal.agree(lead ? checkpoints.previousRunProblem() : nil)
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)

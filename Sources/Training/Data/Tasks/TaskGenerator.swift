@@ -114,6 +114,8 @@ public enum TaskGenerator {
     }
 
     private static func write(_ text: String, to path: String) throws {
+        // `-`: standard output, as for most tools (a file named "-" was written before).
+        if path == "-" { fputs(text, stdout); return }
         if let problem = ReplaceableOutput.notAFileProblem(path) { throw DataError("\(path): \(problem)") }
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
