@@ -50,7 +50,10 @@ public struct LoRAConfig: Equatable, Sendable {
         guard plan.blocks > 0 else { throw ModelError("--lora-rank: the model has no transformer blocks to adapt") }
         var r = self
         if r.targets.isEmpty { r.targets = arch.defaultTargets }
-        let paths = Self.modules(ofBlock: plan.block(0), prefix: arch.blockPrefix(0), layout: arch.weightLayout).map(\.path)
+        var seen = Set<String>()
+        r.targets = r.targets.filter { seen.insert($0).inserted }   // peft keeps target_modules as a set
+        let modules = Self.modules(ofBlock: plan.block(0), prefix: arch.blockPrefix(0), layout: arch.weightLayout)
+        let paths = modules.map(\.path)
         var leaves: [String] = []
         for p in paths { let leaf = String(p.split(separator: ".").last!); if !leaves.contains(leaf) { leaves.append(leaf) } }
         // peft matches a target against full module names (`transformer.h.0.attn.c_attn`), so
@@ -77,6 +80,12 @@ public struct LoRAConfig: Equatable, Sendable {
             if !targets.contains(where: { Self.matches($0, p) }) { targets.append(p) }
         }
         r.targets = targets
+        // A rank above min(in, out) adds more parameters than the weight has and no more
+        // directions than a full update (a rank of 65536 made a 1.3 M-parameter model 169 M).
+        for m in modules where targets.contains(where: { Self.matches($0, m.path) }) && r.rank > min(m.inFeatures, m.outFeatures) {
+            let (n, side) = m.inFeatures <= m.outFeatures ? (m.inFeatures, "input") : (m.outFeatures, "output")
+            throw ModelError("LoRA rank \(r.rank) is more than \(m.path)'s \(n) \(side) features: an update of that rank has more parameters than the weight and is no longer low-rank; give a rank ≤ \(n)")
+        }
         return r
     }
 }

@@ -124,6 +124,14 @@ final class GRPOCLITests: XCTestCase {
         // Cut prompts that the task reward cannot read: at start-up, not at step 1's scoring.
         refused(["--reward", "task", "--max-completion-length", "60"], "are cut to 4 (the context minus max_completion_length), and reward task cannot read a cut task prompt")
         refused(["--reward", "bogus"], "--reward must be reward functions")
+        // Found by a hostile review: each failed at step 1 (or trapped), after the output was made.
+        let messages = dir + "/messages.jsonl"
+        try "{\"messages\": [{\"role\": \"user\", \"content\": \"add 1 2 =\"}]}\n".write(toFile: messages, atomically: true, encoding: .utf8)
+        refused(["--reward", "task", "--prompts", messages], "messages.jsonl:1: reward task reads a built-in task prompt (make-data) at the end of what the model sees")
+        refused(["--reward", "task=0"], "every reward weight is 0 (task=0)")
+        refused(["--reward", "task", "--self-train", "rft", "--self-train-scorer", "task"], "self_train (--self-train) rft makes each step's batch from the model's own answers, but objective grpo trains on rollouts")
+        refused(["--reward", "task", "--steps-per-generation", "4096"], "steps_per_generation (--steps-per-generation) 4096 is more than steps (1)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "a refused run made its output directory")
         refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
         refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")
         // train's own spelling of the scorer's settings, not eval's flags (train has no --scorer-cmd).

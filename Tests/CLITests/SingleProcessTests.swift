@@ -76,6 +76,18 @@ final class SingleProcessTests: XCTestCase {
         let r = CLI.sftDist(["--config", dir + "/r.yaml", "--steps", "3", "--out", dir + "/out", "--quiet"])
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(CLI.losses(dir + "/out").count, 3, "the flag overrides the recipe's steps")
+        // A flag switches off a feature the recipe configures: its keys are then not refused as
+        // unread (they are when the recipe itself sets them where nothing reads them).
+        try "model: tiny\nsteps: 2\nbatch_size: 4\neval_examples: 0\nlora_rank: 4\nlora_alpha: 8\nselection: uds\nselection_pool: 3\nsave_every: 0\n"
+            .write(toFile: dir + "/f.yaml", atomically: true, encoding: .utf8)
+        let off = CLI.sftDist(["--config", dir + "/f.yaml", "--lora-rank", "0", "--selection", "none", "--out", dir + "/off", "--quiet"])
+        XCTAssertEqual(off.status, 0, off.all)
+        let kept = CLI.sftDist(["--config", dir + "/f.yaml", "--lora-rank", "0", "--out", dir + "/kept", "--quiet"])
+        XCTAssertEqual(kept.status, 0, kept.all)
+        try "model: tiny\nlora_alpha: 8\n".write(toFile: dir + "/g.yaml", atomically: true, encoding: .utf8)
+        let unread = CLI.sftDist(["--config", dir + "/g.yaml", "--out", dir + "/unread", "--quiet"])
+        XCTAssertEqual(unread.status, 1, unread.all)
+        XCTAssertTrue(unread.stderr.contains("g.yaml:2: lora_alpha needs lora_rank"), unread.all)
     }
 
     func testUnknownRecipeKeyNamesTheKey() throws {

@@ -99,6 +99,18 @@ final class LoRAModelTests: XCTestCase {
         }
     }
 
+    /// A rank above a target's smaller dimension is refused naming it (65536 once made a
+    /// 1.3 M-parameter model 169 M); a rank at it is accepted; a target named twice is one.
+    func testRankAboveAModulesWidthIsRefusedAndTargetsAreASet() throws {
+        let plan = Self.gpt2Config.layoutPlan
+        let width = Self.gpt2Config.embedDim
+        XCTAssertThrowsError(try LoRAConfig(rank: width + 1, alpha: 3, targets: ["c_attn"]).resolved(for: .gpt2, plan: plan)) {
+            XCTAssertEqual("\($0)", "LoRA rank \(width + 1) is more than attn.c_attn's \(width) input features: an update of that rank has more parameters than the weight and is no longer low-rank; give a rank ≤ \(width)")
+        }
+        XCTAssertNoThrow(try LoRAConfig(rank: width, alpha: 3, targets: ["c_attn"]).resolved(for: .gpt2, plan: plan))
+        XCTAssertEqual(try LoRAConfig(rank: 2, alpha: 3, targets: ["c_attn", "c_fc", "c_attn"]).resolved(for: .gpt2, plan: plan).targets, ["c_attn", "c_fc"])
+    }
+
     /// peft matches targets against full module names: names of one module in every layer are
     /// that module (same adapter tensors as the short name); in some layers only, refused
     /// naming the layers, as adapters here go on a module in every layer.

@@ -160,6 +160,29 @@ final class RecipeTests: XCTestCase {
         }
     }
 
+    /// Methods that cannot run together and keys nothing chosen reads (a hostile review's
+    /// finds): self-training beside a rollout objective, a generation longer than the run, a
+    /// --ref-model no objective or selector reads, a selector that keeps every candidate.
+    func testMethodsThatCannotCombineAreRefused() throws {
+        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
+            do {
+                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
+                XCTFail("accepted", line: line)
+            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
+        }
+        refused("objective: relift\nrewards: [task]\nself_train: rft\n", "r.yaml:3: self_train rft makes each step's batch")
+        refused("objective: grpo\nscored_data: true\nself_train: semievol\n", "r.yaml:3: self_train semievol makes each step's batch from the model's own answers, but scored_data")
+        refused("objective: grpo\nsteps: 4\nsteps_per_generation: 8\n", "r.yaml:3: steps_per_generation 8 is more than steps (4)")
+        refused("ref_model: base\n", "r.yaml:1: ref_model base is read by objectives with a reference term")
+        refused("objective: grpo\nref_model: base\n", "r.yaml:2: ref_model base is read")
+        refused("selection: uds\nselection_pool: 1\n", "r.yaml:1: selection uds would keep all 48 candidates")
+        for ok in ["objective: dpo\nref_model: base\n", "objective: grpo\nobjective_args: {beta: 0.1}\nref_model: base\n",
+                   "selection: learnability\nref_model: base\n", "selection: uds\nselection_pool: 1\nselection_args: {budget: 0.5}\n",
+                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\n"] {
+            XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
+        }
+    }
+
     /// Rollout keys where no objective samples, and a self-training share of 0, did nothing.
     func testRolloutKeysWithoutASamplerAreRefused() throws {
         func refused(_ yaml: String, _ expected: String, line: UInt = #line) {

@@ -68,9 +68,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         let objective = try locating([k.objectiveArgs, k.objective]) { try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
         try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts)
         try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
-        try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
+        let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
+        try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try checkLoRAKeysNeedRank()
-        if self.selection == "none" && self.selectionPool != Recipe.declared.selectionPool.defaultValue {
+        if self.selection == "none" && self.selectionPool != k.selectionPool.defaultValue && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
         }
@@ -90,18 +91,21 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// or feature is not used: they would be ignored, so they are refused naming what they need.
     func checkKeysThatWouldDoNothing() throws {
         let k = Recipe.declared
-        func refuse(_ key: any AnyRecipeKey, _ why: String) throws -> Never {
+        func refuse(_ key: any AnyRecipeKey, _ why: String, off: any AnyRecipeKey) throws {
+            guard !switchedOff(key, by: off) else { return }
             throw RecipeError("\(named(key)) \(why): here it would have no effect")
         }
-        if self.optimizer != .sgd && self.momentum != k.momentum.defaultValue { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)") }
+        if self.optimizer != .sgd && self.momentum != k.momentum.defaultValue { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)", off: k.optimizer) }
         if self.optimizer == .sgd {
-            if self.beta1 != k.beta1.defaultValue { try refuse(k.beta1, "is AdamW's (--optimizer adamw)") }
-            if self.beta2 != k.beta2.defaultValue { try refuse(k.beta2, "is AdamW's (--optimizer adamw)") }
-            if self.adamEps != k.adamEps.defaultValue { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)") }
+            if self.beta1 != k.beta1.defaultValue { try refuse(k.beta1, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
+            if self.beta2 != k.beta2.defaultValue { try refuse(k.beta2, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
+            if self.adamEps != k.adamEps.defaultValue { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
         }
-        if self.saveEvery == 0 && self.keepLast != k.keepLast.defaultValue { try refuse(k.keepLast, "prunes checkpoints, which need save_every (--save-every N)") }
+        if self.saveEvery == 0 && self.keepLast != k.keepLast.defaultValue {
+            try refuse(k.keepLast, "prunes checkpoints, which need save_every (--save-every N)", off: k.saveEvery)
+        }
         if self.selfTrain == "none" && self.selfTrainEvery != k.selfTrainEvery.defaultValue {
-            try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)")
+            try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)", off: k.selfTrain)
         }
     }
 
@@ -122,8 +126,27 @@ public struct Recipe: Codable, Equatable, Sendable {
                        (k.scaleRewards, self.scaleRewards != k.scaleRewards.defaultValue)]
         }
         if self.selfTrain == "none" { unread += [(k.rewards, !self.rewards.isEmpty), (k.rewardArgs, !self.rewardArgs.isEmpty)] }
-        if let (key, _) = unread.first(where: { $0.1 }) {
+        if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) }) {
             throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift): with objective \(self.objective) it would have no effect")
+        }
+    }
+
+    /// Methods that cannot run together, or a key none of the chosen methods reads, refused
+    /// before anything loads: self-training makes every batch from the model's answers, so a
+    /// rollout objective's sampler would never run (relift trapped, grpo failed at step 1,
+    /// chord silently trained without rollouts); a generation larger than the run sampled
+    /// rollouts for steps that never come; `--ref-model` read by nothing was ignored.
+    func checkMethodsCombine(_ objective: Objective, selectionReadsReference: Bool) throws {
+        let k = Recipe.declared
+        if self.selfTrain != "none" && (objective.requirements.rollouts || self.scoredData) {
+            let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
+            throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")
+        }
+        if objective.requirements.rollouts && self.stepsPerGeneration > self.steps {
+            throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
+        }
+        if let path = self.refModel, !objective.requirements.referenceModel && !selectionReadsReference {
+            throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0) and by selection learnability: with objective \(self.objective) it would have no effect")
         }
     }
 
@@ -134,7 +157,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         let k = Recipe.declared
         let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, self.loraTargets != nil), (k.loraDropout, self.loraDropout != 0),
                                                (k.loraAlpha, self.loraAlpha != k.loraAlpha.defaultValue), (k.mergeLora, self.mergeLora)]
-        if let (key, _) = set.first(where: { $0.1 }) {
+        if let (key, _) = set.first(where: { $0.1 && !switchedOff($0.0, by: k.loraRank) }) {
             throw RecipeError("\(named(key)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
         }
     }
@@ -151,6 +174,13 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var yaml: String {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
         return (try? Yams.serialize(node: Node(pairs))) ?? ""
+    }
+
+    /// Whether the feature `key` belongs to was switched off on the command line (`--lora-rank
+    /// 0`, `--selection none`, `--objective nll`) over a recipe file that set `key` for it: the
+    /// user's way to run a recipe without that feature, so `key` is not refused as unread.
+    func switchedOff(_ key: any AnyRecipeKey, by feature: any AnyRecipeKey) -> Bool {
+        origins[key.name] != nil && values[feature.name] != nil && origins[feature.name] == nil
     }
 
     /// How a check across keys names the key it refuses: `recipe.yaml:7: heldout_fraction`

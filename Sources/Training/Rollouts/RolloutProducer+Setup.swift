@@ -14,6 +14,9 @@ extension RolloutProducer {
         }
         let settings = try RolloutSettings(recipe: r)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
+        guard functions.contains(where: { $0.weight != 0 }) else {
+            throw RecipeError("every reward weight is 0 (\(r.rewards.joined(separator: ", "))): every advantage would be 0 and nothing would train")
+        }
         let limit = try settings.promptLimit(context: min(r.maxLength, setup.model.maxSequenceLength))
         let raw: [RolloutPrompt], origin: String
         if let path = r.prompts {
@@ -27,6 +30,7 @@ extension RolloutProducer {
         try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer)
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
+        try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))

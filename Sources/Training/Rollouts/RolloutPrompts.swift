@@ -81,6 +81,18 @@ public enum RolloutPrompts {
         }
     }
 
+    /// The task reward reads the rule from the end of the text the model sees, so every prompt
+    /// must end with a built-in task prompt: a `{messages}` row or a chat template wraps it
+    /// (`…<|im_start|>assistant`), and each rollout's scoring failed at the first step.
+    public static func checkTaskPrompts(_ prompts: [RolloutPrompt], rewards: [RewardFunction], tokenizer: Tokenizer) throws {
+        guard let f = rewards.first(where: { $0.scorer is TaskScorer }) else { return }
+        for p in prompts {
+            let text = tokenizer.decode(p.ids)
+            guard TaskScorer.answer(toPromptEnding: text) == nil else { continue }
+            throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows with --chat-template plain, or another reward)")
+        }
+    }
+
     /// A reward function that compares with a reference needs one on every prompt.
     public static func checkReferences(_ prompts: [RolloutPrompt], rewards: [RewardFunction]) throws {
         guard let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) else { return }

@@ -74,9 +74,17 @@ public struct BatchSelectionError: Error, CustomStringConvertible {
 extension SelectionRegistry {
     /// The recipe's selection settings checked before anything loads (a tiny stand-in
     /// vocabulary: the arguments, budgets and the reference requirement do not depend on it).
-    public static func validate(_ r: Recipe) throws {
-        _ = try make(name: r.selection, args: r.selectionArgs,
-                     context: Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
-                                      vocabSize: 2, hasReference: r.refModel != nil))
+    /// Returns whether the selector reads `--ref-model` (learnability). A selector that would
+    /// keep every candidate (`--selection-pool 1` at the default budget) is refused: it scored
+    /// the batch and trained on all of it, as without selection.
+    @discardableResult
+    public static func validate(_ r: Recipe) throws -> Bool {
+        let context = Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
+                              vocabSize: 2, hasReference: r.refModel != nil)
+        guard let (selector, keep) = try make(name: r.selection, args: r.selectionArgs, context: context) else { return false }
+        if keep >= context.candidates {
+            throw BatchSelectionError("selection \(r.selection) would keep all \(context.candidates) candidates of a step (selection_pool \(r.selectionPool) × batch_size \(r.batchSize), budget \(r.selectionArgs["budget"] ?? "1/selection_pool")): it would score them for nothing; raise --selection-pool or lower budget")
+        }
+        return selector.referenceScorer != nil
     }
 }
