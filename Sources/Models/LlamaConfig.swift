@@ -13,7 +13,8 @@ import TensorCore
 /// - `rope_scaling` / `rope_parameters.rope_type` other than default (Llama-3.1 "llama3",
 ///   "linear", "dynamic", "yarn" change the rotary frequencies);
 /// - `hidden_act` other than silu;
-/// - sliding-window attention (Mistral `sliding_window`, Qwen2 `use_sliding_window`) is
+/// - sliding-window attention (Mistral `sliding_window`, Qwen2 `use_sliding_window` in the
+///   layers `layer_types` / `max_window_layers` select) is
 ///   accepted by capping the usable context at the window: for sequences no longer than the
 ///   window, HF's sliding mask (j > i − window) keeps every causal position, so the results
 ///   are identical.
@@ -99,8 +100,18 @@ public struct LlamaConfig: Equatable, Sendable {
         case .mistral:
             if f.has("sliding_window") { window = try f.positiveInt("sliding_window") }
         case .qwen2:
+            // transformers' Qwen2 slides only in the layers `layer_types` marks
+            // "sliding_attention" (by default those at or past `max_window_layers`, 28): a model
+            // whose layers are all full attention has no window.
             if try f.bool("use_sliding_window", default: false), f.has("sliding_window") {
-                window = try f.positiveInt("sliding_window")
+                let layers = try f.positiveInt("num_hidden_layers")
+                let slides: Bool
+                if let types = f.object["layer_types"] as? [Any] {
+                    slides = types.contains { $0 as? String == "sliding_attention" }
+                } else {
+                    slides = layers > (try f.int("max_window_layers", default: 28))
+                }
+                if slides { window = try f.positiveInt("sliding_window") }
             }
         case .llama:
             break

@@ -52,10 +52,35 @@ public enum ModelDirectory {
             // A LoRA run's checkpoint: loading only its base would silently drop the training.
             throw ModelError("\(dir): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; load a LoRA run's adapter with --model BASE --adapter OUT/model (a checkpoint's: --adapter <checkpoint>/adapter)")
         }
-        for (name, shape) in arch.plan.layout { _ = try checkpointName(for: name, shape: shape, in: weights, source: dir) }
+        var used = Set<String>()
+        for (name, shape) in arch.plan.layout { used.insert(try checkpointName(for: name, shape: shape, in: weights, source: dir)) }
         let model = arch.build(lora)
         try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil)
+        try checkEveryTensorIsUsed(weights, used: used, params: model.parameters, source: dir)
         return (model, tokenizer)
+    }
+
+    /// Buffers that transformers saved in some checkpoints and recomputes (GPT-2's causal mask,
+    /// rotary frequencies): not weights.
+    static func isBuffer(_ name: String) -> Bool {
+        name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") || name.hasSuffix("rotary_emb.inv_freq")
+    }
+
+    /// A checkpoint tensor the config's model has no place for is refused, naming it: loading
+    /// would drop it silently (Qwen2 weights under "model_type": "llama" lost their q/k/v
+    /// biases; "n_layer": 3 over four layers' weights trained a truncated model). A tied
+    /// model's `lm_head.weight` is accepted when it equals the embeddings it is tied to.
+    static func checkEveryTensorIsUsed(_ weights: SafeTensorsCheckpoint, used: Set<String>, params: ParameterStore, source: String) throws {
+        for name in weights.names where !used.contains(name) && !LoRAConfig.isAdapterName(name) && !isBuffer(name) {
+            if name == "lm_head.weight",
+               let embedding = params.entries.first(where: { ["transformer.wte.weight", "model.embed_tokens.weight"].contains($0.name) }),
+               weights.info(name)?.shape == embedding.shape {
+                let head = try weights.floats(name)
+                if (0..<embedding.count).allSatisfy({ head[$0] == params.values[embedding.offset + $0] }) { continue }
+                throw ModelError("\(source): tensor \"lm_head.weight\" differs from the embeddings \(embedding.name), and config.json ties the two (tie_word_embeddings); untie them in config.json or drop lm_head.weight")
+            }
+            throw ModelError("\(source): checkpoint tensor \"\(name)\" is not a parameter of the model config.json describes (model_type, layer count, tie_word_embeddings, attention_bias?); loading it would drop the tensor silently")
+        }
     }
 
     /// What a config.json object describes, before anything is allocated: the parameter layout

@@ -1,7 +1,21 @@
+import Foundation
+
 /// Built-in architectures, addressed by name from `--model`. The vocabulary comes from
 /// the tokenizer, so the same preset serves the byte tokenizer and a BPE one.
 public enum ModelPresets {
     public static let names = ["default", "tiny", "small", "gpt2-mini"]
+
+    /// The preset a `--model` value names, nil for a model directory. A name that is both (a
+    /// run's output copied to `./tiny`) is refused: the preset silently won, a random model
+    /// where the user meant the directory; `./tiny` names the directory.
+    public static func named(_ spec: String, vocabSize: Int) throws -> GPT2Config? {
+        guard let config = gpt2(spec, vocabSize: vocabSize) else { return nil }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
+            throw ModelError("--model \(spec): names both the preset \(spec) and the directory ./\(spec); give ./\(spec) for the directory, or run elsewhere for the preset")
+        }
+        return config
+    }
 
     public static func gpt2(_ name: String, vocabSize: Int) -> GPT2Config? {
         switch name {

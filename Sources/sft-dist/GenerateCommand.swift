@@ -98,7 +98,7 @@ struct Generate: ParsableCommand {
             Fatal.agree("\(sourced[i].source): the prompt is empty (no tokens for the model to continue)")
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
-                                      stopIds: Evaluator.stopIds(tok), stopStrings: stopStrings)
+                                      stopIds: Evaluator.stopIds(tok, model: m), stopStrings: stopStrings)
         if prompt != nil && !json {
             // One prompt: rank 0 streams it; other ranks have nothing to do.
             if comm.isCoordinator { stream(m, tok, ids[0], text: texts[0], options: options) }

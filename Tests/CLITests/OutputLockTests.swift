@@ -18,7 +18,13 @@ final class OutputLockTests: XCTestCase {
         XCTAssertTrue(first.isRunning, "the second run disturbed the first")
         first.killAll(marker: out)
         _ = first.wait()
-        let third = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", out])
-        XCTAssertEqual(third.status, 0, third.all)
+        let third = ["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", out]
+        // Past the lock, a fresh run meets the killed run's checkpoints (kept for --resume).
+        let refused = CLI.sftDist(third)
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("holds a previous run's checkpoints"), refused.all)
+        try FileManager.default.removeItem(atPath: out + "/checkpoints")
+        let started = CLI.sftDist(third)
+        XCTAssertEqual(started.status, 0, started.all)
     }
 }

@@ -116,6 +116,20 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/metrics.jsonl"))
     }
 
+    /// A --model value that is both a preset and a directory here is refused (the preset won,
+    /// a random model where the directory was meant); ./NAME reads the directory.
+    func testAPresetNameThatIsAlsoADirectoryIsRefused() throws {
+        let dir = CLI.tempDir("preset-dir")
+        XCTAssertEqual(CLI.sftDist(["train"] + tiny + ["--out", dir + "/run"]).status, 0)
+        try FileManager.default.copyItem(atPath: dir + "/run/model", toPath: dir + "/tiny")
+        let held = dir + "/run/data/heldout.jsonl"
+        let r = CLI.sftDist(["eval", "--model", "tiny", "--data", held, "--examples", "0"], cwd: dir)
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--model tiny: names both the preset tiny and the directory ./tiny"), r.all)
+        XCTAssertEqual(CLI.sftDist(["eval", "--model", "./tiny", "--data", held, "--examples", "0"], cwd: dir).status, 0)
+        XCTAssertEqual(CLI.sftDist(["eval", "--model", "tiny", "--data", held, "--examples", "0"]).status, 0, "the preset elsewhere")
+    }
+
     func testMissingModelDirectoryIsOneClearLine() {
         let r = CLI.sftDist(["eval", "--model", "/nonexistent/model", "--data", "/nonexistent.jsonl"])
         XCTAssertEqual(r.status, 1)

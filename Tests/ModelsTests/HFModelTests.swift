@@ -147,6 +147,39 @@ final class HFModelTests: XCTestCase {
         XCTAssertTrue(g.contains("tensor \"model.layers.0.mlp.gate_proj.weight\" has shape [48, 32] but the config needs [50, 32]"), g)
     }
 
+    /// A checkpoint tensor the config has no place for is refused, naming it (a hostile
+    /// review found each dropped silently): fewer layers than the weights, Qwen2 weights read
+    /// as Llama (q/k/v biases), a tied config over a checkpoint whose lm_head differs.
+    func testCheckpointTensorsTheConfigWouldDropAreRefused() throws {
+        let a = try loadError("llama") { $0["num_hidden_layers"] = 1 }
+        XCTAssertTrue(a.contains("checkpoint tensor \"model.layers.1."), a)
+        XCTAssertTrue(a.contains("is not a parameter of the model config.json describes"), a)
+        let b = try loadError("qwen2") { $0["model_type"] = "llama" }
+        XCTAssertTrue(b.contains("checkpoint tensor \"model.layers.0.self_attn.") && b.contains("_proj.bias\""), b)
+        let c = try loadError("llama") { $0["tie_word_embeddings"] = true }
+        XCTAssertTrue(c.contains("tensor \"lm_head.weight\" differs from the embeddings model.embed_tokens.weight"), c)
+        let d = try loadError("gpt2") { $0["n_layer"] = 1 }
+        XCTAssertTrue(d.contains("checkpoint tensor \"") && d.contains("h.1."), d)
+    }
+
+    /// transformers' Qwen2 slides only in the layers layer_types (or max_window_layers) marks:
+    /// a window in config.json with every layer full attention does not cap the context.
+    func testQwen2SlidingWindowFollowsTheLayerTypes() throws {
+        func context(_ edit: ([String: Any]) -> [String: Any]) throws -> Int {
+            let copy = tmp + "/window-\(UUID().uuidString)"
+            try FileManager.default.copyItem(atPath: Self.model("qwen2"), toPath: copy)
+            let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copy + "/config.json"))) as! [String: Any]
+            try JSONSerialization.data(withJSONObject: edit(cfg)).write(to: URL(fileURLWithPath: copy + "/config.json"))
+            return try ModelDirectory.load(copy).0.maxSequenceLength
+        }
+        func window(_ c: [String: Any]) -> [String: Any] { var c = c; c["use_sliding_window"] = true; c["sliding_window"] = 4; return c }
+        XCTAssertEqual(try context { $0 }, 64)
+        XCTAssertEqual(try context(window), 64, "every layer full_attention")
+        XCTAssertEqual(try context { var c = window($0); c["layer_types"] = ["full_attention", "sliding_attention"]; return c }, 4)
+        XCTAssertEqual(try context { var c = window($0); c["layer_types"] = nil; return c }, 64, "2 layers < max_window_layers 28")
+        XCTAssertEqual(try context { var c = window($0); c["layer_types"] = nil; c["max_window_layers"] = 1; return c }, 4)
+    }
+
     func testTruncatedShardIsRejectedWithItsOwnMessage() throws {
         let copy = tmp + "/trunc"
         try FileManager.default.copyItem(atPath: Self.model("mistral-sharded"), toPath: copy)

@@ -12,7 +12,7 @@ import TensorCore
 public enum ModelMerge {
     /// Config fields that name where a model came from or how it was stored, not what it is.
     static let provenanceFields: Set<String> = ["_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype"]
-    /// A BPE tokenizer's files, compared byte for byte.
+    /// A BPE tokenizer's files, compared as JSON values (byte for byte where not JSON).
     static let tokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
     /// Merges `dirs` into `out` (written atomically); returns a one-line summary.
@@ -80,11 +80,18 @@ public enum ModelMerge {
         let fm = FileManager.default
         for file in tokenizerFiles {
             let da = fm.contents(atPath: a + "/" + file), db = fm.contents(atPath: b + "/" + file)
-            if da != db {
+            if da != db && canonicalJSON(da) != canonicalJSON(db) {
                 let how = da == nil ? "only \(b) has it" : db == nil ? "only \(a) has it" : "the files differ"
                 throw ModelError("\(b): tokenizer differs from \(a)'s in \(file) (\(how)): merge needs models with the same tokenizer")
             }
         }
+    }
+
+    /// A tokenizer file as sorted-key JSON text, so the same tokenizer saved with another
+    /// indentation or key order is the same (nil: absent or not JSON, compared as bytes).
+    static func canonicalJSON(_ data: Data?) -> String? {
+        guard let data, let v = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        return canonical(v)
     }
 
     /// A JSON value as sorted-key text, so equal values compare equal whatever their order.

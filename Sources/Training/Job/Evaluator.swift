@@ -88,11 +88,17 @@ public enum Evaluator {
         return (sums[0], sums[1], sums[2])
     }
 
-    /// Stop at end-of-text and at the end of an assistant turn.
-    public static func stopIds(_ tokenizer: Tokenizer) -> Set<Int32> {
+    /// Stop at end-of-text, at the end of an assistant turn, and at the model's own
+    /// `eos_token_id` (config.json: one id or a list, as Llama 3.1's `<|eom_id|>`; transformers'
+    /// generate stops at each), where it is a token of the model's vocabulary.
+    public static func stopIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
         var stop: Set<Int32> = [tokenizer.eosId]
         if let end = tokenizer.specialTokenId("<|im_end|>") { stop.insert(end) }
         if let end = tokenizer.specialTokenId("<|eot_id|>") { stop.insert(end) }
+        let configured = model.configJSON["eos_token_id"]
+        for id in (configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? [] where (0..<model.vocabSize).contains(id) {
+            stop.insert(Int32(id))
+        }
         return stop
     }
 }

@@ -25,7 +25,7 @@ enum GenerationEval {
         guard !candidates.isEmpty else { return (nil, []) }
         let shard = comm.shard
         let mine = shard.mine(candidates)
-        let stop = Evaluator.stopIds(tokenizer)
+        let stop = Evaluator.stopIds(tokenizer, model: model)
         let allPrompts = candidates.map { Array(examples[$0].ids[0..<examples[$0].promptLength]) }
         let prompts = shard.mine(allPrompts)
         func items(_ gens: [Generation], _ which: [Int], _ promptIds: [[Int32]]) -> [ScoringItem] {

@@ -118,7 +118,7 @@ public struct RunSetup {
     /// directory.
     public static func loadModel(_ spec: String, seed: UInt64) throws -> (LanguageModel, Tokenizer) {
         let tokenizer = ByteTokenizer()
-        if let config = ModelPresets.gpt2(spec, vocabSize: tokenizer.vocabSize) {
+        if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
             return (GPT2(config: config, seed: seed), tokenizer)
         }
         let (m, t) = try ModelDirectory.load(spec)

@@ -42,7 +42,7 @@ public enum LoRATraining {
         guard let lora else { return try RunSetup.loadModel(spec, seed: seed) }
         let tokenizer = ByteTokenizer()
         let model: LanguageModel
-        if let config = ModelPresets.gpt2(spec, vocabSize: tokenizer.vocabSize) {
+        if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
             let resolved = try lora.resolved(for: .gpt2, plan: config.layoutPlan)
             model = GPT2(config: config, seed: seed, lora: resolved)
             (model as! LoRAAdaptable).initializeAdapters(seed: seed)

@@ -33,7 +33,7 @@ public final class SPINProducer: StepProducer {
         // opponent is the model as it is now.
         let model = p.step % iterationSteps == 0 ? p.model : (opponent ?? p.model)
         let rows = source.batch(step: p.step).filter { prompts[$0] != nil }
-        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, stopIds: Evaluator.stopIds(p.tokenizer))
+        let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, stopIds: Evaluator.stopIds(p.tokenizer, model: p.model))
         var mix = SplitMix64(seed: p.seed ^ 0x5B1D_0000 ^ UInt64(p.step))
         let answers = ShardedGeneration.generate(model, prompts: rows.map { prompts[$0]!.ids }, options: options,
                                                  seed: mix.next(), comm: p.comm)

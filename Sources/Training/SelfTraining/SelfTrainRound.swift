@@ -73,7 +73,7 @@ enum SelfTrainRounds {
     static func sample(_ p: StepPreparation, contexts: [[Int32]], k: Int, temperature: Float, topP: Float = 1,
                        maxNewTokens: Int, round: Int) -> [[RoundSample]] {
         let flat = contexts.flatMap { ids in [[Int32]](repeating: ids, count: k) }
-        let stop = Evaluator.stopIds(p.tokenizer)
+        let stop = Evaluator.stopIds(p.tokenizer, model: p.model)
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topP: topP, stopIds: stop)
         var gens: [Generation] = []
         for (c, start) in stride(from: 0, to: flat.count, by: chunk).enumerated() {
