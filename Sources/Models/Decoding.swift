@@ -21,9 +21,20 @@ public final class KVCache {
         self.layers = layers; self.rows = rows; self.capacity = capacity; self.kvDim = kvDim
         self.kvHeads = kvHeads; headDim = kvDim / kvHeads
         let n = max(rows * capacity * kvDim, 1)
+        KVCache.checkFits(floats: 2 * layers * n, rows: rows, capacity: capacity)
         keys = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (keys)") }
         values = (0..<layers).map { _ in CheckedAllocation.floats(n, for: "the KV cache (values)") }
         length = [Int](repeating: 0, count: rows)
+    }
+
+    /// A cache larger than the memory the kernel can still give is refused before it is
+    /// allocated: the allocation itself succeeds (overcommit) and filling it brought the OOM
+    /// killer — SIGKILL, no message, a half-written run (8,192 rollouts of a generation).
+    static func checkFits(floats: Int, rows: Int, capacity: Int) {
+        let (bytes, overflow) = floats.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard overflow || bytes > 256 << 20 else { return }   // small caches: not worth reading /proc
+        guard let available = MemoryBudget.availableBytes(), overflow || bytes > available else { return }
+        CheckedAllocation.failureHandler("out of memory: the KV cache for \(rows) sequences × \(capacity) positions needs \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)), more than the \(CheckedAllocation.describe(bytes: available)) available (fewer rollouts per generation, a smaller batch or a shorter max_completion_length)")
     }
 
     deinit {

@@ -41,10 +41,37 @@ public struct Generation: Sendable {
 /// recomputed (exact, slower). Every prompt samples from its own seeded stream, so results
 /// do not depend on how prompts are batched or sharded over ranks.
 public enum Generator {
+    /// Rows decoded together: at most 4,096 (the prefill's activations grow with them), and no
+    /// more than keep the KV cache within a quarter of the memory available (4 GiB at most).
+    nonisolated(unsafe) public static var maxRowsPerChunk = 4096   // tests lower it to check chunking
+
+    static func rowsPerChunk(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions) -> Int {
+        let cap = maxRowsPerChunk
+        guard prompts.count > min(64, cap), let decoder = model as? IncrementalDecoder else { return cap }
+        let probe = decoder.makeCache(rows: 1, capacity: 1)
+        let capacity = min(model.maxSequenceLength, (prompts.map(\.count).max() ?? 0) + options.maxNewTokens)
+        let perRow = max(1, 2 * probe.layers * capacity * probe.kvDim * MemoryLayout<Float>.stride)
+        let budget = min(4 << 30, max(256 << 20, (MemoryBudget.availableBytes() ?? (16 << 30)) / 4))
+        return max(1, min(cap, budget / perRow))
+    }
+
     public static func generate(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
                                 rngs: [RNG], decodeText: (([Int32]) -> String)? = nil,
                                 onToken: ((Int, Int32) -> Void)? = nil) -> [Generation] {
         precondition(rngs.count == prompts.count, "one RNG per prompt")
+        // Rows are independent (own stream, own cache rows), so a batch too large for one KV
+        // cache is decoded in chunks with the same results: 8,192 rollouts of a generation
+        // filled memory until the OOM killer ended the run.
+        let chunk = rowsPerChunk(model, prompts: prompts, options: options)
+        if prompts.count > chunk {
+            var out: [Generation] = []
+            for start in stride(from: 0, to: prompts.count, by: chunk) {
+                let end = min(start + chunk, prompts.count)
+                out += generate(model, prompts: Array(prompts[start..<end]), options: options, rngs: Array(rngs[start..<end]),
+                                decodeText: decodeText, onToken: onToken.map { f in { f($0 + start, $1) } })
+            }
+            return out
+        }
         var rngs = rngs
         var results = prompts.map { _ in Generation(ids: [], logProbs: [], finish: .length, text: nil) }
         var active = [Bool](repeating: true, count: prompts.count)

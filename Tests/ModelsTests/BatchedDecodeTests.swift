@@ -24,6 +24,32 @@ final class BatchedDecodeTests: XCTestCase {
         }
     }
 
+    /// A batch larger than one KV cache's share of memory is decoded in chunks: the same
+    /// tokens, log-probs and finishes as one batch, and onToken sees each prompt's own index.
+    func testChunkedGenerationEqualsOneBatch() {
+        let model = GPT2(config: GPT2Config(vocabSize: 29, contextLength: 16, embedDim: 16, layers: 2, heads: 4), seed: 7)
+        let prompts: [[Int32]] = (0..<20).map { (n: Int) -> [Int32] in
+            (0...(n % 5)).map { (i: Int) -> Int32 in Int32((i * 7 + n * 3) % 29) }
+        }
+        let rngs = prompts.indices.map { RNG(seed: 5, stream: UInt64($0)) }
+        let options = SamplingOptions(maxNewTokens: 6, temperature: 1, stopIds: [3])
+        var seen: [[Int32]] = Array(repeating: [], count: prompts.count)
+        let whole = Generator.generate(model, prompts: prompts, options: options, rngs: rngs)
+        XCTAssertEqual(Generator.rowsPerChunk(model, prompts: prompts, options: options), 4096)
+        let saved = Generator.maxRowsPerChunk
+        Generator.maxRowsPerChunk = 7
+        defer { Generator.maxRowsPerChunk = saved }
+        XCTAssertEqual(Generator.rowsPerChunk(model, prompts: prompts, options: options), 7)
+        let chunked = Generator.generate(model, prompts: prompts, options: options, rngs: rngs, onToken: { seen[$0].append($1) })
+        XCTAssertEqual(chunked.map(\.ids), whole.map(\.ids))
+        for (a, b) in zip(chunked, whole) {
+            XCTAssertEqual(a.logProbs.count, b.logProbs.count)
+            for (x, y) in zip(a.logProbs, b.logProbs) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        }
+        XCTAssertEqual(chunked.map(\.finish), whole.map(\.finish))
+        XCTAssertEqual(seen, whole.map(\.ids))
+    }
+
     func testGPT2BatchedEqualsOneAtATime() {
         let model = GPT2(config: GPT2Config(vocabSize: 29, contextLength: 16, embedDim: 16, layers: 2, heads: 4), seed: 7)
         for threads in [1, 2] {
