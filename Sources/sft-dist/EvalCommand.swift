@@ -46,6 +46,18 @@ struct Eval: ParsableCommand {
         try Settings.maxLength.check(maxLength)
         try Settings.maxNewTokens.check(maxNewTokens)
         try Settings.threads.check(threads)
+        // Settings that would do nothing are refused, not ignored (--seed stays free: scripts
+        // pass one always). Generation is off with --examples 0; sampling needs --samples N.
+        if examples == 0 {
+            let set = [("--samples", samples != 0), ("--pass-k", passK != "1"), ("--scorer", scorer != "exact"),
+                       ("--scorer-arg", !scorerArg.isEmpty), ("--scorer-cmd", scorerCmd != nil), ("--max-new-tokens", maxNewTokens != 16)]
+            if let (flag, _) = set.first(where: { $0.1 }) {
+                throw RecipeError("\(flag) acts on the generated answers, and --examples 0 generates none: drop it or give --examples N")
+            }
+        }
+        if samples == 0, let (flag, _) = [("--temperature", temperature != 1), ("--top-p", topP != 1), ("--pass-k", passK != "1")].first(where: { $0.1 }) {
+            throw RecipeError("\(flag) acts on sampled answers (--samples N for pass@k); without --samples the answers are greedy and \(flag) has no effect")
+        }
         let ks = passK.split(separator: ",").map { Int($0) }
         if samples > 0 && (ks.isEmpty || ks.contains { $0 == nil || $0! < 1 || $0! > samples }) {
             throw RecipeError("--pass-k values must be integers between 1 and --samples (\(samples)) (got \(RecipeError.quote(passK)))")

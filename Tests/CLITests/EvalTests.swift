@@ -65,6 +65,28 @@ final class EvalTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(j1["eval_pass@3"] as! Double, j1["eval_pass@1"] as! Double)
     }
 
+    /// Settings that would do nothing are refused naming the flag (they were accepted and
+    /// ignored): generation settings with --examples 0, sampling settings without --samples;
+    /// generate's sampling settings at temperature 0. (--samples at temperature 0 is allowed:
+    /// pass@k of the greedy answer, which testAccuracyOnAFixtureKnownByConstruction uses.)
+    func testSettingsThatWouldDoNothingAreRefused() {
+        let data = CLI.tempDir("eval-noop") + "/d.jsonl"
+        try? "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        let eval = ["eval", "--model", "tiny", "--data", data]
+        for (args, needle) in [(eval + ["--examples", "0", "--samples", "4"], "--samples acts on the generated answers, and --examples 0 generates none"),
+                               (eval + ["--examples", "0", "--scorer", "numeric"], "--scorer acts on the generated answers"),
+                               (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
+                               (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
+                               (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-k", "5"], "--top-k acts on sampling, and --temperature 0 (the default) is greedy"),
+                               (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--seed", "3"], "--seed acts on sampling")] {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.all)")
+        }
+        XCTAssertEqual(CLI.sftDist(eval + ["--examples", "1", "--samples", "2", "--pass-k", "1,2", "--temperature", "0.7", "--seed", "4"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--temperature", "0.8", "--top-k", "5", "--seed", "3"]).status, 0)
+    }
+
     func testBrokenExternalScorerIsOneClearError() {
         let dir = CLI.tempDir("eval-badscorer")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-examples", "0",
