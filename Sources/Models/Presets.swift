@@ -6,13 +6,13 @@ public enum ModelPresets {
     public static let names = ["default", "tiny", "small", "gpt2-mini"]
 
     /// The preset a `--model` value names, nil for a model directory. A name that is both (a
-    /// run's output copied to `./tiny`) is refused: the preset silently won, a random model
-    /// where the user meant the directory; `./tiny` names the directory.
+    /// model copied to `./tiny`, with its config.json) is refused: the preset silently won, a
+    /// random model where the user meant the directory; `./tiny` names the directory. Any
+    /// other directory of that name (a run's `--out tiny`) is not a model and not ambiguous.
     public static func named(_ spec: String, vocabSize: Int) throws -> GPT2Config? {
         guard let config = gpt2(spec, vocabSize: vocabSize) else { return nil }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue {
-            throw ModelError("--model \(spec): names both the preset \(spec) and the directory ./\(spec); give ./\(spec) for the directory, or run elsewhere for the preset")
+        if FileManager.default.fileExists(atPath: spec + "/config.json") {
+            throw ModelError("--model \(spec): names both the preset \(spec) and the directory ./\(spec); give ./\(spec) for the model directory, or run elsewhere for the preset")
         }
         return config
     }

@@ -89,7 +89,8 @@ public enum ReplaceableOutput {
     /// its directory is missing or not writable (checked before anything is written, so no
     /// output is left half-made when a later one fails). Paths as (flag, path).
     /// `inputDirectories` (`--model`, `--adapter`, `--ref-model`): an output may not replace a
-    /// file in one (`score --out run/model/model.safetensors` replaced the weights it read).
+    /// model file in one (`score --out run/model/model.safetensors` replaced the weights it
+    /// read); other files there (an earlier `score --out run/model/scores.jsonl`) may be.
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
                                           inputDirectories: [(String, String)] = []) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {
@@ -98,7 +99,8 @@ public enum ReplaceableOutput {
             for (inFlag, input) in inputs where resolved(input) == p {
                 return "\(flag) \(path): is the input \(inFlag) \(input); write the result to another file"
             }
-            for (inFlag, dir) in inputDirectories where FileManager.default.fileExists(atPath: p) && p.hasPrefix(resolved(dir) + "/") {
+            for (inFlag, dir) in inputDirectories where FileManager.default.fileExists(atPath: p) && p.hasPrefix(resolved(dir) + "/")
+                && isSavedFile(URL(fileURLWithPath: p).lastPathComponent) {
                 return "\(flag) \(path): is a file of the input \(inFlag) \(dir); write the result to another file"
             }
             for (otherFlag, other) in outputs[..<i] where resolved(other) == p {

@@ -38,7 +38,8 @@ struct Generate: ParsableCommand {
         if let bad = stop.first(where: { Self.unknownEscape($0) != nil }) {
             throw RecipeError("--stop \(RecipeError.quote(bad)): \\\(Self.unknownEscape(bad)!) is not an escape (\\n, \\t, \\r and \\\\ are; write a backslash as \\\\)")
         }
-        if temperature == 0, let (flag, _) = [("--top-k", topK != 0), ("--top-p", topP != 1), ("--seed", seed != 0)].first(where: { $0.1 }) {
+        // (--seed stays free: a sweep over temperatures keeps one seed, 0 included.)
+        if temperature == 0, let (flag, _) = [("--top-k", topK != 0), ("--top-p", topP != 1)].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampling, and --temperature 0 (the default) is greedy: give --temperature T > 0, or drop \(flag)")
         }
         if prompt?.isEmpty == true { throw RecipeError("--prompt is empty: give the text the model continues") }

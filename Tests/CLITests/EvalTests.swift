@@ -78,13 +78,16 @@ final class EvalTests: XCTestCase {
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-k", "5"], "--top-k acts on sampling, and --temperature 0 (the default) is greedy"),
-                               (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--seed", "3"], "--seed acts on sampling")] {
+                               (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-p", "0.5"], "--top-p acts on sampling")] {
             let r = CLI.sftDist(args)
             XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
             XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.all)")
         }
         XCTAssertEqual(CLI.sftDist(eval + ["--examples", "1", "--samples", "2", "--pass-k", "1,2", "--temperature", "0.7", "--seed", "4"]).status, 0)
         XCTAssertEqual(CLI.sftDist(["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--temperature", "0.8", "--top-k", "5", "--seed", "3"]).status, 0)
+        // Greedy spelled out, and a seed kept through a temperature sweep, are not refused.
+        XCTAssertEqual(CLI.sftDist(eval + ["--examples", "1", "--temperature", "0", "--seed", "2"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--temperature", "0", "--seed", "3"]).status, 0)
     }
 
     func testBrokenExternalScorerIsOneClearError() {

@@ -95,6 +95,11 @@ final class MergeOutputSafetyTests: XCTestCase {
         XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: out + "/link"), out + "/target")
         let resumed = CLI.sftDist(four + ["--resume", checkpoint.replacingOccurrences(of: "/model", with: ""), "--out", out + "/a2"])
         XCTAssertEqual(resumed.status, 0, resumed.all)
+        // Other files in the model's directory may be written, and again (scores beside it).
+        for _ in 0..<2 {
+            let s = CLI.sftDist(["score", "--model", out + "/a/model", "--data", out + "/a/data/heldout.jsonl", "--out", out + "/a/model/scores.jsonl"])
+            XCTAssertEqual(s.status, 0, s.all)
+        }
         // A plain model directory (the export's own earlier output) is still replaced.
         XCTAssertEqual(CLI.sftDist(export + [out + "/target"]).status, 0)
     }

@@ -84,6 +84,16 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertEqual(off.status, 0, off.all)
         let kept = CLI.sftDist(["--config", dir + "/f.yaml", "--lora-rank", "0", "--out", dir + "/kept", "--quiet"])
         XCTAssertEqual(kept.status, 0, kept.all)
+        // Also a recipe's ref_model with its selector switched off, and a smoke test's --steps 1
+        // under a recipe's steps_per_generation (a hostile review's finds).
+        try "model: tiny\nsteps: 2\nbatch_size: 4\neval_examples: 0\nselection: learnability\nref_model: \(dir)/off/model\n"
+            .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let noSelector = CLI.sftDist(["--config", dir + "/s.yaml", "--selection", "none", "--out", dir + "/nosel", "--quiet"])
+        XCTAssertEqual(noSelector.status, 0, noSelector.all)
+        try "model: tiny\nsteps: 4\nbatch_size: 4\neval_examples: 0\nobjective: grpo\nrollouts: 2\nrewards: [task]\nsteps_per_generation: 2\n"
+            .write(toFile: dir + "/g2.yaml", atomically: true, encoding: .utf8)
+        let smoke = CLI.sftDist(["--config", dir + "/g2.yaml", "--steps", "1", "--out", dir + "/smoke", "--quiet"])
+        XCTAssertEqual(smoke.status, 0, smoke.all)
         try "model: tiny\nlora_alpha: 8\n".write(toFile: dir + "/g.yaml", atomically: true, encoding: .utf8)
         let unread = CLI.sftDist(["--config", dir + "/g.yaml", "--out", dir + "/unread", "--quiet"])
         XCTAssertEqual(unread.status, 1, unread.all)
@@ -128,6 +138,13 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--model tiny: names both the preset tiny and the directory ./tiny"), r.all)
         XCTAssertEqual(CLI.sftDist(["eval", "--model", "./tiny", "--data", held, "--examples", "0"], cwd: dir).status, 0)
         XCTAssertEqual(CLI.sftDist(["eval", "--model", "tiny", "--data", held, "--examples", "0"]).status, 0, "the preset elsewhere")
+        // A directory of that name that is not a model (a run's --out tiny) is no ambiguity: a
+        // requeued `train --model tiny --out tiny --resume latest` runs again.
+        let jobDir = CLI.tempDir("preset-run")
+        let job = ["train"] + tiny + ["--out", "tiny", "--save-every", "3", "--resume", "latest"]
+        XCTAssertEqual(CLI.sftDist(job, cwd: jobDir).status, 0)
+        let again = CLI.sftDist(job, cwd: jobDir)
+        XCTAssertEqual(again.status, 0, again.all)
     }
 
     func testMissingModelDirectoryIsOneClearLine() {

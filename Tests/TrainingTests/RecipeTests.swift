@@ -17,6 +17,14 @@ final class RecipeTests: XCTestCase {
         XCTAssertFalse(e.contains("\n"), e, file: file, line: line)
     }
 
+    /// `yaml` reads, and `validate()` refuses it with a message starting `expected`.
+    func validateRefuses(_ yaml: String, _ expected: String, line: UInt = #line) {
+        do {
+            try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
+            XCTFail("accepted", line: line)
+        } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
+    }
+
     func testEveryKeyIsDeclaredOnceWithHelpAndAValidDefault() throws {
         let names = Recipe.keys.map(\.key.name)
         XCTAssertEqual(Set(names).count, names.count, "duplicate key names")
@@ -129,20 +137,14 @@ final class RecipeTests: XCTestCase {
     /// The checks across keys (validate) name the recipe line of the key they refuse when a
     /// file set it — the line to edit — and the key with its flag when flags set it.
     func testChecksAcrossKeysNameTheRecipeLine() throws {
-        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
-            do {
-                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
-                XCTFail("accepted", line: line)
-            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
-        }
-        refused("steps: 2\nheldout_fraction: 0.3\n", "r.yaml:2: heldout_fraction has no effect on the built-in data")
-        refused("steps: 2\nself_train: semievol\nself_train_args:\n  bogus: 1\n", "r.yaml:3: self_train_args: unknown key \"bogus\"")
-        refused("objective: dft\nobjective_args: {bogus: 1}\n", "r.yaml:2: objective dft: unknown argument(s) bogus; it takes none")
-        refused("objective_args: {k: 0}\nobjective: otr\n", "r.yaml:1: objective otr: k must be an integer")
-        refused("selection: uds\nsteps: 3\nselection_args: {bogus: 1}\n", "r.yaml:3: selection uds: unknown argument(s) bogus; accepted: alpha")
-        refused("selection_pool: 9\n", "r.yaml:1: selection_pool needs a selector")
-        refused("steps: 2\nlora_alpha: 4\n", "r.yaml:2: lora_alpha needs lora_rank")
-        refused("steps: 2\nkeep_last: 4\n", "r.yaml:2: keep_last prunes checkpoints")
+        validateRefuses("steps: 2\nheldout_fraction: 0.3\n", "r.yaml:2: heldout_fraction has no effect on the built-in data")
+        validateRefuses("steps: 2\nself_train: semievol\nself_train_args:\n  bogus: 1\n", "r.yaml:3: self_train_args: unknown key \"bogus\"")
+        validateRefuses("objective: dft\nobjective_args: {bogus: 1}\n", "r.yaml:2: objective dft: unknown argument(s) bogus; it takes none")
+        validateRefuses("objective_args: {k: 0}\nobjective: otr\n", "r.yaml:1: objective otr: k must be an integer")
+        validateRefuses("selection: uds\nsteps: 3\nselection_args: {bogus: 1}\n", "r.yaml:3: selection uds: unknown argument(s) bogus; accepted: alpha")
+        validateRefuses("selection_pool: 9\n", "r.yaml:1: selection_pool needs a selector")
+        validateRefuses("steps: 2\nlora_alpha: 4\n", "r.yaml:2: lora_alpha needs lora_rank")
+        validateRefuses("steps: 2\nkeep_last: 4\n", "r.yaml:2: keep_last prunes checkpoints")
         var r = Recipe()
         r.heldoutFraction = 0.3
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("recipe: heldout_fraction (--heldout-fraction) has no effect"), "\($0)") }
@@ -164,37 +166,26 @@ final class RecipeTests: XCTestCase {
     /// finds): self-training beside a rollout objective, a generation longer than the run, a
     /// --ref-model no objective or selector reads, a selector that keeps every candidate.
     func testMethodsThatCannotCombineAreRefused() throws {
-        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
-            do {
-                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
-                XCTFail("accepted", line: line)
-            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
-        }
-        refused("objective: relift\nrewards: [task]\nself_train: rft\n", "r.yaml:3: self_train rft makes each step's batch")
-        refused("objective: grpo\nscored_data: true\nself_train: semievol\n", "r.yaml:3: self_train semievol makes each step's batch from the model's own answers, but scored_data")
-        refused("objective: grpo\nsteps: 4\nsteps_per_generation: 8\n", "r.yaml:3: steps_per_generation 8 is more than steps (4)")
-        refused("ref_model: base\n", "r.yaml:1: ref_model base is read by objectives with a reference term")
-        refused("objective: grpo\nref_model: base\n", "r.yaml:2: ref_model base is read")
-        refused("selection: uds\nselection_pool: 1\n", "r.yaml:1: selection uds would keep all 48 candidates")
+        validateRefuses("objective: relift\nrewards: [task]\nself_train: rft\n", "r.yaml:3: self_train rft makes each step's batch")
+        validateRefuses("objective: grpo\nscored_data: true\nself_train: semievol\n", "r.yaml:3: self_train semievol makes each step's batch from the model's own answers, but scored_data")
+        validateRefuses("objective: grpo\nsteps: 4\nsteps_per_generation: 8\n", "r.yaml:3: steps_per_generation 8 is more than steps (4)")
+        validateRefuses("ref_model: base\n", "r.yaml:1: ref_model base is read by objectives with a reference term")
+        validateRefuses("objective: grpo\nref_model: base\n", "r.yaml:2: ref_model base is read")
+        validateRefuses("selection: uds\nselection_pool: 1\n", "r.yaml:1: selection uds would keep all 48 candidates")
         for ok in ["objective: dpo\nref_model: base\n", "objective: grpo\nobjective_args: {beta: 0.1}\nref_model: base\n",
                    "selection: learnability\nref_model: base\n", "selection: uds\nselection_pool: 1\nselection_args: {budget: 0.5}\n",
-                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\n"] {
+                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\n",
+                   "selection: q-tuning\nselection_pool: 1\n"] {   // q-tuning prunes tokens even keeping every sample
             XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
         }
     }
 
     /// Rollout keys where no objective samples, and a self-training share of 0, did nothing.
     func testRolloutKeysWithoutASamplerAreRefused() throws {
-        func refused(_ yaml: String, _ expected: String, line: UInt = #line) {
-            do {
-                try Recipe.parse(yaml: yaml, source: "r.yaml").validate()
-                XCTFail("accepted", line: line)
-            } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
-        }
-        refused("steps: 2\nrollouts: 4\n", "r.yaml:2: rollouts is read by the objectives that sample rollouts")
-        refused("rewards: [task]\n", "r.yaml:1: rewards is read by the objectives that sample")
-        refused("objective: dft\nmax_completion_length: 8\n", "r.yaml:2: max_completion_length is read")
-        refused("self_train: rft\nself_train_args: {ratio: 0}\n", "r.yaml:2: self_train_args: ratio=0 trains on none")
+        validateRefuses("steps: 2\nrollouts: 4\n", "r.yaml:2: rollouts is read by the objectives that sample rollouts")
+        validateRefuses("rewards: [task]\n", "r.yaml:1: rewards is read by the objectives that sample")
+        validateRefuses("objective: dft\nmax_completion_length: 8\n", "r.yaml:2: max_completion_length is read")
+        validateRefuses("self_train: rft\nself_train_args: {ratio: 0}\n", "r.yaml:2: self_train_args: ratio=0 trains on none")
         for ok in ["objective: grpo\nrollouts: 4\nrewards: [task]\n", "objective: grpo\nscored_data: true\nmax_completion_length: 8\n",
                    "self_train: superhf\nobjective: superhf\nrewards: [task]\n", "rollouts: 8\nmax_completion_length: 16\n"] {
             XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)

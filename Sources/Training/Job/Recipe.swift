@@ -126,7 +126,7 @@ public struct Recipe: Codable, Equatable, Sendable {
                        (k.scaleRewards, self.scaleRewards != k.scaleRewards.defaultValue)]
         }
         if self.selfTrain == "none" { unread += [(k.rewards, !self.rewards.isEmpty), (k.rewardArgs, !self.rewardArgs.isEmpty)] }
-        if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) }) {
+        if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) && !switchedOff($0.0, by: k.selfTrain) }) {
             throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift): with objective \(self.objective) it would have no effect")
         }
     }
@@ -142,10 +142,11 @@ public struct Recipe: Codable, Equatable, Sendable {
             let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
             throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")
         }
-        if objective.requirements.rollouts && self.stepsPerGeneration > self.steps {
+        if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps) {
             throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
         }
-        if let path = self.refModel, !objective.requirements.referenceModel && !selectionReadsReference {
+        if let path = self.refModel, !objective.requirements.referenceModel && !selectionReadsReference,
+           !switchedOff(k.refModel, by: k.objective) && !switchedOff(k.refModel, by: k.selection) {
             throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0) and by selection learnability: with objective \(self.objective) it would have no effect")
         }
     }

@@ -76,13 +76,14 @@ extension SelectionRegistry {
     /// vocabulary: the arguments, budgets and the reference requirement do not depend on it).
     /// Returns whether the selector reads `--ref-model` (learnability). A selector that would
     /// keep every candidate (`--selection-pool 1` at the default budget) is refused: it scored
-    /// the batch and trained on all of it, as without selection.
+    /// the batch and trained on all of it, as without selection (not q-tuning, whose token
+    /// pruning still acts).
     @discardableResult
     public static func validate(_ r: Recipe) throws -> Bool {
         let context = Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
                               vocabSize: 2, hasReference: r.refModel != nil)
         guard let (selector, keep) = try make(name: r.selection, args: r.selectionArgs, context: context) else { return false }
-        if keep >= context.candidates {
+        if keep >= context.candidates && r.selection != "q-tuning" {   // q-tuning also prunes tokens
             throw BatchSelectionError("selection \(r.selection) would keep all \(context.candidates) candidates of a step (selection_pool \(r.selectionPool) × batch_size \(r.batchSize), budget \(r.selectionArgs["budget"] ?? "1/selection_pool")): it would score them for nothing; raise --selection-pool or lower budget")
         }
         return selector.referenceScorer != nil

@@ -91,7 +91,9 @@ public struct SelfTrainOptions: Sendable, Equatable {
         if method != .none, let unused = recipe.selfTrainArgs.keys.sorted().first(where: { !method.argumentNames.contains($0) }) {
             throw RecipeError("self_train_args: \(unused) does nothing with --self-train \(method.rawValue) (its keys: \(method.argumentNames.joined(separator: ", ")))")
         }
-        if method == .none, !recipe.selfTrainArgs.isEmpty || recipe.selfTrainScorer != nil {
+        let k = Recipe.declared
+        if method == .none, !recipe.selfTrainArgs.isEmpty && !recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain)
+            || recipe.selfTrainScorer != nil && !recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain) {
             throw RecipeError("self_train_args and self_train_scorer need --self-train semievol, rft, ssr, s3ft or superhf")
         }
     }
