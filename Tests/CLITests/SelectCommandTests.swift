@@ -38,6 +38,9 @@ final class SelectCommandTests: XCTestCase {
             (["--method", "nope", "--keep", "0.5"], "--method must be one of uds, q-tuning, loss, learnability, random (got nope)"),
             (["--method", "learnability", "--keep", "0.5"], "selection learnability needs a reference model: give --ref-model DIR"),
             (["--method", "uds", "--keep", "0.5", "--method-arg", "gamma=2"], "selection uds: unknown argument(s) gamma;"),
+            // A reference of another architecture names what differs (it said "the model being trained").
+            (["--method", "learnability", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
+             "the reference model's vocab_size is 600, the model's (--model) 260; a reference must share its architecture"),
         ]
         for (extra, message) in cases {
             let r = CLI.sftDist(base + extra)

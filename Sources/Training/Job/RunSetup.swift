@@ -98,9 +98,7 @@ public struct RunSetup {
                 reference = Fatal.collective { () throws -> LanguageModel in
                     // With LoRA, the same (zero) adapters, so the layouts match and the reference is its base.
                     let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora)
-                    guard m.parameters.count == model.parameters.count, m.vocabSize == model.vocabSize else {
-                        throw ModelError("\(path): reference model's architecture differs from the model being trained")
-                    }
+                    if let problem = SelectionProducer.referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
                     return m
                 }
                 comm.broadcast(reference!.parameters.valueBuffer, root: 0)

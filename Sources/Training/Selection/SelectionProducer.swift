@@ -103,9 +103,18 @@ extension SelectionProducer {
     /// A frozen model of the trained one's shape.
     public static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
         let (m, _) = try ModelDirectory.load(path)
-        guard m.parameters.count == model.parameters.count, m.vocabSize == model.vocabSize else {
-            throw ModelError("\(path): reference model's architecture differs from the model being trained")
-        }
+        if let problem = referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
         return m
+    }
+
+    /// Why `reference` cannot stand beside `model` (vocabulary, then parameter count), or nil.
+    public static func referenceMismatch(_ reference: LanguageModel, _ model: LanguageModel) -> String? {
+        if reference.vocabSize != model.vocabSize {
+            return "the reference model's vocab_size is \(reference.vocabSize), the model's (--model) \(model.vocabSize); a reference must share its architecture"
+        }
+        if reference.parameters.count != model.parameters.count {
+            return "the reference model has \(reference.parameters.count) parameters, the model (--model) \(model.parameters.count); a reference must share its architecture"
+        }
+        return nil
     }
 }
