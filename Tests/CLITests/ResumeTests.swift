@@ -181,5 +181,16 @@ final class ResumeTests: XCTestCase {
         let c = CLI.sftDist(args + ["--resume", "latest"])
         XCTAssertEqual(c.status, 0, c.all)
         XCTAssertEqual(CLI.loggedSteps(out), [1, 2, 3])
+        // Resumed at its last step with metrics.jsonl gone, the run says it trained nothing
+        // (it printed "loss nan → nan" and "0 tok/s").
+        let finished = CLI.tempDir("resume-finished")
+        let four = base.map { $0 == "\(Self.steps)" ? "4" : $0 } + ["--out", finished, "--save-every", "2"]
+        XCTAssertEqual(CLI.sftDist(four).status, 0)
+        try FileManager.default.removeItem(atPath: finished + "/metrics.jsonl")
+        let again = CLI.sftDist(four.filter { $0 != "--quiet" } + ["--resume", "latest"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertTrue(again.stdout.contains("no training step ran (the run was already at step 4 of 4)"), again.all)
+        XCTAssertFalse(again.all.contains("nan"), again.all)
+        XCTAssertFalse(again.stdout.contains("tok/s"), again.all)
     }
 }

@@ -129,7 +129,12 @@ public enum TrainingJob {
                 .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
         }
         if lead && !quiet {
-            say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", losses.first ?? .nan, losses.last ?? .nan))")
+            // A run resumed at its last step (metrics.jsonl gone) trained nothing: no "nan → nan".
+            if let first = losses.first, let last = losses.last {
+                say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", first, last))")
+            } else {
+                say("no training step ran (the run was already at step \(recipe.steps) of \(recipe.steps))")
+            }
             if let b = before?.accuracy, let a = after?.accuracy {
                 say(String(format: "exact-match accuracy on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
             }
@@ -137,9 +142,9 @@ public enum TrainingJob {
                 say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
-            say(String(format: "done in %@ (%@ tok/s); model in %@/, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
-                       ProgressLine.clock(seconds), ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9)),
-                       modelDir, recipe.out, recipe.out))
+            let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9))) tok/s)" : ""
+            say(String(format: "done in %@%@; model in %@/, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
+                       ProgressLine.clock(seconds), rate, modelDir, recipe.out, recipe.out))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
             let beforeRow = NamedEvalSets.beforeRow(metricsPath: recipe.out + "/metrics.jsonl")
             for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
