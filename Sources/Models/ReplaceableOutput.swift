@@ -8,8 +8,8 @@ import Foundation
 /// otherwise lose checkpoints, adapters and notes without a word.
 public enum ReplaceableOutput {
     /// Throws unless `dir` may be replaced, and unless it is (or contains) one of `inputs`.
-    /// `kind` (a command's `--out`) adds `checkCommandOutput`'s rules.
-    public static func check(_ dir: String, inputs: [String] = [], kind: Kind? = nil) throws {
+    /// `byCommand` (the `--out` of export, merge, merge-lora) adds `checkCommandOutput`'s rules.
+    public static func check(_ dir: String, inputs: [String] = [], byCommand: Bool = false) throws {
         guard !dir.isEmpty else { throw OutputError("--out: an empty path; give a directory") }
         let out = resolved(dir)
         for input in inputs {
@@ -29,19 +29,15 @@ public enum ReplaceableOutput {
         guard entries.contains("config.json") || entries.contains("adapter_config.json") else {
             throw OutputError("\(dir): exists and is not a model directory (no config.json or adapter_config.json); not replacing it (choose another output or remove it)")
         }
-        guard let kind else { return }
-        try checkCommandOutput(dir, entries: entries, kind: kind)
+        if byCommand { try checkCommandOutput(dir, entries: entries) }
     }
-
-    /// What a command (`export`, `merge`, `merge-lora`) writes to its `--out`.
-    public enum Kind { case model, adapter }
 
     /// A command's `--out` — given by hand, unlike a run's own `OUT/model` — is replaced only
     /// when it holds nothing a save would not write again: not a symbolic link (the link would
     /// become a directory), not a checkpoint's model (its manifest would no longer match),
-    /// not the other kind of directory (full weights over a LoRA run's adapter), no file a save
-    /// never writes (a user's README.md or notes).
-    static func checkCommandOutput(_ dir: String, entries: [String], kind: Kind) throws {
+    /// not a LoRA run's adapter (the commands write full weights), no file a save never writes
+    /// (a user's README.md or notes).
+    static func checkCommandOutput(_ dir: String, entries: [String]) throws {
         var st = stat()
         if lstat(trimmed(dir), &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
             throw OutputError("\(dir): is a symbolic link; give the directory itself")
@@ -50,12 +46,8 @@ public enum ReplaceableOutput {
         if ["manifest.json", "state.json"].allSatisfy({ FileManager.default.fileExists(atPath: parent + "/" + $0) }) {
             throw OutputError("\(dir): is part of the checkpoint \(parent), which would no longer resume; write the result to another directory")
         }
-        switch kind {
-        case .model where entries.contains("adapter_config.json"):
+        if entries.contains("adapter_config.json") {
             throw OutputError("\(dir): holds a LoRA adapter (adapter_config.json); not replacing it with full weights (choose another output or remove it)")
-        case .adapter where entries.contains("config.json"):
-            throw OutputError("\(dir): holds full model weights (config.json); not replacing them with an adapter (choose another output or remove it)")
-        default: break
         }
         if let other = entries.first(where: { !isSavedFile($0) }) {
             throw OutputError("\(dir): holds \(other), which a save does not write; not replacing it (choose another output or remove it)")

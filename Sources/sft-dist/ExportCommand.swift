@@ -18,7 +18,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         Runtime.singleProcess()
-        try ReplaceableOutput.check(out, inputs: [model], kind: .model)
+        try ReplaceableOutput.check(out, inputs: [model], byCommand: true)
         print(try ModelDirectory.export(from: model, to: out))
     }
 }

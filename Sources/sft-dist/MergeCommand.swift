@@ -20,7 +20,7 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         Runtime.singleProcess()
-        try ReplaceableOutput.check(out, inputs: models, kind: .model)
+        try ReplaceableOutput.check(out, inputs: models, byCommand: true)
         print(try ModelMerge.merge(models, weights: try parsedWeights(), to: out))
     }
 

@@ -18,7 +18,7 @@ struct MergeLoRA: ParsableCommand {
 
     func run() throws {
         Runtime.singleProcess()
-        try ReplaceableOutput.check(out, inputs: [model, adapter], kind: .model)
+        try ReplaceableOutput.check(out, inputs: [model, adapter], byCommand: true)
         print(try LoRAMerge.run(base: model, adapter: adapter, out: out))
     }
 }
