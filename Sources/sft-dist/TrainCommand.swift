@@ -105,6 +105,8 @@ struct Train: ParsableCommand {
     /// every key has a flag).
     func makeRecipe() throws -> Recipe {
         var r = try config.map(Recipe.load) ?? Recipe()
+        let methods = [(Recipe.declared.objective, objective), (Recipe.declared.selection, selection), (Recipe.declared.selfTrain, selfTrain)]
+        r.dropArgumentsOfReplacedMethods(flags: Dictionary(uniqueKeysWithValues: methods.compactMap { k, v in v.map { (k.name, $0) } }))
         var flagged = Set<String>()
         for child in Mirror(reflecting: self).children {
             let name = String((child.label ?? "").drop { $0 == "_" })

@@ -148,6 +148,33 @@ final class HostileInputCLITests: XCTestCase {
         }
     }
 
+    /// Built-in data that every example fails (too short a --max-length) is refused naming
+    /// builtin:tasks, not OUT/data/train.jsonl, which a refused run never writes; a run
+    /// that starts says where it writes those rows.
+    func testRefusedBuiltInDataNamesItselfNotAFileNeverWritten() throws {
+        let out = CLI.tempDir("hostile-builtin") + "/run"
+        let r = CLI.sftDist(["train", "--max-length", "8", "--truncation", "drop", "--steps", "1", "--out", out], seconds: 60)
+        XCTAssertNotEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("error: builtin:tasks: no examples left"), r.stderr)
+        XCTAssertFalse(r.all.contains("data/train.jsonl"), r.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/data"))
+        let ok = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0", "--out", out], seconds: 60)
+        XCTAssertEqual(ok.status, 0, ok.all)
+        XCTAssertTrue(ok.stdout.contains("from builtin:tasks (written to \(out)/data/train.jsonl)"), ok.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/data/train.jsonl"))
+    }
+
+    /// `--objective nll` over a recipe with dft's objective_args trains nll and says the
+    /// file's arguments are not used (it was refused for arguments nll never takes).
+    func testObjectiveFlagOverARecipeDropsTheRecipesArguments() throws {
+        let dir = CLI.tempDir("hostile-replaced-objective")
+        try Data("model: tiny\nobjective: otr\nobjective_args: {k: 4}\nbatch_size: 2\neval_every: 0\n".utf8).write(to: URL(fileURLWithPath: dir + "/r.yaml"))
+        let r = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--objective", "nll", "--steps", "1", "--out", dir + "/run"], seconds: 60)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("\(dir)/r.yaml:3: objective_args not used: they are otr's, and --objective nll replaces it"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("objective: nll"), r.stdout)
+    }
+
     /// 150,000 spaces in one text: BPE merging finishes in seconds (it was quadratic).
     func testLongWhitespaceRunTokenizesQuickly() throws {
         let dir = CLI.tempDir("hostile-spaces")

@@ -150,6 +150,25 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("recipe: heldout_fraction (--heldout-fraction) has no effect"), "\($0)") }
     }
 
+    /// A flag that replaces the file's objective (selector, self-training method) drops the
+    /// file's arguments for it, with a note naming their line; the same method named again,
+    /// or no flag, keeps them (and the file's bad argument is still refused).
+    func testAFlagReplacingTheMethodDropsTheFilesArguments() throws {
+        let yaml = "objective: dft\nobjective_args: {bogus: 1}\nselection: uds\nselection_args: {alpha: 0.5}\nsteps: 3\n"
+        var r = try Recipe.parse(yaml: yaml, source: "r.yaml")
+        r.dropArgumentsOfReplacedMethods(flags: ["objective": "nll", "selection": "uds"])
+        XCTAssertEqual(r.objectiveArgs, [:])
+        XCTAssertEqual(r.selectionArgs, ["alpha": "0.5"])
+        XCTAssertEqual(r.notes, ["r.yaml:2: objective_args not used: they are dft's, and --objective nll replaces it"])
+        try r.validate()
+        var same = try Recipe.parse(yaml: yaml, source: "r.yaml")
+        same.dropArgumentsOfReplacedMethods(flags: ["objective": "dft", "selection": "loss"])
+        XCTAssertEqual(same.objectiveArgs, ["bogus": "1"])
+        XCTAssertEqual(same.selectionArgs, [:])
+        XCTAssertEqual(same.notes.count, 1)
+        validateRefuses(yaml, "r.yaml:2: objective dft: unknown argument(s) bogus")
+    }
+
     /// Every recipe the repository ships reads and passes the checks across keys (a new check
     /// must not refuse a documented recipe; a recipe must not set a key its method ignores).
     func testShippedRecipesAreValid() throws {

@@ -19,6 +19,10 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// compared, not saved.
     public var origins: [String: String] = [:]
 
+    /// Lines for the run's log about how flags and the file combined (arguments of a method a
+    /// flag replaced, `RecipeReplacedMethods.swift`). Not part of the recipe either.
+    public var notes: [String] = []
+
     public init() {}
 
     /// How a message names `key`: `recipe.yaml:12: freeze` when the recipe file set it, else

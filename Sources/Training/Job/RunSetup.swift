@@ -43,8 +43,9 @@ public struct RunSetup {
                                          template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
             }
             if recipe.data == builtinData {
-                // Every rank builds the built-in tasks in memory (the records rank 0 writes to
-                // OUT/data/, named by those paths), so no rank needs rank 0's disk.
+                // Every rank builds the built-in tasks in memory (rank 0 writes the same records
+                // to OUT/data/ once every input has loaded), so no rank needs rank 0's disk. They
+                // are named builtin:tasks, not by those files: a run refused here writes none.
                 let (trainRecords, heldRecords) = builtinRecords(seed: recipe.seed)
                 func dataset(_ records: [[String: String]], _ path: String) throws -> Dataset {
                     let sourced = records.enumerated().map { i, r in
@@ -54,13 +55,13 @@ public struct RunSetup {
                     return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
                                        truncation: truncation, template: template)
                 }
-                let train = try dataset(trainRecords, paths.train)
+                let train = try dataset(trainRecords, builtinData)
                 // --heldout FILE evaluates on that file instead of the built-in held-out rows.
                 if let h = recipe.heldout {
                     return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
                                                template: template, skipBadLines: recipe.skipBadLines))
                 }
-                return (train, try dataset(heldRecords, paths.heldOut!))
+                return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
             }
             let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
@@ -82,7 +83,7 @@ public struct RunSetup {
             if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
                 log("chat template: \(c.template.rawValue) (\(c.reason))")
             }
-            log(train.report.summary)
+            log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
             if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }

@@ -21,6 +21,7 @@ public enum TrainingJob {
         let lead = comm.isCoordinator
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), OpenBLAS \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
+        for note in recipe.notes { say(note) }
 
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
