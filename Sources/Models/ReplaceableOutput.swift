@@ -154,7 +154,7 @@ public enum ReplaceableOutput {
         return d
     }
 
-    static func resolved(_ path: String) -> String {
+    public static func resolved(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 }

@@ -82,6 +82,11 @@ public struct TrainableSet: Sendable, Equatable {
         return s.squareRoot()
     }
 
+    /// Whether every trainable value is finite (one pass; run only when a step was skipped).
+    public func valuesAreFinite(_ store: ParameterStore) -> Bool {
+        ranges.allSatisfy { OptimizerKernels.norm(store.values + $0.lowerBound, count: $0.count).isFinite }
+    }
+
     /// FNV-1a over the trainable values: replicas must agree bit for bit on what they update
     /// (frozen values are never written).
     public func checksum(_ store: ParameterStore) -> UInt64 { store.checksum(ranges: ranges) }

@@ -175,6 +175,25 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("objective: nll"), r.stdout)
     }
 
+    /// A run whose input lies in what it writes is refused before it writes anything: the
+    /// README's warm start (`--model sft-dist-out/model`, no --out) replaced the model it loaded.
+    func testARunDoesNotWriteOverItsOwnInputs() throws {
+        let out = CLI.tempDir("hostile-own-input") + "/run"
+        let quiet = ["--steps", "1", "--batch-size", "2", "--eval-every", "0", "--quiet"]
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--out", out] + quiet).status, 0)
+        let weights = out + "/model/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: weights))
+        for (args, needle) in [(["--model", out + "/model/"], "--model \(out)/model/ is in \(out)/model, which this run writes (--out \(out))"),
+                               (["--model", "tiny", "--heldout", out + "/data/heldout.jsonl"], "--heldout \(out)/data/heldout.jsonl is in \(out)/data, which this run writes")] {
+            let r = CLI.sftDist(["train"] + args + ["--out", out] + quiet, seconds: 60)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: needle, in: r.stderr), 1, "\(args): \(r.stderr)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: weights)), before, "the input model was replaced")
+        // Into another directory the same warm start trains.
+        XCTAssertEqual(CLI.sftDist(["train", "--model", out + "/model", "--out", out + "-2"] + quiet).status, 0)
+    }
+
     /// 150,000 spaces in one text: BPE merging finishes in seconds (it was quadratic).
     func testLongWhitespaceRunTokenizesQuickly() throws {
         let dir = CLI.tempDir("hostile-spaces")

@@ -218,8 +218,8 @@ final class LoRACLITests: XCTestCase {
                                 (["--lora-rank", "2", "--freeze", "wte"], "--freeze cannot be combined with --lora-rank"),
                                 (["--lora-rank", "2", "--lora-targets", "c_attn,,"], "--lora-targets must be comma-separated module names"),
                                 // LoRA's other flags without --lora-rank would silently give a full fine-tune.
-                                (["--merge-lora"], "merge_lora (--merge-lora) needs lora_rank (--lora-rank r) > 0"),
-                                (["--lora-targets", "c_attn"], "lora_targets (--lora-targets) needs lora_rank (--lora-rank r) > 0")] {
+                                (["--merge-lora"], "--merge-lora needs lora_rank (--lora-rank r) > 0"),
+                                (["--lora-targets", "c_attn"], "--lora-targets needs lora_rank (--lora-rank r) > 0")] {
             let r = CLI.mpirun(2, ["train", "--model", "tiny", "--steps", "1", "--out", out + "/run"] + flags, seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.all)

@@ -30,6 +30,11 @@ final class OutputErrorTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/metrics.jsonl", withIntermediateDirectories: true)
         checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
                                       "--quiet", "--out", dir], seconds: 60), naming: dir + "/metrics.jsonl", "metrics")
+        // --out is a regular file: said so (it was "cannot create the output directory (File exists)").
+        let file = CLI.tempDir("out-file") + "/f"
+        try "x".write(toFile: file, atomically: false, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0", "--quiet", "--out", file], seconds: 60)
+        checkOutputError(r, naming: file + ": is a file, not a directory", "--out FILE")
         // The checkpoints directory is a file.
         let ck = CLI.tempDir("out-checkpoints")
         try "x".write(toFile: ck + "/checkpoints", atomically: false, encoding: .utf8)

@@ -76,7 +76,7 @@ final class SelectionCLITests: XCTestCase {
             (["--selection", "random", "--selection-arg", "budget=1.5"], "selection random: budget=1.5 must be in (0, 1]"),
             (["--selection", "loss", "--selection-pool", "0"], "--selection-pool must be an integer in 1…1024 (got 0)"),
             (["--selection", "learnability"], "selection learnability needs a reference model: give --ref-model DIR"),
-            ([], "selection_pool (--selection-pool) needs a selector (--selection NAME)"),
+            ([], "--selection-pool needs a selector (--selection NAME)"),
             // A selector replaces the batch producer: rollouts and self-training would never run.
             (["--selection", "loss", "--objective", "grpo", "--reward", "task", "--rollouts", "2"],
              "selection loss chooses among the rows of --data, but objective grpo trains on rollouts it samples"),

@@ -87,6 +87,8 @@ final class RecipeTests: XCTestCase {
     func testOutOfRangeAndWrongTypeYAMLNamesFileLineAndKey() {
         assertRefused("model: tiny\nbatch_size: 9223372036854775807\n", "r.yaml:2: batch_size must be an integer in 1…1048576")
         assertRefused("steps: -1\n", "r.yaml:1: steps must be an integer in 1…100000000 (got -1)")
+        // A quoted number is a YAML string: "(got 8)" alone read as in range.
+        assertRefused("model: tiny\nbatch_size: \"8\"\n", "r.yaml:2: batch_size must be an integer in 1…1048576 (got the quoted string \"8\"; write it without quotes)")
         assertRefused("max_length: 1099511627776\n", "max_length must be an integer in 2…1048576")
         assertRefused("lr: .nan\n", "r.yaml:1: lr must be a finite number > 0")
         assertRefused("schedule: [cosine]\n", "schedule must be one of cosine, linear, constant (got a sequence)")
@@ -109,7 +111,7 @@ final class RecipeTests: XCTestCase {
         r.heldoutFraction = 0.05
         try r.validate()
         r.heldoutFraction = 0.5
-        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("heldout_fraction (--heldout-fraction) has no effect on the built-in data"), "\($0)") }
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".contains("--heldout-fraction has no effect on the built-in data"), "\($0)") }
         r.data = "train.jsonl"
         try r.validate()
         r.heldout = "held.jsonl"
@@ -124,11 +126,11 @@ final class RecipeTests: XCTestCase {
             edit(&r)
             XCTAssertThrowsError(try r.validate(), line: line) { XCTAssertTrue("\($0)".contains(needle), "\($0)", line: line) }
         }
-        refused({ $0.momentum = 0.9 }, "momentum (--momentum) is SGD's momentum")
-        refused({ $0.optimizer = .sgd; $0.beta1 = 0.5 }, "beta1 (--beta1) is AdamW's")
-        refused({ $0.optimizer = .sgd; $0.adamEps = 1e-6 }, "adam_eps (--adam-eps) is AdamW's")
-        refused({ $0.keepLast = 5 }, "keep_last (--keep-last) prunes checkpoints")
-        refused({ $0.selfTrainEvery = 5 }, "self_train_every (--self-train-every) spaces self-training rounds")
+        refused({ $0.momentum = 0.9 }, "--momentum is SGD's momentum")
+        refused({ $0.optimizer = .sgd; $0.beta1 = 0.5 }, "--beta1 is AdamW's")
+        refused({ $0.optimizer = .sgd; $0.adamEps = 1e-6 }, "--adam-eps is AdamW's")
+        refused({ $0.keepLast = 5 }, "--keep-last prunes checkpoints")
+        refused({ $0.selfTrainEvery = 5 }, "--self-train-every spaces self-training rounds")
         var r = Recipe()
         r.optimizer = .sgd; r.momentum = 0.9; r.saveEvery = 10; r.keepLast = 5
         try r.validate()
@@ -147,7 +149,7 @@ final class RecipeTests: XCTestCase {
         validateRefuses("steps: 2\nkeep_last: 4\n", "r.yaml:2: keep_last prunes checkpoints")
         var r = Recipe()
         r.heldoutFraction = 0.3
-        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("recipe: heldout_fraction (--heldout-fraction) has no effect"), "\($0)") }
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("--heldout-fraction has no effect"), "\($0)") }
     }
 
     /// A flag that replaces the file's objective (selector, self-training method) drops the

@@ -45,7 +45,10 @@ def main(argv):
         from check import check
         return check(a.check)
     if a.markdown:
-        with open(os.path.join(a.markdown, "lab.json"), encoding="utf-8") as f:
+        path = os.path.join(a.markdown, "lab.json")
+        if not os.path.isfile(path):
+            raise SystemExit(f"lab: --markdown: {path} does not exist (give the --out of a finished lab run)")
+        with open(path, encoding="utf-8") as f:
             print(report.markdown_summary(json.load(f)))
         return 0
     if a.reverdict:

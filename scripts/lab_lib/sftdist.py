@@ -126,16 +126,28 @@ class SFTDist:
         generated = self.run(["generate", "--model", model, "--prompts", prompts, "--json", "--temperature", "1",
                               "--seed", str(seed), "--max-new-tokens", str(max_new_tokens)])
         samples = os.path.join(work, "samples.jsonl")
+        # `score` re-tokenizes the text, so only a sample whose text gives back its tokens is
+        # scored: not an empty one (end-of-text at once; score refuses an empty completion) and
+        # not one with bytes that are not UTF-8 (the text holds U+FFFD in their place). The
+        # others are counted in "dropped".
+        kept = dropped = 0
         with open(samples, "w", encoding="utf-8") as g:
             for line in generated.splitlines():
                 if line.startswith("{"):
                     row = json.loads(line)
+                    if not row["text"] or "\ufffd" in row["text"]:
+                        dropped += 1
+                        continue
+                    kept += 1
                     g.write(json.dumps({"prompt": row["prompt"], "completion": row["text"]}) + "\n")
         logps = []
-        for line in self.run(["score", "--model", model, "--data", samples]).splitlines():
-            if line.startswith("{"):
-                logps += json.loads(line)["completion_logprobs"]
-        result = {"sampled_entropy": -sum(logps) / max(len(logps), 1), "tokens": len(logps)}
+        if kept:
+            for line in self.run(["score", "--model", model, "--data", samples]).splitlines():
+                if line.startswith("{"):
+                    logps += json.loads(line)["completion_logprobs"]
+        if not logps:
+            raise SystemExit(f"lab: every answer {model} sampled was empty or not UTF-8 ({dropped}); no entropy to estimate")
+        result = {"sampled_entropy": -sum(logps) / len(logps), "tokens": len(logps), "dropped": dropped}
         write_json(cache, result)
         return result
 

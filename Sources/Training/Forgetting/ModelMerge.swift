@@ -24,7 +24,16 @@ public enum ModelMerge {
         }
         if let bad = weights.first(where: { !$0.isFinite }) { throw ModelError("--weights: \(bad) is not a finite number") }
         if weights.allSatisfy({ $0 == 0 }) { throw ModelError("--weights: every weight is 0, which would write a model of zeros") }
-        for d in dirs { try ModelDirectory.checkIsModel(d) }
+        for d in dirs {
+            // merge reads saved models only: no preset (a fresh random init), no adapter.
+            do { try ModelDirectory.checkIsModel(d) } catch {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue else {
+                    throw ModelError("\(d): no such model directory (merge reads saved models, such as a run's OUT/model)")
+                }
+                throw ModelError("\(d) holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora --model BASE --adapter \(d) --out DIR")
+            }
+        }
         // Whether each has the byte tokenizer (a BPE tokenizer.json is parsed once per model).
         let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }
         for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
@@ -47,6 +56,10 @@ public enum ModelMerge {
         if let bad = (0..<p.count).first(where: { !p.values[$0].isFinite }) {
             let name = p.entries.first { $0.offset <= bad && bad < $0.offset + $0.count }?.name ?? "?"
             throw ModelError("--weights: the weighted sum of \"\(name)\" is \(sum[bad]), beyond float32; nothing written")
+        }
+        // As for weights that are all 0: weights that cancel (1,-1 over one model) make nothing.
+        if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {
+            throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel), which would write a model of zeros; nothing written")
         }
         let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
         let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")

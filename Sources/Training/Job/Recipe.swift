@@ -189,10 +189,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     }
 
     /// How a check across keys names the key it refuses: `recipe.yaml:7: heldout_fraction`
-    /// when the recipe file set it, else `recipe: heldout_fraction (--heldout-fraction)`.
-    func named(_ key: any AnyRecipeKey) -> String {
-        origins[key.name].map { "\($0): \(key.name)" } ?? "recipe: \(key.name) (--\(key.flag))"
-    }
+    /// when the recipe file set it, else its flag, `--heldout-fraction` (`label`).
+    func named(_ key: any AnyRecipeKey) -> String { label(key.name, flag: key.flag) }
 
     /// Runs a check whose errors name keys in their own words (`objective dft: unknown
     /// argument(s) …`), putting the recipe line of the first of `keys` the file set in front,

@@ -62,7 +62,13 @@ extension RecipeKey: AnyRecipeKey {
     public var help: String { "\(setting.help) [\(setting.limits.text); default \(defaultValue.text)]" }
 
     public func read(_ node: Node, into r: inout Recipe, at: String) throws {
-        guard let v = Value.fromYAML(node) else { throw wrong(at + " " + name, got: node.scalar?.string ?? "a \(node.kind)") }
+        guard let v = Value.fromYAML(node) else {
+            // `batch_size: "8"` is the string 8 in YAML: say so, or "(got 8)" reads as in range.
+            if let scalar = node.scalar, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {
+                throw RecipeError("\(at) \(name) must be \(setting.limits.text) (got the quoted string \"\(RecipeError.quote(scalar.string))\"; write it without quotes)")
+            }
+            throw wrong(at + " " + name, got: node.scalar?.string ?? "a \(node.kind)")
+        }
         r[self] = v
         try check(r, prefix: at + " ")
     }

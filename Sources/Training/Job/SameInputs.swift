@@ -16,7 +16,7 @@ enum SameInputs {
         var problem: String? = nil
         if root != mine {
             let theirs = root.split(separator: " ").first.map(String.init) ?? "?"
-            let how = theirs == "\(examples.count)" ? "the same number, \(theirs), with other tokens" : "\(examples.count) here, \(theirs) on rank 0"
+            let how = theirs == "\(examples.count)" ? "the same number, \(theirs), with other tokens" : "\(examples.count) examples here, \(theirs) on rank 0, counted as loaded: after the held-out split and any dropped lines"
             problem = "\(what): this rank read other examples than rank 0 (\(how)): every node must have the same file"
         }
         Fatal.agree(problem)

@@ -38,6 +38,14 @@ extension Trainer {
         if !globalLoss.isFinite || !norm.isFinite {
             let whereFrom = badRank >= 0 ? " (first seen on rank \(badRank))" : ""
             if setup.recipe.nanPolicy == .skip {
+                // Skipping cannot undo an earlier update that made the weights themselves
+                // non-finite (a step of lr·update that overflows): every later step would be
+                // skipped and a broken model saved as the run's result. Weights are replicated,
+                // so every rank decides alike.
+                if !trainable.valuesAreFinite(model.parameters) {
+                    Fatal.agree(comm.isCoordinator ? "non-finite weights at step \(step + 1): an earlier update overflowed, and nan_policy: skip cannot recover from that; lower the learning rate" : nil,
+                                code: Fatal.Code.training)
+                }
                 skippedSteps += 1
                 report.skipped = true
                 return report

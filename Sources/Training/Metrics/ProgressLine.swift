@@ -9,8 +9,13 @@ public final class ProgressLine {
     let interactive: Bool
     private var drawn = false
 
-    public init(total: Int, every: Int, enabled: Bool) {
+    /// Steps already done when this process started (a resumed run): the ETA divides the
+    /// time elapsed by the steps run since then, not by the step number.
+    let firstStep: Int
+
+    public init(total: Int, every: Int, enabled: Bool, firstStep: Int = 0) {
         self.total = total
+        self.firstStep = firstStep
         self.every = every
         interactive = enabled && ProgressLine.stdoutIsTerminal()
         self.enabled = enabled
@@ -34,7 +39,7 @@ public final class ProgressLine {
     public func update(step: Int, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double, extra: String = "") {
         guard enabled else { return }
         let done = step + 1
-        let eta = done < total ? elapsed / Double(done) * Double(total - done) : 0
+        let eta = ProgressLine.eta(done: done, total: total, firstStep: firstStep, elapsed: elapsed)
         let line = String(format: "step %*d/%d | loss %.4f | lr %.2e | %@ tok/s | %@ elapsed | ETA %@",
                           String(total).count, done, total, loss, lr, ProgressLine.human(tokensPerSecond),
                           ProgressLine.clock(elapsed), ProgressLine.clock(eta)) + extra
@@ -46,6 +51,11 @@ public final class ProgressLine {
             print(line)
             fflush(stdout)
         }
+    }
+
+    /// Seconds left: the time per step run in this process times the steps left.
+    static func eta(done: Int, total: Int, firstStep: Int, elapsed: Double) -> Double {
+        done < total ? elapsed / Double(max(done - firstStep, 1)) * Double(total - done) : 0
     }
 
     /// Ends the in-place line before anything else is printed.

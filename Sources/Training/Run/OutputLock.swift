@@ -13,6 +13,10 @@ enum OutputLock {
     /// the run that holds it.
     static func acquire(_ out: String) -> String? {
         if held >= 0 { return nil }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
+            return "\(out): is a file, not a directory; give --out a directory (new or a previous run's)"
+        }
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
             return "\(out): cannot create the output directory (\(MessageText.reason(error, for: out)))"
         }

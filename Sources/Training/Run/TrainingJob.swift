@@ -20,9 +20,10 @@ public enum TrainingJob {
     public static func run(recipe: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
         let lead = comm.isCoordinator
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
-        say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), OpenBLAS \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
+        say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
         for note in recipe.notes { say(note) }
 
+        Fatal.agree(lead ? RunOutputInputs.problem(recipe) : nil)
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
@@ -30,6 +31,13 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
+        if recipe.warmupSteps >= recipe.steps {
+            // A shortened run (--steps 3 under the default 20 warmup steps) never reaches its lr.
+            let last = LRSchedule(kind: recipe.schedule, peak: Float(recipe.lr), warmupSteps: recipe.warmupSteps,
+                                  totalSteps: recipe.steps, minRatio: Float(recipe.minLRRatio)).lr(at: recipe.steps - 1)
+            say(String(format: "note: warmup_steps %d ≥ steps %d: the learning rate only rises, to %.2e at the last step (lr %.2e); lower --warmup-steps to reach and decay from it",
+                       recipe.warmupSteps, recipe.steps, last, recipe.lr))
+        }
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
         if selfTraining != nil && recipe.selection != "none" {
@@ -79,7 +87,7 @@ public enum TrainingJob {
         // evaluation stands in for it (1000 steps gave 250, 500, 750 and the final one).
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
-        let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet)
+        let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0)
         let start = comm.wallTime()
         var losses: [Double] = resumed?.losses ?? []
         var tokensSeen = 0
@@ -144,8 +152,12 @@ public enum TrainingJob {
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
             let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9))) tok/s)" : ""
-            say(String(format: "done in %@%@; model in %@/, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
-                       ProgressLine.clock(seconds), rate, modelDir, recipe.out, recipe.out))
+            // The other model directories a run may write (--ema, LoRA on a preset, --merge-lora).
+            let also = ["model-ema", "model-base", "model-merged"].map { recipe.out + "/" + $0 }
+                .filter { FileManager.default.fileExists(atPath: $0) }.map { $0 + "/" }
+            say(String(format: "done in %@%@; model in %@/%@, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
+                       ProgressLine.clock(seconds), rate, modelDir, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
+                       recipe.out, recipe.out))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
             let beforeRow = NamedEvalSets.beforeRow(metricsPath: recipe.out + "/metrics.jsonl")
             for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
