@@ -9,7 +9,7 @@ final class LoRAInputProductsTests: XCTestCase {
         var rng = RNG(seed: 43)
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
-        for (threads, n, ic, w) in [(1, 1100, 800, 8), (2, 400, 1300, 24), (1, 9, 40, 8)] {
+        for (threads, n, ic, w) in [(1, 1100, 800, 8), (2, 400, 1300, 24), (1, 9, 40, 8), (2, 70, 35, 12)] {
             Parallel.threads = threads
             let ldx = ic + 5, ldu = w + 3
             let x = (0..<(n * ldx)).map { _ in rng.normal() }, a = (0..<(w * ic)).map { _ in rng.normal() }
@@ -18,17 +18,17 @@ final class LoRAInputProductsTests: XCTestCase {
                 XCTAssertLessThan(LoRAInputProducts.rowsPerCall(width: w, inFeatures: ic, split: true)!, n)
                 XCTAssertLessThan(LoRAInputProducts.rowsPerGradientCall(width: w, columns: LoRAInputProducts.gradientBlockColumns, split: true)!, n)
             }
-            for split in [true, false] {
+            for (split, kernel) in [(true, false), (false, false), (false, true)] {
                 var u = [Float](repeating: .nan, count: n * ldu), da = da0, daAdded = da0
                 x.withUnsafeBufferPointer { xp in
                     LoRAInputProducts.project(x: xp.baseAddress!, ldx: ldx, a: a, u: &u, ldu: ldu, n: n, inFeatures: ic,
                                               width: w, split: split)
                     LoRAInputProducts.inputSideGradient(du: du, lddu: ldu, x: xp.baseAddress!, ldx: ldx, da: &da, beta: 0,
-                                                        n: n, inFeatures: ic, width: w, split: split)
+                                                        n: n, inFeatures: ic, width: w, split: split, kernel: kernel)
                     LoRAInputProducts.inputSideGradient(du: du, lddu: ldu, x: xp.baseAddress!, ldx: ldx, da: &daAdded, beta: 1,
-                                                        n: n, inFeatures: ic, width: w, split: split)
+                                                        n: n, inFeatures: ic, width: w, split: split, kernel: kernel)
                 }
-                let what = "threads \(threads), n \(n), IC \(ic), width \(w), split \(split)"
+                let what = "threads \(threads), n \(n), IC \(ic), width \(w), split \(split), kernel \(kernel)"
                 for i in 0..<n {
                     for j in 0..<w {
                         var want = 0.0
@@ -59,16 +59,21 @@ final class LoRAInputProductsTests: XCTestCase {
         defer { Parallel.threads = saved }
         let (n, ic, w) = (1024, 1536, 8)
         let x = (0..<(n * ic)).map { _ in rng.normal() }, du = (0..<(n * w)).map { _ in rng.normal() }
-        var results: [[Float]] = []
+        var results: [[Float]] = [], kernelResults: [[Float]] = []
         for threads in [1, 2, 3] {
             Parallel.threads = threads
             var da = [Float](repeating: 0, count: w * ic)
             LoRAInputProducts.inputSideGradient(du: du, lddu: w, x: x, ldx: ic, da: &da, beta: 0, n: n, inFeatures: ic,
-                                                width: w, split: true)
+                                                width: w, split: true, kernel: false)
             results.append(da)
+            var k = [Float](repeating: 0, count: w * ic)
+            LoRAInputGradient.run(du: du, lddu: w, x: x, ldx: ic, da: &k, accumulate: false, n: n, inFeatures: ic, width: w)
+            kernelResults.append(k)
         }
         for (i, r) in results.enumerated().dropFirst() {
             XCTAssertTrue(zip(r, results[0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "dA at \(i + 1) threads differs from 1 thread's")
+            XCTAssertTrue(zip(kernelResults[i], kernelResults[0]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                          "LoRAInputGradient's dA at \(i + 1) threads differs from 1 thread's")
         }
     }
 
