@@ -22,6 +22,12 @@ public enum BLAS {
         split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
+    /// `gemm` (C = A·B, square) without the GEMM profile's timing: the benchmark's ceiling
+    /// probe, which must not count among the step's products in `SFT_DIST_GEMM_PROFILE`.
+    public static func probeGemm(n: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        split(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+    }
+
     /// One product, cut into one piece per thread when it is big enough to share.
     @inline(__always)
     static func split(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,

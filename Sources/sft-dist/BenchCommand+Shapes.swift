@@ -22,6 +22,21 @@ extension Bench {
         if rollouts && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
             throw RecipeError("--rollouts runs gpt2-mini only (--shape, --model, --batch-size and --seq-len are for training)")
         }
+        // The rollout benchmark generates only, and the selection pass is timed on gpt2-mini's
+        // default batch only: these were accepted there and silently did nothing.
+        if rollouts, let context = ModelPresets.gpt2("gpt2-mini", vocabSize: 8192)?.contextLength, generateTokens > context - 16 {
+            // It stopped at the context and still reported the tokens asked for.
+            throw RecipeError("--generate-tokens \(generateTokens): gpt2-mini's context of \(context) tokens leaves \(context - 16) after the rollouts' 16-token prompts")
+        }
+        if let m = model, ModelPresets.names.contains(m), !FileManager.default.fileExists(atPath: m) {
+            throw RecipeError("--model takes a model directory; \(m) is a train preset, not benchmarked (the default model is gpt2-mini; --shape NAME for public shapes)")
+        }
+        if rollouts && (zero != 0 || recompute || selection != nil || loraRank > 0) {
+            throw RecipeError("--rollouts times generation only: --zero, --recompute, --selection and --lora-rank are for the training step")
+        }
+        if selection != nil && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
+            throw RecipeError("--selection times its scoring pass on gpt2-mini's batch 8×256 only (not with --shape, --model, --batch-size or --seq-len)")
+        }
     }
 
     /// The options with this command's --seq-len and --batch-size (default 4 with a shape or model).
@@ -41,7 +56,7 @@ extension Bench {
             return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: loraRank, llama: false))
         }
         let context = chosen.model.maxSequenceLength
-        Fatal.agree(seqLen > context ? "--seq-len \(seqLen) is longer than \(chosen.name)'s context (\(context) tokens)" : nil)
+        Fatal.agree(seqLen > context ? "--seq-len \(seqLen)\(seqLen == 256 ? " (the default)" : "") is longer than \(chosen.name)'s context (\(context) tokens): give --seq-len \(context) or less" : nil)
         return chosen
     }
 

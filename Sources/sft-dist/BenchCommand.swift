@@ -33,19 +33,19 @@ struct Bench: ParsableCommand {
     @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
     var selection: String?
     @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection (default 4).") var selectionPool: Int?
-    @Option(help: "Train LoRA adapters of this rank (α = 2r) on c_attn, c_proj and c_fc instead of every weight (0: full fine-tuning).")
-    var loraRank = 0
+    static let loraRankSetting = Setting<Int>("lora_rank", .within(0...4096), "Train LoRA adapters of this rank (α = 2r) instead of every weight: on c_attn, c_proj and c_fc of gpt2-mini, on q/k/v/o/gate/up/down_proj with --shape (0: full fine-tuning).")
+    @Option(loraRankSetting) var loraRank = 0
     @Flag(name: .customLong("against-full"), help: "With --lora-rank: also build the same model for full fine-tuning and alternate the two trainers' steps in this process; reports LoRA's step ÷ full fine-tuning's per adjacent pair (the machine's drift between separate runs cancels). Both models stay resident, so no memory figures.")
     var againstFull = false
     @Option(help: "Train a public model's shape with random weights instead of gpt2-mini: \(ModelPresets.shapeNames.joined(separator: ", ")) (nothing is downloaded; llama-mini is gpt2-mini's shape in the Llama family).") var shape: String?
     @Option(help: "Train a Hugging Face model directory (its config and weights) instead of gpt2-mini.") var model: String?
     @Option(Settings.batchSize.named("batch_size", help: "Global sequences per step (default 8 for gpt2-mini, 4 with --shape or --model).")) var batchSize: Int?
-    @Option(Settings.maxLength.named("seq_len", help: "Tokens per sequence (default 256).")) var seqLen = 256
+    @Option(Settings.maxLength.named("seq_len", help: "Tokens per sequence.")) var seqLen = 256
     @Flag(help: "No per-step lines on standard error.") var quiet = false
 
     func validate() throws {
         try Settings.threads.check(threads)
-        guard (0...4096).contains(loraRank) else { throw RecipeError("--lora-rank must be an integer in 0…4096 (got \(loraRank))") }
+        try Self.loraRankSetting.check(loraRank)
         try Settings.steps.check(steps)
         try Self.warmupSetting.check(warmup)
         try Self.generateTokensSetting.check(generateTokens)
@@ -86,13 +86,12 @@ struct Bench: ParsableCommand {
             return finish(json: r.json, table: r.table)
         }
         let r = Benchmark.run(o, comm: comm, log: log)
-        if lead { print(json ? r.json : r.table) }
-        // --selection: one more line (JSON with --json) for the scoring pass.
-        if let name = selection {
-            let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool ?? 4, args: [:], repeats: 3, comm: comm)
-            if lead { print(json ? cost.json : cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch,
-                                                                      stepCPU: comm.size == 1 ? r.medianStepCPU : nil)) }
-        }
-        Runtime.finish()
+        guard let name = selection else { return finish(json: r.json, table: r.table) }
+        // --selection: one more table line for the scoring pass; with --json its `selection*`
+        // fields join the one JSON line (scripts/bench reads one line).
+        let cost = Benchmark.selectionCost(o, name: name, pool: selectionPool ?? 4, args: [:], repeats: 3, comm: comm)
+        finish(json: String(r.json.dropLast()) + ", " + String(cost.json.dropFirst()),
+               table: r.table + "\n" + cost.line(trainingTokensPerSecond: r.tokensPerSecond, batch: o.batch,
+                                                  stepCPU: comm.size == 1 ? r.medianStepCPU : nil))
     }
 }

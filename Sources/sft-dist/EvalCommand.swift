@@ -28,7 +28,7 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("pass-k"), help: "k values for pass@k, comma-separated (≤ --samples).") var passK = "1"
     @Option(Settings.temperature) var temperature: Float = 1
     @Option(Settings.topP) var topP: Float = 1
-    @Option(Settings.seed) var seed: UInt64 = 0
+    @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Option(Settings.microBatchSize) var microBatchSize = 8
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(Settings.maxNewTokens) var maxNewTokens = 16

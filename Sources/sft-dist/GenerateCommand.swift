@@ -23,7 +23,7 @@ struct Generate: ParsableCommand {
     @Option(Settings.topK) var topK = 0
     @Option(Settings.topP) var topP: Float = 1
     @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it. Escapes \\n, \\t, \\r and \\\\ are read as the character, so --stop '\\n' stops at a newline.") var stop: [String] = []
-    @Option(Settings.seed) var seed: UInt64 = 0
+    @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
     @Option(Settings.threads) var threads: Int?
 

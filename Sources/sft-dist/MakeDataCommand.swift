@@ -16,7 +16,7 @@ struct MakeData: ParsableCommand {
 
     @Option(help: "Output JSONL path (- for standard output).") var out: String
     @Option(Settings.exampleCount) var count = 4000
-    @Option(Settings.seed) var seed: UInt64 = 1234
+    @Option(Settings.seed.named("seed", help: "Seed of the generated rows.")) var seed: UInt64 = 1234
     @Option(Settings.taskKinds) var kinds: String?
     @Option(Settings.taskDigits) var digits: String?
     @Option(Settings.taskVariant) var variant = "standard"

@@ -25,7 +25,7 @@ struct Select: ParsableCommand {
     @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
-    @Option(Settings.seed) var seed: UInt64 = 1234
+    @Option(Settings.seed.named("seed", help: "Seed of a preset model's weights and of the selectors that draw (random).")) var seed: UInt64 = 1234
     @Option(Settings.threads) var threads: Int?
 
     func validate() throws {

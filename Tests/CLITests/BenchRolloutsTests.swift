@@ -34,7 +34,14 @@ final class BenchRolloutsTests: XCTestCase {
     /// Settings of a mode that is not running would be ignored: one line naming what they need.
     func testSettingsOfAModeNotRunningAreRefused() {
         for (flags, needle) in [(["--rollout-prompts", "8"], "--rollout-prompts needs --rollouts"),
-                                (["--selection-pool", "2"], "--selection-pool needs --selection")] {
+                                (["--selection-pool", "2"], "--selection-pool needs --selection"),
+                                (["--rollouts", "--zero", "1"], "--rollouts times generation only"),
+                                (["--rollouts", "--recompute"], "--rollouts times generation only"),
+                                (["--rollouts", "--selection", "random"], "--rollouts times generation only"),
+                                (["--seq-len", "16", "--selection", "random"], "--selection times its scoring pass on gpt2-mini's batch 8×256 only"),
+                                (["--rollouts", "--generate-tokens", "300"], "--generate-tokens 300: gpt2-mini's context of 256 tokens leaves 240"),
+                                (["--model", "tiny"], "--model takes a model directory; tiny is a train preset"),
+                                (["--lora-rank", "-1"], "--lora-rank must be an integer in 0…4096 (got -1)")] {
             let r = CLI.sftDist(["bench"] + flags, seconds: 60)
             XCTAssertNotEqual(r.status, 0, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.stderr)

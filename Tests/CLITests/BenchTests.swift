@@ -33,5 +33,32 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(try num("ceiling_ratio"), (try num("model_flops")) / (try num("sgemm_ceiling_flops")), accuracy: 1e-4)
         XCTAssertEqual(try num("sgemm_ceiling_flops"), max(try num("sgemm_before_flops"), try num("sgemm_after_flops")), accuracy: 1)
         XCTAssertTrue(try num("first_loss").isFinite)
+        // Rank 0's CPU time is spent on its half of the 8×256 batch (it divided all 2,048 tokens).
+        XCTAssertEqual(try num("tokens_per_cpu_s"), 1024 / (try num("median_step_cpu_s")), accuracy: 1e-3 * (try num("tokens_per_cpu_s")))
+    }
+
+    /// SFT_DIST_GEMM_PROFILE's table holds the step's products only: the benchmark's 1024³
+    /// ceiling probes were in it (35 % of a short run's "gemm total", skewing every share).
+    func testGEMMProfileLeavesOutTheCeilingProbes() throws {
+        let r = try BackgroundJob.sftDist(["bench", "--threads", "1", "--steps", "1", "--warmup", "0", "--generate-tokens", "0",
+                                           "--seq-len", "64", "--quiet"], seconds: 120, environment: ["SFT_DIST_GEMM_PROFILE": "1"]).wait().result
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("GEMM profile (thread CPU time)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("gemm 512 "), r.stderr)   // the step's products (8 × 64 rows) are there
+        XCTAssertFalse(r.stderr.contains("gemm 1024 1024 1024"), r.stderr)
+    }
+
+    /// --json prints one line, with --selection too (it printed a second JSON line, and
+    /// scripts/bench reads the last line only).
+    func testSelectionJoinsTheOneJSONLine() throws {
+        let r = CLI.sftDist(["bench", "--threads", "1", "--steps", "1", "--warmup", "0", "--generate-tokens", "0",
+                             "--selection", "random", "--json", "--quiet"], seconds: 240)
+        XCTAssertEqual(r.status, 0, r.all)
+        let lines = r.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, r.stdout)
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(j["selection"] as? String, "random")
+        XCTAssertNotNil(j["selection_pass_s"])
+        XCTAssertNotNil(j["tokens_per_s"])
     }
 }

@@ -131,6 +131,13 @@ final class RecipeTests: XCTestCase {
         refused({ $0.optimizer = .sgd; $0.adamEps = 1e-6 }, "--adam-eps is AdamW's")
         refused({ $0.keepLast = 5 }, "--keep-last prunes checkpoints")
         refused({ $0.selfTrainEvery = 5 }, "--self-train-every spaces self-training rounds")
+        refused({ $0.evalExamples = 0; $0.maxNewTokens = 5 }, "--max-new-tokens is the length of generated answers")
+        for ok: (inout Recipe) -> Void in [{ $0.maxNewTokens = 5 }, { $0.evalExamples = 0; $0.maxNewTokens = 5; $0.selfTrain = "rft" },
+                                           { $0.evalExamples = 0; $0.maxNewTokens = 5; $0.objective = "spin" }] {
+            var r = Recipe()
+            ok(&r)
+            XCTAssertNoThrow(try r.validate())
+        }
         var r = Recipe()
         r.optimizer = .sgd; r.momentum = 0.9; r.saveEvery = 10; r.keepLast = 5
         try r.validate()

@@ -44,6 +44,9 @@ extension Benchmark {
         /// machine it measures the work where wall time measures the other jobs too.
         public var stepCPUSeconds: [Double] = []
         public var medianStepCPU: Double? { stepCPUSeconds.isEmpty ? nil : Benchmark.median(stepCPUSeconds) }
+        /// Rank 0's share of a step's tokens, which its CPU time is spent on: tokens per CPU
+        /// second is per rank (under mpirun the whole batch over rank 0's time was R× too high).
+        var rankTokens: Double { Double(batch * seqLen) / Double(max(ranks, 1)) }
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }
@@ -76,7 +79,7 @@ extension Benchmark {
             if !stepCPUSeconds.isEmpty {
                 let cpu = Benchmark.median(stepCPUSeconds)
                 f += [("median_step_cpu_s", num(cpu)), ("step_cpu_s", "[" + stepCPUSeconds.map(num).joined(separator: ",") + "]"),
-                      ("tokens_per_cpu_s", num(Double(batch * seqLen) / cpu))]
+                      ("tokens_per_cpu_s", num(rankTokens / cpu))]
             }
             return "{" + f.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
@@ -98,7 +101,7 @@ extension Benchmark {
             ]
             if !stepCPUSeconds.isEmpty {
                 rows.insert(row("step CPU time, rank 0 (median)", String(format: "%.1f ms  (%.1f tokens per CPU second)",
-                                Benchmark.median(stepCPUSeconds) * 1e3, Double(batch * seqLen) / Benchmark.median(stepCPUSeconds))), at: 5)
+                                Benchmark.median(stepCPUSeconds) * 1e3, rankTokens / Benchmark.median(stepCPUSeconds))), at: 5)
             }
             if ranks > 1 {
                 rows += [

@@ -111,6 +111,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         if self.selfTrain == "none" && self.selfTrainEvery != k.selfTrainEvery.defaultValue {
             try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)", off: k.selfTrain)
         }
+        // Read by the evaluations' greedy answers, self-training and spin only.
+        if self.maxNewTokens != k.maxNewTokens.defaultValue && self.evalExamples == 0 && self.selfTrain == "none" && self.objective != "spin" {
+            try refuse(k.maxNewTokens, "is the length of generated answers, in evaluations (--eval-examples N > 0), self-training and spin", off: k.evalExamples)
+        }
     }
 
     /// The rollout keys are read by the objectives that sample (grpo, chord, srft, uft,
