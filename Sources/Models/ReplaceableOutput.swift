@@ -148,7 +148,7 @@ public enum ReplaceableOutput {
 
     /// `dir` without trailing slashes: `--out m/` names the directory `m`, and its temporary
     /// copy is `m.tmp-<pid>` beside it, not `m/.tmp-<pid>` inside what is replaced.
-    static func trimmed(_ dir: String) -> String {
+    public static func trimmed(_ dir: String) -> String {
         var d = dir
         while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
         return d

@@ -83,8 +83,9 @@ public struct TrainableSet: Sendable, Equatable {
     }
 
     /// Whether every trainable value is finite (one pass; run only when a step was skipped).
+    /// Element by element: a norm would overflow on large finite weights.
     public func valuesAreFinite(_ store: ParameterStore) -> Bool {
-        ranges.allSatisfy { OptimizerKernels.norm(store.values + $0.lowerBound, count: $0.count).isFinite }
+        ranges.allSatisfy { r in r.allSatisfy { store.values[$0].isFinite } }
     }
 
     /// FNV-1a over the trainable values: replicas must agree bit for bit on what they update

@@ -87,12 +87,22 @@ struct Train: ParsableCommand {
     @Flag(recipe: \.mergeLora) var mergeLora: Bool?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
+    @Flag(name: .customLong("dry-run"), help: "Check the recipe and flags as a run would before loading anything, print the resulting recipe (recipe.yaml) and exit; nothing is read, loaded or written.")
+    var dryRun = false
 
     func validate() throws {
         try Settings.threads.check(threads)
     }
 
     func run() throws {
+        if dryRun {
+            // One process is enough to check a recipe: other ranks of an mpirun leave at once.
+            Runtime.singleProcess()
+            let recipe = try makeRecipe()
+            if !quiet { for note in recipe.notes { print(note) } }
+            print(recipe.yaml, terminator: "")
+            return
+        }
         let comm = Runtime.start(threads: threads)
         let recipe = Fatal.collective { try makeRecipe() }
         Runtime.setWatchdog(seconds: recipe.watchdogSeconds)
@@ -129,5 +139,5 @@ struct Train: ParsableCommand {
         return r
     }
 
-    static let notRecipeKeys: Set<String> = ["config", "threads", "quiet"]
+    static let notRecipeKeys: Set<String> = ["config", "threads", "quiet", "dryRun"]
 }

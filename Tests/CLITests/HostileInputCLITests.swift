@@ -184,14 +184,30 @@ final class HostileInputCLITests: XCTestCase {
         let weights = out + "/model/model.safetensors"
         let before = try Data(contentsOf: URL(fileURLWithPath: weights))
         for (args, needle) in [(["--model", out + "/model/"], "--model \(out)/model/ is in \(out)/model, which this run writes (--out \(out))"),
-                               (["--model", "tiny", "--heldout", out + "/data/heldout.jsonl"], "--heldout \(out)/data/heldout.jsonl is in \(out)/data, which this run writes")] {
-            let r = CLI.sftDist(["train"] + args + ["--out", out] + quiet, seconds: 60)
+                               (["--model", "tiny", "--eval-data", "x=" + out + "/data/train.jsonl"], "--eval-data x=\(out)/data/train.jsonl is in \(out)/data/train.jsonl, which this run writes"),
+                               (["--model", out + "/model", "--out", out + "/"], "--model \(out)/model is in \(out)/model, which this run writes (--out \(out)/)")] {
+            let r = CLI.sftDist(["train"] + args + (args.contains("--out") ? [] : ["--out", out]) + quiet, seconds: 60)
             XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
             XCTAssertEqual(CLI.occurrences(of: needle, in: r.stderr), 1, "\(args): \(r.stderr)")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: weights)), before, "the input model was replaced")
+        // What the run does not write is not refused: its held-out file when --heldout is given.
+        let held = CLI.sftDist(["train", "--model", "tiny", "--heldout", out + "/data/heldout.jsonl", "--out", out] + quiet, seconds: 60)
+        XCTAssertEqual(held.status, 0, held.all)
         // Into another directory the same warm start trains.
         XCTAssertEqual(CLI.sftDist(["train", "--model", out + "/model", "--out", out + "-2"] + quiet).status, 0)
+    }
+
+    /// The final line names the model directories this run wrote, not what an earlier run into
+    /// the same --out left (model-ema/ from a run with --ema).
+    func testDoneLineNamesOnlyWhatThisRunWrote() throws {
+        let out = CLI.tempDir("hostile-done-line") + "/run"
+        let base = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "2", "--eval-every", "0", "--out", out]
+        let ema = CLI.sftDist(base + ["--ema", "0.9"], seconds: 60)
+        XCTAssertTrue(ema.stdout.contains("model in \(out)/model/ (also \(out)/model-ema/)"), ema.stdout)
+        let plain = CLI.sftDist(base, seconds: 60)
+        XCTAssertEqual(plain.status, 0, plain.all)
+        XCTAssertTrue(plain.stdout.contains("model in \(out)/model/, metrics in"), plain.stdout)
     }
 
     /// 150,000 spaces in one text: BPE merging finishes in seconds (it was quadratic).

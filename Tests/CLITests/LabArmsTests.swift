@@ -8,6 +8,24 @@ import XCTest
 final class LabArmsTests: XCTestCase, LabRunning {
     static let claims = ["selection-under-noise", "semievol", "lora-forgets-less"]
 
+    /// Every training arm of every claim passes `train`'s checks (`--dry-run`, nothing runs):
+    /// claim 07 gave its nll arm the rollout keys, which train refuses as unread, and the lab
+    /// died at that arm after minutes of other claims. Sizes quick and full too (steps differ).
+    func testEveryArmsFlagsPassTrainsChecks() throws {
+        for size in ["tiny", "quick", "full"] {
+            let arms = CLI.run(["python3", Self.repo + "/scripts/lab_lib/arms.py", size], seconds: 60)
+            XCTAssertEqual(arms.status, 0, arms.all)
+            let lines = arms.stdout.split(separator: "\n")
+            XCTAssertGreaterThanOrEqual(lines.count, 20, arms.stdout)
+            for line in lines {
+                let arm = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let args = try XCTUnwrap(arm["args"] as? [String])
+                let r = CLI.sftDist(["train"] + args + ["--dry-run", "--quiet"], seconds: 30)
+                XCTAssertEqual(r.status, 0, "\(size) \(arm["claim"] ?? "?")/\(arm["arm"] ?? "?"): \(r.stderr)")
+            }
+        }
+    }
+
     func testStagedMergedLoRAAndSelectionArms() throws {
         let dir = CLI.tempDir("lab-arms")
         let r = lab(["--size", "tiny", "--only", Self.claims.joined(separator: ","), "--out", dir, "-n", "1"])

@@ -176,6 +176,11 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(same.selectionArgs, [:])
         XCTAssertEqual(same.notes.count, 1)
         validateRefuses(yaml, "r.yaml:2: objective dft: unknown argument(s) bogus")
+        // Arguments under no `objective:` line are for whatever objective the flag names.
+        var noMethod = try Recipe.parse(yaml: "objective_args: {alpha: 3}\n", source: "r.yaml")
+        noMethod.dropArgumentsOfReplacedMethods(flags: ["objective": "power"])
+        XCTAssertEqual(noMethod.objectiveArgs, ["alpha": "3"])
+        XCTAssertEqual(noMethod.notes, [])
     }
 
     /// Every recipe the repository ships reads and passes the checks across keys (a new check

@@ -147,6 +147,10 @@ class SFTDist:
                     logps += json.loads(line)["completion_logprobs"]
         if not logps:
             raise SystemExit(f"lab: every answer {model} sampled was empty or not UTF-8 ({dropped}); no entropy to estimate")
+        if dropped:
+            # Not silent: the dropped answers are the noisiest ones, so the estimate is low by them.
+            self.log(f"entropy of {model}: {dropped} of {dropped + kept} sampled answers left out (empty or not UTF-8); "
+                     "the estimate covers the rest")
         result = {"sampled_entropy": -sum(logps) / len(logps), "tokens": len(logps), "dropped": dropped}
         write_json(cache, result)
         return result

@@ -44,9 +44,10 @@ extension Benchmark {
         /// machine it measures the work where wall time measures the other jobs too.
         public var stepCPUSeconds: [Double] = []
         public var medianStepCPU: Double? { stepCPUSeconds.isEmpty ? nil : Benchmark.median(stepCPUSeconds) }
-        /// Rank 0's share of a step's tokens, which its CPU time is spent on: tokens per CPU
-        /// second is per rank (under mpirun the whole batch over rank 0's time was R× too high).
-        var rankTokens: Double { Double(batch * seqLen) / Double(max(ranks, 1)) }
+        /// Rank 0's share of a step's tokens, which its CPU time is spent on (rows are dealt
+        /// round-robin, so rank 0 has ⌈batch/R⌉): tokens per CPU second is per rank (under
+        /// mpirun the whole batch over rank 0's time was R× too high).
+        var rankTokens: Double { Double((batch + max(ranks, 1) - 1) / max(ranks, 1) * seqLen) }
 
         public var ceilingRatio: Double { modelFlops / sgemmCeiling }
         public var syncFraction: Double { syncSeconds / medianStep }

@@ -17,7 +17,9 @@ extension Recipe {
     /// leaves a note for the run's log naming the line.
     public mutating func dropArgumentsOfReplacedMethods(flags: [String: String]) {
         for (method, arguments) in Recipe.methodArguments {
-            guard let replacement = flags[method.name], replacement != self[method],
+            // Only a method the file itself chose: arguments under the default method (no
+            // `objective:` line) are the user's arguments for whatever the flag names.
+            guard let replacement = flags[method.name], replacement != self[method], origins[method.name] != nil,
                   let line = origins[arguments.name], !self[arguments].isEmpty else { continue }
             notes.append("\(line): \(arguments.name) not used: they are \(self[method])'s, and --\(method.flag) \(replacement) replaces it")
             self[arguments] = arguments.defaultValue

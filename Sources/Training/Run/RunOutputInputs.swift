@@ -2,16 +2,21 @@ import Foundation
 import Models
 
 /// A run writes `OUT/model/` (and `model-ema/`, `model-base/`, `model-merged/`),
-/// `OUT/checkpoints/`, `OUT/metrics.jsonl`, `recipe.yaml`, `loss.svg`, and with the built-in
-/// data `OUT/data/`. An input inside one of them would be replaced by the run that reads it:
+/// `OUT/checkpoints/`, `OUT/metrics.jsonl`, `recipe.yaml`, `loss.svg`, with the built-in data
+/// `OUT/data/train.jsonl` (and `heldout.jsonl` without --heldout), with self-training
+/// `OUT/self-train/`. An input inside one of them would be replaced by the run that reads it:
 /// `sft-dist train --model sft-dist-out/model --objective grpo` without `--out` wrote its
 /// result over the warm start it had loaded, and every later recipe started from that.
 public enum RunOutputInputs {
     /// The first input (as given) that lies in what the run writes, with that output, or nil.
     public static func problem(_ recipe: Recipe) -> String? {
-        let out = recipe.out
+        let out = ReplaceableOutput.trimmed(recipe.out)
         var written = ["model", "model-ema", "model-base", "model-merged", "checkpoints", "metrics.jsonl", "recipe.yaml", "loss.svg"]
-        if recipe.data == RunSetup.builtinData { written.append("data") }
+        if recipe.data == RunSetup.builtinData {
+            written.append("data/train.jsonl")
+            if recipe.heldout == nil { written.append("data/heldout.jsonl") }
+        }
+        if recipe.selfTrain != "none" { written.append("self-train") }
         let outputs = written.map { (shown: out + "/" + $0, path: ReplaceableOutput.resolved(out + "/" + $0)) }
         var inputs: [(flag: String, path: String)] = [("--model", recipe.model)]
         if let r = recipe.refModel { inputs.append(("--ref-model", r)) }
@@ -19,13 +24,14 @@ public enum RunOutputInputs {
         for (flag, value) in [("--heldout", recipe.heldout), ("--prompts", recipe.prompts), ("--unlabelled", recipe.unlabelled)] {
             if let value { inputs.append((flag, value)) }
         }
-        for name in recipe.evalData.names { inputs.append(("--eval-data \(name)", recipe.evalData.files[name]!)) }
+        for name in recipe.evalData.names { inputs.append(("--eval-data \(name)=", recipe.evalData.files[name]!)) }
         for input in inputs {
             // A preset name (`tiny`) is no path; anything else is compared as the file system resolves it.
             if input.flag == "--model" && ModelPresets.names.contains(input.path) { continue }
             let i = ReplaceableOutput.resolved(input.path)
             if let o = outputs.first(where: { i == $0.path || i.hasPrefix($0.path + "/") }) {
-                return "\(input.flag) \(input.path) is in \(o.shown), which this run writes (--out \(out)): give the run another --out, or copy the input elsewhere first"
+                let given = input.flag.hasSuffix("=") ? input.flag + input.path : input.flag + " " + input.path
+                return "\(given) is in \(o.shown), which this run writes (--out \(recipe.out)): give the run another --out, or copy the input elsewhere first"
             }
         }
         return nil

@@ -31,7 +31,7 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
-        if recipe.warmupSteps >= recipe.steps {
+        if recipe.warmupSteps > recipe.steps {
             // A shortened run (--steps 3 under the default 20 warmup steps) never reaches its lr.
             let last = LRSchedule(kind: recipe.schedule, peak: Float(recipe.lr), warmupSteps: recipe.warmupSteps,
                                   totalSteps: recipe.steps, minRatio: Float(recipe.minLRRatio)).lr(at: recipe.steps - 1)
@@ -153,8 +153,11 @@ public enum TrainingJob {
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
             let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9))) tok/s)" : ""
             // The other model directories a run may write (--ema, LoRA on a preset, --merge-lora).
-            let also = ["model-ema", "model-base", "model-merged"].map { recipe.out + "/" + $0 }
-                .filter { FileManager.default.fileExists(atPath: $0) }.map { $0 + "/" }
+            // As the recipe has them written, not as found: a previous run's may be there.
+            var also: [String] = []
+            if recipe.ema > 0 { also.append(recipe.out + "/model-ema/") }
+            if recipe.loraRank > 0 && LoRAOutput.baseDirectory(recipe) == recipe.out + "/model-base" { also.append(recipe.out + "/model-base/") }
+            if recipe.mergeLora { also.append(recipe.out + "/model-merged/") }
             say(String(format: "done in %@%@; model in %@/%@, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
                        ProgressLine.clock(seconds), rate, modelDir, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
                        recipe.out, recipe.out))
