@@ -82,10 +82,13 @@ public struct TrainableSet: Sendable, Equatable {
         return s.squareRoot()
     }
 
-    /// Whether every trainable value is finite (one pass; run only when a step was skipped).
-    /// Element by element: a norm would overflow on large finite weights.
-    public func valuesAreFinite(_ store: ParameterStore) -> Bool {
-        ranges.allSatisfy { r in r.allSatisfy { store.values[$0].isFinite } }
+    /// Whether every trainable value is usable in float32: finite, and below √(Float.max) ≈
+    /// 1.8e19 in magnitude, beyond which a single product overflows (a learning rate of 1e30
+    /// leaves finite weights of 1e30 whose every forward is NaN). One pass, element by
+    /// element; run only when a step was skipped.
+    public func valuesAreUsable(_ store: ParameterStore) -> Bool {
+        let limit = Float.greatestFiniteMagnitude.squareRoot()
+        return ranges.allSatisfy { r in r.allSatisfy { abs(store.values[$0]) < limit } }
     }
 
     /// FNV-1a over the trainable values: replicas must agree bit for bit on what they update

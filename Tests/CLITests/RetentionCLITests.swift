@@ -67,7 +67,7 @@ final class RetentionCLITests: XCTestCase {
             XCTAssertEqual(Array(resumed.stdout.split(separator: "\n").map(String.init).suffix(4)), Array(lines.suffix(4)),
                            "the retention table after a resume")
             let svg = try String(contentsOfFile: out + "/loss.svg", encoding: .utf8)
-            for series in ["add loss", "add accuracy", "copy loss", "copy accuracy"] {
+            for series in ["add NLL", "add exact match", "copy NLL", "copy exact match"] {
                 XCTAssertTrue(svg.contains(">\(series)</text>"), "loss.svg has no \(series) series")
             }
         }

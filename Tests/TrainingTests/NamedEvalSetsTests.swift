@@ -48,7 +48,26 @@ final class NamedEvalSetsTests: XCTestCase {
         let records: [[String: Double]] = [["step": 0, "eval_loss": 3, "eval_add_loss": 2, "eval_add_accuracy": 0.1],
                                            ["step": 1, "loss": 2.5], ["step": 2, "eval_loss": 1, "eval_add_loss": 1.5, "eval_add_accuracy": 0.4]]
         let svg = SVGPlot.lossChart(records: records, title: "t", sets: ["add"])
-        XCTAssertTrue(svg.contains(">add loss</text>") && svg.contains(">add accuracy</text>"), svg)
-        XCTAssertFalse(SVGPlot.lossChart(records: records, title: "t").contains("add loss"))
+        XCTAssertTrue(svg.contains(">add NLL</text>") && svg.contains(">add exact match</text>"), svg)
+        XCTAssertFalse(SVGPlot.lossChart(records: records, title: "t").contains("add NLL"))
+    }
+
+    /// The method's own signals get a second panel (a GRPO or DPO loss alone says little), the
+    /// loss axis fits the data instead of starting at 0, and step ticks are whole steps.
+    func testThePlotShowsMethodMetricsAndFitsItsAxes() {
+        var grpo: [[String: Double]] = []
+        for i in 1...7 {
+            let x = Double(i)
+            grpo.append(["step": x, "loss": 5.5 - 0.02 * x, "reward_mean": 0.1 * x, "accuracy": 0.05 * x])
+        }
+        let svg = SVGPlot.lossChart(records: grpo, title: "t", objective: "grpo")
+        XCTAssertTrue(svg.contains(">reward (mean over rollouts)</text>") && svg.contains(">rollouts solved</text>"), svg)
+        XCTAssertTrue(svg.contains(">train loss (grpo)</text>"), svg)
+        XCTAssertFalse(svg.contains("text-anchor=\"end\">0</text>"), "the loss axis starts at 0: \(svg)")
+        let steps = svg.components(separatedBy: "text-anchor=\"middle\">").dropFirst().compactMap { Int($0.prefix { $0 != "<" }) }
+        XCTAssertTrue(steps.count >= 3 && Set(steps).isSubset(of: Set(1...7)), "step ticks: \(steps)")
+        XCTAssertEqual(SVGPlot.ticks(1, 7, integers: true), [2, 4, 6])   // were 1.0, 2.2, … labelled 1, 2, …
+        XCTAssertFalse(SVGPlot.lossChart(records: [["step": 1, "loss": 2]], title: "t").contains("reward"))
+        XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
     }
 }

@@ -42,8 +42,8 @@ extension Trainer {
                 // non-finite (a step of lr·update that overflows): every later step would be
                 // skipped and a broken model saved as the run's result. Weights are replicated,
                 // so every rank decides alike.
-                if !trainable.valuesAreFinite(model.parameters) {
-                    Fatal.agree(comm.isCoordinator ? "non-finite weights at step \(step + 1): an earlier update overflowed, and nan_policy: skip cannot recover from that; lower the learning rate" : nil,
+                if !trainable.valuesAreUsable(model.parameters) {
+                    Fatal.agree(comm.isCoordinator ? "non-finite or overflowing weights at step \(step + 1) (|w| ≥ 1.8e19, whose products overflow float32): an earlier update diverged, and nan_policy: skip cannot recover from that; lower the learning rate" : nil,
                                 code: Fatal.Code.training)
                 }
                 skippedSteps += 1

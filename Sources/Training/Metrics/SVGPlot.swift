@@ -1,8 +1,11 @@
 import Foundation
 
-/// A dependency-free line chart of a run's metrics (train loss per step, held-out loss and
-/// exact match at each evaluation), written next to metrics.jsonl as `loss.svg` so a run can
-/// be looked at in any browser without a Python plotting stack.
+/// A dependency-free line chart of a run's metrics, written next to metrics.jsonl as
+/// `loss.svg` so a run can be looked at in any browser without a Python plotting stack.
+/// The first panel: the training objective's loss per step, the held-out NLL and exact match at
+/// each evaluation, and the named held-out sets (`--eval-data`); a second panel, when the run
+/// logs them, the method's own signals (rewards of rollouts, DPO's preference accuracy and
+/// margin, self-training's label precision) — the loss of GRPO or DPO alone says little.
 public enum SVGPlot {
     public struct Series {
         public var name: String, color: String, points: [(Double, Double)], dots: Bool, dashed: Bool
@@ -11,75 +14,146 @@ public enum SVGPlot {
         }
     }
 
-    /// Builds the standard chart from metrics records (see MetricsLog.read); `sets` are the
-    /// named held-out sets (`--eval-data`), each with its loss and exact match.
-    public static func lossChart(records: [[String: Double]], title: String, sets: [String] = []) -> String {
+    /// One chart: series on a left axis (fitted to them) and on a right axis of 0–100 %.
+    public struct Panel {
+        public var left: [Series], right: [Series], leftTitle: String, rightTitle: String
+        public init(left: [Series], right: [Series] = [], leftTitle: String, rightTitle: String = "exact match") {
+            self.left = left; self.right = right; self.leftTitle = leftTitle; self.rightTitle = rightTitle
+        }
+        var isEmpty: Bool { (left + right).allSatisfy { $0.points.isEmpty } }
+    }
+
+    /// Method metrics drawn in the second panel when the run logs them: (key, legend, share).
+    /// A share is drawn on the 0–100 % axis.
+    static let methodMetrics: [(key: String, name: String, share: Bool)] = [
+        ("reward_mean", "reward (mean over rollouts)", false), ("accuracy", "rollouts solved", true),
+        ("rewards/margins", "DPO margin (chosen − rejected)", false), ("rewards/accuracies", "DPO preference accuracy", true),
+        ("pseudo_label_precision", "pseudo-label precision", true),
+    ]
+
+    /// The standard chart from metrics records (see MetricsLog.read); `sets` are the named
+    /// held-out sets, each with its loss and exact match; `objective` names the train loss.
+    public static func lossChart(records: [[String: Double]], title: String, sets: [String] = [], objective: String = "nll") -> String {
         let train = points(records, "loss"), eval = points(records, "eval_loss"), em = points(records, "eval_accuracy")
-        var left = [Series(name: "train loss", color: "#1f77b4", points: train),
-                    Series(name: "held-out loss", color: "#d62728", points: eval, dots: true)]
-        var right = em.isEmpty ? [] : [Series(name: "held-out accuracy", color: "#2ca02c", points: em, dots: true)]
+        let trainName = objective == "nll" ? "train loss" : "train loss (\(objective))"
+        var left = [Series(name: trainName, color: "#1f77b4", points: train),
+                    Series(name: "held-out NLL", color: "#d62728", points: eval, dots: true)]
+        var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         for (i, name) in sets.enumerated() {
             let color = setColors[i % setColors.count]
-            left.append(Series(name: "\(name) loss", color: color, points: points(records, "eval_\(name)_loss"), dots: true))
+            left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true))
             let acc = points(records, "eval_\(name)_accuracy")
-            if !acc.isEmpty { right.append(Series(name: "\(name) accuracy", color: color, points: acc, dots: true, dashed: true)) }
+            if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true)) }
         }
-        return render(title: title, left: left, right: right)
+        var method = Panel(left: [], right: [], leftTitle: "value", rightTitle: "share")
+        for (i, m) in methodMetrics.enumerated() {
+            let p = points(records, m.key)
+            guard !p.isEmpty else { continue }
+            let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
+            if m.share { method.right.append(s) } else { method.left.append(s) }
+        }
+        let panels = [Panel(left: left, right: right, leftTitle: "loss (nats per token)")] + (method.isEmpty ? [] : [method])
+        return render(title: title, panels: panels)
     }
 
     /// Colours of the named sets' series (the main ones use blue, red and green).
     static let setColors = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    static let methodColors = ["#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf"]
 
-    /// (step, value) of every record that has `key`.
+    /// (step, value) of every record that has a finite `key`.
     static func points(_ records: [[String: Double]], _ key: String) -> [(Double, Double)] {
         records.compactMap { r -> (Double, Double)? in
-            guard let s = r["step"], let v = r[key] else { return nil }; return (s, v)
+            guard let s = r["step"], let v = r[key], v.isFinite else { return nil }; return (s, v)
         }
     }
 
-    public static func render(title: String, left: [Series], right: [Series]) -> String {
-        let w = 760.0, h = 420.0, ml = 60.0, mr = right.isEmpty ? 20.0 : 60.0, mt = 40.0, mb = 50.0
-        let all = left.flatMap(\.points)
-        let xs = all.map(\.0) + right.flatMap(\.points).map(\.0)
-        let x0 = xs.min() ?? 0, x1 = max(xs.max() ?? 1, x0 + 1)
-        let y0 = min(all.map(\.1).min() ?? 0, 0), y1 = max(all.map(\.1).max() ?? 1, y0 + 1e-9)
-        func px(_ x: Double) -> Double { ml + (x - x0) / (x1 - x0) * (w - ml - mr) }
-        func py(_ y: Double, _ lo: Double, _ hi: Double) -> Double { h - mb - (y - lo) / (hi - lo) * (h - mt - mb) }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(w / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">\(escape(title))</text>\n"
-        for i in 0...5 {  // grid and left axis
-            let y = y0 + (y1 - y0) * Double(i) / 5
-            let yy = py(y, y0, y1)
-            s += "<line x1=\"\(ml)\" y1=\"\(yy)\" x2=\"\(w - mr)\" y2=\"\(yy)\" stroke=\"#eee\"/>"
-            s += "<text x=\"\(ml - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(String(format: "%.2f", y))</text>\n"
-            let x = x0 + (x1 - x0) * Double(i) / 5
-            s += "<text x=\"\(px(x))\" y=\"\(h - mb + 18)\" text-anchor=\"middle\">\(Int(x))</text>\n"
-            if !right.isEmpty {
-                s += "<text x=\"\(w - mr + 6)\" y=\"\(yy + 4)\" fill=\"#2ca02c\">\(String(format: "%.0f%%", Double(i) * 20))</text>\n"
-            }
+    /// Round tick values covering lo…hi: about `count` steps of 1, 2 or 5 × 10ⁿ.
+    static func ticks(_ lo: Double, _ hi: Double, count: Int = 5, integers: Bool = false) -> [Double] {
+        let span = max(hi - lo, 1e-12)
+        let raw = span / Double(count), mag = pow(10, floor(log10(raw)))
+        var step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+        if integers { step = max(1, step.rounded(.up)) }
+        let first = (lo / step).rounded(.up) * step
+        return stride(from: first, through: hi + step * 1e-9, by: step).map { $0 }
+    }
+
+    /// A tick label: few digits, whatever the magnitude (1e+18 rather than 19 digits).
+    static func label(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        return abs(v) >= 1e5 || abs(v) < 1e-3 ? String(format: "%.2g", v) : String(format: "%g", (v * 1e4).rounded() / 1e4)
+    }
+
+    public static func render(title: String, panels: [Panel]) -> String {
+        let w = 760.0, panelHeight = 300.0, top = 40.0
+        let all = panels.flatMap { $0.left + $0.right }.flatMap(\.points)
+        let x0 = all.map(\.0).min() ?? 0, x1 = max(all.map(\.0).max() ?? 1, x0 + 1)
+        let titleText = title.count > 90 ? String(title.prefix(42)) + " … " + String(title.suffix(45)) : title
+        var y = top
+        var body = "<text x=\"\(w / 2)\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">\(escape(titleText))</text>\n"
+        for panel in panels where !panel.isEmpty {
+            let (svg, height) = draw(panel, top: y, width: w, plotHeight: panelHeight, x0: x0, x1: x1)
+            body += svg
+            y += height
         }
-        s += "<text x=\"\((ml + w - mr) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">step</text>\n"
-        s += "<line x1=\"\(ml)\" y1=\"\(h - mb)\" x2=\"\(w - mr)\" y2=\"\(h - mb)\" stroke=\"black\"/>"
-        s += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(h - mb)\" stroke=\"black\"/>\n"
-        var legend = 0.0, legendRow = 0.0
-        func draw(_ series: Series, _ lo: Double, _ hi: Double) {
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(y + 10))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            + "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n" + body + "</svg>\n"
+    }
+
+    /// One panel below `top`: its legend band, then the plot; returns the SVG and the height used.
+    static func draw(_ p: Panel, top: Double, width w: Double, plotHeight: Double, x0: Double, x1: Double) -> (String, Double) {
+        let ml = 70.0, mr = p.right.isEmpty ? 20.0 : 70.0, mb = 46.0
+        var s = ""
+        // Legend above the plot, never over the curves; rows wrap.
+        var lx = ml, ly = top + 4
+        for series in (p.left + p.right) where !series.points.isEmpty {
+            let width = Double(series.name.count) * 7 + 36
+            if lx > ml && lx + width > w - mr { lx = ml; ly += 16 }
+            let dash = series.dashed ? " stroke-dasharray=\"5,3\"" : ""
+            s += "<line x1=\"\(lx)\" y1=\"\(ly + 6)\" x2=\"\(lx + 22)\" y2=\"\(ly + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(dash)/>"
+            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(series.name))</text>\n"
+            lx += width
+        }
+        let mt = ly + 26, bottom = mt + plotHeight
+        let values = p.left.flatMap(\.points).map(\.1)
+        var y0 = values.min() ?? 0, y1 = values.max() ?? 1
+        // A flat series (a reward that stays 0) gets a readable band around its value.
+        let pad = y1 > y0 ? max((y1 - y0) * 0.06, abs(y1) * 1e-6) : max(abs(y0) * 0.1, 0.5)
+        y0 -= pad; y1 += pad
+        func px(_ x: Double) -> Double { ml + (x - x0) / (x1 - x0) * (w - ml - mr) }
+        func py(_ v: Double, _ lo: Double, _ hi: Double) -> Double { bottom - (v - lo) / (hi - lo) * plotHeight }
+        for t in ticks(y0, y1) {
+            let yy = py(t, y0, y1)
+            s += "<line x1=\"\(ml)\" y1=\"\(yy)\" x2=\"\(w - mr)\" y2=\"\(yy)\" stroke=\"#eee\"/>"
+            if !p.left.isEmpty { s += "<text x=\"\(ml - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(label(t))</text>\n" }
+        }
+        for t in ticks(x0, x1, integers: true) {
+            s += "<line x1=\"\(px(t))\" y1=\"\(bottom)\" x2=\"\(px(t))\" y2=\"\(bottom + 4)\" stroke=\"black\"/>"
+            s += "<text x=\"\(px(t))\" y=\"\(bottom + 18)\" text-anchor=\"middle\">\(Int(t))</text>\n"
+        }
+        if !p.right.isEmpty {
+            for i in 0...5 {
+                s += "<text x=\"\(w - mr + 6)\" y=\"\(py(Double(i) / 5, 0, 1) + 4)\" fill=\"#555\">\(i * 20)%</text>\n"
+            }
+            s += "<text transform=\"translate(\(w - 14),\(mt + plotHeight / 2)) rotate(90)\" text-anchor=\"middle\" fill=\"#555\">\(escape(p.rightTitle))</text>\n"
+        }
+        if !p.left.isEmpty {
+            s += "<text transform=\"translate(16,\(mt + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(p.leftTitle))</text>\n"
+        }
+        s += "<text x=\"\((ml + w - mr) / 2)\" y=\"\(bottom + 36)\" text-anchor=\"middle\">step</text>\n"
+        s += "<line x1=\"\(ml)\" y1=\"\(bottom)\" x2=\"\(w - mr)\" y2=\"\(bottom)\" stroke=\"black\"/>"
+        s += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(bottom)\" stroke=\"black\"/>\n"
+        func curve(_ series: Series, _ lo: Double, _ hi: Double) {
             guard !series.points.isEmpty else { return }
             let pts = series.points.map { "\(px($0.0)),\(py($0.1, lo, hi))" }.joined(separator: " ")
             let dash = series.dashed ? " stroke-dasharray=\"5,3\"" : ""
             s += "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.6\"\(dash) points=\"\(pts)\"/>\n"
-            if series.dots {
-                for p in series.points { s += "<circle cx=\"\(px(p.0))\" cy=\"\(py(p.1, lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
+            if series.dots || series.points.count == 1 {
+                for q in series.points { s += "<circle cx=\"\(px(q.0))\" cy=\"\(py(q.1, lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
             }
-            let width = Double(series.name.count) * 7 + 40
-            if legend > 0 && ml + 12 + legend + width > w - mr { legend = 0; legendRow += 16 }  // wrap: many named sets
-            s += "<rect x=\"\(ml + 12 + legend)\" y=\"\(mt + 4 + legendRow)\" width=\"14\" height=\"4\" fill=\"\(series.color)\"/>"
-            s += "<text x=\"\(ml + 30 + legend)\" y=\"\(mt + 10 + legendRow)\">\(escape(series.name))</text>\n"
-            legend += width
         }
-        for series in left { draw(series, y0, y1) }
-        for series in right { draw(series, 0, 1) }
-        return s + "</svg>\n"
+        for series in p.left { curve(series, y0, y1) }
+        for series in p.right { curve(series, 0, 1) }
+        return (s, bottom + mb - top)
     }
 
     static func escape(_ t: String) -> String {

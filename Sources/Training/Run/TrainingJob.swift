@@ -134,7 +134,7 @@ public enum TrainingJob {
         }
         // The plot is an output like the model, written even with --quiet.
         if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
-            try? SVGPlot.lossChart(records: plot, title: "sft-dist: \(recipe.model), \(recipe.objective)", sets: evalSets.names)
+            try? SVGPlot.lossChart(records: plot, title: plotTitle(recipe), sets: evalSets.names, objective: recipe.objective)
                 .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
         }
         if lead && !quiet {
@@ -167,6 +167,17 @@ public enum TrainingJob {
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
                        seconds: seconds, outputDirectory: recipe.out)
+    }
+
+    /// The plot's title: the model (a long path by its last two parts), the objective, and the
+    /// options that change what the curves mean.
+    static func plotTitle(_ r: Recipe) -> String {
+        let parts = r.model.split(separator: "/")
+        var t = "sft-dist: \(parts.count > 2 ? "…/" + parts.suffix(2).joined(separator: "/") : r.model), \(r.objective)"
+        if r.selection != "none" { t += ", selection \(r.selection)" }
+        if r.selfTrain != "none" { t += ", self-train \(r.selfTrain)" }
+        if r.loraRank > 0 { t += ", LoRA r=\(r.loraRank)" }
+        return t
     }
 
     /// Writes `model` (default: the trained one; the `--ema` average for `OUT/model-ema/`).
