@@ -23,6 +23,11 @@ public enum Fatal {
         public static let output: Int32 = 6
     }
 
+    /// Run on each rank just before a job ends for a training failure (`Code.training`: a
+    /// non-finite loss, diverged replicas): the run's plot is written then, so the run a user
+    /// most wants to look at has one. Set by the training loop; must not itself fail.
+    nonisolated(unsafe) public static var beforeTrainingAbort: (() -> Void)?
+
     /// Set once at start-up; `fail` uses it to bring down every rank.
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 
@@ -32,6 +37,7 @@ public enum Fatal {
         let comm = communicator
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+        if code == Code.training { beforeTrainingAbort?() }
         comm.abortJob(code: code)
     }
 
@@ -52,6 +58,7 @@ public enum Fatal {
             let rank = first == 0 ? "" : " (rank \(first))"
             FileHandle.standardError.write(Data("sft-dist: error\(rank): \(error)\n".utf8))
         }
+        if code == Code.training { beforeTrainingAbort?() }
         // Give the printing rank a moment to flush before the job is torn down.
         if comm.rank != first { usleep(200_000) }
         comm.abortJob(code: code)

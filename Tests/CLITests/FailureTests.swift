@@ -177,6 +177,9 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(r.status, 2, r.all)
         XCTAssertTrue(r.stderr.contains("sft-dist: error: non-finite") && r.stderr.contains("at step 2"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/abort/model"))
+        // The plot of the steps before the failure is there: the run a user most wants to see.
+        let plot = try? String(contentsOfFile: dir + "/abort/loss.svg", encoding: .utf8)
+        XCTAssertTrue(plot?.contains(">train loss</text>") ?? false, plot ?? "no loss.svg after the abort")
         let s = CLI.sftDist(blowUp.filter { $0 != "--quiet" } + ["--nan-policy", "skip", "--out", dir + "/skip"])
         XCTAssertEqual(s.status, 2, s.all)
         XCTAssertEqual(CLI.occurrences(of: "error: non-finite or overflowing weights at step 2", in: s.stderr), 1, s.stderr)

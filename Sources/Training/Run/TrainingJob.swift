@@ -64,6 +64,8 @@ public enum TrainingJob {
             try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
         }
 
+        // A run that stops on a non-finite loss still leaves its plot of the steps before.
+        Fatal.beforeTrainingAbort = lead ? { writePlot(recipe, sets: evalSets.names) } : nil
         var lastNamedEval: [String: Double] = [:]   // the named sets' fields of the latest evaluation
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 || !evalSets.isEmpty else { return nil }
@@ -133,10 +135,8 @@ public enum TrainingJob {
                                          extra: ["sft_dist_ema_decay": "\(recipe.ema)"]) : nil, code: Fatal.Code.output)
         }
         // The plot is an output like the model, written even with --quiet.
-        if lead, let plot = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") {
-            try? SVGPlot.lossChart(records: plot, title: plotTitle(recipe), sets: evalSets.names, objective: recipe.objective)
-                .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
-        }
+        Fatal.beforeTrainingAbort = nil
+        if lead { writePlot(recipe, sets: evalSets.names) }
         if lead && !quiet {
             // A run resumed at its last step (metrics.jsonl gone) trained nothing: no "nan → nan".
             if let first = losses.first, let last = losses.last {
@@ -167,6 +167,13 @@ public enum TrainingJob {
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
                        seconds: seconds, outputDirectory: recipe.out)
+    }
+
+    /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read).
+    static func writePlot(_ recipe: Recipe, sets: [String]) {
+        guard let records = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") else { return }
+        try? SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
+            .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
     }
 
     /// The plot's title: the model (a long path by its last two parts), the objective, and the
