@@ -16,6 +16,11 @@ final class OutputLockTests: XCTestCase {
         XCTAssertTrue(second.stderr.contains("\(out): another sft-dist run (pid "), second.stderr)
         XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: second.stderr), 1, second.stderr)
         XCTAssertTrue(first.isRunning, "the second run disturbed the first")
+        // Killed only once its first checkpoint is saved: on a loaded machine it was killed
+        // before step 50, left no checkpoint, and the refusal below did not happen.
+        XCTAssertTrue(first.waitUntil(seconds: 90) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")) ?? []).contains { $0.hasPrefix("step-") }
+        }, "the first run never saved a checkpoint")
         first.killAll(marker: out)
         _ = first.wait()
         let third = ["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", out]
