@@ -11,11 +11,11 @@
 /// and K ≥ 32: its TN-kernel rule, in column-major terms); so x is cut into pieces that each
 /// qualify — blocks of rows, each piece still one `cblas_sgemm` (`BLAS.gemm`). Measured on
 /// this build (1 thread, N = 1024, IC = 1536, r = 8): x·Aᵀ 0.61 → 0.30 ms with x in cache,
-/// duᵀ·x 1.13 → 0.95 ms with x in memory (then the pass over x is most of it; r = 24:
-/// 0.64 → 0.49 ms). On other builds each product stays one call.
+/// duᵀ·x was cut the same way (1.13 → 0.95 ms with x in memory) until `LoRAInputGradient`
+/// beat the pieces on every shape measured (below); it takes widths that are multiples of 4,
+/// the rest (r = 1, 2, 3, 5, …) stays one call. On other builds x·Aᵀ stays one call.
 /// The pieces' sums differ from the one call's in the last bits (another kernel), never in
-/// what they compute. dA of a width that is a multiple of 4 no longer takes the pieces but
-/// `LoRAInputGradient`, faster on every shape measured (below).
+/// what they compute.
 public enum LoRAInputProducts {
     /// The OpenBLAS build whose small-matrix rule the pieces follow (measured on 0.3.21).
     public static let smallKernelBuild: Bool = {
@@ -28,14 +28,6 @@ public enum LoRAInputProducts {
     static func rowsPerCall(width w: Int, inFeatures ic: Int, split: Bool) -> Int? {
         guard split, ic >= 32 else { return nil }
         let rows = min(1200 / w, smallKernelWork / (w * ic))
-        return rows > 0 ? rows : nil
-    }
-
-    /// Rows of du and x per duᵀ·x call over `columns` columns of x (nil: one call):
-    /// rows·w·columns ≤ 100³. The pieces add into dA in row order (beta = 1 after the first).
-    static func rowsPerGradientCall(width w: Int, columns: Int, split: Bool) -> Int? {
-        guard split else { return nil }
-        let rows = smallKernelWork / (w * columns)
         return rows > 0 ? rows : nil
     }
 
@@ -55,44 +47,19 @@ public enum LoRAInputProducts {
 
     /// dA[w, IC] = duᵀ · x + beta · dA, du [N, w] (rows `lddu` apart), x [N, IC] (rows `ldx` apart).
     /// Widths that are multiples of 4 take `LoRAInputGradient` (`kernel`, tests turn it off),
-    /// which on this build ran 1.1–1.7× faster than the pieces with x in memory, as it is in
-    /// backward (1 thread, N = 1024, median of 15, x evicted first: IC = 576, w = 8: 0.84 →
-    /// 0.58 ms; w = 16: 0.89 → 0.81; w = 24: 1.08 → 0.90; IC = 1536, w = 8: 2.70 → 1.62 ms).
+    /// which on this build ran 1.1–1.7× faster than the small-kernel pieces with x in memory, as
+    /// it is in backward (1 thread, N = 1024, median of 15, x evicted first: IC = 576, w = 8:
+    /// 0.84 → 0.58 ms; w = 16: 0.89 → 0.81; w = 24: 1.08 → 0.90; IC = 1536, w = 8: 2.70 → 1.62 ms);
+    /// other widths are one `cblas_sgemm`.
     public static func inputSideGradient(du: UnsafePointer<Float>, lddu: Int, x: UnsafePointer<Float>, ldx: Int,
                                          da: UnsafeMutablePointer<Float>, beta: Float, n: Int, inFeatures ic: Int,
-                                         width w: Int, split: Bool = smallKernelBuild, kernel: Bool = true) {
+                                         width w: Int, kernel: Bool = true) {
         if kernel && LoRAInputGradient.supports(width: w) && (beta == 0 || beta == 1) {
             LoRAInputGradient.run(du: du, lddu: lddu, x: x, ldx: ldx, da: da, accumulate: beta == 1, n: n, inFeatures: ic, width: w)
             return
         }
-        guard let rows = rowsPerGradientCall(width: w, columns: ic, split: split), rows < n else {
-            BLAS.gemm(transA: true, transB: false, m: w, n: ic, k: n, a: du, lda: lddu, b: x, ldb: ldx, beta: beta, c: da, ldc: ic)
-            return
-        }
-        // Threads take blocks of columns (of dA and x); each walks its rows in pieces. The blocks
-        // have a fixed width (`gradientBlockColumns`, the last one shorter), so a column's row
-        // pieces, and with them its sums, are the same at any thread count.
-        let block = gradientBlockColumns
-        Parallel.forRanges(ic, minChunk: block, align: block) { cols in
-            var c0 = cols.lowerBound
-            while c0 < cols.upperBound {
-                let width = min(block, cols.upperBound - c0)
-                let rows = rowsPerGradientCall(width: w, columns: width, split: true) ?? n
-                var r0 = 0
-                while r0 < n {
-                    let m = min(rows, n - r0)
-                    BLAS.gemm(transA: true, transB: false, m: w, n: width, k: m, a: du + r0 * lddu, lda: lddu,
-                              b: x + r0 * ldx + c0, ldb: ldx, beta: r0 == 0 ? beta : 1, c: da + c0, ldc: ic)
-                    r0 += m
-                }
-                c0 += width
-            }
-        }
+        BLAS.gemm(transA: true, transB: false, m: w, n: ic, k: n, a: du, lda: lddu, b: x, ldb: ldx, beta: beta, c: da, ldc: ic)
     }
-
-    /// Columns of dA per duᵀ·x block: the row pieces are sized for this width, not for a
-    /// thread's share of the columns.
-    static let gradientBlockColumns = 128
 
     /// The pieces over the thread pool, in contiguous runs (each piece writes its own block).
     static func pieces(_ count: Int, _ body: (Int) -> Void) {

@@ -37,7 +37,7 @@ public final class Checkpointer {
         self.components = components
         self.comm = comm
         self.log = log
-        store = CheckpointStore(directory: setup.recipe.out + "/checkpoints")
+        store = CheckpointStore(directory: RunOutputs(setup.recipe.out).checkpoints)
     }
 
     /// Call after every optimizer step, with the number of steps done: saves when due.
@@ -212,7 +212,7 @@ public final class Checkpointer {
     /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
     /// training losses kept.
     func trimMetrics(toStep step: Int) throws -> [Double] {
-        let path = recipe.out + "/metrics.jsonl"
+        let path = RunOutputs(recipe.out).metrics
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         var kept: [String] = [], losses: [Double] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {

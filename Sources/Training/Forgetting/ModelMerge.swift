@@ -26,13 +26,7 @@ public enum ModelMerge {
         if weights.allSatisfy({ $0 == 0 }) { throw ModelError("--weights: every weight is 0, which would write a model of zeros") }
         for d in dirs {
             // merge reads saved models only: no preset (a fresh random init), no adapter.
-            do { try ModelDirectory.checkIsModel(d) } catch {
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue else {
-                    throw ModelError("\(d): no such model directory (merge reads saved models, such as a run's OUT/model)")
-                }
-                throw ModelError("\(d) holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora --model BASE --adapter \(d) --out DIR")
-            }
+            try ModelDirectory.checkIsModel(d, for: .merge)
         }
         // Whether each has the byte tokenizer (a BPE tokenizer.json is parsed once per model).
         let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }

@@ -222,7 +222,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public static func write(_ recipe: Recipe) -> String? {
         do {
             try FileManager.default.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
-            try recipe.yaml.write(toFile: recipe.out + "/recipe.yaml", atomically: true, encoding: .utf8)
+            try recipe.yaml.write(toFile: RunOutputs(recipe.out).recipe, atomically: true, encoding: .utf8)
             return nil
         } catch {
             return "\(recipe.out): cannot write the recipe (\(MessageText.reason(error, for: recipe.out)))"

@@ -126,7 +126,7 @@ public struct RunSetup {
 
     static func dataPaths(_ recipe: Recipe) -> (train: String, heldOut: String?) {
         if recipe.data == builtinData {
-            return (recipe.out + "/data/train.jsonl", recipe.out + "/data/heldout.jsonl")
+            return (RunOutputs(recipe.out).builtinTrain, RunOutputs(recipe.out).builtinHeldout)
         }
         return (recipe.data, recipe.heldout)
     }
@@ -151,8 +151,8 @@ public struct RunSetup {
             if recipe.data == builtinData {
                 try fm.createDirectory(atPath: recipe.out + "/data", withIntermediateDirectories: true)
                 let (train, held) = builtinRecords(seed: recipe.seed)
-                try TaskGenerator.writeJSONL(train, to: recipe.out + "/data/train.jsonl")
-                if recipe.heldout == nil { try TaskGenerator.writeJSONL(held, to: recipe.out + "/data/heldout.jsonl") }
+                try TaskGenerator.writeJSONL(train, to: RunOutputs(recipe.out).builtinTrain)
+                if recipe.heldout == nil { try TaskGenerator.writeJSONL(held, to: RunOutputs(recipe.out).builtinHeldout) }
             }
             return nil
         } catch {

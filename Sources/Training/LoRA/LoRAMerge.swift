@@ -49,7 +49,7 @@ enum LoRAOutput {
     /// The adapter's base: the run's `--model` directory, or `OUT/model-base/` for a preset.
     static func baseDirectory(_ r: Recipe) -> String {
         var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: r.model, isDirectory: &isDir) && isDir.boolValue ? r.model : r.out + "/model-base"
+        return FileManager.default.fileExists(atPath: r.model, isDirectory: &isDir) && isDir.boolValue ? r.model : RunOutputs(r.out).loraBase
     }
 
     static func save(_ setup: RunSetup, model: LoRAAdaptable, to dir: String, main: Bool, metadata: [String: String]) throws {
@@ -66,7 +66,7 @@ enum LoRAOutput {
         }
         try AdapterDirectory.save(model, base: base, to: dir, metadata: metadata)
         if main && r.mergeLora {
-            try ModelDirectory.save(LoRAMerge.merged(model), tokenizer: setup.tokenizer, to: r.out + "/model-merged",
+            try ModelDirectory.save(LoRAMerge.merged(model), tokenizer: setup.tokenizer, to: RunOutputs(r.out).merged,
                                     metadata: metadata, format: .hf)
         }
     }

@@ -1,23 +1,14 @@
 import Foundation
 import Models
 
-/// A run writes `OUT/model/` (and `model-ema/`, `model-base/`, `model-merged/`),
-/// `OUT/checkpoints/`, `OUT/metrics.jsonl`, `recipe.yaml`, `loss.svg`, with the built-in data
-/// `OUT/data/train.jsonl` (and `heldout.jsonl` without --heldout), with self-training
-/// `OUT/self-train/`. An input inside one of them would be replaced by the run that reads it:
+/// A run writes what `RunOutputs` names. An input inside one of them would be replaced by the run that reads it:
 /// `sft-dist train --model sft-dist-out/model --objective grpo` without `--out` wrote its
 /// result over the warm start it had loaded, and every later recipe started from that.
 public enum RunOutputInputs {
     /// The first input (as given) that lies in what the run writes, with that output, or nil.
     public static func problem(_ recipe: Recipe) -> String? {
-        let out = ReplaceableOutput.trimmed(recipe.out)
-        var written = ["model", "model-ema", "model-base", "model-merged", "checkpoints", "metrics.jsonl", "recipe.yaml", "loss.svg"]
-        if recipe.data == RunSetup.builtinData {
-            written.append("data/train.jsonl")
-            if recipe.heldout == nil { written.append("data/heldout.jsonl") }
-        }
-        if recipe.selfTrain != "none" { written.append("self-train") }
-        let outputs = written.map { (shown: out + "/" + $0, path: ReplaceableOutput.resolved(out + "/" + $0)) }
+        let written = RunOutputs(ReplaceableOutput.trimmed(recipe.out)).written(by: recipe)
+        let outputs = written.map { (shown: $0, path: ReplaceableOutput.resolved($0)) }
         var inputs: [(flag: String, path: String)] = [("--model", recipe.model)]
         if let r = recipe.refModel { inputs.append(("--ref-model", r)) }
         if recipe.data != RunSetup.builtinData { inputs.append(("--data", recipe.data)) }

@@ -20,6 +20,7 @@ public enum TrainingJob {
     public static func run(recipe: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
         let lead = comm.isCoordinator
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
+        let outputs = RunOutputs(recipe.out)
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
         for note in recipe.notes { say(note) }
 
@@ -61,7 +62,7 @@ public enum TrainingJob {
         // The built-in data's files, for the user to read (every rank trains on them from memory).
         Fatal.agree(lead ? RunSetup.prepareOutput(recipe) : nil, code: Fatal.Code.output)
         let metrics = Fatal.collective(code: Fatal.Code.output) {
-            try MetricsLog(path: lead ? recipe.out + "/metrics.jsonl" : nil, append: resumed != nil)
+            try MetricsLog(path: lead ? outputs.metrics : nil, append: resumed != nil)
         }
 
         // A run that stops on a non-finite loss still leaves its plot of the steps before.
@@ -128,10 +129,9 @@ public enum TrainingJob {
         let seconds = comm.wallTime() - start
         let after = evaluate("after training", step: recipe.steps)
 
-        let modelDir = recipe.out + "/model"
-        Fatal.agree(lead ? saveFinal(setup, to: modelDir, steps: recipe.steps) : nil, code: Fatal.Code.output)
+        Fatal.agree(lead ? saveFinal(setup, to: outputs.model, steps: recipe.steps) : nil, code: Fatal.Code.output)
         if let ema = trainer.ema {
-            Fatal.agree(lead ? saveFinal(setup, model: ema.average, to: recipe.out + "/model-ema", steps: recipe.steps,
+            Fatal.agree(lead ? saveFinal(setup, model: ema.average, to: outputs.ema, steps: recipe.steps,
                                          extra: ["sft_dist_ema_decay": "\(recipe.ema)"]) : nil, code: Fatal.Code.output)
         }
         // The plot is an output like the model, written even with --quiet.
@@ -152,17 +152,12 @@ public enum TrainingJob {
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
             let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9))) tok/s)" : ""
-            // The other model directories a run may write (--ema, LoRA on a preset, --merge-lora).
-            // As the recipe has them written, not as found: a previous run's may be there.
-            var also: [String] = []
-            if recipe.ema > 0 { also.append(recipe.out + "/model-ema/") }
-            if recipe.loraRank > 0 && LoRAOutput.baseDirectory(recipe) == recipe.out + "/model-base" { also.append(recipe.out + "/model-base/") }
-            if recipe.mergeLora { also.append(recipe.out + "/model-merged/") }
-            say(String(format: "done in %@%@; model in %@/%@, metrics in %@/metrics.jsonl, plot in %@/loss.svg",
-                       ProgressLine.clock(seconds), rate, modelDir, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
-                       recipe.out, recipe.out))
+            let also = outputs.otherModels(of: recipe).map { $0 + "/" }  // --ema, LoRA on a preset, --merge-lora
+            say(String(format: "done in %@%@; model in %@/%@, metrics in %@, plot in %@",
+                       ProgressLine.clock(seconds), rate, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
+                       outputs.metrics, outputs.plot))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
-            let beforeRow = NamedEvalSets.beforeRow(metricsPath: recipe.out + "/metrics.jsonl")
+            let beforeRow = NamedEvalSets.beforeRow(metricsPath: outputs.metrics)
             for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
@@ -171,9 +166,10 @@ public enum TrainingJob {
 
     /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read).
     static func writePlot(_ recipe: Recipe, sets: [String]) {
-        guard let records = try? MetricsLog.read(path: recipe.out + "/metrics.jsonl") else { return }
+        let outputs = RunOutputs(recipe.out)
+        guard let records = try? MetricsLog.read(path: outputs.metrics) else { return }
         try? SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
-            .write(toFile: recipe.out + "/loss.svg", atomically: true, encoding: .utf8)
+            .write(toFile: outputs.plot, atomically: true, encoding: .utf8)
     }
 
     /// The plot's title: the model (a long path by its last two parts), the objective, and the

@@ -105,7 +105,7 @@ enum SelfTrainRounds {
     /// `OUT/self-train/round-N.jsonl`, one record per prompt (sorted keys), written by the
     /// coordinator; nil or the reason it failed.
     static func writeLog(_ records: [[String: Any]], out: String, round: Int) -> String? {
-        let dir = out + "/self-train", path = dir + "/round-\(round).jsonl"
+        let dir = RunOutputs(out).selfTrain, path = dir + "/round-\(round).jsonl"
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var text = Data()

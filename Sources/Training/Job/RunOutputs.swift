@@ -1,0 +1,48 @@
+import Foundation
+
+/// What a run writes under `--out`, named once: the run's writers, the check that no input lies
+/// inside an output (`RunOutputInputs`), and the done line all read these names.
+public struct RunOutputs {
+    public let out: String
+    public init(_ out: String) { self.out = out }
+
+    /// The trained model (full weights, or a LoRA adapter in peft's format).
+    public var model: String { out + "/model" }
+    /// `--ema`'s averaged weights.
+    public var ema: String { out + "/model-ema" }
+    /// A LoRA adapter's base when `--model` is a preset (randomly initialised, so saved for the adapter).
+    public var loraBase: String { out + "/model-base" }
+    /// `--merge-lora`'s merged weights.
+    public var merged: String { out + "/model-merged" }
+    public var checkpoints: String { out + "/checkpoints" }
+    public var metrics: String { out + "/metrics.jsonl" }
+    public var recipe: String { out + "/recipe.yaml" }
+    public var plot: String { out + "/loss.svg" }
+    /// Self-training's per-round pseudo-labelled rows.
+    public var selfTrain: String { out + "/self-train" }
+    /// The built-in data's training and held-out rows (`--data builtin:tasks`).
+    public var builtinTrain: String { out + "/data/train.jsonl" }
+    public var builtinHeldout: String { out + "/data/heldout.jsonl" }
+
+    /// Every path a run of `r` may write. Model directories are listed whatever the recipe
+    /// (a previous run's may be there, and `--resume` may change what this one writes).
+    func written(by r: Recipe) -> [String] {
+        var paths = [model, ema, loraBase, merged, checkpoints, metrics, recipe, plot]
+        if r.data == RunSetup.builtinData {
+            paths.append(builtinTrain)
+            if r.heldout == nil { paths.append(builtinHeldout) }
+        }
+        if r.selfTrain != "none" { paths.append(selfTrain) }
+        return paths
+    }
+
+    /// The model directories besides `model` that a run of `r` writes, as the recipe has them
+    /// written (not as found on disk: a previous run's may be there).
+    func otherModels(of r: Recipe) -> [String] {
+        var dirs: [String] = []
+        if r.ema > 0 { dirs.append(ema) }
+        if r.loraRank > 0 && LoRAOutput.baseDirectory(r) == loraBase { dirs.append(loraBase) }
+        if r.mergeLora { dirs.append(merged) }
+        return dirs
+    }
+}
