@@ -38,6 +38,18 @@ final class ZeroTests: XCTestCase {
                     "-n 2 --zero 2, no overlap")
     }
 
+    /// `--zero` without mpirun (1 rank) runs, as a recipe tried locally before the cluster job,
+    /// and says that nothing is sharded; under mpirun it says nothing.
+    func testZeroAtOneRankSaysNothingIsSharded() {
+        let note = "--zero 1 at 1 rank has nothing to shard"
+        let alone = CLI.sftDist(base.filter { $0 != "--quiet" } + ["--steps", "2", "--zero", "1", "--out", CLI.tempDir("zero-alone")])
+        XCTAssertEqual(alone.status, 0, alone.all)
+        XCTAssertTrue(alone.all.contains(note), alone.all)
+        let two = CLI.mpirun(2, base.filter { $0 != "--quiet" } + ["--steps", "2", "--zero", "1", "--out", CLI.tempDir("zero-two")])
+        XCTAssertEqual(two.status, 0, two.all)
+        XCTAssertFalse(two.all.contains("nothing to shard"), two.all)
+    }
+
     /// ZeRO-2 reduce-scatters every micro-batch: at 1 rank (4 micro-batches) and at 3 ranks,
     /// where ranks 0 and 1 have 2 micro-batches and rank 2 one (it joins the second
     /// reduce-scatter round with a zero gradient; without that the job would hang).

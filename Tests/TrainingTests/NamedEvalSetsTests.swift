@@ -70,4 +70,21 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertFalse(SVGPlot.lossChart(records: [["step": 1, "loss": 2]], title: "t").contains("reward"))
         XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
     }
+
+    /// A step `nan_policy: skip` skipped has no finite loss, so the curve joined its neighbours
+    /// over it unseen: it gets a grey line across the plot and a legend entry.
+    func testThePlotMarksSkippedSteps() {
+        var records: [[String: Double]] = (1...5).map { ["step": Double($0), "loss": 3 - 0.1 * Double($0)] }
+        XCTAssertFalse(SVGPlot.lossChart(records: records, title: "t").contains("skipped"))
+        records[2] = ["step": 3, "skipped": 1]
+        let svg = SVGPlot.lossChart(records: records, title: "t")
+        XCTAssertTrue(svg.contains(">skipped step (non-finite, nan_policy: skip)</text>"), svg)
+        let lines = svg.components(separatedBy: "<line ").filter { $0.contains("stroke=\"\(SVGPlot.markColor)\"") }
+        guard lines.count == 2 else { return XCTFail("legend swatch and one mark expected: \(lines)") }
+        // The mark sits at step 3: halfway between steps 1 and 5 on the x axis.
+        let x = { (l: String) in Double(l.components(separatedBy: "x1=\"")[1].prefix { $0 != "\"" })! }
+        let ticks = svg.components(separatedBy: "<text x=\"").dropFirst().filter { $0.contains("text-anchor=\"middle\">") }
+        let tick = { (n: Int) in ticks.first { $0.contains("\">\(n)</text>") }.map { Double($0.prefix { $0 != "\"" })! } }
+        if let t2 = tick(2), let t4 = tick(4) { XCTAssertEqual(x(lines[1]), (t2 + t4) / 2, accuracy: 0.01) } else { XCTFail("no ticks at 2 and 4: \(svg)") }
+    }
 }

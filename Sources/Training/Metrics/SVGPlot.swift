@@ -17,10 +17,12 @@ public enum SVGPlot {
     /// One chart: series on a left axis (fitted to them) and on a right axis of 0–100 %.
     public struct Panel {
         public var left: [Series], right: [Series], leftTitle: String, rightTitle: String
+        /// Steps marked by a vertical line across the plot (steps that `nan_policy: skip` skipped).
+        public var marks: [Double] = []
         public init(left: [Series], right: [Series] = [], leftTitle: String, rightTitle: String = "exact match") {
             self.left = left; self.right = right; self.leftTitle = leftTitle; self.rightTitle = rightTitle
         }
-        var isEmpty: Bool { (left + right).allSatisfy { $0.points.isEmpty } }
+        var isEmpty: Bool { (left + right).allSatisfy { $0.points.isEmpty } && marks.isEmpty }
     }
 
     /// Method metrics drawn in the second panel when the run logs them: (key, legend, share).
@@ -52,12 +54,17 @@ public enum SVGPlot {
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
         }
-        let panels = [Panel(left: left, right: right, leftTitle: "loss (nats per token)")] + (method.isEmpty ? [] : [method])
+        var losses = Panel(left: left, right: right, leftTitle: "loss (nats per token)")
+        // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
+        losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }
+        let panels = [losses] + (method.isEmpty ? [] : [method])
         return render(title: title, panels: panels)
     }
 
     /// Colours of the named sets' series (the main ones use blue, red and green).
     static let setColors = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    /// Skipped steps' lines: grey, apart from every series' colour.
+    static let markColor = "#888888"
     static let methodColors = ["#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf"]
 
     /// (step, value) of every record that has a finite `key`.
@@ -85,8 +92,8 @@ public enum SVGPlot {
 
     public static func render(title: String, panels: [Panel]) -> String {
         let w = 760.0, panelHeight = 300.0, top = 40.0
-        let all = panels.flatMap { $0.left + $0.right }.flatMap(\.points)
-        let x0 = all.map(\.0).min() ?? 0, x1 = max(all.map(\.0).max() ?? 1, x0 + 1)
+        let all = panels.flatMap { $0.left + $0.right }.flatMap(\.points).map(\.0) + panels.flatMap(\.marks)
+        let x0 = all.min() ?? 0, x1 = max(all.max() ?? 1, x0 + 1)
         let titleText = title.count > 90 ? String(title.prefix(42)) + " … " + String(title.suffix(45)) : title
         var y = top
         var body = "<text x=\"\(w / 2)\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">\(escape(titleText))</text>\n"
@@ -112,6 +119,12 @@ public enum SVGPlot {
             s += "<line x1=\"\(lx)\" y1=\"\(ly + 6)\" x2=\"\(lx + 22)\" y2=\"\(ly + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(dash)/>"
             s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(series.name))</text>\n"
             lx += width
+        }
+        if !p.marks.isEmpty {
+            let name = "skipped step\(p.marks.count == 1 ? "" : "s") (non-finite, nan_policy: skip)"
+            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
+            s += "<line x1=\"\(lx + 11)\" y1=\"\(ly)\" x2=\"\(lx + 11)\" y2=\"\(ly + 12)\" stroke=\"\(markColor)\" stroke-width=\"2\"/>"
+            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
         }
         let mt = ly + 26, bottom = mt + plotHeight
         let values = p.left.flatMap(\.points).map(\.1)
@@ -150,6 +163,9 @@ public enum SVGPlot {
             if series.dots || series.points.count == 1 {
                 for q in series.points { s += "<circle cx=\"\(px(q.0))\" cy=\"\(py(q.1, lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
             }
+        }
+        for m in p.marks {
+            s += "<line x1=\"\(px(m))\" y1=\"\(mt)\" x2=\"\(px(m))\" y2=\"\(bottom)\" stroke=\"\(markColor)\" stroke-width=\"1.5\" opacity=\"0.6\"/>\n"
         }
         for series in p.left { curve(series, y0, y1) }
         for series in p.right { curve(series, 0, 1) }
