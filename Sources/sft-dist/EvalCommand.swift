@@ -35,6 +35,7 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(Settings.threads) var threads: Int?
+    @Option(Settings.watchdog) var watchdog = 300.0
 
     func validate() throws {
         try Settings.scorerTimeout.check(scorerTimeout)
@@ -46,6 +47,7 @@ struct Eval: ParsableCommand {
         try Settings.maxLength.check(maxLength)
         try Settings.maxNewTokens.check(maxNewTokens)
         try Settings.threads.check(threads)
+        try Settings.watchdog.check(watchdog)
         // Settings that would do nothing are refused, not ignored (--seed stays free: scripts
         // pass one always). Generation is off with --examples 0; sampling needs --samples N.
         if examples == 0 {
@@ -65,8 +67,10 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        let comm = Runtime.start(threads: threads)
+        let comm = Runtime.start(threads: threads, watchdog: watchdog)
+        SameInputs.checkArguments()
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
+        SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
         var options = EvalOptions()
         options.scorer = Fatal.collective {
             var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")
@@ -77,11 +81,15 @@ struct Eval: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
+        SameInputs.check("--data \(data)", examples: set.examples)
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples
         options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []
         options.temperature = temperature; options.topP = topP; options.seed = seed
         let r = Fatal.collective { try Evaluator.evaluate(model: m, tokenizer: tok, examples: set.examples, comm: comm, options: options) }
+        // The loss is global (the same on every rank); rank 0 says it.
+        Fatal.agree(r.loss.isFinite || !comm.isCoordinator ? nil :
+                        "--model \(model): the loss on \(data) is \(r.loss): its weights give non-finite values (a run that diverged?)")
         if comm.isCoordinator {
             if json {
                 print(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields))

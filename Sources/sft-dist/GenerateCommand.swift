@@ -26,6 +26,7 @@ struct Generate: ParsableCommand {
     @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
     @Option(Settings.threads) var threads: Int?
+    @Option(Settings.watchdog) var watchdog = 300.0
 
     func validate() throws {
         if (prompt == nil) == (prompts == nil) { throw RecipeError("give exactly one of --prompt or --prompts") }
@@ -34,6 +35,7 @@ struct Generate: ParsableCommand {
         try Settings.topK.check(topK)
         try Settings.topP.check(topP)
         try Settings.threads.check(threads)
+        try Settings.watchdog.check(watchdog)
         if stop.contains(where: \.isEmpty) { throw RecipeError("--stop: an empty stop string would end every generation at once") }
         if let bad = stop.first(where: { Self.unknownEscape($0) != nil }) {
             throw RecipeError("--stop \(RecipeError.quote(bad)): \\\(Self.unknownEscape(bad)!) is not an escape (\\n, \\t, \\r and \\\\ are; write a backslash as \\\\)")
@@ -80,8 +82,10 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let comm = Runtime.start(threads: threads)
+        let comm = Runtime.start(threads: threads, watchdog: watchdog)
+        SameInputs.checkArguments()
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
+        SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
         // (text, where it came from: "--prompt" or FILE:LINE)
         let sourced: [(text: String, source: String)] = Fatal.collective {
             if let prompt { return [(prompt, "--prompt")] }
@@ -94,6 +98,7 @@ struct Generate: ParsableCommand {
                 }
             }
         }
+        if let prompts { SameInputs.check("--prompts \(prompts)", file: prompts) }
         let texts = sourced.map(\.text)
         let ids = texts.map { tok.encode($0) }
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {

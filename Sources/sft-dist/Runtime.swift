@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import TensorCore
+import Training
 
 /// Process-level set-up shared by every subcommand: the communicator (MPI when launched by
 /// mpirun or srun, the size-1 one otherwise), the fatal-error path, and OpenBLAS threads.
@@ -23,6 +24,7 @@ enum Runtime {
         // A failed large allocation becomes one line and an aborted job, not a trap on one rank.
         CheckedAllocation.failureHandler = { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
         setWatchdog(seconds: watchdog)
+        SameInputs.checkCollectiveSettings(comm: comm)
         return comm
     }
 

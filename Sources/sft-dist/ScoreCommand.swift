@@ -17,23 +17,29 @@ struct Score: ParsableCommand {
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Option(Settings.threads) var threads: Int?
+    @Option(Settings.watchdog) var watchdog = 300.0
 
     func validate() throws {
         try Settings.maxLength.check(maxLength)
         try Settings.threads.check(threads)
+        try Settings.watchdog.check(watchdog)
     }
 
     func run() throws {
-        let comm = Runtime.start(threads: threads)
+        let comm = Runtime.start(threads: threads, watchdog: watchdog)
+        SameInputs.checkArguments()
         if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
+        SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
+        SameInputs.check("--data \(data)", examples: set.examples)
         var lines: [String] = []
+        var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)
         for i in comm.shard.indices(of: set.count) {
             let e = set[i]
@@ -47,11 +53,15 @@ struct Score: ParsableCommand {
                     SoftmaxKernels.logSoftmax(out: $0.baseAddress!, logits: logits.data + t * V, rows: 1, vocab: V)
                 }
                 let v = lp[Int(e.ids[t + 1])]
+                if !v.isFinite && nonFinite == nil {
+                    nonFinite = "\(e.source): the model's log-probability of completion token \(scores.count + 1) is \(v): its weights give non-finite values (a run that diverged?); nothing written"
+                }
                 total += Double(v)
                 scores.append(String(format: "%.6f", v))
             }
             lines.append("{\"index\": \(i), \"source\": \(MetricsLog.value(e.source)), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"completion_logprobs\": [\(scores.joined(separator: ", "))], \"sum_logprob\": \(String(format: "%.6f", total))}")
         }
+        Fatal.agree(nonFinite)
         // Rank r holds examples r, r+size, …: interleave back into input order.
         let gathered = comm.gather(Array(lines.joined(separator: "\n").utf8), root: 0)
         if comm.isCoordinator {

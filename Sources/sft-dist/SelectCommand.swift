@@ -27,10 +27,12 @@ struct Select: ParsableCommand {
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Option(Settings.seed.named("seed", help: "Seed of a preset model's weights and of the selectors that draw (random).")) var seed: UInt64 = 1234
     @Option(Settings.threads) var threads: Int?
+    @Option(Settings.watchdog) var watchdog = 300.0
 
     func validate() throws {
         try Settings.maxLength.check(maxLength)
         try Settings.threads.check(threads)
+        try Settings.watchdog.check(watchdog)
         guard keep > 0 && keep <= 1 else { throw ValidationError("--keep must be in (0, 1] (got \(keep))") }
         if let pool, !(1...100_000_000).contains(pool) { throw ValidationError("--pool must be an integer in 1…100000000 (got \(pool))") }
         guard method != "none" && SelectionRegistry.names.contains(method) else {
@@ -39,7 +41,8 @@ struct Select: ParsableCommand {
     }
 
     func run() throws {
-        let comm = Runtime.start(threads: threads)
+        let comm = Runtime.start(threads: threads, watchdog: watchdog)
+        SameInputs.checkArguments()
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
                                                          inputDirectories: [("--model", model)] + (refModel.map { [("--ref-model", $0)] } ?? [])),
@@ -51,6 +54,7 @@ struct Select: ParsableCommand {
         }
         args["budget"] = "\(keep)"
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed) }
+        SameInputs.check("--model \(model)", model: m.parameters)
         let limit = min(maxLength, m.maxSequenceLength)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,
@@ -63,8 +67,16 @@ struct Select: ParsableCommand {
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
+        if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
+        SameInputs.check("--data \(data)", examples: set.examples)
         let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
                                      padId: tok.padId, seed: seed, comm: comm)
+        // A model whose weights give NaN would rank rows by nothing (written as null) and exit 0.
+        let bad = comm.isCoordinator ? r.scores.indices.first { i in r.scores[i].contains { !$0.1.isFinite } } : nil
+        Fatal.agree(bad.map { i in
+            let (name, value) = r.scores[i].first { !$0.1.isFinite }!
+            return "\(set[i].source): the model gives a non-finite \(name) (\(value)): its weights give non-finite values (a run that diverged?); nothing written"
+        })
         Fatal.agree(comm.isCoordinator ? write(r, set) : nil, code: Fatal.Code.output)
         if comm.isCoordinator { print("select: kept \(r.kept.count) of \(set.count) rows of \(data) by \(method) → \(out)") }
         Runtime.finish()

@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.logEvery) var logEvery: String?
     @Flag(recipe: \.skipBadLines) var skipBadLines: Bool?
     @Option(recipe: \.nanPolicy) var nanPolicy: String?
+    @Option(recipe: \.nanSkipLimit) var nanSkipLimit: String?
     @Flag(recipe: \.overlapGradSync) var overlapGradSync: Bool?
     @Option(recipe: \.freeze) var freeze: String?
     @Option(recipe: \.trainable) var trainable: String?

@@ -185,4 +185,55 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(CLI.occurrences(of: "error: non-finite or overflowing weights at step 2", in: s.stderr), 1, s.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/skip/model"))
     }
+
+    /// Finite weights can still give non-finite values on every batch: lr 1e6 takes tiny's to
+    /// ~1e14 (below the √Float.max bound above) and 27 of 30 steps were skipped, the model
+    /// saved with exit 0. `nan_skip_limit` skipped steps in a row end the run (exit 2); with
+    /// the limit off the run ends, and score, eval and select refuse the model it saved
+    /// (score wrote `-nan` into its JSON, eval printed `loss -nan`, select kept rows by null).
+    func testWeightsThatGiveNonFiniteValuesOnEveryBatch() throws {
+        let dir = CLI.tempDir("nan-limit")
+        let data = dir + "/d.jsonl"
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", data, "--count", "200"]).status, 0)
+        let blowUp = ["train", "--model", "tiny", "--data", data, "--batch-size", "8", "--lr", "1e6", "--grad-clip", "0",
+                      "--warmup-steps", "0", "--nan-policy", "skip", "--eval-examples", "0", "--quiet"]
+        let r = CLI.mpirun(2, blowUp + ["--steps", "30", "--out", dir + "/limited"])
+        XCTAssertEqual(r.status, 2, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "10 steps in a row had non-finite values", in: r.stderr), 1, r.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/limited/model"))
+        let plot = try String(contentsOfFile: dir + "/limited/loss.svg", encoding: .utf8)
+        XCTAssertTrue(plot.contains("skipped steps (non-finite, nan_policy: skip)"), plot)
+
+        let off = CLI.mpirun(2, blowUp + ["--steps", "8", "--nan-skip-limit", "0", "--out", dir + "/off"])
+        XCTAssertEqual(off.status, 0, off.all)
+        let model = dir + "/off/model"
+        let score = CLI.mpirun(2, ["score", "--model", model, "--data", data, "--out", dir + "/scores.jsonl"])
+        XCTAssertEqual(score.status, 1, score.all)
+        XCTAssertEqual(CLI.occurrences(of: "d.jsonl:1: the model's log-probability of completion token 1 is", in: score.stderr), 1, score.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/scores.jsonl"))
+        let eval = CLI.mpirun(2, ["eval", "--model", model, "--data", data, "--examples", "0"])
+        XCTAssertEqual(eval.status, 1, eval.all)
+        XCTAssertEqual(CLI.occurrences(of: "the loss on \(data) is", in: eval.stderr), 1, eval.all)
+        let select = CLI.mpirun(2, ["select", "--model", model, "--data", data, "--method", "loss", "--keep", "0.5", "--out", dir + "/kept.jsonl"])
+        XCTAssertEqual(select.status, 1, select.all)
+        XCTAssertEqual(CLI.occurrences(of: "the model gives a non-finite loss", in: select.stderr), 1, select.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/kept.jsonl"))
+        // The limit without the skip policy would do nothing: refused, as other keys nothing reads.
+        let alone = CLI.sftDist(tiny + ["--nan-skip-limit", "3", "--out", CLI.tempDir("nan-limit-alone")])
+        XCTAssertEqual(alone.status, 1, alone.all)
+        XCTAssertTrue(alone.stderr.contains("bounds the steps nan_policy skip skips in a row"), alone.all)
+    }
+
+    /// What the final save would refuse is refused before the first step: a 2,000-step run
+    /// into an OUT whose `model` was a file trained to the end, then lost its weights (exit 6).
+    func testOutputsTheRunCannotWriteAreRefusedBeforeTraining() throws {
+        for (name, extra) in [("model", [String]()), ("model-ema", ["--ema", "0.9"]), ("checkpoints", ["--save-every", "100"])] {
+            let out = CLI.tempDir("unwritable-\(name)")
+            try "x\n".write(toFile: out + "/" + name, atomically: true, encoding: .utf8)
+            let r = CLI.sftDist(long + extra + ["--out", out])
+            XCTAssertEqual(r.status, 6, r.all)
+            XCTAssertEqual(CLI.occurrences(of: "\(out)/\(name): exists and is not a directory", in: r.stderr), 1, r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "\(name): training started")
+        }
+    }
 }

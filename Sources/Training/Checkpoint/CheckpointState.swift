@@ -28,6 +28,9 @@ struct CheckpointState: Codable {
     /// changed in place would make the resumed rounds differ (nil: no such file, or a
     /// checkpoint from before this field).
     var unlabelledHash: String? = nil
+    /// XXH64 of `--prompts`' bytes: rollouts draw from them every generation, as above (nil: no
+    /// such file, or a checkpoint from before this field).
+    var promptsHash: String? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -98,7 +101,7 @@ struct CheckpointState: Codable {
     /// The first recipe key whose value differs and that a resumed run may not change
     /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values.
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
-        saved.firstDifference(from: current, only: { $0.resume == .mustMatch }).map { ($0.key, $0.mine, $0.other) }
+        saved.firstDifference(from: current, only: { $0.resume.binds(saved) }).map { ($0.key, $0.mine, $0.other) }
     }
 
     /// The first config key that differs between the checkpoint's config.json and the model

@@ -56,7 +56,8 @@ public final class Checkpointer {
                 step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
-                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash)
+                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
+                promptsHash: promptsHash)
             do {
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
@@ -67,9 +68,9 @@ public final class Checkpointer {
     }
 
     private lazy var dataHash = CheckpointState.dataHash(setup.train.examples)
-    private lazy var unlabelledHash: String? = recipe.unlabelled.flatMap { path in
-        (try? XXHash64.hashFile(path)).map { XXHash64.hex($0.hash) }
-    }
+    private lazy var unlabelledHash: String? = recipe.unlabelled.flatMap(Self.fileHash)
+    private lazy var promptsHash: String? = recipe.prompts.flatMap(Self.fileHash)
+    static func fileHash(_ path: String) -> String? { (try? XXHash64.hashFile(path)).map { XXHash64.hex($0.hash) } }
 
     /// Collective. With `resume` set, verifies and loads the checkpoint on every rank, trims
     /// metrics.jsonl to its step, and returns where to continue; nil means start at step 0
@@ -183,6 +184,9 @@ public final class Checkpointer {
         }
         if let saved = state.unlabelledHash, let path = recipe.unlabelled, saved != unlabelledHash {
             throw CheckpointError("\(dir): --unlabelled \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
+        }
+        if let saved = state.promptsHash, let path = recipe.prompts, saved != promptsHash {
+            throw CheckpointError("\(dir): --prompts \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
         }
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")

@@ -105,6 +105,9 @@ public struct Recipe: Codable, Equatable, Sendable {
             if self.beta2 != k.beta2.defaultValue { try refuse(k.beta2, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
             if self.adamEps != k.adamEps.defaultValue { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
         }
+        if self.nanPolicy != .skip && self.nanSkipLimit != k.nanSkipLimit.defaultValue {
+            try refuse(k.nanSkipLimit, "bounds the steps nan_policy skip skips in a row (--nan-policy skip)", off: k.nanPolicy)
+        }
         if self.saveEvery == 0 && self.keepLast != k.keepLast.defaultValue {
             try refuse(k.keepLast, "prunes checkpoints, which need save_every (--save-every N)", off: k.saveEvery)
         }

@@ -31,6 +31,18 @@ public struct RecipeKey<Value: RecipeValue>: Sendable {
 /// (the training data by its hash) may change.
 public enum ResumeRule: Sendable {
     case mustMatch, mayChange
+    /// Must match when the saved recipe trains on what the key sets (max_new_tokens: the
+    /// length of self-training's and spin's generated rows, else only of evaluations).
+    case mustMatchWhen(@Sendable (Recipe) -> Bool)
+
+    /// Whether a run resuming a checkpoint of `saved` must keep the key's value.
+    public func binds(_ saved: Recipe) -> Bool {
+        switch self {
+        case .mustMatch: return true
+        case .mayChange: return false
+        case .mustMatchWhen(let trains): return trains(saved)
+        }
+    }
 }
 
 /// A key with its value type erased, so the recipe can iterate over all of them.

@@ -45,7 +45,9 @@ public struct RecipeKeys: Sendable {
                                      "Evaluate every N steps (0: before and after only; -1: every ceil(steps/5), four times during a run of 20 steps or more).", resume: .mayChange)
     public let evalExamples = RecipeKey(Settings.generationExamples, default: 200, resume: .mayChange)
     public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation."),
-                                        default: 12, resume: .mayChange)
+                                        default: 12, resume: .mustMatchWhen { r in
+                                            r.objective == "spin" || (r.selfTrain != "none" && r.selfTrainArgs["max_new_tokens"] == nil)
+                                        })
     public let evalData = RecipeKey("eval_data", NamedFiles(), .namedFiles,
                                     "Named held-out set NAME=FILE (repeatable): loss and exact match per set at every evaluation, and a retention table.",
                                     resume: .mayChange)
@@ -55,6 +57,9 @@ public struct RecipeKeys: Sendable {
                                     resume: .mayChange)
     public let skipBadLines = RecipeKey("skip_bad_lines", false, .bool, "Skip and count malformed JSONL lines instead of stopping.")
     public let nanPolicy = RecipeKey("nan_policy", NaNPolicy.abort, .cases, "On a non-finite loss or gradient.")
+    public let nanSkipLimit = RecipeKey("nan_skip_limit", 10, .within(0...100_000_000),
+                                        "With nan_policy skip: stop the run (exit 2) after this many skipped steps in a row, when the weights themselves give non-finite values (0: never).",
+                                        resume: .mayChange)
     public let overlapGradSync = RecipeKey("overlap_grad_sync", true, .bool, "Start each block's gradient sum while backward continues.")
     public let freeze = RecipeKey<String?>("freeze", nil, .optionalRegex,
                                            "Freeze the parameters whose HF name this regular expression matches (searched, as re.search).")
@@ -96,7 +101,7 @@ public struct RecipeKeys: Sendable {
                                      resume: .mayChange)
 
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
-    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its content is not hashed, so a resumed run must name the same file).")
+    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).")
     public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
     public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(0, 1000, openLow: true), "Sampling temperature of the rollouts.")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")

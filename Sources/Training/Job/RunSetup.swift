@@ -79,6 +79,9 @@ public struct RunSetup {
         } else if let h = recipe.heldout {
             SameInputs.check("--heldout \(h)", examples: heldOut.examples, comm: comm)
         }
+        // Read later (rollouts, self-training rounds), each rank from its own copy.
+        if let p = recipe.prompts { SameInputs.check("--prompts \(p)", file: p, comm: comm) }
+        if let u = recipe.unlabelled { SameInputs.check("--unlabelled \(u)", file: u, comm: comm) }
         if comm.isCoordinator {
             if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
                 log("chat template: \(c.template.rawValue) (\(c.reason))")

@@ -1,15 +1,18 @@
 import Distributed
+import Foundation
 import TensorCore
 
 /// Every rank reads its inputs itself (README "Cluster use"), so a node with a stale or
 /// truncated copy of a data file would train or evaluate on other examples than rank 0 —
 /// silently: the coordinator picks indices, every rank looks them up in its own copy, and an
-/// evaluation averages over different sets. After loading, each input's tokenized examples
-/// are hashed (`CheckpointState.dataHash`: ids and loss masks, in order) and compared with
-/// rank 0's; a difference ends the job naming the input and the rank.
-enum SameInputs {
+/// evaluation averages over different sets. After loading, each input is hashed (tokenized
+/// examples by `CheckpointState.dataHash`: ids and loss masks, in order; a model by its
+/// parameters; other files by their bytes) and compared with rank 0's; a difference ends the
+/// job naming the input and the rank. Every subcommand that runs on several ranks checks its
+/// command line, its model and its data this way.
+public enum SameInputs {
     /// Collective. `what` names the input as the user gave it (`--data FILE`).
-    static func check(_ what: String, examples: [Example], comm: Communicator = Fatal.communicator) {
+    public static func check(_ what: String, examples: [Example], comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
         let mine = "\(examples.count) \(CheckpointState.dataHash(examples))"
         let root = comm.broadcast(mine, root: 0)
@@ -18,6 +21,70 @@ enum SameInputs {
             let theirs = root.split(separator: " ").first.map(String.init) ?? "?"
             let how = theirs == "\(examples.count)" ? "the same number, \(theirs), with other tokens" : "\(examples.count) examples here, \(theirs) on rank 0, counted as loaded: after the held-out split and any dropped lines"
             problem = "\(what): this rank read other examples than rank 0 (\(how)): every node must have the same file"
+        }
+        Fatal.agree(problem)
+    }
+
+    /// Collective: this rank's `digest` of an input against rank 0's; `differs` ends the
+    /// message when they differ.
+    static func check(_ what: String, digest: String, differs: String, comm: Communicator) {
+        guard comm.size > 1 else { return }
+        let root = comm.broadcast(digest, root: 0)
+        Fatal.agree(root == digest ? nil : "\(what): \(differs)")
+    }
+
+    /// Collective: a file read as a whole (`--prompts`, `--unlabelled`) has the same bytes on
+    /// every rank. A file no rank can read passes here, for its reader to name the problem.
+    public static func check(_ what: String, file path: String, comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        let digest = (try? XXHash64.hashFile(path)).map { "\($0.size) \(XXHash64.hex($0.hash))" } ?? "unreadable"
+        check(what, digest: digest, differs: "this rank's copy has other bytes than rank 0's: every node must have the same file", comm: comm)
+    }
+
+    /// Collective: every rank loaded the same weights (a node with another copy of a model
+    /// directory would otherwise train or score with them).
+    public static func check(_ what: String, model parameters: ParameterStore, comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        check(what, digest: "\(parameters.count) \(XXHash64.hex(parameters.checksum()))",
+              differs: "this rank loaded other weights than rank 0: every node must have the same model files", comm: comm)
+    }
+
+    /// Collective: every rank got the same arguments (`mpirun` with an app context per rank, or
+    /// a wrapper script that builds them). `train` compares its recipe instead, naming the key.
+    public static func checkArguments(comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        let mine = CommandLine.arguments.dropFirst().joined(separator: "\u{0}")
+        let root = comm.broadcast(mine, root: 0)
+        var problem: String? = nil
+        if root != mine {
+            let theirs = root.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            let here = Array(CommandLine.arguments.dropFirst())
+            let at = zip(here, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(here.count, theirs.count)
+            let shown = { (a: [String]) in at < a.count ? "\"\(a[at])\"" : "nothing" }
+            problem = "the command line differs between ranks: argument \(at + 1) is \(shown(here)) here and \(shown(theirs)) on rank 0 (every rank must get the same arguments)"
+        }
+        Fatal.agree(problem)
+    }
+
+    /// Collective: Open MPI's collective settings (`OMPI_MCA_coll_*`, from `mpirun -x` or
+    /// `--mca`) are the same on every rank. Ranks that run different algorithms for one
+    /// non-blocking allreduce corrupt each other's buffers (`free(): invalid next size`, a
+    /// trap with no sft-dist line) or fail in a wait; checked before the first of them.
+    public static func checkCollectiveSettings(comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OMPI_MCA_coll") }
+        let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\n")
+        let root = comm.broadcast(mine, root: 0)
+        var problem: String? = nil
+        if root != mine {
+            var theirs: [String: String] = [:]
+            for line in root.split(separator: "\n") {
+                let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
+                theirs[kv[0]] = kv.count > 1 ? kv[1] : ""
+            }
+            let key = Set(settings.keys).union(theirs.keys).sorted().first { settings[$0] != theirs[$0] } ?? "?"
+            let shown = { (v: String?) in v.map { "\"\($0)\"" } ?? "unset" }
+            problem = "Open MPI's collective settings differ between ranks: \(key) is \(shown(settings[key])) here and \(shown(theirs[key])) on rank 0 (give every rank the same, with mpirun -x or --mca)"
         }
         Fatal.agree(problem)
     }

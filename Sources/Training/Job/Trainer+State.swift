@@ -19,10 +19,15 @@ extension Trainer {
     }
 }
 
-/// Steps skipped for non-finite values (`nan_policy: skip`): at most the steps done.
+/// Steps skipped for non-finite values (`nan_policy: skip`): at most the steps done; and how
+/// many of the last steps in a row were skipped (`nan_skip_limit`; absent from checkpoints
+/// written before it: 0).
 final class SkippedSteps: StatefulComponent {
     let stateName = "trainer"
-    var count = 0
-    func saveState() -> ComponentState { ComponentState(values: ["skipped_steps": .int(count)]) }
-    func restoreState(_ state: ComponentState, step: Int) throws { count = try state.int("skipped_steps", in: 0...step) }
+    var count = 0, inARow = 0
+    func saveState() -> ComponentState { ComponentState(values: ["skipped_steps": .int(count), "skipped_in_a_row": .int(inARow)]) }
+    func restoreState(_ state: ComponentState, step: Int) throws {
+        count = try state.int("skipped_steps", in: 0...step)
+        inARow = state.values["skipped_in_a_row"] == nil ? 0 : try state.int("skipped_in_a_row", in: 0...count)
+    }
 }

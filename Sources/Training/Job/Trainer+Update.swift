@@ -47,6 +47,15 @@ extension Trainer {
                                 code: Fatal.Code.training)
                 }
                 skippedSteps += 1
+                skipped.inARow += 1
+                // Finite weights that still give non-finite values on batch after batch (9.9e13
+                // after lr 1e6: every logit overflows) fail the same way: the run would skip
+                // to the end and save them with exit 0.
+                let limit = setup.recipe.nanSkipLimit
+                if limit > 0 && skipped.inARow >= limit {
+                    Fatal.agree(comm.isCoordinator ? "\(limit) steps in a row had non-finite values (steps \(step + 2 - limit)–\(step + 1)): the weights themselves give them, so nan_policy: skip would skip to the end and save a broken model; lower the learning rate (nan_skip_limit sets how many in a row stop the run)" : nil,
+                                code: Fatal.Code.training)
+                }
                 report.skipped = true
                 return report
             }
@@ -54,6 +63,7 @@ extension Trainer {
             Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil,
                         code: Fatal.Code.training)
         }
+        skipped.inARow = 0
         applyOptimizer(lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))   // Trainer+GradientClearing.swift
         ema?.update(from: model.parameters, ranges: trainable.ranges)
         return report

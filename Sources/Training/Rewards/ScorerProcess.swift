@@ -35,6 +35,7 @@ struct ScorerProcess {
             for fd in toChild + fromOut + fromErr { close(fd) }
             throw error
         }
+        ScorerGroups.add(pid)
         close(toChild[0]); close(fromOut[1]); close(fromErr[1])
         var writeFD = toChild[1], outFD = fromOut[0], errFD = fromErr[0]
         for fd in [writeFD, outFD, errFD] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
@@ -54,6 +55,7 @@ struct ScorerProcess {
                 kill(-pid, SIGKILL)
                 var s: Int32 = 0
                 while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+                ScorerGroups.remove(pid)
             }
             return outcome
         }
@@ -69,6 +71,7 @@ struct ScorerProcess {
                     kill(-pid, SIGKILL)
                     var s: Int32 = 0
                     while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+                    ScorerGroups.remove(pid)
                     status = s
                     exitedAt = DispatchTime.now().uptimeNanoseconds
                 }
@@ -115,6 +118,11 @@ struct ScorerProcess {
         return .exited(status: status ?? 0, stdout: out, stderrTail: String(decoding: errTail, as: UTF8.self))
     }
 
+    /// This process's open file descriptors (/proc/self/fd; the directory's own is among them).
+    static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    }
+
     /// posix_spawn of `/bin/sh -c command` as the leader of a new process group, with
     /// SIGPIPE back to its default (this process ignores it, and exec would pass that on).
     private func spawn(stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
@@ -124,6 +132,10 @@ struct ScorerProcess {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Nothing else of this process reaches the scorer: MPI's sockets to its launcher's
+        // daemon, the output lock, a pipe of whatever started us — a scorer that outlived its
+        // batch held them. After the dup2's; glibc skips a close of an fd already closed.
+        for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

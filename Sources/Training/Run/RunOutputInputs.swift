@@ -27,4 +27,21 @@ public enum RunOutputInputs {
         }
         return nil
     }
+
+    /// What the run would find unwritable only at its end, after all its steps: a model
+    /// directory it saves (`model/`, and `model-ema/`, `model-base/`, `model-merged/` as the
+    /// recipe has them) that is a file or another directory, a `checkpoints` that is a file.
+    /// The final save refuses those (`ReplaceableOutput.check`), so a 2,000-step run lost its
+    /// weights; checked before the first step instead. Rank 0.
+    public static func unwritable(_ recipe: Recipe) -> String? {
+        let outputs = RunOutputs(recipe.out)
+        for dir in [outputs.model] + outputs.otherModels(of: recipe) {
+            do { try ReplaceableOutput.check(dir) } catch { return "\(error)" }
+        }
+        var isDir: ObjCBool = false
+        if recipe.saveEvery > 0, FileManager.default.fileExists(atPath: outputs.checkpoints, isDirectory: &isDir), !isDir.boolValue {
+            return "\(outputs.checkpoints): exists and is not a directory, where this run saves its checkpoints (save_every \(recipe.saveEvery)); remove it or choose another --out"
+        }
+        return nil
+    }
 }

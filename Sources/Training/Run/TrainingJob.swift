@@ -28,6 +28,7 @@ public enum TrainingJob {
         }
 
         Fatal.agree(lead ? RunOutputInputs.problem(recipe) : nil)
+        Fatal.agree(lead ? RunOutputInputs.unwritable(recipe) : nil, code: Fatal.Code.output)
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
@@ -147,7 +148,9 @@ public enum TrainingJob {
             } else {
                 say("no training step ran (the run was already at step \(recipe.steps) of \(recipe.steps))")
             }
-            if let b = before?.accuracy, let a = after?.accuracy {
+            // A resumed run evaluated "before" in the run it continues: metrics.jsonl has it.
+            let beforeRow = NamedEvalSets.beforeRow(metricsPath: outputs.metrics)
+            if let b = before?.accuracy ?? beforeRow?["eval_accuracy"], let a = after?.accuracy {
                 say(String(format: "exact-match accuracy on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
             }
             for s in after?.samples ?? [] {
@@ -160,7 +163,6 @@ public enum TrainingJob {
                        ProgressLine.clock(seconds), rate, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
                        outputs.metrics, outputs.plot))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
-            let beforeRow = NamedEvalSets.beforeRow(metricsPath: outputs.metrics)
             for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,

@@ -1,0 +1,85 @@
+import Foundation
+import XCTest
+
+/// Every rank reads its own inputs, so every subcommand that runs on several ranks checks that
+/// they agree with rank 0's (`Training/Job/SameInputs.swift`): the command line, the model's
+/// weights, the data, `--prompts`, and Open MPI's collective settings. Before, `score`,
+/// `generate` and `select` trapped (index out of range) when a rank got other arguments, `eval`
+/// and `score` mixed two files or two models' numbers with exit 0, and GRPO's `--prompts`
+/// could differ silently.
+final class RankAgreementTests: XCTestCase {
+    /// Two rank directories, r0 and r1, each with `d.jsonl` (60 built-in rows; r1's with one
+    /// row changed) and `same.jsonl` (identical), and a second file `d40.jsonl` in both.
+    func ranks(_ name: String) throws -> (r0: String, r1: String) {
+        let dir = CLI.tempDir(name), r0 = dir + "/r0", r1 = dir + "/r1"
+        let made = CLI.sftDist(["make-data", "--out", dir + "/all.jsonl", "--count", "60"])
+        XCTAssertEqual(made.status, 0, made.all)
+        let rows = try String(contentsOfFile: dir + "/all.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        for (r, first) in [(r0, rows[0]), (r1, "{\"prompt\": \"copy abc =\", \"completion\": \" abc\"}")] {
+            try FileManager.default.createDirectory(atPath: r, withIntermediateDirectories: true)
+            try (([first] + rows.dropFirst()).joined(separator: "\n") + "\n").write(toFile: r + "/d.jsonl", atomically: true, encoding: .utf8)
+            try (rows.joined(separator: "\n") + "\n").write(toFile: r + "/same.jsonl", atomically: true, encoding: .utf8)
+            try (rows.prefix(40).joined(separator: "\n") + "\n").write(toFile: r + "/d40.jsonl", atomically: true, encoding: .utf8)
+        }
+        return (r0, r1)
+    }
+
+    func expectOneLine(_ r: CLI.Result, _ message: String, code: Int32 = 1, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, code, r.all, file: file, line: line)
+        XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, r.all, file: file, line: line)
+        XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Program crashed"), r.all, file: file, line: line)
+    }
+
+    func testEverySubcommandRefusesRanksWithOtherArguments() throws {
+        let (r0, r1) = try ranks("args")
+        let commands: [[String]] = [["score", "--model", "tiny", "--data"], ["eval", "--model", "tiny", "--examples", "4", "--max-new-tokens", "2", "--data"],
+                                    ["select", "--model", "tiny", "--method", "loss", "--keep", "0.5", "--out", "kept.jsonl", "--data"],
+                                    ["generate", "--model", "tiny", "--max-new-tokens", "2", "--json", "--prompts"]]
+        for c in commands {
+            let r = CLI.mpirunEach([(c + ["same.jsonl"], r0), (c + ["d40.jsonl"], r1)])
+            expectOneLine(r, "the command line differs between ranks: argument \(c.count + 1) is \"d40.jsonl\" here and \"same.jsonl\" on rank 0")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/kept.jsonl"), c[0])
+        }
+    }
+
+    func testSameFileNameWithOtherContentOnOneRankIsRefused() throws {
+        let (r0, r1) = try ranks("content")
+        for c in [["score", "--model", "tiny"], ["eval", "--model", "tiny", "--examples", "4", "--max-new-tokens", "2"],
+                  ["select", "--model", "tiny", "--method", "loss", "--keep", "0.5", "--out", "kept.jsonl"]] {
+            let r = CLI.mpirunEach([(c + ["--data", "d.jsonl"], r0), (c + ["--data", "d.jsonl"], r1)])
+            expectOneLine(r, "--data d.jsonl: this rank read other examples than rank 0 (the same number, 60, with other tokens)")
+        }
+        let generate = ["generate", "--model", "tiny", "--max-new-tokens", "2", "--json", "--prompts", "d.jsonl"]
+        expectOneLine(CLI.mpirunEach([(generate, r0), (generate, r1)]), "--prompts d.jsonl: this rank's copy has other bytes than rank 0's")
+        // train: GRPO's prompts are read by every rank for its rollouts.
+        let grpo = ["train", "--model", "tiny", "--objective", "grpo", "--reward", "task", "--rollouts", "4", "--batch-size", "8",
+                    "--steps", "2", "--eval-examples", "0", "--quiet", "--data", "same.jsonl", "--prompts", "d.jsonl", "--out", "out"]
+        expectOneLine(CLI.mpirunEach([(grpo, r0), (grpo, r1)]), "--prompts d.jsonl: this rank's copy has other bytes than rank 0's")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out/model"))
+    }
+
+    func testOtherWeightsUnderTheSameModelDirectoryAreRefused() throws {
+        let (r0, r1) = try ranks("weights")
+        for (dir, seed) in [(r0, "1"), (r1, "2")] {
+            let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--seed", seed, "--quiet", "--out", dir + "/run"])
+            XCTAssertEqual(t.status, 0, t.all)
+        }
+        let eval = ["eval", "--model", "run/model", "--data", "same.jsonl", "--examples", "0"]
+        expectOneLine(CLI.mpirunEach([(eval, r0), (eval, r1)]), "--model run/model: this rank loaded other weights than rank 0")
+        let score = ["score", "--model", "run/model", "--data", "same.jsonl"]
+        expectOneLine(CLI.mpirunEach([(score, r0), (score, r1)]), "--model run/model: this rank loaded other weights than rank 0")
+        // The same files everywhere pass.
+        XCTAssertEqual(CLI.mpirunEach([(eval, r0), (eval, r0)]).status, 0)
+    }
+
+    /// Ranks with different libnbc algorithms for one iallreduce corrupted each other's heap
+    /// (`free(): invalid next size`, a trap with no sft-dist line).
+    func testCollectiveSettingsThatDifferBetweenRanksAreRefused() {
+        let out = CLI.tempDir("mca")
+        let key = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+        let train = [CLI.binary, "train", "--model", "tiny", "--steps", "3", "--eval-examples", "0", "--quiet", "--out", out]
+        let r = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1", "-x", "\(key)=2"] + train + [":", "-n", "1", "-x", "\(key)=3"] + train)
+        expectOneLine(r, "Open MPI's collective settings differ between ranks: \(key) is \"3\" here and \"2\" on rank 0")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"))
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+
+/// What a resumed run may change: `max_new_tokens` is an evaluation setting, except where
+/// self-training or spin generate their training rows with it; `--prompts`' bytes are hashed
+/// into the checkpoint as `--unlabelled`'s are. Before, both changes resumed with exit 0 into a
+/// run that differed from step 7 on (a hostile review's finds).
+final class ResumeInputChangeTests: XCTestCase {
+    func killAfterStep(_ args: [String], _ step: Int) {
+        let r = try? BackgroundJob.sftDist(args, seconds: 120, environment: ["SFT_DIST_FAULT": "after-step:\(step)"]).wait()
+        XCTAssertNotEqual(r?.result.status, 0, "the fault point did not stop the run")
+    }
+
+    func testMaxNewTokensMustMatchWhenSelfTrainingGeneratesWithIt() throws {
+        let dir = CLI.tempDir("resume-mnt")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/u.jsonl", "--unlabelled", "--count", "60"]).status, 0)
+        let selfTrain = ["train", "--model", "tiny", "--steps", "12", "--batch-size", "8", "--eval-examples", "4", "--quiet",
+                         "--self-train", "semievol", "--unlabelled", dir + "/u.jsonl", "--self-train-scorer", "task",
+                         "--self-train-every", "6", "--self-train-arg", "prompts=8", "--save-every", "5", "--out", dir + "/st"]
+        killAfterStep(selfTrain, 7)
+        let refused = CLI.sftDist(selfTrain + ["--resume", "latest", "--max-new-tokens", "4"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("max_new_tokens is 12 there but 4 here"), refused.all)
+        XCTAssertEqual(CLI.sftDist(selfTrain + ["--resume", "latest"]).status, 0)
+        // Without self-training it only sets the evaluations' answers: the change is taken.
+        let plain = ["train", "--model", "tiny", "--steps", "12", "--batch-size", "8", "--eval-examples", "4", "--quiet",
+                     "--save-every", "5", "--out", dir + "/plain"]
+        killAfterStep(plain, 7)
+        let r = CLI.sftDist(plain + ["--resume", "latest", "--max-new-tokens", "4"])
+        XCTAssertEqual(r.status, 0, r.all)
+    }
+
+    func testChangedPromptsAreRefusedAtResume() throws {
+        let dir = CLI.tempDir("resume-prompts")
+        let prompts = dir + "/p.jsonl"
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", prompts, "--count", "40"]).status, 0)
+        let grpo = ["train", "--model", "tiny", "--objective", "grpo", "--reward", "task", "--rollouts", "4", "--batch-size", "8",
+                    "--steps", "6", "--eval-examples", "0", "--quiet", "--prompts", prompts, "--save-every", "2", "--out", dir + "/g"]
+        killAfterStep(grpo, 3)
+        let original = try String(contentsOfFile: prompts, encoding: .utf8)
+        try String(original.split(separator: "\n").dropFirst().joined(separator: "\n") + "\n").write(toFile: prompts, atomically: true, encoding: .utf8)
+        let refused = CLI.sftDist(grpo + ["--resume", "latest"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("--prompts \(prompts) differs from the file the checkpoint's run read"), refused.all)
+        try original.write(toFile: prompts, atomically: true, encoding: .utf8)
+        let resumed = CLI.sftDist(grpo + ["--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+    }
+}
