@@ -68,7 +68,11 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
-        SameInputs.checkArguments()
+        SameInputs.check(settings: [("scorer", scorer), ("scorer-arg", scorerArg.joined(separator: " ")), ("scorer-cmd", scorerCmd ?? ""),
+                                    ("scorer-timeout", "\(scorerTimeout)"), ("examples", "\(examples)"), ("samples", "\(samples)"),
+                                    ("pass-k", passK), ("temperature", "\(temperature)"), ("top-p", "\(topP)"), ("seed", "\(seed)"),
+                                    ("micro-batch-size", "\(microBatchSize)"), ("max-length", "\(maxLength)"),
+                                    ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
         var options = EvalOptions()
@@ -82,6 +86,9 @@ struct Eval: ParsableCommand {
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         SameInputs.check("--data \(data)", examples: set.examples)
+        if comm.isCoordinator && set.report.changedAnything {
+            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
+        }
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples
         options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []

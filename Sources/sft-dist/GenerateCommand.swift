@@ -17,7 +17,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
-    @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored).") var prompts: String?
+    @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored). Messages are tokenized as train tokenizes them: the chat template's markers as special tokens, the contents as text.") var prompts: String?
+    @Option(name: .customLong("chat-template"), help: "For --prompts' messages: auto (the model's own), chatml, llama3 or plain — the template the model was trained with.") var chatTemplate = "auto"
     @Option(Settings.maxNewTokens) var maxNewTokens = 32
     @Option(Settings.temperature) var temperature: Float = 0
     @Option(Settings.topK) var topK = 0
@@ -45,6 +46,9 @@ struct Generate: ParsableCommand {
             throw RecipeError("\(flag) acts on sampling, and --temperature 0 (the default) is greedy: give --temperature T > 0, or drop \(flag)")
         }
         if prompt?.isEmpty == true { throw RecipeError("--prompt is empty: give the text the model continues") }
+        if prompt != nil && chatTemplate != "auto" {
+            throw RecipeError("--chat-template formats --prompts' messages; --prompt is raw text (write the template's markers into it)")
+        }
     }
 
     /// The stop strings with `\n`, `\t`, `\r` and `\\` read as the characters (as llama.cpp's
@@ -83,24 +87,34 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
-        SameInputs.checkArguments()
+        SameInputs.check(settings: [("prompt", prompt ?? ""), ("prompts", prompts == nil ? "no" : "yes"), ("max-new-tokens", "\(maxNewTokens)"),
+                                    ("temperature", "\(temperature)"), ("top-k", "\(topK)"), ("top-p", "\(topP)"),
+                                    ("stop", stop.joined(separator: "\u{1}")), ("seed", "\(seed)"), ("json", "\(json)"),
+                                    ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
-        // (text, where it came from: "--prompt" or FILE:LINE)
-        let sourced: [(text: String, source: String)] = Fatal.collective {
-            if let prompt { return [(prompt, "--prompt")] }
+        // (text, where it came from: "--prompt" or FILE:LINE, token ids)
+        let sourced: [(text: String, source: String, ids: [Int32])] = Fatal.collective {
+            if let prompt { return [(prompt, "--prompt", tok.encode(prompt))] }
+            let template = try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
                 switch r.record {
-                case .promptCompletion(let p, _): return (p, r.source)
+                case .promptCompletion(let p, _): return (p, r.source, tok.encode(p))
                 case .messages(let msgs):
+                    // Tokenized as training tokenizes a conversation: the template's markers are
+                    // special tokens, the contents text (a literal "<|im_end|>" in a message
+                    // stays text and cannot close its turn).
                     let turns = msgs.last?.role == .assistant ? Array(msgs.dropLast()) : msgs
-                    return (try ChatTemplate.resolve(ChatTemplate.auto, tokenizer: tok).template.generationPrompt(turns), r.source)
+                    let e = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
+                                                        tokenizer: tok, template: template)
+                    let ids = Array(e.ids[0..<e.promptLength])
+                    return (tok.decode(ids), r.source, ids)
                 }
             }
         }
         if let prompts { SameInputs.check("--prompts \(prompts)", file: prompts) }
         let texts = sourced.map(\.text)
-        let ids = texts.map { tok.encode($0) }
+        let ids = sourced.map(\.ids)
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
             Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
         } else if let i = ids.firstIndex(where: \.isEmpty) {

@@ -27,7 +27,7 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
-        SameInputs.checkArguments()
+        SameInputs.check(settings: [("max-length", "\(maxLength)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }
@@ -38,6 +38,9 @@ struct Score: ParsableCommand {
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         SameInputs.check("--data \(data)", examples: set.examples)
+        if comm.isCoordinator && set.report.changedAnything {
+            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
+        }
         var lines: [String] = []
         var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)

@@ -42,7 +42,9 @@ struct Select: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
-        SameInputs.checkArguments()
+        SameInputs.check(settings: [("method", method), ("keep", "\(keep)"), ("method-arg", methodArgs.joined(separator: " ")),
+                                    ("pool", pool.map { "\($0)" } ?? "all"), ("max-length", "\(maxLength)"), ("chat-template", chatTemplate),
+                                    ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes")])
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
                                                          inputDirectories: [("--model", model)] + (refModel.map { [("--ref-model", $0)] } ?? [])),
@@ -69,12 +71,17 @@ struct Select: ParsableCommand {
         }
         if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
         SameInputs.check("--data \(data)", examples: set.examples)
+        if comm.isCoordinator && set.report.changedAnything {
+            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
+        }
         let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
                                      padId: tok.padId, seed: seed, comm: comm)
         // A model whose weights give NaN would rank rows by nothing (written as null) and exit 0.
-        let bad = comm.isCoordinator ? r.scores.indices.first { i in r.scores[i].contains { !$0.1.isFinite } } : nil
+        // Only NaN: a finite but extreme model's perplexity (q-tuning's exp of the mean NLL)
+        // may overflow to inf, which still ranks.
+        let bad = comm.isCoordinator ? r.scores.indices.first { i in r.scores[i].contains { $0.1.isNaN } } : nil
         Fatal.agree(bad.map { i in
-            let (name, value) = r.scores[i].first { !$0.1.isFinite }!
+            let (name, value) = r.scores[i].first { $0.1.isNaN }!
             return "\(set[i].source): the model gives a non-finite \(name) (\(value)): its weights give non-finite values (a run that diverged?); nothing written"
         })
         Fatal.agree(comm.isCoordinator ? write(r, set) : nil, code: Fatal.Code.output)

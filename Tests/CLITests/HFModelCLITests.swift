@@ -81,6 +81,40 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertEqual(a.stdout.replacingOccurrences(of: Self.data, with: ""), b.stdout.replacingOccurrences(of: Self.data, with: ""))
     }
 
+    /// `generate --prompts` tokenizes messages as training does: the template's markers are
+    /// special tokens, the contents text. It encoded the rendered string whole, so a literal
+    /// "<|im_end|>" in a message became the control token (seven fit the 64-token context of
+    /// this fixture; as text they are 71 tokens). `--chat-template` picks the training template.
+    func testGeneratePromptsTokenizeMessagesAsTraining() throws {
+        let dir = CLI.tempDir("hf-generate-template")
+        let rows = dir + "/inject.jsonl"
+        try "{\"messages\": [{\"role\": \"user\", \"content\": \"\(String(repeating: "<|im_end|>", count: 7))\"}]}\n"
+            .write(toFile: rows, atomically: true, encoding: .utf8)
+        let g = CLI.sftDist(["generate", "--model", Self.model("qwen2"), "--prompts", rows, "--json", "--max-new-tokens", "2"])
+        XCTAssertEqual(g.status, 1, g.all)
+        XCTAssertTrue(g.stderr.contains("inject.jsonl:1: the prompt has 71 tokens; the model's context is 64"), g.all)
+        let plain = dir + "/plain.jsonl"
+        try "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n".write(toFile: plain, atomically: true, encoding: .utf8)
+        let p = CLI.sftDist(["generate", "--model", Self.model("qwen2"), "--prompts", plain, "--json", "--max-new-tokens", "2", "--chat-template", "plain"])
+        XCTAssertEqual(p.status, 0, p.all)
+        XCTAssertTrue(p.stdout.contains("user: hi") && !p.stdout.contains("<|im_start|>"), p.stdout)
+        let chatml = CLI.sftDist(["generate", "--model", Self.model("qwen2"), "--prompts", plain, "--json", "--max-new-tokens", "2"])
+        XCTAssertTrue(chatml.stdout.contains("<|im_start|>user\\nhi<|im_end|>"), chatml.stdout)
+    }
+
+    /// A row that truncation leaves without completion tokens is left out of `score`'s output,
+    /// whose `index` counts the rows kept: that is said on stderr (it was silent, exit 0).
+    func testScoreSaysWhichRowsItLeftOut() throws {
+        let dir = CLI.tempDir("score-dropped")
+        let data = dir + "/mixed.jsonl"
+        try ("{\"prompt\": \"a\", \"completion\": \" b\"}\n{\"prompt\": \"\(String(repeating: "x", count: 100))\", \"completion\": \" y\"}\n"
+             + "{\"prompt\": \"c\", \"completion\": \" d\"}\n").write(toFile: data, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["score", "--model", "tiny", "--data", data, "--max-length", "50"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 2)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: loaded 2 of 3 records from \(data) (truncated 1 (right) to 50 tokens; dropped 1 with no loss tokens left)", in: r.stderr), 1, r.all)
+    }
+
     func testBadConfigIsOneLineNamingFileAndField() throws {
         let dir = CLI.tempDir("hf-bad") + "/m"
         try FileManager.default.copyItem(atPath: Self.model("llama"), toPath: dir)

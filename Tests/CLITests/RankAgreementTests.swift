@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// Every rank reads its own inputs, so every subcommand that runs on several ranks checks that
-/// they agree with rank 0's (`Training/Job/SameInputs.swift`): the command line, the model's
+/// they agree with rank 0's (`Training/Job/SameInputs.swift`): the settings, the model's
 /// weights, the data, `--prompts`, and Open MPI's collective settings. Before, `score`,
 /// `generate` and `select` trapped (index out of range) when a rank got other arguments, `eval`
 /// and `score` mixed two files or two models' numbers with exit 0, and GRPO's `--prompts`
@@ -30,16 +30,23 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Program crashed"), r.all, file: file, line: line)
     }
 
-    func testEverySubcommandRefusesRanksWithOtherArguments() throws {
+    func testEverySubcommandRefusesRanksWithOtherSettings() throws {
         let (r0, r1) = try ranks("args")
-        let commands: [[String]] = [["score", "--model", "tiny", "--data"], ["eval", "--model", "tiny", "--examples", "4", "--max-new-tokens", "2", "--data"],
-                                    ["select", "--model", "tiny", "--method", "loss", "--keep", "0.5", "--out", "kept.jsonl", "--data"],
-                                    ["generate", "--model", "tiny", "--max-new-tokens", "2", "--json", "--prompts"]]
+        let commands: [(args: [String], flag: String, mine: String, theirs: String)] = [
+            (["score", "--model", "tiny", "--data", "same.jsonl"], "--max-length", "64", "32"),
+            (["eval", "--model", "tiny", "--max-new-tokens", "2", "--data", "same.jsonl"], "--examples", "4", "5"),
+            (["select", "--model", "tiny", "--method", "loss", "--out", "kept.jsonl", "--data", "same.jsonl"], "--keep", "0.5", "0.4"),
+            (["generate", "--model", "tiny", "--json", "--prompts", "same.jsonl"], "--max-new-tokens", "2", "3")]
         for c in commands {
-            let r = CLI.mpirunEach([(c + ["same.jsonl"], r0), (c + ["d40.jsonl"], r1)])
-            expectOneLine(r, "the command line differs between ranks: argument \(c.count + 1) is \"d40.jsonl\" here and \"same.jsonl\" on rank 0")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/kept.jsonl"), c[0])
+            let r = CLI.mpirunEach([(c.args + [c.flag, c.mine], r0), (c.args + [c.flag, c.theirs], r1)])
+            let shown = { (v: String) in c.flag == "--keep" ? "\(Double(v)!)" : v }
+            expectOneLine(r, "the command's settings differ between ranks: \(c.flag) is \"\(shown(c.theirs))\" here and \"\(shown(c.mine))\" on rank 0")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/kept.jsonl"), c.args[0])
         }
+        // What does not change results may differ: threads per rank, a path spelled another way.
+        let eval = ["eval", "--model", "tiny", "--max-new-tokens", "2", "--examples", "4"]
+        let ok = CLI.mpirunEach([(eval + ["--data", "same.jsonl", "--threads", "1"], r0), (eval + ["--data", r1 + "/same.jsonl", "--threads", "2"], r1)])
+        XCTAssertEqual(ok.status, 0, ok.all)
     }
 
     func testSameFileNameWithOtherContentOnOneRankIsRefused() throws {
@@ -81,5 +88,11 @@ final class RankAgreementTests: XCTestCase {
         let r = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1", "-x", "\(key)=2"] + train + [":", "-n", "1", "-x", "\(key)=3"] + train)
         expectOneLine(r, "Open MPI's collective settings differ between ranks: \(key) is \"3\" here and \"2\" on rank 0")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"))
+        // A blocking allreduce algorithm on rank 0 only: the check's own agreement must not be an
+        // allreduce (it stalled until the watchdog, then blamed a dead rank).
+        let tuned = ["-x", "OMPI_MCA_coll_tuned_use_dynamic_rules=1", "-x", "OMPI_MCA_coll_tuned_allreduce_algorithm=2"]
+        let eval = [CLI.binary, "eval", "--model", "tiny", "--data", "builtin:tasks", "--examples", "0", "--watchdog", "20"]
+        let t = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1"] + tuned + eval + [":", "-n", "1"] + eval, seconds: 60)
+        expectOneLine(t, "Open MPI's collective settings differ between ranks: OMPI_MCA_coll_tuned_allreduce_algorithm is unset here and \"2\" on rank 0")
     }
 }

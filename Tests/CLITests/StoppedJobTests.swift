@@ -112,4 +112,21 @@ final class StoppedJobTests: XCTestCase {
         XCTAssertLessThan(took, 60, r.all)
         XCTAssertEqual(CLI.occurrences(of: "no progress in collective", in: r.stderr), 1, r.all)
     }
+
+    /// A signal the job was started ignoring (nohup's SIGHUP) stays ignored once scorers run:
+    /// the handler that kills scorer groups had replaced it, so SIGHUP killed the scorer and
+    /// the job failed on it.
+    func testAnIgnoredSignalStaysIgnored() throws {
+        let dir = CLI.tempDir("scorer-nohup")
+        let slow = dir + "/slow.sh"
+        try "#!/bin/sh\necho $$ > \(dir)/scorer-0.pid\nsleep 2\nwhile read -r line; do echo 1; done\n".write(toFile: slow, atomically: true, encoding: .utf8)
+        chmod(slow, 0o755)
+        let job = try BackgroundJob(["nohup", CLI.binary, "eval", "--model", "tiny", "--data", makeData(dir, count: 8), "--examples", "4",
+                                     "--max-new-tokens", "2", "--scorer", "command", "--scorer-cmd", slow], seconds: 60)
+        XCTAssertTrue(job.waitUntil(seconds: 30) { FileManager.default.fileExists(atPath: dir + "/scorer-0.pid") }, "the scorer never started")
+        let me = try XCTUnwrap(BackgroundJob.ranks(marker: dir).first, "sft-dist not found")
+        kill(me.pid, SIGHUP)
+        let (r, _) = job.wait()
+        XCTAssertEqual(r.status, 0, r.all)
+    }
 }

@@ -31,6 +31,10 @@ public struct LoadReport: Sendable, Equatable {
         self.truncation = truncation
     }
 
+    /// Whether any record was cut or left out: `score`, `eval` and `select` say so (a dropped
+    /// row is missing from their output, and `index` counts the rows kept).
+    public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens > 0 || !skippedLines.isEmpty }
+
     /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     public var summary: String {
         let kept = records - droppedTooLong - droppedNoLossTokens

@@ -9,7 +9,7 @@ import TensorCore
 /// examples by `CheckpointState.dataHash`: ids and loss masks, in order; a model by its
 /// parameters; other files by their bytes) and compared with rank 0's; a difference ends the
 /// job naming the input and the rank. Every subcommand that runs on several ranks checks its
-/// command line, its model and its data this way.
+/// settings, its model and its data this way.
 public enum SameInputs {
     /// Collective. `what` names the input as the user gave it (`--data FILE`).
     public static func check(_ what: String, examples: [Example], comm: Communicator = Fatal.communicator) {
@@ -49,19 +49,23 @@ public enum SameInputs {
               differs: "this rank loaded other weights than rank 0: every node must have the same model files", comm: comm)
     }
 
-    /// Collective: every rank got the same arguments (`mpirun` with an app context per rank, or
-    /// a wrapper script that builds them). `train` compares its recipe instead, naming the key.
-    public static func checkArguments(comm: Communicator = Fatal.communicator) {
+    /// Collective: every rank runs the command with the same settings, given as (name, value)
+    /// in a fixed order — the parsed options that change results, not paths (whose contents
+    /// are compared by the checks above), threads or the watchdog: `--threads 2` on one node
+    /// and 1 on another, or `r1/model` against `$PWD/r1/model`, run alike. `train` compares
+    /// its recipe instead, naming the key.
+    public static func check(settings: [(name: String, value: String)], comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
-        let mine = CommandLine.arguments.dropFirst().joined(separator: "\u{0}")
+        let mine = settings.map { "\($0.name)=\($0.value)" }.joined(separator: "\u{0}")
         let root = comm.broadcast(mine, root: 0)
         var problem: String? = nil
         if root != mine {
             let theirs = root.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            let here = Array(CommandLine.arguments.dropFirst())
+            let here = settings.map { "\($0.name)=\($0.value)" }
             let at = zip(here, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(here.count, theirs.count)
-            let shown = { (a: [String]) in at < a.count ? "\"\(a[at])\"" : "nothing" }
-            problem = "the command line differs between ranks: argument \(at + 1) is \(shown(here)) here and \(shown(theirs)) on rank 0 (every rank must get the same arguments)"
+            let name = at < settings.count ? settings[at].name : "?"
+            let value = { (line: String?) in line.map { String($0.dropFirst(name.count + 1)) }.map { "\"\($0)\"" } ?? "nothing" }
+            problem = "the command's settings differ between ranks: --\(name) is \(value(at < here.count ? here[at] : nil)) here and \(value(at < theirs.count ? theirs[at] : nil)) on rank 0 (every rank must get the same arguments)"
         }
         Fatal.agree(problem)
     }
@@ -70,22 +74,38 @@ public enum SameInputs {
     /// `--mca`) are the same on every rank. Ranks that run different algorithms for one
     /// non-blocking allreduce corrupt each other's buffers (`free(): invalid next size`, a
     /// trap with no sft-dist line) or fail in a wait; checked before the first of them.
+    /// Only broadcasts: with mismatched allreduce algorithms `Fatal.agree`'s allreduce itself
+    /// stalled. Each rank compares with rank 0's and says whether it differs, in turn (one
+    /// byte from each rank); the first that differs prints the one line, then all abort.
     public static func checkCollectiveSettings(comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
         let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OMPI_MCA_coll") }
-        let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\n")
+        // NUL cannot occur in an environment string: the one safe separator.
+        let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\u{0}")
         let root = comm.broadcast(mine, root: 0)
         var problem: String? = nil
         if root != mine {
             var theirs: [String: String] = [:]
-            for line in root.split(separator: "\n") {
-                let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
-                theirs[kv[0]] = kv.count > 1 ? kv[1] : ""
+            for entry in root.split(separator: "\u{0}") {
+                guard let eq = entry.firstIndex(of: "=") else { continue }
+                theirs[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
             }
             let key = Set(settings.keys).union(theirs.keys).sorted().first { settings[$0] != theirs[$0] } ?? "?"
             let shown = { (v: String?) in v.map { "\"\($0)\"" } ?? "unset" }
             problem = "Open MPI's collective settings differ between ranks: \(key) is \(shown(settings[key])) here and \(shown(theirs[key])) on rank 0 (give every rank the same, with mpirun -x or --mca)"
         }
-        Fatal.agree(problem)
+        var first: Int? = nil
+        for r in 0..<comm.size {
+            var flag: [UInt8] = [r == comm.rank && problem != nil ? 1 : 0]
+            comm.broadcast(&flag, root: r)
+            if flag[0] == 1 && first == nil { first = r }
+        }
+        guard let first else { return }
+        if comm.rank == first, let problem {
+            FileHandle.standardError.write(Data("sft-dist: error\(first == 0 ? "" : " (rank \(first))"): \(problem)\n".utf8))
+        } else {
+            usleep(200_000)   // the printing rank flushes before the job is torn down
+        }
+        comm.abortJob(code: 1)
     }
 }

@@ -32,7 +32,12 @@ enum ScorerGroups {
         if !installed {
             installed = true
             _ = slots; _ = previous   // initialised here, never first in the handler
-            for (i, s) in signals.enumerated() { previous[i] = signal(s, killScorerGroups) }
+            for (i, s) in signals.enumerated() {
+                previous[i] = signal(s, killScorerGroups)
+                // A signal the process was started ignoring (nohup's SIGHUP, SIGINT of `cmd &`
+                // in a script) stays ignored: it must not stop the job's scorers either.
+                if let p = previous[i], unsafeBitCast(p, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { signal(s, SIG_IGN) }
+            }
         }
         for i in 0..<capacity where slots[i] == 0 { slots[i] = pid; return }
     }
