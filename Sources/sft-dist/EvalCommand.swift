@@ -74,7 +74,7 @@ struct Eval: ParsableCommand {
                                     ("micro-batch-size", "\(microBatchSize)"), ("max-length", "\(maxLength)"),
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m.parameters)
         var options = EvalOptions()
         options.scorer = Fatal.collective {
             var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")
@@ -85,10 +85,7 @@ struct Eval: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
-        SameInputs.check("--data \(data)", examples: set.examples)
-        if comm.isCoordinator && set.report.changedAnything {
-            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
-        }
+        Runtime.checkLoaded(set, from: data, comm: comm)
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples
         options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []

@@ -28,6 +28,21 @@ enum Runtime {
         return comm
     }
 
+    /// How messages name a model given as `--model` and, for LoRA, `--adapter`.
+    static func modelLabel(_ model: String, adapter: String?) -> String {
+        "--model \(model)" + (adapter.map { " --adapter \($0)" } ?? "")
+    }
+
+    /// Collective, after `score`, `eval` or `select` loaded `--data`: every rank read the same
+    /// examples, and rank 0 says when truncation cut or left out rows (a left-out row is
+    /// missing from the output, whose `index` counts the rows kept).
+    static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator) {
+        SameInputs.check("--data \(data)", examples: set.examples)
+        if comm.isCoordinator && set.report.changedAnything {
+            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
+        }
+    }
+
     static func setWatchdog(seconds: Double) {
         mpi?.startWatchdog(seconds: seconds)
     }

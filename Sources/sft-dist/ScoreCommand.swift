@@ -32,15 +32,12 @@ struct Score: ParsableCommand {
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        SameInputs.check("--model \(model)" + (adapter.map { " --adapter \($0)" } ?? ""), model: m.parameters)
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m.parameters)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
-        SameInputs.check("--data \(data)", examples: set.examples)
-        if comm.isCoordinator && set.report.changedAnything {
-            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
-        }
+        Runtime.checkLoaded(set, from: data, comm: comm)
         var lines: [String] = []
         var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)

@@ -70,10 +70,7 @@ struct Select: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
-        SameInputs.check("--data \(data)", examples: set.examples)
-        if comm.isCoordinator && set.report.changedAnything {
-            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
-        }
+        Runtime.checkLoaded(set, from: data, comm: comm)
         let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
                                      padId: tok.padId, seed: seed, comm: comm)
         // A model whose weights give NaN would rank rows by nothing (written as null) and exit 0.

@@ -56,18 +56,13 @@ public enum SameInputs {
     /// its recipe instead, naming the key.
     public static func check(settings: [(name: String, value: String)], comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
-        let mine = settings.map { "\($0.name)=\($0.value)" }.joined(separator: "\u{0}")
-        let root = comm.broadcast(mine, root: 0)
-        var problem: String? = nil
-        if root != mine {
-            let theirs = root.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            let here = settings.map { "\($0.name)=\($0.value)" }
-            let at = zip(here, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(here.count, theirs.count)
-            let name = at < settings.count ? settings[at].name : "?"
-            let value = { (line: String?) in line.map { String($0.dropFirst(name.count + 1)) }.map { "\"\($0)\"" } ?? "nothing" }
-            problem = "the command's settings differ between ranks: --\(name) is \(value(at < here.count ? here[at] : nil)) here and \(value(at < theirs.count ? theirs[at] : nil)) on rank 0 (every rank must get the same arguments)"
-        }
-        Fatal.agree(problem)
+        // Values only: the names are the same list on every rank (one command's).
+        let root = comm.broadcast(settings.map(\.value).joined(separator: "\u{0}"), root: 0)
+            .split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+        let at = settings.indices.first { $0 >= root.count || root[$0] != settings[$0].value }
+        Fatal.agree(at.map { i in
+            "the command's settings differ between ranks: --\(settings[i].name) is \"\(settings[i].value)\" here and \(i < root.count ? "\"\(root[i])\"" : "nothing") on rank 0 (every rank must get the same arguments)"
+        })
     }
 
     /// Collective: Open MPI's collective settings (`OMPI_MCA_coll_*`, from `mpirun -x` or
