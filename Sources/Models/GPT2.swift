@@ -72,6 +72,7 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let parameters: ParameterStore
     public static let loraArchitecture = LoRAArchitecture.gpt2
     public let lora: LoRAConfig?
+    public var generationConfig: GenerationConfig?
     public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
     /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
@@ -104,7 +105,11 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
 
     public var vocabSize: Int { config.vocabSize }
     public var maxSequenceLength: Int { config.contextLength }
-    public func makeReplica() -> LanguageModel { GPT2(config: config, lora: lora) }
+    public func makeReplica() -> LanguageModel {
+        let m = GPT2(config: config, lora: lora)
+        m.generationConfig = generationConfig
+        return m
+    }
 
     public var configJSON: [String: Any] {
         ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],

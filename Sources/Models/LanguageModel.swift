@@ -9,6 +9,9 @@ public protocol LanguageModel: AnyObject {
     var maxSequenceLength: Int { get }
     /// The `config.json` this model is saved with (Hugging Face keys).
     var configJSON: [String: Any] { get }
+    /// The `generation_config.json` the model was loaded with, written back when it is saved
+    /// (nil: none — presets, sft-dist's own models).
+    var generationConfig: GenerationConfig? { get set }
     /// Fresh model of the same architecture (for reference / old-policy copies).
     func makeReplica() -> LanguageModel
     /// Flat parameter range of each transformer block, first block first: forward marks

@@ -22,6 +22,7 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
     public let parameters: ParameterStore
     public static let loraArchitecture = LoRAArchitecture.llama("llama")
     public let lora: LoRAConfig?
+    public var generationConfig: GenerationConfig?
     public var loraDropout: LoRADropoutContext?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "model.layers.\($0).") }
     /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
@@ -58,7 +59,11 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
 
     public var vocabSize: Int { config.vocabSize }
     public var maxSequenceLength: Int { config.contextLength }
-    public func makeReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig, lora: lora) }
+    public func makeReplica() -> LanguageModel {
+        let m = Llama(config: config, extraConfig: extraConfig, lora: lora)
+        m.generationConfig = generationConfig
+        return m
+    }
 
     public var configJSON: [String: Any] {
         // Interpreted keys are regenerated; the dtype is float32 because that is what we write.

@@ -95,12 +95,20 @@ extension LoRAAdaptable {
 
 extension GPT2 {
     /// The same architecture without adapters (merged and base outputs).
-    public func makeBaseReplica() -> LanguageModel { GPT2(config: config) }
+    public func makeBaseReplica() -> LanguageModel {
+        let m = GPT2(config: config)
+        m.generationConfig = generationConfig
+        return m
+    }
     public var basePlan: ParameterLayoutPlan { config.layoutPlan }
 }
 
 extension Llama {
     /// The same architecture without adapters (merged and base outputs).
-    public func makeBaseReplica() -> LanguageModel { Llama(config: config, extraConfig: extraConfig) }
+    public func makeBaseReplica() -> LanguageModel {
+        let m = Llama(config: config, extraConfig: extraConfig)
+        m.generationConfig = generationConfig
+        return m
+    }
     public var basePlan: ParameterLayoutPlan { config.layoutPlan }
 }

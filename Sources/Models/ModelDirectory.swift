@@ -28,6 +28,9 @@ public enum ModelDirectory {
                 try tok.write(to: URL(fileURLWithPath: tmp + "/" + byteTokenizerFile))
             }
             try writeTokenizerFiles(tokenizer, model: model, to: tmp, format: format)
+            if let g = model.generationConfig {
+                try g.data().write(to: URL(fileURLWithPath: tmp + "/" + GenerationConfig.fileName))
+            }
         }
     }
 
@@ -39,6 +42,7 @@ public enum ModelDirectory {
         let configPath = dir + "/config.json"
         let json = try JSONObjectFile.read(configPath)
         let tokenizer = try loadTokenizer(dir)
+        let generation = try GenerationConfig.read(directory: dir)
         // Nothing is allocated until the config is known to fit in memory and the checkpoint
         // to hold every tensor it needs.
         let arch = try architecture(json, path: configPath)
@@ -55,6 +59,7 @@ public enum ModelDirectory {
         var used = Set<String>()
         for (name, shape) in arch.plan.layout { used.insert(try checkpointName(for: name, shape: shape, in: weights, source: dir)) }
         let model = arch.build(lora)
+        model.generationConfig = generation
         try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil)
         try checkEveryTensorIsUsed(weights, used: used, params: model.parameters, source: dir)
         return (model, tokenizer)

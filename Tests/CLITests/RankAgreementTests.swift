@@ -30,6 +30,25 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Program crashed"), r.all, file: file, line: line)
     }
 
+    /// Each rank generates its share of eval's prompts (and train's held-out accuracy) with
+    /// the stop ids of its own copy of the model's generation_config.json.
+    func testAnotherGenerationConfigOnOneRankIsRefused() throws {
+        let (r0, r1) = try ranks("generation-config")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/run"])
+        XCTAssertEqual(t.status, 0, t.all)
+        try FileManager.default.copyItem(atPath: r0 + "/run", toPath: r1 + "/run")
+        try #"{"eos_token_id": 61}"#.write(toFile: r1 + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        let message = "--model run/model: this rank's generation_config.json differs from rank 0's (eos_token_id 61 here)"
+        let eval = ["eval", "--model", "run/model", "--data", "same.jsonl", "--examples", "4", "--max-new-tokens", "2"]
+        expectOneLine(CLI.mpirunEach([(eval, r0), (eval, r1)]), message)
+        let train = ["train", "--model", "run/model", "--steps", "1", "--eval-examples", "4", "--quiet", "--data", "same.jsonl", "--out", "out"]
+        expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out/model"))
+        try FileManager.default.copyItem(atPath: r1 + "/run/model/generation_config.json", toPath: r0 + "/run/model/generation_config.json")
+        let same = CLI.mpirunEach([(eval, r0), (eval, r1)])
+        XCTAssertEqual(same.status, 0, same.all)
+    }
+
     func testEverySubcommandRefusesRanksWithOtherSettings() throws {
         let (r0, r1) = try ranks("args")
         let commands: [(args: [String], flag: String, mine: String, theirs: String)] = [

@@ -8,6 +8,7 @@ final class UncachedModel: LanguageModel {
     let inner: LanguageModel
     init(_ m: LanguageModel) { inner = m }
     var parameters: ParameterStore { inner.parameters }
+    var generationConfig: GenerationConfig?
     var vocabSize: Int { inner.vocabSize }
     var maxSequenceLength: Int { inner.maxSequenceLength }
     var configJSON: [String: Any] { inner.configJSON }

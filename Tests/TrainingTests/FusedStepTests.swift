@@ -15,6 +15,7 @@ final class FusedStepTests: XCTestCase {
         let inner: LanguageModel
         init(_ inner: LanguageModel) { self.inner = inner }
         var parameters: ParameterStore { inner.parameters }
+        var generationConfig: GenerationConfig?
         var vocabSize: Int { inner.vocabSize }
         var maxSequenceLength: Int { inner.maxSequenceLength }
         var configJSON: [String: Any] { inner.configJSON }

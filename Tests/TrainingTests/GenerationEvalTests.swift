@@ -12,6 +12,7 @@ import XCTest
 final class GenerationEvalTests: XCTestCase {
     final class BigramModel: LanguageModel {
         let parameters: ParameterStore
+        var generationConfig: GenerationConfig?
         let vocabSize: Int
         var maxSequenceLength: Int { 16 }
         var configJSON: [String: Any] { ["model_type": "bigram"] }

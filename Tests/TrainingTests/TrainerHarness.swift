@@ -12,6 +12,7 @@ import TestSupport
 /// the objective sees.
 final class LogitTableModel: LanguageModel {
     let parameters: ParameterStore
+    var generationConfig: GenerationConfig?
     let vocabSize: Int
     let positions: Int
     var maxSequenceLength: Int { positions }

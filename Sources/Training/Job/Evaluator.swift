@@ -89,14 +89,17 @@ public enum Evaluator {
     }
 
     /// Stop at end-of-text, at the end of an assistant turn, and at the model's own
-    /// `eos_token_id` (config.json: one id or a list, as Llama 3.1's `<|eom_id|>`; transformers'
-    /// generate stops at each), where it is a token of the model's vocabulary.
+    /// `eos_token_id` — config.json's and generation_config.json's, each one id or a list (as
+    /// Llama 3.1's `<|eom_id|>`, Qwen2.5-Instruct's `<|im_end|>` and `<|endoftext|>`;
+    /// transformers' generate stops at each of generation_config.json's) — where it is a token
+    /// of the model's vocabulary.
     public static func stopIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
         var stop: Set<Int32> = [tokenizer.eosId]
         if let end = tokenizer.specialTokenId("<|im_end|>") { stop.insert(end) }
         if let end = tokenizer.specialTokenId("<|eot_id|>") { stop.insert(end) }
         let configured = model.configJSON["eos_token_id"]
-        for id in (configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? [] where (0..<model.vocabSize).contains(id) {
+        let ids = ((configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []) + (model.generationConfig?.eosTokenIds ?? [])
+        for id in ids where (0..<model.vocabSize).contains(id) {
             stop.insert(Int32(id))
         }
         return stop

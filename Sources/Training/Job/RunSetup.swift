@@ -93,6 +93,7 @@ public struct RunSetup {
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
 
+        SameInputs.check("--model \(recipe.model)", generationConfig: model.generationConfig, comm: comm)
         // Identical initial weights everywhere: the coordinator's win.
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 

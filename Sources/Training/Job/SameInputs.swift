@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import Models
 import TensorCore
 
 /// Every rank reads its inputs itself (README "Cluster use"), so a node with a stale or
@@ -47,6 +48,21 @@ public enum SameInputs {
         guard comm.size > 1 else { return }
         check(what, digest: "\(parameters.count) \(XXHash64.hex(parameters.checksum()))",
               differs: "this rank loaded other weights than rank 0: every node must have the same model files", comm: comm)
+    }
+
+    /// Collective: every rank loaded the same weights and the same generation_config.json
+    /// stop ids (eval and generate stop at them on each rank's share of the prompts).
+    public static func check(_ what: String, model: LanguageModel, comm: Communicator = Fatal.communicator) {
+        check(what, model: model.parameters, comm: comm)
+        check(what, generationConfig: model.generationConfig, comm: comm)
+    }
+
+    /// Collective: `train` broadcasts rank 0's weights, but each rank generates (held-out
+    /// accuracy, self-training, rollouts' evaluation) with its own generation_config.json.
+    public static func check(_ what: String, generationConfig g: GenerationConfig?, comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        let ids = g.map { "eos_token_id " + $0.eosTokenIds.map(String.init).joined(separator: ",") } ?? "no file"
+        check(what, digest: ids, differs: "this rank's \(GenerationConfig.fileName) differs from rank 0's (\(ids) here): every node must have the same model files", comm: comm)
     }
 
     /// Collective: every rank runs the command with the same settings, given as (name, value)

@@ -1,0 +1,45 @@
+import Foundation
+
+/// A Hugging Face model's `generation_config.json`: the defaults transformers' `generate`
+/// takes over config.json's. sft-dist reads its `eos_token_id` — one id or a list: Qwen2.5's
+/// instruct models list `<|im_end|>` and `<|endoftext|>`, Llama 3's `<|eot_id|>` beside
+/// `<|end_of_text|>`, where config.json may name only one — and stops generation at each
+/// (`Evaluator.stopIds`). A save writes the file back as it was read (transformers'
+/// `save_pretrained` writes it too), so a fine-tuned model generates as its base did.
+public struct GenerationConfig {
+    public static let fileName = "generation_config.json"
+    /// The file's object, written back by `ModelDirectory.save`.
+    public let json: [String: Any]
+    /// `eos_token_id`: none when absent or null.
+    public let eosTokenIds: [Int]
+
+    /// Reads `dir/generation_config.json`; nil when there is none. A file that is not a JSON
+    /// object, or an `eos_token_id` that is not an id or a list of ids, is refused naming the
+    /// file and the field (transformers logs and ignores an unreadable one: its model would
+    /// then stop elsewhere than the file says).
+    public static func read(directory dir: String) throws -> GenerationConfig? {
+        let path = dir + "/" + fileName
+        guard let json = try JSONObjectFile.readIfPresent(path) else { return nil }
+        let fields = HFConfigFields(path: path, object: json)
+        var ids: [Int] = []
+        if fields.has("eos_token_id") {
+            if let list = json["eos_token_id"] as? [Any] {
+                for (i, _) in list.enumerated() {
+                    let item = HFConfigFields(path: path, object: ["eos_token_id[\(i)]": list[i]])
+                    ids.append(try item.int("eos_token_id[\(i)]"))
+                }
+            } else {
+                ids = [try fields.int("eos_token_id")]
+            }
+        }
+        if let bad = ids.first(where: { $0 < 0 }) {
+            throw fields.error("eos_token_id", "must hold token ids ≥ 0, got \(bad)")
+        }
+        return GenerationConfig(json: json, eosTokenIds: ids)
+    }
+
+    /// The file's bytes as a save writes them (keys sorted, so two saves of one model match).
+    public func data() throws -> Data {
+        try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+    }
+}

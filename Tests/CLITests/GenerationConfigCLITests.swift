@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+
+/// A model directory's generation_config.json through the CLI: `generate` (and eval, whose
+/// generation shares `Evaluator.stopIds`) stops at its `eos_token_id`, and every model a run
+/// writes — the fine-tuned model, LoRA's merged model, export — keeps the file, as
+/// transformers' save_pretrained does.
+final class GenerationConfigCLITests: XCTestCase {
+    func generated(_ model: String, cwd: String) throws -> (ids: [Int], finish: String) {
+        let g = CLI.sftDist(["generate", "--model", model, "--prompt", "add 12 34 =", "--max-new-tokens", "8", "--json"], cwd: cwd)
+        XCTAssertEqual(g.status, 0, g.all)
+        let line = try XCTUnwrap(g.stdout.split(separator: "\n").first.map(String.init), g.all)
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)
+        return (try XCTUnwrap(obj["ids"] as? [Int], line), try XCTUnwrap(obj["finish"] as? String, line))
+    }
+
+    func testGenerateStopsAtItsEosAndEverySavedModelKeepsIt() throws {
+        let dir = CLI.tempDir("generation-config")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        let before = try generated("run/model", cwd: dir)
+        let stopAt = try XCTUnwrap(before.ids.first, "the untrained model generated nothing: \(before)")
+        let file = #"{"eos_token_id": [\#(stopAt), 99999], "max_new_tokens": 40}"#
+        try file.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        let after = try generated("run/model", cwd: dir)
+        XCTAssertEqual(after.ids, Array(before.ids.prefix { $0 != stopAt }), "stops before its eos_token_id \(stopAt)")
+        XCTAssertEqual(after.finish, "stop")
+
+        let original = try JSONSerialization.jsonObject(with: Data(file.utf8)) as! NSDictionary
+        func kept(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
+            let data = FileManager.default.contents(atPath: dir + "/" + path + "/generation_config.json")
+            let json = data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? NSDictionary }
+            XCTAssertEqual(json, original, path, file: file, line: line)
+        }
+        let fineTuned = CLI.sftDist(["train", "--model", "run/model", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "ft"], cwd: dir)
+        XCTAssertEqual(fineTuned.status, 0, fineTuned.all)
+        kept("ft/model")
+        let lora = CLI.sftDist(["train", "--model", "run/model", "--lora-rank", "4", "--merge-lora", "--steps", "1", "--eval-examples", "0",
+                                "--quiet", "--out", "lora"], cwd: dir)
+        XCTAssertEqual(lora.status, 0, lora.all)
+        kept("lora/model-merged")
+        XCTAssertEqual(CLI.sftDist(["export", "--model", "ft/model", "--out", "hf"], cwd: dir).status, 0)
+        kept("hf")
+        // The fine-tuned model generates with the same stops.
+        XCTAssertEqual(try generated("ft/model", cwd: dir).finish, "stop")
+    }
+
+    func testABrokenFileIsOneLineNamingIt() throws {
+        let dir = CLI.tempDir("generation-config-bad")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir).status, 0)
+        try #"{"eos_token_id": "</s>"}"#.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        for args in [["generate", "--model", "run/model", "--prompt", "x"], ["train", "--model", "run/model", "--steps", "1", "--out", "again"]] {
+            let r = CLI.sftDist(args, cwd: dir)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertEqual(CLI.occurrences(of: #"run/model/generation_config.json: field "eos_token_id" must be an integer, got "</s>""#, in: r.stderr), 1, r.all)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/again/model"))
+    }
+}
