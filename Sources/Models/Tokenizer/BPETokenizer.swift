@@ -23,10 +23,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let bosId: Int32?
     public let specialTokens: [String: Int32]
     /// The `chat_template` text from tokenizer_config.json / chat_template.jinja, if any.
-    public let chatTemplateText: String?
+    public private(set) var chatTemplateText: String?
     /// Raw bytes of the files this tokenizer was read from (file name → contents), so an export
-    /// writes them back unchanged.
-    public let sourceFiles: [String: Data]
+    /// writes them back unchanged — but for a chat template recorded by `recordChatTemplate`.
+    public private(set) var sourceFiles: [String: Data]
 
     private let json: TokenizerJSON
     var bpeModel: BPEModel { json.model }
@@ -119,6 +119,19 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         } else {
             chatTemplateText = nil
         }
+    }
+
+    /// Makes `jinja` the chat template the tokenizer's files are saved with: tokenizer_config.json's
+    /// `chat_template` (the file made if there was none), and no chat_template.jinja, which newer
+    /// transformers would read instead. Encoding is unchanged.
+    public func recordChatTemplate(_ jinja: String) throws {
+        var config: [String: Any] = [:]
+        if let d = sourceFiles["tokenizer_config.json"] { config = try JSONObjectFile.parse(d, path: "tokenizer_config.json") }
+        config["chat_template"] = jinja
+        sourceFiles["tokenizer_config.json"] = try JSONSerialization.data(withJSONObject: config,
+                                                                          options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        sourceFiles["chat_template.jinja"] = nil
+        chatTemplateText = jinja
     }
 
     // MARK: encoding

@@ -24,6 +24,8 @@ public struct LoadReport: Sendable, Equatable {
     public var droppedTooLong: Int = 0
     /// Examples removed because no trainable token was left (see `lossTokenCount`).
     public var droppedNoLossTokens: Int = 0
+    /// Records with `messages` (laid out by the chat template), of `records`.
+    public var conversations: Int = 0
 
     public init(path: String, maxLength: Int, truncation: Truncation) {
         self.path = path
@@ -84,6 +86,7 @@ public final class Dataset: Sendable {
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = records.count
         report.skippedLines = skippedLines
+        report.conversations = records.filter { if case .messages = $0.record { return true } else { return false } }.count
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {

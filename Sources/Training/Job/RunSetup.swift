@@ -92,6 +92,12 @@ public struct RunSetup {
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
+        let recorded = Fatal.collective { () throws -> String? in
+            let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
+            let messages = train.report.conversations + heldOut.report.conversations > 0
+            return try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages)
+        }
+        if comm.isCoordinator, let recorded { log(recorded) }
 
         SameInputs.check("--model \(recipe.model)", generationConfig: model.generationConfig, comm: comm)
         // Identical initial weights everywhere: the coordinator's win.

@@ -1,0 +1,47 @@
+import Foundation
+import Models
+
+/// The chat template a run trained with, written into the tokenizer it saves, so that
+/// transformers' `apply_chat_template` on the fine-tuned model lays out a conversation as the
+/// model learned it (TRL's `setup_chat_format` does the same for ChatML). Before, a model
+/// trained with `--chat-template chatml` on a tokenizer that had the ChatML tokens but no
+/// template was saved without one, and transformers refused to apply a template to it.
+extension ChatTemplate {
+    /// The template as Jinja, rendering what `ChatFormat.conversation` tokenizes (and, with
+    /// `add_generation_prompt`, `generationPrompt`). `bos`/`eos` are the tokenizer's own token
+    /// texts, written in as literals: a tokenizer_config.json without `bos_token` would render
+    /// transformers' `bos_token` variable as "None".
+    public func jinja(bos: String, eos: String) -> String {
+        func literal(_ s: String) -> String {
+            "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        switch self {
+        case .chatml:
+            return HFTokenizerFiles.chatMLTemplate
+        case .llama3:
+            // Meta-Llama-3-8B-Instruct's template, with the BOS as a literal.
+            return "{% for message in messages %}{% if loop.index0 == 0 %}{{ \(literal(bos)) }}{% endif %}"
+                + "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+                + "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+        case .plain:
+            return "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
+                + "{% if add_generation_prompt %}{{ 'assistant: ' }}{% else %}{{ \(literal(eos)) }}{% endif %}"
+        }
+    }
+}
+
+public enum ChatTemplateRecord {
+    /// When the training data has `messages` and the tokenizer's own template is not
+    /// recognisably `template`, makes `template` the one its files are saved with. Returns a
+    /// line for the log, or nil when nothing changed (prompt/completion data, a template that
+    /// already is this one, the byte tokenizer — whose exported files are always ChatML's).
+    public static func record(_ template: ChatTemplate, in tokenizer: Tokenizer, dataHasMessages: Bool) throws -> String? {
+        guard dataHasMessages, let bpe = tokenizer as? BPETokenizer else { return nil }
+        let had = bpe.chatTemplateText
+        if let had, ChatTemplate.recognise(had) == template { return nil }
+        let bos = bpe.bosId ?? bpe.specialTokenId("<|begin_of_text|>")
+        try bpe.recordChatTemplate(template.jinja(bos: bos.map { bpe.decode([$0]) } ?? "", eos: bpe.decode([bpe.eosId])))
+        let before = had == nil ? "it had none" : "replacing its own, which is not \(template.rawValue)"
+        return "chat template: the saved tokenizer records \(template.rawValue), the template the messages are trained with (\(before))"
+    }
+}
