@@ -244,8 +244,18 @@ final class DataTests: XCTestCase {
 
         XCTAssertThrowsError(try Dataset(records: [records[0]], path: "t.jsonl", tokenizer: tokenizer,
                                          maxLength: 5, truncation: .drop)) {
-            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens))")
+            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens)); the longest has 9 tokens")
         }
+        // The log's note says how many were too long, the longest, and what keeps them whole.
+        XCTAssertEqual(right.report.longest, 9)
+        XCTAssertEqual(right.report.lengthNote(setting: 5, context: 64),
+                       "note: 1 of 2 examples in t.jsonl are longer than max_length 5 and were cut (right); the longest has 9 tokens: --max-length 9 keeps them whole")
+        XCTAssertEqual(drop.report.lengthNote(setting: 5, context: 8),
+                       "note: 1 of 2 examples in t.jsonl are longer than max_length 5 and were left out; the longest has 9 tokens, more than the model's context: --max-length 8 keeps the most")
+        XCTAssertEqual(left.report.lengthNote(setting: 64, context: 5),
+                       "note: 1 of 2 examples in t.jsonl are longer than the model's context of 5 tokens and were cut (left); the longest has 9 tokens")
+        let whole = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 9, truncation: .right)
+        XCTAssertNil(whole.report.lengthNote(setting: 9, context: 64), "nothing was cut")
     }
 
     // MARK: - Split and shuffle

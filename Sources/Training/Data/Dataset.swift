@@ -26,6 +26,8 @@ public struct LoadReport: Sendable, Equatable {
     public var droppedNoLossTokens: Int = 0
     /// Records with `messages` (laid out by the chat template), of `records`.
     public var conversations: Int = 0
+    /// Tokens of the longest example before it was fitted to `maxLength`.
+    public var longest: Int = 0
 
     public init(path: String, maxLength: Int, truncation: Truncation) {
         self.path = path
@@ -38,6 +40,22 @@ public struct LoadReport: Sendable, Equatable {
     public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens > 0 || !skippedLines.isEmpty }
 
     /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
+    /// A note for the log when examples were longer than `maxLength` (nil when none were): how
+    /// many, the longest, and what keeps them whole — `max_length`'s default, 64 tokens, fits the
+    /// built-in tasks, and real data cut there trains on a fraction of each answer.
+    public func lengthNote(setting: Int, context: Int) -> String? {
+        let over = truncated + droppedTooLong
+        guard over > 0 else { return nil }
+        let what = truncation == .drop ? "were left out" : "were cut (\(truncation.rawValue))"
+        let limit = setting < context
+            ? "max_length \(setting)" + (setting == 64 ? " (the default, sized for the built-in tasks)" : "")
+            : "the model's context of \(context) tokens"
+        let fix = setting >= context ? ""
+            : longest <= context ? ": --max-length \(longest) keeps them whole"
+            : ", more than the model's context: --max-length \(context) keeps the most"
+        return "note: \(over) of \(records) examples in \(path) are longer than \(limit) and \(what); the longest has \(longest) tokens" + fix
+    }
+
     public var summary: String {
         let kept = records - droppedTooLong - droppedNoLossTokens
         var notes: [String] = []
@@ -91,6 +109,7 @@ public final class Dataset: Sendable {
         examples.reserveCapacity(records.count)
         for record in records {
             let full = try ChatFormat.example(from: record, tokenizer: tokenizer, template: template)
+            report.longest = max(report.longest, full.ids.count)
             guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
                 report.droppedTooLong += 1
                 continue
@@ -103,7 +122,7 @@ public final class Dataset: Sendable {
             examples.append(fitted)
         }
         if examples.isEmpty {
-            throw DataError(path: path, "no examples left (\(report.summary))")
+            throw DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : ""))
         }
         self.init(examples: examples, report: report)
     }

@@ -1,0 +1,25 @@
+import Foundation
+import XCTest
+
+/// `max_length` defaults to 64 tokens, the built-in tasks' size; real data cut there trains on
+/// a fraction of each answer, and the load line's "(truncated 30 (right) to 64 tokens)" was all
+/// that said so. The log now adds a note: how many, the longest, and the flag that keeps them.
+final class LengthNoteTests: XCTestCase {
+    func testLongDataGetsANoteWithTheFlagThatKeepsItWhole() throws {
+        let dir = CLI.tempDir("length-note")
+        // "Summarise: " + 8 words (51 bytes) and a 141-byte answer + end-of-text: 193 byte tokens.
+        let row = #"{"prompt": "Summarise: word word word word word word word word ", "completion": " "# + String(repeating: "answer ", count: 20) + #""}"#
+        try String(repeating: row + "\n", count: 30).write(toFile: dir + "/long.jsonl", atomically: true, encoding: .utf8)
+        let base = ["train", "--data", "long.jsonl", "--steps", "1", "--batch-size", "2", "--eval-examples", "0", "--warmup-steps", "0"]
+        let cut = CLI.sftDist(base + ["--model", "gpt2-mini", "--out", "a"], cwd: dir)
+        XCTAssertEqual(cut.status, 0, cut.all)
+        XCTAssertEqual(CLI.occurrences(of: "note: 30 of 30 examples in long.jsonl are longer than max_length 64 (the default, sized for the built-in tasks) and were cut (right); the longest has 193 tokens: --max-length 193 keeps them whole", in: cut.stdout), 1, cut.all)
+        let whole = CLI.sftDist(base + ["--model", "gpt2-mini", "--max-length", "193", "--out", "b"], cwd: dir)
+        XCTAssertEqual(whole.status, 0, whole.all)
+        XCTAssertFalse(whole.all.contains("note: 30 of 30"), whole.all)
+        // The model's context (tiny: 64 tokens) is the limit: no flag to suggest.
+        let tiny = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--out", "c"], cwd: dir)
+        XCTAssertEqual(tiny.status, 0, tiny.all)
+        XCTAssertTrue(tiny.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than the model's context of 64 tokens and were cut (right); the longest has 193 tokens\n"), tiny.all)
+    }
+}
