@@ -46,10 +46,10 @@ public struct HFConfigFields {
             throw error(field, "is missing")
         }
         let v = object[field]!
-        guard !Self.isBool(v), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(),
-              abs(n.doubleValue) < 1e15 else {
+        guard !Self.isBool(v), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else {
             throw error(field, "must be an integer, got \(describe(v))")
         }
+        guard abs(n.doubleValue) < 1e15 else { throw error(field, "is \(describe(v)), out of range") }
         return n.intValue
     }
 

@@ -12,7 +12,7 @@ extension ModelDirectory {
 
     /// Tokenizer files of a BPE tokenizer (the files it came from) in either format; the byte
     /// tokenizer's generated HF files only in `.hf`.
-    static func writeTokenizerFiles(_ tokenizer: Tokenizer, model: LanguageModel, to dir: String,
+    public static func writeTokenizerFiles(_ tokenizer: Tokenizer, model: LanguageModel, to dir: String,
                                     format: SaveFormat) throws {
         if tokenizer is ByteTokenizer && format == .native { return }
         for (name, data) in try HFTokenizerFiles.files(for: tokenizer, contextLength: model.maxSequenceLength) {

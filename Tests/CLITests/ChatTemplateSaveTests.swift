@@ -38,4 +38,59 @@ final class ChatTemplateSaveTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/run3/model/tokenizer_config.json"),
                        FileManager.default.contents(atPath: dir + "/qwen2/tokenizer_config.json"))
     }
+
+    /// A copy of the Qwen2 fixture without a chat template, and 12 `messages` rows.
+    func qwenWithoutTemplate(_ name: String) throws -> String {
+        let dir = CLI.tempDir(name)
+        try FileManager.default.copyItem(atPath: Self.models + "/qwen2", toPath: dir + "/qwen2")
+        try FileManager.default.removeItem(atPath: dir + "/qwen2/chat_template.jinja")
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// WiSE-FT of a base and its fine-tune: the fine-tune records its template, which is not a
+    /// tokenizer difference; the merged model keeps the first template given, and says so.
+    func testMergingABaseWithItsChatFineTuneWorks() throws {
+        let dir = try qwenWithoutTemplate("chat-template-merge")
+        let t = CLI.sftDist(["train", "--model", "qwen2", "--data", "chat.jsonl", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "ft"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        let m = CLI.sftDist(["merge", "qwen2", "ft/model", "--weights", "0.5,0.5", "--out", "wise"], cwd: dir)
+        XCTAssertEqual(m.status, 0, m.all)
+        XCTAssertTrue(m.stdout.contains("note: the models' chat templates differ; the merged tokenizer has ft/model's"), m.all)
+        XCTAssertEqual(chatTemplate(dir + "/wise"), chatTemplate(dir + "/ft/model"))
+    }
+
+    func testDPOOnMessagePairsRecordsTheTemplate() throws {
+        let dir = try qwenWithoutTemplate("chat-template-dpo")
+        let pair = #"{"messages": [{"role": "user", "content": "add 2 3 ="}], "chosen": [{"role": "assistant", "content": " 5"}], "rejected": [{"role": "assistant", "content": " 6"}]}"#
+        try String(repeating: pair + "\n", count: 8).write(toFile: dir + "/pairs.jsonl", atomically: true, encoding: .utf8)
+        let t = CLI.sftDist(["train", "--model", "qwen2", "--objective", "dpo", "--data", "pairs.jsonl", "--steps", "1", "--batch-size", "2",
+                             "--eval-examples", "0", "--out", "dpo"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        XCTAssertTrue(t.all.contains("the saved tokenizer records chatml"), t.all)
+        XCTAssertNotNil(chatTemplate(dir + "/dpo/model"))
+    }
+
+    /// A LoRA run's adapter directory carries the tokenizer (as TRL's trainer saves it), so
+    /// `--adapter DIR` and `merge-lora` use the template it trained with.
+    func testALoRAAdapterCarriesTheTokenizerItTrainedWith() throws {
+        let dir = CLI.tempDir("chat-template-lora")
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: dir + "/llama")
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        try (row + "\n").write(toFile: dir + "/ask.jsonl", atomically: true, encoding: .utf8)
+        let t = CLI.sftDist(["train", "--model", "llama", "--chat-template", "plain", "--lora-rank", "2", "--data", "chat.jsonl", "--steps", "1",
+                             "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        let plain = try XCTUnwrap(chatTemplate(dir + "/run/model"), "the adapter directory has no tokenizer_config.json chat_template")
+        XCTAssertTrue(plain.contains("'assistant: '"), plain)
+        // generate --adapter with auto lays the prompt out as plain ("user: …\nassistant: "), not llama3.
+        let g = CLI.sftDist(["generate", "--model", "llama", "--adapter", "run/model", "--prompts", "ask.jsonl", "--json", "--max-new-tokens", "1"], cwd: dir)
+        XCTAssertEqual(g.status, 0, g.all)
+        XCTAssertTrue(g.stdout.contains(#""prompt": "user: add 2 3 =\nassistant: ""#), g.all)
+        let merged = CLI.sftDist(["merge-lora", "--model", "llama", "--adapter", "run/model", "--out", "merged"], cwd: dir)
+        XCTAssertEqual(merged.status, 0, merged.all)
+        XCTAssertEqual(chatTemplate(dir + "/merged"), plain)
+    }
 }

@@ -56,4 +56,21 @@ final class GenerationConfigCLITests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/again/model"))
     }
+
+    /// merge takes the first generation_config.json given, and says so when the models differ.
+    func testMergeKeepsTheFirstGenerationConfigGivenAndSaysSo() throws {
+        let dir = CLI.tempDir("generation-config-merge")
+        for (out, seed) in [("a", "1"), ("b", "2")] {
+            XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--seed", seed, "--quiet", "--out", out], cwd: dir).status, 0)
+        }
+        try #"{"eos_token_id": 61}"#.write(toFile: dir + "/b/model/generation_config.json", atomically: true, encoding: .utf8)
+        let m = CLI.sftDist(["merge", "a/model", "b/model", "--out", "m"], cwd: dir)
+        XCTAssertEqual(m.status, 0, m.all)
+        XCTAssertTrue(m.stdout.contains("note: the models' generation_config.json differ; the merged model has b/model's"), m.all)
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/m/generation_config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? NSDictionary },
+                       ["eos_token_id": 61] as NSDictionary)
+        let same = CLI.sftDist(["merge", "b/model", "b/model", "--out", "m2"], cwd: dir)
+        XCTAssertEqual(same.status, 0, same.all)
+        XCTAssertFalse(same.stdout.contains("note:"), same.all)
+    }
 }

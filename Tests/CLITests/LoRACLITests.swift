@@ -31,7 +31,9 @@ final class LoRACLITests: XCTestCase {
             runs.append(CLI.trainingRows(out))
             outs.append(out)
             let files = (try? FileManager.default.contentsOfDirectory(atPath: out + "/model")) ?? []
-            XCTAssertEqual(Set(files), ["adapter_config.json", "adapter_model.safetensors"], "-n \(n)")
+            // peft's two files, and the tokenizer's as TRL's trainer saves them beside an adapter.
+            let tokenizerFiles = try FileManager.default.contentsOfDirectory(atPath: Self.base).filter { $0.hasPrefix("tokenizer") || $0 == "chat_template.jinja" }
+            XCTAssertEqual(Set(files), Set(["adapter_config.json", "adapter_model.safetensors"] + tokenizerFiles), "-n \(n)")
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model-merged/model.safetensors"))
         }
         XCTAssertEqual(runs[0].count, 4)

@@ -33,6 +33,7 @@ final class GenerationConfigTests: XCTestCase {
                              (#"{"eos_token_id": [2, "x"]}"#, #"field "eos_token_id[1]" must be an integer"#),
                              (#"{"eos_token_id": -1}"#, #"field "eos_token_id" must hold token ids ≥ 0, got -1"#),
                              (#"{"eos_token_id": [1, -2]}"#, #"field "eos_token_id" must hold token ids ≥ 0, got -2"#),
+                             (#"{"eos_token_id": 9223372036854775807}"#, #"field "eos_token_id" is 9223372036854775807, out of range"#),
                              (#"{"eos_token_id": 2,"#, "not valid JSON"),
                              (#"[2]"#, "not a JSON object")] {
             XCTAssertThrowsError(try read(text), text) { e in

@@ -39,7 +39,7 @@ final class ChatTemplateRecordTests: XCTestCase {
         XCTAssertEqual(ChatTemplate.plain.jinja(bos: "", eos: "<|endoftext|>"),
                        #"{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% else %}{{ '<|endoftext|>' }}{% endif %}"#)
         XCTAssertTrue(ChatTemplate.plain.jinja(bos: "", eos: #"it's \ "#).contains(#"{{ 'it\'s \\ ' }}"#), "a literal is escaped")
-        for t in [ChatTemplate.chatml, .llama3] { XCTAssertEqual(ChatTemplate.recognise(t.jinja(bos: "<s>", eos: "</s>")), t) }
+        for t in ChatTemplate.allCases { XCTAssertEqual(ChatTemplate.recognise(t.jinja(bos: "<s>", eos: "</s>")), t, "read back") }
     }
 
     func testATokenizerWithTheChatTokensButNoTemplateGetsTheOneTrained() throws {
@@ -77,5 +77,42 @@ final class ChatTemplateRecordTests: XCTestCase {
         XCTAssertNil(try ChatTemplateRecord.record(.plain, in: gpt2, dataHasMessages: false), "prompt/completion data: no template used")
         XCTAssertEqual(gpt2.sourceFiles, files)
         XCTAssertNil(try ChatTemplateRecord.record(.chatml, in: ByteTokenizer(), dataHasMessages: true), "the byte tokenizer's export is ChatML's")
+    }
+
+    func testASavedPlainTemplateIsRecognisedAndNotRecordedAgain() throws {
+        let t = try tokenizer("gpt2", dropTemplate: false)
+        XCTAssertNotNil(try ChatTemplateRecord.record(.plain, in: t, dataHasMessages: true))
+        let files = t.sourceFiles
+        XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: t).reason, "recognised in the tokenizer's chat_template")
+        XCTAssertNil(try ChatTemplateRecord.record(.plain, in: t, dataHasMessages: true))
+        XCTAssertEqual(t.sourceFiles, files)
+    }
+
+    /// DPO's pairs: counted per pair, with their messages and longest side.
+    func testPairDataReportsItsMessagesAndLengths() throws {
+        let path = dir + "/pairs.jsonl"
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}], "chosen": [{"role": "assistant", "content": " 5"}], "rejected": [{"role": "assistant", "content": " 6 or so, I think"}]}"#
+        try (row + "\n" + #"{"prompt": "p", "chosen": "a", "rejected": "b"}"# + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let tok = ByteTokenizer()
+        let whole = try Dataset(pairsAt: path, tokenizer: tok, maxLength: 64, template: .chatml)
+        XCTAssertEqual(whole.report.conversations, 2, "both sides of the first pair")
+        let rejected = try ChatFormat.conversation([ChatMessage(role: .user, content: "add 2 3 ="), ChatMessage(role: .assistant, content: " 6 or so, I think")],
+                                                 source: "x", tokenizer: tok, template: .chatml)
+        XCTAssertEqual(whole.report.longest, rejected.ids.count)
+        XCTAssertGreaterThan(rejected.ids.count, 40)
+        XCTAssertNil(whole.report.lengthNote(setting: 64, isDefault: true, context: 256))
+        let cut = try Dataset(pairsAt: path, tokenizer: tok, maxLength: 40, template: .chatml)
+        XCTAssertEqual(cut.report.truncated, 1, "the first pair (its rejected side)")
+        XCTAssertEqual(cut.report.lengthNote(setting: 40, isDefault: false, context: 256),
+                       "note: 1 of 2 pairs in \(path) are longer than max_length 40 and were cut (right); the longest has \(whole.report.longest) tokens: --max-length \(whole.report.longest) keeps them whole")
+    }
+
+    func testPromptFilesWithMessagesAreFound() throws {
+        let path = dir + "/prompts.jsonl"
+        try #"{"prompt": "add 2 3 ="}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertFalse(ChatTemplateRecord.hasMessages(path))
+        try (#"{"prompt": "add 2 3 ="}"# + "\n" + #"{"messages": [{"role": "user", "content": "add 2 3 ="}]}"#).write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertTrue(ChatTemplateRecord.hasMessages(path))
+        XCTAssertFalse(ChatTemplateRecord.hasMessages(dir + "/missing.jsonl"))
     }
 }

@@ -248,14 +248,19 @@ final class DataTests: XCTestCase {
         }
         // The log's note says how many were too long, the longest, and what keeps them whole.
         XCTAssertEqual(right.report.longest, 9)
-        XCTAssertEqual(right.report.lengthNote(setting: 5, context: 64),
-                       "note: 1 of 2 examples in t.jsonl are longer than max_length 5 and were cut (right); the longest has 9 tokens: --max-length 9 keeps them whole")
-        XCTAssertEqual(drop.report.lengthNote(setting: 5, context: 8),
+        XCTAssertEqual(right.report.cutToNothing, 1)
+        XCTAssertEqual(right.report.lengthNote(setting: 5, isDefault: false, context: 64),
+                       "note: 1 of 2 examples in t.jsonl are longer than max_length 5 and were cut (right), 1 of them to no trained token and so left out; the longest has 9 tokens: --max-length 9 keeps them whole")
+        XCTAssertEqual(right8.report.lengthNote(setting: 8, isDefault: false, context: 64),
+                       "note: 1 of 2 examples in t.jsonl are longer than max_length 8 and were cut (right); the longest has 9 tokens: --max-length 9 keeps them whole")
+        XCTAssertEqual(drop.report.lengthNote(setting: 5, isDefault: false, context: 8),
                        "note: 1 of 2 examples in t.jsonl are longer than max_length 5 and were left out; the longest has 9 tokens, more than the model's context: --max-length 8 keeps the most")
-        XCTAssertEqual(left.report.lengthNote(setting: 64, context: 5),
+        XCTAssertEqual(left.report.lengthNote(setting: 64, isDefault: true, context: 5),
                        "note: 1 of 2 examples in t.jsonl are longer than the model's context of 5 tokens and were cut (left); the longest has 9 tokens")
+        XCTAssertEqual(left.report.lengthNote(setting: 5, isDefault: true, context: 64),
+                       "note: 1 of 2 examples in t.jsonl are longer than max_length 5 (the default, sized for the built-in tasks) and were cut (left); the longest has 9 tokens: --max-length 9 keeps them whole")
         let whole = try Dataset(records: records, path: "t.jsonl", tokenizer: tokenizer, maxLength: 9, truncation: .right)
-        XCTAssertNil(whole.report.lengthNote(setting: 9, context: 64), "nothing was cut")
+        XCTAssertNil(whole.report.lengthNote(setting: 9, isDefault: false, context: 64), "nothing was cut")
     }
 
     // MARK: - Split and shuffle

@@ -75,7 +75,7 @@ struct CheckpointStore {
                 // loads as a model; adapter/ is the same adapters in peft's format, for
                 // `eval --model BASE --adapter <checkpoint>/adapter`.
                 try AdapterDirectory.save(lora, base: LoRAOutput.baseDirectory(c.state.recipe), to: tmp + "/adapter",
-                                          metadata: ["sft_dist_checkpoint_step": "\(step)"])
+                                          tokenizer: c.tokenizer, metadata: ["sft_dist_checkpoint_step": "\(step)"])
             }
             for (name, component) in c.components where !component.tensors.isEmpty {
                 try Self.writeTensors(component.tensors, to: tmp + "/" + CheckpointState.tensorFile(name))

@@ -14,8 +14,12 @@ extension ChatTemplate {
     public static func recognise(_ jinja: String) -> ChatTemplate? {
         if jinja.contains("<|im_start|>") && jinja.contains("<|im_end|>") { return .chatml }
         if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") { return .llama3 }
+        if jinja.hasPrefix(plainPrefix) && jinja.contains("{{ 'assistant: ' }}") { return .plain }  // as sft-dist records it
         return nil
     }
+
+    /// How `plain.jinja` begins (`ChatTemplateRecord.swift`): what marks a saved plain template.
+    static let plainPrefix = "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
 
     /// `name` as given (chatml, plain, llama3) or, for "auto", the tokenizer's own template when it
     /// is recognisably one of ours; without one, chatml when the vocabulary has the ChatML specials

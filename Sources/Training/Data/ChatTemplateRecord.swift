@@ -31,6 +31,13 @@ extension ChatTemplate {
 }
 
 public enum ChatTemplateRecord {
+    /// Whether a prompts file (`--prompts`, `--unlabelled`) has a `messages` row; one its own
+    /// reader will refuse counts as none here.
+    public static func hasMessages(_ path: String) -> Bool {
+        guard let read = try? JSONLReader.read(path: path, skipBadLines: true, rows: .prompts) else { return false }
+        return read.records.contains { if case .messages = $0.record { return true } else { return false } }
+    }
+
     /// When the training data has `messages` and the tokenizer's own template is not
     /// recognisably `template`, makes `template` the one its files are saved with. Returns a
     /// line for the log, or nil when nothing changed (prompt/completion data, a template that

@@ -26,8 +26,10 @@ public struct LoadReport: Sendable, Equatable {
     public var droppedNoLossTokens: Int = 0
     /// Records with `messages` (laid out by the chat template), of `records`.
     public var conversations: Int = 0
-    /// Tokens of the longest example before it was fitted to `maxLength`.
+    /// Tokens of the longest example (a pair's longer side) before it was fitted to `maxLength`.
     public var longest: Int = 0
+    /// Of `truncated`, those left with no loss token (and so also in `droppedNoLossTokens`).
+    public var cutToNothing: Int = 0
 
     public init(path: String, maxLength: Int, truncation: Truncation) {
         self.path = path
@@ -42,19 +44,24 @@ public struct LoadReport: Sendable, Equatable {
     /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     /// A note for the log when examples were longer than `maxLength` (nil when none were): how
     /// many, the longest, and what keeps them whole — `max_length`'s default, 64 tokens, fits the
-    /// built-in tasks, and real data cut there trains on a fraction of each answer.
-    public func lengthNote(setting: Int, context: Int) -> String? {
+    /// built-in tasks, and real data cut there trains on a fraction of each answer. `setting` is
+    /// the recipe's max_length (`isDefault`: not set by the user), `context` the model's.
+    public func lengthNote(setting: Int, isDefault: Bool, context: Int) -> String? {
         let over = truncated + droppedTooLong
         guard over > 0 else { return nil }
-        let what = truncation == .drop ? "were left out" : "were cut (\(truncation.rawValue))"
+        let what = truncation == .drop ? "were left out"
+            : "were cut (\(truncation.rawValue))" + (cutToNothing > 0 ? ", \(cutToNothing) of them to no trained token and so left out" : "")
         let limit = setting < context
-            ? "max_length \(setting)" + (setting == 64 ? " (the default, sized for the built-in tasks)" : "")
+            ? "max_length \(setting)" + (isDefault ? " (the default, sized for the built-in tasks)" : "")
             : "the model's context of \(context) tokens"
         let fix = setting >= context ? ""
             : longest <= context ? ": --max-length \(longest) keeps them whole"
             : ", more than the model's context: --max-length \(context) keeps the most"
-        return "note: \(over) of \(records) examples in \(path) are longer than \(limit) and \(what); the longest has \(longest) tokens" + fix
+        return "note: \(over) of \(records) \(unit) in \(path) are longer than \(limit) and \(what); the longest has \(longest) tokens" + fix
     }
+
+    /// What `records` counts: examples, or preference pairs (`Dataset(pairsAt:)`).
+    public var unit = "examples"
 
     public var summary: String {
         let kept = records - droppedTooLong - droppedNoLossTokens
@@ -117,6 +124,7 @@ public final class Dataset: Sendable {
             if fitted.ids.count < full.ids.count { report.truncated += 1 }
             if lossTokenCount(fitted) == 0 {
                 report.droppedNoLossTokens += 1
+                if fitted.ids.count < full.ids.count { report.cutToNothing += 1 }
                 continue
             }
             examples.append(fitted)

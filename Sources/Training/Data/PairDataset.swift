@@ -12,18 +12,24 @@ extension Dataset {
         guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = read.pairs.count
+        report.unit = "pairs"
         report.skippedLines = read.skipped
         var examples: [Example] = []
         for (pair, line) in read.pairs {
-            var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil
+            // Counted per pair, as `records` is: cut when either side was, dropped when either is.
+            var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil, cut = false
             for record in [pair.chosen, pair.rejected] {
+                if case .messages = record { report.conversations += 1 }
                 let full = try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
                                                   tokenizer: tokenizer, template: template)
+                report.longest = max(report.longest, full.ids.count)
                 guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else { drop = \.droppedTooLong; break }
+                if fitted.ids.count < full.ids.count { cut = true }
                 if lossTokenCount(fitted) == 0 { drop = \.droppedNoLossTokens; break }
-                if fitted.ids.count < full.ids.count { report.truncated += 1 }
                 sides.append(fitted)
             }
+            if cut && drop != \.droppedTooLong { report.truncated += 1 }
+            if cut && drop == \.droppedNoLossTokens { report.cutToNothing += 1 }
             if let drop { report[keyPath: drop] += 1; continue }
             examples += sides
         }

@@ -33,6 +33,7 @@ public enum ModelMerge {
         for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
+        var others: [(model: LanguageModel, tokenizer: Tokenizer)] = []
         let firstConfig = ModelDirectory.configJSON(first, tokenizer: tokenizer)
         let p = first.parameters
         var sum = [Double](repeating: 0, count: p.count)
@@ -42,6 +43,7 @@ public enum ModelMerge {
         add(p.values, weights[0])
         for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
             let (m, t) = try ModelDirectory.load(d)
+            others.append((m, t))
             try checkSameConfig(firstConfig, dirs[0], ModelDirectory.configJSON(m, tokenizer: t), d)
             guard m.parameters.count == p.count else { throw ModelError("\(d): parameter layout differs from \(dirs[0])'s") }
             add(m.parameters.values, w)
@@ -55,11 +57,32 @@ public enum ModelMerge {
         if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {
             throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel), which would write a model of zeros; nothing written")
         }
+        let notes = try keepFirstGiven(dirs, first: first, tokenizer: tokenizer, others: others)
         let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
         let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")
         try ModelDirectory.save(first, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merge": recipe],
                                 format: hf ? .hf : .native)
-        return "merged \(dirs.count) models (\(recipe)) into \(out)/"
+        return "merged \(dirs.count) models (\(recipe)) into \(out)/" + notes.map { "\nnote: \($0)" }.joined()
+    }
+
+    /// The chat template and generation_config.json are not weights: where the models differ
+    /// (a base and its fine-tune, which records the template it trained with), the merged
+    /// model takes the first model's that has one, and the summary says whose.
+    static func keepFirstGiven(_ dirs: [String], first: LanguageModel, tokenizer: Tokenizer,
+                               others: [(model: LanguageModel, tokenizer: Tokenizer)]) throws -> [String] {
+        var notes: [String] = []
+        let templates = [tokenizer.chatTemplateText] + others.map(\.tokenizer.chatTemplateText)
+        if Set(templates.map { $0 ?? "" }).count > 1, let i = templates.firstIndex(where: { $0 != nil }) {
+            if i > 0, let bpe = tokenizer as? BPETokenizer { try bpe.recordChatTemplate(templates[i]!) }
+            notes.append("the models' chat templates differ; the merged tokenizer has \(dirs[i])'s")
+        }
+        let configs = [first.generationConfig] + others.map(\.model.generationConfig)
+        let texts = configs.map { $0.map { canonical($0.json) } ?? "" }
+        if Set(texts).count > 1, let i = configs.firstIndex(where: { $0 != nil }) {
+            first.generationConfig = configs[i]
+            notes.append("the models' \(GenerationConfig.fileName) differ; the merged model has \(dirs[i])'s")
+        }
+        return notes
     }
 
     /// The two models, as loaded, have one config — as `ModelDirectory.save` would write it,
@@ -87,7 +110,9 @@ public enum ModelMerge {
         let fm = FileManager.default
         for file in tokenizerFiles {
             let da = fm.contents(atPath: a + "/" + file), db = fm.contents(atPath: b + "/" + file)
-            if da != db && canonicalJSON(da) != canonicalJSON(db) {
+            // The chat template is not the tokenizer (a fine-tune records the one it trained with).
+            let without = file == "tokenizer_config.json" ? ["chat_template"] : []
+            if da != db && canonicalJSON(da, without: without) != canonicalJSON(db, without: without) {
                 let how = da == nil ? "only \(b) has it" : db == nil ? "only \(a) has it" : "the files differ"
                 throw ModelError("\(b): tokenizer differs from \(a)'s in \(file) (\(how)): merge needs models with the same tokenizer")
             }
@@ -96,8 +121,12 @@ public enum ModelMerge {
 
     /// A tokenizer file as sorted-key JSON text, so the same tokenizer saved with another
     /// indentation or key order is the same (nil: absent or not JSON, compared as bytes).
-    static func canonicalJSON(_ data: Data?) -> String? {
-        guard let data, let v = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+    static func canonicalJSON(_ data: Data?, without keys: [String] = []) -> String? {
+        guard let data, var v = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        if var object = v as? [String: Any] {
+            for k in keys { object[k] = nil }
+            v = object
+        }
         return canonical(v)
     }
 

@@ -25,6 +25,9 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Whether `key` was set (by a flag or the recipe file), not left at its default.
+    public func isSet(_ key: String) -> Bool { values[key] != nil }
+
     /// How a message names `key`: `recipe.yaml:12: freeze` when the recipe file set it, else
     /// its flag (`--freeze`).
     public func label(_ key: String, flag: String) -> String {

@@ -87,7 +87,8 @@ public struct RunSetup {
                 log("chat template: \(c.template.rawValue) (\(c.reason))")
             }
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
-            if let note = train.report.lengthNote(setting: recipe.maxLength, context: model.maxSequenceLength) { log(note) }
+            if let note = train.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
+                                                  context: model.maxSequenceLength) { log(note) }
             if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
@@ -95,7 +96,9 @@ public struct RunSetup {
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
         let recorded = Fatal.collective { () throws -> String? in
             let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
-            let messages = train.report.conversations + heldOut.report.conversations > 0
+            // What the model trains on: --data's rows, or GRPO's --prompts / self-training's --unlabelled.
+            let messages = train.report.conversations > 0
+                || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
             return try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages)
         }
         if comm.isCoordinator, let recorded { log(recorded) }

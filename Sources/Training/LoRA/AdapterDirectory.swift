@@ -16,8 +16,12 @@ public enum AdapterDirectory {
     public static let weightsFile = "adapter_model.safetensors"
     static let prefix = "base_model.model."
 
-    /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`.
-    public static func save(_ model: LoRAAdaptable, base: String, to dir: String, metadata: [String: String] = [:]) throws {
+    /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`. A BPE
+    /// `tokenizer` is written beside them, as TRL's trainer saves its tokenizer with the adapter:
+    /// it carries the chat template the run trained with (`ChatTemplateRecord`), which
+    /// `--adapter DIR` and `merge-lora` then read instead of the base's.
+    public static func save(_ model: LoRAAdaptable, base: String, to dir: String, tokenizer: Tokenizer? = nil,
+                            metadata: [String: String] = [:]) throws {
         guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
         try ReplaceableOutput.replace(dir, what: "the adapter") { tmp in
             let config: [String: Any] = [
@@ -36,6 +40,9 @@ public enum AdapterDirectory {
             }
             try SafeTensorsWriter.write(path: tmp + "/" + weightsFile, tensors: tensors,
                                         metadata: metadata.merging(["format": "pt"]) { $1 })
+            if let bpe = tokenizer as? BPETokenizer {
+                try ModelDirectory.writeTokenizerFiles(bpe, model: model, to: tmp, format: .hf)
+            }
         }
     }
 
@@ -90,6 +97,14 @@ public enum AdapterDirectory {
             throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
         }
         try loadWeights(into: model.parameters, from: dir + "/" + weightsFile)
+        // The tokenizer saved with the adapter (its chat template is the one it trained with).
+        if FileManager.default.fileExists(atPath: dir + "/tokenizer.json") {
+            let own = try ModelDirectory.loadTokenizer(dir)
+            guard own.vocabSize <= model.vocabSize else {
+                throw ModelError("\(dir)/tokenizer.json: has \(own.vocabSize) tokens but \(base)'s vocab_size is \(model.vocabSize) (an adapter made for another model?)")
+            }
+            return (model, own)
+        }
         return (model, tokenizer)
     }
 

@@ -64,7 +64,7 @@ enum LoRAOutput {
                 try ModelDirectory.save(plain, tokenizer: setup.tokenizer, to: base, metadata: metadata, format: .hf)
             }
         }
-        try AdapterDirectory.save(model, base: base, to: dir, metadata: metadata)
+        try AdapterDirectory.save(model, base: base, to: dir, tokenizer: setup.tokenizer, metadata: metadata)
         if main && r.mergeLora {
             try ModelDirectory.save(LoRAMerge.merged(model), tokenizer: setup.tokenizer, to: RunOutputs(r.out).merged,
                                     metadata: metadata, format: .hf)
