@@ -115,4 +115,16 @@ final class ChatTemplateRecordTests: XCTestCase {
         XCTAssertTrue(ChatTemplateRecord.hasMessages(path))
         XCTAssertFalse(ChatTemplateRecord.hasMessages(dir + "/missing.jsonl"))
     }
+
+    /// Llama 3's `| trim` is Python's `str.strip()` (transformers renders with jinja2): U+200B
+    /// stays, U+001C–U+001F and U+3000 go, and a combining mark after a space is kept.
+    func testJinjaTrimIsPythonsStrip() {
+        XCTAssertEqual(ChatFormat.jinjaTrim("\u{200B}x\u{200B}"), "\u{200B}x\u{200B}")
+        XCTAssertEqual(ChatFormat.jinjaTrim("\u{1C}\u{1F} x\ty \u{85}\u{A0}\u{3000}\u{2028}"), "x\ty")
+        XCTAssertEqual(ChatFormat.jinjaTrim(" \u{0301}x "), "\u{0301}x")
+        XCTAssertEqual(ChatFormat.jinjaTrim(" \n\u{0B}\u{0C} "), "")
+        XCTAssertEqual(ChatFormat.jinjaTrim("\u{180E}x\u{FEFF}"), "\u{180E}x\u{FEFF}", "not White_Space since Unicode 6.3 / never")
+        XCTAssertEqual(ChatTemplate.llama3.generationPrompt([ChatMessage(role: .user, content: "\u{200B}hi\u{1E}")]),
+                       "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n\u{200B}hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    }
 }

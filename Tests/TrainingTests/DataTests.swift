@@ -130,6 +130,22 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(result.records[0].record, .promptCompletion(prompt: "p", completion: "c"))
     }
 
+    /// A U+FEFF inside a value is text, as Python's json reads it: Foundation's parser dropped a
+    /// raw one at the start of a string (the tokenizer then never saw it).
+    func testAByteOrderMarkInsideAValueIsKept() throws {
+        let bom = "\u{FEFF}"
+        let line = #"{"prompt": ""# + bom + #"p", "completion": "a"# + bom + #"b"# + bom + #""}"#
+        XCTAssertEqual(try JSONLReader.parseLine(Array(line.utf8)[...]).get(), .promptCompletion(prompt: bom + "p", completion: "a" + bom + "b" + bom))
+        let escaped = #"{"prompt": "\ufeffp", "completion": "c"}"#
+        XCTAssertEqual(try JSONLReader.parseLine(Array(escaped.utf8)[...]).get(), .promptCompletion(prompt: bom + "p", completion: "c"))
+        // The file's own leading BOM is still skipped, and one between tokens is not JSON (nor in Python).
+        let path = try file("bom.jsonl", [0xEF, 0xBB, 0xBF] + Array((#"{"prompt": ""# + bom + #"p", "completion": "c"}"#).utf8))
+        XCTAssertEqual(try JSONLReader.read(path: path).records[0].record, .promptCompletion(prompt: bom + "p", completion: "c"))
+        guard case .failure = JSONLReader.parseLine(Array((#"{"prompt": "p","# + bom + #" "completion": "c"}"#).utf8)[...]) else {
+            return XCTFail("a BOM between tokens was accepted")
+        }
+    }
+
     func testSkipBadLinesCountsAndSummarises() throws {
         let text = [good, "{broken", "", good, #"{"prompt": "p"}"#, #"{"prompt": 1, "completion": "c"}"#].joined(separator: "\n")
         let result = try JSONLReader.parse(Array(text.utf8), path: "data.jsonl", skipBadLines: true)

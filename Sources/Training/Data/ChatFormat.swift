@@ -92,12 +92,30 @@ public enum ChatFormat {
                 builder.append([header] + tokenizer.encodePlain(message.role.rawValue) + [endHeader]
                                + tokenizer.encodePlain("\n\n"), trained: false)
                 if index == lastAssistant { promptLength = builder.ids.count }
-                let content = message.content.trimmingCharacters(in: .whitespacesAndNewlines)  // Jinja `| trim`
+                let content = jinjaTrim(message.content)
                 builder.append(tokenizer.encodePlain(content) + [eot], trained: trained)
             }
         }
         return Example(ids: builder.ids, lossMask: builder.mask, promptLength: promptLength,
                        answer: messages[lastAssistant].content, source: source)
+    }
+
+    /// Jinja's `trim` as transformers runs it: Python's `str.strip()`, which removes the code
+    /// points `str.isspace()` holds for — the Unicode White_Space characters and the separators
+    /// U+001C–U+001F, not U+200B (Foundation's `.whitespacesAndNewlines` differs in both).
+    public static func jinjaTrim(_ s: String) -> String {
+        let scalars = s.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isPythonSpace($0) }) else { return "" }
+        let last = scalars.lastIndex(where: { !isPythonSpace($0) })!
+        return String(scalars[first...last])
+    }
+
+    /// `[c for c in range(0x110000) if chr(c).isspace()]` in Python 3.11.
+    static func isPythonSpace(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: return true
+        default: return false
+        }
     }
 
     private static func special(_ text: String, of tokenizer: any Tokenizer, template: ChatTemplate,

@@ -53,7 +53,7 @@ extension ChatTemplate {
             return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
         case .llama3:
             return "<|begin_of_text|>" + turns.map {
-                "<|start_header_id|>\($0.role.rawValue)<|end_header_id|>\n\n\($0.content.trimmingCharacters(in: .whitespacesAndNewlines))<|eot_id|>"
+                "<|start_header_id|>\($0.role.rawValue)<|end_header_id|>\n\n\(ChatFormat.jinjaTrim($0.content))<|eot_id|>"
             }.joined() + "<|start_header_id|>assistant<|end_header_id|>\n\n"
         case .plain:
             return turns.map { "\($0.role.rawValue): \($0.content)\n" }.joined() + "assistant: "
