@@ -17,6 +17,8 @@ public struct LoadReport: Sendable, Equatable {
     public var truncation: Truncation
     /// Records parsed from the file (before truncation/drops).
     public var records: Int = 0
+    /// What `records` counts: examples, or preference pairs (`Dataset(pairsAt:)`).
+    public var unit = "examples"
     public var skippedLines: [SkippedLine] = []
     /// Examples shortened by `.left` or `.right`.
     public var truncated: Int = 0
@@ -41,7 +43,6 @@ public struct LoadReport: Sendable, Equatable {
     /// row is missing from their output, and `index` counts the rows kept).
     public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens > 0 || !skippedLines.isEmpty }
 
-    /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     /// A note for the log when examples were longer than `maxLength` (nil when none were): how
     /// many, the longest, and what keeps them whole — `max_length`'s default, 64 tokens, fits the
     /// built-in tasks, and real data cut there trains on a fraction of each answer. `setting` is
@@ -60,9 +61,7 @@ public struct LoadReport: Sendable, Equatable {
         return "note: \(over) of \(records) \(unit) in \(path) are longer than \(limit) and \(what); the longest has \(longest) tokens" + fix
     }
 
-    /// What `records` counts: examples, or preference pairs (`Dataset(pairsAt:)`).
-    public var unit = "examples"
-
+    /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     public var summary: String {
         let kept = records - droppedTooLong - droppedNoLossTokens
         var notes: [String] = []
