@@ -43,7 +43,7 @@ public enum JSONDuplicateKeys {
 
     /// A key's bytes with its escapes decoded (the text has parsed, so the string is valid).
     private static func decoded(_ raw: [UInt8]) -> [UInt8] {
-        let quoted = Data([0x22] + raw + [0x22])
+        let quoted = Data(JSONByteOrderMarks.escaped(([0x22] + raw + [0x22])[...]))
         guard let text = (try? JSONSerialization.jsonObject(with: quoted, options: .fragmentsAllowed)) as? String else { return raw }
         return Array(text.utf8)
     }

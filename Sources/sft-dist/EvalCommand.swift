@@ -74,7 +74,7 @@ struct Eval: ParsableCommand {
                                     ("micro-batch-size", "\(microBatchSize)"), ("max-length", "\(maxLength)"),
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m)
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         var options = EvalOptions()
         options.scorer = Fatal.collective {
             var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")

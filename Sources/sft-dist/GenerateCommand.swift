@@ -92,7 +92,7 @@ struct Generate: ParsableCommand {
                                     ("stop", stop.joined(separator: "\u{1}")), ("seed", "\(seed)"), ("json", "\(json)"),
                                     ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m)
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         // (text, where it came from: "--prompt" or FILE:LINE, token ids)
         let sourced: [(text: String, source: String, ids: [Int32])] = Fatal.collective {
             if let prompt { return [(prompt, "--prompt", tok.encode(prompt))] }

@@ -32,7 +32,7 @@ struct Score: ParsableCommand {
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
-        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m)
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)

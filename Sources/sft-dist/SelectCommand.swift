@@ -56,7 +56,7 @@ struct Select: ParsableCommand {
         }
         args["budget"] = "\(keep)"
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed) }
-        SameInputs.check("--model \(model)", model: m)
+        SameInputs.check("--model \(model)", model: m, tokenizer: tok)
         let limit = min(maxLength, m.maxSequenceLength)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,

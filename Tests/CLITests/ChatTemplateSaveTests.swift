@@ -92,5 +92,40 @@ final class ChatTemplateSaveTests: XCTestCase {
         let merged = CLI.sftDist(["merge-lora", "--model", "llama", "--adapter", "run/model", "--out", "merged"], cwd: dir)
         XCTAssertEqual(merged.status, 0, merged.all)
         XCTAssertEqual(chatTemplate(dir + "/merged"), plain)
+        // Another model's tokenizer beside the adapter is refused, naming the difference.
+        try FileManager.default.copyItem(atPath: dir + "/run/model", toPath: dir + "/other")
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.removeItem(atPath: dir + "/other/" + f)
+            try FileManager.default.copyItem(atPath: Self.models + "/gpt2/" + f, toPath: dir + "/other/" + f)
+        }
+        let other = CLI.sftDist(["generate", "--model", "llama", "--adapter", "other", "--prompt", "x"], cwd: dir)
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("other: its tokenizer differs from llama's ("), other.all)
+        XCTAssertTrue(other.stderr.contains("an adapter's tokenizer must be its base's but for the chat template and end token"), other.all)
+    }
+
+    /// Ranks compare the tokenizer too: an adapter's tokenizer on one node only laid rank 1's
+    /// prompts out with another template.
+    func testRanksWithAnotherAdapterTokenizerAreRefused() throws {
+        let dir = CLI.tempDir("chat-template-ranks")
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: dir + "/llama")
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        let t = CLI.sftDist(["train", "--model", "llama", "--chat-template", "plain", "--lora-rank", "2", "--data", "chat.jsonl", "--steps", "1",
+                             "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        let r1 = dir + "/r1"
+        try FileManager.default.createDirectory(atPath: r1, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/run/model", toPath: r1 + "/ad")
+        for f in try FileManager.default.contentsOfDirectory(atPath: r1 + "/ad") where !f.hasPrefix("adapter_") {
+            try FileManager.default.removeItem(atPath: r1 + "/ad/" + f)
+        }
+        try FileManager.default.copyItem(atPath: dir + "/run/model", toPath: dir + "/ad")
+        try FileManager.default.copyItem(atPath: dir + "/chat.jsonl", toPath: r1 + "/chat.jsonl")
+        let base = dir + "/llama"
+        let generate = ["generate", "--model", base, "--adapter", "ad", "--prompts", "chat.jsonl", "--json", "--max-new-tokens", "1"]
+        let r = CLI.mpirunEach([(generate, dir), (generate, r1)])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "this rank loaded another tokenizer than rank 0", in: r.stderr), 1, r.all)
     }
 }

@@ -101,6 +101,8 @@ final class ChatTemplateRecordTests: XCTestCase {
         XCTAssertEqual(whole.report.longest, rejected.ids.count)
         XCTAssertGreaterThan(rejected.ids.count, 40)
         XCTAssertNil(whole.report.lengthNote(setting: 64, isDefault: true, context: 256))
+        let dropped = try Dataset(pairsAt: path, tokenizer: tok, maxLength: 40, truncation: .drop, template: .chatml)
+        XCTAssertEqual(dropped.report.longest, rejected.ids.count, "the rejected side counts though the pair was dropped")
         let cut = try Dataset(pairsAt: path, tokenizer: tok, maxLength: 40, template: .chatml)
         XCTAssertEqual(cut.report.truncated, 1, "the first pair (its rejected side)")
         XCTAssertEqual(cut.report.lengthNote(setting: 40, isDefault: false, context: 256),
@@ -126,5 +128,17 @@ final class ChatTemplateRecordTests: XCTestCase {
         XCTAssertEqual(ChatFormat.jinjaTrim("\u{180E}x\u{FEFF}"), "\u{180E}x\u{FEFF}", "not White_Space since Unicode 6.3 / never")
         XCTAssertEqual(ChatTemplate.llama3.generationPrompt([ChatMessage(role: .user, content: "\u{200B}hi\u{1E}")]),
                        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n\u{200B}hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    }
+
+    /// transformers (5.24) reads chat_template.jinja over tokenizer_config.json's chat_template.
+    func testTheJinjaFileWinsOverTheConfigsTemplate() throws {
+        let copy = dir + "/both"
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: copy)
+        var config = try JSONObjectFile.read(copy + "/tokenizer_config.json")
+        config["chat_template"] = "{{ messages[0].content }}"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: copy + "/tokenizer_config.json"))
+        let jinja = try String(contentsOfFile: copy + "/chat_template.jinja", encoding: .utf8)
+        XCTAssertEqual(try ModelDirectory.loadTokenizer(copy).chatTemplateText, jinja)
+        XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: ModelDirectory.loadTokenizer(copy)).template, .llama3)
     }
 }

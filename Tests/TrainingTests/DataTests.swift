@@ -144,6 +144,15 @@ final class DataTests: XCTestCase {
         guard case .failure = JSONLReader.parseLine(Array((#"{"prompt": "p","# + bom + #" "completion": "c"}"#).utf8)[...]) else {
             return XCTFail("a BOM between tokens was accepted")
         }
+        // A backslash before one is an invalid escape (as in Python), not the text "\ufeff".
+        guard case .failure = JSONLReader.parseLine(Array((#"{"prompt": "a\"# + bom + #"b", "completion": "c"}"#).utf8)[...]) else {
+            return XCTFail("a backslash-BOM escape was accepted")
+        }
+        // A key that starts with one is another key than the one without it.
+        let keys = #"{""# + bom + #"prompt": "x", "prompt": "y", "completion": "c"}"#
+        XCTAssertEqual(try JSONLReader.parseLine(Array(keys.utf8)[...]).get(), .promptCompletion(prompt: "y", completion: "c"))
+        // A line that itself starts with one (files joined with cat) is read as before.
+        XCTAssertEqual(try JSONLReader.parseLine(Array((bom + good).utf8)[...]).get(), .promptCompletion(prompt: "p", completion: "c"))
     }
 
     func testSkipBadLinesCountsAndSummarises() throws {

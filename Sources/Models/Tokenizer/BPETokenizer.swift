@@ -110,12 +110,13 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         } else {
             bosId = try parsed.bosFromTemplate.map { try idOf($0, field: "post_processor") }
         }
-        if let t = config["chat_template"] as? String {
+        // chat_template.jinja first: transformers (5.24) reads it over tokenizer_config.json's.
+        if let d = files["chat_template.jinja"] {
+            chatTemplateText = String(decoding: d, as: UTF8.self)
+        } else if let t = config["chat_template"] as? String {
             chatTemplateText = t
         } else if let list = config["chat_template"] as? [[String: Any]] {
             chatTemplateText = list.first { $0["name"] as? String == "default" }?["template"] as? String
-        } else if let d = files["chat_template.jinja"] {
-            chatTemplateText = String(decoding: d, as: UTF8.self)
         } else {
             chatTemplateText = nil
         }
@@ -140,7 +141,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var s = s
         for n in normalizers {
             switch n {
-            case .nfc: s = s.precomposedStringWithCanonicalMapping
+            case .nfc: s = CanonicalComposition.nfc(s)  // not Foundation's: see there
             case .nfd: s = s.decomposedStringWithCanonicalMapping
             case .nfkc: s = s.precomposedStringWithCompatibilityMapping
             case .nfkd: s = s.decomposedStringWithCompatibilityMapping

@@ -236,28 +236,6 @@ public enum JSONLReader {
         }
     }
 
-    /// The line with each raw U+FEFF (bytes EF BB BF) written as the escape `\ufeff`, which
-    /// means the same character inside a JSON string: Foundation's parser drops a raw one at the
-    /// start of a string value (`"\u{FEFF}hi"` read as "hi"), where Python's json keeps it.
-    /// Outside strings it is not JSON either way. Lines without one are returned as they are.
-    static func escapingByteOrderMarks(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        var i = line.startIndex, out: [UInt8]? = nil, copied = line.startIndex
-        while i + 2 < line.endIndex {
-            if line[i] == 0xEF && line[i + 1] == 0xBB && line[i + 2] == 0xBF {
-                if out == nil { out = []; out!.reserveCapacity(line.count + 16) }
-                out! += line[copied..<i]
-                out! += Array("\\ufeff".utf8)
-                i += 3
-                copied = i
-            } else {
-                i += 1
-            }
-        }
-        guard var result = out else { return line }
-        result += line[copied...]
-        return result[...]
-    }
-
     /// One line as a JSON object: length, UTF-8 and JSON checked, in that order.
     public static func jsonObject(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes) -> Result<[String: Any], LineProblem> {
         if line.count > maxLineBytes {
@@ -270,7 +248,7 @@ public enum JSONLReader {
         }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: Data(escapingByteOrderMarks(line)))
+            object = try JSONSerialization.jsonObject(with: Data(JSONByteOrderMarks.escaped(line)))  // a U+FEFF inside a value is kept
         } catch {
             return .failure(LineProblem("invalid JSON (\(describeJSONError(error)))"))
         }

@@ -18,11 +18,13 @@ extension Dataset {
         for (pair, line) in read.pairs {
             // Counted per pair, as `records` is: cut when either side was, dropped when either is.
             var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil, cut = false
-            for record in [pair.chosen, pair.rejected] {
+            let fulls = try [pair.chosen, pair.rejected].map { record -> Example in
                 if case .messages = record { report.conversations += 1 }
-                let full = try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
-                                                  tokenizer: tokenizer, template: template)
-                report.longest = max(report.longest, full.ids.count)
+                return try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
+                                              tokenizer: tokenizer, template: template)
+            }
+            report.longest = max(report.longest, fulls[0].ids.count, fulls[1].ids.count)
+            for full in fulls {
                 guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else { drop = \.droppedTooLong; break }
                 if fitted.ids.count < full.ids.count { cut = true }
                 if lossTokenCount(fitted) == 0 { drop = \.droppedNoLossTokens; break }

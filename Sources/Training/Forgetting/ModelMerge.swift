@@ -107,16 +107,24 @@ public enum ModelMerge {
             let (byteDir, bpeDir) = byteA ? (a, b) : (b, a)
             throw ModelError("\(b): tokenizer differs from \(a)'s (\(byteDir) has sft-dist's byte tokenizer, \(bpeDir) a BPE tokenizer.json): merge needs models with the same tokenizer")
         }
+        if let difference = tokenizerDifference(a, b) {
+            throw ModelError("\(b): tokenizer differs from \(a)'s in \(difference): merge needs models with the same tokenizer")
+        }
+    }
+
+    /// The first of a BPE tokenizer's files that differs between directories `a` and `b`, and
+    /// how (nil: the same tokenizer). The chat template is not the tokenizer: a fine-tune
+    /// records the one it trained with (`ChatTemplateRecord`), so it is left out.
+    static func tokenizerDifference(_ a: String, _ b: String) -> String? {
         let fm = FileManager.default
         for file in tokenizerFiles {
             let da = fm.contents(atPath: a + "/" + file), db = fm.contents(atPath: b + "/" + file)
-            // The chat template is not the tokenizer (a fine-tune records the one it trained with).
             let without = file == "tokenizer_config.json" ? ["chat_template"] : []
             if da != db && canonicalJSON(da, without: without) != canonicalJSON(db, without: without) {
-                let how = da == nil ? "only \(b) has it" : db == nil ? "only \(a) has it" : "the files differ"
-                throw ModelError("\(b): tokenizer differs from \(a)'s in \(file) (\(how)): merge needs models with the same tokenizer")
+                return "\(file) (\(da == nil ? "only \(b) has it" : db == nil ? "only \(a) has it" : "the files differ"))"
             }
         }
+        return nil
     }
 
     /// A tokenizer file as sorted-key JSON text, so the same tokenizer saved with another

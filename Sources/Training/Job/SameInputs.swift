@@ -50,11 +50,18 @@ public enum SameInputs {
               differs: "this rank loaded other weights than rank 0: every node must have the same model files", comm: comm)
     }
 
-    /// Collective: every rank loaded the same weights and the same generation_config.json
-    /// stop ids (eval and generate stop at them on each rank's share of the prompts).
-    public static func check(_ what: String, model: LanguageModel, comm: Communicator = Fatal.communicator) {
+    /// Collective: every rank loaded the same weights, the same generation_config.json stop ids
+    /// (eval and generate stop at them on each rank's share of the prompts) and the same
+    /// tokenizer — special tokens, end token, chat template: a LoRA adapter's own tokenizer
+    /// (`AdapterDirectory`) present on one node only laid out other ranks' prompts another way.
+    public static func check(_ what: String, model: LanguageModel, tokenizer: Tokenizer, comm: Communicator = Fatal.communicator) {
         check(what, model: model.parameters, comm: comm)
         check(what, generationConfig: model.generationConfig, comm: comm)
+        guard comm.size > 1 else { return }
+        let specials = tokenizer.specialTokens.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
+        let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")"
+        check(what, digest: XXHash64.hex(XXHash64.hash(Array(described.utf8))),
+              differs: "this rank loaded another tokenizer than rank 0 (special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
     }
 
     /// Collective: `train` broadcasts rank 0's weights, but each rank generates (held-out

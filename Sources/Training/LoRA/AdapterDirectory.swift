@@ -97,15 +97,30 @@ public enum AdapterDirectory {
             throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
         }
         try loadWeights(into: model.parameters, from: dir + "/" + weightsFile)
-        // The tokenizer saved with the adapter (its chat template is the one it trained with).
+        // The tokenizer saved with the adapter: the base's, with the chat template it trained with.
         if FileManager.default.fileExists(atPath: dir + "/tokenizer.json") {
+            if tokenizer is ByteTokenizer {
+                throw ModelError("\(dir): holds a tokenizer.json, but \(base) has sft-dist's byte tokenizer (an adapter made for another model?)")
+            }
             let own = try ModelDirectory.loadTokenizer(dir)
-            guard own.vocabSize <= model.vocabSize else {
-                throw ModelError("\(dir)/tokenizer.json: has \(own.vocabSize) tokens but \(base)'s vocab_size is \(model.vocabSize) (an adapter made for another model?)")
+            if let difference = vocabularyDifference(own, tokenizer) {
+                throw ModelError("\(dir): its tokenizer differs from \(base)'s (\(difference)); an adapter's tokenizer must be its base's but for the chat template and end token (an adapter made for another model?)")
             }
             return (model, own)
         }
         return (model, tokenizer)
+    }
+
+    /// How an adapter's tokenizer differs from its base's in what would change the ids — the
+    /// vocabulary size, the special tokens, the encoding of a probe text — or nil. The files
+    /// themselves may differ (another transformers version wrote them; TRL's chat set-up
+    /// changes `eos_token` and the template).
+    static func vocabularyDifference(_ own: Tokenizer, _ base: Tokenizer) -> String? {
+        if own.vocabSize != base.vocabSize { return "\(own.vocabSize) tokens, not \(base.vocabSize)" }
+        if own.specialTokens != base.specialTokens { return "other special tokens" }
+        let probe = "Hello, world! 123 4567 — naïve café, 日本語 テキスト\n\t  code(x) { return x * 2 }"
+        if own.encodePlain(probe) != base.encodePlain(probe) { return "a probe text encodes to other ids" }
+        return nil
     }
 
     /// Reads every adapter tensor of `params` from `path` (peft's names), refusing a missing
