@@ -13,6 +13,7 @@
 /// change what composes: those Tibetan marks (classes 129, 130, 132) compose with nothing.
 enum CanonicalComposition {
     static func nfc(_ s: String) -> String {
+        if s.utf8.allSatisfy({ $0 < 0x80 }) { return s }  // ASCII is NFC
         let composed = String(decoding: s._nfcCodeUnits, as: UTF8.self)
         var scalars = Array(composed.unicodeScalars)
         var changed = false, i = 0
@@ -29,7 +30,9 @@ enum CanonicalComposition {
         return String(out)
     }
 
-    static func combiningClass(_ c: Unicode.Scalar) -> UInt8 { c.properties.canonicalCombiningClass.rawValue }
+    static func combiningClass(_ c: Unicode.Scalar) -> UInt8 {
+        c.value < 0x300 ? 0 : c.properties.canonicalCombiningClass.rawValue  // no mark comes before U+0300
+    }
 
     /// A stable insertion sort of `range` by combining class (runs are a few marks long);
     /// returns whether anything moved.
