@@ -21,5 +21,11 @@ final class LengthNoteTests: XCTestCase {
         let tiny = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--out", "c"], cwd: dir)
         XCTAssertEqual(tiny.status, 0, tiny.all)
         XCTAssertTrue(tiny.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than the model's context of 64 tokens and were cut (right); the longest has 193 tokens\n"), tiny.all)
+        // A --heldout file gets its own note; the built-in training rows fit and get none.
+        let held = CLI.sftDist(["train", "--model", "gpt2-mini", "--heldout", "long.jsonl", "--steps", "1", "--batch-size", "2", "--eval-examples", "0",
+                                "--warmup-steps", "0", "--out", "d"], cwd: dir)
+        XCTAssertEqual(held.status, 0, held.all)
+        XCTAssertEqual(CLI.occurrences(of: "note: ", in: held.stdout), 1, held.all)
+        XCTAssertTrue(held.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than max_length 64 (the default, sized for the built-in tasks) and were cut (right); the longest has 193 tokens: --max-length 193 keeps them whole"), held.all)
     }
 }

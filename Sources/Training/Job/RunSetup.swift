@@ -89,7 +89,11 @@ public struct RunSetup {
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
             if let note = train.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
                                                   context: model.maxSequenceLength) { log(note) }
-            if let h = recipe.heldout { log("held-out: \(heldOut.count) examples from \(h)") }
+            if let h = recipe.heldout {
+                log("held-out: \(heldOut.count) examples from \(h)")
+                if let note = heldOut.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
+                                                        context: model.maxSequenceLength) { log(note) }
+            }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
