@@ -33,7 +33,8 @@ public enum ModelMerge {
         for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
 
         let (first, tokenizer) = try ModelDirectory.load(dirs[0])
-        var others: [(model: LanguageModel, tokenizer: Tokenizer)] = []
+        // Only what is not weights is kept from the other models: one model in memory at a time.
+        var templates = [tokenizer.chatTemplateText], generationConfigs = [first.generationConfig]
         let firstConfig = ModelDirectory.configJSON(first, tokenizer: tokenizer)
         let p = first.parameters
         var sum = [Double](repeating: 0, count: p.count)
@@ -43,7 +44,8 @@ public enum ModelMerge {
         add(p.values, weights[0])
         for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
             let (m, t) = try ModelDirectory.load(d)
-            others.append((m, t))
+            templates.append(t.chatTemplateText)
+            generationConfigs.append(m.generationConfig)
             try checkSameConfig(firstConfig, dirs[0], ModelDirectory.configJSON(m, tokenizer: t), d)
             guard m.parameters.count == p.count else { throw ModelError("\(d): parameter layout differs from \(dirs[0])'s") }
             add(m.parameters.values, w)
@@ -57,7 +59,7 @@ public enum ModelMerge {
         if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {
             throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel), which would write a model of zeros; nothing written")
         }
-        let notes = try keepFirstGiven(dirs, first: first, tokenizer: tokenizer, others: others)
+        let notes = try keepFirstGiven(dirs, templates: templates, generationConfigs: generationConfigs, into: first, tokenizer: tokenizer)
         let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
         let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")
         try ModelDirectory.save(first, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merge": recipe],
@@ -68,15 +70,13 @@ public enum ModelMerge {
     /// The chat template and generation_config.json are not weights: where the models differ
     /// (a base and its fine-tune, which records the template it trained with), the merged
     /// model takes the first model's that has one, and the summary says whose.
-    static func keepFirstGiven(_ dirs: [String], first: LanguageModel, tokenizer: Tokenizer,
-                               others: [(model: LanguageModel, tokenizer: Tokenizer)]) throws -> [String] {
+    static func keepFirstGiven(_ dirs: [String], templates: [String?], generationConfigs configs: [GenerationConfig?],
+                               into first: LanguageModel, tokenizer: Tokenizer) throws -> [String] {
         var notes: [String] = []
-        let templates = [tokenizer.chatTemplateText] + others.map(\.tokenizer.chatTemplateText)
         if Set(templates.map { $0 ?? "" }).count > 1, let i = templates.firstIndex(where: { $0 != nil }) {
             if i > 0, let bpe = tokenizer as? BPETokenizer { try bpe.recordChatTemplate(templates[i]!) }
             notes.append("the models' chat templates differ; the merged tokenizer has \(dirs[i])'s")
         }
-        let configs = [first.generationConfig] + others.map(\.model.generationConfig)
         let texts = configs.map { $0.map { canonical($0.json) } ?? "" }
         if Set(texts).count > 1, let i = configs.firstIndex(where: { $0 != nil }) {
             first.generationConfig = configs[i]

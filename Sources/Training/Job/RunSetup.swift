@@ -25,11 +25,12 @@ public struct RunSetup {
             }
         }
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
+        let chat = Fatal.collective { try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) }
+        let template = chat.template
         let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             let paths = dataPaths(recipe)
             let truncation = recipe.truncation
-            let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
             let maxLength = min(recipe.maxLength, model.maxSequenceLength)
             if pairs {
                 if recipe.data == builtinData {
@@ -83,9 +84,7 @@ public struct RunSetup {
         if let p = recipe.prompts { SameInputs.check("--prompts \(p)", file: p, comm: comm) }
         if let u = recipe.unlabelled { SameInputs.check("--unlabelled \(u)", file: u, comm: comm) }
         if comm.isCoordinator {
-            if let c = try? ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) {
-                log("chat template: \(c.template.rawValue) (\(c.reason))")
-            }
+            log("chat template: \(template.rawValue) (\(chat.reason))")
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
             if let note = train.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
                                                   context: model.maxSequenceLength) { log(note) }
@@ -99,7 +98,6 @@ public struct RunSetup {
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
         let recorded = Fatal.collective { () throws -> String? in
-            let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer).template
             // What the model trains on: --data's rows, or GRPO's --prompts / self-training's --unlabelled.
             let messages = train.report.conversations > 0
                 || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
