@@ -39,6 +39,36 @@ final class ChatTemplateSaveTests: XCTestCase {
                        FileManager.default.contents(atPath: dir + "/qwen2/tokenizer_config.json"))
     }
 
+    /// The Qwen2 fixture's own template puts "You are a helpful assistant." before a conversation
+    /// without a system message; training lays the data out with it (the longest example is the
+    /// system turn's tokens longer than with `--chat-template chatml`) and keeps the template,
+    /// while `--chat-template chatml` records plain ChatML in its place, saying why.
+    func testTheModelsDefaultSystemMessageIsTrainedWith() throws {
+        let dir = CLI.tempDir("chat-template-default-system")
+        try FileManager.default.copyItem(atPath: Self.models + "/qwen2", toPath: dir + "/qwen2")
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        func longest(_ out: String) -> Int? {
+            guard let r = out.range(of: "the longest has ") else { return nil }
+            return Int(out[r.upperBound...].prefix { $0.isNumber })
+        }
+        let auto = CLI.sftDist(["train", "--model", "qwen2", "--data", "chat.jsonl", "--steps", "1", "--eval-examples", "0",
+                                "--max-length", "16", "--truncation", "left", "--out", "auto"], cwd: dir)
+        XCTAssertEqual(auto.status, 0, auto.all)
+        XCTAssertEqual(CLI.occurrences(of: #"chat template: chatml (recognised in the tokenizer's chat_template, with its default system message "You are a helpful assistant." for conversations without one)"#, in: auto.all), 1, auto.all)
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/auto/model/chat_template.jinja"),
+                       FileManager.default.contents(atPath: dir + "/qwen2/chat_template.jinja"), "the model's own template is kept")
+        let plain = CLI.sftDist(["train", "--model", "qwen2", "--data", "chat.jsonl", "--steps", "1", "--eval-examples", "0",
+                                 "--max-length", "16", "--truncation", "left", "--chat-template", "chatml", "--out", "plain"], cwd: dir)
+        XCTAssertEqual(plain.status, 0, plain.all)
+        XCTAssertTrue(plain.all.contains("the saved tokenizer records chatml, the template the messages are trained with (replacing its own, which puts a default system message first)"), plain.all)
+        XCTAssertNil(FileManager.default.contents(atPath: dir + "/plain/model/chat_template.jinja"))
+        // "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" is 27 of this tokenizer's
+        // ids (Fixtures/hf/expected/chat-templates.json: transformers' qwen2 against plain chatml).
+        let a = try XCTUnwrap(longest(auto.stdout), auto.all), p = try XCTUnwrap(longest(plain.stdout), plain.all)
+        XCTAssertEqual(a, p + 27, "the system turn is in the training examples")
+    }
+
     /// A copy of the Qwen2 fixture without a chat template, and 12 `messages` rows.
     func qwenWithoutTemplate(_ name: String) throws -> String {
         let dir = CLI.tempDir(name)

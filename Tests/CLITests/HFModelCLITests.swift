@@ -84,7 +84,8 @@ final class HFModelCLITests: XCTestCase {
     /// `generate --prompts` tokenizes messages as training does: the template's markers are
     /// special tokens, the contents text. It encoded the rendered string whole, so a literal
     /// "<|im_end|>" in a message became the control token (seven fit the 64-token context of
-    /// this fixture; as text they are 71 tokens). `--chat-template` picks the training template.
+    /// this fixture; as text they are 71 tokens, 98 with the 27 of the template's default system
+    /// turn). `--chat-template` picks the training template.
     func testGeneratePromptsTokenizeMessagesAsTraining() throws {
         let dir = CLI.tempDir("hf-generate-template")
         let rows = dir + "/inject.jsonl"
@@ -92,7 +93,7 @@ final class HFModelCLITests: XCTestCase {
             .write(toFile: rows, atomically: true, encoding: .utf8)
         let g = CLI.sftDist(["generate", "--model", Self.model("qwen2"), "--prompts", rows, "--json", "--max-new-tokens", "2"])
         XCTAssertEqual(g.status, 1, g.all)
-        XCTAssertTrue(g.stderr.contains("inject.jsonl:1: the prompt has 71 tokens; the model's context is 64"), g.all)
+        XCTAssertTrue(g.stderr.contains("inject.jsonl:1: the prompt has 98 tokens; the model's context is 64"), g.all)
         let plain = dir + "/plain.jsonl"
         try "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n".write(toFile: plain, atomically: true, encoding: .utf8)
         let p = CLI.sftDist(["generate", "--model", Self.model("qwen2"), "--prompts", plain, "--json", "--max-new-tokens", "2", "--chat-template", "plain"])

@@ -41,7 +41,9 @@ final class ChatTemplateHFTests: XCTestCase {
         XCTAssertTrue(rest.hasPrefix("84"), rest)
     }
 
-    func testChatMLMatchesQwen2Template() throws { try check("qwen2", template: .chatml, turnEnd: "<|im_end|>") }
+    func testChatMLMatchesQwen2Template() throws {
+        try check("qwen2", template: ChatTemplate(.chatml, defaultSystem: "You are a helpful assistant."), turnEnd: "<|im_end|>")
+    }
     func testLlama3MatchesLlama3Template() throws { try check("llama3", template: .llama3, turnEnd: "<|eot_id|>") }
 
     /// `generate`'s text prompt for {messages} encodes to the ids the training template puts

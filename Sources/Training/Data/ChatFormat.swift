@@ -4,22 +4,72 @@ import Models
 /// How a `messages` record is laid out as text. Prompt/completion records ignore the
 /// template: they are concatenated as they are, because their text already is the format.
 ///
-/// A small closed enum rather than a user-supplied template string: each case must also
+/// A small closed set of layouts rather than a user-supplied template string: each must also
 /// know which tokens are trained, which a string template cannot say. A model's own
-/// tokenizer_config.json template is mapped onto a case by `ChatTemplate.resolve`.
-public enum ChatTemplate: String, Sendable, CaseIterable {
-    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message (Qwen, many SFT sets).
-    /// Assistant content and its `<|im_end|>` are trained; no `<|endoftext|>` is added,
-    /// since `<|im_end|>` is what ends a turn at generation time.
-    case chatml
-    /// `{role}: {content}\n` per message, then `<|endoftext|>`. Assistant content and its
-    /// newline are trained, and the final `<|endoftext|>` when the last turn is the
-    /// assistant's. For tokenizers without chat specials.
-    case plain
-    /// Llama-3 (Meta-Llama-3-Instruct's tokenizer_config.json template): `<|begin_of_text|>`,
-    /// then per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>`.
-    /// Assistant content and its `<|eot_id|>` are trained.
-    case llama3
+/// tokenizer_config.json template is mapped onto a layout by `ChatTemplate.resolve`, with the
+/// one thing of it that varies between models of a family: the system turn it writes when a
+/// conversation has none (`ChatTemplateDefaults.swift`).
+public struct ChatTemplate: Sendable, Hashable {
+    public enum Layout: String, Sendable, CaseIterable {
+        /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message (Qwen, SmolLM2, many SFT sets).
+        /// Assistant content and its `<|im_end|>` are trained; no `<|endoftext|>` is added,
+        /// since `<|im_end|>` is what ends a turn at generation time.
+        case chatml
+        /// `{role}: {content}\n` per message, then `<|endoftext|>`. Assistant content and its
+        /// newline are trained, and the final `<|endoftext|>` when the last turn is the
+        /// assistant's. For tokenizers without chat specials.
+        case plain
+        /// Llama-3 (Meta-Llama-3-Instruct's tokenizer_config.json template): `<|begin_of_text|>`,
+        /// then per message `<|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>`.
+        /// Assistant content and its `<|eot_id|>` are trained.
+        case llama3
+    }
+
+    public let layout: Layout
+    /// The system message a conversation that does not start with one gets, as the model's own
+    /// template writes it (Qwen2's "You are a helpful assistant.", Qwen2.5's "You are Qwen, …",
+    /// SmolLM2's): transformers' `apply_chat_template`, and so TRL and every server, puts it
+    /// there, so training without it would teach a prompt the model never sees. nil: none.
+    public let defaultSystem: String?
+    /// Llama 3.1's and 3.2's system turn, which their templates always write: the knowledge
+    /// cut-off and a date, then the conversation's own system message. nil: none (Llama 3).
+    public let dateHeader: Llama3DateHeader?
+
+    public init(_ layout: Layout, defaultSystem: String? = nil, dateHeader: Llama3DateHeader? = nil) {
+        self.layout = layout
+        self.defaultSystem = defaultSystem
+        self.dateHeader = dateHeader
+    }
+
+    public static let chatml = ChatTemplate(.chatml)
+    public static let plain = ChatTemplate(.plain)
+    public static let llama3 = ChatTemplate(.llama3)
+    /// The built-in templates, without default system messages.
+    public static var allCases: [ChatTemplate] { Layout.allCases.map { ChatTemplate($0) } }
+
+    /// The name `--chat-template` takes.
+    public var rawValue: String { layout.rawValue }
+    public init?(rawValue: String) {
+        guard let layout = Layout(rawValue: rawValue) else { return nil }
+        self.init(layout)
+    }
+
+    /// The conversation as the template lays it out: with `defaultSystem` first when it does
+    /// not start with a system message (as Qwen2.5's `messages[0]['role'] == 'system'` test);
+    /// with `dateHeader`, a first system message holding the header and the conversation's own
+    /// system message trimmed — text the layout must not trim again (`isLaidOutSystem`).
+    public func laidOut(_ messages: [ChatMessage]) -> [ChatMessage] {
+        let hasSystem = messages.first?.role == .system
+        if let dateHeader {
+            let own = hasSystem ? ChatFormat.jinjaTrim(messages[0].content) : ""
+            return [ChatMessage(role: .system, content: dateHeader.text + own)] + messages.dropFirst(hasSystem ? 1 : 0)
+        }
+        guard let defaultSystem, !hasSystem else { return messages }
+        return [ChatMessage(role: .system, content: defaultSystem)] + messages
+    }
+
+    /// Whether message `index` of `laidOut`'s result is the system turn it wrote whole.
+    func isLaidOutSystem(_ index: Int) -> Bool { index == 0 && dateHeader != nil }
 }
 
 /// Turns parsed records into tokenized `Example`s with loss masks.
@@ -55,12 +105,13 @@ public enum ChatFormat {
     /// starts where the reference answer (the last assistant content) starts.
     public static func conversation(_ messages: [ChatMessage], source: String, tokenizer: any Tokenizer,
                                     template: ChatTemplate = .chatml) throws -> Example {
+        let messages = template.laidOut(messages)
         guard let lastAssistant = messages.lastIndex(where: { $0.role == .assistant }) else {
             throw DataError("\(source): \"messages\" has no assistant turn")
         }
         var builder = MaskedTokens()
         var promptLength = 0
-        switch template {
+        switch template.layout {
         case .chatml:
             let imStart = try special("<|im_start|>", of: tokenizer, template: template, source: source)
             let imEnd = try special("<|im_end|>", of: tokenizer, template: template, source: source)
@@ -92,7 +143,7 @@ public enum ChatFormat {
                 builder.append([header] + tokenizer.encodePlain(message.role.rawValue) + [endHeader]
                                + tokenizer.encodePlain("\n\n"), trained: false)
                 if index == lastAssistant { promptLength = builder.ids.count }
-                let content = jinjaTrim(message.content)
+                let content = template.isLaidOutSystem(index) ? message.content : jinjaTrim(message.content)
                 builder.append(tokenizer.encodePlain(content) + [eot], trained: trained)
             }
         }

@@ -12,8 +12,12 @@ extension ChatTemplate {
     /// nil for anything else: sft-dist does not run Jinja, it reproduces known templates (and
     /// knows which of their tokens are trained).
     public static func recognise(_ jinja: String) -> ChatTemplate? {
-        if jinja.contains("<|im_start|>") && jinja.contains("<|im_end|>") { return .chatml }
-        if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") { return .llama3 }
+        if jinja.contains("<|im_start|>") && jinja.contains("<|im_end|>") {
+            return ChatTemplate(.chatml, defaultSystem: chatMLDefaultSystem(in: jinja))
+        }
+        if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") {
+            return ChatTemplate(.llama3, dateHeader: Llama3DateHeader(in: jinja))
+        }
         if jinja.hasPrefix(plainPrefix) && jinja.contains("{{ 'assistant: ' }}") { return .plain }  // as sft-dist records it
         return nil
     }
@@ -30,7 +34,16 @@ extension ChatTemplate {
             throw DataError("chat_template must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
         }
         if let text = tokenizer.chatTemplateText {
-            if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template") }
+            if let t = recognise(text) {
+                var what = t.defaultSystem.map { ", with its default system message \"\($0)\" for conversations without one" } ?? ""
+                if let h = t.dateHeader {
+                    what += ", with its system turn's header \"Cutting Knowledge Date: \(h.cutoff)\", \"Today Date: \(h.date)\""
+                    // Llama 3.2's template dates it through strftime_now; a fixed date keeps a run,
+                    // its resumes and its ranks on the same tokens whatever the day.
+                    if text.contains("strftime_now") { what += " (the template's fixed date, where transformers writes today's)" }
+                }
+                return (t, "recognised in the tokenizer's chat_template" + what)
+            }
             return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
         }
         if tokenizer.specialTokenId("<|im_start|>") != nil && tokenizer.specialTokenId("<|im_end|>") != nil {
@@ -48,12 +61,14 @@ extension ChatTemplate {
     /// `add_generation_prompt=True`), for `generate --prompts` with {messages} lines. Encoded with
     /// special-token parsing, so the template's control tokens become their ids.
     public func generationPrompt(_ turns: [ChatMessage]) -> String {
-        switch self {
+        let turns = laidOut(turns)
+        switch layout {
         case .chatml:
             return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
         case .llama3:
-            return "<|begin_of_text|>" + turns.map {
-                "<|start_header_id|>\($0.role.rawValue)<|end_header_id|>\n\n\(ChatFormat.jinjaTrim($0.content))<|eot_id|>"
+            return "<|begin_of_text|>" + turns.enumerated().map { i, m in
+                let content = isLaidOutSystem(i) ? m.content : ChatFormat.jinjaTrim(m.content)
+                return "<|start_header_id|>\(m.role.rawValue)<|end_header_id|>\n\n\(content)<|eot_id|>"
             }.joined() + "<|start_header_id|>assistant<|end_header_id|>\n\n"
         case .plain:
             return turns.map { "\($0.role.rawValue): \($0.content)\n" }.joined() + "assistant: "

@@ -12,13 +12,23 @@ extension ChatTemplate {
     /// texts, written in as literals: a tokenizer_config.json without `bos_token` would render
     /// transformers' `bos_token` variable as "None".
     public func jinja(bos: String, eos: String) -> String {
-        func literal(_ s: String) -> String {
-            "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
-        }
-        switch self {
+        let literal = JinjaStringLiterals.quote
+        switch layout {
         case .chatml:
-            return HFTokenizerFiles.chatMLTemplate
+            guard let defaultSystem else { return HFTokenizerFiles.chatMLTemplate }
+            let turn = literal("<|im_start|>system\n" + defaultSystem + "<|im_end|>\n")
+            return "{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}" + HFTokenizerFiles.chatMLTemplate
         case .llama3:
+            if let h = dateHeader {
+                // Llama 3.1's system turn, then Meta-Llama-3-8B-Instruct's turns.
+                return "{{ \(literal(bos)) }}{% if messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] | trim %}"
+                    + "{% set messages = messages[1:] %}{% else %}{% set system_message = '' %}{% endif %}"
+                    + "{% set date_string = \(literal(h.date)) %}{{ '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+                    + "{{ \(literal("Cutting Knowledge Date: " + h.cutoff + "\n")) }}{{ 'Today Date: ' + date_string + '\\n\\n' }}"
+                    + "{{ system_message + '<|eot_id|>' }}{% for message in messages %}"
+                    + "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+                    + "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+            }
             // Meta-Llama-3-8B-Instruct's template, with the BOS as a literal.
             return "{% for message in messages %}{% if loop.index0 == 0 %}{{ \(literal(bos)) }}{% endif %}"
                 + "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
@@ -48,7 +58,12 @@ public enum ChatTemplateRecord {
         if let had, ChatTemplate.recognise(had) == template { return nil }
         let bos = bpe.bosId ?? bpe.specialTokenId("<|begin_of_text|>")
         try bpe.recordChatTemplate(template.jinja(bos: bos.map { bpe.decode([$0]) } ?? "", eos: bpe.decode([bpe.eosId])))
-        let before = had == nil ? "it had none" : "replacing its own, which is not \(template.rawValue)"
+        let before: String
+        if let had, let own = ChatTemplate.recognise(had), own.layout == template.layout {
+            before = own.dateHeader != nil ? "replacing its own, which opens with a dated system turn"
+                : own.defaultSystem == nil ? "replacing its own, which has no default system message"
+                : "replacing its own, which puts a default system message first"
+        } else { before = had == nil ? "it had none" : "replacing its own, which is not \(template.rawValue)" }
         return "chat template: the saved tokenizer records \(template.rawValue), the template the messages are trained with (\(before))"
     }
 }

@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+import TestSupport
+@testable import Models
+@testable import Training
+
+/// Qwen2's, Qwen2.5's and SmolLM2's chat templates put a default system message before a
+/// conversation that has none; sft-dist finds it in the template (`ChatTemplateDefaults.swift`)
+/// and lays conversations out as transformers does. The expected ids are transformers 5.24's
+/// `apply_chat_template` (Fixtures/hf/expected/chat-templates.json, from
+/// `scripts/make-hf-fixtures chat-templates`).
+final class ChatTemplateDefaultsTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../ModelsTests/Fixtures/hf").standardized.path
+
+    struct Case: Decodable {
+        struct Message: Decodable { let role: String, content: String }
+        let tokenizer: String, template: String, messages: [Message], ids: [Int32], prompt_ids: [Int32]
+        var turns: [ChatMessage] { messages.map { ChatMessage(role: ChatMessage.Role(rawValue: $0.role)!, content: $0.content) } }
+    }
+    struct Fixture: Decodable { let templates: [String: String], cases: [Case] }
+
+    func fixture() throws -> Fixture {
+        try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/chat-templates.json")))
+    }
+
+    func testDefaultSystemMessagesAreReadFromTheTemplates() throws {
+        let t = try fixture().templates
+        XCTAssertEqual(ChatTemplate.recognise(t["qwen2"]!), ChatTemplate(.chatml, defaultSystem: "You are a helpful assistant."))
+        XCTAssertEqual(ChatTemplate.recognise(t["qwen2.5"]!),
+                       ChatTemplate(.chatml, defaultSystem: "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."))
+        XCTAssertEqual(ChatTemplate.recognise(t["smollm2"]!),
+                       ChatTemplate(.chatml, defaultSystem: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"))
+        XCTAssertEqual(ChatTemplate.recognise(t["chatml"]!), .chatml)
+        let header = Llama3DateHeader(cutoff: "December 2023", date: "26 Jul 2024")
+        XCTAssertEqual(ChatTemplate.recognise(t["llama3.1"]!), ChatTemplate(.llama3, dateHeader: header))
+        XCTAssertEqual(ChatTemplate.recognise(t["llama3.2-date"]!), ChatTemplate(.llama3, dateHeader: header), "strftime_now's fallback")
+        XCTAssertEqual(ChatTemplate.recognise(t["llama3"]!), .llama3)
+    }
+
+    /// Every conversation — with and without a system message, several turns, a system message
+    /// later on — gives transformers' ids, and its generation prompt transformers' prompt ids.
+    func testConversationsGiveTransformersIds() throws {
+        let f = try fixture()
+        let toks = try ["qwen2", "llama3"].reduce(into: [String: Tokenizer]()) {
+            $0[$1] = try ModelDirectory.loadTokenizer(Self.root + "/tokenizers/" + $1)
+        }
+        XCTAssertEqual(Set(f.cases.map(\.template)).count, 7)
+        for c in f.cases {
+            let tok = try XCTUnwrap(toks[c.tokenizer])
+            let template = try XCTUnwrap(ChatTemplate.recognise(f.templates[c.template]!))
+            let e = try ChatFormat.conversation(c.turns, source: c.template, tokenizer: tok, template: template)
+            XCTAssertEqual(e.ids, c.ids, "\(c.template): \(c.messages.map(\.role))")
+            XCTAssertEqual(Array(e.ids.prefix(e.promptLength)), c.prompt_ids, "\(c.template): the prompt before the last reply")
+            XCTAssertEqual(tok.encode(template.generationPrompt(Array(c.turns.dropLast()))), c.prompt_ids, "\(c.template): generate's prompt")
+            // Only assistant contents and their turn ends are trained: never a default system message or header.
+            let trained = tok.decode(zip(e.ids, e.lossMask).filter { $0.1 != 0 }.map(\.0))
+            XCTAssertFalse(trained.contains("assistant") || trained.contains("You are") || trained.contains("Date"), trained)
+        }
+    }
+
+    /// Jinja's string literals as Jinja reads them: escapes, both quotes, the strings of tags only.
+    func testJinjaStringLiterals() {
+        XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ 'a\nb' + "c\"d" }}{% if x == 'e\'f' %}{% endif %}"#), ["a\nb", "c\"d", "e'f"])
+        XCTAssertEqual(JinjaStringLiterals.values(in: #"don't {# it's #}{{ 'x' }} 'y'"#), ["x"], "prose and comments hold no strings")
+        XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ '\x41\u00e9\101\q' }}"#), ["Aé" + "A" + #"\q"#], "hex, unicode, octal; an unknown escape kept")
+        XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ '\N{BULLET}' }}"#), [], "an escape it cannot read: no value")
+        for s in ["it's", #"a\b"#, "two\nlines", "\"q\""] {
+            XCTAssertEqual(JinjaStringLiterals.values(in: "{{ \(JinjaStringLiterals.quote(s)) }}"), [s], s)
+        }
+    }
+
+    func testTemplatesWithoutOneDefaultHaveNone() {
+        let two = "{% if a %}{{ '<|im_start|>system\\nA<|im_end|>\\n' }}{% else %}{{ '<|im_start|>system\\nB<|im_end|>\\n' }}{% endif %}<|im_end|>"
+        XCTAssertEqual(ChatTemplate.recognise(two), .chatml, "two different ones: not guessed")
+        let built = "{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+        XCTAssertEqual(ChatTemplate.recognise(built), .chatml, "a system turn built from the messages is not a default")
+        XCTAssertEqual(ChatTemplate.recognise("<|im_start|>system\nprose<|im_end|>\n"), .chatml, "text outside tags is not a literal")
+    }
+
+    /// Llama 3.1's header: the template sft-dist writes with it reads back as the same, and its
+    /// text starts the system turn, the conversation's own system message trimmed after it.
+    func testTheLlamaHeaderIsSavedAndLaidOut() {
+        let t = ChatTemplate(.llama3, dateHeader: Llama3DateHeader(cutoff: "March 2031", date: "01 Jan 2032"))
+        XCTAssertEqual(ChatTemplate.recognise(t.jinja(bos: "<|begin_of_text|>", eos: "<|eot_id|>")), t)
+        XCTAssertEqual(t.laidOut([ChatMessage(role: .system, content: "  Be brief. \n"), ChatMessage(role: .user, content: "hi")]),
+                       [ChatMessage(role: .system, content: "Cutting Knowledge Date: March 2031\nToday Date: 01 Jan 2032\n\nBe brief."),
+                        ChatMessage(role: .user, content: "hi")])
+        XCTAssertEqual(t.laidOut([ChatMessage(role: .user, content: "hi")]).first?.content, "Cutting Knowledge Date: March 2031\nToday Date: 01 Jan 2032\n\n")
+        XCTAssertEqual(JinjaStringLiterals.assignments(to: "date_string", in: #"{%- set date_string = "a" %}{% set date_string = strftime_now("%d") %}{% set other = 'b' %}"#), ["a"])
+    }
+
+    /// The template a run saves, with a default system message, reads back as the same one, and
+    /// `--chat-template chatml` (no default) on such a tokenizer replaces its template, saying why.
+    func testTheDefaultIsSavedAndAnExplicitChatMLReplacesIt() throws {
+        let withDefault = ChatTemplate(.chatml, defaultSystem: "Be brief, it's 'late'.\nReally.")
+        XCTAssertEqual(ChatTemplate.recognise(withDefault.jinja(bos: "", eos: "<|im_end|>")), withDefault)
+        let dir = try makeTemporaryDirectory("sft-dist-chat-defaults")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Self.root + "/tokenizers/qwen2", toPath: dir + "/qwen2")
+        let tok = try XCTUnwrap(ModelDirectory.loadTokenizer(dir + "/qwen2") as? BPETokenizer)
+        let auto = try ChatTemplate.resolve("auto", tokenizer: tok)
+        XCTAssertEqual(auto.template.defaultSystem, "You are a helpful assistant.")
+        XCTAssertEqual(auto.reason, #"recognised in the tokenizer's chat_template, with its default system message "You are a helpful assistant." for conversations without one"#)
+        XCTAssertNil(try ChatTemplateRecord.record(auto.template, in: tok, dataHasMessages: true), "its own template is kept")
+        let line = try ChatTemplateRecord.record(.chatml, in: tok, dataHasMessages: true)
+        XCTAssertEqual(line, "chat template: the saved tokenizer records chatml, the template the messages are trained with (replacing its own, which puts a default system message first)")
+        XCTAssertEqual(tok.chatTemplateText, HFTokenizerFiles.chatMLTemplate)
+    }
+}
