@@ -78,6 +78,22 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         XCTAssertEqual(ChatTemplate.recognise("<|im_start|>system\nprose<|im_end|>\n"), .chatml, "text outside tags is not a literal")
     }
 
+    /// What a recognised template writes that the layouts do not is said in the log's reason.
+    func testWhatIsNotReproducedIsSaid() throws {
+        func Templated(_ jinja: String) throws -> BPETokenizer {
+            let t = try BPETokenizer(path: Self.root + "/tokenizers/qwen2/tokenizer.json")
+            try t.recordChatTemplate(jinja)
+            return t
+        }
+        let qwen3 = "{{ '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content + '\\n</think>\\n\\n' + content + '<|im_end|>' }}"
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(qwen3)).reason.hasSuffix(
+            "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"))
+        let unread = "{{ '<|start_header_id|>system<|end_header_id|>\\n\\n' + 'Cutting Knowledge Date: ' + cutoff + '\\n' }}<|eot_id|>"
+        let r = try ChatTemplate.resolve("auto", tokenizer: try Templated(unread))
+        XCTAssertEqual(r.template, .llama3)
+        XCTAssertTrue(r.reason.hasSuffix("; note: its dated system turn could not be read, so conversations are laid out without it"), r.reason)
+    }
+
     /// Llama 3.1's header: the template sft-dist writes with it reads back as the same, and its
     /// text starts the system turn, the conversation's own system message trimmed after it.
     func testTheLlamaHeaderIsSavedAndLaidOut() {

@@ -42,6 +42,13 @@ extension ChatTemplate {
                     // its resumes and its ranks on the same tokens whatever the day.
                     if text.contains("strftime_now") { what += " (the template's fixed date, where transformers writes today's)" }
                 }
+                // What the template writes that the layouts do not: said, not silently dropped.
+                if t.layout == .llama3, t.dateHeader == nil, text.contains("Cutting Knowledge Date") {
+                    what += "; note: its dated system turn could not be read, so conversations are laid out without it"
+                }
+                if t.layout == .chatml, text.contains("</think>") {
+                    what += "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"
+                }
                 return (t, "recognised in the tokenizer's chat_template" + what)
             }
             return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
