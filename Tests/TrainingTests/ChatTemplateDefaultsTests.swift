@@ -62,7 +62,7 @@ final class ChatTemplateDefaultsTests: XCTestCase {
     /// Jinja's string literals as Jinja reads them: escapes, both quotes, the strings of tags only.
     func testJinjaStringLiterals() {
         XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ 'a\nb' + "c\"d" }}{% if x == 'e\'f' %}{% endif %}"#), ["a\nb", "c\"d", "e'f"])
-        XCTAssertEqual(JinjaStringLiterals.values(in: #"don't {# it's #}{{ 'x' }} 'y'"#), ["x"], "prose and comments hold no strings")
+        XCTAssertEqual(JinjaStringLiterals.values(in: #"don't {# it's #}{{ 'x' }} 'y'{% raw %}{{ 'z' }}{% endraw %}"#), ["x"], "prose, comments and raw blocks hold no strings")
         XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ '\x41\u00e9\101\q' }}"#), ["Aé" + "A" + #"\q"#], "hex, unicode, octal; an unknown escape kept")
         XCTAssertEqual(JinjaStringLiterals.values(in: #"{{ '\N{BULLET}' }}"#), [], "an escape it cannot read: no value")
         for s in ["it's", #"a\b"#, "two\nlines", "\"q\""] {
@@ -70,12 +70,48 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         }
     }
 
+    /// A system turn is a default only where the template writes it when the first message is not
+    /// a system one; under any other condition — tools given, never, always, no system message
+    /// anywhere — it is not guessed at (transformers wrote no system turn, or another one, there).
     func testTemplatesWithoutOneDefaultHaveNone() {
-        let two = "{% if a %}{{ '<|im_start|>system\\nA<|im_end|>\\n' }}{% else %}{{ '<|im_start|>system\\nB<|im_end|>\\n' }}{% endif %}<|im_end|>"
-        XCTAssertEqual(ChatTemplate.recognise(two), .chatml, "two different ones: not guessed")
-        let built = "{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
-        XCTAssertEqual(ChatTemplate.recognise(built), .chatml, "a system turn built from the messages is not a default")
-        XCTAssertEqual(ChatTemplate.recognise("<|im_start|>system\nprose<|im_end|>\n"), .chatml, "text outside tags is not a literal")
+        let loop = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+        let turn = "'<|im_start|>system\\nX<|im_end|>\\n'"
+        for (prefix, why) in [
+            ("{% if a %}{{ '<|im_start|>system\\nA<|im_end|>\\n' }}{% else %}{{ '<|im_start|>system\\nB<|im_end|>\\n' }}{% endif %}", "two, neither a default"),
+            ("{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}", "built from the messages"),
+            ("<|im_start|>system\nprose<|im_end|>\n", "text outside tags"),
+            ("{% if tools %}{{ \(turn) }}{% endif %}", "only with tools"),
+            ("{% set unused = \(turn) %}", "assigned, not written"),
+            ("{% if false %}{{ \(turn) }}{% endif %}", "never"),
+            ("{% raw %}{{ \(turn) }}{% endraw %}", "raw text"),
+            ("{# {{ \(turn) }} #}", "a comment"),
+            ("{{ \(turn) }}", "always, before the conversation's own"),
+            ("{% if not (messages|selectattr('role','equalto','system')|list) %}{{ \(turn) }}{% endif %}", "no system message anywhere"),
+            ("{% if messages[0]['role'] == 'system' %}{{ \(turn) }}{% endif %}", "the system branch, not the default"),
+            ("{% if messages[0]['role'] == 'system' %}{% elif x %}{% else %}{{ \(turn) }}{% endif %}", "after an elif"),
+        ] {
+            XCTAssertEqual(ChatTemplate.recognise(prefix + loop), .chatml, why)
+        }
+        // The default branch, written with double quotes and `.role`, is one.
+        XCTAssertEqual(ChatTemplate.recognise("{%- if messages[0].role != \"system\" -%}{{- \"<|im_start|>system\\nY<|im_end|>\\n\" -}}{%- endif %}" + loop),
+                       ChatTemplate(.chatml, defaultSystem: "Y"))
+    }
+
+    /// The dated header is read only where the template writes it for every conversation, laid
+    /// out as Llama 3.1's; the date only from a literal assignment, not from a comment.
+    func testLlamaHeadersThatAreNotLlama31sAreNotRead() throws {
+        let llama31 = try XCTUnwrap(try fixture().templates["llama3.1"])
+        XCTAssertNotNil(Llama3DateHeader(in: llama31))
+        let systemOnly = llama31.replacingOccurrences(of: "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}",
+                                                      with: "{% if messages[0]['role'] == 'system' %}{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{% endif %}")
+        XCTAssertNotEqual(systemOnly, llama31)
+        XCTAssertNil(Llama3DateHeader(in: systemOnly), "a header only with a system message")
+        let oneNewline = llama31.replacingOccurrences(of: "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}", with: "{{- \"Today Date: \" + date_string + \"\\n\" }}")
+        XCTAssertNotEqual(oneNewline, llama31)
+        XCTAssertNil(Llama3DateHeader(in: oneNewline), "another layout")
+        XCTAssertNil(Llama3DateHeader(in: llama31 + "{% if x %}{% set date_string = \"01 Jan 2025\" %}{% endif %}"), "two dates")
+        XCTAssertNotNil(Llama3DateHeader(in: llama31 + "{#- e.g. {% set date_string = \"01 Jan 2025\" %} #}"), "a comment is not an assignment")
+        XCTAssertEqual(JinjaStringLiterals.assignments(to: "date_string", in: #"{% set date_string = "a" | trim %}{% set date_string = 'b' %}"#), ["b"])
     }
 
     /// What a recognised template writes that the layouts do not is said in the log's reason.
@@ -88,6 +124,9 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         let qwen3 = "{{ '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content + '\\n</think>\\n\\n' + content + '<|im_end|>' }}"
         XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(qwen3)).reason.hasSuffix(
             "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"))
+        let always = "{{ '<|im_start|>system\\nAlways.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role }}{% endfor %}"
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(always)).reason.hasSuffix(
+            "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"))
         let unread = "{{ '<|start_header_id|>system<|end_header_id|>\\n\\n' + 'Cutting Knowledge Date: ' + cutoff + '\\n' }}<|eot_id|>"
         let r = try ChatTemplate.resolve("auto", tokenizer: try Templated(unread))
         XCTAssertEqual(r.template, .llama3)

@@ -7,19 +7,46 @@ import Foundation
 ///     {%- else %}
 ///         {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
 ///
-/// sft-dist does not run Jinja; it finds that literal among the template's strings and keeps
-/// its text, so that training lays a conversation out as `apply_chat_template` does.
+/// sft-dist does not run Jinja; it finds that literal where the template writes it by default —
+/// in the branch taken when the first message is not a system one, inside nothing but the loop
+/// over the messages and the branch taken without tools (transformers passes `tools=None`) —
+/// and keeps its text, so that training lays a conversation out as `apply_chat_template` does.
+/// A system turn written under any other condition is not guessed at.
 extension ChatTemplate {
-    /// The text of the one literal `<|im_start|>system\n…<|im_end|>\n` in `jinja`'s expressions,
-    /// or nil when there is none — or more than one, which sft-dist would have to guess between.
+    /// The text of the one default `<|im_start|>system\n…<|im_end|>\n` literal in `jinja`, or
+    /// nil when there is none — or more than one, which sft-dist would have to guess between.
     static func chatMLDefaultSystem(in jinja: String) -> String? {
-        let head = "<|im_start|>system\n", tail = "<|im_end|>\n"
-        let found = Set(JinjaStringLiterals.values(in: jinja).compactMap { s -> String? in
-            guard s.hasPrefix(head), s.hasSuffix(tail), s.count >= head.count + tail.count else { return nil }
-            let middle = String(s.dropFirst(head.count).dropLast(tail.count))
-            return middle.contains("<|im_start|>") || middle.contains("<|im_end|>") ? nil : middle
-        })
+        let found = Set(JinjaTag.scan(jinja).filter { isDefaultBranch($0.frames) }.compactMap(chatMLSystemTurn))
         return found.count == 1 ? found.first : nil
+    }
+
+    /// Whether `jinja` writes a literal ChatML system turn anywhere, default or not.
+    static func writesChatMLSystemTurn(_ jinja: String) -> Bool {
+        JinjaTag.scan(jinja).contains { chatMLSystemTurn($0) != nil }
+    }
+
+    /// The system message of an output tag that is one `'<|im_start|>system\n…<|im_end|>\n'` literal.
+    static func chatMLSystemTurn(_ tag: JinjaTag) -> String? {
+        let head = "<|im_start|>system\n", tail = "<|im_end|>\n"
+        guard tag.kind == .output, tag.code == "§", let s = tag.literals[0],
+              s.hasPrefix(head), s.hasSuffix(tail), s.count >= head.count + tail.count else { return nil }
+        let middle = String(s.dropFirst(head.count).dropLast(tail.count))
+        return middle.contains("<|im_start|>") || middle.contains("<|im_end|>") ? nil : middle
+    }
+
+    /// The branch a template writes its default system turn in: Qwen2's `{% if loop.first and
+    /// messages[0]['role'] != 'system' %}` in the loop over the messages, Qwen2.5's `{% else %}`
+    /// of `{% if messages[0]['role'] == 'system' %}` in the `{% else %}` of `{% if tools %}`.
+    static func isDefaultBranch(_ frames: [JinjaTag.Frame]) -> Bool {
+        guard let inner = frames.last, inner.keyword == "if" else { return false }
+        let noSystem: Set = ["messages[0]['role']!='system'", "loop.firstandmessages[0]['role']!='system'",
+                             "messages[0]['role']!='system'andloop.first", "notmessages[0]['role']=='system'"]
+        let isDefault = (!inner.inElse && noSystem.contains(inner.condition))
+            || (inner.inElse && !inner.afterElif && inner.condition == "messages[0]['role']=='system'")
+        return isDefault && frames.dropLast().allSatisfy { f in
+            (f.keyword == "for" && f.condition == "messageinmessages")
+                || (f.keyword == "if" && f.condition == "tools" && f.inElse && !f.afterElif)
+        }
     }
 }
 
@@ -44,115 +71,22 @@ public struct Llama3DateHeader: Sendable, Hashable {
     /// What the system turn's text starts with.
     public var text: String { "Cutting Knowledge Date: \(cutoff)\nToday Date: \(date)\n\n" }
 
-    /// The header of a template that writes one: the cut-off from its literal, the date from
-    /// `set date_string = "…"` (the one literal date; Llama 3.2's fallback beside strftime_now).
-    /// nil when the template has no such header or sft-dist cannot read it whole.
+    /// The header of a template that writes one, as Llama 3.1's does: at its top level (whatever
+    /// the conversation) the system header, the cut-off literal and `"Today Date: " + date_string
+    /// + "\n\n"`, the date from `set date_string = "…"` (the one literal date; Llama 3.2's
+    /// fallback beside strftime_now). nil when the template has no such header or sft-dist
+    /// cannot read it whole.
     init?(in jinja: String) {
         let prefix = "Cutting Knowledge Date: "
-        let cutoffs = Set(JinjaStringLiterals.values(in: jinja).filter { $0.hasPrefix(prefix) && $0.hasSuffix("\n") })
-        guard cutoffs.count == 1, let line = cutoffs.first, JinjaStringLiterals.values(in: jinja).contains("Today Date: ") else { return nil }
+        let top = JinjaTag.scan(jinja).filter { $0.kind == .output && $0.frames.isEmpty }
+        guard top.contains(where: { $0.code == "§" && $0.literals == ["<|start_header_id|>system<|end_header_id|>\n\n"] }),
+              top.contains(where: { $0.code == "§+date_string+§" && $0.literals == ["Today Date: ", "\n\n"] }) else { return nil }
+        let cutoffs = Set(top.compactMap { t -> String? in
+            guard t.code == "§", let s = t.literals[0], s.hasPrefix(prefix), s.hasSuffix("\n") else { return nil }
+            return String(s.dropFirst(prefix.count).dropLast())
+        })
         let dates = Set(JinjaStringLiterals.assignments(to: "date_string", in: jinja))
-        guard dates.count == 1, let date = dates.first else { return nil }
-        self.init(cutoff: String(line.dropFirst(prefix.count).dropLast()), date: date)
-    }
-}
-
-/// The string literals of a Jinja template's `{{ … }}` and `{% … %}` tags, unescaped as Jinja
-/// does (Python's `unicode-escape`: `\n`, `\'`, `\\`, `\xhh`, `\uhhhh`, …). Text outside the tags
-/// and `{# … #}` comments are prose, whose quotes are not strings. A literal with an escape
-/// this reader does not know (`\N{…}`) is left out rather than guessed at.
-enum JinjaStringLiterals {
-    static func values(in template: String) -> [String] {
-        let c = Array(template.unicodeScalars)
-        var out: [String] = []
-        var i = 0
-        func at(_ k: Int, _ s: String) -> Bool {
-            let p = Array(s.unicodeScalars)
-            return k + p.count <= c.count && Array(c[k..<k + p.count]) == p
-        }
-        while i < c.count {
-            if at(i, "{#") {                        // a comment: up to its end
-                i += 2
-                while i < c.count && !at(i, "#}") { i += 1 }
-                i += 2
-            } else if at(i, "{{") || at(i, "{%") {  // a tag: its strings, up to its end
-                let close = at(i, "{{") ? "}}" : "%}"
-                i += 2
-                while i < c.count && !at(i, close) {
-                    if c[i] == "'" || c[i] == "\"" {
-                        let (value, next) = literal(c, from: i)
-                        if let value { out.append(value) }
-                        i = next
-                    } else { i += 1 }
-                }
-                i += 2
-            } else { i += 1 }
-        }
-        return out
-    }
-
-    /// The literals assigned to `name` by `{% set name = '…' %}` tags.
-    static func assignments(to name: String, in template: String) -> [String] {
-        var out: [String] = []
-        var rest = Substring(template)
-        while let tag = rest.range(of: "{%") {
-            guard let end = rest.range(of: "%}", range: tag.upperBound..<rest.endIndex) else { break }
-            let body = rest[tag.upperBound..<end.lowerBound].trimmingCharacters(in: CharacterSet(charactersIn: "-+ \t\n"))
-            let words = body.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            if words.count == 2, words[0] == "set " + name || words[0].split(whereSeparator: \.isWhitespace) == ["set", Substring(name)],
-               let q = words[1].unicodeScalars.first, q == "'" || q == "\"" {
-                let (value, next) = literal(Array(words[1].unicodeScalars), from: 0)
-                if let value, next == words[1].unicodeScalars.count { out.append(value) }
-            }
-            rest = rest[end.upperBound...]
-        }
-        return out
-    }
-
-    /// The literal opening at `c[start]`: its value (nil if it cannot be read) and the index after it.
-    static func literal(_ c: [Unicode.Scalar], from start: Int) -> (String?, Int) {
-        let quote = c[start]
-        var value = String.UnicodeScalarView(), ok = true
-        var i = start + 1
-        func hex(_ n: Int) -> Unicode.Scalar? {
-            guard i + 2 + n <= c.count, let v = UInt32(String(String.UnicodeScalarView(c[(i + 2)..<(i + 2 + n)])), radix: 16) else { return nil }
-            return Unicode.Scalar(v)
-        }
-        while i < c.count && c[i] != quote {
-            if c[i] == "\r" {                       // Jinja normalises newlines inside strings
-                value.append("\n")
-                i += (i + 1 < c.count && c[i + 1] == "\n") ? 2 : 1
-                continue
-            }
-            guard c[i] == "\\", i + 1 < c.count else { value.append(c[i]); i += 1; continue }
-            let e = c[i + 1]
-            switch e {
-            case "n": value.append("\n"); i += 2
-            case "t": value.append("\t"); i += 2
-            case "r": value.append("\r"); i += 2
-            case "\\", "'", "\"": value.append(e); i += 2
-            case "a": value.append("\u{07}"); i += 2
-            case "b": value.append("\u{08}"); i += 2
-            case "f": value.append("\u{0C}"); i += 2
-            case "v": value.append("\u{0B}"); i += 2
-            case "\n": i += 2                       // a backslash-newline continues the line
-            case "x", "u", "U":
-                let n = e == "x" ? 2 : e == "u" ? 4 : 8
-                if let s = hex(n) { value.append(s); i += 2 + n } else { ok = false; i += 2 }
-            case "0"..."7":
-                var v: UInt32 = 0, k = i + 1
-                while k < c.count, k < i + 4, ("0"..."7").contains(c[k]) { v = v * 8 + c[k].value - 48; k += 1 }
-                value.append(Unicode.Scalar(v)!); i = k
-            case "N": ok = false; i += 2
-            default: value.append("\\"); value.append(e); i += 2   // Python keeps an unknown escape as it is
-            }
-        }
-        return (ok ? String(value) : nil, i + 1)
-    }
-
-    /// `s` as a single-quoted Jinja literal that `values(in:)` (and Jinja) reads back as `s`.
-    static func quote(_ s: String) -> String {
-        "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
-            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r") + "'"
+        guard cutoffs.count == 1, let cutoff = cutoffs.first, dates.count == 1, let date = dates.first else { return nil }
+        self.init(cutoff: cutoff, date: date)
     }
 }

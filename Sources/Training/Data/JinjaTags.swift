@@ -1,0 +1,166 @@
+import Foundation
+
+/// Just enough of a Jinja template's structure to read a value out of it without running it:
+/// each `{{ … }}` / `{% … %}` tag with its string literals, and the `if` / `for` blocks it sits
+/// in — so that a literal is taken for a default only where the template writes it by default
+/// (`ChatTemplateDefaults.swift`). Comments and `{% raw %}` blocks are prose.
+struct JinjaTag {
+    enum Kind { case output, statement }
+    /// An enclosing block: its keyword (`if`, `for`, `macro`, …), its condition or header with
+    /// whitespace removed, `"` as `'` and `x.role` as `x['role']`, and whether the tag is in its
+    /// `else` (or after an `elif`).
+    struct Frame {
+        let keyword: String
+        let condition: String
+        var inElse = false
+        var afterElif = false
+    }
+
+    let kind: Kind
+    /// The text between the delimiters, whitespace-control marks and spaces trimmed.
+    let body: String
+    /// The tag's string literals in order, unescaped; nil for one this reader cannot read.
+    let literals: [String?]
+    /// The body with each literal as `§` and no whitespace: `§+date_string+§`.
+    let code: String
+    /// The blocks the tag is in, outermost first.
+    let frames: [Frame]
+
+    /// The first word of a statement (`if`, `set`, `endfor`, …); "" for an output tag.
+    var keyword: String { kind == .output ? "" : String(body.prefix { !$0.isWhitespace }) }
+
+    static func normalised(_ condition: Substring) -> String {
+        String(condition.filter { !$0.isWhitespace }).replacingOccurrences(of: "\"", with: "'")
+            .replacingOccurrences(of: ".role", with: "['role']")
+    }
+
+    /// Every tag of `template`, in order.
+    static func scan(_ template: String) -> [JinjaTag] {
+        let c = Array(template.unicodeScalars)
+        var tags: [JinjaTag] = [], frames: [Frame] = []
+        var i = 0
+        func at(_ k: Int, _ s: String) -> Bool {
+            let p = Array(s.unicodeScalars)
+            return k + p.count <= c.count && Array(c[k..<k + p.count]) == p
+        }
+        while i < c.count {
+            if at(i, "{#") {                        // a comment: up to its end
+                i += 2
+                while i < c.count && !at(i, "#}") { i += 1 }
+                i += 2
+                continue
+            }
+            guard at(i, "{{") || at(i, "{%") else { i += 1; continue }
+            let kind: Kind = at(i, "{{") ? .output : .statement
+            let close = kind == .output ? "}}" : "%}"
+            var body = String.UnicodeScalarView(), code = String.UnicodeScalarView(), literals: [String?] = []
+            i += 2
+            while i < c.count && !at(i, close) {
+                if c[i] == "'" || c[i] == "\"" {
+                    let (value, next) = JinjaStringLiterals.literal(c, from: i)
+                    literals.append(value)
+                    body.append(contentsOf: c[i..<min(next, c.count)])
+                    code.append("§")
+                    i = next
+                } else {
+                    body.append(c[i])
+                    if !c[i].properties.isWhitespace { code.append(c[i]) }
+                    i += 1
+                }
+            }
+            i += 2
+            let text = String(body).trimmingCharacters(in: CharacterSet(charactersIn: "-+").union(.whitespacesAndNewlines))
+            let marks = CharacterSet(charactersIn: "-+")
+            let tag = JinjaTag(kind: kind, body: text, literals: literals,
+                               code: String(code).trimmingCharacters(in: marks), frames: frames)
+            tags.append(tag)
+            let word = tag.keyword, rest = text.dropFirst(word.count)
+            switch word {
+            case "raw":                             // verbatim text up to {% endraw %}
+                while i < c.count && !(at(i, "{%") && String(String.UnicodeScalarView(c[i..<min(i + 16, c.count)])).contains("endraw")) { i += 1 }
+                while i < c.count && !at(i, "%}") { i += 1 }
+                i += 2
+            case "if", "for", "macro", "call", "filter", "generation":
+                frames.append(Frame(keyword: word, condition: normalised(rest)))
+            case "set" where !rest.contains("="):   // a block set, closed by endset
+                frames.append(Frame(keyword: word, condition: normalised(rest)))
+            case "elif":
+                if !frames.isEmpty { frames[frames.count - 1].inElse = true; frames[frames.count - 1].afterElif = true }
+            case "else":
+                if !frames.isEmpty { frames[frames.count - 1].inElse = true }
+            default:
+                if word.hasPrefix("end"), !frames.isEmpty { frames.removeLast() }
+            }
+        }
+        return tags
+    }
+}
+
+/// The string literals of a Jinja template's tags, unescaped as Jinja does (Python's
+/// `unicode-escape`: `\n`, `\'`, `\\`, `\xhh`, `\uhhhh`, …). A literal with an escape this
+/// reader does not know (`\N{…}`) is left out rather than guessed at.
+enum JinjaStringLiterals {
+    static func values(in template: String) -> [String] {
+        JinjaTag.scan(template).flatMap { $0.literals.compactMap { $0 } }
+    }
+
+    /// The literals assigned to `name` by `{% set name = '…' %}` tags (a literal alone, not
+    /// followed by a filter or an operator).
+    static func assignments(to name: String, in template: String) -> [String] {
+        JinjaTag.scan(template).compactMap { tag in
+            guard tag.keyword == "set", tag.literals.count == 1, let value = tag.literals[0] else { return nil }
+            let parts = tag.body.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            guard parts.count == 2, parts[0].split(whereSeparator: \.isWhitespace) == ["set", Substring(name)],
+                  let q = parts[1].unicodeScalars.first, q == "'" || q == "\"",
+                  JinjaStringLiterals.literal(Array(parts[1].unicodeScalars), from: 0).1 == parts[1].unicodeScalars.count else { return nil }
+            return value
+        }
+    }
+
+    /// The literal opening at `c[start]`: its value (nil if it cannot be read) and the index after it.
+    static func literal(_ c: [Unicode.Scalar], from start: Int) -> (String?, Int) {
+        let quote = c[start]
+        var value = String.UnicodeScalarView(), ok = true
+        var i = start + 1
+        func hex(_ n: Int) -> Unicode.Scalar? {
+            guard i + 2 + n <= c.count, let v = UInt32(String(String.UnicodeScalarView(c[(i + 2)..<(i + 2 + n)])), radix: 16) else { return nil }
+            return Unicode.Scalar(v)
+        }
+        while i < c.count && c[i] != quote {
+            if c[i] == "\r" {                       // Jinja normalises newlines inside strings
+                value.append("\n")
+                i += (i + 1 < c.count && c[i + 1] == "\n") ? 2 : 1
+                continue
+            }
+            guard c[i] == "\\", i + 1 < c.count else { value.append(c[i]); i += 1; continue }
+            let e = c[i + 1]
+            switch e {
+            case "n": value.append("\n"); i += 2
+            case "t": value.append("\t"); i += 2
+            case "r": value.append("\r"); i += 2
+            case "\\", "'", "\"": value.append(e); i += 2
+            case "a": value.append("\u{07}"); i += 2
+            case "b": value.append("\u{08}"); i += 2
+            case "f": value.append("\u{0C}"); i += 2
+            case "v": value.append("\u{0B}"); i += 2
+            case "\n": i += 2                       // a backslash-newline continues the line
+            case "x", "u", "U":
+                let n = e == "x" ? 2 : e == "u" ? 4 : 8
+                if let s = hex(n) { value.append(s); i += 2 + n } else { ok = false; i += 2 }
+            case "0"..."7":
+                var v: UInt32 = 0, k = i + 1
+                while k < c.count, k < i + 4, ("0"..."7").contains(c[k]) { v = v * 8 + c[k].value - 48; k += 1 }
+                value.append(Unicode.Scalar(v)!); i = k
+            case "N": ok = false; i += 2
+            default: value.append("\\"); value.append(e); i += 2   // Python keeps an unknown escape as it is
+            }
+        }
+        return (ok ? String(value) : nil, i + 1)
+    }
+
+    /// `s` as a single-quoted Jinja literal that `values(in:)` (and Jinja) reads back as `s`.
+    static func quote(_ s: String) -> String {
+        "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r") + "'"
+    }
+}
