@@ -89,12 +89,38 @@ final class ChatTemplateDefaultsTests: XCTestCase {
             ("{% if not (messages|selectattr('role','equalto','system')|list) %}{{ \(turn) }}{% endif %}", "no system message anywhere"),
             ("{% if messages[0]['role'] == 'system' %}{{ \(turn) }}{% endif %}", "the system branch, not the default"),
             ("{% if messages[0]['role'] == 'system' %}{% elif x %}{% else %}{{ \(turn) }}{% endif %}", "after an elif"),
+            // Blocks sft-dist must follow to know the branch (a second review).
+            ("{% if tools %}{% with x = 1 %}{% endwith %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "with"),
+            ("{% if tools %}{% autoescape true %}{% endautoescape %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "autoescape"),
+            ("{% if tools %}{% if(tools|length > 5) %}x{% endif %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "if("),
+            ("{% if tools %}{% set y | replace('=', '') %}foo{% endset %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "a block set"),
+            ("{% if tools %}{{ {'k': {'v': 1}} ~ '{% endif %}' }}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "a dict's }}"),
+            ("{% raw %}{% endraw_x %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endraw %}", "endraw_x is not endraw"),
+            ("{% raw %}A{%-\n   endraw %}{% if tools %}{% raw %}B{% endraw %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endif %}", "a spaced endraw"),
+            ("{% for message in messages %}{% else %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endfor %}", "the loop's else"),
+            ("{% for message in messages %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}{% endfor %}", "before every message"),
+            ("{% if messages[0]['role'] != 'system' %}{{ \(turn) }}", "a block left open"),
+            ("{% endif %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}", "an end with nothing open"),
+            ("{% set messages = [{'role': 'system', 'content': 'x'}] + messages %}{% if messages[0]['role'] != 'system' %}{{ \(turn) }}{% endif %}", "messages reassigned"),
         ] {
             XCTAssertEqual(ChatTemplate.recognise(prefix + loop), .chatml, why)
         }
         // The default branch, written with double quotes and `.role`, is one.
         XCTAssertEqual(ChatTemplate.recognise("{%- if messages[0].role != \"system\" -%}{{- \"<|im_start|>system\\nY<|im_end|>\\n\" -}}{%- endif %}" + loop),
                        ChatTemplate(.chatml, defaultSystem: "Y"))
+    }
+
+    /// Malformed templates are not read, quickly and without a trap: a `§` where a literal was
+    /// expected, nesting 20,000 deep (each tag had kept its own copy of the open blocks: 18 GB).
+    func testMalformedTemplatesAreNotReadAndDoNotTrap() {
+        XCTAssertEqual(ChatTemplate.recognise("{{ § }}{{- § -}}<|im_start|><|im_end|>"), .chatml)
+        XCTAssertNil(Llama3DateHeader(in: "{{ § }}{{ § }}{{ § }}{{ § }}{{ § }}"))
+        let deep = String(repeating: "{% if false %}", count: 20_000) + "x" + String(repeating: "{% endif %}", count: 20_000)
+        let started = Date()
+        XCTAssertNil(JinjaTag.scan(deep), "deeper than any chat template")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        XCTAssertNil(JinjaTag.scan("{{ 'open"), "a tag left open")
+        XCTAssertNotNil(JinjaTag.scan(String(repeating: "{% if a %}", count: 64) + String(repeating: "{% endif %}", count: 64)))
     }
 
     /// The dated header is read only where the template writes it for every conversation, laid
@@ -110,6 +136,19 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         XCTAssertNotEqual(oneNewline, llama31)
         XCTAssertNil(Llama3DateHeader(in: oneNewline), "another layout")
         XCTAssertNil(Llama3DateHeader(in: llama31 + "{% if x %}{% set date_string = \"01 Jan 2025\" %}{% endif %}"), "two dates")
+        for (from, to, why) in [
+            ("{{- system_message }}\n{{- \"<|eot_id|>\" }}", "{{- \"<|eot_id|>\" }}{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' + system_message + '<|eot_id|>' }}", "the system message in its own turn"),
+            ("{%- set system_message = messages[0]['content']|trim %}", "{%- set system_message = messages[0]['content'] %}", "not trimmed"),
+            ("{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n{{- \"Today Date: \" + date_string + \"\\n\\n\" }}",
+             "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}{{- \"Cutting Knowledge Date: December 2023\\n\" }}", "another order"),
+            ("{{- \"Today Date: \" + date_string + \"\\n\\n\" }}", "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}{{- \"Model: X\\n\" }}", "another line"),
+            ("{%- if not tools is defined %}", "{%- set date_string = date_string | upper %}{%- if not tools is defined %}", "the date changed after"),
+            ("{%- if not tools is defined %}", "{%- set date_string = \"01 Jan \" ~ \"2030\" %}{%- if not tools is defined %}", "the date built"),
+        ] {
+            let changed = llama31.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(changed, llama31, why)
+            XCTAssertNil(Llama3DateHeader(in: changed), why)
+        }
         XCTAssertNotNil(Llama3DateHeader(in: llama31 + "{#- e.g. {% set date_string = \"01 Jan 2025\" %} #}"), "a comment is not an assignment")
         XCTAssertEqual(JinjaStringLiterals.assignments(to: "date_string", in: #"{% set date_string = "a" | trim %}{% set date_string = 'b' %}"#), ["b"])
     }

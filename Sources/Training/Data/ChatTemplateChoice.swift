@@ -46,8 +46,12 @@ extension ChatTemplate {
                 if t.layout == .llama3, t.dateHeader == nil, text.contains("Cutting Knowledge Date") {
                     what += "; note: its dated system turn could not be read, so conversations are laid out without it"
                 }
-                if t.layout == .chatml, t.defaultSystem == nil, ChatTemplate.writesChatMLSystemTurn(text) {
-                    what += "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"
+                if t.layout == .chatml, t.defaultSystem == nil {
+                    switch ChatTemplate.writesChatMLSystemTurn(text) {
+                    case true?: what += "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"
+                    case nil: what += "; note: sft-dist cannot follow its blocks, so it reads no default system message from it"
+                    default: break
+                    }
                 }
                 if t.layout == .chatml, text.contains("</think>") {
                     what += "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"

@@ -16,37 +16,43 @@ extension ChatTemplate {
     /// The text of the one default `<|im_start|>system\n…<|im_end|>\n` literal in `jinja`, or
     /// nil when there is none — or more than one, which sft-dist would have to guess between.
     static func chatMLDefaultSystem(in jinja: String) -> String? {
-        let found = Set(JinjaTag.scan(jinja).filter { isDefaultBranch($0.frames) }.compactMap(chatMLSystemTurn))
+        // A template that reassigns `messages` tests another list than the conversation's.
+        guard let tags = JinjaTag.scan(jinja), !tags.contains(where: { $0.keyword == "set" && $0.code.hasPrefix("setmessages=") }) else { return nil }
+        let found = Set(tags.filter { isDefaultBranch($0.frames) }.compactMap(chatMLSystemTurn))
         return found.count == 1 ? found.first : nil
     }
 
-    /// Whether `jinja` writes a literal ChatML system turn anywhere, default or not.
-    static func writesChatMLSystemTurn(_ jinja: String) -> Bool {
-        JinjaTag.scan(jinja).contains { chatMLSystemTurn($0) != nil }
+    /// Whether `jinja` writes a literal ChatML system turn anywhere, default or not (nil: its
+    /// blocks cannot be followed).
+    static func writesChatMLSystemTurn(_ jinja: String) -> Bool? {
+        JinjaTag.scan(jinja).map { $0.contains { chatMLSystemTurn($0) != nil } }
     }
 
     /// The system message of an output tag that is one `'<|im_start|>system\n…<|im_end|>\n'` literal.
     static func chatMLSystemTurn(_ tag: JinjaTag) -> String? {
         let head = "<|im_start|>system\n", tail = "<|im_end|>\n"
-        guard tag.kind == .output, tag.code == "§", let s = tag.literals[0],
+        guard tag.kind == .output, tag.code == "§", tag.literals.count == 1, let s = tag.literals[0],
               s.hasPrefix(head), s.hasSuffix(tail), s.count >= head.count + tail.count else { return nil }
         let middle = String(s.dropFirst(head.count).dropLast(tail.count))
         return middle.contains("<|im_start|>") || middle.contains("<|im_end|>") ? nil : middle
     }
 
     /// The branch a template writes its default system turn in: Qwen2's `{% if loop.first and
-    /// messages[0]['role'] != 'system' %}` in the loop over the messages, Qwen2.5's `{% else %}`
+    /// messages[0]['role'] != 'system' %}` in `{% for message in messages %}`, Qwen2.5's `{% else %}`
     /// of `{% if messages[0]['role'] == 'system' %}` in the `{% else %}` of `{% if tools %}`.
     static func isDefaultBranch(_ frames: [JinjaTag.Frame]) -> Bool {
         guard let inner = frames.last, inner.keyword == "if" else { return false }
-        let noSystem: Set = ["messages[0]['role']!='system'", "loop.firstandmessages[0]['role']!='system'",
-                             "messages[0]['role']!='system'andloop.first", "notmessages[0]['role']=='system'"]
-        let isDefault = (!inner.inElse && noSystem.contains(inner.condition))
-            || (inner.inElse && !inner.afterElif && inner.condition == "messages[0]['role']=='system'")
-        return isDefault && frames.dropLast().allSatisfy { f in
-            (f.keyword == "for" && f.condition == "messageinmessages")
+        let outer = frames.dropLast()
+        guard outer.allSatisfy({ f in
+            (f.keyword == "for" && f.condition == "messageinmessages" && !f.inElse)
                 || (f.keyword == "if" && f.condition == "tools" && f.inElse && !f.afterElif)
+        }) else { return false }
+        let noSystem = "messages[0]['role']!='system'", system = "messages[0]['role']=='system'"
+        if outer.contains(where: { $0.keyword == "for" }) {  // once, before the first message
+            return !inner.inElse && ["loop.firstand" + noSystem, noSystem + "andloop.first"].contains(inner.condition)
         }
+        return (!inner.inElse && [noSystem, "not" + system].contains(inner.condition))
+            || (inner.inElse && !inner.afterElif && inner.condition == system)
     }
 }
 
@@ -77,16 +83,25 @@ public struct Llama3DateHeader: Sendable, Hashable {
     /// fallback beside strftime_now). nil when the template has no such header or sft-dist
     /// cannot read it whole.
     init?(in jinja: String) {
+        guard let tags = JinjaTag.scan(jinja) else { return nil }
+        // Written at the top level, one after the other: the header, the cut-off, the date, the
+        // system message (the first message's content, trimmed) and the turn's end.
+        let top = tags.filter { $0.kind == .output && $0.frames.isEmpty }
         let prefix = "Cutting Knowledge Date: "
-        let top = JinjaTag.scan(jinja).filter { $0.kind == .output && $0.frames.isEmpty }
-        guard top.contains(where: { $0.code == "§" && $0.literals == ["<|start_header_id|>system<|end_header_id|>\n\n"] }),
-              top.contains(where: { $0.code == "§+date_string+§" && $0.literals == ["Today Date: ", "\n\n"] }) else { return nil }
-        let cutoffs = Set(top.compactMap { t -> String? in
-            guard t.code == "§", let s = t.literals[0], s.hasPrefix(prefix), s.hasSuffix("\n") else { return nil }
-            return String(s.dropFirst(prefix.count).dropLast())
-        })
+        guard let start = top.firstIndex(where: { $0.code == "§" && $0.literals == ["<|start_header_id|>system<|end_header_id|>\n\n"] }),
+              start + 4 < top.count else { return nil }
+        let (cut, today, system, end) = (top[start + 1], top[start + 2], top[start + 3], top[start + 4])
+        guard cut.code == "§", cut.literals.count == 1, let line = cut.literals[0], line.hasPrefix(prefix), line.hasSuffix("\n"),
+              today.code == "§+date_string+§", today.literals == ["Today Date: ", "\n\n"],
+              system.code == "system_message", end.code == "§", end.literals == ["<|eot_id|>"],
+              tags.contains(where: { $0.code == "setsystem_message=messages[0][§]|trim" && $0.literals == ["content"] })
+        else { return nil }
+        // The date: the one literal it is set to; besides it only Llama 3.2's strftime_now.
+        let sets = tags.filter { $0.keyword == "set" && $0.code.hasPrefix("setdate_string=") }
         let dates = Set(JinjaStringLiterals.assignments(to: "date_string", in: jinja))
-        guard cutoffs.count == 1, let cutoff = cutoffs.first, dates.count == 1, let date = dates.first else { return nil }
-        self.init(cutoff: cutoff, date: date)
+        let today32 = sets.filter { $0.code == "setdate_string=strftime_now(§)" }.count
+        guard dates.count == 1, let date = dates.first,
+              sets.count == JinjaStringLiterals.assignments(to: "date_string", in: jinja).count + today32 else { return nil }
+        self.init(cutoff: String(line.dropFirst(prefix.count).dropLast()), date: date)
     }
 }

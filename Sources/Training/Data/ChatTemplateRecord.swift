@@ -25,7 +25,7 @@ extension ChatTemplate {
                     + "{% set messages = messages[1:] %}{% else %}{% set system_message = '' %}{% endif %}"
                     + "{% set date_string = \(literal(h.date)) %}{{ '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
                     + "{{ \(literal("Cutting Knowledge Date: " + h.cutoff + "\n")) }}{{ 'Today Date: ' + date_string + '\\n\\n' }}"
-                    + "{{ system_message + '<|eot_id|>' }}{% for message in messages %}"
+                    + "{{ system_message }}{{ '<|eot_id|>' }}{% for message in messages %}"
                     + "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
                     + "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
             }

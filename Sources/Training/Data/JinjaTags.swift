@@ -27,21 +27,37 @@ struct JinjaTag {
     let frames: [Frame]
 
     /// The first word of a statement (`if`, `set`, `endfor`, …); "" for an output tag.
-    var keyword: String { kind == .output ? "" : String(body.prefix { !$0.isWhitespace }) }
+    var keyword: String { kind == .output ? "" : String(body.prefix { $0.isLetter || $0 == "_" }) }
 
     static func normalised(_ condition: Substring) -> String {
         String(condition.filter { !$0.isWhitespace }).replacingOccurrences(of: "\"", with: "'")
             .replacingOccurrences(of: ".role", with: "['role']")
     }
 
-    /// Every tag of `template`, in order.
-    static func scan(_ template: String) -> [JinjaTag] {
+    /// The statements that open a block, closed by `end` + the keyword.
+    static let blocks: Set = ["if", "for", "macro", "call", "filter", "with", "autoescape", "block", "trans", "generation"]
+    /// Deeper than any real chat template; a template nested deeper is not read.
+    static let maximumDepth = 64
+
+    /// Every tag of `template`, in order; nil when sft-dist cannot follow its blocks (an `end…`
+    /// that closes no open block of its kind, a block left open, nesting deeper than
+    /// `maximumDepth`) — a value read out of such a template could be taken from the wrong branch.
+    static func scan(_ template: String) -> [JinjaTag]? {
         let c = Array(template.unicodeScalars)
         var tags: [JinjaTag] = [], frames: [Frame] = []
         var i = 0
         func at(_ k: Int, _ s: String) -> Bool {
             let p = Array(s.unicodeScalars)
             return k + p.count <= c.count && Array(c[k..<k + p.count]) == p
+        }
+        /// Whether a `{% endraw %}` tag (whitespace control and spaces allowed) starts at `k`.
+        func endRaw(_ k: Int) -> Bool {
+            guard at(k, "{%") else { return false }
+            var j = k + 2
+            while j < c.count && (c[j] == "-" || c[j] == "+" || c[j].properties.isWhitespace) { j += 1 }
+            guard at(j, "endraw") else { return false }
+            j += 6
+            return j < c.count && !(c[j].properties.isAlphabetic || c[j] == "_" || ("0"..."9").contains(c[j]))
         }
         while i < c.count {
             if at(i, "{#") {                        // a comment: up to its end
@@ -54,45 +70,52 @@ struct JinjaTag {
             let kind: Kind = at(i, "{{") ? .output : .statement
             let close = kind == .output ? "}}" : "%}"
             var body = String.UnicodeScalarView(), code = String.UnicodeScalarView(), literals: [String?] = []
+            var depth = 0                           // brackets inside the tag: `}}` of a dict does not close it
             i += 2
-            while i < c.count && !at(i, close) {
+            while i < c.count && !(depth == 0 && at(i, close)) {
                 if c[i] == "'" || c[i] == "\"" {
                     let (value, next) = JinjaStringLiterals.literal(c, from: i)
                     literals.append(value)
                     body.append(contentsOf: c[i..<min(next, c.count)])
                     code.append("§")
                     i = next
-                } else {
-                    body.append(c[i])
-                    if !c[i].properties.isWhitespace { code.append(c[i]) }
-                    i += 1
+                    continue
                 }
+                if "{[(".unicodeScalars.contains(c[i]) { depth += 1 }
+                if "}])".unicodeScalars.contains(c[i]) { depth = max(0, depth - 1) }
+                body.append(c[i])
+                if !c[i].properties.isWhitespace { code.append(c[i]) }
+                i += 1
             }
+            guard i < c.count else { return nil }   // a tag left open
             i += 2
-            let text = String(body).trimmingCharacters(in: CharacterSet(charactersIn: "-+").union(.whitespacesAndNewlines))
             let marks = CharacterSet(charactersIn: "-+")
+            let text = String(body).trimmingCharacters(in: marks.union(.whitespacesAndNewlines))
             let tag = JinjaTag(kind: kind, body: text, literals: literals,
                                code: String(code).trimmingCharacters(in: marks), frames: frames)
             tags.append(tag)
             let word = tag.keyword, rest = text.dropFirst(word.count)
             switch word {
             case "raw":                             // verbatim text up to {% endraw %}
-                while i < c.count && !(at(i, "{%") && String(String.UnicodeScalarView(c[i..<min(i + 16, c.count)])).contains("endraw")) { i += 1 }
+                while i < c.count && !endRaw(i) { i += 1 }
                 while i < c.count && !at(i, "%}") { i += 1 }
+                guard i < c.count else { return nil }
                 i += 2
-            case "if", "for", "macro", "call", "filter", "generation":
+            case _ where blocks.contains(word),
+                 "set" where !tag.code.contains("="):   // `set x` … `endset`: a block set
                 frames.append(Frame(keyword: word, condition: normalised(rest)))
-            case "set" where !rest.contains("="):   // a block set, closed by endset
-                frames.append(Frame(keyword: word, condition: normalised(rest)))
-            case "elif":
-                if !frames.isEmpty { frames[frames.count - 1].inElse = true; frames[frames.count - 1].afterElif = true }
-            case "else":
-                if !frames.isEmpty { frames[frames.count - 1].inElse = true }
-            default:
-                if word.hasPrefix("end"), !frames.isEmpty { frames.removeLast() }
+                if frames.count > maximumDepth { return nil }
+            case "elif", "else":
+                guard let top = frames.last, top.keyword == "if" || top.keyword == "for" else { return nil }
+                frames[frames.count - 1].inElse = true
+                if word == "elif" { frames[frames.count - 1].afterElif = true }
+            case _ where word.hasPrefix("end"):
+                guard frames.last?.keyword == String(word.dropFirst(3)) else { return nil }
+                frames.removeLast()
+            default: break
             }
         }
-        return tags
+        return frames.isEmpty ? tags : nil
     }
 }
 
@@ -101,13 +124,13 @@ struct JinjaTag {
 /// reader does not know (`\N{…}`) is left out rather than guessed at.
 enum JinjaStringLiterals {
     static func values(in template: String) -> [String] {
-        JinjaTag.scan(template).flatMap { $0.literals.compactMap { $0 } }
+        (JinjaTag.scan(template) ?? []).flatMap { $0.literals.compactMap { $0 } }
     }
 
     /// The literals assigned to `name` by `{% set name = '…' %}` tags (a literal alone, not
     /// followed by a filter or an operator).
     static func assignments(to name: String, in template: String) -> [String] {
-        JinjaTag.scan(template).compactMap { tag in
+        (JinjaTag.scan(template) ?? []).compactMap { tag in
             guard tag.keyword == "set", tag.literals.count == 1, let value = tag.literals[0] else { return nil }
             let parts = tag.body.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             guard parts.count == 2, parts[0].split(whereSeparator: \.isWhitespace) == ["set", Substring(name)],
