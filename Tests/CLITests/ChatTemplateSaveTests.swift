@@ -69,6 +69,23 @@ final class ChatTemplateSaveTests: XCTestCase {
         XCTAssertEqual(a, p + 27, "the system turn is in the training examples")
     }
 
+    /// Llama 3.1's template adds its dated system turn to every conversation: the log says so
+    /// before the data is read, so a run whose examples it pushes past the context (this
+    /// fixture's 64 tokens) shows why they are longer than their messages.
+    func testTheLlamaHeaderIsNamedBeforeTheDataIsRead() throws {
+        let dir = CLI.tempDir("chat-template-llama-header")
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: dir + "/llama")
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.models + "/../expected/chat-templates.json"))) as! [String: Any]
+        let template = try XCTUnwrap((fixture["templates"] as? [String: String])?["llama3.1"])
+        try template.write(toFile: dir + "/llama/chat_template.jinja", atomically: true, encoding: .utf8)
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        let t = CLI.sftDist(["train", "--model", "llama", "--data", "chat.jsonl", "--steps", "1", "--eval-examples", "0", "--out", "run"], cwd: dir)
+        XCTAssertEqual(t.status, 1, t.all)
+        XCTAssertTrue(t.all.contains(#"chat template: llama3 (recognised in the tokenizer's chat_template, with its system turn's header "Cutting Knowledge Date: December 2023", "Today Date: 26 Jul 2024")"#), t.all)
+        XCTAssertTrue(t.stderr.contains("no examples left"), t.all)
+    }
+
     /// A copy of the Qwen2 fixture without a chat template, and 12 `messages` rows.
     func qwenWithoutTemplate(_ name: String) throws -> String {
         let dir = CLI.tempDir(name)

@@ -27,6 +27,8 @@ public struct RunSetup {
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         let chat = Fatal.collective { try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) }
         let template = chat.template
+        // Before the data is read: it says what a conversation's tokens hold beyond its messages.
+        if comm.isCoordinator { log("chat template: \(template.rawValue) (\(chat.reason))") }
         let pairs = objective.requirements.pairs
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             let paths = dataPaths(recipe)
@@ -84,7 +86,6 @@ public struct RunSetup {
         if let p = recipe.prompts { SameInputs.check("--prompts \(p)", file: p, comm: comm) }
         if let u = recipe.unlabelled { SameInputs.check("--unlabelled \(u)", file: u, comm: comm) }
         if comm.isCoordinator {
-            log("chat template: \(template.rawValue) (\(chat.reason))")
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
             if let note = train.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
                                                   context: model.maxSequenceLength) { log(note) }
