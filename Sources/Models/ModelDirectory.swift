@@ -136,14 +136,14 @@ public enum ModelDirectory {
 
     /// Who reads a model directory, for `checkIsModel`'s wording: `load` also takes presets and
     /// adapters (with --adapter); `merge` reads saved models only.
-    public enum Reader { case load, merge }
+    public enum Reader { case load, merge, export }
 
     /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.
     public static func checkIsModel(_ dir: String, for reader: Reader = .load) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             switch reader {
-            case .load: throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
+            case .load, .export: throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
             case .merge: throw ModelError("\(dir): no such model directory (merge reads saved models, such as a run's OUT/model)")
             }
         }
@@ -151,6 +151,7 @@ public enum ModelDirectory {
             switch reader {
             case .load: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter \(dir)")
             case .merge: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora --model BASE --adapter \(dir) --out DIR")
+            case .export: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: sft-dist merge-lora --model BASE --adapter \(dir) --out DIR writes its full weights in the Hugging Face layout")
             }
         }
     }

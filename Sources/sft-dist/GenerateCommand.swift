@@ -16,8 +16,8 @@ struct Generate: ParsableCommand {
 
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
-    @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised).") var prompt: String?
-    @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored). Messages are tokenized as train tokenizes them: the chat template's markers as special tokens, the contents as text.") var prompts: String?
+    @Option(help: "One prompt (raw text; special tokens such as <|im_start|> are recognised; the BOS the tokenizer adds, as Llama 3's, is put first).") var prompt: String?
+    @Option(help: "JSONL with a \"prompt\" or \"messages\" field per line (a completion or final assistant turn is not needed, and ignored). Rows are tokenized as train tokenizes them: a prompt as text after the tokenizer's BOS, messages with the chat template's markers as special tokens and the contents as text.") var prompts: String?
     @Option(name: .customLong("chat-template"), help: "For --prompts' messages: auto (the model's own), chatml, llama3 or plain — the template the model was trained with.") var chatTemplate = "auto"
     @Option(Settings.maxNewTokens) var maxNewTokens = 32
     @Option(Settings.temperature) var temperature: Float = 0
@@ -95,11 +95,19 @@ struct Generate: ParsableCommand {
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         // (text, where it came from: "--prompt" or FILE:LINE, token ids)
         let sourced: [(text: String, source: String, ids: [Int32])] = Fatal.collective {
-            if let prompt { return [(prompt, "--prompt", tok.encode(prompt))] }
+            // As transformers' `tokenizer(text)`: special tokens recognised, and the BOS a
+            // Llama-3 tokenizer's post-processor adds (which train, eval and score put first).
+            if let prompt {
+                let ids = tok.encode(prompt)
+                return [(prompt, "--prompt", tok.bosId.map { ids.first == $0 ? ids : [$0] + ids } ?? ids)]
+            }
             let template = try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
                 switch r.record {
-                case .promptCompletion(let p, _): return (p, r.source, tok.encode(p))
+                case .promptCompletion(let p, _):
+                    // As train, eval and GRPO tokenize a prompt row: the tokenizer's BOS, the text as text.
+                    let e = ChatFormat.promptCompletion(prompt: p, completion: "", source: r.source, tokenizer: tok)
+                    return (p, r.source, Array(e.ids[0..<e.promptLength]))
                 case .messages(let msgs):
                     // Tokenized as training tokenizes a conversation: the template's markers are
                     // special tokens, the contents text (a literal "<|im_end|>" in a message

@@ -81,6 +81,23 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertEqual(a.stdout.replacingOccurrences(of: Self.data, with: ""), b.stdout.replacingOccurrences(of: Self.data, with: ""))
     }
 
+    /// `generate` prompts a Llama-3 model as train, eval and score do: after the BOS its
+    /// tokenizer adds. It left the BOS out of --prompt and {"prompt"} rows, so a prompt/completion
+    /// model was prompted with other tokens than it trained on.
+    func testGeneratePromptsStartWithTheTokenizersBOS() throws {
+        let dir = CLI.tempDir("hf-generate-bos")
+        try "{\"prompt\": \"add 4 27 =\"}\n".write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        func ids(_ args: [String]) throws -> [Int] {
+            let g = CLI.sftDist(["generate", "--model", Self.model("llama"), "--max-new-tokens", "6", "--json"] + args)
+            XCTAssertEqual(g.status, 0, g.all)
+            let line = try XCTUnwrap(g.stdout.split(separator: "\n").last, g.all)
+            return try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["ids"] as? [Int], g.all)
+        }
+        let withBOS = try ids(["--prompt", "<|begin_of_text|>add 4 27 ="])
+        XCTAssertEqual(try ids(["--prompt", "add 4 27 ="]), withBOS, "--prompt")
+        XCTAssertEqual(try ids(["--prompts", dir + "/p.jsonl"]), withBOS, "a prompt row")
+    }
+
     /// `generate --prompts` tokenizes messages as training does: the template's markers are
     /// special tokens, the contents text. It encoded the rendered string whole, so a literal
     /// "<|im_end|>" in a message became the control token (seven fit the 64-token context of

@@ -243,5 +243,10 @@ final class LoRACLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(needle), r.all)
             XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
         }
+        // export has no --adapter: an adapter given to it points to merge-lora, which writes full weights.
+        let e = CLI.sftDist(["export", "--model", peft + "llama-by-peft", "--out", out + "/exported"])
+        XCTAssertEqual(e.status, 1, e.all)
+        XCTAssertTrue(e.stderr.contains("llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: sft-dist merge-lora --model BASE --adapter"), e.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/exported"))
     }
 }
