@@ -27,5 +27,10 @@ final class LengthNoteTests: XCTestCase {
         XCTAssertEqual(held.status, 0, held.all)
         XCTAssertEqual(CLI.occurrences(of: "note: ", in: held.stdout), 1, held.all)
         XCTAssertTrue(held.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than max_length 64 (the default, sized for the built-in tasks) and were cut (right); the longest has 193 tokens: --max-length 193 keeps them whole"), held.all)
+        // So does an --eval-data set (its rows were cut or left out without a word).
+        let named = CLI.sftDist(["train", "--model", "gpt2-mini", "--eval-data", "long=long.jsonl", "--steps", "1", "--batch-size", "2",
+                                 "--eval-examples", "0", "--warmup-steps", "0", "--out", "e"], cwd: dir)
+        XCTAssertEqual(named.status, 0, named.all)
+        XCTAssertEqual(CLI.occurrences(of: "note: --eval-data long: 30 of 30 examples in long.jsonl are longer than max_length 64 (the default, sized for the built-in tasks) and were cut (right); the longest has 193 tokens: --max-length 193 keeps them whole", in: named.stdout), 1, named.all)
     }
 }

@@ -33,6 +33,12 @@ public enum TrainingJob {
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
         let model = setup.model
+        for (name, data) in zip(evalSets.names, evalSets.datasets) {   // rows cut or left out, as for --data
+            if let note = data.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
+                                                 context: model.maxSequenceLength) {
+                say("note: --eval-data \(name): " + note.dropFirst("note: ".count))
+            }
+        }
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
