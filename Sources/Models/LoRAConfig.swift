@@ -28,6 +28,9 @@ public struct LoRAConfig: Equatable, Sendable {
         name.hasSuffix(".lora_A.weight") || name.hasSuffix(".lora_B.weight")
     }
 
+    /// peft's `target_modules="all-linear"`.
+    public static let allLinear = "all-linear"
+
     /// Whether `target` names `module` (a full path): equal, or a suffix after a dot (peft's rule).
     static func matches(_ target: String, _ module: String) -> Bool {
         module == target || module.hasSuffix("." + target)
@@ -56,6 +59,9 @@ public struct LoRAConfig: Equatable, Sendable {
         let paths = modules.map(\.path)
         var leaves: [String] = []
         for p in paths { let leaf = String(p.split(separator: ".").last!); if !leaves.contains(leaf) { leaves.append(leaf) } }
+        // peft's "all-linear": every linear projection of the blocks (not the output head),
+        // saved as their names, as peft saves target_modules once it has resolved them.
+        if r.targets == [Self.allLinear] { r.targets = leaves }
         // peft matches a target against full module names (`transformer.h.0.attn.c_attn`), so
         // a target may name one layer's module. Adapters here go on a module in every layer:
         // per-layer names that cover every layer are that module; fewer layers are refused.

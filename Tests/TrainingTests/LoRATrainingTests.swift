@@ -30,6 +30,19 @@ final class LoRATrainingTests: XCTestCase {
                         objective: plain.objective, referenceModel: nil)
     }
 
+    /// peft's `all-linear`: every projection of the blocks, saved by name (GPT-2's attn.c_proj
+    /// and mlp.c_proj are both `c_proj`, as peft names them); only alone, as peft takes it.
+    func testAllLinearTargetsEveryProjection() throws {
+        XCTAssertEqual(LoRATraining.targets(" all-linear "), ["all-linear"])
+        XCTAssertNil(LoRATraining.targets("all-linear,q_proj"))
+        let gpt2 = GPT2Config(vocabSize: 16, contextLength: 16, embedDim: 8, layers: 2, heads: 2)
+        let g = try LoRAConfig(rank: 2, alpha: 4, targets: ["all-linear"]).resolved(for: .gpt2, plan: gpt2.layoutPlan)
+        XCTAssertEqual(Set(g.targets), ["c_attn", "c_proj", "c_fc"])
+        let llama = LlamaConfig(family: .llama, vocabSize: 16, hiddenSize: 8, intermediateSize: 12, layers: 2, heads: 2, kvHeads: 1, maxPositions: 16)
+        let l = try LoRAConfig(rank: 2, alpha: 4, targets: ["all-linear"]).resolved(for: .llama("llama"), plan: llama.layoutPlan)
+        XCTAssertEqual(Set(l.targets), ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    }
+
     func values(_ p: ParameterStore, _ e: ParameterStore.Entry) -> [UInt32] {
         (0..<e.count).map { p.values[e.offset + $0].bitPattern }
     }

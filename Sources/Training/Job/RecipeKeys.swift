@@ -96,7 +96,7 @@ public struct RecipeKeys: Sendable {
     public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
     public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")
     public let loraTargets = RecipeKey<String?>("lora_targets", nil, .moduleList,
-                                                "Modules LoRA adapts, comma-separated HF names (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
+                                                "Modules LoRA adapts, comma-separated HF names, or all-linear for every projection of the blocks, as peft (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
     public let mergeLora = RecipeKey("merge_lora", false, .bool, "Also write OUT/model-merged/: the base with the adapters merged in (HF format).",
                                      resume: .mayChange)
 

@@ -9,6 +9,7 @@ import TensorCore
 public enum LoRATraining {
     /// `--lora-targets "q_proj, v_proj"` as names, nil if a name is empty or not a module path.
     public static func targets(_ list: String) -> [String]? {
+        if list.trimmingCharacters(in: .whitespaces) == LoRAConfig.allLinear { return [LoRAConfig.allLinear] }
         let names = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_."))
         guard names.allSatisfy({ !$0.isEmpty && $0.unicodeScalars.allSatisfy(allowed.contains) }) else { return nil }
