@@ -29,6 +29,7 @@ extension ModelDirectory {
         if standardized(source) == standardized(destination) {
             throw ModelError("\(destination): export needs a different output directory than the model it reads")
         }
+        try checkIsModel(source, for: .export)
         let (model, tokenizer) = try load(source)
         try save(model, tokenizer: tokenizer, to: destination, metadata: ["sft_dist_exported_from": source], format: .hf)
         let type = model.configJSON["model_type"] as? String ?? "?"

@@ -135,7 +135,7 @@ public enum ModelDirectory {
     }
 
     /// Who reads a model directory, for `checkIsModel`'s wording: `load` also takes presets and
-    /// adapters (with --adapter); `merge` reads saved models only.
+    /// adapters (with --adapter); `merge` and `export` read saved models only.
     public enum Reader { case load, merge, export }
 
     /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.

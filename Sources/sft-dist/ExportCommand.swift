@@ -18,7 +18,6 @@ struct Export: ParsableCommand {
 
     func run() throws {
         Runtime.singleProcess()
-        try ModelDirectory.checkIsModel(model, for: .export)
         try ReplaceableOutput.check(out, inputs: [model], byCommand: true)
         print(try ModelDirectory.export(from: model, to: out))
     }

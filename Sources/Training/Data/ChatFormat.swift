@@ -57,7 +57,7 @@ public struct ChatTemplate: Sendable, Hashable {
     /// The conversation as the template lays it out: with `defaultSystem` first when it does
     /// not start with a system message (as Qwen2.5's `messages[0]['role'] == 'system'` test);
     /// with `dateHeader`, a first system message holding the header and the conversation's own
-    /// system message trimmed — text the layout must not trim again (`isLaidOutSystem`).
+    /// system message trimmed — text the layout must not trim again (`llama3Content`).
     public func laidOut(_ messages: [ChatMessage]) -> [ChatMessage] {
         let hasSystem = messages.first?.role == .system
         if let dateHeader {
@@ -68,8 +68,11 @@ public struct ChatTemplate: Sendable, Hashable {
         return [ChatMessage(role: .system, content: defaultSystem)] + messages
     }
 
-    /// Whether message `index` of `laidOut`'s result is the system turn it wrote whole.
-    func isLaidOutSystem(_ index: Int) -> Bool { index == 0 && dateHeader != nil }
+    /// Llama 3's text of message `index` of `laidOut`'s result: its content trimmed (the
+    /// template's `| trim`), but for the system turn `laidOut` wrote whole with `dateHeader`.
+    func llama3Content(_ messages: [ChatMessage], _ index: Int) -> String {
+        index == 0 && dateHeader != nil ? messages[0].content : ChatFormat.jinjaTrim(messages[index].content)
+    }
 }
 
 /// Turns parsed records into tokenized `Example`s with loss masks.
@@ -143,7 +146,7 @@ public enum ChatFormat {
                 builder.append([header] + tokenizer.encodePlain(message.role.rawValue) + [endHeader]
                                + tokenizer.encodePlain("\n\n"), trained: false)
                 if index == lastAssistant { promptLength = builder.ids.count }
-                let content = template.isLaidOutSystem(index) ? message.content : jinjaTrim(message.content)
+                let content = template.llama3Content(messages, index)
                 builder.append(tokenizer.encodePlain(content) + [eot], trained: trained)
             }
         }

@@ -34,30 +34,7 @@ extension ChatTemplate {
             throw DataError("chat_template must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
         }
         if let text = tokenizer.chatTemplateText {
-            if let t = recognise(text) {
-                var what = t.defaultSystem.map { ", with its default system message \"\($0)\" for conversations without one" } ?? ""
-                if let h = t.dateHeader {
-                    what += ", with its system turn's header \"Cutting Knowledge Date: \(h.cutoff)\", \"Today Date: \(h.date)\""
-                    // Llama 3.2's template dates it through strftime_now; a fixed date keeps a run,
-                    // its resumes and its ranks on the same tokens whatever the day.
-                    if text.contains("strftime_now") { what += " (the template's fixed date, where transformers writes today's)" }
-                }
-                // What the template writes that the layouts do not: said, not silently dropped.
-                if t.layout == .llama3, t.dateHeader == nil, text.contains("Cutting Knowledge Date") {
-                    what += "; note: its dated system turn could not be read, so conversations are laid out without it"
-                }
-                if t.layout == .chatml, t.defaultSystem == nil {
-                    switch ChatTemplate.writesChatMLSystemTurn(text) {
-                    case true?: what += "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"
-                    case nil: what += "; note: sft-dist cannot follow its blocks, so it reads no default system message from it"
-                    default: break
-                    }
-                }
-                if t.layout == .chatml, text.contains("</think>") {
-                    what += "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"
-                }
-                return (t, "recognised in the tokenizer's chat_template" + what)
-            }
+            if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template" + t.whatWasRead(from: text)) }
             return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
         }
         if tokenizer.specialTokenId("<|im_start|>") != nil && tokenizer.specialTokenId("<|im_end|>") != nil {
@@ -80,9 +57,8 @@ extension ChatTemplate {
         case .chatml:
             return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
         case .llama3:
-            return "<|begin_of_text|>" + turns.enumerated().map { i, m in
-                let content = isLaidOutSystem(i) ? m.content : ChatFormat.jinjaTrim(m.content)
-                return "<|start_header_id|>\(m.role.rawValue)<|end_header_id|>\n\n\(content)<|eot_id|>"
+            return "<|begin_of_text|>" + turns.indices.map { i in
+                "<|start_header_id|>\(turns[i].role.rawValue)<|end_header_id|>\n\n\(llama3Content(turns, i))<|eot_id|>"
             }.joined() + "<|start_header_id|>assistant<|end_header_id|>\n\n"
         case .plain:
             return turns.map { "\($0.role.rawValue): \($0.content)\n" }.joined() + "assistant: "

@@ -22,6 +22,32 @@ extension ChatTemplate {
         return found.count == 1 ? found.first : nil
     }
 
+    /// For the log: what was read from the model's template `text` beyond the layout, and what
+    /// it writes that the layouts do not — said, not silently dropped.
+    func whatWasRead(from text: String) -> String {
+        var what = defaultSystem.map { ", with its default system message \"\($0)\" for conversations without one" } ?? ""
+        if let h = dateHeader {
+            what += ", with its system turn's header \"Cutting Knowledge Date: \(h.cutoff)\", \"Today Date: \(h.date)\""
+            // Llama 3.2's template dates it through strftime_now; a fixed date keeps a run,
+            // its resumes and its ranks on the same tokens whatever the day.
+            if text.contains("strftime_now") { what += " (the template's fixed date, where transformers writes today's)" }
+        }
+        if layout == .llama3, dateHeader == nil, text.contains("Cutting Knowledge Date") {
+            what += "; note: its dated system turn could not be read, so conversations are laid out without it"
+        }
+        if layout == .chatml, defaultSystem == nil {
+            switch Self.writesChatMLSystemTurn(text) {
+            case true?: what += "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"
+            case nil: what += "; note: sft-dist cannot follow its blocks, so it reads no default system message from it"
+            default: break
+            }
+        }
+        if layout == .chatml, text.contains("</think>") {
+            what += "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"
+        }
+        return what
+    }
+
     /// Whether `jinja` writes a literal ChatML system turn anywhere, default or not (nil: its
     /// blocks cannot be followed).
     static func writesChatMLSystemTurn(_ jinja: String) -> Bool? {
@@ -98,10 +124,9 @@ public struct Llama3DateHeader: Sendable, Hashable {
         else { return nil }
         // The date: the one literal it is set to; besides it only Llama 3.2's strftime_now.
         let sets = tags.filter { $0.keyword == "set" && $0.code.hasPrefix("setdate_string=") }
-        let dates = Set(JinjaStringLiterals.assignments(to: "date_string", in: jinja))
+        let dates = JinjaStringLiterals.assignments(to: "date_string", in: tags)
         let today32 = sets.filter { $0.code == "setdate_string=strftime_now(§)" }.count
-        guard dates.count == 1, let date = dates.first,
-              sets.count == JinjaStringLiterals.assignments(to: "date_string", in: jinja).count + today32 else { return nil }
+        guard Set(dates).count == 1, let date = dates.first, sets.count == dates.count + today32 else { return nil }
         self.init(cutoff: String(line.dropFirst(prefix.count).dropLast()), date: date)
     }
 }

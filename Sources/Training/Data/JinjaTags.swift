@@ -129,15 +129,12 @@ enum JinjaStringLiterals {
 
     /// The literals assigned to `name` by `{% set name = '…' %}` tags (a literal alone, not
     /// followed by a filter or an operator).
+    static func assignments(to name: String, in tags: [JinjaTag]) -> [String] {
+        tags.compactMap { $0.code == "set\(name)=§" && $0.literals.count == 1 ? $0.literals[0] : nil }
+    }
+
     static func assignments(to name: String, in template: String) -> [String] {
-        (JinjaTag.scan(template) ?? []).compactMap { tag in
-            guard tag.keyword == "set", tag.literals.count == 1, let value = tag.literals[0] else { return nil }
-            let parts = tag.body.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            guard parts.count == 2, parts[0].split(whereSeparator: \.isWhitespace) == ["set", Substring(name)],
-                  let q = parts[1].unicodeScalars.first, q == "'" || q == "\"",
-                  JinjaStringLiterals.literal(Array(parts[1].unicodeScalars), from: 0).1 == parts[1].unicodeScalars.count else { return nil }
-            return value
-        }
+        assignments(to: name, in: JinjaTag.scan(template) ?? [])
     }
 
     /// The literal opening at `c[start]`: its value (nil if it cannot be read) and the index after it.

@@ -87,12 +87,10 @@ public struct RunSetup {
         if let u = recipe.unlabelled { SameInputs.check("--unlabelled \(u)", file: u, comm: comm) }
         if comm.isCoordinator {
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
-            if let note = train.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
-                                                  context: model.maxSequenceLength) { log(note) }
+            if let note = lengthNote(train.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             if let h = recipe.heldout {
                 log("held-out: \(heldOut.count) examples from \(h)")
-                if let note = heldOut.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
-                                                        context: model.maxSequenceLength) { log(note) }
+                if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
@@ -128,6 +126,11 @@ public struct RunSetup {
         }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
+    }
+
+    /// The note on a data file's rows longer than the run's max_length (nil: none were).
+    public static func lengthNote(_ report: LoadReport, recipe: Recipe, context: Int) -> String? {
+        report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"), context: context)
     }
 
     /// A preset name builds a fresh model with the byte tokenizer; anything else is a model

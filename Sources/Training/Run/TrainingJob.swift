@@ -34,8 +34,7 @@ public enum TrainingJob {
         let evalSets = NamedEvalSets.load(setup)
         let model = setup.model
         for (name, data) in zip(evalSets.names, evalSets.datasets) {   // rows cut or left out, as for --data
-            if let note = data.report.lengthNote(setting: recipe.maxLength, isDefault: !recipe.isSet("max_length"),
-                                                 context: model.maxSequenceLength) {
+            if let note = RunSetup.lengthNote(data.report, recipe: recipe, context: model.maxSequenceLength) {
                 say("note: --eval-data \(name): " + note.dropFirst("note: ".count))
             }
         }
