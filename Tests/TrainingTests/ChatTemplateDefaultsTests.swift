@@ -112,8 +112,13 @@ final class ChatTemplateDefaultsTests: XCTestCase {
 
     /// Malformed templates are not read, quickly and without a trap: a `§` where a literal was
     /// expected, nesting 20,000 deep (each tag had kept its own copy of the open blocks: 18 GB).
-    func testMalformedTemplatesAreNotReadAndDoNotTrap() {
+    func testMalformedTemplatesAreNotReadAndDoNotTrap() throws {
         XCTAssertEqual(ChatTemplate.recognise("{{ § }}{{- § -}}<|im_start|><|im_end|>"), .chatml)
+        XCTAssertEqual(ChatTemplate.recognise("{% if messages[0]['role'] != 'system' %}{{ § }}{% endif %}<|im_start|><|im_end|>"), .chatml,
+                       "a § in the default branch")
+        let tok = try BPETokenizer(path: Self.root + "/tokenizers/qwen2/tokenizer.json")
+        try tok.recordChatTemplate("{{ § }}<|im_start|><|im_end|>")
+        XCTAssertEqual(try ChatTemplate.resolve("auto", tokenizer: tok).template, .chatml, "the log's account reads every tag")
         XCTAssertNil(Llama3DateHeader(in: "{{ § }}{{ § }}{{ § }}{{ § }}{{ § }}"))
         let deep = String(repeating: "{% if false %}", count: 20_000) + "x" + String(repeating: "{% endif %}", count: 20_000)
         let started = Date()
