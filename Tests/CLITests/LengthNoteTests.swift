@@ -21,6 +21,13 @@ final class LengthNoteTests: XCTestCase {
         let tiny = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--out", "c"], cwd: dir)
         XCTAssertEqual(tiny.status, 0, tiny.all)
         XCTAssertTrue(tiny.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than the model's context of 64 tokens and were cut (right); the longest has 193 tokens\n"), tiny.all)
+        // A max_length above the context is capped there; recipe.yaml keeps 128, the log says so.
+        XCTAssertEqual(CLI.occurrences(of: "note: max_length 128 is above the model's context of 64 tokens: sequences are cut at 64\n", in: tiny.stdout), 1, tiny.all)
+        XCTAssertFalse(cut.all.contains("above the model's context"), cut.all)
+        // When nothing fits, the error says the 64 it names is the context, not the flag's 128.
+        let none = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--truncation", "drop", "--out", "f"], cwd: dir)
+        XCTAssertEqual(none.status, 1, none.all)
+        XCTAssertTrue(none.stderr.contains("long.jsonl: no examples left (loaded 0 of 30 records from long.jsonl (dropped 30 longer than 64 tokens)); the longest has 193 tokens (64 tokens is the model's context, which caps --max-length 128)\n"), none.all)
         // A --heldout file gets its own note; the built-in training rows fit and get none.
         let held = CLI.sftDist(["train", "--model", "gpt2-mini", "--heldout", "long.jsonl", "--steps", "1", "--batch-size", "2", "--eval-examples", "0",
                                 "--warmup-steps", "0", "--out", "d"], cwd: dir)

@@ -29,6 +29,20 @@ final class MultiRankTests: XCTestCase {
         XCTAssertLessThan(runs[0].last!, runs[0].first!, "loss should fall over 12 steps")
     }
 
+    /// The closing list of held-out answers is the first candidates' under any rank count (it
+    /// showed rank 0's share only: every other candidate under -n 2).
+    func testClosingSamplesAreTheSameForOneAndTwoRanks() {
+        var lists: [[Substring]] = []
+        for n in [1, 2] {
+            let r = CLI.mpirun(n, ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-every", "0",
+                                   "--eval-examples", "8", "--max-new-tokens", "4", "--out", CLI.tempDir("samples\(n)")])
+            XCTAssertEqual(r.status, 0, r.all)
+            lists.append(r.stdout.split(separator: "\n").filter { $0.hasPrefix("  \"") && $0.contains("(expected ") })
+        }
+        XCTAssertEqual(lists[0].count, 4, "\(lists[0])")
+        XCTAssertEqual(lists[0], lists[1])
+    }
+
     func testPackedLossesIdenticalForOneAndThreeRanks() {
         let a = CLI.tempDir("pack1"), b = CLI.tempDir("pack3")
         let r1 = CLI.mpirun(1, recipe + ["--packing", "--out", a])

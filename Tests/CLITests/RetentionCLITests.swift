@@ -88,9 +88,9 @@ final class RetentionCLITests: XCTestCase {
         XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/add.jsonl", "--kinds", "add", "--count", "5"]).status, 0)
         let cases: [([String], String)] = [
             (["--eval-data", "add=\(dir)/missing.jsonl"], "--eval-data add=\(dir)/missing.jsonl: \(dir)/missing.jsonl: no such file"),
-            (["--eval-data", "add"], "--eval-data must be NAME=FILE"),
+            (["--eval-data", "add"], "--eval-data add: expected NAME=FILE"),
             (["--eval-data", "a b=\(dir)/add.jsonl"], "--eval-data must be NAME=FILE"),
-            (["--eval-data", "add=\(dir)/add.jsonl", "--eval-data", "add=\(dir)/add.jsonl"], "--eval-data must be NAME=FILE with each NAME (letters, digits, - or _) given once"),
+            (["--eval-data", "add=\(dir)/add.jsonl", "--eval-data", "add=\(dir)/add.jsonl"], "--eval-data add=\(dir)/add.jsonl: the set name \"add\" is given twice"),
         ]
         for (flags, needle) in cases {
             let out = dir + "/run"

@@ -145,6 +145,23 @@ final class LoRATrainingTests: XCTestCase {
             XCTAssertTrue("\($0)".hasPrefix("--lora-targets must be comma-separated module names"), "\($0)")
         }
     }
+
+    /// peft's `target_modules` is a list; a recipe may write `lora_targets` as one, and it is
+    /// the same run as the comma-separated flag (recipe.yaml and the resume check see one text).
+    func testLoRATargetsAsAYAMLList() throws {
+        let listed = try Recipe.parse(yaml: "lora_rank: 2\nlora_targets: [c_attn, \"c_fc\"]\n", source: "r.yaml")
+        XCTAssertEqual(listed.loraTargets?.names, ["c_attn", "c_fc"])
+        var flagged = Recipe()
+        flagged.loraRank = 2
+        try Recipe.key(named: "lora_targets")!.read(flag: "c_attn,c_fc", into: &flagged)
+        XCTAssertEqual(listed, flagged)
+        XCTAssertEqual(try Recipe.parse(yaml: listed.yaml, source: "recipe.yaml"), listed)
+        for bad in ["[]", "[c_attn, [c_fc]]", "[c_attn, \"a,b\"]", "[c_attn, ~]", "{c_attn: 1}"] {
+            XCTAssertThrowsError(try Recipe.parse(yaml: "lora_rank: 2\nlora_targets: \(bad)\n", source: "r.yaml"), bad) {
+                XCTAssertTrue("\($0)".hasPrefix("r.yaml:2: lora_targets must be comma-separated module names"), "\($0)")
+            }
+        }
+    }
 }
 
 enum LoRAModelTestsSupport {

@@ -13,10 +13,14 @@ final class NamedEvalSetsTests: XCTestCase {
         try key.read(flag: "mul_2=dir/m=1.jsonl", into: &r)   // only the first "=" separates
         XCTAssertEqual(r.evalData.files, ["add": "a.jsonl", "mul_2": "dir/m=1.jsonl"])
         XCTAssertEqual(r.evalData.names, ["add", "mul_2"])
-        for bad in ["add=b.jsonl", "add", "=x.jsonl", "a.b=x.jsonl", "x="] {
+        let refused = [("add=b.jsonl", "--eval-data add=b.jsonl: the set name \"add\" is given twice (the first is a.jsonl); name each set once"),
+                       ("add", "--eval-data add: expected NAME=FILE (add=add.jsonl)"),
+                       ("=x.jsonl", "--eval-data must be NAME=FILE"), ("a.b=x.jsonl", "--eval-data must be NAME=FILE"),
+                       ("x=", "--eval-data must be NAME=FILE")]
+        for (bad, message) in refused {
             var copy = r
             XCTAssertThrowsError(try key.read(flag: bad, into: &copy), bad) { error in
-                XCTAssertTrue("\(error)".hasPrefix("--eval-data must be NAME=FILE"), "\(error)")
+                XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
             }
         }
         let back = try Recipe.parse(yaml: r.yaml, source: "recipe.yaml")

@@ -167,7 +167,7 @@ public enum Benchmark {
         recipe.beta1 = 0.9; recipe.beta2 = 0.999; recipe.gradClip = 1.0; recipe.seed = o.seed
         recipe.overlapGradSync = o.overlapGradSync
         recipe.zero = o.zero; recipe.recompute = o.recompute
-        recipe.loraRank = lora?.rank ?? 0; recipe.loraAlpha = lora?.alpha ?? 0; recipe.loraTargets = lora.map { $0.targets.joined(separator: ",") }
+        recipe.loraRank = lora?.rank ?? 0; recipe.loraAlpha = lora?.alpha ?? 0; recipe.loraTargets = lora.map { ModuleList($0.targets.joined(separator: ",")) }
         let data = Dataset(examples: examples, report: LoadReport(path: "synthetic", maxLength: o.seqLen + 1, truncation: .right))
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: "nll", args: [:]) }
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,

@@ -129,7 +129,9 @@ public final class Dataset: Sendable {
             examples.append(fitted)
         }
         if examples.isEmpty {
-            throw DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : ""))
+            var error = DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : ""))
+            error.noExampleFits = report.longest > maxLength
+            throw error
         }
         self.init(examples: examples, report: report)
     }

@@ -6,7 +6,10 @@ import TensorCore
 /// (or `path: what is wrong` for whole-file problems), so it can be printed as is and
 /// an editor can jump to the line.
 public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let description: String
+    public var description: String
+    /// Set by `Dataset` when fitting to max_length left no example, so a caller that capped
+    /// max_length at the model's context can say that the limit named is the context.
+    public var noExampleFits = false
 
     public init(_ description: String) { self.description = description }
 

@@ -39,7 +39,7 @@ enum GenerationEval {
         // candidate k samples from stream (seed, example index).
         var bins = [Double](repeating: 0, count: 3 * options.calibrationBins)   // count, Σ conf, Σ correct
         var sums = [0.0, 0.0, 0.0, 0.0]                                       // n, Σ correct, Σ reward, Σ length
-        var samples: [(String, String, String)] = []
+        var samples: [(position: Int, sample: Sample)] = []   // this rank's of the first `shownSamples` candidates
         var problem: String? = nil
         let chunk = 16 * comm.size
         for start in stride(from: 0, to: candidates.count, by: chunk) {
@@ -61,7 +61,9 @@ enum GenerationEval {
                 bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
                 sums[0] += 1; sums[1] += ok ? 1 : 0; sums[2] += Double(scored[j]); sums[3] += Double(g.ids.count)
                 let e = examples[which[j]]
-                if samples.count < 4 { samples.append((tokenizer.decode(allPrompts[part[local[j]]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))) }
+                if part[local[j]] < shownSamples {
+                    samples.append((part[local[j]], (tokenizer.decode(allPrompts[part[local[j]]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))))
+                }
             }
         }
         Fatal.agree(problem)
@@ -96,7 +98,30 @@ enum GenerationEval {
         var passAtKs: [Int: Double] = [:]
         for (q, k) in options.passK.enumerated() { passAtKs[k] = all[4 + 3 * options.calibrationBins + q] / n }
         return (GenerationScores(count: Int(n), passAt1: all[1] / n, meanReward: all[2] / n, meanLength: all[3] / n,
-                                 ece: ece, passAtK: passAtKs), samples)
+                                 ece: ece, passAtK: passAtKs), gatherSamples(samples, comm: comm))
+    }
+
+    typealias Sample = (prompt: String, expected: String, got: String)
+    /// The held-out answers a run shows at its end: the first candidates, whichever ranks generated them.
+    static let shownSamples = 4
+
+    /// The first `shownSamples` candidates' answers on the coordinator, in candidate order, so
+    /// the closing list is the same under any rank count (each rank generated its share).
+    static func gatherSamples(_ mine: [(position: Int, sample: Sample)], comm: Communicator) -> [Sample] {
+        var w = WireWriter()
+        w.put(Int64(mine.count))
+        for (position, s) in mine { w.put(Int64(position)); w.put(s.prompt); w.put(s.expected); w.put(s.got) }
+        let parts = comm.gather(w.bytes, root: 0)
+        guard comm.isCoordinator else { return [] }
+        var all: [(position: Int, sample: Sample)] = []
+        for bytes in parts {
+            var r = WireReader(bytes)
+            for _ in 0..<Int(r.get(Int64.self)) {
+                let position = Int(r.get(Int64.self))
+                all.append((position, (r.getString() ?? "", r.getString() ?? "", r.getString() ?? "")))
+            }
+        }
+        return all.sorted { $0.position < $1.position }.map(\.sample)
     }
 
     /// 1 − C(n−c, k)/C(n, k), as a running product for numerical stability.

@@ -39,6 +39,13 @@ public struct NamedFiles: RecipeValue, Sendable {
         return out
     }
 
+    public static func refusal(flag text: String, current: NamedFiles?) -> String? {
+        guard let eq = text.firstIndex(of: "=") else { return "expected NAME=FILE (add=add.jsonl), a name for the set and its file" }
+        let name = String(text[..<eq])
+        guard let earlier = current?.files[name] else { return nil }
+        return "the set name \"\(RecipeError.quote(name))\" is given twice (the first is \(RecipeError.quote(earlier))); name each set once"
+    }
+
     /// Flags override the recipe file by name: `--eval-data add=…` replaces the file's `add`
     /// set and adds new names beside its others; a name twice among the flags is refused
     /// (`fromFlag`), so they start from no sets.

@@ -86,7 +86,10 @@ extension RecipeKey: AnyRecipeKey {
     }
 
     public func read(flag text: String, into r: inout Recipe) throws {
-        guard let v = Value.fromFlag(text, current: r[self]) else { throw wrong("--" + flag, got: text) }
+        guard let v = Value.fromFlag(text, current: r[self]) else {
+            if let why = Value.refusal(flag: text, current: r[self]) { throw RecipeError("--\(flag) \(text): \(why)") }
+            throw wrong("--" + flag, got: text)
+        }
         r[self] = v
         r.origins[name] = nil
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }

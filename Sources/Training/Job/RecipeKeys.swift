@@ -95,8 +95,8 @@ public struct RecipeKeys: Sendable {
     public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")
     public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
     public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")
-    public let loraTargets = RecipeKey<String?>("lora_targets", nil, .moduleList,
-                                                "Modules LoRA adapts, comma-separated HF names, or all-linear for every projection of the blocks, as peft (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
+    public let loraTargets = RecipeKey<ModuleList?>("lora_targets", nil, .moduleList,
+                                                "Modules LoRA adapts, comma-separated HF names (a YAML list in a recipe), or all-linear for every projection of the blocks, as peft (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
     public let mergeLora = RecipeKey("merge_lora", false, .bool, "Also write OUT/model-merged/: the base with the adapters merged in (HF format).",
                                      resume: .mayChange)
 
@@ -132,8 +132,11 @@ extension Limits where Value == String? {
 extension Limits where Value == String? {
     /// Unset, or one of `names`.
     static func oneOfOrUnset(_ names: [String]) -> Limits { Limits("one of \(names.joined(separator: ", "))") { $0.map(names.contains) ?? true } }
+}
+
+extension Limits where Value == ModuleList? {
     /// Unset, or comma-separated module names (`LoRATraining.targets`).
-    static var moduleList: Limits { Limits("comma-separated module names") { $0.map { LoRATraining.targets($0) != nil } ?? true } }
+    static var moduleList: Limits { Limits("comma-separated module names (in a recipe, or a YAML list of names)") { $0.map { $0.names != nil } ?? true } }
 }
 
 extension Limits where Value == [String: String] {

@@ -24,6 +24,9 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
     /// from the file's value and add to it (`--objective-arg`).
     static func flagsStart(file: Self) -> Self
     static func joined(flags: Self, file: Self) -> Self
+    /// Why `fromFlag` refused `text`, when the limits' general description would not say
+    /// (`--eval-data add=b.jsonl` after `add=a.jsonl`: the name twice); nil: the limits say it.
+    static func refusal(flag text: String, current: Self?) -> String?
     /// The value as messages and the resume comparison show it.
     var text: String { get }
     /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
@@ -33,6 +36,7 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
 extension RecipeValue {
     public static func flagsStart(file: Self) -> Self { file }
     public static func joined(flags: Self, file: Self) -> Self { flags }
+    public static func refusal(flag text: String, current: Self?) -> String? { nil }
 }
 
 extension RecipeValue where Self: LosslessStringConvertible {

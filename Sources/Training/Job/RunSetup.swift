@@ -29,51 +29,14 @@ public struct RunSetup {
         let template = chat.template
         // Before the data is read: it says what a conversation's tokens hold beyond its messages.
         if comm.isCoordinator { log("chat template: \(template.rawValue) (\(chat.reason))") }
-        let pairs = objective.requirements.pairs
+        if comm.isCoordinator, let note = contextNote(recipe, model: model) { log(note) }
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
-            let paths = dataPaths(recipe)
-            let truncation = recipe.truncation
-            let maxLength = min(recipe.maxLength, model.maxSequenceLength)
-            if pairs {
-                if recipe.data == builtinData {
-                    throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
-                }
-                // Pair data (DPO): chosen/rejected rows, held out by pair; held-out sets evaluate the chosen answers.
-                let all = try Dataset(pairsAt: paths.train, tokenizer: tokenizer, maxLength: maxLength,
-                                      truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
-                guard let h = paths.heldOut else { return all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed) }
-                return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                         template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
+            do {
+                return try loadData(recipe, objective: objective, tokenizer: tokenizer, template: template, context: model.maxSequenceLength)
+            } catch var e as DataError where e.noExampleFits && recipe.maxLength > model.maxSequenceLength {
+                e.description += " (\(model.maxSequenceLength) tokens is the model's context, which caps --max-length \(recipe.maxLength))"
+                throw e
             }
-            if recipe.data == builtinData {
-                // Every rank builds the built-in tasks in memory (rank 0 writes the same records
-                // to OUT/data/ once every input has loaded), so no rank needs rank 0's disk. They
-                // are named builtin:tasks, not by those files: a run refused here writes none.
-                let (trainRecords, heldRecords) = builtinRecords(seed: recipe.seed)
-                func dataset(_ records: [[String: String]], _ path: String) throws -> Dataset {
-                    let sourced = records.enumerated().map { i, r in
-                        SourcedRecord(record: .promptCompletion(prompt: r["prompt"] ?? "", completion: r["completion"] ?? ""),
-                                      path: path, line: i + 1)
-                    }
-                    return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
-                                       truncation: truncation, template: template)
-                }
-                let train = try dataset(trainRecords, builtinData)
-                // --heldout FILE evaluates on that file instead of the built-in held-out rows.
-                if let h = recipe.heldout {
-                    return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                               template: template, skipBadLines: recipe.skipBadLines))
-                }
-                return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
-            }
-            let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
-                                  truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
-            if let h = paths.heldOut {
-                let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
-                                       truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
-                return (all, held)
-            }
-            return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
         }
         if recipe.data != builtinData {
             SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
@@ -126,6 +89,62 @@ public struct RunSetup {
         }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference)
+    }
+
+    /// The training and held-out sets: preference pairs, the built-in tasks, or `--data`
+    /// with `--heldout` or a split of it; rows fitted to max_length capped at `context`.
+    static func loadData(_ recipe: Recipe, objective: Objective, tokenizer: Tokenizer, template: ChatTemplate,
+                         context: Int) throws -> (Dataset, Dataset) {
+        let paths = dataPaths(recipe)
+        let truncation = recipe.truncation
+        let maxLength = min(recipe.maxLength, context)
+        if objective.requirements.pairs {
+            if recipe.data == builtinData {
+                throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
+            }
+            // Pair data (DPO): chosen/rejected rows, held out by pair; held-out sets evaluate the chosen answers.
+            let all = try Dataset(pairsAt: paths.train, tokenizer: tokenizer, maxLength: maxLength,
+                                  truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+            guard let h = paths.heldOut else { return all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed) }
+            return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                     template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
+        }
+        if recipe.data == builtinData {
+            // Every rank builds the built-in tasks in memory (rank 0 writes the same records
+            // to OUT/data/ once every input has loaded), so no rank needs rank 0's disk. They
+            // are named builtin:tasks, not by those files: a run refused here writes none.
+            let (trainRecords, heldRecords) = builtinRecords(seed: recipe.seed)
+            func dataset(_ records: [[String: String]], _ path: String) throws -> Dataset {
+                let sourced = records.enumerated().map { i, r in
+                    SourcedRecord(record: .promptCompletion(prompt: r["prompt"] ?? "", completion: r["completion"] ?? ""),
+                                  path: path, line: i + 1)
+                }
+                return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
+                                   truncation: truncation, template: template)
+            }
+            let train = try dataset(trainRecords, builtinData)
+            // --heldout FILE evaluates on that file instead of the built-in held-out rows.
+            if let h = recipe.heldout {
+                return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                           template: template, skipBadLines: recipe.skipBadLines))
+            }
+            return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
+        }
+        let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
+                              truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+        if let h = paths.heldOut {
+            let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
+                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+            return (all, held)
+        }
+        return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+    }
+
+    /// A max_length above the model's context is capped at the context (position embeddings
+    /// or RoPE tables end there); the log says so, since recipe.yaml keeps the value asked for.
+    static func contextNote(_ recipe: Recipe, model: LanguageModel) -> String? {
+        guard recipe.maxLength > model.maxSequenceLength else { return nil }
+        return "note: max_length \(recipe.maxLength) is above the model's context of \(model.maxSequenceLength) tokens: sequences are cut at \(model.maxSequenceLength)"
     }
 
     /// The note on a data file's rows longer than the run's max_length (nil: none were).

@@ -20,7 +20,7 @@ public enum LoRATraining {
     public static func config(_ recipe: Recipe) -> LoRAConfig? {
         guard recipe.loraRank > 0 else { return nil }
         return LoRAConfig(rank: recipe.loraRank, alpha: recipe.loraAlpha, dropout: recipe.loraDropout,
-                          targets: recipe.loraTargets.flatMap(targets) ?? [])
+                          targets: recipe.loraTargets?.names ?? [])
     }
 
     /// The adapters of a LoRA run's model as its trainable set; nil without `--lora-rank`.
