@@ -201,4 +201,40 @@ final class BPETokenizerTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("tokenizer_config.json: field \"eos_token\" is \"<|nope|>\""), "\($0)")
         }
     }
+
+    /// Which file names the special tokens, as transformers 5.24 reads them (checked with
+    /// `AutoTokenizer.from_pretrained` on these files): special_tokens_map.json over an older
+    /// tokenizer_config.json (no added_tokens_decoder), the config over the map otherwise; with
+    /// neither, `<|endoftext|>` where the vocabulary has it (GPT-2's and Qwen2's default), said.
+    func testSpecialTokensMapAndAMissingConfigAreReadAsTransformersReadsThem() throws {
+        let dir = NSTemporaryDirectory() + "special-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func load(_ tokenizer: String, config: String?, map: String?) throws -> BPETokenizer {
+            for f in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] { try? FileManager.default.removeItem(atPath: dir + "/" + f) }
+            try FileManager.default.copyItem(atPath: Self.root + "/tokenizers/\(tokenizer)/tokenizer.json", toPath: dir + "/tokenizer.json")
+            if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json")) }
+            if let map { try Data(map.utf8).write(to: URL(fileURLWithPath: dir + "/special_tokens_map.json")) }
+            return try BPETokenizer(path: dir + "/tokenizer.json")
+        }
+        let llama = try load("llama3", config: nil, map: #"{"eos_token": "<|eot_id|>"}"#)
+        let ids = llama.specialTokens
+        XCTAssertEqual(llama.eosId, ids["<|eot_id|>"])
+        XCTAssertNil(llama.eosNote)
+        let older = try load("llama3", config: #"{"eos_token": "<|eot_id|>"}"#,
+                             map: #"{"eos_token": "<|end_of_text|>", "pad_token": {"content": "<|end_header_id|>", "lstrip": false}}"#)
+        XCTAssertEqual(older.eosId, ids["<|end_of_text|>"])
+        XCTAssertEqual(older.padId, ids["<|end_header_id|>"])
+        let newer = try load("llama3", config: #"{"eos_token": "<|eot_id|>", "added_tokens_decoder": {}}"#, map: #"{"eos_token": "<|end_of_text|>"}"#)
+        XCTAssertEqual(newer.eosId, ids["<|eot_id|>"])
+        XCTAssertThrowsError(try load("llama3", config: nil, map: #"{"eos_token": "<|nope|>"}"#)) {
+            XCTAssertTrue("\($0)".contains("special_tokens_map.json: field \"eos_token\" is \"<|nope|>\""), "\($0)")
+        }
+        XCTAssertThrowsError(try load("llama3", config: nil, map: nil)) {
+            XCTAssertEqual("\($0)", "\(dir) has no tokenizer_config.json and \(dir)/tokenizer.json has no <|endoftext|> token: no end-of-text token to end examples with (add tokenizer_config.json with \"eos_token\")")
+        }
+        let gpt2 = try load("gpt2", config: nil, map: nil)
+        XCTAssertEqual(gpt2.eosId, gpt2.specialTokens["<|endoftext|>"])
+        XCTAssertEqual(gpt2.eosNote, "note: no eos_token in \(dir) (no tokenizer_config.json); <|endoftext|> (id \(gpt2.eosId)) ends each example, as transformers' GPT-2 and Qwen2 tokenizers default to")
+    }
 }

@@ -93,7 +93,9 @@ final class ModelMergeTests: XCTestCase {
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/../ModelsTests/Fixtures/hf/models/gpt2"
         for d in [bpe, bpe2] {
             try FileManager.default.copyItem(atPath: hf, toPath: d)
-            try FileManager.default.removeItem(atPath: d + "/" + ModelDirectory.byteTokenizerFile)
+            // The byte tokenizer's special_tokens_map.json (its <|pad|>) would apply to GPT-2's
+            // older-kind tokenizer_config.json, as transformers reads them: not part of the stand-in.
+            for file in [ModelDirectory.byteTokenizerFile, "special_tokens_map.json"] { try FileManager.default.removeItem(atPath: d + "/" + file) }
             for file in ["tokenizer.json", "tokenizer_config.json"] {
                 try FileManager.default.removeItem(atPath: d + "/" + file)
                 try FileManager.default.copyItem(atPath: fixture + "/" + file, toPath: d + "/" + file)

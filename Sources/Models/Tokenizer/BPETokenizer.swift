@@ -15,12 +15,17 @@ import Foundation
 /// data pipeline add `bosId` explicitly, where the model family expects it.
 ///
 /// `tokenizer_config.json` (next to tokenizer.json) supplies eos/bos/pad tokens and the chat
-/// template (or `chat_template.jinja`, where newer transformers put it).
+/// template (or `chat_template.jinja`, where newer transformers put it); `special_tokens_map.json`
+/// overrides its token names when the config is of the older kind, without `added_tokens_decoder`,
+/// as transformers (5.24, `_from_pretrained`) reads them.
 public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let vocabSize: Int
     public let eosId: Int32
     public let padId: Int32
     public let bosId: Int32?
+    /// Set when no file named the eos token and `<|endoftext|>` was taken, as GPT-2's and
+    /// Qwen2's tokenizer classes default to: a run says so.
+    public let eosNote: String?
     public let specialTokens: [String: Int32]
     /// The `chat_template` text from tokenizer_config.json / chat_template.jinja, if any.
     public private(set) var chatTemplateText: String?
@@ -87,28 +92,40 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         if let d = files["tokenizer_config.json"] {
             config = try JSONObjectFile.parse(d, path: configPath)
         }
-        func tokenName(_ field: String) -> String? {
-            if let s = config[field] as? String { return s }
-            return (config[field] as? [String: Any])?["content"] as? String
+        // The older kind of config (no added_tokens_decoder): special_tokens_map.json's names win.
+        let mapPath = (dir.isEmpty ? "." : dir) + "/special_tokens_map.json"
+        var map: [String: Any] = [:]
+        if config["added_tokens_decoder"] == nil, let d = files["special_tokens_map.json"] {
+            map = try JSONObjectFile.parse(d, path: mapPath)
         }
-        func idOf(_ name: String, field: String) throws -> Int32 {
-            if let id = specials[name] ?? parsed.added.first(where: { $0.content == name })?.id ?? parsed.model.vocab[name] { return id }
-            throw ModelError("\(configPath): field \"\(field)\" is \(JSONText.brief(name)), which is not a token of \(path)")
+        func name(_ v: Any?) -> String? { v as? String ?? (v as? [String: Any])?["content"] as? String }
+        /// The token a field names and the file that names it.
+        func tokenName(_ field: String) -> (name: String, file: String)? {
+            if let n = name(map[field]) { return (n, mapPath) }
+            return name(config[field]).map { ($0, configPath) }
+        }
+        func idOf(_ named: (name: String, file: String), field: String) throws -> Int32 {
+            let n = named.name
+            if let id = specials[n] ?? parsed.added.first(where: { $0.content == n })?.id ?? parsed.model.vocab[n] { return id }
+            throw ModelError("\(named.file): field \"\(field)\" is \(JSONText.brief(n)), which is not a token of \(path)")
         }
         if let eos = tokenName("eos_token") {
             eosId = try idOf(eos, field: "eos_token")
+            eosNote = nil
         } else if let id = specials["<|endoftext|>"] ?? parsed.model.vocab["<|endoftext|>"] {
             eosId = id
+            eosNote = "note: no eos_token in \(files["tokenizer_config.json"] == nil ? "\(dir.isEmpty ? "." : dir) (no tokenizer_config.json)" : configPath); <|endoftext|> (id \(id)) ends each example, as transformers' GPT-2 and Qwen2 tokenizers default to"
         } else {
-            throw ModelError("\(configPath): field \"eos_token\" is missing and \(path) has no <|endoftext|> token")
+            let named = files["tokenizer_config.json"] == nil ? "\(dir.isEmpty ? "." : dir) has no tokenizer_config.json" : "\(configPath): field \"eos_token\" is missing"
+            throw ModelError("\(named) and \(path) has no <|endoftext|> token: no end-of-text token to end examples with (add tokenizer_config.json with \"eos_token\")")
         }
         padId = try tokenName("pad_token").map { try idOf($0, field: "pad_token") } ?? eosId
         if let b = tokenName("bos_token") {
             // Only a BOS the tokenizer itself would add (post-processor template) is added by us.
-            let added = parsed.bosFromTemplate == b || (config["add_bos_token"] as? NSNumber)?.boolValue == true
+            let added = parsed.bosFromTemplate == b.name || (config["add_bos_token"] as? NSNumber)?.boolValue == true
             bosId = added ? try idOf(b, field: "bos_token") : nil
         } else {
-            bosId = try parsed.bosFromTemplate.map { try idOf($0, field: "post_processor") }
+            bosId = try parsed.bosFromTemplate.map { try idOf(($0, path), field: "post_processor") }
         }
         // chat_template.jinja first: transformers (5.24) reads it over tokenizer_config.json's.
         if let d = files["chat_template.jinja"] {
