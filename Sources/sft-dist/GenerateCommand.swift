@@ -161,8 +161,12 @@ struct Generate: ParsableCommand {
         let g = Generator.generate(m, prompts: [ids], options: options, rngs: [RNG(seed: seed, stream: 0)],
                                    decodeText: { tok.decode($0) }, onToken: { _, id in
             generated.append(id)
-            let text = Array(tok.decode(generated))
-            var safe = text.count - holdBack
+            // A token can complete a stop string and run past it (" NLA" for --stop A): the
+            // generator then ends the text before the stop (Generation.swift); print no further.
+            let decoded = tok.decode(generated)
+            let cut = stopStrings.compactMap { decoded.range(of: $0)?.lowerBound }.min()
+            let text = Array(cut.map { decoded[..<$0] } ?? decoded[...])
+            var safe = cut == nil ? text.count - holdBack : text.count
             while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }
             if safe > shown { print(String(text[shown..<safe]), terminator: ""); fflush(stdout); shown = safe }
         })[0]

@@ -52,6 +52,14 @@ final class GeneratePromptsTests: XCTestCase {
         }
         XCTAssertEqual(try text([]), "ab\ncd", "the model learnt its answer")
         XCTAssertEqual(try text(["--stop", "\\n"]), "ab")
+        // Streamed (one --prompt, no --json): the same text; the token that completed the stop
+        // string was printed with it ("say:ab\n", then the closing newline).
+        for (stop, expected) in [("\\n", "ab"), ("c", "ab\n"), ("b\\nc", "a")] {
+            XCTAssertEqual(try text(["--stop", stop]), expected, stop)
+            let r = CLI.sftDist(["generate", "--model", dir + "/run/model", "--prompt", "say:", "--max-new-tokens", "6", "--stop", stop])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(r.stdout, "say:" + expected + "\n", stop)
+        }
         // Refused: an empty stop, a backslash that starts no escape, an empty prompt.
         try #"{"prompt": "say:"}"# .appending("\n" + #"{"prompt": ""}"#).write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
         for (args, needle) in [(["--prompt", "say:", "--stop", ""], "--stop: an empty stop string"),

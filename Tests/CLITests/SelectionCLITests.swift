@@ -84,6 +84,8 @@ final class SelectionCLITests: XCTestCase {
              "selection uds chooses among the rows of --data, but objective chord trains on rollouts it samples"),
             (["--selection", "loss", "--objective", "spin"],
              "--selection loss chooses among the rows of --data, but objective spin makes the batches from the model's own answers"),
+            (["--selection", "uds", "--self-train", "rft", "--self-train-scorer", "task"],
+             "--selection uds chooses among the rows of --data, but --self-train rft makes the batches from the model's own answers"),
         ]
         for (extra, message) in cases {
             let out = CLI.tempDir("sel-bad")
@@ -91,6 +93,10 @@ final class SelectionCLITests: XCTestCase {
             XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
             XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, "\(extra): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "\(extra): nothing written")
+            // Each shows in the recipe alone: --dry-run refuses it too.
+            let dry = CLI.sftDist(Self.base + extra + ["--out", out, "--dry-run"])
+            XCTAssertEqual(dry.status, 1, "--dry-run \(extra): \(dry.all)")
+            XCTAssertTrue(dry.stderr.contains(message), "--dry-run \(extra): \(dry.stderr)")
         }
     }
 }

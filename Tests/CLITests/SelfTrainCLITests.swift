@@ -145,13 +145,19 @@ final class SelfTrainCLITests: XCTestCase {
         let dir = CLI.tempDir("selftrain-misuse")
         let data = writeData(dir)
         let base = ["train", "--model", "tiny", "--data", data.labelled, "--steps", "1", "--eval-every", "0", "--quiet"]
-        func refused(_ extra: [String], _ message: String) {
+        /// `dryRun`: the recipe alone shows the misuse, so `--dry-run` refuses it too (it
+        /// printed the recipe and exited 0 for each of these).
+        func refused(_ extra: [String], _ message: String, dryRun: Bool = true) {
             let out = dir + "/out-\(extra.joined().filter(\.isLetter).prefix(30))"
             let r = CLI.sftDist(base + extra + ["--out", out])
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(message), r.stderr)
             XCTAssertEqual(CLI.occurrences(of: "error:", in: r.stderr), 1, r.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"), "nothing half-written")
+            guard dryRun else { return }
+            let dry = CLI.sftDist(base + extra + ["--out", out, "--dry-run"])
+            XCTAssertEqual(dry.status, 1, "--dry-run \(extra): \(dry.all)")
+            XCTAssertTrue(dry.stderr.contains(message), dry.stderr)
         }
         refused(["--self-train", "rft"], "--self-train rft needs --self-train-scorer")
         refused(["--self-train", "s3ft"], "--self-train s3ft needs --self-train-scorer")
@@ -160,7 +166,7 @@ final class SelfTrainCLITests: XCTestCase {
         refused(["--self-train", "superhf", "--reward", "task"], "--self-train superhf trains with --objective superhf")
         refused(["--self-train", "superhf", "--objective", "superhf"], "--self-train superhf ranks completions by a reward")
         refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "exact", "--unlabelled", data.unlabelled],
-                "\(data.unlabelled):1: reward exact compares with a reference answer")
+                "\(data.unlabelled):1: reward exact compares with a reference answer", dryRun: false)
         refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "task", "--self-train-arg", "top_k=20"],
                 "self_train_args: top_k (20) must be at most k (16)")
         refused(["--self-train", "semievol", "--unlabelled", data.unlabelled, "--self-train-arg", "k=0"], "self_train_args: k must be an integer in 1…64")

@@ -28,7 +28,11 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(Recipe.self, from: Data(r.canonicalJSON.utf8)).evalData, r.evalData)
         let yaml = try Recipe.parse(yaml: "eval_data:\n  add: a.jsonl\n  copy: c.jsonl\n", source: "r.yaml")
         XCTAssertEqual(yaml.evalData.files, ["add": "a.jsonl", "copy": "c.jsonl"])
-        for (text, needle) in [("eval_data: {a/b: x}\n", "eval_data must be NAME=FILE"), ("eval_data: [a]\n", "eval_data must be"),
+        // In YAML the sets are a mapping; the message says so (it described the flag's NAME=FILE,
+        // and a quoted "a=x" was told to drop its quotes, which gave the same refusal).
+        let form = "eval_data must be a mapping of set names (letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
+        for (text, needle) in [("eval_data: {a/b: x}\n", form + " (got {a/b: x})"), ("eval_data: [a]\n", form + " (got a sequence)"),
+                               ("eval_data: \"a=x.jsonl\"\n", form + " (got a=x.jsonl)"), ("eval_data: a=x.jsonl\n", form + " (got a=x.jsonl)"),
                                ("eval_data: {a: x, a: y}\n", "duplicate key \"a\"")] {
             XCTAssertThrowsError(try Recipe.parse(yaml: text, source: "r.yaml"), text) { error in
                 XCTAssertTrue("\(error)".hasPrefix("r.yaml:") && "\(error)".contains(needle), "\(error)")

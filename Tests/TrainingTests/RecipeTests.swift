@@ -132,7 +132,7 @@ final class RecipeTests: XCTestCase {
         refused({ $0.keepLast = 5 }, "--keep-last prunes checkpoints")
         refused({ $0.selfTrainEvery = 5 }, "--self-train-every spaces self-training rounds")
         refused({ $0.evalExamples = 0; $0.maxNewTokens = 5 }, "--max-new-tokens is the length of generated answers")
-        for ok: (inout Recipe) -> Void in [{ $0.maxNewTokens = 5 }, { $0.evalExamples = 0; $0.maxNewTokens = 5; $0.selfTrain = "rft" },
+        for ok: (inout Recipe) -> Void in [{ $0.maxNewTokens = 5 }, { $0.evalExamples = 0; $0.maxNewTokens = 5; $0.selfTrain = "rft"; $0.selfTrainScorer = "task" },
                                            { $0.evalExamples = 0; $0.maxNewTokens = 5; $0.objective = "spin" }] {
             var r = Recipe()
             ok(&r)
@@ -205,9 +205,14 @@ final class RecipeTests: XCTestCase {
         validateRefuses("ref_model: base\n", "r.yaml:1: ref_model base is read by objectives with a reference term")
         validateRefuses("objective: grpo\nref_model: base\n", "r.yaml:2: ref_model base is read")
         validateRefuses("selection: uds\nselection_pool: 1\n", "r.yaml:1: selection uds would keep all 48 candidates")
+        // What self-training needs of the recipe is refused here, so by --dry-run too.
+        validateRefuses("self_train: rft\n", "r.yaml:1: --self-train rft needs --self-train-scorer")
+        validateRefuses("self_train: superhf\nunlabelled: u.jsonl\nrewards: [task]\n", "r.yaml:1: --self-train superhf trains with --objective superhf")
+        validateRefuses("objective: spin\nunlabelled: u.jsonl\n", "r.yaml:2: objective spin answers the prompts of --data; drop --unlabelled")
+        validateRefuses("objective: dpo\nselection: loss\n", "r.yaml:2: selection loss chooses single sequences; objective dpo trains on pairs")
         for ok in ["objective: dpo\nref_model: base\n", "objective: grpo\nobjective_args: {beta: 0.1}\nref_model: base\n",
                    "selection: learnability\nref_model: base\n", "selection: uds\nselection_pool: 1\nselection_args: {budget: 0.5}\n",
-                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\n",
+                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\nself_train_scorer: task\n",
                    "selection: q-tuning\nselection_pool: 1\n"] {   // q-tuning prunes tokens even keeping every sample
             XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
         }

@@ -39,6 +39,10 @@ public struct NamedFiles: RecipeValue, Sendable {
         return out
     }
 
+    public static var yamlForm: String? {
+        "a mapping of set names (letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
+    }
+
     public static func refusal(flag text: String, current: NamedFiles?) -> String? {
         guard let eq = text.firstIndex(of: "=") else { return "expected NAME=FILE (add=add.jsonl), a name for the set and its file" }
         let name = String(text[..<eq])

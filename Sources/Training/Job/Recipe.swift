@@ -77,6 +77,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
+        try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(SelfTrainOptions(recipe: self), recipe: self, objective: objective) }
         try checkLoRAKeysNeedRank()
         if self.selection == "none" && self.selectionPool != k.selectionPool.defaultValue && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
@@ -152,6 +153,22 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// rollouts for steps that never come; `--ref-model` read by nothing was ignored.
     func checkMethodsCombine(_ objective: Objective, selectionReadsReference: Bool) throws {
         let k = Recipe.declared
+        if self.selection != "none" {
+            // A selector replaces the batch producer: pairs, rollouts, scored samples and the
+            // model's own answers would never be made.
+            let selector = "\(named(k.selection)) \(self.selection)"
+            if objective.requirements.pairs {
+                throw RecipeError("\(selector) chooses single sequences; objective \(self.objective) trains on pairs")
+            }
+            if objective.requirements.rollouts || self.scoredData {
+                let what = self.scoredData ? "--scored-data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
+                throw RecipeError("\(selector) chooses among the rows of --data, but \(what): drop --selection or pick an SFT objective")
+            }
+            if self.selfTrain != "none" || objective is SPINObjective {
+                let maker = objective is SPINObjective ? "objective spin" : "--self-train \(self.selfTrain)"
+                throw RecipeError("\(selector) chooses among the rows of --data, but \(maker) makes the batches from the model's own answers: drop one of them")
+            }
+        }
         if self.selfTrain != "none" && (objective.requirements.rollouts || self.scoredData) {
             let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
             throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")

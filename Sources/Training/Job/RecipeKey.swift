@@ -75,6 +75,9 @@ extension RecipeKey: AnyRecipeKey {
 
     public func read(_ node: Node, into r: inout Recipe, at: String) throws {
         guard let v = Value.fromYAML(node) else {
+            if let form = Value.yamlForm {
+                throw RecipeError("\(at) \(name) must be \(form) (got \(node.scalar.map { RecipeError.quote($0.string) } ?? "a \(node.kind)"))")
+            }
             // `batch_size: "8"` is the string 8 in YAML: say so, or "(got 8)" reads as in range.
             if let scalar = node.scalar, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {
                 throw RecipeError("\(at) \(name) must be \(setting.limits.text) (got the quoted string \"\(RecipeError.quote(scalar.string))\"; write it without quotes)")
@@ -82,6 +85,7 @@ extension RecipeKey: AnyRecipeKey {
             throw wrong(at + " " + name, got: node.scalar?.string ?? "a \(node.kind)")
         }
         r[self] = v
+        if let form = Value.yamlForm, !setting.limits.accepts(v) { throw RecipeError("\(at) \(name) must be \(form) (got \(v.text))") }
         try check(r, prefix: at + " ")
     }
 

@@ -27,6 +27,9 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
     /// Why `fromFlag` refused `text`, when the limits' general description would not say
     /// (`--eval-data add=b.jsonl` after `add=a.jsonl`: the name twice); nil: the limits say it.
     static func refusal(flag text: String, current: Self?) -> String?
+    /// How a recipe writes the value, where that differs from the flag's form the limits
+    /// describe (`eval_data` is a mapping in YAML, `NAME=FILE` as a flag); nil: the same.
+    static var yamlForm: String? { get }
     /// The value as messages and the resume comparison show it.
     var text: String { get }
     /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
@@ -37,6 +40,7 @@ extension RecipeValue {
     public static func flagsStart(file: Self) -> Self { file }
     public static func joined(flags: Self, file: Self) -> Self { flags }
     public static func refusal(flag text: String, current: Self?) -> String? { nil }
+    public static var yamlForm: String? { nil }
 }
 
 extension RecipeValue where Self: LosslessStringConvertible {

@@ -49,12 +49,8 @@ public enum TrainingJob {
                        recipe.warmupSteps, recipe.steps, last, recipe.lr))
         }
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
+        // (Recipe.validate has refused a selector beside them: it would never run.)
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
-        if selfTraining != nil && recipe.selection != "none" {
-            // The self-training producer makes the batches; a selector would never run.
-            let maker = setup.objective is SPINObjective ? "objective spin" : "--self-train \(recipe.selfTrain)"
-            Fatal.agree("--selection \(recipe.selection) chooses among the rows of --data, but \(maker) makes the batches from the model's own answers: drop one of them")
-        }
         let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining)
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here

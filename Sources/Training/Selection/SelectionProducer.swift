@@ -77,14 +77,8 @@ extension SelectionProducer {
     public static func make(setup: RunSetup, comm: Communicator) -> SelectionProducer? {
         let r = setup.recipe
         guard r.selection != "none" else { return nil }
-        if setup.objective.requirements.pairs {
-            Fatal.agree("selection \(r.selection) chooses single sequences; objective \(setup.objective.name) trains on pairs")
-        }
-        if setup.objective.requirements.rollouts || r.scoredData {
-            // Selection replaces the producer; rollouts and scored samples would never be made.
-            let what = r.scoredData ? "--scored-data trains on the samples of --data" : "objective \(setup.objective.name) trains on rollouts it samples"
-            Fatal.agree("selection \(r.selection) chooses among the rows of --data, but \(what): drop --selection or pick an SFT objective")
-        }
+        // Recipe.validate (checkMethodsCombine) has refused pairs, rollouts, scored samples and
+        // self-training beside a selector.
         let context = SelectionRegistry.Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed,
                                                 maxLength: min(r.maxLength, setup.model.maxSequenceLength),
                                                 vocabSize: setup.model.vocabSize, hasReference: r.refModel != nil)

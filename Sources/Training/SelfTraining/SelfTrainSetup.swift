@@ -9,19 +9,16 @@ public enum SelfTrainSetup {
     /// The producer for the recipe's method, or nil without `--self-train`.
     public static func producer(setup: RunSetup, comm: Communicator) -> StepProducer? {
         let r = setup.recipe
+        // Recipe.validate has run these checks (so --dry-run refuses the same); a setup built
+        // from a recipe in code gets them here.
+        Fatal.collective { try check(SelfTrainOptions(recipe: r), recipe: r, objective: setup.objective) }
         if let spin = setup.objective as? SPINObjective {
-            Fatal.collective {
-                if r.selfTrain != SelfTrainMethod.none.rawValue { throw RecipeError("objective spin makes its own pairs; drop --self-train \(r.selfTrain)") }
-                if r.unlabelled != nil { throw RecipeError("objective spin answers the prompts of --data; drop --unlabelled") }
-                if r.refModel != nil { throw RecipeError("objective spin's reference is the model of the previous iteration; drop --ref-model") }
-            }
             return SPINProducer(source: UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed),
                                 prompts: labelledPrompts(setup), iterationSteps: spin.iterationSteps, temperature: 1,
                                 maxNewTokens: r.maxNewTokens, maxLength: min(r.maxLength, setup.model.maxSequenceLength))
         }
         let (method, options) = Fatal.collective { () throws -> (SelfTrainRound?, SelfTrainOptions) in
             let options = try SelfTrainOptions(recipe: r)
-            try check(options, recipe: r, pairs: setup.objective.requirements.pairs)
             guard options.method != .none else { return (nil, options) }
             let scoring = try options.scorer.map { try SelfTrainScoring(name: $0, rewardArgs: r.rewardArgs) }
             func unlabelled(_ path: String) throws -> [SelfTrainPrompt] {
@@ -53,8 +50,16 @@ public enum SelfTrainSetup {
                                  maxLength: min(r.maxLength, setup.model.maxSequenceLength), vocabSize: setup.model.vocabSize)
     }
 
-    static func check(_ o: SelfTrainOptions, recipe r: Recipe, pairs: Bool) throws {
-        let flag = "--self-train \(o.method.rawValue)"
+    /// The misuse the recipe alone shows (`Recipe.validate` calls it): what `objective`, the
+    /// method and their files need of each other.
+    static func check(_ o: SelfTrainOptions, recipe r: Recipe, objective: Objective) throws {
+        let flag = "--self-train \(o.method.rawValue)", pairs = objective.requirements.pairs
+        if objective is SPINObjective {
+            if o.method != .none { throw RecipeError("objective spin makes its own pairs; drop \(flag)") }
+            if r.unlabelled != nil { throw RecipeError("objective spin answers the prompts of --data; drop --unlabelled") }
+            if r.refModel != nil { throw RecipeError("objective spin's reference is the model of the previous iteration; drop --ref-model") }
+            return
+        }
         if o.method == .none {
             if r.unlabelled != nil { throw RecipeError("--unlabelled is read by --self-train semievol or superhf; give one, or drop --unlabelled") }
             return
@@ -68,22 +73,24 @@ public enum SelfTrainSetup {
             if r.unlabelled == nil { throw RecipeError("\(flag) needs --unlabelled FILE (prompts without answers)") }
         case .rft, .ssr, .s3ft:
             if r.unlabelled != nil { throw RecipeError("\(flag) answers the labelled prompts of --data; --unlabelled is for semievol and superhf") }
-        case .superhf, .none: break
+        case .superhf:
+            guard objective is SuperHFObjective else {
+                throw RecipeError("\(flag) trains with --objective superhf (SFT on the best completions + kl_coefficient·KL to the initial model), not \(objective.name)")
+            }
+            if r.rewards.isEmpty && o.scorer == nil {
+                throw RecipeError("\(flag) ranks completions by a reward: give --reward NAME[=WEIGHT] (NAME one of \(RewardFunction.names.joined(separator: ", "))) or --self-train-scorer")
+            }
+        case .none: break
         }
     }
 
     /// SuperHF's reward: the `--reward` functions, else the `--self-train-scorer` (weight 1); every
-    /// prompt must carry a reference when one compares with it; the loss must be `superhf`'s.
+    /// prompt must carry a reference when one compares with it.
     static func superHFRewards(_ r: Recipe, scoring: SelfTrainScoring?, objective: Objective,
                                prompts: [SelfTrainPrompt]) throws -> [RewardFunction] {
-        guard objective is SuperHFObjective else {
-            throw RecipeError("--self-train superhf trains with --objective superhf (SFT on the best completions + kl_coefficient·KL to the initial model), not \(objective.name)")
-        }
+        // `check` has refused another objective and a run with neither rewards nor a scorer.
         let rewards = r.rewards.isEmpty ? scoring.map { [$0.rewardFunction] } ?? []
                                         : try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
-        guard !rewards.isEmpty else {
-            throw RecipeError("--self-train superhf ranks completions by a reward: give --reward NAME[=WEIGHT] (NAME one of \(RewardFunction.names.joined(separator: ", "))) or --self-train-scorer")
-        }
         if let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) {
             throw RecipeError("\(p.source): reward \(f.name) compares with a reference answer and this prompt has none (\(r.unlabelled == nil ? "no answer" : "--unlabelled"))")
         }
