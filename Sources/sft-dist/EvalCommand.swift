@@ -57,6 +57,9 @@ struct Eval: ParsableCommand {
                 throw RecipeError("\(flag) acts on the generated answers, and --examples 0 generates none: drop it or give --examples N")
             }
         }
+        if scorerCmd != nil && scorer != "command" {
+            throw RecipeError("--scorer-cmd is the program of --scorer command; with --scorer \(scorer) it would not run: add --scorer command")
+        }
         if samples == 0, let (flag, _) = [("--temperature", temperature != 1 && temperature != 0), ("--top-p", topP != 1), ("--pass-k", passK != "1")].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampled answers (--samples N for pass@k); without --samples the answers are greedy and \(flag) has no effect")
         }

@@ -77,6 +77,8 @@ final class EvalTests: XCTestCase {
                                (eval + ["--examples", "0", "--scorer", "numeric"], "--scorer acts on the generated answers"),
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
+                               // It was handed to the exact scorer, which said: unknown argument "cmd".
+                               (eval + ["--scorer-cmd", "cat"], "--scorer-cmd is the program of --scorer command; with --scorer exact it would not run"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-k", "5"], "--top-k acts on sampling, and --temperature 0 (the default) is greedy"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-p", "0.5"], "--top-p acts on sampling")] {
             let r = CLI.sftDist(args)

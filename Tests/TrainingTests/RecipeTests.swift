@@ -205,7 +205,10 @@ final class RecipeTests: XCTestCase {
         validateRefuses("ref_model: base\n", "r.yaml:1: ref_model base is read by objectives with a reference term")
         validateRefuses("objective: grpo\nref_model: base\n", "r.yaml:2: ref_model base is read")
         validateRefuses("selection: uds\nselection_pool: 1\n", "r.yaml:1: selection uds would keep all 48 candidates")
-        // What self-training needs of the recipe is refused here, so by --dry-run too.
+        // What self-training needs of the recipe is refused here, so by --dry-run too, and the
+        // reward functions and scorer are built with their arguments.
+        validateRefuses("objective: grpo\nrewards: [regex]\n", "scorer regex: needs pattern=REGEX (in train, as --reward-arg regex.KEY=VALUE)")
+        validateRefuses("self_train: rft\nself_train_scorer: regex\n", "scorer regex: needs pattern=REGEX")
         validateRefuses("self_train: rft\n", "r.yaml:1: --self-train rft needs --self-train-scorer")
         validateRefuses("self_train: superhf\nunlabelled: u.jsonl\nrewards: [task]\n", "r.yaml:1: --self-train superhf trains with --objective superhf")
         validateRefuses("objective: spin\nunlabelled: u.jsonl\n", "r.yaml:2: objective spin answers the prompts of --data; drop --unlabelled")

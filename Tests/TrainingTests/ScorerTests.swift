@@ -10,6 +10,13 @@ final class ScorerTests: XCTestCase {
         let exact = try ScorerRegistry.make(name: "exact", args: [:])
         XCTAssertEqual(try exact.score([item("  hello   world ", "hello world"), item("Hello", "hello")]), [1, 0])
         XCTAssertEqual(try ScorerRegistry.make(name: "exact", args: ["ignore_case": "true"]).score([item("Hello", "hello")]), [1])
+        // ignore_case is true or false in any common spelling; anything else was read as false.
+        for (text, score) in [("True", Float(1)), ("1", 1), ("yes", 1), ("false", 0), ("False", 0), ("0", 0)] {
+            XCTAssertEqual(try ScorerRegistry.make(name: "contains", args: ["ignore_case": text]).score([item("Hello", "hello")]), [score], text)
+        }
+        XCTAssertThrowsError(try ScorerRegistry.make(name: "exact", args: ["ignore_case": "maybe"])) {
+            XCTAssertEqual("\($0)", "scorer exact: ignore_case must be true or false (got maybe)")
+        }
         XCTAssertEqual(try ScorerRegistry.make(name: "contains", args: [:]).score([item("so it is 42.", "42"), item("x", "42")]), [1, 0])
         let numeric = try ScorerRegistry.make(name: "numeric", args: [:])
         XCTAssertEqual(try numeric.score([item("The answer is 1,234.", "1234"), item("3 then 5", "5.0"), item("none", "5"),

@@ -103,6 +103,17 @@ final class SelfTrainRoundTests: XCTestCase {
         XCTAssertEqual(try SelfTrainOptions(recipe: r).scorer, "format")
     }
 
+    /// An empty unlabelled prompt is named as generate names it (it was "cannot be formatted
+    /// for an answer").
+    func testAnEmptyUnlabelledPromptIsNamed() throws {
+        let path = NSTemporaryDirectory() + "unlabelled-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "{\"prompt\": \"add 1 2 =\"}\n{\"prompt\": \"\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try UnlabelledPrompts.read(path: path, tokenizer: ByteTokenizer(), template: .chatml, maxLength: 64, skipBadLines: false)) {
+            XCTAssertEqual("\($0)", "\(path):2: the prompt is empty (no text for the model to answer)")
+        }
+    }
+
     /// A round's rows fill `ratio` of the batch, replaced targets stand in for their rows, and
     /// the state restores into a new producer that builds the same batches; bad state names its field.
     func testMixingThroughCheckpointedState() throws {

@@ -74,6 +74,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         let k = Recipe.declared
         let objective = try locating([k.objectiveArgs, k.objective]) { try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
         try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts)
+        // The reward functions with their arguments, as the run builds them (a regex without its pattern).
+        if !self.rewards.isEmpty { _ = try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) }
         try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
@@ -142,7 +144,9 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         if self.selfTrain == "none" { unread += [(k.rewards, !self.rewards.isEmpty), (k.rewardArgs, !self.rewardArgs.isEmpty)] }
         if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) && !switchedOff($0.0, by: k.selfTrain) }) {
-            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift): with objective \(self.objective) it would have no effect")
+            let alsoSelfTraining = key.name == k.rewards.name || key.name == k.rewardArgs.name
+                ? ", and by self-training (--self-train, whose --self-train-scorer it configures)" : ""
+            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective) it would have no effect")
         }
     }
 

@@ -33,10 +33,19 @@ public enum ScorerRegistry {
     public static func make(name: String, args: [String: String]) throws -> Scorer {
         var a = args
         func take(_ k: String) -> String? { a.removeValue(forKey: k) }
+        /// true or false (YAML's and Python's spellings too); anything else is refused, not read as false.
+        func flag(_ k: String) throws -> Bool {
+            guard let v = take(k) else { return false }
+            switch v.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ScorerError("scorer \(name): \(k) must be true or false (got \(RecipeError.quote(v)))")
+            }
+        }
         let scorer: Scorer
         switch name {
-        case "exact": scorer = ExactMatchScorer(ignoreCase: take("ignore_case") == "true")
-        case "contains": scorer = ContainsScorer(ignoreCase: take("ignore_case") == "true")
+        case "exact": scorer = ExactMatchScorer(ignoreCase: try flag("ignore_case"))
+        case "contains": scorer = ContainsScorer(ignoreCase: try flag("ignore_case"))
         case "task": scorer = TaskScorer()
         case "numeric":
             let tol = take("tolerance").map { Double($0) } ?? 1e-6

@@ -51,7 +51,12 @@ public struct RewardFunction {
         }
         return try parsed.map { p in
             let a = routed[p.name] ?? [:]
-            let scorer: Scorer = p.name == "format" ? try FormatScorer(args: a) : try ScorerRegistry.make(name: p.name, args: a)
+            let scorer: Scorer
+            do { scorer = p.name == "format" ? try FormatScorer(args: a) : try ScorerRegistry.make(name: p.name, args: a) } catch let e as ScorerError {
+                // The scorer's own words name its keys; in train they come by --reward-arg.
+                if "\(e)".contains("--reward-arg") { throw e }
+                throw ScorerError("\(e) (in train, as --reward-arg \(p.name).KEY=VALUE)")
+            }
             return RewardFunction(name: p.name, scorer: scorer, weight: p.weight, needsReference: referenceScorers.contains(p.name))
         }
     }

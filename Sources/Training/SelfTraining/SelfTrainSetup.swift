@@ -68,6 +68,8 @@ public enum SelfTrainSetup {
         if o.method.needsScorer && o.scorer == nil {
             throw RecipeError("\(flag) needs --self-train-scorer (\(SelfTrainScoring.names.joined(separator: ", "))): it keeps only the model's answers the scorer accepts")
         }
+        // The scorer with its arguments (a regex without its pattern is refused here).
+        if let name = o.scorer { _ = try SelfTrainScoring(name: name, rewardArgs: r.rewardArgs) }
         switch o.method {
         case .semievol:
             if r.unlabelled == nil { throw RecipeError("\(flag) needs --unlabelled FILE (prompts without answers)") }

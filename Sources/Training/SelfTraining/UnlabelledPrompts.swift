@@ -14,6 +14,7 @@ public enum UnlabelledPrompts {
             let example: Example
             switch r.record {
             case .promptCompletion(let prompt, let completion):
+                if prompt.isEmpty { throw DataError("\(r.source): the prompt is empty (no text for the model to answer)") }
                 if !completion.isEmpty { carrying.append(r.source) }
                 example = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: r.source, tokenizer: tokenizer)
             case .messages(var turns):
