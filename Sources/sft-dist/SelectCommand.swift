@@ -52,7 +52,11 @@ struct Select: ParsableCommand {
         var args: [String: String] = [:]
         for a in methodArgs {
             guard let eq = a.firstIndex(of: "=") else { Fatal.agree("--method-arg \(a): expected key=value"); return }
-            args[String(a[..<eq])] = String(a[a.index(after: eq)...])
+            let key = String(a[..<eq])
+            // --keep is the budget; a key twice would silently keep the last.
+            if key == "budget" { Fatal.agree("--method-arg \(a): --keep is the fraction kept (the selector's budget); drop --method-arg budget") }
+            if args[key] != nil { Fatal.agree("--method-arg \(key) is given twice (\(key)=\(args[key]!) and \(a)); give each key once") }
+            args[key] = String(a[a.index(after: eq)...])
         }
         args["budget"] = "\(keep)"
         let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed) }
@@ -62,6 +66,9 @@ struct Select: ParsableCommand {
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,
                                                     hasReference: refModel != nil)
             return try SelectionRegistry.make(name: method, args: args, context: context)!
+        }
+        if refModel != nil && selector.referenceScorer == nil {
+            Fatal.agree("--ref-model is read by --method learnability (the reference model's loss); --method \(method) does not read it: drop --ref-model")
         }
         let reference = refModel.flatMap { path in
             selector.referenceScorer == nil ? nil : Fatal.collective { try SelectionProducer.loadReference(path, like: m) }

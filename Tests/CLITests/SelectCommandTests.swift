@@ -41,6 +41,14 @@ final class SelectCommandTests: XCTestCase {
             // A reference of another architecture names what differs (it said "the model being trained").
             (["--method", "learnability", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
              "the reference model's vocab_size is 600, the model's (--model) 260; a reference must share its architecture"),
+            // Settings that did nothing were accepted: a budget --keep replaced, a key given
+            // twice (the last kept), a reference model no selector but learnability reads.
+            (["--method", "random", "--keep", "0.5", "--method-arg", "budget=0.2"],
+             "--method-arg budget=0.2: --keep is the fraction kept (the selector's budget); drop --method-arg budget"),
+            (["--method", "uds", "--keep", "0.5", "--method-arg", "alpha=0.1", "--method-arg", "alpha=0.2"],
+             "--method-arg alpha is given twice (alpha=0.1 and alpha=0.2); give each key once"),
+            (["--method", "uds", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
+             "--ref-model is read by --method learnability (the reference model's loss); --method uds does not read it: drop --ref-model"),
         ]
         for (extra, message) in cases {
             let r = CLI.sftDist(base + extra)
