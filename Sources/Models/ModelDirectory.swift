@@ -23,10 +23,7 @@ public enum ModelDirectory {
             var meta = metadata
             meta["format"] = "pt"
             try SafeTensorsWriter.write(path: tmp + "/model.safetensors", tensors: tensors, metadata: meta)
-            if tokenizer is ByteTokenizer {
-                let tok = try JSONSerialization.data(withJSONObject: ["type": ByteTokenizer.name], options: [.sortedKeys])
-                try tok.write(to: URL(fileURLWithPath: tmp + "/" + byteTokenizerFile))
-            }
+            if let byte = tokenizer as? ByteTokenizer { try writeByteTokenizer(byte, to: tmp) }
             try writeTokenizerFiles(tokenizer, model: model, to: tmp, format: format)
             if let g = model.generationConfig {
                 try g.data().write(to: URL(fileURLWithPath: tmp + "/" + GenerationConfig.fileName))
@@ -156,13 +153,23 @@ public enum ModelDirectory {
         }
     }
 
+    /// `sft_dist_tokenizer.json`: the byte tokenizer's name, and the chat template a run recorded.
+    public static func writeByteTokenizer(_ byte: ByteTokenizer, to dir: String) throws {
+        var description: [String: Any] = ["type": ByteTokenizer.name]
+        if let t = byte.chatTemplateText { description["chat_template"] = t }
+        let data = try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
+        try data.write(to: URL(fileURLWithPath: dir + "/" + byteTokenizerFile))
+    }
+
     public static func loadTokenizer(_ dir: String) throws -> Tokenizer {
         let path = dir + "/" + byteTokenizerFile
         if let obj = try JSONObjectFile.readIfPresent(path) {
             guard obj["type"] as? String == ByteTokenizer.name else {
                 throw ModelError("\(path): unknown tokenizer description")
             }
-            return ByteTokenizer()
+            let template = obj["chat_template"]
+            guard template == nil || template is String else { throw ModelError("\(path): field \"chat_template\" must be a string") }
+            return ByteTokenizer(chatTemplate: template as? String)
         }
         let hf = dir + "/tokenizer.json"
         var st = stat()

@@ -43,6 +43,39 @@ final class ChatTemplateSaveTests: XCTestCase {
     /// without a system message; training lays the data out with it (the longest example is the
     /// system turn's tokens longer than with `--chat-template chatml`) and keeps the template,
     /// while `--chat-template chatml` records plain ChatML in its place, saying why.
+    /// sft-dist's byte tokenizer (a preset model) records a template other than its own ChatML
+    /// too: in sft_dist_tokenizer.json, the exported tokenizer_config.json and beside a LoRA
+    /// adapter, so `score` (auto) lays conversations out as the model learned them. It saved
+    /// ChatML whatever the run trained with, and the adapter had no tokenizer at all.
+    func testThePresetsByteTokenizerRecordsAPlainTemplate() throws {
+        let dir = CLI.tempDir("chat-template-byte")
+        let row = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (String(repeating: row + "\n", count: 12)).write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        let base = ["train", "--model", "tiny", "--data", "chat.jsonl", "--heldout", "chat.jsonl", "--chat-template", "plain",
+                    "--steps", "2", "--eval-examples", "0"]
+        let t = CLI.sftDist(base + ["--save-format", "hf", "--out", "full"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        XCTAssertEqual(CLI.occurrences(of: "chat template: the saved tokenizer records plain, the template the messages are trained with (replacing ChatML, sft-dist's byte tokenizer's own)", in: t.all), 1, t.all)
+        let template = try XCTUnwrap(chatTemplate(dir + "/full/model"))
+        XCTAssertTrue(template.hasPrefix("{% for message in messages %}{{ message['role'] + ': '"), template)
+        let lora = CLI.sftDist(base + ["--lora-rank", "2", "--out", "lora"], cwd: dir)
+        XCTAssertEqual(lora.status, 0, lora.all)
+        // "user: add 2 3 =\n" as bytes, where ChatML would start with <|im_start|> (257).
+        let plainIds = Array("user: add 2 3 =\n".utf8).map(Int.init)
+        for model in [["--model", "full/model"], ["--model", "lora/model-base", "--adapter", "lora/model"]] {
+            let r = CLI.sftDist(["score", "--data", "chat.jsonl"] + model, cwd: dir)
+            XCTAssertEqual(r.status, 0, r.all)
+            let first = try XCTUnwrap(r.stdout.split(separator: "\n").first)
+            let ids = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])?["ids"] as? [Int])
+            XCTAssertEqual(Array(ids.prefix(plainIds.count)), plainIds, "\(model)")
+        }
+        // A preset trained on messages in ChatML, its own layout, records nothing.
+        let own = CLI.sftDist(["train", "--model", "tiny", "--data", "chat.jsonl", "--heldout", "chat.jsonl", "--steps", "1",
+                               "--eval-examples", "0", "--out", "own"], cwd: dir)
+        XCTAssertEqual(own.status, 0, own.all)
+        XCTAssertFalse(own.all.contains("the saved tokenizer records"), own.all)
+    }
+
     func testTheModelsDefaultSystemMessageIsTrainedWith() throws {
         let dir = CLI.tempDir("chat-template-default-system")
         try FileManager.default.copyItem(atPath: Self.models + "/qwen2", toPath: dir + "/qwen2")

@@ -4,9 +4,18 @@
 /// and the tests can run anywhere; every string round-trips exactly, including emoji,
 /// because a token is simply a UTF-8 byte. Ids: 0...255 bytes, then
 /// `<|endoftext|>`=256, `<|im_start|>`=257, `<|im_end|>`=258, `<|pad|>`=259.
-public final class ByteTokenizer: Tokenizer {
+public final class ByteTokenizer: Tokenizer, @unchecked Sendable {
     /// The name a config or checkpoint uses to ask for this tokenizer.
     public static let name = "bytes"
+
+    /// The chat template a run on `messages` data recorded because it trained with another
+    /// than ChatML (`--chat-template plain`), saved in `sft_dist_tokenizer.json` and the exported
+    /// tokenizer_config.json; nil: ChatML, the layout of this vocabulary's specials.
+    public private(set) var chatTemplateText: String?
+
+    /// Makes `jinja` the template this tokenizer's files are saved with. Set once, at start-up,
+    /// before anything reads it.
+    public func recordChatTemplate(_ jinja: String) { chatTemplateText = jinja }
 
     public static let endOfText: Int32 = 256
     public static let imStart: Int32 = 257
@@ -30,7 +39,8 @@ public final class ByteTokenizer: Tokenizer {
     private let specialFirstBytes: Set<UInt8>
     private let stringOfSpecial: [Int32: String]
 
-    public init() {
+    public init(chatTemplate: String? = nil) {
+        chatTemplateText = chatTemplate
         let byLength = specialTokens
             .map { (bytes: Array($0.key.utf8), id: $0.value) }
             .sorted { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }

@@ -15,11 +15,11 @@ public enum HFTokenizerFiles {
     /// File name → contents to write next to config.json.
     public static func files(for tokenizer: Tokenizer, contextLength: Int) throws -> [String: Data] {
         if let bpe = tokenizer as? BPETokenizer { return bpe.sourceFiles }
-        if tokenizer is ByteTokenizer { return try byteTokenizerFiles(contextLength: contextLength) }
+        if let byte = tokenizer as? ByteTokenizer { return try byteTokenizerFiles(contextLength: contextLength, chatTemplate: byte.chatTemplateText) }
         return [:]
     }
 
-    static func byteTokenizerFiles(contextLength: Int) throws -> [String: Data] {
+    static func byteTokenizerFiles(contextLength: Int, chatTemplate: String? = nil) throws -> [String: Data] {
         let byte = ByteTokenizer()
         var vocab: [String: Int] = [:]
         for b in 0..<256 { vocab[String(ByteLevel.characters[b])] = b }
@@ -39,7 +39,7 @@ public enum HFTokenizerFiles {
         ]
         let config: [String: Any] = [
             "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "pad_token": "<|pad|>",
-            "model_max_length": contextLength, "chat_template": chatMLTemplate, "clean_up_tokenization_spaces": false,
+            "model_max_length": contextLength, "chat_template": chatTemplate ?? chatMLTemplate, "clean_up_tokenization_spaces": false,
         ]
         let map: [String: Any] = ["eos_token": "<|endoftext|>", "pad_token": "<|pad|>",
                                   "additional_special_tokens": ["<|im_start|>", "<|im_end|>"]]

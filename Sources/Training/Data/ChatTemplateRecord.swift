@@ -51,15 +51,21 @@ public enum ChatTemplateRecord {
     /// When the training data has `messages` and the tokenizer's own template is not
     /// recognisably `template`, makes `template` the one its files are saved with. Returns a
     /// line for the log, or nil when nothing changed (prompt/completion data, a template that
-    /// already is this one, the byte tokenizer — whose exported files are always ChatML's).
+    /// already is this one — for the byte tokenizer without a recorded one, ChatML).
     public static func record(_ template: ChatTemplate, in tokenizer: Tokenizer, dataHasMessages: Bool) throws -> String? {
-        guard dataHasMessages, let bpe = tokenizer as? BPETokenizer else { return nil }
-        let had = bpe.chatTemplateText
+        guard dataHasMessages, tokenizer is BPETokenizer || tokenizer is ByteTokenizer else { return nil }
+        let had = tokenizer.chatTemplateText
         if let had, ChatTemplate.recognise(had) == template { return nil }
-        let bos = bpe.bosId ?? bpe.specialTokenId("<|begin_of_text|>")
-        try bpe.recordChatTemplate(template.jinja(bos: bos.map { bpe.decode([$0]) } ?? "", eos: bpe.decode([bpe.eosId])))
+        let byteOwn = tokenizer is ByteTokenizer && had == nil
+        if byteOwn && template == .chatml { return nil }
+        let bos = tokenizer.bosId ?? tokenizer.specialTokenId("<|begin_of_text|>")
+        let jinja = template.jinja(bos: bos.map { tokenizer.decode([$0]) } ?? "", eos: tokenizer.decode([tokenizer.eosId]))
+        if let bpe = tokenizer as? BPETokenizer { try bpe.recordChatTemplate(jinja) }
+        if let byte = tokenizer as? ByteTokenizer { byte.recordChatTemplate(jinja) }
         let before: String
-        if let had, let own = ChatTemplate.recognise(had), own.layout == template.layout {
+        if byteOwn {
+            before = "replacing ChatML, sft-dist's byte tokenizer's own"
+        } else if let had, let own = ChatTemplate.recognise(had), own.layout == template.layout {
             before = own.dateHeader != nil ? "replacing its own, which opens with a dated system turn"
                 : own.defaultSystem == nil ? "replacing its own, which has no default system message"
                 : "replacing its own, which puts a default system message first"

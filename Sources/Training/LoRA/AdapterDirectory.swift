@@ -16,8 +16,8 @@ public enum AdapterDirectory {
     public static let weightsFile = "adapter_model.safetensors"
     static let prefix = "base_model.model."
 
-    /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`. A BPE
-    /// `tokenizer` is written beside them, as TRL's trainer saves its tokenizer with the adapter:
+    /// Writes `model`'s adapters into `<dir>.tmp-<pid>` and renames it over `dir`. The
+    /// `tokenizer` is written beside them (a BPE one's files, or sft_dist_tokenizer.json), as TRL's trainer saves its tokenizer with the adapter:
     /// it carries the chat template the run trained with (`ChatTemplateRecord`), which
     /// `--adapter DIR` and `merge-lora` then read instead of the base's.
     public static func save(_ model: LoRAAdaptable, base: String, to dir: String, tokenizer: Tokenizer? = nil,
@@ -43,6 +43,8 @@ public enum AdapterDirectory {
             if let bpe = tokenizer as? BPETokenizer {
                 try ModelDirectory.writeTokenizerFiles(bpe, model: model, to: tmp, format: .hf)
             }
+            // The byte tokenizer's own file: it carries a template the run recorded (plain).
+            if let byte = tokenizer as? ByteTokenizer { try ModelDirectory.writeByteTokenizer(byte, to: tmp) }
         }
     }
 
@@ -107,6 +109,12 @@ public enum AdapterDirectory {
                 throw ModelError("\(dir): its tokenizer differs from \(base)'s (\(difference)); an adapter's tokenizer must be its base's but for the chat template and end token (an adapter made for another model?)")
             }
             return (model, own)
+        }
+        if FileManager.default.fileExists(atPath: dir + "/" + ModelDirectory.byteTokenizerFile) {
+            guard tokenizer is ByteTokenizer else {
+                throw ModelError("\(dir): holds sft-dist's byte tokenizer (\(ModelDirectory.byteTokenizerFile)), but \(base) has a BPE tokenizer (an adapter made for another model?)")
+            }
+            return (model, try ModelDirectory.loadTokenizer(dir))
         }
         return (model, tokenizer)
     }
