@@ -88,7 +88,7 @@ struct Eval: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
-        Runtime.checkLoaded(set, from: data, comm: comm)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples
         options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []

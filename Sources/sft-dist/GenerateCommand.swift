@@ -121,6 +121,7 @@ struct Generate: ParsableCommand {
             }
         }
         if let prompts { SameInputs.check("--prompts \(prompts)", file: prompts) }
+        if comm.isCoordinator, let prompts, ChatTemplateRecord.hasMessages(prompts) { Runtime.noteChatTemplate(chatTemplate, tokenizer: tok) }
         let texts = sourced.map(\.text)
         let ids = sourced.map(\.ids)
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {

@@ -15,7 +15,8 @@ struct Merge: ParsableCommand {
         """)
 
     @Argument(help: "Model directories (two or more).") var models: [String]
-    @Option(help: "Comma-separated weights, one per model (default: 1/k each).") var weights: String?
+    // .unconditional: "-1,2" (an extrapolation) is the value, not an unknown flag.
+    @Option(parsing: .unconditional, help: "Comma-separated weights, one per model (default: 1/k each).") var weights: String?
     @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 
     func run() throws {

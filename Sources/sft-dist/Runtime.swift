@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import Models
 import TensorCore
 import Training
 
@@ -36,11 +37,20 @@ enum Runtime {
     /// Collective, after `score`, `eval` or `select` loaded `--data`: every rank read the same
     /// examples, and rank 0 says when truncation cut or left out rows (a left-out row is
     /// missing from the output, whose `index` counts the rows kept).
-    static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator) {
+    /// With {messages} rows and `--chat-template auto`, it also says which template laid them out
+    /// and why, as train's log does (a template it did not recognise fell back to plain silently).
+    static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator, chatTemplate: String, tokenizer: Tokenizer) {
         SameInputs.check("--data \(data)", examples: set.examples)
         if comm.isCoordinator && set.report.changedAnything {
             FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
         }
+        if comm.isCoordinator && set.report.conversations > 0 { noteChatTemplate(chatTemplate, tokenizer: tokenizer) }
+    }
+
+    /// On stderr: the template `--chat-template auto` chose and why (nothing for a named one).
+    static func noteChatTemplate(_ name: String, tokenizer: Tokenizer) {
+        guard name == ChatTemplate.auto, let chat = try? ChatTemplate.resolve(name, tokenizer: tokenizer) else { return }
+        FileHandle.standardError.write(Data("sft-dist: note: chat template: \(chat.template.rawValue) (\(chat.reason))\n".utf8))
     }
 
     static func setWatchdog(seconds: Double) {

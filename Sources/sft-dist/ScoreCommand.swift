@@ -37,7 +37,7 @@ struct Score: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
-        Runtime.checkLoaded(set, from: data, comm: comm)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         var lines: [String] = []
         var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)

@@ -77,7 +77,7 @@ struct Select: ParsableCommand {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
         }
         if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
-        Runtime.checkLoaded(set, from: data, comm: comm)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
                                      padId: tok.padId, seed: seed, comm: comm)
         // A model whose weights give NaN would rank rows by nothing (written as null) and exit 0.

@@ -76,6 +76,31 @@ final class ChatTemplateSaveTests: XCTestCase {
         XCTAssertFalse(own.all.contains("the saved tokenizer records"), own.all)
     }
 
+    /// score, eval, select and generate say which template laid out {messages} rows under
+    /// `auto` (a template they did not recognise fell back to plain without a word); nothing for
+    /// prompt/completion rows or a template named by the flag.
+    func testScoreEvalAndGenerateNameTheTemplateTheyChose() throws {
+        let dir = CLI.tempDir("chat-template-note")
+        try FileManager.default.copyItem(atPath: Self.models + "/qwen2", toPath: dir + "/m")
+        try "{% for m in messages %}{{ m['content'] }}{% endfor %}".write(toFile: dir + "/m/chat_template.jinja", atomically: true, encoding: .utf8)
+        let chat = #"{"messages": [{"role": "user", "content": "add 2 3 ="}, {"role": "assistant", "content": " 5"}]}"#
+        try (chat + "\n").write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        try #"{"prompt": "add 2 3 =", "completion": " 5"}"#.appending("\n").write(toFile: dir + "/pc.jsonl", atomically: true, encoding: .utf8)
+        let note = "sft-dist: note: chat template: plain (the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose)\n"
+        for args in [["score", "--model", "m", "--data", "chat.jsonl"], ["eval", "--model", "m", "--data", "chat.jsonl", "--examples", "1"],
+                     ["select", "--model", "m", "--data", "chat.jsonl", "--method", "loss", "--keep", "1", "--out", "kept.jsonl"],
+                     ["generate", "--model", "m", "--prompts", "chat.jsonl", "--max-new-tokens", "2"]] {
+            let r = CLI.sftDist(args, cwd: dir)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(CLI.occurrences(of: note, in: r.stderr), 1, "\(args): \(r.stderr)")
+        }
+        for args in [["score", "--model", "m", "--data", "pc.jsonl"], ["score", "--model", "m", "--data", "chat.jsonl", "--chat-template", "chatml"]] {
+            let r = CLI.sftDist(args, cwd: dir)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertFalse(r.stderr.contains("chat template"), "\(args): \(r.stderr)")
+        }
+    }
+
     func testTheModelsDefaultSystemMessageIsTrainedWith() throws {
         let dir = CLI.tempDir("chat-template-default-system")
         try FileManager.default.copyItem(atPath: Self.models + "/qwen2", toPath: dir + "/qwen2")

@@ -93,6 +93,9 @@ final class ForgettingCLITests: XCTestCase {
         let weights = CLI.sftDist(["merge", out + "/a/model", out + "/b/model", "--weights", "0.5,x", "--out", out + "/m3"])
         XCTAssertEqual(weights.status, 1, weights.all)
         XCTAssertTrue(weights.stderr.contains("--weights: \"x\" is not a number"), weights.all)
+        // A negative first weight (extrapolation) is the value, not an unknown flag.
+        let negative = CLI.sftDist(["merge", out + "/a/model", out + "/b/model", "--weights", "-1,2", "--out", out + "/m4"])
+        XCTAssertEqual(negative.status, 0, negative.all)
         // Set in a recipe file, the same problems name the file and line, not a flag not given.
         let frozen = out + "/frozen.yaml", evals = out + "/evals.yaml", lora = out + "/lora.yaml"
         try "model: tiny\nsteps: 1\nfreeze: no_such_tensor\n".write(toFile: frozen, atomically: true, encoding: .utf8)
