@@ -27,10 +27,11 @@ final class ScoredRowsTests: XCTestCase {
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c"}"#], line: 3, "neither advantage nor reward")
         try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1}"#, ok2], line: 2, "reward without group")
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": "1", "group": "q1"}"#], line: 3, "reward must be a finite number")
-        try refused([ok, #"{"prompt": "p", "completion": " c", "reward": true, "group": "q1"}"#], line: 2, "reward must be a finite number")
+        try refused([ok, #"{"prompt": "p", "completion": " c", "reward": true, "group": "q1"}"#], line: 2, "reward must be a finite number (got true)")
+        try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1, "group": false}"#], line: 2, "group must be a string or an integer (got false)")
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": 1e999, "group": "q1"}"#], line: 3, "not representable")
         try refused([ok, #"{"prompt": "p", "completion": " c", "advantage": null}"#], line: 2, "advantage must be a finite number")
-        try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1, "group": [1]}"#], line: 2, "group must be a string or an integer")
+        try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1, "group": [1]}"#], line: 2, "group must be a string or an integer (got a list)")
         try refused([ok, ok2, "", #"{"prompt": "p", "completion": " c", "reward": 0.5, "group": "lonely"}"#], line: 4, "group lonely has one reward")
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": 0.5, "group": 3}"#], .batch, line: 3, "has one reward")
     }
