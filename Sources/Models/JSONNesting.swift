@@ -32,6 +32,27 @@ public enum JSONNesting {
         return count
     }
 
+    /// The byte offset of the first comma that only whitespace separates from a closing `]` or
+    /// `}` (outside strings), or nil. Foundation's parser accepts `{"a": 1,}`; Python's `json`,
+    /// and so transformers, refuses it, so a model file written that way is refused here too.
+    public static func trailingComma<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8 {
+        var inString = false, escaped = false, comma: Int? = nil
+        for (i, b) in bytes.enumerated() {
+            if inString {
+                if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
+                continue
+            }
+            switch b {
+            case 0x20, 0x09, 0x0A, 0x0D: continue
+            case 0x5D, 0x7D: if let comma { return comma }
+            case 0x22: inString = true
+            default: break
+            }
+            comma = b == 0x2C ? i : nil
+        }
+        return nil
+    }
+
     /// Calls `body` with each `[ ] { }` outside strings, until it returns false.
     private static func forEachBracket<C: Collection>(_ bytes: C, _ body: (UInt8) -> Bool) where C.Element == UInt8 {
         var inString = false, escaped = false

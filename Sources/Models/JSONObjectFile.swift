@@ -31,6 +31,9 @@ public enum JSONObjectFile {
     /// Parses bytes already read from `path` (named in messages).
     public static func parse(_ data: Data, path: String) throws -> [String: Any] {
         if let object = try? JSONSerialization.jsonObject(with: data) {
+            if let at = JSONNesting.trailingComma(data) {
+                throw ModelError("\(path): not valid JSON: a comma before a closing bracket at byte \(at) (Foundation reads it; Python's json, and so transformers, does not)")
+            }
             guard let fields = object as? [String: Any] else {
                 throw ModelError("\(path): the top level is \(object is [Any] ? "an array" : "not an object"), not a JSON object")
             }

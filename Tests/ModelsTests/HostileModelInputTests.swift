@@ -67,6 +67,9 @@ final class HostileModelInputTests: XCTestCase {
             (Array(#"{"model_type": "gpt2"#.utf8) + [0xFF] + Array(#""}"#.utf8), "not valid UTF-8 (invalid byte sequence at byte 20)"),
             (Array(#"[1, 2]"#.utf8), "the top level is an array, not a JSON object"),
             ([], "not valid JSON"),
+            // Foundation reads a trailing comma; Python's json (transformers) does not.
+            (Array("{\"model_type\": \"gpt2\", \"n_layer\": 2,\n}".utf8), "not valid JSON: a comma before a closing bracket at byte 35"),
+            (Array(#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel", ]}"#.utf8), "a comma before a closing bracket at byte 58"),
         ]
         for (bytes, expected) in cases {
             let dir = try copy("gpt2")
@@ -74,6 +77,8 @@ final class HostileModelInputTests: XCTestCase {
             let e = loadError(dir)
             XCTAssertTrue(e.hasPrefix(dir + "/config.json: ") && e.contains(expected), "\(bytes): \(e)")
         }
+        // Commas and brackets inside strings are text.
+        XCTAssertNil(JSONNesting.trailingComma(Array(#"{"a": ",}", "b": "\",]", "c": [1, 2]}"#.utf8)))
     }
 
     // MARK: absurd sizes
