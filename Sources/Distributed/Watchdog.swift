@@ -27,15 +27,22 @@ public final class Watchdog: @unchecked Sendable {
 
     /// `rank` staggers the deadline slightly (up to 2 s) so that when every survivor times out
     /// together, the lowest rank usually prints and aborts first and the message appears once.
-    public init(seconds: Double, rank: Int, clock: @escaping () -> Double, abort: @escaping (String) -> Void) {
+    /// `monitored: false` (tests) starts no thread: the caller drives `excuse` and `expired`.
+    public init(seconds: Double, rank: Int, clock: @escaping () -> Double, abort: @escaping (String) -> Void,
+                monitored: Bool = true) {
         self.seconds = seconds
         self.clock = clock
         self.abort = abort
+        guard monitored else { return }
         let deadline = seconds + 0.5 * Double(min(rank, 4))
         let thread = Thread { [weak self] in
+            var last = clock()
             while let me = self {
+                let now = me.clock()
+                me.excuse(frozen: now - last - Self.tick)
+                last = now
                 if me.expired(after: deadline) { return }
-                Thread.sleep(forTimeInterval: 0.25)
+                Thread.sleep(forTimeInterval: Self.tick)
             }
         }
         thread.name = "sft-dist-watchdog"
@@ -63,8 +70,22 @@ public final class Watchdog: @unchecked Sendable {
         return try body()
     }
 
+    static let tick = 0.25
+
+    /// Time in which the watchdog's own thread did not run — the process was stopped (SIGSTOP,
+    /// a suspended node) — is not time this rank waited for the others: counted, a rank stopped
+    /// past the deadline blamed them the moment it was continued (Open MPI continues a stopped
+    /// rank to kill it when another aborts, so the job's one message appeared twice). Gaps
+    /// under a second are scheduling and count.
+    func excuse(frozen: Double) {
+        guard frozen > 1 else { return }
+        lock.lock()
+        if let c = current { current = (c.name, c.since + frozen) }
+        lock.unlock()
+    }
+
     /// True once the watchdog has fired (the thread then stops).
-    private func expired(after deadline: Double) -> Bool {
+    func expired(after deadline: Double) -> Bool {
         lock.lock()
         let c = current, already = fired
         lock.unlock()
