@@ -52,13 +52,13 @@ struct Eval: ParsableCommand {
         // pass one always). Generation is off with --examples 0; sampling needs --samples N.
         if examples == 0 {
             let set = [("--samples", samples != 0), ("--pass-k", passK != "1"), ("--scorer", scorer != "exact"),
-                       ("--scorer-arg", !scorerArg.isEmpty), ("--scorer-cmd", scorerCmd != nil), ("--max-new-tokens", maxNewTokens != 16)]
+                       ("--scorer-arg", !scorerArg.isEmpty), ("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeout != 60), ("--max-new-tokens", maxNewTokens != 16)]
             if let (flag, _) = set.first(where: { $0.1 }) {
                 throw RecipeError("\(flag) acts on the generated answers, and --examples 0 generates none: drop it or give --examples N")
             }
         }
-        if scorerCmd != nil && scorer != "command" {
-            throw RecipeError("--scorer-cmd is the program of --scorer command; with --scorer \(scorer) it would not run: add --scorer command")
+        if scorer != "command", let (flag, _) = [("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeout != 60)].first(where: { $0.1 }) {
+            throw RecipeError("\(flag) is for the program of --scorer command; with --scorer \(scorer) it would have no effect: add --scorer command")
         }
         if samples == 0, let (flag, _) = [("--temperature", temperature != 1 && temperature != 0), ("--top-p", topP != 1), ("--pass-k", passK != "1")].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampled answers (--samples N for pass@k); without --samples the answers are greedy and \(flag) has no effect")

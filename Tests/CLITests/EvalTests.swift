@@ -78,7 +78,9 @@ final class EvalTests: XCTestCase {
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
                                // It was handed to the exact scorer, which said: unknown argument "cmd".
-                               (eval + ["--scorer-cmd", "cat"], "--scorer-cmd is the program of --scorer command; with --scorer exact it would not run"),
+                               (eval + ["--scorer-cmd", "cat"], "--scorer-cmd is for the program of --scorer command; with --scorer exact it would have no effect"),
+                               (eval + ["--scorer-timeout", "5"], "--scorer-timeout is for the program of --scorer command"),
+                               (eval + ["--examples", "0", "--scorer-timeout", "5"], "--scorer-timeout acts on the generated answers"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-k", "5"], "--top-k acts on sampling, and --temperature 0 (the default) is greedy"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-p", "0.5"], "--top-p acts on sampling")] {
             let r = CLI.sftDist(args)

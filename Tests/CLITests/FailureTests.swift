@@ -87,7 +87,7 @@ final class FailureTests: XCTestCase {
             ("empty", Array((good + #"{"prompt": "a", "completion": ""}"#).utf8), "empty.jsonl:2: empty completion"),
             ("missing", Array((good + good + #"{"prompt": "a"}"#).utf8), #"missing.jsonl:3: missing field "completion""#),
             ("type", Array((#"{"messages": [{"role": "user", "content": 5}]}"#).utf8), #"type.jsonl:1: messages[0]: field "content" must be a string"#),
-            ("blank", Array("\n  \n".utf8), "blank.jsonl: no examples (file is empty)"),
+            ("blank", Array("\n  \n".utf8), "blank.jsonl: no examples (no rows: the file is empty or blank)"),
         ]
         for (name, bytes, message) in cases {
             let path = try data(name + ".jsonl", bytes)

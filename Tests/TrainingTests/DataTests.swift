@@ -118,7 +118,7 @@ final class DataTests: XCTestCase {
         }
         let empty = try file("empty.jsonl", "\n  \n")
         XCTAssertThrowsError(try JSONLReader.read(path: empty)) {
-            XCTAssertEqual("\($0)", "\(empty): no examples (file is empty)")
+            XCTAssertEqual("\($0)", "\(empty): no examples (no rows: the file is empty or blank)")
         }
     }
 

@@ -71,6 +71,15 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(r.steps, 12)
         XCTAssertEqual(r.objectiveArgs, ["k": "3", "beta": "-1"])
         XCTAssertEqual(r.schedule, .constant)
+        // A key twice among the flags is refused (the last won silently); a flag still replaces
+        // the recipe file's key.
+        var twice = Recipe()
+        XCTAssertThrowsError(try Recipe.key(named: "objective_args")!.read(flags: ["alpha=0.1", "alpha=0.2"], into: &twice)) {
+            XCTAssertEqual("\($0)", "--objective-arg alpha=0.2: alpha is given twice (alpha=0.1 and alpha=0.2); give each key once")
+        }
+        var file = try Recipe.parse(yaml: "objective: dft\nobjective_args: {alpha: 0.1, beta: 2}\n", source: "r.yaml")
+        try Recipe.key(named: "objective_args")!.read(flags: ["alpha=0.3"], into: &file)
+        XCTAssertEqual(file.objectiveArgs, ["alpha": "0.3", "beta": "2"])
         func refused(_ name: String, _ text: String) -> String {
             var r = Recipe()
             do { try Recipe.key(named: name)!.read(flag: text, into: &r); return "accepted" } catch { return "\(error)" }

@@ -136,7 +136,7 @@ public enum JSONLReader {
             if let summary = result.skippedSummary {
                 throw DataError(path: path, "no examples (\(summary))")
             }
-            throw DataError(path: path, "no examples (file is empty)")
+            throw DataError(path: path, "no examples (no rows: the file is empty or blank)")
         }
         return result
     }

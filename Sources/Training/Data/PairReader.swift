@@ -22,7 +22,7 @@ public enum PairReader {
         }
         if pairs.isEmpty {
             let noun = skipped.count == 1 ? "line" : "lines"
-            throw DataError(path: path, skipped.first.map { "no pairs (skipped \(skipped.count) bad \(noun) (first: \($0)))" } ?? "no pairs (file is empty)")
+            throw DataError(path: path, skipped.first.map { "no pairs (skipped \(skipped.count) bad \(noun) (first: \($0)))" } ?? "no pairs (no rows: the file is empty or blank)")
         }
         return (pairs.map { (pair: $0.value, line: $0.line) }, skipped)
     }

@@ -103,10 +103,22 @@ extension Dictionary: RecipeValue where Key == String, Value == String {
     }
     public static func fromFlag(_ text: String, current: [String: String]?) -> [String: String]? {
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty else { return nil }
+        guard parts.count == 2, !parts[0].isEmpty, current?[parts[0]] == nil else { return nil }
         var out = current ?? [:]
         out[parts[0]] = parts[1]
         return out
+    }
+    /// The flags start from no keys and then replace the recipe file's by key, so a key given
+    /// twice among the flags is refused (the last silently won) while a flag still overrides
+    /// the file.
+    public static func flagsStart(file: [String: String]) -> [String: String] { [:] }
+    public static func joined(flags: [String: String], file: [String: String]) -> [String: String] {
+        file.merging(flags) { $1 }
+    }
+    public static func refusal(flag text: String, current: [String: String]?) -> String? {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let earlier = current?[parts[0]] else { return nil }
+        return "\(parts[0]) is given twice (\(parts[0])=\(earlier) and \(text)); give each key once"
     }
     public var text: String {
         "{" + keys.sorted().map { "\(RecipeError.quote($0)): \(RecipeError.quote(self[$0]!))" }.joined(separator: ", ") + "}"
