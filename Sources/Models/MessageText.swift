@@ -47,7 +47,9 @@ public enum MessageText {
     /// `oneLine` in double quotes with control characters escaped, for quoting a value.
     public static func quoted(_ s: String, max: Int = 80) -> String {
         let cut = s.count > max ? String(s.prefix(max)) : s
-        return cut.debugDescription + (s.count > max ? "… (\(s.utf8.count) bytes)" : "")
+        // Swift's debugDescription escapes ' as \' — not how the user typed a shell command.
+        let text = cut.debugDescription.replacingOccurrences(of: "\\'", with: "'")
+        return text + (s.count > max ? "… (\(s.utf8.count) bytes)" : "")
     }
 }
 
