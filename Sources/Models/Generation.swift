@@ -17,6 +17,12 @@ public struct SamplingOptions: Sendable {
         self.maxNewTokens = maxNewTokens; self.temperature = temperature
         self.topK = topK; self.topP = topP; self.stopIds = stopIds; self.stopStrings = stopStrings
     }
+
+    /// Where generated `text` ends: the start of the earliest stop string in it, or nil. The
+    /// generator cuts there, and `generate`'s streaming prints no further.
+    public func stopCut(in text: String) -> String.Index? {
+        stopStrings.compactMap { text.range(of: $0)?.lowerBound }.min()
+    }
 }
 
 public struct Generation: Sendable {
@@ -89,7 +95,7 @@ public enum Generator {
             onToken?(row, next)
             if !options.stopStrings.isEmpty, let decodeText {
                 let text = decodeText(results[row].ids)
-                if let cut = options.stopStrings.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                if let cut = options.stopCut(in: text) {
                     results[row].text = String(text[..<cut]); results[row].finish = .stop; active[row] = false
                     return nil
                 }

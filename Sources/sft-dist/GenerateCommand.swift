@@ -163,9 +163,9 @@ struct Generate: ParsableCommand {
                                    decodeText: { tok.decode($0) }, onToken: { _, id in
             generated.append(id)
             // A token can complete a stop string and run past it (" NLA" for --stop A): the
-            // generator then ends the text before the stop (Generation.swift); print no further.
+            // generator then ends the text before the stop (SamplingOptions.stopCut); print no further.
             let decoded = tok.decode(generated)
-            let cut = stopStrings.compactMap { decoded.range(of: $0)?.lowerBound }.min()
+            let cut = options.stopCut(in: decoded)
             let text = Array(cut.map { decoded[..<$0] } ?? decoded[...])
             var safe = cut == nil ? text.count - holdBack : text.count
             while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }

@@ -27,6 +27,9 @@ public protocol Tokenizer: AnyObject {
     /// See the extension below (defaults to nil).
     var bosId: Int32? { get }
     var chatTemplateText: String? { get }
+    /// Makes `jinja` the chat template the tokenizer's files are saved with (a fine-tune
+    /// records the one it trained with); tokenizers with no files of their own ignore it.
+    func recordChatTemplate(_ jinja: String) throws
 }
 
 extension Tokenizer {
@@ -36,4 +39,5 @@ extension Tokenizer {
     public var bosId: Int32? { nil }
     /// The chat template text shipped with the tokenizer (tokenizer_config.json), if any.
     public var chatTemplateText: String? { nil }
+    public func recordChatTemplate(_ jinja: String) throws {}
 }

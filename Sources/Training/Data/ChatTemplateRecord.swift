@@ -59,9 +59,7 @@ public enum ChatTemplateRecord {
         let byteOwn = tokenizer is ByteTokenizer && had == nil
         if byteOwn && template == .chatml { return nil }
         let bos = tokenizer.bosId ?? tokenizer.specialTokenId("<|begin_of_text|>")
-        let jinja = template.jinja(bos: bos.map { tokenizer.decode([$0]) } ?? "", eos: tokenizer.decode([tokenizer.eosId]))
-        if let bpe = tokenizer as? BPETokenizer { try bpe.recordChatTemplate(jinja) }
-        if let byte = tokenizer as? ByteTokenizer { byte.recordChatTemplate(jinja) }
+        try tokenizer.recordChatTemplate(template.jinja(bos: bos.map { tokenizer.decode([$0]) } ?? "", eos: tokenizer.decode([tokenizer.eosId])))
         let before: String
         if byteOwn {
             before = "replacing ChatML, sft-dist's byte tokenizer's own"

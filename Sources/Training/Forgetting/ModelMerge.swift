@@ -74,8 +74,7 @@ public enum ModelMerge {
                                into first: LanguageModel, tokenizer: Tokenizer) throws -> [String] {
         var notes: [String] = []
         if Set(templates.map { $0 ?? "" }).count > 1, let i = templates.firstIndex(where: { $0 != nil }) {
-            if i > 0, let bpe = tokenizer as? BPETokenizer { try bpe.recordChatTemplate(templates[i]!) }
-            if i > 0, let byte = tokenizer as? ByteTokenizer { byte.recordChatTemplate(templates[i]!) }
+            if i > 0 { try tokenizer.recordChatTemplate(templates[i]!) }
             notes.append("the models' chat templates differ; the merged tokenizer has \(dirs[i])'s")
         }
         let texts = configs.map { $0.map { canonical($0.json) } ?? "" }

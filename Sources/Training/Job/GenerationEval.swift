@@ -61,8 +61,9 @@ enum GenerationEval {
                 bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
                 sums[0] += 1; sums[1] += ok ? 1 : 0; sums[2] += Double(scored[j]); sums[3] += Double(g.ids.count)
                 let e = examples[which[j]]
-                if part[local[j]] < shownSamples {
-                    samples.append((part[local[j]], (tokenizer.decode(allPrompts[part[local[j]]]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))))
+                let position = part[local[j]]
+                if position < shownSamples {
+                    samples.append((position, (tokenizer.decode(allPrompts[position]), e.answer ?? "", g.text ?? tokenizer.decode(g.ids))))
                 }
             }
         }

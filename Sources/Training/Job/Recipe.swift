@@ -76,10 +76,10 @@ public struct Recipe: Codable, Equatable, Sendable {
         try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts)
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
         if !self.rewards.isEmpty { _ = try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) }
-        try locating([k.selfTrainArgs, k.selfTrain]) { _ = try SelfTrainOptions(recipe: self) }
+        let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
-        try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(SelfTrainOptions(recipe: self), recipe: self, objective: objective) }
+        try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         try checkLoRAKeysNeedRank()
         if self.selection == "none" && self.selectionPool != k.selectionPool.defaultValue && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
