@@ -2,13 +2,14 @@
 
 Writes Tests/ModelsTests/Fixtures/hf/:
   tokenizers/{gpt2,qwen2,llama3}/   tokenizer.json (+ tokenizer_config.json with a chat template)
-  models/{gpt2,llama,qwen2}/         tiny random checkpoints saved by transformers (qwen2 in bfloat16)
+  models/{gpt2,llama,qwen2,qwen3}/   tiny random checkpoints saved by transformers (qwen2 in bfloat16)
   models/mistral-sharded/            sharded checkpoint (model.safetensors.index.json), sliding window
   expected/tokenizer_cases.json      ids (plain and with specials) and decoded text per test string
   expected/chat.json                 apply_chat_template ids for the chatml and llama3 tokenizers
   expected/<model>.json + .safetensors   input ids and transformers' float32 logits
   data/chat.jsonl                    a small chat + prompt/completion training set
 
+`qwen3` rewrites only models/qwen3 and its expected logits (with the committed qwen2 tokenizer).
 `check-export DIR SCORES` loads a directory sft-dist exported and compares log-probabilities.
 
 LoRA adapters and peft: scripts/peft_fixtures.py.
@@ -24,7 +25,7 @@ from tokenizers import Regex, Tokenizer, AddedToken, decoders, models, normalize
 import transformers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig,
                           LlamaForCausalLM, MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast,
-                          Qwen2Config, Qwen2ForCausalLM)
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf")
@@ -256,6 +257,21 @@ def build_models(toks):
     randomize(mistral, 4)
     save_model(mistral, toks["gpt2"], os.path.join(mk, "mistral-sharded"), max_shard_size="30KB")
     expected_logits("mistral-sharded", mistral, toks["gpt2"], short)
+    build_qwen3(toks["qwen2"])
+
+
+def build_qwen3(tok):
+    """Qwen3: QK-Norm (q_norm, k_norm per head), no biases, head_dim 16 where hidden_size / heads
+    is 8 (as Qwen3-0.6B's 128 against 1024 / 16), GQA 4 over 2, tied head, float32."""
+    texts = ["Hello world! I'm here.", "def f3(x):\n    return x * 3 + 3\n"]
+    V = (len(tok) + 15) // 16 * 16
+    qwen3 = Qwen3ForCausalLM(Qwen3Config(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                         max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                                         tie_word_embeddings=True, attn_implementation="eager"))
+    randomize(qwen3, 5)
+    expected_logits("qwen3", qwen3, tok, texts)
+    save_model(qwen3, tok, os.path.join(OUT, "models", "qwen3"))
 
 
 def save_model(model, fast, d, **kw):
@@ -358,6 +374,8 @@ if __name__ == "__main__":
         write_fuzz_cases()
     elif len(sys.argv) >= 2 and sys.argv[1] == "prefix-cases":
         write_prefix_cases()
+    elif len(sys.argv) >= 2 and sys.argv[1] == "qwen3":
+        build_qwen3(PreTrainedTokenizerFast.from_pretrained(os.path.join(OUT, "tokenizers", "qwen2")))
     elif len(sys.argv) >= 2 and sys.argv[1] == "record-export":
         record_export(sys.argv[2], sys.argv[3])
     else:

@@ -28,7 +28,8 @@ extension Llama: IncrementalDecoder {
             addAdapterTerm(name, out: out, x: x, n: N)
         }
         let buf = cache.workspace.carve([N * C, N * C, N * qDim, N * kvDim, N * kvDim, N * qDim, N * I, N * I, R * V, N, R * C,
-                                         CachedAttention.scratchFloats(segments, cache: cache), DecodeHead.scratchFloats(rows: R, dim: C)])
+                                         CachedAttention.scratchFloats(segments, cache: cache), DecodeHead.scratchFloats(rows: R, dim: C),
+                                         c.qkNorm ? N * c.heads : 0])
         let (x, h, q, k, v, att, gate, up) = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7])
         let (logits, rstd, lastRows, scores) = (buf[8], buf[9], buf[10], buf[11])
         EmbeddingKernels.forward(out: x, ids: ids, table: w("model.embed_tokens.weight"), rows: V, dim: C)
@@ -39,6 +40,12 @@ extension Llama: IncrementalDecoder {
             linear(q, h, pre + "self_attn.q_proj", C, qDim)
             linear(k, h, pre + "self_attn.k_proj", C, kvDim)
             linear(v, h, pre + "self_attn.v_proj", C, kvDim)
+            if c.qkNorm {  // Qwen3's q_norm / k_norm, in place, before rotary (HeadRMSNorm.swift)
+                HeadRMSNormKernels.forward(x: q, ld: qDim, column: 0, tokens: N, heads: c.heads, headDim: hd,
+                                           weight: w(pre + "self_attn.q_norm.weight"), eps: c.rmsNormEps, saved: nil, rstd: buf[13])
+                HeadRMSNormKernels.forward(x: k, ld: kvDim, column: 0, tokens: N, heads: c.kvHeads, headDim: hd,
+                                           weight: w(pre + "self_attn.k_norm.weight"), eps: c.rmsNormEps, saved: nil, rstd: buf[13])
+            }
             // In place: each pair is read before it is written.
             RotaryKernels.rotate(out: q, x: q, positions: positions, heads: c.heads, headDim: hd,
                                  cos: cosT, sin: sinT, direction: 1, accumulate: false)

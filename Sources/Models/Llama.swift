@@ -1,11 +1,13 @@
 import Foundation
 import TensorCore
 
-/// The Llama-family decoder (Touvron et al. 2023; Qwen2 and Mistral share it), as Hugging
-/// Face's `LlamaForCausalLM` computes it (`modeling_llama.py`):
+/// The Llama-family decoder (Touvron et al. 2023; Qwen2, Qwen3 and Mistral share it), as
+/// Hugging Face's `LlamaForCausalLM` computes it (`modeling_llama.py`):
 ///
 ///     x = embed_tokens[ids]
-///     per layer:  h = RMSNorm(x);  q, k, v = q/k/v_proj(h);  q, k = rope(q, k, positions)
+///     per layer:  h = RMSNorm(x);  q, k, v = q/k/v_proj(h)
+///                 q, k = per-head RMSNorm(q), (k)          (Qwen3 only: q_norm, k_norm)
+///                 q, k = rope(q, k, positions)
 ///                 x = x + o_proj(causal GQA attention(q, k, v))
 ///                 x = x + down_proj(silu(gate_proj(RMSNorm(x))) ⊙ up_proj(·))
 ///     logits = lm_head(RMSNorm(x))          (lm_head = embed_tokens when tied)
@@ -101,13 +103,23 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
             let attn = l + "self_attn.", mlp = l + "mlp."
             let att: Tensor  // [B·T, H·hd]
             if self.packsProjections, let qkv = self.projectPacked(tape, [attn + "q_proj", attn + "k_proj", attn + "v_proj"], h) {
+                if c.qkNorm {  // Qwen3: q's heads, then k's, normalised in place before rotary
+                    tape.headRMSNormInPlace(qkv, column: 0, heads: c.heads, headDim: c.headDim, weight: p[attn + "q_norm.weight"], eps: eps)
+                    tape.headRMSNormInPlace(qkv, column: c.heads * c.headDim, heads: c.kvHeads, headDim: c.headDim,
+                                            weight: p[attn + "k_norm.weight"], eps: eps)
+                }
                 tape.rotaryInPlace(qkv, positions: positions, heads: c.heads + c.kvHeads, headDim: c.headDim, theta: c.ropeTheta)
                 att = tape.causalSelfAttention(qkv: qkv, batch: B, seqLen: T, heads: c.heads, kvHeads: c.kvHeads,
                                                headDim: c.headDim, segments: segments)
             } else {
-                let q = tape.rotary(proj("self_attn.q_proj", h), positions: positions, heads: c.heads,
+                func normed(_ name: String, heads: Int) -> Tensor {
+                    let t = proj("self_attn.\(name)_proj", h)
+                    if c.qkNorm { tape.headRMSNormInPlace(t, column: 0, heads: heads, headDim: c.headDim, weight: p[attn + name + "_norm.weight"], eps: eps) }
+                    return t
+                }
+                let q = tape.rotary(normed("q", heads: c.heads), positions: positions, heads: c.heads,
                                     headDim: c.headDim, theta: c.ropeTheta)
-                let k = tape.rotary(proj("self_attn.k_proj", h), positions: positions, heads: c.kvHeads,
+                let k = tape.rotary(normed("k", heads: c.kvHeads), positions: positions, heads: c.kvHeads,
                                     headDim: c.headDim, theta: c.ropeTheta)
                 att = tape.causalSelfAttention(q: q, k: k, v: proj("self_attn.v_proj", h), batch: B, seqLen: T,
                                                heads: c.heads, kvHeads: c.kvHeads, segments: segments)

@@ -2,11 +2,12 @@ import Foundation
 import TensorCore
 
 /// The architecture of a Llama-family checkpoint, read from Hugging Face's `config.json`
-/// (`LlamaConfig`, `Qwen2Config`, `MistralConfig` in transformers). The three share one
-/// decoder: pre-RMSNorm blocks, rotary q/k, grouped-query attention, SwiGLU MLP. They differ in
-/// biases: Qwen2 always has q/k/v biases (`Qwen2Attention`: bias=True, o_proj bias=False); Llama
-/// has them only with `attention_bias` (then o_proj too) and MLP biases with `mlp_bias`;
-/// Mistral has none.
+/// (`LlamaConfig`, `Qwen2Config`, `Qwen3Config`, `MistralConfig` in transformers). The four share
+/// one decoder: pre-RMSNorm blocks, rotary q/k, grouped-query attention, SwiGLU MLP. They differ
+/// in biases: Qwen2 always has q/k/v biases (`Qwen2Attention`: bias=True, o_proj bias=False);
+/// Llama and Qwen3 have them only with `attention_bias` (then o_proj too), Llama MLP biases with
+/// `mlp_bias`; Mistral has none. Qwen3 adds QK-Norm: an RMSNorm over each head of q and of k
+/// before rotary (`q_norm`, `k_norm`, one [head_dim] weight each; `HeadRMSNorm.swift`).
 ///
 /// Unsupported features are refused at load with the field named, rather than silently
 /// computing something else:
@@ -19,7 +20,7 @@ import TensorCore
 ///   window, HF's sliding mask (j > i − window) keeps every causal position, so the results
 ///   are identical.
 public struct LlamaConfig: Equatable, Sendable {
-    public enum Family: String, Sendable, CaseIterable { case llama, qwen2, mistral }
+    public enum Family: String, Sendable, CaseIterable { case llama, qwen2, qwen3, mistral }
 
     public var family: Family
     public var vocabSize: Int
@@ -36,7 +37,9 @@ public struct LlamaConfig: Equatable, Sendable {
     public var qkvBias: Bool
     public var oBias: Bool
     public var mlpBias: Bool
-    /// Attention window (Mistral / Qwen2 sliding window), nil = unlimited.
+    /// Qwen3's per-head RMSNorm of q and k (`self_attn.q_norm`, `self_attn.k_norm`).
+    public var qkNorm: Bool { family == .qwen3 }
+    /// Attention window (Mistral / Qwen2 / Qwen3 sliding window), nil = unlimited.
     public var slidingWindow: Int?
 
     public init(family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
@@ -58,7 +61,7 @@ public struct LlamaConfig: Equatable, Sendable {
     public init(_ f: HFConfigFields) throws {
         let type = try f.string("model_type")
         guard let family = Family(rawValue: type) else {
-            throw f.error("model_type", "\(JSONText.brief(type)) is not a Llama-family type (llama, qwen2, mistral)")
+            throw f.error("model_type", "\(JSONText.brief(type)) is not a Llama-family type (llama, qwen2, qwen3, mistral)")
         }
         let hidden = try f.positiveInt("hidden_size")
         let heads = try f.positiveInt("num_attention_heads")
@@ -99,8 +102,8 @@ public struct LlamaConfig: Equatable, Sendable {
         switch family {
         case .mistral:
             if f.has("sliding_window") { window = try f.positiveInt("sliding_window") }
-        case .qwen2:
-            // transformers' Qwen2 slides only in the layers `layer_types` marks
+        case .qwen2, .qwen3:
+            // transformers' Qwen2 and Qwen3 slide only in the layers `layer_types` marks
             // "sliding_attention" (by default those at or past `max_window_layers`, 28): a model
             // whose layers are all full attention has no window.
             if try f.bool("use_sliding_window", default: false), f.has("sliding_window") {
@@ -122,8 +125,8 @@ public struct LlamaConfig: Equatable, Sendable {
                   layers: try f.positiveInt("num_hidden_layers"), heads: heads, kvHeads: kv, headDim: headDim,
                   maxPositions: try f.positiveInt("max_position_embeddings"), rmsNormEps: Float(eps),
                   ropeTheta: Float(theta), tieWordEmbeddings: try f.bool("tie_word_embeddings", default: false),
-                  qkvBias: family == .qwen2 ? true : (family == .llama && attentionBias),
-                  oBias: family == .llama && attentionBias,
+                  qkvBias: family == .qwen2 ? true : ((family == .llama || family == .qwen3) && attentionBias),
+                  oBias: (family == .llama || family == .qwen3) && attentionBias,
                   mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
                   slidingWindow: window)
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
@@ -131,7 +134,8 @@ public struct LlamaConfig: Equatable, Sendable {
 
     /// `config.json` as transformers writes it for this family (float32 weights).
     public var json: [String: Any] {
-        let arch = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"][family.rawValue]!
+        let arch = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                    "mistral": "MistralForCausalLM"][family.rawValue]!
         var j: [String: Any] = [
             "model_type": family.rawValue, "architectures": [arch],
             "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
@@ -142,7 +146,8 @@ public struct LlamaConfig: Equatable, Sendable {
         ]
         switch family {
         case .llama: j["attention_bias"] = qkvBias; j["mlp_bias"] = mlpBias
-        case .qwen2:
+        case .qwen2, .qwen3:
+            if family == .qwen3 { j["attention_bias"] = qkvBias }
             j["use_sliding_window"] = slidingWindow != nil
             if let w = slidingWindow { j["sliding_window"] = w }
         case .mistral: j["sliding_window"] = slidingWindow.map { $0 as Any } ?? NSNull()
@@ -157,7 +162,7 @@ public struct LlamaConfig: Equatable, Sendable {
     public var layoutPlan: ParameterLayoutPlan {
         let C = hiddenSize, I = intermediateSize
         let q = ParameterLayoutPlan.dimension(heads, headDim), kv = ParameterLayoutPlan.dimension(kvHeads, headDim)
-        let (qkvBias, oBias, mlpBias) = (self.qkvBias, self.oBias, self.mlpBias)
+        let (qkvBias, oBias, mlpBias, qkNorm, headDim) = (self.qkvBias, self.oBias, self.mlpBias, self.qkNorm, self.headDim)
         return ParameterLayoutPlan(before: [("model.embed_tokens.weight", [vocabSize, C])], block: { i in
             var l: [(String, [Int])] = []
             let p = "model.layers.\(i)."
@@ -170,6 +175,7 @@ public struct LlamaConfig: Equatable, Sendable {
             if qkvBias { l.append((p + "self_attn.v_proj.bias", [kv])) }
             l.append((p + "self_attn.o_proj.weight", [C, q]))
             if oBias { l.append((p + "self_attn.o_proj.bias", [C])) }
+            if qkNorm { l += [(p + "self_attn.q_norm.weight", [headDim]), (p + "self_attn.k_norm.weight", [headDim])] }
             l.append((p + "post_attention_layernorm.weight", [C]))
             for (name, shape) in [("gate_proj", [I, C]), ("up_proj", [I, C]), ("down_proj", [C, I])] {
                 l.append((p + "mlp.\(name).weight", shape))

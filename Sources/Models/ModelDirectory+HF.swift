@@ -20,7 +20,7 @@ extension ModelDirectory {
         }
     }
 
-    /// `sft-dist export`: loads `source` (any directory `load` accepts: HF gpt2/llama/qwen2/
+    /// `sft-dist export`: loads `source` (any directory `load` accepts: HF gpt2/llama/qwen2/qwen3/
     /// mistral, single-file or sharded, any float dtype) and writes it to `destination` in the
     /// HF layout with float32 weights. Returns a one-line description.
     @discardableResult

@@ -94,11 +94,11 @@ public enum ModelDirectory {
         case "gpt2":
             let config = try GPT2Config(HFConfigFields(path: path, object: json))
             return (config.layoutPlan, config.vocabSize, .gpt2, { GPT2(config: config, lora: $0) })
-        case "llama", "qwen2", "mistral":
+        case "llama", "qwen2", "qwen3", "mistral":
             let config = try LlamaConfig(HFConfigFields(path: path, object: json))
             return (config.layoutPlan, config.vocabSize, .llama(modelType), { Llama(config: config, extraConfig: json, lora: $0) })
         default:
-            throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: gpt2, llama, qwen2, mistral)")
+            throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: gpt2, llama, qwen2, qwen3, mistral)")
         }
     }
 

@@ -7,7 +7,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model directory in the Hugging Face layout that transformers loads as it is.",
         discussion: """
-        Reads any model directory sft-dist loads (its own, or a Hugging Face gpt2 / llama / qwen2 / \
+        Reads any model directory sft-dist loads (its own, or a Hugging Face gpt2 / llama / qwen2 / qwen3 / \
         mistral checkpoint, single-file or sharded, float32, float16 or bfloat16) and writes \
         config.json, model.safetensors (float32) and the tokenizer files to --out. A model trained \
         with the byte tokenizer gets an equivalent tokenizer.json and a ChatML chat template.

@@ -54,6 +54,29 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertLessThan(runs[0].last!, runs[0].first!, "the loss should fall")
     }
 
+    /// Qwen3 (QK-Norm, head_dim 16 ≠ hidden_size / heads): losses equal at 1 and 2 ranks, and the
+    /// trained model generates through the KV cache.
+    func testQwen3TrainsRankInvariantAndGenerates() throws {
+        var runs: [[Double]] = []
+        var outs: [String] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("hf-qwen3-\(n)")
+            let r = CLI.mpirun(n, ["train", "--model", Self.model("qwen3"), "--data", Self.data, "--steps", "3",
+                                   "--batch-size", "8", "--micro-batch-size", "2", "--warmup-steps", "0", "--lr", "3e-3",
+                                   "--eval-examples", "0", "--out", out, "--quiet"])
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.losses(out))
+            outs.append(out)
+        }
+        XCTAssertEqual(runs[0].count, 3)
+        XCTAssertEqual(runs[1].count, 3)
+        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
+        let g = CLI.sftDist(["generate", "--model", outs[0] + "/model", "--prompt", "add 2 3 =", "--max-new-tokens", "4", "--json"])
+        XCTAssertEqual(g.status, 0, g.all)
+        let row = try JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((row?["ids"] as? [Int])?.count, 4, g.all)
+    }
+
     /// `tokenize --tokenizer FILE` prints exactly the ids huggingface/tokenizers gives.
     func testTokenizeWithTokenizerFileMatchesTokenizers() throws {
         let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/expected/tokenizer_cases.json"))) as! [String: [[String: Any]]]

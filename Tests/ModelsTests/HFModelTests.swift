@@ -33,7 +33,8 @@ final class HFModelTests: XCTestCase {
 
     func testLogitsMatchTransformers() throws {
         for (dir, expected, type) in [("gpt2", "gpt2", GPT2.self as LanguageModel.Type), ("llama", "llama", Llama.self),
-                                      ("qwen2", "qwen2", Llama.self), ("mistral-sharded", "mistral-sharded", Llama.self)] {
+                                      ("qwen2", "qwen2", Llama.self), ("qwen3", "qwen3", Llama.self),
+                                      ("mistral-sharded", "mistral-sharded", Llama.self)] {
             let (model, _) = try ModelDirectory.load(Self.model(dir))
             XCTAssertTrue(Swift.type(of: model) == type, dir)
             let err = try Self.maxLogitError(model, expected: expected)
@@ -54,6 +55,10 @@ final class HFModelTests: XCTestCase {
         XCTAssertNotNil(qwen.parameters.entry("model.layers.1.self_attn.k_proj.bias"))
         let mistral = try ModelDirectory.load(Self.model("mistral-sharded")).model
         XCTAssertEqual(mistral.maxSequenceLength, 8, "context capped at the sliding window")
+        let qwen3 = try ModelDirectory.load(Self.model("qwen3")).model as! Llama
+        XCTAssertTrue(qwen3.config.qkNorm && !qwen3.config.qkvBias && !qwen3.config.oBias && qwen3.config.tieWordEmbeddings)
+        XCTAssertEqual(qwen3.config.headDim, 16, "head_dim read, not hidden_size / heads (8)")
+        XCTAssertEqual(qwen3.parameters.entry("model.layers.1.self_attn.k_norm.weight")?.count, 16)
     }
 
     /// Two documents packed in one row (positions restart, segments separate) give the same
@@ -71,7 +76,7 @@ final class HFModelTests: XCTestCase {
     /// export → reload: every parameter bit-identical (bfloat16 → float32 included), the same
     /// tokenizer files, and a config.json that loads to the same architecture.
     func testExportRoundTripIsExact() throws {
-        for dir in ["gpt2", "llama", "qwen2", "mistral-sharded"] {
+        for dir in ["gpt2", "llama", "qwen2", "qwen3", "mistral-sharded"] {
             let (a, tokA) = try ModelDirectory.load(Self.model(dir))
             let out = tmp + "/" + dir
             try ModelDirectory.export(from: Self.model(dir), to: out)

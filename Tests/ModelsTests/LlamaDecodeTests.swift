@@ -12,6 +12,7 @@ final class LlamaDecodeTests: XCTestCase {
 
     func testLlamaCachedDecodingEqualsFullRecomputation() throws { try check("llama") }
     func testQwen2CachedDecodingEqualsFullRecomputation() throws { try check("qwen2") }
+    func testQwen3CachedDecodingEqualsFullRecomputation() throws { try check("qwen3") }  // QK-Norm, head_dim ≠ hidden / heads
 
     /// Generation takes the cached path for Llama and picks what recomputation picks.
     func testCachedAndUncachedGreedyAgree() throws {

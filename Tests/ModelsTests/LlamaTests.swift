@@ -31,6 +31,15 @@ final class LlamaTests: XCTestCase {
                                 seed: 3)
     }
 
+    /// Qwen3: QK-Norm (a [head_dim] RMSNorm weight per layer for q and for k), head_dim 6 where
+    /// hidden_size / heads is 4, no biases (the packed q|k|v path).
+    func testQwen3StyleGradient() {
+        checkWholeModelGradient(LlamaConfig(family: .qwen3, vocabSize: 11, hiddenSize: 8, intermediateSize: 12, layers: 2,
+                                            heads: 2, kvHeads: 1, headDim: 6, maxPositions: 16, ropeTheta: 100,
+                                            tieWordEmbeddings: true),
+                                seed: 9)
+    }
+
     func testLlamaStyleUntiedWithAllBiasesGradient() {
         checkWholeModelGradient(LlamaConfig(family: .llama, vocabSize: 11, hiddenSize: 8, intermediateSize: 12, layers: 1,
                                             heads: 2, kvHeads: 1, headDim: 6, maxPositions: 16, ropeTheta: 50,

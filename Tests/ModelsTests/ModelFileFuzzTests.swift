@@ -71,7 +71,7 @@ final class ModelFileFuzzTests: XCTestCase {
 
     func testFuzzedConfigJSONLoadsOrFailsButNeverCrashes() throws {
         var rng = Self.rng(1)
-        let bases = try ["gpt2", "llama", "qwen2", "mistral-sharded"].map {
+        let bases = try ["gpt2", "llama", "qwen2", "qwen3", "mistral-sharded"].map {
             try Data(contentsOf: URL(fileURLWithPath: HFModelTests.model($0) + "/config.json"))
         }
         let keys = ["n_embd", "n_layer", "n_head", "n_positions", "vocab_size", "n_inner", "layer_norm_epsilon", "model_type",

@@ -21,6 +21,41 @@ final class LlamaOpGradientTests: XCTestCase {
         XCTAssertEqual(y[1], -4 * r, accuracy: 1e-6)
     }
 
+    /// Qwen3's QK-Norm in place on column blocks of a packed q|k|v (2 q heads, 1 k head, 1 v
+    /// head of 4), behind the projection that makes it: finite differences for the input, the
+    /// projection and both norm weights; and with only the norm weights trainable.
+    func testHeadRMSNormInPlaceGradient() {
+        let x = randomTensor([5, 6], &rng), w = randomTensor([16, 6], &rng, std: 0.5)
+        let qn = randomTensor([4], &rng), kn = randomTensor([4], &rng)
+        func build(_ t: Tape) -> Tensor {
+            let qkv = t.linear(x, weight: w, layout: .outIn)
+            t.headRMSNormInPlace(qkv, column: 0, heads: 2, headDim: 4, weight: qn, eps: 1e-6)
+            t.headRMSNormInPlace(qkv, column: 8, heads: 1, headDim: 4, weight: kn, eps: 1e-6)
+            return qkv
+        }
+        checkGradients([x, w, qn, kn], eps: 1e-2, build)
+        x.requiresGrad = false; w.requiresGrad = false
+        checkGradients([qn, kn], eps: 1e-2, build)
+    }
+
+    /// Each head's row equals `rmsNorm` of that row alone; the columns outside the block are kept.
+    func testHeadRMSNormInPlaceMatchesRMSNormPerHead() {
+        let (n, heads, hd, ld, column) = (3, 2, 4, 12, 2)
+        let x = randomTensor([n, ld], &rng, requiresGrad: false), w = randomTensor([hd], &rng, requiresGrad: false)
+        let before = x.values
+        Tape(recording: false).headRMSNormInPlace(x, column: column, heads: heads, headDim: hd, weight: w, eps: 1e-5)
+        let after = x.values
+        for t in 0..<n {
+            for h in 0..<heads {
+                let start = t * ld + column + h * hd
+                let row = Tensor(shape: [1, hd], values: Array(before[start..<(start + hd)]))
+                let expected = Tape(recording: false).rmsNorm(row, weight: w, eps: 1e-5).values
+                for j in 0..<hd { XCTAssertEqual(after[start + j], expected[j], accuracy: 1e-6) }
+            }
+            for j in 0..<ld where j < column || j >= column + heads * hd { XCTAssertEqual(after[t * ld + j], before[t * ld + j]) }
+        }
+    }
+
     func testRotaryGradient() {
         let x = randomTensor([5, 2 * 6], &rng)
         checkGradients([x], eps: 1e-2) {

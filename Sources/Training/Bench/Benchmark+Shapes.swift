@@ -37,11 +37,13 @@ extension Benchmark {
         /// residual stream after attention and after the MLP (4·C), q and k before and after
         /// rotary and v (2·q + 3·kv), softmax probabilities (H·T), attention output (q), gate,
         /// up and SwiGLU output (3·I), two RMS statistics; outside the layers the embedding
-        /// output and the final RMSNorm (2·C + 1). Logits are not counted (fused loss).
+        /// output and the final RMSNorm (2·C + 1). Logits are not counted (fused loss). Qwen3's
+        /// QK-Norm keeps q and k before it and one statistic per head (q + kv + H + H_kv).
         static func llama(name: String, _ model: Llama) -> BenchModel {
             let c = model.config
             let C = c.hiddenSize, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim, I = c.intermediateSize
-            let perLayer = { (t: Int) in 4 * C + 3 * q + 3 * kv + 3 * I + c.heads * t + 2 }
+            let qkNorm = c.qkNorm ? q + kv + c.heads + c.kvHeads : 0
+            let perLayer = { (t: Int) in 4 * C + 3 * q + 3 * kv + 3 * I + c.heads * t + 2 + qkNorm }
             return BenchModel(name: name, model: model, layers: c.layers, attentionWidth: q,
                               activationFloats: { b, t in b * t * (c.layers * perLayer(t) + 2 * C + 1) },
                               recomputedActivationFloats: { b, t in b * t * (c.layers * C + perLayer(t) + 2 * C + 1) })
