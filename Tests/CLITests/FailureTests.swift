@@ -176,6 +176,7 @@ final class FailureTests: XCTestCase {
         let r = CLI.sftDist(blowUp + ["--out", dir + "/abort"])
         XCTAssertEqual(r.status, 2, r.all)
         XCTAssertTrue(r.stderr.contains("sft-dist: error: non-finite") && r.stderr.contains("at step 2"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("lower the learning rate"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/abort/model"))
         // The plot of the steps before the failure is there: the run a user most wants to see.
         let plot = try? String(contentsOfFile: dir + "/abort/loss.svg", encoding: .utf8)
@@ -184,6 +185,22 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(s.status, 2, s.all)
         XCTAssertEqual(CLI.occurrences(of: "error: non-finite or overflowing weights at step 2", in: s.stderr), 1, s.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/skip/model"))
+    }
+
+    /// A non-finite value at the first step comes before any update, so the message names the
+    /// objective and its arguments, not the learning rate (dpo's beta=1e30 overflows the
+    /// gradient; the message said "lower the learning rate").
+    func testNonFiniteFirstStepNamesTheObjectiveNotTheLearningRate() throws {
+        let dir = CLI.tempDir("nan-first")
+        let data = dir + "/pairs.jsonl"
+        try String(repeating: "{\"prompt\": \"1 + 1 =\", \"chosen\": \" 2\", \"rejected\": \" 3\"}\n", count: 8)
+            .write(toFile: data, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=1e30",
+                             "--steps", "2", "--batch-size", "4", "--eval-examples", "0", "--quiet", "--out", dir + "/out"])
+        XCTAssertEqual(r.status, 2, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "at step 1; no update has been applied yet", in: r.stderr), 1, r.all)
+        XCTAssertTrue(r.stderr.contains("(objective dpo: beta=1e30)"), r.all)
+        XCTAssertFalse(r.stderr.contains("learning rate"), r.all)
     }
 
     /// Finite weights can still give non-finite values on every batch: lr 1e6 takes tiny's to

@@ -102,6 +102,9 @@ final class RecipeTests: XCTestCase {
         assertRefused("lr: .nan\n", "r.yaml:1: lr must be a finite number > 0")
         assertRefused("schedule: [cosine]\n", "schedule must be one of cosine, linear, constant (got a sequence)")
         assertRefused("objective_args: {k: [1]}\n", "objective_args must be key=value pairs")
+        // The value that is not a scalar is named ("(got a mapping)" said the mapping was wrong).
+        assertRefused("objective_args: {beta: 0.1, alpha: [1, 2]}\n", "r.yaml:1: objective_args must be key=value pairs (a YAML mapping of names to scalars) (got a sequence for alpha)")
+        assertRefused("objective_args: {alpha: {x: 1}}\n", "(got a mapping for alpha)")
         XCTAssertNoThrow(try Recipe.parse(yaml: "heldout: ~\nref_model:\n", source: "r.yaml"))
     }
 

@@ -82,7 +82,7 @@ extension RecipeKey: AnyRecipeKey {
             if let scalar = node.scalar, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {
                 throw RecipeError("\(at) \(name) must be \(setting.limits.text) (got the quoted string \"\(RecipeError.quote(scalar.string))\"; write it without quotes)")
             }
-            throw wrong(at + " " + name, got: node.scalar?.string ?? "a \(node.kind)")
+            throw wrong(at + " " + name, got: node.scalar?.string ?? Value.yamlShapeRefused(node) ?? "a \(node.kind)")
         }
         r[self] = v
         if let form = Value.yamlForm, !setting.limits.accepts(v) { throw RecipeError("\(at) \(name) must be \(form) (got \(v.text))") }

@@ -30,6 +30,9 @@ public protocol RecipeValue: Codable, Equatable, Sendable {
     /// How a recipe writes the value, where that differs from the flag's form the limits
     /// describe (`eval_data` is a mapping in YAML, `NAME=FILE` as a flag); nil: the same.
     static var yamlForm: String? { get }
+    /// What, inside a YAML value of the right kind, `fromYAML` refused (`objective_args:
+    /// {alpha: [1, 2]}`: "a sequence for alpha"), where "(got a mapping)" would not say; nil: the kind says it.
+    static func yamlShapeRefused(_ node: Node) -> String?
     /// The value as messages and the resume comparison show it.
     var text: String { get }
     /// The value in `recipe.yaml`, reading back exactly (numbers in their shortest exact form).
@@ -41,6 +44,7 @@ extension RecipeValue {
     public static func joined(flags: Self, file: Self) -> Self { flags }
     public static func refusal(flag text: String, current: Self?) -> String? { nil }
     public static var yamlForm: String? { nil }
+    public static func yamlShapeRefused(_ node: Node) -> String? { nil }
 }
 
 extension RecipeValue where Self: LosslessStringConvertible {
@@ -100,6 +104,13 @@ extension Dictionary: RecipeValue where Key == String, Value == String {
             out[key] = value
         }
         return out
+    }
+    public static func yamlShapeRefused(_ node: Node) -> String? {
+        for (k, v) in node.mapping ?? [:] {
+            guard let key = k.scalar?.string else { return "a \(k.kind) as a key" }
+            if v.scalar == nil { return "a \(v.kind) for \(key)" }
+        }
+        return nil
     }
     public static func fromFlag(_ text: String, current: [String: String]?) -> [String: String]? {
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)

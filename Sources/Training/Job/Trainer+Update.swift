@@ -60,8 +60,13 @@ extension Trainer {
                 return report
             }
             // Global values, so every rank takes this branch; the coordinator's message prints.
-            Fatal.agree(comm.isCoordinator ? "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom); lower the learning rate, or set nan_policy: skip to skip such steps" : nil,
-                        code: Fatal.Code.training)
+            let what = "non-finite \(globalLoss.isFinite ? "gradient" : "loss") at step \(step + 1)\(whereFrom)"
+            // At the first step no update has been applied: the learning rate is not the cause.
+            let args = setup.recipe.objectiveArgs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            let cause = step == 0
+                ? "; no update has been applied yet, so the loaded weights, the data or the objective's arguments give it (objective \(setup.recipe.objective)\(args.isEmpty ? "" : ": " + args))"
+                : "; lower the learning rate, or set nan_policy: skip to skip such steps"
+            Fatal.agree(comm.isCoordinator ? what + cause : nil, code: Fatal.Code.training)
         }
         skipped.inARow = 0
         applyOptimizer(lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))   // Trainer+GradientClearing.swift
