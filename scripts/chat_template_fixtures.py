@@ -7,7 +7,9 @@ message before a conversation that has none), plain ChatML, Llama-3.1-Instruct's
 system turn with "Cutting Knowledge Date" and "Today Date" always first), the same with
 Llama 3.2's date_string block (today's date through strftime_now; rendered here with
 date_string given as its fallback, "26 Jul 2024", the date sft-dist writes) and
-Meta-Llama-3-Instruct's, the ids `apply_chat_template` gives with the fixture tokenizers, for
+Meta-Llama-3-Instruct's, and Qwen3's (reasoning blocks: `ThinkingReplies.swift`), the ids
+`apply_chat_template` gives with the fixture tokenizers (Qwen3's: the qwen2 one with the
+<think> and </think> added tokens, tokenizers/qwen3), for
 whole conversations and for generation prompts. ChatTemplateDefaultsTests checks sft-dist lays
 them out the same way.
 """
@@ -38,6 +40,13 @@ LLAMA_TEMPLATES = {
                "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
 }
 
+# Qwen3's (Qwen/Qwen3-0.6B … 32B tokenizer_config.json), rendered with a tokenizer that has
+# Qwen3's <think> and </think> added tokens (tokenizers/qwen3: the qwen2 fixture's plus those
+# two, written by hf_fixtures.py).
+QWEN3_TEMPLATES = {
+    "qwen3": "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0].role == 'system' %}\n        {{- messages[0].content + '\\n\\n' }}\n    {%- endif %}\n    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0].role == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}\n{%- for message in messages[::-1] %}\n    {%- set index = (messages|length - 1) - loop.index0 %}\n    {%- if ns.multi_step_tool and message.role == \"user\" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}\n        {%- set ns.multi_step_tool = false %}\n        {%- set ns.last_query_index = index %}\n    {%- endif %}\n{%- endfor %}\n{%- for message in messages %}\n    {%- if message.content is string %}\n        {%- set content = message.content %}\n    {%- else %}\n        {%- set content = '' %}\n    {%- endif %}\n    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}\n        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}\n    {%- elif message.role == \"assistant\" %}\n        {%- set reasoning_content = '' %}\n        {%- if message.reasoning_content is string %}\n            {%- set reasoning_content = message.reasoning_content %}\n        {%- else %}\n            {%- if '</think>' in content %}\n                {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}\n                {%- set content = content.split('</think>')[-1].lstrip('\\n') %}\n            {%- endif %}\n        {%- endif %}\n        {%- if loop.index0 > ns.last_query_index %}\n            {%- if loop.last or (not loop.last and reasoning_content) %}\n                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}\n            {%- else %}\n                {{- '<|im_start|>' + message.role + '\\n' + content }}\n            {%- endif %}\n        {%- else %}\n            {{- '<|im_start|>' + message.role + '\\n' + content }}\n        {%- endif %}\n        {%- if message.tool_calls %}\n            {%- for tool_call in message.tool_calls %}\n                {%- if (loop.first and content) or (not loop.first) %}\n                    {{- '\\n' }}\n                {%- endif %}\n                {%- if tool_call.function %}\n                    {%- set tool_call = tool_call.function %}\n                {%- endif %}\n                {{- '<tool_call>\\n{\"name\": \"' }}\n                {{- tool_call.name }}\n                {{- '\", \"arguments\": ' }}\n                {%- if tool_call.arguments is string %}\n                    {{- tool_call.arguments }}\n                {%- else %}\n                    {{- tool_call.arguments | tojson }}\n                {%- endif %}\n                {{- '}\\n</tool_call>' }}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n        {{- content }}\n        {{- '\\n</tool_response>' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n    {%- if enable_thinking is defined and enable_thinking is false %}\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}\n{%- endif %}",
+}
+
 CONVERSATIONS = [
     [{"role": "user", "content": "what is 12 + 30?"}, {"role": "assistant", "content": "42"}],
     [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "what is 12 + 30?"},
@@ -46,12 +55,18 @@ CONVERSATIONS = [
      {"role": "user", "content": "and  twice that?"}, {"role": "assistant", "content": " 84 \n"}],
     [{"role": "user", "content": "hi"}, {"role": "system", "content": "Answer in French."},
      {"role": "assistant", "content": "bonjour"}],
+    # Reasoning in the content: Qwen3's template splits it at </think>, writes it in a block
+    # before the last reply and drops it from earlier ones.
+    [{"role": "user", "content": "what is 12 + 30?"},
+     {"role": "assistant", "content": "<think>\n12 plus 30.\n\n</think>\n\n42"}],
+    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>greet</think>hello"},
+     {"role": "user", "content": "and now?"}, {"role": "assistant", "content": "still here"}],
 ]
 
 
 def main():
     cases = []
-    for tokenizer, templates in [("qwen2", TEMPLATES), ("llama3", LLAMA_TEMPLATES)]:
+    for tokenizer, templates in [("qwen2", TEMPLATES), ("llama3", LLAMA_TEMPLATES), ("qwen3", QWEN3_TEMPLATES)]:
         tok = AutoTokenizer.from_pretrained(os.path.join(OUT, "tokenizers", tokenizer))
         for name, template in templates.items():
             tok.chat_template = template
@@ -62,7 +77,8 @@ def main():
                                                  add_generation_prompt=True, **fixed)
                 cases.append({"tokenizer": tokenizer, "template": name, "messages": messages,
                               "ids": list(ids), "prompt_ids": list(prompt)})
-    json.dump({"transformers": transformers.__version__, "templates": {**TEMPLATES, **LLAMA_TEMPLATES}, "cases": cases},
+    json.dump({"transformers": transformers.__version__, "templates": {**TEMPLATES, **LLAMA_TEMPLATES, **QWEN3_TEMPLATES},
+               "cases": cases},
               open(os.path.join(OUT, "expected", "chat-templates.json"), "w"), ensure_ascii=False, indent=1)
     print("wrote", len(cases), "cases")
 

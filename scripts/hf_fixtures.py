@@ -1,7 +1,7 @@
 """Hugging Face fixtures for sft-dist's tests (run through scripts/make-hf-fixtures).
 
 Writes Tests/ModelsTests/Fixtures/hf/:
-  tokenizers/{gpt2,qwen2,llama3}/   tokenizer.json (+ tokenizer_config.json with a chat template)
+  tokenizers/{gpt2,qwen2,llama3,qwen3}/   tokenizer.json (+ tokenizer_config.json with a chat template)
   models/{gpt2,llama,qwen2,qwen3}/   tiny random checkpoints saved by transformers (qwen2 in bfloat16)
   models/mistral-sharded/            sharded checkpoint (model.safetensors.index.json), sliding window
   expected/tokenizer_cases.json      ids (plain and with specials) and decoded text per test string
@@ -9,7 +9,7 @@ Writes Tests/ModelsTests/Fixtures/hf/:
   expected/<model>.json + .safetensors   input ids and transformers' float32 logits
   data/chat.jsonl                    a small chat + prompt/completion training set
 
-`qwen3` rewrites only models/qwen3 and its expected logits (with the committed qwen2 tokenizer).
+`qwen3` rewrites only models/qwen3, tokenizers/qwen3 and their expected logits (from the committed qwen2 tokenizer).
 `check-export DIR SCORES` loads a directory sft-dist exported and compares log-probabilities.
 
 LoRA adapters and peft: scripts/peft_fixtures.py.
@@ -257,12 +257,19 @@ def build_models(toks):
     randomize(mistral, 4)
     save_model(mistral, toks["gpt2"], os.path.join(mk, "mistral-sharded"), max_shard_size="30KB")
     expected_logits("mistral-sharded", mistral, toks["gpt2"], short)
-    build_qwen3(toks["qwen2"])
+    build_qwen3(os.path.join(OUT, "tokenizers", "qwen2"))
 
 
-def build_qwen3(tok):
+def build_qwen3(qwen2_tok_dir):
     """Qwen3: QK-Norm (q_norm, k_norm per head), no biases, head_dim 16 where hidden_size / heads
-    is 8 (as Qwen3-0.6B's 128 against 1024 / 16), GQA 4 over 2, tied head, float32."""
+    is 8 (as Qwen3-0.6B's 128 against 1024 / 16), GQA 4 over 2, tied head, float32. Its
+    tokenizer (also tokenizers/qwen3) is the qwen2 fixture's with Qwen3's <think> and </think>
+    added tokens and Qwen3's chat template."""
+    from chat_template_fixtures import QWEN3_TEMPLATES
+    tok = PreTrainedTokenizerFast.from_pretrained(qwen2_tok_dir)
+    tok.add_tokens(["<think>", "</think>"])
+    tok.chat_template = QWEN3_TEMPLATES["qwen3"]
+    tok.save_pretrained(os.path.join(OUT, "tokenizers", "qwen3"))
     texts = ["Hello world! I'm here.", "def f3(x):\n    return x * 3 + 3\n"]
     V = (len(tok) + 15) // 16 * 16
     qwen3 = Qwen3ForCausalLM(Qwen3Config(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
@@ -375,7 +382,7 @@ if __name__ == "__main__":
     elif len(sys.argv) >= 2 and sys.argv[1] == "prefix-cases":
         write_prefix_cases()
     elif len(sys.argv) >= 2 and sys.argv[1] == "qwen3":
-        build_qwen3(PreTrainedTokenizerFast.from_pretrained(os.path.join(OUT, "tokenizers", "qwen2")))
+        build_qwen3(os.path.join(OUT, "tokenizers", "qwen2"))
     elif len(sys.argv) >= 2 and sys.argv[1] == "record-export":
         record_export(sys.argv[2], sys.argv[3])
     else:

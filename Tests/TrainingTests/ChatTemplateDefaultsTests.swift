@@ -36,16 +36,17 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         XCTAssertEqual(ChatTemplate.recognise(t["llama3.1"]!), ChatTemplate(.llama3, dateHeader: header))
         XCTAssertEqual(ChatTemplate.recognise(t["llama3.2-date"]!), ChatTemplate(.llama3, dateHeader: header), "strftime_now's fallback")
         XCTAssertEqual(ChatTemplate.recognise(t["llama3"]!), .llama3)
+        XCTAssertEqual(ChatTemplate.recognise(t["qwen3"]!), ChatTemplate(.chatml, thinking: true), "Qwen3: no default system message, <think> blocks")
     }
 
     /// Every conversation — with and without a system message, several turns, a system message
     /// later on — gives transformers' ids, and its generation prompt transformers' prompt ids.
     func testConversationsGiveTransformersIds() throws {
         let f = try fixture()
-        let toks = try ["qwen2", "llama3"].reduce(into: [String: Tokenizer]()) {
+        let toks = try ["qwen2", "llama3", "qwen3"].reduce(into: [String: Tokenizer]()) {
             $0[$1] = try ModelDirectory.loadTokenizer(Self.root + "/tokenizers/" + $1)
         }
-        XCTAssertEqual(Set(f.cases.map(\.template)).count, 7)
+        XCTAssertEqual(Set(f.cases.map(\.template)).count, 8)
         for c in f.cases {
             let tok = try XCTUnwrap(toks[c.tokenizer])
             let template = try XCTUnwrap(ChatTemplate.recognise(f.templates[c.template]!))
@@ -165,9 +166,9 @@ final class ChatTemplateDefaultsTests: XCTestCase {
             try t.recordChatTemplate(jinja)
             return t
         }
-        let qwen3 = "{{ '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content + '\\n</think>\\n\\n' + content + '<|im_end|>' }}"
-        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(qwen3)).reason.hasSuffix(
-            "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"))
+        let otherThink = "{{ '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content + '\\n</think>\\n\\n' + content + '<|im_end|>' }}"
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(otherThink)).reason.hasSuffix(
+            "; note: it also writes <think> blocks into assistant turns in a way sft-dist does not follow (not Qwen3's): replies are trained and generated without them"))
         let always = "{{ '<|im_start|>system\\nAlways.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role }}{% endfor %}"
         XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(always)).reason.hasSuffix(
             "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"))

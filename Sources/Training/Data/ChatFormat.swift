@@ -35,11 +35,26 @@ public struct ChatTemplate: Sendable, Hashable {
     /// cut-off and a date, then the conversation's own system message. nil: none (Llama 3).
     public let dateHeader: Llama3DateHeader?
 
-    public init(_ layout: Layout, defaultSystem: String? = nil, dateHeader: Llama3DateHeader? = nil) {
+    /// Qwen3's reasoning blocks in ChatML assistant turns (`ThinkingReplies.swift`).
+    public let thinking: Bool
+
+    public init(_ layout: Layout, defaultSystem: String? = nil, dateHeader: Llama3DateHeader? = nil, thinking: Bool = false) {
         self.layout = layout
         self.defaultSystem = defaultSystem
         self.dateHeader = dateHeader
+        self.thinking = thinking
     }
+
+    /// The text of message `index` of `laidOut`'s result after its ChatML header: with
+    /// `thinking`, an assistant turn as Qwen3's template writes it; else the content.
+    func chatMLContent(_ messages: [ChatMessage], _ index: Int, lastQuery: Int) -> String {
+        guard thinking, messages[index].role == .assistant else { return messages[index].content }
+        return ThinkingReplies.reply(messages, index, lastQuery: lastQuery)
+    }
+
+    /// The reference answer of a conversation whose last assistant turn is `content`: its
+    /// reply without reasoning under `thinking`.
+    func answer(_ content: String) -> String { thinking ? ThinkingReplies.split(content).reply : content }
 
     public static let chatml = ChatTemplate(.chatml)
     public static let plain = ChatTemplate(.plain)
@@ -118,11 +133,13 @@ public enum ChatFormat {
         case .chatml:
             let imStart = try special("<|im_start|>", of: tokenizer, template: template, source: source)
             let imEnd = try special("<|im_end|>", of: tokenizer, template: template, source: source)
+            let lastQuery = ThinkingReplies.lastQueryIndex(messages)
             for (index, message) in messages.enumerated() {
                 let trained = message.role == .assistant
                 builder.append([imStart] + tokenizer.encodePlain(message.role.rawValue + "\n"), trained: false)
                 if index == lastAssistant { promptLength = builder.ids.count }
-                builder.append(tokenizer.encodePlain(message.content) + [imEnd], trained: trained)
+                let content = template.chatMLContent(messages, index, lastQuery: lastQuery)
+                builder.append(tokenizer.encodePlain(content) + [imEnd], trained: trained)
                 builder.append(tokenizer.encodePlain("\n"), trained: false)
             }
         case .plain:
@@ -151,7 +168,7 @@ public enum ChatFormat {
             }
         }
         return Example(ids: builder.ids, lossMask: builder.mask, promptLength: promptLength,
-                       answer: messages[lastAssistant].content, source: source)
+                       answer: template.answer(messages[lastAssistant].content), source: source)
     }
 
     /// Jinja's `trim` as transformers runs it: Python's `str.strip()`, which removes the code

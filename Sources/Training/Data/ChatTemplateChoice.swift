@@ -13,13 +13,22 @@ extension ChatTemplate {
     /// knows which of their tokens are trained).
     public static func recognise(_ jinja: String) -> ChatTemplate? {
         if jinja.contains("<|im_start|>") && jinja.contains("<|im_end|>") {
-            return ChatTemplate(.chatml, defaultSystem: chatMLDefaultSystem(in: jinja))
+            return ChatTemplate(.chatml, defaultSystem: chatMLDefaultSystem(in: jinja), thinking: writesQwen3Thinking(jinja))
         }
         if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") {
             return ChatTemplate(.llama3, dateHeader: Llama3DateHeader(in: jinja))
         }
         if jinja.hasPrefix(plainPrefix) && jinja.contains("{{ 'assistant: ' }}") { return .plain }  // as sft-dist records it
         return nil
+    }
+
+    /// Qwen3's template: the reasoning block it opens before an assistant reply after the last
+    /// user query (`'\n<think>\n' + reasoning_content`, gated on `ns.last_query_index`), which
+    /// `ThinkingReplies` reproduces. Other templates that mention `<think>` (QwQ's, which opens
+    /// one in the generation prompt) are not it.
+    static func writesQwen3Thinking(_ jinja: String) -> Bool {
+        jinja.contains(#"'\n<think>\n' + reasoning_content"#) && jinja.contains("loop.index0 > ns.last_query_index")
+            && jinja.contains("enable_thinking")
     }
 
     /// How `plain.jinja` begins (`ChatTemplateRecord.swift`): what marks a saved plain template.
@@ -55,7 +64,10 @@ extension ChatTemplate {
         let turns = laidOut(turns)
         switch layout {
         case .chatml:
-            return turns.map { "<|im_start|>\($0.role.rawValue)\n\($0.content)<|im_end|>\n" }.joined() + "<|im_start|>assistant\n"
+            let lastQuery = ThinkingReplies.lastQueryIndex(turns)
+            return turns.indices.map { i in
+                "<|im_start|>\(turns[i].role.rawValue)\n\(chatMLContent(turns, i, lastQuery: lastQuery))<|im_end|>\n"
+            }.joined() + "<|im_start|>assistant\n"
         case .llama3:
             return "<|begin_of_text|>" + turns.indices.map { i in
                 "<|start_header_id|>\(turns[i].role.rawValue)<|end_header_id|>\n\n\(llama3Content(turns, i))<|eot_id|>"

@@ -42,8 +42,10 @@ extension ChatTemplate {
             default: break
             }
         }
-        if layout == .chatml, text.contains("</think>") {
-            what += "; note: it also writes <think> blocks into assistant turns (Qwen3), which sft-dist does not: replies are trained and generated without them"
+        if thinking {
+            what += ", with Qwen3's <think> blocks (one before the last reply, empty unless the reply holds its reasoning before </think>; earlier replies without their reasoning)"
+        } else if layout == .chatml, text.contains("</think>") {
+            what += "; note: it also writes <think> blocks into assistant turns in a way sft-dist does not follow (not Qwen3's): replies are trained and generated without them"
         }
         return what
     }

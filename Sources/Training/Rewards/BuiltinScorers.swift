@@ -54,7 +54,7 @@ public final class NumericScorer: Scorer {
             guard let want = NumericScorer.lastNumber(ref) else {
                 return ScorerRegistry.normalise(item.completion) == ScorerRegistry.normalise(ref) ? 1 : 0
             }
-            guard let got = NumericScorer.lastNumber(item.completion) else { return 0 }
+            guard let got = NumericScorer.lastNumber(ThinkingReplies.answer(item.completion)) else { return 0 }
             return abs(got - want) <= tolerance * max(1, abs(want)) ? 1 : 0
         }
     }

@@ -70,9 +70,10 @@ public enum ScorerRegistry {
         return scorer
     }
 
-    /// Trims, and folds runs of whitespace to one space: formatting is not the answer.
+    /// Trims, and folds runs of whitespace to one space: formatting is not the answer; nor is a
+    /// leading reasoning block (`<think>…</think>`, Qwen3's: `ThinkingReplies.answer`).
     public static func normalise(_ s: String, ignoreCase: Bool = false) -> String {
-        let folded = s.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        let folded = ThinkingReplies.answer(s).split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
         return ignoreCase ? folded.lowercased() : folded
     }
 }
