@@ -8,8 +8,8 @@ weights, eval mode) runs `generate` on --prompts prompts of 16 random ids, --new
 sampled tokens each (temperature 1, top-k off, top-p 1, no early stop), KV cache;
 tokens/s of generated tokens over the median timed call (prefill included).
 
-With --shape smollm2-135m|qwen2.5-0.5b, the side of `sft-dist bench --shape`: transformers'
-LlamaForCausalLM / Qwen2ForCausalLM built from the public config.json's values (random
+With --shape smollm2-135m|qwen2.5-0.5b|qwen3-0.6b, the side of `sft-dist bench --shape`: transformers'
+LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM built from the public config.json's values (random
 init, no download; the same numbers as Sources/Models/Presets+Shapes.swift), --batch-size x
 --seq-len synthetic tokens (default 4x256), same AdamW and clipping.
 
@@ -19,9 +19,10 @@ gate/up/down), the base frozen; AdamW and clipping over the adapters only."""
 import argparse, json, resource, statistics, sys, time
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
-# HuggingFaceTB/SmolLM2-135M and Qwen/Qwen2.5-0.5B config.json (architecture fields).
+# HuggingFaceTB/SmolLM2-135M, Qwen/Qwen2.5-0.5B and Qwen/Qwen3-0.6B config.json (architecture fields).
 SHAPES = {
     "smollm2-135m": (LlamaConfig, LlamaForCausalLM, dict(
         vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -33,6 +34,11 @@ SHAPES = {
         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, tie_word_embeddings=True,
         use_sliding_window=False)),
+    "qwen3-0.6b": (Qwen3Config, Qwen3ForCausalLM, dict(
+        vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+        num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, tie_word_embeddings=True,
+        attention_bias=False, use_sliding_window=False)),
 }
 
 p = argparse.ArgumentParser()
