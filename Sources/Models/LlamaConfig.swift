@@ -106,11 +106,12 @@ public struct LlamaConfig: Equatable, Sendable {
             // transformers' Qwen2 and Qwen3 slide only in the layers `layer_types` marks
             // "sliding_attention" (by default those at or past `max_window_layers`, 28): a model
             // whose layers are all full attention has no window.
+            let layers = try f.positiveInt("num_hidden_layers")
+            let types = try Self.layerTypes(f, layers: layers)
             if try f.bool("use_sliding_window", default: false), f.has("sliding_window") {
-                let layers = try f.positiveInt("num_hidden_layers")
                 let slides: Bool
-                if let types = f.object["layer_types"] as? [Any] {
-                    slides = types.contains { $0 as? String == "sliding_attention" }
+                if let types {
+                    slides = types.contains("sliding_attention")
                 } else {
                     slides = layers > (try f.int("max_window_layers", default: 28))
                 }
@@ -130,6 +131,25 @@ public struct LlamaConfig: Equatable, Sendable {
                   mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
                   slidingWindow: window)
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
+    }
+
+    /// `layer_types`, where present, as transformers 5 validates it (`validate_layer_type`): one
+    /// entry per layer, each "full_attention" or "sliding_attention" — the only kinds these
+    /// families have. A misspelt or missing entry would silently turn a window on or off.
+    static func layerTypes(_ f: HFConfigFields, layers: Int) throws -> [String]? {
+        guard f.has("layer_types") else { return nil }
+        guard let list = f.object["layer_types"] as? [Any] else { throw f.error("layer_types", "must be a list of \(layers) layer kinds (one per layer)") }
+        if list.count != layers {
+            throw f.error("layer_types", "has \(list.count) entries for num_hidden_layers \(layers): one per layer")
+        }
+        let kinds = ["full_attention", "sliding_attention"]
+        for (i, entry) in list.enumerated() {
+            guard let kind = entry as? String, kinds.contains(kind) else {
+                let shown = (entry as? String).map(JSONText.brief) ?? "not a string"
+                throw f.error("layer_types", "entry \(i) is \(shown), not one of \(kinds.joined(separator: ", "))")
+            }
+        }
+        return list.map { $0 as! String }
     }
 
     /// `config.json` as transformers writes it for this family (float32 weights).

@@ -133,6 +133,15 @@ final class HFModelTests: XCTestCase {
             ("qwen2", "field \"model_type\" is \"falcon\"", { $0["model_type"] = "falcon" }),
             ("gpt2", "field \"activation_function\" \"relu\"", { $0["activation_function"] = "relu" }),
             ("gpt2", "field \"n_inner\" must be null or 4·n_embd", { $0["n_inner"] = 100 }),
+            // layer_types as transformers 5 validates it (a misspelt kind turned a window off, an
+            // entry past the last layer turned one on).
+            ("qwen3", "field \"layer_types\" entry 1 is \"Sliding_Attention\", not one of full_attention, sliding_attention",
+             { $0["layer_types"] = ["full_attention", "Sliding_Attention"]; $0["use_sliding_window"] = true; $0["sliding_window"] = 8 }),
+            ("qwen3", "field \"layer_types\" has 3 entries for num_hidden_layers 2",
+             { $0["layer_types"] = ["full_attention", "full_attention", "sliding_attention"]; $0["use_sliding_window"] = true; $0["sliding_window"] = 8 }),
+            ("qwen2", "field \"layer_types\" has 0 entries", { $0["layer_types"] = [String]() }),
+            ("qwen2", "field \"layer_types\" must be a list", { $0["layer_types"] = "full_attention" }),
+            ("qwen2", "field \"layer_types\" entry 0 is not a string", { $0["layer_types"] = [1, 2] }),
         ]
         for (dir, fragment, edit) in cases {
             let e = try loadError(dir, edit: edit)

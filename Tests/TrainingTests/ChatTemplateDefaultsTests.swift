@@ -207,4 +207,16 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         XCTAssertEqual(line, "chat template: the saved tokenizer records chatml, the template the messages are trained with (replacing its own, which puts a default system message first)")
         XCTAssertEqual(tok.chatTemplateText, HFTokenizerFiles.chatMLTemplate)
     }
+
+    /// `--chat-template chatml` on a Qwen3 tokenizer: the log names what differs, its <think>
+    /// blocks (it said "which has no default system message", true but not the reason).
+    func testAnExplicitChatMLOverQwen3SaysItDropsTheThinkBlocks() throws {
+        let dir = try makeTemporaryDirectory("sft-dist-chat-qwen3")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Self.root + "/tokenizers/qwen3", toPath: dir + "/qwen3")
+        let tok = try XCTUnwrap(ModelDirectory.loadTokenizer(dir + "/qwen3") as? BPETokenizer)
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: tok).template.thinking)
+        let line = try ChatTemplateRecord.record(.chatml, in: tok, dataHasMessages: true)
+        XCTAssertEqual(line, "chat template: the saved tokenizer records chatml, the template the messages are trained with (replacing its own, which writes Qwen3's <think> blocks)")
+    }
 }

@@ -64,7 +64,8 @@ public enum ChatTemplateRecord {
         if byteOwn {
             before = "replacing ChatML, sft-dist's byte tokenizer's own"
         } else if let had, let own = ChatTemplate.recognise(had), own.layout == template.layout {
-            before = own.dateHeader != nil ? "replacing its own, which opens with a dated system turn"
+            before = own.thinking != template.thinking ? "replacing its own, which writes Qwen3's <think> blocks"
+                : own.dateHeader != nil ? "replacing its own, which opens with a dated system turn"
                 : own.defaultSystem == nil ? "replacing its own, which has no default system message"
                 : "replacing its own, which puts a default system message first"
         } else { before = had == nil ? "it had none" : "replacing its own, which is not \(template.rawValue)" }
