@@ -36,42 +36,33 @@ final class HFModelCLITests: XCTestCase {
         XCTAssertTrue(k.stdout.hasPrefix("[624, "), k.stdout)  // <|eot_id|> is one special token
     }
 
+    /// `steps` losses of `model` trained at `ranks` ranks (batch 8 in micro-batches of 2) and
+    /// where the run wrote its output.
+    func rankedRun(_ model: String, ranks: Int, steps: Int) -> (losses: [Double], out: String) {
+        let out = CLI.tempDir("hf-\(model)-ranks-\(ranks)")
+        let r = CLI.mpirun(ranks, ["train", "--model", Self.model(model), "--data", Self.data, "--steps", "\(steps)",
+                                   "--batch-size", "8", "--micro-batch-size", "2", "--warmup-steps", "0", "--lr", "3e-3",
+                                   "--eval-examples", "0", "--out", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let losses = CLI.losses(out)
+        XCTAssertEqual(losses.count, steps, "\(model) at \(ranks) ranks")
+        return (losses, out)
+    }
+
     /// Global normalisers make the losses of a Llama-family model (the Qwen2 fixture: q/k/v
     /// biases, bfloat16 weights) independent of the rank count, to the tolerance GPT-2 meets.
     func testQwen2LossesDoNotDependOnRankCount() throws {
-        var runs: [[Double]] = []
-        for n in [1, 4] {
-            let out = CLI.tempDir("hf-ranks-\(n)")
-            let r = CLI.mpirun(n, ["train", "--model", Self.model("qwen2"), "--data", Self.data, "--steps", "4",
-                                   "--batch-size", "8", "--micro-batch-size", "2", "--warmup-steps", "0", "--lr", "3e-3",
-                                   "--eval-examples", "0", "--out", out, "--quiet"])
-            XCTAssertEqual(r.status, 0, r.all)
-            runs.append(CLI.losses(out))
-        }
-        XCTAssertEqual(runs[0].count, 4)
-        XCTAssertEqual(runs[1].count, 4)
-        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
-        XCTAssertLessThan(runs[0].last!, runs[0].first!, "the loss should fall")
+        let one = rankedRun("qwen2", ranks: 1, steps: 4).losses, four = rankedRun("qwen2", ranks: 4, steps: 4).losses
+        for (a, b) in zip(one, four) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
+        XCTAssertLessThan(one.last!, one.first!, "the loss should fall")
     }
 
     /// Qwen3 (QK-Norm, head_dim 16 ≠ hidden_size / heads): losses equal at 1 and 2 ranks, and the
     /// trained model generates through the KV cache.
     func testQwen3TrainsRankInvariantAndGenerates() throws {
-        var runs: [[Double]] = []
-        var outs: [String] = []
-        for n in [1, 2] {
-            let out = CLI.tempDir("hf-qwen3-\(n)")
-            let r = CLI.mpirun(n, ["train", "--model", Self.model("qwen3"), "--data", Self.data, "--steps", "3",
-                                   "--batch-size", "8", "--micro-batch-size", "2", "--warmup-steps", "0", "--lr", "3e-3",
-                                   "--eval-examples", "0", "--out", out, "--quiet"])
-            XCTAssertEqual(r.status, 0, r.all)
-            runs.append(CLI.losses(out))
-            outs.append(out)
-        }
-        XCTAssertEqual(runs[0].count, 3)
-        XCTAssertEqual(runs[1].count, 3)
-        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
-        let g = CLI.sftDist(["generate", "--model", outs[0] + "/model", "--prompt", "add 2 3 =", "--max-new-tokens", "4", "--json"])
+        let (one, out) = rankedRun("qwen3", ranks: 1, steps: 3), two = rankedRun("qwen3", ranks: 2, steps: 3).losses
+        for (a, b) in zip(one, two) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
+        let g = CLI.sftDist(["generate", "--model", out + "/model", "--prompt", "add 2 3 =", "--max-new-tokens", "4", "--json"])
         XCTAssertEqual(g.status, 0, g.all)
         let row = try JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((row?["ids"] as? [Int])?.count, 4, g.all)

@@ -71,6 +71,11 @@ final class StoppedJobTests: XCTestCase {
         }
         XCTAssertEqual(children.count, 2)
         for p in children {
+            // `$!` is written as soon as the shell forks: until the child has exec'd `sleep`
+            // it is a copy of the shell, with the shell's descriptors (seen once: fd 3).
+            XCTAssertTrue(job.waitUntil(seconds: 10) {
+                (try? String(contentsOfFile: "/proc/\(p)/comm", encoding: .utf8))?.hasPrefix("sleep") ?? false
+            }, "scorer child \(p) never became sleep")
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p)/fd")) ?? []
             XCTAssertEqual(fds.sorted(), ["0", "1", "2"], "scorer process \(p) holds \(fds.sorted())")
         }

@@ -135,7 +135,7 @@ final class LoRATrainingTests: XCTestCase {
         }
         let table = LogitTableModel(examples: 2, positions: 2, vocab: 3)
         XCTAssertThrowsError(try LoRATraining.trainableSet(loraRecipe(steps: 1), model: table)) {
-            XCTAssertEqual("\($0)", "--lora-rank: LoRA is not supported for this architecture (logit-table; supported: gpt2, llama, qwen2, mistral)")
+            XCTAssertEqual("\($0)", "--lora-rank: LoRA is not supported for this architecture (logit-table; supported: gpt2, llama, qwen2, qwen3, mistral)")
         }
         XCTAssertNil(LoRATraining.targets("q_proj,,v_proj"))
         XCTAssertNil(LoRATraining.targets("q_proj;rm"))
