@@ -61,6 +61,10 @@ CONVERSATIONS = [
      {"role": "assistant", "content": "<think>\n12 plus 30.\n\n</think>\n\n42"}],
     [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<think>greet</think>hello"},
      {"role": "user", "content": "and now?"}, {"role": "assistant", "content": "still here"}],
+    # reasoning_content: Qwen3's template writes it in the block (content left whole, not split);
+    # the other templates leave it out.
+    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "reasoning_content": "greet them"},
+     {"role": "user", "content": "12 + 30?"}, {"role": "assistant", "content": "42", "reasoning_content": "\nadd\n"}],
 ]
 
 

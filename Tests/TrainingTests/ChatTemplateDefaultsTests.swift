@@ -14,9 +14,11 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         .appendingPathComponent("../ModelsTests/Fixtures/hf").standardized.path
 
     struct Case: Decodable {
-        struct Message: Decodable { let role: String, content: String }
+        struct Message: Decodable { let role: String, content: String, reasoning_content: String? }
         let tokenizer: String, template: String, messages: [Message], ids: [Int32], prompt_ids: [Int32]
-        var turns: [ChatMessage] { messages.map { ChatMessage(role: ChatMessage.Role(rawValue: $0.role)!, content: $0.content) } }
+        var turns: [ChatMessage] {
+            messages.map { ChatMessage(role: ChatMessage.Role(rawValue: $0.role)!, content: $0.content, reasoning: $0.reasoning_content) }
+        }
     }
     struct Fixture: Decodable { let templates: [String: String], cases: [Case] }
 

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Training
 
@@ -23,6 +24,21 @@ final class ThinkingRepliesTests: XCTestCase {
         XCTAssertEqual(ThinkingReplies.reply(m, 3, lastQuery: q), "<think>\n\n</think>\n\nyes", "the last reply gets an empty block")
         let tool = m + [ChatMessage(role: .user, content: "<tool_response>\n1\n</tool_response>")]
         XCTAssertEqual(ThinkingReplies.lastQueryIndex(tool), 2, "a tool response is not a query")
+    }
+
+    /// A row's `reasoning_content` is the reasoning, and its content is the reply unsplit (the
+    /// template reads `message.reasoning_content` first); the JSONL reader keeps it.
+    func testReasoningContentIsTheReasoning() throws {
+        let m = ChatMessage(role: .assistant, content: "a</think>b", reasoning: "\nr\n")
+        XCTAssertTrue(ThinkingReplies.parts(m) == ("\nr\n", "a</think>b"))
+        XCTAssertEqual(ThinkingReplies.reply([ChatMessage(role: .user, content: "q"), m], 1, lastQuery: 0), "<think>\nr\n</think>\n\na</think>b")
+        let row = #"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "42", "reasoning_content": "add"}]}"#
+        let turns = try JSONLReader.chatMessages(from: (try JSONSerialization.jsonObject(with: Data(row.utf8)) as! [String: Any])["messages"]!, rows: .examples)
+        XCTAssertEqual(turns.last?.reasoning, "add")
+        let bad = #"[{"role": "assistant", "content": "42", "reasoning_content": 7}]"#
+        XCTAssertThrowsError(try JSONLReader.chatMessages(from: try JSONSerialization.jsonObject(with: Data(bad.utf8)), rows: .examples)) {
+            XCTAssertEqual(($0 as? JSONLReader.LineProblem)?.reason, #"messages[0]: field "reasoning_content" must be a string"#)
+        }
     }
 
     func testScorersCompareTheAnswerAfterTheReasoning() throws {

@@ -52,9 +52,9 @@ public struct ChatTemplate: Sendable, Hashable {
         return ThinkingReplies.reply(messages, index, lastQuery: lastQuery)
     }
 
-    /// The reference answer of a conversation whose last assistant turn is `content`: its
+    /// The reference answer of a conversation whose last assistant turn is `message`: its
     /// reply without reasoning under `thinking`.
-    func answer(_ content: String) -> String { thinking ? ThinkingReplies.split(content).reply : content }
+    func answer(_ message: ChatMessage) -> String { thinking ? ThinkingReplies.parts(message).reply : message.content }
 
     public static let chatml = ChatTemplate(.chatml)
     public static let plain = ChatTemplate(.plain)
@@ -168,7 +168,7 @@ public enum ChatFormat {
             }
         }
         return Example(ids: builder.ids, lossMask: builder.mask, promptLength: promptLength,
-                       answer: template.answer(messages[lastAssistant].content), source: source)
+                       answer: template.answer(messages[lastAssistant]), source: source)
     }
 
     /// Jinja's `trim` as transformers runs it: Python's `str.strip()`, which removes the code

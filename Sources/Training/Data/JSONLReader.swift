@@ -31,10 +31,15 @@ public struct ChatMessage: Sendable, Equatable {
     }
     public var role: Role
     public var content: String
+    /// An assistant turn's `reasoning_content` (Qwen3's template writes it in the turn's
+    /// `<think>` block instead of splitting `content`: `ThinkingReplies`); other templates
+    /// ignore it, as transformers' do.
+    public var reasoning: String?
 
-    public init(role: Role, content: String) {
+    public init(role: Role, content: String, reasoning: String? = nil) {
         self.role = role
         self.content = content
+        self.reasoning = reasoning
     }
 }
 
@@ -308,7 +313,12 @@ public enum JSONLReader {
             guard let role = ChatMessage.Role(rawValue: roleName) else {
                 throw LineProblem("messages[\(index)]: unknown role \(JSONText.brief(roleName)) (expected system, user or assistant)")
             }
-            messages.append(ChatMessage(role: role, content: content))
+            var reasoning: String? = nil
+            if let r = turn["reasoning_content"], !(r is NSNull) {
+                guard let text = r as? String else { throw LineProblem(#"messages[\#(index)]: field "reasoning_content" must be a string"#) }
+                reasoning = text
+            }
+            messages.append(ChatMessage(role: role, content: content, reasoning: reasoning))
         }
         if rows == .prompts { return messages }
         guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {

@@ -5,8 +5,9 @@ import Foundation
 /// Qwen3-*'s tokenizer_config.json `chat_template`, which transformers' `apply_chat_template`
 /// runs, and so TRL's SFT):
 ///
-/// - an assistant content holding `</think>` is split there: what precedes it (after a
-///   `<think>`) is the reasoning, what follows it the reply;
+/// - an assistant turn's reasoning is its `reasoning_content`; without one, a content holding
+///   `</think>` is split there: what precedes it (after a `<think>`) is the reasoning, what
+///   follows it the reply;
 /// - an assistant turn after the last user query gets `<think>\n{reasoning}\n</think>\n\n`
 ///   before its reply when it is the conversation's last message (an empty block when it has no
 ///   reasoning) or has reasoning; every other assistant turn is its reply alone, its reasoning
@@ -35,9 +36,16 @@ public enum ThinkingReplies {
         return (reasoning, trimNewlines(parts.last!, trailing: false))
     }
 
+    /// (reasoning, reply) of an assistant turn: its `reasoning_content` and whole content when
+    /// the row has one (the template then splits nothing), else `split(content)`.
+    public static func parts(_ message: ChatMessage) -> (reasoning: String, reply: String) {
+        if let r = message.reasoning { return (r, message.content) }
+        return split(message.content)
+    }
+
     /// What the template writes after `<|im_start|>assistant\n` for assistant message `index`.
     static func reply(_ messages: [ChatMessage], _ index: Int, lastQuery: Int) -> String {
-        let (reasoning, reply) = split(messages[index].content)
+        let (reasoning, reply) = parts(messages[index])
         guard index > lastQuery, index == messages.count - 1 || !reasoning.isEmpty else { return reply }
         return open + "\n" + trimNewlines(reasoning) + "\n" + close + "\n\n" + trimNewlines(reply, trailing: false)
     }
