@@ -61,7 +61,7 @@ public struct LlamaConfig: Equatable, Sendable {
     public init(_ f: HFConfigFields) throws {
         let type = try f.string("model_type")
         guard let family = Family(rawValue: type) else {
-            throw f.error("model_type", "\(JSONText.brief(type)) is not a Llama-family type (llama, qwen2, qwen3, mistral)")
+            throw f.error("model_type", "\(JSONText.brief(type)) is not a Llama-family type (\(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let hidden = try f.positiveInt("hidden_size")
         let heads = try f.positiveInt("num_attention_heads")
@@ -120,14 +120,15 @@ public struct LlamaConfig: Equatable, Sendable {
         case .llama:
             break
         }
-        let attentionBias = try f.bool("attention_bias", default: false)
+        // Llama and Qwen3 take attention_bias (q/k/v and o_proj); Qwen2 always has q/k/v biases.
+        // The field is checked in every family, as it always was.
+        let attentionBias = try f.bool("attention_bias", default: false) && (family == .llama || family == .qwen3)
         self.init(family: family, vocabSize: try f.positiveInt("vocab_size"), hiddenSize: hidden,
                   intermediateSize: try f.positiveInt("intermediate_size"),
                   layers: try f.positiveInt("num_hidden_layers"), heads: heads, kvHeads: kv, headDim: headDim,
                   maxPositions: try f.positiveInt("max_position_embeddings"), rmsNormEps: Float(eps),
                   ropeTheta: Float(theta), tieWordEmbeddings: try f.bool("tie_word_embeddings", default: false),
-                  qkvBias: family == .qwen2 ? true : ((family == .llama || family == .qwen3) && attentionBias),
-                  oBias: (family == .llama || family == .qwen3) && attentionBias,
+                  qkvBias: family == .qwen2 || attentionBias, oBias: attentionBias,
                   mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
                   slidingWindow: window)
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }

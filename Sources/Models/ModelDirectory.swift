@@ -85,6 +85,11 @@ public enum ModelDirectory {
         }
     }
 
+    /// The `model_type`s sft-dist loads, for messages: gpt2 and the Llama families.
+    public static var supportedModelTypes: String {
+        (["gpt2"] + LlamaConfig.Family.allCases.map(\.rawValue)).joined(separator: ", ")
+    }
+
     /// What a config.json object describes, before anything is allocated: the parameter layout
     /// by parts, the vocabulary size, and how to build the model.
     public static func architecture(_ json: [String: Any], path: String) throws
@@ -94,11 +99,11 @@ public enum ModelDirectory {
         case "gpt2":
             let config = try GPT2Config(HFConfigFields(path: path, object: json))
             return (config.layoutPlan, config.vocabSize, .gpt2, { GPT2(config: config, lora: $0) })
-        case "llama", "qwen2", "qwen3", "mistral":
+        case _ where LlamaConfig.Family(rawValue: modelType) != nil:
             let config = try LlamaConfig(HFConfigFields(path: path, object: json))
             return (config.layoutPlan, config.vocabSize, .llama(modelType), { Llama(config: config, extraConfig: json, lora: $0) })
         default:
-            throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: gpt2, llama, qwen2, qwen3, mistral)")
+            throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: \(supportedModelTypes))")
         }
     }
 

@@ -28,7 +28,7 @@ public enum LoRATraining {
     public static func trainableSet(_ recipe: Recipe, model: LanguageModel) throws -> TrainableSet? {
         guard recipe.loraRank > 0 else { return nil }
         guard let adapted = model as? LoRAAdaptable, adapted.lora != nil else {
-            throw ModelError("--lora-rank: LoRA is not supported for this architecture (\(model.configJSON["model_type"] as? String ?? "?"); supported: gpt2, llama, qwen2, qwen3, mistral)")
+            throw ModelError("--lora-rank: LoRA is not supported for this architecture (\(model.configJSON["model_type"] as? String ?? "?"); supported: \(ModelDirectory.supportedModelTypes))")
         }
         if recipe.freeze != nil || recipe.trainable != nil {
             throw SelectionError("--\(recipe.freeze != nil ? "freeze" : "trainable") cannot be combined with --lora-rank (a LoRA run trains only its adapters)")
@@ -51,7 +51,7 @@ public enum LoRATraining {
         }
         let (m, t) = try ModelDirectory.load(spec, lora: lora)
         guard let adapted = m as? LoRAAdaptable else {
-            throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: gpt2, llama, qwen2, qwen3, mistral)")
+            throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: \(ModelDirectory.supportedModelTypes))")
         }
         adapted.initializeAdapters(seed: seed)
         return (m, t)
