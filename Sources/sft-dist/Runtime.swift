@@ -9,6 +9,23 @@ import Training
 enum Runtime {
     nonisolated(unsafe) private static var mpi: MPICommunicator?
 
+    /// Before anything else: when OpenBLAS fell back to a kernel below AVX2 on a CPU that has
+    /// AVX2 (`BLASKernel`: a CPU newer than the library), the process replaces itself with the
+    /// same command under OPENBLAS_CORETYPE, which OpenBLAS reads only as it loads. Every rank
+    /// does it before MPI starts (the same process id, so mpirun and srun see nothing). A set
+    /// OPENBLAS_CORETYPE is the user's choice and is kept; if exec fails the run goes on as it was.
+    static func restartWithVectorBLASKernel() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env[BLASKernel.replacedVariable] == nil,
+              let kernel = BLASKernel.replacement(core: BLAS.coreName, cpuFlags: BLASKernel.cpuFlags()) else { return }
+        setenv("OPENBLAS_CORETYPE", kernel, 1)
+        setenv(BLASKernel.replacedVariable, BLAS.coreName, 1)
+        // The raw argv: CommandLine.arguments has invalid UTF-8 repaired, which `tokenize` must see.
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv("OPENBLAS_CORETYPE")
+        unsetenv(BLASKernel.replacedVariable)
+    }
+
     /// `watchdog`: seconds a collective may wait before the job is aborted (0: off); `train`
     /// replaces it with the recipe's `watchdog_seconds` once the recipe is read.
     static func start(threads: Int? = nil, watchdog: Double = 300) -> Communicator {

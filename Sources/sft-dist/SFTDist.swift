@@ -20,6 +20,7 @@ struct SFTDist: ParsableCommand {
     /// A bad flag is bad input: one line and exit code 1, as the README's table says (not
     /// the argument parser's usage text and 64); help and `ExitCode` keep their own.
     static func main() {
+        Runtime.restartWithVectorBLASKernel()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import TensorCore
 
 /// What `sft-dist bench` measured, as a table or one JSON line.
 ///
@@ -72,6 +73,7 @@ extension Benchmark {
                 ("generation_tokens_per_s", generationTokensPerSecond.map(num) ?? "null"),
                 ("generation", JSONText.quote(generationNote)),
                 ("openblas_coretype", JSONText.quote(coreType)), ("openblas_core", JSONText.quote(blasCore)),
+                ("openblas_replaced_core", BLASKernel.replacedCore.map(JSONText.quote) ?? "null"),
                 ("first_loss", num(firstLoss)), ("last_loss", num(lastLoss)),
                 ("zero", "\(zero)"), ("recompute", "\(recompute)"),
                 ("model", JSONText.quote(modelName)),
@@ -91,7 +93,7 @@ extension Benchmark {
             var rows = [
                 "sft-dist bench: \(modelName) (\(String(format: "%.2f", Double(parameters) / 1e6)) M parameters, vocab \(vocab)), batch \(batch)×\(seqLen) tokens, AdamW, fp32",
                 row("layout", "\(ranks) rank\(ranks == 1 ? "" : "s") × \(threadsPerRank) thread\(threadsPerRank == 1 ? "" : "s")"),
-                row("OPENBLAS_CORETYPE", "\(coreType) (OpenBLAS kernel: \(blasCore))"),
+                row("OPENBLAS_CORETYPE", "\(coreType)\(BLASKernel.replacedCore.map { " (set by sft-dist: OpenBLAS picked \($0))" } ?? "") (OpenBLAS kernel: \(blasCore))"),
                 row("step (median of \(stepSeconds.count))", String(format: "%.1f ms  (compute %.1f, update %.1f)",
                                                                    medianStep * 1e3, computeSeconds * 1e3, updateSeconds * 1e3)),
                 row("tokens/s", String(format: "%.0f", tokensPerSecond)),

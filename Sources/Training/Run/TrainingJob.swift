@@ -22,6 +22,7 @@ public enum TrainingJob {
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         let outputs = RunOutputs(recipe.out)
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
+        if let note = BLASKernel.replacementNote { say(note) }
         for note in recipe.notes { say(note) }
         if recipe.zero > 0 && comm.size == 1 {
             say("note: --zero \(recipe.zero) at 1 rank has nothing to shard (this rank keeps the whole optimizer state, as --zero 0); it shards under mpirun -n R")
