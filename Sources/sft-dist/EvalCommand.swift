@@ -18,24 +18,33 @@ struct Eval: ParsableCommand {
     @Option(help: "Model directory (or a preset, for a baseline).") var model: String
     @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(help: "JSONL to evaluate on.") var data: String
-    @Option(help: "Scorer: exact, numeric, contains, regex, task or command.") var scorer = "exact"
+    // Flags a check below refuses when they would do nothing are optional: given at their
+    // default value they are still given (the effective values are below).
+    @Option(name: .customLong("scorer"), help: "Scorer: exact, numeric, contains, regex, task or command (default: exact).") var scorerFlag: String?
     @Option(name: .customLong("scorer-arg"), help: "Scorer parameter key=value (repeatable).") var scorerArg: [String] = []
     @Option(name: .customLong("scorer-cmd"), help: "External scorer command (with --scorer command).") var scorerCmd: String?
-    @Option(Settings.scorerTimeout) var scorerTimeout: Double = 60
+    @Option(Settings.scorerTimeout, default: "60") var scorerTimeoutFlag: Double?
     static let examplesSetting = Settings.generationExamples.named("examples")
     @Option(examplesSetting) var examples = 200
     @Option(Settings.samples) var samples = 0
-    @Option(name: .customLong("pass-k"), help: "k values for pass@k, comma-separated (≤ --samples).") var passK = "1"
-    @Option(Settings.temperature) var temperature: Float = 1
-    @Option(Settings.topP) var topP: Float = 1
+    @Option(name: .customLong("pass-k"), help: "k values for pass@k, comma-separated (≤ --samples; default: 1).") var passKFlag: String?
+    @Option(Settings.temperature, default: "1") var temperatureFlag: Float?
+    @Option(Settings.topP, default: "1") var topPFlag: Float?
     @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Option(Settings.microBatchSize) var microBatchSize = 8
     @Option(Settings.maxLength) var maxLength = 1024
-    @Option(Settings.maxNewTokens) var maxNewTokens = 16
+    @Option(Settings.maxNewTokens, default: "16") var maxNewTokensFlag: Int?
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
+
+    var scorer: String { scorerFlag ?? "exact" }
+    var scorerTimeout: Double { scorerTimeoutFlag ?? 60 }
+    var passK: String { passKFlag ?? "1" }
+    var temperature: Float { temperatureFlag ?? 1 }
+    var topP: Float { topPFlag ?? 1 }
+    var maxNewTokens: Int { maxNewTokensFlag ?? 16 }
 
     func validate() throws {
         try Settings.scorerTimeout.check(scorerTimeout)
@@ -51,16 +60,18 @@ struct Eval: ParsableCommand {
         // Settings that would do nothing are refused, not ignored (--seed stays free: scripts
         // pass one always). Generation is off with --examples 0; sampling needs --samples N.
         if examples == 0 {
-            let set = [("--samples", samples != 0), ("--pass-k", passK != "1"), ("--scorer", scorer != "exact"),
-                       ("--scorer-arg", !scorerArg.isEmpty), ("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeout != 60), ("--max-new-tokens", maxNewTokens != 16)]
+            let set = [("--samples", samples != 0), ("--pass-k", passKFlag != nil), ("--scorer", scorerFlag != nil),
+                       ("--scorer-arg", !scorerArg.isEmpty), ("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeoutFlag != nil), ("--max-new-tokens", maxNewTokensFlag != nil)]
             if let (flag, _) = set.first(where: { $0.1 }) {
                 throw RecipeError("\(flag) acts on the generated answers, and --examples 0 generates none: drop it or give --examples N")
             }
         }
-        if scorer != "command", let (flag, _) = [("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeout != 60)].first(where: { $0.1 }) {
+        if scorer != "command", let (flag, _) = [("--scorer-cmd", scorerCmd != nil), ("--scorer-timeout", scorerTimeoutFlag != nil)].first(where: { $0.1 }) {
             throw RecipeError("\(flag) is for the program of --scorer command; with --scorer \(scorer) it would have no effect: add --scorer command")
         }
-        if samples == 0, let (flag, _) = [("--temperature", temperature != 1 && temperature != 0), ("--top-p", topP != 1), ("--pass-k", passK != "1")].first(where: { $0.1 }) {
+        // --temperature 0 and --top-p 1 (no nucleus cut) without --samples stay free: they say what
+        // greedy answers are.
+        if samples == 0, let (flag, _) = [("--temperature", temperatureFlag != nil && temperature != 0), ("--top-p", topP != 1), ("--pass-k", passKFlag != nil)].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampled answers (--samples N for pass@k); without --samples the answers are greedy and \(flag) has no effect")
         }
         let ks = passK.split(separator: ",").map { Int($0) }

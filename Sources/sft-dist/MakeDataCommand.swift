@@ -22,7 +22,7 @@ struct MakeData: ParsableCommand {
     @Option(Settings.taskVariant) var variant = "standard"
     @Option(Settings.templateVariant) var templateVariant = "standard"
     @Option(Settings.noise) var noise: Double = 0
-    @Option(Settings.noiseKind) var noiseKind = "completion"
+    @Option(Settings.noiseKind, default: "completion") var noiseKind: String?
     @Flag(help: "Prompts only, no completion (unlabelled prompts for self-training).") var unlabelled = false
 
     func validate() throws {
@@ -31,8 +31,11 @@ struct MakeData: ParsableCommand {
     }
 
     func options() throws -> TaskOptions {
-        try TaskOptions.parse(kinds: kinds, digits: digits, variant: variant, template: templateVariant,
-                              noise: noise, noiseKind: noiseKind, unlabelled: unlabelled)
+        if noise == 0, noiseKind != nil {
+            throw RecipeError("--noise-kind chooses how --noise corrupts rows; without --noise (a share above 0) it has no effect")
+        }
+        return try TaskOptions.parse(kinds: kinds, digits: digits, variant: variant, template: templateVariant,
+                              noise: noise, noiseKind: noiseKind ?? "completion", unlabelled: unlabelled)
     }
 
     func run() throws {

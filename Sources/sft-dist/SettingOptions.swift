@@ -19,6 +19,13 @@ extension Option {
                   help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"))
     }
 
+    /// The same, for a flag with a default that a check must tell from the flag given at that
+    /// value (a setting that would do nothing is refused when given): the help names the default.
+    init<T: ExpressibleByArgument>(_ setting: Setting<T>, default text: String) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text); default \(text)]"))
+    }
+
     /// A `train` flag for a recipe key. It is read as text and converted by the key, as the
     /// recipe's YAML value is; `Train.makeRecipe` applies it by the property's name.
     init<T>(recipe path: KeyPath<RecipeKeys, RecipeKey<T>>) where Value == String? {

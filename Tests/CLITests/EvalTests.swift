@@ -77,6 +77,12 @@ final class EvalTests: XCTestCase {
                                (eval + ["--examples", "0", "--scorer", "numeric"], "--scorer acts on the generated answers"),
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
+                               // Given at their defaults they are still given (they were accepted as if absent).
+                               (eval + ["--pass-k", "1"], "--pass-k acts on sampled answers"),
+                               (eval + ["--temperature", "1"], "--temperature acts on sampled answers"),
+                               (eval + ["--examples", "0", "--scorer", "exact"], "--scorer acts on the generated answers"),
+                               (eval + ["--examples", "0", "--max-new-tokens", "16"], "--max-new-tokens acts on the generated answers"),
+                               (eval + ["--scorer-timeout", "60"], "--scorer-timeout is for the program of --scorer command"),
                                // It was handed to the exact scorer, which said: unknown argument "cmd".
                                (eval + ["--scorer-cmd", "cat"], "--scorer-cmd is for the program of --scorer command; with --scorer exact it would have no effect"),
                                (eval + ["--scorer-timeout", "5"], "--scorer-timeout is for the program of --scorer command"),

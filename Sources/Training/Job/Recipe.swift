@@ -23,6 +23,12 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// flag replaced, `RecipeReplacedMethods.swift`). Not part of the recipe either.
     public var notes: [String] = []
 
+    /// The keys a command-line flag set. A flag is always deliberate, whatever its value,
+    /// while a recipe file may list keys at their defaults (a run's own OUT/recipe.yaml lists
+    /// them all), so a setting that would do nothing is refused when flagged, or when a file
+    /// set it away from its default (`deliberate`). Not part of the recipe.
+    public var flagged: Set<String> = []
+
     public init() {}
 
     /// Whether `key` was set (by a flag or the recipe file), not left at its default.
@@ -81,7 +87,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         try checkLoRAKeysNeedRank()
-        if self.selection == "none" && self.selectionPool != k.selectionPool.defaultValue && !switchedOff(k.selectionPool, by: k.selection) {
+        if self.selection == "none" && deliberate(k.selectionPool) && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
         }
@@ -105,23 +111,32 @@ public struct Recipe: Codable, Equatable, Sendable {
             guard !switchedOff(key, by: off) else { return }
             throw RecipeError("\(named(key)) \(why): here it would have no effect")
         }
-        if self.optimizer != .sgd && self.momentum != k.momentum.defaultValue { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)", off: k.optimizer) }
+        if self.optimizer != .sgd && deliberate(k.momentum) { try refuse(k.momentum, "is SGD's momentum (--optimizer sgd)", off: k.optimizer) }
         if self.optimizer == .sgd {
-            if self.beta1 != k.beta1.defaultValue { try refuse(k.beta1, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
-            if self.beta2 != k.beta2.defaultValue { try refuse(k.beta2, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
-            if self.adamEps != k.adamEps.defaultValue { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
+            if deliberate(k.beta1) { try refuse(k.beta1, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
+            if deliberate(k.beta2) { try refuse(k.beta2, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
+            if deliberate(k.adamEps) { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
         }
-        if self.nanPolicy != .skip && self.nanSkipLimit != k.nanSkipLimit.defaultValue {
+        if self.nanPolicy != .skip && deliberate(k.nanSkipLimit) {
             try refuse(k.nanSkipLimit, "bounds the steps nan_policy skip skips in a row (--nan-policy skip)", off: k.nanPolicy)
         }
-        if self.saveEvery == 0 && self.keepLast != k.keepLast.defaultValue {
+        if self.saveEvery == 0 && deliberate(k.keepLast) {
             try refuse(k.keepLast, "prunes checkpoints, which need save_every (--save-every N)", off: k.saveEvery)
         }
-        if self.selfTrain == "none" && self.selfTrainEvery != k.selfTrainEvery.defaultValue {
+        if self.selfTrain == "none" && deliberate(k.selfTrainEvery) {
             try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)", off: k.selfTrain)
         }
+        if self.schedule == .constant && deliberate(k.minLRRatio) {
+            try refuse(k.minLRRatio, "is where the cosine and linear schedules end (--schedule cosine|linear)", off: k.schedule)
+        }
+        // With no held-out set (heldout_fraction 0, no --heldout, no --eval-data) nothing is evaluated.
+        if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty {
+            let why = "acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"
+            if deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
+            if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }
+        }
         // Read by the evaluations' greedy answers, self-training and spin only.
-        if self.maxNewTokens != k.maxNewTokens.defaultValue && self.evalExamples == 0 && self.selfTrain == "none" && self.objective != "spin" {
+        if deliberate(k.maxNewTokens) && self.evalExamples == 0 && self.selfTrain == "none" && self.objective != "spin" {
             try refuse(k.maxNewTokens, "is the length of generated answers, in evaluations (--eval-examples N > 0), self-training and spin", off: k.evalExamples)
         }
     }
@@ -215,6 +230,12 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Whether the feature `key` belongs to was switched off on the command line (`--lora-rank
     /// 0`, `--selection none`, `--objective nll`) over a recipe file that set `key` for it: the
     /// user's way to run a recipe without that feature, so `key` is not refused as unread.
+    /// Whether `key` was chosen rather than left alone: given as a flag (at any value), or set
+    /// away from its default by the recipe file.
+    func deliberate<V: Equatable>(_ key: RecipeKey<V>) -> Bool {
+        self[key] != key.defaultValue || flagged.contains(key.name)
+    }
+
     func switchedOff(_ key: any AnyRecipeKey, by feature: any AnyRecipeKey) -> Bool {
         origins[key.name] != nil && values[feature.name] != nil && origins[feature.name] == nil
     }

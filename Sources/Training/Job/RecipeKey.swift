@@ -96,6 +96,7 @@ extension RecipeKey: AnyRecipeKey {
         }
         r[self] = v
         r.origins[name] = nil
+        r.flagged.insert(name)
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
     }
 

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+/// A flag that would do nothing is refused even when given at its default value: a flag is
+/// always deliberate (`--selection-pool 4` without `--selection` trained as if absent). A
+/// recipe file may still list keys at their defaults — a run's own OUT/recipe.yaml lists all of
+/// them and must run again as it is.
+final class FlagsGivenAtDefaultTests: XCTestCase {
+    func testFlagsThatWouldDoNothingAreRefusedAtTheirDefaults() throws {
+        let dir = CLI.tempDir("flags-at-default")
+        let data = dir + "/d.jsonl"
+        try "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        let train = ["train", "--model", "tiny", "--dry-run", "--out", dir + "/out"]
+        let cases: [([String], String)] = [
+            (train + ["--selection-pool", "4"], "--selection-pool needs a selector (--selection NAME): without one it has no effect"),
+            (train + ["--keep-last", "3"], "--keep-last prunes checkpoints, which need save_every"),
+            (train + ["--optimizer", "sgd", "--beta1", "0.9"], "--beta1 is AdamW's (--optimizer adamw)"),
+            // Features that had no check at all:
+            (train + ["--schedule", "constant", "--min-lr-ratio", "0.2"], "--min-lr-ratio is where the cosine and linear schedules end"),
+            (train + ["--schedule", "constant", "--min-lr-ratio", "0.1"], "--min-lr-ratio is where the cosine and linear schedules end"),
+            (train + ["--data", data, "--heldout-fraction", "0", "--eval-every", "1"],
+             "--eval-every acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"),
+            (train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "50"], "--eval-examples acts on the held-out set"),
+            (["make-data", "--out", "-", "--count", "2", "--noise-kind", "token"], "--noise-kind chooses how --noise corrupts rows"),
+            (["make-data", "--out", "-", "--count", "2", "--noise-kind", "completion"], "--noise-kind chooses how --noise corrupts rows"),
+        ]
+        for (args, needle) in cases {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: needle, in: r.stderr), 1, "\(args): \(r.all)")
+        }
+        // What stays free: a held-out set of --eval-data, --eval-examples 0, --noise with its kind.
+        for args in [train + ["--data", data, "--heldout-fraction", "0", "--eval-every", "1", "--eval-data", "x=\(data)"],
+                     train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "0"],
+                     train + ["--schedule", "linear", "--min-lr-ratio", "0.2"],
+                     ["make-data", "--out", "-", "--count", "2", "--noise", "0.5", "--noise-kind", "token"]] {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.all)")
+        }
+    }
+
+    /// A run's OUT/recipe.yaml names every key at its value, defaults included: it runs again.
+    func testARunsSavedRecipeRunsAgain() throws {
+        let dir = CLI.tempDir("saved-recipe")
+        let first = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--out", dir + "/a"])
+        XCTAssertEqual(first.status, 0, first.all)
+        let saved = try String(contentsOfFile: dir + "/a/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(saved.contains("selection_pool: 4\n") && saved.contains("min_lr_ratio: 0.1\n"), saved)
+        let again = CLI.sftDist(["train", "--config", dir + "/a/recipe.yaml", "--out", dir + "/b", "--dry-run"])
+        XCTAssertEqual(again.status, 0, again.all)
+    }
+}
