@@ -99,4 +99,18 @@ final class SelectionCLITests: XCTestCase {
             XCTAssertTrue(dry.stderr.contains(message), "--dry-run \(extra): \(dry.stderr)")
         }
     }
+
+    /// A pool too large for the memory is refused at start-up as out of memory (exit 5, one
+    /// line, nothing written): the sampler's 2³⁰ indices were a failed 8 GiB allocation and a
+    /// Swift trap at the first step. `ulimit -v` bounds the memory the check sees.
+    func testAPoolLargerThanTheMemoryIsRefusedAtStartUp() {
+        let out = CLI.tempDir("sel-pool-memory") + "/run"
+        let argv = [CLI.binary, "train", "--model", "tiny", "--micro-batch-size", "2", "--steps", "2", "--eval-examples", "0",
+                    "--selection", "loss", "--selection-pool", "1024", "--batch-size", "1048576", "--out", out]
+        let r = CLI.run(["bash", "-c", "ulimit -v 6000000; exec \"$@\"", "bash"] + argv, seconds: 120)
+        XCTAssertEqual(r.status, 5, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: error: out of memory: selection_pool 1024 × batch_size 1048576 = 1073741824 candidates per step need at least", in: r.stderr), 1, r.all)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written: \(r.all)")
+    }
 }
