@@ -122,12 +122,57 @@ public enum ReplaceableOutput {
         do {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
             try write(tmp)
-            if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
-            try fm.moveItem(atPath: tmp, toPath: dir)
+            try swapIn(tmp, over: dir)
         } catch {
             try? fm.removeItem(atPath: tmp)
             throw OutputError("\(dir): cannot save \(what) (\(MessageText.reason(error, for: dir)))")
         }
+    }
+
+    /// Puts the finished `tmp` in `dir`'s place. An existing `dir` is exchanged with `tmp` in one
+    /// atomic `renameat2(RENAME_EXCHANGE)` — a reader, or a kill at any moment, finds the whole
+    /// old directory or the whole new one — and the old one, now at `tmp`, is removed. (It was
+    /// deleted file by file before the rename: a kill part-way left a model without its
+    /// tokenizer.) Where the file system cannot exchange, the old one is renamed aside first.
+    static func swapIn(_ tmp: String, over dir: String) throws {
+        let fm = FileManager.default
+        var st = stat()
+        guard lstat(dir, &st) == 0 else { return try fm.moveItem(atPath: tmp, toPath: dir) }
+        if let exchange = renameExchange, exchange(AT_FDCWD, tmp, AT_FDCWD, dir, 2 /* RENAME_EXCHANGE */) == 0 {
+            try? fm.removeItem(atPath: tmp)
+            return
+        }
+        let aside = tmp + "-old"
+        try fm.moveItem(atPath: dir, toPath: aside)
+        try fm.moveItem(atPath: tmp, toPath: dir)
+        try? fm.removeItem(atPath: aside)
+    }
+
+    /// glibc's `renameat2` (2.28 and later), which Swift's Glibc module does not declare.
+    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    nonisolated(unsafe) private static let renameExchange: RenameAt2? =
+        dlsym(nil, "renameat2").map { unsafeBitCast($0, to: RenameAt2.self) }
+
+    /// Why a save could not replace `dir` (or create it), checked before a run's first step so
+    /// the answer does not come after its last: a symbolic link (dangling, or one the save
+    /// would replace with a directory), a directory whose entries cannot be removed, a parent
+    /// where the temporary copy cannot be made. nil when a save can go ahead.
+    public static func replaceProblem(_ dir: String) -> String? {
+        let dir = trimmed(dir)
+        var st = stat()
+        if lstat(dir, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                return "\(dir): is a symbolic link, which the save would replace with a directory; remove it or choose another --out"
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR && access(dir, W_OK | X_OK) != 0 {
+                return "\(dir): is not writable (\(String(cString: strerror(errno)))), so the save could not replace it; fix its permissions or choose another --out"
+            }
+        }
+        let parent = URL(fileURLWithPath: dir).deletingLastPathComponent().path
+        if lstat(parent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, access(parent, W_OK | X_OK) != 0 {
+            return "\(dir): its directory \(parent) is not writable (\(String(cString: strerror(errno)))); fix its permissions or choose another --out"
+        }
+        return nil
     }
 
     /// Whether a temporary named after process `pid` is a leftover: this process's own, or
@@ -142,7 +187,8 @@ public enum ReplaceableOutput {
         let url = URL(fileURLWithPath: dir).standardizedFileURL
         let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp-"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
-            if let pid = Int32(name.dropFirst(prefix.count)), isLeftover(pid: pid) { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
+            let suffix = name.dropFirst(prefix.count)
+            if let pid = Int32(suffix.hasSuffix("-old") ? suffix.dropLast(4) : suffix), isLeftover(pid: pid) { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
         }
     }
 

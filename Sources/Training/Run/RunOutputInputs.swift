@@ -30,17 +30,28 @@ public enum RunOutputInputs {
 
     /// What the run would find unwritable only at its end, after all its steps: a model
     /// directory it saves (`model/`, and `model-ema/`, `model-base/`, `model-merged/` as the
-    /// recipe has them) that is a file or another directory, a `checkpoints` that is a file.
+    /// recipe has them) that is a file, another directory, a symbolic link or not writable
+    /// (`ReplaceableOutput.replaceProblem`), a `checkpoints` that is a file, a dangling link or
+    /// not writable.
     /// The final save refuses those (`ReplaceableOutput.check`), so a 2,000-step run lost its
     /// weights; checked before the first step instead. Rank 0.
     public static func unwritable(_ recipe: Recipe) -> String? {
         let outputs = RunOutputs(recipe.out)
         for dir in [outputs.model] + outputs.otherModels(of: recipe) {
             do { try ReplaceableOutput.check(dir) } catch { return "\(error)" }
+            if let problem = ReplaceableOutput.replaceProblem(dir) { return problem }
         }
-        var isDir: ObjCBool = false
-        if recipe.saveEvery > 0, FileManager.default.fileExists(atPath: outputs.checkpoints, isDirectory: &isDir), !isDir.boolValue {
-            return "\(outputs.checkpoints): exists and is not a directory, where this run saves its checkpoints (save_every \(recipe.saveEvery)); remove it or choose another --out"
+        guard recipe.saveEvery > 0 else { return nil }
+        let checkpoints = outputs.checkpoints
+        var st = stat()
+        if lstat(checkpoints, &st) == 0 {
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: checkpoints, isDirectory: &isDir) || !isDir.boolValue {
+                return "\(checkpoints): exists and is not a directory, where this run saves its checkpoints (save_every \(recipe.saveEvery)); remove it or choose another --out"
+            }
+            if access(checkpoints, W_OK | X_OK) != 0 {
+                return "\(checkpoints): is not writable (\(String(cString: strerror(errno)))), where this run saves its checkpoints (save_every \(recipe.saveEvery)); fix its permissions or choose another --out"
+            }
         }
         return nil
     }
