@@ -25,6 +25,25 @@ final class RecipeTests: XCTestCase {
         } catch { XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)", line: line) }
     }
 
+    /// Numbers read as the flags read them, not by YAML 1.1's resolution (`steps: 010` was 8,
+    /// octal, while `--steps 010` is 10); a tag of another type, and a NUL in a string (a path
+    /// the system would cut there), are refused naming them.
+    func testNumbersReadAsFlagsAndNULsAreRefused() throws {
+        XCTAssertEqual(try Recipe.parse(yaml: "steps: 010\n", source: "r.yaml").steps, 10)
+        XCTAssertEqual(try Recipe.parse(yaml: "steps: +12\nlr: 3e-4\nseed: 7\n", source: "r.yaml").lr, 3e-4)
+        XCTAssertEqual(try Recipe.parse(yaml: "lr: !!float 0.5\nsteps: !!int 5\n", source: "r.yaml").steps, 5)
+        assertRefused("steps: 0x10\n", "r.yaml:1: steps must be an integer in 1…100000000 (got 0x10)")
+        assertRefused("steps: 0b101\n", "(got 0b101)")
+        assertRefused("steps: 1_000\n", "(got 1_000)")
+        assertRefused("steps: 1:30\n", "(got 1:30)")
+        assertRefused("lr: 1_0.5\n", "r.yaml:1: lr must be a finite number > 0 (got 1_0.5)")
+        assertRefused("lr: !custom 0.001\n", "(got 0.001 with the tag !custom)")
+        assertRefused("seed: 0x1f\n", "(got 0x1f)")
+        assertRefused("data: \"a.jsonl\\0junk\"\n", "r.yaml:1: data must be a non-empty string (got a string holding a NUL character (\\0))")
+        assertRefused("out: \"a\\0b\"\n", "out must be a non-empty string (got a string holding a NUL character")
+        assertRefused("eval_data: {x: \"a\\0b\"}\n", "r.yaml:1: eval_data must be")
+    }
+
     func testEveryKeyIsDeclaredOnceWithHelpAndAValidDefault() throws {
         let names = Recipe.keys.map(\.key.name)
         XCTAssertEqual(Set(names).count, names.count, "duplicate key names")

@@ -53,16 +53,38 @@ extension RecipeValue where Self: LosslessStringConvertible {
     public var yaml: Node { Node(description) }
 }
 
+extension Node {
+    /// A number's text: a plain scalar, untagged or tagged int or float. Numbers are read
+    /// from it as flags read theirs (`Int("010")` is 10), not by YAML 1.1's resolution, which
+    /// read `steps: 010` as 8 (octal), `0x10` as 16, `1_0.5` as 10.5 and `!custom 1` as 1.
+    var numberText: String? {
+        guard let s = scalar, s.style == .plain || s.style == .any else { return nil }
+        let t = tag.description
+        guard t.isEmpty || t == "tag:yaml.org,2002:int" || t == "tag:yaml.org,2002:float" else { return nil }
+        return s.string
+    }
+
+    /// For a number refused for its tag (`lr: !custom 0.001`), what to say instead of "(got 0.001)".
+    var numberTagRefused: String? {
+        guard let s = scalar, s.style == .plain || s.style == .any, numberText == nil,
+              !tag.description.hasPrefix("tag:yaml.org,2002:") else { return nil }   // a core type: the text says it
+        return "\(RecipeError.quote(s.string)) with the tag \(tag.description)"
+    }
+}
+
 extension Int: RecipeValue {
-    public static func fromYAML(_ node: Node) -> Int? { node.scalar.flatMap(Int.construct) }
+    public static func fromYAML(_ node: Node) -> Int? { node.numberText.flatMap { Int($0) } }
+    public static func yamlShapeRefused(_ node: Node) -> String? { node.numberTagRefused }
 }
 
 extension UInt64: RecipeValue {
-    public static func fromYAML(_ node: Node) -> UInt64? { node.scalar.flatMap(UInt64.construct) }
+    public static func fromYAML(_ node: Node) -> UInt64? { node.numberText.flatMap { UInt64($0) } }
+    public static func yamlShapeRefused(_ node: Node) -> String? { node.numberTagRefused }
 }
 
 extension Double: RecipeValue {
-    public static func fromYAML(_ node: Node) -> Double? { node.scalar.flatMap(Double.construct) }
+    public static func fromYAML(_ node: Node) -> Double? { node.numberText.flatMap { Double($0) } }
+    public static func yamlShapeRefused(_ node: Node) -> String? { node.numberTagRefused }
 }
 
 extension Bool: RecipeValue {
@@ -71,9 +93,14 @@ extension Bool: RecipeValue {
 
 extension String: RecipeValue {
     /// Any scalar but null: `model: 123` is the string "123", as YAMLDecoder read it.
+    /// A NUL is refused: every string key is a path, a name or a pattern, and the system cuts
+    /// a path at its NUL (`data: "a.jsonl\0x"` trained on a.jsonl).
     public static func fromYAML(_ node: Node) -> String? {
-        guard let s = node.scalar, !node.isNull else { return nil }
+        guard let s = node.scalar, !node.isNull, !s.string.unicodeScalars.contains("\0") else { return nil }
         return s.string
+    }
+    public static func yamlShapeRefused(_ node: Node) -> String? {
+        node.scalar.map(\.string).flatMap { $0.unicodeScalars.contains("\0") ? "a string holding a NUL character (\\0)" : nil }
     }
     public var text: String { "\"\(RecipeError.quote(self))\"" }
     /// Quoted when it would read back as something else (`"~"`, `"123"`), as Yams decides.
