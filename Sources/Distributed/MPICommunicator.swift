@@ -18,11 +18,18 @@ public final class MPICommunicator: Communicator {
     /// of allreduce per step against 26 ms with the ring, `sft-dist bench`).
     public static let iallreduceAlgorithm = (variable: "OMPI_MCA_coll_libnbc_iallreduce_algorithm", ring: "1")
 
+    /// Whether this process set `iallreduceAlgorithm` itself (the user had not): the rank
+    /// comparison of Open MPI's settings counts it as unset, not as a value the user gave.
+    nonisolated(unsafe) public private(set) static var iallreduceDefaulted = false
+
     /// Initialises MPI (FUNNELED: only the main thread calls MPI).
     public init() {
         var provided: Int32 = 0
         if cmpi_initialized() == 0 {
-            setenv(Self.iallreduceAlgorithm.variable, Self.iallreduceAlgorithm.ring, 0)  // 0: the user's setting wins
+            if getenv(Self.iallreduceAlgorithm.variable) == nil {   // the user's setting wins
+                setenv(Self.iallreduceAlgorithm.variable, Self.iallreduceAlgorithm.ring, 1)
+                Self.iallreduceDefaulted = true
+            }
             _ = cmpi_init_thread(cmpi_thread_funneled(), &provided)
         }
         threadLevel = provided

@@ -97,7 +97,7 @@ struct Eval: ParsableCommand {
         }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         options.microBatch = microBatchSize; options.generationExamples = examples

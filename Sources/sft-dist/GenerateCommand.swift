@@ -101,7 +101,7 @@ struct Generate: ParsableCommand {
                 let ids = tok.encode(prompt)
                 return [(prompt, "--prompt", tok.bosId.map { ids.first == $0 ? ids : [$0] + ids } ?? ids)]
             }
-            let template = try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template
+            let template = try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
                 switch r.record {
                 case .promptCompletion(let p, _):

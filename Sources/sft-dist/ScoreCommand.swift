@@ -35,7 +35,7 @@ struct Score: ParsableCommand {
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         var lines: [String] = []

@@ -74,7 +74,7 @@ struct Select: ParsableCommand {
             selector.referenceScorer == nil ? nil : Fatal.collective { try SelectionProducer.loadReference(path, like: m) }
         }
         let set = Fatal.collective {
-            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok).template)
+            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
         }
         if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)

@@ -69,6 +69,18 @@ final class EvalTests: XCTestCase {
     /// ignored): generation settings with --examples 0, sampling settings without --samples;
     /// generate's sampling settings at temperature 0. (--samples at temperature 0 is allowed:
     /// pass@k of the greedy answer, which testAccuracyOnAFixtureKnownByConstruction uses.)
+    /// An unknown --chat-template is named as the flag (it said "chat_template", the recipe key).
+    func testUnknownChatTemplateNamesTheFlag() {
+        let data = CLI.tempDir("eval-chat") + "/d.jsonl"
+        try? "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        for args in [["eval", "--model", "tiny", "--data", data], ["generate", "--model", "tiny", "--prompts", data],
+                     ["score", "--model", "tiny", "--data", data]] {
+            let r = CLI.sftDist(args + ["--chat-template", "chtml"])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.hasPrefix("sft-dist: error: --chat-template must be one of "), "\(args): \(r.all)")
+        }
+    }
+
     func testSettingsThatWouldDoNothingAreRefused() {
         let data = CLI.tempDir("eval-noop") + "/d.jsonl"
         try? "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: data, atomically: true, encoding: .utf8)

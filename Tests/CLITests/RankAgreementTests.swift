@@ -107,6 +107,10 @@ final class RankAgreementTests: XCTestCase {
         let r = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1", "-x", "\(key)=2"] + train + [":", "-n", "1", "-x", "\(key)=3"] + train)
         expectOneLine(r, "Open MPI's collective settings differ between ranks: \(key) is \"3\" here and \"2\" on rank 0")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"))
+        // Set on rank 0 only: the other rank's value is sft-dist's own default, which the user did
+        // not give (it said `is "1" here`).
+        let one = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1", "-x", "\(key)=3"] + train + [":", "-n", "1"] + train)
+        expectOneLine(one, "Open MPI's collective settings differ between ranks: \(key) is unset here and \"3\" on rank 0")
         // A blocking allreduce algorithm on rank 0 only: the check's own agreement must not be an
         // allreduce (it stalled until the watchdog, then blamed a dead rank).
         let tuned = ["-x", "OMPI_MCA_coll_tuned_use_dynamic_rules=1", "-x", "OMPI_MCA_coll_tuned_allreduce_algorithm=2"]

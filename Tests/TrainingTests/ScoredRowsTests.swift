@@ -26,7 +26,7 @@ final class ScoredRowsTests: XCTestCase {
     func testBadRowsNameTheLine() throws {
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c"}"#], line: 3, "neither advantage nor reward")
         try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1}"#, ok2], line: 2, "reward without group")
-        try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": "1", "group": "q1"}"#], line: 3, "reward must be a finite number")
+        try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": "1", "group": "q1"}"#], line: 3, "reward must be a finite number (got the string \"1\")")
         try refused([ok, #"{"prompt": "p", "completion": " c", "reward": true, "group": "q1"}"#], line: 2, "reward must be a finite number (got true)")
         try refused([ok, #"{"prompt": "p", "completion": " c", "reward": 1, "group": false}"#], line: 2, "group must be a string or an integer (got false)")
         try refused([ok, ok2, #"{"prompt": "p", "completion": " c", "reward": 1e999, "group": "q1"}"#], line: 3, "not representable")

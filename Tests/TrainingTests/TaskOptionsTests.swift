@@ -253,7 +253,8 @@ final class TaskOptionsTests: XCTestCase {
         }
         refused("--kinds: unknown kind div", kinds: "add,div")
         refused("--kinds: add given twice", kinds: "add,add")
-        refused("--kinds: empty name in add,", kinds: "add,")
+        refused("--kinds: empty name in \"add,\"", kinds: "add,")
+        refused("--kinds: empty; give kinds separated by commas (known: ", kinds: "")
         refused("--kinds: variant plus-1 has no rule for reverse", kinds: "reverse", variant: "plus-1")
         refused("--digits must be N or LOW-HIGH", digits: "0-3")
         refused("--digits must be N or LOW-HIGH", digits: "4-2")

@@ -37,10 +37,12 @@ extension ChatTemplate {
     /// `name` as given (chatml, plain, llama3) or, for "auto", the tokenizer's own template when it
     /// is recognisably one of ours; without one, chatml when the vocabulary has the ChatML specials
     /// (the byte tokenizer does), else plain. Returns the choice and a phrase saying why, for the log.
-    public static func resolve(_ name: String, tokenizer: any Tokenizer) throws -> (template: ChatTemplate, reason: String) {
+    /// `label` names the setting in the error for an unknown name: the recipe key for `train`,
+    /// `--chat-template` for the subcommands.
+    public static func resolve(_ name: String, tokenizer: any Tokenizer, label: String = "chat_template") throws -> (template: ChatTemplate, reason: String) {
         if let t = ChatTemplate(rawValue: name) { return (t, "as requested") }
         guard name == auto else {
-            throw DataError("chat_template must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
+            throw DataError("\(label) must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
         }
         if let text = tokenizer.chatTemplateText {
             if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template" + t.whatWasRead(from: text)) }

@@ -97,7 +97,9 @@ public enum SameInputs {
     /// byte from each rank); the first that differs prints the one line, then all abort.
     public static func checkCollectiveSettings(comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
-        let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OMPI_MCA_coll") }
+        let settings = ProcessInfo.processInfo.environment.filter {
+            $0.key.hasPrefix("OMPI_MCA_coll") && !($0.key == MPICommunicator.iallreduceAlgorithm.variable && MPICommunicator.iallreduceDefaulted)
+        }
         // NUL cannot occur in an environment string: the one safe separator.
         let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\u{0}")
         let root = comm.broadcast(mine, root: 0)

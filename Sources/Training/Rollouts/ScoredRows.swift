@@ -75,7 +75,7 @@ public enum ScoredRows {
 
     static func describe(_ v: Any) -> String {
         if v is NSNull { return "null" }
-        if let s = v as? String { return RecipeError.quote(s) }
+        if let s = v as? String { return "the string \"\(RecipeError.quote(s))\"" }   // "(got 1)" hid the quotes
         // JSON's true and false arrive as NSNumber: say them as written, not as 1 and 0.
         if let b = v as? NSNumber, String(cString: b.objCType) == "c" { return b.boolValue ? "true" : "false" }
         if v is [Any] { return "a list" }

@@ -63,7 +63,10 @@ public struct TaskOptions: Equatable, Sendable {
         let names = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         var seen = Set<String>()
         for name in names {
-            if name.isEmpty { throw RecipeError("--kinds: empty name in \(RecipeError.quote(text))") }
+            if name.isEmpty {
+                throw RecipeError(text.isEmpty ? "--kinds: empty; give kinds separated by commas (known: \(TaskGenerator.kinds.joined(separator: ", ")))"
+                                               : "--kinds: empty name in \"\(RecipeError.quote(text))\"")
+            }
             guard TaskGenerator.kinds.contains(name) else {
                 throw RecipeError("--kinds: unknown kind \(RecipeError.quote(name)); known: \(TaskGenerator.kinds.joined(separator: ", "))")
             }
