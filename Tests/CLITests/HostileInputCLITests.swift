@@ -222,4 +222,19 @@ final class HostileInputCLITests: XCTestCase {
             XCTAssertTrue(r.stdout.hasPrefix("["), kind)
         }
     }
+
+    /// --skip-bad-lines counts what it skipped in --heldout and --eval-data files too, as it
+    /// does for --data (they were dropped without a word: "held-out: 2 examples from bad.jsonl").
+    func testSkippedLinesOfHeldOutAndEvalDataAreCounted() throws {
+        let dir = CLI.tempDir("skip-counted")
+        let row = "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n"
+        try (row + "{bad\n" + row).write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let base = ["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--skip-bad-lines"]
+        let held = CLI.sftDist(base + ["--heldout", dir + "/bad.jsonl", "--out", dir + "/a"])
+        XCTAssertEqual(held.status, 0, held.all)
+        XCTAssertTrue(held.stdout.contains("held-out: loaded 2 of 2 records from \(dir)/bad.jsonl (skipped 1 bad line (first: \(dir)/bad.jsonl:2:"), held.all)
+        let named = CLI.sftDist(base + ["--eval-data", "e=\(dir)/bad.jsonl", "--out", dir + "/b"])
+        XCTAssertEqual(named.status, 0, named.all)
+        XCTAssertTrue(named.stdout.contains("--eval-data e: loaded 2 of 2 records from \(dir)/bad.jsonl (skipped 1 bad line (first: \(dir)/bad.jsonl:2:"), named.all)
+    }
 }

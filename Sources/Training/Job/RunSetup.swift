@@ -53,7 +53,8 @@ public struct RunSetup {
             log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
             if let note = lengthNote(train.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             if let h = recipe.heldout {
-                log("held-out: \(heldOut.count) examples from \(h)")
+                // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
+                log(heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) examples from \(h)" : "held-out: " + heldOut.report.summary)
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }

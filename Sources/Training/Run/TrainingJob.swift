@@ -35,6 +35,7 @@ public enum TrainingJob {
         let evalSets = NamedEvalSets.load(setup)
         let model = setup.model
         for (name, data) in zip(evalSets.names, evalSets.datasets) {   // rows cut or left out, as for --data
+            if !data.report.skippedLines.isEmpty { say("--eval-data \(name): " + data.report.summary) }   // skip_bad_lines counts them
             if let note = RunSetup.lengthNote(data.report, recipe: recipe, context: model.maxSequenceLength) {
                 say("note: --eval-data \(name): " + note.dropFirst("note: ".count))
             }
