@@ -104,7 +104,12 @@ final class FailureTests: XCTestCase {
         let dir = CLI.tempDir("bad-recipe")
         assertFails(["train", "--config", dir + "/none.yaml"], out: dir + "/o1", "none.yaml: no such recipe file")
         try "steps: [1, 2\n".write(toFile: dir + "/broken.yaml", atomically: true, encoding: .utf8)
-        assertFails(["train", "--config", dir + "/broken.yaml"], out: dir + "/o2", "broken.yaml: invalid YAML")
+        assertFails(["train", "--config", dir + "/broken.yaml"], out: dir + "/o2", "broken.yaml:2:1: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 8)")
+        // A missing input the recipe names: the message names the recipe's line (it named the file only).
+        try "model: tiny\ndata: \(dir)/nope.jsonl\n".write(toFile: dir + "/nodata.yaml", atomically: true, encoding: .utf8)
+        assertFails(["train", "--config", dir + "/nodata.yaml"], out: dir + "/o4", "nodata.yaml:2: data \(dir)/nope.jsonl: no such file")
+        try "model: \(dir)/nomodel\nsteps: 1\n".write(toFile: dir + "/nomodel.yaml", atomically: true, encoding: .utf8)
+        assertFails(["train", "--config", dir + "/nomodel.yaml"], out: dir + "/o5", "nomodel.yaml:1: model \(dir)/nomodel: no such model directory")
         try "model: tiny\nsave_evry: 5\n".write(toFile: dir + "/typo.yaml", atomically: true, encoding: .utf8)
         assertFails(["train", "--config", dir + "/typo.yaml"], out: dir + "/o3", #"typo.yaml:2: unknown key "save_evry" (did you mean "save_every"?)"#)
         try "steps: many\n".write(toFile: dir + "/type.yaml", atomically: true, encoding: .utf8)

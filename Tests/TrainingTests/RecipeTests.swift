@@ -335,6 +335,8 @@ final class RecipeTests: XCTestCase {
         assertRefused("{}\n", "the recipe is empty")
         assertRefused("- steps: 5\n", "a recipe must be a mapping")
         assertRefused("steps: 5\n---\nsteps: 6\n", "invalid YAML")
+        // The problem itself, at its line and column (the context came first and the problem was cut).
+        assertRefused("model: tiny\n\tsteps: 2\n", "r.yaml:2:1: invalid YAML: found a tab character that violates indentation (while scanning a plain scalar at line 1, column 8)")
     }
 
     func testHugeValuesAreNotEchoedWhole() {

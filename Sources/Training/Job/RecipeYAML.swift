@@ -20,6 +20,23 @@ enum RecipeYAML {
     static let maxDepth = 16
     static let maxNodes = 10_000
 
+    /// A YAML syntax error as `file:line:column: invalid YAML: problem (context)`, the form
+    /// every other recipe error has; Yams' own text put its context first and the problem on
+    /// a second line, which one-line messages dropped ("while scanning a plain scalar").
+    static func yamlProblem(_ error: Error, source: String) -> String {
+        func line(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> String {
+            let where_ = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
+            return "\(source):\(mark.line):\(mark.column): invalid YAML: \(RecipeError.quote(problem + where_, limit: 160))"
+        }
+        switch error as? YamlError {
+        case let .scanner(context, problem, mark, _)?, let .parser(context, problem, mark, _)?, let .composer(context, problem, mark, _)?:
+            return line(mark, problem, context)
+        default:
+            let first = String(describing: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            return "\(source): invalid YAML (\(RecipeError.quote(first, limit: 160)))"
+        }
+    }
+
     /// The top-level mapping: each key with its value and line. Errors name the source.
     static func topLevel(_ text: String, source: String) throws -> [(key: String, value: Node, line: Int)] {
         let bytes = text.utf8.count
@@ -29,10 +46,7 @@ enum RecipeYAML {
             throw RecipeError("\(source): nested too deeply for a recipe (its brackets and indentation allow \(bound) levels; at most \(maxNestingBound))")
         }
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            let first = String(describing: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            throw RecipeError("\(source): invalid YAML (\(RecipeError.quote(first, limit: 160)))")
-        }
+        do { root = try Yams.compose(yaml: text) } catch { throw RecipeError(yamlProblem(error, source: source)) }
         guard let root else { throw RecipeError("\(source): the recipe is empty (it must set at least one key)") }
         try checkTree(root, source: source)
         guard let mapping = root.mapping else { throw RecipeError("\(source): a recipe must be a mapping of keys to values") }

@@ -19,6 +19,23 @@ public struct NamedEvalSets {
     /// file is one line naming the flag and the set.
     public static func checkFiles(_ recipe: Recipe) {
         Fatal.collective {
+            // An input the recipe file named, missing or unreadable: the message names the line
+            // to edit (`r.yaml:2: data data/x.jsonl: no such file`), as for eval_data below.
+            // Given as flags, the messages are the loaders' own.
+            var inputs: [(key: String, path: String)] = recipe.data == RunSetup.builtinData ? [] : [("data", recipe.data)]
+            for (key, path) in [("heldout", recipe.heldout), ("prompts", recipe.prompts), ("unlabelled", recipe.unlabelled)] {
+                if let path { inputs.append((key, path)) }
+            }
+            for (key, path) in inputs {
+                guard let line = recipe.origins[key] else { continue }
+                do { close(try InputFile.open(path, limit: Int.max, what: "a JSONL file").fd) } catch {
+                    throw DataError("\(line): \(key) \(error)")
+                }
+            }
+            if let line = recipe.origins["model"], !ModelPresets.names.contains(recipe.model),
+               !FileManager.default.fileExists(atPath: recipe.model) {
+                throw DataError("\(line): model \(recipe.model): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
+            }
             for name in recipe.evalData.names {
                 let path = recipe.evalData.files[name]!
                 do { close(try InputFile.open(path, limit: Int.max, what: "a JSONL file").fd) } catch {
