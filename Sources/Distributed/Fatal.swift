@@ -31,12 +31,28 @@ public enum Fatal {
     /// Set once at start-up; `fail` uses it to bring down every rank.
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 
+    /// A message as the one line it must print as: a line break inside it (a path named
+    /// `a\nb`) is written `\n`, so the line is not split in two.
+    public static func singleLine(_ message: String) -> String {
+        guard message.contains(where: \.isNewline) else { return message }
+        var out = ""
+        for c in message.unicodeScalars {
+            switch c {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}": out += "\\u{\(String(c.value, radix: 16))}"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
     /// Prints `sft-dist: error: <message>` (with the rank when there are several) and ends
     /// the whole job with a non-zero exit code.
     public static func fail(_ message: String, code: Int32 = 1) -> Never {
         let comm = communicator
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
-        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+        FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
         comm.abortJob(code: code)
     }
@@ -56,7 +72,7 @@ public enum Fatal {
         if comm.rank == first, let error {
             // Only this rank saw it (its files, its memory): say which, unless rank 0.
             let rank = first == 0 ? "" : " (rank \(first))"
-            FileHandle.standardError.write(Data("sft-dist: error\(rank): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("sft-dist: error\(rank): \(singleLine(error))\n".utf8))
         }
         if code == Code.training { beforeTrainingAbort?() }
         // Give the printing rank a moment to flush before the job is torn down.

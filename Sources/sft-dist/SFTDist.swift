@@ -33,8 +33,10 @@ struct SFTDist: ParsableCommand {
                 Foundation.exit(code.rawValue)
             }
             if Runtime.launcherRank == 0 {
-                let text = error is RecipeError ? "\(error)" : message(for: error)
-                let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? text
+                // Our own errors are one line already (a line break in a path inside is escaped);
+                // the argument parser's may go on with usage text, which is left out.
+                let line = error is RecipeError ? Fatal.singleLine("\(error)")
+                    : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
             }
             // An error that names its class (OutputError: 6, a model too large: 5) exits with it.

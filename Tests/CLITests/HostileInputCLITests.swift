@@ -237,4 +237,22 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertEqual(named.status, 0, named.all)
         XCTAssertTrue(named.stdout.contains("--eval-data e: loaded 2 of 2 records from \(dir)/bad.jsonl (skipped 1 bad line (first: \(dir)/bad.jsonl:2:"), named.all)
     }
+
+    /// A line break inside a path is written \n in the one-line error (the message was split
+    /// over two lines: "sft-dist: error: d/no" and "such.jsonl: no such file").
+    func testLineBreakInAPathStaysOnOneLine() throws {
+        let dir = CLI.tempDir("newline-path")
+        for args in [["train", "--model", "tiny", "--data", dir + "/no\nsuch.jsonl", "--out", dir + "/a"],
+                     ["eval", "--model", "tiny", "--data", dir + "/no\nsuch.jsonl"]] {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 1, r.all)
+            let lines = r.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, r.stderr)
+            XCTAssertEqual(lines.first.map(String.init), "sft-dist: error: \(dir)/no\\nsuch.jsonl: no such file", r.stderr)
+        }
+        try "model: tiny\ndata: \"\(dir)/x\\ny.jsonl\"\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--out", dir + "/b"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertEqual(r.stderr, "sft-dist: error: \(dir)/r.yaml:2: data \(dir)/x\\ny.jsonl: no such file\n")
+    }
 }
