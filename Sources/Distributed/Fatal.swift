@@ -32,12 +32,14 @@ public enum Fatal {
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 
     /// A message as the one line it must print as: a line break inside it (a path named
-    /// `a\nb`) is written `\n`, so the line is not split in two.
+    /// `a\nb`) is written `\n`, so the line is not split in two, and then a backslash `\\`,
+    /// so a path holding the two characters `\n` still reads differently.
     public static func singleLine(_ message: String) -> String {
         guard message.contains(where: \.isNewline) else { return message }
         var out = ""
         for c in message.unicodeScalars {
             switch c {
+            case "\\": out += "\\\\"
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}": out += "\\u{\(String(c.value, radix: 16))}"

@@ -133,7 +133,10 @@ public enum ReplaceableOutput {
     /// atomic `renameat2(RENAME_EXCHANGE)` — a reader, or a kill at any moment, finds the whole
     /// old directory or the whole new one — and the old one, now at `tmp`, is removed. (It was
     /// deleted file by file before the rename: a kill part-way left a model without its
-    /// tokenizer.) Where the file system cannot exchange, the old one is renamed aside first.
+    /// tokenizer.) Where the file system cannot exchange, the old one is renamed aside first,
+    /// `<tmp>-old`, and put back if the new one cannot take its place; only a kill between
+    /// those two renames leaves `dir` absent, and the next save puts `<tmp>-old` back first
+    /// (`removeStaleTemporaries`).
     static func swapIn(_ tmp: String, over dir: String) throws {
         let fm = FileManager.default
         var st = stat()
@@ -144,7 +147,10 @@ public enum ReplaceableOutput {
         }
         let aside = tmp + "-old"
         try fm.moveItem(atPath: dir, toPath: aside)
-        try fm.moveItem(atPath: tmp, toPath: dir)
+        do { try fm.moveItem(atPath: tmp, toPath: dir) } catch {
+            try? fm.moveItem(atPath: aside, toPath: dir)
+            throw error
+        }
         try? fm.removeItem(atPath: aside)
     }
 
@@ -182,13 +188,19 @@ public enum ReplaceableOutput {
         pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)
     }
 
-    /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`.
+    /// Removes `<dir>.tmp-<pid>` directories that a save killed part-way left beside `dir`;
+    /// a `<dir>.tmp-<pid>-old` (the old copy, moved aside where the file system could not
+    /// exchange) is put back as `dir` when `dir` is missing, else removed.
     static func removeStaleTemporaries(_ dir: String) {
         let url = URL(fileURLWithPath: dir).standardizedFileURL
         let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".tmp-"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
-            let suffix = name.dropFirst(prefix.count)
-            if let pid = Int32(suffix.hasSuffix("-old") ? suffix.dropLast(4) : suffix), isLeftover(pid: pid) { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
+        let fm = FileManager.default
+        for name in ((try? fm.contentsOfDirectory(atPath: parent)) ?? []).sorted() where name.hasPrefix(prefix) {
+            let suffix = name.dropFirst(prefix.count), old = suffix.hasSuffix("-old")
+            guard let pid = Int32(old ? suffix.dropLast(4) : suffix), isLeftover(pid: pid) else { continue }
+            var st = stat()
+            if old && lstat(url.path, &st) != 0 { try? fm.moveItem(atPath: parent + "/" + name, toPath: url.path) }
+            else { try? fm.removeItem(atPath: parent + "/" + name) }
         }
     }
 

@@ -41,20 +41,44 @@ public enum BLASKernel {
         return []
     }
 
-    /// The kernel OpenBLAS picked before this process was restarted with a better one, if it was.
-    public static var replacedCore: String? {
-        ProcessInfo.processInfo.environment[replacedVariable].flatMap { $0.isEmpty ? nil : $0 }
+    /// What the restart did, read once at start-up (`adoptRestart`): the kernel OpenBLAS had
+    /// picked and the OPENBLAS_CORETYPE set instead; nil when nothing was replaced.
+    nonisolated(unsafe) public private(set) static var replaced: (core: String, coreType: String)?
+
+    /// In the restarted process, before anything else: records what was replaced and removes
+    /// both variables from the environment, which OpenBLAS has read as it loaded, so programs
+    /// the run starts (a scorer with its own OpenBLAS) see the environment the user gave.
+    public static func adoptRestart() {
+        let env = ProcessInfo.processInfo.environment
+        guard let old = env[replacedVariable], !old.isEmpty else { return }
+        replaced = (old, env["OPENBLAS_CORETYPE"] ?? "")
+        unsetenv(replacedVariable)
+        unsetenv("OPENBLAS_CORETYPE")
     }
 
-    /// One line for the run's log when the kernel was replaced, else nil: what OpenBLAS
-    /// picked, what runs instead, and how to choose.
+    /// The kernel OpenBLAS picked before this process was restarted with a better one, if it was.
+    public static var replacedCore: String? { replaced?.core }
+
+    /// One line for the run's log when the kernel is below AVX2 on a CPU that has AVX2, else
+    /// nil: what OpenBLAS picked, what runs instead (or, where the process could not be
+    /// restarted, what to set), and how to choose.
     public static var replacementNote: String? {
-        guard let old = replacedCore else { return nil }
         let now = BLAS.coreName
-        if now.lowercased() == old.lowercased() {
-            return "note: OpenBLAS picked its \(old) kernel (below AVX2) for this CPU and ignored OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? ""): matrix products run at a fraction of the CPU's rate (an OpenBLAS built without DYNAMIC_ARCH?)"
-        }
         let library = BLAS.config.split(separator: " ").prefix(2).joined(separator: " ")
-        return "note: \(library) picked its \(old) kernel (below AVX2) for this CPU, which it does not know; running with OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? now) (kernel \(now)) instead — set OPENBLAS_CORETYPE to choose"
+        guard let (old, coreType) = replaced else {
+            guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+                  let better = replacement(core: now, cpuFlags: cpuFlags()) else { return nil }
+            return "note: \(library) picked its \(now) kernel (below AVX2) for this CPU, which it does not know: matrix products run at a fraction of the CPU's rate; set OPENBLAS_CORETYPE=\(better) to use its \(better) kernel"
+        }
+        if now.lowercased() == old.lowercased() {
+            return "note: \(library) picked its \(old) kernel (below AVX2) for this CPU and ignored OPENBLAS_CORETYPE=\(coreType): matrix products run at a fraction of the CPU's rate (an OpenBLAS built without DYNAMIC_ARCH?)"
+        }
+        return "note: \(library) picked its \(old) kernel (below AVX2) for this CPU, which it does not know; running with OPENBLAS_CORETYPE=\(coreType) (kernel \(now)) instead — set OPENBLAS_CORETYPE to choose"
+    }
+
+    /// The OPENBLAS_CORETYPE the process runs with, as `bench` reports it: the user's, the one
+    /// sft-dist set, or "(unset)".
+    public static var coreTypeSetting: String {
+        replaced?.coreType ?? ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
     }
 }

@@ -31,11 +31,13 @@ struct MakeData: ParsableCommand {
     }
 
     func options() throws -> TaskOptions {
+        let options = try TaskOptions.parse(kinds: kinds, digits: digits, variant: variant, template: templateVariant,
+                              noise: noise, noiseKind: noiseKind ?? "completion", unlabelled: unlabelled)
+        // After the value's own check: an unknown kind is named as such first.
         if noise == 0, noiseKind != nil {
             throw RecipeError("--noise-kind chooses how --noise corrupts rows; without --noise (a share above 0) it has no effect")
         }
-        return try TaskOptions.parse(kinds: kinds, digits: digits, variant: variant, template: templateVariant,
-                              noise: noise, noiseKind: noiseKind ?? "completion", unlabelled: unlabelled)
+        return options
     }
 
     func run() throws {

@@ -16,7 +16,8 @@ enum Runtime {
     /// OPENBLAS_CORETYPE is the user's choice and is kept; if exec fails the run goes on as it was.
     static func restartWithVectorBLASKernel() {
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env[BLASKernel.replacedVariable] == nil,
+        if env[BLASKernel.replacedVariable] != nil { return BLASKernel.adoptRestart() }
+        guard env["OPENBLAS_CORETYPE"] == nil, !startedByTheLoader,
               let kernel = BLASKernel.replacement(core: BLAS.coreName, cpuFlags: BLASKernel.cpuFlags()) else { return }
         setenv("OPENBLAS_CORETYPE", kernel, 1)
         setenv(BLASKernel.replacedVariable, BLAS.coreName, 1)
@@ -24,6 +25,16 @@ enum Runtime {
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")
         unsetenv(BLASKernel.replacedVariable)
+    }
+
+    /// Whether the process was started as `ld-linux-x86-64.so.2 sft-dist …`: then
+    /// /proc/self/exe is the loader, which cannot be re-executed with sft-dist's own argv (the
+    /// log's note says what to set instead). The loader run as a program has no interpreter:
+    /// the auxiliary vector's AT_BASE is 0 (getauxval, which Swift's Glibc does not declare).
+    static var startedByTheLoader: Bool {
+        typealias GetAuxVal = @convention(c) (UInt) -> UInt
+        guard let f = dlsym(nil, "getauxval") else { return true }
+        return unsafeBitCast(f, to: GetAuxVal.self)(7 /* AT_BASE */) == 0
     }
 
     /// `watchdog`: seconds a collective may wait before the job is aborted (0: off); `train`

@@ -35,7 +35,8 @@ struct SFTDist: ParsableCommand {
             if Runtime.launcherRank == 0 {
                 // Our own errors are one line already (a line break in a path inside is escaped);
                 // the argument parser's may go on with usage text, which is left out.
-                let line = error is RecipeError ? Fatal.singleLine("\(error)")
+                let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+                let line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                     : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
             }

@@ -66,4 +66,35 @@ final class BLASKernelCLITests: XCTestCase {
             XCTAssertEqual(notes, 0, r.all)
         }
     }
+
+    /// What the restart set is not passed on: a scorer the run starts (with an OpenBLAS of its
+    /// own, numpy's) sees the environment the user gave.
+    func testScorersDoNotInheritTheRestartsVariables() throws {
+        let dir = CLI.tempDir("blas-env")
+        try "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nenv > \(dir)/env.txt\nwhile read -r l; do echo 1; done\n".write(toFile: dir + "/scorer.sh", atomically: true, encoding: .utf8)
+        chmod(dir + "/scorer.sh", 0o755)
+        let r = CLI.run(["env", "-u", "OPENBLAS_CORETYPE", CLI.binary, "eval", "--model", "tiny", "--data", dir + "/d.jsonl", "--examples", "1",
+                         "--scorer", "command", "--scorer-cmd", dir + "/scorer.sh"], seconds: 60)
+        XCTAssertEqual(r.status, 0, r.all)
+        let env = try String(contentsOfFile: dir + "/env.txt", encoding: .utf8)
+        XCTAssertFalse(env.contains("OPENBLAS_CORETYPE="), env)
+        XCTAssertFalse(env.contains("SFT_DIST_OPENBLAS"), env)
+    }
+
+    /// Started through the dynamic loader (`ld-linux-x86-64.so.2 sft-dist …`) /proc/self/exe is
+    /// the loader: no restart (it ran the loader with `train` as the program, exit 127); where
+    /// the kernel is below AVX2, the log says what to set.
+    func testStartedThroughTheLoaderRunsAndSaysWhatToSet() throws {
+        let loader = "/lib64/ld-linux-x86-64.so.2"
+        guard FileManager.default.isExecutableFile(atPath: loader) else { throw XCTSkip("no \(loader)") }
+        let out = CLI.tempDir("blas-loader")
+        let r = CLI.run(["env", "-u", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE=2", loader, CLI.binary, "train", "--model", "tiny", "--steps", "1",
+                         "--eval-examples", "0", "--out", out], seconds: 60)
+        XCTAssertEqual(r.status, 0, r.all)
+        let picked = r.stderr.split(separator: "\n").first { $0.hasPrefix("Core: ") }.map { String($0.dropFirst(6)) } ?? ""
+        if Self.cpuHasAVX2 && !Self.vectorKernels.contains(picked.lowercased()) {
+            XCTAssertTrue(r.stdout.contains("kernel (below AVX2) for this CPU, which it does not know: matrix products run at a fraction of the CPU's rate; set OPENBLAS_CORETYPE="), r.all)
+        }
+    }
 }

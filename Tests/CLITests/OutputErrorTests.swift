@@ -42,6 +42,24 @@ final class OutputErrorTests: XCTestCase {
                                       "--save-every", "1", "--quiet", "--out", ck], seconds: 60), naming: ck + "/checkpoints", "checkpoints")
     }
 
+    /// A metrics line the disk took only part of is cut off again: the file ends with the last
+    /// whole line (a torn `{"step": 63, "loss": 2.75` was left). `ulimit -f` (SIGXFSZ ignored)
+    /// makes the write fail part-way, as a full disk does.
+    func testMetricsEndWithAWholeLineWhenTheDiskFills() throws {
+        let dir = CLI.tempDir("metrics-full")
+        let row = "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n"
+        try String(repeating: row, count: 40).write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let argv = [CLI.binary, "train", "--model", "tiny", "--data", dir + "/d.jsonl", "--steps", "400", "--batch-size", "2",
+                    "--eval-examples", "0", "--eval-every", "0", "--log-every", "1", "--quiet", "--out", dir + "/out"]
+        let r = CLI.run(["bash", "-c", "trap '' XFSZ; ulimit -f 12; exec \"$@\"", "bash"] + argv, seconds: 120)
+        checkOutputError(r, naming: dir + "/out/metrics.jsonl: cannot write metrics", "metrics on a full disk")
+        let text = try String(contentsOfFile: dir + "/out/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(text.hasSuffix("\n"), String(text.suffix(200)))
+        for line in text.split(separator: "\n") {
+            XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line.utf8)), String(line))
+        }
+    }
+
     func testOtherSubcommandsOutputsThatCannotBeWritten() throws {
         let dir = CLI.tempDir("out-others")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",

@@ -110,7 +110,10 @@ final class RankAgreementTests: XCTestCase {
         // Set on rank 0 only: the other rank's value is sft-dist's own default, which the user did
         // not give (it said `is "1" here`).
         let one = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1", "-x", "\(key)=3"] + train + [":", "-n", "1"] + train)
-        expectOneLine(one, "Open MPI's collective settings differ between ranks: \(key) is unset here and \"3\" on rank 0")
+        expectOneLine(one, "Open MPI's collective settings differ between ranks: \(key) is unset (sft-dist's default \"1\") here and \"3\" on rank 0")
+        // Given as that default's value on one rank only: the same algorithm runs everywhere.
+        let same = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1"] + train + [":", "-n", "1", "-x", "\(key)=1"] + train)
+        XCTAssertEqual(same.status, 0, same.all)
         // A blocking allreduce algorithm on rank 0 only: the check's own agreement must not be an
         // allreduce (it stalled until the watchdog, then blamed a dead rank).
         let tuned = ["-x", "OMPI_MCA_coll_tuned_use_dynamic_rules=1", "-x", "OMPI_MCA_coll_tuned_allreduce_algorithm=2"]

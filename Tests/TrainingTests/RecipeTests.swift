@@ -41,7 +41,18 @@ final class RecipeTests: XCTestCase {
         assertRefused("seed: 0x1f\n", "(got 0x1f)")
         assertRefused("data: \"a.jsonl\\0junk\"\n", "r.yaml:1: data must be a non-empty string (got a string holding a NUL character (\\0))")
         assertRefused("out: \"a\\0b\"\n", "out must be a non-empty string (got a string holding a NUL character")
-        assertRefused("eval_data: {x: \"a\\0b\"}\n", "r.yaml:1: eval_data must be")
+        assertRefused("eval_data: {x: \"a\\0b\"}\n", "(got a string holding a NUL character (\\0) for x)")
+        assertRefused("heldout: \"a\\0b\"\n", "r.yaml:1: heldout must be a non-empty path (got a string holding a NUL character")
+        assertRefused("steps: !!str 7\n", "(got 7 with the tag tag:yaml.org,2002:str)")
+    }
+
+    /// Refusals added on 2026-12-04 do not stop a run resumed from before: its checkpoint's
+    /// min_lr_ratio must match, so the flag cannot simply be dropped.
+    func testNewRefusalsLeaveResumedRunsAlone() throws {
+        validateRefuses("schedule: constant\nmin_lr_ratio: 0.05\n", "r.yaml:2: min_lr_ratio is where the cosine and linear schedules end")
+        try Recipe.parse(yaml: "schedule: constant\nmin_lr_ratio: 0.05\nresume: latest\n", source: "r.yaml").validate()
+        validateRefuses("data: d.jsonl\nheldout_fraction: 0\neval_every: 2\n", "r.yaml:3: eval_every acts on the held-out set")
+        try Recipe.parse(yaml: "data: d.jsonl\nheldout_fraction: 0\neval_every: 2\nresume: latest\n", source: "r.yaml").validate()
     }
 
     func testEveryKeyIsDeclaredOnceWithHelpAndAValidDefault() throws {

@@ -82,10 +82,9 @@ extension Benchmark {
             log(String(format: "pair %d/%d: LoRA %.1f ms, full %.1f ms, LoRA ÷ full %.3f%@",
                        s + 1, o.warmup + o.steps, dl * 1e3, df * 1e3, dl / df, timed ? "" : " (warm-up)"))
         }
-        let env = ProcessInfo.processInfo.environment
         return PairResult(model: lora.name, rank: o.loraRank, threadsPerRank: o.threads, ranks: comm.size,
                           loraSteps: loraSteps, fullSteps: fullSteps, ratios: ratios,
-                          coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
+                          coreType: BLASKernel.coreTypeSetting, blasCore: BLAS.coreName,
                           loraLosses: (loraLoss.first ?? .nan, loraLoss.last ?? .nan),
                           fullLosses: (fullLoss.first ?? .nan, fullLoss.last ?? .nan))
     }

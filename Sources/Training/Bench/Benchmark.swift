@@ -127,7 +127,6 @@ public enum Benchmark {
                                    : stateBytes(floats: model.parameters.count, ranks: comm.size, zero: o.zero)) + acts
 
         let (genRate, genNote) = generationRate(model, tokens: o.generateTokens, comm: comm)
-        let env = ProcessInfo.processInfo.environment
         var result = Result(ranks: comm.size, threadsPerRank: o.threads, parameters: model.parameters.parameterCount,
                       batch: o.batch, seqLen: o.seqLen, vocab: o.vocab, stepSeconds: steps, medianStep: median,
                       tokensPerSecond: tokens / median, flopsPerToken: flopsPerToken,
@@ -137,7 +136,7 @@ public enum Benchmark {
                       syncInBackwardSeconds: Self.median(inBackward), rankWaitSeconds: Self.median(wait),
                       syncAfterBackwardMax: Self.median(afterMax), updateSeconds: Self.median(update), peakRSS: rss, needBytes: need, activationBytes: acts,
                       generationTokensPerSecond: genRate, generationNote: genNote,
-                      coreType: env["OPENBLAS_CORETYPE"] ?? "(unset)", blasCore: BLAS.coreName,
+                      coreType: BLASKernel.coreTypeSetting, blasCore: BLAS.coreName,
                       firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, zero: o.zero, recompute: o.recompute,
                       modelName: bench.name)
         result.stepCPUSeconds = cpu

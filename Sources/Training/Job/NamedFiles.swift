@@ -31,6 +31,13 @@ public struct NamedFiles: RecipeValue, Sendable {
         return NamedFiles(out)
     }
 
+    public static func yamlShapeRefused(_ node: Node) -> String? {
+        for (k, v) in node.mapping ?? [:] {
+            if let why = String.yamlShapeRefused(v) { return "\(why) for \(k.scalar?.string ?? "a set")" }
+        }
+        return nil
+    }
+
     public static func fromFlag(_ text: String, current: NamedFiles?) -> NamedFiles? {
         let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         var out = current ?? NamedFiles()

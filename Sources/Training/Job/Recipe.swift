@@ -126,11 +126,13 @@ public struct Recipe: Codable, Equatable, Sendable {
         if self.selfTrain == "none" && deliberate(k.selfTrainEvery) {
             try refuse(k.selfTrainEvery, "spaces self-training rounds, which need self_train (--self-train METHOD)", off: k.selfTrain)
         }
-        if self.schedule == .constant && deliberate(k.minLRRatio) {
+        // These two were accepted before 2026-12-04: a run resumed from then keeps its keys
+        // (min_lr_ratio must match its checkpoint's), so only a new run is refused.
+        if self.schedule == .constant && deliberate(k.minLRRatio) && self.resume == nil {
             try refuse(k.minLRRatio, "is where the cosine and linear schedules end (--schedule cosine|linear)", off: k.schedule)
         }
         // With no held-out set (heldout_fraction 0, no --heldout, no --eval-data) nothing is evaluated.
-        if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty {
+        if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty && self.resume == nil {
             let why = "acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"
             if deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
             if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }

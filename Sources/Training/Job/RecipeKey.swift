@@ -75,12 +75,13 @@ extension RecipeKey: AnyRecipeKey {
 
     public func read(_ node: Node, into r: inout Recipe, at: String) throws {
         guard let v = Value.fromYAML(node) else {
+            // What the type says it refused, where the node's text or kind would not say (a NUL,
+            // a tag, a nested value).
+            if let why = Value.yamlShapeRefused(node) {
+                throw RecipeError("\(at) \(name) must be \(Value.yamlForm ?? setting.limits.text) (got \(why))")
+            }
             if let form = Value.yamlForm {
                 throw RecipeError("\(at) \(name) must be \(form) (got \(node.scalar.map { RecipeError.quote($0.string) } ?? "a \(node.kind)"))")
-            }
-            // What the type says it refused, when a scalar's text would not say (a NUL, a tag).
-            if node.scalar != nil, let why = Value.yamlShapeRefused(node) {
-                throw RecipeError("\(at) \(name) must be \(setting.limits.text) (got \(why))")
             }
             // `batch_size: "8"` is the string 8 in YAML: say so, or "(got 8)" reads as in range.
             if let scalar = node.scalar, scalar.style == .singleQuoted || scalar.style == .doubleQuoted {

@@ -64,10 +64,11 @@ extension Node {
         return s.string
     }
 
-    /// For a number refused for its tag (`lr: !custom 0.001`), what to say instead of "(got 0.001)".
+    /// For a number refused for its tag (`lr: !custom 0.001`, `steps: !!str 7`), what to say
+    /// instead of "(got 0.001)", which reads as a number in range. Text that is no number
+    /// (`steps: abc`, resolved as a string) says enough itself.
     var numberTagRefused: String? {
-        guard let s = scalar, s.style == .plain || s.style == .any, numberText == nil,
-              !tag.description.hasPrefix("tag:yaml.org,2002:") else { return nil }   // a core type: the text says it
+        guard let s = scalar, s.style == .plain || s.style == .any, numberText == nil, Double(s.string) != nil else { return nil }
         return "\(RecipeError.quote(s.string)) with the tag \(tag.description)"
     }
 }
@@ -118,6 +119,7 @@ extension Optional: RecipeValue where Wrapped: RecipeValue {
     }
     public var text: String { map(\.text) ?? "unset" }
     public var yaml: Node { map(\.yaml) ?? Node("null") }
+    public static func yamlShapeRefused(_ node: Node) -> String? { Wrapped.yamlShapeRefused(node) }
 }
 
 /// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an

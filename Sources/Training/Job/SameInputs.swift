@@ -97,22 +97,29 @@ public enum SameInputs {
     /// byte from each rank); the first that differs prints the one line, then all abort.
     public static func checkCollectiveSettings(comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
-        let settings = ProcessInfo.processInfo.environment.filter {
-            $0.key.hasPrefix("OMPI_MCA_coll") && !($0.key == MPICommunicator.iallreduceAlgorithm.variable && MPICommunicator.iallreduceDefaulted)
-        }
-        // NUL cannot occur in an environment string: the one safe separator.
+        // The values in effect are compared (sft-dist's own default for the iallreduce
+        // algorithm included: a rank given that value explicitly runs the same); the message
+        // says which side's value is that default rather than the user's.
+        let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OMPI_MCA_coll") }
+        let defaulted = MPICommunicator.iallreduceDefaulted ? MPICommunicator.iallreduceAlgorithm.variable : ""
+        // NUL cannot occur in an environment string: the one safe separator; after U+0001, the
+        // key whose value is the default (not compared).
         let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\u{0}")
-        let root = comm.broadcast(mine, root: 0)
+        let root = comm.broadcast(mine + "\u{1}" + defaulted, root: 0)
+        let rootParts = root.split(separator: "\u{1}", omittingEmptySubsequences: false)
         var problem: String? = nil
-        if root != mine {
+        if rootParts[0] != mine {
             var theirs: [String: String] = [:]
-            for entry in root.split(separator: "\u{0}") {
+            for entry in rootParts[0].split(separator: "\u{0}") {
                 guard let eq = entry.firstIndex(of: "=") else { continue }
                 theirs[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
             }
+            let rootDefaulted = rootParts.count > 1 ? String(rootParts[1]) : ""
             let key = Set(settings.keys).union(theirs.keys).sorted().first { settings[$0] != theirs[$0] } ?? "?"
-            let shown = { (v: String?) in v.map { "\"\($0)\"" } ?? "unset" }
-            problem = "Open MPI's collective settings differ between ranks: \(key) is \(shown(settings[key])) here and \(shown(theirs[key])) on rank 0 (give every rank the same, with mpirun -x or --mca)"
+            let shown = { (v: String?, isDefault: Bool) in
+                isDefault ? "unset (sft-dist's default \"\(v ?? "")\")" : v.map { "\"\($0)\"" } ?? "unset"
+            }
+            problem = "Open MPI's collective settings differ between ranks: \(key) is \(shown(settings[key], key == defaulted)) here and \(shown(theirs[key], key == rootDefaulted)) on rank 0 (give every rank the same, with mpirun -x or --mca)"
         }
         var first: Int? = nil
         for r in 0..<comm.size {

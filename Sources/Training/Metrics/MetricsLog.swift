@@ -26,8 +26,12 @@ public final class MetricsLog {
 
     public func write(_ fields: [(String, Any)]) {
         guard let handle else { return }
-        // FileHandle.write(_:) traps on a failed write (a full disk); this one throws.
+        // FileHandle.write(_:) traps on a failed write (a full disk); this one throws. A line
+        // written in part is cut off again, so the file ends with the last whole line (a torn
+        // `{"step": 63, "loss": 2.75` was left behind).
+        let end = lseek(handle.fileDescriptor, 0, SEEK_END)
         do { try handle.write(contentsOf: Data((MetricsLog.json(fields) + "\n").utf8)) } catch {
+            if end >= 0 { _ = ftruncate(handle.fileDescriptor, end) }
             Fatal.fail("\(path): cannot write metrics (\(MessageText.reason(error, for: path)))", code: Fatal.Code.output)
         }
     }

@@ -85,7 +85,8 @@ extension SelectionProducer {
                                                 vocabSize: setup.model.vocabSize, hasReference: r.refModel != nil)
         guard let (selector, keep) = Fatal.collective({ try SelectionRegistry.make(name: r.selection, args: r.selectionArgs, context: context) })
         else { return nil }
-        Fatal.collective { try checkPoolMemory(context) }
+        let tokens = setup.train.examples.reduce(0) { $0 + $1.ids.count }
+        Fatal.collective { try checkPoolMemory(context, meanTokens: tokens / max(1, setup.train.count)) }
         var reference: LanguageModel? = nil
         if selector.referenceScorer != nil, let path = r.refModel {
             reference = Fatal.collective { try loadReference(path, like: setup.model) }
@@ -97,14 +98,16 @@ extension SelectionProducer {
     }
 
     /// Each step holds its whole pool: per candidate its index and a `StepSequence` with its
-    /// token ids (Int32) and loss mask (UInt8), up to max_length tokens each. A pool that cannot
-    /// fit is refused at start-up as out of memory (exit 5), with both factors named — it was a
-    /// failed allocation and a trap at the first step (selection_pool 1024 × batch_size 2²⁰).
-    static func checkPoolMemory(_ c: SelectionRegistry.Context, available: Int? = MemoryBudget.availableBytes()) throws {
-        let perCandidate = 8 + MemoryLayout<StepSequence>.stride + 5 * c.maxLength
+    /// token ids (Int32) and loss mask (UInt8), `meanTokens` on average (the training rows').
+    /// A pool that cannot fit is refused at start-up as out of memory (exit 5), with both
+    /// factors named — it was a failed allocation and a trap at the first step
+    /// (selection_pool 1024 × batch_size 2²⁰).
+    static func checkPoolMemory(_ c: SelectionRegistry.Context, meanTokens: Int,
+                                available: Int? = MemoryBudget.availableBytes()) throws {
+        let perCandidate = 8 + MemoryLayout<StepSequence>.stride + 5 * meanTokens
         let (bytes, overflow) = c.candidates.multipliedReportingOverflow(by: perCandidate)
         guard let available, overflow || bytes > available else { return }
-        throw ModelError("out of memory: selection_pool \(c.pool) × batch_size \(c.batchSize) = \(c.candidates) candidates per step need at least \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)) for their rows, more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --selection-pool or --batch-size)", outOfMemory: true)
+        throw ModelError("out of memory: selection_pool \(c.pool) × batch_size \(c.batchSize) = \(c.candidates) candidates per step need about \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)) for their rows (\(meanTokens) tokens each on average), more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --selection-pool or --batch-size)", outOfMemory: true)
     }
 
     /// A frozen model of the trained one's shape.
