@@ -12,7 +12,7 @@ struct MergeLoRA: ParsableCommand {
         merge_and_unload; --out is a model directory that transformers and sft-dist load as it is.
         """)
 
-    @Option(help: "Base model directory (or the preset the adapter was trained on).") var model: String
+    @Option(help: "Base model directory (for an adapter trained on a preset, that run's OUT/model-base).") var model: String
     @Option(help: "Adapter directory: adapter_config.json and adapter_model.safetensors.") var adapter: String
     @Option(help: "Output directory: new, or a model directory to replace atomically (anything else is refused).") var out: String
 

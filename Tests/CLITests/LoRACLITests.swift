@@ -249,4 +249,36 @@ final class LoRACLITests: XCTestCase {
         XCTAssertTrue(e.stderr.contains("llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: sft-dist merge-lora --model BASE --adapter"), e.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/exported"))
     }
+
+    /// An adapter trained on a preset loads onto that run's OUT/model-base only: the preset's
+    /// random weights come from the run's seed, which the adapter does not record (`--model tiny`
+    /// gave another base, and merge-lora and score were silently wrong). A merge whose weights
+    /// overflow is refused, not written.
+    func testAdapterOnAPresetAndAnOverflowingMerge() throws {
+        let out = CLI.tempDir("lora-preset")
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--lora-rank", "2", "--eval-examples", "0", "--quiet", "--out", out + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        for args in [["merge-lora", "--model", "tiny", "--adapter", out + "/run/model", "--out", out + "/m1"],
+                     ["score", "--model", "tiny", "--adapter", out + "/run/model", "--data", out + "/run/data/heldout.jsonl"]] {
+            let e = CLI.sftDist(args)
+            XCTAssertEqual(e.status, 1, e.all)
+            XCTAssertEqual(e.stderr, "sft-dist: error: --model tiny is a preset, whose random weights depend on the seed of the run that trained the adapter: give that run's base, OUT/model-base (written beside OUT/model), as --model\n")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m1"))
+        }
+        let ok = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/run/model", "--out", out + "/m2"])
+        XCTAssertEqual(ok.status, 0, ok.all)
+        // Every adapter float set to 1e30: B·A overflows.
+        try FileManager.default.copyItem(atPath: out + "/run/model", toPath: out + "/big")
+        let file = out + "/big/adapter_model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        let header = 8 + Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        let big = withUnsafeBytes(of: Float(1e30).bitPattern.littleEndian) { Array($0) }
+        for i in stride(from: header, to: bytes.count, by: 4) { bytes.replaceSubrange(i..<i + 4, with: big) }
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let inf = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/big", "--out", out + "/m3"])
+        XCTAssertEqual(inf.status, 1, inf.all)
+        XCTAssertTrue(inf.stderr.hasPrefix("sft-dist: error: \(out)/big: merged into \(out)/run/model-base, "), inf.all)
+        XCTAssertTrue(inf.stderr.contains("is not finite (the adapter's tensors or lora_alpha are too large); nothing written"), inf.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m3"))
+    }
 }

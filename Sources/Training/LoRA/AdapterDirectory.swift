@@ -86,6 +86,13 @@ public enum AdapterDirectory {
     /// `--model BASE --adapter DIR`: the base with the adapter's tensors, strictly by name.
     public static func loadModel(base: String, adapter dir: String) throws -> (LanguageModel, Tokenizer) {
         let (lora, fanInFanOut) = try readConfig(dir)
+        // A preset's weights are random, drawn from the training run's seed, which the adapter
+        // does not record: loading one here gave another base than the adapter trained on, and
+        // merges and scores that were silently wrong. The run saved that base as OUT/model-base.
+        var isDir: ObjCBool = false
+        if ModelPresets.names.contains(base), !(FileManager.default.fileExists(atPath: base, isDirectory: &isDir) && isDir.boolValue) {
+            throw ModelError("--model \(base) is a preset, whose random weights depend on the seed of the run that trained the adapter: give that run's base, OUT/model-base (written beside OUT/model), as --model")
+        }
         let (model, tokenizer): (LanguageModel, Tokenizer)
         do {
             (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora)
