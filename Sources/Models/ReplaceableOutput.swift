@@ -11,6 +11,7 @@ public enum ReplaceableOutput {
     /// `byCommand` (the `--out` of export, merge, merge-lora) adds `checkCommandOutput`'s rules.
     public static func check(_ dir: String, inputs: [String] = [], byCommand: Bool = false) throws {
         guard !dir.isEmpty else { throw OutputError("--out: an empty path; give a directory") }
+        if byCommand { try checkParent(dir) }
         let out = resolved(dir)
         for input in inputs {
             let i = resolved(input)
@@ -30,6 +31,16 @@ public enum ReplaceableOutput {
             throw OutputError("\(dir): exists and is not a model directory (no config.json or adapter_config.json); not replacing it (choose another output or remove it)")
         }
         if byCommand { try checkCommandOutput(dir, entries: entries) }
+    }
+
+    /// A command's `--out` directory goes in an existing directory, as file outputs do (score,
+    /// select, make-data): `export --out /nonexist/d` created the whole path.
+    static func checkParent(_ dir: String) throws {
+        let parent = URL(fileURLWithPath: trimmed(dir)).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw OutputError("\(dir): no such directory \(parent)")
+        }
     }
 
     /// A command's `--out` — given by hand, unlike a run's own `OUT/model` — is replaced only
@@ -91,7 +102,9 @@ public enum ReplaceableOutput {
             for (inFlag, input) in inputs where resolved(input) == p {
                 return "\(flag) \(path): is the input \(inFlag) \(input); write the result to another file"
             }
-            for (inFlag, dir) in inputDirectories where FileManager.default.fileExists(atPath: p) && p.hasPrefix(resolved(dir) + "/")
+            // A model file's name there, existing or not: a new generation_config.json was
+            // planted in the model and copied on by merge and export.
+            for (inFlag, dir) in inputDirectories where p.hasPrefix(resolved(dir) + "/")
                 && isSavedFile(URL(fileURLWithPath: p).lastPathComponent) {
                 return "\(flag) \(path): is a file of the input \(inFlag) \(dir); write the result to another file"
             }

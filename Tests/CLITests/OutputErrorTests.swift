@@ -60,6 +60,20 @@ final class OutputErrorTests: XCTestCase {
         }
     }
 
+    /// export/merge/merge-lora --out under a missing directory is refused as file outputs are
+    /// (it created the whole path); score --out may not add a model file's name to the model it
+    /// reads (a new generation_config.json was planted there, and merge/export copied it on).
+    func testCommandOutputsNeedTheirDirectoryAndLeaveInputModelsAlone() throws {
+        let dir = CLI.tempDir("out-parent")
+        checkOutputError(CLI.sftDist(["export", "--model", "tiny", "--out", dir + "/missing/d"]), naming: dir + "/missing/d: no such directory \(dir)/missing", "export")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/missing"))
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", dir + "/run"]).status, 0)
+        let data = dir + "/run/data/heldout.jsonl"
+        checkOutputError(CLI.sftDist(["score", "--model", dir + "/run/model", "--data", data, "--out", dir + "/run/model/generation_config.json"]),
+                         naming: "is a file of the input --model \(dir)/run/model", "score into the model")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run/model/generation_config.json"))
+    }
+
     func testOtherSubcommandsOutputsThatCannotBeWritten() throws {
         let dir = CLI.tempDir("out-others")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
