@@ -19,7 +19,7 @@ public final class MPICommunicator: Communicator {
     public static let iallreduceAlgorithm = (variable: "OMPI_MCA_coll_libnbc_iallreduce_algorithm", ring: "1")
 
     /// Whether this process set `iallreduceAlgorithm` itself (the user had not): the rank
-    /// comparison of Open MPI's settings counts it as unset, not as a value the user gave.
+    /// comparison of Open MPI's settings then names the value as this default, not the user's.
     nonisolated(unsafe) public private(set) static var iallreduceDefaulted = false
 
     /// Initialises MPI (FUNNELED: only the main thread calls MPI).

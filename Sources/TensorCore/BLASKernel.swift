@@ -76,6 +76,11 @@ public enum BLASKernel {
         return "note: \(library) picked its \(old) kernel (below AVX2) for this CPU, which it does not know; running with OPENBLAS_CORETYPE=\(coreType) (kernel \(now)) instead — set OPENBLAS_CORETYPE to choose"
     }
 
+    /// `bench`'s OPENBLAS_CORETYPE row: the setting, who set it, and the kernel running.
+    public static func reportRow(coreType: String, blasCore: String) -> String {
+        "\(coreType)\(replacedCore.map { " (set by sft-dist: OpenBLAS picked \($0))" } ?? "") (OpenBLAS kernel: \(blasCore))"
+    }
+
     /// The OPENBLAS_CORETYPE the process runs with, as `bench` reports it: the user's, the one
     /// sft-dist set, or "(unset)".
     public static var coreTypeSetting: String {

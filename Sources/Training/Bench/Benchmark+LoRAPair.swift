@@ -34,7 +34,7 @@ extension Benchmark {
             return [
                 "sft-dist bench: LoRA r=\(rank) against full fine-tuning on \(model), steps alternating in one process",
                 row("layout", threads),
-                row("OPENBLAS_CORETYPE", "\(coreType)\(BLASKernel.replacedCore.map { " (set by sft-dist: OpenBLAS picked \($0))" } ?? "") (OpenBLAS kernel: \(blasCore))"),
+                row("OPENBLAS_CORETYPE", BLASKernel.reportRow(coreType: coreType, blasCore: blasCore)),
                 row("LoRA step (median of \(loraSteps.count))", String(format: "%.3f s", Benchmark.median(loraSteps)) + "  (\(list(loraSteps)))"),
                 row("full step (median of \(fullSteps.count))", String(format: "%.3f s", Benchmark.median(fullSteps)) + "  (\(list(fullSteps)))"),
                 row("LoRA ÷ full, per pair", String(format: "median %.3f", medianRatio) + "  (\(list(ratios)))"),

@@ -93,7 +93,7 @@ extension Benchmark {
             var rows = [
                 "sft-dist bench: \(modelName) (\(String(format: "%.2f", Double(parameters) / 1e6)) M parameters, vocab \(vocab)), batch \(batch)×\(seqLen) tokens, AdamW, fp32",
                 row("layout", "\(ranks) rank\(ranks == 1 ? "" : "s") × \(threadsPerRank) thread\(threadsPerRank == 1 ? "" : "s")"),
-                row("OPENBLAS_CORETYPE", "\(coreType)\(BLASKernel.replacedCore.map { " (set by sft-dist: OpenBLAS picked \($0))" } ?? "") (OpenBLAS kernel: \(blasCore))"),
+                row("OPENBLAS_CORETYPE", BLASKernel.reportRow(coreType: coreType, blasCore: blasCore)),
                 row("step (median of \(stepSeconds.count))", String(format: "%.1f ms  (compute %.1f, update %.1f)",
                                                                    medianStep * 1e3, computeSeconds * 1e3, updateSeconds * 1e3)),
                 row("tokens/s", String(format: "%.0f", tokensPerSecond)),

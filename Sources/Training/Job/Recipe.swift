@@ -229,15 +229,15 @@ public struct Recipe: Codable, Equatable, Sendable {
         return (try? Yams.serialize(node: Node(pairs))) ?? ""
     }
 
-    /// Whether the feature `key` belongs to was switched off on the command line (`--lora-rank
-    /// 0`, `--selection none`, `--objective nll`) over a recipe file that set `key` for it: the
-    /// user's way to run a recipe without that feature, so `key` is not refused as unread.
     /// Whether `key` was chosen rather than left alone: given as a flag (at any value), or set
     /// away from its default by the recipe file.
     func deliberate<V: Equatable>(_ key: RecipeKey<V>) -> Bool {
         self[key] != key.defaultValue || flagged.contains(key.name)
     }
 
+    /// Whether the feature `key` belongs to was switched off on the command line (`--lora-rank
+    /// 0`, `--selection none`, `--objective nll`) over a recipe file that set `key` for it: the
+    /// user's way to run a recipe without that feature, so `key` is not refused as unread.
     func switchedOff(_ key: any AnyRecipeKey, by feature: any AnyRecipeKey) -> Bool {
         origins[key.name] != nil && values[feature.name] != nil && origins[feature.name] == nil
     }

@@ -34,7 +34,7 @@ public struct NamedEvalSets {
             }
             if let line = recipe.origins["model"], !ModelPresets.names.contains(recipe.model),
                !FileManager.default.fileExists(atPath: recipe.model) {
-                throw DataError("\(line): model \(recipe.model): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
+                do { try ModelDirectory.checkIsModel(recipe.model) } catch { throw DataError("\(line): model \(error)") }
             }
             for name in recipe.evalData.names {
                 let path = recipe.evalData.files[name]!
