@@ -35,6 +35,10 @@ public struct Generation: Sendable {
     public var finish: Finish
     /// Set when a stop string ended generation: the text up to (not including) it.
     public var text: String?
+    /// Set when the model's logits for the next token were not finite (weights that diverged
+    /// give NaN): the row stopped there, that position's pick not recorded, so a caller can
+    /// refuse the model instead of printing what an argmax over NaN picked.
+    public var nonFinite = false
 
     public init(ids: [Int32], logProbs: [Float], finish: Finish, text: String?) {
         self.ids = ids; self.logProbs = logProbs; self.finish = finish; self.text = text
@@ -87,6 +91,11 @@ public enum Generator {
 
         // A row's picked token and its log-prob → record, check stops; the token to feed next.
         func advance(_ row: Int, _ next: Int32, _ lp: Float) -> Int32? {
+            // Finite logits give a finite log-probability for any token the sampler can pick.
+            if !lp.isFinite {
+                results[row].nonFinite = true; active[row] = false
+                return nil
+            }
             if options.stopIds.contains(next) {
                 results[row].logProbs.append(lp); results[row].finish = .stop; active[row] = false
                 return nil

@@ -11,9 +11,13 @@ public enum NuclearNorm {
         return of((0..<(rows * cols)).map { Double(x[$0]) }, rows: rows, cols: cols)
     }
 
-    /// The same for a row-major double matrix (`HeadGramFactor`'s H·F).
+    /// The same for a row-major double matrix (`HeadGramFactor`'s H·F). NaN when the matrix
+    /// holds a non-finite value (a model whose weights diverged) or LAPACK cannot decompose
+    /// it: the caller reports a NaN score (`select` refuses the model), where dsyev's failure
+    /// on NaN input used to end the process with a trap.
     public static func of(_ d: [Double], rows: Int, cols: Int) -> Double {
         guard rows > 0 && cols > 0 else { return 0 }
+        guard d.allSatisfy(\.isFinite) else { return .nan }
         let n = min(rows, cols)
         var gram = [Double](repeating: 0, count: n * n)
         // Upper triangle of X·Xᵀ (rows ≤ cols) or Xᵀ·X.
@@ -24,7 +28,7 @@ public enum NuclearNorm {
         let lwork = max(1, 3 * n)
         var work = [Double](repeating: 0, count: lwork)
         let info = sftblas_dsyev_values(Int32(n), &gram, &w, &work, Int32(lwork))
-        precondition(info == 0, "NuclearNorm: dsyev failed (info \(info))")
+        guard info == 0, w.allSatisfy(\.isFinite) else { return .nan }
         return w.reduce(0) { $0 + ($1 > 0 ? $1.squareRoot() : 0) }
     }
 }

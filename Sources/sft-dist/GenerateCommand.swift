@@ -139,6 +139,9 @@ struct Generate: ParsableCommand {
         }
         let gens = ShardedGeneration.generate(m, prompts: ids, options: options, seed: seed, comm: comm,
                                               decodeText: { tok.decode($0) })
+        Fatal.agree(gens.firstIndex(where: \.nonFinite).map { i in
+            Self.nonFiniteMessage(sourced[i].source, position: ids[i].count + gens[i].ids.count + 1)
+        })
         if comm.isCoordinator {
             for (i, g) in gens.enumerated() {
                 let text = g.text ?? tok.decode(g.ids)
@@ -153,14 +156,22 @@ struct Generate: ParsableCommand {
         Runtime.finish()
     }
 
+    static func nonFiniteMessage(_ source: String, position: Int, end: String = "nothing written") -> String {
+        "\(source): the model's logits for token \(position) are not finite: its weights give non-finite values (a run that diverged?); \(end)"
+    }
+
     /// Prints tokens as they come, but only what is safe: never half a UTF-8 character, and
     /// never the last few characters that could still turn out to begin a stop string.
     func stream(_ m: LanguageModel, _ tok: Tokenizer, _ ids: [Int32], text: String, options: SamplingOptions) {
         var generated: [Int32] = [], shown = 0
         let holdBack = max(0, (stopStrings.map(\.count).max() ?? 0) - 1)
-        print(text, terminator: ""); fflush(stdout)
+        // The prompt is printed with the first token: a model whose first logits are NaN
+        // prints nothing, only the error.
+        var promptShown = false
+        func showPrompt() { if !promptShown { print(text, terminator: ""); fflush(stdout); promptShown = true } }
         let g = Generator.generate(m, prompts: [ids], options: options, rngs: [RNG(seed: seed, stream: 0)],
                                    decodeText: { tok.decode($0) }, onToken: { _, id in
+            showPrompt()
             generated.append(id)
             // A token can complete a stop string and run past it (" NLA" for --stop A): the
             // generator then ends the text before the stop (SamplingOptions.stopCut); print no further.
@@ -171,6 +182,12 @@ struct Generate: ParsableCommand {
             while safe > shown && text[safe - 1] == "\u{FFFD}" { safe -= 1 }
             if safe > shown { print(String(text[shown..<safe]), terminator: ""); fflush(stdout); shown = safe }
         })[0]
+        if g.nonFinite {
+            if promptShown { print("") }
+            Fatal.fail(Self.nonFiniteMessage("--prompt", position: ids.count + g.ids.count + 1,
+                                             end: promptShown ? "generation stopped there" : "nothing written"))
+        }
+        showPrompt()
         let final = Array(g.text ?? tok.decode(g.ids))
         print(shown < final.count ? String(final[shown...]) : "")
     }

@@ -240,6 +240,22 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(select.status, 1, select.all)
         XCTAssertEqual(CLI.occurrences(of: "the model gives a non-finite loss", in: select.stderr), 1, select.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/kept.jsonl"))
+        // UDS's nuclear norm of NaN logits ended the process with a trap (LAPACK's dsyev failed).
+        let uds = CLI.mpirun(2, ["select", "--model", model, "--data", data, "--method", "uds", "--keep", "0.5", "--out", dir + "/kept.jsonl"])
+        XCTAssertEqual(uds.status, 1, uds.all)
+        XCTAssertEqual(CLI.occurrences(of: "d.jsonl:1: the model gives a non-finite utility", in: uds.stderr), 1, uds.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/kept.jsonl"))
+        // generate printed what an argmax over NaN picked, exit 0.
+        let prompts = dir + "/prompts.jsonl"
+        try "{\"prompt\": \"add 2 3 =\"}\n{\"prompt\": \"mul 2 3 =\"}\n".write(toFile: prompts, atomically: true, encoding: .utf8)
+        let batch = CLI.mpirun(2, ["generate", "--model", model, "--prompts", prompts, "--json"])
+        XCTAssertEqual(batch.status, 1, batch.all)
+        XCTAssertEqual(CLI.occurrences(of: "prompts.jsonl:1: the model's logits for token 10 are not finite", in: batch.stderr), 1, batch.all)
+        XCTAssertEqual(batch.stdout, "", batch.all)
+        let one = CLI.sftDist(["generate", "--model", model, "--prompt", "add 2 3 ="])
+        XCTAssertEqual(one.status, 1, one.all)
+        XCTAssertEqual(CLI.occurrences(of: "--prompt: the model's logits for token 10 are not finite", in: one.stderr), 1, one.all)
+        XCTAssertEqual(one.stdout, "", one.all)
         // The limit without the skip policy would do nothing: refused, as other keys nothing reads.
         let alone = CLI.sftDist(tiny + ["--nan-skip-limit", "3", "--out", CLI.tempDir("nan-limit-alone")])
         XCTAssertEqual(alone.status, 1, alone.all)

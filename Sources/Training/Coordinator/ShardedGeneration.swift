@@ -32,21 +32,23 @@ public enum ShardedGeneration {
     }
 }
 
-/// Generations crossing ranks: per generation, ids, log-probs, finish, text.
+/// Generations crossing ranks: per generation, ids, log-probs, finish, text, non-finite.
 struct Generations: WireCodable {
     var items: [Generation]
     init(_ items: [Generation]) { self.items = items }
     func write(to w: inout WireWriter) {
         w.put(Int64(items.count))
         for g in items {
-            w.put(g.ids); w.put(g.logProbs); w.put(g.finish == .stop); w.put(g.text)
+            w.put(g.ids); w.put(g.logProbs); w.put(g.finish == .stop); w.put(g.text); w.put(g.nonFinite)
         }
     }
     init(from r: inout WireReader) {
         items = (0..<Int(r.get(Int64.self))).map { _ in
             let ids: [Int32] = r.getArray(), lps = r.getFloats()
             let finish: Generation.Finish = r.get(Bool.self) ? .stop : .length
-            return Generation(ids: ids, logProbs: lps, finish: finish, text: r.getString())
+            var g = Generation(ids: ids, logProbs: lps, finish: finish, text: r.getString())
+            g.nonFinite = r.get(Bool.self)
+            return g
         }
     }
 }
