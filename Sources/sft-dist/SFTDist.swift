@@ -19,8 +19,26 @@ struct SFTDist: ParsableCommand {
     /// Argument errors print on rank 0 only: under mpirun every rank parses the same flags.
     /// A bad flag is bad input: one line and exit code 1, as the README's table says (not
     /// the argument parser's usage text and 64); help and `ExitCode` keep their own.
+    /// `sft-dist help bogus` printed the overview with exit 0 (the argument parser's help
+    /// command ignores names it does not know); a script checking `help NAME` saw success.
+    static func unknownHelpTopic(_ args: [String]) -> String? {
+        guard args.first == "help" else { return nil }
+        var commands: [ParsableCommand.Type] = configuration.subcommands
+        for name in args.dropFirst() where !name.hasPrefix("-") {
+            guard let next = commands.first(where: { $0._commandName == name }) else { return name }
+            commands = next.configuration.subcommands
+        }
+        return nil
+    }
+
     static func main() {
         Runtime.restartWithVectorBLASKernel()
+        if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
+            if Runtime.launcherRank == 0 {
+                printError("sft-dist: error: no subcommand '\(unknown)': sft-dist help lists them")
+            }
+            Foundation.exit(Fatal.Code.input)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

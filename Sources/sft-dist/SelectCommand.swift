@@ -89,7 +89,12 @@ struct Select: ParsableCommand {
             return "\(set[i].source): the model gives a non-finite \(name) (\(value)): its weights give non-finite values (a run that diverged?); nothing written"
         })
         Fatal.agree(comm.isCoordinator ? write(r, set) : nil, code: Fatal.Code.output)
-        if comm.isCoordinator { print("select: kept \(r.kept.count) of \(set.count) rows of \(data) by \(method) → \(out)") }
+        if comm.isCoordinator {
+            // Q-Tuning's budget is a cap: its quadrants may keep fewer rows than --keep allows.
+            let allowed = Int((keep * Double(set.count)).rounded())
+            let fewer = r.kept.count < allowed ? " (--keep \(keep) allows \(allowed); \(method)'s rule kept fewer)" : ""
+            print("select: kept \(r.kept.count) of \(set.count) rows of \(data) by \(method)\(fewer) → \(out)")
+        }
         Runtime.finish()
     }
 

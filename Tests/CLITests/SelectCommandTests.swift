@@ -47,6 +47,9 @@ final class SelectCommandTests: XCTestCase {
              "--method-arg budget=0.2: --keep is the fraction kept (the selector's budget); drop --method-arg budget"),
             (["--method", "uds", "--keep", "0.5", "--method-arg", "alpha=0.1", "--method-arg", "alpha=0.2"],
              "--method-arg alpha is given twice (alpha=0.1 and alpha=0.2); give each key once"),
+            // Weights outside the method's range were used as given.
+            (["--method", "uds", "--keep", "0.5", "--method-arg", "alpha=-1"], "selection uds: alpha=-1.0 must be ≥ 0"),
+            (["--method", "q-tuning", "--keep", "0.5", "--method-arg", "lambda=1.5"], "selection q-tuning: lambda=1.5 must be in [0, 1]"),
             (["--method", "uds", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
              "--ref-model is read by --method learnability (the reference model's loss); --method uds does not read it: drop --ref-model"),
         ]
@@ -56,6 +59,22 @@ final class SelectCommandTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(message), "\(extra): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/o.jsonl"), "\(extra): nothing written")
         }
+    }
+
+    /// Q-Tuning's budget is a cap (arXiv 2509.23873's quadrants keep at most it): the summary
+    /// said only "kept 6 of 10" under --keep 0.9, as if --keep had been ignored.
+    func testQTuningKeepingFewerThanKeepAllowsSaysSo() throws {
+        let dir = CLI.tempDir("select-qtuning-fewer")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "10"]).status, 0)
+        let r = CLI.sftDist(["select", "--model", "tiny", "--data", dir + "/in.jsonl", "--method", "q-tuning", "--keep", "0.9",
+                             "--out", dir + "/o.jsonl"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let kept = try String(contentsOfFile: dir + "/o.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertLessThan(kept, 9, "this model's quadrants keep fewer than 9 of these 10 rows: \(r.all)")
+        XCTAssertTrue(r.stdout.contains("kept \(kept) of 10 rows of \(dir)/in.jsonl by q-tuning (--keep 0.9 allows 9; q-tuning's rule kept fewer)"), r.all)
+        let loss = CLI.sftDist(["select", "--model", "tiny", "--data", dir + "/in.jsonl", "--method", "loss", "--keep", "0.9",
+                                "--out", dir + "/o.jsonl"])
+        XCTAssertTrue(loss.stdout.contains("kept 9 of 10 rows of \(dir)/in.jsonl by loss → "), loss.all)
     }
 
     /// `score` and `select` never write over their input or one output over another, and

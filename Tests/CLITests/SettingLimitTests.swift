@@ -66,6 +66,10 @@ final class SettingLimitTests: XCTestCase {
         assertRefused(["bench", "--steps", "0"], "--steps must be an integer in 1…100000000 (got 0)")
         assertRefused(["bench", "--warmup=-1"], "--warmup must be an integer in 0…100000000 (got -1)")
         assertRefused(["make-data", "--out", "/dev/null", "--count", "100000000000"], "--count must be an integer in 1…10000000")
+        // `help NAME` for a subcommand that does not exist printed the overview with exit 0.
+        assertRefused(["help", "bogus"], "no subcommand 'bogus': sft-dist help lists them")
+        assertRefused(["help", "train", "bogus"], "no subcommand 'bogus': sft-dist help lists them")
+        XCTAssertEqual(CLI.sftDist(["help", "train"]).status, 0)
     }
 
     func testHostileRecipeFilesAreOneLine() throws {

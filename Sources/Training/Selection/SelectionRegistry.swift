@@ -34,7 +34,11 @@ public enum SelectionRegistry {
             switch name {
             case "uds":
                 let r1 = try a.int("sketch_time", default: 8, in: 1...4096), r2 = try a.int("sketch_vocab", default: 128, in: 1...65536)
-                selector = UDSSelector(alpha: Double(try a.float("alpha", default: 2.5e-3)),
+                let alpha = Double(try a.float("alpha", default: 2.5e-3))
+                guard alpha >= 0 else {
+                    throw BatchSelectionError("selection uds: alpha=\(alpha) must be ≥ 0 (the diversity term's weight; 0 ranks by utility alone)")
+                }
+                selector = UDSSelector(alpha: alpha,
                                        capacity: try a.int("queue", default: 1024, in: 1...1_000_000),
                                        sketch: UDSSketch(T: c.maxLength, V: c.vocabSize, r1: r1, r2: r2, seed: c.seed))
             case "q-tuning":
@@ -42,8 +46,11 @@ public enum SelectionRegistry {
                 guard tokenBudget > 0 && tokenBudget <= 1 else {
                     throw BatchSelectionError("selection q-tuning: token_budget=\(tokenBudget) must be in (0, 1]")
                 }
-                selector = QTuningSelector(sampleBudget: budget, tokenBudget: tokenBudget,
-                                           lambda: Double(try a.float("lambda", default: 0.5)),
+                let lambda = Double(try a.float("lambda", default: 0.5))
+                guard lambda >= 0 && lambda <= 1 else {
+                    throw BatchSelectionError("selection q-tuning: lambda=\(lambda) must be in [0, 1] (the neighbours' share of a token's smoothed PPL)")
+                }
+                selector = QTuningSelector(sampleBudget: budget, tokenBudget: tokenBudget, lambda: lambda,
                                            iterations: try a.int("iterations", default: 10, in: 1...100))
             case "loss": selector = try LossSelector(order: a.string("order", default: "highest"))
             case "learnability":
