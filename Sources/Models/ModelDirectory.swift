@@ -34,7 +34,7 @@ public enum ModelDirectory {
     /// Reads `config.json`, builds the architecture it names, and loads every parameter by
     /// its checkpoint key, checking shapes. With `lora`, the model also gets adapter tensors
     /// (checked against its modules, initialised by the caller: the checkpoint has none).
-    public static func load(_ dir: String, lora: LoRAConfig? = nil) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
+    public static func load(_ dir: String, lora: LoRAConfig? = nil, use: ModelUse = .training) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
         try checkIsModel(dir)
         let configPath = dir + "/config.json"
         let json = try JSONObjectFile.read(configPath)
@@ -47,7 +47,7 @@ public enum ModelDirectory {
             throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
         }
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
-        try ModelMemoryCheck.check(arch.plan, path: configPath)
+        try ModelMemoryCheck.check(arch.plan, path: configPath, use: use)
         let weights = try SafeTensorsCheckpoint(directory: dir)
         if lora == nil, let adapter = weights.names.first(where: LoRAConfig.isAdapterName) {
             // A LoRA run's checkpoint: loading only its base would silently drop the training.

@@ -8,19 +8,25 @@ public enum MemoryBudget {
     /// /proc/meminfo, which counts reclaimable caches), and what is left of an address-space
     /// limit (`ulimit -v`) after what is already mapped. nil when neither is known.
     public static func availableBytes() -> Int? {
-        var limits: [Int] = []
-        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
-            let kib = { (key: String) -> Int? in
-                meminfo.split(separator: "\n").first { $0.hasPrefix(key + ":") }
-                    .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") }
-            }
-            if let available = kib("MemAvailable") { limits.append((available + (kib("SwapFree") ?? 0)) * 1024) }
+        [physicalBytes(), addressSpaceBytes()].compactMap { $0 }.min()
+    }
+
+    /// Memory the kernel reports as available (`MemAvailable` + `SwapFree`).
+    public static func physicalBytes() -> Int? {
+        guard let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        let kib = { (key: String) -> Int? in
+            meminfo.split(separator: "\n").first { $0.hasPrefix(key + ":") }
+                .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") }
         }
+        return kib("MemAvailable").map { ($0 + (kib("SwapFree") ?? 0)) * 1024 }
+    }
+
+    /// What is left of an address-space limit (`ulimit -v`) after what is already mapped: mapped
+    /// memory counts there even untouched (a model's lazily mapped gradients).
+    public static func addressSpaceBytes() -> Int? {
         var rl = rlimit()
-        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &rl) == 0, rl.rlim_cur < rlim_t(Int.max) {
-            limits.append(max(0, Int(rl.rlim_cur) - mappedBytes()))
-        }
-        return limits.min()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &rl) == 0, rl.rlim_cur < rlim_t(Int.max) else { return nil }
+        return max(0, Int(rl.rlim_cur) - mappedBytes())
     }
 
     /// The process's virtual size now (/proc/self/statm, first field, in pages).

@@ -59,7 +59,7 @@ struct Select: ParsableCommand {
             args[key] = String(a[a.index(after: eq)...])
         }
         args["budget"] = "\(keep)"
-        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed) }
+        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed, use: .inference) }
         SameInputs.check("--model \(model)", model: m, tokenizer: tok)
         let limit = min(maxLength, m.maxSequenceLength)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in

@@ -24,7 +24,7 @@ struct Tokenize: ParsableCommand {
         if let path = self.tokenizer {
             tokenizer = try BPETokenizer(path: path)
         } else if let model {
-            tokenizer = try RunSetup.loadModel(model, seed: 0).1
+            tokenizer = try RunSetup.loadModel(model, seed: 0, use: .inference).1
         } else {
             tokenizer = ByteTokenizer()
         }

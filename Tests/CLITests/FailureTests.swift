@@ -137,6 +137,9 @@ final class FailureTests: XCTestCase {
             .write(toFile: dir + "/huge/config.json", atomically: true, encoding: .utf8)
         let r = assertFails(tiny + ["--model", dir + "/huge"], out: dir + "/o3", code: 5, "huge/config.json: the model has")
         XCTAssertTrue(r.stderr.contains("TiB (values and gradients), but only"), r.stderr)
+        let eval = CLI.sftDist(["eval", "--model", dir + "/huge", "--data", dir + "/none.jsonl"])
+        XCTAssertEqual(eval.status, 5, eval.all)
+        XCTAssertTrue(eval.stderr.contains("TiB (values), but only"), eval.stderr)
     }
 
     /// An MPI call that fails (here a broadcast from a rank that does not exist, on the last

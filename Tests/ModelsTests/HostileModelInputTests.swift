@@ -107,13 +107,23 @@ final class HostileModelInputTests: XCTestCase {
     /// passes, the same model against less memory does not.
     func testMemoryCheckUsesTheAvailableMemory() throws {
         let plan = GPT2Config(vocabSize: 256, contextLength: 64, embedDim: 32, layers: 2, heads: 2).layoutPlan
-        let bytes = plan.storeFloats! * ModelMemoryCheck.bytesPerParameter
+        let bytes = plan.storeFloats! * ModelMemoryCheck.bytesPerParameter(.training)
         XCTAssertEqual(plan.storeFloats, plan.layout.reduce(0) { $0 + ParameterStore.alignedCount($1.shape)! })
         XCTAssertNoThrow(try ModelMemoryCheck.check(plan, path: "c.json", available: bytes))
         XCTAssertThrowsError(try ModelMemoryCheck.check(plan, path: "c.json", available: bytes - 1)) {
             XCTAssertTrue("\($0)".hasPrefix("c.json: the model has \(plan.storeFloats!) parameters"), "\($0)")
         }
         XCTAssertNotNil(MemoryBudget.availableBytes())
+        // A model that only runs forward (eval, score, generate) never touches its mapped
+        // gradients: it needs half, and was refused at the training figure.
+        XCTAssertNoThrow(try ModelMemoryCheck.check(plan, path: "c.json", use: .inference, available: bytes / 2, addressSpace: nil))
+        XCTAssertThrowsError(try ModelMemoryCheck.check(plan, path: "c.json", use: .inference, available: bytes / 2 - 1, addressSpace: nil)) {
+            XCTAssertTrue("\($0)".contains("(values), but only"), "\($0)")
+        }
+        // Mapped, they still take address space under ulimit -v.
+        XCTAssertThrowsError(try ModelMemoryCheck.check(plan, path: "c.json", use: .inference, available: nil, addressSpace: bytes - 1)) {
+            XCTAssertTrue("\($0)".contains("of address space is left under ulimit -v"), "\($0)")
+        }
     }
 
     // MARK: non-finite weights

@@ -78,7 +78,7 @@ public struct RunSetup {
             if let path = recipe.refModel {
                 reference = Fatal.collective { () throws -> LanguageModel in
                     // With LoRA, the same (zero) adapters, so the layouts match and the reference is its base.
-                    let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora)
+                    let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora, use: .inference)
                     if let problem = SelectionProducer.referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
                     return m
                 }
@@ -156,12 +156,12 @@ public struct RunSetup {
 
     /// A preset name builds a fresh model with the byte tokenizer; anything else is a model
     /// directory.
-    public static func loadModel(_ spec: String, seed: UInt64) throws -> (LanguageModel, Tokenizer) {
+    public static func loadModel(_ spec: String, seed: UInt64, use: ModelUse = .training) throws -> (LanguageModel, Tokenizer) {
         let tokenizer = ByteTokenizer()
         if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
             return (GPT2(config: config, seed: seed), tokenizer)
         }
-        let (m, t) = try ModelDirectory.load(spec)
+        let (m, t) = try ModelDirectory.load(spec, use: use)
         return (m, t)
     }
 

@@ -79,7 +79,7 @@ public enum AdapterDirectory {
 
     /// `--model SPEC [--adapter DIR]` of eval, score and generate.
     public static func loadModel(_ spec: String, adapter: String?) throws -> (LanguageModel, Tokenizer) {
-        guard let adapter else { return try RunSetup.loadModel(spec, seed: 0) }
+        guard let adapter else { return try RunSetup.loadModel(spec, seed: 0, use: .inference) }
         return try loadModel(base: spec, adapter: adapter)
     }
 
@@ -95,7 +95,7 @@ public enum AdapterDirectory {
         }
         let (model, tokenizer): (LanguageModel, Tokenizer)
         do {
-            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora)
+            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora, use: .inference)
         } catch let e as UnknownLoRATarget {
             // The targets came from the adapter's config, not from a flag the user gave.
             let hint = e.onlyLayers == nil ? " (an adapter made for another model than \(base)?)" : ""

@@ -39,8 +39,8 @@ public enum LoRATraining {
 
     /// Builds the model of `spec` (a preset or a model directory) with `lora`'s adapters,
     /// initialised as peft does from `seed`; without `lora`, the model as it is.
-    public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?) throws -> (LanguageModel, Tokenizer) {
-        guard let lora else { return try RunSetup.loadModel(spec, seed: seed) }
+    public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?, use: ModelUse = .training) throws -> (LanguageModel, Tokenizer) {
+        guard let lora else { return try RunSetup.loadModel(spec, seed: seed, use: use) }
         let tokenizer = ByteTokenizer()
         let model: LanguageModel
         if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
@@ -49,7 +49,7 @@ public enum LoRATraining {
             (model as! LoRAAdaptable).initializeAdapters(seed: seed)
             return (model, tokenizer)
         }
-        let (m, t) = try ModelDirectory.load(spec, lora: lora)
+        let (m, t) = try ModelDirectory.load(spec, lora: lora, use: use)
         guard let adapted = m as? LoRAAdaptable else {
             throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: \(ModelDirectory.supportedModelTypes))")
         }

@@ -112,7 +112,7 @@ extension SelectionProducer {
 
     /// A frozen model of the trained one's shape.
     public static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
-        let (m, _) = try ModelDirectory.load(path)
+        let (m, _) = try ModelDirectory.load(path, use: .inference)
         if let problem = referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
         return m
     }
