@@ -143,6 +143,8 @@ struct Generate: ParsableCommand {
             Self.nonFiniteMessage(sourced[i].source, position: ids[i].count + gens[i].ids.count + 1)
         })
         if comm.isCoordinator {
+            noteContextLimit(gens.indices.filter { gens[$0].finish == .length && gens[$0].ids.count < maxNewTokens },
+                             of: gens.count, model: m)
             for (i, g) in gens.enumerated() {
                 let text = g.text ?? tok.decode(g.ids)
                 if json {
@@ -154,6 +156,14 @@ struct Generate: ParsableCommand {
             }
         }
         Runtime.finish()
+    }
+
+    /// Generation ends at the model's context as at --max-new-tokens (finish "length", as
+    /// transformers says), which silently gave shorter answers than asked for.
+    func noteContextLimit(_ rows: [Int], of count: Int, model m: LanguageModel) {
+        guard !rows.isEmpty else { return }
+        let which = count == 1 ? "the generation" : "\(rows.count) of \(count) generations"
+        FileHandle.standardError.write(Data("sft-dist: note: \(which) stopped at the model's context (\(m.maxSequenceLength) tokens, prompt included) before --max-new-tokens \(maxNewTokens)\n".utf8))
     }
 
     static func nonFiniteMessage(_ source: String, position: Int, end: String = "nothing written") -> String {
@@ -190,5 +200,7 @@ struct Generate: ParsableCommand {
         showPrompt()
         let final = Array(g.text ?? tok.decode(g.ids))
         print(shown < final.count ? String(final[shown...]) : "")
+        fflush(stdout)
+        noteContextLimit(g.finish == .length && g.ids.count < options.maxNewTokens ? [0] : [], of: 1, model: m)
     }
 }

@@ -72,4 +72,23 @@ final class GeneratePromptsTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(needle), "\(needle) in: \(r.all)")
         }
     }
+
+    /// Generation that reaches the model's context ends there (finish "length", as at
+    /// --max-new-tokens); the answer was silently shorter than asked for. tiny's context is 64.
+    func testGenerationStoppedByTheContextSaysSo() throws {
+        let dir = CLI.tempDir("gen-context")
+        try "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n".write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        let note = "stopped at the model's context (64 tokens, prompt included) before --max-new-tokens 500"
+        let batch = CLI.mpirun(2, ["generate", "--model", "tiny", "--prompts", dir + "/p.jsonl", "--max-new-tokens", "500", "--json"])
+        XCTAssertEqual(batch.status, 0, batch.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: 2 of 2 generations " + note, in: batch.stderr), 1, batch.all)
+        XCTAssertEqual(CLI.occurrences(of: "\"finish\": \"length\"", in: batch.stdout), 2, batch.all)
+        let one = CLI.sftDist(["generate", "--model", "tiny", "--prompt", "a", "--max-new-tokens", "500"])
+        XCTAssertEqual(one.status, 0, one.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: the generation " + note, in: one.stderr), 1, one.all)
+        // Within the context: no note.
+        let short = CLI.sftDist(["generate", "--model", "tiny", "--prompt", "a", "--max-new-tokens", "5"])
+        XCTAssertEqual(short.status, 0, short.all)
+        XCTAssertFalse(short.stderr.contains("stopped at the model's context"), short.all)
+    }
 }

@@ -126,17 +126,20 @@ final class MergeOutputSafetyTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "-"))
     }
 
-    func testMergeNamesEachBadInputAndRefusesDegenerateWeights() {
+    func testMergeNamesEachBadInputAndRefusesDegenerateWeights() throws {
         let out = CLI.tempDir("merge-inputs")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--out", out + "/a"] + Self.quiet).status, 0)
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--seed", "9", "--out", out + "/b"] + Self.quiet).status, 0)
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--lora-rank", "4", "--out", out + "/lora"] + Self.quiet).status, 0)
-        let a = out + "/a/model", b = out + "/b/model"
+        let a = out + "/a/model", b = out + "/b/model", copy = out + "/copy"
+        try FileManager.default.copyItem(atPath: a, toPath: copy)
         for (args, needle) in [([a, out + "/nonexist"], "nonexist: no such model directory (merge reads saved models"),
                                ([a, "tiny"], "tiny: no such model directory (merge reads saved models"),
                                ([a, out + "/lora/model"], "holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora"),
                                ([a, b, "--weights", "0,0"], "every weight is 0"),
-                               ([a, a, "--weights", "1,-1"], "the weighted sum is 0 in every tensor"),
+                               ([a, copy, "--weights", "1,-1"], "the weighted sum is 0 in every tensor"),
+                               // One directory under two names merged with itself: a copy, written as a merge.
+                               ([a, a + "/"], "are one model directory, which merged with itself gives a copy of it"),
                                ([a, b, "--weights", "1e300,1e300"], "beyond float32")] {
             let r = CLI.sftDist(["merge"] + args + ["--out", out + "/m"])
             XCTAssertEqual(r.status, 1, "\(args): \(r.all)")

@@ -28,6 +28,11 @@ public enum ModelMerge {
             // merge reads saved models only: no preset (a fresh random init), no adapter.
             try ModelDirectory.checkIsModel(d, for: .merge)
         }
+        // One model under several names (`merge A A/`, a symlink) averages it with itself: a copy.
+        let real = Set(dirs.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().standardizedFileURL.path })
+        if real.count == 1 {
+            throw ModelError("merge: \(dirs.map { RecipeError.quote($0) }.joined(separator: " and ")) are one model directory, which merged with itself gives a copy of it; give the models to average")
+        }
         // Whether each has the byte tokenizer (a BPE tokenizer.json is parsed once per model).
         let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }
         for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
