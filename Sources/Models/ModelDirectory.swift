@@ -141,13 +141,19 @@ public enum ModelDirectory {
     public enum Reader { case load, merge, export }
 
     /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.
-    public static func checkIsModel(_ dir: String, for reader: Reader = .load) throws {
+    /// A directory at `dir`, or the error `checkIsModel` gives for a missing one.
+    public static func checkExists(_ dir: String) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            switch reader {
-            case .load, .export: throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
-            case .merge: throw ModelError("\(dir): no such model directory (merge reads saved models, such as a run's OUT/model)")
-            }
+            throw ModelError("\(dir): no such model directory (or a preset: \(ModelPresets.names.joined(separator: ", ")))")
+        }
+    }
+
+    public static func checkIsModel(_ dir: String, for reader: Reader = .load) throws {
+        if reader != .merge { try checkExists(dir) }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw ModelError("\(dir): no such model directory (merge reads saved models, such as a run's OUT/model)")
         }
         if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
             switch reader {

@@ -20,6 +20,7 @@ struct Select: ParsableCommand {
     @Option(help: "Output JSONL: the kept rows.") var out: String
     @Option(help: "Scores JSONL (default: OUT with .scores.jsonl).") var scores: String?
     @Option(help: "Model directory or preset that scores.") var model = "default"
+    @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(name: .customLong("ref-model"), help: "Reference model directory (learnability).") var refModel: String?
     @Option(name: .customLong("method-arg"), help: "Selector parameter key=value (repeatable).") var methodArgs: [String] = []
     @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
@@ -44,10 +45,11 @@ struct Select: ParsableCommand {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
         SameInputs.check(settings: [("method", method), ("keep", "\(keep)"), ("method-arg", methodArgs.joined(separator: " ")),
                                     ("pool", pool.map { "\($0)" } ?? "all"), ("max-length", "\(maxLength)"), ("chat-template", chatTemplate),
-                                    ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes")])
+                                    ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes"), ("adapter", adapter == nil ? "no" : "yes")])
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
-                                                         inputDirectories: [("--model", model)] + (refModel.map { [("--ref-model", $0)] } ?? [])),
+                                                         inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])
+                                                             + (refModel.map { [("--ref-model", $0)] } ?? [])),
                     code: Fatal.Code.output)
         var args: [String: String] = [:]
         for a in methodArgs {
@@ -59,8 +61,10 @@ struct Select: ParsableCommand {
             args[key] = String(a[a.index(after: eq)...])
         }
         args["budget"] = "\(keep)"
-        let (m, tok) = Fatal.collective { try RunSetup.loadModel(model, seed: seed, use: .inference) }
-        SameInputs.check("--model \(model)", model: m, tokenizer: tok)
+        let (m, tok) = Fatal.collective {
+            try adapter.map { try AdapterDirectory.loadModel(base: model, adapter: $0) } ?? RunSetup.loadModel(model, seed: seed, use: .inference)
+        }
+        SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         let limit = min(maxLength, m.maxSequenceLength)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,

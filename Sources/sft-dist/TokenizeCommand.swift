@@ -8,7 +8,7 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print token ids of a text as JSON.")
 
     @Argument(help: "Text to tokenize (default: standard input).") var text: String?
-    @Option(help: "Model directory whose tokenizer to use (default: the byte tokenizer).") var model: String?
+    @Option(help: "Model or LoRA adapter directory whose tokenizer to use, or a preset (default: the byte tokenizer).") var model: String?
     @Option(help: "A Hugging Face tokenizer.json (tokenizer_config.json beside it is read too).") var tokenizer: String?
     @Flag(help: "Treat special-token strings as plain text.") var plain = false
 
@@ -24,7 +24,15 @@ struct Tokenize: ParsableCommand {
         if let path = self.tokenizer {
             tokenizer = try BPETokenizer(path: path)
         } else if let model {
-            tokenizer = try RunSetup.loadModel(model, seed: 0, use: .inference).1
+            // Only the tokenizer is read: loading the weights took a 0.5 B model's 2 GB to print
+            // ids, and an adapter directory (which holds its tokenizer) was refused.
+            var isDir: ObjCBool = false
+            if ModelPresets.names.contains(model), !(FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && isDir.boolValue) {
+                tokenizer = ByteTokenizer()
+            } else {
+                try ModelDirectory.checkExists(model)
+                tokenizer = try ModelDirectory.loadTokenizer(model)
+            }
         } else {
             tokenizer = ByteTokenizer()
         }

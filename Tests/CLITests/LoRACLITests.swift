@@ -89,6 +89,53 @@ final class LoRACLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(CLI.trainingRows(out).count, 2)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/adapter_config.json"))
+        // Learnability selection's reference the same way (it was refused: "the reference model
+        // has 1289280 parameters, the model (--model) 1299520").
+        let selected = CLI.mpirun(2, ["train", "--model", base + "/model", "--lora-rank", "2", "--selection", "learnability",
+                                      "--selection-pool", "2", "--ref-model", base + "/model", "--steps", "2",
+                                      "--out", out + "/selected"] + quiet, seconds: 120)
+        XCTAssertEqual(selected.status, 0, selected.all)
+        XCTAssertEqual(CLI.trainingRows(out + "/selected").count, 2)
+    }
+
+    /// `select --adapter` scores with base + adapter, as the merged model does (select had no
+    /// --adapter, and its message pointed to one); `tokenize` reads an adapter's tokenizer
+    /// without loading any weights.
+    func testSelectWithAnAdapterScoresAsTheMergedModel() throws {
+        let dir = CLI.tempDir("select-adapter")
+        let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "4", "--lr", "1e-2"]
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "40"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--lora-rank", "4", "--steps", "4",
+                                    "--out", dir + "/run"] + quiet).status, 0)
+        let base = dir + "/run/model-base", adapter = dir + "/run/model"
+        XCTAssertEqual(CLI.sftDist(["merge-lora", "--model", base, "--adapter", adapter, "--out", dir + "/merged"]).status, 0)
+        func lossScores(_ model: [String], _ name: String) throws -> [Double] {
+            let r = CLI.mpirun(2, ["select"] + model + ["--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
+                                                        "--out", dir + "/\(name).jsonl"])
+            XCTAssertEqual(r.status, 0, r.all)
+            return try String(contentsOfFile: dir + "/\(name).scores.jsonl", encoding: .utf8).split(separator: "\n").map {
+                try XCTUnwrap((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
+            }
+        }
+        let withAdapter = try lossScores(["--model", base, "--adapter", adapter], "adapter")
+        let merged = try lossScores(["--model", dir + "/merged"], "merged")
+        let plain = try lossScores(["--model", base], "base")
+        XCTAssertEqual(withAdapter.count, 40)
+        XCTAssertEqual(withAdapter.count, merged.count)
+        XCTAssertLessThanOrEqual(zip(withAdapter, merged).map { abs($0 - $1) }.max() ?? 1, 1e-4)
+        XCTAssertGreaterThan(zip(withAdapter, plain).map { abs($0 - $1) }.max() ?? 0, 1e-3, "the adapter changes the scores")
+        let refused = CLI.sftDist(["select", "--model", adapter, "--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
+                                   "--out", dir + "/x.jsonl"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("give its base with --model BASE --adapter \(adapter)"), refused.all)
+
+        // tokenize reads the tokenizer only: an adapter directory's, and a model's whose weights are gone.
+        try FileManager.default.removeItem(atPath: base + "/model.safetensors")
+        for model in [adapter, base, "tiny"] {
+            let t = CLI.sftDist(["tokenize", "--model", model, "hi"])
+            XCTAssertEqual(t.status, 0, t.all)
+            XCTAssertEqual(t.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "[104, 105]", model)
+        }
     }
 
     /// `bench --lora-rank`: the adapters start at zero, so the first loss equals full

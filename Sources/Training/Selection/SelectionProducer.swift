@@ -110,9 +110,11 @@ extension SelectionProducer {
         throw ModelError("out of memory: selection_pool \(c.pool) × batch_size \(c.batchSize) = \(c.candidates) candidates per step need about \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)) for their rows (\(meanTokens) tokens each on average), more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --selection-pool or --batch-size)", outOfMemory: true)
     }
 
-    /// A frozen model of the trained one's shape.
+    /// A frozen model of the trained one's shape. With LoRA, the same (zero) adapters, so the
+    /// layouts match and the reference is its base (without them a LoRA run was refused, the
+    /// adapters counted as parameters the reference lacked).
     public static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
-        let (m, _) = try ModelDirectory.load(path, use: .inference)
+        let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora, use: .inference)
         if let problem = referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
         return m
     }
