@@ -20,22 +20,28 @@ public struct GenerationConfig {
     public static func read(directory dir: String) throws -> GenerationConfig? {
         let path = dir + "/" + fileName
         guard let json = try JSONObjectFile.readIfPresent(path) else { return nil }
+        return GenerationConfig(json: json, eosTokenIds: try tokenIds("eos_token_id", in: json, path: path))
+    }
+
+    /// A token-id field (`eos_token_id`, `bos_token_id`) of `json`, read from `path`: an id or a
+    /// list of ids ≥ 0; none when absent or null. Anything else is refused naming the field.
+    public static func tokenIds(_ key: String, in json: [String: Any], path: String) throws -> [Int] {
         let fields = HFConfigFields(path: path, object: json)
         var ids: [Int] = []
-        if fields.has("eos_token_id") {
-            if let list = json["eos_token_id"] as? [Any] {
+        if fields.has(key) {
+            if let list = json[key] as? [Any] {
                 for (i, _) in list.enumerated() {
-                    let item = HFConfigFields(path: path, object: ["eos_token_id[\(i)]": list[i]])
-                    ids.append(try item.int("eos_token_id[\(i)]"))
+                    let item = HFConfigFields(path: path, object: ["\(key)[\(i)]": list[i]])
+                    ids.append(try item.int("\(key)[\(i)]"))
                 }
             } else {
-                ids = [try fields.int("eos_token_id")]
+                ids = [try fields.int(key)]
             }
         }
         if let bad = ids.first(where: { $0 < 0 }) {
-            throw fields.error("eos_token_id", "must hold token ids ≥ 0, got \(bad)")
+            throw fields.error(key, "must hold token ids ≥ 0, got \(bad)")
         }
-        return GenerationConfig(json: json, eosTokenIds: ids)
+        return ids
     }
 
     /// The file's bytes as a save writes them (keys sorted, so two saves of one model match).

@@ -38,6 +38,8 @@ public enum ModelDirectory {
         try checkIsModel(dir)
         let configPath = dir + "/config.json"
         let json = try JSONObjectFile.read(configPath)
+        // As generation_config.json's: an id that is not one (a string, 1.5, -5) was ignored.
+        for key in tokenIdFields.sorted() { _ = try GenerationConfig.tokenIds(key, in: json, path: configPath) }
         let tokenizer = try loadTokenizer(dir)
         let generation = try GenerationConfig.read(directory: dir)
         // Nothing is allocated until the config is known to fit in memory and the checkpoint

@@ -69,7 +69,8 @@ final class GenerationConfigCLITests: XCTestCase {
         XCTAssertTrue(m.stdout.contains("note: the models' generation_config.json differ; the merged model has b/model's"), m.all)
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/m/generation_config.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? NSDictionary },
                        ["eos_token_id": 61] as NSDictionary)
-        let same = CLI.sftDist(["merge", "b/model", "b/model", "--out", "m2"], cwd: dir)
+        try FileManager.default.copyItem(atPath: dir + "/b/model", toPath: dir + "/b-copy")
+        let same = CLI.sftDist(["merge", "b/model", "b-copy", "--out", "m2"], cwd: dir)
         XCTAssertEqual(same.status, 0, same.all)
         XCTAssertFalse(same.stdout.contains("note:"), same.all)
     }

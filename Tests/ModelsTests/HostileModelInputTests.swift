@@ -105,6 +105,34 @@ final class HostileModelInputTests: XCTestCase {
 
     /// The memory check compares with what is available, not a fixed size: a model that fits
     /// passes, the same model against less memory does not.
+    /// config.json's token ids are read as generation_config.json's: an id or a list of ids ≥ 0,
+    /// or null. A string, a fraction or a negative id was silently ignored (GPT-2) or dropped
+    /// from the stop ids (Llama); an id past vocab_size still loads, as in transformers.
+    func testConfigTokenIdsThatAreNotIdsAreRefused() throws {
+        let cases: [(String, String, Any, String)] = [
+            ("gpt2", "eos_token_id", "x", "field \"eos_token_id\" must be an integer"),
+            ("gpt2", "eos_token_id", 1.5, "field \"eos_token_id\" must be an integer"),
+            ("llama", "eos_token_id", -5, "field \"eos_token_id\" must hold token ids ≥ 0, got -5"),
+            ("llama", "eos_token_id", [1, "2"], "field \"eos_token_id[1]\" must be an integer"),
+            ("llama", "bos_token_id", true, "field \"bos_token_id\" must be an integer"),
+        ]
+        for (model, key, value, expected) in cases {
+            let dir = try copy(model)
+            var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+            cfg[key] = value
+            try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: dir + "/config.json"))
+            let e = loadError(dir)
+            XCTAssertTrue(e.hasPrefix(dir + "/config.json: ") && e.contains(expected), "\(key)=\(value): \(e)")
+        }
+        for value in [NSNull(), 99_999, [1, 2]] as [Any] {
+            let dir = try copy("gpt2")
+            var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+            cfg["eos_token_id"] = value
+            try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: dir + "/config.json"))
+            XCTAssertEqual(loadError(dir), "loaded", "eos_token_id=\(value)")
+        }
+    }
+
     func testMemoryCheckUsesTheAvailableMemory() throws {
         let plan = GPT2Config(vocabSize: 256, contextLength: 64, embedDim: 32, layers: 2, heads: 2).layoutPlan
         let bytes = plan.storeFloats! * ModelMemoryCheck.bytesPerParameter(.training)
