@@ -10,6 +10,9 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         let dir = CLI.tempDir("flags-at-default")
         let data = dir + "/d.jsonl"
         try "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        let scored = dir + "/scored.jsonl"
+        try ("{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\", \"reward\": 1, \"group\": 1}\n"
+             + "{\"prompt\": \"add 1 2 =\", \"completion\": \" 4\", \"reward\": 0, \"group\": 1}\n").write(toFile: scored, atomically: true, encoding: .utf8)
         let train = ["train", "--model", "tiny", "--dry-run", "--out", dir + "/out"]
         let cases: [([String], String)] = [
             (train + ["--selection-pool", "4"], "--selection-pool needs a selector (--selection NAME): without one it has no effect"),
@@ -23,6 +26,21 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             (train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "50"], "--eval-examples acts on the held-out set"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "token"], "--noise-kind chooses how --noise corrupts rows"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "completion"], "--noise-kind chooses how --noise corrupts rows"),
+            // Rollout flags at their defaults with an objective that does not sample.
+            (train + ["--rollouts", "8"], "--rollouts is read by the objectives that sample rollouts"),
+            (train + ["--rollout-temperature", "1.0"], "--rollout-temperature is read by the objectives that sample rollouts"),
+            (train + ["--steps-per-generation", "1"], "--steps-per-generation is read by the objectives that sample rollouts"),
+            (train + ["--scale-rewards", "group"], "--scale-rewards is read by the objectives that sample rollouts"),
+            // Scored data samples nothing, so its sampling flags did nothing (losses unchanged).
+            (train + ["--data", scored, "--scored-data", "--objective", "grpo", "--rollout-top-p", "0.3"],
+             "--rollout-top-p acts on sampling, and scored_data (--scored-data) trains on --data's samples without sampling"),
+            (train + ["--data", scored, "--scored-data", "--objective", "grpo", "--rollouts", "2"], "--rollouts acts on sampling"),
+            // Self-training other than superhf scores with --self-train-scorer; its rewards did nothing.
+            (train + ["--self-train", "rft", "--self-train-scorer", "task", "--reward", "exact"],
+             "--reward is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift), and by self-training superhf"),
+            // Self-training's own max_new_tokens replaces --max-new-tokens, which then did nothing.
+            (train + ["--self-train", "rft", "--self-train-scorer", "task", "--self-train-arg", "max_new_tokens=6",
+                      "--eval-examples", "0", "--max-new-tokens", "30"], "--max-new-tokens is the length of generated answers"),
         ]
         for (args, needle) in cases {
             let r = CLI.sftDist(args)
@@ -33,6 +51,9 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         for args in [train + ["--data", data, "--heldout-fraction", "0", "--eval-every", "1", "--eval-data", "x=\(data)"],
                      train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "0"],
                      train + ["--schedule", "linear", "--min-lr-ratio", "0.2"],
+                     train + ["--data", scored, "--scored-data", "--objective", "grpo", "--scale-rewards", "group"],
+                     train + ["--self-train", "rft", "--self-train-scorer", "task", "--max-new-tokens", "30"],
+                     train + ["--self-train", "rft", "--self-train-scorer", "regex", "--reward-arg", "regex.pattern=[0-9]+"],
                      ["make-data", "--out", "-", "--count", "2", "--noise", "0.5", "--noise-kind", "token"]] {
             let r = CLI.sftDist(args)
             XCTAssertEqual(r.status, 0, "\(args): \(r.all)")

@@ -99,10 +99,11 @@ final class HostileInputCLITests: XCTestCase {
     func testAbsurdModelFilesEndInOneLine() throws {
         let dir = CLI.tempDir("hostile-models")
         let deep = try model("gpt2", in: dir) { $0["n_layer"] = 1_000_000_000 }
-        expectOneLine(limited(["tokenize", "--model", deep, "hi"]), deep + "/config.json: the model has", code: 5)
+        // (tokenize --model reads only the tokenizer: these model files do not concern it.)
+        expectOneLine(limited(["score", "--model", deep, "--data", "/dev/null"]), deep + "/config.json: the model has", code: 5)
         expectOneLine(limited(["eval", "--model", deep, "--data", "/dev/null"]), deep + "/config.json: the model has", code: 5)
         let wide = try model("llama", in: dir) { $0["hidden_size"] = 1 << 40; $0["intermediate_size"] = 1 << 40; $0["head_dim"] = 8 }
-        expectOneLine(limited(["tokenize", "--model", wide, "hi"]), wide + "/config.json: the model's size overflows")
+        expectOneLine(limited(["eval", "--model", wide, "--data", "/dev/null"]), wide + "/config.json: the model's size overflows")
         let fifo = try model("qwen2", in: dir)
         try FileManager.default.removeItem(atPath: fifo + "/model.safetensors")
         XCTAssertEqual(mkfifo(fifo + "/model.safetensors", 0o644), 0)
@@ -110,7 +111,7 @@ final class HostileInputCLITests: XCTestCase {
         let zero = try model("gpt2", in: dir)
         try FileManager.default.removeItem(atPath: zero + "/config.json")
         try FileManager.default.createSymbolicLink(atPath: zero + "/config.json", withDestinationPath: "/dev/zero")
-        expectOneLine(limited(["tokenize", "--model", zero, "hi"]), zero + "/config.json: not a regular file (a character device)")
+        expectOneLine(limited(["eval", "--model", zero, "--data", "/dev/null"]), zero + "/config.json: not a regular file (a character device)")
         // A tokenizer.json the size of one with 10^6 added tokens (136 MB): refused before parsing.
         let big = dir + "/tokenizer.json"
         XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: Data("{".utf8)))
@@ -128,7 +129,7 @@ final class HostileInputCLITests: XCTestCase {
         expectOneLine(limited(["tokenize", "--tokenizer", compact, "hi"]), compact + ": more than 135168 JSON objects")
         let nan = try model("gpt2", in: dir)
         try Data(#"{"model_type": "gpt2", "n_embd": NaN}"#.utf8).write(to: URL(fileURLWithPath: nan + "/config.json"))
-        expectOneLine(limited(["tokenize", "--model", nan, "hi"]), "(NaN and Infinity are not JSON numbers)")
+        expectOneLine(limited(["eval", "--model", nan, "--data", "/dev/null"]), "(NaN and Infinity are not JSON numbers)")
     }
 
     /// A NaN weight: refused at load, naming the tensor, instead of `nan` in score's JSON.

@@ -68,6 +68,11 @@ final class ScoredDataCLITests: XCTestCase {
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\"}\n", [], "d.jsonl:3: a scored row needs advantage, or reward and group")
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": \"high\", \"group\": 1}\n", [],
                     "d.jsonl:3: reward must be a finite number")
+        // Finite as a double, inf in float32 (a non-finite loss at step 2, or reward_mean null).
+        for key in ["reward", "advantage"] {
+            try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"\(key)\": 1e39, \"group\": 1}\n", [],
+                        "d.jsonl:3: \(key) 1e+39 is beyond float32")
+        }
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": 1, \"group\": 2}\n", [],
                     "d.jsonl:3: group 2 has one reward")
         try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")

@@ -137,33 +137,41 @@ public struct Recipe: Codable, Equatable, Sendable {
             if deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
             if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }
         }
-        // Read by the evaluations' greedy answers, self-training and spin only.
-        if deliberate(k.maxNewTokens) && self.evalExamples == 0 && self.selfTrain == "none" && self.objective != "spin" {
+        // Read by the evaluations' greedy answers, self-training (unless its own
+        // max_new_tokens argument is given) and spin only.
+        let selfTrainReads = self.selfTrain != "none" && self.selfTrainArgs["max_new_tokens"] == nil
+        if deliberate(k.maxNewTokens) && self.evalExamples == 0 && !selfTrainReads && self.objective != "spin" {
             try refuse(k.maxNewTokens, "is the length of generated answers, in evaluations (--eval-examples N > 0), self-training and spin", off: k.evalExamples)
         }
     }
 
     /// The rollout keys are read by the objectives that sample (grpo, chord, srft, uft,
-    /// prefix-rft, relift: `requirements.rollouts`); of them `max_completion_length` and
-    /// `scale_rewards` also by `scored_data`, `rewards` and `reward_args` also by self-training.
-    /// Elsewhere (`--rollouts 8` with nll) they would be ignored, so they are refused.
+    /// prefix-rft, relift: `requirements.rollouts`) — not with `scored_data`, whose samples are
+    /// `--data`'s rows, which reads only `max_completion_length` and `scale_rewards` of them;
+    /// `rewards` and `reward_args` also by superhf's self-training. Elsewhere (`--rollouts 8`
+    /// with nll) they would be ignored, so they are refused, at their default value too.
     func checkRolloutKeysNeedASampler(objectiveSamples: Bool) throws {
-        guard !objectiveSamples else { return }
+        let samples = objectiveSamples && !self.scoredData
+        guard !samples else { return }
         let k = Recipe.declared
         var unread: [(any AnyRecipeKey, Bool)] = [
-            (k.prompts, self.prompts != nil), (k.rollouts, self.rollouts != k.rollouts.defaultValue),
-            (k.rolloutTemperature, self.rolloutTemperature != k.rolloutTemperature.defaultValue),
-            (k.rolloutTopP, self.rolloutTopP != k.rolloutTopP.defaultValue),
-            (k.stepsPerGeneration, self.stepsPerGeneration != k.stepsPerGeneration.defaultValue)]
+            (k.prompts, self.prompts != nil), (k.rollouts, deliberate(k.rollouts)),
+            (k.rolloutTemperature, deliberate(k.rolloutTemperature)), (k.rolloutTopP, deliberate(k.rolloutTopP)),
+            (k.stepsPerGeneration, deliberate(k.stepsPerGeneration))]
         if !self.scoredData {
-            unread += [(k.maxCompletionLength, self.maxCompletionLength != k.maxCompletionLength.defaultValue),
-                       (k.scaleRewards, self.scaleRewards != k.scaleRewards.defaultValue)]
+            unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards))]
         }
-        if self.selfTrain == "none" { unread += [(k.rewards, !self.rewards.isEmpty), (k.rewardArgs, !self.rewardArgs.isEmpty)] }
+        // SuperHF ranks its samples by the rewards; the other methods score with
+        // --self-train-scorer, which reward_args configure (`--reward-arg regex.pattern=…`).
+        if self.selfTrain != "superhf" && !self.scoredData { unread += [(k.rewards, !self.rewards.isEmpty)] }
+        if self.selfTrain == "none" && !self.scoredData { unread += [(k.rewardArgs, !self.rewardArgs.isEmpty)] }
         if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) && !switchedOff($0.0, by: k.selfTrain) }) {
-            let alsoSelfTraining = key.name == k.rewards.name || key.name == k.rewardArgs.name
-                ? ", and by self-training (--self-train, whose --self-train-scorer it configures)" : ""
-            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective) it would have no effect")
+            if self.scoredData {
+                throw RecipeError("\(named(key)) acts on sampling, and scored_data (--scored-data) trains on --data's samples without sampling: it would have no effect")
+            }
+            let alsoSelfTraining = key.name == k.rewards.name ? ", and by self-training superhf (--self-train superhf)"
+                : key.name == k.rewardArgs.name ? ", and by self-training (--self-train, whose --self-train-scorer it configures)" : ""
+            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective)\(self.selfTrain == "none" ? "" : " and --self-train \(self.selfTrain)") it would have no effect")
         }
     }
 

@@ -53,6 +53,11 @@ public enum ScoredRows {
             guard let n = number(v), n.doubleValue.isFinite else {
                 return .failure(JSONLReader.LineProblem("\(key) must be a finite number (got \(describe(v)))"))
             }
+            // Training is float32: 1e39 became inf (advantage: a non-finite loss at step 2;
+            // reward: "reward_mean": null in the metrics, exit 0).
+            guard Float(n.doubleValue).isFinite else {
+                return .failure(JSONLReader.LineProblem("\(key) \(describe(v)) is beyond float32 (|x| ≤ 3.4e38), which training computes in"))
+            }
             if key == "reward" { row.reward = n.doubleValue } else { row.advantage = n.doubleValue }
         }
         if let g = fields["group"] {
