@@ -176,6 +176,29 @@ final class SelfTrainCLITests: XCTestCase {
         refused(["--self-train", "ssr", "--self-train-scorer", "task", "--self-train-arg", "k=4"],
                 "self_train_args: k does nothing with --self-train ssr (its keys: ratio, prompts, max_new_tokens)")
 
+        // A prompt the task scorer cannot read, at the end of the file: refused at start-up (it
+        // ended the run at the round that drew it, 26 steps in, with no model saved).
+        let late = dir + "/late.jsonl"
+        try (String(contentsOfFile: data.unlabelled, encoding: .utf8) + "{\"prompt\": \"hello world\"}\n").write(toFile: late, atomically: true, encoding: .utf8)
+        refused(["--self-train", "semievol", "--unlabelled", late, "--self-train-scorer", "task"],
+                "late.jsonl:81: the task scorer reads a built-in task prompt (make-data)", dryRun: false)
+        refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "task", "--unlabelled", late],
+                "late.jsonl:81: the task scorer reads a built-in task prompt", dryRun: false)
+        let lateLabelled = dir + "/late-labelled.jsonl"
+        try (String(contentsOfFile: data.labelled, encoding: .utf8) + "{\"prompt\": \"hello\", \"completion\": \" world\"}\n")
+            .write(toFile: lateLabelled, atomically: true, encoding: .utf8)
+        let rft = CLI.sftDist(["train", "--model", "tiny", "--data", lateLabelled, "--heldout-fraction", "0", "--eval-examples", "0",
+                               "--steps", "1", "--quiet", "--self-train", "rft", "--self-train-scorer", "task", "--out", dir + "/rft-late"])
+        XCTAssertEqual(rft.status, 1, rft.all)
+        XCTAssertTrue(rft.stderr.contains("late-labelled.jsonl:61: the task scorer reads a built-in task prompt"), rft.all)
+
+        // SuperHF with no completion finished trains the round's steps on --data's answers: said.
+        let none = CLI.sftDist(base + ["--self-train", "superhf", "--objective", "superhf", "--reward", "format", "--steps", "2",
+                                       "--self-train-arg", "prompts=4", "--self-train-arg", "k=2", "--self-train-arg", "max_new_tokens=1",
+                                       "--out", dir + "/superhf-none"])
+        XCTAssertEqual(none.status, 0, none.all)
+        XCTAssertEqual(CLI.occurrences(of: "warning: self-training round 1 (step 1): superhf kept no completion", in: none.stderr), 1, none.all)
+
         // Unlabelled rows that carry completions: one warning naming the first, then the run goes on.
         let r = CLI.sftDist(base + ["--self-train", "semievol", "--unlabelled", data.labelled, "--out", dir + "/warned"])
         XCTAssertEqual(r.status, 0, r.all)

@@ -68,6 +68,11 @@ public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
         for row in outcome.replacements where row.ids.count <= maxLength { replacements[row.example] = row }
         pending = outcome.metrics + [("self_train_rows", Double(pool.count)), ("self_train_replaced", Double(replacements.count))]
         if fits.count < outcome.rows.count { pending.append(("self_train_rows_too_long", Double(outcome.rows.count - fits.count))) }
+        // SuperHF trains on its best completions only; with none (no completion finished) the
+        // round's steps train on --data's answers, which the method does not — say so.
+        if options.method == .superhf && pool.isEmpty && p.comm.isCoordinator {
+            FileHandle.standardError.write(Data("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): superhf kept no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible), so the steps until the next round train on --data's answers\n".utf8))
+        }
     }
 
     /// The step's batch: labelled rows (their replaced targets where a round replaced them),

@@ -32,15 +32,22 @@ public enum SelfTrainSetup {
             switch options.method {
             case .none: return (nil, options)
             case .semievol:
-                return (SemiEvolRound(unlabelled: try unlabelled(r.unlabelled!), options: options, scoring: scoring, seed: r.seed), options)
+                let prompts = try unlabelled(r.unlabelled!)
+                try checkTaskPrompts(prompts, scorers: scoring.map { [$0.scorer] } ?? [])
+                return (SemiEvolRound(unlabelled: prompts, options: options, scoring: scoring, seed: r.seed), options)
             case .superhf:
                 let prompts = try r.unlabelled.map(unlabelled) ?? labelledPrompts(setup).compactMap { $0 }
                 let rewards = try superHFRewards(r, scoring: scoring, objective: setup.objective, prompts: prompts)
+                try checkTaskPrompts(prompts, scorers: rewards.map(\.scorer) + (scoring.map { [$0.scorer] } ?? []))
                 return (SuperHFRound(candidates: prompts, options: options, rewards: rewards, scoring: scoring, seed: r.seed), options)
             case .rft:
-                return (RejectionSamplingRound(labelled: labelledPrompts(setup), options: options, scoring: scoring!, seed: r.seed), options)
+                let prompts = labelledPrompts(setup)
+                try checkTaskPrompts(prompts.compactMap { $0 }, scorers: [scoring!.scorer])
+                return (RejectionSamplingRound(labelled: prompts, options: options, scoring: scoring!, seed: r.seed), options)
             case .ssr, .s3ft:
-                return (SelfGeneratedTargetsRound(labelled: labelledPrompts(setup), options: options, scoring: scoring!, seed: r.seed,
+                let prompts = labelledPrompts(setup)
+                try checkTaskPrompts(prompts.compactMap { $0 }, scorers: [scoring!.scorer])
+                return (SelfGeneratedTargetsRound(labelled: prompts, options: options, scoring: scoring!, seed: r.seed,
                                                   paraphrase: options.method == .s3ft), options)
             }
         }
@@ -97,6 +104,16 @@ public enum SelfTrainSetup {
             throw RecipeError("\(p.source): reward \(f.name) compares with a reference answer and this prompt has none (\(r.unlabelled == nil ? "no answer" : "--unlabelled"))")
         }
         return rewards
+    }
+
+    /// The task scorer reads the rule from the end of each prompt, so every prompt a round may
+    /// draw is checked at start-up: a prompt that is not a built-in task ended the run at the
+    /// round that drew it (step 27 of 60, metrics and round files written, no model saved).
+    static func checkTaskPrompts(_ prompts: [SelfTrainPrompt], scorers: [Scorer]) throws {
+        guard scorers.contains(where: { $0 is TaskScorer }) else { return }
+        for p in prompts where TaskScorer.answer(toPromptEnding: p.text) == nil {
+            throw DataError("\(p.source): the task scorer reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(p.text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows with --chat-template plain, or another scorer)")
+        }
     }
 
     /// The training set's rows as prompts with their gold answers.
