@@ -138,4 +138,28 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "command"], "--reward-arg command.cmd=\"program args\" (train)")
         refused(["--reward", "command", "--reward-arg", "cmd=cat", "--reward-arg", "timeout=0"], "--reward-arg command.timeout= in train")
     }
+
+    /// A generation (or CHORD's demonstrations) too large for the memory is refused at start-up
+    /// as out of memory (exit 5, one line, nothing written): expert_share=0.9999999 asked for
+    /// 1.3·10⁸ demonstrations a step and filled 20 GB in 30 s; under `ulimit -v` a failed 14 GB
+    /// allocation trapped. `ulimit -v` bounds the memory the check sees.
+    func testAGenerationLargerThanTheMemoryIsRefusedAtStartUp() {
+        let dir = CLI.tempDir("grpo-memory")
+        for (extra, message) in [
+            (["--objective", "chord", "--objective-arg", "expert_share=0.9999999", "--batch-size", "16"],
+             "and 134217712 demonstrations a step (expert_share) needs about"),
+            (["--objective", "grpo", "--batch-size", "1048576", "--steps-per-generation", "64", "--steps", "64"],
+             "a generation of 67108864 rollouts (batch_size 1048576 × steps_per_generation 64"),
+        ] {
+            let out = dir + "/run-\(extra[1])"
+            let argv = [CLI.binary, "train", "--model", "tiny", "--reward", "task", "--rollouts", "4", "--micro-batch-size", "4",
+                        "--steps", "3", "--eval-examples", "0", "--out", out] + extra
+            let r = CLI.run(["bash", "-c", "ulimit -v 6000000; exec \"$@\"", "bash"] + argv, seconds: 120)
+            XCTAssertEqual(r.status, 5, r.all)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error: out of memory: ", in: r.stderr), 1, r.all)
+            XCTAssertTrue(r.stderr.contains(message), r.all)
+            XCTAssertFalse(r.stderr.contains("Fatal error"), r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written: \(r.all)")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import TensorCore
 
 extension RolloutProducer {
     /// The rollout producer a recipe describes, checked at start-up: reward functions (one at
@@ -31,6 +32,9 @@ extension RolloutProducer {
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)
+        let demonstrations = (setup.objective as? DemonstrationMixing)
+            .map { DemonstrationShare.count(share: $0.expertShare, rollouts: settings.batchSize) } ?? 0
+        try Self.checkGenerationMemory(settings, prompts: prompts, demonstrations: demonstrations, examples: setup.train.examples)
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))
@@ -39,11 +43,31 @@ extension RolloutProducer {
                 throw RecipeError("objective \(objective) puts each prompt's demonstration in its rollout group: its prompts must be the training rows of --data, not --prompts")
             }
             groupedDemonstrations = GroupedDemonstrations(examples: setup.train.examples, exampleOfPrompt: prompts.map { $0.example! })
-        } else if let mixing = setup.objective as? DemonstrationMixing {
-            demonstrations = DemonstrationShare(examples: setup.train.examples,
-                                                count: DemonstrationShare.count(share: mixing.expertShare, rollouts: settings.batchSize),
-                                                seed: r.seed)
+        } else if setup.objective is DemonstrationMixing {
+            self.demonstrations = DemonstrationShare(examples: setup.train.examples, count: demonstrations, seed: r.seed)
         }
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
+    }
+
+    /// A generation holds `batch_size × steps_per_generation` rollouts of up to the prompt plus
+    /// `max_completion_length` tokens, and each step its demonstrations (CHORD's `expert_share`
+    /// s gives s/(1−s) per rollout): about 24 bytes per token (ids, log-probs, mask, the
+    /// generation's own copy). One that cannot fit is refused at start-up (exit 5), as a
+    /// selection pool is: `expert_share=0.9999999` (1.3·10⁸ demonstrations a step) filled 20 GB
+    /// in 30 s, and under `ulimit -v` a 14 GB allocation ended the process with a trap.
+    static func checkGenerationMemory(_ s: RolloutSettings, prompts: [RolloutPrompt], demonstrations: Int, examples: [Example],
+                                      available: Int? = MemoryBudget.availableBytes()) throws {
+        let bytesPerToken = 24
+        let meanPrompt = prompts.isEmpty ? 0 : prompts.reduce(0) { $0 + $1.ids.count } / prompts.count
+        let meanExample = examples.isEmpty ? 0 : examples.reduce(0) { $0 + $1.ids.count } / examples.count
+        let (rollouts, o1) = s.batchSize.multipliedReportingOverflow(by: s.stepsPerGeneration)
+        let (rolloutTokens, o2) = rollouts.multipliedReportingOverflow(by: meanPrompt + s.maxCompletionLength)
+        let (demoTokens, o3) = demonstrations.multipliedReportingOverflow(by: meanExample)
+        let (tokens, o4) = rolloutTokens.addingReportingOverflow(demoTokens)
+        let (bytes, o5) = tokens.multipliedReportingOverflow(by: bytesPerToken)
+        let overflow = o1 || o2 || o3 || o4 || o5
+        guard let available, overflow || bytes > available else { return }
+        let demos = demonstrations > 0 ? " and \(demonstrations) demonstrations a step (expert_share)" : ""
+        throw ModelError("out of memory: a generation of \(overflow && o1 ? "more than Int.max" : "\(rollouts)") rollouts (batch_size \(s.batchSize) × steps_per_generation \(s.stepsPerGeneration), up to \(meanPrompt) + \(s.maxCompletionLength) tokens each)\(demos) needs about \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)), more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --batch-size, --steps-per-generation\(demonstrations > 0 ? ", --max-completion-length or expert_share" : " or --max-completion-length"))", outOfMemory: true)
     }
 }
