@@ -44,8 +44,15 @@ final class ResumeInputChangeTests: XCTestCase {
         let refused = CLI.sftDist(grpo + ["--resume", "latest"])
         XCTAssertEqual(refused.status, 1, refused.all)
         XCTAssertTrue(refused.stderr.contains("--prompts \(prompts) differs from the file the checkpoint's run read"), refused.all)
-        try original.write(toFile: prompts, atomically: true, encoding: .utf8)
-        let resumed = CLI.sftDist(grpo + ["--resume", "latest"])
+        // The same bytes under another path resume, as --data does (compared by content, the
+        // path was refused as "a different recipe"); no --prompts at all is refused.
+        let copy = dir + "/copy.jsonl"
+        try original.write(toFile: copy, atomically: true, encoding: .utf8)
+        let moved = grpo.map { $0 == prompts ? copy : $0 }
+        let resumed = CLI.sftDist(moved + ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.all)
+        let dropped = CLI.sftDist(grpo.filter { $0 != "--prompts" && $0 != prompts } + ["--resume", dir + "/g/checkpoints/step-000002"])
+        XCTAssertEqual(dropped.status, 1, dropped.all)
+        XCTAssertTrue(dropped.stderr.contains("the checkpoint's run read a --prompts file"), dropped.all)
     }
 }

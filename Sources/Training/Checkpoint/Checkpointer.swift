@@ -182,11 +182,21 @@ public final class Checkpointer {
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {
             throw CheckpointError("\(dir): the training data differs from the checkpoint's (\(state.trainingExamples) examples then, \(setup.train.count) now, or their content changed)")
         }
-        if let saved = state.unlabelledHash, let path = recipe.unlabelled, saved != unlabelledHash {
-            throw CheckpointError("\(dir): --unlabelled \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
-        }
-        if let saved = state.promptsHash, let path = recipe.prompts, saved != promptsHash {
-            throw CheckpointError("\(dir): --prompts \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
+        // Compared by content, as --data is: the same bytes under another path (a copy, a
+        // relative path) resume; a file given or dropped since is refused.
+        for (flag, saved, path, current) in [("--unlabelled", state.unlabelledHash, recipe.unlabelled, unlabelledHash),
+                                             ("--prompts", state.promptsHash, recipe.prompts, promptsHash)] {
+            switch (saved, path) {
+            case (nil, nil): break
+            case (nil, let path?):
+                throw CheckpointError("\(dir): the checkpoint's run read no \(flag) file, and this one reads \(path); resume without \(flag) or start a new run")
+            case (_?, nil):
+                throw CheckpointError("\(dir): the checkpoint's run read a \(flag) file (see \(dir)/recipe.yaml), and this one none; resume with that file or start a new run")
+            case (let saved?, let path?):
+                if saved != current {
+                    throw CheckpointError("\(dir): \(flag) \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
+                }
+            }
         }
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")

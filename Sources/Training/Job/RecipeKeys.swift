@@ -76,7 +76,8 @@ public struct RecipeKeys: Sendable {
     public let resume = RecipeKey<String?>("resume", nil, .optionalPath,
                                            "Continue from a checkpoint directory, or \"latest\" in OUT/checkpoints/.", resume: .mayChange)
     public let unlabelled = RecipeKey<String?>("unlabelled", nil, .optionalPath,
-                                               "Unlabelled prompts JSONL ({prompt} or {messages} without the answer) for --self-train semievol or superhf.")
+                                               "Unlabelled prompts JSONL ({prompt} or {messages} without the answer) for --self-train semievol or superhf.",
+                                               resume: .mayChange)   // its bytes are compared (Checkpointer.check)
     public let selfTrain = RecipeKey("self_train", "none", .oneOf(SelfTrainMethod.names),
                                      "Train on the model's own answers: semievol, rft, ssr, s3ft, superhf (see README, Self-training).")
     public let selfTrainEvery = RecipeKey("self_train_every", 100, .within(1...100_000_000),
@@ -101,7 +102,8 @@ public struct RecipeKeys: Sendable {
                                      resume: .mayChange)
 
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
-    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).")
+    public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).",
+                                            resume: .mayChange)   // the path may change; the bytes are compared (Checkpointer.check)
     public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
     public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(0, 1000, openLow: true), "Sampling temperature of the rollouts.")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
