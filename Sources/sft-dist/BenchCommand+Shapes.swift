@@ -31,8 +31,8 @@ extension Bench {
         if let m = model, ModelPresets.names.contains(m), !FileManager.default.fileExists(atPath: m) {
             throw RecipeError("--model takes a model directory; \(m) is a train preset, not benchmarked (the default model is gpt2-mini; --shape NAME for public shapes)")
         }
-        if rollouts && (zero != 0 || recompute || selection != nil || loraRank > 0) {
-            throw RecipeError("--rollouts times generation only: --zero, --recompute, --selection and --lora-rank are for the training step")
+        if rollouts && (zero != 0 || recompute || selection != nil || loraRank > 0 || overlapGradSync != nil) {
+            throw RecipeError("--rollouts times generation only: --zero, --recompute, --selection, --lora-rank and --[no-]overlap-grad-sync are for the training step")
         }
         if selection != nil && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
             throw RecipeError("--selection times its scoring pass on gpt2-mini's batch 8×256 only (not with --shape, --model, --batch-size or --seq-len)")

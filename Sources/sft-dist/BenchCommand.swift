@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     static let warmupSetting = Settings.warmupSteps.named("warmup", help: "Untimed warm-up steps.")
     @Option(generateTokensSetting) var generateTokens = 64
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
-          help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync = true
+          help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync: Bool?
     @Flag(help: "Benchmark rollout generation instead of training: --rollout-prompts prompts of 16 tokens, --generate-tokens sampled tokens each (T = 1), KV cache; --steps timed runs after --warmup.") var rollouts = false
     static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts; default 32).")
     @Option(rolloutPromptsSetting) var rolloutPrompts: Int?
@@ -65,7 +65,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let comm = Runtime.start(threads: threads)
         var o = Benchmark.Options(threads: BLAS.threads)
-        o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync
+        o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync ?? true
         o.zero = zero; o.recompute = recompute
         o.loraRank = loraRank
         let lead = comm.isCoordinator

@@ -38,6 +38,8 @@ final class BenchRolloutsTests: XCTestCase {
                                 (["--rollouts", "--zero", "1"], "--rollouts times generation only"),
                                 (["--rollouts", "--recompute"], "--rollouts times generation only"),
                                 (["--rollouts", "--selection", "random"], "--rollouts times generation only"),
+                                // Generation has no gradients to sync: the flag did nothing.
+                                (["--rollouts", "--no-overlap-grad-sync"], "--[no-]overlap-grad-sync are for the training step"),
                                 (["--seq-len", "16", "--selection", "random"], "--selection times its scoring pass on gpt2-mini's batch 8×256 only"),
                                 (["--rollouts", "--generate-tokens", "300"], "--generate-tokens 300: gpt2-mini's context of 256 tokens leaves 240"),
                                 (["--model", "tiny"], "--model takes a model directory; tiny is a train preset"),
