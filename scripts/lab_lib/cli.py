@@ -107,6 +107,8 @@ def write_outputs(out, doc):
 
 def reverdict(out):
     """Every verdict again from lab.json's per-seed numbers and each claim's written rule."""
+    if not os.path.exists(os.path.join(out, "lab.json")):
+        raise SystemExit(f"lab: --reverdict: {os.path.join(out, 'lab.json')} does not exist (give the --out of a finished lab run)")
     with open(os.path.join(out, "lab.json"), encoding="utf-8") as f:
         doc = json.load(f)
     for c in doc["claims"]:
