@@ -26,6 +26,11 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             (train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "50"], "--eval-examples acts on the held-out set"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "token"], "--noise-kind chooses how --noise corrupts rows"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "completion"], "--noise-kind chooses how --noise corrupts rows"),
+            // LoRA's flags at their defaults without --lora-rank (or with --lora-rank 0).
+            (train + ["--lora-alpha", "16"], "--lora-alpha needs lora_rank (--lora-rank r) > 0"),
+            (train + ["--lora-dropout", "0"], "--lora-dropout needs lora_rank"),
+            (train + ["--no-merge-lora"], "--merge-lora needs lora_rank"),
+            (train + ["--lora-rank", "0", "--lora-alpha", "16"], "--lora-alpha needs lora_rank"),
             // Rollout flags at their defaults with an objective that does not sample.
             (train + ["--rollouts", "8"], "--rollouts is read by the objectives that sample rollouts"),
             (train + ["--rollout-temperature", "1.0"], "--rollout-temperature is read by the objectives that sample rollouts"),

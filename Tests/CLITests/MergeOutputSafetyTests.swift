@@ -140,7 +140,9 @@ final class MergeOutputSafetyTests: XCTestCase {
                                ([a, copy, "--weights", "1,-1"], "the weighted sum is 0 in every tensor"),
                                // One directory under two names merged with itself: a copy, written as a merge.
                                ([a, a + "/"], "are one model directory, which merged with itself gives a copy of it"),
-                               ([a, b, "--weights", "1e300,1e300"], "beyond float32")] {
+                               ([a, b, "--weights", "1e300,1e300"], "beyond float32"),
+                               // Sums that underflow were said to "cancel".
+                               ([a, b, "--weights", "1e-46,1e-46"], "(the weights cancel, or are too small for float32)")] {
             let r = CLI.sftDist(["merge"] + args + ["--out", out + "/m"])
             XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
             XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.all)")

@@ -71,4 +71,21 @@ final class ModelSaveSafetyTests: XCTestCase {
         XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/model/model.safetensors")), before)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".tmp-") }, [])
     }
+
+    /// A plain run into the OUT of a LoRA run with --merge-lora and --ema replaced model/ and
+    /// left model-base/, model-ema/ (an adapter) and model-merged/ of the earlier run beside
+    /// it, silently: each is named in a warning (not deleted: it may be the only copy).
+    func testAnEarlierRunsModelsLeftBesideTheNewOneAreNamed() throws {
+        let out = CLI.tempDir("stale-models") + "/run"
+        let quiet = ["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-examples", "0", "--quiet", "--out", out]
+        XCTAssertEqual(CLI.sftDist(quiet + ["--lora-rank", "2", "--merge-lora", "--ema", "0.5"]).status, 0)
+        let plain = CLI.sftDist(quiet)
+        XCTAssertEqual(plain.status, 0, plain.all)
+        for name in ["model-base", "model-ema", "model-merged"] {
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: warning: \(out)/\(name) is an earlier run's, which this run does not replace", in: plain.stderr),
+                           1, plain.all)
+        }
+        let again = CLI.sftDist(quiet + ["--lora-rank", "2", "--merge-lora", "--ema", "0.5"])
+        XCTAssertFalse(again.stderr.contains("warning"), again.all)
+    }
 }

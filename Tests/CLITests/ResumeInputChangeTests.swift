@@ -55,4 +55,28 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(dropped.status, 1, dropped.all)
         XCTAssertTrue(dropped.stderr.contains("the checkpoint's run read a --prompts file"), dropped.all)
     }
+
+    /// The evaluated sets are compared by content too: `--eval-data add=mul.jsonl` on resume put
+    /// mul's numbers under add's series and retention row ("add 5.5327 → 4.2486": add.jsonl
+    /// before, mul.jsonl after), exit 0; so did another --heldout file. The same bytes under
+    /// another path, and a new name, still resume.
+    func testAnotherSetUnderAnEvaluatedNameIsRefusedAtResume() throws {
+        let dir = CLI.tempDir("resume-eval-data")
+        for (kind, seed) in [("add", "1"), ("mul", "2")] {
+            XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/\(kind).jsonl", "--kinds", kind, "--count", "20", "--seed", seed]).status, 0)
+        }
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "100"]).status, 0)
+        let run = ["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--heldout", dir + "/add.jsonl", "--batch-size", "8",
+                   "--steps", "6", "--save-every", "3", "--eval-every", "3", "--eval-examples", "0", "--quiet", "--out", dir + "/r"]
+        killAfterStep(run + ["--eval-data", "add=\(dir)/add.jsonl"], 4)
+        let other = CLI.sftDist(run + ["--eval-data", "add=\(dir)/mul.jsonl", "--resume", "latest"])
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("--eval-data add differs from the set the checkpoint's run evaluated under that name"), other.all)
+        let heldout = CLI.sftDist(run.map { $0 == dir + "/add.jsonl" ? dir + "/mul.jsonl" : $0 } + ["--eval-data", "add=\(dir)/add.jsonl", "--resume", "latest"])
+        XCTAssertEqual(heldout.status, 1, heldout.all)
+        XCTAssertTrue(heldout.stderr.contains("the held-out set (--heldout, or the split of --data) differs"), heldout.all)
+        try FileManager.default.copyItem(atPath: dir + "/add.jsonl", toPath: dir + "/add-copy.jsonl")
+        let same = CLI.sftDist(run + ["--eval-data", "add=\(dir)/add-copy.jsonl", "--eval-data", "mul=\(dir)/mul.jsonl", "--resume", "latest"])
+        XCTAssertEqual(same.status, 0, same.all)
+    }
 }

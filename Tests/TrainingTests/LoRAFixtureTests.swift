@@ -87,6 +87,10 @@ final class LoRAFixtureTests: XCTestCase {
         }
         let config = tmp + "/adapter_config.json"
         XCTAssertEqual(try variant { $0["use_dora"] = true }, "\(config): field \"use_dora\" must be false")
+        // A dropout outside [0, 1) was read as given (peft's LoraConfig refuses it).
+        for bad in [-1.0, 5.0] {
+            XCTAssertEqual(try variant { $0["lora_dropout"] = bad }, "\(config): field \"lora_dropout\" must be in [0, 1), got \(bad)")
+        }
         XCTAssertEqual(try variant { $0["peft_type"] = "IA3" }, "\(config): field \"peft_type\" is \"IA3\"; only LORA adapters are supported")
         XCTAssertEqual(try variant { $0["fan_in_fan_out"] = false },
                        "\(config): field \"fan_in_fan_out\" is false, but \(Self.root)/models/gpt2 stores its weights as Conv1D (needs true)")

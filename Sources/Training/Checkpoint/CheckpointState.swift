@@ -31,6 +31,10 @@ struct CheckpointState: Codable {
     /// XXH64 of `--prompts`' bytes: rollouts draw from them every generation, as above (nil: no
     /// such file, or a checkpoint from before this field).
     var promptsHash: String? = nil
+    /// XXH64 of each evaluated set's tokenized examples, by `--eval-data` name ("" for the
+    /// held-out set): a resumed run that evaluates another set under the same name would put
+    /// two sets in one metrics series and one retention row (nil: a checkpoint from before).
+    var evaluatedSetHashes: [String: String]? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).

@@ -57,7 +57,7 @@ public final class Checkpointer {
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
-                promptsHash: promptsHash)
+                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes)
             do {
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
@@ -70,6 +70,11 @@ public final class Checkpointer {
     private lazy var dataHash = CheckpointState.dataHash(setup.train.examples)
     private lazy var unlabelledHash: String? = recipe.unlabelled.flatMap(Self.fileHash)
     private lazy var promptsHash: String? = recipe.prompts.flatMap(Self.fileHash)
+    /// The sets the run evaluates, by `--eval-data` name ("" for the held-out set); the job
+    /// sets them once they are loaded.
+    public var evaluatedSets: [(name: String, examples: [Example])] = []
+    private lazy var evaluatedSetHashes: [String: String] = Dictionary(
+        evaluatedSets.map { ($0.name, XXHash64.hex(CheckpointState.dataHash($0.examples))) }, uniquingKeysWith: { a, _ in a })
     static func fileHash(_ path: String) -> String? { (try? XXHash64.hashFile(path)).map { XXHash64.hex($0.hash) } }
 
     /// Collective. With `resume` set, verifies and loads the checkpoint on every rank, trims
@@ -197,6 +202,12 @@ public final class Checkpointer {
                     throw CheckpointError("\(dir): \(flag) \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
                 }
             }
+        }
+        for (name, saved) in (state.evaluatedSetHashes ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let current = evaluatedSetHashes[name], current != saved else { continue }
+            let set = name.isEmpty ? "the held-out set (--heldout, or the split of --data)" : "--eval-data \(name)"
+            let series = name.isEmpty ? "eval_loss" : "eval_\(name)_*"
+            throw CheckpointError("\(dir): \(set) differs from the set the checkpoint's run evaluated under that name (the \(series) metrics and the retention table would mix two sets); resume with the same set\(name.isEmpty ? "" : ", or give this one another name")")
         }
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")

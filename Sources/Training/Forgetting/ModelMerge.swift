@@ -62,7 +62,7 @@ public enum ModelMerge {
         }
         // As for weights that are all 0: weights that cancel (1,-1 over one model) make nothing.
         if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {
-            throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel), which would write a model of zeros; nothing written")
+            throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel, or are too small for float32), which would write a model of zeros; nothing written")
         }
         let notes = try keepFirstGiven(dirs, templates: templates, generationConfigs: generationConfigs, into: first, tokenizer: tokenizer)
         let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")

@@ -216,8 +216,9 @@ public struct Recipe: Codable, Equatable, Sendable {
     func checkLoRAKeysNeedRank() throws {
         guard self.loraRank == 0 else { return }
         let k = Recipe.declared
-        let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, self.loraTargets != nil), (k.loraDropout, self.loraDropout != 0),
-                                               (k.loraAlpha, self.loraAlpha != k.loraAlpha.defaultValue), (k.mergeLora, self.mergeLora)]
+        // Given on the command line they are refused at their defaults too (`--lora-alpha 16`).
+        let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, deliberate(k.loraTargets)), (k.loraDropout, deliberate(k.loraDropout)),
+                                               (k.loraAlpha, deliberate(k.loraAlpha)), (k.mergeLora, deliberate(k.mergeLora))]
         if let (key, _) = set.first(where: { $0.1 && !switchedOff($0.0, by: k.loraRank) }) {
             throw RecipeError("\(named(key)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
         }

@@ -45,4 +45,11 @@ public struct RunOutputs {
         if r.mergeLora { dirs.append(merged) }
         return dirs
     }
+
+    /// Model directories an earlier run left in OUT that this one will not replace (a LoRA run's
+    /// model-merged beside a later full fine-tune's model): they do not match OUT/model.
+    public func staleModels(of r: Recipe) -> [String] {
+        let mine = Set(otherModels(of: r))
+        return [ema, loraBase, merged].filter { !mine.contains($0) && FileManager.default.fileExists(atPath: $0) }
+    }
 }

@@ -74,6 +74,8 @@ public enum AdapterDirectory {
             throw f.error("target_modules", "must be a non-empty list of module names (a regular expression is not supported)")
         }
         let dropout = try f.double("lora_dropout", default: 0)
+        // As --lora-dropout (and peft's LoraConfig): a probability; -1 and 5 were read as given.
+        guard dropout >= 0 && dropout < 1 else { throw f.error("lora_dropout", "must be in [0, 1), got \(dropout)") }
         return (LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, targets: targets), try f.bool("fan_in_fan_out", default: false))
     }
 

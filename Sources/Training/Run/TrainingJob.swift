@@ -58,6 +58,7 @@ public enum TrainingJob {
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
+        checkpoints.evaluatedSets = [("", setup.heldOut.examples)] + zip(evalSets.names, evalSets.datasets).map { ($0, $1.examples) }
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
@@ -65,6 +66,11 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
+        if lead {
+            for stale in outputs.staleModels(of: recipe) {
+                FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n".utf8))
+            }
+        }
         Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
         // The built-in data's files, for the user to read (every rank trains on them from memory).
         Fatal.agree(lead ? RunSetup.prepareOutput(recipe) : nil, code: Fatal.Code.output)
