@@ -142,7 +142,6 @@ public enum ModelDirectory {
     /// adapters (with --adapter); `merge` and `export` read saved models only.
     public enum Reader { case load, merge, export }
 
-    /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.
     /// A directory at `dir`, or the error `checkIsModel` gives for a missing one.
     public static func checkExists(_ dir: String) throws {
         var isDir: ObjCBool = false
@@ -151,11 +150,19 @@ public enum ModelDirectory {
         }
     }
 
+    /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.
     public static func checkIsModel(_ dir: String, for reader: Reader = .load) throws {
-        if reader != .merge { try checkExists(dir) }
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelError("\(dir): no such model directory (merge reads saved models, such as a run's OUT/model)")
+        let exists = FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue
+        switch reader {
+        case .load: try checkExists(dir)
+        case .merge, .export:
+            // Neither reads a preset (random weights): the message listed `tiny` as accepted.
+            let verb = reader == .merge ? "merge" : "export"
+            if !exists && ModelPresets.names.contains(dir) {
+                throw ModelError("\(dir): a preset, whose weights are random; \(verb) reads saved models, such as a run's OUT/model")
+            }
+            guard exists else { throw ModelError("\(dir): no such model directory (\(verb) reads saved models, such as a run's OUT/model)") }
         }
         if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
             switch reader {

@@ -17,6 +17,9 @@ public enum ReplaceableOutput {
             let i = resolved(input)
             if i == out { throw OutputError("\(dir): is the input \(input); write the result to another directory") }
             if i.hasPrefix(out + "/") { throw OutputError("\(dir): holds the input \(input); write the result to another directory") }
+            // Written inside the input, the output made it a directory with a subdirectory, which
+            // no later command took for a model.
+            if out.hasPrefix(i + "/") { throw OutputError("\(dir): is inside the input \(input); write the result to another directory") }
         }
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -97,6 +100,8 @@ public enum ReplaceableOutput {
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
                                           inputDirectories: [(String, String)] = []) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {
+            // An empty path was ": cannot write" after the other outputs were written.
+            if path.isEmpty { return "\(flag): an empty path; give a file" }
             if let problem = notAFileProblem(path) { return "\(flag) \(path): \(problem)" }
             let p = resolved(path)
             for (inFlag, input) in inputs where resolved(input) == p {

@@ -69,6 +69,10 @@ enum Runtime {
     /// and why, as train's log does (a template it did not recognise fell back to plain silently).
     static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator, chatTemplate: String, tokenizer: Tokenizer) {
         SameInputs.check("--data \(data)", examples: set.examples)
+        // A template named for data without {messages} rows lays nothing out (train's is saved
+        // with the model; these commands only read the data).
+        Fatal.agree(chatTemplate != ChatTemplate.auto && set.report.conversations == 0
+                    ? "--chat-template \(chatTemplate) lays out {messages} rows, and \(data) has none (prompt/completion rows are text): it would have no effect; drop --chat-template" : nil)
         if comm.isCoordinator && set.report.changedAnything {
             FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
         }

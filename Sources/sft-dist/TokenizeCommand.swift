@@ -26,8 +26,8 @@ struct Tokenize: ParsableCommand {
         } else if let model {
             // Only the tokenizer is read: loading the weights took a 0.5 B model's 2 GB to print
             // ids, and an adapter directory (which holds its tokenizer) was refused.
-            var isDir: ObjCBool = false
-            if ModelPresets.names.contains(model), !(FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && isDir.boolValue) {
+            // A preset (refused when ./NAME is also a model directory, as every --model is).
+            if try ModelPresets.named(model, vocabSize: ByteTokenizer().vocabSize) != nil {
                 tokenizer = ByteTokenizer()
             } else {
                 try ModelDirectory.checkExists(model)

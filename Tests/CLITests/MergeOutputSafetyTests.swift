@@ -35,6 +35,9 @@ final class MergeOutputSafetyTests: XCTestCase {
                                (mergeLoRA + [out + "/notes"], "is not a model directory"),
                                (["merge", p + "/A", p + "/B", "--out", p], "holds the input"),
                                (["merge", p + "/A", p + "/B", "--out", p + "/A"], "is the input"),
+                               // Inside an input: it then held a subdirectory and was no model any more.
+                               (mergeLoRA + [out + "/lora/model/sub"], "is inside the input"),
+                               (["export", "--model", p + "/A", "--out", p + "/A/sub"], "is inside the input"),
                                (["export", "--model", out + "/a/model", "--out", out + "/lora"], "holds checkpoints/")] {
             let r = CLI.sftDist(args)
             XCTAssertNotEqual(r.status, 0, "\(args): \(r.all)")
@@ -134,7 +137,7 @@ final class MergeOutputSafetyTests: XCTestCase {
         let a = out + "/a/model", b = out + "/b/model", copy = out + "/copy"
         try FileManager.default.copyItem(atPath: a, toPath: copy)
         for (args, needle) in [([a, out + "/nonexist"], "nonexist: no such model directory (merge reads saved models"),
-                               ([a, "tiny"], "tiny: no such model directory (merge reads saved models"),
+                               ([a, "tiny"], "tiny: a preset, whose weights are random; merge reads saved models"),
                                ([a, out + "/lora/model"], "holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora"),
                                ([a, b, "--weights", "0,0"], "every weight is 0"),
                                ([a, copy, "--weights", "1,-1"], "the weighted sum is 0 in every tensor"),

@@ -21,7 +21,10 @@ public struct GenerationScores {
 enum GenerationEval {
     static func run(model: LanguageModel, tokenizer: Tokenizer, examples: [Example], comm: Communicator,
                     options: EvalOptions) throws -> (GenerationScores?, [(prompt: String, expected: String, got: String)]) {
-        let candidates = Array(examples.indices.filter { examples[$0].answer != nil }.prefix(options.generationExamples))
+        // A row with an empty prompt has nothing to continue: generated, it was an empty answer
+        // held with confidence 1 (exp of no log-probs), skewing accuracy and calibration.
+        let candidates = Array(examples.indices.filter { examples[$0].answer != nil && examples[$0].promptLength > 0 }
+            .prefix(options.generationExamples))
         guard !candidates.isEmpty else { return (nil, []) }
         let shard = comm.shard
         let mine = shard.mine(candidates)
