@@ -172,6 +172,7 @@ final class ObjectiveGradientTests: XCTestCase {
         }
         let rejected: [(String, [String: String], String)] = [
             ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a finite number"),
+            ("power", ["alpha": "0x10"], "alpha=0x10 is not a finite number"),
             ("threshold", ["variant": "top-p", "q": "1"], "q must be in [0, 1)"),
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),
             ("threshold", ["variant": "middle"], "variant=middle"),

@@ -42,6 +42,10 @@ final class ObjectiveVectorTests: XCTestCase {
         try check("power", ["alpha": "8"], p: 0.9, loss: 0.071192, dzy: -0.043047)
         try check("power", ["alpha": "2"], p: 0.2, loss: 0.48, dzy: -0.032)
         try check("power", ["alpha": "2"], p: 0.9, loss: 0.095, dzy: -0.081)
+        // Small α: the loss tends to −log p (computed as −expm1(α log p)/α; 1 − p^α cancelled in
+        // float32 and gave 0 at α = 1e-9). Values from Python's math.expm1 in double.
+        try check("power", ["alpha": "1e-6"], p: 0.2, loss: 1.6094366, dzy: -0.7999987)
+        try check("power", ["alpha": "1e-9"], p: 0.2, loss: 1.6094379, dzy: -0.8)
     }
 
     func testThresholdVectors() throws {

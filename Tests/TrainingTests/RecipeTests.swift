@@ -37,6 +37,9 @@ final class RecipeTests: XCTestCase {
         assertRefused("steps: 1_000\n", "(got 1_000)")
         assertRefused("steps: 1:30\n", "(got 1:30)")
         assertRefused("lr: 1_0.5\n", "r.yaml:1: lr must be a finite number > 0 (got 1_0.5)")
+        // Hexadecimal floats too (Swift's Double reads them: lr 0x10 trained at 16).
+        assertRefused("lr: 0x10\n", "r.yaml:1: lr must be a finite number > 0 (got 0x10)")
+        assertRefused("grad_clip: 0x1p-9\n", "(got 0x1p-9")
         assertRefused("lr: !custom 0.001\n", "(got 0.001 with the tag !custom)")
         assertRefused("seed: 0x1f\n", "(got 0x1f)")
         assertRefused("data: \"a.jsonl\\0junk\"\n", "r.yaml:1: data must be a non-empty string (got a string holding a NUL character (\\0))")
@@ -118,6 +121,8 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(refused("batch_size", "9223372036854775807"), "--batch-size must be an integer in 1…1048576 (got 9223372036854775807)")
         XCTAssertEqual(refused("micro_batch_size", "-3"), "--micro-batch-size must be an integer in 1…65536 (got -3)")
         XCTAssertEqual(refused("lr", "nan"), "--lr must be a finite number > 0 (got nan)")
+        XCTAssertEqual(refused("lr", "0x10"), "--lr must be a finite number > 0 (got 0x10)")
+        XCTAssertEqual(refused("lr", "0x1p-9"), "--lr must be a finite number > 0 (got 0x1p-9)")
         XCTAssertEqual(refused("optimizer", "adam"), "--optimizer must be one of adamw, sgd (got adam)")
         XCTAssertEqual(refused("objective_args", "k"), "--objective-arg must be key=value pairs (a YAML mapping of names to scalars) (got k)")
         XCTAssertEqual(refused("watchdog_seconds", "inf"), "--watchdog must be a number in [0, 1e+07] (got inf)")

@@ -84,7 +84,16 @@ extension UInt64: RecipeValue {
 }
 
 extension Double: RecipeValue {
-    public static func fromYAML(_ node: Node) -> Double? { node.numberText.flatMap { Double($0) } }
+    public static func fromYAML(_ node: Node) -> Double? { node.numberText.flatMap(Double.init(decimal:)) }
+    public static func fromFlag(_ text: String, current: Double?) -> Double? { Double(decimal: text) }
+
+    /// A decimal number (or inf/nan, which the limits then name): Swift's `Double("0x10")` is
+    /// 16 and `Double("0x1p-9")` 0.00195, so `--lr 0x10` trained at lr 16, where integer keys
+    /// and the README refuse hexadecimal.
+    public init?(decimal text: String) {
+        guard !text.contains(where: { $0 == "x" || $0 == "X" }), let v = Double(text) else { return nil }
+        self = v
+    }
     public static func yamlShapeRefused(_ node: Node) -> String? { node.numberTagRefused }
 }
 

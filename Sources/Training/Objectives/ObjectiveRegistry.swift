@@ -78,7 +78,7 @@ public struct ObjectiveArgs {
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
         guard let s = values[key] else { return d }
-        guard let v = Float(s), v.isFinite else {
+        guard let d = Double(decimal: s), case let v = Float(d), v.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
         return v
