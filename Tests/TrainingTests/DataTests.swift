@@ -104,6 +104,14 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(readError(#"{"messages": []}"#), #"data.jsonl:1: "messages" is empty"#)
         XCTAssertEqual(readError(#"{"messages": [{"role": "assistant", "content": ""}]}"#),
                        "data.jsonl:1: empty completion (last assistant turn)")
+        // What the templates make empty: Llama 3 trims whitespace, Qwen3 splits off the think
+        // block; each trained only the end-of-turn token (or reasoning without a reply).
+        for content in [#"" \n ""#, #""<think>abc</think>""#, #""</think>""#, #""<think>a</think>\n\n""#] {
+            XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "# + content + "}]}"),
+                           "data.jsonl:1: empty completion (last assistant turn: nothing after its <think> block or whitespace)", content)
+        }
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [{"type": "function"}]}]}"#),
+                       #"data.jsonl:1: messages[1]: field "tool_calls" is not supported (tool calls would be left out of the turn the model trains on)"#)
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c", "messages": []}"#),
                        #"data.jsonl:1: has both "messages" and "prompt"/"completion"; use one format per line"#)
     }

@@ -127,4 +127,23 @@ final class PairBatchingTests: XCTestCase {
         XCTAssertEqual(read.pairs[2].pair.rejected, .messages([ChatMessage(role: .system, content: "s"), ChatMessage(role: .user, content: "u"),
                                                                 ChatMessage(role: .assistant, content: "r")]))
     }
+
+    /// A pair whose answers differ only past the cut is the same sequence twice: DPO's loss is
+    /// log 2 with no gradient on it (8 of 8 such pairs trained nothing, exit 0). Dropped and
+    /// counted as the pairs that truncation breaks are.
+    func testAPairMadeIdenticalByTheCutIsDropped() throws {
+        let long = String(repeating: "p", count: 40)
+        let rows = ["{\"prompt\": \"\(long)\", \"chosen\": \" the answer is 12\", \"rejected\": \" the answer is 13\"}",
+                    "{\"prompt\": \"q\", \"chosen\": \" 12\", \"rejected\": \" 13\"}"]
+        let path = NSTemporaryDirectory() + "cut-pairs-\(UUID().uuidString).jsonl"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(rows.joined(separator: "\n").utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let set = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 50)
+        XCTAssertEqual(set.pairCount, 1)
+        XCTAssertEqual(set.report.droppedIdenticalPairs, 1)
+        XCTAssertTrue(set.report.summary.contains("loaded 1 of 2 records") && set.report.summary.contains("dropped 1 whose chosen and rejected were the same once cut"),
+                      set.report.summary)
+        // Long enough to keep the difference: both pairs stay.
+        XCTAssertEqual(try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 64).pairCount, 2)
+    }
 }

@@ -32,6 +32,9 @@ public struct LoadReport: Sendable, Equatable {
     public var longest: Int = 0
     /// Of `truncated`, those left with no loss token (and so also in `droppedNoLossTokens`).
     public var cutToNothing: Int = 0
+    /// Preference pairs whose chosen and rejected sequences were the same once cut (the
+    /// difference lay past `maxLength`): DPO's loss is log 2 on them, with no gradient.
+    public var droppedIdenticalPairs: Int = 0
 
     public init(path: String, maxLength: Int, truncation: Truncation) {
         self.path = path
@@ -41,7 +44,7 @@ public struct LoadReport: Sendable, Equatable {
 
     /// Whether any record was cut or left out: `score`, `eval` and `select` say so (a dropped
     /// row is missing from their output, and `index` counts the rows kept).
-    public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens > 0 || !skippedLines.isEmpty }
+    public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens + droppedIdenticalPairs > 0 || !skippedLines.isEmpty }
 
     /// A note for the log when examples were longer than `maxLength` (nil when none were): how
     /// many, the longest, and what keeps them whole — `max_length`'s default, 64 tokens, fits the
@@ -52,6 +55,7 @@ public struct LoadReport: Sendable, Equatable {
         guard over > 0 else { return nil }
         let what = truncation == .drop ? "were left out"
             : "were cut (\(truncation.rawValue))" + (cutToNothing > 0 ? ", \(cutToNothing) of them to no trained token and so left out" : "")
+                + (droppedIdenticalPairs > 0 ? ", \(droppedIdenticalPairs) of them to a chosen and rejected that are the same, and so left out" : "")
         let limit = setting < context
             ? "max_length \(setting)" + (isDefault ? " (the default, sized for the built-in tasks)" : "")
             : "the model's context of \(context) tokens"
@@ -63,11 +67,12 @@ public struct LoadReport: Sendable, Equatable {
 
     /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     public var summary: String {
-        let kept = records - droppedTooLong - droppedNoLossTokens
+        let kept = records - droppedTooLong - droppedNoLossTokens - droppedIdenticalPairs
         var notes: [String] = []
         if truncated > 0 { notes.append("truncated \(truncated) (\(truncation.rawValue)) to \(maxLength) tokens") }
         if droppedTooLong > 0 { notes.append("dropped \(droppedTooLong) longer than \(maxLength) tokens") }
         if droppedNoLossTokens > 0 { notes.append("dropped \(droppedNoLossTokens) with no loss tokens left") }
+        if droppedIdenticalPairs > 0 { notes.append("dropped \(droppedIdenticalPairs) whose chosen and rejected were the same once cut") }
         if let first = skippedLines.first {
             let noun = skippedLines.count == 1 ? "line" : "lines"
             notes.append("skipped \(skippedLines.count) bad \(noun) (first: \(first))")

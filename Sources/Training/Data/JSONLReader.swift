@@ -313,6 +313,10 @@ public enum JSONLReader {
             guard let role = ChatMessage.Role(rawValue: roleName) else {
                 throw LineProblem("messages[\(index)]: unknown role \(JSONText.brief(roleName)) (expected system, user or assistant)")
             }
+            // The templates render tool calls into the turn; they were dropped without a word.
+            for field in ["tool_calls", "function_call"] where turn[field] != nil && !(turn[field] is NSNull) {
+                throw LineProblem("messages[\(index)]: field \"\(field)\" is not supported (tool calls would be left out of the turn the model trains on)")
+            }
             var reasoning: String? = nil
             if let r = turn["reasoning_content"], !(r is NSNull) {
                 guard let text = r as? String else { throw LineProblem(#"messages[\#(index)]: field "reasoning_content" must be a string"#) }
@@ -325,7 +329,19 @@ public enum JSONLReader {
             throw LineProblem(#""messages" has no assistant turn"#)
         }
         if lastAssistant.content.isEmpty { throw LineProblem("empty completion (last assistant turn)") }
+        // What the templates make of it: Llama 3's trims it, Qwen3's splits off a <think> block,
+        // so whitespace or a think block alone trained only the end-of-turn token (or the
+        // reasoning and no reply), where "" with reasoning_content was refused.
+        if !hasReply(lastAssistant.content) {
+            throw LineProblem("empty completion (last assistant turn: nothing after its <think> block or whitespace)")
+        }
         return messages
+    }
+
+    /// Whether an assistant turn has a reply: something other than whitespace after its last `</think>`.
+    static func hasReply(_ content: String) -> Bool {
+        let reply = content.range(of: "</think>", options: .backwards).map { content[$0.upperBound...] } ?? content[...]
+        return reply.contains { !$0.isWhitespace }
     }
 
     static func stringField(_ name: String, in fields: [String: Any]) throws -> String {

@@ -30,6 +30,8 @@ extension Dataset {
                 if lossTokenCount(fitted) == 0 { drop = \.droppedNoLossTokens; break }
                 sides.append(fitted)
             }
+            // The difference past the cut: the same sequence twice trains nothing (loss log 2).
+            if drop == nil, sides[0].ids == sides[1].ids, sides[0].lossMask == sides[1].lossMask { drop = \.droppedIdenticalPairs }
             if cut && drop != \.droppedTooLong { report.truncated += 1 }
             if cut && drop == \.droppedNoLossTokens { report.cutToNothing += 1 }
             if let drop { report[keyPath: drop] += 1; continue }
