@@ -26,6 +26,9 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             (train + ["--data", data, "--heldout-fraction", "0", "--eval-examples", "50"], "--eval-examples acts on the held-out set"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "token"], "--noise-kind chooses how --noise corrupts rows"),
             (["make-data", "--out", "-", "--count", "2", "--noise-kind", "completion"], "--noise-kind chooses how --noise corrupts rows"),
+            // The fraction at its default where nothing is split.
+            (train + ["--data", data, "--heldout", data, "--heldout-fraction", "0.05"], "--heldout-fraction has no effect with heldout"),
+            (train + ["--heldout-fraction", "0.05"], "--heldout-fraction has no effect on the built-in data"),
             // LoRA's flags at their defaults without --lora-rank (or with --lora-rank 0).
             (train + ["--lora-alpha", "16"], "--lora-alpha needs lora_rank (--lora-rank r) > 0"),
             (train + ["--lora-dropout", "0"], "--lora-dropout needs lora_rank"),
@@ -74,5 +77,20 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         XCTAssertTrue(saved.contains("selection_pool: 4\n") && saved.contains("min_lr_ratio: 0.1\n"), saved)
         let again = CLI.sftDist(["train", "--config", dir + "/a/recipe.yaml", "--out", dir + "/b", "--dry-run"])
         XCTAssertEqual(again.status, 0, again.all)
+    }
+
+    /// A split that rounds to no held-out row (0.05 of 8) evaluates nothing, as heldout_fraction
+    /// 0 does: --eval-every and --eval-examples were accepted and the run logged no evaluation.
+    func testEvalFlagsWithASplitThatLeavesNoHeldOutRowAreRefused() throws {
+        let dir = CLI.tempDir("eval-no-heldout")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "8"]).status, 0)
+        let base = ["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--steps", "1", "--quiet"]
+        for extra in [["--eval-every", "1"], ["--eval-examples", "5"]] {
+            let r = CLI.sftDist(base + extra + ["--out", dir + "/out"])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains("\(extra[0]) acts on the held-out set, and the split of \(dir)/d.jsonl (heldout_fraction 0.05 of 8 rows) leaves none"), r.all)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/metrics.jsonl"))
+        }
+        XCTAssertEqual(CLI.sftDist(base + ["--eval-examples", "0", "--out", dir + "/ok"]).status, 0)
     }
 }

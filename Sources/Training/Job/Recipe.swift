@@ -92,8 +92,9 @@ public struct Recipe: Codable, Equatable, Sendable {
             throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
         }
         try checkKeysThatWouldDoNothing()
-        if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue {
-            // The fraction splits a --data file; where no split happens it would be ignored.
+        if deliberate(Recipe.declared.heldoutFraction) {
+            // The fraction splits a --data file; where no split happens it would be ignored
+            // (given as a flag, at its default value too).
             if let h = self.heldout {
                 throw RecipeError("\(named(Recipe.declared.heldoutFraction)) has no effect with heldout (--heldout \(h)): the held-out set is that file")
             }

@@ -33,6 +33,14 @@ public enum TrainingJob {
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
+        // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
+        // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
+        if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {
+            let k = Recipe.declared
+            let key: (any AnyRecipeKey)? = recipe.deliberate(k.evalEvery) ? k.evalEvery
+                : recipe.evalExamples > 0 && recipe.deliberate(k.evalExamples) ? k.evalExamples : nil
+            Fatal.agree(key.map { "\(recipe.named($0)) acts on the held-out set, and the split of \(recipe.data) (heldout_fraction \(recipe.heldoutFraction) of \(setup.train.count) rows) leaves none: raise --heldout-fraction, give --heldout FILE or --eval-data NAME=FILE, or drop it" })
+        }
         let model = setup.model
         for (name, data) in zip(evalSets.names, evalSets.datasets) {   // rows cut or left out, as for --data
             if !data.report.skippedLines.isEmpty { say("--eval-data \(name): " + data.report.summary) }   // skip_bad_lines counts them
