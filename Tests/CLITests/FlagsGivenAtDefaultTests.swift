@@ -92,5 +92,10 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/metrics.jsonl"))
         }
         XCTAssertEqual(CLI.sftDist(base + ["--eval-examples", "0", "--out", dir + "/ok"]).status, 0)
+        // A chat template for data without {messages} lays nothing out (the log said "as requested").
+        let template = CLI.sftDist(base + ["--eval-examples", "0", "--chat-template", "llama3", "--out", dir + "/t"])
+        XCTAssertEqual(template.status, 1, template.all)
+        XCTAssertTrue(template.stderr.contains("--chat-template llama3 lays out {messages} rows, and the data has none"), template.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t/metrics.jsonl"))
     }
 }

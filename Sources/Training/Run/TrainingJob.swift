@@ -33,6 +33,13 @@ public enum TrainingJob {
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
+        // A template lays out {messages} rows; data with none (train, held-out, --eval-data) has
+        // nothing for it to do, though the log said "chat template: llama3 (as requested)".
+        let conversations = setup.train.report.conversations + setup.heldOut.report.conversations
+            + evalSets.datasets.reduce(0) { $0 + $1.report.conversations }
+        if recipe.deliberate(Recipe.declared.chatTemplate) && conversations == 0 && recipe.resume == nil {
+            Fatal.agree("\(recipe.named(Recipe.declared.chatTemplate)) \(recipe.chatTemplate) lays out {messages} rows, and the data has none (prompt/completion rows are text): it would have no effect; drop it")
+        }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
         if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {
