@@ -92,6 +92,8 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/metrics.jsonl"))
         }
         XCTAssertEqual(CLI.sftDist(base + ["--eval-examples", "0", "--out", dir + "/ok"]).status, 0)
+        // Turning evaluation off says what happens anyway: accepted (scripts pass it).
+        XCTAssertEqual(CLI.sftDist(base + ["--eval-examples", "0", "--eval-every", "0", "--out", dir + "/off"]).status, 0)
         // A chat template for data without {messages} lays nothing out (the log said "as requested").
         let template = CLI.sftDist(base + ["--eval-examples", "0", "--chat-template", "llama3", "--out", dir + "/t"])
         XCTAssertEqual(template.status, 1, template.all)

@@ -135,7 +135,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         // With no held-out set (heldout_fraction 0, no --heldout, no --eval-data) nothing is evaluated.
         if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty && self.resume == nil {
             let why = "acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"
-            if deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
+            if self.evalEvery > 0 && deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
             if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }
         }
         // Read by the evaluations' greedy answers, self-training (unless its own

@@ -44,7 +44,8 @@ public enum TrainingJob {
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
         if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {
             let k = Recipe.declared
-            let key: (any AnyRecipeKey)? = recipe.deliberate(k.evalEvery) ? k.evalEvery
+            // (--eval-every 0 says what happens anyway, and scripts pass it to turn evaluation off.)
+            let key: (any AnyRecipeKey)? = recipe.evalEvery > 0 && recipe.deliberate(k.evalEvery) ? k.evalEvery
                 : recipe.evalExamples > 0 && recipe.deliberate(k.evalExamples) ? k.evalExamples : nil
             Fatal.agree(key.map { "\(recipe.named($0)) acts on the held-out set, and the split of \(recipe.data) (heldout_fraction \(recipe.heldoutFraction) of \(setup.train.count) rows) leaves none: raise --heldout-fraction, give --heldout FILE or --eval-data NAME=FILE, or drop it" })
         }
