@@ -85,7 +85,7 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         let dir = CLI.tempDir("eval-no-heldout")
         XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "8"]).status, 0)
         let base = ["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--steps", "1", "--quiet"]
-        for extra in [["--eval-every", "1"], ["--eval-examples", "5"]] {
+        for extra in [["--eval-every", "1"], ["--eval-every", "-1"], ["--eval-examples", "5"]] {
             let r = CLI.sftDist(base + extra + ["--out", dir + "/out"])
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains("\(extra[0]) acts on the held-out set, and the split of \(dir)/d.jsonl (heldout_fraction 0.05 of 8 rows) leaves none"), r.all)
@@ -99,5 +99,27 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         XCTAssertEqual(template.status, 1, template.all)
         XCTAssertTrue(template.stderr.contains("--chat-template llama3 lays out {messages} rows, and the data has none"), template.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t/metrics.jsonl"))
+        // Unless the template lays out self-training's --unlabelled {messages} prompts.
+        try "{\"messages\": [{\"role\": \"user\", \"content\": \"add 1 2 =\"}]}\n".write(toFile: dir + "/u.jsonl", atomically: true, encoding: .utf8)
+        let unlabelled = CLI.sftDist(base + ["--eval-examples", "0", "--chat-template", "chatml", "--self-train", "superhf", "--objective", "superhf",
+                                             "--reward", "format", "--unlabelled", dir + "/u.jsonl", "--self-train-arg", "prompts=1",
+                                             "--self-train-arg", "k=2", "--self-train-arg", "max_new_tokens=2", "--out", dir + "/u"])
+        XCTAssertFalse(unlabelled.stderr.contains("lays out {messages} rows"), unlabelled.all)
+        XCTAssertEqual(unlabelled.status, 0, unlabelled.all)
+    }
+
+    /// Refusals added on 2026-12-04 spare a resumed run, whose keys must match a checkpoint
+    /// accepted when it started: here lora_alpha at its default from a recipe file, then the
+    /// same value as a flag on resume (refused in a new run).
+    func testARunResumedWithAFlagAtItsDefaultIsNotRefused() throws {
+        let dir = CLI.tempDir("resume-default-flag")
+        try "lora_alpha: 16\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let run = ["train", "--config", dir + "/r.yaml", "--model", "tiny", "--steps", "4", "--save-every", "2", "--eval-examples", "0",
+                   "--quiet", "--out", dir + "/out"]
+        XCTAssertEqual(CLI.sftDist(run).status, 0)
+        let fresh = CLI.sftDist(run.map { $0 == dir + "/out" ? dir + "/fresh" : $0 } + ["--lora-alpha", "16"])
+        XCTAssertEqual(fresh.status, 1, fresh.all)
+        let resumed = CLI.sftDist(run + ["--lora-alpha", "16", "--resume", dir + "/out/checkpoints/step-000002"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
     }
 }

@@ -103,8 +103,6 @@ final class HostileModelInputTests: XCTestCase {
         }
     }
 
-    /// The memory check compares with what is available, not a fixed size: a model that fits
-    /// passes, the same model against less memory does not.
     /// config.json's token ids are read as generation_config.json's: an id or a list of ids ≥ 0,
     /// or null. A string, a fraction or a negative id was silently ignored (GPT-2) or dropped
     /// from the stop ids (Llama); an id past vocab_size still loads, as in transformers.
@@ -133,6 +131,8 @@ final class HostileModelInputTests: XCTestCase {
         }
     }
 
+    /// The memory check compares with what is available, not a fixed size: a model that fits
+    /// passes, the same model against less memory does not.
     func testMemoryCheckUsesTheAvailableMemory() throws {
         let plan = GPT2Config(vocabSize: 256, contextLength: 64, embedDim: 32, layers: 2, heads: 2).layoutPlan
         let bytes = plan.storeFloats! * ModelMemoryCheck.bytesPerParameter(.training)

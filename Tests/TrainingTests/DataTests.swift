@@ -112,6 +112,8 @@ final class DataTests: XCTestCase {
         }
         XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [{"type": "function"}]}]}"#),
                        #"data.jsonl:1: messages[1]: field "tool_calls" is not supported (tool calls would be left out of the turn the model trains on)"#)
+        // An empty list (OpenAI-style exports) holds no call.
+        XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [], "function_call": null}]}"#))
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c", "messages": []}"#),
                        #"data.jsonl:1: has both "messages" and "prompt"/"completion"; use one format per line"#)
     }

@@ -189,12 +189,20 @@ public final class Checkpointer {
         }
         // Compared by content, as --data is: the same bytes under another path (a copy, a
         // relative path) resume; a file given or dropped since is refused.
-        for (flag, saved, path, current) in [("--unlabelled", state.unlabelledHash, recipe.unlabelled, unlabelledHash),
-                                             ("--prompts", state.promptsHash, recipe.prompts, promptsHash)] {
+        // A checkpoint from before the hashes (prompts: 2026-12-03, unlabelled: 12-02) has only
+        // the path it read: compared as the path, as it was then.
+        for (flag, saved, savedPath, path, current) in [
+            ("--unlabelled", state.unlabelledHash, state.recipe.unlabelled, recipe.unlabelled, unlabelledHash),
+            ("--prompts", state.promptsHash, state.recipe.prompts, recipe.prompts, promptsHash)] {
             switch (saved, path) {
             case (nil, nil): break
             case (nil, let path?):
-                throw CheckpointError("\(dir): the checkpoint's run read no \(flag) file, and this one reads \(path); resume without \(flag) or start a new run")
+                guard let savedPath else {
+                    throw CheckpointError("\(dir): the checkpoint's run read no \(flag) file, and this one reads \(path); resume without \(flag) or start a new run")
+                }
+                if savedPath != path {
+                    throw CheckpointError("\(dir): the checkpoint's run read \(flag) \(savedPath) (a checkpoint that predates content hashes, so compared by path), and this one \(path)")
+                }
             case (_?, nil):
                 throw CheckpointError("\(dir): the checkpoint's run read a \(flag) file (see \(dir)/recipe.yaml), and this one none; resume with that file or start a new run")
             case (let saved?, let path?):

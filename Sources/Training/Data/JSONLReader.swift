@@ -314,7 +314,8 @@ public enum JSONLReader {
                 throw LineProblem("messages[\(index)]: unknown role \(JSONText.brief(roleName)) (expected system, user or assistant)")
             }
             // The templates render tool calls into the turn; they were dropped without a word.
-            for field in ["tool_calls", "function_call"] where turn[field] != nil && !(turn[field] is NSNull) {
+            // (An empty list or object, as OpenAI-style exports write, holds no call.)
+            for field in ["tool_calls", "function_call"] where Self.holdsSomething(turn[field]) {
                 throw LineProblem("messages[\(index)]: field \"\(field)\" is not supported (tool calls would be left out of the turn the model trains on)")
             }
             var reasoning: String? = nil
@@ -336,6 +337,15 @@ public enum JSONLReader {
             throw LineProblem("empty completion (last assistant turn: nothing after its <think> block or whitespace)")
         }
         return messages
+    }
+
+    static func holdsSomething(_ value: Any?) -> Bool {
+        switch value {
+        case nil, is NSNull: return false
+        case let list as [Any]: return !list.isEmpty
+        case let object as [String: Any]: return !object.isEmpty
+        default: return true
+        }
     }
 
     /// Whether an assistant turn has a reply: something other than whitespace after its last `</think>`.

@@ -79,20 +79,24 @@ public struct Recipe: Codable, Equatable, Sendable {
         for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         let k = Recipe.declared
         let objective = try locating([k.objectiveArgs, k.objective]) { try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
-        try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts)
+        // Refusals added on 2026-12-04 (flags at their defaults, sampling keys with scored data,
+        // --reward beside rft/semievol) do not apply to a resumed run: its keys must match a
+        // checkpoint that was accepted when it started.
+        if self.resume == nil { try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts) }
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
         if !self.rewards.isEmpty { _ = try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) }
         let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
-        try checkLoRAKeysNeedRank()
+        if self.resume == nil { try checkLoRAKeysNeedRank() }
         if self.selection == "none" && deliberate(k.selectionPool) && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
         }
         try checkKeysThatWouldDoNothing()
-        if deliberate(Recipe.declared.heldoutFraction) {
+        if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue
+            || (deliberate(Recipe.declared.heldoutFraction) && self.resume == nil) {
             // The fraction splits a --data file; where no split happens it would be ignored
             // (given as a flag, at its default value too).
             if let h = self.heldout {
@@ -135,12 +139,12 @@ public struct Recipe: Codable, Equatable, Sendable {
         // With no held-out set (heldout_fraction 0, no --heldout, no --eval-data) nothing is evaluated.
         if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty && self.resume == nil {
             let why = "acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"
-            if self.evalEvery > 0 && deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
+            if self.evalEvery != 0 && deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
             if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }
         }
         // Read by the evaluations' greedy answers, self-training (unless its own
         // max_new_tokens argument is given) and spin only.
-        let selfTrainReads = self.selfTrain != "none" && self.selfTrainArgs["max_new_tokens"] == nil
+        let selfTrainReads = self.selfTrain != "none" && (self.selfTrainArgs["max_new_tokens"] == nil || self.resume != nil)
         if deliberate(k.maxNewTokens) && self.evalExamples == 0 && !selfTrainReads && self.objective != "spin" {
             try refuse(k.maxNewTokens, "is the length of generated answers, in evaluations (--eval-examples N > 0), self-training and spin", off: k.evalExamples)
         }

@@ -35,17 +35,19 @@ public enum TrainingJob {
         let evalSets = NamedEvalSets.load(setup)
         // A template lays out {messages} rows; data with none (train, held-out, --eval-data) has
         // nothing for it to do, though the log said "chat template: llama3 (as requested)".
+        // (Also GRPO's --prompts and self-training's --unlabelled, as RunSetup records it.)
         let conversations = setup.train.report.conversations + setup.heldOut.report.conversations
             + evalSets.datasets.reduce(0) { $0 + $1.report.conversations }
-        if recipe.deliberate(Recipe.declared.chatTemplate) && conversations == 0 && recipe.resume == nil {
-            Fatal.agree("\(recipe.named(Recipe.declared.chatTemplate)) \(recipe.chatTemplate) lays out {messages} rows, and the data has none (prompt/completion rows are text): it would have no effect; drop it")
+        if recipe.deliberate(Recipe.declared.chatTemplate) && conversations == 0 && recipe.resume == nil
+            && ![recipe.prompts, recipe.unlabelled].contains(where: { $0.map(ChatTemplateRecord.hasMessages) ?? false }) {
+            Fatal.agree("\(recipe.named(Recipe.declared.chatTemplate)) \(recipe.chatTemplate) lays out {messages} rows, and the data has none (prompt/completion rows are text; --prompts and --unlabelled none either): it would have no effect; drop it")
         }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
         if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {
             let k = Recipe.declared
             // (--eval-every 0 says what happens anyway, and scripts pass it to turn evaluation off.)
-            let key: (any AnyRecipeKey)? = recipe.evalEvery > 0 && recipe.deliberate(k.evalEvery) ? k.evalEvery
+            let key: (any AnyRecipeKey)? = recipe.evalEvery != 0 && recipe.deliberate(k.evalEvery) ? k.evalEvery
                 : recipe.evalExamples > 0 && recipe.deliberate(k.evalExamples) ? k.evalExamples : nil
             Fatal.agree(key.map { "\(recipe.named($0)) acts on the held-out set, and the split of \(recipe.data) (heldout_fraction \(recipe.heldoutFraction) of \(setup.train.count) rows) leaves none: raise --heldout-fraction, give --heldout FILE or --eval-data NAME=FILE, or drop it" })
         }
