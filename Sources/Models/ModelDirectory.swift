@@ -152,17 +152,17 @@ public enum ModelDirectory {
 
     /// Throws the message `reader` gives when `dir` is not a directory, or is a LoRA adapter.
     public static func checkIsModel(_ dir: String, for reader: Reader = .load) throws {
-        var isDir: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue
         switch reader {
         case .load: try checkExists(dir)
         case .merge, .export:
             // Neither reads a preset (random weights): the message listed `tiny` as accepted.
             let verb = reader == .merge ? "merge" : "export"
-            if !exists && ModelPresets.names.contains(dir) {
+            if ModelPresets.isOnlyPreset(dir) {
                 throw ModelError("\(dir): a preset, whose weights are random; \(verb) reads saved models, such as a run's OUT/model")
             }
-            guard exists else { throw ModelError("\(dir): no such model directory (\(verb) reads saved models, such as a run's OUT/model)") }
+            do { try checkExists(dir) } catch {
+                throw ModelError("\(dir): no such model directory (\(verb) reads saved models, such as a run's OUT/model)")
+            }
         }
         if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
             switch reader {

@@ -17,6 +17,13 @@ public enum ModelPresets {
         return config
     }
 
+    /// Whether `spec` can only mean a preset: a preset's name with no directory of that name
+    /// (commands that read saved models only say so instead of "no such directory").
+    public static func isOnlyPreset(_ spec: String) -> Bool {
+        var isDir: ObjCBool = false
+        return names.contains(spec) && !(FileManager.default.fileExists(atPath: spec, isDirectory: &isDir) && isDir.boolValue)
+    }
+
     public static func gpt2(_ name: String, vocabSize: Int) -> GPT2Config? {
         switch name {
         // The embedded default: ~1.3 M parameters, trains in a couple of minutes on 2 cores.

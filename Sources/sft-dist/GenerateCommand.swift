@@ -121,8 +121,10 @@ struct Generate: ParsableCommand {
             }
         }
         if let prompts { SameInputs.check("--prompts \(prompts)", file: prompts) }
-        Fatal.agree(prompts != nil && chatTemplate != ChatTemplate.auto && !ChatTemplateRecord.hasMessages(prompts!)
-                    ? "--chat-template \(chatTemplate) lays out {messages} rows, and \(prompts!) has none (prompt rows are text): it would have no effect; drop --chat-template" : nil)
+        if let prompts, chatTemplate != ChatTemplate.auto {
+            Fatal.agree(ChatTemplateRecord.unusedTemplate("--chat-template \(chatTemplate)", in: prompts, rows: "prompt rows are text",
+                                                          drop: "--chat-template", hasMessages: ChatTemplateRecord.hasMessages(prompts)))
+        }
         if comm.isCoordinator, let prompts, ChatTemplateRecord.hasMessages(prompts) { Runtime.noteChatTemplate(chatTemplate, tokenizer: tok) }
         let texts = sourced.map(\.text)
         let ids = sourced.map(\.ids)

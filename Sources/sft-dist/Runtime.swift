@@ -71,8 +71,9 @@ enum Runtime {
         SameInputs.check("--data \(data)", examples: set.examples)
         // A template named for data without {messages} rows lays nothing out (train's is saved
         // with the model; these commands only read the data).
-        Fatal.agree(chatTemplate != ChatTemplate.auto && set.report.conversations == 0
-                    ? "--chat-template \(chatTemplate) lays out {messages} rows, and \(data) has none (prompt/completion rows are text): it would have no effect; drop --chat-template" : nil)
+        Fatal.agree(chatTemplate == ChatTemplate.auto ? nil
+                    : ChatTemplateRecord.unusedTemplate("--chat-template \(chatTemplate)", in: data, rows: "prompt/completion rows are text",
+                                                        drop: "--chat-template", hasMessages: set.report.conversations > 0))
         if comm.isCoordinator && set.report.changedAnything {
             FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
         }

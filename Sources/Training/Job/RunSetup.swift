@@ -14,6 +14,9 @@ public struct RunSetup {
     public let heldOut: Dataset
     public let objective: Objective
     public let referenceModel: LanguageModel?
+    /// Whether what the model trains on has {messages} rows: --data's, or GRPO's --prompts /
+    /// self-training's --unlabelled (the chat template lays them out and is saved with the model).
+    public var trainsOnMessages = false
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
@@ -61,12 +64,9 @@ public struct RunSetup {
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
-        let recorded = Fatal.collective { () throws -> String? in
-            // What the model trains on: --data's rows, or GRPO's --prompts / self-training's --unlabelled.
-            let messages = train.report.conversations > 0
-                || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
-            return try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages)
-        }
+        let messages = train.report.conversations > 0
+            || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
+        let recorded = Fatal.collective { try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages) }
         if comm.isCoordinator, let recorded { log(recorded) }
 
         SameInputs.check("--model \(recipe.model)", generationConfig: model.generationConfig, comm: comm)
@@ -90,7 +90,7 @@ public struct RunSetup {
             }
         }
         return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
-                        objective: objective, referenceModel: reference)
+                        objective: objective, referenceModel: reference, trainsOnMessages: messages)
     }
 
     /// The training and held-out sets: preference pairs, the built-in tasks, or `--data`

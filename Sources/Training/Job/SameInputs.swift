@@ -103,7 +103,7 @@ public enum SameInputs {
         let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("OMPI_MCA_coll") }
         let defaulted = MPICommunicator.iallreduceDefaulted ? MPICommunicator.iallreduceAlgorithm.variable : ""
         // NUL cannot occur in an environment string: the one safe separator; after U+0001, the
-        // key whose value is the default (not compared).
+        // key whose value is sft-dist's default (compared all the same; the message names it so).
         let mine = settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }.joined(separator: "\u{0}")
         let root = comm.broadcast(mine + "\u{1}" + defaulted, root: 0)
         let rootParts = root.split(separator: "\u{1}", omittingEmptySubsequences: false)

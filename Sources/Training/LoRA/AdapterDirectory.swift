@@ -91,8 +91,7 @@ public enum AdapterDirectory {
         // A preset's weights are random, drawn from the training run's seed, which the adapter
         // does not record: loading one here gave another base than the adapter trained on, and
         // merges and scores that were silently wrong. The run saved that base as OUT/model-base.
-        var isDir: ObjCBool = false
-        if ModelPresets.names.contains(base), !(FileManager.default.fileExists(atPath: base, isDirectory: &isDir) && isDir.boolValue) {
+        if ModelPresets.isOnlyPreset(base) {
             throw ModelError("--model \(base) is a preset, whose random weights depend on the seed of the run that trained the adapter: give that run's base, OUT/model-base (written beside OUT/model), as --model")
         }
         let (model, tokenizer): (LanguageModel, Tokenizer)

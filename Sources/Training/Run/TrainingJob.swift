@@ -33,14 +33,15 @@ public enum TrainingJob {
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         let evalSets = NamedEvalSets.load(setup)
-        // A template lays out {messages} rows; data with none (train, held-out, --eval-data) has
-        // nothing for it to do, though the log said "chat template: llama3 (as requested)".
-        // (Also GRPO's --prompts and self-training's --unlabelled, as RunSetup records it.)
-        let conversations = setup.train.report.conversations + setup.heldOut.report.conversations
-            + evalSets.datasets.reduce(0) { $0 + $1.report.conversations }
-        if recipe.deliberate(Recipe.declared.chatTemplate) && conversations == 0 && recipe.resume == nil
-            && ![recipe.prompts, recipe.unlabelled].contains(where: { $0.map(ChatTemplateRecord.hasMessages) ?? false }) {
-            Fatal.agree("\(recipe.named(Recipe.declared.chatTemplate)) \(recipe.chatTemplate) lays out {messages} rows, and the data has none (prompt/completion rows are text; --prompts and --unlabelled none either): it would have no effect; drop it")
+        // A template lays out {messages} rows; data with none (what the model trains on, the
+        // held-out set, --eval-data) has nothing for it to do, though the log said "chat
+        // template: llama3 (as requested)".
+        let messages = setup.trainsOnMessages || setup.heldOut.report.conversations > 0
+            || evalSets.datasets.contains { $0.report.conversations > 0 }
+        if recipe.deliberate(Recipe.declared.chatTemplate) && recipe.resume == nil {
+            Fatal.agree(ChatTemplateRecord.unusedTemplate("\(recipe.named(Recipe.declared.chatTemplate)) \(recipe.chatTemplate)", in: "the data",
+                                                          rows: "prompt/completion rows are text; --prompts and --unlabelled none either",
+                                                          drop: "it", hasMessages: messages))
         }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
