@@ -13,6 +13,52 @@ extension Option where Value: ExpressibleByArgument {
     }
 }
 
+/// Float and Double flags read decimal numbers only. ArgumentParser reads them with Swift's
+/// `Float(_:)`, which takes hexadecimal (`eval --temperature 0x1` sampled at 1, `--watchdog 0x10`
+/// waited 16 s), where train's recipe keys and the README refuse it (`Double(decimal:)`).
+protocol DecimalFlag: ExpressibleByArgument {
+    init?(decimal text: String)
+}
+
+extension Float: DecimalFlag {
+    init?(decimal text: String) {
+        guard let d = Double(decimal: text) else { return nil }
+        self = Float(d)
+    }
+}
+
+extension Double: DecimalFlag {}
+
+struct NotDecimal: Error, CustomStringConvertible {
+    let description = "not a decimal number"
+}
+
+func decimalFlag<T: DecimalFlag>(_ text: String) throws -> T {
+    guard let value = T(decimal: text) else { throw NotDecimal() }
+    return value
+}
+
+extension Option where Value: DecimalFlag {
+    /// A transform hides the default from ArgumentParser's help, so the help says it.
+    init(wrappedValue: Value, _ setting: Setting<Value>) {
+        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(wrappedValue))"),
+                  transform: decimalFlag)
+    }
+}
+
+extension Option {
+    init<T: DecimalFlag>(_ setting: Setting<T>) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"), transform: decimalFlag)
+    }
+
+    init<T: DecimalFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text); default \(text)]"), transform: decimalFlag)
+    }
+}
+
 extension Option {
     init<T: ExpressibleByArgument>(_ setting: Setting<T>) where Value == T? {
         self.init(name: .customLong(setting.flag), parsing: .unconditional,

@@ -66,6 +66,15 @@ final class SettingLimitTests: XCTestCase {
         assertRefused(["bench", "--steps", "0"], "--steps must be an integer in 1…100000000 (got 0)")
         assertRefused(["bench", "--warmup=-1"], "--warmup must be an integer in 0…100000000 (got -1)")
         assertRefused(["make-data", "--out", "/dev/null", "--count", "100000000000"], "--count must be an integer in 1…10000000")
+        // Hexadecimal numbers, which Swift's Float/Double read (`--temperature 0x1` sampled at 1),
+        // are refused as train's keys refuse them.
+        for (args, flag) in [(eval + ["--temperature", "0x1"], "--temperature"), (generate + ["--top-p", "0x0.8"], "--top-p"),
+                             (eval + ["--watchdog", "0x10"], "--watchdog"), (eval + ["--scorer-timeout", "0x1p3"], "--scorer-timeout"),
+                             (["make-data", "--out", "/dev/null", "--noise", "0x0.1"], "--noise"),
+                             (["select", "--method", "loss", "--keep", "0x0.8", "--data", "x.jsonl", "--out", "/dev/null"], "--keep")] {
+            assertRefused(args, "invalid for '\(flag) <")
+            XCTAssertTrue(CLI.run([CLI.binary] + args, seconds: 30).stderr.hasSuffix(": not a decimal number\n"), "\(args)")
+        }
         // `help NAME` for a subcommand that does not exist printed the overview with exit 0.
         assertRefused(["help", "bogus"], "no subcommand 'bogus': sft-dist help lists them")
         assertRefused(["help", "train", "bogus"], "no subcommand 'bogus': sft-dist help lists them")
