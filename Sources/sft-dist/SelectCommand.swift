@@ -26,7 +26,9 @@ struct Select: ParsableCommand {
     @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
-    @Option(Settings.seed.named("seed", help: "Seed of a preset model's weights and of the selectors that draw (random).")) var seed: UInt64 = 1234
+    @Option(Settings.seed.named("seed", help: "Seed of a preset model's weights and of the selectors that draw (random, uds's sketch)."),
+            default: "1234") var seedFlag: UInt64?
+    var seed: UInt64 { seedFlag ?? 1234 }
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
 
@@ -38,6 +40,11 @@ struct Select: ParsableCommand {
         if let pool, !(1...100_000_000).contains(pool) { throw ValidationError("--pool must be an integer in 1…100000000 (got \(pool))") }
         guard method != "none" && SelectionRegistry.names.contains(method) else {
             throw ValidationError("--method must be one of \(SelectionRegistry.names.dropFirst().joined(separator: ", ")) (got \(method))")
+        }
+        // The seed draws a preset's random weights, random's rows and uds's sketch; a saved
+        // model scored by loss, learnability or q-tuning reads none of it.
+        if seedFlag != nil && !["random", "uds"].contains(method) && (adapter != nil || !ModelPresets.names.contains(model)) {
+            throw ValidationError("--seed draws a preset model's weights and --method random's and uds's choices; --method \(method) on the model directory \(model) draws nothing: drop --seed")
         }
     }
 

@@ -53,6 +53,17 @@ final class SelectCommandTests: XCTestCase {
             (["--method", "uds", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
              "--ref-model is read by --method learnability (the reference model's loss); --method uds does not read it: drop --ref-model"),
         ]
+        // A seed that draws nothing (a saved model, a selector that does not draw) was accepted.
+        let saved = HFModelCLITests.model("gpt2")
+        let r = CLI.sftDist(Array(base.dropLast(2)) + ["--model", saved, "--method", "loss", "--keep", "0.5", "--seed", "7"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--method loss on the model directory \(saved) draws nothing: drop --seed"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/o.jsonl"), "nothing written")
+        for accepted in [["--model", saved, "--method", "random"], ["--model", "tiny", "--method", "loss"]] {
+            let out = dir + "/seeded.jsonl"
+            let r = CLI.sftDist(Array(base.prefix(3)) + ["--out", out, "--keep", "0.5", "--seed", "7"] + accepted)
+            XCTAssertEqual(r.status, 0, "\(accepted): \(r.all)")
+        }
         for (extra, message) in cases {
             let r = CLI.sftDist(base + extra)
             XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
