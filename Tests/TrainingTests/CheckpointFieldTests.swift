@@ -129,6 +129,39 @@ final class CheckpointFieldTests: XCTestCase {
         }
     }
 
+    /// A checkpoint from before --prompts and --unlabelled were hashed (2026-12-02/03) holds
+    /// only the path its run read: the file under that path resumes, another path is refused
+    /// and says why the comparison is by path, and dropping the file is refused.
+    func testCheckpointFromBeforeInputHashesIsComparedByPath() throws {
+        var recipe = support.recipe(steps: 4, saveEvery: 2)
+        let prompts = support.dir + "/p.jsonl", copy = support.dir + "/copy.jsonl"
+        for path in [prompts, copy] { try "{\"prompt\": \"a\"}\n".write(toFile: path, atomically: true, encoding: .utf8) }
+        recipe.prompts = prompts
+        func checkpointer(_ recipe: Recipe) throws -> Checkpointer {
+            let setup = try support.makeSetup(recipe)
+            return Checkpointer(setup: setup, components: Trainer(setup: setup, comm: LocalCommunicator()).components,
+                                comm: LocalCommunicator(), log: { _ in })
+        }
+        let writer = try checkpointer(recipe)
+        writer.save(stepsDone: 2)
+        let good = recipe.out + "/checkpoints/step-000002"
+        XCTAssertNotNil(try CheckpointStore.readState(good).promptsHash, "a checkpoint of today holds the hash")
+        let old = try damaged(good, "before-hashes") { dir in try editState(dir) { $0["promptsHash"] = nil } }
+        XCTAssertNil(try CheckpointStore.readState(old).promptsHash)
+        XCTAssertEqual(try writer.load(old)?.state.step, 2, "the same path resumes")
+        var moved = recipe
+        moved.prompts = copy
+        XCTAssertThrowsError(try checkpointer(moved).load(old)) { error in
+            XCTAssertTrue("\(error)".contains("the checkpoint's run read --prompts \(prompts) (a checkpoint that predates content hashes, so compared by path), and this one \(copy)"), "\(error)")
+        }
+        XCTAssertEqual(try checkpointer(moved).load(good)?.state.step, 2, "with the hash, the same bytes under another path resume")
+        var dropped = recipe
+        dropped.prompts = nil
+        XCTAssertThrowsError(try checkpointer(dropped).load(old)) { error in
+            XCTAssertTrue("\(error)".contains("the checkpoint's run read a --prompts file"), "\(error)")
+        }
+    }
+
     /// A checkpoint of the former layout (`state.json` with per-kind fields, written before
     /// stateful components; psft, so with an old-policy file) still resumes, bit-exactly.
     func testFormerLayoutStillResumesExactly() throws {

@@ -191,11 +191,16 @@ public final class Checkpointer {
         // relative path) resume; a file given or dropped since is refused.
         // A checkpoint from before the hashes (prompts: 2026-12-03, unlabelled: 12-02) has only
         // the path it read: compared as the path, as it was then.
+        func dropped(_ flag: String) -> CheckpointError {
+            CheckpointError("\(dir): the checkpoint's run read a \(flag) file (see \(dir)/recipe.yaml), and this one none; resume with that file or start a new run")
+        }
         for (flag, saved, savedPath, path, current) in [
             ("--unlabelled", state.unlabelledHash, state.recipe.unlabelled, recipe.unlabelled, unlabelledHash),
             ("--prompts", state.promptsHash, state.recipe.prompts, recipe.prompts, promptsHash)] {
             switch (saved, path) {
-            case (nil, nil): break
+            case (nil, nil):
+                // A checkpoint from before the hashes whose run read the file.
+                if savedPath != nil { throw dropped(flag) }
             case (nil, let path?):
                 guard let savedPath else {
                     throw CheckpointError("\(dir): the checkpoint's run read no \(flag) file, and this one reads \(path); resume without \(flag) or start a new run")
@@ -204,7 +209,7 @@ public final class Checkpointer {
                     throw CheckpointError("\(dir): the checkpoint's run read \(flag) \(savedPath) (a checkpoint that predates content hashes, so compared by path), and this one \(path)")
                 }
             case (_?, nil):
-                throw CheckpointError("\(dir): the checkpoint's run read a \(flag) file (see \(dir)/recipe.yaml), and this one none; resume with that file or start a new run")
+                throw dropped(flag)
             case (let saved?, let path?):
                 if saved != current {
                     throw CheckpointError("\(dir): \(flag) \(path) differs from the file the checkpoint's run read (its content changed); resume with that file or start a new run")
