@@ -33,6 +33,13 @@ public struct HFConfigFields {
         return String(cString: n.objCType) == "c"
     }
 
+    /// A number written with a fraction or an exponent: JSONSerialization gives it Objective-C
+    /// type "d" (an integer literal "q" or "Q").
+    static func isFloat(_ n: NSNumber) -> Bool {
+        let type = String(cString: n.objCType)
+        return type == "d" || type == "f"
+    }
+
     private func describe(_ v: Any) -> String {
         if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
@@ -46,7 +53,8 @@ public struct HFConfigFields {
             throw error(field, "is missing")
         }
         let v = object[field]!
-        guard !Self.isBool(v), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else {
+        // 32.0 or 4e0 is a float to Python's json, which transformers then refuses as a size.
+        guard !Self.isBool(v), let n = v as? NSNumber, !Self.isFloat(n), n.doubleValue == n.doubleValue.rounded() else {
             throw error(field, "must be an integer, got \(describe(v))")
         }
         guard abs(n.doubleValue) < 1e15 else { throw error(field, "is \(describe(v)), out of range") }
@@ -78,8 +86,12 @@ public struct HFConfigFields {
         return (v as! NSNumber).boolValue
     }
 
+    /// An explicit null is refused even where the field has a default: transformers reads
+    /// `"hidden_act": null` as None (`ACT2FN[None]` fails), where null number fields such as
+    /// `num_key_value_heads` or `head_dim` mean the default there as here.
     public func string(_ field: String, default def: String? = nil) throws -> String {
         guard has(field) else {
+            if object[field] is NSNull { throw error(field, "must be a string, got null") }
             if let def { return def }
             throw error(field, "is missing")
         }

@@ -131,6 +131,7 @@ public struct LlamaConfig: Equatable, Sendable {
                   qkvBias: family == .qwen2 || attentionBias, oBias: attentionBias,
                   mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
                   slidingWindow: window)
+        if let w = slidingWindow, w < 2 { throw f.error("sliding_window", "must be ≥ 2, got \(w)") }
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
     }
 

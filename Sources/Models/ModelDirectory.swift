@@ -96,7 +96,7 @@ public enum ModelDirectory {
     /// by parts, the vocabulary size, and how to build the model.
     public static func architecture(_ json: [String: Any], path: String) throws
         -> (plan: ParameterLayoutPlan, vocabSize: Int, lora: LoRAArchitecture, build: (LoRAConfig?) -> LanguageModel) {
-        let modelType = json["model_type"] as? String ?? "?"
+        let modelType = try HFConfigFields(path: path, object: json).string("model_type")
         switch modelType {
         case "gpt2":
             let config = try GPT2Config(HFConfigFields(path: path, object: json))

@@ -104,12 +104,16 @@ final class HFModelTests: XCTestCase {
     // MARK: bad input: one line naming the file and the field
 
     /// Copies a fixture model, edits its config.json, and returns the load error.
+    /// A string value "FLOAT:x" is written as the bare number x (32.0 stays 32.0; JSONSerialization
+    /// would write 32).
     func loadError(_ dir: String, edit: (inout [String: Any]) -> Void, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let copy = tmp + "/edited-\(UUID().uuidString)"
         try FileManager.default.copyItem(atPath: Self.model(dir), toPath: copy)
         var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copy + "/config.json"))) as! [String: Any]
         edit(&cfg)
-        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: copy + "/config.json"))
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: cfg), as: UTF8.self)
+            .replacingOccurrences(of: #""FLOAT:([^"]*)""#, with: "$1", options: .regularExpression)
+        try text.write(toFile: copy + "/config.json", atomically: true, encoding: .utf8)
         do {
             _ = try ModelDirectory.load(copy)
             XCTFail("loaded despite the edit", file: file, line: line)
@@ -142,6 +146,15 @@ final class HFModelTests: XCTestCase {
             ("qwen2", "field \"layer_types\" has 0 entries", { $0["layer_types"] = [String]() }),
             ("qwen2", "field \"layer_types\" must be a list", { $0["layer_types"] = "full_attention" }),
             ("qwen2", "field \"layer_types\" entry 0 is not a string", { $0["layer_types"] = [1, 2] }),
+            // A hostile review: accepted where transformers fails (null activation; sizes that
+            // Python's json reads as floats), or refused naming the wrong field.
+            ("llama", "field \"hidden_act\" must be a string, got null", { $0["hidden_act"] = NSNull() }),
+            ("gpt2", "field \"activation_function\" must be a string, got null", { $0["activation_function"] = NSNull() }),
+            ("llama", "field \"hidden_size\" must be an integer, got 32.0", { $0["hidden_size"] = "FLOAT:32.0" }),
+            ("qwen2", "field \"num_attention_heads\" must be an integer, got 4.0", { $0["num_attention_heads"] = "FLOAT:4e0" }),
+            ("mistral-sharded", "field \"sliding_window\" must be ≥ 2, got 1", { $0["sliding_window"] = 1 }),
+            ("llama", "field \"model_type\" is missing", { $0["model_type"] = nil }),
+            ("llama", "field \"model_type\" must be a string, got 5", { $0["model_type"] = 5 }),
         ]
         for (dir, fragment, edit) in cases {
             let e = try loadError(dir, edit: edit)

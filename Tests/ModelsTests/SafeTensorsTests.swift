@@ -194,6 +194,13 @@ final class SafeTensorsTests: XCTestCase {
             p = try index(json)
             assertError(kind, [p + ": " + message]) { _ = try SafeTensorsCheckpoint(directory: dir) }
         }
+        // A shard's tensor the map does not list, or puts in another shard, was skipped silently.
+        _ = try write("s3.safetensors", [("w", [1], [5]), ("extra", [1], [6])])
+        for (json, message) in [(#"{"weight_map": {"w": "s3.safetensors"}}"#, #"holds tensor "extra", and model.safetensors.index.json's weight_map does not list it"#),
+                                (#"{"weight_map": {"w": "s1.safetensors", "extra": "s3.safetensors"}}"#, #"holds tensor "w", and model.safetensors.index.json's weight_map puts it in s1.safetensors"#)] {
+            _ = try index(json)
+            assertError(.invalidIndex, [path("s3.safetensors") + ": " + message]) { _ = try SafeTensorsCheckpoint(directory: dir) }
+        }
         _ = try index(#"{"weight_map": {"w": "s2.safetensors"}}"#)
         assertError(.io, [path("s2.safetensors") + ": cannot open: No such file or directory"]) { _ = try SafeTensorsCheckpoint(directory: dir) }
     }

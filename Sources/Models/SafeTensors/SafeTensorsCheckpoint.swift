@@ -7,7 +7,7 @@ import Foundation
 ///
 /// Each shard is opened (mapped and validated) once, up front, so a broken shard fails loading
 /// before any weight is copied, and the index is cross-checked against the shards: every name it
-/// lists must exist in the shard it points to.
+/// lists must exist in the shard it points to, and every tensor of a shard must be listed there.
 public final class SafeTensorsCheckpoint: @unchecked Sendable {
     public static let singleFileName = "model.safetensors"
     public static let indexFileName = "model.safetensors.index.json"
@@ -61,6 +61,16 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
                 throw SafeTensorsError(.invalidIndex, file: index, "weight_map puts \"\(name)\" in \(shard), which has no such tensor")
             }
             fileForName[name] = f
+        }
+        // The other way round too: a shard's tensor the map does not list (or puts in another
+        // shard) would be skipped silently, where one model.safetensors refuses a tensor that
+        // is not a parameter.
+        for (shard, f) in shards {
+            for name in f.names.sorted() where weightMap[name] != shard {
+                let elsewhere = weightMap[name].map { "puts it in \($0)" } ?? "does not list it"
+                throw SafeTensorsError(.invalidIndex, file: (directory as NSString).appendingPathComponent(shard),
+                                       "holds tensor \"\(name)\", and \(Self.indexFileName)'s weight_map \(elsewhere)")
+            }
         }
         self.source = directory
         self.files = shards.keys.sorted().map { shards[$0]! }
