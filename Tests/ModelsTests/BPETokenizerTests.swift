@@ -200,6 +200,14 @@ final class BPETokenizerTests: XCTestCase {
         XCTAssertThrowsError(try BPETokenizer(path: dir + "/tokenizer.json")) {
             XCTAssertTrue("\($0)".contains("tokenizer_config.json: field \"eos_token\" is \"<|nope|>\""), "\($0)")
         }
+        // Of another type: eos_token 5 was reported missing, a pad_token 5 became eos silently.
+        for (config, field, kind) in [(#"{"eos_token": 5}"#, "eos_token", "a number"), (#"{"eos_token": "<|endoftext|>", "pad_token": 5}"#, "pad_token", "a number"),
+                                      (#"{"eos_token": "<|endoftext|>", "bos_token": ["<|endoftext|>"]}"#, "bos_token", "a list")] {
+            try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+            XCTAssertThrowsError(try BPETokenizer(path: dir + "/tokenizer.json")) {
+                XCTAssertTrue("\($0)".hasSuffix("tokenizer_config.json: field \"\(field)\" must be a token (a string, or an object with a string \"content\"), got \(kind)"), "\($0)")
+            }
+        }
     }
 
     /// Which file names the special tokens, as transformers 5.24 reads them (checked with

@@ -99,17 +99,25 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             map = try JSONObjectFile.parse(d, path: mapPath)
         }
         func name(_ v: Any?) -> String? { v as? String ?? (v as? [String: Any])?["content"] as? String }
-        /// The token a field names and the file that names it.
-        func tokenName(_ field: String) -> (name: String, file: String)? {
-            if let n = name(map[field]) { return (n, mapPath) }
-            return name(config[field]).map { ($0, configPath) }
+        /// The token a field names and the file that names it. A field of another type (a
+        /// number, a list) is refused: read as absent, eos_token 5 was reported missing and a
+        /// pad_token 5 silently became the end-of-text token.
+        func tokenName(_ field: String) throws -> (name: String, file: String)? {
+            for (fields, file) in [(map, mapPath), (config, configPath)] {
+                guard let v = fields[field], !(v is NSNull) else { continue }
+                guard let n = name(v) else {
+                    throw ModelError("\(file): field \"\(field)\" must be a token (a string, or an object with a string \"content\"), got \(v is NSNumber ? "a number" : v is [Any] ? "a list" : "an object without a string content")")
+                }
+                return (n, file)
+            }
+            return nil
         }
         func idOf(_ named: (name: String, file: String), field: String) throws -> Int32 {
             let n = named.name
             if let id = specials[n] ?? parsed.added.first(where: { $0.content == n })?.id ?? parsed.model.vocab[n] { return id }
             throw ModelError("\(named.file): field \"\(field)\" is \(JSONText.brief(n)), which is not a token of \(path)")
         }
-        if let eos = tokenName("eos_token") {
+        if let eos = try tokenName("eos_token") {
             eosId = try idOf(eos, field: "eos_token")
             eosNote = nil
         } else if let id = specials["<|endoftext|>"] ?? parsed.model.vocab["<|endoftext|>"] {
@@ -120,7 +128,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             throw ModelError("\(named) and \(path) has no <|endoftext|> token: no end-of-text token to end examples with (add tokenizer_config.json with \"eos_token\")")
         }
         padId = try tokenName("pad_token").map { try idOf($0, field: "pad_token") } ?? eosId
-        if let b = tokenName("bos_token") {
+        if let b = try tokenName("bos_token") {
             // Only a BOS the tokenizer itself would add (post-processor template) is added by us.
             let added = parsed.bosFromTemplate == b.name || (config["add_bos_token"] as? NSNumber)?.boolValue == true
             bosId = added ? try idOf(b, field: "bos_token") : nil
