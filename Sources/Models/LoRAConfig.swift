@@ -107,7 +107,7 @@ public struct UnknownLoRATarget: Error, CustomStringConvertible {
         if let only = onlyLayers {
             return "\(source): \"\(target)\" names \(module) in layer\(only.count == 1 ? "" : "s") \(only.map(String.init).joined(separator: ", ")) of \(layers) only; sft-dist adapts a module in every layer (name it \"\(module)\")"
         }
-        return "\(source): the \(modelType) model has no module \"\(target)\" (its modules: \(modules.joined(separator: ", ")))"
+        return "\(source): the \(modelType) model has no adaptable module \"\(target)\" (LoRA adapts its block projections: \(modules.joined(separator: ", ")))"
     }
     /// What the message names: the flag, or the recipe line that set `lora_targets`.
     public var source = "--lora-targets"

@@ -104,8 +104,8 @@ final class ForgettingCLITests: XCTestCase {
         for (recipe, flags, needle) in [(frozen, [String](), "\(frozen):3: freeze \"no_such_tensor\" matches none"),
                                         (frozen, ["--freeze", "nor_this"], "--freeze \"nor_this\" matches none"),
                                         (evals, [], "\(evals):3: eval_data gone=\(out)/gone.jsonl: "),
-                                        (lora, [], "\(lora):4: lora_targets: the gpt2 model has no module \"q_proj\""),
-                                        (lora, ["--lora-targets", "k_proj"], "--lora-targets: the gpt2 model has no module \"k_proj\"")] {
+                                        (lora, [], "\(lora):4: lora_targets: the gpt2 model has no adaptable module \"q_proj\""),
+                                        (lora, ["--lora-targets", "k_proj"], "--lora-targets: the gpt2 model has no adaptable module \"k_proj\"")] {
             let r = CLI.sftDist(["train", "--config", recipe, "--out", out + "/run"] + flags, seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.all)

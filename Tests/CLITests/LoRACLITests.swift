@@ -263,7 +263,7 @@ final class LoRACLITests: XCTestCase {
 
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
-        for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)"),
+        for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no adaptable module \"q_proj\" (LoRA adapts its block projections: c_attn, c_proj, c_fc)"),
                                 (["--lora-rank", "2", "--freeze", "wte"], "--freeze cannot be combined with --lora-rank"),
                                 (["--lora-rank", "2", "--lora-targets", "c_attn,,"], "--lora-targets must be comma-separated module names"),
                                 // LoRA's other flags without --lora-rank would silently give a full fine-tune.
@@ -282,7 +282,7 @@ final class LoRACLITests: XCTestCase {
         // the user did not give; an adapter directory given as --model says what to do.
         let peft = HFModelCLITests.fixtures + "/peft/"
         for (args, needle) in [(["score", "--model", HFModelCLITests.model("llama"), "--adapter", peft + "gpt2-by-peft"],
-                                "gpt2-by-peft/adapter_config.json: target_modules: the llama model has no module \"c_attn\""),
+                                "gpt2-by-peft/adapter_config.json: target_modules: the llama model has no adaptable module \"c_attn\""),
                                (["eval", "--model", peft + "llama-by-peft"],
                                 "llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter")] {
             let r = CLI.sftDist(args + ["--data", HFModelCLITests.data])

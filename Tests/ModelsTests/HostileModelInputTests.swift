@@ -70,6 +70,14 @@ final class HostileModelInputTests: XCTestCase {
             // Foundation reads a trailing comma; Python's json (transformers) does not.
             (Array("{\"model_type\": \"gpt2\", \"n_layer\": 2,\n}".utf8), "not valid JSON: a comma before a closing bracket at byte 35"),
             (Array(#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel", ]}"#.utf8), "a comma before a closing bracket at byte 58"),
+            // A hostile review: a BOM was read (Python's json refuses it); why Foundation
+            // refused deep nesting or a number beyond a double was not said.
+            ([0xEF, 0xBB, 0xBF] + Array(#"{"model_type": "gpt2"}"#.utf8), "not valid JSON: the file starts with a UTF-8 byte-order mark"),
+            (Array(#"{"model_type": "gpt2", "x": "#.utf8) + Array(repeating: 0x5B, count: 600) + Array(repeating: 0x5D, count: 600) + [0x7D],
+             "not valid JSON: it nests deeper than 512 levels"),
+            (Array(#"{"model_type": "gpt2", "n_embd": 1e400}"#.utf8), "not valid JSON: the number 1e400 at byte 33 is beyond a double's range"),
+            (Array(#"{"model_type": "gpt2", "s": "1e400", "n_embd": "#.utf8) + Array(repeating: 0x39, count: 400) + [0x7D],
+             "not valid JSON: the number 99999999999999999999… (400 characters) at byte 47 is beyond a double's range"),
         ]
         for (bytes, expected) in cases {
             let dir = try copy("gpt2")

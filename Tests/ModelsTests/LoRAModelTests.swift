@@ -92,10 +92,10 @@ final class LoRAModelTests: XCTestCase {
 
     func testUnknownTargetIsNamedWithTheModelsModules() {
         XCTAssertThrowsError(try LoRAConfig(rank: 2, alpha: 3, targets: ["c_attn", "q_proj"]).resolved(for: .gpt2, plan: Self.gpt2Config.layoutPlan)) {
-            XCTAssertEqual("\($0)", "--lora-targets: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc)")
+            XCTAssertEqual("\($0)", "--lora-targets: the gpt2 model has no adaptable module \"q_proj\" (LoRA adapts its block projections: c_attn, c_proj, c_fc)")
         }
         XCTAssertThrowsError(try LoRAConfig(rank: 2, alpha: 3, targets: ["lm_head"]).resolved(for: .llama("qwen2"), plan: Self.llamaConfig.layoutPlan)) {
-            XCTAssertEqual("\($0)", "--lora-targets: the qwen2 model has no module \"lm_head\" (its modules: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
+            XCTAssertEqual("\($0)", "--lora-targets: the qwen2 model has no adaptable module \"lm_head\" (LoRA adapts its block projections: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
         }
     }
 

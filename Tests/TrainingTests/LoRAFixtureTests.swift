@@ -95,7 +95,7 @@ final class LoRAFixtureTests: XCTestCase {
         XCTAssertEqual(try variant { $0["fan_in_fan_out"] = false },
                        "\(config): field \"fan_in_fan_out\" is false, but \(Self.root)/models/gpt2 stores its weights as Conv1D (needs true)")
         XCTAssertEqual(try variant { $0["target_modules"] = ["c_attn", "q_proj"] },
-                       "\(config): target_modules: the gpt2 model has no module \"q_proj\" (its modules: c_attn, c_proj, c_fc) (an adapter made for another model than \(Self.root)/models/gpt2?)")
+                       "\(config): target_modules: the gpt2 model has no adaptable module \"q_proj\" (LoRA adapts its block projections: c_attn, c_proj, c_fc) (an adapter made for another model than \(Self.root)/models/gpt2?)")
         // Fewer targets than the file holds: the extra tensors are named, not ignored as peft would.
         XCTAssertTrue(try variant { $0["target_modules"] = ["c_attn"] }.contains("is not an adapter of this model"))
         XCTAssertEqual(try variant { $0["r"] = 5 },
