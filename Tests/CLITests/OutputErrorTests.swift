@@ -30,6 +30,21 @@ final class OutputErrorTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/metrics.jsonl", withIntermediateDirectories: true)
         checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
                                       "--quiet", "--out", dir], seconds: 60), naming: dir + "/metrics.jsonl", "metrics")
+        // … refused before anything is written (recipe.yaml was). So is a directory in place of
+        // loss.svg (the run ended 0 saying "plot in" it), and a metrics.jsonl that is a symbolic
+        // link (the metrics were appended to the file outside OUT).
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/recipe.yaml"), "recipe.yaml written")
+        let plot = CLI.tempDir("out-plot")
+        try FileManager.default.createDirectory(atPath: plot + "/loss.svg", withIntermediateDirectories: true)
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                      "--out", plot], seconds: 60), naming: plot + "/loss.svg: is a directory", "plot")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plot + "/recipe.yaml"), "recipe.yaml written")
+        let linked = CLI.tempDir("out-metrics-link"), outside = CLI.tempDir("outside") + "/other.txt"
+        try "keep\n".write(toFile: outside, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: linked + "/metrics.jsonl", withDestinationPath: outside)
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0",
+                                      "--quiet", "--out", linked], seconds: 60), naming: linked + "/metrics.jsonl: is a symbolic link", "metrics link")
+        XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "keep\n")
         // --out is a regular file: said so (it was "cannot create the output directory (File exists)").
         let file = CLI.tempDir("out-file") + "/f"
         try "x".write(toFile: file, atomically: false, encoding: .utf8)

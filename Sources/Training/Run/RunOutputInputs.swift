@@ -35,8 +35,21 @@ public enum RunOutputInputs {
     /// not writable.
     /// The final save refuses those (`ReplaceableOutput.check`), so a 2,000-step run lost its
     /// weights; checked before the first step instead. Rank 0.
+    /// Its files too: a directory in place of one (the final loss.svg was silently not
+    /// written; metrics.jsonl was refused only after recipe.yaml had been written), or a
+    /// metrics.jsonl that is a symbolic link (appended through it, to a file outside OUT;
+    /// the others are replaced by a rename, which replaces the link).
     public static func unwritable(_ recipe: Recipe) -> String? {
         let outputs = RunOutputs(recipe.out)
+        for (file, what) in [(outputs.metrics, "appends its metrics"), (outputs.recipe, "writes its recipe"), (outputs.plot, "writes its plot")] {
+            var st = stat()
+            guard lstat(file, &st) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFDIR { return "\(file): is a directory, where this run \(what); remove it or choose another --out" }
+            if type == S_IFLNK && file == outputs.metrics {
+                return "\(file): is a symbolic link, and this run \(what) to that file (outside what it writes); remove the link or choose another --out"
+            }
+        }
         for dir in [outputs.model] + outputs.otherModels(of: recipe) {
             do { try ReplaceableOutput.check(dir) } catch { return "\(error)" }
             if let problem = ReplaceableOutput.replaceProblem(dir) { return problem }

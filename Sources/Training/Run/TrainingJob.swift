@@ -98,7 +98,7 @@ public enum TrainingJob {
         }
 
         // A run that stops on a non-finite loss still leaves its plot of the steps before.
-        Fatal.beforeTrainingAbort = lead ? { writePlot(recipe, sets: evalSets.names) } : nil
+        Fatal.beforeTrainingAbort = lead ? { _ = writePlot(recipe, sets: evalSets.names) } : nil
         var lastNamedEval: [String: Double] = [:]   // the named sets' fields of the latest evaluation
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 || !evalSets.isEmpty else { return nil }
@@ -168,7 +168,7 @@ public enum TrainingJob {
         }
         // The plot is an output like the model, written even with --quiet.
         Fatal.beforeTrainingAbort = nil
-        if lead { writePlot(recipe, sets: evalSets.names) }
+        Fatal.agree(lead ? writePlot(recipe, sets: evalSets.names) : nil, code: Fatal.Code.output)
         if lead && !quiet {
             // A run resumed at its last step (metrics.jsonl gone) trained nothing: no "nan → nan".
             if let first = losses.first, let last = losses.last {
@@ -197,12 +197,18 @@ public enum TrainingJob {
                        seconds: seconds, outputDirectory: recipe.out)
     }
 
-    /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read).
-    static func writePlot(_ recipe: Recipe, sets: [String]) {
+    /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read); why it could not
+    /// be written, or nil.
+    static func writePlot(_ recipe: Recipe, sets: [String]) -> String? {
         let outputs = RunOutputs(recipe.out)
-        guard let records = try? MetricsLog.read(path: outputs.metrics) else { return }
-        try? SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
-            .write(toFile: outputs.plot, atomically: true, encoding: .utf8)
+        guard let records = try? MetricsLog.read(path: outputs.metrics) else { return nil }
+        do {
+            try SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
+                .write(toFile: outputs.plot, atomically: true, encoding: .utf8)
+            return nil
+        } catch {
+            return "\(outputs.plot): cannot write the plot (\(MessageText.reason(error, for: outputs.plot)))"
+        }
     }
 
     /// The plot's title: the model (a long path by its last two parts), the objective, and the
