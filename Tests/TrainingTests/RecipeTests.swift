@@ -40,6 +40,9 @@ final class RecipeTests: XCTestCase {
         // Hexadecimal floats too (Swift's Double reads them: lr 0x10 trained at 16).
         assertRefused("lr: 0x10\n", "r.yaml:1: lr must be a finite number > 0 (got 0x10)")
         assertRefused("grad_clip: 0x1p-9\n", "(got 0x1p-9")
+        // Out of range: the value as written (1e-400 is read as 0 and was said "(got 0.0)").
+        assertRefused("lr: 1e-400\n", "r.yaml:1: lr must be a finite number > 0 (got 1e-400)")
+        assertRefused("steps: -1\n", "r.yaml:1: steps must be an integer in 1…100000000 (got -1)")
         assertRefused("lr: !custom 0.001\n", "(got 0.001 with the tag !custom)")
         assertRefused("seed: 0x1f\n", "(got 0x1f)")
         assertRefused("data: \"a.jsonl\\0junk\"\n", "r.yaml:1: data must be a non-empty string (got a string holding a NUL character (\\0))")

@@ -91,6 +91,8 @@ extension RecipeKey: AnyRecipeKey {
         }
         r[self] = v
         if let form = Value.yamlForm, !setting.limits.accepts(v) { throw RecipeError("\(at) \(name) must be \(form) (got \(v.text))") }
+        // The value as written: `lr: 1e-400` is read as 0 and said "(got 0.0)".
+        if !setting.limits.accepts(v) { throw wrong(at + " " + name, got: node.scalar?.string ?? v.text) }
         try check(r, prefix: at + " ")
     }
 
