@@ -13,10 +13,19 @@ extension Bench {
         if shape != nil && model != nil { throw RecipeError("--shape and --model are alternatives; give one") }
         if let s = shape, ModelPresets.shape(s) == nil { throw Benchmark.BenchModel.unknownShape(s) }
         if loraRank > 0 && model != nil { throw RecipeError("--lora-rank is for gpt2-mini and --shape (a --model directory is benchmarked as it is)") }
+        // As train refuses it: a rank above a module's width (4096 on gpt2-mini's 384 made
+        // 151 M adapter parameters on a 13.9 M model).
+        if loraRank > 0 {
+            if let s = shape, let config = ModelPresets.shape(s) {
+                _ = try Benchmark.BenchModel.lora(rank: loraRank, llama: true)?.resolved(for: .llama(config.family.rawValue), plan: config.layoutPlan)
+            } else if shape == nil, let config = ModelPresets.gpt2("gpt2-mini", vocabSize: 8192) {
+                _ = try Benchmark.BenchModel.lora(rank: loraRank, llama: false)?.resolved(for: .gpt2, plan: config.layoutPlan)
+            }
+        }
         if againstFull {
             if loraRank == 0 { throw RecipeError("--against-full compares LoRA with full fine-tuning: give --lora-rank") }
-            if rollouts || model != nil || selection != nil || zero != 0 || recompute {
-                throw RecipeError("--against-full runs gpt2-mini or --shape with --lora-rank only (not with --rollouts, --model, --selection, --zero or --recompute)")
+            if rollouts || model != nil || selection != nil || zero != 0 || recompute || (generateTokensFlag ?? 0) > 0 {
+                throw RecipeError("--against-full runs gpt2-mini or --shape with --lora-rank only (not with --rollouts, --model, --selection, --zero, --recompute or --generate-tokens above 0: it times training steps only)")
             }
         }
         if rollouts && (shape != nil || model != nil || batchSize != nil || seqLen != 256) {
@@ -27,6 +36,13 @@ extension Bench {
         if rollouts, let context = ModelPresets.gpt2("gpt2-mini", vocabSize: 8192)?.contextLength, generateTokens > context - 16 {
             // It stopped at the context and still reported the tokens asked for.
             throw RecipeError("--generate-tokens \(generateTokens): gpt2-mini's context of \(context) tokens leaves \(context - 16) after the rollouts' 16-token prompts")
+        }
+        // The training benchmark's generation stopped at the context and reported what it got
+        // (240 of --generate-tokens 300), where --rollouts refuses; a --shape or --model is
+        // checked once built (`chosenModel`).
+        if !rollouts && shape == nil && model == nil, let context = ModelPresets.gpt2("gpt2-mini", vocabSize: 8192)?.contextLength,
+           generateTokens > context - Benchmark.generationPromptTokens {
+            throw RecipeError(Self.generationTooLong(generateTokens, model: "gpt2-mini", context: context))
         }
         if let m = model, ModelPresets.names.contains(m), !FileManager.default.fileExists(atPath: m) {
             throw RecipeError("--model takes a model directory; \(m) is a train preset, not benchmarked (the default model is gpt2-mini; --shape NAME for public shapes)")
@@ -57,7 +73,13 @@ extension Bench {
         }
         let context = chosen.model.maxSequenceLength
         Fatal.agree(seqLen > context ? "--seq-len \(seqLen)\(seqLen == 256 ? " (the default)" : "") is longer than \(chosen.name)'s context (\(context) tokens): give --seq-len \(context) or less" : nil)
+        Fatal.agree(!againstFull && generateTokens > context - Benchmark.generationPromptTokens
+                    ? Self.generationTooLong(generateTokens, model: chosen.name, context: context) : nil)
         return chosen
+    }
+
+    static func generationTooLong(_ tokens: Int, model: String, context: Int) -> String {
+        "--generate-tokens \(tokens): \(model)'s context of \(context) tokens leaves \(context - Benchmark.generationPromptTokens) after the benchmark's \(Benchmark.generationPromptTokens)-token prompt"
     }
 
     func runChosenModel(_ options: Benchmark.Options, comm: Communicator, log: (String) -> Void) -> Benchmark.Result {

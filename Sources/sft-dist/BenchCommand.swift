@@ -21,18 +21,19 @@ struct Bench: ParsableCommand {
     @Option(warmupSetting) var warmup = 2
     static let generateTokensSetting = Setting<Int>("generate_tokens", .within(0...65_536), "Tokens to generate for the generation rate (0: skip).")
     static let warmupSetting = Settings.warmupSteps.named("warmup", help: "Untimed warm-up steps.")
-    @Option(generateTokensSetting) var generateTokens = 64
+    @Option(generateTokensSetting, default: "64") var generateTokensFlag: Int?
+    var generateTokens: Int { generateTokensFlag ?? 64 }
     @Flag(name: .customLong("overlap-grad-sync"), inversion: .prefixedNo,
           help: "Overlap the gradient allreduce with backward, as training does by default.") var overlapGradSync: Bool?
     @Flag(help: "Benchmark rollout generation instead of training: --rollout-prompts prompts of 16 tokens, --generate-tokens sampled tokens each (T = 1), KV cache; --steps timed runs after --warmup.") var rollouts = false
     static let rolloutPromptsSetting = Setting<Int>("rollout_prompts", .within(1...4096), "Prompts per rollout batch (with --rollouts; default 32).")
     @Option(rolloutPromptsSetting) var rolloutPrompts: Int?
-    @Option(help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
+    @Option(parsing: .unconditional, help: "ZeRO stage (0, 1, 2), as train's --zero.") var zero = 0
     @Flag(help: "Re-run each transformer block's forward in backward, as train's --recompute.") var recompute = false
     @Flag(help: "One JSON line instead of the table.") var json = false
     @Option(help: "Also time online selection's scoring pass with this selector (uds, q-tuning, loss, learnability, random).")
     var selection: String?
-    @Option(name: .customLong("selection-pool"), help: "Candidates = this × the batch, for --selection (default 4).") var selectionPool: Int?
+    @Option(name: .customLong("selection-pool"), parsing: .unconditional, help: "Candidates = this × the batch, for --selection (default 4).") var selectionPool: Int?
     static let loraRankSetting = Setting<Int>("lora_rank", .within(0...4096), "Train LoRA adapters of this rank (α = 2r) instead of every weight: on c_attn, c_proj and c_fc of gpt2-mini, on q/k/v/o/gate/up/down_proj with --shape (0: full fine-tuning).")
     @Option(loraRankSetting) var loraRank = 0
     @Flag(name: .customLong("against-full"), help: "With --lora-rank: also build the same model for full fine-tuning and alternate the two trainers' steps in this process; reports LoRA's step ÷ full fine-tuning's per adjacent pair (the machine's drift between separate runs cancels). Both models stay resident, so no memory figures.")

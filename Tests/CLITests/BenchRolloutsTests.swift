@@ -43,7 +43,17 @@ final class BenchRolloutsTests: XCTestCase {
                                 (["--seq-len", "16", "--selection", "random"], "--selection times its scoring pass on gpt2-mini's batch 8×256 only"),
                                 (["--rollouts", "--generate-tokens", "300"], "--generate-tokens 300: gpt2-mini's context of 256 tokens leaves 240"),
                                 (["--model", "tiny"], "--model takes a model directory; tiny is a train preset"),
-                                (["--lora-rank", "-1"], "--lora-rank must be an integer in 0…4096 (got -1)")] {
+                                (["--lora-rank", "-1"], "--lora-rank must be an integer in 0…4096 (got -1)"),
+                                // A hostile review: the training benchmark's generation was cut at
+                                // the context silently, --against-full ignored --generate-tokens, a
+                                // rank above gpt2-mini's width was taken, --zero -1 read as a missing
+                                // value, and an absurd batch filled the machine's memory.
+                                (["--generate-tokens", "300"], "--generate-tokens 300: gpt2-mini's context of 256 tokens leaves 240 after the benchmark's 16-token prompt"),
+                                (["--shape", "llama-mini", "--generate-tokens", "250"], "--generate-tokens 250: llama-mini's context of 256 tokens leaves 240"),
+                                (["--lora-rank", "4", "--against-full", "--generate-tokens", "8"], "--recompute or --generate-tokens above 0: it times training steps only"),
+                                (["--lora-rank", "4096"], "LoRA rank 4096 is more than attn.c_attn's 384 input features"),
+                                (["--zero", "-1"], "--zero must be 0, 1 or 2, got -1"),
+                                (["--batch-size", "100000", "--generate-tokens", "0"], "out of memory: bench's step of 100000 sequences × 256 tokens per rank on gpt2-mini needs about")] {
             let r = CLI.sftDist(["bench"] + flags, seconds: 60)
             XCTAssertNotEqual(r.status, 0, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.stderr)

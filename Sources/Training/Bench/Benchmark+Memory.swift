@@ -1,5 +1,6 @@
 import Distributed
 import Models
+import TensorCore
 
 /// What `sft-dist bench` counts as needed memory per rank under `--zero` and `--recompute`
 /// (fp32; ZeRO figures from Rajbhandari et al., arXiv 1910.02054, sec. 5).
@@ -15,6 +16,22 @@ extension Benchmark {
         case 1: return 8 * n + 8 * n / r + 4 * min(n, 1 << 21) / r
         default: return 4 * n + 12 * n / r
         }
+    }
+
+    /// A batch whose activations (or a model whose state) cannot fit, refused before anything
+    /// is sized from it: `--batch-size 1048576` grew to 19.8 GB of a 24 GB machine before a
+    /// timeout ended it. The need as the report computes it (with LoRA the base's values, the
+    /// adapters' share left out), against physical memory and any address-space limit.
+    static func memoryProblem(_ o: Options, model bench: BenchModel, ranks: Int,
+                              available: Int? = MemoryBudget.availableBytes()) -> String? {
+        guard let available else { return nil }
+        let perRank = (o.batch + ranks - 1) / ranks
+        let (acts, o1) = (o.recompute ? bench.recomputedActivationFloats : bench.activationFloats)(perRank, o.seqLen)
+            .multipliedReportingOverflow(by: 4)
+        let n = bench.model.parameters.count
+        let (need, o2) = acts.addingReportingOverflow(o.loraRank > 0 ? 4 * n : stateBytes(floats: n, ranks: ranks, zero: o.zero))
+        guard o1 || o2 || need > available else { return nil }
+        return "out of memory: bench's step of \(perRank) sequence\(perRank == 1 ? "" : "s") × \(o.seqLen) tokens per rank on \(bench.name) needs about \(CheckedAllocation.describe(bytes: o1 || o2 ? Int.max : need)) (state and activations), more than the \(CheckedAllocation.describe(bytes: available)) available; give a smaller --batch-size or --seq-len"
     }
 
     /// `activationFloats` with every block re-run in backward: each block's output kept

@@ -53,6 +53,7 @@ public enum Benchmark {
         let model = bench.model
         var o = o; o.vocab = model.vocabSize
         let total = o.steps + o.warmup
+        Fatal.agree(comm.isCoordinator ? memoryProblem(o, model: bench, ranks: comm.size) : nil, code: Fatal.Code.outOfMemory)
         let trainer = makeTrainer(o, model: bench, comm: comm, log: log)
         let phases = PhasePeaks()   // Benchmark+Memory.swift
         trainer.onPhase = phases.mark
@@ -218,9 +219,11 @@ public enum Benchmark {
 
     /// Greedy decoding of `tokens` new tokens after a 16-token prompt, batch 1, on rank 0's
     /// model (every rank runs it; the slowest rank's rate is reported).
+    public static let generationPromptTokens = 16
+
     static func generationRate(_ model: LanguageModel, tokens: Int, comm: Communicator) -> (Double?, String) {
         guard tokens > 0 else { return (nil, "not measured") }
-        let prompt = (0..<16).map { Int32($0 * 37 % model.vocabSize) }
+        let prompt = (0..<generationPromptTokens).map { Int32($0 * 37 % model.vocabSize) }
         let t0 = comm.wallTime()
         let out = Generator.generate(model, prompts: [prompt], options: SamplingOptions(maxNewTokens: tokens),
                                      rngs: [RNG(seed: 1)])
