@@ -38,6 +38,34 @@ final class ExperimentScriptsTests: XCTestCase, LabRunning {
         refused("launch", ["-n"], "-n takes a rank count ≥ 1 (got nothing)")
         refused("launch", ["-n", "0", "train"], "-n takes a rank count ≥ 1 (got 0)")
         refused("lab", ["--reverdict", dir + "/nope"], "nope/lab.json does not exist")
+        // lab --only "" (an unset shell variable) named nothing and ran every claim.
+        refused("lab", ["--only", "", "--list"], "lab: --only: no claim ''")
+
+        // scripts/bench and bench-peer (a hostile review): --help ran `sft-dist bench --help`
+        // per run and ended in a traceback; --threads was run but the table still said
+        // "1 rank x 2 threads"; bench-peer's flag without a value was "unbound variable", and
+        // its counts were checked only after installing torch. Exit 2: a usage error.
+        let benchHelp = script("bench", ["--help"])
+        XCTAssertEqual(benchHelp.status, 0, benchHelp.all)
+        XCTAssertTrue(benchHelp.stdout.hasPrefix("usage: scripts/bench"), benchHelp.all)
+        for (name, args, message) in [("bench", ["--threads", "1"], "bench: --threads is not taken here"),
+                                      ("bench", ["--rollouts"], "bench: --rollouts is not taken here"),
+                                      ("bench-peer", ["--runs"], "bench-peer: --runs needs a value"),
+                                      ("bench-peer", ["--threads", "1 x"], "bench-peer: --threads must be a whole number of at least 1 (got 'x')"),
+                                      ("bench-peer", ["--lora-rank", "0"], "bench-peer: --lora-rank must be a whole number of at least 1 (got '0')")] {
+            let r = script(name, args)
+            XCTAssertEqual(r.status, 2, "\(name) \(args): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(message), "\(name) \(args): \(r.all)")
+            XCTAssertFalse(r.all.contains("unbound variable") || r.all.contains("Traceback"), r.all)
+        }
+        // A relative SFT_DIST_BIN is the caller's (it was looked up inside the repository).
+        let caller = dir + "/caller"
+        try FileManager.default.createDirectory(atPath: caller + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: caller + "/bin/sft-dist", withDestinationPath: CLI.binary)
+        let relative = script("bench", ["--runs", "1", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--batch-size", "2",
+                                        "--seq-len", "16"], cwd: caller, env: ["SFT_DIST_BIN=bin/sft-dist"])
+        XCTAssertEqual(relative.status, 0, relative.all)
+        XCTAssertTrue(relative.stdout.contains("2 ranks x 1 thread / 1 rank x 2 threads"), relative.all)
 
         // forgetting-experiment reuses runs by name, so OUT must hold runs of the same settings:
         // `--kind add` over a `--kind mul` OUT reused the mul runs and labelled them add.

@@ -44,7 +44,8 @@ def load_claims(root, size, only=None):
         c["recipe"] = os.path.relpath(path, root)
         check_claim(c, path)
         claims.append(c)
-    if only:
+    # An empty --only ("" from an unset shell variable) named nothing and ran every claim.
+    if only is not None:
         names = only.split(",")
         missing = [n for n in names if n not in {c["id"] for c in claims}]
         if missing:
