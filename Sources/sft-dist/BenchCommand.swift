@@ -65,6 +65,14 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads)
+        // Ranks given other settings deadlocked (--zero on one rank) or reported rank 0's
+        // batch as everyone's.
+        SameInputs.check(settings: [("steps", "\(steps)"), ("warmup", "\(warmup)"), ("generate-tokens", "\(generateTokens)"),
+                                    ("overlap-grad-sync", "\(overlapGradSync ?? true)"), ("rollouts", "\(rollouts)"),
+                                    ("rollout-prompts", "\(rolloutPrompts ?? 32)"), ("zero", "\(zero)"), ("recompute", "\(recompute)"),
+                                    ("json", "\(json)"), ("selection", selection ?? "none"), ("selection-pool", "\(selectionPool ?? 4)"),
+                                    ("lora-rank", "\(loraRank)"), ("against-full", "\(againstFull)"), ("shape", shape ?? "gpt2-mini"),
+                                    ("model", model ?? "none"), ("batch-size", batchSize.map { "\($0)" } ?? "default"), ("seq-len", "\(seqLen)")])
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync ?? true
         o.zero = zero; o.recompute = recompute

@@ -45,6 +45,7 @@ enum Runtime {
         if MPICommunicator.launchedByMPI {
             let m = MPICommunicator()
             mpi = m
+            agreeOnLaunch(m, "runs `\(command)`")
             comm = m
         } else {
             comm = LocalCommunicator()
@@ -114,8 +115,63 @@ enum Runtime {
     /// `merge-lora`, `tokenize`, `make-data`): under mpirun every rank ran them, writing the
     /// same --out at once (one rank's rename over another's half-written copy) and printing
     /// each line once per rank. Only the launcher's rank 0 runs them; the others end here.
-    static func singleProcess() {
-        if launcherRank != 0 { Foundation.exit(0) }
+    /// Every rank takes part in the launch agreement first, so a rank of another command (an
+    /// mpirun `A : B` whose parts differ) is refused rather than left waiting in MPI_Init; rank
+    /// 0 keeps MPI open to its end (`finishMPI`), the others finalize and leave.
+    static func singleProcess(_ what: String? = nil) {
+        guard MPICommunicator.launchedByMPI else { return }
+        let m = MPICommunicator()
+        agreeOnLaunch(m, "runs `\(what ?? command)`")
+        if m.rank != 0 {
+            m.finish()
+            Foundation.exit(0)
+        }
+        mpi = m
+    }
+
+    /// The subcommand being run (`sft-dist train`), set once the arguments are parsed.
+    nonisolated(unsafe) static var command = "sft-dist"
+
+    /// Under mpirun every rank starts MPI and, as its first collective, says what it is about
+    /// to do: run a subcommand, print help, or stop at its arguments. A rank that did otherwise
+    /// — an mpirun `-n 1 A : -n 1 B` of different commands, a flag one rank's binary does not
+    /// know, `--dry-run` or `--help` on one rank — left the others waiting in MPI_Init for
+    /// ever (it exited without MPI), or stopped with its error unprinted (only rank 0 prints
+    /// argument errors), or was compared setting by setting with another command's. Now the
+    /// job ends at once with one line naming both (exit 1).
+    /// Broadcasts only, as the collective-settings check that follows (`SameInputs`): ranks
+    /// given different Open MPI algorithms can stall in an allgather or allreduce. The first
+    /// rank that differs from rank 0 prints the line.
+    static func agreeOnLaunch(_ comm: MPICommunicator, _ what: String) {
+        guard comm.size > 1 else { return }
+        let root = comm.broadcast(what, root: 0)
+        var differs: Int? = nil
+        for r in 0..<comm.size {
+            var flag: [UInt8] = [r == comm.rank && what != root ? 1 : 0]
+            comm.broadcast(&flag, root: r)
+            if flag[0] == 1 && differs == nil { differs = r }
+        }
+        guard let differs else { return }
+        if comm.rank == differs {
+            printError("sft-dist: error (rank \(differs)): the ranks were started with different command lines: rank \(differs) \(what), rank 0 \(root); every rank must get the same command and flags")
+        } else {
+            usleep(200_000)   // the printing rank flushes before the job is torn down
+        }
+        comm.abortJob(code: Fatal.Code.input)
+    }
+
+    /// For a process launched by mpirun that ends before running a command (help, an
+    /// argument error): the launch agreement, then MPI finalized, so every rank ends alike.
+    static func agreeBeforeExit(_ what: String) {
+        guard MPICommunicator.launchedByMPI, mpi == nil else { return }
+        let m = MPICommunicator()
+        agreeOnLaunch(m, what)
+        m.finish()
+    }
+
+    /// MPI finalized if this process started it (commands that end without `finish`).
+    static func finishMPI() {
+        mpi?.finish()
     }
 
     /// The rank as the launcher sets it, readable before MPI is initialised (argument errors

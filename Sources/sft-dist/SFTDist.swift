@@ -34,6 +34,7 @@ struct SFTDist: ParsableCommand {
     static func main() {
         Runtime.restartWithVectorBLASKernel()
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
+            Runtime.agreeBeforeExit("stopped at its arguments (no subcommand '\(unknown)')")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: no subcommand '\(unknown)': sft-dist help lists them")
             }
@@ -41,21 +42,25 @@ struct SFTDist: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
+            Runtime.command = "sft-dist " + type(of: command)._commandName
             try command.run()
             // Commands that end without Runtime.finish (tokenize, make-data) are checked here.
             if let problem = Runtime.standardOutputProblem() { Runtime.exitForOutput(problem) }
+            Runtime.finishMPI()
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is ExitCode {
+                Runtime.agreeBeforeExit(code == .success ? "prints help" : "stops (exit code \(code.rawValue))")
                 if Runtime.launcherRank == 0 { exit(withError: error) }
                 Foundation.exit(code.rawValue)
             }
+            // Our own errors are one line already (a line break in a path inside is escaped);
+            // the argument parser's may go on with usage text, which is left out.
+            let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+            let line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
+                : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
-                // Our own errors are one line already (a line break in a path inside is escaped);
-                // the argument parser's may go on with usage text, which is left out.
-                let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
-                let line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
-                    : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
             }
             // An error that names its class (OutputError: 6, a model too large: 5) exits with it.

@@ -98,7 +98,7 @@ struct Train: ParsableCommand {
     func run() throws {
         if dryRun {
             // One process is enough to check a recipe: other ranks of an mpirun leave at once.
-            Runtime.singleProcess()
+            Runtime.singleProcess("sft-dist train --dry-run")
             let recipe = try makeRecipe()
             if !quiet { for note in recipe.notes { print(note) } }
             print(recipe.yaml, terminator: "")

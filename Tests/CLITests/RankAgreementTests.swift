@@ -30,6 +30,34 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Program crashed"), r.all, file: file, line: line)
     }
 
+    /// Ranks started with different command lines (mpirun `A : B`, a flag one node's binary
+    /// does not know): rank 0 waited in MPI_Init for ever when another rank left without MPI
+    /// (`--dry-run`, `--help`, an argument error, which only rank 0 printed), and two
+    /// subcommands were compared setting by setting. One line from the rank that differs.
+    func testRanksStartedWithOtherCommandLinesAreRefused() throws {
+        let (r0, r1) = try ranks("launch")
+        let train = ["train", "--model", "tiny", "--data", "same.jsonl", "--steps", "2", "--batch-size", "2", "--eval-every", "0", "--quiet", "--out", "run"]
+        let prefix = "the ranks were started with different command lines: rank 1 "
+        for (other, says) in [(train + ["--dry-run"], "runs `sft-dist train --dry-run`, rank 0 runs `sft-dist train`"),
+                              (["--help"], "prints help, rank 0 runs `sft-dist train`"),
+                              (train + ["--bogus"], "stopped at its arguments (Unknown option '--bogus'"),
+                              (["make-data", "--out", "x.jsonl", "--count", "5"], "runs `sft-dist make-data`, rank 0 runs `sft-dist train`")] {
+            let r = CLI.mpirunEach([(train, r0), (other, r1)], seconds: 60)
+            expectOneLine(r, prefix + says)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/run/model"), "\(other): trained")
+        }
+        let score = ["score", "--model", "tiny", "--data", "same.jsonl"]
+        expectOneLine(CLI.mpirunEach([(["eval", "--model", "tiny", "--data", "same.jsonl"], r0), (score, r1)], seconds: 60),
+                      prefix + "runs `sft-dist score`, rank 0 runs `sft-dist eval`")
+        // The same on every rank is not refused: help and make-data print and write once.
+        let help = CLI.mpirunEach([(["--help"], r0), (["--help"], r1)], seconds: 60)
+        XCTAssertEqual(help.status, 0, help.all)
+        XCTAssertEqual(CLI.occurrences(of: "USAGE:", in: help.stdout), 1, help.stdout)
+        let made = CLI.mpirunEach([(["make-data", "--out", r0 + "/m.jsonl", "--count", "5"], r0), (["make-data", "--out", r0 + "/m.jsonl", "--count", "5"], r1)], seconds: 60)
+        XCTAssertEqual(made.status, 0, made.all)
+        XCTAssertEqual(try String(contentsOfFile: r0 + "/m.jsonl", encoding: .utf8).split(separator: "\n").count, 5)
+    }
+
     /// Each rank generates its share of eval's prompts (and train's held-out accuracy) with
     /// the stop ids of its own copy of the model's generation_config.json.
     func testAnotherGenerationConfigOnOneRankIsRefused() throws {
@@ -62,6 +90,11 @@ final class RankAgreementTests: XCTestCase {
             expectOneLine(r, "the command's settings differ between ranks: \(c.flag) is \"\(shown(c.theirs))\" here and \"\(shown(c.mine))\" on rank 0")
             XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/kept.jsonl"), c.args[0])
         }
+        // bench compares its settings too: --zero on one rank deadlocked, another --batch-size
+        // was reported as rank 0's.
+        let bench = ["bench", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--seq-len", "16", "--batch-size", "2", "--json", "--quiet"]
+        expectOneLine(CLI.mpirunEach([(bench, r0), (bench + ["--zero", "1"], r1)]),
+                      "the command's settings differ between ranks: --zero is \"1\" here and \"0\" on rank 0")
         // What does not change results may differ: threads per rank, a path spelled another way.
         let eval = ["eval", "--model", "tiny", "--max-new-tokens", "2", "--examples", "4"]
         let ok = CLI.mpirunEach([(eval + ["--data", "same.jsonl", "--threads", "1"], r0), (eval + ["--data", r1 + "/same.jsonl", "--threads", "2"], r1)])
