@@ -184,6 +184,15 @@ final class TaskOptionsTests: XCTestCase {
             checked += 1
         }
         XCTAssertGreaterThan(checked, 1000)
+        // `repeat`: its count sets the length too; a wrong answer drawn with another count
+        // gave 98 of 200 corrupted rows away (a hostile review).
+        let repeats = rows(400) { $0.noise = 1; $0.kinds = ["repeat"]; $0.digits = 9...9 }
+        for row in repeats where row.corrupted == true {
+            let args = task(row.prompt).args
+            XCTAssertEqual(row.completion!.count - 1, args[0].count * Int(args[1])!, "\(row.prompt) →\(row.completion!)")
+            XCTAssertNotEqual(row.completion, reference(row.kind, args), row.prompt)
+        }
+        XCTAssertGreaterThan(repeats.filter { $0.corrupted == true }.count, 300)
     }
 
     /// Token noise: each answer character is corrupted with probability p (Binomial over all

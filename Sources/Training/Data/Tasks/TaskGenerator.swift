@@ -56,7 +56,7 @@ public enum TaskGenerator {
                               variant: options.variant, template: options.template)
             // The wrong answer is drawn at this row's own size (without --digits the default
             // sizes vary: a 3-letter word must not get a 5-letter answer, which would mark it).
-            if options.noise > 0 { addNoise(to: &row, answer: answer, size: row.digits, options: options, rng: &noiseRNG) }
+            if options.noise > 0 { addNoise(to: &row, answer: answer, arguments: args, size: row.digits, options: options, rng: &noiseRNG) }
             rows.append(row)
         }
         return rows

@@ -5,13 +5,13 @@ import TensorCore
 /// reads, so the corruption can be measured (what share of the selected examples was corrupted)
 /// but not learned from.
 extension TaskGenerator {
-    static func addNoise(to row: inout TaskRow, answer: String, size: Int?, options: TaskOptions,
+    static func addNoise(to row: inout TaskRow, answer: String, arguments args: [String], size: Int?, options: TaskOptions,
                          rng: inout SplitMix64) {
         switch options.noiseKind {
         case .completion:
             let corrupt = unitInterval(&rng) < options.noise
             row.corrupted = corrupt
-            if corrupt { row.completion = wrongAnswer(to: answer, of: row, size: size, options: options, rng: &rng) }
+            if corrupt { row.completion = wrongAnswer(to: answer, of: row, arguments: args, size: size, options: options, rng: &rng) }
         case .token:
             let (text, changed) = replaceCharacters(of: answer, rate: options.noise, rng: &rng)
             row.completion = text
@@ -22,11 +22,14 @@ extension TaskGenerator {
 
     /// The answer to another prompt of the same kind, size and rule, redrawn until it differs
     /// from `answer`; if a hundred draws all agree (a tiny answer space), every character is
-    /// changed instead, which is certainly wrong.
-    private static func wrongAnswer(to answer: String, of row: TaskRow, size: Int?, options: TaskOptions,
+    /// changed instead, which is certainly wrong. `repeat` keeps the row's count: another
+    /// count gave an answer of another length, which marked 98 of 200 corrupted rows.
+    private static func wrongAnswer(to answer: String, of row: TaskRow, arguments args: [String], size: Int?, options: TaskOptions,
                                     rng: inout SplitMix64) -> String {
         for _ in 0..<100 {
-            let other = prompt(kind: row.kind, arguments: arguments(of: row.kind, size: size, rng: &rng), options: options)
+            var drawn = arguments(of: row.kind, size: size, rng: &rng)
+            if row.kind == "repeat" { drawn[1] = args[1] }
+            let other = prompt(kind: row.kind, arguments: drawn, options: options)
             if let otherAnswer = expectedCompletion(forPrompt: other), otherAnswer != answer { return otherAnswer }
         }
         return replaceCharacters(of: answer, rate: 1, rng: &rng).text
