@@ -91,7 +91,8 @@ public final class Watchdog: @unchecked Sendable {
         lock.unlock()
         guard !already, let c, clock() - c.since > deadline else { return false }
         lock.lock(); fired = true; lock.unlock()
-        let waited = Int(seconds.rounded())
+        // A limit under a second is said as given (--watchdog 0.0001 read "for 0 s").
+        let waited = seconds >= 1 ? "\(Int(seconds.rounded()))" : String(format: "%g", seconds)
         abort("no progress in collective \(c.name) for \(waited) s (a rank may have died or hung); aborting")
         return true
     }

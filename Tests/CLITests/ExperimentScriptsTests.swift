@@ -37,6 +37,8 @@ final class ExperimentScriptsTests: XCTestCase, LabRunning {
         refused("self-train-experiment", [dir + "/st"], "WARM must be a positive integer (got 0)", env: ["WARM=0"])
         refused("launch", ["-n"], "-n takes a rank count ≥ 1 (got nothing)")
         refused("launch", ["-n", "0", "train"], "-n takes a rank count ≥ 1 (got 0)")
+        let padded = script("launch", ["-n", "02", "make-data", "--out", dir + "/launch.jsonl", "--count", "3"])   // was refused
+        XCTAssertEqual(padded.status, 0, padded.all)
         refused("lab", ["--reverdict", dir + "/nope"], "nope/lab.json does not exist")
         // lab --only "" (an unset shell variable) named nothing and ran every claim.
         refused("lab", ["--only", "", "--list"], "lab: --only: no claim ''")

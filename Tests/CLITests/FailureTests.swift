@@ -163,7 +163,7 @@ final class FailureTests: XCTestCase {
         FileManager.default.createFile(atPath: dir + "/ckpt/checkpoints", contents: Data())
         try FileManager.default.createDirectory(atPath: dir + "/metrics/metrics.jsonl", withIntermediateDirectories: true)
         for (out, extra, message) in [(dir + "/ckpt", ["--save-every", "2"], "ckpt/checkpoints: exists and is not a directory, where this run saves its checkpoints"),
-                                      (dir + "/metrics", [], "metrics/metrics.jsonl: cannot create the metrics file")] {
+                                      (dir + "/metrics", [], "metrics/metrics.jsonl: is a directory, where this run appends its metrics")] {
             let r = CLI.mpirun(2, tiny + extra + ["--out", out], seconds: 60)
             XCTAssertEqual(r.status, 6, r.all)
             XCTAssertEqual(CLI.occurrences(of: message, in: r.stderr), 1, r.all)
