@@ -73,4 +73,17 @@ extension Communicator {
         broadcast(&bytes, root: root)
         return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// Collective: the lowest rank that passes true, or nil. One byte broadcast from each rank
+    /// in turn — broadcasts only, for checks that run before the ranks are known to agree on
+    /// Open MPI's collective algorithms (an allreduce over mismatched ones can stall).
+    public func firstFlaggedRank(_ flagged: Bool) -> Int? {
+        var first: Int? = nil
+        for r in 0..<size {
+            var flag: [UInt8] = [r == rank && flagged ? 1 : 0]
+            broadcast(&flag, root: r)
+            if flag[0] == 1 && first == nil { first = r }
+        }
+        return first
+    }
 }

@@ -145,13 +145,7 @@ enum Runtime {
     static func agreeOnLaunch(_ comm: MPICommunicator, _ what: String) {
         guard comm.size > 1 else { return }
         let root = comm.broadcast(what, root: 0)
-        var differs: Int? = nil
-        for r in 0..<comm.size {
-            var flag: [UInt8] = [r == comm.rank && what != root ? 1 : 0]
-            comm.broadcast(&flag, root: r)
-            if flag[0] == 1 && differs == nil { differs = r }
-        }
-        guard let differs else { return }
+        guard let differs = comm.firstFlaggedRank(what != root) else { return }
         if comm.rank == differs {
             printError("sft-dist: error (rank \(differs)): the ranks were started with different command lines: rank \(differs) \(what), rank 0 \(root); every rank must get the same command and flags")
         } else {

@@ -121,13 +121,7 @@ public enum SameInputs {
             }
             problem = "Open MPI's collective settings differ between ranks: \(key) is \(shown(settings[key], key == defaulted)) here and \(shown(theirs[key], key == rootDefaulted)) on rank 0 (give every rank the same, with mpirun -x or --mca)"
         }
-        var first: Int? = nil
-        for r in 0..<comm.size {
-            var flag: [UInt8] = [r == comm.rank && problem != nil ? 1 : 0]
-            comm.broadcast(&flag, root: r)
-            if flag[0] == 1 && first == nil { first = r }
-        }
-        guard let first else { return }
+        guard let first = comm.firstFlaggedRank(problem != nil) else { return }
         if comm.rank == first, let problem {
             FileHandle.standardError.write(Data("sft-dist: error\(first == 0 ? "" : " (rank \(first))"): \(problem)\n".utf8))
         } else {
