@@ -28,6 +28,11 @@ public enum Fatal {
     /// most wants to look at has one. Set by the training loop; must not itself fail.
     nonisolated(unsafe) public static var beforeTrainingAbort: (() -> Void)?
 
+    /// Microseconds a rank waits after printing a fatal line and before MPI_Abort: the launcher
+    /// forwards a rank's standard error asynchronously, and a line written just before the
+    /// abort was sometimes lost (the others wait twice as long).
+    public static let printedLineGrace: UInt32 = 200_000
+
     /// Set once at start-up; `fail` uses it to bring down every rank.
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 
@@ -56,6 +61,7 @@ public enum Fatal {
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
+        if comm.size > 1 { usleep(printedLineGrace) }
         comm.abortJob(code: code)
     }
 
@@ -77,8 +83,9 @@ public enum Fatal {
             FileHandle.standardError.write(Data("sft-dist: error\(rank): \(singleLine(error))\n".utf8))
         }
         if code == Code.training { beforeTrainingAbort?() }
-        // Give the printing rank a moment to flush before the job is torn down.
-        if comm.rank != first { usleep(200_000) }
+        // Give the printing rank's line time to reach the launcher before the job is torn
+        // down, whichever rank calls MPI_Abort first.
+        usleep(comm.rank == first ? printedLineGrace : 2 * printedLineGrace)
         comm.abortJob(code: code)
     }
 

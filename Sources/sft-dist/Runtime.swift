@@ -111,13 +111,13 @@ enum Runtime {
         Foundation.exit(Fatal.Code.output)
     }
 
-    /// Commands that do one process's work and never start MPI (`export`, `merge`,
-    /// `merge-lora`, `tokenize`, `make-data`): under mpirun every rank ran them, writing the
-    /// same --out at once (one rank's rename over another's half-written copy) and printing
-    /// each line once per rank. Only the launcher's rank 0 runs them; the others end here.
-    /// Every rank takes part in the launch agreement first, so a rank of another command (an
-    /// mpirun `A : B` whose parts differ) is refused rather than left waiting in MPI_Init; rank
-    /// 0 keeps MPI open to its end (`finishMPI`), the others finalize and leave.
+    /// Commands that do one process's work (`export`, `merge`, `merge-lora`, `tokenize`,
+    /// `make-data`, `train --dry-run`): under mpirun every rank ran them, writing the same
+    /// --out at once (one rank's rename over another's half-written copy) and printing each
+    /// line once per rank. Only rank 0 runs them. Every rank still starts MPI for the launch
+    /// agreement, so a rank of another command (an mpirun `A : B` whose parts differ) is
+    /// refused rather than left waiting in MPI_Init; rank 0 keeps MPI open to its end
+    /// (`finishMPI`) with a local `Fatal.communicator`, the others finalize and leave.
     static func singleProcess(_ what: String? = nil) {
         guard MPICommunicator.launchedByMPI else { return }
         let m = MPICommunicator()
@@ -146,10 +146,13 @@ enum Runtime {
         guard comm.size > 1 else { return }
         let root = comm.broadcast(what, root: 0)
         guard let differs = comm.firstFlaggedRank(what != root) else { return }
+        // The printing rank waits too before MPI_Abort (`Fatal.printedLineGrace`): its line was
+        // lost in about 1 run of 45 when it aborted straight after writing it.
         if comm.rank == differs {
             printError("sft-dist: error (rank \(differs)): the ranks were started with different command lines: rank \(differs) \(what), rank 0 \(root); every rank must get the same command and flags")
+            usleep(Fatal.printedLineGrace)
         } else {
-            usleep(200_000)   // the printing rank flushes before the job is torn down
+            usleep(2 * Fatal.printedLineGrace)
         }
         comm.abortJob(code: Fatal.Code.input)
     }

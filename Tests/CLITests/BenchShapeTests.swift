@@ -68,6 +68,14 @@ final class BenchShapeTests: XCTestCase {
         let j = try Self.benchJSON(["--model", dir, "--batch-size", "2", "--seq-len", "16"])
         XCTAssertEqual(j["parameters"] as? Int, expected)
         XCTAssertEqual(j["vocab"] as? Int, int("vocab_size"))
+        // Its context (64) leaves 48 tokens after the 16-token prompt: the default 64 runs (the
+        // note says 48 were generated), a --generate-tokens given above 48 is refused.
+        let r = CLI.sftDist(["bench", "--model", dir, "--batch-size", "2", "--seq-len", "16", "--steps", "1", "--warmup", "0", "--quiet"], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("48 tokens after a 16-token prompt"), r.stdout)
+        let refused = CLI.sftDist(["bench", "--model", dir, "--batch-size", "2", "--seq-len", "16", "--generate-tokens", "49"], seconds: 60)
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("--generate-tokens 49: qwen2's context of 64 tokens leaves 48"), refused.all)
     }
 
     func testUnknownShapeIsOneLineListingTheKnownOnes() {
