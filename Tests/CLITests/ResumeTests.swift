@@ -77,6 +77,14 @@ final class ResumeTests: XCTestCase {
         let step = firstNew.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .flatMap { ($0["step"] as? NSNumber)?.intValue }
         XCTAssertEqual(step, before.step + 1, "\(label): first step trained after resuming", file: file, line: line)
+        // elapsed_s goes on from the checkpoint's (it restarted at 0 in the resumed rows).
+        let elapsed = { (row: Substring?) in row.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .flatMap { ($0["elapsed_s"] as? NSNumber)?.doubleValue } }
+        if let last = elapsed(kept.last { $0.contains("\"loss\":") }), let next = elapsed(firstNew) {
+            XCTAssertGreaterThan(next, last, "\(label): elapsed_s after resuming", file: file, line: line)
+        } else {
+            XCTFail("\(label): no elapsed_s around the resume point", file: file, line: line)
+        }
     }
 
     /// The resume run prints its log (the rest of the command stays the same).

@@ -79,6 +79,44 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
     }
 
+    /// A hostile review: a title holding `]]>` or a control character made loss.svg invalid
+    /// XML; an 8th named set was drawn exactly as the 1st; a loss flat to 1e-8 had two ticks
+    /// labelled alike; the summary printed `0.0000` for GRPO's tiny losses and no bar for one step.
+    func testThePlotIsValidXMLAndTellsItsSeriesAndTicksApart() throws {
+        let records: [[String: Double]] = (1...3).map { ["step": Double($0), "loss": 5.5099460694 + 1e-9 * Double($0), "eval_loss": 5.5099460284] }
+        let svg = SVGPlot.lossChart(records: records, title: "sft-dist: a]]>b/\u{1}model, nll")
+        // What XML forbids in text: the sequence ]]>, and control characters but line breaks.
+        XCTAssertFalse(svg.contains("]]>"), svg)
+        XCTAssertFalse(svg.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, svg)
+        XCTAssertTrue(svg.contains("a]]&gt;b/\u{FFFD}model"), svg)
+        let labels = svg.components(separatedBy: "text-anchor=\"end\">").dropFirst().map { String($0.prefix { $0 != "<" }) }
+        XCTAssertGreaterThanOrEqual(labels.count, 2, svg)
+        XCTAssertEqual(Set(labels).count, labels.count, "tick labels: \(labels)")
+        XCTAssertEqual(SVGPlot.label(150_001, step: 1), "150001")
+        XCTAssertEqual(SVGPlot.label(2.5, step: 0.5), "2.5")
+
+        let sets = (1...9).map { "s\($0)" }
+        var rows: [[String: Double]] = []
+        for step in 1...2 {
+            var r: [String: Double] = ["step": Double(step), "loss": 1]
+            for name in sets { r["eval_\(name)_loss"] = 1; r["eval_\(name)_accuracy"] = 0.5 }
+            rows.append(r)
+        }
+        let many = SVGPlot.lossChart(records: rows, title: "t", sets: sets)
+        // Each legend swatch (a line then its name): no two alike.
+        let swatches = many.components(separatedBy: "<line x1=").dropFirst().compactMap { chunk -> String? in
+            guard let name = chunk.components(separatedBy: "\">").dropFirst().first?.prefix(while: { $0 != "<" }), name.hasPrefix("s") else { return nil }
+            return String(chunk.prefix { $0 != "/" }).components(separatedBy: "stroke=").dropFirst().joined()
+        }
+        XCTAssertEqual(swatches.count, 18, many)
+        XCTAssertEqual(Set(swatches).count, 18, "\(swatches)")
+
+        XCTAssertEqual(ProgressLine.value(2.5e-8), "2.5e-08")
+        XCTAssertEqual(ProgressLine.value(-.nan), "nan")
+        XCTAssertEqual(ProgressLine.value(1.23456), "1.2346")
+        XCTAssertEqual(ProgressLine.sparkline([3]).count, 1)
+    }
+
     /// A step `nan_policy: skip` skipped has no finite loss, so the curve joined its neighbours
     /// over it unseen: it gets a grey line across the plot and a legend entry.
     func testThePlotMarksSkippedSteps() {

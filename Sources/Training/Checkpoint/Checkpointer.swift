@@ -22,6 +22,9 @@ public final class Checkpointer {
         /// Training losses of steps 1...step, read back from metrics.jsonl (for the summary).
         public var losses: [Double]
         public var directory: String
+        /// `elapsed_s` of the last training row kept (0 without one): the resumed run's rows
+        /// continue from it, so the file reads as one run (it restarted from 0).
+        public var elapsed: Double = 0
     }
 
     let setup: RunSetup
@@ -122,14 +125,14 @@ public final class Checkpointer {
         }
         Fatal.collective { if !comm.isCoordinator { try restoreComponents(saved, step: state.step, dir: directory) } }
 
-        var losses: [Double] = []
+        var losses: [Double] = [], elapsed = 0.0
         problem = nil
         if comm.isCoordinator {
-            do { losses = try trimMetrics(toStep: state.step) } catch { problem = "\(error)" }
+            do { (losses, elapsed) = try trimMetrics(toStep: state.step) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
-        return ResumePoint(step: state.step, losses: losses, directory: directory)
+        return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed)
     }
 
     /// Coordinator only: verifies the checkpoint `spec` names (manifest, every field, that it
@@ -248,11 +251,11 @@ public final class Checkpointer {
 
     /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of
     /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
-    /// training losses kept.
-    func trimMetrics(toStep step: Int) throws -> [Double] {
+    /// training losses kept and the last one's `elapsed_s`.
+    func trimMetrics(toStep step: Int) throws -> (losses: [Double], elapsed: Double) {
         let path = RunOutputs(recipe.out).metrics
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        var kept: [String] = [], losses: [Double] = []
+        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
+        var kept: [String] = [], losses: [Double] = [], elapsed = 0.0
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
                   let s = (row["step"] as? NSNumber)?.intValue, s <= step else { continue }
@@ -261,12 +264,15 @@ public final class Checkpointer {
             // the resumed run redoes it.
             if !training && s == step && step == recipe.steps { continue }
             kept.append(String(line))
-            if training { losses.append((row["loss"] as? NSNumber)?.doubleValue ?? .nan) }
+            if training {
+                losses.append((row["loss"] as? NSNumber)?.doubleValue ?? .nan)
+                if let e = (row["elapsed_s"] as? NSNumber)?.doubleValue, e.isFinite { elapsed = e }
+            }
         }
         let tmp = path + ".tmp-\(getpid())"
         try DurableFiles.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: tmp)
         try DurableFiles.rename(tmp, path)
         try DurableFiles.sync(recipe.out, directory: true)
-        return losses
+        return (losses, elapsed)
     }
 }

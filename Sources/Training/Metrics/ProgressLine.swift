@@ -40,8 +40,8 @@ public final class ProgressLine {
         guard enabled else { return }
         let done = step + 1
         let eta = ProgressLine.eta(done: done, total: total, firstStep: firstStep, elapsed: elapsed)
-        let line = String(format: "step %*d/%d | loss %.4f | lr %.2e | %@ tok/s | %@ elapsed | ETA %@",
-                          String(total).count, done, total, loss, lr, ProgressLine.human(tokensPerSecond),
+        let line = String(format: "step %*d/%d | loss %@ | lr %.2e | %@ tok/s | %@ elapsed | ETA %@",
+                          String(total).count, done, total, ProgressLine.value(loss), lr, ProgressLine.human(tokensPerSecond),
                           ProgressLine.clock(elapsed), ProgressLine.clock(eta)) + extra
         if interactive {
             print("\r\u{1B}[2K" + line, terminator: "")
@@ -69,6 +69,14 @@ public final class ProgressLine {
                          : String(format: "%02d:%02d", t / 60, t % 60)
     }
 
+    /// A loss for a line of text: 4 decimals; one below 1e-3 in 3 significant digits (GRPO's
+    /// 1e-8 losses read 0.0000); a non-finite one as nan or inf (printf wrote -nan).
+    public static func value(_ x: Double) -> String {
+        if x.isNaN { return "nan" }
+        if x.isInfinite { return x > 0 ? "inf" : "-inf" }
+        return x != 0 && abs(x) < 1e-3 ? String(format: "%.3g", x) : String(format: "%.4f", x)
+    }
+
     public static func human(_ x: Double) -> String {
         x >= 1e6 ? String(format: "%.2fM", x / 1e6) : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
     }
@@ -76,7 +84,7 @@ public final class ProgressLine {
     /// A one-line sparkline of a series, for the end-of-run summary.
     public static func sparkline(_ values: [Double], width: Int = 40) -> String {
         let v = values.filter(\.isFinite)
-        guard v.count > 1, let lo = v.min(), let hi = v.max() else { return "" }
+        guard let lo = v.min(), let hi = v.max() else { return "" }   // one value: one bar
         let blocks = Array("▁▂▃▄▅▆▇█")
         let n = min(width, v.count)
         return String((0..<n).map { i -> Character in

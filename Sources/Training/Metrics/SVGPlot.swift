@@ -9,8 +9,18 @@ import Foundation
 public enum SVGPlot {
     public struct Series {
         public var name: String, color: String, points: [(Double, Double)], dots: Bool, dashed: Bool
-        public init(name: String, color: String, points: [(Double, Double)], dots: Bool = false, dashed: Bool = false) {
-            self.name = name; self.color = color; self.points = points; self.dots = dots; self.dashed = dashed
+        /// How many times the colours have come round before this series (a 9th named set is
+        /// round 1): each round draws its lines in another dash pattern, so no two series look alike.
+        public var round = 0
+        public init(name: String, color: String, points: [(Double, Double)], dots: Bool = false, dashed: Bool = false, round: Int = 0) {
+            self.name = name; self.color = color; self.points = points; self.dots = dots; self.dashed = dashed; self.round = round
+        }
+
+        /// The stroke-dasharray attribute ("" for a solid line).
+        var dashAttribute: String {
+            let patterns = dashed ? ["5,3", "5,3,1,3", "9,3,2,3,2,3", "2,5"] : ["", "1.5,2.5", "8,3,2,3", "12,4"]
+            let d = patterns[round % patterns.count]
+            return d.isEmpty ? "" : " stroke-dasharray=\"\(d)\""
         }
     }
 
@@ -42,10 +52,10 @@ public enum SVGPlot {
                     Series(name: "held-out NLL", color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         for (i, name) in sets.enumerated() {
-            let color = setColors[i % setColors.count]
-            left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true))
+            let color = setColors[i % setColors.count], round = i / setColors.count
+            left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
-            if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true)) }
+            if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true, round: round)) }
         }
         var method = Panel(left: [], right: [], leftTitle: "value", rightTitle: "share")
         for (i, m) in methodMetrics.enumerated() {
@@ -54,7 +64,9 @@ public enum SVGPlot {
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
         }
-        var losses = Panel(left: left, right: right, leftTitle: "loss (nats per token)")
+        // Held-out NLL is in nats per token; another objective's train loss need not be (GRPO's,
+        // DPO's can be negative).
+        var losses = Panel(left: left, right: right, leftTitle: objective == "nll" ? "loss (nats per token)" : "loss")
         // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
         losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }
         let panels = [losses] + (method.isEmpty ? [] : [method])
@@ -84,10 +96,20 @@ public enum SVGPlot {
         return stride(from: first, through: hi + step * 1e-9, by: step).map { $0 }
     }
 
-    /// A tick label: few digits, whatever the magnitude (1e+18 rather than 19 digits).
-    static func label(_ v: Double) -> String {
+    /// A tick label: few digits, whatever the magnitude (1e+18 rather than 19 digits), but as
+    /// many as the ticks' `step` needs to tell neighbours apart (a loss flat to 1e-8 had two
+    /// ticks both labelled 5.5099).
+    static func label(_ v: Double, step: Double? = nil) -> String {
         if v == 0 { return "0" }
-        return abs(v) >= 1e5 || abs(v) < 1e-3 ? String(format: "%.2g", v) : String(format: "%g", (v * 1e4).rounded() / 1e4)
+        guard let step, step > 0 else {
+            return abs(v) >= 1e5 || abs(v) < 1e-3 ? String(format: "%.2g", v) : String(format: "%g", (v * 1e4).rounded() / 1e4)
+        }
+        if abs(v) >= 1e5 || abs(v) < 1e-3 {
+            let digits = min(15, max(2, Int(ceil(log10(abs(v) / step) - 1e-9)) + 1))
+            return String(format: "%.\(digits)g", v)
+        }
+        let decimals = min(15, max(0, Int(ceil(-log10(step) - 1e-9))))
+        return String(format: "%.\(decimals)f", v)
     }
 
     public static func render(title: String, panels: [Panel]) -> String {
@@ -115,8 +137,7 @@ public enum SVGPlot {
         for series in (p.left + p.right) where !series.points.isEmpty {
             let width = Double(series.name.count) * 7 + 36
             if lx > ml && lx + width > w - mr { lx = ml; ly += 16 }
-            let dash = series.dashed ? " stroke-dasharray=\"5,3\"" : ""
-            s += "<line x1=\"\(lx)\" y1=\"\(ly + 6)\" x2=\"\(lx + 22)\" y2=\"\(ly + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(dash)/>"
+            s += "<line x1=\"\(lx)\" y1=\"\(ly + 6)\" x2=\"\(lx + 22)\" y2=\"\(ly + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(series.dashAttribute)/>"
             s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(series.name))</text>\n"
             lx += width
         }
@@ -134,10 +155,11 @@ public enum SVGPlot {
         y0 -= pad; y1 += pad
         func px(_ x: Double) -> Double { ml + (x - x0) / (x1 - x0) * (w - ml - mr) }
         func py(_ v: Double, _ lo: Double, _ hi: Double) -> Double { bottom - (v - lo) / (hi - lo) * plotHeight }
-        for t in ticks(y0, y1) {
+        let yTicks = ticks(y0, y1), yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : nil
+        for t in yTicks {
             let yy = py(t, y0, y1)
             s += "<line x1=\"\(ml)\" y1=\"\(yy)\" x2=\"\(w - mr)\" y2=\"\(yy)\" stroke=\"#eee\"/>"
-            if !p.left.isEmpty { s += "<text x=\"\(ml - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(label(t))</text>\n" }
+            if !p.left.isEmpty { s += "<text x=\"\(ml - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(label(t, step: yStep))</text>\n" }
         }
         for t in ticks(x0, x1, integers: true) {
             s += "<line x1=\"\(px(t))\" y1=\"\(bottom)\" x2=\"\(px(t))\" y2=\"\(bottom + 4)\" stroke=\"black\"/>"
@@ -158,8 +180,7 @@ public enum SVGPlot {
         func curve(_ series: Series, _ lo: Double, _ hi: Double) {
             guard !series.points.isEmpty else { return }
             let pts = series.points.map { "\(px($0.0)),\(py($0.1, lo, hi))" }.joined(separator: " ")
-            let dash = series.dashed ? " stroke-dasharray=\"5,3\"" : ""
-            s += "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.6\"\(dash) points=\"\(pts)\"/>\n"
+            s += "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.6\"\(series.dashAttribute) points=\"\(pts)\"/>\n"
             if series.dots || series.points.count == 1 {
                 for q in series.points { s += "<circle cx=\"\(px(q.0))\" cy=\"\(py(q.1, lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
             }
@@ -172,7 +193,21 @@ public enum SVGPlot {
         return (s, bottom + mb - top)
     }
 
+    /// Text content as XML 1.0 takes it: `&`, `<` and `>` escaped (a model path holding `]]>`
+    /// made the file unreadable), and characters XML forbids (control characters other than
+    /// tab and line breaks, U+FFFE, U+FFFF) shown as U+FFFD.
     static func escape(_ t: String) -> String {
-        t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        var out = ""
+        for c in t.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(c)
+            case _ where c.value < 0x20 || c.value == 0xFFFE || c.value == 0xFFFF: out += "\u{FFFD}"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
     }
 }

@@ -126,16 +126,22 @@ public enum TrainingJob {
         let start = comm.wallTime()
         var losses: [Double] = resumed?.losses ?? []
         var tokensSeen = 0
+        // Training time only: the tok/s of the progress and final lines left evaluations out of
+        // the tokens but not out of the time (4× below the steps' own tokens_per_s with three
+        // --eval-data sets).
+        var trainSeconds = 0.0
+        let previousElapsed = resumed?.elapsed ?? 0
         for step in (resumed?.step ?? 0)..<recipe.steps {
             let t0 = comm.wallTime()
             let r = trainer.step(step)
             let dt = comm.wallTime() - t0
             tokensSeen += r.tokens
+            trainSeconds += dt
             losses.append(r.loss)
             var fields: [(String, Any)] = [("step", step + 1), ("loss", r.loss), ("lr", Double(r.lr)),
                                            ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
-                                           ("elapsed_s", comm.wallTime() - start)]
+                                           ("elapsed_s", previousElapsed + comm.wallTime() - start)]
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
             fields += produced
@@ -143,7 +149,7 @@ public enum TrainingJob {
             metrics.write(fields)
             let elapsed = comm.wallTime() - start
             progress.update(step: step, loss: r.loss, lr: Double(r.lr),
-                            tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9), elapsed: elapsed,
+                            tokensPerSecond: Double(tokensSeen) / max(trainSeconds, 1e-9), elapsed: elapsed,
                             extra: trainer.progressExtra(produced))
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             FaultInjection.failMPICall(comm, step: step + 1)
@@ -171,10 +177,13 @@ public enum TrainingJob {
         Fatal.agree(lead ? writePlot(recipe, sets: evalSets.names) : nil, code: Fatal.Code.output)
         if lead && !quiet {
             // A run resumed at its last step (metrics.jsonl gone) trained nothing: no "nan → nan".
-            if let first = losses.first, let last = losses.last {
-                say("loss \(ProgressLine.sparkline(losses)) \(String(format: "%.4f → %.4f", first, last))")
-            } else {
+            // The first and last finite losses: a last step skipped (nan_policy: skip) said "→ -nan".
+            if let first = losses.first(where: \.isFinite), let last = losses.last(where: \.isFinite) {
+                say("loss \(ProgressLine.sparkline(losses)) \(ProgressLine.value(first)) → \(ProgressLine.value(last))")
+            } else if losses.isEmpty {
                 say("no training step ran (the run was already at step \(recipe.steps) of \(recipe.steps))")
+            } else {
+                say("loss: no step had a finite loss (every one was skipped, nan_policy: skip)")
             }
             // A resumed run evaluated "before" in the run it continues: metrics.jsonl has it.
             let beforeRow = NamedEvalSets.beforeRow(metricsPath: outputs.metrics)
@@ -185,7 +194,7 @@ public enum TrainingJob {
                 say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
-            let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(seconds, 1e-9))) tok/s)" : ""
+            let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(trainSeconds, 1e-9))) tok/s in training steps)" : ""
             let also = outputs.otherModels(of: recipe).map { $0 + "/" }  // --ema, LoRA on a preset, --merge-lora
             say(String(format: "done in %@%@; model in %@/%@, metrics in %@, plot in %@",
                        ProgressLine.clock(seconds), rate, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
