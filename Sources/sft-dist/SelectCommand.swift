@@ -82,7 +82,7 @@ struct Select: ParsableCommand {
             Fatal.agree("--ref-model is read by --method learnability (the reference model's loss); --method \(method) does not read it: drop --ref-model")
         }
         let reference = refModel.flatMap { path in
-            selector.referenceScorer == nil ? nil : Fatal.collective { try SelectionProducer.loadReference(path, like: m) }
+            selector.referenceScorer == nil ? nil : Fatal.collective { try ReferenceModel.load(path, like: m, tokenizer: tok) }
         }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)

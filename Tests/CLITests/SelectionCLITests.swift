@@ -100,6 +100,28 @@ final class SelectionCLITests: XCTestCase {
         }
     }
 
+    /// A hostile review: a pool larger than the data held rows several times (a step trained 8
+    /// copies of one row), and a LoRA run took a LoRA checkpoint as its reference with zero
+    /// adapters, dropping the checkpoint's training (without LoRA it was refused).
+    func testPoolsLargerThanTheDataAndLoRACheckpointReferencesAreRefused() {
+        let out = CLI.tempDir("sel-pool-rows")
+        let r = CLI.sftDist(Self.base + ["--selection", "loss", "--selection-pool", "1024", "--out", out + "/run"], seconds: 60)
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "selection_pool 1024 × batch_size 5 = 5120 candidates a step, more than the", in: r.stderr), 1, r.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/metrics.jsonl"))
+
+        let lora = ["--lora-rank", "2", "--eval-examples", "0", "--eval-every", "0", "--quiet"]
+        let made = CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--save-every", "2", "--out", out + "/lo"] + lora)
+        XCTAssertEqual(made.status, 0, made.all)
+        let ref = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "4", "--selection", "learnability",
+                               "--ref-model", out + "/lo/checkpoints/step-000002/model", "--out", out + "/ref"] + lora)
+        XCTAssertEqual(ref.status, 1, ref.all)
+        XCTAssertTrue(ref.stderr.contains("step-000002/model: holds LoRA adapter tensors"), ref.all)
+        let base = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "4", "--selection", "learnability",
+                                "--ref-model", out + "/lo/model-base", "--out", out + "/base"] + lora)
+        XCTAssertEqual(base.status, 0, base.all)
+    }
+
     /// A pool too large for the memory is refused at start-up as out of memory (exit 5, one
     /// line, nothing written): the sampler's 2³⁰ indices were a failed 8 GiB allocation and a
     /// Swift trap at the first step. `ulimit -v` bounds the memory the check sees.

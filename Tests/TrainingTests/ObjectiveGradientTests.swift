@@ -173,6 +173,9 @@ final class ObjectiveGradientTests: XCTestCase {
         let rejected: [(String, [String: String], String)] = [
             ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a finite number"),
             ("power", ["alpha": "0x10"], "alpha=0x10 is not a finite number"),
+            // Below float32's normal range: read as 0 (said "beta must be > 0, got 0.0") or a
+            // subnormal that trained with a zero gradient.
+            ("dpo", ["beta": "1e-300"], "beta=1e-300 is too close to 0 for float32"), ("dpo", ["beta": "1e-40"], "beta=1e-40 is too close to 0 for float32"),
             ("threshold", ["variant": "top-p", "q": "1"], "q must be in [0, 1)"),
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),
             ("threshold", ["variant": "middle"], "variant=middle"),

@@ -15,28 +15,44 @@ public protocol BatchSource: AnyObject {
 /// Uniform sampling without replacement: epochs of a seeded permutation, consumed
 /// `batchSize` at a time across epoch boundaries. The batch of step s is a pure function of
 /// (seed, s), so resuming needs no saved cursor and any rank count sees the same batches.
+///
+/// `distinct` (online selection's candidate pools): a batch that runs into the next epoch
+/// skips the rows it already holds and reads on, so it never holds a row twice — two copies
+/// score alike and were both selected (a step trained 8 copies of one row). The batch of step
+/// s still starts at position s · batchSize, so it stays a function of (seed, s).
 public final class UniformSampler: BatchSource {
     public let datasetSize: Int
     public let batchSize: Int
     public let seed: UInt64
+    public let distinct: Bool
     private var cachedEpoch = -1
     private var permutation: [Int] = []
 
-    public init(datasetSize: Int, batchSize: Int, seed: UInt64) {
-        precondition(datasetSize > 0 && batchSize > 0)
-        self.datasetSize = datasetSize; self.batchSize = batchSize; self.seed = seed
+    public init(datasetSize: Int, batchSize: Int, seed: UInt64, distinct: Bool = false) {
+        precondition(datasetSize > 0 && batchSize > 0 && (!distinct || batchSize <= datasetSize))
+        self.datasetSize = datasetSize; self.batchSize = batchSize; self.seed = seed; self.distinct = distinct
+    }
+
+    /// The row at position g of the stream of epochs.
+    private func element(_ g: Int) -> Int {
+        let epoch = g / datasetSize
+        if epoch != cachedEpoch {
+            permutation = UniformSampler.permutation(count: datasetSize, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            cachedEpoch = epoch
+        }
+        return permutation[g % datasetSize]
     }
 
     public func batch(step: Int) -> [Int] {
-        (0..<batchSize).map { k in
-            let g = step * batchSize + k
-            let epoch = g / datasetSize
-            if epoch != cachedEpoch {
-                permutation = UniformSampler.permutation(count: datasetSize, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
-                cachedEpoch = epoch
-            }
-            return permutation[g % datasetSize]
+        guard distinct else { return (0..<batchSize).map { element(step * batchSize + $0) } }
+        var taken = Set<Int>(), rows: [Int] = []
+        var g = step * batchSize
+        while rows.count < batchSize {   // ends within the next epoch: batchSize ≤ datasetSize
+            let row = element(g)
+            if taken.insert(row).inserted { rows.append(row) }
+            g += 1
         }
+        return rows
     }
 
     /// Fisher–Yates over a seeded stream.

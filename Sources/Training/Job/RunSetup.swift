@@ -76,12 +76,7 @@ public struct RunSetup {
         var reference: LanguageModel? = nil
         if objective.requirements.referenceModel {
             if let path = recipe.refModel {
-                reference = Fatal.collective { () throws -> LanguageModel in
-                    // With LoRA, the same (zero) adapters, so the layouts match and the reference is its base.
-                    let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora, use: .inference)
-                    if let problem = SelectionProducer.referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
-                    return m
-                }
+                reference = Fatal.collective { try ReferenceModel.load(path, like: model, tokenizer: tokenizer) }
                 comm.broadcast(reference!.parameters.valueBuffer, root: 0)
             } else {
                 let r = model.makeReplica()

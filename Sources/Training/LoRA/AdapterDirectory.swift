@@ -136,6 +136,11 @@ public enum AdapterDirectory {
         if own.specialTokens != base.specialTokens { return "other special tokens" }
         let probe = "Hello, world! 123 4567 — naïve café, 日本語 テキスト\n\t  code(x) { return x * 2 }"
         if own.encodePlain(probe) != base.encodePlain(probe) { return "a probe text encodes to other ids" }
+        // Every id's text too: two ids swapped in the vocabulary (same size, same specials) may
+        // not occur in the probe, and a reference model read other token sequences with exit 0.
+        if let id = (0..<own.vocabSize).first(where: { own.decode([Int32($0)]) != base.decode([Int32($0)]) }) {
+            return "token id \(id) is \(JSONText.brief(own.decode([Int32(id)]))) in one and \(JSONText.brief(base.decode([Int32(id)]))) in the other"
+        }
         return nil
     }
 

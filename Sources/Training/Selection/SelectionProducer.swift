@@ -87,13 +87,17 @@ extension SelectionProducer {
         else { return nil }
         let tokens = setup.train.examples.reduce(0) { $0 + $1.ids.count }
         Fatal.collective { try checkPoolMemory(context, meanTokens: tokens / max(1, setup.train.count)) }
+        // A pool holds each row at most once: one larger than the data would repeat rows.
+        Fatal.agree(context.candidates > setup.train.count
+                    ? "selection_pool \(r.selectionPool) × batch_size \(r.batchSize) = \(context.candidates) candidates a step, more than the \(setup.train.count) training rows: a pool would hold rows twice; give a smaller --selection-pool or --batch-size" : nil)
         var reference: LanguageModel? = nil
         if selector.referenceScorer != nil, let path = r.refModel {
-            reference = Fatal.collective { try loadReference(path, like: setup.model) }
+            reference = Fatal.collective { try ReferenceModel.load(path, like: setup.model, tokenizer: setup.tokenizer) }
             comm.broadcast(reference!.parameters.valueBuffer, root: 0)
         }
         return SelectionProducer(selector: selector, keep: keep,
-                                 sampler: UniformSampler(datasetSize: setup.train.count, batchSize: context.candidates, seed: r.seed),
+                                 sampler: UniformSampler(datasetSize: setup.train.count, batchSize: context.candidates, seed: r.seed,
+                                                         distinct: true),
                                  reference: reference)
     }
 
@@ -108,25 +112,5 @@ extension SelectionProducer {
         let (bytes, overflow) = c.candidates.multipliedReportingOverflow(by: perCandidate)
         guard let available, overflow || bytes > available else { return }
         throw ModelError("out of memory: selection_pool \(c.pool) × batch_size \(c.batchSize) = \(c.candidates) candidates per step need about \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)) for their rows (\(meanTokens) tokens each on average), more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --selection-pool or --batch-size)", outOfMemory: true)
-    }
-
-    /// A frozen model of the trained one's shape. With LoRA, the same (zero) adapters, so the
-    /// layouts match and the reference is its base (without them a LoRA run was refused, the
-    /// adapters counted as parameters the reference lacked).
-    public static func loadReference(_ path: String, like model: LanguageModel) throws -> LanguageModel {
-        let (m, _) = try ModelDirectory.load(path, lora: (model as? LoRAAdaptable)?.lora, use: .inference)
-        if let problem = referenceMismatch(m, model) { throw ModelError("\(path): \(problem)") }
-        return m
-    }
-
-    /// Why `reference` cannot stand beside `model` (vocabulary, then parameter count), or nil.
-    public static func referenceMismatch(_ reference: LanguageModel, _ model: LanguageModel) -> String? {
-        if reference.vocabSize != model.vocabSize {
-            return "the reference model's vocab_size is \(reference.vocabSize), the model's (--model) \(model.vocabSize); a reference must share its architecture"
-        }
-        if reference.parameters.count != model.parameters.count {
-            return "the reference model has \(reference.parameters.count) parameters, the model (--model) \(model.parameters.count); a reference must share its architecture"
-        }
-        return nil
     }
 }

@@ -1,0 +1,38 @@
+import Models
+
+/// `--ref-model`: a frozen model beside the trained one — the reference of DPO and of the
+/// objectives anchored to a model, learnability's scorer (LoBaSS, arXiv 2310.13008 §3.2).
+/// It must read the same token ids as the trained model and share its architecture; without
+/// `--ref-model` the reference is a copy of the initial weights.
+public enum ReferenceModel {
+    /// Loads `path` for `model`. With LoRA, the reference gets the same (zero) adapters, so
+    /// the layouts match and it is its base (without them a LoRA run was refused, the
+    /// adapters counted as parameters the reference lacked).
+    public static func load(_ path: String, like model: LanguageModel, tokenizer: Tokenizer) throws -> LanguageModel {
+        let lora = (model as? LoRAAdaptable)?.lora
+        let (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
+        // A LoRA run's checkpoint: loaded with zero adapters its training was dropped (without
+        // LoRA the loader refuses it, as for --model).
+        if lora != nil, let adapter = try SafeTensorsCheckpoint(directory: path).names.first(where: LoRAConfig.isAdapterName) {
+            throw ModelError("\(path): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; a reference is a full model: its base (OUT/model-base), or the adapter merged into it (sft-dist merge-lora)")
+        }
+        if let problem = mismatch(m, model) { throw ModelError("\(path): \(problem)") }
+        // Another tokenizer of the same size (ids swapped) scored other token sequences than
+        // the trained model's, with exit 0; merge refused it.
+        if let difference = AdapterDirectory.vocabularyDifference(own, tokenizer) {
+            throw ModelError("\(path): the reference model's tokenizer differs from the trained model's (\(difference)); a reference must read the same token ids")
+        }
+        return m
+    }
+
+    /// Why `reference` cannot stand beside `model` (vocabulary, then parameter count), or nil.
+    public static func mismatch(_ reference: LanguageModel, _ model: LanguageModel) -> String? {
+        if reference.vocabSize != model.vocabSize {
+            return "the reference model's vocab_size is \(reference.vocabSize), the model's (--model) \(model.vocabSize); a reference must share its architecture"
+        }
+        if reference.parameters.count != model.parameters.count {
+            return "the reference model has \(reference.parameters.count) parameters, the model (--model) \(model.parameters.count); a reference must share its architecture"
+        }
+        return nil
+    }
+}

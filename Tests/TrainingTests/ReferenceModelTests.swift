@@ -1,0 +1,49 @@
+import Foundation
+import Models
+import XCTest
+@testable import Training
+
+/// `--ref-model` (`Job/ReferenceModel.swift`) and online selection's candidate pools, as a
+/// hostile review found them: a reference whose tokenizer had two ids swapped was taken (merge
+/// refused it), and a pool running into the next epoch held a row twice — both copies scored
+/// alike and were selected together.
+final class ReferenceModelTests: XCTestCase {
+    func testAReferenceWithAnotherTokenizerIsRefused() throws {
+        let dir = NSTemporaryDirectory() + "reference-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let llama = LoRAFixtureTests.root + "/models/llama", swapped = dir + "/llama-swap"
+        try FileManager.default.copyItem(atPath: llama, toPath: swapped)
+        var tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: swapped + "/tokenizer.json"))) as? [String: Any])
+        var model = try XCTUnwrap(tokenizer["model"] as? [String: Any]), vocab = try XCTUnwrap(model["vocab"] as? [String: Int])
+        (vocab["A"], vocab["B"]) = (vocab["B"], vocab["A"])
+        model["vocab"] = vocab; tokenizer["model"] = model
+        try JSONSerialization.data(withJSONObject: tokenizer).write(to: URL(fileURLWithPath: swapped + "/tokenizer.json"))
+
+        let (trained, tok) = try ModelDirectory.load(llama)
+        XCTAssertNoThrow(try ReferenceModel.load(llama, like: trained, tokenizer: tok))
+        XCTAssertThrowsError(try ReferenceModel.load(swapped, like: trained, tokenizer: tok)) {
+            XCTAssertTrue("\($0)".contains("llama-swap: the reference model's tokenizer differs from the trained model's (token id"), "\($0)")
+        }
+    }
+
+    func testDistinctPoolsNeverHoldARowTwice() {
+        for (size, pool) in [(10, 7), (190, 32), (5, 5), (3, 1)] {
+            let distinct = UniformSampler(datasetSize: size, batchSize: pool, seed: 9, distinct: true)
+            let plain = UniformSampler(datasetSize: size, batchSize: pool, seed: 9)
+            var plainRepeats = 0
+            for step in 0..<60 {
+                let rows = distinct.batch(step: step)
+                XCTAssertEqual(rows.count, pool)
+                XCTAssertEqual(Set(rows).count, pool, "size \(size), pool \(pool), step \(step): \(rows)")
+                // A function of (seed, step): a fresh sampler gives the same pool.
+                XCTAssertEqual(UniformSampler(datasetSize: size, batchSize: pool, seed: 9, distinct: true).batch(step: step), rows)
+                let p = plain.batch(step: step)
+                if Set(p).count < p.count { plainRepeats += 1 }
+                // Within an epoch the two agree: only a pool that runs into the next one differs.
+                if (step * pool) / size == (step * pool + pool - 1) / size { XCTAssertEqual(rows, p) }
+            }
+            if size % pool != 0 { XCTAssertGreaterThan(plainRepeats, 0, "size \(size), pool \(pool): the plain sampler never repeated") }
+        }
+    }
+}
