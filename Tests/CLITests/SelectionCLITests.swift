@@ -120,6 +120,10 @@ final class SelectionCLITests: XCTestCase {
         let base = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "4", "--selection", "learnability",
                                 "--ref-model", out + "/lo/model-base", "--out", out + "/base"] + lora)
         XCTAssertEqual(base.status, 0, base.all)
+        let preset = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "4", "--selection", "learnability",
+                                  "--ref-model", "tiny", "--out", out + "/preset", "--eval-examples", "0", "--quiet"])
+        XCTAssertEqual(preset.status, 1, preset.all)
+        XCTAssertTrue(preset.stderr.contains("--ref-model tiny: names a preset (random weights), not a saved model"), preset.all)
     }
 
     /// A pool too large for the memory is refused at start-up as out of memory (exit 5, one

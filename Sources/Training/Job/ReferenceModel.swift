@@ -9,6 +9,10 @@ public enum ReferenceModel {
     /// the layouts match and it is its base (without them a LoRA run was refused, the
     /// adapters counted as parameters the reference lacked).
     public static func load(_ path: String, like model: LanguageModel, tokenizer: Tokenizer) throws -> LanguageModel {
+        // A preset name said "no such model directory (or a preset: default, tiny, …)".
+        if ModelPresets.isOnlyPreset(path) {
+            throw ModelError("--ref-model \(path): names a preset (random weights), not a saved model; a reference is a model directory")
+        }
         let lora = (model as? LoRAAdaptable)?.lora
         let (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
         // A LoRA run's checkpoint: loaded with zero adapters its training was dropped (without
