@@ -76,6 +76,9 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(steps.count >= 3 && Set(steps).isSubset(of: Set(1...7)), "step ticks: \(steps)")
         XCTAssertEqual(SVGPlot.ticks(1, 7, integers: true), [2, 4, 6])   // were 1.0, 2.2, … labelled 1, 2, …
         XCTAssertFalse(SVGPlot.lossChart(records: [["step": 1, "loss": 2]], title: "t").contains("reward"))
+        // superhf had no second panel, though it logs its rounds' rewards.
+        let superhf = SVGPlot.lossChart(records: [["step": 1, "loss": 2, "superhf_reward_mean": 0.2, "superhf_best_reward": 0.9]], title: "t")
+        XCTAssertTrue(superhf.contains(">SuperHF reward (kept completions)</text>") && superhf.contains(">SuperHF reward (mean over samples)</text>"), superhf)
         XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
     }
 

@@ -41,6 +41,8 @@ public enum SVGPlot {
         ("reward_mean", "reward (mean over rollouts)", false), ("accuracy", "rollouts solved", true),
         ("rewards/margins", "DPO margin (chosen − rejected)", false), ("rewards/accuracies", "DPO preference accuracy", true),
         ("pseudo_label_precision", "pseudo-label precision", true),
+        // superhf's rounds: the mean reward of its samples and of the completions it keeps.
+        ("superhf_reward_mean", "SuperHF reward (mean over samples)", false), ("superhf_best_reward", "SuperHF reward (kept completions)", false),
     ]
 
     /// The standard chart from metrics records (see MetricsLog.read); `sets` are the named
