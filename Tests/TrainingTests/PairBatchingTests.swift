@@ -146,4 +146,21 @@ final class PairBatchingTests: XCTestCase {
         // Long enough to keep the difference: both pairs stay.
         XCTAssertEqual(try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 64).pairCount, 2)
     }
+
+    /// Left truncation cut only the longer side's prompt, so its answer was scored in another
+    /// context than the other's, and the pair was kept (a hostile review): dropped whole now.
+    func testAPairWhoseSidesKeepDifferentPromptsIsDropped() throws {
+        let rows = ["{\"prompt\": \"a long enough prompt =\", \"chosen\": \" 1\", \"rejected\": \" b\(String(repeating: "y", count: 40))\"}",
+                    "{\"prompt\": \"q\", \"chosen\": \" 12\", \"rejected\": \" 13\"}"]
+        let path = NSTemporaryDirectory() + "left-pairs-\(UUID().uuidString).jsonl"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(rows.joined(separator: "\n").utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let set = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 50, truncation: .left)
+        XCTAssertEqual(set.pairCount, 1)
+        XCTAssertEqual(set.report.droppedTooLong, 1)
+        for i in 0..<set.pairCount {
+            XCTAssertEqual(Dataset.context(of: set.examples[2 * i]), Dataset.context(of: set.examples[2 * i + 1]))
+        }
+        XCTAssertEqual(try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 80, truncation: .left).pairCount, 2)
+    }
 }

@@ -3,7 +3,8 @@ import Models
 /// Preference pairs as a `Dataset`: example 2i is pair i's chosen sequence, 2i + 1 its
 /// rejected one, so the pair producer (`PairProducer`) and checkpoints' data hash see one
 /// array of examples. A pair is kept or dropped whole: when truncation drops either sequence,
-/// or leaves either without a loss token, the pair is dropped (counted in the report).
+/// leaves either without a loss token, or keeps less of one side's prompt than the other's
+/// (left truncation), the pair is dropped (counted in the report).
 extension Dataset {
     public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
@@ -30,6 +31,10 @@ extension Dataset {
                 if lossTokenCount(fitted) == 0 { drop = \.droppedNoLossTokens; break }
                 sides.append(fitted)
             }
+            // Left truncation cuts the longer side's prompt more: its answers are then scored in
+            // other contexts, which is no comparison (TRL keeps one prompt for both); dropped as
+            // the pairs truncation breaks are.
+            if drop == nil, Self.context(of: sides[0]) != Self.context(of: sides[1]) { drop = \.droppedTooLong }
             // The difference past the cut: the same sequence twice trains nothing (loss log 2).
             if drop == nil, sides[0].ids == sides[1].ids, sides[0].lossMask == sides[1].lossMask { drop = \.droppedIdenticalPairs }
             if cut && drop != \.droppedTooLong { report.truncated += 1 }
@@ -39,6 +44,11 @@ extension Dataset {
         }
         if examples.isEmpty { throw DataError(path: path, "no pairs left (\(report.summary))") }
         self.init(examples: examples, report: report)
+    }
+
+    /// The tokens before a sequence's first loss token: its prompt, as far as it was kept.
+    static func context(of e: Example) -> ArraySlice<Int32> {
+        e.ids.prefix(e.lossMask.firstIndex { $0 != 0 } ?? e.ids.count)
     }
 
     public var pairCount: Int { examples.count / 2 }
