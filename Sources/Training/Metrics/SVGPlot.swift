@@ -9,7 +9,7 @@ import Foundation
 public enum SVGPlot {
     public struct Series {
         public var name: String, color: String, points: [(Double, Double)], dots: Bool, dashed: Bool
-        /// How many times the colours have come round before this series (a 9th named set is
+        /// How many times the colours have come round before this series (an 8th named set is
         /// round 1): each round draws its lines in another dash pattern, so no two series look alike.
         public var round = 0
         public init(name: String, color: String, points: [(Double, Double)], dots: Bool = false, dashed: Bool = false, round: Int = 0) {
