@@ -33,6 +33,13 @@ public enum Fatal {
     /// abort was sometimes lost (the others wait twice as long).
     public static let printedLineGrace: UInt32 = 200_000
 
+    /// Ends the job once a fatal line has had time to reach the launcher: the rank that printed
+    /// it waits `printedLineGrace`, the others twice that, whichever calls MPI_Abort first.
+    public static func abort(afterPrinting printed: Bool, comm: Communicator, code: Int32) -> Never {
+        usleep(printed ? printedLineGrace : 2 * printedLineGrace)
+        comm.abortJob(code: code)
+    }
+
     /// Set once at start-up; `fail` uses it to bring down every rank.
     nonisolated(unsafe) public static var communicator: Communicator = LocalCommunicator()
 
@@ -61,7 +68,7 @@ public enum Fatal {
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
-        if comm.size > 1 { usleep(printedLineGrace) }
+        if comm.size > 1 { abort(afterPrinting: true, comm: comm, code: code) }
         comm.abortJob(code: code)
     }
 
@@ -83,10 +90,7 @@ public enum Fatal {
             FileHandle.standardError.write(Data("sft-dist: error\(rank): \(singleLine(error))\n".utf8))
         }
         if code == Code.training { beforeTrainingAbort?() }
-        // Give the printing rank's line time to reach the launcher before the job is torn
-        // down, whichever rank calls MPI_Abort first.
-        usleep(comm.rank == first ? printedLineGrace : 2 * printedLineGrace)
-        comm.abortJob(code: code)
+        abort(afterPrinting: comm.rank == first, comm: comm, code: code)
     }
 
     /// Runs `body`; a thrown error becomes a collective failure (see `agree`), with the exit

@@ -146,15 +146,12 @@ enum Runtime {
         guard comm.size > 1 else { return }
         let root = comm.broadcast(what, root: 0)
         guard let differs = comm.firstFlaggedRank(what != root) else { return }
-        // The printing rank waits too before MPI_Abort (`Fatal.printedLineGrace`): its line was
-        // lost in about 1 run of 45 when it aborted straight after writing it.
         if comm.rank == differs {
             printError("sft-dist: error (rank \(differs)): the ranks were started with different command lines: rank \(differs) \(what), rank 0 \(root); every rank must get the same command and flags")
-            usleep(Fatal.printedLineGrace)
-        } else {
-            usleep(2 * Fatal.printedLineGrace)
         }
-        comm.abortJob(code: Fatal.Code.input)
+        // The printing rank waits too (its line was lost in about 1 run of 45 when it aborted
+        // straight after writing it).
+        Fatal.abort(afterPrinting: comm.rank == differs, comm: comm, code: Fatal.Code.input)
     }
 
     /// For a process launched by mpirun that ends before running a command (help, an

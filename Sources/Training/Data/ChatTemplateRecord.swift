@@ -41,8 +41,6 @@ extension ChatTemplate {
 }
 
 public enum ChatTemplateRecord {
-    /// Whether a prompts file (`--prompts`, `--unlabelled`) has a `messages` row; one its own
-    /// reader will refuse counts as none here.
     /// The refusal of a chat template named for data without {messages} rows (nil when it has
     /// some): `flag` as the user gave it, `data` the file (or "the data"), `rows` what its rows
     /// are, `drop` what to drop.
@@ -50,6 +48,8 @@ public enum ChatTemplateRecord {
         hasMessages ? nil : "\(flag) lays out {messages} rows, and \(data) has none (\(rows)): it would have no effect; drop \(drop)"
     }
 
+    /// Whether a prompts file (`--prompts`, `--unlabelled`) has a `messages` row; one its own
+    /// reader will refuse counts as none here.
     public static func hasMessages(_ path: String) -> Bool {
         guard let read = try? JSONLReader.read(path: path, skipBadLines: true, rows: .prompts) else { return false }
         return read.records.contains { if case .messages = $0.record { return true } else { return false } }

@@ -124,10 +124,7 @@ public enum SameInputs {
         guard let first = comm.firstFlaggedRank(problem != nil) else { return }
         if comm.rank == first, let problem {
             FileHandle.standardError.write(Data("sft-dist: error\(first == 0 ? "" : " (rank \(first))"): \(problem)\n".utf8))
-            usleep(Fatal.printedLineGrace)
-        } else {
-            usleep(2 * Fatal.printedLineGrace)   // the printing rank's line reaches the launcher first
         }
-        comm.abortJob(code: 1)
+        Fatal.abort(afterPrinting: comm.rank == first, comm: comm, code: 1)
     }
 }

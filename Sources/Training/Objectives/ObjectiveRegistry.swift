@@ -78,12 +78,12 @@ public struct ObjectiveArgs {
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
         guard let s = values[key] else { return d }
-        guard let d = Double(decimal: s), case let v = Float(d), v.isFinite else {
+        guard let given = Double(decimal: s), case let v = Float(given), v.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
         // Below float32's normal range a value is read as 0 or a subnormal: budget=1e-300 was
         // refused as "budget=0.0", dpo beta=1e-40 trained with a zero gradient at every step.
-        if d != 0 && abs(v) < Float.leastNormalMagnitude {
+        if given != 0 && abs(v) < Float.leastNormalMagnitude {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is too close to 0 for float32 (smallest normal magnitude 1.2e-38)")
         }
         return v
