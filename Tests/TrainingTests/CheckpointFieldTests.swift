@@ -85,6 +85,7 @@ final class CheckpointFieldTests: XCTestCase {
         try refuse("t-huge", "optimizer.safetensors: \"t\" is 1e+30, not a step count") { try editOptimizer($0, t: 1e30) }
         try refuse("t-fraction", "optimizer.safetensors: \"t\" is 1.5, not a step count") { try editOptimizer($0, t: 1.5) }
         try refuse("t-negative", "optimizer.safetensors: \"t\" is -1.0, not a step count") { try editOptimizer($0, t: -1) }
+        try refuse("t-ahead", "optimizer.safetensors: \"t\" is 3, more than the 2 steps done") { try editOptimizer($0, t: 3) }
         try refuse("v-negative", "optimizer.safetensors: \"v\" holds -2.0 at index 3 (must be finite and ≥ 0)") { try editOptimizer($0, t: 2, v3: -2) }
         try refuse("extra-key", "optimizer.safetensors: \"w\" is not kept by this run") { dir in
             try CheckpointStore.writeTensors(["m": StateTensor([1]), "v": StateTensor([1]), "t": StateTensor([1]), "w": StateTensor([1])],
@@ -123,6 +124,13 @@ final class CheckpointFieldTests: XCTestCase {
         }
         try refuse("component-missing", "state.json: holds state of [\"batch_source\", \"optimizer\"], this run keeps [\"batch_source\", \"optimizer\", \"trainer\"]") { dir in
             try editState(dir) { j in var c = j["components"] as! [String: Any]; c["trainer"] = nil; j["components"] = c }
+        }
+        try refuse("unknown-field", "state.json: unknown field \"stepsPerRound\" (written by another version") { try editState($0) { $0["stepsPerRound"] = 3 } }
+        try refuse("unknown-recipe-key", "state.json: unknown field \"recipe.lr_decay\"") { dir in
+            try editState(dir) { j in var r = j["recipe"] as! [String: Any]; r["lr_decay"] = 0.5; j["recipe"] = r }
+        }
+        try refuse("unknown-component-field", "state.json: unknown field \"components.trainer.extra\"") { dir in
+            try editComponent(dir, "trainer") { $0["extra"] = 1 }
         }
         try refuse("component-name", "state.json: components names \"../../x\", not a component name") { dir in
             try editState(dir) { j in var c = j["components"] as! [String: Any]; c["../../x"] = c["trainer"]; j["components"] = c }
@@ -192,6 +200,19 @@ final class CheckpointFieldTests: XCTestCase {
 
     /// A manifest re-sealed over a state.json nested past Foundation's limit (513 `[` at the
     /// end of the text make its JSON parsers trap): refused with the file named, not a trap.
+    /// `CheckpointState.fields` lists every field `encoded` writes (a field added without it
+    /// would refuse every checkpoint that holds it), and a good checkpoint has no unknown field.
+    func testFieldListCoversEveryWrittenField() throws {
+        let (good, _) = try makeCheckpoint()
+        var state = try CheckpointState.decode(Data(contentsOf: URL(fileURLWithPath: good + "/state.json")), path: "s.json")
+        state.referenceChecksum = StateValue.hex(1); state.unlabelledHash = StateValue.hex(2)
+        state.promptsHash = StateValue.hex(3); state.evaluatedSetHashes = ["": StateValue.hex(4)]
+        let json = try JSONSerialization.jsonObject(with: Data(state.encoded)) as! [String: Any]
+        XCTAssertEqual(Set(json.keys), CheckpointState.fields)
+        XCTAssertNil(CheckpointState.unknownField(json))
+        XCTAssertEqual(try CheckpointState.decode(Data(state.encoded), path: "s.json").promptsHash, StateValue.hex(3))
+    }
+
     func testDeeplyNestedStateIsRefusedNotATrap() {
         for n in [513, 5000] {
             let bytes = Array(#"{"components": "#.utf8) + [UInt8](repeating: 0x5B, count: n)

@@ -65,9 +65,36 @@ struct CheckpointState: Codable {
         }
     }
 
+    /// Every field `encoded` can write. A field outside it — from a newer sft-dist, or a typo
+    /// in a hand-made file — would be dropped by the decoder and the run resumed without it.
+    static let fields: Set<String> = ["step", "ranks", "recipe", "components", "parameterChecksum", "referenceChecksum",
+                                      "trainingDataHash", "trainingExamples", "unlabelledHash", "promptsHash",
+                                      "evaluatedSetHashes"]
+    static let componentFields: Set<String> = ["values", "tensors"]
+
+    /// The first field of `json` (a decoded `state.json`) this version does not read, as
+    /// "components.trainer.extra"; recipe keys are checked against the recipe's own keys.
+    static func unknownField(_ json: [String: Any]) -> String? {
+        if let key = json.keys.sorted().first(where: { !fields.contains($0) }) { return key }
+        if let recipe = json["recipe"] as? [String: Any],
+           let key = recipe.keys.sorted().first(where: { !Recipe.knownKeys.contains($0) }) { return "recipe." + key }
+        for (name, entry) in ((json["components"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let key = (entry as? [String: Any])?.keys.sorted().first(where: { !componentFields.contains($0) }) {
+                return "components.\(name).\(key)"
+            }
+        }
+        return nil
+    }
+
     static func decode(_ data: Data, path: String) throws -> CheckpointState {
         try checkNesting(data, path: path)
-        do { return try JSONDecoder().decode(CheckpointState.self, from: data) } catch {
+        do {
+            let state = try JSONDecoder().decode(CheckpointState.self, from: data)
+            if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], let field = unknownField(json) {
+                throw CheckpointError("\(path): unknown field \"\(field.prefix(80))\" (written by another version of sft-dist, or by hand): resuming without it would not continue the run exactly")
+            }
+            return state
+        } catch let error as CheckpointError { throw error } catch {
             if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.
                 for key in ["step", "ranks", "trainingExamples"] {

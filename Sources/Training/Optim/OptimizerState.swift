@@ -12,6 +12,11 @@ final class OptimizerState: StatefulComponent {
     func restoreState(_ state: ComponentState, step: Int) throws {
         try state.expectTensors(optimizer.stateKeys)
         try optimizer.restore(state.tensors.mapValues(\.values))
+        // AdamW's bias correction reads t: more updates than the steps done is a hand-made
+        // or mismatched file (fewer is not: skipped steps do not update).
+        if let t = state.tensors["t"]?.values.first, Int(t) > step {
+            throw StateError(.tensor, "t", "is \(Int(t)), more than the \(step) steps done")
+        }
     }
 }
 
