@@ -78,6 +78,15 @@ final class GRPOCLITests: XCTestCase {
         try assertKillAndResumeLatest(objective: "grpo")
     }
 
+    /// CHORD's demonstrations come from their own stream beside the rollouts and its μ from a
+    /// schedule: both continue as if never interrupted.
+    func testCHORDKillAndResumeLatest() throws {
+        try assertKillAndResumeLatest(objective: "chord", extraKeys: ["mu", "expert_sequences"], command: {
+            Self.grpo($0 + ["--objective-arg", "mu_decay=4", "--objective-arg", "mu_peak=0.5", "--objective-arg", "mu_valley=0.05"],
+                      objective: "chord")
+        })
+    }
+
     /// `command` builds the run's arguments (default: `grpo`'s); `lastKept` picks, from the
     /// uninterrupted run's rows, the last step whose checkpoint the killed run keeps (default 3).
     func assertKillAndResumeLatest(objective: String, extraKeys: [String] = [], command: (([String]) -> [String])? = nil,
