@@ -141,6 +141,39 @@ final class SelfTrainCLITests: XCTestCase {
         assertResumesExactlyInTheMiddleOfARound("superhf") { superHFArgs(writeData($0)) }
     }
 
+    /// rft, ssr and s3ft generate for `--data`'s own labelled prompts and keep what the task
+    /// scorer accepts against the gold answer; from GRPO's warm start (which answers some
+    /// arithmetic) so that rounds accept answers and the mixed or replaced rows are trained
+    /// (rft samples at temperature 0.5, where it accepts 1–2 % of 160 answers; at 1.0 none;
+    /// top_p 1 as for superhf above).
+    func labelledArgs(_ method: String, _ data: String) -> [String] {
+        ["train", "--model", GRPOCLITests.warm, "--data", data, "--self-train", method, "--self-train-every", "3",
+         "--self-train-scorer", "task", "--self-train-arg", "prompts=40", "--batch-size", "8", "--micro-batch-size", "3",
+         "--steps", "7", "--lr", "1e-3", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet",
+         "--checksum-every", "2"] + (method == "rft" ? ["--self-train-arg", "temperature=0.5", "--self-train-arg", "top_p=1"] : [])
+    }
+
+    static let labelledMethods: [(method: String, records: [String], metrics: [String], accepted: String)] = [
+        ("rft", ["prompt", "reference", "answers", "accepted", "kept"], ["rft_accepted", "rft_rows", "self_train_rows"], "rft_accepted"),
+        ("ssr", ["prompt", "gold", "generated", "replaced", "target"], ["self_targets_accepted", "self_train_replaced"], "self_targets_accepted"),
+        ("s3ft", ["prompt", "gold", "generated", "paraphrase", "paraphrase_accepted", "replaced", "target"],
+         ["self_targets_accepted", "self_targets_paraphrased", "self_train_replaced"], "self_targets_accepted"),
+    ]
+
+    func testRFTSSRAndS3FTAreRankCountInvariantUnderMpirun() throws {
+        let data = writeData(CLI.tempDir("labelled-data")).labelled
+        for m in Self.labelledMethods {
+            let runs = assertRankCountInvariant(m.method, labelledArgs(m.method, data), recordKeys: m.records, metricKeys: m.metrics)
+            XCTAssertGreaterThan(runs[0].rows.compactMap { $0[m.accepted] }.reduce(0, +), 0, "\(m.method): no round accepted an answer")
+        }
+    }
+
+    func testRFTSSRAndS3FTResumeExactlyInTheMiddleOfARound() throws {
+        for m in Self.labelledMethods {
+            assertResumesExactlyInTheMiddleOfARound(m.method) { labelledArgs(m.method, writeData($0).labelled) }
+        }
+    }
+
     func testSelfTrainingMisuseFailsAtStartUp() throws {
         let dir = CLI.tempDir("selftrain-misuse")
         let data = writeData(dir)
