@@ -110,16 +110,18 @@ final class SelectCommandTests: XCTestCase {
     }
 
     /// Pools keep their share of the running total, so the whole keeps round(keep · N): each
-    /// pool rounding on its own kept 2 of every 3 rows at --keep 0.5 --pool 3 (13 of 20).
+    /// pool rounding on its own kept 2 of every 3 rows at --keep 0.5 --pool 3 (13 of 20), and
+    /// at least one row per pool kept 7 of 20 at --keep 0.1 --pool 3 (every row at --pool 1).
     func testPoolsTogetherKeepTheRequestedShare() throws {
         let dir = CLI.tempDir("select-pools")
         XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "20"]).status, 0)
-        for (keep, pool, kept) in [("0.5", "3", 10), ("0.3", "7", 6), ("0.5", "1", 20)] {
-            let r = CLI.sftDist(["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", "loss", "--keep", keep,
+        for (keep, pool, kept, method) in [("0.5", "3", 10, "loss"), ("0.3", "7", 6, "loss"), ("0.5", "1", 10, "loss"),
+                                           ("0.1", "3", 2, "loss"), ("0.1", "3", 2, "random"), ("0.25", "2", 5, "uds")] {
+            let r = CLI.sftDist(["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", method, "--keep", keep,
                                  "--pool", pool, "--out", dir + "/k.jsonl"])
             XCTAssertEqual(r.status, 0, r.all)
             let rows = try String(contentsOfFile: dir + "/k.jsonl", encoding: .utf8).split(separator: "\n")
-            XCTAssertEqual(rows.count, kept, "--keep \(keep) --pool \(pool)")
+            XCTAssertEqual(rows.count, kept, "--method \(method) --keep \(keep) --pool \(pool)")
         }
     }
 }

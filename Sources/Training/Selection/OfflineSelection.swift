@@ -29,13 +29,14 @@ public enum OfflineSelection {
         let size = max(1, poolSize ?? candidates.count)
         // Each pool keeps its share of the running total round(fraction · rows so far), so the
         // pools together keep round(fraction · N): rounding each pool on its own kept 2 of every
-        // 3 at --keep 0.5 --pool 3 (at least 1 per pool, as a pool of one row keeps it).
+        // 3 at --keep 0.5 --pool 3, and keeping at least one per pool kept 100 of 300 rows at
+        // --keep 0.1 --pool 3. A pool whose share rounds to 0 keeps none (its scores are written).
         func keptBefore(_ row: Int) -> Int { Int((fraction * Double(row)).rounded()) }
         for (k, start) in stride(from: 0, to: candidates.count, by: size).enumerated() {
             let range = start..<min(start + size, candidates.count)
             let pool = SelectionPool(step: k, seed: seed, candidates: Array(candidates[range]), features: Array(features[range]),
                                      referenceFeatures: referenceFeatures.isEmpty ? [] : Array(referenceFeatures[range]),
-                                     keep: max(1, keptBefore(range.upperBound) - keptBefore(range.lowerBound)))
+                                     keep: keptBefore(range.upperBound) - keptBefore(range.lowerBound))
             // Scores as the decision sees them (before the pool's sketches join the queue).
             for (name, values) in selector.describe(pool) {
                 for (i, v) in values.enumerated() { result.scores[start + i].append((name, v)) }
