@@ -111,7 +111,7 @@ struct Eval: ParsableCommand {
         let r = Fatal.collective { try Evaluator.evaluate(model: m, tokenizer: tok, examples: set.examples, comm: comm, options: options) }
         // The loss is global (the same on every rank); rank 0 says it.
         Fatal.agree(r.loss.isFinite || !comm.isCoordinator ? nil :
-                        "--model \(model): the loss on \(data) is \(r.loss): its weights give non-finite values (a run that diverged?)")
+                        "--model \(model): the loss on \(data) is \(r.loss.isNaN ? "nan" : "\(r.loss)"): its weights give non-finite values (a run that diverged?)")
         if comm.isCoordinator {
             if json {
                 print(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields))
