@@ -78,5 +78,20 @@ final class ExperimentScriptsTests: XCTestCase, LabRunning {
         refused("forgetting-experiment", ["--out", forgetting, "--kind", "add"], "holds runs made with --kind 'mul', not 'add'")
         try "x\n".write(toFile: dir + "/stranger", atomically: true, encoding: .utf8)
         refused("forgetting-experiment", ["--out", dir], "is not empty and has no settings.json")
+
+        // objective-experiment: the same rules, and --only names objectives it knows.
+        let help = script("objective-experiment", ["--help"], cwd: dir)
+        XCTAssertEqual(help.status, 0, help.all)
+        XCTAssertTrue(help.stdout.contains("--only"), help.stdout)
+        let only = script("objective-experiment", ["--out", dir + "/objectives", "--only", "nll,grpo"])
+        XCTAssertEqual(only.status, 2, only.all)
+        XCTAssertTrue(only.stderr.contains("--only: grpo: choose from nll, dft"), only.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/objectives"), "a refused --only made its OUT")
+        let objectives = dir + "/objectives-out"
+        try FileManager.default.createDirectory(atPath: objectives, withIntermediateDirectories: true)
+        try #"{"base_steps": 800, "eval_count": 200, "ft_batch": 32, "ft_steps": 150, "kind": "mul", "lr": "1e-3"}"#
+            .write(toFile: objectives + "/settings.json", atomically: true, encoding: .utf8)
+        refused("objective-experiment", ["--out", objectives, "--lr", "3e-3"], "holds runs made with --lr '1e-3', not '3e-3'")
+        refused("objective-experiment", ["--out", dir], "is not empty and has no settings.json")
     }
 }
