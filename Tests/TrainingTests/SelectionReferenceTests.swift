@@ -118,6 +118,62 @@ final class SelectionReferenceTests: XCTestCase {
         XCTAssertEqual(select(keep: 3).selected, [0, 1, 7])
     }
 
+    /// One candidate's logits [rows, V = 3] whose row t gives its target (0) the probability
+    /// e^{−ℓ_t}: z = [ln(2p/(1 − p)), 0, 0], so −log p(target) = ℓ_t whatever computes it.
+    static func lossLogits(_ losses: [Double]) -> [Float] {
+        losses.flatMap { l -> [Float] in
+            let p = exp(-l)
+            return [Float(log(2 * p / (1 - p))), 0, 0]
+        }
+    }
+
+    /// [Σ −log p, loss tokens] of a candidate whose loss rows have the token losses `trained`,
+    /// followed by a masked row of loss 9 (outside every mean), through the selectors' scorer.
+    func lossFeatures(_ trained: [Double]) -> [Float] {
+        let losses = trained + [9]
+        return features(LossScorer(), logits: Self.lossLogits(losses), V: 3, targets: Array(repeating: 0, count: losses.count),
+                        mask: Array(repeating: 1, count: trained.count) + [0])
+    }
+
+    /// Token losses chosen so the token means are round numbers and rank otherwise than the sums
+    /// (4.0, 1.5, 0.4, 9.0, 2.5) or the first tokens: current means 2.0, 1.5, 0.2, 3.0, 0.5; reference means 1.8, 0.3, 0.1,
+    /// 1.5, 0.05; candidate 5 has no loss tokens (mean 0 by definition).
+    static let currentTokenLosses: [[Double]] = [[1.7, 2.3], [1.5], [0.1, 0.3], [2.5, 3.0, 3.5], [0.3, 0.4, 0.5, 0.6, 0.7], []]
+    static let referenceTokenLosses: [[Double]] = [[1.8], [0.2, 0.4], [0.05, 0.15], [1.0, 2.0], [0.04, 0.05, 0.06], []]
+
+    /// LoBaSS (arXiv 2310.13008 §3.2) by hand on the candidates above, keep 2:
+    ///   learnability L_cur − L_ref = 0.2, 1.2, 0.1, 1.5, 0.45, 0 → the top two are 3 and 1;
+    ///   normalised (L_cur − L_ref)/L_cur = 0.1, 0.8, 0.5, 0.5, 0.9, 0 (0 when L_cur = 0) → 4 and 1.
+    /// Neither is the highest current loss (3, 0) nor the lowest reference loss (5, 4), and
+    /// swapping L_ref − L_cur would choose 2 and 5. Statistics: pool mean 3.45/6 = 0.575 and
+    /// chosen mean (1.5 + 1.2)/2 = 1.35 with chosen loss (3.0 + 1.5)/2 = 2.25; normalised, pool
+    /// mean 2.8/6, chosen (0.9 + 0.8)/2 = 0.85 with chosen loss (0.5 + 1.5)/2 = 1.0.
+    func testLearnabilityScoresAndChoiceMatchLoBaSSByHand() throws {
+        let current = Self.currentTokenLosses.map(lossFeatures), reference = Self.referenceTokenLosses.map(lossFeatures)
+        let pool = SelectionPool(step: 0, seed: 0, candidates: [], features: current, referenceFeatures: reference, keep: 2)
+        let cases: [(normalise: Bool, learnability: [Double], chosen: [Int], stats: [Double])] = [
+            (false, [0.2, 1.2, 0.1, 1.5, 0.45, 0], [1, 3], [0.575, 1.35, 2.25]),
+            (true, [0.1, 0.8, 0.5, 0.5, 0.9, 0], [1, 4], [2.8 / 6, 0.85, 1.0]),
+        ]
+        for c in cases {
+            let selector = LearnabilitySelector(normalise: c.normalise)
+            XCTAssertNotNil(selector.referenceScorer, "learnability scores the reference model")
+            let described = Dictionary(uniqueKeysWithValues: selector.describe(pool))
+            let label = "normalise=\(c.normalise)"
+            for (key, want) in [("loss", [2.0, 1.5, 0.2, 3.0, 0.5, 0]), ("reference_loss", [1.8, 0.3, 0.1, 1.5, 0.05, 0]),
+                                ("learnability", c.learnability)] {
+                let got = try XCTUnwrap(described[key], "\(label): \(key)")
+                XCTAssertEqual(got.count, want.count, "\(label): \(key)")
+                for (i, (g, w)) in zip(got, want).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(label): \(key)[\(i)]") }
+            }
+            let decision = selector.select(pool)
+            XCTAssertEqual(decision.selected, c.chosen, label)
+            XCTAssertEqual(decision.statistics, ["selection_pool_learnability", "selection_selected_learnability", "selection_selected_loss"], label)
+            XCTAssertEqual(decision.values.count, c.stats.count, label)
+            for (k, (g, w)) in zip(decision.values, c.stats).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(label): \(decision.statistics[k])") }
+        }
+    }
+
     /// numpy.quantile's linear interpolation, by hand: [1, 2, 4, 8] at 0.25 → 1.75, at 0.9 → 6.8.
     func testQuantileIsNumpyLinear() {
         XCTAssertEqual(QTuningSelector.quantile([8, 1, 4, 2], 0.25), 1.75, accuracy: 1e-12)
