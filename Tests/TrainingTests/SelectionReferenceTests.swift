@@ -174,6 +174,72 @@ final class SelectionReferenceTests: XCTestCase {
         }
     }
 
+    /// Online hard-example mining (arXiv 1511.06343 §3) and its easy-first opposite on the
+    /// candidates above less the one without loss tokens: the token-mean NLL computed here from
+    /// the logits (log Σ e^z − z_y in double precision, masked row left out), ranked here, against
+    /// the selector's choice for every keep. By hand: means 2.0, 1.5, 0.2, 3.0, 0.5, so keep 2
+    /// is {0, 3} by highest and {2, 4} by lowest.
+    func testLossSelectorChoosesByIndependentTokenMeanNLL() throws {
+        let n = 5
+        let logits = Self.currentTokenLosses.prefix(n).map { Self.lossLogits($0 + [9]) }
+        let feats = Self.currentTokenLosses.prefix(n).map(lossFeatures)
+        let mean = (0..<n).map { i -> Double in
+            let rows = Self.currentTokenLosses[i].count   // the loss rows; the last (masked) row is left out
+            let nll = (0..<rows).map { r -> Double in
+                let z = logits[i][(r * 3)..<(r * 3 + 3)].map(Double.init)
+                return log(z.map(exp).reduce(0, +)) - z[0]
+            }
+            return nll.reduce(0, +) / Double(rows)
+        }
+        for (i, want) in [2.0, 1.5, 0.2, 3.0, 0.5].enumerated() { XCTAssertEqual(mean[i], want, accuracy: 1e-5, "the logits' NLL of \(i)") }
+        for order in ["highest", "lowest"] {
+            let selector = try LossSelector(order: order)
+            let described = try XCTUnwrap(selector.describe(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 1)).first)
+            XCTAssertEqual(described.0, "loss")
+            XCTAssertEqual(described.1.count, n)
+            for (i, (g, w)) in zip(described.1, mean).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(order): loss[\(i)]") }
+            let ranked = (0..<n).sorted { order == "highest" ? mean[$0] > mean[$1] : mean[$0] < mean[$1] }
+            for keep in 1...n {
+                let decision = selector.select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: keep))
+                XCTAssertEqual(decision.selected, ranked.prefix(keep).sorted(), "\(order), keep \(keep)")
+            }
+        }
+        XCTAssertEqual(try LossSelector(order: "highest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [0, 3])
+        XCTAssertEqual(try LossSelector(order: "lowest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [2, 4])
+    }
+
+    /// `random` is the equal-budget baseline: its choice is its sampler's, a function of (seed,
+    /// step) alone. The same pool with no features, the loss features, and those features
+    /// permuted or reversed gives the same choice at every step; the choice is keep distinct
+    /// indices in range, ascending; another seed changes it at some step; and over 6000 steps
+    /// every candidate of 6 is chosen about keep/6 of the time (2000 at keep 2, σ ≈ 36.5: within
+    /// 5σ), which a choice leaning on the order or the scores would not be.
+    func testRandomSelectorIgnoresScoresAndIsUniformPerSeedAndStep() throws {
+        let selector = RandomSelector()
+        XCTAssertNil(selector.scorer, "random runs no scoring pass")
+        let candidates = (0..<6).map { StepSequence(example: $0, origin: .demonstration, ids: [1, 2], lossMask: [0, 1], promptLength: 1) }
+        let feats = Self.currentTokenLosses.map(lossFeatures)
+        let featureSets: [[[Float]]] = [candidates.map { _ in [] }, feats, [3, 5, 0, 4, 1, 2].map { feats[$0] }, feats.reversed()]
+        func choice(_ f: [[Float]], seed: UInt64, step: Int, keep: Int = 2) -> [Int] {
+            selector.select(SelectionPool(step: step, seed: seed, candidates: candidates, features: f, referenceFeatures: f, keep: keep)).selected
+        }
+        var counts = [Int](repeating: 0, count: 6), differsAcrossSeeds = false
+        for step in 0..<6000 {
+            let chosen = choice(featureSets[0], seed: 11, step: step)
+            for f in featureSets.dropFirst() { XCTAssertEqual(choice(f, seed: 11, step: step), chosen, "step \(step): scores changed the choice") }
+            XCTAssertEqual(choice(featureSets[0], seed: 11, step: step), chosen, "step \(step): not a function of (seed, step)")
+            XCTAssertEqual(chosen.count, 2)
+            XCTAssertEqual(chosen, Array(Set(chosen)).sorted(), "step \(step): distinct and ascending")
+            XCTAssertTrue(chosen.allSatisfy { (0..<6).contains($0) })
+            for i in chosen { counts[i] += 1 }
+            if choice(featureSets[0], seed: 12, step: step) != chosen { differsAcrossSeeds = true }
+        }
+        XCTAssertTrue(differsAcrossSeeds, "the seed changes the choice")
+        for (i, c) in counts.enumerated() { XCTAssertEqual(Double(c), 2000, accuracy: 5 * 36.5, "candidate \(i) chosen \(c) of 6000 steps") }
+        XCTAssertEqual(choice(feats, seed: 11, step: 3, keep: 6), Array(0..<6), "keep = pool: everything")
+        XCTAssertEqual(choice(feats, seed: 11, step: 3, keep: 9), Array(0..<6), "keep above the pool: everything once")
+    }
+
     /// numpy.quantile's linear interpolation, by hand: [1, 2, 4, 8] at 0.25 → 1.75, at 0.9 → 6.8.
     func testQuantileIsNumpyLinear() {
         XCTAssertEqual(QTuningSelector.quantile([8, 1, 4, 2], 0.25), 1.75, accuracy: 1e-12)
