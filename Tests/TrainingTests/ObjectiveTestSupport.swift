@@ -53,6 +53,15 @@ final class ObjectiveTestBatch {
                                   sequenceId: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], reference: reference, old: old)
     }
 
+    /// The random batch with every target's logit raised by `boost`, so p(target) is mostly
+    /// well above 1/V: for objectives whose gradient vanishes at small p (power's p^α(1 − p) at
+    /// α = 10 is ~3e-8 on `random`, where p is near 1/7).
+    static func confident(seed: UInt64 = 7, boost: Float = 3) -> ObjectiveTestBatch {
+        let batch = random(seed: seed)
+        for r in 0..<batch.rows where batch.targets[r] >= 0 { batch.logits[r * batch.vocab + Int(batch.targets[r])] += boost }
+        return batch
+    }
+
     /// The random batch laid out as two preference pairs for pair objectives (DPO): 12 rows,
     /// V = 7, sequences 0–3 of three rows each, 0/1 and 2/3 linked as chosen/rejected (as
     /// `PairProducer` links examples 2i, 2i + 1); rows 2 and 7 masked, as in `random`.
@@ -184,12 +193,20 @@ final class ObjectiveTestBatch {
     /// max |numeric − analytic| − (1e-3·max(|numeric|, |analytic|) + 2e-5): ≤ 0 when every entry
     /// agrees to 0.1 %, or to 2e-5 where it is zero up to the float32 round-off of the loss
     /// (≈ 1e-7 relative, divided by h).
-    func finiteDifferenceError(_ objective: Objective, context base: StepContext? = nil, h: Float = 1e-2) -> Double {
+    /// The analytic gradient must itself be visible — its largest entry above `minGradient`
+    /// (asserted, `label` in the message): a configuration whose gradient is ~0 everywhere
+    /// would pass on the absolute 2e-5 alone whatever the objective computed.
+    func finiteDifferenceError(_ objective: Objective, context base: StepContext? = nil, h: Float = 1e-2,
+                               minGradient: Double = 1e-3, label: String = "",
+                               file: StaticString = #filePath, line: UInt = #line) -> Double {
         let context = prepare(objective, context: base ?? self.context())
         var analytic = [Float](repeating: 0, count: rows * vocab)
         analytic.withUnsafeMutableBufferPointer { g in
             _ = objective.lossAndGradient(input(0..<rows, context), dlogits: g.baseAddress!)
         }
+        let largest = analytic.map { Double(abs($0)) }.max() ?? 0
+        XCTAssertGreaterThan(largest, minGradient, "\(label): the analytic gradient is ~0, so the finite-difference check would pass trivially",
+                             file: file, line: line)
         let n = rows * vocab
         let work = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { work.deallocate() }
