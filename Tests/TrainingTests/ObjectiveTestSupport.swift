@@ -258,6 +258,7 @@ func assertGradientMatchesReference(_ got: [Float], _ expected: [[Double]], _ la
     let flat = expected.flatMap { $0 }
     let scale = flat.map(abs).max() ?? 0
     XCTAssertGreaterThan(scale, 1e-3, label, file: file, line: line)
+    XCTAssertEqual(got.count, flat.count, "\(label): dL/dlogits entries", file: file, line: line)
     var worst = 0.0
     for (g, e) in zip(got, flat) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
     XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits", file: file, line: line)
