@@ -78,6 +78,21 @@ final class ObjectiveGradientTests: XCTestCase {
         }
     }
 
+    /// Scored data (`ScoredDataProducer`: rewarded rows, no sampler) trains grpo without
+    /// behaviour log-probs, and the ratio's denominator is π_θ detached (TRL with old =
+    /// logp.detach(); ReLIFTReferenceTests). Its gradient is then that of the clipped surrogate
+    /// with π_behaviour held at the batch's own log-probs (ratio 1, inside every clip range),
+    /// plus k3's when β > 0: the rows above without `behaviour`, at every grpo argument set.
+    func testGRPOScoredDataFiniteDifferences() throws {
+        for (name, args) in Self.configurations where name == "grpo" {
+            let batch = try batch(name)
+            batch.behaviour = []
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: batch.context(step: 3, totalSteps: 4),
+                                                     label: "grpo on scored data \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "grpo on scored data \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+    }
+
     func testMaskedRowsGetNoGradient() throws {
         for (name, args) in Self.configurations {
             let batch = try batch(name)

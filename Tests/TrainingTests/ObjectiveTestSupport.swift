@@ -105,6 +105,15 @@ final class ObjectiveTestBatch {
         return batch
     }
 
+    /// Per row: log p(target) at the batch's own logits (0 on masked rows).
+    var ownLogProbs: [Float] {
+        (0..<rows).map { r in
+            guard mask[r] != 0 else { return 0 }
+            let z = logits + r * vocab
+            return z[Int(targets[r])] - SoftmaxKernels.logSumExp(z, count: vocab)
+        }
+    }
+
     var globalLossTokens: Int { mask.filter { $0 != 0 }.count }
 
     func context(step: Int = 0, totalSteps: Int = 10, seed: UInt64 = 42) -> StepContext {
@@ -177,8 +186,11 @@ final class ObjectiveTestBatch {
 
     /// The loss at `perturbed` logits with every stop-gradient quantity (weights, selections,
     /// samples, statistics) taken at the batch's own logits, as the method's gradient defines.
+    /// Rows without sampler log-probs (scored data) on an objective that reads them: π_behaviour
+    /// is π_θ detached, so it stays at the batch's own log-probs while the logits move.
     func surrogateLoss(_ objective: Objective, perturbed: UnsafePointer<Float>, context: StepContext) -> Double {
-        let inp = input(0..<rows, context, logits: perturbed)
+        var inp = input(0..<rows, context, logits: perturbed)
+        if behaviour.isEmpty && !sequences.isEmpty && objective.requirements.behaviourLogProbs { inp.behaviourLogProbs = ownLogProbs }
         if let o = objective as? DetachedEvaluable {
             return o.evaluate(inp, detached: UnsafePointer(logits), dlogits: nil).loss
         }
