@@ -81,6 +81,48 @@ final class ForgettingControlTests: XCTestCase {
         }
     }
 
+    /// The gradient `L2InitPenalty.addGradient` adds is ∇θ of the penalty λ/2·‖θ − θ₀‖² (L2-SP,
+    /// arXiv 1802.01483): per trained entry, a central difference of that penalty computed here
+    /// in double precision from θ and θ₀ (exact for a quadratic up to round-off), added on top of
+    /// the data gradient already there; entries outside the ranges keep their data gradient, and
+    /// the returned penalty is the same sum. Small hand-made store: two tensors, the second
+    /// only partly trained.
+    func testL2InitGradientIsACentralDifferenceOfThePenalty() {
+        let layout: [(name: String, shape: [Int])] = [("a", [3]), ("b", [2, 3])]
+        let initial = ParameterStore(layout: layout)
+        for i in 0..<initial.count { initial.values[i] = Float(i % 5) * 0.25 - 0.4 }
+        let lambda: Float = 0.7
+        let penalty = L2InitPenalty(lambda: lambda, initial: initial)
+        let theta0 = values(initial)
+        let params = ParameterStore(layout: layout)
+        var rng = RNG(seed: 5)
+        for i in 0..<params.count { params.values[i] = theta0[i] + rng.normal() }
+        let data = (0..<params.count).map { _ in rng.normal() }
+        for i in 0..<params.count { params.grads[i] = data[i] }
+        let b = params.entry("b")!
+        let ranges = [params.entry("a")!.offset..<(params.entry("a")!.offset + 3), b.offset..<(b.offset + 4)]
+        let trained = Set(ranges.flatMap { Array($0) })
+        let theta = values(params).map(Double.init)
+        func f(_ x: [Double]) -> Double {
+            0.5 * Double(lambda) * trained.reduce(0.0) { $0 + (x[$1] - Double(theta0[$1])) * (x[$1] - Double(theta0[$1])) }
+        }
+        let returned = penalty.addGradient(params, ranges: ranges)
+        // θ − θ₀ is taken in float32 (relative error ≤ 2⁻²⁴ each, so ≤ 1.2e-7 on a square).
+        XCTAssertEqual(returned, f(theta), accuracy: 2e-7 * f(theta))
+        let h = 1e-3
+        var largest = 0.0
+        for i in 0..<params.count {
+            let added = Double(params.grads[i]) - Double(data[i])
+            guard trained.contains(i) else { XCTAssertEqual(params.grads[i], data[i], "entry \(i) is not trained"); continue }
+            var up = theta, down = theta
+            up[i] += h; down[i] -= h
+            let fd = (f(up) - f(down)) / (2 * h)
+            largest = max(largest, abs(fd))
+            XCTAssertEqual(added, fd, accuracy: 1e-5 * max(1, abs(fd)), "entry \(i)")
+        }
+        XCTAssertGreaterThan(largest, 0.1, "the test needs a visible pull")
+    }
+
     /// The average after each of three steps, computed independently in double precision from
     /// the weights the steps produced; frozen tensors stay the initial ones, bit for bit.
     func testEMAFollowsTheWeightsAsAnIndependentAverage() throws {

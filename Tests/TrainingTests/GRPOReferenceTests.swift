@@ -30,6 +30,7 @@ final class GRPOReferenceTests: XCTestCase {
             for scaling in RewardScaling.allCases {
                 let got = GroupAdvantages(rewards: c.rewards, groupSize: c.group_size, scaling: scaling)
                 let want = c.expected[scaling.rawValue]!
+                XCTAssertEqual(got.advantages.count, want.count, "\(c.rewards) \(scaling): advantages")
                 for (g, w) in zip(got.advantages, want) {
                     XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rewards) \(scaling)")
                 }
@@ -92,6 +93,7 @@ final class GRPOReferenceTests: XCTestCase {
                 let expected = c.grad.flatMap { $0 }
                 let scale = expected.map(abs).max() ?? 0
                 var worst = 0.0
+                XCTAssertEqual(got.gradient.count, expected.count, "\(label): dL/dlogits entries")
                 for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
                 XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
                 XCTAssertEqual(got.diagnostics["mu"] ?? .nan, 0.5 * 0.5 * (1 + cos(Double.pi / 4)) + 0.1, accuracy: 1e-6, label)

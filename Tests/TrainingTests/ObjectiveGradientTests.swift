@@ -32,7 +32,8 @@ final class ObjectiveGradientTests: XCTestCase {
         ("superhf", [:]), ("superhf", ["kl_coefficient": "2"]),
     ]
 
-    /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs rows).
+    /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
+    /// rows), with confident targets for power.
     func batch(_ name: String) throws -> ObjectiveTestBatch {
         let r = try makeObjective(name).requirements
         if r.rollouts {
@@ -43,6 +44,8 @@ final class ObjectiveGradientTests: XCTestCase {
             if name == "uft" || name == "prefix-rft" { for s in [0, 2] { batch.sequences[s].promptLength = 3; batch.sequences[s].origin = .prefixRollout } }
             return batch
         }
+        // power's default α = 10 weighs tokens by p^10: on `random` its gradient is ~3e-8.
+        if name == "power" { return .confident() }
         return r.pairs || name == "spin" ? .randomPairs() : .random()
     }
 
@@ -57,7 +60,7 @@ final class ObjectiveGradientTests: XCTestCase {
         for (name, args) in Self.configurations {
             let batch = try batch(name)
             let context = batch.context(step: 3, totalSteps: 4)   // forgetting's λ > 0
-            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context)
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, label: "\(name) \(args)")
             XCTAssertLessThanOrEqual(excess, 0, "\(name) \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
     }
@@ -69,8 +72,24 @@ final class ObjectiveGradientTests: XCTestCase {
             let batch = try batch(name)
             for s in batch.sequences.indices { batch.sequences[s].origin = .demonstration }
             XCTAssertTrue(ReLIFTObjective.isSFTStep(batch.sequences))
-            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: batch.context(step: 3, totalSteps: 4))
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: batch.context(step: 3, totalSteps: 4),
+                                                     label: "relift SFT step \(args)")
             XCTAssertLessThanOrEqual(excess, 0, "relift SFT step \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+    }
+
+    /// Scored data (`ScoredDataProducer`: rewarded rows, no sampler) trains grpo without
+    /// behaviour log-probs, and the ratio's denominator is π_θ detached (TRL with old =
+    /// logp.detach(); ReLIFTReferenceTests). Its gradient is then that of the clipped surrogate
+    /// with π_behaviour held at the batch's own log-probs (ratio 1, inside every clip range),
+    /// plus k3's when β > 0: the rows above without `behaviour`, at every grpo argument set.
+    func testGRPOScoredDataFiniteDifferences() throws {
+        for (name, args) in Self.configurations where name == "grpo" {
+            let batch = try batch(name)
+            batch.behaviour = []
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: batch.context(step: 3, totalSteps: 4),
+                                                     label: "grpo on scored data \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "grpo on scored data \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
     }
 

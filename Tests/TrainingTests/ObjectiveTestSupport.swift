@@ -53,6 +53,15 @@ final class ObjectiveTestBatch {
                                   sequenceId: [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], reference: reference, old: old)
     }
 
+    /// The random batch with every target's logit raised by `boost`, so p(target) is mostly
+    /// well above 1/V: for objectives whose gradient vanishes at small p (power's p^α(1 − p) at
+    /// α = 10 is ~3e-8 on `random`, where p is near 1/7).
+    static func confident(seed: UInt64 = 7, boost: Float = 3) -> ObjectiveTestBatch {
+        let batch = random(seed: seed)
+        for r in 0..<batch.rows where batch.targets[r] >= 0 { batch.logits[r * batch.vocab + Int(batch.targets[r])] += boost }
+        return batch
+    }
+
     /// The random batch laid out as two preference pairs for pair objectives (DPO): 12 rows,
     /// V = 7, sequences 0–3 of three rows each, 0/1 and 2/3 linked as chosen/rejected (as
     /// `PairProducer` links examples 2i, 2i + 1); rows 2 and 7 masked, as in `random`.
@@ -94,6 +103,15 @@ final class ObjectiveTestBatch {
             return z[Int(batch.targets[r])] - SoftmaxKernels.logSumExp(z, count: V)
         }
         return batch
+    }
+
+    /// Per row: log p(target) at the batch's own logits (0 on masked rows).
+    var ownLogProbs: [Float] {
+        (0..<rows).map { r in
+            guard mask[r] != 0 else { return 0 }
+            let z = logits + r * vocab
+            return z[Int(targets[r])] - SoftmaxKernels.logSumExp(z, count: vocab)
+        }
     }
 
     var globalLossTokens: Int { mask.filter { $0 != 0 }.count }
@@ -168,8 +186,11 @@ final class ObjectiveTestBatch {
 
     /// The loss at `perturbed` logits with every stop-gradient quantity (weights, selections,
     /// samples, statistics) taken at the batch's own logits, as the method's gradient defines.
+    /// Rows without sampler log-probs (scored data) on an objective that reads them: π_behaviour
+    /// is π_θ detached, so it stays at the batch's own log-probs while the logits move.
     func surrogateLoss(_ objective: Objective, perturbed: UnsafePointer<Float>, context: StepContext) -> Double {
-        let inp = input(0..<rows, context, logits: perturbed)
+        var inp = input(0..<rows, context, logits: perturbed)
+        if behaviour.isEmpty && !sequences.isEmpty && objective.requirements.behaviourLogProbs { inp.behaviourLogProbs = ownLogProbs }
         if let o = objective as? DetachedEvaluable {
             return o.evaluate(inp, detached: UnsafePointer(logits), dlogits: nil).loss
         }
@@ -184,12 +205,20 @@ final class ObjectiveTestBatch {
     /// max |numeric − analytic| − (1e-3·max(|numeric|, |analytic|) + 2e-5): ≤ 0 when every entry
     /// agrees to 0.1 %, or to 2e-5 where it is zero up to the float32 round-off of the loss
     /// (≈ 1e-7 relative, divided by h).
-    func finiteDifferenceError(_ objective: Objective, context base: StepContext? = nil, h: Float = 1e-2) -> Double {
+    /// The analytic gradient must itself be visible — its largest entry above `minGradient`
+    /// (asserted, `label` in the message): a configuration whose gradient is ~0 everywhere
+    /// would pass on the absolute 2e-5 alone whatever the objective computed.
+    func finiteDifferenceError(_ objective: Objective, context base: StepContext? = nil, h: Float = 1e-2,
+                               minGradient: Double = 1e-3, label: String = "",
+                               file: StaticString = #filePath, line: UInt = #line) -> Double {
         let context = prepare(objective, context: base ?? self.context())
         var analytic = [Float](repeating: 0, count: rows * vocab)
         analytic.withUnsafeMutableBufferPointer { g in
             _ = objective.lossAndGradient(input(0..<rows, context), dlogits: g.baseAddress!)
         }
+        let largest = analytic.map { Double(abs($0)) }.max() ?? 0
+        XCTAssertGreaterThan(largest, minGradient, "\(label): the analytic gradient is ~0, so the finite-difference check would pass trivially",
+                             file: file, line: line)
         let n = rows * vocab
         let work = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { work.deallocate() }
@@ -241,6 +270,7 @@ func assertGradientMatchesReference(_ got: [Float], _ expected: [[Double]], _ la
     let flat = expected.flatMap { $0 }
     let scale = flat.map(abs).max() ?? 0
     XCTAssertGreaterThan(scale, 1e-3, label, file: file, line: line)
+    XCTAssertEqual(got.count, flat.count, "\(label): dL/dlogits entries", file: file, line: line)
     var worst = 0.0
     for (g, e) in zip(got, flat) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
     XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits", file: file, line: line)

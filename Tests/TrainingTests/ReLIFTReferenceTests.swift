@@ -77,6 +77,7 @@ final class ReLIFTReferenceTests: XCTestCase {
             let expected = grad.flatMap { $0 }
             let scale = expected.map(abs).max() ?? 0
             XCTAssertGreaterThan(scale, 1e-3, label, file: file, line: line)
+            XCTAssertEqual(got.gradient.count, expected.count, "\(label): dL/dlogits entries", file: file, line: line)
             var worst = 0.0
             for (g, e) in zip(got.gradient, expected) { worst = max(worst, abs(Double(g) - e) - (1e-5 * scale + 1e-4 * abs(e))) }
             XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits", file: file, line: line)

@@ -31,6 +31,7 @@ final class SPINTests: XCTestCase {
                 let expected = ref.grad.flatMap { $0 }
                 let scale = expected.map(abs).max() ?? 0
                 XCTAssertGreaterThan(scale, 1e-3, label)
+                XCTAssertEqual(got.gradient.count, expected.count, "\(label): dL/dlogits entries")
                 let worst = zip(got.gradient, expected).map { abs(Double($0) - $1) - (1e-5 * scale + 1e-4 * abs($1)) }.max() ?? 0
                 XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
             }

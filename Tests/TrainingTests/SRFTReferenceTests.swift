@@ -32,6 +32,8 @@ final class SRFTReferenceTests: XCTestCase {
                 let got = GroupedDemonstrations.advantages(rollouts: c.rollouts, demonstrations: c.demonstrations,
                                                            groupSize: c.group_size, scaling: scaling)
                 let want = c.expected[scaling.rawValue]!
+                XCTAssertEqual(got.rollouts.count, want["rollouts"]!.count, "\(c.rollouts) \(scaling): rollout advantages")
+                XCTAssertEqual(got.demonstrations.count, want["demonstrations"]!.count, "\(c.demonstrations) \(scaling): demonstration advantages")
                 for (g, w) in zip(got.rollouts + got.demonstrations, want["rollouts"]! + want["demonstrations"]!) {
                     XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rollouts) \(c.demonstrations) \(scaling)")
                 }

@@ -118,6 +118,128 @@ final class SelectionReferenceTests: XCTestCase {
         XCTAssertEqual(select(keep: 3).selected, [0, 1, 7])
     }
 
+    /// One candidate's logits [rows, V = 3] whose row t gives its target (0) the probability
+    /// e^{−ℓ_t}: z = [ln(2p/(1 − p)), 0, 0], so −log p(target) = ℓ_t whatever computes it.
+    static func lossLogits(_ losses: [Double]) -> [Float] {
+        losses.flatMap { l -> [Float] in
+            let p = exp(-l)
+            return [Float(log(2 * p / (1 - p))), 0, 0]
+        }
+    }
+
+    /// [Σ −log p, loss tokens] of a candidate whose loss rows have the token losses `trained`,
+    /// followed by a masked row of loss 9 (outside every mean), through the selectors' scorer.
+    func lossFeatures(_ trained: [Double]) -> [Float] {
+        let losses = trained + [9]
+        return features(LossScorer(), logits: Self.lossLogits(losses), V: 3, targets: Array(repeating: 0, count: losses.count),
+                        mask: Array(repeating: 1, count: trained.count) + [0])
+    }
+
+    /// Token losses chosen so the token means are round numbers and rank otherwise than the sums
+    /// (4.0, 1.5, 0.4, 9.0, 2.5) or the first tokens: current means 2.0, 1.5, 0.2, 3.0, 0.5; reference means 1.8, 0.3, 0.1,
+    /// 1.5, 0.05; candidate 5 has no loss tokens (mean 0 by definition).
+    static let currentTokenLosses: [[Double]] = [[1.7, 2.3], [1.5], [0.1, 0.3], [2.5, 3.0, 3.5], [0.3, 0.4, 0.5, 0.6, 0.7], []]
+    static let referenceTokenLosses: [[Double]] = [[1.8], [0.2, 0.4], [0.05, 0.15], [1.0, 2.0], [0.04, 0.05, 0.06], []]
+
+    /// LoBaSS (arXiv 2310.13008 §3.2) by hand on the candidates above, keep 2:
+    ///   learnability L_cur − L_ref = 0.2, 1.2, 0.1, 1.5, 0.45, 0 → the top two are 3 and 1;
+    ///   normalised (L_cur − L_ref)/L_cur = 0.1, 0.8, 0.5, 0.5, 0.9, 0 (0 when L_cur = 0) → 4 and 1.
+    /// Neither is the highest current loss (3, 0) nor the lowest reference loss (5, 4), and
+    /// swapping L_ref − L_cur would choose 2 and 5. Statistics: pool mean 3.45/6 = 0.575 and
+    /// chosen mean (1.5 + 1.2)/2 = 1.35 with chosen loss (3.0 + 1.5)/2 = 2.25; normalised, pool
+    /// mean 2.8/6, chosen (0.9 + 0.8)/2 = 0.85 with chosen loss (0.5 + 1.5)/2 = 1.0.
+    func testLearnabilityScoresAndChoiceMatchLoBaSSByHand() throws {
+        let current = Self.currentTokenLosses.map(lossFeatures), reference = Self.referenceTokenLosses.map(lossFeatures)
+        let pool = SelectionPool(step: 0, seed: 0, candidates: [], features: current, referenceFeatures: reference, keep: 2)
+        let cases: [(normalise: Bool, learnability: [Double], chosen: [Int], stats: [Double])] = [
+            (false, [0.2, 1.2, 0.1, 1.5, 0.45, 0], [1, 3], [0.575, 1.35, 2.25]),
+            (true, [0.1, 0.8, 0.5, 0.5, 0.9, 0], [1, 4], [2.8 / 6, 0.85, 1.0]),
+        ]
+        for c in cases {
+            let selector = LearnabilitySelector(normalise: c.normalise)
+            XCTAssertNotNil(selector.referenceScorer, "learnability scores the reference model")
+            let described = Dictionary(uniqueKeysWithValues: selector.describe(pool))
+            let label = "normalise=\(c.normalise)"
+            for (key, want) in [("loss", [2.0, 1.5, 0.2, 3.0, 0.5, 0]), ("reference_loss", [1.8, 0.3, 0.1, 1.5, 0.05, 0]),
+                                ("learnability", c.learnability)] {
+                let got = try XCTUnwrap(described[key], "\(label): \(key)")
+                XCTAssertEqual(got.count, want.count, "\(label): \(key)")
+                for (i, (g, w)) in zip(got, want).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(label): \(key)[\(i)]") }
+            }
+            let decision = selector.select(pool)
+            XCTAssertEqual(decision.selected, c.chosen, label)
+            XCTAssertEqual(decision.statistics, ["selection_pool_learnability", "selection_selected_learnability", "selection_selected_loss"], label)
+            XCTAssertEqual(decision.values.count, c.stats.count, label)
+            for (k, (g, w)) in zip(decision.values, c.stats).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(label): \(decision.statistics[k])") }
+        }
+    }
+
+    /// Online hard-example mining (arXiv 1511.06343 §3) and its easy-first opposite on the
+    /// candidates above less the one without loss tokens: the token-mean NLL computed here from
+    /// the logits (log Σ e^z − z_y in double precision, masked row left out), ranked here, against
+    /// the selector's choice for every keep. By hand: means 2.0, 1.5, 0.2, 3.0, 0.5, so keep 2
+    /// is {0, 3} by highest and {2, 4} by lowest.
+    func testLossSelectorChoosesByIndependentTokenMeanNLL() throws {
+        let n = 5
+        let logits = Self.currentTokenLosses.prefix(n).map { Self.lossLogits($0 + [9]) }
+        let feats = Self.currentTokenLosses.prefix(n).map(lossFeatures)
+        let mean = (0..<n).map { i -> Double in
+            let rows = Self.currentTokenLosses[i].count   // the loss rows; the last (masked) row is left out
+            let nll = (0..<rows).map { r -> Double in
+                let z = logits[i][(r * 3)..<(r * 3 + 3)].map(Double.init)
+                return log(z.map(exp).reduce(0, +)) - z[0]
+            }
+            return nll.reduce(0, +) / Double(rows)
+        }
+        for (i, want) in [2.0, 1.5, 0.2, 3.0, 0.5].enumerated() { XCTAssertEqual(mean[i], want, accuracy: 1e-5, "the logits' NLL of \(i)") }
+        for order in ["highest", "lowest"] {
+            let selector = try LossSelector(order: order)
+            let described = try XCTUnwrap(selector.describe(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 1)).first)
+            XCTAssertEqual(described.0, "loss")
+            XCTAssertEqual(described.1.count, n)
+            for (i, (g, w)) in zip(described.1, mean).enumerated() { XCTAssertEqual(g, w, accuracy: 1e-5, "\(order): loss[\(i)]") }
+            let ranked = (0..<n).sorted { order == "highest" ? mean[$0] > mean[$1] : mean[$0] < mean[$1] }
+            for keep in 1...n {
+                let decision = selector.select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: keep))
+                XCTAssertEqual(decision.selected, ranked.prefix(keep).sorted(), "\(order), keep \(keep)")
+            }
+        }
+        XCTAssertEqual(try LossSelector(order: "highest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [0, 3])
+        XCTAssertEqual(try LossSelector(order: "lowest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [2, 4])
+    }
+
+    /// `random` is the equal-budget baseline: its choice is its sampler's, a function of (seed,
+    /// step) alone. The same pool with no features, the loss features, and those features
+    /// permuted or reversed gives the same choice at every step; the choice is keep distinct
+    /// indices in range, ascending; another seed changes it at some step; and over 6000 steps
+    /// every candidate of 6 is chosen about keep/6 of the time (2000 at keep 2, σ ≈ 36.5: within
+    /// 5σ), which a choice leaning on the order or the scores would not be.
+    func testRandomSelectorIgnoresScoresAndIsUniformPerSeedAndStep() throws {
+        let selector = RandomSelector()
+        XCTAssertNil(selector.scorer, "random runs no scoring pass")
+        let candidates = (0..<6).map { StepSequence(example: $0, origin: .demonstration, ids: [1, 2], lossMask: [0, 1], promptLength: 1) }
+        let feats = Self.currentTokenLosses.map(lossFeatures)
+        let featureSets: [[[Float]]] = [candidates.map { _ in [] }, feats, [3, 5, 0, 4, 1, 2].map { feats[$0] }, feats.reversed()]
+        func choice(_ f: [[Float]], seed: UInt64, step: Int, keep: Int = 2) -> [Int] {
+            selector.select(SelectionPool(step: step, seed: seed, candidates: candidates, features: f, referenceFeatures: f, keep: keep)).selected
+        }
+        var counts = [Int](repeating: 0, count: 6), differsAcrossSeeds = false
+        for step in 0..<6000 {
+            let chosen = choice(featureSets[0], seed: 11, step: step)
+            for f in featureSets.dropFirst() { XCTAssertEqual(choice(f, seed: 11, step: step), chosen, "step \(step): scores changed the choice") }
+            XCTAssertEqual(choice(featureSets[0], seed: 11, step: step), chosen, "step \(step): not a function of (seed, step)")
+            XCTAssertEqual(chosen.count, 2)
+            XCTAssertEqual(chosen, Array(Set(chosen)).sorted(), "step \(step): distinct and ascending")
+            XCTAssertTrue(chosen.allSatisfy { (0..<6).contains($0) })
+            for i in chosen { counts[i] += 1 }
+            if choice(featureSets[0], seed: 12, step: step) != chosen { differsAcrossSeeds = true }
+        }
+        XCTAssertTrue(differsAcrossSeeds, "the seed changes the choice")
+        for (i, c) in counts.enumerated() { XCTAssertEqual(Double(c), 2000, accuracy: 5 * 36.5, "candidate \(i) chosen \(c) of 6000 steps") }
+        XCTAssertEqual(choice(feats, seed: 11, step: 3, keep: 6), Array(0..<6), "keep = pool: everything")
+        XCTAssertEqual(choice(feats, seed: 11, step: 3, keep: 9), Array(0..<6), "keep above the pool: everything once")
+    }
+
     /// numpy.quantile's linear interpolation, by hand: [1, 2, 4, 8] at 0.25 → 1.75, at 0.9 → 6.8.
     func testQuantileIsNumpyLinear() {
         XCTAssertEqual(QTuningSelector.quantile([8, 1, 4, 2], 0.25), 1.75, accuracy: 1e-12)
