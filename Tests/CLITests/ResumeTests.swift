@@ -173,6 +173,24 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(CLI.loggedSteps(out), [1, 2, 3])
     }
 
+    /// A checkpoint of another run resumed into a used or a new --out: metrics.jsonl holds that
+    /// run's rows up to the checkpoint, then the resumed steps (the used --out's own rows were
+    /// kept and the resumed steps appended: two runs spliced into one series and plot).
+    func testAnotherRunsCheckpointContinuesThatRunsMetrics() throws {
+        let args = base.map { $0 == "\(Self.steps)" ? "6" : $0 }
+        let source = CLI.tempDir("resume-source"), used = CLI.tempDir("resume-used"), fresh = CLI.tempDir("resume-new") + "/out"
+        XCTAssertEqual(CLI.sftDist(args + ["--out", source, "--save-every", "3"]).status, 0)
+        XCTAssertEqual(CLI.sftDist(args + ["--out", used, "--seed", "9"]).status, 0)
+        let expected = CLI.losses(source)
+        XCTAssertEqual(expected.count, 6)
+        XCTAssertNotEqual(CLI.losses(used).first, expected.first, "the used --out must hold another run's losses")
+        for out in [used, fresh] {
+            let r = CLI.sftDist(args + ["--out", out, "--resume", source + "/checkpoints/step-000003"])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(CLI.losses(out), expected, out)
+        }
+    }
+
     /// A run without --resume into a directory that holds a previous run's checkpoints is
     /// refused before it touches anything: it saved its own beside them (keep_last pruning
     /// theirs, a later `--resume latest` picking whichever step was higher) and replaced the

@@ -128,7 +128,7 @@ public final class Checkpointer {
         var losses: [Double] = [], elapsed = 0.0
         problem = nil
         if comm.isCoordinator {
-            do { (losses, elapsed) = try trimMetrics(toStep: state.step) } catch { problem = "\(error)" }
+            do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: Self.metricsSource(checkpoint: directory, out: recipe.out)) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
@@ -252,9 +252,32 @@ public final class Checkpointer {
     /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of
     /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
     /// training losses kept and the last one's `elapsed_s`.
-    func trimMetrics(toStep step: Int) throws -> (losses: [Double], elapsed: Double) {
+    /// The metrics the resumed run continues: its own `metrics.jsonl` when the checkpoint is
+    /// one of `out`'s; for a checkpoint of another run (`OUT/checkpoints/step-N` elsewhere), that
+    /// run's file, whose rows replace what `out` held — appending to `out`'s own rows spliced
+    /// two runs into one series and one plot; nil for a checkpoint outside any run directory.
+    static func metricsSource(checkpoint: String, out: String) -> String? {
+        let own = RunOutputs(out).metrics
+        let checkpoints = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
+        let run = checkpoints.deletingLastPathComponent().path
+        func real(_ p: String) -> String? {
+            guard let r = realpath(p, nil) else { return nil }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        if let a = real(checkpoints.path), let b = real(RunOutputs(out).checkpoints), a == b { return own }
+        guard checkpoints.lastPathComponent == URL(fileURLWithPath: RunOutputs(out).checkpoints).lastPathComponent else { return nil }
+        return RunOutputs(run).metrics
+    }
+
+    /// Rewrites `out`'s metrics.jsonl as the rows of `source` up to `step` (none when `source`
+    /// is nil or missing); returns their losses and the last elapsed time.
+    func trimMetrics(toStep step: Int, from source: String?) throws -> (losses: [Double], elapsed: Double) {
         let path = RunOutputs(recipe.out).metrics
-        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
+        guard FileManager.default.fileExists(atPath: path) || source.map({ FileManager.default.fileExists(atPath: $0) }) == true else { return ([], 0) }
+        let data = source.flatMap { FileManager.default.contents(atPath: $0) } ?? Data()
+        // A new --out (the run's directory is otherwise made after resume, once the checkpoint is accepted).
+        try FileManager.default.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
         var kept: [String] = [], losses: [Double] = [], elapsed = 0.0
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
