@@ -32,6 +32,18 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("exact-match accuracy on held-out: "), r.stdout)
     }
 
+    /// merge_lora may change on resume, but a run without adapters resumed with --merge-lora
+    /// wrote no model-merged/ with exit 0 (a fresh run refuses the flag).
+    func testMergeLoRAOnAResumedRunWithoutAdaptersIsRefused() throws {
+        let dir = CLI.tempDir("resume-merge")
+        let plain = ["train", "--model", "tiny", "--steps", "4", "--batch-size", "8", "--eval-examples", "0", "--quiet",
+                     "--save-every", "2", "--out", dir + "/plain"]
+        XCTAssertEqual(CLI.sftDist(plain).status, 0)
+        let r = CLI.sftDist(plain + ["--resume", dir + "/plain/checkpoints/step-000002", "--merge-lora"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--merge-lora needs lora_rank (--lora-rank r) > 0: the run being resumed fine-tunes every weight"), r.all)
+    }
+
     func testChangedPromptsAreRefusedAtResume() throws {
         let dir = CLI.tempDir("resume-prompts")
         let prompts = dir + "/p.jsonl"

@@ -90,6 +90,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         if self.resume == nil { try checkLoRAKeysNeedRank() }
+        // merge_lora may change on resume (it only adds an output), so a resumed run checks it
+        // here: a non-LoRA run resumed with --merge-lora wrote no model-merged/ and said nothing.
+        if self.resume != nil && self.loraRank == 0 && self.mergeLora && deliberate(k.mergeLora) {
+            throw RecipeError("\(named(k.mergeLora)) needs lora_rank (--lora-rank r) > 0: the run being resumed fine-tunes every weight, so there are no adapters to merge")
+        }
         if self.selection == "none" && deliberate(k.selectionPool) && !switchedOff(k.selectionPool, by: k.selection) {
             // As selection_args without a selector: set alone it would be silently ignored.
             throw RecipeError("\(named(Recipe.declared.selectionPool)) needs a selector (--selection NAME): without one it has no effect")
