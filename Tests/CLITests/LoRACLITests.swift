@@ -297,6 +297,29 @@ final class LoRACLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/exported"))
     }
 
+    /// LoRA dropout runs in the training forward only: with objectives that divide by another
+    /// forward of the policy (sampler, snapshot or reference log-probs) the ratio was not 1
+    /// where it must be (on-policy GRPO clipped 16 % of tokens at dropout 0.9). Refused; srft
+    /// (no ratio) and the SFT objectives keep it.
+    func testLoRADropoutWithARatioObjectiveIsRefused() throws {
+        let out = CLI.tempDir("lora-dropout")
+        let pairs = out + "/pairs.jsonl"
+        try #"{"prompt": "add 1 2 =", "chosen": " 3", "rejected": " 4"}"#.appending("\n").write(toFile: pairs, atomically: true, encoding: .utf8)
+        for (objective, extra, against) in [("grpo", ["--reward", "task"], "the sampler's"), ("chord", ["--reward", "task"], "the sampler's"),
+                                            ("relift", ["--reward", "task"], "the sampler's"), ("psft", [], "its snapshot's"),
+                                            ("spin", [], "its snapshot's"), ("dpo", ["--data", pairs], "the reference's"),
+                                            ("srft", ["--reward", "task"], nil), ("nll", [], nil)] {
+            let r = CLI.sftDist(["train", "--model", "tiny", "--objective", objective, "--lora-rank", "2", "--lora-dropout", "0.1",
+                                 "--dry-run", "--out", out + "/run"] + extra)
+            if let against {
+                XCTAssertEqual(r.status, 1, "\(objective): \(r.all)")
+                XCTAssertTrue(r.stderr.contains("--lora-dropout 0.1 with objective \(objective): the training forward would drop adapter inputs that \(against) log-probs did not"), r.all)
+            } else {
+                XCTAssertEqual(r.status, 0, "\(objective): \(r.all)")
+            }
+        }
+    }
+
     /// An adapter trained on a preset loads onto that run's OUT/model-base only: the preset's
     /// random weights come from the run's seed, which the adapter does not record (`--model tiny`
     /// gave another base, and merge-lora and score were silently wrong). A merge whose weights

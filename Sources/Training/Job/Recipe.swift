@@ -215,6 +215,19 @@ public struct Recipe: Codable, Equatable, Sendable {
         if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps) {
             throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
         }
+        // LoRA dropout drops adapter inputs in the training forward only. Where the objective
+        // divides by another forward of the same policy — the sampler's log-probs (rollouts),
+        // the old-policy or opponent snapshot (psft, spin), the reference at step 1 (dpo) — the
+        // ratio is then not 1 where it must be (on-policy GRPO clipped 16 % of tokens at
+        // dropout 0.9). TRL disables dropout for these (`disable_dropout`); here it is refused.
+        // Scored data has no sampler log-probs (its ratio is 1 by construction); srft's terms
+        // are log p and p, with no ratio to the sampler.
+        let r = objective.requirements
+        let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
+        if self.resume == nil && self.loraRank > 0 && self.loraDropout > 0 && (samplerRatio || r.oldPolicyRefresh != nil || r.pairs) {
+            let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
+            throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, so their ratio would not be 1 where the objective needs it (TRL disables dropout for this); use lora_dropout 0")
+        }
         if let path = self.refModel, !objective.requirements.referenceModel && !selectionReadsReference,
            !switchedOff(k.refModel, by: k.objective) && !switchedOff(k.refModel, by: k.selection) {
             throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0) and by selection learnability: with objective \(self.objective) it would have no effect")
