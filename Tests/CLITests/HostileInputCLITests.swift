@@ -162,7 +162,7 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/data"))
         let ok = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0", "--out", out], seconds: 60)
         XCTAssertEqual(ok.status, 0, ok.all)
-        XCTAssertTrue(ok.stdout.contains("from builtin:tasks (written to \(out)/data/train.jsonl)"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("from builtin:tasks (the run writes them to \(out)/data/train.jsonl)"), ok.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/data/train.jsonl"))
     }
 

@@ -53,6 +53,25 @@ final class ScoredDataCLITests: XCTestCase {
         }
     }
 
+    /// Held-out scored rows: only those with a positive reward are references — exact match and
+    /// held-out loss were measured against the wrong answers too (a perfect model could not
+    /// reach 100 %). The file itself as --heldout: its 6 right answers of 24 rows.
+    func testHeldOutScoredRowsEvaluateOnlyTheRightAnswers() throws {
+        let dir = CLI.tempDir("scored-heldout")
+        let data = dir + "/scored.jsonl"
+        try Self.writeScored(data)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--heldout", data, "--objective", "grpo", "--scored-data",
+                             "--batch-size", "8", "--steps", "1", "--warmup-steps", "0", "--eval-examples", "24", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("eval (before training): held-out loss"), r.all)
+        XCTAssertTrue(r.stdout.contains("of 6\n"), r.all)
+        XCTAssertFalse(r.stdout.contains("% of 24"), r.all)
+        let split = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "grpo", "--scored-data", "--heldout-fraction", "0.5",
+                                 "--batch-size", "8", "--steps", "1", "--warmup-steps", "0", "--eval-examples", "0", "--out", dir + "/split"])
+        XCTAssertEqual(split.status, 0, split.all)
+        XCTAssertTrue(split.stdout.contains("of the rows split off with seed 1234: those with a positive score"), split.all)
+    }
+
     func testBadRowsAndSettingsAreOneLine() throws {
         let dir = CLI.tempDir("scored-bad")
         let good = "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\", \"reward\": 1, \"group\": 1}\n"

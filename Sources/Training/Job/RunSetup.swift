@@ -53,7 +53,7 @@ public struct RunSetup {
         if let p = recipe.prompts { SameInputs.check("--prompts \(p)", file: p, comm: comm) }
         if let u = recipe.unlabelled { SameInputs.check("--unlabelled \(u)", file: u, comm: comm) }
         if comm.isCoordinator {
-            log(train.report.summary + (recipe.data == builtinData ? " (written to \(dataPaths(recipe).train))" : ""))
+            log(train.report.summary + (recipe.data == builtinData ? " (the run writes them to \(dataPaths(recipe).train))" : ""))
             if let note = lengthNote(train.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             if let h = recipe.heldout {
                 // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
@@ -61,6 +61,9 @@ public struct RunSetup {
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
+            else if recipe.scoredData {
+                log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
+            }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
@@ -132,9 +135,24 @@ public struct RunSetup {
         if let h = paths.heldOut {
             let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
                                    truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
-            return (all, held)
+            return (all, recipe.scoredData ? try rightAnswers(held, path: h, recipe: recipe) : held)
         }
-        return all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+        let (train, held) = all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+        return (train, recipe.scoredData ? try rightAnswers(held, path: paths.train, recipe: recipe) : held)
+    }
+
+    /// Scored samples held out for evaluation: only those with a positive score (reward, or
+    /// advantage without one) are references — held-out exact match and loss were measured
+    /// against the wrong answers too (70 % of recipes/data/scored-tasks.jsonl's rows). Rows of
+    /// `path` without score fields are kept.
+    static func rightAnswers(_ held: Dataset, path: String, recipe: Recipe) throws -> Dataset {
+        let scores = try ScoredRows.read(path: path, skipBadLines: recipe.skipBadLines)
+        let kept = held.examples.filter { e in
+            guard let line = ScoredDataProducer.line(of: e.source, in: path), let row = scores[line],
+                  let score = row.reward ?? row.advantage else { return true }
+            return score > 0
+        }
+        return Dataset(examples: kept, report: held.report)
     }
 
     /// A max_length above the model's context is capped at the context (position embeddings
