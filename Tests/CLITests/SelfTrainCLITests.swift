@@ -174,6 +174,37 @@ final class SelfTrainCLITests: XCTestCase {
         }
     }
 
+    /// A fresh run into a used --out: an earlier self-training run's rounds beyond this run's
+    /// stayed beside its own (round-3 and round-4 next to a new round-1 and round-2), and a run
+    /// without self-training kept them silently; a resumed run keeps its rounds.
+    func testAnEarlierRunsRoundFilesAreReplacedOrNamed() throws {
+        let dir = CLI.tempDir("rounds-reused")
+        let data = writeData(dir).labelled
+        func run(_ every: Int?, _ extra: [String] = []) -> CLI.Result {
+            CLI.sftDist(["train", "--model", "tiny", "--data", data, "--steps", "4", "--batch-size", "8", "--warmup-steps", "0",
+                         "--eval-examples", "0", "--quiet", "--out", dir + "/out"]
+                        + (every.map { ["--self-train", "rft", "--self-train-scorer", "task", "--self-train-arg", "prompts=4",
+                                        "--self-train-every", "\($0)"] } ?? []) + extra)
+        }
+        XCTAssertEqual(run(1, ["--save-every", "2"]).status, 0)
+        XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-1.jsonl", "round-2.jsonl", "round-3.jsonl", "round-4.jsonl"])
+        let resumed = run(1, ["--save-every", "2", "--resume", dir + "/out/checkpoints/step-000002"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(roundFiles(dir + "/out").count, 4, "a resumed run keeps the rounds before its checkpoint")
+        try FileManager.default.removeItem(atPath: dir + "/out/checkpoints")
+        XCTAssertEqual(run(3).status, 0)
+        XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-1.jsonl", "round-2.jsonl"])
+        let plain = run(nil)
+        XCTAssertEqual(plain.status, 0, plain.all)
+        XCTAssertTrue(plain.stderr.contains("sft-dist: warning: \(dir)/out/self-train is an earlier run's, which this run does not write"), plain.all)
+        // The built-in data's copy, in an OUT a later run on another --data reuses.
+        let builtin = ["train", "--model", "tiny", "--steps", "1", "--batch-size", "8", "--eval-examples", "0", "--quiet", "--out", dir + "/b"]
+        XCTAssertEqual(CLI.sftDist(builtin).status, 0)
+        let other = CLI.sftDist(builtin + ["--data", data])
+        XCTAssertEqual(other.status, 0, other.all)
+        XCTAssertTrue(other.stderr.contains("sft-dist: warning: \(dir)/b/data/train.jsonl is an earlier run's, which this run does not write"), other.all)
+    }
+
     func testSelfTrainingMisuseFailsAtStartUp() throws {
         let dir = CLI.tempDir("selftrain-misuse")
         let data = writeData(dir)

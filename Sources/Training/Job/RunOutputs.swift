@@ -52,4 +52,25 @@ public struct RunOutputs {
         let mine = Set(otherModels(of: r))
         return [ema, loraBase, merged].filter { !mine.contains($0) && FileManager.default.fileExists(atPath: $0) }
     }
+
+    /// Other outputs an earlier run left that this one will not write: self-training's round
+    /// files and the built-in data's copy (a run on another --data kept OUT/data/train.jsonl).
+    public func staleFiles(of r: Recipe) -> [String] {
+        let fm = FileManager.default
+        var stale: [String] = []
+        if r.selfTrain == "none" && fm.fileExists(atPath: selfTrain) { stale.append(selfTrain) }
+        if r.data != RunSetup.builtinData { stale += [builtinTrain, builtinHeldout].filter { fm.fileExists(atPath: $0) } }
+        else if r.heldout != nil && fm.fileExists(atPath: builtinHeldout) { stale.append(builtinHeldout) }
+        return stale.filter { $0 != r.data && $0 != r.heldout }   // an earlier run's file read as this one's input
+    }
+
+    /// A fresh self-training run's round files replace an earlier run's: rounds beyond this
+    /// run's (an earlier run's round-3.jsonl beside this one's round-1 and round-2) are removed
+    /// before the first round, so the directory holds this run's rounds only.
+    public func clearRounds() throws {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: selfTrain)) ?? [] where name.hasPrefix("round-") && name.hasSuffix(".jsonl") {
+            try fm.removeItem(atPath: selfTrain + "/" + name)
+        }
+    }
 }

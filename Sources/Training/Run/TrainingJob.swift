@@ -89,6 +89,14 @@ public enum TrainingJob {
             for stale in outputs.staleModels(of: recipe) {
                 FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n".utf8))
             }
+            for stale in outputs.staleFiles(of: recipe) {
+                FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not write (remove it, or use another --out)\n".utf8))
+            }
+        }
+        if resumed == nil && recipe.selfTrain != "none" {
+            var problem: String? = nil
+            if lead { do { try outputs.clearRounds() } catch { problem = "\(outputs.selfTrain): cannot remove an earlier run's round files (\(error))" } }
+            Fatal.agree(problem, code: Fatal.Code.output)
         }
         Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
         // The built-in data's files, for the user to read (every rank trains on them from memory).
