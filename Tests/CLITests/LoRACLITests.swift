@@ -96,6 +96,11 @@ final class LoRACLITests: XCTestCase {
                                       "--out", out + "/selected"] + quiet, seconds: 120)
         XCTAssertEqual(selected.status, 0, selected.all)
         XCTAssertEqual(CLI.trainingRows(out + "/selected").count, 2)
+        // An adapter directory as the reference: the loader's advice named --adapter, which train lacks.
+        let adapterRef = CLI.sftDist(["train", "--model", base + "/model", "--objective", "asft", "--ref-model", out + "/model",
+                                      "--steps", "1", "--out", out + "/adapter-ref"] + quiet)
+        XCTAssertEqual(adapterRef.status, 1, adapterRef.all)
+        XCTAssertTrue(adapterRef.stderr.contains("--ref-model \(out)/model: holds a LoRA adapter (adapter_config.json), not a model; a reference is a full model: merge the adapter into its base first (sft-dist merge-lora"), adapterRef.all)
     }
 
     /// `select --adapter` scores with base + adapter, as the merged model does (select had no

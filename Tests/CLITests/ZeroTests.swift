@@ -150,7 +150,7 @@ final class ZeroTests: XCTestCase {
 
     func testZeroRefusesWhatCannotShard() {
         for (extra, message) in [(["--optimizer", "sgd"], "--zero 1: optimizer sgd cannot shard its state (only adamw can)"),
-                                 (["--l2-init", "0.1"], "--zero 1 with --l2-init: the penalty is added to the full gradient")] {
+                                 (["--l2-init", "0.1"], "--zero 1 with --l2-init: the penalty is added by the unsharded update, and ZeRO's ranks each update their own shard")] {
             let out = CLI.tempDir("zero-refused")
             let r = CLI.mpirun(2, base + ["--zero", "1", "--out", out] + extra, seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)

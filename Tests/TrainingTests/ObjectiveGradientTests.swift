@@ -192,6 +192,8 @@ final class ObjectiveGradientTests: XCTestCase {
         let rejected: [(String, [String: String], String)] = [
             ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a finite number"),
             ("power", ["alpha": "0x10"], "alpha=0x10 is not a finite number"),
+            // Finite as written, beyond float32: said "is not a finite number".
+            ("talr", ["tau": "1e308"], "tau=1e308 is beyond float32's range"), ("talr", ["tau": "inf"], "tau=inf is not a finite number"),
             // Below float32's normal range: read as 0 (said "beta must be > 0, got 0.0") or a
             // subnormal that trained with a zero gradient.
             ("dpo", ["beta": "1e-300"], "beta=1e-300 is too close to 0 for float32"), ("dpo", ["beta": "1e-40"], "beta=1e-40 is too close to 0 for float32"),

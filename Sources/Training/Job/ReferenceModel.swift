@@ -1,3 +1,4 @@
+import Foundation
 import Models
 
 /// `--ref-model`: a frozen model beside the trained one — the reference of DPO and of the
@@ -14,6 +15,10 @@ public enum ReferenceModel {
             throw ModelError("--ref-model \(path): names a preset (random weights), not a saved model; a reference is a model directory")
         }
         let lora = (model as? LoRAAdaptable)?.lora
+        // An adapter directory: the loader's advice (--model BASE --adapter) names flags train lacks.
+        if !FileManager.default.fileExists(atPath: path + "/config.json"), FileManager.default.fileExists(atPath: path + "/adapter_config.json") {
+            throw ModelError("--ref-model \(path): holds a LoRA adapter (adapter_config.json), not a model; a reference is a full model: merge the adapter into its base first (sft-dist merge-lora --model BASE --adapter \(path) --out DIR)")
+        }
         let (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
         // A LoRA run's checkpoint: loaded with zero adapters its training was dropped (without
         // LoRA the loader refuses it, as for --model).

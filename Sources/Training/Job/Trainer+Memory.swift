@@ -24,7 +24,7 @@ extension Trainer {
                 throw ZeroSetupError(message: "--zero \(r.zero): optimizer \(r.optimizer.rawValue) cannot shard its state (only adamw can); use --optimizer adamw or --zero 0")
             }
             guard r.l2Init == 0 else {
-                throw ZeroSetupError(message: "--zero \(r.zero) with --l2-init: the penalty is added to the full gradient, which ZeRO does not keep; use one or the other")
+                throw ZeroSetupError(message: "--zero \(r.zero) with --l2-init: the penalty is added by the unsharded update, and ZeRO's ranks each update their own shard; use one or the other")
             }
             return try ZeroAdamW(params: model.parameters, trainable: trainable, blocks: model.blockParameterRanges, comm: comm,
                                  stage: r.zero, beta1: Float(r.beta1), beta2: Float(r.beta2), eps: Float(r.adamEps),

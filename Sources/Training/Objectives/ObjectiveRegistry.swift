@@ -78,8 +78,12 @@ public struct ObjectiveArgs {
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
         guard let s = values[key] else { return d }
-        guard let given = Double(decimal: s), case let v = Float(given), v.isFinite else {
+        guard let given = Double(decimal: s), given.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
+        }
+        let v = Float(given)
+        guard v.isFinite else {
+            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is beyond float32's range (largest magnitude 3.4e38)")
         }
         // Below float32's normal range a value is read as 0 or a subnormal: budget=1e-300 was
         // refused as "budget=0.0", dpo beta=1e-40 trained with a zero gradient at every step.
