@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// The forgetting controls through the CLI under real mpirun: `--freeze` leaves the frozen
-/// tensors of the base model bit-identical at 1 and 2 ranks with the same losses, `--ema`
+/// tensors of the base model bit-identical at 1 and 2 ranks with the same losses (and
+/// `--trainable` every tensor it does not match), `--ema`
 /// writes `OUT/model-ema/` that `eval --model` loads, bad selections and merges are refused
 /// in one line, and `merge` writes a model `eval` loads.
 final class ForgettingCLITests: XCTestCase {
@@ -98,6 +99,43 @@ final class ForgettingCLITests: XCTestCase {
             XCTAssertLessThanOrEqual(difference, 1e-5 * distance, "the average of \(name): -n 1 vs -n 2 differ by \(difference), it moved \(distance)")
         }
         XCTAssertGreaterThan(moved, before.count / 2, "the average moved")
+    }
+
+    /// `--trainable` alone (no `--freeze`) under real mpirun: only the tensors it matches train,
+    /// every other tensor of the base is bit-identical after training at 1 and 2 ranks, and the
+    /// losses and gradient norms agree between the rank counts up to float summation order.
+    func testTrainableTrainsOnlyItsMatchesAtOneAndTwoRanks() throws {
+        let trainable = "mlp|ln_f"
+        let base = CLI.tempDir("trainable-base")
+        let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "8", "--micro-batch-size", "2"]
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--out", base] + quiet).status, 0)
+        let before = Self.tensors(base + "/model")
+        let chosen = Set(before.keys.filter { $0.range(of: trainable, options: .regularExpression) != nil })
+        XCTAssertTrue(chosen.contains("transformer.h.0.mlp.c_fc.weight") && chosen.contains("transformer.ln_f.bias") && chosen.count < before.count / 2, "\(chosen)")
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("trainable-\(n)")
+            let r = CLI.mpirun(n, ["train", "--model", base + "/model", "--steps", "3", "--trainable", trainable, "--optimizer", "sgd",
+                                   "--lr", "0.1", "--warmup-steps", "1", "--checksum-every", "2", "--out", out] + quiet, seconds: 120)
+            XCTAssertEqual(r.status, 0, r.all)
+            let after = Self.tensors(out + "/model")
+            XCTAssertEqual(Set(after.keys), Set(before.keys))
+            for name in before.keys.sorted() {
+                if chosen.contains(name) {
+                    XCTAssertNotEqual(after[name], before[name], "-n \(n): trainable \(name) did not move")
+                } else {
+                    XCTAssertEqual(after[name], before[name], "-n \(n): \(name), outside --trainable, changed")
+                }
+            }
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs.map(\.count), [3, 3])
+        for (i, (one, two)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "grad_norm"] {
+                let a = one[key] ?? .nan, b = two[key] ?? .nan
+                XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), "step \(i + 1) \(key): -n 1 \(a) vs -n 2 \(b)")
+            }
+        }
     }
 
     func testBadSelectionsAndMergesAreOneLineErrors() throws {
