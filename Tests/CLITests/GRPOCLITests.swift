@@ -50,9 +50,14 @@ final class GRPOCLITests: XCTestCase {
         XCTAssertTrue(runs[0].contains { ($0["frac_reward_zero_std"] ?? 1) < 1 }, "every group had equal rewards")
         XCTAssertTrue(runs[0].contains { ($0["grad_norm"] ?? 0) > 1e-4 }, "no gradient in any step")
         XCTAssertEqual(runs[0][1]["generate_s"], 0, "step 2 reuses step 1's generation")
+        // Demonstration sequences beside the rollouts: CHORD's own stream, SRFT's one per prompt
+        // (UFT and Prefix-RFT reveal prefixes of them inside rollouts and log no such count).
+        let expertKeys = ["chord", "srft"].contains(objective) ? ["expert_sequences"] : []
         for (k, n) in [2, 4].enumerated() {
             for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
-                for key in Self.rolloutKeys + (objective != "grpo" ? ["expert_sequences"] : []) {
+                for key in Self.rolloutKeys + expertKeys {
+                    // Present, so that the comparison is not nil against nil.
+                    XCTAssertNotNil(a[key], "\(objective) step \(i + 1): no \(key) at -n 1")
                     XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(n)")
                 }
                 if objective == "chord" { XCTAssertEqual(a["mu"] ?? .nan, b["mu"] ?? .nan, accuracy: 1e-7, "step \(i + 1) mu") }
