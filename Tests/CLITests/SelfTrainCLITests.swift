@@ -65,6 +65,11 @@ final class SelfTrainCLITests: XCTestCase {
                 }
             }
         }
+        // Each metric at some step of the -n 1 run (some only at a round's step), so that the
+        // nan-and-nan skip below does not pass a metric neither run logs.
+        for key in ["loss", "grad_norm", "loss_tokens"] + metricKeys where !runs[0].rows.contains(where: { $0[key] != nil }) {
+            XCTFail("no step logged \(key) at -n 1", file: file, line: line)
+        }
         for (i, (a, b)) in zip(runs[0].rows, runs[1].rows).enumerated() {
             for key in ["loss", "grad_norm", "loss_tokens"] + metricKeys {
                 let x = a[key] ?? .nan, y = b[key] ?? .nan
@@ -88,6 +93,7 @@ final class SelfTrainCLITests: XCTestCase {
         let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
         XCTAssertEqual(straight.count, 7, file: file, line: line)
         XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5", file: file, line: line)
+        XCTAssertNotNil(roundFiles(dir + "/straight")["round-3.jsonl"], "the straight run wrote no round 3", file: file, line: line)
         XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/straight")["round-3.jsonl"], file: file, line: line)
         XCTAssertNil(roundFiles(dir + "/resumed")["round-2.jsonl"], "the resumed run re-ran round 2 instead of restoring it", file: file, line: line)
     }
