@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// The forgetting controls through the CLI under real mpirun: `--freeze` leaves the frozen
-/// tensors of the base model bit-identical at 1 and 2 ranks with the same losses, `--ema`
+/// tensors of the base model bit-identical at 1 and 2 ranks with the same losses (and
+/// `--trainable` every tensor it does not match), `--ema`
 /// writes `OUT/model-ema/` that `eval --model` loads, bad selections and merges are refused
 /// in one line, and `merge` writes a model `eval` loads.
 final class ForgettingCLITests: XCTestCase {
@@ -22,6 +23,16 @@ final class ForgettingCLITests: XCTestCase {
         return out
     }
 
+    /// A tensor's float32 values (the models save F32, little-endian).
+    static func floats(_ data: Data?) -> [Float] {
+        guard let data else { return [] }
+        return data.withUnsafeBytes { raw in
+            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        }
+    }
+
+    /// Frozen tensors stay put at 1 and 2 ranks; the losses, gradient norms, penalties and the
+    /// `--ema` average (model-ema/) agree between the rank counts up to float summation order.
     func testFrozenTensorsStayBitIdenticalAtOneAndTwoRanksWithEMAAndL2Init() throws {
         let base = CLI.tempDir("forget-base")
         let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "8", "--micro-batch-size", "2"]
@@ -29,6 +40,7 @@ final class ForgettingCLITests: XCTestCase {
         let before = Self.tensors(base + "/model")
         XCTAssertFalse(before.isEmpty)
         var runs: [[[String: Double]]] = []
+        var averages: [[String: Data]] = []
         for n in [1, 2] {
             let out = CLI.tempDir("forget-\(n)")
             let r = CLI.mpirun(n, ["train", "--model", base + "/model", "--steps", "4", "--freeze", Self.frozen,
@@ -52,6 +64,7 @@ final class ForgettingCLITests: XCTestCase {
             XCTAssertEqual(rows.count, 4)
             XCTAssertTrue(rows.dropFirst().allSatisfy { ($0["l2_init_penalty"] ?? 0) > 0 }, "\(rows)")
             runs.append(rows)
+            averages.append(ema)
             if n == 2 {
                 let e = CLI.sftDist(["eval", "--model", out + "/model-ema", "--data", base + "/data/heldout.jsonl", "--examples", "8"])
                 XCTAssertEqual(e.status, 0, e.all)
@@ -61,6 +74,64 @@ final class ForgettingCLITests: XCTestCase {
         // Adam's m/√v would turn float-summation noise in near-zero gradients into ±lr steps.
         for (i, (one, two)) in zip(runs[0], runs[1]).enumerated() {
             for key in ["loss", "grad_norm", "l2_init_penalty"] {
+                let a = one[key] ?? .nan, b = two[key] ?? .nan
+                XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), "step \(i + 1) \(key): -n 1 \(a) vs -n 2 \(b)")
+            }
+        }
+        // The same average at 1 and 2 ranks: every trained tensor's -n 1 / -n 2 difference is
+        // within 1e-5 of how far its average moved from the base (the weights differ only in
+        // the last bits of summed gradients; an average updated differently per rank count
+        // differs by a share of that distance).
+        XCTAssertEqual(averages.count, 2)
+        guard averages.count == 2 else { return }
+        var moved = 0
+        for name in before.keys.sorted() {
+            let b = Self.floats(before[name]), one = Self.floats(averages[0][name]), two = Self.floats(averages[1][name])
+            XCTAssertEqual(one.count, b.count, name); XCTAssertEqual(two.count, b.count, name)
+            guard one.count == b.count && two.count == b.count else { continue }
+            var distance = 0.0, difference = 0.0
+            for i in b.indices {
+                distance += pow(Double(one[i]) - Double(b[i]), 2)
+                difference += pow(Double(one[i]) - Double(two[i]), 2)
+            }
+            (distance, difference) = (distance.squareRoot(), difference.squareRoot())
+            if distance > 0 { moved += 1 }
+            XCTAssertLessThanOrEqual(difference, 1e-5 * distance, "the average of \(name): -n 1 vs -n 2 differ by \(difference), it moved \(distance)")
+        }
+        XCTAssertGreaterThan(moved, before.count / 2, "the average moved")
+    }
+
+    /// `--trainable` alone (no `--freeze`) under real mpirun: only the tensors it matches train,
+    /// every other tensor of the base is bit-identical after training at 1 and 2 ranks, and the
+    /// losses and gradient norms agree between the rank counts up to float summation order.
+    func testTrainableTrainsOnlyItsMatchesAtOneAndTwoRanks() throws {
+        let trainable = "mlp|ln_f"
+        let base = CLI.tempDir("trainable-base")
+        let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "8", "--micro-batch-size", "2"]
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--out", base] + quiet).status, 0)
+        let before = Self.tensors(base + "/model")
+        let chosen = Set(before.keys.filter { $0.range(of: trainable, options: .regularExpression) != nil })
+        XCTAssertTrue(chosen.contains("transformer.h.0.mlp.c_fc.weight") && chosen.contains("transformer.ln_f.bias") && chosen.count < before.count / 2, "\(chosen)")
+        var runs: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("trainable-\(n)")
+            let r = CLI.mpirun(n, ["train", "--model", base + "/model", "--steps", "3", "--trainable", trainable, "--optimizer", "sgd",
+                                   "--lr", "0.1", "--warmup-steps", "1", "--checksum-every", "2", "--out", out] + quiet, seconds: 120)
+            XCTAssertEqual(r.status, 0, r.all)
+            let after = Self.tensors(out + "/model")
+            XCTAssertEqual(Set(after.keys), Set(before.keys))
+            for name in before.keys.sorted() {
+                if chosen.contains(name) {
+                    XCTAssertNotEqual(after[name], before[name], "-n \(n): trainable \(name) did not move")
+                } else {
+                    XCTAssertEqual(after[name], before[name], "-n \(n): \(name), outside --trainable, changed")
+                }
+            }
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs.map(\.count), [3, 3])
+        for (i, (one, two)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "grad_norm"] {
                 let a = one[key] ?? .nan, b = two[key] ?? .nan
                 XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), "step \(i + 1) \(key): -n 1 \(a) vs -n 2 \(b)")
             }

@@ -50,9 +50,14 @@ final class GRPOCLITests: XCTestCase {
         XCTAssertTrue(runs[0].contains { ($0["frac_reward_zero_std"] ?? 1) < 1 }, "every group had equal rewards")
         XCTAssertTrue(runs[0].contains { ($0["grad_norm"] ?? 0) > 1e-4 }, "no gradient in any step")
         XCTAssertEqual(runs[0][1]["generate_s"], 0, "step 2 reuses step 1's generation")
+        // Demonstration sequences beside the rollouts: CHORD's own stream, SRFT's one per prompt
+        // (UFT and Prefix-RFT reveal prefixes of them inside rollouts and log no such count).
+        let expertKeys = ["chord", "srft"].contains(objective) ? ["expert_sequences"] : []
         for (k, n) in [2, 4].enumerated() {
             for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
-                for key in Self.rolloutKeys + (objective != "grpo" ? ["expert_sequences"] : []) {
+                for key in Self.rolloutKeys + expertKeys {
+                    // Present, so that the comparison is not nil against nil.
+                    XCTAssertNotNil(a[key], "\(objective) step \(i + 1): no \(key) at -n 1")
                     XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(n)")
                 }
                 if objective == "chord" { XCTAssertEqual(a["mu"] ?? .nan, b["mu"] ?? .nan, accuracy: 1e-7, "step \(i + 1) mu") }
@@ -87,9 +92,21 @@ final class GRPOCLITests: XCTestCase {
         })
     }
 
+    /// Fails for each of `keys` that no row of `rows` has: compared as optionals, a metric no
+    /// run logs would pass as nil against nil. (Some are logged only at some steps: ReLIFT's
+    /// SFT steps have no rollout metrics.)
+    static func assertLogged(_ keys: [String], in rows: [[String: Double]], _ label: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        for key in keys where !rows.contains(where: { $0[key] != nil }) {
+            XCTFail("\(label): no step logged \(key)", file: file, line: line)
+        }
+    }
+
     /// `command` builds the run's arguments (default: `grpo`'s); `lastKept` picks, from the
-    /// uninterrupted run's rows, the last step whose checkpoint the killed run keeps (default 3).
-    func assertKillAndResumeLatest(objective: String, extraKeys: [String] = [], command: (([String]) -> [String])? = nil,
+    /// uninterrupted run's rows, the last step whose checkpoint the killed run keeps (default 3);
+    /// `rolloutKeys` the rollout metrics the run logs (all of them when it generates).
+    func assertKillAndResumeLatest(objective: String, extraKeys: [String] = [], rolloutKeys: [String] = GRPOCLITests.rolloutKeys,
+                                   command: (([String]) -> [String])? = nil,
                                    lastKept: ([[String: Double]]) -> Int? = { _ in 3 }) throws {
         let command = command ?? { Self.grpo($0, objective: objective) }
         let straight = CLI.tempDir("\(objective)-straight"), out = CLI.tempDir("\(objective)-killed")
@@ -106,8 +123,9 @@ final class GRPOCLITests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.all)
         let b = CLI.trainingRows(out)
         XCTAssertEqual(b.count, a.count)
+        Self.assertLogged(["loss", "grad_norm"] + extraKeys + rolloutKeys, in: a, "\(objective), uninterrupted")
         for (i, (x, y)) in zip(a, b).enumerated() {
-            for key in ["loss", "grad_norm"] + extraKeys + Self.rolloutKeys {
+            for key in ["loss", "grad_norm"] + extraKeys + rolloutKeys {
                 XCTAssertEqual(x[key], y[key], "\(objective) step \(i + 1) \(key)")
             }
         }

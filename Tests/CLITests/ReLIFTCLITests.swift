@@ -28,6 +28,7 @@ extension GRPOCLITests {
         XCTAssertFalse(sft.isEmpty, "no SFT step: \(runs[0].map { $0["relift_buffer"] ?? -1 })")
         XCTAssertTrue(sft.allSatisfy { $0["reward_mean"] == nil && $0["expert_sequences"] == 2 && ($0["grad_norm"] ?? 0) > 0 })
         XCTAssertTrue(runs[0].contains { $0["relift_sft_step"] == 0 && ($0["relift_buffered"] ?? 0) > 0 })
+        Self.assertLogged(Self.rolloutKeys + Self.reliftKeys, in: runs[0], "relift -n 1")
         for (k, n) in [2, 4].enumerated() {
             for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
                 for key in Self.rolloutKeys + Self.reliftKeys {

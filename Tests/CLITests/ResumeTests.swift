@@ -219,4 +219,34 @@ final class ResumeTests: XCTestCase {
         XCTAssertFalse(again.all.contains("nan"), again.all)
         XCTAssertFalse(again.stdout.contains("tok/s"), again.all)
     }
+
+    /// asft and iwsft without `--ref-model` compare against the initial weights (a copy made
+    /// at start-up, never updated). Resumed from the step-3 checkpoint of a 2-rank run (into
+    /// another directory), the reference must still be those initial weights, not the
+    /// checkpoint's: steps 4-6 give the uninterrupted run's losses, KL to the reference
+    /// (asft's `kl_ref`) and importance weights (iwsft's `mean_weight`, `clip_frac`) bit for bit.
+    func testInitialWeightsReferenceOfASFTAndIWSFTSurvivesResume() throws {
+        let args = ["train", "--model", "tiny", "--steps", "6", "--batch-size", "8", "--micro-batch-size", "2", "--lr", "1e-2",
+                    "--warmup-steps", "1", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--save-every", "3"]
+        for (objective, keys) in [("asft", ["kl_ref", "mean_p"]), ("iwsft", ["mean_weight", "clip_frac", "mean_p"])] {
+            let straight = CLI.tempDir("ref-\(objective)-straight"), resumed = CLI.tempDir("ref-\(objective)-resumed")
+            let a = CLI.mpirun(2, args + ["--objective", objective, "--out", straight])
+            XCTAssertEqual(a.status, 0, a.all)
+            let b = CLI.mpirun(2, loud(args) + ["--objective", objective, "--out", resumed, "--resume", straight + "/checkpoints/step-000003"])
+            XCTAssertEqual(b.status, 0, b.all)
+            XCTAssertTrue(b.stdout.contains("resume: continuing after step 3 of 6"), b.all)
+            let expected = Array(CLI.trainingRows(straight).suffix(3)), got = CLI.trainingRows(resumed)
+            XCTAssertEqual(CLI.loggedSteps(resumed), [4, 5, 6], objective)
+            // The reference term has moved away from its step-1 value, so a reference rebuilt
+            // from the checkpoint's weights (KL 0, weights 1) would show.
+            if objective == "asft" { XCTAssertGreaterThan(expected.first?["kl_ref"] ?? 0, 1e-6, "\(expected)") }
+            if objective == "iwsft" { XCTAssertNotEqual(expected.first?["mean_weight"] ?? 1, 1, accuracy: 1e-4, "\(expected)") }
+            for (i, (x, y)) in zip(expected, got).enumerated() {
+                for key in ["loss", "grad_norm"] + keys {
+                    XCTAssertNotNil(x[key], "\(objective) step \(i + 4): no \(key) in the uninterrupted run")
+                    XCTAssertEqual(y[key]?.bitPattern, x[key]?.bitPattern, "\(objective) step \(i + 4) \(key): \(y[key] ?? .nan) resumed, \(x[key] ?? .nan) uninterrupted")
+                }
+            }
+        }
+    }
 }

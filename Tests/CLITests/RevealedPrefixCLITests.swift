@@ -26,6 +26,7 @@ extension GRPOCLITests {
             CLI.trainingRows(FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-tests-\(getpid())/\(objective)-n\(n)").path)
         }
         guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(objective): \(runs.map(\.count)) rows") }
+        Self.assertLogged(Self.revealKeys, in: runs[0], "\(objective) -n 1")
         for k in [1, 2] {
             for (i, (a, b)) in zip(runs[0], runs[k]).enumerated() {
                 for key in Self.revealKeys { XCTAssertEqual(a[key], b[key], "\(objective) step \(i + 1) \(key), -n 1 vs -n \(k == 1 ? 2 : 4)") }

@@ -107,7 +107,8 @@ extension GRPOCLITests {
     func testScoredDataKillAndResumeLatest() throws {
         let dir = CLI.tempDir("scored-resume")
         try ScoredDataCLITests.writeScored(dir + "/scored.jsonl")
-        try assertKillAndResumeLatest(objective: "scored-grpo", extraKeys: ["advantage_mean"], command: { outAndSave in
+        // No generation: of the rollout metrics, only the rows' reward mean.
+        try assertKillAndResumeLatest(objective: "scored-grpo", extraKeys: ["advantage_mean"], rolloutKeys: ["reward_mean"], command: { outAndSave in
             ScoredDataCLITests.args(dir + "/scored.jsonl", outAndSave[1], Array(outAndSave.dropFirst(2)), steps: 6)
         })
     }

@@ -53,11 +53,22 @@ final class SelfTrainCLITests: XCTestCase {
         for (round, text) in runs[0].rounds {
             let a = records(text), b = records(runs[1].rounds[round] ?? "")
             XCTAssertEqual(a.count, b.count, round, file: file, line: line)
+            // Every key is in some record of the -n 1 round (some only in some records:
+            // semievol's answer, superhf's correct, s3ft's paraphrase), so the comparison below
+            // is not "-" against "-" throughout.
+            for key in recordKeys where !a.contains(where: { $0[key] != nil }) {
+                XCTFail("\(round): no record has \(key) at -n 1", file: file, line: line)
+            }
             for (i, (x, y)) in zip(a, b).enumerated() {
                 for key in recordKeys {
                     XCTAssertEqual("\(x[key] ?? "-")", "\(y[key] ?? "-")", "\(round) record \(i + 1) \(key): -n 1 vs -n 2", file: file, line: line)
                 }
             }
+        }
+        // Each metric at some step of the -n 1 run (some only at a round's step), so that the
+        // nan-and-nan skip below does not pass a metric neither run logs.
+        for key in ["loss", "grad_norm", "loss_tokens"] + metricKeys where !runs[0].rows.contains(where: { $0[key] != nil }) {
+            XCTFail("no step logged \(key) at -n 1", file: file, line: line)
         }
         for (i, (a, b)) in zip(runs[0].rows, runs[1].rows).enumerated() {
             for key in ["loss", "grad_norm", "loss_tokens"] + metricKeys {
@@ -82,6 +93,7 @@ final class SelfTrainCLITests: XCTestCase {
         let straight = CLI.losses(dir + "/straight"), resumed = CLI.losses(dir + "/resumed")
         XCTAssertEqual(straight.count, 7, file: file, line: line)
         XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5", file: file, line: line)
+        XCTAssertNotNil(roundFiles(dir + "/straight")["round-3.jsonl"], "the straight run wrote no round 3", file: file, line: line)
         XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/straight")["round-3.jsonl"], file: file, line: line)
         XCTAssertNil(roundFiles(dir + "/resumed")["round-2.jsonl"], "the resumed run re-ran round 2 instead of restoring it", file: file, line: line)
     }

@@ -97,27 +97,37 @@ final class ZeroTests: XCTestCase {
 
     /// kill -9 of a 2-rank --zero 2 job, then --resume latest: the uninterrupted losses bit for bit.
     func testKillNineThenResumeUnderZeroIsBitExact() throws {
+        try assertKillNineThenResumeIsBitExact(zero: "2")
+    }
+
+    /// The same under --zero 1 (AdamW's moments sharded, gradients allreduced whole): each
+    /// rank's moment shard must reach the checkpoint and come back to the rank that owns it.
+    func testKillNineThenResumeUnderZeroOneIsBitExact() throws {
+        try assertKillNineThenResumeIsBitExact(zero: "1")
+    }
+
+    func assertKillNineThenResumeIsBitExact(zero: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let base = self.base.map { $0 == "\(Self.steps)" ? "30" : $0 }   // --steps 30
-        let expectedOut = CLI.tempDir("zero-kill-reference")
-        let ref = CLI.mpirun(2, base + ["--zero", "2", "--out", expectedOut])
-        XCTAssertEqual(ref.status, 0, ref.all)
+        let expectedOut = CLI.tempDir("zero\(zero)-kill-reference")
+        let ref = CLI.mpirun(2, base + ["--zero", zero, "--out", expectedOut])
+        XCTAssertEqual(ref.status, 0, ref.all, file: file, line: line)
         let expected = CLI.losses(expectedOut)
-        XCTAssertEqual(expected.count, 30)
-        let out = CLI.tempDir("zero-kill")
-        let args = base + ["--zero", "2", "--out", out, "--save-every", "4"]
+        XCTAssertEqual(expected.count, 30, file: file, line: line)
+        let out = CLI.tempDir("zero\(zero)-kill")
+        let args = base + ["--zero", zero, "--out", out, "--save-every", "4"]
         let job = try BackgroundJob.mpirun(2, args, seconds: 120)
-        XCTAssertTrue(job.waitUntil(seconds: 100) { CLI.stepsLogged(out) >= 10 }, "the job never got to step 10")
+        XCTAssertTrue(job.waitUntil(seconds: 100) { CLI.stepsLogged(out) >= 10 }, "the job never got to step 10", file: file, line: line)
         job.killAll(marker: out)
         let (killed, _) = job.wait()
-        XCTAssertNotEqual(killed.status, 0, "the job finished before it could be killed")
-        XCTAssertFalse(CLI.checkpoints(out).published.isEmpty, "no checkpoint before the kill")
+        XCTAssertNotEqual(killed.status, 0, "the job finished before it could be killed", file: file, line: line)
+        XCTAssertFalse(CLI.checkpoints(out).published.isEmpty, "no checkpoint before the kill", file: file, line: line)
         let resumed = CLI.mpirun(2, args.filter { $0 != "--quiet" } + ["--resume", "latest"])
-        XCTAssertEqual(resumed.status, 0, resumed.all)
-        XCTAssertTrue(resumed.stdout.contains("resume: continuing after step"), resumed.stdout)
+        XCTAssertEqual(resumed.status, 0, resumed.all, file: file, line: line)
+        XCTAssertTrue(resumed.stdout.contains("resume: continuing after step"), resumed.stdout, file: file, line: line)
         let got = CLI.losses(out)
-        XCTAssertEqual(CLI.loggedSteps(out), Array(1...30))
+        XCTAssertEqual(CLI.loggedSteps(out), Array(1...30), file: file, line: line)
         for (i, (a, b)) in zip(got, expected).enumerated() where a.bitPattern != b.bitPattern {
-            XCTFail("step \(i + 1): loss \(a) after resume, \(b) uninterrupted")
+            XCTFail("--zero \(zero), step \(i + 1): loss \(a) after resume, \(b) uninterrupted", file: file, line: line)
             return
         }
     }
