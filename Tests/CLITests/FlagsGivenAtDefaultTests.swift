@@ -17,6 +17,7 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         let cases: [([String], String)] = [
             (train + ["--selection-pool", "4"], "--selection-pool needs a selector (--selection NAME): without one it has no effect"),
             (train + ["--keep-last", "3"], "--keep-last prunes checkpoints, which need save_every"),
+            (train + ["--lora-rank", "2", "--save-format", "hf"], "--save-format hf chooses the full model's files; a LoRA run writes model/ as a peft adapter"),
             (train + ["--optimizer", "sgd", "--beta1", "0.9"], "--beta1 is AdamW's (--optimizer adamw)"),
             // Features that had no check at all:
             (train + ["--schedule", "constant", "--min-lr-ratio", "0.2"], "--min-lr-ratio is where the cosine and linear schedules end"),
@@ -77,6 +78,18 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
         XCTAssertTrue(saved.contains("selection_pool: 4\n") && saved.contains("min_lr_ratio: 0.1\n"), saved)
         let again = CLI.sftDist(["train", "--config", dir + "/a/recipe.yaml", "--out", dir + "/b", "--dry-run"])
         XCTAssertEqual(again.status, 0, again.all)
+        // Keys a file set for features the flags switched off: the saved recipe was refused
+        // (`lora_targets needs lora_rank`); they are written as comments, unused by the run.
+        try "selection:\n  name: loss\n  pool: 2\nlora_rank: 4\nlora_targets: [c_attn, c_proj]\noptimizer: sgd\nmomentum: 0.5\n"
+            .write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let switched = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--model", "tiny", "--steps", "1", "--eval-examples", "0",
+                                    "--selection", "none", "--lora-rank", "0", "--optimizer", "adamw", "--out", dir + "/c"])
+        XCTAssertEqual(switched.status, 0, switched.all)
+        let written = try String(contentsOfFile: dir + "/c/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(written.contains("# selection_pool: 2\n") && written.contains("# lora_targets: c_attn,c_proj\n")
+                      && written.contains("# momentum: 0.5\n"), written)
+        let reread = CLI.sftDist(["train", "--config", dir + "/c/recipe.yaml", "--out", dir + "/d", "--dry-run"])
+        XCTAssertEqual(reread.status, 0, reread.all)
     }
 
     /// A split that rounds to no held-out row (0.05 of 8) evaluates nothing, as heldout_fraction

@@ -29,6 +29,13 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// set it away from its default (`deliberate`). Not part of the recipe.
     public var flagged: Set<String> = []
 
+    /// Keys the recipe file set for a feature a flag switched off (`switchedOff`), noted by the
+    /// checks in `validate`: unused by the run, they are written to `recipe.yaml` as comments,
+    /// so the file reads back (with them a run's own recipe.yaml was refused: `lora_targets
+    /// needs lora_rank`). A shared box, as the checks do not mutate. Not part of the recipe.
+    final class KeyNames: @unchecked Sendable { var names: Set<String> = [] }
+    let unusedKeys = KeyNames()
+
     public init() {}
 
     /// Whether `key` was set (by a flag or the recipe file), not left at its default.
@@ -127,6 +134,10 @@ public struct Recipe: Codable, Equatable, Sendable {
             if deliberate(k.beta2) { try refuse(k.beta2, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
             if deliberate(k.adamEps) { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
         }
+        // Added 2026-12-04, for new runs only (a resumed run's keys match its checkpoint's).
+        if self.loraRank > 0 && self.saveFormat == .hf && deliberate(k.saveFormat) && self.resume == nil {
+            try refuse(k.saveFormat, "hf chooses the full model's files; a LoRA run writes model/ as a peft adapter whatever the format, and model-base/ and model-merged/ in the Hugging Face layout already", off: k.loraRank)
+        }
         if self.nanPolicy != .skip && deliberate(k.nanSkipLimit) {
             try refuse(k.nanSkipLimit, "bounds the steps nan_policy skip skips in a row (--nan-policy skip)", off: k.nanPolicy)
         }
@@ -212,7 +223,7 @@ public struct Recipe: Codable, Equatable, Sendable {
             let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
             throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")
         }
-        if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps) {
+        if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps, unused: false) {
             throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
         }
         // LoRA dropout drops adapter inputs in the training forward only. Where the objective
@@ -258,7 +269,14 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// (YAMLEncoder would round numbers to 15 digits).
     public var yaml: String {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
-        return (try? Yams.serialize(node: Node(pairs))) ?? ""
+        let used = pairs.filter { !unusedKeys.names.contains($0.0.string ?? "") }
+        let unused = pairs.filter { unusedKeys.names.contains($0.0.string ?? "") }
+        var text = (try? Yams.serialize(node: Node(used))) ?? ""
+        if !unused.isEmpty, let lines = try? Yams.serialize(node: Node(unused)) {
+            text += "# Set by the recipe file for a feature a flag switched off; not used by this run:\n"
+                + lines.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "# " + $0 }.joined(separator: "\n") + "\n"
+        }
+        return text
     }
 
     /// Whether `key` was chosen rather than left alone: given as a flag (at any value), or set
@@ -270,8 +288,12 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Whether the feature `key` belongs to was switched off on the command line (`--lora-rank
     /// 0`, `--selection none`, `--objective nll`) over a recipe file that set `key` for it: the
     /// user's way to run a recipe without that feature, so `key` is not refused as unread.
-    func switchedOff(_ key: any AnyRecipeKey, by feature: any AnyRecipeKey) -> Bool {
-        origins[key.name] != nil && values[feature.name] != nil && origins[feature.name] == nil
+    /// `unused: false` where the key is still read (steps_per_generation above a --steps that
+    /// was lowered still sizes the one generation).
+    func switchedOff(_ key: any AnyRecipeKey, by feature: any AnyRecipeKey, unused: Bool = true) -> Bool {
+        let off = origins[key.name] != nil && values[feature.name] != nil && origins[feature.name] == nil
+        if off && unused { unusedKeys.names.insert(key.name) }
+        return off
     }
 
     /// How a check across keys names the key it refuses: `recipe.yaml:7: heldout_fraction`
