@@ -206,6 +206,15 @@ final class SelectionReferenceTests: XCTestCase {
         }
         XCTAssertEqual(try LossSelector(order: "highest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [0, 3])
         XCTAssertEqual(try LossSelector(order: "lowest").select(SelectionPool(step: 0, seed: 0, candidates: [], features: feats, referenceFeatures: [], keep: 2)).selected, [2, 4])
+        // A candidate without loss tokens (features [0, 0]) trains nothing: last in either order
+        // (its mean loss 0 made it the easiest, chosen first under order=lowest).
+        let withEmpty = feats + [[0, 0]]
+        for order in ["highest", "lowest"] {
+            let d = try LossSelector(order: order).select(SelectionPool(step: 0, seed: 0, candidates: [], features: withEmpty, referenceFeatures: [], keep: 2))
+            XCTAssertEqual(d.selected, order == "highest" ? [0, 3] : [2, 4], order)
+            XCTAssertEqual(try LossSelector(order: order).select(SelectionPool(step: 0, seed: 0, candidates: [], features: withEmpty, referenceFeatures: [], keep: 6)).selected,
+                           Array(0...5), "\(order): chosen only when nothing else is left")
+        }
     }
 
     /// `random` is the equal-budget baseline: its choice is its sampler's, a function of (seed,

@@ -22,7 +22,10 @@ public final class LossSelector: CandidateSelector {
 
     public func select(_ pool: SelectionPool) -> SelectionDecision {
         let loss = pool.features.map(Self.meanLoss)
-        let chosen = SelectionRanking.top(loss, k: pool.keep, largest: highest)
+        // A candidate without loss tokens trains nothing: ranked last in either order (its 0
+        // ranked it easiest, first under order=lowest). Non-finite keys go last in `top`.
+        let ranked = zip(pool.features, loss).map { f, l in f.count >= 2 && f[1] > 0 ? l : .nan }
+        let chosen = SelectionRanking.top(ranked, k: pool.keep, largest: highest)
         return SelectionDecision(selected: chosen, statistics: [
             ("selection_pool_loss", SelectionRanking.mean(loss, at: Array(loss.indices))),
             ("selection_selected_loss", SelectionRanking.mean(loss, at: chosen))])
