@@ -150,6 +150,9 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "task", "--max-completion-length", "60", "--truncation", "drop"], "every prompt is longer than 4 tokens")
         // Cut prompts that the task reward cannot read: at start-up, not at step 1's scoring.
         refused(["--reward", "task", "--max-completion-length", "60"], "are cut to 4 (the context minus max_completion_length), and reward task cannot read a cut task prompt")
+        // --max-length above the model's context: raising it changes nothing (it was advised).
+        refused(["--reward", "task", "--max-completion-length", "60", "--max-length", "1000"],
+                "cannot read a cut task prompt; lower --max-completion-length (the model's context is the limit) or give --truncation drop")
         refused(["--reward", "bogus"], "--reward must be reward functions")
         // Found by a hostile review: each failed at step 1 (or trapped), after the output was made.
         let messages = dir + "/messages.jsonl"

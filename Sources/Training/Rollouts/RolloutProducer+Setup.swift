@@ -28,7 +28,8 @@ extension RolloutProducer {
             raw = RolloutPrompts.fromExamples(setup.train.examples)
             origin = r.data
         }
-        try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer)
+        try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer,
+                                           maxLengthBinds: r.maxLength < setup.model.maxSequenceLength)
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)
