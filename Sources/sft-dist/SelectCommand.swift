@@ -89,6 +89,9 @@ struct Select: ParsableCommand {
         }
         if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
+        // round(keep · rows) = 0 wrote an empty file with exit 0, which training then refused.
+        Fatal.agree(Int((keep * Double(set.count)).rounded()) > 0 ? nil :
+                        "--keep \(keep) of \(set.count) row\(set.count == 1 ? "" : "s") of \(data) keeps none (round(keep · rows) = 0): nothing would be written; raise --keep")
         let r = OfflineSelection.run(selector: selector, fraction: keep, poolSize: pool, dataset: set, model: m, reference: reference,
                                      padId: tok.padId, seed: seed, comm: comm)
         // A model whose weights give NaN would rank rows by nothing (written as null) and exit 0.

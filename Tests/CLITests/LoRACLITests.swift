@@ -322,6 +322,10 @@ final class LoRACLITests: XCTestCase {
                                  "--dry-run", "--out", out + "/run"] + extra)
             if let against {
                 XCTAssertEqual(r.status, 1, "\(objective): \(r.all)")
+                // `--resume latest` with no checkpoint yet starts a new run: a new run's checks apply.
+                let latest = CLI.sftDist(["train", "--model", "tiny", "--objective", objective, "--lora-rank", "2", "--lora-dropout", "0.1",
+                                          "--dry-run", "--out", out + "/run", "--resume", "latest"] + extra)
+                XCTAssertEqual(latest.status, 1, "\(objective) with --resume latest: \(latest.all)")
                 XCTAssertTrue(r.stderr.contains("--lora-dropout 0.1 with objective \(objective): the training forward would drop adapter inputs that \(against) log-probs did not"), r.all)
             } else {
                 XCTAssertEqual(r.status, 0, "\(objective): \(r.all)")

@@ -192,6 +192,24 @@ final class ResumeTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.all)
             XCTAssertEqual(CLI.losses(out), expected, out)
         }
+        // Through a symlink to the checkpoint: the same (it wiped the used --out's rows and kept none).
+        let linked = CLI.tempDir("resume-linked"), link = CLI.tempDir("resume-link") + "/ck"
+        XCTAssertEqual(CLI.sftDist(args + ["--out", linked, "--seed", "9"]).status, 0)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: source + "/checkpoints/step-000003")
+        XCTAssertEqual(CLI.sftDist(args + ["--out", linked, "--resume", link]).status, 0)
+        XCTAssertEqual(CLI.losses(linked), expected, "resumed through a symlink")
+        // Forked: the checkpoint copied into another run's checkpoints/ and resumed there with
+        // `latest`: that run's rows are not the checkpoint's (the recorded step-3 loss says so),
+        // so the series starts after step 3 instead of splicing the two runs.
+        let forked = CLI.tempDir("resume-forked")
+        XCTAssertEqual(CLI.sftDist(args + ["--out", forked, "--seed", "9"]).status, 0)
+        try FileManager.default.createDirectory(atPath: forked + "/checkpoints", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: source + "/checkpoints/step-000003", toPath: forked + "/checkpoints/step-000003")
+        let f = CLI.sftDist(args.filter { $0 != "--quiet" } + ["--out", forked, "--resume", "latest"])
+        XCTAssertEqual(f.status, 0, f.all)
+        XCTAssertTrue(f.stdout.contains("resume: no metrics.jsonl holds the checkpoint's run up to step 3"), f.all)
+        XCTAssertEqual(CLI.loggedSteps(forked), [4, 5, 6])
+        XCTAssertEqual(CLI.losses(forked), Array(expected.suffix(3)))
     }
 
     /// A run without --resume into a directory that holds a previous run's checkpoints is

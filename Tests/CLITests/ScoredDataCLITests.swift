@@ -66,6 +66,23 @@ final class ScoredDataCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("eval (before training): held-out loss"), r.all)
         XCTAssertTrue(r.stdout.contains("of 6\n"), r.all)
         XCTAssertFalse(r.stdout.contains("% of 24"), r.all)
+        XCTAssertTrue(r.stdout.contains("held-out: 6 rows of \(data) with a positive score"), r.all)
+        // --eval-data sets the same way; a held-out file with no right answer says nothing is evaluated.
+        let wrong = dir + "/wrong.jsonl"
+        let rows = try String(contentsOfFile: data, encoding: .utf8).split(separator: "\n").filter { $0.contains("\"reward\": 0") }
+        try (rows.joined(separator: "\n") + "\n").write(toFile: wrong, atomically: true, encoding: .utf8)
+        let named = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--heldout", wrong, "--eval-data", "s=\(data)", "--objective", "grpo",
+                                 "--scored-data", "--batch-size", "8", "--steps", "1", "--warmup-steps", "0", "--eval-examples", "24",
+                                 "--save-every", "1", "--out", dir + "/named"])
+        XCTAssertEqual(named.status, 0, named.all)
+        XCTAssertTrue(named.stderr.contains("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated"), named.all)
+        XCTAssertTrue(named.stdout.contains("s: ") && named.stdout.contains("of 6\n") && !named.stdout.contains("% of 24"), named.all)
+        // A resume against another held-out set names the scored-data change as a possible reason.
+        let other = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--heldout", data, "--eval-data", "s=\(data)", "--objective", "grpo",
+                                 "--scored-data", "--batch-size", "8", "--steps", "1", "--warmup-steps", "0", "--eval-examples", "24",
+                                 "--save-every", "1", "--out", dir + "/named", "--resume", dir + "/named/checkpoints/step-000001"])
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("since 2026-12-04 evaluates only the rows with a positive score"), other.all)
         let split = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "grpo", "--scored-data", "--heldout-fraction", "0.5",
                                  "--batch-size", "8", "--steps", "1", "--warmup-steps", "0", "--eval-examples", "0", "--out", dir + "/split"])
         XCTAssertEqual(split.status, 0, split.all)

@@ -115,6 +115,12 @@ final class SelectCommandTests: XCTestCase {
     func testPoolsTogetherKeepTheRequestedShare() throws {
         let dir = CLI.tempDir("select-pools")
         XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/in.jsonl", "--count", "20"]).status, 0)
+        // A share that keeps no row wrote an empty file with exit 0.
+        let none = CLI.sftDist(["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", "loss", "--keep", "0.01",
+                                "--out", dir + "/none.jsonl"])
+        XCTAssertEqual(none.status, 1, none.all)
+        XCTAssertTrue(none.stderr.contains("--keep 0.01 of 20 rows of \(dir)/in.jsonl keeps none (round(keep · rows) = 0)"), none.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/none.jsonl"))
         for (keep, pool, kept, method) in [("0.5", "3", 10, "loss"), ("0.3", "7", 6, "loss"), ("0.5", "1", 10, "loss"),
                                            ("0.1", "3", 2, "loss"), ("0.1", "3", 2, "random"), ("0.25", "2", 5, "uds")] {
             let r = CLI.sftDist(["select", "--data", dir + "/in.jsonl", "--model", "tiny", "--method", method, "--keep", keep,

@@ -204,8 +204,13 @@ final class SelfTrainCLITests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.all)
         XCTAssertEqual(roundFiles(dir + "/out").count, 4, "a resumed run keeps the rounds before its checkpoint")
         try FileManager.default.removeItem(atPath: dir + "/out/checkpoints")
+        // Only round files are removed: a user's file and a directory of a round's name stay.
+        try "mine\n".write(toFile: dir + "/out/self-train/round-mine.jsonl", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/out/self-train/round-7.jsonl", withIntermediateDirectories: true)
         XCTAssertEqual(run(3).status, 0)
-        XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-1.jsonl", "round-2.jsonl"])
+        XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-1.jsonl", "round-2.jsonl", "round-mine.jsonl", "round-7.jsonl"])
+        try FileManager.default.removeItem(atPath: dir + "/out/self-train/round-mine.jsonl")
+        try FileManager.default.removeItem(atPath: dir + "/out/self-train/round-7.jsonl")
         let plain = run(nil)
         XCTAssertEqual(plain.status, 0, plain.all)
         XCTAssertTrue(plain.stderr.contains("sft-dist: warning: \(dir)/out/self-train is an earlier run's, which this run does not write"), plain.all)
@@ -215,6 +220,12 @@ final class SelfTrainCLITests: XCTestCase {
         let other = CLI.sftDist(builtin + ["--data", data])
         XCTAssertEqual(other.status, 0, other.all)
         XCTAssertTrue(other.stderr.contains("sft-dist: warning: \(dir)/b/data/train.jsonl is an earlier run's, which this run does not write"), other.all)
+        // That file as this run's --data (spelled another way, --out with a trailing slash): not
+        // named as stale, and the other file's path has no double slash.
+        let own = CLI.sftDist(Array(builtin.dropLast(2)) + ["--out", dir + "/b/", "--data", dir + "/b/./data/train.jsonl"])
+        XCTAssertEqual(own.status, 0, own.all)
+        XCTAssertFalse(own.stderr.contains("train.jsonl is an earlier run's"), own.all)
+        XCTAssertTrue(own.stderr.contains("sft-dist: warning: \(dir)/b/data/heldout.jsonl is an earlier run's"), own.all)
     }
 
     func testSelfTrainingMisuseFailsAtStartUp() throws {

@@ -35,6 +35,10 @@ struct CheckpointState: Codable {
     /// held-out set): a resumed run that evaluates another set under the same name would put
     /// two sets in one metrics series and one retention row (nil: a checkpoint from before).
     var evaluatedSetHashes: [String: String]? = nil
+    /// The training loss logged at `step` (finite; nil otherwise, or a checkpoint from before
+    /// this field): which metrics.jsonl holds this run's rows — the one whose row at `step` has
+    /// this loss — when the checkpoint is resumed into another --out, copied, or forked.
+    var lastLoss: Double? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -69,7 +73,7 @@ struct CheckpointState: Codable {
     /// in a hand-made file — would be dropped by the decoder and the run resumed without it.
     static let fields: Set<String> = ["step", "ranks", "recipe", "components", "parameterChecksum", "referenceChecksum",
                                       "trainingDataHash", "trainingExamples", "unlabelledHash", "promptsHash",
-                                      "evaluatedSetHashes"]
+                                      "evaluatedSetHashes", "lastLoss"]
     static let componentFields: Set<String> = ["values", "tensors"]
 
     /// The first field of `json` (a decoded `state.json`) this version does not read, as

@@ -43,6 +43,9 @@ public final class Checkpointer {
         store = CheckpointStore(directory: RunOutputs(setup.recipe.out).checkpoints)
     }
 
+    /// The loss of the step just done (finite, else nil), recorded with a checkpoint saved now.
+    public var lastLoss: Double?
+
     /// Call after every optimizer step, with the number of steps done: saves when due.
     public func afterStep(_ stepsDone: Int) {
         FaultInjection.point("after-step", step: stepsDone, rank: comm.rank)
@@ -60,7 +63,7 @@ public final class Checkpointer {
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
-                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes)
+                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss)
             do {
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
@@ -128,7 +131,9 @@ public final class Checkpointer {
         var losses: [Double] = [], elapsed = 0.0
         problem = nil
         if comm.isCoordinator {
-            do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: Self.metricsSource(checkpoint: directory, out: recipe.out)) } catch { problem = "\(error)" }
+            let source = Self.metricsSource(checkpoint: directory, out: recipe.out, step: state.step, lastLoss: state.lastLoss)
+            if let note = source.note { log(note) }
+            do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
@@ -223,7 +228,7 @@ public final class Checkpointer {
             guard let current = evaluatedSetHashes[name], current != saved else { continue }
             let set = name.isEmpty ? "the held-out set (--heldout, or the split of --data)" : "--eval-data \(name)"
             let series = name.isEmpty ? "eval_loss" : "eval_\(name)_*"
-            throw CheckpointError("\(dir): \(set) differs from the set the checkpoint's run evaluated under that name (the \(series) metrics and the retention table would mix two sets); resume with the same set\(name.isEmpty ? "" : ", or give this one another name")")
+            throw CheckpointError("\(dir): \(set) differs from the set the checkpoint's run evaluated under that name (the \(series) metrics and the retention table would mix two sets); resume with the same set\(name.isEmpty ? "" : ", or give this one another name")\(recipe.scoredData ? " (with --scored-data, sft-dist since 2026-12-04 evaluates only the rows with a positive score; a checkpoint written before evaluated every row: resume it with the binary that wrote it, or start a new run)" : "")")
         }
         if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
@@ -252,22 +257,47 @@ public final class Checkpointer {
     /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of
     /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
     /// training losses kept and the last one's `elapsed_s`.
-    /// The metrics the resumed run continues: its own `metrics.jsonl` when the checkpoint is
-    /// one of `out`'s; for a checkpoint of another run (`OUT/checkpoints/step-N` elsewhere), that
-    /// run's file, whose rows replace what `out` held — appending to `out`'s own rows spliced
-    /// two runs into one series and one plot; nil for a checkpoint outside any run directory.
-    static func metricsSource(checkpoint: String, out: String) -> String? {
+    /// The metrics.jsonl whose rows up to `step` the resumed run continues (nil: none), and a
+    /// note for the log when the rows are not --out's own. With the checkpoint's recorded loss,
+    /// the file whose row at `step` has it: the checkpoint's run directory's (resolved through
+    /// symlinks: OUT/checkpoints/step-N), else --out's — so a checkpoint resumed into another
+    /// --out, copied elsewhere or forked into another run's checkpoints/ never splices two runs'
+    /// rows into one series; when neither has it, none (the series starts after `step`). A
+    /// checkpoint from before the record: the run directory's file when the checkpoint is in
+    /// another run's checkpoints/, else --out's own.
+    static func metricsSource(checkpoint: String, out: String, step: Int, lastLoss: Double?) -> (path: String?, note: String?) {
         let own = RunOutputs(out).metrics
-        let checkpoints = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
-        let run = checkpoints.deletingLastPathComponent().path
         func real(_ p: String) -> String? {
             guard let r = realpath(p, nil) else { return nil }
             defer { free(r) }
             return String(cString: r)
         }
-        if let a = real(checkpoints.path), let b = real(RunOutputs(out).checkpoints), a == b { return own }
-        guard checkpoints.lastPathComponent == URL(fileURLWithPath: RunOutputs(out).checkpoints).lastPathComponent else { return nil }
-        return RunOutputs(run).metrics
+        let resolved = URL(fileURLWithPath: real(checkpoint) ?? checkpoint)
+        let parent = resolved.deletingLastPathComponent()
+        let runMetrics: String? = parent.lastPathComponent == URL(fileURLWithPath: RunOutputs(out).checkpoints).lastPathComponent
+            ? RunOutputs(parent.deletingLastPathComponent().path).metrics : nil
+        let isOwn = runMetrics.flatMap(real) != nil && runMetrics.flatMap(real) == real(own)
+        guard let lastLoss else {
+            if let runMetrics, !isOwn, FileManager.default.fileExists(atPath: runMetrics) {
+                return (runMetrics, "resume: metrics.jsonl continues \(runMetrics) up to step \(step)")
+            }
+            return (own, nil)
+        }
+        for candidate in [runMetrics, own].compactMap({ $0 }) where holds(candidate, loss: lastLoss, at: step) {
+            return (candidate, real(candidate) == real(own) ? nil : "resume: metrics.jsonl continues \(candidate) up to step \(step)")
+        }
+        return (nil, "resume: no metrics.jsonl holds the checkpoint's run up to step \(step) (\(own) holds another run's rows, or none): the series starts after it")
+    }
+
+    /// Whether the training row of `step` in the metrics file at `path` logged `loss`.
+    static func holds(_ path: String, loss: Double, at step: Int) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path) else { return false }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                  (row["step"] as? NSNumber)?.intValue == step, let l = (row["loss"] as? NSNumber)?.doubleValue else { continue }
+            return l == loss || abs(l - loss) <= 1e-12 * abs(loss)
+        }
+        return false
     }
 
     /// Rewrites `out`'s metrics.jsonl as the rows of `source` up to `step` (none when `source`

@@ -38,6 +38,14 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Whether this run continues a checkpoint: `--resume DIR`, or `--resume latest` with one in
+    /// OUT/checkpoints. `latest` with none starts a new run, to which a new run's checks apply
+    /// (job scripts always pass it; the refusals skipped for resumed runs let it through).
+    var resumesACheckpoint: Bool {
+        guard let spec = self.resume else { return false }
+        return spec != "latest" || !CheckpointStore(directory: RunOutputs(self.out).checkpoints).list().isEmpty
+    }
+
     /// Whether `key` was set (by a flag or the recipe file), not left at its default.
     public func isSet(_ key: String) -> Bool { values[key] != nil }
 
@@ -89,17 +97,17 @@ public struct Recipe: Codable, Equatable, Sendable {
         // Refusals added on 2026-12-04 (flags at their defaults, sampling keys with scored data,
         // --reward beside rft/semievol) do not apply to a resumed run: its keys must match a
         // checkpoint that was accepted when it started.
-        if self.resume == nil { try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts) }
+        if !resumesACheckpoint { try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts) }
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
         if !self.rewards.isEmpty { _ = try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) }
         let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
-        if self.resume == nil { try checkLoRAKeysNeedRank() }
+        if !resumesACheckpoint { try checkLoRAKeysNeedRank() }
         // merge_lora may change on resume (it only adds an output), so a resumed run checks it
         // here: a non-LoRA run resumed with --merge-lora wrote no model-merged/ and said nothing.
-        if self.resume != nil && self.loraRank == 0 && self.mergeLora && deliberate(k.mergeLora) {
+        if resumesACheckpoint && self.loraRank == 0 && self.mergeLora && deliberate(k.mergeLora) {
             throw RecipeError("\(named(k.mergeLora)) needs lora_rank (--lora-rank r) > 0: the run being resumed fine-tunes every weight, so there are no adapters to merge")
         }
         if self.selection == "none" && deliberate(k.selectionPool) && !switchedOff(k.selectionPool, by: k.selection) {
@@ -108,7 +116,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         try checkKeysThatWouldDoNothing()
         if self.heldoutFraction != Recipe.declared.heldoutFraction.defaultValue
-            || (deliberate(Recipe.declared.heldoutFraction) && self.resume == nil) {
+            || (deliberate(Recipe.declared.heldoutFraction) && !resumesACheckpoint) {
             // The fraction splits a --data file; where no split happens it would be ignored
             // (given as a flag, at its default value too).
             if let h = self.heldout {
@@ -135,7 +143,7 @@ public struct Recipe: Codable, Equatable, Sendable {
             if deliberate(k.adamEps) { try refuse(k.adamEps, "is AdamW's (--optimizer adamw)", off: k.optimizer) }
         }
         // Added 2026-12-04, for new runs only (a resumed run's keys match its checkpoint's).
-        if self.loraRank > 0 && self.saveFormat == .hf && deliberate(k.saveFormat) && self.resume == nil {
+        if self.loraRank > 0 && self.saveFormat == .hf && deliberate(k.saveFormat) && !resumesACheckpoint {
             try refuse(k.saveFormat, "hf chooses the full model's files; a LoRA run writes model/ as a peft adapter whatever the format, and model-base/ and model-merged/ in the Hugging Face layout already", off: k.loraRank)
         }
         if self.nanPolicy != .skip && deliberate(k.nanSkipLimit) {
@@ -149,18 +157,18 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         // These two were accepted before 2026-12-04: a run resumed from then keeps its keys
         // (min_lr_ratio must match its checkpoint's), so only a new run is refused.
-        if self.schedule == .constant && deliberate(k.minLRRatio) && self.resume == nil {
+        if self.schedule == .constant && deliberate(k.minLRRatio) && !resumesACheckpoint {
             try refuse(k.minLRRatio, "is where the cosine and linear schedules end (--schedule cosine|linear)", off: k.schedule)
         }
         // With no held-out set (heldout_fraction 0, no --heldout, no --eval-data) nothing is evaluated.
-        if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty && self.resume == nil {
+        if self.heldoutFraction == 0 && self.heldout == nil && self.data != RunSetup.builtinData && self.evalData.isEmpty && !resumesACheckpoint {
             let why = "acts on the held-out set, and heldout_fraction 0 without --heldout or --eval-data leaves none"
             if self.evalEvery != 0 && deliberate(k.evalEvery) { try refuse(k.evalEvery, why, off: k.heldoutFraction) }
             if self.evalExamples > 0 && deliberate(k.evalExamples) { try refuse(k.evalExamples, why, off: k.heldoutFraction) }
         }
         // Read by the evaluations' greedy answers, self-training (unless its own
         // max_new_tokens argument is given) and spin only.
-        let selfTrainReads = self.selfTrain != "none" && (self.selfTrainArgs["max_new_tokens"] == nil || self.resume != nil)
+        let selfTrainReads = self.selfTrain != "none" && (self.selfTrainArgs["max_new_tokens"] == nil || resumesACheckpoint)
         if deliberate(k.maxNewTokens) && self.evalExamples == 0 && !selfTrainReads && self.objective != "spin" {
             try refuse(k.maxNewTokens, "is the length of generated answers, in evaluations (--eval-examples N > 0), self-training and spin", off: k.evalExamples)
         }
@@ -235,7 +243,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         // are log p and p, with no ratio to the sampler.
         let r = objective.requirements
         let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
-        if self.resume == nil && self.loraRank > 0 && self.loraDropout > 0 && (samplerRatio || r.oldPolicyRefresh != nil || r.pairs) {
+        if !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 && (samplerRatio || r.oldPolicyRefresh != nil || r.pairs) {
             let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
             throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, so their ratio would not be 1 where the objective needs it (TRL disables dropout for this); use lora_dropout 0")
         }

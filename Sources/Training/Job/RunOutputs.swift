@@ -4,7 +4,12 @@ import Foundation
 /// inside an output (`RunOutputInputs`), and the done line all read these names.
 public struct RunOutputs {
     public let out: String
-    public init(_ out: String) { self.out = out }
+    /// Trailing slashes dropped (`--out S4/` named S4//data/train.jsonl in messages).
+    public init(_ out: String) {
+        var o = Substring(out)
+        while o.count > 1 && o.hasSuffix("/") { o = o.dropLast() }
+        self.out = String(o)
+    }
 
     /// The trained model (full weights, or a LoRA adapter in peft's format).
     public var model: String { out + "/model" }
@@ -61,15 +66,32 @@ public struct RunOutputs {
         if r.selfTrain == "none" && fm.fileExists(atPath: selfTrain) { stale.append(selfTrain) }
         if r.data != RunSetup.builtinData { stale += [builtinTrain, builtinHeldout].filter { fm.fileExists(atPath: $0) } }
         else if r.heldout != nil && fm.fileExists(atPath: builtinHeldout) { stale.append(builtinHeldout) }
-        return stale.filter { $0 != r.data && $0 != r.heldout }   // an earlier run's file read as this one's input
+        // An earlier run's file read as this one's input (compared resolved: ./OUT/data/train.jsonl).
+        func real(_ p: String?) -> String? {
+            guard let p, let c = realpath(p, nil) else { return nil }
+            defer { free(c) }
+            return String(cString: c)
+        }
+        let inputs = Set([r.data, r.heldout].compactMap(real) + r.evalData.files.values.compactMap(real))
+        return stale.filter { real($0).map { !inputs.contains($0) } ?? true }
     }
 
     /// A fresh self-training run's round files replace an earlier run's: rounds beyond this
     /// run's (an earlier run's round-3.jsonl beside this one's round-1 and round-2) are removed
     /// before the first round, so the directory holds this run's rounds only.
+    static func isRoundFile(_ name: String) -> Bool {
+        guard name.hasPrefix("round-"), name.hasSuffix(".jsonl") else { return false }
+        let r = name.dropFirst(6).dropLast(6)
+        return !r.isEmpty && r.allSatisfy(\.isASCII) && r.allSatisfy(\.isNumber) && Int(r).map { "\($0)" == String(r) } == true
+    }
+
     public func clearRounds() throws {
         let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: selfTrain)) ?? [] where name.hasPrefix("round-") && name.hasSuffix(".jsonl") {
+        // Only the names a round writes (round-<R>.jsonl), and only files: a user's round-mine.jsonl
+        // or a directory of that name was removed too.
+        for name in (try? fm.contentsOfDirectory(atPath: selfTrain)) ?? [] where Self.isRoundFile(name) {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: selfTrain + "/" + name, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
             try fm.removeItem(atPath: selfTrain + "/" + name)
         }
     }

@@ -57,7 +57,8 @@ public struct RunSetup {
             if let note = lengthNote(train.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             if let h = recipe.heldout {
                 // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
-                log(heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) examples from \(h)" : "held-out: " + heldOut.report.summary)
+                log(recipe.scoredData ? "held-out: \(heldOut.count) rows of \(h) with a positive score (the others are no references)"
+                    : heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) examples from \(h)" : "held-out: " + heldOut.report.summary)
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
@@ -67,6 +68,9 @@ public struct RunSetup {
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
+        if comm.isCoordinator && recipe.scoredData && heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {
+            FileHandle.standardError.write(Data("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n".utf8))
+        }
         let messages = train.report.conversations > 0
             || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
         let recorded = Fatal.collective { try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages) }

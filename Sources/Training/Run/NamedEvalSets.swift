@@ -54,10 +54,14 @@ public struct NamedEvalSets {
                 let path = recipe.evalData.files[name]!
                 let data: Dataset
                 do {
-                    data = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
-                                       truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
+                    let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
+                                          truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
+                    // Scored samples are references only where they score above 0, as the held-out set's.
+                    data = recipe.scoredData ? try RunSetup.rightAnswers(all, path: path, recipe: recipe) : all
                 } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
-                if data.count == 0 { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): no examples") }
+                if data.count == 0 {
+                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): no examples" + (recipe.scoredData ? " with a positive score" : ""))
+                }
                 return data
             }
         }

@@ -168,6 +168,7 @@ public enum TrainingJob {
                 progress.finishLine()
                 _ = evaluate("step \(step + 1)", step: step + 1)
             }
+            checkpoints.lastLoss = r.loss.isFinite ? r.loss : nil
             checkpoints.afterStep(step + 1)
         }
         progress.finishLine()
