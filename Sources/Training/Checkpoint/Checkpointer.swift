@@ -254,9 +254,6 @@ public final class Checkpointer {
         return same
     }
 
-    /// Keeps the metrics rows the checkpoint's run had written by its step (dropping rows of
-    /// steps the resumed run will redo, and a line torn by the kill), atomically; returns the
-    /// training losses kept and the last one's `elapsed_s`.
     /// The metrics.jsonl whose rows up to `step` the resumed run continues (nil: none), and a
     /// note for the log when the rows are not --out's own. With the checkpoint's recorded loss,
     /// the file whose row at `step` has it: the checkpoint's run directory's (resolved through
@@ -300,8 +297,10 @@ public final class Checkpointer {
         return false
     }
 
-    /// Rewrites `out`'s metrics.jsonl as the rows of `source` up to `step` (none when `source`
-    /// is nil or missing); returns their losses and the last elapsed time.
+    /// Rewrites `out`'s metrics.jsonl, atomically, as the rows the checkpoint's run had written
+    /// by its step — those of `source` (none when nil or missing), dropping rows of steps the
+    /// resumed run will redo and a line torn by the kill; returns the training losses kept and
+    /// the last one's `elapsed_s`.
     func trimMetrics(toStep step: Int, from source: String?) throws -> (losses: [Double], elapsed: Double) {
         let path = RunOutputs(recipe.out).metrics
         guard FileManager.default.fileExists(atPath: path) || source.map({ FileManager.default.fileExists(atPath: $0) }) == true else { return ([], 0) }
