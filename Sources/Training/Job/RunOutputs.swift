@@ -76,15 +76,16 @@ public struct RunOutputs {
         return stale.filter { real($0).map { !inputs.contains($0) } ?? true }
     }
 
-    /// A fresh self-training run's round files replace an earlier run's: rounds beyond this
-    /// run's (an earlier run's round-3.jsonl beside this one's round-1 and round-2) are removed
-    /// before the first round, so the directory holds this run's rounds only.
+    /// A name a round writes: round-<R>.jsonl, R a decimal number without leading zeros.
     static func isRoundFile(_ name: String) -> Bool {
         guard name.hasPrefix("round-"), name.hasSuffix(".jsonl") else { return false }
         let r = name.dropFirst(6).dropLast(6)
         return !r.isEmpty && r.allSatisfy(\.isASCII) && r.allSatisfy(\.isNumber) && Int(r).map { "\($0)" == String(r) } == true
     }
 
+    /// A fresh self-training run's round files replace an earlier run's: rounds beyond this
+    /// run's (an earlier run's round-3.jsonl beside this one's round-1 and round-2) are removed
+    /// before the first round, so the directory holds this run's rounds only.
     public func clearRounds() throws {
         let fm = FileManager.default
         // Only the names a round writes (round-<R>.jsonl), and only files: a user's round-mine.jsonl
