@@ -56,9 +56,12 @@ final class RecipeTests: XCTestCase {
     /// min_lr_ratio must match, so the flag cannot simply be dropped.
     func testNewRefusalsLeaveResumedRunsAlone() throws {
         validateRefuses("schedule: constant\nmin_lr_ratio: 0.05\n", "r.yaml:2: min_lr_ratio is where the cosine and linear schedules end")
-        try Recipe.parse(yaml: "schedule: constant\nmin_lr_ratio: 0.05\nresume: latest\n", source: "r.yaml").validate()
+        try Recipe.parse(yaml: "schedule: constant\nmin_lr_ratio: 0.05\nresume: run/checkpoints/step-000004\n", source: "r.yaml").validate()
         validateRefuses("data: d.jsonl\nheldout_fraction: 0\neval_every: 2\n", "r.yaml:3: eval_every acts on the held-out set")
-        try Recipe.parse(yaml: "data: d.jsonl\nheldout_fraction: 0\neval_every: 2\nresume: latest\n", source: "r.yaml").validate()
+        try Recipe.parse(yaml: "data: d.jsonl\nheldout_fraction: 0\neval_every: 2\nresume: run/checkpoints/step-000004\n", source: "r.yaml").validate()
+        // `resume: latest` with no checkpoint in OUT starts a new run: a new run's checks apply.
+        validateRefuses("schedule: constant\nmin_lr_ratio: 0.05\nresume: latest\nout: /nonexistent/sft-dist-out\n",
+                        "r.yaml:2: min_lr_ratio is where the cosine and linear schedules end")
     }
 
     func testEveryKeyIsDeclaredOnceWithHelpAndAValidDefault() throws {

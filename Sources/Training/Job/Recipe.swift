@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Models
 import Yams
@@ -41,9 +42,12 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Whether this run continues a checkpoint: `--resume DIR`, or `--resume latest` with one in
     /// OUT/checkpoints. `latest` with none starts a new run, to which a new run's checks apply
     /// (job scripts always pass it; the refusals skipped for resumed runs let it through).
+    /// Only rank 0 looks (ranks on other nodes never touch OUT, which may not exist there); the
+    /// others take the lenient side, a resumed run's, so they never refuse what rank 0 accepts.
     var resumesACheckpoint: Bool {
         guard let spec = self.resume else { return false }
-        return spec != "latest" || !CheckpointStore(directory: RunOutputs(self.out).checkpoints).list().isEmpty
+        guard spec == "latest", Fatal.communicator.rank == 0 else { return true }
+        return !CheckpointStore(directory: RunOutputs(self.out).checkpoints).list().isEmpty
     }
 
     /// Whether `key` was set (by a flag or the recipe file), not left at its default.
