@@ -129,6 +129,9 @@ final class CheckpointFieldTests: XCTestCase {
         try refuse("unknown-recipe-key", "state.json: unknown field \"recipe.lr_decay\"") { dir in
             try editState(dir) { j in var r = j["recipe"] as! [String: Any]; r["lr_decay"] = 0.5; j["recipe"] = r }
         }
+        try refuse("unknown-component-value", "state.json: components.trainer.values.extra is not a value this version of sft-dist keeps") { dir in
+            try editComponent(dir, "trainer") { $0["values"] = ["skipped_steps": 0, "skipped_in_a_row": 0, "extra": 1] }
+        }
         try refuse("unknown-component-field", "state.json: unknown field \"components.trainer.extra\"") { dir in
             try editComponent(dir, "trainer") { $0["extra"] = 1 }
         }

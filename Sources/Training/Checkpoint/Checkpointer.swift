@@ -170,7 +170,17 @@ public final class Checkpointer {
     func restoreComponents(_ saved: [String: ComponentState], step: Int, dir: String) throws {
         for c in components.components {
             let name = c.stateName
-            do { try c.restoreState(saved[name]!, step: step) } catch let e as StateError {
+            do {
+                try c.restoreState(saved[name]!, step: step)
+                // A value this version does not keep (from a newer sft-dist, or a typo) was read
+                // past and the run resumed without it: what the restored component saves again
+                // names every value it reads. Components with values only (an optimizer's
+                // tensors would be copied whole).
+                if !saved[name]!.values.isEmpty, case let again = c.saveState().values,
+                   let extra = saved[name]!.values.keys.sorted().first(where: { again[$0] == nil }) {
+                    throw StateError(.value, "values.\(extra)", "is not a value this version of sft-dist keeps (written by another version, or by hand): resuming without it would not continue the run exactly")
+                }
+            } catch let e as StateError {
                 switch e.place {
                 case .value: throw CheckpointError("\(dir)/\(CheckpointState.fileName): components.\(name).\(e.field) \(e.problem)")
                 case .tensor: throw CheckpointError("\(dir)/\(CheckpointState.tensorFile(name)): \"\(e.field)\" \(e.problem)")
