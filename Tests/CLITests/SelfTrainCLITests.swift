@@ -211,6 +211,14 @@ final class SelfTrainCLITests: XCTestCase {
         XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-1.jsonl", "round-2.jsonl", "round-mine.jsonl", "round-7.jsonl"])
         try FileManager.default.removeItem(atPath: dir + "/out/self-train/round-mine.jsonl")
         try FileManager.default.removeItem(atPath: dir + "/out/self-train/round-7.jsonl")
+        // Another run's checkpoint resumed into this --out: its round files (rounds 1-2 of the
+        // run above) are not the checkpoint's run's; only the resumed run's rounds 3-4 remain.
+        XCTAssertEqual(run(1, ["--save-every", "2", "--out", dir + "/s"]).status, 0)
+        let foreign = run(1, ["--save-every", "2", "--resume", dir + "/s/checkpoints/step-000002"])
+        XCTAssertEqual(foreign.status, 0, foreign.all)
+        XCTAssertEqual(Set(roundFiles(dir + "/out").keys), ["round-3.jsonl", "round-4.jsonl"])
+        XCTAssertEqual(roundFiles(dir + "/out")["round-3.jsonl"], roundFiles(dir + "/s")["round-3.jsonl"])
+        try FileManager.default.removeItem(atPath: dir + "/out/checkpoints")
         let plain = run(nil)
         XCTAssertEqual(plain.status, 0, plain.all)
         XCTAssertTrue(plain.stderr.contains("sft-dist: warning: \(dir)/out/self-train is an earlier run's, which this run does not write"), plain.all)

@@ -25,6 +25,9 @@ public final class Checkpointer {
         /// `elapsed_s` of the last training row kept (0 without one): the resumed run's rows
         /// continue from it, so the file reads as one run (it restarted from 0).
         public var elapsed: Double = 0
+        /// Rank 0: --out's own metrics rows were not the checkpoint's run's (another run's
+        /// checkpoint, or one copied in), so --out's other records of a run are not this run's either.
+        public var otherRun = false
     }
 
     let setup: RunSetup
@@ -128,16 +131,19 @@ public final class Checkpointer {
         }
         Fatal.collective { if !comm.isCoordinator { try restoreComponents(saved, step: state.step, dir: directory) } }
 
-        var losses: [Double] = [], elapsed = 0.0
+        var losses: [Double] = [], elapsed = 0.0, otherRun = false
         problem = nil
         if comm.isCoordinator {
             let source = Self.metricsSource(checkpoint: directory, out: recipe.out, step: state.step, lastLoss: state.lastLoss)
+            let own = RunOutputs(recipe.out).metrics
+            otherRun = source.path.map { (realpath($0, nil).map { p in defer { free(p) }; return String(cString: p) } ?? $0)
+                                          != (realpath(own, nil).map { p in defer { free(p) }; return String(cString: p) } ?? own) } ?? true
             if let note = source.note { log(note) }
             do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
-        return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed)
+        return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed, otherRun: otherRun)
     }
 
     /// Coordinator only: verifies the checkpoint `spec` names (manifest, every field, that it

@@ -93,9 +93,16 @@ public enum TrainingJob {
                 FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not write (remove it, or use another --out)\n".utf8))
             }
         }
-        if resumed == nil && recipe.selfTrain != "none" {
+        // A new self-training run, or one continuing another run's checkpoint (--out's round
+        // files are --out's earlier run's, not the checkpoint's): --out's round files go.
+        if recipe.selfTrain != "none" && (resumed == nil || resumed!.otherRun) {
             var problem: String? = nil
-            if lead { do { try outputs.clearRounds() } catch { problem = "\(outputs.selfTrain): cannot remove an earlier run's round files (\(error))" } }
+            if lead {
+                do { try outputs.clearRounds() } catch { problem = "\(outputs.selfTrain): cannot remove an earlier run's round files (\(error))" }
+                if let r = resumed, r.otherRun {
+                    say("resume: \(outputs.selfTrain)/ keeps only this run's rounds from here; those before step \(r.step) are beside the checkpoint's run (\(URL(fileURLWithPath: r.directory).deletingLastPathComponent().deletingLastPathComponent().path)/self-train)")
+                }
+            }
             Fatal.agree(problem, code: Fatal.Code.output)
         }
         Fatal.agree(lead ? Recipe.write(recipe) : nil, code: Fatal.Code.output)
