@@ -136,8 +136,7 @@ public final class Checkpointer {
         if comm.isCoordinator {
             let source = Self.metricsSource(checkpoint: directory, out: recipe.out, step: state.step, lastLoss: state.lastLoss)
             let own = RunOutputs(recipe.out).metrics
-            otherRun = source.path.map { (realpath($0, nil).map { p in defer { free(p) }; return String(cString: p) } ?? $0)
-                                          != (realpath(own, nil).map { p in defer { free(p) }; return String(cString: p) } ?? own) } ?? true
+            otherRun = source.path.map { (RunOutputs.resolved($0) ?? $0) != (RunOutputs.resolved(own) ?? own) } ?? true
             if let note = source.note { log(note) }
             do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
@@ -280,11 +279,7 @@ public final class Checkpointer {
     /// another run's checkpoints/, else --out's own.
     static func metricsSource(checkpoint: String, out: String, step: Int, lastLoss: Double?) -> (path: String?, note: String?) {
         let own = RunOutputs(out).metrics
-        func real(_ p: String) -> String? {
-            guard let r = realpath(p, nil) else { return nil }
-            defer { free(r) }
-            return String(cString: r)
-        }
+        let real = RunOutputs.resolved
         let resolved = URL(fileURLWithPath: real(checkpoint) ?? checkpoint)
         let parent = resolved.deletingLastPathComponent()
         let runMetrics: String? = parent.lastPathComponent == URL(fileURLWithPath: RunOutputs(out).checkpoints).lastPathComponent
