@@ -136,7 +136,7 @@ public final class Checkpointer {
         if comm.isCoordinator {
             let source = Self.metricsSource(checkpoint: directory, out: recipe.out, step: state.step, lastLoss: state.lastLoss)
             let own = RunOutputs(recipe.out).metrics
-            otherRun = source.path.map { (RunOutputs.resolved($0) ?? $0) != (RunOutputs.resolved(own) ?? own) } ?? true
+            otherRun = source.path.map { ReplaceableOutput.resolved($0) != ReplaceableOutput.resolved(own) } ?? true
             if let note = source.note { log(note) }
             do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
@@ -279,12 +279,12 @@ public final class Checkpointer {
     /// another run's checkpoints/, else --out's own.
     static func metricsSource(checkpoint: String, out: String, step: Int, lastLoss: Double?) -> (path: String?, note: String?) {
         let own = RunOutputs(out).metrics
-        let real = RunOutputs.resolved
-        let resolved = URL(fileURLWithPath: real(checkpoint) ?? checkpoint)
+        let real = ReplaceableOutput.resolved
+        let resolved = URL(fileURLWithPath: real(checkpoint))
         let parent = resolved.deletingLastPathComponent()
         let runMetrics: String? = parent.lastPathComponent == URL(fileURLWithPath: RunOutputs(out).checkpoints).lastPathComponent
             ? RunOutputs(parent.deletingLastPathComponent().path).metrics : nil
-        let isOwn = runMetrics.flatMap(real) != nil && runMetrics.flatMap(real) == real(own)
+        let isOwn = runMetrics.map(real) == real(own)
         guard let lastLoss else {
             if let runMetrics, !isOwn, FileManager.default.fileExists(atPath: runMetrics) {
                 return (runMetrics, "resume: metrics.jsonl continues \(runMetrics) up to step \(step)")

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// What a run writes under `--out`, named once: the run's writers, the check that no input lies
 /// inside an output (`RunOutputInputs`), and the done line all read these names.
@@ -58,14 +59,6 @@ public struct RunOutputs {
         return [ema, loraBase, merged].filter { !mine.contains($0) && FileManager.default.fileExists(atPath: $0) }
     }
 
-    /// `path` with symlinks, `.` and `..` resolved (nil when it does not exist): how two
-    /// spellings of one file are told apart from two files.
-    static func resolved(_ path: String) -> String? {
-        guard let c = realpath(path, nil) else { return nil }
-        defer { free(c) }
-        return String(cString: c)
-    }
-
     /// Other outputs an earlier run left that this one will not write: self-training's round
     /// files and the built-in data's copy (a run on another --data kept OUT/data/train.jsonl).
     public func staleFiles(of r: Recipe) -> [String] {
@@ -75,8 +68,8 @@ public struct RunOutputs {
         if r.data != RunSetup.builtinData { stale += [builtinTrain, builtinHeldout].filter { fm.fileExists(atPath: $0) } }
         else if r.heldout != nil && fm.fileExists(atPath: builtinHeldout) { stale.append(builtinHeldout) }
         // An earlier run's file read as this one's input (compared resolved: ./OUT/data/train.jsonl).
-        let inputs = Set(([r.data] + [r.heldout].compactMap { $0 } + Array(r.evalData.files.values)).compactMap(Self.resolved))
-        return stale.filter { Self.resolved($0).map { !inputs.contains($0) } ?? true }
+        let inputs = Set(([r.data] + [r.heldout].compactMap { $0 } + Array(r.evalData.files.values)).map(ReplaceableOutput.resolved))
+        return stale.filter { !inputs.contains(ReplaceableOutput.resolved($0)) }
     }
 
     /// A name a round writes: round-<R>.jsonl, R a decimal number without leading zeros.
