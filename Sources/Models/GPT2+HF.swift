@@ -24,7 +24,7 @@ extension GPT2Config {
         let heads = try f.positiveInt("n_head")
         if embd % heads != 0 { throw f.error("n_embd", "(\(embd)) must be a multiple of n_head (\(heads))") }
         let eps = try f.double("layer_norm_epsilon", default: 1e-5)
-        if eps <= 0 { throw f.error("layer_norm_epsilon", "must be > 0, got \(eps)") }
+        if eps <= 0 || !Float(eps).isNormal { throw f.error("layer_norm_epsilon", "must be > 0 and a normal float32 (≥ \(Float.leastNormalMagnitude)), got \(eps)") }
         self.init(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
                   embedDim: embd, layers: try f.positiveInt("n_layer"), heads: heads, layerNormEps: Float(eps))
         do { try validate() } catch { throw ModelError("\(f.path): \(error)") }

@@ -79,10 +79,10 @@ public struct LlamaConfig: Equatable, Sendable {
 
         // Rotary: transformers < 4.56 writes rope_theta + rope_scaling; newer versions
         // rope_parameters {rope_type, rope_theta}.
-        var theta = try f.double("rope_theta", default: 10_000)
+        var theta = try f.double("rope_theta", default: 10_000), thetaField = "rope_theta"
         if let rp = try f.objectField("rope_parameters") {
             let sub = HFConfigFields(path: f.path, object: rp, fieldPrefix: "rope_parameters.")
-            theta = try sub.double("rope_theta", default: theta)
+            if sub.has("rope_theta") { theta = try sub.double("rope_theta"); thetaField = "rope_parameters.rope_theta" }
             let kind = try sub.string("rope_type", default: "default")
             if kind != "default" { throw f.error("rope_parameters", "rope_type \(JSONText.brief(kind)) is not supported (only default rotary)") }
         }
@@ -90,13 +90,22 @@ public struct LlamaConfig: Equatable, Sendable {
             let kind = (rs["rope_type"] ?? rs["type"]) as? String ?? "?"
             if kind != "default" { throw f.error("rope_scaling", "rope_type \(JSONText.brief(kind)) is not supported (only unscaled rotary; remove rope_scaling)") }
         }
-        if theta <= 0 { throw f.error("rope_theta", "must be > 0, got \(theta)") }
+        if theta <= 0 { throw f.error(thetaField, "must be > 0, got \(theta)") }
+        // Used in float32, as transformers computes inv_freq: a theta float32 rounds to ∞ was
+        // saved as "inf" (not JSON), and one so small that the fastest frequency times the last
+        // position overflows gave NaN cos/sin tables, hence a NaN loss naming nothing.
+        if !Float(theta).isFinite { throw f.error(thetaField, "is \(theta), beyond float32's range (at most \(Float.greatestFiniteMagnitude))") }
+        let fastest = 1 / Float(pow(Double(Float(theta)), Double(headDim - 2) / Double(headDim)))
+        let lastPosition = Float(try f.positiveInt("max_position_embeddings"))
+        if !Float(theta).isNormal || !(fastest * lastPosition).isFinite {
+            throw f.error(thetaField, "is \(theta), too small: its rotary angles overflow float32 (transformers computes them in float32)")
+        }
         if f.has("partial_rotary_factor"), try f.double("partial_rotary_factor") != 1 {
             throw f.error("partial_rotary_factor", "must be 1 (partial rotary is not supported)")
         }
 
         let eps = try f.double("rms_norm_eps", default: 1e-6)
-        if eps <= 0 { throw f.error("rms_norm_eps", "must be > 0, got \(eps)") }
+        if eps <= 0 || !Float(eps).isNormal { throw f.error("rms_norm_eps", "must be > 0 and a normal float32 (≥ \(Float.leastNormalMagnitude)), got \(eps)") }
 
         var window: Int? = nil
         switch family {

@@ -155,6 +155,17 @@ final class HFModelTests: XCTestCase {
             ("mistral-sharded", "field \"sliding_window\" must be ≥ 2, got 1", { $0["sliding_window"] = 1 }),
             ("llama", "field \"model_type\" is missing", { $0["model_type"] = nil }),
             ("llama", "field \"model_type\" must be a string, got 5", { $0["model_type"] = 5 }),
+            // float32's range: inf was written back as "inf" (not JSON); a tiny theta gave NaN
+            // rotary tables (the loss NaN, nothing named); an eps that rounds to 0 divided by 0.
+            // (The fixtures give theta in rope_parameters, which wins over a top-level rope_theta.)
+            ("llama", "field \"rope_theta\" is 1e+39, beyond float32's range", { $0["rope_theta"] = "FLOAT:1e39"; $0["rope_parameters"] = nil }),
+            ("llama", "field \"rope_theta\" is 1e-42, too small", { $0["rope_theta"] = "FLOAT:1e-42"; $0["rope_parameters"] = nil }),
+            ("llama", "field \"rope_theta\" is 1e-37, too small",
+             { $0["rope_theta"] = "FLOAT:1e-37"; $0["rope_parameters"] = nil; $0["head_dim"] = 64; $0["max_position_embeddings"] = 4096 }),
+            ("qwen2", "field \"rope_parameters.rope_theta\" is 1e-42, too small",
+             { $0["rope_parameters"] = ["rope_type": "default", "rope_theta": "FLOAT:1e-42"] }),
+            ("llama", "field \"rms_norm_eps\" must be > 0 and a normal float32", { $0["rms_norm_eps"] = "FLOAT:1e-50" }),
+            ("gpt2", "field \"layer_norm_epsilon\" must be > 0 and a normal float32", { $0["layer_norm_epsilon"] = "FLOAT:1e-50" }),
         ]
         for (dir, fragment, edit) in cases {
             let e = try loadError(dir, edit: edit)
