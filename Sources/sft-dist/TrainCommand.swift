@@ -100,7 +100,8 @@ struct Train: ParsableCommand {
             // One process is enough to check a recipe: other ranks of an mpirun leave at once.
             Runtime.singleProcess("sft-dist train --dry-run")
             let recipe = try makeRecipe()
-            if !quiet { for note in recipe.notes { print(note) } }
+            // Notes go to stderr: stdout is the recipe, to be saved and run (`> r.yaml`).
+            if !quiet { for note in recipe.notes { FileHandle.standardError.write(Data((note + "\n").utf8)) } }
             print(recipe.yaml, terminator: "")
             return
         }

@@ -177,6 +177,21 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("objective: nll"), r.stdout)
     }
 
+    /// `--dry-run`'s stdout is the recipe alone, so `> r.yaml` saves one that runs: its notes go
+    /// to stderr (a note printed into the YAML made the saved file invalid YAML).
+    func testDryRunPrintsNotesToStderrAndOnlyTheRecipeToStdout() throws {
+        let dir = CLI.tempDir("hostile-dry-run-notes")
+        try Data("model: tiny\nobjective: otr\nobjective_args: {k: 4}\n".utf8).write(to: URL(fileURLWithPath: dir + "/r.yaml"))
+        let r = CLI.sftDist(["train", "--dry-run", "--config", dir + "/r.yaml", "--objective", "nll", "--out", dir + "/run"], seconds: 30)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("\(dir)/r.yaml:3: objective_args not used"), r.all)
+        XCTAssertFalse(r.stdout.contains("not used"), r.stdout)
+        try Data(r.stdout.utf8).write(to: URL(fileURLWithPath: dir + "/d.yaml"))
+        let again = CLI.sftDist(["train", "--dry-run", "--config", dir + "/d.yaml"], seconds: 30)
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertTrue(again.stdout.contains("objective: nll"), again.stdout)
+    }
+
     /// A run whose input lies in what it writes is refused before it writes anything: the
     /// README's warm start (`--model sft-dist-out/model`, no --out) replaced the model it loaded.
     func testARunDoesNotWriteOverItsOwnInputs() throws {

@@ -164,6 +164,15 @@ final class ResumeTests: XCTestCase {
         for (a, b) in zip(got, expected.suffix(from: 12)) {
             XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * abs(b), "loss \(a) resumed on 2 ranks vs \(b)")
         }
+        // The resumed run's recipe.yaml runs again as it is: the checkpoint it continued is a
+        // comment (`resume: DIR` there was refused once keep_last had deleted DIR), so the
+        // file trains the same settings from step 0.
+        let yaml = try String(contentsOfFile: second + "/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(yaml.contains("\n# resume: \(first)/checkpoints/step-000012\n"), yaml)
+        try FileManager.default.removeItem(atPath: first + "/checkpoints/step-000012")
+        let again = CLI.sftDist(["train", "--config", second + "/recipe.yaml", "--out", second + "-again"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertEqual(CLI.losses(second + "-again"), expected, "the recipe.yaml of a resumed run trains from step 0")
     }
 
     /// `--resume latest` with nothing to resume starts at step 0, so a job script can pass it

@@ -101,6 +101,21 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(other.firstDifference(from: r)?.key, "micro_batch_size")
     }
 
+    /// A run that continued one checkpoint writes it as a comment: its recipe.yaml then trains
+    /// the same settings from step 0 (`resume: DIR` was refused once keep_last deleted DIR);
+    /// `resume: latest` stays a key (it continues OUT's own checkpoints, or starts afresh).
+    func testRecipeYAMLCommentsOutAResumedCheckpoint() throws {
+        var r = Recipe()
+        r.resume = "runs/a/checkpoints/step-000004"
+        XCTAssertTrue(r.yaml.contains("\n# resume: runs/a/checkpoints/step-000004\n"), r.yaml)
+        let back = try Recipe.parse(yaml: r.yaml, source: "recipe.yaml")
+        XCTAssertNil(back.resume)
+        XCTAssertNil(back.firstDifference(from: r, only: { $0.name != "resume" }))
+        r.resume = "latest"
+        XCTAssertEqual(try Recipe.parse(yaml: r.yaml, source: "recipe.yaml"), r)
+        XCTAssertFalse(r.yaml.contains("# resume"), r.yaml)
+    }
+
     func testFlagTextGoesThroughTheSameKeys() throws {
         var r = Recipe()
         try Recipe.key(named: "steps")!.read(flag: "12", into: &r)

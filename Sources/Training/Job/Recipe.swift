@@ -278,16 +278,25 @@ public struct Recipe: Codable, Equatable, Sendable {
     }
 
     /// `recipe.yaml`: every key, in declaration order; it reads back to this recipe exactly
-    /// (YAMLEncoder would round numbers to 15 digits).
+    /// (YAMLEncoder would round numbers to 15 digits). Two kinds of key are written as comments:
+    /// those of a feature a flag switched off, and a `resume` naming one checkpoint — the file
+    /// then runs the same settings from the start, where `resume: DIR` was refused as soon as
+    /// `keep_last` had deleted DIR (`resume: latest` stays: it continues OUT's own checkpoints,
+    /// or starts afresh where there are none).
     public var yaml: String {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
-        let used = pairs.filter { !unusedKeys.names.contains($0.0.string ?? "") }
+        let resumedFrom = Recipe.declared.resume.name
+        let commented = { (name: String) in self.unusedKeys.names.contains(name) || (name == resumedFrom && self.resume != "latest") }
+        let used = pairs.filter { !commented($0.0.string ?? "") }
         let unused = pairs.filter { unusedKeys.names.contains($0.0.string ?? "") }
         var text = (try? Yams.serialize(node: Node(used))) ?? ""
-        if !unused.isEmpty, let lines = try? Yams.serialize(node: Node(unused)) {
-            text += "# Set by the recipe file for a feature a flag switched off; not used by this run:\n"
-                + lines.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "# " + $0 }.joined(separator: "\n") + "\n"
+        func comment(_ header: String, _ pairs: [(Node, Node)]) {
+            guard !pairs.isEmpty, let lines = try? Yams.serialize(node: Node(pairs)) else { return }
+            text += header + "\n" + lines.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "# " + $0 }.joined(separator: "\n") + "\n"
         }
+        comment("# Set by the recipe file for a feature a flag switched off; not used by this run:", unused)
+        comment("# This run continued the checkpoint below; this file runs the same settings from step 0:",
+                pairs.filter { $0.0.string == resumedFrom && self.resume != "latest" })
         return text
     }
 
