@@ -192,6 +192,29 @@ final class HostileInputCLITests: XCTestCase {
         XCTAssertTrue(again.stdout.contains("objective: nll"), again.stdout)
     }
 
+    /// Settings that cannot run together are refused by `--dry-run` as by a run, naming the
+    /// recipe's line where a file set them (a hostile review: they were found only once the
+    /// model and data had loaded, so `--dry-run` passed them, and named flags never given).
+    func testSettingsThatCannotCombineAreRefusedByDryRunNamingTheRecipeLine() throws {
+        let dir = CLI.tempDir("hostile-combine")
+        for (yaml, message) in [("optimizer: sgd\nzero: 1\n", "r.yaml:3: zero 1: optimizer sgd cannot shard its state (only adamw can)"),
+                                ("zero: 2\nl2_init: 0.1\n", "r.yaml:2: zero 2 with DIR/r.yaml:3: l2_init: the penalty is added by the unsharded update"),
+                                ("lora_rank: 2\nfreeze: wte\n", "r.yaml:3: freeze cannot be combined with DIR/r.yaml:2: lora_rank"),
+                                ("lora_rank: 2\ntrainable: mlp\n", "r.yaml:3: trainable cannot be combined with DIR/r.yaml:2: lora_rank"),
+                                ("scored_data: true\n", "r.yaml:2: scored_data trains objective grpo on the rows of --data as scored samples, not objective nll"),
+                                ("objective: grpo\nrewards: [task=0]\n", "r.yaml:3: rewards: every reward weight is 0 (task=0)"),
+                                ("objective: grpo\n", "r.yaml:2: objective grpo samples rollouts and needs a reward")] {
+            let path = dir + "/r.yaml"
+            try Data(("model: tiny\n" + yaml).utf8).write(to: URL(fileURLWithPath: path))
+            let r = CLI.sftDist(["train", "--dry-run", "--config", path, "--out", dir + "/run"], seconds: 30)
+            XCTAssertEqual(r.status, 1, "\(yaml): \(r.all)")
+            let expected = dir + "/" + message.replacingOccurrences(of: "DIR", with: dir)
+            XCTAssertTrue(r.stderr.contains(expected), "expected \(expected) in:\n\(r.stderr)")
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, r.all)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run"), "a dry run wrote its output directory")
+    }
+
     /// A run whose input lies in what it writes is refused before it writes anything: the
     /// README's warm start (`--model sft-dist-out/model`, no --out) replaced the model it loaded.
     func testARunDoesNotWriteOverItsOwnInputs() throws {

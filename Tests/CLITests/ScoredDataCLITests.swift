@@ -112,7 +112,7 @@ final class ScoredDataCLITests: XCTestCase {
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": 1, \"group\": 2}\n", [],
                     "d.jsonl:3: group 2 has one reward")
         try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")
-        try refused(nil, [], "scored_data trains objective grpo", objective: "chord")
+        try refused(nil, [], "--scored-data trains objective grpo on the rows of --data as scored samples, not objective chord", objective: "chord")
     }
 }
 

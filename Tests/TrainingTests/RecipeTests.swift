@@ -281,9 +281,11 @@ final class RecipeTests: XCTestCase {
         validateRefuses("self_train: superhf\nunlabelled: u.jsonl\nrewards: [task]\n", "r.yaml:1: --self-train superhf trains with --objective superhf")
         validateRefuses("objective: spin\nunlabelled: u.jsonl\n", "r.yaml:2: objective spin answers the prompts of --data; drop --unlabelled")
         validateRefuses("objective: dpo\nselection: loss\n", "r.yaml:2: selection loss chooses single sequences; objective dpo trains on pairs")
-        for ok in ["objective: dpo\nref_model: base\n", "objective: grpo\nobjective_args: {beta: 0.1}\nref_model: base\n",
+        // (grpo samples rollouts, so it needs a reward: refused here since the reward check moved into validate.)
+        validateRefuses("objective: grpo\nsteps: 8\n", "r.yaml:1: objective grpo samples rollouts and needs a reward")
+        for ok in ["objective: dpo\nref_model: base\n", "objective: grpo\nobjective_args: {beta: 0.1}\nref_model: base\nrewards: [task]\n",
                    "selection: learnability\nref_model: base\n", "selection: uds\nselection_pool: 1\nselection_args: {budget: 0.5}\n",
-                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\n", "self_train: rft\nself_train_scorer: task\n",
+                   "objective: grpo\nsteps: 8\nsteps_per_generation: 8\nrewards: [task]\n", "self_train: rft\nself_train_scorer: task\n",
                    "selection: q-tuning\nselection_pool: 1\n"] {   // q-tuning prunes tokens even keeping every sample
             XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
         }

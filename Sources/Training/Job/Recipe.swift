@@ -103,10 +103,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         // checkpoint that was accepted when it started.
         if !resumesACheckpoint { try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts) }
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
-        if !self.rewards.isEmpty { _ = try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) }
+        let rewardFunctions = self.rewards.isEmpty ? [] : try RewardFunction.make(specs: self.rewards, args: self.rewardArgs)
         let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
+        try checkSettingsCombine(objective, rewards: rewardFunctions)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         if !resumesACheckpoint { try checkLoRAKeysNeedRank() }
         // merge_lora may change on resume (it only adds an output), so a resumed run checks it
