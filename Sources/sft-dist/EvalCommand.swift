@@ -8,8 +8,8 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Held-out loss and perplexity; generation accuracy with a scorer (pass@1, pass@k), mean reward, length, calibration.",
         discussion: """
-        Work is sharded over ranks (run under mpirun to parallelise); the numbers do not depend \
-        on the rank count. Scorers: exact, numeric (last number, --scorer-arg tolerance=1e-6), \
+        Work is sharded over ranks (run under mpirun to parallelise); the numbers agree across \
+        rank counts up to float rounding (each rank batches its own shard). Scorers: exact, numeric (last number, --scorer-arg tolerance=1e-6), \
         contains, regex (--scorer-arg pattern=…), task (the built-in tasks' own solver, \
         no reference needed: scores rule variants and noisy sets against the truth), command (--scorer-cmd "prog args": JSONL on \
         stdin, one score per line on stdout).

@@ -46,6 +46,11 @@ struct Select: ParsableCommand {
         if seedFlag != nil && !["random", "uds"].contains(method) && (adapter != nil || !ModelPresets.names.contains(model)) {
             throw ValidationError("--seed draws a preset model's weights and --method random's and uds's choices; --method \(method) on the model directory \(model) draws nothing: drop --seed")
         }
+        // random reads no weights (only --model's tokenizer, for the rows' lengths): an adapter
+        // was loaded and ignored, even one whose weights give NaN (a hostile review).
+        if method == "random", let adapter {
+            throw ValidationError("--adapter \(adapter) changes the model's weights, which --method random does not read (it draws rows by --seed): drop --adapter")
+        }
     }
 
     func run() throws {

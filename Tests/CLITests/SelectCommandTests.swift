@@ -52,6 +52,9 @@ final class SelectCommandTests: XCTestCase {
             (["--method", "q-tuning", "--keep", "0.5", "--method-arg", "lambda=1.5"], "selection q-tuning: lambda=1.5 must be in [0, 1]"),
             (["--method", "uds", "--keep", "0.5", "--ref-model", HFModelCLITests.model("gpt2")],
              "--ref-model is read by --method learnability (the reference model's loss); --method uds does not read it: drop --ref-model"),
+            // random reads no weights: an adapter was loaded and ignored (a hostile review).
+            (["--method", "random", "--keep", "0.5", "--adapter", dir + "/adapter"],
+             "--adapter \(dir)/adapter changes the model's weights, which --method random does not read (it draws rows by --seed): drop --adapter"),
         ]
         // A seed that draws nothing (a saved model, a selector that does not draw) was accepted.
         let saved = HFModelCLITests.model("gpt2")

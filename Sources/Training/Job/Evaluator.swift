@@ -6,7 +6,9 @@ import TensorCore
 /// Held-out evaluation, sharded over ranks like training: loss, perplexity and next-token
 /// accuracy on the completion tokens; then generation scored by a `Scorer` (pass@1 of the
 /// greedy answer, pass@k from n samples, mean reward, mean length, calibration). All sums
-/// are allreduced, so the numbers do not depend on the rank count.
+/// are allreduced, so the numbers agree across rank counts up to float rounding: each rank
+/// batches its own shard (the padded lengths, hence the products' shapes, differ) and the
+/// allreduce sums in another order (eval_loss and eval_ece move in their last bits).
 public struct EvalOptions {
     public var microBatch = 8
     public var generationExamples = 200
