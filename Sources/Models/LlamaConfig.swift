@@ -91,9 +91,9 @@ public struct LlamaConfig: Equatable, Sendable {
             if kind != "default" { throw f.error("rope_scaling", "rope_type \(JSONText.brief(kind)) is not supported (only unscaled rotary; remove rope_scaling)") }
         }
         if theta <= 0 { throw f.error(thetaField, "must be > 0, got \(theta)") }
-        // Used in float32, as transformers computes inv_freq: a theta float32 rounds to ∞ was
-        // saved as "inf" (not JSON), and one so small that the fastest frequency times the last
-        // position overflows gave NaN cos/sin tables, hence a NaN loss naming nothing.
+        // Used in float32, as transformers computes inv_freq: a theta that float32 rounds to ∞
+        // was saved back as "inf" (not JSON), and one so small that the fastest frequency times
+        // the last position overflows gave NaN cos/sin tables, hence a NaN loss naming nothing.
         if !Float(theta).isFinite { throw f.error(thetaField, "is \(theta), beyond float32's range (at most \(Float.greatestFiniteMagnitude))") }
         let fastest = 1 / Float(pow(Double(Float(theta)), Double(headDim - 2) / Double(headDim)))
         let lastPosition = Float(try f.positiveInt("max_position_embeddings"))

@@ -286,18 +286,16 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// or starts afresh where there are none).
     public var yaml: String {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
-        let resumedFrom = Recipe.declared.resume.name
-        let commented = { (name: String) in self.unusedKeys.names.contains(name) || (name == resumedFrom && self.resume != "latest") }
-        let used = pairs.filter { !commented($0.0.string ?? "") }
+        let resumed = pairs.filter { $0.0.string == Recipe.declared.resume.name && self.resume != "latest" }
         let unused = pairs.filter { unusedKeys.names.contains($0.0.string ?? "") }
+        let used = pairs.filter { pair in !(unused + resumed).contains { $0.0 == pair.0 } }
         var text = (try? Yams.serialize(node: Node(used))) ?? ""
         func comment(_ header: String, _ pairs: [(Node, Node)]) {
             guard !pairs.isEmpty, let lines = try? Yams.serialize(node: Node(pairs)) else { return }
             text += header + "\n" + lines.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { "# " + $0 }.joined(separator: "\n") + "\n"
         }
         comment("# Set by the recipe file for a feature a flag switched off; not used by this run:", unused)
-        comment("# This run continued the checkpoint below; this file runs the same settings from step 0:",
-                pairs.filter { $0.0.string == resumedFrom && self.resume != "latest" })
+        comment("# This run continued the checkpoint below; this file runs the same settings from step 0:", resumed)
         return text
     }
 
