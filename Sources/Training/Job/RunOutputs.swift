@@ -6,11 +6,7 @@ import Models
 public struct RunOutputs {
     public let out: String
     /// Trailing slashes dropped (`--out S4/` named S4//data/train.jsonl in messages).
-    public init(_ out: String) {
-        var o = Substring(out)
-        while o.count > 1 && o.hasSuffix("/") { o = o.dropLast() }
-        self.out = String(o)
-    }
+    public init(_ out: String) { self.out = ReplaceableOutput.trimmed(out) }
 
     /// The trained model (full weights, or a LoRA adapter in peft's format).
     public var model: String { out + "/model" }

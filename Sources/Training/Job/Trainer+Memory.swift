@@ -20,12 +20,7 @@ extension Trainer {
     static func makeZero(recipe r: Recipe, comm: Communicator, model: LanguageModel, trainable: TrainableSet) -> ZeroAdamW? {
         guard r.zero > 0 else { return nil }
         return Fatal.collective {
-            guard r.optimizer == .adamw else {
-                throw ZeroSetupError(message: "--zero \(r.zero): optimizer \(r.optimizer.rawValue) cannot shard its state (only adamw can); use --optimizer adamw or --zero 0")
-            }
-            guard r.l2Init == 0 else {
-                throw ZeroSetupError(message: "--zero \(r.zero) with --l2-init: the penalty is added by the unsharded update, and ZeRO's ranks each update their own shard; use one or the other")
-            }
+            try r.checkZeroCanShard()
             return try ZeroAdamW(params: model.parameters, trainable: trainable, blocks: model.blockParameterRanges, comm: comm,
                                  stage: r.zero, beta1: Float(r.beta1), beta2: Float(r.beta2), eps: Float(r.adamEps),
                                  weightDecay: Float(r.weightDecay))
@@ -67,9 +62,4 @@ extension Trainer {
         guard let sharded = zeroRounds else { return }
         for _ in microBatches..<max(microBatches, rounds - 1) { sharded.finish() }
     }
-}
-
-struct ZeroSetupError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }

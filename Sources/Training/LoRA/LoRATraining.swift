@@ -30,9 +30,7 @@ public enum LoRATraining {
         guard let adapted = model as? LoRAAdaptable, adapted.lora != nil else {
             throw ModelError("--lora-rank: LoRA is not supported for this architecture (\(model.configJSON["model_type"] as? String ?? "?"); supported: \(ModelDirectory.supportedModelTypes))")
         }
-        if recipe.freeze != nil || recipe.trainable != nil {
-            throw SelectionError("--\(recipe.freeze != nil ? "freeze" : "trainable") cannot be combined with --lora-rank (a LoRA run trains only its adapters)")
-        }
+        try recipe.checkLoRATrainsOnlyAdapters()
         let names = Set(adapted.adapterNames)
         return TrainableSet(model.parameters, where: { names.contains($0.name) })
     }

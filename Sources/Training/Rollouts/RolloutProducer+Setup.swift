@@ -10,14 +10,9 @@ extension RolloutProducer {
     public convenience init(setup: RunSetup) throws {
         let r = setup.recipe
         let objective = setup.objective.name
-        guard !r.rewards.isEmpty else {
-            throw RecipeError("objective \(objective) samples rollouts and needs a reward: give --reward NAME[=WEIGHT] (or a rewards: list), NAME one of \(RewardFunction.names.joined(separator: ", "))")
-        }
         let settings = try RolloutSettings(recipe: r)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
-        guard functions.contains(where: { $0.weight != 0 }) else {
-            throw RecipeError("every reward weight is 0 (\(r.rewards.joined(separator: ", "))): every advantage would be 0 and nothing would train")
-        }
+        try r.checkRewards(functions)
         let limit = try settings.promptLimit(context: min(r.maxLength, setup.model.maxSequenceLength))
         let raw: [RolloutPrompt], origin: String
         if let path = r.prompts {

@@ -28,11 +28,9 @@ public final class ScoredDataProducer: ReportingProducer {
     /// training row's line scored.
     public convenience init(setup: RunSetup) throws {
         let r = setup.recipe
-        guard let grpo = setup.objective as? GRPOObjective else {
-            throw RecipeError("scored_data trains objective grpo on the rows of --data as scored samples, not objective \(setup.objective.name)")
-        }
-        guard r.rewards.isEmpty else {
-            throw RecipeError("scored_data takes the rewards of --data's rows: drop --reward (rewards:)")
+        try r.checkScoredData()
+        guard let grpo = setup.objective as? GRPOObjective else {   // checkScoredData named the objective
+            throw RecipeError("scored_data: objective \(setup.objective.name) is not grpo")
         }
         guard r.prompts == nil else { throw RecipeError("scored_data trains on the rows of --data: drop --prompts") }
         grpo.maxCompletionLength = r.maxCompletionLength
