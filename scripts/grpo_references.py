@@ -17,7 +17,8 @@ which is what sft-dist's global (allreduced) counts reproduce for any split over
 
 Writes Tests/TrainingTests/Fixtures/grpo-reference.json: advantage vectors, the examples (ids,
 loss masks), per-token behaviour log-probs, advantages, current and reference logits per
-(example, position), and per configuration the loss and dL/dlogits.
+(example, position), per configuration the loss, dL/dlogits and TRL's clip_ratio/low_mean,
+high_mean and region_mean, and per advantage case the reward_std and frac_reward_zero_std TRL logs.
 """
 import torch
 
@@ -43,6 +44,15 @@ def trl_advantages(rewards, G, scale):
     if scale != "none":
         adv = adv / (std + 1e-4)
     return adv.tolist()
+
+
+def trl_reward_metrics(rewards, G):
+    """TRL 1.16's logged reward_std (torch.std over every reward of the batch) and, for
+    scale_rewards "group", frac_reward_zero_std (share of rollouts whose group std is ~0)."""
+    r = torch.tensor(rewards, dtype=torch.float64)
+    std_g = r.view(-1, G).std(dim=1).repeat_interleave(G)
+    return {"reward_std": r.std().item(),
+            "frac_reward_zero_std": torch.isclose(std_g, torch.zeros_like(std_g)).double().mean().item()}
 
 
 ADVANTAGE_CASES = [
@@ -111,7 +121,13 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     elif loss_type == "dapo":
         loss = (per_token_loss * mask).sum() / mask.sum()
     loss.backward()
-    return loss.item(), logits.grad
+    # TRL's clip metrics: token means over the completion mask of the whole batch.
+    low = ((coef_1 < 1 - eps_low) & (A < 0)).double()
+    high = ((coef_1 > 1 + eps_high) & (A > 0)).double()
+    region = ((low + high) > 0).double()
+    clip = {name: ((x * mask).sum() / mask.sum()).item()
+            for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
+    return loss.item(), logits.grad, clip
 
 
 def chord_loss(examples, T, current, advantages, expert, mu, phi, eps):
@@ -149,9 +165,9 @@ def main():
     configs = []
     for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
         for eps_low, eps_high, beta in [(0.2, 0.2, 0.0), (0.1, 0.3, 0.05)]:
-            loss, grad = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta)
+            loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta)
             args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
-            configs.append({"args": args, "loss": loss, "grad": grad.tolist()})
+            configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
     import math
@@ -165,7 +181,8 @@ def main():
     out = {
         "vocab": V, "seq_len": T, "max_completion_length": MAX_COMPLETION_LENGTH,
         "advantages": [{"rewards": r, "group_size": G,
-                        "expected": {s: trl_advantages(r, G, s) for s in ["group", "batch", "none"]}}
+                        "expected": {s: trl_advantages(r, G, s) for s in ["group", "batch", "none"]},
+                        "metrics": trl_reward_metrics(r, G)}
                        for r, G in ADVANTAGE_CASES],
         "examples": examples,
         "logits": {"current": current.tolist(), "reference": reference.tolist()},

@@ -38,7 +38,9 @@ final class ScoredDataCLITests: XCTestCase {
             guard runs.allSatisfy({ $0.count == 3 }) else { return }
             // Ratio 1 (no behaviour log-probs): the first step's ratio is exactly 1 and nothing is clipped.
             XCTAssertEqual(runs[0][0]["ratio"], 1)
-            XCTAssertEqual(runs[0][0]["clip_frac"], 0)
+            XCTAssertEqual(runs[0][0]["clip_ratio/region_mean"], 0)
+            XCTAssertEqual(runs[0][0]["clip_ratio/low_mean"], 0)
+            XCTAssertEqual(runs[0][0]["clip_ratio/high_mean"], 0)
             XCTAssertTrue(runs[0].allSatisfy { ($0["grad_norm"] ?? 0) > 1e-4 && $0["reward_mean"] != nil }, "\(runs[0])")
             for (k, n) in [2, 4].enumerated() {
                 for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Models
 @testable import Training
 
 /// GRPO's advantages and every loss aggregation against TRL's `GRPOTrainer` written
@@ -10,10 +11,10 @@ import XCTest
 /// split is the global-denominator property (the TRL / verl aggregation bugs).
 final class GRPOReferenceTests: XCTestCase {
     struct Fixture: Decodable {
-        struct AdvantageCase: Decodable { var rewards: [Double]; var group_size: Int; var expected: [String: [Double]] }
+        struct AdvantageCase: Decodable { var rewards: [Double]; var group_size: Int; var expected: [String: [Double]]; var metrics: [String: Double] }
         struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8]; var behaviour: [Float]; var advantage: Float }
         struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
-        struct Configuration: Decodable { var args: [String: String]; var loss: Double; var grad: [[Double]] }
+        struct Configuration: Decodable { var args: [String: String]; var loss: Double; var grad: [[Double]]; var clip: [String: Double]? }
         var vocab: Int, seq_len: Int, max_completion_length: Int
         var advantages: [AdvantageCase]
         var examples: [Example]
@@ -38,6 +39,26 @@ final class GRPOReferenceTests: XCTestCase {
                     .filter { k in Set(c.rewards[k..<(k + c.group_size)]).count == 1 }.count
                 XCTAssertEqual(got.zeroStdGroups, zero, "\(c.rewards)")
             }
+        }
+    }
+
+    /// The reward figures TRL logs for each case's generation: `reward_std` over every reward
+    /// and, under group scaling, `frac_reward_zero_std`.
+    func testRewardMetricsMatchTRL() throws {
+        let task = try RewardFunction.make(specs: ["task"], args: [:])
+        for c in Self.fixture.advantages {
+            let sequences = c.rewards.enumerated().map { i, r in
+                var s = RolloutProducer.sequence(prompt: [1], generation: Generation(ids: [2], logProbs: [-1, -1], finish: .stop, text: nil),
+                                                 stopId: 0, example: i / c.group_size)
+                s.rewards = [Float(r)]
+                return s
+            }
+            let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(sequences, rewards: task, groupSize: c.group_size, stopId: 0))
+            XCTAssertEqual(c.metrics.count, 2)
+            for (key, want) in c.metrics {
+                XCTAssertEqual(rows[key] ?? .nan, want, accuracy: 1e-6, "\(c.rewards): \(key)")   // rewards are Float
+            }
+            XCTAssertEqual(rows["rewards/task/std"] ?? .nan, c.metrics["reward_std"]!, accuracy: 1e-6, "\(c.rewards): one function of weight 1")
         }
     }
 
@@ -75,6 +96,10 @@ final class GRPOReferenceTests: XCTestCase {
                 XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
                 assertGradientMatchesReference(got.gradient, c.grad, label)
                 if c.args["beta"] != "0.0" { XCTAssertNotNil(got.diagnostics["kl"], label) }
+                XCTAssertEqual(c.clip?.count, 3, label)
+                for (key, want) in c.clip ?? [:] {
+                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: 1e-12, "\(label): \(key)")
+                }
             }
         }
     }

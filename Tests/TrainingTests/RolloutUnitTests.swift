@@ -89,6 +89,38 @@ final class RolloutUnitTests: XCTestCase {
                         .first { $0.0 == "completions/clipped_ratio" }?.1, 0.5)
     }
 
+    /// Every rollout figure TRL's GRPOTrainer logs, on four rollouts worked by hand: lengths
+    /// 2, 3 (cut at the limit), 1, 3; rewards (task, format × 0.5) (1, 1), (0, 1), (1, 0), (1, 0),
+    /// so Σ w·r = 1.5, 0.5, 1, 1 in groups of two (the second group's rewards are equal).
+    func testRolloutMetricsByHand() throws {
+        func rollout(_ generated: [Int32], stops: Bool, _ rewards: [Float]) -> StepSequence {
+            let logProbs = [Float](repeating: -1, count: generated.count + (stops ? 1 : 0))
+            var s = RolloutProducer.sequence(prompt: [5], generation: Generation(ids: generated, logProbs: logProbs, finish: stops ? .stop : .length, text: nil),
+                                             stopId: 0, example: 0)
+            s.rewards = rewards
+            return s
+        }
+        let batch = [rollout([7], stops: true, [1, 1]), rollout([7, 8, 9], stops: false, [0, 1]),
+                     rollout([], stops: true, [1, 0]), rollout([7, 8], stops: true, [1, 0])]
+        let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(batch, rewards: try RewardFunction.make(specs: ["task", "format=0.5"], args: [:]),
+                                                                        groupSize: 2, stopId: 0))
+        let want: [String: Double] = [
+            "reward_mean": 1, "reward_std": (0.5 / 3).squareRoot(),
+            "rewards/task/mean": 0.75, "rewards/task/std": 0.5, "rewards/format/mean": 0.5, "rewards/format/std": (1.0 / 3).squareRoot(),
+            "accuracy": 0.75, "frac_reward_zero_std": 0.5,
+            "completions/mean_length": 2.25, "completions/min_length": 1, "completions/max_length": 3, "completions/clipped_ratio": 0.25,
+            "completions/mean_terminated_length": 2, "completions/min_terminated_length": 1, "completions/max_terminated_length": 3,
+        ]
+        XCTAssertEqual(Set(rows.keys), Set(want.keys))
+        for (key, value) in want { XCTAssertEqual(rows[key] ?? .nan, value, accuracy: 1e-12, key) }
+        // None stopped: TRL logs 0 for the terminated lengths.
+        let cut = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows([batch[1], batch[1]], rewards: try RewardFunction.make(specs: ["task", "format=0.5"], args: [:]),
+                                                                       groupSize: 2, stopId: 0))
+        XCTAssertEqual(cut["completions/mean_terminated_length"], 0)
+        XCTAssertEqual(cut["completions/max_terminated_length"], 0)
+        XCTAssertEqual(cut["completions/clipped_ratio"], 1)
+    }
+
     /// The generation buffer survives a checkpoint bit for bit (state words round trip).
     func testGenerationStateRoundTrips() throws {
         let settings = try RolloutSettings(rollouts: 2, batchSize: 2, temperature: 1, topP: 1, maxCompletionLength: 4,

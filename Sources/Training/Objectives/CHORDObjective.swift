@@ -19,7 +19,8 @@ import TensorCore
 /// A, the behaviour log-probs, μ. Trinity's dual clip (c = 3 for A < 0) is not applied.
 /// Arguments (Trinity's defaults, the class's): `mu_peak` 0.1, `mu_valley` 0.1, `mu_warmup` W 0,
 /// `mu_decay` D 0, `phi` true, `expert_share` 0.2, `epsilon` 0.2, `epsilon_high` (= epsilon).
-/// Diagnostics: `mu`, `sft_loss`, `grpo_loss`, `clip_frac`, `ratio`, entropy, mean_p.
+/// Diagnostics: `mu`, `sft_loss`, `grpo_loss`, `clip_ratio/low_mean`, `clip_ratio/high_mean`,
+/// `clip_ratio/region_mean` (as grpo), `ratio`, entropy, mean_p.
 public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMixing {
     public let name = "chord"
     public let requirements: ObjectiveRequirements
@@ -64,7 +65,7 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
         let rlScale = (1 - mu) * inverseCount(rolloutTokens), sftScale = mu * inverseCount(expertTokens)
         let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
-        var rl = 0.0, sft = 0.0, clipped = 0.0, ratioSum = 0.0, rlCount = 0.0
+        var rl = 0.0, sft = 0.0, ratioSum = 0.0, rlCount = 0.0, clip = ClipCounts()
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])
             precondition(s >= 0 && s < input.sequences.count, "objective chord needs the step batch's sequences in its input")
@@ -82,7 +83,7 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
                 let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
                 let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[s].advantage, low: lo, high: hi)
                 rl += Double(ppo.loss); ratioSum += Double(ppo.ratio); rlCount += 1
-                if ppo.clipped { clipped += 1 }
+                clip.add(ppo)
                 g = rlScale * ppo.dLogp * input.mask[r]
             }
             // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
@@ -92,9 +93,10 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
         }
         let loss = Double(rlScale) * rl + Double(sftScale) * sft
         // Each rank adds μ once per micro-batch; the count makes the reported value μ itself.
-        var d: [String: Double] = ["clip_frac": clipped, "ratio": ratioSum, "mu": Double(mu), "sft_loss": sft * Double(inverseCount(expertTokens)),
+        var d: [String: Double] = ["ratio": ratioSum, "mu": Double(mu), "sft_loss": sft * Double(inverseCount(expertTokens)),
                                    "grpo_loss": rl * Double(inverseCount(rolloutTokens))]
-        var c: [String: Double] = ["clip_frac": rlCount, "ratio": rlCount, "mu": 1]
+        var c: [String: Double] = ["ratio": rlCount, "mu": 1]
+        clip.into(&d, &c, tokens: rlCount)
         diag.into(&d, &c)
         return ObjectiveResult(loss: loss, diagnostics: d, diagnosticCounts: c)
     }

@@ -17,15 +17,17 @@ import TensorCore
 ///   bnpo     Σ ℓ / N_tokens                        (TRL normalises per local micro-batch; with a
 ///                                                  global count it is the token mean, as dapo)
 ///   dr_grpo  Σ ℓ / (B · max_completion_length)
-///   dapo     Σ ℓ / N_tokens                        (TRL's num_items_in_batch: the step's loss tokens)
+///   dapo     Σ ℓ / N_tokens                        (the step's loss tokens: TRL's num_items_in_batch
+///                                                  when a generation is one step)
 /// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
 /// step. Detached: A, π_behaviour, π_ref. The log-probs are at temperature 1 (TRL scales the
 /// logits by the sampling temperature; identical at the default temperature 1). The log-ratio
 /// clamp (verl, Trinity-RFT) only keeps exp finite.
 /// Arguments (TRL's names): `epsilon` ε_low (0.2), `epsilon_high` ε_high (default = epsilon),
 /// `beta` (0: no reference model), `loss_type` (dapo, TRL's default).
-/// Diagnostics: `clip_frac` (TRL's `clip_ratio/region_mean`: tokens with c1 < 1 − ε_low and A < 0,
-/// or c1 > 1 + ε_high and A > 0), `ratio` (mean c1), `kl` (mean k3, when β > 0), entropy, mean_p.
+/// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
+/// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
+/// `ratio` (mean c1), `kl` (mean k3, when β > 0), entropy, mean_p.
 public final class GRPOObjective: Objective {
     public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo }
     public let name = "grpo"
@@ -63,7 +65,7 @@ public final class GRPOObjective: Objective {
         let ref = beta > 0 ? requireReference(input, name) : nil
         let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
-        var total = 0.0, clipped = 0.0, ratioSum = 0.0, klSum = 0.0
+        var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])
             precondition(s >= 0 && s < rollouts, "objective grpo needs the step batch's sequences (advantages) in its input")
@@ -76,7 +78,7 @@ public final class GRPOObjective: Objective {
             let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
             var loss = ppo.loss, dLogp = ppo.dLogp
             let c1 = ppo.ratio
-            if ppo.clipped { clipped += 1 }
+            clip.add(ppo)
             if let ref {
                 let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp)
                 loss += beta * k3.value
@@ -93,8 +95,9 @@ public final class GRPOObjective: Objective {
             if g != 0 { dlogits[r * V + y] += g }
             diag.sumP += Double(expf(logp)); diag.count += 1
         }
-        var d: [String: Double] = ["clip_frac": clipped, "ratio": ratioSum]
-        var c: [String: Double] = ["clip_frac": diag.count, "ratio": diag.count]
+        var d: [String: Double] = ["ratio": ratioSum]
+        var c: [String: Double] = ["ratio": diag.count]
+        clip.into(&d, &c, tokens: diag.count)
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
         return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)

@@ -15,14 +15,14 @@ import TensorCore
 /// exp finite.
 enum PPOClippedToken {
     /// ℓ_t; its derivative in log π_θ (the unclipped term carries −A·c1 unless the clipped,
-    /// constant, term is smaller); c1; whether the token is in the clipped region (TRL's
-    /// `clip_ratio/region_mean`: c1 < low with A < 0, or c1 > high with A > 0).
+    /// constant, term is smaller); c1; whether the token is clipped below (c1 < low with A < 0)
+    /// or above (c1 > high with A > 0), as TRL's `clip_ratio/low_mean` and `high_mean` count.
     @inline(__always)
     static func loss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
-        -> (loss: Float, dLogp: Float, ratio: Float, clipped: Bool) {
+        -> (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool) {
         let c1 = expf(min(max(logp - old, -20), 20))
         let c2 = min(max(c1, lo), hi)
-        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, (c1 < lo && a < 0) || (c1 > hi && a > 0))
+        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, c1 < lo && a < 0, c1 > hi && a > 0)
     }
 
     /// log π_old of row `r`'s target: the behaviour log-prob the producer stored, else `logp`.
@@ -36,5 +36,26 @@ enum PPOClippedToken {
     static func k3(reference zr: UnsafePointer<Float>, vocab V: Int, target y: Int, logp: Float) -> (value: Float, dLogp: Float) {
         let d = (zr[y] - SoftmaxKernels.logSumExp(zr, count: V)) - logp, ed = expf(d)
         return (ed - d - 1, 1 - ed)
+    }
+}
+
+/// The clipped shares TRL's `GRPOTrainer` logs, as token means over every token the PPO term
+/// saw (global counts, so no rank count changes them): `clip_ratio/low_mean`,
+/// `clip_ratio/high_mean` and `clip_ratio/region_mean` (either). TRL's `low_min` / `high_max`
+/// are extremes over processes and would change with the rank count, so they are not logged.
+struct ClipCounts {
+    var low = 0.0, high = 0.0
+
+    @inline(__always)
+    mutating func add(_ ppo: (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool)) {
+        if ppo.clippedLow { low += 1 }
+        if ppo.clippedHigh { high += 1 }
+    }
+
+    /// Adds the three shares to an objective's diagnostics over `tokens` PPO tokens.
+    func into(_ d: inout [String: Double], _ c: inout [String: Double], tokens: Double) {
+        for (key, value) in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", low + high)] {
+            d[key] = value; c[key] = tokens
+        }
     }
 }

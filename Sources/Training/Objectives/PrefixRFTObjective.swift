@@ -29,7 +29,8 @@ import TensorCore
 /// run's steps), `min_prefix` 1, `entropy_mask` 0.8, `entropy_coef` 0.001, `epsilon` 0.2,
 /// `epsilon_high` (= epsilon).
 /// Diagnostics: `prefix_kept` (share of prefix tokens whose advantage is kept), `entropy_threshold`,
-/// `clip_frac`, `ratio` (generated tokens), entropy, mean_p.
+/// `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean` and `ratio` (generated
+/// tokens, as grpo), entropy, mean_p.
 public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPrefixObjective {
     public let name = "prefix-rft"
     public let requirements: ObjectiveRequirements
@@ -142,7 +143,7 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
         let pgScale = inverseCount(input.sequences.count * max(maxCompletionLength, 1)), genScale = inverseCount(counts.generated)
         let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
-        var total = 0.0, clipped = 0.0, ratioSum = 0.0, genCount = 0.0, kept = 0.0, prefixCount = 0.0
+        var total = 0.0, ratioSum = 0.0, genCount = 0.0, kept = 0.0, prefixCount = 0.0, clip = ClipCounts()
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V
@@ -163,7 +164,7 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
             } else {
                 let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
                 let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
-                if ppo.clipped { clipped += 1 }
+                clip.add(ppo)
                 ratioSum += Double(ppo.ratio); genCount += 1
                 let h = RevealedTokens.addEntropyBonus(row, z, lse: lse, V, scale: entropyCoef * genScale * m)
                 total += Double(pgScale * m * ppo.loss) - Double(entropyCoef * genScale * m) * h
@@ -178,8 +179,9 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
             diag.sumP += Double(expf(logp)); diag.count += 1
         }
         // Each rank adds τ once per micro-batch; the count makes the reported value τ itself.
-        var d: [String: Double] = ["clip_frac": clipped, "ratio": ratioSum, "prefix_kept": kept]
-        var c: [String: Double] = ["clip_frac": genCount, "ratio": genCount, "prefix_kept": prefixCount]
+        var d: [String: Double] = ["ratio": ratioSum, "prefix_kept": kept]
+        var c: [String: Double] = ["ratio": genCount, "prefix_kept": prefixCount]
+        clip.into(&d, &c, tokens: genCount)
         if selection.tau.isFinite, prefixCount > 0 { d["entropy_threshold"] = Double(selection.tau); c["entropy_threshold"] = 1 }
         diag.into(&d, &c)
         return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)

@@ -25,7 +25,8 @@ import TensorCore
 /// Arguments (the code's defaults): `sft_coef` β_sft 0.001, `beta` 0.001 (k3 KL to the
 /// reference, `kl_loss_coef`), `entropy_coef` 0.001, `epsilon` 0.2, `epsilon_high` (= epsilon),
 /// `hint_steps` T_hint 300, `upper` 0.95, `lower` 0.05, `segments` 5.
-/// Diagnostics: `sft_loss`, `grpo_loss`, `clip_frac`, `ratio`, `kl` (β > 0), entropy, mean_p.
+/// Diagnostics: `sft_loss`, `grpo_loss`, `clip_ratio/low_mean`, `clip_ratio/high_mean`,
+/// `clip_ratio/region_mean` (as grpo), `ratio`, `kl` (β > 0), entropy, mean_p.
 public final class UFTObjective: Objective, RevealedPrefixObjective {
     public let name = "uft"
     public let requirements: ObjectiveRequirements
@@ -83,7 +84,7 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
         let ref = beta > 0 ? requireReference(input, name) : nil
         let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
-        var grpo = 0.0, sft = 0.0, clipped = 0.0, ratioSum = 0.0, klSum = 0.0, genCount = 0.0
+        var grpo = 0.0, sft = 0.0, ratioSum = 0.0, klSum = 0.0, genCount = 0.0, clip = ClipCounts()
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V
@@ -100,7 +101,7 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
                 let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[Int(input.sequenceId[r])].advantage,
                                                low: lo, high: hi)
                 var loss = ppo.loss, dLogp = ppo.dLogp
-                if ppo.clipped { clipped += 1 }
+                clip.add(ppo)
                 if let ref {
                     let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp)
                     loss += beta * k3.value; dLogp += beta * k3.dLogp
@@ -117,9 +118,10 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
             if g != 0 { row[y] += g }
             diag.sumP += Double(expf(logp)); diag.count += 1
         }
-        var d: [String: Double] = ["clip_frac": clipped, "ratio": ratioSum,
+        var d: [String: Double] = ["ratio": ratioSum,
                                    "sft_loss": sft * Double(inverseCount(counts.revealed)), "grpo_loss": grpo * Double(genScale)]
-        var c: [String: Double] = ["clip_frac": genCount, "ratio": genCount]
+        var c: [String: Double] = ["ratio": genCount]
+        clip.into(&d, &c, tokens: genCount)
         if beta > 0 { d["kl"] = klSum; c["kl"] = genCount }
         diag.into(&d, &c)
         return ObjectiveResult(loss: Double(genScale) * grpo + Double(hintScale) * sft, diagnostics: d, diagnosticCounts: c)
