@@ -75,6 +75,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.rollouts) var rollouts: String?
     @Option(recipe: \.rolloutTemperature) var rolloutTemperature: String?
     @Option(recipe: \.rolloutTopP) var rolloutTopP: String?
+    @Option(recipe: \.rolloutTopK) var rolloutTopK: String?
     @Option(recipe: \.maxCompletionLength) var maxCompletionLength: String?
     @Option(recipe: \.stepsPerGeneration) var stepsPerGeneration: String?
     @Option(recipe: \.rewards) var rewards: [String]

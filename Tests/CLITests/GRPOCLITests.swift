@@ -86,6 +86,25 @@ final class GRPOCLITests: XCTestCase {
         try assertKillAndResumeLatest(objective: "grpo")
     }
 
+    /// `--rollout-top-k 1` samples only the most likely token, so at temperature 1 the G rollouts
+    /// of a prompt are one sequence: every group's rewards are equal, its advantages 0, and the
+    /// step has no gradient. Without it the same steps' groups disagree.
+    func testRolloutTopKOneMakesEveryGroupOneSequence() throws {
+        var rows: [[[String: Double]]] = []
+        for extra in [[], ["--rollout-top-k", "1"]] {
+            let out = CLI.tempDir("grpo-top-k")
+            let r = CLI.sftDist(Self.grpo(extra + ["--steps", "2", "--out", out]))
+            XCTAssertEqual(r.status, 0, r.all)
+            rows.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(rows.map(\.count), [2, 2])
+        XCTAssertTrue(rows[0].contains { ($0["frac_reward_zero_std"] ?? 1) < 1 }, "\(rows[0])")
+        for row in rows[1] {
+            XCTAssertEqual(row["frac_reward_zero_std"], 1, "\(row)")
+            XCTAssertEqual(row["grad_norm"], 0, "\(row)")
+        }
+    }
+
     /// CHORD's demonstrations come from their own stream beside the rollouts and its μ from a
     /// schedule: both continue as if never interrupted.
     func testCHORDKillAndResumeLatest() throws {

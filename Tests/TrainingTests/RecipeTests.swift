@@ -80,7 +80,7 @@ final class RecipeTests: XCTestCase {
                                "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",
                                "watchdog_seconds",
                                "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora",
-                               "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "max_completion_length",
+                               "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "rollout_top_k", "max_completion_length",
                                "steps_per_generation", "rewards", "reward_args", "scale_rewards", "scored_data"])
     }
 

@@ -107,6 +107,7 @@ public struct RecipeKeys: Sendable {
     public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
     public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(0, 1000, openLow: true), "Sampling temperature of the rollouts.")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
+    public let rolloutTopK = RecipeKey("rollout_top_k", 0, .within(0...1_000_000), "Sample each rollout token from the k most likely (0: no limit; TRL's top_k).")
     public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")
     public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Optimizer steps that share one generation of rollouts (later steps are off-policy: importance ratio to the behaviour log-probs).")
     public let rewards = RecipeKey("rewards", [String](), .rewardSpecs, "Reward function NAME or NAME=WEIGHT (repeatable; a YAML list).", flag: "reward")

@@ -10,6 +10,8 @@ public struct RolloutSettings: Sendable {
     public var batchSize: Int
     public var temperature: Float
     public var topP: Float
+    /// Top-k of the rollouts (0: no limit).
+    public var topK = 0
     public var maxCompletionLength: Int
     /// Optimizer steps per generation: one generation of `stepsPerGeneration · batch` rollouts
     /// is split into that many step batches, in order.
@@ -35,6 +37,7 @@ public struct RolloutSettings: Sendable {
                       topP: Float(r.rolloutTopP), maxCompletionLength: r.maxCompletionLength,
                       stepsPerGeneration: r.stepsPerGeneration, scaling: RewardScaling(rawValue: r.scaleRewards) ?? .group,
                       seed: r.seed)
+        topK = r.rolloutTopK
     }
 
     /// Longest prompt that leaves room for a whole completion in `context` tokens.
@@ -48,7 +51,7 @@ public struct RolloutSettings: Sendable {
 
     /// Sampling options of every rollout: stop at the data's own completion terminator.
     public func sampling(stopId: Int32) -> SamplingOptions {
-        SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topP: topP, stopIds: [stopId])
+        SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topK: topK, topP: topP, stopIds: [stopId])
     }
 
     /// The seed of generation `g`'s streams; rollout i of it samples from stream i, so the
