@@ -39,7 +39,7 @@ final class RetentionCLITests: XCTestCase {
             let rows = Self.evalRows(out)
             XCTAssertEqual(rows.map { $0["step"] ?? -1 }, [0, 2, 4], "an evaluation before, at step 2 and after")
             for row in rows {
-                for key in ["eval_add_loss", "eval_add_accuracy", "eval_copy_loss", "eval_copy_accuracy", "eval_copy_token_acc"] {
+                for key in ["eval_add_loss", "eval_add_accuracy", "eval_copy_loss", "eval_copy_accuracy", "eval_copy_mean_token_accuracy"] {
                     XCTAssertNotNil(row[key], "-n \(n) step \(row["step"] ?? -1): no \(key) in \(row.keys.sorted())")
                 }
                 XCTAssertEqual(row["eval_add_generated"], 25)

@@ -14,6 +14,13 @@ final class SingleProcessTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), "missing \(f)")
         }
         XCTAssertEqual(CLI.losses(out).count, 6)
+        // The names transformers' Trainer and TRL's SFTTrainer give the same figures.
+        let rows = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        for key in ["loss", "learning_rate", "grad_norm", "mean_token_accuracy"] {
+            XCTAssertTrue(rows.filter { $0["eval_loss"] == nil }.allSatisfy { $0[key] is NSNumber }, "step rows without \(key): \(rows)")
+        }
+        XCTAssertTrue(rows.contains { $0["eval_loss"] is NSNumber && $0["eval_mean_token_accuracy"] is NSNumber }, "\(rows)")
         let e = CLI.sftDist(["eval", "--model", out + "/model", "--data", out + "/data/heldout.jsonl", "--examples", "5"])
         XCTAssertEqual(e.status, 0, e.all)
         XCTAssertTrue(e.stdout.contains("accuracy (exact)"), e.stdout)

@@ -36,7 +36,7 @@ public struct EvalResult {
     public var accuracy: Double? { generation?.passAt1 }
 
     public var fields: [(String, Any)] {
-        var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_token_acc", tokenAccuracy)]
+        var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy)]
         if let g = generation {
             f += [("eval_accuracy", g.passAt1), ("eval_mean_reward", g.meanReward), ("eval_mean_length", g.meanLength),
                   ("eval_ece", g.ece), ("eval_generated", g.count)]

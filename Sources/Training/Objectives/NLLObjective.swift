@@ -56,7 +56,7 @@ public final class NLLObjective: Objective {
             }
         }
         return ObjectiveResult(loss: total * Double(scale),
-                               diagnostics: ["mean_p": sumP, "token_acc": correct],
-                               diagnosticCounts: ["mean_p": count, "token_acc": count])
+                               diagnostics: ["mean_p": sumP, "mean_token_accuracy": correct],
+                               diagnosticCounts: ["mean_p": count, "mean_token_accuracy": count])
     }
 }

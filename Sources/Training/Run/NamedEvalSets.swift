@@ -8,7 +8,7 @@ import Models
 /// sharded and allreduced like the main one (`Evaluator`), so its numbers do not depend on the
 /// rank count. Its metrics are the main set's fields with the name inserted, as transformers'
 /// Trainer names a dict of eval datasets (`eval_{name}_loss`): `eval_add_loss`,
-/// `eval_add_accuracy` (exact match of the greedy answer), `eval_add_token_acc`, …
+/// `eval_add_accuracy` (exact match of the greedy answer), `eval_add_mean_token_accuracy`, …
 public struct NamedEvalSets {
     public let names: [String]
     let datasets: [Dataset]

@@ -153,7 +153,7 @@ public enum TrainingJob {
             tokensSeen += r.tokens
             trainSeconds += dt
             losses.append(r.loss)
-            var fields: [(String, Any)] = [("step", step + 1), ("loss", r.loss), ("lr", Double(r.lr)),
+            var fields: [(String, Any)] = [("step", step + 1), ("loss", r.loss), ("learning_rate", Double(r.lr)),
                                            ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", previousElapsed + comm.wallTime() - start)]
