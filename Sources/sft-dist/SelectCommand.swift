@@ -92,7 +92,10 @@ struct Select: ParsableCommand {
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
         }
-        if let reference, let refModel { SameInputs.check("--ref-model \(refModel)", model: reference.parameters) }
+        if let reference, let refModel {
+            SameInputs.check("--ref-model \(refModel)", architecture: reference)
+            SameInputs.check("--ref-model \(refModel)", model: reference.parameters)
+        }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         // round(keep · rows) = 0 wrote an empty file with exit 0, which training then refused.
         Fatal.agree(Int((keep * Double(set.count)).rounded()) > 0 ? nil :

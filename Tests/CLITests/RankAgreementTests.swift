@@ -77,6 +77,34 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertEqual(same.status, 0, same.all)
     }
 
+    /// `train` broadcasts rank 0's weights, so it compared no model: a node whose copy of the
+    /// model had another config.json trained silently with it when the shapes were the same
+    /// (n_head), and crashed in the broadcast (a segfault, no sft-dist line) when they were not.
+    /// `eval` compared the weights only. Both name the key now, before anything is written.
+    func testAnotherArchitectureOnOneRankIsRefused() throws {
+        let (r0, r1) = try ranks("architecture")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/run"])
+        XCTAssertEqual(t.status, 0, t.all)
+        try FileManager.default.copyItem(atPath: r0 + "/run", toPath: r1 + "/run")
+        let configPath = r1 + "/run/model/config.json"
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        XCTAssertEqual(config["n_head"] as? Int, 2)
+        config["n_head"] = 4   // the same tensors: 32 = 4 × 8
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let message = "--model run/model: this rank's model differs from rank 0's: config.json n_head is 4 here and 2 on rank 0"
+        let train = ["train", "--model", "run/model", "--steps", "2", "--eval-examples", "0", "--quiet", "--data", "same.jsonl", "--out", "out"]
+        expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out"))
+        let eval = ["eval", "--model", "run/model", "--data", "same.jsonl", "--examples", "0"]
+        expectOneLine(CLI.mpirunEach([(eval, r0), (eval, r1)]), message)
+        // Other shapes: the default model's directory under the same name on rank 1.
+        try FileManager.default.removeItem(atPath: r1 + "/run")
+        let d = CLI.sftDist(["train", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r1 + "/run"])
+        XCTAssertEqual(d.status, 0, d.all)
+        expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]), "--model run/model: this rank's model differs from rank 0's: config.json n_embd is")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out"))
+    }
+
     func testEverySubcommandRefusesRanksWithOtherSettings() throws {
         let (r0, r1) = try ranks("args")
         let commands: [(args: [String], flag: String, mine: String, theirs: String)] = [

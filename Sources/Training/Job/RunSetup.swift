@@ -27,6 +27,9 @@ public struct RunSetup {
                 throw e
             }
         }
+        // Rank 0's weights are broadcast below; the architecture and tokenizer must be the same.
+        SameInputs.check("--model \(recipe.model)", architecture: model, comm: comm)
+        SameInputs.check("--model \(recipe.model)", tokenizer: tokenizer, comm: comm)
         let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
         let chat = Fatal.collective { try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) }
         let template = chat.template
@@ -84,6 +87,7 @@ public struct RunSetup {
         if objective.requirements.referenceModel {
             if let path = recipe.refModel {
                 reference = Fatal.collective { try ReferenceModel.load(path, like: model, tokenizer: tokenizer) }
+                SameInputs.check("--ref-model \(path)", architecture: reference!, comm: comm)
                 comm.broadcast(reference!.parameters.valueBuffer, root: 0)
             } else {
                 let r = model.makeReplica()

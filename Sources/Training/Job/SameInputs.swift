@@ -55,8 +55,53 @@ public enum SameInputs {
     /// tokenizer — special tokens, end token, chat template: a LoRA adapter's own tokenizer
     /// (`AdapterDirectory`) present on one node only laid out other ranks' prompts another way.
     public static func check(_ what: String, model: LanguageModel, tokenizer: Tokenizer, comm: Communicator = Fatal.communicator) {
+        check(what, architecture: model, comm: comm)
         check(what, model: model.parameters, comm: comm)
         check(what, generationConfig: model.generationConfig, comm: comm)
+        check(what, tokenizer: tokenizer, comm: comm)
+    }
+
+    /// Collective: every rank built the same architecture — its config.json as the model saves
+    /// it, the adapter's rank, alpha and targets, the parameter layout. `train` broadcasts rank
+    /// 0's weights into every replica, so a node with another config.json (a stale copy) was
+    /// not caught by the weights: with other shapes the broadcast overran a buffer (a segfault),
+    /// with the same shapes (n_head, an epsilon, rope_theta) that rank computed other losses and
+    /// gradients, silently. Checked before anything is exchanged, naming the first key.
+    public static func check(_ what: String, architecture model: LanguageModel, comm: Communicator = Fatal.communicator) {
+        guard comm.size > 1 else { return }
+        let mine = architectureFields(model)
+        let root = comm.broadcast(mine.map { "\($0.key)\u{1}\($0.value)" }.joined(separator: "\u{0}"), root: 0)
+        var theirs: [String: String] = [:]
+        for entry in root.split(separator: "\u{0}") {
+            let parts = entry.split(separator: "\u{1}", maxSplits: 1, omittingEmptySubsequences: false)
+            theirs[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let here = Dictionary(uniqueKeysWithValues: mine.map { ($0.key, $0.value) })
+        let key = Set(here.keys).union(theirs.keys).sorted().first { here[$0] != theirs[$0] }
+        Fatal.agree(key.map { k in
+            "\(what): this rank's model differs from rank 0's: \(k) is \(here[k] ?? "absent") here and \(theirs[k] ?? "absent") on rank 0 (every node must have the same model files)"
+        })
+    }
+
+    /// (name, value) of what makes an architecture, sorted by name: config.json's keys as the
+    /// model writes them (JSON values), the adapter's settings, the parameter layout.
+    static func architectureFields(_ model: LanguageModel) -> [(key: String, value: String)] {
+        var fields: [(key: String, value: String)] = model.configJSON.map { k, v in
+            let text = (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys, .fragmentsAllowed]))
+                .flatMap { String(data: $0, encoding: .utf8) }.map { String($0.dropFirst().dropLast()) } ?? "\(v)"
+            return ("config.json " + k, text)
+        }
+        if let lora = (model as? LoRAAdaptable)?.lora {
+            fields += [("adapter r", "\(lora.rank)"), ("adapter lora_alpha", "\(lora.alpha)"),
+                       ("adapter target_modules", lora.targets.joined(separator: ","))]
+        }
+        let layout = model.parameters.entries.map { "\($0.name):\($0.shape)@\($0.offset)" }.joined(separator: " ")
+        fields.append(("the parameter layout", "\(model.parameters.count) floats, \(XXHash64.hex(XXHash64.hash(Array(layout.utf8))))"))
+        return fields.sorted { $0.key < $1.key }
+    }
+
+    /// Collective: every rank loaded the same tokenizer (special tokens, end token, chat template).
+    public static func check(_ what: String, tokenizer: Tokenizer, comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
         let specials = tokenizer.specialTokens.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
         let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")"
