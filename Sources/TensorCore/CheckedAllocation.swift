@@ -32,6 +32,22 @@ public enum CheckedAllocation {
         return raw!.bindMemory(to: Float.self, capacity: n)
     }
 
+    /// Asks for `count` floats and gives them back at once, untouched: before a Swift array of
+    /// that size, whose failed allocation traps with no message (`Fatal error: failed to
+    /// allocate`), so that an allocation that cannot succeed ends with one line (exit 5) instead.
+    public static func probe(floats count: Int, for purpose: @autoclosure () -> String) {
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        var raw: UnsafeMutableRawPointer? = nil
+        if overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
+            failureHandler("out of memory: cannot allocate \(describe(bytes: overflow ? Int.max : bytes)) for \(purpose())")
+        }
+        #if canImport(Glibc)
+        Glibc.free(raw)
+        #else
+        Darwin.free(raw)
+        #endif
+    }
+
     public static func free(_ pointer: UnsafeMutablePointer<Float>) {
         #if canImport(Glibc)
         Glibc.free(pointer)

@@ -53,8 +53,11 @@ enum Runtime {
         Fatal.communicator = comm
         // A failed large allocation becomes one line and an aborted job, not a trap on one rank.
         CheckedAllocation.failureHandler = { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
-        setWatchdog(seconds: watchdog)
+        setWatchdog(seconds: watchdog)   // also BLASStallGuard's limit
         SameInputs.checkCollectiveSettings(comm: comm)
+        // Collective (after the check above, which agree's allreduce needs): every rank under
+        // the same limit says so once.
+        Fatal.agree(BLAS.takeWorkBuffers(), code: Fatal.Code.outOfMemory)
         return comm
     }
 
@@ -89,6 +92,7 @@ enum Runtime {
 
     static func setWatchdog(seconds: Double) {
         mpi?.startWatchdog(seconds: seconds)
+        BLASStallGuard.start(seconds: seconds) { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
     }
 
     /// Ends the run: standard output flushed and checked — results written to a full disk or

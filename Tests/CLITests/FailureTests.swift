@@ -74,6 +74,29 @@ final class FailureTests: XCTestCase {
         return r
     }
 
+    /// Under an address-space limit (`ulimit -v`, as SGE's h_vmem sets) a run ends with one
+    /// line and exit 5 wherever the limit is reached. Before, OpenBLAS retried its work-buffer
+    /// mapping for ever at 100 % CPU (a hang with no message) and AdamW's moments, Swift arrays,
+    /// trapped (`Fatal error: failed to allocate`). The limits step through the start-up so
+    /// that each is reached at another allocation; which one depends on the machine's libraries,
+    /// what must not is the outcome.
+    func testAnAddressSpaceLimitEndsWithOneLineNeverAHang() throws {
+        let dir = CLI.tempDir("ulimit")
+        for (i, kib) in [600_000, 650_000, 700_000, 760_000, 800_000, 850_000].enumerated() {
+            let argv = [CLI.binary, "train", "--model", "gpt2-mini", "--steps", "2", "--threads", "2", "--watchdog", "5",
+                        "--quiet", "--out", dir + "/out\(i)"]
+            let started = Date()
+            let r = CLI.run(["bash", "-c", "ulimit -v \(kib); exec \"$@\"", "bash"] + argv, seconds: 60)
+            let label = "ulimit -v \(kib): \(r.all)"
+            XCTAssertLessThan(Date().timeIntervalSince(started), 40, label)
+            XCTAssertFalse(r.all.contains("Fatal error") || r.all.contains("Program crashed"), label)
+            guard r.status != 0 else { continue }   // a machine whose start-up maps less may fit
+            XCTAssertEqual(r.status, 5, label)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error:", in: r.stderr), 1, label)
+            XCTAssertTrue(r.stderr.contains("out of memory") || r.stderr.contains("no progress inside a matrix product"), label)
+        }
+    }
+
     func testBadDataClasses() throws {
         let dir = CLI.tempDir("bad-data")
         let good = #"{"prompt": "add 1 2 =", "completion": " 3"}"# + "\n"

@@ -17,6 +17,7 @@ public final class AdamW: GradientClearingOptimizer {
                 eps: Float = 1e-8, weightDecay: Float = 0.0) {
         let trainable = trainable ?? .all(params)
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        CheckedAllocation.probe(floats: 2 * trainable.count, for: "AdamW's moments of \(trainable.count) parameters")
         m = [Float](repeating: 0, count: trainable.count)
         v = [Float](repeating: 0, count: trainable.count)
         spans = optimizerSpans(params, trainable: trainable)

@@ -12,6 +12,7 @@ public final class SGD: Optimizer {
     public init(params: ParameterStore, trainable: TrainableSet? = nil, momentum: Float = 0, weightDecay: Float = 0) {
         let trainable = trainable ?? .all(params)
         self.momentum = momentum; self.weightDecay = weightDecay
+        CheckedAllocation.probe(floats: trainable.count, for: "SGD's momentum of \(trainable.count) parameters")
         buf = [Float](repeating: 0, count: trainable.count)
         spans = optimizerSpans(params, trainable: trainable)
     }

@@ -35,6 +35,7 @@ public final class ZeroAdamW: Optimizer {
         self.comm = comm
         self.trainable = trainable
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        CheckedAllocation.probe(floats: 2 * gradients.shardCount, for: "AdamW's moments of \(gradients.shardCount) parameters (this rank's shard)")
         m = [Float](repeating: 0, count: gradients.shardCount)
         v = [Float](repeating: 0, count: gradients.shardCount)
         spans = optimizerSpans(params, ranges: gradients.owned)

@@ -1,0 +1,53 @@
+import Foundation
+import Synchronization
+
+extension BLAS {
+    /// Address space OpenBLAS maps for one calling thread's work buffer (its BUFFER_SIZE on
+    /// x86-64: 128 MiB, measured as the growth of VmSize at the first `cblas_sgemm`).
+    public static let workBufferBytes = 128 << 20
+
+    /// OpenBLAS maps a thread's work buffer at that thread's first product and keeps it; when
+    /// the mapping fails — an address-space limit (`ulimit -v`, as batch systems such as SGE's
+    /// `h_vmem` set) already used up by sft-dist's own buffers — it retries for ever at 100 %
+    /// CPU: a rank that hangs with no message (under mpirun the watchdog then blamed a
+    /// collective on another rank). So every pool thread makes its first product at start-up,
+    /// while the address space is still free, and an allocation of sft-dist's that later does
+    /// not fit fails with its own message (`CheckedAllocation`, exit 5). Returns the problem
+    /// when the limit leaves no room even for the buffers (nil: taken).
+    public static func takeWorkBuffers() -> String? {
+        let threads = Parallel.threads
+        // The buffers plus room for the products' operands.
+        let needed = threads * workBufferBytes + (16 << 20)
+        if let left = MemoryBudget.addressSpaceBytes(), left < needed {
+            return "out of memory: the address-space limit (ulimit -v) leaves \(CheckedAllocation.describe(bytes: left)), and OpenBLAS needs \(threads) × \(workBufferBytes >> 20) MiB of work buffer, one per thread, before anything else (raise the limit, or fewer --threads)"
+        }
+        // OpenBLAS hands a free buffer to each call and maps a new one only when every mapped
+        // buffer is in use, so the threads' first products must overlap: each round, every
+        // thread waits until all have arrived, then runs a product of ~1 ms (above OpenBLAS's
+        // small-matrix path, which takes no buffer). Three rounds, for a thread descheduled
+        // through a whole round (ranks oversubscribing the cores).
+        guard threads > 1, !Parallel.active else { warmProduct(size: 256); return nil }
+        let n = 384
+        let operands = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * n * threads)
+        operands.initialize(repeating: 0, count: 3 * n * n * threads)
+        defer { operands.deallocate() }
+        for _ in 0..<3 {
+            let arrived = Atomic<Int>(0)
+            Parallel.onEachThread { t in
+                arrived.add(1, ordering: .sequentiallyConsistent)
+                while arrived.load(ordering: .sequentiallyConsistent) < threads { sched_yield() }
+                warmProduct(size: n, operands: operands + 3 * n * n * t)
+            }
+        }
+        return nil
+    }
+
+    /// C = A·B of `size`² zeros, with `operands` (3·size² floats) or its own.
+    private static func warmProduct(size n: Int, operands: UnsafeMutablePointer<Float>? = nil) {
+        let own = operands == nil ? UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * n) : nil
+        defer { own?.deallocate() }
+        let a = operands ?? own!
+        if own != nil { a.initialize(repeating: 0, count: 3 * n * n) }
+        call(false, false, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n)
+    }
+}
