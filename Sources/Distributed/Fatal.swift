@@ -63,13 +63,28 @@ public enum Fatal {
 
     /// Prints `sft-dist: error: <message>` (with the rank when there are several) and ends
     /// the whole job with a non-zero exit code.
+    ///
+    /// A fault every rank meets at once (the same allocation under the same memory limit)
+    /// reached `fail` on each of them, and each printed before the first abort landed: the
+    /// job's one message appeared once per rank. Rank r > 0 now waits `rankDelay(r)` first —
+    /// long enough for rank 0 (or a lower rank) that failed too to print and abort the job,
+    /// which ends this process before it prints — and a fault only rank r meets is said that
+    /// much later.
     public static func fail(_ message: String, code: Int32 = 1) -> Never {
         let comm = communicator
+        if comm.size > 1 && comm.rank > 0 { usleep(rankDelay(comm.rank)) }
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
         if comm.size > 1 { abort(afterPrinting: true, comm: comm, code: code) }
         comm.abortJob(code: code)
+    }
+
+    /// Microseconds rank r > 0 waits before printing a fatal line: rank 0's grace before its
+    /// abort plus the launcher's time to kill the others (well under the 0.5 s margin), then
+    /// 0.3 s per rank so that of two failing ranks the lower prints first (up to rank 10).
+    static func rankDelay(_ rank: Int) -> UInt32 {
+        printedLineGrace + 500_000 + 300_000 * UInt32(min(max(rank, 1), 10))
     }
 
     /// Collective: every rank passes its error (or nil). If any rank failed, the lowest

@@ -178,6 +178,20 @@ final class FailureTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "a model was written after the failure")
     }
 
+    /// A fault every rank meets at the same moment (the same allocation under the same memory
+    /// limit; here SFT_DIST_FAULT=fail-all:2 on every rank) is printed once, by rank 0: each
+    /// rank printed its own copy before the first abort landed. Five runs, at 2 and 4 ranks.
+    func testAFaultEveryRankMeetsAtOnceIsPrintedOnce() throws {
+        for (i, ranks) in [2, 4, 2, 4, 2].enumerated() {
+            let out = CLI.tempDir("fail-all-\(i)")
+            let job = try BackgroundJob.mpirun(ranks, tiny + ["--out", out], seconds: 60, environment: ["SFT_DIST_FAULT": "fail-all:2"])
+            let (r, _) = job.wait()
+            XCTAssertEqual(r.status, 5, r.all)
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error", in: r.stderr), 1, "-n \(ranks): \(r.all)")
+            XCTAssertTrue(r.stderr.contains("sft-dist: error (rank 0): injected fault after step 2, on every rank"), r.all)
+        }
+    }
+
     /// Output that cannot be written (README exit code 6) ends the whole job once, under
     /// mpirun: a checkpoint directory blocked by a file, and a metrics file that is a directory.
     func testUnwritableOutputExitsWithCodeSix() throws {

@@ -7,7 +7,8 @@ import TensorCore
 /// checkpoint save (which takes milliseconds, too short to hit from outside reliably).
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
-/// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `after-step` (the metrics row of the step is written), `save-files` (every file of
+/// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `fail-all` (see
+/// `failEveryRank`), `after-step` (the metrics row of the step is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
 /// checkpoints not yet pruned). Unset in normal runs; reading it costs one lookup at start-up.
@@ -33,6 +34,14 @@ enum FaultInjection {
         guard comm.size > 1, comm.rank == comm.size - 1, let s = spec, s.point == "mpi-error", s.step == step else { return }
         var bytes: [UInt8] = [0]
         comm.broadcast(&bytes, root: comm.size)
+    }
+
+    /// `fail-all:<step>`: after that step every rank fails at once (`Fatal.fail`), as a fault
+    /// every rank meets at the same moment does (one allocation under one memory limit): the
+    /// job's message must still appear once.
+    static func failEveryRank(step: Int) {
+        guard let s = spec, s.point == "fail-all", s.step == step else { return }
+        Fatal.fail("injected fault after step \(step), on every rank", code: Fatal.Code.outOfMemory)
     }
 
     static func point(_ name: String, step: Int, rank: Int) {

@@ -168,6 +168,7 @@ public enum TrainingJob {
                             extra: trainer.progressExtra(produced))
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             FaultInjection.failMPICall(comm, step: step + 1)
+            FaultInjection.failEveryRank(step: step + 1)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, trainable: trainer.trainable, comm: comm, step: step + 1)
             }
