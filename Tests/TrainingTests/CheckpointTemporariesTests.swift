@@ -17,4 +17,15 @@ final class CheckpointTemporariesTests: XCTestCase {
         CheckpointStore(directory: dir).removeTemporaries()
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), live.sorted())
     }
+
+    /// The checkpoint directory replaced by a file during a run: the message says so (it read
+    /// "File exists", Foundation's reason, which sent the user looking for a directory).
+    func testACheckpointDirectoryThatIsAFileIsNamedSo() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-file-\(getpid())").path
+        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertThrowsError(try CheckpointStore.createDirectory(path)) { error in
+            XCTAssertEqual("\(error)", "\(path): cannot create the checkpoint directory (it exists and is not a directory)")
+        }
+    }
 }

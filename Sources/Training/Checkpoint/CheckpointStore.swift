@@ -55,14 +55,24 @@ struct CheckpointStore {
         var state: CheckpointState
     }
 
+    /// The checkpoints' directory, created if missing; a path that became a file during the
+    /// run is named so (Foundation's reason read "File exists").
+    static func createDirectory(_ directory: String) throws {
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            var isDirectory: ObjCBool = false
+            let reason = fm.fileExists(atPath: directory, isDirectory: &isDirectory) && !isDirectory.boolValue
+                ? "it exists and is not a directory" : MessageText.reason(error, for: directory)
+            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(reason))")
+        }
+    }
+
     /// Writes a checkpoint for `state.step`; returns its directory.
     @discardableResult
     func write(_ c: Contents, keepLast: Int) throws -> String {
         let fm = FileManager.default
         let step = c.state.step, name = Self.name(step)
-        do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw CheckpointError("\(directory): cannot create the checkpoint directory (\(MessageText.reason(error, for: directory)))")
-        }
+        try Self.createDirectory(directory)
         removeTemporaries()
         let tmp = directory + "/.tmp-\(name)-\(getpid())"
         let final = directory + "/" + name
