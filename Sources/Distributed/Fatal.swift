@@ -73,19 +73,35 @@ public enum Fatal {
     public static func fail(_ message: String, code: Int32 = 1) -> Never {
         let comm = communicator
         if comm.size > 1 && comm.rank > 0 { usleep(rankDelay(comm.rank)) }
+        failNow(message, code: code)
+    }
+
+    /// `fail` without the wait, for a fault only this rank can meet whose line must come before
+    /// the other ranks' watchdog (a stalled matrix product, `BLASStallGuard`); callable from
+    /// any thread. Alone, the process ends with `_exit`: `exit`'s handlers could wait on the
+    /// stalled thread.
+    public static func failNow(_ message: String, code: Int32 = 1) -> Never {
+        let comm = communicator
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
         if comm.size > 1 { abort(afterPrinting: true, comm: comm, code: code) }
+        if !Thread.isMainThread { _exit(code) }
         comm.abortJob(code: code)
     }
 
     /// Microseconds rank r > 0 waits before printing a fatal line: rank 0's grace before its
     /// abort plus the launcher's time to kill the others (well under the 0.5 s margin), then
     /// 0.3 s per rank so that of two failing ranks the lower prints first (up to rank 10).
+    /// Never more than a quarter of the `--watchdog` limit, so that the rank's own line still
+    /// comes before the others' watchdog fires.
     static func rankDelay(_ rank: Int) -> UInt32 {
-        printedLineGrace + 500_000 + 300_000 * UInt32(min(max(rank, 1), 10))
+        let wanted = Double(printedLineGrace + 500_000 + 300_000 * UInt32(min(max(rank, 1), 10)))
+        return UInt32(watchdogSeconds > 0 ? min(wanted, watchdogSeconds * 250_000) : wanted)
     }
+
+    /// The job's `--watchdog` limit (0: off), set with it; bounds `rankDelay`.
+    nonisolated(unsafe) public static var watchdogSeconds: Double = 300
 
     /// Collective: every rank passes its error (or nil). If any rank failed, the lowest
     /// failing rank prints its message and the job ends; otherwise returns normally.

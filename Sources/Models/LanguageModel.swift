@@ -9,6 +9,10 @@ public protocol LanguageModel: AnyObject {
     var maxSequenceLength: Int { get }
     /// The `config.json` this model is saved with (Hugging Face keys).
     var configJSON: [String: Any] { get }
+    /// The keys of `configJSON` that shape the computation (the ones the model interprets, not
+    /// the file's other keys it only writes back: `_name_or_path`, `use_cache`, …): what every
+    /// rank must agree on (`SameInputs`).
+    var architectureJSON: [String: Any] { get }
     /// The `generation_config.json` the model was loaded with, written back when it is saved
     /// (nil: none — presets, sft-dist's own models).
     var generationConfig: GenerationConfig? { get set }
@@ -25,6 +29,8 @@ public protocol LanguageModel: AnyObject {
 }
 
 extension LanguageModel {
+    public var architectureJSON: [String: Any] { configJSON }
+
     /// Copies every parameter value from `other` (same architecture).
     public func copyParameters(from other: LanguageModel) {
         precondition(other.parameters.count == parameters.count, "copyParameters: layouts differ")

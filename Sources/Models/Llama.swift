@@ -67,6 +67,8 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
         return m
     }
 
+    public var architectureJSON: [String: Any] { config.json }
+
     public var configJSON: [String: Any] {
         // Interpreted keys are regenerated; the dtype is float32 because that is what we write.
         var j = extraConfig

@@ -16,8 +16,9 @@ extension BLAS {
     /// when the limit leaves no room even for the buffers (nil: taken).
     public static func takeWorkBuffers() -> String? {
         let threads = Parallel.threads
-        // The buffers plus room for the products' operands.
-        let needed = threads * workBufferBytes + (16 << 20)
+        let n = threads > 1 && !Parallel.active ? 384 : 256
+        // The buffers, the products' operands, and 16 MiB.
+        let needed = threads * (workBufferBytes + 3 * n * n * MemoryLayout<Float>.stride) + (16 << 20)
         if let left = MemoryBudget.addressSpaceBytes(), left < needed {
             return "out of memory: the address-space limit (ulimit -v) leaves \(CheckedAllocation.describe(bytes: left)), and OpenBLAS needs \(threads) × \(workBufferBytes >> 20) MiB of work buffer, one per thread, before anything else (raise the limit, or fewer --threads)"
         }
@@ -26,11 +27,9 @@ extension BLAS {
         // thread waits until all have arrived, then runs a product of ~1 ms (above OpenBLAS's
         // small-matrix path, which takes no buffer). Three rounds, for a thread descheduled
         // through a whole round (ranks oversubscribing the cores).
-        guard threads > 1, !Parallel.active else { warmProduct(size: 256); return nil }
-        let n = 384
-        let operands = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * n * threads)
-        operands.initialize(repeating: 0, count: 3 * n * n * threads)
-        defer { operands.deallocate() }
+        let operands = CheckedAllocation.floats(3 * n * n * threads, for: "the start-up products that map OpenBLAS's work buffers")
+        defer { CheckedAllocation.free(operands) }
+        guard threads > 1, !Parallel.active else { warmProduct(size: n, operands: operands); return nil }
         for _ in 0..<3 {
             let arrived = Atomic<Int>(0)
             Parallel.onEachThread { t in
@@ -42,12 +41,8 @@ extension BLAS {
         return nil
     }
 
-    /// C = A·B of `size`² zeros, with `operands` (3·size² floats) or its own.
-    private static func warmProduct(size n: Int, operands: UnsafeMutablePointer<Float>? = nil) {
-        let own = operands == nil ? UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * n) : nil
-        defer { own?.deallocate() }
-        let a = operands ?? own!
-        if own != nil { a.initialize(repeating: 0, count: 3 * n * n) }
+    /// C = A·B of `size`² zeros in `operands` (3·size² floats).
+    private static func warmProduct(size n: Int, operands a: UnsafeMutablePointer<Float>) {
         call(false, false, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n)
     }
 }

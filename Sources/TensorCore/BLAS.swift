@@ -56,13 +56,16 @@ public enum BLAS {
     static func call(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        BLASStallGuard.inFlight.add(1, ordering: .relaxed)
+        let counted = BLASStallGuard.armed
+        if counted { BLASStallGuard.inFlight.add(1, ordering: .relaxed) }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                     beta, c, Int32(ldc))
-        BLASStallGuard.inFlight.subtract(1, ordering: .relaxed)
-        BLASStallGuard.finished.add(1, ordering: .relaxed)
+        if counted {
+            BLASStallGuard.inFlight.subtract(1, ordering: .relaxed)
+            BLASStallGuard.finished.add(1, ordering: .relaxed)
+        }
     }
 
     /// Threads per rank (the `Parallel` pool). The first use takes OpenBLAS's own setting

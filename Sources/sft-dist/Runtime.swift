@@ -92,7 +92,8 @@ enum Runtime {
 
     static func setWatchdog(seconds: Double) {
         mpi?.startWatchdog(seconds: seconds)
-        BLASStallGuard.start(seconds: seconds) { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
+        Fatal.watchdogSeconds = seconds
+        BLASStallGuard.start(watchdog: seconds) { Fatal.failNow($0, code: Fatal.Code.outOfMemory) }
     }
 
     /// Ends the run: standard output flushed and checked — results written to a full disk or

@@ -92,7 +92,7 @@ public struct RecipeKeys: Sendable {
     public let recompute = RecipeKey("recompute", false, .bool,
                                      "Keep only each transformer block's input and re-run its forward in backward (less activation memory).", resume: .mayChange)
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
-                                           "Abort the job when a collective waits this many seconds (0: off).", resume: .mayChange, flag: "watchdog")
+                                           "Abort the job when a collective waits this many seconds (0: off); under an address-space limit, also when a matrix product makes no progress for half of it.", resume: .mayChange, flag: "watchdog")
     public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")
     public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
     public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")

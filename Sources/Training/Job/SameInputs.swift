@@ -83,10 +83,11 @@ public enum SameInputs {
         })
     }
 
-    /// (name, value) of what makes an architecture, sorted by name: config.json's keys as the
-    /// model writes them (JSON values), the adapter's settings, the parameter layout.
+    /// (name, value) of what makes an architecture, sorted by name: the config.json keys the
+    /// model interprets, as it writes them (JSON values), the adapter's settings, the parameter
+    /// layout.
     static func architectureFields(_ model: LanguageModel) -> [(key: String, value: String)] {
-        var fields: [(key: String, value: String)] = model.configJSON.map { k, v in
+        var fields: [(key: String, value: String)] = model.architectureJSON.map { k, v in
             let text = (try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys, .fragmentsAllowed]))
                 .flatMap { String(data: $0, encoding: .utf8) }.map { String($0.dropFirst().dropLast()) } ?? "\(v)"
             return ("config.json " + k, text)

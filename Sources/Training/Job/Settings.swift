@@ -20,7 +20,7 @@ public enum Settings {
     public static let topK = Setting<Int>("top_k", .within(0...16_777_216), "Sample from the k most likely tokens (0 = all).")
     public static let seed = Setting<UInt64>("seed", .any, "Seed for initialisation, data order and sampling.")
     /// train's is the recipe key watchdog_seconds (same limits); the other subcommands take this.
-    public static let watchdog = Setting<Double>("watchdog", .within(0, 1e7), "Abort the job when a collective (one rank waiting for the others) waits this many seconds (0: off).")
+    public static let watchdog = Setting<Double>("watchdog", .within(0, 1e7), "Abort the job when a collective (one rank waiting for the others) waits this many seconds (0: off); under an address-space limit, also when a matrix product makes no progress for half of it.")
     public static let threads = Setting<Int>("threads", .within(1...1024), "Threads per rank: sft-dist's pool splits each GEMM and kernel over them, each OpenBLAS call single-threaded (default: OPENBLAS_NUM_THREADS, else the cores).")
     public static let scorerTimeout = Setting<Double>("scorer_timeout", .within(0, ExternalScorer.maxTimeout, openLow: true), "Seconds an external scorer may take per batch.")
     public static let exampleCount = Setting<Int>("count", .within(1...10_000_000), "Number of examples.")

@@ -93,6 +93,7 @@ extension SelectionProducer {
         var reference: LanguageModel? = nil
         if selector.referenceScorer != nil, let path = r.refModel {
             reference = Fatal.collective { try ReferenceModel.load(path, like: setup.model, tokenizer: setup.tokenizer) }
+            SameInputs.check("--ref-model \(path)", architecture: reference!, comm: comm)
             comm.broadcast(reference!.parameters.valueBuffer, root: 0)
         }
         return SelectionProducer(selector: selector, keep: keep,
