@@ -22,11 +22,12 @@ extension BLAS {
         if let left = MemoryBudget.addressSpaceBytes(), left < needed {
             return "out of memory: the address-space limit (ulimit -v) leaves \(CheckedAllocation.describe(bytes: left)), and OpenBLAS needs \(threads) × \(workBufferBytes >> 20) MiB of work buffer, one per thread, before anything else (raise the limit, or fewer --threads)"
         }
-        // OpenBLAS hands a free buffer to each call and maps a new one only when every mapped
-        // buffer is in use, so the threads' first products must overlap: each round, every
-        // thread waits until all have arrived, then runs a product of ~1 ms (above OpenBLAS's
-        // small-matrix path, which takes no buffer). Three rounds, for a thread descheduled
-        // through a whole round (ranks oversubscribing the cores).
+        // Each pool thread makes a product above OpenBLAS's small-matrix path (which takes no
+        // buffer). Built with thread-local buffer tables (Debian's), each thread maps its own;
+        // with one shared table a new buffer is mapped only while every mapped one is in use,
+        // so the products also overlap: each round every thread waits until all have arrived,
+        // then runs ~1 ms of product; three rounds, for a thread descheduled through a whole
+        // round (ranks oversubscribing the cores).
         let operands = CheckedAllocation.floats(3 * n * n * threads, for: "the start-up products that map OpenBLAS's work buffers")
         defer { CheckedAllocation.free(operands) }
         guard threads > 1, !Parallel.active else { warmProduct(size: n, operands: operands); return nil }
