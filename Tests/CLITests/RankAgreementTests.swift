@@ -105,6 +105,48 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out"))
     }
 
+    /// Llama's config.json: the keys the model interprets are compared (rms_norm_eps on one node
+    /// is refused), the ones it only writes back are not (`use_cache`, `_name_or_path`: two
+    /// copies of one model saved by different tools run together).
+    func testOnlyTheKeysALlamaInterpretsAreCompared() throws {
+        let (r0, r1) = try ranks("llama-keys")
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../ModelsTests/Fixtures/hf/models/llama").standardized.path
+        for r in [r0, r1] { try FileManager.default.copyItem(atPath: fixture, toPath: r + "/m") }
+        let configPath = r1 + "/m/config.json"
+        let original = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        func write(_ change: (inout [String: Any]) -> Void) throws {
+            var config = original
+            change(&config)
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        }
+        let eval = ["eval", "--model", "m", "--data", "same.jsonl", "--examples", "0"]
+        try write { $0["use_cache"] = false; $0["_name_or_path"] = "elsewhere/llama" }
+        let cosmetic = CLI.mpirunEach([(eval, r0), (eval, r1)])
+        XCTAssertEqual(cosmetic.status, 0, cosmetic.all)
+        try write { $0["rms_norm_eps"] = 1e-6 }
+        expectOneLine(CLI.mpirunEach([(eval, r0), (eval, r1)]),
+                      "--model m: this rank's model differs from rank 0's: config.json rms_norm_eps is 1e-06 here and 1e-05 on rank 0")
+    }
+
+    /// `train --selection learnability` scores candidates with `--ref-model` on every rank:
+    /// another architecture under that path on one node is refused, as the model's is.
+    func testAnotherReferenceArchitectureForSelectionIsRefused() throws {
+        let (r0, r1) = try ranks("selection-ref")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/ref"])
+        XCTAssertEqual(t.status, 0, t.all)
+        try FileManager.default.copyItem(atPath: r0 + "/ref", toPath: r1 + "/ref")
+        let configPath = r1 + "/ref/model/config.json"
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        config["n_head"] = 4
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let train = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--selection", "learnability",
+                     "--ref-model", "ref/model", "--eval-examples", "0", "--quiet", "--data", "same.jsonl", "--out", "out"]
+        expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]),
+                      "--ref-model ref/model: this rank's model differs from rank 0's: config.json n_head is 4 here and 2 on rank 0")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out/model"))
+    }
+
     func testEverySubcommandRefusesRanksWithOtherSettings() throws {
         let (r0, r1) = try ranks("args")
         let commands: [(args: [String], flag: String, mine: String, theirs: String)] = [
