@@ -78,16 +78,17 @@ public enum Fatal {
 
     /// `fail` without the wait, for a fault only this rank can meet whose line must come before
     /// the other ranks' watchdog (a stalled matrix product, `BLASStallGuard`); callable from
-    /// any thread. Alone, the process ends with `_exit`: `exit`'s handlers could wait on the
-    /// stalled thread.
+    /// any thread. Alone, the process ends with `_exit` once standard output is flushed:
+    /// `exit`'s handlers could wait on a stalled thread, and under an address-space limit one
+    /// was seen to hang after the line was printed.
     public static func failNow(_ message: String, code: Int32 = 1) -> Never {
         let comm = communicator
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
         FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
         if code == Code.training { beforeTrainingAbort?() }
         if comm.size > 1 { abort(afterPrinting: true, comm: comm, code: code) }
-        if !Thread.isMainThread { _exit(code) }
-        comm.abortJob(code: code)
+        fflush(stdout)
+        _exit(code)
     }
 
     /// Microseconds rank r > 0 waits before printing a fatal line: rank 0's grace before its

@@ -20,7 +20,7 @@ extension BLAS {
         // The buffers, the products' operands, and 16 MiB.
         let needed = threads * (workBufferBytes + 3 * n * n * MemoryLayout<Float>.stride) + (16 << 20)
         if let left = MemoryBudget.addressSpaceBytes(), left < needed {
-            return "out of memory: the address-space limit (ulimit -v) leaves \(CheckedAllocation.describe(bytes: left)), and OpenBLAS needs \(threads) × \(workBufferBytes >> 20) MiB of work buffer, one per thread, before anything else (raise the limit, or fewer --threads)"
+            return "out of memory: the address-space limit (ulimit -v) leaves \(CheckedAllocation.describe(bytes: left)), and OpenBLAS needs \(threads) × \(workBufferBytes >> 20) MiB of work buffer, one per thread, before anything else (raise the limit, or fewer threads: --threads, or OPENBLAS_NUM_THREADS)"
         }
         // Each pool thread makes a product above OpenBLAS's small-matrix path (which takes no
         // buffer). Built with thread-local buffer tables (Debian's), each thread maps its own;
