@@ -77,20 +77,26 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertEqual(same.status, 0, same.all)
     }
 
+    /// A one-step tiny run in `r0/run`, copied to `r1/run` with n_head 4 instead of 2 in its
+    /// model's config.json: the same tensors (32 = 4 × 8), another architecture.
+    func tinyModelWithFourHeadsOnRankOne(_ r0: String, _ r1: String, run: String) throws {
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/" + run])
+        XCTAssertEqual(t.status, 0, t.all)
+        try FileManager.default.copyItem(atPath: r0 + "/" + run, toPath: r1 + "/" + run)
+        let configPath = r1 + "/" + run + "/model/config.json"
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        XCTAssertEqual(config["n_head"] as? Int, 2)
+        config["n_head"] = 4
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+    }
+
     /// `train` broadcasts rank 0's weights, so it compared no model: a node whose copy of the
     /// model had another config.json trained silently with it when the shapes were the same
     /// (n_head), and crashed in the broadcast (a segfault, no sft-dist line) when they were not.
     /// `eval` compared the weights only. Both name the key now, before anything is written.
     func testAnotherArchitectureOnOneRankIsRefused() throws {
         let (r0, r1) = try ranks("architecture")
-        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/run"])
-        XCTAssertEqual(t.status, 0, t.all)
-        try FileManager.default.copyItem(atPath: r0 + "/run", toPath: r1 + "/run")
-        let configPath = r1 + "/run/model/config.json"
-        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
-        XCTAssertEqual(config["n_head"] as? Int, 2)
-        config["n_head"] = 4   // the same tensors: 32 = 4 × 8
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        try tinyModelWithFourHeadsOnRankOne(r0, r1, run: "run")
         let message = "--model run/model: this rank's model differs from rank 0's: config.json n_head is 4 here and 2 on rank 0"
         let train = ["train", "--model", "run/model", "--steps", "2", "--eval-examples", "0", "--quiet", "--data", "same.jsonl", "--out", "out"]
         expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]), message)
@@ -133,13 +139,7 @@ final class RankAgreementTests: XCTestCase {
     /// another architecture under that path on one node is refused, as the model's is.
     func testAnotherReferenceArchitectureForSelectionIsRefused() throws {
         let (r0, r1) = try ranks("selection-ref")
-        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r0 + "/ref"])
-        XCTAssertEqual(t.status, 0, t.all)
-        try FileManager.default.copyItem(atPath: r0 + "/ref", toPath: r1 + "/ref")
-        let configPath = r1 + "/ref/model/config.json"
-        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
-        config["n_head"] = 4
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        try tinyModelWithFourHeadsOnRankOne(r0, r1, run: "ref")
         let train = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--selection", "learnability",
                      "--ref-model", "ref/model", "--eval-examples", "0", "--quiet", "--data", "same.jsonl", "--out", "out"]
         expectOneLine(CLI.mpirunEach([(train, r0), (train, r1)]),
