@@ -35,6 +35,10 @@ struct Eval: ParsableCommand {
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(Settings.maxNewTokens, default: "16") var maxNewTokensFlag: Int?
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Flag(inversion: .prefixedNo, help: "Loss over the completion of {prompt, completion} rows only (--no-completion-only-loss: every token), as train's flag.")
+    var completionOnlyLoss = true
+    @Flag(inversion: .prefixedNo, help: "Loss over the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
+    var assistantOnlyLoss = true
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
@@ -97,7 +101,8 @@ struct Eval: ParsableCommand {
         }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss))
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         let emptyPrompts = set.examples.filter { $0.answer != nil && $0.promptLength == 0 }

@@ -39,6 +39,8 @@ struct Train: ParsableCommand {
     @Option(recipe: \.truncation) var truncation: String?
     @Flag(recipe: \.packing) var packing: Bool?
     @Option(recipe: \.chatTemplate) var chatTemplate: String?
+    @Flag(recipe: \.completionOnlyLoss) var completionOnlyLoss: Bool?
+    @Flag(recipe: \.assistantOnlyLoss) var assistantOnlyLoss: Bool?
     @Option(recipe: \.objective) var objective: String?
     @Option(recipe: \.objectiveArgs) var objectiveArgs: [String]
     @Option(recipe: \.refModel) var refModel: String?

@@ -74,7 +74,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(names, ["model", "data", "heldout", "heldout_fraction", "steps", "batch_size", "micro_batch_size", "lr",
                                "min_lr_ratio", "warmup_steps", "schedule", "optimizer", "beta1", "beta2", "adam_eps",
                                "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
-                               "chat_template", "objective", "objective_args", "ref_model", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
+                               "chat_template", "completion_only_loss", "assistant_only_loss", "objective", "objective_args", "ref_model", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
                                "max_new_tokens", "eval_data", "checksum_every", "log_every", "skip_bad_lines", "nan_policy", "nan_skip_limit",
                                "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume",
                                "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",
@@ -89,6 +89,7 @@ final class RecipeTests: XCTestCase {
         var r = Recipe()
         r.steps = 7; r.schedule = .linear; r.optimizer = .sgd; r.heldout = "h.jsonl"; r.objectiveArgs = ["k": "4", "beta": "-0.2"]
         r.nanPolicy = .skip; r.saveFormat = .hf; r.truncation = .drop; r.packing = true; r.seed = UInt64.max; r.lr = 1e-4
+        r.completionOnlyLoss = false
         // Found by the fuzz campaign: YAMLEncoder wrote 15 digits, so recipe.yaml did not
         // reproduce a value such as this one; strings that look like other types stay strings.
         r.watchdogSeconds = 30.922337203685476; r.model = "~"; r.out = "123"; r.data = "true"

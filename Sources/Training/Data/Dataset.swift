@@ -98,17 +98,18 @@ public final class Dataset: Sendable {
     /// Reads `path` (JSONL), tokenizes with `template`, and fits each example to `maxLength`.
     public convenience init(path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
-                            skipBadLines: Bool = false,
+                            skipBadLines: Bool = false, lossScope: LossScope = .answersOnly,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws {
         let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
         try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
-                      truncation: truncation, template: template, skippedLines: read.skipped)
+                      truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope)
     }
 
     /// Tokenizes already-parsed records; `path` names the data in the report and errors.
     public convenience init(records: [SourcedRecord], path: String, tokenizer: any Tokenizer,
                             maxLength: Int, truncation: Truncation = .right,
-                            template: ChatTemplate = .chatml, skippedLines: [SkippedLine] = []) throws {
+                            template: ChatTemplate = .chatml, skippedLines: [SkippedLine] = [],
+                            lossScope: LossScope = .answersOnly) throws {
         guard maxLength >= 2 else {
             throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))")
         }
@@ -119,7 +120,8 @@ public final class Dataset: Sendable {
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {
-            let full = try ChatFormat.example(from: record, tokenizer: tokenizer, template: template)
+            let full = lossScope.apply(try ChatFormat.example(from: record, tokenizer: tokenizer, template: template),
+                                       record: record.record)
             report.longest = max(report.longest, full.ids.count)
             guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
                 report.droppedTooLong += 1

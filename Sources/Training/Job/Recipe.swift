@@ -79,6 +79,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         set { self[Recipe.declared[keyPath: path]] = newValue }
     }
 
+    /// The tokens of a row that the loss trains (completion_only_loss, assistant_only_loss).
+    public var lossScope: LossScope {
+        LossScope(completionOnly: self.completionOnlyLoss, assistantOnly: self.assistantOnlyLoss)
+    }
+
     public static func == (a: Recipe, b: Recipe) -> Bool { keys.allSatisfy { $0.key.same(a, b) } }
 
     public func encode(to encoder: Encoder) throws {
@@ -108,6 +113,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try checkSettingsCombine(objective, rewards: rewardFunctions)
+        if objective.requirements.pairs {
+            for key in [k.completionOnlyLoss, k.assistantOnlyLoss] where deliberate(key) && !switchedOff(key, by: k.objective) {
+                throw RecipeError("\(named(key)) sets which tokens of an SFT row are trained; objective \(self.objective) trains on preference pairs and scores their answers only: it would have no effect")
+            }
+        }
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         if !resumesACheckpoint { try checkLoRAKeysNeedRank() }
         // merge_lora may change on resume (it only adds an output), so a resumed run checks it

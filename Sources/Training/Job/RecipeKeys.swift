@@ -32,6 +32,10 @@ public struct RecipeKeys: Sendable {
     public let packing = RecipeKey("packing", false, .bool, "Pack several examples per row instead of padding.")
     public let chatTemplate = RecipeKey("chat_template", ChatTemplate.auto, .oneOf(ChatTemplate.names),
                                         "Template for {messages} data (auto: the model's own).")
+    public let completionOnlyLoss = RecipeKey("completion_only_loss", true, .bool,
+                                              "On {prompt, completion} rows train the completion only (--no-completion-only-loss: every token, the prompt too).")
+    public let assistantOnlyLoss = RecipeKey("assistant_only_loss", true, .bool,
+                                             "On {messages} rows train the assistant turns only (--no-assistant-only-loss: every token, TRL's default).")
     public let objective = RecipeKey("objective", "nll", .oneOf(ObjectiveRegistry.names), "Training objective (see README).")
     public let objectiveArgs = RecipeKey("objective_args", [String: String](), .keyValues,
                                          "Objective parameter key=value (repeatable).", flag: "objective-arg")

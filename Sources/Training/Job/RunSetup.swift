@@ -128,21 +128,23 @@ public struct RunSetup {
                                   path: path, line: i + 1)
                 }
                 return try Dataset(records: sourced, path: path, tokenizer: tokenizer, maxLength: maxLength,
-                                   truncation: truncation, template: template)
+                                   truncation: truncation, template: template, lossScope: recipe.lossScope)
             }
             let train = try dataset(trainRecords, builtinData)
             // --heldout FILE evaluates on that file instead of the built-in held-out rows.
             if let h = recipe.heldout {
                 return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                           template: template, skipBadLines: recipe.skipBadLines))
+                                           template: template, skipBadLines: recipe.skipBadLines, lossScope: recipe.lossScope))
             }
             return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
         }
         let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
-                              truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+                              truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
+                              lossScope: recipe.lossScope)
         if let h = paths.heldOut {
             let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
-                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
+                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
+                                   lossScope: recipe.lossScope)
             return (all, recipe.scoredData ? try rightAnswers(held, path: h, recipe: recipe) : held)
         }
         let (train, held) = all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)

@@ -45,7 +45,7 @@ public struct NamedEvalSets {
         }
     }
 
-    /// Reads and tokenizes every set as the run's held-out data is (template, truncation).
+    /// Reads and tokenizes every set as the run's held-out data is (template, truncation, loss scope).
     public static func load(_ setup: RunSetup) -> NamedEvalSets {
         let recipe = setup.recipe
         let datasets = Fatal.collective { () throws -> [Dataset] in
@@ -55,7 +55,8 @@ public struct NamedEvalSets {
                 let data: Dataset
                 do {
                     let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
-                                          truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
+                                          truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines,
+                                          lossScope: recipe.lossScope)
                     // Scored samples are references only where they score above 0, as the held-out set's.
                     data = recipe.scoredData ? try RunSetup.rightAnswers(all, path: path, recipe: recipe) : all
                 } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
