@@ -116,7 +116,8 @@ public struct RecipeKeys: Sendable {
     public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Optimizer steps that share one generation of rollouts (later steps are off-policy: importance ratio to the behaviour log-probs).")
     public let rewards = RecipeKey("rewards", [String](), .rewardSpecs, "Reward function NAME or NAME=WEIGHT (repeatable; a YAML list).", flag: "reward")
     public let rewardArgs = RecipeKey("reward_args", [String: String](), .keyValues, "Reward argument NAME.key=value, or key=value with one reward (repeatable).", flag: "reward-arg")
-    public let scaleRewards = RecipeKey("scale_rewards", "group", .oneOf(["group", "batch", "none"]), "Advantage scaling (TRL's scale_rewards): std of the group, of the batch, or none (Dr.GRPO).")
+    public let scaleRewards = RecipeKey("scale_rewards", RewardScaling.group, .cases,
+                                        "Advantage scaling (TRL's scale_rewards): std of the group, of the batch, or none (Dr.GRPO); TRL's true/false read as group/none.")
     public let scoredData = RecipeKey("scored_data", false, .bool, "Train grpo on --data's rows as pre-generated, pre-scored samples (each with reward and group, or advantage): no sampling, ratio 1.")
 
     public init() {}

@@ -184,6 +184,25 @@ extension RecipeValue where Self: RawRepresentable & CaseIterable, RawValue == S
 }
 
 extension LRSchedule.Kind: RecipeValue {}
+
+/// `scale_rewards` by name, or as TRL's GRPOConfig also takes it, a boolean: true is `group`,
+/// false is `none` (its `__post_init__`), so a TRL recipe's `scale_rewards: false` reads as it
+/// meant. `recipe.yaml` writes the name.
+extension RewardScaling: RecipeValue {
+    public static func fromYAML(_ node: Node) -> RewardScaling? {
+        guard let scalar = node.scalar else { return nil }
+        if let name = RewardScaling(rawValue: scalar.string) { return name }
+        return Bool.construct(from: scalar).map { $0 ? RewardScaling.group : RewardScaling.none }
+    }
+    public static func fromFlag(_ text: String, current: RewardScaling?) -> RewardScaling? {
+        if let name = RewardScaling(rawValue: text) { return name }
+        switch text {
+        case "true", "True": return .group
+        case "false", "False": return RewardScaling.none
+        default: return nil
+        }
+    }
+}
 extension Truncation: RecipeValue {}
 extension ModelDirectory.SaveFormat: Codable, RecipeValue {}
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How advantages are scaled: TRL's `scale_rewards` (GRPOConfig).
-public enum RewardScaling: String, Sendable, CaseIterable {
+public enum RewardScaling: String, Codable, Sendable, CaseIterable {
     /// (r − mean_g) / (std_g + 1e-4), std over the rollouts of the prompt (GRPO, arXiv 2402.03300 §4.1.2).
     case group
     /// (r − mean_g) / (std_B + 1e-4), std over every rollout of the generation batch.

@@ -35,7 +35,7 @@ public struct RolloutSettings: Sendable {
     public init(recipe r: Recipe) throws {
         try self.init(rollouts: r.rollouts, batchSize: r.batchSize, temperature: Float(r.rolloutTemperature),
                       topP: Float(r.rolloutTopP), maxCompletionLength: r.maxCompletionLength,
-                      stepsPerGeneration: r.stepsPerGeneration, scaling: RewardScaling(rawValue: r.scaleRewards) ?? .group,
+                      stepsPerGeneration: r.stepsPerGeneration, scaling: r.scaleRewards,
                       seed: r.seed)
         topK = r.rolloutTopK
     }

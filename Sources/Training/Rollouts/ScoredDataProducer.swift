@@ -34,7 +34,7 @@ public final class ScoredDataProducer: ReportingProducer {
         }
         guard r.prompts == nil else { throw RecipeError("scored_data trains on the rows of --data: drop --prompts") }
         grpo.maxCompletionLength = r.maxCompletionLength
-        let lines = try ScoredRows.scores(try ScoredRows.read(path: r.data, skipBadLines: r.skipBadLines), scaling: RewardScaling(rawValue: r.scaleRewards) ?? .group,
+        let lines = try ScoredRows.scores(try ScoredRows.read(path: r.data, skipBadLines: r.skipBadLines), scaling: r.scaleRewards,
                                           path: r.data)
         let scores = try setup.train.examples.map { e -> ScoredRows.Score in
             guard let l = Self.line(of: e.source, in: r.data), let s = lines[l] else {
