@@ -20,6 +20,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.heldout) var heldout: String?
     @Option(recipe: \.heldoutFraction) var heldoutFraction: String?
     @Option(recipe: \.steps) var steps: String?
+    @Option(recipe: \.numTrainEpochs) var numTrainEpochs: String?
     @Option(recipe: \.batchSize) var batchSize: String?
     @Option(recipe: \.microBatchSize) var microBatchSize: String?
     @Option(recipe: \.lr) var lr: String?

@@ -71,7 +71,7 @@ final class RecipeTests: XCTestCase {
         try Recipe().validate()
         XCTAssertEqual(Recipe().steps, 1000)
         // The keys recipes had before they were declared in one place, none lost or renamed.
-        XCTAssertEqual(names, ["model", "data", "heldout", "heldout_fraction", "steps", "batch_size", "micro_batch_size", "lr",
+        XCTAssertEqual(names, ["model", "data", "heldout", "heldout_fraction", "steps", "num_train_epochs", "batch_size", "micro_batch_size", "lr",
                                "min_lr_ratio", "warmup_steps", "schedule", "optimizer", "beta1", "beta2", "adam_eps",
                                "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
                                "chat_template", "completion_only_loss", "assistant_only_loss", "objective", "objective_args", "ref_model", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",

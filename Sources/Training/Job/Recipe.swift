@@ -113,6 +113,9 @@ public struct Recipe: Codable, Equatable, Sendable {
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try checkSettingsCombine(objective, rewards: rewardFunctions)
+        if self.numTrainEpochs > 0, let why = TrainEpochs.unsupported(self, objective: objective) {
+            throw RecipeError("\(named(k.numTrainEpochs)) counts passes over the training rows, batch_size of them a step; \(why): give --steps")
+        }
         if objective.requirements.pairs {
             for key in [k.completionOnlyLoss, k.assistantOnlyLoss] where deliberate(key) && !switchedOff(key, by: k.objective) {
                 throw RecipeError("\(named(key)) sets which tokens of an SFT row are trained; objective \(self.objective) trains on preference pairs and scores their answers only: it would have no effect")

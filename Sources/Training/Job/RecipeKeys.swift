@@ -12,6 +12,8 @@ public struct RecipeKeys: Sendable {
     public let heldoutFraction = RecipeKey("heldout_fraction", 0.05, .within(0, 1, openHigh: true),
                                            "Fraction of --data held out when --heldout is not given.")
     public let steps = RecipeKey(Settings.steps, default: 1000)
+    public let numTrainEpochs = RecipeKey("num_train_epochs", 0.0, .within(0, 1e6),
+                                          "Train this many passes over the training rows instead of --steps (steps = ⌈epochs × rows ÷ batch_size⌉; 0: count steps).")
     public let batchSize = RecipeKey(Settings.batchSize, default: 48)
     public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12)
     public let lr = RecipeKey("lr", 3e-3, .positive, "Peak learning rate.")

@@ -71,6 +71,12 @@ public struct RunSetup {
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
+        // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
+        let pairs = objective.requirements.pairs
+        let (stepped, epochsNote) = Fatal.collective {
+            try TrainEpochs.apply(recipe, rows: pairs ? train.pairCount : train.count, unit: pairs ? "pairs" : "rows")
+        }
+        if comm.isCoordinator, let epochsNote { log(epochsNote) }
         if comm.isCoordinator && recipe.scoredData && heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {
             FileHandle.standardError.write(Data("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n".utf8))
         }
@@ -95,7 +101,7 @@ public struct RunSetup {
                 reference = r
             }
         }
-        return RunSetup(recipe: recipe, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
+        return RunSetup(recipe: stepped, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference, trainsOnMessages: messages)
     }
 

@@ -17,7 +17,9 @@ public enum TrainingJob {
     }
 
     @discardableResult
-    public static func run(recipe: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
+    public static func run(recipe asked: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
+        // The steps num_train_epochs gives are known once the data is loaded (RunSetup).
+        var recipe = asked
         let lead = comm.isCoordinator
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         let outputs = RunOutputs(recipe.out)
@@ -32,6 +34,7 @@ public enum TrainingJob {
         Fatal.agree(lead ? RunOutputInputs.unwritable(recipe) : nil, code: Fatal.Code.output)
         NamedEvalSets.checkFiles(recipe)
         let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
+        recipe = setup.recipe
         let evalSets = NamedEvalSets.load(setup)
         // A template lays out {messages} rows; data with none (what the model trains on, the
         // held-out set, --eval-data) has nothing for it to do, though the log said "chat
@@ -135,6 +138,8 @@ public enum TrainingJob {
         // -1 (the default): four evaluations during the run, so loss.svg shows a held-out curve.
         // Every ⌈steps/5⌉ steps: with steps/4 the fourth fell on the last step, where the final
         // evaluation stands in for it (1000 steps gave 250, 500, 750 and the final one).
+        // Passes over the training rows at the end of each step, where a step draws batch_size of them.
+        let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0)
@@ -157,6 +162,7 @@ public enum TrainingJob {
                                            ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", previousElapsed + comm.wallTime() - start)]
+            if let epochRows { fields.append(("epoch", Double(step + 1) * Double(recipe.batchSize) / Double(epochRows))) }
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
             fields += produced

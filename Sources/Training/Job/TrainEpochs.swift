@@ -1,0 +1,49 @@
+import Foundation
+
+/// `num_train_epochs` (TRL's and transformers' name): the run's length given as passes over
+/// the training rows instead of steps. A step draws `batch_size` rows (pairs, for preference
+/// objectives) from an endless stream of seeded epochs (`UniformSampler`), so E epochs of N
+/// rows are ⌈E·N / batch_size⌉ steps, and the end of step s is epoch s·batch_size / N — the
+/// `epoch` figure of each metrics row, as transformers' Trainer logs it. The steps are derived
+/// once the data is loaded (every rank holds the same rows), before anything is sized from
+/// them; recipe.yaml then holds both, and reads back to the same run.
+public enum TrainEpochs {
+    /// Why this recipe's steps are not passes over --data's rows (nil: they are). Sampling
+    /// objectives draw prompts per generation, selection draws pools of candidates, and
+    /// self-training mixes in rows it makes: each counts its own way, so they take --steps.
+    static func unsupported(_ r: Recipe, objective: Objective) -> String? {
+        if r.selection != "none" { return "selection \(r.selection) draws a pool of selection_pool × batch_size candidates a step" }
+        if r.selfTrain != "none" { return "self-training (--self-train \(r.selfTrain)) trains on rows it makes as well" }
+        if r.objective == "spin" { return "objective spin trains on answers the model makes" }
+        if objective.requirements.rollouts && !r.scoredData { return "objective \(r.objective) samples rollouts of prompts, steps_per_generation steps per generation" }
+        return nil
+    }
+
+    /// The rows one epoch holds: training pairs for a preference objective, else training rows.
+    public static func rows(_ setup: RunSetup) -> Int {
+        setup.objective.requirements.pairs ? setup.train.pairCount : setup.train.count
+    }
+
+    /// ⌈epochs × rows ÷ batch_size⌉, at least one step.
+    public static func steps(epochs: Double, rows: Int, batchSize: Int) -> Int {
+        max(1, Int((epochs * Double(rows) / Double(batchSize)).rounded(.up)))
+    }
+
+    /// The recipe with its steps derived from `num_train_epochs` (unchanged when that is 0),
+    /// and the line that says so. A --steps given as well must agree.
+    static func apply(_ recipe: Recipe, rows: Int, unit: String) throws -> (Recipe, String?) {
+        guard recipe.numTrainEpochs > 0 else { return (recipe, nil) }
+        let k = Recipe.declared
+        let derived = steps(epochs: recipe.numTrainEpochs, rows: rows, batchSize: recipe.batchSize)
+        let how = "\(recipe.numTrainEpochs.shortText) epoch\(recipe.numTrainEpochs == 1 ? "" : "s") of \(rows) training \(unit) at batch_size \(recipe.batchSize)"
+        guard derived <= 100_000_000 else {
+            throw RecipeError("\(recipe.named(k.numTrainEpochs)) \(recipe.numTrainEpochs.shortText): \(how) are \(derived) steps, more than the 100000000 a run may take")
+        }
+        if recipe.deliberate(k.steps) && recipe.steps != derived {
+            throw RecipeError("\(recipe.named(k.steps)) \(recipe.steps) and \(recipe.named(k.numTrainEpochs)) \(recipe.numTrainEpochs.shortText) disagree: \(how) are \(derived) steps; give one of them")
+        }
+        var r = recipe
+        r.steps = derived
+        return (r, "num_train_epochs \(recipe.numTrainEpochs.shortText): \(how) are \(derived) steps")
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import XCTest
+
+/// `--num-train-epochs` (TRL's num_train_epochs): steps = ⌈epochs × rows ÷ batch_size⌉, an
+/// `epoch` figure on each step row (step × batch_size ÷ rows), the same under -n 1 and -n 2,
+/// a recipe.yaml that reads back, exact resume, and a disagreeing --steps refused.
+final class TrainEpochsCLITests: XCTestCase {
+    /// 30 training rows (and a held-out file, so no split changes the count).
+    func writeData(_ dir: String) -> [String] {
+        func rows(_ n: Int, _ seed: Int) -> String {
+            (0..<n).map { i in
+                let a = (i * 7 + seed) % 50, b = (i * 13 + seed) % 30
+                return #"{"prompt": "add \#(a) \#(b) =", "completion": " \#(a + b)"}"#
+            }.joined(separator: "\n")
+        }
+        FileManager.default.createFile(atPath: dir + "/train.jsonl", contents: Data(rows(30, 1).utf8))
+        FileManager.default.createFile(atPath: dir + "/held.jsonl", contents: Data(rows(6, 3).utf8))
+        return ["train", "--model", "tiny", "--data", dir + "/train.jsonl", "--heldout", dir + "/held.jsonl",
+                "--batch-size", "8", "--micro-batch-size", "4", "--warmup-steps", "0", "--eval-every", "0", "--eval-examples", "0"]
+    }
+
+    func testEpochsSetTheStepsAndEachRowSaysItsEpoch() throws {
+        let dir = CLI.tempDir("epochs")
+        let args = writeData(dir) + ["--num-train-epochs", "2"]
+        let out = dir + "/run"
+        let r = CLI.sftDist(args + ["--out", out])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("num_train_epochs 2: 2 epochs of 30 training rows at batch_size 8 are 8 steps"), r.stdout)
+        let rows = CLI.trainingRows(out)
+        XCTAssertEqual(rows.map { $0["step"] ?? 0 }, (1...8).map(Double.init), "⌈2 × 30 ÷ 8⌉ = 8 steps")
+        for row in rows {
+            XCTAssertEqual(row["epoch"] ?? .nan, (row["step"] ?? 0) * 8 / 30, accuracy: 1e-12)
+        }
+        let recipe = try String(contentsOfFile: out + "/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(recipe.contains("\nsteps: 8\n") && recipe.contains("\nnum_train_epochs: 2"), recipe)
+
+        // The run's own recipe.yaml runs again (its steps agree with its epochs), to the same losses.
+        let again = CLI.sftDist(["train", "--config", out + "/recipe.yaml", "--out", dir + "/again", "--quiet"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertEqual(CLI.losses(dir + "/again"), CLI.losses(out))
+
+        // Under mpirun -n 2 the same steps and losses.
+        let two = CLI.mpirun(2, args + ["--out", dir + "/two", "--quiet"])
+        XCTAssertEqual(two.status, 0, two.all)
+        let l1 = CLI.losses(out), l2 = CLI.losses(dir + "/two")
+        XCTAssertEqual(l2.count, 8)
+        for (a, b) in zip(l1, l2) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(abs(a), 1e-3)) }
+
+        // Resumed from step 4, the steps 5…8 of the uninterrupted run, bit for bit.
+        let saved = dir + "/saved"
+        XCTAssertEqual(CLI.sftDist(args + ["--out", saved, "--save-every", "4", "--quiet"]).status, 0)
+        let resumed = CLI.sftDist(args + ["--out", dir + "/resumed", "--quiet", "--resume", saved + "/checkpoints/step-000004"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(CLI.losses(dir + "/resumed").map(\.bitPattern), l1.map(\.bitPattern))
+    }
+
+    func testADisagreeingStepsOrAMethodThatCountsOtherwiseIsRefused() {
+        let dir = CLI.tempDir("epochs-refused")
+        let args = writeData(dir) + ["--num-train-epochs", "2"]
+        let r = CLI.sftDist(args + ["--steps", "5", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--steps 5 and --num-train-epochs 2 disagree: 2 epochs of 30 training rows at batch_size 8 are 8 steps; give one of them"), r.stderr)
+        XCTAssertEqual(CLI.occurrences(of: "error", in: r.stderr), 1, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run"), "a refused run leaves no output directory")
+        let agreeing = CLI.sftDist(args + ["--steps", "8", "--out", dir + "/agree", "--quiet"])
+        XCTAssertEqual(agreeing.status, 0, agreeing.all)
+
+        let selection = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--selection", "uds"])
+        XCTAssertEqual(selection.status, 1, selection.all)
+        XCTAssertTrue(selection.stderr.contains("--num-train-epochs counts passes over the training rows, batch_size of them a step; selection uds draws a pool"), selection.stderr)
+        let grpo = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--objective", "grpo", "--reward", "task"])
+        XCTAssertEqual(grpo.status, 1, grpo.all)
+        XCTAssertTrue(grpo.stderr.contains("objective grpo samples rollouts"), grpo.stderr)
+    }
+}
