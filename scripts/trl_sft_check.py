@@ -1,6 +1,7 @@
 """One real TRL SFTTrainer step against `sft-dist train --steps 1` on the committed
 transformers fixtures (Tests/ModelsTests/Fixtures/hf/), for each loss mask TRL offers:
-prompt/completion rows with completion_only_loss True and False, conversations with
+prompt/completion rows with completion_only_loss True and False, {"text"} rows (language
+modeling: every token), conversations with
 assistant_only_loss False (TRL's default; True needs a training template with
 {% generation %} tags, which the fixtures' templates do not have).
 
@@ -73,10 +74,12 @@ def main():
     rows = [json.loads(l) for l in open(os.path.join(FIXTURES, "data/chat.jsonl"))]
     pc = [r for r in rows if "prompt" in r]
     chat = [r for r in rows if "messages" in r]
+    text = [{"text": r["prompt"] + r["completion"]} for r in pc]   # language modeling rows
     cases = []
     for name in ["gpt2", "llama", "qwen2"]:
         cases.append((name, "prompt/completion", pc, dict(completion_only_loss=True), []))
         cases.append((name, "prompt/completion", pc, dict(completion_only_loss=False), ["--no-completion-only-loss"]))
+        cases.append((name, "text", text, dict(dataset_text_field="text"), []))
         if os.path.exists(os.path.join(FIXTURES, "models", name, "chat_template.jinja")):
             cases.append((name, "messages", chat, dict(assistant_only_loss=False), ["--no-assistant-only-loss"]))
     worst = 0.0

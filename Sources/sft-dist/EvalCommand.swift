@@ -90,6 +90,7 @@ struct Eval: ParsableCommand {
                                     ("scorer-timeout", "\(scorerTimeout)"), ("examples", "\(examples)"), ("samples", "\(samples)"),
                                     ("pass-k", passK), ("temperature", "\(temperature)"), ("top-p", "\(topP)"), ("seed", "\(seed)"),
                                     ("micro-batch-size", "\(microBatchSize)"), ("max-length", "\(maxLength)"),
+                                    ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)

@@ -117,6 +117,8 @@ struct Generate: ParsableCommand {
                                                         tokenizer: tok, template: template)
                     let ids = Array(e.ids[0..<e.promptLength])
                     return (tok.decode(ids), r.source, ids)
+                case .text:   // JSONLReader refuses them among prompts
+                    throw DataError(#"\#(r.source): a {"text"} row has no prompt"#)
                 }
             }
         }

@@ -26,6 +26,10 @@ struct Select: ParsableCommand {
     @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Flag(inversion: .prefixedNo, help: "Score the completion of {prompt, completion} rows only (--no-completion-only-loss: every token), as train's flag.")
+    var completionOnlyLoss = true
+    @Flag(inversion: .prefixedNo, help: "Score the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
+    var assistantOnlyLoss = true
     @Option(Settings.seed.named("seed", help: "Seed of a preset model's weights and of the selectors that draw (random, uds's sketch)."),
             default: "1234") var seedFlag: UInt64?
     var seed: UInt64 { seedFlag ?? 1234 }
@@ -57,7 +61,8 @@ struct Select: ParsableCommand {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
         SameInputs.check(settings: [("method", method), ("keep", "\(keep)"), ("method-arg", methodArgs.joined(separator: " ")),
                                     ("pool", pool.map { "\($0)" } ?? "all"), ("max-length", "\(maxLength)"), ("chat-template", chatTemplate),
-                                    ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes"), ("adapter", adapter == nil ? "no" : "yes")])
+                                    ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes"), ("adapter", adapter == nil ? "no" : "yes"),
+                                    ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)")])
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
                                                          inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])
@@ -90,7 +95,8 @@ struct Select: ParsableCommand {
             selector.referenceScorer == nil ? nil : Fatal.collective { try ReferenceModel.load(path, like: m, tokenizer: tok) }
         }
         let set = Fatal.collective {
-            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
+            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss))
         }
         if let reference, let refModel {
             SameInputs.check("--ref-model \(refModel)", architecture: reference)

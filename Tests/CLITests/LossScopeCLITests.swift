@@ -62,6 +62,20 @@ final class LossScopeCLITests: XCTestCase {
         XCTAssertEqual(l[0], l[1], accuracy: 1e-6 * l[1])
         XCTAssertNotEqual(l[0], l[2], accuracy: 1e-3)
         XCTAssertEqual(l[0], a.last?["eval_loss"] ?? .nan, accuracy: 1e-5 * l[0], "eval agrees with the run's final evaluation")
+
+        // select's switch: the rows' losses as the split rows'.
+        func selectLosses(_ data: String, _ extra: [String]) throws -> [Double] {
+            let out = dir + "/sel-\(extra.count)-\((data as NSString).lastPathComponent)"
+            let r = CLI.sftDist(["select", "--method", "loss", "--keep", "0.5", "--model", model, "--data", data, "--out", out + ".jsonl"] + extra)
+            XCTAssertEqual(r.status, 0, r.all)
+            return try String(contentsOfFile: out + ".scores.jsonl", encoding: .utf8).split(separator: "\n").map {
+                try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
+            }
+        }
+        let sAll = try selectLosses(held.whole, ["--no-completion-only-loss"]), sSplit = try selectLosses(held.split, [])
+        XCTAssertEqual(sAll.count, 8)
+        for (x, y) in zip(sAll, sSplit) { XCTAssertEqual(x, y, accuracy: 1e-6 * y) }
+        XCTAssertNotEqual(try selectLosses(held.whole, []), sAll)
     }
 
     /// Conversations trained on every token: the same losses with -n 1 and -n 2.
@@ -87,10 +101,24 @@ final class LossScopeCLITests: XCTestCase {
         XCTAssertNotEqual(CLI.losses(dir + "/answers").first, runs[0].first?["loss"], "the switch changes the loss")
     }
 
-    func testASwitchThatWouldDoNothingIsRefused() {
+    func testASwitchThatWouldDoNothingOrMisleadIsRefused() throws {
         let r = CLI.sftDist(["train", "--dry-run", "--objective", "dpo", "--data", "pairs.jsonl", "--no-completion-only-loss"])
         XCTAssertEqual(r.status, 1, r.all)
-        XCTAssertTrue(r.stderr.contains("--completion-only-loss sets which tokens of an SFT row are trained; objective dpo trains on preference pairs"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--no-completion-only-loss sets which tokens of an SFT row are trained; --objective dpo trains on preference pairs and scores their answers only: give it only to SFT runs"), r.stderr)
+        // Sampling methods end an answer where its trained tokens end (the stop token).
+        let grpo = CLI.sftDist(["train", "--dry-run", "--objective", "grpo", "--reward", "task", "--no-assistant-only-loss"])
+        XCTAssertEqual(grpo.status, 1, grpo.all)
+        XCTAssertTrue(grpo.stderr.contains("--no-assistant-only-loss sets which tokens of an SFT row are trained; --objective grpo trains sampled answers"), grpo.stderr)
+        let dir = CLI.tempDir("loss-scope-refused")
+        let file = dir + "/r.yaml"
+        try "objective: grpo\nrewards: [task]\ncompletion_only_loss: false\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let yaml = CLI.sftDist(["train", "--dry-run", "--config", file])
+        XCTAssertTrue(yaml.stderr.contains("r.yaml:3: completion_only_loss false sets which tokens"), yaml.stderr)
+        // The built-in data has no {messages} rows: --no-assistant-only-loss would do nothing.
+        let none = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--no-assistant-only-loss", "--out", dir + "/out"])
+        XCTAssertEqual(none.status, 1, none.all)
+        XCTAssertTrue(none.stderr.contains("--no-assistant-only-loss sets which tokens of {messages} rows are trained, and the data has none: drop it"), none.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/model"))
         let ok = CLI.sftDist(["train", "--dry-run", "--no-assistant-only-loss"])
         XCTAssertEqual(ok.status, 0, ok.all)
         XCTAssertTrue(ok.stdout.contains("assistant_only_loss: false"), ok.stdout)

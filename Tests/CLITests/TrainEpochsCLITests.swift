@@ -32,12 +32,16 @@ final class TrainEpochsCLITests: XCTestCase {
             XCTAssertEqual(row["epoch"] ?? .nan, (row["step"] ?? 0) * 8 / 30, accuracy: 1e-12)
         }
         let recipe = try String(contentsOfFile: out + "/recipe.yaml", encoding: .utf8)
-        XCTAssertTrue(recipe.contains("\nsteps: 8\n") && recipe.contains("\nnum_train_epochs: 2"), recipe)
+        XCTAssertTrue(recipe.contains("\nnum_train_epochs: 2") && recipe.contains("\n# steps: 8\n") && !recipe.contains("\nsteps:"), recipe)
 
-        // The run's own recipe.yaml runs again (its steps agree with its epochs), to the same losses.
+        // The run's own recipe.yaml runs again (deriving its steps again), to the same losses;
+        // with another batch size it derives other steps.
         let again = CLI.sftDist(["train", "--config", out + "/recipe.yaml", "--out", dir + "/again", "--quiet"])
         XCTAssertEqual(again.status, 0, again.all)
         XCTAssertEqual(CLI.losses(dir + "/again"), CLI.losses(out))
+        let wider = CLI.sftDist(["train", "--config", out + "/recipe.yaml", "--batch-size", "10", "--out", dir + "/wider", "--quiet"])
+        XCTAssertEqual(wider.status, 0, wider.all)
+        XCTAssertEqual(CLI.losses(dir + "/wider").count, 6, "⌈2 × 30 ÷ 10⌉")
 
         // Under mpirun -n 2 the same steps and losses.
         let two = CLI.mpirun(2, args + ["--out", dir + "/two", "--quiet"])
@@ -67,9 +71,9 @@ final class TrainEpochsCLITests: XCTestCase {
 
         let selection = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--selection", "uds"])
         XCTAssertEqual(selection.status, 1, selection.all)
-        XCTAssertTrue(selection.stderr.contains("--num-train-epochs counts passes over the training rows, batch_size of them a step; selection uds draws a pool"), selection.stderr)
+        XCTAssertTrue(selection.stderr.contains("--num-train-epochs counts passes over the training rows, batch_size of them a step; --selection uds draws a pool"), selection.stderr)
         let grpo = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--objective", "grpo", "--reward", "task"])
         XCTAssertEqual(grpo.status, 1, grpo.all)
-        XCTAssertTrue(grpo.stderr.contains("objective grpo samples rollouts"), grpo.stderr)
+        XCTAssertTrue(grpo.stderr.contains("--objective grpo samples rollouts"), grpo.stderr)
     }
 }

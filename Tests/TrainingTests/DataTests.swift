@@ -61,7 +61,7 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": ""}"#), "data.jsonl:1: empty completion")
         XCTAssertEqual(readError("[1, 2]"), "data.jsonl:1: expected a JSON object")
         XCTAssertEqual(readError(#"{"id": 1}"#),
-                       #"data.jsonl:1: missing fields: need "prompt" and "completion", or "messages""#)
+                       #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "text""#)
         let invalidJSON = readError(good + "\n" + good + "\n" + #"{"prompt": "p""#)
         XCTAssertTrue(invalidJSON?.hasPrefix("data.jsonl:3: invalid JSON (") == true, invalidJSON ?? "nil")
         XCTAssertTrue(invalidJSON?.hasSuffix(")") == true)

@@ -14,7 +14,7 @@ final class ScaleRewardsRecipeTests: XCTestCase {
     func testNamesAndTRLsBooleans() throws {
         XCTAssertEqual(Recipe().scaleRewards, .group)
         for (text, scaling) in [("group", RewardScaling.group), ("batch", .batch), ("none", .none),
-                                ("true", .group), ("True", .group), ("false", .none), ("False", .none)] {
+                                ("true", .group), ("True", .group), ("yes", .group), ("false", .none), ("False", .none), ("off", .none)] {
             XCTAssertEqual(try flag(text), scaling, text)
         }
         for (yaml, scaling) in [("group", RewardScaling.group), ("batch", .batch), ("none", .none), ("true", .group), ("false", .none)] {

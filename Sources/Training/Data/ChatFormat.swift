@@ -104,7 +104,19 @@ public enum ChatFormat {
                                     tokenizer: tokenizer)
         case .messages(let messages):
             return try conversation(messages, source: record.source, tokenizer: tokenizer, template: template)
+        case .text(let text):
+            return plainText(text, source: record.source, tokenizer: tokenizer)
         }
+    }
+
+    /// ids = [bos if the tokenizer adds one] + encodePlain(text) + [eos], every token trained, as
+    /// TRL tokenizes a `text` row (text + eos_token, its tokenizer adding the BOS). No prompt and
+    /// no reference answer: such rows are scored for loss, never generated from.
+    public static func plainText(_ text: String, source: String, tokenizer: any Tokenizer) -> Example {
+        let bos = tokenizer.bosId.map { [$0] } ?? []
+        let ids = bos + tokenizer.encodePlain(text) + [tokenizer.eosId]
+        return Example(ids: ids, lossMask: [0] + [UInt8](repeating: 1, count: ids.count - 1),
+                       promptLength: bos.count, answer: nil, source: source)
     }
 
     /// ids = [bos if the tokenizer adds one] + encodePlain(prompt) + encodePlain(completion) + [eos];

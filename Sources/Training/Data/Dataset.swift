@@ -28,6 +28,10 @@ public struct LoadReport: Sendable, Equatable {
     public var droppedNoLossTokens: Int = 0
     /// Records with `messages` (laid out by the chat template), of `records`.
     public var conversations: Int = 0
+    /// `{"text"}` rows read (before fitting), for the same reason.
+    public var textRows: Int = 0
+    /// `{prompt, completion}` rows read.
+    public var promptCompletionRows: Int { records - conversations - textRows }
     /// Tokens of the longest example (a pair's longer side) before it was fitted to `maxLength`.
     public var longest: Int = 0
     /// Of `truncated`, those left with no loss token (and so also in `droppedNoLossTokens`).
@@ -117,6 +121,7 @@ public final class Dataset: Sendable {
         report.records = records.count
         report.skippedLines = skippedLines
         report.conversations = records.filter { if case .messages = $0.record { return true } else { return false } }.count
+        report.textRows = records.filter { if case .text = $0.record { return true } else { return false } }.count
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {

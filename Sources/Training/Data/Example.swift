@@ -12,7 +12,8 @@ public struct Example: Sendable, Equatable {
     public var lossMask: [UInt8]
     /// `ids[0..<promptLength]` is the prompt a generation-based evaluation feeds the model.
     public var promptLength: Int
-    /// Reference completion text for exact-match evaluation.
+    /// Reference completion text for exact-match evaluation; nil for a `{"text"}` row, which
+    /// has no prompt to answer.
     public var answer: String?
     /// Where it came from, `"file.jsonl:12"`, so messages can point at the line.
     public var source: String

@@ -43,10 +43,12 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
-/// The two record shapes a JSONL line may have.
+/// The record shapes a JSONL line may have.
 public enum DataRecord: Sendable, Equatable {
     case promptCompletion(prompt: String, completion: String)
     case messages([ChatMessage])
+    /// `{"text": ...}`: plain text, every token trained (TRL's language-modeling rows).
+    case text(String)
 }
 
 /// A parsed record and the line it came from.
@@ -271,6 +273,20 @@ public enum JSONLReader {
 
     private static func record(from fields: [String: Any], rows: Rows) throws -> DataRecord {
         let hasPromptFields = fields["prompt"] != nil || fields["completion"] != nil
+        if fields["text"] != nil {
+            // TRL's language-modeling rows (its default dataset_text_field). Alone: beside
+            // another format, which part trains would be a guess.
+            if hasPromptFields || fields["messages"] != nil {
+                let other = fields["messages"] != nil ? #""messages""# : #""prompt"/"completion""#
+                throw LineProblem(#"has both "text" and \#(other); use one format per line"#)
+            }
+            if rows == .prompts {
+                throw LineProblem(#"a {"text"} row has no prompt to answer: give "prompt" (or "messages")"#)
+            }
+            let text = try stringField("text", in: fields)
+            if text.isEmpty { throw LineProblem("empty text") }
+            return .text(text)
+        }
         if let messages = fields["messages"] {
             if hasPromptFields {
                 throw LineProblem(#"has both "messages" and "prompt"/"completion"; use one format per line"#)
@@ -283,7 +299,7 @@ public enum JSONLReader {
             return .promptCompletion(prompt: try stringField("prompt", in: fields), completion: completion)
         }
         guard hasPromptFields else {
-            throw LineProblem(#"missing fields: need "prompt" and "completion", or "messages""#)
+            throw LineProblem(#"missing fields: need "prompt" and "completion", "messages", or "text""#)
         }
         let prompt = try stringField("prompt", in: fields)
         let completion = try stringField("completion", in: fields)

@@ -26,6 +26,7 @@ public struct LossScope: Sendable, Equatable {
         switch record {
         case .promptCompletion: everyToken = !completionOnly
         case .messages: everyToken = !assistantOnly
+        case .text: return example   // every token already
         }
         guard everyToken else { return example }
         var e = example

@@ -116,11 +116,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         if self.numTrainEpochs > 0, let why = TrainEpochs.unsupported(self, objective: objective) {
             throw RecipeError("\(named(k.numTrainEpochs)) counts passes over the training rows, batch_size of them a step; \(why): give --steps")
         }
-        if objective.requirements.pairs {
-            for key in [k.completionOnlyLoss, k.assistantOnlyLoss] where deliberate(key) && !switchedOff(key, by: k.objective) {
-                throw RecipeError("\(named(key)) sets which tokens of an SFT row are trained; objective \(self.objective) trains on preference pairs and scores their answers only: it would have no effect")
-            }
-        }
+        try checkLossScope(objective)
         try locating([k.selfTrain, k.unlabelled]) { try SelfTrainSetup.check(selfTraining, recipe: self, objective: objective) }
         if !resumesACheckpoint { try checkLoRAKeysNeedRank() }
         // merge_lora may change on resume (it only adds an output), so a resumed run checks it
@@ -144,6 +140,28 @@ public struct Recipe: Codable, Equatable, Sendable {
                 throw RecipeError("\(named(Recipe.declared.heldoutFraction)) has no effect on the built-in data, whose held-out set is built apart from its training rows (OUT/data/heldout.jsonl); give --data FILE to split a file of your own")
             }
         }
+    }
+
+    /// completion_only_loss / assistant_only_loss set which tokens of an SFT row train. Preference
+    /// pairs score their answers only (the switches would do nothing); methods that sample or
+    /// make rows read an answer's end from the mask (the stop token, a revealed prefix), and
+    /// scored samples are rollouts, trained on their completions as GRPO's are — so they are refused.
+    func checkLossScope(_ objective: Objective) throws {
+        let k = Recipe.declared
+        let why = objective.requirements.pairs ? "\(named(k.objective)) \(self.objective) trains on preference pairs and scores their answers only"
+            : objective.requirements.rollouts ? "\(named(k.objective)) \(self.objective) trains sampled answers, which end where the answer's tokens end"
+            : self.objective == "spin" ? "\(named(k.objective)) spin trains the model's answers against the data's"
+            : self.selfTrain != "none" ? "self-training (\(named(k.selfTrain)) \(self.selfTrain)) trains answers it makes, which end where the answer's tokens end" : nil
+        guard let why else { return }
+        for key in [k.completionOnlyLoss, k.assistantOnlyLoss] where deliberate(key) && !switchedOff(key, by: k.objective) {
+            throw RecipeError("\(shown(key)) sets which tokens of an SFT row are trained; \(why): give it only to SFT runs")
+        }
+    }
+
+    /// A true-or-false key as the user gave it: `recipe.yaml:4: packing false`, or the flag
+    /// (`--no-packing` for false).
+    public func shown(_ key: RecipeKey<Bool>) -> String {
+        origins[key.name] != nil ? "\(named(key)) \(self[key])" : self[key] ? "--" + key.flag : "--no-" + key.flag
     }
 
     /// Keys of one optimizer or one feature, set away from their default where that optimizer
@@ -301,7 +319,9 @@ public struct Recipe: Codable, Equatable, Sendable {
         let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
         let resumed = pairs.filter { $0.0.string == Recipe.declared.resume.name && self.resume != "latest" }
         let unused = pairs.filter { unusedKeys.names.contains($0.0.string ?? "") }
-        let used = pairs.filter { pair in !(unused + resumed).contains { $0.0 == pair.0 } }
+        // num_train_epochs sets the steps from the data (TrainEpochs); the file derives them again.
+        let derived = pairs.filter { $0.0.string == Recipe.declared.steps.name && self.numTrainEpochs > 0 }
+        let used = pairs.filter { pair in !(unused + resumed + derived).contains { $0.0 == pair.0 } }
         var text = (try? Yams.serialize(node: Node(used))) ?? ""
         func comment(_ header: String, _ pairs: [(Node, Node)]) {
             guard !pairs.isEmpty, let lines = try? Yams.serialize(node: Node(pairs)) else { return }
@@ -309,6 +329,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         comment("# Set by the recipe file for a feature a flag switched off; not used by this run:", unused)
         comment("# This run continued the checkpoint below; this file runs the same settings from step 0:", resumed)
+        comment("# The steps num_train_epochs gave this run's data; this file derives them again from its own:", derived)
         return text
     }
 

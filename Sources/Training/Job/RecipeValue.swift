@@ -196,11 +196,8 @@ extension RewardScaling: RecipeValue {
     }
     public static func fromFlag(_ text: String, current: RewardScaling?) -> RewardScaling? {
         if let name = RewardScaling(rawValue: text) { return name }
-        switch text {
-        case "true", "True": return .group
-        case "false", "False": return RewardScaling.none
-        default: return nil
-        }
+        // The spellings a recipe's YAML reads as booleans (true, yes, on, False, …).
+        return Bool.construct(from: Node.Scalar(text)).map { $0 ? RewardScaling.group : RewardScaling.none }
     }
 }
 extension Truncation: RecipeValue {}

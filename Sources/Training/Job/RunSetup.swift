@@ -71,6 +71,14 @@ public struct RunSetup {
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
+        // {"text"} rows (no prompt, no answer) train as they are; methods that answer --data's
+        // prompts, or read its rows as scored samples, have nothing to start from.
+        let answers = objective.requirements.rollouts ? "objective \(recipe.objective) samples answers to --data's prompts"
+            : recipe.scoredData ? "scored_data reads --data's rows as prompts with sampled completions"
+            : recipe.objective == "spin" ? "objective spin answers --data's prompts"
+            : recipe.selfTrain != "none" ? "self-training \(recipe.selfTrain) answers prompts" : nil
+        let textRow = train.examples.first { $0.answer == nil }
+        Fatal.agree(answers.flatMap { why in textRow.map { #"\#($0.source): a {"text"} row has no prompt, and \#(why): give {"prompt", "completion"} rows"# } })
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
         let pairs = objective.requirements.pairs
         let (stepped, epochsNote) = Fatal.collective {

@@ -3,19 +3,22 @@ import Foundation
 /// `num_train_epochs` (TRL's and transformers' name): the run's length given as passes over
 /// the training rows instead of steps. A step draws `batch_size` rows (pairs, for preference
 /// objectives) from an endless stream of seeded epochs (`UniformSampler`), so E epochs of N
-/// rows are ⌈E·N / batch_size⌉ steps, and the end of step s is epoch s·batch_size / N — the
-/// `epoch` figure of each metrics row, as transformers' Trainer logs it. The steps are derived
-/// once the data is loaded (every rank holds the same rows), before anything is sized from
-/// them; recipe.yaml then holds both, and reads back to the same run.
+/// rows are ⌈E·N / batch_size⌉ steps, and the end of step s is epoch s·batch_size / N — each
+/// metrics row's `epoch`. transformers' Trainer instead ends every epoch with a short batch:
+/// ⌈N / batch_size⌉ steps an epoch, ⌈E·⌈N / batch_size⌉⌉ in all, epoch = step ÷ ⌈N / batch_size⌉;
+/// the two agree when batch_size divides N. The steps are derived once the data is loaded
+/// (every rank holds the same rows), before anything is sized from them; recipe.yaml keeps
+/// them as a comment (`Recipe.yaml`), so the file derives them again from its own data.
 public enum TrainEpochs {
     /// Why this recipe's steps are not passes over --data's rows (nil: they are). Sampling
     /// objectives draw prompts per generation, selection draws pools of candidates, and
     /// self-training mixes in rows it makes: each counts its own way, so they take --steps.
     static func unsupported(_ r: Recipe, objective: Objective) -> String? {
-        if r.selection != "none" { return "selection \(r.selection) draws a pool of selection_pool × batch_size candidates a step" }
-        if r.selfTrain != "none" { return "self-training (--self-train \(r.selfTrain)) trains on rows it makes as well" }
-        if r.objective == "spin" { return "objective spin trains on answers the model makes" }
-        if objective.requirements.rollouts && !r.scoredData { return "objective \(r.objective) samples rollouts of prompts, steps_per_generation steps per generation" }
+        let k = Recipe.declared
+        if r.selection != "none" { return "\(r.named(k.selection)) \(r.selection) draws a pool of selection_pool × batch_size candidates a step" }
+        if r.selfTrain != "none" { return "self-training (\(r.named(k.selfTrain)) \(r.selfTrain)) trains on rows it makes as well" }
+        if r.objective == "spin" { return "\(r.named(k.objective)) spin trains on answers the model makes" }
+        if objective.requirements.rollouts && !r.scoredData { return "\(r.named(k.objective)) \(r.objective) samples rollouts of prompts, steps_per_generation steps per generation" }
         return nil
     }
 
@@ -24,9 +27,11 @@ public enum TrainEpochs {
         setup.objective.requirements.pairs ? setup.train.pairCount : setup.train.count
     }
 
-    /// ⌈epochs × rows ÷ batch_size⌉, at least one step.
+    /// ⌈epochs × rows ÷ batch_size⌉, at least one step. The quotient's rounding error is taken
+    /// off first: 1.1 × 100 ÷ 10 is 11.000000000000002 in doubles, which is 11 steps, not 12.
     public static func steps(epochs: Double, rows: Int, batchSize: Int) -> Int {
-        max(1, Int((epochs * Double(rows) / Double(batchSize)).rounded(.up)))
+        let exact = epochs * Double(rows) / Double(batchSize)
+        return max(1, Int((exact - 1e-9 * max(1, exact)).rounded(.up)))
     }
 
     /// The recipe with its steps derived from `num_train_epochs` (unchanged when that is 0),

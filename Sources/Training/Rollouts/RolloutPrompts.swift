@@ -44,6 +44,8 @@ public enum RolloutPrompts {
                 let e = try ChatFormat.conversation(turns, source: row.source, tokenizer: tokenizer, template: template)
                 return RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: answered ? messages.last!.content : nil,
                                      source: row.source)
+            case .text:   // JSONLReader refuses them among prompts
+                throw DataError(#"\#(row.source): a {"text"} row has no prompt"#)
             }
         }
     }

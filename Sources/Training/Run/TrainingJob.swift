@@ -46,6 +46,15 @@ public enum TrainingJob {
                                                           rows: "prompt/completion rows are text; --prompts and --unlabelled none either",
                                                           drop: "it", hasMessages: messages))
         }
+        // A loss-scope switch for a kind of row the data does not have would do nothing.
+        if recipe.resume == nil {
+            let k = Recipe.declared
+            let sets = [setup.train, setup.heldOut] + evalSets.datasets
+            let promptRows = sets.contains { $0.report.promptCompletionRows > 0 }
+            let missing: (RecipeKey<Bool>, String)? = recipe.deliberate(k.assistantOnlyLoss) && !messages ? (k.assistantOnlyLoss, "{messages}")
+                : recipe.deliberate(k.completionOnlyLoss) && !promptRows ? (k.completionOnlyLoss, "{prompt, completion}") : nil
+            Fatal.agree(missing.map { key, rows in "\(recipe.shown(key)) sets which tokens of \(rows) rows are trained, and the data has none: drop it" })
+        }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
         if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {

@@ -25,6 +25,8 @@ public enum UnlabelledPrompts {
                 guard !turns.isEmpty else { throw DataError("\(r.source): \"messages\" has no turn before the answer") }
                 example = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
                                                       tokenizer: tokenizer, template: template)
+            case .text:   // JSONLReader refuses them among prompts
+                throw DataError(#"\#(r.source): a {"text"} row has no prompt"#)
             }
             guard example.promptLength < maxLength else {
                 throw DataError("\(r.source): the prompt has \(example.promptLength) tokens, leaving no room for an answer within max_length \(maxLength)")
