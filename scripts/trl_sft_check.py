@@ -81,16 +81,25 @@ def main():
         cases.append((name, "prompt/completion", pc, dict(completion_only_loss=False), ["--no-completion-only-loss"]))
         cases.append((name, "text", text, dict(dataset_text_field="text"), []))
         if os.path.exists(os.path.join(FIXTURES, "models", name, "chat_template.jinja")):
+            # Transcripts the model's template rendered, as text rows: their special tokens count.
+            tok = AutoTokenizer.from_pretrained(os.path.join(FIXTURES, "models", name))
+            rendered = [{"text": tok.apply_chat_template(r["messages"], tokenize=False)} for r in chat]
+            # Llama 3's template writes <|begin_of_text|>, and tokenizer(text) adds another: TRL
+            # would train two BOS, sft-dist adds none to a text that starts with it. TRL gets the
+            # text without it, so both see the same ids.
+            bos = tok.bos_token if tok("x")["input_ids"][:1] == [tok.bos_token_id] else None
+            for_trl = [{"text": r["text"][len(bos):] if bos and r["text"].startswith(bos) else r["text"]} for r in rendered]
+            cases.append((name, "rendered text", rendered, dict(dataset_text_field="text"), [], for_trl))
             cases.append((name, "messages", chat, dict(assistant_only_loss=False), ["--no-assistant-only-loss"]))
     worst = 0.0
     print(f"{'model':6} {'rows':18} {'TRL setting':28} {'TRL loss':>10} {'rescaled':>10} {'sft-dist':>10} {'|diff|':>9}  predicted/divisor")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, kind, data, mask, flags in cases:
+        for name, kind, data, mask, flags, *trl_data in cases:
             path = os.path.join(tmp, f"{name}-{len(data)}-{kind[0]}.jsonl")
             with open(path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in data)
             model_dir = os.path.join(FIXTURES, "models", name)
-            t, labels, divisor = trl_loss(model_dir, data, **mask)
+            t, labels, divisor = trl_loss(model_dir, trl_data[0] if trl_data else data, **mask)
             s = ours(model_dir, path, flags)
             rescaled = t * divisor / labels
             d = abs(rescaled - s)

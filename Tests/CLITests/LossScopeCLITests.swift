@@ -119,6 +119,14 @@ final class LossScopeCLITests: XCTestCase {
         XCTAssertEqual(none.status, 1, none.all)
         XCTAssertTrue(none.stderr.contains("--no-assistant-only-loss sets which tokens of {messages} rows are trained, and the data has none: drop it"), none.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/model"))
+        // A recipe's switch for an objective a flag replaced is unused (commented in recipe.yaml), not refused.
+        // (Conversational pairs: no {prompt, completion} row, so the switch would be refused as doing nothing.)
+        let pairs = (0..<12).map { i in #"{"messages": [{"role": "user", "content": "\#(i)+1="}], "chosen": "\#(i + 1)", "rejected": "\#(i + 2)"}"# }
+        FileManager.default.createFile(atPath: dir + "/pairs.jsonl", contents: Data(pairs.joined(separator: "\n").utf8))
+        try "completion_only_loss: false\n".write(toFile: dir + "/sft.yaml", atomically: true, encoding: .utf8)
+        let dpo = CLI.sftDist(["train", "--config", dir + "/sft.yaml", "--objective", "dpo", "--model", "tiny", "--data", dir + "/pairs.jsonl",
+                               "--steps", "1", "--batch-size", "2", "--eval-examples", "0", "--eval-every", "0", "--out", dir + "/dpo", "--quiet"])
+        XCTAssertEqual(dpo.status, 0, dpo.all)
         let ok = CLI.sftDist(["train", "--dry-run", "--no-assistant-only-loss"])
         XCTAssertEqual(ok.status, 0, ok.all)
         XCTAssertTrue(ok.stdout.contains("assistant_only_loss: false"), ok.stdout)

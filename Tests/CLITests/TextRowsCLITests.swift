@@ -39,6 +39,7 @@ final class TextRowsCLITests: XCTestCase {
         // eval and score read them too: the loss of the trained model on the text rows.
         let e = CLI.sftDist(["eval", "--model", dir + "/a/model", "--data", dir + "/text.jsonl", "--json"])
         XCTAssertEqual(e.status, 0, e.all)
+        XCTAssertTrue(e.stderr.contains(#"note: 24 {"text"} rows (first: \#(dir)/text.jsonl:1): scored for loss, not generated"#), e.stderr)
         let f = CLI.sftDist(["eval", "--model", dir + "/a/model", "--data", dir + "/split.jsonl", "--json", "--examples", "0"])
         let j = try [e, f].map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) as? [String: Any], $0.all) }
         XCTAssertEqual(j[0]["eval_loss"] as? Double ?? .nan, j[1]["eval_loss"] as? Double ?? 0, accuracy: 1e-6)
@@ -50,8 +51,14 @@ final class TextRowsCLITests: XCTestCase {
         let r = CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/mixed.jsonl", "--heldout-fraction", "0", "--objective", "grpo",
                              "--reward", "task", "--steps", "1", "--batch-size", "4", "--rollouts", "2", "--out", dir + "/out"])
         XCTAssertEqual(r.status, 1, r.all)
-        XCTAssertTrue(r.stderr.contains(#"mixed.jsonl:5: a {"text"} row has no prompt, and objective grpo samples answers to --data's prompts"#), r.stderr)
+        XCTAssertTrue(r.stderr.contains(#"mixed.jsonl:5: a {"text"} row has no prompt, and objective grpo samples answers to --data's prompts (no --prompts)"#), r.stderr)
         XCTAssertEqual(CLI.occurrences(of: "error", in: r.stderr), 1, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"))
+        // With --prompts the rollouts answer those; --data's text rows are only held out and trained on.
+        writeLines(dir + "/prompts.jsonl", (0..<4).map { ["prompt": "add \($0) 2 ="] })
+        let withPrompts = CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/mixed.jsonl", "--prompts", dir + "/prompts.jsonl",
+                                       "--objective", "grpo", "--reward", "task", "--steps", "1", "--batch-size", "4", "--rollouts", "2",
+                                       "--eval-examples", "0", "--eval-every", "0", "--out", dir + "/out2", "--quiet"])
+        XCTAssertEqual(withPrompts.status, 0, withPrompts.all)
     }
 }

@@ -34,13 +34,28 @@ final class TextRowsTests: XCTestCase {
         XCTAssertEqual(data.examples[1], try ChatFormat.example(from: read[1], tokenizer: tokenizer))
     }
 
+    /// A rendered transcript: its special-token strings are the special tokens (as TRL's
+    /// tokenizer(text)), and a text ending with the end token gets no second one.
+    func testSpecialTokensInTextAreSpecialAndTheEndTokenIsNotDoubled() throws {
+        let read = try records(#"{"text": "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|><|endoftext|>"}"#)
+        let e = try Dataset(records: read, path: "data.jsonl", tokenizer: tokenizer, maxLength: 64).examples[0]
+        let b = { (s: String) in Array(s.utf8).map(Int32.init) }
+        XCTAssertEqual(e.ids, [257] + b("user\nhi") + [258] + b("\n") + [257] + b("assistant\nyo") + [258, 256])
+    }
+
+    /// Beside "messages" or "prompt", "text" is another column and is ignored, as TRL reads such
+    /// rows (a table's text column, generate --json output used as prompts).
+    func testTextBesideAnotherFormatIsIgnored() throws {
+        XCTAssertEqual(try records(#"{"prompt": "p", "completion": "c", "text": "x"}"#)[0].record, .promptCompletion(prompt: "p", completion: "c"))
+        XCTAssertEqual(try records(#"{"prompt": "p", "text": "p q", "finish": "eos"}"#, rows: .prompts)[0].record, .promptCompletion(prompt: "p", completion: ""))
+        XCTAssertEqual(try records(#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "text": "x"}"#)[0].record,
+                       .messages([ChatMessage(role: .user, content: "a"), ChatMessage(role: .assistant, content: "b")]))
+    }
+
     func testMalformedTextRowsAreNamed() {
         XCTAssertEqual(readError(#"{"text": ""}"#), "data.jsonl:1: empty text")
         XCTAssertEqual(readError(#"{"text": 5}"#), #"data.jsonl:1: field "text" must be a string"#)
-        XCTAssertEqual(readError(#"{"text": "a", "completion": "b"}"#),
-                       #"data.jsonl:1: has both "text" and "prompt"/"completion"; use one format per line"#)
-        XCTAssertEqual(readError(#"{"text": "a", "messages": []}"#),
-                       #"data.jsonl:1: has both "text" and "messages"; use one format per line"#)
+        XCTAssertEqual(readError(#"{"text": "a", "completion": "b"}"#), #"data.jsonl:1: missing field "prompt""#)
         XCTAssertEqual(readError(#"{"text": "a"}"#, rows: .prompts),
                        #"data.jsonl:1: a {"text"} row has no prompt to answer: give "prompt" (or "messages")"#)
     }

@@ -109,12 +109,17 @@ public enum ChatFormat {
         }
     }
 
-    /// ids = [bos if the tokenizer adds one] + encodePlain(text) + [eos], every token trained, as
-    /// TRL tokenizes a `text` row (text + eos_token, its tokenizer adding the BOS). No prompt and
-    /// no reference answer: such rows are scored for loss, never generated from.
+    /// ids = [bos if the tokenizer adds one] + encode(text) + [eos], every token trained, as TRL
+    /// tokenizes a `text` row: `tokenizer(text + eos_token)`, so special-token strings in the
+    /// text are special tokens (text rows are often transcripts a template already rendered,
+    /// `<|im_start|>user…`), and no second end token follows a text that ends with one. Unlike
+    /// prompt/completion rows, no turn structure rests on the text, so nothing can be forged.
+    /// A text that starts with the BOS string does not get a second BOS (as `generate` does).
+    /// No prompt and no reference answer: such rows are scored for loss, never generated from.
     public static func plainText(_ text: String, source: String, tokenizer: any Tokenizer) -> Example {
-        let bos = tokenizer.bosId.map { [$0] } ?? []
-        let ids = bos + tokenizer.encodePlain(text) + [tokenizer.eosId]
+        let body = tokenizer.encode(text)
+        let bos = tokenizer.bosId.flatMap { body.first == $0 ? nil : [$0] } ?? []
+        let ids = bos + body + (body.last == tokenizer.eosId ? [] : [tokenizer.eosId])
         return Example(ids: ids, lossMask: [0] + [UInt8](repeating: 1, count: ids.count - 1),
                        promptLength: bos.count, answer: nil, source: source)
     }

@@ -273,13 +273,10 @@ public enum JSONLReader {
 
     private static func record(from fields: [String: Any], rows: Rows) throws -> DataRecord {
         let hasPromptFields = fields["prompt"] != nil || fields["completion"] != nil
-        if fields["text"] != nil {
-            // TRL's language-modeling rows (its default dataset_text_field). Alone: beside
-            // another format, which part trains would be a guess.
-            if hasPromptFields || fields["messages"] != nil {
-                let other = fields["messages"] != nil ? #""messages""# : #""prompt"/"completion""#
-                throw LineProblem(#"has both "text" and \#(other); use one format per line"#)
-            }
+        if fields["text"] != nil && !hasPromptFields && fields["messages"] == nil {
+            // TRL's language-modeling rows (its default dataset_text_field). Beside "messages" or
+            // "prompt" those are read and "text" is ignored, as TRL does (an exported table's
+            // text column, `generate --json` output used as prompts).
             if rows == .prompts {
                 throw LineProblem(#"a {"text"} row has no prompt to answer: give "prompt" (or "messages")"#)
             }

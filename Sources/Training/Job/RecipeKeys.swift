@@ -7,7 +7,7 @@ import Models
 public struct RecipeKeys: Sendable {
     public let model = RecipeKey("model", "default", .nonEmpty, "Preset (default, tiny, small, gpt2-mini) or a model directory.")
     public let data = RecipeKey("data", "builtin:tasks", .nonEmpty,
-                                "Training JSONL ({prompt, completion} or {messages}), or builtin:tasks.", resume: .mayChange)
+                                "Training JSONL ({prompt, completion}, {messages} or {text}), or builtin:tasks.", resume: .mayChange)
     public let heldout = RecipeKey<String?>("heldout", nil, .optionalPath, "Held-out JSONL (default: a split of --data).", resume: .mayChange)
     public let heldoutFraction = RecipeKey("heldout_fraction", 0.05, .within(0, 1, openHigh: true),
                                            "Fraction of --data held out when --heldout is not given.")

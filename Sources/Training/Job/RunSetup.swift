@@ -69,14 +69,18 @@ public struct RunSetup {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
+            let texts = heldOut.examples.filter { $0.answer == nil }
+            if recipe.evalExamples > 0, let first = texts.first {
+                log(#"note: \#(texts.count) held-out {"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"#)
+            }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
         // {"text"} rows (no prompt, no answer) train as they are; methods that answer --data's
         // prompts, or read its rows as scored samples, have nothing to start from.
-        let answers = objective.requirements.rollouts ? "objective \(recipe.objective) samples answers to --data's prompts"
-            : recipe.scoredData ? "scored_data reads --data's rows as prompts with sampled completions"
+        let answers = recipe.scoredData ? "scored_data reads --data's rows as prompts with sampled completions"
+            : objective.requirements.rollouts && recipe.prompts == nil ? "objective \(recipe.objective) samples answers to --data's prompts (no --prompts)"
             : recipe.objective == "spin" ? "objective spin answers --data's prompts"
-            : recipe.selfTrain != "none" ? "self-training \(recipe.selfTrain) answers prompts" : nil
+            : recipe.selfTrain != "none" && recipe.unlabelled == nil ? "self-training \(recipe.selfTrain) answers --data's prompts (no --unlabelled)" : nil
         let textRow = train.examples.first { $0.answer == nil }
         Fatal.agree(answers.flatMap { why in textRow.map { #"\#($0.source): a {"text"} row has no prompt, and \#(why): give {"prompt", "completion"} rows"# } })
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).

@@ -51,8 +51,10 @@ public enum TrainingJob {
             let k = Recipe.declared
             let sets = [setup.train, setup.heldOut] + evalSets.datasets
             let promptRows = sets.contains { $0.report.promptCompletionRows > 0 }
-            let missing: (RecipeKey<Bool>, String)? = recipe.deliberate(k.assistantOnlyLoss) && !messages ? (k.assistantOnlyLoss, "{messages}")
-                : recipe.deliberate(k.completionOnlyLoss) && !promptRows ? (k.completionOnlyLoss, "{prompt, completion}") : nil
+            // (A key a recipe file set for an objective a flag replaced is unused: recipe.yaml comments it.)
+            func given(_ key: RecipeKey<Bool>) -> Bool { recipe.deliberate(key) && !recipe.switchedOff(key, by: k.objective) }
+            let missing: (RecipeKey<Bool>, String)? = given(k.assistantOnlyLoss) && !messages ? (k.assistantOnlyLoss, "{messages}")
+                : given(k.completionOnlyLoss) && !promptRows ? (k.completionOnlyLoss, "{prompt, completion}") : nil
             Fatal.agree(missing.map { key, rows in "\(recipe.shown(key)) sets which tokens of \(rows) rows are trained, and the data has none: drop it" })
         }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
