@@ -96,6 +96,7 @@ final class ChatTemplateRecordTests: XCTestCase {
         let tok = ByteTokenizer()
         let whole = try Dataset(pairsAt: path, tokenizer: tok, maxLength: 64, template: .chatml)
         XCTAssertEqual(whole.report.conversations, 2, "both sides of the first pair")
+        XCTAssertEqual(whole.report.promptCompletionRows, 1, "the second pair")
         let rejected = try ChatFormat.conversation([ChatMessage(role: .user, content: "add 2 3 ="), ChatMessage(role: .assistant, content: " 6 or so, I think")],
                                                  source: "x", tokenizer: tok, template: .chatml)
         XCTAssertEqual(whole.report.longest, rejected.ids.count)

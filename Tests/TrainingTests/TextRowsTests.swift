@@ -32,6 +32,7 @@ final class TextRowsTests: XCTestCase {
                                  lossScope: LossScope(completionOnly: false, assistantOnly: false))
         XCTAssertEqual(narrow.examples[0], e)
         XCTAssertEqual(data.examples[1], try ChatFormat.example(from: read[1], tokenizer: tokenizer))
+        XCTAssertEqual([data.report.textRows, data.report.promptCompletionRows, data.report.conversations], [1, 1, 0])
     }
 
     /// A rendered transcript: its special-token strings are the special tokens (as TRL's

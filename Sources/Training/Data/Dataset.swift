@@ -30,8 +30,8 @@ public struct LoadReport: Sendable, Equatable {
     public var conversations: Int = 0
     /// `{"text"}` rows read (before fitting), for the same reason.
     public var textRows: Int = 0
-    /// `{prompt, completion}` rows read.
-    public var promptCompletionRows: Int { records - conversations - textRows }
+    /// `{prompt, completion}` rows read (pairs of them, for preference data).
+    public var promptCompletionRows: Int = 0
     /// Tokens of the longest example (a pair's longer side) before it was fitted to `maxLength`.
     public var longest: Int = 0
     /// Of `truncated`, those left with no loss token (and so also in `droppedNoLossTokens`).
@@ -122,6 +122,7 @@ public final class Dataset: Sendable {
         report.skippedLines = skippedLines
         report.conversations = records.filter { if case .messages = $0.record { return true } else { return false } }.count
         report.textRows = records.filter { if case .text = $0.record { return true } else { return false } }.count
+        report.promptCompletionRows = records.filter { if case .promptCompletion = $0.record { return true } else { return false } }.count
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {

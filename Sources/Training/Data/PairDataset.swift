@@ -19,10 +19,10 @@ extension Dataset {
         for (pair, line) in read.pairs {
             // Counted per pair, as `records` is: cut when either side was, dropped when either is.
             var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil, cut = false
-            // Counted per pair too (both sides have the same shape).
-            if case .messages = pair.chosen { report.conversations += 1 }
+            if case .promptCompletion = pair.chosen { report.promptCompletionRows += 1 }
             let fulls = try [pair.chosen, pair.rejected].map { record -> Example in
-                try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
+                if case .messages = record { report.conversations += 1 }
+                return try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
                                               tokenizer: tokenizer, template: template)
             }
             report.longest = max(report.longest, fulls[0].ids.count, fulls[1].ids.count)
