@@ -35,6 +35,7 @@ struct Eval: ParsableCommand {
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(Settings.maxNewTokens, default: "16") var maxNewTokensFlag: Int?
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Option(name: .customLong("dataset-text-field"), help: "The field of plain-text rows (TRL's dataset_text_field).") var datasetTextField = JSONLReader.defaultTextField
     @Flag(inversion: .prefixedNo, help: "Loss over the completion of {prompt, completion} rows only (--no-completion-only-loss: every token), as train's flag.")
     var completionOnlyLoss = true
     @Flag(inversion: .prefixedNo, help: "Loss over the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
@@ -91,6 +92,7 @@ struct Eval: ParsableCommand {
                                     ("pass-k", passK), ("temperature", "\(temperature)"), ("top-p", "\(topP)"), ("seed", "\(seed)"),
                                     ("micro-batch-size", "\(microBatchSize)"), ("max-length", "\(maxLength)"),
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
+                                    ("dataset-text-field", datasetTextField),
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
@@ -103,7 +105,8 @@ struct Eval: ParsableCommand {
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
-                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss))
+                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                        textField: datasetTextField)
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         let emptyPrompts = set.examples.filter { $0.answer != nil && $0.promptLength == 0 }

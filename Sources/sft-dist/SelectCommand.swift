@@ -26,6 +26,7 @@ struct Select: ParsableCommand {
     @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Option(name: .customLong("dataset-text-field"), help: "The field of plain-text rows (TRL's dataset_text_field).") var datasetTextField = JSONLReader.defaultTextField
     @Flag(inversion: .prefixedNo, help: "Score the completion of {prompt, completion} rows only (--no-completion-only-loss: every token), as train's flag.")
     var completionOnlyLoss = true
     @Flag(inversion: .prefixedNo, help: "Score the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
@@ -62,7 +63,8 @@ struct Select: ParsableCommand {
         SameInputs.check(settings: [("method", method), ("keep", "\(keep)"), ("method-arg", methodArgs.joined(separator: " ")),
                                     ("pool", pool.map { "\($0)" } ?? "all"), ("max-length", "\(maxLength)"), ("chat-template", chatTemplate),
                                     ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes"), ("adapter", adapter == nil ? "no" : "yes"),
-                                    ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)")])
+                                    ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
+                                    ("dataset-text-field", datasetTextField)])
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
                                                          inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])
@@ -96,7 +98,8 @@ struct Select: ParsableCommand {
         }
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
-                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss))
+                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                        textField: datasetTextField)
         }
         if let reference, let refModel {
             SameInputs.check("--ref-model \(refModel)", architecture: reference)

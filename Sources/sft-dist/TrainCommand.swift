@@ -40,6 +40,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.truncation) var truncation: String?
     @Flag(recipe: \.packing) var packing: Bool?
     @Option(recipe: \.chatTemplate) var chatTemplate: String?
+    @Option(recipe: \.datasetTextField) var datasetTextField: String?
     @Flag(recipe: \.completionOnlyLoss) var completionOnlyLoss: Bool?
     @Flag(recipe: \.assistantOnlyLoss) var assistantOnlyLoss: Bool?
     @Option(recipe: \.objective) var objective: String?

@@ -45,6 +45,25 @@ final class TextRowsCLITests: XCTestCase {
         XCTAssertEqual(j[0]["eval_loss"] as? Double ?? .nan, j[1]["eval_loss"] as? Double ?? 0, accuracy: 1e-6)
     }
 
+    /// --dataset-text-field (TRL's dataset_text_field): the same run from another field; refused
+    /// where the data has no plain-text row.
+    func testAnotherTextFieldTrainsTheSame() {
+        let dir = CLI.tempDir("text-field")
+        let texts = (0..<12).map { i in "add \(i % 9) \(i % 7) = \(i % 9 + i % 7)" }
+        writeLines(dir + "/text.jsonl", texts.map { ["text": $0] })
+        writeLines(dir + "/content.jsonl", texts.map { ["content": $0, "id": "x"] })
+        let args = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-every", "0", "--eval-examples", "0",
+                    "--heldout-fraction", "0.25", "--quiet"]
+        XCTAssertEqual(CLI.sftDist(args + ["--data", dir + "/text.jsonl", "--out", dir + "/a"]).status, 0)
+        let b = CLI.sftDist(args + ["--data", dir + "/content.jsonl", "--dataset-text-field", "content", "--out", dir + "/b"])
+        XCTAssertEqual(b.status, 0, b.all)
+        XCTAssertEqual(CLI.losses(dir + "/a").count, 2)
+        XCTAssertEqual(CLI.losses(dir + "/a"), CLI.losses(dir + "/b"))
+        let none = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--dataset-text-field", "content", "--out", dir + "/c"])
+        XCTAssertEqual(none.status, 1, none.all)
+        XCTAssertTrue(none.stderr.contains("--dataset-text-field content names the field of plain-text rows, and the data has none: drop it"), none.stderr)
+    }
+
     func testAMethodThatAnswersPromptsNamesTheTextRow() {
         let dir = CLI.tempDir("text-rows-refused")
         writeLines(dir + "/mixed.jsonl", (0..<12).map { i in i == 4 ? ["text": "add 1 2 = 3"] : ["prompt": "add \(i) 1 =", "completion": " \(i + 1)"] })

@@ -53,6 +53,18 @@ final class TextRowsTests: XCTestCase {
                        .messages([ChatMessage(role: .user, content: "a"), ChatMessage(role: .assistant, content: "b")]))
     }
 
+    /// TRL's dataset_text_field: another field holds the text; "text" is then another column.
+    func testAnotherTextField() throws {
+        let read = try JSONLReader.parse(Array(#"{"content": "abc", "text": "x"}"#.utf8), path: "data.jsonl", textField: "content").records
+        XCTAssertEqual(read[0].record, .text("abc"))
+        XCTAssertThrowsError(try JSONLReader.parse(Array(#"{"content": ""}"#.utf8), path: "data.jsonl", textField: "content")) {
+            XCTAssertEqual("\($0)", #"data.jsonl:1: empty "content""#)
+        }
+        XCTAssertThrowsError(try JSONLReader.parse(Array(#"{"text": "abc"}"#.utf8), path: "data.jsonl", textField: "content")) {
+            XCTAssertEqual("\($0)", #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "text""#)
+        }
+    }
+
     func testMalformedTextRowsAreNamed() {
         XCTAssertEqual(readError(#"{"text": ""}"#), "data.jsonl:1: empty text")
         XCTAssertEqual(readError(#"{"text": 5}"#), #"data.jsonl:1: field "text" must be a string"#)

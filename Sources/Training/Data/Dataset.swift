@@ -103,8 +103,9 @@ public final class Dataset: Sendable {
     public convenience init(path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
                             skipBadLines: Bool = false, lossScope: LossScope = .answersOnly,
+                            textField: String = JSONLReader.defaultTextField,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws {
-        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes)
+        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, textField: textField)
         try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
                       truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope)
     }

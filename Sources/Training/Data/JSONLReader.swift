@@ -105,6 +105,8 @@ public enum JSONLReader {
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
     /// and would otherwise be tokenized only to be truncated away.
     public static let defaultMaxLineBytes = 1 << 20
+    /// The field of a plain-text row (TRL's `dataset_text_field` and its default).
+    public static let defaultTextField = "text"
     /// Larger files are refused before reading (a data set is held in memory, tokenized).
     public static let defaultMaxFileBytes = 1 << 34
 
@@ -113,23 +115,26 @@ public enum JSONLReader {
     /// non-regular file (a FIFO, `/dev/zero`), one over `maxFileBytes`, the first bad line
     /// (unless `skipBadLines`), and when no record is left.
     public static func read(path: String, skipBadLines: Bool = false, maxLineBytes: Int = defaultMaxLineBytes,
-                            maxFileBytes: Int = defaultMaxFileBytes, rows: Rows = .examples) throws -> JSONLReadResult {
+                            maxFileBytes: Int = defaultMaxFileBytes, rows: Rows = .examples,
+                            textField: String = defaultTextField) throws -> JSONLReadResult {
         let (values, skipped) = try lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes,
-                                          maxFileBytes: maxFileBytes) { parseLine($0, maxLineBytes: maxLineBytes, rows: rows) }
+                                          maxFileBytes: maxFileBytes) { parseLine($0, maxLineBytes: maxLineBytes, rows: rows, textField: textField) }
         return try result(values, skipped: skipped, path: path)
     }
 
     /// Parses file contents already in memory; `path` is only used in messages.
     public static func parse(_ bytes: [UInt8], path: String, skipBadLines: Bool = false,
-                             maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
-        try parse(chunks: [bytes[...]], path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows)
+                             maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples,
+                             textField: String = defaultTextField) throws -> JSONLReadResult {
+        try parse(chunks: [bytes[...]], path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows, textField: textField)
     }
 
     /// Contents arriving in pieces, as `read` gets them (tests cut them anywhere).
     static func parse(chunks: [ArraySlice<UInt8>], path: String, skipBadLines: Bool = false,
-                      maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples) throws -> JSONLReadResult {
+                      maxLineBytes: Int = defaultMaxLineBytes, rows: Rows = .examples,
+                      textField: String = defaultTextField) throws -> JSONLReadResult {
         var collector = Collector<DataRecord>(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
-            parseLine($0, maxLineBytes: maxLineBytes, rows: rows)
+            parseLine($0, maxLineBytes: maxLineBytes, rows: rows, textField: textField)
         }
         for c in chunks { try collector.feed(c) }
         let (values, skipped) = try collector.finish()
@@ -232,12 +237,12 @@ public enum JSONLReader {
 
     /// Parses one line (without its newline) into a record.
     public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes,
-                                 rows: Rows = .examples) -> Result<DataRecord, LineProblem> {
+                                 rows: Rows = .examples, textField: String = defaultTextField) -> Result<DataRecord, LineProblem> {
         switch jsonObject(line, maxLineBytes: maxLineBytes) {
         case .failure(let problem): return .failure(problem)
         case .success(let fields):
             do {
-                return .success(try record(from: fields, rows: rows))
+                return .success(try record(from: fields, rows: rows, textField: textField))
             } catch let problem as LineProblem {
                 return .failure(problem)
             } catch {
@@ -271,17 +276,17 @@ public enum JSONLReader {
         return .success(fields)
     }
 
-    private static func record(from fields: [String: Any], rows: Rows) throws -> DataRecord {
+    private static func record(from fields: [String: Any], rows: Rows, textField: String) throws -> DataRecord {
         let hasPromptFields = fields["prompt"] != nil || fields["completion"] != nil
-        if fields["text"] != nil && !hasPromptFields && fields["messages"] == nil {
+        if fields[textField] != nil && !hasPromptFields && fields["messages"] == nil {
             // TRL's language-modeling rows (its default dataset_text_field). Beside "messages" or
             // "prompt" those are read and "text" is ignored, as TRL does (an exported table's
             // text column, `generate --json` output used as prompts).
             if rows == .prompts {
                 throw LineProblem(#"a {"text"} row has no prompt to answer: give "prompt" (or "messages")"#)
             }
-            let text = try stringField("text", in: fields)
-            if text.isEmpty { throw LineProblem("empty text") }
+            let text = try stringField(textField, in: fields)
+            if text.isEmpty { throw LineProblem(textField == defaultTextField ? "empty text" : #"empty "\#(textField)""#) }
             return .text(text)
         }
         if let messages = fields["messages"] {

@@ -34,6 +34,8 @@ public struct RecipeKeys: Sendable {
     public let packing = RecipeKey("packing", false, .bool, "Pack several examples per row instead of padding.")
     public let chatTemplate = RecipeKey("chat_template", ChatTemplate.auto, .oneOf(ChatTemplate.names),
                                         "Template for {messages} data (auto: the model's own).")
+    public let datasetTextField = RecipeKey("dataset_text_field", JSONLReader.defaultTextField, .nonEmpty,
+                                            "The field of plain-text rows, every token trained (TRL's dataset_text_field).")
     public let completionOnlyLoss = RecipeKey("completion_only_loss", true, .bool,
                                               "On {prompt, completion} rows train the completion only (--no-completion-only-loss: every token, the prompt too).")
     public let assistantOnlyLoss = RecipeKey("assistant_only_loss", true, .bool,

@@ -152,17 +152,18 @@ public struct RunSetup {
             // --heldout FILE evaluates on that file instead of the built-in held-out rows.
             if let h = recipe.heldout {
                 return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                           template: template, skipBadLines: recipe.skipBadLines, lossScope: recipe.lossScope))
+                                           template: template, skipBadLines: recipe.skipBadLines, lossScope: recipe.lossScope,
+                                           textField: recipe.datasetTextField))
             }
             return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
         }
         let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                               truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
-                              lossScope: recipe.lossScope)
+                              lossScope: recipe.lossScope, textField: recipe.datasetTextField)
         if let h = paths.heldOut {
             let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
                                    truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
-                                   lossScope: recipe.lossScope)
+                                   lossScope: recipe.lossScope, textField: recipe.datasetTextField)
             return (all, recipe.scoredData ? try rightAnswers(held, path: h, recipe: recipe) : held)
         }
         let (train, held) = all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)

@@ -56,7 +56,7 @@ public struct NamedEvalSets {
                 do {
                     let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                           truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines,
-                                          lossScope: recipe.lossScope)
+                                          lossScope: recipe.lossScope, textField: recipe.datasetTextField)
                     // Scored samples are references only where they score above 0, as the held-out set's.
                     data = recipe.scoredData ? try RunSetup.rightAnswers(all, path: path, recipe: recipe) : all
                 } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }

@@ -56,6 +56,9 @@ public enum TrainingJob {
             let missing: (RecipeKey<Bool>, String)? = given(k.assistantOnlyLoss) && !messages ? (k.assistantOnlyLoss, "{messages}")
                 : given(k.completionOnlyLoss) && !promptRows ? (k.completionOnlyLoss, "{prompt, completion}") : nil
             Fatal.agree(missing.map { key, rows in "\(recipe.shown(key)) sets which tokens of \(rows) rows are trained, and the data has none: drop it" })
+            let field = k.datasetTextField
+            Fatal.agree(recipe.deliberate(field) && !sets.contains { $0.report.textRows > 0 }
+                        ? "\(recipe.named(field)) \(recipe.datasetTextField) names the field of plain-text rows, and the data has none: drop it" : nil)
         }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
