@@ -113,9 +113,8 @@ struct Eval: ParsableCommand {
         if examples > 0, comm.isCoordinator, let first = emptyPrompts.first {
             FileHandle.standardError.write(Data("sft-dist: note: \(emptyPrompts.count) row\(emptyPrompts.count == 1 ? " has" : "s have") an empty prompt (first: \(first.source)): scored for loss, not generated (nothing to continue)\n".utf8))
         }
-        let texts = set.examples.filter { $0.answer == nil }
-        if examples > 0, comm.isCoordinator, let first = texts.first {
-            FileHandle.standardError.write(Data((#"sft-dist: note: \#(texts.count) {"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"# + "\n").utf8))
+        if examples > 0, comm.isCoordinator, let note = set.textRowsNote() {
+            FileHandle.standardError.write(Data(("sft-dist: " + note + "\n").utf8))
         }
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples

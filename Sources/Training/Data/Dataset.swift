@@ -150,6 +150,14 @@ public final class Dataset: Sendable {
         self.init(examples: examples, report: report)
     }
 
+    /// The note that `{"text"}` rows (no answer) are scored for loss only, where an evaluation
+    /// generates; nil without them. `which` qualifies the rows ("held-out ").
+    public func textRowsNote(which: String = "") -> String? {
+        let texts = examples.filter { $0.answer == nil }
+        guard let first = texts.first else { return nil }
+        return #"note: \#(texts.count) \#(which){"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"#
+    }
+
     /// Fits one example into `maxLength` tokens; nil when `.drop` applies.
     /// `.left` shifts `promptLength` back by the number of tokens cut (to 0 at the least).
     public static func fit(_ example: Example, maxLength: Int, truncation: Truncation) -> Example? {

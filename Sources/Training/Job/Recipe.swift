@@ -142,28 +142,6 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
     }
 
-    /// completion_only_loss / assistant_only_loss set which tokens of an SFT row train. Preference
-    /// pairs score their answers only (the switches would do nothing); methods that sample or
-    /// make rows read an answer's end from the mask (the stop token, a revealed prefix), and
-    /// scored samples are rollouts, trained on their completions as GRPO's are — so they are refused.
-    func checkLossScope(_ objective: Objective) throws {
-        let k = Recipe.declared
-        let why = objective.requirements.pairs ? "\(named(k.objective)) \(self.objective) trains on preference pairs and scores their answers only"
-            : objective.requirements.rollouts ? "\(named(k.objective)) \(self.objective) trains sampled answers, which end where the answer's tokens end"
-            : self.objective == "spin" ? "\(named(k.objective)) spin trains the model's answers against the data's"
-            : self.selfTrain != "none" ? "self-training (\(named(k.selfTrain)) \(self.selfTrain)) trains answers it makes, which end where the answer's tokens end" : nil
-        guard let why else { return }
-        for key in [k.completionOnlyLoss, k.assistantOnlyLoss] where deliberate(key) && !switchedOff(key, by: k.objective) {
-            throw RecipeError("\(shown(key)) sets which tokens of an SFT row are trained; \(why): give it only to SFT runs")
-        }
-    }
-
-    /// A true-or-false key as the user gave it: `recipe.yaml:4: packing false`, or the flag
-    /// (`--no-packing` for false).
-    public func shown(_ key: RecipeKey<Bool>) -> String {
-        origins[key.name] != nil ? "\(named(key)) \(self[key])" : self[key] ? "--" + key.flag : "--no-" + key.flag
-    }
-
     /// Keys of one optimizer or one feature, set away from their default where that optimizer
     /// or feature is not used: they would be ignored, so they are refused naming what they need.
     func checkKeysThatWouldDoNothing() throws {

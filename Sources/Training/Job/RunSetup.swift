@@ -69,10 +69,7 @@ public struct RunSetup {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
             else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
-            let texts = heldOut.examples.filter { $0.answer == nil }
-            if recipe.evalExamples > 0, let first = texts.first {
-                log(#"note: \#(texts.count) held-out {"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"#)
-            }
+            if recipe.evalExamples > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
         // {"text"} rows (no prompt, no answer) train as they are; methods that answer --data's
@@ -86,7 +83,7 @@ public struct RunSetup {
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
         let pairs = objective.requirements.pairs
         let (stepped, epochsNote) = Fatal.collective {
-            try TrainEpochs.apply(recipe, rows: pairs ? train.pairCount : train.count, unit: pairs ? "pairs" : "rows")
+            try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? "pairs" : "rows")
         }
         if comm.isCoordinator, let epochsNote { log(epochsNote) }
         if comm.isCoordinator && recipe.scoredData && heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {

@@ -23,8 +23,8 @@ public enum TrainEpochs {
     }
 
     /// The rows one epoch holds: training pairs for a preference objective, else training rows.
-    public static func rows(_ setup: RunSetup) -> Int {
-        setup.objective.requirements.pairs ? setup.train.pairCount : setup.train.count
+    public static func rows(_ train: Dataset, objective: Objective) -> Int {
+        objective.requirements.pairs ? train.pairCount : train.count
     }
 
     /// ⌈epochs × rows ÷ batch_size⌉, at least one step. The quotient's rounding error is taken

@@ -153,7 +153,7 @@ public enum TrainingJob {
         // Every ⌈steps/5⌉ steps: with steps/4 the fourth fell on the last step, where the final
         // evaluation stands in for it (1000 steps gave 250, 500, 750 and the final one).
         // Passes over the training rows at the end of each step, where a step draws batch_size of them.
-        let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup) : nil
+        let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup.train, objective: setup.objective) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0)
