@@ -21,26 +21,29 @@ public enum CheckedAllocation {
 
     /// `count` floats (at least one), 64-byte aligned, zero-filled. Free with `free(_:)`.
     public static func floats(_ count: Int, for purpose: @autoclosure () -> String) -> UnsafeMutablePointer<Float> {
-        let n = max(count, 1)
-        let (bytes, overflow) = n.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        let (raw, bytes) = allocate(floats: count, for: purpose())
+        memset(raw, 0, bytes)
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// `count` floats (at least one) of untouched memory and their size in bytes, or the
+    /// failure handler's message naming `purpose`.
+    private static func allocate(floats count: Int, for purpose: @autoclosure () -> String) -> (UnsafeMutableRawPointer, Int) {
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
         var raw: UnsafeMutableRawPointer? = nil
         // posix_memalign reports failure instead of trapping; 64 bytes keeps SIMD loads aligned.
         if overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
             failureHandler("out of memory: cannot allocate \(describe(bytes: overflow ? Int.max : bytes)) for \(purpose())")
         }
-        memset(raw!, 0, bytes)
-        return raw!.bindMemory(to: Float.self, capacity: n)
+        return (raw!, bytes)
     }
 
     /// Asks for `count` floats and gives them back at once, untouched: before a Swift array of
     /// that size, whose failed allocation traps with no message (`Fatal error: failed to
     /// allocate`), so that an allocation that cannot succeed ends with one line (exit 5) instead.
     public static func probe(floats count: Int, for purpose: @autoclosure () -> String) {
-        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-        var raw: UnsafeMutableRawPointer? = nil
-        if overflow || posix_memalign(&raw, 64, bytes) != 0 || raw == nil {
-            failureHandler("out of memory: cannot allocate \(describe(bytes: overflow ? Int.max : bytes)) for \(purpose())")
-        }
+        // Untouched (no memset): the pages are never committed.
+        let (raw, _) = allocate(floats: count, for: purpose())
         #if canImport(Glibc)
         Glibc.free(raw)
         #else
