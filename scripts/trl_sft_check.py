@@ -16,9 +16,12 @@ label (every token trained, no BOS) it is counted though nothing predicts it. Th
 that divisor beside the predicted labels, and compares TRL's loss rescaled to the predicted
 count (TRL × divisor / predicted) when the two differ.
 
-  scripts/trl-sft-check                 # prints a table; exit 1 if a case differs by > 1e-5
+Then num_train_epochs: a few TRL runs with a batch size that does not divide the rows, whose
+step count and logged `epoch` values sft-dist's `--num-train-epochs` must give exactly.
+
+  scripts/trl-sft-check                 # prints tables; exit 1 if a case differs
 """
-import json, math, os, subprocess, sys, tempfile
+import contextlib, io, json, math, os, subprocess, sys, tempfile
 
 import torch
 from datasets import Dataset
@@ -51,7 +54,9 @@ def trl_loss(model_dir, rows, **mask):
                         learning_rate=1e-6, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
                         max_length=256, packing=False, dataloader_drop_last=False, seed=0, bf16=False, **mask)
         Recording.seen = []
-        Recording(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok).train()
+        trainer = Recording(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trainer.train()
     assert len(Recording.seen) == 1, Recording.seen
     return Recording.seen[0]
 
@@ -68,6 +73,48 @@ def ours(model_dir, path, flags):
             if "loss" in row:
                 return row["loss"]
     raise SystemExit("no training row in metrics.jsonl")
+
+
+def trl_epochs(model_dir, rows, epochs, batch):
+    """The epoch TRL logs after each optimizer step of num_train_epochs."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with tempfile.TemporaryDirectory() as out:
+        cfg = SFTConfig(output_dir=out, num_train_epochs=epochs, disable_tqdm=True, per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+                        learning_rate=1e-6, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True,
+                        max_length=256, packing=False, dataloader_drop_last=False, seed=0, bf16=False)
+        trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trainer.train()   # (its progress bars and log lines)
+        return [round(h["epoch"], 6) for h in trainer.state.log_history if "loss" in h]
+
+
+def our_epochs(model_dir, path, epochs, batch):
+    with tempfile.TemporaryDirectory() as out:
+        args = [BIN, "train", "--model", model_dir, "--data", path, "--heldout", path, "--num-train-epochs", str(epochs),
+                "--batch-size", str(batch), "--max-length", "256", "--lr", "1e-6",
+                "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", out + "/run"]
+        subprocess.run(args, check=True)
+        return [round(r["epoch"], 6) for r in map(json.loads, open(out + "/run/metrics.jsonl")) if "loss" in r]
+
+
+def check_epochs(pc):
+    print(f"{'rows':>4} {'batch':>5} {'epochs':>6} {'TRL steps':>9} {'sft-dist':>8}  epochs logged")
+    same = True
+    model_dir = os.path.join(FIXTURES, "models", "llama")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, batch, epochs in [(len(pc), 5, 2), (len(pc), 7, 1.5), (10, 4, 3)]:
+            path = os.path.join(tmp, f"rows-{n}.jsonl")
+            with open(path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in pc[:n])
+            t, s = trl_epochs(model_dir, pc[:n], epochs, batch), our_epochs(model_dir, path, epochs, batch)
+            same = same and t == s
+            shown = " ".join(f"{e:g}" for e in t)
+            print(f"{n:4} {batch:5} {epochs:6g} {len(t):9} {len(s):8}  {'same' if t == s else 'DIFFERENT'}: {shown}", flush=True)
+            if t != s:
+                print(f"  sft-dist: {' '.join(f'{e:g}' for e in s)}")
+    return same
 
 
 def main():
@@ -107,8 +154,9 @@ def main():
             setting = ", ".join(f"{k}={v}" for k, v in mask.items())
             shown = f"{rescaled:10.6f}" if divisor != labels else f"{'':10}"
             print(f"{name:6} {kind:18} {setting:28} {t:10.6f} {shown} {s:10.6f} {d:9.2e}  {labels}/{divisor}", flush=True)
-    print(f"worst relative difference {worst:.2e}")
-    sys.exit(0 if worst <= 1e-5 else 1)
+    print(f"worst relative difference {worst:.2e}\n")
+    epochs_same = check_epochs(pc)
+    sys.exit(0 if worst <= 1e-5 and epochs_same else 1)
 
 
 main()

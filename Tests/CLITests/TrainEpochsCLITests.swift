@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
 
-/// `--num-train-epochs` (TRL's num_train_epochs): steps = ⌈epochs × rows ÷ batch_size⌉, an
-/// `epoch` figure on each step row (step × batch_size ÷ rows), the same under -n 1 and -n 2,
-/// a recipe.yaml that reads back, exact resume, and a disagreeing --steps refused.
+/// `--num-train-epochs` (TRL's num_train_epochs): as in transformers, ⌈rows ÷ batch_size⌉ steps
+/// an epoch, the last a short batch, so each epoch trains every row once; ⌈epochs × that⌉ steps;
+/// an `epoch` figure on each step row (step ÷ steps an epoch), the same under -n 1 and -n 2, a
+/// recipe.yaml that reads back, exact resume, and a disagreeing --steps refused.
 final class TrainEpochsCLITests: XCTestCase {
     /// 30 training rows (and a held-out file, so no split changes the count).
     func writeData(_ dir: String) -> [String] {
@@ -29,8 +30,16 @@ final class TrainEpochsCLITests: XCTestCase {
         let rows = CLI.trainingRows(out)
         XCTAssertEqual(rows.map { $0["step"] ?? 0 }, (1...8).map(Double.init), "⌈2 × 30 ÷ 8⌉ = 8 steps")
         for row in rows {
-            XCTAssertEqual(row["epoch"] ?? .nan, (row["step"] ?? 0) * 8 / 30, accuracy: 1e-12)
+            XCTAssertEqual(row["epoch"] ?? .nan, (row["step"] ?? 0) / 4, accuracy: 1e-12, "⌈30 ÷ 8⌉ = 4 steps an epoch")
         }
+        // Steps 1…4 and 5…8 each train the 30 rows once (8 + 8 + 8 + 6): their loss tokens are
+        // those of one step over all 30 rows.
+        let whole = CLI.sftDist(writeData(dir) + ["--batch-size", "30", "--steps", "1", "--out", dir + "/whole", "--quiet"])
+        XCTAssertEqual(whole.status, 0, whole.all)
+        let all = try XCTUnwrap(CLI.trainingRows(dir + "/whole").first?["loss_tokens"])
+        let perStep = rows.map { $0["loss_tokens"] ?? 0 }
+        XCTAssertEqual(perStep[0..<4].reduce(0, +), all, "\(perStep)")
+        XCTAssertEqual(perStep[4..<8].reduce(0, +), all, "\(perStep)")
         let recipe = try String(contentsOfFile: out + "/recipe.yaml", encoding: .utf8)
         XCTAssertTrue(recipe.contains("\nnum_train_epochs: 2") && recipe.contains("\n# steps: 8\n") && !recipe.contains("\nsteps:"), recipe)
 

@@ -37,7 +37,7 @@ public final class UniformSampler: BatchSource {
     private func element(_ g: Int) -> Int {
         let epoch = g / datasetSize
         if epoch != cachedEpoch {
-            permutation = UniformSampler.permutation(count: datasetSize, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            permutation = UniformSampler.permutation(count: datasetSize, seed: UniformSampler.epochSeed(seed, epoch))
             cachedEpoch = epoch
         }
         return permutation[g % datasetSize]
@@ -54,6 +54,9 @@ public final class UniformSampler: BatchSource {
         }
         return rows
     }
+
+    /// The permutation seed of `epoch` (shared with `EpochSampler`).
+    static func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 { seed &+ UInt64(epoch) &* 0x9E37_79B9 }
 
     /// Fisher–Yates over a seeded stream.
     static func permutation(count: Int, seed: UInt64) -> [Int] {

@@ -13,7 +13,7 @@ public struct RecipeKeys: Sendable {
                                            "Fraction of --data held out when --heldout is not given.")
     public let steps = RecipeKey(Settings.steps, default: 1000)
     public let numTrainEpochs = RecipeKey("num_train_epochs", 0.0, .within(0, 1e6),
-                                          "Train this many passes over the training rows instead of --steps (steps = ⌈epochs × rows ÷ batch_size⌉; 0: count steps).")
+                                          "Train this many passes over the training rows instead of --steps (⌈rows ÷ batch_size⌉ steps an epoch, the last a short batch, as in transformers; 0: count steps).")
     public let batchSize = RecipeKey(Settings.batchSize, default: 48)
     public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12)
     public let lr = RecipeKey("lr", 3e-3, .positive, "Peak learning rate.")

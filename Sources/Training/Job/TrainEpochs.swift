@@ -1,14 +1,13 @@
 import Foundation
 
 /// `num_train_epochs` (TRL's and transformers' name): the run's length given as passes over
-/// the training rows instead of steps. A step draws `batch_size` rows (pairs, for preference
-/// objectives) from an endless stream of seeded epochs (`UniformSampler`), so E epochs of N
-/// rows are ⌈E·N / batch_size⌉ steps, and the end of step s is epoch s·batch_size / N — each
-/// metrics row's `epoch`. transformers' Trainer instead ends every epoch with a short batch:
-/// ⌈N / batch_size⌉ steps an epoch, ⌈E·⌈N / batch_size⌉⌉ in all, epoch = step ÷ ⌈N / batch_size⌉;
-/// the two agree when batch_size divides N. The steps are derived once the data is loaded
-/// (every rank holds the same rows), before anything is sized from them; recipe.yaml keeps
-/// them as a comment (`Recipe.yaml`), so the file derives them again from its own data.
+/// the training rows instead of steps. As in transformers' Trainer, each epoch is ⌈N / batch_size⌉
+/// steps, the last a short batch of what is left (`EpochSampler`), so E epochs are
+/// ⌈E·⌈N / batch_size⌉⌉ steps and each step row's `epoch` is step ÷ ⌈N / batch_size⌉. (A run
+/// given --steps streams across epochs instead, `UniformSampler`: every step batch_size rows,
+/// epoch = step × batch_size ÷ N.) The steps are derived once the data is loaded (every rank
+/// holds the same rows), before anything is sized from them; recipe.yaml keeps them as a
+/// comment (`Recipe.yaml`), so the file derives them again from its own data.
 public enum TrainEpochs {
     /// Why this recipe's steps are not passes over --data's rows (nil: they are). Sampling
     /// objectives draw prompts per generation, selection draws pools of candidates, and
@@ -27,11 +26,29 @@ public enum TrainEpochs {
         objective.requirements.pairs ? train.pairCount : train.count
     }
 
-    /// ⌈epochs × rows ÷ batch_size⌉, at least one step. The quotient's rounding error is taken
-    /// off first: 1.1 × 100 ÷ 10 is 11.000000000000002 in doubles, which is 11 steps, not 12.
+    /// ⌈rows ÷ batch_size⌉: the steps of one epoch, its last batch short unless batch_size divides rows.
+    public static func batchesPerEpoch(rows: Int, batchSize: Int) -> Int { (rows + batchSize - 1) / batchSize }
+
+    /// ⌈epochs × ⌈rows ÷ batch_size⌉⌉, at least one step (transformers' max_steps for
+    /// num_train_epochs). The product's rounding error is taken off first: 1.1 × 10 is
+    /// 11.000000000000002 in doubles, which is 11 steps, not 12.
     public static func steps(epochs: Double, rows: Int, batchSize: Int) -> Int {
-        let exact = epochs * Double(rows) / Double(batchSize)
+        let exact = epochs * Double(batchesPerEpoch(rows: rows, batchSize: batchSize))
         return max(1, Int((exact - 1e-9 * max(1, exact)).rounded(.up)))
+    }
+
+    /// The passes over the rows at the end of `step` (1-based), each metrics row's `epoch`:
+    /// step ÷ ⌈rows ÷ batch_size⌉ for epochs that end with a short batch, else the rows drawn ÷ rows.
+    public static func epoch(afterStep step: Int, rows: Int, batchSize: Int, shortLastBatch: Bool) -> Double {
+        shortLastBatch ? Double(step) / Double(batchesPerEpoch(rows: rows, batchSize: batchSize))
+                       : Double(step) * Double(batchSize) / Double(rows)
+    }
+
+    /// The order a step draws its `batch_size` rows from, of `rows` in all: epochs with a short
+    /// last batch under num_train_epochs, else the stream of epochs.
+    static func sampler(_ r: Recipe, rows: Int) -> BatchSource {
+        r.numTrainEpochs > 0 ? EpochSampler(datasetSize: rows, batchSize: r.batchSize, seed: r.seed)
+                             : UniformSampler(datasetSize: rows, batchSize: r.batchSize, seed: r.seed)
     }
 
     /// The recipe with its steps derived from `num_train_epochs` (unchanged when that is 0),

@@ -98,7 +98,7 @@ public final class Trainer {
         } else if objective.requirements.pairs {
             // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
             self.source = PairProducer(
-                source: source ?? UniformSampler(datasetSize: setup.train.pairCount, batchSize: r.batchSize, seed: r.seed))
+                source: source ?? TrainEpochs.sampler(r, rows: setup.train.pairCount))
         } else if r.scoredData {
             // Pre-scored samples of --data train a rollout objective without sampling (Rollouts/ScoredDataProducer).
             self.source = Fatal.collective { try ScoredDataProducer(setup: setup) }
@@ -110,7 +110,7 @@ public final class Trainer {
             self.source = Fatal.collective { try RolloutProducer(setup: setup) }
         } else {
             self.source = DemonstrationProducer(
-                source: source ?? UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))
+                source: source ?? TrainEpochs.sampler(r, rows: setup.train.count))
         }
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil

@@ -2,7 +2,7 @@ import Foundation
 
 /// Offline scored data (`scored_data: true`): the rows of `--data` are pre-generated,
 /// pre-scored samples (rejection sampling, offline GRPO) and train as rollouts without any
-/// generation. Each step the uniform sampler picks `batch_size` rows (as plain SFT does); each
+/// generation. Each step the sampler picks `batch_size` rows as plain SFT does (`TrainEpochs.sampler`); each
 /// trains on its completion with the advantage `ScoredRows` gave its line (its `advantage`, or
 /// its reward's group z-score under `scale_rewards`), its reward, and its group.
 ///
@@ -43,7 +43,7 @@ public final class ScoredDataProducer: ReportingProducer {
             return s
         }
         self.init(examples: setup.train.examples, scores: scores,
-                  sampler: UniformSampler(datasetSize: setup.train.count, batchSize: r.batchSize, seed: r.seed))
+                  sampler: TrainEpochs.sampler(r, rows: setup.train.count))
     }
 
     /// The line number of an example's source "path:line" of `path`.

@@ -152,7 +152,7 @@ public enum TrainingJob {
         // -1 (the default): four evaluations during the run, so loss.svg shows a held-out curve.
         // Every ⌈steps/5⌉ steps: with steps/4 the fourth fell on the last step, where the final
         // evaluation stands in for it (1000 steps gave 250, 500, 750 and the final one).
-        // Passes over the training rows at the end of each step, where a step draws batch_size of them.
+        // Passes over the training rows at the end of each step (TrainEpochs.epoch).
         let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup.train, objective: setup.objective) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
@@ -176,7 +176,10 @@ public enum TrainingJob {
                                            ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", previousElapsed + comm.wallTime() - start)]
-            if let epochRows { fields.append(("epoch", Double(step + 1) * Double(recipe.batchSize) / Double(epochRows))) }
+            if let epochRows {
+                fields.append(("epoch", TrainEpochs.epoch(afterStep: step + 1, rows: epochRows, batchSize: recipe.batchSize,
+                                                          shortLastBatch: recipe.numTrainEpochs > 0)))
+            }
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
             fields += produced
