@@ -16,6 +16,11 @@ struct Score: ParsableCommand {
     @Option(help: "Output JSONL (default: standard output).") var out: String?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
+    @Option(name: .customLong("dataset-text-field"), help: "The field of plain-text rows (TRL's dataset_text_field); their every token is scored.") var datasetTextField = JSONLReader.defaultTextField
+    @Flag(inversion: .prefixedNo, help: "Score the completion of {prompt, completion} rows only (--no-completion-only-loss: every token), as train's flag.")
+    var completionOnlyLoss = true
+    @Flag(inversion: .prefixedNo, help: "Score the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
+    var assistantOnlyLoss = true
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
 
@@ -27,7 +32,9 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let comm = Runtime.start(threads: threads, watchdog: watchdog)
-        SameInputs.check(settings: [("max-length", "\(maxLength)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
+        SameInputs.check(settings: [("max-length", "\(maxLength)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes"),
+                                    ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
+                                    ("dataset-text-field", datasetTextField)])
         if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }
@@ -35,7 +42,9 @@ struct Score: ParsableCommand {
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template)
+                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                        textField: datasetTextField)
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         var lines: [String] = []

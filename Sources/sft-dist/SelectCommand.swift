@@ -16,7 +16,7 @@ struct Select: ParsableCommand {
 
     @Option(help: "Selector: uds, q-tuning, loss, learnability or random.") var method: String
     @Option(help: "Fraction of the rows to keep, in (0, 1].", transform: decimalFlag) var keep: Double
-    @Option(help: "Input JSONL ({prompt, completion} or {messages}).") var data: String
+    @Option(help: "Input JSONL ({prompt, completion}, {messages} or {text} rows).") var data: String
     @Option(help: "Output JSONL: the kept rows.") var out: String
     @Option(help: "Scores JSONL (default: OUT with .scores.jsonl).") var scores: String?
     @Option(help: "Model directory or preset that scores.") var model = "default"

@@ -33,6 +33,9 @@ final class BadCheckpointTests: XCTestCase {
         }
 
         refuse(["--resume", dir + "/nowhere"], "nowhere: no such checkpoint directory")
+        // A step that was not saved: the ones that were, to pick from.
+        refuse(["--resume", out + "/checkpoints/step-000004"],
+               "step-000004: no such checkpoint directory (\(out)/checkpoints holds step-000003, step-000006; or give \"latest\")")
         refuse(["--resume", out], "run/manifest.json: missing (not a checkpoint directory")
         refuse(["--resume", good, "--model", "small"], "step-000003: checkpoint is from a different model config (")
         refuse(["--resume", good, "--lr", "0.001"], "checkpoint was made with a different recipe: lr is 0.003 there but 0.001 here")

@@ -76,6 +76,27 @@ final class LossScopeCLITests: XCTestCase {
         XCTAssertEqual(sAll.count, 8)
         for (x, y) in zip(sAll, sSplit) { XCTAssertEqual(x, y, accuracy: 1e-6 * y) }
         XCTAssertNotEqual(try selectLosses(held.whole, []), sAll)
+
+        // score's switch: the same log-probabilities as the split rows', and the text of a
+        // {"body"} row under --dataset-text-field scores every token as well.
+        func scores(_ data: String, _ extra: [String]) throws -> [[Double]] {
+            let r = CLI.sftDist(["score", "--model", model, "--data", data] + extra)
+            XCTAssertEqual(r.status, 0, r.all)
+            return try r.stdout.split(separator: "\n").map {
+                try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["completion_logprobs"] as? [Double])
+            }
+        }
+        let scAll = try scores(held.whole, ["--no-completion-only-loss"]), scSplit = try scores(held.split, [])
+        XCTAssertEqual(scAll.count, 8)
+        XCTAssertEqual(scAll, scSplit)
+        XCTAssertLessThan(try scores(held.whole, [])[0].count, scAll[0].count)
+        let body = dir + "/body.jsonl"
+        let texts = try String(contentsOfFile: held.whole, encoding: .utf8).split(separator: "\n").map { line -> String in
+            let row = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+            return String(data: try JSONSerialization.data(withJSONObject: ["body": row["prompt"]! + row["completion"]!]), encoding: .utf8)!
+        }
+        FileManager.default.createFile(atPath: body, contents: Data(texts.joined(separator: "\n").utf8))
+        XCTAssertEqual(try scores(body, ["--dataset-text-field", "body"]), scAll)
     }
 
     /// Conversations trained on every token: the same losses with -n 1 and -n 2.

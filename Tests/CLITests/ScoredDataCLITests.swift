@@ -115,6 +115,11 @@ final class ScoredDataCLITests: XCTestCase {
                     "d.jsonl:3: group 2 has one reward")
         try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")
         try refused(nil, [], "--scored-data trains objective grpo on the rows of --data as scored samples, not objective chord", objective: "chord")
+        // Without --data: the built-in tasks are not a file of scored rows.
+        let builtin = CLI.sftDist(["train", "--scored-data", "--objective", "grpo", "--steps", "2", "--out", dir + "/no-data"])
+        XCTAssertEqual(builtin.status, 1, builtin.all)
+        XCTAssertTrue(builtin.stderr.contains("--scored-data trains on scored samples: give --data FILE"), builtin.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/no-data"))
     }
 }
 

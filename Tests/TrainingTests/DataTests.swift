@@ -75,6 +75,19 @@ final class DataTests: XCTestCase {
                        #"data.jsonl:1: duplicate key "completion" (a JSON parser would keep one of the values silently)"#)
         XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "a", "content": "b"}]}"#),
                        #"data.jsonl:1: duplicate key "content" (a JSON parser would keep one of the values silently)"#)
+        // A comma before a closing bracket: Foundation reads it, Python's json (TRL, datasets) does not.
+        XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c",}"#),
+                       "data.jsonl:1: invalid JSON (a comma before a closing bracket at character 33; Python's json refuses it)")
+        XCTAssertEqual(readError(good + "\n" + #"{"messages": [{"role": "user", "content": "a"},  ]}"#),
+                       "data.jsonl:2: invalid JSON (a comma before a closing bracket at character 46; Python's json refuses it)")
+        XCTAssertNil(readError(#"{"prompt": "p,]", "completion": ", }"}"#), "commas inside strings are text")
+        // The missing-fields line names the text field the run reads.
+        do {
+            _ = try JSONLReader.parse(Array(#"{"id": 1}"#.utf8), path: "data.jsonl", textField: "body")
+            XCTFail("accepted")
+        } catch {
+            XCTAssertEqual("\(error)", #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "body""#)
+        }
     }
 
     /// Equal keys in different objects, keys that appear as values or inside strings, and

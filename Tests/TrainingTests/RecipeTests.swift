@@ -286,7 +286,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
         validateRefuses("rewards: [task]\n", "r.yaml:1: rewards is read by the objectives that sample")
         validateRefuses("objective: dft\nmax_completion_length: 8\n", "r.yaml:2: max_completion_length is read")
         validateRefuses("self_train: rft\nself_train_args: {ratio: 0}\n", "r.yaml:2: self_train_args: ratio=0 trains on none")
-        for ok in ["objective: grpo\nrollouts: 4\nrewards: [task]\n", "objective: grpo\nscored_data: true\nmax_completion_length: 8\n",
+        for ok in ["objective: grpo\nrollouts: 4\nrewards: [task]\n", "objective: grpo\nscored_data: true\ndata: scored.jsonl\nmax_completion_length: 8\n",
                    "self_train: superhf\nobjective: superhf\nrewards: [task]\n", "rollouts: 8\nmax_completion_length: 16\n"] {
             XCTAssertNoThrow(try Recipe.parse(yaml: ok, source: "r.yaml").validate(), ok)
         }

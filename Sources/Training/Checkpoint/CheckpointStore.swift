@@ -135,9 +135,21 @@ struct CheckpointStore {
         if spec == "latest" { return list().last?.path }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue else {
-            throw CheckpointError("\(spec): no such checkpoint directory (use a directory like \(directory)/\(Self.name(100)) or \"latest\")")
+            throw CheckpointError("\(spec): no such checkpoint directory (\(suggestion(for: spec)))")
         }
         return spec
+    }
+
+    /// The checkpoints beside a mistyped one (or this run's), to pick from.
+    private func suggestion(for spec: String) -> String {
+        let parent = (spec as NSString).deletingLastPathComponent
+        for store in [CheckpointStore(directory: parent.isEmpty ? "." : parent), self] {
+            let names = store.list().map { ($0.path as NSString).lastPathComponent }
+            guard !names.isEmpty else { continue }
+            let shown = names.count > 6 ? names.prefix(3) + ["…"] + names.suffix(3) : names[...]
+            return "\(store.directory) holds \(shown.joined(separator: ", ")); or give \"latest\""
+        }
+        return "use a directory like \(directory)/\(Self.name(100)) or \"latest\""
     }
 
     /// Verifies the manifest and every file, then reads the state and checks that its fields

@@ -270,6 +270,11 @@ public enum JSONLReader {
         guard let fields = object as? [String: Any] else {
             return .failure(LineProblem("expected a JSON object"))
         }
+        // Foundation reads `{"prompt": "a", "completion": " b",}`; Python's json (and so TRL and
+        // datasets) refuses it, so a file that trains here would fail there.
+        if let at = JSONNesting.trailingComma(line) {
+            return .failure(LineProblem("invalid JSON (a comma before a closing bracket at character \(at); Python's json refuses it)"))
+        }
         if let key = JSONDuplicateKeys.first(line) {
             return .failure(LineProblem("duplicate key \(JSONText.brief(key)) (a JSON parser would keep one of the values silently)"))
         }
@@ -301,7 +306,7 @@ public enum JSONLReader {
             return .promptCompletion(prompt: try stringField("prompt", in: fields), completion: completion)
         }
         guard hasPromptFields else {
-            throw LineProblem(#"missing fields: need "prompt" and "completion", "messages", or "text""#)
+            throw LineProblem(#"missing fields: need "prompt" and "completion", "messages", or "\#(textField)""#)
         }
         let prompt = try stringField("prompt", in: fields)
         let completion = try stringField("completion", in: fields)

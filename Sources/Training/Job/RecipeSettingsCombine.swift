@@ -23,6 +23,9 @@ extension Recipe {
         if !self.rewards.isEmpty {
             throw RecipeError("\(named(k.rewards)): scored_data takes the rewards of --data's rows: drop --reward (rewards:)")
         }
+        if self.data == RunSetup.builtinData {   // (it read as "builtin:tasks: no such file")
+            throw RecipeError("\(named(k.scoredData)) trains on scored samples: give --data FILE, a JSONL of rows with a reward or advantage (the built-in tasks have none)")
+        }
     }
 
     /// A sampling objective needs a reward function of non-zero weight (`functions`: the
