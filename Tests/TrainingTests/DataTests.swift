@@ -81,13 +81,6 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(readError(good + "\n" + #"{"messages": [{"role": "user", "content": "a"},  ]}"#),
                        "data.jsonl:2: invalid JSON (a comma before a closing bracket at character 46; Python's json refuses it)")
         XCTAssertNil(readError(#"{"prompt": "p,]", "completion": ", }"}"#), "commas inside strings are text")
-        // The missing-fields line names the text field the run reads.
-        do {
-            _ = try JSONLReader.parse(Array(#"{"id": 1}"#.utf8), path: "data.jsonl", textField: "body")
-            XCTFail("accepted")
-        } catch {
-            XCTAssertEqual("\(error)", #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "body""#)
-        }
     }
 
     /// Equal keys in different objects, keys that appear as values or inside strings, and

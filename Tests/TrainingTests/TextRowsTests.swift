@@ -60,8 +60,9 @@ final class TextRowsTests: XCTestCase {
         XCTAssertThrowsError(try JSONLReader.parse(Array(#"{"content": ""}"#.utf8), path: "data.jsonl", textField: "content")) {
             XCTAssertEqual("\($0)", #"data.jsonl:1: empty "content""#)
         }
+        // The line names the field the run reads ("text" is another column then).
         XCTAssertThrowsError(try JSONLReader.parse(Array(#"{"text": "abc"}"#.utf8), path: "data.jsonl", textField: "content")) {
-            XCTAssertEqual("\($0)", #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "text""#)
+            XCTAssertEqual("\($0)", #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "content""#)
         }
     }
 
