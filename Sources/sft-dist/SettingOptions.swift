@@ -55,7 +55,7 @@ extension Option {
 
     init<T: DecimalFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
         self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text); default \(text)]"), transform: decimalFlag)
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"), transform: decimalFlag)
     }
 }
 
@@ -69,7 +69,7 @@ extension Option {
     /// value (a setting that would do nothing is refused when given): the help names the default.
     init<T: ExpressibleByArgument>(_ setting: Setting<T>, default text: String) where Value == T? {
         self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text); default \(text)]"))
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"))
     }
 
     /// A `train` flag for a recipe key. It is read as text and converted by the key, as the

@@ -71,7 +71,7 @@ public protocol AnyRecipeKey: Sendable {
 extension RecipeKey: AnyRecipeKey {
     public var name: String { setting.name }
     public var flag: String { flagName ?? setting.flag }
-    public var help: String { "\(setting.help) [\(setting.limits.text); default \(defaultValue.text)]" }
+    public var help: String { "\(setting.help) [\(setting.limits.text)] (default: \(defaultValue.text))" }
 
     public func read(_ node: Node, into r: inout Recipe, at: String) throws {
         guard let v = Value.fromYAML(node) else {
