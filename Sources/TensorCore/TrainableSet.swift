@@ -87,9 +87,12 @@ public struct TrainableSet: Sendable, Equatable {
     /// leaves finite weights of 1e30 whose every forward is NaN). One pass, element by
     /// element; run only when a step was skipped.
     public func valuesAreUsable(_ store: ParameterStore) -> Bool {
-        let limit = Float.greatestFiniteMagnitude.squareRoot()
-        return ranges.allSatisfy { r in r.allSatisfy { abs(store.values[$0]) < limit } }
+        ranges.allSatisfy { r in r.allSatisfy { abs(store.values[$0]) < Self.usableMagnitude } }
     }
+
+    /// √(Float.max) ≈ 1.8e19: a weight at or beyond it (or not finite) makes products overflow.
+    /// Merges refuse to write one, as training refuses to go on with one.
+    public static let usableMagnitude = Float.greatestFiniteMagnitude.squareRoot()
 
     /// FNV-1a over the trainable values: replicas must agree bit for bit on what they update
     /// (frozen values are never written).

@@ -36,6 +36,16 @@ final class BadCheckpointTests: XCTestCase {
         // A step that was not saved: the ones that were, to pick from.
         refuse(["--resume", out + "/checkpoints/step-000004"],
                "step-000004: no such checkpoint directory (\(out)/checkpoints holds step-000003, step-000006; or give \"latest\")")
+        // Another run's: no "latest" (it would look in this run's --out), and a file or an
+        // empty directory named like a checkpoint is not offered.
+        let other = CLI.sftDist(args + ["--out", dir + "/fresh", "--resume", out + "/checkpoints/step-000004"])
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("no such checkpoint directory (\(out)/checkpoints holds step-000003, step-000006)"), other.stderr)
+        try fm.createDirectory(atPath: dir + "/odd/checkpoints/step-000002", withIntermediateDirectories: true)
+        fm.createFile(atPath: dir + "/odd/checkpoints/step-000005", contents: Data())
+        let odd = CLI.sftDist(args + ["--out", dir + "/fresh", "--resume", dir + "/odd/checkpoints/step-000005"])
+        XCTAssertEqual(odd.status, 1, odd.all)
+        XCTAssertTrue(odd.stderr.contains("step-000005: no such checkpoint directory (use a directory like "), odd.stderr)
         refuse(["--resume", out], "run/manifest.json: missing (not a checkpoint directory")
         refuse(["--resume", good, "--model", "small"], "step-000003: checkpoint is from a different model config (")
         refuse(["--resume", good, "--lr", "0.001"], "checkpoint was made with a different recipe: lr is 0.003 there but 0.001 here")

@@ -363,5 +363,14 @@ final class LoRACLITests: XCTestCase {
         XCTAssertTrue(inf.stderr.hasPrefix("sft-dist: error: \(out)/big: merged into \(out)/run/model-base, "), inf.all)
         XCTAssertTrue(inf.stderr.contains("is not finite (the adapter's tensors or lora_alpha are too large); nothing written"), inf.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m3"))
+        // Every adapter float 1e15: B·A is finite (≈ 1e30) but past √(Float.max), where the
+        // merged model's every product overflows.
+        let large = withUnsafeBytes(of: Float(1e15).bitPattern.littleEndian) { Array($0) }
+        for i in stride(from: header, to: bytes.count, by: 4) { bytes.replaceSubrange(i..<i + 4, with: large) }
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let over = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/big", "--out", out + "/m4"])
+        XCTAssertEqual(over.status, 1, over.all)
+        XCTAssertTrue(over.stderr.contains(", past 1.8e19 where products overflow (the adapter's tensors or lora_alpha are too large); nothing written"), over.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m4"))
     }
 }

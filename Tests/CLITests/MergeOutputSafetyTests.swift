@@ -144,6 +144,8 @@ final class MergeOutputSafetyTests: XCTestCase {
                                // One directory under two names merged with itself: a copy, written as a merge.
                                ([a, a + "/"], "are one model directory, which merged with itself gives a copy of it"),
                                ([a, b, "--weights", "1e300,1e300"], "beyond float32"),
+                               // Finite, but past √(Float.max): every product of the model would overflow.
+                               ([a, b, "--weights", "1e20,1e20"], "past 1.8e19 (√ of float32's largest) where products overflow; nothing written"),
                                // Sums that underflow were said to "cancel".
                                ([a, b, "--weights", "1e-46,1e-46"], "(the weights cancel, or are too small for float32)")] {
             let r = CLI.sftDist(["merge"] + args + ["--out", out + "/m"])

@@ -77,9 +77,9 @@ final class DataTests: XCTestCase {
                        #"data.jsonl:1: duplicate key "content" (a JSON parser would keep one of the values silently)"#)
         // A comma before a closing bracket: Foundation reads it, Python's json (TRL, datasets) does not.
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c",}"#),
-                       "data.jsonl:1: invalid JSON (a comma before a closing bracket at character 33; Python's json refuses it)")
+                       "data.jsonl:1: invalid JSON (a comma before a closing bracket at byte 33; Python's json refuses it)")
         XCTAssertEqual(readError(good + "\n" + #"{"messages": [{"role": "user", "content": "a"},  ]}"#),
-                       "data.jsonl:2: invalid JSON (a comma before a closing bracket at character 46; Python's json refuses it)")
+                       "data.jsonl:2: invalid JSON (a comma before a closing bracket at byte 46; Python's json refuses it)")
         XCTAssertNil(readError(#"{"prompt": "p,]", "completion": ", }"}"#), "commas inside strings are text")
     }
 

@@ -2,8 +2,8 @@ import XCTest
 @testable import Training
 
 /// ⌈epochs × ⌈rows ÷ batch_size⌉⌉ steps, computed by hand here (transformers' count: every
-/// epoch ends with a short batch), at least one; a product that is whole in decimals but not
-/// in doubles does not gain a step. The epochs' batches: each epoch every row once.
+/// epoch ends with a short batch), at least one, rounded up from the double product as
+/// transformers' `math.ceil` does. The epochs' batches: each epoch every row once.
 final class TrainEpochsTests: XCTestCase {
     func testStepsForEpochs() {
         for (epochs, rows, batch, steps) in [(2.0, 30, 8, 8), (1.0, 30, 10, 3), (3.0, 950, 48, 60), (0.5, 7, 2, 2),
@@ -12,8 +12,14 @@ final class TrainEpochsTests: XCTestCase {
                                              (3.0, 10, 4, 9), (3.0, 5, 4, 6), (1.5, 10, 4, 5)] {
             XCTAssertEqual(TrainEpochs.steps(epochs: epochs, rows: rows, batchSize: batch), steps, "\(epochs) × \(rows) ÷ \(batch)")
         }
-        // 1.1 × ⌈101 ÷ 10⌉ = 12.1 is 13 steps.
+        // 1.1 × ⌈101 ÷ 10⌉ = 12.1 is 13 steps; Python's math.ceil(1.1 * 50) is 56 (the product is
+        // 55.00000000000001 in doubles), and so is TRL's count: 100 rows at batch 2.
         XCTAssertEqual(TrainEpochs.steps(epochs: 1.1, rows: 101, batchSize: 10), 13)
+        XCTAssertEqual(TrainEpochs.steps(epochs: 1.1, rows: 100, batchSize: 2), 56)
+        XCTAssertEqual(TrainEpochs.steps(epochs: 333333.3335, rows: 30, batchSize: 1), 10_000_001)
+        XCTAssertEqual(TrainEpochs.text(333333.3335), "333333.3335")
+        XCTAssertEqual(TrainEpochs.text(2), "2")
+        XCTAssertEqual(TrainEpochs.text(0.5), "0.5")
         XCTAssertEqual(TrainEpochs.epoch(afterStep: 3, rows: 10, batchSize: 4, shortLastBatch: true), 1)
         XCTAssertEqual(TrainEpochs.epoch(afterStep: 3, rows: 10, batchSize: 4, shortLastBatch: false), 1.2)
     }

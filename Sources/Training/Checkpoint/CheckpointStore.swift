@@ -140,14 +140,18 @@ struct CheckpointStore {
         return spec
     }
 
-    /// The checkpoints beside a mistyped one (or this run's), to pick from.
+    /// The checkpoints beside a mistyped one (or this run's), to pick from: directories with a
+    /// manifest only (a file or an empty directory named step-5 is none). "latest" is offered
+    /// only for this run's own, which is where it looks.
     private func suggestion(for spec: String) -> String {
         let parent = (spec as NSString).deletingLastPathComponent
         for store in [CheckpointStore(directory: parent.isEmpty ? "." : parent), self] {
-            let names = store.list().map { ($0.path as NSString).lastPathComponent }
+            let names = store.list().filter { FileManager.default.fileExists(atPath: $0.path + "/" + CheckpointManifest.fileName) }
+                .map { ($0.path as NSString).lastPathComponent }
             guard !names.isEmpty else { continue }
             let shown = names.count > 6 ? names.prefix(3) + ["…"] + names.suffix(3) : names[...]
-            return "\(store.directory) holds \(shown.joined(separator: ", ")); or give \"latest\""
+            let own = ReplaceableOutput.resolved(store.directory) == ReplaceableOutput.resolved(directory)
+            return "\(store.directory) holds \(shown.joined(separator: ", "))" + (own ? "; or give \"latest\"" : "")
         }
         return "use a directory like \(directory)/\(Self.name(100)) or \"latest\""
     }

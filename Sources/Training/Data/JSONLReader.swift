@@ -273,7 +273,7 @@ public enum JSONLReader {
         // Foundation reads `{"prompt": "a", "completion": " b",}`; Python's json (and so TRL and
         // datasets) refuses it, so a file that trains here would fail there.
         if let at = JSONNesting.trailingComma(line) {
-            return .failure(LineProblem("invalid JSON (a comma before a closing bracket at character \(at); Python's json refuses it)"))
+            return .failure(LineProblem("invalid JSON (a comma before a closing bracket at byte \(at); Python's json refuses it)"))
         }
         if let key = JSONDuplicateKeys.first(line) {
             return .failure(LineProblem("duplicate key \(JSONText.brief(key)) (a JSON parser would keep one of the values silently)"))

@@ -31,7 +31,7 @@ public enum ModelMerge {
         // One model under several names (`merge A A/`, a symlink) averages it with itself: a copy.
         let real = Set(dirs.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().standardizedFileURL.path })
         if real.count == 1 {
-            throw ModelError("merge: \(dirs.map { RecipeError.quote($0) }.joined(separator: " and ")) are one model directory, which merged with itself gives a copy of it; give the models to average")
+            throw ModelError("merge: \(dirs.map { MessageText.quoted($0, max: 1024) }.joined(separator: " and ")) are one model directory, which merged with itself gives a copy of it; give the models to average")
         }
         // Whether each has the byte tokenizer (a BPE tokenizer.json is parsed once per model).
         let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }
@@ -56,9 +56,12 @@ public enum ModelMerge {
             add(m.parameters.values, w)
         }
         for i in 0..<p.count { p.values[i] = Float(sum[i]) }
-        if let bad = (0..<p.count).first(where: { !p.values[$0].isFinite }) {
+        // Beyond float32, or past √(Float.max) where every product overflows (and every reader
+        // of the model gives NaN): refused, as training refuses such weights.
+        if let bad = (0..<p.count).first(where: { !(abs(p.values[$0]) < TrainableSet.usableMagnitude) }) {
             let name = p.entries.first { $0.offset <= bad && bad < $0.offset + $0.count }?.name ?? "?"
-            throw ModelError("--weights: the weighted sum of \"\(name)\" is \(sum[bad]), beyond float32; nothing written")
+            let why = p.values[bad].isFinite ? "past 1.8e19 (√ of float32's largest) where products overflow" : "beyond float32"
+            throw ModelError("--weights: the weighted sum of \"\(name)\" is \(sum[bad]), \(why); nothing written")
         }
         // As for weights that are all 0: weights that cancel (1,-1 over one model) make nothing.
         if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {

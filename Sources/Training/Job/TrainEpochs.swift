@@ -29,12 +29,16 @@ public enum TrainEpochs {
     /// ⌈rows ÷ batch_size⌉: the steps of one epoch, its last batch short unless batch_size divides rows.
     public static func batchesPerEpoch(rows: Int, batchSize: Int) -> Int { (rows + batchSize - 1) / batchSize }
 
-    /// ⌈epochs × ⌈rows ÷ batch_size⌉⌉, at least one step (transformers' max_steps for
-    /// num_train_epochs). The product's rounding error is taken off first: 1.1 × 10 is
-    /// 11.000000000000002 in doubles, which is 11 steps, not 12.
+    /// ⌈epochs × ⌈rows ÷ batch_size⌉⌉, at least one step: transformers' max_steps for
+    /// num_train_epochs, `math.ceil` of the same double product — 1.1 × 50 is 55.00000000000001
+    /// there and here, so 56 steps, as TRL runs.
     public static func steps(epochs: Double, rows: Int, batchSize: Int) -> Int {
-        let exact = epochs * Double(batchesPerEpoch(rows: rows, batchSize: batchSize))
-        return max(1, Int((exact - 1e-9 * max(1, exact)).rounded(.up)))
+        max(1, Int((epochs * Double(batchesPerEpoch(rows: rows, batchSize: batchSize))).rounded(.up)))
+    }
+
+    /// The epochs as given, every digit (`%g` printed 333333.3335 as 333333).
+    static func text(_ epochs: Double) -> String {
+        epochs == epochs.rounded() && abs(epochs) < 1e15 ? String(Int(epochs)) : "\(epochs)"
     }
 
     /// The passes over the rows at the end of `step` (1-based), each metrics row's `epoch`:
@@ -57,15 +61,15 @@ public enum TrainEpochs {
         guard recipe.numTrainEpochs > 0 else { return (recipe, nil) }
         let k = Recipe.declared
         let derived = steps(epochs: recipe.numTrainEpochs, rows: rows, batchSize: recipe.batchSize)
-        let how = "\(recipe.numTrainEpochs.shortText) epoch\(recipe.numTrainEpochs == 1 ? "" : "s") of \(rows) training \(unit) at batch_size \(recipe.batchSize)"
+        let how = "\(text(recipe.numTrainEpochs)) epoch\(recipe.numTrainEpochs == 1 ? "" : "s") of \(rows) training \(unit) at batch_size \(recipe.batchSize)"
         guard derived <= 100_000_000 else {
-            throw RecipeError("\(recipe.named(k.numTrainEpochs)) \(recipe.numTrainEpochs.shortText): \(how) are \(derived) steps, more than the 100000000 a run may take")
+            throw RecipeError("\(recipe.named(k.numTrainEpochs)) \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps, more than the 100000000 a run may take")
         }
         if recipe.deliberate(k.steps) && recipe.steps != derived {
-            throw RecipeError("\(recipe.named(k.steps)) \(recipe.steps) and \(recipe.named(k.numTrainEpochs)) \(recipe.numTrainEpochs.shortText) disagree: \(how) are \(derived) steps; give one of them")
+            throw RecipeError("\(recipe.named(k.steps)) \(recipe.steps) and \(recipe.named(k.numTrainEpochs)) \(text(recipe.numTrainEpochs)) disagree: \(how) are \(derived) steps; give one of them")
         }
         var r = recipe
         r.steps = derived
-        return (r, "num_train_epochs \(recipe.numTrainEpochs.shortText): \(how) are \(derived) steps")
+        return (r, "num_train_epochs \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps")
     }
 }

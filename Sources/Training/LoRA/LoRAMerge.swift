@@ -36,10 +36,14 @@ public enum LoRAMerge {
     public static func run(base: String, adapter: String, out: String) throws -> String {
         let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter)
         let merged = merged(model as! LoRAAdaptable)
-        // W + (α/r)·B·A can overflow where each factor is finite (an adapter of 1e30s): refused,
-        // not written as weights that every reader refuses.
-        for e in merged.parameters.entries where !(0..<e.count).allSatisfy({ merged.parameters.values[e.offset + $0].isFinite }) {
-            throw ModelError("\(adapter): merged into \(base), \(e.name) is not finite (the adapter's tensors or lora_alpha are too large); nothing written")
+        // W + (α/r)·B·A can overflow where each factor is finite (an adapter of 1e30s), or land
+        // past √(Float.max), where every product overflows: refused, not written as weights
+        // that every reader refuses.
+        let v = merged.parameters.values
+        for e in merged.parameters.entries {
+            guard let i = (e.offset..<(e.offset + e.count)).first(where: { !(abs(v[$0]) < TrainableSet.usableMagnitude) }) else { continue }
+            let what = v[i].isFinite ? "reaches \(v[i]), past 1.8e19 where products overflow" : "is not finite"
+            throw ModelError("\(adapter): merged into \(base), \(e.name) \(what) (the adapter's tensors or lora_alpha are too large); nothing written")
         }
         try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merged_adapter": adapter], format: .hf)
         return "merged the adapter \(adapter) into \(base) (\(merged.parameters.parameterCount) parameters) and wrote \(out)"
