@@ -350,27 +350,23 @@ final class LoRACLITests: XCTestCase {
         }
         let ok = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/run/model", "--out", out + "/m2"])
         XCTAssertEqual(ok.status, 0, ok.all)
-        // Every adapter float set to 1e30: B·A overflows.
+        // The adapter with every float set to `value`, merged: refused naming the reason, nothing written.
         try FileManager.default.copyItem(atPath: out + "/run/model", toPath: out + "/big")
         let file = out + "/big/adapter_model.safetensors"
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
         let header = 8 + Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-        let big = withUnsafeBytes(of: Float(1e30).bitPattern.littleEndian) { Array($0) }
-        for i in stride(from: header, to: bytes.count, by: 4) { bytes.replaceSubrange(i..<i + 4, with: big) }
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let inf = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/big", "--out", out + "/m3"])
-        XCTAssertEqual(inf.status, 1, inf.all)
-        XCTAssertTrue(inf.stderr.hasPrefix("sft-dist: error: \(out)/big: merged into \(out)/run/model-base, "), inf.all)
-        XCTAssertTrue(inf.stderr.contains("is not finite (the adapter's tensors or lora_alpha are too large); nothing written"), inf.all)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m3"))
-        // Every adapter float 1e15: B·A is finite (≈ 1e30) but past √(Float.max), where the
-        // merged model's every product overflows.
-        let large = withUnsafeBytes(of: Float(1e15).bitPattern.littleEndian) { Array($0) }
-        for i in stride(from: header, to: bytes.count, by: 4) { bytes.replaceSubrange(i..<i + 4, with: large) }
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let over = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/big", "--out", out + "/m4"])
-        XCTAssertEqual(over.status, 1, over.all)
-        XCTAssertTrue(over.stderr.contains(", past 1.8e19 where products overflow (the adapter's tensors or lora_alpha are too large); nothing written"), over.all)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m4"))
+        func refusedMerge(every value: Float, _ reason: String, line: UInt = #line) throws {
+            let word = withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
+            for i in stride(from: header, to: bytes.count, by: 4) { bytes.replaceSubrange(i..<i + 4, with: word) }
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            let r = CLI.sftDist(["merge-lora", "--model", out + "/run/model-base", "--adapter", out + "/big", "--out", out + "/m3"])
+            XCTAssertEqual(r.status, 1, r.all, line: line)
+            XCTAssertTrue(r.stderr.hasPrefix("sft-dist: error: \(out)/big: merged into \(out)/run/model-base, "), r.all, line: line)
+            XCTAssertTrue(r.stderr.contains(reason + " (the adapter's tensors or lora_alpha are too large); nothing written"), r.all, line: line)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/m3"), line: line)
+        }
+        try refusedMerge(every: 1e30, "is not finite")   // B·A overflows
+        // B·A finite (≈ 1e30) but past √(Float.max), where the merged model's every product overflows.
+        try refusedMerge(every: 1e15, ", past 1.8e19 where products overflow")
     }
 }
