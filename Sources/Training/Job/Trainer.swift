@@ -13,7 +13,7 @@ public final class Trainer {
     let model: LanguageModel
     let objective: Objective
     let optimizer: Optimizer
-    /// `--zero`: the sharded AdamW (also `optimizer`) and its gradient shards (Trainer+Zero.swift).
+    /// `--zero`: the sharded AdamW (also `optimizer`) and its gradient shards (Trainer+Memory.swift).
     let zero: ZeroAdamW?
     let schedule: LRSchedule
     /// The coordinator's producer: what each step trains on (`StepProducer`).
