@@ -217,6 +217,8 @@ final class ResumeTests: XCTestCase {
         let f = CLI.sftDist(args.filter { $0 != "--quiet" } + ["--out", forked, "--resume", "latest"])
         XCTAssertEqual(f.status, 0, f.all)
         XCTAssertTrue(f.stdout.contains("resume: no metrics.jsonl holds the checkpoint's run up to step 3"), f.all)
+        // The final line counts the whole run, as elapsed_s does, and says this process's share.
+        XCTAssertTrue(f.stdout.contains(" since the resume; "), f.all)
         XCTAssertEqual(CLI.loggedSteps(forked), [4, 5, 6])
         XCTAssertEqual(CLI.losses(forked), Array(expected.suffix(3)))
     }

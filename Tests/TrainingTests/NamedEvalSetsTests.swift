@@ -42,6 +42,28 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertNil(CheckpointState.recipeDifference(saved: Recipe(), current: r))
     }
 
+    /// A set's fields are eval_NAME_ + the held-out set's: names whose fields would land on
+    /// another's key (mean_token → eval_mean_token_accuracy twice in one row) are refused, as
+    /// is held-out, the log's and plot's name for the held-out set.
+    func testSetNamesWhoseMetricsWouldClashAreRefused() throws {
+        let scores = GenerationScores(count: 1, passAt1: 0, meanReward: 0, meanLength: 0, ece: 0, passAtK: [2: 0])
+        let result = EvalResult(loss: 1, perplexity: 1, tokenAccuracy: 0, lossTokens: 1, generation: scores, samples: [])
+        let keys = result.fields.map(\.0).filter { !$0.contains("@") }
+        XCTAssertEqual(keys, EvalResult.fieldNames.map { "eval_" + $0 }, "fieldNames lists every field")
+        XCTAssertNil(NamedFiles.clash(["add", "mul", "mean", "x", "token"]))
+        XCTAssertEqual(NamedFiles.clash(["add", "mean_token"]),
+                       "the set name \"mean_token\" makes the metric eval_mean_token_accuracy, which the held-out set writes too; choose another")
+        XCTAssertEqual(NamedFiles.clash(["x", "x_mean_token"]),
+                       "the set name \"x_mean_token\" makes the metric eval_x_mean_token_accuracy, which the set \"x\" writes too; choose another")
+        XCTAssertEqual(NamedFiles.clash(["held-out"]),
+                       "the set name \"held-out\" is how the log and loss.svg name the held-out set (--heldout); choose another")
+        var r = Recipe()
+        try Recipe.declared.evalData.read(flags: ["mean_token=a.jsonl"], into: &r)
+        XCTAssertThrowsError(try r.validate()) {
+            XCTAssertEqual("\($0)", "--eval-data: the set name \"mean_token\" makes the metric eval_mean_token_accuracy, which the held-out set writes too; choose another")
+        }
+    }
+
     func testRetentionTableShowsBeforeAndAfterPerSet() {
         let before = ["eval_add_loss": 0.5, "eval_add_accuracy": 0.25, "eval_copy_loss": 1.25]
         let after = ["eval_add_loss": 0.125, "eval_add_accuracy": 0.75, "eval_copy_loss": 2.0]

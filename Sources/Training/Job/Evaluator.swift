@@ -35,6 +35,10 @@ public struct EvalResult {
 
     public var accuracy: Double? { generation?.passAt1 }
 
+    /// Every field's name after `eval_` (pass@k apart: a set name holds no @), for the check
+    /// that named sets' fields stay apart (`NamedFiles.clash`).
+    public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
+
     public var fields: [(String, Any)] {
         var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy)]
         if let g = generation {

@@ -15,6 +15,27 @@ public struct NamedFiles: RecipeValue, Sendable {
     public var names: [String] { files.keys.sorted() }
     public var isEmpty: Bool { files.isEmpty }
 
+    /// Why these set names cannot be told apart in a metrics row or the plot (nil: they can).
+    /// A set's fields are `eval_NAME_` + the held-out set's (`EvalResult.fieldNames`), so a
+    /// name such as mean_token made eval_mean_token_accuracy a second time in one row (readers
+    /// keep the last: the set's exact match read as the held-out token accuracy); and
+    /// held-out is how the log and loss.svg name the held-out set itself.
+    public static func clash(_ names: [String]) -> String? {
+        if let n = names.first(where: { $0 == "held-out" }) {
+            return "the set name \"\(n)\" is how the log and loss.svg name the held-out set (--heldout); choose another"
+        }
+        var owner: [String: String] = [:]   // field → who writes it
+        for f in EvalResult.fieldNames { owner["eval_" + f] = "the held-out set" }
+        for n in names {
+            for f in EvalResult.fieldNames {
+                let key = "eval_\(n)_\(f)"
+                if let other = owner[key] { return "the set name \"\(n)\" makes the metric \(key), which \(other) writes too; choose another" }
+                owner[key] = "the set \"\(n)\""
+            }
+        }
+        return nil
+    }
+
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"

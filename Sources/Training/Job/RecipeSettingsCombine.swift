@@ -12,6 +12,7 @@ extension Recipe {
         else if objective.requirements.rollouts { try checkRewards(rewards) }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
+        if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 
     /// scored_data trains grpo on --data's rows, with their rewards.

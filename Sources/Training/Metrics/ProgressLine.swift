@@ -12,10 +12,14 @@ public final class ProgressLine {
     /// Steps already done when this process started (a resumed run): the ETA divides the
     /// time elapsed by the steps run since then, not by the step number.
     let firstStep: Int
+    /// The earlier sessions' training time (a resumed run's checkpoint): the line's elapsed
+    /// counts the whole run, as metrics.jsonl's elapsed_s does.
+    let elapsedBefore: Double
 
-    public init(total: Int, every: Int, enabled: Bool, firstStep: Int = 0) {
+    public init(total: Int, every: Int, enabled: Bool, firstStep: Int = 0, elapsedBefore: Double = 0) {
         self.total = total
         self.firstStep = firstStep
+        self.elapsedBefore = elapsedBefore
         self.every = every
         interactive = enabled && ProgressLine.stdoutIsTerminal()
         self.enabled = enabled
@@ -36,13 +40,14 @@ public final class ProgressLine {
         return isatty(fd) != 0
     }
 
+    /// `elapsed`: this process's seconds since its first step (the ETA's rate comes from them).
     public func update(step: Int, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double, extra: String = "") {
         guard enabled else { return }
         let done = step + 1
         let eta = ProgressLine.eta(done: done, total: total, firstStep: firstStep, elapsed: elapsed)
         let line = String(format: "step %*d/%d | loss %@ | lr %.2e | %@ tok/s | %@ elapsed | ETA %@",
                           String(total).count, done, total, ProgressLine.value(loss), lr, ProgressLine.human(tokensPerSecond),
-                          ProgressLine.clock(elapsed), ProgressLine.clock(eta)) + extra
+                          ProgressLine.clock(elapsedBefore + elapsed), ProgressLine.clock(eta)) + extra
         if interactive {
             print("\r\u{1B}[2K" + line, terminator: "")
             fflush(stdout)

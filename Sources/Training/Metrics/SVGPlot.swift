@@ -126,7 +126,8 @@ public enum SVGPlot {
             body += svg
             y += height
         }
-        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(y + 10))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        // viewBox: embedded at another size (an <img width=…>) the plot scales instead of being cut.
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(y + 10))\" viewBox=\"0 0 \(Int(w)) \(Int(y + 10))\" font-family=\"sans-serif\" font-size=\"12\">\n"
             + "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n" + body + "</svg>\n"
     }
 

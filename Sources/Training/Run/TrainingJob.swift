@@ -156,7 +156,8 @@ public enum TrainingJob {
         let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup.train, objective: setup.objective) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
-        let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0)
+        let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0,
+                                    elapsedBefore: resumed?.elapsed ?? 0)
         let start = comm.wallTime()
         var losses: [Double] = resumed?.losses ?? []
         var tokensSeen = 0
@@ -234,10 +235,13 @@ public enum TrainingJob {
                 say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
-            let rate = tokensSeen > 0 ? " (\(ProgressLine.human(Double(tokensSeen) / max(trainSeconds, 1e-9))) tok/s in training steps)" : ""
             let also = outputs.otherModels(of: recipe).map { $0 + "/" }  // --ema, LoRA on a preset, --merge-lora
-            say(String(format: "done in %@%@; model in %@/%@, metrics in %@, plot in %@",
-                       ProgressLine.clock(seconds), rate, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
+            // The whole run, as elapsed_s counts it; a resumed run says this process's share too.
+            let notes = [resumed == nil ? nil : "\(ProgressLine.clock(seconds)) since the resume",
+                         tokensSeen > 0 ? "\(ProgressLine.human(Double(tokensSeen) / max(trainSeconds, 1e-9))) tok/s in training steps" : nil].compactMap { $0 }
+            let took = ProgressLine.clock(previousElapsed + seconds) + (notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")
+            say(String(format: "done in %@; model in %@/%@, metrics in %@, plot in %@",
+                       took, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
                        outputs.metrics, outputs.plot))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
             for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
