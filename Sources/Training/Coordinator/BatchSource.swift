@@ -25,22 +25,17 @@ public final class UniformSampler: BatchSource {
     public let batchSize: Int
     public let seed: UInt64
     public let distinct: Bool
-    private var cachedEpoch = -1
-    private var permutation: [Int] = []
+    private var epochs: EpochPermutations
 
     public init(datasetSize: Int, batchSize: Int, seed: UInt64, distinct: Bool = false) {
         precondition(datasetSize > 0 && batchSize > 0 && (!distinct || batchSize <= datasetSize))
         self.datasetSize = datasetSize; self.batchSize = batchSize; self.seed = seed; self.distinct = distinct
+        epochs = EpochPermutations(count: datasetSize, seed: seed)
     }
 
     /// The row at position g of the stream of epochs.
     private func element(_ g: Int) -> Int {
-        let epoch = g / datasetSize
-        if epoch != cachedEpoch {
-            permutation = UniformSampler.permutation(count: datasetSize, seed: UniformSampler.epochSeed(seed, epoch))
-            cachedEpoch = epoch
-        }
-        return permutation[g % datasetSize]
+        epochs.permutation(g / datasetSize)[g % datasetSize]
     }
 
     public func batch(step: Int) -> [Int] {
@@ -55,9 +50,6 @@ public final class UniformSampler: BatchSource {
         return rows
     }
 
-    /// The permutation seed of `epoch` (shared with `EpochSampler`).
-    static func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 { seed &+ UInt64(epoch) &* 0x9E37_79B9 }
-
     /// Fisher–Yates over a seeded stream.
     static func permutation(count: Int, seed: UInt64) -> [Int] {
         var rng = RNG(seed: seed, stream: 2)
@@ -69,5 +61,24 @@ public final class UniformSampler: BatchSource {
     public var state: [UInt64] { [seed] }
     public func restore(_ state: [UInt64]) throws {
         guard state == [seed] else { throw StateError(.value, "words", "hold \(state.map(StateValue.hex)), the data order of seed \(seed) is [\(StateValue.hex(seed))]") }
+    }
+}
+
+/// Each epoch's seeded permutation of 0..<count, the latest one kept: both samplers read the
+/// epochs in order, and share these permutations (so their batches agree where their cuts do).
+struct EpochPermutations {
+    let count: Int
+    let seed: UInt64
+    private var cachedEpoch = -1
+    private var cached: [Int] = []
+
+    init(count: Int, seed: UInt64) { self.count = count; self.seed = seed }
+
+    mutating func permutation(_ epoch: Int) -> [Int] {
+        if epoch != cachedEpoch {
+            cached = UniformSampler.permutation(count: count, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            cachedEpoch = epoch
+        }
+        return cached
     }
 }

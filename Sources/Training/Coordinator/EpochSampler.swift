@@ -15,22 +15,21 @@ public final class EpochSampler: BatchSource {
     public let seed: UInt64
     /// ⌈N / batchSize⌉: steps in one epoch.
     public let batchesPerEpoch: Int
-    private var cachedEpoch = -1
-    private var permutation: [Int] = []
+    private var epochs: EpochPermutations
 
     public init(datasetSize: Int, batchSize: Int, seed: UInt64) {
         precondition(datasetSize > 0 && batchSize > 0)
         self.datasetSize = datasetSize; self.batchSize = batchSize; self.seed = seed
-        batchesPerEpoch = (datasetSize + batchSize - 1) / batchSize
+        batchesPerEpoch = Self.batchesPerEpoch(rows: datasetSize, batchSize: batchSize)
+        epochs = EpochPermutations(count: datasetSize, seed: seed)
     }
 
+    /// ⌈rows ÷ batchSize⌉, the last batch short unless batchSize divides rows.
+    public static func batchesPerEpoch(rows: Int, batchSize: Int) -> Int { (rows + batchSize - 1) / batchSize }
+
     public func batch(step: Int) -> [Int] {
-        let epoch = step / batchesPerEpoch, first = (step % batchesPerEpoch) * batchSize
-        if epoch != cachedEpoch {
-            permutation = UniformSampler.permutation(count: datasetSize, seed: UniformSampler.epochSeed(seed, epoch))
-            cachedEpoch = epoch
-        }
-        return Array(permutation[first..<min(first + batchSize, datasetSize)])
+        let first = (step % batchesPerEpoch) * batchSize
+        return Array(epochs.permutation(step / batchesPerEpoch)[first..<min(first + batchSize, datasetSize)])
     }
 
     /// The seed and the epoch's length: a checkpoint of the streaming order (`UniformSampler`,

@@ -26,14 +26,11 @@ public enum TrainEpochs {
         objective.requirements.pairs ? train.pairCount : train.count
     }
 
-    /// ⌈rows ÷ batch_size⌉: the steps of one epoch, its last batch short unless batch_size divides rows.
-    public static func batchesPerEpoch(rows: Int, batchSize: Int) -> Int { (rows + batchSize - 1) / batchSize }
-
     /// ⌈epochs × ⌈rows ÷ batch_size⌉⌉, at least one step: transformers' max_steps for
     /// num_train_epochs, `math.ceil` of the same double product — 1.1 × 50 is 55.00000000000001
     /// there and here, so 56 steps, as TRL runs.
     public static func steps(epochs: Double, rows: Int, batchSize: Int) -> Int {
-        max(1, Int((epochs * Double(batchesPerEpoch(rows: rows, batchSize: batchSize))).rounded(.up)))
+        max(1, Int((epochs * Double(EpochSampler.batchesPerEpoch(rows: rows, batchSize: batchSize))).rounded(.up)))
     }
 
     /// The epochs as given, every digit (`%g` printed 333333.3335 as 333333).
@@ -44,14 +41,17 @@ public enum TrainEpochs {
     /// The passes over the rows at the end of `step` (1-based), each metrics row's `epoch`:
     /// step ÷ ⌈rows ÷ batch_size⌉ for epochs that end with a short batch, else the rows drawn ÷ rows.
     public static func epoch(afterStep step: Int, rows: Int, batchSize: Int, shortLastBatch: Bool) -> Double {
-        shortLastBatch ? Double(step) / Double(batchesPerEpoch(rows: rows, batchSize: batchSize))
+        shortLastBatch ? Double(step) / Double(EpochSampler.batchesPerEpoch(rows: rows, batchSize: batchSize))
                        : Double(step) * Double(batchSize) / Double(rows)
     }
+
+    /// Whether this run's epochs end with a short batch (`EpochSampler`): under num_train_epochs.
+    static func endsEpochsShort(_ r: Recipe) -> Bool { r.numTrainEpochs > 0 }
 
     /// The order a step draws its `batch_size` rows from, of `rows` in all: epochs with a short
     /// last batch under num_train_epochs, else the stream of epochs.
     static func sampler(_ r: Recipe, rows: Int) -> BatchSource {
-        r.numTrainEpochs > 0 ? EpochSampler(datasetSize: rows, batchSize: r.batchSize, seed: r.seed)
+        endsEpochsShort(r) ? EpochSampler(datasetSize: rows, batchSize: r.batchSize, seed: r.seed)
                              : UniformSampler(datasetSize: rows, batchSize: r.batchSize, seed: r.seed)
     }
 

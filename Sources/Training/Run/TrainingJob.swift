@@ -179,7 +179,7 @@ public enum TrainingJob {
                                            ("elapsed_s", previousElapsed + comm.wallTime() - start)]
             if let epochRows {
                 fields.append(("epoch", TrainEpochs.epoch(afterStep: step + 1, rows: epochRows, batchSize: recipe.batchSize,
-                                                          shortLastBatch: recipe.numTrainEpochs > 0)))
+                                                          shortLastBatch: TrainEpochs.endsEpochsShort(recipe))))
             }
             fields += r.diagnostics.map { ($0.0, $0.1 as Any) }
             let produced = trainer.producerMetrics(stepSeconds: dt)
