@@ -21,6 +21,11 @@ public final class LocalCommunicator: Communicator {
         shard.baseAddress!.update(from: buffer.baseAddress!, count: counts[0])
     }
     public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) {}
-    public func abortJob(code: Int32) -> Never { exit(code) }
+    /// Flushed, then `_exit`: `exit`'s handlers include OpenBLAS's finalizer, which can wait for
+    /// ever on a thread stuck mapping its buffer under an address-space limit (`Fatal.failNow`).
+    public func abortJob(code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
+    }
     public func wallTime() -> Double { ProcessInfo.processInfo.systemUptime }
 }

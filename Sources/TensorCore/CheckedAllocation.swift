@@ -16,7 +16,10 @@ public enum CheckedAllocation {
     /// Called with a one-line message when an allocation fails; must not return.
     nonisolated(unsafe) public static var failureHandler: (String) -> Never = { message in
         fputs("sft-dist: error: \(message)\n", stderr)
-        exit(5)
+        // Not `exit`: OpenBLAS's finalizer can wait for ever on a thread that is itself
+        // failing to map its buffer under the same memory limit.
+        fflush(nil)
+        _exit(5)
     }
 
     /// `count` floats (at least one), 64-byte aligned, zero-filled. Free with `free(_:)`.

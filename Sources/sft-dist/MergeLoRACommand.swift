@@ -19,6 +19,7 @@ struct MergeLoRA: ParsableCommand {
     func run() throws {
         Runtime.singleProcess()
         try ReplaceableOutput.check(out, inputs: [model, adapter], byCommand: true)
+        Runtime.takeMatrixProductBuffers()
         print(try LoRAMerge.run(base: model, adapter: adapter, out: out))
     }
 }

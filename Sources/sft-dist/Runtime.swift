@@ -113,7 +113,17 @@ enum Runtime {
 
     static func exitForOutput(_ problem: String) -> Never {
         printError("sft-dist: error: " + problem)
-        Foundation.exit(Fatal.Code.output)
+        exit(Fatal.Code.output)
+    }
+
+    /// Ends the process with `code` once C's output streams are flushed, without `exit`'s
+    /// handlers: among them OpenBLAS's finalizer joins OpenBLAS's own threads, and under an
+    /// address-space limit (`ulimit -v`, SGE's h_vmem) such a thread, started when the library
+    /// loaded, retries its work-buffer mapping for ever — `export`, `merge` and argument errors
+    /// printed their line and then never ended. MPI, where started, is finalized before.
+    static func exit(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     /// Commands that do one process's work (`export`, `merge`, `merge-lora`, `tokenize`,
@@ -129,9 +139,24 @@ enum Runtime {
         agreeOnLaunch(m, "runs `\(what ?? command)`")
         if m.rank != 0 {
             m.finish()
-            Foundation.exit(0)
+            exit(0)
         }
         mpi = m
+    }
+
+    /// For a single-process command that multiplies matrices (`merge-lora`), what `start` does
+    /// for the others: OpenBLAS's work buffer mapped before the model takes the address space,
+    /// or one line (exit 5) when a limit leaves no room; an allocation that fails is one line;
+    /// a product stalled on a buffer it maps later ends the process (`BLASStallGuard`, after
+    /// half of `watchdog`). Under `ulimit -v` merge-lora otherwise spun at 100 % CPU inside its
+    /// first product, for ever. One thread: its products (r = 4–64 rows per module) take well
+    /// under a second even for a 0.5 B model, and a second thread's buffer and malloc arena
+    /// (≈ 190 MiB of address space) were what did not fit.
+    static func takeMatrixProductBuffers(watchdog: Double = 60) {
+        BLAS.threads = 1
+        CheckedAllocation.failureHandler = { Fatal.fail($0, code: Fatal.Code.outOfMemory) }
+        BLASStallGuard.start(watchdog: watchdog) { Fatal.failNow($0, code: Fatal.Code.outOfMemory) }
+        if let problem = BLAS.takeWorkBuffers() { Fatal.fail(problem, code: Fatal.Code.outOfMemory) }
     }
 
     /// The subcommand being run (`sft-dist train`), set once the arguments are parsed.

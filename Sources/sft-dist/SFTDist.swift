@@ -38,7 +38,7 @@ struct SFTDist: ParsableCommand {
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: no subcommand '\(unknown)': sft-dist help lists them")
             }
-            Foundation.exit(Fatal.Code.input)
+            Runtime.exit(Fatal.Code.input)
         }
         do {
             var command = try parseAsRoot()
@@ -47,12 +47,17 @@ struct SFTDist: ParsableCommand {
             // Commands that end without Runtime.finish (tokenize, make-data) are checked here.
             if let problem = Runtime.standardOutputProblem() { Runtime.exitForOutput(problem) }
             Runtime.finishMPI()
+            Runtime.exit(0)
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is ExitCode {
                 Runtime.agreeBeforeExit(code == .success ? "prints help" : "stops (exit code \(code.rawValue))")
-                if Runtime.launcherRank == 0 { exit(withError: error) }
-                Foundation.exit(code.rawValue)
+                // As the argument parser's exit(withError:) prints: help on standard output.
+                let text = fullMessage(for: error)
+                if Runtime.launcherRank == 0 && !text.isEmpty {
+                    if code == .success { print(text) } else { printError(text) }
+                }
+                Runtime.exit(code.rawValue)
             }
             // Our own errors are one line already (a line break in a path inside is escaped);
             // the argument parser's may go on with usage text, which is left out.
@@ -64,7 +69,7 @@ struct SFTDist: ParsableCommand {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))
             }
             // An error that names its class (OutputError: 6, a model too large: 5) exits with it.
-            Foundation.exit((error as? FatalExitCode)?.fatalExitCode ?? Fatal.Code.input)
+            Runtime.exit((error as? FatalExitCode)?.fatalExitCode ?? Fatal.Code.input)
         }
     }
 }
