@@ -31,6 +31,15 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
+    /// `train`'s "Unknown option '--learning-rate'" answered with our name for transformers',
+    /// TRL's or peft's setting (`ForeignNames`); only for train (generate has --temperature).
+    static func foreignFlagHint(_ line: String) -> String? {
+        let args = CommandLine.arguments.dropFirst()
+        guard args.first.map({ $0 == Train._commandName || $0.hasPrefix("-") }) ?? false,
+              line.hasPrefix("Unknown option '--"), let end = line.dropFirst(18).firstIndex(of: "'") else { return nil }
+        return ForeignNames.flagHint(String(line[line.index(line.startIndex, offsetBy: 18)..<end]))
+    }
+
     static func main() {
         Runtime.restartWithVectorBLASKernel()
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
@@ -62,8 +71,9 @@ struct SFTDist: ParsableCommand {
             // Our own errors are one line already (a line break in a path inside is escaped);
             // the argument parser's may go on with usage text, which is left out.
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
-            let line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
+            var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            if fromParser, let hint = foreignFlagHint(line) { line += hint }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

@@ -156,7 +156,8 @@ extension Recipe {
                 let shown = RecipeError.quote(name)
                 // The hint compares short names only: an edit distance over a huge key is slow.
                 let hint = name.count > 64 ? nil : knownKeys.min { editDistance($0, name) < editDistance($1, name) }
-                throw RecipeError("\(source):\(line): unknown key \"\(shown)\"" + (hint.map { " (did you mean \"\($0)\"?)" } ?? ""))
+                throw RecipeError("\(source):\(line): unknown key \"\(shown)\""
+                                  + (ForeignNames.keyHint(name) ?? hint.map { " (did you mean \"\($0)\"?)" } ?? ""))
             }
             try key.read(value, into: &recipe, at: "\(source):\(line):")
             recipe.origins[name] = "\(source):\(line)"

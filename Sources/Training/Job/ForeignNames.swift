@@ -1,0 +1,70 @@
+/// The names transformers' `TrainingArguments`, TRL's configs and peft's `LoraConfig` give
+/// settings that `train` has under another name (issue 2 fixed `--lr`, `--steps` and the
+/// batch flags before TRL's names were the rule). A user coming from those libraries types
+/// theirs: the unknown key or flag is then answered with ours, where the edit-distance hint
+/// offered `lora_rank` for `learning_rate`.
+public enum ForeignNames {
+    public struct Entry: Sendable {
+        /// Their name, snake_case (`learning_rate`; the flag form is `--learning-rate`).
+        public let theirs: String
+        /// Ours, snake_case: a recipe key.
+        public let ours: String
+        public let library: String
+        /// What differs beyond the name, if anything.
+        public let note: String?
+        init(_ theirs: String, _ ours: String, _ library: String, note: String? = nil) {
+            self.theirs = theirs; self.ours = ours; self.library = library; self.note = note
+        }
+    }
+
+    public static let entries: [Entry] = [
+        Entry("learning_rate", "lr", "transformers"),
+        Entry("max_steps", "steps", "transformers"),
+        Entry("per_device_train_batch_size", "micro_batch_size", "transformers",
+              note: "batch_size is the global batch; micro-batches per step follow from the two and the rank count"),
+        Entry("gradient_accumulation_steps", "batch_size", "transformers",
+              note: "the global batch; accumulation is batch_size ÷ (micro_batch_size × ranks)"),
+        Entry("max_grad_norm", "grad_clip", "transformers"),
+        Entry("adam_beta1", "beta1", "transformers"),
+        Entry("adam_beta2", "beta2", "transformers"),
+        Entry("adam_epsilon", "adam_eps", "transformers"),
+        Entry("lr_scheduler_type", "schedule", "transformers"),
+        Entry("min_lr_rate", "min_lr_ratio", "transformers' cosine_with_min_lr"),
+        Entry("logging_steps", "log_every", "transformers", note: "it paces the progress line; metrics.jsonl has a row every step"),
+        Entry("eval_steps", "eval_every", "transformers"),
+        Entry("save_steps", "save_every", "transformers"),
+        Entry("save_total_limit", "keep_last", "transformers"),
+        Entry("resume_from_checkpoint", "resume", "transformers"),
+        Entry("gradient_checkpointing", "recompute", "transformers"),
+        Entry("output_dir", "out", "transformers"),
+        Entry("model_name_or_path", "model", "TRL"),
+        Entry("max_seq_length", "max_length", "TRL before 0.20"),
+        Entry("num_generations", "rollouts", "TRL"),
+        Entry("temperature", "rollout_temperature", "TRL's GRPOConfig"),
+        Entry("top_p", "rollout_top_p", "TRL's GRPOConfig"),
+        Entry("top_k", "rollout_top_k", "TRL's GRPOConfig"),
+        Entry("reward_funcs", "rewards", "TRL"),
+        Entry("lora_r", "lora_rank", "TRL"),
+        Entry("r", "lora_rank", "peft"),
+        Entry("lora_target_modules", "lora_targets", "TRL"),
+        Entry("target_modules", "lora_targets", "peft"),
+    ]
+
+    /// For an unknown recipe key: ` (LIBRARY: NAME is "OURS" here…)`, or nil.
+    public static func keyHint(_ name: String) -> String? {
+        guard let e = entries.first(where: { $0.theirs == name }) else { return nil }
+        return " (\(e.library): \(e.theirs) is \"\(e.ours)\" here" + (e.note.map { ": \($0)" } ?? "") + ")"
+    }
+
+    /// For `train`'s unknown flag `--name` (kebab-case, without the dashes): the hint, or nil.
+    public static func flagHint(_ name: String) -> String? {
+        let snake = name.replacingOccurrences(of: "-", with: "_")
+        guard let e = entries.first(where: { $0.theirs == snake }) else { return nil }
+        return " (\(e.library): \(e.theirs) is --\(flag(e)) here" + (e.note.map { ": \($0)" } ?? "") + ")"
+    }
+
+    /// Our flag for an entry: the key's own (`rewards` is `--reward`).
+    static func flag(_ e: Entry) -> String {
+        Recipe.key(named: e.ours)?.flag ?? e.ours.replacingOccurrences(of: "_", with: "-")
+    }
+}
