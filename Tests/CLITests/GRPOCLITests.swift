@@ -23,7 +23,7 @@ final class GRPOCLITests: XCTestCase {
          "--eval-examples", "0", "--eval-every", "0", "--quiet"] + extra
     }
 
-    static let rolloutKeys = ["reward_mean", "reward_std", "rewards/numeric/mean", "rewards/numeric/std", "rewards/format/mean",
+    static let rolloutKeys = ["reward", "reward_std", "rewards/numeric/mean", "rewards/numeric/std", "rewards/format/mean",
                               "rewards/format/std", "accuracy", "frac_reward_zero_std", "completions/mean_length",
                               "completions/min_length", "completions/max_length", "completions/clipped_ratio",
                               "completions/mean_terminated_length", "completions/min_terminated_length",

@@ -41,10 +41,10 @@ final class ScoredDataCLITests: XCTestCase {
             XCTAssertEqual(runs[0][0]["clip_ratio/region_mean"], 0)
             XCTAssertEqual(runs[0][0]["clip_ratio/low_mean"], 0)
             XCTAssertEqual(runs[0][0]["clip_ratio/high_mean"], 0)
-            XCTAssertTrue(runs[0].allSatisfy { ($0["grad_norm"] ?? 0) > 1e-4 && $0["reward_mean"] != nil }, "\(runs[0])")
+            XCTAssertTrue(runs[0].allSatisfy { ($0["grad_norm"] ?? 0) > 1e-4 && $0["reward"] != nil }, "\(runs[0])")
             for (k, n) in [2, 4].enumerated() {
                 for (i, (a, b)) in zip(runs[0], runs[k + 1]).enumerated() {
-                    XCTAssertEqual(a["reward_mean"], b["reward_mean"], "\(lossType) step \(i + 1) reward_mean, -n 1 vs -n \(n)")
+                    XCTAssertEqual(a["reward"], b["reward"], "\(lossType) step \(i + 1) reward, -n 1 vs -n \(n)")
                     XCTAssertEqual(a["advantage_mean"], b["advantage_mean"], "\(lossType) step \(i + 1) advantage_mean")
                     let la = a["loss"] ?? .nan, lb = b["loss"] ?? .nan
                     XCTAssertEqual(la, lb, accuracy: 1e-6 + 1e-5 * abs(la), "\(lossType) step \(i + 1) loss, -n 1 vs -n \(n)")
@@ -106,7 +106,7 @@ final class ScoredDataCLITests: XCTestCase {
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\"}\n", [], "d.jsonl:3: a scored row needs advantage, or reward and group")
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": \"high\", \"group\": 1}\n", [],
                     "d.jsonl:3: reward must be a finite number")
-        // Finite as a double, inf in float32 (a non-finite loss at step 2, or reward_mean null).
+        // Finite as a double, inf in float32 (a non-finite loss at step 2, or reward null).
         for key in ["reward", "advantage"] {
             try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"\(key)\": 1e39, \"group\": 1}\n", [],
                         "d.jsonl:3: \(key) 1e+39 is beyond float32")
@@ -132,7 +132,7 @@ extension GRPOCLITests {
         let dir = CLI.tempDir("scored-resume")
         try ScoredDataCLITests.writeScored(dir + "/scored.jsonl")
         // No generation: of the rollout metrics, only the rows' reward mean.
-        try assertKillAndResumeLatest(objective: "scored-grpo", extraKeys: ["advantage_mean"], rolloutKeys: ["reward_mean"], command: { outAndSave in
+        try assertKillAndResumeLatest(objective: "scored-grpo", extraKeys: ["advantage_mean"], rolloutKeys: ["reward"], command: { outAndSave in
             ScoredDataCLITests.args(dir + "/scored.jsonl", outAndSave[1], Array(outAndSave.dropFirst(2)), steps: 6)
         })
     }

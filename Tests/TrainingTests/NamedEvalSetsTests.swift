@@ -88,7 +88,7 @@ final class NamedEvalSetsTests: XCTestCase {
         var grpo: [[String: Double]] = []
         for i in 1...7 {
             let x = Double(i)
-            grpo.append(["step": x, "loss": 5.5 - 0.02 * x, "reward_mean": 0.1 * x, "accuracy": 0.05 * x])
+            grpo.append(["step": x, "loss": 5.5 - 0.02 * x, "reward": 0.1 * x, "accuracy": 0.05 * x])
         }
         let svg = SVGPlot.lossChart(records: grpo, title: "t", objective: "grpo")
         XCTAssertTrue(svg.contains(">reward (mean over rollouts)</text>") && svg.contains(">rollouts solved</text>"), svg)
@@ -102,6 +102,24 @@ final class NamedEvalSetsTests: XCTestCase {
         let superhf = SVGPlot.lossChart(records: [["step": 1, "loss": 2, "superhf_reward_mean": 0.2, "superhf_best_reward": 0.9]], title: "t")
         XCTAssertTrue(superhf.contains(">SuperHF reward (kept completions)</text>") && superhf.contains(">SuperHF reward (mean over samples)</text>"), superhf)
         XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
+    }
+
+    /// A run resumed across a key's rename (`lr` → `learning_rate`, `reward_mean` → `reward`,
+    /// both to TRL's names) has both spellings in one metrics.jsonl: read under today's names,
+    /// its plot and tables are whole; a row that has both keeps the new one.
+    func testMetricsRowsWrittenBeforeARenameReadUnderTheNewNames() throws {
+        let path = NSTemporaryDirectory() + "renamed-\(getpid()).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ("{\"step\": 1, \"loss\": 2, \"lr\": 0.001, \"reward_mean\": 0.25}\n"
+             + "{\"step\": 2, \"loss\": 1.5, \"learning_rate\": 0.002, \"reward\": 0.5, \"reward_mean\": 9}\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let rows = try MetricsLog.read(path: path)
+        XCTAssertEqual(rows.map { $0["learning_rate"] }, [0.001, 0.002])
+        XCTAssertEqual(rows.map { $0["reward"] }, [0.25, 0.5])
+        XCTAssertEqual(rows.map { $0["lr"] }, [nil, nil])
+        XCTAssertEqual(rows[0]["reward_mean"], nil)
+        let svg = SVGPlot.lossChart(records: rows, title: "t", objective: "grpo")
+        XCTAssertTrue(svg.contains(">reward (mean over rollouts)</text>"), svg)
     }
 
     /// A hostile review: a title holding `]]>` or a control character made loss.svg invalid

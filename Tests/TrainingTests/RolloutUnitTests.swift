@@ -105,7 +105,7 @@ final class RolloutUnitTests: XCTestCase {
         let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(batch, rewards: try RewardFunction.make(specs: ["task", "format=0.5"], args: [:]),
                                                                         groupSize: 2, stopId: 0))
         let want: [String: Double] = [
-            "reward_mean": 1, "reward_std": (0.5 / 3).squareRoot(),
+            "reward": 1, "reward_std": (0.5 / 3).squareRoot(),
             "rewards/task/mean": 0.75, "rewards/task/std": 0.5, "rewards/format/mean": 0.5, "rewards/format/std": (1.0 / 3).squareRoot(),
             "accuracy": 0.75, "frac_reward_zero_std": 0.5,
             "completions/mean_length": 2.25, "completions/min_length": 1, "completions/max_length": 3, "completions/clipped_ratio": 0.25,

@@ -12,7 +12,7 @@ extension Trainer {
 
     /// " | reward 0.531" for the progress line when the producer reports a reward.
     func progressExtra(_ metrics: [(String, Any)]) -> String {
-        guard let r = metrics.first(where: { $0.0 == "reward_mean" })?.1 as? Double else { return "" }
+        guard let r = metrics.first(where: { $0.0 == "reward" })?.1 as? Double else { return "" }
         return " | reward " + String(format: "%.3f", r)
     }
 }

@@ -59,9 +59,18 @@ public final class MetricsLog {
         }
         return text.split(separator: "\n").compactMap { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+            var record = obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+            for (old, new) in renamedKeys where record[new] == nil {
+                if let v = record.removeValue(forKey: old) { record[new] = v }
+            }
+            return record
         }
     }
+
+    /// Keys that rows written by earlier versions used, read under today's names, so a run
+    /// resumed across a rename plots and tabulates whole: (old, new). Both renames took TRL's
+    /// names (transformers logs `learning_rate`, TRL's GRPOTrainer `reward`).
+    static let renamedKeys = [("lr", "learning_rate"), ("reward_mean", "reward")]
 }
 
 /// metrics.jsonl could not be created, written or read (exit code 6 when training).

@@ -38,7 +38,7 @@ public enum SVGPlot {
     /// Method metrics drawn in the second panel when the run logs them: (key, legend, share).
     /// A share is drawn on the 0–100 % axis.
     static let methodMetrics: [(key: String, name: String, share: Bool)] = [
-        ("reward_mean", "reward (mean over rollouts)", false), ("accuracy", "rollouts solved", true),
+        ("reward", "reward (mean over rollouts)", false), ("accuracy", "rollouts solved", true),
         ("rewards/margins", "DPO margin (chosen − rejected)", false), ("rewards/accuracies", "DPO preference accuracy", true),
         ("pseudo_label_precision", "pseudo-label precision", true),
         // superhf's rounds: the mean reward of its samples and of the completions it keeps.

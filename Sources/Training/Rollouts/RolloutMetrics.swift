@@ -1,7 +1,8 @@
 import Foundation
 
 /// The reward and completion figures of one step's rollouts, named and defined as TRL's
-/// `GRPOTrainer` (1.16) logs them where it has a name: `reward_mean` (TRL: `reward`),
+/// `GRPOTrainer` (1.16) logs them where it has a name: `reward` (the mean over rollouts of
+/// Σ w·r; logged as `reward_mean` before 2026-12-05, which `MetricsLog.read` still reads),
 /// `reward_std` (Bessel std over every rollout's Σ w·r), `rewards/<name>/mean` and `/std`,
 /// `frac_reward_zero_std` (share of groups whose rewards are all equal, so their advantages
 /// are 0 — in every `scale_rewards` mode; TRL's `batch` mode logs whether the whole batch's std
@@ -24,7 +25,7 @@ public enum RolloutMetrics {
         // A rollout that stopped ends with the stop token; one cut at the limit does not.
         let stopped = sequences.map { $0.ids.last == stopId }
         let terminated = zip(lengths, stopped).filter(\.1).map(\.0)
-        var out: [(String, Double)] = [("reward_mean", total.reduce(0, +) / n),
+        var out: [(String, Double)] = [("reward", total.reduce(0, +) / n),
                                        ("reward_std", GroupAdvantages.besselStd(total[...]))]
         for (f, fn) in rewards.enumerated() {
             let values = sequences.map { Double($0.rewards[f]) }

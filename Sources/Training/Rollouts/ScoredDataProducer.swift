@@ -65,7 +65,7 @@ public final class ScoredDataProducer: ReportingProducer {
         }
         let rewards = batch.sequences.compactMap(\.rewards.first)
         stepFields = [("advantage_mean", batch.sequences.reduce(0.0) { $0 + Double($1.advantage) } / Double(max(batch.sequences.count, 1)))]
-            + (rewards.isEmpty ? [] : [("reward_mean", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count))])
+            + (rewards.isEmpty ? [] : [("reward", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count))])
         return batch
     }
 

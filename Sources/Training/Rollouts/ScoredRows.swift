@@ -54,7 +54,7 @@ public enum ScoredRows {
                 return .failure(JSONLReader.LineProblem("\(key) must be a finite number (got \(describe(v)))"))
             }
             // Training is float32: 1e39 became inf (advantage: a non-finite loss at step 2;
-            // reward: "reward_mean": null in the metrics, exit 0).
+            // reward: "reward": null in the metrics, exit 0).
             guard Float(n.doubleValue).isFinite else {
                 return .failure(JSONLReader.LineProblem("\(key) \(describe(v)) is beyond float32 (|x| ≤ 3.4e38), which training computes in"))
             }
