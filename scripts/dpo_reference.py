@@ -7,7 +7,10 @@ loss (the prompt of a pair is shared, the answers differ in length):
   log π(y|x) = Σ_t M_t log softmax(z_t)[y_t],    r(y) = β (log π_θ(y|x) − log π_ref(y|x))
   L = mean over the P pairs of −log σ(r(y_w) − r(y_l))
   rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies: means over pairs,
-  as TRL's DPOTrainer logs them.
+  as TRL's DPOTrainer logs them; logps/chosen, logps/rejected: means over pairs of log π_θ(y|x);
+  logits/chosen, logits/rejected: means over the answers' loss tokens of the logits' mean over
+  the vocabulary; mean_token_accuracy: share of the chosen answers' loss tokens whose largest
+  logit is the target; entropy: mean over every loss token of −Σ p log p.
 
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per β
@@ -57,9 +60,23 @@ def dpo(examples, current, reference, beta):
     loss = -torch.nn.functional.logsigmoid(rw - rl).mean()
     loss.backward()
     rw, rl = rw.detach(), rl.detach()
+    with torch.no_grad():
+        logps = [seq_logp(current, e).item() for e in range(len(examples))]
+        rows = {"chosen": [], "rejected": []}   # (logits, target) of each answer's loss tokens
+        for e, x in enumerate(examples):
+            for t in range(1, len(x["ids"])):
+                if x["loss_mask"][t]:
+                    rows["chosen" if e % 2 == 0 else "rejected"].append((current[e, t - 1], x["ids"][t]))
+        every = rows["chosen"] + rows["rejected"]
+        p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
     return {"beta": beta, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
-            "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item()}
+            "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item(),
+            "logps_chosen": sum(logps[0::2]) / pairs, "logps_rejected": sum(logps[1::2]) / pairs,
+            "logits_chosen": sum(z.mean().item() for z, _ in rows["chosen"]) / len(rows["chosen"]),
+            "logits_rejected": sum(z.mean().item() for z, _ in rows["rejected"]) / len(rows["rejected"]),
+            "mean_token_accuracy": sum(int(z.argmax().item() == y) for z, y in rows["chosen"]) / len(rows["chosen"]),
+            "entropy": sum(-(p * lp).sum().item() for p, lp in p_logp) / len(every)}
 
 
 def main():

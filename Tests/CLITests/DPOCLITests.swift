@@ -32,12 +32,14 @@ final class DPOCLITests: XCTestCase {
         XCTAssertEqual(runs[0].first?["loss"] ?? .nan, log(2), accuracy: 1e-6)
         XCTAssertNotEqual(runs[0].last?["loss"] ?? .nan, log(2), accuracy: 1e-4, "the loss never moves")
         for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
-            for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "grad_norm"] {
+            for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "grad_norm",
+                        "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected", "mean_token_accuracy", "entropy"] {
                 let x = a[key] ?? .nan, y = b[key] ?? .nan
                 // A reward is β·(log π − log π_ref) of one sequence, a difference of log-prob sums
                 // of ≈ 17 here: its float32 noise from the ranks' summation order is absolute
                 // (≈ 1e-6 seen), not relative to the reward, which may be near 0.
-                let scale = key.hasPrefix("rewards/") && key != "rewards/accuracies" ? max(abs(x), 1) : max(abs(x), 1e-3)
+                let scale = (key.hasPrefix("rewards/") && key != "rewards/accuracies") || key.hasPrefix("logits/")
+                    ? max(abs(x), 1) : max(abs(x), 1e-3)
                 XCTAssertEqual(x, y, accuracy: 1e-5 * scale, "step \(i + 1) \(key): -n 1 \(x) vs -n 2 \(y)")
             }
         }

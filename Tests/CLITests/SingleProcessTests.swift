@@ -17,7 +17,7 @@ final class SingleProcessTests: XCTestCase {
         // The names transformers' Trainer and TRL's SFTTrainer give the same figures.
         let rows = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
-        for key in ["loss", "learning_rate", "grad_norm", "mean_token_accuracy"] {
+        for key in ["loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy"] {
             XCTAssertTrue(rows.filter { $0["eval_loss"] == nil }.allSatisfy { $0[key] is NSNumber }, "step rows without \(key): \(rows)")
         }
         XCTAssertTrue(rows.contains { $0["eval_loss"] is NSNumber && $0["eval_mean_token_accuracy"] is NSNumber }, "\(rows)")

@@ -15,6 +15,8 @@ final class DPOTests: XCTestCase {
         struct Reference: Decodable {
             var beta: Double, loss: Double, grad: [[Double]]
             var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
+            var logps_chosen: Double, logps_rejected: Double, logits_chosen: Double, logits_rejected: Double
+            var mean_token_accuracy: Double, entropy: Double
         }
         var vocab: Int, seq_len: Int
         var examples: [Example]
@@ -24,7 +26,7 @@ final class DPOTests: XCTestCase {
 
     static let fixture: Fixture = referenceFixture("dpo-reference.json")
 
-    func harness(microBatchSize: Int) -> TrainerHarness {
+    static func harness(microBatchSize: Int) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
             Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "pair:\(i / 2)")
@@ -39,7 +41,7 @@ final class DPOTests: XCTestCase {
         for ref in Self.fixture.references {
             for (ranks, micro) in [(1, 8), (1, 1), (2, 3), (3, 2)] {
                 let label = "beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
-                let got = try harness(microBatchSize: micro).run("dpo", ["beta": "\(ref.beta)"], ranks: ranks)[0]
+                let got = try Self.harness(microBatchSize: micro).run("dpo", ["beta": "\(ref.beta)"], ranks: ranks)[0]
                 XCTAssertEqual(got.loss, ref.loss, accuracy: 2e-6 * max(1, abs(ref.loss)), "\(label): loss")
                 for (key, want) in [("rewards/chosen", ref.rewards_chosen), ("rewards/rejected", ref.rewards_rejected),
                                     ("rewards/margins", ref.rewards_margins), ("rewards/accuracies", ref.rewards_accuracies)] {
@@ -58,7 +60,7 @@ final class DPOTests: XCTestCase {
     /// With the same policy and and reference, every pair's loss is log 2 (σ(0) = ½), and the
     /// gradient of a pair is ±β/2P·(onehot − softmax): closed form, no reference needed.
     func testEqualPolicyAndReferenceGiveLogTwo() throws {
-        var h = harness(microBatchSize: 2)
+        var h = Self.harness(microBatchSize: 2)
         h.reference = h.current
         let got = try h.run("dpo", ["beta": "0.3"])[0]
         XCTAssertEqual(got.loss, log(2), accuracy: 1e-7)

@@ -14,8 +14,12 @@ import TensorCore
 /// weights or `--ref-model` (`input.referenceLogits`). A pair's two sequences always share a
 /// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
 /// runs over its own segment only. Argument: `beta` β (default 0.1, TRL's; must be > 0).
-/// Diagnostics, means over pairs: `rewards/chosen`, `rewards/rejected`, `rewards/margins`
-/// (chosen − rejected) and `rewards/accuracies` (share of pairs with chosen > rejected).
+/// Diagnostics, as TRL's `DPOTrainer` (1.16) logs them — means over pairs: `rewards/chosen`,
+/// `rewards/rejected`, `rewards/margins` (chosen − rejected), `rewards/accuracies` (share of
+/// pairs with chosen > rejected), `logps/chosen`, `logps/rejected` (log π_θ(y|x)); means over
+/// loss tokens: `logits/chosen`, `logits/rejected` (each token's mean logit over the
+/// vocabulary), `mean_token_accuracy` (chosen answers' tokens whose largest logit is the
+/// target) and `entropy` (−Σ p log p, every answer's tokens).
 public final class DPOObjective: Objective {
     public let name = "dpo"
     public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
@@ -32,6 +36,7 @@ public final class DPOObjective: Objective {
         // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
         var policy: [Int: Double] = [:], reference: [Int: Double] = [:]
         var lse = [Float](repeating: 0, count: input.rows)
+        var tokens = TokenFigures()
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
             precondition(s < input.sequences.count, "objective dpo needs the step batch's sequences (pair links) in its input")
@@ -42,22 +47,24 @@ public final class DPOObjective: Objective {
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             policy[s]! += Double(z[y] - lse[r])
             reference[s]! += Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            tokens.add(z, lse: lse[r], target: y, vocab: V, chosen: input.sequences[s].pairRole == .chosen)
         }
         let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
         let scale = Double(inverseCount(pairs))
         var coefficient: [Int: Float] = [:]
-        var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0
+        var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0, logpsChosen = 0.0, logpsRejected = 0.0
         for (s, logp) in policy.sorted(by: { $0.key < $1.key }) where input.sequences[s].pairRole == .chosen {
             let l = input.sequences[s].pair
-            guard let logpL = policy[l] else {
+            guard let rejectedLogp = policy[l] else {
                 preconditionFailure("objective dpo: pair (\(s), \(l)) split across micro-batches")
             }
-            let rw = beta * (logp - reference[s]!), rl = beta * (logpL - reference[l]!)
+            let rw = beta * (logp - reference[s]!), rl = beta * (rejectedLogp - reference[l]!)
             let h = rw - rl
             loss += softplus(-h)                 // −log σ(h)
             let dh = -sigmoid(-h) * scale        // ∂L/∂h
             coefficient[s] = Float(dh * beta); coefficient[l] = Float(-dh * beta)
             chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
+            logpsChosen += logp; logpsRejected += rejectedLogp
         }
         // ∂L/∂z = c·(onehot(y) − softmax(z)) on each loss row of a paired sequence.
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
@@ -66,9 +73,38 @@ public final class DPOObjective: Objective {
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
             dlogits[r * V + y] += c
         }
-        let d = ["rewards/chosen": chosenSum, "rewards/rejected": rejectedSum, "rewards/accuracies": correct,
-                 "rewards/margins": chosenSum - rejectedSum]
-        return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: d.mapValues { _ in local })
+        var d = ["rewards/chosen": chosenSum, "rewards/rejected": rejectedSum, "rewards/accuracies": correct,
+                 "rewards/margins": chosenSum - rejectedSum, "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
+        var c = d.mapValues { _ in local }
+        tokens.into(&d, &c)
+        return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: c)
+    }
+
+    /// The token means TRL's DPOTrainer logs beside its pair means: sums and counts here, the
+    /// trainer divides the step's totals (every rank's), so the rank count does not change them.
+    struct TokenFigures {
+        var logitsW = 0.0, logitsL = 0.0, tokensW = 0.0, tokensL = 0.0, correctW = 0.0, entropy = 0.0
+
+        mutating func add(_ z: UnsafePointer<Float>, lse: Float, target y: Int, vocab V: Int, chosen: Bool) {
+            let mean = Double(Vec.total(z, count: V)) / Double(V)
+            entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
+            if chosen {
+                logitsW += mean; tokensW += 1
+                // First maximal logit, as argmax (NLLObjective's mean_token_accuracy).
+                var best = 0
+                for v in 1..<V where z[v] > z[best] { best = v }
+                if best == y { correctW += 1 }
+            } else {
+                logitsL += mean; tokensL += 1
+            }
+        }
+
+        func into(_ d: inout [String: Double], _ c: inout [String: Double]) {
+            d["logits/chosen"] = logitsW; c["logits/chosen"] = tokensW
+            d["logits/rejected"] = logitsL; c["logits/rejected"] = tokensL
+            d["mean_token_accuracy"] = correctW; c["mean_token_accuracy"] = tokensW
+            d["entropy"] = entropy; c["entropy"] = tokensW + tokensL
+        }
     }
 
     /// log(1 + eˣ) without overflow.
