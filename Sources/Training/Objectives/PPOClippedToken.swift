@@ -41,8 +41,10 @@ enum PPOClippedToken {
 
 /// The clipped shares TRL's `GRPOTrainer` logs, as token means over every token the PPO term
 /// saw (global counts, so no rank count changes them): `clip_ratio/low_mean`,
-/// `clip_ratio/high_mean` and `clip_ratio/region_mean` (either). TRL's `low_min` / `high_max`
-/// are extremes over processes and would change with the rank count, so they are not logged.
+/// `clip_ratio/high_mean` and `clip_ratio/region_mean` (either). TRL 1.16's `low_min` /
+/// `high_max` are per-sequence extremes within one micro-batch (gathered over processes),
+/// averaged over a step's micro-batches: they would change with the micro-batch size, so they
+/// are not logged.
 struct ClipCounts {
     var low = 0.0, high = 0.0
 
