@@ -5,19 +5,24 @@ import Glibc
 import Darwin
 #endif
 
-/// `SFT_DIST_GEMM_PROFILE=1`: every `BLAS.gemm` call is timed and, at process exit, a table
+/// `SFT_DIST_GEMM_PROFILE=1`: every `BLAS.gemm` call is timed and, when the process ends
+/// (`reportIfEnabled`, called by the CLI before `_exit`, which runs no `atexit` handler), a table
 /// by GEMM shape (M, N, K, transA, transB) goes to stderr: calls, seconds, GFLOP/s. The time is
 /// the calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so at one thread it is the GEMM's
 /// work even on a shared machine; at more threads it is the driving thread's share only.
 /// Off (the default) the cost is one load of a constant per call. Transposed copies
 /// (`BLAS.transpose`, attention's Kᵀ and Vᵀ) are timed too, as K = 0 rows printed "copy",
 /// and count in the total: what a GEMM saves by reading a copy is then weighed against it.
-enum GEMMProfile {
+public enum GEMMProfile {
     nonisolated(unsafe) static var enabled: Bool = {
         guard let v = getenv("SFT_DIST_GEMM_PROFILE"), String(cString: v) != "0" else { return false }
-        atexit { GEMMProfile.report() }
         return true
     }()
+
+    /// The table on stderr, if profiling is on and anything was timed.
+    public static func reportIfEnabled() {
+        if enabled { report() }
+    }
 
     struct Shape: Hashable { let m, n, k: Int; let transA, transB: Bool }
     nonisolated(unsafe) private static var table: [Shape: [Double]] = [:]

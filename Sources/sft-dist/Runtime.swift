@@ -122,6 +122,7 @@ enum Runtime {
     /// loaded, retries its work-buffer mapping for ever — `export`, `merge` and argument errors
     /// printed their line and then never ended. MPI, where started, is finalized before.
     static func exit(_ code: Int32) -> Never {
+        GEMMProfile.reportIfEnabled()
         fflush(nil)
         _exit(code)
     }

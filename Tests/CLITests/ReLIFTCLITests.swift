@@ -27,6 +27,9 @@ extension GRPOCLITests {
         let sft = runs[0].filter { $0["relift_sft_step"] == 1 }
         XCTAssertFalse(sft.isEmpty, "no SFT step: \(runs[0].map { $0["relift_buffer"] ?? -1 })")
         XCTAssertTrue(sft.allSatisfy { $0["reward"] == nil && $0["expert_sequences"] == 2 && ($0["grad_norm"] ?? 0) > 0 })
+        // `entropy` is the rollouts' series: an SFT step's nll does not add the demonstrations'.
+        XCTAssertTrue(sft.allSatisfy { $0["entropy"] == nil }, "\(sft)")
+        XCTAssertTrue(runs[0].contains { $0["relift_sft_step"] == 0 && $0["entropy"] != nil })
         XCTAssertTrue(runs[0].contains { $0["relift_sft_step"] == 0 && ($0["relift_buffered"] ?? 0) > 0 })
         Self.assertLogged(Self.rolloutKeys + Self.reliftKeys, in: runs[0], "relift -n 1")
         for (k, n) in [2, 4].enumerated() {

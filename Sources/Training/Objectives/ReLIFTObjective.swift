@@ -58,6 +58,12 @@ public final class ReLIFTObjective: Objective {
     }
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        Self.isSFTStep(input.sequences) ? sft.lossAndGradient(input, dlogits: dlogits) : rl.lossAndGradient(input, dlogits: dlogits)
+        guard Self.isSFTStep(input.sequences) else { return rl.lossAndGradient(input, dlogits: dlogits) }
+        // `entropy` stays the rollouts' (grpo's): nll's, over the demonstrations, would join
+        // the same series on SFT steps.
+        var r = sft.lossAndGradient(input, dlogits: dlogits)
+        r.diagnostics["entropy"] = nil
+        r.diagnosticCounts["entropy"] = nil
+        return r
     }
 }
