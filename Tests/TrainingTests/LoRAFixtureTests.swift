@@ -100,5 +100,11 @@ final class LoRAFixtureTests: XCTestCase {
         XCTAssertTrue(try variant { $0["target_modules"] = ["c_attn"] }.contains("is not an adapter of this model"))
         XCTAssertEqual(try variant { $0["r"] = 5 },
                        "\(tmp)/adapter_model.safetensors: tensor \"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight\" has shape [4, 32], the model needs [5, 32]")
+        // The right rank but other features: an adapter of another model (Llama's on Qwen2, whose
+        // MLP is wider), said as such — the names and the config alone gave no sign of it.
+        let qwen = Self.root + "/models/qwen2", llamaAdapter = Self.root + "/peft/llama-by-peft"
+        var message = ""
+        do { _ = try AdapterDirectory.loadModel(base: qwen, adapter: llamaAdapter) } catch { message = "\(error)" }
+        XCTAssertTrue(message.contains("has shape [") && message.hasSuffix(" (an adapter made for another model than \(qwen)?)"), message)
     }
 }

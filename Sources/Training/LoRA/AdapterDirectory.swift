@@ -106,7 +106,7 @@ public enum AdapterDirectory {
         if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
             throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
         }
-        try loadWeights(into: model.parameters, from: dir + "/" + weightsFile)
+        try loadWeights(into: model.parameters, from: dir + "/" + weightsFile, base: base)
         // The tokenizer saved with the adapter: the base's, with the chat template it trained with.
         if FileManager.default.fileExists(atPath: dir + "/tokenizer.json") {
             if tokenizer is ByteTokenizer {
@@ -145,8 +145,10 @@ public enum AdapterDirectory {
     }
 
     /// Reads every adapter tensor of `params` from `path` (peft's names), refusing a missing
-    /// tensor, a wrong shape, a tensor the model has no place for, and non-finite values.
-    static func loadWeights(into params: ParameterStore, from path: String) throws {
+    /// tensor, a wrong shape, a tensor the model has no place for, and non-finite values. A
+    /// shape whose rank is right but whose features are not is an adapter of another model
+    /// than `base` (a Llama adapter on Qwen2 had only the shapes to say so).
+    static func loadWeights(into params: ParameterStore, from path: String, base: String) throws {
         let file = try SafeTensorsCheckpoint(file: path)
         let expected = params.entries.filter { LoRAConfig.isAdapterName($0.name) }
         let names = Set(expected.map { prefix + $0.name })
@@ -156,7 +158,13 @@ public enum AdapterDirectory {
         for e in expected {
             let name = prefix + e.name
             guard let info = file.info(name) else { throw ModelError("\(path): no tensor \"\(name)\"") }
-            guard info.shape == e.shape else { throw ModelError("\(path): tensor \"\(name)\" has shape \(info.shape), the model needs \(e.shape)") }
+            guard info.shape == e.shape else {
+                // lora_A is [r, in], lora_B [out, r].
+                let rankAxis = e.name.hasSuffix(".lora_A.weight") ? 0 : 1
+                let sameRank = info.shape.count == 2 && info.shape[rankAxis] == e.shape[rankAxis]
+                throw ModelError("\(path): tensor \"\(name)\" has shape \(info.shape), the model needs \(e.shape)"
+                                 + (sameRank ? " (an adapter made for another model than \(base)?)" : ""))
+            }
             try file.read(name, into: params.values + e.offset, count: e.count)
             if (0..<e.count).contains(where: { !params.values[e.offset + $0].isFinite }) {
                 throw ModelError("\(path): tensor \"\(name)\" has non-finite values")
