@@ -44,6 +44,15 @@ public struct GenerationConfig {
         return ids
     }
 
+    /// The sampling settings the file asks for that sft-dist does not apply (its flags decide):
+    /// "do_sample true, temperature 0.7, top_p 0.8, …", or nil when it asks for none. Said on
+    /// stderr by `generate` and `eval`, where transformers would sample with them.
+    public var unappliedSampling: String? {
+        guard json["do_sample"] as? Bool == true else { return nil }
+        let keys = ["temperature", "top_p", "top_k", "repetition_penalty"].filter { json[$0] is NSNumber }
+        return (["do_sample true"] + keys.map { "\($0) \((json[$0] as! NSNumber).stringValue)" }).joined(separator: ", ")
+    }
+
     /// The file's bytes as a save writes them (keys sorted, so two saves of one model match).
     public func data() throws -> Data {
         try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])

@@ -79,6 +79,10 @@ struct Eval: ParsableCommand {
         if samples == 0, let (flag, _) = [("--temperature", temperatureFlag != nil && temperature != 0), ("--top-p", topP != 1), ("--pass-k", passKFlag != nil)].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampled answers (--samples N for pass@k); without --samples the answers are greedy and \(flag) has no effect")
         }
+        // Greedy draws are the greedy answer N times: pass@k would be the greedy exact match.
+        if samples > 0 && temperature == 0 {
+            throw RecipeError("--samples \(samples) at --temperature 0 draws the greedy answer \(samples) times, so pass@k would only repeat the greedy exact match: give --temperature T > 0 (default 1), or drop --samples")
+        }
         let ks = passK.split(separator: ",").map { Int($0) }
         if samples > 0 && (ks.isEmpty || ks.contains { $0 == nil || $0! < 1 || $0! > samples }) {
             throw RecipeError("--pass-k values must be integers between 1 and --samples (\(samples)) (got \(RecipeError.quote(passK)))")
@@ -96,6 +100,10 @@ struct Eval: ParsableCommand {
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
+        if examples > 0 {
+            Runtime.noteGenerationDefaults(m, label: model, sampling: "eval's answers are greedy"
+                + (samples > 0 ? " and its --samples draw at --temperature \(temperature), --top-p \(topP)" : ""), comm: comm)
+        }
         var options = EvalOptions()
         options.scorer = Fatal.collective {
             var args = try parseKeyValues(scorerArg, flag: "--scorer-arg")

@@ -93,6 +93,9 @@ struct Generate: ParsableCommand {
                                     ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
+        Runtime.noteGenerationDefaults(m, label: model, sampling: temperature == 0
+            ? "this run decodes greedily (--temperature 0); give --temperature, --top-p, --top-k to sample"
+            : "this run samples at --temperature \(temperature), --top-p \(topP), --top-k \(topK)", comm: comm)
         // (text, where it came from: "--prompt" or FILE:LINE, token ids)
         let sourced: [(text: String, source: String, ids: [Int32])] = Fatal.collective {
             // As transformers' `tokenizer(text)`: special tokens recognised, and the BOS a

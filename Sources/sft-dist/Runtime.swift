@@ -84,6 +84,13 @@ enum Runtime {
         if comm.isCoordinator && set.report.conversations > 0 { noteChatTemplate(chatTemplate, tokenizer: tokenizer) }
     }
 
+    /// On stderr (rank 0): a model whose generation_config.json asks for sampling, which
+    /// transformers' generate would apply and sft-dist does not — its flags decide.
+    static func noteGenerationDefaults(_ m: LanguageModel, label: String, sampling: String, comm: Communicator) {
+        guard comm.isCoordinator, let asked = m.generationConfig?.unappliedSampling else { return }
+        printError("sft-dist: note: \(label)'s generation_config.json asks for sampling (\(asked)), which transformers' generate applies; sft-dist's flags decide instead: \(sampling)")
+    }
+
     /// On stderr: the template `--chat-template auto` chose and why (nothing for a named one).
     static func noteChatTemplate(_ name: String, tokenizer: Tokenizer) {
         guard name == ChatTemplate.auto, let chat = try? ChatTemplate.resolve(name, tokenizer: tokenizer) else { return }

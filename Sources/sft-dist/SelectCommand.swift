@@ -84,6 +84,11 @@ struct Select: ParsableCommand {
             try adapter.map { try AdapterDirectory.loadModel(base: model, adapter: $0) } ?? RunSetup.loadModel(model, seed: seed, use: .inference)
         }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
+        // select's --model has a default, the preset `default`: its weights are random, so a
+        // selector that reads the model's scores would rank the rows by chance, silently.
+        if comm.isCoordinator && method != "random" && adapter == nil && ModelPresets.names.contains(model) {
+            printError("sft-dist: note: --model \(model) is a preset with random weights (seed \(seed)): --method \(method) ranks the rows by an untrained model's scores; give a trained model directory as --model")
+        }
         let limit = min(maxLength, m.maxSequenceLength)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,

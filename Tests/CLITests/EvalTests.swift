@@ -33,11 +33,12 @@ final class EvalTests: XCTestCase {
         }
         XCTAssertGreaterThan(right, 0, "the model produced only empty answers: \(answers)")
         try lines.joined(separator: "\n").write(toFile: dir + "/fixture.jsonl", atomically: true, encoding: .utf8)
-        // Samples at temperature 0 are the greedy answers again: c = n on the right prompts and 0
-        // elsewhere, so pass@1 = pass@3 = the constructed fraction too.
+        // Samples at temperature 1e-6 are the greedy answers again (softmax(z/T) is one-hot at the
+        // largest logit; --samples at temperature 0 is refused, as it can only repeat the greedy
+        // answer): c = n on the right prompts and 0 elsewhere, so pass@1 = pass@3 = the fraction.
         for n in [1, 2] {
             let r = CLI.mpirun(n, ["eval", "--model", model, "--data", dir + "/fixture.jsonl", "--max-new-tokens", "6", "--json",
-                                   "--samples", "3", "--pass-k", "1,3", "--temperature", "0"])
+                                   "--samples", "3", "--pass-k", "1,3", "--temperature", "1e-6"])
             XCTAssertEqual(r.status, 0, r.all)
             let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
             XCTAssertEqual(j["eval_accuracy"] as! Double, Double(right) / 12, accuracy: 1e-12, "-n \(n)")
@@ -89,6 +90,7 @@ final class EvalTests: XCTestCase {
                                (eval + ["--examples", "0", "--scorer", "numeric"], "--scorer acts on the generated answers"),
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
+                               (eval + ["--samples", "4", "--temperature", "0"], "--samples 4 at --temperature 0 draws the greedy answer 4 times"),
                                // Given at their defaults they are still given (they were accepted as if absent).
                                (eval + ["--pass-k", "1"], "--pass-k acts on sampled answers"),
                                (eval + ["--temperature", "1"], "--temperature acts on sampled answers"),

@@ -45,6 +45,31 @@ final class GenerationConfigCLITests: XCTestCase {
         XCTAssertEqual(try generated("ft/model", cwd: dir).finish, "stop")
     }
 
+    /// A file that asks for sampling (an Instruct model's do_sample, temperature, top_p …):
+    /// transformers would sample with it, sft-dist's flags decide — said once on stderr by
+    /// generate and eval, where the output silently differed from transformers'.
+    func testSamplingTheFileAsksForIsSaidNotApplied() throws {
+        let dir = CLI.tempDir("generation-config-sampling")
+        let t = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir)
+        XCTAssertEqual(t.status, 0, t.all)
+        let plain = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
+        XCTAssertFalse(plain.stderr.contains("generation_config"), plain.all)
+        try #"{"do_sample": true, "temperature": 0.7, "top_p": 0.8}"#.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        let asked = "run/model's generation_config.json asks for sampling (do_sample true, temperature 0.7, top_p 0.8)"
+        let g = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
+        XCTAssertEqual(g.status, 0, g.all)
+        XCTAssertEqual(CLI.occurrences(of: asked, in: g.stderr), 1, g.all)
+        XCTAssertTrue(g.stderr.contains("this run decodes greedily (--temperature 0)"), g.all)
+        try "{\"prompt\": \"add 1 2 =\", \"completion\": \" 3\"}\n".write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let e = CLI.mpirun(2, ["eval", "--model", dir + "/run/model", "--data", dir + "/d.jsonl", "--samples", "2"])
+        XCTAssertEqual(e.status, 0, e.all)
+        XCTAssertEqual(CLI.occurrences(of: "generation_config.json asks for sampling", in: e.stderr), 1, e.all)
+        XCTAssertTrue(e.stderr.contains("eval's answers are greedy and its --samples draw at --temperature 1.0"), e.all)
+        try #"{"do_sample": false, "temperature": 0.7}"#.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        let off = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
+        XCTAssertFalse(off.stderr.contains("generation_config"), off.all)
+    }
+
     func testABrokenFileIsOneLineNamingIt() throws {
         let dir = CLI.tempDir("generation-config-bad")
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir).status, 0)

@@ -16,6 +16,10 @@ final class SelectCommandTests: XCTestCase {
             outputs.append((try? String(contentsOfFile: dir + "/kept-\(n).scores.jsonl", encoding: .utf8)) ?? "")
         }
         XCTAssertEqual(outputs[0], outputs[2], "kept rows at -n 1 and -n 2")
+        // --model defaults to the preset `default`, whose weights are random: said, not silent.
+        let untrained = CLI.sftDist(["select", "--method", "loss", "--keep", "0.25", "--data", dir + "/in.jsonl", "--out", dir + "/k.jsonl"])
+        XCTAssertEqual(untrained.status, 0, untrained.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: --model default is a preset with random weights (seed 1234): --method loss ranks the rows by an untrained model's scores", in: untrained.stderr), 1, untrained.all)
         XCTAssertEqual(outputs[1], outputs[3], "scores at -n 1 and -n 2")
         let input = try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
         let kept = outputs[0].split(separator: "\n").map(String.init)
