@@ -128,6 +128,10 @@ struct Eval: ParsableCommand {
         options.maxNewTokens = maxNewTokens; options.samples = samples
         options.passK = samples > 0 ? passK.split(separator: ",").compactMap { Int($0) } : []
         options.temperature = temperature; options.topP = topP; options.seed = seed
+        if comm.isCoordinator {
+            let progress = EvalProgress { printError($0) }
+            options.progress = { progress.update($0, done: $1, total: $2) }
+        }
         let r = Fatal.collective { try Evaluator.evaluate(model: m, tokenizer: tok, examples: set.examples, comm: comm, options: options) }
         // The loss is global (the same on every rank); rank 0 says it.
         Fatal.agree(r.loss.isFinite || !comm.isCoordinator ? nil :

@@ -104,4 +104,35 @@ final class GenerationEvalTests: XCTestCase {
         for k in [1, 2, 4] { XCTAssertEqual(s.passAtK[k] ?? .nan, 2.0 / 5, accuracy: 1e-12, "pass@\(k)") }
         XCTAssertEqual(s.passAt1, 2.0 / 5)
     }
+
+    /// eval's progress: each phase reports up to its total, at any rank count; the shown line
+    /// (`EvalProgress`) waits `interval` between lines and gives the phase's ETA.
+    func testProgressReachesEachPhasesTotal() throws {
+        let (model, examples) = setUpModel()
+        for ranks in [1, 2] {
+            var options = EvalOptions()
+            options.maxNewTokens = 4; options.samples = 2; options.passK = [1]
+            let seen = InProcessGroup.run(size: ranks) { comm -> [(String, Int, Int)] in
+                var calls: [(String, Int, Int)] = []
+                var mine = options
+                mine.progress = { calls.append(($0, $1, $2)) }
+                _ = try! GenerationEval.run(model: model, tokenizer: self.tokenizer, examples: examples, comm: comm, options: mine)
+                return calls
+            }
+            let rank0 = seen[0]
+            XCTAssertEqual(rank0.filter { $0.0 == "greedy answers" }.last.map { [$0.1, $0.2] }, [5, 5], "\(ranks) rank(s): \(rank0)")
+            XCTAssertEqual(rank0.filter { $0.0 == "sampled prompts (2 each)" }.last.map { [$0.1, $0.2] }, [5, 5], "\(ranks) rank(s): \(rank0)")
+            XCTAssertTrue(rank0.allSatisfy { $0.1 >= 1 && $0.1 <= $0.2 }, "\(rank0)")
+        }
+        var lines: [String] = []
+        let every = EvalProgress(interval: 0) { lines.append($0) }
+        every.update("greedy answers", done: 2, total: 8)
+        every.update("greedy answers", done: 8, total: 8)
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("eval: greedy answers ") && $0.contains(" elapsed, ETA ") }, "\(lines)")
+        XCTAssertTrue(lines[1].hasPrefix("eval: greedy answers 8/8, ") && lines[1].hasSuffix("ETA 00:00"), "\(lines)")
+        let quiet = EvalProgress(interval: 3600) { lines.append($0) }
+        quiet.update("greedy answers", done: 1, total: 8)
+        XCTAssertEqual(lines.count, 2, "a line before the interval: \(lines)")
+    }
 }

@@ -21,6 +21,9 @@ public struct EvalOptions {
     public var topP: Float = 1
     public var seed: UInt64 = 0
     public var calibrationBins = 10
+    /// Called on every rank as generation goes (phase "greedy answers" or "sampled prompts",
+    /// done and total over all ranks); `eval` shows it on rank 0 (`EvalProgress`).
+    public var progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil
     public init() {}
 }
 

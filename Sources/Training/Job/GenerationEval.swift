@@ -55,6 +55,7 @@ enum GenerationEval {
             do { scored = try options.scorer.score(items(gens, which, local.map { allPrompts[part[$0]] })) } catch {
                 problem = "\(error)"; break
             }
+            options.progress?("greedy answers", part.last! + 1, candidates.count)
             for (j, g) in gens.enumerated() {
                 let ok = scored[j] > 0.5
                 // A model whose weights went non-finite has no meaningful confidence: count it as 0.
@@ -87,6 +88,8 @@ enum GenerationEval {
                 }
                 let c = scored.filter { $0 > 0.5 }.count
                 for (q, k) in options.passK.enumerated() { passSums[q] += passAtK(n: n, c: c, k: k) }
+                // This rank's share done, scaled to all ranks (they hold equal shares ± 1).
+                options.progress?("sampled prompts (\(n) each)", min((j + 1) * comm.size, candidates.count), candidates.count)
             }
             Fatal.agree(problem)
         }
