@@ -5,7 +5,13 @@ import Models
 import Training
 
 struct Tokenize: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print token ids of a text as JSON.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print token ids of a text as JSON.",
+        discussion: """
+        The text's own ids, as transformers' tokenizer(text, add_special_tokens=False): no BOS is \
+        added (train, eval, score and generate put a Llama-3 tokenizer's BOS first, as \
+        tokenizer(text) does). Special-token strings in the text are special tokens unless --plain.
+        """)
 
     @Argument(help: "Text to tokenize (default: standard input).") var text: String?
     @Option(help: "Model or LoRA adapter directory whose tokenizer to use, or a preset (default: the byte tokenizer).") var model: String?
