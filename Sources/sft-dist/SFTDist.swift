@@ -34,10 +34,10 @@ struct SFTDist: ParsableCommand {
     /// `train`'s "Unknown option '--learning-rate'" answered with our name for transformers',
     /// TRL's or peft's setting (`ForeignNames`); only for train (generate has --temperature).
     static func foreignFlagHint(_ line: String) -> String? {
-        let args = CommandLine.arguments.dropFirst()
-        guard args.first.map({ $0 == Train._commandName || $0.hasPrefix("-") }) ?? false,
-              line.hasPrefix("Unknown option '--"), let end = line.dropFirst(18).firstIndex(of: "'") else { return nil }
-        return ForeignNames.flagHint(String(line[line.index(line.startIndex, offsetBy: 18)..<end]))
+        let args = CommandLine.arguments.dropFirst(), prefix = "Unknown option '--"
+        guard args.first.map({ $0 == Train._commandName || $0.hasPrefix("-") }) ?? false, line.hasPrefix(prefix) else { return nil }
+        let name = line.dropFirst(prefix.count).prefix { $0 != "'" }
+        return ForeignNames.flagHint(String(name))
     }
 
     static func main() {

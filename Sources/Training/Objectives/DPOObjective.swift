@@ -90,10 +90,8 @@ public final class DPOObjective: Objective {
             entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
             if chosen {
                 logitsW += mean; tokensW += 1
-                // First maximal logit, as argmax (NLLObjective's mean_token_accuracy).
-                var best = 0
-                for v in 1..<V where z[v] > z[best] { best = v }
-                if best == y { correctW += 1 }
+                // First maximal logit, as argmax (as NLLObjective's mean_token_accuracy finds it).
+                if Vec.firstIndex(of: Vec.maximum(z, count: V), in: z, count: V) == y { correctW += 1 }
             } else {
                 logitsL += mean; tokensL += 1
             }
