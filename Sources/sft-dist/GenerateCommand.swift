@@ -11,7 +11,8 @@ struct Generate: ParsableCommand {
         discussion: """
         A single --prompt streams tokens to the terminal as they are produced. --prompts is \
         sharded over ranks and printed in input order; each prompt samples from its own seeded \
-        stream, so the output is the same for any number of ranks.
+        stream, so the output is the same for any number of ranks. --num-return-sequences N \
+        samples N completions per prompt, printed prompt by prompt (N rows per prompt).
         """)
 
     @Option(help: "Model directory or preset.") var model: String
@@ -24,8 +25,9 @@ struct Generate: ParsableCommand {
     @Option(Settings.topK) var topK = 0
     @Option(Settings.topP) var topP: Float = 1
     @Option(name: .customLong("stop"), help: "Stop string (repeatable); generation ends before it. Escapes \\n, \\t, \\r and \\\\ are read as the character, so --stop '\\n' stops at a newline.") var stop: [String] = []
+    @Option(Settings.numReturnSequences) var numReturnSequences = 1
     @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
-    @Flag(help: "One JSON object per prompt ({prompt, text, ids, finish}).") var json = false
+    @Flag(help: "One JSON object per completion ({prompt, text, finish, ids}; with --num-return-sequences N > 1, {prompt, sample, text, finish, ids}, sample 0…N−1).") var json = false
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
 
@@ -35,6 +37,7 @@ struct Generate: ParsableCommand {
         try Settings.temperature.check(temperature)
         try Settings.topK.check(topK)
         try Settings.topP.check(topP)
+        try Settings.numReturnSequences.check(numReturnSequences)
         try Settings.threads.check(threads)
         try Settings.watchdog.check(watchdog)
         if stop.contains(where: \.isEmpty) { throw RecipeError("--stop: an empty stop string would end every generation at once") }
@@ -44,6 +47,11 @@ struct Generate: ParsableCommand {
         // (--seed stays free: a sweep over temperatures keeps one seed, 0 included.)
         if temperature == 0, let (flag, _) = [("--top-k", topK != 0), ("--top-p", topP != 1)].first(where: { $0.1 }) {
             throw RecipeError("\(flag) acts on sampling, and --temperature 0 (the default) is greedy: give --temperature T > 0, or drop \(flag)")
+        }
+        // transformers refuses it too ("Greedy methods without beam search do not support
+        // num_return_sequences different than 1"): N copies of the greedy answer.
+        if numReturnSequences > 1 && temperature == 0 {
+            throw RecipeError("--num-return-sequences \(numReturnSequences) at --temperature 0 would print the greedy answer \(numReturnSequences) times: give --temperature T > 0 to sample, or drop --num-return-sequences")
         }
         if prompt?.isEmpty == true { throw RecipeError("--prompt is empty: give the text the model continues") }
         if prompt != nil && chatTemplate != "auto" {
@@ -90,6 +98,7 @@ struct Generate: ParsableCommand {
         SameInputs.check(settings: [("prompt", prompt ?? ""), ("prompts", prompts == nil ? "no" : "yes"), ("max-new-tokens", "\(maxNewTokens)"),
                                     ("temperature", "\(temperature)"), ("top-k", "\(topK)"), ("top-p", "\(topP)"),
                                     ("stop", stop.joined(separator: "\u{1}")), ("seed", "\(seed)"), ("json", "\(json)"),
+                                    ("num-return-sequences", "\(numReturnSequences)"),
                                     ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
@@ -140,27 +149,35 @@ struct Generate: ParsableCommand {
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                       stopIds: Evaluator.stopIds(tok, model: m), stopStrings: stopStrings)
-        if prompt != nil && !json {
+        if prompt != nil && !json && numReturnSequences == 1 {
             // One prompt: rank 0 streams it; other ranks have nothing to do.
             if comm.isCoordinator { stream(m, tok, ids[0], text: texts[0], options: options) }
             Runtime.finish()
             return
         }
-        let gens = ShardedGeneration.generate(m, prompts: ids, options: options, seed: seed, comm: comm,
-                                              decodeText: { tok.decode($0) })
-        Fatal.agree(gens.firstIndex(where: \.nonFinite).map { i in
-            Self.nonFiniteMessage(sourced[i].source, position: ids[i].count + gens[i].ids.count + 1)
+        // Completion k is sample k % n of prompt k / n, from its own stream: sample 0 keeps the
+        // stream a single completion uses, so --num-return-sequences adds rows without
+        // changing the first; the others are rank-invariant as it is.
+        let n = numReturnSequences
+        let seed = seed
+        let gens = ShardedGeneration.generate(m, prompts: ids.flatMap { Array(repeating: $0, count: n) }, options: options,
+                                              comm: comm, decodeText: { tok.decode($0) }) { k in
+            RNG(seed: seed, stream: UInt64(k % n) << 32 | UInt64(k / n))
+        }
+        Fatal.agree(gens.firstIndex(where: \.nonFinite).map { k in
+            Self.nonFiniteMessage(sourced[k / n].source, position: ids[k / n].count + gens[k].ids.count + 1)
         })
         if comm.isCoordinator {
             noteContextLimit(gens.indices.filter { gens[$0].finish == .length && gens[$0].ids.count < maxNewTokens },
                              of: gens.count, model: m)
-            for (i, g) in gens.enumerated() {
-                let text = g.text ?? tok.decode(g.ids)
+            for (k, g) in gens.enumerated() {
+                let text = g.text ?? tok.decode(g.ids), prompt = texts[k / n]
                 if json {
-                    print(String(MetricsLog.json([("prompt", texts[i]), ("text", text), ("finish", g.finish.rawValue)]).dropLast())
+                    let sample: [(String, Any)] = n > 1 ? [("sample", k % n)] : []
+                    print(String(MetricsLog.json([("prompt", prompt)] + sample + [("text", text), ("finish", g.finish.rawValue)]).dropLast())
                           + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
                 } else {
-                    print(texts[i] + text)
+                    print(prompt + text)
                 }
             }
         }

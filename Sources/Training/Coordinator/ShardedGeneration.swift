@@ -12,9 +12,14 @@ public enum ShardedGeneration {
     public static func generate(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
                                 seed: UInt64, comm: Communicator,
                                 decodeText: (([Int32]) -> String)? = nil) -> [Generation] {
-        let local = generateMine(model, prompts: prompts, options: options, comm: comm, decodeText: decodeText) {
-            RNG(seed: seed, stream: UInt64($0))
-        }
+        generate(model, prompts: prompts, options: options, comm: comm, decodeText: decodeText) { RNG(seed: seed, stream: UInt64($0)) }
+    }
+
+    /// Every prompt's generation on every rank; prompt i samples from `stream(i)`.
+    public static func generate(_ model: LanguageModel, prompts: [[Int32]], options: SamplingOptions,
+                                comm: Communicator, decodeText: (([Int32]) -> String)? = nil,
+                                stream: (Int) -> RNG) -> [Generation] {
+        let local = generateMine(model, prompts: prompts, options: options, comm: comm, decodeText: decodeText, stream: stream)
         let perRank = comm.allgather(Generations(local.generations)).map(\.items)
         return comm.shard.interleave(perRank, count: prompts.count)
     }

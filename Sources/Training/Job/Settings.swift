@@ -15,6 +15,7 @@ public enum Settings {
     public static let maxNewTokens = Setting<Int>("max_new_tokens", .within(1...65_536), "Tokens to generate.")
     public static let generationExamples = Setting<Int>("eval_examples", .within(0...10_000_000), "Held-out examples used for generation accuracy (0: none).")
     public static let samples = Setting<Int>("samples", .within(0...4096), "Sampled completions per prompt for pass@k (0: greedy only).")
+    public static let numReturnSequences = Setting<Int>("num_return_sequences", .within(1...4096), "Sampled completions per prompt (transformers' num_return_sequences; each from its own seeded stream).")
     public static let temperature = Setting<Float>("temperature", .within(0, 1000), "Sampling temperature; 0 = greedy.")
     public static let topP = Setting<Float>("top_p", .within(0, 1, openLow: true), "Nucleus sampling mass.")
     public static let topK = Setting<Int>("top_k", .within(0...16_777_216), "Sample from the k most likely tokens (0 = all).")
