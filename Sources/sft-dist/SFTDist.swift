@@ -32,12 +32,14 @@ struct SFTDist: ParsableCommand {
     }
 
     /// `train`'s "Unknown option '--learning-rate'" answered with our name for transformers',
-    /// TRL's or peft's setting (`ForeignNames`); only for train (generate has --temperature).
+    /// TRL's or peft's setting (`ForeignNames`); `generate`'s and `eval`'s with their own table
+    /// (train's would be wrong there: generate's --temperature is its own, not rollouts').
     static func foreignFlagHint(_ line: String) -> String? {
         let args = CommandLine.arguments.dropFirst(), prefix = "Unknown option '--"
-        guard args.first.map({ $0 == Train._commandName || $0.hasPrefix("-") }) ?? false, line.hasPrefix(prefix) else { return nil }
-        let name = line.dropFirst(prefix.count).prefix { $0 != "'" }
-        return ForeignNames.flagHint(String(name))
+        guard let command = args.first, line.hasPrefix(prefix) else { return nil }
+        let name = String(line.dropFirst(prefix.count).prefix { $0 != "'" })
+        if command == Train._commandName || command.hasPrefix("-") { return ForeignNames.flagHint(name) }
+        return ForeignNames.generationFlagHint(name, command: command)
     }
 
     static func main() {

@@ -28,4 +28,28 @@ final class ForeignFlagHintTests: XCTestCase {
             XCTAssertTrue([" ", "\n", "/"].contains { help.contains("  \(flag)\($0)") }, "train has no \(flag)")
         }
     }
+
+    /// `generate` and `eval` answer transformers' generate() names with theirs, from their own
+    /// table: train's hints are not given there, nor theirs to another command.
+    func testGenerateAndEvalAnswerTransformersGenerateNames() {
+        let cases = [
+            (["generate", "--model", "tiny", "--prompt", "a", "--do-sample"],
+             "Unknown option '--do-sample' (transformers: do_sample is --temperature here: --temperature T > 0 samples; 0, the default, is greedy)"),
+            (["generate", "--model", "tiny", "--prompt", "a", "--max-length", "9"],
+             "Unknown option '--max-length' (transformers: max_length is --max-new-tokens here: it counts new tokens only, where max_length counts the prompt too)"),
+            (["eval", "--model", "tiny", "--data", "x.jsonl", "--num-return-sequences", "4"],
+             "Unknown option '--num-return-sequences' (transformers: num_return_sequences is --samples here)"),
+            (["generate", "--model", "tiny", "--prompt", "a", "--learning-rate", "1"], "Unknown option '--learning-rate'"),
+            (["score", "--model", "tiny", "--data", "x.jsonl", "--do-sample"], "Unknown option '--do-sample'"),
+        ]
+        for (args, line) in cases {
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertEqual(r.stderr, "sft-dist: error: " + line + "\n", r.all)
+        }
+        for (command, flags) in [("generate", ["--temperature", "--max-new-tokens"]), ("eval", ["--temperature", "--samples", "--max-new-tokens"])] {
+            let help = CLI.sftDist([command, "--help"]).stdout
+            for flag in flags { XCTAssertTrue(help.contains("  \(flag) "), "\(command) has no \(flag)") }
+        }
+    }
 }

@@ -51,6 +51,31 @@ public enum ForeignNames {
         Entry("target_modules", "lora_targets", "peft"),
     ]
 
+    /// transformers' `generate()` arguments under another name in `generate` and `eval`
+    /// (flag names, kebab-case: these commands have no recipe keys), by command.
+    public static let generationEntries: [String: [Entry]] = [
+        "generate": [
+            Entry("do_sample", "temperature", "transformers",
+                  note: "--temperature T > 0 samples; 0, the default, is greedy"),
+            Entry("max_length", "max-new-tokens", "transformers",
+                  note: "it counts new tokens only, where max_length counts the prompt too"),
+        ],
+        "eval": [
+            Entry("do_sample", "temperature", "transformers",
+                  note: "--samples N draws N answers per prompt at --temperature (default 1); the pass@1 answer is greedy"),
+            Entry("num_return_sequences", "samples", "transformers"),
+            Entry("max_length", "max-new-tokens", "transformers",
+                  note: "it counts new tokens only, where max_length counts the prompt too"),
+        ],
+    ]
+
+    /// For `generate`'s or `eval`'s unknown flag `--name`: the hint, or nil.
+    public static func generationFlagHint(_ name: String, command: String) -> String? {
+        let snake = name.replacingOccurrences(of: "-", with: "_")
+        guard let e = generationEntries[command]?.first(where: { $0.theirs == snake }) else { return nil }
+        return " (\(e.library): \(e.theirs) is --\(e.ours) here" + (e.note.map { ": \($0)" } ?? "") + ")"
+    }
+
     /// For an unknown recipe key: ` (LIBRARY: NAME is "OURS" here…)`, or nil.
     public static func keyHint(_ name: String) -> String? {
         guard let e = entries.first(where: { $0.theirs == name }) else { return nil }
