@@ -113,8 +113,10 @@ struct Train: ParsableCommand {
         let comm = Runtime.start(threads: threads)
         let recipe = Fatal.collective { try makeRecipe() }
         Runtime.setWatchdog(seconds: recipe.watchdogSeconds)
-        TrainingJob.run(recipe: recipe, comm: comm, quiet: quiet)
+        let summary = TrainingJob.run(recipe: recipe, comm: comm, quiet: quiet)
         Runtime.finish()
+        // Stopped by SIGUSR1 after a checkpoint: not done, resumable (the job script resubmits).
+        if summary.stoppedAfter != nil { Runtime.exit(StopSignal.exitCode) }
     }
 
     /// The recipe file's keys, then the flags given, each applied by the recipe key whose

@@ -37,6 +37,8 @@ public final class Checkpointer {
     let store: CheckpointStore
     var recipe: Recipe { setup.recipe }
     public var directory: String { store.directory }
+    /// Where the checkpoint after `stepsDone` steps is saved.
+    public func path(stepsDone: Int) -> String { store.directory + "/" + CheckpointStore.name(stepsDone) }
 
     public init(setup: RunSetup, components: StateRegistry, comm: Communicator, log: @escaping (String) -> Void) {
         self.setup = setup
@@ -50,9 +52,13 @@ public final class Checkpointer {
     public var lastLoss: Double?
 
     /// Call after every optimizer step, with the number of steps done: saves when due.
-    public func afterStep(_ stepsDone: Int) {
+    /// Saves a checkpoint when `save_every` asks for one after `stepsDone` steps; whether it did.
+    @discardableResult
+    public func afterStep(_ stepsDone: Int) -> Bool {
         FaultInjection.point("after-step", step: stepsDone, rank: comm.rank)
-        if recipe.saveEvery > 0 && stepsDone % recipe.saveEvery == 0 { save(stepsDone: stepsDone) }
+        guard recipe.saveEvery > 0 && stepsDone % recipe.saveEvery == 0 else { return false }
+        save(stepsDone: stepsDone)
+        return true
     }
 
     /// Collective: writes `OUT/checkpoints/step-<stepsDone>/`.

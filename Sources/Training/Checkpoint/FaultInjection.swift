@@ -8,7 +8,7 @@ import TensorCore
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
 /// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `fail-all` (see
-/// `failEveryRank`), `after-step` (the metrics row of the step is written), `save-files` (every file of
+/// `failEveryRank`), `usr1` (see `raiseStopSignal`), `after-step` (the metrics row of the step is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
 /// checkpoints not yet pruned). Unset in normal runs; reading it costs one lookup at start-up.
@@ -42,6 +42,14 @@ enum FaultInjection {
     static func failEveryRank(step: Int) {
         guard let s = spec, s.point == "fail-all", s.step == step else { return }
         Fatal.fail("injected fault after step \(step), on every rank", code: Fatal.Code.outOfMemory)
+    }
+
+    /// `usr1:<step>`: after that step the last rank sends itself SIGUSR1, as a batch system's
+    /// warning before a time limit reaching one rank first (`StopSignal`): every rank must
+    /// stop after that same step.
+    static func raiseStopSignal(step: Int, rank: Int, size: Int) {
+        guard rank == size - 1, let s = spec, s.point == "usr1", s.step == step else { return }
+        kill(getpid(), SIGUSR1)
     }
 
     static func point(_ name: String, step: Int, rank: Int) {

@@ -14,6 +14,8 @@ public enum TrainingJob {
         public var after: EvalResult?
         public var seconds: Double
         public var outputDirectory: String
+        /// The steps done when SIGUSR1 stopped the run (`StopSignal`), or nil.
+        public var stoppedAfter: Int? = nil
     }
 
     @discardableResult
@@ -21,6 +23,7 @@ public enum TrainingJob {
         // The steps num_train_epochs gives are known once the data is loaded (RunSetup).
         var recipe = asked
         let lead = comm.isCoordinator
+        StopSignal.install()
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         let outputs = RunOutputs(recipe.out)
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
@@ -193,6 +196,7 @@ public enum TrainingJob {
             FaultInjection.perturbReplica(model.parameters, step: step + 1, rank: comm.rank, size: comm.size)
             FaultInjection.failMPICall(comm, step: step + 1)
             FaultInjection.failEveryRank(step: step + 1)
+            FaultInjection.raiseStopSignal(step: step + 1, rank: comm.rank, size: comm.size)
             if recipe.checksumEvery > 0 && (step + 1) % recipe.checksumEvery == 0 {
                 checkReplicas(model, trainable: trainer.trainable, comm: comm, step: step + 1)
             }
@@ -201,7 +205,14 @@ public enum TrainingJob {
                 _ = evaluate("step \(step + 1)", step: step + 1)
             }
             checkpoints.lastLoss = r.loss.isFinite ? r.loss : nil
-            checkpoints.afterStep(step + 1)
+            let saved = checkpoints.afterStep(step + 1)
+            if step + 1 < recipe.steps && StopSignal.agreed(comm) {
+                if !saved { checkpoints.save(stepsDone: step + 1) }
+                progress.finishLine()
+                return stopped(after: step + 1, checkpoint: checkpoints.path(stepsDone: step + 1), recipe: recipe, sets: evalSets.names, lead: lead,
+                               summary: Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: nil,
+                                                seconds: comm.wallTime() - start, outputDirectory: recipe.out))
+            }
         }
         progress.finishLine()
         checkReplicas(model, trainable: trainer.trainable, comm: comm, step: recipe.steps)
@@ -248,6 +259,19 @@ public enum TrainingJob {
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
                        seconds: seconds, outputDirectory: recipe.out)
+    }
+
+    /// The end of a run SIGUSR1 stopped: its checkpoint is written; the plot of the steps so far,
+    /// and one line on stderr (even with --quiet: a job log should say why the run ended).
+    static func stopped(after steps: Int, checkpoint: String, recipe: Recipe, sets: [String], lead: Bool, summary: Summary) -> Summary {
+        Fatal.beforeTrainingAbort = nil
+        Fatal.agree(lead ? writePlot(recipe, sets: sets) : nil, code: Fatal.Code.output)
+        if lead {
+            FileHandle.standardError.write(Data("sft-dist: stopped by SIGUSR1 after step \(steps) of \(recipe.steps): checkpoint \(checkpoint)/, no final model; continue with --resume latest (exit \(StopSignal.exitCode))\n".utf8))
+        }
+        var s = summary
+        s.stoppedAfter = steps
+        return s
     }
 
     /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read); why it could not
