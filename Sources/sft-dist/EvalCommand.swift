@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
     @Option(Settings.topP, default: "1") var topPFlag: Float?
     @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Option(Settings.microBatchSize) var microBatchSize = 8
-    @Option(Settings.maxLength) var maxLength = 1024
+    @Option(Settings.maxLength.named("max_length", help: "Maximum tokens per example, prompt and answer (longer rows are cut for the loss); the generated answer's length is --max-new-tokens.")) var maxLength = 1024
     @Option(Settings.maxNewTokens, default: "16") var maxNewTokensFlag: Int?
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Option(name: .customLong("dataset-text-field"), help: "The field of plain-text rows (TRL's dataset_text_field).") var datasetTextField = JSONLReader.defaultTextField

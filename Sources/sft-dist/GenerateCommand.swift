@@ -12,7 +12,8 @@ struct Generate: ParsableCommand {
         A single --prompt streams tokens to the terminal as they are produced. --prompts is \
         sharded over ranks and printed in input order; each prompt samples from its own seeded \
         stream, so the output is the same for any number of ranks. --num-return-sequences N \
-        samples N completions per prompt, printed prompt by prompt (N rows per prompt).
+        samples N completions per prompt, printed prompt by prompt (N rows per prompt; --json \
+        tells them apart).
         """)
 
     @Option(help: "Model directory or preset.") var model: String

@@ -34,16 +34,33 @@ struct SFTDist: ParsableCommand {
     /// `train`'s "Unknown option '--learning-rate'" answered with our name for transformers',
     /// TRL's or peft's setting (`ForeignNames`); `generate`'s and `eval`'s with their own table
     /// (train's would be wrong there: generate's --temperature is its own, not rollouts').
-    static func foreignFlagHint(_ line: String) -> String? {
+    /// The parser reports a missing required flag before an unknown one, so "Missing expected
+    /// argument '--data'" beside `--num-return-sequences` becomes that flag's line: the other
+    /// library's name is the likelier slip. The line to print instead of `line`, or nil.
+    static func foreignFlagLine(_ line: String) -> String? {
         let args = CommandLine.arguments.dropFirst(), prefix = "Unknown option '--"
-        guard let command = args.first, line.hasPrefix(prefix) else { return nil }
-        let name = String(line.dropFirst(prefix.count).prefix { $0 != "'" })
-        if command == Train._commandName || command.hasPrefix("-") { return ForeignNames.flagHint(name) }
-        return ForeignNames.generationFlagHint(name, command: command)
+        guard let command = args.first else { return nil }
+        func hint(_ name: String) -> String? {
+            command == Train._commandName || command.hasPrefix("-") ? ForeignNames.flagHint(name)
+                : ForeignNames.generationFlagHint(name, command: command)
+        }
+        if line.hasPrefix(prefix) {
+            let name = String(line.dropFirst(prefix.count).prefix { $0 != "'" })
+            return hint(name).map { line + $0 }
+        }
+        guard line.hasPrefix("Missing expected argument") else { return nil }
+        for arg in args where arg.hasPrefix("--") {
+            let name = String(arg.dropFirst(2).prefix { $0 != "=" })
+            if let h = hint(name) { return "Unknown option '--\(name)'" + h }
+        }
+        return nil
     }
 
     static func main() {
         Runtime.restartWithVectorBLASKernel()
+        // train's SIGUSR1 — checkpoint and stop (StopSignal) — from the start: a warning that
+        // came during MPI's start-up or the loading of model and data ended the rank.
+        if CommandLine.arguments.dropFirst().first == Train._commandName { StopSignal.install() }
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
             Runtime.agreeBeforeExit("stopped at its arguments (no subcommand '\(unknown)')")
             if Runtime.launcherRank == 0 {
@@ -75,7 +92,7 @@ struct SFTDist: ParsableCommand {
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
             var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            if fromParser, let hint = foreignFlagHint(line) { line += hint }
+            if fromParser, let hinted = foreignFlagLine(line) { line = hinted }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

@@ -41,12 +41,20 @@ final class ForeignFlagHintTests: XCTestCase {
              "Unknown option '--num-return-sequences' (transformers: num_return_sequences is --samples here)"),
             (["generate", "--model", "tiny", "--prompt", "a", "--learning-rate", "1"], "Unknown option '--learning-rate'"),
             (["score", "--model", "tiny", "--data", "x.jsonl", "--do-sample"], "Unknown option '--do-sample'"),
+            // A required flag missing beside the other library's name: that name's line.
+            (["eval", "--model", "tiny", "--num-return-sequences", "4"],
+             "Unknown option '--num-return-sequences' (transformers: num_return_sequences is --samples here)"),
+            (["generate", "--prompt", "a", "--do-sample"],
+             "Unknown option '--do-sample' (transformers: do_sample is --temperature here: --temperature T > 0 samples; 0, the default, is greedy)"),
+            (["eval", "--model", "tiny", "--samples", "4"], "Missing expected argument '--data <data>'"),
         ]
         for (args, line) in cases {
             let r = CLI.sftDist(args)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertEqual(r.stderr, "sft-dist: error: " + line + "\n", r.all)
         }
+        // eval's --max-length is its own (the examples' length), and says where generation's is.
+        XCTAssertTrue(CLI.sftDist(["eval", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ").contains("answer's length is --max-new-tokens"))
         for (command, flags) in [("generate", ["--temperature", "--max-new-tokens"]), ("eval", ["--temperature", "--samples", "--max-new-tokens"])] {
             let help = CLI.sftDist([command, "--help"]).stdout
             for flag in flags { XCTAssertTrue(help.contains("  \(flag) "), "\(command) has no \(flag)") }

@@ -15,15 +15,17 @@ final class StopSignalTests: XCTestCase {
     /// The signal reaches the last rank only, after step 5 (SFT_DIST_FAULT=usr1:5): both ranks
     /// stop there, the checkpoint holds step 5, and the resumed run gives the uninterrupted
     /// run's losses — bit for bit at the same rank count, up to summation order at another.
+    /// usr1:0 sends it before the model and data are loaded (the handler is installed before
+    /// MPI starts): the run stops after step 1.
     func testOneRanksSignalStopsEveryRankAfterThatStepAndTheRunResumesExactly() throws {
         let dir = CLI.tempDir("stop-signal")
         let reference = CLI.mpirun(2, tiny + ["--out", dir + "/ref"])
         XCTAssertEqual(reference.status, 0, reference.all)
 
-        for (ranks, resumeRanks, saveEvery, at) in [(2, 2, "0", 5), (2, 2, "4", 4), (2, 1, "0", 7)] {
-            let out = dir + "/run-\(ranks)-\(saveEvery)-\(at)"
+        for (ranks, resumeRanks, saveEvery, signalled) in [(2, 2, "0", 5), (2, 2, "4", 4), (2, 1, "0", 7), (2, 2, "0", 0)] {
+            let out = dir + "/run-\(ranks)-\(saveEvery)-\(signalled)", at = max(signalled, 1)
             let job = try BackgroundJob.mpirun(ranks, tiny + ["--save-every", saveEvery, "--out", out], seconds: 120,
-                                               environment: ["SFT_DIST_FAULT": "usr1:\(at)"])
+                                               environment: ["SFT_DIST_FAULT": "usr1:\(signalled)"])
             let stopped = job.wait().result
             XCTAssertEqual(stopped.status, 75, stopped.all)
             let line = "sft-dist: stopped by SIGUSR1 after step \(at) of 12: checkpoint \(out)/checkpoints/step-\(String(format: "%06d", at))/, no final model; continue with --resume latest (exit 75)"

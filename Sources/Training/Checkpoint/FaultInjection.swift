@@ -46,7 +46,7 @@ enum FaultInjection {
 
     /// `usr1:<step>`: after that step the last rank sends itself SIGUSR1, as a batch system's
     /// warning before a time limit reaching one rank first (`StopSignal`): every rank must
-    /// stop after that same step.
+    /// stop after that same step. `usr1:0`: before loading anything (the run stops after step 1).
     static func raiseStopSignal(step: Int, rank: Int, size: Int) {
         guard rank == size - 1, let s = spec, s.point == "usr1", s.step == step else { return }
         kill(getpid(), SIGUSR1)

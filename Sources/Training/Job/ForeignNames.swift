@@ -64,8 +64,7 @@ public enum ForeignNames {
             Entry("do_sample", "temperature", "transformers",
                   note: "--samples N draws N answers per prompt at --temperature (default 1); the pass@1 answer is greedy"),
             Entry("num_return_sequences", "samples", "transformers"),
-            Entry("max_length", "max-new-tokens", "transformers",
-                  note: "it counts new tokens only, where max_length counts the prompt too"),
+            // (eval's --max-length is its own: the examples' length; its help names --max-new-tokens.)
         ],
     ]
 

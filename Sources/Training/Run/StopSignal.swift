@@ -17,7 +17,8 @@ public enum StopSignal {
     /// a job script resubmits with `--resume latest`.
     public static let exitCode: Int32 = 75
 
-    /// Installs the handler (SA_RESTART: a read or write it interrupts carries on).
+    /// Installs the handler (SA_RESTART: a read or write it interrupts carries on). `sft-dist
+    /// train` does so first thing, before MPI starts.
     public static func install() {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in StopSignal.received.store(1, ordering: .relaxed) }
