@@ -10,7 +10,9 @@ struct Train: ParsableCommand {
         Settings come from --config recipe.yaml, then from flags, which override the recipe. \
         --batch-size is global (all ranks together); each rank runs micro-batches of \
         --micro-batch-size examples and accumulates. Losses are normalised by global token \
-        counts, so -n 1, -n 2 and -n 4 give the same losses.
+        counts, so -n 1, -n 2 and -n 4 give the same losses. SIGUSR1 (a batch system's warning \
+        before a time limit; mpirun passes it on) saves a checkpoint after the current step and \
+        exits 75: continue with --resume latest.
         """)
 
     @Option(name: .long, help: "YAML recipe; flags override its keys.") var config: String?
