@@ -59,8 +59,10 @@ struct SFTDist: ParsableCommand {
     static func main() {
         Runtime.restartWithVectorBLASKernel()
         // train's SIGUSR1 — checkpoint and stop (StopSignal) — from the start: a warning that
-        // came during MPI's start-up or the loading of model and data ended the rank.
-        if CommandLine.arguments.dropFirst().first == Train._commandName { StopSignal.install() }
+        // came during MPI's start-up or the loading of model and data ended the rank. train is
+        // also what runs without a subcommand (`sft-dist --config r.yaml`).
+        let first = CommandLine.arguments.dropFirst().first
+        if first == nil || first == Train._commandName || first!.hasPrefix("-") { StopSignal.install() }
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
             Runtime.agreeBeforeExit("stopped at its arguments (no subcommand '\(unknown)')")
             if Runtime.launcherRank == 0 {

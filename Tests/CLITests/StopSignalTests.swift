@@ -47,6 +47,15 @@ final class StopSignalTests: XCTestCase {
         }
     }
 
+    /// train is also what runs without a subcommand: it takes the signal from the start too.
+    func testTheDefaultSubcommandStopsToo() throws {
+        let out = CLI.tempDir("stop-default") + "/run"
+        let job = try BackgroundJob.sftDist(Array(tiny.dropFirst()) + ["--out", out], seconds: 60, environment: ["SFT_DIST_FAULT": "usr1:0"])
+        let r = job.wait().result
+        XCTAssertEqual(r.status, 75, r.all)
+        XCTAssertEqual(checkpoints(out), ["step-000001"])
+    }
+
     /// From outside, as a batch system does it: SIGUSR1 to mpirun, which passes it on.
     func testSIGUSR1ToMpirunStopsTheJobWithACheckpoint() throws {
         let out = CLI.tempDir("stop-mpirun") + "/run"

@@ -8,7 +8,8 @@ import TensorCore
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
 /// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `fail-all` (see
-/// `failEveryRank`), `usr1` (see `raiseStopSignal`), `after-step` (the metrics row of the step is written), `save-files` (every file of
+/// `failEveryRank`), `usr1` (see `raiseStopSignal`), `after-step` (the metrics row of the step
+/// is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
 /// checkpoints not yet pruned). Unset in normal runs; reading it costs one lookup at start-up.

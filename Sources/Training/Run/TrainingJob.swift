@@ -23,8 +23,10 @@ public enum TrainingJob {
         // The steps num_train_epochs gives are known once the data is loaded (RunSetup).
         var recipe = asked
         let lead = comm.isCoordinator
-        // (SIGUSR1's handler is installed by `sft-dist train` at start-up: StopSignal.)
+        // SIGUSR1's handler is installed by `sft-dist train` at start-up (StopSignal); usr1:0
+        // checks that, then the handler is installed here for callers of this function.
         FaultInjection.raiseStopSignal(step: 0, rank: comm.rank, size: comm.size)
+        StopSignal.install()
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         let outputs = RunOutputs(recipe.out)
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
