@@ -160,7 +160,6 @@ struct Generate: ParsableCommand {
         // stream a single completion uses, so --num-return-sequences adds rows without
         // changing the first; the others are rank-invariant as it is.
         let n = numReturnSequences
-        let seed = seed
         let gens = ShardedGeneration.generate(m, prompts: ids.flatMap { Array(repeating: $0, count: n) }, options: options,
                                               comm: comm, decodeText: { tok.decode($0) }) { k in
             RNG(seed: seed, stream: UInt64(k % n) << 32 | UInt64(k / n))

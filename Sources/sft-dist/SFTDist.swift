@@ -41,8 +41,7 @@ struct SFTDist: ParsableCommand {
         let args = CommandLine.arguments.dropFirst(), prefix = "Unknown option '--"
         guard let command = args.first else { return nil }
         func hint(_ name: String) -> String? {
-            command == Train._commandName || command.hasPrefix("-") ? ForeignNames.flagHint(name)
-                : ForeignNames.generationFlagHint(name, command: command)
+            runsTrain(firstArgument: command) ? ForeignNames.flagHint(name) : ForeignNames.generationFlagHint(name, command: command)
         }
         if line.hasPrefix(prefix) {
             let name = String(line.dropFirst(prefix.count).prefix { $0 != "'" })
@@ -56,13 +55,19 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
+    /// Whether a command line starting with this word runs train: its name, an option (train is
+    /// the default subcommand), or nothing at all.
+    static func runsTrain(firstArgument first: String?) -> Bool {
+        guard let first else { return true }
+        return first == Train._commandName || first.hasPrefix("-")
+    }
+
     static func main() {
         Runtime.restartWithVectorBLASKernel()
         // train's SIGUSR1 — checkpoint and stop (StopSignal) — from the start: a warning that
         // came during MPI's start-up or the loading of model and data ended the rank. train is
         // also what runs without a subcommand (`sft-dist --config r.yaml`).
-        let first = CommandLine.arguments.dropFirst().first
-        if first == nil || first == Train._commandName || first!.hasPrefix("-") { StopSignal.install() }
+        if runsTrain(firstArgument: CommandLine.arguments.dropFirst().first) { StopSignal.install() }
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
             Runtime.agreeBeforeExit("stopped at its arguments (no subcommand '\(unknown)')")
             if Runtime.launcherRank == 0 {

@@ -5,7 +5,7 @@ import XCTest
 /// `train` save a checkpoint after the step it is in and stop with exit 75, every rank after
 /// the same step; `--resume latest` then continues as if nothing had happened
 /// (`Training/Run/StopSignal.swift`).
-final class StopSignalTests: XCTestCase {
+final class StopSignalTests: XCTestCase, LabRunning {
     let tiny = ["train", "--model", "tiny", "--steps", "12", "--batch-size", "8", "--eval-every", "0", "--quiet"]
 
     func checkpoints(_ out: String) -> [String] {
@@ -87,9 +87,8 @@ final class StopSignalTests: XCTestCase {
         chmod(bin + "/scontrol", 0o755)
         try "localhost slots=2\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
         try "model: tiny\nsteps: 1000000\nbatch_size: 8\neval_every: 0\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let out = dir + "/out"
-        let job = try BackgroundJob(["bash", repo + "/scripts/slurm.sbatch", dir + "/r.yaml", "--quiet"], seconds: 120, cwd: dir, environment: [
+        let job = try BackgroundJob(["bash", Self.repo + "/scripts/slurm.sbatch", dir + "/r.yaml", "--quiet"], seconds: 120, cwd: dir, environment: [
             "PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"), "SLURM_JOB_ID": "42", "SLURM_CPUS_PER_TASK": "1",
             "SFT_DIST_OUT": out, "OMPI_MCA_orte_default_hostfile": dir + "/hosts",
             "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])

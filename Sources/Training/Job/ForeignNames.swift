@@ -51,13 +51,13 @@ public enum ForeignNames {
         Entry("target_modules", "lora_targets", "peft"),
     ]
 
-    /// transformers' `generate()` arguments under another name in `generate` and `eval`
-    /// (flag names, kebab-case: these commands have no recipe keys), by command.
+    /// transformers' `generate()` arguments under another name in `generate` and `eval`, by
+    /// command (`ours` is the flag's name in snake_case: these commands have no recipe keys).
     public static let generationEntries: [String: [Entry]] = [
         "generate": [
             Entry("do_sample", "temperature", "transformers",
                   note: "--temperature T > 0 samples; 0, the default, is greedy"),
-            Entry("max_length", "max-new-tokens", "transformers",
+            Entry("max_length", "max_new_tokens", "transformers",
                   note: "it counts new tokens only, where max_length counts the prompt too"),
         ],
         "eval": [
@@ -72,20 +72,25 @@ public enum ForeignNames {
     public static func generationFlagHint(_ name: String, command: String) -> String? {
         let snake = name.replacingOccurrences(of: "-", with: "_")
         guard let e = generationEntries[command]?.first(where: { $0.theirs == snake }) else { return nil }
-        return " (\(e.library): \(e.theirs) is --\(e.ours) here" + (e.note.map { ": \($0)" } ?? "") + ")"
+        return hint(e, is: "--" + e.ours.replacingOccurrences(of: "_", with: "-"))
     }
 
     /// For an unknown recipe key: ` (LIBRARY: NAME is "OURS" here…)`, or nil.
     public static func keyHint(_ name: String) -> String? {
         guard let e = entries.first(where: { $0.theirs == name }) else { return nil }
-        return " (\(e.library): \(e.theirs) is \"\(e.ours)\" here" + (e.note.map { ": \($0)" } ?? "") + ")"
+        return hint(e, is: "\"\(e.ours)\"")
     }
 
     /// For `train`'s unknown flag `--name` (kebab-case, without the dashes): the hint, or nil.
     public static func flagHint(_ name: String) -> String? {
         let snake = name.replacingOccurrences(of: "-", with: "_")
         guard let e = entries.first(where: { $0.theirs == snake }) else { return nil }
-        return " (\(e.library): \(e.theirs) is --\(flag(e)) here" + (e.note.map { ": \($0)" } ?? "") + ")"
+        return hint(e, is: "--" + flag(e))
+    }
+
+    /// ` (LIBRARY: THEIRS is OURS here: note)`, OURS as the message spells it.
+    static func hint(_ e: Entry, is ours: String) -> String {
+        " (\(e.library): \(e.theirs) is \(ours) here" + (e.note.map { ": \($0)" } ?? "") + ")"
     }
 
     /// Our flag for an entry: the key's own (`rewards` is `--reward`).
