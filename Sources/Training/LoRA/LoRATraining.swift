@@ -58,10 +58,13 @@ public enum LoRATraining {
 
 extension Trainer {
     /// Runs `body` (a training forward) with LoRA dropout keyed by each token's sequence in
-    /// the step batch and its position, so the masks are the same at any rank count; a
-    /// forward without a tape (statistics passes) runs without dropout.
+    /// the step batch and its position, so the masks are the same at any rank count. The
+    /// statistics pass (no tape) draws the same masks as the gradient pass that follows: the
+    /// objectives that select tokens there (threshold, token-clean, forgetting, talr's median)
+    /// select again in the gradient pass and divide by the statistics pass's count, so both
+    /// passes must see the same logits.
     func withLoRADropout<T>(_ mb: MicroBatch, _ context: StepContext, tape: Tape, _ body: () -> T) -> T {
-        guard let adapted = model as? LoRAAdaptable, let lora = adapted.lora, lora.dropout > 0, tape.recording else { return body() }
+        guard let adapted = model as? LoRAAdaptable, let lora = adapted.lora, lora.dropout > 0 else { return body() }
         let (seqId, _) = sequenceIdentities(mb)
         let keys = (0..<mb.inputs.count).map {
             DropoutMask.key(UInt64(bitPattern: Int64(seqId[$0])), UInt64(bitPattern: Int64(mb.positions[$0])))
