@@ -7,7 +7,11 @@ with sequences 1 and 4 demonstrations:
   H      = mean entropy of softmax(logits) over every loss token of the batch (detached)
   w_SFT  = sft_coef·exp(−H),  w_RL = rl_coef·exp(H)
   L      = [Σ_demo (−w_SFT·logp − A·p)] / N_demo
-         + [Σ_{rollouts, A>0} −w_RL·logp + Σ_{rollouts, A<0} logp] / N_rollout
+         + [Σ_{y+} −w_RL·logp + Σ_{y−} logp] / N_rollout
+
+y+ the rollouts the verifier (the first reward) counts correct (reward ≥ 1), y− the others,
+whatever the group's advantages (the paper's split by its 1/0 reward, so a group that is all
+correct or all wrong still has its term);
 
 and the group advantages with each prompt's demonstration in its group (G rollouts + 1
 demonstration, TRL's scale_rewards rules on the G + 1 rewards).
@@ -64,13 +68,14 @@ def srft_loss(examples, T, current, advantages, sft_coef, rl_coef):
     for e, t in rows:
         logp = lsm[e * T + t, examples[e]["ids"][t + 1]]
         A = advantages[e]
+        correct = examples[e]["reward"] >= 1
         if EXPERT[e]:
             demo = demo - w_sft * logp - A * logp.exp()
             n_demo += 1
         else:
-            if A > 0:
+            if correct:
                 self_ = self_ - w_rl * logp
-            elif A < 0:
+            else:
                 self_ = self_ + logp
             n_roll += 1
     loss = demo / n_demo + self_ / n_roll
@@ -89,8 +94,9 @@ def main():
         r = torch.tensor(REWARDS[k * G:(k + 1) * G], dtype=torch.float64)
         adv += ((r - r.mean()) / (r.std() + 1e-4)).tolist()
     advantages = [float(torch.tensor(a).float()) for a in adv]
-    for x, a in zip(examples, advantages):
+    for x, a, r in zip(examples, advantages, REWARDS):
         x["advantage"] = a
+        x["reward"] = r
     configs = []
     for sft_coef, rl_coef in [(0.5, 0.1), (1.5, 0.7)]:
         loss, grad, H = srft_loss(examples, T, current, advantages, sft_coef, rl_coef)

@@ -10,16 +10,20 @@ final class FixedRolloutProducer: StepProducer {
     let behaviour: [[Float]]
     /// Per sequence; demonstrations (for mixing objectives) carry no behaviour log-probs.
     let origins: [SequenceOrigin]
-    init(examples: [Example], advantages: [Float], behaviour: [[Float]], origins: [SequenceOrigin]? = nil) {
+    /// Per sequence, the verifier's reward (SRFT's y+ / y−); none when empty.
+    let rewards: [Float]
+    init(examples: [Example], advantages: [Float], behaviour: [[Float]], origins: [SequenceOrigin]? = nil, rewards: [Float] = []) {
         precondition(examples.count == advantages.count && examples.count == behaviour.count)
         self.examples = examples; self.advantages = advantages; self.behaviour = behaviour
         self.origins = origins ?? examples.map { _ in .rollout }
+        self.rewards = rewards
     }
     func prepare(_ p: StepPreparation) -> StepBatch {
         StepBatch(step: p.step, sequences: examples.indices.map { e in
             var s = StepSequence(example: e, origin: origins[e], ids: examples[e].ids, lossMask: examples[e].lossMask,
                                  promptLength: examples[e].promptLength)
             s.advantage = advantages[e]; s.group = e / 2
+            if !rewards.isEmpty { s.rewards = [rewards[e]] }
             if origins[e] != .demonstration { s.behaviourLogProbs = behaviour[e] }
             return s
         })

@@ -5,7 +5,8 @@ import XCTest
 /// SRFT (arXiv 2506.19767 §4) against the paper's formulas written independently in PyTorch
 /// (`scripts/make-srft-references`, autograd for dL/dlogits): the entropy-aware weights from the
 /// step batch's token-mean entropy, the SFT and RL terms of the demonstrations and the
-/// positive/negative split of the rollouts, through the real trainer at several splits over
+/// split of the rollouts into correct (reward ≥ 1, pulled up by w_RL) and not (pushed down; the
+/// fixture's rewards 0.5 and 0.25 are graded, and one rollout sits at its group's mean), through the real trainer at several splits over
 /// ranks and micro-batches (H and the per-kind token counts are global); and the group
 /// advantages with each prompt's demonstration in its group.
 final class SRFTReferenceTests: XCTestCase {
@@ -14,7 +15,7 @@ final class SRFTReferenceTests: XCTestCase {
             var rollouts: [Double]; var demonstrations: [Double]; var group_size: Int
             var expected: [String: [String: [Double]]]
         }
-        struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8]; var behaviour: [Float]; var advantage: Float }
+        struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8]; var behaviour: [Float]; var advantage: Float; var reward: Float }
         struct Configuration: Decodable { var args: [String: String]; var loss: Double; var grad: [[Double]]; var w_sft: Double; var w_rl: Double }
         var vocab: Int, seq_len: Int
         var advantages: [AdvantageCase]
@@ -53,7 +54,8 @@ final class SRFTReferenceTests: XCTestCase {
                 let logits = f.logits.flatMap { $0 }
                 var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: logits,
                                        reference: logits, microBatchSize: micro, totalSteps: 4)
-                h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins) }
+                h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins,
+                                                       rewards: f.examples.map(\.reward)) }
                 let got = try h.run("srft", c.args, ranks: ranks)[0]
                 let label = "srft \(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
                 XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")

@@ -32,6 +32,9 @@ public struct StepSequence: Sendable, Equatable {
     public var group: Int = -1
     /// Reward of each reward function, in the producer's order.
     public var rewards: [Float] = []
+    /// The verifier — the first reward function — gives its full score (≥ 1): what a rollout's
+    /// `accuracy` counts, SRFT's y+ and what ReLIFT's buffer calls solved.
+    public var solved: Bool { (rewards.first ?? 0) >= 1 }
     /// The sequence's advantage (group-normalised reward, or 1 for demonstrations).
     public var advantage: Float = 0
     /// log π_behaviour(ids[t] | ids[<t]) of the policy that sampled the sequence, so a ratio

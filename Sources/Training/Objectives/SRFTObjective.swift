@@ -11,9 +11,10 @@ import TensorCore
 ///   L_RL^self  = (Σ_{y+ tokens} −w_RL·log p(y_t) + Σ_{y− tokens} log p(y_t)) / N_rollout,
 ///                                                                         w_RL = sg(0.1·e^{H}),
 ///
-/// y+ / y− the rollouts whose group advantage is positive / negative (rollouts with A = 0, a
-/// zero-variance group, add nothing: the paper's binary reward split, read through the group
-/// baseline). H is the token-mean entropy of the policy over every loss token of the step batch
+/// y+ / y− the rollouts the verifier counts correct / not (`StepSequence.solved`: the first reward
+/// function gives ≥ 1, as `accuracy` counts) — the paper's split by its 1/0 reward, not by the
+/// group advantage, so a group whose rollouts are all right (or all wrong) still pulls them up
+/// (pushes them down) where A = 0 would give nothing. H is the token-mean entropy of the policy over every loss token of the step batch
 /// (all ranks), N_demo / N_rollout the loss tokens of each kind in the step batch: all three come
 /// from the statistics pass (the mask actually applied), so the result does not depend on how the
 /// batch is split over ranks and micro-batches. Detached: H (so both weights), A.
@@ -91,17 +92,17 @@ public final class SRFTObjective: Objective, GroupedDemonstrationObjective {
         var sft = 0.0, rlDemo = 0.0, rlSelf = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let y = lossTarget(input, r, name)
-            let a = input.sequences[Int(input.sequenceId[r])].advantage
+            let sequence = input.sequences[Int(input.sequenceId[r])], a = sequence.advantage
             let z = input.logits + r * V
             let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse, p = expf(logp)
             let g: Float   // ∂L/∂logp of this token, scaled
-            if isDemonstration(input, Int(input.sequenceId[r])) {
+            if sequence.origin == .demonstration {
                 sft += Double(w.sft * -logp); rlDemo += Double(-a * p)
                 g = demoScale * (-w.sft - a * p) * input.mask[r]
             } else {
                 // y+ tokens pull log p up with weight w_RL, y− tokens push it down with weight 1.
-                let sign: Float = a > 0 ? -w.rl : (a < 0 ? 1 : 0)
+                let sign: Float = sequence.solved ? -w.rl : 1
                 rlSelf += Double(sign * logp)
                 g = rolloutScale * sign * input.mask[r]
             }

@@ -20,7 +20,7 @@ public struct ReLIFTBuffer: Equatable {
         precondition(g >= 1 && rollouts.count % g == 0, "ReLIFTBuffer: \(rollouts.count) rollouts in groups of \(g)")
         let start = rollouts.startIndex
         return (0..<(rollouts.count / g)).filter { k in
-            rollouts[(start + k * g)..<(start + (k + 1) * g)].allSatisfy { ($0.rewards.first ?? 0) < 1 }
+            rollouts[(start + k * g)..<(start + (k + 1) * g)].allSatisfy { !$0.solved }
         }
     }
 

@@ -32,7 +32,7 @@ public enum RolloutMetrics {
             out.append(("rewards/\(fn.name)/mean", values.reduce(0, +) / n))
             out.append(("rewards/\(fn.name)/std", GroupAdvantages.besselStd(values[...])))
         }
-        out.append(("accuracy", Double(sequences.filter { ($0.rewards.first ?? 0) >= 1 }.count) / n))
+        out.append(("accuracy", Double(sequences.filter(\.solved).count) / n))
         out.append(("frac_reward_zero_std", Double(zero) / Double(max(groups.count, 1))))
         out.append(("completions/mean_length", Double(lengths.reduce(0, +)) / n))
         out.append(("completions/min_length", Double(lengths.min() ?? 0)))
