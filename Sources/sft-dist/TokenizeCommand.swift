@@ -28,6 +28,12 @@ struct Tokenize: ParsableCommand {
             printError("sft-dist: error: give --model or --tokenizer, not both"); throw ExitCode(1)
         }
         if let path = self.tokenizer {
+            // A run on a preset saves only this file: read as a tokenizer.json, it was "field
+            // "model" is missing", which reads as a corrupt file.
+            if (path as NSString).lastPathComponent == ModelDirectory.byteTokenizerFile {
+                printError("sft-dist: error: --tokenizer \(path) is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: give --model \((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) (the model directory holding it)")
+                throw ExitCode(1)
+            }
             tokenizer = try BPETokenizer(path: path)
         } else if let model {
             // Only the tokenizer is read: loading the weights took a 0.5 B model's 2 GB to print

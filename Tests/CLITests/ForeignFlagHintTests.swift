@@ -10,6 +10,8 @@ final class ForeignFlagHintTests: XCTestCase {
             (["--max-steps", "3"], "Unknown option '--max-steps' (transformers: max_steps is --steps here)"),
             (["train", "--lora-target-modules", "q_proj"], "Unknown option '--lora-target-modules' (TRL: lora_target_modules is --lora-targets here)"),
             (["train", "--reward-funcs", "task"], "Unknown option '--reward-funcs' (TRL: reward_funcs is --reward here)"),
+            (["train", "--warmup-ratio", "0.1"], "Unknown option '--warmup-ratio' (transformers: warmup_ratio is --warmup-steps here: a count of steps, warmup_ratio × steps)"),
+            (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
         ]
         for (args, line) in cases {
             let r = CLI.sftDist(args + ["--dry-run"])

@@ -29,6 +29,11 @@ final class InferenceMisuseTests: XCTestCase {
         XCTAssertEqual(tokenize.status, 1, tokenize.all)
         XCTAssertTrue(tokenize.stderr.contains("--model tiny: names both the preset tiny and the directory ./tiny"), tokenize.all)
         XCTAssertEqual(CLI.sftDist(["tokenize", "--model", "./tiny", "hi"], cwd: dir).status, 0)
+        // A preset run saves only sft_dist_tokenizer.json; given as --tokenizer it read as a
+        // corrupt tokenizer.json ("field "model" is missing").
+        let record = CLI.sftDist(["tokenize", "--tokenizer", "tiny/sft_dist_tokenizer.json", "hi"], cwd: dir)
+        XCTAssertEqual(record.status, 1, record.all)
+        XCTAssertEqual(record.stderr, "sft-dist: error: --tokenizer tiny/sft_dist_tokenizer.json is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: give --model tiny (the model directory holding it)\n", record.all)
 
         // --chat-template lays out {messages} rows; with prompt/completion rows it did nothing.
         let needle = "--chat-template llama3 lays out {messages} rows, and \(dir)/d.jsonl has none"

@@ -27,7 +27,17 @@ final class LengthNoteTests: XCTestCase {
         // When nothing fits, the error says the 64 it names is the context, not the flag's 128.
         let none = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--truncation", "drop", "--out", "f"], cwd: dir)
         XCTAssertEqual(none.status, 1, none.all)
-        XCTAssertTrue(none.stderr.contains("long.jsonl: no examples left (loaded 0 of 30 records from long.jsonl (dropped 30 longer than 64 tokens)); the longest has 193 tokens (64 tokens is the model's context, which caps --max-length 128)\n"), none.all)
+        XCTAssertTrue(none.stderr.contains("long.jsonl: no examples left (loaded 0 of 30 records from long.jsonl (dropped 30 longer than 64 tokens)); the longest has 193 tokens; 64 tokens is the model's context, which caps --max-length 128\n"), none.all)
+        // Prompts that fill max_length leave right truncation nothing to train on: the error
+        // names both ways out (it named neither, and the note that names --max-length never came).
+        let longPrompt = #"{"prompt": "\#(String(repeating: "p", count: 150))", "completion": " \#(String(repeating: "a", count: 40))"}"#
+        try String(repeating: longPrompt + "\n", count: 3).write(toFile: dir + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        let right = CLI.sftDist(base.map { $0 == "long.jsonl" ? "prompts.jsonl" : $0 } + ["--model", "gpt2-mini", "--out", "g"], cwd: dir)
+        XCTAssertEqual(right.status, 1, right.all)
+        XCTAssertTrue(right.stderr.contains("prompts.jsonl: no examples left (loaded 0 of 3 records from prompts.jsonl (truncated 3 (right) to 64 tokens; dropped 3 with no loss tokens left)); the longest has 192 tokens; --truncation left keeps the completions (it cuts the prompts' start); --max-length 192 keeps them whole\n"), right.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/g"), "a refused run writes nothing")
+        let left = CLI.sftDist(base.map { $0 == "long.jsonl" ? "prompts.jsonl" : $0 } + ["--model", "gpt2-mini", "--truncation", "left", "--out", "h"], cwd: dir)
+        XCTAssertEqual(left.status, 0, left.all)
         // A --heldout file gets its own note; the built-in training rows fit and get none.
         let held = CLI.sftDist(["train", "--model", "gpt2-mini", "--heldout", "long.jsonl", "--steps", "1", "--batch-size", "2", "--eval-examples", "0",
                                 "--warmup-steps", "0", "--out", "d"], cwd: dir)

@@ -143,8 +143,9 @@ public final class Dataset: Sendable {
             examples.append(fitted)
         }
         if examples.isEmpty {
-            var error = DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : ""))
-            error.noExampleFits = report.longest > maxLength
+            var error = DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : "")
+                + (truncation == .right && report.cutToNothing > 0 ? "; --truncation left keeps the completions (it cuts the prompts' start)" : ""))
+            if report.longest > maxLength { error.longestUnfitted = report.longest }
             throw error
         }
         self.init(examples: examples, report: report)

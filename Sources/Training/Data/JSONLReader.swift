@@ -7,9 +7,9 @@ import TensorCore
 /// an editor can jump to the line.
 public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String
-    /// Set by `Dataset` when fitting to max_length left no example, so a caller that capped
-    /// max_length at the model's context can say that the limit named is the context.
-    public var noExampleFits = false
+    /// Set by `Dataset` when fitting to max_length left no example: the longest one's tokens,
+    /// so a caller that knows the model's context can name the --max-length that fits.
+    public var longestUnfitted: Int?
 
     public init(_ description: String) { self.description = description }
 

@@ -40,8 +40,12 @@ public struct RunSetup {
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             do {
                 return try loadData(recipe, objective: objective, tokenizer: tokenizer, template: template, context: model.maxSequenceLength)
-            } catch var e as DataError where e.noExampleFits && recipe.maxLength > model.maxSequenceLength {
-                e.description += " (\(model.maxSequenceLength) tokens is the model's context, which caps --max-length \(recipe.maxLength))"
+            } catch var e as DataError where e.longestUnfitted != nil {
+                let longest = e.longestUnfitted!, context = model.maxSequenceLength
+                e.description += recipe.maxLength > context
+                    ? "; \(context) tokens is the model's context, which caps --max-length \(recipe.maxLength)"
+                    : longest <= context ? "; --max-length \(longest) keeps them whole"
+                    : "; --max-length \(context), the model's context, keeps the most"
                 throw e
             }
         }
