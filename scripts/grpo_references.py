@@ -130,10 +130,11 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     return loss.item(), logits.grad, clip
 
 
-def chord_loss(examples, T, current, advantages, expert, mu, phi, eps):
+def chord_loss(examples, T, current, advantages, expert, mu, phi, eps, clip_c=3.0):
     """Trinity-RFT's MIXCHORDPolicyLossFn on the same batch, `expert` marking demonstrations:
     (1 − μ)·token-mean PPO over rollout tokens + μ·token-mean of −sg(w)·logp over expert tokens,
-    w = p(1 − p) (CHORD-φ) or 1 (CHORD-μ)."""
+    w = p(1 − p) (CHORD-φ) or 1 (CHORD-μ); the PPO term with verl's dual clip for A < 0,
+    min(ℓ, −A·clip_ratio_c)."""
     logits = current.double().clone().requires_grad_(True)
     lsm = torch.log_softmax(logits, dim=-1)
     rl, sft, n_rl, n_sft = 0.0, 0.0, 0, 0
@@ -149,7 +150,10 @@ def chord_loss(examples, T, current, advantages, expert, mu, phi, eps):
             else:
                 ratio = torch.exp(logp - x["behaviour"][t + 1])
                 A = advantages[e]
-                rl = rl - torch.min(ratio * A, torch.clamp(ratio, 1 - eps, 1 + eps) * A)
+                pg = -torch.min(ratio * A, torch.clamp(ratio, 1 - eps, 1 + eps) * A)
+                if A < 0:
+                    pg = torch.min(pg, torch.tensor(-A * clip_c, dtype=pg.dtype))
+                rl = rl + pg
                 n_rl += 1
     loss = (1 - mu) * rl / n_rl + mu * sft / n_sft
     loss.backward()
@@ -174,9 +178,13 @@ def main():
     expert = [False, True, False, False, True, False]
     mu = 0.5 * 0.5 * (1 + math.cos(math.pi / 4)) + 0.1
     chord = []
-    for phi in [True, False]:
-        loss, grad = chord_loss(examples, T, current, advantages, expert, mu, phi, 0.2)
+    # The dual clip at the default 3 bites on one rollout token (ratio 3.72 with A < 0), at
+    # 1.05 on six.
+    for phi, clip_c in [(True, 3.0), (False, 3.0), (True, 1.05)]:
+        loss, grad = chord_loss(examples, T, current, advantages, expert, mu, phi, 0.2, clip_c)
         args = {"mu_peak": "0.6", "mu_valley": "0.1", "mu_warmup": "0", "mu_decay": "4", "phi": "true" if phi else "false"}
+        if clip_c != 3.0:
+            args["clip_ratio_c"] = str(clip_c)
         chord.append({"args": args, "loss": loss, "grad": grad.tolist()})
     out = {
         "vocab": V, "seq_len": T, "max_completion_length": MAX_COMPLETION_LENGTH,

@@ -24,6 +24,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
+        ("chord", ["clip_ratio_c": "1.05"]),
         ("spin", [:]), ("spin", ["beta": "2"]),
         ("srft", [:]), ("srft", ["sft_coef": "1.5", "rl_coef": "0.3"]),
         ("uft", [:]), ("uft", ["sft_coef": "0.7", "beta": "0.2", "entropy_coef": "0.3", "epsilon": "0.1"]),

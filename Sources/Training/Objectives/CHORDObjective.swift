@@ -16,9 +16,12 @@ import TensorCore
 /// (`expert_share` of all its sequences, Trinity's `expert_data_ratio`). N_rollout and N_expert are
 /// the loss tokens of each kind in the whole step batch (the per-type token means Trinity
 /// re-weights micro-batches to), so the result does not depend on the rank count. Detached: φ,
-/// A, the behaviour log-probs, μ. Trinity's dual clip (c = 3 for A < 0) is not applied.
+/// A, the behaviour log-probs, μ. The PPO term is Trinity's, dual clip included: for A < 0,
+/// min(ℓ, −A·`clip_ratio_c`) (`PPOClippedToken.dualClipped`; it bites only off-policy, with
+/// steps_per_generation > 1, where a ratio can pass c).
 /// Arguments (Trinity's defaults, the class's): `mu_peak` 0.1, `mu_valley` 0.1, `mu_warmup` W 0,
-/// `mu_decay` D 0, `phi` true, `expert_share` 0.2, `epsilon` 0.2, `epsilon_high` (= epsilon).
+/// `mu_decay` D 0, `phi` true, `expert_share` 0.2, `epsilon` 0.2, `epsilon_high` (= epsilon),
+/// `clip_ratio_c` 3.
 /// Diagnostics: `mu`, `sft_loss`, `grpo_loss`, `clip_ratio/low_mean`, `clip_ratio/high_mean`,
 /// `clip_ratio/region_mean` (as grpo), `ratio`, entropy, mean_p.
 public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMixing {
@@ -27,16 +30,18 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
     public let muPeak: Float, muValley: Float, muWarmup: Int, muDecay: Int
     public let phi: Bool
     public let expertShare: Float
-    public let epsilonLow: Float, epsilonHigh: Float
+    public let epsilonLow: Float, epsilonHigh: Float, clipRatioC: Float
 
     public init(muPeak: Float = 0.1, muValley: Float = 0.1, muWarmup: Int = 0, muDecay: Int = 0, phi: Bool = true,
-                expertShare: Float = 0.2, epsilon: Float = 0.2, epsilonHigh: Float? = nil) throws {
+                expertShare: Float = 0.2, epsilon: Float = 0.2, epsilonHigh: Float? = nil, clipRatioC: Float = 3) throws {
         try checkArg((0...1).contains(muPeak) && (0...1).contains(muValley), "chord", "mu_peak and mu_valley must be in [0, 1]")
         try checkArg(expertShare > 0 && expertShare < 1, "chord", "expert_share must be in (0, 1), got \(expertShare)")
         try checkArg(epsilon >= 0 && epsilon < 1, "chord", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "chord", "epsilon_high must be >= 0")
+        try checkArg(clipRatioC > 1, "chord", "clip_ratio_c must be > 1 (verl's rule), got \(clipRatioC)")
         self.muPeak = muPeak; self.muValley = muValley; self.muWarmup = muWarmup; self.muDecay = muDecay; self.phi = phi
         self.expertShare = expertShare; self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon
+        self.clipRatioC = clipRatioC
         var r = ObjectiveRequirements()
         r.rollouts = true
         requirements = r
@@ -81,7 +86,9 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
                 g = -sftScale * w * input.mask[r]
             } else {
                 let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
-                let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[s].advantage, low: lo, high: hi)
+                let a = input.sequences[s].advantage
+                let ppo = PPOClippedToken.dualClipped(PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi),
+                                                      advantage: a, c: clipRatioC)
                 rl += Double(ppo.loss); ratioSum += Double(ppo.ratio); rlCount += 1
                 clip.add(ppo)
                 g = rlScale * ppo.dLogp * input.mask[r]

@@ -43,7 +43,8 @@ public enum ObjectiveRegistry {
                                            muDecay: try args.int("mu_decay", default: 0, in: 0...100_000_000),
                                            phi: try args.bool("phi", default: true),
                                            expertShare: try args.float("expert_share", default: 0.2),
-                                           epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"))
+                                           epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                           clipRatioC: try args.float("clip_ratio_c", default: 3))
         case "grpo":
             objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
                                           epsilonHigh: try args.optionalFloat("epsilon_high"),

@@ -25,6 +25,17 @@ enum PPOClippedToken {
         return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, c1 < lo && a < 0, c1 > hi && a > 0)
     }
 
+    /// Dual clip for A < 0 (Ye et al., "Mastering Complex Control in MOBA Games with Deep
+    /// Reinforcement Learning", arXiv 1912.09729, §3.2; verl's and Trinity-RFT's `clip_ratio_c`):
+    /// ℓ = min(ℓ, −A·c), so a token whose ratio has grown past c under a negative advantage adds
+    /// a bounded loss and no gradient. (TRL's GRPO has none; chord applies it as Trinity does.)
+    @inline(__always)
+    static func dualClipped(_ ppo: (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool),
+                            advantage a: Float, c: Float) -> (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool) {
+        guard a < 0, ppo.loss > -a * c else { return ppo }
+        return (-a * c, 0, ppo.ratio, ppo.clippedLow, ppo.clippedHigh)
+    }
+
     /// log π_old of row `r`'s target: the behaviour log-prob the producer stored, else `logp`.
     @inline(__always)
     static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float) -> Float {
