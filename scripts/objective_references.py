@@ -22,9 +22,10 @@ objective at its default arguments. The normalisers are the global counts of the
   otr          E over the K = 8 draws a ~ softmax(sg(z)/τ), τ = 1, β = −0.1 of     arXiv 2509.26313
                L = −(c/K) log p_y − (β/K) Σ_{a_k ≠ y} log p_{a_k},  c = max(#hits, 1):
                E[c] = K·π(y) + (1 − π(y))^K, E[Σ_{wrong} onehot(a_k)]_v = K·π(v) (v ≠ y)
-  token-clean  keep the global top ⌈0.6·N⌉ loss tokens by sg(ℓ_θ − ℓ_ref),      arXiv 2502.01968
-               L = Σ_kept ℓ / |kept|
-  forgetting   P = global top ⌈0.7·N⌉ by sg(ℓ_θ − ℓ_ref), N = the rest,         arXiv 2508.04329
+  token-clean  keep the global top ⌈0.6·N⌉ loss tokens by sg(ℓ_base − ℓ_ref),   arXiv 2502.01968
+               L = Σ_kept ℓ / |kept|; ℓ_base by the initial weights (`old`, what the
+               harness's model holds when the trainer scores), or by θ with scores=online
+  forgetting   P = global top ⌈0.7·N⌉ by sg(ℓ_base − ℓ_ref), N = the rest,      arXiv 2508.04329
                L = Σ_P ℓ/|P| − λ(s) Σ_N 1[sg(p) > 0.01]·ℓ/|N|, λ(s) = (0.25 − 1e-5)·s/S
 
 OTR samples, so its reference is the expectation over the draws (loss and gradient are linear
@@ -164,32 +165,42 @@ def objectives(rows, n_seq, ref_z, old_z, functions=None):
         per_token = -(expected_c / k) * lp_all.gather(1, y[:, None])[:, 0] - beta * (wrong * lp_all).sum(-1)
         return per_token.sum() / N
 
-    def excess_selection(z, ratio):
+    def excess_selection(z, ratio, fixed=True):
         lp = logp_y(z)
         lp_ref = torch.log_softmax(ref_z[idx], dim=-1).gather(1, y[:, None])[:, 0]
-        score = (lp_ref - lp).detach()                   # ℓ_θ − ℓ_ref
+        # ℓ_base − ℓ_ref: fixed (the papers'), ℓ_base by the initial weights — the harness's
+        # model holds `old` when the trainer is built; online, by the current model.
+        lp_base = logp_y(old_z) if fixed else lp
+        score = (lp_ref - lp_base).detach()
         kept = math.ceil(ratio * N)
         ordered = torch.sort(score, descending=True).values
         assert_margin(ordered[kept - 1] - ordered[kept], "excess-loss selection")
         return lp, score >= ordered[kept - 1]
 
-    def token_clean(z, ratio=0.6):
-        lp, keep = excess_selection(z, ratio)
+    def token_clean(z, ratio=0.6, fixed=True):
+        lp, keep = excess_selection(z, ratio, fixed)
         return -(lp * keep).sum() / keep.sum()
 
-    def forgetting(z, ratio=0.7, lam_max=0.25, lam_min=1e-5, p_floor=0.01, step=STEP, total_steps=TOTAL_STEPS):
-        lp, keep = excess_selection(z, ratio)
+    def token_clean_online(z):
+        return token_clean(z, fixed=False)
+
+    def forgetting(z, ratio=0.7, lam_max=0.25, lam_min=1e-5, p_floor=0.01, step=STEP, total_steps=TOTAL_STEPS, fixed=True):
+        lp, keep = excess_selection(z, ratio, fixed)
         lam = (lam_max - lam_min) * step / total_steps
         assert_margin((lp.detach().exp() - p_floor).abs().min(), "forgetting's p_floor gate")
         ascend = (~keep) & (lp.detach().exp() > p_floor)
         return -(lp * keep).sum() / keep.sum() + lam * (lp * ascend).sum() / (~keep).sum()
+
+    def forgetting_online(z):
+        return forgetting(z, fixed=False)
 
     if functions is not None:
         functions.update({k: v for k, v in locals().items() if callable(v)})
     return [("nll", {}, nll), ("nll", {"label_smoothing": "0.1"}, nll_smoothed), ("dft", {}, dft),
             ("p", {}, p_loss), ("power", {}, power), ("threshold", {}, threshold), ("asft", {}, asft),
             ("psft", {}, psft), ("talr", {}, talr), ("iwsft", {}, iwsft), ("otr", {}, otr_expected),
-            ("token-clean", {}, token_clean), ("forgetting", {}, forgetting)]
+            ("token-clean", {}, token_clean), ("token-clean", {"scores": "online"}, token_clean_online),
+            ("forgetting", {}, forgetting), ("forgetting", {"scores": "online"}, forgetting_online)]
 
 
 def vectors():

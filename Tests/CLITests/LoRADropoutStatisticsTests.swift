@@ -10,7 +10,7 @@ import XCTest
 final class LoRADropoutStatisticsTests: XCTestCase {
     func testTokenCleanKeepsWhatItDividesByUnderLoRADropout() {
         let out = CLI.tempDir("lora-dropout-statistics")
-        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "6", "--objective", "token-clean", "--objective-arg", "ratio=0.5",
+        let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "6", "--objective", "token-clean", "--objective-arg", "ratio=0.5", "--objective-arg", "scores=online",
                              "--lora-rank", "8", "--lora-dropout", "0.5", "--batch-size", "16", "--micro-batch-size", "8",
                              "--lr", "0.05", "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", out])
         XCTAssertEqual(r.status, 0, r.all)

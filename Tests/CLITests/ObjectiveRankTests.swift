@@ -8,7 +8,7 @@ import XCTest
 /// comparison would be 0 against 0.
 final class ObjectiveRankTests: XCTestCase {
     static let objectives = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft",
-                             "otr", "token-clean", "forgetting"]
+                             "otr", "token-clean", "forgetting", "token-clean scores=online", "forgetting scores=online"]
     static let steps = 4
 
     func testEveryObjectiveIsRankCountInvariantOnAWarmStartedModel() throws {
@@ -23,33 +23,35 @@ final class ObjectiveRankTests: XCTestCase {
         let base = ["train", "--model", warm + "/model", "--batch-size", "7", "--micro-batch-size", "2", "--steps", "\(Self.steps)",
                     "--eval-examples", "0", "--eval-every", "0", "--quiet", "--checksum-every", "2", "--lr", "3e-3", "--warmup-steps", "1"]
         var failures: [String] = []
-        for name in Self.objectives {
-            var args = base + ["--objective", name]
+        for entry in Self.objectives {
+            // "NAME ARG=VALUE": token-clean's and forgetting's online scores beside the default fixed ones.
+            let words = entry.split(separator: " ").map(String.init), name = words[0]
+            var args = base + ["--objective", name] + words.dropFirst().flatMap { ["--objective-arg", $0] }
             if ["token-clean", "forgetting", "iwsft", "asft"].contains(name) { args += ["--ref-model", refRun + "/model"] }
             if name == "psft" { args += ["--objective-arg", "refresh=2"] }
             var runs: [[[String: Double]]] = []
             for n in [1, 2, 3, 4] {
-                let out = CLI.tempDir("obj-\(name)-\(n)")
+                let out = CLI.tempDir("obj-\(entry.replacingOccurrences(of: " ", with: "-"))-\(n)")
                 let r = CLI.mpirun(n, args + ["--out", out], seconds: 90)
-                if r.status != 0 { failures.append("\(name) -n \(n): exit \(r.status)\n\(r.all)"); break }
+                if r.status != 0 { failures.append("\(entry) -n \(n): exit \(r.status)\n\(r.all)"); break }
                 let rows = CLI.trainingRows(out)
-                if rows.count != Self.steps { failures.append("\(name) -n \(n): \(rows.count) training rows, expected \(Self.steps)"); break }
+                if rows.count != Self.steps { failures.append("\(entry) -n \(n): \(rows.count) training rows, expected \(Self.steps)"); break }
                 runs.append(rows)
             }
             guard runs.count == 4 else { continue }
             let losses = runs.map { $0.map { $0["loss"] ?? .nan } }
-            XCTAssertTrue(losses[0].allSatisfy(\.isFinite), "\(name): \(losses[0])")
+            XCTAssertTrue(losses[0].allSatisfy(\.isFinite), "\(entry): \(losses[0])")
             // The objective has something to train on: a gradient at every step, and losses that change.
             for (i, row) in runs[0].enumerated() where !((row["grad_norm"] ?? 0) > 1e-3) {
-                failures.append("\(name): step \(i + 1) grad_norm \(row["grad_norm"] ?? .nan): nothing to train on")
+                failures.append("\(entry): step \(i + 1) grad_norm \(row["grad_norm"] ?? .nan): nothing to train on")
             }
-            if Set(losses[0]).count < 2 { failures.append("\(name): the loss never moves: \(losses[0])") }
+            if Set(losses[0]).count < 2 { failures.append("\(entry): the loss never moves: \(losses[0])") }
             if name == "threshold", let kept = runs[0].first?["kept_ratio"], !(kept > 0 && kept < 1) {
                 failures.append("threshold: kept ratio \(kept); the selection must keep some tokens and drop others")
             }
             for (k, n) in [2, 3, 4].enumerated() {
                 for (i, (a, b)) in zip(losses[0], losses[k + 1]).enumerated() where abs(a - b) > 1e-5 * max(abs(a), 1e-3) {
-                    failures.append("\(name): step \(i + 1) loss \(a) (-n 1) vs \(b) (-n \(n))")
+                    failures.append("\(entry): step \(i + 1) loss \(a) (-n 1) vs \(b) (-n \(n))")
                 }
             }
         }

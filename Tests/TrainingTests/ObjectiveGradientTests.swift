@@ -17,8 +17,8 @@ final class ObjectiveGradientTests: XCTestCase {
         ("talr", [:]), ("talr", ["tau": "0.5"]), ("talr", ["tau": "3", "floor": "0.2"]),
         ("iwsft", [:]), ("iwsft", ["temp": "3", "w_max": "1.5"]),
         ("otr", [:]), ("otr", ["k": "5", "temperature": "2", "beta": "-0.7"]),
-        ("token-clean", [:]), ("token-clean", ["ratio": "0.3"]),
-        ("forgetting", [:]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1"]),
+        ("token-clean", [:]), ("token-clean", ["scores": "online"]), ("token-clean", ["ratio": "0.3", "scores": "online"]),
+        ("forgetting", [:]), ("forgetting", ["scores": "online"]), ("forgetting", ["ratio": "0.4", "p_floor": "0.1", "scores": "online"]),
         ("dpo", [:]), ("dpo", ["beta": "2"]),
         ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
@@ -35,8 +35,10 @@ final class ObjectiveGradientTests: XCTestCase {
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
     /// rows), with confident targets for power.
-    func batch(_ name: String) throws -> ObjectiveTestBatch {
-        let r = try makeObjective(name).requirements
+    func batch(_ name: String, _ args: [String: String] = [:]) throws -> ObjectiveTestBatch {
+        let r = try makeObjective(name, args).requirements
+        // scores=fixed: the rows carry the labels the trainer scored before the first step.
+        if r.tokenLabels { return ObjectiveTestBatch.random().labelled([1, 0, 1, 1, 0, 1, 0, 1, 0, 1]) }
         if r.rollouts {
             // Mixing objectives (chord) see the middle sequence as a demonstration.
             let batch = ObjectiveTestBatch.randomRollouts()
@@ -59,7 +61,7 @@ final class ObjectiveGradientTests: XCTestCase {
 
     func testFiniteDifferences() throws {
         for (name, args) in Self.configurations {
-            let batch = try batch(name)
+            let batch = try batch(name, args)
             let context = batch.context(step: 3, totalSteps: 4)   // forgetting's λ > 0
             let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, label: "\(name) \(args)")
             XCTAssertLessThanOrEqual(excess, 0, "\(name) \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
@@ -173,13 +175,16 @@ final class ObjectiveGradientTests: XCTestCase {
         XCTAssertEqual(many.loss, dft.loss, accuracy: 0.02)
     }
 
-    /// Token selection is global over the step on all ranks: with 8 loss tokens over two
-    /// ranks, exactly ⌈ratio·8⌉ are kept.
+    /// Token selection is global on all ranks — over the step (online) or over the training
+    /// set (fixed; here the step is the whole set): with 8 loss tokens over two ranks, exactly
+    /// ⌈ratio·8⌉ are kept.
     func testSelectionKeepsGlobalTopRatio() throws {
         let batch = ObjectiveTestBatch.random()
         for ratio in [0.25, 0.5, 1.0] {
-            let run = try batch.train("token-clean", ["ratio": "\(ratio)"], ranks: 2)
-            XCTAssertEqual(run.diagnostics["kept_ratio"] ?? .nan, (ratio * 8).rounded(.up) / 8, accuracy: 1e-12, "kept tokens")
+            for scores in ["online", "fixed"] {
+                let run = try batch.train("token-clean", ["ratio": "\(ratio)", "scores": scores], ranks: 2)
+                XCTAssertEqual(run.diagnostics["kept_ratio"] ?? .nan, (ratio * 8).rounded(.up) / 8, accuracy: 1e-12, "kept tokens, \(scores)")
+            }
         }
         let threshold = try batch.train("threshold", ["variant": "top-p", "q": "0.15"], ranks: 2)
         XCTAssertGreaterThan(threshold.diagnostics["kept_ratio"] ?? .nan, 0)
@@ -211,6 +216,7 @@ final class ObjectiveGradientTests: XCTestCase {
             ("token-clean", ["ratio": "0"], "ratio"), ("token-clean", ["ratio": "1.5"], "ratio"),
             ("forgetting", ["ratio": "0"], "ratio"), ("forgetting", ["lambda_max": "0.1", "lambda_min": "0.2"], "lambda_max"),
             ("forgetting", ["lambda_min": "-1"], "lambda_min"), ("forgetting", ["p_floor": "1"], "p_floor"),
+            ("token-clean", ["scores": "offline"], "scores must be fixed or online (got offline)"),
             ("dft", ["alpha": "1"], "unknown argument(s) alpha"),
             ("talr", ["tau": "1", "temperature": "2"], "unknown argument(s) temperature"),
             ("bogus", [:], "unknown objective \"bogus\""),
@@ -229,11 +235,15 @@ final class ObjectiveGradientTests: XCTestCase {
         XCTAssertEqual(try makeObjective("psft", ["refresh": "3"]).requirements.oldPolicyRefresh, 3)
         XCTAssertTrue(try makeObjective("talr").requirements.statisticsPass)
         XCTAssertFalse(try makeObjective("talr", ["tau": "1"]).requirements.statisticsPass)
-        for name in ["asft", "iwsft", "token-clean", "forgetting"] {
+        for name in ["asft", "iwsft"] {
             XCTAssertTrue(try makeObjective(name).requirements.referenceModel, name)
         }
-        for name in ["threshold", "token-clean", "forgetting"] {
-            XCTAssertTrue(try makeObjective(name).requirements.statisticsPass, name)
+        XCTAssertTrue(try makeObjective("threshold").requirements.statisticsPass)
+        for name in ["token-clean", "forgetting"] {
+            // Fixed scores by default (the papers'): labels once before training, no per-step reference.
+            let fixed = try makeObjective(name).requirements, online = try makeObjective(name, ["scores": "online"]).requirements
+            XCTAssertTrue(fixed.tokenLabels && !fixed.referenceModel && !fixed.statisticsPass, name)
+            XCTAssertTrue(!online.tokenLabels && online.referenceModel && online.statisticsPass, name)
         }
         XCTAssertEqual((try makeObjective("power") as? PowerObjective)?.alpha, 10)
         XCTAssertEqual((try makeObjective("asft") as? AnchoredSFTObjective)?.klWeight, 0.1)

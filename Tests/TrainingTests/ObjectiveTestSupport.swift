@@ -15,6 +15,8 @@ final class ObjectiveTestBatch {
     var sequences: [StepSequence] = []
     /// Per row: the sampler's log-prob of the target (rollout objectives); empty otherwise.
     var behaviour: [Float] = []
+    /// Per row: token-clean's / forgetting's fixed label (`scores=fixed`); empty otherwise.
+    var labels: [Float] = []
 
     init(vocab: Int, logits: [Float], targets: [Int32], mask: [Float], sequenceId: [Int32],
          reference: [Float]? = nil, old: [Float]? = nil) {
@@ -134,7 +136,25 @@ final class ObjectiveTestBatch {
                               referenceLogits: reference.map { UnsafePointer($0) + range.lowerBound * V },
                               oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
                               context: context, sequences: sequences,
-                              behaviourLogProbs: behaviour.isEmpty ? [] : Array(behaviour[range]))
+                              behaviourLogProbs: behaviour.isEmpty ? [] : Array(behaviour[range]),
+                              tokenWeights: labels.isEmpty ? [] : Array(labels[range]))
+    }
+
+    /// The batch with fixed token labels (`scores=fixed`): each row's label, and the step
+    /// batch's sequences carrying them as the trainer's `TokenLabels.apply` does, so the
+    /// objective counts kept and dropped tokens over the step.
+    func labelled(_ labels: [Float]) -> ObjectiveTestBatch {
+        precondition(labels.count == rows)
+        self.labels = labels
+        let count = Int(sequenceId.max() ?? -1) + 1
+        sequences = (0..<count).map { i in
+            let rows = (0..<self.rows).filter { sequenceId[$0] == Int32(i) }
+            var s = StepSequence(example: i, origin: .demonstration, ids: [Int32](repeating: 0, count: rows.count + 1),
+                                 lossMask: [0] + rows.map { UInt8(mask[$0]) }, promptLength: 1)
+            s.tokenWeights = [0] + rows.map { labels[$0] }
+            return s
+        }
+        return self
     }
 
     /// The context after this micro-batch's own statistics (as the only micro-batch of the

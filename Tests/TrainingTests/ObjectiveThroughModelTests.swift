@@ -50,6 +50,17 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 let z = oldLogits.data + r * config.vocabSize
                 return z[Int(targets[r])] - SoftmaxKernels.logSumExp(z, count: config.vocabSize)
             }
+            // token-clean's and forgetting's fixed labels (scores=fixed), as the trainer's
+            // TokenLabels puts them on the rows and their sequences: 5 of the 8 loss tokens kept.
+            let labels: [Float] = [0, 1, 0, 1, 1, 0, 0, 1, 1, 0]
+            let labelled = (0..<2).map { i -> StepSequence in
+                let rows = (i * 5)..<(i * 5 + 5)
+                var s = StepSequence(example: i, origin: .demonstration, ids: [Int32](repeating: 0, count: 6),
+                                     lossMask: [0] + rows.map { UInt8(mask[$0]) }, promptLength: 1)
+                s.tokenWeights = [0] + rows.map { labels[$0] }
+                return s
+            }
+            let fixedLabels = objective.requirements.tokenLabels
             var context = StepContext(step: 3, totalSteps: 10, globalLossTokens: Int(mask.reduce(0, +)),
                                       globalSequences: 2, seed: 17)
             func input(_ logits: Tensor) -> ObjectiveInput {
@@ -57,8 +68,10 @@ final class ObjectiveThroughModelTests: XCTestCase {
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
                                context: context,
-                               sequences: objective.requirements.pairs || name == "spin" ? pair : objective.requirements.rollouts ? rollouts : [],
-                               behaviourLogProbs: objective.requirements.rollouts ? behaviour : [])
+                               sequences: objective.requirements.pairs || name == "spin" ? pair : objective.requirements.rollouts ? rollouts
+                                   : fixedLabels ? labelled : [],
+                               behaviourLogProbs: objective.requirements.rollouts ? behaviour : [],
+                               tokenWeights: fixedLabels ? labels : [])
             }
             // Analytic: statistics pass, then loss and dL/dlogits, then backward through the model.
             let tape = Tape()

@@ -123,7 +123,7 @@ struct TrainerHarness {
             let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
             let objective = try! ObjectiveRegistry.make(name: objective, args: args)
             configureObjective?(objective)
-            let referenceModel = objective.requirements.referenceModel
+            let referenceModel = objective.requirements.referenceModel || objective.requirements.tokenLabels
                 ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
             let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                                  objective: objective, referenceModel: referenceModel)

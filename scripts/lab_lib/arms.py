@@ -20,7 +20,8 @@ def main(size="tiny"):
                 continue
             flags = dict(train.get("flags", {}))
             flags.update(arm.get("flags", {}))
-            subst = {"strong": "BASE", "weak": "BASE", "base": "BASE", "data": {k: f"DATA-{k}.jsonl" for k in c.get("data", {})}}
+            subst = {"strong": "BASE", "weak": "BASE", "base": "BASE", "data": {k: f"DATA-{k}.jsonl" for k in c.get("data", {})},
+                     "model": {a["name"]: f"MODEL-{a['name']}" for a in c["arms"]}}
             args = ["--config", os.path.join(root, train.get("config", lab["finetune_config"])), "--model", "BASE",
                     "--data", f"DATA-{arm['data']}.jsonl", "--heldout", f"DATA-{train.get('heldout', arm['data'])}.jsonl",
                     "--steps", str(arm.get("steps", train.get("steps")))] + flag_args(flags, subst)

@@ -3,7 +3,9 @@
 An arm fine-tunes the strong or weak base on one of the claim's data sets with the claim's and
 the arm's flags (an arm without "data" is the base model itself, measured as it is). "model"
 names the run's model folder to measure ("model-merged" for LoRA with merge_lora); "from": ARM
-starts from that earlier arm's model at the same seed instead of a base (a second stage); an
+starts from that earlier arm's model at the same seed instead of a base (a second stage); a
+flag's string may name an earlier arm's model at the same seed as {model[ARM]} (token-clean's
+--ref-model: the base tuned on a clean subset by an earlier arm); an
 arm with "merge": [ARM, ...] and "weights" is `sft-dist merge` of those arms' models at the
 same seed (WiSE-FT). A measure is read from `sft-dist eval` on a data set ({"eval": set, "key":
 "eval_accuracy"}, optionally "minus" another key), from the training metrics ({"train":
@@ -70,13 +72,16 @@ class Experiment:
         flags = dict(train.get("flags", {}))
         flags.update(arm.get("flags", {}))
         model, start_name = self.start(arm, runs, i)
-        subst = {"strong": self.bases["strong"], "weak": self.bases["weak"], "base": model, "data": self.paths}
+        arms = {a["name"]: a for a in self.c["arms"]}
+        earlier = {name: self.model(arms[name], dirs[i]) for name, dirs in runs.items()}
+        subst = {"strong": self.bases["strong"], "weak": self.bases["weak"], "base": model, "data": self.paths, "model": earlier}
         common = ["--config", config, "--model", start_name, "--data", self.paths[arm["data"]],
                   "--heldout", self.paths[train.get("heldout", arm["data"])], "--steps", str(steps)]
+        # The folder is named by the settings with seed-independent names (the start's, an earlier
+        # arm's run folder); the run itself starts from, and reads, this seed's models.
+        named = dict(subst, model={name: os.path.dirname(dirs[i]) for name, dirs in runs.items()})
+        run_dir = os.path.join(self.dir, f"{arm['name']}-{self.sft.key(common + flag_args(flags, named))}", f"seed-{seed}")
         common += flag_args(flags, subst)
-        # The folder is named by the settings with the start's seed-independent name; the run itself
-        # starts from this seed's model.
-        run_dir = os.path.join(self.dir, f"{arm['name']}-{self.sft.key(common)}", f"seed-{seed}")
         common[common.index("--model") + 1] = model
         self.sft.train(run_dir, common + ["--seed", str(seed)])
         return run_dir

@@ -33,7 +33,8 @@ MAPPING_FLAGS = {"objective_args": "--objective-arg", "selection_args": "--selec
 def flag_args(flags, subst):
     """{"lr": 0.001, "objective_args": {"alpha": 10}, "merge_lora": true} -> ["--lr", "0.001",
     "--objective-arg", "alpha=10", "--merge-lora"] (false: "--no-merge-lora"); string values may
-    name {strong} / {weak} / {base} (model directories) and {data[NAME]} (a claim's data set)."""
+    name {strong} / {weak} / {base} (model directories), {data[NAME]} (a claim's data set) and
+    {model[ARM]} (an earlier arm's model at the same seed)."""
     args = []
     for key, value in flags.items():
         if key in MAPPING_FLAGS:

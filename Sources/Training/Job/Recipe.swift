@@ -261,7 +261,13 @@ public struct Recipe: Codable, Equatable, Sendable {
             let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
             throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, so their ratio would not be 1 where the objective needs it (TRL disables dropout for this); use lora_dropout 0")
         }
-        if let path = self.refModel, !objective.requirements.referenceModel && !selectionReadsReference,
+        if r.tokenLabels && self.refModel == nil {
+            throw RecipeError("objective \(self.objective) scores its tokens once, ℓ_base − ℓ_ref with the initial weights as the base (scores=fixed, the paper's): it needs --ref-model (the paper's reference is the base tuned on a small clean subset; without one every score is 0), or --objective-arg scores=online")
+        }
+        if r.tokenLabels && self.selfTrain != "none" {
+            throw RecipeError("objective \(self.objective) with scores=fixed labels the training set's tokens before the first step; --self-train \(self.selfTrain) trains on rows generated later, which have none: use --objective-arg scores=online")
+        }
+        if let path = self.refModel, !objective.requirements.referenceModel && !r.tokenLabels && !selectionReadsReference,
            !switchedOff(k.refModel, by: k.objective) && !switchedOff(k.refModel, by: k.selection) {
             throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0) and by selection learnability: with objective \(self.objective) it would have no effect")
         }

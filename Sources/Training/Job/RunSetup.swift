@@ -103,7 +103,7 @@ public struct RunSetup {
         comm.broadcast(model.parameters.valueBuffer, root: 0)
 
         var reference: LanguageModel? = nil
-        if objective.requirements.referenceModel {
+        if objective.requirements.referenceModel || objective.requirements.tokenLabels {
             if let path = recipe.refModel {
                 reference = Fatal.collective { try ReferenceModel.load(path, like: model, tokenizer: tokenizer) }
                 SameInputs.check("--ref-model \(path)", architecture: reference!, comm: comm)

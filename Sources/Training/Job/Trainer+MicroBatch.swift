@@ -123,7 +123,7 @@ extension Trainer {
                                  behaviourLogProbs: mb.behaviourLogProbs, tokenWeights: mb.tokenWeights)
         var held: [Tensor] = []
         let noGrad = Tape(recording: false)
-        if let ref = setup.referenceModel {
+        if let ref = setup.referenceModel, objective.requirements.referenceModel {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             inp.referenceLogits = UnsafePointer(r.data)
             held.append(r)

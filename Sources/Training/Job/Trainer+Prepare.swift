@@ -18,7 +18,7 @@ extension Trainer {
     func prepare(_ step: Int) -> PreparedStep {
         let r = setup.recipe
         // The producer decides the step (the coordinator decides, collective work on all ranks).
-        let batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
+        var batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
                                                    tokenizer: setup.tokenizer, seed: r.seed,
                                                    microBatchSize: r.microBatchSize))
         // Scored data has no behaviour policy: the ratio is to the detached current log-probs (ScoredDataProducer).
@@ -28,6 +28,7 @@ extension Trainer {
             Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },
                         code: Fatal.Code.training)
         }
+        tokenLabels?.apply(to: &batch)
         let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
         // Global normalisers (allreduced, so no rank assumes the others).
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),

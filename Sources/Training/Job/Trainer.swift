@@ -25,6 +25,8 @@ public final class Trainer {
     let l2Init: L2InitPenalty?
     /// `--ema`: the moving average of the weights, updated after every optimizer step.
     public let ema: WeightEMA?
+    /// token-clean / forgetting with `scores=fixed`: the training set's token labels (Trainer+TokenLabels.swift).
+    let tokenLabels: TokenLabels?
     /// Everything of this run that a checkpoint must hold besides the model (Trainer+State.swift).
     public let components = StateRegistry()
     let skipped = SkippedSteps()
@@ -111,6 +113,12 @@ public final class Trainer {
         } else {
             self.source = DemonstrationProducer(
                 source: source ?? TrainEpochs.sampler(r, rows: setup.train.count))
+        }
+        // Scored now, while the model holds the initial weights (a resume restores its checkpoint later).
+        if objective.requirements.tokenLabels, let selecting = objective as? ExcessLossSelecting {
+            tokenLabels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: selecting.ratio, objective: objective.name)
+        } else {
+            tokenLabels = nil
         }
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil

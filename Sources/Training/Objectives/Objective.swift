@@ -61,6 +61,10 @@ public struct ObjectiveRequirements: Sendable {
     /// uninitialised buffer and skips clearing R·V floats per chunk. Only for objectives
     /// that are never called to add to a gradient another term has written.
     public var writesWholeRows = false
+    /// Per-token labels of the training set, scored once before the first step by the initial
+    /// weights against the frozen reference (`Trainer.tokenLabels`: token-clean and forgetting
+    /// with `scores=fixed`); the rows carry them as `tokenWeights`. Loads the reference model.
+    public var tokenLabels = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
                 rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel

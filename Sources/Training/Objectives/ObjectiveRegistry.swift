@@ -30,12 +30,12 @@ public enum ObjectiveRegistry {
             objective = try OTRObjective(k: try args.int("k", default: 8, in: 1...4096),
                                          temperature: try args.float("temperature", default: 1),
                                          beta: try args.float("beta", default: -0.1))
-        case "token-clean": objective = try TokenCleanObjective(ratio: try args.float("ratio", default: 0.6))
+        case "token-clean": objective = try TokenCleanObjective(ratio: try args.float("ratio", default: 0.6), scores: try tokenScores(&args))
         case "forgetting":
             objective = try ForgettingObjective(ratio: try args.float("ratio", default: 0.7),
                                                 lambdaMax: try args.float("lambda_max", default: 0.25),
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
-                                                pFloor: try args.float("p_floor", default: 0.01))
+                                                pFloor: try args.float("p_floor", default: 0.01), scores: try tokenScores(&args))
         case "dpo": objective = try DPOObjective(beta: try args.float("beta", default: 0.1))
         case "chord":
             objective = try CHORDObjective(muPeak: try args.float("mu_peak", default: 0.1), muValley: try args.float("mu_valley", default: 0.1),
@@ -66,6 +66,15 @@ public enum ObjectiveRegistry {
         }
         try args.finish()
         return objective
+    }
+
+    /// token-clean's and forgetting's `scores`: fixed (default) or online.
+    static func tokenScores(_ args: inout ObjectiveArgs) throws -> TokenScores {
+        let s = args.string("scores", default: TokenScores.fixed.rawValue)
+        guard let v = TokenScores(rawValue: s) else {
+            throw ObjectiveError("objective \(args.objective): scores must be fixed or online (got \(RecipeError.quote(s)))")
+        }
+        return v
     }
 }
 

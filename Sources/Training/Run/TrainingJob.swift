@@ -97,6 +97,10 @@ public enum TrainingJob {
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
         let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining)
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
+        if let labels = trainer.tokenLabels {
+            say(String(format: "%@: scored the training set's %d loss tokens once (initial weights against --ref-model): %d kept (%.1f %%), score threshold %.4g",
+                       setup.objective.name, labels.scored, labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold))
+        }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
