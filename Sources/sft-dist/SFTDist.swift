@@ -55,6 +55,33 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
+    /// `sft-dist trian …` parses as train (the default subcommand) with a stray argument:
+    /// "Unexpected argument 'trian'" gains the subcommand it is one or two edits from.
+    static func subcommandTypoLine(_ line: String) -> String? {
+        guard let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"),
+              line == "Unexpected argument '\(first)'" else { return nil }
+        let names = configuration.subcommands.map { $0._commandName }
+        guard let near = names.min(by: { editDistance(first, $0) < editDistance(first, $1) }),
+              editDistance(first, near) <= 2 else { return nil }
+        return line + " (no subcommand '\(first)'; did you mean '\(near)'?)"
+    }
+
+    /// Levenshtein distance (insertions, deletions, substitutions).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let substitution = previous + (a[i - 1] == b[j - 1] ? 0 : 1)
+                previous = row[j]
+                row[j] = min(substitution, row[j] + 1, row[j - 1] + 1)
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+
     /// Whether a command line starting with this word runs train: its name, an option (train is
     /// the default subcommand), or nothing at all.
     static func runsTrain(firstArgument first: String?) -> Bool {
@@ -99,7 +126,7 @@ struct SFTDist: ParsableCommand {
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
             var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            if fromParser, let hinted = foreignFlagLine(line) { line = hinted }
+            if fromParser, let hinted = foreignFlagLine(line) ?? subcommandTypoLine(line) { line = hinted }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

@@ -12,6 +12,7 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--reward-funcs", "task"], "Unknown option '--reward-funcs' (TRL: reward_funcs is --reward here)"),
             (["train", "--warmup-ratio", "0.1"], "Unknown option '--warmup-ratio' (transformers: warmup_ratio is --warmup-steps here: a count of steps, warmup_ratio × steps)"),
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
+            (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),
         ]
         for (args, line) in cases {
             let r = CLI.sftDist(args + ["--dry-run"])
@@ -61,5 +62,16 @@ final class ForeignFlagHintTests: XCTestCase {
             let help = CLI.sftDist([command, "--help"]).stdout
             for flag in flags { XCTAssertTrue(help.contains("  \(flag) "), "\(command) has no \(flag)") }
         }
+    }
+
+    /// train is the default subcommand, so a misspelt one parsed as a stray argument to train.
+    func testAMisspeltSubcommandIsNamed() {
+        for (word, near) in [("trian", "train"), ("evl", "eval"), ("merge-lroa", "merge-lora")] {
+            let r = CLI.sftDist([word, "--steps", "2"])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertEqual(r.stderr, "sft-dist: error: Unexpected argument '\(word)' (no subcommand '\(word)'; did you mean '\(near)'?)\n", r.all)
+        }
+        // Nothing near: the parser's line as it was.
+        XCTAssertEqual(CLI.sftDist(["xyzzy"]).stderr, "sft-dist: error: Unexpected argument 'xyzzy'\n")
     }
 }

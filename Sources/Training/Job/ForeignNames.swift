@@ -26,6 +26,7 @@ public enum ForeignNames {
               note: "not a count: batch_size is the global batch, and accumulation is batch_size ÷ (micro_batch_size × ranks)"),
         Entry("warmup_ratio", "warmup_steps", "transformers", note: "a count of steps, warmup_ratio × steps"),
         Entry("max_grad_norm", "grad_clip", "transformers"),
+        Entry("label_smoothing_factor", "objective_args", "transformers", note: "--objective-arg label_smoothing=ε with the nll objective"),
         Entry("adam_beta1", "beta1", "transformers"),
         Entry("adam_beta2", "beta2", "transformers"),
         Entry("adam_epsilon", "adam_eps", "transformers"),

@@ -11,7 +11,8 @@ import TensorCore
 /// l = low(t) + (high − low)·u, u ~ Beta(1, 1), low(t) the cosine decay low_start → low_end over
 /// `decay_steps` (½(1 + cos(π·t/D)) interpolation, low_end after D), and the prefix is
 /// max(min_prefix, ⌊l·|y*|⌋) tokens, at most |y*| − 1 (|y*| the answer without its stop token).
-/// Per step, with A the rollout's group advantage (Dr.GRPO by default: `--scale-rewards none`):
+/// Per step, with A the rollout's group advantage (Dr.GRPO's r − mean, as the paper, with
+/// `scale_rewards: none`, which `recipes/prefix-rft.yaml` sets; the flag's default is TRL's `group`):
 ///
 ///   L = [Σ_{generated} −min(c·A, clip(c, 1 − ε_low, 1 + ε_high)·A) + Σ_{prefix} −A_t·exp(log π_θ − sg(log π_θ))] / (B·L_max)
 ///     − c_H · Σ_{generated} H_t / N_gen,

@@ -101,6 +101,9 @@ public enum TrainingJob {
             say(String(format: "%@: scored the training set's %d loss tokens once (initial weights against --ref-model): %d kept (%.1f %%), score threshold %.4g",
                        setup.objective.name, labels.scored, labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold))
         }
+        if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
+            say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
+        }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
