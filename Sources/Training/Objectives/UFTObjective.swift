@@ -21,7 +21,9 @@ import TensorCore
 /// step batch (so the result does not depend on the rank count; the code's token means are per
 /// micro-batch). The hint tokens get the log-likelihood term only (they are prompt in the
 /// policy-gradient term). Detached: A, π_behaviour, π_ref. The code clamps the hint logits to
-/// ±100 before the cross-entropy; that is not applied.
+/// ±100 before the cross-entropy; that is not applied. The pieces are token spans: UFT's
+/// `rl_dataset.py` cuts its hints at the solution's steps (a hint never ends mid-step), which
+/// the built-in tasks' one-line answers do not have; a hint here may end inside a word.
 /// Arguments (the code's defaults): `sft_coef` β_sft 0.001, `beta` 0.001 (k3 KL to the
 /// reference, `kl_loss_coef`), `entropy_coef` 0.001, `epsilon` 0.2, `epsilon_high` (= epsilon),
 /// `hint_steps` T_hint 300, `upper` 0.95, `lower` 0.05, `segments` 5.

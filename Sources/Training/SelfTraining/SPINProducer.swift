@@ -11,6 +11,9 @@ import TensorCore
 /// as a pair linked like `PairProducer`'s: the gold answer chosen, the opponent's rejected. SPIN
 /// generates an iteration's answers offline before training on them; with a frozen opponent and
 /// per-step seeds, generating each batch's answers when it is drawn gives the same distribution.
+/// Two differences from SPIN's code: iteration t trains on its own opponent's answers only (the
+/// code trains on the union of iterations t − 1 and t), and a row drawn twice in an iteration
+/// gets two sampled answers (the code's one offline answer per prompt).
 /// Nothing of its own lives across steps: the opponent is checkpointed as `old_policy`.
 public final class SPINProducer: StepProducer {
     public let name = "spin"
