@@ -55,15 +55,16 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
-    /// `sft-dist trian …` parses as train (the default subcommand) with a stray argument:
-    /// "Unexpected argument 'trian'" gains the subcommand it is one or two edits from.
-    static func subcommandTypoLine(_ line: String) -> String? {
-        guard let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"),
-              line == "Unexpected argument '\(first)'" else { return nil }
+    /// `sft-dist trian …` parses as train (the default subcommand) with a stray argument, and
+    /// the parser reports that word, several, or another flag of train's first (`generat
+    /// --prompt hi`: "Unknown option '--prompt'. Did you mean '--prompts'?"). A first word one
+    /// or two edits from a subcommand is the error: the line names it instead.
+    static func subcommandTypoLine() -> String? {
         let names = configuration.subcommands.map { $0._commandName }
-        guard let near = names.min(by: { editDistance(first, $0) < editDistance(first, $1) }),
+        guard let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !names.contains(first),
+              let near = names.min(by: { editDistance(first, $0) < editDistance(first, $1) }),
               editDistance(first, near) <= 2 else { return nil }
-        return line + " (no subcommand '\(first)'; did you mean '\(near)'?)"
+        return "no subcommand '\(first)'; did you mean '\(near)'?"
     }
 
     /// Levenshtein distance (insertions, deletions, substitutions).
@@ -126,7 +127,7 @@ struct SFTDist: ParsableCommand {
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
             var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            if fromParser, let hinted = foreignFlagLine(line) ?? subcommandTypoLine(line) { line = hinted }
+            if fromParser, let hinted = subcommandTypoLine() ?? foreignFlagLine(line) { line = hinted }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

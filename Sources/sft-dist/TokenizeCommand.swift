@@ -21,6 +21,15 @@ struct Tokenize: ParsableCommand {
     /// Standard input is read up to this size: `tokenize < /dev/zero` is an error, not a hang.
     static let maxInputBytes = 1 << 26
 
+    /// `sft_dist_tokenizer.json` by name, or a small JSON object whose "type" is "bytes".
+    static func isByteTokenizerRecord(_ path: String) -> Bool {
+        if (path as NSString).lastPathComponent == ModelDirectory.byteTokenizerFile { return true }
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size < 4096,
+              let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["type"] as? String == "bytes" && object["model"] == nil
+    }
+
     func run() throws {
         Runtime.singleProcess()
         let tokenizer: Tokenizer
@@ -28,10 +37,10 @@ struct Tokenize: ParsableCommand {
             printError("sft-dist: error: give --model or --tokenizer, not both"); throw ExitCode(1)
         }
         if let path = self.tokenizer {
-            // A run on a preset saves only this file: read as a tokenizer.json, it was "field
-            // "model" is missing", which reads as a corrupt file.
-            if (path as NSString).lastPathComponent == ModelDirectory.byteTokenizerFile {
-                printError("sft-dist: error: --tokenizer \(path) is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: give --model \((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) (the model directory holding it)")
+            // A run on a preset saves only this file (or a copy of it): read as a tokenizer.json,
+            // it was "field "model" is missing", which reads as a corrupt file.
+            if Self.isByteTokenizerRecord(path) {
+                printError("sft-dist: error: --tokenizer \(path) is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: the byte tokenizer is tokenize's default (drop --tokenizer), or give --model with the model's directory")
                 throw ExitCode(1)
             }
             tokenizer = try BPETokenizer(path: path)

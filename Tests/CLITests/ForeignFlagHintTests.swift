@@ -66,10 +66,12 @@ final class ForeignFlagHintTests: XCTestCase {
 
     /// train is the default subcommand, so a misspelt one parsed as a stray argument to train.
     func testAMisspeltSubcommandIsNamed() {
-        for (word, near) in [("trian", "train"), ("evl", "eval"), ("merge-lroa", "merge-lora")] {
-            let r = CLI.sftDist([word, "--steps", "2"])
+        // Alone, with more stray words, or behind a flag train does not have.
+        for (args, near) in [(["trian", "--steps", "2"], "train"), (["evl", "--model", "tiny"], "eval"), (["merge-lroa", "a", "b"], "merge-lora"),
+                             (["generat", "--model", "tiny", "--prompt", "hi"], "generate")] {
+            let r = CLI.sftDist(args)
             XCTAssertEqual(r.status, 1, r.all)
-            XCTAssertEqual(r.stderr, "sft-dist: error: Unexpected argument '\(word)' (no subcommand '\(word)'; did you mean '\(near)'?)\n", r.all)
+            XCTAssertEqual(r.stderr, "sft-dist: error: no subcommand '\(args[0])'; did you mean '\(near)'?\n", r.all)
         }
         // Nothing near: the parser's line as it was.
         XCTAssertEqual(CLI.sftDist(["xyzzy"]).stderr, "sft-dist: error: Unexpected argument 'xyzzy'\n")

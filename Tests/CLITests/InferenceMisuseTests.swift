@@ -33,7 +33,10 @@ final class InferenceMisuseTests: XCTestCase {
         // corrupt tokenizer.json ("field "model" is missing").
         let record = CLI.sftDist(["tokenize", "--tokenizer", "tiny/sft_dist_tokenizer.json", "hi"], cwd: dir)
         XCTAssertEqual(record.status, 1, record.all)
-        XCTAssertEqual(record.stderr, "sft-dist: error: --tokenizer tiny/sft_dist_tokenizer.json is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: give --model tiny (the model directory holding it)\n", record.all)
+        XCTAssertEqual(record.stderr, "sft-dist: error: --tokenizer tiny/sft_dist_tokenizer.json is sft-dist's byte-tokenizer record, not a Hugging Face tokenizer.json: the byte tokenizer is tokenize's default (drop --tokenizer), or give --model with the model's directory\n", record.all)
+        try FileManager.default.copyItem(atPath: dir + "/tiny/sft_dist_tokenizer.json", toPath: dir + "/copy.json")
+        let copy = CLI.sftDist(["tokenize", "--tokenizer", "copy.json", "hi"], cwd: dir)
+        XCTAssertTrue(copy.stderr.contains("--tokenizer copy.json is sft-dist's byte-tokenizer record"), copy.all)
 
         // --chat-template lays out {messages} rows; with prompt/completion rows it did nothing.
         let needle = "--chat-template llama3 lays out {messages} rows, and \(dir)/d.jsonl has none"

@@ -46,7 +46,10 @@ def flag_args(flags, subst):
             args.append(flag if value else "--no-" + key.replace("_", "-"))
             continue
         if isinstance(value, str):
-            value = value.format(**subst)
+            try:
+                value = value.format(**subst)
+            except (KeyError, IndexError) as e:
+                raise SystemExit(f"lab: flag {key} {value!r} names {e}, which is no data set and no arm listed before this one")
         args += [flag, str(value)]
     return args
 

@@ -31,8 +31,10 @@ extension Trainer {
 
     var canFuseHead: Bool {
         let r = objective.requirements
+        // (A loaded reference that the objective does not read in the step — token-clean's
+        // fixed labels were scored with it before — does not stop the fusion.)
         return r.rowLocal && !r.statisticsPass && !r.referenceModel && r.oldPolicyRefresh == nil
-            && setup.referenceModel == nil && oldPolicy == nil && model is HiddenStateModel
+            && oldPolicy == nil && model is HiddenStateModel
     }
 
     /// A tape over the trainer's (reset) arena; with `syncing`, backward starts each finished

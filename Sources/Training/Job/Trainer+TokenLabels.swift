@@ -11,79 +11,81 @@ import TensorCore
 /// training row as its `tokenWeights` (`apply`), so the objective reads them per position and
 /// counts them over the step batch; they never change during the run.
 struct TokenLabels {
-    /// Per training example, aligned with its ids: 1 where the target ids[t] is kept, else 0.
-    let labels: [[Float]]
-    let kept: Int, scored: Int
+    /// Every loss token's score, example by example in training-set order (4 bytes per loss
+    /// token on every rank; labels are made from them when a row is drawn).
+    let scores: [Float]
+    /// Where each example's scores start in `scores`.
+    let offsets: [Int]
     let threshold: Float
+    let kept: Int, scored: Int
 
-    /// Labels the sequences of a step that are training rows (demonstrations of `example`).
+    /// The labels of the sequences of a step that are training rows (demonstrations of `example`).
     func apply(to batch: inout StepBatch) {
         for i in batch.sequences.indices {
             let s = batch.sequences[i]
-            guard s.origin == .demonstration, s.tokenWeights.isEmpty, labels.indices.contains(s.example),
-                  labels[s.example].count == s.ids.count else { continue }
-            batch.sequences[i].tokenWeights = labels[s.example]
+            guard s.origin == .demonstration, s.tokenWeights.isEmpty, s.example >= 0, s.example + 1 < offsets.count else { continue }
+            let trained = (1..<max(1, s.ids.count)).filter { s.lossMask[$0] != 0 }
+            guard trained.count == offsets[s.example + 1] - offsets[s.example] else { continue }   // not the row it names
+            var labels = [Float](repeating: 0, count: s.ids.count)
+            for (k, t) in trained.enumerated() where scores[offsets[s.example] + k] >= threshold { labels[t] = 1 }
+            batch.sequences[i].tokenWeights = labels
         }
     }
 }
 
 extension Trainer {
-    /// Scores the training set (collective: the examples in fixed groups of micro_batch_size,
-    /// group g on rank g mod size; every rank gathers all scores and finds the same threshold).
-    /// The groups do not depend on the rank count: a row's logits move in the last bits with the
-    /// rows padded beside it, and over a whole training set some token sits that close to the
-    /// threshold (dealt example by example, -n 2 kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model`
-    /// holds the initial weights — also when the run resumes, which restores its checkpoint later.
+    /// Scores the training set. Collective, in rounds: the examples form fixed groups of
+    /// micro_batch_size (group g on rank g mod size), each round every rank scores one group and
+    /// all gather that round's scores, so no message grows with the data set and every rank ends
+    /// with every score and the same threshold. The groups do not depend on the rank count: a
+    /// row's logits move in the last bits with the rows padded beside it, and over a whole
+    /// training set some token sits that close to the threshold (dealt example by example, -n 2
+    /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
+    /// initial weights — also when the run resumes, which restores its checkpoint later.
     static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, ratio: Float,
-                            objective name: String) -> TokenLabels {
-        let r = setup.recipe
+                            objective name: String, show: ((String) -> Void)?) -> TokenLabels {
         guard let reference = setup.referenceModel else { preconditionFailure("objective \(name): token labels need the reference model") }
+        Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()
+                    ? "objective \(name) scores=fixed: --ref-model holds the initial weights themselves, so every token would score 0 and be kept; give it a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         let examples = setup.train.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }
-        let size = max(1, r.microBatchSize)
-        // Per scored example: [index, score of each loss position in order].
-        var local: [Float] = []
-        for start in stride(from: comm.rank * size, to: examples.count, by: comm.size * size) {
-            let indices = Array(start..<min(start + size, examples.count))
-            let mb = Batching.padded(examples, indices: indices, padId: setup.tokenizer.padId)
-            let tape = Tape(recording: false)
-            let z = model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: nil, batch: mb.batch, seqLen: mb.seqLen)
-            let zr = reference.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: nil, batch: mb.batch, seqLen: mb.seqLen)
-            withExtendedLifetime((z, zr)) {
-                let V = z.columns
-                for (row, e) in indices.enumerated() {
-                    let positions = (row * mb.seqLen)..<((row + 1) * mb.seqLen)
-                    let scored = positions.filter { mb.mask[$0] != 0 }
-                    local += [Float(e), Float(scored.count)]
-                    for p in scored {
-                        let y = Int(mb.targets[p]), a = z.data + p * V, b = zr.data + p * V
-                        // ℓ_base − ℓ_ref = log p_ref(y) − log p_base(y).
-                        local.append((b[y] - SoftmaxKernels.logSumExp(b, count: V)) - (a[y] - SoftmaxKernels.logSumExp(a, count: V)))
-                    }
-                }
+        var offsets = [0]
+        for e in examples { offsets.append(offsets.last! + e.lossMask.dropFirst().reduce(0) { $0 + Int($1) }) }
+        var scores = [Float](repeating: .nan, count: offsets.last!)
+        let size = max(1, setup.recipe.microBatchSize), groups = (examples.count + size - 1) / size
+        let progress = comm.isCoordinator ? show.map { show in EvalProgress(label: name, show: show) } : nil
+        for round in stride(from: 0, to: groups, by: comm.size) {
+            let g = round + comm.rank
+            var local: [Float] = []
+            if g < groups {
+                let indices = Array((g * size)..<min((g + 1) * size, examples.count))
+                local = excessLosses(model: model, reference: reference, examples: examples, indices: indices, padId: setup.tokenizer.padId)
+            }
+            for (r, values) in comm.allgather(FloatList(local)).map(\.values).enumerated() where round + r < groups {
+                let first = (round + r) * size, last = min(first + size, examples.count)
+                precondition(values.count == offsets[last] - offsets[first], "token labels: group \(round + r) scored \(values.count) tokens, expected \(offsets[last] - offsets[first])")
+                scores.replaceSubrange(offsets[first]..<offsets[last], with: values)
+            }
+            progress?.update("training-set examples scored", done: min((round + comm.size) * size, examples.count), total: examples.count)
+        }
+        Fatal.agree(scores.allSatisfy { $0 == 0 } ? "objective \(name) scores=fixed: every training token scores 0 (ℓ_base − ℓ_ref with a reference that predicts as the initial weights do), so every token would be kept; give --ref-model a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
+        var sorted = scores
+        let (threshold, kept, total) = ExcessLossSelection.topRatio(&sorted, ratio: ratio)
+        return TokenLabels(scores: scores, offsets: offsets, threshold: threshold, kept: kept, scored: total)
+    }
+
+    /// ℓ_base − ℓ_ref = log p_ref(y) − log p_base(y) of every loss token of `indices`, in order.
+    static func excessLosses(model: LanguageModel, reference: LanguageModel, examples: [StepSequence], indices: [Int],
+                             padId: Int32) -> [Float] {
+        let mb = Batching.padded(examples, indices: indices, padId: padId)
+        let tape = Tape(recording: false)
+        let z = model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: nil, batch: mb.batch, seqLen: mb.seqLen)
+        let zr = reference.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: nil, batch: mb.batch, seqLen: mb.seqLen)
+        return withExtendedLifetime((z, zr)) {
+            let V = z.columns
+            return (0..<mb.mask.count).filter { mb.mask[$0] != 0 }.map { p in
+                let y = Int(mb.targets[p]), a = z.data + p * V, b = zr.data + p * V
+                return (b[y] - SoftmaxKernels.logSumExp(b, count: V)) - (a[y] - SoftmaxKernels.logSumExp(a, count: V))
             }
         }
-        var scores = [[Float]](repeating: [], count: examples.count)
-        for values in comm.allgather(FloatList(local)).map(\.values) {
-            var i = 0
-            while i + 1 < values.count {
-                let e = Int(values[i]), n = Int(values[i + 1])
-                scores[e] = Array(values[(i + 2)..<(i + 2 + n)])
-                i += 2 + n
-            }
-        }
-        // The global top `ratio` (ties at the threshold kept), as the step selection decides it.
-        let selection = ExcessLossSelection(StepContext(step: 0, totalSteps: 1, globalLossTokens: 0, globalSequences: 0,
-                                                        statistics: scores), ratio: ratio)
-        Fatal.agree(scores.joined().allSatisfy { $0 == 0 } ? "objective \(name) scores=fixed: every training token scores 0 (ℓ_base − ℓ_ref with the reference equal to the initial weights), so every token would be kept; give --ref-model a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
-        var labels: [[Float]] = examples.map { [Float](repeating: 0, count: $0.ids.count) }
-        var kept = 0
-        for (e, sequence) in examples.enumerated() {
-            var k = 0
-            for t in 1..<max(1, sequence.ids.count) where sequence.lossMask[t] != 0 {
-                if k < scores[e].count, selection.keeps(scores[e][k]) { labels[e][t] = 1; kept += 1 }
-                k += 1
-            }
-        }
-        return TokenLabels(labels: labels, kept: kept, scored: Int(selection.total), threshold: selection.threshold)
     }
 }

@@ -68,9 +68,10 @@ public final class Trainer {
 
     /// `source` picks training rows (uniform sampling by default); `producer` replaces the
     /// whole step preparation; `trainable` (default: the recipe's `--freeze` / `--trainable`
-    /// selection, every parameter without them) is what the step updates.
+    /// selection, every parameter without them) is what the step updates. `show` takes
+    /// progress lines of work done before the first step (token-clean's scoring pass).
     public init(setup: RunSetup, comm: Communicator, source: BatchSource? = nil, producer: StepProducer? = nil,
-                trainable: TrainableSet? = nil) {
+                trainable: TrainableSet? = nil, show: ((String) -> Void)? = nil) {
         self.setup = setup
         self.comm = comm
         model = setup.model
@@ -116,7 +117,7 @@ public final class Trainer {
         }
         // Scored now, while the model holds the initial weights (a resume restores its checkpoint later).
         if objective.requirements.tokenLabels, let selecting = objective as? ExcessLossSelecting {
-            tokenLabels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: selecting.ratio, objective: objective.name)
+            tokenLabels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: selecting.ratio, objective: objective.name, show: show)
         } else {
             tokenLabels = nil
         }

@@ -7,13 +7,16 @@ import Foundation
 public final class EvalProgress {
     let started = Date()
     let interval: Double
+    let label: String
     let show: (String) -> Void
     var lastShown: Date? = nil
     /// The phase being reported and when its first update came (its rate is measured from there).
     var phase: (name: String, since: Date)? = nil
 
-    public init(interval: Double = 5, show: @escaping (String) -> Void) {
+    /// `label` opens each line ("eval"; token-clean's scoring pass names its objective).
+    public init(interval: Double = 5, label: String = "eval", show: @escaping (String) -> Void) {
         self.interval = interval
+        self.label = label
         self.show = show
     }
 
@@ -24,6 +27,6 @@ public final class EvalProgress {
         lastShown = now
         let fraction = Double(done) / Double(total), inPhase = now.timeIntervalSince(phase!.since)
         let eta = fraction > 0 && inPhase > 0 ? ProgressLine.clock(inPhase * (1 - fraction) / fraction) : "?"
-        show("eval: \(name) \(done)/\(total), \(ProgressLine.clock(now.timeIntervalSince(started))) elapsed, ETA \(eta)")
+        show("\(label): \(name) \(done)/\(total), \(ProgressLine.clock(now.timeIntervalSince(started))) elapsed, ETA \(eta)")
     }
 }

@@ -54,7 +54,9 @@ public enum TokenScores: String, CaseIterable, Sendable {
     /// Every step, the current model against the reference, over the step's batch.
     case online
     var requirements: ObjectiveRequirements {
-        var r = ObjectiveRequirements(referenceModel: self == .online, statisticsPass: self == .online)
+        // Fixed: a row's loss reads its logits, its label and the step's counts only, so the
+        // trainer may fuse the LM head in (row-local) and needs no reference forward.
+        var r = ObjectiveRequirements(referenceModel: self == .online, statisticsPass: self == .online, rowLocal: self == .fixed)
         r.tokenLabels = self == .fixed
         return r
     }
@@ -139,13 +141,20 @@ struct ExcessLossSelection {
     }
 
     init(_ context: StepContext, ratio: Float) {
-        var all = context.statistics.flatMap { $0 }.filter { !$0.isNaN }
-        total = Double(all.count)
-        guard !all.isEmpty else { threshold = .infinity; kept = 0; return }
-        let k = min(all.count, max(1, Int((Double(ratio) * Double(all.count)).rounded(.up))))
-        all.sort(by: >)
-        threshold = all[k - 1]
-        kept = Double(all.prefix { $0 >= all[k - 1] }.count)
+        var all = context.statistics.flatMap { $0 }
+        let (t, k, n) = Self.topRatio(&all, ratio: ratio)
+        threshold = t; kept = Double(k); total = Double(n)
+    }
+
+    /// The threshold that keeps the top ⌈ratio·n⌉ of the scores (NaN left out; ties at the
+    /// threshold all kept), how many it keeps, and n. Sorts `scores` in place.
+    static func topRatio(_ scores: inout [Float], ratio: Float) -> (threshold: Float, kept: Int, total: Int) {
+        scores.removeAll { $0.isNaN }
+        guard !scores.isEmpty else { return (.infinity, 0, 0) }
+        let k = min(scores.count, max(1, Int((Double(ratio) * Double(scores.count)).rounded(.up))))
+        scores.sort(by: >)
+        let threshold = scores[k - 1]
+        return (threshold, scores.prefix { $0 >= threshold }.count, scores.count)
     }
 
     @inline(__always)

@@ -95,7 +95,7 @@ public enum TrainingJob {
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
         // (Recipe.validate has refused a selector beside them: it would never run.)
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
-        let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining)
+        let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining, show: { say($0) })
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
         if let labels = trainer.tokenLabels {
             say(String(format: "%@: scored the training set's %d loss tokens once (initial weights against --ref-model): %d kept (%.1f %%), score threshold %.4g",
