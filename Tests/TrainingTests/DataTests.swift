@@ -285,7 +285,7 @@ final class DataTests: XCTestCase {
 
         XCTAssertThrowsError(try Dataset(records: [records[0]], path: "t.jsonl", tokenizer: tokenizer,
                                          maxLength: 5, truncation: .drop)) {
-            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens)); the longest has 9 tokens")
+            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens)); the longest has 9 tokens; --truncation left keeps them, cut at the prompt's start")
         }
         // The log's note says how many were too long, the longest, and what keeps them whole.
         XCTAssertEqual(right.report.longest, 9)
