@@ -34,13 +34,21 @@ final class TokenLabelsTests: XCTestCase {
         // The labels are the training set's, not each step's: the kept share moves around 0.7.
         XCTAssertGreaterThan(Set(rows[0].map { $0["kept_ratio"] ?? .nan }).count, 1, "\(rows[0])")
 
-        // Stopped after step 3 and resumed: the labels are scored again from the initial weights
-        // (the resumed model is not them), and every step equals the uninterrupted run's.
-        let job = try BackgroundJob.mpirun(2, run + ["--out", dir + "/part"], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1:3"])
-        XCTAssertEqual(job.wait().result.status, 75)
-        let resumed = CLI.mpirun(2, run + ["--out", dir + "/part", "--resume", "latest"])
-        XCTAssertEqual(resumed.status, 0, resumed.all)
-        XCTAssertEqual(CLI.losses(dir + "/part"), CLI.losses(dir + "/n2"))
+        // Stopped after step 3 and resumed, at 2 ranks and at 1: the scores come with the
+        // checkpoint (the resumed model no longer holds the initial weights to score with), and
+        // every step equals the uninterrupted run's.
+        for ranks in [2, 1] {
+            let out = dir + "/part\(ranks)"
+            let job = try BackgroundJob.mpirun(2, run + ["--out", out], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1:3"])
+            XCTAssertEqual(job.wait().result.status, 75)
+            let resumed = CLI.mpirun(ranks, run + ["--out", out, "--resume", "latest"])
+            XCTAssertEqual(resumed.status, 0, resumed.all)
+            XCTAssertTrue(resumed.stdout.contains("forgetting: the training set's 21208 token scores from the checkpoint: "), resumed.all)
+            XCTAssertFalse(resumed.stdout.contains("scored the training set's"), resumed.all)
+            let (got, expected) = (CLI.losses(out), CLI.losses(dir + "/n\(ranks)"))
+            XCTAssertEqual(got.count, expected.count)
+            for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: ranks == 2 ? 0 : 1e-5 * abs(b), "resumed at -n \(ranks)") }
+        }
     }
 
     func testFixedScoresNeedAReferenceThatDiffersFromTheModel() throws {

@@ -28,6 +28,7 @@ extension Trainer {
             Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },
                         code: Fatal.Code.training)
         }
+        scoreTokenLabelsIfNeeded()
         tokenLabels?.apply(to: &batch)
         let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
         // Global normalisers (allreduced, so no rank assumes the others).

@@ -1,8 +1,8 @@
 /// What of the trainer lives across steps, registered once as stateful components
 /// (`Training/State/`), so checkpoints save, verify and restore it without knowing the trainer:
 /// the count of skipped steps, the batch source (or producer), the optimizer, the old-policy
-/// snapshot, the objective when it keeps state of its own, the `--l2-init` anchor and the
-/// `--ema` average. Everything else a step uses is
+/// snapshot, the objective when it keeps state of its own, the `--l2-init` anchor, the
+/// `--ema` average and token-clean's fixed scores. Everything else a step uses is
 /// a pure function of (seed, step, rank) or of the recipe.
 extension Trainer {
     func registerState() {
@@ -16,6 +16,7 @@ extension Trainer {
         if let stateful = objective as? StatefulComponent { components.register(stateful) }
         if let l2 = l2Init { components.register(l2.snapshot) }
         if let ema { components.register(ema.snapshot) }
+        if let tokenLabelsState { components.register(tokenLabelsState) }
     }
 }
 

@@ -19,6 +19,20 @@ struct TokenLabels {
     let threshold: Float
     let kept: Int, scored: Int
 
+    /// The labels of these scores: the top `ratio` kept.
+    init(scores: [Float], offsets: [Int], ratio: Float) {
+        var sorted = scores
+        (threshold, kept, scored) = ExcessLossSelection.topRatio(&sorted, ratio: ratio)
+        self.scores = scores; self.offsets = offsets
+    }
+
+    /// Where each example's loss tokens start in the training set's flat order.
+    static func offsets(_ examples: [Example]) -> [Int] {
+        var offsets = [0]
+        for e in examples { offsets.append(offsets.last! + e.lossMask.dropFirst().reduce(0) { $0 + Int($1) }) }
+        return offsets
+    }
+
     /// The labels of the sequences of a step that are training rows (demonstrations of `example`).
     func apply(to batch: inout StepBatch) {
         for i in batch.sequences.indices {
@@ -33,7 +47,36 @@ struct TokenLabels {
     }
 }
 
+/// The scores as checkpointed state: a resumed run reads them back instead of scoring the
+/// training set again — which it could not: its model no longer holds the initial weights.
+final class TokenLabelsState: StatefulComponent {
+    let stateName = "token_labels"
+    let offsets: [Int], ratio: Float
+    var labels: TokenLabels?
+    init(offsets: [Int], ratio: Float) { self.offsets = offsets; self.ratio = ratio }
+
+    func saveState() -> ComponentState {
+        precondition(labels != nil, "token labels: a checkpoint before the training set was scored")
+        return ComponentState(tensors: ["scores": StateTensor(shape: [labels!.scores.count], values: labels!.scores)])
+    }
+
+    func restoreState(_ state: ComponentState, step: Int) throws {
+        try state.expectTensors(["scores"])
+        labels = TokenLabels(scores: try state.tensor("scores", count: offsets.last!), offsets: offsets, ratio: ratio)
+    }
+}
+
 extension Trainer {
+    /// Scores the training set unless a checkpoint restored its scores (then false). `prepare`
+    /// calls it too, for callers that step a trainer directly; `TrainingJob` calls it after
+    /// resuming, before the first step, so the pass is not timed as a step.
+    @discardableResult
+    func scoreTokenLabelsIfNeeded() -> Bool {
+        guard let state = tokenLabelsState, state.labels == nil else { return false }
+        state.labels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: state.ratio, objective: objective.name, show: show)
+        return true
+    }
+
     /// Scores the training set. Collective, in rounds: the examples form fixed groups of
     /// micro_batch_size (group g on rank g mod size), each round every rank scores one group and
     /// all gather that round's scores, so no message grows with the data set and every rank ends
@@ -41,15 +84,14 @@ extension Trainer {
     /// row's logits move in the last bits with the rows padded beside it, and over a whole
     /// training set some token sits that close to the threshold (dealt example by example, -n 2
     /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
-    /// initial weights — also when the run resumes, which restores its checkpoint later.
+    /// initial weights.
     static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, ratio: Float,
                             objective name: String, show: ((String) -> Void)?) -> TokenLabels {
         guard let reference = setup.referenceModel else { preconditionFailure("objective \(name): token labels need the reference model") }
         Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()
                     ? "objective \(name) scores=fixed: --ref-model holds the initial weights themselves, so every token would score 0 and be kept; give it a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         let examples = setup.train.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }
-        var offsets = [0]
-        for e in examples { offsets.append(offsets.last! + e.lossMask.dropFirst().reduce(0) { $0 + Int($1) }) }
+        let offsets = TokenLabels.offsets(setup.train.examples)
         var scores = [Float](repeating: .nan, count: offsets.last!)
         let size = max(1, setup.recipe.microBatchSize), groups = (examples.count + size - 1) / size
         let progress = comm.isCoordinator ? show.map { show in EvalProgress(label: name, show: show) } : nil
@@ -68,9 +110,7 @@ extension Trainer {
             progress?.update("training-set examples scored", done: min((round + comm.size) * size, examples.count), total: examples.count)
         }
         Fatal.agree(scores.allSatisfy { $0 == 0 } ? "objective \(name) scores=fixed: every training token scores 0 (ℓ_base − ℓ_ref with a reference that predicts as the initial weights do), so every token would be kept; give --ref-model a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
-        var sorted = scores
-        let (threshold, kept, total) = ExcessLossSelection.topRatio(&sorted, ratio: ratio)
-        return TokenLabels(scores: scores, offsets: offsets, threshold: threshold, kept: kept, scored: total)
+        return TokenLabels(scores: scores, offsets: offsets, ratio: ratio)
     }
 
     /// ℓ_base − ℓ_ref = log p_ref(y) − log p_base(y) of every loss token of `indices`, in order.

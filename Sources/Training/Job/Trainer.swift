@@ -25,8 +25,12 @@ public final class Trainer {
     let l2Init: L2InitPenalty?
     /// `--ema`: the moving average of the weights, updated after every optimizer step.
     public let ema: WeightEMA?
-    /// token-clean / forgetting with `scores=fixed`: the training set's token labels (Trainer+TokenLabels.swift).
-    let tokenLabels: TokenLabels?
+    /// token-clean / forgetting with `scores=fixed`: the training set's token labels, scored
+    /// before the first step or restored with a checkpoint (Trainer+TokenLabels.swift).
+    let tokenLabelsState: TokenLabelsState?
+    var tokenLabels: TokenLabels? { tokenLabelsState?.labels }
+    /// Progress lines of work done before the first step (the scoring pass).
+    let show: ((String) -> Void)?
     /// Everything of this run that a checkpoint must hold besides the model (Trainer+State.swift).
     public let components = StateRegistry()
     let skipped = SkippedSteps()
@@ -115,12 +119,13 @@ public final class Trainer {
             self.source = DemonstrationProducer(
                 source: source ?? TrainEpochs.sampler(r, rows: setup.train.count))
         }
-        // Scored now, while the model holds the initial weights (a resume restores its checkpoint later).
+        // Scored before the first step (scoreTokenLabelsIfNeeded), unless a checkpoint holds them.
         if objective.requirements.tokenLabels, let selecting = objective as? ExcessLossSelecting {
-            tokenLabels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: selecting.ratio, objective: objective.name, show: show)
+            tokenLabelsState = TokenLabelsState(offsets: TokenLabels.offsets(setup.train.examples), ratio: selecting.ratio)
         } else {
-            tokenLabels = nil
+            tokenLabelsState = nil
         }
+        self.show = show
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil

@@ -97,10 +97,6 @@ public enum TrainingJob {
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
         let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining, show: { say($0) })
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
-        if let labels = trainer.tokenLabels {
-            say(String(format: "%@: scored the training set's %d loss tokens once (initial weights against --ref-model): %d kept (%.1f %%), score threshold %.4g",
-                       setup.objective.name, labels.scored, labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold))
-        }
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
@@ -115,6 +111,14 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
+        // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
+        // the initial weights: nothing was resumed), or its scores came with the checkpoint.
+        let scoredNow = trainer.scoreTokenLabelsIfNeeded()
+        if let labels = trainer.tokenLabels {
+            let share = String(format: "%d kept (%.1f %%), score threshold %.4g", labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold)
+            say(scoredNow ? "\(setup.objective.name): scored the training set's \(labels.scored) loss tokens once (initial weights against --ref-model): \(share)"
+                          : "\(setup.objective.name): the training set's \(labels.scored) token scores from the checkpoint: \(share)")
+        }
         if lead {
             for stale in outputs.staleModels(of: recipe) {
                 FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n".utf8))
