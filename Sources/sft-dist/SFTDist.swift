@@ -70,17 +70,18 @@ struct SFTDist: ParsableCommand {
     /// Levenshtein distance (insertions, deletions, substitutions).
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var row = Array(0...b.count)   // distances from a[..<i] to every prefix of b
+        for i in 1...a.count {
             var previous = row[0]
             row[0] = i
-            for j in 1...max(b.count, 1) where !b.isEmpty {
+            for j in 1...b.count {
                 let substitution = previous + (a[i - 1] == b[j - 1] ? 0 : 1)
                 previous = row[j]
                 row[j] = min(substitution, row[j] + 1, row[j - 1] + 1)
             }
         }
-        return a.isEmpty ? b.count : row[b.count]
+        return row[b.count]
     }
 
     /// Whether a command line starting with this word runs train: its name, an option (train is

@@ -21,13 +21,14 @@ struct Tokenize: ParsableCommand {
     /// Standard input is read up to this size: `tokenize < /dev/zero` is an error, not a hang.
     static let maxInputBytes = 1 << 26
 
-    /// `sft_dist_tokenizer.json` by name, or a small JSON object whose "type" is "bytes".
+    /// `sft_dist_tokenizer.json` by name, or (a copy) by what `ModelDirectory.writeByteTokenizer`
+    /// writes: an object of type `ByteTokenizer.name` without a tokenizer.json's "model". Files
+    /// over 1 MiB (a real tokenizer.json) are not read twice.
     static func isByteTokenizerRecord(_ path: String) -> Bool {
         if (path as NSString).lastPathComponent == ModelDirectory.byteTokenizerFile { return true }
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size < 4096,
-              let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return object["type"] as? String == "bytes" && object["model"] == nil
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size < 1 << 20,
+              let object = try? JSONObjectFile.readIfPresent(path) else { return false }
+        return object["type"] as? String == ByteTokenizer.name && object["model"] == nil
     }
 
     func run() throws {

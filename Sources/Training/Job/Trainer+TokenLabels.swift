@@ -73,7 +73,8 @@ extension Trainer {
     @discardableResult
     func scoreTokenLabelsIfNeeded() -> Bool {
         guard let state = tokenLabelsState, state.labels == nil else { return false }
-        state.labels = Self.tokenLabels(setup: setup, comm: comm, model: model, ratio: state.ratio, objective: objective.name, show: show)
+        state.labels = Self.tokenLabels(setup: setup, comm: comm, model: model, offsets: state.offsets, ratio: state.ratio,
+                                        objective: objective.name, show: show)
         return true
     }
 
@@ -85,13 +86,12 @@ extension Trainer {
     /// training set some token sits that close to the threshold (dealt example by example, -n 2
     /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
     /// initial weights.
-    static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, ratio: Float,
+    static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, offsets: [Int], ratio: Float,
                             objective name: String, show: ((String) -> Void)?) -> TokenLabels {
         guard let reference = setup.referenceModel else { preconditionFailure("objective \(name): token labels need the reference model") }
         Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()
                     ? "objective \(name) scores=fixed: --ref-model holds the initial weights themselves, so every token would score 0 and be kept; give it a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         let examples = setup.train.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }
-        let offsets = TokenLabels.offsets(setup.train.examples)
         var scores = [Float](repeating: .nan, count: offsets.last!)
         let size = max(1, setup.recipe.microBatchSize), groups = (examples.count + size - 1) / size
         let progress = comm.isCoordinator ? show.map { show in EvalProgress(label: name, show: show) } : nil
