@@ -270,6 +270,19 @@ final class LoRACLITests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("lora_targets"), other.all)
     }
 
+    /// `--lora-rank 0` switches a recipe's LoRA off, `merge_lora` with it: the run still
+    /// checked OUT/model-merged as an output and its last line named it, never written.
+    func testLoRASwitchedOffMergesNothing() throws {
+        let out = CLI.tempDir("lora-off"), recipe = out + "-recipe.yaml"
+        try "model: tiny\nsteps: 2\nbatch_size: 4\neval_examples: 0\nlora_rank: 4\nmerge_lora: true\n".write(toFile: recipe, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try "not a model\n".write(toFile: out + "/model-merged", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--config", recipe, "--lora-rank", "0", "--out", out])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertFalse(r.all.contains("model-merged/"), r.all)
+        XCTAssertEqual(try String(contentsOfFile: out + "/model-merged", encoding: .utf8), "not a model\n")
+    }
+
     func testBadLoRAInputIsOneLine() {
         let out = CLI.tempDir("lora-bad")
         for (flags, needle) in [(["--lora-rank", "2", "--lora-targets", "c_attn,q_proj"], "--lora-targets: the gpt2 model has no adaptable module \"q_proj\" (LoRA adapts its block projections: c_attn, c_proj, c_fc)"),

@@ -224,4 +224,18 @@ final class RankAgreementTests: XCTestCase {
         let t = CLI.run(["mpirun"] + CLI.mpirunFlags + ["-n", "1"] + tuned + eval + [":", "-n", "1"] + eval, seconds: 60)
         expectOneLine(t, "Open MPI's collective settings differ between ranks: OMPI_MCA_coll_tuned_allreduce_algorithm is unset here and \"2\" on rank 0")
     }
+
+    /// Threads per rank are not compared (a node with more cores may run more), but the
+    /// start-up line gave rank 0's count as every rank's: `mpirun -x V -n 1 … : -n 1 …` passes
+    /// `-x` to the first app context only (a hostile review). Each rank's count is named.
+    func testThreadsThatDifferBetweenRanksAreNamed() throws {
+        let (r0, r1) = try ranks("threads")
+        let train = ["train", "--model", "tiny", "--data", "same.jsonl", "--steps", "2", "--batch-size", "2", "--eval-every", "0",
+                     "--eval-examples", "0", "--out", "run"]
+        let r = CLI.mpirunEach([(train + ["--threads", "1"], r0), (train + ["--threads", "2"], r1)])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("sft-dist: 2 ranks, threads per rank differ (rank 0: 1, rank 1: 2;"), r.all)
+        let even = CLI.mpirunEach([(train + ["--threads", "1", "--out", "even"], r0), (train + ["--threads", "1", "--out", "even"], r1)])
+        XCTAssertTrue(even.stdout.contains("sft-dist: 2 ranks, 1 thread per rank, output in even/"), even.all)
+    }
 }

@@ -91,4 +91,27 @@ final class ResumeInputChangeTests: XCTestCase {
         let same = CLI.sftDist(run + ["--eval-data", "add=\(dir)/add-copy.jsonl", "--eval-data", "mul=\(dir)/mul.jsonl", "--resume", "latest"])
         XCTAssertEqual(same.status, 0, same.all)
     }
+
+    /// `--model` is compared as a path, but the same directory spelled another way (`./base`
+    /// for `base`, a symlink) is the same model: it was refused as "a different recipe" (a
+    /// hostile review). Another directory, even a copy, stays refused: a LoRA run's adapters
+    /// name their base by this path.
+    func testTheSameModelDirectorySpelledOtherwiseResumes() throws {
+        let dir = CLI.tempDir("resume-model-path")
+        let base = dir + "/base"
+        try FileManager.default.copyItem(atPath: HFModelCLITests.fixtures + "/models/gpt2", toPath: base)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: base)
+        let run = { (model: String) in ["train", "--model", model, "--data", "builtin:tasks", "--steps", "2", "--batch-size", "4",
+                                        "--eval-examples", "0", "--quiet", "--lora-rank", "2", "--save-every", "1", "--out", dir + "/out"] }
+        XCTAssertEqual(CLI.sftDist(run(base)).status, 0)
+        let checkpoint = ["--resume", dir + "/out/checkpoints/step-000001"]
+        for spelling in [dir + "/./base", dir + "/out/../base/", dir + "/link"] {
+            let r = CLI.sftDist(run(spelling) + checkpoint)
+            XCTAssertEqual(r.status, 0, "\(spelling): \(r.all)")
+        }
+        try FileManager.default.copyItem(atPath: base, toPath: dir + "/copy")
+        let copy = CLI.sftDist(run(dir + "/copy") + checkpoint)
+        XCTAssertEqual(copy.status, 1, copy.all)
+        XCTAssertTrue(copy.stderr.contains("checkpoint was made with a different recipe: model is "), copy.all)
+    }
 }

@@ -27,6 +27,40 @@ final class ReferenceModelTests: XCTestCase {
         }
     }
 
+    /// Two byte-level tokens of one byte past 0x7F ("§" and "¨" are 0xA7 and 0xA8 in the
+    /// byte-level alphabet) each decode alone to U+FFFD: compared by their decoded text, the
+    /// swap passed (a later hostile review; the adapter loader shares the comparison).
+    func testSwappedSingleByteTokensAreRefused() throws {
+        let dir = NSTemporaryDirectory() + "reference-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let llama = LoRAFixtureTests.root + "/models/llama", swapped = dir + "/llama-bytes"
+        try FileManager.default.copyItem(atPath: llama, toPath: swapped)
+        var tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: swapped + "/tokenizer.json"))) as? [String: Any])
+        var model = try XCTUnwrap(tokenizer["model"] as? [String: Any]), vocab = try XCTUnwrap(model["vocab"] as? [String: Int])
+        let (a, b) = (try XCTUnwrap(vocab["§"]), try XCTUnwrap(vocab["¨"]))
+        (vocab["§"], vocab["¨"]) = (b, a)
+        model["vocab"] = vocab; tokenizer["model"] = model
+        try JSONSerialization.data(withJSONObject: tokenizer).write(to: URL(fileURLWithPath: swapped + "/tokenizer.json"))
+
+        let (trained, tok) = try ModelDirectory.load(llama)
+        let (_, other) = try ModelDirectory.load(swapped)
+        XCTAssertEqual(tok.decode([Int32(a)]), other.decode([Int32(a)]), "the swap is one the decoded text cannot see")
+        XCTAssertThrowsError(try ReferenceModel.load(swapped, like: trained, tokenizer: tok)) {
+            XCTAssertTrue("\($0)".contains("llama-bytes: the reference model's tokenizer differs from the trained model's (token id \(min(a, b))"), "\($0)")
+        }
+    }
+
+    /// With LoRA the reference is loaded with the trained model's adapters; a reference of
+    /// another architecture was refused as a `--lora-targets` error, a flag perhaps never given.
+    func testALoRARunsReferenceOfAnotherArchitectureIsNamedSo() throws {
+        let gpt2 = LoRAFixtureTests.root + "/models/gpt2", llama = LoRAFixtureTests.root + "/models/llama"
+        let (trained, tok) = try ModelDirectory.load(gpt2, lora: LoRAConfig(rank: 2, alpha: 4, targets: ["c_attn"]))
+        XCTAssertThrowsError(try ReferenceModel.load(llama, like: trained, tokenizer: tok)) {
+            XCTAssertEqual("\($0)", "\(llama): the reference model (llama) has no module \"c_attn\" that the trained model's LoRA adapters target; a reference must share the trained model's architecture")
+        }
+    }
+
     func testDistinctPoolsNeverHoldARowTwice() {
         for (size, pool) in [(10, 7), (190, 32), (5, 5), (3, 1)] {
             let distinct = UniformSampler(datasetSize: size, batchSize: pool, seed: 9, distinct: true)

@@ -210,7 +210,7 @@ public final class Checkpointer {
                                                        mayBeAbsent: ModelDirectory.tokenIdFields) {
             throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
         }
-        if let d = CheckpointState.recipeDifference(saved: sameAdapters(state.recipe), current: recipe) {
+        if let d = CheckpointState.recipeDifference(saved: sameSpelling(state.recipe), current: recipe) {
             throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
         }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {
@@ -265,6 +265,26 @@ public final class Checkpointer {
 
     /// `saved` with this run's `lora_targets` when both spellings give this model the same
     /// adapters (the default spelled out, `c_attn` for `attn.c_attn`): the same run.
+    /// The checkpoint's recipe with the values that name what this run's name, spelled
+    /// otherwise, taken as this run's: the same LoRA modules (`sameAdapters`), and `model`
+    /// as another path to the same directory (`./base` for `base`, a symlink) — a path the
+    /// user spelled differently is not another model. Another directory stays a difference:
+    /// a LoRA run's adapters name their base by this path.
+    private func sameSpelling(_ saved: Recipe) -> Recipe {
+        var same = sameAdapters(saved)
+        if same.model != recipe.model, Self.sameDirectory(same.model, recipe.model) { same.model = recipe.model }
+        return same
+    }
+
+    /// Whether both paths are directories and resolve (symlinks, `.`, `..`) to the same one.
+    static func sameDirectory(_ a: String, _ b: String) -> Bool {
+        func isDirectory(_ p: String) -> Bool {
+            var d: ObjCBool = false
+            return FileManager.default.fileExists(atPath: p, isDirectory: &d) && d.boolValue
+        }
+        return isDirectory(a) && isDirectory(b) && ReplaceableOutput.resolved(a) == ReplaceableOutput.resolved(b)
+    }
+
     private func sameAdapters(_ saved: Recipe) -> Recipe {
         guard saved.loraTargets != recipe.loraTargets, let model = setup.model as? LoRAAdaptable,
               let a = try? model.adapterNames(for: LoRATraining.config(saved) ?? LoRAConfig(rank: 1, alpha: 1)),

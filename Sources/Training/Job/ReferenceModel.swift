@@ -19,7 +19,14 @@ public enum ReferenceModel {
         if !FileManager.default.fileExists(atPath: path + "/config.json"), FileManager.default.fileExists(atPath: path + "/adapter_config.json") {
             throw ModelError("--ref-model \(path): holds a LoRA adapter (adapter_config.json), not a model; a reference is a full model: merge the adapter into its base first (sft-dist merge-lora --model BASE --adapter \(path) --out DIR)")
         }
-        let (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
+        let m: LanguageModel, own: Tokenizer
+        do {
+            (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
+        } catch let e as UnknownLoRATarget {
+            // The trained model's targets are its own modules: a reference without one is
+            // another architecture, which --lora-targets (perhaps never given) did not cause.
+            throw ModelError("\(path): the reference model (\(e.modelType)) has no module \"\(e.target)\" that the trained model's LoRA adapters target; a reference must share the trained model's architecture")
+        }
         // A LoRA run's checkpoint: loaded with zero adapters its training was dropped (without
         // LoRA the loader refuses it, as for --model).
         if lora != nil, let adapter = try SafeTensorsCheckpoint(directory: path).names.first(where: LoRAConfig.isAdapterName) {

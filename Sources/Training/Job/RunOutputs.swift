@@ -44,7 +44,8 @@ public struct RunOutputs {
         var dirs: [String] = []
         if r.ema > 0 { dirs.append(ema) }
         if r.loraRank > 0 && LoRAOutput.baseDirectory(r) == loraBase { dirs.append(loraBase) }
-        if r.mergeLora { dirs.append(merged) }
+        // merge_lora with lora_rank 0 (a recipe's LoRA switched off by --lora-rank 0) merges nothing.
+        if r.mergeLora && r.loraRank > 0 { dirs.append(merged) }
         return dirs
     }
 

@@ -136,12 +136,19 @@ public enum AdapterDirectory {
         if own.specialTokens != base.specialTokens { return "other special tokens" }
         let probe = "Hello, world! 123 4567 — naïve café, 日本語 テキスト\n\t  code(x) { return x * 2 }"
         if own.encodePlain(probe) != base.encodePlain(probe) { return "a probe text encodes to other ids" }
-        // Every id's text too: two ids swapped in the vocabulary (same size, same specials) may
+        // Every id's piece too: two ids swapped in the vocabulary (same size, same specials) may
         // not occur in the probe, and a reference model read other token sequences with exit 0.
-        if let id = (0..<own.vocabSize).first(where: { own.decode([Int32($0)]) != base.decode([Int32($0)]) }) {
-            return "token id \(id) is \(JSONText.brief(own.decode([Int32(id)]))) in one and \(JSONText.brief(base.decode([Int32(id)]))) in the other"
+        // The vocabulary's own piece, not the decoded text: a byte-level token of one byte
+        // past 0x7F ("§" is two of them) decodes alone to U+FFFD, the same for any such byte.
+        if let id = (0..<own.vocabSize).first(where: { piece(own, Int32($0)) != piece(base, Int32($0)) }) {
+            return "token id \(id) is \(JSONText.brief(piece(own, Int32(id)))) in one and \(JSONText.brief(piece(base, Int32(id)))) in the other"
         }
         return nil
+    }
+
+    /// Token `id` as its vocabulary writes it (a BPE tokenizer's byte-level piece), else its text.
+    static func piece(_ t: Tokenizer, _ id: Int32) -> String {
+        (t as? BPETokenizer)?.token(id) ?? t.decode([id])
     }
 
     /// Reads every adapter tensor of `params` from `path` (peft's names), refusing a missing

@@ -18,6 +18,16 @@ public enum TrainingJob {
         public var stoppedAfter: Int? = nil
     }
 
+    /// "2 threads per rank", or each rank's count when they differ: an app context per rank
+    /// (`mpirun -x V -n 1 … : -n 1 …` passes `-x` to the first only) may give ranks other
+    /// OPENBLAS_NUM_THREADS, which changes the sums' order in the last bits (collective).
+    static func threadsLine(_ comm: Communicator) -> String {
+        let counts = comm.allgather(Array(String(BLAS.threads).utf8)).map { String(decoding: $0, as: UTF8.self) }
+        if Set(counts).count == 1 { return "\(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank" }
+        return "threads per rank differ (\(counts.enumerated().map { "rank \($0.offset): \($0.element)" }.joined(separator: ", ")); "
+            + "OPENBLAS_NUM_THREADS or --threads set per rank? losses then differ from an even layout's in the last bits)"
+    }
+
     @discardableResult
     public static func run(recipe asked: Recipe, comm: Communicator, quiet: Bool = false) -> Summary {
         // The steps num_train_epochs gives are known once the data is loaded (RunSetup).
@@ -29,7 +39,7 @@ public enum TrainingJob {
         StopSignal.install()
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
         let outputs = RunOutputs(recipe.out)
-        say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank, output in \(recipe.out)/")
+        say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(threadsLine(comm)), output in \(recipe.out)/")
         if let note = BLASKernel.replacementNote { say(note) }
         for note in recipe.notes { say(note) }
         if recipe.zero > 0 && comm.size == 1 {
