@@ -171,10 +171,10 @@ final class ForgettingCLITests: XCTestCase {
         let frozen = out + "/frozen.yaml", evals = out + "/evals.yaml", lora = out + "/lora.yaml"
         try "model: tiny\nsteps: 1\nfreeze: no_such_tensor\n".write(toFile: frozen, atomically: true, encoding: .utf8)
         try "model: tiny\nsteps: 1\nlora_rank: 4\nlora_targets: q_proj\n".write(toFile: lora, atomically: true, encoding: .utf8)
-        try "model: tiny\nsteps: 1\neval_data:\n  gone: \(out)/gone.jsonl\n".write(toFile: evals, atomically: true, encoding: .utf8)
+        try "model: tiny\nsteps: 1\neval_data:\n  kept: \(out)/a/data/heldout.jsonl\n  gone: \(out)/gone.jsonl\n".write(toFile: evals, atomically: true, encoding: .utf8)
         for (recipe, flags, needle) in [(frozen, [String](), "\(frozen):3: freeze \"no_such_tensor\" matches none"),
                                         (frozen, ["--freeze", "nor_this"], "--freeze \"nor_this\" matches none"),
-                                        (evals, [], "\(evals):3: eval_data gone=\(out)/gone.jsonl: "),
+                                        (evals, [], "\(evals):5: eval_data gone=\(out)/gone.jsonl: "),  // the entry's own line
                                         (lora, [], "\(lora):4: lora_targets: the gpt2 model has no adaptable module \"q_proj\""),
                                         (lora, ["--lora-targets", "k_proj"], "--lora-targets: the gpt2 model has no adaptable module \"k_proj\"")] {
             let r = CLI.sftDist(["train", "--config", recipe, "--out", out + "/run"] + flags, seconds: 60)

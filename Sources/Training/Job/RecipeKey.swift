@@ -103,6 +103,7 @@ extension RecipeKey: AnyRecipeKey {
         }
         r[self] = v
         r.origins[name] = nil
+        r.origins = r.origins.filter { !$0.key.hasPrefix(name + ".") }  // an entry's line (`eval_data.add`) too
         r.flagged.insert(name)
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
     }

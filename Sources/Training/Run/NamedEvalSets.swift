@@ -39,7 +39,8 @@ public struct NamedEvalSets {
             for name in recipe.evalData.names {
                 let path = recipe.evalData.files[name]!
                 do { close(try InputFile.open(path, limit: Int.max, what: "a JSONL file").fd) } catch {
-                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)")
+                    let at = recipe.origins["eval_data." + name].map { "\($0): eval_data" } ?? recipe.label("eval_data", flag: "eval-data")
+                    throw DataError("\(at) \(name)=\(path): \(error)")
                 }
             }
         }
