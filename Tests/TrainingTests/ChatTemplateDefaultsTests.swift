@@ -161,7 +161,8 @@ final class ChatTemplateDefaultsTests: XCTestCase {
         XCTAssertEqual(JinjaStringLiterals.assignments(to: "date_string", in: #"{% set date_string = "a" | trim %}{% set date_string = 'b' %}"#), ["b"])
     }
 
-    /// What a recognised template writes that the layouts do not is said in the log's reason.
+    /// What a recognised template writes that the layouts do not is said in the log's reason
+    /// (among the notes: `ChatTemplateFidelity` may say more about these minimal templates).
     func testWhatIsNotReproducedIsSaid() throws {
         func Templated(_ jinja: String) throws -> BPETokenizer {
             let t = try BPETokenizer(path: Self.root + "/tokenizers/qwen2/tokenizer.json")
@@ -169,15 +170,15 @@ final class ChatTemplateDefaultsTests: XCTestCase {
             return t
         }
         let otherThink = "{{ '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content + '\\n</think>\\n\\n' + content + '<|im_end|>' }}"
-        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(otherThink)).reason.hasSuffix(
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(otherThink)).reason.contains(
             "; note: it also writes <think> blocks into assistant turns in a way sft-dist does not follow (not Qwen3's): replies are trained and generated without them"))
         let always = "{{ '<|im_start|>system\\nAlways.<|im_end|>\\n' }}{% for m in messages %}{{ '<|im_start|>' + m.role }}{% endfor %}"
-        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(always)).reason.hasSuffix(
+        XCTAssertTrue(try ChatTemplate.resolve("auto", tokenizer: try Templated(always)).reason.contains(
             "; note: it writes a fixed system turn under a condition sft-dist does not read, so conversations are laid out without it"))
         let unread = "{{ '<|start_header_id|>system<|end_header_id|>\\n\\n' + 'Cutting Knowledge Date: ' + cutoff + '\\n' }}<|eot_id|>"
         let r = try ChatTemplate.resolve("auto", tokenizer: try Templated(unread))
         XCTAssertEqual(r.template, .llama3)
-        XCTAssertTrue(r.reason.hasSuffix("; note: its dated system turn could not be read, so conversations are laid out without it"), r.reason)
+        XCTAssertTrue(r.reason.contains("; note: its dated system turn could not be read, so conversations are laid out without it"), r.reason)
     }
 
     /// Llama 3.1's header: the template sft-dist writes with it reads back as the same, and its

@@ -42,6 +42,9 @@ extension ChatTemplate {
             default: break
             }
         }
+        for difference in Self.differences(from: text, layout: layout) {
+            what += "; note: \(difference): conversations are laid out as sft-dist's \(layout.rawValue), not as this template writes them (pass --chat-template to choose)"
+        }
         if thinking {
             what += ", with Qwen3's <think> blocks (one before the last reply, empty unless the reply holds its reasoning before </think>; earlier replies without their reasoning)"
         } else if layout == .chatml, text.contains("</think>") {

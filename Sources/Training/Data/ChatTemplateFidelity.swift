@@ -1,0 +1,88 @@
+import Foundation
+
+/// What a template recognised as `chatml` or `llama3` by its control tokens writes otherwise than
+/// the layout sft-dist lays conversations out with. Recognition looks at the tokens only, and
+/// templates of the same family differ: a `| trim` or `| upper` on a turn, no newline after
+/// `<|im_end|>`, a `bos_token` before the first turn. sft-dist does not run Jinja, so it cannot
+/// write what such a template writes; it says so on the `chat template:` line instead of laying
+/// conversations out unlike `apply_chat_template` without a word (a hostile review's find).
+extension ChatTemplate {
+    /// One phrase per difference found (empty: the turns are written as the layout writes them).
+    static func differences(from jinja: String, layout: Layout) -> [String] {
+        guard let tags = JinjaTag.scan(jinja) else { return [] }  // said elsewhere: blocks it cannot follow
+        var found: [String] = []
+        switch layout {
+        case .chatml:
+            // Qwen2's, Qwen2.5's, SmolLM2's, Qwen3's and plain ChatML's turn, with `content` for
+            // Qwen3's variable (its reasoning handled by ThinkingReplies).
+            let turn = ["'<|im_start|>'", "message['role']", "'\\n'", "message['content']", "'<|im_end|>\\n'"]
+            let outputs = tags.filter { $0.kind == .output }
+            let turnTags = outputs.filter { t in
+                let terms = terms(t)
+                return terms == turn || terms == turn.enumerated().map { $0.offset == 3 ? "content" : $0.element }
+            }
+            if turnTags.isEmpty {
+                found.append("its turns are not written as '<|im_start|>' + role + '\\n' + content + '<|im_end|>' + '\\n' (the chatml layout's)")
+            } else if !turnTags.contains(where: { $0.frames.contains { $0.keyword == "for" && $0.condition == "messageinmessages" } }) {
+                found.append("its turns are written by a loop over another list than messages (a system message dropped or moved)")
+            }
+            // Outside the loop over turns, only system turns (`'<|im_start|>system…'`), the
+            // generation prompt and the tools branch (transformers passes tools=None) are written.
+            let outside = outputs.first { t in
+                !t.frames.contains { $0.keyword == "for" || $0.condition.contains("tools") || $0.condition.contains("add_generation_prompt") }
+                    && !(terms(t).first ?? "").hasPrefix("'<|im_start|>")
+            }
+            if let t = outside, let first = terms(t).first, !first.contains("bos_token") {
+                found.append("it writes \(first.count > 40 ? String(first.prefix(40)) + "…" : first) outside its turns")
+            }
+        case .llama3:
+            // Llama 3's turn trims the content (`message['content'] | trim`), as the layout does.
+            if !tags.contains(where: { source($0).contains("message['content']|trim") }) {
+                found.append("its turns' content is not trimmed (`| trim`), where the llama3 layout trims it")
+            }
+        case .plain:
+            break
+        }
+        // Llama 3's templates write bos_token first, as the llama3 layout writes <|begin_of_text|>.
+        if layout != .llama3, tags.contains(where: { $0.kind == .output && source($0).contains("bos_token") }) {
+            found.append("it writes bos_token, which the \(layout.rawValue) layout does not")
+        }
+        return found
+    }
+
+    /// An output tag as its `+`-joined terms, literals quoted and adjacent literals joined:
+    /// `'<|im_start|>' + message.role + '\n'` → `'<|im_start|>'`, `message['role']`, `'\n'`.
+    /// (Split on the code, where each literal is `§`, so a `+` inside one splits nothing.)
+    static func terms(_ tag: JinjaTag) -> [String] {
+        var literals = tag.literals.makeIterator()
+        var out: [String] = [], pending: String? = nil
+        for term in tag.code.split(separator: "+", omittingEmptySubsequences: false) {
+            if term == "§" {
+                guard let next = literals.next(), let text = next else { return [] }
+                pending = (pending ?? "") + text
+                continue
+            }
+            if let p = pending { out.append(quoted(p)); pending = nil }
+            var filled = ""
+            for c in term {
+                guard c == "§" else { filled.append(c); continue }
+                guard let next = literals.next(), let text = next else { return [] }
+                filled += quoted(text)
+            }
+            out.append(normalised(filled))
+        }
+        if let p = pending { out.append(quoted(p)) }
+        return out
+    }
+
+    /// The tag's code with its literals written back, normalised (`message['content']|trim`).
+    static func source(_ tag: JinjaTag) -> String {
+        terms(tag).joined(separator: "+")
+    }
+
+    static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "\n", with: "\\n") + "'" }
+
+    static func normalised(_ code: String) -> String {
+        code.replacingOccurrences(of: ".role", with: "['role']").replacingOccurrences(of: ".content", with: "['content']")
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+@testable import Models
+@testable import Training
+
+/// A template recognised by its control tokens but writing its turns otherwise than the layout
+/// sft-dist lays conversations out with (`ChatTemplateFidelity.swift`) is said on the `chat
+/// template:` line; before, a trimmed, upper-cased or bos-prefixed ChatML template was taken as
+/// chatml without a word (a hostile review, checked against `apply_chat_template`). The
+/// templates that ship with Qwen2, Qwen2.5, SmolLM2, Qwen3 and Llama 3/3.1/3.2 are not flagged.
+final class ChatTemplateFidelityTests: XCTestCase {
+    static func templates() throws -> [String: String] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: ChatTemplateDefaultsTests.root + "/expected/chat-templates.json"))
+        return try JSONDecoder().decode(ChatTemplateDefaultsTests.Fixture.self, from: data).templates
+    }
+
+    func testShippedTemplatesAreReproducedWithoutANote() throws {
+        let templates = try Self.templates()
+        XCTAssertEqual(templates.count, 8)
+        for (name, jinja) in templates {
+            let t = try XCTUnwrap(ChatTemplate.recognise(jinja), name)
+            XCTAssertEqual(ChatTemplate.differences(from: jinja, layout: t.layout), [], name)
+            XCTAssertFalse(t.whatWasRead(from: jinja).contains("not as this template writes them"), name)
+        }
+    }
+
+    func testTemplatesWritingTurnsOtherwiseAreSaid() throws {
+        let templates = try Self.templates()
+        let chatml = try XCTUnwrap(templates["chatml"]), llama = try XCTUnwrap(templates["llama3.1"])
+        let turn = "'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'"
+        XCTAssertTrue(chatml.contains(turn), chatml)
+        let variants: [(String, String, String)] = [
+            ("trim", chatml.replacingOccurrences(of: "message['content']", with: "message['content'] | trim"), "its turns are not written as"),
+            ("upper", chatml.replacingOccurrences(of: "message['role']", with: "message['role'] | upper"), "its turns are not written as"),
+            ("no newline", chatml.replacingOccurrences(of: "'<|im_end|>' + '\\n'", with: "'<|im_end|>'"), "its turns are not written as"),
+            ("bos literal", "{{ '<|endoftext|>' }}" + chatml, "it writes '<|endoftext|>' outside its turns"),
+            ("bos_token", "{{ bos_token }}" + chatml, "it writes bos_token"),
+            ("system dropped", "{% set loop_messages = messages[1:] %}" + chatml.replacingOccurrences(of: "in messages", with: "in loop_messages"),
+             "a loop over another list than messages"),
+            ("llama untrimmed", llama.replacingOccurrences(of: "message['content'] | trim", with: "message['content']"), "is not trimmed"),
+        ]
+        for (name, jinja, needle) in variants {
+            XCTAssertNotEqual(jinja, name.hasPrefix("llama") ? llama : chatml, "\(name): the edit changed nothing")
+            let t = try XCTUnwrap(ChatTemplate.recognise(jinja), name)
+            let said = t.whatWasRead(from: jinja)
+            XCTAssertTrue(said.contains(needle) && said.contains("not as this template writes them"), "\(name): \(said)")
+        }
+    }
+}
