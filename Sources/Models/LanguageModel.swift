@@ -50,3 +50,15 @@ extension LanguageModel {
     /// buckets that can be reduced while backward is still running.
     public var blockParameterRanges: [Range<Int>] { blockRanges.reversed() }
 }
+
+extension LanguageModel {
+    /// What sets the model's context when it is not the position limit (nil: that limit), for
+    /// messages about lengths: a Llama-family sliding window below max_position_embeddings.
+    public var contextReason: String? {
+        guard let llama = self as? Llama, let w = llama.config.slidingWindow, w < llama.config.maxPositions else { return nil }
+        return "its sliding_window, beyond which sft-dist does not compute attention as transformers does; max_position_embeddings \(llama.config.maxPositions)"
+    }
+
+    /// "64", or "8 (its sliding_window, …)".
+    public var contextDescription: String { "\(maxSequenceLength)" + (contextReason.map { " (\($0))" } ?? "") }
+}

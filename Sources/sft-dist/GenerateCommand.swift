@@ -125,7 +125,7 @@ struct Generate: ParsableCommand {
                     // Tokenized as training tokenizes a conversation: the template's markers are
                     // special tokens, the contents text (a literal "<|im_end|>" in a message
                     // stays text and cannot close its turn).
-                    let turns = msgs.last?.role == .assistant ? Array(msgs.dropLast()) : msgs
+                    let turns = try RolloutPrompts.promptTurns(msgs, source: r.source).turns
                     let e = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
                                                         tokenizer: tok, template: template)
                     let ids = Array(e.ids[0..<e.promptLength])
@@ -144,7 +144,7 @@ struct Generate: ParsableCommand {
         let texts = sourced.map(\.text)
         let ids = sourced.map(\.ids)
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
-            Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.maxSequenceLength)")
+            Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.contextDescription)")
         } else if let i = ids.firstIndex(where: \.isEmpty) {
             Fatal.agree("\(sourced[i].source): the prompt is empty (no tokens for the model to continue)")
         } else { Fatal.agree(nil) }
@@ -189,7 +189,7 @@ struct Generate: ParsableCommand {
     func noteContextLimit(_ rows: [Int], of count: Int, model m: LanguageModel) {
         guard !rows.isEmpty else { return }
         let which = count == 1 ? "the generation" : "\(rows.count) of \(count) generations"
-        FileHandle.standardError.write(Data("sft-dist: note: \(which) stopped at the model's context (\(m.maxSequenceLength) tokens, prompt included) before --max-new-tokens \(maxNewTokens)\n".utf8))
+        FileHandle.standardError.write(Data("sft-dist: note: \(which) stopped at the model's context (\(m.maxSequenceLength) tokens, prompt included\(m.contextReason.map { "; " + $0 } ?? "")) before --max-new-tokens \(maxNewTokens)\n".utf8))
     }
 
     static func nonFiniteMessage(_ source: String, position: Int, end: String = "nothing written") -> String {

@@ -29,6 +29,12 @@ final class GeneratePromptsTests: XCTestCase {
         let bad = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/bad.jsonl"], seconds: 60)
         XCTAssertEqual(bad.status, 1, bad.all)
         XCTAssertTrue(bad.stderr.contains("bad.jsonl:2"), bad.stderr)
+        // A conversation that is only its answer has nothing to prompt with: the template's
+        // default system turn alone was the prompt (transformers refuses the empty conversation).
+        try (rows[0] + "\n" + #"{"messages": [{"role": "assistant", "content": "hi"}]}"#).write(toFile: dir + "/answer.jsonl", atomically: true, encoding: .utf8)
+        let answer = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/answer.jsonl"], seconds: 60)
+        XCTAssertEqual(answer.status, 1, answer.all)
+        XCTAssertTrue(answer.stderr.contains("answer.jsonl:2: the conversation is one assistant turn, the reference; a prompt needs a turn before it"), answer.stderr)
         // A prompt longer than the model's context names its line too.
         try (rows[0] + "\n" + rows[0] + "\n" + "{\"prompt\": \"\(String(repeating: "x", count: 500))\"}\n").write(toFile: dir + "/long.jsonl", atomically: true, encoding: .utf8)
         let long = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/long.jsonl"], seconds: 60)
@@ -90,5 +96,15 @@ final class GeneratePromptsTests: XCTestCase {
         let short = CLI.sftDist(["generate", "--model", "tiny", "--prompt", "a", "--max-new-tokens", "5"])
         XCTAssertEqual(short.status, 0, short.all)
         XCTAssertFalse(short.stderr.contains("stopped at the model's context"), short.all)
+    }
+
+    /// Mistral's sliding_window (8 in the fixture, max_position_embeddings 64) caps the context
+    /// sft-dist computes exactly; the length messages called it "the model's context" alone.
+    func testASlidingWindowLimitIsNamed() {
+        let r = CLI.sftDist(["generate", "--model", HFModelCLITests.model("mistral-sharded"), "--prompt", "The quick brown fox jumps over"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("the model's context is 8 (its sliding_window, beyond which sft-dist does not compute attention as transformers does; max_position_embeddings 64)"), r.all)
+        let llama = CLI.sftDist(["generate", "--model", HFModelCLITests.model("llama"), "--prompt", String(repeating: "x ", count: 200)])
+        XCTAssertFalse(llama.stderr.contains("sliding_window"), llama.all)
     }
 }

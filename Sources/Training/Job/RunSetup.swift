@@ -190,7 +190,7 @@ public struct RunSetup {
     /// or RoPE tables end there); the log says so, since recipe.yaml keeps the value asked for.
     static func contextNote(_ recipe: Recipe, model: LanguageModel) -> String? {
         guard recipe.maxLength > model.maxSequenceLength else { return nil }
-        return "note: max_length \(recipe.maxLength) is above the model's context of \(model.maxSequenceLength) tokens: sequences are cut at \(model.maxSequenceLength)"
+        return "note: max_length \(recipe.maxLength) is above the model's context of \(model.maxSequenceLength) tokens\(model.contextReason.map { " (\($0))" } ?? ""): sequences are cut at \(model.maxSequenceLength)"
     }
 
     /// The note on a data file's rows longer than the run's max_length (nil: none were).
