@@ -175,6 +175,9 @@ final class ForgettingCLITests: XCTestCase {
         for (recipe, flags, needle) in [(frozen, [String](), "\(frozen):3: freeze \"no_such_tensor\" matches none"),
                                         (frozen, ["--freeze", "nor_this"], "--freeze \"nor_this\" matches none"),
                                         (evals, [], "\(evals):5: eval_data gone=\(out)/gone.jsonl: "),  // the entry's own line
+                                        // a flag adds a set: the file's entries keep their lines
+                                        (evals, ["--eval-data", "extra=\(out)/a/data/heldout.jsonl"], "\(evals):5: eval_data gone=\(out)/gone.jsonl: "),
+                                        (evals, ["--eval-data", "gone=\(out)/gone2.jsonl"], "--eval-data gone=\(out)/gone2.jsonl: "),
                                         (lora, [], "\(lora):4: lora_targets: the gpt2 model has no adaptable module \"q_proj\""),
                                         (lora, ["--lora-targets", "k_proj"], "--lora-targets: the gpt2 model has no adaptable module \"k_proj\"")] {
             let r = CLI.sftDist(["train", "--config", recipe, "--out", out + "/run"] + flags, seconds: 60)

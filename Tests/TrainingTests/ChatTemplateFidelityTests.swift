@@ -46,4 +46,35 @@ final class ChatTemplateFidelityTests: XCTestCase {
             XCTAssertTrue(said.contains(needle) && said.contains("not as this template writes them"), "\(name): \(said)")
         }
     }
+
+    /// Rendered the same, so no note: another loop variable, an empty literal; a fixed user
+    /// turn outside the loop is not a system turn and is said.
+    func testTheLoopVariableIsTheTemplatesOwn() throws {
+        let chatml = try XCTUnwrap(Self.templates()["chatml"])
+        let renamed = chatml.replacingOccurrences(of: "for message in messages", with: "for m in messages")
+            .replacingOccurrences(of: "message['", with: "m['")
+        XCTAssertNotEqual(renamed, chatml)
+        XCTAssertEqual(ChatTemplate.differences(from: renamed, layout: .chatml), [])
+        XCTAssertEqual(ChatTemplate.differences(from: "{{ '' }}" + chatml, layout: .chatml), [])
+        let fixedUser = "{{ '<|im_start|>user\\nAlways.<|im_end|>\\n' }}" + chatml
+        XCTAssertEqual(ChatTemplate.differences(from: fixedUser, layout: .chatml).count, 1, "\(ChatTemplate.differences(from: fixedUser, layout: .chatml))")
+    }
+
+    /// A run on messages saves the template it trained with; a recognised template that writes
+    /// its turns otherwise was kept as the model's, so `apply_chat_template` on the fine-tuned
+    /// model laid conversations out unlike training (the diff's review).
+    func testATemplateWrittenOtherwiseIsReplacedInTheSavedTokenizer() throws {
+        let chatml = try XCTUnwrap(Self.templates()["chatml"])
+        let trimmed = chatml.replacingOccurrences(of: "message['content']", with: "message['content'] | trim")
+        for (jinja, replaced) in [(chatml, false), (trimmed, true)] {
+            let t = try BPETokenizer(path: ChatTemplateDefaultsTests.root + "/tokenizers/qwen2/tokenizer.json")
+            try t.recordChatTemplate(jinja)
+            let line = try ChatTemplateRecord.record(.chatml, in: t, dataHasMessages: true)
+            XCTAssertEqual(line != nil, replaced, line ?? "nil")
+            if replaced, let line {
+                XCTAssertTrue(line.contains("replacing its own, which writes its turns otherwise"), line)
+                XCTAssertEqual(ChatTemplate.differences(from: try XCTUnwrap(t.chatTemplateText), layout: .chatml), [])
+            }
+        }
+    }
 }

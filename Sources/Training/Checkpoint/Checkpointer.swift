@@ -263,13 +263,10 @@ public final class Checkpointer {
         }
     }
 
-    /// `saved` with this run's `lora_targets` when both spellings give this model the same
-    /// adapters (the default spelled out, `c_attn` for `attn.c_attn`): the same run.
-    /// The checkpoint's recipe with the values that name what this run's name, spelled
-    /// otherwise, taken as this run's: the same LoRA modules (`sameAdapters`), and `model`
-    /// as another path to the same directory (`./base` for `base`, a symlink) — a path the
-    /// user spelled differently is not another model. Another directory stays a difference:
-    /// a LoRA run's adapters name their base by this path.
+    /// The checkpoint's recipe with this run's values where both name the same thing spelled
+    /// otherwise: the same LoRA modules (`sameAdapters`), and `model` as another path to the
+    /// same directory (`./base` for `base`, a symlink) — not another model. Another directory,
+    /// even a copy, stays a difference: a LoRA run's adapters name their base by this path.
     private func sameSpelling(_ saved: Recipe) -> Recipe {
         var same = sameAdapters(saved)
         if same.model != recipe.model, Self.sameDirectory(same.model, recipe.model) { same.model = recipe.model }
@@ -285,6 +282,8 @@ public final class Checkpointer {
         return isDirectory(a) && isDirectory(b) && ReplaceableOutput.resolved(a) == ReplaceableOutput.resolved(b)
     }
 
+    /// `saved` with this run's `lora_targets` when both spellings give this model the same
+    /// adapters (the default spelled out, `c_attn` for `attn.c_attn`): the same run.
     private func sameAdapters(_ saved: Recipe) -> Recipe {
         guard saved.loraTargets != recipe.loraTargets, let model = setup.model as? LoRAAdaptable,
               let a = try? model.adapterNames(for: LoRATraining.config(saved) ?? LoRAConfig(rank: 1, alpha: 1)),

@@ -5,7 +5,9 @@ import Foundation
 /// templates of the same family differ: a `| trim` or `| upper` on a turn, no newline after
 /// `<|im_end|>`, a `bos_token` before the first turn. sft-dist does not run Jinja, so it cannot
 /// write what such a template writes; it says so on the `chat template:` line instead of laying
-/// conversations out unlike `apply_chat_template` without a word (a hostile review's find).
+/// conversations out unlike `apply_chat_template` without a word. It reads expressions, not
+/// renderings: a turn written in several tags or as raw text is said though it renders alike,
+/// and a difference in one branch only (a `| trim` on assistant turns alone) is not seen.
 extension ChatTemplate {
     /// One phrase per difference found (empty: the turns are written as the layout writes them).
     static func differences(from jinja: String, layout: Layout) -> [String] {
@@ -23,14 +25,15 @@ extension ChatTemplate {
             }
             if turnTags.isEmpty {
                 found.append("its turns are not written as '<|im_start|>' + role + '\\n' + content + '<|im_end|>' + '\\n' (the chatml layout's)")
-            } else if !turnTags.contains(where: { $0.frames.contains { $0.keyword == "for" && $0.condition == "messageinmessages" } }) {
+            } else if !turnTags.contains(where: inMessagesLoop) {
                 found.append("its turns are written by a loop over another list than messages (a system message dropped or moved)")
             }
             // Outside the loop over turns, only system turns (`'<|im_start|>system…'`), the
             // generation prompt and the tools branch (transformers passes tools=None) are written.
             let outside = outputs.first { t in
-                !t.frames.contains { $0.keyword == "for" || $0.condition.contains("tools") || $0.condition.contains("add_generation_prompt") }
-                    && !(terms(t).first ?? "").hasPrefix("'<|im_start|>")
+                let first = terms(t).first ?? ""
+                return !t.frames.contains { $0.keyword == "for" || $0.condition.contains("tools") || $0.condition.contains("add_generation_prompt") }
+                    && !first.hasPrefix("'<|im_start|>system") && first != "''"
             }
             if let t = outside, let first = terms(t).first, !first.contains("bos_token") {
                 found.append("it writes \(first.count > 40 ? String(first.prefix(40)) + "…" : first) outside its turns")
@@ -69,7 +72,7 @@ extension ChatTemplate {
                 guard let next = literals.next(), let text = next else { return [] }
                 filled += quoted(text)
             }
-            out.append(normalised(filled))
+            out.append(normalised(filled, loopVariable: loopVariable(tag)))
         }
         if let p = pending { out.append(quoted(p)) }
         return out
@@ -82,7 +85,17 @@ extension ChatTemplate {
 
     static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "\n", with: "\\n") + "'" }
 
-    static func normalised(_ code: String) -> String {
-        code.replacingOccurrences(of: ".role", with: "['role']").replacingOccurrences(of: ".content", with: "['content']")
+    /// `x.role` as `x['role']`, and the loop's variable (`for m in messages`) as `message`.
+    static func normalised(_ code: String, loopVariable: String?) -> String {
+        let c = code.replacingOccurrences(of: ".role", with: "['role']").replacingOccurrences(of: ".content", with: "['content']")
+        guard let v = loopVariable, v != "message" else { return c }
+        return c.replacingOccurrences(of: v + "['", with: "message['")
     }
+
+    /// The variable of the innermost `for … in messages` around the tag.
+    static func loopVariable(_ tag: JinjaTag) -> String? {
+        tag.frames.last { $0.keyword == "for" && $0.condition.hasSuffix("inmessages") }.map { String($0.condition.dropLast("inmessages".count)) }
+    }
+
+    static func inMessagesLoop(_ tag: JinjaTag) -> Bool { loopVariable(tag) != nil }
 }

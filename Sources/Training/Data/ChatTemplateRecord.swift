@@ -62,7 +62,10 @@ public enum ChatTemplateRecord {
     public static func record(_ template: ChatTemplate, in tokenizer: Tokenizer, dataHasMessages: Bool) throws -> String? {
         guard dataHasMessages, tokenizer is BPETokenizer || tokenizer is ByteTokenizer else { return nil }
         let had = tokenizer.chatTemplateText
-        if let had, ChatTemplate.recognise(had) == template { return nil }
+        // A template recognised as this one that writes its turns otherwise (ChatTemplateFidelity)
+        // is not what training laid out: the saved tokenizer gets the layout's own.
+        let differs = had.map { ChatTemplate.differences(from: $0, layout: template.layout) } ?? []
+        if let had, ChatTemplate.recognise(had) == template, differs.isEmpty { return nil }
         let byteOwn = tokenizer is ByteTokenizer && had == nil
         if byteOwn && template == .chatml { return nil }
         let bos = tokenizer.bosId ?? tokenizer.specialTokenId("<|begin_of_text|>")
@@ -71,7 +74,8 @@ public enum ChatTemplateRecord {
         if byteOwn {
             before = "replacing ChatML, sft-dist's byte tokenizer's own"
         } else if let had, let own = ChatTemplate.recognise(had), own.layout == template.layout {
-            before = own.thinking != template.thinking ? "replacing its own, which writes Qwen3's <think> blocks"
+            before = !differs.isEmpty && own == template ? "replacing its own, which writes its turns otherwise: \(differs.joined(separator: "; "))"
+                : own.thinking != template.thinking ? "replacing its own, which writes Qwen3's <think> blocks"
                 : own.dateHeader != nil ? "replacing its own, which opens with a dated system turn"
                 : own.defaultSystem == nil ? "replacing its own, which has no default system message"
                 : "replacing its own, which puts a default system message first"

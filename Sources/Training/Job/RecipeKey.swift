@@ -103,7 +103,6 @@ extension RecipeKey: AnyRecipeKey {
         }
         r[self] = v
         r.origins[name] = nil
-        r.origins = r.origins.filter { !$0.key.hasPrefix(name + ".") }  // an entry's line (`eval_data.add`) too
         r.flagged.insert(name)
         if !setting.limits.accepts(v) { throw wrong("--" + flag, got: text) }
     }
@@ -116,6 +115,13 @@ extension RecipeKey: AnyRecipeKey {
         r[self] = Value.flagsStart(file: file)
         for text in texts { try read(flag: text, into: &r) }
         r[self] = Value.joined(flags: r[self], file: file)
+        // Flags add named sets or replace the file's of their names: those lose the file's line
+        // (`eval_data.NAME`), the file's other entries keep theirs.
+        if let now = r[self] as? NamedFiles, let before = file as? NamedFiles {
+            for set in now.names where before.files[set] != now.files[set] || texts.contains(where: { $0.hasPrefix(set + "=") }) {
+                r.origins[name + "." + set] = nil
+            }
+        }
     }
 
     public func check(_ r: Recipe, prefix: String) throws {

@@ -162,7 +162,7 @@ extension Recipe {
             try key.read(value, into: &recipe, at: "\(source):\(line):")
             recipe.origins[name] = "\(source):\(line)"
             // Each named set's own line, for a message about its file (`eval_data.add`).
-            if let sets = value.mapping {
+            if name == Recipe.declared.evalData.name, let sets = value.mapping {
                 for (k, _) in sets { if let set = k.scalar?.string, let at = k.mark?.line { recipe.origins[name + "." + set] = "\(source):\(at)" } }
             }
         }

@@ -22,7 +22,7 @@ public enum ReferenceModel {
         let m: LanguageModel, own: Tokenizer
         do {
             (m, own) = try ModelDirectory.load(path, lora: lora, use: .inference)
-        } catch let e as UnknownLoRATarget {
+        } catch let e as UnknownLoRATarget where e.onlyLayers == nil {
             // The trained model's targets are its own modules: a reference without one is
             // another architecture, which --lora-targets (perhaps never given) did not cause.
             throw ModelError("\(path): the reference model (\(e.modelType)) has no module \"\(e.target)\" that the trained model's LoRA adapters target; a reference must share the trained model's architecture")

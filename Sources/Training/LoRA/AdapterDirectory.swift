@@ -139,7 +139,7 @@ public enum AdapterDirectory {
         // Every id's piece too: two ids swapped in the vocabulary (same size, same specials) may
         // not occur in the probe, and a reference model read other token sequences with exit 0.
         // The vocabulary's own piece, not the decoded text: a byte-level token of one byte
-        // past 0x7F ("§" is two of them) decodes alone to U+FFFD, the same for any such byte.
+        // past 0x7F (the piece "§" is the byte 0xA7) decodes alone to U+FFFD, as any such byte.
         if let id = (0..<own.vocabSize).first(where: { piece(own, Int32($0)) != piece(base, Int32($0)) }) {
             return "token id \(id) is \(JSONText.brief(piece(own, Int32(id)))) in one and \(JSONText.brief(piece(base, Int32(id)))) in the other"
         }

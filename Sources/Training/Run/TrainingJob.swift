@@ -24,8 +24,18 @@ public enum TrainingJob {
     static func threadsLine(_ comm: Communicator) -> String {
         let counts = comm.allgather(Array(String(BLAS.threads).utf8)).map { String(decoding: $0, as: UTF8.self) }
         if Set(counts).count == 1 { return "\(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s") per rank" }
-        return "threads per rank differ (\(counts.enumerated().map { "rank \($0.offset): \($0.element)" }.joined(separator: ", ")); "
-            + "OPENBLAS_NUM_THREADS or --threads set per rank? losses then differ from an even layout's in the last bits)"
+        // Grouped by count, ranks as ranges ("1 on ranks 0–31, 2 on ranks 32–63"): one short line at any size.
+        let groups = Dictionary(grouping: counts.indices, by: { counts[$0] }).sorted { $0.value[0] < $1.value[0] }.map { count, ranks in
+            var spans: [String] = [], start = ranks[0], last = ranks[0]
+            for r in ranks.dropFirst() + [Int.max] {
+                if r == last + 1 { last = r; continue }
+                spans.append(start == last ? "\(start)" : "\(start)–\(last)")
+                (start, last) = (r, r)
+            }
+            return "\(count) on rank\(ranks.count == 1 ? "" : "s") \(spans.joined(separator: ", "))"
+        }
+        return "threads per rank differ (\(groups.joined(separator: "; ")); OPENBLAS_NUM_THREADS or --threads set per rank? "
+            + "losses then differ from an even layout's in the last bits)"
     }
 
     @discardableResult
