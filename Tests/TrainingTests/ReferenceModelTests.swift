@@ -8,18 +8,26 @@ import XCTest
 /// refused it), and a pool running into the next epoch held a row twice — both copies scored
 /// alike and were selected together.
 final class ReferenceModelTests: XCTestCase {
-    func testAReferenceWithAnotherTokenizerIsRefused() throws {
+    /// A copy of the Llama fixture, in a fresh temporary directory, whose tokenizer has the
+    /// vocabulary entries `x` and `y` swapped; returns its path and their ids in the original.
+    func llamaWithSwapped(_ x: String, _ y: String, name: String) throws -> (path: String, x: Int, y: Int) {
         let dir = NSTemporaryDirectory() + "reference-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let llama = LoRAFixtureTests.root + "/models/llama", swapped = dir + "/llama-swap"
-        try FileManager.default.copyItem(atPath: llama, toPath: swapped)
-        var tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: swapped + "/tokenizer.json"))) as? [String: Any])
+        let swapped = dir + "/" + name
+        try FileManager.default.copyItem(atPath: LoRAFixtureTests.root + "/models/llama", toPath: swapped)
+        let file = URL(fileURLWithPath: swapped + "/tokenizer.json")
+        var tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
         var model = try XCTUnwrap(tokenizer["model"] as? [String: Any]), vocab = try XCTUnwrap(model["vocab"] as? [String: Int])
-        (vocab["A"], vocab["B"]) = (vocab["B"], vocab["A"])
+        let (a, b) = (try XCTUnwrap(vocab[x]), try XCTUnwrap(vocab[y]))
+        (vocab[x], vocab[y]) = (b, a)
         model["vocab"] = vocab; tokenizer["model"] = model
-        try JSONSerialization.data(withJSONObject: tokenizer).write(to: URL(fileURLWithPath: swapped + "/tokenizer.json"))
+        try JSONSerialization.data(withJSONObject: tokenizer).write(to: file)
+        return (swapped, a, b)
+    }
 
+    func testAReferenceWithAnotherTokenizerIsRefused() throws {
+        let llama = LoRAFixtureTests.root + "/models/llama", swapped = try llamaWithSwapped("A", "B", name: "llama-swap").path
         let (trained, tok) = try ModelDirectory.load(llama)
         XCTAssertNoThrow(try ReferenceModel.load(llama, like: trained, tokenizer: tok))
         XCTAssertThrowsError(try ReferenceModel.load(swapped, like: trained, tokenizer: tok)) {
@@ -27,22 +35,12 @@ final class ReferenceModelTests: XCTestCase {
         }
     }
 
-    /// Two byte-level tokens of one byte past 0x7F ("§" and "¨" are 0xA7 and 0xA8 in the
-    /// byte-level alphabet) each decode alone to U+FFFD: compared by their decoded text, the
-    /// swap passed (a later hostile review; the adapter loader shares the comparison).
+    /// Two byte-level tokens of one byte past 0x7F ("§" and "¨" are the pieces of 0xA7 and
+    /// 0xA8) each decode alone to U+FFFD: compared by their decoded text, the swap passed (the
+    /// adapter loader shares the comparison).
     func testSwappedSingleByteTokensAreRefused() throws {
-        let dir = NSTemporaryDirectory() + "reference-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let llama = LoRAFixtureTests.root + "/models/llama", swapped = dir + "/llama-bytes"
-        try FileManager.default.copyItem(atPath: llama, toPath: swapped)
-        var tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: swapped + "/tokenizer.json"))) as? [String: Any])
-        var model = try XCTUnwrap(tokenizer["model"] as? [String: Any]), vocab = try XCTUnwrap(model["vocab"] as? [String: Int])
-        let (a, b) = (try XCTUnwrap(vocab["§"]), try XCTUnwrap(vocab["¨"]))
-        (vocab["§"], vocab["¨"]) = (b, a)
-        model["vocab"] = vocab; tokenizer["model"] = model
-        try JSONSerialization.data(withJSONObject: tokenizer).write(to: URL(fileURLWithPath: swapped + "/tokenizer.json"))
-
+        let llama = LoRAFixtureTests.root + "/models/llama"
+        let (swapped, a, b) = try llamaWithSwapped("§", "¨", name: "llama-bytes")
         let (trained, tok) = try ModelDirectory.load(llama)
         let (_, other) = try ModelDirectory.load(swapped)
         XCTAssertEqual(tok.decode([Int32(a)]), other.decode([Int32(a)]), "the swap is one the decoded text cannot see")
