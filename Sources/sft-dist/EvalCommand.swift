@@ -110,6 +110,7 @@ struct Eval: ParsableCommand {
             if let scorerCmd { args["cmd"] = scorerCmd; args["timeout"] = "\(scorerTimeout)" }
             return try ScorerRegistry.make(name: scorer, args: args)
         }
+        Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,

@@ -91,6 +91,13 @@ enum Runtime {
         printError("sft-dist: note: \(label)'s generation_config.json asks for sampling (\(asked)), which transformers' generate applies; sft-dist's flags decide instead: \(sampling)")
     }
 
+    /// On stderr (rank 0): `--max-length` above a context that a sliding window sets — the
+    /// truncation notes that follow would otherwise say only "to 8 tokens".
+    static func noteSlidingWindow(_ m: LanguageModel, maxLength: Int, comm: Communicator) {
+        guard comm.isCoordinator, maxLength > m.maxSequenceLength, let why = m.contextReason else { return }
+        printError("sft-dist: note: sequences are cut at the model's context of \(m.maxSequenceLength) tokens, below --max-length \(maxLength): \(why)")
+    }
+
     /// On stderr: the template `--chat-template auto` chose and why (nothing for a named one).
     static func noteChatTemplate(_ name: String, tokenizer: Tokenizer) {
         guard name == ChatTemplate.auto, let chat = try? ChatTemplate.resolve(name, tokenizer: tokenizer) else { return }

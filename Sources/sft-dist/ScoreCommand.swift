@@ -40,6 +40,7 @@ struct Score: ParsableCommand {
                                    code: Fatal.Code.output) }
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
+        Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,

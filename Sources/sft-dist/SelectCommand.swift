@@ -90,6 +90,7 @@ struct Select: ParsableCommand {
             printError("sft-dist: note: --model \(model) is a preset with random weights (seed \(seed)): --method \(method) ranks the rows by an untrained model's scores; give a trained model directory as --model")
         }
         let limit = min(maxLength, m.maxSequenceLength)
+        Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let (selector, _) = Fatal.collective { () throws -> (CandidateSelector, keep: Int) in
             let context = SelectionRegistry.Context(batchSize: 1, pool: 1, seed: seed, maxLength: limit, vocabSize: m.vocabSize,
                                                     hasReference: refModel != nil)

@@ -104,6 +104,11 @@ final class GeneratePromptsTests: XCTestCase {
         let r = CLI.sftDist(["generate", "--model", HFModelCLITests.model("mistral-sharded"), "--prompt", "The quick brown fox jumps over"])
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertTrue(r.stderr.contains("the model's context is 8 (its sliding_window, beyond which sft-dist does not compute attention as transformers does; max_position_embeddings 64)"), r.all)
+        // score (as eval and select) says so before its truncation notes.
+        let dir = CLI.tempDir("gen-window")
+        try? #"{"prompt": "The quick brown fox", "completion": " jumps"}"#.write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let score = CLI.sftDist(["score", "--model", HFModelCLITests.model("mistral-sharded"), "--data", dir + "/d.jsonl", "--max-length", "32"])
+        XCTAssertTrue(score.stderr.contains("sequences are cut at the model's context of 8 tokens, below --max-length 32: its sliding_window"), score.all)
         let llama = CLI.sftDist(["generate", "--model", HFModelCLITests.model("llama"), "--prompt", String(repeating: "x ", count: 200)])
         XCTAssertFalse(llama.stderr.contains("sliding_window"), llama.all)
     }
