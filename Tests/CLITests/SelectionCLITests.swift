@@ -68,6 +68,28 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertEqual(key(resumed), key(straight), "steps 3-4 after resuming at step 2")
     }
 
+    /// Learnability's `--ref-model` is checksummed into the checkpoint as an objective's
+    /// reference is: other weights under the same path resumed silently and selected other rows
+    /// from the next step on (a hostile review); the same weights resume.
+    func testLearnabilityRefusesAnotherReferenceOnResume() throws {
+        let dir = CLI.tempDir("sel-learn-resume")
+        for (name, steps) in [("ref", 6), ("other", 7)] {
+            XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "\(steps)", "--batch-size", "8", "--eval-examples", "0",
+                                        "--eval-every", "0", "--quiet", "--out", dir + "/" + name]).status, 0)
+        }
+        let args = Self.base + ["--selection", "learnability", "--ref-model", dir + "/ref/model", "--steps", "4", "--save-every", "2",
+                                "--out", dir + "/run"]
+        XCTAssertEqual(CLI.sftDist(args).status, 0)
+        let resume = args + ["--resume", dir + "/run/checkpoints/step-000002"]
+        let same = CLI.sftDist(resume)
+        XCTAssertEqual(same.status, 0, same.all)
+        try FileManager.default.removeItem(atPath: dir + "/ref/model")
+        try FileManager.default.copyItem(atPath: dir + "/other/model", toPath: dir + "/ref/model")
+        let other = CLI.sftDist(resume)
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("the reference model differs from the one the checkpoint was trained against"), other.all)
+    }
+
     func testBadSelectionSettingsStopAtStartUp() {
         let cases: [([String], String)] = [
             (["--selection", "nope"], "--selection must be one of none, uds, q-tuning, loss, learnability, random (got nope)"),

@@ -51,6 +51,13 @@ public final class Checkpointer {
     /// The loss of the step just done (finite, else nil), recorded with a checkpoint saved now.
     public var lastLoss: Double?
 
+    /// A reference the run reads besides the objective's: learnability selection's `--ref-model`
+    /// (`SelectionProducer`). Its checksum is the checkpoint's reference checksum as the
+    /// objective's is, so a resume against other weights under the same path is refused — it
+    /// resumed silently and selected other rows from the next step on.
+    public var selectionReference: LanguageModel?
+    var reference: LanguageModel? { setup.referenceModel ?? selectionReference }
+
     /// Call after every optimizer step, with the number of steps done: saves when due.
     /// Saves a checkpoint when `save_every` asks for one after `stepsDone` steps; whether it did.
     @discardableResult
@@ -70,7 +77,7 @@ public final class Checkpointer {
             let state = CheckpointState(
                 step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
-                referenceChecksum: setup.referenceModel.map { XXHash64.hex($0.parameters.checksum()) },
+                referenceChecksum: reference.map { XXHash64.hex($0.parameters.checksum()) },
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
                 promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss)
             do {
@@ -251,7 +258,10 @@ public final class Checkpointer {
             let series = name.isEmpty ? "eval_loss" : "eval_\(name)_*"
             throw CheckpointError("\(dir): \(set) differs from the set the checkpoint's run evaluated under that name (the \(series) metrics and the retention table would mix two sets); resume with the same set\(name.isEmpty ? "" : ", or give this one another name")\(recipe.scoredData ? " (with --scored-data, sft-dist since 2026-12-04 evaluates only the rows with a positive score; a checkpoint written before evaluated every row: resume it with the binary that wrote it, or start a new run)" : "")")
         }
-        if let ref = setup.referenceModel, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
+        // A learnability checkpoint from before its reference was checksummed (2026-12-05) has
+        // none: not checked, as then.
+        let uncheckedSelectionReference = state.referenceChecksum == nil && setup.referenceModel == nil
+        if let ref = reference, !uncheckedSelectionReference, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }
         let saved = Set(state.components.keys), live = Set(components.names)

@@ -123,6 +123,7 @@ public enum TrainingJob {
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
+        checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
         checkpoints.evaluatedSets = [("", setup.heldOut.examples)] + zip(evalSets.names, evalSets.datasets).map { ($0, $1.examples) }
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
