@@ -70,7 +70,7 @@ final class SelectionCLITests: XCTestCase {
 
     /// Learnability's `--ref-model` is checksummed into the checkpoint as an objective's
     /// reference is: other weights under the same path resumed silently and selected other rows
-    /// from the next step on (a hostile review); the same weights resume.
+    /// from the next step on; the same weights resume, under another path too.
     func testLearnabilityRefusesAnotherReferenceOnResume() throws {
         let dir = CLI.tempDir("sel-learn-resume")
         for (name, steps) in [("ref", 6), ("other", 7)] {
@@ -83,6 +83,10 @@ final class SelectionCLITests: XCTestCase {
         let resume = args + ["--resume", dir + "/run/checkpoints/step-000002"]
         let same = CLI.sftDist(resume)
         XCTAssertEqual(same.status, 0, same.all)
+        // The same weights under another path resume too (ref_model was compared as a path).
+        try FileManager.default.copyItem(atPath: dir + "/ref/model", toPath: dir + "/copy")
+        let copy = CLI.sftDist(resume.map { $0 == dir + "/ref/model" ? dir + "/copy" : $0 })
+        XCTAssertEqual(copy.status, 0, copy.all)
         try FileManager.default.removeItem(atPath: dir + "/ref/model")
         try FileManager.default.copyItem(atPath: dir + "/other/model", toPath: dir + "/ref/model")
         let other = CLI.sftDist(resume)

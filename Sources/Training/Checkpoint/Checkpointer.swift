@@ -258,9 +258,12 @@ public final class Checkpointer {
             let series = name.isEmpty ? "eval_loss" : "eval_\(name)_*"
             throw CheckpointError("\(dir): \(set) differs from the set the checkpoint's run evaluated under that name (the \(series) metrics and the retention table would mix two sets); resume with the same set\(name.isEmpty ? "" : ", or give this one another name")\(recipe.scoredData ? " (with --scored-data, sft-dist since 2026-12-04 evaluates only the rows with a positive score; a checkpoint written before evaluated every row: resume it with the binary that wrote it, or start a new run)" : "")")
         }
-        // A learnability checkpoint from before its reference was checksummed (2026-12-05) has
-        // none: not checked, as then.
+        // `ref_model` may name another path: the weights are compared. A learnability checkpoint
+        // from before its reference was checksummed (2026-12-05) has none: its path is compared.
         let uncheckedSelectionReference = state.referenceChecksum == nil && setup.referenceModel == nil
+        if uncheckedSelectionReference, reference != nil, state.recipe.refModel != recipe.refModel {
+            throw CheckpointError("\(dir): the checkpoint's run read --ref-model \(state.recipe.refModel ?? "none") (a checkpoint that predates the reference's checksum, so compared by path), and this one \(recipe.refModel ?? "none")")
+        }
         if let ref = reference, !uncheckedSelectionReference, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }

@@ -43,7 +43,8 @@ public struct RecipeKeys: Sendable {
     public let objective = RecipeKey("objective", "nll", .oneOf(ObjectiveRegistry.names), "Training objective (see README).")
     public let objectiveArgs = RecipeKey("objective_args", [String: String](), .keyValues,
                                          "Objective parameter key=value (repeatable).", flag: "objective-arg")
-    public let refModel = RecipeKey<String?>("ref_model", nil, .optionalPath, "Reference model directory for objectives that need one.")
+    public let refModel = RecipeKey<String?>("ref_model", nil, .optionalPath, "Reference model directory for objectives that need one.",
+                                             resume: .mayChange)   // the path may change; the weights' checksum is compared (Checkpointer.check)
     public let selection = RecipeKey("selection", "none", .oneOf(SelectionRegistry.names),
                                      "Online batch selection over a candidate pool (see README).")
     public let selectionPool = RecipeKey("selection_pool", 4, .within(1...1024), "Candidates per step = this × batch_size.")
