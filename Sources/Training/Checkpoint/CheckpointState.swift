@@ -21,7 +21,7 @@ struct CheckpointState: Codable {
     var recipe: Recipe
     var components: [String: SavedComponent]
     var parameterChecksum: String        // ParameterStore.checksum(), hex
-    var referenceChecksum: String?       // of the reference model, when the objective has one
+    var referenceChecksum: String?       // of the reference the run reads: the objective's, else learnability selection's
     var trainingDataHash: String         // XXH64 over the tokenized training examples
     var trainingExamples: Int
     /// XXH64 of `--unlabelled`'s bytes: self-training reads its prompts each round, so a file
