@@ -55,7 +55,8 @@ extension ChatTemplate {
 
     /// An output tag as its `+`-joined terms, literals quoted and adjacent literals joined:
     /// `'<|im_start|>' + message.role + '\n'` → `'<|im_start|>'`, `message['role']`, `'\n'`.
-    /// (Split on the code, where each literal is `§`, so a `+` inside one splits nothing.)
+    /// (Split on the code, where each literal is `§`, so a `+` inside one splits nothing; the
+    /// code is normalised before the literals go back in, so their text is never touched.)
     static func terms(_ tag: JinjaTag) -> [String] {
         var literals = tag.literals.makeIterator()
         var out: [String] = [], pending: String? = nil
@@ -65,16 +66,16 @@ extension ChatTemplate {
                 pending = (pending ?? "") + text
                 continue
             }
-            if let p = pending { out.append(quoted(p)); pending = nil }
+            if let p = pending { out.append(JinjaStringLiterals.quote(p)); pending = nil }
             var filled = ""
-            for c in term {
+            for c in normalised(term, loopVariable: loopVariable(tag)) {
                 guard c == "§" else { filled.append(c); continue }
                 guard let next = literals.next(), let text = next else { return [] }
-                filled += quoted(text)
+                filled += JinjaStringLiterals.quote(text)
             }
-            out.append(normalised(filled, loopVariable: loopVariable(tag)))
+            out.append(filled)
         }
-        if let p = pending { out.append(quoted(p)) }
+        if let p = pending { out.append(JinjaStringLiterals.quote(p)) }
         return out
     }
 
@@ -83,13 +84,12 @@ extension ChatTemplate {
         terms(tag).joined(separator: "+")
     }
 
-    static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "\n", with: "\\n") + "'" }
-
-    /// `x.role` as `x['role']`, and the loop's variable (`for m in messages`) as `message`.
-    static func normalised(_ code: String, loopVariable: String?) -> String {
-        let c = code.replacingOccurrences(of: ".role", with: "['role']").replacingOccurrences(of: ".content", with: "['content']")
-        guard let v = loopVariable, v != "message" else { return c }
-        return c.replacingOccurrences(of: v + "['", with: "message['")
+    /// A term of code (literals as `§`): `x.role` as `x['role']` (`JinjaTag.normalised`), `x.content`
+    /// likewise, and the loop's variable (`for m in messages`) as `message` where it is a whole name.
+    static func normalised(_ code: Substring, loopVariable: String?) -> String {
+        let c = JinjaTag.normalised(code).replacingOccurrences(of: ".content", with: "['content']")
+        guard let v = loopVariable, v != "message", c.hasPrefix(v + "[") else { return c }
+        return "message" + c.dropFirst(v.count)
     }
 
     /// The variable of the innermost `for … in messages` around the tag.
