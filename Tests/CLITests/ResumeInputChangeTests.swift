@@ -114,4 +114,36 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(copy.status, 1, copy.all)
         XCTAssertTrue(copy.stderr.contains("checkpoint was made with a different recipe: model is "), copy.all)
     }
+    /// Method arguments spelled at their defaults in one run and left out in the other are the
+    /// same run: it resumes and continues with the uninterrupted run's losses (both were
+    /// refused as "a different recipe"). Another value is refused as before.
+    func testMethodArgumentsSpelledAtTheirDefaultsResume() throws {
+        let dir = CLI.tempDir("resume-arg-defaults")
+        let base = ["train", "--model", "tiny", "--steps", "4", "--save-every", "2", "--eval-examples", "0", "--quiet",
+                    "--selection", "loss", "--selection-pool", "2"]
+        let spelled = ["--objective-arg", "label_smoothing=0", "--selection-arg", "budget=0.5", "--selection-arg", "order=highest"]
+        XCTAssertEqual(CLI.sftDist(base + spelled + ["--out", dir + "/whole"]).status, 0)
+        try FileManager.default.copyItem(atPath: dir + "/whole", toPath: dir + "/part")
+        let checkpoint = dir + "/part/checkpoints/step-000002"
+        // As if stopped after step 2: steps 3 and 4 can only come from the resumed run.
+        let log = dir + "/part/metrics.jsonl"
+        try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("{\"step\": 3,") && !$0.hasPrefix("{\"step\": 4,") }.map { $0 + "\n" }.joined()
+            .write(toFile: log, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: dir + "/part/checkpoints/step-000004")
+        let resumed = CLI.sftDist(base + ["--out", dir + "/part", "--resume", checkpoint])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        // Steps 3 and 4 (`"step": N, "loss": X`; the rest of a row holds timings).
+        func losses(_ out: String) throws -> [String] {
+            try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("\"loss\":") && ($0.hasPrefix("{\"step\": 3,") || $0.hasPrefix("{\"step\": 4,")) }
+                .map { String($0.split(separator: ", \"learning_rate\"")[0]) }
+        }
+        let whole = try losses(dir + "/whole")
+        XCTAssertEqual(whole.count, 2)
+        XCTAssertEqual(try losses(dir + "/part"), whole)
+        let other = CLI.sftDist(base + ["--selection-arg", "budget=0.25", "--out", dir + "/part", "--resume", checkpoint])
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("selection_args is {budget: 0.5, order: highest} there but {budget: 0.25} here"), other.all)
+    }
 }

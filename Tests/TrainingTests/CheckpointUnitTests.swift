@@ -90,6 +90,48 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertEqual(CheckpointState.recipeDifference(saved: a, current: b)?.key, "objective_args")
     }
 
+    /// Method arguments are compared as the methods read them: spelled at the default, left
+    /// out, or written as another decimal of the same float, they are the same run (each was
+    /// refused as "a different recipe"); another value is still refused, said as written.
+    func testMethodArgumentsAtTheirDefaultsAreTheSameRecipe() {
+        var a = Recipe(), b = Recipe()
+        a.objective = "power"; b.objective = "power"
+        a.objectiveArgs = ["alpha": "10"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        b.objectiveArgs = ["alpha": "1e1"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        b.objectiveArgs = ["alpha": "5"]
+        let d = CheckpointState.recipeDifference(saved: a, current: b)
+        XCTAssertEqual(d?.key, "objective_args")
+        XCTAssertEqual(d?.saved, "{alpha: 10}")
+        XCTAssertEqual(d?.current, "{alpha: 5}")
+
+        // Selection's budget defaults to 1/selection_pool.
+        var s = Recipe()
+        s.selection = "loss"; s.selectionPool = 4
+        var t = s
+        t.selectionArgs = ["budget": "0.25", "order": "highest"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: s, current: t))
+        t.selectionPool = 2
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: s, current: t)?.key, "selection_pool")
+        t.selectionPool = 4; t.selectionArgs = ["budget": "0.5"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: s, current: t)?.key, "selection_args")
+
+        // Self-training: ratio 0.5 is rft's default, 1 is superhf's; max_new_tokens the recipe's.
+        var u = Recipe()
+        u.selfTrain = "rft"; u.selfTrainScorer = "task"
+        var v = u
+        v.selfTrainArgs = ["ratio": "0.50", "max_new_tokens": "\(u.maxNewTokens)"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: u, current: v))
+        u.selfTrain = "superhf"; v.selfTrain = "superhf"; u.selfTrainScorer = nil; v.selfTrainScorer = nil
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: u, current: v)?.key, "self_train_args")
+        v.selfTrainArgs = ["ratio": "1"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: u, current: v))
+        // An argument a method refuses is compared as written.
+        v.selfTrainArgs = ["percentile": "30"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: u, current: v)?.key, "self_train_args")
+    }
+
     func testConfigDifferenceNamesTheKey() throws {
         let model = GPT2(config: GPT2Config(vocabSize: 11, contextLength: 8, embedDim: 8, layers: 1, heads: 2))
         let same = try JSONSerialization.data(withJSONObject: model.configJSON)

@@ -134,9 +134,14 @@ struct CheckpointState: Codable {
     }
 
     /// The first recipe key whose value differs and that a resumed run may not change
-    /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values.
+    /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values as written.
+    /// Method arguments are compared as the methods read them: one spelled at its default is
+    /// the default (`Recipe.withResolvedArguments`).
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
-        saved.firstDifference(from: current, only: { $0.resume.binds(saved) }).map { ($0.key, $0.mine, $0.other) }
+        guard let d = saved.withResolvedArguments.firstDifference(from: current.withResolvedArguments,
+                                                                  only: { $0.resume.binds(saved) }) else { return nil }
+        if let key = Recipe.key(named: d.key), !key.same(saved, current) { return (d.key, key.text(of: saved), key.text(of: current)) }
+        return (d.key, d.mine, d.other)
     }
 
     /// The first config key that differs between the checkpoint's config.json and the model

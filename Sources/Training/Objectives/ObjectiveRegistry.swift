@@ -7,6 +7,16 @@ public enum ObjectiveRegistry {
         + ["uft", "prefix-rft"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
+        try build(name: name, args: args).objective
+    }
+
+    /// Every argument the objective reads, as the value it trains with (defaults included,
+    /// numbers as float32 or Int text): `alpha=10` spelled out and left out resolve alike.
+    public static func resolvedArguments(name: String, args: [String: String]) throws -> [String: String] {
+        try build(name: name, args: args).resolved
+    }
+
+    static func build(name: String, args: [String: String]) throws -> (objective: Objective, resolved: [String: String]) {
         var args = ObjectiveArgs(objective: name, values: args)
         let objective: Objective
         switch name {
@@ -65,7 +75,7 @@ public enum ObjectiveRegistry {
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
         try args.finish()
-        return objective
+        return (objective, args.resolved)
     }
 
     /// token-clean's and forgetting's `scores`: fixed (default) or online.
@@ -83,11 +93,13 @@ public struct ObjectiveArgs {
     let objective: String
     var values: [String: String]
     var used: Set<String> = []
+    /// What each read returned, as text (`ObjectiveRegistry.resolvedArguments`).
+    public internal(set) var resolved: [String: String] = [:]
     public init(objective: String, values: [String: String]) { self.objective = objective; self.values = values }
 
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
-        guard let s = values[key] else { return d }
+        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
         guard let given = Double(decimal: s), given.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
@@ -100,6 +112,7 @@ public struct ObjectiveArgs {
         if given != 0 && abs(v) < Float.leastNormalMagnitude {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is too close to 0 for float32 (smallest normal magnitude 1.2e-38)")
         }
+        resolved[key] = "\(v)"
         return v
     }
     /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
@@ -110,20 +123,23 @@ public struct ObjectiveArgs {
     /// A count: checked against `range` before an objective sizes anything from it.
     public mutating func int(_ key: String, default d: Int, in range: ClosedRange<Int>) throws -> Int {
         used.insert(key)
-        guard let s = values[key] else { return d }
+        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
         guard let v = Int(s), range.contains(v) else {
             throw ObjectiveError("objective \(objective): \(key) must be an integer in \(range.lowerBound)…\(range.upperBound) (got \(RecipeError.quote(s)))")
         }
+        resolved[key] = "\(v)"
         return v
     }
     public mutating func bool(_ key: String, default d: Bool) throws -> Bool {
         used.insert(key)
-        guard let s = values[key] else { return d }
+        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
         guard let v = Bool(s) else { throw ObjectiveError("objective \(objective): \(key) must be true or false (got \(RecipeError.quote(s)))") }
+        resolved[key] = "\(v)"
         return v
     }
     public mutating func string(_ key: String, default d: String) -> String {
         used.insert(key)
+        resolved[key] = values[key] ?? d
         return values[key] ?? d
     }
     public func finish() throws {

@@ -17,6 +17,17 @@ public enum SelectionRegistry {
 
     /// The selector and how many candidates of the pool it keeps; nil for `none`.
     public static func make(name: String, args: [String: String], context c: Context) throws -> (CandidateSelector, keep: Int)? {
+        try build(name: name, args: args, context: c).made
+    }
+
+    /// Every argument the selector reads, as the value it selects with (defaults included:
+    /// `budget` left out is 1/selection_pool); see `ObjectiveRegistry.resolvedArguments`.
+    public static func resolvedArguments(_ r: Recipe) throws -> [String: String] {
+        try build(name: r.selection, args: r.selectionArgs, context: context(r, vocabSize: 2)).resolved
+    }
+
+    static func build(name: String, args: [String: String], context c: Context)
+        throws -> (made: (CandidateSelector, keep: Int)?, resolved: [String: String]) {
         var a = ObjectiveArgs(objective: name, values: args)
         do {
             guard names.contains(name) else {
@@ -24,7 +35,7 @@ public enum SelectionRegistry {
             }
             if name == "none" {
                 try a.finish()
-                return nil
+                return (nil, [:])
             }
             let budget = Double(try a.float("budget", default: Float(1.0 / Double(c.pool))))
             guard budget > 0 && budget <= 1 else {
@@ -65,7 +76,7 @@ public enum SelectionRegistry {
             default: selector = RandomSelector()
             }
             try a.finish()
-            return (selector, max(1, Int((budget * Double(c.candidates)).rounded())))
+            return ((selector, max(1, Int((budget * Double(c.candidates)).rounded()))), a.resolved)
         } catch let e as ObjectiveError {
             // The shared key=value reader names the objective; here it is a selection.
             throw BatchSelectionError("selection" + e.description.dropFirst("objective".count))
@@ -79,6 +90,13 @@ public struct BatchSelectionError: Error, CustomStringConvertible {
 }
 
 extension SelectionRegistry {
+    /// The recipe's context with a stand-in vocabulary size (what validation and the resolved
+    /// arguments need does not depend on it).
+    static func context(_ r: Recipe, vocabSize: Int) -> Context {
+        Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
+                vocabSize: vocabSize, hasReference: r.refModel != nil)
+    }
+
     /// The recipe's selection settings checked before anything loads (a tiny stand-in
     /// vocabulary: the arguments, budgets and the reference requirement do not depend on it).
     /// Returns whether the selector reads `--ref-model` (learnability). A selector that would
@@ -87,8 +105,7 @@ extension SelectionRegistry {
     /// pruning still acts).
     @discardableResult
     public static func validate(_ r: Recipe) throws -> Bool {
-        let context = Context(batchSize: r.batchSize, pool: r.selectionPool, seed: r.seed, maxLength: r.maxLength,
-                              vocabSize: 2, hasReference: r.refModel != nil)
+        let context = context(r, vocabSize: 2)
         guard let (selector, keep) = try make(name: r.selection, args: r.selectionArgs, context: context) else { return false }
         if keep >= context.candidates && r.selection != "q-tuning" {   // q-tuning also prunes tokens
             throw BatchSelectionError("selection \(r.selection) would keep all \(context.candidates) candidates of a step (selection_pool \(r.selectionPool) × batch_size \(r.batchSize), budget \(r.selectionArgs["budget"] ?? "1/selection_pool")): it would score them for nothing; raise --selection-pool or lower budget")

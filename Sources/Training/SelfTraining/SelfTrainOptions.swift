@@ -55,6 +55,14 @@ public struct SelfTrainOptions: Sendable, Equatable {
     /// Generation length of a round's answers (default: the recipe's max_new_tokens).
     public var maxNewTokens: Int
 
+    /// The keys the method reads, each as the value the run uses (defaults included), for the
+    /// resume comparison (`Recipe.withResolvedArguments`).
+    public var resolvedArguments: [String: String] {
+        let all = ["k": "\(samples)", "temperature": "\(temperature)", "top_p": "\(topP)", "ratio": "\(ratio)",
+                   "percentile": "\(percentile)", "prompts": "\(prompts)", "max_new_tokens": "\(maxNewTokens)", "top_k": "\(topK)"]
+        return all.filter { method.argumentNames.contains($0.key) }
+    }
+
     public static let argumentNames = ["k", "temperature", "top_p", "ratio", "percentile", "prompts", "max_new_tokens", "top_k"]
 
     public init(recipe: Recipe) throws {
