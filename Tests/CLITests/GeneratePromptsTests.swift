@@ -109,6 +109,16 @@ final class GeneratePromptsTests: XCTestCase {
         try? #"{"prompt": "The quick brown fox", "completion": " jumps"}"#.write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
         let score = CLI.sftDist(["score", "--model", HFModelCLITests.model("mistral-sharded"), "--data", dir + "/d.jsonl", "--max-length", "32"])
         XCTAssertTrue(score.stderr.contains("sequences are cut at the model's context of 8 tokens, below --max-length 32: its sliding_window"), score.all)
+        // GRPO's prompt room says what set the context (it said "max_length and the model's context").
+        try? #"{"prompt": "a", "completion": " b"}"#.write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        let grpo = ["train", "--model", HFModelCLITests.model("mistral-sharded"), "--data", dir + "/p.jsonl", "--objective", "grpo",
+                    "--reward", "exact", "--max-completion-length", "8", "--steps", "1", "--out", dir + "/out"]
+        let window = CLI.sftDist(grpo)
+        XCTAssertEqual(window.status, 1, window.all)
+        XCTAssertTrue(window.stderr.contains("leaves no room for a prompt in a context of 8 tokens (the model's context: its sliding_window, "), window.all)
+        let maxLength = CLI.sftDist(grpo + ["--max-length", "6"])
+        XCTAssertTrue(maxLength.stderr.contains("leaves no room for a prompt in a context of 6 tokens (max_length)"), maxLength.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"))
         let llama = CLI.sftDist(["generate", "--model", HFModelCLITests.model("llama"), "--prompt", String(repeating: "x ", count: 200)])
         XCTAssertFalse(llama.stderr.contains("sliding_window"), llama.all)
     }

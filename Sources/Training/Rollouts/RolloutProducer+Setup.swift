@@ -13,7 +13,10 @@ extension RolloutProducer {
         let settings = try RolloutSettings(recipe: r)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
         try r.checkRewards(functions)
-        let limit = try settings.promptLimit(context: min(r.maxLength, setup.model.maxSequenceLength))
+        // What sets the context: max_length, or the model's (a Mistral sliding_window says so).
+        let model = setup.model, modelBinds = model.maxSequenceLength <= r.maxLength
+        let setBy = !modelBinds ? "max_length" : "the model's context" + (model.contextReason.map { ": " + $0 } ?? "")
+        let limit = try settings.promptLimit(context: min(r.maxLength, model.maxSequenceLength), setBy: setBy)
         let raw: [RolloutPrompt], origin: String
         if let path = r.prompts {
             let template = try ChatTemplate.resolve(r.chatTemplate, tokenizer: setup.tokenizer).template
@@ -24,7 +27,7 @@ extension RolloutProducer {
             origin = r.data
         }
         try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer,
-                                           maxLengthBinds: r.maxLength < setup.model.maxSequenceLength)
+                                           maxLengthBinds: !modelBinds, contextReason: model.contextReason)
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)

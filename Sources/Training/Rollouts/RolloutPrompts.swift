@@ -85,13 +85,14 @@ public enum RolloutPrompts {
     /// left|right`) that no longer reads as a task is refused at start-up, naming the first,
     /// rather than at the step that first samples it.
     public static func checkCutPrompts(_ raw: [RolloutPrompt], limit: Int, truncation: Truncation,
-                                       rewards: [RewardFunction], tokenizer: Tokenizer, maxLengthBinds: Bool = true) throws {
+                                       rewards: [RewardFunction], tokenizer: Tokenizer, maxLengthBinds: Bool = true,
+                                       contextReason: String? = nil) throws {
         guard truncation != .drop, let f = rewards.first(where: { $0.scorer is TaskScorer }) else { return }
         for p in raw where p.ids.count > limit {
             let cut = truncation == .right ? Array(p.ids.prefix(limit)) : Array(p.ids.suffix(limit))
             guard TaskScorer.answer(toPromptEnding: tokenizer.decode(cut)) == nil else { continue }
             // Raising --max-length helps only below the model's context (it was advised at 1000 over a 64-token context).
-            let advice = maxLengthBinds ? "raise --max-length, lower --max-completion-length" : "lower --max-completion-length (the model's context is the limit)"
+            let advice = maxLengthBinds ? "raise --max-length, lower --max-completion-length" : "lower --max-completion-length (the model's context is the limit\(contextReason.map { ": " + $0 } ?? ""))"
             throw DataError("\(p.source): the prompt's \(p.ids.count) tokens are cut to \(limit) (the context minus max_completion_length), and reward \(f.name) cannot read a cut task prompt; \(advice) or give --truncation drop")
         }
     }

@@ -40,11 +40,12 @@ public struct RolloutSettings: Sendable {
         topK = r.rolloutTopK
     }
 
-    /// Longest prompt that leaves room for a whole completion in `context` tokens.
-    public func promptLimit(context: Int) throws -> Int {
+    /// Longest prompt that leaves room for a whole completion in `context` tokens; `setBy`
+    /// says what sets the context, for the message.
+    public func promptLimit(context: Int, setBy: String = "max_length and the model's context") throws -> Int {
         let limit = context - maxCompletionLength
         guard limit >= 1 else {
-            throw RecipeError("max_completion_length (\(maxCompletionLength)) leaves no room for a prompt in a context of \(context) tokens (max_length and the model's context)")
+            throw RecipeError("max_completion_length (\(maxCompletionLength)) leaves no room for a prompt in a context of \(context) tokens (\(setBy))")
         }
         return limit
     }
