@@ -10,7 +10,7 @@ public enum ReplaceableOutput {
     /// Throws unless `dir` may be replaced, and unless it is (or contains) one of `inputs`.
     /// `byCommand` (the `--out` of export, merge, merge-lora) adds `checkCommandOutput`'s rules.
     public static func check(_ dir: String, inputs: [String] = [], byCommand: Bool = false) throws {
-        guard !dir.isEmpty else { throw OutputError("--out: an empty path; give a directory") }
+        guard !dir.isEmpty else { throw EmptyPathError("--out: an empty path; give a directory") }
         if byCommand { try checkParent(dir) }
         let out = resolved(dir)
         for input in inputs {
@@ -97,6 +97,12 @@ public enum ReplaceableOutput {
     /// `inputDirectories` (`--model`, `--adapter`, `--ref-model`): an output may not replace a
     /// model file in one (`score --out run/model/model.safetensors` replaced the weights it
     /// read); other files there (an earlier `score --out run/model/scores.jsonl`) may be.
+    /// The first output flag given as an empty path (`--out ""`): a malformed flag, exit 1 as
+    /// `train --out ""`, where these commands exited 6 as if a file could not be written.
+    public static func emptyPathProblem(_ outputs: [(String, String)]) -> String? {
+        outputs.first { $0.1.isEmpty }.map { "\($0.0): an empty path; give a file" }
+    }
+
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
                                           inputDirectories: [(String, String)] = []) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {
@@ -233,4 +239,10 @@ public enum ReplaceableOutput {
     public static func resolved(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
+}
+
+/// An output flag given as an empty path: bad input (exit 1), not an output that failed.
+public struct EmptyPathError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

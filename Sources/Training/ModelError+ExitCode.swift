@@ -17,3 +17,8 @@ extension UnknownLoRATarget: FatalExitCode {
 extension OutputError: FatalExitCode {
     public var fatalExitCode: Int32 { Fatal.Code.output }
 }
+
+/// An output flag given as an empty path is a malformed flag: 1.
+extension EmptyPathError: FatalExitCode {
+    public var fatalExitCode: Int32 { Fatal.Code.input }
+}

@@ -34,9 +34,10 @@ struct SFTDist: ParsableCommand {
     /// `train`'s "Unknown option '--learning-rate'" answered with our name for transformers',
     /// TRL's or peft's setting (`ForeignNames`); `generate`'s and `eval`'s with their own table
     /// (train's would be wrong there: generate's --temperature is its own, not rollouts').
-    /// The parser reports a missing required flag before an unknown one, so "Missing expected
-    /// argument '--data'" beside `--num-return-sequences` becomes that flag's line: the other
-    /// library's name is the likelier slip. The line to print instead of `line`, or nil.
+    /// The parser reports a missing required flag (or a `validate()` error) before an unknown
+    /// one, so "Missing expected argument '--data'" beside `--num-return-sequences` becomes that
+    /// flag's line: the other library's name is the likelier slip. The line to print instead of
+    /// `line`, or nil.
     static func foreignFlagLine(_ line: String) -> String? {
         let args = CommandLine.arguments.dropFirst(), prefix = "Unknown option '--"
         guard let command = args.first else { return nil }
@@ -44,10 +45,13 @@ struct SFTDist: ParsableCommand {
             runsTrain(firstArgument: command) ? ForeignNames.flagHint(name) : ForeignNames.generationFlagHint(name, command: command)
         }
         if line.hasPrefix(prefix) {
+            // In place of the parser's spelling guess: "Did you mean '--beta1'?" for DPO's beta.
             let name = String(line.dropFirst(prefix.count).prefix { $0 != "'" })
-            return hint(name).map { line + $0 }
+            return hint(name).map { "Unknown option '--\(name)'" + $0 }
         }
-        guard line.hasPrefix("Missing expected argument") else { return nil }
+        // Any other line of the parser's (a missing flag, or a check in `validate()`, which it
+        // runs before it reports an unknown option): `generate --do-sample` without --prompt
+        // was answered "give exactly one of --prompt or --prompts".
         for arg in args where arg.hasPrefix("--") {
             let name = String(arg.dropFirst(2).prefix { $0 != "=" })
             if let h = hint(name) { return "Unknown option '--\(name)'" + h }

@@ -35,6 +35,7 @@ struct Score: ParsableCommand {
         SameInputs.check(settings: [("max-length", "\(maxLength)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes"),
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField)])
+        if let out { Fatal.agree(ReplaceableOutput.emptyPathProblem([("--out", out)])) }
         if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
                                                                                inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
                                    code: Fatal.Code.output) }

@@ -65,6 +65,7 @@ struct Select: ParsableCommand {
                                     ("seed", "\(seed)"), ("ref-model", refModel == nil ? "no" : "yes"), ("adapter", adapter == nil ? "no" : "yes"),
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField)])
+        Fatal.agree(ReplaceableOutput.emptyPathProblem([("--out", out), ("--scores", scores ?? Self.scoresPath(out))]))
         Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out), ("--scores", scores ?? Self.scoresPath(out))],
                                                          inputs: [("--data", data)],
                                                          inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])

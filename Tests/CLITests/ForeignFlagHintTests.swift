@@ -12,6 +12,10 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--reward-funcs", "task"], "Unknown option '--reward-funcs' (TRL: reward_funcs is --reward here)"),
             (["train", "--warmup-ratio", "0.1"], "Unknown option '--warmup-ratio' (transformers: warmup_ratio is --warmup-steps here: a count of steps, warmup_ratio × steps)"),
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
+            (["train", "--objective", "dpo", "--beta", "0.1"],
+             "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's))"),
+            (["train", "--num-iterations", "2"],
+             "Unknown option '--num-iterations' (TRL: num_iterations has no counterpart here: a generation is not trained twice; --steps-per-generation N takes N optimizer steps on its slices)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),
         ]
         for (args, line) in cases {
@@ -50,6 +54,10 @@ final class ForeignFlagHintTests: XCTestCase {
             (["generate", "--prompt", "a", "--do-sample"],
              "Unknown option '--do-sample' (transformers: do_sample is --temperature here: --temperature T > 0 samples; 0, the default, is greedy)"),
             (["eval", "--model", "tiny", "--samples", "4"], "Missing expected argument '--data <data>'"),
+            // generate's own check of --prompt runs before the parser names an unknown flag.
+            (["generate", "--model", "tiny", "--do-sample"],
+             "Unknown option '--do-sample' (transformers: do_sample is --temperature here: --temperature T > 0 samples; 0, the default, is greedy)"),
+            (["generate", "--model", "tiny"], "give exactly one of --prompt or --prompts"),
         ]
         for (args, line) in cases {
             let r = CLI.sftDist(args)

@@ -10,11 +10,17 @@ final class InferenceMisuseTests: XCTestCase {
         // An empty --scores was ": cannot write" (no flag named) after --out had been written.
         let select = CLI.sftDist(["select", "--model", "tiny", "--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
                                   "--out", dir + "/kept.jsonl", "--scores", ""])
-        XCTAssertEqual(select.status, 6, select.all)
+        // An empty path is a malformed flag: 1, as `train --out ""` (these exited 6).
+        XCTAssertEqual(select.status, 1, select.all)
         XCTAssertEqual(CLI.occurrences(of: "sft-dist: error: --scores: an empty path; give a file", in: select.stderr), 1, select.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/kept.jsonl"), "--out was written")
         let score = CLI.sftDist(["score", "--model", "tiny", "--data", dir + "/d.jsonl", "--out", ""])
-        XCTAssertEqual(score.status, 6, score.all)
+        XCTAssertEqual(score.status, 1, score.all)
+        for args in [["make-data", "--count", "2"], ["export", "--model", "tiny"], ["merge", "--weights", "1", "x"], ["train", "--model", "tiny"]] {
+            let r = CLI.sftDist(args + ["--out", ""])
+            XCTAssertEqual(r.status, 1, "\(args): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: "sft-dist: error: --out", in: r.stderr), 1, r.all)
+        }
         XCTAssertTrue(score.stderr.contains("--out: an empty path; give a file"), score.all)
 
         // export reads saved models only: the message listed the preset it refused as accepted.

@@ -7,7 +7,11 @@ final class ForeignNamesTests: XCTestCase {
     func testEveryHintNamesOneOfOurSettings() {
         for e in ForeignNames.entries {
             XCTAssertNil(Recipe.key(named: e.theirs), "\(e.theirs) is one of our keys: its hint would never be reached")
-            XCTAssertNotNil(Recipe.key(named: e.ours), "\(e.theirs) → \(e.ours): no such recipe key")
+            if let ours = e.ours {
+                XCTAssertNotNil(Recipe.key(named: ours), "\(e.theirs) → \(ours): no such recipe key")
+            } else {
+                XCTAssertNotNil(e.note, "\(e.theirs) has no counterpart and no note saying why")
+            }
         }
         XCTAssertEqual(Set(ForeignNames.entries.map(\.theirs)).count, ForeignNames.entries.count, "a name listed twice")
     }
@@ -22,6 +26,11 @@ final class ForeignNamesTests: XCTestCase {
         XCTAssertEqual(refusal("reward_funcs: [task]\n"), #"r.yaml:1: unknown key "reward_funcs" (TRL: reward_funcs is "rewards" here)"#)
         XCTAssertEqual(refusal("resume_from_checkpoint: latest\n"),
                        #"r.yaml:1: unknown key "resume_from_checkpoint" (transformers: resume_from_checkpoint is "resume" here)"#)
+        // The edit-distance hint sent DPO's beta to AdamW's beta1, bf16 to lr, loss_type to lora_rank.
+        XCTAssertEqual(refusal("objective: dpo\nbeta: 0.1\n"),
+                       #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's))"#)
+        XCTAssertEqual(refusal("bf16: true\n"), #"r.yaml:1: unknown key "bf16" (transformers: bf16 has no counterpart here: sft-dist computes in float32)"#)
+        XCTAssertTrue(refusal("loss_type: dr_grpo\n").contains(#"(TRL: loss_type is "objective_args" here: --objective-arg loss_type="#))
         // A misspelling of ours still gets the nearest of ours.
         XCTAssertEqual(refusal("grad_clp: 1\n"), #"r.yaml:1: unknown key "grad_clp" (did you mean "grad_clip"?)"#)
     }

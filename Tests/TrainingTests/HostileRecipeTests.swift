@@ -18,6 +18,20 @@ final class HostileRecipeTests: XCTestCase, RecipeRefusalChecks {
         assertRefused(dashes, "nested too deeply for a recipe")
         let crLines = (0..<1000).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\r")
         assertRefused(crLines, "nested too deeply for a recipe")
+        // A comment's brackets open nothing (300 lines of `# {[` were refused as 906 levels),
+        // but a `#` inside quotes does not hide what follows the quoted scalar's end.
+        XCTAssertEqual(RecipeYAML.nestingBound("model: tiny\n" + String(repeating: "# {[ a: b: - c\n", count: 300)), 6)
+        XCTAssertEqual(try Recipe.parse(yaml: "steps: 3 # {[{[\n" + String(repeating: "  # {[{[\n", count: 300), source: "r.yaml").steps, 3)
+        let deep = String(repeating: "[", count: 3000) + "1" + String(repeating: "]", count: 3000)
+        for hidden in ["x: [\"a #\", \(deep)]\n", "x: ['a #', \(deep)]\n", "x: [\"a\n  #\", \(deep)]\n", "x: |\n  #'\ny: \(deep)\n"] {
+            XCTAssertGreaterThan(RecipeYAML.nestingBound(hidden), 3000, hidden.prefix(20).description)
+            assertRefused(hidden, "nested too deeply for a recipe")
+        }
+        // A JSONL file given as the recipe is named as such (it was "nested too deeply" at 300 rows).
+        let jsonl = String(repeating: "{\"prompt\": \"a\", \"completion\": \" b\"}\n", count: 300)
+        assertRefused(jsonl, "r.yaml: one JSON object per line is JSONL data, not a recipe (a YAML mapping of keys): give it as --data")
+        assertRefused(String(jsonl.prefix(72)), "JSONL data, not a recipe")   // two rows
+        XCTAssertEqual(try Recipe.parse(yaml: "{model: tiny,\n steps: 3}\n", source: "r.yaml").steps, 3)
         // Through aliases the tree can be deeper than the text; the walk bounds that too.
         var aliased = "a0: &a0 [[[[[[1]]]]]]\n"
         for i in 1..<8 { aliased += "a\(i): &a\(i) [[[[[[*a\(i - 1)]]]]]]\n" }

@@ -7,13 +7,17 @@ public enum ForeignNames {
     public struct Entry: Sendable {
         /// Their name, snake_case (`learning_rate`; the flag form is `--learning-rate`).
         public let theirs: String
-        /// Ours, snake_case: a recipe key.
-        public let ours: String
+        /// Ours, snake_case: a recipe key; nil where sft-dist has no such setting (the note says
+        /// why, so the edit-distance hint does not offer a key that does something else).
+        public let ours: String?
         public let library: String
         /// What differs beyond the name, if anything.
         public let note: String?
         init(_ theirs: String, _ ours: String, _ library: String, note: String? = nil) {
             self.theirs = theirs; self.ours = ours; self.library = library; self.note = note
+        }
+        init(none theirs: String, _ library: String, note: String) {
+            self.theirs = theirs; ours = nil; self.library = library; self.note = note
         }
     }
 
@@ -53,6 +57,33 @@ public enum ForeignNames {
         Entry("r", "lora_rank", "peft"),
         Entry("lora_target_modules", "lora_targets", "TRL"),
         Entry("target_modules", "lora_targets", "peft"),
+        Entry("use_peft", "lora_rank", "TRL", note: "--lora-rank r > 0 trains LoRA adapters"),
+        Entry("optim", "optimizer", "transformers", note: "adamw or sgd"),
+        Entry("eval_strategy", "eval_every", "transformers", note: "a count of steps; 0 evaluates before and after only"),
+        Entry("lr_scheduler_kwargs", "min_lr_ratio", "transformers", note: "the schedules' one argument, where cosine and linear end"),
+        Entry("max_prompt_length", "max_completion_length", "TRL",
+              note: "a rollout's prompt gets max_length − max_completion_length tokens, cut as --truncation says"),
+        // Method arguments: the edit-distance hint offered AdamW's beta1 for DPO's beta.
+        Entry("beta", "objective_args", "TRL",
+              note: "--objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's)"),
+        Entry("kl_coef", "objective_args", "TRL's PPOConfig", note: "grpo's KL coefficient is --objective-arg beta=β"),
+        Entry("epsilon", "objective_args", "TRL",
+              note: "--objective-arg epsilon=ε (and epsilon_high), the clip range of grpo, chord, relift, uft and prefix-rft"),
+        Entry("epsilon_high", "objective_args", "TRL", note: "--objective-arg epsilon_high=ε with grpo, chord, relift, uft or prefix-rft"),
+        Entry("loss_type", "objective_args", "TRL",
+              note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo; default dapo, as TRL's) or relift; dpo has the sigmoid loss only"),
+        Entry("label_smoothing", "objective_args", "TRL's DPOConfig",
+              note: "--objective-arg label_smoothing=ε with the nll objective; dpo has no label smoothing"),
+        // Settings sft-dist does not have.
+        Entry(none: "num_iterations", "TRL",
+              note: "a generation is not trained twice; --steps-per-generation N takes N optimizer steps on its slices"),
+        Entry(none: "sync_ref_model", "TRL", note: "the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps"),
+        Entry(none: "ref_model_sync_steps", "TRL", note: "the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps"),
+        Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
+        Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),
+        Entry(none: "tf32", "transformers", note: "sft-dist computes in float32"),
+        Entry(none: "neftune_noise_alpha", "TRL", note: "no NEFTune noise"),
+        Entry(none: "report_to", "transformers", note: "every run writes OUT/metrics.jsonl and OUT/loss.svg"),
     ]
 
     /// transformers' `generate()` arguments under another name in `generate` and `eval`, by
@@ -76,29 +107,30 @@ public enum ForeignNames {
     public static func generationFlagHint(_ name: String, command: String) -> String? {
         let snake = name.replacingOccurrences(of: "-", with: "_")
         guard let e = generationEntries[command]?.first(where: { $0.theirs == snake }) else { return nil }
-        return hint(e, is: "--" + e.ours.replacingOccurrences(of: "_", with: "-"))
+        return hint(e, is: e.ours.map { "--" + $0.replacingOccurrences(of: "_", with: "-") })
     }
 
     /// For an unknown recipe key: ` (LIBRARY: NAME is "OURS" here…)`, or nil.
     public static func keyHint(_ name: String) -> String? {
         guard let e = entries.first(where: { $0.theirs == name }) else { return nil }
-        return hint(e, is: "\"\(e.ours)\"")
+        return hint(e, is: e.ours.map { "\"\($0)\"" })
     }
 
     /// For `train`'s unknown flag `--name` (kebab-case, without the dashes): the hint, or nil.
     public static func flagHint(_ name: String) -> String? {
         let snake = name.replacingOccurrences(of: "-", with: "_")
         guard let e = entries.first(where: { $0.theirs == snake }) else { return nil }
-        return hint(e, is: "--" + flag(e))
+        return hint(e, is: e.ours.map { "--" + flag($0) })
     }
 
-    /// ` (LIBRARY: THEIRS is OURS here: note)`, OURS as the message spells it.
-    static func hint(_ e: Entry, is ours: String) -> String {
-        " (\(e.library): \(e.theirs) is \(ours) here" + (e.note.map { ": \($0)" } ?? "") + ")"
+    /// ` (LIBRARY: THEIRS is OURS here: note)`, OURS as the message spells it, or
+    /// ` (LIBRARY: THEIRS has no counterpart here: note)`.
+    static func hint(_ e: Entry, is ours: String?) -> String {
+        " (\(e.library): \(e.theirs) " + (ours.map { "is \($0) here" } ?? "has no counterpart here") + (e.note.map { ": \($0)" } ?? "") + ")"
     }
 
-    /// Our flag for an entry: the key's own (`rewards` is `--reward`).
-    static func flag(_ e: Entry) -> String {
-        Recipe.key(named: e.ours)?.flag ?? e.ours.replacingOccurrences(of: "_", with: "-")
+    /// Our flag for a key: the key's own (`rewards` is `--reward`).
+    static func flag(_ ours: String) -> String {
+        Recipe.key(named: ours)?.flag ?? ours.replacingOccurrences(of: "_", with: "-")
     }
 }

@@ -41,6 +41,13 @@ enum RecipeYAML {
     static func topLevel(_ text: String, source: String) throws -> [(key: String, value: Node, line: Int)] {
         let bytes = text.utf8.count
         guard bytes <= maxBytes else { throw RecipeError("\(source): \(bytes) bytes; a recipe may have at most \(maxBytes)") }
+        // Two lines that are each a whole `{…}` are not YAML (two flow mappings in a row), but
+        // they are JSONL: `--config data.jsonl` was "nested too deeply" or "did not find
+        // expected <document start>".
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if lines.count >= 2, lines.prefix(2).allSatisfy({ $0.hasPrefix("{") && $0.hasSuffix("}") }) {
+            throw RecipeError("\(source): one JSON object per line is JSONL data, not a recipe (a YAML mapping of keys): give it as --data")
+        }
         let bound = nestingBound(text)
         guard bound <= maxNestingBound else {
             throw RecipeError("\(source): nested too deeply for a recipe (its brackets and indentation allow \(bound) levels; at most \(maxNestingBound))")
@@ -95,13 +102,19 @@ enum RecipeYAML {
     /// the largest indentation + 1 distinct values) or starts after an indicator (`- `, `? `,
     /// `: `) on the last line of the chain (at most the most indicators on one line).
     /// Line breaks are libyaml's: LF, CR, NEL, LS, PS.
+    ///
+    /// A comment's brackets and indicators open nothing (300 comment lines `# {[` were refused
+    /// as 906 levels): from a `#` at a line's start or after a space or tab, nothing counts up
+    /// to the line's end or the next quote. That `#` is a comment's start unless it is inside a
+    /// quoted or block scalar, whose brackets open nothing either; counting again from the
+    /// next `"` or `'` keeps the bound for what follows a quoted scalar's end (`["a #", [[…`).
     static func nestingBound(_ text: String) -> Int {
         var brackets = 0, maxIndent = 0, maxIndicators = 0
-        var indent = 0, inIndent = true, indicators = 0
+        var indent = 0, inIndent = true, indicators = 0, inComment = false
         var previous: UInt8 = 0x0A
         func endLine() {
             maxIndent = max(maxIndent, indent); maxIndicators = max(maxIndicators, indicators)
-            indent = 0; inIndent = true; indicators = 0
+            indent = 0; inIndent = true; indicators = 0; inComment = false
         }
         let u = Array(text.utf8)
         var i = 0
@@ -116,6 +129,13 @@ enum RecipeYAML {
                 continue
             }
             if inIndent && b == 0x20 { indent += 1 } else { inIndent = false }
+            if b == 0x23 && (previous == 0x0A || previous == 0x20 || previous == 0x09) { inComment = true }
+            if b == 0x22 || b == 0x27 { inComment = false }
+            if inComment {
+                previous = b
+                i += 1
+                continue
+            }
             if b == 0x5B || b == 0x7B { brackets += 1 }
             // An indicator counts when followed by a space, a tab or the end of the line.
             if (previous == 0x2D || previous == 0x3F || previous == 0x3A) && (b == 0x20 || b == 0x09) { indicators += 1 }

@@ -116,7 +116,7 @@ public enum TaskGenerator {
     private static func write(_ text: String, to path: String) throws {
         // `-`: standard output, as for most tools (a file named "-" was written before).
         if path == "-" { fputs(text, stdout); return }
-        if path.isEmpty { throw OutputError("--out: an empty path; give a file (or - for standard output)") }
+        if path.isEmpty { throw EmptyPathError("--out: an empty path; give a file (or - for standard output)") }
         // An output that cannot be a file is an output problem (exit 6), as for every command.
         if let problem = ReplaceableOutput.notAFileProblem(path) { throw OutputError("\(path): \(problem)") }
         do {
