@@ -102,9 +102,10 @@ public enum TrainingJob {
                 say("note: --eval-data \(name): " + note.dropFirst("note: ".count))
             }
         }
-        say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d steps of %d %@",
+        say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d %@ of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
-                   recipe.steps, recipe.batchSize, setup.objective.requirements.pairs ? "pairs" : "examples"))
+                   recipe.steps, recipe.steps == 1 ? "step" : "steps", recipe.batchSize,
+                   (setup.objective.requirements.pairs ? "pair" : "example") + (recipe.batchSize == 1 ? "" : "s")))
         if recipe.warmupSteps > recipe.steps {
             // A shortened run (--steps 3 under the default 20 warmup steps) never reaches its lr.
             let last = LRSchedule(kind: recipe.schedule, peak: Float(recipe.lr), warmupSteps: recipe.warmupSteps,
@@ -278,7 +279,9 @@ public enum TrainingJob {
                 say(String(format: "exact-match accuracy on held-out: %.1f%% → %.1f%%", b * 100, a * 100))
             }
             for s in after?.samples ?? [] {
-                say("  \(s.prompt.debugDescription) → \(s.got.debugDescription) (expected \(s.expected.debugDescription))")
+                // Quoted as typed (debugDescription showed "don't" as "don\'t").
+                func q(_ t: String) -> String { MessageText.quoted(t, max: 200) }
+                say("  \(q(s.prompt)) → \(q(s.got)) (expected \(q(s.expected)))")
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
             let also = outputs.otherModels(of: recipe).map { $0 + "/" }  // --ema, LoRA on a preset, --merge-lora
