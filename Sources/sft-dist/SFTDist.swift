@@ -59,6 +59,17 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
+    /// The parser's "The value 'x' is invalid for '--count <count>': must be an integer in
+    /// 1…10000000" in the words a value out of its limits gets (`--count must be an integer in
+    /// 1…10000000 (got x)`), or nil.
+    static func flagValueLine(_ line: String) -> String? {
+        let head = "The value '", middle = "' is invalid for '--", reason = ": must be "
+        guard line.hasPrefix(head), let m = line.range(of: middle), let r = line.range(of: reason, options: .backwards) else { return nil }
+        let value = line[line.index(line.startIndex, offsetBy: head.count)..<m.lowerBound]
+        let flag = line[m.upperBound...].prefix { $0 != " " && $0 != "'" }
+        return "--\(flag) must be \(line[r.upperBound...]) (got \(RecipeError.quote(String(value))))"
+    }
+
     /// `sft-dist trian …` parses as train (the default subcommand) with a stray argument, and
     /// the parser reports that word, several, or another flag of train's first (`generat
     /// --prompt hi`: "Unknown option '--prompt'. Did you mean '--prompts'?"). A first word one
@@ -132,7 +143,7 @@ struct SFTDist: ParsableCommand {
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
             var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            if fromParser, let hinted = subcommandTypoLine() ?? foreignFlagLine(line) { line = hinted }
+            if fromParser, let hinted = subcommandTypoLine() ?? foreignFlagLine(line) ?? flagValueLine(line) { line = hinted }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

@@ -59,6 +59,45 @@ extension Option {
     }
 }
 
+/// Integer flags say their limits when the text is not an integer of the type: `make-data
+/// --seed -1` was "The value '-1' is invalid for '--seed <seed>'", where train's `--seed -1`
+/// says the range (`SFTDist.flagValueLine` words both alike).
+protocol IntegerFlag: ExpressibleByArgument, LosslessStringConvertible {}
+extension Int: IntegerFlag {}
+extension UInt64: IntegerFlag {}
+
+struct NotAnIntegerInLimits: Error, CustomStringConvertible {
+    let description: String
+}
+
+func integerFlag<T: IntegerFlag>(_ setting: Setting<T>) -> (String) throws -> T {
+    { text in
+        guard let value = T(text) else { throw NotAnIntegerInLimits(description: "must be \(setting.limits.text)") }
+        return value
+    }
+}
+
+extension Option where Value: IntegerFlag {
+    /// A transform hides the default from ArgumentParser's help, so the help says it.
+    init(wrappedValue: Value, _ setting: Setting<Value>) {
+        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(wrappedValue))"),
+                  transform: integerFlag(setting))
+    }
+}
+
+extension Option {
+    init<T: IntegerFlag>(_ setting: Setting<T>) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"), transform: integerFlag(setting))
+    }
+
+    init<T: IntegerFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"), transform: integerFlag(setting))
+    }
+}
+
 extension Option {
     init<T: ExpressibleByArgument>(_ setting: Setting<T>) where Value == T? {
         self.init(name: .customLong(setting.flag), parsing: .unconditional,

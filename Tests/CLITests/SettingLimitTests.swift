@@ -66,6 +66,13 @@ final class SettingLimitTests: XCTestCase {
         assertRefused(["bench", "--steps", "0"], "--steps must be an integer in 1…100000000 (got 0)")
         assertRefused(["bench", "--warmup=-1"], "--warmup must be an integer in 0…100000000 (got -1)")
         assertRefused(["make-data", "--out", "/dev/null", "--count", "100000000000"], "--count must be an integer in 1…10000000")
+        // Text that is no integer of the flag's type says the limits too, as train's flags do
+        // (it was "The value '-1' is invalid for '--seed <seed>'").
+        assertRefused(["make-data", "--out", "/dev/null", "--seed", "-1"], "--seed must be an integer in 0…18446744073709551615 (got -1)")
+        assertRefused(["make-data", "--out", "/dev/null", "--count", "abc"], "--count must be an integer in 1…10000000 (got abc)")
+        assertRefused(generate + ["--max-new-tokens", "x"], "--max-new-tokens must be an integer in 1…65536 (got x)")
+        assertRefused(eval + ["--samples", "1.5"], "--samples must be an integer in 0…4096 (got 1.5)")
+        assertRefused(generate + ["--seed", "-1"], "--seed must be an integer in 0…18446744073709551615 (got -1)")
         // Hexadecimal numbers, which Swift's Float/Double read (`--temperature 0x1` sampled at 1),
         // are refused as train's keys refuse them.
         for (args, flag) in [(eval + ["--temperature", "0x1"], "--temperature"), (generate + ["--top-p", "0x0.8"], "--top-p"),
