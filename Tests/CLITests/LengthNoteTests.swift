@@ -27,7 +27,7 @@ final class LengthNoteTests: XCTestCase {
         // When nothing fits, the error says the 64 it names is the context, not the flag's 128.
         let none = CLI.sftDist(base + ["--model", "tiny", "--max-length", "128", "--truncation", "drop", "--out", "f"], cwd: dir)
         XCTAssertEqual(none.status, 1, none.all)
-        XCTAssertTrue(none.stderr.contains("long.jsonl: no examples left (loaded 0 of 30 records from long.jsonl (dropped 30 longer than 64 tokens)); the longest has 193 tokens; --truncation left keeps them, cut at the prompt's start; 64 tokens is the model's context, which caps --max-length 128\n"), none.all)
+        XCTAssertTrue(none.stderr.contains("long.jsonl: no examples left (loaded 0 of 30 records from long.jsonl (dropped 30 longer than 64 tokens)); the longest has 193 tokens; --truncation left keeps them, cut from their start (the prompt first); 64 tokens is the model's context, which caps --max-length 128\n"), none.all)
         // Prompts that fill max_length leave right truncation nothing to train on: the error
         // names both ways out (it named neither, and the note that names --max-length never came).
         let longPrompt = #"{"prompt": "\#(String(repeating: "p", count: 150))", "completion": " \#(String(repeating: "a", count: 40))"}"#

@@ -112,10 +112,13 @@ final class DataTests: XCTestCase {
                        "data.jsonl:1: empty completion (last assistant turn)")
         // What the templates make empty: Llama 3 trims whitespace, Qwen3 splits off the think
         // block; each trained only the end-of-turn token (or reasoning without a reply).
-        for content in [#"" \n ""#, #""<think>abc</think>""#, #""</think>""#, #""<think>a</think>\n\n""#] {
+        // The message says which (it named a <think> block for a row with none).
+        for content in [#""<think>abc</think>""#, #""</think>""#, #""<think>a</think>\n\n""#] {
             XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "# + content + "}]}"),
-                           "data.jsonl:1: empty completion (last assistant turn: nothing after its <think> block or whitespace)", content)
+                           "data.jsonl:1: empty completion (last assistant turn: nothing after its <think> block)", content)
         }
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": " \n "}]}"#),
+                       "data.jsonl:1: empty completion (last assistant turn: whitespace only, which a template such as Llama 3's trims to nothing)")
         XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [{"type": "function"}]}]}"#),
                        #"data.jsonl:1: messages[1]: field "tool_calls" is not supported (tool calls would be left out of the turn the model trains on)"#)
         // An empty list (OpenAI-style exports) holds no call.
@@ -285,7 +288,7 @@ final class DataTests: XCTestCase {
 
         XCTAssertThrowsError(try Dataset(records: [records[0]], path: "t.jsonl", tokenizer: tokenizer,
                                          maxLength: 5, truncation: .drop)) {
-            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens)); the longest has 9 tokens; --truncation left keeps them, cut at the prompt's start")
+            XCTAssertEqual("\($0)", "t.jsonl: no examples left (loaded 0 of 1 records from t.jsonl (dropped 1 longer than 5 tokens)); the longest has 9 tokens; --truncation left keeps them, cut from their start (the prompt first)")
         }
         // The log's note says how many were too long, the longest, and what keeps them whole.
         XCTAssertEqual(right.report.longest, 9)

@@ -145,7 +145,7 @@ public final class Dataset: Sendable {
         if examples.isEmpty {
             var error = DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : "")
                 + (truncation == .right && report.cutToNothing > 0 ? "; --truncation left keeps the completions (it cuts the prompts' start)"
-                   : truncation == .drop && report.droppedTooLong > 0 ? "; --truncation left keeps them, cut at the prompt's start" : ""))
+                   : truncation == .drop && report.droppedTooLong > 0 ? "; --truncation left keeps them, cut from their start (the prompt first)" : ""))
             if report.longest > maxLength { error.longestUnfitted = report.longest }
             throw error
         }

@@ -357,7 +357,8 @@ public enum JSONLReader {
         // so whitespace or a think block alone trained only the end-of-turn token (or the
         // reasoning and no reply), where "" with reasoning_content was refused.
         if !hasReply(lastAssistant.content) {
-            throw LineProblem("empty completion (last assistant turn: nothing after its <think> block or whitespace)")
+            let what = lastAssistant.content.contains("think>") ? "nothing after its <think> block" : "whitespace only, which a template such as Llama 3's trims to nothing"
+            throw LineProblem("empty completion (last assistant turn: \(what))")
         }
         return messages
     }
