@@ -21,6 +21,11 @@ public enum ReplaceableOutput {
             // no later command took for a model.
             if out.hasPrefix(i + "/") { throw OutputError("\(dir): is inside the input \(input); write the result to another directory") }
         }
+        // A link before its target's contents: one to /tmp was "holds TemporaryDirectory…/".
+        var st = stat()
+        if lstat(trimmed(dir), &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+            throw OutputError(byCommand ? "\(dir): is a symbolic link; give the directory itself" : replaceProblem(dir) ?? "\(dir): is a symbolic link")
+        }
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: dir, isDirectory: &isDir) else { return }
@@ -47,15 +52,11 @@ public enum ReplaceableOutput {
     }
 
     /// A command's `--out` — given by hand, unlike a run's own `OUT/model` — is replaced only
-    /// when it holds nothing a save would not write again: not a symbolic link (the link would
-    /// become a directory), not a checkpoint's model (its manifest would no longer match),
+    /// when it holds nothing a save would not write again (and is not a symbolic link, which
+    /// `check` refuses first): not a checkpoint's model (its manifest would no longer match),
     /// not a LoRA run's adapter (the commands write full weights), no file a save never writes
     /// (a user's README.md or notes).
     static func checkCommandOutput(_ dir: String, entries: [String]) throws {
-        var st = stat()
-        if lstat(trimmed(dir), &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
-            throw OutputError("\(dir): is a symbolic link; give the directory itself")
-        }
         let parent = URL(fileURLWithPath: trimmed(dir)).standardizedFileURL.deletingLastPathComponent().path
         if ["manifest.json", "state.json"].allSatisfy({ FileManager.default.fileExists(atPath: parent + "/" + $0) }) {
             throw OutputError("\(dir): is part of the checkpoint \(parent), which would no longer resume; write the result to another directory")

@@ -22,6 +22,11 @@ final class ModelSaveSafetyTests: XCTestCase {
         let linked = CLI.tempDir("save-link-2")
         try FileManager.default.createSymbolicLink(atPath: linked + "/model", withDestinationPath: other)
         assertRefusedAtStart(CLI.sftDist(Self.train + ["--out", linked]), linked + "/model: is a symbolic link", out: linked)
+        // A link to a directory that holds a directory was named by the target's contents.
+        try FileManager.default.createDirectory(atPath: other + "/sub", withIntermediateDirectories: true)
+        let r = CLI.sftDist(Self.train + ["--out", linked])
+        assertRefusedAtStart(r, linked + "/model: is a symbolic link, which the save would replace with a directory", out: linked)
+        XCTAssertFalse(r.stderr.contains("sub/"), r.all)
     }
 
     /// As an unprivileged user (root writes anywhere): a previous run's model, or checkpoints
