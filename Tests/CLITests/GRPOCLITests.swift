@@ -180,6 +180,8 @@ final class GRPOCLITests: XCTestCase {
         let messages = dir + "/messages.jsonl"
         try "{\"messages\": [{\"role\": \"user\", \"content\": \"add 1 2 =\"}]}\n".write(toFile: messages, atomically: true, encoding: .utf8)
         refused(["--reward", "task", "--prompts", messages], "messages.jsonl:1: reward task reads a built-in task prompt (make-data) at the end of what the model sees")
+        // The way out it names works ({prompt} rows; it said "with --chat-template plain", which is refused for them).
+        refused(["--reward", "task", "--prompts", messages], "give {prompt} rows, which no template wraps, or another reward")
         refused(["--reward", "task=0"], "every reward weight is 0 (task=0)")
         refused(["--reward", "task", "--self-train", "rft", "--self-train-scorer", "task"], "--self-train rft makes each step's batch from the model's own answers, but objective grpo trains on rollouts")
         refused(["--reward", "task", "--steps-per-generation", "4096"], "--steps-per-generation 4096 is more than steps (1)")

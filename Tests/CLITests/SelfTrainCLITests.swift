@@ -270,6 +270,9 @@ final class SelfTrainCLITests: XCTestCase {
                 "self_train_args: top_k does nothing with --self-train semievol (its keys: k, temperature, top_p, ratio, prompts, max_new_tokens, percentile)")
         refused(["--self-train", "ssr", "--self-train-scorer", "task", "--self-train-arg", "k=4"],
                 "self_train_args: k does nothing with --self-train ssr (its keys: ratio, prompts, max_new_tokens)")
+        // The objective's argument given as self-training's is sent to --objective-arg (it was "unknown key").
+        refused(["--self-train", "superhf", "--objective", "superhf", "--reward", "task", "--self-train-arg", "kl_coefficient=0.1"],
+                "self_train_args: kl_coefficient is objective superhf's argument: give it as --objective-arg kl_coefficient=0.1")
 
         // A prompt the task scorer cannot read, at the end of the file: refused at start-up (it
         // ended the run at the round that drew it, 26 steps in, with no model saved).

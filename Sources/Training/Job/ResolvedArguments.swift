@@ -13,3 +13,23 @@ extension Recipe {
         return r
     }
 }
+
+extension Recipe {
+    /// The start-up line naming each method at work with every argument it reads, defaults
+    /// included (recipe.yaml keeps only those given): `methods: objective grpo (beta=0,
+    /// epsilon=0.2, loss_type=dapo); selection uds, pool 4 (alpha=0.0025, …)`. nil for plain nll.
+    var methodsLine: String? {
+        func listed(_ args: [String: String]) -> String {
+            func shown(_ v: String) -> String { v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : v }   // 0.0 as 0
+            return args.isEmpty ? "" : " (" + args.sorted { $0.key < $1.key }.map { "\($0.key)=\(shown($0.value))" }.joined(separator: ", ") + ")"
+        }
+        let r = withResolvedArguments
+        var parts: [String] = []
+        if self.objective != "nll" || !self.objectiveArgs.isEmpty { parts.append("objective \(self.objective)" + listed(r.objectiveArgs)) }
+        if self.selection != "none" { parts.append("selection \(self.selection), pool \(self.selectionPool)" + listed(r.selectionArgs)) }
+        if self.selfTrain != "none" {
+            parts.append("self-training \(self.selfTrain) every \(self.selfTrainEvery) steps" + listed(r.selfTrainArgs))
+        }
+        return parts.isEmpty ? nil : "methods: " + parts.joined(separator: "; ")
+    }
+}

@@ -105,7 +105,7 @@ public enum RolloutPrompts {
         for p in prompts {
             let text = tokenizer.decode(p.ids)
             guard TaskScorer.answer(toPromptEnding: text) == nil else { continue }
-            throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows with --chat-template plain, or another reward)")
+            throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows, which no template wraps, or another reward)")
         }
     }
 

@@ -106,6 +106,7 @@ public enum TrainingJob {
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.steps == 1 ? "step" : "steps", recipe.batchSize,
                    (setup.objective.requirements.pairs ? "pair" : "example") + (recipe.batchSize == 1 ? "" : "s")))
+        if let line = recipe.methodsLine { say(line) }
         if recipe.warmupSteps > recipe.steps {
             // A shortened run (--steps 3 under the default 20 warmup steps) never reaches its lr.
             let last = LRSchedule(kind: recipe.schedule, peak: Float(recipe.lr), warmupSteps: recipe.warmupSteps,

@@ -94,6 +94,11 @@ public struct SelfTrainOptions: Sendable, Equatable {
         if let v = try number("top_k", 1...64, integer: true) { topK = Int(v) }
         if topK > samples { throw RecipeError("self_train_args: top_k (\(topK)) must be at most k (\(samples)): the best top_k of k completions are kept") }
         if let extra = a.keys.sorted().first {
+            // superhf's kl_coefficient sits beside these keys in the README's table, but it is
+            // the objective's: say where it goes.
+            if let objectives = try? ObjectiveRegistry.resolvedArguments(name: recipe.objective, args: [:]), objectives[extra] != nil {
+                throw RecipeError("self_train_args: \(extra) is objective \(recipe.objective)'s argument: give it as --objective-arg \(extra)=\(recipe.selfTrainArgs[extra] ?? "…")")
+            }
             throw RecipeError("self_train_args: unknown key \"\(extra)\" (known: \(Self.argumentNames.joined(separator: ", ")))")
         }
         if method != .none, let unused = recipe.selfTrainArgs.keys.sorted().first(where: { !method.argumentNames.contains($0) }) {

@@ -112,7 +112,7 @@ public enum SelfTrainSetup {
     static func checkTaskPrompts(_ prompts: [SelfTrainPrompt], scorers: [Scorer]) throws {
         guard scorers.contains(where: { $0 is TaskScorer }) else { return }
         for p in prompts where TaskScorer.answer(toPromptEnding: p.text) == nil {
-            throw DataError("\(p.source): the task scorer reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(p.text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows with --chat-template plain, or another scorer)")
+            throw DataError("\(p.source): the task scorer reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(p.text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows, which no template wraps, or another scorer)")
         }
     }
 
