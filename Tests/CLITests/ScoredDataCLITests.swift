@@ -113,6 +113,13 @@ final class ScoredDataCLITests: XCTestCase {
         }
         try refused(good + "{\"prompt\": \"add 2 2 =\", \"completion\": \" 4\", \"reward\": 1, \"group\": 2}\n", [],
                     "d.jsonl:3: group 2 has one reward")
+        // A refused file prints no warning about its held-out rows above the error (it did).
+        let lone = dir + "/lone.jsonl"
+        try "{\"prompt\": \"a\", \"completion\": \"b\", \"reward\": 1}\n".write(toFile: lone, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(Self.args(lone, dir + "/out", [], objective: "grpo"))
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("lone.jsonl:1: reward without group"), r.all)
+        XCTAssertFalse(r.stderr.contains("warning"), r.all)
         try refused(nil, ["--reward", "exact"], "scored_data takes the rewards of --data's rows")
         try refused(nil, [], "--scored-data trains objective grpo on the rows of --data as scored samples, not objective chord", objective: "chord")
         // Without --data: the built-in tasks are not a file of scored rows.

@@ -91,9 +91,6 @@ public struct RunSetup {
             try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? "pairs" : "rows")
         }
         if comm.isCoordinator, let epochsNote { log(epochsNote) }
-        if comm.isCoordinator && recipe.scoredData && heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {
-            FileHandle.standardError.write(Data("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n".utf8))
-        }
         let messages = train.report.conversations > 0
             || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
         let recorded = Fatal.collective { try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages) }

@@ -119,6 +119,11 @@ public enum TrainingJob {
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
         let trainer = Trainer(setup: setup, comm: comm, producer: selfTraining, show: { say($0) })
         (trainer.source as? SPINProducer)?.opponent = trainer.oldPolicy
+        // Said once the scored rows have been read (Trainer builds the producer): a run they
+        // refuse printed this warning above its error.
+        if comm.isCoordinator && recipe.scoredData && setup.heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {
+            FileHandle.standardError.write(Data("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n".utf8))
+        }
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
