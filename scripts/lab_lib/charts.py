@@ -25,7 +25,10 @@ def axis(lo, hi, label):
         y = TOP + (H - TOP - BOTTOM) * (1 - i / 4)
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
                    f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{v:.3g}</text>')
-    out.append(f'<text x="14" y="{TOP + (H - TOP - BOTTOM) / 2}" font-size="12" text-anchor="middle" '
+    # A long label in a smaller font, so it fits the 260 px either side of its centre allows
+    # (about 0.6 em per character): psft's was cut to "…sampled entropy (nats/toke".
+    size = min(12.0, 250 / (0.6 * max(len(label), 1)))
+    out.append(f'<text x="14" y="{TOP + (H - TOP - BOTTOM) / 2}" font-size="{size:.1f}" text-anchor="middle" '
                f'transform="rotate(-90 14 {TOP + (H - TOP - BOTTOM) / 2})">{escape(label)}</text>')
     return out
 

@@ -53,8 +53,14 @@ def claim_section(c):
 
 def render(lab):
     base = lab["base"]
-    head = (f"<p>Size <code>{escape(lab['size'])}</code>, {lab['ranks']} rank(s) per run, wall time "
-            f"{lab['wall_s']:.0f} s ({lab.get('cpu_s', 0):.0f} CPU s). Base model: pretrained {base['steps']} steps on a broad built-in mix "
+    # The invocation's own time, and the claims' runs summed over the invocations that made
+    # them (a fully cached re-run said "wall time 0 s" alone).
+    runs = ""
+    if all("cpu_s" in c for c in lab["claims"]):
+        runs = (f"; the claims' runs took {sum(c.get('seconds', 0) for c in lab['claims']):.0f} s wall, "
+                f"{sum(c['cpu_s'] for c in lab['claims']):.0f} CPU s in all")
+    head = (f"<p>Size <code>{escape(lab['size'])}</code>, {lab['ranks']} rank(s) per run; this invocation: wall time "
+            f"{lab['wall_s']:.0f} s ({lab.get('cpu_s', 0):.0f} CPU s){runs}. Base model: pretrained {base['steps']} steps on a broad built-in mix "
             f"(strong = final, weak = step {base['weak_step']} of the same run). Numbers are mean ± std over seeds.</p>")
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>sft-dist lab</title>'
             f'<style>{STYLE}</style></head><body><h1>sft-dist lab</h1>{head}{summary_table(lab)}'
