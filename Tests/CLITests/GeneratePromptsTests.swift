@@ -35,6 +35,11 @@ final class GeneratePromptsTests: XCTestCase {
         let answer = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/answer.jsonl"], seconds: 60)
         XCTAssertEqual(answer.status, 1, answer.all)
         XCTAssertTrue(answer.stderr.contains("answer.jsonl:2: the conversation is one assistant turn, the reference; a prompt needs a turn before it"), answer.stderr)
+        // Self-training's --unlabelled prompts say the same (they said it in words of their own).
+        let unlabelled = CLI.sftDist(["train", "--model", "tiny", "--self-train", "semievol", "--unlabelled", dir + "/answer.jsonl",
+                                      "--steps", "1", "--out", dir + "/st"], seconds: 60)
+        XCTAssertEqual(unlabelled.status, 1, unlabelled.all)
+        XCTAssertTrue(unlabelled.stderr.contains("answer.jsonl:2: the conversation is one assistant turn, the reference; a prompt needs a turn before it"), unlabelled.stderr)
         // A prompt longer than the model's context names its line too.
         try (rows[0] + "\n" + rows[0] + "\n" + "{\"prompt\": \"\(String(repeating: "x", count: 500))\"}\n").write(toFile: dir + "/long.jsonl", atomically: true, encoding: .utf8)
         let long = CLI.sftDist(["generate", "--model", dir + "/model", "--prompts", dir + "/long.jsonl"], seconds: 60)

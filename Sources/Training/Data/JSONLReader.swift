@@ -353,9 +353,8 @@ public enum JSONLReader {
             throw LineProblem(#""messages" has no assistant turn"#)
         }
         if lastAssistant.content.isEmpty { throw LineProblem("empty completion (last assistant turn)") }
-        // What the templates make of it: Llama 3's trims it, Qwen3's splits off a <think> block,
-        // so whitespace or a think block alone trained only the end-of-turn token (or the
-        // reasoning and no reply), where "" with reasoning_content was refused.
+        // Llama 3's template trims it, Qwen3's splits off a <think> block: whitespace or a think
+        // block alone trained only the end-of-turn token (or reasoning and no reply).
         if !hasReply(lastAssistant.content) {
             let what = lastAssistant.content.contains("think>") ? "nothing after its <think> block" : "whitespace only, which a template such as Llama 3's trims to nothing"
             throw LineProblem("empty completion (last assistant turn: \(what))")

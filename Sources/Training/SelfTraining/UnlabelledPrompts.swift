@@ -17,12 +17,10 @@ public enum UnlabelledPrompts {
                 if prompt.isEmpty { throw DataError("\(r.source): the prompt is empty (no text for the model to answer)") }
                 if !completion.isEmpty { carrying.append(r.source) }
                 example = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: r.source, tokenizer: tokenizer)
-            case .messages(var turns):
-                if turns.last?.role == .assistant {
-                    if !(turns.last?.content.isEmpty ?? true) { carrying.append(r.source) }
-                    turns.removeLast()
-                }
-                guard !turns.isEmpty else { throw DataError("\(r.source): \"messages\" has no turn before the answer") }
+            case .messages(let messages):
+                // The turns before a final answer, refused as generate's and GRPO's prompts are when none.
+                let (turns, reference) = try RolloutPrompts.promptTurns(messages, source: r.source)
+                if !(reference?.isEmpty ?? true) { carrying.append(r.source) }
                 example = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
                                                       tokenizer: tokenizer, template: template)
             case .text:   // JSONLReader refuses them among prompts
