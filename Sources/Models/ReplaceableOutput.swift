@@ -91,6 +91,12 @@ public enum ReplaceableOutput {
         }
     }
 
+    /// The first output flag given as an empty path (`--out ""`): a malformed flag, exit 1 as
+    /// `train --out ""`, where these commands exited 6 as if a file could not be written.
+    public static func emptyPathProblem(_ outputs: [(String, String)]) -> String? {
+        outputs.first { $0.1.isEmpty }.map { "\($0.0): an empty path; give a file" }
+    }
+
     /// For file outputs (`score --out`, `select --out/--scores`): nil, or one line when an
     /// output is an input or another output (it was silently overwritten: the data lost), or
     /// its directory is missing or not writable (checked before anything is written, so no
@@ -98,12 +104,6 @@ public enum ReplaceableOutput {
     /// `inputDirectories` (`--model`, `--adapter`, `--ref-model`): an output may not replace a
     /// model file in one (`score --out run/model/model.safetensors` replaced the weights it
     /// read); other files there (an earlier `score --out run/model/scores.jsonl`) may be.
-    /// The first output flag given as an empty path (`--out ""`): a malformed flag, exit 1 as
-    /// `train --out ""`, where these commands exited 6 as if a file could not be written.
-    public static func emptyPathProblem(_ outputs: [(String, String)]) -> String? {
-        outputs.first { $0.1.isEmpty }.map { "\($0.0): an empty path; give a file" }
-    }
-
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
                                           inputDirectories: [(String, String)] = []) -> String? {
         for (i, (flag, path)) in outputs.enumerated() {

@@ -13,7 +13,7 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--warmup-ratio", "0.1"], "Unknown option '--warmup-ratio' (transformers: warmup_ratio is --warmup-steps here: a count of steps, warmup_ratio × steps)"),
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
-             "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's))"),
+             "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"),
             (["train", "--num-iterations", "2"],
              "Unknown option '--num-iterations' (TRL: num_iterations has no counterpart here: a generation is not trained twice; --steps-per-generation N takes N optimizer steps on its slices)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),

@@ -142,6 +142,14 @@ final class ResumeInputChangeTests: XCTestCase {
         let whole = try losses(dir + "/whole")
         XCTAssertEqual(whole.count, 2)
         XCTAssertEqual(try losses(dir + "/part"), whole)
+        // A recipe file's self_train_args switched off by --self-train none: the saved recipe
+        // has no flag origins, and its arguments resolved on one side only were refused.
+        try "self_train_args:\n  k: 4\n".write(toFile: dir + "/st.yaml", atomically: true, encoding: .utf8)
+        let off = ["train", "--config", dir + "/st.yaml", "--self-train", "none", "--model", "tiny", "--steps", "4", "--save-every", "2",
+                   "--eval-examples", "0", "--quiet", "--out", dir + "/off"]
+        XCTAssertEqual(CLI.sftDist(off).status, 0)
+        let offResumed = CLI.sftDist(off + ["--resume", dir + "/off/checkpoints/step-000002"])
+        XCTAssertEqual(offResumed.status, 0, offResumed.all)
         let other = CLI.sftDist(base + ["--selection-arg", "budget=0.25", "--out", dir + "/part", "--resume", checkpoint])
         XCTAssertEqual(other.status, 1, other.all)
         XCTAssertTrue(other.stderr.contains("selection_args is {budget: 0.5, order: highest} there but {budget: 0.25} here"), other.all)

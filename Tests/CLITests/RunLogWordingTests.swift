@@ -28,7 +28,7 @@ final class RunLogWordingTests: XCTestCase {
         XCTAssertEqual(uds.status, 0, uds.all)
         XCTAssertTrue(uds.stdout.contains("\nmethods: selection uds, pool 4 (alpha=0.01, budget=0.25, queue=1024, sketch_time=8, sketch_vocab=128)\n"), uds.stdout)
         let grpo = CLI.sftDist(base + ["--objective", "grpo", "--reward", "task", "--out", dir + "/b"])
-        XCTAssertTrue(grpo.stdout.contains("\nmethods: objective grpo (beta=0, epsilon=0.2, loss_type=dapo)\n"), grpo.stdout)
+        XCTAssertTrue(grpo.stdout.contains("\nmethods: objective grpo (beta=0, epsilon=0.2, epsilon_high=0.2, loss_type=dapo)\n"), grpo.stdout)
         let rft = CLI.sftDist(base + ["--self-train", "rft", "--self-train-scorer", "task", "--self-train-arg", "prompts=4", "--out", dir + "/c"])
         XCTAssertTrue(rft.stdout.contains("\nmethods: self-training rft every 100 steps (k=4, max_new_tokens=12, prompts=4, ratio=0.5, temperature=1, top_p=1)\n"), rft.stdout)
         let plain = CLI.sftDist(base + ["--out", dir + "/d"])

@@ -130,6 +130,18 @@ final class CheckpointUnitTests: XCTestCase {
         // An argument a method refuses is compared as written.
         v.selfTrainArgs = ["percentile": "30"]
         XCTAssertEqual(CheckpointState.recipeDifference(saved: u, current: v)?.key, "self_train_args")
+        // Without self-training its arguments do nothing: a saved recipe (no flag origins) whose
+        // file's self_train_args a --self-train none switched off was refused as {k: 4} vs {}.
+        var off = Recipe()
+        off.selfTrainArgs = ["k": "4"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: off, current: Recipe()))
+        // -0 trains as 0; an absent epsilon_high clips at epsilon.
+        var g = Recipe(), h = Recipe()
+        g.objective = "grpo"; h.objective = "grpo"
+        g.objectiveArgs = ["epsilon": "0.3"]; h.objectiveArgs = ["epsilon": "0.3", "epsilon_high": "0.3", "beta": "-0"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: g, current: h))
+        h.objectiveArgs["epsilon_high"] = "0.28"
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: g, current: h)?.key, "objective_args")
     }
 
     func testConfigDifferenceNamesTheKey() throws {

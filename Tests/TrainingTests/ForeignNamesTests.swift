@@ -28,7 +28,7 @@ final class ForeignNamesTests: XCTestCase {
                        #"r.yaml:1: unknown key "resume_from_checkpoint" (transformers: resume_from_checkpoint is "resume" here)"#)
         // The edit-distance hint sent DPO's beta to AdamW's beta1, bf16 to lr, loss_type to lora_rank.
         XCTAssertEqual(refusal("objective: dpo\nbeta: 0.1\n"),
-                       #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's))"#)
+                       #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"#)
         XCTAssertEqual(refusal("bf16: true\n"), #"r.yaml:1: unknown key "bf16" (transformers: bf16 has no counterpart here: sft-dist computes in float32)"#)
         XCTAssertTrue(refusal("loss_type: dr_grpo\n").contains(#"(TRL: loss_type is "objective_args" here: --objective-arg loss_type="#))
         // A misspelling of ours still gets the nearest of ours.

@@ -32,6 +32,9 @@ final class HostileRecipeTests: XCTestCase, RecipeRefusalChecks {
         assertRefused(jsonl, "r.yaml: one JSON object per line is JSONL data, not a recipe (a YAML mapping of keys): give it as --data")
         assertRefused(String(jsonl.prefix(72)), "JSONL data, not a recipe")   // two rows
         XCTAssertEqual(try Recipe.parse(yaml: "{model: tiny,\n steps: 3}\n", source: "r.yaml").steps, 3)
+        // Lines that only look like objects are YAML's to judge (a flow mapping over two lines).
+        XCTAssertEqual(try Recipe.parse(yaml: "{objective_args: # the args }\n  {label_smoothing: 0.1}}\n", source: "r.yaml").objectiveArgs,
+                       ["label_smoothing": "0.1"])
         // Through aliases the tree can be deeper than the text; the walk bounds that too.
         var aliased = "a0: &a0 [[[[[[1]]]]]]\n"
         for i in 1..<8 { aliased += "a\(i): &a\(i) [[[[[[*a\(i - 1)]]]]]]\n" }

@@ -138,8 +138,8 @@ struct CheckpointState: Codable {
     /// Method arguments are compared as the methods read them: one spelled at its default is
     /// the default (`Recipe.withResolvedArguments`).
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
-        guard let d = saved.withResolvedArguments.firstDifference(from: current.withResolvedArguments,
-                                                                  only: { $0.resume.binds(saved) }) else { return nil }
+        let (a, b) = Recipe.withResolvedArguments(saved, current)
+        guard let d = a.firstDifference(from: b, only: { $0.resume.binds(saved) }) else { return nil }
         if let key = Recipe.key(named: d.key), !key.same(saved, current) { return (d.key, key.text(of: saved), key.text(of: current)) }
         return (d.key, d.mine, d.other)
     }

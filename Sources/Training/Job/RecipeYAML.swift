@@ -45,7 +45,10 @@ enum RecipeYAML {
         // they are JSONL: `--config data.jsonl` was "nested too deeply" or "did not find
         // expected <document start>".
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        if lines.count >= 2, lines.prefix(2).allSatisfy({ $0.hasPrefix("{") && $0.hasSuffix("}") }) {
+        func jsonObject(_ line: String) -> Bool {
+            line.hasPrefix("{") && line.hasSuffix("}") && (try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any]
+        }
+        if lines.count >= 2, lines.prefix(2).allSatisfy(jsonObject) {
             throw RecipeError("\(source): one JSON object per line is JSONL data, not a recipe (a YAML mapping of keys): give it as --data")
         }
         let bound = nestingBound(text)

@@ -2,15 +2,29 @@
 /// (`CheckpointState.recipeDifference`): a checkpoint made with `--objective-arg alpha=10`
 /// (power's default) resumes without the flag, and `ratio=0.50` is `ratio=0.5`. Each method's
 /// own reader fills in its defaults (`ObjectiveRegistry.resolvedArguments`,
-/// `SelectionRegistry.resolvedArguments`, `SelfTrainOptions.resolvedArguments`); arguments a
-/// method refuses stay as written, and are compared as written.
+/// `SelectionRegistry.resolvedArguments`, `SelfTrainOptions.resolvedArguments`).
 extension Recipe {
-    var withResolvedArguments: Recipe {
-        var r = self
-        if let a = try? ObjectiveRegistry.resolvedArguments(name: self.objective, args: self.objectiveArgs) { r.objectiveArgs = a }
-        if let a = try? SelectionRegistry.resolvedArguments(self) { r.selectionArgs = a }
-        if let o = try? SelfTrainOptions(recipe: self) { r.selfTrainArgs = o.resolvedArguments }
-        return r
+    /// `a` and `b` with their method arguments as the methods read them. A family that a
+    /// method refuses on either side stays as written on both: resolving one side only
+    /// refused a resume that nothing had changed (a recipe file's `self_train_args` switched
+    /// off by `--self-train none` resolves only where the flag's origin is known).
+    static func withResolvedArguments(_ a: Recipe, _ b: Recipe) -> (Recipe, Recipe) {
+        var x = a, y = b
+        func both(_ read: (Recipe) throws -> [String: String]) -> ([String: String], [String: String])? {
+            guard let p = try? read(a), let q = try? read(b) else { return nil }
+            return (p, q)
+        }
+        if let (p, q) = both({ try ObjectiveRegistry.resolvedArguments(name: $0.objective, args: $0.objectiveArgs) }) {
+            x.objectiveArgs = p; y.objectiveArgs = q
+        }
+        if let (p, q) = both(SelectionRegistry.resolvedArguments) { x.selectionArgs = p; y.selectionArgs = q }
+        if let (p, q) = both({ try $0.resolvedSelfTrainArguments() }) { x.selfTrainArgs = p; y.selfTrainArgs = q }
+        return (x, y)
+    }
+
+    /// Without self-training its arguments do nothing: none.
+    func resolvedSelfTrainArguments() throws -> [String: String] {
+        self.selfTrain == "none" ? [:] : try SelfTrainOptions(recipe: self).resolvedArguments
     }
 }
 
@@ -23,12 +37,13 @@ extension Recipe {
             func shown(_ v: String) -> String { v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : v }   // 0.0 as 0
             return args.isEmpty ? "" : " (" + args.sorted { $0.key < $1.key }.map { "\($0.key)=\(shown($0.value))" }.joined(separator: ", ") + ")"
         }
-        let r = withResolvedArguments
+        let r = Recipe.withResolvedArguments(self, self).0
         var parts: [String] = []
         if self.objective != "nll" || !self.objectiveArgs.isEmpty { parts.append("objective \(self.objective)" + listed(r.objectiveArgs)) }
         if self.selection != "none" { parts.append("selection \(self.selection), pool \(self.selectionPool)" + listed(r.selectionArgs)) }
         if self.selfTrain != "none" {
-            parts.append("self-training \(self.selfTrain) every \(self.selfTrainEvery) steps" + listed(r.selfTrainArgs))
+            let every = self.selfTrainEvery == 1 ? "step" : "\(self.selfTrainEvery) steps"
+            parts.append("self-training \(self.selfTrain) every \(every)" + listed(r.selfTrainArgs))
         }
         return parts.isEmpty ? nil : "methods: " + parts.joined(separator: "; ")
     }

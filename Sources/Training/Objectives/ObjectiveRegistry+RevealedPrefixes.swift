@@ -29,7 +29,7 @@ extension ObjectiveArgs {
         guard let v = Double(s), v.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
-        resolved[key] = "\(v)"
+        resolved[key] = "\(v == 0 ? 0 : v)"
         return v
     }
 }

@@ -75,7 +75,10 @@ public enum ObjectiveRegistry {
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
         try args.finish()
-        return (objective, args.resolved)
+        // Every objective that reads epsilon_high clips at epsilon above when it is absent.
+        var resolved = args.resolved
+        if args.used.contains("epsilon_high"), resolved["epsilon_high"] == nil { resolved["epsilon_high"] = resolved["epsilon"] }
+        return (objective, resolved)
     }
 
     /// token-clean's and forgetting's `scores`: fixed (default) or online.
@@ -99,7 +102,7 @@ public struct ObjectiveArgs {
 
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
-        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
+        guard let s = values[key] else { resolved[key] = "\(d == 0 ? 0 : d)"; return d }
         guard let given = Double(decimal: s), given.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
@@ -112,7 +115,7 @@ public struct ObjectiveArgs {
         if given != 0 && abs(v) < Float.leastNormalMagnitude {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is too close to 0 for float32 (smallest normal magnitude 1.2e-38)")
         }
-        resolved[key] = "\(v)"
+        resolved[key] = "\(v == 0 ? 0 : v)"   // -0 trains as 0
         return v
     }
     /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
