@@ -56,7 +56,7 @@ def render(lab):
     # The invocation's own time, and the claims' runs summed over the invocations that made
     # them (a fully cached re-run said "wall time 0 s" alone).
     runs = ""
-    if all("cpu_s" in c for c in lab["claims"]):
+    if lab["claims"] and all("cpu_s" in c for c in lab["claims"]):
         runs = (f"; the claims' runs took {sum(c.get('seconds', 0) for c in lab['claims']):.0f} s wall, "
                 f"{sum(c['cpu_s'] for c in lab['claims']):.0f} CPU s in all")
     head = (f"<p>Size <code>{escape(lab['size'])}</code>, {lab['ranks']} rank(s) per run; this invocation: wall time "
