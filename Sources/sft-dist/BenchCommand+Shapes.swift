@@ -23,7 +23,7 @@ extension Bench {
             }
         }
         if againstFull {
-            if loraRank == 0 { throw RecipeError("--against-full compares LoRA with full fine-tuning: give --lora-rank") }
+            if loraRank == 0 { throw RecipeError("--against-full compares LoRA with full fine-tuning: give --lora-rank r > 0") }
             if rollouts || model != nil || selection != nil || zero != 0 || recompute || (generateTokensFlag ?? 0) > 0 {
                 throw RecipeError("--against-full runs gpt2-mini or --shape with --lora-rank only (not with --rollouts, --model, --selection, --zero, --recompute or --generate-tokens above 0: it times training steps only)")
             }
@@ -45,7 +45,7 @@ extension Bench {
             throw RecipeError(Self.generationTooLong(generateTokens, model: "gpt2-mini", context: context))
         }
         if let m = model, ModelPresets.names.contains(m), !FileManager.default.fileExists(atPath: m) {
-            throw RecipeError("--model takes a model directory; \(m) is a train preset, not benchmarked (the default model is gpt2-mini; --shape NAME for public shapes)")
+            throw RecipeError("--model takes a model directory; \(m) is a train preset, not benchmarked (bench without --model times gpt2-mini; --shape NAME for public shapes)")
         }
         if rollouts && (zero != 0 || recompute || selection != nil || loraRank > 0 || overlapGradSync != nil) {
             throw RecipeError("--rollouts times generation only: --zero, --recompute, --selection, --lora-rank and --[no-]overlap-grad-sync are for the training step")
@@ -70,6 +70,11 @@ extension Bench {
             if let s = shape { return try .shape(s, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: loraRank, llama: true)) }
             if let dir = model { return try .directory(dir) }
             return .gpt2Mini(vocab: o.vocab, seed: o.seed, lora: Benchmark.BenchModel.lora(rank: loraRank, llama: false))
+        }
+        if let dir = model {
+            // As train and eval check: a stale copy on one node benchmarked another model with exit 0.
+            SameInputs.check("--model \(dir)", architecture: chosen.model)
+            SameInputs.check("--model \(dir)", model: chosen.model.parameters)
         }
         let context = chosen.model.maxSequenceLength
         Fatal.agree(seqLen > context ? "--seq-len \(seqLen)\(seqLen == 256 ? " (the default)" : "") is longer than \(chosen.name)'s context (\(context) tokens): give --seq-len \(context) or less" : nil)

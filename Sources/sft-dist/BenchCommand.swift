@@ -72,7 +72,9 @@ struct Bench: ParsableCommand {
                                     ("rollout-prompts", "\(rolloutPrompts ?? 32)"), ("zero", "\(zero)"), ("recompute", "\(recompute)"),
                                     ("json", "\(json)"), ("selection", selection ?? "none"), ("selection-pool", "\(selectionPool ?? 4)"),
                                     ("lora-rank", "\(loraRank)"), ("against-full", "\(againstFull)"), ("shape", shape ?? "gpt2-mini"),
-                                    ("model", model ?? "none"), ("batch-size", batchSize.map { "\($0)" } ?? "default"), ("seq-len", "\(seqLen)")])
+                                    ("model", model ?? "none"), ("batch-size", batchSize.map { "\($0)" } ?? "default"), ("seq-len", "\(seqLen)"),
+                                    // A timing with mixed counts was reported as rank 0's layout.
+                                    ("threads (or OPENBLAS_NUM_THREADS)", "\(BLAS.threads)")])
         var o = Benchmark.Options(threads: BLAS.threads)
         o.steps = steps; o.warmup = warmup; o.generateTokens = generateTokens; o.overlapGradSync = overlapGradSync ?? true
         o.zero = zero; o.recompute = recompute

@@ -35,8 +35,8 @@ final class ExperimentScriptsTests: XCTestCase, LabRunning {
         refused("selection-experiment", ["--table", dir + "/nope"], "not a selection-experiment directory")
         refused("selection-experiment", [dir + "/sel", "x"], "STEPS must be a positive integer (got x)")
         refused("self-train-experiment", [dir + "/st"], "WARM must be a positive integer (got 0)", env: ["WARM=0"])
-        refused("launch", ["-n"], "-n takes a rank count ≥ 1 (got nothing)")
-        refused("launch", ["-n", "0", "train"], "-n takes a rank count ≥ 1 (got 0)")
+        refused("launch", ["-n"], "-n takes a rank count from 1 to 999999 (got nothing)")
+        refused("launch", ["-n", "0", "train"], "-n takes a rank count from 1 to 999999 (got 0)")
         let padded = script("launch", ["-n", "02", "make-data", "--out", dir + "/launch.jsonl", "--count", "3"])   // was refused
         XCTAssertEqual(padded.status, 0, padded.all)
         refused("lab", ["--reverdict", dir + "/nope"], "nope/lab.json does not exist")

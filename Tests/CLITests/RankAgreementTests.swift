@@ -103,6 +103,9 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: r0 + "/out"))
         let eval = ["eval", "--model", "run/model", "--data", "same.jsonl", "--examples", "0"]
         expectOneLine(CLI.mpirunEach([(eval, r0), (eval, r1)]), message)
+        // bench --model too: it timed rank 1's other model with exit 0.
+        let bench = ["bench", "--model", "run/model", "--seq-len", "32", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--quiet"]
+        expectOneLine(CLI.mpirunEach([(bench, r0), (bench, r1)]), message)
         // Other shapes: the default model's directory under the same name on rank 1.
         try FileManager.default.removeItem(atPath: r1 + "/run")
         let d = CLI.sftDist(["train", "--steps", "1", "--eval-examples", "0", "--quiet", "--out", r1 + "/run"])
@@ -165,6 +168,9 @@ final class RankAgreementTests: XCTestCase {
         let bench = ["bench", "--steps", "1", "--warmup", "0", "--generate-tokens", "0", "--seq-len", "16", "--batch-size", "2", "--json", "--quiet"]
         expectOneLine(CLI.mpirunEach([(bench, r0), (bench + ["--zero", "1"], r1)]),
                       "the command's settings differ between ranks: --zero is \"1\" here and \"0\" on rank 0")
+        // And its thread counts, which are what it times (reported as rank 0's layout).
+        expectOneLine(CLI.mpirunEach([(bench + ["--threads", "1"], r0), (bench + ["--threads", "2"], r1)]),
+                      "the command's settings differ between ranks: --threads (or OPENBLAS_NUM_THREADS) is \"2\" here and \"1\" on rank 0")
         // What does not change results may differ: threads per rank, a path spelled another way.
         let eval = ["eval", "--model", "tiny", "--max-new-tokens", "2", "--examples", "4"]
         let ok = CLI.mpirunEach([(eval + ["--data", "same.jsonl", "--threads", "1"], r0), (eval + ["--data", r1 + "/same.jsonl", "--threads", "2"], r1)])

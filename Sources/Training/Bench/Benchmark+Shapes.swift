@@ -68,6 +68,8 @@ extension Benchmark {
 
         /// `--model DIR`: a Hugging Face model directory, loaded as training loads it.
         public static func directory(_ dir: String) throws -> BenchModel {
+            // The loader's "(or a preset: …)" named presets that bench refuses.
+            guard FileManager.default.fileExists(atPath: dir) else { throw ModelError("\(dir): no such model directory") }
             let model = try ModelDirectory.load(dir).model
             let name = URL(fileURLWithPath: dir).lastPathComponent
             if let m = model as? Llama { return llama(name: name, m) }
