@@ -67,7 +67,7 @@ struct SFTDist: ParsableCommand {
         guard line.hasPrefix(head), let m = line.range(of: middle), let r = line.range(of: reason, options: .backwards) else { return nil }
         let value = line[line.index(line.startIndex, offsetBy: head.count)..<m.lowerBound]
         let flag = line[m.upperBound...].prefix { $0 != " " && $0 != "'" }
-        return "--\(flag) must be \(line[r.upperBound...]) (got \(RecipeError.quote(String(value))))"
+        return "--\(flag) must be \(line[r.upperBound...]) (got \(value.isEmpty ? "an empty value" : RecipeError.quote(String(value))))"
     }
 
     /// `sft-dist trian …` parses as train (the default subcommand) with a stray argument, and

@@ -73,6 +73,8 @@ final class SettingLimitTests: XCTestCase {
         assertRefused(generate + ["--max-new-tokens", "x"], "--max-new-tokens must be an integer in 1…65536 (got x)")
         assertRefused(eval + ["--samples", "1.5"], "--samples must be an integer in 0…4096 (got 1.5)")
         assertRefused(generate + ["--seed", "-1"], "--seed must be an integer in 0…18446744073709551615 (got -1)")
+        assertRefused(["make-data", "--out", "/dev/null", "--count", ""], "--count must be an integer in 1…10000000 (got an empty value)")
+        assertRefused(["train", "--steps", "", "--dry-run"], "--steps must be an integer in 1…100000000 (got an empty value)")
         // Hexadecimal numbers, which Swift's Float/Double read (`--temperature 0x1` sampled at 1),
         // are refused as train's keys refuse them.
         for (args, flag) in [(eval + ["--temperature", "0x1"], "--temperature"), (generate + ["--top-p", "0x0.8"], "--top-p"),

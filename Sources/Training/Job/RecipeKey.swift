@@ -130,7 +130,7 @@ extension RecipeKey: AnyRecipeKey {
     }
 
     private func wrong(_ what: String, got: String) -> RecipeError {
-        RecipeError("\(what) must be \(setting.limits.text) (got \(RecipeError.quote(got)))")
+        RecipeError("\(what) must be \(setting.limits.text) (got \(got.isEmpty ? "an empty value" : RecipeError.quote(got)))")
     }
 
     public func text(of r: Recipe) -> String { r[self].text }
