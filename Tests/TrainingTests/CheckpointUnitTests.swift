@@ -142,6 +142,16 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.recipeDifference(saved: g, current: h))
         h.objectiveArgs["epsilon_high"] = "0.28"
         XCTAssertEqual(CheckpointState.recipeDifference(saved: g, current: h)?.key, "objective_args")
+        // A 0 that stands for a value the recipe sets is that value.
+        var p = Recipe(), q = Recipe()
+        p.objective = "prefix-rft"; q.objective = "prefix-rft"; p.steps = 40; q.steps = 40
+        q.objectiveArgs = ["decay_steps": "40"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: p, current: q))
+        q.objectiveArgs = ["decay_steps": "39"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: p, current: q)?.key, "objective_args")
+        p.objective = "relift"; q.objective = "relift"; p.batchSize = 16; q.batchSize = 16; p.rollouts = 8; q.rollouts = 8
+        q.objectiveArgs = ["sft_data_size": "2"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: p, current: q))
     }
 
     func testConfigDifferenceNamesTheKey() throws {

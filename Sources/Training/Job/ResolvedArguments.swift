@@ -14,12 +14,22 @@ extension Recipe {
             guard let p = try? read(a), let q = try? read(b) else { return nil }
             return (p, q)
         }
-        if let (p, q) = both({ try ObjectiveRegistry.resolvedArguments(name: $0.objective, args: $0.objectiveArgs) }) {
+        if let (p, q) = both({ try $0.resolvedObjectiveArguments() }) {
             x.objectiveArgs = p; y.objectiveArgs = q
         }
         if let (p, q) = both(SelectionRegistry.resolvedArguments) { x.selectionArgs = p; y.selectionArgs = q }
         if let (p, q) = both({ try $0.resolvedSelfTrainArguments() }) { x.selfTrainArgs = p; y.selfTrainArgs = q }
         return (x, y)
+    }
+
+    /// An argument whose 0 stands for a value the recipe sets is said as that value: relift's
+    /// `sft_data_size` (the prompts of an RL step, `ReLIFTProducer`), prefix-rft's `decay_steps`
+    /// (the run's steps, `PrefixRFTObjective.configure`).
+    func resolvedObjectiveArguments() throws -> [String: String] {
+        var args = try ObjectiveRegistry.resolvedArguments(name: self.objective, args: self.objectiveArgs)
+        if self.objective == "relift", args["sft_data_size"] == "0" { args["sft_data_size"] = "\(self.batchSize / max(self.rollouts, 1))" }
+        if self.objective == "prefix-rft", args["decay_steps"] == "0" { args["decay_steps"] = "\(max(1, self.steps))" }
+        return args
     }
 
     /// Without self-training its arguments do nothing: none.
