@@ -106,9 +106,10 @@ public enum ReplaceableOutput {
     /// read); other files there (an earlier `score --out run/model/scores.jsonl`) may be.
     public static func fileOutputsProblem(outputs: [(String, String)], inputs: [(String, String)],
                                           inputDirectories: [(String, String)] = []) -> String? {
+        // An empty path was ": cannot write" after the other outputs were written (callers
+        // check it first, as bad input: exit 1).
+        if let empty = emptyPathProblem(outputs) { return empty }
         for (i, (flag, path)) in outputs.enumerated() {
-            // An empty path was ": cannot write" after the other outputs were written.
-            if path.isEmpty { return "\(flag): an empty path; give a file" }
             if let problem = notAFileProblem(path) { return "\(flag) \(path): \(problem)" }
             let p = resolved(path)
             for (inFlag, input) in inputs where resolved(input) == p {

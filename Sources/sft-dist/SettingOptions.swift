@@ -13,10 +13,37 @@ extension Option where Value: ExpressibleByArgument {
     }
 }
 
+/// A flag read by a parser of its own (decimal numbers; integers that say their limits): one
+/// set of initialisers for every such type.
+protocol ReadFlag: ExpressibleByArgument {
+    static func reader(_ setting: Setting<Self>) -> (String) throws -> Self
+}
+
+extension Option where Value: ReadFlag {
+    /// A transform hides the default from ArgumentParser's help, so the help says it.
+    init(wrappedValue: Value, _ setting: Setting<Value>) {
+        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(wrappedValue))"),
+                  transform: Value.reader(setting))
+    }
+}
+
+extension Option {
+    init<T: ReadFlag>(_ setting: Setting<T>) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"), transform: T.reader(setting))
+    }
+
+    init<T: ReadFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
+        self.init(name: .customLong(setting.flag), parsing: .unconditional,
+                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"), transform: T.reader(setting))
+    }
+}
+
 /// Float and Double flags read decimal numbers only. ArgumentParser reads them with Swift's
 /// `Float(_:)`, which takes hexadecimal (`eval --temperature 0x1` sampled at 1, `--watchdog 0x10`
 /// waited 16 s), where train's recipe keys and the README refuse it (`Double(decimal:)`).
-protocol DecimalFlag: ExpressibleByArgument {
+protocol DecimalFlag: ReadFlag {
     init?(decimal text: String)
 }
 
@@ -38,31 +65,14 @@ func decimalFlag<T: DecimalFlag>(_ text: String) throws -> T {
     return value
 }
 
-extension Option where Value: DecimalFlag {
-    /// A transform hides the default from ArgumentParser's help, so the help says it.
-    init(wrappedValue: Value, _ setting: Setting<Value>) {
-        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(wrappedValue))"),
-                  transform: decimalFlag)
-    }
-}
-
-extension Option {
-    init<T: DecimalFlag>(_ setting: Setting<T>) where Value == T? {
-        self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"), transform: decimalFlag)
-    }
-
-    init<T: DecimalFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
-        self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"), transform: decimalFlag)
-    }
+extension DecimalFlag {
+    static func reader(_ setting: Setting<Self>) -> (String) throws -> Self { decimalFlag }
 }
 
 /// Integer flags say their limits when the text is not an integer of the type: `make-data
 /// --seed -1` was "The value '-1' is invalid for '--seed <seed>'", where train's `--seed -1`
 /// says the range (`SFTDist.flagValueLine` words both alike).
-protocol IntegerFlag: ExpressibleByArgument, LosslessStringConvertible {}
+protocol IntegerFlag: ReadFlag, LosslessStringConvertible {}
 extension Int: IntegerFlag {}
 extension UInt64: IntegerFlag {}
 
@@ -70,31 +80,12 @@ struct NotAnIntegerInLimits: Error, CustomStringConvertible {
     let description: String
 }
 
-func integerFlag<T: IntegerFlag>(_ setting: Setting<T>) -> (String) throws -> T {
-    { text in
-        guard let value = T(text) else { throw NotAnIntegerInLimits(description: "must be \(setting.limits.text)") }
-        return value
-    }
-}
-
-extension Option where Value: IntegerFlag {
-    /// A transform hides the default from ArgumentParser's help, so the help says it.
-    init(wrappedValue: Value, _ setting: Setting<Value>) {
-        self.init(wrappedValue: wrappedValue, name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(wrappedValue))"),
-                  transform: integerFlag(setting))
-    }
-}
-
-extension Option {
-    init<T: IntegerFlag>(_ setting: Setting<T>) where Value == T? {
-        self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)]"), transform: integerFlag(setting))
-    }
-
-    init<T: IntegerFlag>(_ setting: Setting<T>, default text: String) where Value == T? {
-        self.init(name: .customLong(setting.flag), parsing: .unconditional,
-                  help: ArgumentHelp("\(setting.help) [\(setting.limits.text)] (default: \(text))"), transform: integerFlag(setting))
+extension IntegerFlag {
+    static func reader(_ setting: Setting<Self>) -> (String) throws -> Self {
+        { text in
+            guard let value = Self(text) else { throw NotAnIntegerInLimits(description: "must be \(setting.limits.text)") }
+            return value
+        }
     }
 }
 

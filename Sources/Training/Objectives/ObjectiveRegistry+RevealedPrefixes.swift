@@ -25,11 +25,10 @@ extension ObjectiveArgs {
     /// A schedule value read in double precision (probabilities, fractions), so 0.95 is 0.95.
     mutating func double(_ key: String, default d: Double) throws -> Double {
         used.insert(key)
-        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
+        guard let s = values[key] else { return noted(key, d) }
         guard let v = Double(s), v.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
-        resolved[key] = "\(v == 0 ? 0 : v)"
-        return v
+        return noted(key, v)
     }
 }

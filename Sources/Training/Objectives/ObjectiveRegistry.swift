@@ -97,12 +97,12 @@ public struct ObjectiveArgs {
     var values: [String: String]
     var used: Set<String> = []
     /// What each read returned, as text (`ObjectiveRegistry.resolvedArguments`).
-    public internal(set) var resolved: [String: String] = [:]
+    public private(set) var resolved: [String: String] = [:]
     public init(objective: String, values: [String: String]) { self.objective = objective; self.values = values }
 
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
-        guard let s = values[key] else { resolved[key] = "\(d == 0 ? 0 : d)"; return d }
+        guard let s = values[key] else { return noted(key, d) }
         guard let given = Double(decimal: s), given.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
@@ -115,8 +115,7 @@ public struct ObjectiveArgs {
         if given != 0 && abs(v) < Float.leastNormalMagnitude {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is too close to 0 for float32 (smallest normal magnitude 1.2e-38)")
         }
-        resolved[key] = "\(v == 0 ? 0 : v)"   // -0 trains as 0
-        return v
+        return noted(key, v)
     }
     /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
     public mutating func optionalFloat(_ key: String) throws -> Float? {
@@ -126,24 +125,27 @@ public struct ObjectiveArgs {
     /// A count: checked against `range` before an objective sizes anything from it.
     public mutating func int(_ key: String, default d: Int, in range: ClosedRange<Int>) throws -> Int {
         used.insert(key)
-        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
+        guard let s = values[key] else { return noted(key, d) }
         guard let v = Int(s), range.contains(v) else {
             throw ObjectiveError("objective \(objective): \(key) must be an integer in \(range.lowerBound)…\(range.upperBound) (got \(RecipeError.quote(s)))")
         }
-        resolved[key] = "\(v)"
-        return v
+        return noted(key, v)
     }
     public mutating func bool(_ key: String, default d: Bool) throws -> Bool {
         used.insert(key)
-        guard let s = values[key] else { resolved[key] = "\(d)"; return d }
+        guard let s = values[key] else { return noted(key, d) }
         guard let v = Bool(s) else { throw ObjectiveError("objective \(objective): \(key) must be true or false (got \(RecipeError.quote(s)))") }
-        resolved[key] = "\(v)"
-        return v
+        return noted(key, v)
     }
     public mutating func string(_ key: String, default d: String) -> String {
         used.insert(key)
-        resolved[key] = values[key] ?? d
-        return values[key] ?? d
+        return noted(key, values[key] ?? d)
+    }
+    /// `value`, recorded as what `key` resolved to; a zero as 0 (-0 trains as 0).
+    mutating func noted<T: CustomStringConvertible>(_ key: String, _ value: T) -> T {
+        let zero = (value as? Float).map { $0 == 0 } ?? (value as? Double).map { $0 == 0 } ?? false
+        resolved[key] = zero ? "0" : value.description
+        return value
     }
     public func finish() throws {
         let unknown = Set(values.keys).subtracting(used).sorted()
