@@ -154,4 +154,18 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(other.status, 1, other.all)
         XCTAssertTrue(other.stderr.contains("selection_args is {budget: 0.5, order: highest} there but {budget: 0.25} here"), other.all)
     }
+    /// A rollout run's rewards likewise: `--reward exact --reward-arg ignore_case=yes` resumes as
+    /// `--reward exact=1 --reward-arg exact.ignore_case=true` (compared as written, it was refused).
+    func testRewardsSpelledAnotherWayResume() throws {
+        let dir = CLI.tempDir("resume-reward-spelling")
+        let base = ["train", "--model", "tiny", "--objective", "grpo", "--steps", "2", "--save-every", "1", "--eval-examples", "0",
+                    "--quiet", "--batch-size", "4", "--rollouts", "2", "--max-completion-length", "4", "--out", dir + "/run"]
+        XCTAssertEqual(CLI.sftDist(base + ["--reward", "exact", "--reward-arg", "ignore_case=yes"]).status, 0)
+        let checkpoint = ["--resume", dir + "/run/checkpoints/step-000001"]
+        let resumed = CLI.sftDist(base + ["--reward", "exact=1", "--reward-arg", "exact.ignore_case=true"] + checkpoint)
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        let other = CLI.sftDist(base + ["--reward", "exact", "--reward-arg", "ignore_case=false"] + checkpoint)
+        XCTAssertEqual(other.status, 1, other.all)
+        XCTAssertTrue(other.stderr.contains("reward_args is {ignore_case: yes} there but {ignore_case: false} here"), other.all)
+    }
 }

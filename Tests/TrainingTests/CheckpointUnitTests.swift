@@ -154,6 +154,36 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.recipeDifference(saved: p, current: q))
     }
 
+    /// Rewards and their arguments likewise: `task` is `task=1`, `ignore_case=yes` is `true`,
+    /// an unprefixed key of the one reward is that reward's, a default given is the default
+    /// (each was refused as "a different recipe"); another weight or value is still refused.
+    func testRewardArgumentsAsTheScorersReadThemAreTheSameRecipe() {
+        var a = Recipe(), b = Recipe()
+        a.objective = "grpo"; b.objective = "grpo"
+        a.rewards = ["exact"]; b.rewards = ["exact=1.0"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        a.rewardArgs = ["exact.ignore_case": "yes"]; b.rewardArgs = ["ignore_case": "true"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        b.rewardArgs = [:]
+        let d = CheckpointState.recipeDifference(saved: a, current: b)
+        XCTAssertEqual(d?.key, "reward_args")
+        XCTAssertEqual(d?.saved, "{exact.ignore_case: yes}")
+        b.rewardArgs = ["exact.ignore_case": "on"]; b.rewards = ["exact=2"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: a, current: b)?.key, "rewards")
+        a.rewards = ["numeric", "format=0.5"]; b.rewards = ["numeric=1", "format=.5"]
+        a.rewardArgs = ["numeric.tolerance": "0.01"]; b.rewardArgs = ["numeric.tolerance": "1e-2", "format.pattern": FormatScorer.defaultPattern]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: a, current: b))
+        b.rewardArgs["numeric.tolerance"] = "0.02"
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: a, current: b)?.key, "reward_args")
+        // The self-training scorer's arguments, with no reward of that name.
+        var u = Recipe(), v = Recipe()
+        u.selfTrain = "rft"; v.selfTrain = "rft"; u.selfTrainScorer = "numeric"; v.selfTrainScorer = "numeric"
+        v.rewardArgs = ["numeric.tolerance": "1e-06"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: u, current: v))
+        v.rewardArgs = ["numeric.tolerance": "0.5"]
+        XCTAssertEqual(CheckpointState.recipeDifference(saved: u, current: v)?.key, "reward_args")
+    }
+
     func testConfigDifferenceNamesTheKey() throws {
         let model = GPT2(config: GPT2Config(vocabSize: 11, contextLength: 8, embedDim: 8, layers: 1, heads: 2))
         let same = try JSONSerialization.data(withJSONObject: model.configJSON)

@@ -10,7 +10,7 @@ extension Recipe {
     /// off by `--self-train none` resolves only where the flag's origin is known).
     static func withResolvedArguments(_ a: Recipe, _ b: Recipe) -> (Recipe, Recipe) {
         var x = a, y = b
-        func both(_ read: (Recipe) throws -> [String: String]) -> ([String: String], [String: String])? {
+        func both<T>(_ read: (Recipe) throws -> T) -> (T, T)? {
             guard let p = try? read(a), let q = try? read(b) else { return nil }
             return (p, q)
         }
@@ -19,7 +19,27 @@ extension Recipe {
         }
         if let (p, q) = both(SelectionRegistry.resolvedArguments) { x.selectionArgs = p; y.selectionArgs = q }
         if let (p, q) = both({ try $0.resolvedSelfTrainArguments() }) { x.selfTrainArgs = p; y.selfTrainArgs = q }
+        if let (p, q) = both({ try $0.resolvedRewards() }) {
+            (x.rewards, x.rewardArgs) = p; (y.rewards, y.rewardArgs) = q
+        }
         return (x, y)
+    }
+
+    /// `rewards` as NAME=WEIGHT (`task` is `task=1.0`) and `reward_args` as NAME.key=value with
+    /// every argument the scorers read, defaults included (`RewardFunction.makeReading`);
+    /// the self-training scorer's too when it is not among the rewards.
+    func resolvedRewards() throws -> (rewards: [String], args: [String: String]) {
+        // The self-training scorer's arguments, when it is no reward function, as SelfTrainScoring reads them.
+        let names = Set(self.rewards.compactMap { RewardFunction.parse($0)?.name })
+        let scorer = self.selfTrain == "none" ? nil : self.selfTrainScorer.flatMap { names.contains($0) ? nil : $0 }
+        let scorerArgs = scorer.map { name in self.rewardArgs.filter { $0.key.hasPrefix(name + ".") } } ?? [:]
+        var args: [String: String] = [:]
+        let functions = try RewardFunction.makeReading(specs: self.rewards, args: self.rewardArgs.filter { scorerArgs[$0.key] == nil })
+        for (f, read) in functions { for (k, v) in read { args["\(f.name).\(k)"] = v } }
+        if let scorer {
+            for (k, v) in try RewardFunction.makeReading(specs: [scorer], args: scorerArgs)[0].read { args["\(scorer).\(k)"] = v }
+        }
+        return (functions.map { "\($0.function.name)=\($0.function.weight)" }, args)
     }
 
     /// An argument whose 0 stands for a value the recipe sets is said as that value: relift's
@@ -41,7 +61,8 @@ extension Recipe {
 extension Recipe {
     /// The start-up line naming each method at work with every argument it reads, defaults
     /// included (recipe.yaml keeps only those given): `methods: objective grpo (beta=0,
-    /// epsilon=0.2, loss_type=dapo); selection uds, pool 4 (alpha=0.0025, …)`. nil for plain nll.
+    /// epsilon=0.2, loss_type=dapo); rewards task=1; selection uds, pool 4 (alpha=0.0025, …)`.
+    /// nil for plain nll.
     var methodsLine: String? {
         func listed(_ args: [String: String]) -> String {
             func shown(_ v: String) -> String { v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : v }   // 0.0 as 0
@@ -50,6 +71,9 @@ extension Recipe {
         let r = Recipe.withResolvedArguments(self, self).0
         var parts: [String] = []
         if self.objective != "nll" || !self.objectiveArgs.isEmpty { parts.append("objective \(self.objective)" + listed(r.objectiveArgs)) }
+        if !self.rewards.isEmpty, let (rewards, args) = try? self.resolvedRewards() {
+            parts.append("rewards " + rewards.map { spec in spec.hasSuffix(".0") ? String(spec.dropLast(2)) : spec }.joined(separator: ", ") + listed(args))
+        }
         if self.selection != "none" { parts.append("selection \(self.selection), pool \(self.selectionPool)" + listed(r.selectionArgs)) }
         if self.selfTrain != "none" {
             let every = self.selfTrainEvery == 1 ? "step" : "\(self.selfTrainEvery) steps"

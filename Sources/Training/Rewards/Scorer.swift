@@ -31,16 +31,26 @@ public enum ScorerRegistry {
     public static let names = ["exact", "numeric", "regex", "contains", "task", "command"]
 
     public static func make(name: String, args: [String: String]) throws -> Scorer {
+        try makeReading(name: name, args: args).scorer
+    }
+
+    /// The scorer and its arguments as it reads them, defaults included (`ignore_case=false`,
+    /// `tolerance=1e-06`, `timeout=60.0`): resume compares `reward_args` in this form
+    /// (`Recipe.resolvedRewards`), so `ignore_case=yes` is `ignore_case=true`.
+    static func makeReading(name: String, args: [String: String]) throws -> (scorer: Scorer, read: [String: String]) {
         var a = args
+        var read: [String: String] = [:]
         func take(_ k: String) -> String? { a.removeValue(forKey: k) }
         /// true or false (YAML's and Python's spellings too); anything else is refused, not read as false.
         func flag(_ k: String) throws -> Bool {
-            guard let v = take(k) else { return false }
-            switch v.lowercased() {
-            case "true", "1", "yes", "on": return true
-            case "false", "0", "no", "off": return false
-            default: throw ScorerError("scorer \(name): \(k) must be true or false (got \(RecipeError.quote(v)))")
+            let value: Bool
+            switch take(k)?.lowercased() {
+            case nil, "false", "0", "no", "off": value = false
+            case "true", "1", "yes", "on": value = true
+            case let v?: throw ScorerError("scorer \(name): \(k) must be true or false (got \(RecipeError.quote(v)))")
             }
+            read[k] = "\(value)"
+            return value
         }
         let scorer: Scorer
         switch name {
@@ -50,10 +60,12 @@ public enum ScorerRegistry {
         case "numeric":
             let tol = take("tolerance").map { Double($0) } ?? 1e-6
             guard let tol, tol >= 0 else { throw ScorerError("scorer numeric: tolerance must be a number ≥ 0") }
+            read["tolerance"] = "\(tol)"
             scorer = NumericScorer(tolerance: tol)
         case "regex":
             guard let pattern = take("pattern") else { throw ScorerError("scorer regex: needs pattern=REGEX") }
             scorer = try RegexScorer(pattern: pattern)
+            read["pattern"] = pattern
         case "command":
             guard let cmd = take("cmd"), !cmd.isEmpty else { throw ScorerError("scorer command: needs its program: --scorer-cmd \"program args\" (eval), --reward-arg command.cmd=\"program args\" (train)") }
             let t = take("timeout").map { Double($0) } ?? 60
@@ -63,11 +75,12 @@ public enum ScorerRegistry {
                 throw ScorerError("scorer command: the timeout (--scorer-timeout in eval, --reward-arg command.timeout= in train) must be a number of seconds in (0, \(Int(ExternalScorer.maxTimeout))]")
             }
             scorer = ExternalScorer(command: cmd, timeout: t)
+            read["cmd"] = cmd; read["timeout"] = "\(t)"
         default:
             throw ScorerError("unknown scorer \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
         if let extra = a.keys.sorted().first { throw ScorerError("scorer \(name): unknown argument \"\(extra)\"") }
-        return scorer
+        return (scorer, read)
     }
 
     /// Trims, and folds runs of whitespace to one space: formatting is not the answer; nor is a

@@ -31,6 +31,11 @@ public struct RewardFunction {
     /// The reward functions of a recipe. Arguments are routed by their `NAME.` prefix; an
     /// unprefixed key is allowed only when there is one function. A name may appear once.
     public static func make(specs: [String], args: [String: String]) throws -> [RewardFunction] {
+        try makeReading(specs: specs, args: args).map(\.function)
+    }
+
+    /// The functions with each one's arguments as its scorer reads them (`ScorerRegistry.makeReading`).
+    static func makeReading(specs: [String], args: [String: String]) throws -> [(function: RewardFunction, read: [String: String])] {
         let parsed = try specs.map { spec -> (name: String, weight: Float) in
             guard let p = parse(spec) else { throw ScorerError("--reward \(RecipeError.quote(spec)): expected NAME or NAME=WEIGHT with NAME one of \(names.joined(separator: ", ")) and a finite weight") }
             return p
@@ -51,13 +56,16 @@ public struct RewardFunction {
         }
         return try parsed.map { p in
             let a = routed[p.name] ?? [:]
-            let scorer: Scorer
-            do { scorer = p.name == "format" ? try FormatScorer(args: a) : try ScorerRegistry.make(name: p.name, args: a) } catch let e as ScorerError {
+            let scorer: Scorer, read: [String: String]
+            do {
+                if p.name == "format" { let f = try FormatScorer(args: a); (scorer, read) = (f, ["pattern": f.pattern]) }
+                else { (scorer, read) = try ScorerRegistry.makeReading(name: p.name, args: a) }
+            } catch let e as ScorerError {
                 // The scorer's own words name its keys; in train they come by --reward-arg.
                 if "\(e)".contains("--reward-arg") { throw e }
                 throw ScorerError("\(e) (in train, as --reward-arg \(p.name).KEY=VALUE)")
             }
-            return RewardFunction(name: p.name, scorer: scorer, weight: p.weight, needsReference: referenceScorers.contains(p.name))
+            return (RewardFunction(name: p.name, scorer: scorer, weight: p.weight, needsReference: referenceScorers.contains(p.name)), read)
         }
     }
 }
@@ -69,11 +77,13 @@ public struct RewardFunction {
 public final class FormatScorer: Scorer {
     public let name = "format"
     let regex: NSRegularExpression
+    /// As given, or the default: what resume compares.
+    let pattern: String
     public static let defaultPattern = #"[^\n]*\S[^\n]*"#
 
     public init(args: [String: String]) throws {
         var a = args
-        let pattern = a.removeValue(forKey: "pattern") ?? Self.defaultPattern
+        pattern = a.removeValue(forKey: "pattern") ?? Self.defaultPattern
         if let extra = a.keys.sorted().first { throw ScorerError("reward format: unknown argument \"\(extra)\"") }
         do { regex = try NSRegularExpression(pattern: "\\A(?:" + pattern + ")\\z") } catch {
             throw ScorerError("reward format: invalid pattern \(pattern.debugDescription)")
