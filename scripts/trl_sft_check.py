@@ -17,7 +17,8 @@ that divisor beside the predicted labels, and compares TRL's loss rescaled to th
 count (TRL × divisor / predicted) when the two differ.
 
 Then num_train_epochs: a few TRL runs with a batch size that does not divide the rows, whose
-step count and logged `epoch` values sft-dist's `--num-train-epochs` must give exactly.
+step count and logged `epoch` values sft-dist's `--num-train-epochs` must give exactly, and,
+after whole epochs, the same `num_tokens`.
 
   scripts/trl-sft-check                 # prints tables; exit 1 if a case differs
 """
@@ -87,7 +88,8 @@ def trl_epochs(model_dir, rows, epochs, batch):
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             trainer.train()   # (its progress bars and log lines)
-        return [round(h["epoch"], 6) for h in trainer.state.log_history if "loss" in h]
+        logged = [h for h in trainer.state.log_history if "loss" in h]
+        return [round(h["epoch"], 6) for h in logged], logged[-1]["num_tokens"]
 
 
 def our_epochs(model_dir, path, epochs, batch):
@@ -96,11 +98,12 @@ def our_epochs(model_dir, path, epochs, batch):
                 "--batch-size", str(batch), "--max-length", "256", "--lr", "1e-6",
                 "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", out + "/run"]
         subprocess.run(args, check=True)
-        return [round(r["epoch"], 6) for r in map(json.loads, open(out + "/run/metrics.jsonl")) if "loss" in r]
+        logged = [r for r in map(json.loads, open(out + "/run/metrics.jsonl")) if "loss" in r]
+        return [round(r["epoch"], 6) for r in logged], logged[-1]["num_tokens"]
 
 
 def check_epochs(pc):
-    print(f"{'rows':>4} {'batch':>5} {'epochs':>6} {'TRL steps':>9} {'sft-dist':>8}  epochs logged")
+    print(f"{'rows':>4} {'batch':>5} {'epochs':>6} {'TRL steps':>9} {'sft-dist':>8} {'num_tokens':>15}  epochs logged")
     same = True
     model_dir = os.path.join(FIXTURES, "models", "llama")
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,10 +111,14 @@ def check_epochs(pc):
             path = os.path.join(tmp, f"rows-{n}.jsonl")
             with open(path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in pc[:n])
-            t, s = trl_epochs(model_dir, pc[:n], epochs, batch), our_epochs(model_dir, path, epochs, batch)
-            same = same and t == s
+            (t, t_tokens), (s, s_tokens) = trl_epochs(model_dir, pc[:n], epochs, batch), our_epochs(model_dir, path, epochs, batch)
+            # num_tokens (every token of the rows trained, summed) after whole epochs: TRL shuffles
+            # the rows, so only a whole number of passes has the same total.
+            tokens_same = t_tokens == s_tokens or epochs != int(epochs)
+            same = same and t == s and tokens_same
             shown = " ".join(f"{e:g}" for e in t)
-            print(f"{n:4} {batch:5} {epochs:6g} {len(t):9} {len(s):8}  {'same' if t == s else 'DIFFERENT'}: {shown}", flush=True)
+            tokens = f"{t_tokens:g}/{s_tokens:g}" + ("" if tokens_same else " DIFFERENT")
+            print(f"{n:4} {batch:5} {epochs:6g} {len(t):9} {len(s):8} {tokens:>15}  {'same' if t == s else 'DIFFERENT'}: {shown}", flush=True)
             if t != s:
                 print(f"  sft-dist: {' '.join(f'{e:g}' for e in s)}")
     return same

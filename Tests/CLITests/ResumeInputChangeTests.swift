@@ -168,4 +168,29 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(other.status, 1, other.all)
         XCTAssertTrue(other.stderr.contains("reward_args is {ignore_case: yes} there but {ignore_case: false} here"), other.all)
     }
+    /// `num_tokens` is TRL's: every token of the sequences trained so far (each sequence's
+    /// input positions, `tokens`, and its last token), and a resumed run goes on counting from
+    /// the checkpoint's (`state.json`), so its series equals the uninterrupted run's.
+    func testNumTokensCountsAsTRLAndContinuesOnResume() throws {
+        let dir = CLI.tempDir("resume-num-tokens")
+        let base = ["train", "--model", "tiny", "--steps", "4", "--save-every", "2", "--eval-examples", "0", "--quiet", "--batch-size", "6"]
+        XCTAssertEqual(CLI.sftDist(base + ["--out", dir + "/whole"]).status, 0)
+        let whole = CLI.trainingRows(dir + "/whole")
+        XCTAssertEqual(whole.count, 4)
+        var sum = 0.0
+        for row in whole {
+            sum += (row["tokens"] ?? 0) + 6   // six sequences a step, unpacked
+            XCTAssertEqual(row["num_tokens"], sum, "\(row)")
+        }
+        try FileManager.default.copyItem(atPath: dir + "/whole", toPath: dir + "/part")
+        // Metrics rows of steps 3 and 4 gone: the count can only come from the checkpoint.
+        let log = dir + "/part/metrics.jsonl"
+        try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("{\"step\": 3,") && !$0.hasPrefix("{\"step\": 4,") && !$0.hasPrefix("{\"step\": 2,") }.map { $0 + "\n" }.joined()
+            .write(toFile: log, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: dir + "/part/checkpoints/step-000004")
+        let resumed = CLI.sftDist(base + ["--out", dir + "/part", "--resume", dir + "/part/checkpoints/step-000002"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(CLI.trainingRows(dir + "/part").suffix(2).map { $0["num_tokens"] }, whole.suffix(2).map { $0["num_tokens"] })
+    }
 }

@@ -113,6 +113,31 @@ final class BPETokenizerTests: XCTestCase {
         XCTAssertTrue(l.chatTemplateText?.contains("<|start_header_id|>") ?? false)
     }
 
+    /// tokenizer_config.json's add_bos_token does not add a BOS that tokenizer.json's
+    /// post-processor does not: transformers 5 drops the field when tokenizer.json is there
+    /// (`_from_pretrained`), so `AutoTokenizer` encodes without one (sft-dist added it: every
+    /// example one token apart from TRL's, a hostile review). The log says so (`bosNote`).
+    func testAddBosTokenFollowsThePostProcessorAsTransformers5Does() throws {
+        let dir = NSTemporaryDirectory() + "addbos-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = Self.root + "/tokenizers/llama3/"
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "tokenizer_config.json"))) as! [String: Any]
+        config["add_bos_token"] = true
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+        var j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "tokenizer.json"))) as! [String: Any]
+        try JSONSerialization.data(withJSONObject: j).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        let with = try BPETokenizer(path: dir + "/tokenizer.json")
+        XCTAssertNotNil(with.bosId)
+        XCTAssertNil(with.bosNote)
+        j["post_processor"] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true]
+        try JSONSerialization.data(withJSONObject: j).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        let without = try BPETokenizer(path: dir + "/tokenizer.json")
+        XCTAssertNil(without.bosId)
+        XCTAssertEqual(without.templateBOS, "<|begin_of_text|>")
+        XCTAssertTrue(without.bosNote?.contains("sets add_bos_token, which") == true, without.bosNote ?? "nil")
+    }
+
     /// Every string survives encode → decode (byte-level BPE is lossless on valid UTF-8).
     func testRoundTrip() throws {
         let tok = try BPETokenizer(path: Self.root + "/tokenizers/llama3/tokenizer.json")

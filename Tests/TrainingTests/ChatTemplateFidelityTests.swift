@@ -14,13 +14,37 @@ final class ChatTemplateFidelityTests: XCTestCase {
         return try JSONDecoder().decode(ChatTemplateDefaultsTests.Fixture.self, from: data).templates
     }
 
+    /// A BOS the tokenizer names, so that a template's `bos_token` writes something.
+    static func bos(_ layout: ChatTemplate.Layout) -> String { layout == .llama3 ? "<|begin_of_text|>" : "<s>" }
+
+    /// What `bos_token` writes decides: with no BOS named (Qwen2's tokenizers) it writes nothing,
+    /// so a ChatML template writing it is rendered as the layout is (it was said as a difference
+    /// and the saved template replaced); a Llama 3 template writing no BOS (neither bos_token,
+    /// as 3.1's and 3.0's `set` do, nor the literal) starts without one, unlike the layout
+    /// (taken as llama3 without a word, and trained with a BOS transformers does not write).
+    func testWhatBosTokenWritesDecides() throws {
+        let templates = try Self.templates()
+        let chatml = try XCTUnwrap(templates["chatml"]), llama = try XCTUnwrap(templates["llama3.1"]), llama30 = try XCTUnwrap(templates["llama3"])
+        XCTAssertEqual(ChatTemplate.differences(from: "{{ bos_token }}" + chatml, layout: .chatml, bos: nil), [])
+        XCTAssertEqual(ChatTemplate.differences(from: "{{ bos_token }}" + chatml, layout: .chatml, bos: "<s>").count, 1)
+        for (name, jinja) in [("3.1", llama), ("3.0", llama30)] {
+            XCTAssertEqual(ChatTemplate.differences(from: jinja, layout: .llama3, bos: "<|begin_of_text|>"), [], name)
+            let noBOS = jinja.replacingOccurrences(of: "{{- bos_token }}", with: "").replacingOccurrences(of: "bos_token + content", with: "content")
+            XCTAssertNotEqual(noBOS, jinja, name)
+            XCTAssertEqual(ChatTemplate.differences(from: noBOS, layout: .llama3, bos: "<|begin_of_text|>"),
+                           ["it writes no bos_token before its first turn, where the llama3 layout writes <|begin_of_text|>"], name)
+            let literal = "{{ '<|begin_of_text|>' }}" + noBOS
+            XCTAssertEqual(ChatTemplate.differences(from: literal, layout: .llama3, bos: nil), [], name)
+        }
+    }
+
     func testShippedTemplatesAreReproducedWithoutANote() throws {
         let templates = try Self.templates()
         XCTAssertEqual(templates.count, 8)
         for (name, jinja) in templates {
             let t = try XCTUnwrap(ChatTemplate.recognise(jinja), name)
-            XCTAssertEqual(ChatTemplate.differences(from: jinja, layout: t.layout), [], name)
-            XCTAssertFalse(t.whatWasRead(from: jinja).contains("not as this template writes them"), name)
+            XCTAssertEqual(ChatTemplate.differences(from: jinja, layout: t.layout, bos: Self.bos(t.layout)), [], name)
+            XCTAssertFalse(t.whatWasRead(from: jinja, bos: Self.bos(t.layout)).contains("not as this template writes them"), name)
         }
     }
 
@@ -42,7 +66,7 @@ final class ChatTemplateFidelityTests: XCTestCase {
         for (name, jinja, needle) in variants {
             XCTAssertNotEqual(jinja, name.hasPrefix("llama") ? llama : chatml, "\(name): the edit changed nothing")
             let t = try XCTUnwrap(ChatTemplate.recognise(jinja), name)
-            let said = t.whatWasRead(from: jinja)
+            let said = t.whatWasRead(from: jinja, bos: Self.bos(t.layout))
             XCTAssertTrue(said.contains(needle) && said.contains("not as this template writes them"), "\(name): \(said)")
         }
     }
@@ -54,10 +78,10 @@ final class ChatTemplateFidelityTests: XCTestCase {
         let renamed = chatml.replacingOccurrences(of: "for message in messages", with: "for m in messages")
             .replacingOccurrences(of: "message['", with: "m['")
         XCTAssertNotEqual(renamed, chatml)
-        XCTAssertEqual(ChatTemplate.differences(from: renamed, layout: .chatml), [])
-        XCTAssertEqual(ChatTemplate.differences(from: "{{ '' }}" + chatml, layout: .chatml), [])
+        XCTAssertEqual(ChatTemplate.differences(from: renamed, layout: .chatml, bos: "<s>"), [])
+        XCTAssertEqual(ChatTemplate.differences(from: "{{ '' }}" + chatml, layout: .chatml, bos: "<s>"), [])
         let fixedUser = "{{ '<|im_start|>user\\nAlways.<|im_end|>\\n' }}" + chatml
-        XCTAssertEqual(ChatTemplate.differences(from: fixedUser, layout: .chatml).count, 1, "\(ChatTemplate.differences(from: fixedUser, layout: .chatml))")
+        XCTAssertEqual(ChatTemplate.differences(from: fixedUser, layout: .chatml, bos: "<s>").count, 1, "\(ChatTemplate.differences(from: fixedUser, layout: .chatml, bos: "<s>"))")
     }
 
     /// A run on messages saves the template it trained with; a recognised template that writes
@@ -73,7 +97,7 @@ final class ChatTemplateFidelityTests: XCTestCase {
             XCTAssertEqual(line != nil, replaced, line ?? "nil")
             if replaced, let line {
                 XCTAssertTrue(line.contains("replacing its own, which writes its turns otherwise"), line)
-                XCTAssertEqual(ChatTemplate.differences(from: try XCTUnwrap(t.chatTemplateText), layout: .chatml), [])
+                XCTAssertEqual(ChatTemplate.differences(from: try XCTUnwrap(t.chatTemplateText), layout: .chatml, bos: t.templateBOS), [])
             }
         }
     }

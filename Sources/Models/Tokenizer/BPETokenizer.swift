@@ -26,6 +26,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// Set when no file named the eos token and `<|endoftext|>` was taken, as GPT-2's and
     /// Qwen2's tokenizer classes default to: a run says so.
     public let eosNote: String?
+    /// Set when tokenizer_config.json's `add_bos_token` asks for a BOS that tokenizer.json's
+    /// post-processor does not add: a run says which it follows.
+    public let bosNote: String?
+    public let templateBOS: String?
     public let specialTokens: [String: Int32]
     /// The `chat_template` text from tokenizer_config.json / chat_template.jinja, if any.
     public private(set) var chatTemplateText: String?
@@ -128,13 +132,21 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             throw ModelError("\(named) and \(path) has no <|endoftext|> token: no end-of-text token to end examples with (add tokenizer_config.json with \"eos_token\")")
         }
         padId = try tokenName("pad_token").map { try idOf($0, field: "pad_token") } ?? eosId
-        if let b = try tokenName("bos_token") {
-            // Only a BOS the tokenizer itself would add (post-processor template) is added by us.
-            let added = parsed.bosFromTemplate == b.name || (config["add_bos_token"] as? NSNumber)?.boolValue == true
-            bosId = added ? try idOf(b, field: "bos_token") : nil
+        // Only a BOS the tokenizer itself adds (tokenizer.json's post-processor) is added by us.
+        // transformers 5 drops tokenizer_config.json's add_bos_token when tokenizer.json is there
+        // (`_from_pretrained`), so it adds none; 4.x's Llama tokenizer rebuilt its post-processor
+        // from it. A model trained that way expects one: the log says which is followed.
+        let asksForBOS = (config["add_bos_token"] as? NSNumber)?.boolValue == true
+        let bos = try tokenName("bos_token")
+        templateBOS = bos?.name
+        if let b = bos {
+            bosId = parsed.bosFromTemplate == b.name ? try idOf(b, field: "bos_token") : nil
         } else {
             bosId = try parsed.bosFromTemplate.map { try idOf(($0, path), field: "post_processor") }
         }
+        bosNote = asksForBOS && bosId == nil
+            ? "note: \(configPath) sets add_bos_token, which \(path)'s post-processor does not do; no \(bos.map { JSONText.brief($0.name) } ?? "BOS") is added before each example, as transformers 5 encodes (transformers 4's Llama tokenizers added it: a model trained that way expects it; add it to the post-processor to keep it)"
+            : nil
         // chat_template.jinja first: transformers (5.24) reads it over tokenizer_config.json's.
         if let d = files["chat_template.jinja"] {
             chatTemplateText = String(decoding: d, as: UTF8.self)

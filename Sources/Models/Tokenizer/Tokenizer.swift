@@ -27,6 +27,9 @@ public protocol Tokenizer: AnyObject {
     /// See the extension below (defaults to nil).
     var bosId: Int32? { get }
     var chatTemplateText: String? { get }
+    /// What a chat template's `bos_token` variable writes: the token tokenizer_config.json names
+    /// as `bos_token`, whether or not encoding adds it; nil when none is named (it writes nothing).
+    var templateBOS: String? { get }
     /// Makes `jinja` the chat template the tokenizer's files are saved with (a fine-tune
     /// records the one it trained with); tokenizers with no files of their own ignore it.
     func recordChatTemplate(_ jinja: String) throws
@@ -39,5 +42,6 @@ extension Tokenizer {
     public var bosId: Int32? { nil }
     /// The chat template text shipped with the tokenizer (tokenizer_config.json), if any.
     public var chatTemplateText: String? { nil }
+    public var templateBOS: String? { nil }
     public func recordChatTemplate(_ jinja: String) throws {}
 }

@@ -39,6 +39,10 @@ struct CheckpointState: Codable {
     /// this field): which metrics.jsonl holds this run's rows — the one whose row at `step` has
     /// this loss — when the checkpoint is resumed into another --out, copied, or forked.
     var lastLoss: Double? = nil
+    /// TRL's `num_tokens` after `step`: every token of the sequences trained so far, which the
+    /// resumed run's rows go on counting from (nil: a checkpoint from before this field; the
+    /// last kept metrics row's value is taken then).
+    var numTokens: Int? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -73,7 +77,7 @@ struct CheckpointState: Codable {
     /// in a hand-made file — would be dropped by the decoder and the run resumed without it.
     static let fields: Set<String> = ["step", "ranks", "recipe", "components", "parameterChecksum", "referenceChecksum",
                                       "trainingDataHash", "trainingExamples", "unlabelledHash", "promptsHash",
-                                      "evaluatedSetHashes", "lastLoss"]
+                                      "evaluatedSetHashes", "lastLoss", "numTokens"]
     static let componentFields: Set<String> = ["values", "tensors"]
 
     /// The first field of `json` (a decoded `state.json`) this version does not read, as
@@ -101,7 +105,7 @@ struct CheckpointState: Codable {
         } catch let error as CheckpointError { throw error } catch {
             if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.
-                for key in ["step", "ranks", "trainingExamples"] {
+                for key in ["step", "ranks", "trainingExamples", "numTokens"] {
                     if let n = json[key] as? NSNumber, Int(exactly: n.doubleValue) == nil {
                         throw CheckpointError("\(path): \(key) is \(n.doubleValue), not an integer")
                     }
@@ -118,6 +122,7 @@ struct CheckpointState: Codable {
         guard step >= 0, step == manifestStep else { throw bad("step", "is \(step), the manifest's is \(manifestStep)") }
         guard ranks >= 1 else { throw bad("ranks", "is \(ranks), not a rank count") }
         guard trainingExamples >= 0 else { throw bad("trainingExamples", "is \(trainingExamples), not a count") }
+        if let n = numTokens, n < 0 { throw bad("numTokens", "is \(n), not a count") }
         for (field, value) in [("parameterChecksum", parameterChecksum), ("trainingDataHash", trainingDataHash),
                                ("referenceChecksum", referenceChecksum ?? StateValue.hex(0))]
         where value.utf8.count != 16 || UInt64(value, radix: 16) == nil {

@@ -45,7 +45,7 @@ extension ChatTemplate {
             throw DataError("\(label) must be one of \(names.joined(separator: ", ")) (got \"\(name)\")")
         }
         if let text = tokenizer.chatTemplateText {
-            if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template" + t.whatWasRead(from: text)) }
+            if let t = recognise(text) { return (t, "recognised in the tokenizer's chat_template" + t.whatWasRead(from: text, bos: tokenizer.templateBOS)) }
             return (.plain, "the tokenizer's chat_template is not chatml or llama3; pass --chat-template to choose")
         }
         if tokenizer.specialTokenId("<|im_start|>") != nil && tokenizer.specialTokenId("<|im_end|>") != nil {

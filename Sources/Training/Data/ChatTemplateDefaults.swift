@@ -24,7 +24,7 @@ extension ChatTemplate {
 
     /// For the log: what was read from the model's template `text` beyond the layout, and what
     /// it writes that the layouts do not — said, not silently dropped.
-    func whatWasRead(from text: String) -> String {
+    func whatWasRead(from text: String, bos: String?) -> String {
         var what = defaultSystem.map { ", with its default system message \"\($0)\" for conversations without one" } ?? ""
         if let h = dateHeader {
             what += ", with its system turn's header \"Cutting Knowledge Date: \(h.cutoff)\", \"Today Date: \(h.date)\""
@@ -42,7 +42,7 @@ extension ChatTemplate {
             default: break
             }
         }
-        for difference in Self.differences(from: text, layout: layout) {
+        for difference in Self.differences(from: text, layout: layout, bos: bos) {
             what += "; note: \(difference): conversations are laid out as sft-dist's \(layout.rawValue), not as this template writes them (pass --chat-template to choose)"
         }
         if thinking {

@@ -10,7 +10,8 @@ import Foundation
 /// and a difference in one branch only (a `| trim` on assistant turns alone) is not seen.
 extension ChatTemplate {
     /// One phrase per difference found (empty: the turns are written as the layout writes them).
-    static func differences(from jinja: String, layout: Layout) -> [String] {
+    /// `bos`: what the template's `bos_token` writes (`Tokenizer.templateBOS`; nil writes nothing).
+    static func differences(from jinja: String, layout: Layout, bos: String?) -> [String] {
         guard let tags = JinjaTag.scan(jinja) else { return [] }  // said elsewhere: blocks it cannot follow
         var found: [String] = []
         switch layout {
@@ -43,11 +44,18 @@ extension ChatTemplate {
             if !tags.contains(where: { source($0).contains("message['content']|trim") }) {
                 found.append("its turns' content is not trimmed (`| trim`), where the llama3 layout trims it")
             }
+            // Llama 3's templates write bos_token first (3.0's in a `set`); one that writes
+            // neither it nor the literal starts without <|begin_of_text|>, which the layout writes.
+            let writesBOS = tags.contains { t in
+                (bos?.isEmpty == false && t.code.contains("bos_token")) || t.literals.contains { $0?.contains("<|begin_of_text|>") == true }
+            }
+            if !writesBOS { found.append("it writes no \(bos == nil ? "<|begin_of_text|>" : "bos_token") before its first turn, where the llama3 layout writes <|begin_of_text|>") }
         case .plain:
             break
         }
-        // Llama 3's templates write bos_token first, as the llama3 layout writes <|begin_of_text|>.
-        if layout != .llama3, tags.contains(where: { $0.kind == .output && source($0).contains("bos_token") }) {
+        // Llama 3's templates write bos_token first, as the llama3 layout writes <|begin_of_text|>;
+        // where the tokenizer names no BOS, bos_token writes nothing.
+        if layout != .llama3, bos?.isEmpty == false, tags.contains(where: { $0.kind == .output && source($0).contains("bos_token") }) {
             found.append("it writes bos_token, which the \(layout.rawValue) layout does not")
         }
         return found

@@ -64,7 +64,7 @@ public enum ChatTemplateRecord {
         let had = tokenizer.chatTemplateText
         // A template recognised as this one that writes its turns otherwise (ChatTemplateFidelity)
         // is not what training laid out: the saved tokenizer gets the layout's own.
-        let differs = had.map { ChatTemplate.differences(from: $0, layout: template.layout) } ?? []
+        let differs = had.map { ChatTemplate.differences(from: $0, layout: template.layout, bos: tokenizer.templateBOS) } ?? []
         if let had, ChatTemplate.recognise(had) == template, differs.isEmpty { return nil }
         let byteOwn = tokenizer is ByteTokenizer && had == nil
         if byteOwn && template == .chatml { return nil }

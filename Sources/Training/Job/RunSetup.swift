@@ -37,6 +37,7 @@ public struct RunSetup {
         if comm.isCoordinator { log("chat template: \(template.rawValue) (\(chat.reason))") }
         if comm.isCoordinator, let note = contextNote(recipe, model: model) { log(note) }
         if comm.isCoordinator, let note = (tokenizer as? BPETokenizer)?.eosNote { log(note) }
+        if comm.isCoordinator, let note = (tokenizer as? BPETokenizer)?.bosNote { log(note) }
         let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
             do {
                 return try loadData(recipe, objective: objective, tokenizer: tokenizer, template: template, context: model.maxSequenceLength)

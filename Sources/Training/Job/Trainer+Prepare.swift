@@ -13,6 +13,10 @@ extension Trainer {
         var micro: [MicroBatch]
         var context: StepContext
         var globalTokens: Int   // non-padding input tokens, all ranks
+        /// Every token of the step's sequences, all ranks: the input positions and each
+        /// sequence's last token, a target only here but an input in transformers, which is
+        /// what TRL's `num_tokens` counts (its attention mask's sum).
+        var globalSequenceTokens: Int
     }
 
     func prepare(_ step: Int) -> PreparedStep {
@@ -34,7 +38,8 @@ extension Trainer {
         // Global normalisers (allreduced, so no rank assumes the others).
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
                                Int64(micro.reduce(0) { $0 + sequenceCount($1) }),
-                               Int64(micro.reduce(0) { total, mb in total + mb.segments.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } })]
+                               Int64(micro.reduce(0) { total, mb in total + mb.segments.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }),
+                               Int64(micro.reduce(0) { $0 + sequencesPresent($1) })]
         comm.allreduce(&counts, op: .sum)
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
@@ -49,7 +54,18 @@ extension Trainer {
             context.statistics = comm.allgather(FloatList(local)).map(\.values)
         }
         objective.beginStep(context)
-        return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]))
+        return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]),
+                            globalSequenceTokens: Int(counts[2] + counts[3]))
+    }
+
+    /// The sequences with input positions in `mb` (each packed document, no padding row).
+    func sequencesPresent(_ mb: MicroBatch) -> Int {
+        var n = 0
+        for row in 0..<mb.batch {
+            var last: Int32 = -1
+            for s in mb.segments[(row * mb.seqLen)..<((row + 1) * mb.seqLen)] where s >= 0 && s != last { n += 1; last = s }
+        }
+        return n
     }
 
     /// This rank's units as micro-batches of `micro_batch_size` rows (padded), or packed rows

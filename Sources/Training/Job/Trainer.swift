@@ -65,6 +65,7 @@ public final class Trainer {
         public var lr: Float
         public var gradNorm: Double
         public var tokens: Int              // non-padding input tokens, all ranks
+        public var sequenceTokens: Int      // every token of the sequences (TRL's num_tokens per step)
         public var lossTokens: Int
         public var diagnostics: [(String, Double)]
         public var skipped: Bool

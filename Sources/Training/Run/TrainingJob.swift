@@ -211,6 +211,8 @@ public enum TrainingJob {
         // --eval-data sets).
         var trainSeconds = 0.0
         let previousElapsed = resumed?.elapsed ?? 0
+        // TRL's num_tokens: left out of the rows when a resumed run cannot know its start.
+        var numTokens: Int? = resumed == nil ? 0 : resumed?.numTokens
         for step in (resumed?.step ?? 0)..<recipe.steps {
             let t0 = comm.wallTime()
             let r = trainer.step(step)
@@ -222,6 +224,9 @@ public enum TrainingJob {
                                            ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("loss_tokens", r.lossTokens),
                                            ("tokens_per_s", Double(r.tokens) / max(dt, 1e-9)),
                                            ("elapsed_s", previousElapsed + comm.wallTime() - start)]
+            numTokens = numTokens.map { $0 + r.sequenceTokens }
+            if let numTokens { fields.append(("num_tokens", numTokens)) }
+            checkpoints.numTokens = numTokens
             if let epochRows {
                 fields.append(("epoch", TrainEpochs.epoch(afterStep: step + 1, rows: epochRows, batchSize: recipe.batchSize,
                                                           shortLastBatch: TrainEpochs.endsEpochsShort(recipe))))
