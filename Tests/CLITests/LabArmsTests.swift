@@ -26,6 +26,16 @@ final class LabArmsTests: XCTestCase, LabRunning {
         }
     }
 
+    /// The charts' y-axis top is the smallest 1, 2, 2.5 or 5 × 10ⁿ at or above the data: it was
+    /// always a power of ten (4 % accuracy on a 0–10 axis, KL 11.07 on 0–100).
+    func testChartAxesEndAtTheNextRoundNumber() {
+        let code = "import sys; sys.path.insert(0, '\(Self.repo)/scripts'); from lab_lib.charts import nice_max; "
+            + "print(' '.join(f'{nice_max(v):g}' for v in (1.1, 3.9, 4.0, 11.07, 0.04, 0.5, 100, 0)))"
+        let r = CLI.run(["python3", "-c", code], seconds: 30)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(r.stdout, "2 5 5 20 0.05 0.5 100 1\n")
+    }
+
     func testStagedMergedLoRAAndSelectionArms() throws {
         let dir = CLI.tempDir("lab-arms")
         let r = lab(["--size", "tiny", "--only", Self.claims.joined(separator: ","), "--out", dir, "-n", "1"])

@@ -209,7 +209,7 @@ final class CheckpointFieldTests: XCTestCase {
         let (good, _) = try makeCheckpoint()
         var state = try CheckpointState.decode(Data(contentsOf: URL(fileURLWithPath: good + "/state.json")), path: "s.json")
         state.referenceChecksum = StateValue.hex(1); state.unlabelledHash = StateValue.hex(2)
-        state.promptsHash = StateValue.hex(3); state.evaluatedSetHashes = ["": StateValue.hex(4)]; state.lastLoss = 1.5
+        state.promptsHash = StateValue.hex(3); state.evaluatedSetHashes = ["": StateValue.hex(4)]; state.lastLoss = 1.5; state.numTokens = 7
         let json = try JSONSerialization.jsonObject(with: Data(state.encoded)) as! [String: Any]
         XCTAssertEqual(Set(json.keys), CheckpointState.fields)
         XCTAssertNil(CheckpointState.unknownField(json))

@@ -79,7 +79,23 @@ final class NamedEvalSetsTests: XCTestCase {
                                            ["step": 1, "loss": 2.5], ["step": 2, "eval_loss": 1, "eval_add_loss": 1.5, "eval_add_accuracy": 0.4]]
         let svg = SVGPlot.lossChart(records: records, title: "t", sets: ["add"])
         XCTAssertTrue(svg.contains(">add NLL</text>") && svg.contains(">add exact match</text>"), svg)
-        XCTAssertFalse(SVGPlot.lossChart(records: records, title: "t").contains("add NLL"))
+        // Sets the rows hold are drawn though the run names none: a resume with other
+        // --eval-data sets dropped the earlier ones' series from the plot without a word.
+        XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t").contains(">add NLL</text>"))
+        XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t", sets: ["mul"]).contains(">add exact match</text>"))
+    }
+
+    /// A panel of percentages only has its gridlines at its labels (they were an unlabelled
+    /// −0.5…1.5 scale's: 5 % sat on a line that read as 0 %).
+    func testAPanelOfSharesHasGridlinesAtItsLabels() throws {
+        let share = SVGPlot.Series(name: "precision", color: "#000", points: [(1, 0.05), (11, 0.3)], dashed: true)
+        let svg = SVGPlot.render(title: "t", panels: [SVGPlot.Panel(left: [], right: [share], leftTitle: "v", rightTitle: "share")])
+        let grid = svg.split(separator: "\n").joined().components(separatedBy: "<line ").filter { $0.contains("stroke=\"#eee\"") }
+            .compactMap { $0.components(separatedBy: "y1=\"").dropFirst().first.flatMap { Double($0.prefix { $0 != "\"" }) } }
+        let labels = svg.components(separatedBy: "<text ").filter { $0.contains("%</text>") }
+            .compactMap { $0.components(separatedBy: "y=\"").dropFirst().first.flatMap { Double($0.prefix { $0 != "\"" }) }.map { $0 - 4 } }
+        XCTAssertEqual(labels.count, 6, svg)
+        XCTAssertEqual(grid.sorted(), labels.sorted(), svg)
     }
 
     /// The method's own signals get a second panel (a GRPO or DPO loss alone says little), the

@@ -10,8 +10,10 @@ W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 300, 60, 20, 30, 70
 def nice_max(v):
     if v <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        for exp in range(-4, 7):
+    # The smallest 1, 2, 2.5 or 5 × 10^n at or above v (by magnitude first: looping over the
+    # multipliers outside gave 10 for 1.1 and 100 for 11, the curves in the axis' bottom tenth).
+    for exp in range(-4, 7):
+        for step in (1, 2, 2.5, 5):
             top = step * 10 ** exp
             if top >= v:
                 return top

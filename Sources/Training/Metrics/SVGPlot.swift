@@ -53,7 +53,13 @@ public enum SVGPlot {
         var left = [Series(name: trainName, color: "#1f77b4", points: train),
                     Series(name: "held-out NLL", color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
-        for (i, name) in sets.enumerated() {
+        // Sets the rows hold besides this run's (evaluated before a resume that named others)
+        // are drawn too: left out, their series vanished from the plot without a word.
+        let logged = Set(records.flatMap(\.keys).compactMap { key -> String? in
+            guard key.hasPrefix("eval_"), key.hasSuffix("_loss"), key.count > "eval__loss".count else { return nil }
+            return String(key.dropFirst("eval_".count).dropLast("_loss".count))
+        })
+        for (i, name) in (sets + logged.subtracting(sets).sorted()).enumerated() {
             let color = setColors[i % setColors.count], round = i / setColors.count
             left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
@@ -76,7 +82,8 @@ public enum SVGPlot {
     }
 
     /// Colours of the named sets' series (the main ones use blue, red and green).
-    static let setColors = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    static let setColors = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+                            "#393b79", "#637939", "#843c39", "#7b4173", "#e6550d"]
     /// Skipped steps' lines: grey, apart from every series' colour.
     static let markColor = "#888888"
     static let methodColors = ["#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf"]
@@ -159,10 +166,14 @@ public enum SVGPlot {
         func px(_ x: Double) -> Double { ml + (x - x0) / (x1 - x0) * (w - ml - mr) }
         func py(_ v: Double, _ lo: Double, _ hi: Double) -> Double { bottom - (v - lo) / (hi - lo) * plotHeight }
         let yTicks = ticks(y0, y1), yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : nil
-        for t in yTicks {
-            let yy = py(t, y0, y1)
+        // Without left-axis values the gridlines are the percentage axis' (they were an unlabelled
+        // −0.5…1.5 scale's, so 5 % sat on a line that read as 0 %).
+        let leftDrawn = !values.isEmpty
+        for yy in leftDrawn ? yTicks.map({ py($0, y0, y1) }) : (0...5).map({ py(Double($0) / 5, 0, 1) }) {
             s += "<line x1=\"\(ml)\" y1=\"\(yy)\" x2=\"\(w - mr)\" y2=\"\(yy)\" stroke=\"#eee\"/>"
-            if !p.left.isEmpty { s += "<text x=\"\(ml - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(label(t, step: yStep))</text>\n" }
+        }
+        if leftDrawn {
+            for t in yTicks { s += "<text x=\"\(ml - 6)\" y=\"\(py(t, y0, y1) + 4)\" text-anchor=\"end\">\(label(t, step: yStep))</text>\n" }
         }
         for t in ticks(x0, x1, integers: true) {
             s += "<line x1=\"\(px(t))\" y1=\"\(bottom)\" x2=\"\(px(t))\" y2=\"\(bottom + 4)\" stroke=\"black\"/>"
@@ -174,7 +185,7 @@ public enum SVGPlot {
             }
             s += "<text transform=\"translate(\(w - 14),\(mt + plotHeight / 2)) rotate(90)\" text-anchor=\"middle\" fill=\"#555\">\(escape(p.rightTitle))</text>\n"
         }
-        if !p.left.isEmpty {
+        if leftDrawn {
             s += "<text transform=\"translate(16,\(mt + plotHeight / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(p.leftTitle))</text>\n"
         }
         s += "<text x=\"\((ml + w - mr) / 2)\" y=\"\(bottom + 36)\" text-anchor=\"middle\">step</text>\n"
