@@ -11,6 +11,9 @@ public struct LoRAConfig: Equatable, Sendable {
     /// the Llama family); `resolved` fills it in.
     public var targets: [String]
 
+    /// The largest α a run or an adapter file may give (`--lora-alpha`'s bound).
+    public static let maxAlpha = 1e6
+
     public init(rank: Int, alpha: Double, dropout: Double = 0, targets: [String] = []) {
         self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
     }
@@ -105,9 +108,9 @@ public struct UnknownLoRATarget: Error, CustomStringConvertible {
     public var onlyLayers: [Int]? = nil, module = "", layers = 0
     public func described(as source: String) -> String {
         if let only = onlyLayers {
-            return "\(source): \"\(target)\" names \(module) in layer\(only.count == 1 ? "" : "s") \(only.map(String.init).joined(separator: ", ")) of \(layers) only; sft-dist adapts a module in every layer (name it \"\(module)\")"
+            return "\(source): \(JSONText.brief(target)) names \(module) in layer\(only.count == 1 ? "" : "s") \(only.map(String.init).joined(separator: ", ")) of \(layers) only; sft-dist adapts a module in every layer (name it \"\(module)\")"
         }
-        return "\(source): the \(modelType) model has no adaptable module \"\(target)\" (LoRA adapts its block projections: \(modules.joined(separator: ", ")))"
+        return "\(source): the \(modelType) model has no adaptable module \(JSONText.brief(target)) (LoRA adapts its block projections: \(modules.joined(separator: ", ")))"
     }
     /// What the message names: the flag, or the recipe line that set `lora_targets`.
     public var source = "--lora-targets"

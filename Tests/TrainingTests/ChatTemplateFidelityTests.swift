@@ -38,6 +38,18 @@ final class ChatTemplateFidelityTests: XCTestCase {
         }
     }
 
+    /// The default system message is said as a JSON string: a newline or an escape sequence in
+    /// it broke the note over lines and reached the terminal raw (a fuzzing review).
+    func testTheDefaultSystemMessageIsQuotedOnOneLine() throws {
+        let qwen2 = try XCTUnwrap(Self.templates()["qwen2"])
+        let edited = qwen2.replacingOccurrences(of: "You are a helpful assistant.", with: "You are\\na helpful\u{1B}[31m assistant.")
+        XCTAssertNotEqual(edited, qwen2)
+        let t = try XCTUnwrap(ChatTemplate.recognise(edited))
+        let said = t.whatWasRead(from: edited, bos: nil)
+        XCTAssertTrue(said.contains(#"default system message "You are\na helpful\u001b[31m assistant.""#), said)
+        XCTAssertFalse(said.contains("\n") || said.contains("\u{1B}"), said)
+    }
+
     func testShippedTemplatesAreReproducedWithoutANote() throws {
         let templates = try Self.templates()
         XCTAssertEqual(templates.count, 8)

@@ -91,6 +91,13 @@ final class LoRAFixtureTests: XCTestCase {
         for bad in [-1.0, 5.0] {
             XCTAssertEqual(try variant { $0["lora_dropout"] = bad }, "\(config): field \"lora_dropout\" must be in [0, 1), got \(bad)")
         }
+        // α in --lora-alpha's range (1e18 was merged into weights of 1e14), layers_pattern null
+        // as peft writes it, a long module name cut.
+        for bad in [1e18, 0, -2] {
+            XCTAssertEqual(try variant { $0["lora_alpha"] = bad }, "\(config): field \"lora_alpha\" must be a number in (0, 1000000.0], got \(bad)")
+        }
+        XCTAssertEqual(try variant { $0["layers_pattern"] = "none" }, "\(config): field \"layers_pattern\" must be null (not supported)")
+        XCTAssertTrue(try variant { $0["target_modules"] = ["c_attn", String(repeating: "a", count: 5000)] }.count < 400)
         XCTAssertEqual(try variant { $0["peft_type"] = "IA3" }, "\(config): field \"peft_type\" is \"IA3\"; only LORA adapters are supported")
         XCTAssertEqual(try variant { $0["fan_in_fan_out"] = false },
                        "\(config): field \"fan_in_fan_out\" is false, but \(Self.root)/models/gpt2 stores its weights as Conv1D (needs true)")

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// The default system message of a ChatML template. Qwen2's, Qwen2.5's and SmolLM2's templates
 /// write a whole system turn as one string literal when the conversation does not start with a
@@ -25,7 +26,8 @@ extension ChatTemplate {
     /// For the log: what was read from the model's template `text` beyond the layout, and what
     /// it writes that the layouts do not — said, not silently dropped.
     func whatWasRead(from text: String, bos: String?) -> String {
-        var what = defaultSystem.map { ", with its default system message \"\($0)\" for conversations without one" } ?? ""
+        // Quoted as JSON: a newline or an escape sequence in it broke the note over lines.
+        var what = defaultSystem.map { ", with its default system message \(JSONText.quote($0)) for conversations without one" } ?? ""
         if let h = dateHeader {
             what += ", with its system turn's header \"Cutting Knowledge Date: \(h.cutoff)\", \"Today Date: \(h.date)\""
             // Llama 3.2's template dates it through strftime_now; a fixed date keeps a run,

@@ -103,7 +103,7 @@ public struct RecipeKeys: Sendable {
     public let watchdogSeconds = RecipeKey("watchdog_seconds", 300.0, .within(0, 1e7),
                                            "Abort the job when a collective waits this many seconds (0: off); under an address-space limit, also when a matrix product makes no progress for half of it.", resume: .mayChange, flag: "watchdog")
     public let loraRank = RecipeKey("lora_rank", 0, .within(0...65536), "Train LoRA adapters of this rank instead of the weights (0: full fine-tuning).")
-    public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, 1e6, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
+    public let loraAlpha = RecipeKey("lora_alpha", 16.0, .within(0, LoRAConfig.maxAlpha, openLow: true), "LoRA α: the adapters' update is scaled by α / rank.")
     public let loraDropout = RecipeKey("lora_dropout", 0.0, .within(0, 1, openHigh: true), "Dropout on the LoRA adapters' input in training.")
     public let loraTargets = RecipeKey<ModuleList?>("lora_targets", nil, .moduleList,
                                                 "Modules LoRA adapts, comma-separated HF names (a YAML list in a recipe), or all-linear for every projection of the blocks, as peft (default: c_attn for GPT-2, q_proj,v_proj for Llama).")

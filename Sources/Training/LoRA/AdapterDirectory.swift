@@ -60,7 +60,7 @@ public enum AdapterDirectory {
         }
         let bias = try f.string("bias", default: "none")
         guard bias == "none" else { throw f.error("bias", "must be \"none\", got \(JSONText.brief(bias))") }
-        for field in ["modules_to_save", "layers_to_transform", "exclude_modules", "target_parameters", "layer_replication",
+        for field in ["modules_to_save", "layers_to_transform", "layers_pattern", "exclude_modules", "target_parameters", "layer_replication",
                       "trainable_token_indices", "alora_invocation_tokens"] where f.has(field) {
             throw f.error(field, "must be null (not supported)")
         }
@@ -69,7 +69,8 @@ public enum AdapterDirectory {
         }
         let rank = try f.positiveInt("r")
         let alpha = try f.double("lora_alpha")
-        guard alpha > 0, alpha.isFinite else { throw f.error("lora_alpha", "must be a number > 0, got \(alpha)") }
+        // The range --lora-alpha takes (recipe key lora_alpha): 1e18 merged into weights of 1e14.
+        guard alpha > 0, alpha <= LoRAConfig.maxAlpha else { throw f.error("lora_alpha", "must be a number in (0, \(LoRAConfig.maxAlpha)], got \(alpha)") }
         guard let targets = f.object["target_modules"] as? [String], !targets.isEmpty, targets.allSatisfy({ LoRATraining.targets($0) != nil }) else {
             throw f.error("target_modules", "must be a non-empty list of module names (a regular expression is not supported)")
         }
