@@ -233,4 +233,27 @@ final class ChatTemplateSaveTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertEqual(CLI.occurrences(of: "this rank loaded another tokenizer than rank 0", in: r.stderr), 1, r.all)
     }
+
+    /// And its tokenizer.json: a node whose copy had other merges generated other tokens with
+    /// exit 0 (`generate --prompts`), and score blamed the data file (a fuzzing review).
+    func testRanksWithOtherMergesAreRefused() throws {
+        let dir = CLI.tempDir("tokenizer-merges-ranks"), r1 = dir + "/r1"
+        try FileManager.default.createDirectory(atPath: r1, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: dir + "/m")
+        try FileManager.default.copyItem(atPath: Self.models + "/llama", toPath: r1 + "/m")
+        let path = r1 + "/m/tokenizer.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var model = json["model"] as! [String: Any]
+        model["merges"] = Array((model["merges"] as! [Any]).dropFirst(40))
+        json["model"] = model
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        let rows = (0..<8).map { #"{"prompt": "add \#($0) 3 =", "completion": " \#($0 + 3)"}"# }.joined(separator: "\n") + "\n"
+        for d in [dir, r1] { try rows.write(toFile: d + "/d.jsonl", atomically: true, encoding: .utf8) }
+        for command in [["generate", "--model", "m", "--prompts", "d.jsonl", "--json", "--max-new-tokens", "1"],
+                        ["score", "--model", "m", "--data", "d.jsonl"]] {
+            let r = CLI.mpirunEach([(command, dir), (command, r1)])
+            XCTAssertEqual(r.status, 1, "\(command[0]): \(r.all)")
+            XCTAssertEqual(CLI.occurrences(of: "--model m: this rank loaded another tokenizer than rank 0 (tokenizer.json", in: r.stderr), 1, "\(command[0]): \(r.all)")
+        }
+    }
 }

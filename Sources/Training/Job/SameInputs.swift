@@ -101,13 +101,17 @@ public enum SameInputs {
         return fields.sorted { $0.key < $1.key }
     }
 
-    /// Collective: every rank loaded the same tokenizer (special tokens, end token, chat template).
+    /// Collective: every rank loaded the same tokenizer (tokenizer.json — vocabulary, merges,
+    /// pre-tokenizer —, special tokens, end token, chat template). A node whose tokenizer.json
+    /// had other merges generated other tokens (`generate --prompts`, exit 0), and train, score
+    /// and eval blamed the data file, whose tokenized rows then differed.
     public static func check(_ what: String, tokenizer: Tokenizer, comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
         let specials = tokenizer.specialTokens.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
-        let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")"
+        let encoding = (tokenizer as? BPETokenizer)?.sourceFiles["tokenizer.json"].map { XXHash64.hex(XXHash64.hash(Array($0))) } ?? "built in"
+        let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")\u{0}\(encoding)"
         check(what, digest: XXHash64.hex(XXHash64.hash(Array(described.utf8))),
-              differs: "this rank loaded another tokenizer than rank 0 (special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
+              differs: "this rank loaded another tokenizer than rank 0 (tokenizer.json, special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
     }
 
     /// Collective: `train` broadcasts rank 0's weights, but each rank generates (held-out
