@@ -122,6 +122,13 @@ public enum ModelDirectory {
                 let count = (bad..<e.count).reduce(0) { $0 + (params.values[e.offset + $1].isFinite ? 0 : 1) }
                 throw ModelError("\(source): tensor \"\(name)\" has \(count) non-finite value\(count == 1 ? "" : "s") (first: \(params.values[e.offset + bad]) at element \(bad))")
             }
+            // A finite weight at or above √Float.max overflows the first product it is in: 3e38
+            // loaded, and train wrote a run directory before its first loss was non-finite.
+            let limit = TrainableSet.usableMagnitude
+            if let bad = (0..<e.count).first(where: { !(abs(params.values[e.offset + $0]) < limit) }) {
+                let count = (bad..<e.count).reduce(0) { $0 + (abs(params.values[e.offset + $1]) < limit ? 0 : 1) }
+                throw ModelError("\(source): tensor \"\(name)\" has \(count) value\(count == 1 ? "" : "s") of magnitude 1.8e19 or more (first: \(params.values[e.offset + bad]) at element \(bad)), where a product overflows float32 (a run that diverged?)")
+            }
         }
     }
 

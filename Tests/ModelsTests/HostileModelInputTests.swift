@@ -173,6 +173,13 @@ final class HostileModelInputTests: XCTestCase {
             try ModelDirectory.save(model, tokenizer: ByteTokenizer(), to: dir)
             XCTAssertEqual(loadError(dir), dir + ": tensor \"transformer.h.0.mlp.c_fc.weight\" has 2 non-finite values (first: \(bad) at element 5)")
         }
+        // Finite but beyond √Float.max: the first product overflows (3e38 loaded, and train wrote
+        // its run directory before the first loss came out non-finite).
+        let model = GPT2(config: GPT2Config(vocabSize: ByteTokenizer().vocabSize, contextLength: 16, embedDim: 8, layers: 1, heads: 2), seed: 1)
+        model.parameters["transformer.h.0.mlp.c_fc.weight"].data[3] = 3e38
+        let dir = tmp + "/huge"
+        try ModelDirectory.save(model, tokenizer: ByteTokenizer(), to: dir)
+        XCTAssertEqual(loadError(dir), dir + ": tensor \"transformer.h.0.mlp.c_fc.weight\" has 1 value of magnitude 1.8e19 or more (first: 3e+38 at element 3), where a product overflows float32 (a run that diverged?)")
     }
 
     // MARK: tokenizer
