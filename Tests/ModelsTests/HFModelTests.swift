@@ -155,6 +155,11 @@ final class HFModelTests: XCTestCase {
             ("mistral-sharded", "field \"sliding_window\" must be ≥ 2, got 1", { $0["sliding_window"] = 1 }),
             ("llama", "field \"model_type\" is missing", { $0["model_type"] = nil }),
             ("llama", "field \"model_type\" must be a string, got 5", { $0["model_type"] = 5 }),
+            // A list or an object as cut JSON (it was Swift's ["x": <null>] and a whole config long).
+            ("llama", "field \"hidden_size\" must be an integer, got an object {\"x\":null,\"y\":[1,{\"z\":2}]}",
+             { $0["hidden_size"] = ["x": NSNull(), "y": [1, ["z": 2]]] }),
+            ("llama", "field \"hidden_size\" must be an integer, got a list [\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…",
+             { $0["hidden_size"] = [String(repeating: "a", count: 500)] }),
             // float32's range: inf was written back as "inf" (not JSON); a tiny theta gave NaN
             // rotary tables (the loss NaN, nothing named); an eps that rounds to 0 divided by 0.
             // (The fixtures give theta in rope_parameters, which wins over a top-level rope_theta.)

@@ -201,6 +201,14 @@ final class CheckpointUnitTests: XCTestCase {
         let ids = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: otherIds), current: written,
                                                    mayBeAbsent: ModelDirectory.tokenIdFields)
         XCTAssertEqual(ids, "eos_token_id: 3 in the checkpoint, 256 here")
+        // A long or structured value is said cut, as JSON (5,000 characters made the line that long).
+        var long = model.configJSON
+        long["activation_function"] = String(repeating: "a", count: 5000)
+        let cut = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: long), current: model.configJSON)
+        XCTAssertEqual(cut, "activation_function: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\" in the checkpoint, \"\(model.configJSON["activation_function"]!)\" here")
+        long["activation_function"] = ["n_layer": 2, "x": [1, 2]]
+        let object = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: long), current: model.configJSON)
+        XCTAssertEqual(object, "activation_function: {\"n_layer\":2,\"x\":[1,2]} in the checkpoint, \"\(model.configJSON["activation_function"]!)\" here")
         // Checkpoints written before configs gave eps as its shortest decimal hold the float's
         // exact double: the same float32, the same model; another eps is still a difference.
         var old = model.configJSON

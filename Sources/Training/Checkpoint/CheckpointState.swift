@@ -162,9 +162,20 @@ struct CheckpointState: Codable {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }
-            return "\(key): \(x.map { "\($0)" } ?? "absent") in the checkpoint, \(y.map { "\($0)" } ?? "absent") here"
+            return "\(key.count > 40 ? key.prefix(40) + "…" : key): \(x.map(shown) ?? "absent") in the checkpoint, \(y.map(shown) ?? "absent") here"
         }
         return nil
+    }
+
+    /// A config value for the message: a string quoted and cut, a list or an object as JSON,
+    /// cut (a 5,000-character value made a 5,208-character line; an object came as Foundation's
+    /// multi-line description).
+    static func shown(_ v: NSObject) -> String {
+        if let s = v as? String { return JSONText.brief(s) }
+        guard v is NSArray || v is NSDictionary,
+              let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "\(v)" }
+        let json = String(decoding: d, as: UTF8.self)
+        return json.count > 40 ? json.prefix(40) + "…" : json
     }
 
     /// Two non-integer numbers that are the same float32: the model holds its eps and rope θ as
