@@ -85,6 +85,15 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t", sets: ["mul"]).contains(">add exact match</text>"))
     }
 
+    /// The title tells runs of one model and objective apart by their learning rate and steps.
+    func testThePlotTitleSaysTheLearningRateAndSteps() {
+        var r = Recipe()
+        r.model = "tiny"; r.lr = 0.3; r.steps = 40
+        XCTAssertEqual(TrainingJob.plotTitle(r), "sft-dist: tiny, nll, lr 0.3, 40 steps")
+        r.steps = 1; r.loraRank = 4; r.lr = 3e-4
+        XCTAssertEqual(TrainingJob.plotTitle(r), "sft-dist: tiny, nll, LoRA r=4, lr 0.0003, 1 step")
+    }
+
     /// A panel of percentages only has its gridlines at its labels (they were an unlabelled
     /// −0.5…1.5 scale's: 5 % sat on a line that read as 0 %).
     func testAPanelOfSharesHasGridlinesAtItsLabels() throws {

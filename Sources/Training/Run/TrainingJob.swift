@@ -337,15 +337,16 @@ public enum TrainingJob {
         }
     }
 
-    /// The plot's title: the model (a long path by its last two parts), the objective, and the
-    /// options that change what the curves mean.
+    /// The plot's title: the model (a long path by its last two parts), the objective, the
+    /// options that change what the curves mean, and the learning rate and steps (two runs of
+    /// one model and objective had the same title).
     static func plotTitle(_ r: Recipe) -> String {
         let parts = r.model.split(separator: "/")
         var t = "sft-dist: \(parts.count > 2 ? "…/" + parts.suffix(2).joined(separator: "/") : r.model), \(r.objective)"
         if r.selection != "none" { t += ", selection \(r.selection)" }
         if r.selfTrain != "none" { t += ", self-train \(r.selfTrain)" }
         if r.loraRank > 0 { t += ", LoRA r=\(r.loraRank)" }
-        return t
+        return t + ", lr \(String(format: "%g", r.lr)), \(r.steps) step\(r.steps == 1 ? "" : "s")"
     }
 
     /// Writes `model` (default: the trained one; the `--ema` average for `OUT/model-ema/`).
