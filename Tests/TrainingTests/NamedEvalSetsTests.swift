@@ -85,6 +85,30 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t", sets: ["mul"]).contains(">add exact match</text>"))
     }
 
+    /// One spike does not flatten the curve: the axis stops above the 95th percentile and the
+    /// spike is drawn at the top, said in the legend; a plain curve and a diverged run (most
+    /// values huge) keep the whole range.
+    func testASpikeIsDrawnAtTheTopInsteadOfFlatteningTheCurve() {
+        func losses(_ rows: [[String: Double]]) -> [(Double, Double)] { SVGPlot.points(rows, "loss") }
+        var rows: [[String: Double]] = (1...30).map { ["step": Double($0), "loss": 5.5 - 0.17 * Double($0)] }
+        XCTAssertNil(SVGPlot.clipTop(losses(rows)))
+        rows[14]["loss"] = 13
+        let top = SVGPlot.clipTop(losses(rows))
+        XCTAssertNotNil(top)
+        XCTAssertLessThan(top ?? 99, 6.5)
+        let svg = SVGPlot.lossChart(records: rows, title: "t")
+        XCTAssertTrue(svg.contains(">1 value above ") && svg.contains("drawn at the top (largest 13)</text>"), svg)
+        // Diverged: most values huge.
+        XCTAssertNil(SVGPlot.clipTop((1...30).map { (Double($0), $0 < 5 ? 5.5 : 1e17 + Double($0)) }))
+        // The demo's shape: a fast fall from 5.6 in the first tenth, then a slow one, is not cut.
+        let demo = (0...1000).map { i -> (Double, Double) in
+            let x = Double(i)
+            let loss: Double = i < 100 ? 5.6 - 0.046 * x : 1.0 - 0.0007 * (x - 100) + 0.05 * sin(x)
+            return (x, loss)
+        }
+        XCTAssertNil(SVGPlot.clipTop(demo))
+    }
+
     /// The title tells runs of one model and objective apart by their learning rate and steps.
     func testThePlotTitleSaysTheLearningRateAndSteps() {
         var r = Recipe()

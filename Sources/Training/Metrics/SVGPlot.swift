@@ -157,9 +157,17 @@ public enum SVGPlot {
             s += "<line x1=\"\(lx + 11)\" y1=\"\(ly)\" x2=\"\(lx + 11)\" y2=\"\(ly + 12)\" stroke=\"\(markColor)\" stroke-width=\"2\"/>"
             s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
         }
-        let mt = ly + 26, bottom = mt + plotHeight
         let values = p.left.flatMap(\.points).map(\.1)
-        var y0 = values.min() ?? 0, y1 = values.max() ?? 1
+        let clip = clipTop(p.left.flatMap(\.points))
+        if let clip {
+            let above = values.filter { $0 > clip }
+            let name = "\(above.count) value\(above.count == 1 ? "" : "s") above \(label(clip)) drawn at the top (largest \(label(above.max()!)))"
+            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
+            s += "<path d=\"M\(lx + 6),\(ly + 10) L\(lx + 11),\(ly + 2) L\(lx + 16),\(ly + 10) Z\" fill=\"\(markColor)\"/>"
+            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
+        }
+        let mt = ly + 26, bottom = mt + plotHeight
+        var y0 = values.min() ?? 0, y1 = clip ?? values.max() ?? 1
         // A flat series (a reward that stays 0) gets a readable band around its value.
         let pad = y1 > y0 ? max((y1 - y0) * 0.06, abs(y1) * 1e-6) : max(abs(y0) * 0.1, 0.5)
         y0 -= pad; y1 += pad
@@ -191,20 +199,44 @@ public enum SVGPlot {
         s += "<text x=\"\((ml + w - mr) / 2)\" y=\"\(bottom + 36)\" text-anchor=\"middle\">step</text>\n"
         s += "<line x1=\"\(ml)\" y1=\"\(bottom)\" x2=\"\(w - mr)\" y2=\"\(bottom)\" stroke=\"black\"/>"
         s += "<line x1=\"\(ml)\" y1=\"\(mt)\" x2=\"\(ml)\" y2=\"\(bottom)\" stroke=\"black\"/>\n"
-        func curve(_ series: Series, _ lo: Double, _ hi: Double) {
+        func curve(_ series: Series, _ lo: Double, _ hi: Double, clippedAt top: Double? = nil) {
             guard !series.points.isEmpty else { return }
-            let pts = series.points.map { "\(px($0.0)),\(py($0.1, lo, hi))" }.joined(separator: " ")
+            let pts = series.points.map { "\(px($0.0)),\(py(min($0.1, top ?? $0.1), lo, hi))" }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.6\"\(series.dashAttribute) points=\"\(pts)\"/>\n"
             if series.dots || series.points.count == 1 {
-                for q in series.points { s += "<circle cx=\"\(px(q.0))\" cy=\"\(py(q.1, lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
+                for q in series.points { s += "<circle cx=\"\(px(q.0))\" cy=\"\(py(min(q.1, top ?? q.1), lo, hi))\" r=\"3.5\" fill=\"\(series.color)\"/>" }
+            }
+            if let top {
+                for q in series.points where q.1 > top {
+                    let x = px(q.0), y = py(top, lo, hi)
+                    s += "<path d=\"M\(x - 5),\(y + 8) L\(x),\(y) L\(x + 5),\(y + 8) Z\" fill=\"\(markColor)\"/>"
+                }
             }
         }
         for m in p.marks {
             s += "<line x1=\"\(px(m))\" y1=\"\(mt)\" x2=\"\(px(m))\" y2=\"\(bottom)\" stroke=\"\(markColor)\" stroke-width=\"1.5\" opacity=\"0.6\"/>\n"
         }
-        for series in p.left { curve(series, y0, y1) }
+        for series in p.left { curve(series, y0, y1, clippedAt: clip) }
         for series in p.right { curve(series, 0, 1) }
         return (s, bottom + mb - top)
+    }
+
+    /// Where a panel's left axis stops when a few spikes would flatten the rest (a loss of 13
+    /// at one step put a curve of 5.5 → 0.3 in the axis' bottom fifth), judged after the first
+    /// tenth of the steps, whose fall from the initial loss is the curve's and never cut: when
+    /// the largest later value is beyond their 95th percentile by 1.5 × the span below it, the
+    /// axis stops at that percentile + a quarter of the span, or at the first tenth's largest
+    /// value if higher. nil (the whole range) otherwise, as when a run diverges and most values
+    /// are huge.
+    static func clipTop(_ points: [(Double, Double)]) -> Double? {
+        guard let first = points.map(\.0).min(), let last = points.map(\.0).max(), last > first else { return nil }
+        let cut = first + 0.1 * (last - first)
+        let later = points.filter { $0.0 > cut }.map(\.1).sorted()
+        guard later.count >= 10 else { return nil }
+        let q = later[Int(0.95 * Double(later.count - 1))], span = q - later[0]
+        let top = max(q + 0.25 * span, points.filter { $0.0 <= cut }.map(\.1).max() ?? -.infinity)
+        guard span > 0, let largest = later.last, largest > q + 1.5 * span, largest > top else { return nil }
+        return top
     }
 
     /// Text content as XML 1.0 takes it: `&`, `<` and `>` escaped (a model path holding `]]>`
