@@ -35,6 +35,8 @@ final class ChatTemplateFidelityTests: XCTestCase {
                            ["it writes no bos_token before its first turn, where the llama3 layout writes <|begin_of_text|>"], name)
             let literal = "{{ '<|begin_of_text|>' }}" + noBOS
             XCTAssertEqual(ChatTemplate.differences(from: literal, layout: .llama3, bos: nil), [], name)
+            // As text outside any tag too (a review: it was said as missing, and the template replaced).
+            XCTAssertEqual(ChatTemplate.differences(from: "<|begin_of_text|>" + noBOS, layout: .llama3, bos: nil), [], name)
         }
     }
 

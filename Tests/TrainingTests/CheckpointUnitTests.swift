@@ -182,6 +182,13 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.recipeDifference(saved: u, current: v))
         v.rewardArgs = ["numeric.tolerance": "0.5"]
         XCTAssertEqual(CheckpointState.recipeDifference(saved: u, current: v)?.key, "reward_args")
+        // The methods line says a value holding a control character as a JSON string (a regex
+        // pattern's newline split the line, an escape sequence reached the terminal raw).
+        var g = Recipe()
+        g.objective = "grpo"; g.rewards = ["regex"]; g.rewardArgs = ["pattern": "x\ny|\u{1B}"]
+        let line = g.methodsLine ?? ""
+        XCTAssertTrue(line.hasSuffix(#"; rewards regex=1 (regex.pattern="x\ny|\u001b")"#), line)
+        XCTAssertFalse(line.contains("\n") || line.contains("\u{1B}"), line)
     }
 
     func testConfigDifferenceNamesTheKey() throws {

@@ -86,27 +86,48 @@ final class NamedEvalSetsTests: XCTestCase {
     }
 
     /// One spike does not flatten the curve: the axis stops above the 95th percentile and the
-    /// spike is drawn at the top, said in the legend; a plain curve and a diverged run (most
-    /// values huge) keep the whole range.
+    /// spike is drawn at the top, said in the legend. Kept whole: a plain curve, a diverged run
+    /// (most values huge), a rise that lasts (a late divergence, two spiking steps in a row),
+    /// and every other series — a held-out set that rises is never cut (a review: forgetting
+    /// in a retention set was drawn as a flat line at the top).
     func testASpikeIsDrawnAtTheTopInsteadOfFlatteningTheCurve() {
-        func losses(_ rows: [[String: Double]]) -> [(Double, Double)] { SVGPlot.points(rows, "loss") }
+        func clip(_ loss: [(Double, Double)], others: [(Double, Double)] = []) -> Double? {
+            SVGPlot.clipTop([SVGPlot.Series(name: "train", color: "#000", points: loss, clippable: true),
+                             SVGPlot.Series(name: "set", color: "#111", points: others, dots: true)])
+        }
         var rows: [[String: Double]] = (1...30).map { ["step": Double($0), "loss": 5.5 - 0.17 * Double($0)] }
-        XCTAssertNil(SVGPlot.clipTop(losses(rows)))
+        XCTAssertNil(clip(SVGPlot.points(rows, "loss")))
         rows[14]["loss"] = 13
-        let top = SVGPlot.clipTop(losses(rows))
+        let loss = SVGPlot.points(rows, "loss")
+        let top = clip(loss)
         XCTAssertNotNil(top)
         XCTAssertLessThan(top ?? 99, 6.5)
         let svg = SVGPlot.lossChart(records: rows, title: "t")
         XCTAssertTrue(svg.contains(">1 value above ") && svg.contains("drawn at the top (largest 13)</text>"), svg)
+        // A rising held-out set raises the cut above its own values.
+        let rising = (0...3).map { (Double($0) * 10, 6.0 + Double($0)) }
+        XCTAssertEqual(clip(loss, others: rising), 9)
+        XCTAssertNil(clip(loss, others: [(30, 13.5)]))
+        // Two spiking steps in a row, and a late divergence, are kept whole.
+        var twice = loss
+        twice[15].1 = 12
+        XCTAssertNil(clip(twice))
+        let late = (1...100).map { i -> (Double, Double) in
+            let x = Double(i)
+            let loss: Double = i <= 96 ? 3 - 0.02 * x : 1 + 2 * (x - 96)
+            return (x, loss)
+        }
+        XCTAssertNil(clip(late))
         // Diverged: most values huge.
-        XCTAssertNil(SVGPlot.clipTop((1...30).map { (Double($0), $0 < 5 ? 5.5 : 1e17 + Double($0)) }))
+        let diverged = (1...30).map { i -> (Double, Double) in (Double(i), i < 5 ? 5.5 : 1e17 + Double(i)) }
+        XCTAssertNil(clip(diverged))
         // The demo's shape: a fast fall from 5.6 in the first tenth, then a slow one, is not cut.
         let demo = (0...1000).map { i -> (Double, Double) in
             let x = Double(i)
             let loss: Double = i < 100 ? 5.6 - 0.046 * x : 1.0 - 0.0007 * (x - 100) + 0.05 * sin(x)
             return (x, loss)
         }
-        XCTAssertNil(SVGPlot.clipTop(demo))
+        XCTAssertNil(clip(demo))
     }
 
     /// The title tells runs of one model and objective apart by their learning rate and steps.

@@ -40,8 +40,8 @@ struct CheckpointState: Codable {
     /// this loss — when the checkpoint is resumed into another --out, copied, or forked.
     var lastLoss: Double? = nil
     /// TRL's `num_tokens` after `step`: every token of the sequences trained so far, which the
-    /// resumed run's rows go on counting from (nil: a checkpoint from before this field; the
-    /// last kept metrics row's value is taken then).
+    /// resumed run's rows go on counting from (nil: a checkpoint from before this field, whose
+    /// resumed rows leave it out).
     var numTokens: Int? = nil
 
     /// One component's entry: its small values, and the name and shape of each tensor in
@@ -162,7 +162,9 @@ struct CheckpointState: Codable {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }
-            return "\(key.count > 40 ? key.prefix(40) + "…" : key): \(x.map(shown) ?? "absent") in the checkpoint, \(y.map(shown) ?? "absent") here"
+            let k = key.count > 40 ? key.prefix(40) + "…" : key
+            let named = k.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? JSONText.quote(k) : k
+            return "\(named): \(x.map(shown) ?? "absent") in the checkpoint, \(y.map(shown) ?? "absent") here"
         }
         return nil
     }

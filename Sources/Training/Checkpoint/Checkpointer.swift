@@ -25,8 +25,8 @@ public final class Checkpointer {
         /// `elapsed_s` of the last training row kept (0 without one): the resumed run's rows
         /// continue from it, so the file reads as one run (it restarted from 0).
         public var elapsed: Double = 0
-        /// TRL's `num_tokens` at the checkpoint's step (the state's, else the last kept row's;
-        /// nil when neither holds it, and the resumed rows then leave it out).
+        /// TRL's `num_tokens` at the checkpoint's step (nil for a checkpoint from before it: the
+        /// resumed rows then leave it out rather than count from 0).
         public var numTokens: Int? = nil
         /// Rank 0: --out's own metrics rows were not the checkpoint's run's (another run's
         /// checkpoint, or one copied in), so --out's other records of a run are not this run's either.
@@ -149,19 +149,19 @@ public final class Checkpointer {
         }
         Fatal.collective { if !comm.isCoordinator { try restoreComponents(saved, step: state.step, dir: directory) } }
 
-        var losses: [Double] = [], elapsed = 0.0, otherRun = false, rowTokens: Int? = nil
+        var losses: [Double] = [], elapsed = 0.0, otherRun = false
         problem = nil
         if comm.isCoordinator {
             let source = Self.metricsSource(checkpoint: directory, out: recipe.out, step: state.step, lastLoss: state.lastLoss)
             let own = RunOutputs(recipe.out).metrics
             otherRun = source.path.map { ReplaceableOutput.resolved($0) != ReplaceableOutput.resolved(own) } ?? true
             if let note = source.note { log(note) }
-            do { (losses, elapsed, rowTokens) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
+            do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
         return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed,
-                           numTokens: state.numTokens ?? (losses.count == state.step ? rowTokens : nil), otherRun: otherRun)
+                           numTokens: state.numTokens, otherRun: otherRun)
     }
 
     /// Coordinator only: verifies the checkpoint `spec` names (manifest, every field, that it
@@ -355,14 +355,14 @@ public final class Checkpointer {
     /// Rewrites `out`'s metrics.jsonl, atomically, as the rows the checkpoint's run had written
     /// by its step — those of `source` (none when nil or missing), dropping rows of steps the
     /// resumed run will redo and a line torn by the kill; returns the training losses kept and
-    /// the last one's `elapsed_s` and `num_tokens`.
-    func trimMetrics(toStep step: Int, from source: String?) throws -> (losses: [Double], elapsed: Double, numTokens: Int?) {
+    /// the last one's `elapsed_s`.
+    func trimMetrics(toStep step: Int, from source: String?) throws -> (losses: [Double], elapsed: Double) {
         let path = RunOutputs(recipe.out).metrics
-        guard FileManager.default.fileExists(atPath: path) || source.map({ FileManager.default.fileExists(atPath: $0) }) == true else { return ([], 0, nil) }
+        guard FileManager.default.fileExists(atPath: path) || source.map({ FileManager.default.fileExists(atPath: $0) }) == true else { return ([], 0) }
         let data = source.flatMap { FileManager.default.contents(atPath: $0) } ?? Data()
         // A new --out (the run's directory is otherwise made after resume, once the checkpoint is accepted).
         try FileManager.default.createDirectory(atPath: recipe.out, withIntermediateDirectories: true)
-        var kept: [String] = [], losses: [Double] = [], elapsed = 0.0, numTokens: Int? = nil
+        var kept: [String] = [], losses: [Double] = [], elapsed = 0.0
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             guard let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
                   let s = (row["step"] as? NSNumber)?.intValue, s <= step else { continue }
@@ -374,13 +374,12 @@ public final class Checkpointer {
             if training {
                 losses.append((row["loss"] as? NSNumber)?.doubleValue ?? .nan)
                 if let e = (row["elapsed_s"] as? NSNumber)?.doubleValue, e.isFinite { elapsed = e }
-                numTokens = (row["num_tokens"] as? NSNumber).flatMap { Int(exactly: $0.doubleValue) }.flatMap { $0 >= 0 ? $0 : nil }
             }
         }
         let tmp = path + ".tmp-\(getpid())"
         try DurableFiles.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: tmp)
         try DurableFiles.rename(tmp, path)
         try DurableFiles.sync(recipe.out, directory: true)
-        return (losses, elapsed, numTokens)
+        return (losses, elapsed)
     }
 }

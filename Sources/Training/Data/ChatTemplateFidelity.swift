@@ -45,10 +45,9 @@ extension ChatTemplate {
                 found.append("its turns' content is not trimmed (`| trim`), where the llama3 layout trims it")
             }
             // Llama 3's templates write bos_token first (3.0's in a `set`); one that writes
-            // neither it nor the literal starts without <|begin_of_text|>, which the layout writes.
-            let writesBOS = tags.contains { t in
-                (bos?.isEmpty == false && t.code.contains("bos_token")) || t.literals.contains { $0?.contains("<|begin_of_text|>") == true }
-            }
+            // neither it nor <|begin_of_text|> (in a literal, or as text outside the tags, which
+            // the scan does not return) starts without it, where the layout writes it.
+            let writesBOS = jinja.contains("<|begin_of_text|>") || tags.contains { t in bos?.isEmpty == false && t.code.contains("bos_token") }
             if !writesBOS { found.append("it writes no \(bos == nil ? "<|begin_of_text|>" : "bos_token") before its first turn, where the llama3 layout writes <|begin_of_text|>") }
         case .plain:
             break

@@ -111,7 +111,7 @@ public enum SameInputs {
         let encoding = (tokenizer as? BPETokenizer)?.sourceFiles["tokenizer.json"].map { XXHash64.hex(XXHash64.hash(Array($0))) } ?? "built in"
         let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")\u{0}\(encoding)"
         check(what, digest: XXHash64.hex(XXHash64.hash(Array(described.utf8))),
-              differs: "this rank loaded another tokenizer than rank 0 (tokenizer.json, special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
+              differs: "this rank loaded another tokenizer than rank 0 (tokenizer.json's bytes, special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
     }
 
     /// Collective: `train` broadcasts rank 0's weights, but each rank generates (held-out

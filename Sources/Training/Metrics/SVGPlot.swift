@@ -12,8 +12,13 @@ public enum SVGPlot {
         /// How many times the colours have come round before this series (an 8th named set is
         /// round 1): each round draws its lines in another dash pattern, so no two series look alike.
         public var round = 0
-        public init(name: String, color: String, points: [(Double, Double)], dots: Bool = false, dashed: Bool = false, round: Int = 0) {
+        /// Whether isolated spikes of this series may be drawn at the top of a cut axis
+        /// (`clipTop`): the train loss only — a held-out set that rises is what it is there to show.
+        public var clippable = false
+        public init(name: String, color: String, points: [(Double, Double)], dots: Bool = false, dashed: Bool = false, round: Int = 0,
+                    clippable: Bool = false) {
             self.name = name; self.color = color; self.points = points; self.dots = dots; self.dashed = dashed; self.round = round
+            self.clippable = clippable
         }
 
         /// The stroke-dasharray attribute ("" for a solid line).
@@ -50,7 +55,7 @@ public enum SVGPlot {
     public static func lossChart(records: [[String: Double]], title: String, sets: [String] = [], objective: String = "nll") -> String {
         let train = points(records, "loss"), eval = points(records, "eval_loss"), em = points(records, "eval_accuracy")
         let trainName = objective == "nll" ? "train loss" : "train loss (\(objective))"
-        var left = [Series(name: trainName, color: "#1f77b4", points: train),
+        var left = [Series(name: trainName, color: "#1f77b4", points: train, clippable: true),
                     Series(name: "held-out NLL", color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         // Sets the rows hold besides this run's (evaluated before a resume that named others)
@@ -158,9 +163,9 @@ public enum SVGPlot {
             s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
         }
         let values = p.left.flatMap(\.points).map(\.1)
-        let clip = clipTop(p.left.flatMap(\.points))
+        let clip = clipTop(p.left)
         if let clip {
-            let above = values.filter { $0 > clip }
+            let above = p.left.filter(\.clippable).flatMap(\.points).map(\.1).filter { $0 > clip }
             let name = "\(above.count) value\(above.count == 1 ? "" : "s") above \(label(clip)) drawn at the top (largest \(label(above.max()!)))"
             if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
             s += "<path d=\"M\(lx + 6),\(ly + 10) L\(lx + 11),\(ly + 2) L\(lx + 16),\(ly + 10) Z\" fill=\"\(markColor)\"/>"
@@ -221,21 +226,30 @@ public enum SVGPlot {
         return (s, bottom + mb - top)
     }
 
-    /// Where a panel's left axis stops when a few spikes would flatten the rest (a loss of 13
-    /// at one step put a curve of 5.5 → 0.3 in the axis' bottom fifth), judged after the first
-    /// tenth of the steps, whose fall from the initial loss is the curve's and never cut: when
+    /// Where a panel's left axis stops when isolated spikes of the train loss would flatten the
+    /// rest (a loss of 13 at one step put a curve of 5.5 → 0.3 in the axis' bottom fifth). Judged
+    /// after the first tenth of the steps, whose fall from the initial loss is the curve's: when
     /// the largest later value is beyond their 95th percentile by 1.5 × the span below it, the
-    /// axis stops at that percentile + a quarter of the span, or at the first tenth's largest
-    /// value if higher. nil (the whole range) otherwise, as when a run diverges and most values
-    /// are huge.
-    static func clipTop(_ points: [(Double, Double)]) -> Double? {
-        guard let first = points.map(\.0).min(), let last = points.map(\.0).max(), last > first else { return nil }
+    /// axis stops at that percentile + a quarter of the span — or higher, at the first tenth's
+    /// largest value or any other series' (a held-out set that rises is never cut) — provided
+    /// every value above it is a lone spike, both neighbours below: a rise that lasts (a run
+    /// diverging late) keeps the whole range, as does a run whose values are mostly huge.
+    static func clipTop(_ series: [Series]) -> Double? {
+        let points = series.filter(\.clippable).flatMap(\.points).sorted { $0.0 < $1.0 }
+        guard let first = points.first?.0, let last = points.last?.0, last > first else { return nil }
         let cut = first + 0.1 * (last - first)
         let later = points.filter { $0.0 > cut }.map(\.1).sorted()
         guard later.count >= 10 else { return nil }
         let q = later[Int(0.95 * Double(later.count - 1))], span = q - later[0]
-        let top = max(q + 0.25 * span, points.filter { $0.0 <= cut }.map(\.1).max() ?? -.infinity)
+        let others = series.filter { !$0.clippable }.flatMap(\.points).map(\.1)
+        let top = ([q + 0.25 * span] + points.filter { $0.0 <= cut }.map(\.1) + others).max()!
         guard span > 0, let largest = later.last, largest > q + 1.5 * span, largest > top else { return nil }
+        for s in series where s.clippable {
+            for (i, p) in s.points.enumerated() where p.1 > top {
+                if i > 0 && s.points[i - 1].1 > top { return nil }
+                if i + 1 < s.points.count && s.points[i + 1].1 > top { return nil }
+            }
+        }
         return top
     }
 
