@@ -130,6 +130,24 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertNil(clip(demo))
     }
 
+    /// An evaluation whose loss was not finite (null in metrics.jsonl) is marked and counted:
+    /// the held-out curve simply stopped (a visual review), while skipped steps had their lines.
+    func testEvaluationsWithANonFiniteLossAreMarked() throws {
+        let path = NSTemporaryDirectory() + "null-eval-\(getpid()).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ("{\"step\": 0, \"eval_loss\": 5.5}\n{\"step\": 1, \"loss\": 5}\n{\"step\": 2, \"loss\": null, \"skipped\": true}\n"
+             + "{\"step\": 2, \"eval_loss\": null}\n{\"step\": 4, \"eval_loss\": 4, \"eval_add_loss\": null}\n").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertNil(try MetricsLog.read(path: path)[3]["eval_loss"])
+        let svg = SVGPlot.lossChart(records: try MetricsLog.read(path: path, nullsAsNaN: true), title: "t")
+        XCTAssertTrue(svg.contains(">2 evaluations with a non-finite loss</text>"), svg)
+        let crosses = svg.components(separatedBy: "<path d=").dropFirst().map { $0.prefix { $0 != ">" } }.filter { $0.contains(SVGPlot.failedColor) }
+        XCTAssertEqual(crosses.count, 3, svg)   // the legend's and one per failed evaluation
+        // Legend entries side by side, not drawn over each other.
+        let xs = svg.components(separatedBy: "<text x=\"").dropFirst().filter { $0.contains(">skipped step") || $0.contains(">2 evaluations") }
+            .compactMap { Double($0.prefix { $0 != "\"" }) }
+        XCTAssertEqual(Set(xs).count, 2, svg)
+    }
+
     /// The title tells runs of one model and objective apart by their learning rate and steps.
     func testThePlotTitleSaysTheLearningRateAndSteps() {
         var r = Recipe()

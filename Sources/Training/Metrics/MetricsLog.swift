@@ -52,14 +52,15 @@ public final class MetricsLog {
         }
     }
 
-    /// Reads back a metrics file: each line's numeric fields.
-    public static func read(path: String) throws -> [[String: Double]] {
+    /// Reads back a metrics file: each line's numeric fields; a null (a non-finite value as
+    /// written) is left out, or read as NaN with `nullsAsNaN` (the plot marks such evaluations).
+    public static func read(path: String, nullsAsNaN: Bool = false) throws -> [[String: Double]] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw MetricsError("\(path): cannot read metrics")
         }
         return text.split(separator: "\n").compactMap { line in
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-            var record = obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+            var record = obj.compactMapValues { nullsAsNaN && $0 is NSNull ? Double.nan : ($0 as? NSNumber)?.doubleValue }
             for (old, new) in renamedKeys where record[new] == nil {
                 if let v = record.removeValue(forKey: old) { record[new] = v }
             }

@@ -34,10 +34,13 @@ public enum SVGPlot {
         public var left: [Series], right: [Series], leftTitle: String, rightTitle: String
         /// Steps marked by a vertical line across the plot (steps that `nan_policy: skip` skipped).
         public var marks: [Double] = []
+        /// Evaluations whose loss was not finite (written as null), marked by a cross on the top
+        /// edge: their points cannot be drawn, and the held-out curve simply stopped.
+        public var failedEvaluations: [Double] = []
         public init(left: [Series], right: [Series] = [], leftTitle: String, rightTitle: String = "exact match") {
             self.left = left; self.right = right; self.leftTitle = leftTitle; self.rightTitle = rightTitle
         }
-        var isEmpty: Bool { (left + right).allSatisfy { $0.points.isEmpty } && marks.isEmpty }
+        var isEmpty: Bool { (left + right).allSatisfy { $0.points.isEmpty } && marks.isEmpty && failedEvaluations.isEmpty }
     }
 
     /// Method metrics drawn in the second panel when the run logs them: (key, legend, share).
@@ -82,6 +85,9 @@ public enum SVGPlot {
         var losses = Panel(left: left, right: right, leftTitle: objective == "nll" ? "loss (nats per token)" : "loss")
         // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
         losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }
+        losses.failedEvaluations = records.compactMap { r in
+            r.contains { ($0.key == "eval_loss" || ($0.key.hasPrefix("eval_") && $0.key.hasSuffix("_loss"))) && !$0.value.isFinite } ? r["step"] : nil
+        }
         let panels = [losses] + (method.isEmpty ? [] : [method])
         return render(title: title, panels: panels)
     }
@@ -89,6 +95,12 @@ public enum SVGPlot {
     /// Colours of the named sets' series (the main ones use blue, red and green).
     static let setColors = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
                             "#393b79", "#637939", "#843c39", "#7b4173", "#e6550d"]
+    /// A cross of two short strokes centred on (x, y).
+    static func cross(_ x: Double, _ y: Double, color: String) -> String {
+        "<path d=\"M\(x - 4),\(y - 4) L\(x + 4),\(y + 4) M\(x - 4),\(y + 4) L\(x + 4),\(y - 4)\" stroke=\"\(color)\" stroke-width=\"2\"/>"
+    }
+    /// Failed evaluations' crosses: the held-out NLL's red.
+    static let failedColor = "#d62728"
     /// Skipped steps' lines: grey, apart from every series' colour.
     static let markColor = "#888888"
     static let methodColors = ["#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf"]
@@ -128,7 +140,7 @@ public enum SVGPlot {
 
     public static func render(title: String, panels: [Panel]) -> String {
         let w = 760.0, panelHeight = 300.0, top = 40.0
-        let all = panels.flatMap { $0.left + $0.right }.flatMap(\.points).map(\.0) + panels.flatMap(\.marks)
+        let all = panels.flatMap { $0.left + $0.right }.flatMap(\.points).map(\.0) + panels.flatMap(\.marks) + panels.flatMap(\.failedEvaluations)
         let x0 = all.min() ?? 0, x1 = max(all.max() ?? 1, x0 + 1)
         let titleText = title.count > 90 ? String(title.prefix(42)) + " … " + String(title.suffix(45)) : title
         var y = top
@@ -161,6 +173,15 @@ public enum SVGPlot {
             if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
             s += "<line x1=\"\(lx + 11)\" y1=\"\(ly)\" x2=\"\(lx + 11)\" y2=\"\(ly + 12)\" stroke=\"\(markColor)\" stroke-width=\"2\"/>"
             s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
+            lx += Double(name.count) * 7 + 36
+        }
+        if !p.failedEvaluations.isEmpty {
+            let n = p.failedEvaluations.count
+            let name = "\(n) evaluation\(n == 1 ? "" : "s") with a non-finite loss"
+            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
+            s += cross(lx + 11, ly + 6, color: failedColor)
+            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
+            lx += Double(name.count) * 7 + 36
         }
         let values = p.left.flatMap(\.points).map(\.1)
         let clip = clipTop(p.left)
@@ -218,6 +239,7 @@ public enum SVGPlot {
                 }
             }
         }
+        for m in p.failedEvaluations { s += cross(px(m), mt + 6, color: failedColor) }
         for m in p.marks {
             s += "<line x1=\"\(px(m))\" y1=\"\(mt)\" x2=\"\(px(m))\" y2=\"\(bottom)\" stroke=\"\(markColor)\" stroke-width=\"1.5\" opacity=\"0.6\"/>\n"
         }

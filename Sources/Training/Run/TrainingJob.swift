@@ -327,7 +327,7 @@ public enum TrainingJob {
     /// be written, or nil.
     static func writePlot(_ recipe: Recipe, sets: [String]) -> String? {
         let outputs = RunOutputs(recipe.out)
-        guard let records = try? MetricsLog.read(path: outputs.metrics) else { return nil }
+        guard let records = try? MetricsLog.read(path: outputs.metrics, nullsAsNaN: true) else { return nil }
         do {
             try SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
                 .write(toFile: outputs.plot, atomically: true, encoding: .utf8)
