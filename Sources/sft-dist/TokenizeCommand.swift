@@ -54,6 +54,16 @@ struct Tokenize: ParsableCommand {
             } else {
                 try ModelDirectory.checkExists(model)
                 tokenizer = try ModelDirectory.loadTokenizer(model)
+                // The ids must be the model's: a tokenizer larger than config.json's vocab_size
+                // printed ids no embedding row has (train refuses such a model). The config is
+                // read, not the weights; one whose architecture sft-dist does not build is left be.
+                let config = model + "/config.json"
+                if FileManager.default.fileExists(atPath: config),
+                   let arch = try? ModelDirectory.architecture(try JSONObjectFile.read(config), path: config),
+                   tokenizer.vocabSize > arch.vocabSize {
+                    printError("sft-dist: error: \(model): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
+                    throw ExitCode(1)
+                }
             }
         } else {
             tokenizer = ByteTokenizer()

@@ -71,4 +71,20 @@ final class InferenceMisuseTests: XCTestCase {
         XCTAssertEqual(json["examples"] as? Int, 2, r.stdout)
         XCTAssertEqual(json["eval_generated"] as? Int, 1, r.stdout)
     }
+
+    /// tokenize --model reads the model's config too: a tokenizer larger than its vocab_size
+    /// printed ids no embedding row has (train refuses such a model; a fuzzing review).
+    func testTokenizeRefusesATokenizerLargerThanTheModelsVocabulary() throws {
+        let dir = CLI.tempDir("tokenize-vocab")
+        try FileManager.default.copyItem(atPath: ChatTemplateSaveTests.models + "/llama", toPath: dir + "/m")
+        XCTAssertEqual(CLI.sftDist(["tokenize", "--model", dir + "/m", "hello"]).status, 0)
+        let path = dir + "/m/config.json"
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        config["vocab_size"] = 300
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let r = CLI.sftDist(["tokenize", "--model", dir + "/m", "hello"])
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("tokens but the model's vocab_size is 300"), r.all)
+        XCTAssertEqual(r.stdout, "", r.all)
+    }
 }
