@@ -105,6 +105,7 @@ final class CheckpointFieldTests: XCTestCase {
         try refuse("ranks-fraction", "state.json: ranks is 1.5, not an integer") { try editState($0) { $0["ranks"] = 1.5 } }
         try refuse("step-negative", "state.json: step is -1, the manifest's is 2") { try editState($0) { $0["step"] = -1 } }
         try refuse("ranks-zero", "state.json: ranks is 0, not a rank count") { try editState($0) { $0["ranks"] = 0 } }
+        try refuse("ranks-huge", "state.json: ranks is 2147483648, not a rank count") { try editState($0) { $0["ranks"] = 2147483648 } }
         try refuse("examples-negative", "state.json: trainingExamples is -3, not a count") { try editState($0) { $0["trainingExamples"] = -3 } }
         try refuse("checksum", "state.json: parameterChecksum is \"zz\", not 16 hex digits") { try editState($0) { $0["parameterChecksum"] = "zz" } }
         try refuse("skipped-too-many", "state.json: components.trainer.skipped_steps is 3, outside 0...2") { dir in

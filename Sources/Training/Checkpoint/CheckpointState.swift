@@ -120,7 +120,9 @@ struct CheckpointState: Codable {
     func validate(path: String, manifestStep: Int) throws {
         func bad(_ field: String, _ problem: String) -> CheckpointError { CheckpointError("\(path): \(field) \(problem)") }
         guard step >= 0, step == manifestStep else { throw bad("step", "is \(step), the manifest's is \(manifestStep)") }
-        guard ranks >= 1 else { throw bad("ranks", "is \(ranks), not a rank count") }
+        // Informational, but said in the resume line ("saved by 2147483648 ranks" was accepted):
+        // bounded as an MPI job's size can be (an Int32 communicator size).
+        guard ranks >= 1, ranks <= Int(Int32.max) else { throw bad("ranks", "is \(ranks), not a rank count") }
         guard trainingExamples >= 0 else { throw bad("trainingExamples", "is \(trainingExamples), not a count") }
         if let n = numTokens, n < 0 { throw bad("numTokens", "is \(n), not a count") }
         for (field, value) in [("parameterChecksum", parameterChecksum), ("trainingDataHash", trainingDataHash),
