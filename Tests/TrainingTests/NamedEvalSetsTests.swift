@@ -30,10 +30,12 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertEqual(yaml.evalData.files, ["add": "a.jsonl", "copy": "c.jsonl"])
         // In YAML the sets are a mapping; the message says so (it described the flag's NAME=FILE,
         // and a quoted "a=x" was told to drop its quotes, which gave the same refusal).
-        let form = "eval_data must be a mapping of set names (letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
+        let form = "eval_data must be a mapping of set names (1 to 64 letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
         for (text, needle) in [("eval_data: {a/b: x}\n", form + " (got {a/b: x})"), ("eval_data: [a]\n", form + " (got a sequence)"),
                                ("eval_data: \"a=x.jsonl\"\n", form + " (got a=x.jsonl)"), ("eval_data: a=x.jsonl\n", form + " (got a=x.jsonl)"),
-                               ("eval_data: {a: x, a: y}\n", "duplicate key \"a\"")] {
+                               ("eval_data: {a: x, a: y}\n", "duplicate key \"a\""),
+                               // A name over 64 characters: the message says the limit.
+                               ("eval_data: {\(String(repeating: "a", count: 65)): x}\n", form)] {
             XCTAssertThrowsError(try Recipe.parse(yaml: text, source: "r.yaml"), text) { error in
                 XCTAssertTrue("\(error)".hasPrefix("r.yaml:") && "\(error)".contains(needle), "\(error)")
             }

@@ -68,7 +68,7 @@ public struct NamedFiles: RecipeValue, Sendable {
     }
 
     public static var yamlForm: String? {
-        "a mapping of set names (letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
+        "a mapping of set names (1 to 64 letters, digits, - or _) to files, each name once (eval_data: {add: add.jsonl, mul: mul.jsonl})"
     }
 
     public static func refusal(flag text: String, current: NamedFiles?) -> String? {
@@ -97,7 +97,7 @@ public struct NamedFiles: RecipeValue, Sendable {
 
 extension Limits where Value == NamedFiles {
     static var namedFiles: Limits {
-        Limits("NAME=FILE with each NAME (letters, digits, - or _) given once and a non-empty FILE") { v in
+        Limits("NAME=FILE with each NAME (1 to 64 letters, digits, - or _) given once and a non-empty FILE") { v in
             v.files.allSatisfy { NamedFiles.isValidName($0.key) && !$0.value.isEmpty }
         }
     }
