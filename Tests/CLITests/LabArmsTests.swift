@@ -34,6 +34,10 @@ final class LabArmsTests: XCTestCase, LabRunning {
         let r = CLI.run(["python3", "-c", code], seconds: 30)
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(r.stdout, "2 5 5 20 0.05 0.5 100 1\n")
+        // Step ticks are whole steps (they were xmax/4 apart: 1.5, 4.5, 12.5 …).
+        let ticks = CLI.run(["python3", "-c", "import sys; sys.path.insert(0, '\(Self.repo)/scripts'); from lab_lib.charts import step_ticks; "
+                             + "print(step_ticks(6), step_ticks(50), step_ticks(150), step_ticks(1))"], seconds: 30)
+        XCTAssertEqual(ticks.stdout, "[0, 2, 4, 6] [0, 20, 40] [0, 50, 100, 150] [0, 1]\n", ticks.all)
     }
 
     func testStagedMergedLoRAAndSelectionArms() throws {

@@ -20,6 +20,15 @@ def nice_max(v):
     return v
 
 
+def step_ticks(xmax):
+    """Whole steps from 0 to xmax, 1, 2 or 5 × 10^n apart, about four intervals (they were
+    xmax/4 apart: 1.5, 4.5, 12.5 and 37.5 steps)."""
+    raw = max(xmax / 4, 1)
+    mag = 10 ** len(str(int(raw))) // 10
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return list(range(0, int(xmax) + 1, step))
+
+
 def axis(lo, hi, label):
     out = []
     for i in range(5):
@@ -36,9 +45,14 @@ def axis(lo, hi, label):
 
 
 def svg(body, title):
+    # The title is drawn as well: a chart opened on its own (charts/<claim>.svg) named nothing.
+    # A long one (a claim's statement) in a smaller font, cut at 8 px (0.6 em per character).
+    shown = title if len(title) <= (W - 20) / (0.6 * 8) else title[:int((W - 20) / (0.6 * 8)) - 1] + "…"
+    size = max(8.0, min(12.0, (W - 20) / (0.6 * max(len(shown), 1))))
     return (f'<svg class="lab-chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
             f'viewBox="0 0 {W} {H}" font-family="sans-serif"><title>{escape(title)}</title>'
-            f'<rect width="{W}" height="{H}" fill="white"/>' + "".join(body) + "</svg>")
+            f'<rect width="{W}" height="{H}" fill="white"/>'
+            f'<text x="{W / 2}" y="16" font-size="{size:.1f}" text-anchor="middle">{escape(shown)}</text>' + "".join(body) + "</svg>")
 
 
 def bars(title, groups, series, numbers, ylabel):
@@ -80,9 +94,9 @@ def lines(title, curves, ylabel):
     lo = min(0.0, min(p[1] for p in points))
     body = axis(lo, top, ylabel)
     body.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - BOTTOM + 30}" font-size="12" text-anchor="middle">step</text>')
-    for i in range(5):   # step ticks
-        body.append(f'<text x="{LEFT + (W - LEFT - RIGHT) * i / 4:.1f}" y="{H - BOTTOM + 14}" font-size="11" '
-                    f'text-anchor="middle">{xmax * i / 4:.4g}</text>')
+    for t in step_ticks(xmax):
+        body.append(f'<text x="{LEFT + (W - LEFT - RIGHT) * t / xmax:.1f}" y="{H - BOTTOM + 14}" font-size="11" '
+                    f'text-anchor="middle">{t}</text>')
     for i, (name, c) in enumerate(curves.items()):
         pts = " ".join(f"{LEFT + (W - LEFT - RIGHT) * s / xmax:.1f},"
                        f"{TOP + (H - TOP - BOTTOM) * (1 - (v - lo) / (top - lo)):.1f}" for s, v in c)
