@@ -150,6 +150,15 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertEqual(Set(xs).count, 2, svg)
     }
 
+    /// A method metric never wears a main series' colour (GRPO's solved share was drawn in held-out
+    /// exact match's green, DPO's preference accuracy in held-out NLL's red), nor another's.
+    func testMethodMetricsHaveColoursOfTheirOwn() {
+        let main: Set = ["#1f77b4", "#d62728", "#2ca02c"]
+        XCTAssertGreaterThanOrEqual(SVGPlot.methodColors.count, SVGPlot.methodMetrics.count)
+        XCTAssertEqual(Set(SVGPlot.methodColors.prefix(SVGPlot.methodMetrics.count)).count, SVGPlot.methodMetrics.count)
+        XCTAssertTrue(main.isDisjoint(with: SVGPlot.methodColors), "\(SVGPlot.methodColors)")
+    }
+
     /// The title tells runs of one model and objective apart by their learning rate and steps.
     func testThePlotTitleSaysTheLearningRateAndSteps() {
         var r = Recipe()

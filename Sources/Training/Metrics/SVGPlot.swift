@@ -103,7 +103,10 @@ public enum SVGPlot {
     static let failedColor = "#d62728"
     /// Skipped steps' lines: grey, apart from every series' colour.
     static let markColor = "#888888"
-    static let methodColors = ["#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf"]
+    /// The method panel's colours: none of the first panel's main three (GRPO's solved share
+    /// was held-out exact match's green, DPO's preference accuracy held-out NLL's red), one per
+    /// method metric.
+    static let methodColors = ["#ff7f0e", "#17becf", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f"]
 
     /// (step, value) of every record that has a finite `key`.
     static func points(_ records: [[String: Double]], _ key: String) -> [(Double, Double)] {
