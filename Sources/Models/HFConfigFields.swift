@@ -44,14 +44,8 @@ public struct HFConfigFields {
         if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
         if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
-        // A list or an object as JSON, cut: Swift's own syntax (["x": <null>]) and a whole
-        // config as one field's value made lines of hundreds of characters.
-        if v is [Any] || v is [String: Any] {
-            let json = (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .withoutEscapingSlashes]))
-                .map { String(decoding: $0, as: UTF8.self) } ?? "?"
-            let kind = v is [Any] ? "a list" : "an object"
-            return json.count > 40 ? "\(kind) \(json.prefix(40))…" : "\(kind) \(json)"
-        }
+        // A whole config as one field's value made a line of hundreds of characters.
+        if let json = JSONText.brief(structure: v) { return (v is [Any] ? "a list " : "an object ") + json }
         return "\(v)"
     }
 

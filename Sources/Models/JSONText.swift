@@ -1,3 +1,5 @@
+import Foundation
+
 /// JSON text written by hand where key order matters (safetensors headers, JSONL records):
 /// one string-literal encoder for the whole project.
 public enum JSONText {
@@ -28,5 +30,21 @@ public enum JSONText {
     /// never becomes a multi-megabyte error line.
     public static func brief(_ s: String) -> String {
         quote(s.count > 40 ? String(s.prefix(40)) + "…" : s)
+    }
+
+    /// A list or an object from an input file as JSON cut to 40 characters, for a message
+    /// (Swift's `["x": <null>]` and Foundation's multi-line description are no syntax the user
+    /// wrote); nil for any other value.
+    public static func brief(structure v: Any) -> String? {
+        guard v is [Any] || v is [String: Any],
+              let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .withoutEscapingSlashes]) else { return nil }
+        let json = String(decoding: d, as: UTF8.self)
+        return json.count > 40 ? json.prefix(40) + "…" : json
+    }
+
+    /// `s` as it is, or as a JSON string when it holds a control character, so a line that
+    /// shows it stays one line and no escape sequence reaches the terminal.
+    public static func plain(_ s: String) -> String {
+        s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? quote(s) : s
     }
 }

@@ -45,9 +45,7 @@ public enum ModelDirectory {
         // Nothing is allocated until the config is known to fit in memory and the checkpoint
         // to hold every tensor it needs.
         let arch = try architecture(json, path: configPath)
-        if tokenizer.vocabSize > arch.vocabSize {
-            throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
-        }
+        try checkTokenizer(tokenizer, fits: arch.vocabSize, dir: dir)
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
         try ModelMemoryCheck.check(arch.plan, path: configPath, use: use)
         let weights = try SafeTensorsCheckpoint(directory: dir)
@@ -106,6 +104,13 @@ public enum ModelDirectory {
             return (config.layoutPlan, config.vocabSize, .llama(modelType), { Llama(config: config, extraConfig: json, lora: $0) })
         default:
             throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: \(supportedModelTypes))")
+        }
+    }
+
+    /// A tokenizer with ids past the model's vocabulary: ids no embedding row has.
+    public static func checkTokenizer(_ tokenizer: Tokenizer, fits vocabSize: Int, dir: String) throws {
+        if tokenizer.vocabSize > vocabSize {
+            throw ModelError("\(dir): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(vocabSize)")
         }
     }
 

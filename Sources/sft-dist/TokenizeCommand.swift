@@ -59,10 +59,8 @@ struct Tokenize: ParsableCommand {
                 // read, not the weights; one whose architecture sft-dist does not build is left be.
                 let config = model + "/config.json"
                 if FileManager.default.fileExists(atPath: config),
-                   let arch = try? ModelDirectory.architecture(try JSONObjectFile.read(config), path: config),
-                   tokenizer.vocabSize > arch.vocabSize {
-                    printError("sft-dist: error: \(model): tokenizer has \(tokenizer.vocabSize) tokens but the model's vocab_size is \(arch.vocabSize)")
-                    throw ExitCode(1)
+                   let arch = try? ModelDirectory.architecture(try JSONObjectFile.read(config), path: config) {
+                    try ModelDirectory.checkTokenizer(tokenizer, fits: arch.vocabSize, dir: model)
                 }
             }
         } else {

@@ -164,8 +164,7 @@ struct CheckpointState: Codable {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }
-            let k = key.count > 40 ? key.prefix(40) + "…" : key
-            let named = k.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? JSONText.quote(k) : k
+            let named = JSONText.plain(key.count > 40 ? key.prefix(40) + "…" : key)
             return "\(named): \(x.map(shown) ?? "absent") in the checkpoint, \(y.map(shown) ?? "absent") here"
         }
         return nil
@@ -176,10 +175,7 @@ struct CheckpointState: Codable {
     /// multi-line description).
     static func shown(_ v: NSObject) -> String {
         if let s = v as? String { return JSONText.brief(s) }
-        guard v is NSArray || v is NSDictionary,
-              let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "\(v)" }
-        let json = String(decoding: d, as: UTF8.self)
-        return json.count > 40 ? json.prefix(40) + "…" : json
+        return JSONText.brief(structure: v) ?? "\(v)"
     }
 
     /// Two non-integer numbers that are the same float32: the model holds its eps and rope θ as

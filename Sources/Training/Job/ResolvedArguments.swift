@@ -67,12 +67,8 @@ extension Recipe {
     /// nil for plain nll.
     var methodsLine: String? {
         func listed(_ args: [String: String]) -> String {
-            func shown(_ v: String) -> String {
-                // A value holding a control character (a regex pattern's newline, an escape
-                // sequence) as a JSON string, so the line stays one line and nothing reaches the terminal raw.
-                if v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return JSONText.quote(v) }
-                return v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : v   // 0.0 as 0
-            }
+            // 0.0 as 0; a regex pattern's newline or an escape sequence as a JSON string.
+            func shown(_ v: String) -> String { v.hasSuffix(".0") && Double(v) != nil ? String(v.dropLast(2)) : JSONText.plain(v) }
             return args.isEmpty ? "" : " (" + args.sorted { $0.key < $1.key }.map { "\($0.key)=\(shown($0.value))" }.joined(separator: ", ") + ")"
         }
         let r = Recipe.withResolvedArguments(self, self).0

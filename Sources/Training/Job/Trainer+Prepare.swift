@@ -36,10 +36,10 @@ extension Trainer {
         tokenLabels?.apply(to: &batch)
         let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
         // Global normalisers (allreduced, so no rank assumes the others).
+        let present = micro.map(inputsPresent)
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
                                Int64(micro.reduce(0) { $0 + sequenceCount($1) }),
-                               Int64(micro.reduce(0) { total, mb in total + mb.segments.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }),
-                               Int64(micro.reduce(0) { $0 + sequencesPresent($1) })]
+                               Int64(present.reduce(0) { $0 + $1.positions }), Int64(present.reduce(0) { $0 + $1.sequences })]
         comm.allreduce(&counts, op: .sum)
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
@@ -58,14 +58,18 @@ extension Trainer {
                             globalSequenceTokens: Int(counts[2] + counts[3]))
     }
 
-    /// The sequences with input positions in `mb` (each packed document, no padding row).
-    func sequencesPresent(_ mb: MicroBatch) -> Int {
-        var n = 0
+    /// The input positions of `mb` that are not padding, and the sequences they belong to (each
+    /// packed document; no padding row), in one pass over its segments.
+    func inputsPresent(_ mb: MicroBatch) -> (positions: Int, sequences: Int) {
+        var positions = 0, sequences = 0
         for row in 0..<mb.batch {
             var last: Int32 = -1
-            for s in mb.segments[(row * mb.seqLen)..<((row + 1) * mb.seqLen)] where s >= 0 && s != last { n += 1; last = s }
+            for s in mb.segments[(row * mb.seqLen)..<((row + 1) * mb.seqLen)] where s >= 0 {
+                positions += 1
+                if s != last { sequences += 1; last = s }
+            }
         }
-        return n
+        return (positions, sequences)
     }
 
     /// This rank's units as micro-batches of `micro_batch_size` rows (padded), or packed rows

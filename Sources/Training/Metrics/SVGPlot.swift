@@ -63,10 +63,7 @@ public enum SVGPlot {
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         // Sets the rows hold besides this run's (evaluated before a resume that named others)
         // are drawn too: left out, their series vanished from the plot without a word.
-        let logged = Set(records.flatMap(\.keys).compactMap { key -> String? in
-            guard key.hasPrefix("eval_"), key.hasSuffix("_loss"), key.count > "eval__loss".count else { return nil }
-            return String(key.dropFirst("eval_".count).dropLast("_loss".count))
-        })
+        let logged = Set(records.flatMap(\.keys).compactMap(setName(ofLossKey:)).filter { !$0.isEmpty })
         for (i, name) in (sets + logged.subtracting(sets).sorted()).enumerated() {
             let color = setColors[i % setColors.count], round = i / setColors.count
             left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
@@ -86,10 +83,17 @@ public enum SVGPlot {
         // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
         losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }
         losses.failedEvaluations = records.compactMap { r in
-            r.contains { ($0.key == "eval_loss" || ($0.key.hasPrefix("eval_") && $0.key.hasSuffix("_loss"))) && !$0.value.isFinite } ? r["step"] : nil
+            r.contains { setName(ofLossKey: $0.key) != nil && !$0.value.isFinite } ? r["step"] : nil
         }
         let panels = [losses] + (method.isEmpty ? [] : [method])
         return render(title: title, panels: panels)
+    }
+
+    /// The set an evaluation's loss key is of: "" for `eval_loss` (the held-out set), NAME for
+    /// `eval_NAME_loss`; nil for any other key.
+    static func setName(ofLossKey key: String) -> String? {
+        guard key.hasPrefix("eval_"), key.hasSuffix("_loss"), key.count >= "eval_loss".count else { return nil }
+        return key == "eval_loss" ? "" : String(key.dropFirst("eval_".count).dropLast("_loss".count))
     }
 
     /// Colours of the named sets' series (the main ones use blue, red and green).
@@ -162,38 +166,36 @@ public enum SVGPlot {
     static func draw(_ p: Panel, top: Double, width w: Double, plotHeight: Double, x0: Double, x1: Double) -> (String, Double) {
         let ml = 70.0, mr = p.right.isEmpty ? 20.0 : 70.0, mb = 46.0
         var s = ""
-        // Legend above the plot, never over the curves; rows wrap.
+        // Legend above the plot, never over the curves; rows wrap. `marker` draws the entry's
+        // sign at (x, y), the entry's top left corner.
         var lx = ml, ly = top + 4
-        for series in (p.left + p.right) where !series.points.isEmpty {
-            let width = Double(series.name.count) * 7 + 36
+        func entry(_ name: String, marker: (Double, Double) -> String) {
+            let width = Double(name.count) * 7 + 36
             if lx > ml && lx + width > w - mr { lx = ml; ly += 16 }
-            s += "<line x1=\"\(lx)\" y1=\"\(ly + 6)\" x2=\"\(lx + 22)\" y2=\"\(ly + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(series.dashAttribute)/>"
-            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(series.name))</text>\n"
+            s += marker(lx, ly) + "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
             lx += width
         }
+        for series in (p.left + p.right) where !series.points.isEmpty {
+            entry(series.name) { x, y in
+                "<line x1=\"\(x)\" y1=\"\(y + 6)\" x2=\"\(x + 22)\" y2=\"\(y + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(series.dashAttribute)/>"
+            }
+        }
         if !p.marks.isEmpty {
-            let name = "skipped step\(p.marks.count == 1 ? "" : "s") (non-finite, nan_policy: skip)"
-            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
-            s += "<line x1=\"\(lx + 11)\" y1=\"\(ly)\" x2=\"\(lx + 11)\" y2=\"\(ly + 12)\" stroke=\"\(markColor)\" stroke-width=\"2\"/>"
-            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
-            lx += Double(name.count) * 7 + 36
+            entry("skipped step\(p.marks.count == 1 ? "" : "s") (non-finite, nan_policy: skip)") { x, y in
+                "<line x1=\"\(x + 11)\" y1=\"\(y)\" x2=\"\(x + 11)\" y2=\"\(y + 12)\" stroke=\"\(markColor)\" stroke-width=\"2\"/>"
+            }
         }
         if !p.failedEvaluations.isEmpty {
             let n = p.failedEvaluations.count
-            let name = "\(n) evaluation\(n == 1 ? "" : "s") with a non-finite loss"
-            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
-            s += cross(lx + 11, ly + 6, color: failedColor)
-            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
-            lx += Double(name.count) * 7 + 36
+            entry("\(n) evaluation\(n == 1 ? "" : "s") with a non-finite loss") { x, y in cross(x + 11, y + 6, color: failedColor) }
         }
         let values = p.left.flatMap(\.points).map(\.1)
         let clip = clipTop(p.left)
         if let clip {
             let above = p.left.filter(\.clippable).flatMap(\.points).map(\.1).filter { $0 > clip }
-            let name = "\(above.count) value\(above.count == 1 ? "" : "s") above \(label(clip)) drawn at the top (largest \(label(above.max()!)))"
-            if lx > ml && lx + Double(name.count) * 7 + 36 > w - mr { lx = ml; ly += 16 }
-            s += "<path d=\"M\(lx + 6),\(ly + 10) L\(lx + 11),\(ly + 2) L\(lx + 16),\(ly + 10) Z\" fill=\"\(markColor)\"/>"
-            s += "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
+            entry("\(above.count) value\(above.count == 1 ? "" : "s") above \(label(clip)) drawn at the top (largest \(label(above.max()!)))") { x, y in
+                "<path d=\"M\(x + 6),\(y + 10) L\(x + 11),\(y + 2) L\(x + 16),\(y + 10) Z\" fill=\"\(markColor)\"/>"
+            }
         }
         let mt = ly + 26, bottom = mt + plotHeight
         var y0 = values.min() ?? 0, y1 = clip ?? values.max() ?? 1
