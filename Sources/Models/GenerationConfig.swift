@@ -46,11 +46,23 @@ public struct GenerationConfig {
 
     /// The sampling settings the file asks for that sft-dist does not apply (its flags decide):
     /// "do_sample true, temperature 0.7, top_p 0.8, …", or nil when it asks for none. Said on
-    /// stderr by `generate` and `eval`, where transformers would sample with them.
+    /// stderr by `generate` and `eval`, where transformers would sample with them. `do_sample`
+    /// asks as Python reads it (transformers tests `if do_sample:`): a "yes" or a 1 asks too, and
+    /// every value is shown as the file writes it ("yes" and a temperature of -1 were not said).
     public var unappliedSampling: String? {
-        guard json["do_sample"] as? Bool == true else { return nil }
-        let keys = ["temperature", "top_p", "top_k", "repetition_penalty"].filter { json[$0] is NSNumber }
-        return (["do_sample true"] + keys.map { "\($0) \((json[$0] as! NSNumber).stringValue)" }).joined(separator: ", ")
+        guard let asked = json["do_sample"], Self.pythonTruth(asked) else { return nil }
+        let keys = ["do_sample", "temperature", "top_p", "top_k", "repetition_penalty"].filter { json[$0] != nil && !(json[$0] is NSNull) }
+        return keys.map { "\($0) \(HFConfigFields.describe(json[$0]!))" }.joined(separator: ", ")
+    }
+
+    /// Python's truth of a JSON value: false, 0, "", [], {} and null are false.
+    static func pythonTruth(_ v: Any) -> Bool {
+        if v is NSNull { return false }
+        if let s = v as? String { return !s.isEmpty }
+        if let a = v as? [Any] { return !a.isEmpty }
+        if let o = v as? [String: Any] { return !o.isEmpty }
+        if let n = v as? NSNumber { return n.doubleValue != 0 }
+        return true
     }
 
     /// The file's bytes as a save writes them (keys sorted, so two saves of one model match).

@@ -40,7 +40,11 @@ public struct HFConfigFields {
         return type == "d" || type == "f"
     }
 
-    private func describe(_ v: Any) -> String {
+    private func describe(_ v: Any) -> String { Self.describe(v) }
+
+    /// A field's value as the file writes it, for a message: a string JSON-quoted and cut, a
+    /// list or an object as cut JSON.
+    static func describe(_ v: Any) -> String {
         if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
         if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }

@@ -68,6 +68,16 @@ final class GenerationConfigCLITests: XCTestCase {
         try #"{"do_sample": false, "temperature": 0.7}"#.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
         let off = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
         XCTAssertFalse(off.stderr.contains("generation_config"), off.all)
+        // do_sample as Python reads it (transformers' `if do_sample:`), values as the file has them.
+        try #"{"do_sample": "yes", "temperature": -1, "top_k": "5"}"#.write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+        let yes = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
+        XCTAssertEqual(yes.status, 0, yes.all)
+        XCTAssertEqual(CLI.occurrences(of: #"asks for sampling (do_sample "yes", temperature -1, top_k "5")"#, in: yes.stderr), 1, yes.all)
+        for no in ["0", "\"\"", "[]", "null"] {
+            try "{\"do_sample\": \(no), \"temperature\": 0.7}".write(toFile: dir + "/run/model/generation_config.json", atomically: true, encoding: .utf8)
+            let r = CLI.sftDist(["generate", "--model", "run/model", "--prompt", "add 1 2 =", "--max-new-tokens", "2"], cwd: dir)
+            XCTAssertFalse(r.stderr.contains("generation_config"), no + ": " + r.all)
+        }
     }
 
     func testABrokenFileIsOneLineNamingIt() throws {
