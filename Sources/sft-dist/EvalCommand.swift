@@ -145,6 +145,7 @@ struct Eval: ParsableCommand {
                 print(String(format: "loss              %.4f", r.loss))
                 print(String(format: "perplexity        %.3f", r.perplexity))
                 print(String(format: "token accuracy    %.2f%%", r.tokenAccuracy * 100))
+                print(String(format: "entropy           %.4f", r.entropy))
                 if let g = r.generation {
                     print(String(format: "accuracy (%@)%@ %.2f%% pass@1 of %d greedy", scorer,
                                  String(repeating: " ", count: max(0, 7 - scorer.count)), g.passAt1 * 100, g.count))

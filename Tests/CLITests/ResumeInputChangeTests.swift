@@ -170,10 +170,18 @@ final class ResumeInputChangeTests: XCTestCase {
     }
     /// `num_tokens` is TRL's: every token of the sequences trained so far (each sequence's
     /// input positions, `tokens`, and its last token), and a resumed run goes on counting from
-    /// the checkpoint's (`state.json`), so its series equals the uninterrupted run's.
+    /// the checkpoint's (`state.json`), so its series equals the uninterrupted run's. An
+    /// evaluation's row carries the count as `eval_num_tokens`, as TRL's does.
     func testNumTokensCountsAsTRLAndContinuesOnResume() throws {
         let dir = CLI.tempDir("resume-num-tokens")
-        let base = ["train", "--model", "tiny", "--steps", "4", "--save-every", "2", "--eval-examples", "0", "--quiet", "--batch-size", "6"]
+        let base = ["train", "--model", "tiny", "--steps", "4", "--save-every", "2", "--eval-examples", "0", "--quiet", "--batch-size", "6",
+                    "--eval-every", "2"]
+        func evalCounts(_ run: String) throws -> [[Double]] {
+            try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .filter { $0["eval_loss"] != nil }
+                .map { [($0["step"] as? NSNumber)?.doubleValue ?? -1, ($0["eval_num_tokens"] as? NSNumber)?.doubleValue ?? -1] }
+        }
         XCTAssertEqual(CLI.sftDist(base + ["--out", dir + "/whole"]).status, 0)
         let whole = CLI.trainingRows(dir + "/whole")
         XCTAssertEqual(whole.count, 4)
@@ -182,6 +190,8 @@ final class ResumeInputChangeTests: XCTestCase {
             sum += (row["tokens"] ?? 0) + 6   // six sequences a step, unpacked
             XCTAssertEqual(row["num_tokens"], sum, "\(row)")
         }
+        // Before training, after step 2, and the final evaluation after step 4.
+        XCTAssertEqual(try evalCounts(dir + "/whole"), [[0, 0], [2, whole[1]["num_tokens"] ?? -1], [4, whole[3]["num_tokens"] ?? -1]])
         try FileManager.default.copyItem(atPath: dir + "/whole", toPath: dir + "/part")
         // Metrics rows of steps 3 and 4 gone: the count can only come from the checkpoint.
         let log = dir + "/part/metrics.jsonl"
@@ -192,5 +202,6 @@ final class ResumeInputChangeTests: XCTestCase {
         let resumed = CLI.sftDist(base + ["--out", dir + "/part", "--resume", dir + "/part/checkpoints/step-000002"])
         XCTAssertEqual(resumed.status, 0, resumed.all)
         XCTAssertEqual(CLI.trainingRows(dir + "/part").suffix(2).map { $0["num_tokens"] }, whole.suffix(2).map { $0["num_tokens"] })
+        XCTAssertEqual(try evalCounts(dir + "/part").last, try evalCounts(dir + "/whole").last)
     }
 }

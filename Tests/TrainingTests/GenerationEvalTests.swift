@@ -79,6 +79,31 @@ final class GenerationEvalTests: XCTestCase {
         }
     }
 
+    /// The teacher-forced numbers by hand: each example's answer token has probability p after
+    /// its prompt (every other token (1 − p)/(V − 1)), its end-of-text ≈ 1, so over the ten loss
+    /// tokens eval_loss = Σ −log p / 10 and eval_entropy (TRL's name: the mean entropy of the
+    /// next-token distribution over the completion tokens) = Σ H(p) / 10 with
+    /// H(p) = −p·log p − (1 − p)·log((1 − p)/(V − 1)); every answer token is the argmax.
+    func testTeacherForcedLossEntropyAndAccuracyByHand() throws {
+        let (model, examples) = setUpModel()
+        let V = Double(tokenizer.vocabSize)
+        let ps = [0.95, 0.91, 0.85, 0.45, 0.15]
+        let loss = ps.map { -log($0) }.reduce(0, +) / 10
+        let entropy = ps.map { -$0 * log($0) - (1 - $0) * log((1 - $0) / (V - 1)) }.reduce(0, +) / 10
+        for ranks in [1, 2] {
+            let results = InProcessGroup.run(size: ranks) { comm in
+                try! Evaluator.evaluate(model: model, tokenizer: self.tokenizer, examples: examples, comm: comm, options: EvalOptions())
+            }
+            for r in results {
+                XCTAssertEqual(r.lossTokens, 10)
+                XCTAssertEqual(r.loss, loss, accuracy: 1e-5, "\(ranks) rank(s)")
+                XCTAssertEqual(r.entropy, entropy, accuracy: 1e-5, "\(ranks) rank(s)")
+                XCTAssertEqual(r.tokenAccuracy, 1, "\(ranks) rank(s)")
+                XCTAssertEqual(r.fields.first { $0.0 == "eval_entropy" }?.1 as? Double, r.entropy)
+            }
+        }
+    }
+
     /// The unbiased estimator, 1 − C(n−c, k)/C(n, k), against values worked out by hand.
     func testPassAtKEstimatorByHand() {
         // 1 − C(n−c, k)/C(n, k)

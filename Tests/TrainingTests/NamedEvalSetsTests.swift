@@ -49,7 +49,7 @@ final class NamedEvalSetsTests: XCTestCase {
     /// is held-out, the log's and plot's name for the held-out set.
     func testSetNamesWhoseMetricsWouldClashAreRefused() throws {
         let scores = GenerationScores(count: 1, passAt1: 0, meanReward: 0, meanLength: 0, ece: 0, passAtK: [2: 0])
-        let result = EvalResult(loss: 1, perplexity: 1, tokenAccuracy: 0, lossTokens: 1, generation: scores, samples: [])
+        let result = EvalResult(loss: 1, perplexity: 1, tokenAccuracy: 0, entropy: 0, lossTokens: 1, generation: scores, samples: [])
         let keys = result.fields.map(\.0).filter { !$0.contains("@") }
         XCTAssertEqual(keys, EvalResult.fieldNames.map { "eval_" + $0 }, "fieldNames lists every field")
         XCTAssertNil(NamedFiles.clash(["add", "mul", "mean", "x", "token"]))

@@ -31,6 +31,9 @@ public struct EvalResult {
     public var loss: Double
     public var perplexity: Double
     public var tokenAccuracy: Double
+    /// Mean entropy (nats) of the next-token distribution over the completion tokens: TRL's
+    /// `eval_entropy` (TRL averages batch means; this weights every token alike).
+    public var entropy: Double
     public var lossTokens: Int
     public var generation: GenerationScores?
     /// A few (prompt, expected, got) triples from the coordinator's shard, for display.
@@ -40,10 +43,11 @@ public struct EvalResult {
 
     /// Every field's name after `eval_` (pass@k apart: a set name holds no @), for the check
     /// that named sets' fields stay apart (`NamedFiles.clash`).
-    public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
+    public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "entropy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
 
     public var fields: [(String, Any)] {
-        var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy)]
+        var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy),
+                                   ("eval_entropy", entropy)]
         if let g = generation {
             f += [("eval_accuracy", g.passAt1), ("eval_mean_reward", g.meanReward), ("eval_mean_length", g.meanLength),
                   ("eval_ece", g.ece), ("eval_generated", g.count)]
@@ -62,20 +66,21 @@ public struct EvalResult {
 public enum Evaluator {
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
                                 comm: Communicator, options: EvalOptions) throws -> EvalResult {
-        let (loss, tokens, correct) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
+        let (loss, tokens, correct, entropy) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
                                                     comm: comm, microBatch: options.microBatch)
         let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,
                                                            comm: comm, options: options)
         let mean = tokens > 0 ? loss / tokens : .nan
         return EvalResult(loss: mean, perplexity: exp(mean), tokenAccuracy: tokens > 0 ? correct / tokens : 0,
+                          entropy: tokens > 0 ? entropy / tokens : .nan,
                           lossTokens: Int(tokens), generation: generation, samples: samples)
     }
 
-    /// Σ loss, Σ loss tokens, Σ argmax-correct over every rank's shard.
+    /// Σ loss, Σ loss tokens, Σ argmax-correct, Σ entropy over every rank's shard.
     static func teacherForced(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
-                              comm: Communicator, microBatch: Int) -> (Double, Double, Double) {
+                              comm: Communicator, microBatch: Int) -> (Double, Double, Double, Double) {
         let mine = comm.shard.indices(of: examples.count)
-        var sums = [0.0, 0.0, 0.0]
+        var sums = [0.0, 0.0, 0.0, 0.0]
         let tape = Tape(recording: false)
         for start in stride(from: 0, to: mine.count, by: microBatch) {
             let idx = Array(mine[start..<min(start + microBatch, mine.count)])
@@ -91,10 +96,11 @@ public enum Evaluator {
                 for v in 1..<V where row[v] > row[best] { best = v }
                 if best == Int(mb.targets[r]) { sums[2] += 1 }
                 sums[1] += 1
+                sums[3] += LogitRow.addScaledSoftmax(nil, row, lse: SoftmaxKernels.logSumExp(row, count: V), V, scale: 0)
             }
         }
         comm.allreduce(&sums, op: .sum)
-        return (sums[0], sums[1], sums[2])
+        return (sums[0], sums[1], sums[2], sums[3])
     }
 
     /// Stop at end-of-text, at the end of an assistant turn, and at the model's own

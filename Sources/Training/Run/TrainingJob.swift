@@ -177,6 +177,9 @@ public enum TrainingJob {
         // A run that stops on a non-finite loss still leaves its plot of the steps before.
         Fatal.beforeTrainingAbort = lead ? { _ = writePlot(recipe, sets: evalSets.names) } : nil
         var lastNamedEval: [String: Double] = [:]   // the named sets' fields of the latest evaluation
+        // TRL's num_tokens: left out of the rows when a resumed run cannot know its start; an
+        // evaluation's row carries it as eval_num_tokens, as TRL's does.
+        var numTokens: Int? = resumed == nil ? 0 : resumed?.numTokens
         func evaluate(_ label: String, step: Int) -> EvalResult? {
             guard setup.heldOut.count > 0 || !evalSets.isEmpty else { return nil }
             var options = EvalOptions()
@@ -190,7 +193,7 @@ public enum TrainingJob {
             for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
             let namedFields = NamedEvalSets.fields(named)
             lastNamedEval = NamedEvalSets.numbers(namedFields)
-            metrics.write([("step", step)] + (r?.fields ?? []) + namedFields)
+            metrics.write([("step", step)] + (r?.fields ?? []) + namedFields + (numTokens.map { [("eval_num_tokens", $0 as Any)] } ?? []))
             return r
         }
 
@@ -211,8 +214,6 @@ public enum TrainingJob {
         // --eval-data sets).
         var trainSeconds = 0.0
         let previousElapsed = resumed?.elapsed ?? 0
-        // TRL's num_tokens: left out of the rows when a resumed run cannot know its start.
-        var numTokens: Int? = resumed == nil ? 0 : resumed?.numTokens
         for step in (resumed?.step ?? 0)..<recipe.steps {
             let t0 = comm.wallTime()
             let r = trainer.step(step)
