@@ -87,6 +87,18 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t", sets: ["mul"]).contains(">add exact match</text>"))
     }
 
+    /// A series equal at every point to an earlier one on its axis is drawn over it: its legend
+    /// entry says so (two sets at 0 % exact match showed one line and two legend entries).
+    func testASeriesDrawnOverAnEqualOneSaysSo() {
+        let records: [[String: Double]] = [
+            ["step": 0, "eval_add_loss": 2, "eval_add_accuracy": 0, "eval_mul_loss": 3, "eval_mul_accuracy": 0, "eval_sort_loss": 2, "eval_sort_accuracy": 0.1],
+            ["step": 2, "eval_add_loss": 1, "eval_add_accuracy": 0, "eval_mul_loss": 2, "eval_mul_accuracy": 0, "eval_sort_loss": 1.5, "eval_sort_accuracy": 0]]
+        let svg = SVGPlot.lossChart(records: records, title: "t", sets: ["add", "mul", "sort"])
+        XCTAssertTrue(svg.contains(">mul exact match (= add exact match)</text>"), svg)
+        XCTAssertTrue(svg.contains(">add exact match</text>") && svg.contains(">sort exact match</text>"), svg)
+        XCTAssertTrue(svg.contains(">add NLL</text>") && svg.contains(">mul NLL</text>") && svg.contains(">sort NLL</text>"), svg)
+    }
+
     /// One spike does not flatten the curve: the axis stops above the 95th percentile and the
     /// spike is drawn at the top, said in the legend. Kept whole: a plain curve, a diverged run
     /// (most values huge), a rise that lasts (a late divergence, two spiking steps in a row),

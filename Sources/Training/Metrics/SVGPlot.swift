@@ -175,8 +175,8 @@ public enum SVGPlot {
             s += marker(lx, ly) + "<text x=\"\(lx + 27)\" y=\"\(ly + 10)\">\(escape(name))</text>\n"
             lx += width
         }
-        for series in (p.left + p.right) where !series.points.isEmpty {
-            entry(series.name) { x, y in
+        for (series, name) in Array(zip(p.left, legendNames(p.left))) + Array(zip(p.right, legendNames(p.right))) where !series.points.isEmpty {
+            entry(name) { x, y in
                 "<line x1=\"\(x)\" y1=\"\(y + 6)\" x2=\"\(x + 22)\" y2=\"\(y + 6)\" stroke=\"\(series.color)\" stroke-width=\"2\"\(series.dashAttribute)/>"
             }
         }
@@ -251,6 +251,19 @@ public enum SVGPlot {
         for series in p.left { curve(series, y0, y1, clippedAt: clip) }
         for series in p.right { curve(series, 0, 1) }
         return (s, bottom + mb - top)
+    }
+
+    /// The series' legend names, "(= NAME)" added to one whose every point is an earlier
+    /// series' on the same axis: it is drawn over that one (several sets at 0 % exact match),
+    /// whose line would otherwise be nowhere to be seen without a word.
+    static func legendNames(_ series: [Series]) -> [String] {
+        series.indices.map { i in
+            let s = series[i]
+            let twin = series[..<i].first { t in
+                !t.points.isEmpty && t.points.count == s.points.count && zip(t.points, s.points).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+            }
+            return twin.map { "\(s.name) (= \($0.name))" } ?? s.name
+        }
     }
 
     /// Where a panel's left axis stops when isolated spikes of the train loss would flatten the
