@@ -9,11 +9,16 @@ which is what sft-dist's global (allreduced) counts reproduce for any split over
   advantages   A = r − mean_g; "group": / (std_g + 1e-4); "batch": / (std_B + 1e-4); "none": as is
                (std with Bessel's correction, torch.std)
   per token    c1 = exp(logp − old), c2 = clamp(c1, 1 − ε_low, 1 + ε_high),
-               ℓ = −min(c1·A, c2·A) + β·(exp(ref − logp) − (ref − logp) − 1)
+               k3 = exp(ref − logp) − (ref − logp) − 1, times c1 with use_bias_correction_kl
+               (TRL 1.16's default; DeepSeek-V3.2, arXiv 2512.02556, §3.1, Eq. 7),
+               ℓ = −min(c1·A, c2·A) + β·k3; TRL's kl metric is the mean of c1·k3 (or k3)
   grpo         ((ℓ·m).sum(−1) / m.sum(−1).clamp(min=1)).mean()
   bnpo         (ℓ·m).sum() / m.sum().clamp(min=1)
   dr_grpo      (ℓ·m).sum() / (B · max_completion_length)
-  dapo         (ℓ·m).sum() / num_items_in_batch   (the step's loss tokens)
+  dapo         (ℓ·m).sum() / num_items_in_batch   (the step's loss tokens; when a generation spans
+               k steps, TRL's num_items_in_batch counts the generation and is rescaled by
+               GA / steps_per_generation: its loss tokens / k — one configuration has this
+               batch as one step of two, the other step with 17 loss tokens)
 
 Writes Tests/TrainingTests/Fixtures/grpo-reference.json: advantage vectors, the examples (ids,
 loss masks), per-token behaviour log-probs, advantages, current and reference logits per
@@ -81,7 +86,8 @@ def make_batch(g):
     return examples, T, current, reference
 
 
-def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta):
+def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
+              tokens_per_step=None):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V])."""
     B = len(examples)
     logits = current.double().clone().requires_grad_(True)
@@ -109,9 +115,13 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     coef_1 = torch.exp(logp - old)
     coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
     per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    kl = None
     if beta != 0:
         per_token_kl = torch.exp(ref - logp) - (ref - logp) - 1
+        if bias_correction:
+            per_token_kl = per_token_kl * coef_1
         per_token_loss = per_token_loss + beta * per_token_kl
+        kl = ((per_token_kl * mask).sum() / mask.sum()).item()
     if loss_type == "grpo":
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
     elif loss_type == "bnpo":
@@ -119,7 +129,7 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
     elif loss_type == "dapo":
-        loss = (per_token_loss * mask).sum() / mask.sum()
+        loss = (per_token_loss * mask).sum() / (tokens_per_step if tokens_per_step is not None else mask.sum())
     loss.backward()
     # TRL's clip metrics: token means over the completion mask of the whole batch.
     low = ((coef_1 < 1 - eps_low) & (A < 0)).double()
@@ -127,6 +137,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     region = ((low + high) > 0).double()
     clip = {name: ((x * mask).sum() / mask.sum()).item()
             for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
+    if kl is not None:
+        clip["kl"] = kl
     return loss.item(), logits.grad, clip
 
 
@@ -168,10 +180,18 @@ def main():
         x["advantage"] = a
     configs = []
     for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
-        for eps_low, eps_high, beta in [(0.2, 0.2, 0.0), (0.1, 0.3, 0.05)]:
-            loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta)
+        for eps_low, eps_high, beta, correct in [(0.2, 0.2, 0.0, True), (0.1, 0.3, 0.05, True), (0.1, 0.3, 0.05, False)]:
+            loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, correct)
             args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
+            if not correct:
+                args["use_bias_correction_kl"] = "false"
             configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # dapo in a generation of two steps: this batch and one with 17 loss tokens.
+    tokens = sum(sum(x["loss_mask"]) for x in examples)
+    per_step = (tokens + 17) / 2
+    loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "dapo", 0.2, 0.2, 0.0, True, per_step)
+    configs.append({"args": {"loss_type": "dapo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.0"},
+                    "loss_tokens_per_step": per_step, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
     import math

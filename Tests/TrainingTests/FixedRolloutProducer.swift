@@ -12,6 +12,8 @@ final class FixedRolloutProducer: StepProducer {
     let origins: [SequenceOrigin]
     /// Per sequence, the verifier's reward (SRFT's y+ / y−); none when empty.
     let rewards: [Float]
+    /// `StepBatch.lossTokensPerStep`: the batch as one step of a longer generation.
+    var lossTokensPerStep: Double? = nil
     init(examples: [Example], advantages: [Float], behaviour: [[Float]], origins: [SequenceOrigin]? = nil, rewards: [Float] = []) {
         precondition(examples.count == advantages.count && examples.count == behaviour.count)
         self.examples = examples; self.advantages = advantages; self.behaviour = behaviour
@@ -19,7 +21,7 @@ final class FixedRolloutProducer: StepProducer {
         self.rewards = rewards
     }
     func prepare(_ p: StepPreparation) -> StepBatch {
-        StepBatch(step: p.step, sequences: examples.indices.map { e in
+        var batch = StepBatch(step: p.step, sequences: examples.indices.map { e in
             var s = StepSequence(example: e, origin: origins[e], ids: examples[e].ids, lossMask: examples[e].lossMask,
                                  promptLength: examples[e].promptLength)
             s.advantage = advantages[e]; s.group = e / 2
@@ -27,6 +29,8 @@ final class FixedRolloutProducer: StepProducer {
             if origins[e] != .demonstration { s.behaviourLogProbs = behaviour[e] }
             return s
         })
+        batch.lossTokensPerStep = lossTokensPerStep
+        return batch
     }
     var state: [UInt64] { [] }
     func restore(_ state: [UInt64]) throws {}

@@ -22,6 +22,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("dpo", [:]), ("dpo", ["beta": "2"]),
         ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
+        ("grpo", ["beta": "0.3", "epsilon": "0.1", "use_bias_correction_kl": "false"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("chord", ["clip_ratio_c": "1.05"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Distributed
 import Models
 import TestSupport
 import XCTest
@@ -87,6 +88,25 @@ final class RolloutUnitTests: XCTestCase {
         XCTAssertEqual(RolloutMetrics.rows([stopped, cut].map { var s = $0; s.rewards = [1]; return s },
                                            rewards: try! RewardFunction.make(specs: ["task"], args: [:]), groupSize: 2, stopId: 0)
                         .first { $0.0 == "completions/clipped_ratio" }?.1, 0.5)
+    }
+
+    /// A generation spanning k steps gives each the mean loss tokens of its steps (TRL's dapo
+    /// normaliser), and the step batch carries it across ranks; one step of its own, none.
+    func testGenerationLossTokensPerStep() {
+        let gen = { (n: Int) in Generation(ids: [Int32](repeating: 7, count: n), logProbs: [Float](repeating: -1, count: n + 1), finish: .stop, text: nil) }
+        // Completions of 2, 3, 4 and 6 tokens, each + the stop token: 3 + 4 + 5 + 7 = 19 loss tokens.
+        let rollouts = [2, 3, 4, 6].map { RolloutProducer.sequence(prompt: [5], generation: gen($0), stopId: 0, example: 0) }
+        XCTAssertEqual(RolloutProducer.lossTokensPerStep(rollouts[...], steps: 2), 9.5)
+        XCTAssertEqual(RolloutProducer.lossTokensPerStep(rollouts[...], steps: 4), 4.75)
+        XCTAssertNil(RolloutProducer.lossTokensPerStep(rollouts[...], steps: 1))
+        for perStep in [9.5, nil] {
+            var batch = StepBatch(step: 3, sequences: Array(rollouts.prefix(2)))
+            batch.lossTokensPerStep = perStep
+            var w = WireWriter()
+            batch.write(to: &w)
+            var r = WireReader(w.bytes)
+            XCTAssertEqual(StepBatch(from: &r), batch)
+        }
     }
 
     /// Every rollout figure TRL's GRPOTrainer logs, on four rollouts worked by hand: lengths

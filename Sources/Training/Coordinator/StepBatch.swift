@@ -67,6 +67,10 @@ public struct StepSequence: Sendable, Equatable {
 public struct StepBatch: Sendable, Equatable {
     public var step: Int
     public var sequences: [StepSequence]
+    /// The loss tokens of a step of this batch's generation on average, when one generation of
+    /// rollouts spans several steps: TRL's `dapo` divides each step by it rather than by the
+    /// step's own count (`StepContext.lossTokensPerStep`). nil: a step is its own generation.
+    public var lossTokensPerStep: Double? = nil
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
 
     /// Sequence indices that must share a rank and a micro-batch: a sequence with its
@@ -104,8 +108,10 @@ extension StepSequence: WireCodable {
 }
 
 extension StepBatch: WireCodable {
-    public func write(to w: inout WireWriter) { w.put(Int64(step)); w.put(sequences) }
+    public func write(to w: inout WireWriter) { w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1) }
     public init(from r: inout WireReader) {
         self.init(step: Int(r.get(Int64.self)), sequences: r.getArray(StepSequence.self))
+        let perStep = r.get(Double.self)
+        lossTokensPerStep = perStep >= 0 ? perStep : nil
     }
 }

@@ -43,6 +43,7 @@ extension Trainer {
         comm.allreduce(&counts, op: .sum)
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
+        context.lossTokensPerStep = batch.lossTokensPerStep
         if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
             old.copyParameters(from: model)
         }

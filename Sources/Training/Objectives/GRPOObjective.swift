@@ -7,7 +7,12 @@ import TensorCore
 /// constant normaliser (Liu et al., arXiv 2503.20783, §3.1). Per completion token t of rollout i:
 ///
 ///   c1 = exp(clamp(log π_θ(y_t) − log π_behaviour(y_t), −20, 20)),   c2 = clip(c1, 1 − ε_low, 1 + ε_high),
-///   ℓ_t = −min(c1·A_i, c2·A_i) + β·k3_t,   k3_t = e^{d} − d − 1,  d = log π_ref(y_t) − log π_θ(y_t),
+///   ℓ_t = −min(c1·A_i, c2·A_i) + β·c1·k3_t,   k3_t = e^{d} − d − 1,  d = log π_ref(y_t) − log π_θ(y_t),
+///
+/// the KL term weighted by the importance ratio c1 (DeepSeek-V3.2, arXiv 2512.02556, §3.1, Eq. 7:
+/// the unbiased reverse-KL gradient; TRL 1.16's `use_bias_correction_kl`, on by default): its
+/// derivative in log π_θ is β·c1·(log π_θ − log π_ref), where k3's alone is β·(1 − e^{d}), even
+/// on-policy where c1 = 1. `use_bias_correction_kl=false` drops c1 (β·k3_t, as TRL < 1.16).
 ///
 /// with A_i the rollout's group advantage (`StepSequence.advantage`, from `GroupAdvantages`)
 /// and π_behaviour the sampler's log-probs stored with the rollout (`behaviourLogProbs`).
@@ -18,26 +23,32 @@ import TensorCore
 ///                                                  global count it is the token mean, as dapo)
 ///   dr_grpo  Σ ℓ / (B · max_completion_length)
 ///   dapo     Σ ℓ / N_tokens                        (the step's loss tokens: TRL's num_items_in_batch
-///                                                  when a generation is one step)
+///                                                  when a generation is one step; when it spans
+///                                                  k steps, its loss tokens / k for each, as TRL)
 /// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
 /// step. Detached: A, π_behaviour, π_ref. The log-probs are at temperature 1 (TRL scales the
 /// logits by the sampling temperature; identical at the default temperature 1). The log-ratio
 /// clamp (verl, Trinity-RFT) only keeps exp finite.
 /// Arguments (TRL's names): `epsilon` ε_low (0.2), `epsilon_high` ε_high (default = epsilon),
-/// `beta` (0: no reference model), `loss_type` (dapo, TRL's default).
+/// `beta` (0: no reference model), `loss_type` (dapo, TRL's default), `use_bias_correction_kl`
+/// (true).
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
-/// `ratio` (mean c1), `kl` (mean k3, when β > 0), entropy, mean_p.
+/// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
+/// it), entropy, mean_p.
 public final class GRPOObjective: Objective {
     public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo }
     public let name = "grpo"
     public let requirements: ObjectiveRequirements
     public let epsilonLow: Float, epsilonHigh: Float, beta: Float
     public let lossType: LossType
+    /// The KL term weighted by the importance ratio (TRL's `use_bias_correction_kl`).
+    public let biasCorrectionKL: Bool
     /// For dr_grpo's normaliser; set from `max_completion_length` when the run is wired.
     public var maxCompletionLength = 0
 
-    public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo") throws {
+    public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
+                biasCorrectionKL: Bool = true) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
@@ -45,16 +56,18 @@ public final class GRPOObjective: Objective {
             throw ObjectiveError("objective grpo: loss_type must be one of \(LossType.allCases.map(\.rawValue).joined(separator: ", ")) (got \(RecipeError.quote(named)))")
         }
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
+        self.biasCorrectionKL = biasCorrectionKL
         var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
         r.rollouts = true
         requirements = r
     }
 
     /// The aggregation weight of one loss token of a sequence with `tokens` loss tokens.
-    func tokenWeight(tokens: Float, rollouts: Int, globalTokens: Int) -> Float {
+    func tokenWeight(tokens: Float, rollouts: Int, globalTokens: Int, tokensPerStep: Double? = nil) -> Float {
         switch lossType {
         case .grpo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
-        case .bnpo, .dapo: return inverseCount(globalTokens)
+        case .bnpo: return inverseCount(globalTokens)
+        case .dapo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
         case .drGRPO: return inverseCount(rollouts * max(maxCompletionLength, 1))
         }
     }
@@ -81,12 +94,19 @@ public final class GRPOObjective: Objective {
             clip.add(ppo)
             if let ref {
                 let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp)
-                loss += beta * k3.value
-                dLogp += beta * k3.dLogp
-                klSum += Double(k3.value)
+                if biasCorrectionKL {
+                    // ∂(c1·k3)/∂log π_θ = c1·k3' + c1·k3 = c1·(1 − e^d + e^d − d − 1) = −c1·d.
+                    loss += beta * c1 * k3.value
+                    dLogp += beta * c1 * k3.dLogp + beta * c1 * k3.value
+                    klSum += Double(c1 * k3.value)
+                } else {
+                    loss += beta * k3.value
+                    dLogp += beta * k3.dLogp
+                    klSum += Double(k3.value)
+                }
             }
             let w = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
-                                                globalTokens: input.context.globalLossTokens)
+                                                globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)
             total += Double(w * loss)
             ratioSum += Double(c1)
             // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).

@@ -87,6 +87,8 @@ public struct StepContext {
     /// stream per (step, sequenceId, position) from it, so draws do not depend on how the
     /// global batch is split over ranks and micro-batches, and a resumed run draws the same.
     public var seed: UInt64
+    /// A generation's loss tokens per step when it spans several steps (`StepBatch.lossTokensPerStep`).
+    public var lossTokensPerStep: Double? = nil
     public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = [],
                 seed: UInt64 = 0) {
         self.step = step; self.totalSteps = totalSteps

@@ -58,7 +58,8 @@ public enum ObjectiveRegistry {
         case "grpo":
             objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
                                           epsilonHigh: try args.optionalFloat("epsilon_high"),
-                                          beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"))
+                                          beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"),
+                                          biasCorrectionKL: try args.bool("use_bias_correction_kl", default: true))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

@@ -57,7 +57,19 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             .dropFirst(k * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
         if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
-        return StepBatch(step: p.step, sequences: slice + experts)
+        var batch = StepBatch(step: p.step, sequences: slice + experts)
+        batch.lossTokensPerStep = Self.lossTokensPerStep(generation!.sequences.prefix(perStep * settings.stepsPerGeneration),
+                                                         steps: settings.stepsPerGeneration)
+        return batch
+    }
+
+    /// The rollouts' loss tokens per step of a generation that spans `steps` steps (nil for one
+    /// step): the normaliser TRL's dapo gives each of them (its `num_items_in_batch` counts the
+    /// whole generation, rescaled by gradient_accumulation_steps / steps_per_generation), so a
+    /// step of short completions weighs less than one of long ones, as in TRL.
+    static func lossTokensPerStep(_ rollouts: ArraySlice<StepSequence>, steps: Int) -> Double? {
+        guard steps > 1 else { return nil }
+        return Double(rollouts.reduce(0) { $0 + $1.lossMask.reduce(0) { $0 + Int($1) } }) / Double(steps)
     }
 
     /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
