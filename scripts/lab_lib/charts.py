@@ -29,11 +29,23 @@ def step_ticks(xmax):
     return list(range(0, int(xmax) + 1, step))
 
 
+def value_ticks(lo, hi):
+    """Multiples of the smallest 1, 2, 2.5 or 5 × 10^n that cuts lo..hi into at most six
+    intervals (the axis was cut in quarters: 1.25, 3.75 and 6.25 % on axes to 5 and 25 %)."""
+    raw = (hi - lo) / 6
+    step = next(m * 10 ** e for e in range(-6, 9) for m in (1, 2, 2.5, 5) if m * 10 ** e >= raw)
+    k = -int(-lo // step)   # ceil(lo / step)
+    ticks = []
+    while k * step <= hi + step * 1e-9:
+        ticks.append(round(k * step, 10))
+        k += 1
+    return ticks
+
+
 def axis(lo, hi, label):
     out = []
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        y = TOP + (H - TOP - BOTTOM) * (1 - i / 4)
+    for v in value_ticks(lo, hi):
+        y = TOP + (H - TOP - BOTTOM) * (1 - (v - lo) / (hi - lo))
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
                    f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{v:.3g}</text>')
     # A long label in a smaller font, so it fits the 260 px either side of its centre allows
@@ -106,12 +118,19 @@ def lines(title, curves, ylabel):
 
 
 def legend(names):
-    out = []
-    step = min(150, (W - LEFT - RIGHT) / max(len(names), 1))   # five or more names still fit
+    """One row under the plot, each entry as wide as its name (evenly spaced, a long name ran
+    into the next), in a smaller font when the row would not fit."""
+    size = 11.0
+    width = lambda n, f: 16 + 0.62 * f * len(n) + 14
+    room = W - LEFT - RIGHT + 10
+    total = sum(width(n, size) for n in names)
+    if total > room:
+        size = max(7.0, size * (room - 30 * len(names)) / (total - 30 * len(names)))
+    out, x = [], LEFT
     for i, name in enumerate(names):
-        x = LEFT + i * step
-        out.append(f'<rect x="{x}" y="{H - 22}" width="12" height="12" fill="{COLORS[i % len(COLORS)]}"/>'
-                   f'<text x="{x + 16}" y="{H - 12}" font-size="11">{escape(name)}</text>')
+        out.append(f'<rect x="{x:.1f}" y="{H - 22}" width="12" height="12" fill="{COLORS[i % len(COLORS)]}"/>'
+                   f'<text x="{x + 16:.1f}" y="{H - 12}" font-size="{size:.1f}">{escape(name)}</text>')
+        x += width(name, size)
     return out
 
 
