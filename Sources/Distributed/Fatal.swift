@@ -84,7 +84,7 @@ public enum Fatal {
     public static func failNow(_ message: String, code: Int32 = 1) -> Never {
         let comm = communicator
         let prefix = comm.size > 1 ? "sft-dist: error (rank \(comm.rank)): " : "sft-dist: error: "
-        FileHandle.standardError.write(Data((prefix + singleLine(message) + "\n").utf8))
+        StandardError.write(prefix + singleLine(message) + "\n")
         if code == Code.training { beforeTrainingAbort?() }
         if comm.size > 1 { abort(afterPrinting: true, comm: comm, code: code) }
         fflush(stdout)
@@ -119,7 +119,7 @@ public enum Fatal {
         if comm.rank == first, let error {
             // Only this rank saw it (its files, its memory): say which, unless rank 0.
             let rank = first == 0 ? "" : " (rank \(first))"
-            FileHandle.standardError.write(Data("sft-dist: error\(rank): \(singleLine(error))\n".utf8))
+            StandardError.write("sft-dist: error\(rank): \(singleLine(error))\n")
         }
         if code == Code.training { beforeTrainingAbort?() }
         abort(afterPrinting: comm.rank == first, comm: comm, code: code)

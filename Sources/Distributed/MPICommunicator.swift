@@ -58,7 +58,7 @@ public final class MPICommunicator: Communicator {
         guard seconds > 0, size > 1 else { watchdog = nil; return }
         let rank = self.rank
         watchdog = Watchdog(seconds: seconds, rank: rank, clock: { cmpi_wtime() }, abort: { message in
-            FileHandle.standardError.write(Data("sft-dist: error (rank \(rank)): \(message)\n".utf8))
+            StandardError.write("sft-dist: error (rank \(rank)): \(message)\n")
             // If MPI_Abort cannot end the process from this thread, exit anyway: the
             // launcher treats a rank that exits without MPI_Finalize as a failed job.
             Thread.detachNewThread { Thread.sleep(forTimeInterval: 5); _exit(Fatal.Code.watchdog) }
@@ -74,7 +74,7 @@ public final class MPICommunicator: Communicator {
 
     private func check(_ code: Int32, _ what: String) {
         if code != 0 {
-            FileHandle.standardError.write(Data("sft-dist: MPI \(what) failed with code \(code) on rank \(rank)\n".utf8))
+            StandardError.write("sft-dist: MPI \(what) failed with code \(code) on rank \(rank)\n")
             cmpi_abort(Fatal.Code.mpi)
         }
     }

@@ -120,10 +120,10 @@ struct Eval: ParsableCommand {
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         let emptyPrompts = set.examples.filter { $0.answer != nil && $0.promptLength == 0 }
         if examples > 0, comm.isCoordinator, let first = emptyPrompts.first {
-            FileHandle.standardError.write(Data("sft-dist: note: \(emptyPrompts.count) row\(emptyPrompts.count == 1 ? " has" : "s have") an empty prompt (first: \(first.source)): scored for loss, not generated (nothing to continue)\n".utf8))
+            StandardError.write("sft-dist: note: \(emptyPrompts.count) row\(emptyPrompts.count == 1 ? " has" : "s have") an empty prompt (first: \(first.source)): scored for loss, not generated (nothing to continue)\n")
         }
         if examples > 0, comm.isCoordinator, let note = set.textRowsNote() {
-            FileHandle.standardError.write(Data(("sft-dist: " + note + "\n").utf8))
+            StandardError.write("sft-dist: " + note + "\n")
         }
         options.microBatch = microBatchSize; options.generationExamples = examples
         options.maxNewTokens = maxNewTokens; options.samples = samples

@@ -189,7 +189,7 @@ struct Generate: ParsableCommand {
     func noteContextLimit(_ rows: [Int], of count: Int, model m: LanguageModel) {
         guard !rows.isEmpty else { return }
         let which = count == 1 ? "the generation" : "\(rows.count) of \(count) generations"
-        FileHandle.standardError.write(Data("sft-dist: note: \(which) stopped at the model's context (\(m.maxSequenceLength) tokens, prompt included\(m.contextReason.map { "; " + $0 } ?? "")) before --max-new-tokens \(maxNewTokens)\n".utf8))
+        StandardError.write("sft-dist: note: \(which) stopped at the model's context (\(m.maxSequenceLength) tokens, prompt included\(m.contextReason.map { "; " + $0 } ?? "")) before --max-new-tokens \(maxNewTokens)\n")
     }
 
     static func nonFiniteMessage(_ source: String, position: Int, end: String = "nothing written") -> String {

@@ -79,7 +79,7 @@ enum Runtime {
                     : ChatTemplateRecord.unusedTemplate("--chat-template \(chatTemplate)", in: data, rows: "prompt/completion rows are text",
                                                         drop: "--chat-template", hasMessages: set.report.conversations > 0))
         if comm.isCoordinator && set.report.changedAnything {
-            FileHandle.standardError.write(Data("sft-dist: note: \(set.report.summary)\n".utf8))
+            StandardError.write("sft-dist: note: \(set.report.summary)\n")
         }
         if comm.isCoordinator && set.report.conversations > 0 { noteChatTemplate(chatTemplate, tokenizer: tokenizer) }
     }
@@ -101,7 +101,7 @@ enum Runtime {
     /// On stderr: the template `--chat-template auto` chose and why (nothing for a named one).
     static func noteChatTemplate(_ name: String, tokenizer: Tokenizer) {
         guard name == ChatTemplate.auto, let chat = try? ChatTemplate.resolve(name, tokenizer: tokenizer) else { return }
-        FileHandle.standardError.write(Data("sft-dist: note: chat template: \(chat.template.rawValue) (\(chat.reason))\n".utf8))
+        StandardError.write("sft-dist: note: chat template: \(chat.template.rawValue) (\(chat.reason))\n")
     }
 
     static func setWatchdog(seconds: Double) {
@@ -223,5 +223,5 @@ enum Runtime {
 
 /// Writes to standard error (progress and results go to standard output).
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    StandardError.write(s + "\n")
 }

@@ -108,7 +108,7 @@ struct Train: ParsableCommand {
             Runtime.singleProcess("sft-dist train --dry-run")
             let recipe = try makeRecipe()
             // Notes go to stderr: stdout is the recipe, to be saved and run (`> r.yaml`).
-            if !quiet { for note in recipe.notes { FileHandle.standardError.write(Data((note + "\n").utf8)) } }
+            if !quiet { for note in recipe.notes { StandardError.write(note + "\n") } }
             print(recipe.yaml, terminator: "")
             return
         }

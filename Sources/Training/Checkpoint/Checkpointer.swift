@@ -377,8 +377,14 @@ public final class Checkpointer {
             }
         }
         let tmp = path + ".tmp-\(getpid())"
-        try DurableFiles.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: tmp)
-        try DurableFiles.rename(tmp, path)
+        do {
+            try DurableFiles.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: tmp)
+            try DurableFiles.rename(tmp, path)
+        } catch {
+            // A full disk left the partial copy beside metrics.jsonl for good.
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
         try DurableFiles.sync(recipe.out, directory: true)
         return (losses, elapsed)
     }

@@ -173,7 +173,7 @@ public enum SameInputs {
         }
         guard let first = comm.firstFlaggedRank(problem != nil) else { return }
         if comm.rank == first, let problem {
-            FileHandle.standardError.write(Data("sft-dist: error\(first == 0 ? "" : " (rank \(first))"): \(problem)\n".utf8))
+            StandardError.write("sft-dist: error\(first == 0 ? "" : " (rank \(first))"): \(problem)\n")
         }
         Fatal.abort(afterPrinting: comm.rank == first, comm: comm, code: 1)
     }

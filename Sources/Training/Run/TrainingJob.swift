@@ -122,7 +122,7 @@ public enum TrainingJob {
         // Said once the scored rows have been read (Trainer builds the producer): a run they
         // refuse printed this warning above its error.
         if comm.isCoordinator && recipe.scoredData && setup.heldOut.count == 0 && (recipe.heldout != nil || recipe.heldoutFraction > 0) {
-            FileHandle.standardError.write(Data("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n".utf8))
+            StandardError.write("sft-dist: warning: no held-out scored row has a positive score, so nothing is evaluated (give --heldout with right answers, or a larger --heldout-fraction)\n")
         }
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
@@ -149,10 +149,10 @@ public enum TrainingJob {
         }
         if lead {
             for stale in outputs.staleModels(of: recipe) {
-                FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n".utf8))
+                StandardError.write("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n")
             }
             for stale in outputs.staleFiles(of: recipe) {
-                FileHandle.standardError.write(Data("sft-dist: warning: \(stale) is an earlier run's, which this run does not write (remove it, or use another --out)\n".utf8))
+                StandardError.write("sft-dist: warning: \(stale) is an earlier run's, which this run does not write (remove it, or use another --out)\n")
             }
         }
         // A new self-training run, or one continuing another run's checkpoint (--out's round
@@ -317,7 +317,7 @@ public enum TrainingJob {
         Fatal.beforeTrainingAbort = nil
         Fatal.agree(lead ? writePlot(recipe, sets: sets) : nil, code: Fatal.Code.output)
         if lead {
-            FileHandle.standardError.write(Data("sft-dist: stopped by SIGUSR1 after step \(steps) of \(recipe.steps): checkpoint \(checkpoint)/, no final model; continue with --resume latest (exit \(StopSignal.exitCode))\n".utf8))
+            StandardError.write("sft-dist: stopped by SIGUSR1 after step \(steps) of \(recipe.steps): checkpoint \(checkpoint)/, no final model; continue with --resume latest (exit \(StopSignal.exitCode))\n")
         }
         var s = summary
         s.stoppedAfter = steps

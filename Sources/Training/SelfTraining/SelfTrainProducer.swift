@@ -71,7 +71,7 @@ public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
         // SuperHF trains on its best completions only; with none (no completion finished) the
         // round's steps train on --data's answers, which the method does not — say so.
         if options.method == .superhf && pool.isEmpty && p.comm.isCoordinator {
-            FileHandle.standardError.write(Data("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): superhf kept no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible), so the steps until the next round train on --data's answers\n".utf8))
+            StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): superhf kept no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible), so the steps until the next round train on --data's answers\n")
         }
     }
 

@@ -26,7 +26,7 @@ public enum SelfTrainSetup {
                 let (prompts, warning) = try UnlabelledPrompts.read(path: path, tokenizer: setup.tokenizer, template: template,
                                                                    maxLength: min(r.maxLength, setup.model.maxSequenceLength),
                                                                    skipBadLines: r.skipBadLines)
-                if let warning, comm.isCoordinator { FileHandle.standardError.write(Data("sft-dist: warning: \(warning)\n".utf8)) }
+                if let warning, comm.isCoordinator { StandardError.write("sft-dist: warning: \(warning)\n") }
                 return prompts
             }
             switch options.method {
