@@ -41,6 +41,7 @@ struct Eval: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Loss over the assistant turns of {messages} rows only (--no-assistant-only-loss: every token), as train's flag.")
     var assistantOnlyLoss = true
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Option(help: "Write the result, one JSON object as --json prints it, to FILE (whole or not at all) instead of printing it: under mpirun a failed write of standard output (a full disk behind `>`) is not reported, mpirun exits 0.") var out: String?
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
 
@@ -98,6 +99,7 @@ struct Eval: ParsableCommand {
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField),
                                     ("max-new-tokens", "\(maxNewTokens)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
+        Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         if examples > 0 {
@@ -137,7 +139,10 @@ struct Eval: ParsableCommand {
         // The loss is global (the same on every rank); rank 0 says it.
         Fatal.agree(r.loss.isFinite || !comm.isCoordinator ? nil :
                         "--model \(model): the loss on \(data) is \(r.loss.isNaN ? "nan" : "\(r.loss)"): its weights give non-finite values (a run that diverged?)")
-        if comm.isCoordinator {
+        if let out {
+            Fatal.agree(comm.isCoordinator ? writeAtomically(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields) + "\n", to: out) : nil,
+                        code: Fatal.Code.output)
+        } else if comm.isCoordinator {
             if json {
                 print(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields))
             } else {

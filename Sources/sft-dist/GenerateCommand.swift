@@ -29,6 +29,7 @@ struct Generate: ParsableCommand {
     @Option(Settings.numReturnSequences) var numReturnSequences = 1
     @Option(Settings.seed.named("seed", help: "Seed for sampled answers (temperature > 0).")) var seed: UInt64 = 0
     @Flag(help: "One JSON object per completion ({prompt, text, finish, ids}; with --num-return-sequences N > 1, {prompt, sample, text, finish, ids}, sample 0…N−1).") var json = false
+    @Option(help: "Write the completions, as they would be printed, to FILE (whole or not at all) instead of printing them: under mpirun a failed write of standard output (a full disk behind `>`) is not reported, mpirun exits 0.") var out: String?
     @Option(Settings.threads) var threads: Int?
     @Option(Settings.watchdog) var watchdog = 300.0
 
@@ -100,7 +101,8 @@ struct Generate: ParsableCommand {
                                     ("temperature", "\(temperature)"), ("top-k", "\(topK)"), ("top-p", "\(topP)"),
                                     ("stop", stop.joined(separator: "\u{1}")), ("seed", "\(seed)"), ("json", "\(json)"),
                                     ("num-return-sequences", "\(numReturnSequences)"),
-                                    ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes")])
+                                    ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes"), ("out", out == nil ? "no" : "yes")])
+        Runtime.checkOutputFile(out, inputs: prompts.map { [("--prompts", $0)] } ?? [], model: model, adapter: adapter)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteGenerationDefaults(m, label: model, sampling: temperature == 0
@@ -150,7 +152,7 @@ struct Generate: ParsableCommand {
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                       stopIds: Evaluator.stopIds(tok, model: m), stopStrings: stopStrings)
-        if prompt != nil && !json && numReturnSequences == 1 {
+        if prompt != nil && !json && numReturnSequences == 1 && out == nil {
             // One prompt: rank 0 streams it; other ranks have nothing to do.
             if comm.isCoordinator { stream(m, tok, ids[0], text: texts[0], options: options) }
             Runtime.finish()
@@ -167,6 +169,7 @@ struct Generate: ParsableCommand {
         Fatal.agree(gens.firstIndex(where: \.nonFinite).map { k in
             Self.nonFiniteMessage(sourced[k / n].source, position: ids[k / n].count + gens[k].ids.count + 1)
         })
+        var lines: [String] = []
         if comm.isCoordinator {
             noteContextLimit(gens.indices.filter { gens[$0].finish == .length && gens[$0].ids.count < maxNewTokens },
                              of: gens.count, model: m)
@@ -174,12 +177,17 @@ struct Generate: ParsableCommand {
                 let text = g.text ?? tok.decode(g.ids), prompt = texts[k / n]
                 if json {
                     let sample: [(String, Any)] = n > 1 ? [("sample", k % n)] : []
-                    print(String(MetricsLog.json([("prompt", prompt)] + sample + [("text", text), ("finish", g.finish.rawValue)]).dropLast())
-                          + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
+                    lines.append(String(MetricsLog.json([("prompt", prompt)] + sample + [("text", text), ("finish", g.finish.rawValue)]).dropLast())
+                                 + ", \"ids\": [\(g.ids.map(String.init).joined(separator: ", "))]}")
                 } else {
-                    print(prompt + text)
+                    lines.append(prompt + text)
                 }
             }
+        }
+        if let out {
+            Fatal.agree(comm.isCoordinator ? writeAtomically(lines.map { $0 + "\n" }.joined(), to: out) : nil, code: Fatal.Code.output)
+        } else {
+            for line in lines { print(line) }
         }
         Runtime.finish()
     }

@@ -35,10 +35,7 @@ struct Score: ParsableCommand {
         SameInputs.check(settings: [("max-length", "\(maxLength)"), ("chat-template", chatTemplate), ("adapter", adapter == nil ? "no" : "yes"),
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField)])
-        if let out { Fatal.agree(ReplaceableOutput.emptyPathProblem([("--out", out)])) }
-        if let out { Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: [("--data", data)],
-                                                                               inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
-                                   code: Fatal.Code.output) }
+        Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
@@ -90,6 +87,17 @@ struct Score: ParsableCommand {
             Fatal.agree(nil)
         }
         Runtime.finish()
+    }
+}
+
+extension Runtime {
+    /// `--out FILE` of score, eval and generate (collective): a path, not one of the inputs.
+    static func checkOutputFile(_ out: String?, inputs: [(String, String)], model: String, adapter: String?) {
+        guard let out else { return }
+        Fatal.agree(ReplaceableOutput.emptyPathProblem([("--out", out)]))
+        Fatal.agree(ReplaceableOutput.fileOutputsProblem(outputs: [("--out", out)], inputs: inputs,
+                                                         inputDirectories: [("--model", model)] + (adapter.map { [("--adapter", $0)] } ?? [])),
+                    code: Fatal.Code.output)
     }
 }
 
