@@ -27,17 +27,38 @@ public final class ProgressLine {
     let enabled: Bool
 
     /// Under mpirun a rank's stdout is a pseudo-terminal that mpirun forwards, whatever
-    /// mpirun's own stdout is; so ask about the launcher's stdout (our parent on a single
-    /// node). On another node the parent is the daemon, whose stdout is not a terminal, and
-    /// the plain-line format is the right one for a batch log anyway.
+    /// mpirun's own stdout is; so ask about the launcher's stdout: the first ancestor whose
+    /// stdout is not that pseudo-terminal (the parent, or past a wrapper such as `timeout` that
+    /// shares it: asking the wrapper wrote a redraw per step into a log file). On another node
+    /// that is the daemon, whose stdout is not a terminal, and the plain-line format is the
+    /// right one for a batch log anyway.
     static func stdoutIsTerminal() -> Bool {
         guard isatty(STDOUT_FILENO) != 0 else { return false }
         let env = ProcessInfo.processInfo.environment
         guard env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil else { return true }
-        let fd = open("/proc/\(getppid())/fd/1", O_WRONLY | O_NOCTTY)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return isatty(fd) != 0
+        var mine = stat()
+        guard fstat(STDOUT_FILENO, &mine) == 0 else { return false }
+        var pid = getppid()
+        for _ in 0..<8 where pid > 1 {
+            var theirs = stat()
+            guard stat("/proc/\(pid)/fd/1", &theirs) == 0 else { return false }
+            if theirs.st_rdev != mine.st_rdev || theirs.st_dev != mine.st_dev || theirs.st_ino != mine.st_ino {
+                let fd = open("/proc/\(pid)/fd/1", O_WRONLY | O_NOCTTY)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                return isatty(fd) != 0
+            }
+            pid = parent(of: pid)
+        }
+        return false
+    }
+
+    /// The parent of `pid` (field 4 of /proc/PID/stat, after the command name in parentheses).
+    static func parent(of pid: pid_t) -> pid_t {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
     }
 
     /// `elapsed`: this process's seconds since its first step (the ETA's rate comes from them).
