@@ -8,7 +8,8 @@ import Darwin
 /// `FileHandle.standardError.write`: that traps when stderr cannot be written (a log on a disk
 /// that filled, `2>/dev/full`), so a run that should have ended with its own exit code (6 for a
 /// full disk, 75 after SIGUSR1's checkpoint) died of SIGILL, exit 132, instead. A message that
-/// cannot be written is lost; the exit code still says what happened.
+/// cannot be written is lost; the exit code still says what happened. (A pipe whose reader is
+/// gone raises SIGPIPE, which ends the process as it ends any program writing there.)
 public enum StandardError {
     public static func write(_ text: String) {
         let bytes = Array(text.utf8)

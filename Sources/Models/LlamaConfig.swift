@@ -78,8 +78,9 @@ public struct LlamaConfig: Equatable, Sendable {
         if act != "silu" { throw f.error("hidden_act", "\(JSONText.brief(act)) is not supported (only silu)") }
 
         // Rotary: transformers < 4.56 writes rope_theta + rope_scaling; newer versions
-        // rope_parameters {rope_type, rope_theta}. Where a file has both, rope_parameters' theta
-        // is the one used, as transformers 5 uses it.
+        // rope_parameters {rope_type, rope_theta}. Where a file has a top-level rope_theta and
+        // rope_parameters.rope_theta, the latter is used (as transformers 5 does for a file without
+        // rope_scaling; one with rope_scaling is refused below unless it is the default).
         var theta = try f.double("rope_theta", default: 10_000), thetaField = "rope_theta"
         if let rp = try f.objectField("rope_parameters") {
             let sub = HFConfigFields(path: f.path, object: rp, fieldPrefix: "rope_parameters.")

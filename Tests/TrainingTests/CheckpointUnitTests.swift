@@ -90,6 +90,29 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertEqual(CheckpointState.recipeDifference(saved: a, current: b)?.key, "objective_args")
     }
 
+    /// A GRPO run with β > 0 checkpointed before `semantics` 2 had the KL term without the
+    /// importance ratio: it resumes with `use_bias_correction_kl=false` and is refused with
+    /// today's default (which compared equal and changed its gradient unseen); β = 0, an explicit
+    /// value or another objective are left as they were.
+    func testAGRPORunFromBeforeTheKLRatioKeepsItsTerm() {
+        var saved = Recipe(), current = Recipe()
+        saved.objective = "grpo"; current.objective = "grpo"
+        saved.objectiveArgs = ["beta": "0.04"]; current.objectiveArgs = ["beta": "0.04"]
+        XCTAssertNil(CheckpointState.recipeDifference(saved: saved, current: current))
+        let then = CheckpointState.withDefaultsOfItsTime(saved)
+        let d = CheckpointState.recipeDifference(saved: then, current: current)
+        XCTAssertEqual(d?.key, "objective_args")
+        XCTAssertEqual(d?.saved, "{beta: 0.04, use_bias_correction_kl: false}")
+        current.objectiveArgs["use_bias_correction_kl"] = "false"
+        XCTAssertNil(CheckpointState.recipeDifference(saved: then, current: current))
+        for args in [["beta": "0"], [:], ["beta": "0.04", "use_bias_correction_kl": "true"]] {
+            saved.objectiveArgs = args
+            XCTAssertEqual(CheckpointState.withDefaultsOfItsTime(saved).objectiveArgs, args)
+        }
+        saved.objective = "uft"; saved.objectiveArgs = ["beta": "0.04"]
+        XCTAssertEqual(CheckpointState.withDefaultsOfItsTime(saved).objectiveArgs, ["beta": "0.04"])
+    }
+
     /// Method arguments are compared as the methods read them: spelled at the default, left
     /// out, or written as another decimal of the same float, they are the same run (each was
     /// refused as "a different recipe"); another value is still refused, said as written.

@@ -43,6 +43,12 @@ struct CheckpointState: Codable {
     /// resumed run's rows go on counting from (nil: a checkpoint from before this field, whose
     /// resumed rows leave it out).
     var numTokens: Int? = nil
+    /// The objectives' meaning the run was written with: 2 since GRPO's KL term is multiplied
+    /// by the importance ratio by default (`use_bias_correction_kl`, 2026-12-05); nil before.
+    /// An earlier GRPO run with β > 0 resumes only with `use_bias_correction_kl=false`, its
+    /// term then (`withDefaultsOfItsTime`), not with today's default changing its gradient unseen.
+    var semantics: Int? = nil
+    static let currentSemantics = 2
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -77,7 +83,7 @@ struct CheckpointState: Codable {
     /// in a hand-made file — would be dropped by the decoder and the run resumed without it.
     static let fields: Set<String> = ["step", "ranks", "recipe", "components", "parameterChecksum", "referenceChecksum",
                                       "trainingDataHash", "trainingExamples", "unlabelledHash", "promptsHash",
-                                      "evaluatedSetHashes", "lastLoss", "numTokens"]
+                                      "evaluatedSetHashes", "lastLoss", "numTokens", "semantics"]
     static let componentFields: Set<String> = ["values", "tensors"]
 
     /// The first field of `json` (a decoded `state.json`) this version does not read, as
@@ -105,7 +111,7 @@ struct CheckpointState: Codable {
         } catch let error as CheckpointError { throw error } catch {
             if let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 // Foundation reports a number that is no Int (1e30, 1.5) without its field: name it.
-                for key in ["step", "ranks", "trainingExamples", "numTokens"] {
+                for key in ["step", "ranks", "trainingExamples", "numTokens", "semantics"] {
                     if let n = json[key] as? NSNumber, Int(exactly: n.doubleValue) == nil {
                         throw CheckpointError("\(path): \(key) is \(n.doubleValue), not an integer")
                     }
@@ -125,6 +131,9 @@ struct CheckpointState: Codable {
         guard ranks >= 1, ranks <= Int(Int32.max) else { throw bad("ranks", "is \(ranks), not a rank count") }
         guard trainingExamples >= 0 else { throw bad("trainingExamples", "is \(trainingExamples), not a count") }
         if let n = numTokens, n < 0 { throw bad("numTokens", "is \(n), not a count") }
+        if let v = semantics, !(1...Self.currentSemantics).contains(v) {
+            throw bad("semantics", "is \(v), not one this version of sft-dist knows (1…\(Self.currentSemantics))")
+        }
         for (field, value) in [("parameterChecksum", parameterChecksum), ("trainingDataHash", trainingDataHash),
                                ("referenceChecksum", referenceChecksum ?? StateValue.hex(0))]
         where value.utf8.count != 16 || UInt64(value, radix: 16) == nil {
@@ -144,6 +153,16 @@ struct CheckpointState: Codable {
     /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values as written.
     /// Method arguments are compared as the methods read them: one spelled at its default is
     /// the default (`Recipe.withResolvedArguments`).
+    /// A recipe saved before `semantics` 2, with the objective defaults of its time: GRPO with
+    /// β > 0 and no `use_bias_correction_kl` had the KL term without the importance ratio.
+    static func withDefaultsOfItsTime(_ r: Recipe) -> Recipe {
+        guard r.objective == "grpo", r.objectiveArgs["use_bias_correction_kl"] == nil,
+              let beta = r.objectiveArgs["beta"].flatMap(Double.init), beta > 0 else { return r }
+        var then = r
+        then.objectiveArgs["use_bias_correction_kl"] = "false"
+        return then
+    }
+
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
         let (a, b) = Recipe.withResolvedArguments(saved, current)
         guard let d = a.firstDifference(from: b, only: { $0.resume.binds(saved) }) else { return nil }

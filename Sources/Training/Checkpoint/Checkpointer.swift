@@ -84,7 +84,8 @@ public final class Checkpointer {
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
                 referenceChecksum: reference.map { XXHash64.hex($0.parameters.checksum()) },
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
-                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss, numTokens: numTokens)
+                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss, numTokens: numTokens,
+                semantics: CheckpointState.currentSemantics)
             do {
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
@@ -223,7 +224,8 @@ public final class Checkpointer {
                                                        mayBeAbsent: ModelDirectory.tokenIdFields) {
             throw CheckpointError("\(dir): checkpoint is from a different model config (\(diff)); resume with the model it was trained from, or start a new run")
         }
-        if let d = CheckpointState.recipeDifference(saved: sameSpelling(state.recipe), current: recipe) {
+        let savedRecipe = state.semantics == nil ? CheckpointState.withDefaultsOfItsTime(sameSpelling(state.recipe)) : sameSpelling(state.recipe)
+        if let d = CheckpointState.recipeDifference(saved: savedRecipe, current: recipe) {
             throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
         }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {

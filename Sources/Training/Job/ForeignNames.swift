@@ -75,8 +75,8 @@ public enum ForeignNames {
               note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo; default dapo, as TRL's) or relift; dpo has the sigmoid loss only; SFTConfig's loss_type=dft is --objective dft"),
         Entry("use_bias_correction_kl", "objective_args", "TRL",
               note: "--objective-arg use_bias_correction_kl=false with grpo (default true, as TRL 1.16's: the KL term times the importance ratio)"),
-        Entry("label_smoothing", "objective_args", "TRL's DPOConfig",
-              note: "dpo has the sigmoid loss only, without DPOConfig's label flipping (robust DPO); --objective-arg label_smoothing=ε with nll is transformers' per-token smoothing over the vocabulary, another quantity"),
+        Entry(none: "label_smoothing", "TRL's DPOConfig",
+              note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.
         Entry(none: "num_iterations", "TRL",
               note: "a generation is not trained twice; --steps-per-generation N takes N optimizer steps on its slices"),

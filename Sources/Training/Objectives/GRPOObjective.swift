@@ -20,7 +20,7 @@ import TensorCore
 /// and micro-batches gives the same loss and gradient:
 ///   grpo     (1/B)·Σ_i (1/|o_i|)·Σ_t ℓ_t          (sequence mean of token means)
 ///   bnpo     Σ ℓ / N_tokens                        (TRL normalises per local micro-batch; with a
-///                                                  global count it is the token mean, as dapo)
+///                                                  global count it is the step's token mean)
 ///   dr_grpo  Σ ℓ / (B · max_completion_length)
 ///   dapo     Σ ℓ / N_tokens                        (the step's loss tokens: TRL's num_items_in_batch
 ///                                                  when a generation is one step; when it spans

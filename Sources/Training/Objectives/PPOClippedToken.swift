@@ -8,7 +8,8 @@ import TensorCore
 ///   c1 = exp(clamp(log π_θ(y_t) − log π_old(y_t), −20, 20)),   c2 = clip(c1, 1 − ε_low, 1 + ε_high),
 ///   ℓ_t = −min(c1·A, c2·A)                                     (PPO's clip, arXiv 1707.06347, §3;
 ///                                                                 DAPO's decoupled ε, arXiv 2503.14476, §3.1)
-///   k3_t = e^{d} − d − 1,   d = log π_ref(y_t) − log π_θ(y_t)   (the KL estimator GRPO adds with β)
+///   k3_t = e^{d} − d − 1,   d = log π_ref(y_t) − log π_θ(y_t)   (the KL estimator: GRPO adds β·c1·k3_t, or
+///                                                                 β·k3_t without use_bias_correction_kl; UFT β·k3_t)
 ///
 /// π_old is the sampler's log-prob stored with a rollout, or the live one where the batch has
 /// none (ratio 1, gradient −A·∇log π_θ). The log-ratio clamp (verl, Trinity-RFT) only keeps
