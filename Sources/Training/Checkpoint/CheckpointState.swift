@@ -149,10 +149,6 @@ struct CheckpointState: Codable {
         }
     }
 
-    /// The first recipe key whose value differs and that a resumed run may not change
-    /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values as written.
-    /// Method arguments are compared as the methods read them: one spelled at its default is
-    /// the default (`Recipe.withResolvedArguments`).
     /// A recipe saved before `semantics` 2, with the objective defaults of its time: GRPO with
     /// β > 0 and no `use_bias_correction_kl` had the KL term without the importance ratio.
     static func withDefaultsOfItsTime(_ r: Recipe) -> Recipe {
@@ -163,6 +159,10 @@ struct CheckpointState: Codable {
         return then
     }
 
+    /// The first recipe key whose value differs and that a resumed run may not change
+    /// (`ResumeRule`, declared with each key in `RecipeKeys`), with both values as written.
+    /// Method arguments are compared as the methods read them: one spelled at its default is
+    /// the default (`Recipe.withResolvedArguments`).
     static func recipeDifference(saved: Recipe, current: Recipe) -> (key: String, saved: String, current: String)? {
         let (a, b) = Recipe.withResolvedArguments(saved, current)
         guard let d = a.firstDifference(from: b, only: { $0.resume.binds(saved) }) else { return nil }

@@ -67,7 +67,7 @@ public enum Evaluator {
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
                                 comm: Communicator, options: EvalOptions) throws -> EvalResult {
         let (loss, tokens, correct, entropy) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
-                                                    comm: comm, microBatch: options.microBatch)
+                                                             comm: comm, microBatch: options.microBatch)
         let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,
                                                            comm: comm, options: options)
         let mean = tokens > 0 ? loss / tokens : .nan
