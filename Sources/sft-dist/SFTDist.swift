@@ -114,7 +114,9 @@ struct SFTDist: ParsableCommand {
         // train's SIGUSR1 — checkpoint and stop (StopSignal) — from the start: a warning that
         // came during MPI's start-up or the loading of model and data ended the rank. train is
         // also what runs without a subcommand (`sft-dist --config r.yaml`).
-        if runsTrain(firstArgument: CommandLine.arguments.dropFirst().first) { StopSignal.install() }
+        if runsTrain(firstArgument: CommandLine.arguments.dropFirst().first) { StopSignal.install() } else {
+            StopSignal.installNote(sayIt: Runtime.launcherRank == 0)
+        }
         if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
             Runtime.agreeBeforeExit("stopped at its arguments (no subcommand '\(unknown)')")
             if Runtime.launcherRank == 0 {

@@ -112,3 +112,28 @@ final class StopSignalTests: XCTestCase, LabRunning {
         XCTAssertEqual(checkpoints(out), [String(format: "step-%06d", CLI.losses(out).count)])
     }
 }
+
+/// Every other command keeps no checkpoint: SIGUSR1, a batch system's warning that mpirun passes
+/// on, ended eval without a word (exit 138) and lost its work. It goes on, saying so once.
+final class StopSignalOtherCommandsTests: XCTestCase {
+    func testEvalGoesOnAfterSIGUSR1AndSaysSoOnce() throws {
+        let dir = CLI.tempDir("usr1-eval")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--eval-examples", "0", "--quiet", "--out", "run"], cwd: dir).status, 0)
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/big.jsonl", "--count", "3000", "--seed", "3"]).status, 0)
+        let job = try BackgroundJob.mpirun(2, ["eval", "--model", dir + "/run/model", "--data", dir + "/big.jsonl", "--examples", "3000",
+                                               "--samples", "16", "--max-new-tokens", "16"], seconds: 120)
+        let pid = job.process.processIdentifier
+        func named(_ name: String) -> [Int32] {
+            BackgroundJob.descendants(of: pid).filter { (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))?.hasPrefix(name) == true }
+        }
+        XCTAssertTrue(job.waitUntil(seconds: 60) { named("sft-dist").count == 2 }, "the ranks started")
+        Thread.sleep(forTimeInterval: 1)   // past main(), where the handler is installed
+        let mpirun = named("mpirun")
+        XCTAssertEqual(mpirun.count, 1)
+        for p in mpirun { kill(p, SIGUSR1) }
+        let (r, _) = job.wait()
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: SIGUSR1 received: only train checkpoints and stops on it; this command goes on", in: r.stderr), 1, r.all)
+        XCTAssertTrue(r.stdout.contains("calibration (ECE)"), r.all)
+    }
+}

@@ -27,6 +27,30 @@ public enum StopSignal {
         sigaction(SIGUSR1, &action, nil)
     }
 
+    /// Every other command keeps no checkpoint: SIGUSR1 (a batch system's warning, which mpirun
+    /// passes on to every rank) ended it without a word (exit 138), losing the work so far. It
+    /// goes on instead, rank 0 saying so once (`sayIt`); the time limit's SIGTERM still ends it.
+    public static func installNote(sayIt: Bool) {
+        // Set (and so initialised) before the handler can read it.
+        note = nil
+        if sayIt {
+            let text = Array("sft-dist: note: SIGUSR1 received: only train checkpoints and stops on it; this command goes on\n".utf8)
+            let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: text.count)
+            buffer.initialize(from: text, count: text.count)
+            note = (UnsafePointer(buffer), text.count)
+        }
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            // Only write(2) here: it is async-signal-safe, as Swift's printing is not.
+            guard let (text, count) = StopSignal.note, StopSignal.received.exchange(1, ordering: .relaxed) == 0 else { return }
+            _ = write(2, text, count)
+        }
+        action.sa_flags = SA_RESTART
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGUSR1, &action, nil)
+    }
+    nonisolated(unsafe) static var note: (UnsafePointer<UInt8>, Int)? = nil
+
     /// Collective: whether any rank has received the signal.
     public static func agreed(_ comm: Communicator) -> Bool {
         comm.allreduce(Int64(received.load(ordering: .relaxed)), op: .max) != 0
