@@ -139,12 +139,12 @@ struct Eval: ParsableCommand {
         // The loss is global (the same on every rank); rank 0 says it.
         Fatal.agree(r.loss.isFinite || !comm.isCoordinator ? nil :
                         "--model \(model): the loss on \(data) is \(r.loss.isNaN ? "nan" : "\(r.loss)"): its weights give non-finite values (a run that diverged?)")
+        let resultJSON = MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields)
         if let out {
-            Fatal.agree(comm.isCoordinator ? writeAtomically(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields) + "\n", to: out) : nil,
-                        code: Fatal.Code.output)
+            Fatal.agree(comm.isCoordinator ? writeAtomically(resultJSON + "\n", to: out) : nil, code: Fatal.Code.output)
         } else if comm.isCoordinator {
             if json {
-                print(MetricsLog.json([("examples", set.count), ("scorer", scorer)] + r.fields))
+                print(resultJSON)
             } else {
                 print("examples          \(set.count)")
                 print(String(format: "loss              %.4f", r.loss))

@@ -31,8 +31,9 @@ public enum StopSignal {
     /// passes on to every rank) ended it without a word (exit 138), losing the work so far. It
     /// goes on instead, rank 0 saying so once (`sayIt`); the time limit's SIGTERM still ends it.
     public static func installNote(sayIt: Bool) {
-        // Set (and so initialised) before the handler can read it.
+        // Set (and so initialised) before the handler can read them.
         note = nil
+        noted.store(0, ordering: .relaxed)
         if sayIt {
             let text = Array("sft-dist: note: SIGUSR1 received: only train checkpoints and stops on it; this command goes on\n".utf8)
             let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: text.count)
@@ -42,7 +43,7 @@ public enum StopSignal {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in
             // Only write(2) here: it is async-signal-safe, as Swift's printing is not.
-            guard let (text, count) = StopSignal.note, StopSignal.received.exchange(1, ordering: .relaxed) == 0 else { return }
+            guard let (text, count) = StopSignal.note, StopSignal.noted.exchange(1, ordering: .relaxed) == 0 else { return }
             _ = write(2, text, count)
         }
         action.sa_flags = SA_RESTART
@@ -50,6 +51,8 @@ public enum StopSignal {
         sigaction(SIGUSR1, &action, nil)
     }
     nonisolated(unsafe) static var note: (UnsafePointer<UInt8>, Int)? = nil
+    /// Whether the note was written (train's `received` says whether to stop).
+    static let noted = Atomic<Int>(0)
 
     /// Collective: whether any rank has received the signal.
     public static func agreed(_ comm: Communicator) -> Bool {
