@@ -49,20 +49,21 @@ final class PairBatchingTests: XCTestCase {
         XCTAssertNotEqual(c.ids, r.ids)
     }
 
-    /// The held-out split takes whole pairs; the training set keeps chosen/rejected adjacent,
-    /// and the held-out set holds the held-out pairs' chosen answers.
+    /// The held-out split takes whole pairs: each half keeps a pair's chosen and rejected
+    /// answers adjacent (chosen first), and every pair is in exactly one half.
     func testHeldOutSplitTakesWholePairs() throws {
         let data = try pairData()
         let (train, held) = data.splitPairs(heldOutFraction: 0.34, seed: 5)
-        XCTAssertEqual(held.count, 2)
-        XCTAssertEqual(train.count, 2 * (data.pairCount - held.count))
-        let heldIds = Set(held.examples.map(\.ids))
+        XCTAssertEqual(held.pairCount, 2)
+        XCTAssertEqual(held.count, 4)
+        XCTAssertEqual(train.count, 2 * (data.pairCount - held.pairCount))
+        func pairs(_ d: Dataset) -> [[Example]] { (0..<d.pairCount).map { [d.examples[2 * $0], d.examples[2 * $0 + 1]] } }
+        let inTrain = pairs(train), inHeld = pairs(held)
         for i in 0..<data.pairCount {
-            let chosen = data.examples[2 * i], rejected = data.examples[2 * i + 1]
-            let inTrain = (0..<train.pairCount).contains { train.examples[2 * $0] == chosen && train.examples[2 * $0 + 1] == rejected }
-            XCTAssertNotEqual(inTrain, heldIds.contains(chosen.ids), "pair \(i): in exactly one of the halves")
-            XCTAssertFalse(heldIds.contains(rejected.ids), "pair \(i): a rejected answer is never held out for evaluation")
+            let pair = [data.examples[2 * i], data.examples[2 * i + 1]]
+            XCTAssertNotEqual(inTrain.contains(pair), inHeld.contains(pair), "pair \(i): in exactly one of the halves, whole")
         }
+        XCTAssertEqual(held.chosenOnly.examples, inHeld.map { $0[0] }, "the chosen answers, for generation")
     }
 
     func testPairsNeverSplitAcrossRanksOrMicroBatches() throws {

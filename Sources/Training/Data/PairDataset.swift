@@ -55,16 +55,15 @@ extension Dataset {
     public var pairCount: Int { examples.count / 2 }
 
     /// Held out by pair, as `split` does by example (a seeded permutation of pair indices).
-    /// The held-out set holds the chosen sequences: evaluation measures the preferred answers.
+    /// Both halves keep pair i's chosen and rejected answers adjacent, as `Dataset(pairsAt:)`.
     public func splitPairs(heldOutFraction: Double, seed: UInt64) -> (train: Dataset, heldOut: Dataset) {
-        let byPair = Dataset(examples: (0..<pairCount).map { examples[2 * $0] }, report: report)
-            .split(heldOutFraction: heldOutFraction, seed: seed)
+        let byPair = chosenOnly.split(heldOutFraction: heldOutFraction, seed: seed)
         let heldSources = Set(byPair.heldOut.examples.map(\.source))
-        var train: [Example] = []
-        for i in 0..<pairCount where !heldSources.contains(examples[2 * i].source) {
-            train += [examples[2 * i], examples[2 * i + 1]]
+        var train: [Example] = [], held: [Example] = []
+        for i in 0..<pairCount {
+            if heldSources.contains(examples[2 * i].source) { held += [examples[2 * i], examples[2 * i + 1]] } else { train += [examples[2 * i], examples[2 * i + 1]] }
         }
-        return (Dataset(examples: train, report: report), byPair.heldOut)
+        return (Dataset(examples: train, report: report), Dataset(examples: held, report: report))
     }
 
     /// The chosen sequences only (a held-out pair file evaluates its preferred answers).

@@ -45,9 +45,18 @@ public struct EvalResult {
     /// that named sets' fields stay apart (`NamedFiles.clash`).
     public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "entropy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
 
+    /// Under a pairwise objective (dpo): the objective's loss and diagnostics on the held-out
+    /// pairs (`Trainer.evaluatePairs`), which stand for the NLL figures as TRL's evaluation
+    /// reports them: `eval_loss` is then that loss, with no perplexity.
+    public var objective: ObjectiveEvaluation?
+
     public var fields: [(String, Any)] {
-        var f: [(String, Any)] = [("eval_loss", loss), ("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy),
-                                   ("eval_entropy", entropy)]
+        var f: [(String, Any)] = [("eval_loss", loss)]
+        if let objective {
+            f += objective.figures.map { ("eval_" + $0.name, $0.value as Any) }
+        } else {
+            f += [("eval_ppl", perplexity), ("eval_mean_token_accuracy", tokenAccuracy), ("eval_entropy", entropy)]
+        }
         if let g = generation {
             f += [("eval_accuracy", g.passAt1), ("eval_mean_reward", g.meanReward), ("eval_mean_length", g.meanLength),
                   ("eval_ece", g.ece), ("eval_generated", g.count)]
@@ -58,18 +67,29 @@ public struct EvalResult {
 
     public var summary: String {
         var s = String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
+        if let o = objective {
+            s = String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
+                       (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
+        }
         if let g = generation { s += String(format: " | accuracy %.1f%% of %d", g.passAt1 * 100, g.count) }
         return s
     }
 }
 
 public enum Evaluator {
+    /// With `objective` (the trainer's loss on held-out pairs, `Trainer.evaluatePairs`), its
+    /// figures replace the teacher-forced NLL pass over `examples`, which then only generate.
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
-                                comm: Communicator, options: EvalOptions) throws -> EvalResult {
-        let (loss, tokens, correct, entropy) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
-                                                             comm: comm, microBatch: options.microBatch)
+                                comm: Communicator, options: EvalOptions, objective: ObjectiveEvaluation? = nil) throws -> EvalResult {
         let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,
                                                            comm: comm, options: options)
+        if let o = objective {
+            return EvalResult(loss: o.loss, perplexity: .nan, tokenAccuracy: o.figure("mean_token_accuracy") ?? .nan,
+                              entropy: o.figure("entropy") ?? .nan, lossTokens: 0, generation: generation, samples: samples,
+                              objective: o)
+        }
+        let (loss, tokens, correct, entropy) = teacherForced(model: model, tokenizer: tokenizer, examples: examples,
+                                                             comm: comm, microBatch: options.microBatch)
         let mean = tokens > 0 ? loss / tokens : .nan
         return EvalResult(loss: mean, perplexity: exp(mean), tokenAccuracy: tokens > 0 ? correct / tokens : 0,
                           entropy: tokens > 0 ? entropy / tokens : .nan,

@@ -17,6 +17,10 @@ public struct RunSetup {
     /// Whether what the model trains on has {messages} rows: --data's, or GRPO's --prompts /
     /// self-training's --unlabelled (the chat template lays them out and is saved with the model).
     public var trainsOnMessages = false
+    /// Under a pairwise objective (dpo): the held-out pairs, chosen at 2i and rejected at 2i + 1,
+    /// on which evaluation runs the objective itself as TRL's DPOTrainer does
+    /// (`Trainer.evaluatePairs`); `heldOut` holds their chosen answers (generation, named checks).
+    public var heldOutPairs: Dataset? = nil
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
@@ -38,7 +42,7 @@ public struct RunSetup {
         if comm.isCoordinator, let note = contextNote(recipe, model: model) { log(note) }
         if comm.isCoordinator, let note = (tokenizer as? BPETokenizer)?.eosNote { log(note) }
         if comm.isCoordinator, let note = (tokenizer as? BPETokenizer)?.bosNote { log(note) }
-        let (train, heldOut) = Fatal.collective { () throws -> (Dataset, Dataset) in
+        let (train, heldOutRows) = Fatal.collective { () throws -> (Dataset, Dataset) in
             do {
                 return try loadData(recipe, objective: objective, tokenizer: tokenizer, template: template, context: model.maxSequenceLength)
             } catch var e as DataError where e.longestUnfitted != nil {
@@ -51,6 +55,9 @@ public struct RunSetup {
                 throw e
             }
         }
+        // Pairs (dpo): the objective evaluates the pairs; the other held-out figures take their chosen answers.
+        let heldOutPairs = objective.requirements.pairs ? heldOutRows : nil
+        let heldOut = heldOutPairs?.chosenOnly ?? heldOutRows
         if recipe.data != builtinData {
             SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
             SameInputs.check(recipe.heldout.map { "--heldout \($0)" } ?? "--data \(recipe.data) (its held-out split)",
@@ -67,14 +74,14 @@ public struct RunSetup {
             if let h = recipe.heldout {
                 // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
                 log(recipe.scoredData ? "held-out: \(heldOut.count) rows of \(h) with a positive score (the others are no references)"
-                    : heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) examples from \(h)" : "held-out: " + heldOut.report.summary)
+                    : heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) \(heldOutPairs == nil ? "examples" : "pairs") from \(h)" : "held-out: " + heldOut.report.summary)
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else if recipe.scoredData {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
-            else { log("held-out: \(heldOut.count) of them, split off with seed \(recipe.seed)") }
+            else { log("held-out: \(heldOut.count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
             if recipe.evalExamples > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
@@ -114,7 +121,7 @@ public struct RunSetup {
             }
         }
         return RunSetup(recipe: stepped, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
-                        objective: objective, referenceModel: reference, trainsOnMessages: messages)
+                        objective: objective, referenceModel: reference, trainsOnMessages: messages, heldOutPairs: heldOutPairs)
     }
 
     /// The training and held-out sets: preference pairs, the built-in tasks, or `--data`
@@ -128,12 +135,12 @@ public struct RunSetup {
             if recipe.data == builtinData {
                 throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
             }
-            // Pair data (DPO): chosen/rejected rows, held out by pair; held-out sets evaluate the chosen answers.
+            // Pair data (DPO): chosen/rejected rows, held out by pair (both answers, as --heldout's).
             let all = try Dataset(pairsAt: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                                   truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
             guard let h = paths.heldOut else { return all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed) }
             return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                     template: template, skipBadLines: recipe.skipBadLines).chosenOnly)
+                                     template: template, skipBadLines: recipe.skipBadLines))
         }
         if recipe.data == builtinData {
             // Every rank builds the built-in tasks in memory (rank 0 writes the same records

@@ -59,7 +59,7 @@ public enum SVGPlot {
         let train = points(records, "loss"), eval = points(records, "eval_loss"), em = points(records, "eval_accuracy")
         let trainName = objective == "nll" ? "train loss" : "train loss (\(objective))"
         var left = [Series(name: trainName, color: "#1f77b4", points: train, clippable: true),
-                    Series(name: "held-out NLL", color: "#d62728", points: eval, dots: true)]
+                    Series(name: objective == "dpo" ? "held-out loss (dpo)" : "held-out NLL", color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         // Sets the rows hold besides this run's (evaluated before a resume that named others)
         // are drawn too: left out, their series vanished from the plot without a word.
@@ -76,6 +76,11 @@ public enum SVGPlot {
             guard !p.isEmpty else { continue }
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
+            // Its held-out value (dpo evaluates the pairs: eval_rewards/*), red as the held-out loss above.
+            let held = points(records, "eval_" + m.key)
+            guard !held.isEmpty else { continue }
+            let h = Series(name: "held-out " + m.name, color: "#d62728", points: held, dots: true, dashed: m.share)
+            if m.share { method.right.append(h) } else { method.left.append(h) }
         }
         // Held-out NLL is in nats per token; another objective's train loss need not be (GRPO's,
         // DPO's can be negative).

@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+
+/// Held-out evaluation under `--objective dpo` reports what TRL's DPOTrainer evaluates: the
+/// DPO loss of the held-out pairs as `eval_loss`, with `eval_rewards/*` and `eval_logps/*`,
+/// checked against log-probs that `sft-dist score` computes on its own path, and the same at
+/// `mpirun -n 1` and `-n 2`.
+final class DPOEvalCLITests: XCTestCase {
+    let beta = 0.5
+
+    func pairLine(_ i: Int) -> (prompt: String, chosen: String, rejected: String) {
+        let a = i * 7 % 50, b = i * 13 % 30
+        return ("\(a)+\(b)=", "\(a + b)", "\(a + b + 1 + i % 9)\(i % 2 == 0 ? "0" : "")")
+    }
+
+    func write(_ path: String, _ rows: [[String: String]]) {
+        let text = rows.map { String(data: try! JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), encoding: .utf8)! }
+        FileManager.default.createFile(atPath: path, contents: Data((text.joined(separator: "\n") + "\n").utf8))
+    }
+
+    /// Pairs 0..<30 train, 30..<36 are held out (--heldout).
+    func writeData(_ dir: String) {
+        func pairs(_ r: Range<Int>) -> [[String: String]] { r.map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected] } }
+        write(dir + "/train.jsonl", pairs(0..<30))
+        write(dir + "/held.jsonl", pairs(30..<36))
+        write(dir + "/held-chosen.jsonl", (30..<36).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).chosen] })
+        write(dir + "/held-rejected.jsonl", (30..<36).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).rejected] })
+        write(dir + "/sft.jsonl", (0..<30).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).chosen] })
+    }
+
+    func evalRows(_ dir: String) -> [[String: Double]] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["eval_loss"] != nil else { return nil }
+            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
+    func sums(_ model: String, _ data: String, cwd: String) -> [Double] {
+        let r = CLI.sftDist(["score", "--model", model, "--data", data], cwd: cwd)
+        XCTAssertEqual(r.status, 0, r.all)
+        return r.stdout.split(separator: "\n").compactMap {
+            ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["sum_logprob"] as? Double
+        }
+    }
+
+    func testHeldOutDPOFiguresEqualThoseFromScoredLogProbs() throws {
+        let dir = CLI.tempDir("dpo-eval")
+        writeData(dir)
+        // A base that has learnt something, so the policy's and reference's log-probs are not uniform.
+        let base = CLI.sftDist(["train", "--model", "tiny", "--data", "sft.jsonl", "--steps", "8", "--lr", "1e-2",
+                                "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", "base"], cwd: dir)
+        XCTAssertEqual(base.status, 0, base.all)
+        let r = CLI.sftDist(["train", "--model", "base/model", "--data", "train.jsonl", "--heldout", "held.jsonl", "--objective", "dpo",
+                             "--objective-arg", "beta=\(beta)", "--batch-size", "4", "--micro-batch-size", "3", "--steps", "5",
+                             "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--out", "dpo"], cwd: dir)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("held-out: 6 pairs from held.jsonl"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("eval (after training): held-out dpo loss "), r.stdout)
+        let rows = evalRows(dir + "/dpo")
+        XCTAssertEqual(rows.count, 2, "before and after training")
+        guard rows.count == 2 else { return }
+        // Before training the policy is the reference: log 2 per pair, every reward 0.
+        XCTAssertEqual(rows[0]["eval_loss"] ?? .nan, log(2), accuracy: 1e-7)
+        XCTAssertEqual(rows[0]["eval_rewards/margins"] ?? .nan, 0, accuracy: 1e-9)
+        XCTAssertNil(rows[0]["eval_ppl"], "no perplexity of a DPO loss")
+
+        let refW = sums("base/model", "held-chosen.jsonl", cwd: dir), refL = sums("base/model", "held-rejected.jsonl", cwd: dir)
+        let polW = sums("dpo/model", "held-chosen.jsonl", cwd: dir), polL = sums("dpo/model", "held-rejected.jsonl", cwd: dir)
+        XCTAssertEqual([refW.count, refL.count, polW.count, polL.count], [6, 6, 6, 6])
+        guard polL.count == 6, refL.count == 6 else { return }
+        var loss = 0.0, chosen = 0.0, rejected = 0.0, correct = 0.0
+        for i in 0..<6 {
+            let rw = beta * (polW[i] - refW[i]), rl = beta * (polL[i] - refL[i])
+            loss += log1p(exp(-(rw - rl))); chosen += rw; rejected += rl; correct += rw > rl ? 1 : 0
+        }
+        let after = rows[1]
+        XCTAssertNotEqual(after["eval_loss"] ?? .nan, log(2), accuracy: 1e-3, "training moved the held-out loss")
+        // score prints log-probs to 6 decimals: sums of ≈ 10 tokens carry ≈ 1e-5 of rounding.
+        XCTAssertEqual(after["eval_loss"] ?? .nan, loss / 6, accuracy: 2e-5)
+        XCTAssertEqual(after["eval_rewards/chosen"] ?? .nan, chosen / 6, accuracy: 2e-5)
+        XCTAssertEqual(after["eval_rewards/rejected"] ?? .nan, rejected / 6, accuracy: 2e-5)
+        XCTAssertEqual(after["eval_rewards/margins"] ?? .nan, (chosen - rejected) / 6, accuracy: 2e-5)
+        XCTAssertEqual(after["eval_rewards/accuracies"] ?? .nan, correct / 6)
+        XCTAssertEqual(after["eval_logps/chosen"] ?? .nan, polW.reduce(0, +) / 6, accuracy: 1e-4)
+        XCTAssertEqual(after["eval_logps/rejected"] ?? .nan, polL.reduce(0, +) / 6, accuracy: 1e-4)
+    }
+
+    func testHeldOutDPOFiguresAreRankCountInvariant() throws {
+        let dir = CLI.tempDir("dpo-eval-ranks")
+        writeData(dir)
+        // 6 held-out pairs in micro-batches of 3 rows: 3 micro-batches of 2 pairs at -n 1, 2 and 1 + 1 at -n 2.
+        let args = ["train", "--model", "tiny", "--data", dir + "/train.jsonl", "--heldout", dir + "/held.jsonl", "--objective", "dpo",
+                    "--objective-arg", "beta=\(beta)", "--batch-size", "5", "--micro-batch-size", "3", "--steps", "4", "--lr", "1e-2",
+                    "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "2", "--quiet"]
+        let runs = [1, 2].map { n -> [[String: Double]] in
+            let out = CLI.tempDir("dpo-eval-ranks-\(n)")
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 90)
+            XCTAssertEqual(r.status, 0, r.all)
+            return evalRows(out)
+        }
+        XCTAssertEqual(runs[0].count, 3, "before, step 2, after")
+        XCTAssertEqual(runs[1].count, runs[0].count)
+        let keys = ["eval_loss", "eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins", "eval_rewards/accuracies",
+                    "eval_logps/chosen", "eval_logps/rejected", "eval_logits/chosen", "eval_logits/rejected",
+                    "eval_mean_token_accuracy", "eval_entropy"]
+        for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+            for key in keys {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 1e-5 * max(abs(x), 1), "evaluation \(i) \(key): -n 1 \(x) vs -n 2 \(y)")
+            }
+        }
+        XCTAssertNotEqual(runs[0].last?["eval_loss"] ?? .nan, log(2), accuracy: 1e-3, "training moved the held-out loss")
+    }
+}
