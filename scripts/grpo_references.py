@@ -83,16 +83,27 @@ def make_batch(g):
         x["behaviour"] = [0.0] + [
             float(torch.tensor(lsm_old[e * T + t, x["ids"][t + 1]].item()).float()) if x["loss_mask"][t + 1] else 0.0
             for t in range(len(x["ids"]) - 1)]
-    return examples, T, current, reference
+    return examples, T, current, reference, old
+
+
+def behaviour_at(examples, T, old, temperature):
+    """The sampler's log-probs of the taken tokens at a sampling temperature: log_softmax(old / τ),
+    float32, 0 on the prompt."""
+    lsm = torch.log_softmax(old.double() / temperature, dim=-1)
+    return [[0.0] + [float(torch.tensor(lsm[e * T + t, x["ids"][t + 1]].item()).float()) if x["loss_mask"][t + 1] else 0.0
+                     for t in range(len(x["ids"]) - 1)] for e, x in enumerate(examples)]
 
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
-              tokens_per_step=None):
-    """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V])."""
+              tokens_per_step=None, temperature=1.0, behaviour=None):
+    """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
+    temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
+    GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
+    holds the sampler's log-probs at τ; the entropy metric is then of softmax(logits / τ)."""
     B = len(examples)
     logits = current.double().clone().requires_grad_(True)
-    lsm = torch.log_softmax(logits, dim=-1)
-    lsm_ref = torch.log_softmax(reference.double(), dim=-1)
+    lsm = torch.log_softmax(logits / temperature, dim=-1)
+    lsm_ref = torch.log_softmax(reference.double() / temperature, dim=-1)
     Lc = max(sum(x["loss_mask"]) for x in examples)
     logp = torch.zeros(B, Lc, dtype=torch.float64)
     old = torch.zeros(B, Lc, dtype=torch.float64)
@@ -107,7 +118,7 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
             y = x["ids"][t + 1]
             rows.append((e, k))
             logp = logp.index_put((torch.tensor([e]), torch.tensor([k])), lsm[e * T + t, y].reshape(1))
-            old[e, k] = x["behaviour"][t + 1]
+            old[e, k] = (behaviour[e] if behaviour is not None else x["behaviour"])[t + 1]
             ref[e, k] = lsm_ref[e * T + t, y]
             mask[e, k] = 1
             k += 1
@@ -139,6 +150,11 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
             for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
     if kl is not None:
         clip["kl"] = kl
+    if temperature != 1.0:
+        p = lsm.detach().exp()
+        per_row = -(p * lsm.detach()).sum(-1)
+        rows_in_loss = [e * T + t for e, x in enumerate(examples) for t in range(len(x["ids"]) - 1) if x["loss_mask"][t + 1]]
+        clip["entropy"] = per_row[rows_in_loss].mean().item()
     return loss.item(), logits.grad, clip
 
 
@@ -174,7 +190,7 @@ def chord_loss(examples, T, current, advantages, expert, mu, phi, eps, clip_c=3.
 
 def main():
     g = torch.Generator().manual_seed(20261212)
-    examples, T, current, reference = make_batch(g)
+    examples, T, current, reference, old = make_batch(g)
     advantages = [float(torch.tensor(a).float()) for a in trl_advantages(REWARDS, 3, "group")]
     for x, a in zip(examples, advantages):
         x["advantage"] = a
@@ -192,6 +208,15 @@ def main():
     loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "dapo", 0.2, 0.2, 0.0, True, per_step)
     configs.append({"args": {"loss_type": "dapo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.0"},
                     "loss_tokens_per_step": per_step, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # Rollouts sampled at temperature 0.7: every log-prob at τ, the behaviour's too.
+    tau = 0.7
+    behaviour_tau = behaviour_at(examples, T, old, tau)
+    tempered = []
+    for loss_type, eps_low, eps_high, beta in [("dapo", 0.2, 0.2, 0.0), ("grpo", 0.1, 0.3, 0.05)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta,
+                                     temperature=tau, behaviour=behaviour_tau)
+        tempered.append({"args": {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)},
+                         "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
     import math
@@ -217,6 +242,7 @@ def main():
         "configurations": configs,
         "chord_expert": expert,
         "chord": chord,
+        "temperature": {"value": tau, "behaviour": behaviour_tau, "configurations": tempered},
     }
     write_fixture(OUT, out, f"{len(configs)} configurations, {len(examples)} rollouts, {len(ADVANTAGE_CASES)} advantage cases")
 

@@ -11,6 +11,10 @@ public struct SamplingOptions: Sendable {
     public var topP: Float
     public var stopIds: Set<Int32>
     public var stopStrings: [String]
+    /// Report log softmax(z/T)[token], the log-prob under the distribution sampled before the
+    /// top-k/top-p cuts (the log-prob TRL's GRPOTrainer and verl compute with the logits divided
+    /// by the temperature), instead of the model's own at temperature 1. Rollouts ask for it.
+    public var logProbsAtTemperature = false
 
     public init(maxNewTokens: Int, temperature: Float = 0, topK: Int = 0, topP: Float = 1,
                 stopIds: Set<Int32> = [], stopStrings: [String] = []) {
@@ -29,8 +33,9 @@ public struct Generation: Sendable {
     public enum Finish: String, Sendable { case stop, length }
     /// Generated ids, without the prompt and without the stop id.
     public var ids: [Int32]
-    /// log p(token) under the model (temperature 1) for each generated id, and for the stop
-    /// id when one ended generation: the sequence's probability for calibration.
+    /// log p(token) under the model (temperature 1; the sampling temperature with
+    /// `logProbsAtTemperature`) for each generated id, and for the stop id when one ended
+    /// generation: the sequence's probability for calibration.
     public var logProbs: [Float]
     public var finish: Finish
     /// Set when a stop string ended generation: the text up to (not including) it.

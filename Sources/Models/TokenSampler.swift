@@ -39,7 +39,8 @@ public final class TokenSampler {
         weights.deallocate(); counts.deallocate()
     }
 
-    /// The next token and log p(token) under the model at temperature 1.
+    /// The next token and log p(token) under the model at temperature 1, or at the sampling
+    /// temperature with `options.logProbsAtTemperature`.
     public func sample(_ z: UnsafeBufferPointer<Float>, options: SamplingOptions, rng: inout RNG) -> (token: Int32, logProb: Float) {
         let V = z.count
         precondition(V > 0 && V <= vocab, "TokenSampler: \(V) logits for a sampler of \(vocab)")
@@ -51,8 +52,10 @@ public final class TokenSampler {
             return (Int32(best), logProb(z, max: m, token: best, weightsFilled: false))
         }
         let T = options.temperature
+        // The temperature the log-prob is taken at.
+        let logT: Float = options.logProbsAtTemperature ? T : 1
         if (options.topK <= 0 || options.topK >= V) && options.topP >= 1 {
-            return sampleInIdOrder(z, max: m, temperature: T, rng: &rng)
+            return sampleInIdOrder(z, max: m, temperature: T, logProbAt: logT, rng: &rng)
         }
         sortDescending(z)
         let top = z[Int(order[0])]
@@ -84,14 +87,14 @@ public final class TokenSampler {
             acc += probs[r]
             if u < acc { pick = Int(order[r]); break }
         }
-        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: shared))
+        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: shared, temperature: logT))
     }
 
     /// Without top-k or top-p there is nothing to cut, so nothing to order: the weights
     /// exp((z − max)/T) are summed in id order (their running sums kept), and the token is the
     /// first id whose running sum passes u·Σ — the walk torch.multinomial makes over the
     /// vocabulary. Should u·Σ round up to Σ, the last id that raised the running sum.
-    private func sampleInIdOrder(_ z: UnsafeBufferPointer<Float>, max m: Float, temperature T: Float,
+    private func sampleInIdOrder(_ z: UnsafeBufferPointer<Float>, max m: Float, temperature T: Float, logProbAt logT: Float,
                                  rng: inout RNG) -> (token: Int32, logProb: Float) {
         let V = z.count
         // Running sums go to keysSpare's memory, reinterpreted (unused without a sort).
@@ -105,7 +108,7 @@ public final class TokenSampler {
             for i in 0..<V { weights[i] = expf((z[i] - m) / T) }
         }
         var total: Float = 0, expSum: Double = 0
-        if T == 1 {  // the log-probability's sum alongside (two independent chains)
+        if T == logT {  // the log-probability's sum alongside (two independent chains)
             for i in 0..<V { let w = weights[i]; total += w; running[i] = total; expSum += Double(w) }
         } else {
             for i in 0..<V { total += weights[i]; running[i] = total }
@@ -122,22 +125,25 @@ public final class TokenSampler {
             pick = V - 1
             while pick > 0 && running[pick] == running[pick - 1] { pick -= 1 }
         }
-        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: false, expSum: T == 1 ? expSum : nil))
+        return (Int32(pick), logProb(z, max: m, token: pick, weightsFilled: false, expSum: T == logT ? expSum : nil, temperature: logT))
     }
 
-    /// log softmax(z)[token], the sum of exponentials in double precision, in id order
-    /// (`expSum`: that sum, when the caller has taken it).
+    /// log softmax(z/T)[token], the sum of exponentials exp((z − max)/T) in double precision,
+    /// in id order (`expSum`: that sum, when the caller has taken it; `weightsFilled`: the
+    /// weights hold its terms). At T = 1, log softmax(z)[token] bit for bit as before T existed.
     private func logProb(_ z: UnsafeBufferPointer<Float>, max m: Float, token: Int, weightsFilled: Bool,
-                         expSum: Double? = nil) -> Float {
+                         expSum: Double? = nil, temperature T: Float = 1) -> Float {
         var s: Double = 0
         if let expSum {
             s = expSum
         } else if weightsFilled {
             for i in 0..<z.count { s += Double(weights[i]) }
-        } else {
+        } else if T == 1 {
             for v in z { s += Double(expf(v - m)) }
+        } else {
+            for v in z { s += Double(expf((v - m) / T)) }
         }
-        return z[token] - m - Float(log(s))
+        return (T == 1 ? z[token] - m : (z[token] - m) / T) - Float(log(s))
     }
 
     /// Fills `order[0..<V]` with the ids by descending logit, ties by ascending id.

@@ -79,6 +79,43 @@ final class GRPOCLITests: XCTestCase {
         }
     }
 
+    /// At rollout_temperature 0.6 the sampler's log-probs and the trainer's are both at 0.6 (TRL
+    /// divides the logits by its temperature): at the first use of each generation (steps 1 and
+    /// 3) the ratio is 1 up to the decode-vs-forward float difference (with the sampler at 1 and
+    /// the trainer at 0.6 it was not); the steps are the same at -n 1 and -n 2, and a run resumed
+    /// at -n 2 from its step-2 checkpoint goes on with the same losses.
+    func testAtARolloutTemperatureTheRatioStartsAtOneAcrossRanksAndResume() throws {
+        let args = Self.grpo(["--rollout-temperature", "0.6"])
+        var runs: [[[String: Double]]] = []
+        let first = CLI.tempDir("grpo-tau-n1")
+        for n in [1, 2] {
+            let out = n == 1 ? first : CLI.tempDir("grpo-tau-n\(n)")
+            let r = CLI.mpirun(n, args + ["--out", out] + (n == 1 ? ["--save-every", "2"] : []), seconds: 180)
+            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
+            runs.append(CLI.trainingRows(out))
+        }
+        XCTAssertEqual(runs.map(\.count), [4, 4])
+        guard runs.allSatisfy({ $0.count == 4 }) else { return }
+        for step in [0, 2] {
+            XCTAssertEqual(runs[0][step]["ratio"] ?? .nan, 1, accuracy: 1e-5, "step \(step + 1): the first use of its generation")
+        }
+        XCTAssertTrue(runs[0].contains { ($0["grad_norm"] ?? 0) > 1e-4 }, "no gradient in any step")
+        for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+            for key in ["loss", "ratio", "entropy", "grad_norm"] {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 1e-6 + 1e-4 * abs(x), "step \(i + 1) \(key), -n 1 vs -n 2")
+            }
+        }
+        let resumed = CLI.tempDir("grpo-tau-resumed")
+        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", first + "/checkpoints/step-000002"], seconds: 180)
+        XCTAssertEqual(r.status, 0, r.all)
+        let after = CLI.trainingRows(resumed).suffix(2).map { $0["loss"] ?? .nan }
+        XCTAssertEqual(after.count, 2)
+        for (x, y) in zip(after, runs[0].suffix(2).map { $0["loss"] ?? .nan }) {
+            XCTAssertEqual(x, y, accuracy: 1e-6 + 1e-4 * abs(y), "steps 3-4 after resuming at step 2 (at -n 2)")
+        }
+    }
+
     /// kill -9 after step 3 (a checkpoint after every step; step 3 is the first step of the
     /// second generation, so step 4 must train on rollouts stored in the checkpoint), then
     /// `--resume latest`: the same losses, rewards and rollouts as the uninterrupted run.

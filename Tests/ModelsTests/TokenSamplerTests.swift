@@ -102,4 +102,42 @@ final class TokenSamplerTests: XCTestCase {
         }
         XCTAssertEqual(checked, 4 * 4 * 8 * 6)
     }
+
+    /// With `logProbsAtTemperature` the log-prob is log softmax(z/T)[token] (in double here,
+    /// from the logits directly), the distribution sampled before any cut — what rollouts
+    /// store as the behaviour policy's; the token and the draws are unchanged. At T = 1 it is
+    /// the model's own log-prob, bit for bit.
+    func testLogProbsAtTheSamplingTemperature() {
+        var gen = RNG(seed: 7)
+        let optionSets = [SamplingOptions(maxNewTokens: 1, temperature: 0.7),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1.6, topK: 5),
+                          SamplingOptions(maxNewTokens: 1, temperature: 0.5, topK: 40, topP: 0.8),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1),
+                          SamplingOptions(maxNewTokens: 1, temperature: 1, topP: 0.9)]
+        var tempered = 0
+        for vocab in [13, 300, 5000] {
+            let sampler = TokenSampler(vocab: vocab)
+            for logits in logitRows(vocab: vocab, rng: &gen) {
+                for (k, plain) in optionSets.enumerated() {
+                    var options = plain
+                    options.logProbsAtTemperature = true
+                    var a = RNG(seed: 3, stream: UInt64(k)), b = a
+                    let before = logits.withUnsafeBufferPointer { sampler.sample($0, options: plain, rng: &a) }
+                    let got = logits.withUnsafeBufferPointer { sampler.sample($0, options: options, rng: &b) }
+                    XCTAssertEqual(got.token, before.token, "vocab \(vocab), options \(k): the same pick")
+                    XCTAssertEqual(a, b, "the same random draws")
+                    let T = Double(options.temperature)
+                    let scaled = logits.map { Double($0) / T }, m = scaled.max()!
+                    let want = scaled[Int(got.token)] - m - log(scaled.reduce(0) { $0 + exp($1 - m) })
+                    XCTAssertEqual(Double(got.logProb), want, accuracy: 1e-5 * max(1, abs(want)), "vocab \(vocab), options \(k)")
+                    if T == 1 {
+                        XCTAssertEqual(got.logProb.bitPattern, before.logProb.bitPattern, "vocab \(vocab), options \(k): at T = 1 as before")
+                    } else if abs(Double(before.logProb) - want) > 1e-3 {
+                        tempered += 1   // the flag changed the figure
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(tempered, 20)
+    }
 }

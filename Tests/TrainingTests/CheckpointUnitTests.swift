@@ -113,6 +113,26 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertEqual(CheckpointState.withDefaultsOfItsTime(saved).objectiveArgs, ["beta": "0.04"])
     }
 
+    /// A rollout run checkpointed before `semantics` 3 took its log-probs at temperature 1: at
+    /// another rollout_temperature it is refused (its loss would change from the next step on);
+    /// at 1, under scored data (nothing sampled) or for a non-rollout objective it resumes.
+    func testARolloutRunFromBeforeTemperedLogProbsIsRefusedAtAnotherTemperature() throws {
+        var r = Recipe()
+        r.objective = "grpo"; r.rolloutTemperature = 0.7
+        let grpo = try ObjectiveRegistry.make(name: "grpo", args: [:]), nll = try ObjectiveRegistry.make(name: "nll", args: [:])
+        for old in [nil, 1, 2] as [Int?] {
+            let why = CheckpointState.meaningChanged(since: old, recipe: r, objective: grpo)
+            XCTAssertEqual(why?.contains("log-probs were at temperature 1; they are now at rollout_temperature (0.7)"), true, "semantics \(String(describing: old))")
+        }
+        XCTAssertNil(CheckpointState.meaningChanged(since: CheckpointState.currentSemantics, recipe: r, objective: grpo))
+        XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: nll))
+        var scored = r
+        scored.scoredData = true
+        XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: scored, objective: grpo))
+        r.rolloutTemperature = 1
+        XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: grpo))
+    }
+
     /// Method arguments are compared as the methods read them: spelled at the default, left
     /// out, or written as another decimal of the same float, they are the same run (each was
     /// refused as "a different recipe"); another value is still refused, said as written.

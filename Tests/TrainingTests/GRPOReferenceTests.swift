@@ -26,6 +26,8 @@ final class GRPOReferenceTests: XCTestCase {
         var configurations: [Configuration]
         var chord_expert: [Bool]
         var chord: [Configuration]
+        struct Tempered: Decodable { var value: Double; var behaviour: [[Float]]; var configurations: [Configuration] }
+        var temperature: Tempered
     }
 
     static let fixture: Fixture = referenceFixture("grpo-reference.json")
@@ -75,14 +77,15 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertNotEqual(a.advantages[3], 0)
     }
 
-    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil) -> TrainerHarness {
+    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, behaviourAt tempered: Fixture.Tempered? = nil) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
             Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
         }
         var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
                                reference: f.logits.reference.flatMap { $0 }, microBatchSize: 2, totalSteps: 4)
-        let advantages = f.examples.map(\.advantage), behaviour = f.examples.map(\.behaviour)
+        let advantages = f.examples.map(\.advantage), behaviour = tempered?.behaviour ?? f.examples.map(\.behaviour)
+        h.rolloutTemperature = tempered?.value ?? 1
         h.makeProducer = {
             let p = FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins)
             p.lossTokensPerStep = lossTokensPerStep
@@ -107,6 +110,27 @@ final class GRPOReferenceTests: XCTestCase {
                 XCTAssertEqual(c.clip?.count, c.args["beta"] != "0.0" ? 4 : 3, label)
                 for (key, want) in c.clip ?? [:] {
                     XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
+                }
+            }
+        }
+    }
+
+    /// Rollouts sampled at τ = 0.7: TRL divides the policy's and the reference's logits by τ
+    /// before every log-prob (and the entropy), and the sampler's log-probs are at τ; the
+    /// gradient is of the raw logits (the model's output), (1/τ)·∂L/∂(z/τ).
+    func testLogProbsAtTheRolloutTemperatureMatchTRL() throws {
+        let t = Self.fixture.temperature
+        XCTAssertEqual(t.value, 0.7)
+        for c in t.configurations {
+            for (ranks, micro) in [(1, 2), (3, 1)] {
+                var h = harness(behaviourAt: t)
+                h.microBatchSize = micro
+                let got = try h.run("grpo", c.args, ranks: ranks)[0]
+                let label = "\(c.args) at τ \(t.value), \(ranks) rank(s), micro-batches of \(micro)"
+                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                assertGradientMatchesReference(got.gradient, c.grad, label)
+                for (key, want) in c.clip ?? [:] {
+                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: ["kl", "entropy"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
                 }
             }
         }

@@ -61,6 +61,8 @@ struct TrainerHarness {
     /// Train examples 2i, 2i + 1 as linked pairs (`PairProducer`) even when the objective does not
     /// read pair data itself (SPIN, whose producer makes its pairs).
     var linkPairs = false
+    /// The recipe's rollout_temperature (rollout objectives divide the logits by it).
+    var rolloutTemperature = 1.0
 
     /// Sequences given position by position: (target, in the loss?) and that position's
     /// current / reference / old logits rows (each [V]). Example e's first token is e, which
@@ -118,6 +120,7 @@ struct TrainerHarness {
         recipe.batchSize = probe.requirements.pairs || linkPairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
         recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
         recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
+        recipe.rolloutTemperature = rolloutTemperature
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
         let perRank: [[Result]] = InProcessGroup.run(size: ranks) { comm in
             let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)

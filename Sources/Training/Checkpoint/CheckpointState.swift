@@ -47,8 +47,10 @@ struct CheckpointState: Codable {
     /// by the importance ratio by default (`use_bias_correction_kl`, 2026-12-05); nil before.
     /// An earlier GRPO run with β > 0 resumes only with `use_bias_correction_kl=false`, its
     /// term then (`withDefaultsOfItsTime`), not with today's default changing its gradient unseen.
+    /// 3 since a rollout run takes its log-probs at the rollout temperature (2026-12-06): an
+    /// earlier one at another temperature than 1 is refused (`Checkpointer.check`).
     var semantics: Int? = nil
-    static let currentSemantics = 2
+    static let currentSemantics = 3
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -157,6 +159,13 @@ struct CheckpointState: Codable {
         var then = r
         then.objectiveArgs["use_bias_correction_kl"] = "false"
         return then
+    }
+
+    /// Why a checkpoint of `semantics` cannot go on under today's meaning of `recipe`, or nil:
+    /// before 3, a rollout run's log-probs were at temperature 1 whatever its rollout_temperature.
+    static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective) -> String? {
+        guard (semantics ?? 1) < 3, r.rolloutTemperature != 1, objective.requirements.rollouts, !r.scoredData else { return nil }
+        return "checkpoint was written when a rollout run's log-probs were at temperature 1; they are now at rollout_temperature (\(r.rolloutTemperature)), as TRL's, which changes the loss from the next step on: start a new run"
     }
 
     /// The first recipe key whose value differs and that a resumed run may not change

@@ -228,6 +228,9 @@ public final class Checkpointer {
         if let d = CheckpointState.recipeDifference(saved: savedRecipe, current: recipe) {
             throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
         }
+        if let why = CheckpointState.meaningChanged(since: state.semantics, recipe: recipe, objective: setup.objective) {
+            throw CheckpointError("\(dir): \(why)")
+        }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {
             throw CheckpointError("\(dir): the training data differs from the checkpoint's (\(state.trainingExamples) examples then, \(setup.train.count) now, or their content changed)")
         }

@@ -93,8 +93,10 @@ extension Trainer {
         return withExtendedLifetime(f) {
             var nll = [Float](repeating: 0, count: pass.observing ? f.input.rows : 0)
             if pass.observing { nll.withUnsafeMutableBufferPointer { targetLosses(f.input, into: $0.baseAddress!) } }
-            // The objective accumulates straight into the logits' (zeroed) gradient.
+            // The objective accumulates straight into the logits' (zeroed) gradient, which is
+            // that of z/T: ∂/∂z = (1/T)·∂/∂(z/T).
             let result = objective.lossAndGradient(f.input, dlogits: f.logits.grad)
+            divideByTemperature(f.logits.grad, count: f.logits.count)
             onPhase?("forward")
             tape.backward()
             return MicroBatchResult(objective: result, statistics: pass.observing
@@ -118,6 +120,8 @@ extension Trainer {
         let logits = withLoRADropout(mb, context, tape: tape) {
             model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         }
+        // z/T in place: the head's backward reads only dL/dlogits, not the logits.
+        divideByTemperature(logits.data, count: logits.count)
         let (seqId, seqTokens) = sequenceIdentities(mb)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
@@ -127,15 +131,24 @@ extension Trainer {
         let noGrad = Tape(recording: false)
         if let ref = setup.referenceModel, objective.requirements.referenceModel {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
+            divideByTemperature(r.data, count: r.count)
             inp.referenceLogits = UnsafePointer(r.data)
             held.append(r)
         }
         if let old = oldPolicy {
             let o = old.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
+            divideByTemperature(o.data, count: o.count)
             inp.oldLogits = UnsafePointer(o.data)
             held.append(o)
         }
         return MicroBatchForward(input: inp, logits: logits, held: held)
+    }
+
+    /// x ← x/T (`logitTemperature`; nothing at 1), a true division as TRL's `logits / temperature`.
+    func divideByTemperature(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let T = logitTemperature
+        guard T != 1 else { return }
+        for i in 0..<count { x[i] /= T }
     }
 
     /// Per position: the sequence's index in the step batch (−1 on padding) and that

@@ -26,8 +26,9 @@ import TensorCore
 ///                                                  when a generation is one step; when it spans
 ///                                                  k steps, its loss tokens / k for each, as TRL)
 /// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
-/// step. Detached: A, π_behaviour, π_ref. The log-probs are at temperature 1 (TRL scales the
-/// logits by the sampling temperature; identical at the default temperature 1). The log-ratio
+/// step. Detached: A, π_behaviour, π_ref. The logits it reads are divided by the rollout
+/// temperature (`Trainer.logitTemperature`, as TRL's GRPOTrainer takes every log-prob, the
+/// reference's and the entropy), and the sampler's log-probs are at the same. The log-ratio
 /// clamp (verl, Trinity-RFT) only keeps exp finite.
 /// Arguments (TRL's names): `epsilon` ε_low (0.2), `epsilon_high` ε_high (default = epsilon),
 /// `beta` (0: no reference model), `loss_type` (dapo, TRL's default), `use_bias_correction_kl`

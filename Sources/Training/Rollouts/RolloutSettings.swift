@@ -50,9 +50,12 @@ public struct RolloutSettings: Sendable {
         return limit
     }
 
-    /// Sampling options of every rollout: stop at the data's own completion terminator.
+    /// Sampling options of every rollout: stop at the data's own completion terminator; the
+    /// behaviour log-probs at the temperature, as the trainer takes the policy's (`Trainer.logitTemperature`).
     public func sampling(stopId: Int32) -> SamplingOptions {
-        SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topK: topK, topP: topP, stopIds: [stopId])
+        var o = SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topK: topK, topP: topP, stopIds: [stopId])
+        o.logProbsAtTemperature = true
+        return o
     }
 
     /// The seed of generation `g`'s streams; rollout i of it samples from stream i, so the
