@@ -86,6 +86,21 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertEqual(after["eval_logps/rejected"] ?? .nan, polL.reduce(0, +) / 6, accuracy: 1e-4)
     }
 
+    /// The evaluation reads the held-out rejected answers too: a resume whose --heldout changed
+    /// only those is refused (its eval_loss series would mix two sets), as any other change.
+    func testAResumeWithOtherRejectedHeldOutAnswersIsRefused() throws {
+        let dir = CLI.tempDir("dpo-eval-resume")
+        writeData(dir)
+        let args = ["train", "--model", "tiny", "--data", "train.jsonl", "--heldout", "held.jsonl", "--objective", "dpo",
+                    "--batch-size", "4", "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0",
+                    "--eval-every", "0", "--quiet"]
+        XCTAssertEqual(CLI.sftDist(args + ["--out", "run", "--save-every", "2"], cwd: dir).status, 0)
+        write(dir + "/held.jsonl", (30..<36).map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
+        let r = CLI.sftDist(args + ["--out", "resumed", "--resume", "run/checkpoints/step-000002"], cwd: dir)
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("the held-out set (--heldout, or the split of --data) differs from the set the checkpoint's run evaluated"), r.stderr)
+    }
+
     func testHeldOutDPOFiguresAreRankCountInvariant() throws {
         let dir = CLI.tempDir("dpo-eval-ranks")
         writeData(dir)

@@ -222,6 +222,8 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "task=0"], "every reward weight is 0 (task=0)")
         refused(["--reward", "task", "--self-train", "rft", "--self-train-scorer", "task"], "--self-train rft makes each step's batch from the model's own answers, but objective grpo trains on rollouts")
         refused(["--reward", "task", "--steps-per-generation", "4096"], "--steps-per-generation 4096 is more than steps (1)")
+        // The logits are divided by it: 1e-40 (subnormal) and 1e-50 (0 as a float) ended in a non-finite loss at step 1.
+        for t in ["1e-40", "1e-50"] { refused(["--reward", "task", "--rollout-temperature", t], "a number in [1e-06, 1000]") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "a refused run made its output directory")
         refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
         refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")

@@ -131,6 +131,12 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: scored, objective: grpo))
         r.rolloutTemperature = 1
         XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: grpo))
+        // A dpo run with held-out pairs logged their chosen answers' NLL as eval_loss before 3.
+        let dpo = try ObjectiveRegistry.make(name: "dpo", args: [:])
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 2, recipe: r, objective: dpo, evaluatesPairs: true)?
+            .contains("a dpo run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss"), true)
+        XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: dpo, evaluatesPairs: false))
+        XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: dpo, evaluatesPairs: true))
     }
 
     /// Method arguments are compared as the methods read them: spelled at the default, left

@@ -136,6 +136,20 @@ final class GRPOReferenceTests: XCTestCase {
         }
     }
 
+    /// ReLIFT's SFT steps train the demonstrations at temperature 1 whatever the rollouts'
+    /// temperature (its code's `sft_update_policy`); its RL steps at the temperature.
+    func testReLIFTSFTStepsStayAtTemperatureOne() throws {
+        let t = Self.fixture.temperature
+        let demonstrations = [SequenceOrigin](repeating: .demonstration, count: Self.fixture.examples.count)
+        var plain = harness(origins: demonstrations), tempered = harness(origins: demonstrations, behaviourAt: t)
+        let sft = try plain.run("relift")[0], sftAtT = try tempered.run("relift")[0]
+        XCTAssertEqual(sftAtT.loss, sft.loss, "an SFT step's loss")
+        XCTAssertEqual(sftAtT.gradient, sft.gradient, "an SFT step's gradient")
+        plain = harness(); tempered = harness(behaviourAt: t)
+        let rl = try plain.run("relift")[0], rlAtT = try tempered.run("relift")[0]
+        XCTAssertNotEqual(rlAtT.loss, rl.loss, accuracy: 1e-3, "an RL step is at the temperature")
+    }
+
     /// CHORD (Trinity-RFT's MIXCHORDPolicyLossFn) with two of the six sequences demonstrations,
     /// CHORD-φ and CHORD-μ, μ at step 1 of a cosine decay; per-type token counts are global.
     func testCHORDMatchesTrinityAtAnySplit() throws {

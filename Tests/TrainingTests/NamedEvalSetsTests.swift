@@ -215,6 +215,25 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertEqual(SVGPlot.label(4071135702393293824), "4.1e+18")
     }
 
+    /// Under dpo the held-out margin and preference accuracy (eval_rewards/*) are drawn beside
+    /// the train ones, and the held-out loss is named as the DPO loss; a GRPO run's held-out
+    /// exact match (eval_accuracy) is not drawn a second time as held-out "rollouts solved".
+    func testHeldOutMethodMetricsAreDrawnOnlyWhereTheEvaluationLogsThem() {
+        let dpo: [[String: Double]] = [["step": 0, "eval_loss": 0.69, "eval_rewards/margins": 0, "eval_rewards/accuracies": 0],
+                                       ["step": 1, "loss": 0.69, "rewards/margins": 0.1, "rewards/accuracies": 0.5],
+                                       ["step": 2, "loss": 0.6, "rewards/margins": 0.3, "rewards/accuracies": 0.75,
+                                        "eval_loss": 0.6, "eval_rewards/margins": 0.2, "eval_rewards/accuracies": 0.5]]
+        let d = SVGPlot.lossChart(records: dpo, title: "t", objective: "dpo")
+        for name in ["held-out loss (dpo)", "held-out DPO margin (chosen − rejected)", "held-out DPO preference accuracy"] {
+            XCTAssertTrue(d.contains(">\(name)</text>"), "\(name): \(d)")
+        }
+        XCTAssertFalse(d.contains("held-out NLL"), d)
+        let grpo: [[String: Double]] = [["step": 1, "loss": 0.1, "accuracy": 0.4], ["step": 2, "loss": 0.1, "accuracy": 0.5, "eval_loss": 0.3, "eval_accuracy": 0.7]]
+        let g = SVGPlot.lossChart(records: grpo, title: "t", objective: "grpo")
+        XCTAssertTrue(g.contains(">rollouts solved</text>") && g.contains(">held-out exact match</text>"), g)
+        XCTAssertFalse(g.contains("held-out rollouts solved"), g)
+    }
+
     /// A run resumed across a key's rename (`lr` → `learning_rate`, `reward_mean` → `reward`,
     /// both to TRL's names) has both spellings in one metrics.jsonl: read under today's names,
     /// its plot and tables are whole; a row that has both keeps the new one.

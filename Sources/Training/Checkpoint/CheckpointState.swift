@@ -47,8 +47,9 @@ struct CheckpointState: Codable {
     /// by the importance ratio by default (`use_bias_correction_kl`, 2026-12-05); nil before.
     /// An earlier GRPO run with β > 0 resumes only with `use_bias_correction_kl=false`, its
     /// term then (`withDefaultsOfItsTime`), not with today's default changing its gradient unseen.
-    /// 3 since a rollout run takes its log-probs at the rollout temperature (2026-12-06): an
-    /// earlier one at another temperature than 1 is refused (`Checkpointer.check`).
+    /// 3 since a rollout run takes its log-probs at the rollout temperature and a dpo run
+    /// evaluates its held-out pairs with the DPO loss (2026-12-06): an earlier rollout run at
+    /// another temperature than 1, or dpo run with held-out pairs, is refused (`meaningChanged`).
     var semantics: Int? = nil
     static let currentSemantics = 3
 
@@ -161,11 +162,19 @@ struct CheckpointState: Codable {
         return then
     }
 
-    /// Why a checkpoint of `semantics` cannot go on under today's meaning of `recipe`, or nil:
-    /// before 3, a rollout run's log-probs were at temperature 1 whatever its rollout_temperature.
-    static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective) -> String? {
-        guard (semantics ?? 1) < 3, r.rolloutTemperature != 1, objective.requirements.rollouts, !r.scoredData else { return nil }
-        return "checkpoint was written when a rollout run's log-probs were at temperature 1; they are now at rollout_temperature (\(r.rolloutTemperature)), as TRL's, which changes the loss from the next step on: start a new run"
+    /// Why a checkpoint of `semantics` cannot go on under today's meaning of `recipe`, or nil.
+    /// Before 3, a rollout run's log-probs were at temperature 1 whatever its rollout_temperature,
+    /// and a dpo run's eval_loss was the NLL of the held-out chosen answers (`evaluatesPairs`: the
+    /// run has held-out pairs), which would join today's DPO loss in one series.
+    static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false) -> String? {
+        guard (semantics ?? 1) < 3 else { return nil }
+        if r.rolloutTemperature != 1, objective.requirements.rollouts, !r.scoredData {
+            return "checkpoint was written when a rollout run's log-probs were at temperature 1; they are now at rollout_temperature (\(r.rolloutTemperature)), as TRL's, which changes the loss from the next step on: start a new run"
+        }
+        if objective.requirements.pairs && evaluatesPairs {
+            return "checkpoint was written when a \(objective.name) run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: start a new run"
+        }
+        return nil
     }
 
     /// The first recipe key whose value differs and that a resumed run may not change

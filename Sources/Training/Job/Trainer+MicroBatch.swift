@@ -96,7 +96,7 @@ extension Trainer {
             // The objective accumulates straight into the logits' (zeroed) gradient, which is
             // that of z/T: ∂/∂z = (1/T)·∂/∂(z/T).
             let result = objective.lossAndGradient(f.input, dlogits: f.logits.grad)
-            divideByTemperature(f.logits.grad, count: f.logits.count)
+            divideByTemperature(f.logits.grad, count: f.logits.count, pass.context)
             onPhase?("forward")
             tape.backward()
             return MicroBatchResult(objective: result, statistics: pass.observing
@@ -121,7 +121,7 @@ extension Trainer {
             model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         }
         // z/T in place: the head's backward reads only dL/dlogits, not the logits.
-        divideByTemperature(logits.data, count: logits.count)
+        divideByTemperature(logits.data, count: logits.count, context)
         let (seqId, seqTokens) = sequenceIdentities(mb)
         var inp = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
@@ -131,22 +131,22 @@ extension Trainer {
         let noGrad = Tape(recording: false)
         if let ref = setup.referenceModel, objective.requirements.referenceModel {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
-            divideByTemperature(r.data, count: r.count)
+            divideByTemperature(r.data, count: r.count, context)
             inp.referenceLogits = UnsafePointer(r.data)
             held.append(r)
         }
         if let old = oldPolicy {
             let o = old.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
-            divideByTemperature(o.data, count: o.count)
+            divideByTemperature(o.data, count: o.count, context)
             inp.oldLogits = UnsafePointer(o.data)
             held.append(o)
         }
         return MicroBatchForward(input: inp, logits: logits, held: held)
     }
 
-    /// x ← x/T (`logitTemperature`; nothing at 1), a true division as TRL's `logits / temperature`.
-    func divideByTemperature(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let T = logitTemperature
+    /// x ← x/T (the step's `logitTemperature`; nothing at 1), a true division as TRL's `logits / temperature`.
+    func divideByTemperature(_ x: UnsafeMutablePointer<Float>, count: Int, _ context: StepContext) {
+        let T = context.logitTemperature
         guard T != 1 else { return }
         for i in 0..<count { x[i] /= T }
     }

@@ -44,6 +44,7 @@ extension Trainer {
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
         context.lossTokensPerStep = batch.lossTokensPerStep
+        context.logitTemperature = stepTemperature(batch)
         if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
             old.copyParameters(from: model)
         }
@@ -57,6 +58,13 @@ extension Trainer {
         objective.beginStep(context)
         return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]),
                             globalSequenceTokens: Int(counts[2] + counts[3]))
+    }
+
+    /// The run's logit temperature, but 1 on ReLIFT's SFT steps: its code trains the
+    /// demonstrations at temperature 1 (`sft_update_policy`), its RL steps at the sampling one.
+    /// (CHORD's and SRFT's demonstrations share a batch with rollouts, all at the temperature.)
+    func stepTemperature(_ batch: StepBatch) -> Float {
+        objective is ReLIFTObjective && ReLIFTObjective.isSFTStep(batch.sequences) ? 1 : logitTemperature
     }
 
     /// The input positions of `mb` that are not padding, and the sequences they belong to (each

@@ -23,8 +23,9 @@ public final class Trainer {
     let oldPolicy: LanguageModel?
     /// What the logits are divided by before the objective reads them (policy, reference, old
     /// policy): a rollout run's rollout_temperature, as TRL's GRPOTrainer takes the log-probs,
-    /// the reference's and the entropy at its `temperature` (verl's actor too); 1 otherwise.
-    /// The sampler's behaviour log-probs are at the same temperature (`RolloutSettings.sampling`).
+    /// the reference's and the entropy at its `temperature` (verl's actor too); 1 otherwise,
+    /// and on ReLIFT's SFT steps (`stepTemperature`). The sampler's behaviour log-probs are at
+    /// the same temperature (`RolloutSettings.sampling`).
     public let logitTemperature: Float
     /// `--l2-init`: the pull towards the initial weights, added to the gradient (Forgetting/).
     let l2Init: L2InitPenalty?

@@ -53,6 +53,10 @@ public enum SVGPlot {
         ("superhf_reward_mean", "SuperHF reward (mean over samples)", false), ("superhf_best_reward", "SuperHF reward (kept completions)", false),
     ]
 
+    /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs
+    /// (not `accuracy`: eval_accuracy is the held-out exact match, not the rollouts solved).
+    static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies"]
+
     /// The standard chart from metrics records (see MetricsLog.read); `sets` are the named
     /// held-out sets, each with its loss and exact match; `objective` names the train loss.
     public static func lossChart(records: [[String: Double]], title: String, sets: [String] = [], objective: String = "nll") -> String {
@@ -77,6 +81,7 @@ public enum SVGPlot {
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
             // Its held-out value (dpo evaluates the pairs: eval_rewards/*), red as the held-out loss above.
+            guard heldOutTwins.contains(m.key) else { continue }
             let held = points(records, "eval_" + m.key)
             guard !held.isEmpty else { continue }
             let h = Series(name: "held-out " + m.name, color: "#d62728", points: held, dots: true, dashed: m.share)

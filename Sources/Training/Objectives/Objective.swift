@@ -89,6 +89,9 @@ public struct StepContext {
     public var seed: UInt64
     /// A generation's loss tokens per step when it spans several steps (`StepBatch.lossTokensPerStep`).
     public var lossTokensPerStep: Double? = nil
+    /// What the trainer divided this step's logits by before the objective read them (a rollout
+    /// run's temperature, `Trainer.stepTemperature`); 1 otherwise.
+    public var logitTemperature: Float = 1
     public init(step: Int, totalSteps: Int, globalLossTokens: Int, globalSequences: Int, statistics: [[Float]] = [],
                 seed: UInt64 = 0) {
         self.step = step; self.totalSteps = totalSteps

@@ -131,7 +131,8 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
-        checkpoints.evaluatedSets = [("", setup.heldOut.examples)] + zip(evalSets.names, evalSets.datasets).map { ($0, $1.examples) }
+        // Under dpo the held-out pairs, both answers: the evaluation reads the rejected ones too.
+        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOut).examples)] + zip(evalSets.names, evalSets.datasets).map { ($0, $1.examples) }
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
