@@ -101,6 +101,45 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("the held-out set (--heldout, or the split of --data) differs from the set the checkpoint's run evaluated"), r.stderr)
     }
 
+    /// `--eval-data NAME=FILE` under dpo: a pair file is evaluated as TRL's DPOTrainer evaluates
+    /// each eval dataset (the same figures as the held-out set when it is the same file), a file
+    /// of completions keeps their NLL (as `sft-dist eval` computes it); under -n 2, the plot names
+    /// each series' loss, and a resume whose pair set's rejected answers changed is refused.
+    func testNamedPairSetsGetTheDPOFiguresAndCompletionSetsTheirNLL() throws {
+        let dir = CLI.tempDir("dpo-eval-named")
+        writeData(dir)
+        try FileManager.default.copyItem(atPath: dir + "/held.jsonl", toPath: dir + "/same.jsonl")
+        let args = ["train", "--model", "tiny", "--data", dir + "/train.jsonl", "--heldout", dir + "/held.jsonl", "--objective", "dpo",
+                    "--eval-data", "same=" + dir + "/same.jsonl", "--eval-data", "answers=" + dir + "/held-chosen.jsonl",
+                    "--batch-size", "4", "--micro-batch-size", "3", "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0",
+                    "--eval-examples", "0", "--eval-every", "2", "--quiet"]
+        let out = dir + "/run"
+        let r = CLI.mpirun(2, args + ["--out", out, "--save-every", "2"], seconds: 90)
+        XCTAssertEqual(r.status, 0, r.all)
+        let rows = evalRows(out)
+        XCTAssertEqual(rows.count, 3)
+        for row in rows {
+            let main = row.filter { $0.key.hasPrefix("eval_") && !$0.key.hasPrefix("eval_same_") && !$0.key.hasPrefix("eval_answers_") && $0.key != "eval_num_tokens" }
+            XCTAssertTrue(main.keys.contains("eval_rewards/margins"), "\(row)")
+            for (key, value) in main {
+                XCTAssertEqual(row["eval_same_" + key.dropFirst("eval_".count)], value, "step \(row["step"] ?? -1): \(key)")
+            }
+            XCTAssertNotNil(row["eval_answers_ppl"], "the completions' NLL figures")
+            XCTAssertNil(row["eval_answers_rewards/margins"])
+        }
+        let score = CLI.sftDist(["eval", "--model", out + "/model", "--data", dir + "/held-chosen.jsonl", "--examples", "0", "--json"])
+        XCTAssertEqual(score.status, 0, score.all)
+        let eval = (try? JSONSerialization.jsonObject(with: Data((score.stdout.split(separator: "\n").last ?? "").utf8))) as? [String: Any]
+        XCTAssertEqual(rows.last?["eval_answers_loss"] ?? .nan, (eval?["eval_loss"] as? Double) ?? -1, accuracy: 1e-6)
+        let svg = (try? String(contentsOfFile: out + "/loss.svg", encoding: .utf8)) ?? ""
+        XCTAssertTrue(svg.contains(">same loss (dpo)") && svg.contains(">answers NLL<"), svg)
+
+        write(dir + "/same.jsonl", (30..<36).map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
+        let resumed = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", out + "/checkpoints/step-000002"])
+        XCTAssertEqual(resumed.status, 1, resumed.all)
+        XCTAssertTrue(resumed.stderr.contains("--eval-data same differs from the set the checkpoint's run evaluated"), resumed.stderr)
+    }
+
     func testHeldOutDPOFiguresAreRankCountInvariant() throws {
         let dir = CLI.tempDir("dpo-eval-ranks")
         writeData(dir)

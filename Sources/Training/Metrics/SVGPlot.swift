@@ -70,7 +70,9 @@ public enum SVGPlot {
         let logged = Set(records.flatMap(\.keys).compactMap(setName(ofLossKey:)).filter { !$0.isEmpty })
         for (i, name) in (sets + logged.subtracting(sets).sorted()).enumerated() {
             let color = setColors[i % setColors.count], round = i / setColors.count
-            left.append(Series(name: "\(name) NLL", color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
+            // A pair set under dpo logs its DPO loss (with its eval_NAME_rewards/*), not an NLL.
+            let dpo = records.contains { $0["eval_\(name)_rewards/margins"] != nil }
+            left.append(Series(name: "\(name) " + (dpo ? "loss (dpo)" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
             if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true, round: round)) }
         }

@@ -9,9 +9,15 @@ import Models
 /// rank count. Its metrics are the main set's fields with the name inserted, as transformers'
 /// Trainer names a dict of eval datasets (`eval_{name}_loss`): `eval_add_loss`,
 /// `eval_add_accuracy` (exact match of the greedy answer), `eval_add_mean_token_accuracy`, …
+/// Under dpo a file of pair rows is evaluated as TRL's DPOTrainer evaluates each eval dataset:
+/// the DPO loss and its figures (`eval_NAME_loss`, `eval_NAME_rewards/margins`, …), its
+/// chosen answers for generation; a file of completions keeps their NLL.
 public struct NamedEvalSets {
     public let names: [String]
+    /// What generation and the NLL read: a pair set's chosen answers.
     let datasets: [Dataset]
+    /// Per set, its pairs (chosen 2i, rejected 2i + 1) when it is a pair file under dpo.
+    let pairs: [Dataset?]
 
     public var isEmpty: Bool { names.isEmpty }
 
@@ -49,11 +55,19 @@ public struct NamedEvalSets {
     /// Reads and tokenizes every set as the run's held-out data is (template, truncation, loss scope).
     public static func load(_ setup: RunSetup) -> NamedEvalSets {
         let recipe = setup.recipe
-        let datasets = Fatal.collective { () throws -> [Dataset] in
+        let loaded = Fatal.collective { () throws -> [(Dataset, Dataset?)] in
             let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: setup.tokenizer).template
             return try recipe.evalData.names.map { name in
                 let path = recipe.evalData.files[name]!
                 let data: Dataset
+                if setup.objective.requirements.pairs && holdsPairs(path) {
+                    do {
+                        let pairs = try Dataset(pairsAt: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
+                                                truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
+                        guard pairs.pairCount > 0 else { throw DataError(path: path, "no pairs") }
+                        return (pairs.chosenOnly, pairs)
+                    } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
+                }
                 do {
                     let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                           truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines,
@@ -64,20 +78,39 @@ public struct NamedEvalSets {
                 if data.count == 0 {
                     throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): no examples" + (recipe.scoredData ? " with a positive score" : ""))
                 }
-                return data
+                return (data, nil)
             }
         }
-        for (name, data) in zip(recipe.evalData.names, datasets) {
-            SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: data.examples)
+        for (name, (data, pairs)) in zip(recipe.evalData.names, loaded) {
+            SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: (pairs ?? data).examples)
         }
-        return NamedEvalSets(names: recipe.evalData.names, datasets: datasets)
+        return NamedEvalSets(names: recipe.evalData.names, datasets: loaded.map(\.0), pairs: loaded.map(\.1))
     }
 
-    public func evaluate(model: LanguageModel, tokenizer: Tokenizer, comm: Communicator,
-                         options: EvalOptions) -> [(name: String, result: EvalResult)] {
-        zip(names, datasets).map { name, data in
-            (name, Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: tokenizer, examples: data.examples,
-                                                             comm: comm, options: options) })
+    /// Whether the file's first row is a preference pair (has "chosen"): read as pairs under
+    /// dpo. Anything else, unreadable JSON included, goes to the completions' loader and its
+    /// messages.
+    static func holdsPairs(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        guard let line = head.split(separator: UInt8(ascii: "\n")).first(where: { !$0.allSatisfy { $0 == 32 || $0 == 9 || $0 == 13 } }),
+              let row = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return false }
+        return row["chosen"] != nil
+    }
+
+    /// The sets' examples as a checkpoint hashes them: a pair set's both answers.
+    public var evaluatedExamples: [(name: String, examples: [Example])] {
+        zip(names, zip(datasets, pairs)).map { name, sets in (name, (sets.1 ?? sets.0).examples) }
+    }
+
+    /// `evaluatePairs` runs the objective on a pair set (`Trainer.evaluatePairs`).
+    public func evaluate(model: LanguageModel, tokenizer: Tokenizer, comm: Communicator, options: EvalOptions,
+                         evaluatePairs: (Dataset) -> ObjectiveEvaluation) -> [(name: String, result: EvalResult)] {
+        zip(names, zip(datasets, pairs)).map { name, sets in
+            let objective = sets.1.map(evaluatePairs)
+            return (name, Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: tokenizer, examples: sets.0.examples,
+                                                                    comm: comm, options: options, objective: objective) })
         }
     }
 

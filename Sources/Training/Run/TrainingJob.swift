@@ -132,7 +132,7 @@ public enum TrainingJob {
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
         // Under dpo the held-out pairs, both answers: the evaluation reads the rejected ones too.
-        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOut).examples)] + zip(evalSets.names, evalSets.datasets).map { ($0, $1.examples) }
+        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOut).examples)] + evalSets.evaluatedExamples
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
@@ -192,7 +192,8 @@ public enum TrainingJob {
             let r = setup.heldOut.count == 0 ? nil : Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer,
                                                               examples: setup.heldOut.examples, comm: comm, options: options, objective: pairs) }
             if let r { say("eval (\(label)): " + r.summary) }
-            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options)
+            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options,
+                                          evaluatePairs: { trainer.evaluatePairs($0) })
             for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
             let namedFields = NamedEvalSets.fields(named)
             lastNamedEval = NamedEvalSets.numbers(namedFields)
