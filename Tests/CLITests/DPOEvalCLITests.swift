@@ -140,6 +140,38 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertTrue(resumed.stderr.contains("--eval-data same differs from the set the checkpoint's run evaluated"), resumed.stderr)
     }
 
+    /// A pair file is told by its first row that is a JSON object, its lines split as the
+    /// loaders split them: a BOM on a line of its own and a bad first line (skipped) still make
+    /// a pair set (both were read as completions, and refused); a set of the wrong kind for the
+    /// run says why in its one line.
+    func testPairSetsAreToldByTheirFirstRowAndTheWrongKindSaysWhy() throws {
+        let dir = CLI.tempDir("dpo-eval-detect")
+        writeData(dir)
+        let held = try String(contentsOfFile: dir + "/held.jsonl", encoding: .utf8)
+        try ("\u{FEFF}\n" + held).write(toFile: dir + "/bom.jsonl", atomically: true, encoding: .utf8)
+        try ("{not json\n" + held).write(toFile: dir + "/badfirst.jsonl", atomically: true, encoding: .utf8)
+        let chosen = try String(contentsOfFile: dir + "/held-chosen.jsonl", encoding: .utf8)
+        try (chosen + held).write(toFile: dir + "/mixed.jsonl", atomically: true, encoding: .utf8)
+        let base = ["train", "--model", "tiny", "--data", "train.jsonl", "--heldout-fraction", "0", "--batch-size", "4", "--steps", "1",
+                    "--eval-examples", "0", "--quiet"]
+        let dpo = base + ["--objective", "dpo", "--skip-bad-lines"]
+        for (set, name) in [("bom.jsonl", "bom"), ("badfirst.jsonl", "bad")] {
+            let r = CLI.sftDist(dpo + ["--eval-data", "\(name)=\(set)", "--out", name], cwd: dir)
+            XCTAssertEqual(r.status, 0, r.all)
+            let text = (try? String(contentsOfFile: dir + "/\(name)/metrics.jsonl", encoding: .utf8)) ?? ""
+            let margins = text.split(separator: "\n").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["eval_\(name)_rewards/margins"]
+            }
+            XCTAssertFalse(margins.isEmpty, "\(set): a pair set")
+        }
+        let nll = CLI.sftDist(base.map { $0 == "train.jsonl" ? "sft.jsonl" : $0 } + ["--eval-data", "p=held.jsonl", "--out", "nll"], cwd: dir)
+        XCTAssertEqual(nll.status, 1, nll.all)
+        XCTAssertTrue(nll.stderr.contains("(a file of preference pairs: only --objective dpo evaluates pairs)"), nll.stderr)
+        let mixed = CLI.sftDist(base + ["--objective", "dpo", "--eval-data", "m=mixed.jsonl", "--out", "mixed"], cwd: dir)
+        XCTAssertEqual(mixed.status, 1, mixed.all)
+        XCTAssertTrue(mixed.stderr.contains("mixed.jsonl:7: missing field \"completion\" (its first row is not a pair, so the file is read as completions"), mixed.stderr)
+    }
+
     func testHeldOutDPOFiguresAreRankCountInvariant() throws {
         let dir = CLI.tempDir("dpo-eval-ranks")
         writeData(dir)

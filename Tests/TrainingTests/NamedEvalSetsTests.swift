@@ -74,6 +74,11 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(lines[2].hasPrefix("  add ") && lines[2].contains("0.5000 → 0.1250") && lines[2].hasSuffix("25.0% → 75.0%"), lines[2])
         XCTAssertTrue(lines[3].contains("1.2500 → 2.0000") && lines[3].hasSuffix("– → –"), lines[3])
         XCTAssertEqual(NamedEvalSets.retentionTable(names: [], before: before, after: after), [])
+        // Under dpo a pair set's loss is its DPO loss: marked, where the others' is an NLL.
+        let dpo = NamedEvalSets.retentionTable(names: ["pairs", "add"], before: ["eval_pairs_loss": 0.6931, "eval_pairs_rewards/margins": 0, "eval_add_loss": 2],
+                                               after: ["eval_pairs_loss": 0.5, "eval_pairs_rewards/margins": 0.4, "eval_add_loss": 1.5])
+        XCTAssertTrue(dpo[2].contains("0.6931 → 0.5000 (dpo)"), dpo[2])
+        XCTAssertTrue(dpo[3].contains("2.0000 → 1.5000") && !dpo[3].contains("(dpo)"), dpo[3])
     }
 
     func testThePlotHasEachSetsLossAndAccuracy() {

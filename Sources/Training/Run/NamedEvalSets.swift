@@ -64,9 +64,11 @@ public struct NamedEvalSets {
                     do {
                         let pairs = try Dataset(pairsAt: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                                 truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
-                        guard pairs.pairCount > 0 else { throw DataError(path: path, "no pairs") }
                         return (pairs.chosenOnly, pairs)
-                    } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
+                    } catch {
+                        let why = "\(error)".contains(#"missing field "chosen""#) ? " (its first row is a pair, so the file is read as pairs: a set is all pairs or all completions)" : ""
+                        throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)\(why)")
+                    }
                 }
                 do {
                     let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
@@ -74,7 +76,14 @@ public struct NamedEvalSets {
                                           lossScope: recipe.lossScope, textField: recipe.datasetTextField)
                     // Scored samples are references only where they score above 0, as the held-out set's.
                     data = recipe.scoredData ? try RunSetup.rightAnswers(all, path: path, recipe: recipe) : all
-                } catch { throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)") }
+                } catch {
+                    var why = ""
+                    if "\(error)".contains(#"missing field "completion""#) {
+                        why = setup.objective.requirements.pairs ? " (its first row is not a pair, so the file is read as completions: a set is all pairs or all completions)"
+                            : holdsPairs(path) ? " (a file of preference pairs: only --objective dpo evaluates pairs)" : ""
+                    }
+                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)\(why)")
+                }
                 if data.count == 0 {
                     throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): no examples" + (recipe.scoredData ? " with a positive score" : ""))
                 }
@@ -87,16 +96,12 @@ public struct NamedEvalSets {
         return NamedEvalSets(names: recipe.evalData.names, datasets: loaded.map(\.0), pairs: loaded.map(\.1))
     }
 
-    /// Whether the file's first row is a preference pair (has "chosen"): read as pairs under
-    /// dpo. Anything else, unreadable JSON included, goes to the completions' loader and its
-    /// messages.
+    /// Whether the file's first row that is a JSON object is a preference pair (has "chosen"),
+    /// its lines split as the loaders split them (BOM, blank and bad lines passed over): read as
+    /// pairs under dpo. A file without one goes to the completions' loader and its messages.
     static func holdsPairs(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: 1 << 20)) ?? Data()
-        guard let line = head.split(separator: UInt8(ascii: "\n")).first(where: { !$0.allSatisfy { $0 == 32 || $0 == 9 || $0 == 13 } }),
-              let row = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return false }
-        return row["chosen"] != nil
+        let rows = try? JSONLReader.lines(path: path, skipBadLines: true) { JSONLReader.jsonObject($0).map { $0["chosen"] != nil } }
+        return rows?.values.first?.value ?? false
     }
 
     /// The sets' examples as a checkpoint hashes them: a pair set's both answers.
@@ -126,6 +131,8 @@ public struct NamedEvalSets {
     public static func retentionTable(names: [String], before: [String: Double]?, after: [String: Double]) -> [String] {
         guard !names.isEmpty else { return [] }
         func loss(_ row: [String: Double]?, _ n: String) -> String { row?["eval_\(n)_loss"].map { String(format: "%.4f", $0) } ?? "–" }
+        // A pair set's loss is its DPO loss (it logs eval_NAME_rewards/*), the others' an NLL.
+        func kind(_ n: String) -> String { [before, after].contains { $0?["eval_\(n)_rewards/margins"] != nil } ? " (dpo)" : "" }
         func em(_ row: [String: Double]?, _ n: String) -> String {
             row?["eval_\(n)_accuracy"].map { String(format: "%.1f%%", $0 * 100) } ?? "–"
         }
@@ -134,7 +141,7 @@ public struct NamedEvalSets {
         var lines = ["retention (before = step 0 → after training):",
                      "  " + pad("set", width) + "  " + pad("loss", 18) + "  exact match"]
         for n in names {
-            lines.append("  " + pad(n, width) + "  " + pad("\(loss(before, n)) → \(loss(after, n))", 18) + "  \(em(before, n)) → \(em(after, n))")
+            lines.append("  " + pad(n, width) + "  " + pad("\(loss(before, n)) → \(loss(after, n))\(kind(n))", 18) + "  \(em(before, n)) → \(em(after, n))")
         }
         return lines
     }
