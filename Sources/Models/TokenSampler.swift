@@ -60,11 +60,15 @@ public final class TokenSampler {
         sortDescending(z)
         let top = z[Int(order[0])]
         var count = options.topK > 0 && options.topK < V ? options.topK : V
-        // At T = 1 the weights are exp(z − max) for every id, which the log-probability needs
-        // too: computed once, by id, then read in rank order.
-        let shared = T == 1 && count == V
+        // When the log-prob is at the sampling temperature, the weights exp((z − max)/T) of every
+        // id are its terms too: computed once, by id, then read in rank order (top is the max).
+        let shared = T == logT && count == V
         if shared {
-            for i in 0..<V { weights[i] = expf(z[i] - m) }
+            if T == 1 {
+                for i in 0..<V { weights[i] = expf(z[i] - m) }
+            } else {
+                for i in 0..<V { weights[i] = expf((z[i] - m) / T) }
+            }
         }
         // Rank-ordered weights go to keysSpare's memory, reinterpreted (free after sorting).
         let probs = UnsafeMutableRawPointer(keysSpare).bindMemory(to: Float.self, capacity: V)

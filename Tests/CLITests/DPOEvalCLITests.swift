@@ -8,7 +8,7 @@ import XCTest
 final class DPOEvalCLITests: XCTestCase {
     let beta = 0.5
 
-    func pairLine(_ i: Int) -> (prompt: String, chosen: String, rejected: String) {
+    func pair(_ i: Int) -> (prompt: String, chosen: String, rejected: String) {
         let a = i * 7 % 50, b = i * 13 % 30
         return ("\(a)+\(b)=", "\(a + b)", "\(a + b + 1 + i % 9)\(i % 2 == 0 ? "0" : "")")
     }
@@ -20,23 +20,15 @@ final class DPOEvalCLITests: XCTestCase {
 
     /// Pairs 0..<30 train, 30..<36 are held out (--heldout).
     func writeData(_ dir: String) {
-        func pairs(_ r: Range<Int>) -> [[String: String]] { r.map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected] } }
+        func pairs(_ r: Range<Int>) -> [[String: String]] { r.map { let p = pair($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected] } }
         write(dir + "/train.jsonl", pairs(0..<30))
         write(dir + "/held.jsonl", pairs(30..<36))
-        write(dir + "/held-chosen.jsonl", (30..<36).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).chosen] })
-        write(dir + "/held-rejected.jsonl", (30..<36).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).rejected] })
-        write(dir + "/sft.jsonl", (0..<30).map { ["prompt": pairLine($0).prompt, "completion": pairLine($0).chosen] })
+        write(dir + "/held-chosen.jsonl", (30..<36).map { ["prompt": pair($0).prompt, "completion": pair($0).chosen] })
+        write(dir + "/held-rejected.jsonl", (30..<36).map { ["prompt": pair($0).prompt, "completion": pair($0).rejected] })
+        write(dir + "/sft.jsonl", (0..<30).map { ["prompt": pair($0).prompt, "completion": pair($0).chosen] })
     }
 
-    func evalRows(_ dir: String) -> [[String: Double]] {
-        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["eval_loss"] != nil else { return nil }
-            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-        }
-    }
-
-    func sums(_ model: String, _ data: String, cwd: String) -> [Double] {
+    func sequenceLogProbs(_ model: String, _ data: String, cwd: String) -> [Double] {
         let r = CLI.sftDist(["score", "--model", model, "--data", data], cwd: cwd)
         XCTAssertEqual(r.status, 0, r.all)
         return r.stdout.split(separator: "\n").compactMap {
@@ -57,7 +49,7 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertTrue(r.stdout.contains("held-out: 6 pairs from held.jsonl"), r.stdout)
         XCTAssertTrue(r.stdout.contains("eval (after training): held-out dpo loss "), r.stdout)
-        let rows = evalRows(dir + "/dpo")
+        let rows = CLI.evalRows(dir + "/dpo")
         XCTAssertEqual(rows.count, 2, "before and after training")
         guard rows.count == 2 else { return }
         // Before training the policy is the reference: log 2 per pair, every reward 0.
@@ -65,8 +57,8 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertEqual(rows[0]["eval_rewards/margins"] ?? .nan, 0, accuracy: 1e-9)
         XCTAssertNil(rows[0]["eval_ppl"], "no perplexity of a DPO loss")
 
-        let refW = sums("base/model", "held-chosen.jsonl", cwd: dir), refL = sums("base/model", "held-rejected.jsonl", cwd: dir)
-        let polW = sums("dpo/model", "held-chosen.jsonl", cwd: dir), polL = sums("dpo/model", "held-rejected.jsonl", cwd: dir)
+        let refW = sequenceLogProbs("base/model", "held-chosen.jsonl", cwd: dir), refL = sequenceLogProbs("base/model", "held-rejected.jsonl", cwd: dir)
+        let polW = sequenceLogProbs("dpo/model", "held-chosen.jsonl", cwd: dir), polL = sequenceLogProbs("dpo/model", "held-rejected.jsonl", cwd: dir)
         XCTAssertEqual([refW.count, refL.count, polW.count, polL.count], [6, 6, 6, 6])
         guard polL.count == 6, refL.count == 6 else { return }
         var loss = 0.0, chosen = 0.0, rejected = 0.0, correct = 0.0
@@ -95,7 +87,7 @@ final class DPOEvalCLITests: XCTestCase {
                     "--batch-size", "4", "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0",
                     "--eval-every", "0", "--quiet"]
         XCTAssertEqual(CLI.sftDist(args + ["--out", "run", "--save-every", "2"], cwd: dir).status, 0)
-        write(dir + "/held.jsonl", (30..<36).map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
+        write(dir + "/held.jsonl", (30..<36).map { let p = pair($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
         let r = CLI.sftDist(args + ["--out", "resumed", "--resume", "run/checkpoints/step-000002"], cwd: dir)
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertTrue(r.stderr.contains("the held-out set (--heldout, or the split of --data) differs from the set the checkpoint's run evaluated"), r.stderr)
@@ -116,7 +108,7 @@ final class DPOEvalCLITests: XCTestCase {
         let out = dir + "/run"
         let r = CLI.mpirun(2, args + ["--out", out, "--save-every", "2"], seconds: 90)
         XCTAssertEqual(r.status, 0, r.all)
-        let rows = evalRows(out)
+        let rows = CLI.evalRows(out)
         XCTAssertEqual(rows.count, 3)
         for row in rows {
             let main = row.filter { $0.key.hasPrefix("eval_") && !$0.key.hasPrefix("eval_same_") && !$0.key.hasPrefix("eval_answers_") && $0.key != "eval_num_tokens" }
@@ -134,7 +126,7 @@ final class DPOEvalCLITests: XCTestCase {
         let svg = (try? String(contentsOfFile: out + "/loss.svg", encoding: .utf8)) ?? ""
         XCTAssertTrue(svg.contains(">same loss (dpo)") && svg.contains(">answers NLL<"), svg)
 
-        write(dir + "/same.jsonl", (30..<36).map { let p = pairLine($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
+        write(dir + "/same.jsonl", (30..<36).map { let p = pair($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
         let resumed = CLI.sftDist(args + ["--out", dir + "/resumed", "--resume", out + "/checkpoints/step-000002"])
         XCTAssertEqual(resumed.status, 1, resumed.all)
         XCTAssertTrue(resumed.stderr.contains("--eval-data same differs from the set the checkpoint's run evaluated"), resumed.stderr)
@@ -158,11 +150,7 @@ final class DPOEvalCLITests: XCTestCase {
         for (set, name) in [("bom.jsonl", "bom"), ("badfirst.jsonl", "bad")] {
             let r = CLI.sftDist(dpo + ["--eval-data", "\(name)=\(set)", "--out", name], cwd: dir)
             XCTAssertEqual(r.status, 0, r.all)
-            let text = (try? String(contentsOfFile: dir + "/\(name)/metrics.jsonl", encoding: .utf8)) ?? ""
-            let margins = text.split(separator: "\n").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["eval_\(name)_rewards/margins"]
-            }
-            XCTAssertFalse(margins.isEmpty, "\(set): a pair set")
+            XCTAssertTrue(CLI.evalRows(dir + "/" + name).contains { $0["eval_\(name)_rewards/margins"] != nil }, "\(set): a pair set")
         }
         let nll = CLI.sftDist(base.map { $0 == "train.jsonl" ? "sft.jsonl" : $0 } + ["--eval-data", "p=held.jsonl", "--out", "nll"], cwd: dir)
         XCTAssertEqual(nll.status, 1, nll.all)
@@ -183,7 +171,7 @@ final class DPOEvalCLITests: XCTestCase {
             let out = CLI.tempDir("dpo-eval-ranks-\(n)")
             let r = CLI.mpirun(n, args + ["--out", out], seconds: 90)
             XCTAssertEqual(r.status, 0, r.all)
-            return evalRows(out)
+            return CLI.evalRows(out)
         }
         XCTAssertEqual(runs[0].count, 3, "before, step 2, after")
         XCTAssertEqual(runs[1].count, runs[0].count)

@@ -86,13 +86,11 @@ final class GRPOCLITests: XCTestCase {
     /// at -n 2 from its step-2 checkpoint goes on with the same losses.
     func testAtARolloutTemperatureTheRatioStartsAtOneAcrossRanksAndResume() throws {
         let args = Self.grpo(["--rollout-temperature", "0.6"])
-        var runs: [[[String: Double]]] = []
-        let first = CLI.tempDir("grpo-tau-n1")
-        for n in [1, 2] {
-            let out = n == 1 ? first : CLI.tempDir("grpo-tau-n\(n)")
-            let r = CLI.mpirun(n, args + ["--out", out] + (n == 1 ? ["--save-every", "2"] : []), seconds: 180)
+        let outs = [1, 2].map { CLI.tempDir("grpo-tau-n\($0)") }
+        let runs = zip([1, 2], outs).map { n, out -> [[String: Double]] in
+            let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 180)
             XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
-            runs.append(CLI.trainingRows(out))
+            return CLI.trainingRows(out)
         }
         XCTAssertEqual(runs.map(\.count), [4, 4])
         guard runs.allSatisfy({ $0.count == 4 }) else { return }
@@ -107,7 +105,7 @@ final class GRPOCLITests: XCTestCase {
             }
         }
         let resumed = CLI.tempDir("grpo-tau-resumed")
-        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", first + "/checkpoints/step-000002"], seconds: 180)
+        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", outs[0] + "/checkpoints/step-000002"], seconds: 180)
         XCTAssertEqual(r.status, 0, r.all)
         let after = CLI.trainingRows(resumed).suffix(2).map { $0["loss"] ?? .nan }
         XCTAssertEqual(after.count, 2)

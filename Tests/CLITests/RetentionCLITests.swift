@@ -6,14 +6,6 @@ import XCTest
 /// run ends with the retention table; bad sets are one-line errors naming the flag.
 final class RetentionCLITests: XCTestCase {
     /// The metrics rows of evaluations (no training "loss"), in order.
-    static func evalRows(_ dir: String) -> [[String: Double]] {
-        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["loss"] == nil else { return nil }
-            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-        }
-    }
-
     func testNamedSetsAreRankCountInvariantPlottedAndTabled() throws {
         let dir = CLI.tempDir("retention")
         for (kind, seed) in [("add", "11"), ("copy", "12")] {
@@ -36,7 +28,7 @@ final class RetentionCLITests: XCTestCase {
             let out = dir + "/run-\(n)"
             let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 180)
             XCTAssertEqual(r.status, 0, r.all)
-            let rows = Self.evalRows(out)
+            let rows = CLI.evalRows(out)
             XCTAssertEqual(rows.map { $0["step"] ?? -1 }, [0, 2, 4], "an evaluation before, at step 2 and after")
             for row in rows {
                 for key in ["eval_add_loss", "eval_add_accuracy", "eval_copy_loss", "eval_copy_accuracy", "eval_copy_mean_token_accuracy"] {

@@ -79,6 +79,15 @@ enum CLI {
         }
     }
 
+    /// The evaluation rows (no "loss": not a training step) of a metrics.jsonl, numeric fields, in order.
+    static func evalRows(_ dir: String) -> [[String: Double]] {
+        guard let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["loss"] == nil else { return nil }
+            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
     /// `args` run under mpirun at each of `ranks` (each into a fresh `label-<n>` directory,
     /// which must exit 0): the training rows of each run, in the order of `ranks`.
     static func trainingRows(atRanks ranks: [Int], _ args: [String], label: String, seconds: Int = 120,

@@ -112,6 +112,7 @@ final class TokenSamplerTests: XCTestCase {
         let optionSets = [SamplingOptions(maxNewTokens: 1, temperature: 0.7),
                           SamplingOptions(maxNewTokens: 1, temperature: 1.6, topK: 5),
                           SamplingOptions(maxNewTokens: 1, temperature: 0.5, topK: 40, topP: 0.8),
+                          SamplingOptions(maxNewTokens: 1, temperature: 0.8, topP: 0.9),   // the weights shared with the log-prob
                           SamplingOptions(maxNewTokens: 1, temperature: 1),
                           SamplingOptions(maxNewTokens: 1, temperature: 1, topP: 0.9)]
         var tempered = 0

@@ -77,7 +77,7 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertNotEqual(a.advantages[3], 0)
     }
 
-    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, behaviourAt tempered: Fixture.Tempered? = nil) -> TrainerHarness {
+    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, atTemperature tempered: Fixture.Tempered? = nil) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
             Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
@@ -123,7 +123,7 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertEqual(t.value, 0.7)
         for c in t.configurations {
             for (ranks, micro) in [(1, 2), (3, 1)] {
-                var h = harness(behaviourAt: t)
+                var h = harness(atTemperature: t)
                 h.microBatchSize = micro
                 let got = try h.run("grpo", c.args, ranks: ranks)[0]
                 let label = "\(c.args) at τ \(t.value), \(ranks) rank(s), micro-batches of \(micro)"
@@ -141,11 +141,11 @@ final class GRPOReferenceTests: XCTestCase {
     func testReLIFTSFTStepsStayAtTemperatureOne() throws {
         let t = Self.fixture.temperature
         let demonstrations = [SequenceOrigin](repeating: .demonstration, count: Self.fixture.examples.count)
-        var plain = harness(origins: demonstrations), tempered = harness(origins: demonstrations, behaviourAt: t)
+        var plain = harness(origins: demonstrations), tempered = harness(origins: demonstrations, atTemperature: t)
         let sft = try plain.run("relift")[0], sftAtT = try tempered.run("relift")[0]
         XCTAssertEqual(sftAtT.loss, sft.loss, "an SFT step's loss")
         XCTAssertEqual(sftAtT.gradient, sft.gradient, "an SFT step's gradient")
-        plain = harness(); tempered = harness(behaviourAt: t)
+        plain = harness(); tempered = harness(atTemperature: t)
         let rl = try plain.run("relift")[0], rlAtT = try tempered.run("relift")[0]
         XCTAssertNotEqual(rlAtT.loss, rl.loss, accuracy: 1e-3, "an RL step is at the temperature")
     }

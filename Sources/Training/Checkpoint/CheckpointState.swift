@@ -168,7 +168,7 @@ struct CheckpointState: Codable {
     /// run has held-out pairs), which would join today's DPO loss in one series.
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false) -> String? {
         guard (semantics ?? 1) < 3 else { return nil }
-        if r.rolloutTemperature != 1, objective.requirements.rollouts, !r.scoredData {
+        if r.logitTemperature(for: objective) != 1 {
             return "checkpoint was written when a rollout run's log-probs were at temperature 1; they are now at rollout_temperature (\(r.rolloutTemperature)), as TRL's, which changes the loss from the next step on: start a new run"
         }
         if objective.requirements.pairs && evaluatesPairs {

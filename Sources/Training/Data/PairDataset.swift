@@ -61,11 +61,12 @@ extension Dataset {
         let heldSources = Set(byPair.heldOut.examples.map(\.source))
         var train: [Example] = [], held: [Example] = []
         for i in 0..<pairCount {
-            if heldSources.contains(examples[2 * i].source) { held += [examples[2 * i], examples[2 * i + 1]] } else { train += [examples[2 * i], examples[2 * i + 1]] }
+            let pair = examples[(2 * i)...(2 * i + 1)]
+            if heldSources.contains(examples[2 * i].source) { held += pair } else { train += pair }
         }
         return (Dataset(examples: train, report: report), Dataset(examples: held, report: report))
     }
 
-    /// The chosen sequences only (a held-out pair file evaluates its preferred answers).
+    /// The chosen sequences only: what generation's exact match answers against.
     public var chosenOnly: Dataset { Dataset(examples: (0..<pairCount).map { examples[2 * $0] }, report: report) }
 }

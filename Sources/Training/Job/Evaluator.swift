@@ -42,7 +42,8 @@ public struct EvalResult {
     public var accuracy: Double? { generation?.passAt1 }
 
     /// Every field's name after `eval_` (pass@k apart: a set name holds no @), for the check
-    /// that named sets' fields stay apart (`NamedFiles.clash`).
+    /// that named sets' fields stay apart (`NamedFiles.clash`). The objective's figures under
+    /// dpo (`rewards/…`, `logps/…`, `logits/…`) hold a `/`, which a set name cannot.
     public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "entropy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
 
     /// Under a pairwise objective (dpo): the objective's loss and diagnostics on the held-out
@@ -66,11 +67,10 @@ public struct EvalResult {
     }
 
     public var summary: String {
-        var s = String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
-        if let o = objective {
-            s = String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
-                       (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
-        }
+        var s = objective.map { o in
+            String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
+                   (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
+        } ?? String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
         if let g = generation { s += String(format: " | accuracy %.1f%% of %d", g.passAt1 * 100, g.count) }
         return s
     }

@@ -19,7 +19,8 @@ public struct RunSetup {
     public var trainsOnMessages = false
     /// Under a pairwise objective (dpo): the held-out pairs, chosen at 2i and rejected at 2i + 1,
     /// on which evaluation runs the objective itself as TRL's DPOTrainer does
-    /// (`Trainer.evaluatePairs`); `heldOut` holds their chosen answers (generation, named checks).
+    /// (`Trainer.evaluatePairs`); `heldOut` holds their chosen answers, which generation's exact
+    /// match, the log's counts and the ranks' agreement check read.
     public var heldOutPairs: Dataset? = nil
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {

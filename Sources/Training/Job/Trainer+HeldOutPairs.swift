@@ -19,8 +19,9 @@ public struct ObjectiveEvaluation {
 
 extension Trainer {
     /// Every held-out pair once (chosen at 2i, rejected at 2i + 1, as `Dataset(pairsAt:)`),
-    /// dealt over ranks and micro-batches as a training step deals pairs, without dropout (LoRA's
-    /// is a training-time mask; transformers' `model.eval()` turns it off) and without gradients.
+    /// dealt over ranks and micro-batches as a training step deals pairs, through the step's own
+    /// forward (`Trainer.forward`) without dropout (transformers' `model.eval()` turns it off)
+    /// and without gradients.
     /// Collective: every rank calls it with the same pairs.
     public func evaluatePairs(_ pairs: Dataset) -> ObjectiveEvaluation {
         let batch = PairProducer.batch(step: 0, pairs: Array(0..<pairs.pairCount), examples: pairs.examples)
@@ -30,23 +31,15 @@ extension Trainer {
         let r = setup.recipe
         let context = StepContext(step: 0, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
-        let noGrad = Tape(recording: false)
         var total = ObjectiveResult(loss: 0)
-        for mb in micro {
-            let segments = r.packing ? mb.segments : nil
-            let logits = model.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
-            let reference = setup.referenceModel.map {
-                $0.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
-            }
-            let (seqId, seqTokens) = sequenceIdentities(mb)
-            var input = ObjectiveInput(rows: logits.rows, vocab: logits.columns, logits: logits.data, targets: mb.targets,
-                                       mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
-                                       context: context, sequences: batch.sequences)
-            input.referenceLogits = reference.map { UnsafePointer($0.data) }
-            // The objective writes its gradient; evaluation has no use for it.
-            var unused = [Float](repeating: 0, count: logits.rows * logits.columns)
-            let result = withExtendedLifetime((logits, reference)) {
-                unused.withUnsafeMutableBufferPointer { objective.lossAndGradient(input, dlogits: $0.baseAddress!) }
+        // The objective writes its gradient; evaluation never reads it, so one buffer serves all.
+        var unused: [Float] = []
+        for (k, mb) in micro.enumerated() {
+            let f = forward(mb, index: k, context: context, sequences: batch.sequences, tape: Tape(recording: false), dropout: false)
+            let n = f.input.rows * f.input.vocab
+            if unused.count < n { unused = [Float](repeating: 0, count: n) }
+            let result = withExtendedLifetime(f) {
+                unused.withUnsafeMutableBufferPointer { objective.lossAndGradient(f.input, dlogits: $0.baseAddress!) }
             }
             total = merge(total, result)
         }

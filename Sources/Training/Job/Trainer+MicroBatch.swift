@@ -114,12 +114,12 @@ extension Trainer {
     }
 
     /// Runs the model (and the reference / old policy when the objective needs them) on one
-    /// micro-batch.
-    func forward(_ mb: MicroBatch, index: Int, context: StepContext, sequences: [StepSequence], tape: Tape) -> MicroBatchForward {
+    /// micro-batch; `dropout: false` for evaluation (LoRA's dropout is a training-time mask).
+    func forward(_ mb: MicroBatch, index: Int, context: StepContext, sequences: [StepSequence], tape: Tape,
+                 dropout: Bool = true) -> MicroBatchForward {
         let segments = setup.recipe.packing ? mb.segments : nil
-        let logits = withLoRADropout(mb, context, tape: tape) {
-            model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
-        }
+        let run = { self.model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen) }
+        let logits = dropout ? withLoRADropout(mb, context, tape: tape, run) : run()
         // z/T in place: the head's backward reads only dL/dlogits, not the logits.
         divideByTemperature(logits.data, count: logits.count, context)
         let (seqId, seqTokens) = sequenceIdentities(mb)

@@ -21,11 +21,9 @@ public final class Trainer {
     /// What the step updates; the rest of the model is frozen.
     public let trainable: TrainableSet
     let oldPolicy: LanguageModel?
-    /// What the logits are divided by before the objective reads them (policy, reference, old
-    /// policy): a rollout run's rollout_temperature, as TRL's GRPOTrainer takes the log-probs,
-    /// the reference's and the entropy at its `temperature` (verl's actor too); 1 otherwise,
-    /// and on ReLIFT's SFT steps (`stepTemperature`). The sampler's behaviour log-probs are at
-    /// the same temperature (`RolloutSettings.sampling`).
+    /// The run's divisor of the logits (policy, reference, old policy) before the objective
+    /// reads them, `Recipe.logitTemperature`; `stepTemperature` uses 1 on ReLIFT's SFT steps.
+    /// The sampler's behaviour log-probs are at the same temperature (`RolloutSettings.sampling`).
     public let logitTemperature: Float
     /// `--l2-init`: the pull towards the initial weights, added to the gradient (Forgetting/).
     let l2Init: L2InitPenalty?
@@ -134,8 +132,7 @@ public final class Trainer {
         }
         self.show = show
         oldPolicy = objective.requirements.oldPolicyRefresh != nil ? model.makeReplica() : nil
-        // Scored data was not sampled here: its ratio is to the detached current log-probs.
-        logitTemperature = objective.requirements.rollouts && !r.scoredData ? Float(r.rolloutTemperature) : 1
+        logitTemperature = r.logitTemperature(for: objective)
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil
         registerState()

@@ -53,6 +53,12 @@ public enum SVGPlot {
         ("superhf_reward_mean", "SuperHF reward (mean over samples)", false), ("superhf_best_reward", "SuperHF reward (kept completions)", false),
     ]
 
+    /// Whether named set `name` is a pair set under dpo in these metrics rows: it logs its DPO
+    /// loss as eval_NAME_loss, with eval_NAME_rewards/*, not an NLL.
+    static func isPairSet(_ name: String, in rows: [[String: Double]]) -> Bool {
+        rows.contains { $0["eval_\(name)_rewards/margins"] != nil }
+    }
+
     /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs
     /// (not `accuracy`: eval_accuracy is the held-out exact match, not the rollouts solved).
     static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies"]
@@ -70,9 +76,7 @@ public enum SVGPlot {
         let logged = Set(records.flatMap(\.keys).compactMap(setName(ofLossKey:)).filter { !$0.isEmpty })
         for (i, name) in (sets + logged.subtracting(sets).sorted()).enumerated() {
             let color = setColors[i % setColors.count], round = i / setColors.count
-            // A pair set under dpo logs its DPO loss (with its eval_NAME_rewards/*), not an NLL.
-            let dpo = records.contains { $0["eval_\(name)_rewards/margins"] != nil }
-            left.append(Series(name: "\(name) " + (dpo ? "loss (dpo)" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
+            left.append(Series(name: "\(name) " + (isPairSet(name, in: records) ? "loss (dpo)" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
             if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true, round: round)) }
         }
@@ -90,7 +94,7 @@ public enum SVGPlot {
             if m.share { method.right.append(h) } else { method.left.append(h) }
         }
         // Held-out NLL is in nats per token; another objective's train loss need not be (GRPO's,
-        // DPO's can be negative).
+        // DPO's can be negative), nor dpo's held-out loss.
         var losses = Panel(left: left, right: right, leftTitle: objective == "nll" ? "loss (nats per token)" : "loss")
         // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
         losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }

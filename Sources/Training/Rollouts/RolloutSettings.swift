@@ -2,6 +2,16 @@ import Foundation
 import Models
 import TensorCore
 
+extension Recipe {
+    /// What a run divides its logits by before the objective reads them: a rollout run's
+    /// rollout_temperature, as TRL's GRPOTrainer takes the log-probs, the reference's and the
+    /// entropy at its `temperature` (verl's actor too); 1 otherwise. Scored data was not
+    /// sampled here: its ratio is to the detached current log-probs.
+    public func logitTemperature(for objective: Objective) -> Float {
+        objective.requirements.rollouts && !self.scoredData ? Float(self.rolloutTemperature) : 1
+    }
+}
+
 /// The rollout part of a recipe, checked once at start-up.
 public struct RolloutSettings: Sendable {
     /// G: rollouts per prompt.

@@ -14,10 +14,10 @@ import Models
 /// chosen answers for generation; a file of completions keeps their NLL.
 public struct NamedEvalSets {
     public let names: [String]
-    /// What generation and the NLL read: a pair set's chosen answers.
-    let datasets: [Dataset]
-    /// Per set, its pairs (chosen 2i, rejected 2i + 1) when it is a pair file under dpo.
-    let pairs: [Dataset?]
+    /// Per set: what generation reads (a pair set's chosen answers; for a set of completions,
+    /// the NLL too), and its pairs (chosen 2i, rejected 2i + 1) when it is a pair file under dpo.
+    let sets: [(data: Dataset, pairs: Dataset?)]
+    var datasets: [Dataset] { sets.map(\.data) }
 
     public var isEmpty: Bool { names.isEmpty }
 
@@ -55,7 +55,7 @@ public struct NamedEvalSets {
     /// Reads and tokenizes every set as the run's held-out data is (template, truncation, loss scope).
     public static func load(_ setup: RunSetup) -> NamedEvalSets {
         let recipe = setup.recipe
-        let loaded = Fatal.collective { () throws -> [(Dataset, Dataset?)] in
+        let loaded = Fatal.collective { () throws -> [(data: Dataset, pairs: Dataset?)] in
             let template = try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: setup.tokenizer).template
             return try recipe.evalData.names.map { name in
                 let path = recipe.evalData.files[name]!
@@ -90,31 +90,36 @@ public struct NamedEvalSets {
                 return (data, nil)
             }
         }
-        for (name, (data, pairs)) in zip(recipe.evalData.names, loaded) {
-            SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: (pairs ?? data).examples)
+        for (name, set) in zip(recipe.evalData.names, loaded) {
+            SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: (set.pairs ?? set.data).examples)
         }
-        return NamedEvalSets(names: recipe.evalData.names, datasets: loaded.map(\.0), pairs: loaded.map(\.1))
+        return NamedEvalSets(names: recipe.evalData.names, sets: loaded)
     }
 
     /// Whether the file's first row that is a JSON object is a preference pair (has "chosen"),
     /// its lines split as the loaders split them (BOM, blank and bad lines passed over): read as
     /// pairs under dpo. A file without one goes to the completions' loader and its messages.
     static func holdsPairs(_ path: String) -> Bool {
-        let rows = try? JSONLReader.lines(path: path, skipBadLines: true) { JSONLReader.jsonObject($0).map { $0["chosen"] != nil } }
-        return rows?.values.first?.value ?? false
+        var first: Bool? = nil
+        // Every line is passed over once the first object has decided (no JSON parse).
+        _ = try? JSONLReader.lines(path: path, skipBadLines: true) { line -> Result<Void, JSONLReader.LineProblem> in
+            if first == nil, case .success(let row) = JSONLReader.jsonObject(line) { first = row["chosen"] != nil }
+            return .success(())
+        }
+        return first ?? false
     }
 
     /// The sets' examples as a checkpoint hashes them: a pair set's both answers.
     public var evaluatedExamples: [(name: String, examples: [Example])] {
-        zip(names, zip(datasets, pairs)).map { name, sets in (name, (sets.1 ?? sets.0).examples) }
+        zip(names, sets).map { name, set in (name, (set.pairs ?? set.data).examples) }
     }
 
     /// `evaluatePairs` runs the objective on a pair set (`Trainer.evaluatePairs`).
     public func evaluate(model: LanguageModel, tokenizer: Tokenizer, comm: Communicator, options: EvalOptions,
                          evaluatePairs: (Dataset) -> ObjectiveEvaluation) -> [(name: String, result: EvalResult)] {
-        zip(names, zip(datasets, pairs)).map { name, sets in
-            let objective = sets.1.map(evaluatePairs)
-            return (name, Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: tokenizer, examples: sets.0.examples,
+        zip(names, sets).map { name, set in
+            let objective = set.pairs.map(evaluatePairs)
+            return (name, Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: tokenizer, examples: set.data.examples,
                                                                     comm: comm, options: options, objective: objective) })
         }
     }
@@ -131,8 +136,7 @@ public struct NamedEvalSets {
     public static func retentionTable(names: [String], before: [String: Double]?, after: [String: Double]) -> [String] {
         guard !names.isEmpty else { return [] }
         func loss(_ row: [String: Double]?, _ n: String) -> String { row?["eval_\(n)_loss"].map { String(format: "%.4f", $0) } ?? "–" }
-        // A pair set's loss is its DPO loss (it logs eval_NAME_rewards/*), the others' an NLL.
-        func kind(_ n: String) -> String { [before, after].contains { $0?["eval_\(n)_rewards/margins"] != nil } ? " (dpo)" : "" }
+        func lossKind(_ n: String) -> String { SVGPlot.isPairSet(n, in: [before, after].compactMap { $0 }) ? " (dpo)" : "" }
         func em(_ row: [String: Double]?, _ n: String) -> String {
             row?["eval_\(n)_accuracy"].map { String(format: "%.1f%%", $0 * 100) } ?? "–"
         }
@@ -141,7 +145,7 @@ public struct NamedEvalSets {
         var lines = ["retention (before = step 0 → after training):",
                      "  " + pad("set", width) + "  " + pad("loss", 18) + "  exact match"]
         for n in names {
-            lines.append("  " + pad(n, width) + "  " + pad("\(loss(before, n)) → \(loss(after, n))\(kind(n))", 18) + "  \(em(before, n)) → \(em(after, n))")
+            lines.append("  " + pad(n, width) + "  " + pad("\(loss(before, n)) → \(loss(after, n))\(lossKind(n))", 18) + "  \(em(before, n)) → \(em(after, n))")
         }
         return lines
     }

@@ -188,12 +188,13 @@ public enum TrainingJob {
             options.generationExamples = recipe.evalExamples
             options.maxNewTokens = recipe.maxNewTokens
             // Under dpo the loss is the objective's on the held-out pairs (TRL's DPOTrainer evaluation).
-            let pairs = setup.heldOut.count == 0 ? nil : setup.heldOutPairs.map { trainer.evaluatePairs($0) }
-            let r = setup.heldOut.count == 0 ? nil : Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer,
-                                                              examples: setup.heldOut.examples, comm: comm, options: options, objective: pairs) }
+            let r = setup.heldOut.count == 0 ? nil : Fatal.collective {
+                try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
+                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs))
+            }
             if let r { say("eval (\(label)): " + r.summary) }
             let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options,
-                                          evaluatePairs: { trainer.evaluatePairs($0) })
+                                          evaluatePairs: trainer.evaluatePairs)
             for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
             let namedFields = NamedEvalSets.fields(named)
             lastNamedEval = NamedEvalSets.numbers(namedFields)
