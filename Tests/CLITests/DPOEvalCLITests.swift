@@ -160,6 +160,19 @@ final class DPOEvalCLITests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("mixed.jsonl:7: missing field \"completion\" (its first row is not a pair, so the file is read as completions"), mixed.stderr)
     }
 
+    /// Every rank reads the held-out pairs from its own copy: one whose rejected answers differ
+    /// from rank 0's is refused in one line (only the chosen answers were compared).
+    func testARankWithOtherHeldOutRejectedAnswersIsRefused() throws {
+        let r0 = CLI.tempDir("dpo-eval-rank0"), r1 = CLI.tempDir("dpo-eval-rank1")
+        writeData(r0); writeData(r1)
+        write(r1 + "/held.jsonl", (30..<36).map { let p = pair($0); return ["prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected + "9"] })
+        let args = ["train", "--model", "tiny", "--data", "train.jsonl", "--heldout", "held.jsonl", "--objective", "dpo", "--batch-size", "4",
+                    "--steps", "1", "--eval-examples", "0", "--quiet", "--out", "out"]
+        let r = CLI.mpirunEach([(args, r0), (args, r1)], seconds: 60)
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "--heldout held.jsonl: this rank read other examples than rank 0 (the same number, 12, with other tokens)", in: r.stderr), 1, r.all)
+    }
+
     func testHeldOutDPOFiguresAreRankCountInvariant() throws {
         let dir = CLI.tempDir("dpo-eval-ranks")
         writeData(dir)

@@ -61,8 +61,9 @@ public struct RunSetup {
         let heldOut = heldOutPairs?.chosenOnly ?? heldOutRows
         if recipe.data != builtinData {
             SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
+            // Under dpo the pairs, both answers: the evaluation reads the rejected ones too.
             SameInputs.check(recipe.heldout.map { "--heldout \($0)" } ?? "--data \(recipe.data) (its held-out split)",
-                             examples: heldOut.examples, comm: comm)
+                             examples: (heldOutPairs ?? heldOut).examples, comm: comm)
         } else if let h = recipe.heldout {
             SameInputs.check("--heldout \(h)", examples: heldOut.examples, comm: comm)
         }
