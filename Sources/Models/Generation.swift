@@ -44,6 +44,9 @@ public struct Generation: Sendable {
     /// give NaN): the row stopped there, that position's pick not recorded, so a caller can
     /// refuse the model instead of printing what an argmax over NaN picked.
     public var nonFinite = false
+    /// The stop id that ended generation (nil: length, a stop string, or not finite), which a
+    /// rollout carries as its last trained token when several ids stop it.
+    public var stopId: Int32? = nil
 
     public init(ids: [Int32], logProbs: [Float], finish: Finish, text: String?) {
         self.ids = ids; self.logProbs = logProbs; self.finish = finish; self.text = text
@@ -102,7 +105,7 @@ public enum Generator {
                 return nil
             }
             if options.stopIds.contains(next) {
-                results[row].logProbs.append(lp); results[row].finish = .stop; active[row] = false
+                results[row].logProbs.append(lp); results[row].finish = .stop; results[row].stopId = next; active[row] = false
                 return nil
             }
             results[row].ids.append(next); results[row].logProbs.append(lp)

@@ -114,6 +114,34 @@ final class GRPOCLITests: XCTestCase {
         }
     }
 
+    /// A rollout stops at every eos id of the model, as TRL's GRPOTrainer (its `eos_token_ids`:
+    /// the tokenizer's and generation_config.json's), not only at the data's end token: with
+    /// the greedy answer's first token made an eos id, each rollout is that token alone.
+    func testRolloutsStopAtTheModelsEveryEosId() throws {
+        let dir = CLI.tempDir("grpo-eos")
+        let base = CLI.sftDist(["train", "--model", "tiny", "--steps", "30", "--lr", "1e-2", "--eval-examples", "0", "--eval-every", "0",
+                                "--quiet", "--out", "base"], cwd: dir)
+        XCTAssertEqual(base.status, 0, base.all)
+        try #"{"prompt": "sort 523 =", "completion": " 235"}"#.write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        let greedy = CLI.sftDist(["generate", "--model", "base/model", "--prompt", "sort 523 =", "--max-new-tokens", "6", "--json"], cwd: dir)
+        let first = ((try? JSONSerialization.jsonObject(with: Data(greedy.stdout.utf8))) as? [String: Any])?["ids"] as? [Int]
+        XCTAssertNotNil(first?.first, greedy.all)
+        let args = ["train", "--model", "base/model", "--objective", "grpo", "--data", "p.jsonl", "--reward", "numeric", "--rollout-top-k", "1",
+                    "--rollouts", "2", "--batch-size", "2", "--steps", "1", "--max-completion-length", "6", "--eval-examples", "0",
+                    "--eval-every", "0", "--quiet"]
+        func lengths(_ out: String) -> (Double, Double) {
+            XCTAssertEqual(CLI.sftDist(args + ["--out", out], cwd: dir).status, 0)
+            let row = CLI.trainingRows(dir + "/" + out).first ?? [:]
+            return (row["completions/mean_length"] ?? .nan, row["completions/clipped_ratio"] ?? .nan)
+        }
+        let plain = lengths("plain")
+        XCTAssertGreaterThan(plain.0, 1, "the greedy answer and its end token")
+        try "{\"eos_token_id\": \(first?.first ?? 0)}".write(toFile: dir + "/base/model/generation_config.json", atomically: true, encoding: .utf8)
+        let stopped = lengths("eos")
+        XCTAssertEqual(stopped.0, 1, "the first token ends each rollout")
+        XCTAssertEqual(stopped.1, 0, "and counts as stopped, not clipped")
+    }
+
     /// kill -9 after step 3 (a checkpoint after every step; step 3 is the first step of the
     /// second generation, so step 4 must train on rollouts stored in the checkpoint), then
     /// `--resume latest`: the same losses, rewards and rollouts as the uninterrupted run.

@@ -72,6 +72,23 @@ final class BatchedDecodeTests: XCTestCase {
         }
     }
 
+    /// A row ended by a stop id records which: the token the same stream draws next when
+    /// nothing stops it (rollouts train on it as their last token); a row cut at the length
+    /// records none.
+    func testAStoppedRowRecordsItsStopId() {
+        let model = GPT2(config: GPT2Config(vocabSize: 29, contextLength: 16, embedDim: 16, layers: 2, heads: 4), seed: 5)
+        let prompts: [[Int32]] = (1...8).map { n in (0..<n).map { Int32(($0 * 5 + n) % 29) } }
+        let rngs = prompts.indices.map { RNG(seed: 3, stream: UInt64($0)) }
+        let stops = Set((0..<29).filter { $0 % 4 == 1 }.map(Int32.init))
+        let stopped = Generator.generate(model, prompts: prompts, options: SamplingOptions(maxNewTokens: 6, temperature: 1, stopIds: stops), rngs: rngs)
+        let free = Generator.generate(model, prompts: prompts, options: SamplingOptions(maxNewTokens: 7, temperature: 1), rngs: rngs)
+        XCTAssertTrue(stopped.contains { $0.finish == .stop } && stopped.contains { $0.finish == .length })
+        for (i, (s, f)) in zip(stopped, free).enumerated() {
+            XCTAssertEqual(Array(f.ids.prefix(s.ids.count)), s.ids, "prompt \(i)")
+            XCTAssertEqual(s.stopId, s.finish == .stop ? f.ids[s.ids.count] : nil, "prompt \(i)")
+        }
+    }
+
     /// Logits of each segment's last position equal those rows of the every-position logits.
     func testLastPositionLogitsAreTheLastRowsOfEveryPosition() {
         let model = GPT2(config: GPT2Config(vocabSize: 29, contextLength: 16, embedDim: 16, layers: 2, heads: 4), seed: 3)

@@ -137,6 +137,11 @@ final class CheckpointUnitTests: XCTestCase {
             .contains("a dpo run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss"), true)
         XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: dpo, evaluatesPairs: false))
         XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: dpo, evaluatesPairs: true))
+        // A rollout run whose model has eos ids beside the data's end token stopped only at that before 4.
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: true)?
+            .contains("rollouts stopped at the data's end token only"), true)
+        XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: false))
+        XCTAssertNil(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, moreRolloutStops: true))
     }
 
     /// Method arguments are compared as the methods read them: spelled at the default, left

@@ -59,7 +59,7 @@ final class GRPOReferenceTests: XCTestCase {
                 s.rewards = [Float(r)]
                 return s
             }
-            let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(sequences, rewards: task, groupSize: c.group_size, stopId: 0))
+            let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(sequences, rewards: task, groupSize: c.group_size, stopIds: [0]))
             XCTAssertEqual(c.metrics.count, 2)
             for (key, want) in c.metrics {
                 XCTAssertEqual(rows[key] ?? .nan, want, accuracy: 1e-6, "\(c.rewards): \(key)")   // rewards are Float

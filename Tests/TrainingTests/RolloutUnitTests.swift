@@ -86,8 +86,28 @@ final class RolloutUnitTests: XCTestCase {
                                            stopId: 0, example: 0)
         XCTAssertEqual(cut.ids, [5, 7, 8])
         XCTAssertEqual(RolloutMetrics.rows([stopped, cut].map { var s = $0; s.rewards = [1]; return s },
-                                           rewards: try! RewardFunction.make(specs: ["task"], args: [:]), groupSize: 2, stopId: 0)
+                                           rewards: try! RewardFunction.make(specs: ["task"], args: [:]), groupSize: 2, stopIds: [0])
                         .first { $0.0 == "completions/clipped_ratio" }?.1, 0.5)
+    }
+
+    /// Several ids end a rollout (TRL's eos_token_ids): the one that did is its last trained
+    /// token, and the completion metrics count it as stopped.
+    func testARolloutEndsWithTheStopIdThatEndedIt() {
+        var g = Generation(ids: [7], logProbs: [-0.1, -0.2], finish: .stop, text: nil)
+        g.stopId = 9
+        let other = RolloutProducer.sequence(prompt: [5], generation: g, stopId: 0, example: 0)
+        XCTAssertEqual(other.ids, [5, 7, 9])
+        let plain = RolloutProducer.sequence(prompt: [5], generation: Generation(ids: [7], logProbs: [-0.1, -0.2], finish: .stop, text: nil),
+                                             stopId: 0, example: 0)
+        XCTAssertEqual(plain.ids, [5, 7, 0], "no recorded id: the data's own")
+        let rows = RolloutMetrics.rows([other, plain].map { var s = $0; s.rewards = [1]; return s },
+                                       rewards: try! RewardFunction.make(specs: ["task"], args: [:]), groupSize: 2, stopIds: [0, 9])
+        XCTAssertEqual(rows.first { $0.0 == "completions/clipped_ratio" }?.1, 0)
+        // Across ranks (ShardedGeneration) the id travels with the generation.
+        var w = WireWriter()
+        Generations([g, Generation(ids: [1], logProbs: [-1], finish: .length, text: nil)]).write(to: &w)
+        var r = WireReader(w.bytes)
+        XCTAssertEqual(Generations(from: &r).items.map(\.stopId), [9, nil])
     }
 
     /// A generation spanning k steps gives each the mean loss tokens of its steps (TRL's dapo
@@ -123,7 +143,7 @@ final class RolloutUnitTests: XCTestCase {
         let batch = [rollout([7], stops: true, [1, 1]), rollout([7, 8, 9], stops: false, [0, 1]),
                      rollout([], stops: true, [1, 0]), rollout([7, 8], stops: true, [1, 0])]
         let rows = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows(batch, rewards: try RewardFunction.make(specs: ["task", "format=0.5"], args: [:]),
-                                                                        groupSize: 2, stopId: 0))
+                                                                        groupSize: 2, stopIds: [0]))
         let want: [String: Double] = [
             "reward": 1, "reward_std": (0.5 / 3).squareRoot(),
             "rewards/task/mean": 0.75, "rewards/task/std": 0.5, "rewards/format/mean": 0.5, "rewards/format/std": (1.0 / 3).squareRoot(),
@@ -135,7 +155,7 @@ final class RolloutUnitTests: XCTestCase {
         for (key, value) in want { XCTAssertEqual(rows[key] ?? .nan, value, accuracy: 1e-12, key) }
         // None stopped: TRL logs 0 for the terminated lengths.
         let cut = Dictionary(uniqueKeysWithValues: RolloutMetrics.rows([batch[1], batch[1]], rewards: try RewardFunction.make(specs: ["task", "format=0.5"], args: [:]),
-                                                                       groupSize: 2, stopId: 0))
+                                                                       groupSize: 2, stopIds: [0]))
         XCTAssertEqual(cut["completions/mean_terminated_length"], 0)
         XCTAssertEqual(cut["completions/max_terminated_length"], 0)
         XCTAssertEqual(cut["completions/clipped_ratio"], 1)

@@ -50,8 +50,9 @@ struct CheckpointState: Codable {
     /// 3 since a rollout run takes its log-probs at the rollout temperature and a dpo run
     /// evaluates its held-out pairs with the DPO loss (2026-12-06): an earlier rollout run at
     /// another temperature than 1, or dpo run with held-out pairs, is refused (`meaningChanged`).
+    /// 4 since rollouts stop at every eos id of the model, as TRL's (the same day).
     var semantics: Int? = nil
-    static let currentSemantics = 3
+    static let currentSemantics = 4
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -166,7 +167,13 @@ struct CheckpointState: Codable {
     /// Before 3, a rollout run's log-probs were at temperature 1 whatever its rollout_temperature,
     /// and a dpo run's eval_loss was the NLL of the held-out chosen answers (`evaluatesPairs`: the
     /// run has held-out pairs), which would join today's DPO loss in one series.
-    static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false) -> String? {
+    /// Before 4, rollouts stopped at the data's end token only (`moreRolloutStops`: this model
+    /// has other eos ids, which now end them too).
+    static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
+                               moreRolloutStops: Bool = false) -> String? {
+        if (semantics ?? 1) < 4 && moreRolloutStops {
+            return "checkpoint was written when rollouts stopped at the data's end token only; they now stop at every eos id of the model too (its generation_config.json's, as TRL's), which changes the rollouts from the next generation on: start a new run"
+        }
         guard (semantics ?? 1) < 3 else { return nil }
         if r.logitTemperature(for: objective) != 1 {
             return "checkpoint was written when a rollout run's log-probs were at temperature 1; they are now at rollout_temperature (\(r.rolloutTemperature)), as TRL's, which changes the loss from the next step on: start a new run"

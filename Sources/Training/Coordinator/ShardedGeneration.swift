@@ -37,14 +37,14 @@ public enum ShardedGeneration {
     }
 }
 
-/// Generations crossing ranks: per generation, ids, log-probs, finish, text, non-finite.
+/// Generations crossing ranks: per generation, ids, log-probs, finish, text, non-finite, stop id (−1: none).
 struct Generations: WireCodable {
     var items: [Generation]
     init(_ items: [Generation]) { self.items = items }
     func write(to w: inout WireWriter) {
         w.put(Int64(items.count))
         for g in items {
-            w.put(g.ids); w.put(g.logProbs); w.put(g.finish == .stop); w.put(g.text); w.put(g.nonFinite)
+            w.put(g.ids); w.put(g.logProbs); w.put(g.finish == .stop); w.put(g.text); w.put(g.nonFinite); w.put(g.stopId ?? -1)
         }
     }
     init(from r: inout WireReader) {
@@ -53,6 +53,8 @@ struct Generations: WireCodable {
             let finish: Generation.Finish = r.get(Bool.self) ? .stop : .length
             var g = Generation(ids: ids, logProbs: lps, finish: finish, text: r.getString())
             g.nonFinite = r.get(Bool.self)
+            let stop = r.get(Int32.self)
+            g.stopId = stop >= 0 ? stop : nil
             return g
         }
     }

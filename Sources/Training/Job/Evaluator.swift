@@ -129,14 +129,22 @@ public enum Evaluator {
     /// transformers' generate stops at each of generation_config.json's) — where it is a token
     /// of the model's vocabulary.
     public static func stopIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
-        var stop: Set<Int32> = [tokenizer.eosId]
+        var stop = eosIds(tokenizer, model: model)
         if let end = tokenizer.specialTokenId("<|im_end|>") { stop.insert(end) }
         if let end = tokenizer.specialTokenId("<|eot_id|>") { stop.insert(end) }
+        return stop
+    }
+
+    /// The tokenizer's eos and the model's `eos_token_id`s (config.json's and
+    /// generation_config.json's) within the vocabulary: TRL's GRPOTrainer `eos_token_ids`,
+    /// every one of which ends a rollout.
+    public static func eosIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
+        var eos: Set<Int32> = [tokenizer.eosId]
         let configured = model.configJSON["eos_token_id"]
         let ids = ((configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []) + (model.generationConfig?.eosTokenIds ?? [])
         for id in ids where (0..<model.vocabSize).contains(id) {
-            stop.insert(Int32(id))
+            eos.insert(Int32(id))
         }
-        return stop
+        return eos
     }
 }

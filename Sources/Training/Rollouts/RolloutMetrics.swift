@@ -15,15 +15,16 @@ import Foundation
 /// so no reduction is needed and no rank count changes them.
 public enum RolloutMetrics {
     public static func rows(_ sequences: [StepSequence], rewards: [RewardFunction], groupSize g: Int,
-                            stopId: Int32) -> [(String, Double)] {
+                            stopIds: Set<Int32>) -> [(String, Double)] {
         guard !sequences.isEmpty else { return [] }
         let n = Double(sequences.count)
         let total = sequences.map { s in zip(s.rewards, rewards).reduce(0.0) { $0 + Double($1.1.weight) * Double($1.0) } }
         let groups = stride(from: 0, to: total.count, by: g).map { total[$0..<min($0 + g, total.count)] }
         let zero = groups.filter { g in g.allSatisfy { $0 == g.first! } }.count
         let lengths = sequences.map { $0.ids.count - $0.promptLength }
-        // A rollout that stopped ends with the stop token; one cut at the limit does not.
-        let stopped = sequences.map { $0.ids.last == stopId }
+        // A rollout that stopped ends with a stop token; one cut at the limit does not (a stop
+        // token it generated would have ended it there).
+        let stopped = sequences.map { $0.ids.last.map(stopIds.contains) ?? false }
         let terminated = zip(lengths, stopped).filter(\.1).map(\.0)
         var out: [(String, Double)] = [("reward", total.reduce(0, +) / n),
                                        ("reward_std", GroupAdvantages.besselStd(total[...]))]

@@ -37,6 +37,7 @@ extension RolloutProducer {
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))
+        eosIds = Evaluator.eosIds(setup.tokenizer, model: setup.model)
         if setup.objective is GroupedDemonstrationObjective {
             guard r.prompts == nil else {
                 throw RecipeError("objective \(objective) puts each prompt's demonstration in its rollout group: its prompts must be the training rows of --data, not --prompts")
@@ -46,6 +47,14 @@ extension RolloutProducer {
             self.demonstrations = DemonstrationShare(examples: setup.train.examples, count: demonstrations, seed: r.seed)
         }
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
+    }
+
+    /// Whether a rollout run on this set-up stops at an eos id besides the data's end token
+    /// (`eosIds`: a generation_config.json with another eos_token_id, as Qwen2.5-Instruct's).
+    static func stopsBeyondTheData(_ setup: RunSetup) -> Bool {
+        guard setup.objective.requirements.rollouts && !setup.recipe.scoredData else { return false }
+        let data = RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer)
+        return !Evaluator.eosIds(setup.tokenizer, model: setup.model).subtracting([data]).isEmpty
     }
 
     /// A generation holds `batch_size × steps_per_generation` rollouts of up to the prompt plus

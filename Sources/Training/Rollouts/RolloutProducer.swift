@@ -23,6 +23,11 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public let prompts: [RolloutPrompt]
     public let rewards: [RewardFunction]
     public let stopId: Int32
+    /// The model's eos ids beside it (`Evaluator.eosIds`: the tokenizer's, config.json's and
+    /// generation_config.json's), which stop a rollout too, as TRL's GRPOTrainer stops at each.
+    public var eosIds: Set<Int32> = []
+    /// Every id that ends a rollout; the one that did is its last trained token.
+    public var stopIds: Set<Int32> { eosIds.union([stopId]) }
     let sampler: UniformSampler
     /// The current generation: its index and all its sequences (rewards, advantages, groups).
     var generation: (index: Int, sequences: [StepSequence])?
@@ -49,7 +54,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let perStep = settings.batchSize
         let slice = Array(generation!.sequences[(k * perStep)..<((k + 1) * perStep)])
         lastMetrics = RolloutMetrics.rows(slice, rewards: rewards, groupSize: settings.rollouts,
-                                          stopId: stopId)
+                                          stopIds: stopIds)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
             + (revealedPrefixes?.metrics(slice, step: p.step) ?? [])
@@ -80,7 +85,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                           generationSeed: settings.generationSeed(g))
         let flat = plan?.prompts ?? chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
-        let gens = p.generate(prompts: flat, options: settings.sampling(stopId: stopId), seed: settings.generationSeed(g))
+        let gens = p.generate(prompts: flat, options: settings.sampling(stopIds: stopIds), seed: settings.generationSeed(g))
         let t1 = p.comm.wallTime()
         var items = gens.indices.map { i in
             let prompt = prompts[chosen[i / G]]
@@ -129,10 +134,10 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         return (t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
     }
 
-    /// prompt + completion (+ the stop token when the rollout stopped); trained on the
-    /// completion and the stop token, with the sampler's log-prob of each.
+    /// prompt + completion (+ the stop token when the rollout stopped: the one that did, else
+    /// `stopId`); trained on the completion and the stop token, with the sampler's log-prob of each.
     static func sequence(prompt: [Int32], generation gen: Generation, stopId: Int32, example: Int) -> StepSequence {
-        let completion = gen.ids + (gen.finish == .stop ? [stopId] : [])
+        let completion = gen.ids + (gen.finish == .stop ? [gen.stopId ?? stopId] : [])
         precondition(gen.logProbs.count == completion.count, "a rollout's log-probs must match its tokens")
         var s = StepSequence(example: example, origin: .rollout, ids: prompt + completion,
                              lossMask: [UInt8](repeating: 0, count: prompt.count) + [UInt8](repeating: 1, count: completion.count),

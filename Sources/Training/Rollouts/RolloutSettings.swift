@@ -60,10 +60,10 @@ public struct RolloutSettings: Sendable {
         return limit
     }
 
-    /// Sampling options of every rollout: stop at the data's own completion terminator; the
+    /// Sampling options of every rollout: stop at `RolloutProducer.stopIds`; the
     /// behaviour log-probs at the temperature, as the trainer takes the policy's (`Trainer.logitTemperature`).
-    public func sampling(stopId: Int32) -> SamplingOptions {
-        var o = SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topK: topK, topP: topP, stopIds: [stopId])
+    public func sampling(stopIds: Set<Int32>) -> SamplingOptions {
+        var o = SamplingOptions(maxNewTokens: maxCompletionLength, temperature: temperature, topK: topK, topP: topP, stopIds: stopIds)
         o.logProbsAtTemperature = true
         return o
     }
