@@ -138,10 +138,10 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.meaningChanged(since: 2, recipe: r, objective: dpo, evaluatesPairs: false))
         XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: dpo, evaluatesPairs: true))
         // A rollout run whose model has eos ids beside the data's end token stopped only at that before 4.
-        XCTAssertEqual(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: true)?
-            .contains("rollouts stopped at the data's end token only"), true)
-        XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: false))
-        XCTAssertNil(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, moreRolloutStops: true))
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: [256])?
+            .contains("rollouts stopped at the data's end token only; they now stop at the model's eos ids too (256 here"), true)
+        XCTAssertNil(CheckpointState.meaningChanged(since: 3, recipe: r, objective: grpo, moreRolloutStops: []))
+        XCTAssertNil(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, moreRolloutStops: [256]))
     }
 
     /// Method arguments are compared as the methods read them: spelled at the default, left

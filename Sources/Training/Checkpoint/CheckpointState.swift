@@ -167,12 +167,12 @@ struct CheckpointState: Codable {
     /// Before 3, a rollout run's log-probs were at temperature 1 whatever its rollout_temperature,
     /// and a dpo run's eval_loss was the NLL of the held-out chosen answers (`evaluatesPairs`: the
     /// run has held-out pairs), which would join today's DPO loss in one series.
-    /// Before 4, rollouts stopped at the data's end token only (`moreRolloutStops`: this model
-    /// has other eos ids, which now end them too).
+    /// Before 4, rollouts stopped at the data's end token only (`moreRolloutStops`: this run's
+    /// other eos ids, which now end them too).
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
-                               moreRolloutStops: Bool = false) -> String? {
-        if (semantics ?? 1) < 4 && moreRolloutStops {
-            return "checkpoint was written when rollouts stopped at the data's end token only; they now stop at every eos id of the model too (its generation_config.json's, as TRL's), which changes the rollouts from the next generation on: start a new run"
+                               moreRolloutStops: [Int32] = []) -> String? {
+        if (semantics ?? 1) < 4 && !moreRolloutStops.isEmpty {
+            return "checkpoint was written when rollouts stopped at the data's end token only; they now stop at the model's eos ids too (\(moreRolloutStops.map(String.init).joined(separator: ", ")) here: the tokenizer's and the generation config's, as TRL's), which changes the rollouts from the next generation on: start a new run"
         }
         guard (semantics ?? 1) < 3 else { return nil }
         if r.logitTemperature(for: objective) != 1 {

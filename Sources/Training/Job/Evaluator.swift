@@ -135,16 +135,20 @@ public enum Evaluator {
         return stop
     }
 
-    /// The tokenizer's eos and the model's `eos_token_id`s (config.json's and
-    /// generation_config.json's) within the vocabulary: TRL's GRPOTrainer `eos_token_ids`,
-    /// every one of which ends a rollout.
+    /// The tokenizer's eos and the model's `eos_token_id`s, config.json's and generation_config.json's,
+    /// within the vocabulary: every one ends a rollout, as TRL's GRPOTrainer `eos_token_ids` (which
+    /// read config.json's only when there is no generation_config.json, as transformers does).
     public static func eosIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
-        var eos: Set<Int32> = [tokenizer.eosId]
+        Set([tokenizer.eosId]).union(inVocabulary(configuredEos(model) + (model.generationConfig?.eosTokenIds ?? []), model))
+    }
+
+    /// config.json's `eos_token_id`: one id or a list.
+    static func configuredEos(_ model: LanguageModel) -> [Int] {
         let configured = model.configJSON["eos_token_id"]
-        let ids = ((configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []) + (model.generationConfig?.eosTokenIds ?? [])
-        for id in ids where (0..<model.vocabSize).contains(id) {
-            eos.insert(Int32(id))
-        }
-        return eos
+        return (configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []
+    }
+
+    static func inVocabulary(_ ids: [Int], _ model: LanguageModel) -> Set<Int32> {
+        Set(ids.filter { (0..<model.vocabSize).contains($0) }.map(Int32.init))
     }
 }

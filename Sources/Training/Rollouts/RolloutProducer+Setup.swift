@@ -49,12 +49,13 @@ extension RolloutProducer {
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
     }
 
-    /// Whether a rollout run on this set-up stops at an eos id besides the data's end token
-    /// (`eosIds`: a generation_config.json with another eos_token_id, as Qwen2.5-Instruct's).
-    static func stopsBeyondTheData(_ setup: RunSetup) -> Bool {
-        guard setup.objective.requirements.rollouts && !setup.recipe.scoredData else { return false }
+    /// The eos ids a rollout run on this set-up stops at besides the data's end token, in order
+    /// (`eosIds`: the tokenizer's eos under chat turns that end otherwise, a generation_config.json
+    /// with another eos_token_id, as Qwen2.5-Instruct's); none for another run.
+    static func stopsBeyondTheData(_ setup: RunSetup) -> [Int32] {
+        guard setup.objective.requirements.rollouts && !setup.recipe.scoredData else { return [] }
         let data = RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer)
-        return !Evaluator.eosIds(setup.tokenizer, model: setup.model).subtracting([data]).isEmpty
+        return Evaluator.eosIds(setup.tokenizer, model: setup.model).subtracting([data]).sorted()
     }
 
     /// A generation holds `batch_size × steps_per_generation` rollouts of up to the prompt plus
