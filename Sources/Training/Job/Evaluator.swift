@@ -139,16 +139,8 @@ public enum Evaluator {
     /// within the vocabulary: every one ends a rollout, as TRL's GRPOTrainer `eos_token_ids` (which
     /// read config.json's only when there is no generation_config.json, as transformers does).
     public static func eosIds(_ tokenizer: Tokenizer, model: LanguageModel) -> Set<Int32> {
-        Set([tokenizer.eosId]).union(inVocabulary(configuredEos(model) + (model.generationConfig?.eosTokenIds ?? []), model))
-    }
-
-    /// config.json's `eos_token_id`: one id or a list.
-    static func configuredEos(_ model: LanguageModel) -> [Int] {
-        let configured = model.configJSON["eos_token_id"]
-        return (configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []
-    }
-
-    static func inVocabulary(_ ids: [Int], _ model: LanguageModel) -> Set<Int32> {
-        Set(ids.filter { (0..<model.vocabSize).contains($0) }.map(Int32.init))
+        let configured = model.configJSON["eos_token_id"]   // one id or a list
+        let ids = ((configured as? [Int]) ?? (configured as? Int).map({ [$0] }) ?? []) + (model.generationConfig?.eosTokenIds ?? [])
+        return Set(ids.filter { (0..<model.vocabSize).contains($0) }.map(Int32.init)).union([tokenizer.eosId])
     }
 }

@@ -53,7 +53,7 @@ extension RolloutProducer {
     /// (`eosIds`: the tokenizer's eos under chat turns that end otherwise, a generation_config.json
     /// with another eos_token_id, as Qwen2.5-Instruct's); none for another run.
     static func stopsBeyondTheData(_ setup: RunSetup) -> [Int32] {
-        guard setup.objective.requirements.rollouts && !setup.recipe.scoredData else { return [] }
+        guard setup.recipe.samplesRollouts(setup.objective) else { return [] }
         let data = RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer)
         return Evaluator.eosIds(setup.tokenizer, model: setup.model).subtracting([data]).sorted()
     }

@@ -8,7 +8,12 @@ extension Recipe {
     /// entropy at its `temperature` (verl's actor too); 1 otherwise. Scored data was not
     /// sampled here: its ratio is to the detached current log-probs.
     public func logitTemperature(for objective: Objective) -> Float {
-        objective.requirements.rollouts && !self.scoredData ? Float(self.rolloutTemperature) : 1
+        samplesRollouts(objective) ? Float(self.rolloutTemperature) : 1
+    }
+
+    /// Whether the run samples rollouts: a rollout objective, not on scored data.
+    public func samplesRollouts(_ objective: Objective) -> Bool {
+        objective.requirements.rollouts && !self.scoredData
     }
 }
 
