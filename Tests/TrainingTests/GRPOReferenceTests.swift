@@ -136,6 +136,31 @@ final class GRPOReferenceTests: XCTestCase {
         }
     }
 
+    /// grpo's evaluation runs the objective on its held-out rollouts without an update
+    /// (`Trainer.evaluateObjective`), as TRL's `prediction_step` computes its training loss on
+    /// the eval rollouts: on the same rollouts it gives TRL's loss and figures, at any split,
+    /// at temperature 1 and 0.7 (a generation of one step: dapo over the batch's tokens).
+    func testTheEvaluationLossIsTRLsOnTheSameRollouts() throws {
+        let f = Self.fixture
+        let cases: [(Fixture.Tempered?, [Fixture.Configuration])] = [(nil, f.configurations.filter { $0.loss_tokens_per_step == nil }),
+                                                                     (f.temperature, f.temperature.configurations)]
+        XCTAssertEqual(cases.map(\.1.count).reduce(0, +) > 8, true)
+        for (tempered, configurations) in cases {
+            for c in configurations {
+                for (ranks, micro) in [(1, 2), (3, 1)] {
+                    var h = harness(atTemperature: tempered)
+                    h.microBatchSize = micro
+                    let got = try h.evaluate("grpo", c.args, ranks: ranks)
+                    let label = "\(c.args) at τ \(tempered?.value ?? 1), \(ranks) rank(s), micro-batches of \(micro)"
+                    XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                    for (key, want) in c.clip ?? [:] {
+                        XCTAssertEqual(got.figure(key) ?? .nan, want, accuracy: ["kl", "entropy"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
+                    }
+                }
+            }
+        }
+    }
+
     /// ReLIFT's SFT steps train the demonstrations at temperature 1 whatever the rollouts'
     /// temperature (its code's `sft_update_policy`); its RL steps at the temperature.
     func testReLIFTSFTStepsStayAtTemperatureOne() throws {

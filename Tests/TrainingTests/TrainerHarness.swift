@@ -115,23 +115,9 @@ struct TrainerHarness {
     func run(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1,
              steps: ClosedRange<Int> = 1...1) throws -> [Result] {
         let probe = try ObjectiveRegistry.make(name: objective, args: args)   // a bad name fails here, not on a thread
-        var recipe = Recipe()
-        // Pair objectives sample pairs (examples 2i, 2i + 1): every pair once per step.
-        recipe.batchSize = probe.requirements.pairs || linkPairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
-        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
-        recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
-        recipe.rolloutTemperature = rolloutTemperature
-        let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
+        let recipe = makeRecipe(objective, args, pairs: probe.requirements.pairs)
         let perRank: [[Result]] = InProcessGroup.run(size: ranks) { comm in
-            let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
-            let objective = try! ObjectiveRegistry.make(name: objective, args: args)
-            configureObjective?(objective)
-            let referenceModel = objective.requirements.referenceModel || objective.requirements.tokenLabels
-                ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
-            let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
-                                 objective: objective, referenceModel: referenceModel)
-            let pairs = linkPairs ? PairProducer(source: UniformSampler(datasetSize: examples.count / 2, batchSize: examples.count / 2, seed: seed)) : nil
-            let trainer = Trainer(setup: setup, comm: comm, producer: makeProducer?(data) ?? pairs)
+            let (trainer, model) = makeTrainer(objective, args, comm: comm, recipe: recipe)
             var results: [Result] = []
             for step in 0...steps.upperBound {
                 if step == 1 || steps.lowerBound == 0 && step == 0 { model.set(current) }
@@ -145,6 +131,48 @@ struct TrainerHarness {
         }
         for r in 1..<ranks where perRank[r].map(\.gradient) != perRank[0].map(\.gradient) {
             throw HarnessError("rank \(r)'s gradient differs from rank 0's after the allreduce")
+        }
+        return perRank[0]
+    }
+
+    func makeRecipe(_ objective: String, _ args: [String: String], pairs: Bool) -> Recipe {
+        var recipe = Recipe()
+        // Pair objectives sample pairs (examples 2i, 2i + 1): every pair once per step.
+        recipe.batchSize = pairs || linkPairs ? examples.count / 2 : examples.count; recipe.microBatchSize = microBatchSize; recipe.steps = totalSteps
+        recipe.lr = 0; recipe.warmupSteps = 0; recipe.schedule = .constant; recipe.weightDecay = 0; recipe.gradClip = 0
+        recipe.objective = objective; recipe.objectiveArgs = args; recipe.seed = seed
+        recipe.rolloutTemperature = rolloutTemperature
+        return recipe
+    }
+
+    /// The real trainer over a table model holding `old ?? current`, on one rank of a group.
+    func makeTrainer(_ objective: String, _ args: [String: String], comm: Communicator, recipe: Recipe) -> (Trainer, LogitTableModel) {
+        let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
+        let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
+        let objective = try! ObjectiveRegistry.make(name: objective, args: args)
+        configureObjective?(objective)
+        let referenceModel = objective.requirements.referenceModel || objective.requirements.tokenLabels
+            ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
+        let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
+                             objective: objective, referenceModel: referenceModel)
+        let pairs = linkPairs ? PairProducer(source: UniformSampler(datasetSize: examples.count / 2, batchSize: examples.count / 2, seed: seed)) : nil
+        return (Trainer(setup: setup, comm: comm, producer: makeProducer?(data) ?? pairs), model)
+    }
+
+    /// The trainer's evaluation of the producer's first batch at `current` (`Trainer.evaluateObjective`,
+    /// as grpo's evaluation runs its held-out rollouts), from rank 0, with every rank's result checked equal.
+    func evaluate(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1) throws -> ObjectiveEvaluation {
+        let probe = try ObjectiveRegistry.make(name: objective, args: args)
+        let recipe = makeRecipe(objective, args, pairs: probe.requirements.pairs)
+        let perRank: [ObjectiveEvaluation] = InProcessGroup.run(size: ranks) { comm in
+            let (trainer, model) = makeTrainer(objective, args, comm: comm, recipe: recipe)
+            model.set(current)
+            let batch = trainer.source.prepare(StepPreparation(step: 0, comm: comm, model: model, examples: examples,
+                                                               tokenizer: ByteTokenizer(), seed: seed, microBatchSize: microBatchSize))
+            return trainer.evaluateObjective(batch, temperature: trainer.logitTemperature)
+        }
+        for r in 1..<ranks where perRank[r].loss != perRank[0].loss {
+            throw HarnessError("rank \(r)'s evaluation loss differs from rank 0's")
         }
         return perRank[0]
     }

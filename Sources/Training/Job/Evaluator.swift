@@ -46,8 +46,9 @@ public struct EvalResult {
     /// dpo (`rewards/…`, `logps/…`, `logits/…`) hold a `/`, which a set name cannot.
     public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "entropy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
 
-    /// Under a pairwise objective (dpo): the objective's loss and diagnostics on the held-out
-    /// pairs (`Trainer.evaluatePairs`), which stand for the NLL figures as TRL's evaluation
+    /// Under dpo the objective's loss and diagnostics on the held-out pairs
+    /// (`Trainer.evaluatePairs`), under grpo on rollouts of the held-out prompts
+    /// (`Trainer.evaluateRollouts`), which stand for the NLL figures as TRL's evaluation
     /// reports them: `eval_loss` is then that loss, with no perplexity.
     public var objective: ObjectiveEvaluation?
 
@@ -68,8 +69,12 @@ public struct EvalResult {
 
     public var summary: String {
         var s = objective.map { o in
-            String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
-                   (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
+            // grpo's rollouts carry a reward; dpo's pairs a preference accuracy and margin.
+            o.figure("reward").map { reward in
+                String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,
+                       o.figure("reward_std") ?? .nan, o.figure("completions/mean_length") ?? .nan)
+            } ?? String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
+                        (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
         } ?? String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
         if let g = generation { s += String(format: " | accuracy %.1f%% of %d", g.passAt1 * 100, g.count) }
         return s

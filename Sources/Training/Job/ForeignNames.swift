@@ -49,6 +49,7 @@ public enum ForeignNames {
         Entry("model_name_or_path", "model", "TRL"),
         Entry("max_seq_length", "max_length", "TRL before 0.20"),
         Entry("num_generations", "rollouts", "TRL"),
+        Entry("num_generations_eval", "eval_rollouts", "TRL"),
         Entry("temperature", "rollout_temperature", "TRL's GRPOConfig"),
         Entry("top_p", "rollout_top_p", "TRL's GRPOConfig"),
         Entry("top_k", "rollout_top_k", "TRL's GRPOConfig"),

@@ -245,6 +245,15 @@ public struct Recipe: Codable, Equatable, Sendable {
             let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
             throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")
         }
+        // Only grpo evaluates with rollouts (TRL's GRPOTrainer); the other rollout objectives
+        // mix in demonstrations that TRL has no evaluation for, and evaluate the held-out NLL.
+        if deliberate(k.evalRollouts) && !(objective is GRPOObjective && !self.scoredData) && !switchedOff(k.evalRollouts, by: k.objective) {
+            let with = self.scoredData ? "scored_data (--scored-data)" : "objective \(self.objective)"
+            throw RecipeError("\(named(k.evalRollouts)) is read by objective grpo's evaluation, which rolls out the held-out prompts as TRL's GRPOTrainer does: with \(with) it would have no effect")
+        }
+        if self.evalRollouts > 0 && self.evalExamples == 0 && !switchedOff(k.evalRollouts, by: k.evalExamples) {
+            throw RecipeError("\(named(k.evalRollouts)) \(self.evalRollouts) rolls out held-out prompts, and \(named(k.evalExamples)) 0 gives it none: here it would have no effect")
+        }
         if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps, unused: false) {
             throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
         }

@@ -59,9 +59,16 @@ public enum SVGPlot {
         rows.contains { $0["eval_\(name)_rewards/margins"] != nil }
     }
 
-    /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs
-    /// (not `accuracy`: eval_accuracy is the held-out exact match, not the rollouts solved).
-    static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies"]
+    /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs,
+    /// and grpo's reward, on rollouts of the held-out prompts (not `accuracy`: eval_accuracy
+    /// is the held-out exact match, not the rollouts solved).
+    static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies", "reward"]
+
+    /// What eval_loss is in these rows: the objective's loss where the evaluation ran it (dpo's
+    /// pairs; grpo's rollouts, which log eval_reward), the held-out NLL otherwise.
+    static func heldOutLossName(_ records: [[String: Double]], objective: String) -> String {
+        objective == "dpo" || records.contains(where: { $0["eval_reward"] != nil }) ? "held-out loss (\(objective))" : "held-out NLL"
+    }
 
     /// The standard chart from metrics records (see MetricsLog.read); `sets` are the named
     /// held-out sets, each with its loss and exact match; `objective` names the train loss.
@@ -69,7 +76,7 @@ public enum SVGPlot {
         let train = points(records, "loss"), eval = points(records, "eval_loss"), em = points(records, "eval_accuracy")
         let trainName = objective == "nll" ? "train loss" : "train loss (\(objective))"
         var left = [Series(name: trainName, color: "#1f77b4", points: train, clippable: true),
-                    Series(name: objective == "dpo" ? "held-out loss (dpo)" : "held-out NLL", color: "#d62728", points: eval, dots: true)]
+                    Series(name: heldOutLossName(records, objective: objective), color: "#d62728", points: eval, dots: true)]
         var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
         // Sets the rows hold besides this run's (evaluated before a resume that named others)
         // are drawn too: left out, their series vanished from the plot without a word.

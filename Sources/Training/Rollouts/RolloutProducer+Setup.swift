@@ -47,6 +47,7 @@ extension RolloutProducer {
             self.demonstrations = DemonstrationShare(examples: setup.train.examples, count: demonstrations, seed: r.seed)
         }
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
+        try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
     }
 
     /// The eos ids a rollout run on this set-up stops at besides the data's end token, in order

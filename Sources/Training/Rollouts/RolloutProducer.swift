@@ -37,6 +37,10 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var groupedDemonstrations: GroupedDemonstrations?
     /// UFT / Prefix-RFT: rollouts that continue a revealed prefix of the prompt's demonstration.
     public var revealedPrefixes: RevealedPrefixes?
+    /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
+    /// how many rollouts each: none when the run evaluates the held-out NLL instead.
+    public internal(set) var evaluationPrompts: [RolloutPrompt] = []
+    public internal(set) var evaluationRollouts = 0
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
     public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
@@ -80,12 +84,25 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
     func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int) {
         let chosen = sampler.batch(step: g)
-        let G = settings.rollouts
-        let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: G, step: g * settings.stepsPerGeneration,
+        let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: settings.rollouts, step: g * settings.stepsPerGeneration,
                                           generationSeed: settings.generationSeed(g))
+        let r = rollOut(chosen, of: prompts, rollouts: settings.rollouts, plan: plan, demonstrations: groupedDemonstrations,
+                        seed: settings.generationSeed(g), firstGroup: g * settings.promptsPerGeneration, p)
+        generation = (g, r.sequences)
+        return (r.generate, r.score, r.tokens)
+    }
+
+    /// G rollouts of each of `prompts[chosen]` from `seed`'s streams (with `plan`: continuing
+    /// its revealed prefixes), scored by the reward functions, with their group advantages;
+    /// then each prompt's demonstration in its group when `demonstrations` is given (SRFT).
+    /// Collective: the same sequences on every rank. Also the time of each part and the
+    /// generated tokens.
+    func rollOut(_ chosen: [Int], of prompts: [RolloutPrompt], rollouts G: Int, plan: RevealedPrefixes.Plan?,
+                 demonstrations: GroupedDemonstrations?, seed: UInt64, firstGroup: Int,
+                 _ p: StepPreparation) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
         let flat = plan?.prompts ?? chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
-        let gens = p.generate(prompts: flat, options: settings.sampling(stopIds: stopIds), seed: settings.generationSeed(g))
+        let gens = p.generate(prompts: flat, options: settings.sampling(stopIds: stopIds), seed: seed)
         let t1 = p.comm.wallTime()
         var items = gens.indices.map { i in
             let prompt = prompts[chosen[i / G]]
@@ -94,7 +111,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                reference: prompt.reference, source: prompt.source)
         }
         // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
-        if groupedDemonstrations != nil {
+        if demonstrations != nil {
             items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(prompts[c].ids), completion: prompts[c].reference ?? "",
                                                    reference: prompts[c].reference, source: prompts[c].source) }
         }
@@ -105,7 +122,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
         }
         var advantages: [Float], demoAdvantages: [Float] = []
-        if groupedDemonstrations != nil {
+        if demonstrations != nil {
             let both = GroupedDemonstrations.advantages(rollouts: Array(total[..<gens.count]), demonstrations: Array(total[gens.count...]),
                                                         groupSize: G, scaling: settings.scaling)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
@@ -114,24 +131,23 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         }
         var sequences = gens.indices.map { i -> StepSequence in
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
-            s.group = g * settings.promptsPerGeneration + i / G
+            s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             return s
         }
-        if let d = groupedDemonstrations {
+        if let d = demonstrations {
             sequences += chosen.indices.map { j -> StepSequence in
                 let e = d.exampleOfPrompt[chosen[j]]
                 var s = StepSequence(demonstration: d.examples[e], index: e)
-                s.group = g * settings.promptsPerGeneration + j
+                s.group = firstGroup + j
                 s.rewards = matrix.perFunction.map { $0[gens.count + j] }
                 s.advantage = demoAdvantages[j]
                 return s
             }
         }
-        generation = (g, sequences)
-        return (t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
+        return (sequences, t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
     }
 
     /// prompt + completion (+ the stop token when the rollout stopped: the one that did, else

@@ -127,6 +127,9 @@ public enum TrainingJob {
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
+        if let rollouts = trainer.source as? RolloutProducer, rollouts.evaluationRollouts > 0 {
+            say("evaluation: grpo's loss and rewards on \(rollouts.evaluationRollouts) rollouts of each of \(rollouts.evaluationPrompts.count) held-out prompts, as TRL's GRPOTrainer evaluates (--eval-rollouts; 0: their NLL)")
+        }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
@@ -187,10 +190,11 @@ public enum TrainingJob {
             options.microBatch = recipe.microBatchSize
             options.generationExamples = recipe.evalExamples
             options.maxNewTokens = recipe.maxNewTokens
-            // Under dpo the loss is the objective's on the held-out pairs (TRL's DPOTrainer evaluation).
+            // Under dpo the loss is the objective's on the held-out pairs (TRL's DPOTrainer evaluation),
+            // under grpo on rollouts of the held-out prompts (TRL's GRPOTrainer evaluation).
             let r = setup.heldOut.count == 0 ? nil : Fatal.collective {
                 try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
-                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs))
+                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs) ?? trainer.evaluateRollouts(step: step))
             }
             if let r { say("eval (\(label)): " + r.summary) }
             let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options,
