@@ -63,6 +63,46 @@ final class GRPOEvalCLITests: XCTestCase {
         for key in Self.evalKeys { XCTAssertEqual(runs[2][2][key], runs[1][2][key], "step 4 \(key), resumed vs uninterrupted") }
     }
 
+    /// A resumed run evaluates as its checkpoint's run did: switching between the held-out NLL
+    /// and rollouts would join two kinds of eval_loss in one series, and is refused.
+    func testAResumeThatWouldChangeTheEvaluationIsRefused() throws {
+        let out = CLI.tempDir("grpo-eval-switch")
+        let args = Self.args(["--eval-examples", "4", "--eval-every", "0", "--save-every", "2"])
+        let r = CLI.sftDist(args + ["--eval-rollouts", "0", "--out", out], seconds: 180)
+        XCTAssertEqual(r.status, 0, r.all)
+        let step2 = out + "/checkpoints/step-000002"
+        let refused = CLI.sftDist(args + ["--out", CLI.tempDir("grpo-eval-switch-b"), "--resume", step2], seconds: 180)
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("the checkpoint's run evaluated the held-out NLL and this one would evaluate 4 rollouts of each held-out prompt"), refused.stderr)
+        let same = CLI.sftDist(args + ["--eval-rollouts", "0", "--out", CLI.tempDir("grpo-eval-switch-c"), "--resume", step2], seconds: 180)
+        XCTAssertEqual(same.status, 0, same.all)
+    }
+
+    /// `--truncation drop` leaves out the held-out prompts that do not fit before counting
+    /// eval_examples (the log says how many); `--eval-rollouts N` with no held-out prompt is refused.
+    func testDroppedPromptsAreSkippedAndNoHeldOutPromptsIsRefused() throws {
+        let dir = CLI.tempDir("grpo-eval-drop")
+        // 59 tokens: within the warm model's context of 64 with its answer, over the 58 a rollout prompt may have.
+        let long = String(repeating: "x", count: 55) + " 1 ="
+        let rows = [(long, " 1"), (long, " 2"), ("add 1 2 =", " 3"), ("add 2 2 =", " 4"), ("add 3 4 =", " 7"), ("add 1 1 =", " 2")]
+        let text = rows.map { #"{"prompt": "\#($0.0)", "completion": "\#($0.1)"}"# }.joined(separator: "\n") + "\n"
+        try text.write(toFile: dir + "/held.jsonl", atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(Self.args(["--heldout", dir + "/held.jsonl", "--eval-examples", "3", "--eval-every", "0", "--steps", "1",
+                                       "--max-length", "64", "--truncation", "drop", "--out", dir + "/out"]), seconds: 180)
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stdout.contains("on 4 rollouts of each of 3 held-out prompts, as TRL's GRPOTrainer evaluates (--eval-rollouts; 0: their NLL); 2 longer than the context minus max_completion_length left out (--truncation drop)"), r.stdout)
+        for extra in [["--data", dir + "/held.jsonl", "--heldout-fraction", "0"], ["--heldout", dir + "/text.jsonl"]] {
+            try #"{"text": "add 1 2 = 3"}"#.write(toFile: dir + "/text.jsonl", atomically: true, encoding: .utf8)
+            // Without --eval-every, which a run with no held-out set refuses first.
+            var args = Self.args(extra + ["--eval-rollouts", "2", "--out", CLI.tempDir("grpo-eval-none")])
+            let at = args.firstIndex(of: "--eval-every")!
+            args.removeSubrange(at...(at + 1))
+            let s = CLI.sftDist(args, seconds: 180)
+            XCTAssertEqual(s.status, 1, "\(extra): \(s.all)")
+            XCTAssertTrue(s.stderr.contains("--eval-rollouts 2 rolls out the held-out rows' prompts, and"), "\(extra): \(s.stderr)")
+        }
+    }
+
     /// With one reward for every rollout the advantages are 0, so under beta the loss is the
     /// KL term alone: eval_loss = β · eval_kl (dapo: both are means over the same tokens).
     func testWithEqualRewardsTheEvalLossIsBetaTimesTheKL() throws {

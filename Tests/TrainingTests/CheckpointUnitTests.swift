@@ -144,6 +144,47 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertNil(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, moreRolloutStops: [256]))
     }
 
+    /// grpo evaluated the held-out NLL before `semantics` 5 and now rolls out the held-out
+    /// prompts: an earlier grpo run that would evaluate so is refused (with --eval-rollouts 0 it
+    /// resumes); from 5 on, a resumed run must evaluate as its checkpoint's did — the same
+    /// rollouts per prompt, or the NLL — while eval_examples may change within rollouts.
+    func testGRPOsEvaluationMustStayWhatTheCheckpointsRunEvaluated() throws {
+        let grpo = try ObjectiveRegistry.make(name: "grpo", args: [:]), nll = try ObjectiveRegistry.make(name: "nll", args: [:])
+        var r = Recipe()
+        r.objective = "grpo"
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, evaluatesRollouts: true)?
+            .contains("a grpo run's eval_loss was the held-out completions' NLL; it is now the GRPO loss on rollouts of the held-out prompts"), true)
+        XCTAssertNil(CheckpointState.meaningChanged(since: 4, recipe: r, objective: grpo, evaluatesRollouts: false))
+        XCTAssertNil(CheckpointState.meaningChanged(since: 5, recipe: r, objective: grpo, evaluatesRollouts: true))
+        func changed(_ saved: (rollouts: Int, examples: Int), _ now: (rollouts: Int, examples: Int), objective: Objective? = nil, since: Int = 5) -> String? {
+            var a = r, b = r
+            a.evalRollouts = saved.rollouts; a.evalExamples = saved.examples
+            b.evalRollouts = now.rollouts; b.evalExamples = now.examples
+            return CheckpointState.evaluationChanged(since: since, saved: a, current: b, objective: objective ?? grpo)
+        }
+        XCTAssertEqual(r.rollouts, 8)
+        XCTAssertNil(changed((-1, 200), (8, 200)), "-1 is --rollouts")
+        XCTAssertNil(changed((4, 6), (4, 50)), "eval_examples within rollouts")
+        XCTAssertNil(changed((0, 200), (0, 0)), "the NLL either way")
+        XCTAssertEqual(changed((0, 200), (-1, 200))?.contains("evaluated the held-out NLL and this one would evaluate 8 rollouts of each held-out prompt"), true)
+        XCTAssertEqual(changed((-1, 200), (-1, 0))?.contains("evaluated 8 rollouts of each held-out prompt and this one would evaluate the held-out NLL"), true)
+        XCTAssertEqual(changed((4, 200), (1, 200))?.contains("evaluated 4 rollouts of each held-out prompt and this one would evaluate 1 rollout of each"), true)
+        XCTAssertEqual(changed((4, 200), (1, 200))?.contains("resume with its eval_rollouts (4) and eval_examples (200)"), true)
+        XCTAssertNil(changed((0, 200), (-1, 200), since: 4), "before 5: meaningChanged's")
+        XCTAssertNil(changed((0, 200), (4, 200), objective: nll), "only grpo evaluates with rollouts")
+    }
+
+    /// An evaluation that cannot hold its N × G rollouts is refused at start-up, naming both keys.
+    func testAnEvaluationLargerThanTheMemoryIsRefused() {
+        let prompts = [RolloutPrompt](repeating: RolloutPrompt(ids: [1, 2, 3, 4], reference: nil, source: "h:1"), count: 20_000)
+        XCTAssertThrowsError(try RolloutProducer.checkEvaluationMemory(prompts: prompts, rollouts: 4096, completion: 6, available: 1 << 30)) {
+            XCTAssertTrue("\($0)".contains("an evaluation of 20000 held-out prompts × 4096 rollouts (eval_examples × eval_rollouts"), "\($0)")
+            XCTAssertTrue("\($0)".contains("a smaller --eval-examples or --eval-rollouts"), "\($0)")
+        }
+        XCTAssertNoThrow(try RolloutProducer.checkEvaluationMemory(prompts: Array(prompts.prefix(200)), rollouts: 8, completion: 6, available: 1 << 30))
+        XCTAssertThrowsError(try RolloutProducer.checkEvaluationMemory(prompts: prompts, rollouts: Int.max / 2, completion: 6, available: 1 << 40), "overflow")
+    }
+
     /// Method arguments are compared as the methods read them: spelled at the default, left
     /// out, or written as another decimal of the same float, they are the same run (each was
     /// refused as "a different recipe"); another value is still refused, said as written.

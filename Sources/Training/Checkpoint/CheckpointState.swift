@@ -50,9 +50,11 @@ struct CheckpointState: Codable {
     /// 3 since a rollout run takes its log-probs at the rollout temperature and a dpo run
     /// evaluates its held-out pairs with the DPO loss (2026-12-06): an earlier rollout run at
     /// another temperature than 1, or dpo run with held-out pairs, is refused (`meaningChanged`).
-    /// 4 since rollouts stop at every eos id of the model, as TRL's (the same day).
+    /// 4 since rollouts stop at every eos id of the model, as TRL's (the same day). 5 since grpo
+    /// evaluates with rollouts of the held-out prompts, as TRL's (the same day): an earlier grpo
+    /// run that would now evaluate so is refused, its eval_loss having been the NLL.
     var semantics: Int? = nil
-    static let currentSemantics = 4
+    static let currentSemantics = 5
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -170,7 +172,10 @@ struct CheckpointState: Codable {
     /// Before 4, rollouts stopped at the data's end token only (`moreRolloutStops`: this run's
     /// other eos ids, which now end them too).
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
-                               moreRolloutStops: [Int32] = []) -> String? {
+                               moreRolloutStops: [Int32] = [], evaluatesRollouts: Bool = false) -> String? {
+        if (semantics ?? 1) < 5 && evaluatesRollouts {
+            return "checkpoint was written when a grpo run's eval_loss was the held-out completions' NLL; it is now the GRPO loss on rollouts of the held-out prompts, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: resume with --eval-rollouts 0 (the NLL, as the checkpoint's run evaluated) or start a new run"
+        }
         if (semantics ?? 1) < 4 && !moreRolloutStops.isEmpty {
             return "checkpoint was written when rollouts stopped at the data's end token only; they now stop at the model's eos ids too (\(moreRolloutStops.map(String.init).joined(separator: ", ")) here: the tokenizer's and the generation config's, as TRL's), which changes the rollouts from the next generation on: start a new run"
         }
@@ -182,6 +187,21 @@ struct CheckpointState: Codable {
             return "checkpoint was written when a \(objective.name) run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: start a new run"
         }
         return nil
+    }
+
+    /// Why a resumed run may not evaluate as this recipe says: grpo's evaluation (`eval_rollouts`
+    /// rollouts per held-out prompt, or the held-out NLL) changed from the checkpoint's run's,
+    /// so two kinds of eval_loss, or rewards over another number of rollouts, would join one
+    /// series. `eval_examples` may change as before (it moves eval_accuracy's prompts too),
+    /// except to or from 0, which switches between the two.
+    /// (Before `semantics` 5 grpo always evaluated the NLL: `meaningChanged` says so.)
+    static func evaluationChanged(since semantics: Int?, saved: Recipe, current: Recipe, objective: Objective) -> String? {
+        guard (semantics ?? 1) >= 5 else { return nil }
+        let before = Recipe.rolloutsPerEvaluationPrompt(saved, objective: objective)
+        let now = Recipe.rolloutsPerEvaluationPrompt(current, objective: objective)
+        guard before != now else { return nil }
+        func kind(_ g: Int) -> String { g == 0 ? "the held-out NLL" : "\(g) rollout\(g == 1 ? "" : "s") of each held-out prompt" }
+        return "the checkpoint's run evaluated \(kind(before)) and this one would evaluate \(kind(now)), which would join one eval_loss series in metrics.jsonl and loss.svg: resume with its eval_rollouts (\(saved.evalRollouts)) and eval_examples (\(saved.evalExamples)), or start a new run"
     }
 
     /// The first recipe key whose value differs and that a resumed run may not change

@@ -229,7 +229,9 @@ public final class Checkpointer {
             throw CheckpointError("\(dir): checkpoint was made with a different recipe: \(d.key) is \(d.saved) there but \(d.current) here (its recipe: \(dir)/recipe.yaml; resume with the same settings or start a new run)")
         }
         if let why = CheckpointState.meaningChanged(since: state.semantics, recipe: recipe, objective: setup.objective,
-                                                    evaluatesPairs: (setup.heldOutPairs?.count ?? 0) > 0, moreRolloutStops: RolloutProducer.stopsBeyondTheData(setup)) {
+                                                    evaluatesPairs: (setup.heldOutPairs?.count ?? 0) > 0, moreRolloutStops: RolloutProducer.stopsBeyondTheData(setup),
+                                                    evaluatesRollouts: RolloutProducer.evaluatesRollouts(setup))
+            ?? CheckpointState.evaluationChanged(since: state.semantics, saved: savedRecipe, current: recipe, objective: setup.objective) {
             throw CheckpointError("\(dir): \(why)")
         }
         guard state.trainingDataHash == XXHash64.hex(dataHash) else {

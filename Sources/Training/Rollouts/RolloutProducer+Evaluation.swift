@@ -16,25 +16,56 @@ import TensorCore
 extension RolloutProducer {
     /// The held-out prompts for `setup`'s evaluations, checked at start-up as training
     /// prompts are (fitted to `limit`, a reference where a reward needs one, a task prompt for
-    /// the task reward); none when the run evaluates the held-out NLL: another objective than
-    /// grpo, `eval_rollouts 0` or `eval_examples 0`.
+    /// the task reward): the first `eval_examples` that fit (`--truncation drop` leaves the
+    /// others out before counting); none when the run evaluates the held-out NLL (another
+    /// objective than grpo, `eval_rollouts 0`, `eval_examples 0`). An `eval_rollouts` set
+    /// above 0 with no held-out prompt to roll out is refused, as a key that would do nothing.
     func prepareEvaluation(_ setup: RunSetup, limit: Int, maxLengthBinds: Bool) throws {
         let r = setup.recipe
-        let perPrompt = r.evalRollouts < 0 ? settings.rollouts : r.evalRollouts
-        guard setup.objective is GRPOObjective, perPrompt > 0, r.evalExamples > 0 else { return }
-        let rows = setup.heldOut.examples.filter { $0.promptLength > 0 }.prefix(r.evalExamples)
-        guard !rows.isEmpty else { return }
-        let raw = RolloutPrompts.fromExamples(Array(rows))
+        guard Recipe.rolloutsPerEvaluationPrompt(r, objective: setup.objective) > 0 else { return }
+        let perPrompt = Recipe.rolloutsPerEvaluationPrompt(r, objective: setup.objective)
+        let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter { $0.promptLength > 0 })
+        guard !raw.isEmpty else {
+            guard r.evalRollouts > 0 else { return }
+            let why = setup.heldOut.count == 0 ? "there is no held-out set (heldout_fraction 0 and no --heldout)" : "no held-out row has a prompt ({text} rows)"
+            throw RecipeError("\(r.named(Recipe.declared.evalRollouts)) \(r.evalRollouts) rolls out the held-out rows' prompts, and \(why): here it would have no effect")
+        }
         do {
-            try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: rewards, tokenizer: setup.tokenizer,
-                                               maxLengthBinds: maxLengthBinds, contextReason: setup.model.contextReason)
-            evaluationPrompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: "the held-out rows")
+            // Fitted before counting, so that --truncation drop takes the first eval_examples that fit.
+            let fitted = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: "the held-out rows")
+            evaluationPrompts = Array(fitted.prefix(r.evalExamples))
+            if r.truncation == .drop {   // those passed over on the way to the first eval_examples that fit
+                var kept = 0
+                for p in raw where kept < r.evalExamples { if p.ids.count > limit { evaluationDropped += 1 } else { kept += 1 } }
+            }
+            try RolloutPrompts.checkCutPrompts(Array(raw.prefix(r.evalExamples)), limit: limit, truncation: r.truncation, rewards: rewards,
+                                               tokenizer: setup.tokenizer, maxLengthBinds: maxLengthBinds, contextReason: setup.model.contextReason)
             try RolloutPrompts.checkReferences(evaluationPrompts, rewards: rewards)
             try RolloutPrompts.checkTaskPrompts(evaluationPrompts, rewards: rewards, tokenizer: setup.tokenizer)
         } catch {
             throw DataError("\(error) (grpo evaluates by rolling out the held-out prompts, as TRL's GRPOTrainer: --eval-rollouts 0 evaluates their NLL instead)")
         }
         evaluationRollouts = perPrompt
+        try Self.checkEvaluationMemory(prompts: evaluationPrompts, rollouts: perPrompt, completion: settings.maxCompletionLength)
+    }
+
+    /// Whether `setup`'s evaluations roll out held-out prompts (grpo with `eval_rollouts` and
+    /// `eval_examples` above 0, and held-out rows with a prompt), as `prepareEvaluation` decides.
+    static func evaluatesRollouts(_ setup: RunSetup) -> Bool {
+        Recipe.rolloutsPerEvaluationPrompt(setup.recipe, objective: setup.objective) > 0 && setup.heldOut.examples.contains { $0.promptLength > 0 }
+    }
+
+    /// An evaluation holds its N × G rollouts as a generation does (about 24 bytes per token:
+    /// `checkGenerationMemory`); one that cannot fit is refused at start-up (exit 5), naming the
+    /// two keys, where 20,000 prompts × 4,096 rollouts grew to the memory's end at the first evaluation.
+    static func checkEvaluationMemory(prompts: [RolloutPrompt], rollouts: Int, completion: Int,
+                                      available: Int? = MemoryBudget.availableBytes()) throws {
+        let tokens = prompts.reduce(0) { $0 + $1.ids.count + completion }
+        let (perToken, o1) = rollouts.multipliedReportingOverflow(by: 24)
+        let (bytes, o2) = tokens.multipliedReportingOverflow(by: perToken)
+        let overflow = o1 || o2
+        guard let available, overflow || bytes > available else { return }
+        throw ModelError("out of memory: an evaluation of \(prompts.count) held-out prompts × \(rollouts) rollouts (eval_examples × eval_rollouts, up to max_completion_length \(completion) tokens each) needs about \(CheckedAllocation.describe(bytes: overflow ? Int.max : bytes)), more than the \(CheckedAllocation.describe(bytes: available)) available (a smaller --eval-examples or --eval-rollouts)", outOfMemory: true)
     }
 
     /// Every evaluation prompt's `evaluationRollouts` rollouts at the weights of `p.model`,
@@ -48,6 +79,15 @@ extension RolloutProducer {
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds)
             .filter { $0.0 != "accuracy" }
         return (StepBatch(step: p.step, sequences: r.sequences), figures)
+    }
+}
+
+extension Recipe {
+    /// Rollouts per held-out prompt in an evaluation of a run with `objective`: `eval_rollouts`
+    /// (−1: `rollouts`) under grpo sampling with `eval_examples` > 0; 0 (the held-out NLL) otherwise.
+    public static func rolloutsPerEvaluationPrompt(_ r: Recipe, objective: Objective) -> Int {
+        guard objective is GRPOObjective, r.samplesRollouts(objective), r.evalExamples > 0 else { return 0 }
+        return r.evalRollouts < 0 ? r.rollouts : r.evalRollouts
     }
 }
 

@@ -41,6 +41,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
     public internal(set) var evaluationRollouts = 0
+    /// Held-out prompts among the first eval_examples left out as too long (`--truncation drop`).
+    public internal(set) var evaluationDropped = 0
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
     public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
