@@ -150,7 +150,10 @@ final class GRPOReferenceTests: XCTestCase {
                 for (ranks, micro) in [(1, 2), (3, 1)] {
                     var h = harness(atTemperature: tempered)
                     h.microBatchSize = micro
-                    let got = try h.evaluate("grpo", c.args, ranks: ranks)
+                    let (got, progress) = try h.evaluate("grpo", c.args, ranks: ranks)
+                    // Rank 0's share scaled to every rank's: all six rollouts at the end, in order.
+                    XCTAssertEqual(progress.last, [6, 6], "\(progress)")
+                    XCTAssertEqual(progress.map { $0[0] }, progress.map { $0[0] }.sorted(), "\(progress)")
                     let label = "\(c.args) at τ \(tempered?.value ?? 1), \(ranks) rank(s), micro-batches of \(micro)"
                     XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
                     for (key, want) in c.clip ?? [:] {

@@ -161,17 +161,20 @@ struct TrainerHarness {
 
     /// The trainer's evaluation of the producer's first batch at `current` (`Trainer.evaluateObjective`,
     /// as grpo's evaluation runs its held-out rollouts), from rank 0, with every rank's result checked equal.
-    func evaluate(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1) throws -> ObjectiveEvaluation {
+    /// Also the progress rank 0 reported: (done, total) per micro-batch.
+    func evaluate(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1) throws -> (ObjectiveEvaluation, progress: [[Int]]) {
         let probe = try ObjectiveRegistry.make(name: objective, args: args)
         let recipe = makeRecipe(objective, args, pairs: probe.requirements.pairs)
-        let perRank: [ObjectiveEvaluation] = InProcessGroup.run(size: ranks) { comm in
+        let perRank: [(ObjectiveEvaluation, [[Int]])] = InProcessGroup.run(size: ranks) { comm in
             let (trainer, model) = makeTrainer(objective, args, comm: comm, recipe: recipe)
             model.set(current)
             let batch = trainer.source.prepare(StepPreparation(step: 0, comm: comm, model: model, examples: examples,
                                                                tokenizer: ByteTokenizer(), seed: seed, microBatchSize: microBatchSize))
-            return trainer.evaluateObjective(batch, temperature: trainer.logitTemperature)
+            var progress: [[Int]] = []
+            let result = trainer.evaluateObjective(batch, temperature: trainer.logitTemperature) { _, done, total in progress.append([done, total]) }
+            return (result, progress)
         }
-        for r in 1..<ranks where perRank[r].loss != perRank[0].loss {
+        for r in 1..<ranks where perRank[r].0.loss != perRank[0].0.loss {
             throw HarnessError("rank \(r)'s evaluation loss differs from rank 0's")
         }
         return perRank[0]

@@ -32,13 +32,14 @@ extension Trainer {
     /// rollouts at the current weights), through the objective at the rollout temperature,
     /// with the rollouts' figures beside the objective's; nil when the run evaluates the
     /// held-out NLL (another objective, or none to roll out). Collective.
-    public func evaluateRollouts(step: Int) -> ObjectiveEvaluation? {
+    public func evaluateRollouts(step: Int, progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation? {
         guard let producer = source as? RolloutProducer, !producer.evaluationPrompts.isEmpty else { return nil }
         let r = setup.recipe
         let p = StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples, tokenizer: setup.tokenizer,
                                 seed: r.seed, microBatchSize: r.microBatchSize)
-        guard let (batch, figures) = producer.evaluationBatch(p) else { return nil }
-        var result = evaluateObjective(batch, temperature: logitTemperature)
+        guard let (batch, figures) = producer.evaluationBatch(p, progress: progress.map { show in { show("held-out rollouts", $0, $1) } })
+        else { return nil }
+        var result = evaluateObjective(batch, temperature: logitTemperature, progress: progress)
         result.figures = (result.figures + figures).sorted { $0.name < $1.name }
         return result
     }
@@ -46,7 +47,9 @@ extension Trainer {
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as
     /// a training step deals it, through the step's own forward (`Trainer.forward`) without
     /// dropout (transformers' `model.eval()` turns it off) and without gradients.
-    func evaluateObjective(_ batch: StepBatch, temperature: Float) -> ObjectiveEvaluation {
+    /// `progress` hears (phase, sequences done, total): this rank's share scaled to all ranks.
+    func evaluateObjective(_ batch: StepBatch, temperature: Float,
+                           progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation {
         let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }), Int64(micro.reduce(0) { $0 + sequenceCount($1) })]
         comm.allreduce(&counts, op: .sum)
@@ -57,6 +60,7 @@ extension Trainer {
         var total = ObjectiveResult(loss: 0)
         // The objective writes its gradient; evaluation never reads it, so one buffer serves all.
         var unused: [Float] = []
+        var done = 0
         for (k, mb) in micro.enumerated() {
             let f = forward(mb, index: k, context: context, sequences: batch.sequences, tape: Tape(recording: false), dropout: false)
             let n = f.input.rows * f.input.vocab
@@ -65,6 +69,8 @@ extension Trainer {
                 unused.withUnsafeMutableBufferPointer { objective.lossAndGradient(f.input, dlogits: $0.baseAddress!) }
             }
             total = merge(total, result)
+            done += sequenceCount(mb)
+            progress?("held-out \(objective.name) loss", min(done * comm.size, batch.sequences.count), batch.sequences.count)
         }
         let (sums, names) = reduceScalars(loss: total.loss, bad: false, diag: total.diagnostics, counts: total.diagnosticCounts)
         let figures = names.enumerated().map { i, name -> (name: String, value: Double) in

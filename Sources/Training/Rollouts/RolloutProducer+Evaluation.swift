@@ -71,11 +71,13 @@ extension RolloutProducer {
     /// Every evaluation prompt's `evaluationRollouts` rollouts at the weights of `p.model`,
     /// scored, with their group advantages (collective; the same batch on every rank), and
     /// the rollout figures of `RolloutMetrics` but `accuracy` (`eval_accuracy` is the greedy
-    /// answers' exact match). Nil when the run evaluates the held-out NLL.
-    public func evaluationBatch(_ p: StepPreparation) -> (batch: StepBatch, figures: [(String, Double)])? {
+    /// answers' exact match). Nil when the run evaluates the held-out NLL. Generated in chunks
+    /// whatever `progress` (called on every rank with the rollouts done and their total), so a
+    /// quiet run draws the same.
+    public func evaluationBatch(_ p: StepPreparation, progress: ((Int, Int) -> Void)? = nil) -> (batch: StepBatch, figures: [(String, Double)])? {
         guard !evaluationPrompts.isEmpty else { return nil }
         let r = rollOut(Array(evaluationPrompts.indices), of: evaluationPrompts, rollouts: evaluationRollouts, plan: nil,
-                        demonstrations: nil, seed: settings.evaluationSeed(p.step), firstGroup: 0, p)
+                        demonstrations: nil, seed: settings.evaluationSeed(p.step), firstGroup: 0, p, progress: progress ?? { _, _ in })
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds)
             .filter { $0.0 != "accuracy" }
         return (StepBatch(step: p.step, sequences: r.sequences), figures)

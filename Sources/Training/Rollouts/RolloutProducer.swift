@@ -98,13 +98,26 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// its revealed prefixes), scored by the reward functions, with their group advantages;
     /// then each prompt's demonstration in its group when `demonstrations` is given (SRFT).
     /// Collective: the same sequences on every rank. Also the time of each part and the
-    /// generated tokens.
+    /// generated tokens. With `progress`, the rollouts are generated `chunk` at a time and
+    /// each chunk reported (done, total); rollout i samples from stream (seed, i) either way.
     func rollOut(_ chosen: [Int], of prompts: [RolloutPrompt], rollouts G: Int, plan: RevealedPrefixes.Plan?,
-                 demonstrations: GroupedDemonstrations?, seed: UInt64, firstGroup: Int,
-                 _ p: StepPreparation) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
+                 demonstrations: GroupedDemonstrations?, seed: UInt64, firstGroup: Int, _ p: StepPreparation,
+                 chunk: Int = 256, progress: ((Int, Int) -> Void)? = nil) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
         let flat = plan?.prompts ?? chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
-        let gens = p.generate(prompts: flat, options: settings.sampling(stopIds: stopIds), seed: seed)
+        let options = settings.sampling(stopIds: stopIds)
+        var gens: [Generation] = []
+        if let progress {
+            for start in stride(from: 0, to: flat.count, by: chunk) {
+                let end = min(start + chunk, flat.count)
+                gens += ShardedGeneration.generate(p.model, prompts: Array(flat[start..<end]), options: options, comm: p.comm) {
+                    RNG(seed: seed, stream: UInt64(start + $0))
+                }
+                progress(end, flat.count)
+            }
+        } else {
+            gens = p.generate(prompts: flat, options: options, seed: seed)
+        }
         let t1 = p.comm.wallTime()
         var items = gens.indices.map { i in
             let prompt = prompts[chosen[i / G]]

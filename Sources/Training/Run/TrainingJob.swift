@@ -192,14 +192,22 @@ public enum TrainingJob {
             options.microBatch = recipe.microBatchSize
             options.generationExamples = recipe.evalExamples
             options.maxNewTokens = recipe.maxNewTokens
+            // A long evaluation (a large model's rollouts or answers) says how far it is, after 5 s.
+            if lead && !quiet {
+                let shown = EvalProgress(label: "eval (\(label))", show: say)
+                options.progress = { shown.update($0, done: $1, total: $2) }
+            }
             // Under dpo the loss is the objective's on the held-out pairs (TRL's DPOTrainer evaluation),
             // under grpo on rollouts of the held-out prompts (TRL's GRPOTrainer evaluation).
             let r = setup.heldOut.count == 0 ? nil : Fatal.collective {
                 try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
-                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs) ?? trainer.evaluateRollouts(step: step))
+                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs)
+                                           ?? trainer.evaluateRollouts(step: step, progress: options.progress))
             }
             if let r { say("eval (\(label)): " + r.summary) }
-            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options,
+            var setOptions = options
+            setOptions.progress = nil   // the held-out set's phases, not the named sets'
+            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: setOptions,
                                           evaluatePairs: trainer.evaluatePairs)
             for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
             let namedFields = NamedEvalSets.fields(named)
