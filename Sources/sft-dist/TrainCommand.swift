@@ -84,6 +84,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.rolloutTopK) var rolloutTopK: String?
     @Option(recipe: \.maxCompletionLength) var maxCompletionLength: String?
     @Option(recipe: \.stepsPerGeneration) var stepsPerGeneration: String?
+    @Option(recipe: \.numIterations) var numIterations: String?
     @Option(recipe: \.evalRollouts) var evalRollouts: String?
     @Option(recipe: \.rewards) var rewards: [String]
     @Option(recipe: \.rewardArgs) var rewardArgs: [String]

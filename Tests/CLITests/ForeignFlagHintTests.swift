@@ -14,8 +14,8 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
              "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"),
-            (["train", "--num-iterations", "2"],
-             "Unknown option '--num-iterations' (TRL: num_iterations has no counterpart here: a generation is not trained twice; --steps-per-generation N takes N optimizer steps on its slices)"),
+            (["train", "--sync-ref-model"],
+             "Unknown option '--sync-ref-model' (TRL: sync_ref_model has no counterpart here: the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),
         ]
         for (args, line) in cases {

@@ -200,7 +200,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         var unread: [(any AnyRecipeKey, Bool)] = [
             (k.prompts, self.prompts != nil), (k.rollouts, deliberate(k.rollouts)),
             (k.rolloutTemperature, deliberate(k.rolloutTemperature)), (k.rolloutTopP, deliberate(k.rolloutTopP)),
-            (k.rolloutTopK, deliberate(k.rolloutTopK)), (k.stepsPerGeneration, deliberate(k.stepsPerGeneration))]
+            (k.rolloutTopK, deliberate(k.rolloutTopK)), (k.stepsPerGeneration, deliberate(k.stepsPerGeneration)),
+            (k.numIterations, deliberate(k.numIterations))]
         if !self.scoredData {
             unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards))]
         }

@@ -5,14 +5,15 @@ import TensorCore
 
 /// On-policy rollouts as a step producer (GRPO, arXiv 2402.03300 §4; TRL's `GRPOTrainer`).
 ///
-/// Every `steps_per_generation` steps the coordinator's sampler picks
+/// Every `steps_per_generation × num_iterations` steps the coordinator's sampler picks
 /// `steps_per_generation · batch/G` prompts (uniform, without replacement, a pure function of
 /// (seed, generation)); each is repeated G times and all ranks generate them together
 /// (`StepPreparation.generate`: rollouts dealt over ranks, KV cache, rollout i of generation g
 /// from stream (seed_g, i), so the rollouts are the same for any rank count). The coordinator
 /// scores them (`RolloutScoring`), every rank forms the group advantages of the whole
 /// generation (`GroupAdvantages`), and step k of the generation trains on prompts
-/// k·batch/G ..< (k + 1)·batch/G with all their rollouts. Each rollout carries the sampler's
+/// j·batch/G ..< (j + 1)·batch/G with all their rollouts, j = k mod steps_per_generation (each
+/// of the num_iterations passes takes the slices in order). Each rollout carries the sampler's
 /// log-probs of its tokens (`behaviourLogProbs`): the importance ratio's denominator when a
 /// generation is reused for later steps. A generation still in use is checkpointed
 /// (`saveState`), so a resumed run trains on the same rollouts.
@@ -54,7 +55,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     }
 
     public func prepare(_ p: StepPreparation) -> StepBatch {
-        let g = p.step / settings.stepsPerGeneration, k = p.step % settings.stepsPerGeneration
+        // TRL's schedule: a generation every steps_per_generation × num_iterations steps, its
+        // slices taken in order on each pass (`_buffered_inputs[_step % steps_per_generation]`).
+        let g = p.step / settings.stepsOfAGeneration, k = p.step % settings.stepsPerGeneration
         var timing = (generate: 0.0, score: 0.0, tokens: 0)
         if generation?.index != g { timing = generate(g, p) }
         let perStep = settings.batchSize
@@ -86,7 +89,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
     func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int) {
         let chosen = sampler.batch(step: g)
-        let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: settings.rollouts, step: g * settings.stepsPerGeneration,
+        let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: settings.rollouts, step: g * settings.stepsOfAGeneration,
                                           generationSeed: settings.generationSeed(g))
         let r = rollOut(chosen, of: prompts, rollouts: settings.rollouts, plan: plan, demonstrations: groupedDemonstrations,
                         seed: settings.generationSeed(g), firstGroup: g * settings.promptsPerGeneration, p)

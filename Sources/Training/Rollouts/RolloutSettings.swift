@@ -31,6 +31,10 @@ public struct RolloutSettings: Sendable {
     /// Optimizer steps per generation: one generation of `stepsPerGeneration · batch` rollouts
     /// is split into that many step batches, in order.
     public var stepsPerGeneration: Int
+    /// Passes over each generation's slices (TRL's `num_iterations`, GRPO's μ, arXiv 2402.03300
+    /// Algorithm 1): a generation serves `stepsPerGeneration · iterations` optimizer steps.
+    public var iterations = 1
+    public var stepsOfAGeneration: Int { stepsPerGeneration * iterations }
     public var scaling: RewardScaling
     public var seed: UInt64
 
@@ -53,6 +57,7 @@ public struct RolloutSettings: Sendable {
                       stepsPerGeneration: r.stepsPerGeneration, scaling: r.scaleRewards,
                       seed: r.seed)
         topK = r.rolloutTopK
+        iterations = r.numIterations
     }
 
     /// Longest prompt that leaves room for a whole completion in `context` tokens; `setBy`
