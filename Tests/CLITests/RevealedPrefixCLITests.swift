@@ -41,6 +41,10 @@ extension GRPOCLITests {
             XCTAssertTrue(shares.contains { $0 > 0 && $0 < 1 }, "\(objective): \(shares)")
         }
         XCTAssertTrue(runs[0].allSatisfy { ($0["revealed_tokens"] ?? 0) > 0 }, "\(objective): no revealed tokens trained")
+        // Steps 2 and 4 train the second slice of the generation sampled at steps 1 and 3: they log
+        // the schedule its prefixes were planned at (they logged their own step's).
+        let schedule = runs[0].map { $0["reveal_schedule"] ?? -1 }
+        XCTAssertEqual([schedule[1], schedule[3]], [schedule[0], schedule[2]], "\(objective): \(schedule)")
     }
 
     func testUFTKillAndResumeLatest() throws {

@@ -144,7 +144,7 @@ final class GRPOReferenceTests: XCTestCase {
         let f = Self.fixture
         let cases: [(Fixture.Tempered?, [Fixture.Configuration])] = [(nil, f.configurations.filter { $0.loss_tokens_per_step == nil }),
                                                                      (f.temperature, f.temperature.configurations)]
-        XCTAssertEqual(cases.map(\.1.count).reduce(0, +) > 8, true)
+        XCTAssertGreaterThan(cases.map(\.1.count).reduce(0, +), 8)
         for (tempered, configurations) in cases {
             for c in configurations {
                 for (ranks, micro) in [(1, 2), (3, 1)] {

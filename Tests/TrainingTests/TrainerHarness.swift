@@ -160,7 +160,7 @@ struct TrainerHarness {
     }
 
     /// The trainer's evaluation of the producer's first batch at `current` (`Trainer.evaluateObjective`,
-    /// as grpo's evaluation runs its held-out rollouts), from rank 0, with every rank's result checked equal.
+    /// as grpo's evaluation runs its held-out rollouts), from rank 0, with every rank's loss checked equal.
     /// Also the progress rank 0 reported: (done, total) per micro-batch.
     func evaluate(_ objective: String, _ args: [String: String] = [:], ranks: Int = 1) throws -> (ObjectiveEvaluation, progress: [[Int]]) {
         let probe = try ObjectiveRegistry.make(name: objective, args: args)

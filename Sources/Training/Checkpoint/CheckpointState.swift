@@ -197,8 +197,7 @@ struct CheckpointState: Codable {
     /// (Before `semantics` 5 grpo always evaluated the NLL: `meaningChanged` says so.)
     static func evaluationChanged(since semantics: Int?, saved: Recipe, current: Recipe, objective: Objective) -> String? {
         guard (semantics ?? 1) >= 5 else { return nil }
-        let before = Recipe.rolloutsPerEvaluationPrompt(saved, objective: objective)
-        let now = Recipe.rolloutsPerEvaluationPrompt(current, objective: objective)
+        let before = saved.rolloutsPerEvaluationPrompt(objective), now = current.rolloutsPerEvaluationPrompt(objective)
         guard before != now else { return nil }
         func kind(_ g: Int) -> String { g == 0 ? "the held-out NLL" : "\(g) rollout\(g == 1 ? "" : "s") of each held-out prompt" }
         return "the checkpoint's run evaluated \(kind(before)) and this one would evaluate \(kind(now)), which would join one eval_loss series in metrics.jsonl and loss.svg: resume with its eval_rollouts (\(saved.evalRollouts)) and eval_examples (\(saved.evalExamples)), or start a new run"

@@ -82,8 +82,9 @@ public struct EvalResult {
 }
 
 public enum Evaluator {
-    /// With `objective` (the trainer's loss on held-out pairs, `Trainer.evaluatePairs`), its
-    /// figures replace the teacher-forced NLL pass over `examples`, which then only generate.
+    /// With `objective` (the trainer's loss on held-out pairs, `Trainer.evaluatePairs`, or on
+    /// rollouts of held-out prompts, `Trainer.evaluateRollouts`), its figures replace the
+    /// teacher-forced NLL pass over `examples`, which then only generate.
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
                                 comm: Communicator, options: EvalOptions, objective: ObjectiveEvaluation? = nil) throws -> EvalResult {
         let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,

@@ -123,7 +123,7 @@ public struct RecipeKeys: Sendable {
     public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")
     // TRL's num_generations_eval; read by grpo's evaluation (RolloutProducer+Evaluation.swift).
     public let evalRollouts = RecipeKey("eval_rollouts", -1, .within(-1...4096), "Rollouts per held-out prompt when grpo evaluates (TRL's num_generations_eval; -1: as --rollouts; 0: the held-out NLL instead).", resume: .mayChange)
-    public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Optimizer steps that share one generation of rollouts (later steps are off-policy: importance ratio to the behaviour log-probs).")
+    public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Step batches one generation of rollouts is split into, trained in order (× num_iterations steps per generation; later steps are off-policy: importance ratio to the behaviour log-probs).")
     public let numIterations = RecipeKey("num_iterations", 1, .within(1...1024), "Times each generation is trained on (TRL's num_iterations, GRPO's μ): steps_per_generation × num_iterations optimizer steps per generation, its slices in order each time.")
     public let rewards = RecipeKey("rewards", [String](), .rewardSpecs, "Reward function NAME or NAME=WEIGHT (repeatable; a YAML list).", flag: "reward")
     public let rewardArgs = RecipeKey("reward_args", [String: String](), .keyValues, "Reward argument NAME.key=value, or key=value with one reward (repeatable).", flag: "reward-arg")

@@ -17,7 +17,7 @@ public enum TrainEpochs {
         if r.selection != "none" { return "\(r.named(k.selection)) \(r.selection) draws a pool of selection_pool × batch_size candidates a step" }
         if r.selfTrain != "none" { return "self-training (\(r.named(k.selfTrain)) \(r.selfTrain)) trains on rows it makes as well" }
         if r.objective == "spin" { return "\(r.named(k.objective)) spin trains on answers the model makes" }
-        if r.samplesRollouts(objective) { return "\(r.named(k.objective)) \(r.objective) samples rollouts of prompts, steps_per_generation steps per generation" }
+        if r.samplesRollouts(objective) { return "\(r.named(k.objective)) \(r.objective) samples rollouts of prompts, steps_per_generation × num_iterations steps per generation" }
         return nil
     }
 

@@ -18,7 +18,7 @@ import TensorCore
 /// re-weights micro-batches to), so the result does not depend on the rank count. Detached: φ,
 /// A, the behaviour log-probs, μ. The PPO term is Trinity's, dual clip included: for A < 0,
 /// min(ℓ, −A·`clip_ratio_c`) (`PPOClippedToken.dualClipped`; it bites only off-policy, with
-/// steps_per_generation > 1, where a ratio can pass c).
+/// steps_per_generation or num_iterations > 1, where a ratio can pass c).
 /// Arguments (Trinity's defaults, the class's): `mu_peak` 0.1, `mu_valley` 0.1, `mu_warmup` W 0,
 /// `mu_decay` D 0, `phi` true, `expert_share` 0.2, `epsilon` 0.2, `epsilon_high` (= epsilon),
 /// `clip_ratio_c` 3.

@@ -22,8 +22,8 @@ extension RolloutProducer {
     /// above 0 with no held-out prompt to roll out is refused, as a key that would do nothing.
     func prepareEvaluation(_ setup: RunSetup, limit: Int, maxLengthBinds: Bool) throws {
         let r = setup.recipe
-        guard Recipe.rolloutsPerEvaluationPrompt(r, objective: setup.objective) > 0 else { return }
-        let perPrompt = Recipe.rolloutsPerEvaluationPrompt(r, objective: setup.objective)
+        let perPrompt = r.rolloutsPerEvaluationPrompt(setup.objective)
+        guard perPrompt > 0 else { return }
         let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter { $0.promptLength > 0 })
         guard !raw.isEmpty else {
             guard r.evalRollouts > 0 else { return }
@@ -49,10 +49,18 @@ extension RolloutProducer {
         try Self.checkEvaluationMemory(prompts: evaluationPrompts, rollouts: perPrompt, completion: settings.maxCompletionLength)
     }
 
+    /// What the evaluations do, for the run's log (nil: the held-out NLL).
+    public var evaluationSummary: String? {
+        let g = evaluationRollouts, n = evaluationPrompts.count
+        guard g > 0 else { return nil }
+        return "evaluation: grpo's loss and rewards on \(g) rollout\(g == 1 ? "" : "s") of each of \(n) held-out prompt\(n == 1 ? "" : "s"), as TRL's GRPOTrainer evaluates (--eval-rollouts; 0: their NLL)"
+            + (evaluationDropped > 0 ? "; \(evaluationDropped) longer than the context minus max_completion_length left out (--truncation drop)" : "")
+    }
+
     /// Whether `setup`'s evaluations roll out held-out prompts (grpo with `eval_rollouts` and
     /// `eval_examples` above 0, and held-out rows with a prompt), as `prepareEvaluation` decides.
     static func evaluatesRollouts(_ setup: RunSetup) -> Bool {
-        Recipe.rolloutsPerEvaluationPrompt(setup.recipe, objective: setup.objective) > 0 && setup.heldOut.examples.contains { $0.promptLength > 0 }
+        setup.recipe.rolloutsPerEvaluationPrompt(setup.objective) > 0 && setup.heldOut.examples.contains { $0.promptLength > 0 }
     }
 
     /// An evaluation holds its N × G rollouts as a generation does (about 24 bytes per token:
@@ -71,13 +79,13 @@ extension RolloutProducer {
     /// Every evaluation prompt's `evaluationRollouts` rollouts at the weights of `p.model`,
     /// scored, with their group advantages (collective; the same batch on every rank), and
     /// the rollout figures of `RolloutMetrics` but `accuracy` (`eval_accuracy` is the greedy
-    /// answers' exact match). Nil when the run evaluates the held-out NLL. Generated in chunks
-    /// whatever `progress` (called on every rank with the rollouts done and their total), so a
-    /// quiet run draws the same.
+    /// answers' exact match). Nil when the run evaluates the held-out NLL. Generated 256 rollouts
+    /// per rank at a time, each chunk reported to `progress` (on every rank: done, total).
     public func evaluationBatch(_ p: StepPreparation, progress: ((Int, Int) -> Void)? = nil) -> (batch: StepBatch, figures: [(String, Double)])? {
         guard !evaluationPrompts.isEmpty else { return nil }
         let r = rollOut(Array(evaluationPrompts.indices), of: evaluationPrompts, rollouts: evaluationRollouts, plan: nil,
-                        demonstrations: nil, seed: settings.evaluationSeed(p.step), firstGroup: 0, p, progress: progress ?? { _, _ in })
+                        grouped: nil, seed: settings.evaluationSeed(p.step), firstGroup: 0, p,
+                        chunk: 256 * p.comm.size, progress: progress)
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds)
             .filter { $0.0 != "accuracy" }
         return (StepBatch(step: p.step, sequences: r.sequences), figures)
@@ -87,9 +95,9 @@ extension RolloutProducer {
 extension Recipe {
     /// Rollouts per held-out prompt in an evaluation of a run with `objective`: `eval_rollouts`
     /// (−1: `rollouts`) under grpo sampling with `eval_examples` > 0; 0 (the held-out NLL) otherwise.
-    public static func rolloutsPerEvaluationPrompt(_ r: Recipe, objective: Objective) -> Int {
-        guard objective is GRPOObjective, r.samplesRollouts(objective), r.evalExamples > 0 else { return 0 }
-        return r.evalRollouts < 0 ? r.rollouts : r.evalRollouts
+    public func rolloutsPerEvaluationPrompt(_ objective: Objective) -> Int {
+        guard objective is GRPOObjective, samplesRollouts(objective), self.evalExamples > 0 else { return 0 }
+        return self.evalRollouts < 0 ? self.rollouts : self.evalRollouts
     }
 }
 

@@ -11,7 +11,7 @@ import TensorCore
 /// (`StepPreparation.generate`: rollouts dealt over ranks, KV cache, rollout i of generation g
 /// from stream (seed_g, i), so the rollouts are the same for any rank count). The coordinator
 /// scores them (`RolloutScoring`), every rank forms the group advantages of the whole
-/// generation (`GroupAdvantages`), and step k of the generation trains on prompts
+/// generation (`GroupAdvantages`), and step k of the generation trains on its slice j: prompts
 /// j·batch/G ..< (j + 1)·batch/G with all their rollouts, j = k mod steps_per_generation (each
 /// of the num_iterations passes takes the slices in order). Each rollout carries the sampler's
 /// log-probs of its tokens (`behaviourLogProbs`): the importance ratio's denominator when a
@@ -57,18 +57,19 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public func prepare(_ p: StepPreparation) -> StepBatch {
         // TRL's schedule: a generation every steps_per_generation × num_iterations steps, its
         // slices taken in order on each pass (`_buffered_inputs[_step % steps_per_generation]`).
-        let g = p.step / settings.stepsOfAGeneration, k = p.step % settings.stepsPerGeneration
+        let g = p.step / settings.stepsOfAGeneration, part = p.step % settings.stepsPerGeneration
         var timing = (generate: 0.0, score: 0.0, tokens: 0)
         if generation?.index != g { timing = generate(g, p) }
         let perStep = settings.batchSize
-        let slice = Array(generation!.sequences[(k * perStep)..<((k + 1) * perStep)])
+        let slice = Array(generation!.sequences[(part * perStep)..<((part + 1) * perStep)])
         lastMetrics = RolloutMetrics.rows(slice, rewards: rewards, groupSize: settings.rollouts,
                                           stopIds: stopIds)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
-            + (revealedPrefixes?.metrics(slice, step: p.step) ?? [])
+            // The schedule the generation's rollouts were planned at (its first step), not this step's.
+            + (revealedPrefixes?.metrics(slice, step: g * settings.stepsOfAGeneration) ?? [])
         let grouped = groupedDemonstrations == nil ? [] : Array(generation!.sequences.dropFirst(perStep * settings.stepsPerGeneration)
-            .dropFirst(k * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
+            .dropFirst(part * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
         if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
         var batch = StepBatch(step: p.step, sequences: slice + experts)
@@ -91,7 +92,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let chosen = sampler.batch(step: g)
         let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: settings.rollouts, step: g * settings.stepsOfAGeneration,
                                           generationSeed: settings.generationSeed(g))
-        let r = rollOut(chosen, of: prompts, rollouts: settings.rollouts, plan: plan, demonstrations: groupedDemonstrations,
+        let r = rollOut(chosen, of: prompts, rollouts: settings.rollouts, plan: plan, grouped: groupedDemonstrations,
                         seed: settings.generationSeed(g), firstGroup: g * settings.promptsPerGeneration, p)
         generation = (g, r.sequences)
         return (r.generate, r.score, r.tokens)
@@ -99,39 +100,36 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
 
     /// G rollouts of each of `prompts[chosen]` from `seed`'s streams (with `plan`: continuing
     /// its revealed prefixes), scored by the reward functions, with their group advantages;
-    /// then each prompt's demonstration in its group when `demonstrations` is given (SRFT).
+    /// then each prompt's demonstration in its group when `grouped` is given (SRFT).
     /// Collective: the same sequences on every rank. Also the time of each part and the
-    /// generated tokens. With `progress`, the rollouts are generated `chunk` at a time and
-    /// each chunk reported (done, total); rollout i samples from stream (seed, i) either way.
-    func rollOut(_ chosen: [Int], of prompts: [RolloutPrompt], rollouts G: Int, plan: RevealedPrefixes.Plan?,
-                 demonstrations: GroupedDemonstrations?, seed: UInt64, firstGroup: Int, _ p: StepPreparation,
-                 chunk: Int = 256, progress: ((Int, Int) -> Void)? = nil) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
-        let flat = plan?.prompts ?? chosen.flatMap { repeatElement(prompts[$0].ids, count: G) }
+    /// generated tokens. With `chunk`, the rollouts are generated that many at a time, each
+    /// chunk reported to `progress` (done, total); rollout i samples from stream (seed, i)
+    /// either way.
+    func rollOut(_ chosen: [Int], of pool: [RolloutPrompt], rollouts G: Int, plan: RevealedPrefixes.Plan?,
+                 grouped: GroupedDemonstrations?, seed: UInt64, firstGroup: Int, _ p: StepPreparation,
+                 chunk: Int? = nil, progress: ((Int, Int) -> Void)? = nil) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
+        let flat = plan?.prompts ?? chosen.flatMap { repeatElement(pool[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
         let options = settings.sampling(stopIds: stopIds)
         var gens: [Generation] = []
-        if let progress {
-            for start in stride(from: 0, to: flat.count, by: chunk) {
-                let end = min(start + chunk, flat.count)
-                gens += ShardedGeneration.generate(p.model, prompts: Array(flat[start..<end]), options: options, comm: p.comm) {
-                    RNG(seed: seed, stream: UInt64(start + $0))
-                }
-                progress(end, flat.count)
+        for start in stride(from: 0, to: flat.count, by: max(1, chunk ?? flat.count)) {
+            let end = min(start + (chunk ?? flat.count), flat.count)
+            gens += ShardedGeneration.generate(p.model, prompts: Array(flat[start..<end]), options: options, comm: p.comm) {
+                RNG(seed: seed, stream: UInt64(start + $0))
             }
-        } else {
-            gens = p.generate(prompts: flat, options: options, seed: seed)
+            progress?(end, flat.count)
         }
         let t1 = p.comm.wallTime()
         var items = gens.indices.map { i in
-            let prompt = prompts[chosen[i / G]]
+            let prompt = pool[chosen[i / G]]
             // A hybrid rollout's answer is the revealed prefix and its continuation.
             return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode((plan?.revealed[i] ?? []) + gens[i].ids),
                                reference: prompt.reference, source: prompt.source)
         }
         // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
-        if demonstrations != nil {
-            items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(prompts[c].ids), completion: prompts[c].reference ?? "",
-                                                   reference: prompts[c].reference, source: prompts[c].source) }
+        if grouped != nil {
+            items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(pool[c].ids), completion: pool[c].reference ?? "",
+                                                   reference: pool[c].reference, source: pool[c].source) }
         }
         let matrix = p.decide { RolloutScoring.score(items, with: rewards) }
         Fatal.agree(matrix.error, code: Fatal.Code.input)
@@ -140,7 +138,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
         }
         var advantages: [Float], demoAdvantages: [Float] = []
-        if demonstrations != nil {
+        if grouped != nil {
             let both = GroupedDemonstrations.advantages(rollouts: Array(total[..<gens.count]), demonstrations: Array(total[gens.count...]),
                                                         groupSize: G, scaling: settings.scaling)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
@@ -155,7 +153,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             return s
         }
-        if let d = demonstrations {
+        if let d = grouped {
             sequences += chosen.indices.map { j -> StepSequence in
                 let e = d.exampleOfPrompt[chosen[j]]
                 var s = StepSequence(demonstration: d.examples[e], index: e)

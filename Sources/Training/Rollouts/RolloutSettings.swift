@@ -28,8 +28,8 @@ public struct RolloutSettings: Sendable {
     /// Top-k of the rollouts (0: no limit).
     public var topK = 0
     public var maxCompletionLength: Int
-    /// Optimizer steps per generation: one generation of `stepsPerGeneration · batch` rollouts
-    /// is split into that many step batches, in order.
+    /// Slices of a generation: one generation of `stepsPerGeneration · batch` rollouts is split
+    /// into that many step batches, trained in order (on each of the `iterations` passes).
     public var stepsPerGeneration: Int
     /// Passes over each generation's slices (TRL's `num_iterations`, GRPO's μ, arXiv 2402.03300
     /// Algorithm 1): a generation serves `stepsPerGeneration · iterations` optimizer steps.

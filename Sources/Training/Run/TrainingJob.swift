@@ -127,11 +127,7 @@ public enum TrainingJob {
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
-        if let rollouts = trainer.source as? RolloutProducer, rollouts.evaluationRollouts > 0 {
-            let g = rollouts.evaluationRollouts, n = rollouts.evaluationPrompts.count, dropped = rollouts.evaluationDropped
-            say("evaluation: grpo's loss and rewards on \(g) rollout\(g == 1 ? "" : "s") of each of \(n) held-out prompt\(n == 1 ? "" : "s"), as TRL's GRPOTrainer evaluates (--eval-rollouts; 0: their NLL)"
-                + (dropped > 0 ? "; \(dropped) longer than the context minus max_completion_length left out (--truncation drop)" : ""))
-        }
+        if let line = (trainer.source as? RolloutProducer)?.evaluationSummary { say(line) }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
