@@ -37,6 +37,11 @@ final class NumIterationsCLITests: XCTestCase {
             }
         }
         XCTAssertNotEqual(a[0]["reward"], a[4]["reward"], "a new generation at step 5")
+        // num_tokens counts a generation once, as TRL's: the second pass adds nothing.
+        let counted = a.map { Int($0["num_tokens"] ?? -1) }
+        XCTAssertEqual([counted[2], counted[3]], [counted[1], counted[1]], "\(counted)")
+        XCTAssertEqual([counted[6], counted[7]], [counted[5], counted[5]], "\(counted)")
+        XCTAssertLessThan(counted[1], counted[5], "\(counted)")
         // The second pass is off-policy: its ratio moved from 1 after two updates.
         XCTAssertEqual(a[0]["ratio"] ?? .nan, 1, accuracy: 1e-5)
         XCTAssertGreaterThan(abs((a[2]["ratio"] ?? 1) - 1), 1e-5, "step 3's ratio")

@@ -199,7 +199,9 @@ final class StepPipelineTests: XCTestCase {
         s.tokenWeights = [1, 0.5, 2]; s.weight = 0.75; s.pair = 1; s.pairRole = .chosen
         var t = StepSequence(example: -1, origin: .pseudoLabel, ids: [], lossMask: [], promptLength: 0)
         t.pair = 0; t.pairRole = .rejected
-        let batch = StepBatch(step: 12, sequences: [s, t])
+        var batch = StepBatch(step: 12, sequences: [s, t])
+        XCTAssertEqual(StepBatch(wireBytes: batch.wireBytes), batch)
+        batch.lossTokensPerStep = 2.5; batch.tokensSeenBefore = 3
         XCTAssertEqual(StepBatch(wireBytes: batch.wireBytes), batch)
     }
 

@@ -71,6 +71,10 @@ public struct StepBatch: Sendable, Equatable {
     /// rollouts spans several steps: TRL's `dapo` divides each step by it rather than by the
     /// step's own count (`StepContext.lossTokensPerStep`). nil: a step is its own generation.
     public var lossTokensPerStep: Double? = nil
+    /// Tokens of this batch's sequences that an earlier step trained on already (a second pass
+    /// over a generation, num_iterations > 1): left out of `num_tokens`, which TRL counts once
+    /// per generation.
+    public var tokensSeenBefore = 0
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
 
     /// Sequence indices that must share a rank and a micro-batch: a sequence with its
@@ -108,10 +112,13 @@ extension StepSequence: WireCodable {
 }
 
 extension StepBatch: WireCodable {
-    public func write(to w: inout WireWriter) { w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1) }
+    public func write(to w: inout WireWriter) {
+        w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1); w.put(Int64(tokensSeenBefore))
+    }
     public init(from r: inout WireReader) {
         self.init(step: Int(r.get(Int64.self)), sequences: r.getArray(StepSequence.self))
         let perStep = r.get(Double.self)
         lossTokensPerStep = perStep >= 0 ? perStep : nil
+        tokensSeenBefore = Int(r.get(Int64.self))
     }
 }

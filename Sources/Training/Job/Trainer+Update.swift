@@ -28,7 +28,7 @@ extension Trainer {
         let norm = zero?.gradientNorm() ?? trainable.gradientNorm(model.parameters)
         let lr = schedule.lr(at: step)
         var report = StepReport(step: step, loss: globalLoss, lr: lr, gradNorm: norm, tokens: prepared.globalTokens,
-                                sequenceTokens: prepared.globalSequenceTokens, lossTokens: prepared.context.globalLossTokens, diagnostics: [], skipped: false)
+                                sequenceTokens: prepared.globalSequenceTokens - prepared.batch.tokensSeenBefore, lossTokens: prepared.context.globalLossTokens, diagnostics: [], skipped: false)
         for (i, name) in names.enumerated() {
             let count = sums[2 + names.count + i]
             report.diagnostics.append((name, count > 0 ? sums[2 + i] / count : sums[2 + i]))
