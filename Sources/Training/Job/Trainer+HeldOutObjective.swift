@@ -33,7 +33,7 @@ extension Trainer {
     /// with the rollouts' figures beside the objective's; nil when the run evaluates the
     /// held-out NLL (another objective, or none to roll out). Collective.
     public func evaluateRollouts(step: Int, progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation? {
-        guard let producer = source as? RolloutProducer, !producer.evaluationPrompts.isEmpty else { return nil }
+        guard let producer = source as? RolloutProducer else { return nil }
         let r = setup.recipe
         let p = StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples, tokenizer: setup.tokenizer,
                                 seed: r.seed, microBatchSize: r.microBatchSize)
@@ -51,7 +51,8 @@ extension Trainer {
     func evaluateObjective(_ batch: StepBatch, temperature: Float,
                            progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation {
         let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
-        var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }), Int64(micro.reduce(0) { $0 + sequenceCount($1) })]
+        let sequencesOf = micro.map(sequenceCount)
+        var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }), Int64(sequencesOf.reduce(0, +))]
         comm.allreduce(&counts, op: .sum)
         let r = setup.recipe
         var context = StepContext(step: batch.step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
@@ -69,7 +70,7 @@ extension Trainer {
                 unused.withUnsafeMutableBufferPointer { objective.lossAndGradient(f.input, dlogits: $0.baseAddress!) }
             }
             total = merge(total, result)
-            done += sequenceCount(mb)
+            done += sequencesOf[k]
             progress?("held-out \(objective.name) loss", min(done * comm.size, batch.sequences.count), batch.sequences.count)
         }
         let (sums, names) = reduceScalars(loss: total.loss, bad: false, diag: total.diagnostics, counts: total.diagnosticCounts)

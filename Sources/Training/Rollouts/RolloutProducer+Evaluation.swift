@@ -100,12 +100,3 @@ extension Recipe {
         return self.evalRollouts < 0 ? self.rollouts : self.evalRollouts
     }
 }
-
-extension RolloutSettings {
-    /// The seed of the evaluation at `step`'s streams, apart from every generation's.
-    public func evaluationSeed(_ step: Int) -> UInt64 {
-        var mix = SplitMix64(seed: seed ^ 0x4556_414C_524F_4C4C)   // "EVALROLL"
-        mix.state &+= UInt64(step) &* 0x9E37_79B9_7F4A_7C15
-        return mix.next()
-    }
-}

@@ -114,8 +114,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let t0 = p.comm.wallTime()
         let options = settings.sampling(stopIds: stopIds)
         var gens: [Generation] = []
-        for start in stride(from: 0, to: flat.count, by: max(1, chunk ?? flat.count)) {
-            let end = min(start + (chunk ?? flat.count), flat.count)
+        let size = max(1, chunk ?? flat.count)
+        for start in stride(from: 0, to: flat.count, by: size) {
+            let end = min(start + size, flat.count)
             gens += ShardedGeneration.generate(p.model, prompts: Array(flat[start..<end]), options: options, comm: p.comm) {
                 RNG(seed: seed, stream: UInt64(start + $0))
             }

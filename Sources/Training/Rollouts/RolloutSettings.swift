@@ -81,8 +81,18 @@ public struct RolloutSettings: Sendable {
     /// The seed of generation `g`'s streams; rollout i of it samples from stream i, so the
     /// draws are a function of (seed, generation, prompt position, sample) only.
     public func generationSeed(_ g: Int) -> UInt64 {
-        var mix = SplitMix64(seed: seed ^ 0x524F_4C4C_4F55_5453)   // "ROLLOUTS": apart from the seed's other streams
-        mix.state &+= UInt64(g) &* 0x9E37_79B9_7F4A_7C15
+        streamSeed(salt: 0x524F_4C4C_4F55_5453, g)   // "ROLLOUTS": apart from the seed's other streams
+    }
+
+    /// The seed of the evaluation at `step`'s streams, apart from every generation's.
+    public func evaluationSeed(_ step: Int) -> UInt64 {
+        streamSeed(salt: 0x4556_414C_524F_4C4C, step)   // "EVALROLL"
+    }
+
+    /// The run's seed mixed with `salt` (one family of streams) and `index` (one member).
+    func streamSeed(salt: UInt64, _ index: Int) -> UInt64 {
+        var mix = SplitMix64(seed: seed ^ salt)
+        mix.state &+= UInt64(index) &* 0x9E37_79B9_7F4A_7C15
         return mix.next()
     }
 }
