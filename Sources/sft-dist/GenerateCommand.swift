@@ -118,23 +118,12 @@ struct Generate: ParsableCommand {
             }
             let template = try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template
             return try JSONLReader.read(path: prompts!, rows: .prompts).records.map { r in
-                switch r.record {
-                case .promptCompletion(let p, _):
-                    // As train, eval and GRPO tokenize a prompt row: the tokenizer's BOS, the text as text.
-                    let e = ChatFormat.promptCompletion(prompt: p, completion: "", source: r.source, tokenizer: tok)
-                    return (p, r.source, Array(e.ids[0..<e.promptLength]))
-                case .messages(let msgs):
-                    // Tokenized as training tokenizes a conversation: the template's markers are
-                    // special tokens, the contents text (a literal "<|im_end|>" in a message
-                    // stays text and cannot close its turn).
-                    let turns = try RolloutPrompts.promptTurns(msgs, source: r.source).turns
-                    let e = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
-                                                        tokenizer: tok, template: template)
-                    let ids = Array(e.ids[0..<e.promptLength])
-                    return (tok.decode(ids), r.source, ids)
-                case .text:   // JSONLReader refuses them among prompts
-                    throw DataError(#"\#(r.source): a {"text"} row has no prompt"#)
-                }
+                // As train, eval and GRPO tokenize a prompt row: the tokenizer's BOS, the text as
+                // text; a conversation's template markers as special tokens, its contents as text
+                // (a literal "<|im_end|>" in a message stays text and cannot close its turn).
+                let ids = try ChatFormat.prompt(of: r, tokenizer: tok, template: template).ids
+                if case .promptCompletion(let p, _) = r.record { return (p, r.source, ids) }
+                return (tok.decode(ids), r.source, ids)
             }
         }
         if let prompts { SameInputs.check("--prompts \(prompts)", file: prompts) }

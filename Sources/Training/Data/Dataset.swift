@@ -32,6 +32,9 @@ public struct LoadReport: Sendable, Equatable {
     public var textRows: Int = 0
     /// `{prompt, completion}` rows read (pairs of them, for preference data).
     public var promptCompletionRows: Int = 0
+    /// Of `conversations` and `promptCompletionRows`, the rows that are only a prompt
+    /// (`DataRecord.isPromptOnly`: grpo's prompt-only data).
+    public var promptOnlyRows: Int = 0
     /// Tokens of the longest example (a pair's longer side) before it was fitted to `maxLength`.
     public var longest: Int = 0
     /// Of `truncated`, those left with no loss token (and so also in `droppedNoLossTokens`).
@@ -73,6 +76,7 @@ public struct LoadReport: Sendable, Equatable {
     public var summary: String {
         let kept = records - droppedTooLong - droppedNoLossTokens - droppedIdenticalPairs
         var notes: [String] = []
+        if promptOnlyRows > 0 { notes.append("\(promptOnlyRows == records ? "all" : "\(promptOnlyRows)") prompts only, with no completion") }
         if truncated > 0 { notes.append("truncated \(truncated) (\(truncation.rawValue)) to \(maxLength) tokens") }
         if droppedTooLong > 0 { notes.append("dropped \(droppedTooLong) longer than \(maxLength) tokens") }
         if droppedNoLossTokens > 0 { notes.append("dropped \(droppedNoLossTokens) with no loss tokens left") }
@@ -86,7 +90,8 @@ public struct LoadReport: Sendable, Equatable {
     }
 }
 
-/// Tokenized examples, every one at most `maxLength` tokens with at least one loss token.
+/// Tokenized examples, every one at most `maxLength` tokens with at least one loss token
+/// (but prompt-only rows, `Example.isPromptOnly`, which have none).
 ///
 /// Immutable so every rank (and every thread of a rank) can share one instance; the batch
 /// sampler only ever hands out indices into `examples`.
@@ -104,8 +109,8 @@ public final class Dataset: Sendable {
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
                             skipBadLines: Bool = false, lossScope: LossScope = .answersOnly,
                             textField: String = JSONLReader.defaultTextField,
-                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws {
-        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, textField: textField)
+                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes, rows: JSONLReader.Rows = .examples) throws {
+        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows, textField: textField)
         try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
                       truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope)
     }
@@ -127,15 +132,18 @@ public final class Dataset: Sendable {
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {
-            let full = lossScope.apply(try ChatFormat.example(from: record, tokenizer: tokenizer, template: template),
-                                       record: record.record)
+            // Prompt-only rows (read with `JSONLReader.Rows.examplesOrPrompts`: grpo's data) train no token.
+            let promptOnly = record.record.isPromptOnly
+            let full = promptOnly ? try ChatFormat.promptOnly(record, tokenizer: tokenizer, template: template)
+                : lossScope.apply(try ChatFormat.example(from: record, tokenizer: tokenizer, template: template), record: record.record)
+            if promptOnly { report.promptOnlyRows += 1 }
             report.longest = max(report.longest, full.ids.count)
             guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
                 report.droppedTooLong += 1
                 continue
             }
             if fitted.ids.count < full.ids.count { report.truncated += 1 }
-            if lossTokenCount(fitted) == 0 {
+            if lossTokenCount(fitted) == 0 && !promptOnly {
                 report.droppedNoLossTokens += 1
                 if fitted.ids.count < full.ids.count { report.cutToNothing += 1 }
                 continue
@@ -155,7 +163,7 @@ public final class Dataset: Sendable {
     /// The note that `{"text"}` rows (no answer) are scored for loss only, where an evaluation
     /// generates; nil without them. `which` qualifies the rows ("held-out ").
     public func textRowsNote(which: String = "") -> String? {
-        let texts = examples.filter { $0.answer == nil }
+        let texts = examples.filter { $0.answer == nil && !$0.isPromptOnly }
         guard let first = texts.first else { return nil }
         return #"note: \#(texts.count) \#(which){"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"#
     }

@@ -24,31 +24,22 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 }
 
-/// One conversation turn of a `messages` record.
-public struct ChatMessage: Sendable, Equatable {
-    public enum Role: String, Sendable, CaseIterable {
-        case system, user, assistant
-    }
-    public var role: Role
-    public var content: String
-    /// An assistant turn's `reasoning_content` (Qwen3's template writes it in the turn's
-    /// `<think>` block instead of splitting `content`: `ThinkingReplies`); other templates
-    /// ignore it, as transformers' do.
-    public var reasoning: String?
-
-    public init(role: Role, content: String, reasoning: String? = nil) {
-        self.role = role
-        self.content = content
-        self.reasoning = reasoning
-    }
-}
-
 /// The record shapes a JSONL line may have.
 public enum DataRecord: Sendable, Equatable {
     case promptCompletion(prompt: String, completion: String)
     case messages([ChatMessage])
     /// `{"text": ...}`: plain text, every token trained (TRL's language-modeling rows).
     case text(String)
+
+    /// Only a prompt: a `{"prompt"}` row with no completion, or messages with no assistant
+    /// turn, as `Rows.prompts` and `.examplesOrPrompts` read them (`ChatFormat.promptOnly`).
+    public var isPromptOnly: Bool {
+        switch self {
+        case .promptCompletion(_, let completion): return completion.isEmpty
+        case .messages(let messages): return !messages.contains { $0.role == .assistant }
+        case .text: return false
+        }
+    }
 }
 
 /// A parsed record and the line it came from.
@@ -99,8 +90,10 @@ public struct JSONLReadResult: Sendable, Equatable {
 public enum JSONLReader {
     /// What a line must hold: a training example (a non-empty completion or final assistant
     /// turn), or only a prompt (`generate --prompts`: a completion or assistant turn, if
-    /// present, may be empty or missing; messages may end with a user turn).
-    public enum Rows: Sendable { case examples, prompts }
+    /// present, may be empty or missing; messages may end with a user turn), or either
+    /// (`examplesOrPrompts`, grpo's `--data` and `--heldout`: TRL's GRPO datasets are
+    /// prompt-only; a row with no "completion" field, or messages with no assistant turn).
+    public enum Rows: Sendable { case examples, prompts, examplesOrPrompts }
 
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
     /// and would otherwise be tokenized only to be truncated away.
@@ -300,7 +293,7 @@ public enum JSONLReader {
             }
             return .messages(try chatMessages(from: messages, rows: rows))
         }
-        if rows == .prompts {
+        if rows == .prompts || (rows == .examplesOrPrompts && fields["completion"] == nil && fields["prompt"] != nil) {
             guard fields["prompt"] != nil else { throw LineProblem(#"missing field "prompt" (or "messages")"#) }
             let completion = fields["completion"] == nil ? "" : try stringField("completion", in: fields)
             return .promptCompletion(prompt: try stringField("prompt", in: fields), completion: completion)
@@ -348,7 +341,7 @@ public enum JSONLReader {
             }
             messages.append(ChatMessage(role: role, content: content, reasoning: reasoning))
         }
-        if rows == .prompts { return messages }
+        if rows == .prompts || (rows == .examplesOrPrompts && !messages.contains { $0.role == .assistant }) { return messages }
         guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {
             throw LineProblem(#""messages" has no assistant turn"#)
         }

@@ -85,6 +85,10 @@ public struct RunSetup {
             }
             else { log("held-out: \(heldOut.count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
             if recipe.evalExamples > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
+            if let note = promptOnlyNote(heldOut, recipe: recipe, objective: objective) { log(note) }
+        }
+        if heldOut.count > 0 && heldOut.examples.allSatisfy(\.isPromptOnly) && recipe.rolloutsPerEvaluationPrompt(objective) == 0 {
+            Fatal.agree("\(recipe.heldout ?? recipe.data): the held-out rows are prompts only, which have no NLL, and this run evaluates the held-out NLL (\(recipe.evalExamples == 0 ? "--eval-examples 0" : "--eval-rollouts 0")): evaluate by rolling them out (--eval-rollouts -1, --eval-examples above 0), give rows with completions, or no held-out set (--heldout-fraction 0)")
         }
         if train.count == 0 { Fatal.agree("\(recipe.data): no training examples left after the held-out split") }
         // {"text"} rows (no prompt, no answer) train as they are; methods that answer --data's
@@ -93,7 +97,7 @@ public struct RunSetup {
             : objective.requirements.rollouts && recipe.prompts == nil ? "objective \(recipe.objective) samples answers to --data's prompts (no --prompts)"
             : recipe.objective == "spin" ? "objective spin answers --data's prompts"
             : recipe.selfTrain != "none" && recipe.unlabelled == nil ? "self-training \(recipe.selfTrain) answers --data's prompts (no --unlabelled)" : nil
-        let textRow = train.examples.first { $0.answer == nil }
+        let textRow = train.examples.first { $0.answer == nil && !$0.isPromptOnly }
         Fatal.agree(answers.flatMap { why in textRow.map { #"\#($0.source): a {"text"} row has no prompt, and \#(why): give {"prompt", "completion"} rows"# } })
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
         let pairs = objective.requirements.pairs
@@ -133,6 +137,7 @@ public struct RunSetup {
         let paths = dataPaths(recipe)
         let truncation = recipe.truncation
         let maxLength = min(recipe.maxLength, context)
+        let rows: JSONLReader.Rows = recipe.readsPromptOnlyRows(objective) ? .examplesOrPrompts : .examples
         if objective.requirements.pairs {
             if recipe.data == builtinData {
                 throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
@@ -162,21 +167,31 @@ public struct RunSetup {
             if let h = recipe.heldout {
                 return (train, try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
                                            template: template, skipBadLines: recipe.skipBadLines, lossScope: recipe.lossScope,
-                                           textField: recipe.datasetTextField))
+                                           textField: recipe.datasetTextField, rows: rows))
             }
             return (train, try dataset(heldRecords, builtinData + " (held-out rows)"))
         }
         let all = try Dataset(path: paths.train, tokenizer: tokenizer, maxLength: maxLength,
                               truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
-                              lossScope: recipe.lossScope, textField: recipe.datasetTextField)
+                              lossScope: recipe.lossScope, textField: recipe.datasetTextField, rows: rows)
         if let h = paths.heldOut {
             let held = try Dataset(path: h, tokenizer: tokenizer, maxLength: maxLength,
                                    truncation: truncation, template: template, skipBadLines: recipe.skipBadLines,
-                                   lossScope: recipe.lossScope, textField: recipe.datasetTextField)
+                                   lossScope: recipe.lossScope, textField: recipe.datasetTextField, rows: rows)
             return (all, recipe.scoredData ? try rightAnswers(held, path: h, recipe: recipe) : held)
         }
         let (train, held) = all.split(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
         return (train, recipe.scoredData ? try rightAnswers(held, path: paths.train, recipe: recipe) : held)
+    }
+
+    /// The log's note on held-out rows that are only a prompt (grpo's prompt-only data): grpo's
+    /// evaluation rolls them out; the held-out NLL and greedy exact match pass them over.
+    static func promptOnlyNote(_ heldOut: Dataset, recipe: Recipe, objective: Objective) -> String? {
+        let n = heldOut.examples.filter(\.isPromptOnly).count
+        guard n > 0 else { return nil }
+        let use = recipe.rolloutsPerEvaluationPrompt(objective) > 0 ? "the evaluation rolls them out and scores the rollouts; eval_accuracy (greedy exact match) passes them over, having no reference"
+            : "the held-out NLL and eval_accuracy pass them over (no completion to score)"
+        return "note: \(n) of \(heldOut.count) held-out rows are prompts only: \(use)"
     }
 
     /// Scored samples held out for evaluation: only those with a positive score (reward, or

@@ -24,7 +24,7 @@ extension RolloutProducer {
         let r = setup.recipe
         let perPrompt = r.rolloutsPerEvaluationPrompt(setup.objective)
         guard perPrompt > 0 else { return }
-        let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter { $0.promptLength > 0 })
+        let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter(\.hasPrompt))
         guard !raw.isEmpty else {
             guard r.evalRollouts > 0 else { return }
             let why = setup.heldOut.count == 0 ? "there is no held-out set (heldout_fraction 0 and no --heldout)" : "no held-out row has a prompt ({text} rows)"
@@ -60,7 +60,7 @@ extension RolloutProducer {
     /// Whether `setup`'s evaluations roll out held-out prompts (grpo with `eval_rollouts` and
     /// `eval_examples` above 0, and held-out rows with a prompt), as `prepareEvaluation` decides.
     static func evaluatesRollouts(_ setup: RunSetup) -> Bool {
-        setup.recipe.rolloutsPerEvaluationPrompt(setup.objective) > 0 && setup.heldOut.examples.contains { $0.promptLength > 0 }
+        setup.recipe.rolloutsPerEvaluationPrompt(setup.objective) > 0 && setup.heldOut.examples.contains(where: \.hasPrompt)
     }
 
     /// An evaluation holds its N × G rollouts as a generation does (about 24 bytes per token:

@@ -33,32 +33,9 @@ public enum RolloutPrompts {
         let rows = try JSONLReader.read(path: path, rows: .prompts).records
         if rows.isEmpty { throw DataError(path: path, "no prompts") }
         return try rows.map { row in
-            switch row.record {
-            case .promptCompletion(let prompt, let completion):
-                let e = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: row.source, tokenizer: tokenizer)
-                return RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: completion.isEmpty ? nil : completion,
-                                     source: row.source)
-            case .messages(let messages):
-                let (turns, reference) = try promptTurns(messages, source: row.source)
-                let e = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: row.source,
-                                                    tokenizer: tokenizer, template: template)
-                return RolloutPrompt(ids: Array(e.ids[0..<e.promptLength]), reference: reference, source: row.source)
-            case .text:   // JSONLReader refuses them among prompts
-                throw DataError(#"\#(row.source): a {"text"} row has no prompt"#)
-            }
+            let (ids, reference) = try ChatFormat.prompt(of: row, tokenizer: tokenizer, template: template)
+            return RolloutPrompt(ids: ids, reference: reference, source: row.source)
         }
-    }
-
-    /// The turns a `{messages}` prompt row prompts with, and its reference: a final assistant
-    /// turn. A row that is only that turn has nothing to prompt with — transformers'
-    /// `apply_chat_template` refuses the empty conversation; here the template's default system
-    /// turn alone was the prompt (a hostile review) — and is refused.
-    public static func promptTurns(_ messages: [ChatMessage], source: String) throws -> (turns: [ChatMessage], reference: String?) {
-        guard messages.last?.role == .assistant else { return (messages, nil) }
-        if messages.count == 1 {
-            throw DataError("\(source): the conversation is one assistant turn, the reference; a prompt needs a turn before it")
-        }
-        return (Array(messages.dropLast()), messages.last!.content)
     }
 
     /// Prompts fitted to `limit` tokens (the context minus `max_completion_length`) as

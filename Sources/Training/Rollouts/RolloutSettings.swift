@@ -15,6 +15,13 @@ extension Recipe {
     public func samplesRollouts(_ objective: Objective) -> Bool {
         objective.requirements.rollouts && !self.scoredData
     }
+
+    /// grpo reads rows that are only a prompt in `--data` and `--heldout` (TRL's GRPO datasets
+    /// hold a "prompt" column; GRPOTrainer samples the answers). The mixing objectives train on
+    /// `--data`'s completions, and the other methods on the rows' tokens.
+    public func readsPromptOnlyRows(_ objective: Objective) -> Bool {
+        objective is GRPOObjective && samplesRollouts(objective)
+    }
 }
 
 /// The rollout part of a recipe, checked once at start-up.

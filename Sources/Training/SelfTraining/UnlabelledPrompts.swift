@@ -19,7 +19,7 @@ public enum UnlabelledPrompts {
                 example = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: r.source, tokenizer: tokenizer)
             case .messages(let messages):
                 // The turns before a final answer, refused as generate's and GRPO's prompts are when none.
-                let (turns, reference) = try RolloutPrompts.promptTurns(messages, source: r.source)
+                let (turns, reference) = try ChatFormat.promptTurns(messages, source: r.source)
                 if !(reference?.isEmpty ?? true) { carrying.append(r.source) }
                 example = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
                                                       tokenizer: tokenizer, template: template)
