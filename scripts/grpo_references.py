@@ -217,6 +217,17 @@ def main():
                                      temperature=tau, behaviour=behaviour_tau)
         tempered.append({"args": {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)},
                          "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # mask_truncated_completions: rollout 5 reached max_completion_length (7) without an end
+    # token; TRL zeroes its completion mask after scoring (`completion_mask * ~is_truncated`), so
+    # its advantage stays in its group, its tokens leave the loss and the token counts, and it
+    # still counts in grpo's and dr_grpo's B.
+    truncated = 5
+    masked = [dict(x, loss_mask=[0] * len(x["loss_mask"])) if e == truncated else x for e, x in enumerate(examples)]
+    masked_configs = []
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+        loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True)
+        masked_configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"},
+                               "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
     import math
@@ -243,6 +254,7 @@ def main():
         "chord_expert": expert,
         "chord": chord,
         "temperature": {"value": tau, "behaviour": behaviour_tau, "configurations": tempered},
+        "truncated": {"rollout": truncated, "configurations": masked_configs},
     }
     write_fixture(OUT, out, f"{len(configs)} configurations, {len(examples)} rollouts, {len(ADVANTAGE_CASES)} advantage cases")
 

@@ -86,6 +86,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.stepsPerGeneration) var stepsPerGeneration: String?
     @Option(recipe: \.numIterations) var numIterations: String?
     @Option(recipe: \.evalRollouts) var evalRollouts: String?
+    @Flag(recipe: \.maskTruncatedCompletions) var maskTruncatedCompletions: Bool?
     @Option(recipe: \.rewards) var rewards: [String]
     @Option(recipe: \.rewardArgs) var rewardArgs: [String]
     @Option(recipe: \.scaleRewards) var scaleRewards: String?

@@ -28,6 +28,8 @@ final class GRPOReferenceTests: XCTestCase {
         var chord: [Configuration]
         struct Tempered: Decodable { var value: Double; var behaviour: [[Float]]; var configurations: [Configuration] }
         var temperature: Tempered
+        struct Truncated: Decodable { var rollout: Int; var configurations: [Configuration] }
+        var truncated: Truncated
     }
 
     static let fixture: Fixture = referenceFixture("grpo-reference.json")
@@ -77,10 +79,14 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertNotEqual(a.advantages[3], 0)
     }
 
-    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, atTemperature tempered: Fixture.Tempered? = nil) -> TrainerHarness {
+    /// `truncated`: that rollout reached max_completion_length without an end token, and its
+    /// loss mask is the producer's under mask_truncated_completions.
+    func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, atTemperature tempered: Fixture.Tempered? = nil,
+                 truncated: Int? = nil) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(ids: e.ids, lossMask: RolloutProducer.trainedMask(e.loss_mask, finish: i == truncated ? .length : .stop),
+                    promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
         }
         var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
                                reference: f.logits.reference.flatMap { $0 }, microBatchSize: 2, totalSteps: 4)
@@ -108,6 +114,28 @@ final class GRPOReferenceTests: XCTestCase {
                 assertGradientMatchesReference(got.gradient, c.grad, label)
                 // TRL's kl: the mean of c1·k3 (use_bias_correction_kl, its default) or of k3.
                 XCTAssertEqual(c.clip?.count, c.args["beta"] != "0.0" ? 4 : 3, label)
+                for (key, want) in c.clip ?? [:] {
+                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
+                }
+            }
+        }
+    }
+
+    /// TRL's mask_truncated_completions: one rollout reached max_completion_length without an
+    /// end token and trains none of its tokens, while its advantage stays in its group; TRL's
+    /// loss on the same batch at any split, every aggregation (grpo's and dr_grpo's B still
+    /// count it; bnpo's and dapo's token counts do not).
+    func testMaskedTruncatedRolloutsMatchTRLAtAnySplit() throws {
+        let t = Self.fixture.truncated
+        XCTAssertEqual(Set(t.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
+        for c in t.configurations {
+            for (ranks, micro) in [(1, 2), (3, 1), (2, 3)] {
+                var h = harness(truncated: t.rollout)
+                h.microBatchSize = micro
+                let got = try h.run("grpo", c.args, ranks: ranks)[0]
+                let label = "\(c.args), rollout \(t.rollout) masked, at \(ranks) rank(s), micro-batches of \(micro)"
+                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+                assertGradientMatchesReference(got.gradient, c.grad, label)
                 for (key, want) in c.clip ?? [:] {
                     XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
                 }

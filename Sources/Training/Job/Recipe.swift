@@ -201,7 +201,7 @@ public struct Recipe: Codable, Equatable, Sendable {
             (k.prompts, self.prompts != nil), (k.rollouts, deliberate(k.rollouts)),
             (k.rolloutTemperature, deliberate(k.rolloutTemperature)), (k.rolloutTopP, deliberate(k.rolloutTopP)),
             (k.rolloutTopK, deliberate(k.rolloutTopK)), (k.stepsPerGeneration, deliberate(k.stepsPerGeneration)),
-            (k.numIterations, deliberate(k.numIterations))]
+            (k.numIterations, deliberate(k.numIterations)), (k.maskTruncatedCompletions, deliberate(k.maskTruncatedCompletions))]
         if !self.scoredData {
             unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards))]
         }

@@ -125,6 +125,7 @@ public struct RecipeKeys: Sendable {
     public let evalRollouts = RecipeKey("eval_rollouts", -1, .within(-1...4096), "Rollouts per held-out prompt when grpo evaluates (TRL's num_generations_eval; -1: as --rollouts; 0: the held-out NLL instead).", resume: .mayChange)
     public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Step batches one generation of rollouts is split into, trained in order (× num_iterations steps per generation; later steps are off-policy: importance ratio to the behaviour log-probs).")
     public let numIterations = RecipeKey("num_iterations", 1, .within(1...1024), "Times each generation is trained on (TRL's num_iterations, GRPO's μ): steps_per_generation × num_iterations optimizer steps per generation, its slices in order each time.")
+    public let maskTruncatedCompletions = RecipeKey("mask_truncated_completions", false, .bool, "Train no token of a rollout that reached max_completion_length without an end token (TRL's mask_truncated_completions, DAPO's overlong filtering); it still counts in its group's advantages and in completions/*.")
     public let rewards = RecipeKey("rewards", [String](), .rewardSpecs, "Reward function NAME or NAME=WEIGHT (repeatable; a YAML list).", flag: "reward")
     public let rewardArgs = RecipeKey("reward_args", [String: String](), .keyValues, "Reward argument NAME.key=value, or key=value with one reward (repeatable).", flag: "reward-arg")
     public let scaleRewards = RecipeKey("scale_rewards", RewardScaling.group, .cases,

@@ -154,6 +154,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
+            if settings.maskTruncated { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             return s
         }
         if let d = grouped {
@@ -179,6 +180,15 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                              promptLength: prompt.count)
         s.behaviourLogProbs = [Float](repeating: 0, count: prompt.count) + gen.logProbs
         return s
+    }
+
+    /// The loss mask of a rollout under `mask_truncated_completions` (TRL's; DAPO, arXiv
+    /// 2503.14476, §3.4, overlong filtering): none of its tokens when it was cut at
+    /// max_completion_length (`finish` is not a stop token), else `mask`. Applied after scoring,
+    /// as TRL masks: its reward and advantage stay in its group, and it still counts in grpo's
+    /// and dr_grpo's B.
+    static func trainedMask(_ mask: [UInt8], finish: Generation.Finish) -> [UInt8] {
+        finish == .stop ? mask : [UInt8](repeating: 0, count: mask.count)
     }
 
     // MARK: StepProducer / StatefulComponent state

@@ -42,6 +42,9 @@ public struct RolloutSettings: Sendable {
     /// Algorithm 1): a generation serves `stepsPerGeneration · iterations` optimizer steps.
     public var iterations = 1
     public var stepsOfAGeneration: Int { stepsPerGeneration * iterations }
+    /// A rollout cut at `maxCompletionLength` (no end token) trains no token (TRL's
+    /// `mask_truncated_completions`; DAPO, arXiv 2503.14476, §3.4 "overlong filtering").
+    public var maskTruncated = false
     public var scaling: RewardScaling
     public var seed: UInt64
 
@@ -65,6 +68,7 @@ public struct RolloutSettings: Sendable {
                       seed: r.seed)
         topK = r.rolloutTopK
         iterations = r.numIterations
+        maskTruncated = r.maskTruncatedCompletions
     }
 
     /// Longest prompt that leaves room for a whole completion in `context` tokens; `setBy`
