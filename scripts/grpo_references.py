@@ -95,7 +95,7 @@ def behaviour_at(examples, T, old, temperature):
 
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
-              tokens_per_step=None, temperature=1.0, behaviour=None):
+              tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -123,16 +123,24 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
             mask[e, k] = 1
             k += 1
     A = torch.tensor(advantages, dtype=torch.float64).unsqueeze(1)
-    coef_1 = torch.exp(logp - old)
-    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
-    per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    log_ratio = logp - old
+    if level == "sequence":   # GSPO: one ratio per rollout, [B, 1]
+        log_w = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    else:
+        log_w = log_ratio
+    coef_1 = torch.exp(log_w)
     kl = None
     if beta != 0:
         per_token_kl = torch.exp(ref - logp) - (ref - logp) - 1
         if bias_correction:
             per_token_kl = per_token_kl * coef_1
-        per_token_loss = per_token_loss + beta * per_token_kl
         kl = ((per_token_kl * mask).sum() / mask.sum()).item()
+    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+    if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
+        coef_1 = torch.clamp(coef_1, max=delta)
+    per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if beta != 0:
+        per_token_loss = per_token_loss + beta * per_token_kl
     if loss_type == "grpo":
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
     elif loss_type == "bnpo":
@@ -146,7 +154,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     low = ((coef_1 < 1 - eps_low) & (A < 0)).double()
     high = ((coef_1 > 1 + eps_high) & (A > 0)).double()
     region = ((low + high) > 0).double()
-    clip = {name: ((x * mask).sum() / mask.sum()).item()
+    # TRL's global_masked_mean: a [B, 1] (sequence-level) value is averaged over the rollouts.
+    clip = {name: (x.mean() if x.shape[1] == 1 else (x * mask).sum() / mask.sum()).item()
             for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
     if kl is not None:
         clip["kl"] = kl
@@ -202,6 +211,22 @@ def main():
             if not correct:
                 args["use_bias_correction_kl"] = "false"
             configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # importance_sampling_level "sequence" (GSPO) at every aggregation, with and without the KL's
+    # ratio; delta (two-sided clipping) at both levels.
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+        for eps_low, eps_high, beta, correct in [(0.2, 0.2, 0.0, True), (0.1, 0.3, 0.05, True), (0.1, 0.3, 0.05, False)]:
+            loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, correct,
+                                         level="sequence")
+            args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta),
+                    "importance_sampling_level": "sequence"}
+            if not correct:
+                args["use_bias_correction_kl"] = "false"
+            configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    for level, loss_type, delta in [("token", "grpo", 1.5), ("token", "dapo", 1.5), ("sequence", "grpo", 1.02)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level, delta=delta)
+        configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
+                                 "importance_sampling_level": level, "delta": str(delta)},
+                        "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     per_step = (tokens + 17) / 2

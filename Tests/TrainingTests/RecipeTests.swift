@@ -69,7 +69,8 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
                                "watchdog_seconds",
                                "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora",
                                "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "rollout_top_k", "max_completion_length",
-                               "eval_rollouts", "steps_per_generation", "num_iterations", "rewards", "reward_args", "scale_rewards", "scored_data"])
+                               "eval_rollouts", "steps_per_generation", "num_iterations", "mask_truncated_completions", "rewards", "reward_args", "scale_rewards",
+                               "scored_data"])
     }
 
     /// recipe.yaml and the canonical JSON hold every key and read back to the same recipe.

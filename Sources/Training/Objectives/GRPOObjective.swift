@@ -32,13 +32,16 @@ import TensorCore
 /// clamp (verl, Trinity-RFT) only keeps exp finite.
 /// Arguments (TRL's names): `epsilon` ε_low (0.2), `epsilon_high` ε_high (default = epsilon),
 /// `beta` (0: no reference model), `loss_type` (dapo, TRL's default), `use_bias_correction_kl`
-/// (true).
+/// (true), `delta` (none: INTELLECT-2's two-sided clip, `PPOClippedToken.loss`),
+/// `importance_sampling_level` (token; sequence: GSPO's one ratio per rollout,
+/// `GRPOObjective+SequenceLevel.swift`).
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
 /// it), entropy, mean_p.
 public final class GRPOObjective: Objective {
     public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo }
+    public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
     public let name = "grpo"
     public let requirements: ObjectiveRequirements
     public let epsilonLow: Float, epsilonHigh: Float, beta: Float
@@ -47,17 +50,27 @@ public final class GRPOObjective: Objective {
     public let biasCorrectionKL: Bool
     /// For dr_grpo's normaliser; set from `max_completion_length` when the run is wired.
     public var maxCompletionLength = 0
+    /// TRL's `delta`: the unclipped term's ratio capped at δ (infinity: none).
+    public let delta: Float
+    /// TRL's `importance_sampling_level`: a ratio per token, or one per rollout (GSPO).
+    public let level: ImportanceSamplingLevel
 
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
-                biasCorrectionKL: Bool = true) throws {
+                biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token") throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
+        // TRL recommends δ > 1 + ε; below 1 it would cap the ratio of every token under its start.
+        try checkArg(delta.map { $0 > 1 } ?? true, "grpo", "delta must be > 1 (INTELLECT-2 recommends more than 1 + epsilon_high), got \(delta ?? 0)")
         guard let t = LossType(rawValue: named) else {
             throw ObjectiveError("objective grpo: loss_type must be one of \(LossType.allCases.map(\.rawValue).joined(separator: ", ")) (got \(RecipeError.quote(named)))")
         }
+        guard let l = ImportanceSamplingLevel(rawValue: importanceSamplingLevel) else {
+            throw ObjectiveError("objective grpo: importance_sampling_level must be token or sequence (got \(RecipeError.quote(importanceSamplingLevel)))")
+        }
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
+        self.delta = delta ?? .infinity; level = l
         var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
         r.rollouts = true
         requirements = r
@@ -74,6 +87,7 @@ public final class GRPOObjective: Objective {
     }
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+        if level == .sequence { return sequenceLevelLossAndGradient(input, dlogits: dlogits) }
         let V = input.vocab
         let rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
@@ -89,7 +103,7 @@ public final class GRPOObjective: Objective {
             let logp = z[y] - lse
             let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
             let a = input.sequences[s].advantage
-            let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
+            let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
             var loss = ppo.loss, dLogp = ppo.dLogp
             let c1 = ppo.ratio
             clip.add(ppo)

@@ -59,7 +59,9 @@ public enum ObjectiveRegistry {
             objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
                                           epsilonHigh: try args.optionalFloat("epsilon_high"),
                                           beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"),
-                                          biasCorrectionKL: try args.bool("use_bias_correction_kl", default: true))
+                                          biasCorrectionKL: try args.bool("use_bias_correction_kl", default: true),
+                                          delta: try args.optionalFloat("delta"),
+                                          importanceSamplingLevel: args.string("importance_sampling_level", default: "token"))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

@@ -18,12 +18,15 @@ enum PPOClippedToken {
     /// ℓ_t; its derivative in log π_θ (the unclipped term carries −A·c1 unless the clipped,
     /// constant, term is smaller); c1; whether the token is clipped below (c1 < low with A < 0)
     /// or above (c1 > high with A > 0), as TRL's `clip_ratio/low_mean` and `high_mean` count.
+    /// `delta` (TRL's, INTELLECT-2's two-sided clip, arXiv 2505.07291 §3): the unclipped term's
+    /// ratio is min(c1, δ), constant above δ; the clip flags read it, as TRL's metrics do.
     @inline(__always)
-    static func loss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float)
+    static func loss(logp: Float, old: Float, advantage a: Float, low lo: Float, high hi: Float, delta: Float = .infinity)
         -> (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool) {
         let c1 = expf(min(max(logp - old, -20), 20))
         let c2 = min(max(c1, lo), hi)
-        return (-min(c1 * a, c2 * a), c1 * a <= c2 * a ? -a * c1 : 0, c1, c1 < lo && a < 0, c1 > hi && a > 0)
+        let cd = min(c1, delta)
+        return (-min(cd * a, c2 * a), cd * a <= c2 * a && c1 <= delta ? -a * c1 : 0, c1, cd < lo && a < 0, cd > hi && a > 0)
     }
 
     /// Dual clip for A < 0 (Ye et al., "Mastering Complex Control in MOBA Games with Deep
