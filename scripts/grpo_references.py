@@ -95,7 +95,7 @@ def behaviour_at(examples, T, old, temperature):
 
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
-              tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None):
+              tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -139,6 +139,22 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
         coef_1 = torch.clamp(coef_1, max=delta)
     per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if top_entropy < 1.0:
+        # TRL's get_high_entropy_mask: the (1 − ρ) float32 torch.quantile of the loss tokens'
+        # entropies (of softmax(logits / τ), detached), tokens at or above it; before the KL joins.
+        p_all = lsm.detach().exp()
+        ent_rows = -(p_all * lsm.detach()).sum(-1)
+        entropies = torch.zeros(B, Lc, dtype=torch.float64)
+        for e, x in enumerate(examples):
+            k = 0
+            for t in range(len(x["ids"]) - 1):
+                if x["loss_mask"][t + 1]:
+                    entropies[e, k] = ent_rows[e * T + t]
+                    k += 1
+        gathered = entropies[mask.bool()].float()
+        threshold = torch.quantile(gathered, 1 - top_entropy)
+        entropy_mask = ((entropies.float() * mask.float()) >= threshold) & mask.bool()
+        per_token_loss = per_token_loss * entropy_mask
     if beta != 0:
         per_token_loss = per_token_loss + beta * per_token_kl
     if loss_type == "grpo":
@@ -222,10 +238,19 @@ def main():
             if not correct:
                 args["use_bias_correction_kl"] = "false"
             configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
-    for level, loss_type, delta in [("token", "grpo", 1.5), ("token", "dapo", 1.5), ("sequence", "grpo", 1.02)]:
+    # δ = 1.1 < 1 + ε_high: where δ < c1 ≤ 1 + ε_high and A < 0, min picks the clipped term, whose
+    # gradient is live (a hostile review found it dropped).
+    for level, loss_type, delta in [("token", "grpo", 1.5), ("token", "dapo", 1.5), ("sequence", "grpo", 1.02), ("token", "dapo", 1.1)]:
         loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level, delta=delta)
         configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
                                  "importance_sampling_level": level, "delta": str(delta)},
+                        "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # top_entropy_quantile (the PPO term on the highest-entropy tokens only) at both levels.
+    for level, loss_type, rho in [("token", "dapo", 0.2), ("token", "grpo", 0.5), ("sequence", "grpo", 0.2), ("token", "dr_grpo", 0.0)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level,
+                                     top_entropy=rho)
+        configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
+                                 "importance_sampling_level": level, "top_entropy_quantile": str(rho)},
                         "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
@@ -253,6 +278,10 @@ def main():
         loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True)
         masked_configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"},
                                "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # At the sequence level the masked rollout still counts in the [B, 1] clip figures (ratio 1).
+    loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, "grpo", 0.1, 0.3, 0.05, True, level="sequence")
+    masked_configs.append({"args": {"loss_type": "grpo", "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
+                                    "importance_sampling_level": "sequence"}, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.
     import math

@@ -66,6 +66,49 @@ final class GRPOPromptOnlyCLITests: XCTestCase {
         }
     }
 
+    /// The same with `{"messages"}` rows, TRL's conversational prompts: with no assistant turn the
+    /// rollouts still stop at the template's end of turn (they ran to max_completion_length
+    /// before, a hostile review found), so the rows train as the same conversations with answers.
+    func testPromptOnlyConversationsTrainAsTheSameConversationsWithAnswers() throws {
+        let dir = CLI.tempDir("grpo-prompt-only-chat")
+        let data = Self.rows(dir, name: "train", count: 300, seed: 5)
+        let lines = (try? String(contentsOfFile: data.full, encoding: .utf8))?.split(separator: "\n") ?? []
+        func messages(_ turns: [[String: Any]]) -> String {
+            String(decoding: (try? JSONSerialization.data(withJSONObject: ["messages": turns], options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        }
+        var chats: (full: [String], prompts: [String]) = ([], [])
+        for line in lines {
+            let row = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+            let user: [String: Any] = ["role": "user", "content": row["prompt"] ?? ""]
+            chats.full.append(messages([user, ["role": "assistant", "content": row["completion"] ?? ""]]))
+            chats.prompts.append(messages([user]))
+        }
+        let full = dir + "/chat.jsonl", prompts = dir + "/chat-prompts.jsonl"
+        try (chats.full.joined(separator: "\n") + "\n").write(toFile: full, atomically: true, encoding: .utf8)
+        try (chats.prompts.joined(separator: "\n") + "\n").write(toFile: prompts, atomically: true, encoding: .utf8)
+        // A model that learnt to answer and end its turn in ChatML.
+        let warm = CLI.tempDir("grpo-prompt-only-chat-warm")
+        let w = CLI.sftDist(["train", "--model", "tiny", "--data", full, "--batch-size", "16", "--micro-batch-size", "8", "--eval-examples", "0",
+                             "--eval-every", "0", "--heldout-fraction", "0", "--quiet", "--lr", "1e-2", "--warmup-steps", "5", "--steps", "300",
+                             "--out", warm], seconds: 240)
+        XCTAssertEqual(w.status, 0, w.all)
+        var runs: [[[String: Double]]] = []
+        for file in [full, prompts] {
+            let out = CLI.tempDir("grpo-prompt-only-chat-\(runs.count)")
+            // The task reward reads {"prompt"} rows only (a template wraps a conversation's): a digit check instead.
+            let args = ["train", "--model", warm + "/model", "--objective", "grpo", "--reward", "regex", "--reward-arg", #"regex.pattern=^ ?\d"#,
+                        "--reward", "format=0.1", "--rollouts", "4", "--batch-size", "16", "--micro-batch-size", "3", "--steps", "4",
+                        "--max-completion-length", "8", "--lr", "3e-3", "--warmup-steps", "0", "--eval-every", "0", "--eval-examples", "0",
+                        "--data", file, "--heldout-fraction", "0", "--out", out]
+            let r = CLI.sftDist(args, seconds: 240)
+            XCTAssertEqual(r.status, 0, r.all)
+            runs.append(CLI.trainingRows(out))
+        }
+        guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(runs)") }
+        XCTAssertTrue(runs[0].contains { ($0["completions/clipped_ratio"] ?? 1) < 1 }, "the warm model ends its turns: \(runs[0])")
+        for (a, b) in zip(runs[0], runs[1]) { XCTAssertEqual(Self.figures(a), Self.figures(b)) }
+    }
+
     /// Prompt-only rows where nothing could use them get one line naming what to do.
     func testPromptOnlyRowsWithNothingToDoAreRefused() throws {
         let dir = CLI.tempDir("grpo-prompt-only-refused")

@@ -112,14 +112,15 @@ public final class Dataset: Sendable {
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes, rows: JSONLReader.Rows = .examples) throws {
         let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows, textField: textField)
         try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
-                      truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope)
+                      truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope,
+                      promptOnlyRows: rows == .examplesOrPrompts)
     }
 
     /// Tokenizes already-parsed records; `path` names the data in the report and errors.
     public convenience init(records: [SourcedRecord], path: String, tokenizer: any Tokenizer,
                             maxLength: Int, truncation: Truncation = .right,
                             template: ChatTemplate = .chatml, skippedLines: [SkippedLine] = [],
-                            lossScope: LossScope = .answersOnly) throws {
+                            lossScope: LossScope = .answersOnly, promptOnlyRows: Bool = false) throws {
         guard maxLength >= 2 else {
             throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))")
         }
@@ -133,7 +134,7 @@ public final class Dataset: Sendable {
         examples.reserveCapacity(records.count)
         for record in records {
             // Prompt-only rows (read with `JSONLReader.Rows.examplesOrPrompts`: grpo's data) train no token.
-            let promptOnly = record.record.isPromptOnly
+            let promptOnly = promptOnlyRows && record.record.isPromptOnly
             let full = promptOnly ? try ChatFormat.promptOnly(record, tokenizer: tokenizer, template: template)
                 : lossScope.apply(try ChatFormat.example(from: record, tokenizer: tokenizer, template: template), record: record.record)
             if promptOnly { report.promptOnlyRows += 1 }

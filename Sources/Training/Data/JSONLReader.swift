@@ -31,12 +31,13 @@ public enum DataRecord: Sendable, Equatable {
     /// `{"text": ...}`: plain text, every token trained (TRL's language-modeling rows).
     case text(String)
 
-    /// Only a prompt: a `{"prompt"}` row with no completion, or messages with no assistant
-    /// turn, as `Rows.prompts` and `.examplesOrPrompts` read them (`ChatFormat.promptOnly`).
+    /// Only a prompt, as `Rows.examplesOrPrompts` reads it (`ChatFormat.promptOnly`): a
+    /// `{"prompt"}` row with no completion, or messages that do not end with an assistant turn
+    /// (the whole conversation is the prompt, as a TRL conversational prompt).
     public var isPromptOnly: Bool {
         switch self {
         case .promptCompletion(_, let completion): return completion.isEmpty
-        case .messages(let messages): return !messages.contains { $0.role == .assistant }
+        case .messages(let messages): return messages.last?.role != .assistant
         case .text: return false
         }
     }
@@ -92,7 +93,7 @@ public enum JSONLReader {
     /// turn), or only a prompt (`generate --prompts`: a completion or assistant turn, if
     /// present, may be empty or missing; messages may end with a user turn), or either
     /// (`examplesOrPrompts`, grpo's `--data` and `--heldout`: TRL's GRPO datasets are
-    /// prompt-only; a row with no "completion" field, or messages with no assistant turn).
+    /// prompt-only; a row with no "completion" field, or messages that end before an assistant turn).
     public enum Rows: Sendable { case examples, prompts, examplesOrPrompts }
 
     /// Longer lines are refused: they are almost always a file that is not JSONL at all,
@@ -341,7 +342,7 @@ public enum JSONLReader {
             }
             messages.append(ChatMessage(role: role, content: content, reasoning: reasoning))
         }
-        if rows == .prompts || (rows == .examplesOrPrompts && !messages.contains { $0.role == .assistant }) { return messages }
+        if rows == .prompts || (rows == .examplesOrPrompts && messages.last?.role != .assistant) { return messages }
         guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {
             throw LineProblem(#""messages" has no assistant turn"#)
         }

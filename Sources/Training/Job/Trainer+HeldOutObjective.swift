@@ -58,6 +58,11 @@ extension Trainer {
         var context = StepContext(step: batch.step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
         context.logitTemperature = temperature
+        // grpo's top_entropy_quantile ranks the evaluation's own tokens, as a step ranks its own.
+        if objective.requirements.statisticsPass {
+            context.statistics = gatherStatistics(micro, context: context, sequences: batch.sequences, dropout: false)
+        }
+        objective.beginStep(context)
         var total = ObjectiveResult(loss: 0)
         // The objective writes its gradient; evaluation never reads it, so one buffer serves all.
         var unused: [Float] = []

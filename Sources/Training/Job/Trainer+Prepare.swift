@@ -48,16 +48,20 @@ extension Trainer {
         if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
             old.copyParameters(from: model)
         }
-        if objective.requirements.statisticsPass {
-            let local = micro.enumerated().flatMap { k, mb in
-                let f = forward(mb, index: k, context: context, sequences: batch.sequences, tape: Tape(recording: false))
-                return withExtendedLifetime(f) { objective.statistics(f.input) }
-            }
-            context.statistics = comm.allgather(FloatList(local)).map(\.values)
-        }
+        if objective.requirements.statisticsPass { context.statistics = gatherStatistics(micro, context: context, sequences: batch.sequences) }
         objective.beginStep(context)
         return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]),
                             globalSequenceTokens: Int(counts[2] + counts[3]))
+    }
+
+    /// The objective's statistics of each of this rank's micro-batches (`requirements.statisticsPass`:
+    /// a forward without gradients), gathered from every rank. Collective.
+    func gatherStatistics(_ micro: [MicroBatch], context: StepContext, sequences: [StepSequence], dropout: Bool = true) -> [[Float]] {
+        let local = micro.enumerated().flatMap { k, mb in
+            let f = forward(mb, index: k, context: context, sequences: sequences, tape: Tape(recording: false), dropout: dropout)
+            return withExtendedLifetime(f) { objective.statistics(f.input) }
+        }
+        return comm.allgather(FloatList(local)).map(\.values)
     }
 
     /// The run's logit temperature, but 1 on ReLIFT's SFT steps: its code trains the

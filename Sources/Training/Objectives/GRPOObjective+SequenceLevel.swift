@@ -18,7 +18,8 @@ import TensorCore
 /// (the second term through log s_i; with `use_bias_correction_kl=false` the KL term is β·k3_t
 /// and has no part in it). A rollout is whole within one objective call (the trainer never splits a
 /// sequence between micro-batches), which the sums below check. `clip_ratio/*` and `ratio` are
-/// means over rollouts, as TRL's metrics of a [B, 1] ratio; `delta` caps s_i in the unclipped term.
+/// means over rollouts, masked ones included, as TRL's metrics of a [B, 1] ratio; `delta` caps
+/// s_i in the unclipped term.
 extension GRPOObjective {
     func sequenceLevelLossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab
@@ -56,14 +57,20 @@ extension GRPOObjective {
             ppo[s] = p
             clip.add(p); ratioSum += Double(p.ratio); seen += 1
         }
+        // A rollout with no loss token here (masked by mask_truncated_completions) still counts in
+        // TRL's [B, 1] figures, with ratio exp(0/1) = 1, unclipped.
+        var present = Set<Int32>()
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 && tokens[Int(input.sequenceId[r])] == 0 { present.insert(input.sequenceId[r]) }
+        ratioSum += Double(present.count); seen += Double(present.count)
         let weightOf = { (r: Int) -> Float in
             input.mask[r] * self.tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
                                              globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)
         }
         var total = 0.0, klSum = 0.0
+        let keep = highEntropyRows(input)   // top_entropy_quantile: the PPO term of these tokens only
         for r in 0..<input.rows where input.mask[r] != 0 {
-            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weightOf(r)
-            var loss = p.loss, dRatio = p.dLogp   // ∂ℓ_t/∂log s_i
+            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weightOf(r), kept = keep?[r] ?? true
+            var loss = kept ? p.loss : 0, dRatio = kept ? p.dLogp : 0   // ∂ℓ_t/∂log s_i
             if ref != nil {
                 let c = biasCorrectionKL ? p.ratio : 1
                 loss += beta * c * k3[r]

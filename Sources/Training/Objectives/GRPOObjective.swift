@@ -34,7 +34,8 @@ import TensorCore
 /// `beta` (0: no reference model), `loss_type` (dapo, TRL's default), `use_bias_correction_kl`
 /// (true), `delta` (none: INTELLECT-2's two-sided clip, `PPOClippedToken.loss`),
 /// `importance_sampling_level` (token; sequence: GSPO's one ratio per rollout,
-/// `GRPOObjective+SequenceLevel.swift`).
+/// `GRPOObjective+SequenceLevel.swift`), `top_entropy_quantile` (1: every token; below, the PPO
+/// term of the step's highest-entropy tokens only, `GRPOObjective+EntropyMask.swift`).
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
@@ -54,14 +55,21 @@ public final class GRPOObjective: Objective {
     public let delta: Float
     /// TRL's `importance_sampling_level`: a ratio per token, or one per rollout (GSPO).
     public let level: ImportanceSamplingLevel
+    /// TRL's `top_entropy_quantile` ρ: the PPO term of the top-ρ tokens by entropy (1: all).
+    public let topEntropyQuantile: Float
+    /// The step's kept tokens under ρ < 1 (`GRPOObjective+EntropyMask.swift`).
+    let highEntropy = StepCache<HighEntropyTokens>()
 
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
-                biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token") throws {
+                biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",
+                topEntropyQuantile: Float = 1) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
         // TRL recommends δ > 1 + ε; below 1 it would cap the ratio of every token under its start.
-        try checkArg(delta.map { $0 > 1 } ?? true, "grpo", "delta must be > 1 (INTELLECT-2 recommends more than 1 + epsilon_high), got \(delta ?? 0)")
+        try checkArg((0...1).contains(topEntropyQuantile), "grpo", "top_entropy_quantile must be in [0, 1], got \(topEntropyQuantile)")
+        // TRL takes any δ; at or below 1 it would stop the gradient of every on-policy token (ratio 1) with A > 0.
+        try checkArg(delta.map { $0 > 1 } ?? true, "grpo", "delta must be > 1: at or below 1 it caps the ratio of on-policy tokens (1) and stops their gradient (INTELLECT-2 recommends more than 1 + epsilon_high), got \(delta ?? 0)")
         guard let t = LossType(rawValue: named) else {
             throw ObjectiveError("objective grpo: loss_type must be one of \(LossType.allCases.map(\.rawValue).joined(separator: ", ")) (got \(RecipeError.quote(named)))")
         }
@@ -70,8 +78,8 @@ public final class GRPOObjective: Objective {
         }
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
-        self.delta = delta ?? .infinity; level = l
-        var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
+        self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
+        var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
         r.rollouts = true
         requirements = r
     }
@@ -94,6 +102,7 @@ public final class GRPOObjective: Objective {
         let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
+        let keep = highEntropyRows(input)
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])
             precondition(s >= 0 && s < rollouts, "objective grpo needs the step batch's sequences (advantages) in its input")
@@ -104,7 +113,8 @@ public final class GRPOObjective: Objective {
             let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
             let a = input.sequences[s].advantage
             let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
-            var loss = ppo.loss, dLogp = ppo.dLogp
+            // Outside the top ρ by entropy the PPO term is 0 (TRL multiplies it by the mask before the KL joins).
+            var loss = keep?[r] == false ? 0 : ppo.loss, dLogp = keep?[r] == false ? 0 : ppo.dLogp
             let c1 = ppo.ratio
             clip.add(ppo)
             if let ref {

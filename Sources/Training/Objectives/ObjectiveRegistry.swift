@@ -61,7 +61,8 @@ public enum ObjectiveRegistry {
                                           beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"),
                                           biasCorrectionKL: try args.bool("use_bias_correction_kl", default: true),
                                           delta: try args.optionalFloat("delta"),
-                                          importanceSamplingLevel: args.string("importance_sampling_level", default: "token"))
+                                          importanceSamplingLevel: args.string("importance_sampling_level", default: "token"),
+                                          topEntropyQuantile: try args.float("top_entropy_quantile", default: 1))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

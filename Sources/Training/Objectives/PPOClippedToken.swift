@@ -26,7 +26,11 @@ enum PPOClippedToken {
         let c1 = expf(min(max(logp - old, -20), 20))
         let c2 = min(max(c1, lo), hi)
         let cd = min(c1, delta)
-        return (-min(cd * a, c2 * a), cd * a <= c2 * a && c1 <= delta ? -a * c1 : 0, c1, cd < lo && a < 0, cd > hi && a > 0)
+        // The gradient of the term min picks: the unclipped one's below δ; the clipped one's
+        // inside [lo, hi] (where δ made it the smaller: δ < c1 ≤ hi with A < 0); else 0.
+        let unclipped = cd * a <= c2 * a
+        let live = unclipped ? c1 <= delta : c1 > lo && c1 < hi
+        return (-min(cd * a, c2 * a), live ? -a * c1 : 0, c1, cd < lo && a < 0, cd > hi && a > 0)
     }
 
     /// Dual clip for A < 0 (Ye et al., "Mastering Complex Control in MOBA Games with Deep

@@ -36,7 +36,7 @@ extension RolloutProducer {
         try Self.checkGenerationMemory(settings, prompts: prompts, demonstrations: demonstrations, examples: setup.train.examples)
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
-                  stopId: RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer))
+                  stopId: RolloutPrompts.stopId(setup))
         eosIds = Evaluator.eosIds(setup.tokenizer, model: setup.model)
         if setup.objective is GroupedDemonstrationObjective {
             guard r.prompts == nil else {
@@ -55,7 +55,7 @@ extension RolloutProducer {
     /// with another eos_token_id, as Qwen2.5-Instruct's); none for another run.
     static func stopsBeyondTheData(_ setup: RunSetup) -> [Int32] {
         guard setup.recipe.samplesRollouts(setup.objective) else { return [] }
-        let data = RolloutPrompts.stopId(setup.train.examples, tokenizer: setup.tokenizer)
+        let data = RolloutPrompts.stopId(setup)
         return Evaluator.eosIds(setup.tokenizer, model: setup.model).subtracting([data]).sorted()
     }
 

@@ -153,8 +153,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
-            if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
+            // Masked before a hybrid's revealed prefix is marked: that is demonstration, trained either way.
             if settings.maskTruncated { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
+            if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             return s
         }
         if let d = grouped {

@@ -93,11 +93,23 @@ public enum RolloutPrompts {
     }
 
     /// The token that ends a completion in this data (what the model learnt to stop with):
-    /// the last trained token of the first example — end-of-text for prompt/completion rows,
-    /// `<|im_end|>` / `<|eot_id|>` for chat turns. One id, so a rollout that stopped can carry
-    /// it as its final trained token.
-    public static func stopId(_ examples: [Example], tokenizer: Tokenizer) -> Int32 {
-        guard let e = examples.first, let last = e.lossMask.lastIndex(of: 1) else { return tokenizer.eosId }
-        return e.ids[last]
+    /// the last trained token of the first example with one — end-of-text for prompt/completion
+    /// rows, `<|im_end|>` / `<|eot_id|>` for chat turns. When every row is only a prompt (grpo's
+    /// prompt-only data), the token `template` ends an assistant turn with if the rows are
+    /// conversations (`conversations`), else end-of-text: prompt-only chat rows stopped at
+    /// end-of-text alone and ran to max_completion_length (a hostile review). One id, so a
+    /// rollout that stopped can carry it as its final trained token.
+    public static func stopId(_ examples: [Example], tokenizer: Tokenizer, template: ChatTemplate = .chatml, conversations: Bool = false) -> Int32 {
+        if let e = examples.first(where: { !$0.isPromptOnly }), let last = e.lossMask.lastIndex(of: 1) { return e.ids[last] }
+        let turn = [ChatMessage(role: .user, content: "x"), ChatMessage(role: .assistant, content: "y")]
+        guard conversations, let probe = try? ChatFormat.conversation(turn, source: "", tokenizer: tokenizer, template: template),
+              let last = probe.lossMask.lastIndex(of: 1) else { return tokenizer.eosId }
+        return probe.ids[last]
+    }
+
+    /// `stopId` of a run's training rows.
+    static func stopId(_ setup: RunSetup) -> Int32 {
+        let template = (try? ChatTemplate.resolve(setup.recipe.chatTemplate, tokenizer: setup.tokenizer).template) ?? .chatml
+        return stopId(setup.train.examples, tokenizer: setup.tokenizer, template: template, conversations: setup.train.report.conversations > 0)
     }
 }

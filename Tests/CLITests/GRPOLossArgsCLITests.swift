@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+
+/// grpo's TRL loss arguments through the CLI — `importance_sampling_level=sequence` (GSPO, arXiv
+/// 2507.18071), `delta` (two-sided clipping), `top_entropy_quantile` (arXiv 2506.01939) — the
+/// same at `mpirun -n 1` and `-n 2`, on the off-policy second step of each generation, where the
+/// ratio moves from 1. The loss and gradient against TRL's are GRPOReferenceTests'; the finite
+/// differences ObjectiveGradientTests'.
+final class GRPOLossArgsCLITests: XCTestCase {
+    func testSequenceLevelRatiosAreRankCountInvariant() throws {
+        let args = GRPOCLITests.grpo(["--objective-arg", "importance_sampling_level=sequence", "--objective-arg", "loss_type=grpo",
+                                      "--objective-arg", "delta=1.5"])
+        let runs = CLI.trainingRows(atRanks: [1, 2], args, label: "gspo", seconds: 240)
+        guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(runs)") }
+        for (a, b) in zip(runs[0], runs[1]) {
+            let step = Int(a["step"]!)
+            for key in ["loss", "ratio", "grad_norm", "entropy"] {
+                let x = a[key] ?? .nan
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "step \(step) \(key), -n 1 vs -n 2")
+            }
+            XCTAssertEqual(a["reward"], b["reward"], "step \(step): the same rollouts")
+        }
+        // A generation's first step is on-policy (ratio 1 up to the decode's rounding), its second not.
+        XCTAssertEqual(runs[0][0]["ratio"] ?? .nan, 1, accuracy: 1e-4)
+        XCTAssertGreaterThan(abs((runs[0][1]["ratio"] ?? 1) - 1), 1e-4, "\(runs[0][1])")
+    }
+
+    /// The entropy quantile is taken over the whole step (a statistics pass gathered from every
+    /// rank), and over the evaluation's own rollouts when grpo evaluates.
+    func testTopEntropyQuantileIsRankCountInvariantInTrainingAndEvaluation() throws {
+        var args = GRPOCLITests.grpo(["--objective-arg", "top_entropy_quantile=0.2", "--eval-rollouts", "3"]).filter { $0 != "--quiet" }
+        for (flag, value) in [("--eval-every", "2"), ("--eval-examples", "4")] { args[args.firstIndex(of: flag)! + 1] = value }
+        var runs: [[[String: Double]]] = [], evals: [[[String: Double]]] = []
+        for n in [1, 2] {
+            let out = CLI.tempDir("top-entropy-\(n)")
+            let r = CLI.mpirun(n, args + ["--out", out], seconds: 240)
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertTrue(r.stdout.contains("top_entropy_quantile=0.2"), r.stdout)
+            runs.append(CLI.trainingRows(out)); evals.append(CLI.evalRows(out))
+        }
+        guard runs.allSatisfy({ $0.count == 4 }), evals.allSatisfy({ $0.count == 3 }) else { return XCTFail("\(runs) \(evals)") }
+        for (a, b) in zip(runs[0] + evals[0], runs[1] + evals[1]) {
+            let step = Int(a["step"]!)
+            for key in ["loss", "grad_norm", "eval_loss", "entropy", "eval_entropy"] where a[key] != nil {
+                let x = a[key] ?? .nan
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "step \(step) \(key), -n 1 vs -n 2")
+            }
+        }
+    }
+
+    func testBadArgumentsAreOneLine() throws {
+        for (arg, message) in [("importance_sampling_level=seq", "importance_sampling_level must be token or sequence (got seq)"),
+                               ("delta=0.9", "delta must be > 1"), ("top_entropy_quantile=1.5", "top_entropy_quantile must be in [0, 1], got 1.5")] {
+            let r = CLI.sftDist(GRPOCLITests.grpo(["--objective-arg", arg, "--out", CLI.tempDir("gspo-bad")]), seconds: 60)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(message), r.stderr)
+        }
+    }
+}
