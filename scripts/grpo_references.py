@@ -230,7 +230,8 @@ def main():
     # importance_sampling_level "sequence" (GSPO) at every aggregation, with and without the KL's
     # ratio; delta (two-sided clipping) at both levels.
     for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
-        for eps_low, eps_high, beta, correct in [(0.2, 0.2, 0.0, True), (0.1, 0.3, 0.05, True), (0.1, 0.3, 0.05, False)]:
+        # (ε = 0.01: a sequence's ratio, a geometric mean, rarely leaves ±0.2 on this batch.)
+        for eps_low, eps_high, beta, correct in [(0.2, 0.2, 0.0, True), (0.1, 0.3, 0.05, True), (0.1, 0.3, 0.05, False), (0.01, 0.01, 0.0, True)]:
             loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, correct,
                                          level="sequence")
             args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta),
@@ -278,9 +279,10 @@ def main():
         loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True)
         masked_configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"},
                                "loss": loss, "grad": grad.tolist(), "clip": clip})
-    # At the sequence level the masked rollout still counts in the [B, 1] clip figures (ratio 1).
-    loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, "grpo", 0.1, 0.3, 0.05, True, level="sequence")
-    masked_configs.append({"args": {"loss_type": "grpo", "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
+    # At the sequence level the masked rollout still counts in the [B, 1] clip figures (ratio 1);
+    # ε = 0.01 so that some rollouts' ratios are clipped and the denominator shows.
+    loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, "grpo", 0.01, 0.01, 0.05, True, level="sequence")
+    masked_configs.append({"args": {"loss_type": "grpo", "epsilon": "0.01", "epsilon_high": "0.01", "beta": "0.05",
                                     "importance_sampling_level": "sequence"}, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # CHORD: rollouts 1 and 4 replaced by demonstrations; μ at step 1 of a cosine decay
     # (W = 0, D = 4, peak 0.6, valley 0.1): 0.5·½(1 + cos(π/4)) + 0.1.

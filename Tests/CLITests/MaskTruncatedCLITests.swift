@@ -52,4 +52,21 @@ final class MaskTruncatedCLITests: XCTestCase {
             for key in ["loss", "loss_tokens", "grad_norm"] { XCTAssertEqual(a[key], b[key], "step \(Int(a["step"]!)) \(key), resumed vs uninterrupted") }
         }
     }
+
+    /// A Prefix-RFT hybrid rollout cut at the limit keeps its revealed prefix trained (it is
+    /// demonstration, not rollout): the first step draws the same rollouts with the flag and
+    /// without it, and trains the same revealed tokens (a review found them masked too).
+    func testATruncatedHybridKeepsItsRevealedPrefix() throws {
+        let args = GRPOCLITests.grpo(["--scale-rewards", "none", "--objective-arg", "hybrid=2"], objective: "prefix-rft")
+        var limited = args
+        limited[limited.firstIndex(of: "--max-completion-length")! + 1] = "2"
+        let runs = [CLI.trainingRows(atRanks: [1], limited, label: "mask-hybrid-off")[0],
+                    CLI.trainingRows(atRanks: [1], limited + ["--mask-truncated-completions"], label: "mask-hybrid-on")[0]]
+        guard runs.allSatisfy({ !$0.isEmpty }) else { return XCTFail("\(runs)") }
+        let (off, on) = (runs[0][0], runs[1][0])
+        XCTAssertGreaterThan(on["completions/clipped_ratio"] ?? 0, 0, "some rollouts are cut at 2 tokens: \(on)")
+        XCTAssertGreaterThan(off["revealed_tokens"] ?? 0, 0)
+        XCTAssertEqual(on["revealed_tokens"], off["revealed_tokens"], "the revealed prefixes stay trained")
+        XCTAssertLessThan(on["loss_tokens"] ?? .nan, off["loss_tokens"] ?? .nan, "the cut continuations do not")
+    }
 }
