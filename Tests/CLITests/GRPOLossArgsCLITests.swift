@@ -28,7 +28,9 @@ final class GRPOLossArgsCLITests: XCTestCase {
     /// The entropy quantile is taken over the whole step (a statistics pass gathered from every
     /// rank), and over the evaluation's own rollouts when grpo evaluates.
     func testTopEntropyQuantileIsRankCountInvariantInTrainingAndEvaluation() throws {
-        var args = GRPOCLITests.grpo(["--objective-arg", "top_entropy_quantile=0.2", "--eval-rollouts", "3"]).filter { $0 != "--quiet" }
+        // A vowel in the answer: rewards that differ within groups, so the evaluations' losses are not all 0.
+        var args = GRPOCLITests.grpo(["--objective-arg", "top_entropy_quantile=0.2", "--eval-rollouts", "3",
+                                      "--reward-arg", "format.pattern=(?s).*[aeiou].*"]).filter { $0 != "--quiet" }
         for (flag, value) in [("--eval-every", "2"), ("--eval-examples", "4")] { args[args.firstIndex(of: flag)! + 1] = value }
         var runs: [[[String: Double]]] = [], evals: [[[String: Double]]] = []
         for n in [1, 2] {
@@ -39,6 +41,8 @@ final class GRPOLossArgsCLITests: XCTestCase {
             runs.append(CLI.trainingRows(out)); evals.append(CLI.evalRows(out))
         }
         guard runs.allSatisfy({ $0.count == 4 }), evals.allSatisfy({ $0.count == 3 }) else { return XCTFail("\(runs) \(evals)") }
+        XCTAssertTrue(evals[0].contains { ($0["eval_loss"] ?? 0) != 0 }, "an evaluation with a signal: \(evals[0])")
+        XCTAssertGreaterThan(runs[0].filter { ($0["grad_norm"] ?? 0) > 0 }.count, 1, "steps with a signal: \(runs[0])")
         for (a, b) in zip(runs[0] + evals[0], runs[1] + evals[1]) {
             let step = Int(a["step"]!)
             for key in ["loss", "grad_norm", "eval_loss", "entropy", "eval_entropy"] where a[key] != nil {

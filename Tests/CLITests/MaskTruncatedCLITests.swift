@@ -53,20 +53,29 @@ final class MaskTruncatedCLITests: XCTestCase {
         }
     }
 
-    /// A Prefix-RFT hybrid rollout cut at the limit keeps its revealed prefix trained (it is
-    /// demonstration, not rollout): the first step draws the same rollouts with the flag and
-    /// without it, and trains the same revealed tokens (a review found them masked too).
-    func testATruncatedHybridKeepsItsRevealedPrefix() throws {
-        let args = GRPOCLITests.grpo(["--scale-rewards", "none", "--objective-arg", "hybrid=2"], objective: "prefix-rft")
-        var limited = args
-        limited[limited.firstIndex(of: "--max-completion-length")! + 1] = "2"
-        let runs = [CLI.trainingRows(atRanks: [1], limited, label: "mask-hybrid-off")[0],
-                    CLI.trainingRows(atRanks: [1], limited + ["--mask-truncated-completions"], label: "mask-hybrid-on")[0]]
-        guard runs.allSatisfy({ !$0.isEmpty }) else { return XCTFail("\(runs)") }
-        let (off, on) = (runs[0][0], runs[1][0])
-        XCTAssertGreaterThan(on["completions/clipped_ratio"] ?? 0, 0, "some rollouts are cut at 2 tokens: \(on)")
-        XCTAssertGreaterThan(off["revealed_tokens"] ?? 0, 0)
-        XCTAssertEqual(on["revealed_tokens"], off["revealed_tokens"], "the revealed prefixes stay trained")
-        XCTAssertLessThan(on["loss_tokens"] ?? .nan, off["loss_tokens"] ?? .nan, "the cut continuations do not")
+    /// A cut hybrid rollout: UFT's keeps its hint's likelihood term, which does not read the
+    /// advantage (a review found the hints masked too); Prefix-RFT's −A·π/sg(π) prefix term goes
+    /// with the rollout (a second review: a cut rollout's low advantage pushed the demonstration
+    /// down). The first step draws the same rollouts with the flag and without it.
+    func testATruncatedHybridKeepsOnlyAHintThatIgnoresTheAdvantage() throws {
+        let cases: [(String, [String])] = [
+            ("uft", ["--objective-arg", "hint_steps=4", "--objective-arg", "upper=0.6", "--objective-arg", "lower=0.3"]),
+            ("prefix-rft", ["--scale-rewards", "none", "--objective-arg", "hybrid=2"])]
+        for (objective, extra) in cases {
+            var args = GRPOCLITests.grpo(extra, objective: objective)
+            args[args.firstIndex(of: "--max-completion-length")! + 1] = "2"
+            let runs = [CLI.trainingRows(atRanks: [1], args, label: "mask-\(objective)-off")[0],
+                        CLI.trainingRows(atRanks: [1], args + ["--mask-truncated-completions"], label: "mask-\(objective)-on")[0]]
+            guard runs.allSatisfy({ !$0.isEmpty }) else { return XCTFail("\(objective): \(runs)") }
+            let (off, on) = (runs[0][0], runs[1][0])
+            XCTAssertGreaterThan(on["completions/clipped_ratio"] ?? 0, 0, "\(objective): some rollouts are cut at 2 tokens: \(on)")
+            XCTAssertGreaterThan(off["revealed_tokens"] ?? 0, 0, objective)
+            XCTAssertLessThan(on["loss_tokens"] ?? .nan, off["loss_tokens"] ?? .nan, "\(objective): the cut continuations train nothing")
+            if objective == "uft" {
+                XCTAssertEqual(on["revealed_tokens"], off["revealed_tokens"], "uft: the hints stay trained")
+            } else {
+                XCTAssertLessThan(on["revealed_tokens"] ?? .nan, off["revealed_tokens"] ?? .nan, "prefix-rft: a cut hybrid's prefix goes too")
+            }
+        }
     }
 }

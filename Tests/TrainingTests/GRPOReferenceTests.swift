@@ -106,18 +106,23 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertEqual(Set(Self.fixture.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
         for c in Self.fixture.configurations {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
-                var h = harness(lossTokensPerStep: c.loss_tokens_per_step)
-                h.microBatchSize = micro
-                let got = try h.run("grpo", c.args, ranks: ranks)[0]
                 let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
-                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
-                assertGradientMatchesReference(got.gradient, c.grad, label)
-                // TRL's kl: the mean of c1·k3 (use_bias_correction_kl, its default) or of k3.
+                try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step), ranks: ranks, micro: micro, label: label)
                 XCTAssertEqual(c.clip?.count, c.args["beta"] != "0.0" ? 4 : 3, label)
-                for (key, want) in c.clip ?? [:] {
-                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
-                }
             }
+        }
+    }
+
+    /// Configuration `c` through the trainer at `ranks` and micro-batches of `micro`: TRL's loss,
+    /// gradient and figures (its kl: the mean of c1·k3 with use_bias_correction_kl, else of k3).
+    func assertMatchesTRL(_ c: Fixture.Configuration, _ harness: TrainerHarness, ranks: Int, micro: Int, label: String) throws {
+        var h = harness
+        h.microBatchSize = micro
+        let got = try h.run("grpo", c.args, ranks: ranks)[0]
+        XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
+        assertGradientMatchesReference(got.gradient, c.grad, label)
+        for (key, want) in c.clip ?? [:] {
+            XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
         }
     }
 
@@ -130,15 +135,8 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertEqual(Set(t.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
         for c in t.configurations {
             for (ranks, micro) in [(1, 2), (3, 1), (2, 3)] {
-                var h = harness(truncated: t.rollout)
-                h.microBatchSize = micro
-                let got = try h.run("grpo", c.args, ranks: ranks)[0]
-                let label = "\(c.args), rollout \(t.rollout) masked, at \(ranks) rank(s), micro-batches of \(micro)"
-                XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
-                assertGradientMatchesReference(got.gradient, c.grad, label)
-                for (key, want) in c.clip ?? [:] {
-                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
-                }
+                try assertMatchesTRL(c, harness(truncated: t.rollout), ranks: ranks, micro: micro,
+                                     label: "\(c.args), rollout \(t.rollout) masked, at \(ranks) rank(s), micro-batches of \(micro)")
             }
         }
     }

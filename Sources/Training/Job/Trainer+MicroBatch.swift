@@ -113,10 +113,11 @@ extension Trainer {
         var held: [Tensor]
     }
 
-    /// Runs the model (and the reference / old policy when the objective needs them) on one
-    /// micro-batch; `dropout: false` for evaluation (LoRA's dropout is a training-time mask).
+    /// Runs the model (and the reference / old policy when the objective needs them, unless
+    /// `companions` is false) on one micro-batch; `dropout: false` for evaluation (LoRA's
+    /// dropout is a training-time mask).
     func forward(_ mb: MicroBatch, index: Int, context: StepContext, sequences: [StepSequence], tape: Tape,
-                 dropout: Bool = true) -> MicroBatchForward {
+                 dropout: Bool = true, companions: Bool = true) -> MicroBatchForward {
         let segments = setup.recipe.packing ? mb.segments : nil
         let run = { self.model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen) }
         let logits = dropout ? withLoRADropout(mb, context, tape: tape, run) : run()
@@ -129,13 +130,13 @@ extension Trainer {
                                  behaviourLogProbs: mb.behaviourLogProbs, tokenWeights: mb.tokenWeights)
         var held: [Tensor] = []
         let noGrad = Tape(recording: false)
-        if let ref = setup.referenceModel, objective.requirements.referenceModel {
+        if let ref = setup.referenceModel, objective.requirements.referenceModel, companions {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             divideByTemperature(r.data, count: r.count, context)
             inp.referenceLogits = UnsafePointer(r.data)
             held.append(r)
         }
-        if let old = oldPolicy {
+        if let old = oldPolicy, companions {
             let o = old.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             divideByTemperature(o.data, count: o.count, context)
             inp.oldLogits = UnsafePointer(o.data)

@@ -58,7 +58,8 @@ extension Trainer {
     /// a forward without gradients), gathered from every rank. Collective.
     func gatherStatistics(_ micro: [MicroBatch], context: StepContext, sequences: [StepSequence], dropout: Bool = true) -> [[Float]] {
         let local = micro.enumerated().flatMap { k, mb in
-            let f = forward(mb, index: k, context: context, sequences: sequences, tape: Tape(recording: false), dropout: dropout)
+            let f = forward(mb, index: k, context: context, sequences: sequences, tape: Tape(recording: false), dropout: dropout,
+                            companions: !objective.requirements.statisticsFromPolicyAlone)
             return withExtendedLifetime(f) { objective.statistics(f.input) }
         }
         return comm.allgather(FloatList(local)).map(\.values)

@@ -80,6 +80,7 @@ public final class GRPOObjective: Objective {
         self.biasCorrectionKL = biasCorrectionKL
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
         var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
+        r.statisticsFromPolicyAlone = true
         r.rollouts = true
         requirements = r
     }

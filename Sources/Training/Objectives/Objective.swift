@@ -40,6 +40,9 @@ public struct ObjectiveRequirements: Sendable {
     public var oldPolicyRefresh: Int? = nil
     /// A forward-only pass over the global batch before the gradient pass.
     public var statisticsPass = false
+    /// The statistics read the policy's logits alone (grpo's entropies): that pass skips the
+    /// reference and old-policy forwards.
+    public var statisticsFromPolicyAlone = false
     /// Each row's loss and gradient depend on that row's logits only, and the objective
     /// neither samples nor keeps logits between calls: the trainer may then call it on
     /// chunks of rows, concurrently, with the LM head fused in (`Tape.fusedHead`), so the

@@ -33,6 +33,7 @@ import TensorCore
 /// `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean` and `ratio` (generated
 /// tokens, as grpo), entropy, mean_p.
 public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPrefixObjective {
+    public let prefixTermIgnoresAdvantage = false
     public let name = "prefix-rft"
     public let requirements: ObjectiveRequirements
     public let hybrid: Int, minPrefix: Int

@@ -30,6 +30,7 @@ import TensorCore
 /// Diagnostics: `sft_loss`, `grpo_loss`, `clip_ratio/low_mean`, `clip_ratio/high_mean`,
 /// `clip_ratio/region_mean` (as grpo), `ratio`, `kl` (β > 0), entropy, mean_p.
 public final class UFTObjective: Objective, RevealedPrefixObjective {
+    public let prefixTermIgnoresAdvantage = true
     public let name = "uft"
     public let requirements: ObjectiveRequirements
     public let sftCoef: Float, beta: Float, entropyCoef: Float, epsilonLow: Float, epsilonHigh: Float

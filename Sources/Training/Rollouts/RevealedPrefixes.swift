@@ -16,6 +16,10 @@ public protocol RevealedPrefixObjective: Objective {
     /// The schedule's value at `step` (UFT: the hint probability p(t); Prefix-RFT: the lower
     /// bound of the revealed fraction), logged as `reveal_schedule`.
     func scheduleValue(step: Int) -> Double
+    /// Whether the revealed tokens' term leaves out the rollout's advantage (UFT's log-likelihood
+    /// on the hint; Prefix-RFT's −A·π/sg(π) does not): under mask_truncated_completions a cut
+    /// hybrid then keeps its prefix trained, else it trains nothing, prefix included.
+    var prefixTermIgnoresAdvantage: Bool { get }
 }
 
 /// The demonstrations a `RevealedPrefixObjective` reveals: prompt i of the producer answers

@@ -153,9 +153,12 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
-            // Masked before a hybrid's revealed prefix is marked: that is demonstration, trained either way.
-            if settings.maskTruncated { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
+            // A cut hybrid's revealed prefix stays trained where its term does not read the
+            // advantage (UFT's hint likelihood); Prefix-RFT's −A·π/sg(π) on it goes with the rollout.
+            let keepsPrefix = revealedPrefixes?.objective.prefixTermIgnoresAdvantage ?? false
+            if settings.maskTruncated && keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
+            if settings.maskTruncated && !keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             return s
         }
         if let d = grouped {
