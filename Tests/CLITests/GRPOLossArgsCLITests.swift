@@ -7,11 +7,17 @@ import XCTest
 /// ratio moves from 1. The loss and gradient against TRL's are GRPOReferenceTests'; the finite
 /// differences ObjectiveGradientTests'.
 final class GRPOLossArgsCLITests: XCTestCase {
+    /// ε = 0.01 and δ = 1.005, so that on this short run the sequences' ratios are clipped and
+    /// capped (at ε 0.2 and δ 1.5 nothing was: a review), with rewards that differ within groups.
     func testSequenceLevelRatiosAreRankCountInvariant() throws {
-        let args = GRPOCLITests.grpo(["--objective-arg", "importance_sampling_level=sequence", "--objective-arg", "loss_type=grpo",
-                                      "--objective-arg", "delta=1.5"])
+        let base = GRPOCLITests.grpo(["--objective-arg", "importance_sampling_level=sequence", "--objective-arg", "loss_type=grpo",
+                                      "--objective-arg", "epsilon=0.01", "--reward-arg", "format.pattern=(?s).*[aeiou].*"])
+        let args = base + ["--objective-arg", "delta=1.005"]
         let runs = CLI.trainingRows(atRanks: [1, 2], args, label: "gspo", seconds: 240)
-        guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(runs)") }
+        let uncapped = CLI.trainingRows(atRanks: [1], base, label: "gspo-no-delta", seconds: 240)[0]
+        guard runs.allSatisfy({ $0.count == 4 }), uncapped.count == 4 else { return XCTFail("\(runs) \(uncapped)") }
+        XCTAssertTrue(runs[0].contains { ($0["clip_ratio/region_mean"] ?? 0) > 0 }, "some rollout's ratio is clipped: \(runs[0])")
+        XCTAssertTrue(zip(runs[0], uncapped).contains { $0["grad_norm"] != $1["grad_norm"] }, "δ caps some ratio: \(runs[0]) \(uncapped)")
         for (a, b) in zip(runs[0], runs[1]) {
             let step = Int(a["step"]!)
             for key in ["loss", "ratio", "grad_norm", "entropy"] {

@@ -129,5 +129,14 @@ final class GRPOPromptOnlyCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(message), "\(extra): \(r.stderr)")
             XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("sft-dist: error") }.count, 1, r.stderr)
         }
+        // A prompt of no token has nothing to continue (its rollouts came out empty, logged as cut).
+        let empty = dir + "/empty.jsonl"
+        try ((try String(contentsOfFile: data.prompts, encoding: .utf8)).split(separator: "\n").prefix(1).joined() + "\n{\"prompt\": \"\"}\n")
+            .write(toFile: empty, atomically: true, encoding: .utf8)
+        var args = Self.args(["--data", empty, "--heldout-fraction", "0", "--out", CLI.tempDir("grpo-prompt-only-empty")])
+        for flag in ["--eval-every", "--eval-examples"] { args[args.firstIndex(of: flag)! + 1] = "0" }
+        let r = CLI.sftDist(args, seconds: 120)
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("\(empty):2: the prompt is empty (no token for the model to continue)"), r.stderr)
     }
 }

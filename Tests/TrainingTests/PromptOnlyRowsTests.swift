@@ -25,9 +25,8 @@ final class PromptOnlyRowsTests: XCTestCase {
         let data = try Dataset(path: path, tokenizer: tokenizer, maxLength: 512, template: .chatml, rows: .examplesOrPrompts)
         XCTAssertEqual(data.examples.map(\.isPromptOnly), [true, true, false, true, false])
         XCTAssertEqual(data.report.promptOnlyRows, 3)
-        let conversation = try JSONLReader.read(path: path, rows: .prompts).records[0]
-        XCTAssertEqual(data.examples[0].ids, try ChatFormat.prompt(of: conversation, tokenizer: tokenizer, template: .chatml).ids)
-        XCTAssertTrue(tokenizer.decode(data.examples[0].ids).hasSuffix("mul 2 3 =<|im_end|>\n<|im_start|>assistant\n"))
+        XCTAssertEqual(tokenizer.decode(data.examples[0].ids),
+                       "<|im_start|>user\nadd 1 2 =<|im_end|>\n<|im_start|>assistant\n 3<|im_end|>\n<|im_start|>user\nmul 2 3 =<|im_end|>\n<|im_start|>assistant\n")
         XCTAssertEqual(data.examples[0].lossMask, [UInt8](repeating: 0, count: data.examples[0].ids.count))
         XCTAssertNil(data.examples[0].answer)
         XCTAssertEqual(data.examples[2].answer, " ab")
@@ -48,8 +47,9 @@ final class PromptOnlyRowsTests: XCTestCase {
         XCTAssertEqual(RolloutPrompts.stopId(chat.examples, tokenizer: tokenizer, template: .chatml, conversations: true), ByteTokenizer.imEnd)
         let plain = try Dataset(path: try file([#"{"prompt": "copy ab ="}"#]), tokenizer: tokenizer, maxLength: 512, rows: .examplesOrPrompts)
         XCTAssertEqual(RolloutPrompts.stopId(plain.examples, tokenizer: tokenizer, template: .chatml, conversations: false), tokenizer.eosId)
-        let mixed = try Dataset(path: try file([#"{"prompt": "copy ab ="}"#, #"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}"#]),
+        // A prompt-only conversation first, then a {prompt, completion} row: the row with an answer decides.
+        let mixed = try Dataset(path: try file([#"{"messages": [{"role": "user", "content": "a"}]}"#, #"{"prompt": "copy ab =", "completion": " ab"}"#]),
                                 tokenizer: tokenizer, maxLength: 512, template: .chatml, rows: .examplesOrPrompts)
-        XCTAssertEqual(RolloutPrompts.stopId(mixed.examples, tokenizer: tokenizer, template: .chatml, conversations: true), ByteTokenizer.imEnd)
+        XCTAssertEqual(RolloutPrompts.stopId(mixed.examples, tokenizer: tokenizer, template: .chatml, conversations: true), tokenizer.eosId)
     }
 }

@@ -164,7 +164,7 @@ public final class Dataset: Sendable {
     /// The note that `{"text"}` rows (no answer) are scored for loss only, where an evaluation
     /// generates; nil without them. `which` qualifies the rows ("held-out ").
     public func textRowsNote(which: String = "") -> String? {
-        let texts = examples.filter { $0.answer == nil && !$0.isPromptOnly }
+        let texts = examples.filter(\.isText)
         guard let first = texts.first else { return nil }
         return #"note: \#(texts.count) \#(which){"text"} row\#(texts.count == 1 ? "" : "s") (first: \#(first.source)): scored for loss, not generated (no prompt, no reference answer)"#
     }

@@ -51,6 +51,8 @@ extension Example {
     /// A row that is only a prompt (`ChatFormat.promptOnly`): no reference and no trained
     /// token. A `{"text"}` row also has no reference, but its tokens are trained.
     public var isPromptOnly: Bool { answer == nil && promptLength == ids.count }
+    /// A `{"text"}` row: no reference, every token trained, nothing to generate from.
+    public var isText: Bool { answer == nil && !isPromptOnly }
     /// Whether a generation can start from it: a prompt row, with or without a reference
     /// (a `{"text"}` row has no prompt; a prompt/completion row with an empty prompt, none).
     public var hasPrompt: Bool { promptLength > 0 && (answer != nil || isPromptOnly) }

@@ -97,7 +97,7 @@ public struct RunSetup {
             : objective.requirements.rollouts && recipe.prompts == nil ? "objective \(recipe.objective) samples answers to --data's prompts (no --prompts)"
             : recipe.objective == "spin" ? "objective spin answers --data's prompts"
             : recipe.selfTrain != "none" && recipe.unlabelled == nil ? "self-training \(recipe.selfTrain) answers --data's prompts (no --unlabelled)" : nil
-        let textRow = train.examples.first { $0.answer == nil && !$0.isPromptOnly }
+        let textRow = train.examples.first(where: \.isText)
         Fatal.agree(answers.flatMap { why in textRow.map { #"\#($0.source): a {"text"} row has no prompt, and \#(why): give {"prompt", "completion"} rows"# } })
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
         let pairs = objective.requirements.pairs

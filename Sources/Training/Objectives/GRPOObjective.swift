@@ -66,7 +66,6 @@ public final class GRPOObjective: Objective {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
-        // TRL recommends δ > 1 + ε; below 1 it would cap the ratio of every token under its start.
         try checkArg((0...1).contains(topEntropyQuantile), "grpo", "top_entropy_quantile must be in [0, 1], got \(topEntropyQuantile)")
         // TRL takes any δ; at or below 1 it would stop the gradient of every on-policy token (ratio 1) with A > 0.
         try checkArg(delta.map { $0 > 1 } ?? true, "grpo", "delta must be > 1: at or below 1 it caps the ratio of on-policy tokens (1) and stops their gradient (INTELLECT-2 recommends more than 1 + epsilon_high), got \(delta ?? 0)")

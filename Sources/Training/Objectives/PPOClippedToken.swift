@@ -15,8 +15,9 @@ import TensorCore
 /// none (ratio 1, gradient −A·∇log π_θ). The log-ratio clamp (verl, Trinity-RFT) only keeps
 /// exp finite.
 enum PPOClippedToken {
-    /// ℓ_t; its derivative in log π_θ (the unclipped term carries −A·c1 unless the clipped,
-    /// constant, term is smaller); c1; whether the token is clipped below (c1 < low with A < 0)
+    /// ℓ_t; its derivative in log π_θ (that of the term min picks: −A·c1 through the unclipped
+    /// term below δ, or through the clipped one inside [lo, hi], else 0); c1; whether the token is
+    /// clipped below (c1 < low with A < 0)
     /// or above (c1 > high with A > 0), as TRL's `clip_ratio/low_mean` and `high_mean` count.
     /// `delta` (TRL's, INTELLECT-2's two-sided clip, arXiv 2505.07291 §3): the unclipped term's
     /// ratio is min(c1, δ), constant above δ; the clip flags read it, as TRL's metrics do.
@@ -27,9 +28,10 @@ enum PPOClippedToken {
         let c2 = min(max(c1, lo), hi)
         let cd = min(c1, delta)
         // The gradient of the term min picks: the unclipped one's below δ; the clipped one's
-        // inside [lo, hi] (where δ made it the smaller: δ < c1 ≤ hi with A < 0); else 0.
+        // inside [lo, hi], as torch's clamp passes it (where δ made it the smaller: δ < c1 ≤ hi
+        // with A < 0); else 0.
         let unclipped = cd * a <= c2 * a
-        let live = unclipped ? c1 <= delta : c1 > lo && c1 < hi
+        let live = unclipped ? c1 <= delta : c1 >= lo && c1 <= hi
         return (-min(cd * a, c2 * a), live ? -a * c1 : 0, c1, cd < lo && a < 0, cd > hi && a > 0)
     }
 

@@ -26,6 +26,7 @@ extension RolloutProducer {
             raw = RolloutPrompts.fromExamples(setup.train.examples)
             origin = r.data
         }
+        try RolloutPrompts.checkNonEmpty(raw)
         try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer,
                                            maxLengthBinds: !modelBinds, contextReason: model.contextReason)
         let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)

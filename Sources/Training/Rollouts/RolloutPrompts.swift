@@ -86,6 +86,13 @@ public enum RolloutPrompts {
         }
     }
 
+    /// A prompt of no token gives the model nothing to continue (its rollouts came out empty and
+    /// were logged as cut at the limit, a review found): refused by its line.
+    public static func checkNonEmpty(_ prompts: [RolloutPrompt]) throws {
+        guard let p = prompts.first(where: { $0.ids.isEmpty }) else { return }
+        throw DataError("\(p.source): the prompt is empty (no token for the model to continue)")
+    }
+
     /// A reward function that compares with a reference needs one on every prompt.
     public static func checkReferences(_ prompts: [RolloutPrompt], rewards: [RewardFunction]) throws {
         guard let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) else { return }
