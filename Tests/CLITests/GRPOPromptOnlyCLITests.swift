@@ -135,6 +135,9 @@ final class GRPOPromptOnlyCLITests: XCTestCase {
             .write(toFile: empty, atomically: true, encoding: .utf8)
         var args = Self.args(["--data", empty, "--heldout-fraction", "0", "--out", CLI.tempDir("grpo-prompt-only-empty")])
         for flag in ["--eval-every", "--eval-examples"] { args[args.firstIndex(of: flag)! + 1] = "0" }
+        // A reward that reads no task prompt (task refused the empty prompt as no task, before the check).
+        args[args.firstIndex(of: "task")!] = "regex"
+        args += ["--reward-arg", #"regex.pattern=\d"#]
         let r = CLI.sftDist(args, seconds: 120)
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertTrue(r.stderr.contains("\(empty):2: the prompt is empty (no token for the model to continue)"), r.stderr)
