@@ -135,10 +135,14 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         if bias_correction:
             per_token_kl = per_token_kl * coef_1
         kl = ((per_token_kl * mask).sum() / mask.sum()).item()
-    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
-    if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
-        coef_1 = torch.clamp(coef_1, max=delta)
-    per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if loss_type == "cispo":   # MiniMax-M1: the weight clipped at ε_max = epsilon_high and detached
+        clamped_ratios = torch.clamp(coef_1, max=eps_high).detach()
+        per_token_loss = -clamped_ratios * A * logp
+    else:
+        coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+        if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
+            coef_1 = torch.clamp(coef_1, max=delta)
+        per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
     if top_entropy < 1.0:
         # TRL's get_high_entropy_mask: the (1 − ρ) float32 torch.quantile of the loss tokens'
         # entropies (of softmax(logits / τ), detached), tokens at or above it; before the KL joins.
@@ -163,7 +167,7 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
-    elif loss_type == "dapo":
+    elif loss_type in ["dapo", "cispo"]:
         loss = (per_token_loss * mask).sum() / (tokens_per_step if tokens_per_step is not None else mask.sum())
     loss.backward()
     # TRL's clip metrics: token means over the completion mask of the whole batch.
@@ -171,8 +175,12 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     high = ((coef_1 > 1 + eps_high) & (A > 0)).double()
     region = ((low + high) > 0).double()
     # TRL's global_masked_mean: a [B, 1] (sequence-level) value is averaged over the rollouts.
-    clip = {name: (x.mean() if x.shape[1] == 1 else (x * mask).sum() / mask.sum()).item()
-            for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
+    if loss_type == "cispo":   # TRL logs cispo_clip_ratio instead of clip_ratio/*
+        clipped = ((coef_1 > eps_high) & (A > 0)).double()
+        clip = {"cispo_clip_ratio": ((clipped * mask).sum() / mask.sum()).item()}
+    else:
+        clip = {name: (x.mean() if x.shape[1] == 1 else (x * mask).sum() / mask.sum()).item()
+                for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
     if kl is not None:
         clip["kl"] = kl
     if temperature != 1.0:
@@ -246,6 +254,13 @@ def main():
         configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
                                  "importance_sampling_level": level, "delta": str(delta)},
                         "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # cispo: ε_max 5 (ScaleRL's), 1.1 (so some weights are clipped), with the KL and the entropy mask.
+    for eps_high, beta, rho in [(5.0, 0.0, 1.0), (1.1, 0.05, 1.0), (1.1, 0.0, 0.3)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "cispo", 0.2, eps_high, beta, True, top_entropy=rho)
+        args = {"loss_type": "cispo", "epsilon": "0.2", "epsilon_high": str(eps_high), "beta": str(beta)}
+        if rho < 1.0:
+            args["top_entropy_quantile"] = str(rho)
+        configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # top_entropy_quantile (the PPO term on the highest-entropy tokens only) at both levels.
     for level, loss_type, rho in [("token", "dapo", 0.2), ("token", "grpo", 0.5), ("sequence", "grpo", 0.2), ("token", "dr_grpo", 0.0)]:
         loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level,
@@ -275,7 +290,7 @@ def main():
     truncated = 5
     masked = [dict(x, loss_mask=[0] * len(x["loss_mask"])) if e == truncated else x for e, x in enumerate(examples)]
     masked_configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo"]:
         loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True)
         masked_configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"},
                                "loss": loss, "grad": grad.tolist(), "clip": clip})

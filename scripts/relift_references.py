@@ -87,9 +87,11 @@ def ratio_one_loss(examples, T, current, advantages, loss_type):
     coef_1 = torch.exp(logp - logp.detach())
     coef_2 = torch.clamp(coef_1, 1 - 0.2, 1 + 0.2)
     per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    if loss_type == "cispo":   # the weight clamped at epsilon_high (TRL's default: epsilon, 0.2) and detached
+        per_token_loss = -torch.clamp(coef_1, max=0.2).detach() * A * logp
     if loss_type == "grpo":
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-    elif loss_type in ("bnpo", "dapo"):
+    elif loss_type in ("bnpo", "dapo", "cispo"):
         loss = (per_token_loss * mask).sum() / mask.sum()
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
@@ -99,11 +101,11 @@ def ratio_one_loss(examples, T, current, advantages, loss_type):
 
 def main():
     g = torch.Generator().manual_seed(20261212)
-    examples, T, current, _ = make_batch(g)
+    examples, T, current, _, _ = make_batch(g)
     sft, sft_grad = sft_loss(examples, T, current)
     advantages = [float(torch.tensor(a).float()) for a in scored_advantages(SCORED, "group")]
     configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo"]:
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo"]:
         loss, grad = ratio_one_loss(examples, T, current, advantages, loss_type)
         configs.append({"loss_type": loss_type, "loss": loss, "grad": grad.tolist()})
     out = {

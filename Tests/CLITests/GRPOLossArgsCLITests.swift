@@ -58,12 +58,36 @@ final class GRPOLossArgsCLITests: XCTestCase {
         }
     }
 
+    /// loss_type=cispo (MiniMax-M1): the weight clipped at ε_max = epsilon_high, here 1.001 so the
+    /// off-policy steps clip some; `cispo_clip_ratio` in place of `clip_ratio/*`, as TRL logs it.
+    func testCISPOIsRankCountInvariant() throws {
+        let args = GRPOCLITests.grpo(["--objective-arg", "loss_type=cispo", "--objective-arg", "epsilon_high=1.001",
+                                      "--reward-arg", "format.pattern=(?s).*[aeiou].*"])
+        let runs = CLI.trainingRows(atRanks: [1, 2], args, label: "cispo", seconds: 240)
+        guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(runs)") }
+        XCTAssertTrue(runs[0].contains { ($0["cispo_clip_ratio"] ?? 0) > 0 }, "some weight is clipped: \(runs[0])")
+        XCTAssertTrue(runs[0].allSatisfy { $0["clip_ratio/region_mean"] == nil }, "cispo logs its own clip figure")
+        for (a, b) in zip(runs[0], runs[1]) {
+            let step = Int(a["step"]!)
+            for key in ["loss", "grad_norm", "cispo_clip_ratio", "ratio"] {
+                let x = a[key] ?? .nan
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "step \(step) \(key), -n 1 vs -n 2")
+            }
+        }
+    }
+
     func testBadArgumentsAreOneLine() throws {
-        for (arg, message) in [("importance_sampling_level=seq", "importance_sampling_level must be token or sequence (got seq)"),
-                               ("delta=0.9", "delta must be > 1"), ("top_entropy_quantile=1.5", "top_entropy_quantile must be in [0, 1], got 1.5")] {
-            let r = CLI.sftDist(GRPOCLITests.grpo(["--objective-arg", arg, "--out", CLI.tempDir("gspo-bad")]), seconds: 60)
+        let cases: [([String], String)] = [
+            (["importance_sampling_level=seq"], "importance_sampling_level must be token or sequence (got seq)"),
+            (["delta=0.9"], "delta must be > 1"), (["top_entropy_quantile=1.5"], "top_entropy_quantile must be in [0, 1], got 1.5"),
+            (["loss_type=cispo", "importance_sampling_level=sequence"], "loss_type cispo weighs each token by its own clipped ratio")]
+        for (objectiveArgs, message) in cases {
+            let r = CLI.sftDist(GRPOCLITests.grpo(objectiveArgs.flatMap { ["--objective-arg", $0] } + ["--out", CLI.tempDir("gspo-bad")]), seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(message), r.stderr)
         }
+        let relift = CLI.sftDist(GRPOCLITests.grpo(["--objective-arg", "loss_type=cispo", "--out", CLI.tempDir("gspo-bad")], objective: "relift"), seconds: 60)
+        XCTAssertEqual(relift.status, 1, relift.all)
+        XCTAssertTrue(relift.stderr.contains("objective relift: loss_type must be one of grpo, bnpo, dr_grpo, dapo (got cispo)"), relift.stderr)
     }
 }

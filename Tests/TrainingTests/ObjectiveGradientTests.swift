@@ -32,6 +32,7 @@ final class ObjectiveGradientTests: XCTestCase {
         ("grpo", ["delta": "1.1", "epsilon": "0.05", "loss_type": "bnpo"]),
         ("grpo", ["delta": "1.05", "epsilon_high": "0.3"]),   // δ < 1 + ε_high: the clipped term's live gradient
         ("grpo", ["top_entropy_quantile": "0.3", "beta": "0.3"]),
+        ("grpo", ["loss_type": "cispo", "epsilon_high": "1.1", "beta": "0.3"]), ("grpo", ["loss_type": "cispo", "epsilon_high": "5"]),
         ("grpo", ["top_entropy_quantile": "0.5", "importance_sampling_level": "sequence", "loss_type": "grpo", "beta": "0.2"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),

@@ -22,7 +22,7 @@ import TensorCore
 ///   bnpo     Σ ℓ / N_tokens                        (TRL normalises per local micro-batch; with a
 ///                                                  global count it is the step's token mean)
 ///   dr_grpo  Σ ℓ / (B · max_completion_length)
-///   dapo     Σ ℓ / N_tokens                        (the step's loss tokens: TRL's num_items_in_batch
+///   dapo     Σ ℓ / N_tokens                        (also cispo's; the step's loss tokens: TRL's num_items_in_batch
 ///                                                  when a generation is one step; when it spans
 ///                                                  k steps, its loss tokens / k for each, as TRL)
 /// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
@@ -40,8 +40,8 @@ import TensorCore
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
 /// it), entropy, mean_p.
-public final class GRPOObjective: Objective {
-    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo }
+public final class GRPOObjective: Objective, DetachedEvaluable {
+    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo }
     public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
     public let name = "grpo"
     public let requirements: ObjectiveRequirements
@@ -75,6 +75,8 @@ public final class GRPOObjective: Objective {
         guard let l = ImportanceSamplingLevel(rawValue: importanceSamplingLevel) else {
             throw ObjectiveError("objective grpo: importance_sampling_level must be token or sequence (got \(RecipeError.quote(importanceSamplingLevel)))")
         }
+        // CISPO's weight is per token (MiniMax-M1 §3.1); TRL only warns on the pair.
+        try checkArg(t != .cispo || l == .token, "grpo", "loss_type cispo weighs each token by its own clipped ratio: use importance_sampling_level token")
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
@@ -89,12 +91,19 @@ public final class GRPOObjective: Objective {
         switch lossType {
         case .grpo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
         case .bnpo: return inverseCount(globalTokens)
-        case .dapo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
+        case .dapo, .cispo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
         case .drGRPO: return inverseCount(rollouts * max(maxCompletionLength, 1))
         }
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+    /// The loss and gradient with cispo's detached weight read from `detached` (the trainer passes
+    /// the logits themselves; the finite-difference checks hold it at the unperturbed ones).
+    /// Nothing else of grpo's is detached: its ratios carry their gradient.
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+        guard let dlogits else {   // the loss alone: a scratch gradient
+            var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
+            return scratch.withUnsafeMutableBufferPointer { evaluate(input, detached: detached, dlogits: $0.baseAddress!) }
+        }
         if level == .sequence { return sequenceLevelLossAndGradient(input, dlogits: dlogits) }
         let V = input.vocab
         let rollouts = input.sequences.count
@@ -112,7 +121,10 @@ public final class GRPOObjective: Objective {
             let logp = z[y] - lse
             let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
             let a = input.sequences[s].advantage
-            let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
+            let ppo = lossType == .cispo
+                ? Self.cispo(logp: logp, weightLogp: detached == input.logits ? logp : detachedLogProb(detached + r * V, V, y),
+                             old: old, advantage: a, max: epsilonHigh)
+                : PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
             // Outside the top ρ by entropy the PPO term is 0 (TRL multiplies it by the mask before the KL joins).
             var loss = keep?[r] == false ? 0 : ppo.loss, dLogp = keep?[r] == false ? 0 : ppo.dLogp
             let c1 = ppo.ratio
@@ -142,9 +154,24 @@ public final class GRPOObjective: Objective {
         }
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": diag.count]
-        clip.into(&d, &c, tokens: diag.count)
+        if lossType == .cispo { d["cispo_clip_ratio"] = clip.high; c["cispo_clip_ratio"] = diag.count }   // TRL's one clip figure for cispo
+        else { clip.into(&d, &c, tokens: diag.count) }
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
         return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)
     }
+
+    /// CISPO's token term (Chen et al., "MiniMax-M1", arXiv 2506.13585, §3.1; TRL's
+    /// `loss_type="cispo"`): ℓ_t = −sg(min(c1, ε_max))·A·log π_θ(y_t), the importance weight clipped
+    /// and detached instead of the update, so every token keeps a gradient; ε_max is `epsilon_high`
+    /// (ScaleRL recommends 5). Its clip flag (TRL's `cispo_clip_ratio`): c1 > ε_max with A > 0.
+    /// `weightLogp` is the log-prob the detached weight is taken at (`logp` in training); the
+    /// ratio returned, which the KL term and the figures read, is the live one, as TRL's coef_1.
+    static func cispo(logp: Float, weightLogp: Float, old: Float, advantage a: Float, max epsilonMax: Float)
+        -> (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool) {
+        let c1 = expf(min(max(logp - old, -20), 20)), weight = min(expf(min(max(weightLogp - old, -20), 20)), epsilonMax)
+        return (-weight * a * logp, -weight * a, c1, false, c1 > epsilonMax && a > 0)
+    }
+
+    func detachedLogProb(_ z: UnsafePointer<Float>, _ V: Int, _ y: Int) -> Float { z[y] - SoftmaxKernels.logSumExp(z, count: V) }
 }
