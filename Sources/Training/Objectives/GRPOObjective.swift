@@ -26,7 +26,7 @@ import TensorCore
 ///                                                  when a generation is one step; when it spans
 ///                                                  k steps, its loss tokens / k for each, as TRL)
 /// B = rollouts in the step batch, |o_i| = rollout i's loss tokens, N_tokens = loss tokens of the
-/// step. Detached: A, π_behaviour, π_ref. The logits it reads are divided by the rollout
+/// step. Detached: A, π_behaviour, π_ref (and cispo's clipped weight). The logits it reads are divided by the rollout
 /// temperature (`Trainer.logitTemperature`, as TRL's GRPOTrainer takes every log-prob, the
 /// reference's and the entropy), and the sampler's log-probs are at the same. The log-ratio
 /// clamp (verl, Trinity-RFT) only keeps exp finite.
@@ -39,7 +39,8 @@ import TensorCore
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
-/// it), entropy, mean_p.
+/// it), entropy, mean_p; under cispo `cispo_clip_ratio` (c1 > ε_max with A > 0) in place of
+/// `clip_ratio/*`.
 public final class GRPOObjective: Objective, DetachedEvaluable {
     public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo }
     public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
@@ -97,8 +98,9 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     }
 
     /// The loss and gradient with cispo's detached weight read from `detached` (the trainer passes
-    /// the logits themselves; the finite-difference checks hold it at the unperturbed ones).
-    /// Nothing else of grpo's is detached: its ratios carry their gradient.
+    /// the logits themselves; the finite-difference checks hold it at the unperturbed ones). The
+    /// ratios carry their gradient; only scored rows' π_old is the live log-prob, detached (the
+    /// finite-difference checks supply it as behaviour log-probs instead).
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         guard let dlogits else {   // the loss alone: a scratch gradient
             var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
@@ -122,7 +124,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
             let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
             let a = input.sequences[s].advantage
             let ppo = lossType == .cispo
-                ? Self.cispo(logp: logp, weightLogp: detached == input.logits ? logp : detachedLogProb(detached + r * V, V, y),
+                ? Self.cispo(logp: logp, weightLogp: LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp),
                              old: old, advantage: a, max: epsilonHigh)
                 : PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
             // Outside the top ρ by entropy the PPO term is 0 (TRL multiplies it by the mask before the KL joins).
@@ -172,6 +174,4 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         let c1 = expf(min(max(logp - old, -20), 20)), weight = min(expf(min(max(weightLogp - old, -20), 20)), epsilonMax)
         return (-weight * a * logp, -weight * a, c1, false, c1 > epsilonMax && a > 0)
     }
-
-    func detachedLogProb(_ z: UnsafePointer<Float>, _ V: Int, _ y: Int) -> Float { z[y] - SoftmaxKernels.logSumExp(z, count: V) }
 }
