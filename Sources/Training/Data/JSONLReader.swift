@@ -342,7 +342,7 @@ public enum JSONLReader {
             }
             messages.append(ChatMessage(role: role, content: content, reasoning: reasoning))
         }
-        if rows == .prompts || (rows == .examplesOrPrompts && messages.last?.role != .assistant) { return messages }
+        if rows == .prompts || (rows == .examplesOrPrompts && DataRecord.messages(messages).isPromptOnly) { return messages }
         guard let lastAssistant = messages.last(where: { $0.role == .assistant }) else {
             throw LineProblem(#""messages" has no assistant turn"#)
         }

@@ -14,43 +14,21 @@ import TensorCore
 /// micro-batches (the statistics pass: entropies of softmax(z/T), gathered once, the keep decision
 /// made from them and never re-derived from recomputed logits), which is TRL's with one
 /// micro-batch per rank and the same at any rank count.
-public struct HighEntropyTokens {
-    /// The threshold (+∞: none kept, when the step has no loss token).
-    public var tau: Float
-    /// (sequence, position) keys of the kept tokens.
-    var kept: Set<Int>
-}
-
 extension GRPOObjective {
-    static func key(sequence: Int, position: Int) -> Int { sequence << 32 | position }
-
     /// (sequence id, position among its rows, entropy) of every loss row of this micro-batch.
     public func statistics(_ input: ObjectiveInput) -> [Float] {
-        guard topEntropyQuantile < 1 else { return [] }
-        let index = SequenceIndex(input.sequenceId)
-        var out: [Float] = []
-        for r in 0..<input.rows where input.mask[r] != 0 {
-            let z = input.logits + r * input.vocab
-            let h = LogitRow.addScaledSoftmax(nil, z, lse: SoftmaxKernels.logSumExp(z, count: input.vocab), input.vocab, scale: 0)
-            out += [Float(input.sequenceId[r]), Float(index.position[r]), Float(h)]
-        }
-        return out
+        topEntropyQuantile < 1 ? EntropySelection.statistics(input) : []
     }
 
     /// τ, the (1 − ρ) quantile of the step's entropies as `torch.quantile` interpolates it,
     /// and the tokens at or above it.
-    static func highEntropyTokens(_ context: StepContext, quantile rho: Float) -> HighEntropyTokens {
-        var tokens: [(key: Int, entropy: Float)] = []
-        for rank in context.statistics {
-            var i = 0
-            while i + 2 < rank.count { tokens.append((key(sequence: Int(rank[i]), position: Int(rank[i + 1])), rank[i + 2])); i += 3 }
-        }
-        guard !tokens.isEmpty else { return HighEntropyTokens(tau: .infinity, kept: []) }
+    static func highEntropyTokens(_ context: StepContext, quantile rho: Float) -> EntropySelection {
+        let tokens = EntropySelection.tokens(context)
+        guard !tokens.isEmpty else { return EntropySelection(tokens, tau: .infinity) }
         let sorted = tokens.map(\.entropy).sorted()
         let at = Double(1 - rho) * Double(sorted.count - 1), below = Int(at.rounded(.down))
         let above = min(below + 1, sorted.count - 1), fraction = Float(at - Double(below))
-        let tau = sorted[below] + (sorted[above] - sorted[below]) * fraction
-        return HighEntropyTokens(tau: tau, kept: Set(tokens.filter { $0.entropy >= tau }.map(\.key)))
+        return EntropySelection(tokens, tau: sorted[below] + (sorted[above] - sorted[below]) * fraction)
     }
 
     public func beginStep(_ context: StepContext) {
@@ -63,8 +41,6 @@ extension GRPOObjective {
         guard topEntropyQuantile < 1 else { return nil }
         let selection = highEntropy.value(input.context, objective: name) { Self.highEntropyTokens($0, quantile: topEntropyQuantile) }
         let index = SequenceIndex(input.sequenceId)
-        return (0..<input.rows).map { r in
-            input.mask[r] != 0 && selection.kept.contains(Self.key(sequence: Int(input.sequenceId[r]), position: index.position[r]))
-        }
+        return (0..<input.rows).map { r in input.mask[r] != 0 && selection.keeps(input, row: r, position: index.position[r]) }
     }
 }

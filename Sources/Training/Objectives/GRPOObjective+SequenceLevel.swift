@@ -62,14 +62,13 @@ extension GRPOObjective {
         var present = Set<Int32>()
         for r in 0..<input.rows where input.sequenceId[r] >= 0 && tokens[Int(input.sequenceId[r])] == 0 { present.insert(input.sequenceId[r]) }
         ratioSum += Double(present.count); seen += Double(present.count)
-        let weightOf = { (r: Int) -> Float in
-            input.mask[r] * self.tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
-                                             globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)
-        }
         var total = 0.0, klSum = 0.0
+        var weight = [Float](repeating: 0, count: input.rows)   // each loss row's aggregation weight, read again in pass 2
         let keep = highEntropyRows(input)   // top_entropy_quantile: the PPO term of these tokens only
         for r in 0..<input.rows where input.mask[r] != 0 {
-            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weightOf(r), kept = keep?[r] ?? true
+            weight[r] = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
+                                                    globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)
+            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weight[r], kept = keep?[r] ?? true
             var loss = kept ? p.loss : 0, dRatio = kept ? p.dLogp : 0   // ∂ℓ_t/∂log s_i
             if ref != nil {
                 let c = biasCorrectionKL ? p.ratio : 1
@@ -87,7 +86,7 @@ extension GRPOObjective {
             let y = lossTarget(input, r, name)
             let z = input.logits + r * V
             var g = Float(throughRatio[s] / tokens[s]) * input.mask[r]
-            if ref != nil { g += weightOf(r) * beta * (biasCorrectionKL ? p.ratio : 1) * k3Slope[r] }
+            if ref != nil { g += weight[r] * beta * (biasCorrectionKL ? p.ratio : 1) * k3Slope[r] }
             diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse[r], V, scale: -g)
             if g != 0 { dlogits[r * V + y] += g }
             diag.sumP += Double(expf(logp[r])); diag.count += 1

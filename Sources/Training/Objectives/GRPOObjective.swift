@@ -59,7 +59,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     /// TRL's `top_entropy_quantile` ρ: the PPO term of the top-ρ tokens by entropy (1: all).
     public let topEntropyQuantile: Float
     /// The step's kept tokens under ρ < 1 (`GRPOObjective+EntropyMask.swift`).
-    let highEntropy = StepCache<HighEntropyTokens>()
+    let highEntropy = StepCache<EntropySelection>()
 
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
                 biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",

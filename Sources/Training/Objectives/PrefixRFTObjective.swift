@@ -43,7 +43,7 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
     public private(set) var decaySteps: Int
     /// Dr.GRPO's L_max; set from `max_completion_length` when the run is wired.
     public var maxCompletionLength = 0
-    private let cache = StepCache<Selection>()
+    private let cache = StepCache<EntropySelection>()
 
     public init(hybrid: Int = 1, lowStart: Double = 0.95, lowEnd: Double = 0.05, high: Double = 1, decaySteps: Int = 0,
                 minPrefix: Int = 1, entropyMask: Float = 0.8, entropyCoef: Float = 0.001, epsilon: Float = 0.2,
@@ -99,37 +99,20 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
 
     // MARK: the loss
 
-    /// (sequence id, position, entropy) of every prefix loss token of this micro-batch: the keep
-    /// decision is made once from these, so the gradient pass never re-derives it from recomputed
-    /// logits.
+    /// (sequence id, position, entropy) of every prefix loss token of this micro-batch
+    /// (`EntropySelection`).
     public func statistics(_ input: ObjectiveInput) -> [Float] {
         let prefix = RevealedTokens.rows(input, objective: name)
-        let index = SequenceIndex(input.sequenceId)
-        var out: [Float] = []
-        for r in 0..<input.rows where input.mask[r] != 0 && prefix[r] {
-            let z = input.logits + r * input.vocab
-            let h = LogitRow.addScaledSoftmax(nil, z, lse: SoftmaxKernels.logSumExp(z, count: input.vocab), input.vocab, scale: 0)
-            out += [Float(input.sequenceId[r]), Float(index.position[r]), Float(h)]
-        }
-        return out
+        return EntropySelection.statistics(input) { prefix[$0] }
     }
 
     /// τ and the prefix tokens kept: those whose entropy is not below τ, the entropy at rank
     /// ⌊mask·n⌋ (ascending) of the step's n prefix tokens (τ = +∞ when every one is masked).
-    struct Selection { var tau: Float; var kept: Set<Int> }
-
-    static func key(sequence: Int, position: Int) -> Int { sequence << 32 | position }
-
-    static func selection(_ context: StepContext, mask: Float) -> Selection {
-        var tokens: [(key: Int, entropy: Float)] = []
-        for rank in context.statistics {
-            var i = 0
-            while i + 2 < rank.count { tokens.append((key(sequence: Int(rank[i]), position: Int(rank[i + 1])), rank[i + 2])); i += 3 }
-        }
+    static func selection(_ context: StepContext, mask: Float) -> EntropySelection {
+        let tokens = EntropySelection.tokens(context)
         let sorted = tokens.map(\.entropy).sorted()
         let masked = Int(Double(mask) * Double(sorted.count))
-        let tau = masked < sorted.count ? sorted[masked] : Float.infinity
-        return Selection(tau: tau, kept: Set(tokens.filter { $0.entropy >= tau }.map(\.key)))
+        return EntropySelection(tokens, tau: masked < sorted.count ? sorted[masked] : Float.infinity)
     }
 
     public func beginStep(_ context: StepContext) {
@@ -155,7 +138,7 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
             let a = input.sequences[Int(input.sequenceId[r])].advantage
             let g: Float   // ∂L/∂logp of this token, already scaled
             if prefix[r] {
-                let keep = selection.kept.contains(Self.key(sequence: Int(input.sequenceId[r]), position: index.position[r]))
+                let keep = selection.keeps(input, row: r, position: index.position[r])
                 prefixCount += 1
                 if keep { kept += 1 }
                 let old = LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp)

@@ -148,14 +148,14 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         } else {
             advantages = GroupAdvantages(rewards: total, groupSize: G, scaling: settings.scaling).advantages
         }
+        // A cut hybrid's revealed prefix stays trained where its term does not read the
+        // advantage (UFT's hint likelihood); Prefix-RFT's −A·π/sg(π) on it goes with the rollout.
+        let keepsPrefix = revealedPrefixes?.objective.prefixTermIgnoresAdvantage ?? false
         var sequences = gens.indices.map { i -> StepSequence in
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
             s.advantage = advantages[i]
-            // A cut hybrid's revealed prefix stays trained where its term does not read the
-            // advantage (UFT's hint likelihood); Prefix-RFT's −A·π/sg(π) on it goes with the rollout.
-            let keepsPrefix = revealedPrefixes?.objective.prefixTermIgnoresAdvantage ?? false
             if settings.maskTruncated && keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             if settings.maskTruncated && !keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
