@@ -95,7 +95,8 @@ def behaviour_at(examples, T, old, temperature):
 
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
-              tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0):
+              tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0,
+              off_policy=None, entropy_coef=0.0):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -143,6 +144,18 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
             coef_1 = torch.clamp(coef_1, max=delta)
         per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
+    off_policy_ratio = None
+    if off_policy is not None:
+        # TRL's get_off_policy_mask (DeepSeek-V3.2, arXiv 2512.02556, §3.1, Eq. 9): a rollout with
+        # A < 0 whose mean (sampling − current, detached) log-prob over its tokens exceeds δ drops
+        # its policy-gradient term; before the KL joins. Float32, as TRL's log-probs.
+        kl_div = (old.float() - logp.detach().float())
+        avg = (kl_div * mask.float()).sum(dim=1, keepdim=True) / mask.float().sum(dim=1, keepdim=True).clamp(min=1.0)
+        keep = ((A.float() >= 0) | (avg <= off_policy)).double()
+        per_token_loss = per_token_loss * keep
+        present = mask.sum(-1) > 0
+        off_policy_ratio = (1 - keep.squeeze(1))[present].mean().item()
+    entropy_mask = None
     if top_entropy < 1.0:
         # TRL's get_high_entropy_mask: the (1 − ρ) float32 torch.quantile of the loss tokens'
         # entropies (of softmax(logits / τ), detached), tokens at or above it; before the KL joins.
@@ -169,6 +182,20 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
     elif loss_type in ["dapo", "cispo"]:
         loss = (per_token_loss * mask).sum() / (tokens_per_step if tokens_per_step is not None else mask.sum())
+    if entropy_coef != 0.0:
+        # TRL's entropy bonus: loss − c·(mean entropy of softmax(logits / τ) over the effective
+        # mask: the completion mask, times the entropy mask under top_entropy_quantile), not
+        # detached, whatever the loss type.
+        ent_rows = -(lsm.exp() * lsm).sum(-1)
+        entropies = torch.zeros(B, Lc, dtype=torch.float64)
+        for e, x in enumerate(examples):
+            k = 0
+            for t in range(len(x["ids"]) - 1):
+                if x["loss_mask"][t + 1]:
+                    entropies = entropies.index_put((torch.tensor([e]), torch.tensor([k])), ent_rows[e * T + t].reshape(1))
+                    k += 1
+        effective = mask if entropy_mask is None else mask * entropy_mask.double()
+        loss = loss - entropy_coef * (entropies * effective).sum() / effective.sum().clamp(min=1.0)
     loss.backward()
     # TRL's clip metrics: token means over the completion mask of the whole batch.
     low = ((coef_1 < 1 - eps_low) & (A < 0)).double()
@@ -183,6 +210,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
                 for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
     if kl is not None:
         clip["kl"] = kl
+    if off_policy_ratio is not None:
+        clip["off_policy_mask_ratio"] = off_policy_ratio
     if temperature != 1.0:
         p = lsm.detach().exp()
         per_row = -(p * lsm.detach()).sum(-1)
@@ -277,6 +306,25 @@ def main():
         configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
                                  "importance_sampling_level": level, "top_entropy_quantile": str(rho)},
                         "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # off_policy_mask_threshold (DeepSeek-V3.2's off-policy sequence mask) and entropy_coef (the
+    # entropy bonus), alone and together, at both levels, with the KL and the entropy mask. The
+    # rollouts with A < 0 are 1, 3 and 5, their mean drifts (sampling − current) 0.092, −0.547 and
+    # 0.105: δ 0.1 masks rollout 5, 0.05 rollouts 1 and 5, −0.6 all three.
+    for level, loss_type, opm, coef, rho, beta in [("token", "dapo", 0.1, 0.0, 1.0, 0.05), ("token", "grpo", -0.6, 0.0, 1.0, 0.0),
+                                                  ("sequence", "grpo", 0.05, 0.0, 1.0, 0.05), ("token", "dapo", None, 0.05, 1.0, 0.0),
+                                                  ("token", "bnpo", None, 0.3, 0.3, 0.05), ("sequence", "dr_grpo", None, 0.2, 1.0, 0.0),
+                                                  ("token", "cispo", 0.1, 0.1, 0.5, 0.05), ("sequence", "grpo", 0.1, -0.1, 0.4, 0.0)]:
+        eps_high = 1.1 if loss_type == "cispo" else 0.3
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, eps_high, beta, True, level=level,
+                                     top_entropy=rho, off_policy=opm, entropy_coef=coef)
+        args = {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": str(eps_high), "beta": str(beta), "importance_sampling_level": level}
+        if opm is not None:
+            args["off_policy_mask_threshold"] = str(opm)
+        if coef != 0.0:
+            args["entropy_coef"] = str(coef)
+        if rho < 1.0:
+            args["top_entropy_quantile"] = str(rho)
+        configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     per_step = (tokens + 17) / 2

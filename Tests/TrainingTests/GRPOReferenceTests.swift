@@ -108,8 +108,10 @@ final class GRPOReferenceTests: XCTestCase {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
                 let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
                 try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step), ranks: ranks, micro: micro, label: label)
-                // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio; kl with β > 0.
-                XCTAssertEqual(c.clip?.count, (c.args["loss_type"] == "cispo" ? 1 : 3) + (c.args["beta"] != "0.0" ? 1 : 0), label)
+                // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio; kl with β > 0;
+                // off_policy_mask_ratio with the off-policy mask.
+                XCTAssertEqual(c.clip?.count, (c.args["loss_type"] == "cispo" ? 1 : 3) + (c.args["beta"] != "0.0" ? 1 : 0)
+                                              + (c.args["off_policy_mask_threshold"] != nil ? 1 : 0), label)
             }
         }
     }

@@ -34,6 +34,10 @@ final class ObjectiveGradientTests: XCTestCase {
         ("grpo", ["top_entropy_quantile": "0.3", "beta": "0.3"]),
         ("grpo", ["loss_type": "cispo", "epsilon_high": "1.1", "beta": "0.3"]), ("grpo", ["loss_type": "cispo", "epsilon_high": "5"]),
         ("grpo", ["top_entropy_quantile": "0.5", "importance_sampling_level": "sequence", "loss_type": "grpo", "beta": "0.2"]),
+        // The entropy bonus (every token, the top ρ), the off-policy mask (δ −100: every A < 0 rollout).
+        ("grpo", ["entropy_coef": "0.3", "beta": "0.3"]), ("grpo", ["entropy_coef": "-0.2", "top_entropy_quantile": "0.5", "loss_type": "bnpo"]),
+        ("grpo", ["entropy_coef": "0.2", "importance_sampling_level": "sequence", "loss_type": "grpo", "off_policy_mask_threshold": "-100"]),
+        ("grpo", ["off_policy_mask_threshold": "-100", "beta": "0.3", "epsilon": "0.05"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("chord", ["clip_ratio_c": "1.05"]),

@@ -76,6 +76,16 @@ public enum ForeignNames {
               note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo, cispo; default dapo, as TRL's) or relift (not cispo); dpo has the sigmoid loss only; SFTConfig's loss_type=dft is --objective dft"),
         Entry("use_bias_correction_kl", "objective_args", "TRL",
               note: "--objective-arg use_bias_correction_kl=false with grpo (default true, as TRL 1.16's: the KL term times the importance ratio)"),
+        // GRPOConfig's loss settings that are grpo objective arguments here, under TRL's names.
+        Entry("delta", "objective_args", "TRL", note: "--objective-arg delta=δ with grpo (two-sided clipping; δ > 1)"),
+        Entry("importance_sampling_level", "objective_args", "TRL", note: "--objective-arg importance_sampling_level=sequence with grpo (GSPO)"),
+        Entry("top_entropy_quantile", "objective_args", "TRL", note: "--objective-arg top_entropy_quantile=ρ with grpo"),
+        Entry("off_policy_mask_threshold", "objective_args", "TRL", note: "--objective-arg off_policy_mask_threshold=δ with grpo"),
+        Entry("entropy_coef", "objective_args", "TRL",
+              note: "--objective-arg entropy_coef=c with grpo (TRL's entropy bonus); uft's and prefix-rft's entropy_coef are their own"),
+        Entry("use_adaptive_entropy", "objective_args", "TRL",
+              note: "--objective-arg use_adaptive_entropy=true with grpo, with entropy_coef_min, entropy_coef_max, entropy_coef_delta and entropy_target"),
+        Entry("entropy_target", "objective_args", "TRL", note: "--objective-arg entropy_target=H with grpo and use_adaptive_entropy=true"),
         Entry(none: "label_smoothing", "TRL's DPOConfig",
               note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.

@@ -14,6 +14,7 @@ extension Trainer {
         components.register(OptimizerState(optimizer))
         if let old = oldPolicy { components.register(ParameterSnapshot("old_policy", parameters: old.parameters)) }
         if let stateful = objective as? StatefulComponent { components.register(stateful) }
+        for part in objective.statefulParts { components.register(part) }
         if let l2 = l2Init { components.register(l2.snapshot) }
         if let ema { components.register(ema.snapshot) }
         if let tokenLabelsState { components.register(tokenLabelsState) }

@@ -71,6 +71,7 @@ extension Trainer {
         skipped.inARow = 0
         applyOptimizer(lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))   // Trainer+GradientClearing.swift
         ema?.update(from: model.parameters, ranges: trainable.ranges)
+        report.diagnostics += objective.endStep(report.diagnostics)
         return report
     }
 

@@ -21,7 +21,7 @@ import TensorCore
 /// means over rollouts, masked ones included, as TRL's metrics of a [B, 1] ratio; `delta` caps
 /// s_i in the unclipped term.
 extension GRPOObjective {
-    func sequenceLevelLossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+    func sequenceLevelLossAndGradient(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab
         let rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
@@ -65,10 +65,11 @@ extension GRPOObjective {
         var total = 0.0, klSum = 0.0
         var weight = [Float](repeating: 0, count: input.rows)   // each loss row's aggregation weight, read again in pass 2
         let keep = highEntropyRows(input)   // top_entropy_quantile: the PPO term of these tokens only
+        let offPolicy = offPolicyKept(input, detached: detached)   // off_policy_mask_threshold: of these rollouts only
         for r in 0..<input.rows where input.mask[r] != 0 {
             weight[r] = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
                                                     globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)
-            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weight[r], kept = keep?[r] ?? true
+            let s = Int(input.sequenceId[r]), p = ppo[s]!, w = weight[r], kept = keep?[r] != false && offPolicy?.kept[s] != false
             var loss = kept ? p.loss : 0, dRatio = kept ? p.dLogp : 0   // ∂ℓ_t/∂log s_i
             if ref != nil {
                 let c = biasCorrectionKL ? p.ratio : 1
@@ -81,6 +82,8 @@ extension GRPOObjective {
         }
         // Pass 2: each row's gradient in its log-prob, into dlogits.
         var diag = TokenDiagnostics()
+        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = adaptiveEntropy != nil && keep != nil
+        var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r]), p = ppo[s]!
             let y = lossTarget(input, r, name)
@@ -90,12 +93,18 @@ extension GRPOObjective {
             diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse[r], V, scale: -g)
             if g != 0 { dlogits[r * V + y] += g }
             diag.sumP += Double(expf(logp[r])); diag.count += 1
+            if keep?[r] != false && (bonus != 0 || measureKept) {   // the entropy bonus, as at the token level
+                let e = addEntropyBonus(input, row: r, lse: lse[r], coef: bonus, dlogits: dlogits)
+                total += e.loss; keptEntropy += e.entropy; keptTokens += 1
+            }
         }
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": seen]
         clip.into(&d, &c, tokens: seen)
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
+        offPolicy.into(&d, &c)
+        if measureKept { d[Self.keptEntropyKey] = keptEntropy; c[Self.keptEntropyKey] = keptTokens }
         return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)
     }
 }

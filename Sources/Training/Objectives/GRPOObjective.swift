@@ -60,10 +60,18 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     public let topEntropyQuantile: Float
     /// The step's kept tokens under ρ < 1 (`GRPOObjective+EntropyMask.swift`).
     let highEntropy = StepCache<EntropySelection>()
+    /// TRL's `off_policy_mask_threshold` δ (`GRPOObjective+OffPolicyMask.swift`); nil: none.
+    public let offPolicyMaskThreshold: Float?
+    /// TRL's `entropy_coef` (`GRPOObjective+EntropyBonus.swift`): the initial one when adaptive.
+    public let entropyCoef: Float
+    /// TRL's `use_adaptive_entropy` controller; nil without it.
+    public let adaptiveEntropy: AdaptiveEntropyCoefficient?
+    public var statefulParts: [StatefulComponent] { adaptiveEntropy.map { [$0] } ?? [] }
 
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
                 biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",
-                topEntropyQuantile: Float = 1) throws {
+                topEntropyQuantile: Float = 1, offPolicyMaskThreshold: Float? = nil, entropyCoef: Float = 0,
+                adaptiveEntropy: (min: Float, max: Float, delta: Float, target: Float)? = nil) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
@@ -80,7 +88,13 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         try checkArg(t != .cispo || l == .token, "grpo", "loss_type cispo weighs each token by its own clipped ratio: use importance_sampling_level token")
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
+        if let a = adaptiveEntropy {
+            try checkArg(a.min <= a.max, "grpo", "entropy_coef_min (\(a.min)) must be at most entropy_coef_max (\(a.max))")
+            try checkArg(a.delta >= 0 && a.target >= 0, "grpo", "entropy_coef_delta and entropy_target must be >= 0")
+        }
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
+        self.offPolicyMaskThreshold = offPolicyMaskThreshold; self.entropyCoef = entropyCoef
+        self.adaptiveEntropy = adaptiveEntropy.map { AdaptiveEntropyCoefficient(initial: entropyCoef, min: $0.min, max: $0.max, delta: $0.delta, target: $0.target) }
         var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
         r.statisticsFromPolicyAlone = true
         r.rollouts = true
@@ -106,7 +120,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
             var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
             return scratch.withUnsafeMutableBufferPointer { evaluate(input, detached: detached, dlogits: $0.baseAddress!) }
         }
-        if level == .sequence { return sequenceLevelLossAndGradient(input, dlogits: dlogits) }
+        if level == .sequence { return sequenceLevelLossAndGradient(input, detached: detached, dlogits: dlogits) }
         let V = input.vocab
         let rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
@@ -114,6 +128,9 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var diag = TokenDiagnostics()
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         let keep = highEntropyRows(input)
+        let offPolicy = offPolicyKept(input, detached: detached)
+        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = adaptiveEntropy != nil && keep != nil
+        var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])
             precondition(s >= 0 && s < rollouts, "objective grpo needs the step batch's sequences (advantages) in its input")
@@ -127,8 +144,10 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
                 ? Self.cispo(logp: logp, weightLogp: LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp),
                              old: old, advantage: a, max: epsilonHigh)
                 : PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
-            // Outside the top ρ by entropy the PPO term is 0 (TRL multiplies it by the mask before the KL joins).
-            var loss = keep?[r] == false ? 0 : ppo.loss, dLogp = keep?[r] == false ? 0 : ppo.dLogp
+            // Outside the top ρ by entropy, or in a rollout the off-policy mask drops, the PPO term
+            // is 0 (TRL multiplies it by the masks before the KL joins).
+            let dropped = keep?[r] == false || offPolicy?.kept[s] == false
+            var loss = dropped ? 0 : ppo.loss, dLogp = dropped ? 0 : ppo.dLogp
             let c1 = ppo.ratio
             clip.add(ppo)
             if let ref {
@@ -153,6 +172,11 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
             diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse, V, scale: -g)
             if g != 0 { dlogits[r * V + y] += g }
             diag.sumP += Double(expf(logp)); diag.count += 1
+            // The entropy bonus on the tokens it acts on (every loss token, or the top ρ).
+            if keep?[r] != false && (bonus != 0 || measureKept) {
+                let e = addEntropyBonus(input, row: r, lse: lse, coef: bonus, dlogits: dlogits)
+                total += e.loss; keptEntropy += e.entropy; keptTokens += 1
+            }
         }
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": diag.count]
@@ -160,6 +184,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         else { clip.into(&d, &c, tokens: diag.count) }
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
+        offPolicy.into(&d, &c)
+        if measureKept { d[Self.keptEntropyKey] = keptEntropy; c[Self.keptEntropyKey] = keptTokens }
         return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)
     }
 

@@ -26,11 +26,21 @@ public protocol Objective: AnyObject {
     /// accumulated (+=) into `dlogits` [N, V] — written (=) with `requirements.writesWholeRows`.
     /// Diagnostics are *sums* the trainer allreduces.
     func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult
+
+    /// Called once after each applied optimizer step (not a skipped one, not in evaluation) with
+    /// the step's global diagnostics (means); returns more figures for the step's report
+    /// (grpo's adaptive entropy coefficient updates here).
+    func endStep(_ diagnostics: [(String, Double)]) -> [(String, Double)]
+
+    /// State the objective keeps across steps, checkpointed with the run's other components.
+    var statefulParts: [StatefulComponent] { get }
 }
 
 extension Objective {
     public func statistics(_ input: ObjectiveInput) -> [Float] { [] }
     public func beginStep(_ context: StepContext) {}
+    public func endStep(_ diagnostics: [(String, Double)]) -> [(String, Double)] { [] }
+    public var statefulParts: [StatefulComponent] { [] }
 }
 
 public struct ObjectiveRequirements: Sendable {

@@ -62,7 +62,10 @@ public enum ObjectiveRegistry {
                                           biasCorrectionKL: try args.bool("use_bias_correction_kl", default: true),
                                           delta: try args.optionalFloat("delta"),
                                           importanceSamplingLevel: args.string("importance_sampling_level", default: "token"),
-                                          topEntropyQuantile: try args.float("top_entropy_quantile", default: 1))
+                                          topEntropyQuantile: try args.float("top_entropy_quantile", default: 1),
+                                          offPolicyMaskThreshold: try args.optionalFloat("off_policy_mask_threshold"),
+                                          entropyCoef: try args.optionalFloat("entropy_coef") ?? 0,
+                                          adaptiveEntropy: try adaptiveEntropy(&args))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
@@ -83,6 +86,22 @@ public enum ObjectiveRegistry {
         var resolved = args.resolved
         if args.used.contains("epsilon_high"), resolved["epsilon_high"] == nil { resolved["epsilon_high"] = resolved["epsilon"] }
         return (objective, resolved)
+    }
+
+    /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when
+    /// it is given, so runs without it resolve the arguments they did before; its settings
+    /// without it are refused (they would do nothing).
+    static func adaptiveEntropy(_ args: inout ObjectiveArgs) throws -> (min: Float, max: Float, delta: Float, target: Float)? {
+        let settings = ["entropy_coef_min", "entropy_coef_max", "entropy_coef_delta", "entropy_target"]
+        let adaptive = args.values["use_adaptive_entropy"] != nil ? try args.bool("use_adaptive_entropy", default: false) : false
+        guard adaptive else {
+            if let given = settings.first(where: { args.values[$0] != nil }) {
+                throw ObjectiveError("objective grpo: \(given) sets the adaptive entropy control; it does nothing without use_adaptive_entropy=true")
+            }
+            return nil
+        }
+        return (try args.float("entropy_coef_min", default: 0), try args.float("entropy_coef_max", default: 1),
+                try args.float("entropy_coef_delta", default: 0.005), try args.float("entropy_target", default: 0.2))
     }
 
     /// token-clean's and forgetting's `scores`: fixed (default) or online.
