@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// grpo's `entropy_coef` with TRL's adaptive control (`use_adaptive_entropy`, Skywork-OR1 §3.2.5)
+/// grpo's `entropy_coef` with TRL's adaptive control (`use_adaptive_entropy`, Skywork-OR1 §3)
 /// and `off_policy_mask_threshold` (DeepSeek-V3.2 §3.1) through the CLI: each step's logged
 /// coefficient follows the controller's rule from the logged entropies, the bonus changes the
 /// loss by exactly −c·H̄ from the second step on, the same at `mpirun -n 1` and `-n 2`, and a

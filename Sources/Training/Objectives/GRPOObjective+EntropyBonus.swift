@@ -9,8 +9,8 @@ import TensorCore
 /// is over the whole step (all ranks, micro-batches), which is TRL's with one micro-batch per
 /// process and the same at any rank count.
 ///
-/// With `use_adaptive_entropy` (He et al., "Skywork Open Reasoner 1", arXiv 2505.22312, §3.2.5
-/// "adaptive entropy control"; TRL's), c starts at `entropy_coef` and after every optimizer step
+/// With `use_adaptive_entropy` (He et al., "Skywork Open Reasoner 1", arXiv 2505.22312, §3:
+/// MAGIC's adaptive entropy control; TRL's), c starts at `entropy_coef` and after every optimizer step
 /// moves by `entropy_coef_delta` — up when that step's H̄ was at or below `entropy_target`, down
 /// otherwise — within [`entropy_coef_min`, `entropy_coef_max`]; the bonus applies only while the
 /// last step's H̄ was at or below the target (none at the first step). The coefficient and the
@@ -55,7 +55,7 @@ extension GRPOObjective {
     static let keptEntropyKey = "entropy/top_quantile_mean"
 }
 
-/// The adaptive controller's state (Skywork-OR1 §3.2.5, TRL's `use_adaptive_entropy`): the
+/// The adaptive controller's state (Skywork-OR1 §3, TRL's `use_adaptive_entropy`): the
 /// coefficient and the last step's measured entropy, in Double as TRL keeps them (Python floats).
 public final class AdaptiveEntropyCoefficient: StatefulComponent {
     public let stateName = "adaptive_entropy"
