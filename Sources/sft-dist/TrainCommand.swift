@@ -48,6 +48,9 @@ struct Train: ParsableCommand {
     @Option(recipe: \.objective) var objective: String?
     @Option(recipe: \.objectiveArgs) var objectiveArgs: [String]
     @Option(recipe: \.refModel) var refModel: String?
+    @Flag(recipe: \.syncRefModel) var syncRefModel: Bool?
+    @Option(recipe: \.refModelMixupAlpha) var refModelMixupAlpha: String?
+    @Option(recipe: \.refModelSyncSteps) var refModelSyncSteps: String?
     @Option(recipe: \.selection) var selection: String?
     @Option(recipe: \.selectionPool) var selectionPool: String?
     @Option(recipe: \.selectionArgs) var selectionArgs: [String]

@@ -7,7 +7,7 @@ import XCTest
 final class DPOCLITests: XCTestCase {
     /// Pairs of arithmetic prompts: the right sum chosen, a wrong one rejected; answers of
     /// different lengths, so pairs pack and pad unevenly.
-    func writePairs(_ dir: String, count: Int = 40, bad: [Int: String] = [:]) -> String {
+    static func writePairs(_ dir: String, count: Int = 40, bad: [Int: String] = [:]) -> String {
         var lines: [String] = []
         for i in 0..<count {
             let a = i * 7 % 50, b = i * 13 % 30
@@ -19,7 +19,7 @@ final class DPOCLITests: XCTestCase {
     }
 
     func testDPOIsRankCountInvariantUnderMpirun() throws {
-        let data = writePairs(CLI.tempDir("dpo-data"))
+        let data = Self.writePairs(CLI.tempDir("dpo-data"))
         // 7 pairs a step: 4/3 pairs on two ranks; micro-batches of 3 rows hold two pairs whole, so
         // the micro-batches differ between -n 1 and -n 2 (units 0-1, 2-3, 4-5, 6 against 0-2, 4-6 and 1-3, 5).
         let args = ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
@@ -47,7 +47,7 @@ final class DPOCLITests: XCTestCase {
 
     func testBadPairRowNamesItsLineOrIsSkipped() throws {
         let dir = CLI.tempDir("dpo-bad")
-        let data = writePairs(dir, bad: [3: #"{"prompt": "1+1=", "chosen": "2", "rejected": "2"}"#])
+        let data = Self.writePairs(dir, bad: [3: #"{"prompt": "1+1=", "chosen": "2", "rejected": "2"}"#])
         let base = ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--steps", "2", "--batch-size", "2",
                     "--micro-batch-size", "2", "--eval-examples", "0", "--eval-every", "0", "--quiet"]
         let out = dir + "/out"
@@ -68,7 +68,7 @@ final class DPOCLITests: XCTestCase {
     /// of (seed, step), and the reference stays the initial weights, not the checkpoint's.
     func testDPOResumesExactly() throws {
         let dir = CLI.tempDir("dpo-resume")
-        let data = writePairs(dir)
+        let data = Self.writePairs(dir)
         let args = ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--batch-size", "4", "--micro-batch-size", "3",
                     "--steps", "4", "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet"]
         XCTAssertEqual(CLI.sftDist(args + ["--out", dir + "/straight"]).status, 0)

@@ -9,10 +9,10 @@ import XCTest
 final class ForgettingCLITests: XCTestCase {
     static let frozen = "wte|^transformer\\.h\\.0\\."
 
-    /// Tensors of a model.safetensors by name: raw bytes (the format: an 8-byte little-endian
-    /// header length, a JSON header with `data_offsets`, then the data).
-    static func tensors(_ dir: String) -> [String: Data] {
-        guard let file = FileManager.default.contents(atPath: dir + "/model.safetensors"), file.count >= 8 else { return [:] }
+    /// Tensors of a model.safetensors (or `file`) by name: raw bytes (the format: an 8-byte
+    /// little-endian header length, a JSON header with `data_offsets`, then the data).
+    static func tensors(_ dir: String, file name: String = "model.safetensors") -> [String: Data] {
+        guard let file = FileManager.default.contents(atPath: dir + "/" + name), file.count >= 8 else { return [:] }
         let n = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         guard let header = try? JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + n))) as? [String: Any] else { return [:] }
         var out: [String: Data] = [:]

@@ -49,6 +49,7 @@ public final class Checkpointer {
         self.comm = comm
         self.log = log
         store = CheckpointStore(directory: RunOutputs(setup.recipe.out).checkpoints)
+        referenceChecksum = Self.checksum(setup.referenceModel)
     }
 
     /// The loss of the step just done (finite, else nil), recorded with a checkpoint saved now.
@@ -60,8 +61,13 @@ public final class Checkpointer {
     /// (`SelectionProducer`). Its checksum is the checkpoint's reference checksum as the
     /// objective's is, so a resume against other weights under the same path is refused — it
     /// resumed silently and selected other rows from the next step on.
-    public var selectionReference: LanguageModel?
+    public var selectionReference: LanguageModel? { didSet { referenceChecksum = Self.checksum(reference) } }
     var reference: LanguageModel? { setup.referenceModel ?? selectionReference }
+    /// The reference's checksum as the run started: `sync_ref_model` moves the reference during
+    /// training (and restores the moved one from a checkpoint), so the checksum that proves a
+    /// resumed run reads the same reference is the one taken before any step.
+    private(set) var referenceChecksum: String?
+    static func checksum(_ model: LanguageModel?) -> String? { model.map { XXHash64.hex($0.parameters.checksum()) } }
 
     /// Call after every optimizer step, with the number of steps done: saves when due.
     /// Saves a checkpoint when `save_every` asks for one after `stepsDone` steps; whether it did.
@@ -82,7 +88,7 @@ public final class Checkpointer {
             let state = CheckpointState(
                 step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
                 parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
-                referenceChecksum: reference.map { XXHash64.hex($0.parameters.checksum()) },
+                referenceChecksum: referenceChecksum,
                 trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
                 promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss, numTokens: numTokens,
                 semantics: CheckpointState.currentSemantics)
@@ -278,7 +284,7 @@ public final class Checkpointer {
         if uncheckedSelectionReference, reference != nil, state.recipe.refModel != recipe.refModel {
             throw CheckpointError("\(dir): the checkpoint's run read --ref-model \(state.recipe.refModel ?? "none") (a checkpoint that predates the reference's checksum, so compared by path), and this one \(recipe.refModel ?? "none")")
         }
-        if let ref = reference, !uncheckedSelectionReference, state.referenceChecksum != XXHash64.hex(ref.parameters.checksum()) {
+        if reference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }
         let saved = Set(state.components.keys), live = Set(components.names)
@@ -288,37 +294,6 @@ public final class Checkpointer {
         guard state.step <= recipe.steps else {
             throw CheckpointError("\(dir): checkpoint is at step \(state.step), past this run's \(recipe.steps) steps")
         }
-    }
-
-    /// The checkpoint's recipe with this run's values where both name the same thing spelled
-    /// otherwise: the same LoRA modules (`sameAdapters`), and `model` as another path to the
-    /// same directory (`./base` for `base`, a symlink) — not another model. Another directory,
-    /// even a copy, stays a difference: a LoRA run's adapters name their base by this path.
-    private func sameSpelling(_ saved: Recipe) -> Recipe {
-        var same = sameAdapters(saved)
-        if same.model != recipe.model, Self.sameDirectory(same.model, recipe.model) { same.model = recipe.model }
-        return same
-    }
-
-    /// Whether both paths are directories and resolve (symlinks, `.`, `..`) to the same one.
-    static func sameDirectory(_ a: String, _ b: String) -> Bool {
-        func isDirectory(_ p: String) -> Bool {
-            var d: ObjCBool = false
-            return FileManager.default.fileExists(atPath: p, isDirectory: &d) && d.boolValue
-        }
-        return isDirectory(a) && isDirectory(b) && ReplaceableOutput.resolved(a) == ReplaceableOutput.resolved(b)
-    }
-
-    /// `saved` with this run's `lora_targets` when both spellings give this model the same
-    /// adapters (the default spelled out, `c_attn` for `attn.c_attn`): the same run.
-    private func sameAdapters(_ saved: Recipe) -> Recipe {
-        guard saved.loraTargets != recipe.loraTargets, let model = setup.model as? LoRAAdaptable,
-              let a = try? model.adapterNames(for: LoRATraining.config(saved) ?? LoRAConfig(rank: 1, alpha: 1)),
-              let b = try? model.adapterNames(for: LoRATraining.config(recipe) ?? LoRAConfig(rank: 1, alpha: 1)),
-              a == b else { return saved }
-        var same = saved
-        same.loraTargets = recipe.loraTargets
-        return same
     }
 
     /// The metrics.jsonl whose rows up to `step` the resumed run continues (nil: none), and a

@@ -45,6 +45,10 @@ public struct RecipeKeys: Sendable {
                                          "Objective parameter key=value (repeatable).", flag: "objective-arg")
     public let refModel = RecipeKey<String?>("ref_model", nil, .optionalPath, "Reference model directory for objectives that need one.",
                                              resume: .mayChange)   // the path may change; the weights' checksum is compared (Checkpointer.check)
+    public let syncRefModel = RecipeKey("sync_ref_model", false, .bool,
+                                        "Move the reference model towards the trained one every ref_model_sync_steps steps: (1 − α)·θ_ref + α·θ (TRL's sync_ref_model, TR-DPO).")
+    public let refModelMixupAlpha = RecipeKey("ref_model_mixup_alpha", 0.6, .within(0, 1, openLow: true), "With sync_ref_model: α, the trained weights' share (TRL's; 1 replaces the reference).")
+    public let refModelSyncSteps = RecipeKey("ref_model_sync_steps", 512, .within(1...100_000_000), "With sync_ref_model: optimizer steps between updates of the reference (TRL's).")
     public let selection = RecipeKey("selection", "none", .oneOf(SelectionRegistry.names),
                                      "Online batch selection over a candidate pool (see README).")
     public let selectionPool = RecipeKey("selection_pool", 4, .within(1...1024), "Candidates per step = this × batch_size.")

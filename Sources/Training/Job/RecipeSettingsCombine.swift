@@ -12,6 +12,7 @@ extension Recipe {
         else if objective.requirements.rollouts { try checkRewards(rewards) }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
+        try checkReferenceSync(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 
@@ -81,5 +82,27 @@ extension Recipe {
     /// (`--no-packing` for false).
     public func shown(_ key: RecipeKey<Bool>) -> String {
         origins[key.name] != nil ? "\(named(key)) \(self[key])" : self[key] ? "--" + key.flag : "--no-" + key.flag
+    }
+
+    /// sync_ref_model moves the reference the objective reads (ReferenceSync.swift); its two
+    /// settings act only with it, and an interval longer than the run would never move it.
+    func checkReferenceSync(_ objective: Objective) throws {
+        let k = Recipe.declared
+        guard self.syncRefModel else {
+            for key in [k.refModelMixupAlpha, k.refModelSyncSteps] as [any AnyRecipeKey] where isSet(key.name) && !switchedOff(key, by: k.syncRefModel) {
+                throw RecipeError("\(named(key)) sets how sync_ref_model (--sync-ref-model) moves the reference model: without it the reference stays fixed and \(key.name) has no effect")
+            }
+            return
+        }
+        if !objective.requirements.referenceModel {
+            throw RecipeError("\(named(k.syncRefModel)) moves the reference model the objective reads, and objective \(self.objective) reads none here (dpo, asft, iwsft, superhf, token-clean and forgetting with scores=online, grpo and uft with beta > 0 do)")
+        }
+        if self.loraRank > 0 {
+            throw RecipeError("\(named(k.syncRefModel)) with lora_rank \(self.loraRank): a LoRA run's reference is its base with zero adapters, and mixing the adapters' factors is not mixing the weights they add (TRL refuses the pair too); use one or the other")
+        }
+        if self.refModelSyncSteps > self.steps {
+            let given = isSet(k.refModelSyncSteps.name) ? "\(named(k.refModelSyncSteps)) \(self.refModelSyncSteps)" : "ref_model_sync_steps (default \(self.refModelSyncSteps), --ref-model-sync-steps)"
+            throw RecipeError("\(given) is more than the run's \(self.steps) steps: the reference would never move; give a smaller interval (TRL's default is 512)")
+        }
     }
 }

@@ -17,6 +17,7 @@ extension Trainer {
         for part in objective.statefulParts { components.register(part) }
         if let l2 = l2Init { components.register(l2.snapshot) }
         if let ema { components.register(ema.snapshot) }
+        if let referenceSync { components.register(referenceSync.snapshot) }
         if let tokenLabelsState { components.register(tokenLabelsState) }
     }
 }

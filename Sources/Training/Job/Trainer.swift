@@ -29,6 +29,8 @@ public final class Trainer {
     let l2Init: L2InitPenalty?
     /// `--ema`: the moving average of the weights, updated after every optimizer step.
     public let ema: WeightEMA?
+    /// `--sync-ref-model`: the reference moved towards the weights every N steps (ReferenceSync.swift).
+    public let referenceSync: ReferenceSync?
     /// token-clean / forgetting with `scores=fixed`: the training set's token labels, scored
     /// before the first step or restored with a checkpoint (Trainer+TokenLabels.swift).
     let tokenLabelsState: TokenLabelsState?
@@ -135,6 +137,8 @@ public final class Trainer {
         logitTemperature = r.logitTemperature(for: objective)
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil
+        // Recipe.validate refuses sync_ref_model where the objective reads no reference.
+        referenceSync = r.syncRefModel ? setup.referenceModel.map { ReferenceSync(alpha: Float(r.refModelMixupAlpha), every: r.refModelSyncSteps, reference: $0.parameters) } : nil
         registerState()
     }
 
@@ -177,6 +181,7 @@ public final class Trainer {
 
         // 4. Update: global loss and diagnostics, norm, non-finite policy, clipping + optimizer.
         let report = update(step: step, total: total, localBad: localBad, prepared: prepared)
+        referenceSync?.afterStep(step + 1, policy: model.parameters)
         lastTimings.update = comm.wallTime() - tSynced
         onPhase?("update")
 
