@@ -14,8 +14,9 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
              "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"),
-            (["train", "--sync-ref-model"],
-             "Unknown option '--sync-ref-model' (TRL: sync_ref_model has no counterpart here: the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps)"),
+            (["train", "--neftune-noise-alpha", "5"], "Unknown option '--neftune-noise-alpha' (TRL: neftune_noise_alpha has no counterpart here: no NEFTune noise)"),
+            (["train", "--entropy-coef", "0.01"],
+             "Unknown option '--entropy-coef' (TRL: entropy_coef is --objective-arg here: --objective-arg entropy_coef=c with grpo (TRL's entropy bonus); uft's and prefix-rft's entropy_coef are their own)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),
         ]
         for (args, line) in cases {

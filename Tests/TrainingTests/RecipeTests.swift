@@ -62,7 +62,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
         XCTAssertEqual(names, ["model", "data", "heldout", "heldout_fraction", "steps", "num_train_epochs", "batch_size", "micro_batch_size", "lr",
                                "min_lr_ratio", "warmup_steps", "schedule", "optimizer", "beta1", "beta2", "adam_eps",
                                "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
-                               "chat_template", "dataset_text_field", "completion_only_loss", "assistant_only_loss", "objective", "objective_args", "ref_model", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
+                               "chat_template", "dataset_text_field", "completion_only_loss", "assistant_only_loss", "objective", "objective_args", "ref_model", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
                                "max_new_tokens", "eval_data", "checksum_every", "log_every", "skip_bad_lines", "nan_policy", "nan_skip_limit",
                                "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume",
                                "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",

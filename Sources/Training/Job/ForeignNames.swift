@@ -89,8 +89,6 @@ public enum ForeignNames {
         Entry(none: "label_smoothing", "TRL's DPOConfig",
               note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.
-        Entry(none: "sync_ref_model", "TRL", note: "the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps"),
-        Entry(none: "ref_model_sync_steps", "TRL", note: "the reference (--ref-model, or the initial weights) stays fixed; spin's opponent is renewed every iteration_steps"),
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "tf32", "transformers", note: "sft-dist computes in float32"),
