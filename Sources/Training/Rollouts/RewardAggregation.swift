@@ -54,9 +54,10 @@ extension GroupAdvantages {
     /// and group, z = (r − mean_g) / (std_g + 1e-4) (Bessel std; 0 for a group of one, as TRL's
     /// num_generations == 1 branch); s = Σ_f w_f·z_f; A = (s − mean_B) / (std_B + 1e-4), mean and
     /// Bessel std over every rollout of the batch. A function whose rewards are equal in a group
-    /// gives exactly 0 there, and a group where every function's (of non-zero weight) are gets exactly 0 advantages
-    /// (s is 0; mean_B is 0 but for rounding, each group's z summing to 0) and is counted in
-    /// `zeroStdGroups`. `groupStd`: the Bessel std of each group's s.
+    /// gives exactly 0 there; a group where every function of non-zero weight has equal rewards
+    /// gets exactly 0 advantages (its s is 0, and mean_B is 0 but for rounding, each group's z
+    /// summing to 0, where TRL keeps the residue) and is counted in `zeroStdGroups`.
+    /// `groupStd`: the Bessel std of each group's s.
     public init(decoupled perFunction: [[Double]], weights: [Double], groupSize g: Int) {
         precondition(perFunction.count == weights.count && !perFunction.isEmpty, "GroupAdvantages: \(perFunction.count) reward rows for \(weights.count) weights")
         let n = perFunction[0].count
