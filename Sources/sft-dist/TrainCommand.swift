@@ -93,6 +93,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.rewards) var rewards: [String]
     @Option(recipe: \.rewardArgs) var rewardArgs: [String]
     @Option(recipe: \.scaleRewards) var scaleRewards: String?
+    @Option(recipe: \.multiObjectiveAggregation) var multiObjectiveAggregation: String?
     @Flag(recipe: \.scoredData) var scoredData: Bool?
     @Option(recipe: \.loraRank) var loraRank: String?
     @Option(recipe: \.loraAlpha) var loraAlpha: String?

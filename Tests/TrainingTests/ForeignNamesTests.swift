@@ -24,6 +24,8 @@ final class ForeignNamesTests: XCTestCase {
         XCTAssertEqual(refusal("learning_rate: 0.001\n"), #"r.yaml:1: unknown key "learning_rate" (transformers: learning_rate is "lr" here)"#)
         XCTAssertEqual(refusal("steps: 3\nnum_generations: 4\n"), #"r.yaml:2: unknown key "num_generations" (TRL: num_generations is "rollouts" here)"#)
         XCTAssertEqual(refusal("reward_funcs: [task]\n"), #"r.yaml:1: unknown key "reward_funcs" (TRL: reward_funcs is "rewards" here)"#)
+        XCTAssertEqual(refusal("reward_weights: [1, 0.5]\n"),
+                       #"r.yaml:1: unknown key "reward_weights" (TRL: reward_weights is "rewards" here: a weight per function, given with it: --reward NAME=WEIGHT (rewards: [NAME=WEIGHT, …]))"#)
         XCTAssertEqual(refusal("resume_from_checkpoint: latest\n"),
                        #"r.yaml:1: unknown key "resume_from_checkpoint" (transformers: resume_from_checkpoint is "resume" here)"#)
         // The edit-distance hint sent DPO's beta to AdamW's beta1, bf16 to lr, loss_type to lora_rank.

@@ -70,6 +70,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
                                "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora",
                                "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "rollout_top_k", "max_completion_length",
                                "eval_rollouts", "steps_per_generation", "num_iterations", "mask_truncated_completions", "rewards", "reward_args", "scale_rewards",
+                               "multi_objective_aggregation",
                                "scored_data"])
     }
 

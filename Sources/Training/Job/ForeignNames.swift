@@ -54,6 +54,7 @@ public enum ForeignNames {
         Entry("top_p", "rollout_top_p", "TRL's GRPOConfig"),
         Entry("top_k", "rollout_top_k", "TRL's GRPOConfig"),
         Entry("reward_funcs", "rewards", "TRL"),
+        Entry("reward_weights", "rewards", "TRL", note: "a weight per function, given with it: --reward NAME=WEIGHT (rewards: [NAME=WEIGHT, …])"),
         Entry("lora_r", "lora_rank", "TRL"),
         Entry("r", "lora_rank", "peft"),
         Entry("lora_target_modules", "lora_targets", "TRL"),

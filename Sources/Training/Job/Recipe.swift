@@ -190,7 +190,8 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     /// The rollout keys are read by the objectives that sample (grpo, chord, srft, uft,
     /// prefix-rft, relift: `requirements.rollouts`) — not with `scored_data`, whose samples are
-    /// `--data`'s rows, which reads only `max_completion_length` and `scale_rewards` of them;
+    /// `--data`'s rows, which reads only `max_completion_length` and `scale_rewards` of them
+    /// (its own check refuses `multi_objective_aggregation`);
     /// `rewards` and `reward_args` also by superhf's self-training. Elsewhere (`--rollouts 8`
     /// with nll) they would be ignored, so they are refused, at their default value too.
     func checkRolloutKeysNeedASampler(objectiveSamples: Bool) throws {
@@ -203,7 +204,8 @@ public struct Recipe: Codable, Equatable, Sendable {
             (k.rolloutTopK, deliberate(k.rolloutTopK)), (k.stepsPerGeneration, deliberate(k.stepsPerGeneration)),
             (k.numIterations, deliberate(k.numIterations)), (k.maskTruncatedCompletions, deliberate(k.maskTruncatedCompletions))]
         if !self.scoredData {
-            unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards))]
+            unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards)),
+                       (k.multiObjectiveAggregation, deliberate(k.multiObjectiveAggregation))]
         }
         // SuperHF ranks its samples by the rewards; the other methods score with
         // --self-train-scorer, which reward_args configure (`--reward-arg regex.pattern=…`).

@@ -134,6 +134,8 @@ public struct RecipeKeys: Sendable {
     public let rewardArgs = RecipeKey("reward_args", [String: String](), .keyValues, "Reward argument NAME.key=value, or key=value with one reward (repeatable).", flag: "reward-arg")
     public let scaleRewards = RecipeKey("scale_rewards", RewardScaling.group, .cases,
                                         "Advantage scaling (TRL's scale_rewards): std of the group, of the batch, or none (Dr.GRPO); TRL's true/false read as group/none.")
+    public let multiObjectiveAggregation = RecipeKey("multi_objective_aggregation", RewardAggregation.sumThenNormalize, .cases,
+                                                     "Several reward functions (TRL's multi_objective_aggregation): sum the weighted rewards, then scale_rewards; or z-score each function in its group, sum with the weights, and scale by the generation's std (GDPO; scale_rewards unused).")
     public let scoredData = RecipeKey("scored_data", false, .bool, "Train grpo on --data's rows as pre-generated, pre-scored samples (each with reward and group, or advantage): no sampling, ratio 1.")
 
     public init() {}

@@ -9,7 +9,7 @@ extension Recipe {
     /// that skips `validate` meets the same refusals.
     func checkSettingsCombine(_ objective: Objective, rewards: [RewardFunction]) throws {
         if self.scoredData { try checkScoredData() }
-        else if objective.requirements.rollouts { try checkRewards(rewards) }
+        else if objective.requirements.rollouts { try checkRewards(rewards); try checkRewardAggregation() }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkReferenceSync(objective)
@@ -24,6 +24,10 @@ extension Recipe {
         }
         if !self.rewards.isEmpty {
             throw RecipeError("\(named(k.rewards)): scored_data takes the rewards of --data's rows: drop --reward (rewards:)")
+        }
+        // A scored row has one reward and no reward functions to normalise apart.
+        if deliberate(k.multiObjectiveAggregation) && !switchedOff(k.multiObjectiveAggregation, by: k.scoredData) {
+            throw RecipeError("\(named(k.multiObjectiveAggregation)) \(self.multiObjectiveAggregation.rawValue) combines the rewards of several reward functions; scored_data's rows carry one reward each and no reward function: it would have no effect")
         }
         if self.data == RunSetup.builtinData {   // (it read as "builtin:tasks: no such file")
             throw RecipeError("\(named(k.scoredData)) trains on scored samples: give --data FILE, a JSONL of rows with a reward or advantage (the built-in tasks have none)")
@@ -40,6 +44,16 @@ extension Recipe {
         if !functions.contains(where: { $0.weight != 0 }) {
             throw RecipeError("\(named(k.rewards)): every reward weight is 0 (\(self.rewards.joined(separator: ", "))): every advantage would be 0 and nothing would train")
         }
+    }
+
+    /// normalize_then_sum scales each function by its group's std and the sum by the batch's:
+    /// `scale_rewards`, which TRL's GRPOTrainer ignores there, would do nothing, so given it is
+    /// refused (unless a flag chose normalize_then_sum over a recipe file that set scale_rewards).
+    func checkRewardAggregation() throws {
+        let k = Recipe.declared
+        guard self.multiObjectiveAggregation == .normalizeThenSum, deliberate(k.scaleRewards),
+              !switchedOff(k.scaleRewards, by: k.multiObjectiveAggregation) else { return }
+        throw RecipeError("\(named(k.scaleRewards)) \(self.scaleRewards.rawValue) has no effect with \(named(k.multiObjectiveAggregation)) normalize_then_sum, which divides each reward function by its group's std and their sum by the generation's (TRL ignores scale_rewards there): drop one of them")
     }
 
     /// ZeRO shards AdamW's moments, and each rank updates only its shard.

@@ -200,6 +200,7 @@ extension RewardScaling: RecipeValue {
         return Bool.construct(from: Node.Scalar(text)).map { $0 ? RewardScaling.group : RewardScaling.none }
     }
 }
+extension RewardAggregation: RecipeValue {}
 extension Truncation: RecipeValue {}
 extension ModelDirectory.SaveFormat: Codable, RecipeValue {}
 

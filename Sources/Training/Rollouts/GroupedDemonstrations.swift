@@ -24,11 +24,26 @@ public struct GroupedDemonstrations {
     /// `scale_rewards` rules; `batch` takes its std over rollouts and demonstrations alike).
     public static func advantages(rollouts: [Double], demonstrations: [Double], groupSize g: Int,
                                   scaling: RewardScaling) -> (rollouts: [Float], demonstrations: [Float], zeroStdGroups: Int) {
-        precondition(rollouts.count == demonstrations.count * g, "GroupedDemonstrations: \(rollouts.count) rollouts for \(demonstrations.count) prompts of \(g)")
-        let merged = demonstrations.indices.flatMap { k in Array(rollouts[(k * g)..<((k + 1) * g)]) + [demonstrations[k]] }
-        let adv = GroupAdvantages(rewards: merged, groupSize: g + 1, scaling: scaling)
+        advantages(rollouts: [rollouts], demonstrations: [demonstrations], weights: [1], groupSize: g,
+                   scaling: scaling, aggregation: .sumThenNormalize)
+    }
+
+    /// The same over several reward functions (`rollouts[f]`, `demonstrations[f]`: function f's
+    /// rewards), combined by `aggregation` over the groups of G + 1 (normalize_then_sum: each
+    /// function z-scored in the G + 1, the batch std over rollouts and demonstrations alike).
+    public static func advantages(rollouts: [[Double]], demonstrations: [[Double]], weights: [Double], groupSize g: Int,
+                                  scaling: RewardScaling, aggregation: RewardAggregation) -> (rollouts: [Float], demonstrations: [Float], zeroStdGroups: Int) {
+        let prompts = demonstrations.first?.count ?? 0
+        precondition(rollouts.count == demonstrations.count && rollouts.allSatisfy { $0.count == prompts * g },
+                     "GroupedDemonstrations: \(rollouts.map(\.count)) rollouts for \(prompts) prompts of \(g)")
+        let merged = zip(rollouts, demonstrations).map { (r: [Double], d: [Double]) -> [Double] in
+            var row: [Double] = []
+            for k in 0..<prompts { row += r[(k * g)..<((k + 1) * g)]; row.append(d[k]) }
+            return row
+        }
+        let adv = aggregation.advantages(merged, weights: weights, groupSize: g + 1, scaling: scaling)
         var r: [Float] = [], d: [Float] = []
-        for k in demonstrations.indices {
+        for k in 0..<prompts {
             r += adv.advantages[(k * (g + 1))..<(k * (g + 1) + g)]
             d.append(adv.advantages[k * (g + 1) + g])
         }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// One reward function of a rollout run: a `Scorer` with a weight. The rollout's reward is
-/// r = Σ_f w_f·r_f (TRL's `reward_weights`, "sum_then_normalize"); each r_f is logged as
+/// r = Σ_f w_f·r_f (TRL's `reward_weights`; under normalize_then_sum the z-scored r_f are
+/// summed, `RewardAggregation`); each r_f is logged as
 /// `rewards/<name>/mean`. Built from `--reward NAME[=WEIGHT]` (recipe `rewards:` list) and
 /// `--reward-arg NAME.key=value` (or `key=value` when there is one reward function).
 public struct RewardFunction {

@@ -6,7 +6,8 @@ import Foundation
 /// `reward_std` (Bessel std over every rollout's Σ w·r), `rewards/<name>/mean` and `/std`,
 /// `frac_reward_zero_std` (share of groups whose rewards are all equal, so their advantages
 /// are 0 — in every `scale_rewards` mode; TRL's `batch` mode logs whether the whole batch's std
-/// is 0 instead), `completions/mean_length`, `min_length`, `max_length` (generated tokens, the
+/// is 0 instead; under normalize_then_sum, groups where every reward function's rewards are
+/// equal, `RewardAggregation.carriesNoSignal`, where TRL again logs the batch's), `completions/mean_length`, `min_length`, `max_length` (generated tokens, the
 /// stop token included), `completions/clipped_ratio` (share of rollouts that hit
 /// max_completion_length without stopping), `completions/mean_terminated_length`,
 /// `min_terminated_length`, `max_terminated_length` (over the rollouts that stopped; 0 when none
@@ -15,12 +16,13 @@ import Foundation
 /// so no reduction is needed and no rank count changes them.
 public enum RolloutMetrics {
     public static func rows(_ sequences: [StepSequence], rewards: [RewardFunction], groupSize g: Int,
-                            stopIds: Set<Int32>) -> [(String, Double)] {
+                            stopIds: Set<Int32>, aggregation: RewardAggregation = .sumThenNormalize) -> [(String, Double)] {
         guard !sequences.isEmpty else { return [] }
         let n = Double(sequences.count)
         let total = sequences.map { s in zip(s.rewards, rewards).reduce(0.0) { $0 + Double($1.1.weight) * Double($1.0) } }
-        let groups = stride(from: 0, to: total.count, by: g).map { total[$0..<min($0 + g, total.count)] }
-        let zero = groups.filter { g in g.allSatisfy { $0 == g.first! } }.count
+        let weights = rewards.map { Double($0.weight) }, perRollout = sequences.map { $0.rewards.map(Double.init) }
+        let groups = stride(from: 0, to: perRollout.count, by: g).map { perRollout[$0..<min($0 + g, perRollout.count)] }
+        let zero = groups.filter { aggregation.carriesNoSignal($0, weights: weights) }.count
         let lengths = sequences.map { $0.ids.count - $0.promptLength }
         // A rollout that stopped ends with a stop token; one cut at the limit does not (a stop
         // token it generated would have ended it there).

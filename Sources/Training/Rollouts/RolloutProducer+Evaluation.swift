@@ -86,7 +86,8 @@ extension RolloutProducer {
         let r = rollOut(Array(evaluationPrompts.indices), of: evaluationPrompts, rollouts: evaluationRollouts, plan: nil,
                         grouped: nil, seed: settings.evaluationSeed(p.step), firstGroup: 0, p,
                         chunk: 256 * p.comm.size, progress: progress)
-        let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds)
+        let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds,
+                                          aggregation: settings.aggregation)
             .filter { $0.0 != "accuracy" }
         return (StepBatch(step: p.step, sequences: r.sequences), figures)
     }

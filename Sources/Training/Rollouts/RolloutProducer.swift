@@ -63,7 +63,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let perStep = settings.batchSize
         let slice = Array(generation!.sequences[(part * perStep)..<((part + 1) * perStep)])
         lastMetrics = RolloutMetrics.rows(slice, rewards: rewards, groupSize: settings.rollouts,
-                                          stopIds: stopIds)
+                                          stopIds: stopIds, aggregation: settings.aggregation)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
             // The schedule the generation's rollouts were planned at (its first step), not this step's.
@@ -140,13 +140,15 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         if let bad = total.firstIndex(where: { !$0.isFinite }) {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
         }
+        let perFunction = matrix.perFunction.map { $0.map(Double.init) }, weights = rewards.map { Double($0.weight) }
         var advantages: [Float], demoAdvantages: [Float] = []
         if grouped != nil {
-            let both = GroupedDemonstrations.advantages(rollouts: Array(total[..<gens.count]), demonstrations: Array(total[gens.count...]),
-                                                        groupSize: G, scaling: settings.scaling)
+            let both = GroupedDemonstrations.advantages(rollouts: perFunction.map { Array($0[..<gens.count]) },
+                                                        demonstrations: perFunction.map { Array($0[gens.count...]) }, weights: weights,
+                                                        groupSize: G, scaling: settings.scaling, aggregation: settings.aggregation)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
         } else {
-            advantages = GroupAdvantages(rewards: total, groupSize: G, scaling: settings.scaling).advantages
+            advantages = settings.aggregation.advantages(perFunction, weights: weights, groupSize: G, scaling: settings.scaling).advantages
         }
         // A cut hybrid's revealed prefix stays trained where its term does not read the
         // advantage (UFT's hint likelihood); Prefix-RFT's −A·π/sg(π) on it goes with the rollout.

@@ -46,6 +46,8 @@ public struct RolloutSettings: Sendable {
     /// `mask_truncated_completions`; DAPO, arXiv 2503.14476, §3.4 "overlong filtering").
     public var maskTruncated = false
     public var scaling: RewardScaling
+    /// How the reward functions combine (TRL's `multi_objective_aggregation`).
+    public var aggregation = RewardAggregation.sumThenNormalize
     public var seed: UInt64
 
     public var promptsPerStep: Int { batchSize / rollouts }
@@ -69,6 +71,7 @@ public struct RolloutSettings: Sendable {
         topK = r.rolloutTopK
         iterations = r.numIterations
         maskTruncated = r.maskTruncatedCompletions
+        aggregation = r.multiObjectiveAggregation
     }
 
     /// Longest prompt that leaves room for a whole completion in `context` tokens; `setBy`
