@@ -30,13 +30,16 @@ final class GRPOEntropyBonusCLITests: XCTestCase {
             let h = row["entropy"] ?? .nan
             XCTAssertLessThanOrEqual(h, 5)
             c = min(c + 0.02, 0.06)
-            XCTAssertEqual(row["entropy_coef"] ?? .nan, c, accuracy: 1e-6, "step \(row["step"] ?? 0)")
+            // In Double as TRL's Python floats: 0.03, 0.05, not float32's 0.0299999993.
+            XCTAssertEqual(row["entropy_coef"] ?? .nan, c, accuracy: 1e-12, "step \(row["step"] ?? 0)")
         }
         // Step 1 applies no bonus (no entropy measured yet); step 2 reuses step 1's rollouts
         // from the same weights, so its loss is the plain run's minus c_1·H̄_2.
         XCTAssertEqual(runs[0][0]["loss"], plain[0]["loss"], "step 1: no bonus yet")
         let expected = (plain[1]["loss"] ?? .nan) - (runs[0][0]["entropy_coef"] ?? .nan) * (runs[0][1]["entropy"] ?? .nan)
         XCTAssertEqual(runs[0][1]["loss"] ?? .nan, expected, accuracy: 1e-5, "step 2: the plain loss − c·H̄")
+        // TRL's policy_loss: the loss without the bonus, the plain run's at step 2.
+        XCTAssertEqual(runs[0][1]["policy_loss"] ?? .nan, plain[1]["loss"] ?? .nan, accuracy: 1e-6, "step 2's policy_loss")
         for (a, b) in zip(runs[0], runs[1]) {
             for key in ["loss", "grad_norm", "entropy", "entropy_coef"] {
                 let x = a[key] ?? .nan
@@ -66,6 +69,20 @@ final class GRPOEntropyBonusCLITests: XCTestCase {
         let plain = CLI.trainingRows(atRanks: [1], GRPOCLITests.grpo(Self.vowels), label: "no-off-policy-mask", seconds: 240)[0]
         guard runs.allSatisfy({ $0.count == 4 }), plain.count == 4 else { return XCTFail("\(runs) \(plain)") }
         XCTAssertEqual(runs[0][0]["off_policy_mask_ratio"], 0)
+        // At δ = 0 with every step on-policy (a generation per step) nothing is masked: the drift
+        // of rollouts the current weights sampled is 0, not the decode's rounding (which masked
+        // 6 % of step 1's rollouts before), and the held-out rollouts' likewise.
+        var onPolicy = GRPOCLITests.grpo(["--objective-arg", "off_policy_mask_threshold=0", "--steps-per-generation", "1", "--eval-rollouts", "3"] + Self.vowels)
+            .filter { $0 != "--quiet" }
+        for (flag, value) in [("--eval-every", "2"), ("--eval-examples", "4")] { onPolicy[onPolicy.firstIndex(of: flag)! + 1] = value }
+        let out = CLI.tempDir("off-policy-mask-on-policy")
+        let r = CLI.mpirun(2, onPolicy + ["--out", out], seconds: 240)
+        XCTAssertEqual(r.status, 0, r.all)
+        let rows = CLI.trainingRows(out), evals = CLI.evalRows(out)
+        XCTAssertEqual(rows.count, 4)
+        XCTAssertFalse(evals.isEmpty)
+        XCTAssertTrue(rows.allSatisfy { $0["off_policy_mask_ratio"] == 0 }, "\(rows)")
+        XCTAssertTrue(evals.allSatisfy { $0["eval_off_policy_mask_ratio"] == 0 }, "\(evals)")
         XCTAssertEqual(runs[0][0]["loss"], plain[0]["loss"], "step 1 is on-policy")
         XCTAssertGreaterThan(runs[0][1]["off_policy_mask_ratio"] ?? 0, 0, "step 2 masks some rollout: \(runs[0][1])")
         XCTAssertNotEqual(runs[0][1]["loss"], plain[1]["loss"])

@@ -51,6 +51,9 @@ final class ReferenceSyncCLITests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(worst, 1e-6, "ref_4 = 0.4·ref_2 + 0.6·θ_4")
         XCTAssertTrue(movedFromTheta2, "the reference is mixed, not replaced")
+        // The run's own recipe.yaml runs again as it is (every key written at its value).
+        let again = CLI.sftDist(["train", "--config", outs[0] + "/recipe.yaml", "--out", CLI.tempDir("sync-ref-again"), "--dry-run"], seconds: 60)
+        XCTAssertEqual(again.status, 0, again.all)
         // Resumed at -n 2 from -n 1's step-2 checkpoint: the moved reference comes back.
         let resumed = CLI.tempDir("sync-ref-resumed")
         let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", ck + "2"], seconds: 120)
@@ -71,7 +74,10 @@ final class ReferenceSyncCLITests: XCTestCase {
             (Self.dpo(data) + ["--ref-model-mixup-alpha", "0.5"], "--ref-model-mixup-alpha sets how sync_ref_model (--sync-ref-model) moves the reference model"),
             (Self.dpo(data) + ["--sync-ref-model"], "ref_model_sync_steps (default 512, --ref-model-sync-steps) is more than the run's 4 steps"),
             (Self.dpo(data) + Self.sync + ["--lora-rank", "4"], "--sync-ref-model with lora_rank 4"),
-            (Self.dpo(data) + Self.sync.dropLast(2) + ["--ref-model-mixup-alpha", "0"], "--ref-model-mixup-alpha must be a number in (0, 1] (got 0)")]
+            (Self.dpo(data) + Self.sync.dropLast(2) + ["--ref-model-mixup-alpha", "0"], "--ref-model-mixup-alpha must be a number in (0, 1] (got 0)"),
+            // 40 pairs, half an epoch at 7 a step: 3 steps, known once the rows are counted.
+            (Self.dpo(data).filter { $0 != "--steps" && $0 != "4" } + ["--num-train-epochs", "0.5"] + Self.sync.map { $0 == "2" ? "4" : $0 },
+             "--ref-model-sync-steps 4 is more than the run's 3 steps")]
         for (args, message) in cases {
             let out = CLI.tempDir("sync-ref-bad-out")
             let r = CLI.sftDist(args + ["--out", out], seconds: 60)

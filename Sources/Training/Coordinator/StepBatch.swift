@@ -75,6 +75,11 @@ public struct StepBatch: Sendable, Equatable {
     /// over a generation, num_iterations > 1): left out of `num_tokens`, which TRL counts once
     /// per generation.
     public var tokensSeenBefore = 0
+    /// Its rollouts were sampled by the weights this step starts from (a generation's first
+    /// step; an evaluation's rollouts): their log-probs' drift from the sampler's is 0 by
+    /// definition, as TRL's on-policy old log-probs are the live ones detached — not the
+    /// decode-versus-forward rounding (grpo's `off_policy_mask_threshold` reads it).
+    public var onPolicy = false
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
 
     /// Sequence indices that must share a rank and a micro-batch: a sequence with its
@@ -113,12 +118,13 @@ extension StepSequence: WireCodable {
 
 extension StepBatch: WireCodable {
     public func write(to w: inout WireWriter) {
-        w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1); w.put(Int64(tokensSeenBefore))
+        w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1); w.put(Int64(tokensSeenBefore)); w.put(UInt8(onPolicy ? 1 : 0))
     }
     public init(from r: inout WireReader) {
         self.init(step: Int(r.get(Int64.self)), sequences: r.getArray(StepSequence.self))
         let perStep = r.get(Double.self)
         lossTokensPerStep = perStep >= 0 ? perStep : nil
         tokensSeenBefore = Int(r.get(Int64.self))
+        onPolicy = r.get(UInt8.self) != 0
     }
 }

@@ -103,7 +103,10 @@ extension Recipe {
     func checkReferenceSync(_ objective: Objective) throws {
         let k = Recipe.declared
         guard self.syncRefModel else {
-            for key in [k.refModelMixupAlpha, k.refModelSyncSteps] as [any AnyRecipeKey] where isSet(key.name) && !switchedOff(key, by: k.syncRefModel) {
+            // Chosen (a flag, or a recipe file's value away from the default), as other keys that
+            // would do nothing: a written recipe.yaml lists every key at its value.
+            let chosen: [(any AnyRecipeKey, Bool)] = [(k.refModelMixupAlpha, deliberate(k.refModelMixupAlpha)), (k.refModelSyncSteps, deliberate(k.refModelSyncSteps))]
+            for (key, given) in chosen where given && !switchedOff(key, by: k.syncRefModel) {
                 throw RecipeError("\(named(key)) sets how sync_ref_model (--sync-ref-model) moves the reference model: without it the reference stays fixed and \(key.name) has no effect")
             }
             return
@@ -114,9 +117,15 @@ extension Recipe {
         if self.loraRank > 0 {
             throw RecipeError("\(named(k.syncRefModel)) with lora_rank \(self.loraRank): a LoRA run's reference is its base with zero adapters, and mixing the adapters' factors is not mixing the weights they add (TRL refuses the pair too); use one or the other")
         }
-        if self.refModelSyncSteps > self.steps {
-            let given = isSet(k.refModelSyncSteps.name) ? "\(named(k.refModelSyncSteps)) \(self.refModelSyncSteps)" : "ref_model_sync_steps (default \(self.refModelSyncSteps), --ref-model-sync-steps)"
-            throw RecipeError("\(given) is more than the run's \(self.steps) steps: the reference would never move; give a smaller interval (TRL's default is 512)")
-        }
+        // Under num_train_epochs the steps are known once the rows are counted (TrainEpochs.apply).
+        if self.numTrainEpochs == 0 { try checkReferenceSyncInterval() }
+    }
+
+    /// An interval longer than the run would never move the reference.
+    func checkReferenceSyncInterval() throws {
+        let k = Recipe.declared
+        guard self.syncRefModel && self.refModelSyncSteps > self.steps else { return }
+        let given = deliberate(k.refModelSyncSteps) ? "\(named(k.refModelSyncSteps)) \(self.refModelSyncSteps)" : "ref_model_sync_steps (default \(self.refModelSyncSteps), --ref-model-sync-steps)"
+        throw RecipeError("\(given) is more than the run's \(self.steps) steps: the reference would never move; give a smaller interval (TRL's default is 512)")
     }
 }

@@ -14,7 +14,12 @@ import TensorCore
 /// every checkpoint (`reference_model`, one tensor per parameter) and restored on resume; the
 /// checkpoint's reference checksum stays that of the reference the run started from, which a
 /// resumed run loads before restoring the moved one (`Checkpointer.referenceChecksum`).
-/// Replicated weights on every rank, the same arithmetic: ranks stay identical.
+/// Replicated weights on every rank, the same arithmetic: ranks stay identical. The reference's
+/// log-probs are computed with each step's forward, so under steps_per_generation or
+/// num_iterations > 1 the steps after an update read the moved reference even within a
+/// generation; TRL computes `ref_per_token_logps` once per generation, so its later steps keep
+/// the old one until the next generation (the same when the interval is a multiple of the
+/// steps a generation spans).
 public final class ReferenceSync {
     public let alpha: Float
     public let every: Int

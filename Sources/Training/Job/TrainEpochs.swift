@@ -70,6 +70,7 @@ public enum TrainEpochs {
         }
         var r = recipe
         r.steps = derived
+        try r.checkReferenceSyncInterval()
         return (r, "num_train_epochs \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps")
     }
 }

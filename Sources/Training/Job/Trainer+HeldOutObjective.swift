@@ -58,6 +58,7 @@ extension Trainer {
         var context = StepContext(step: batch.step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
         context.logitTemperature = temperature
+        context.onPolicy = batch.onPolicy
         // grpo's top_entropy_quantile ranks the evaluation's own tokens, as a step ranks its own.
         if objective.requirements.statisticsPass {
             context.statistics = gatherStatistics(micro, context: context, sequences: batch.sequences, dropout: false)

@@ -44,6 +44,7 @@ extension Trainer {
         var context = StepContext(step: step, totalSteps: r.steps, globalLossTokens: Int(counts[0]),
                                   globalSequences: Int(counts[1]), seed: r.seed)
         context.lossTokensPerStep = batch.lossTokensPerStep
+        context.onPolicy = batch.onPolicy
         context.logitTemperature = stepTemperature(batch)
         if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
             old.copyParameters(from: model)

@@ -71,7 +71,7 @@ extension Trainer {
         skipped.inARow = 0
         applyOptimizer(lr: lr, gradScale: clipScale(norm: norm, maxNorm: setup.recipe.gradClip))   // Trainer+GradientClearing.swift
         ema?.update(from: model.parameters, ranges: trainable.ranges)
-        report.diagnostics += objective.endStep(report.diagnostics)
+        report.diagnostics += objective.endStep(loss: globalLoss, diagnostics: report.diagnostics)
         return report
     }
 

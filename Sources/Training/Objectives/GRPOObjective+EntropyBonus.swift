@@ -5,23 +5,30 @@ import TensorCore
 /// softmax(z/T) over the step's loss tokens (over the top-ρ tokens under
 /// `top_entropy_quantile`, as TRL's `effective_mask`), the same for every `loss_type` (TRL does
 /// not rescale it to a loss type's normaliser). Its gradient is not detached:
-/// ∂H/∂z_v = −p_v·(log p_v + H). TRL takes the mean per micro-batch of every process; here it
-/// is over the whole step (all ranks, micro-batches), which is TRL's with one micro-batch per
-/// process and the same at any rank count.
+/// ∂H/∂z_v = −p_v·(log p_v + H). TRL takes the mean per micro-batch of every process, and DDP
+/// averages the processes' gradients, (1/P)·Σ_p H̄_p; here H̄ is the token mean over the whole
+/// step (all ranks and micro-batches), the same at any rank count — TRL's with one process and
+/// one micro-batch, or with processes of equal loss-token counts.
 ///
 /// With `use_adaptive_entropy` (He et al., "Skywork Open Reasoner 1", arXiv 2505.22312, §3:
 /// MAGIC's adaptive entropy control; TRL's), c starts at `entropy_coef` and after every optimizer step
 /// moves by `entropy_coef_delta` — up when that step's H̄ was at or below `entropy_target`, down
 /// otherwise — within [`entropy_coef_min`, `entropy_coef_max`]; the bonus applies only while the
 /// last step's H̄ was at or below the target (none at the first step). The coefficient and the
-/// last H̄ are checkpointed (`AdaptiveEntropyCoefficient`). `entropy_coef` is logged every step
-/// (after the update, as TRL logs it).
+/// last H̄ are checkpointed (`AdaptiveEntropyCoefficient`). With a bonus, each step logs TRL's
+/// `entropy_coef` (after the update, as TRL logs it) and `policy_loss` (the loss without the
+/// bonus), and under ρ < 1 `entropy/top_quantile_mean` (H̄ of the kept tokens; `entropy` is of
+/// every loss token). Coefficients are kept in Double, as TRL's Python floats.
 extension GRPOObjective {
     /// The coefficient this step applies: c, or 0 while the adaptive controller holds it off.
-    var appliedEntropyCoef: Float {
+    var appliedEntropyCoef: Float { Float(appliedEntropyCoefficient) }
+    var appliedEntropyCoefficient: Double {
         guard let adaptive = adaptiveEntropy else { return entropyCoef }
-        return adaptive.lastEntropy <= adaptive.target ? Float(adaptive.coef) : 0
+        return adaptive.lastEntropy <= adaptive.target ? adaptive.coef : 0
     }
+
+    /// Whether there is a bonus (TRL's `_entropy_bonus_enabled`: a coefficient, or the controller).
+    var entropyBonusEnabled: Bool { entropyCoef != 0 || adaptiveEntropy != nil }
 
     /// H̄'s normaliser: the step's loss tokens the bonus acts on (at least 1).
     func entropyBonusTokens(_ input: ObjectiveInput) -> Float {
@@ -40,15 +47,17 @@ extension GRPOObjective {
         return (-Double(coef * m) * h, h)
     }
 
-    /// After a step that was applied: the controller's update from the step's H̄ (the reported
-    /// `entropy`, or under ρ < 1 the kept tokens' `entropy/top_quantile_mean`), and the
-    /// coefficient to log.
-    public func endStep(_ diagnostics: [(String, Double)]) -> [(String, Double)] {
-        guard entropyCoef != 0 || adaptiveEntropy != nil else { return [] }
-        guard let adaptive = adaptiveEntropy else { return [("entropy_coef", Double(entropyCoef))] }
+    /// After a step that was applied: TRL's `policy_loss` (the loss without the bonus, L + c·H̄
+    /// with this step's c), the controller's update from the step's H̄ (the reported `entropy`,
+    /// or under ρ < 1 the kept tokens' `entropy/top_quantile_mean`), and the coefficient to log.
+    public func endStep(loss: Double, diagnostics: [(String, Double)]) -> [(String, Double)] {
+        guard entropyBonusEnabled else { return [] }
         let key = topEntropyQuantile < 1 ? Self.keptEntropyKey : "entropy"
-        adaptive.update(measured: diagnostics.first { $0.0 == key }?.1 ?? 0)
-        return [("entropy_coef", adaptive.coef)]
+        let h = diagnostics.first { $0.0 == key }?.1 ?? 0
+        let policyLoss = ("policy_loss", loss + appliedEntropyCoefficient * h)
+        guard let adaptive = adaptiveEntropy else { return [policyLoss, ("entropy_coef", entropyCoef)] }
+        adaptive.update(measured: h)
+        return [policyLoss, ("entropy_coef", adaptive.coef)]
     }
 
     /// The mean entropy of the tokens the bonus acts on under ρ < 1.
@@ -64,8 +73,8 @@ public final class AdaptiveEntropyCoefficient: StatefulComponent {
     public private(set) var lastEntropy = Double.infinity
     let low: Double, high: Double, delta: Double, target: Double
 
-    init(initial: Float, min low: Float, max high: Float, delta: Float, target: Float) {
-        coef = Double(initial); self.low = Double(low); self.high = Double(high); self.delta = Double(delta); self.target = Double(target)
+    init(initial: Double, min low: Double, max high: Double, delta: Double, target: Double) {
+        coef = initial; self.low = low; self.high = high; self.delta = delta; self.target = target
     }
 
     func update(measured h: Double) {

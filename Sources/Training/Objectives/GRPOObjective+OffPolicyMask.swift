@@ -11,8 +11,12 @@ import TensorCore
 /// are where off-policy updates destabilise training. The KL term, the normalisers and the
 /// figures keep every token, as TRL's `per_token_loss * off_policy_mask` before `+ β·kl`
 /// (`GRPOTrainer.get_off_policy_mask`). π_behaviour is the sampler's stored log-probs, TRL's
-/// `sampling_per_token_logps` (its `old_per_token_logps` without vLLM). On-policy (one step
-/// per generation, one iteration) KL_i = 0, so only δ < 0 masks anything. The decision reads
+/// `sampling_per_token_logps` (its `old_per_token_logps` without vLLM). On a generation's first
+/// step, and in evaluation, the rollouts were sampled by the current weights: KL_i = 0 by
+/// definition (`StepContext.onPolicy`), as TRL's, whose on-policy old log-probs are the live
+/// ones detached — not the sampler's decode-versus-forward rounding (±1e-7), which made δ ≈ 0
+/// mask at random, and differently at another rank count. Only δ < 0 masks anything there.
+/// The decision reads
 /// the detached logits (the unperturbed ones in the finite-difference checks) and needs every
 /// token of a rollout in one call, which the trainer guarantees (it never splits a sequence).
 /// Logged as `off_policy_mask_ratio`: the share of rollouts with loss tokens it masked.
@@ -28,7 +32,7 @@ extension GRPOObjective {
             let y = lossTarget(input, r, name)
             let z = detached + r * V
             let logp = z[y] - SoftmaxKernels.logSumExp(z, count: V)
-            drift[s] += Double(input.mask[r]) * Double(PPOClippedToken.behaviourLogProb(input, row: r, live: logp) - logp)
+            if !input.context.onPolicy { drift[s] += Double(input.mask[r]) * Double(PPOClippedToken.behaviourLogProb(input, row: r, live: logp) - logp) }
             tokens[s] += Double(input.mask[r])
             expected[s] = Double(input.sequenceLossTokens[r])
         }

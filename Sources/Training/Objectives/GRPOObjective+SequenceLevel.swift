@@ -82,7 +82,7 @@ extension GRPOObjective {
         }
         // Pass 2: each row's gradient in its log-prob, into dlogits.
         var diag = TokenDiagnostics()
-        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = adaptiveEntropy != nil && keep != nil
+        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = entropyBonusEnabled && keep != nil
         var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r]), p = ppo[s]!

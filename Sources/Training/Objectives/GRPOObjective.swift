@@ -63,15 +63,15 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     /// TRL's `off_policy_mask_threshold` δ (`GRPOObjective+OffPolicyMask.swift`); nil: none.
     public let offPolicyMaskThreshold: Float?
     /// TRL's `entropy_coef` (`GRPOObjective+EntropyBonus.swift`): the initial one when adaptive.
-    public let entropyCoef: Float
+    public let entropyCoef: Double
     /// TRL's `use_adaptive_entropy` controller; nil without it.
     public let adaptiveEntropy: AdaptiveEntropyCoefficient?
     public var statefulParts: [StatefulComponent] { adaptiveEntropy.map { [$0] } ?? [] }
 
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
                 biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",
-                topEntropyQuantile: Float = 1, offPolicyMaskThreshold: Float? = nil, entropyCoef: Float = 0,
-                adaptiveEntropy: (min: Float, max: Float, delta: Float, target: Float)? = nil) throws {
+                topEntropyQuantile: Float = 1, offPolicyMaskThreshold: Float? = nil, entropyCoef: Double = 0,
+                adaptiveEntropy: (min: Double, max: Double, delta: Double, target: Double)? = nil) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
@@ -129,7 +129,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         let keep = highEntropyRows(input)
         let offPolicy = offPolicyKept(input, detached: detached)
-        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = adaptiveEntropy != nil && keep != nil
+        let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = entropyBonusEnabled && keep != nil
         var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])

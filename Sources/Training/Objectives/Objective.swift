@@ -28,9 +28,9 @@ public protocol Objective: AnyObject {
     func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult
 
     /// Called once after each applied optimizer step (not a skipped one, not in evaluation) with
-    /// the step's global diagnostics (means); returns more figures for the step's report
-    /// (grpo's adaptive entropy coefficient updates here).
-    func endStep(_ diagnostics: [(String, Double)]) -> [(String, Double)]
+    /// the step's global loss and diagnostics (means); returns more figures for the step's
+    /// report (grpo's adaptive entropy coefficient updates here).
+    func endStep(loss: Double, diagnostics: [(String, Double)]) -> [(String, Double)]
 
     /// State the objective keeps across steps, checkpointed with the run's other components.
     var statefulParts: [StatefulComponent] { get }
@@ -39,7 +39,7 @@ public protocol Objective: AnyObject {
 extension Objective {
     public func statistics(_ input: ObjectiveInput) -> [Float] { [] }
     public func beginStep(_ context: StepContext) {}
-    public func endStep(_ diagnostics: [(String, Double)]) -> [(String, Double)] { [] }
+    public func endStep(loss: Double, diagnostics: [(String, Double)]) -> [(String, Double)] { [] }
     public var statefulParts: [StatefulComponent] { [] }
 }
 
@@ -92,6 +92,8 @@ public struct ObjectiveRequirements: Sendable {
 /// Global facts about the current optimizer step, identical on every rank.
 public struct StepContext {
     public var step: Int                  // 0-based optimizer step
+    /// The batch's rollouts were sampled by the current weights (`StepBatch.onPolicy`).
+    public var onPolicy = false
     public var totalSteps: Int
     public var globalLossTokens: Int      // Σ mask over the whole global batch, all ranks
     public var globalSequences: Int       // sequences with at least one loss token

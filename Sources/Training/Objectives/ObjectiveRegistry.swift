@@ -64,7 +64,7 @@ public enum ObjectiveRegistry {
                                           importanceSamplingLevel: args.string("importance_sampling_level", default: "token"),
                                           topEntropyQuantile: try args.float("top_entropy_quantile", default: 1),
                                           offPolicyMaskThreshold: try args.optionalFloat("off_policy_mask_threshold"),
-                                          entropyCoef: try args.optionalFloat("entropy_coef") ?? 0,
+                                          entropyCoef: try args.optionalDouble("entropy_coef") ?? 0,
                                           adaptiveEntropy: try adaptiveEntropy(&args))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
@@ -91,7 +91,7 @@ public enum ObjectiveRegistry {
     /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when
     /// it is given, so runs without it resolve the arguments they did before; its settings
     /// without it are refused (they would do nothing).
-    static func adaptiveEntropy(_ args: inout ObjectiveArgs) throws -> (min: Float, max: Float, delta: Float, target: Float)? {
+    static func adaptiveEntropy(_ args: inout ObjectiveArgs) throws -> (min: Double, max: Double, delta: Double, target: Double)? {
         let settings = ["entropy_coef_min", "entropy_coef_max", "entropy_coef_delta", "entropy_target"]
         let adaptive = args.values["use_adaptive_entropy"] != nil ? try args.bool("use_adaptive_entropy", default: false) : false
         guard adaptive else {
@@ -100,8 +100,8 @@ public enum ObjectiveRegistry {
             }
             return nil
         }
-        return (try args.float("entropy_coef_min", default: 0), try args.float("entropy_coef_max", default: 1),
-                try args.float("entropy_coef_delta", default: 0.005), try args.float("entropy_target", default: 0.2))
+        return (try args.double("entropy_coef_min", default: 0), try args.double("entropy_coef_max", default: 1),
+                try args.double("entropy_coef_delta", default: 0.005), try args.double("entropy_target", default: 0.2))
     }
 
     /// token-clean's and forgetting's `scores`: fixed (default) or online.
@@ -141,6 +141,11 @@ public struct ObjectiveArgs {
         return noted(key, v)
     }
     /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
+    /// A number kept in Double, as TRL keeps it (grpo's entropy coefficients, logged as given).
+    public mutating func optionalDouble(_ key: String) throws -> Double? {
+        guard values[key] != nil else { used.insert(key); return nil }
+        return try double(key, default: 0)
+    }
     public mutating func optionalFloat(_ key: String) throws -> Float? {
         guard values[key] != nil else { used.insert(key); return nil }
         return try float(key, default: 0)

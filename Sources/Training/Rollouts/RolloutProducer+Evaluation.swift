@@ -89,7 +89,9 @@ extension RolloutProducer {
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds,
                                           aggregation: settings.aggregation)
             .filter { $0.0 != "accuracy" }
-        return (StepBatch(step: p.step, sequences: r.sequences), figures)
+        var batch = StepBatch(step: p.step, sequences: r.sequences)
+        batch.onPolicy = true   // sampled by the weights being evaluated
+        return (batch, figures)
     }
 }
 

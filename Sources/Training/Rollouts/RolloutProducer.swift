@@ -73,6 +73,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
         if !experts.isEmpty { lastMetrics.append(("expert_sequences", Double(experts.count))) }
         var batch = StepBatch(step: p.step, sequences: slice + experts)
+        batch.onPolicy = p.step % settings.stepsOfAGeneration == 0   // sampled by this step's weights
         // A later pass over the generation (num_iterations): its rollouts' tokens were counted on the first.
         if p.step % settings.stepsOfAGeneration >= settings.stepsPerGeneration { batch.tokensSeenBefore = slice.reduce(0) { $0 + $1.ids.count } }
         batch.lossTokensPerStep = Self.lossTokensPerStep(generation!.sequences.prefix(perStep * settings.stepsPerGeneration),
