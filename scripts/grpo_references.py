@@ -96,7 +96,7 @@ def behaviour_at(examples, T, old, temperature):
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
               tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0,
-              off_policy=None, entropy_coef=0.0):
+              off_policy=None, entropy_coef=0.0, sapo_temperatures=(1.0, 1.05)):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -139,6 +139,10 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     if loss_type == "cispo":   # MiniMax-M1: the weight clipped at ε_max = epsilon_high and detached
         clamped_ratios = torch.clamp(coef_1, max=eps_high).detach()
         per_token_loss = -clamped_ratios * A * logp
+    elif loss_type == "sapo":   # SAPO's soft gate, τ_pos where A > 0, else τ_neg; no delta
+        temperatures = torch.where(A > 0, torch.tensor(sapo_temperatures[0], dtype=torch.float64),
+                                   torch.tensor(sapo_temperatures[1], dtype=torch.float64))
+        per_token_loss = -(torch.sigmoid(temperatures * (coef_1 - 1)) * 4 / temperatures) * A
     else:
         coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
         if delta is not None:   # two-sided clipping (INTELLECT-2): after coef_2 and the KL, as TRL
@@ -174,8 +178,10 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         per_token_loss = per_token_loss * entropy_mask
     if beta != 0:
         per_token_loss = per_token_loss + beta * per_token_kl
-    if loss_type == "grpo":
+    if loss_type in ["grpo", "sapo"]:
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "luspo":   # the rollout's summed tokens, averaged over rollouts
+        loss = (per_token_loss * mask).sum(-1).mean()
     elif loss_type == "bnpo":
         loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
     elif loss_type == "dr_grpo":
@@ -205,6 +211,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     if loss_type == "cispo":   # TRL logs cispo_clip_ratio instead of clip_ratio/*
         clipped = ((coef_1 > eps_high) & (A > 0)).double()
         clip = {"cispo_clip_ratio": ((clipped * mask).sum() / mask.sum()).item()}
+    elif loss_type == "sapo":   # TRL logs no clip figure for sapo
+        clip = {}
     else:
         clip = {name: (x.mean() if x.shape[1] == 1 else (x * mask).sum() / mask.sum()).item()
                 for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
@@ -325,6 +333,19 @@ def main():
         if rho < 1.0:
             args["top_entropy_quantile"] = str(rho)
         configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # SAPO (arXiv 2511.20347): the soft gate at both levels, with the KL, other temperatures and the
+    # entropy mask; LUSPO (arXiv 2602.05261): GSPO's term summed over each rollout's tokens.
+    for loss_type, level, beta, temps, rho, eps in [("sapo", "token", 0.0, None, 1.0, 0.2), ("sapo", "token", 0.05, (0.5, 2.0), 1.0, 0.2),
+                                                   ("sapo", "sequence", 0.05, None, 1.0, 0.2), ("sapo", "token", 0.0, (2.0, 3.0), 0.3, 0.2),
+                                                   ("luspo", "sequence", 0.0, None, 1.0, 0.2), ("luspo", "sequence", 0.05, None, 1.0, 0.01)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps, eps, beta, True, level=level,
+                                     top_entropy=rho, sapo_temperatures=temps or (1.0, 1.05))
+        args = {"loss_type": loss_type, "epsilon": str(eps), "epsilon_high": str(eps), "beta": str(beta), "importance_sampling_level": level}
+        if temps is not None:
+            args["sapo_temperature_pos"], args["sapo_temperature_neg"] = str(temps[0]), str(temps[1])
+        if rho < 1.0:
+            args["top_entropy_quantile"] = str(rho)
+        configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     per_step = (tokens + 17) / 2
@@ -347,10 +368,13 @@ def main():
     truncated = 5
     masked = [dict(x, loss_mask=[0] * len(x["loss_mask"])) if e == truncated else x for e, x in enumerate(examples)]
     masked_configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo"]:
-        loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True)
-        masked_configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"},
-                               "loss": loss, "grad": grad.tolist(), "clip": clip})
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"]:
+        level = "sequence" if loss_type == "luspo" else "token"
+        loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level)
+        args = {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"}
+        if level == "sequence":
+            args["importance_sampling_level"] = level
+        masked_configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # At the sequence level the masked rollout still counts in the [B, 1] clip figures (ratio 1);
     # ε = 0.01 so that some rollouts' ratios are clipped and the denominator shows.
     loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, "grpo", 0.01, 0.01, 0.05, True, level="sequence")

@@ -89,12 +89,21 @@ def ratio_one_loss(examples, T, current, advantages, loss_type):
     per_token_loss = -torch.min(coef_1 * A, coef_2 * A)
     if loss_type == "cispo":   # the weight clamped at epsilon_high (TRL's default: epsilon, 0.2) and detached
         per_token_loss = -torch.clamp(coef_1, max=0.2).detach() * A * logp
-    if loss_type == "grpo":
+    if loss_type == "sapo":   # SAPO's gate at TRL's temperatures, 1.0 where A > 0, else 1.05
+        temperatures = torch.where(A > 0, torch.tensor(1.0, dtype=torch.float64), torch.tensor(1.05, dtype=torch.float64))
+        per_token_loss = -(torch.sigmoid(temperatures * (coef_1 - 1)) * 4 / temperatures) * A
+    if loss_type == "luspo":   # GSPO's sequence ratio (1 here, with its gradient), summed over the tokens
+        log_w = ((logp - logp.detach()) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+        s = torch.exp(log_w)
+        per_token_loss = -torch.min(s * A, torch.clamp(s, 1 - 0.2, 1 + 0.2) * A).expand_as(logp)
+    if loss_type in ("grpo", "sapo"):
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
     elif loss_type in ("bnpo", "dapo", "cispo"):
         loss = (per_token_loss * mask).sum() / mask.sum()
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
+    elif loss_type == "luspo":
+        loss = (per_token_loss * mask).sum(-1).mean()
     loss.backward()
     return loss.item(), logits.grad
 
@@ -105,7 +114,7 @@ def main():
     sft, sft_grad = sft_loss(examples, T, current)
     advantages = [float(torch.tensor(a).float()) for a in scored_advantages(SCORED, "group")]
     configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo"]:
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"]:
         loss, grad = ratio_one_loss(examples, T, current, advantages, loss_type)
         configs.append({"loss_type": loss_type, "loss": loss, "grad": grad.tolist()})
     out = {

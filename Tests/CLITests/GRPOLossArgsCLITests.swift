@@ -76,11 +76,34 @@ final class GRPOLossArgsCLITests: XCTestCase {
         }
     }
 
+    /// SAPO's soft gate (arXiv 2511.20347) and LUSPO's length-scaled sequence term (arXiv
+    /// 2602.05261): the same at -n 1 and -n 2, off-policy steps included; sapo logs no clip figure,
+    /// as TRL.
+    func testSAPOAndLUSPOAreRankCountInvariant() throws {
+        for (label, extra) in [("sapo", ["loss_type=sapo", "sapo_temperature_neg=2"]),
+                               ("luspo", ["loss_type=luspo", "importance_sampling_level=sequence", "epsilon=0.01"])] {
+            let args = GRPOCLITests.grpo(extra.flatMap { ["--objective-arg", $0] } + ["--reward-arg", "format.pattern=(?s).*[aeiou].*"])
+            let runs = CLI.trainingRows(atRanks: [1, 2], args, label: label, seconds: 240)
+            guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(label): \(runs)") }
+            XCTAssertGreaterThan(runs[0].filter { ($0["grad_norm"] ?? 0) > 0 }.count, 1, "\(label): steps with a signal")
+            if label == "sapo" { XCTAssertTrue(runs[0].allSatisfy { $0["clip_ratio/region_mean"] == nil }, "sapo logs no clip figure") }
+            for (a, b) in zip(runs[0], runs[1]) {
+                for key in ["loss", "grad_norm", "ratio"] {
+                    let x = a[key] ?? .nan
+                    XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "\(label) step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
+                }
+            }
+        }
+    }
+
     func testBadArgumentsAreOneLine() throws {
         let cases: [([String], String)] = [
             (["importance_sampling_level=seq"], "importance_sampling_level must be token or sequence (got seq)"),
             (["delta=0.9"], "delta must be > 1"), (["top_entropy_quantile=1.5"], "top_entropy_quantile must be in [0, 1], got 1.5"),
-            (["loss_type=cispo", "importance_sampling_level=sequence"], "loss_type cispo weighs each token by its own clipped ratio")]
+            (["loss_type=cispo", "importance_sampling_level=sequence"], "loss_type cispo weighs each token by its own clipped ratio"),
+            (["loss_type=luspo"], "loss_type luspo scales GSPO's per-rollout term by the rollout's length: use importance_sampling_level sequence"),
+            (["loss_type=sapo", "sapo_temperature_neg=0"], "sapo_temperature_pos and sapo_temperature_neg must be > 0"),
+            (["sapo_temperature_pos=2"], "sapo_temperature_pos sets loss_type sapo's gate; with loss_type dapo it does nothing")]
         for (objectiveArgs, message) in cases {
             let r = CLI.sftDist(GRPOCLITests.grpo(objectiveArgs.flatMap { ["--objective-arg", $0] } + ["--out", CLI.tempDir("gspo-bad")]), seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)

@@ -108,9 +108,9 @@ final class GRPOReferenceTests: XCTestCase {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
                 let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
                 try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step), ranks: ranks, micro: micro, label: label)
-                // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio; kl with β > 0;
-                // off_policy_mask_ratio with the off-policy mask.
-                XCTAssertEqual(c.clip?.count, (c.args["loss_type"] == "cispo" ? 1 : 3) + (c.args["beta"] != "0.0" ? 1 : 0)
+                // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio, or none under
+                // sapo; kl with β > 0; off_policy_mask_ratio with the off-policy mask.
+                XCTAssertEqual(c.clip?.count, (["cispo": 1, "sapo": 0][c.args["loss_type"]!] ?? 3) + (c.args["beta"] != "0.0" ? 1 : 0)
                                               + (c.args["off_policy_mask_threshold"] != nil ? 1 : 0), label)
             }
         }
@@ -127,6 +127,7 @@ final class GRPOReferenceTests: XCTestCase {
         for (key, want) in c.clip ?? [:] {
             XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
         }
+        if c.args["loss_type"] == "sapo" { XCTAssertNil(got.diagnostics["clip_ratio/region_mean"], "\(label): TRL logs no clip figure for sapo") }
     }
 
     /// TRL's mask_truncated_completions: one rollout reached max_completion_length without an

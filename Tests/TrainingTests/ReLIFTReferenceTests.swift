@@ -92,7 +92,9 @@ final class ReLIFTReferenceTests: XCTestCase {
         for c in Self.fixture.scored {
             let h = harness { d in ScoredDataProducer(examples: d.examples, scores: scores,
                                                       sampler: UniformSampler(datasetSize: d.count, batchSize: d.count, seed: 7)) }
-            try assertMatches(h, "grpo", ["loss_type": c.loss_type], loss: c.loss, grad: c.grad)
+            // luspo is GSPO's sequence-level term (the only level it takes).
+            try assertMatches(h, "grpo", ["loss_type": c.loss_type].merging(c.loss_type == "luspo" ? ["importance_sampling_level": "sequence"] : [:]) { $1 },
+                              loss: c.loss, grad: c.grad)
         }
     }
 

@@ -25,7 +25,6 @@ extension GRPOObjective {
         let V = input.vocab
         let rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
-        let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         // Pass 1: each loss row's log-prob, log-sum-exp and k3; each rollout's Σ m·log ratio and Σ m.
         var lse = [Float](repeating: 0, count: input.rows), logp = lse, k3 = lse, k3Slope = lse
         var logRatioSum = [Double](repeating: 0, count: rollouts), tokens = logRatioSum, expected = logRatioSum
@@ -52,8 +51,7 @@ extension GRPOObjective {
         var clip = ClipCounts(), ratioSum = 0.0, seen = 0.0
         for s in 0..<rollouts where tokens[s] > 0 {
             precondition(tokens[s] == expected[s], "objective grpo (importance_sampling_level=sequence): a rollout split between calls")
-            let p = PPOClippedToken.loss(logp: Float(logRatioSum[s] / tokens[s]), old: 0, advantage: input.sequences[s].advantage,
-                                         low: lo, high: hi, delta: delta)
+            let p = policyTerm(logp: Float(logRatioSum[s] / tokens[s]), old: 0, advantage: input.sequences[s].advantage)
             ppo[s] = p
             clip.add(p); ratioSum += Double(p.ratio); seen += 1
         }
@@ -100,7 +98,7 @@ extension GRPOObjective {
         }
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": seen]
-        clip.into(&d, &c, tokens: seen)
+        if lossType != .sapo { clip.into(&d, &c, tokens: seen) }   // none for sapo, as TRL
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
         offPolicy.into(&d, &c)

@@ -42,7 +42,7 @@ import TensorCore
 /// it), entropy, mean_p; under cispo `cispo_clip_ratio` (c1 > ε_max with A > 0) in place of
 /// `clip_ratio/*`.
 public final class GRPOObjective: Objective, DetachedEvaluable {
-    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo }
+    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo, sapo, luspo }
     public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
     public let name = "grpo"
     public let requirements: ObjectiveRequirements
@@ -60,6 +60,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     public let topEntropyQuantile: Float
     /// The step's kept tokens under ρ < 1 (`GRPOObjective+EntropyMask.swift`).
     let highEntropy = StepCache<EntropySelection>()
+    /// SAPO's gate temperatures (`GRPOObjective+SAPO.swift`), for A > 0 and otherwise.
+    public let sapoTemperaturePos: Float, sapoTemperatureNeg: Float
     /// TRL's `off_policy_mask_threshold` δ (`GRPOObjective+OffPolicyMask.swift`); nil: none.
     public let offPolicyMaskThreshold: Float?
     /// TRL's `entropy_coef` (`GRPOObjective+EntropyBonus.swift`): the initial one when adaptive.
@@ -71,7 +73,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0, lossType named: String = "dapo",
                 biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",
                 topEntropyQuantile: Float = 1, offPolicyMaskThreshold: Float? = nil, entropyCoef: Double = 0,
-                adaptiveEntropy: (min: Double, max: Double, delta: Double, target: Double)? = nil) throws {
+                adaptiveEntropy: (min: Double, max: Double, delta: Double, target: Double)? = nil,
+                sapoTemperatures: (pos: Float, neg: Float) = (1, 1.05)) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
@@ -86,6 +89,9 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         }
         // CISPO's weight is per token (MiniMax-M1 §3.1); TRL only warns on the pair.
         try checkArg(t != .cispo || l == .token, "grpo", "loss_type cispo weighs each token by its own clipped ratio: use importance_sampling_level token")
+        // LUSPO is GSPO's sequence-level term summed over each rollout's tokens (TRL only warns).
+        try checkArg(t != .luspo || l == .sequence, "grpo", "loss_type luspo scales GSPO's per-rollout term by the rollout's length: use importance_sampling_level sequence")
+        try checkArg(sapoTemperatures.pos > 0 && sapoTemperatures.neg > 0, "grpo", "sapo_temperature_pos and sapo_temperature_neg must be > 0 (the gate divides by them)")
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
         if let a = adaptiveEntropy {
@@ -94,6 +100,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         }
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
         self.offPolicyMaskThreshold = offPolicyMaskThreshold; self.entropyCoef = entropyCoef
+        sapoTemperaturePos = sapoTemperatures.pos; sapoTemperatureNeg = sapoTemperatures.neg
         self.adaptiveEntropy = adaptiveEntropy.map { AdaptiveEntropyCoefficient(initial: entropyCoef, min: $0.min, max: $0.max, delta: $0.delta, target: $0.target) }
         var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
         r.statisticsFromPolicyAlone = true
@@ -104,7 +111,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     /// The aggregation weight of one loss token of a sequence with `tokens` loss tokens.
     func tokenWeight(tokens: Float, rollouts: Int, globalTokens: Int, tokensPerStep: Double? = nil) -> Float {
         switch lossType {
-        case .grpo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
+        case .grpo, .sapo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
+        case .luspo: return inverseCount(rollouts)
         case .bnpo: return inverseCount(globalTokens)
         case .dapo, .cispo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
         case .drGRPO: return inverseCount(rollouts * max(maxCompletionLength, 1))
@@ -124,7 +132,6 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         let V = input.vocab
         let rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
-        let lo = 1 - epsilonLow, hi = 1 + epsilonHigh
         var diag = TokenDiagnostics()
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         let keep = highEntropyRows(input)
@@ -143,7 +150,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
             let ppo = lossType == .cispo
                 ? Self.cispo(logp: logp, weightLogp: LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp),
                              old: old, advantage: a, max: epsilonHigh)
-                : PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi, delta: delta)
+                : policyTerm(logp: logp, old: old, advantage: a)
             // Outside the top ρ by entropy, or in a rollout the off-policy mask drops, the PPO term
             // is 0 (TRL multiplies it by the masks before the KL joins).
             let dropped = keep?[r] == false || offPolicy?.kept[s] == false
@@ -181,7 +188,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": diag.count]
         if lossType == .cispo { d["cispo_clip_ratio"] = clip.high; c["cispo_clip_ratio"] = diag.count }   // TRL's one clip figure for cispo
-        else { clip.into(&d, &c, tokens: diag.count) }
+        else if lossType != .sapo { clip.into(&d, &c, tokens: diag.count) }   // none for sapo, as TRL
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)
         offPolicy.into(&d, &c)

@@ -65,7 +65,8 @@ public enum ObjectiveRegistry {
                                           topEntropyQuantile: try args.float("top_entropy_quantile", default: 1),
                                           offPolicyMaskThreshold: try args.optionalFloat("off_policy_mask_threshold"),
                                           entropyCoef: try args.optionalDouble("entropy_coef") ?? 0,
-                                          adaptiveEntropy: try adaptiveEntropy(&args))
+                                          adaptiveEntropy: try adaptiveEntropy(&args),
+                                          sapoTemperatures: try sapoTemperatures(&args))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
@@ -86,6 +87,18 @@ public enum ObjectiveRegistry {
         var resolved = args.resolved
         if args.used.contains("epsilon_high"), resolved["epsilon_high"] == nil { resolved["epsilon_high"] = resolved["epsilon"] }
         return (objective, resolved)
+    }
+
+    /// grpo's SAPO gate temperatures (TRL's names and defaults), read only under loss_type=sapo;
+    /// given with another loss type they are refused (they would do nothing).
+    static func sapoTemperatures(_ args: inout ObjectiveArgs) throws -> (pos: Float, neg: Float) {
+        guard args.values["loss_type"] == GRPOObjective.LossType.sapo.rawValue else {
+            if let given = ["sapo_temperature_pos", "sapo_temperature_neg"].first(where: { args.values[$0] != nil }) {
+                throw ObjectiveError("objective grpo: \(given) sets loss_type sapo's gate; with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
+            }
+            return (1, 1.05)
+        }
+        return (try args.float("sapo_temperature_pos", default: 1), try args.float("sapo_temperature_neg", default: 1.05))
     }
 
     /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when

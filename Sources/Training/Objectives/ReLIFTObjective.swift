@@ -37,7 +37,7 @@ public final class ReLIFTObjective: Objective {
     public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, lossType: String = "dr_grpo", sftDataSize: Int = 0) throws {
         try checkArg(sftDataSize >= 0, "relift", "sft_data_size must be >= 0 (0: the prompts per step), got \(sftDataSize)")
         // Its RL step is the paper's GRPO (Dr.GRPO by default), not MiniMax-M1's CISPO.
-        let types = GRPOObjective.LossType.allCases.filter { $0 != .cispo }.map(\.rawValue)
+        let types = [GRPOObjective.LossType.grpo, .bnpo, .drGRPO, .dapo].map(\.rawValue)   // PPO-clipped, token level
         try checkArg(types.contains(lossType), "relift", "loss_type must be one of \(types.joined(separator: ", ")) (got \(RecipeError.quote(lossType)))")
         do {
             rl = try GRPOObjective(epsilon: epsilon, epsilonHigh: epsilonHigh, beta: 0, lossType: lossType)
