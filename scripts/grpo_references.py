@@ -96,7 +96,7 @@ def behaviour_at(examples, T, old, temperature):
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
               tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0,
-              off_policy=None, entropy_coef=0.0, sapo_temperatures=(1.0, 1.05)):
+              off_policy=None, entropy_coef=0.0, sapo_temperatures=(1.0, 1.05), vespo=(2.0, 3.0, 3.0, 2.0)):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -139,6 +139,14 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
     if loss_type == "cispo":   # MiniMax-M1: the weight clipped at ε_max = epsilon_high and detached
         clamped_ratios = torch.clamp(coef_1, max=eps_high).detach()
         per_token_loss = -clamped_ratios * A * logp
+    elif loss_type == "vespo":   # TRL's get_gamma_weights: φ of the summed log-ratio, detached; −φ·A·logp
+        import math
+        log_w_seq = torch.clamp((torch.clamp(log_ratio, -20.0, 20.0) * mask).sum(-1, keepdim=True), math.log(1e-8), 20.0)
+        nonneg = A >= 0
+        k = torch.where(nonneg, torch.tensor(vespo[0], dtype=torch.float64), torch.tensor(vespo[2], dtype=torch.float64))
+        lam = torch.where(nonneg, torch.tensor(vespo[1], dtype=torch.float64), torch.tensor(vespo[3], dtype=torch.float64)).clamp(min=1e-4)
+        phi_seq = torch.exp(lam + k * log_w_seq - lam * torch.exp(log_w_seq)).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).detach()
+        per_token_loss = -phi_seq * A * logp
     elif loss_type == "sapo":   # SAPO's soft gate, τ_pos where A > 0, else τ_neg; no delta
         temperatures = torch.where(A > 0, torch.tensor(sapo_temperatures[0], dtype=torch.float64),
                                    torch.tensor(sapo_temperatures[1], dtype=torch.float64))
@@ -186,7 +194,7 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
-    elif loss_type in ["dapo", "cispo"]:
+    elif loss_type in ["dapo", "cispo", "vespo"]:
         loss = (per_token_loss * mask).sum() / (tokens_per_step if tokens_per_step is not None else mask.sum())
     if entropy_coef != 0.0:
         # TRL's entropy bonus: loss − c·(mean entropy of softmax(logits / τ) over the effective
@@ -213,6 +221,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         clip = {"cispo_clip_ratio": ((clipped * mask).sum() / mask.sum()).item()}
     elif loss_type == "sapo":   # TRL logs no clip figure for sapo
         clip = {}
+    elif loss_type == "vespo":   # TRL's one figure: the mean φ over the [B, 1] rollouts
+        clip = {"vespo/phi_seq_mean": phi_seq.mean().item()}
     else:
         clip = {name: (x.mean() if x.shape[1] == 1 else (x * mask).sum() / mask.sum()).item()
                 for name, x in [("clip_ratio/low_mean", low), ("clip_ratio/high_mean", high), ("clip_ratio/region_mean", region)]}
@@ -337,7 +347,8 @@ def main():
     # entropy mask; LUSPO (arXiv 2602.05261): GSPO's term summed over each rollout's tokens.
     for loss_type, level, beta, temps, rho, eps in [("sapo", "token", 0.0, None, 1.0, 0.2), ("sapo", "token", 0.05, (0.5, 2.0), 1.0, 0.2),
                                                    ("sapo", "sequence", 0.05, None, 1.0, 0.2), ("sapo", "token", 0.0, (2.0, 3.0), 0.3, 0.2),
-                                                   ("luspo", "sequence", 0.0, None, 1.0, 0.2), ("luspo", "sequence", 0.05, None, 1.0, 0.01)]:
+                                                   ("luspo", "sequence", 0.0, None, 1.0, 0.2), ("luspo", "sequence", 0.05, None, 1.0, 0.01),
+                                                   ("vespo", "token", 0.0, None, 1.0, 0.2), ("vespo", "token", 0.05, None, 0.3, 0.2)]:
         loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps, eps, beta, True, level=level,
                                      top_entropy=rho, sapo_temperatures=temps or (1.0, 1.05))
         args = {"loss_type": loss_type, "epsilon": str(eps), "epsilon_high": str(eps), "beta": str(beta), "importance_sampling_level": level}
@@ -346,6 +357,15 @@ def main():
         if rho < 1.0:
             args["top_entropy_quantile"] = str(rho)
         configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # VESPO with other Gamma parameters (k, λ per advantage sign), and in a generation of two steps.
+    loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "vespo", 0.2, 0.2, 0.05, True, vespo=(1.0, 0.5, 4.0, 6.0))
+    configs.append({"args": {"loss_type": "vespo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.05", "vespo_k_pos": "1.0",
+                             "vespo_lambda_pos": "0.5", "vespo_k_neg": "4.0", "vespo_lambda_neg": "6.0"},
+                    "loss": loss, "grad": grad.tolist(), "clip": clip})
+    tokens = sum(sum(x["loss_mask"]) for x in examples)
+    loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "vespo", 0.2, 0.2, 0.0, True, (tokens + 17) / 2)
+    configs.append({"args": {"loss_type": "vespo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.0"},
+                    "loss_tokens_per_step": (tokens + 17) / 2, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     per_step = (tokens + 17) / 2
@@ -368,7 +388,7 @@ def main():
     truncated = 5
     masked = [dict(x, loss_mask=[0] * len(x["loss_mask"])) if e == truncated else x for e, x in enumerate(examples)]
     masked_configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"]:
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"]:
         level = "sequence" if loss_type == "luspo" else "token"
         loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level)
         args = {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"}

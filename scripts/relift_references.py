@@ -96,9 +96,11 @@ def ratio_one_loss(examples, T, current, advantages, loss_type):
         log_w = ((logp - logp.detach()) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
         s = torch.exp(log_w)
         per_token_loss = -torch.min(s * A, torch.clamp(s, 1 - 0.2, 1 + 0.2) * A).expand_as(logp)
+    if loss_type == "vespo":   # φ(w = 1) = 1, detached: −A·logp
+        per_token_loss = -A * logp
     if loss_type in ("grpo", "sapo"):
         loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-    elif loss_type in ("bnpo", "dapo", "cispo"):
+    elif loss_type in ("bnpo", "dapo", "cispo", "vespo"):
         loss = (per_token_loss * mask).sum() / mask.sum()
     elif loss_type == "dr_grpo":
         loss = (per_token_loss * mask).sum() / (B * MAX_COMPLETION_LENGTH)
@@ -114,7 +116,7 @@ def main():
     sft, sft_grad = sft_loss(examples, T, current)
     advantages = [float(torch.tensor(a).float()) for a in scored_advantages(SCORED, "group")]
     configs = []
-    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"]:
+    for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"]:
         loss, grad = ratio_one_loss(examples, T, current, advantages, loss_type)
         configs.append({"loss_type": loss_type, "loss": loss, "grad": grad.tolist()})
     out = {

@@ -76,19 +76,22 @@ final class GRPOLossArgsCLITests: XCTestCase {
         }
     }
 
-    /// SAPO's soft gate (arXiv 2511.20347) and LUSPO's length-scaled sequence term (arXiv
-    /// 2602.05261): the same at -n 1 and -n 2, off-policy steps included; sapo logs no clip figure,
-    /// as TRL.
-    func testSAPOAndLUSPOAreRankCountInvariant() throws {
+    /// SAPO's soft gate (arXiv 2511.20347), LUSPO's length-scaled sequence term (arXiv
+    /// 2602.05261) and VESPO's Gamma weight (arXiv 2602.10693): the same at -n 1 and -n 2,
+    /// off-policy steps included; sapo logs no clip figure, vespo its mean weight, as TRL.
+    func testSAPOLUSPOAndVESPOAreRankCountInvariant() throws {
         for (label, extra) in [("sapo", ["loss_type=sapo", "sapo_temperature_neg=2"]),
-                               ("luspo", ["loss_type=luspo", "importance_sampling_level=sequence", "epsilon=0.01"])] {
+                               ("luspo", ["loss_type=luspo", "importance_sampling_level=sequence", "epsilon=0.01"]),
+                               ("vespo", ["loss_type=vespo"])] {
             let args = GRPOCLITests.grpo(extra.flatMap { ["--objective-arg", $0] } + ["--reward-arg", "format.pattern=(?s).*[aeiou].*"])
             let runs = CLI.trainingRows(atRanks: [1, 2], args, label: label, seconds: 240)
             guard runs.allSatisfy({ $0.count == 4 }) else { return XCTFail("\(label): \(runs)") }
             XCTAssertGreaterThan(runs[0].filter { ($0["grad_norm"] ?? 0) > 0 }.count, 1, "\(label): steps with a signal")
             if label == "sapo" { XCTAssertTrue(runs[0].allSatisfy { $0["clip_ratio/region_mean"] == nil }, "sapo logs no clip figure") }
+            // VESPO's φ is 1 on a generation's first step up to the decode's rounding, below 1 off it.
+            if label == "vespo" { XCTAssertLessThan(runs[0][1]["vespo/phi_seq_mean"] ?? 1, 0.999999, "\(runs[0][1])") }
             for (a, b) in zip(runs[0], runs[1]) {
-                for key in ["loss", "grad_norm", "ratio"] {
+                for key in ["loss", "grad_norm", "ratio"] + (label == "vespo" ? ["vespo/phi_seq_mean"] : []) {
                     let x = a[key] ?? .nan
                     XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "\(label) step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
                 }
@@ -103,7 +106,9 @@ final class GRPOLossArgsCLITests: XCTestCase {
             (["loss_type=cispo", "importance_sampling_level=sequence"], "loss_type cispo weighs each token by its own clipped ratio"),
             (["loss_type=luspo"], "loss_type luspo scales GSPO's per-rollout term by the rollout's length: use importance_sampling_level sequence"),
             (["loss_type=sapo", "sapo_temperature_neg=0"], "sapo_temperature_pos and sapo_temperature_neg must be > 0"),
-            (["sapo_temperature_pos=2"], "sapo_temperature_pos sets loss_type sapo's gate; with loss_type dapo it does nothing")]
+            (["sapo_temperature_pos=2"], "sapo_temperature_pos sets loss_type sapo's gate; with loss_type dapo it does nothing"),
+            (["loss_type=vespo", "importance_sampling_level=sequence"], "loss_type vespo weighs each rollout by its own sequence ratio: use importance_sampling_level token"),
+            (["loss_type=grpo", "vespo_k_neg=2"], "vespo_k_neg sets loss_type vespo's weight; with loss_type grpo it does nothing")]
         for (objectiveArgs, message) in cases {
             let r = CLI.sftDist(GRPOCLITests.grpo(objectiveArgs.flatMap { ["--objective-arg", $0] } + ["--out", CLI.tempDir("gspo-bad")]), seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)

@@ -110,7 +110,7 @@ final class GRPOReferenceTests: XCTestCase {
                 try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step), ranks: ranks, micro: micro, label: label)
                 // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio, or none under
                 // sapo; kl with β > 0; off_policy_mask_ratio with the off-policy mask.
-                XCTAssertEqual(c.clip?.count, (["cispo": 1, "sapo": 0][c.args["loss_type"]!] ?? 3) + (c.args["beta"] != "0.0" ? 1 : 0)
+                XCTAssertEqual(c.clip?.count, (["cispo": 1, "sapo": 0, "vespo": 1][c.args["loss_type"]!] ?? 3) + (c.args["beta"] != "0.0" ? 1 : 0)
                                               + (c.args["off_policy_mask_threshold"] != nil ? 1 : 0), label)
             }
         }
@@ -125,7 +125,7 @@ final class GRPOReferenceTests: XCTestCase {
         XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
         assertGradientMatchesReference(got.gradient, c.grad, label)
         for (key, want) in c.clip ?? [:] {
-            XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: key == "kl" ? 1e-6 : 1e-12, "\(label): \(key)")
+            XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: ["kl", "vespo/phi_seq_mean"].contains(key) ? 1e-6 : 1e-12, "\(label): \(key)")
         }
         if c.args["loss_type"] == "sapo" { XCTAssertNil(got.diagnostics["clip_ratio/region_mean"], "\(label): TRL logs no clip figure for sapo") }
     }
@@ -160,7 +160,7 @@ final class GRPOReferenceTests: XCTestCase {
                 XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
                 assertGradientMatchesReference(got.gradient, c.grad, label)
                 for (key, want) in c.clip ?? [:] {
-                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: ["kl", "entropy"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
+                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: ["kl", "entropy", "vespo/phi_seq_mean"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
                 }
             }
         }
@@ -187,7 +187,7 @@ final class GRPOReferenceTests: XCTestCase {
                     let label = "\(c.args) at τ \(tempered?.value ?? 1), \(ranks) rank(s), micro-batches of \(micro)"
                     XCTAssertEqual(got.loss, c.loss, accuracy: 2e-6 * max(1, abs(c.loss)), "\(label): loss")
                     for (key, want) in c.clip ?? [:] {
-                        XCTAssertEqual(got.figure(key) ?? .nan, want, accuracy: ["kl", "entropy"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
+                        XCTAssertEqual(got.figure(key) ?? .nan, want, accuracy: ["kl", "entropy", "vespo/phi_seq_mean"].contains(key) ? 1e-5 : 1e-12, "\(label): \(key)")
                     }
                 }
             }

@@ -41,6 +41,7 @@ final class ObjectiveGradientTests: XCTestCase {
         // SAPO's gate at both levels, LUSPO's length-scaled sequence term.
         ("grpo", ["loss_type": "sapo", "beta": "0.3"]), ("grpo", ["loss_type": "sapo", "importance_sampling_level": "sequence", "sapo_temperature_neg": "3"]),
         ("grpo", ["loss_type": "luspo", "importance_sampling_level": "sequence", "epsilon": "0.05", "beta": "0.2"]),
+        ("grpo", ["loss_type": "vespo", "beta": "0.3"]), ("grpo", ["loss_type": "vespo", "vespo_k_neg": "1", "vespo_lambda_neg": "0.5"]),
         ("chord", [:]), ("chord", ["phi": "false", "mu_peak": "0.7", "mu_valley": "0.7", "epsilon": "0.1"]),
         ("chord", ["mu_warmup": "2", "mu_decay": "3", "mu_peak": "0.5", "mu_valley": "0.05"]),
         ("chord", ["clip_ratio_c": "1.05"]),

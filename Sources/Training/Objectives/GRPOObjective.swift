@@ -42,7 +42,7 @@ import TensorCore
 /// it), entropy, mean_p; under cispo `cispo_clip_ratio` (c1 > ε_max with A > 0) in place of
 /// `clip_ratio/*`.
 public final class GRPOObjective: Objective, DetachedEvaluable {
-    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo, sapo, luspo }
+    public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo, sapo, luspo, vespo }
     public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
     public let name = "grpo"
     public let requirements: ObjectiveRequirements
@@ -62,6 +62,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
     let highEntropy = StepCache<EntropySelection>()
     /// SAPO's gate temperatures (`GRPOObjective+SAPO.swift`), for A > 0 and otherwise.
     public let sapoTemperaturePos: Float, sapoTemperatureNeg: Float
+    /// VESPO's Gamma weight's (k, λ) for A ≥ 0 and A < 0 (`GRPOObjective+VESPO.swift`).
+    public let vespoKPos: Float, vespoLambdaPos: Float, vespoKNeg: Float, vespoLambdaNeg: Float
     /// TRL's `off_policy_mask_threshold` δ (`GRPOObjective+OffPolicyMask.swift`); nil: none.
     public let offPolicyMaskThreshold: Float?
     /// TRL's `entropy_coef` (`GRPOObjective+EntropyBonus.swift`): the initial one when adaptive.
@@ -74,7 +76,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
                 biasCorrectionKL: Bool = true, delta: Float? = nil, importanceSamplingLevel: String = "token",
                 topEntropyQuantile: Float = 1, offPolicyMaskThreshold: Float? = nil, entropyCoef: Double = 0,
                 adaptiveEntropy: (min: Double, max: Double, delta: Double, target: Double)? = nil,
-                sapoTemperatures: (pos: Float, neg: Float) = (1, 1.05)) throws {
+                sapoTemperatures: (pos: Float, neg: Float) = (1, 1.05),
+                vespo: (kPos: Float, lambdaPos: Float, kNeg: Float, lambdaNeg: Float) = (2, 3, 3, 2)) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "grpo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "grpo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "grpo", "beta must be >= 0, got \(beta)")
@@ -91,6 +94,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         try checkArg(t != .cispo || l == .token, "grpo", "loss_type cispo weighs each token by its own clipped ratio: use importance_sampling_level token")
         // LUSPO is GSPO's sequence-level term summed over each rollout's tokens (TRL only warns).
         try checkArg(t != .luspo || l == .sequence, "grpo", "loss_type luspo scales GSPO's per-rollout term by the rollout's length: use importance_sampling_level sequence")
+        // VESPO's weight is per sequence already, from the tokens' summed log-ratios (TRL only warns).
+        try checkArg(t != .vespo || l == .token, "grpo", "loss_type vespo weighs each rollout by its own sequence ratio: use importance_sampling_level token")
         try checkArg(sapoTemperatures.pos > 0 && sapoTemperatures.neg > 0, "grpo", "sapo_temperature_pos and sapo_temperature_neg must be > 0 (the gate divides by them)")
         self.epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta; lossType = t
         self.biasCorrectionKL = biasCorrectionKL
@@ -101,6 +106,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
         self.offPolicyMaskThreshold = offPolicyMaskThreshold; self.entropyCoef = entropyCoef
         sapoTemperaturePos = sapoTemperatures.pos; sapoTemperatureNeg = sapoTemperatures.neg
+        vespoKPos = vespo.kPos; vespoLambdaPos = vespo.lambdaPos; vespoKNeg = vespo.kNeg; vespoLambdaNeg = vespo.lambdaNeg
         self.adaptiveEntropy = adaptiveEntropy.map { AdaptiveEntropyCoefficient(initial: entropyCoef, min: $0.min, max: $0.max, delta: $0.delta, target: $0.target) }
         var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
         r.statisticsFromPolicyAlone = true
@@ -114,7 +120,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         case .grpo, .sapo: return tokens > 0 ? inverseCount(rollouts) / tokens : 0
         case .luspo: return inverseCount(rollouts)
         case .bnpo: return inverseCount(globalTokens)
-        case .dapo, .cispo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
+        case .dapo, .cispo, .vespo: return tokensPerStep.map { inverseCount($0) } ?? inverseCount(globalTokens)
         case .drGRPO: return inverseCount(rollouts * max(maxCompletionLength, 1))
         }
     }
@@ -136,6 +142,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         let keep = highEntropyRows(input)
         let offPolicy = offPolicyKept(input, detached: detached)
+        let gamma = lossType == .vespo ? vespoWeights(input, detached: detached) : nil
         let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = entropyBonusEnabled && keep != nil
         var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {
@@ -150,7 +157,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
             let ppo = lossType == .cispo
                 ? Self.cispo(logp: logp, weightLogp: LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp),
                              old: old, advantage: a, max: epsilonHigh)
-                : policyTerm(logp: logp, old: old, advantage: a)
+                : gamma.map { Self.vespo(logp: logp, old: old, advantage: a, phi: $0.phi[s]) } ?? policyTerm(logp: logp, old: old, advantage: a)
             // Outside the top ρ by entropy, or in a rollout the off-policy mask drops, the PPO term
             // is 0 (TRL multiplies it by the masks before the KL joins).
             let dropped = keep?[r] == false || offPolicy?.kept[s] == false
@@ -188,6 +195,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var d: [String: Double] = ["ratio": ratioSum]
         var c: [String: Double] = ["ratio": diag.count]
         if lossType == .cispo { d["cispo_clip_ratio"] = clip.high; c["cispo_clip_ratio"] = diag.count }   // TRL's one clip figure for cispo
+        else if let gamma { d["vespo/phi_seq_mean"] = gamma.sum; c["vespo/phi_seq_mean"] = gamma.count }   // vespo's one figure
         else if lossType != .sapo { clip.into(&d, &c, tokens: diag.count) }   // none for sapo, as TRL
         if beta > 0 { d["kl"] = klSum; c["kl"] = diag.count }
         diag.into(&d, &c)

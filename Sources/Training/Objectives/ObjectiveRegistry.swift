@@ -66,7 +66,7 @@ public enum ObjectiveRegistry {
                                           offPolicyMaskThreshold: try args.optionalFloat("off_policy_mask_threshold"),
                                           entropyCoef: try args.optionalDouble("entropy_coef") ?? 0,
                                           adaptiveEntropy: try adaptiveEntropy(&args),
-                                          sapoTemperatures: try sapoTemperatures(&args))
+                                          sapoTemperatures: try sapoTemperatures(&args), vespo: try vespoGamma(&args))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
@@ -99,6 +99,18 @@ public enum ObjectiveRegistry {
             return (1, 1.05)
         }
         return (try args.float("sapo_temperature_pos", default: 1), try args.float("sapo_temperature_neg", default: 1.05))
+    }
+
+    /// grpo's VESPO Gamma parameters (TRL's names and defaults), read only under loss_type=vespo.
+    static func vespoGamma(_ args: inout ObjectiveArgs) throws -> (kPos: Float, lambdaPos: Float, kNeg: Float, lambdaNeg: Float) {
+        let names = ["vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"]
+        guard args.values["loss_type"] == GRPOObjective.LossType.vespo.rawValue else {
+            if let given = names.first(where: { args.values[$0] != nil }) {
+                throw ObjectiveError("objective grpo: \(given) sets loss_type vespo's weight; with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
+            }
+            return (2, 3, 3, 2)
+        }
+        return (try args.float(names[0], default: 2), try args.float(names[1], default: 3), try args.float(names[2], default: 3), try args.float(names[3], default: 2))
     }
 
     /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when

@@ -1,0 +1,54 @@
+import Foundation
+import TensorCore
+
+/// VESPO (arXiv 2602.10693; TRL's `loss_type="vespo"`, `GRPOTrainer.get_gamma_weights`): each
+/// rollout's tokens are weighted by a detached Gamma-shaped function of its sequence-level
+/// importance ratio w_i = exp(Σ_t m_t·log(π_θ/π_behaviour)) (a sum, not GSPO's mean),
+///
+///   φ(w) = exp(λ + k·log w − λ·w)   (= e^λ·w^k·e^{−λw}, so φ(1) = 1),
+///   ℓ_t = −sg(φ(w_i))·A_i·log π_θ(y_t),
+///
+/// with (k, λ) = (`vespo_k_pos` 2, `vespo_lambda_pos` 3) where A ≥ 0, else (`vespo_k_neg` 3,
+/// `vespo_lambda_neg` 2); the token log-ratios clamped to ±20 and log w to [log 1e-8, 20], λ at
+/// least 1e-4, a non-finite φ read as 0, as TRL. Aggregated as dapo; token level only (the
+/// weight is per sequence already); `delta` and the clip figures do not apply; logged as
+/// `vespo/phi_seq_mean`, the mean φ over the step's rollouts (a masked one's is φ(1) = 1, as
+/// TRL's [B, 1] mean). φ reads the detached logits (the unperturbed ones in the finite-difference
+/// checks) and needs a rollout's tokens in one call, which the trainer guarantees.
+extension GRPOObjective {
+    /// φ per sequence id of `input`, and (Σ φ, rollouts) over the rollouts present in it.
+    func vespoWeights(_ input: ObjectiveInput, detached: UnsafePointer<Float>) -> (phi: [Float], sum: Double, count: Double) {
+        let V = input.vocab, n = input.sequences.count
+        var logRatio = [Double](repeating: 0, count: n), tokens = logRatio, expected = logRatio
+        var present = Set<Int>()
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+            let s = Int(input.sequenceId[r])
+            present.insert(s)
+            guard input.mask[r] != 0 else { continue }
+            let y = lossTarget(input, r, name)
+            let z = detached + r * V
+            let logp = z[y] - SoftmaxKernels.logSumExp(z, count: V)
+            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+            logRatio[s] += Double(input.mask[r]) * Double(min(max(logp - old, -20), 20))
+            tokens[s] += Double(input.mask[r])
+            expected[s] = Double(input.sequenceLossTokens[r])
+        }
+        var phi = [Float](repeating: 1, count: n), sum = 0.0
+        for s in present.sorted() {
+            precondition(tokens[s] == expected[s], "objective grpo (loss_type vespo): a rollout split between calls")
+            let nonNegative = input.sequences[s].advantage >= 0
+            let k = Double(nonNegative ? vespoKPos : vespoKNeg), lambda = max(Double(nonNegative ? vespoLambdaPos : vespoLambdaNeg), 1e-4)
+            let logW = min(max(logRatio[s], log(1e-8)), 20)
+            let value = exp(lambda + k * logW - lambda * exp(logW))
+            phi[s] = value.isFinite ? Float(value) : 0
+            sum += Double(phi[s])
+        }
+        return (phi, sum, Double(present.count))
+    }
+
+    /// ℓ_t = −φ·A·log π_θ(y_t) and its derivative −φ·A; the live ratio (for the KL) beside it.
+    @inline(__always)
+    static func vespo(logp: Float, old: Float, advantage a: Float, phi: Float) -> (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool) {
+        (-phi * a * logp, -phi * a, expf(min(max(logp - old, -20), 20)), false, false)
+    }
+}
