@@ -145,7 +145,9 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
         nonneg = A >= 0
         k = torch.where(nonneg, torch.tensor(vespo[0], dtype=torch.float64), torch.tensor(vespo[2], dtype=torch.float64))
         lam = torch.where(nonneg, torch.tensor(vespo[1], dtype=torch.float64), torch.tensor(vespo[3], dtype=torch.float64)).clamp(min=1e-4)
-        phi_seq = torch.exp(lam + k * log_w_seq - lam * torch.exp(log_w_seq)).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).detach()
+        # φ in float32, as TRL computes it in the policy's dtype: beyond float32's range it is inf, read as 0.
+        log_phi = (lam + k * log_w_seq - lam * torch.exp(log_w_seq)).float()
+        phi_seq = torch.exp(log_phi).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).double().detach()
         per_token_loss = -phi_seq * A * logp
     elif loss_type == "sapo":   # SAPO's soft gate, τ_pos where A > 0, else τ_neg; no delta
         temperatures = torch.where(A > 0, torch.tensor(sapo_temperatures[0], dtype=torch.float64),
@@ -351,7 +353,9 @@ def main():
                                                    ("vespo", "token", 0.0, None, 1.0, 0.2), ("vespo", "token", 0.05, None, 0.3, 0.2)]:
         loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps, eps, beta, True, level=level,
                                      top_entropy=rho, sapo_temperatures=temps or (1.0, 1.05))
-        args = {"loss_type": loss_type, "epsilon": str(eps), "epsilon_high": str(eps), "beta": str(beta), "importance_sampling_level": level}
+        args = {"loss_type": loss_type, "beta": str(beta), "importance_sampling_level": level}
+        if loss_type == "luspo":   # (sapo's gate and vespo's weight have no clip: their epsilon is refused)
+            args["epsilon"], args["epsilon_high"] = str(eps), str(eps)
         if temps is not None:
             args["sapo_temperature_pos"], args["sapo_temperature_neg"] = str(temps[0]), str(temps[1])
         if rho < 1.0:
@@ -359,12 +363,16 @@ def main():
         configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # VESPO with other Gamma parameters (k, λ per advantage sign), and in a generation of two steps.
     loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "vespo", 0.2, 0.2, 0.05, True, vespo=(1.0, 0.5, 4.0, 6.0))
-    configs.append({"args": {"loss_type": "vespo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.05", "vespo_k_pos": "1.0",
+    configs.append({"args": {"loss_type": "vespo", "beta": "0.05", "vespo_k_pos": "1.0",
                              "vespo_lambda_pos": "0.5", "vespo_k_neg": "4.0", "vespo_lambda_neg": "6.0"},
+                    "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # k_neg 40, λ_neg 0.01: rollout 3 (A < 0, summed log-ratio 2.7) has log φ ≈ 109, beyond float32: φ = 0, as TRL's.
+    loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "vespo", 0.2, 0.2, 0.0, True, vespo=(2.0, 3.0, 40.0, 0.01))
+    configs.append({"args": {"loss_type": "vespo", "beta": "0.0", "vespo_k_neg": "40.0", "vespo_lambda_neg": "0.01"},
                     "loss": loss, "grad": grad.tolist(), "clip": clip})
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "vespo", 0.2, 0.2, 0.0, True, (tokens + 17) / 2)
-    configs.append({"args": {"loss_type": "vespo", "epsilon": "0.2", "epsilon_high": "0.2", "beta": "0.0"},
+    configs.append({"args": {"loss_type": "vespo", "beta": "0.0"},
                     "loss_tokens_per_step": (tokens + 17) / 2, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # dapo in a generation of two steps: this batch and one with 17 loss tokens.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
@@ -391,7 +399,9 @@ def main():
     for loss_type in ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"]:
         level = "sequence" if loss_type == "luspo" else "token"
         loss, grad, clip = grpo_loss(masked, T, current, reference, advantages, loss_type, 0.1, 0.3, 0.05, True, level=level)
-        args = {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05"}
+        args = {"loss_type": loss_type, "beta": "0.05"}
+        if loss_type not in ("sapo", "vespo"):
+            args["epsilon"], args["epsilon_high"] = "0.1", "0.3"
         if level == "sequence":
             args["importance_sampling_level"] = level
         masked_configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})

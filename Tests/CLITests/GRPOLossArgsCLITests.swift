@@ -108,7 +108,11 @@ final class GRPOLossArgsCLITests: XCTestCase {
             (["loss_type=sapo", "sapo_temperature_neg=0"], "sapo_temperature_pos and sapo_temperature_neg must be > 0"),
             (["sapo_temperature_pos=2"], "sapo_temperature_pos sets loss_type sapo's gate; with loss_type dapo it does nothing"),
             (["loss_type=vespo", "importance_sampling_level=sequence"], "loss_type vespo weighs each rollout by its own sequence ratio: use importance_sampling_level token"),
-            (["loss_type=grpo", "vespo_k_neg=2"], "vespo_k_neg sets loss_type vespo's weight; with loss_type grpo it does nothing")]
+            (["loss_type=grpo", "vespo_k_neg=2"], "vespo_k_neg sets loss_type vespo's weight; with loss_type grpo it does nothing"),
+            (["loss_type=sapo", "delta=2"], "delta sets PPO's clip, which loss_type sapo replaces; it does nothing there"),
+            (["loss_type=vespo", "epsilon=0.1"], "epsilon sets PPO's clip, which loss_type vespo replaces"),
+            (["entropy_coef=1e39"], "entropy_coef=1e39 is beyond float32's range"),
+            (["use_adaptive_entropy=true", "entropy_target=0x1p-7"], "entropy_target=0x1p-7 is not a finite number")]
         for (objectiveArgs, message) in cases {
             let r = CLI.sftDist(GRPOCLITests.grpo(objectiveArgs.flatMap { ["--objective-arg", $0] } + ["--out", CLI.tempDir("gspo-bad")]), seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)

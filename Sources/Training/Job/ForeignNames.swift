@@ -88,6 +88,8 @@ public enum ForeignNames {
               note: "--objective-arg use_adaptive_entropy=true with grpo, with entropy_coef_min, entropy_coef_max, entropy_coef_delta and entropy_target"),
         Entry("entropy_target", "objective_args", "TRL", note: "--objective-arg entropy_target=H with grpo and use_adaptive_entropy=true"),
         Entry("sapo_temperature_pos", "objective_args", "TRL", note: "--objective-arg sapo_temperature_pos=τ with grpo and loss_type=sapo (and sapo_temperature_neg)"),
+        Entry("sapo_temperature_neg", "objective_args", "TRL", note: "--objective-arg sapo_temperature_neg=τ with grpo and loss_type=sapo"),
+        Entry("vespo_k_pos", "objective_args", "TRL", note: "--objective-arg vespo_k_pos=k with grpo and loss_type=vespo (and vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg)"),
         Entry(none: "label_smoothing", "TRL's DPOConfig",
               note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.

@@ -54,7 +54,7 @@ extension GRPOObjective {
         guard entropyBonusEnabled else { return [] }
         let key = topEntropyQuantile < 1 ? Self.keptEntropyKey : "entropy"
         let h = diagnostics.first { $0.0 == key }?.1 ?? 0
-        let policyLoss = ("policy_loss", loss + appliedEntropyCoefficient * h)
+        let policyLoss = ("policy_loss", loss + Double(appliedEntropyCoef) * h)   // the coefficient the step applied, in float32
         guard let adaptive = adaptiveEntropy else { return [policyLoss, ("entropy_coef", entropyCoef)] }
         adaptive.update(measured: h)
         return [policyLoss, ("entropy_coef", adaptive.coef)]

@@ -10,7 +10,8 @@ import TensorCore
 ///
 /// with (k, λ) = (`vespo_k_pos` 2, `vespo_lambda_pos` 3) where A ≥ 0, else (`vespo_k_neg` 3,
 /// `vespo_lambda_neg` 2); the token log-ratios clamped to ±20 and log w to [log 1e-8, 20], λ at
-/// least 1e-4, a non-finite φ read as 0, as TRL. Aggregated as dapo; token level only (the
+/// least 1e-4, a φ beyond float32 read as 0, as TRL; w = 1 on a generation's first step and in
+/// evaluation (`StepContext.onPolicy`). Aggregated as dapo; token level only (the
 /// weight is per sequence already); `delta` and the clip figures do not apply; logged as
 /// `vespo/phi_seq_mean`, the mean φ over the step's rollouts (a masked one's is φ(1) = 1, as
 /// TRL's [B, 1] mean). φ reads the detached logits (the unperturbed ones in the finite-difference
@@ -38,9 +39,12 @@ extension GRPOObjective {
             precondition(tokens[s] == expected[s], "objective grpo (loss_type vespo): a rollout split between calls")
             let nonNegative = input.sequences[s].advantage >= 0
             let k = Double(nonNegative ? vespoKPos : vespoKNeg), lambda = max(Double(nonNegative ? vespoLambdaPos : vespoLambdaNeg), 1e-4)
-            let logW = min(max(logRatio[s], log(1e-8)), 20)
-            let value = exp(lambda + k * logW - lambda * exp(logW))
-            phi[s] = value.isFinite ? Float(value) : 0
+            // On a generation's first step, and in evaluation, w = 1 exactly (TRL's on-policy old
+            // log-probs are the live ones), not the decode's rounding.
+            let logW = input.context.onPolicy ? 0 : min(max(logRatio[s], log(1e-8)), 20)
+            // φ in float32, as TRL's: where it overflows float32 it is read as 0 (nan_to_num), not +∞.
+            let value = Float(exp(lambda + k * logW - lambda * exp(logW)))
+            phi[s] = value.isFinite ? value : 0
             sum += Double(phi[s])
         }
         return (phi, sum, Double(present.count))

@@ -36,6 +36,8 @@ import TensorCore
 /// `importance_sampling_level` (token; sequence: GSPO's one ratio per rollout,
 /// `GRPOObjective+SequenceLevel.swift`), `top_entropy_quantile` (1: every token; below, the PPO
 /// term of the step's highest-entropy tokens only, `GRPOObjective+EntropyMask.swift`).
+/// More loss types, TRL's: `sapo` (`GRPOObjective+SAPO.swift`), `luspo` (GSPO's sequence term
+/// summed over the rollout's tokens, ÷ B), `vespo` (`GRPOObjective+VESPO.swift`).
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c1 > 1 + ε_high and A > 0), `clip_ratio/region_mean` (either),
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs

@@ -64,7 +64,7 @@ public enum ObjectiveRegistry {
                                           importanceSamplingLevel: args.string("importance_sampling_level", default: "token"),
                                           topEntropyQuantile: try args.float("top_entropy_quantile", default: 1),
                                           offPolicyMaskThreshold: try args.optionalFloat("off_policy_mask_threshold"),
-                                          entropyCoef: try args.optionalDouble("entropy_coef") ?? 0,
+                                          entropyCoef: try args.optionalFloat32Double("entropy_coef") ?? 0,
                                           adaptiveEntropy: try adaptiveEntropy(&args),
                                           sapoTemperatures: try sapoTemperatures(&args), vespo: try vespoGamma(&args))
         case "spin":
@@ -92,6 +92,11 @@ public enum ObjectiveRegistry {
     /// grpo's SAPO gate temperatures (TRL's names and defaults), read only under loss_type=sapo;
     /// given with another loss type they are refused (they would do nothing).
     static func sapoTemperatures(_ args: inout ObjectiveArgs) throws -> (pos: Float, neg: Float) {
+        // SAPO's gate and VESPO's weight replace PPO's clip: its settings would do nothing (TRL ignores them).
+        if let type = args.values["loss_type"], type == "sapo" || type == "vespo",
+           let given = ["delta", "epsilon", "epsilon_high"].first(where: { args.values[$0] != nil }) {
+            throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; it does nothing there")
+        }
         guard args.values["loss_type"] == GRPOObjective.LossType.sapo.rawValue else {
             if let given = ["sapo_temperature_pos", "sapo_temperature_neg"].first(where: { args.values[$0] != nil }) {
                 throw ObjectiveError("objective grpo: \(given) sets loss_type sapo's gate; with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
@@ -125,8 +130,8 @@ public enum ObjectiveRegistry {
             }
             return nil
         }
-        return (try args.double("entropy_coef_min", default: 0), try args.double("entropy_coef_max", default: 1),
-                try args.double("entropy_coef_delta", default: 0.005), try args.double("entropy_target", default: 0.2))
+        return (try args.float32Double("entropy_coef_min", default: 0), try args.float32Double("entropy_coef_max", default: 1),
+                try args.float32Double("entropy_coef_delta", default: 0.005), try args.float32Double("entropy_target", default: 0.2))
     }
 
     /// token-clean's and forgetting's `scores`: fixed (default) or online.
@@ -165,12 +170,19 @@ public struct ObjectiveArgs {
         }
         return noted(key, v)
     }
-    /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
-    /// A number kept in Double, as TRL keeps it (grpo's entropy coefficients, logged as given).
-    public mutating func optionalDouble(_ key: String) throws -> Double? {
-        guard values[key] != nil else { used.insert(key); return nil }
-        return try double(key, default: 0)
+    /// A number kept in Double, as TRL keeps it (grpo's entropy coefficients, logged as given),
+    /// checked as every float32 argument is (a finite decimal within float32's range, not too
+    /// close to 0), since the loss applies it in float32.
+    public mutating func float32Double(_ key: String, default d: Double) throws -> Double {
+        guard let s = values[key] else { used.insert(key); return noted(key, d) }
+        _ = try float(key, default: Float(d))
+        return noted(key, Double(decimal: s) ?? d)
     }
+    public mutating func optionalFloat32Double(_ key: String) throws -> Double? {
+        guard values[key] != nil else { used.insert(key); return nil }
+        return try float32Double(key, default: 0)
+    }
+    /// A number with no default: nil when the key is absent (e.g. talr's `tau`, dynamic if unset).
     public mutating func optionalFloat(_ key: String) throws -> Float? {
         guard values[key] != nil else { used.insert(key); return nil }
         return try float(key, default: 0)
