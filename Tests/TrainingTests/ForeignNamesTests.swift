@@ -33,6 +33,11 @@ final class ForeignNamesTests: XCTestCase {
                        #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"#)
         XCTAssertEqual(refusal("bf16: true\n"), #"r.yaml:1: unknown key "bf16" (transformers: bf16 has no counterpart here: sft-dist computes in float32)"#)
         XCTAssertTrue(refusal("loss_type: dr_grpo\n").contains(#"(TRL: loss_type is "objective_args" here: --objective-arg loss_type="#))
+        // TRL's GRPOConfig: the edit-distance hint offered seed for use_vllm, rollout_top_k for entropy_coef_min.
+        XCTAssertEqual(refusal("use_vllm: true\n"),
+                       #"r.yaml:1: unknown key "use_vllm" (TRL: use_vllm has no counterpart here: no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights)"#)
+        XCTAssertEqual(refusal("entropy_coef_min: 0.01\n"),
+                       #"r.yaml:1: unknown key "entropy_coef_min" (TRL: entropy_coef_min is "objective_args" here: --objective-arg entropy_coef_min=… with grpo and use_adaptive_entropy=true)"#)
         // A misspelling of ours still gets the nearest of ours.
         XCTAssertEqual(refusal("grad_clp: 1\n"), #"r.yaml:1: unknown key "grad_clp" (did you mean "grad_clip"?)"#)
     }

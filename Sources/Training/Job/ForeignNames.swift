@@ -90,6 +90,26 @@ public enum ForeignNames {
         Entry("sapo_temperature_pos", "objective_args", "TRL", note: "--objective-arg sapo_temperature_pos=τ with grpo and loss_type=sapo (and sapo_temperature_neg)"),
         Entry("sapo_temperature_neg", "objective_args", "TRL", note: "--objective-arg sapo_temperature_neg=τ with grpo and loss_type=sapo"),
         Entry("vespo_k_pos", "objective_args", "TRL", note: "--objective-arg vespo_k_pos=k with grpo and loss_type=vespo (and vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg)"),
+    ] + ["vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"].map {
+        Entry($0, "objective_args", "TRL", note: "--objective-arg \($0)=… with grpo and loss_type=vespo")
+    } + ["entropy_coef_min", "entropy_coef_max", "entropy_coef_delta"].map {
+        Entry($0, "objective_args", "TRL", note: "--objective-arg \($0)=… with grpo and use_adaptive_entropy=true")
+    } + [
+        // GRPOConfig's generation and logging settings sft-dist has no counterpart for: the
+        // edit-distance hint offered "seed" for use_vllm.
+        Entry("generation_batch_size", "steps_per_generation", "TRL", note: "a generation is batch_size × steps_per_generation rollouts"),
+        Entry(none: "min_p", "TRL", note: "rollouts sample with rollout_temperature, rollout_top_p and rollout_top_k"),
+        Entry(none: "repetition_penalty", "TRL", note: "rollouts sample with rollout_temperature, rollout_top_p and rollout_top_k"),
+        Entry(none: "generation_kwargs", "TRL", note: "rollouts sample with rollout_temperature, rollout_top_p and rollout_top_k"),
+        Entry(none: "shuffle_dataset", "TRL", note: "the prompts of each step are drawn from the seed and the step"),
+        Entry(none: "disable_dropout", "TRL", note: "the models train without dropout; LoRA's lora_dropout is refused beside objectives with a sampler ratio"),
+        Entry(none: "max_tool_calling_iterations", "TRL", note: "no tool calling"),
+        Entry(none: "log_completions", "TRL", note: "rollouts are not logged as text; metrics.jsonl holds their figures"),
+    ] + ["use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_tensor_parallel_size", "vllm_max_model_length",
+         "vllm_importance_sampling_correction", "vllm_importance_sampling_mode", "vllm_server_base_url", "vllm_server_host",
+         "vllm_server_port"].map {
+        Entry(none: $0, "TRL", note: "no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights")
+    } + [
         Entry(none: "label_smoothing", "TRL's DPOConfig",
               note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.
