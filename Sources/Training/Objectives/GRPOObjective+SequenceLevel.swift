@@ -63,7 +63,8 @@ extension GRPOObjective {
         var total = 0.0, klSum = 0.0
         var weight = [Float](repeating: 0, count: input.rows)   // each loss row's aggregation weight, read again in pass 2
         let keep = highEntropyRows(input)   // top_entropy_quantile: the PPO term of these tokens only
-        let offPolicy = offPolicyKept(input, detached: detached)   // off_policy_mask_threshold: of these rollouts only
+        // off_policy_mask_threshold: the PPO term of these rollouts only.
+        let offPolicy = offPolicyKept(offPolicyMaskThreshold == nil ? nil : rolloutLogRatios(input, detached: detached, "off_policy_mask_threshold"), input)
         for r in 0..<input.rows where input.mask[r] != 0 {
             weight[r] = input.mask[r] * tokenWeight(tokens: input.sequenceLossTokens[r], rollouts: rollouts,
                                                     globalTokens: input.context.globalLossTokens, tokensPerStep: input.context.lossTokensPerStep)

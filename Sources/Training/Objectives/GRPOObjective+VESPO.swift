@@ -11,43 +11,25 @@ import TensorCore
 /// with (k, λ) = (`vespo_k_pos` 2, `vespo_lambda_pos` 3) where A ≥ 0, else (`vespo_k_neg` 3,
 /// `vespo_lambda_neg` 2); the token log-ratios clamped to ±20 and log w to [log 1e-8, 20], λ at
 /// least 1e-4, a φ beyond float32 read as 0, as TRL; w = 1 on a generation's first step and in
-/// evaluation (`StepContext.onPolicy`). Aggregated as dapo; token level only (the
+/// evaluation (`RolloutLogRatios`, which also gives the sums from the detached logits).
+/// Aggregated as dapo; token level only (the
 /// weight is per sequence already); `delta` and the clip figures do not apply; logged as
 /// `vespo/phi_seq_mean`, the mean φ over the step's rollouts (a masked one's is φ(1) = 1, as
-/// TRL's [B, 1] mean). φ reads the detached logits (the unperturbed ones in the finite-difference
-/// checks) and needs a rollout's tokens in one call, which the trainer guarantees.
+/// TRL's [B, 1] mean).
 extension GRPOObjective {
     /// φ per sequence id of `input`, and (Σ φ, rollouts) over the rollouts present in it.
-    func vespoWeights(_ input: ObjectiveInput, detached: UnsafePointer<Float>) -> (phi: [Float], sum: Double, count: Double) {
-        let V = input.vocab, n = input.sequences.count
-        var logRatio = [Double](repeating: 0, count: n), tokens = logRatio, expected = logRatio
-        var present = Set<Int>()
-        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
-            let s = Int(input.sequenceId[r])
-            present.insert(s)
-            guard input.mask[r] != 0 else { continue }
-            let y = lossTarget(input, r, name)
-            let z = detached + r * V
-            let logp = z[y] - SoftmaxKernels.logSumExp(z, count: V)
-            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
-            logRatio[s] += Double(input.mask[r]) * Double(min(max(logp - old, -20), 20))
-            tokens[s] += Double(input.mask[r])
-            expected[s] = Double(input.sequenceLossTokens[r])
-        }
-        var phi = [Float](repeating: 1, count: n), sum = 0.0
-        for s in present.sorted() {
-            precondition(tokens[s] == expected[s], "objective grpo (loss_type vespo): a rollout split between calls")
+    func vespoWeights(_ ratios: RolloutLogRatios, _ input: ObjectiveInput) -> (phi: [Float], sum: Double, count: Double) {
+        var phi = [Float](repeating: 1, count: input.sequences.count), sum = 0.0
+        for s in ratios.present.sorted() {
             let nonNegative = input.sequences[s].advantage >= 0
             let k = Double(nonNegative ? vespoKPos : vespoKNeg), lambda = max(Double(nonNegative ? vespoLambdaPos : vespoLambdaNeg), 1e-4)
-            // On a generation's first step, and in evaluation, w = 1 exactly (TRL's on-policy old
-            // log-probs are the live ones), not the decode's rounding.
-            let logW = input.context.onPolicy ? 0 : min(max(logRatio[s], log(1e-8)), 20)
+            let logW = min(max(ratios.clampedSum[s], log(1e-8)), 20)
             // φ in float32, as TRL's: where it overflows float32 it is read as 0 (nan_to_num), not +∞.
             let value = Float(exp(lambda + k * logW - lambda * exp(logW)))
             phi[s] = value.isFinite ? value : 0
             sum += Double(phi[s])
         }
-        return (phi, sum, Double(present.count))
+        return (phi, sum, Double(ratios.present.count))
     }
 
     /// ℓ_t = −φ·A·log π_θ(y_t) and its derivative −φ·A; the live ratio (for the KL) beside it.

@@ -143,8 +143,11 @@ public final class GRPOObjective: Objective, DetachedEvaluable {
         var diag = TokenDiagnostics()
         var total = 0.0, ratioSum = 0.0, klSum = 0.0, clip = ClipCounts()
         let keep = highEntropyRows(input)
-        let offPolicy = offPolicyKept(input, detached: detached)
-        let gamma = lossType == .vespo ? vespoWeights(input, detached: detached) : nil
+        // One pass over the rollouts' log-ratios for the off-policy mask and VESPO's weight.
+        let ratios = offPolicyMaskThreshold != nil || lossType == .vespo
+            ? rolloutLogRatios(input, detached: detached, lossType == .vespo ? "loss_type vespo" : "off_policy_mask_threshold") : nil
+        let offPolicy = offPolicyKept(ratios, input)
+        let gamma = lossType == .vespo ? ratios.map { vespoWeights($0, input) } : nil
         let bonus = appliedEntropyCoef / entropyBonusTokens(input), measureKept = entropyBonusEnabled && keep != nil
         var keptEntropy = 0.0, keptTokens = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 {

@@ -56,6 +56,7 @@ public enum ObjectiveRegistry {
                                            epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
                                            clipRatioC: try args.float("clip_ratio_c", default: 3))
         case "grpo":
+            try refuseClipSettingsWithoutAClip(args)
             objective = try GRPOObjective(epsilon: try args.float("epsilon", default: 0.2),
                                           epsilonHigh: try args.optionalFloat("epsilon_high"),
                                           beta: try args.float("beta", default: 0), lossType: args.string("loss_type", default: "dapo"),
@@ -89,33 +90,35 @@ public enum ObjectiveRegistry {
         return (objective, resolved)
     }
 
-    /// grpo's SAPO gate temperatures (TRL's names and defaults), read only under loss_type=sapo;
-    /// given with another loss type they are refused (they would do nothing).
+    /// Whether grpo's loss type is `type`, so its own settings (`names`, TRL's) are read; under
+    /// another loss type they are refused, as they would do nothing.
+    static func reads(_ names: [String], of type: GRPOObjective.LossType, _ what: String, _ args: ObjectiveArgs) throws -> Bool {
+        if args.values["loss_type"] == type.rawValue { return true }
+        if let given = names.first(where: { args.values[$0] != nil }) {
+            throw ObjectiveError("objective grpo: \(given) sets loss_type \(type.rawValue)'s \(what); with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
+        }
+        return false
+    }
+
+    /// grpo's SAPO gate temperatures (TRL's names and defaults), read only under loss_type=sapo.
     static func sapoTemperatures(_ args: inout ObjectiveArgs) throws -> (pos: Float, neg: Float) {
-        // SAPO's gate and VESPO's weight replace PPO's clip: its settings would do nothing (TRL ignores them).
-        if let type = args.values["loss_type"], type == "sapo" || type == "vespo",
-           let given = ["delta", "epsilon", "epsilon_high"].first(where: { args.values[$0] != nil }) {
-            throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; it does nothing there")
-        }
-        guard args.values["loss_type"] == GRPOObjective.LossType.sapo.rawValue else {
-            if let given = ["sapo_temperature_pos", "sapo_temperature_neg"].first(where: { args.values[$0] != nil }) {
-                throw ObjectiveError("objective grpo: \(given) sets loss_type sapo's gate; with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
-            }
-            return (1, 1.05)
-        }
+        guard try reads(["sapo_temperature_pos", "sapo_temperature_neg"], of: .sapo, "gate", args) else { return (1, 1.05) }
         return (try args.float("sapo_temperature_pos", default: 1), try args.float("sapo_temperature_neg", default: 1.05))
     }
 
     /// grpo's VESPO Gamma parameters (TRL's names and defaults), read only under loss_type=vespo.
     static func vespoGamma(_ args: inout ObjectiveArgs) throws -> (kPos: Float, lambdaPos: Float, kNeg: Float, lambdaNeg: Float) {
         let names = ["vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"]
-        guard args.values["loss_type"] == GRPOObjective.LossType.vespo.rawValue else {
-            if let given = names.first(where: { args.values[$0] != nil }) {
-                throw ObjectiveError("objective grpo: \(given) sets loss_type vespo's weight; with loss_type \(args.values["loss_type"] ?? "dapo") it does nothing")
-            }
-            return (2, 3, 3, 2)
-        }
+        guard try reads(names, of: .vespo, "weight", args) else { return (2, 3, 3, 2) }
         return (try args.float(names[0], default: 2), try args.float(names[1], default: 3), try args.float(names[2], default: 3), try args.float(names[3], default: 2))
+    }
+
+    /// SAPO's gate and VESPO's weight replace PPO's clip: its settings would do nothing there
+    /// (TRL ignores them), so given they are refused.
+    static func refuseClipSettingsWithoutAClip(_ args: ObjectiveArgs) throws {
+        guard let type = args.values["loss_type"], type == "sapo" || type == "vespo",
+              let given = ["delta", "epsilon", "epsilon_high"].first(where: { args.values[$0] != nil }) else { return }
+        throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; it does nothing there")
     }
 
     /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when

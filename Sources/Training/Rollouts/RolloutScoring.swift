@@ -42,10 +42,10 @@ public enum RolloutScoring {
         return Matrix(perFunction: rows, error: nil)
     }
 
-    /// r_i = Σ_f w_f·r_f,i (in Double, so the sum does not depend on float rounding order).
+    /// r_i = Σ_f w_f·r_f,i (`RewardAggregation.weightedSum`; 0 for each of `count` rollouts
+    /// when there is no function).
     public static func weightedSum(_ m: Matrix, weights: [Float], count: Int) -> [Double] {
-        (0..<count).map { i in
-            zip(m.perFunction, weights).reduce(0.0) { $0 + Double($1.1) * Double($1.0[i]) }
-        }
+        m.perFunction.isEmpty ? [Double](repeating: 0, count: count)
+            : RewardAggregation.weightedSum(m.perFunction.map { $0.map(Double.init) }, weights: weights.map(Double.init))
     }
 }
