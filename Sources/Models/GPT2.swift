@@ -67,13 +67,14 @@ public struct ModelError: Error, CustomStringConvertible {
     public init(_ d: String, outOfMemory: Bool = false) { description = d; isOutOfMemory = outOfMemory }
 }
 
-public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
+public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyEmbeddings {
     public let config: GPT2Config
     public let parameters: ParameterStore
     public static let loraArchitecture = LoRAArchitecture.gpt2
     public let lora: LoRAConfig?
     public var generationConfig: GenerationConfig?
     public var loraDropout: LoRADropoutContext?
+    public var embeddingNoise: NEFTuneNoise?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "transformer.h.\($0).") }
     /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
     public var recomputeArena: Arena?
@@ -133,6 +134,7 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable {
         let p = parameters, eps = config.layerNormEps, H = config.heads
         // x: [B·T, C] = wte[ids] + wpe[pos]
         var x = tape.embedding(inputs, table: p["transformer.wte.weight"], plus: positions, table: p["transformer.wpe.weight"])
+        x = noisedEmbeddings(tape, x)   // NEFTune in training (added to wte[ids] in transformers; the sum is the same)
         for i in 0..<config.layers {
             let l = "transformer.h.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here

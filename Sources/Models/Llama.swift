@@ -19,13 +19,14 @@ import TensorCore
 /// (`linear(residual:)`), as GPT-2's c_attn and c_proj do.
 /// Positions restart per packed document (rotary uses the per-row positions), and attention
 /// never crosses segments.
-public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
+public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyEmbeddings {
     public let config: LlamaConfig
     public let parameters: ParameterStore
     public static let loraArchitecture = LoRAArchitecture.llama("llama")
     public let lora: LoRAConfig?
     public var generationConfig: GenerationConfig?
     public var loraDropout: LoRADropoutContext?
+    public var embeddingNoise: NEFTuneNoise?
     public private(set) lazy var blockRanges: [Range<Int>] = (0..<config.layers).map { parameters.range(prefix: "model.layers.\($0).") }
     /// `--recompute`: where re-run blocks keep their activations (nil: blocks are not re-run).
     public var recomputeArena: Arena?
@@ -94,6 +95,7 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable {
         precondition(inputs.count == B * T && positions.count == B * T, "Llama.forward: \(inputs.count) ids for B=\(B) T=\(T)")
         let p = parameters, c = config, eps = c.rmsNormEps
         var x = tape.embedding(inputs, table: p["model.embed_tokens.weight"])  // [B·T, C]
+        x = noisedEmbeddings(tape, x)   // NEFTune in training
         for i in 0..<c.layers {
             let l = "model.layers.\(i)."
             tape.markParametersReady(blockRanges[i])   // block i's gradients are final past here

@@ -100,6 +100,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.loraDropout) var loraDropout: String?
     @Option(recipe: \.loraTargets) var loraTargets: String?
     @Flag(recipe: \.mergeLora) var mergeLora: Bool?
+    @Option(recipe: \.neftuneNoiseAlpha) var neftuneNoiseAlpha: String?
     @Option(Settings.threads) var threads: Int?
     @Flag(help: "Print nothing but errors.") var quiet = false
     @Flag(name: .customLong("dry-run"), help: "Check the recipe and flags as a run would before loading anything, print the resulting recipe (recipe.yaml) and exit; nothing is read, loaded or written.")

@@ -14,7 +14,7 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
              "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"),
-            (["train", "--neftune-noise-alpha", "5"], "Unknown option '--neftune-noise-alpha' (TRL: neftune_noise_alpha has no counterpart here: no NEFTune noise)"),
+            (["train", "--vllm-mode", "colocate"], "Unknown option '--vllm-mode' (TRL: vllm_mode has no counterpart here: no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights)"),
             (["train", "--entropy-coef", "0.01"],
              "Unknown option '--entropy-coef' (TRL: entropy_coef is --objective-arg here: --objective-arg entropy_coef=c with grpo (TRL's entropy bonus); uft's and prefix-rft's entropy_coef are their own)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),

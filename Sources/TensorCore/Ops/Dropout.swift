@@ -16,9 +16,14 @@ public struct DropoutMask: Sendable {
 
     /// Whether element (row, column) is kept.
     @inline(__always) public func keeps(row: Int, column: Int) -> Bool {
-        var g = SplitMix64(seed: salt ^ (rowKeys[row] &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(column) &* 0xD6E8_FEB8_6659_FD93))
         // 24 random bits against p: uniform in [0, 1) at float precision.
-        return Float(g.next() >> 40) * 0x1p-24 >= probability
+        Float(Self.bits24(salt: salt, rowKey: rowKeys[row], column: column)) * 0x1p-24 >= probability
+    }
+
+    /// 24 random bits of element (row, column)'s own stream (also `UniformNoise`'s).
+    @inline(__always) public static func bits24(salt: UInt64, rowKey: UInt64, column: Int) -> UInt64 {
+        var g = SplitMix64(seed: salt ^ (rowKey &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(column) &* 0xD6E8_FEB8_6659_FD93))
+        return g.next() >> 40
     }
 
     /// A key for `(a, b)` pairs such as (sequence, position) or (step, layer).

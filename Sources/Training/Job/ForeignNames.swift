@@ -116,7 +116,6 @@ public enum ForeignNames {
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "tf32", "transformers", note: "sft-dist computes in float32"),
-        Entry(none: "neftune_noise_alpha", "TRL", note: "no NEFTune noise"),
         Entry(none: "report_to", "transformers", note: "every run writes OUT/metrics.jsonl and OUT/loss.svg"),
     ]
 

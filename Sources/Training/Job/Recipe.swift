@@ -260,19 +260,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         if objective.requirements.rollouts && self.stepsPerGeneration > self.steps && !switchedOff(k.stepsPerGeneration, by: k.steps, unused: false) {
             throw RecipeError("\(named(k.stepsPerGeneration)) \(self.stepsPerGeneration) is more than steps (\(self.steps)): a generation would sample rollouts for steps that never run")
         }
-        // LoRA dropout drops adapter inputs in the training forward only. Where the objective
-        // divides by another forward of the same policy — the sampler's log-probs (rollouts),
-        // the old-policy or opponent snapshot (psft, spin), the reference at step 1 (dpo) — the
-        // ratio is then not 1 where it must be (on-policy GRPO clipped 16 % of tokens at
-        // dropout 0.9). TRL disables dropout for these (`disable_dropout`); here it is refused.
-        // Scored data has no sampler log-probs (its ratio is 1 by construction); srft's terms
-        // are log p and p, with no ratio to the sampler.
         let r = objective.requirements
-        let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
-        if !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 && (samplerRatio || r.oldPolicyRefresh != nil || r.pairs) {
-            let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
-            throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, so their ratio would not be 1 where the objective needs it (TRL disables dropout for this); use lora_dropout 0")
-        }
+        try checkTrainingNoiseKeepsRatios(objective)
         if r.tokenLabels && self.refModel == nil {
             throw RecipeError("objective \(self.objective) scores its tokens once, ℓ_base − ℓ_ref with the initial weights as the base (scores=fixed, the paper's): it needs --ref-model (the paper's reference is the base tuned on a small clean subset; without one every score is 0), or --objective-arg scores=online")
         }

@@ -114,6 +114,9 @@ public struct RecipeKeys: Sendable {
                                                 "Modules LoRA adapts, comma-separated HF names (a YAML list in a recipe), or all-linear for every projection of the blocks, as peft (default: c_attn for GPT-2, q_proj,v_proj for Llama).")
     public let mergeLora = RecipeKey("merge_lora", false, .bool, "Also write OUT/model-merged/: the base with the adapters merged in (HF format).",
                                      resume: .mayChange)
+    // NEFTune (arXiv 2310.05914): transformers' TrainingArguments name; 0 is off (transformers: None).
+    public let neftuneNoiseAlpha = RecipeKey("neftune_noise_alpha", 0.0, .within(0, 1e6),
+                                             "NEFTune: uniform noise of α/√(L·d) on the token embeddings in training forwards (L the sequence's tokens, d the width; 0: off).")
 
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
     public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).",

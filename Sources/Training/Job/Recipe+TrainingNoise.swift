@@ -1,0 +1,26 @@
+import Foundation
+import Models
+
+extension Recipe {
+    /// LoRA's dropout and NEFTune's embedding noise change the training forward only. Where
+    /// the objective divides by another forward of the same policy — the sampler's log-probs
+    /// (rollouts), the old-policy or opponent snapshot (psft, spin), the reference at step 1
+    /// (dpo) — the ratio is then not 1 where it must be (on-policy GRPO clipped 16 % of tokens
+    /// at dropout 0.9). TRL disables dropout for these (`disable_dropout`); here both are
+    /// refused. Scored data has no sampler log-probs (its ratio is 1 by construction); srft's
+    /// terms are log p and p, with no ratio to the sampler.
+    func checkTrainingNoiseKeepsRatios(_ objective: Objective) throws {
+        let k = Recipe.declared, r = objective.requirements
+        let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
+        guard samplerRatio || r.oldPolicyRefresh != nil || r.pairs else { return }
+        let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
+        let why = "so their ratio would not be 1 where the objective needs it"
+        // lora_dropout: not for a resumed run, whose checkpoint was accepted before this refusal.
+        if !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 {
+            throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, \(why) (TRL disables dropout for this); use lora_dropout 0")
+        }
+        if self.neftuneNoiseAlpha > 0 {
+            throw RecipeError("\(named(k.neftuneNoiseAlpha)) \(self.neftuneNoiseAlpha) with objective \(self.objective): the training forward would add noise to the embeddings that \(against) log-probs did not see, \(why); NEFTune is for objectives without such a ratio (nll and the other token-level ones)")
+        }
+    }
+}
