@@ -52,13 +52,22 @@ final class NEFTuneCLITests: XCTestCase {
         XCTAssertGreaterThan(abs(padded[0] - plain[0]), 1e-3, "α 5 should change step 1's loss: \(padded) vs \(plain)")
     }
 
-    /// The noise is for training forwards: the evaluation before step 1 is the noise-free one.
+    /// The noise is for training forwards: the evaluation before step 1 is the noise-free one,
+    /// and the one after the last step equals `eval` of the saved model (no noise left set).
     func testEvaluationSeesNoNoise() throws {
-        let args = tiny + ["--eval-examples", "8", "--max-new-tokens", "2"]
-        let noisy = CLI.evalRows(run(1, args + ["--neftune-noise-alpha", "15"], "eval-noisy"))
-        let plain = CLI.evalRows(run(1, args, "eval-plain"))
+        let args = tiny + ["--eval-examples", "8", "--max-new-tokens", "2", "--eval-every", "1"]
+        let out = run(1, args + ["--neftune-noise-alpha", "15"], "eval-noisy")
+        let noisy = CLI.evalRows(out), plain = CLI.evalRows(run(1, args, "eval-plain"))
+        XCTAssertEqual(noisy.count, 4)
         let a = try XCTUnwrap(noisy.first?["eval_loss"]), b = try XCTUnwrap(plain.first?["eval_loss"])
         XCTAssertEqual(a.bitPattern, b.bitPattern, "eval_loss before training: \(a) with noise, \(b) without")
+        let e = CLI.sftDist(["eval", "--model", out + "/model", "--data", out + "/data/heldout.jsonl", "--examples", "8",
+                             "--max-length", "64", "--max-new-tokens", "2", "--json"])
+        XCTAssertEqual(e.status, 0, e.all)
+        let line = try XCTUnwrap(e.stdout.split(separator: "\n").last.map(String.init))
+        let evaluated = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["eval_loss"] as? Double)
+        let last = try XCTUnwrap(noisy.last?["eval_loss"])
+        XCTAssertEqual(last, evaluated, accuracy: 1e-9, "the run's last evaluation \(last) vs eval of its model \(evaluated)")
     }
 
     /// The noise is a function of the seed, the step and the token: a run resumed at step 2
