@@ -11,10 +11,16 @@ public enum ModelPresets {
     /// other directory of that name (a run's `--out tiny`) is not a model and not ambiguous.
     public static func named(_ spec: String, vocabSize: Int) throws -> GPT2Config? {
         guard let config = gpt2(spec, vocabSize: vocabSize) else { return nil }
-        if FileManager.default.fileExists(atPath: spec + "/config.json") {
+        try refuseAmbiguous(spec)
+        return config
+    }
+
+    /// Throws where `spec` is a preset's name and also a model directory here (`named`); a
+    /// look at the file system only, so `train --dry-run` checks it too.
+    public static func refuseAmbiguous(_ spec: String) throws {
+        if names.contains(spec) && FileManager.default.fileExists(atPath: spec + "/config.json") {
             throw ModelError("--model \(spec): names both the preset \(spec) and the directory ./\(spec); give ./\(spec) for the model directory, or run elsewhere for the preset")
         }
-        return config
     }
 
     /// Whether `spec` can only mean a preset: a preset's name with no directory of that name

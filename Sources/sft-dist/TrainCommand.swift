@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Models
 import Training
 
 struct Train: ParsableCommand {
@@ -115,8 +116,9 @@ struct Train: ParsableCommand {
             // One process is enough to check a recipe: other ranks of an mpirun leave at once.
             Runtime.singleProcess("sft-dist train --dry-run")
             let recipe = try makeRecipe()
+            try ModelPresets.refuseAmbiguous(recipe.model)
             // Notes go to stderr: stdout is the recipe, to be saved and run (`> r.yaml`).
-            if !quiet { for note in recipe.notes { StandardError.write(note + "\n") } }
+            if !quiet { for note in recipe.notes + recipe.uncheckedWithoutData { StandardError.write(note + "\n") } }
             print(recipe.yaml, terminator: "")
             return
         }

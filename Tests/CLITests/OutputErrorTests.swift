@@ -50,6 +50,16 @@ final class OutputErrorTests: XCTestCase {
         try "x".write(toFile: file, atomically: false, encoding: .utf8)
         let r = CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-every", "0", "--quiet", "--out", file], seconds: 60)
         checkOutputError(r, naming: file + ": is a file, not a directory", "--out FILE")
+        // --out is a model directory (`--out run/model`): the run wrote data/, model/ and its
+        // files into it, and the model directory was no longer one.
+        let model = CLI.tempDir("out-model")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-examples", "0",
+                                    "--quiet", "--out", model], seconds: 60).status, 0)
+        let before = try FileManager.default.contentsOfDirectory(atPath: model + "/model").sorted()
+        checkOutputError(CLI.sftDist(["train", "--model", "tiny", "--steps", "1", "--batch-size", "2", "--eval-examples", "0",
+                                      "--quiet", "--out", model + "/model"], seconds: 60),
+                         naming: model + "/model: holds config.json, so it is a model directory, not a run's output", "--out MODEL")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: model + "/model").sorted(), before)
         // The checkpoints directory is a file.
         let ck = CLI.tempDir("out-checkpoints")
         try "x".write(toFile: ck + "/checkpoints", atomically: false, encoding: .utf8)

@@ -143,6 +143,10 @@ final class SingleProcessTests: XCTestCase {
         let r = CLI.sftDist(["eval", "--model", "tiny", "--data", held, "--examples", "0"], cwd: dir)
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertTrue(r.stderr.contains("--model tiny: names both the preset tiny and the directory ./tiny"), r.all)
+        // train --dry-run refuses it as the run does (it printed the recipe and exited 0).
+        let dry = CLI.sftDist(["train", "--model", "tiny", "--dry-run"], cwd: dir)
+        XCTAssertEqual(dry.status, 1, dry.all)
+        XCTAssertTrue(dry.stderr.contains("--model tiny: names both the preset tiny and the directory ./tiny"), dry.all)
         XCTAssertEqual(CLI.sftDist(["eval", "--model", "./tiny", "--data", held, "--examples", "0"], cwd: dir).status, 0)
         XCTAssertEqual(CLI.sftDist(["eval", "--model", "tiny", "--data", held, "--examples", "0"]).status, 0, "the preset elsewhere")
         // A directory of that name that is not a model (a run's --out tiny) is no ambiguity: a

@@ -77,6 +77,12 @@ final class TrainEpochsCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run"), "a refused run leaves no output directory")
         let agreeing = CLI.sftDist(args + ["--steps", "8", "--out", dir + "/agree", "--quiet"])
         XCTAssertEqual(agreeing.status, 0, agreeing.all)
+        // --dry-run reads no data, so it cannot tell: it says the run will check (it printed the
+        // flag's steps under "the steps num_train_epochs gave this run's data").
+        let dry = CLI.sftDist(args + ["--steps", "5", "--dry-run"])
+        XCTAssertEqual(dry.status, 0, dry.all)
+        XCTAssertTrue(dry.stderr.contains("note: --steps 5 beside --num-train-epochs 2 is checked when the run starts, against the steps the training rows give; --dry-run reads no data"), dry.stderr)
+        XCTAssertFalse(dry.stdout.contains("gave this run's data"), dry.stdout)
 
         let selection = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--selection", "uds"])
         XCTAssertEqual(selection.status, 1, selection.all)

@@ -314,7 +314,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         comment("# Set by the recipe file for a feature a flag switched off; not used by this run:", unused)
         comment("# This run continued the checkpoint below; this file runs the same settings from step 0:", resumed)
-        comment("# The steps num_train_epochs gave this run's data; this file derives them again from its own:", derived)
+        comment("# steps follow from num_train_epochs and the training rows; this file derives them again from its own:", derived)
         return text
     }
 

@@ -74,3 +74,13 @@ public enum TrainEpochs {
         return (r, "num_train_epochs \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps")
     }
 }
+
+extension Recipe {
+    /// What `train --dry-run`, which reads no data, cannot check: a `steps` given beside
+    /// `num_train_epochs` must equal the steps the training rows give (`TrainEpochs.apply`).
+    public var uncheckedWithoutData: [String] {
+        let k = Recipe.declared
+        guard self.numTrainEpochs > 0 && deliberate(k.steps) else { return [] }
+        return ["note: \(named(k.steps)) \(self.steps) beside \(named(k.numTrainEpochs)) \(TrainEpochs.text(self.numTrainEpochs)) is checked when the run starts, against the steps the training rows give; --dry-run reads no data"]
+    }
+}

@@ -41,6 +41,11 @@ public enum RunOutputInputs {
     /// the others are replaced by a rename, which replaces the link).
     public static func unwritable(_ recipe: Recipe) -> String? {
         let outputs = RunOutputs(recipe.out)
+        // A model directory given as --out (`--out run/model`) took data/, model/, metrics.jsonl
+        // and the rest, and was no longer a model directory (`export` then refused it).
+        for marker in ["config.json", "adapter_config.json"] where FileManager.default.fileExists(atPath: recipe.out + "/" + marker) {
+            return "\(recipe.out): holds \(marker), so it is a model directory, not a run's output; the run would write data/, model/, metrics.jsonl and the rest into it: choose another --out"
+        }
         for (file, what) in [(outputs.metrics, "appends its metrics"), (outputs.recipe, "writes its recipe"), (outputs.plot, "writes its plot")] {
             var st = stat()
             guard lstat(file, &st) == 0 else { continue }
