@@ -12,6 +12,8 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--reward-funcs", "task"], "Unknown option '--reward-funcs' (TRL: reward_funcs is --reward here)"),
             (["train", "--warmup-ratio", "0.1"], "Unknown option '--warmup-ratio' (transformers: warmup_ratio is --warmup-steps here: a count of steps, warmup_ratio × steps)"),
             (["train", "--epochs", "2"], "Unknown option '--epochs' (Keras: epochs is --num-train-epochs here)"),
+            (["train", "--truncation-mode", "keep_end"], "Unknown option '--truncation-mode' (TRL: truncation_mode is --truncation here: keep_start is right (the default), keep_end is left; drop leaves such rows out)"),
+            (["train", "--padding-free"], "Unknown option '--padding-free' (TRL: padding_free has no counterpart here: padding enters neither attention nor the loss here; --packing packs several examples per row, attention kept within each)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
              "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives))"),
             (["train", "--vllm-mode", "colocate"], "Unknown option '--vllm-mode' (TRL: vllm_mode has no counterpart here: no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights)"),

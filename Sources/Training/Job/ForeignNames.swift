@@ -110,6 +110,17 @@ public enum ForeignNames {
          "vllm_server_port"].map {
         Entry(none: $0, "TRL", note: "no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights")
     } + [
+        // SFTConfig's data settings.
+        Entry("truncation_mode", "truncation", "TRL", note: "keep_start is right (the default), keep_end is left; drop leaves such rows out"),
+        Entry(none: "packing_strategy", "TRL", note: "--packing packs each step's examples in order, --batch-size still counting examples; TRL's bfd packs the dataset best-fit decreasing"),
+        Entry(none: "padding_free", "TRL", note: "padding enters neither attention nor the loss here; --packing packs several examples per row, attention kept within each"),
+        Entry(none: "pad_to_multiple_of", "TRL", note: "padding enters neither attention nor the loss here"),
+        Entry(none: "pad_token", "TRL", note: "padding enters neither attention nor the loss here, so no pad token is needed"),
+        Entry(none: "eval_packing", "TRL", note: "held-out rows are evaluated one example per row"),
+        Entry(none: "eos_token", "TRL", note: "completions end with the tokenizer's eos_token (tokenizer_config.json), conversations with their chat template's end of turn"),
+        Entry(none: "activation_offloading", "TRL", note: "activations live in host memory already; --recompute keeps only each block's input instead"),
+        Entry(none: "dataset_num_proc", "TRL", note: "every rank tokenizes the rows as it reads them"),
+        Entry(none: "model_init_kwargs", "TRL", note: "--model is loaded in float32 as it is"),
         Entry(none: "label_smoothing", "TRL's DPOConfig",
               note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
         // Settings sft-dist does not have.
