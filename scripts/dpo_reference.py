@@ -12,11 +12,24 @@ loss (the prompt of a pair is shared, the answers differ in length):
   the vocabulary; mean_token_accuracy: share of the chosen answers' loss tokens whose largest
   logit is the target; entropy: mean over every loss token of −Σ p log p.
 
+Then TRL's other pairwise loss types (DPOConfig.loss_type, TRL 1.16's DPOTrainer.compute_loss),
+each written here from its per-pair formula in c = chosen log-ratio, r = rejected log-ratio,
+h = beta (c - r), n_w / n_l = the answers' loss tokens:
+  hinge relu(1 - h); ipo (c/n_w - r/n_l - 1/(2 beta))^2; exo_pair with eps = label_smoothing,
+  q = sigmoid(h): q (log q - log(1 - eps)) + (1 - q)(log(1 - q) - log eps); nca_pair
+  -logsig(beta c) - logsig(-beta c)/2 - logsig(-beta r)/2; robust
+  (-(1 - eps) logsig(h) + eps logsig(-h)) / (1 - 2 eps); bco_pair -logsig(beta c) - logsig(-beta r);
+  sppo_hard (c - 1/(2 beta))^2 + (r + 1/(2 beta))^2; apo_zero 1 - sigmoid(beta c) + sigmoid(beta r);
+  apo_down sigmoid(beta c) + 1 - sigmoid(h); discopop with m = sigmoid(h / tau) (not detached):
+  -logsig(h)(1 - m) + exp(-h) m; sigmoid_norm -logsig(beta (c/n_w - r/n_l)).
+
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
-chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per β
-the loss, dL/dlogits and the reward means.
+chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per
+configuration (loss type, beta, label_smoothing, discopop_tau) the loss, dL/dlogits and the
+reward means.
 """
 import torch
+import torch.nn.functional as F
 
 from reference_fixtures import fixture_path, write_fixture
 
@@ -26,6 +39,42 @@ V = 11
 # (prompt length, chosen length, rejected length) per pair
 PAIRS = [(2, 4, 3), (1, 5, 5), (3, 2, 4), (2, 3, 1)]
 BETAS = [0.1, 0.5]
+# (loss_type, beta, label_smoothing, discopop_tau) beyond sigmoid at BETAS.
+CONFIGS = [("hinge", 0.5, 0.0, 0.05), ("ipo", 0.1, 0.0, 0.05), ("exo_pair", 0.5, 0.2, 0.05), ("nca_pair", 0.5, 0.0, 0.05),
+           ("robust", 0.5, 0.2, 0.05), ("bco_pair", 0.5, 0.0, 0.05), ("sppo_hard", 0.5, 0.0, 0.05),
+           ("apo_zero", 0.5, 0.0, 0.05), ("apo_down", 0.5, 0.0, 0.05), ("discopop", 0.5, 0.0, 0.3),
+           ("sigmoid_norm", 0.5, 0.0, 0.05)]
+
+
+def pair_loss(kind, c, r, nw, nl, beta, eps, tau):
+    h = beta * c - beta * r
+    if kind == "sigmoid":
+        return -F.logsigmoid(h)
+    if kind == "hinge":
+        return torch.relu(1 - h)
+    if kind == "ipo":
+        return (c / nw - r / nl - 1 / (2 * beta)) ** 2
+    if kind == "exo_pair":
+        q, lq, lq_ = torch.sigmoid(h), F.logsigmoid(h), F.logsigmoid(-h)
+        return q * (lq - torch.log1p(torch.tensor(-eps, dtype=h.dtype))) + (1 - q) * (lq_ - torch.log(torch.tensor(eps, dtype=h.dtype)))
+    if kind == "nca_pair":
+        return -F.logsigmoid(beta * c) - 0.5 * F.logsigmoid(-beta * c) - 0.5 * F.logsigmoid(-beta * r)
+    if kind == "robust":
+        return (-(1 - eps) * F.logsigmoid(h) + eps * F.logsigmoid(-h)) / (1 - 2 * eps)
+    if kind == "bco_pair":
+        return -F.logsigmoid(beta * c) - F.logsigmoid(-beta * r)
+    if kind == "sppo_hard":
+        return (c - 0.5 / beta) ** 2 + (r + 0.5 / beta) ** 2
+    if kind == "apo_zero":
+        return 1 - torch.sigmoid(beta * c) + torch.sigmoid(beta * r)
+    if kind == "apo_down":
+        return torch.sigmoid(beta * c) + 1 - torch.sigmoid(h)
+    if kind == "discopop":
+        m = torch.sigmoid(h / tau)
+        return -F.logsigmoid(h) * (1 - m) + torch.exp(-h) * m
+    if kind == "sigmoid_norm":
+        return -F.logsigmoid(beta * (c / nw - r / nl))
+    raise ValueError(kind)
 
 
 def make_batch():
@@ -43,7 +92,7 @@ def make_batch():
     return examples, T, current, reference
 
 
-def dpo(examples, current, reference, beta):
+def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05):
     z = current.clone().requires_grad_(True)
 
     def seq_logp(logits, e):
@@ -55,10 +104,13 @@ def dpo(examples, current, reference, beta):
         return total
 
     pairs = len(examples) // 2
-    rw = torch.stack([beta * (seq_logp(z, 2 * i) - seq_logp(reference, 2 * i)) for i in range(pairs)])
-    rl = torch.stack([beta * (seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1)) for i in range(pairs)])
-    loss = -torch.nn.functional.logsigmoid(rw - rl).mean()
+    c = torch.stack([seq_logp(z, 2 * i) - seq_logp(reference, 2 * i) for i in range(pairs)])
+    r = torch.stack([seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1) for i in range(pairs)])
+    n = [float(sum(x["loss_mask"])) for x in examples]
+    nw, nl = torch.tensor(n[0::2], dtype=c.dtype), torch.tensor(n[1::2], dtype=c.dtype)
+    loss = pair_loss(kind, c, r, nw, nl, beta, eps, tau).mean()
     loss.backward()
+    rw, rl = beta * c, beta * r
     rw, rl = rw.detach(), rl.detach()
     with torch.no_grad():
         logps = [seq_logp(current, e).item() for e in range(len(examples))]
@@ -69,7 +121,7 @@ def dpo(examples, current, reference, beta):
                     rows["chosen" if e % 2 == 0 else "rejected"].append((current[e, t - 1], x["ids"][t]))
         every = rows["chosen"] + rows["rejected"]
         p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
-    return {"beta": beta, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
+    return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
             "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item(),
             "logps_chosen": sum(logps[0::2]) / pairs, "logps_rejected": sum(logps[1::2]) / pairs,
@@ -83,7 +135,8 @@ def main():
     examples, T, current, reference = make_batch()
     out = {"vocab": V, "seq_len": T, "examples": examples,
            "logits": {"current": current.reshape(-1, V).tolist(), "reference": reference.reshape(-1, V).tolist()},
-           "references": [dpo(examples, current, reference, b) for b in BETAS]}
+           "references": [dpo(examples, current, reference, b) for b in BETAS]
+           + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

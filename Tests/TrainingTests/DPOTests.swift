@@ -13,7 +13,7 @@ final class DPOTests: XCTestCase {
         struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8] }
         struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
         struct Reference: Decodable {
-            var beta: Double, loss: Double, grad: [[Double]]
+            var loss_type: String, beta: Double, label_smoothing: Double, discopop_tau: Double, loss: Double, grad: [[Double]]
             var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
             var logps_chosen: Double, logps_rejected: Double, logits_chosen: Double, logits_rejected: Double
             var mean_token_accuracy: Double, entropy: Double
@@ -36,12 +36,18 @@ final class DPOTests: XCTestCase {
     }
 
     /// Loss within 2e-6 relative, reward means within 1e-5, each gradient entry within 1e-5 of
-    /// the largest plus 1e-4 of itself (float32 trainer against a float64 reference).
+    /// the largest plus 1e-4 of itself (float32 trainer against a float64 reference), for the
+    /// sigmoid loss at two β and each of TRL's other pairwise loss types (DPOLoss.swift).
     func testLossGradientAndRewardsMatchTheReference() throws {
+        XCTAssertEqual(Set(Self.fixture.references.map(\.loss_type)), Set(DPOLoss.allCases.map(\.rawValue)), "a reference per loss type")
         for ref in Self.fixture.references {
+            var args = ["beta": "\(ref.beta)"]
+            if ref.loss_type != "sigmoid" { args["loss_type"] = ref.loss_type }
+            if ref.loss_type == "robust" || ref.loss_type == "exo_pair" { args["label_smoothing"] = "\(ref.label_smoothing)" }
+            if ref.loss_type == "discopop" { args["discopop_tau"] = "\(ref.discopop_tau)" }
             for (ranks, micro) in [(1, 8), (1, 1), (2, 3), (3, 2)] {
-                let label = "beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
-                let got = try Self.harness(microBatchSize: micro).run("dpo", ["beta": "\(ref.beta)"], ranks: ranks)[0]
+                let label = "\(ref.loss_type), beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
+                let got = try Self.harness(microBatchSize: micro).run("dpo", args, ranks: ranks)[0]
                 XCTAssertEqual(got.loss, ref.loss, accuracy: 2e-6 * max(1, abs(ref.loss)), "\(label): loss")
                 for (key, want) in [("rewards/chosen", ref.rewards_chosen), ("rewards/rejected", ref.rewards_rejected),
                                     ("rewards/margins", ref.rewards_margins), ("rewards/accuracies", ref.rewards_accuracies)] {

@@ -67,7 +67,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
                                "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "save_format", "save_every", "keep_last", "resume",
                                "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",
                                "watchdog_seconds",
-                               "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora",
+                               "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora", "neftune_noise_alpha",
                                "prompts", "rollouts", "rollout_temperature", "rollout_top_p", "rollout_top_k", "max_completion_length",
                                "eval_rollouts", "steps_per_generation", "num_iterations", "mask_truncated_completions", "rewards", "reward_args", "scale_rewards",
                                "multi_objective_aggregation",

@@ -74,7 +74,7 @@ public enum ForeignNames {
               note: "--objective-arg epsilon=ε (and epsilon_high), the clip range of grpo, chord, relift, uft and prefix-rft"),
         Entry("epsilon_high", "objective_args", "TRL", note: "--objective-arg epsilon_high=ε with grpo, chord, relift, uft or prefix-rft"),
         Entry("loss_type", "objective_args", "TRL",
-              note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo; default dapo, as TRL's) or relift (grpo, bnpo, dr_grpo, dapo); dpo has the sigmoid loss only; SFTConfig's loss_type=dft is --objective dft"),
+              note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo; default dapo, as TRL's) or relift (grpo, bnpo, dr_grpo, dapo); dpo (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard, apo_zero, apo_down, discopop, sigmoid_norm); SFTConfig's loss_type=dft is --objective dft"),
         Entry("use_bias_correction_kl", "objective_args", "TRL",
               note: "--objective-arg use_bias_correction_kl=false with grpo (default true, as TRL 1.16's: the KL term times the importance ratio)"),
         // GRPOConfig's loss settings that are grpo objective arguments here, under TRL's names.
@@ -121,8 +121,9 @@ public enum ForeignNames {
         Entry(none: "activation_offloading", "TRL", note: "activations live in host memory already; --recompute keeps only each block's input instead"),
         Entry(none: "dataset_num_proc", "TRL", note: "every rank tokenizes the rows as it reads them"),
         Entry(none: "model_init_kwargs", "TRL", note: "--model is loaded in float32 as it is"),
-        Entry(none: "label_smoothing", "TRL's DPOConfig",
-              note: "dpo's loss is the sigmoid one, without label flipping; nll's label_smoothing objective arg is another quantity"),
+        Entry("label_smoothing", "objective_args", "TRL's DPOConfig",
+              note: "--objective-arg label_smoothing=ε with dpo and loss_type robust or exo_pair (TRL 1.16's sigmoid ignores it); nll's label_smoothing is another quantity"),
+        Entry("discopop_tau", "objective_args", "TRL's DPOConfig", note: "--objective-arg discopop_tau=τ with dpo and loss_type discopop"),
         // Settings sft-dist does not have.
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),

@@ -13,7 +13,9 @@ import TensorCore
 /// the loss does not depend on the rank count. The reference π_ref is frozen: the initial
 /// weights or `--ref-model` (`input.referenceLogits`). A pair's two sequences always share a
 /// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
-/// runs over its own segment only. Argument: `beta` β (default 0.1, TRL's; must be > 0).
+/// runs over its own segment only. Arguments: `beta` β (default 0.1, TRL's; must be > 0) and
+/// TRL's `loss_type` (default sigmoid, the loss above; the others in DPOLoss.swift, with
+/// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop).
 /// Diagnostics, as TRL's `DPOTrainer` (1.16) logs them — means over pairs: `rewards/chosen`,
 /// `rewards/rejected`, `rewards/margins` (chosen − rejected), `rewards/accuracies` (share of
 /// pairs with chosen > rejected), `logps/chosen`, `logps/rejected` (log π_θ(y|x)); means over
@@ -24,17 +26,27 @@ public final class DPOObjective: Objective {
     public let name = "dpo"
     public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
     public let beta: Float
+    public let lossType: DPOLoss
+    let settings: DPOLoss.Settings
 
-    public init(beta: Float = 0.1) throws {
+    public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05) throws {
         try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
-        self.beta = beta
+        if lossType == .robust {
+            try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "dpo", "label_smoothing must be in [0, 0.5) for loss_type robust, got \(labelSmoothing)")
+        }
+        if lossType == .exoPair {
+            try checkArg(labelSmoothing > 0 && labelSmoothing < 1, "dpo", "label_smoothing must be in (0, 1) for loss_type exo_pair (its target distribution is (1 − ε, ε)), got \(labelSmoothing)")
+        }
+        try checkArg(discopopTau > 0, "dpo", "discopop_tau must be > 0, got \(discopopTau)")
+        self.beta = beta; self.lossType = lossType
+        settings = DPOLoss.Settings(beta: Double(beta), labelSmoothing: Double(labelSmoothing), tau: Double(discopopTau))
     }
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let ref = requireReference(input, name)
         let V = input.vocab, beta = Double(self.beta)
         // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
-        var policy: [Int: Double] = [:], reference: [Int: Double] = [:]
+        var policy: [Int: Double] = [:], reference: [Int: Double] = [:], lossTokens: [Int: Double] = [:]
         var lse = [Float](repeating: 0, count: input.rows)
         var tokens = TokenFigures()
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
@@ -43,6 +55,7 @@ public final class DPOObjective: Objective {
             if policy[s] == nil { policy[s] = 0; reference[s] = 0 }   // present, even without loss tokens
             guard input.mask[r] != 0 else { continue }
             let y = lossTarget(input, r, name)
+            lossTokens[s, default: 0] += 1
             let z = input.logits + r * V, zr = ref + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             policy[s]! += Double(z[y] - lse[r])
@@ -58,11 +71,13 @@ public final class DPOObjective: Objective {
             guard let rejectedLogp = policy[l] else {
                 preconditionFailure("objective dpo: pair (\(s), \(l)) split across micro-batches")
             }
-            let rw = beta * (logp - reference[s]!), rl = beta * (rejectedLogp - reference[l]!)
-            let h = rw - rl
-            loss += softplus(-h)                 // −log σ(h)
-            let dh = -sigmoid(-h) * scale        // ∂L/∂h
-            coefficient[s] = Float(dh * beta); coefficient[l] = Float(-dh * beta)
+            let c = logp - reference[s]!, rr = rejectedLogp - reference[l]!
+            let rw = beta * c, rl = beta * rr
+            // ℓ and its derivatives in the two log-ratios; n_w, n_l ≥ 1 as TRL's clamp(min=1).
+            let pair = lossType.loss(c: c, r: rr, chosenTokens: max(lossTokens[s] ?? 0, 1),
+                                     rejectedTokens: max(lossTokens[l] ?? 0, 1), settings)
+            loss += pair.loss
+            coefficient[s] = Float(pair.dc * scale); coefficient[l] = Float(pair.dr * scale)
             chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
             logpsChosen += logp; logpsRejected += rejectedLogp
         }
@@ -105,7 +120,4 @@ public final class DPOObjective: Objective {
         }
     }
 
-    /// log(1 + eˣ) without overflow.
-    func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
-    func sigmoid(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }
 }

@@ -46,7 +46,7 @@ public enum ObjectiveRegistry {
                                                 lambdaMax: try args.float("lambda_max", default: 0.25),
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01), scores: try tokenScores(&args))
-        case "dpo": objective = try DPOObjective(beta: try args.float("beta", default: 0.1))
+        case "dpo": objective = try makeDPO(&args)
         case "chord":
             objective = try CHORDObjective(muPeak: try args.float("mu_peak", default: 0.1), muValley: try args.float("mu_valley", default: 0.1),
                                            muWarmup: try args.int("mu_warmup", default: 0, in: 0...100_000_000),

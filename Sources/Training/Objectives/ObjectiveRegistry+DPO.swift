@@ -1,0 +1,29 @@
+extension ObjectiveRegistry {
+    /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid,
+    /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop).
+    /// loss_type is read only when given, so a run without it resolves the arguments it did
+    /// before (a checkpoint's are compared on resume); a type's own setting under another type
+    /// is refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
+    static func makeDPO(_ args: inout ObjectiveArgs) throws -> DPOObjective {
+        let beta = try args.float("beta", default: 0.1)
+        args.used.insert("loss_type")
+        let typeName = args.values["loss_type"] != nil ? args.string("loss_type", default: "sigmoid") : "sigmoid"
+        guard let type = DPOLoss(rawValue: typeName) else {
+            let more = ["aot", "aot_unpaired", "sft"].contains(typeName) ? " (\(typeName), which TRL has too, is not here)" : ""
+            throw ObjectiveError("objective dpo: unknown loss_type \(RecipeError.quote(typeName))\(more); known: \(DPOLoss.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var smoothing: Float = 0, tau: Float = 0.05
+        if type.readsLabelSmoothing {
+            smoothing = try args.float("label_smoothing", default: 0)
+        } else if args.values["label_smoothing"] != nil {
+            throw ObjectiveError("objective dpo: label_smoothing is read by loss_type robust and exo_pair; with loss_type \(typeName) it does nothing")
+        }
+        if type.readsTau {
+            tau = try args.float("discopop_tau", default: 0.05)
+        } else if args.values["discopop_tau"] != nil {
+            throw ObjectiveError("objective dpo: discopop_tau is read by loss_type discopop; with loss_type \(typeName) it does nothing")
+        }
+        args.used.formUnion(["label_smoothing", "discopop_tau"])
+        return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau)
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// dpo's `loss_type` (TRL's DPOConfig names; DPOLoss.swift) through the CLI: at step 1 the
+/// policy is the reference, so every pair has c = r = 0 and the loss is each type's value
+/// there (a closed form per type); the losses and reward means are the same under `mpirun -n 1`
+/// and `-n 2`; a bad argument is one line.
+final class DPOLossTypeCLITests: XCTestCase {
+    func args(_ data: String, _ extra: [String], steps: Int = 1) -> [String] {
+        ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
+         "--batch-size", "7", "--micro-batch-size", "3", "--steps", "\(steps)", "--lr", "1e-2", "--warmup-steps", "0",
+         "--eval-examples", "0", "--eval-every", "0", "--quiet"] + extra.flatMap { ["--objective-arg", $0] }
+    }
+
+    func testStepOneLossIsEachTypesValueAtZeroLogRatios() {
+        let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-data"))
+        let ln2 = log(2.0), beta = 0.5
+        let cases: [([String], Double)] = [
+            ([], ln2), (["loss_type=hinge"], 1), (["loss_type=ipo"], 1 / (4 * beta * beta)),
+            (["loss_type=exo_pair", "label_smoothing=0.2"], log(0.5) - 0.5 * log(0.2 * 0.8)),
+            (["loss_type=nca_pair"], 2 * ln2), (["loss_type=robust", "label_smoothing=0.2"], ln2),
+            (["loss_type=bco_pair"], 2 * ln2), (["loss_type=sppo_hard"], 2 * (0.5 / beta) * (0.5 / beta)),
+            (["loss_type=apo_zero"], 1), (["loss_type=apo_down"], 1),
+            (["loss_type=discopop", "discopop_tau=0.3"], 0.5 * (ln2 + 1)), (["loss_type=sigmoid_norm"], ln2),
+        ]
+        for (extra, want) in cases {
+            let out = CLI.tempDir("dpo-type")
+            let r = CLI.sftDist(args(data, extra) + ["--out", out])
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
+            XCTAssertEqual(CLI.losses(out).first ?? .nan, want, accuracy: 1e-6, "\(extra)")
+        }
+    }
+
+    func testLossTypesAreRankCountInvariant() {
+        let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-ranks"))
+        for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"]] {
+            let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-\(extra[0])", seconds: 90)
+            XCTAssertEqual(runs[0].count, 4, "\(extra)")
+            XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")
+            for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+                for key in ["loss", "rewards/margins", "grad_norm"] {
+                    let x = a[key] ?? .nan, y = b[key] ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(extra) step \(i + 1) \(key): -n 1 \(x), -n 2 \(y)")
+                }
+            }
+        }
+    }
+
+    func testBadArgumentsAreOneLine() {
+        let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-bad"))
+        for (extra, needle) in [(["loss_type=aot"], "unknown loss_type aot (aot, which TRL has too, is not here)"),
+                                (["label_smoothing=0.1"], "label_smoothing is read by loss_type robust and exo_pair"),
+                                (["loss_type=robust", "label_smoothing=0.5"], "label_smoothing must be in [0, 0.5)")] {
+            let r = CLI.sftDist(args(data, extra) + ["--out", CLI.tempDir("dpo-type-bad") + "/run"])
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains(needle), "\(extra): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+    }
+}
