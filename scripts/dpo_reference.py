@@ -23,11 +23,17 @@ h = beta (c - r), n_w / n_l = the answers' loss tokens:
   apo_down sigmoid(beta c) + 1 - sigmoid(h); discopop with m = sigmoid(h / tau) (not detached):
   -logsig(h)(1 - m) + exp(-h) m; sigmoid_norm -logsig(beta (c/n_w - r/n_l)).
 
+And TRL's f_divergence_type (f-DPO, arXiv 2309.16240), where the loss reads g(c), g(r) in place
+of c, r: forward_kl g(u) = 1 - exp(-u); js_divergence log 2 + logsig(u); alpha_divergence
+(exp((a - 1) u) - 1)/(a - 1), the exponent clamped at 80 (a = f_alpha_divergence_coef).
+
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per
 configuration (loss type, beta, label_smoothing, discopop_tau) the loss, dL/dlogits and the
 reward means.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -44,6 +50,21 @@ CONFIGS = [("hinge", 0.5, 0.0, 0.05), ("ipo", 0.1, 0.0, 0.05), ("exo_pair", 0.5,
            ("robust", 0.5, 0.2, 0.05), ("bco_pair", 0.5, 0.0, 0.05), ("sppo_hard", 0.5, 0.0, 0.05),
            ("apo_zero", 0.5, 0.0, 0.05), ("apo_down", 0.5, 0.0, 0.05), ("discopop", 0.5, 0.0, 0.3),
            ("sigmoid_norm", 0.5, 0.0, 0.05)]
+# (loss_type, beta, label_smoothing, f_divergence_type, f_alpha_divergence_coef)
+DIVERGENCES = [("sigmoid", 0.5, 0.0, "forward_kl", 0.5), ("ipo", 0.1, 0.0, "js_divergence", 0.5),
+               ("robust", 0.5, 0.2, "alpha_divergence", 0.5), ("hinge", 0.5, 0.0, "alpha_divergence", 1.5)]
+
+
+def score(divergence, u, a):
+    if divergence == "reverse_kl":
+        return u
+    if divergence == "forward_kl":
+        return 1 - torch.exp(-u)
+    if divergence == "js_divergence":
+        return math.log(2) + F.logsigmoid(u)
+    if divergence == "alpha_divergence":
+        return (torch.exp(torch.clamp((a - 1) * u, max=80.0)) - 1) / (a - 1)
+    raise ValueError(divergence)
 
 
 def pair_loss(kind, c, r, nw, nl, beta, eps, tau):
@@ -92,7 +113,7 @@ def make_batch():
     return examples, T, current, reference
 
 
-def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05):
+def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5):
     z = current.clone().requires_grad_(True)
 
     def seq_logp(logits, e):
@@ -108,7 +129,7 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05):
     r = torch.stack([seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1) for i in range(pairs)])
     n = [float(sum(x["loss_mask"])) for x in examples]
     nw, nl = torch.tensor(n[0::2], dtype=c.dtype), torch.tensor(n[1::2], dtype=c.dtype)
-    loss = pair_loss(kind, c, r, nw, nl, beta, eps, tau).mean()
+    loss = pair_loss(kind, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau).mean()
     loss.backward()
     rw, rl = beta * c, beta * r
     rw, rl = rw.detach(), rl.detach()
@@ -121,7 +142,8 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05):
                     rows["chosen" if e % 2 == 0 else "rejected"].append((current[e, t - 1], x["ids"][t]))
         every = rows["chosen"] + rows["rejected"]
         p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
-    return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
+    return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
+            "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
             "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item(),
             "logps_chosen": sum(logps[0::2]) / pairs, "logps_rejected": sum(logps[1::2]) / pairs,
@@ -136,7 +158,8 @@ def main():
     out = {"vocab": V, "seq_len": T, "examples": examples,
            "logits": {"current": current.reshape(-1, V).tolist(), "reference": reference.reshape(-1, V).tolist()},
            "references": [dpo(examples, current, reference, b) for b in BETAS]
-           + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]}
+           + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]
+           + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

@@ -4,7 +4,7 @@ import XCTest
 /// dpo's `loss_type` (TRL's DPOConfig names; DPOLoss.swift) through the CLI: at step 1 the
 /// policy is the reference, so every pair has c = r = 0 and the loss is each type's value
 /// there (a closed form per type); the losses and reward means are the same under `mpirun -n 1`
-/// and `-n 2`; a bad argument is one line.
+/// and `-n 2` (also under an f-divergence); a bad argument is one line.
 final class DPOLossTypeCLITests: XCTestCase {
     func args(_ data: String, _ extra: [String], steps: Int = 1) -> [String] {
         ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
@@ -33,7 +33,8 @@ final class DPOLossTypeCLITests: XCTestCase {
 
     func testLossTypesAreRankCountInvariant() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-ranks"))
-        for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"]] {
+        for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"],
+                      ["f_divergence_type=js_divergence"]] {
             let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-\(extra[0])", seconds: 90)
             XCTAssertEqual(runs[0].count, 4, "\(extra)")
             XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")

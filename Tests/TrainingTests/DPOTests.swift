@@ -13,7 +13,8 @@ final class DPOTests: XCTestCase {
         struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8] }
         struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
         struct Reference: Decodable {
-            var loss_type: String, beta: Double, label_smoothing: Double, discopop_tau: Double, loss: Double, grad: [[Double]]
+            var loss_type: String, beta: Double, label_smoothing: Double, discopop_tau: Double
+            var f_divergence_type: String, f_alpha_divergence_coef: Double, loss: Double, grad: [[Double]]
             var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
             var logps_chosen: Double, logps_rejected: Double, logits_chosen: Double, logits_rejected: Double
             var mean_token_accuracy: Double, entropy: Double
@@ -40,11 +41,14 @@ final class DPOTests: XCTestCase {
     /// sigmoid loss at two β and each of TRL's other pairwise loss types (DPOLoss.swift).
     func testLossGradientAndRewardsMatchTheReference() throws {
         XCTAssertEqual(Set(Self.fixture.references.map(\.loss_type)), Set(DPOLoss.allCases.map(\.rawValue)), "a reference per loss type")
+        XCTAssertEqual(Set(Self.fixture.references.map(\.f_divergence_type)), Set(DPODivergence.allCases.map(\.rawValue)), "and per divergence")
         for ref in Self.fixture.references {
             var args = ["beta": "\(ref.beta)"]
             if ref.loss_type != "sigmoid" { args["loss_type"] = ref.loss_type }
             if ref.loss_type == "robust" || ref.loss_type == "exo_pair" { args["label_smoothing"] = "\(ref.label_smoothing)" }
             if ref.loss_type == "discopop" { args["discopop_tau"] = "\(ref.discopop_tau)" }
+            if ref.f_divergence_type != "reverse_kl" { args["f_divergence_type"] = ref.f_divergence_type }
+            if ref.f_divergence_type == "alpha_divergence" { args["f_alpha_divergence_coef"] = "\(ref.f_alpha_divergence_coef)" }
             for (ranks, micro) in [(1, 8), (1, 1), (2, 3), (3, 2)] {
                 let label = "\(ref.loss_type), beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
                 let got = try Self.harness(microBatchSize: micro).run("dpo", args, ranks: ranks)[0]

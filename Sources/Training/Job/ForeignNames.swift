@@ -124,6 +124,8 @@ public enum ForeignNames {
         Entry("label_smoothing", "objective_args", "TRL's DPOConfig",
               note: "--objective-arg label_smoothing=ε with dpo and loss_type robust or exo_pair (TRL 1.16's sigmoid ignores it); nll's label_smoothing is another quantity"),
         Entry("discopop_tau", "objective_args", "TRL's DPOConfig", note: "--objective-arg discopop_tau=τ with dpo and loss_type discopop"),
+        Entry("f_divergence_type", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_divergence_type=… with dpo (reverse_kl, forward_kl, js_divergence, alpha_divergence)"),
+        Entry("f_alpha_divergence_coef", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_alpha_divergence_coef=α with dpo and f_divergence_type alpha_divergence"),
         // Settings sft-dist does not have.
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),

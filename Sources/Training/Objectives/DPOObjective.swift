@@ -15,7 +15,8 @@ import TensorCore
 /// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
 /// runs over its own segment only. Arguments: `beta` β (default 0.1, TRL's; must be > 0) and
 /// TRL's `loss_type` (default sigmoid, the loss above; the others in DPOLoss.swift, with
-/// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop).
+/// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop) and
+/// `f_divergence_type` (default reverse_kl; DPODivergence.swift, `f_alpha_divergence_coef`).
 /// Diagnostics, as TRL's `DPOTrainer` (1.16) logs them — means over pairs: `rewards/chosen`,
 /// `rewards/rejected`, `rewards/margins` (chosen − rejected), `rewards/accuracies` (share of
 /// pairs with chosen > rejected), `logps/chosen`, `logps/rejected` (log π_θ(y|x)); means over
@@ -28,8 +29,10 @@ public final class DPOObjective: Objective {
     public let beta: Float
     public let lossType: DPOLoss
     let settings: DPOLoss.Settings
+    let divergence: DPODivergence, alphaCoef: Double
 
-    public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05) throws {
+    public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05,
+                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5) throws {
         try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
         if lossType == .robust {
             try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "dpo", "label_smoothing must be in [0, 0.5) for loss_type robust, got \(labelSmoothing)")
@@ -38,6 +41,9 @@ public final class DPOObjective: Objective {
             try checkArg(labelSmoothing > 0 && labelSmoothing < 1, "dpo", "label_smoothing must be in (0, 1) for loss_type exo_pair (its target distribution is (1 − ε, ε)), got \(labelSmoothing)")
         }
         try checkArg(discopopTau > 0, "dpo", "discopop_tau must be > 0, got \(discopopTau)")
+        try checkArg(divergence == .reverseKL || DPODivergence.lossTypes.contains(lossType), "dpo",
+                     "f_divergence_type \(divergence.rawValue) changes the loss types built on the chosen − rejected difference (\(DPOLoss.allCases.filter(DPODivergence.lossTypes.contains).map(\.rawValue).joined(separator: ", "))), not \(lossType.rawValue), as TRL")
+        self.divergence = divergence; self.alphaCoef = Double(alphaCoef)
         self.beta = beta; self.lossType = lossType
         settings = DPOLoss.Settings(beta: Double(beta), labelSmoothing: Double(labelSmoothing), tau: Double(discopopTau))
     }
@@ -74,10 +80,12 @@ public final class DPOObjective: Objective {
             let c = logp - reference[s]!, rr = rejectedLogp - reference[l]!
             let rw = beta * c, rl = beta * rr
             // ℓ and its derivatives in the two log-ratios; n_w, n_l ≥ 1 as TRL's clamp(min=1).
-            let pair = lossType.loss(c: c, r: rr, chosenTokens: max(lossTokens[s] ?? 0, 1),
+            // Under an f-divergence the loss reads g(c), g(r) (DPODivergence.swift); the rewards stay β·c, β·r.
+            let gc = divergence.score(c, alpha: alphaCoef), gr = divergence.score(rr, alpha: alphaCoef)
+            let pair = lossType.loss(c: gc.value, r: gr.value, chosenTokens: max(lossTokens[s] ?? 0, 1),
                                      rejectedTokens: max(lossTokens[l] ?? 0, 1), settings)
             loss += pair.loss
-            coefficient[s] = Float(pair.dc * scale); coefficient[l] = Float(pair.dr * scale)
+            coefficient[s] = Float(pair.dc * gc.slope * scale); coefficient[l] = Float(pair.dr * gr.slope * scale)
             chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
             logpsChosen += logp; logpsRejected += rejectedLogp
         }

@@ -1,6 +1,7 @@
 extension ObjectiveRegistry {
     /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid,
-    /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop).
+    /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop),
+    /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence).
     /// loss_type is read only when given, so a run without it resolves the arguments it did
     /// before (a checkpoint's are compared on resume); a type's own setting under another type
     /// is refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
@@ -23,7 +24,20 @@ extension ObjectiveRegistry {
         } else if args.values["discopop_tau"] != nil {
             throw ObjectiveError("objective dpo: discopop_tau is read by loss_type discopop; with loss_type \(typeName) it does nothing")
         }
-        args.used.formUnion(["label_smoothing", "discopop_tau"])
-        return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau)
+        // f_divergence_type, also read only when given; its α only under alpha_divergence.
+        args.used.insert("f_divergence_type")
+        let divergenceName = args.values["f_divergence_type"] != nil ? args.string("f_divergence_type", default: "reverse_kl") : "reverse_kl"
+        guard let divergence = DPODivergence(rawValue: divergenceName) else {
+            throw ObjectiveError("objective dpo: unknown f_divergence_type \(RecipeError.quote(divergenceName)); known: \(DPODivergence.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var alpha: Float = 0.5
+        if divergence == .alphaDivergence {
+            alpha = try args.float("f_alpha_divergence_coef", default: 0.5)
+        } else if args.values["f_alpha_divergence_coef"] != nil {
+            throw ObjectiveError("objective dpo: f_alpha_divergence_coef is read by f_divergence_type alpha_divergence; with \(divergenceName) it does nothing")
+        }
+        args.used.formUnion(["label_smoothing", "discopop_tau", "f_alpha_divergence_coef"])
+        return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau,
+                                divergence: divergence, alphaCoef: alpha)
     }
 }
