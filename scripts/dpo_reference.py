@@ -25,7 +25,9 @@ h = beta (c - r), n_w / n_l = the answers' loss tokens:
 
 And TRL's f_divergence_type (f-DPO, arXiv 2309.16240), where the loss reads g(c), g(r) in place
 of c, r: forward_kl g(u) = 1 - exp(-u); js_divergence log 2 + logsig(u); alpha_divergence
-(exp((a - 1) u) - 1)/(a - 1), the exponent clamped at 80 (a = f_alpha_divergence_coef).
+(exp((a - 1) u) - 1)/(a - 1), the exponent clamped at 80 (a = f_alpha_divergence_coef). And TRL's
+ld_alpha (LD-DPO, arXiv 2409.06411): each answer's tokens past the pair's shorter answer count
+ld_alpha times in its log-prob sums (policy and reference alike).
 
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per
@@ -113,21 +115,26 @@ def make_batch():
     return examples, T, current, reference
 
 
-def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5):
+def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5, ld=None):
     z = current.clone().requires_grad_(True)
+    n = [float(sum(x["loss_mask"])) for x in examples]
 
     def seq_logp(logits, e):
+        """Sum of the answer's token log-probs; with ld (LD-DPO, arXiv 2409.06411, TRL's ld_alpha)
+        the tokens past the pair's shorter answer count ld times."""
         x = examples[e]
-        total = logits.new_zeros(())
+        shared = min(n[e], n[e ^ 1])
+        total, k = logits.new_zeros(()), 0
         for t in range(1, len(x["ids"])):
             if x["loss_mask"][t]:
-                total = total + torch.log_softmax(logits[e, t - 1], -1)[x["ids"][t]]
+                k += 1
+                w = 1.0 if ld is None or k <= shared else ld
+                total = total + w * torch.log_softmax(logits[e, t - 1], -1)[x["ids"][t]]
         return total
 
     pairs = len(examples) // 2
     c = torch.stack([seq_logp(z, 2 * i) - seq_logp(reference, 2 * i) for i in range(pairs)])
     r = torch.stack([seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1) for i in range(pairs)])
-    n = [float(sum(x["loss_mask"])) for x in examples]
     nw, nl = torch.tensor(n[0::2], dtype=c.dtype), torch.tensor(n[1::2], dtype=c.dtype)
     loss = pair_loss(kind, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau).mean()
     loss.backward()
@@ -143,7 +150,7 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
         every = rows["chosen"] + rows["rejected"]
         p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
     return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
-            "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
+            "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "ld_alpha": ld, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
             "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item(),
             "logps_chosen": sum(logps[0::2]) / pairs, "logps_rejected": sum(logps[1::2]) / pairs,
@@ -159,7 +166,8 @@ def main():
            "logits": {"current": current.reshape(-1, V).tolist(), "reference": reference.reshape(-1, V).tolist()},
            "references": [dpo(examples, current, reference, b) for b in BETAS]
            + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]
-           + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]}
+           + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]
+           + [dpo(examples, current, reference, 0.5, "sigmoid", ld=0.5), dpo(examples, current, reference, 0.1, "ipo", ld=0.0)]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

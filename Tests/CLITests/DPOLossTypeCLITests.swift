@@ -34,7 +34,7 @@ final class DPOLossTypeCLITests: XCTestCase {
     func testLossTypesAreRankCountInvariant() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-ranks"))
         for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"],
-                      ["f_divergence_type=js_divergence"]] {
+                      ["f_divergence_type=js_divergence"], ["ld_alpha=0.5"]] {
             let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-\(extra[0])", seconds: 90)
             XCTAssertEqual(runs[0].count, 4, "\(extra)")
             XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")

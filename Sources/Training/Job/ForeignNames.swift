@@ -126,6 +126,9 @@ public enum ForeignNames {
         Entry("discopop_tau", "objective_args", "TRL's DPOConfig", note: "--objective-arg discopop_tau=τ with dpo and loss_type discopop"),
         Entry("f_divergence_type", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_divergence_type=… with dpo (reverse_kl, forward_kl, js_divergence, alpha_divergence)"),
         Entry("f_alpha_divergence_coef", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_alpha_divergence_coef=α with dpo and f_divergence_type alpha_divergence"),
+        Entry("ld_alpha", "objective_args", "TRL's DPOConfig", note: "--objective-arg ld_alpha=α with dpo"),
+        Entry(none: "loss_weights", "TRL's DPOConfig", note: "dpo takes one loss_type"),
+        Entry(none: "use_weighting", "TRL's DPOConfig", note: "no WPO weighting"),
         // Settings sft-dist does not have.
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),

@@ -30,9 +30,12 @@ public final class DPOObjective: Objective {
     public let lossType: DPOLoss
     let settings: DPOLoss.Settings
     let divergence: DPODivergence, alphaCoef: Double
+    /// LD-DPO (Liu et al., arXiv 2409.06411; TRL's `ld_alpha`): the answers' tokens past the
+    /// shorter answer's length count α times in both log-prob sums (nil: every token once).
+    let ldAlpha: Double?
 
     public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05,
-                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5) throws {
+                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil) throws {
         try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
         if lossType == .robust {
             try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "dpo", "label_smoothing must be in [0, 0.5) for loss_type robust, got \(labelSmoothing)")
@@ -43,6 +46,8 @@ public final class DPOObjective: Objective {
         try checkArg(discopopTau > 0, "dpo", "discopop_tau must be > 0, got \(discopopTau)")
         try checkArg(divergence == .reverseKL || DPODivergence.lossTypes.contains(lossType), "dpo",
                      "f_divergence_type \(divergence.rawValue) changes the loss types built on the chosen − rejected difference (\(DPOLoss.allCases.filter(DPODivergence.lossTypes.contains).map(\.rawValue).joined(separator: ", "))), not \(lossType.rawValue), as TRL")
+        if let a = ldAlpha { try checkArg(a >= 0 && a <= 1, "dpo", "ld_alpha must be in [0, 1], got \(a)") }
+        self.ldAlpha = ldAlpha.map(Double.init)
         self.divergence = divergence; self.alphaCoef = Double(alphaCoef)
         self.beta = beta; self.lossType = lossType
         settings = DPOLoss.Settings(beta: Double(beta), labelSmoothing: Double(labelSmoothing), tau: Double(discopopTau))
@@ -54,6 +59,10 @@ public final class DPOObjective: Objective {
         // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
         var policy: [Int: Double] = [:], reference: [Int: Double] = [:], lossTokens: [Int: Double] = [:]
         var lse = [Float](repeating: 0, count: input.rows)
+        // Per loss row: the policy's and the reference's log-prob of the target, and the row's
+        // place among its answer's loss tokens (1-based; ld_alpha's weights need the pair's counts).
+        var rowLogp = [Double](repeating: 0, count: input.rows), rowRef = rowLogp
+        var position = [Double](repeating: 0, count: input.rows)
         var tokens = TokenFigures()
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
@@ -62,11 +71,23 @@ public final class DPOObjective: Objective {
             guard input.mask[r] != 0 else { continue }
             let y = lossTarget(input, r, name)
             lossTokens[s, default: 0] += 1
+            position[r] = lossTokens[s]!
             let z = input.logits + r * V, zr = ref + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
-            policy[s]! += Double(z[y] - lse[r])
-            reference[s]! += Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            rowLogp[r] = Double(z[y] - lse[r])
+            rowRef[r] = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
             tokens.add(z, lse: lse[r], target: y, vocab: V, chosen: input.sequences[s].pairRole == .chosen)
+        }
+        // log π(y|x) = Σ_t w_t·log p_t, w_t = 1, or under ld_alpha α past the pair's shared length.
+        var weight = [Double](repeating: 1, count: input.rows)
+        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
+            let s = Int(input.sequenceId[r])
+            if let alpha = ldAlpha {
+                let shared = min(lossTokens[s]!, lossTokens[input.sequences[s].pair] ?? lossTokens[s]!)
+                if position[r] > shared { weight[r] = alpha }
+            }
+            policy[s]! += weight[r] * rowLogp[r]
+            reference[s]! += weight[r] * rowRef[r]
         }
         let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
         let scale = Double(inverseCount(pairs))
@@ -91,7 +112,8 @@ public final class DPOObjective: Objective {
         }
         // ∂L/∂z = c·(onehot(y) − softmax(z)) on each loss row of a paired sequence.
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
-            guard let c = coefficient[Int(input.sequenceId[r])] else { continue }
+            guard let c0 = coefficient[Int(input.sequenceId[r])] else { continue }
+            let c = weight[r] == 1 ? c0 : Float(Double(c0) * weight[r])
             let y = lossTarget(input, r, name)
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
             dlogits[r * V + y] += c

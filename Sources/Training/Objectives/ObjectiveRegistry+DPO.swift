@@ -1,7 +1,8 @@
 extension ObjectiveRegistry {
     /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid,
     /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop),
-    /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence).
+    /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence),
+    /// `ld_alpha` unset.
     /// loss_type is read only when given, so a run without it resolves the arguments it did
     /// before (a checkpoint's are compared on resume); a type's own setting under another type
     /// is refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
@@ -38,6 +39,6 @@ extension ObjectiveRegistry {
         }
         args.used.formUnion(["label_smoothing", "discopop_tau", "f_alpha_divergence_coef"])
         return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau,
-                                divergence: divergence, alphaCoef: alpha)
+                                divergence: divergence, alphaCoef: alpha, ldAlpha: try args.optionalFloat("ld_alpha"))
     }
 }
