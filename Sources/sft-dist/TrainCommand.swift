@@ -117,6 +117,7 @@ struct Train: ParsableCommand {
             Runtime.singleProcess("sft-dist train --dry-run")
             let recipe = try makeRecipe()
             try ModelPresets.refuseAmbiguous(recipe.model)
+            if let problem = RunOutputInputs.modelDirectoryAsOutput(recipe.out) { throw OutputError(problem) }
             // Notes go to stderr: stdout is the recipe, to be saved and run (`> r.yaml`).
             if !quiet { for note in recipe.notes + recipe.uncheckedWithoutData { StandardError.write(note + "\n") } }
             print(recipe.yaml, terminator: "")

@@ -47,6 +47,19 @@ final class DPOLossTypeCLITests: XCTestCase {
         }
     }
 
+    /// loss_type and f_divergence_type at their defaults are the arguments a run without them
+    /// resolved: a checkpoint of one resumes under the other (it was refused, "objective_args
+    /// is {} there but {loss_type: sigmoid} here").
+    func testDefaultsGivenOrNotResumeEachOther() {
+        let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-resume"))
+        let out = CLI.tempDir("dpo-type-resume")
+        XCTAssertEqual(CLI.sftDist(args(data, [], steps: 3) + ["--save-every", "2", "--out", out + "/a"]).status, 0)
+        let r = CLI.sftDist(args(data, ["loss_type=sigmoid", "f_divergence_type=reverse_kl"], steps: 3)
+                            + ["--save-every", "2", "--out", out + "/b", "--resume", out + "/a/checkpoints/step-000002"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
+    }
+
     func testBadArgumentsAreOneLine() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-bad"))
         for (extra, needle) in [(["loss_type=aot"], "unknown loss_type aot (aot, which TRL has too, is not here)"),

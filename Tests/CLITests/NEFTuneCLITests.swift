@@ -90,6 +90,9 @@ final class NEFTuneCLITests: XCTestCase {
             (["--objective", "grpo", "--reward", "task"], "neftune-noise-alpha 5.0 with objective grpo"),
             (["--objective", "dpo"], "neftune-noise-alpha 5.0 with objective dpo"),
             (["--objective", "psft"], "neftune-noise-alpha 5.0 with objective psft"),
+            // A reference is the initial weights: at step 1 iwsft's weight was 0.97, asft's KL 0.01.
+            (["--objective", "iwsft"], "neftune-noise-alpha 5.0 with objective iwsft: the training forward would add noise to the embeddings that the reference's log-probs did not see"),
+            (["--objective", "asft"], "neftune-noise-alpha 5.0 with objective asft"),
         ]
         for (extra, needle) in cases {
             let out = CLI.tempDir("neftune-refused") + "/run"
@@ -98,6 +101,10 @@ final class NEFTuneCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(needle), r.stderr)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a refused run wrote \(out)")
+            // --dry-run says the same, whole (its errors are cut at 280 characters: this one was).
+            let dry = CLI.sftDist(tiny + extra + ["--neftune-noise-alpha", "5", "--dry-run"])
+            XCTAssertEqual(dry.status, 1, dry.all)
+            XCTAssertTrue(dry.stderr.contains(needle) && !dry.stderr.contains("bytes)"), dry.stderr)
         }
         for bad in ["-1", "nan", "1e7", "five"] {
             let r = CLI.sftDist(tiny + ["--neftune-noise-alpha", bad, "--out", CLI.tempDir("neftune-bad") + "/run"])

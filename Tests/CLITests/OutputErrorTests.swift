@@ -60,6 +60,8 @@ final class OutputErrorTests: XCTestCase {
                                       "--quiet", "--out", model + "/model"], seconds: 60),
                          naming: model + "/model: holds config.json, so it is a model directory, not a run's output", "--out MODEL")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: model + "/model").sorted(), before)
+        let dry = CLI.sftDist(["train", "--model", "tiny", "--out", model + "/model", "--dry-run"])
+        checkOutputError(dry, naming: model + "/model: holds config.json, so it is a model directory", "--out MODEL --dry-run")
         // The checkpoints directory is a file.
         let ck = CLI.tempDir("out-checkpoints")
         try "x".write(toFile: ck + "/checkpoints", atomically: false, encoding: .utf8)

@@ -74,7 +74,7 @@ public enum ForeignNames {
               note: "--objective-arg epsilon=ε (and epsilon_high), the clip range of grpo, chord, relift, uft and prefix-rft"),
         Entry("epsilon_high", "objective_args", "TRL", note: "--objective-arg epsilon_high=ε with grpo, chord, relift, uft or prefix-rft"),
         Entry("loss_type", "objective_args", "TRL",
-              note: "--objective-arg loss_type=… with grpo (grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo; default dapo, as TRL's) or relift (grpo, bnpo, dr_grpo, dapo); dpo (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard, apo_zero, apo_down, discopop, sigmoid_norm); SFTConfig's loss_type=dft is --objective dft"),
+              note: "--objective-arg loss_type=… with grpo (default dapo, as TRL's), relift or dpo (default sigmoid), each's types in the README's Objectives table; SFTConfig's loss_type=dft is --objective dft"),
         Entry("use_bias_correction_kl", "objective_args", "TRL",
               note: "--objective-arg use_bias_correction_kl=false with grpo (default true, as TRL 1.16's: the KL term times the importance ratio)"),
         // GRPOConfig's loss settings that are grpo objective arguments here, under TRL's names.

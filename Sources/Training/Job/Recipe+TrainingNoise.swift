@@ -8,19 +8,24 @@ extension Recipe {
     /// (dpo) — the ratio is then not 1 where it must be (on-policy GRPO clipped 16 % of tokens
     /// at dropout 0.9). TRL disables dropout for these (`disable_dropout`); here both are
     /// refused. Scored data has no sampler log-probs (its ratio is 1 by construction); srft's
-    /// terms are log p and p, with no ratio to the sampler.
+    /// terms are log p and p, with no ratio to the sampler. NEFTune is refused beside any
+    /// reference too (iwsft's weight, asft's and superhf's KL, online token scores): the
+    /// reference is the initial weights, so at step 1 those compare the noised forward with
+    /// the same weights unnoised (α 5 put iwsft's step-1 weight at 0.97, asft's KL at 0.01).
+    /// LoRA's dropout changes nothing there at step 1 (B = 0), and token-clean's and
+    /// forgetting's online scores keep it (LoRADropoutStatisticsTests).
     func checkTrainingNoiseKeepsRatios(_ objective: Objective) throws {
         let k = Recipe.declared, r = objective.requirements
         let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
-        guard samplerRatio || r.oldPolicyRefresh != nil || r.pairs else { return }
-        let against = r.pairs ? "the reference's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the sampler's"
+        let ratio = samplerRatio || r.oldPolicyRefresh != nil || r.pairs
+        let against = samplerRatio ? "the sampler's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the reference's"
         let why = "so their ratio would not be 1 where the objective needs it"
         // lora_dropout: not for a resumed run, whose checkpoint was accepted before this refusal.
-        if !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 {
+        if ratio && !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 {
             throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, \(why) (TRL disables dropout for this); use lora_dropout 0")
         }
-        if self.neftuneNoiseAlpha > 0 {
-            throw RecipeError("\(named(k.neftuneNoiseAlpha)) \(self.neftuneNoiseAlpha) with objective \(self.objective): the training forward would add noise to the embeddings that \(against) log-probs did not see, \(why); NEFTune is for objectives without such a ratio (nll and the other token-level ones)")
+        if (ratio || r.referenceModel) && self.neftuneNoiseAlpha > 0 {
+            throw RecipeError("\(named(k.neftuneNoiseAlpha)) \(self.neftuneNoiseAlpha) with objective \(self.objective): the training forward would add noise to the embeddings that \(against) log-probs did not see, \(why)")
         }
     }
 }

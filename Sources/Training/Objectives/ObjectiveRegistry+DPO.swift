@@ -3,13 +3,13 @@ extension ObjectiveRegistry {
     /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop),
     /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence),
     /// `ld_alpha` unset.
-    /// loss_type is read only when given, so a run without it resolves the arguments it did
-    /// before (a checkpoint's are compared on resume); a type's own setting under another type
-    /// is refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
+    /// loss_type and f_divergence_type are recorded only away from their defaults, so a run
+    /// resolves the arguments it did before they existed, given at the default or not (a
+    /// checkpoint's are compared on resume); a type's own setting under another type is
+    /// refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
     static func makeDPO(_ args: inout ObjectiveArgs) throws -> DPOObjective {
         let beta = try args.float("beta", default: 0.1)
-        args.used.insert("loss_type")
-        let typeName = args.values["loss_type"] != nil ? args.string("loss_type", default: "sigmoid") : "sigmoid"
+        let typeName = defaultUnrecorded("loss_type", "sigmoid", &args)
         guard let type = DPOLoss(rawValue: typeName) else {
             let more = ["aot", "aot_unpaired", "sft"].contains(typeName) ? " (\(typeName), which TRL has too, is not here)" : ""
             throw ObjectiveError("objective dpo: unknown loss_type \(RecipeError.quote(typeName))\(more); known: \(DPOLoss.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -26,8 +26,7 @@ extension ObjectiveRegistry {
             throw ObjectiveError("objective dpo: discopop_tau is read by loss_type discopop; with loss_type \(typeName) it does nothing")
         }
         // f_divergence_type, also read only when given; its α only under alpha_divergence.
-        args.used.insert("f_divergence_type")
-        let divergenceName = args.values["f_divergence_type"] != nil ? args.string("f_divergence_type", default: "reverse_kl") : "reverse_kl"
+        let divergenceName = defaultUnrecorded("f_divergence_type", "reverse_kl", &args)
         guard let divergence = DPODivergence(rawValue: divergenceName) else {
             throw ObjectiveError("objective dpo: unknown f_divergence_type \(RecipeError.quote(divergenceName)); known: \(DPODivergence.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -40,5 +39,12 @@ extension ObjectiveRegistry {
         args.used.formUnion(["label_smoothing", "discopop_tau", "f_alpha_divergence_coef"])
         return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau,
                                 divergence: divergence, alphaCoef: alpha, ldAlpha: try args.optionalFloat("ld_alpha"))
+    }
+
+    /// `key`'s value, recorded among the resolved arguments only when it is not `value`.
+    static func defaultUnrecorded(_ key: String, _ value: String, _ args: inout ObjectiveArgs) -> String {
+        args.used.insert(key)
+        guard let given = args.values[key], given != value else { return value }
+        return args.string(key, default: value)
     }
 }

@@ -28,6 +28,16 @@ public enum RunOutputInputs {
         return nil
     }
 
+    /// A model directory given as --out (`--out run/model`) took data/, model/, metrics.jsonl
+    /// and the rest, and was no longer a model directory (`export` then refused it). A look at
+    /// the file system only, so `train --dry-run` checks it too.
+    public static func modelDirectoryAsOutput(_ out: String) -> String? {
+        for marker in ["config.json", "adapter_config.json"] where FileManager.default.fileExists(atPath: out + "/" + marker) {
+            return "\(out): holds \(marker), so it is a model directory, not a run's output; the run would write data/, model/, metrics.jsonl and the rest into it: choose another --out"
+        }
+        return nil
+    }
+
     /// What the run would find unwritable only at its end, after all its steps: a model
     /// directory it saves (`model/`, and `model-ema/`, `model-base/`, `model-merged/` as the
     /// recipe has them) that is a file, another directory, a symbolic link or not writable
@@ -41,11 +51,7 @@ public enum RunOutputInputs {
     /// the others are replaced by a rename, which replaces the link).
     public static func unwritable(_ recipe: Recipe) -> String? {
         let outputs = RunOutputs(recipe.out)
-        // A model directory given as --out (`--out run/model`) took data/, model/, metrics.jsonl
-        // and the rest, and was no longer a model directory (`export` then refused it).
-        for marker in ["config.json", "adapter_config.json"] where FileManager.default.fileExists(atPath: recipe.out + "/" + marker) {
-            return "\(recipe.out): holds \(marker), so it is a model directory, not a run's output; the run would write data/, model/, metrics.jsonl and the rest into it: choose another --out"
-        }
+        if let problem = modelDirectoryAsOutput(recipe.out) { return problem }
         for (file, what) in [(outputs.metrics, "appends its metrics"), (outputs.recipe, "writes its recipe"), (outputs.plot, "writes its plot")] {
             var st = stat()
             guard lstat(file, &st) == 0 else { continue }
