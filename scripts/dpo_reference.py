@@ -27,7 +27,8 @@ And TRL's f_divergence_type (f-DPO, arXiv 2309.16240), where the loss reads g(c)
 of c, r: forward_kl g(u) = 1 - exp(-u); js_divergence log 2 + logsig(u); alpha_divergence
 (exp((a - 1) u) - 1)/(a - 1), the exponent clamped at 80 (a = f_alpha_divergence_coef). And TRL's
 ld_alpha (LD-DPO, arXiv 2409.06411): each answer's tokens past the pair's shorter answer count
-ld_alpha times in its log-prob sums (policy and reference alike).
+ld_alpha times in its log-prob sums (policy and reference alike). And use_weighting (WPO, arXiv
+2406.11827): each pair's loss times exp(mean_t(log p_t - log sum_v p_v^2)) of each answer, detached.
 
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per
@@ -115,7 +116,8 @@ def make_batch():
     return examples, T, current, reference
 
 
-def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5, ld=None):
+def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5, ld=None,
+        weighting=False):
     z = current.clone().requires_grad_(True)
     n = [float(sum(x["loss_mask"])) for x in examples]
 
@@ -136,7 +138,16 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
     c = torch.stack([seq_logp(z, 2 * i) - seq_logp(reference, 2 * i) for i in range(pairs)])
     r = torch.stack([seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1) for i in range(pairs)])
     nw, nl = torch.tensor(n[0::2], dtype=c.dtype), torch.tensor(n[1::2], dtype=c.dtype)
-    loss = pair_loss(kind, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau).mean()
+    per_pair = pair_loss(kind, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau)
+    if weighting:   # WPO: exp(mean over the answer's tokens of log p - log sum p^2), detached
+        with torch.no_grad():
+            w = []
+            for e, x in enumerate(examples):
+                terms = [torch.log_softmax(current[e, t - 1], -1)[x["ids"][t]] - torch.logsumexp(2 * torch.log_softmax(current[e, t - 1], -1), -1)
+                         for t in range(1, len(x["ids"])) if x["loss_mask"][t]]
+                w.append(torch.exp(sum(terms) / max(len(terms), 1)))
+        per_pair = per_pair * torch.stack(w[0::2]) * torch.stack(w[1::2])
+    loss = per_pair.mean()
     loss.backward()
     rw, rl = beta * c, beta * r
     rw, rl = rw.detach(), rl.detach()
@@ -150,7 +161,8 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
         every = rows["chosen"] + rows["rejected"]
         p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
     return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
-            "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "ld_alpha": ld, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
+            "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "ld_alpha": ld, "use_weighting": weighting,
+            "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
             "rewards_margins": (rw - rl).mean().item(), "rewards_accuracies": (rw > rl).double().mean().item(),
             "logps_chosen": sum(logps[0::2]) / pairs, "logps_rejected": sum(logps[1::2]) / pairs,
@@ -167,7 +179,8 @@ def main():
            "references": [dpo(examples, current, reference, b) for b in BETAS]
            + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]
            + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]
-           + [dpo(examples, current, reference, 0.5, "sigmoid", ld=0.5), dpo(examples, current, reference, 0.1, "ipo", ld=0.0)]}
+           + [dpo(examples, current, reference, 0.5, "sigmoid", ld=0.5), dpo(examples, current, reference, 0.1, "ipo", ld=0.0)]
+           + [dpo(examples, current, reference, 0.5, "sigmoid", weighting=True), dpo(examples, current, reference, 0.5, "robust", 0.2, weighting=True)]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

@@ -34,7 +34,7 @@ final class DPOLossTypeCLITests: XCTestCase {
     func testLossTypesAreRankCountInvariant() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-ranks"))
         for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"],
-                      ["f_divergence_type=js_divergence"], ["ld_alpha=0.5"]] {
+                      ["f_divergence_type=js_divergence"], ["ld_alpha=0.5"], ["use_weighting=true"]] {
             let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-\(extra[0])", seconds: 90)
             XCTAssertEqual(runs[0].count, 4, "\(extra)")
             XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")
@@ -54,7 +54,7 @@ final class DPOLossTypeCLITests: XCTestCase {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-resume"))
         let out = CLI.tempDir("dpo-type-resume")
         XCTAssertEqual(CLI.sftDist(args(data, [], steps: 3) + ["--save-every", "2", "--out", out + "/a"]).status, 0)
-        let r = CLI.sftDist(args(data, ["loss_type=sigmoid", "f_divergence_type=reverse_kl"], steps: 3)
+        let r = CLI.sftDist(args(data, ["loss_type=sigmoid", "f_divergence_type=reverse_kl", "use_weighting=false"], steps: 3)
                             + ["--save-every", "2", "--out", out + "/b", "--resume", out + "/a/checkpoints/step-000002"])
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))

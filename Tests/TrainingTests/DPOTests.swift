@@ -14,7 +14,8 @@ final class DPOTests: XCTestCase {
         struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
         struct Reference: Decodable {
             var loss_type: String, beta: Double, label_smoothing: Double, discopop_tau: Double
-            var f_divergence_type: String, f_alpha_divergence_coef: Double, ld_alpha: Double?, loss: Double, grad: [[Double]]
+            var f_divergence_type: String, f_alpha_divergence_coef: Double, ld_alpha: Double?, use_weighting: Bool
+            var loss: Double, grad: [[Double]]
             var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
             var logps_chosen: Double, logps_rejected: Double, logits_chosen: Double, logits_rejected: Double
             var mean_token_accuracy: Double, entropy: Double
@@ -43,6 +44,7 @@ final class DPOTests: XCTestCase {
         XCTAssertEqual(Set(Self.fixture.references.map(\.loss_type)), Set(DPOLoss.allCases.map(\.rawValue)), "a reference per loss type")
         XCTAssertEqual(Set(Self.fixture.references.map(\.f_divergence_type)), Set(DPODivergence.allCases.map(\.rawValue)), "and per divergence")
         XCTAssertEqual(Set(Self.fixture.references.compactMap(\.ld_alpha)), [0.5, 0], "and ld_alpha")
+        XCTAssertEqual(Self.fixture.references.filter(\.use_weighting).count, 2, "and WPO's weights")
         for ref in Self.fixture.references {
             var args = ["beta": "\(ref.beta)"]
             if ref.loss_type != "sigmoid" { args["loss_type"] = ref.loss_type }
@@ -51,6 +53,7 @@ final class DPOTests: XCTestCase {
             if ref.f_divergence_type != "reverse_kl" { args["f_divergence_type"] = ref.f_divergence_type }
             if ref.f_divergence_type == "alpha_divergence" { args["f_alpha_divergence_coef"] = "\(ref.f_alpha_divergence_coef)" }
             if let ld = ref.ld_alpha { args["ld_alpha"] = "\(ld)" }
+            if ref.use_weighting { args["use_weighting"] = "true" }
             for (ranks, micro) in [(1, 8), (1, 1), (2, 3), (3, 2)] {
                 let label = "\(ref.loss_type), beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
                 let got = try Self.harness(microBatchSize: micro).run("dpo", args, ranks: ranks)[0]

@@ -21,7 +21,12 @@ final class SPINTests: XCTestCase {
     }
 
     func testLossGradientAndRewardsMatchTheReference() throws {
-        for ref in DPOTests.fixture.references {
+        // SPIN's loss is DPO's sigmoid one: the fixture's plain references (its others are dpo's loss types).
+        let plain = DPOTests.fixture.references.filter {
+            $0.loss_type == "sigmoid" && $0.f_divergence_type == "reverse_kl" && $0.ld_alpha == nil && !$0.use_weighting
+        }
+        XCTAssertEqual(plain.map(\.beta), [0.1, 0.5])
+        for ref in plain {
             for (ranks, micro) in [(1, 8), (2, 3)] {
                 let label = "beta \(ref.beta) at \(ranks) rank(s), micro-batches of \(micro)"
                 let got = try harness(microBatchSize: micro).run("spin", ["beta": "\(ref.beta)", "iteration_steps": "100"], ranks: ranks)[0]

@@ -128,7 +128,7 @@ public enum ForeignNames {
         Entry("f_alpha_divergence_coef", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_alpha_divergence_coef=α with dpo and f_divergence_type alpha_divergence"),
         Entry("ld_alpha", "objective_args", "TRL's DPOConfig", note: "--objective-arg ld_alpha=α with dpo"),
         Entry(none: "loss_weights", "TRL's DPOConfig", note: "dpo takes one loss_type"),
-        Entry(none: "use_weighting", "TRL's DPOConfig", note: "no WPO weighting"),
+        Entry("use_weighting", "objective_args", "TRL's DPOConfig", note: "--objective-arg use_weighting=true with dpo (WPO)"),
         // Settings sft-dist does not have.
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),
         Entry(none: "fp16", "transformers", note: "sft-dist computes in float32"),

@@ -23,7 +23,7 @@ import TensorCore
 /// loss tokens: `logits/chosen`, `logits/rejected` (each token's mean logit over the
 /// vocabulary), `mean_token_accuracy` (chosen answers' tokens whose largest logit is the
 /// target) and `entropy` (−Σ p log p, every answer's tokens).
-public final class DPOObjective: Objective {
+public final class DPOObjective: DetachedEvaluable {
     public let name = "dpo"
     public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
     public let beta: Float
@@ -33,9 +33,13 @@ public final class DPOObjective: Objective {
     /// LD-DPO (Liu et al., arXiv 2409.06411; TRL's `ld_alpha`): the answers' tokens past the
     /// shorter answer's length count α times in both log-prob sums (nil: every token once).
     let ldAlpha: Double?
+    /// WPO (Zhou et al., arXiv 2406.11827, Eq. 2; TRL's `use_weighting`): each pair's loss
+    /// weighted by its answers' exp(mean_t (log p_t − log Σ_v p_v²)), detached.
+    let useWeighting: Bool
 
     public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05,
-                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil) throws {
+                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil,
+                useWeighting: Bool = false) throws {
         try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
         if lossType == .robust {
             try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "dpo", "label_smoothing must be in [0, 0.5) for loss_type robust, got \(labelSmoothing)")
@@ -47,13 +51,15 @@ public final class DPOObjective: Objective {
         try checkArg(divergence == .reverseKL || DPODivergence.lossTypes.contains(lossType), "dpo",
                      "f_divergence_type \(divergence.rawValue) changes the loss types built on the chosen − rejected difference (\(DPOLoss.allCases.filter(DPODivergence.lossTypes.contains).map(\.rawValue).joined(separator: ", "))), not \(lossType.rawValue), as TRL")
         if let a = ldAlpha { try checkArg(a >= 0 && a <= 1, "dpo", "ld_alpha must be in [0, 1], got \(a)") }
-        self.ldAlpha = ldAlpha.map(Double.init)
+        self.ldAlpha = ldAlpha.map(Double.init); self.useWeighting = useWeighting
         self.divergence = divergence; self.alphaCoef = Double(alphaCoef)
         self.beta = beta; self.lossType = lossType
         settings = DPOLoss.Settings(beta: Double(beta), labelSmoothing: Double(labelSmoothing), tau: Double(discopopTau))
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+    /// WPO's weights are detached: computed from `detached` (the logits themselves in training;
+    /// the unperturbed ones in a finite-difference check).
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let ref = requireReference(input, name)
         let V = input.vocab, beta = Double(self.beta)
         // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
@@ -89,6 +95,7 @@ public final class DPOObjective: Objective {
             policy[s]! += weight[r] * rowLogp[r]
             reference[s]! += weight[r] * rowRef[r]
         }
+        let wpo = useWeighting ? wpoWeights(input, detached: detached, lossTokens: lossTokens) : [:]
         let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
         let scale = Double(inverseCount(pairs))
         var coefficient: [Int: Float] = [:]
@@ -105,14 +112,16 @@ public final class DPOObjective: Objective {
             let gc = divergence.score(c, alpha: alphaCoef), gr = divergence.score(rr, alpha: alphaCoef)
             let pair = lossType.loss(c: gc.value, r: gr.value, chosenTokens: max(lossTokens[s] ?? 0, 1),
                                      rejectedTokens: max(lossTokens[l] ?? 0, 1), settings)
-            loss += pair.loss
-            coefficient[s] = Float(pair.dc * gc.slope * scale); coefficient[l] = Float(pair.dr * gr.slope * scale)
+            // WPO (use_weighting): the pair's loss times its two answers' detached weights.
+            let w = useWeighting ? wpo[s, default: 1] * wpo[l, default: 1] : 1
+            loss += pair.loss * w
+            coefficient[s] = Float(pair.dc * gc.slope * w * scale); coefficient[l] = Float(pair.dr * gr.slope * w * scale)
             chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
             logpsChosen += logp; logpsRejected += rejectedLogp
         }
         // ∂L/∂z = c·(onehot(y) − softmax(z)) on each loss row of a paired sequence.
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
-            guard let c0 = coefficient[Int(input.sequenceId[r])] else { continue }
+            guard let dlogits, let c0 = coefficient[Int(input.sequenceId[r])] else { continue }
             let c = weight[r] == 1 ? c0 : Float(Double(c0) * weight[r])
             let y = lossTarget(input, r, name)
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
@@ -123,6 +132,22 @@ public final class DPOObjective: Objective {
         var c = d.mapValues { _ in local }
         tokens.into(&d, &c)
         return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: c)
+    }
+
+    /// WPO's weight of each answer: exp of the mean over its loss tokens of log p_t − log Σ_v p_v²
+    /// (the log-prob against the distribution's own typical probability), unweighted by ld_alpha,
+    /// as TRL's.
+    func wpoWeights(_ input: ObjectiveInput, detached: UnsafePointer<Float>, lossTokens: [Int: Double]) -> [Int: Double] {
+        let V = input.vocab
+        var sums: [Int: Double] = [:], doubled = [Float](repeating: 0, count: V)
+        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
+            let z = detached + r * V, lse = SoftmaxKernels.logSumExp(z, count: V)
+            for v in 0..<V { doubled[v] = 2 * z[v] }
+            // log Σ p² = logsumexp(2z) − 2·lse
+            let logSumSq = Double(SoftmaxKernels.logSumExp(doubled, count: V)) - 2 * Double(lse)
+            sums[Int(input.sequenceId[r]), default: 0] += Double(z[lossTarget(input, r, name)] - lse) - logSumSq
+        }
+        return sums.reduce(into: [:]) { $0[$1.key] = exp($1.value / max(lossTokens[$1.key] ?? 0, 1)) }
     }
 
     /// The token means TRL's DPOTrainer logs beside its pair means: sums and counts here, the

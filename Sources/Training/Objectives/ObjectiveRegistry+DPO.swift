@@ -2,7 +2,7 @@ extension ObjectiveRegistry {
     /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid,
     /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop),
     /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence),
-    /// `ld_alpha` unset.
+    /// `ld_alpha` unset, `use_weighting` false.
     /// loss_type and f_divergence_type are recorded only away from their defaults, so a run
     /// resolves the arguments it did before they existed, given at the default or not (a
     /// checkpoint's are compared on resume); a type's own setting under another type is
@@ -38,7 +38,18 @@ extension ObjectiveRegistry {
         }
         args.used.formUnion(["label_smoothing", "discopop_tau", "f_alpha_divergence_coef"])
         return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau,
-                                divergence: divergence, alphaCoef: alpha, ldAlpha: try args.optionalFloat("ld_alpha"))
+                                divergence: divergence, alphaCoef: alpha, ldAlpha: try args.optionalFloat("ld_alpha"),
+                                useWeighting: try useWeighting(&args))
+    }
+
+    /// TRL's `use_weighting` (WPO), recorded only when true, as the defaults above.
+    static func useWeighting(_ args: inout ObjectiveArgs) throws -> Bool {
+        args.used.insert("use_weighting")
+        guard let given = args.values["use_weighting"] else { return false }
+        guard let on = Bool(given) else {
+            throw ObjectiveError("objective dpo: use_weighting must be true or false (got \(RecipeError.quote(given)))")
+        }
+        return on ? try args.bool("use_weighting", default: false) : false
     }
 
     /// `key`'s value, recorded among the resolved arguments only when it is not `value`.
