@@ -25,7 +25,7 @@ extension ObjectiveRegistry {
         } else if args.values["discopop_tau"] != nil {
             throw ObjectiveError("objective dpo: discopop_tau is read by loss_type discopop; with loss_type \(typeName) it does nothing")
         }
-        // f_divergence_type, also read only when given; its α only under alpha_divergence.
+        // f_divergence_type, recorded only away from reverse_kl; its α read only under alpha_divergence.
         let divergenceName = defaultUnrecorded("f_divergence_type", "reverse_kl", &args)
         guard let divergence = DPODivergence(rawValue: divergenceName) else {
             throw ObjectiveError("objective dpo: unknown f_divergence_type \(RecipeError.quote(divergenceName)); known: \(DPODivergence.allCases.map(\.rawValue).joined(separator: ", "))")
