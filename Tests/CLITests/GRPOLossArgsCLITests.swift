@@ -111,6 +111,8 @@ final class GRPOLossArgsCLITests: XCTestCase {
             (["loss_type=grpo", "vespo_k_neg=2"], "vespo_k_neg sets loss_type vespo's weight; with loss_type grpo it does nothing"),
             (["loss_type=sapo", "delta=2"], "delta sets PPO's clip, which loss_type sapo replaces; it does nothing there"),
             (["loss_type=vespo", "epsilon=0.1"], "epsilon sets PPO's clip, which loss_type vespo replaces"),
+            // cispo caps its weight at epsilon_high: delta did nothing there and was accepted.
+            (["loss_type=cispo", "delta=2"], "delta sets PPO's clip, which loss_type cispo replaces; it does nothing there"),
             (["entropy_coef=1e39"], "entropy_coef=1e39 is beyond float32's range"),
             (["use_adaptive_entropy=true", "entropy_target=0x1p-7"], "entropy_target=0x1p-7 is not a finite number")]
         for (objectiveArgs, message) in cases {

@@ -114,10 +114,13 @@ public enum ObjectiveRegistry {
     }
 
     /// SAPO's gate and VESPO's weight replace PPO's clip: its settings would do nothing there
-    /// (TRL ignores them), so given they are refused.
+    /// (TRL ignores them), so given they are refused; so is `delta` under cispo, whose weight is
+    /// capped at epsilon_high instead of a clipped PPO term (`epsilon` stays: it is
+    /// epsilon_high's default).
     static func refuseClipSettingsWithoutAClip(_ args: ObjectiveArgs) throws {
-        guard let type = args.values["loss_type"], type == "sapo" || type == "vespo",
-              let given = ["delta", "epsilon", "epsilon_high"].first(where: { args.values[$0] != nil }) else { return }
+        guard let type = args.values["loss_type"] else { return }
+        let unread = type == "sapo" || type == "vespo" ? ["delta", "epsilon", "epsilon_high"] : type == "cispo" ? ["delta"] : []
+        guard let given = unread.first(where: { args.values[$0] != nil }) else { return }
         throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; it does nothing there")
     }
 
