@@ -304,20 +304,18 @@ def main():
                                  "importance_sampling_level": level, "delta": str(delta)},
                         "loss": loss, "grad": grad.tolist(), "clip": clip})
     # cispo: ε_max 5 (ScaleRL's), 1.1 (so some weights are clipped), with the KL and the entropy mask.
-    # δ = 1.05 with it: ignored, as TRL applies delta outside its cispo branch.
-    for eps_high, beta, rho, delta in [(5.0, 0.0, 1.0, None), (1.1, 0.05, 1.0, None), (1.1, 0.0, 0.3, None), (1.1, 0.0, 1.0, 1.05)]:
-        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "cispo", 0.2, eps_high, beta, True, top_entropy=rho,
-                                     delta=delta)
-        args = {"loss_type": "cispo", "epsilon": "0.2", "epsilon_high": str(eps_high), "beta": str(beta)}
+    # Neither epsilon (beside epsilon_high) nor delta acts under cispo (TRL applies delta outside its
+    # cispo branch): sft-dist refuses them there, so the arguments leave them out.
+    for eps_high, beta, rho in [(5.0, 0.0, 1.0), (1.1, 0.05, 1.0), (1.1, 0.0, 0.3)]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "cispo", 0.2, eps_high, beta, True, top_entropy=rho)
+        args = {"loss_type": "cispo", "epsilon_high": str(eps_high), "beta": str(beta)}
         if rho < 1.0:
             args["top_entropy_quantile"] = str(rho)
-        if delta is not None:
-            args["delta"] = str(delta)
         configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # cispo in a generation of two steps: dapo's normaliser, the generation's loss tokens per step.
     tokens = sum(sum(x["loss_mask"]) for x in examples)
     loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, "cispo", 0.2, 1.1, 0.0, True, (tokens + 17) / 2)
-    configs.append({"args": {"loss_type": "cispo", "epsilon": "0.2", "epsilon_high": "1.1", "beta": "0.0"},
+    configs.append({"args": {"loss_type": "cispo", "epsilon_high": "1.1", "beta": "0.0"},
                     "loss_tokens_per_step": (tokens + 17) / 2, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # top_entropy_quantile (the PPO term on the highest-entropy tokens only) at both levels.
     for level, loss_type, rho in [("token", "dapo", 0.2), ("token", "grpo", 0.5), ("sequence", "grpo", 0.2), ("token", "dr_grpo", 0.0)]:
@@ -338,6 +336,8 @@ def main():
         loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, 0.1, eps_high, beta, True, level=level,
                                      top_entropy=rho, off_policy=opm, entropy_coef=coef)
         args = {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": str(eps_high), "beta": str(beta), "importance_sampling_level": level}
+        if loss_type == "cispo":
+            del args["epsilon"]   # beside epsilon_high it does nothing there (refused)
         if opm is not None:
             args["off_policy_mask_threshold"] = str(opm)
         if coef != 0.0:
@@ -402,6 +402,8 @@ def main():
         args = {"loss_type": loss_type, "beta": "0.05"}
         if loss_type not in ("sapo", "vespo"):
             args["epsilon"], args["epsilon_high"] = "0.1", "0.3"
+        if loss_type == "cispo":
+            del args["epsilon"]   # beside epsilon_high it does nothing there (refused)
         if level == "sequence":
             args["importance_sampling_level"] = level
         masked_configs.append({"args": args, "loss": loss, "grad": grad.tolist(), "clip": clip})

@@ -113,6 +113,7 @@ final class GRPOLossArgsCLITests: XCTestCase {
             (["loss_type=vespo", "epsilon=0.1"], "epsilon sets PPO's clip, which loss_type vespo replaces"),
             // cispo caps its weight at epsilon_high: delta did nothing there and was accepted.
             (["loss_type=cispo", "delta=2"], "delta sets PPO's clip, which loss_type cispo replaces; it does nothing there"),
+            (["loss_type=cispo", "epsilon=0.3", "epsilon_high=5"], "epsilon sets PPO's clip, which loss_type cispo replaces; beside epsilon_high it does nothing there"),
             (["entropy_coef=1e39"], "entropy_coef=1e39 is beyond float32's range"),
             (["use_adaptive_entropy=true", "entropy_target=0x1p-7"], "entropy_target=0x1p-7 is not a finite number")]
         for (objectiveArgs, message) in cases {

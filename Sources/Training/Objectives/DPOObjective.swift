@@ -89,7 +89,7 @@ public final class DPOObjective: DetachedEvaluable {
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
             if let alpha = ldAlpha {
-                let shared = min(lossTokens[s]!, lossTokens[input.sequences[s].pair] ?? lossTokens[s]!)
+                let shared = min(lossTokens[s]!, lossTokens[input.sequences[s].pair] ?? 0)   // TRL's min(n, 0) for an empty answer
                 if position[r] > shared { weight[r] = alpha }
             }
             policy[s]! += weight[r] * rowLogp[r]

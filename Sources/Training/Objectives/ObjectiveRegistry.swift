@@ -115,13 +115,15 @@ public enum ObjectiveRegistry {
 
     /// SAPO's gate and VESPO's weight replace PPO's clip: its settings would do nothing there
     /// (TRL ignores them), so given they are refused; so is `delta` under cispo, whose weight is
-    /// capped at epsilon_high instead of a clipped PPO term (`epsilon` stays: it is
-    /// epsilon_high's default).
+    /// capped at epsilon_high instead of a clipped PPO term, and `epsilon` there beside
+    /// epsilon_high (alone it is epsilon_high's default).
     static func refuseClipSettingsWithoutAClip(_ args: ObjectiveArgs) throws {
         guard let type = args.values["loss_type"] else { return }
-        let unread = type == "sapo" || type == "vespo" ? ["delta", "epsilon", "epsilon_high"] : type == "cispo" ? ["delta"] : []
+        let cispoUnread = args.values["epsilon_high"] != nil ? ["delta", "epsilon"] : ["delta"]
+        let unread = type == "sapo" || type == "vespo" ? ["delta", "epsilon", "epsilon_high"] : type == "cispo" ? cispoUnread : []
         guard let given = unread.first(where: { args.values[$0] != nil }) else { return }
-        throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; it does nothing there")
+        let there = type == "cispo" && given == "epsilon" ? "beside epsilon_high it does nothing there" : "it does nothing there"
+        throw ObjectiveError("objective grpo: \(given) sets PPO's clip, which loss_type \(type) replaces; \(there)")
     }
 
     /// grpo's `use_adaptive_entropy` and its settings (TRL's names and defaults), read only when
