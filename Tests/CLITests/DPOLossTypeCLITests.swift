@@ -60,6 +60,27 @@ final class DPOLossTypeCLITests: XCTestCase {
         XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
     }
 
+    /// ipo averages each log-ratio over the answer's tokens as TRL's completion_mask counts them:
+    /// with an empty prompt and no BOS the first answer token is not predicted but is counted
+    /// ("19" + end: 3 tokens, 2 predicted; "2055" + end: 5, 4). Step 2's logged loss is TRL's
+    /// formula on its logged rewards (β·c, β·r of the one pair); with the predicted counts it
+    /// was 0.000856 where TRL's is 0.1325.
+    func testIPOCountsTheAnswersTokensAsTRL() throws {
+        let dir = CLI.tempDir("dpo-ipo-empty")
+        let data = dir + "/pairs.jsonl"
+        try String(repeating: #"{"prompt": "", "chosen": "19", "rejected": "2055"}"# + "\n", count: 4)
+            .write(toFile: data, atomically: true, encoding: .utf8)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
+                             "--objective-arg", "loss_type=ipo", "--batch-size", "1", "--steps", "2", "--lr", "3e-2",
+                             "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let step2 = try XCTUnwrap(CLI.trainingRows(dir + "/run").last)
+        let c = try XCTUnwrap(step2["rewards/chosen"]) / 0.5, rr = try XCTUnwrap(step2["rewards/rejected"]) / 0.5
+        XCTAssertGreaterThan(abs(c - rr), 0.1, "the step moved the log-ratios apart")
+        let trl = pow(c / 3 - rr / 5 - 1 / (2 * 0.5), 2)
+        XCTAssertEqual(step2["loss"] ?? .nan, trl, accuracy: 1e-5 * max(1, trl), "c \(c), r \(rr)")
+    }
+
     func testBadArgumentsAreOneLine() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-bad"))
         for (extra, needle) in [(["loss_type=aot"], "unknown loss_type aot (aot, which TRL has too, is not here)"),

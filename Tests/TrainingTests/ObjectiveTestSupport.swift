@@ -78,8 +78,12 @@ final class ObjectiveTestBatch {
         let batch = ObjectiveTestBatch(vocab: V, logits: logits, targets: targets, mask: mask,
                                        sequenceId: (0..<rows).map { Int32($0 / 3) }, reference: reference,
                                        old: reference)   // spin's opponent: DPO's reference as the old policy
+        // Each answer's loss mask holds its rows' mask (after the first token, never a target), as
+        // the trainer's sequences do: ipo and sigmoid_norm divide by its count.
         batch.sequences = (0..<4).map { i in
-            var s = StepSequence(example: i, origin: .demonstration, ids: [0], lossMask: [0], promptLength: 1)
+            let rows = zip(batch.sequenceId, batch.mask).filter { $0.0 == Int32(i) }.map { UInt8($0.1) }
+            var s = StepSequence(example: i, origin: .demonstration, ids: [Int32](repeating: 0, count: rows.count + 1),
+                                 lossMask: [0] + rows, promptLength: 1)
             s.pair = i ^ 1; s.pairRole = i % 2 == 0 ? .chosen : .rejected
             return s
         }

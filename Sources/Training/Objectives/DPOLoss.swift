@@ -12,8 +12,8 @@ public enum DPOLoss: String, CaseIterable, Sendable {
     /// max(0, 1 − h): the hinge loss of SLiC-HF, arXiv 2305.10425.
     case hinge
     /// (c/n_w − r/n_l − 1/(2β))²: IPO, arXiv 2310.12036 Eq. 17, each log-ratio averaged over its
-    /// answer's tokens as TRL does (confirmed with the IPO authors, TRL's comment says) — its loss
-    /// tokens here; TRL counts one more where the prompt is empty and no BOS is added.
+    /// answer's tokens as TRL does (confirmed with the IPO authors, TRL's comment says): its
+    /// completion tokens, one more than its loss tokens where the prompt is empty and no BOS is added.
     case ipo
     /// EXO's pairwise form, arXiv 2402.00856 Eq. 16: KL(softmax(β·(c, r)) ‖ (1 − ε, ε)),
     /// ε = label_smoothing > 0.

@@ -107,11 +107,13 @@ public final class DPOObjective: DetachedEvaluable {
             }
             let c = logp - reference[s]!, rr = rejectedLogp - reference[l]!
             let rw = beta * c, rl = beta * rr
-            // ℓ and its derivatives in the two log-ratios; n_w, n_l ≥ 1 as TRL's clamp(min=1).
+            // ℓ and its derivatives in the two log-ratios. ipo's and sigmoid_norm's n_w, n_l are TRL's
+            // completion_mask sums: each answer's tokens, one more than its loss tokens where the
+            // answer starts the sequence (an empty prompt, no BOS); ≥ 1 as TRL's clamp(min=1).
             // Under an f-divergence the loss reads g(c), g(r) (DPODivergence.swift); the rewards stay β·c, β·r.
             let gc = divergence.score(c, alpha: alphaCoef), gr = divergence.score(rr, alpha: alphaCoef)
-            let pair = lossType.loss(c: gc.value, r: gr.value, chosenTokens: max(lossTokens[s] ?? 0, 1),
-                                     rejectedTokens: max(lossTokens[l] ?? 0, 1), settings)
+            let pair = lossType.loss(c: gc.value, r: gr.value, chosenTokens: answerTokens(input.sequences[s]),
+                                     rejectedTokens: answerTokens(input.sequences[l]), settings)
             // WPO (use_weighting): the pair's loss times its two answers' detached weights.
             let w = useWeighting ? wpo[s, default: 1] * wpo[l, default: 1] : 1
             loss += pair.loss * w
@@ -132,6 +134,11 @@ public final class DPOObjective: DetachedEvaluable {
         var c = d.mapValues { _ in local }
         tokens.into(&d, &c)
         return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: c)
+    }
+
+    /// An answer's tokens as TRL's unshifted completion_mask counts them, at least 1.
+    func answerTokens(_ sequence: StepSequence) -> Double {
+        Double(max(sequence.lossMask.reduce(0) { $0 + Int($1) }, 1))
     }
 
     /// WPO's weight of each answer: exp of the mean over its loss tokens of log p_t − log Σ_v p_v²
