@@ -58,7 +58,7 @@ extension Trainer {
         let mb = pass.mb
         let tape = microBatchTape(syncing: pass.syncing)
         let segments = setup.recipe.packing ? mb.segments : nil
-        let (hidden, head, layout) = withTrainingNoise(mb, pass.context, tape: tape) {
+        let (hidden, head, layout) = withTrainingNoise(mb, pass.context) {
             model.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
         }
         let (seqId, seqTokens) = sequenceIdentities(mb)
@@ -120,7 +120,7 @@ extension Trainer {
                  dropout: Bool = true, companions: Bool = true) -> MicroBatchForward {
         let segments = setup.recipe.packing ? mb.segments : nil
         let run = { self.model.forward(tape, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen) }
-        let logits = dropout ? withTrainingNoise(mb, context, tape: tape, run) : run()
+        let logits = dropout ? withTrainingNoise(mb, context, run) : run()
         // z/T in place: the head's backward reads only dL/dlogits, not the logits.
         divideByTemperature(logits.data, count: logits.count, context)
         let (seqId, seqTokens) = sequenceIdentities(mb)

@@ -57,18 +57,17 @@ public enum LoRATraining {
 }
 
 extension Trainer {
+    /// Whether the run's LoRA adapters drop their inputs in training (`withTrainingNoise`).
+    var loraDropoutActive: Bool { ((model as? LoRAAdaptable)?.lora?.dropout ?? 0) > 0 }
+
     /// Runs `body` (a training forward) with LoRA dropout keyed by each token's sequence in
-    /// the step batch and its position, so the masks are the same at any rank count. The
-    /// statistics pass (no tape) draws the same masks as the gradient pass that follows: the
-    /// objectives that select tokens there (threshold, token-clean, forgetting, talr's median)
-    /// select again in the gradient pass and divide by the statistics pass's count, so both
-    /// passes must see the same logits.
-    func withLoRADropout<T>(_ mb: MicroBatch, _ context: StepContext, tape: Tape, _ body: () -> T) -> T {
+    /// the step batch and its position (`keys`, made by `withTrainingNoise`), so the masks are the same at
+    /// any rank count. The statistics pass (no tape) draws the same masks as the gradient pass
+    /// that follows: the objectives that select tokens there (threshold, token-clean,
+    /// forgetting, talr's median) select again in the gradient pass and divide by the
+    /// statistics pass's count, so both passes must see the same logits.
+    func withLoRADropout<T>(keys: [UInt64], _ context: StepContext, _ body: () -> T) -> T {
         guard let adapted = model as? LoRAAdaptable, let lora = adapted.lora, lora.dropout > 0 else { return body() }
-        let (seqId, _) = sequenceIdentities(mb)
-        let keys = (0..<mb.inputs.count).map {
-            DropoutMask.key(UInt64(bitPattern: Int64(seqId[$0])), UInt64(bitPattern: Int64(mb.positions[$0])))
-        }
         adapted.loraDropout = LoRADropoutContext(probability: Float(lora.dropout),
                                                  salt: DropoutMask.key(context.seed, UInt64(context.step)), rowKeys: keys)
         defer { adapted.loraDropout = nil }

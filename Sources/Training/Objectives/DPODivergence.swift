@@ -23,10 +23,8 @@ public enum DPODivergence: String, CaseIterable, Sendable {
         switch self {
         case .reverseKL: return (u, 1)
         case .forwardKL: let e = exp(-u); return (1 - e, e)
-        case .jsDivergence:
-            let s = u >= 0 ? 1 / (1 + exp(-u)) : exp(u) / (1 + exp(u))
-            let logSig = u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u))
-            return (log(2) + logSig, 1 - s)
+        case .jsDivergence:   // log σ(u) = −softplus(−u); its slope 1 − σ(u)
+            return (log(2) - DPOLoss.softplus(-u), 1 - DPOLoss.logistic(u))
         case .alphaDivergence:
             guard abs(alpha - 1) >= 1e-6 else { return (u, 1) }
             let t = (alpha - 1) * u

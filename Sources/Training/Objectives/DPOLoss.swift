@@ -42,6 +42,10 @@ public enum DPOLoss: String, CaseIterable, Sendable {
         public var beta: Double, labelSmoothing: Double, tau: Double
     }
 
+    /// σ(x) (`logistic`: `sigmoid` is a loss type) and softplus(x) = log(1 + eˣ) = −log σ(−x), without overflow (also DPODivergence's).
+    static func logistic(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }
+    static func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
+
     public var readsLabelSmoothing: Bool { self == .exoPair || self == .robust }
     public var readsTau: Bool { self == .discopop }
 
@@ -49,8 +53,7 @@ public enum DPOLoss: String, CaseIterable, Sendable {
     public func loss(c: Double, r: Double, chosenTokens nw: Double, rejectedTokens nl: Double,
                      _ s: Settings) -> (loss: Double, dc: Double, dr: Double) {
         let b = s.beta, h = b * c - b * r   // β·c − β·r, as the rewards are logged
-        func sig(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }
-        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }  // −log σ(−x)
+        let sig = Self.logistic, softplus = Self.softplus
         switch self {
         case .sigmoid:
             let g = -sig(-h) * b

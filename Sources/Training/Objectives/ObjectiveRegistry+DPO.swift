@@ -44,12 +44,11 @@ extension ObjectiveRegistry {
 
     /// TRL's `use_weighting` (WPO), recorded only when true, as the defaults above.
     static func useWeighting(_ args: inout ObjectiveArgs) throws -> Bool {
-        args.used.insert("use_weighting")
-        guard let given = args.values["use_weighting"] else { return false }
+        let given = defaultUnrecorded("use_weighting", "false", &args)
         guard let on = Bool(given) else {
             throw ObjectiveError("objective dpo: use_weighting must be true or false (got \(RecipeError.quote(given)))")
         }
-        return on ? try args.bool("use_weighting", default: false) : false
+        return on
     }
 
     /// `key`'s value, recorded among the resolved arguments only when it is not `value`.
