@@ -29,6 +29,10 @@ of c, r: forward_kl g(u) = 1 - exp(-u); js_divergence log 2 + logsig(u); alpha_d
 ld_alpha (LD-DPO, arXiv 2409.06411): each answer's tokens past the pair's shorter answer count
 ld_alpha times in its log-prob sums (policy and reference alike). And use_weighting (WPO, arXiv
 2406.11827): each pair's loss times exp(mean_t(log p_t - log sum_v p_v^2)) of each answer, detached.
+And TRL's sft type with lists of types (loss_type [a, b, ...] with loss_weights [w_a, w_b, ...]):
+L = sum_k w_k L_k, where sft's L is -mean of log p over every chosen answer's loss tokens (not
+weighted by ld_alpha), e.g. RPO (arXiv 2404.19733) sigmoid + alpha sft, MPO (arXiv 2411.10442)
+sigmoid, bco_pair, sft at 0.8, 0.2, 1.
 
 Writes Tests/TrainingTests/Fixtures/dpo-reference.json: the examples (pair i = examples 2i
 chosen, 2i + 1 rejected), the current and reference logits per (example, position), and per
@@ -56,6 +60,11 @@ CONFIGS = [("hinge", 0.5, 0.0, 0.05), ("ipo", 0.1, 0.0, 0.05), ("exo_pair", 0.5,
 # (loss_type, beta, label_smoothing, f_divergence_type, f_alpha_divergence_coef)
 DIVERGENCES = [("sigmoid", 0.5, 0.0, "forward_kl", 0.5), ("ipo", 0.1, 0.0, "js_divergence", 0.5),
                ("robust", 0.5, 0.2, "alpha_divergence", 0.5), ("hinge", 0.5, 0.0, "alpha_divergence", 1.5)]
+# Lists of types with their weights: (loss types, loss_weights or None, beta, label_smoothing, f_divergence_type, ld_alpha)
+MIXES = [(["sft"], None, 0.5, 0.0, "reverse_kl", None), (["sigmoid", "sft"], [1.0, 0.7], 0.1, 0.0, "reverse_kl", None),
+         (["sigmoid", "bco_pair", "sft"], [0.8, 0.2, 1.0], 0.5, 0.0, "reverse_kl", None),
+         (["robust", "exo_pair"], [0.5, 2.0], 0.5, 0.2, "reverse_kl", None),
+         (["ipo", "sft"], None, 0.1, 0.0, "reverse_kl", 0.5), (["hinge", "sft"], [1.0, 0.3], 0.5, 0.0, "forward_kl", None)]
 
 
 def score(divergence, u, a):
@@ -117,7 +126,10 @@ def make_batch():
 
 
 def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, divergence="reverse_kl", alpha=0.5, ld=None,
-        weighting=False):
+        weighting=False, weights=None):
+    """kind: one loss type, or a list of them summed with `weights` (default 1 each)."""
+    kinds = kind if isinstance(kind, list) else [kind]
+    weights = weights or [1.0] * len(kinds)
     z = current.clone().requires_grad_(True)
     n = [float(sum(x["loss_mask"])) for x in examples]
 
@@ -138,7 +150,8 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
     c = torch.stack([seq_logp(z, 2 * i) - seq_logp(reference, 2 * i) for i in range(pairs)])
     r = torch.stack([seq_logp(z, 2 * i + 1) - seq_logp(reference, 2 * i + 1) for i in range(pairs)])
     nw, nl = torch.tensor(n[0::2], dtype=c.dtype), torch.tensor(n[1::2], dtype=c.dtype)
-    per_pair = pair_loss(kind, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau)
+    per_pair = sum(w * pair_loss(k, score(divergence, c, alpha), score(divergence, r, alpha), nw, nl, beta, eps, tau)
+                   for k, w in zip(kinds, weights) if k != "sft")
     if weighting:   # WPO: exp(mean over the answer's tokens of log p - log sum p^2), detached
         with torch.no_grad():
             w = []
@@ -147,7 +160,11 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
                          for t in range(1, len(x["ids"])) if x["loss_mask"][t]]
                 w.append(torch.exp(sum(terms) / max(len(terms), 1)))
         per_pair = per_pair * torch.stack(w[0::2]) * torch.stack(w[1::2])
-    loss = per_pair.mean()
+    loss = per_pair.mean() if isinstance(per_pair, torch.Tensor) else z.new_zeros(())
+    if "sft" in kinds:   # -mean of log p over every chosen answer's loss tokens
+        chosen = [torch.log_softmax(z[e, t - 1], -1)[x["ids"][t]] for e, x in enumerate(examples) if e % 2 == 0
+                  for t in range(1, len(x["ids"])) if x["loss_mask"][t]]
+        loss = loss - weights[kinds.index("sft")] * torch.stack(chosen).mean()
     loss.backward()
     rw, rl = beta * c, beta * r
     rw, rl = rw.detach(), rl.detach()
@@ -160,7 +177,7 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
                     rows["chosen" if e % 2 == 0 else "rejected"].append((current[e, t - 1], x["ids"][t]))
         every = rows["chosen"] + rows["rejected"]
         p_logp = [(torch.softmax(z, -1), torch.log_softmax(z, -1)) for z, _ in every]
-    return {"loss_type": kind, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
+    return {"loss_type": ",".join(kinds), "loss_weights": weights if weights != [1.0] * len(kinds) else None, "beta": beta, "label_smoothing": eps, "discopop_tau": tau,
             "f_divergence_type": divergence, "f_alpha_divergence_coef": alpha, "ld_alpha": ld, "use_weighting": weighting,
             "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
             "rewards_chosen": rw.mean().item(), "rewards_rejected": rl.mean().item(),
@@ -180,7 +197,8 @@ def main():
            + [dpo(examples, current, reference, b, kind, eps, tau) for kind, b, eps, tau in CONFIGS]
            + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]
            + [dpo(examples, current, reference, 0.5, "sigmoid", ld=0.5), dpo(examples, current, reference, 0.1, "ipo", ld=0.0)]
-           + [dpo(examples, current, reference, 0.5, "sigmoid", weighting=True), dpo(examples, current, reference, 0.5, "robust", 0.2, weighting=True)]}
+           + [dpo(examples, current, reference, 0.5, "sigmoid", weighting=True), dpo(examples, current, reference, 0.5, "robust", 0.2, weighting=True)]
+           + [dpo(examples, current, reference, b, kinds, eps, divergence=d, ld=ld, weights=w) for kinds, w, b, eps, d, ld in MIXES]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

@@ -13,7 +13,7 @@ final class DPOTests: XCTestCase {
         struct Example: Decodable { var ids: [Int32]; var loss_mask: [UInt8] }
         struct Logits: Decodable { var current: [[Float]]; var reference: [[Float]] }
         struct Reference: Decodable {
-            var loss_type: String, beta: Double, label_smoothing: Double, discopop_tau: Double
+            var loss_type: String, loss_weights: [Double]?, beta: Double, label_smoothing: Double, discopop_tau: Double
             var f_divergence_type: String, f_alpha_divergence_coef: Double, ld_alpha: Double?, use_weighting: Bool
             var loss: Double, grad: [[Double]]
             var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
@@ -41,15 +41,19 @@ final class DPOTests: XCTestCase {
     /// the largest plus 1e-4 of itself (float32 trainer against a float64 reference), for the
     /// sigmoid loss at two β and each of TRL's other pairwise loss types (DPOLoss.swift).
     func testLossGradientAndRewardsMatchTheReference() throws {
-        XCTAssertEqual(Set(Self.fixture.references.map(\.loss_type)), Set(DPOLoss.allCases.map(\.rawValue)), "a reference per loss type")
+        XCTAssertEqual(Set(Self.fixture.references.flatMap { $0.loss_type.split(separator: ",").map(String.init) }),
+                       Set(DPOLoss.allCases.map(\.rawValue)), "a reference per loss type")
+        XCTAssertGreaterThanOrEqual(Self.fixture.references.filter { $0.loss_weights != nil }.count, 3, "and lists of types with weights")
         XCTAssertEqual(Set(Self.fixture.references.map(\.f_divergence_type)), Set(DPODivergence.allCases.map(\.rawValue)), "and per divergence")
         XCTAssertEqual(Set(Self.fixture.references.compactMap(\.ld_alpha)), [0.5, 0], "and ld_alpha")
         XCTAssertEqual(Self.fixture.references.filter(\.use_weighting).count, 2, "and WPO's weights")
         for ref in Self.fixture.references {
             var args = ["beta": "\(ref.beta)"]
             if ref.loss_type != "sigmoid" { args["loss_type"] = ref.loss_type }
-            if ref.loss_type == "robust" || ref.loss_type == "exo_pair" { args["label_smoothing"] = "\(ref.label_smoothing)" }
-            if ref.loss_type == "discopop" { args["discopop_tau"] = "\(ref.discopop_tau)" }
+            let types = ref.loss_type.split(separator: ",")
+            if types.contains("robust") || types.contains("exo_pair") { args["label_smoothing"] = "\(ref.label_smoothing)" }
+            if types.contains("discopop") { args["discopop_tau"] = "\(ref.discopop_tau)" }
+            if let w = ref.loss_weights { args["loss_weights"] = w.map { "\($0)" }.joined(separator: ",") }
             if ref.f_divergence_type != "reverse_kl" { args["f_divergence_type"] = ref.f_divergence_type }
             if ref.f_divergence_type == "alpha_divergence" { args["f_alpha_divergence_coef"] = "\(ref.f_alpha_divergence_coef)" }
             if let ld = ref.ld_alpha { args["ld_alpha"] = "\(ld)" }

@@ -127,7 +127,8 @@ public enum ForeignNames {
         Entry("f_divergence_type", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_divergence_type=… with dpo (reverse_kl, forward_kl, js_divergence, alpha_divergence)"),
         Entry("f_alpha_divergence_coef", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_alpha_divergence_coef=α with dpo and f_divergence_type alpha_divergence"),
         Entry("ld_alpha", "objective_args", "TRL's DPOConfig", note: "--objective-arg ld_alpha=α with dpo"),
-        Entry(none: "loss_weights", "TRL's DPOConfig", note: "dpo takes one loss_type"),
+        Entry("loss_weights", "objective_args", "TRL's DPOConfig", note: "--objective-arg loss_weights=w1,w2 with dpo, one per loss_type (loss_type=sigmoid,sft)"),
+        Entry(none: "rpo_alpha", "TRL's DPOConfig", note: "RPO is --objective-arg loss_type=sigmoid,sft --objective-arg loss_weights=1,α with dpo, as TRL 1.16 writes it"),
         Entry("use_weighting", "objective_args", "TRL's DPOConfig", note: "--objective-arg use_weighting=true with dpo (WPO)"),
         // Settings sft-dist does not have.
         Entry(none: "bf16", "transformers", note: "sft-dist computes in float32"),

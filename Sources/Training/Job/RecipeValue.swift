@@ -132,21 +132,30 @@ extension Optional: RecipeValue where Wrapped: RecipeValue {
 }
 
 /// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an
-/// objective parses its own arguments); from flags, `key=value`, repeatable.
+/// objective parses its own arguments); a list of scalars is kept as its items joined by
+/// commas, as a flag gives it (dpo's `loss_type: [sigmoid, sft]`, TRL's form); from flags,
+/// `key=value`, repeatable.
 extension Dictionary: RecipeValue where Key == String, Value == String {
     public static func fromYAML(_ node: Node) -> [String: String]? {
         guard let m = node.mapping else { return node.isNull ? [:] : nil }
         var out: [String: String] = [:]
         for (k, v) in m {
-            guard let key = k.scalar?.string, let value = v.scalar?.string else { return nil }
+            guard let key = k.scalar?.string, let value = scalarText(v) else { return nil }
             out[key] = value
         }
         return out
     }
+    /// A scalar's text, or a non-empty list of scalars' texts joined by commas.
+    static func scalarText(_ node: Node) -> String? {
+        if let s = node.scalar?.string { return s }
+        guard let items = node.sequence, !items.isEmpty else { return nil }
+        let texts = items.compactMap { $0.scalar?.string }
+        return texts.count == items.count ? texts.joined(separator: ",") : nil
+    }
     public static func yamlShapeRefused(_ node: Node) -> String? {
         for (k, v) in node.mapping ?? [:] {
             guard let key = k.scalar?.string else { return "a \(k.kind) as a key" }
-            if v.scalar == nil { return "a \(v.kind) for \(key)" }
+            if scalarText(v) == nil { return "a \(v.kind) for \(key)" }
         }
         return nil
     }

@@ -64,10 +64,11 @@ public enum SVGPlot {
     /// is the held-out exact match, not the rollouts solved).
     static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies", "reward"]
 
-    /// What eval_loss is in these rows: the objective's loss where the evaluation ran it (dpo's
-    /// pairs; grpo's rollouts, which log eval_reward), the held-out NLL otherwise.
+    /// What eval_loss is in these rows: the objective's loss where the evaluation ran it (the
+    /// preference objectives' pairs, which log eval_rewards/*; grpo's rollouts, which log eval_reward), the held-out NLL otherwise.
     static func heldOutLossName(_ records: [[String: Double]], objective: String) -> String {
-        objective == "dpo" || records.contains(where: { $0["eval_reward"] != nil }) ? "held-out loss (\(objective))" : "held-out NLL"
+        objective == "dpo" || records.contains(where: { $0["eval_reward"] != nil || $0["eval_rewards/margins"] != nil })
+            ? "held-out loss (\(objective))" : "held-out NLL"
     }
 
     /// The standard chart from metrics records (see MetricsLog.read); `sets` are the named
@@ -83,7 +84,7 @@ public enum SVGPlot {
         let logged = Set(records.flatMap(\.keys).compactMap(setName(ofLossKey:)).filter { !$0.isEmpty })
         for (i, name) in (sets + logged.subtracting(sets).sorted()).enumerated() {
             let color = setColors[i % setColors.count], round = i / setColors.count
-            left.append(Series(name: "\(name) " + (isPairSet(name, in: records) ? "loss (dpo)" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
+            left.append(Series(name: "\(name) " + (isPairSet(name, in: records) ? "loss (\(objective))" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
             if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true, round: round)) }
         }

@@ -3,7 +3,8 @@ import Foundation
 /// The f-divergence DPO's loss regularises with (f-DPO, Wang et al., arXiv 2309.16240, §4;
 /// TRL's `f_divergence_type`): each answer's log-ratio u = log π_θ/π_ref enters the loss
 /// through f′ of the likelihood ratio, g(u) = f′(e^u), in place of u itself (reverse KL, DPO's).
-/// TRL 1.16 allows it for the loss types built on the chosen − rejected difference.
+/// TRL 1.16 allows it for the loss types built on the chosen − rejected difference (and sft,
+/// which reads neither ratio).
 public enum DPODivergence: String, CaseIterable, Sendable {
     /// g(u) = u: DPO.
     case reverseKL = "reverse_kl"
@@ -16,7 +17,7 @@ public enum DPODivergence: String, CaseIterable, Sendable {
     case alphaDivergence = "alpha_divergence"
 
     /// The loss types TRL 1.16 lets a non-default divergence change (`DPOTrainer.__init__`).
-    public static let lossTypes: Set<DPOLoss> = [.sigmoid, .sigmoidNorm, .hinge, .ipo, .exoPair, .robust, .discopop]
+    public static let lossTypes: Set<DPOLoss> = [.sigmoid, .sigmoidNorm, .hinge, .ipo, .exoPair, .robust, .discopop, .sft]
 
     /// (g(u), g′(u)).
     public func score(_ u: Double, alpha: Double) -> (value: Double, slope: Double) {

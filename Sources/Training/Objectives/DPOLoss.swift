@@ -4,8 +4,8 @@ import Foundation
 /// `DPOTrainer.compute_loss`), each a function of the pair's log-ratios c = log π_θ(y_w|x) −
 /// log π_ref(y_w|x) and r (the rejected answer's), with Δ = c − r and h = β·Δ. `derivatives`
 /// gives ∂ℓ/∂c and ∂ℓ/∂r, from which DPOObjective spreads the gradient over each answer's tokens.
-/// TRL's `aot`/`aot_unpaired` (which sort the batch's ratios), `sft` and combinations of types
-/// with `loss_weights` are not here.
+/// `sft` is no pair loss: DPOObjective adds it (and weighs several types by `loss_weights`).
+/// TRL's `aot`/`aot_unpaired`, which sort the batch's ratios, are not here.
 public enum DPOLoss: String, CaseIterable, Sendable {
     /// −log σ(h): DPO, arXiv 2305.18290 §4 Eq. 7.
     case sigmoid
@@ -36,6 +36,11 @@ public enum DPOLoss: String, CaseIterable, Sendable {
     case discopop
     /// −log σ(β·(c/n_w − r/n_l)): TRL's length-normalised sigmoid.
     case sigmoidNorm = "sigmoid_norm"
+    /// −(1/N_w) Σ log p over the chosen answers' loss tokens, N_w of them in the step batch:
+    /// TRL's `sft`, the NLL term of RPO (Pang et al., arXiv 2404.19733, Eq. 6: sigmoid + α·sft)
+    /// and of MPO (Wang et al., arXiv 2411.10442, §3.2: sigmoid, bco_pair and sft weighted
+    /// 0.8, 0.2, 1). A mean over tokens, not pairs: DPOObjective computes it; `loss` gives 0.
+    case sft
 
     /// What the pair's loss reads: β, label_smoothing ε, discopop_tau τ.
     public struct Settings: Sendable {
@@ -94,6 +99,8 @@ public enum DPOLoss: String, CaseIterable, Sendable {
         case .sigmoidNorm:
             let hn = b * (c / nw - r / nl), g = -sig(-hn) * b
             return (softplus(-hn), g / nw, -g / nl)
+        case .sft:
+            return (0, 0, 0)
         }
     }
 }

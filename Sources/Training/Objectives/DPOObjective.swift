@@ -15,8 +15,12 @@ import TensorCore
 /// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
 /// runs over its own segment only. Arguments: `beta` β (default 0.1, TRL's; must be > 0) and
 /// TRL's `loss_type` (default sigmoid, the loss above; the others in DPOLoss.swift, with
-/// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop) and
+/// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop) — several types are
+/// summed, each times its `loss_weights` entry (default 1), as TRL's: L = Σ_k w_k·L_k — and
 /// `f_divergence_type` (default reverse_kl; DPODivergence.swift, `f_alpha_divergence_coef`).
+/// The `sft` type is a mean over the whole step batch's chosen loss tokens (their count from
+/// `input.sequences`), so its share does not depend on the rank count either; TRL takes the
+/// mean over each device's micro-batch.
 /// Diagnostics, as TRL's `DPOTrainer` (1.16) logs them — means over pairs: `rewards/chosen`,
 /// `rewards/rejected`, `rewards/margins` (chosen − rejected), `rewards/accuracies` (share of
 /// pairs with chosen > rejected), `logps/chosen`, `logps/rejected` (log π_θ(y|x)); means over
@@ -27,7 +31,8 @@ public final class DPOObjective: DetachedEvaluable {
     public let name = "dpo"
     public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
     public let beta: Float
-    public let lossType: DPOLoss
+    /// The loss types summed and their weights (TRL's `loss_type` list and `loss_weights`).
+    public let lossTypes: [DPOLoss], lossWeights: [Double]
     let settings: DPOLoss.Settings
     let divergence: DPODivergence, alphaCoef: Double
     /// LD-DPO (Liu et al., arXiv 2409.06411; TRL's `ld_alpha`): the answers' tokens past the
@@ -37,23 +42,36 @@ public final class DPOObjective: DetachedEvaluable {
     /// weighted by its answers' exp(mean_t (log p_t − log Σ_v p_v²)), detached.
     let useWeighting: Bool
 
-    public init(beta: Float = 0.1, lossType: DPOLoss = .sigmoid, labelSmoothing: Float = 0, discopopTau: Float = 0.05,
-                divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil,
+    public init(beta: Float = 0.1, lossTypes: [DPOLoss] = [.sigmoid], lossWeights: [Double]? = nil, labelSmoothing: Float = 0,
+                discopopTau: Float = 0.05, divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil,
                 useWeighting: Bool = false) throws {
         try checkArg(beta > 0, "dpo", "beta must be > 0, got \(beta)")
-        if lossType == .robust {
+        try checkArg(!lossTypes.isEmpty, "dpo", "loss_type names no loss type")
+        if let twice = lossTypes.first(where: { t in lossTypes.filter { $0 == t }.count > 1 }) {
+            try checkArg(false, "dpo", "loss_type lists \(twice.rawValue) twice; give each type once, its weight in loss_weights")
+        }
+        let weights = lossWeights ?? lossTypes.map { _ in 1 }
+        try checkArg(weights.count == lossTypes.count, "dpo", "loss_weights has \(weights.count) weight(s) for \(lossTypes.count) loss type(s) (\(lossTypes.map(\.rawValue).joined(separator: ",")))")
+        if let w = weights.first(where: { !($0 >= 0) || !$0.isFinite }) {
+            try checkArg(false, "dpo", "loss_weights must be finite and ≥ 0, got \(w)")
+        }
+        if lossTypes.contains(.robust) {
             try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "dpo", "label_smoothing must be in [0, 0.5) for loss_type robust, got \(labelSmoothing)")
         }
-        if lossType == .exoPair {
+        if lossTypes.contains(.exoPair) {
             try checkArg(labelSmoothing > 0 && labelSmoothing < 1, "dpo", "label_smoothing must be in (0, 1) for loss_type exo_pair (its target distribution is (1 − ε, ε)), got \(labelSmoothing)")
         }
         try checkArg(discopopTau > 0, "dpo", "discopop_tau must be > 0, got \(discopopTau)")
-        try checkArg(divergence == .reverseKL || DPODivergence.lossTypes.contains(lossType), "dpo",
-                     "f_divergence_type \(divergence.rawValue) changes the loss types built on the chosen − rejected difference (\(DPOLoss.allCases.filter(DPODivergence.lossTypes.contains).map(\.rawValue).joined(separator: ", "))), not \(lossType.rawValue), as TRL")
+        if divergence != .reverseKL, let other = lossTypes.first(where: { !DPODivergence.lossTypes.contains($0) }) {
+            try checkArg(false, "dpo", "f_divergence_type \(divergence.rawValue) changes the loss types built on the chosen − rejected difference (\(DPOLoss.allCases.filter(DPODivergence.lossTypes.contains).map(\.rawValue).joined(separator: ", "))), not \(other.rawValue), as TRL")
+        }
+        // TRL multiplies its batch's sft mean by the batch's mean pair weight: here that would need
+        // every rank's weights before the backward pass.
+        try checkArg(!(useWeighting && lossTypes.contains(.sft)), "dpo", "use_weighting weighs each pair's loss; the sft type is a mean over the batch's tokens, which it does not weigh here")
         if let a = ldAlpha { try checkArg(a >= 0 && a <= 1, "dpo", "ld_alpha must be in [0, 1], got \(a)") }
         self.ldAlpha = ldAlpha.map(Double.init); self.useWeighting = useWeighting
         self.divergence = divergence; self.alphaCoef = Double(alphaCoef)
-        self.beta = beta; self.lossType = lossType
+        self.beta = beta; self.lossTypes = lossTypes; self.lossWeights = weights
         settings = DPOLoss.Settings(beta: Double(beta), labelSmoothing: Double(labelSmoothing), tau: Double(discopopTau))
     }
 
@@ -112,8 +130,12 @@ public final class DPOObjective: DetachedEvaluable {
             // answer starts the sequence (an empty prompt, no BOS); ≥ 1 as TRL's clamp(min=1).
             // Under an f-divergence the loss reads g(c), g(r) (DPODivergence.swift); the rewards stay β·c, β·r.
             let gc = divergence.score(c, alpha: alphaCoef), gr = divergence.score(rr, alpha: alphaCoef)
-            let pair = lossType.loss(c: gc.value, r: gr.value, chosenTokens: answerTokens(input.sequences[s]),
-                                     rejectedTokens: answerTokens(input.sequences[l]), settings)
+            var pair = (loss: 0.0, dc: 0.0, dr: 0.0)
+            for (type, k) in zip(lossTypes, lossWeights) where type != .sft {
+                let t = type.loss(c: gc.value, r: gr.value, chosenTokens: answerTokens(input.sequences[s]),
+                                  rejectedTokens: answerTokens(input.sequences[l]), settings)
+                pair.loss += k * t.loss; pair.dc += k * t.dc; pair.dr += k * t.dr
+            }
             // WPO (use_weighting): the pair's loss times its two answers' detached weights.
             let w = useWeighting ? wpo[s, default: 1] * wpo[l, default: 1] : 1
             loss += pair.loss * w
@@ -121,10 +143,25 @@ public final class DPOObjective: DetachedEvaluable {
             chosenSum += rw; rejectedSum += rl; correct += rw > rl ? 1 : 0; local += 1
             logpsChosen += logp; logpsRejected += rejectedLogp
         }
+        // sft: −(w/N_w) Σ log p over the chosen answers' loss tokens, N_w of them in the step batch
+        // (lossMask[0] is never a target); each token's log-prob once, whatever ld_alpha says.
+        let sftWeight = zip(lossTypes, lossWeights).first { $0.0 == .sft }?.1 ?? 0
+        var sftCoefficient = 0.0, sftLoss = 0.0
+        if lossTypes.contains(.sft) {
+            let chosenTokens = input.sequences.reduce(0) { n, q in
+                n + (q.pairRole == .chosen ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0)
+            }
+            sftCoefficient = -sftWeight * Double(inverseCount(chosenTokens))
+            for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0
+                && input.sequences[Int(input.sequenceId[r])].pairRole == .chosen {
+                sftLoss += sftCoefficient * rowLogp[r]
+            }
+        }
         // ∂L/∂z = c·(onehot(y) − softmax(z)) on each loss row of a paired sequence.
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
             guard let dlogits, let c0 = coefficient[Int(input.sequenceId[r])] else { continue }
-            let c = weight[r] == 1 ? c0 : Float(Double(c0) * weight[r])
+            var c = weight[r] == 1 ? c0 : Float(Double(c0) * weight[r])
+            if input.sequences[Int(input.sequenceId[r])].pairRole == .chosen { c += Float(sftCoefficient) }
             let y = lossTarget(input, r, name)
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
             dlogits[r * V + y] += c
@@ -133,7 +170,7 @@ public final class DPOObjective: DetachedEvaluable {
                  "rewards/margins": chosenSum - rejectedSum, "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
         var c = d.mapValues { _ in local }
         tokens.into(&d, &c)
-        return ObjectiveResult(loss: loss * scale, diagnostics: d, diagnosticCounts: c)
+        return ObjectiveResult(loss: loss * scale + sftLoss, diagnostics: d, diagnosticCounts: c)
     }
 
     /// An answer's tokens as TRL's unshifted completion_mask counts them, at least 1.

@@ -9,18 +9,15 @@ extension ObjectiveRegistry {
     /// refused, as it would do nothing (TRL 1.16's sigmoid ignores label_smoothing).
     static func makeDPO(_ args: inout ObjectiveArgs) throws -> DPOObjective {
         let beta = try args.float("beta", default: 0.1)
-        let typeName = defaultUnrecorded("loss_type", "sigmoid", &args)
-        guard let type = DPOLoss(rawValue: typeName) else {
-            let more = ["aot", "aot_unpaired", "sft"].contains(typeName) ? " (\(typeName), which TRL has too, is not here)" : ""
-            throw ObjectiveError("objective dpo: unknown loss_type \(RecipeError.quote(typeName))\(more); known: \(DPOLoss.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let types = try lossTypes(&args)
+        let typeName = types.map(\.rawValue).joined(separator: ",")
         var smoothing: Float = 0, tau: Float = 0.05
-        if type.readsLabelSmoothing {
+        if types.contains(where: \.readsLabelSmoothing) {
             smoothing = try args.float("label_smoothing", default: 0)
         } else if args.values["label_smoothing"] != nil {
             throw ObjectiveError("objective dpo: label_smoothing is read by loss_type robust and exo_pair; with loss_type \(typeName) it does nothing")
         }
-        if type.readsTau {
+        if types.contains(where: \.readsTau) {
             tau = try args.float("discopop_tau", default: 0.05)
         } else if args.values["discopop_tau"] != nil {
             throw ObjectiveError("objective dpo: discopop_tau is read by loss_type discopop; with loss_type \(typeName) it does nothing")
@@ -37,9 +34,42 @@ extension ObjectiveRegistry {
             throw ObjectiveError("objective dpo: f_alpha_divergence_coef is read by f_divergence_type alpha_divergence; with \(divergenceName) it does nothing")
         }
         args.used.formUnion(["label_smoothing", "discopop_tau", "f_alpha_divergence_coef"])
-        return try DPOObjective(beta: beta, lossType: type, labelSmoothing: smoothing, discopopTau: tau,
+        return try DPOObjective(beta: beta, lossTypes: types, lossWeights: try lossWeights(&args), labelSmoothing: smoothing, discopopTau: tau,
                                 divergence: divergence, alphaCoef: alpha, ldAlpha: try args.optionalFloat("ld_alpha"),
                                 useWeighting: try useWeighting(&args))
+    }
+
+    /// TRL's `loss_type`: one type or several, comma-separated (`sigmoid,sft`; a YAML list is
+    /// read the same way), recorded only away from sigmoid, as `type,type`.
+    static func lossTypes(_ args: inout ObjectiveArgs) throws -> [DPOLoss] {
+        args.used.insert("loss_type")
+        guard let given = args.values["loss_type"] else { return [.sigmoid] }
+        let names = given.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let types = try names.map { name in
+            if name.isEmpty { throw ObjectiveError("objective dpo: loss_type=\(RecipeError.quote(given)) holds an empty type") }
+            guard let type = DPOLoss(rawValue: name) else {
+                let more = ["aot", "aot_unpaired"].contains(name) ? " (\(name), which TRL has too, is not here)" : ""
+                throw ObjectiveError("objective dpo: unknown loss_type \(RecipeError.quote(name))\(more); known: \(DPOLoss.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return type
+        }
+        if types != [.sigmoid] { _ = args.noted("loss_type", types.map(\.rawValue).joined(separator: ",")) }
+        return types
+    }
+
+    /// TRL's `loss_weights`, one per loss type, comma-separated; recorded only when one is not 1.
+    static func lossWeights(_ args: inout ObjectiveArgs) throws -> [Double]? {
+        args.used.insert("loss_weights")
+        guard let given = args.values["loss_weights"] else { return nil }
+        let weights = try given.split(separator: ",", omittingEmptySubsequences: false).map { part -> Double in
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let w = Double(decimal: text), w.isFinite, Float(w).isFinite else {
+                throw ObjectiveError("objective dpo: loss_weights=\(RecipeError.quote(given)): \(text.isEmpty ? "an empty weight" : RecipeError.quote(text)) is not a finite number")
+            }
+            return w
+        }
+        if weights.contains(where: { $0 != 1 }) { _ = args.noted("loss_weights", weights.map { "\($0)" }.joined(separator: ",")) }
+        return weights
     }
 
     /// TRL's `use_weighting` (WPO), recorded only when true, as the defaults above.

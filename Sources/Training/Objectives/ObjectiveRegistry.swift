@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft"]
+        + ["uft", "prefix-rft", "cpo", "orpo"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -47,6 +47,8 @@ public enum ObjectiveRegistry {
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01), scores: try tokenScores(&args))
         case "dpo": objective = try makeDPO(&args)
+        case "cpo": objective = try makeCPO(&args)
+        case "orpo": objective = try ORPOObjective(beta: try args.float("beta", default: 0.1))
         case "chord":
             objective = try CHORDObjective(muPeak: try args.float("mu_peak", default: 0.1), muValley: try args.float("mu_valley", default: 0.1),
                                            muWarmup: try args.int("mu_warmup", default: 0, in: 0...100_000_000),

@@ -1,0 +1,28 @@
+extension ObjectiveRegistry {
+    /// cpo's arguments, TRL's `CPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid
+    /// (hinge, ipo, simpo; `alphapo` is TRL's shorthand for simpo with cpo_alpha 0),
+    /// `label_smoothing` 0 (read by sigmoid and simpo), `cpo_alpha` 1, `simpo_gamma` 0.5 (read
+    /// by simpo), `alpha` 0 (AlphaPO's reward shape, any loss type). A setting its loss type
+    /// does not read is refused, as it would do nothing (TRL ignores it).
+    static func makeCPO(_ args: inout ObjectiveArgs) throws -> CPOObjective {
+        let given = args.string("loss_type", default: "sigmoid")
+        let alphapo = given == "alphapo"
+        guard let type = alphapo ? .simpo : CPOObjective.LossType(rawValue: given) else {
+            throw ObjectiveError("objective cpo: unknown loss_type \(RecipeError.quote(given)); known: \(CPOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", ")), alphapo")
+        }
+        if alphapo, args.values["cpo_alpha"] != nil {
+            throw ObjectiveError("objective cpo: loss_type alphapo is simpo with cpo_alpha 0 (TRL's shorthand); give loss_type=simpo to set cpo_alpha")
+        }
+        for (key, readers) in [("label_smoothing", [CPOObjective.LossType.sigmoid, .simpo]), ("simpo_gamma", [.simpo])]
+        where !readers.contains(type) && args.values[key] != nil {
+            throw ObjectiveError("objective cpo: \(key) is read by loss_type \(readers.map(\.rawValue).joined(separator: " and ")); with loss_type \(given) it does nothing")
+        }
+        args.used.formUnion(["label_smoothing", "simpo_gamma", "cpo_alpha"])
+        let reads = { (t: [CPOObjective.LossType]) in t.contains(type) }
+        return try CPOObjective(beta: try args.float("beta", default: 0.1),
+                                labelSmoothing: reads([.sigmoid, .simpo]) ? try args.float("label_smoothing", default: 0) : 0,
+                                lossType: type, cpoAlpha: alphapo ? 0 : try args.float("cpo_alpha", default: 1),
+                                simpoGamma: type == .simpo ? try args.float("simpo_gamma", default: 0.5) : 0.5,
+                                alpha: try args.float("alpha", default: 0))
+    }
+}

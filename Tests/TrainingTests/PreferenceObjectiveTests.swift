@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+@testable import Models
+@testable import TensorCore
+@testable import Training
+
+/// cpo and orpo (`CPOObjective`, `ORPOObjective`: preference pairs, no reference model) through
+/// the real trainer, against TRL 1.16's own `CPOTrainer.cpo_loss` / `ORPOTrainer.odds_ratio_loss`
+/// and `get_batch_logps` with autograd for dL/dlogits (`scripts/make-preference-references`), at
+/// one and several ranks and micro-batch sizes, on DPOTests' batch.
+final class PreferenceObjectiveTests: XCTestCase {
+    struct Fixture: Decodable {
+        struct Reference: Decodable {
+            var objective: String, beta: Double
+            var loss_type: String?, label_smoothing: Double?, cpo_alpha: Double?, simpo_gamma: Double?, alpha: Double?
+            var loss: Double, grad: [[Double]]
+            var rewards_chosen: Double, rewards_rejected: Double, rewards_margins: Double, rewards_accuracies: Double
+            var logps_chosen: Double, logps_rejected: Double, nll_loss: Double?
+            var log_odds_ratio: Double?, log_odds_chosen: Double?
+        }
+        var vocab: Int, seq_len: Int
+        var examples: [DPOTests.Fixture.Example]
+        var logits: [[Float]]
+        var references: [Reference]
+    }
+
+    static let fixture: Fixture = referenceFixture("preference-reference.json")
+
+    static func harness(microBatchSize: Int) -> TrainerHarness {
+        let f = Self.fixture
+        let examples = f.examples.enumerated().map { i, e in
+            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "pair:\(i / 2)")
+        }
+        return TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.flatMap { $0 },
+                              reference: nil, microBatchSize: microBatchSize)
+    }
+
+    static func arguments(_ ref: Fixture.Reference) -> [String: String] {
+        var args = ["beta": "\(ref.beta)"]
+        guard ref.objective == "cpo" else { return args }
+        args["loss_type"] = ref.loss_type!
+        args["cpo_alpha"] = "\(ref.cpo_alpha!)"
+        args["alpha"] = "\(ref.alpha!)"
+        if ["sigmoid", "simpo"].contains(ref.loss_type!) { args["label_smoothing"] = "\(ref.label_smoothing!)" }
+        if ref.loss_type == "simpo" { args["simpo_gamma"] = "\(ref.simpo_gamma!)" }
+        return args
+    }
+
+    /// Loss within 2e-6 relative, figures within 1e-5, each gradient entry within 1e-5 of the
+    /// largest plus 1e-4 of itself (float32 trainer against float64 TRL code).
+    func testLossGradientAndFiguresMatchTRL() throws {
+        let refs = Self.fixture.references
+        XCTAssertEqual(Set(refs.compactMap(\.loss_type)), Set(CPOObjective.LossType.allCases.map(\.rawValue)), "a reference per cpo loss type")
+        XCTAssertTrue(refs.contains { $0.objective == "orpo" } && refs.contains { ($0.alpha ?? 0) != 0 }, "orpo and AlphaPO")
+        for ref in refs {
+            let args = Self.arguments(ref)
+            for (ranks, micro) in [(1, 8), (1, 1), (2, 3), (3, 2)] {
+                let label = "\(ref.objective) \(args) at \(ranks) rank(s), micro-batches of \(micro)"
+                let got = try Self.harness(microBatchSize: micro).run(ref.objective, args, ranks: ranks)[0]
+                XCTAssertEqual(got.loss, ref.loss, accuracy: 2e-6 * max(1, abs(ref.loss)), "\(label): loss")
+                var figures = [("rewards/chosen", ref.rewards_chosen), ("rewards/rejected", ref.rewards_rejected),
+                               ("rewards/margins", ref.rewards_margins), ("rewards/accuracies", ref.rewards_accuracies),
+                               ("logps/chosen", ref.logps_chosen), ("logps/rejected", ref.logps_rejected)]
+                if let n = ref.nll_loss { figures.append(("nll_loss", n)) } else { XCTAssertNil(got.diagnostics["nll_loss"], label) }
+                if let o = ref.log_odds_ratio, let c = ref.log_odds_chosen { figures += [("log_odds_ratio", o), ("log_odds_chosen", c)] }
+                for (key, want) in figures {
+                    XCTAssertEqual(got.diagnostics[key] ?? .nan, want, accuracy: 1e-5 * max(1, abs(want)), "\(label): \(key)")
+                }
+                let expected = ref.grad.flatMap { $0 }
+                let scale = expected.map(abs).max() ?? 0
+                XCTAssertGreaterThan(scale, 1e-3, label)
+                XCTAssertEqual(got.gradient.count, expected.count, "\(label): dL/dlogits entries")
+                let worst = zip(got.gradient, expected).map { abs(Double($0) - $1) - (1e-5 * scale + 1e-4 * abs($1)) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 0, "\(label): dL/dlogits")
+            }
+        }
+    }
+
+    /// TRL's `alphapo` shorthand is simpo with cpo_alpha 0: the same loss and gradient.
+    func testAlphaPOShorthandIsSimPOWithoutNLL() throws {
+        let h = Self.harness(microBatchSize: 2)
+        let a = try h.run("cpo", ["loss_type": "alphapo", "alpha": "0.25", "beta": "2"])[0]
+        let b = try h.run("cpo", ["loss_type": "simpo", "cpo_alpha": "0", "alpha": "0.25", "beta": "2"])[0]
+        XCTAssertEqual(a.loss, b.loss)
+        XCTAssertEqual(a.gradient, b.gradient)
+    }
+}
