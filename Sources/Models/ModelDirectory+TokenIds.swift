@@ -6,12 +6,16 @@ extension ModelDirectory {
     /// GPT-2's 50256, so a config without them (sft-dist's GPT-2) or with ids past `vocab_size`
     /// loads with a warning and generation that never stops on end-of-text; such ids are
     /// replaced by the tokenizer's (end-of-text for both when it adds no BOS, as GPT-2's
-    /// tokenizer does). Valid ids of a loaded config are kept, and so is an explicit null.
+    /// tokenizer does). Valid ids of a loaded config are kept, and so is an explicit null; a
+    /// `pad_token_id` that is no id of the vocabulary is written as null.
     public static func configJSON(_ model: LanguageModel, tokenizer: Tokenizer) -> [String: Any] {
         var json = model.configJSON
         let ids: [(String, Int32)] = [("bos_token_id", tokenizer.bosId ?? tokenizer.eosId), ("eos_token_id", tokenizer.eosId)]
         assert(Set(ids.map(\.0)) == tokenIdFields)
         for (key, id) in ids where !isTokenId(json[key], vocabSize: model.vocabSize) { json[key] = Int(id) }
+        // A pad_token_id past the vocabulary stops transformers loading the model ("Padding_idx
+        // must be within num_embeddings"); sft-dist never pads into the loss, so it becomes null.
+        if let pad = json["pad_token_id"], !isTokenId(pad, vocabSize: model.vocabSize) || pad is [Any] { json["pad_token_id"] = NSNull() }
         return json
     }
 

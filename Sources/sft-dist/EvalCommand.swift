@@ -84,7 +84,7 @@ struct Eval: ParsableCommand {
         if samples > 0 && temperature == 0 {
             throw RecipeError("--samples \(samples) at --temperature 0 draws the greedy answer \(samples) times, so pass@k would only repeat the greedy exact match: give --temperature T > 0 (default 1), or drop --samples")
         }
-        let ks = passK.split(separator: ",").map { Int($0) }
+        let ks = passK.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
         if samples > 0 && (ks.isEmpty || ks.contains { $0 == nil || $0! < 1 || $0! > samples }) {
             throw RecipeError("--pass-k values must be integers between 1 and --samples (\(samples)) (got \(RecipeError.quote(passK)))")
         }
@@ -120,7 +120,7 @@ struct Eval: ParsableCommand {
                         textField: datasetTextField)
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
-        let emptyPrompts = set.examples.filter { $0.answer != nil && $0.promptLength == 0 }
+        let emptyPrompts = set.examples.filter { $0.answer != nil && tok.holdsNoText($0.ids[0..<$0.promptLength]) }
         if examples > 0, comm.isCoordinator, let first = emptyPrompts.first {
             StandardError.write("sft-dist: note: \(emptyPrompts.count) row\(emptyPrompts.count == 1 ? " has" : "s have") an empty prompt (first: \(first.source)): scored for loss, not generated (nothing to continue)\n")
         }

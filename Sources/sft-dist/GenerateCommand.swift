@@ -136,7 +136,7 @@ struct Generate: ParsableCommand {
         let ids = sourced.map(\.ids)
         if let i = ids.firstIndex(where: { $0.count >= m.maxSequenceLength }) {
             Fatal.agree("\(sourced[i].source): the prompt has \(ids[i].count) tokens; the model's context is \(m.contextDescription)")
-        } else if let i = ids.firstIndex(where: \.isEmpty) {
+        } else if let i = ids.firstIndex(where: { tok.holdsNoText($0[...]) }) {
             Fatal.agree("\(sourced[i].source): the prompt is empty (no tokens for the model to continue)")
         } else { Fatal.agree(nil) }
         let options = SamplingOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,

@@ -90,6 +90,8 @@ final class EvalTests: XCTestCase {
                                (eval + ["--examples", "0", "--scorer", "numeric"], "--scorer acts on the generated answers"),
                                (eval + ["--temperature", "0.5"], "--temperature acts on sampled answers (--samples N for pass@k)"),
                                (eval + ["--pass-k", "1,2"], "--pass-k acts on sampled answers"),
+                               // An empty item was dropped (1,,2 read as 1,2; a review).
+                               (eval + ["--samples", "2", "--pass-k", "1,,2"], "--pass-k values must be integers between 1 and --samples (2)"),
                                (eval + ["--samples", "4", "--temperature", "0"], "--samples 4 at --temperature 0 draws the greedy answer 4 times"),
                                // Given at their defaults they are still given (they were accepted as if absent).
                                (eval + ["--pass-k", "1"], "--pass-k acts on sampled answers"),

@@ -72,6 +72,26 @@ final class InferenceMisuseTests: XCTestCase {
         XCTAssertEqual(json["eval_generated"] as? Int, 1, r.stdout)
     }
 
+    /// "" under a tokenizer that adds a BOS (Llama 3) is the BOS alone: it was generated from by
+    /// eval and generate, where the same file on GPT-2 was left out or refused (a review).
+    func testAPromptOfOnlyTheBOSIsEmptyToo() throws {
+        let dir = CLI.tempDir("eval-empty-bos")
+        try "{\"prompt\": \"\", \"completion\": \" b\"}\n{\"prompt\": \"a\", \"completion\": \" b\"}\n"
+            .write(toFile: dir + "/d.jsonl", atomically: true, encoding: .utf8)
+        let model = ChatTemplateSaveTests.models + "/llama"
+        let r = CLI.sftDist(["eval", "--model", model, "--data", dir + "/d.jsonl", "--json"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "1 row has an empty prompt (first: \(dir)/d.jsonl:1)", in: r.stderr), 1, r.all)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(json["eval_generated"] as? Int, 1, r.stdout)
+        try "{\"prompt\": \"\"}\n".write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
+        for args in [["--prompts", dir + "/p.jsonl"], ["--prompt", "<|begin_of_text|>"]] {
+            let g = CLI.sftDist(["generate", "--model", model, "--max-new-tokens", "3"] + args)
+            XCTAssertEqual(g.status, 1, g.all)
+            XCTAssertTrue(g.stderr.contains("the prompt is empty"), g.all)
+        }
+    }
+
     /// tokenize --model reads the model's config too: a tokenizer larger than its vocab_size
     /// printed ids no embedding row has (train refuses such a model; a fuzzing review).
     func testTokenizeRefusesATokenizerLargerThanTheModelsVocabulary() throws {

@@ -166,3 +166,52 @@ final class MergeOutputSafetyTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
     }
 }
+
+/// Three defects a review of export, merge and merge-lora found.
+final class MergeOutputFindingsTests: XCTestCase {
+    /// `train --merge-lora` wrote a merged model whose weights reached 2e22 (exit 0), which
+    /// score and merge-lora then refused: the merge is checked before anything is written.
+    func testTrainMergeLoRARefusesAnOverflowingMerge() throws {
+        let out = CLI.tempDir("merge-lora-overflow")
+        XCTAssertEqual(CLI.sftDist(["make-data", "--count", "16", "--out", out + "/d.jsonl"]).status, 0)
+        let r = CLI.sftDist(["train", "--model", ChatTemplateSaveTests.models + "/llama", "--data", out + "/d.jsonl", "--steps", "1",
+                             "--batch-size", "8", "--micro-batch-size", "8", "--lr", "1e12", "--warmup-steps", "0", "--lora-rank", "4",
+                             "--merge-lora", "--eval-examples", "0", "--quiet", "--out", out + "/run"])
+        XCTAssertEqual(r.status, 6, "the final save's failure: \(r.all)")
+        XCTAssertTrue(r.stderr.contains("--merge-lora: the trained adapter merged into") && r.stderr.contains("past 1.8e19 where products overflow"), r.all)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/run/model-merged"), r.all)
+        let sane = CLI.sftDist(["train", "--model", ChatTemplateSaveTests.models + "/llama", "--data", out + "/d.jsonl", "--steps", "1",
+                                "--batch-size", "8", "--micro-batch-size", "8", "--lora-rank", "4", "--merge-lora", "--eval-examples", "0",
+                                "--quiet", "--out", out + "/sane"])
+        XCTAssertEqual(sane.status, 0, sane.all)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/sane/model-merged/model.safetensors"), sane.all)
+    }
+
+    /// A pad_token_id past the vocabulary was copied into the export, which transformers then
+    /// cannot load ("Padding_idx must be within num_embeddings"): it is written as null.
+    func testExportNullsAPadIdOutsideTheVocabulary() throws {
+        let dir = CLI.tempDir("export-pad")
+        try FileManager.default.copyItem(atPath: ChatTemplateSaveTests.models + "/llama", toPath: dir + "/m")
+        let configPath = dir + "/m/config.json"
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        config["pad_token_id"] = 5000
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let r = CLI.sftDist(["export", "--model", dir + "/m", "--out", dir + "/x"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let written = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/x/config.json"))) as? [String: Any])
+        XCTAssertTrue(written["pad_token_id"] is NSNull, "\(written["pad_token_id"] ?? "absent")")
+    }
+
+    /// A merge of a run's model (sft-dist's own tokenizer file only) with its export wrote the
+    /// Hugging Face files only when the export came first: now whenever either has them.
+    func testMergeWritesHuggingFaceFilesWhicheverComesFirst() throws {
+        let out = CLI.tempDir("merge-order")
+        XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--out", out + "/a"] + MergeOutputSafetyTests.quiet).status, 0)
+        XCTAssertEqual(CLI.sftDist(["export", "--model", out + "/a/model", "--out", out + "/x"]).status, 0)
+        for (i, pair) in [[out + "/a/model", out + "/x"], [out + "/x", out + "/a/model"]].enumerated() {
+            let r = CLI.sftDist(["merge"] + pair + ["--out", out + "/m\(i)"])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/m\(i)/tokenizer.json"), "\(pair): \(MergeOutputSafetyTests.listing(out + "/m\(i)"))")
+        }
+    }
+}

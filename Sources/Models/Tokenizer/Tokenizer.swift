@@ -40,6 +40,11 @@ extension Tokenizer {
     /// `<|begin_of_text|>`), which the data pipeline and chat templates then add explicitly; nil
     /// when the family uses none (GPT-2, Qwen2, the byte tokenizer).
     public var bosId: Int32? { nil }
+    /// Whether prompt `ids` hold no text: none at all, or only the BOS this tokenizer adds (a
+    /// prompt "" under Llama 3), so generation and evaluation treat `""` alike under any tokenizer.
+    public func holdsNoText(_ ids: ArraySlice<Int32>) -> Bool {
+        ids.isEmpty || (ids.count == 1 && bosId != nil && ids.first == bosId)
+    }
     /// The chat template text shipped with the tokenizer (tokenizer_config.json), if any.
     public var chatTemplateText: String? { nil }
     public var templateBOS: String? { nil }

@@ -68,7 +68,9 @@ public enum ModelMerge {
             throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel, or are too small for float32), which would write a model of zeros; nothing written")
         }
         let notes = try keepFirstGiven(dirs, templates: templates, generationConfigs: generationConfigs, into: first, tokenizer: tokenizer)
-        let hf = FileManager.default.fileExists(atPath: dirs[0] + "/tokenizer.json")
+        // Hugging Face files when any model has them (an export of an sft-dist model beside the
+        // run's own: the merge loaded in transformers whichever came first).
+        let hf = dirs.contains { FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") }
         let recipe = zip(dirs, weights).map { "\($1)×\($0)" }.joined(separator: " + ")
         try ModelDirectory.save(first, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merge": recipe],
                                 format: hf ? .hf : .native)
@@ -116,7 +118,7 @@ public enum ModelMerge {
             throw ModelError("\(b): tokenizer differs from \(a)'s (\(byteDir) has sft-dist's byte tokenizer, \(bpeDir) a BPE tokenizer.json): merge needs models with the same tokenizer")
         }
         if let difference = tokenizerDifference(a, b) {
-            throw ModelError("\(b): tokenizer differs from \(a)'s in \(difference): merge needs models with the same tokenizer")
+            throw ModelError("\(b): tokenizer differs from \(a)'s in \(difference): merge needs models with the same tokenizer (compared file by file as JSON: if it is the same tokenizer saved another way, copy one's tokenizer files to the other)")
         }
     }
 

@@ -22,8 +22,9 @@ enum GenerationEval {
     static func run(model: LanguageModel, tokenizer: Tokenizer, examples: [Example], comm: Communicator,
                     options: EvalOptions) throws -> (GenerationScores?, [(prompt: String, expected: String, got: String)]) {
         // A row with an empty prompt has nothing to continue: generated, it was an empty answer
-        // held with confidence 1 (exp of no log-probs), skewing accuracy and calibration.
-        let candidates = Array(examples.indices.filter { examples[$0].answer != nil && examples[$0].promptLength > 0 }
+        // held with confidence 1 (exp of no log-probs), skewing accuracy and calibration. A prompt
+        // of only the BOS a tokenizer adds is empty too, so "" is treated alike under any tokenizer.
+        let candidates = Array(examples.indices.filter { examples[$0].answer != nil && !tokenizer.holdsNoText(examples[$0].ids[0..<examples[$0].promptLength]) }
             .prefix(options.generationExamples))
         guard !candidates.isEmpty else { return (nil, []) }
         let shard = comm.shard

@@ -31,20 +31,24 @@ public enum LoRAMerge {
         return base
     }
 
+    /// W + (α/r)·B·A can overflow where each factor is finite (an adapter of 1e30s), or land
+    /// past √(Float.max), where every product overflows: refused, not written as weights that
+    /// every reader (sft-dist's own loader too) refuses.
+    static func checkUsable(_ merged: LanguageModel, _ label: String, why: String) throws {
+        let v = merged.parameters.values
+        for e in merged.parameters.entries {
+            guard let i = (e.offset..<(e.offset + e.count)).first(where: { !(abs(v[$0]) < TrainableSet.usableMagnitude) }) else { continue }
+            let what = v[i].isFinite ? "reaches \(v[i]), past 1.8e19 where products overflow" : "is not finite"
+            throw ModelError("\(label), \(e.name) \(what) (\(why)); nothing written")
+        }
+    }
+
     /// `sft-dist merge-lora --model BASE --adapter DIR --out OUT`: the merged model in HF format.
     @discardableResult
     public static func run(base: String, adapter: String, out: String) throws -> String {
         let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter)
         let merged = merged(model as! LoRAAdaptable)
-        // W + (α/r)·B·A can overflow where each factor is finite (an adapter of 1e30s), or land
-        // past √(Float.max), where every product overflows: refused, not written as weights
-        // that every reader refuses.
-        let v = merged.parameters.values
-        for e in merged.parameters.entries {
-            guard let i = (e.offset..<(e.offset + e.count)).first(where: { !(abs(v[$0]) < TrainableSet.usableMagnitude) }) else { continue }
-            let what = v[i].isFinite ? "reaches \(v[i]), past 1.8e19 where products overflow" : "is not finite"
-            throw ModelError("\(adapter): merged into \(base), \(e.name) \(what) (the adapter's tensors or lora_alpha are too large); nothing written")
-        }
+        try checkUsable(merged, "\(adapter): merged into \(base)", why: "the adapter's tensors or lora_alpha are too large")
         try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merged_adapter": adapter], format: .hf)
         return "merged the adapter \(adapter) into \(base) (\(merged.parameters.parameterCount) parameters) and wrote \(out)"
     }
@@ -64,6 +68,12 @@ enum LoRAOutput {
     static func save(_ setup: RunSetup, model: LoRAAdaptable, to dir: String, main: Bool, metadata: [String: String]) throws {
         let r = setup.recipe
         let base = baseDirectory(r)
+        // --merge-lora: the merged weights checked before anything is written (a merge past
+        // 1.8e19 was written, and every later command refused it).
+        let merged = main && r.mergeLora ? LoRAMerge.merged(model) : nil
+        if let merged {
+            try LoRAMerge.checkUsable(merged, "--merge-lora: the trained adapter merged into \(base)", why: "the adapter's weights grew too large; the run's adapter is not written either")
+        }
         if base != r.model {
             if main {
                 let plain = model.makeBaseReplica()
@@ -74,9 +84,8 @@ enum LoRAOutput {
             }
         }
         try AdapterDirectory.save(model, base: base, to: dir, tokenizer: setup.tokenizer, metadata: metadata)
-        if main && r.mergeLora {
-            try ModelDirectory.save(LoRAMerge.merged(model), tokenizer: setup.tokenizer, to: RunOutputs(r.out).merged,
-                                    metadata: metadata, format: .hf)
+        if let merged {
+            try ModelDirectory.save(merged, tokenizer: setup.tokenizer, to: RunOutputs(r.out).merged, metadata: metadata, format: .hf)
         }
     }
 }
