@@ -189,6 +189,31 @@ def dpo(examples, current, reference, beta, kind="sigmoid", eps=0.0, tau=0.05, d
             "entropy": sum(-(p * lp).sum().item() for p, lp in p_logp) / len(every)}
 
 
+def online(examples, current, reference, beta, kind):
+    """TRL 1.16's OnlineDPOTrainer.training_step on ranked pairs (here: examples 2i chosen, 2i + 1
+    rejected, each answer's score 1), transcribed: logits = (chosen − rejected policy sums) −
+    (the same of the reference); sigmoid −logsigmoid(beta logits), ipo (logits − 1/(2 beta))^2,
+    not length-averaged; objective/kl the mean over answers of sum_t (log pi − log pi_ref),
+    objective/non_score_reward −beta kl, objective/rlhf_reward score + non_score_reward,
+    objective/entropy the mean of −sum_t log pi."""
+    z = current.clone().requires_grad_(True)
+
+    def seq(logits, e):
+        x = examples[e]
+        return sum(torch.log_softmax(logits[e, t - 1], -1)[x["ids"][t]] for t in range(1, len(x["ids"])) if x["loss_mask"][t])
+
+    pi = torch.stack([seq(z, e) for e in range(len(examples))])
+    ref = torch.stack([seq(reference, e) for e in range(len(examples))])
+    logits = (pi[0::2] - pi[1::2]) - (ref[0::2] - ref[1::2])
+    losses = -F.logsigmoid(beta * logits) if kind == "sigmoid" else (logits - 1 / (2 * beta)) ** 2
+    loss = losses.mean()
+    loss.backward()
+    kl = (pi - ref).detach()
+    return {"loss_type": kind, "beta": beta, "loss": loss.item(), "grad": z.grad.reshape(-1, V).tolist(),
+            "objective_kl": kl.mean().item(), "objective_non_score_reward": (-beta * kl).mean().item(),
+            "objective_rlhf_reward": (1 - beta * kl).mean().item(), "objective_entropy": (-pi.detach()).mean().item()}
+
+
 def main():
     examples, T, current, reference = make_batch()
     out = {"vocab": V, "seq_len": T, "examples": examples,
@@ -198,7 +223,8 @@ def main():
            + [dpo(examples, current, reference, b, kind, eps, 0.05, d, a) for kind, b, eps, d, a in DIVERGENCES]
            + [dpo(examples, current, reference, 0.5, "sigmoid", ld=0.5), dpo(examples, current, reference, 0.1, "ipo", ld=0.0)]
            + [dpo(examples, current, reference, 0.5, "sigmoid", weighting=True), dpo(examples, current, reference, 0.5, "robust", 0.2, weighting=True)]
-           + [dpo(examples, current, reference, b, kinds, eps, divergence=d, ld=ld, weights=w) for kinds, w, b, eps, d, ld in MIXES]}
+           + [dpo(examples, current, reference, b, kinds, eps, divergence=d, ld=ld, weights=w) for kinds, w, b, eps, d, ld in MIXES],
+           "online": [online(examples, current, reference, 0.5, "sigmoid"), online(examples, current, reference, 0.1, "ipo")]}
     accuracies = out["references"][0]["rewards_accuracies"]
     assert 0 < accuracies < 1, "the batch should hold pairs ranked both ways"
     write_fixture(OUT, out, f"{len(examples) // 2} pairs, losses " + ", ".join(f"{r['loss']:.6f}" for r in out["references"]),

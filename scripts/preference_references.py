@@ -7,7 +7,8 @@ through scripts/make-preference-references), from TRL 1.16's own code (trl.exper
         nll_loss = CrossEntropyLoss over the chosen answers' labels (CPO, arXiv 2401.08417 Eq. 3;
         SimPO, arXiv 2405.14734 Eq. 6; AlphaPO, arXiv 2501.03884).
   orpo: get_batch_logps with average_log_prob=True and ORPOTrainer.odds_ratio_loss, then
-        loss = nll_loss - losses.mean() (ORPO, arXiv 2403.07691 Eqs. 6-7).
+        loss = nll_loss - losses.mean() (ORPO, arXiv 2403.07691 Eqs. 6-7), nll_loss over every
+        token of the chosen sequences, prompt included, as ORPOTrainer's concatenated_forward.
 
 TRL's functions are called as they are, on a batch of preference pairs laid out as TRL's
 concatenated_forward makes it (chosen rows first, labels -100 outside the answers), and
@@ -57,6 +58,16 @@ def nll(logits, labels, P):
     return nn.CrossEntropyLoss()(logits[:P, :-1].reshape(-1, V), labels[:P, 1:].reshape(-1))
 
 
+def full_labels(examples, order, T):
+    """ORPOTrainer's NLL labels: every token of the sequence ("orpo chosen nll loss is computed
+    over the full prompt and response": the input ids wherever the attention mask is 1)."""
+    labels = torch.full((len(examples), T + 1), -100, dtype=torch.long)
+    for row, e in enumerate(order):
+        ids = examples[e]["ids"]
+        labels[row, :len(ids)] = torch.tensor(ids)
+    return labels
+
+
 def grad_rows(z, order, examples, T):
     """dL/dlogits back in the examples' order, [E * T, V]."""
     g = torch.zeros(len(examples), T, V, dtype=torch.float64)
@@ -73,12 +84,12 @@ def cpo(examples, current, loss_type, beta, eps, cpo_alpha, gamma, alpha):
                                accelerator=types.SimpleNamespace(device="cpu"))
     logps = CPOTrainer.get_batch_logps(z, labels, average_log_prob=loss_type in ["ipo", "simpo"])
     losses, chosen_rewards, rejected_rewards = CPOTrainer.cpo_loss(me, logps[:P], logps[P:])
-    nll_loss = nll(z, labels, P) if cpo_alpha != 0 else torch.tensor(0.0, dtype=torch.float64)
+    nll_loss = nll(z, labels, P) if cpo_alpha != 0 else torch.tensor(0.0, dtype=torch.float64)   # TRL logs 0 then
     loss = losses.mean() + cpo_alpha * nll_loss
     loss.backward()
     out = {"objective": "cpo", "loss_type": loss_type, "beta": beta, "label_smoothing": eps, "cpo_alpha": cpo_alpha,
            "simpo_gamma": gamma, "alpha": alpha, "loss": loss.item(), "grad": grad_rows(z, order, examples, T)}
-    return out | metrics(chosen_rewards, rejected_rewards, logps[:P], logps[P:], nll_loss if cpo_alpha != 0 else None)
+    return out | metrics(chosen_rewards, rejected_rewards, logps[:P], logps[P:], nll_loss)
 
 
 def orpo(examples, current, beta):
@@ -90,7 +101,7 @@ def orpo(examples, current, beta):
     # float64 transcription of odds_ratio_loss (which casts to float32), checked against it below.
     log_odds = (w - l) - (torch.log(-torch.expm1(w)) - torch.log(-torch.expm1(l)))
     ratio = F.logsigmoid(log_odds)
-    nll_loss = nll(z, labels, P)
+    nll_loss = nll(z, full_labels(examples, order, T), P)
     loss = nll_loss - (beta * ratio).mean()
     me = types.SimpleNamespace(beta=beta, accelerator=types.SimpleNamespace(device="cpu"))
     with torch.no_grad():

@@ -47,15 +47,7 @@ final class DPOLossMixCLITests: XCTestCase {
     func testMixesAreRankCountInvariant() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-mix-ranks"))
         for extra in [["loss_type=sigmoid,sft", "loss_weights=1,0.7"], ["loss_type=sigmoid,bco_pair,sft", "loss_weights=0.8,0.2,1", "ld_alpha=0.5"]] {
-            let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-mix", seconds: 90)
-            XCTAssertEqual(runs[0].count, 4, "\(extra)")
-            XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")
-            for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
-                for key in ["loss", "rewards/margins", "grad_norm"] {
-                    let x = a[key] ?? .nan, y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(extra) step \(i + 1) \(key): -n 1 \(x), -n 2 \(y)")
-                }
-            }
+            DPOLossTypeCLITests.assertSameRowsAtOneAndTwoRanks(args(data, extra, steps: 4), label: "dpo-mix", "\(extra)")
         }
     }
 

@@ -35,14 +35,22 @@ final class DPOLossTypeCLITests: XCTestCase {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-ranks"))
         for extra in [["loss_type=ipo"], ["loss_type=robust", "label_smoothing=0.1"], ["loss_type=discopop"],
                       ["f_divergence_type=js_divergence"], ["ld_alpha=0.5"], ["use_weighting=true"]] {
-            let runs = CLI.trainingRows(atRanks: [1, 2], args(data, extra, steps: 4), label: "dpo-\(extra[0])", seconds: 90)
-            XCTAssertEqual(runs[0].count, 4, "\(extra)")
-            XCTAssertNotEqual(runs[0][3]["loss"] ?? .nan, runs[0][0]["loss"] ?? .nan, accuracy: 1e-4, "\(extra): the loss never moves")
-            for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
-                for key in ["loss", "rewards/margins", "grad_norm"] {
-                    let x = a[key] ?? .nan, y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(extra) step \(i + 1) \(key): -n 1 \(x), -n 2 \(y)")
-                }
+            Self.assertSameRowsAtOneAndTwoRanks(args(data, extra, steps: 4), label: "dpo-\(extra[0])", "\(extra)")
+        }
+    }
+
+    /// `args` (4 steps) under `mpirun -n 1` and `-n 2`: the loss moves, and each step's `keys`
+    /// agree within 2e-5 relative (float summation order).
+    static func assertSameRowsAtOneAndTwoRanks(_ args: [String], label: String, _ what: String,
+                                               keys: [String] = ["loss", "rewards/margins", "grad_norm"],
+                                               file: StaticString = #filePath, line: UInt = #line) {
+        let runs = CLI.trainingRows(atRanks: [1, 2], args, label: label, seconds: 90)
+        XCTAssertEqual(runs[0].count, 4, what, file: file, line: line)
+        XCTAssertNotEqual(runs[0].last?["loss"] ?? .nan, runs[0].first?["loss"] ?? .nan, accuracy: 1e-4, "\(what): the loss never moves", file: file, line: line)
+        for (i, (a, b)) in zip(runs[0], runs[1]).enumerated() {
+            for key in keys {
+                let x = a[key] ?? .nan, y = b[key] ?? .nan
+                XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(what) step \(i + 1) \(key): -n 1 \(x), -n 2 \(y)", file: file, line: line)
             }
         }
     }

@@ -275,6 +275,8 @@ extension ObjectiveTestBatch {
                step: Int = 1, totalSteps: Int = 10, seed: UInt64 = 42) throws -> Trained {
         var h = harness
         h.microBatchSize = microBatchSize; h.totalSteps = totalSteps; h.seed = seed
+        // online-dpo trains ranked rollouts; here the batch's linked pairs stand in for them.
+        if name == "online-dpo" { h.linkPairs = true }
         let r = try h.run(name, args, ranks: ranks, steps: step...step)[0]
         return Trained(loss: r.loss, grad: gradientRows(r, h), diagnostics: r.diagnostics)
     }

@@ -136,7 +136,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
         XCTAssertEqual(refused("lr", "0x10"), "--lr must be a finite number > 0 (got 0x10)")
         XCTAssertEqual(refused("lr", "0x1p-9"), "--lr must be a finite number > 0 (got 0x1p-9)")
         XCTAssertEqual(refused("optimizer", "adam"), "--optimizer must be one of adamw, sgd (got adam)")
-        XCTAssertEqual(refused("objective_args", "k"), "--objective-arg must be key=value pairs (a YAML mapping of names to scalars or lists of scalars) (got k)")
+        XCTAssertEqual(refused("objective_args", "k"), "--objective-arg must be key=value pairs (a YAML mapping of names to scalars, or lists of scalars under loss_type and loss_weights) (got k)")
         XCTAssertEqual(refused("watchdog_seconds", "inf"), "--watchdog must be a number in [0, 1e+07] (got inf)")
     }
 
@@ -148,13 +148,15 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
         assertRefused("max_length: 1099511627776\n", "max_length must be an integer in 2…1048576")
         assertRefused("lr: .nan\n", "r.yaml:1: lr must be a finite number > 0")
         assertRefused("schedule: [cosine]\n", "schedule must be one of cosine, linear, constant (got a sequence)")
-        assertRefused("objective_args: {k: [[1]]}\n", "objective_args must be key=value pairs")
+        assertRefused("objective_args: {k: [1]}\n", "objective_args must be key=value pairs")
+        assertRefused("reward_args: {regex.pattern: [\"^a\", \"b$\"]}\n", "(got a sequence for regex.pattern)")
         // A list of scalars is kept as the flag form, its items joined by commas (TRL's loss_type list).
         XCTAssertEqual(try Recipe.parse(yaml: "objective_args: {loss_type: [sigmoid, sft], loss_weights: [1, 0.7]}\n", source: "r.yaml").objectiveArgs,
                        ["loss_type": "sigmoid,sft", "loss_weights": "1,0.7"])
         // The value that is not a scalar is named ("(got a mapping)" said the mapping was wrong).
-        assertRefused("objective_args: {beta: 0.1, alpha: [1, [2]]}\n", "r.yaml:1: objective_args must be key=value pairs (a YAML mapping of names to scalars or lists of scalars) (got a sequence for alpha)")
-        assertRefused("objective_args: {alpha: []}\n", "r.yaml:1: objective_args must be key=value pairs (a YAML mapping of names to scalars or lists of scalars) (got a sequence for alpha)")
+        assertRefused("objective_args: {beta: 0.1, alpha: [1, 2]}\n", "r.yaml:1: objective_args must be key=value pairs (a YAML mapping of names to scalars, or lists of scalars under loss_type and loss_weights) (got a sequence for alpha)")
+        assertRefused("objective_args: {loss_type: [sigmoid, [sft]]}\n", "(got a sequence for loss_type)")
+        assertRefused("objective_args: {loss_type: []}\n", "(got a sequence for loss_type)")
         assertRefused("objective_args: {alpha: {x: 1}}\n", "(got a mapping for alpha)")
         XCTAssertNoThrow(try Recipe.parse(yaml: "heldout: ~\nref_model:\n", source: "r.yaml"))
     }

@@ -169,5 +169,5 @@ extension Limits where Value == ModuleList? {
 }
 
 extension Limits where Value == [String: String] {
-    static var keyValues: Limits { Limits("key=value pairs (a YAML mapping of names to scalars or lists of scalars)") { _ in true } }
+    static var keyValues: Limits { Limits("key=value pairs (a YAML mapping of names to scalars, or lists of scalars under loss_type and loss_weights)") { _ in true } }
 }

@@ -9,11 +9,28 @@ extension Recipe {
     /// that skips `validate` meets the same refusals.
     func checkSettingsCombine(_ objective: Objective, rewards: [RewardFunction]) throws {
         if self.scoredData { try checkScoredData() }
-        else if objective.requirements.rollouts { try checkRewards(rewards); try checkRewardAggregation() }
+        else if objective.requirements.rollouts { try checkRewards(rewards); try checkRewardAggregation(); try checkRolloutsPerPrompt(objective) }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkReferenceSync(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
+    }
+
+    /// An objective built for G rollouts per prompt (online-dpo's pair: 2) takes `rollouts`
+    /// unset or at G; it ranks each pair by its raw score, so the keys that shape advantages
+    /// would do nothing there.
+    func checkRolloutsPerPrompt(_ objective: Objective) throws {
+        guard let g = objective.requirements.rolloutsPerPrompt else { return }
+        let k = Recipe.declared
+        if isSet(k.rollouts.name) && self.rollouts != g {
+            throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer); leave it unset or give \(g)")
+        }
+        if deliberate(k.scaleRewards) && !switchedOff(k.scaleRewards, by: k.objective) {
+            throw RecipeError("\(named(k.scaleRewards)) normalises advantages; objective \(self.objective) ranks each pair by its raw score (Σ w·r) and reads no advantage: here it would have no effect")
+        }
+        if deliberate(k.multiObjectiveAggregation) && !switchedOff(k.multiObjectiveAggregation, by: k.objective) {
+            throw RecipeError("\(named(k.multiObjectiveAggregation)) combines the reward functions into advantages; objective \(self.objective) ranks each pair by the weighted sum Σ w·r, as TRL's OnlineDPOTrainer: here it would have no effect")
+        }
     }
 
     /// scored_data trains grpo on --data's rows, with their rewards.

@@ -132,18 +132,25 @@ extension Optional: RecipeValue where Wrapped: RecipeValue {
 }
 
 /// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an
-/// objective parses its own arguments); a list of scalars is kept as its items joined by
-/// commas, as a flag gives it (dpo's `loss_type: [sigmoid, sft]`, TRL's form); from flags,
-/// `key=value`, repeatable.
+/// objective parses its own arguments); under the names that take a list (`listKeys`: dpo's
+/// `loss_type: [sigmoid, sft]`, TRL's form) a list of scalars is kept as its items joined by
+/// commas, as a flag gives it; from flags, `key=value`, repeatable.
 extension Dictionary: RecipeValue where Key == String, Value == String {
+    /// The argument names that read a comma-separated list (a list elsewhere is refused: a
+    /// regex pattern given as a list was read as the items joined by a comma).
+    static var listKeys: Set<String> { ["loss_type", "loss_weights"] }
+
     public static func fromYAML(_ node: Node) -> [String: String]? {
         guard let m = node.mapping else { return node.isNull ? [:] : nil }
         var out: [String: String] = [:]
         for (k, v) in m {
-            guard let key = k.scalar?.string, let value = scalarText(v) else { return nil }
+            guard let key = k.scalar?.string, let value = valueText(v, key: key) else { return nil }
             out[key] = value
         }
         return out
+    }
+    static func valueText(_ node: Node, key: String) -> String? {
+        listKeys.contains(key) ? scalarText(node) : node.scalar?.string
     }
     /// A scalar's text, or a non-empty list of scalars' texts joined by commas.
     static func scalarText(_ node: Node) -> String? {
@@ -155,7 +162,7 @@ extension Dictionary: RecipeValue where Key == String, Value == String {
     public static func yamlShapeRefused(_ node: Node) -> String? {
         for (k, v) in node.mapping ?? [:] {
             guard let key = k.scalar?.string else { return "a \(k.kind) as a key" }
-            if scalarText(v) == nil { return "a \(v.kind) for \(key)" }
+            if valueText(v, key: key) == nil { return "a \(v.kind) for \(key)" }
         }
         return nil
     }

@@ -17,7 +17,7 @@ import TensorCore
 /// batch's, so the loss does not depend on the rank count (TRL's NLL is each device's mean).
 /// Diagnostics, TRL's names: `rewards/chosen`, `rewards/rejected` (β·u), `rewards/margins`,
 /// `rewards/accuracies`, `logps/chosen`, `logps/rejected` (ℓ), means over pairs; `nll_loss` (the
-/// chosen tokens' mean NLL; absent at cpo_alpha 0, where TRL logs 0); `logits/*`,
+/// chosen tokens' mean NLL; 0 at cpo_alpha 0, as TRL, which does not compute it then); `logits/*`,
 /// `mean_token_accuracy` and `entropy` over loss tokens, as DPOObjective (TRL's CPO averages
 /// `logits/*` over every position, padding included).
 public final class CPOObjective: Objective {
@@ -79,7 +79,7 @@ public final class CPOObjective: Objective {
         let nllScale = Double(inverseCount(lp.chosenTokens)), nll = lp.chosenNLL(input)
         lp.addGradient(input, dlogits, perAnswer: perAnswer, perChosenToken: -cpoAlpha * nllScale, name)
         var (d, c) = PairLogProbs.diagnostics(rewards: rewards, logps: logps, lp.figures)
-        if cpoAlpha != 0 { d["nll_loss"] = nll.sum; c["nll_loss"] = nll.tokens }
+        d["nll_loss"] = cpoAlpha != 0 ? nll.sum : 0; c["nll_loss"] = nll.tokens   // TRL logs 0 at cpo_alpha 0
         return ObjectiveResult(loss: loss * scale + cpoAlpha * nll.sum * nllScale, diagnostics: d, diagnosticCounts: c)
     }
 }

@@ -41,6 +41,12 @@ public final class DPOObjective: DetachedEvaluable {
     /// WPO (Zhou et al., arXiv 2406.11827, Eq. 2; TRL's `use_weighting`): each pair's loss
     /// weighted by its answers' exp(mean_t (log p_t − log Σ_v p_v²)), detached.
     let useWeighting: Bool
+    /// ipo and sigmoid_norm divide each log-ratio by its answer's tokens (TRL's DPOTrainer); off
+    /// for online-dpo, whose ipo reads the sums (TRL's OnlineDPOTrainer).
+    var lengthNormalised = true
+    /// Online DPO's figures of the sequences themselves (OnlineDPOObjective): `objective/kl`,
+    /// `objective/entropy`, `objective/non_score_reward`, `objective/rlhf_reward` and `beta`.
+    var onlineFigures = false
 
     public init(beta: Float = 0.1, lossTypes: [DPOLoss] = [.sigmoid], lossWeights: [Double]? = nil, labelSmoothing: Float = 0,
                 discopopTau: Float = 0.05, divergence: DPODivergence = .reverseKL, alphaCoef: Float = 0.5, ldAlpha: Float? = nil,
@@ -170,12 +176,28 @@ public final class DPOObjective: DetachedEvaluable {
                  "rewards/margins": chosenSum - rejectedSum, "logps/chosen": logpsChosen, "logps/rejected": logpsRejected]
         var c = d.mapValues { _ in local }
         tokens.into(&d, &c)
+        if onlineFigures { addOnlineFigures(input, policy: policy, reference: reference, &d, &c) }
         return ObjectiveResult(loss: loss * scale + sftLoss, diagnostics: d, diagnosticCounts: c)
+    }
+
+    /// TRL's OnlineDPOTrainer figures, sums over this micro-batch's answers (each counted once):
+    /// kl = Σ_t log π_θ − log π_ref, −β·kl, the score (the rollout's `advantage`, RankedPairs)
+    /// − β·kl, and −Σ_t log π_θ.
+    func addOnlineFigures(_ input: ObjectiveInput, policy: [Int: Double], reference: [Int: Double],
+                          _ d: inout [String: Double], _ c: inout [String: Double]) {
+        let b = Double(beta), answers = policy.keys.filter { input.sequences[$0].pairRole != .none }
+        let kl = answers.reduce(0.0) { $0 + policy[$1]! - reference[$1]! }
+        d["objective/kl"] = kl; d["objective/non_score_reward"] = -b * kl
+        d["objective/rlhf_reward"] = answers.reduce(0.0) { $0 + Double(input.sequences[$1].advantage) } - b * kl
+        d["objective/entropy"] = -answers.reduce(0.0) { $0 + policy[$1]! }
+        d["beta"] = b * Double(answers.count)
+        for k in ["objective/kl", "objective/non_score_reward", "objective/rlhf_reward", "objective/entropy", "beta"] { c[k] = Double(answers.count) }
     }
 
     /// An answer's tokens as TRL's unshifted completion_mask counts them, at least 1.
     func answerTokens(_ sequence: StepSequence) -> Double {
-        Double(max(sequence.lossMask.reduce(0) { $0 + Int($1) }, 1))
+        guard lengthNormalised else { return 1 }
+        return Double(max(sequence.lossMask.reduce(0) { $0 + Int($1) }, 1))
     }
 
     /// WPO's weight of each answer: exp of the mean over its loss tokens of log p_t − log Σ_v p_v²

@@ -6,8 +6,10 @@ import TensorCore
 ///
 ///   ℓ      = the mean log-prob of an answer's loss tokens (TRL's `average_log_prob=True`),
 ///   O      = (ℓ_w − ℓ_l) − (log(1 − e^{ℓ_w}) − log(1 − e^{ℓ_l})),   the log odds ratio,
-///   L      = (1/N_w) Σ_{chosen loss tokens} −log p − β·(1/P) Σ_pairs log σ(O),
+///   L      = (1/N_w) Σ_{chosen tokens} −log p − β·(1/P) Σ_pairs log σ(O),
 ///
+/// the NLL over every predicted token of the chosen sequences, the prompt's too, as TRL's
+/// `concatenated_forward` takes it ("computed over the full prompt and response");
 /// β = `beta` (the paper's λ; TRL's default 0.1). ∂O/∂ℓ_w = 1/(1 − e^{ℓ_w}), ∂O/∂ℓ_l =
 /// −1/(1 − e^{ℓ_l}). P pairs and N_w chosen tokens are the whole step batch's, so the loss does
 /// not depend on the rank count (TRL's NLL is each device's mean). Diagnostics, TRL's names:
@@ -29,7 +31,7 @@ public final class ORPOObjective: Objective {
     static func log1mexp(_ x: Double) -> Double { x > -M_LN2 ? log(-expm1(x)) : log1p(-exp(x)) }
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        let lp = PairLogProbs(input, name)
+        let lp = PairLogProbs(input, name, nllOverPrompt: true)
         let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
         let scale = Double(inverseCount(pairs))
         var odds = 0.0, perAnswer: [Int: Double] = [:], ratioSum = 0.0, oddsSum = 0.0

@@ -78,6 +78,9 @@ public struct ObjectiveRequirements: Sendable {
     /// weights against the frozen reference (`Trainer.tokenLabels`: token-clean and forgetting
     /// with `scores=fixed`); the rows carry them as `tokenWeights`. Loads the reference model.
     public var tokenLabels = false
+    /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
+    /// recipe's `rollouts`, which may then only be left unset or given that value.
+    public var rolloutsPerPrompt: Int? = nil
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
                 rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel

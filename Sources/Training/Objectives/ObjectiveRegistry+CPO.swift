@@ -5,13 +5,17 @@ extension ObjectiveRegistry {
     /// by simpo), `alpha` 0 (AlphaPO's reward shape, any loss type). A setting its loss type
     /// does not read is refused, as it would do nothing (TRL ignores it).
     static func makeCPO(_ args: inout ObjectiveArgs) throws -> CPOObjective {
-        let given = args.string("loss_type", default: "sigmoid")
+        let given = args.values["loss_type"] ?? "sigmoid"
         let alphapo = given == "alphapo"
         guard let type = alphapo ? .simpo : CPOObjective.LossType(rawValue: given) else {
             throw ObjectiveError("objective cpo: unknown loss_type \(RecipeError.quote(given)); known: \(CPOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", ")), alphapo")
         }
-        if alphapo, args.values["cpo_alpha"] != nil {
-            throw ObjectiveError("objective cpo: loss_type alphapo is simpo with cpo_alpha 0 (TRL's shorthand); give loss_type=simpo to set cpo_alpha")
+        // alphapo resolves as what it is (loss_type simpo, cpo_alpha 0), so either spelling
+        // resumes the other's checkpoint; a cpo_alpha other than 0 beside it is refused (TRL
+        // overrides it silently).
+        _ = args.string("loss_type", default: "sigmoid"); _ = args.noted("loss_type", type.rawValue)
+        if alphapo, let a = args.values["cpo_alpha"], Double(decimal: a) != 0 {
+            throw ObjectiveError("objective cpo: loss_type alphapo is simpo with cpo_alpha 0 (TRL's shorthand), not cpo_alpha \(RecipeError.quote(a)); give loss_type=simpo to set cpo_alpha")
         }
         for (key, readers) in [("label_smoothing", [CPOObjective.LossType.sigmoid, .simpo]), ("simpo_gamma", [.simpo])]
         where !readers.contains(type) && args.values[key] != nil {
@@ -21,7 +25,7 @@ extension ObjectiveRegistry {
         let reads = { (t: [CPOObjective.LossType]) in t.contains(type) }
         return try CPOObjective(beta: try args.float("beta", default: 0.1),
                                 labelSmoothing: reads([.sigmoid, .simpo]) ? try args.float("label_smoothing", default: 0) : 0,
-                                lossType: type, cpoAlpha: alphapo ? 0 : try args.float("cpo_alpha", default: 1),
+                                lossType: type, cpoAlpha: try args.float("cpo_alpha", default: alphapo ? 0 : 1),
                                 simpoGamma: type == .simpo ? try args.float("simpo_gamma", default: 0.5) : 0.5,
                                 alpha: try args.float("alpha", default: 0))
     }

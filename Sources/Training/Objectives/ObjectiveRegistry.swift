@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -49,6 +49,9 @@ public enum ObjectiveRegistry {
         case "dpo": objective = try makeDPO(&args)
         case "cpo": objective = try makeCPO(&args)
         case "orpo": objective = try ORPOObjective(beta: try args.float("beta", default: 0.1))
+        case "online-dpo":
+            objective = try OnlineDPOObjective(beta: try args.float("beta", default: 0.1), lossType: args.string("loss_type", default: "sigmoid"),
+                                               missingEOSPenalty: try args.optionalFloat("missing_eos_penalty"))
         case "chord":
             objective = try CHORDObjective(muPeak: try args.float("mu_peak", default: 0.1), muValley: try args.float("mu_valley", default: 0.1),
                                            muWarmup: try args.int("mu_warmup", default: 0, in: 0...100_000_000),

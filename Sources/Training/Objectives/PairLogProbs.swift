@@ -3,8 +3,8 @@ import TensorCore
 
 /// The policy's log-probs of a micro-batch's paired answers, for the preference objectives that
 /// need no reference model (CPOObjective, ORPOObjective): per answer the sum and the mean over
-/// its loss tokens (TRL's `get_batch_logps` with `average_log_prob` false or true), and the
-/// gradient spread back from ∂L/∂(sum) per answer and ∂L/∂(log p) per chosen token. A pair's two
+/// its loss tokens (TRL's `get_batch_logps` with `average_log_prob` false or true), the NLL
+/// term's rows, and the gradient spread back from ∂L/∂(sum) per answer and ∂L/∂(log p) per NLL row. A pair's two
 /// sequences share a micro-batch (`StepBatch.units`), so each answer's sums are complete here.
 struct PairLogProbs {
     /// Σ_t log p_t over each answer's loss tokens and their count, keyed by step-batch index.
@@ -13,27 +13,36 @@ struct PairLogProbs {
     var rowLogp: [Double], lse: [Float]
     /// The token means TRL's trainers log beside the pair means (DPOObjective's).
     var figures = DPOObjective.TokenFigures()
-    /// Loss tokens of every chosen answer in the whole step batch: the NLL term's denominator
-    /// (TRL's `CrossEntropyLoss` mean over the chosen labels), the same for any rank count.
+    /// The NLL term's rows: the chosen answers' loss tokens, or with `nllOverPrompt` every
+    /// predicted token of the chosen sequences, prompt included (TRL's ORPOTrainer).
+    var nllRow: [Bool]
+    /// Those rows in the whole step batch: the NLL term's denominator (TRL's `CrossEntropyLoss`
+    /// mean over the chosen labels), the same for any rank count.
     let chosenTokens: Int
 
-    init(_ input: ObjectiveInput, _ name: String) {
+    init(_ input: ObjectiveInput, _ name: String, nllOverPrompt: Bool = false) {
         let V = input.vocab
         rowLogp = [Double](repeating: 0, count: input.rows)
         lse = [Float](repeating: 0, count: input.rows)
+        nllRow = [Bool](repeating: false, count: input.rows)
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
             precondition(s < input.sequences.count, "objective \(name) needs the step batch's sequences (pair links) in its input")
             if sum[s] == nil { sum[s] = 0; tokens[s] = 0 }   // present, even without loss tokens
-            guard input.mask[r] != 0 else { continue }
-            let y = lossTarget(input, r, name), z = input.logits + r * V
+            let chosen = input.sequences[s].pairRole == .chosen
+            nllRow[r] = chosen && (input.mask[r] != 0 || nllOverPrompt && input.targets[r] >= 0)
+            guard input.mask[r] != 0 || nllRow[r] else { continue }
+            let z = input.logits + r * V, y = Int(input.targets[r])
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             rowLogp[r] = Double(z[y] - lse[r])
+            guard input.mask[r] != 0 else { continue }   // a prompt row: the NLL term's only
+            _ = lossTarget(input, r, name)
             sum[s]! += rowLogp[r]; tokens[s]! += 1
-            figures.add(z, lse: lse[r], target: y, vocab: V, chosen: input.sequences[s].pairRole == .chosen)
+            figures.add(z, lse: lse[r], target: y, vocab: V, chosen: chosen)
         }
         chosenTokens = input.sequences.reduce(0) { n, q in
-            n + (q.pairRole == .chosen ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0)
+            guard q.pairRole == .chosen else { return n }
+            return n + (nllOverPrompt ? max(q.ids.count - 1, 0) : q.lossMask.dropFirst().reduce(0) { $0 + Int($1) })
         }
     }
 
@@ -49,25 +58,22 @@ struct PairLogProbs {
         }
     }
 
-    /// Σ −log p over the micro-batch's chosen loss tokens, and their count.
+    /// Σ −log p over the micro-batch's NLL rows (`nllRow`), and their count.
     func chosenNLL(_ input: ObjectiveInput) -> (sum: Double, tokens: Double) {
         var sum = 0.0, n = 0.0
-        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0
-            && input.sequences[Int(input.sequenceId[r])].pairRole == .chosen {
-            sum -= rowLogp[r]; n += 1
-        }
+        for r in 0..<input.rows where nllRow[r] { sum -= rowLogp[r]; n += 1 }
         return (sum, n)
     }
 
-    /// dlogits += c·(onehot(y) − softmax(z)) on each loss row, c = ∂L/∂(answer's log-prob sum)
-    /// from `perAnswer`, plus `perChosenToken` on the chosen answers' rows.
+    /// dlogits += c·(onehot(y) − softmax(z)) on each loss row and NLL row, c = ∂L/∂(answer's
+    /// log-prob sum) from `perAnswer` on loss rows, plus `perChosenToken` on the NLL rows.
     func addGradient(_ input: ObjectiveInput, _ dlogits: UnsafeMutablePointer<Float>, perAnswer: [Int: Double],
                      perChosenToken: Double, _ name: String) {
         let V = input.vocab
-        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
+        for r in 0..<input.rows where (input.mask[r] != 0 || nllRow[r]) && input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
-            let c = Float(perAnswer[s, default: 0] + (input.sequences[s].pairRole == .chosen ? perChosenToken : 0))
-            let y = lossTarget(input, r, name)
+            let c = Float((input.mask[r] != 0 ? perAnswer[s, default: 0] : 0) + (nllRow[r] ? perChosenToken : 0))
+            let y = Int(input.targets[r])
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
             dlogits[r * V + y] += c
         }

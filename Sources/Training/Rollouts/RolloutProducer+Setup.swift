@@ -10,7 +10,7 @@ extension RolloutProducer {
     public convenience init(setup: RunSetup) throws {
         let r = setup.recipe
         let objective = setup.objective.name
-        let settings = try RolloutSettings(recipe: r)
+        let settings = try RolloutSettings(recipe: r, objective: setup.objective)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
         try r.checkRewards(functions)
         // What sets the context: max_length, or the model's (a Mistral sliding_window says so).
@@ -48,6 +48,7 @@ extension RolloutProducer {
             self.demonstrations = DemonstrationShare(examples: setup.train.examples, count: demonstrations, seed: r.seed)
         }
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
+        if let online = setup.objective as? OnlineDPOObjective { rankedPairs = RankedPairs.Settings(penalty: online.missingEOSPenalty) }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
     }
 

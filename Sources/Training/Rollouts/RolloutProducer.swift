@@ -38,6 +38,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var groupedDemonstrations: GroupedDemonstrations?
     /// UFT / Prefix-RFT: rollouts that continue a revealed prefix of the prompt's demonstration.
     public var revealedPrefixes: RevealedPrefixes?
+    /// online-dpo: each prompt's two rollouts ranked into a pair (RankedPairs.swift), its
+    /// `missing_eos_penalty`.
+    public var rankedPairs: RankedPairs.Settings?
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
@@ -61,13 +64,15 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         var timing = (generate: 0.0, score: 0.0, tokens: 0)
         if generation?.index != g { timing = generate(g, p) }
         let perStep = settings.batchSize
-        let slice = Array(generation!.sequences[(part * perStep)..<((part + 1) * perStep)])
+        var slice = Array(generation!.sequences[(part * perStep)..<((part + 1) * perStep)])
+        if rankedPairs != nil { RankedPairs.link(&slice) }
         lastMetrics = RolloutMetrics.rows(slice, rewards: rewards, groupSize: settings.rollouts,
                                           stopIds: stopIds, aggregation: settings.aggregation)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
             // The schedule the generation's rollouts were planned at (its first step), not this step's.
             + (revealedPrefixes?.metrics(slice, step: g * settings.stepsOfAGeneration) ?? [])
+            + (rankedPairs != nil ? RankedPairs.metrics(slice, stopIds: stopIds) : [])
         let grouped = groupedDemonstrations == nil ? [] : Array(generation!.sequences.dropFirst(perStep * settings.stepsPerGeneration)
             .dropFirst(part * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
@@ -97,7 +102,13 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                           generationSeed: settings.generationSeed(g))
         let r = rollOut(chosen, of: prompts, rollouts: settings.rollouts, plan: plan, grouped: groupedDemonstrations,
                         seed: settings.generationSeed(g), firstGroup: g * settings.promptsPerGeneration, p)
-        generation = (g, r.sequences)
+        var sequences = r.sequences
+        if let ranked = rankedPairs {
+            let weights = rewards.map { Double($0.weight) }
+            RankedPairs.rank(&sequences, scores: sequences.map { s in zip(s.rewards, weights).reduce(0) { $0 + Double($1.0) * $1.1 } },
+                             stopped: sequences.map { $0.ids.last.map(stopIds.contains) ?? false }, penalty: ranked.penalty)
+        }
+        generation = (g, sequences)
         return (r.generate, r.score, r.tokens)
     }
 

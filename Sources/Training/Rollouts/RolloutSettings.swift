@@ -5,10 +5,11 @@ import TensorCore
 extension Recipe {
     /// What a run divides its logits by before the objective reads them: a rollout run's
     /// rollout_temperature, as TRL's GRPOTrainer takes the log-probs, the reference's and the
-    /// entropy at its `temperature` (verl's actor too); 1 otherwise. Scored data was not
+    /// entropy at its `temperature` (verl's actor too); 1 otherwise, and under online-dpo, whose
+    /// log-probs TRL's OnlineDPOTrainer takes from the raw logits. Scored data was not
     /// sampled here: its ratio is to the detached current log-probs.
     public func logitTemperature(for objective: Objective) -> Float {
-        samplesRollouts(objective) ? Float(self.rolloutTemperature) : 1
+        samplesRollouts(objective) && !(objective is OnlineDPOObjective) ? Float(self.rolloutTemperature) : 1
     }
 
     /// Whether the run samples rollouts: a rollout objective, not on scored data.
@@ -63,8 +64,8 @@ public struct RolloutSettings: Sendable {
         self.scaling = scaling; self.seed = seed
     }
 
-    public init(recipe r: Recipe) throws {
-        try self.init(rollouts: r.rollouts, batchSize: r.batchSize, temperature: Float(r.rolloutTemperature),
+    public init(recipe r: Recipe, objective: Objective? = nil) throws {
+        try self.init(rollouts: objective?.requirements.rolloutsPerPrompt ?? r.rollouts, batchSize: r.batchSize, temperature: Float(r.rolloutTemperature),
                       topP: Float(r.rolloutTopP), maxCompletionLength: r.maxCompletionLength,
                       stepsPerGeneration: r.stepsPerGeneration, scaling: r.scaleRewards,
                       seed: r.seed)

@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+
+/// online-dpo through the CLI (TRL's OnlineDPOTrainer): at step 1 the policy is the reference,
+/// so the loss is log 2 (sigmoid) or 1/(4β²) (ipo) and objective/kl is 0; the chosen answer
+/// never scores below the rejected one; `objective/scores` is the mean reward less the penalty
+/// on the answers that did not stop; the same rows under `mpirun -n 1` and `-n 2`; a run
+/// resumed inside a generation goes on bit-exact; settings it cannot use are refused.
+final class OnlineDPOCLITests: XCTestCase {
+    static func args(_ extra: [String] = [], steps: Int = 4) -> [String] {
+        ["train", "--model", GRPOCLITests.warm, "--objective", "online-dpo", "--reward", "numeric", "--reward-arg", "numeric.tolerance=0.3",
+         "--reward", "format=0.1", "--batch-size", "16", "--micro-batch-size", "3", "--steps", "\(steps)",
+         "--steps-per-generation", "2", "--max-completion-length", "6", "--lr", "3e-3", "--warmup-steps", "0",
+         "--eval-examples", "0", "--eval-every", "0", "--quiet"] + extra
+    }
+
+    func testStepOneAndTheFiguresFollowTheirDefinitions() throws {
+        for (extra, stepOne) in [([String](), log(2.0)), (["--objective-arg", "loss_type=ipo", "--objective-arg", "beta=0.5"], 1.0)] {
+            let out = CLI.tempDir("online-dpo")
+            let r = CLI.sftDist(Self.args(extra + ["--objective-arg", "missing_eos_penalty=2"]) + ["--out", out])
+            XCTAssertEqual(r.status, 0, r.all)
+            let rows = CLI.trainingRows(out)
+            XCTAssertEqual(rows.count, 4, "\(extra)")
+            XCTAssertEqual(rows.first?["loss"] ?? .nan, stepOne, accuracy: 1e-6, "\(extra)")
+            XCTAssertEqual(rows.first?["objective/kl"] ?? .nan, 0, accuracy: 1e-6, "\(extra)")
+            XCTAssertNotEqual(rows.last?["objective/kl"] ?? 0, 0, "\(extra): the policy moved from the reference")
+            for row in rows {
+                XCTAssertGreaterThanOrEqual(row["objective/scores_margin"] ?? -1, 0, "\(extra): \(row)")
+                let contain = try XCTUnwrap(row["val/contain_eos_token"])
+                XCTAssertEqual(row["objective/scores"] ?? .nan, (row["reward"] ?? .nan) - 2 * (1 - contain), accuracy: 1e-6, "\(row)")
+                XCTAssertEqual(row["objective/rlhf_reward"] ?? .nan, (row["objective/scores"] ?? .nan) + (row["objective/non_score_reward"] ?? .nan),
+                               accuracy: 1e-5, "\(row)")
+            }
+        }
+    }
+
+    func testRankCountInvariantAndResumedInsideAGeneration() {
+        let runs = CLI.trainingRows(atRanks: [1, 2], Self.args(), label: "online-dpo", seconds: 240)
+        XCTAssertEqual(runs[0].count, 4)
+        for (a, b) in zip(runs[0], runs[1]) {
+            for key in ["loss", "grad_norm", "objective/kl", "rewards/margins", "objective/scores"] {
+                let x = a[key] ?? .nan
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
+            }
+        }
+        let out = CLI.tempDir("online-dpo-resume")
+        XCTAssertEqual(CLI.sftDist(Self.args(steps: 3) + ["--save-every", "1", "--out", out + "/a"]).status, 0)
+        // Step 2 is the second of its generation: the ranked pairs come from the checkpoint.
+        let r = CLI.sftDist(Self.args(steps: 3) + ["--out", out + "/b", "--resume", out + "/a/checkpoints/step-000001"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
+    }
+
+    func testSettingsItCannotUseAreRefused() {
+        for (extra, needle) in [(["--rollouts", "4"], "--rollouts 4: objective online-dpo samples 2 answers per prompt"),
+                                (["--scale-rewards", "batch"], "--scale-rewards normalises advantages; objective online-dpo ranks each pair by its raw score"),
+                                (["--objective-arg", "loss_type=hinge"], "loss_type must be sigmoid or ipo"),
+                                (["--objective-arg", "missing_eos_penalty=-1"], "missing_eos_penalty must be ≥ 0"),
+                                (["--batch-size", "15"], "batch_size (15) must be a multiple of rollouts (2)")] {
+            let r = CLI.sftDist(Self.args(extra) + ["--out", CLI.tempDir("online-dpo-bad") + "/run"])
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(extra): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+    }
+}
