@@ -51,12 +51,39 @@ final class OnlineDPOCLITests: XCTestCase {
         XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
     }
 
+    /// The run's recipe.yaml says rollouts 2 (it said the default 8, which read back was refused),
+    /// so it runs again; zero reward weights are accepted beside a missing_eos_penalty, which
+    /// ranks the pairs alone (they were refused: "every advantage would be 0"). A review's finds.
+    func testItsRecipeRunsAgainAndAPenaltyAloneRanks() throws {
+        let dir = CLI.tempDir("online-dpo-recipe")
+        let r = CLI.sftDist(Self.args(steps: 2) + ["--save-every", "1", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let yaml = try String(contentsOfFile: dir + "/run/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(yaml.contains("\nrollouts: 2\n"), yaml)
+        let again = CLI.sftDist(["train", "--config", dir + "/run/recipe.yaml", "--out", dir + "/again", "--quiet"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertEqual(CLI.losses(dir + "/again").map(\.bitPattern), CLI.losses(dir + "/run").map(\.bitPattern))
+        // And it resumes the run's checkpoint (rollouts unset there, 2 in the file: the same run).
+        let resumed = CLI.sftDist(["train", "--config", dir + "/run/recipe.yaml", "--out", dir + "/resumed", "--quiet",
+                                   "--resume", dir + "/run/checkpoints/step-000001"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(CLI.losses(dir + "/resumed").map(\.bitPattern), CLI.losses(dir + "/run").map(\.bitPattern))
+        let penalty = ["train", "--model", GRPOCLITests.warm, "--objective", "online-dpo", "--reward", "format=0", "--batch-size", "8",
+                       "--steps", "1", "--max-completion-length", "2", "--eval-examples", "0", "--quiet"]
+        let ok = CLI.sftDist(penalty + ["--objective-arg", "missing_eos_penalty=1", "--out", dir + "/p"])
+        XCTAssertEqual(ok.status, 0, ok.all)
+        let refused = CLI.sftDist(penalty + ["--out", dir + "/q"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("every reward weight is 0"), refused.all)
+    }
+
     func testSettingsItCannotUseAreRefused() {
         for (extra, needle) in [(["--rollouts", "4"], "--rollouts 4: objective online-dpo samples 2 answers per prompt"),
                                 (["--scale-rewards", "batch"], "--scale-rewards normalises advantages; objective online-dpo ranks each pair by its raw score"),
                                 (["--objective-arg", "loss_type=hinge"], "loss_type must be sigmoid or ipo"),
                                 (["--objective-arg", "missing_eos_penalty=-1"], "missing_eos_penalty must be ≥ 0"),
-                                (["--batch-size", "15"], "batch_size (15) must be a multiple of rollouts (2)")] {
+                                (["--batch-size", "15"], "batch_size (15) must be a multiple of rollouts (2)"),
+                                (["--mask-truncated-completions"], "--mask-truncated-completions masks a truncated answer's tokens; objective online-dpo")] {
             let r = CLI.sftDist(Self.args(extra) + ["--out", CLI.tempDir("online-dpo-bad") + "/run"])
             XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
             XCTAssertTrue(r.stderr.contains(needle), "\(extra): \(r.stderr)")

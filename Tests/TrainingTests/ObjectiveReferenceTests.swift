@@ -35,9 +35,11 @@ final class ObjectiveReferenceTests: XCTestCase {
         // Pair objectives (dpo, and spin: DPO against the opponent) have their own fixture of pairs
         // (DPOTests, SPINTests), rollout objectives theirs of rollouts (GRPOReferenceTests, SRFTReferenceTests),
         // superhf its own with the best-of-k selection (SuperHFReferenceTests).
-        // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests.
+        // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests;
+        // cpo and orpo against TRL's own functions (PreferenceObjectiveTests), online-dpo against
+        // its training_step on DPOTests' pairs (OnlineDPOTests).
         XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift", "superhf"])
-                           .subtracting(["uft", "prefix-rft"]))
+                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }
 

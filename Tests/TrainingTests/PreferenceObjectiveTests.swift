@@ -71,6 +71,21 @@ final class PreferenceObjectiveTests: XCTestCase {
         }
     }
 
+    /// A chosen answer the model is certain of (its mean log-prob rounds to 0 in float32) gave
+    /// infinite odds and a 0/0 gradient (a review): the loss and gradient stay finite.
+    func testORPOStaysFiniteOnACertainAnswer() throws {
+        let batch = ObjectiveTestBatch.randomPairs()
+        for r in 0..<3 where batch.mask[r] != 0 { batch.logits[r * batch.vocab + Int(batch.targets[r])] = 200 }   // sequence 0: chosen
+        // The objective itself (the trainer would skip a step whose gradient is not finite).
+        let objective = try makeObjective("orpo")
+        let context = batch.prepare(objective, context: batch.context())
+        var grad = [Float](repeating: 0, count: batch.rows * batch.vocab)
+        let result = grad.withUnsafeMutableBufferPointer { objective.lossAndGradient(batch.input(0..<batch.rows, context), dlogits: $0.baseAddress!) }
+        XCTAssertTrue(result.loss.isFinite, "\(result.loss)")
+        XCTAssertTrue(grad.allSatisfy(\.isFinite), "\(grad)")
+        XCTAssertTrue(grad.contains { $0 != 0 }, "the NLL term still trains")
+    }
+
     /// TRL's `alphapo` shorthand is simpo with cpo_alpha 0: the same loss and gradient, and the
     /// same resolved arguments (a checkpoint of one spelling resumes under the other).
     func testAlphaPOShorthandIsSimPOWithoutNLL() throws {

@@ -227,6 +227,10 @@ struct CheckpointState: Codable {
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }
+            // A pad_token_id outside the vocabulary is written as null since 2026-12-06
+            // (`ModelDirectory.configJSON`); a checkpoint written before keeps the id.
+            if key == "pad_token_id", y is NSNull, let id = (x as? NSNumber)?.intValue, let vocab = (b["vocab_size"] as? NSNumber)?.intValue,
+               id < 0 || id >= vocab { continue }
             let named = JSONText.plain(key.count > 40 ? key.prefix(40) + "…" : key)
             return "\(named): \(x.map(shown) ?? "absent") in the checkpoint, \(y.map(shown) ?? "absent") here"
         }

@@ -18,7 +18,8 @@ extension Recipe {
         let k = Recipe.declared, r = objective.requirements
         let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
         let ratio = samplerRatio || r.oldPolicyRefresh != nil || (r.pairs && r.referenceModel)   // cpo, orpo: no reference
-        let against = samplerRatio ? "the sampler's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the reference's"
+        // online-dpo samples, but its ratio is to the reference (no sampler log-probs are read).
+        let against = samplerRatio && r.rolloutsPerPrompt == nil ? "the sampler's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the reference's"
         let why = "so their ratio would not be 1 where the objective needs it"
         // lora_dropout: not for a resumed run, whose checkpoint was accepted before this refusal.
         if ratio && !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 {

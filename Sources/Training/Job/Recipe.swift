@@ -301,7 +301,12 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// `keep_last` had deleted DIR (`resume: latest` stays: it continues OUT's own checkpoints,
     /// or starts afresh where there are none).
     public var yaml: String {
-        let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }
+        // An objective that fixes the rollouts per prompt (online-dpo: 2) runs at that count when
+        // the key is unset: written so, the file reads back to what the run did.
+        let fixedRollouts = fixedRolloutsPerPrompt
+        let pairs = Recipe.keys.compactMap { k in k.key.yaml(of: self).map { (Node(k.key.name), $0) } }.map { pair in
+            pair.0.string == Recipe.declared.rollouts.name ? (pair.0, fixedRollouts.map { Node("\($0)") } ?? pair.1) : pair
+        }
         let resumed = pairs.filter { $0.0.string == Recipe.declared.resume.name && self.resume != "latest" }
         let unused = pairs.filter { unusedKeys.names.contains($0.0.string ?? "") }
         // num_train_epochs sets the steps from the data (TrainEpochs); the file derives them again.

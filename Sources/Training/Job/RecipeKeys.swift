@@ -121,10 +121,10 @@ public struct RecipeKeys: Sendable {
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
     public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).",
                                             resume: .mayChange)   // the path may change; the bytes are compared (Checkpointer.check)
-    public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G); --batch-size counts sequences, batch/G prompts.")
+    public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G; online-dpo's pair: 2, which it sets); --batch-size counts sequences, batch/G prompts.")
     // The trainer divides the logits by it: below 1e-6 logits of ordinary size overflow float32
     // (1e-40 is subnormal, 1e-50 rounds to 0).
-    public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(1e-6, 1000), "Sampling temperature of the rollouts (the log-probs are taken at it).")
+    public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(1e-6, 1000), "Sampling temperature of the rollouts (the log-probs are taken at it, but online-dpo's at the raw logits, as TRL's).")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
     public let rolloutTopK = RecipeKey("rollout_top_k", 0, .within(0...1_000_000), "Sample each rollout token from the k most likely (0: no limit; TRL's top_k).")
     public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")

@@ -9,7 +9,10 @@ extension Recipe {
     /// that skips `validate` meets the same refusals.
     func checkSettingsCombine(_ objective: Objective, rewards: [RewardFunction]) throws {
         if self.scoredData { try checkScoredData() }
-        else if objective.requirements.rollouts { try checkRewards(rewards); try checkRewardAggregation(); try checkRolloutsPerPrompt(objective) }
+        else if objective.requirements.rollouts {
+            try checkRewards(rewards, ranksByPenalty: ((objective as? OnlineDPOObjective)?.missingEOSPenalty ?? 0) > 0)
+            try checkRewardAggregation(); try checkRolloutsPerPrompt(objective)
+        }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkReferenceSync(objective)
@@ -24,6 +27,11 @@ extension Recipe {
         let k = Recipe.declared
         if isSet(k.rollouts.name) && self.rollouts != g {
             throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer); leave it unset or give \(g)")
+        }
+        // TRL's OnlineDPOTrainer has no such masking: a masked answer's log-ratio would be 0 and
+        // its pair would train the other answer alone.
+        if self.maskTruncatedCompletions && !switchedOff(k.maskTruncatedCompletions, by: k.objective) {
+            throw RecipeError("\(named(k.maskTruncatedCompletions)) masks a truncated answer's tokens; objective \(self.objective) trains each answer against its pair's other (a masked one would leave the pair one-sided): penalise them with --objective-arg missing_eos_penalty=… instead")
         }
         if deliberate(k.scaleRewards) && !switchedOff(k.scaleRewards, by: k.objective) {
             throw RecipeError("\(named(k.scaleRewards)) normalises advantages; objective \(self.objective) ranks each pair by its raw score (Σ w·r) and reads no advantage: here it would have no effect")
@@ -52,13 +60,13 @@ extension Recipe {
     }
 
     /// A sampling objective needs a reward function of non-zero weight (`functions`: the
-    /// recipe's rewards, built).
-    func checkRewards(_ functions: [RewardFunction]) throws {
+    /// recipe's rewards, built) — or, for online-dpo, a missing_eos_penalty that ranks its pairs.
+    func checkRewards(_ functions: [RewardFunction], ranksByPenalty: Bool = false) throws {
         let k = Recipe.declared
         if self.rewards.isEmpty {
             throw RecipeError("\(named(k.objective)) \(self.objective) samples rollouts and needs a reward: give --reward NAME[=WEIGHT] (or a rewards: list), NAME one of \(RewardFunction.names.joined(separator: ", "))")
         }
-        if !functions.contains(where: { $0.weight != 0 }) {
+        if !functions.contains(where: { $0.weight != 0 }) && !ranksByPenalty {
             throw RecipeError("\(named(k.rewards)): every reward weight is 0 (\(self.rewards.joined(separator: ", "))): every advantage would be 0 and nothing would train")
         }
     }

@@ -134,7 +134,9 @@ extension Optional: RecipeValue where Wrapped: RecipeValue {
 /// `objective_args`: a flat mapping of names to scalar values, kept as the text written (an
 /// objective parses its own arguments); under the names that take a list (`listKeys`: dpo's
 /// `loss_type: [sigmoid, sft]`, TRL's form) a list of scalars is kept as its items joined by
-/// commas, as a flag gives it; from flags, `key=value`, repeatable.
+/// commas, as a flag gives it — in any key=value setting, where the method reading the joined
+/// text decides (grpo's loss_type takes one name, so `[dapo]` reads as dapo); from flags,
+/// `key=value`, repeatable.
 extension Dictionary: RecipeValue where Key == String, Value == String {
     /// The argument names that read a comma-separated list (a list elsewhere is refused: a
     /// regex pattern given as a list was read as the items joined by a comma).

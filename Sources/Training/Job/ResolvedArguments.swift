@@ -24,8 +24,19 @@ extension Recipe {
         if let (p, q) = both({ try $0.resolvedRewards() }) {
             (x.rewards, x.rewardArgs) = p; (y.rewards, y.rewardArgs) = q
         }
+        // online-dpo runs 2 rollouts per prompt whatever `rollouts` says (any other value given is
+        // refused at start): a checkpoint's recipe holds the default 8, the run's recipe.yaml 2.
+        if let g = x.objectiveRolloutsPerPrompt { x.rollouts = g }
+        if let g = y.objectiveRolloutsPerPrompt { y.rollouts = g }
         return (x, y)
     }
+
+    /// The rollouts per prompt the objective fixes (online-dpo's pair: 2); nil otherwise.
+    var objectiveRolloutsPerPrompt: Int? {
+        (try? ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs))?.requirements.rolloutsPerPrompt
+    }
+    /// That count when `rollouts` is unset, which the run then uses.
+    var fixedRolloutsPerPrompt: Int? { isSet(Recipe.declared.rollouts.name) ? nil : objectiveRolloutsPerPrompt }
 
     /// `rewards` as NAME=WEIGHT (`task` is `task=1.0`) and `reward_args` as NAME.key=value with
     /// every argument the scorers read, defaults included (`RewardFunction.makeReading`);

@@ -194,7 +194,8 @@ public final class DPOObjective: DetachedEvaluable {
         for k in ["objective/kl", "objective/non_score_reward", "objective/rlhf_reward", "objective/entropy", "beta"] { c[k] = Double(answers.count) }
     }
 
-    /// An answer's tokens as TRL's unshifted completion_mask counts them, at least 1.
+    /// An answer's tokens as TRL's unshifted completion_mask counts them, at least 1; 1 when
+    /// `lengthNormalised` is off (online-dpo's ipo reads the sums).
     func answerTokens(_ sequence: StepSequence) -> Double {
         guard lengthNormalised else { return 1 }
         return Double(max(sequence.lossMask.reduce(0) { $0 + Int($1) }, 1))

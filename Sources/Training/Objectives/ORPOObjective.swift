@@ -27,6 +27,9 @@ public final class ORPOObjective: Objective {
         self.beta = Double(beta)
     }
 
+    /// The largest mean log-prob the odds ratio reads (see `lossAndGradient`).
+    static let ceiling = -1e-7
+
     /// log(1 − e^x) for x < 0, accurate on both sides of −log 2 (Mächler's log1mexp).
     static func log1mexp(_ x: Double) -> Double { x > -M_LN2 ? log(-expm1(x)) : log1p(-exp(x)) }
 
@@ -37,14 +40,18 @@ public final class ORPOObjective: Objective {
         var odds = 0.0, perAnswer: [Int: Double] = [:], ratioSum = 0.0, oddsSum = 0.0
         var rewards: [(chosen: Double, rejected: Double)] = [], logps = rewards
         for (s, l) in lp.pairs(input, name) {
-            let lw = lp.mean(s), ll = lp.mean(l)
+            // A mean log-prob that rounds to 0 in float32 (a certain answer) would make the odds
+            // infinite and the gradient 0/0: held at −1e-7, where 1 − e^ℓ is still positive
+            // (TRL's float32 odds_ratio_loss gives inf and NaN there).
+            let lw = min(lp.mean(s), Self.ceiling), ll = min(lp.mean(l), Self.ceiling)
             let o = (lw - ll) - (Self.log1mexp(lw) - Self.log1mexp(ll))
             let logSig = -DPOLoss.softplus(-o)
             odds += logSig
             // ∂(−β·log σ(O))/∂O = −β·σ(−O); through the means to each answer's log-prob sum.
             let g = -beta * DPOLoss.logistic(-o) * scale
-            perAnswer[s] = g / -expm1(lw) / max(lp.tokens[s]!, 1)
-            perAnswer[l] = -g / -expm1(ll) / max(lp.tokens[l]!, 1)
+            // (Held at the ceiling, an answer's term is constant in it: no gradient through it.)
+            perAnswer[s] = lp.mean(s) > Self.ceiling ? 0 : g / -expm1(lw) / max(lp.tokens[s]!, 1)
+            perAnswer[l] = lp.mean(l) > Self.ceiling ? 0 : -g / -expm1(ll) / max(lp.tokens[l]!, 1)
             rewards.append((beta * lw, beta * ll)); logps.append((lw, ll))
             ratioSum += logSig; oddsSum += o
         }

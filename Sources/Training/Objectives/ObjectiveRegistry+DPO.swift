@@ -1,5 +1,6 @@
 extension ObjectiveRegistry {
-    /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid,
+    /// dpo's arguments, TRL's `DPOConfig` names and defaults: `beta` 0.1, `loss_type` sigmoid (or
+    /// a comma-separated list of types, summed with `loss_weights`, 1 each by default),
     /// `label_smoothing` 0 (read by robust and exo_pair), `discopop_tau` 0.05 (read by discopop),
     /// `f_divergence_type` reverse_kl with `f_alpha_divergence_coef` 0.5 (read by alpha_divergence),
     /// `ld_alpha` unset, `use_weighting` false.
