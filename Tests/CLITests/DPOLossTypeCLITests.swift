@@ -91,13 +91,21 @@ final class DPOLossTypeCLITests: XCTestCase {
 
     func testBadArgumentsAreOneLine() {
         let data = DPOCLITests.writePairs(CLI.tempDir("dpo-types-bad"))
-        for (extra, needle) in [(["loss_type=aot"], "unknown loss_type aot (aot, which TRL has too, is not here)"),
-                                (["label_smoothing=0.1"], "label_smoothing is read by loss_type robust and exo_pair"),
-                                (["loss_type=robust", "label_smoothing=0.5"], "label_smoothing must be in [0, 0.5)")] {
-            let r = CLI.sftDist(args(data, extra) + ["--out", CLI.tempDir("dpo-type-bad") + "/run"])
-            XCTAssertEqual(r.status, 1, r.all)
-            XCTAssertTrue(r.stderr.contains(needle), "\(extra): \(r.stderr)")
-            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        Self.assertRefusedInOneLine([(["loss_type=aot"], "unknown loss_type aot (aot, which TRL has too, is not here)"),
+                                     (["label_smoothing=0.1"], "label_smoothing is read by loss_type robust and exo_pair"),
+                                     (["loss_type=robust", "label_smoothing=0.5"], "label_smoothing must be in [0, 0.5)")]) {
+            args(data, $0) + ["--out", CLI.tempDir("dpo-type-bad") + "/run"]
+        }
+    }
+
+    /// Each case's arguments (`command` of its objective arguments) exit 1 with one line holding its needle.
+    static func assertRefusedInOneLine(_ cases: [([String], String)], _ command: ([String]) -> [String],
+                                       file: StaticString = #filePath, line: UInt = #line) {
+        for (extra, needle) in cases {
+            let r = CLI.sftDist(command(extra))
+            XCTAssertEqual(r.status, 1, r.all, file: file, line: line)
+            XCTAssertTrue(r.stderr.contains(needle), "\(extra): \(r.stderr)", file: file, line: line)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr, file: file, line: line)
         }
     }
 }

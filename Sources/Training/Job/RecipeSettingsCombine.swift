@@ -10,8 +10,7 @@ extension Recipe {
     func checkSettingsCombine(_ objective: Objective, rewards: [RewardFunction]) throws {
         if self.scoredData { try checkScoredData() }
         else if objective.requirements.rollouts {
-            try checkRewards(rewards, ranksByPenalty: ((objective as? OnlineDPOObjective)?.missingEOSPenalty ?? 0) > 0)
-            try checkRewardAggregation(); try checkRolloutsPerPrompt(objective)
+            try checkRewards(rewards, objective: objective); try checkRewardAggregation(); try checkRolloutsPerPrompt(objective)
         }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
@@ -61,7 +60,8 @@ extension Recipe {
 
     /// A sampling objective needs a reward function of non-zero weight (`functions`: the
     /// recipe's rewards, built) — or, for online-dpo, a missing_eos_penalty that ranks its pairs.
-    func checkRewards(_ functions: [RewardFunction], ranksByPenalty: Bool = false) throws {
+    func checkRewards(_ functions: [RewardFunction], objective: Objective) throws {
+        let ranksByPenalty = ((objective as? OnlineDPOObjective)?.missingEOSPenalty ?? 0) > 0
         let k = Recipe.declared
         if self.rewards.isEmpty {
             throw RecipeError("\(named(k.objective)) \(self.objective) samples rollouts and needs a reward: give --reward NAME[=WEIGHT] (or a rewards: list), NAME one of \(RewardFunction.names.joined(separator: ", "))")

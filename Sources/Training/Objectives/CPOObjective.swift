@@ -62,8 +62,7 @@ public final class CPOObjective: Objective {
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let lp = PairLogProbs(input, name)
         let averaged = lossType == .ipo || lossType == .simpo
-        let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
-        let scale = Double(inverseCount(pairs))
+        let scale = Double(inverseCount(input.globalPairs))
         var loss = 0.0, perAnswer: [Int: Double] = [:]
         var rewards: [(chosen: Double, rejected: Double)] = [], logps = rewards
         for (s, l) in lp.pairs(input, name) {

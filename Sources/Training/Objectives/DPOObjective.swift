@@ -120,8 +120,7 @@ public final class DPOObjective: DetachedEvaluable {
             reference[s]! += weight[r] * rowRef[r]
         }
         let wpo = useWeighting ? wpoWeights(input, detached: detached, lossTokens: lossTokens) : [:]
-        let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
-        let scale = Double(inverseCount(pairs))
+        let scale = Double(inverseCount(input.globalPairs))
         var coefficient: [Int: Float] = [:]
         var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0, logpsChosen = 0.0, logpsRejected = 0.0
         for (s, logp) in policy.sorted(by: { $0.key < $1.key }) where input.sequences[s].pairRole == .chosen {
@@ -154,10 +153,7 @@ public final class DPOObjective: DetachedEvaluable {
         let sftWeight = zip(lossTypes, lossWeights).first { $0.0 == .sft }?.1 ?? 0
         var sftCoefficient = 0.0, sftLoss = 0.0
         if lossTypes.contains(.sft) {
-            let chosenTokens = input.sequences.reduce(0) { n, q in
-                n + (q.pairRole == .chosen ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0)
-            }
-            sftCoefficient = -sftWeight * Double(inverseCount(chosenTokens))
+            sftCoefficient = -sftWeight * Double(inverseCount(PairLogProbs.chosenLossTokens(input.sequences)))
             for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0
                 && input.sequences[Int(input.sequenceId[r])].pairRole == .chosen {
                 sftLoss += sftCoefficient * rowLogp[r]

@@ -35,8 +35,7 @@ public final class ORPOObjective: Objective {
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let lp = PairLogProbs(input, name, nllOverPrompt: true)
-        let pairs = input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) }
-        let scale = Double(inverseCount(pairs))
+        let scale = Double(inverseCount(input.globalPairs))
         var odds = 0.0, perAnswer: [Int: Double] = [:], ratioSum = 0.0, oddsSum = 0.0
         var rewards: [(chosen: Double, rejected: Double)] = [], logps = rewards
         for (s, l) in lp.pairs(input, name) {

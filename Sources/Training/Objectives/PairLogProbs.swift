@@ -6,6 +6,12 @@ import TensorCore
 /// its loss tokens (TRL's `get_batch_logps` with `average_log_prob` false or true), the NLL
 /// term's rows, and the gradient spread back from ∂L/∂(sum) per answer and ∂L/∂(log p) per NLL row. A pair's two
 /// sequences share a micro-batch (`StepBatch.units`), so each answer's sums are complete here.
+extension ObjectiveInput {
+    /// Preference pairs in the whole step batch (each counted by its chosen answer): the pair
+    /// losses' denominator, the same for any rank count.
+    var globalPairs: Int { sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? 1 : 0) } }
+}
+
 struct PairLogProbs {
     /// Σ_t log p_t over each answer's loss tokens and their count, keyed by step-batch index.
     var sum: [Int: Double] = [:], tokens: [Int: Double] = [:]
@@ -40,10 +46,13 @@ struct PairLogProbs {
             sum[s]! += rowLogp[r]; tokens[s]! += 1
             figures.add(z, lse: lse[r], target: y, vocab: V, chosen: chosen)
         }
-        chosenTokens = input.sequences.reduce(0) { n, q in
-            guard q.pairRole == .chosen else { return n }
-            return n + (nllOverPrompt ? max(q.ids.count - 1, 0) : q.lossMask.dropFirst().reduce(0) { $0 + Int($1) })
-        }
+        chosenTokens = nllOverPrompt ? input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? max($1.ids.count - 1, 0) : 0) }
+            : Self.chosenLossTokens(input.sequences)
+    }
+
+    /// Loss tokens (lossMask[1...], position 0 is never a target) of the chosen answers of `sequences`.
+    static func chosenLossTokens(_ sequences: [StepSequence]) -> Int {
+        sequences.reduce(0) { n, q in n + (q.pairRole == .chosen ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0) }
     }
 
     /// The mean log-prob of answer `s`'s loss tokens (0 without any).

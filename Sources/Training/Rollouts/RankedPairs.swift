@@ -41,7 +41,7 @@ public enum RankedPairs {
             let (a, b) = (Double(ranked[k].advantage), Double(ranked[k + 1].advantage))
             return m + (ranked[k].pairRole == .chosen ? a - b : b - a)
         }
-        let stopped = ranked.filter { $0.ids.last.map(stopIds.contains) ?? false }.count
+        let stopped = ranked.filter { $0.stopped(stopIds) }.count
         return [("objective/scores", ranked.reduce(0) { $0 + Double($1.advantage) } / n),
                 ("objective/scores_margin", margin / (n / 2)), ("val/contain_eos_token", Double(stopped) / n)]
     }

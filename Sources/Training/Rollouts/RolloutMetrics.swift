@@ -14,6 +14,12 @@ import Foundation
 /// did, as TRL). `accuracy` is the share of rollouts whose first reward function gave ≥ 1 (the
 /// verifier listed first). Every value is a function of the step batch, which every rank holds,
 /// so no reduction is needed and no rank count changes them.
+extension StepSequence {
+    /// Whether the rollout stopped: it ends with a stop token; one cut at the limit does not
+    /// (a stop token it generated would have ended it there).
+    public func stopped(_ stopIds: Set<Int32>) -> Bool { ids.last.map(stopIds.contains) ?? false }
+}
+
 public enum RolloutMetrics {
     public static func rows(_ sequences: [StepSequence], rewards: [RewardFunction], groupSize g: Int,
                             stopIds: Set<Int32>, aggregation: RewardAggregation = .sumThenNormalize) -> [(String, Double)] {
@@ -24,9 +30,7 @@ public enum RolloutMetrics {
         let groups = stride(from: 0, to: perRollout.count, by: g).map { perRollout[$0..<min($0 + g, perRollout.count)] }
         let zero = groups.filter { aggregation.carriesNoSignal($0, weights: weights) }.count
         let lengths = sequences.map { $0.ids.count - $0.promptLength }
-        // A rollout that stopped ends with a stop token; one cut at the limit does not (a stop
-        // token it generated would have ended it there).
-        let stopped = sequences.map { $0.ids.last.map(stopIds.contains) ?? false }
+        let stopped = sequences.map { $0.stopped(stopIds) }
         let terminated = zip(lengths, stopped).filter(\.1).map(\.0)
         var out: [(String, Double)] = [("reward", total.reduce(0, +) / n),
                                        ("reward_std", GroupAdvantages.besselStd(total[...]))]

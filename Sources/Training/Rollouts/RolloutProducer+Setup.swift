@@ -12,7 +12,7 @@ extension RolloutProducer {
         let objective = setup.objective.name
         let settings = try RolloutSettings(recipe: r, objective: setup.objective)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
-        try r.checkRewards(functions, ranksByPenalty: ((setup.objective as? OnlineDPOObjective)?.missingEOSPenalty ?? 0) > 0)
+        try r.checkRewards(functions, objective: setup.objective)
         // What sets the context: max_length, or the model's (a Mistral sliding_window says so).
         let model = setup.model, modelBinds = model.maxSequenceLength <= r.maxLength
         let setBy = !modelBinds ? "max_length" : "the model's context" + (model.contextReason.map { ": " + $0 } ?? "")

@@ -106,7 +106,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         if let ranked = rankedPairs {
             let weights = rewards.map { Double($0.weight) }
             RankedPairs.rank(&sequences, scores: sequences.map { s in zip(s.rewards, weights).reduce(0) { $0 + Double($1.0) * $1.1 } },
-                             stopped: sequences.map { $0.ids.last.map(stopIds.contains) ?? false }, penalty: ranked.penalty)
+                             stopped: sequences.map { $0.stopped(stopIds) }, penalty: ranked.penalty)
         }
         generation = (g, sequences)
         return (r.generate, r.score, r.tokens)
