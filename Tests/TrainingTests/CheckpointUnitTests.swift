@@ -303,6 +303,24 @@ final class CheckpointUnitTests: XCTestCase {
         let ids = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: otherIds), current: written,
                                                    mayBeAbsent: ModelDirectory.tokenIdFields)
         XCTAssertEqual(ids, "eos_token_id: 3 in the checkpoint, 256 here")
+        // A pad_token_id outside the vocabulary is written as null since 2026-12-06: a checkpoint
+        // that kept GPT-2's 50256 (vocab 11 here) still resumes; one inside the vocabulary, or
+        // another id against a written one, is a difference.
+        var padNull = written
+        padNull["pad_token_id"] = NSNull()
+        for (saved, accepted) in [(50256, true), (-1, true), (11, true), (3, false)] {
+            var old = written
+            old["pad_token_id"] = saved
+            let d = CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: old), current: padNull,
+                                                     mayBeAbsent: ModelDirectory.tokenIdFields)
+            XCTAssertEqual(d == nil, accepted, "pad_token_id \(saved): \(d ?? "accepted")")
+        }
+        var padSeven = written
+        padSeven["pad_token_id"] = 7
+        var kept = written
+        kept["pad_token_id"] = 50256
+        XCTAssertEqual(CheckpointState.configDifference(saved: try JSONSerialization.data(withJSONObject: kept), current: padSeven,
+                                                       mayBeAbsent: ModelDirectory.tokenIdFields), "pad_token_id: 50256 in the checkpoint, 7 here")
         // A long or structured value is said cut, as JSON (5,000 characters made the line that long).
         var long = model.configJSON
         long["activation_function"] = String(repeating: "a", count: 5000)
