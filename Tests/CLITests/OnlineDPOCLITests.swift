@@ -43,12 +43,8 @@ final class OnlineDPOCLITests: XCTestCase {
                 XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-6 + 1e-4 * abs(x), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
             }
         }
-        let out = CLI.tempDir("online-dpo-resume")
-        XCTAssertEqual(CLI.sftDist(Self.args(steps: 3) + ["--save-every", "1", "--out", out + "/a"]).status, 0)
         // Step 2 is the second of its generation: the ranked pairs come from the checkpoint.
-        let r = CLI.sftDist(Self.args(steps: 3) + ["--out", out + "/b", "--resume", out + "/a/checkpoints/step-000001"])
-        XCTAssertEqual(r.status, 0, r.all)
-        XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
+        CLI.assertResumesBitExact(Self.args(steps: 3), every: 1, label: "online-dpo-resume")
     }
 
     /// The run's recipe.yaml says rollouts 2 (it said the default 8, which read back was refused),

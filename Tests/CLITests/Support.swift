@@ -100,6 +100,17 @@ enum CLI {
         }
     }
 
+    /// `args` (a run of `steps` steps, without --out) checkpointed every `every` steps, then run
+    /// again resumed from step `every`'s checkpoint: the same losses to the bit.
+    static func assertResumesBitExact(_ args: [String], every: Int, label: String,
+                                      file: StaticString = #filePath, line: UInt = #line) {
+        let out = tempDir(label)
+        XCTAssertEqual(sftDist(args + ["--save-every", "\(every)", "--out", out + "/a"]).status, 0, file: file, line: line)
+        let r = sftDist(args + ["--out", out + "/b", "--resume", out + "/a/checkpoints/step-" + String(format: "%06d", every)])
+        XCTAssertEqual(r.status, 0, r.all, file: file, line: line)
+        XCTAssertEqual(losses(out + "/b").map(\.bitPattern), losses(out + "/a").map(\.bitPattern), file: file, line: line)
+    }
+
     static func occurrences(of needle: String, in text: String) -> Int {
         text.components(separatedBy: needle).count - 1
     }

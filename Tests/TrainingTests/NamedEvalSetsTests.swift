@@ -237,6 +237,11 @@ final class NamedEvalSetsTests: XCTestCase {
         let g = SVGPlot.lossChart(records: grpo, title: "t", objective: "grpo")
         XCTAssertTrue(g.contains(">rollouts solved</text>") && g.contains(">held-out exact match</text>"), g)
         XCTAssertFalse(g.contains("held-out rollouts solved"), g)
+        // gkd's eval_loss is its divergence from the teacher, not an NLL (the legend said "held-out NLL").
+        let gkd: [[String: Double]] = [["step": 0, "eval_loss": 0.2], ["step": 1, "loss": 0.3, "on_policy": 1], ["step": 2, "loss": 0.2, "eval_loss": 0.1]]
+        let k = SVGPlot.lossChart(records: gkd, title: "t", objective: "gkd")
+        XCTAssertTrue(k.contains(">held-out loss (gkd)</text>"), k)
+        XCTAssertFalse(k.contains("held-out NLL"), k)
     }
 
     /// A run resumed across a key's rename (`lr` → `learning_rate`, `reward_mean` → `reward`,

@@ -66,6 +66,8 @@ final class ObjectiveGradientTests: XCTestCase {
         ("prefix-rft", [:]), ("prefix-rft", ["entropy_mask": "0.3", "entropy_coef": "0.4", "epsilon": "0.1", "epsilon_high": "0.3"]),
         ("relift", [:]), ("relift", ["loss_type": "grpo", "epsilon": "0.1"]),
         ("superhf", [:]), ("superhf", ["kl_coefficient": "2"]),
+        // TRL's two ends (forward and reverse KL) and the mixture between them.
+        ("gkd", [:]), ("gkd", ["beta": "0"]), ("gkd", ["beta": "1"]), ("gkd", ["beta": "0.15"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
@@ -286,6 +288,8 @@ final class ObjectiveGradientTests: XCTestCase {
             ("threshold", ["variant": "middle"], "variant=middle"),
             ("asft", ["kl_weight": "-0.1"], "kl_weight"),
             ("superhf", ["kl_coefficient": "-1"], "kl_coefficient"),
+            ("gkd", ["beta": "1.5"], "beta must be in [0, 1]"), ("gkd", ["lmbda": "-0.1"], "lmbda must be in [0, 1]"),
+            ("gkd", ["seq_kd": "yes"], "seq_kd"), ("gkd", ["alpha": "1"], "unknown argument(s) alpha"),
             ("psft", ["clip_low": "1"], "clip_low"), ("psft", ["clip_high": "-0.1"], "clip_high"),
             ("psft", ["refresh": "0"], "refresh"), ("psft", ["refresh": "1.5"], "refresh must be an integer in 1…100000000 (got 1.5)"),
             ("talr", ["tau": "0"], "tau"), ("talr", ["floor": "2"], "floor"),

@@ -48,8 +48,9 @@ public struct EvalResult {
 
     /// Under dpo the objective's loss and diagnostics on the held-out pairs
     /// (`Trainer.evaluatePairs`), under grpo on rollouts of the held-out prompts
-    /// (`Trainer.evaluateRollouts`), which stand for the NLL figures as TRL's evaluation
-    /// reports them: `eval_loss` is then that loss, with no perplexity.
+    /// (`Trainer.evaluateRollouts`), under gkd on the held-out rows (`Trainer.evaluateDistillation`),
+    /// which stand for the NLL figures as TRL's evaluation reports them: `eval_loss` is then
+    /// that loss, with no perplexity.
     public var objective: ObjectiveEvaluation?
 
     public var fields: [(String, Any)] {
@@ -69,12 +70,17 @@ public struct EvalResult {
 
     public var summary: String {
         var s = objective.map { o in
-            // grpo's rollouts carry a reward; dpo's pairs a preference accuracy and margin.
-            o.figure("reward").map { reward in
-                String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,
-                       o.figure("reward_std") ?? .nan, o.figure("completions/mean_length") ?? .nan)
-            } ?? String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
-                        (o.figure("rewards/accuracies") ?? .nan) * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
+            // grpo's rollouts carry a reward; dpo's pairs a preference accuracy and margin; gkd's
+            // rows the student's entropy beside the divergence.
+            if let reward = o.figure("reward") {
+                return String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,
+                              o.figure("reward_std") ?? .nan, o.figure("completions/mean_length") ?? .nan)
+            }
+            guard let accuracy = o.figure("rewards/accuracies") else {
+                return String(format: "held-out %@ loss %.4f | entropy %.3f", o.objective, loss, entropy)
+            }
+            return String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,
+                          accuracy * 100, o.figure("rewards/margins") ?? .nan, tokenAccuracy * 100)
         } ?? String(format: "held-out loss %.4f | ppl %.2f | token acc %.1f%%", loss, perplexity, tokenAccuracy * 100)
         if let g = generation { s += String(format: " | accuracy %.1f%% of %d", g.passAt1 * 100, g.count) }
         return s
@@ -82,9 +88,10 @@ public struct EvalResult {
 }
 
 public enum Evaluator {
-    /// With `objective` (the trainer's loss on held-out pairs, `Trainer.evaluatePairs`, or on
-    /// rollouts of held-out prompts, `Trainer.evaluateRollouts`), its figures replace the
-    /// teacher-forced NLL pass over `examples`, which then only generate.
+    /// With `objective` (the trainer's loss on held-out pairs, `Trainer.evaluatePairs`, on
+    /// rollouts of held-out prompts, `Trainer.evaluateRollouts`, or gkd's on the held-out rows,
+    /// `Trainer.evaluateDistillation`), its figures replace the teacher-forced NLL pass over
+    /// `examples`, which then only generate.
     public static func evaluate(model: LanguageModel, tokenizer: Tokenizer, examples: [Example],
                                 comm: Communicator, options: EvalOptions, objective: ObjectiveEvaluation? = nil) throws -> EvalResult {
         let (generation, samples) = try GenerationEval.run(model: model, tokenizer: tokenizer, examples: examples,

@@ -67,7 +67,7 @@ public enum ForeignNames {
               note: "a rollout's prompt gets max_length − max_completion_length tokens, cut as --truncation says"),
         // Method arguments: the edit-distance hint offered AdamW's beta1 for DPO's beta.
         Entry("beta", "objective_args", "TRL",
-              note: "--objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's); uft's and otr's beta are their own (README, Objectives)"),
+              note: "--objective-arg beta=β: dpo's and spin's β (default 0.1), grpo's KL coefficient (default 0, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's beta are their own (README, Objectives)"),
         Entry("kl_coef", "objective_args", "TRL's PPOConfig",
               note: "grpo's KL coefficient is --objective-arg beta=β (superhf's kl_coefficient, asft's kl_weight)"),
         Entry("epsilon", "objective_args", "TRL",
@@ -77,6 +77,10 @@ public enum ForeignNames {
               note: "--objective-arg loss_type=… with grpo (default dapo, as TRL's), relift, dpo, cpo or online-dpo (default sigmoid), each's types in the README's Objectives table; SFTConfig's loss_type=dft is --objective dft"),
         Entry("use_bias_correction_kl", "objective_args", "TRL",
               note: "--objective-arg use_bias_correction_kl=false with grpo (default true, as TRL 1.16's: the KL term times the importance ratio)"),
+        // GKDConfig's method settings: gkd objective arguments; its teacher is --ref-model.
+        Entry("lmbda", "objective_args", "TRL's GKDConfig", note: "--objective-arg lmbda=λ with gkd (default 0.5: the share of steps on the student's own answers)"),
+        Entry("seq_kd", "objective_args", "TRL's GKDConfig", note: "--objective-arg seq_kd=true with gkd (the teacher's answers on the other steps)"),
+        Entry("teacher_model_name_or_path", "ref_model", "TRL's GKDConfig", note: "gkd's teacher is --ref-model DIR"),
         // GRPOConfig's loss settings that are grpo objective arguments here, under TRL's names.
         Entry("delta", "objective_args", "TRL", note: "--objective-arg delta=δ with grpo (two-sided clipping; δ > 1)"),
         Entry("importance_sampling_level", "objective_args", "TRL", note: "--objective-arg importance_sampling_level=sequence with grpo (GSPO)"),

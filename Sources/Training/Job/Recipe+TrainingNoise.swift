@@ -11,7 +11,8 @@ extension Recipe {
     /// terms are log p and p, with no ratio to the sampler. NEFTune is refused beside any
     /// reference too (iwsft's weight, asft's and superhf's KL, online token scores): the
     /// reference is the initial weights, so at step 1 those compare the noised forward with
-    /// the same weights unnoised (α 5 put iwsft's step-1 weight at 0.97, asft's KL at 0.01).
+    /// the same weights unnoised (α 5 put iwsft's step-1 weight at 0.97, asft's KL at 0.01) —
+    /// but not beside gkd's teacher, another model.
     /// LoRA's dropout changes nothing there at step 1 (B = 0), and token-clean's and
     /// forgetting's online scores keep it (LoRADropoutStatisticsTests).
     func checkTrainingNoiseKeepsRatios(_ objective: Objective) throws {
@@ -25,7 +26,9 @@ extension Recipe {
         if ratio && !resumesACheckpoint && self.loraRank > 0 && self.loraDropout > 0 {
             throw RecipeError("\(named(k.loraDropout)) \(self.loraDropout) with objective \(self.objective): the training forward would drop adapter inputs that \(against) log-probs did not, \(why) (TRL disables dropout for this); use lora_dropout 0")
         }
-        if (ratio || r.referenceModel) && self.neftuneNoiseAlpha > 0 {
+        // gkd's reference is a teacher, another model: noise on the student's forward is NEFTune's
+        // own use (TRL's GKDTrainer, an SFTTrainer, takes neftune_noise_alpha).
+        if (ratio || r.referenceModel && !(objective is GKDObjective)) && self.neftuneNoiseAlpha > 0 {
             throw RecipeError("\(named(k.neftuneNoiseAlpha)) \(self.neftuneNoiseAlpha) with objective \(self.objective): the training forward would add noise to the embeddings that \(against) log-probs did not see, \(why)")
         }
     }

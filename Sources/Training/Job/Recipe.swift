@@ -106,12 +106,13 @@ public struct Recipe: Codable, Equatable, Sendable {
         // Refusals added on 2026-12-04 (flags at their defaults, sampling keys with scored data,
         // --reward beside rft/semievol) do not apply to a resumed run: its keys must match a
         // checkpoint that was accepted when it started.
-        if !resumesACheckpoint { try checkRolloutKeysNeedASampler(objectiveSamples: objective.requirements.rollouts) }
+        if !resumesACheckpoint { try checkRolloutKeysNeedASampler(objective) }
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
         let rewardFunctions = self.rewards.isEmpty ? [] : try RewardFunction.make(specs: self.rewards, args: self.rewardArgs)
         let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
+        try checkDistillation(objective)
         try checkSettingsCombine(objective, rewards: rewardFunctions)
         if self.numTrainEpochs > 0, let why = TrainEpochs.unsupported(self, objective: objective) {
             throw RecipeError("\(named(k.numTrainEpochs)) counts passes over the training rows, batch_size of them a step; \(why): give --steps")
@@ -188,39 +189,6 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
     }
 
-    /// The rollout keys are read by the objectives that sample (grpo, chord, srft, uft,
-    /// prefix-rft, relift: `requirements.rollouts`) — not with `scored_data`, whose samples are
-    /// `--data`'s rows, which reads only `max_completion_length` and `scale_rewards` of them
-    /// (its own check refuses `multi_objective_aggregation`);
-    /// `rewards` and `reward_args` also by superhf's self-training. Elsewhere (`--rollouts 8`
-    /// with nll) they would be ignored, so they are refused, at their default value too.
-    func checkRolloutKeysNeedASampler(objectiveSamples: Bool) throws {
-        let samples = objectiveSamples && !self.scoredData
-        guard !samples else { return }
-        let k = Recipe.declared
-        var unread: [(any AnyRecipeKey, Bool)] = [
-            (k.prompts, self.prompts != nil), (k.rollouts, deliberate(k.rollouts)),
-            (k.rolloutTemperature, deliberate(k.rolloutTemperature)), (k.rolloutTopP, deliberate(k.rolloutTopP)),
-            (k.rolloutTopK, deliberate(k.rolloutTopK)), (k.stepsPerGeneration, deliberate(k.stepsPerGeneration)),
-            (k.numIterations, deliberate(k.numIterations)), (k.maskTruncatedCompletions, deliberate(k.maskTruncatedCompletions))]
-        if !self.scoredData {
-            unread += [(k.maxCompletionLength, deliberate(k.maxCompletionLength)), (k.scaleRewards, deliberate(k.scaleRewards)),
-                       (k.multiObjectiveAggregation, deliberate(k.multiObjectiveAggregation))]
-        }
-        // SuperHF ranks its samples by the rewards; the other methods score with
-        // --self-train-scorer, which reward_args configure (`--reward-arg regex.pattern=…`).
-        if self.selfTrain != "superhf" && !self.scoredData { unread += [(k.rewards, !self.rewards.isEmpty)] }
-        if self.selfTrain == "none" && !self.scoredData { unread += [(k.rewardArgs, !self.rewardArgs.isEmpty)] }
-        if let (key, _) = unread.first(where: { $0.1 && !switchedOff($0.0, by: k.objective) && !switchedOff($0.0, by: k.selfTrain) }) {
-            if self.scoredData {
-                throw RecipeError("\(named(key)) acts on sampling, and scored_data (--scored-data) trains on --data's samples without sampling: it would have no effect")
-            }
-            let alsoSelfTraining = key.name == k.rewards.name ? ", and by self-training superhf (--self-train superhf)"
-                : key.name == k.rewardArgs.name ? ", and by self-training (--self-train, whose --self-train-scorer it configures)" : ""
-            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective)\(self.selfTrain == "none" ? "" : " and --self-train \(self.selfTrain)") it would have no effect")
-        }
-    }
-
     /// Methods that cannot run together, or a key none of the chosen methods reads, refused
     /// before anything loads: self-training makes every batch from the model's answers, so a
     /// rollout objective's sampler would never run (relift trapped, grpo failed at step 1,
@@ -270,7 +238,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         if let path = self.refModel, !objective.requirements.referenceModel && !r.tokenLabels && !selectionReadsReference,
            !switchedOff(k.refModel, by: k.objective) && !switchedOff(k.refModel, by: k.selection) {
-            throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0) and by selection learnability: with objective \(self.objective) it would have no effect")
+            throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, online-dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, uft with beta > 0), as gkd's teacher, and by selection learnability: with objective \(self.objective) it would have no effect")
         }
     }
 

@@ -58,7 +58,7 @@ public struct RecipeKeys: Sendable {
                                      "Evaluate every N steps (0: before and after only; -1: every ceil(steps/5), four times during a run of 20 steps or more).", resume: .mayChange)
     public let evalExamples = RecipeKey(Settings.generationExamples.named("eval_examples", help: "Held-out examples used for generation accuracy, and under grpo the prompts its evaluation rolls out (0: none)."),
                                         default: 200, resume: .mayChange)
-    public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation."),
+    public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation (gkd's samples: max_completion_length)."),
                                         default: 12, resume: .mustMatchWhen { r in
                                             r.objective == "spin" || (r.selfTrain != "none" && r.selfTrainArgs["max_new_tokens"] == nil)
                                         })
@@ -124,7 +124,7 @@ public struct RecipeKeys: Sendable {
     public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G; online-dpo's pair: 2, which it sets); --batch-size counts sequences, batch/G prompts.")
     // The trainer divides the logits by it: below 1e-6 logits of ordinary size overflow float32
     // (1e-40 is subnormal, 1e-50 rounds to 0).
-    public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(1e-6, 1000), "Sampling temperature of the rollouts (the log-probs are taken at it, but online-dpo's at the raw logits, as TRL's).")
+    public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(1e-6, 1000), "Sampling temperature of the rollouts (the log-probs are taken at it, but online-dpo's at the raw logits, as TRL's, and gkd's divergence at 1).")
     public let rolloutTopP = RecipeKey("rollout_top_p", 1.0, .within(0, 1, openLow: true), "Nucleus (top-p) mass of the rollouts.")
     public let rolloutTopK = RecipeKey("rollout_top_k", 0, .within(0...1_000_000), "Sample each rollout token from the k most likely (0: no limit; TRL's top_k).")
     public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")

@@ -8,16 +8,21 @@ import Models
 public enum ReferenceModel {
     /// Loads `path` for `model`. With LoRA, the reference gets the same (zero) adapters, so
     /// the layouts match and it is its base (without them a LoRA run was refused, the
-    /// adapters counted as parameters the reference lacked).
-    public static func load(_ path: String, like model: LanguageModel, tokenizer: Tokenizer) throws -> LanguageModel {
+    /// adapters counted as parameters the reference lacked). A `teacher` (gkd's) only has to
+    /// read the same token ids: it may be larger or smaller, and takes no adapters.
+    public static func load(_ path: String, like model: LanguageModel, tokenizer: Tokenizer, teacher: Bool = false) throws -> LanguageModel {
         // A preset name said "no such model directory (or a preset: default, tiny, …)".
         if ModelPresets.isOnlyPreset(path) {
             throw ModelError("--ref-model \(path): names a preset (random weights), not a saved model; a reference is a model directory")
         }
-        let lora = (model as? LoRAAdaptable)?.lora
+        let lora = teacher ? nil : (model as? LoRAAdaptable)?.lora
         // An adapter directory: the loader's advice (--model BASE --adapter) names flags train lacks.
         if !FileManager.default.fileExists(atPath: path + "/config.json"), FileManager.default.fileExists(atPath: path + "/adapter_config.json") {
             throw ModelError("--ref-model \(path): holds a LoRA adapter (adapter_config.json), not a model; a reference is a full model: merge the adapter into its base first (sft-dist merge-lora --model BASE --adapter \(path) --out DIR)")
+        }
+        // A teacher loads without adapters, so the loader would meet a LoRA checkpoint's first.
+        if teacher, let adapter = try? SafeTensorsCheckpoint(directory: path).names.first(where: LoRAConfig.isAdapterName) {
+            throw ModelError("\(path): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; a teacher is a full model: the adapter merged into its base (sft-dist merge-lora, or train --merge-lora's OUT/model-merged)")
         }
         let m: LanguageModel, own: Tokenizer
         do {
@@ -32,7 +37,7 @@ public enum ReferenceModel {
         if lora != nil, let adapter = try SafeTensorsCheckpoint(directory: path).names.first(where: LoRAConfig.isAdapterName) {
             throw ModelError("\(path): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; a reference is a full model: its base (OUT/model-base), or the adapter merged into it (sft-dist merge-lora)")
         }
-        if let problem = mismatch(m, model) { throw ModelError("\(path): \(problem)") }
+        if let problem = mismatch(m, model, teacher: teacher) { throw ModelError("\(path): \(problem)") }
         // Another tokenizer of the same size (ids swapped) scored other token sequences than
         // the trained model's, with exit 0; merge refused it.
         if let difference = AdapterDirectory.vocabularyDifference(own, tokenizer) {
@@ -41,11 +46,14 @@ public enum ReferenceModel {
         return m
     }
 
-    /// Why `reference` cannot stand beside `model` (vocabulary, then parameter count), or nil.
-    public static func mismatch(_ reference: LanguageModel, _ model: LanguageModel) -> String? {
+    /// Why `reference` cannot stand beside `model` (vocabulary, then parameter count), or nil;
+    /// a teacher's size is its own.
+    public static func mismatch(_ reference: LanguageModel, _ model: LanguageModel, teacher: Bool = false) -> String? {
         if reference.vocabSize != model.vocabSize {
-            return "the reference model's vocab_size is \(reference.vocabSize), the model's (--model) \(model.vocabSize); a reference must share its architecture"
+            return teacher ? "the teacher's vocab_size is \(reference.vocabSize), the student's (--model) \(model.vocabSize); a teacher must read the same token ids"
+                : "the reference model's vocab_size is \(reference.vocabSize), the model's (--model) \(model.vocabSize); a reference must share its architecture"
         }
+        if teacher { return nil }
         if reference.parameters.count != model.parameters.count {
             return "the reference model has \(reference.parameters.count) parameters, the model (--model) \(model.parameters.count); a reference must share its architecture"
         }

@@ -96,6 +96,7 @@ public struct RunSetup {
         let answers = recipe.scoredData ? "scored_data reads --data's rows as prompts with sampled completions"
             : objective.requirements.rollouts && recipe.prompts == nil ? "objective \(recipe.objective) samples answers to --data's prompts (no --prompts)"
             : recipe.objective == "spin" ? "objective spin answers --data's prompts"
+            : (objective as? GKDObjective)?.samples == true ? "objective gkd samples answers to --data's prompts (lmbda above 0 or seq_kd)"
             : recipe.selfTrain != "none" && recipe.unlabelled == nil ? "self-training \(recipe.selfTrain) answers --data's prompts (no --unlabelled)" : nil
         let textRow = train.examples.first(where: \.isText)
         Fatal.agree(answers.flatMap { why in textRow.map { #"\#($0.source): a {"text"} row has no prompt, and \#(why): give {"prompt", "completion"} rows"# } })
@@ -117,9 +118,13 @@ public struct RunSetup {
         var reference: LanguageModel? = nil
         if objective.requirements.referenceModel || objective.requirements.tokenLabels {
             if let path = recipe.refModel {
-                reference = Fatal.collective { try ReferenceModel.load(path, like: model, tokenizer: tokenizer) }
+                reference = Fatal.collective { try ReferenceModel.load(path, like: model, tokenizer: tokenizer, teacher: objective is GKDObjective) }
                 SameInputs.check("--ref-model \(path)", architecture: reference!, comm: comm)
                 comm.broadcast(reference!.parameters.valueBuffer, root: 0)
+                if let gkd = objective as? GKDObjective {
+                    Fatal.agree(DistillationProducer.setupProblem(teacher: reference!, path: path, samples: gkd.samples,
+                                                                  train: train.examples, heldOut: heldOut.examples))
+                }
             } else {
                 let r = model.makeReplica()
                 r.copyParameters(from: model)

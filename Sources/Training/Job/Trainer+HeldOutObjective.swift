@@ -7,7 +7,8 @@ import TensorCore
 /// `eval_rewards/*`, `eval_logps/*`, `eval_logits/*`, `eval_entropy`,
 /// `eval_mean_token_accuracy` its diagnostics), and on rollouts of the held-out prompts under
 /// grpo (TRL's `GRPOTrainer`: the GRPO loss, `eval_reward`, `eval_completions/*`, …;
-/// `RolloutProducer+Evaluation.swift`), where a language-model NLL of the held-out answers
+/// `RolloutProducer+Evaluation.swift`), and on the held-out rows under gkd (TRL's `GKDTrainer`:
+/// the divergence from the teacher), where a language-model NLL of the held-out answers
 /// would sit beside a training loss on another scale. Loss and diagnostics are the
 /// objective's, with every count global.
 public struct ObjectiveEvaluation {
@@ -42,6 +43,15 @@ extension Trainer {
         var result = evaluateObjective(batch, temperature: logitTemperature, progress: progress)
         result.figures = (result.figures + figures).sorted { $0.name < $1.name }
         return result
+    }
+
+    /// gkd's evaluation: the divergence from the teacher on the held-out rows' own completions,
+    /// without sampling (TRL's GKDTrainer evaluates its `compute_loss`; the student's answers
+    /// are drawn in `training_step` only); nil under another objective. Collective.
+    public func evaluateDistillation(_ heldOut: Dataset) -> ObjectiveEvaluation? {
+        guard objective is GKDObjective, heldOut.count > 0 else { return nil }
+        return evaluateObjective(StepBatch(step: 0, sequences: heldOut.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }),
+                                 temperature: 1)
     }
 
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as

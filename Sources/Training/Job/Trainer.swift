@@ -119,6 +119,9 @@ public final class Trainer {
         } else if objective is ReLIFTObjective {
             // ReLIFT: rollouts, with SFT steps on the demonstrations of failed prompts (Rollouts/ReLIFTProducer).
             self.source = Fatal.collective { try ReLIFTProducer(setup: setup) }
+        } else if let gkd = objective as? GKDObjective {
+            // GKD: the training rows, on a share lmbda of the steps with the student's own answers (Rollouts/DistillationProducer).
+            self.source = DistillationProducer(setup: setup, objective: gkd, source: source ?? TrainEpochs.sampler(r, rows: setup.train.count))
         } else if objective.requirements.rollouts {
             // Rollout objectives (GRPO): prompts, rewards and sampling from the recipe (Rollouts/).
             self.source = Fatal.collective { try RolloutProducer(setup: setup) }

@@ -65,9 +65,10 @@ public enum SVGPlot {
     static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies", "reward"]
 
     /// What eval_loss is in these rows: the objective's loss where the evaluation ran it (the
-    /// preference objectives' pairs, which log eval_rewards/*; grpo's rollouts, which log eval_reward), the held-out NLL otherwise.
+    /// preference objectives' pairs, which log eval_rewards/*; grpo's rollouts, which log
+    /// eval_reward; gkd's divergence from the teacher), the held-out NLL otherwise.
     static func heldOutLossName(_ records: [[String: Double]], objective: String) -> String {
-        objective == "dpo" || records.contains(where: { $0["eval_reward"] != nil || $0["eval_rewards/margins"] != nil })
+        ["dpo", "gkd"].contains(objective) || records.contains(where: { $0["eval_reward"] != nil || $0["eval_rewards/margins"] != nil })
             ? "held-out loss (\(objective))" : "held-out NLL"
     }
 

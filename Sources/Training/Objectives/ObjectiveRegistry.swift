@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -85,6 +85,9 @@ public enum ObjectiveRegistry {
                                             lossType: args.string("loss_type", default: "dr_grpo"),
                                             sftDataSize: try args.int("sft_data_size", default: 0, in: 0...1_048_576))
         case "superhf": objective = try SuperHFObjective(klCoefficient: try args.float("kl_coefficient", default: 0.35))
+        case "gkd":
+            objective = try GKDObjective(beta: try args.float("beta", default: 0.5), lmbda: try args.float32Double("lmbda", default: 0.5),
+                                         seqKD: try args.bool("seq_kd", default: false))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

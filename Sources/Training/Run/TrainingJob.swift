@@ -193,12 +193,12 @@ public enum TrainingJob {
                 let shown = EvalProgress(label: "eval (\(label))", show: say)
                 options.progress = { shown.update($0, done: $1, total: $2) }
             }
-            // Under dpo the loss is the objective's on the held-out pairs (TRL's DPOTrainer evaluation),
-            // under grpo on rollouts of the held-out prompts (TRL's GRPOTrainer evaluation).
+            // The objective's loss as TRL's trainers evaluate theirs: dpo's on the held-out pairs,
+            // grpo's on rollouts of the held-out prompts, gkd's on the held-out rows.
             let r = setup.heldOut.count == 0 ? nil : Fatal.collective {
                 try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
                                        options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs)
-                                           ?? trainer.evaluateRollouts(step: step, progress: options.progress))
+                                           ?? trainer.evaluateRollouts(step: step, progress: options.progress) ?? trainer.evaluateDistillation(setup.heldOut))
             }
             if let r { say("eval (\(label)): " + r.summary) }
             var setOptions = options
