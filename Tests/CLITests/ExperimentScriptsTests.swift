@@ -35,6 +35,13 @@ final class ExperimentScriptsTests: XCTestCase, LabRunning {
         refused("selection-experiment", ["--table", dir + "/nope"], "not a selection-experiment directory")
         refused("selection-experiment", [dir + "/sel", "x"], "STEPS must be a positive integer (got x)")
         refused("self-train-experiment", [dir + "/st"], "WARM must be a positive integer (got 0)", env: ["WARM=0"])
+        let distillHelp = script("distill-experiment", ["--help"], cwd: dir)
+        XCTAssertEqual(distillHelp.status, 0, distillHelp.all)
+        XCTAssertTrue(distillHelp.stdout.contains("distillation experiment"), distillHelp.stdout)
+        refused("distill-experiment", ["--out", dir + "/d", "--only", "nll,gkd-typo"], "unknown arm 'gkd-typo' in --only; known: nll, gkd-data, gkd")
+        refused("distill-experiment", ["--out", dir + "/d", "--steps", "0"], "--steps must be at least 1 (got 0)")
+        refused("distill-experiment", ["--out", dir + "/d", "--student-noise", "1"], "--student-noise in [0, 1)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/d"), "distill-experiment wrote before its arguments were checked")
         refused("launch", ["-n"], "-n takes a rank count from 1 to 999999 (got nothing)")
         refused("launch", ["-n", "0", "train"], "-n takes a rank count from 1 to 999999 (got 0)")
         let padded = script("launch", ["-n", "02", "make-data", "--out", dir + "/launch.jsonl", "--count", "3"])   // was refused
