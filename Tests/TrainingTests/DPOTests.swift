@@ -30,11 +30,16 @@ final class DPOTests: XCTestCase {
 
     static func harness(microBatchSize: Int) -> TrainerHarness {
         let f = Self.fixture
-        let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "pair:\(i / 2)")
-        }
-        return TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
-                              reference: f.logits.reference.flatMap { $0 }, microBatchSize: microBatchSize)
+        return pairHarness(f.examples, seqLen: f.seq_len, vocab: f.vocab, current: f.logits.current, reference: f.logits.reference,
+                           microBatchSize: microBatchSize)
+    }
+
+    /// The real trainer over a pair fixture's sequences (chosen 2i, rejected 2i + 1) and logits.
+    static func pairHarness(_ pairs: [Fixture.Example], seqLen: Int, vocab: Int, current: [[Float]], reference: [[Float]]?,
+                            microBatchSize: Int) -> TrainerHarness {
+        let examples = pairs.enumerated().map { i, e in Example(fixture: e.ids, lossMask: e.loss_mask, source: "pair:\(i / 2)") }
+        return TrainerHarness(examples: examples, positions: seqLen, vocab: vocab, current: current.flatMap { $0 },
+                              reference: reference?.flatMap { $0 }, microBatchSize: microBatchSize)
     }
 
     /// Loss within 2e-6 relative, reward means within 1e-5, each gradient entry within 1e-5 of

@@ -26,7 +26,7 @@ final class GKDTests: XCTestCase {
         let f = Self.fixture
         XCTAssertEqual(Set(f.configurations.map { $0.args["beta"]! }), ["0.5", "0.0", "1.0", "0.1", "0.9"])
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         for c in f.configurations {
             // lmbda 0: every step trains the rows as they are (the table model cannot sample).

@@ -24,7 +24,7 @@ final class ObjectiveReferenceTests: XCTestCase {
     var harness: TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         return TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
                               reference: f.logits.reference.flatMap { $0 }, old: f.logits.old.flatMap { $0 },

@@ -282,6 +282,13 @@ extension ObjectiveTestBatch {
     }
 }
 
+extension Example {
+    /// A reference fixture's sequence as a training row: its prompt ends where its loss starts.
+    init(fixture ids: [Int32], lossMask: [UInt8], source: String) {
+        self.init(ids: ids, lossMask: lossMask, promptLength: lossMask.firstIndex(of: 1) ?? 1, answer: nil, source: source)
+    }
+}
+
 /// A committed reference fixture of `Tests/TrainingTests/Fixtures/` (written by a script in
 /// `scripts/`), decoded; a missing or changed file stops the test run with its name.
 func referenceFixture<T: Decodable>(_ name: String, as type: T.Type = T.self) -> T {

@@ -28,11 +28,7 @@ final class PreferenceObjectiveTests: XCTestCase {
 
     static func harness(microBatchSize: Int) -> TrainerHarness {
         let f = Self.fixture
-        let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "pair:\(i / 2)")
-        }
-        return TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.flatMap { $0 },
-                              reference: nil, microBatchSize: microBatchSize)
+        return DPOTests.pairHarness(f.examples, seqLen: f.seq_len, vocab: f.vocab, current: f.logits, reference: nil, microBatchSize: microBatchSize)
     }
 
     static func arguments(_ ref: Fixture.Reference) -> [String: String] {

@@ -54,7 +54,7 @@ final class ReLIFTReferenceTests: XCTestCase {
     func harness(_ producer: @escaping (Dataset) -> StepProducer) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.current.flatMap { $0 })
         h.makeProducer = producer
@@ -112,7 +112,7 @@ final class ReLIFTReferenceTests: XCTestCase {
         let grpo = GRPOReferenceTests.fixture
         let c = grpo.configurations.first { $0.args["loss_type"] == "dr_grpo" && $0.args["beta"] == "0.0" && $0.args["epsilon_high"] == "0.2" }!
         let examples = grpo.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         var h = TrainerHarness(examples: examples, positions: grpo.seq_len, vocab: grpo.vocab, current: grpo.logits.current.flatMap { $0 })
         let advantages = grpo.examples.map(\.advantage), behaviour = grpo.examples.map(\.behaviour)

@@ -12,7 +12,7 @@ final class SPINTests: XCTestCase {
     func harness(microBatchSize: Int) -> TrainerHarness {
         let f = DPOTests.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "pair:\(i / 2)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "pair:\(i / 2)")
         }
         var h = TrainerHarness(examples: examples, positions: f.seq_len, vocab: f.vocab, current: f.logits.current.flatMap { $0 },
                                old: f.logits.reference.flatMap { $0 }, microBatchSize: microBatchSize)

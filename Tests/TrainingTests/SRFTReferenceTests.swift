@@ -45,7 +45,7 @@ final class SRFTReferenceTests: XCTestCase {
     func testLossAndGradientMatchReferenceAtAnySplit() throws {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         let origins = f.expert.map { $0 ? SequenceOrigin.demonstration : .rollout }
         let advantages = f.examples.map(\.advantage), behaviour = f.examples.map(\.behaviour)

@@ -59,7 +59,7 @@ final class SuperHFReferenceTests: XCTestCase {
     func testLossAndGradientMatchReferenceAtAnySplit() throws {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
-            Example(ids: e.ids, lossMask: e.loss_mask, promptLength: e.loss_mask.firstIndex(of: 1) ?? 1, answer: nil, source: "ref:\(i)")
+            Example(fixture: e.ids, lossMask: e.loss_mask, source: "ref:\(i)")
         }
         for c in f.configurations {
             for (ranks, micro) in [(1, 2), (1, 5), (3, 1), (2, 2)] {
