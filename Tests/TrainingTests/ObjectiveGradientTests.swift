@@ -68,6 +68,9 @@ final class ObjectiveGradientTests: XCTestCase {
         ("superhf", [:]), ("superhf", ["kl_coefficient": "2"]),
         // TRL's two ends (forward and reverse KL) and the mixture between them.
         ("gkd", [:]), ("gkd", ["beta": "0"]), ("gkd", ["beta": "1"]), ("gkd", ["beta": "0.15"]),
+        // KL term positive (the batch's mismatched sequence), weights apart; and APO's unpaired form.
+        ("kto", [:]), ("kto", ["beta": "2", "desirable_weight": "1.3", "undesirable_weight": "0.7"]),
+        ("kto", ["loss_type": "apo_zero_unpaired", "beta": "1.5"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
@@ -81,6 +84,7 @@ final class ObjectiveGradientTests: XCTestCase {
         // round-off, times the slope 2·(c − r − 1/(2β)), passed the finite differences' floor).
         if r.rolloutsPerPrompt == 2 { return .randomPairs(spread: 0.75) }
         if r.pairs || name == "spin" { return .randomPairs() }
+        if r.unpaired { return .randomUnpaired() }
         if r.rollouts {
             // Mixing objectives (chord) see the middle sequence as a demonstration.
             let batch = ObjectiveTestBatch.randomRollouts()

@@ -37,9 +37,10 @@ final class ObjectiveReferenceTests: XCTestCase {
         // superhf its own with the best-of-k selection (SuperHFReferenceTests).
         // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests;
         // cpo and orpo against TRL's own functions (PreferenceObjectiveTests), online-dpo against
-        // its training_step on DPOTests' pairs (OnlineDPOTests), gkd against TRL's own divergence (GKDTests).
+        // its training_step on DPOTests' pairs (OnlineDPOTests), gkd against TRL's own divergence (GKDTests),
+        // kto against TRL's own loss on labelled rows (KTOTests).
         XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift", "superhf"])
-                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd"]))
+                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }
 

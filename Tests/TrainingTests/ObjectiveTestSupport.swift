@@ -90,6 +90,22 @@ final class ObjectiveTestBatch {
         return batch
     }
 
+    /// The pair batch as kto's unpaired rows: sequence 0 and 2 desirable, 1 undesirable, each
+    /// alone (`pair` −1), and sequence 3 a mismatched pair of its KL term, whose reference puts
+    /// each target 1 lower, so the estimate r is positive and not clamped away.
+    static func randomUnpaired() -> ObjectiveTestBatch {
+        let batch = randomPairs()
+        for (i, role) in [PairRole.chosen, .rejected, .chosen, .none].enumerated() {
+            batch.sequences[i].pair = -1; batch.sequences[i].pairRole = role
+        }
+        batch.sequences[3].origin = .mismatched
+        for r in 0..<batch.rows where batch.sequenceId[r] == 3 {
+            for v in 0..<batch.vocab { batch.reference![r * batch.vocab + v] = batch.logits[r * batch.vocab + v] }
+            if batch.targets[r] >= 0 { batch.reference![r * batch.vocab + Int(batch.targets[r])] -= 1 }
+        }
+        return batch
+    }
+
     /// The random batch as three rollouts (advantages 1.3, −0.7, 0.4) whose sampler's log-probs
     /// come from the old-policy logits, so ratios differ from 1 and some tokens are clipped.
     static func randomRollouts(seed: UInt64 = 7, vocab V: Int = 7) -> ObjectiveTestBatch {
@@ -194,6 +210,11 @@ final class ObjectiveTestBatch {
             let perSequence = rowsBySequence.map { [0] + $0.map { behaviour[$0] } }
             let advantages = self.sequences.map(\.advantage), origins = self.sequences.map(\.origin)
             h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: perSequence, origins: origins) }
+        }
+        // kto's batch: through the trainer every sequence is a labelled row (the mismatched one a
+        // desirable row), and the trainer's producer makes the step's mismatched pairs itself.
+        if self.sequences.contains(where: { $0.origin == .mismatched }) {
+            for i in h.examples.indices { h.examples[i].label = self.sequences[i].pairRole != .rejected }
         }
         return h
     }

@@ -35,6 +35,9 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 s.pair = 1 - i; s.pairRole = i == 0 ? .chosen : .rejected
                 return s
             }
+            // kto: the same two rows unpaired, a desirable and an undesirable answer (no mismatched
+            // pair here, so its KL term is 0; KTOTests has one).
+            let unpaired = pair.map { s -> StepSequence in var u = s; u.pair = -1; return u }
             let noGrad = Tape(recording: false)
             let refLogits = reference.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
             let oldLogits = old.forward(noGrad, inputs: ids, batch: 2, seqLen: 5)
@@ -68,7 +71,8 @@ final class ObjectiveThroughModelTests: XCTestCase {
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
                                context: context,
-                               sequences: objective.requirements.pairs || name == "spin" ? pair : objective.requirements.rollouts ? rollouts
+                               sequences: objective.requirements.pairs || name == "spin" ? pair : objective.requirements.unpaired ? unpaired
+                                   : objective.requirements.rollouts ? rollouts
                                    : fixedLabels ? labelled : [],
                                behaviourLogProbs: objective.requirements.rollouts ? behaviour : [],
                                tokenWeights: fixedLabels ? labels : [])

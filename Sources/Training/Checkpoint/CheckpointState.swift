@@ -257,13 +257,15 @@ struct CheckpointState: Codable {
     }
 
     /// XXH64 over every training example's ids and loss mask, in order: a different data file,
-    /// split, template, truncation or tokenizer all change it.
+    /// split, template, truncation or tokenizer all change it; and a labelled row's label
+    /// (kto), which rows without one leave out, so their hash is what it was before labels.
     static func dataHash(_ examples: [Example]) -> UInt64 {
         var h = XXHash64()
         for e in examples {
             withUnsafeBytes(of: Int64(e.ids.count).littleEndian) { h.update($0) }
             e.ids.withUnsafeBytes { h.update($0) }
             e.lossMask.withUnsafeBytes { h.update($0) }
+            if let label = e.label { withUnsafeBytes(of: UInt8(label ? 2 : 1)) { h.update($0) } }
         }
         return h.finalize()
     }

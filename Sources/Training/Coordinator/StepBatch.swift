@@ -7,9 +7,14 @@ public enum SequenceOrigin: UInt8, Sendable, CaseIterable {
     case rollout = 1         // sampled from the policy during training (issue 12)
     case prefixRollout = 2   // a rollout continuing a revealed prefix of a demonstration (UFT / Prefix-RFT)
     case pseudoLabel = 3     // a self-generated target that passed a vote or check (issue 14)
+    /// A prompt with another row's answer, read by a forward without gradients only: KTO's
+    /// estimate of the policy's KL from the reference (UnpairedProducer). The trainer deals
+    /// these to the objective's statistics pass, never to the gradient pass.
+    case mismatched = 4
 }
 
-/// Which side of a preference pair a sequence is (DPO, SPIN: issue 14).
+/// Which side of a preference pair a sequence is (DPO, SPIN: issue 14); unpaired (`pair` −1),
+/// a desirable (chosen) or undesirable (rejected) answer (KTO).
 public enum PairRole: UInt8, Sendable {
     case none = 0, chosen = 1, rejected = 2
 }

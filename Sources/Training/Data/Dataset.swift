@@ -120,7 +120,8 @@ public final class Dataset: Sendable {
     public convenience init(records: [SourcedRecord], path: String, tokenizer: any Tokenizer,
                             maxLength: Int, truncation: Truncation = .right,
                             template: ChatTemplate = .chatml, skippedLines: [SkippedLine] = [],
-                            lossScope: LossScope = .answersOnly, promptOnlyRows: Bool = false) throws {
+                            lossScope: LossScope = .answersOnly, promptOnlyRows: Bool = false,
+                            leftTruncationHelps: Bool = true) throws {
         guard maxLength >= 2 else {
             throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))")
         }
@@ -139,7 +140,7 @@ public final class Dataset: Sendable {
                 : lossScope.apply(try ChatFormat.example(from: record, tokenizer: tokenizer, template: template), record: record.record)
             if promptOnly { report.promptOnlyRows += 1 }
             report.longest = max(report.longest, full.ids.count)
-            guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
+            guard var fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else {
                 report.droppedTooLong += 1
                 continue
             }
@@ -149,12 +150,13 @@ public final class Dataset: Sendable {
                 if fitted.ids.count < full.ids.count { report.cutToNothing += 1 }
                 continue
             }
+            fitted.label = record.label
             examples.append(fitted)
         }
         if examples.isEmpty {
             var error = DataError(path: path, "no examples left (\(report.summary))" + (report.longest > maxLength ? "; the longest has \(report.longest) tokens" : "")
-                + (truncation == .right && report.cutToNothing > 0 ? "; --truncation left keeps the completions (it cuts the prompts' start)"
-                   : truncation == .drop && report.droppedTooLong > 0 ? "; --truncation left keeps them, cut from their start (the prompt first)" : ""))
+                + (truncation == .right && report.cutToNothing > 0 && leftTruncationHelps ? "; --truncation left keeps the completions (it cuts the prompts' start)"
+                   : truncation == .drop && report.droppedTooLong > 0 && leftTruncationHelps ? "; --truncation left keeps them, cut from their start (the prompt first)" : ""))
             if report.longest > maxLength { error.longestUnfitted = report.longest }
             throw error
         }

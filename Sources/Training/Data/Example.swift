@@ -17,6 +17,9 @@ public struct Example: Sendable, Equatable {
     public var answer: String?
     /// Where it came from, `"file.jsonl:12"`, so messages can point at the line.
     public var source: String
+    /// An unpaired preference row's label (KTO: `{"prompt", "completion", "label"}`): true for
+    /// a desirable answer, false for an undesirable one; nil for any other row.
+    public var label: Bool? = nil
 
     public init(ids: [Int32], lossMask: [UInt8], promptLength: Int, answer: String?, source: String) {
         precondition(ids.count == lossMask.count, "Example: ids and lossMask differ in length")

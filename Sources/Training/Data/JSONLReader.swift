@@ -48,13 +48,16 @@ public struct SourcedRecord: Sendable, Equatable {
     public var record: DataRecord
     public var path: String
     public var line: Int
+    /// An unpaired preference row's label, carried to `Example.label` (UnpairedReader).
+    public var label: Bool? = nil
     /// `"path:line"`, the form `Example.source` and messages use.
     public var source: String { "\(path):\(line)" }
 
-    public init(record: DataRecord, path: String, line: Int) {
+    public init(record: DataRecord, path: String, line: Int, label: Bool? = nil) {
         self.record = record
         self.path = path
         self.line = line
+        self.label = label
     }
 }
 

@@ -41,20 +41,25 @@ public enum PairReader {
         typealias Problem = JSONLReader.LineProblem
         let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
         if chosen == rejected { throw Problem("chosen and rejected are identical") }
+        let records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
+        return PairRecord(chosen: records[0], rejected: records[1])
+    }
+
+    /// The line's prompt — `"prompt"` text, or the turns before the answer as `"messages"` or
+    /// TRL's conversational `"prompt": [turns]` — followed by each of `answers`.
+    static func prompted(_ fields: [String: Any], answers: [String], for what: String) throws -> [DataRecord] {
+        typealias Problem = JSONLReader.LineProblem
         if fields["messages"] != nil && fields["prompt"] != nil { throw Problem(#"has both "messages" and "prompt"; use one"#) }
-        // TRL's conversational form gives the prompt turns as "prompt": [turns].
         if let messages = fields["messages"] ?? (fields["prompt"] as? [Any]) {
             let turns = try JSONLReader.chatMessages(from: messages, rows: .prompts)
             if turns.last?.role == .assistant {
-                throw Problem(#""messages" ends with an assistant turn; for a pair it holds the turns before the answer"#)
+                throw Problem(#""messages" ends with an assistant turn; for \#(what) it holds the turns before the answer"#)
             }
-            return PairRecord(chosen: .messages(turns + [ChatMessage(role: .assistant, content: chosen)]),
-                              rejected: .messages(turns + [ChatMessage(role: .assistant, content: rejected)]))
+            return answers.map { .messages(turns + [ChatMessage(role: .assistant, content: $0)]) }
         }
         guard fields["prompt"] != nil else { throw Problem(#"missing field "prompt" (or "messages")"#) }
         let prompt = try JSONLReader.stringField("prompt", in: fields)
-        return PairRecord(chosen: .promptCompletion(prompt: prompt, completion: chosen),
-                          rejected: .promptCompletion(prompt: prompt, completion: rejected))
+        return answers.map { .promptCompletion(prompt: prompt, completion: $0) }
     }
 
     /// `chosen` / `rejected`: a string, an assistant turn, or a list of one assistant turn.

@@ -71,12 +71,18 @@ public struct EvalResult {
     public var summary: String {
         var s = objective.map { o in
             // grpo's rollouts carry a reward; dpo's pairs a preference accuracy and margin; gkd's
-            // rows the student's entropy beside the divergence.
+            // rows the student's entropy beside the divergence; kto's rows its KL term and margin.
             if let reward = o.figure("reward") {
                 return String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,
                               o.figure("reward_std") ?? .nan, o.figure("completions/mean_length") ?? .nan)
             }
             guard let accuracy = o.figure("rewards/accuracies") else {
+                // kto's labelled rows: the KL term and the desirable − undesirable reward margin.
+                if let kl = o.figure("kl") {
+                    // (no margin on a held-out set of one label, as metrics.jsonl has none)
+                    let margin = o.figure("rewards/margins").map { String(format: " | margin %.4f", $0) } ?? ""
+                    return String(format: "held-out %@ loss %.4f | kl %.4f", o.objective, loss, kl) + margin + String(format: " | entropy %.3f", entropy)
+                }
                 return String(format: "held-out %@ loss %.4f | entropy %.3f", o.objective, loss, entropy)
             }
             return String(format: "held-out %@ loss %.4f | reward acc %.1f%% | margin %.4f | token acc %.1f%%", o.objective, loss,

@@ -18,7 +18,7 @@ extension Recipe {
     func checkTrainingNoiseKeepsRatios(_ objective: Objective) throws {
         let k = Recipe.declared, r = objective.requirements
         let samplerRatio = (r.behaviourLogProbs || r.rollouts) && !self.scoredData && !(objective is SRFTObjective)
-        let ratio = samplerRatio || r.oldPolicyRefresh != nil || (r.pairs && r.referenceModel)   // cpo, orpo: no reference
+        let ratio = samplerRatio || r.oldPolicyRefresh != nil || ((r.pairs || r.unpaired) && r.referenceModel)   // cpo, orpo: no reference
         // online-dpo samples, but its ratio is to the reference (no sampler log-probs are read).
         let against = samplerRatio && r.rolloutsPerPrompt == nil ? "the sampler's" : r.oldPolicyRefresh != nil ? "its snapshot's" : "the reference's"
         let why = "so their ratio would not be 1 where the objective needs it"

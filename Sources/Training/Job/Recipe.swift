@@ -113,6 +113,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try checkDistillation(objective)
+        try checkUnpaired(objective)
         try checkSettingsCombine(objective, rewards: rewardFunctions)
         if self.numTrainEpochs > 0, let why = TrainEpochs.unsupported(self, objective: objective) {
             throw RecipeError("\(named(k.numTrainEpochs)) counts passes over the training rows, batch_size of them a step; \(why): give --steps")

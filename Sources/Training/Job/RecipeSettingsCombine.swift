@@ -108,6 +108,7 @@ extension Recipe {
     func checkLossScope(_ objective: Objective) throws {
         let k = Recipe.declared
         let why = objective.requirements.pairs ? "\(named(k.objective)) \(self.objective) trains on preference pairs and scores their answers only"
+            : objective.requirements.unpaired ? "\(named(k.objective)) \(self.objective) scores the answers of labelled rows only, as TRL's KTOTrainer"
             : objective.requirements.rollouts ? "\(named(k.objective)) \(self.objective) trains sampled answers, which end where the answer's tokens end"
             : self.objective == "spin" ? "\(named(k.objective)) spin trains the model's answers against the data's"
             : self.selfTrain != "none" ? "self-training (\(named(k.selfTrain)) \(self.selfTrain)) trains answers it makes, which end where the answer's tokens end" : nil

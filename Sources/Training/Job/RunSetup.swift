@@ -22,6 +22,13 @@ public struct RunSetup {
     /// (`Trainer.evaluatePairs`); `heldOut` holds their chosen answers, which generation's exact
     /// match, the log's counts and the ranks' agreement check read.
     public var heldOutPairs: Dataset? = nil
+    /// Under kto: the held-out labelled rows, both labels, on which evaluation runs the
+    /// objective itself as TRL's KTOTrainer does (`Trainer.evaluateUnpaired`); `heldOut` holds
+    /// the desirable ones, the references of generation's exact match.
+    public var heldOutLabelled: Dataset? = nil
+    /// The held-out rows an evaluation reads: kto's labelled rows, which may hold no desirable
+    /// one (exact match then answers none, and the kto loss is still evaluated), else `heldOut`.
+    public var evaluatedHeldOutCount: Int { (heldOutLabelled ?? heldOut).count }
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
@@ -58,12 +65,13 @@ public struct RunSetup {
         }
         // Pairs (dpo): the objective evaluates the pairs; the other held-out figures take their chosen answers.
         let heldOutPairs = objective.requirements.pairs ? heldOutRows : nil
-        let heldOut = heldOutPairs?.chosenOnly ?? heldOutRows
+        let heldOutLabelled = objective.requirements.unpaired ? heldOutRows : nil
+        let heldOut = heldOutPairs?.chosenOnly ?? heldOutLabelled?.desirableOnly ?? heldOutRows
         if recipe.data != builtinData {
             SameInputs.check("--data \(recipe.data)", examples: train.examples, comm: comm)
-            // Under dpo the pairs, both answers: the evaluation reads the rejected ones too.
+            // Under dpo the pairs, both answers, under kto every labelled row: the evaluation reads them all.
             SameInputs.check(recipe.heldout.map { "--heldout \($0)" } ?? "--data \(recipe.data) (its held-out split)",
-                             examples: (heldOutPairs ?? heldOut).examples, comm: comm)
+                             examples: (heldOutPairs ?? heldOutLabelled ?? heldOut).examples, comm: comm)
         } else if let h = recipe.heldout {
             SameInputs.check("--heldout \(h)", examples: heldOut.examples, comm: comm)
         }
@@ -76,16 +84,23 @@ public struct RunSetup {
             if let h = recipe.heldout {
                 // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
                 log(recipe.scoredData ? "held-out: \(heldOut.count) rows of \(h) with a positive score (the others are no references)"
-                    : heldOut.report.skippedLines.isEmpty ? "held-out: \(heldOut.count) \(heldOutPairs == nil ? "examples" : "pairs") from \(h)" : "held-out: " + heldOut.report.summary)
+                    : heldOut.report.skippedLines.isEmpty ? "held-out: \((heldOutLabelled ?? heldOut).count) \(heldOutPairs == nil ? "examples" : "pairs") from \(h)" : "held-out: " + heldOut.report.summary)
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else if recipe.scoredData {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
-            else { log("held-out: \(heldOut.count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
+            else { log("held-out: \((heldOutLabelled ?? heldOut).count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
             if recipe.evalExamples > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
             if let note = promptOnlyNote(heldOut, recipe: recipe, objective: objective) { log(note) }
+            if let kto = objective as? KTOObjective {
+                let n = train.labelCounts
+                log("kto: \(n.desirable) desirable and \(n.undesirable) undesirable training rows" + (heldOutLabelled.flatMap { h in
+                    h.count == 0 ? nil : " (held out: \(h.labelCounts.desirable) and \(h.labelCounts.undesirable)"
+                        + (recipe.evalExamples > 0 ? "; exact match answers the desirable ones)" : ")") } ?? ""))
+                if let note = kto.balanceNote(desirable: n.desirable, undesirable: n.undesirable) { log(note) }
+            }
         }
         if heldOut.count > 0 && heldOut.examples.allSatisfy(\.isPromptOnly) && recipe.rolloutsPerEvaluationPrompt(objective) == 0 {
             Fatal.agree("\(recipe.heldout ?? recipe.data): the held-out rows are prompts only, which have no NLL, and this run evaluates the held-out NLL (\(recipe.evalExamples == 0 ? "--eval-examples 0" : "--eval-rollouts 0")): evaluate by rolling them out (--eval-rollouts -1, --eval-examples above 0), give rows with completions, or no held-out set (--heldout-fraction 0)")
@@ -106,6 +121,7 @@ public struct RunSetup {
             try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? "pairs" : "rows")
         }
         if comm.isCoordinator, let epochsNote { log(epochsNote) }
+        Fatal.agree(recipe.unpairedEpochProblem(objective, rows: train.count) ?? recipe.unpairedDataProblem(objective, train: train.examples))
         let messages = train.report.conversations > 0
             || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
         let recorded = Fatal.collective { try ChatTemplateRecord.record(template, in: tokenizer, dataHasMessages: messages) }
@@ -132,7 +148,8 @@ public struct RunSetup {
             }
         }
         return RunSetup(recipe: stepped, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
-                        objective: objective, referenceModel: reference, trainsOnMessages: messages, heldOutPairs: heldOutPairs)
+                        objective: objective, referenceModel: reference, trainsOnMessages: messages, heldOutPairs: heldOutPairs,
+                        heldOutLabelled: heldOutLabelled)
     }
 
     /// The training and held-out sets: preference pairs, the built-in tasks, or `--data`
@@ -143,16 +160,26 @@ public struct RunSetup {
         let truncation = recipe.truncation
         let maxLength = min(recipe.maxLength, context)
         let rows: JSONLReader.Rows = recipe.readsPromptOnlyRows(objective) ? .examplesOrPrompts : .examples
-        if objective.requirements.pairs {
+        if objective.requirements.pairs || objective.requirements.unpaired {
+            // Pair data (dpo): chosen/rejected rows, held out by pair (both answers, as --heldout's);
+            // labelled rows (kto), held out by line (a pair line's two rows together).
+            let pairs = objective.requirements.pairs
             if recipe.data == builtinData {
-                throw DataError("objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows")
+                throw DataError(pairs ? "objective \(objective.name) trains on preference pairs: give --data FILE with {\"prompt\", \"chosen\", \"rejected\"} rows"
+                                : "objective \(objective.name) trains on labelled answers: give --data FILE with {\"prompt\", \"completion\", \"label\"} rows (or preference pairs)")
             }
-            // Pair data (DPO): chosen/rejected rows, held out by pair (both answers, as --heldout's).
-            let all = try Dataset(pairsAt: paths.train, tokenizer: tokenizer, maxLength: maxLength,
-                                  truncation: truncation, template: template, skipBadLines: recipe.skipBadLines)
-            guard let h = paths.heldOut else { return all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed) }
-            return (all, try Dataset(pairsAt: h, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                     template: template, skipBadLines: recipe.skipBadLines))
+            func load(_ path: String) throws -> Dataset {
+                pairs ? try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                    template: template, skipBadLines: recipe.skipBadLines)
+                    : try Dataset(unpairedAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
+                                  template: template, skipBadLines: recipe.skipBadLines)
+            }
+            let all = try load(paths.train)
+            guard let h = paths.heldOut else {
+                return pairs ? all.splitPairs(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+                    : all.splitByLine(heldOutFraction: recipe.heldoutFraction, seed: recipe.seed)
+            }
+            return (all, try load(h))
         }
         if recipe.data == builtinData {
             // Every rank builds the built-in tasks in memory (rank 0 writes the same records

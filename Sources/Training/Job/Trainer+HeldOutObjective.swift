@@ -54,14 +54,26 @@ extension Trainer {
                                  temperature: 1)
     }
 
+    /// kto's evaluation: every held-out labelled row once, with the mismatched pairs of the
+    /// whole held-out set for its KL term (TRL's `KTOTrainer` evaluates its loss per eval batch);
+    /// nil under another objective. Collective.
+    public func evaluateUnpaired(_ rows: Dataset?) -> ObjectiveEvaluation? {
+        guard let kto = objective as? KTOObjective, let rows, rows.count > 0 else { return nil }
+        return evaluateObjective(UnpairedProducer.batch(step: 0, rows: Array(0..<rows.count), examples: rows.examples, mismatched: kto.estimatesKL,
+                                                        maxLength: min(setup.recipe.maxLength, model.maxSequenceLength)),
+                                 temperature: 1)
+    }
+
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as
     /// a training step deals it, through the step's own forward (`Trainer.forward`) without
     /// dropout (transformers' `model.eval()` turns it off) and without gradients.
     /// `progress` hears (phase, sequences done, total): this rank's share scaled to all ranks.
     func evaluateObjective(_ batch: StepBatch, temperature: Float,
                            progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation {
-        let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
+        let (units, estimates) = Self.gradientAndEstimateUnits(batch)
+        let micro = microBatches(batch.sequences, units: comm.shard.mine(units))
         let sequencesOf = micro.map(sequenceCount)
+        let trained = units.reduce(0) { $0 + $1.count }
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }), Int64(sequencesOf.reduce(0, +))]
         comm.allreduce(&counts, op: .sum)
         let r = setup.recipe
@@ -71,7 +83,8 @@ extension Trainer {
         context.onPolicy = batch.onPolicy
         // grpo's top_entropy_quantile ranks the evaluation's own tokens, as a step ranks its own.
         if objective.requirements.statisticsPass {
-            context.statistics = gatherStatistics(micro, context: context, sequences: batch.sequences, dropout: false)
+            context.statistics = gatherStatistics(statisticsMicroBatches(batch, estimates: estimates, gradient: micro),
+                                                  context: context, sequences: batch.sequences, dropout: false)
         }
         objective.beginStep(context)
         var total = ObjectiveResult(loss: 0)
@@ -87,13 +100,15 @@ extension Trainer {
             }
             total = merge(total, result)
             done += sequencesOf[k]
-            progress?("held-out \(objective.name) loss", min(done * comm.size, batch.sequences.count), batch.sequences.count)
+            progress?("held-out \(objective.name) loss", min(done * comm.size, trained), trained)
         }
         let (sums, names) = reduceScalars(loss: total.loss, bad: false, diag: total.diagnostics, counts: total.diagnosticCounts)
         let figures = names.enumerated().map { i, name -> (name: String, value: Double) in
             let count = sums[2 + names.count + i]
             return (name, count > 0 ? sums[2 + i] / count : .nan)
         }
-        return ObjectiveEvaluation(objective: objective.name, loss: sums[0], figures: figures)
+        return ObjectiveEvaluation(objective: objective.name, loss: sums[0],
+                                   figures: (figures + objective.derivedFigures(figures.map { ($0.name, $0.value) }).map { (name: $0.0, value: $0.1) })
+                                       .sorted { $0.name < $1.name })
     }
 }

@@ -34,7 +34,8 @@ extension Trainer {
         }
         scoreTokenLabelsIfNeeded()
         tokenLabels?.apply(to: &batch)
-        let micro = microBatches(batch.sequences, units: comm.shard.mine(batch.units))
+        let (units, estimates) = Self.gradientAndEstimateUnits(batch)
+        let micro = microBatches(batch.sequences, units: comm.shard.mine(units))
         // Global normalisers (allreduced, so no rank assumes the others).
         let present = micro.map(inputsPresent)
         var counts: [Int64] = [Int64(micro.reduce(0) { $0 + $1.lossTokens }),
@@ -49,10 +50,27 @@ extension Trainer {
         if let every = objective.requirements.oldPolicyRefresh, let old = oldPolicy, step % max(every, 1) == 0 {
             old.copyParameters(from: model)
         }
-        if objective.requirements.statisticsPass { context.statistics = gatherStatistics(micro, context: context, sequences: batch.sequences) }
+        if objective.requirements.statisticsPass {
+            context.statistics = gatherStatistics(statisticsMicroBatches(batch, estimates: estimates, gradient: micro),
+                                                  context: context, sequences: batch.sequences)
+        }
         objective.beginStep(context)
         return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]),
                             globalSequenceTokens: Int(counts[2] + counts[3]))
+    }
+
+    /// The step batch's units for the gradient pass, and apart those of its `.mismatched`
+    /// sequences (KTO's KL estimate: UnpairedProducer), which only the statistics pass reads.
+    static func gradientAndEstimateUnits(_ batch: StepBatch) -> (gradient: [[Int]], estimate: [[Int]]) {
+        let units = batch.units
+        let mismatched = units.map { $0.allSatisfy { batch.sequences[$0].origin == .mismatched } }
+        return (zip(units, mismatched).filter { !$0.1 }.map(\.0), zip(units, mismatched).filter { $0.1 }.map(\.0))
+    }
+
+    /// What the statistics pass reads on this rank: its share of the `.mismatched` sequences
+    /// (`estimates`) when the step has some, else its gradient micro-batches.
+    func statisticsMicroBatches(_ batch: StepBatch, estimates: [[Int]], gradient micro: [MicroBatch]) -> [MicroBatch] {
+        estimates.isEmpty ? micro : microBatches(batch.sequences, units: comm.shard.mine(estimates))
     }
 
     /// The objective's statistics of each of this rank's micro-batches (`requirements.statisticsPass`:

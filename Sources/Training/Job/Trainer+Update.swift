@@ -33,6 +33,7 @@ extension Trainer {
             let count = sums[2 + names.count + i]
             report.diagnostics.append((name, count > 0 ? sums[2 + i] / count : sums[2 + i]))
         }
+        report.diagnostics += objective.derivedFigures(report.diagnostics)
         if let penalty { report.diagnostics.append(("l2_init_penalty", penalty)) }
         // Non-finite loss or gradient: the same decision on every rank (values are global).
         if !globalLoss.isFinite || !norm.isFinite {

@@ -113,6 +113,11 @@ public final class Trainer {
             // Pair i is examples 2i, 2i + 1 (`Dataset(pairsAt:)`); the sampler picks pairs.
             self.source = PairProducer(
                 source: source ?? TrainEpochs.sampler(r, rows: setup.train.pairCount))
+        } else if objective.requirements.unpaired {
+            // Labelled rows, with the mismatched pairs of KTO's KL term (Coordinator/UnpairedProducer).
+            self.source = UnpairedProducer(source: source ?? TrainEpochs.sampler(r, rows: setup.train.count),
+                                           mismatched: (objective as? KTOObjective)?.estimatesKL ?? false,
+                                           maxLength: min(r.maxLength, model.maxSequenceLength))
         } else if r.scoredData {
             // Pre-scored samples of --data train a rollout objective without sampling (Rollouts/ScoredDataProducer).
             self.source = Fatal.collective { try ScoredDataProducer(setup: setup) }

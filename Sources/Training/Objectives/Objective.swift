@@ -34,6 +34,10 @@ public protocol Objective: AnyObject {
 
     /// State the objective keeps across steps, checkpointed with the run's other components.
     var statefulParts: [StatefulComponent] { get }
+
+    /// Figures made from a step's or an evaluation's diagnostic means (after every rank's sums
+    /// are in), reported beside them: kto's `rewards/margins`, a difference of two means.
+    func derivedFigures(_ means: [(String, Double)]) -> [(String, Double)]
 }
 
 extension Objective {
@@ -41,6 +45,7 @@ extension Objective {
     public func beginStep(_ context: StepContext) {}
     public func endStep(loss: Double, diagnostics: [(String, Double)]) -> [(String, Double)] { [] }
     public var statefulParts: [StatefulComponent] { [] }
+    public func derivedFigures(_ means: [(String, Double)]) -> [(String, Double)] { [] }
 }
 
 public struct ObjectiveRequirements: Sendable {
@@ -78,6 +83,9 @@ public struct ObjectiveRequirements: Sendable {
     /// weights against the frozen reference (`Trainer.tokenLabels`: token-clean and forgetting
     /// with `scores=fixed`); the rows carry them as `tokenWeights`. Loads the reference model.
     public var tokenLabels = false
+    /// Unpaired rows labelled desirable or undesirable (`{prompt, completion, label}` data,
+    /// `Dataset(unpairedAt:)`, `UnpairedProducer`): KTO.
+    public var unpaired = false
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil

@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -88,6 +88,14 @@ public enum ObjectiveRegistry {
         case "gkd":
             objective = try GKDObjective(beta: try args.float("beta", default: 0.5), lmbda: try args.float32Double("lmbda", default: 0.5),
                                          seqKD: try args.bool("seq_kd", default: false))
+        case "kto":
+            let typeName = args.string("loss_type", default: "kto")
+            guard let type = KTOObjective.LossType(rawValue: typeName) else {
+                throw ObjectiveError("objective kto: unknown loss_type \(RecipeError.quote(typeName)); known: \(KTOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            objective = try KTOObjective(beta: try args.float("beta", default: 0.1), lossType: type,
+                                         desirableWeight: try args.float("desirable_weight", default: 1),
+                                         undesirableWeight: try args.float("undesirable_weight", default: 1))
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }

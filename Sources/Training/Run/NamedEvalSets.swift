@@ -70,6 +70,10 @@ public struct NamedEvalSets {
                         throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)\(why)")
                     }
                 }
+                // kto's labelled rows (or pairs) read as completions would take the undesirable answers as references.
+                if setup.objective.requirements.unpaired, let line = firstLineHolding(path, ["label", "chosen", "rejected"]) {
+                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path):\(line) is a labelled answer (or a pair); under objective kto a named set is evaluated as completions (their NLL and exact match), which would read the undesirable answers as references: give completions (the held-out set is evaluated with the kto loss)")
+                }
                 do {
                     let all = try Dataset(path: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                           truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines,
@@ -94,6 +98,16 @@ public struct NamedEvalSets {
             SameInputs.check("--eval-data \(name)=\(recipe.evalData.files[name]!)", examples: (set.pairs ?? set.data).examples)
         }
         return NamedEvalSets(names: recipe.evalData.names, sets: loaded)
+    }
+
+    /// The first line whose JSON object has one of `keys`, if any (lines that are no object are
+    /// left to the reader, which names them).
+    static func firstLineHolding(_ path: String, _ keys: [String]) -> Int? {
+        let lines = try? JSONLReader.lines(path: path, skipBadLines: true) { line -> Result<Bool, JSONLReader.LineProblem> in
+            guard case .success(let row) = JSONLReader.jsonObject(line) else { return .success(false) }
+            return .success(keys.contains { row[$0] != nil })
+        }
+        return lines?.values.first { $0.value }?.line
     }
 
     /// Whether the file's first row that is a JSON object is a preference pair (has "chosen"),

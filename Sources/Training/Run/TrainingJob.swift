@@ -88,7 +88,7 @@ public enum TrainingJob {
         }
         // The split can round to no row (heldout_fraction 0.05 of 8 rows): nothing to evaluate,
         // as with heldout_fraction 0, which Recipe.validate refuses these flags for.
-        if setup.heldOut.count == 0 && evalSets.isEmpty && recipe.resume == nil {
+        if setup.evaluatedHeldOutCount == 0 && evalSets.isEmpty && recipe.resume == nil {
             let k = Recipe.declared
             // (--eval-every 0 says what happens anyway, and scripts pass it to turn evaluation off.)
             let key: (any AnyRecipeKey)? = recipe.evalEvery != 0 && recipe.deliberate(k.evalEvery) ? k.evalEvery
@@ -133,7 +133,7 @@ public enum TrainingJob {
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
         // Under dpo the held-out pairs, both answers: the evaluation reads the rejected ones too.
-        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOut).examples)] + evalSets.evaluatedExamples
+        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOutLabelled ?? setup.heldOut).examples)] + evalSets.evaluatedExamples
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
@@ -183,7 +183,7 @@ public enum TrainingJob {
         // evaluation's row carries it as eval_num_tokens, as TRL's does.
         var numTokens: Int? = resumed == nil ? 0 : resumed?.numTokens
         func evaluate(_ label: String, step: Int) -> EvalResult? {
-            guard setup.heldOut.count > 0 || !evalSets.isEmpty else { return nil }
+            guard setup.evaluatedHeldOutCount > 0 || !evalSets.isEmpty else { return nil }
             var options = EvalOptions()
             options.microBatch = recipe.microBatchSize
             options.generationExamples = recipe.evalExamples
@@ -193,11 +193,11 @@ public enum TrainingJob {
                 let shown = EvalProgress(label: "eval (\(label))", show: say)
                 options.progress = { shown.update($0, done: $1, total: $2) }
             }
-            // The objective's loss as TRL's trainers evaluate theirs: dpo's on the held-out pairs,
-            // grpo's on rollouts of the held-out prompts, gkd's on the held-out rows.
-            let r = setup.heldOut.count == 0 ? nil : Fatal.collective {
+            // The objective's loss as TRL's trainers evaluate theirs: dpo's on the held-out pairs, kto's
+            // on the held-out labelled rows, grpo's on rollouts of the held-out prompts, gkd's on the held-out rows.
+            let r = setup.evaluatedHeldOutCount == 0 ? nil : Fatal.collective {
                 try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
-                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs)
+                                       options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs) ?? trainer.evaluateUnpaired(setup.heldOutLabelled)
                                            ?? trainer.evaluateRollouts(step: step, progress: options.progress) ?? trainer.evaluateDistillation(setup.heldOut))
             }
             if let r { say("eval (\(label)): " + r.summary) }

@@ -1,0 +1,55 @@
+/// Labelled rows for unpaired preference objectives (KTO, arXiv 2402.01306): the coordinator's
+/// `BatchSource` picks training rows, each a desirable (`pairRole` .chosen) or undesirable
+/// (.rejected) answer with no partner (`pair` −1). With `mismatched`, the step batch also
+/// holds, after its B rows, a sequence per row that pairs row i's prompt with row i − 1's
+/// answer (row 0 with row B − 1's): the mismatched pairs from which KTO estimates the KL term
+/// (§4.1; TRL's `KTOTrainer` rotates the completions by one the same way, within each
+/// device's batch). Where row i − 1 has row i's prompt (a pair line's two rows, a row drawn
+/// twice) the answer is the nearest earlier row's with another prompt, and a row whose prompt
+/// every row shares has no mismatched pair: a prompt's own answers are no mismatch (TRL's
+/// rotation can pair them too, where its batch of unpaired pairs crosses from the chosen rows
+/// to the rejected ones). Rotating within the whole step batch makes the estimate the same for
+/// any rank count. Those rows are cut to `maxLength` keeping their start (TRL's collator), and
+/// train nothing: their origin is `.mismatched`, which the trainer gives to the objective's
+/// statistics pass only.
+public final class UnpairedProducer: StepProducer {
+    public let name = "labelled rows"
+    public let source: BatchSource
+    public let mismatched: Bool
+    public let maxLength: Int
+    public init(source: BatchSource, mismatched: Bool, maxLength: Int) {
+        self.source = source; self.mismatched = mismatched; self.maxLength = maxLength
+    }
+
+    public func prepare(_ p: StepPreparation) -> StepBatch {
+        p.decide { UnpairedProducer.batch(step: p.step, rows: source.batch(step: p.step), examples: p.examples,
+                                          mismatched: mismatched, maxLength: maxLength) }
+    }
+
+    /// Rows `rows` of `examples` in that order, then (with `mismatched`) their mismatched pairs.
+    static func batch(step: Int, rows: [Int], examples: [Example], mismatched: Bool, maxLength: Int) -> StepBatch {
+        var sequences = rows.map { i -> StepSequence in
+            var s = StepSequence(demonstration: examples[i], index: i)
+            precondition(examples[i].label != nil, "UnpairedProducer: row \(examples[i].source) has no label")
+            s.pairRole = examples[i].label == true ? .chosen : .rejected
+            return s
+        }
+        if mismatched {
+            // Each row's prompt: its tokens before its answer (`Dataset.context(of:)`).
+            let n = rows.count, prompts = rows.map { Dataset.context(of: examples[$0]) }
+            sequences += rows.indices.compactMap { k -> StepSequence? in
+                guard let back = (1..<max(n, 1)).first(where: { prompts[(k + n - $0) % n] != prompts[k] }) else { return nil }
+                let other = examples[rows[(k + n - back) % n]]
+                let start = Dataset.context(of: other).count
+                let ids = Array((prompts[k] + other.ids[start...]).prefix(maxLength))
+                let mask = Array(([UInt8](repeating: 0, count: prompts[k].count) + other.lossMask[start...]).prefix(maxLength))
+                return StepSequence(example: rows[k], origin: .mismatched, ids: ids, lossMask: mask,
+                                    promptLength: min(prompts[k].count, ids.count))
+            }
+        }
+        return StepBatch(step: step, sequences: sequences)
+    }
+
+    public var state: [UInt64] { source.state }
+    public func restore(_ state: [UInt64]) throws { try source.restore(state) }
+}
