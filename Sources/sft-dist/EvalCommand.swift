@@ -113,11 +113,19 @@ struct Eval: ParsableCommand {
             return try ScorerRegistry.make(name: scorer, args: args)
         }
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
-        let set = Fatal.collective {
+        let loaded = Fatal.collective {
             try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
                         template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
                         lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
                         textField: datasetTextField)
+        }
+        // kto's labelled rows: an undesirable answer is no reference for the loss or exact match.
+        let (set, undesirable) = UnpairedReader.withoutUndesirable(loaded, path: data)
+        if undesirable > 0 {
+            Fatal.agree(set.count == 0 ? "--data \(data): every row is labelled false (an undesirable answer, kto's data), and eval reads answers as references: give rows with desirable answers" : nil)
+            if comm.isCoordinator {
+                StandardError.write("sft-dist: note: \(undesirable) row\(undesirable == 1 ? "" : "s") of \(data) labelled false (undesirable answers, kto's data) left out: the loss and exact match read the other \(set.count) as references\n")
+            }
         }
         Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
         let emptyPrompts = set.examples.filter { $0.answer != nil && tok.holdsNoText($0.ids[0..<$0.promptLength]) }

@@ -147,4 +147,23 @@ final class KTOCLITests: XCTestCase {
         let one = CLI.sftDist(Self.args(["--batch-size", "1", "--objective-arg", "loss_type=apo_zero_unpaired"], steps: 2) + ["--out", dir + "/one"])
         XCTAssertEqual(one.status, 0, one.all)
     }
+
+    /// `sft-dist eval` reads a kto file as completions: the rows labelled false are left out (an
+    /// undesirable answer is no reference for the loss or exact match), and a file of them alone
+    /// is refused with one line.
+    func testEvalLeavesOutTheUndesirableRows() throws {
+        let r = CLI.sftDist(["eval", "--model", "tiny", "--data", Self.data, "--examples", "100", "--json"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("note: 30 rows of \(Self.data) labelled false (undesirable answers, kto's data) left out"), r.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data((r.stdout.split(separator: "\n").last ?? "").utf8)) as? [String: Any]
+        XCTAssertEqual(json?["examples"] as? Int, 60)
+        XCTAssertEqual(json?["eval_generated"] as? Int, 60)
+        let dir = CLI.tempDir("kto-eval-false")
+        try (0..<3).map { #"{"prompt": "add 1 \#($0) =", "completion": " 0", "label": false}"# }.joined(separator: "\n")
+            .write(toFile: dir + "/false.jsonl", atomically: true, encoding: .utf8)
+        let none = CLI.sftDist(["eval", "--model", "tiny", "--data", dir + "/false.jsonl", "--examples", "2"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.stderr.contains("every row is labelled false"), none.stderr)
+        XCTAssertEqual(none.stderr.split(separator: "\n").count, 1, none.stderr)
+    }
 }

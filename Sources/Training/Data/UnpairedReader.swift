@@ -56,6 +56,23 @@ public enum UnpairedReader {
     }
 }
 
+extension UnpairedReader {
+    /// The rows of a file read as completions (`sft-dist eval`) that are labelled false — kto's
+    /// undesirable answers, which are no references — left out, and how many were (every
+    /// completion reader ignores the "label" field).
+    public static func withoutUndesirable(_ data: Dataset, path: String) -> (kept: Dataset, left: Int) {
+        let lines = try? JSONLReader.lines(path: path, skipBadLines: true) { line -> Result<Bool, JSONLReader.LineProblem> in
+            guard case .success(let row) = JSONLReader.jsonObject(line), let n = row["label"] as? NSNumber,
+                  String(cString: n.objCType) == "c" else { return .success(false) }
+            return .success(!n.boolValue)
+        }
+        let undesirable = Set(lines?.values.filter(\.value).map { "\(path):\($0.line)" } ?? [])
+        guard !undesirable.isEmpty else { return (data, 0) }
+        let kept = data.examples.filter { !undesirable.contains($0.source) }
+        return (Dataset(examples: kept, report: data.report), data.count - kept.count)
+    }
+}
+
 /// Unpaired preference rows as a `Dataset`: each row an example carrying its `label`, fitted
 /// to `maxLength` as SFT rows are (a row left without an answer token is dropped: TRL drops
 /// the rows whose prompt alone fills max_length).
