@@ -27,7 +27,7 @@ public struct HFConfigFields {
 
     public func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
 
-    static func isBool(_ v: Any) -> Bool {
+    public static func isBool(_ v: Any) -> Bool {
         // JSONSerialization's booleans are NSNumbers of Objective-C type "c" (char), on Linux too.
         guard let n = v as? NSNumber else { return false }
         return String(cString: n.objCType) == "c"

@@ -39,8 +39,7 @@ public final class UnpairedProducer: StepProducer {
             let n = rows.count, prompts = rows.map { Dataset.context(of: examples[$0]) }
             sequences += rows.indices.compactMap { k -> StepSequence? in
                 guard let back = (1..<max(n, 1)).first(where: { prompts[(k + n - $0) % n] != prompts[k] }) else { return nil }
-                let other = examples[rows[(k + n - back) % n]]
-                let start = Dataset.context(of: other).count
+                let j = (k + n - back) % n, other = examples[rows[j]], start = prompts[j].count
                 let ids = Array((prompts[k] + other.ids[start...]).prefix(maxLength))
                 let mask = Array(([UInt8](repeating: 0, count: prompts[k].count) + other.lossMask[start...]).prefix(maxLength))
                 return StepSequence(example: rows[k], origin: .mismatched, ids: ids, lossMask: mask,

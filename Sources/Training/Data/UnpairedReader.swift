@@ -46,7 +46,7 @@ public enum UnpairedReader {
         guard let value = fields["label"] else {
             throw Problem(#"missing field "label" (true for a desirable answer, false for an undesirable one), or a pair's "chosen" and "rejected""#)
         }
-        guard let n = value as? NSNumber, String(cString: n.objCType) == "c" else {
+        guard HFConfigFields.isBool(value), let n = value as? NSNumber else {
             let shown = (value as? String).map(JSONText.brief) ?? JSONText.brief(structure: value)
                 ?? (value is NSNull ? "null" : (value as? NSNumber).map { "\($0)" } ?? "another value")
             throw Problem(#"field "label" must be true or false, got \#(shown)"#)
@@ -62,8 +62,8 @@ extension UnpairedReader {
     /// completion reader ignores the "label" field).
     public static func withoutUndesirable(_ data: Dataset, path: String) -> (kept: Dataset, left: Int) {
         let lines = try? JSONLReader.lines(path: path, skipBadLines: true) { line -> Result<Bool, JSONLReader.LineProblem> in
-            guard case .success(let row) = JSONLReader.jsonObject(line), let n = row["label"] as? NSNumber,
-                  String(cString: n.objCType) == "c" else { return .success(false) }
+            guard case .success(let row) = JSONLReader.jsonObject(line), let label = row["label"], HFConfigFields.isBool(label),
+                  let n = label as? NSNumber else { return .success(false) }
             return .success(!n.boolValue)
         }
         let undesirable = Set(lines?.values.filter(\.value).map { "\(path):\($0.line)" } ?? [])
@@ -118,6 +118,6 @@ extension Dataset {
 
     /// Rows labelled desirable and undesirable.
     public var labelCounts: (desirable: Int, undesirable: Int) {
-        (examples.filter { $0.label == true }.count, examples.filter { $0.label == false }.count)
+        examples.reduce((0, 0)) { n, e in (n.0 + (e.label == true ? 1 : 0), n.1 + (e.label == false ? 1 : 0)) }
     }
 }

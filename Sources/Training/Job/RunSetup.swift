@@ -29,6 +29,9 @@ public struct RunSetup {
     /// The held-out rows an evaluation reads: kto's labelled rows, which may hold no desirable
     /// one (exact match then answers none, and the kto loss is still evaluated), else `heldOut`.
     public var evaluatedHeldOutCount: Int { (heldOutLabelled ?? heldOut).count }
+    /// The held-out rows the evaluation reads, both answers of dpo's pairs and every kto row:
+    /// what the ranks' agreement check and a checkpoint's hash of the evaluated sets cover.
+    public var evaluatedHeldOut: Dataset { heldOutPairs ?? heldOutLabelled ?? heldOut }
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
@@ -97,7 +100,8 @@ public struct RunSetup {
             if let kto = objective as? KTOObjective {
                 let n = train.labelCounts
                 log("kto: \(n.desirable) desirable and \(n.undesirable) undesirable training rows" + (heldOutLabelled.flatMap { h in
-                    h.count == 0 ? nil : " (held out: \(h.labelCounts.desirable) and \(h.labelCounts.undesirable)"
+                    let m = h.labelCounts
+                    return h.count == 0 ? nil : " (held out: \(m.desirable) and \(m.undesirable)"
                         + (recipe.evalExamples > 0 ? "; exact match answers the desirable ones)" : ")") } ?? ""))
                 if let note = kto.balanceNote(desirable: n.desirable, undesirable: n.undesirable) { log(note) }
             }

@@ -68,9 +68,9 @@ public final class KTOObjective: Objective {
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab
-        let labelled = input.sequences.filter { $0.origin != .mismatched && $0.pairRole != .none }.count
-        let scale = Double(inverseCount(labelled))
-        let sums = SequenceLogRatios(input, name, where: { $0.origin != .mismatched && $0.pairRole != .none })
+        let isLabelled = { (s: StepSequence) in s.origin != .mismatched && s.pairRole != .none }
+        let scale = Double(inverseCount(input.sequences.filter(isLabelled).count))
+        let sums = SequenceLogRatios(input, name, where: isLabelled)
         var loss = 0.0, coefficient: [Int: Double] = [:]
         var d: [String: Double] = [:], c: [String: Double] = [:]
         for (s, r) in sums.ratio.sorted(by: { $0.key < $1.key }) {
@@ -83,16 +83,24 @@ public final class KTOObjective: Objective {
             d["rewards/\(side)", default: 0] += beta * r; c["rewards/\(side)", default: 0] += 1
             d["logps/\(side)", default: 0] += sums.policy[s]!; c["logps/\(side)", default: 0] += 1
         }
-        // ∂L/∂z = c_s·(onehot(y) − softmax(z)) on each answer token of row s.
+        // ∂L/∂z = c_s·(onehot(y) − softmax(z)) on each answer token of row s; the token figures
+        // (mean logit per side, entropy) summed alongside, from the same softmax pass.
+        var logits = (chosen: 0.0, rejected: 0.0), tokens = (chosen: 0.0, rejected: 0.0), entropy = 0.0
         for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
             guard let k = coefficient[Int(input.sequenceId[r])] else { continue }
             let y = lossTarget(input, r, name), z = input.logits + r * V
-            let entropy = LogitRow.addScaledSoftmax(dlogits + r * V, z, lse: sums.lse[r], V, scale: Float(-k))
+            entropy += LogitRow.addScaledSoftmax(dlogits + r * V, z, lse: sums.lse[r], V, scale: Float(-k))
             dlogits[r * V + y] += Float(k)
-            let side = input.sequences[Int(input.sequenceId[r])].pairRole == .chosen ? "chosen" : "rejected"
-            d["logits/\(side)", default: 0] += Double(Vec.total(z, count: V)) / Double(V); c["logits/\(side)", default: 0] += 1
-            d["entropy", default: 0] += entropy; c["entropy", default: 0] += 1
+            let mean = Double(Vec.total(z, count: V)) / Double(V)
+            if input.sequences[Int(input.sequenceId[r])].pairRole == .chosen {
+                logits.chosen += mean; tokens.chosen += 1
+            } else {
+                logits.rejected += mean; tokens.rejected += 1
+            }
         }
+        if tokens.chosen > 0 { d["logits/chosen"] = logits.chosen; c["logits/chosen"] = tokens.chosen }
+        if tokens.rejected > 0 { d["logits/rejected"] = logits.rejected; c["logits/rejected"] = tokens.rejected }
+        if tokens.chosen + tokens.rejected > 0 { d["entropy"] = entropy; c["entropy"] = tokens.chosen + tokens.rejected }
         if !sums.ratio.isEmpty {
             d["kl"] = kl * Double(sums.ratio.count); c["kl"] = Double(sums.ratio.count)
         }
@@ -103,15 +111,12 @@ public final class KTOObjective: Objective {
     func rowLoss(_ r: Double, desirable: Bool) -> (loss: Double, dr: Double) {
         let b = beta, sig = DPOLoss.logistic
         switch (lossType, desirable) {
-        case (.kto, true):
+        case (_, true):   // apo_zero_unpaired's 1 − σ(β·r) too: its kl is 0
             let s = sig(b * (r - kl))
             return (1 - s, -b * s * (1 - s))
         case (.kto, false):
             let s = sig(b * (kl - r))
             return (1 - s, b * s * (1 - s))
-        case (.apoZeroUnpaired, true):
-            let s = sig(b * r)
-            return (1 - s, -b * s * (1 - s))
         case (.apoZeroUnpaired, false):
             let s = sig(b * r)
             return (s, b * s * (1 - s))

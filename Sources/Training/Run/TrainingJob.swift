@@ -133,7 +133,7 @@ public enum TrainingJob {
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
         // Under dpo the held-out pairs, both answers: the evaluation reads the rejected ones too.
-        checkpoints.evaluatedSets = [("", (setup.heldOutPairs ?? setup.heldOutLabelled ?? setup.heldOut).examples)] + evalSets.evaluatedExamples
+        checkpoints.evaluatedSets = [("", setup.evaluatedHeldOut.examples)] + evalSets.evaluatedExamples
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
         // one another run is writing is refused untouched. A new one is made after resume.
         Fatal.agree(lead && FileManager.default.fileExists(atPath: recipe.out) ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
