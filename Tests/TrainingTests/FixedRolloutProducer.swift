@@ -14,6 +14,8 @@ final class FixedRolloutProducer: StepProducer {
     let rewards: [Float]
     /// `StepBatch.lossTokensPerStep`: the batch as one step of a longer generation.
     var lossTokensPerStep: Double? = nil
+    /// `StepBatch.onPolicy`: the batch as a generation's first step, sampled by the current weights.
+    var onPolicy = false
     init(examples: [Example], advantages: [Float], behaviour: [[Float]], origins: [SequenceOrigin]? = nil, rewards: [Float] = []) {
         precondition(examples.count == advantages.count && examples.count == behaviour.count)
         self.examples = examples; self.advantages = advantages; self.behaviour = behaviour
@@ -30,6 +32,7 @@ final class FixedRolloutProducer: StepProducer {
             return s
         })
         batch.lossTokensPerStep = lossTokensPerStep
+        batch.onPolicy = onPolicy
         return batch
     }
     var state: [UInt64] { [] }

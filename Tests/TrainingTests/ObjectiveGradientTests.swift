@@ -71,6 +71,9 @@ final class ObjectiveGradientTests: XCTestCase {
         // KL term positive (the batch's mismatched sequence), weights apart; and APO's unpaired form.
         ("kto", [:]), ("kto", ["beta": "2", "desirable_weight": "1.3", "undesirable_weight": "0.7"]),
         ("kto", ["loss_type": "apo_zero_unpaired", "beta": "1.5"]),
+        // One ratio per rollout from its summed log-ratios; a narrow clip, and a wide one (beta only
+        // decides whether a reference is loaded: its penalty is in the producer's advantages).
+        ("rloo", [:]), ("rloo", ["epsilon": "0.05", "epsilon_high": "0.1"]), ("rloo", ["epsilon": "0.5", "epsilon_high": "1", "beta": "0"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
@@ -114,9 +117,25 @@ final class ObjectiveGradientTests: XCTestCase {
             // h = 1e-2 puts the central differences past the 2e-5 floor (2e-4 seen); a step 5× wider
             // divides that noise by 5. DPOTests checks both against float64 autograd.
             let squared = name == "dpo" && ["ipo", "sppo_hard"].contains(args["loss_type"] ?? "")
-            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, h: squared ? 5e-2 : 1e-2,
+            // rloo's one ratio per rollout is the exp of its summed log-probs: A·c multiplies the
+            // float32 round-off of that sum, which at h = 1e-2 put an unclipped rollout 9e-6 past
+            // the floor; a step twice as wide halves that noise.
+            let h: Float = squared ? 5e-2 : name == "rloo" ? 2e-2 : 1e-2
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, h: h,
                                                      label: "\(name) \(args)")
             XCTAssertLessThanOrEqual(excess, 0, "\(name) \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+    }
+
+    /// rloo on a generation's first step: π_old is the current weights, detached (held at the
+    /// unperturbed logits), so the ratio is 1 there and only the perturbation moves it.
+    func testRLOOOnPolicyFiniteDifferences() throws {
+        for (name, args) in Self.configurations where name == "rloo" {
+            let batch = try batch(name, args)
+            var context = batch.context(step: 0, totalSteps: 4)
+            context.onPolicy = true
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, label: "rloo on-policy \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "rloo on-policy \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
     }
 

@@ -105,7 +105,10 @@ final class ObjectiveThroughModelTests: XCTestCase {
             for e in model.parameters.entries {
                 let t = model.parameters[e.name]
                 for i in Swift.stride(from: 0, to: t.count, by: max(1, t.count / 8)) {
-                    let numeric = richardsonDerivative(t.data + i, h: 1e-2, loss)
+                    // rloo's loss is a min of two terms in one ratio per rollout, exp of a sum over this sharp
+                    // model's tokens: at h = 1e-2 the stencil (±2h) crossed a clip boundary of c_proj.bias
+                    // (4 % off; it passes at 1e-2 with the clip moved away, epsilon_high=1000), at 3e-3 none.
+                    let numeric = richardsonDerivative(t.data + i, h: name == "rloo" ? 3e-3 : 1e-2, loss)
                     if !derivativesAgree(numeric, Double(t.grad[i]), relative: 2e-2, floor: floor) {
                         failures.append("\(e.name)[\(i)]: analytic \(t.grad[i]), numeric \(numeric)")
                     }

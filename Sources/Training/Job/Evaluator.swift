@@ -47,7 +47,7 @@ public struct EvalResult {
     public static let fieldNames = ["loss", "ppl", "mean_token_accuracy", "entropy", "accuracy", "mean_reward", "mean_length", "ece", "generated"]
 
     /// Under dpo the objective's loss and diagnostics on the held-out pairs
-    /// (`Trainer.evaluatePairs`), under grpo on rollouts of the held-out prompts
+    /// (`Trainer.evaluatePairs`), under grpo and rloo on rollouts of the held-out prompts
     /// (`Trainer.evaluateRollouts`), under gkd on the held-out rows (`Trainer.evaluateDistillation`),
     /// which stand for the NLL figures as TRL's evaluation reports them: `eval_loss` is then
     /// that loss, with no perplexity.
@@ -70,7 +70,7 @@ public struct EvalResult {
 
     public var summary: String {
         var s = objective.map { o in
-            // grpo's rollouts carry a reward; dpo's pairs a preference accuracy and margin; gkd's
+            // grpo's and rloo's rollouts carry a reward; dpo's pairs a preference accuracy and margin; gkd's
             // rows the student's entropy beside the divergence; kto's rows its KL term and margin.
             if let reward = o.figure("reward") {
                 return String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,

@@ -29,7 +29,7 @@ extension Trainer {
         evaluateObjective(PairProducer.batch(step: 0, pairs: Array(0..<pairs.pairCount), examples: pairs.examples), temperature: 1)
     }
 
-    /// grpo's evaluation at `step` (`RolloutProducer.evaluationBatch`: the held-out prompts'
+    /// grpo's and rloo's evaluation at `step` (`RolloutProducer.evaluationBatch`: the held-out prompts'
     /// rollouts at the current weights), through the objective at the rollout temperature,
     /// with the rollouts' figures beside the objective's; nil when the run evaluates the
     /// held-out NLL (another objective, or none to roll out). Collective.

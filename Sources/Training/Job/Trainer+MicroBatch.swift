@@ -130,7 +130,7 @@ extension Trainer {
                                  behaviourLogProbs: mb.behaviourLogProbs, tokenWeights: mb.tokenWeights)
         var held: [Tensor] = []
         let noGrad = Tape(recording: false)
-        if let ref = setup.referenceModel, objective.requirements.referenceModel, companions {
+        if let ref = setup.referenceModel, objective.requirements.referenceModel, objective.requirements.referenceInStep, companions {
             let r = ref.forward(noGrad, inputs: mb.inputs, positions: mb.positions, segments: segments, batch: mb.batch, seqLen: mb.seqLen)
             divideByTemperature(r.data, count: r.count, context)
             inp.referenceLogits = UnsafePointer(r.data)

@@ -43,7 +43,8 @@ import TensorCore
 /// `ratio` (mean c1), `kl` (mean c1·k3, or k3 without the correction, when β > 0; as TRL logs
 /// it), entropy, mean_p; under cispo `cispo_clip_ratio` (c1 > ε_max with A > 0) in place of
 /// `clip_ratio/*`.
-public final class GRPOObjective: Objective, DetachedEvaluable {
+public final class GRPOObjective: Objective, DetachedEvaluable, RolloutPolicyObjective {
+    public let trainerName = "GRPOTrainer"
     public enum LossType: String, CaseIterable { case grpo, bnpo, drGRPO = "dr_grpo", dapo, cispo, sapo, luspo, vespo }
     public enum ImportanceSamplingLevel: String, CaseIterable { case token, sequence }
     public let name = "grpo"

@@ -86,6 +86,10 @@ public struct ObjectiveRequirements: Sendable {
     /// Unpaired rows labelled desirable or undesirable (`{prompt, completion, label}` data,
     /// `Dataset(unpairedAt:)`, `UnpairedProducer`): KTO.
     public var unpaired = false
+    /// The reference's logits are read per micro-batch (`ObjectiveInput.referenceLogits`); false
+    /// where the reference only scores rollouts when they are generated (rloo's KL penalty in the
+    /// reward, `LeaveOneOutAdvantages`): the model is loaded, but the step runs no forward of it.
+    public var referenceInStep = true
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil
@@ -179,4 +183,11 @@ public struct ObjectiveResult {
 public struct ObjectiveError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
+}
+
+/// A policy-gradient objective trained on its rollouts alone (grpo, rloo): it reads rows that
+/// are only a prompt, and evaluates by rolling out the held-out prompts as TRL's GRPOTrainer
+/// and RLOOTrainer do (`RolloutProducer+Evaluation.swift`); `trainerName` is TRL's class.
+public protocol RolloutPolicyObjective: Objective {
+    var trainerName: String { get }
 }

@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -73,6 +73,10 @@ public enum ObjectiveRegistry {
                                           entropyCoef: try args.optionalFloat32Double("entropy_coef") ?? 0,
                                           adaptiveEntropy: try adaptiveEntropy(&args),
                                           sapoTemperatures: try sapoTemperatures(&args), vespo: try vespoGamma(&args))
+        case "rloo":
+            objective = try RLOOObjective(epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                          beta: try args.float("beta", default: 0.05),
+                                          normalizeAdvantages: try args.bool("normalize_advantages", default: false))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

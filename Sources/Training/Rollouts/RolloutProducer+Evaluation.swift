@@ -22,6 +22,8 @@ extension RolloutProducer {
     /// above 0 with no held-out prompt to roll out is refused, as a key that would do nothing.
     func prepareEvaluation(_ setup: RunSetup, limit: Int, maxLengthBinds: Bool) throws {
         let r = setup.recipe
+        let trainer = (setup.objective as? RolloutPolicyObjective)?.trainerName ?? "GRPOTrainer"
+        evaluatedBy = (setup.objective.name, trainer)
         let perPrompt = r.rolloutsPerEvaluationPrompt(setup.objective)
         guard perPrompt > 0 else { return }
         let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter(\.hasPrompt))
@@ -43,7 +45,7 @@ extension RolloutProducer {
             try RolloutPrompts.checkReferences(evaluationPrompts, rewards: rewards)
             try RolloutPrompts.checkTaskPrompts(evaluationPrompts, rewards: rewards, tokenizer: setup.tokenizer)
         } catch {
-            throw DataError("\(error) (grpo evaluates by rolling out the held-out prompts, as TRL's GRPOTrainer: --eval-rollouts 0 evaluates their NLL instead)")
+            throw DataError("\(error) (\(setup.objective.name) evaluates by rolling out the held-out prompts, as TRL's \(trainer): --eval-rollouts 0 evaluates their NLL instead)")
         }
         evaluationRollouts = perPrompt
         try Self.checkEvaluationMemory(prompts: evaluationPrompts, rollouts: perPrompt, completion: settings.maxCompletionLength)
@@ -53,7 +55,7 @@ extension RolloutProducer {
     public var evaluationSummary: String? {
         let g = evaluationRollouts, n = evaluationPrompts.count
         guard g > 0 else { return nil }
-        return "evaluation: grpo's loss and rewards on \(g) rollout\(g == 1 ? "" : "s") of each of \(n) held-out prompt\(n == 1 ? "" : "s"), as TRL's GRPOTrainer evaluates (--eval-rollouts; 0: their NLL)"
+        return "evaluation: \(evaluatedBy.objective)'s loss and rewards on \(g) rollout\(g == 1 ? "" : "s") of each of \(n) held-out prompt\(n == 1 ? "" : "s"), as TRL's \(evaluatedBy.trainer) evaluates (--eval-rollouts; 0: their NLL)"
             + (evaluationDropped > 0 ? "; \(evaluationDropped) longer than the context minus max_completion_length left out (--truncation drop)" : "")
     }
 
@@ -88,7 +90,7 @@ extension RolloutProducer {
                         chunk: 256 * p.comm.size, progress: progress)
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds,
                                           aggregation: settings.aggregation)
-            .filter { $0.0 != "accuracy" }
+            .filter { $0.0 != "accuracy" } + r.figures
         var batch = StepBatch(step: p.step, sequences: r.sequences)
         batch.onPolicy = true   // sampled by the weights being evaluated
         return (batch, figures)
@@ -97,9 +99,9 @@ extension RolloutProducer {
 
 extension Recipe {
     /// Rollouts per held-out prompt in an evaluation of a run with `objective`: `eval_rollouts`
-    /// (−1: `rollouts`) under grpo sampling with `eval_examples` > 0; 0 (the held-out NLL) otherwise.
+    /// (−1: `rollouts`) under grpo's or rloo's sampling with `eval_examples` > 0; 0 (the held-out NLL) otherwise.
     public func rolloutsPerEvaluationPrompt(_ objective: Objective) -> Int {
-        guard objective is GRPOObjective, samplesRollouts(objective), self.evalExamples > 0 else { return 0 }
+        guard objective is RolloutPolicyObjective, samplesRollouts(objective), self.evalExamples > 0 else { return 0 }
         return self.evalRollouts < 0 ? self.rollouts : self.evalRollouts
     }
 }

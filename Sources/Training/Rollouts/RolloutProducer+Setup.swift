@@ -49,6 +49,13 @@ extension RolloutProducer {
         }
         revealedPrefixes = try RevealedPrefixes(setup: setup, prompts: prompts, settings: settings, promptLimit: limit)
         if let online = setup.objective as? OnlineDPOObjective { rankedPairs = RankedPairs.Settings(penalty: online.missingEOSPenalty) }
+        if let rloo = setup.objective as? RLOOObjective {
+            let penalty = rloo.beta > 0
+                ? setup.referenceModel.map { LeaveOneOutAdvantages.Penalty(reference: $0, beta: Double(rloo.beta), temperature: settings.temperature) }
+                : nil
+            precondition(rloo.beta == 0 || penalty != nil, "objective rloo with beta > 0 needs the reference model loaded")
+            leaveOneOut = (penalty, rloo.normalizeAdvantages)
+        }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
     }
 

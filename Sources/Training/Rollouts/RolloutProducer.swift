@@ -41,12 +41,17 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// online-dpo: each prompt's two rollouts ranked into a pair (RankedPairs.swift), its
     /// `missing_eos_penalty`.
     public var rankedPairs: RankedPairs.Settings?
+    /// rloo: leave-one-out advantages (`LeaveOneOutAdvantages`) in place of the group's, with the
+    /// KL penalty in the reward when β > 0, and TRL's `normalize_advantages`.
+    public var leaveOneOut: (penalty: LeaveOneOutAdvantages.Penalty?, normalize: Bool)?
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
     public internal(set) var evaluationRollouts = 0
     /// Held-out prompts among the first eval_examples left out as too long (`--truncation drop`).
     public internal(set) var evaluationDropped = 0
+    /// The objective and TRL trainer an evaluation follows, for the log.
+    var evaluatedBy = (objective: "grpo", trainer: "GRPOTrainer")
     /// What the last `prepare` measured, for the step's metrics row (`RolloutMetrics`).
     public private(set) var lastMetrics: [(String, Double)] = []
     public var stepFields: [(String, Any)] { lastMetrics.map { ($0.0, $0.1 as Any) } }
@@ -61,7 +66,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         // TRL's schedule: a generation every steps_per_generation × num_iterations steps, its
         // slices taken in order on each pass (`_buffered_inputs[_step % steps_per_generation]`).
         let g = p.step / settings.stepsOfAGeneration, part = p.step % settings.stepsPerGeneration
-        var timing = (generate: 0.0, score: 0.0, tokens: 0)
+        var timing = (generate: 0.0, score: 0.0, tokens: 0, figures: [(String, Double)]())
         if generation?.index != g { timing = generate(g, p) }
         let perStep = settings.batchSize
         var slice = Array(generation!.sequences[(part * perStep)..<((part + 1) * perStep)])
@@ -70,6 +75,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                           stopIds: stopIds, aggregation: settings.aggregation)
             + [("generate_s", timing.generate), ("score_s", timing.score)]
             + (timing.generate > 0 ? [("generate_tokens_per_s", Double(timing.tokens) / timing.generate)] : [])
+            + timing.figures   // the generation's own (rloo's kl), on the step that made it, as TRL logs them once
             // The schedule the generation's rollouts were planned at (its first step), not this step's.
             + (revealedPrefixes?.metrics(slice, step: g * settings.stepsOfAGeneration) ?? [])
             + (rankedPairs != nil ? RankedPairs.metrics(slice, stopIds: stopIds) : [])
@@ -95,8 +101,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         return Double(rollouts.reduce(0) { $0 + $1.lossMask.reduce(0) { $0 + Int($1) } }) / Double(steps)
     }
 
-    /// Generation g: sample, score, form advantages (collective). Returns the time of each part.
-    func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int) {
+    /// Generation g: sample, score, form advantages (collective). Returns the time of each part,
+    /// the generated tokens and the generation's own figures.
+    func generate(_ g: Int, _ p: StepPreparation) -> (generate: Double, score: Double, tokens: Int, figures: [(String, Double)]) {
         let chosen = sampler.batch(step: g)
         let plan = revealedPrefixes?.plan(chosen: chosen, prompts: prompts, rollouts: settings.rollouts, step: g * settings.stepsOfAGeneration,
                                           generationSeed: settings.generationSeed(g))
@@ -109,7 +116,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                              stopped: sequences.map { $0.stopped(stopIds) }, penalty: ranked.penalty)
         }
         generation = (g, sequences)
-        return (r.generate, r.score, r.tokens)
+        return (r.generate, r.score, r.tokens, r.figures)
     }
 
     /// G rollouts of each of `prompts[chosen]` from `seed`'s streams (with `plan`: continuing
@@ -118,10 +125,11 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// Collective: the same sequences on every rank. Also the time of each part and the
     /// generated tokens. With `chunk`, the rollouts are generated that many at a time, each
     /// chunk reported to `progress` (done, total); rollout i samples from stream (seed, i)
-    /// either way.
+    /// either way. `figures`: rloo's `kl` (the mean per trained token) when β > 0.
     func rollOut(_ chosen: [Int], of pool: [RolloutPrompt], rollouts G: Int, plan: RevealedPrefixes.Plan?,
                  grouped: GroupedDemonstrations?, seed: UInt64, firstGroup: Int, _ p: StepPreparation,
-                 chunk: Int? = nil, progress: ((Int, Int) -> Void)? = nil) -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int) {
+                 chunk: Int? = nil, progress: ((Int, Int) -> Void)? = nil)
+        -> (sequences: [StepSequence], generate: Double, score: Double, tokens: Int, figures: [(String, Double)]) {
         let flat = plan?.prompts ?? chosen.flatMap { repeatElement(pool[$0].ids, count: G) }
         let t0 = p.comm.wallTime()
         let options = settings.sampling(stopIds: stopIds)
@@ -159,6 +167,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                                         demonstrations: perFunction.map { Array($0[gens.count...]) }, weights: weights,
                                                         groupSize: G, scaling: settings.scaling, aggregation: settings.aggregation)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
+        } else if leaveOneOut != nil {
+            advantages = []   // formed below, from the rollouts' trained tokens
         } else {
             advantages = settings.aggregation.advantages(perFunction, weights: weights, groupSize: G, scaling: settings.scaling).advantages
         }
@@ -169,11 +179,21 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
-            s.advantage = advantages[i]
+            s.advantage = advantages.isEmpty ? 0 : advantages[i]
             if settings.maskTruncated && keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             if settings.maskTruncated && !keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             return s
+        }
+        var figures: [(String, Double)] = []
+        if let loo = leaveOneOut {
+            // After the masks: TRL's KL runs over the completion mask that mask_truncated_completions has cut.
+            let kl = loo.penalty.map { LeaveOneOutAdvantages.klSums(sequences, penalty: $0, p) }
+            let a = LeaveOneOutAdvantages(rewards: total, kl: kl?.kl ?? [Double](repeating: 0, count: total.count),
+                                          tokens: kl?.tokens ?? [Double](repeating: 0, count: total.count),
+                                          beta: loo.penalty?.beta ?? 0, groupSize: G, normalize: loo.normalize)
+            for i in sequences.indices { sequences[i].advantage = a.advantages[i] }
+            if kl != nil { figures.append(("kl", a.klTokens > 0 ? a.klSum / a.klTokens : 0)) }
         }
         if let d = grouped {
             sequences += chosen.indices.map { j -> StepSequence in
@@ -185,7 +205,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                 return s
             }
         }
-        return (sequences, t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count })
+        return (sequences, t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count }, figures)
     }
 
     /// prompt + completion (+ the stop token when the rollout stopped: the one that did, else

@@ -17,11 +17,11 @@ extension Recipe {
         objective.requirements.rollouts && !self.scoredData
     }
 
-    /// grpo reads rows that are only a prompt in `--data` and `--heldout` (TRL's GRPO datasets
-    /// hold a "prompt" column; GRPOTrainer samples the answers). The mixing objectives train on
+    /// grpo and rloo read rows that are only a prompt in `--data` and `--heldout` (TRL's GRPO and
+    /// RLOO datasets hold a "prompt" column; their trainers sample the answers). The mixing objectives train on
     /// `--data`'s completions, and the other methods on the rows' tokens.
     public func readsPromptOnlyRows(_ objective: Objective) -> Bool {
-        objective is GRPOObjective && samplesRollouts(objective)
+        objective is RolloutPolicyObjective && samplesRollouts(objective)
     }
 }
 

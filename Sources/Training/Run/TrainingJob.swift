@@ -194,7 +194,7 @@ public enum TrainingJob {
                 options.progress = { shown.update($0, done: $1, total: $2) }
             }
             // The objective's loss as TRL's trainers evaluate theirs: dpo's on the held-out pairs, kto's
-            // on the held-out labelled rows, grpo's on rollouts of the held-out prompts, gkd's on the held-out rows.
+            // on the held-out labelled rows, grpo's and rloo's on rollouts of the held-out prompts, gkd's on the held-out rows.
             let r = setup.evaluatedHeldOutCount == 0 ? nil : Fatal.collective {
                 try Evaluator.evaluate(model: model, tokenizer: setup.tokenizer, examples: setup.heldOut.examples, comm: comm,
                                        options: options, objective: setup.heldOutPairs.map(trainer.evaluatePairs) ?? trainer.evaluateUnpaired(setup.heldOutLabelled)

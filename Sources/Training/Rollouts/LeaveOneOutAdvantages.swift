@@ -1,0 +1,91 @@
+import Foundation
+import Models
+import TensorCore
+
+/// RLOO's advantages of one generation batch (Ahmadian et al., "Back to Basics: Revisiting
+/// REINFORCE Style Optimization for Learning from Human Feedback in LLMs", arXiv 2402.14740:
+/// the REINFORCE leave-one-out estimator), as TRL 1.16's `RLOOTrainer._generate_and_score_completions`
+/// forms them. G consecutive rollouts per prompt form a group;
+///
+///   r_i = Σ_f w_f·r_f,i − β·kl_i,   kl_i = Σ_t m_t·(log π_old(y_t) − log π_ref(y_t))   (the KL penalty in the reward)
+///   A_i = r_i − (Σ_{j≠i} r_j) / (G − 1)                                                  (the leave-one-out baseline)
+///   A_i ← (A_i − mean_B A) / (std_B A + 1e-4)                                            (normalize_advantages only)
+///
+/// kl_i is the first-order estimate summed over the rollout's trained tokens (TRL's; it can be
+/// negative), π_old and π_ref forwards of the weights that sampled the rollouts and of the
+/// frozen reference at the rollout temperature, detached, as TRL's old and reference log-probs.
+/// The same forward for both, not the sampler's log-probs (whose decode path rounds otherwise):
+/// a reference equal to the policy (the initial weights) gives exactly 0. A group whose
+/// penalised rewards are all equal carries no signal: its advantages are exactly 0, where
+/// r − (Σ − r)/(G − 1) would leave a rounding residue (2e-16 for eight rewards of 1.1) that
+/// Adam would scale to a step — as `GroupAdvantages` does for grpo. mean_B and the Bessel std_B run over every rollout of the
+/// generation batch. A group of one rollout (an evaluation with `eval_rollouts 1`) gets 0, as
+/// TRL's. Computed in Double from the whole batch, which every rank holds.
+public struct LeaveOneOutAdvantages: Equatable {
+    public var advantages: [Float]
+    /// Σ_i kl_i and the trained tokens it ran over (TRL's logged `kl` is their ratio).
+    public var klSum: Double, klTokens: Double
+
+    public init(rewards: [Double], kl: [Double], tokens: [Double], beta: Double, groupSize g: Int, normalize: Bool) {
+        precondition(g >= 1 && rewards.count % g == 0 && kl.count == rewards.count && tokens.count == rewards.count,
+                     "LeaveOneOutAdvantages: \(rewards.count) rewards, \(kl.count) KL sums in groups of \(g)")
+        let penalised = zip(rewards, kl).map { $0 - beta * $1 }
+        var adv = [Double](repeating: 0, count: rewards.count)
+        if g > 1 {
+            for k in 0..<(rewards.count / g) {
+                let r = penalised[(k * g)..<((k + 1) * g)]
+                if r.allSatisfy({ $0 == r.first! }) { continue }
+                let sum = r.reduce(0, +)
+                for i in r.indices { adv[i] = r[i] - (sum - r[i]) / Double(g - 1) }
+            }
+        }
+        if normalize {
+            let mean = adv.reduce(0, +) / Double(max(adv.count, 1))
+            let std = GroupAdvantages.besselStd(adv[...])
+            adv = adv.map { ($0 - mean) / (std + GroupAdvantages.epsilon) }
+        }
+        advantages = adv.map { Float($0) }
+        klSum = kl.reduce(0, +); klTokens = tokens.reduce(0, +)
+    }
+
+    /// The KL penalty's inputs: the frozen reference (the initial weights or `--ref-model`), β and
+    /// the temperature the rollouts were sampled at, which divides the reference's logits too.
+    public struct Penalty {
+        public let reference: LanguageModel
+        public let beta: Double
+        public let temperature: Float
+    }
+
+    /// Per sequence: kl_i = Σ_t m_t·(log π_old − log π_ref) over its trained tokens, and their
+    /// count. The policy (`p.model`, the weights that sampled them) and the reference score the
+    /// sequences dealt over ranks (`CandidateScoring`, one per forward), so every rank gets the
+    /// same values for any rank count.
+    static func klSums(_ sequences: [StepSequence], penalty: Penalty, _ p: StepPreparation) -> (kl: [Double], tokens: [Double]) {
+        let scorer = TargetLogProbScorer(temperature: penalty.temperature)
+        let old = p.score(sequences, with: scorer), reference = p.score(sequences, with: scorer, model: penalty.reference)
+        return (zip(old, reference).map { TargetLogProbScorer.sum($0) - TargetLogProbScorer.sum($1) }, reference.map { Double($0[2]) })
+    }
+}
+
+/// [Σ m·log softmax(z/T)[y] as two floats, Σ m] over a candidate's loss tokens: its log-likelihood
+/// at temperature T. Scores travel as Float; a long answer's sum (−2,000 over 1,000 tokens has a
+/// float32 spacing of 1e-4) is sent as its float32 value and the remainder, so the difference of
+/// two models' sums keeps Double's precision.
+struct TargetLogProbScorer: CandidateScorer {
+    let temperature: Float
+    func score(_ c: CandidateView) -> [Float] {
+        var sum = 0.0, n: Float = 0
+        var row = [Float](repeating: 0, count: c.vocab)
+        for (t, (y, m)) in zip(c.targets, c.mask).enumerated() where m != 0 {
+            let z = c.logits + t * c.vocab
+            for v in 0..<c.vocab { row[v] = temperature == 1 ? z[v] : z[v] / temperature }
+            sum += Double(Double(m) * Double(row[Int(y)] - SoftmaxKernels.logSumExp(row, count: c.vocab)))
+            n += m
+        }
+        let high = Float(sum)
+        return [high, Float(sum - Double(high)), n]
+    }
+
+    /// The Double sum from a score's two floats.
+    static func sum(_ score: [Float]) -> Double { Double(score[0]) + Double(score[1]) }
+}
