@@ -34,7 +34,7 @@ def completion_rows(examples):
 
 
 def trl_rloo_loss(examples, T, current, behaviour, advantages, eps_low, eps_high, temperature=1.0, on_policy=False):
-    B, V = len(examples), current.shape[1]
+    B = len(examples)
     rows = completion_rows(examples)
     Lc = max(len(r) for r in rows)
     logits = current.double().clone().requires_grad_(True)
@@ -96,9 +96,8 @@ ADVANTAGE_CASES = [
 
 
 def main():
-    torch.manual_seed(0)
     batch = json.load(open(BATCH))
-    examples, T, V = batch["examples"], batch["seq_len"], batch["vocab"]
+    examples, T = batch["examples"], batch["seq_len"]
     current = torch.tensor(batch["logits"]["current"], dtype=torch.float32)
     behaviour = [x["behaviour"] for x in examples]
     advantages = [x["advantage"] for x in examples]

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// `--objective rloo` end to end under real mpirun: the same rollouts, KL penalty and losses at
-/// one and two ranks, a run resumed inside a generation bit-exact, the KL penalty reaching the
+/// one, two and four ranks, a run resumed inside a generation bit-exact, the KL penalty reaching the
 /// advantages, the held-out rollouts evaluated as TRL's RLOOTrainer evaluates, and the keys it
 /// cannot use refused with one line.
 final class RLOOCLITests: XCTestCase {

@@ -118,8 +118,8 @@ final class ObjectiveGradientTests: XCTestCase {
             // divides that noise by 5. DPOTests checks both against float64 autograd.
             let squared = name == "dpo" && ["ipo", "sppo_hard"].contains(args["loss_type"] ?? "")
             // rloo's one ratio per rollout is the exp of its summed log-probs: A·c multiplies the
-            // float32 round-off of that sum, which at h = 1e-2 put an unclipped rollout 9e-6 past
-            // the floor; a step twice as wide halves that noise.
+            // float32 round-off of the per-token log-probs in that sum, which at h = 1e-2 put an
+            // unclipped rollout (c = 1.66) 9e-6 past the floor; a step twice as wide halves that noise.
             let h: Float = squared ? 5e-2 : name == "rloo" ? 2e-2 : 1e-2
             let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, h: h,
                                                      label: "\(name) \(args)")
@@ -128,7 +128,8 @@ final class ObjectiveGradientTests: XCTestCase {
     }
 
     /// rloo on a generation's first step: π_old is the current weights, detached (held at the
-    /// unperturbed logits), so the ratio is 1 there and only the perturbation moves it.
+    /// unperturbed logits), so the ratio is 1 there and only the perturbation moves it; with c
+    /// near 1, A·c does not amplify the round-off as the off-policy rows' c = 1.66 does (h = 1e-2 holds).
     func testRLOOOnPolicyFiniteDifferences() throws {
         for (name, args) in Self.configurations where name == "rloo" {
             let batch = try batch(name, args)

@@ -29,8 +29,8 @@ final class RLOOTests: XCTestCase {
     static let fixture: Fixture = referenceFixture("rloo-reference.json")
     static let batch = GRPOReferenceTests.fixture
 
-    /// A group of equal penalised rewards gets exactly 0 (TRL's r − (Σ − r)/(G − 1) leaves 2e-16 on
-    /// eight rewards of 1.1), the other group its leave-one-out values.
+    /// A group of equal penalised rewards gets exactly 0 (r − (Σ − r)/(G − 1), Σ summed left to right
+    /// in Double, leaves 2e-16 on eight rewards of 1.1), the other group its leave-one-out values.
     func testEqualRewardsGiveExactlyZero() {
         let rewards = [Double](repeating: 1.1, count: 8) + [1.1, 0, 0, 1, 0.1, 1.1, 0, 0]
         let a = LeaveOneOutAdvantages(rewards: rewards, kl: rewards.map { _ in 0 }, tokens: rewards.map { _ in 1 }, beta: 0.05,
@@ -63,7 +63,7 @@ final class RLOOTests: XCTestCase {
             let got = LeaveOneOutAdvantages(rewards: c.rewards, kl: c.kl, tokens: c.kl.map { _ in 1 }, beta: c.beta,
                                             groupSize: c.group_size, normalize: c.normalize)
             XCTAssertEqual(got.advantages.count, c.expected.count)
-            for (g, w) in zip(got.advantages, c.expected) {
+            for (g, w) in zip(got.advantages, c.expected) {   // stored as Float: 6e-8 relative
                 XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rewards) kl \(c.kl) β \(c.beta) normalize \(c.normalize)")
             }
         }
@@ -160,6 +160,7 @@ final class RLOOTests: XCTestCase {
             var kl = 0.0, tokens = 0.0
             for t in old.indices where s.lossMask[t + 1] != 0 { kl += old[t] - ref[t]; tokens += 1 }
             XCTAssertEqual(got.tokens[i], tokens, "sequence \(i): trained tokens")
+            // The scorer's per-token log-probs are float32 (≈ 1e-7 each), these Double.
             XCTAssertEqual(got.kl[i], kl, accuracy: 1e-5 * max(1, abs(kl)), "sequence \(i): kl")
             if i != 4 { XCTAssertGreaterThan(abs(kl), 1e-3, "sequence \(i): the two models differ") }
         }

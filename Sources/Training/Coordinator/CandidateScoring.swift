@@ -13,7 +13,7 @@ public struct CandidateView {
 }
 
 /// A pre-step score of a candidate sequence from a forward pass without gradients (loss,
-/// nuclear norm, entropy, a sketch: issue 13's selectors).
+/// nuclear norm, entropy, a sketch: issue 13's selectors; rloo's log-likelihoods, `TargetLogProbScorer`).
 public protocol CandidateScorer {
     func score(_ candidate: CandidateView) -> [Float]
 }

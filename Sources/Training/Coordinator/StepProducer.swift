@@ -90,7 +90,7 @@ public final class StepPreparation {
         ShardedGeneration.generate(model, prompts: prompts, options: options, seed: seed, comm: comm)
     }
 
-    /// Pre-step scoring (selection, issue 13): forward-only over the candidates, dealt over
+    /// Pre-step scoring (selection, issue 13; rloo's KL penalty): forward-only over the candidates, dealt over
     /// ranks; every rank gets every candidate's scores, in candidate order.
     /// `model` (default: the one being trained) scores, e.g. a frozen reference (learnability).
     public func score(_ candidates: [StepSequence], with scorer: CandidateScorer, model: LanguageModel? = nil) -> [[Float]] {

@@ -69,7 +69,7 @@ public enum ForeignNames {
         Entry("beta", "objective_args", "TRL",
               note: "--objective-arg beta=β: dpo's, kto's and spin's β (default 0.1), grpo's and rloo's KL coefficient (default 0 and 0.05, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's are their own (README)"),
         Entry("kl_coef", "objective_args", "TRL's PPOConfig",
-              note: "grpo's KL coefficient is --objective-arg beta=β (superhf's kl_coefficient, asft's kl_weight)"),
+              note: "grpo's and rloo's KL coefficient is --objective-arg beta=β (superhf's kl_coefficient, asft's kl_weight)"),
         Entry("epsilon", "objective_args", "TRL",
               note: "--objective-arg epsilon=ε (and epsilon_high), the clip range of grpo, rloo, chord, relift, uft and prefix-rft"),
         Entry("epsilon_high", "objective_args", "TRL", note: "--objective-arg epsilon_high=ε with grpo, rloo, chord, relift, uft or prefix-rft"),

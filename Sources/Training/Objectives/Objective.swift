@@ -49,7 +49,8 @@ extension Objective {
 }
 
 public struct ObjectiveRequirements: Sendable {
-    /// Logits of a frozen reference model (the initial weights or `--ref-model`).
+    /// A frozen reference model (the initial weights or `--ref-model`), its logits in each
+    /// micro-batch unless `referenceInStep` is false.
     public var referenceModel = false
     /// Logits of an old-policy snapshot, refreshed every `oldPolicyRefresh` steps.
     public var oldPolicyRefresh: Int? = nil
@@ -152,7 +153,7 @@ public struct ObjectiveInput {
     public var behaviourLogProbs: [Float]
     /// [N] per-target loss weights, or empty (all 1).
     public var tokenWeights: [Float]
-    public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel
+    public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel and referenceInStep
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
     public var context: StepContext
 

@@ -71,8 +71,13 @@ struct ClipCounts {
 
     @inline(__always)
     mutating func add(_ ppo: (loss: Float, dLogp: Float, ratio: Float, clippedLow: Bool, clippedHigh: Bool)) {
-        if ppo.clippedLow { low += 1 }
-        if ppo.clippedHigh { high += 1 }
+        add(low: ppo.clippedLow, high: ppo.clippedHigh)
+    }
+
+    @inline(__always)
+    mutating func add(low clippedLow: Bool, high clippedHigh: Bool) {
+        if clippedLow { low += 1 }
+        if clippedHigh { high += 1 }
     }
 
     /// Adds the three shares to an objective's diagnostics over `tokens` PPO tokens.

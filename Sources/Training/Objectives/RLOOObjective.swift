@@ -17,7 +17,8 @@ import TensorCore
 /// themselves, detached (ratio 1: TRL's old log-probs are a forward of the same weights); on a
 /// reused generation's later steps (`num_iterations`, `steps_per_generation`) the sampler's
 /// log-probs stored with the rollout. The logits are divided by the rollout temperature first
-/// (`Trainer.logitTemperature`), as TRL's are. The log-ratio clamp at ±20 only keeps exp finite.
+/// (`Trainer.logitTemperature`), as TRL's are. The log-ratio is clamped at ±20 as `PPOClippedToken`
+/// clamps grpo's (TRL has no clamp; in Double exp would stay finite to 709).
 /// Arguments (TRL's names and defaults): `beta` 0.05 (the KL penalty's weight, in the reward;
 /// 0: no reference model), `epsilon` 0.2, `epsilon_high` (= epsilon), `normalize_advantages`
 /// false. Figures (TRL's): `clip_ratio/low_mean` (rollouts with c < 1 − ε_low and A < 0),
@@ -80,8 +81,7 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
             let term = sequenceTerm(logRatio: logRatio[s], advantage: Double(input.sequences[s].advantage))
             total += perRollout * term.loss
             slope[s] = Float(perRollout * term.slope)
-            if term.clippedLow { clip.low += 1 }
-            if term.clippedHigh { clip.high += 1 }
+            clip.add(low: term.clippedLow, high: term.clippedHigh)
         }
         // Pass 2: each row's gradient through its log-prob, into dlogits.
         var diag = TokenDiagnostics()

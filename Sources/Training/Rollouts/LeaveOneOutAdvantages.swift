@@ -1,6 +1,5 @@
 import Foundation
 import Models
-import TensorCore
 
 /// RLOO's advantages of one generation batch (Ahmadian et al., "Back to Basics: Revisiting
 /// REINFORCE Style Optimization for Learning from Human Feedback in LLMs", arXiv 2402.14740:
@@ -21,7 +20,7 @@ import TensorCore
 /// Adam would scale to a step — as `GroupAdvantages` does for grpo. mean_B and the Bessel std_B run over every rollout of the
 /// generation batch. A group of one rollout (an evaluation with `eval_rollouts 1`) gets 0, as
 /// TRL's. Computed in Double from the whole batch, which every rank holds.
-public struct LeaveOneOutAdvantages: Equatable {
+public struct LeaveOneOutAdvantages {
     public var advantages: [Float]
     /// Σ_i kl_i and the trained tokens it ran over (TRL's logged `kl` is their ratio).
     public var klSum: Double, klTokens: Double
@@ -65,27 +64,4 @@ public struct LeaveOneOutAdvantages: Equatable {
         let old = p.score(sequences, with: scorer), reference = p.score(sequences, with: scorer, model: penalty.reference)
         return (zip(old, reference).map { TargetLogProbScorer.sum($0) - TargetLogProbScorer.sum($1) }, reference.map { Double($0[2]) })
     }
-}
-
-/// [Σ m·log softmax(z/T)[y] as two floats, Σ m] over a candidate's loss tokens: its log-likelihood
-/// at temperature T. Scores travel as Float; a long answer's sum (−2,000 over 1,000 tokens has a
-/// float32 spacing of 1e-4) is sent as its float32 value and the remainder, so the difference of
-/// two models' sums keeps Double's precision.
-struct TargetLogProbScorer: CandidateScorer {
-    let temperature: Float
-    func score(_ c: CandidateView) -> [Float] {
-        var sum = 0.0, n: Float = 0
-        var row = [Float](repeating: 0, count: c.vocab)
-        for (t, (y, m)) in zip(c.targets, c.mask).enumerated() where m != 0 {
-            let z = c.logits + t * c.vocab
-            for v in 0..<c.vocab { row[v] = temperature == 1 ? z[v] : z[v] / temperature }
-            sum += Double(Double(m) * Double(row[Int(y)] - SoftmaxKernels.logSumExp(row, count: c.vocab)))
-            n += m
-        }
-        let high = Float(sum)
-        return [high, Float(sum - Double(high)), n]
-    }
-
-    /// The Double sum from a score's two floats.
-    static func sum(_ score: [Float]) -> Double { Double(score[0]) + Double(score[1]) }
 }

@@ -3,10 +3,10 @@ import Foundation
 import Models
 import TensorCore
 
-/// grpo's evaluation, as TRL's `GRPOTrainer` evaluates (its `prediction_step`: each held-out
-/// prompt repeated `num_generations_eval` times, completions sampled as in training, scored,
-/// group advantages formed, and the GRPO loss computed on them with no update, so the
-/// importance ratio is 1): `eval_loss` is that loss, and the rollouts' figures are logged as
+/// grpo's and rloo's evaluation, as TRL's `GRPOTrainer` and `RLOOTrainer` evaluate (their
+/// `prediction_step`: each held-out prompt repeated `num_generations_eval` times, completions
+/// sampled as in training, scored, advantages formed — group or leave-one-out, as in training —
+/// and the objective's loss computed on them with no update, so the importance ratio is 1): `eval_loss` is that loss, and the rollouts' figures are logged as
 /// training logs them, under `eval_` (`eval_reward`, `eval_rewards/NAME/mean`,
 /// `eval_completions/mean_length`, …; the objective's `eval_entropy`, `eval_clip_ratio/*`,
 /// `eval_kl`). The prompts are the first `eval_examples` held-out rows with a prompt;
@@ -18,14 +18,14 @@ extension RolloutProducer {
     /// prompts are (fitted to `limit`, a reference where a reward needs one, a task prompt for
     /// the task reward): the first `eval_examples` that fit (`--truncation drop` leaves the
     /// others out before counting); none when the run evaluates the held-out NLL (another
-    /// objective than grpo, `eval_rollouts 0`, `eval_examples 0`). An `eval_rollouts` set
+    /// objective than grpo or rloo, `eval_rollouts 0`, `eval_examples 0`). An `eval_rollouts` set
     /// above 0 with no held-out prompt to roll out is refused, as a key that would do nothing.
     func prepareEvaluation(_ setup: RunSetup, limit: Int, maxLengthBinds: Bool) throws {
         let r = setup.recipe
-        let trainer = (setup.objective as? RolloutPolicyObjective)?.trainerName ?? "GRPOTrainer"
-        evaluatedBy = (setup.objective.name, trainer)
         let perPrompt = r.rolloutsPerEvaluationPrompt(setup.objective)
-        guard perPrompt > 0 else { return }
+        guard perPrompt > 0, let policyObjective = setup.objective as? RolloutPolicyObjective else { return }
+        let trainer = policyObjective.trainerName
+        evaluatedBy = (setup.objective.name, trainer)
         let raw = RolloutPrompts.fromExamples(setup.heldOut.examples.filter(\.hasPrompt))
         guard !raw.isEmpty else {
             guard r.evalRollouts > 0 else { return }
@@ -59,7 +59,7 @@ extension RolloutProducer {
             + (evaluationDropped > 0 ? "; \(evaluationDropped) longer than the context minus max_completion_length left out (--truncation drop)" : "")
     }
 
-    /// Whether `setup`'s evaluations roll out held-out prompts (grpo with `eval_rollouts` and
+    /// Whether `setup`'s evaluations roll out held-out prompts (grpo or rloo with `eval_rollouts` and
     /// `eval_examples` above 0, and held-out rows with a prompt), as `prepareEvaluation` decides.
     static func evaluatesRollouts(_ setup: RunSetup) -> Bool {
         setup.recipe.rolloutsPerEvaluationPrompt(setup.objective) > 0 && setup.heldOut.examples.contains(where: \.hasPrompt)
@@ -79,7 +79,7 @@ extension RolloutProducer {
     }
 
     /// Every evaluation prompt's `evaluationRollouts` rollouts at the weights of `p.model`,
-    /// scored, with their group advantages (collective; the same batch on every rank), and
+    /// scored, with their advantages as training forms them (collective; the same batch on every rank), and
     /// the rollout figures of `RolloutMetrics` but `accuracy` (`eval_accuracy` is the greedy
     /// answers' exact match). Nil when the run evaluates the held-out NLL. Generated 256 rollouts
     /// per rank at a time, each chunk reported to `progress` (on every rank: done, total).

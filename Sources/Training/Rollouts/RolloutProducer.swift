@@ -168,7 +168,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                                         groupSize: G, scaling: settings.scaling, aggregation: settings.aggregation)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
         } else if leaveOneOut != nil {
-            advantages = []   // formed below, from the rollouts' trained tokens
+            advantages = []   // LeaveOneOutAdvantages below, from the rollouts' trained tokens
         } else {
             advantages = settings.aggregation.advantages(perFunction, weights: weights, groupSize: G, scaling: settings.scaling).advantages
         }
@@ -179,7 +179,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
-            s.advantage = advantages.isEmpty ? 0 : advantages[i]
+            s.advantage = leaveOneOut == nil ? advantages[i] : 0
             if settings.maskTruncated && keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             if settings.maskTruncated && !keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
