@@ -39,6 +39,38 @@ final class RLOOTests: XCTestCase {
         XCTAssertEqual(Double(a.advantages[8]), 1.1 - 2.2 / 7, accuracy: 1e-7)
     }
 
+    /// Scoring in fixed chunks (one right-padded forward each) gives each candidate's own
+    /// forward's score, and the same bits at 1, 2 and 3 ranks: 7 candidates of different lengths
+    /// (one with no position) in chunks of 3, dealt over the ranks.
+    func testChunkedScoringIsEachCandidatesOwnAtAnyRankCount() {
+        func model() -> GPT2 { GPT2(config: GPT2Config(vocabSize: 11, contextLength: 16, embedDim: 8, layers: 1, heads: 2), seed: 3) }
+        let candidates = (0..<7).map { i -> StepSequence in
+            let ids: [Int32] = i == 4 ? [2] : (0..<(3 + (i * 5) % 7)).map { Int32(($0 * 4 + i) % 11) }
+            return StepSequence(example: i, origin: .rollout, ids: ids, lossMask: ids.indices.map { $0 == 0 ? 0 : 1 }, promptLength: 1)
+        }
+        let scorer = TargetLogProbScorer(temperature: 0.8), one = model()
+        let alone = candidates.map { CandidateScoring.scoreOne($0, in: CandidateScoringPass(scorer: scorer, model: one, padId: 0)) }
+        var first: [[Float]]? = nil
+        for ranks in [1, 2, 3] {
+            let perRank: [[[Float]]] = InProcessGroup.run(size: ranks) { comm in
+                CandidateScoring.scoreInChunks(candidates, chunk: 3, with: scorer, model: model(), comm: comm, padId: 0)
+            }
+            for (r, scores) in perRank.enumerated() {
+                XCTAssertEqual(scores.count, candidates.count, "rank \(r) of \(ranks)")
+                if let first { XCTAssertEqual(scores, first, "rank \(r) of \(ranks)") } else { first = scores }
+            }
+        }
+        for (i, (got, want)) in zip(first ?? [], alone).enumerated() {
+            XCTAssertEqual(got[2], want[2], "candidate \(i): tokens")
+            XCTAssertEqual(TargetLogProbScorer.sum(got), TargetLogProbScorer.sum(want), accuracy: 1e-5, "candidate \(i)")   // float32 forwards of two shapes
+        }
+        XCTAssertEqual(first?[4], [0, 0, 0], "no position, no score")
+        // 16 rollouts a forward, fewer where their logits would pass 64 MiB.
+        XCTAssertEqual(LeaveOneOutAdvantages.chunk(longest: 20, vocab: 11), 16)
+        XCTAssertEqual(LeaveOneOutAdvantages.chunk(longest: 64, vocab: 49_152), 5)
+        XCTAssertEqual(LeaveOneOutAdvantages.chunk(longest: 1024, vocab: 151_936), 1)
+    }
+
     /// A long answer's log-likelihood crosses ranks as two floats: 3,000 tokens summing to over
     /// −1,000 in magnitude, where float32 values are 1e-4 apart or more, keep the Double sum to 1e-9.
     func testALongAnswersSumKeepsDoublePrecision() {

@@ -50,6 +50,43 @@ enum CandidateScoring {
         return shard.interleave(perRank, count: candidates.count)
     }
 
+    /// Candidates in fixed chunks of `chunk` consecutive ones, each chunk one right-padded
+    /// forward, the chunks dealt over ranks and the scores gathered back in candidate order.
+    /// The chunks do not depend on the rank count, so neither do the scores' bits; a chunk
+    /// forwards many short sequences at once where one per forward is a poor GEMM (rloo's KL
+    /// penalty over a generation's rollouts).
+    static func scoreInChunks(_ candidates: [StepSequence], chunk: Int, with scorer: CandidateScorer, model: LanguageModel,
+                              comm: Communicator, padId: Int32) -> [[Float]] {
+        let k = max(1, chunk), chunks = (candidates.count + k - 1) / k
+        let local = comm.shard.indices(of: chunks).map { c -> [Float] in
+            let members = Array(candidates[(c * k)..<min((c + 1) * k, candidates.count)])
+            // One row per chunk: each member's score, preceded by its length.
+            return scoreChunk(members, with: scorer, model: model, padId: padId).flatMap { [Float($0.count)] + $0 }
+        }
+        let perRank = comm.allgather(ScoreRows(rows: local)).map(\.rows)
+        return comm.shard.interleave(perRank, count: chunks).flatMap { row -> [[Float]] in
+            var scores: [[Float]] = [], i = 0
+            while i < row.count { let n = Int(row[i]); scores.append(Array(row[(i + 1)..<(i + 1 + n)])); i += 1 + n }
+            return scores
+        }
+    }
+
+    /// The scores of `members` from one forward of them, right-padded to the longest (causal
+    /// attention: a position never reads the padding after it).
+    static func scoreChunk(_ members: [StepSequence], with scorer: CandidateScorer, model: LanguageModel, padId: Int32) -> [[Float]] {
+        let mb = Batching.padded(members, indices: Array(members.indices), padId: padId)
+        let V = model.vocabSize, T = mb.seqLen
+        let logits = model.forward(Tape(recording: false), inputs: mb.inputs, positions: mb.positions, segments: nil,
+                                   batch: members.count, seqLen: T)
+        return withExtendedLifetime(logits) {
+            members.indices.map { j in
+                let n = max(members[j].ids.count - 1, 0), rows = (j * T)..<(j * T + n)
+                return scorer.score(CandidateView(rows: n, vocab: V, logits: UnsafePointer(logits.data) + j * T * V,
+                                                  targets: mb.targets[rows], mask: mb.mask[rows]))
+            }
+        }
+    }
+
     /// One candidate's forward-only score (also `sft-dist select`'s, over a whole dataset).
     /// A `HeadFactoredScorer` on a `HiddenStateModel` scores from the hidden states and the
     /// pass's head products; any other scorer gets the candidate's logits.

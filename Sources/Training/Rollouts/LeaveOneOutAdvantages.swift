@@ -57,11 +57,24 @@ public struct LeaveOneOutAdvantages {
 
     /// Per sequence: kl_i = Σ_t m_t·(log π_old − log π_ref) over its trained tokens, and their
     /// count. The policy (`p.model`, the weights that sampled them) and the reference score the
-    /// sequences dealt over ranks (`CandidateScoring`, one per forward), so every rank gets the
-    /// same values for any rank count.
+    /// sequences in the same fixed chunks dealt over ranks (`CandidateScoring.scoreInChunks`), so
+    /// every rank gets the same values for any rank count.
     static func klSums(_ sequences: [StepSequence], penalty: Penalty, _ p: StepPreparation) -> (kl: [Double], tokens: [Double]) {
         let scorer = TargetLogProbScorer(temperature: penalty.temperature)
-        let old = p.score(sequences, with: scorer), reference = p.score(sequences, with: scorer, model: penalty.reference)
+        let k = chunk(longest: sequences.map(\.ids.count).max() ?? 1, vocab: p.model.vocabSize)
+        // The padding after a rollout is never read by its own positions (causal attention):
+        // id 0, in every vocabulary, pads (a tokenizer's pad id may lie past a small model's table).
+        func score(_ model: LanguageModel) -> [[Float]] {
+            CandidateScoring.scoreInChunks(sequences, chunk: k, with: scorer, model: model, comm: p.comm, padId: 0)
+        }
+        let old = score(p.model), reference = score(penalty.reference)
         return (zip(old, reference).map { TargetLogProbScorer.sum($0) - TargetLogProbScorer.sum($1) }, reference.map { Double($0[2]) })
+    }
+
+    /// Rollouts per scoring forward: 16, fewer where their logits ([16, longest, V] floats) would
+    /// pass 64 MiB; a function of the generation alone, the same on every rank.
+    static func chunk(longest: Int, vocab: Int) -> Int {
+        let perSequence = max(1, longest) * max(1, vocab) * MemoryLayout<Float>.size
+        return min(16, max(1, (64 << 20) / perSequence))
     }
 }
