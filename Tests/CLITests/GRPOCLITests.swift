@@ -231,6 +231,7 @@ final class GRPOCLITests: XCTestCase {
         refused([], "objective grpo samples rollouts and needs a reward")
         refused(["--reward", "exact", "--prompts", prompts], "prompts.jsonl:2: reward exact needs a reference answer")
         refused(["--reward", "task", "--rollouts", "3"], "batch_size (4) must be a multiple of rollouts (3)")
+        refused(["--reward", "task", "--rollouts", "3", "--dry-run"], "batch_size (4) must be a multiple of rollouts (3)")
         refused(["--reward", "task", "--max-completion-length", "64"], "max_completion_length (64) leaves no room for a prompt")
         refused(["--reward", "task", "--max-completion-length", "60", "--truncation", "drop"], "every prompt is longer than 4 tokens")
         // Cut prompts that the task reward cannot read: at start-up, not at step 1's scoring.

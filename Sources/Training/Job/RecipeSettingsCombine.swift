@@ -12,6 +12,7 @@ extension Recipe {
         else if objective.requirements.rollouts {
             try checkRewards(rewards, objective: objective); try checkRewardAggregation(); try checkRolloutsPerPrompt(objective)
             try checkLeaveOneOut(objective)
+            _ = try RolloutSettings(recipe: self, objective: objective)   // batch_size a multiple of rollouts, under --dry-run too
         }
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
