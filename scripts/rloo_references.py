@@ -73,8 +73,11 @@ def trl_rloo_loss(examples, T, current, behaviour, advantages, eps_low, eps_high
     return loss.item(), logits.grad.tolist(), figures
 
 
-def rloo_advantages(rewards, kl, beta, G, normalize):
-    r = torch.tensor(rewards, dtype=torch.float64) - beta * torch.tensor(kl, dtype=torch.float64)
+def rloo_advantages(rewards, kl, beta, G, normalize, clip=None):
+    r = torch.tensor(rewards, dtype=torch.float64)
+    if clip is not None:   # reward_clip_range, before the KL penalty
+        r = r.clamp(min=clip[0], max=clip[1])
+    r = r - beta * torch.tensor(kl, dtype=torch.float64)
     grouped = r.view(-1, G)
     if G > 1:
         adv = (r - ((grouped.sum(1, keepdim=True) - grouped) / (G - 1)).view(-1))
@@ -92,6 +95,11 @@ ADVANTAGE_CASES = [
     ([0, 0, 0.2, 0.9, 0.9, 0.9], [0, 0, 0, 0, 0, 0], 0.0, 3, False),
     ([3, -1, 2, 2, 0.5, -0.5, 7, 7], [1.5, -2.0, 0.0, 0.25, 3.0, 1.0, 0.0, 0.0], 0.5, 2, True),
     ([0.5, 1.0, 0.0], [0.2, 0.1, 0.0], 0.05, 1, False),
+]
+# With reward_clip_range: (case above, clip).
+CLIPPED_CASES = [
+    ([3, -1, 2, 2, 0.5, -0.5, 7, 7], [1.5, -2.0, 0.0, 0.25, 3.0, 1.0, 0.0, 0.0], 0.5, 2, False, (-0.75, 2.5)),
+    ([1, 1, 1, 1, 1, 0, 0, 1], [0.3, -0.1, 0.0, 2.0, 0.5, 0.5, 0.1, 0.0], 0.05, 4, True, (0.0, 0.5)),
 ]
 
 
@@ -117,6 +125,8 @@ def main():
     truncated = {"rollout": cut, "loss": loss, "grad": grad, "figures": figures}
     cases = [{"rewards": r, "kl": k, "beta": b, "group_size": g, "normalize": n, "expected": rloo_advantages(r, k, b, g, n)}
              for r, k, b, g, n in ADVANTAGE_CASES]
+    cases += [{"rewards": r, "kl": k, "beta": b, "group_size": g, "normalize": n, "clip": list(c),
+               "expected": rloo_advantages(r, k, b, g, n, c)} for r, k, b, g, n, c in CLIPPED_CASES]
     write_fixture(OUT, {"configurations": configurations, "temperature": at_temperature, "truncated": truncated,
                         "advantages": cases},
                   f"{len(configurations)} configurations, a tempered and a truncated one, {len(cases)} advantage cases")

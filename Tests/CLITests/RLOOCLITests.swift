@@ -88,6 +88,20 @@ final class RLOOCLITests: XCTestCase {
         XCTAssertNotEqual(norms[1], norms[2], accuracy: 1e-6 * norms[1], "β = 1 left the gradient as β = 0.05's")
     }
 
+    /// reward_clip_range 0,0 clamps every reward to 0: at step 1 (KL 0) every advantage is 0 and so
+    /// is the gradient, where the same step without it has one.
+    func testRewardClipRangeReachesTheAdvantages() {
+        var norms: [Double] = []
+        for extra in [[], ["--objective-arg", "reward_clip_range=0,0"]] {
+            let out = CLI.tempDir("rloo-clip")
+            let r = CLI.sftDist(Self.args(extra + ["--steps", "1", "--steps-per-generation", "1", "--out", out]))
+            XCTAssertEqual(r.status, 0, r.all)
+            norms.append(CLI.trainingRows(out).first?["grad_norm"] ?? .nan)
+        }
+        XCTAssertGreaterThan(norms[0], 1e-3)
+        XCTAssertEqual(norms[1], 0)
+    }
+
     /// A LoRA run's reference is its base with zero adapters: the KL penalty is exactly 0 at step 1.
     func testALoRARunsReferenceIsItsBase() {
         let out = CLI.tempDir("rloo-lora")
@@ -135,6 +149,8 @@ final class RLOOCLITests: XCTestCase {
             (["--objective-arg", "loss_type=dapo"], "loss_type"),
             (["--objective-arg", "beta=-1"], "objective rloo: beta must be >= 0, got -1.0"),
             (["--objective-arg", "epsilon=1"], "objective rloo: epsilon must be in [0, 1), got 1.0"),
+            (["--objective-arg", "reward_clip_range=1"], "must be two finite numbers lo,hi with lo <= hi"),
+            (["--objective-arg", "reward_clip_range=2,1"], "must be two finite numbers lo,hi with lo <= hi"),
         ]
         for (extra, message) in cases {
             let r = CLI.sftDist(Self.args(extra + ["--out", dir + "/o"]))

@@ -19,6 +19,7 @@ final class RLOOTests: XCTestCase {
         struct Truncated: Decodable { var rollout: Int; var loss: Double; var grad: [[Double]]; var figures: [String: Double] }
         struct AdvantageCase: Decodable {
             var rewards: [Double]; var kl: [Double]; var beta: Double; var group_size: Int; var normalize: Bool; var expected: [Double]
+            var clip: [Double]?   // reward_clip_range
         }
         var configurations: [Configuration]
         var temperature: Tempered
@@ -93,10 +94,10 @@ final class RLOOTests: XCTestCase {
     func testAdvantagesMatchTRL() {
         for c in Self.fixture.advantages {
             let got = LeaveOneOutAdvantages(rewards: c.rewards, kl: c.kl, tokens: c.kl.map { _ in 1 }, beta: c.beta,
-                                            groupSize: c.group_size, normalize: c.normalize)
+                                            groupSize: c.group_size, normalize: c.normalize, clip: c.clip.map { $0[0]...$0[1] })
             XCTAssertEqual(got.advantages.count, c.expected.count)
             for (g, w) in zip(got.advantages, c.expected) {   // stored as Float: 6e-8 relative
-                XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rewards) kl \(c.kl) β \(c.beta) normalize \(c.normalize)")
+                XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(c.rewards) kl \(c.kl) β \(c.beta) normalize \(c.normalize) clip \(c.clip ?? [])")
             }
         }
     }

@@ -133,7 +133,7 @@ public enum ForeignNames {
         Entry("undesirable_weight", "objective_args", "TRL's KTOConfig", note: "--objective-arg undesirable_weight=λ_U with --objective kto"),
         Entry(none: "train_sampling_strategy", "TRL's KTOConfig", note: "rows are drawn by the seeded uniform sampler under every objective (TRL's KTOTrainer reads them in file order)"),
         Entry("normalize_advantages", "objective_args", "TRL's RLOOConfig", note: "--objective-arg normalize_advantages=true with --objective rloo"),
-        Entry(none: "reward_clip_range", "TRL's RLOOConfig", note: "rewards are not clipped: a reward function's range is its own (README, Rewards)"),
+        Entry("reward_clip_range", "objective_args", "TRL's RLOOConfig", note: "--objective-arg reward_clip_range=lo,hi with --objective rloo"),
         Entry("missing_eos_penalty", "objective_args", "TRL's OnlineDPOConfig", note: "--objective-arg missing_eos_penalty=… with --objective online-dpo"),
         Entry("discopop_tau", "objective_args", "TRL's DPOConfig", note: "--objective-arg discopop_tau=τ with dpo and loss_type discopop"),
         Entry("f_divergence_type", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_divergence_type=… with dpo (reverse_kl, forward_kl, js_divergence, alpha_divergence)"),

@@ -76,7 +76,8 @@ public enum ObjectiveRegistry {
         case "rloo":
             objective = try RLOOObjective(epsilon: try args.float("epsilon", default: 0.2), epsilonHigh: try args.optionalFloat("epsilon_high"),
                                           beta: try args.float("beta", default: 0.05),
-                                          normalizeAdvantages: try args.bool("normalize_advantages", default: false))
+                                          normalizeAdvantages: try args.bool("normalize_advantages", default: false),
+                                          rewardClipRange: try RLOOObjective.rewardClipRange(&args))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

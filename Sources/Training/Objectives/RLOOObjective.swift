@@ -21,7 +21,7 @@ import TensorCore
 /// clamps grpo's (TRL has no clamp; in Double exp would stay finite to 709).
 /// Arguments (TRL's names and defaults): `beta` 0.05 (the KL penalty's weight, in the reward;
 /// 0: no reference model), `epsilon` 0.2, `epsilon_high` (= epsilon), `normalize_advantages`
-/// false. Figures (TRL's): `clip_ratio/low_mean` (rollouts with c < 1 − ε_low and A < 0),
+/// false, `reward_clip_range` (none; `lo,hi`: each rollout's weighted reward clamped before the KL penalty). Figures (TRL's): `clip_ratio/low_mean` (rollouts with c < 1 − ε_low and A < 0),
 /// `clip_ratio/high_mean` (c > 1 + ε_high and A > 0), `clip_ratio/region_mean`, as means over
 /// rollouts; `entropy` per trained token; `kl` comes from the producer, where the reference runs.
 public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObjective {
@@ -31,17 +31,33 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     public let epsilonLow: Float, epsilonHigh: Float, beta: Float
     /// TRL's `normalize_advantages`: the generation's advantages standardised (`LeaveOneOutAdvantages`).
     public let normalizeAdvantages: Bool
+    /// TRL's `reward_clip_range`: the weighted reward clamped to it before the KL penalty.
+    public let rewardClipRange: ClosedRange<Double>?
 
-    public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0.05, normalizeAdvantages: Bool = false) throws {
+    public init(epsilon: Float = 0.2, epsilonHigh: Float? = nil, beta: Float = 0.05, normalizeAdvantages: Bool = false,
+                rewardClipRange: ClosedRange<Double>? = nil) throws {
         try checkArg(epsilon >= 0 && epsilon < 1, "rloo", "epsilon must be in [0, 1), got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0, "rloo", "epsilon_high must be >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "rloo", "beta must be >= 0, got \(beta)")
         epsilonLow = epsilon; self.epsilonHigh = epsilonHigh ?? epsilon; self.beta = beta
-        self.normalizeAdvantages = normalizeAdvantages
+        self.normalizeAdvantages = normalizeAdvantages; self.rewardClipRange = rewardClipRange
         var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
         r.referenceInStep = false   // the reference scores the rollouts once, in the producer
         r.rollouts = true
         requirements = r
+    }
+
+    /// TRL's `reward_clip_range` as `lo,hi` (a YAML list reads so too): two finite numbers, lo ≤ hi;
+    /// recorded among the resolved arguments only when given.
+    static func rewardClipRange(_ args: inout ObjectiveArgs) throws -> ClosedRange<Double>? {
+        args.used.insert("reward_clip_range")
+        guard let given = args.values["reward_clip_range"] else { return nil }
+        let bounds = given.split(separator: ",", omittingEmptySubsequences: false).map { Double(decimal: $0.trimmingCharacters(in: .whitespaces)) }
+        guard bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo.isFinite, hi.isFinite, lo <= hi else {
+            throw ObjectiveError("objective rloo: reward_clip_range=\(RecipeError.quote(given)) must be two finite numbers lo,hi with lo <= hi")
+        }
+        _ = args.noted("reward_clip_range", "\(lo),\(hi)")
+        return lo...hi
     }
 
     /// The loss and gradient, π_old on a generation's first step read from `detached` (the

@@ -6,7 +6,7 @@ import Models
 /// the REINFORCE leave-one-out estimator), as TRL 1.16's `RLOOTrainer._generate_and_score_completions`
 /// forms them. G consecutive rollouts per prompt form a group;
 ///
-///   r_i = Σ_f w_f·r_f,i − β·kl_i,   kl_i = Σ_t m_t·(log π_old(y_t) − log π_ref(y_t))   (the KL penalty in the reward)
+///   r_i = clamp(Σ_f w_f·r_f,i, reward_clip_range) − β·kl_i,   kl_i = Σ_t m_t·(log π_old(y_t) − log π_ref(y_t))   (the KL penalty in the reward)
 ///   A_i = r_i − (Σ_{j≠i} r_j) / (G − 1)                                                  (the leave-one-out baseline)
 ///   A_i ← (A_i − mean_B A) / (std_B A + 1e-4)                                            (normalize_advantages only)
 ///
@@ -25,10 +25,11 @@ public struct LeaveOneOutAdvantages {
     /// Σ_i kl_i and the trained tokens it ran over (TRL's logged `kl` is their ratio).
     public var klSum: Double, klTokens: Double
 
-    public init(rewards: [Double], kl: [Double], tokens: [Double], beta: Double, groupSize g: Int, normalize: Bool) {
+    public init(rewards: [Double], kl: [Double], tokens: [Double], beta: Double, groupSize g: Int, normalize: Bool,
+                clip: ClosedRange<Double>? = nil) {
         precondition(g >= 1 && rewards.count % g == 0 && kl.count == rewards.count && tokens.count == rewards.count,
                      "LeaveOneOutAdvantages: \(rewards.count) rewards, \(kl.count) KL sums in groups of \(g)")
-        let penalised = zip(rewards, kl).map { $0 - beta * $1 }
+        let penalised = zip(rewards, kl).map { r, k in (clip.map { min(max(r, $0.lowerBound), $0.upperBound) } ?? r) - beta * k }
         var adv = [Double](repeating: 0, count: rewards.count)
         if g > 1 {
             for k in 0..<(rewards.count / g) {

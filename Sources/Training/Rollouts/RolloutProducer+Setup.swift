@@ -54,7 +54,7 @@ extension RolloutProducer {
                 ? setup.referenceModel.map { LeaveOneOutAdvantages.Penalty(reference: $0, beta: Double(rloo.beta), temperature: settings.temperature) }
                 : nil
             precondition(rloo.beta == 0 || penalty != nil, "objective rloo with beta > 0 needs the reference model loaded")
-            leaveOneOut = (penalty, rloo.normalizeAdvantages)
+            leaveOneOut = (penalty, rloo.normalizeAdvantages, rloo.rewardClipRange)
         }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
     }

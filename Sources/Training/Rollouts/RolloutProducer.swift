@@ -43,7 +43,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var rankedPairs: RankedPairs.Settings?
     /// rloo: leave-one-out advantages (`LeaveOneOutAdvantages`) in place of the group's, with the
     /// KL penalty in the reward when β > 0, and TRL's `normalize_advantages`.
-    public var leaveOneOut: (penalty: LeaveOneOutAdvantages.Penalty?, normalize: Bool)?
+    public var leaveOneOut: (penalty: LeaveOneOutAdvantages.Penalty?, normalize: Bool, clip: ClosedRange<Double>?)?
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
@@ -191,7 +191,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             let kl = loo.penalty.map { LeaveOneOutAdvantages.klSums(sequences, penalty: $0, p) }
             let a = LeaveOneOutAdvantages(rewards: total, kl: kl?.kl ?? [Double](repeating: 0, count: total.count),
                                           tokens: kl?.tokens ?? [Double](repeating: 0, count: total.count),
-                                          beta: loo.penalty?.beta ?? 0, groupSize: G, normalize: loo.normalize)
+                                          beta: loo.penalty?.beta ?? 0, groupSize: G, normalize: loo.normalize, clip: loo.clip)
             for i in sequences.indices { sequences[i].advantage = a.advantages[i] }
             if kl != nil { figures.append(("kl", a.klTokens > 0 ? a.klSum / a.klTokens : 0)) }
         }
