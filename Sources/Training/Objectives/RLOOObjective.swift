@@ -61,12 +61,9 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     }
 
     /// The loss and gradient, π_old on a generation's first step read from `detached` (the
-    /// trainer passes the logits themselves; the finite-difference checks hold it fixed).
+    /// trainer passes the logits themselves; the finite-difference checks hold it fixed). Without
+    /// `dlogits`, the loss alone: pass 2 then only measures the entropy, with no scratch gradient.
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        guard let dlogits else {   // the loss alone: a scratch gradient
-            var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
-            return scratch.withUnsafeMutableBufferPointer { evaluate(input, detached: detached, dlogits: $0.baseAddress!) }
-        }
         let V = input.vocab, rollouts = input.sequences.count
         // Pass 1: each loss row's log-prob; each rollout's summed log-ratio and trained tokens.
         var lse = [Float](repeating: 0, count: input.rows), logp = lse
@@ -105,8 +102,9 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
             let y = Int(input.targets[r]), z = input.logits + r * V
             let g = input.mask[r] * slope[Int(input.sequenceId[r])]
             // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
-            diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? dlogits + r * V : nil, z, lse: lse[r], V, scale: -g)
-            if g != 0 { dlogits[r * V + y] += g }
+            let row = g != 0 ? dlogits.map { $0 + r * V } : nil
+            diag.entropy += LogitRow.addScaledSoftmax(row, z, lse: lse[r], V, scale: -g)
+            row?[y] += g
             diag.sumP += Double(expf(logp[r])); diag.count += 1
         }
         var d: [String: Double] = [:], c: [String: Double] = [:]

@@ -161,15 +161,14 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
         }
         let perFunction = matrix.perFunction.map { $0.map(Double.init) }, weights = rewards.map { Double($0.weight) }
-        var advantages: [Float], demoAdvantages: [Float] = []
+        // nil under rloo: LeaveOneOutAdvantages forms them below, from the rollouts' trained tokens.
+        var advantages: [Float]?, demoAdvantages: [Float] = []
         if grouped != nil {
             let both = GroupedDemonstrations.advantages(rollouts: perFunction.map { Array($0[..<gens.count]) },
                                                         demonstrations: perFunction.map { Array($0[gens.count...]) }, weights: weights,
                                                         groupSize: G, scaling: settings.scaling, aggregation: settings.aggregation)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
-        } else if leaveOneOut != nil {
-            advantages = []   // LeaveOneOutAdvantages below, from the rollouts' trained tokens
-        } else {
+        } else if leaveOneOut == nil {
             advantages = settings.aggregation.advantages(perFunction, weights: weights, groupSize: G, scaling: settings.scaling).advantages
         }
         // A cut hybrid's revealed prefix stays trained where its term does not read the
@@ -179,7 +178,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             var s = Self.sequence(prompt: flat[i], generation: gens[i], stopId: stopId, example: chosen[i / G])
             s.group = firstGroup + i / G
             s.rewards = matrix.perFunction.map { $0[i] }
-            s.advantage = leaveOneOut == nil ? advantages[i] : 0
+            s.advantage = advantages?[i] ?? 0
             if settings.maskTruncated && keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
             if let plan { RevealedPrefixes.mark(&s, plan: plan, rollout: i) }
             if settings.maskTruncated && !keepsPrefix { s.lossMask = Self.trainedMask(s.lossMask, finish: gens[i].finish) }
