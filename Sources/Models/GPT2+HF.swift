@@ -27,6 +27,8 @@ extension GPT2Config {
         if eps <= 0 || !Float(eps).isNormal { throw f.error("layer_norm_epsilon", "must be > 0 and a normal float32 (≥ \(Float.leastNormalMagnitude)), got \(eps)") }
         self.init(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
                   embedDim: embd, layers: try f.positiveInt("n_layer"), heads: heads, layerNormEps: Float(eps))
+        scoreHead = try SequenceScoreHead.isScoreModel(f)
+        if scoreHead, f.has("pad_token_id") { scorePadId = try f.int("pad_token_id") }
         do { try validate() } catch { throw ModelError("\(f.path): \(error)") }
     }
 }

@@ -15,6 +15,12 @@ public struct GPT2Config: Codable, Equatable, Sendable {
     public var layers: Int
     public var heads: Int
     public var layerNormEps: Float = 1e-5
+    /// A reward model (`GPT2ForSequenceClassification`, one label): `score.weight` in place of
+    /// the tied LM head (`SequenceScoreHead`).
+    public var scoreHead = false
+    /// A reward model's `pad_token_id` as config.json gives it: rewards are read at a sequence's
+    /// last token that is not it (nil for a causal LM, which keeps none).
+    public var scorePadId: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "n_positions", embedDim = "n_embd"
@@ -55,7 +61,8 @@ public struct GPT2Config: Codable, Equatable, Sendable {
                         (p + "mlp.c_proj.weight", [C4, C]), (p + "mlp.c_proj.bias", [C])]
             },
             blocks: layers,
-            after: [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])])
+            after: [("transformer.ln_f.weight", [C]), ("transformer.ln_f.bias", [C])]
+                + (scoreHead ? [(SequenceScoreHead.weightName, [1, C])] : []))
     }
 }
 
@@ -113,12 +120,14 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyEm
     }
 
     public var configJSON: [String: Any] {
-        ["model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+        var j: [String: Any] = ["model_type": "gpt2", "architectures": [config.scoreHead ? SequenceScoreHead.architecture(for: "GPT2LMHeadModel") : "GPT2LMHeadModel"],
          "vocab_size": config.vocabSize, "n_positions": config.contextLength,
          "n_ctx": config.contextLength, "n_embd": config.embedDim, "n_layer": config.layers,
          "n_head": config.heads, "layer_norm_epsilon": config.layerNormEps.shortestDecimal,
          "activation_function": "gelu_new", "tie_word_embeddings": true,
          "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0]
+        if config.scoreHead { j.merge(SequenceScoreHead.labelFields) { $1 }; j["pad_token_id"] = config.scorePadId }
+        return j
     }
 
     public func forward(_ tape: Tape, inputs: [Int32], positions: [Int32], segments: [Int32]?,
@@ -150,6 +159,6 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyEm
             x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }
         let xf = tape.layerNorm(x, weight: p["transformer.ln_f.weight"], bias: p["transformer.ln_f.bias"], eps: eps)
-        return (xf, p["transformer.wte.weight"], .outIn)
+        return (xf, p[config.scoreHead ? SequenceScoreHead.weightName : "transformer.wte.weight"], .outIn)
     }
 }

@@ -68,7 +68,12 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyE
         return m
     }
 
-    public var architectureJSON: [String: Any] { config.json }
+    /// (A reward model's pad_token_id too: where its rewards are read.)
+    public var architectureJSON: [String: Any] {
+        var j = config.json
+        if config.scoreHead { j["pad_token_id"] = extraConfig["pad_token_id"] }
+        return j
+    }
 
     public var configJSON: [String: Any] {
         // Interpreted keys are regenerated; the dtype is float32 because that is what we write.
@@ -141,7 +146,7 @@ public final class Llama: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyE
             x = runBlock(tape, x, prefix: l, block)   // --recompute: BlockRecompute.swift
         }
         let xf = tape.rmsNorm(x, weight: p["model.norm.weight"], eps: eps)
-        let head = c.tieWordEmbeddings ? p["model.embed_tokens.weight"] : p["lm_head.weight"]
+        let head = c.scoreHead ? p[SequenceScoreHead.weightName] : c.tieWordEmbeddings ? p["model.embed_tokens.weight"] : p["lm_head.weight"]
         return (xf, head, .outIn)
     }
 }

@@ -41,6 +41,9 @@ public struct LlamaConfig: Equatable, Sendable {
     public var qkNorm: Bool { family == .qwen3 }
     /// Attention window (Mistral / Qwen2 / Qwen3 sliding window), nil = unlimited.
     public var slidingWindow: Int?
+    /// A reward model (`LlamaForSequenceClassification`, …, one label): `score.weight` in place
+    /// of the LM head, tied or not (`SequenceScoreHead`).
+    public var scoreHead = false
 
     public init(family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
                 heads: Int, kvHeads: Int, headDim: Int? = nil, maxPositions: Int, rmsNormEps: Float = 1e-6,
@@ -143,6 +146,7 @@ public struct LlamaConfig: Equatable, Sendable {
                   mlpBias: family == .llama ? try f.bool("mlp_bias", default: false) : false,
                   slidingWindow: window)
         if let w = slidingWindow, w < 2 { throw f.error("sliding_window", "must be ≥ 2, got \(w)") }
+        scoreHead = try SequenceScoreHead.isScoreModel(f)
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
     }
 
@@ -170,7 +174,7 @@ public struct LlamaConfig: Equatable, Sendable {
         let arch = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
                     "mistral": "MistralForCausalLM"][family.rawValue]!
         var j: [String: Any] = [
-            "model_type": family.rawValue, "architectures": [arch],
+            "model_type": family.rawValue, "architectures": [scoreHead ? SequenceScoreHead.architecture(for: arch) : arch],
             "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
             "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads,
             "head_dim": headDim, "max_position_embeddings": maxPositions, "rms_norm_eps": rmsNormEps.shortestDecimal,
@@ -185,6 +189,7 @@ public struct LlamaConfig: Equatable, Sendable {
             if let w = slidingWindow { j["sliding_window"] = w }
         case .mistral: j["sliding_window"] = slidingWindow.map { $0 as Any } ?? NSNull()
         }
+        if scoreHead { j.merge(SequenceScoreHead.labelFields) { $1 } }
         return j
     }
 
@@ -215,6 +220,7 @@ public struct LlamaConfig: Equatable, Sendable {
                 if mlpBias { l.append((p + "mlp.\(name).bias", [shape[0]])) }
             }
             return l
-        }, blocks: layers, after: [("model.norm.weight", [C])] + (tieWordEmbeddings ? [] : [("lm_head.weight", [vocabSize, C])]))
+        }, blocks: layers, after: [("model.norm.weight", [C])] + (scoreHead ? [(SequenceScoreHead.weightName, [1, C])]
+            : tieWordEmbeddings ? [] : [("lm_head.weight", [vocabSize, C])]))
     }
 }

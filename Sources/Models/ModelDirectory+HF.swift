@@ -30,7 +30,7 @@ extension ModelDirectory {
             throw ModelError("\(destination): export needs a different output directory than the model it reads")
         }
         try checkIsModel(source, for: .export)
-        let (model, tokenizer) = try load(source, use: .inference)
+        let (model, tokenizer) = try load(source, use: .inference, kind: savedKind(source))
         try save(model, tokenizer: tokenizer, to: destination, metadata: ["sft_dist_exported_from": source], format: .hf)
         let type = model.configJSON["model_type"] as? String ?? "?"
         return "exported \(type) (\(model.parameters.parameterCount) parameters, float32) and its tokenizer to \(destination)"

@@ -16,6 +16,12 @@ extension ModelDirectory {
         // A pad_token_id past the vocabulary stops transformers loading the model ("Padding_idx
         // must be within num_embeddings"); sft-dist never pads into the loss, so it becomes null.
         if let pad = json["pad_token_id"], !isTokenId(pad, vocabSize: model.vocabSize) || pad is [Any] { json["pad_token_id"] = NSNull() }
+        // A reward model's rewards are read at each sequence's last token that is not this id
+        // (transformers' *ForSequenceClassification): its own, kept as it is (export, merge: another
+        // id would move every reward), or without one the tokenizer's pad, as TRL's RewardTrainer sets it.
+        if model.scoresSequences, !isTokenId(json["pad_token_id"], vocabSize: model.vocabSize) || json["pad_token_id"] is NSNull {
+            json["pad_token_id"] = Int(tokenizer.padId)
+        }
         return json
     }
 

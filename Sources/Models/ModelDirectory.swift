@@ -34,7 +34,12 @@ public enum ModelDirectory {
     /// Reads `config.json`, builds the architecture it names, and loads every parameter by
     /// its checkpoint key, checking shapes. With `lora`, the model also gets adapter tensors
     /// (checked against its modules, initialised by the caller: the checkpoint has none).
-    public static func load(_ dir: String, lora: LoRAConfig? = nil, use: ModelUse = .training) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
+    ///
+    /// `kind` is what the caller computes with. A reward model's directory (`SequenceScoreHead`)
+    /// is refused as a `.causalLM`; a causal LM's, loaded as a `.rewardModel`, becomes one: its
+    /// `lm_head.weight` is left unread and `score.weight` starts from N(0, 0.02) drawn with `seed`.
+    public static func load(_ dir: String, lora: LoRAConfig? = nil, use: ModelUse = .training,
+                            kind: ModelKind = .causalLM, seed: UInt64 = 0) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
         try checkIsModel(dir)
         let configPath = dir + "/config.json"
         let json = try JSONObjectFile.read(configPath)
@@ -44,7 +49,17 @@ public enum ModelDirectory {
         let generation = try GenerationConfig.read(directory: dir)
         // Nothing is allocated until the config is known to fit in memory and the checkpoint
         // to hold every tensor it needs.
-        let arch = try architecture(json, path: configPath)
+        let saved = try architecture(json, path: configPath)
+        if saved.scoreHead && kind == .causalLM {
+            let names = (json["architectures"] as? [Any])?.compactMap { $0 as? String }.joined(separator: ", ") ?? "?"
+            throw ModelError("\(dir): is a reward model (\(names)), which scores whole sequences; this needs a causal language model (a reward model trains with --objective reward)")
+        }
+        let converting = kind == .rewardModel && !saved.scoreHead
+        // TRL's RewardTrainer sets the new reward model's pad_token_id to the tokenizer's pad,
+        // whatever the causal LM's config.json said: left out here, the save writes that pad.
+        var converted = json
+        converted["pad_token_id"] = nil
+        let arch = converting ? try architecture(converted, path: configPath, scoreHead: true) : saved
         try checkTokenizer(tokenizer, fits: arch.vocabSize, dir: dir)
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
         try ModelMemoryCheck.check(arch.plan, path: configPath, use: use)
@@ -53,12 +68,16 @@ public enum ModelDirectory {
             // A LoRA run's checkpoint: loading only its base would silently drop the training.
             throw ModelError("\(dir): holds LoRA adapter tensors (\"\(adapter)\"), a checkpoint of a LoRA run; load a LoRA run's adapter with --model BASE --adapter OUT/model (a checkpoint's: --adapter <checkpoint>/adapter)")
         }
-        var used = Set<String>()
-        for (name, shape) in arch.plan.layout { used.insert(try checkpointName(for: name, shape: shape, in: weights, source: dir)) }
+        let newHead: Set<String> = converting ? [SequenceScoreHead.weightName] : []
+        var used = Set<String>(converting ? ["lm_head.weight"] : [])
+        for (name, shape) in arch.plan.layout where !newHead.contains(name) {
+            used.insert(try checkpointName(for: name, shape: shape, in: weights, source: dir))
+        }
         let model = arch.build(lora)
         model.generationConfig = generation
-        try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil)
+        try loadParameters(model.parameters, from: weights, source: dir, skippingAdapters: lora != nil, skipping: newHead)
         try checkEveryTensorIsUsed(weights, used: used, params: model.parameters, source: dir)
+        if converting { SequenceScoreHead.initialise(model.parameters, seed: seed) }
         return (model, tokenizer)
     }
 
@@ -92,16 +111,19 @@ public enum ModelDirectory {
 
     /// What a config.json object describes, before anything is allocated: the parameter layout
     /// by parts, the vocabulary size, and how to build the model.
-    public static func architecture(_ json: [String: Any], path: String) throws
-        -> (plan: ParameterLayoutPlan, vocabSize: Int, lora: LoRAArchitecture, build: (LoRAConfig?) -> LanguageModel) {
+    /// `scoreHead` overrides the file's choice of head (nil: as config.json says).
+    public static func architecture(_ json: [String: Any], path: String, scoreHead: Bool? = nil) throws
+        -> (plan: ParameterLayoutPlan, vocabSize: Int, lora: LoRAArchitecture, scoreHead: Bool, build: (LoRAConfig?) -> LanguageModel) {
         let modelType = try HFConfigFields(path: path, object: json).string("model_type")
         switch modelType {
         case "gpt2":
-            let config = try GPT2Config(HFConfigFields(path: path, object: json))
-            return (config.layoutPlan, config.vocabSize, .gpt2, { GPT2(config: config, lora: $0) })
+            var config = try GPT2Config(HFConfigFields(path: path, object: json))
+            if let scoreHead { config.scoreHead = scoreHead }
+            return (config.layoutPlan, config.vocabSize, .gpt2, config.scoreHead, { GPT2(config: config, lora: $0) })
         case _ where LlamaConfig.Family(rawValue: modelType) != nil:
-            let config = try LlamaConfig(HFConfigFields(path: path, object: json))
-            return (config.layoutPlan, config.vocabSize, .llama(modelType), { Llama(config: config, extraConfig: json, lora: $0) })
+            var config = try LlamaConfig(HFConfigFields(path: path, object: json))
+            if let scoreHead { config.scoreHead = scoreHead }
+            return (config.layoutPlan, config.vocabSize, .llama(modelType), config.scoreHead, { Llama(config: config, extraConfig: json, lora: $0) })
         default:
             throw ModelError("\(path): field \"model_type\" is \(JSONText.brief(modelType)), which is not supported (supported: \(supportedModelTypes))")
         }
@@ -119,8 +141,8 @@ public enum ModelDirectory {
     /// and non-finite values (a NaN or Inf weight makes every loss and sample meaningless)
     /// are errors naming the tensor.
     public static func loadParameters(_ params: ParameterStore, from weights: SafeTensorsCheckpoint, source: String,
-                                      skippingAdapters: Bool = false) throws {
-        for e in params.entries where !(skippingAdapters && LoRAConfig.isAdapterName(e.name)) {
+                                      skippingAdapters: Bool = false, skipping: Set<String> = []) throws {
+        for e in params.entries where !(skippingAdapters && LoRAConfig.isAdapterName(e.name)) && !skipping.contains(e.name) {
             let name = try checkpointName(for: e.name, shape: e.shape, in: weights, source: source)
             try weights.read(name, into: params.values + e.offset, count: e.count)
             if let bad = (0..<e.count).first(where: { !params.values[e.offset + $0].isFinite }) {

@@ -8,7 +8,7 @@ import Training
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Per-example token ids and the log-probability of every completion token, as JSONL.",
-        discussion: "Work is sharded over ranks; rank 0 writes the lines in input order.")
+        discussion: "Work is sharded over ranks; rank 0 writes the lines in input order. A reward model (--objective reward's OUT/model, transformers' *ForSequenceClassification with one label) gives each row's \"reward\" instead: its score at the last token that is not config.json's pad_token_id.")
 
     @Option(help: "Model directory or preset.") var model: String
     @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
@@ -36,7 +36,9 @@ struct Score: ParsableCommand {
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField)])
         Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
-        let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
+        let reward = adapter == nil && ModelDirectory.holdsRewardModel(model)
+        let (m, tok) = Fatal.collective { reward ? try RunSetup.loadModel(model, seed: 0, use: .inference, kind: .rewardModel)
+                                          : try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {
@@ -51,6 +53,7 @@ struct Score: ParsableCommand {
         let tape = Tape(recording: false)
         for i in comm.shard.indices(of: set.count) {
             let e = set[i]
+            if reward { lines.append(rewardLine(m, e, index: i, tape: tape, nonFinite: &nonFinite)); continue }
             let logits = m.forward(tape, inputs: Array(e.ids.dropLast()), batch: 1, seqLen: e.ids.count - 1)
             let V = logits.columns
             var lp = [Float](repeating: 0, count: V)
@@ -87,5 +90,14 @@ struct Score: ParsableCommand {
             Fatal.agree(nil)
         }
         Runtime.finish()
+    }
+
+    /// A reward model's line: the whole sequence's `reward`, the score at its last token that
+    /// is not config.json's pad_token_id, as transformers' *ForSequenceClassification reads it.
+    func rewardLine(_ m: LanguageModel, _ e: Example, index i: Int, tape: Tape, nonFinite: inout String?) -> String {
+        let scores = m.forward(tape, inputs: e.ids, batch: 1, seqLen: e.ids.count)
+        let r = scores.data[SequenceScoreHead.rewardPosition(e.ids[...], pad: ModelDirectory.rewardPadId(m))]
+        if !r.isFinite && nonFinite == nil { nonFinite = "\(e.source): the reward model's score is \(r): its weights give non-finite values (a run that diverged?); nothing written" }
+        return "{\"index\": \(i), \"source\": \(MetricsLog.value(e.source)), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"reward\": \(String(format: "%.7g", r))}"
     }
 }

@@ -46,6 +46,7 @@ final class ForeignNamesTests: XCTestCase {
                             ("simpo_gamma", "--objective-arg simpo_gamma=γ with --objective cpo and loss_type simpo"),
                             ("missing_eos_penalty", "--objective-arg missing_eos_penalty=… with --objective online-dpo"),
                             ("normalize_advantages", "--objective-arg normalize_advantages=true with --objective rloo"),
+                            ("center_rewards_coefficient", "--objective-arg center_rewards_coefficient=λ with --objective reward"),
                             ("lmbda", "--objective-arg lmbda=λ with gkd (default 0.5: the share of steps on the student's own answers)"),
                             ("seq_kd", "--objective-arg seq_kd=true with gkd (the teacher's answers on the other steps)")] {
             XCTAssertTrue(refusal("\(key): 1\n").hasSuffix(#"is "objective_args" here: \#(note))"#), "\(key): \(refusal("\(key): 1\n"))")

@@ -92,6 +92,24 @@ final class NamedEvalSetsTests: XCTestCase {
         XCTAssertTrue(SVGPlot.lossChart(records: records, title: "t", sets: ["mul"]).contains(">add exact match</text>"))
     }
 
+    /// A reward model's run (`--objective reward`): its held-out loss is the objective's, its
+    /// accuracies are pairs ranked right — not an NLL, exact match or rollouts solved — and its
+    /// margin is drawn; the retention table says so too.
+    func testARewardModelsFiguresAreNamedAsWhatTheyAre() {
+        let records: [[String: Double]] = [
+            ["step": 0, "eval_loss": 0.7, "eval_accuracy": 0.5, "eval_margin": 0, "eval_add_loss": 0.69, "eval_add_accuracy": 0.5, "eval_add_margin": 0],
+            ["step": 1, "loss": 0.68, "accuracy": 0.6, "margin": 0.1],
+            ["step": 2, "eval_loss": 0.6, "eval_accuracy": 0.7, "eval_margin": 0.3, "eval_add_loss": 0.65, "eval_add_accuracy": 0.6, "eval_add_margin": 0.2]]
+        let svg = SVGPlot.lossChart(records: records, title: "t", sets: ["add"], objective: "reward")
+        for label in ["held-out loss (reward)", "held-out pair accuracy", "add loss (reward)", "add pair accuracy", "pair accuracy",
+                      "reward margin (chosen − rejected)", "held-out reward margin (chosen − rejected)"] {
+            XCTAssertTrue(svg.contains(">\(label)</text>"), label)
+        }
+        for wrong in ["NLL", "exact match", "rollouts solved"] { XCTAssertFalse(svg.contains(wrong), wrong) }
+        let table = NamedEvalSets.retentionTable(names: ["add"], before: records[0], after: records[2])
+        XCTAssertTrue(table[1].hasSuffix("pair accuracy") && table[2].contains("(reward)"), "\(table)")
+    }
+
     /// A series equal at every point to an earlier one on its axis is drawn over it: its legend
     /// entry says so (two sets at 0 % exact match showed one line and two legend entries).
     func testASeriesDrawnOverAnEqualOneSaysSo() {

@@ -74,6 +74,8 @@ final class ObjectiveGradientTests: XCTestCase {
         // One ratio per rollout from its summed log-ratios; a narrow clip, and a wide one (beta only
         // decides whether a reference is loaded: its penalty is in the producer's advantages).
         ("rloo", [:]), ("rloo", ["epsilon": "0.05", "epsilon_high": "0.1"]), ("rloo", ["epsilon": "0.5", "epsilon_high": "1", "beta": "0"]),
+        // A reward model's one score per position (pair 0 with a margin); with the centring term.
+        ("reward", [:]), ("reward", ["center_rewards_coefficient": "0.05"]),
     ]
 
     /// The random batch, as preference pairs for pair objectives (and spin, whose producer pairs
@@ -86,6 +88,12 @@ final class ObjectiveGradientTests: XCTestCase {
         // half as spread, as its ipo squares the log-ratio sums unaveraged (at 1.5 their float32
         // round-off, times the slope 2·(c − r − 1/(2β)), passed the finite differences' floor).
         if r.rolloutsPerPrompt == 2 { return .randomPairs(spread: 0.75) }
+        // reward: one score per position (logits [N, 1]), read at each answer's last row; pair 0 has a margin.
+        if r.sequenceScores {
+            let batch = ObjectiveTestBatch.randomPairs(vocab: 1, spread: 2)
+            batch.sequences[0].margin = 0.7
+            return batch
+        }
         if r.pairs || name == "spin" { return .randomPairs() }
         if r.unpaired { return .randomUnpaired() }
         if r.rollouts {
@@ -174,7 +182,9 @@ final class ObjectiveGradientTests: XCTestCase {
     /// (Not orpo: its NLL term covers the chosen sequences' prompt tokens too, as TRL's
     /// ORPOTrainer, so their unmasked-for-the-loss rows train; PreferenceObjectiveTests checks it.)
     func testMaskedRowsGetNoGradient() throws {
-        for (name, args) in Self.configurations where name != "orpo" {
+        // (Nor reward: a reward is read at its sequence's last token, whatever the loss mask, as
+        // TRL's RewardTrainer, which has none; row 2 is sequence 0's last.)
+        for (name, args) in Self.configurations where name != "orpo" && name != "reward" {
             let batch = try batch(name)
             let run = try batch.train(name, args)
             for r in [2, 7] {

@@ -39,9 +39,9 @@ final class ObjectiveReferenceTests: XCTestCase {
         // cpo and orpo against TRL's own functions (PreferenceObjectiveTests), online-dpo against
         // its training_step on DPOTests' pairs (OnlineDPOTests), gkd against TRL's own divergence (GKDTests),
         // kto against TRL's own loss on labelled rows (KTOTests), rloo against TRL's own loss on
-        // grpo's rollouts (RLOOTests).
+        // grpo's rollouts (RLOOTests), reward against TRL's own RewardTrainer.compute_loss (RewardObjectiveTests).
         XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift", "superhf"])
-                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo"]))
+                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }
 

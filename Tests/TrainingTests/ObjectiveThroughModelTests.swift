@@ -16,7 +16,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
     let sequenceId: [Int32] = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
 
     func perturbed(_ m: GPT2, _ seed: UInt64) -> GPT2 {
-        let r = GPT2(config: config)
+        let r = GPT2(config: m.config)
         r.copyParameters(from: m)
         var rng = RNG(seed: seed)
         for i in 0..<r.parameters.count { r.parameters.values[i] += rng.normal() * 0.3 }
@@ -26,12 +26,20 @@ final class ObjectiveThroughModelTests: XCTestCase {
     func testEveryObjectiveThroughTheModel() throws {
         for name in ObjectiveRegistry.names {
             let objective = try ObjectiveRegistry.make(name: name, args: name == "psft" ? ["refresh": "4"] : [:])
-            let model = GPT2(config: config, seed: 11)
+            // reward trains a reward model: the score head's one output per position for logits.
+            var shape = config
+            shape.scoreHead = objective.requirements.sequenceScores
+            let model = GPT2(config: shape, seed: 11)
             for i in 0..<model.parameters.count { model.parameters.values[i] *= 4 }  // sharper distributions
             let reference = perturbed(model, 5), old = perturbed(model, 6)
             // The two rows as one preference pair (chosen, rejected) for pair objectives (dpo).
+            // (reward reads each sequence's ids: its inputs and last target; with pad 6, row 1's
+            // reward is at its fourth position.)
+            (objective as? RewardObjective)?.padTokenId = 6
             let pair = (0..<2).map { i -> StepSequence in
-                var s = StepSequence(example: i, origin: .demonstration, ids: [0], lossMask: [0], promptLength: 1)
+                let whole = Array(ids[(i * 5)..<(i * 5 + 5)]) + [targets[i * 5 + 4]]
+                var s = StepSequence(example: i, origin: .demonstration, ids: objective.requirements.sequenceScores ? whole : [0],
+                                     lossMask: [UInt8](repeating: 0, count: objective.requirements.sequenceScores ? 6 : 1), promptLength: 1)
                 s.pair = 1 - i; s.pairRole = i == 0 ? .chosen : .rejected
                 return s
             }
@@ -49,7 +57,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
                 s.advantage = a
                 return s
             }
-            let behaviour = (0..<10).map { r -> Float in
+            let behaviour = objective.requirements.sequenceScores ? [] : (0..<10).map { r -> Float in
                 let z = oldLogits.data + r * config.vocabSize
                 return z[Int(targets[r])] - SoftmaxKernels.logSumExp(z, count: config.vocabSize)
             }
@@ -67,7 +75,7 @@ final class ObjectiveThroughModelTests: XCTestCase {
             var context = StepContext(step: 3, totalSteps: 10, globalLossTokens: Int(mask.reduce(0, +)),
                                       globalSequences: 2, seed: 17)
             func input(_ logits: Tensor) -> ObjectiveInput {
-                ObjectiveInput(rows: 10, vocab: config.vocabSize, logits: logits.data, targets: targets, mask: mask,
+                ObjectiveInput(rows: 10, vocab: logits.columns, logits: logits.data, targets: targets, mask: mask,
                                sequenceLossTokens: [Float](repeating: 4, count: 10), sequenceId: sequenceId,  // both sequences have 4 loss tokens
                                referenceLogits: UnsafePointer(refLogits.data), oldLogits: UnsafePointer(oldLogits.data),
                                context: context,

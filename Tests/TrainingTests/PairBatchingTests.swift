@@ -102,6 +102,19 @@ final class PairBatchingTests: XCTestCase {
         XCTAssertEqual(reports[1].gradNorm, reports[0].gradNorm, accuracy: 1e-4 * reports[0].gradNorm)
     }
 
+    /// TRL's `"margin"` column is read for a reward model only (`readsMargins`): under dpo, as
+    /// under TRL's DPOTrainer, it is another column, whatever it holds.
+    func testMarginsAreReadForRewardModelsOnly() throws {
+        let path = NSTemporaryDirectory() + "margins-\(UUID().uuidString).jsonl"
+        let rows = [#"{"prompt": "p", "chosen": "a", "rejected": "b", "margin": 1.5}"#, #"{"prompt": "p", "chosen": "a", "rejected": "c", "margin": "big"}"#]
+        _ = FileManager.default.createFile(atPath: path, contents: Data(rows.joined(separator: "\n").utf8))
+        XCTAssertEqual(try PairReader.read(path: path).pairs.map(\.pair.margin), [nil, nil])
+        XCTAssertThrowsError(try PairReader.read(path: path, readsMargins: true)) {
+            XCTAssertTrue("\($0)".hasSuffix(":2: field \"margin\" must be a number within float32's range (TRL's RewardTrainer margin)"), "\($0)")
+        }
+        XCTAssertEqual(try PairReader.read(path: path, skipBadLines: true, readsMargins: true).pairs.map(\.pair.margin), [1.5])
+    }
+
     func testBadPairRowsNameTheirLine() throws {
         let rows = [#"{"prompt": "p", "chosen": "a", "rejected": "b"}"#,
                     #"{"prompt": "p", "chosen": "same", "rejected": "same"}"#,

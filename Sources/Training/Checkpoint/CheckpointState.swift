@@ -258,7 +258,8 @@ struct CheckpointState: Codable {
 
     /// XXH64 over every training example's ids and loss mask, in order: a different data file,
     /// split, template, truncation or tokenizer all change it; and a labelled row's label
-    /// (kto), which rows without one leave out, so their hash is what it was before labels.
+    /// (kto), which rows without one leave out, so their hash is what it was before labels; and a
+    /// pair's margin, likewise.
     static func dataHash(_ examples: [Example]) -> UInt64 {
         var h = XXHash64()
         for e in examples {
@@ -266,6 +267,8 @@ struct CheckpointState: Codable {
             e.ids.withUnsafeBytes { h.update($0) }
             e.lossMask.withUnsafeBytes { h.update($0) }
             if let label = e.label { withUnsafeBytes(of: UInt8(label ? 2 : 1)) { h.update($0) } }
+            // A pair's margin (reward), which pairs without one leave out as rows without labels do.
+            if e.margin != 0 { withUnsafeBytes(of: e.margin.bitPattern.littleEndian) { h.update($0) } }
         }
         return h.finalize()
     }

@@ -52,6 +52,8 @@ public struct StepSequence: Sendable, Equatable {
     /// Index in the step batch of the other sequence of a pair; −1 = none.
     public var pair: Int = -1
     public var pairRole: PairRole = .none
+    /// A data pair's margin on its chosen sequence (`Example.margin`: reward's r_c − r_j − margin).
+    public var margin: Float = 0
 
     public init(example: Int, origin: SequenceOrigin, ids: [Int32], lossMask: [UInt8], promptLength: Int) {
         precondition(ids.count == lossMask.count, "StepSequence: ids and lossMask differ in length")
@@ -63,6 +65,7 @@ public struct StepSequence: Sendable, Equatable {
     public init(demonstration e: Example, index: Int) {
         self.init(example: index, origin: .demonstration, ids: e.ids, lossMask: e.lossMask, promptLength: e.promptLength)
         advantage = 1
+        margin = e.margin
     }
 }
 
@@ -124,6 +127,9 @@ extension StepSequence: WireCodable {
 extension StepBatch: WireCodable {
     public func write(to w: inout WireWriter) {
         w.put(Int64(step)); w.put(sequences); w.put(lossTokensPerStep ?? -1); w.put(Int64(tokensSeenBefore)); w.put(UInt8(onPolicy ? 1 : 0))
+        // Pair margins here, not in each sequence's own layout: checkpoints save a generation's
+        // sequences (`RolloutProducer.saveState`) in that layout, which must stay readable.
+        w.put(sequences.map(\.margin))
     }
     public init(from r: inout WireReader) {
         self.init(step: Int(r.get(Int64.self)), sequences: r.getArray(StepSequence.self))
@@ -131,5 +137,6 @@ extension StepBatch: WireCodable {
         lossTokensPerStep = perStep >= 0 ? perStep : nil
         tokensSeenBefore = Int(r.get(Int64.self))
         onPolicy = r.get(UInt8.self) != 0
+        for (i, m) in r.getFloats().enumerated() where i < sequences.count { sequences[i].margin = m }
     }
 }

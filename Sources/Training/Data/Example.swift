@@ -20,6 +20,8 @@ public struct Example: Sendable, Equatable {
     /// An unpaired preference row's label (KTO: `{"prompt", "completion", "label"}`): true for
     /// a desirable answer, false for an undesirable one; nil for any other row.
     public var label: Bool? = nil
+    /// A preference pair's margin (TRL's `"margin"` column), on its chosen answer; 0 otherwise.
+    public var margin: Float = 0
 
     public init(ids: [Int32], lossMask: [UInt8], promptLength: Int, answer: String?, source: String) {
         precondition(ids.count == lossMask.count, "Example: ids and lossMask differ in length")

@@ -8,8 +8,8 @@ import Models
 extension Dataset {
     public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
-                            skipBadLines: Bool = false) throws {
-        let read = try PairReader.read(path: path, skipBadLines: skipBadLines)
+                            skipBadLines: Bool = false, readsMargins: Bool = false) throws {
+        let read = try PairReader.read(path: path, skipBadLines: skipBadLines, readsMargins: readsMargins)
         guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = read.pairs.count
@@ -41,6 +41,7 @@ extension Dataset {
             if cut && drop != \.droppedTooLong { report.truncated += 1 }
             if cut && drop == \.droppedNoLossTokens { report.cutToNothing += 1 }
             if let drop { report[keyPath: drop] += 1; continue }
+            sides[0].margin = Float(pair.margin ?? 0)
             examples += sides
         }
         if examples.isEmpty { throw DataError(path: path, "no pairs left (\(report.summary))") }

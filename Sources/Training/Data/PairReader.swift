@@ -1,10 +1,13 @@
 import Foundation
+import Models
 
 /// One preference pair as two records sharing a prompt: the prompt with the chosen answer,
 /// and with the rejected one.
 public struct PairRecord: Sendable, Equatable {
     public var chosen: DataRecord
     public var rejected: DataRecord
+    /// TRL's optional `"margin"` column (RewardTrainer: −log σ(r_c − r_j − margin)); nil without one.
+    public var margin: Double? = nil
 }
 
 /// Reads preference pairs, one JSON object per line (DPO, issue 14):
@@ -15,10 +18,12 @@ public struct PairRecord: Sendable, Equatable {
 /// rejected one, is a bad line: it names file:line, or is skipped and counted with
 /// `skipBadLines`, as `JSONLReader` does for every other bad line.
 public enum PairReader {
-    public static func read(path: String, skipBadLines: Bool = false,
+    /// `readsMargins`: TRL's optional `"margin"` column is read (and a bad one is a bad line) —
+    /// under `--objective reward`; the other pair objectives leave it, as TRL's trainers do.
+    public static func read(path: String, skipBadLines: Bool = false, readsMargins: Bool = false,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
         let (pairs, skipped) = try JSONLReader.lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
-            parseLine($0, maxLineBytes: maxLineBytes)
+            parseLine($0, maxLineBytes: maxLineBytes, readsMargins: readsMargins)
         }
         if pairs.isEmpty {
             let noun = skipped.count == 1 ? "line" : "lines"
@@ -27,22 +32,30 @@ public enum PairReader {
         return (pairs.map { (pair: $0.value, line: $0.line) }, skipped)
     }
 
-    public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) -> Result<PairRecord, JSONLReader.LineProblem> {
+    public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = JSONLReader.defaultMaxLineBytes,
+                                 readsMargins: Bool = false) -> Result<PairRecord, JSONLReader.LineProblem> {
         switch JSONLReader.jsonObject(line, maxLineBytes: maxLineBytes) {
         case .failure(let problem): return .failure(problem)
         case .success(let fields):
-            do { return .success(try pair(from: fields)) } catch let problem as JSONLReader.LineProblem {
+            do { return .success(try pair(from: fields, readsMargins: readsMargins)) } catch let problem as JSONLReader.LineProblem {
                 return .failure(problem)
             } catch { return .failure(JSONLReader.LineProblem("\(error)")) }
         }
     }
 
-    static func pair(from fields: [String: Any]) throws -> PairRecord {
+    static func pair(from fields: [String: Any], readsMargins: Bool = false) throws -> PairRecord {
         typealias Problem = JSONLReader.LineProblem
         let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
         if chosen == rejected { throw Problem("chosen and rejected are identical") }
         let records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
-        return PairRecord(chosen: records[0], rejected: records[1])
+        var margin: Double? = nil
+        if readsMargins, let m = fields["margin"], !(m is NSNull) {
+            guard let n = m as? NSNumber, !HFConfigFields.isBool(n), n.doubleValue.isFinite, Float(n.doubleValue).isFinite else {
+                throw Problem("field \"margin\" must be a number within float32's range (TRL's RewardTrainer margin)")
+            }
+            margin = n.doubleValue
+        }
+        return PairRecord(chosen: records[0], rejected: records[1], margin: margin)
     }
 
     /// The line's prompt — `"prompt"` text, or the turns before the answer as `"messages"` or

@@ -37,7 +37,7 @@ public enum ModelMerge {
         let byte = try dirs.map { try ModelDirectory.loadTokenizer($0) is ByteTokenizer }
         for (d, isByte) in zip(dirs, byte).dropFirst() { try checkSameTokenizer(dirs[0], byte[0], d, isByte) }
 
-        let (first, tokenizer) = try ModelDirectory.load(dirs[0], use: .inference)
+        let (first, tokenizer) = try ModelDirectory.load(dirs[0], use: .inference, kind: ModelDirectory.savedKind(dirs[0]))
         // Only what is not weights is kept from the other models: one model in memory at a time.
         var templates = [tokenizer.chatTemplateText], generationConfigs = [first.generationConfig]
         let firstConfig = ModelDirectory.configJSON(first, tokenizer: tokenizer)
@@ -48,7 +48,7 @@ public enum ModelMerge {
         }
         add(p.values, weights[0])
         for (d, w) in zip(dirs.dropFirst(), weights.dropFirst()) {
-            let (m, t) = try ModelDirectory.load(d, use: .inference)
+            let (m, t) = try ModelDirectory.load(d, use: .inference, kind: ModelDirectory.savedKind(d))
             templates.append(t.chatTemplateText)
             generationConfigs.append(m.generationConfig)
             try checkSameConfig(firstConfig, dirs[0], ModelDirectory.configJSON(m, tokenizer: t), d)

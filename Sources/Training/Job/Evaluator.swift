@@ -76,6 +76,11 @@ public struct EvalResult {
                 return String(format: "held-out %@ loss %.4g | rollout reward %.4f (std %.4f) | length %.1f", o.objective, loss, reward,
                               o.figure("reward_std") ?? .nan, o.figure("completions/mean_length") ?? .nan)
             }
+            // A reward model's pairs: the share ranked right and the mean chosen − rejected reward.
+            if o.objective == "reward" {
+                return String(format: "held-out reward loss %.4f | accuracy %.1f%% | margin %.4f", loss,
+                              (o.figure("accuracy") ?? .nan) * 100, o.figure("margin") ?? .nan)
+            }
             guard let accuracy = o.figure("rewards/accuracies") else {
                 // kto's labelled rows: the KL term and the desirable − undesirable reward margin.
                 if let kl = o.figure("kl") {

@@ -134,6 +134,8 @@ public enum ForeignNames {
         Entry(none: "train_sampling_strategy", "TRL's KTOConfig", note: "rows are drawn by the seeded uniform sampler under every objective (TRL's KTOTrainer reads them in file order)"),
         Entry("normalize_advantages", "objective_args", "TRL's RLOOConfig", note: "--objective-arg normalize_advantages=true with --objective rloo"),
         Entry("reward_clip_range", "objective_args", "TRL's RLOOConfig", note: "--objective-arg reward_clip_range=lo,hi with --objective rloo"),
+        Entry("center_rewards_coefficient", "objective_args", "TRL's RewardConfig", note: "--objective-arg center_rewards_coefficient=λ with --objective reward"),
+        Entry("reward_model_path", "rewards", "TRL", note: "a reward model is a reward function: --reward DIR[=WEIGHT]"),
         Entry("missing_eos_penalty", "objective_args", "TRL's OnlineDPOConfig", note: "--objective-arg missing_eos_penalty=… with --objective online-dpo"),
         Entry("discopop_tau", "objective_args", "TRL's DPOConfig", note: "--objective-arg discopop_tau=τ with dpo and loss_type discopop"),
         Entry("f_divergence_type", "objective_args", "TRL's DPOConfig", note: "--objective-arg f_divergence_type=… with dpo (reverse_kl, forward_kl, js_divergence, alpha_divergence)"),

@@ -14,6 +14,7 @@ extension Recipe {
             try checkLeaveOneOut(objective)
             _ = try RolloutSettings(recipe: self, objective: objective)   // batch_size a multiple of rollouts, under --dry-run too
         }
+        try checkRewardModel(objective)
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkReferenceSync(objective)

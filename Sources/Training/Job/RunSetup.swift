@@ -36,8 +36,10 @@ public struct RunSetup {
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)
 
+        let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
+        let kind: ModelKind = objective.requirements.sequenceScores ? .rewardModel : .causalLM
         let (model, tokenizer) = Fatal.collective { () throws -> (LanguageModel, Tokenizer) in
-            do { return try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe)) } catch var e as UnknownLoRATarget {
+            do { return try LoRATraining.loadModel(recipe.model, seed: recipe.seed, lora: LoRATraining.config(recipe), kind: kind) } catch var e as UnknownLoRATarget {
                 e.source = recipe.label("lora_targets", flag: "lora-targets")
                 throw e
             }
@@ -45,7 +47,10 @@ public struct RunSetup {
         // Rank 0's weights are broadcast below; the architecture and tokenizer must be the same.
         SameInputs.check("--model \(recipe.model)", architecture: model, comm: comm)
         SameInputs.check("--model \(recipe.model)", tokenizer: tokenizer, comm: comm)
-        let objective = Fatal.collective { try ObjectiveRegistry.make(name: recipe.objective, args: recipe.objectiveArgs) }
+        // Rewards are read at the last token that is not the model's pad_token_id (a reward model's
+        // config.json), else the tokenizer's pad (its eos without one, `BPETokenizer.padId`), as
+        // TRL's RewardTrainer sets config.json's pad_token_id; the saved model keeps that id.
+        (objective as? RewardObjective)?.padTokenId = ModelDirectory.rewardPadId(model) ?? tokenizer.padId
         let chat = Fatal.collective { try ChatTemplate.resolve(recipe.chatTemplate, tokenizer: tokenizer) }
         let template = chat.template
         // Before the data is read: it says what a conversation's tokens hold beyond its messages.
@@ -95,7 +100,7 @@ public struct RunSetup {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
             else { log("held-out: \((heldOutLabelled ?? heldOut).count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
-            if recipe.evalExamples > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
+            if recipe.generationExamples(objective) > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
             if let note = promptOnlyNote(heldOut, recipe: recipe, objective: objective) { log(note) }
             if let kto = objective as? KTOObjective {
                 let n = train.labelCounts
@@ -125,6 +130,10 @@ public struct RunSetup {
             try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? "pairs" : "rows")
         }
         if comm.isCoordinator, let epochsNote { log(epochsNote) }
+        // A reward model's over-long pairs were dropped (`Recipe.pairTruncation`): recipe.yaml says so,
+        // so a run from it, or resumed with it, drops them too.
+        var fitted = stepped
+        fitted.truncation = recipe.pairTruncation(objective)
         Fatal.agree(recipe.unpairedEpochProblem(objective, rows: train.count) ?? recipe.unpairedDataProblem(objective, train: train.examples))
         let messages = train.report.conversations > 0
             || [recipe.prompts, recipe.unlabelled].contains { $0.map(ChatTemplateRecord.hasMessages) ?? false }
@@ -151,7 +160,7 @@ public struct RunSetup {
                 reference = r
             }
         }
-        return RunSetup(recipe: stepped, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
+        return RunSetup(recipe: fitted, tokenizer: tokenizer, model: model, train: train, heldOut: heldOut,
                         objective: objective, referenceModel: reference, trainsOnMessages: messages, heldOutPairs: heldOutPairs,
                         heldOutLabelled: heldOutLabelled)
     }
@@ -173,8 +182,8 @@ public struct RunSetup {
                                 : "objective \(objective.name) trains on labelled answers: give --data FILE with {\"prompt\", \"completion\", \"label\"} rows (or preference pairs)")
             }
             func load(_ path: String) throws -> Dataset {
-                pairs ? try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                                    template: template, skipBadLines: recipe.skipBadLines)
+                pairs ? try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: recipe.pairTruncation(objective),
+                                    template: template, skipBadLines: recipe.skipBadLines, sequenceScores: objective.requirements.sequenceScores)
                     : try Dataset(unpairedAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
                                   template: template, skipBadLines: recipe.skipBadLines)
             }
@@ -258,12 +267,13 @@ public struct RunSetup {
 
     /// A preset name builds a fresh model with the byte tokenizer; anything else is a model
     /// directory.
-    public static func loadModel(_ spec: String, seed: UInt64, use: ModelUse = .training) throws -> (LanguageModel, Tokenizer) {
+    public static func loadModel(_ spec: String, seed: UInt64, use: ModelUse = .training, kind: ModelKind = .causalLM) throws -> (LanguageModel, Tokenizer) {
         let tokenizer = ByteTokenizer()
-        if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
+        if var config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
+            config.scoreHead = kind == .rewardModel
             return (GPT2(config: config, seed: seed), tokenizer)
         }
-        let (m, t) = try ModelDirectory.load(spec, use: use)
+        let (m, t) = try ModelDirectory.load(spec, use: use, kind: kind, seed: seed)
         return (m, t)
     }
 

@@ -55,8 +55,10 @@ extension Trainer {
                                                   context: context, sequences: batch.sequences)
         }
         objective.beginStep(context)
+        // (A reward model's sequences end with a pad that is only a target, `Dataset.withTrailingPad`:
+        // their own last token is an input already.)
         return PreparedStep(batch: batch, micro: micro, context: context, globalTokens: Int(counts[2]),
-                            globalSequenceTokens: Int(counts[2] + counts[3]))
+                            globalSequenceTokens: Int(counts[2] + (objective.requirements.sequenceScores ? 0 : counts[3])))
     }
 
     /// The step batch's units for the gradient pass, and apart those of its `.mismatched`

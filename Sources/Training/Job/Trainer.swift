@@ -134,6 +134,9 @@ public final class Trainer {
             self.source = DemonstrationProducer(
                 source: source ?? TrainEpochs.sampler(r, rows: setup.train.count))
         }
+        // Every rank scores its share of the rollouts with its own copy of each reward model.
+        let rollouts = (self.source as? RolloutProducer) ?? (self.source as? ReLIFTProducer)?.rollouts
+        for case let judge as RewardModelScorer in rollouts?.rewards.map(\.scorer) ?? [] { judge.checkSameOnEveryRank() }
         // Scored before the first step (scoreTokenLabelsIfNeeded), unless a checkpoint holds them.
         if objective.requirements.tokenLabels, let selecting = objective as? ExcessLossSelecting {
             tokenLabelsState = TokenLabelsState(offsets: TokenLabels.offsets(setup.train.examples), ratio: selecting.ratio)

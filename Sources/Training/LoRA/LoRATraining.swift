@@ -37,8 +37,11 @@ public enum LoRATraining {
 
     /// Builds the model of `spec` (a preset or a model directory) with `lora`'s adapters,
     /// initialised as peft does from `seed`; without `lora`, the model as it is.
-    public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?, use: ModelUse = .training) throws -> (LanguageModel, Tokenizer) {
-        guard let lora else { return try RunSetup.loadModel(spec, seed: seed, use: use) }
+    public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?, use: ModelUse = .training,
+                                 kind: ModelKind = .causalLM) throws -> (LanguageModel, Tokenizer) {
+        guard let lora else { return try RunSetup.loadModel(spec, seed: seed, use: use, kind: kind) }
+        // peft keeps a reward model's new head as `modules_to_save`, which sft-dist's adapters do not have.
+        if kind == .rewardModel { throw ModelError("--lora-rank: LoRA does not train reward models yet (peft saves their score head as modules_to_save); train the reward model in full") }
         let tokenizer = ByteTokenizer()
         let model: LanguageModel
         if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {

@@ -56,8 +56,20 @@ public enum SVGPlot {
     /// Whether named set `name` is a pair set under dpo in these metrics rows: it logs its DPO
     /// loss as eval_NAME_loss, with eval_NAME_rewards/*, not an NLL.
     static func isPairSet(_ name: String, in rows: [[String: Double]]) -> Bool {
-        rows.contains { $0["eval_\(name)_rewards/margins"] != nil }
+        rows.contains { $0["eval_\(name)_rewards/margins"] != nil } || isRewardSet(name, in: rows)
     }
+
+    /// Whether named set `name` is a pair set of a reward model (`--objective reward`): its
+    /// eval_NAME_accuracy is the share of pairs ranked right, not exact match.
+    static func isRewardSet(_ name: String, in rows: [[String: Double]]) -> Bool {
+        rows.contains { $0["eval_\(name)_margin"] != nil }
+    }
+
+    /// A reward model's own figures in the second panel (`--objective reward`), in place of
+    /// `methodMetrics`, where `accuracy` is the rollouts solved.
+    static let rewardModelMetrics: [(key: String, name: String, share: Bool)] = [
+        ("margin", "reward margin (chosen − rejected)", false), ("accuracy", "pair accuracy", true),
+    ]
 
     /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs,
     /// and grpo's reward, on rollouts of the held-out prompts (not `accuracy`: eval_accuracy
@@ -68,7 +80,7 @@ public enum SVGPlot {
     /// preference objectives' pairs, which log eval_rewards/*; grpo's rollouts, which log
     /// eval_reward; gkd's divergence from the teacher), the held-out NLL otherwise.
     static func heldOutLossName(_ records: [[String: Double]], objective: String) -> String {
-        ["dpo", "gkd"].contains(objective) || records.contains(where: { $0["eval_reward"] != nil || $0["eval_rewards/margins"] != nil })
+        ["dpo", "gkd", "reward"].contains(objective) || records.contains(where: { $0["eval_reward"] != nil || $0["eval_rewards/margins"] != nil })
             ? "held-out loss (\(objective))" : "held-out NLL"
     }
 
@@ -79,7 +91,9 @@ public enum SVGPlot {
         let trainName = objective == "nll" ? "train loss" : "train loss (\(objective))"
         var left = [Series(name: trainName, color: "#1f77b4", points: train, clippable: true),
                     Series(name: heldOutLossName(records, objective: objective), color: "#d62728", points: eval, dots: true)]
-        var right = em.isEmpty ? [] : [Series(name: "held-out exact match", color: "#2ca02c", points: em, dots: true, dashed: true)]
+        let rewardModel = objective == "reward"   // eval_accuracy: the pairs ranked right
+        var right = em.isEmpty ? [] : [Series(name: rewardModel ? "held-out pair accuracy" : "held-out exact match", color: "#2ca02c",
+                                              points: em, dots: true, dashed: true)]
         // Sets the rows hold besides this run's (evaluated before a resume that named others)
         // are drawn too: left out, their series vanished from the plot without a word.
         let logged = Set(records.flatMap(\.keys).compactMap(setName(ofLossKey:)).filter { !$0.isEmpty })
@@ -87,16 +101,19 @@ public enum SVGPlot {
             let color = setColors[i % setColors.count], round = i / setColors.count
             left.append(Series(name: "\(name) " + (isPairSet(name, in: records) ? "loss (\(objective))" : "NLL"), color: color, points: points(records, "eval_\(name)_loss"), dots: true, round: round))
             let acc = points(records, "eval_\(name)_accuracy")
-            if !acc.isEmpty { right.append(Series(name: "\(name) exact match", color: color, points: acc, dots: true, dashed: true, round: round)) }
+            if !acc.isEmpty {
+                let what = isRewardSet(name, in: records) ? "pair accuracy" : "exact match"
+                right.append(Series(name: "\(name) \(what)", color: color, points: acc, dots: true, dashed: true, round: round))
+            }
         }
         var method = Panel(left: [], right: [], leftTitle: "value", rightTitle: "share")
-        for (i, m) in methodMetrics.enumerated() {
+        for (i, m) in (rewardModel ? rewardModelMetrics : methodMetrics).enumerated() {
             let p = points(records, m.key)
             guard !p.isEmpty else { continue }
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
             // Its held-out value (dpo evaluates the pairs: eval_rewards/*), red as the held-out loss above.
-            guard heldOutTwins.contains(m.key) else { continue }
+            guard heldOutTwins.contains(m.key) || rewardModel && m.key == "margin" else { continue }
             let held = points(records, "eval_" + m.key)
             guard !held.isEmpty else { continue }
             let h = Series(name: "held-out " + m.name, color: "#d62728", points: held, dots: true, dashed: m.share)
@@ -104,7 +121,8 @@ public enum SVGPlot {
         }
         // Held-out NLL is in nats per token; another objective's train loss need not be (GRPO's,
         // DPO's can be negative), nor dpo's held-out loss.
-        var losses = Panel(left: left, right: right, leftTitle: objective == "nll" ? "loss (nats per token)" : "loss")
+        var losses = Panel(left: left, right: right, leftTitle: objective == "nll" ? "loss (nats per token)" : "loss",
+                           rightTitle: rewardModel ? "pair accuracy" : "exact match")
         // A skipped step has no finite loss, so the curve would join its neighbours over it unseen.
         losses.marks = records.compactMap { r in r["skipped"] == 1 ? r["step"] : nil }
         losses.failedEvaluations = records.compactMap { r in

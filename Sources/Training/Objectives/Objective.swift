@@ -91,6 +91,9 @@ public struct ObjectiveRequirements: Sendable {
     /// where the reference only scores rollouts when they are generated (rloo's KL penalty in the
     /// reward, `LeaveOneOutAdvantages`): the model is loaded, but the step runs no forward of it.
     public var referenceInStep = true
+    /// The model is a reward model (`SequenceScoreHead`: logits [N, 1]) and the data's
+    /// sequences end with one token past their last (RewardObjective): `--objective reward`.
+    public var sequenceScores = false
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil

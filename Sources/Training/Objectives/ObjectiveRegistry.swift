@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -93,6 +93,8 @@ public enum ObjectiveRegistry {
         case "gkd":
             objective = try GKDObjective(beta: try args.float("beta", default: 0.5), lmbda: try args.float32Double("lmbda", default: 0.5),
                                          seqKD: try args.bool("seq_kd", default: false))
+        case "reward":
+            objective = try RewardObjective(centerRewardsCoefficient: try args.optionalFloat32Double("center_rewards_coefficient"))
         case "kto":
             let typeName = args.string("loss_type", default: "kto")
             guard let type = KTOObjective.LossType(rawValue: typeName) else {

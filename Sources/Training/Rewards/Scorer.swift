@@ -15,8 +15,13 @@ public struct ScoringItem: Sendable {
     public var reference: String?
     /// Where the example came from (`file:line`), for error messages.
     public var source: String
-    public init(prompt: String, completion: String, reference: String?, source: String) {
-        self.prompt = prompt; self.completion = completion; self.reference = reference; self.source = source
+    /// The text of the token that ended a rollout (its eos, the template's end of turn; nil when
+    /// it was cut at max_completion_length, or unknown). The text scorers compare `completion`
+    /// alone; a reward model reads it after the completion, as its training pairs end
+    /// (`RewardModelScorer`).
+    public var stop: String? = nil
+    public init(prompt: String, completion: String, reference: String?, source: String, stop: String? = nil) {
+        self.prompt = prompt; self.completion = completion; self.reference = reference; self.source = source; self.stop = stop
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// One reward function of a rollout run: a `Scorer` with a weight. The rollout's reward is
 /// r = Σ_f w_f·r_f (TRL's `reward_weights`; under normalize_then_sum the z-scored r_f are
@@ -20,10 +21,11 @@ public struct RewardFunction {
     public static let names = ScorerRegistry.names + ["format"]
     static let referenceScorers: Set<String> = ["exact", "numeric", "contains"]
 
-    /// `NAME` or `NAME=WEIGHT` → (name, weight); nil when malformed.
+    /// `NAME` or `NAME=WEIGHT` → (name, weight); nil when malformed. NAME is a scorer's name or
+    /// a reward model's directory (`RewardModelScorer`).
     static func parse(_ spec: String) -> (name: String, weight: Float)? {
         let parts = spec.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard names.contains(parts[0]) else { return nil }
+        guard names.contains(parts[0]) || ModelDirectory.holdsRewardModel(parts[0]) else { return nil }
         if parts.count == 1 { return (parts[0], 1) }
         guard let w = Float(parts[1]), w.isFinite else { return nil }
         return (parts[0], w)
@@ -38,7 +40,7 @@ public struct RewardFunction {
     /// The functions with each one's arguments as its scorer reads them (`ScorerRegistry.makeReading`).
     static func makeReading(specs: [String], args: [String: String]) throws -> [(function: RewardFunction, read: [String: String])] {
         let parsed = try specs.map { spec -> (name: String, weight: Float) in
-            guard let p = parse(spec) else { throw ScorerError("--reward \(RecipeError.quote(spec)): expected NAME or NAME=WEIGHT with NAME one of \(names.joined(separator: ", ")) and a finite weight") }
+            guard let p = parse(spec) else { throw ScorerError("--reward \(RecipeError.quote(spec)): expected NAME or NAME=WEIGHT with NAME one of \(names.joined(separator: ", ")) or a reward model's directory, and a finite weight") }
             return p
         }
         if let dup = Dictionary(grouping: parsed.map(\.name), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
@@ -55,19 +57,31 @@ public struct RewardFunction {
                 throw ScorerError("--reward-arg \(RecipeError.quote(key)): name the reward function it is for (NAME.key=value with NAME one of \(parsed.map(\.name).joined(separator: ", ")))")
             }
         }
-        return try parsed.map { p in
+        let made = try parsed.map { p in
             let a = routed[p.name] ?? [:]
             let scorer: Scorer, read: [String: String]
             do {
                 if p.name == "format" { let f = try FormatScorer(args: a); (scorer, read) = (f, ["pattern": f.pattern]) }
+                else if !names.contains(p.name) {
+                    if let key = a.keys.sorted().first { throw ScorerError("--reward-arg \(p.name).\(key): a reward model takes no arguments") }
+                    (scorer, read) = (try RewardModelScorer(path: p.name), [:])
+                }
                 else { (scorer, read) = try ScorerRegistry.makeReading(name: p.name, args: a) }
             } catch let e as ScorerError {
                 // The scorer's own words name its keys; in train they come by --reward-arg.
                 if "\(e)".contains("--reward-arg") { throw e }
                 throw ScorerError("\(e) (in train, as --reward-arg \(p.name).KEY=VALUE)")
             }
-            return (RewardFunction(name: p.name, scorer: scorer, weight: p.weight, needsReference: referenceScorers.contains(p.name)), read)
+            return (RewardFunction(name: scorer is RewardModelScorer ? scorer.name : p.name, scorer: scorer, weight: p.weight,
+                                   needsReference: referenceScorers.contains(p.name)), read)
         }
+        // A reward model is named by its directory's last component (TRL's name): two could meet,
+        // or meet a scorer, in rewards/NAME/… of metrics.jsonl.
+        let byName = Dictionary(grouping: zip(parsed, made.map(\.0)), by: { $0.1.name })
+        if let name = byName.keys.sorted().first(where: { byName[$0]!.count > 1 }), let clash = byName[name] {
+            throw ScorerError("--reward \(clash.map { $0.0.name }.joined(separator: " and ")): both are named \(name) in the metrics (a reward model by its directory's last component, as TRL names it); give one directory another name")
+        }
+        return made
     }
 }
 
@@ -102,7 +116,7 @@ public final class FormatScorer: Scorer {
 extension Limits where Value == [String] {
     /// `rewards`: each item NAME or NAME=WEIGHT.
     static var rewardSpecs: Limits {
-        Limits("reward functions NAME or NAME=WEIGHT (NAME one of \(RewardFunction.names.joined(separator: ", ")))") {
+        Limits("reward functions NAME or NAME=WEIGHT (NAME one of \(RewardFunction.names.joined(separator: ", ")), or a reward model's directory)") {
             $0.allSatisfy { RewardFunction.parse($0) != nil }
         }
     }

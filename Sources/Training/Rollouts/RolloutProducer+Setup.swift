@@ -13,6 +13,8 @@ extension RolloutProducer {
         let settings = try RolloutSettings(recipe: r, objective: setup.objective)
         let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
         try r.checkRewards(functions, objective: setup.objective)
+        // Every rank holds each reward model: rollouts are scored by all ranks together.
+        for case let model as RewardModelScorer in functions.map(\.scorer) { try model.load() }
         // What sets the context: max_length, or the model's (a Mistral sliding_window says so).
         let model = setup.model, modelBinds = model.maxSequenceLength <= r.maxLength
         let setBy = !modelBinds ? "max_length" : "the model's context" + (model.contextReason.map { ": " + $0 } ?? "")

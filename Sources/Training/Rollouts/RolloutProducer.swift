@@ -147,14 +147,17 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             let prompt = pool[chosen[i / G]]
             // A hybrid rollout's answer is the revealed prefix and its continuation.
             return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode((plan?.revealed[i] ?? []) + gens[i].ids),
-                               reference: prompt.reference, source: prompt.source)
+                               reference: prompt.reference, source: prompt.source,
+                               stop: gens[i].finish == .stop ? p.tokenizer.decode([gens[i].stopId ?? stopId]) : nil)
         }
         // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
         if grouped != nil {
+            // (A demonstration is a whole answer: it ends with the data's end token, as a rollout that stopped.)
             items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(pool[c].ids), completion: pool[c].reference ?? "",
-                                                   reference: pool[c].reference, source: pool[c].source) }
+                                                   reference: pool[c].reference, source: pool[c].source, stop: p.tokenizer.decode([stopId])) }
         }
-        let matrix = p.decide { RolloutScoring.score(items, with: rewards) }
+        let byModels = RolloutScoring.scoreModels(items, with: rewards, comm: p.comm)
+        let matrix = p.decide { RolloutScoring.score(items, with: rewards, scored: byModels) }
         Fatal.agree(matrix.error, code: Fatal.Code.input)
         let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
         if let bad = total.firstIndex(where: { !$0.isFinite }) {

@@ -22,12 +22,13 @@ public enum RolloutScoring {
     }
 
     /// Scores every item with every function; a scorer's error or a non-finite reward becomes
-    /// the message (naming the example), not a trap.
-    public static func score(_ items: [ScoringItem], with functions: [RewardFunction]) -> Matrix {
+    /// the message (naming the example), not a trap. `scored[f]`, where given, is function f's
+    /// rewards already computed by every rank together (a reward model's, `scoreModels`).
+    public static func score(_ items: [ScoringItem], with functions: [RewardFunction], scored: [Int: Result<[Float], ScorerError>] = [:]) -> Matrix {
         var rows: [[Float]] = []
-        for f in functions {
+        for (index, f) in functions.enumerated() {
             do {
-                let v = try f.scorer.score(items)
+                let v = try scored[index]?.get() ?? f.scorer.score(items)
                 guard v.count == items.count else {
                     return Matrix(perFunction: [], error: "reward \(f.name) gave \(v.count) scores for \(items.count) completions")
                 }
@@ -40,6 +41,16 @@ public enum RolloutScoring {
             }
         }
         return Matrix(perFunction: rows, error: nil)
+    }
+
+    /// The reward models' rewards of `items`, each computed by all ranks together
+    /// (`RewardModelScorer.score(_:comm:)`), by function index. Collective.
+    public static func scoreModels(_ items: [ScoringItem], with functions: [RewardFunction], comm: Communicator) -> [Int: Result<[Float], ScorerError>] {
+        var out: [Int: Result<[Float], ScorerError>] = [:]
+        for (index, f) in functions.enumerated() {
+            if let model = f.scorer as? RewardModelScorer { out[index] = model.score(items, comm: comm) }
+        }
+        return out
     }
 
     /// r_i = Σ_f w_f·r_f,i (`RewardAggregation.weightedSum`; 0 for each of `count` rollouts

@@ -63,12 +63,17 @@ public struct NamedEvalSets {
                 if setup.objective.requirements.pairs && holdsPairs(path) {
                     do {
                         let pairs = try Dataset(pairsAt: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
-                                                truncation: recipe.truncation, template: template, skipBadLines: recipe.skipBadLines)
+                                                truncation: recipe.pairTruncation(setup.objective), template: template, skipBadLines: recipe.skipBadLines,
+                                                sequenceScores: setup.objective.requirements.sequenceScores)
                         return (pairs.chosenOnly, pairs)
                     } catch {
                         let why = "\(error)".contains(#"missing field "chosen""#) ? " (its first row is a pair, so the file is read as pairs: a set is all pairs or all completions)" : ""
                         throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): \(error)\(why)")
                     }
+                }
+                // A reward model has no LM head: it is evaluated on pairs only, as its held-out set is.
+                if setup.objective.requirements.sequenceScores {
+                    throw DataError("\(recipe.label("eval_data", flag: "eval-data")) \(name)=\(path): its first row is not a pair; objective \(setup.objective.name) trains a reward model, which is evaluated on preference pairs ({\"prompt\", \"chosen\", \"rejected\"} rows), having no completions to predict")
                 }
                 // kto's labelled rows (or pairs) read as completions would take the undesirable answers as references.
                 if setup.objective.requirements.unpaired, let line = firstLineHolding(path, ["label", "chosen", "rejected"]) {
@@ -150,14 +155,15 @@ public struct NamedEvalSets {
     public static func retentionTable(names: [String], before: [String: Double]?, after: [String: Double]) -> [String] {
         guard !names.isEmpty else { return [] }
         func loss(_ row: [String: Double]?, _ n: String) -> String { row?["eval_\(n)_loss"].map { String(format: "%.4f", $0) } ?? "–" }
-        func lossKind(_ n: String) -> String { SVGPlot.isPairSet(n, in: [before, after].compactMap { $0 }) ? " (dpo)" : "" }
+        let rows = [before, after].compactMap { $0 }
+        func lossKind(_ n: String) -> String { SVGPlot.isRewardSet(n, in: rows) ? " (reward)" : SVGPlot.isPairSet(n, in: rows) ? " (dpo)" : "" }
         func em(_ row: [String: Double]?, _ n: String) -> String {
             row?["eval_\(n)_accuracy"].map { String(format: "%.1f%%", $0 * 100) } ?? "–"
         }
         let width = max(4, names.map(\.count).max() ?? 0)
         func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
         var lines = ["retention (before = step 0 → after training):",
-                     "  " + pad("set", width) + "  " + pad("loss", 18) + "  exact match"]
+                     "  " + pad("set", width) + "  " + pad("loss", 18) + (names.allSatisfy { SVGPlot.isRewardSet($0, in: rows) } ? "  pair accuracy" : "  exact match")]
         for n in names {
             lines.append("  " + pad(n, width) + "  " + pad("\(loss(before, n)) → \(loss(after, n))\(lossKind(n))", 18) + "  \(em(before, n)) → \(em(after, n))")
         }

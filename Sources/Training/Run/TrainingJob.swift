@@ -186,7 +186,7 @@ public enum TrainingJob {
             guard setup.evaluatedHeldOutCount > 0 || !evalSets.isEmpty else { return nil }
             var options = EvalOptions()
             options.microBatch = recipe.microBatchSize
-            options.generationExamples = recipe.evalExamples
+            options.generationExamples = recipe.generationExamples(setup.objective)
             options.maxNewTokens = recipe.maxNewTokens
             // A long evaluation (a large model's rollouts or answers) says how far it is, after 5 s.
             if lead && !quiet {
