@@ -51,9 +51,10 @@ struct Score: ParsableCommand {
         var lines: [String] = []
         var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)
+        let rewardPad = reward ? ModelDirectory.rewardPadId(m) : nil
         for i in comm.shard.indices(of: set.count) {
             let e = set[i]
-            if reward { lines.append(rewardLine(m, e, index: i, tape: tape, nonFinite: &nonFinite)); continue }
+            if reward { lines.append(rewardLine(m, pad: rewardPad, e, index: i, nonFinite: &nonFinite)); continue }
             let logits = m.forward(tape, inputs: Array(e.ids.dropLast()), batch: 1, seqLen: e.ids.count - 1)
             let V = logits.columns
             var lp = [Float](repeating: 0, count: V)
@@ -94,9 +95,8 @@ struct Score: ParsableCommand {
 
     /// A reward model's line: the whole sequence's `reward`, the score at its last token that
     /// is not config.json's pad_token_id, as transformers' *ForSequenceClassification reads it.
-    func rewardLine(_ m: LanguageModel, _ e: Example, index i: Int, tape: Tape, nonFinite: inout String?) -> String {
-        let scores = m.forward(tape, inputs: e.ids, batch: 1, seqLen: e.ids.count)
-        let r = scores.data[SequenceScoreHead.rewardPosition(e.ids[...], pad: ModelDirectory.rewardPadId(m))]
+    func rewardLine(_ m: LanguageModel, pad: Int32?, _ e: Example, index i: Int, nonFinite: inout String?) -> String {
+        let r = RewardModelScorer.rewards([e.ids][...], model: m, pad: pad)[0]
         if !r.isFinite && nonFinite == nil { nonFinite = "\(e.source): the reward model's score is \(r): its weights give non-finite values (a run that diverged?); nothing written" }
         return "{\"index\": \(i), \"source\": \(MetricsLog.value(e.source)), \"ids\": [\(e.ids.map(String.init).joined(separator: ", "))], \"reward\": \(String(format: "%.7g", r))}"
     }

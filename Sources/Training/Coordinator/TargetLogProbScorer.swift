@@ -8,11 +8,15 @@ struct TargetLogProbScorer: CandidateScorer {
     let temperature: Float
     func score(_ c: CandidateView) -> [Float] {
         var sum = 0.0, n: Float = 0
-        var row = [Float](repeating: 0, count: c.vocab)
+        var row = [Float](repeating: 0, count: temperature == 1 ? 0 : c.vocab)
         for (t, (y, m)) in zip(c.targets, c.mask).enumerated() where m != 0 {
             let z = c.logits + t * c.vocab
-            for v in 0..<c.vocab { row[v] = temperature == 1 ? z[v] : z[v] / temperature }
-            sum += Double(m) * Double(row[Int(y)] - SoftmaxKernels.logSumExp(row, count: c.vocab))
+            if temperature == 1 {
+                sum += Double(m) * Double(z[Int(y)] - SoftmaxKernels.logSumExp(z, count: c.vocab))
+            } else {
+                for v in 0..<c.vocab { row[v] = z[v] / temperature }
+                sum += Double(m) * Double(row[Int(y)] - SoftmaxKernels.logSumExp(row, count: c.vocab))
+            }
             n += m
         }
         let high = Float(sum)

@@ -72,9 +72,10 @@ public enum SVGPlot {
     ]
 
     /// The method metrics an evaluation also logs, as eval_KEY: dpo's, on the held-out pairs,
-    /// and grpo's reward, on rollouts of the held-out prompts (not `accuracy`: eval_accuracy
-    /// is the held-out exact match, not the rollouts solved).
-    static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies", "reward"]
+    /// grpo's reward, on rollouts of the held-out prompts, and a reward model's margin (not
+    /// `accuracy`: eval_accuracy is the held-out exact match, or a reward model's pair accuracy
+    /// drawn beside the held-out loss).
+    static let heldOutTwins: Set = ["rewards/margins", "rewards/accuracies", "reward", "margin"]
 
     /// What eval_loss is in these rows: the objective's loss where the evaluation ran it (the
     /// preference objectives' pairs, which log eval_rewards/*; grpo's rollouts, which log
@@ -113,7 +114,7 @@ public enum SVGPlot {
             let s = Series(name: m.name, color: methodColors[i % methodColors.count], points: p, dashed: m.share)
             if m.share { method.right.append(s) } else { method.left.append(s) }
             // Its held-out value (dpo evaluates the pairs: eval_rewards/*), red as the held-out loss above.
-            guard heldOutTwins.contains(m.key) || rewardModel && m.key == "margin" else { continue }
+            guard heldOutTwins.contains(m.key) else { continue }
             let held = points(records, "eval_" + m.key)
             guard !held.isEmpty else { continue }
             let h = Series(name: "held-out " + m.name, color: "#d62728", points: held, dots: true, dashed: m.share)

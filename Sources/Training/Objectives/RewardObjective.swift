@@ -41,14 +41,17 @@ public final class RewardObjective: Objective {
     /// Each sequence's reward row in the micro-batch: the row of its input position
     /// `SequenceScoreHead.rewardPosition` picks (a sequence's rows come in position order).
     func rewardRows(_ input: ObjectiveInput) -> [Int: Int] {
-        var rows: [Int: [Int]] = [:]
-        for r in 0..<input.rows where input.sequenceId[r] >= 0 { rows[Int(input.sequenceId[r]), default: []].append(r) }
+        var rows: [Int: (first: Int, count: Int)] = [:]
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+            let s = Int(input.sequenceId[r])
+            rows[s] = rows[s].map { ($0.first, $0.count + 1) } ?? (r, 1)
+        }
         var out: [Int: Int] = [:]
         for (s, rs) in rows {
             let ids = input.sequences[s].ids
             let at = SequenceScoreHead.rewardPosition(ids.dropLast(), pad: padTokenId)
             precondition(rs.count == ids.count - 1 && at < rs.count, "objective reward: sequence \(s) is not whole in its micro-batch")
-            out[s] = rs[at]
+            out[s] = rs.first + at
         }
         return out
     }

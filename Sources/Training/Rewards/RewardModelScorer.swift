@@ -25,6 +25,8 @@ public final class RewardModelScorer: Scorer {
     public let name: String
     public let path: String
     private var loaded: (model: LanguageModel, tokenizer: Tokenizer)?
+    /// The loaded model's pad_token_id (`ModelDirectory.rewardPadId`), read once.
+    private var pad: Int32?
 
     /// Checks that `path` holds a reward model (config.json only); the weights load on `load()`.
     public init(path: String) throws {
@@ -42,6 +44,7 @@ public final class RewardModelScorer: Scorer {
         if let loaded { return loaded }
         let l = try ModelDirectory.load(path, use: .inference, kind: .rewardModel)
         loaded = l
+        pad = ModelDirectory.rewardPadId(l.model)
         return l
     }
 
@@ -67,9 +70,9 @@ public final class RewardModelScorer: Scorer {
     /// per forward is a poor one.
     public static let chunk = 16
 
-    /// The rewards of one chunk of texts, from one forward right-padded to the longest.
-    func rewards(_ texts: ArraySlice<[Int32]>, model: LanguageModel) -> [Float] {
-        let pad = ModelDirectory.rewardPadId(model)
+    /// The rewards of one chunk of texts, from one forward right-padded to the longest; `pad` is
+    /// the model's pad_token_id (`ModelDirectory.rewardPadId`). `score` reads its rows with it too.
+    public static func rewards(_ texts: ArraySlice<[Int32]>, model: LanguageModel, pad: Int32?) -> [Float] {
         let T = texts.map(\.count).max() ?? 0
         // (Token 0 after each text: causal attention never reads it.)
         let inputs = texts.flatMap { $0 + [Int32](repeating: 0, count: T - $0.count) }
@@ -109,7 +112,7 @@ public final class RewardModelScorer: Scorer {
             }
         }
         let distinct = Distinct(all), chunks = chunks(distinct.texts.count)
-        let local = comm.shard.indices(of: chunks.count).map { self.rewards(distinct.texts[chunks[$0]], model: model) }
+        let local = comm.shard.indices(of: chunks.count).map { Self.rewards(distinct.texts[chunks[$0]], model: model, pad: pad) }
         let perRank = comm.allgather(ScoreRows(rows: local)).map(\.rows)
         let scored = comm.shard.interleave(perRank, count: chunks.count).flatMap { $0 }
         return .success(distinct.slot.map { scored[$0] })
