@@ -14,7 +14,8 @@ public struct PairRecord: Sendable, Equatable {
 /// `{"prompt": str, "chosen": str, "rejected": str}` or
 /// `{"messages" (or "prompt"): [turns before the answer], "chosen": …, "rejected": …}`, where an answer is a
 /// string, an assistant turn `{"role": "assistant", "content": str}`, or a list of exactly one
-/// such turn (TRL's conversational form). An empty answer, or a chosen answer identical to the
+/// such turn (TRL's conversational form); or, without `"prompt"`, TRL's implicit-prompt
+/// `{"chosen", "rejected"}`, each side the whole text or conversation (`ImplicitPrompt`). An empty answer, or a chosen answer identical to the
 /// rejected one, is a bad line: it names file:line, or is skipped and counted with
 /// `skipBadLines`, as `JSONLReader` does for every other bad line.
 public enum PairReader {
@@ -45,9 +46,14 @@ public enum PairReader {
 
     static func pair(from fields: [String: Any], readsMargins: Bool = false) throws -> PairRecord {
         typealias Problem = JSONLReader.LineProblem
-        let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
-        if chosen == rejected { throw Problem("chosen and rejected are identical") }
-        let records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
+        let records: [DataRecord]
+        if fields["prompt"] == nil && fields["messages"] == nil {
+            records = try ImplicitPrompt.records(fields)
+        } else {
+            let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
+            if chosen == rejected { throw Problem("chosen and rejected are identical") }
+            records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
+        }
         var margin: Double? = nil
         if readsMargins, let m = fields["margin"], !(m is NSNull) {
             guard let n = m as? NSNumber, !HFConfigFields.isBool(n), n.doubleValue.isFinite, Float(n.doubleValue).isFinite else {

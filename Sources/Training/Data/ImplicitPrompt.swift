@@ -1,0 +1,87 @@
+import Foundation
+
+/// Preference pairs whose prompt is implicit: `{"chosen", "rejected"}` without a `"prompt"`,
+/// each side the whole text (Anthropic's HH-RLHF, `"\n\nHuman: …\n\nAssistant: …"`) or the whole
+/// conversation (trl-lib/ultrafeedback_binarized). The prompt is the two sides' longest common
+/// beginning, taken as TRL's `extract_prompt` (trl/data_utils.py) takes it for DPOTrainer,
+/// CPOTrainer, ORPOTrainer and KTOTrainer — TRL's RewardTrainer reads the whole sides, which the
+/// reward model's loss sees alike. Checked against TRL's own function:
+/// Tests/TrainingTests/Fixtures/implicit-prompt-reference.json (scripts/make-implicit-prompt-references).
+///
+/// TRL's rule, followed to the character:
+/// - texts are compared by Unicode code point, as Python indexes a `str` (not by Swift's
+///   grapheme clusters: "e" + a combining accent is two);
+/// - where the sides first differ, a single space just before goes to the answers
+///   (`"…Assistant: It is 4."` gives the prompt `"…Assistant: It is"` and the answer `" 4."`);
+/// - where the shorter side is a beginning of the longer, the loop ends on its last position,
+///   which the answers keep (`"The answer is 4"` / `"…42"`: the prompt is `"The answer is "`).
+///
+/// Refused (one line), where TRL goes on: no shared beginning (TRL's prompt is empty, or when
+/// the chosen text ends with a space, Python's index −1 makes it all but that space), and a
+/// conversation whose sides differ before their last assistant turn (TRL keeps several turns
+/// as the answer; a pair here answers with one turn).
+enum ImplicitPrompt {
+    /// How many leading elements TRL's `extract_prompt` takes as the prompt (0: none, which is
+    /// refused). `a` and `b` are not empty. `isSpace`: the element TRL moves to the answers.
+    static func promptLength<T: Equatable>(_ a: [T], _ b: [T], isSpace: (T) -> Bool) -> Int {
+        let n = min(a.count, b.count)
+        for i in 0..<n where a[i] != b[i] {
+            return i > 0 && isSpace(a[i - 1]) ? i - 1 : i
+        }
+        return n - 1
+    }
+
+    /// A text pair's prompt and answers, or nil when they share no beginning.
+    static func split(chosen: String, rejected: String) -> (prompt: String, chosen: String, rejected: String)? {
+        let a = Array(chosen.unicodeScalars), b = Array(rejected.unicodeScalars)
+        guard !a.isEmpty, !b.isEmpty else { return nil }
+        let k = promptLength(a, b, isSpace: { $0 == " " })
+        guard k > 0 else { return nil }
+        func text(_ s: ArraySlice<Unicode.Scalar>) -> String { var u = String.UnicodeScalarView(); u.append(contentsOf: s); return String(u) }
+        return (text(a[..<k]), text(a[k...]), text(b[k...]))
+    }
+
+    /// The records of a row without `"prompt"` or `"messages"`: both sides texts, or both whole
+    /// conversations that differ only in their last assistant turn.
+    static func records(_ fields: [String: Any]) throws -> [DataRecord] {
+        typealias Problem = JSONLReader.LineProblem
+        let why = #"(without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it)"#
+        for name in ["chosen", "rejected"] where fields[name] == nil { throw Problem("missing field \"\(name)\"") }
+        let texts = [fields["chosen"], fields["rejected"]].map { $0 is String }
+        if texts[0] != texts[1] {
+            throw Problem(#"without a "prompt", "chosen" and "rejected" must both be texts or both whole conversations"#)
+        }
+        if texts[0] {
+            let chosen = try PairReader.answer("chosen", in: fields), rejected = try PairReader.answer("rejected", in: fields)
+            if chosen == rejected { throw Problem("chosen and rejected are identical") }
+            guard let s = split(chosen: chosen, rejected: rejected) else {
+                throw Problem("chosen and rejected share no beginning to take as the prompt \(why)")
+            }
+            return [.promptCompletion(prompt: s.prompt, completion: s.chosen), .promptCompletion(prompt: s.prompt, completion: s.rejected)]
+        }
+        let chosen = try conversation("chosen", in: fields), rejected = try conversation("rejected", in: fields)
+        if chosen == rejected { throw Problem("chosen and rejected are identical") }
+        let k = promptLength(chosen, rejected, isSpace: { _ in false })
+        guard k > 0 else { throw Problem("chosen and rejected share no turn to take as the prompt \(why)") }
+        let answers = [chosen[k...], rejected[k...]]
+        guard answers.allSatisfy({ $0.count == 1 && $0.first?.role == .assistant }) else {
+            throw Problem("chosen and rejected must be one conversation that differs only in its last assistant turn \(why); after \(k) shared turn\(k == 1 ? "" : "s"), chosen has \(answers[0].count) more and rejected \(answers[1].count)")
+        }
+        return answers.map { .messages(Array(chosen[..<k]) + $0) }
+    }
+
+    /// A side given as a whole conversation (a list of turns ending with an assistant turn).
+    static func conversation(_ name: String, in fields: [String: Any]) throws -> [ChatMessage] {
+        guard let turns = fields[name] as? [Any] else {
+            throw JSONLReader.LineProblem("field \"\(name)\" must be a text or a list of turns")
+        }
+        do {
+            return try JSONLReader.chatMessages(from: turns, rows: .examples)
+        } catch let problem as JSONLReader.LineProblem {
+            // chatMessages names the field "messages"; here it is this side.
+            let named = problem.reason.replacingOccurrences(of: "messages[", with: "\(name)[")
+                .replacingOccurrences(of: "\"messages\"", with: "\"\(name)\"")
+            throw JSONLReader.LineProblem(named == problem.reason ? "field \"\(name)\": \(named)" : named)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// Pairs without a `"prompt"` against TRL 1.16's own `extract_prompt`
+/// (`scripts/make-implicit-prompt-references`): texts compared by code point, the space rule,
+/// one side a beginning of the other, conversations; and the rows sft-dist refuses where TRL
+/// would make an empty or wrong prompt, or answer with several turns.
+final class ImplicitPromptTests: XCTestCase {
+    enum Side: Decodable, Equatable {
+        case text(String), turns([[String: String]])
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .text(s) } else { self = .turns(try c.decode([[String: String]].self)) }
+        }
+    }
+    struct Case: Decodable { var row: String; var trl: [String: Side]; var refused: Bool }
+    struct Fixture: Decodable { var cases: [Case] }
+    static let fixture: Fixture = referenceFixture("implicit-prompt-reference.json")
+
+    func parse(_ row: String) -> Result<PairRecord, JSONLReader.LineProblem> { PairReader.parseLine(ArraySlice(Array(row.utf8))) }
+
+    func testRowsSplitAsTRLSplitsThem() throws {
+        let cases = Self.fixture.cases.filter { !$0.refused }
+        XCTAssertGreaterThanOrEqual(cases.count, 10)
+        for c in cases {
+            guard case .success(let pair) = parse(c.row) else { XCTFail("\(c.row): \(parse(c.row))"); continue }
+            switch (c.trl["prompt"], c.trl["chosen"], c.trl["rejected"]) {
+            case (.text(let prompt)?, .text(let chosen)?, .text(let rejected)?):
+                XCTAssertEqual(pair.chosen, .promptCompletion(prompt: prompt, completion: chosen), c.row)
+                XCTAssertEqual(pair.rejected, .promptCompletion(prompt: prompt, completion: rejected), c.row)
+            case (.turns(let prompt)?, .turns(let chosen)?, .turns(let rejected)?):
+                func messages(_ turns: [[String: String]]) -> [ChatMessage] {
+                    turns.map { ChatMessage(role: ChatMessage.Role(rawValue: $0["role"]!)!, content: $0["content"]!) }
+                }
+                XCTAssertEqual(pair.chosen, .messages(messages(prompt + chosen)), c.row)
+                XCTAssertEqual(pair.rejected, .messages(messages(prompt + rejected)), c.row)
+            default: XCTFail("fixture case \(c.row)")
+            }
+        }
+    }
+
+    /// Where TRL's prompt would be empty or wrong, or its answer several turns: one line, no pair.
+    func testRowsTRLWouldMisreadAreRefused() {
+        let cases = Self.fixture.cases.filter(\.refused)
+        XCTAssertGreaterThanOrEqual(cases.count, 8)
+        for c in cases {
+            guard case .failure(let problem) = parse(c.row) else { XCTFail("accepted: \(c.row)"); continue }
+            XCTAssertTrue(problem.reason.hasPrefix("chosen and rejected "), problem.reason)
+            XCTAssertFalse(problem.reason.contains("\n"), problem.reason)
+        }
+    }
+
+    func testBadImplicitRowsSayWhy() {
+        func reason(_ row: String) -> String {
+            if case .failure(let p) = parse(row) { return p.reason }
+            return "accepted"
+        }
+        XCTAssertEqual(reason(#"{"chosen": "same text", "rejected": "same text"}"#), "chosen and rejected are identical")
+        XCTAssertEqual(reason(#"{"chosen": "a b"}"#), #"missing field "rejected""#)
+        XCTAssertEqual(reason(#"{"chosen": "a b", "rejected": [{"role": "assistant", "content": "c"}]}"#),
+                       #"without a "prompt", "chosen" and "rejected" must both be texts or both whole conversations"#)
+        XCTAssertEqual(reason(#"{"chosen": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}], "rejected": [{"role": "user", "content": "q"}]}"#),
+                       #"chosen[1]: unknown role "robot" (expected system, user or assistant)"#)
+        XCTAssertEqual(reason(#"{"chosen": {"role": "assistant", "content": "a"}, "rejected": {"role": "assistant", "content": "b"}}"#),
+                       #"field "chosen" must be a text or a list of turns"#)
+        XCTAssertEqual(reason(#"{"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "sure?"}]}"#),
+                       #"chosen and rejected must be one conversation that differs only in its last assistant turn (without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it); after 1 shared turn, chosen has 1 more and rejected 2"#)
+        // An explicit prompt is read as before, whatever the answers share.
+        guard case .success(let pair) = parse(#"{"prompt": "Q:", "chosen": " same start a", "rejected": " same start b"}"#) else { return XCTFail() }
+        XCTAssertEqual(pair.chosen, .promptCompletion(prompt: "Q:", completion: " same start a"))
+    }
+
+    /// kto reads a pair as a desirable and an undesirable row: an implicit prompt too.
+    func testKTOReadsImplicitPairs() throws {
+        let rows = try UnpairedReader.rows(from: ["chosen": "2+2 = 4", "rejected": "2+2 = 5"])
+        XCTAssertEqual(rows.map(\.label), [true, false])
+        XCTAssertEqual(rows.map(\.record), [.promptCompletion(prompt: "2+2 =", completion: " 4"), .promptCompletion(prompt: "2+2 =", completion: " 5")])
+    }
+}

@@ -1,0 +1,87 @@
+"""Independent references for sft-dist's implicit-prompt preference rows (run through
+scripts/make-implicit-prompt-references).
+
+A pair without a "prompt" — {"chosen", "rejected"}, each the whole text (Anthropic's HH-RLHF) or the
+whole conversation (trl-lib/ultrafeedback_binarized) — has its prompt taken by TRL 1.16's own
+`trl.data_utils.extract_prompt`, as DPOTrainer, CPOTrainer, ORPOTrainer and KTOTrainer take it. Each
+case is a row as a JSON line and TRL's {"prompt", "chosen", "rejected"}; `refused` marks the rows
+sft-dist refuses instead (no shared beginning, which TRL makes an empty prompt or, when the chosen
+text ends with a space, a wrong one; a conversation whose sides differ before their last assistant
+turn, which sft-dist's one-answer pairs cannot hold).
+
+Writes Tests/TrainingTests/Fixtures/implicit-prompt-reference.json.
+"""
+import json
+
+import trl
+from trl.data_utils import extract_prompt, maybe_extract_prompt
+
+from reference_fixtures import fixture_path, write_fixture
+
+OUT = fixture_path("implicit-prompt-reference.json")
+
+
+def turns(*pairs):
+    return [{"role": r, "content": c} for r, c in pairs]
+
+
+TEXT_ROWS = [
+    # HH-RLHF's form: the answers differ after "Assistant:" and a space, which goes to the answers.
+    {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: It is 4.", "rejected": "\n\nHuman: What is 2+2?\n\nAssistant: It is 5."},
+    {"chosen": "Q: capital of France? A: Paris", "rejected": "Q: capital of France? A: Lyon"},
+    # One answer begins the other: no difference within the shorter, so TRL's loop ends one short.
+    {"chosen": "The answer is 4", "rejected": "The answer is 42"},
+    {"chosen": "The answer is 42", "rejected": "The answer is 4"},
+    # Python indexes code points: a combining accent, an emoji and a CJK character are one each.
+    {"chosen": "Caf\u0065\u0301 au lait? Oui", "rejected": "Caf\u0065\u0301 au lait? Non"},
+    {"chosen": "Emoji \U0001F600 then yes", "rejected": "Emoji \U0001F600 then no"},
+    {"chosen": "\u4f60\u597d\uff0c\u662f", "rejected": "\u4f60\u597d\uff0c\u5426"},
+    # Sides that differ inside a character as displayed (an accent; an emoji's second UTF-16 unit):
+    # the prompt ends at the code point.
+    {"chosen": "Caf\u0065\u0301 it is", "rejected": "Caf\u0065\u0300 it is"},
+    {"chosen": "Mood: \U0001F600", "rejected": "Mood: \U0001F601"},
+    # The space rule applies to one space only.
+    {"chosen": "Say:  yes", "rejected": "Say:  no"},
+    {"chosen": "Say:\tyes", "rejected": "Say:\tno"},
+]
+TEXT_REFUSED = [
+    {"chosen": "yes", "rejected": "no"},
+    {"chosen": " yes", "rejected": " no"},
+    {"chosen": "ab", "rejected": "b "},
+    {"chosen": "a", "rejected": "ab"},
+    {"chosen": "yes ", "rejected": "no"},
+]
+CONVERSATION_ROWS = [
+    {"chosen": turns(("user", "What color is the sky?"), ("assistant", "It is blue.")),
+     "rejected": turns(("user", "What color is the sky?"), ("assistant", "It is green."))},
+    {"chosen": turns(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello"), ("user", "2+2?"), ("assistant", "4")),
+     "rejected": turns(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello"), ("user", "2+2?"), ("assistant", "5"))},
+]
+CONVERSATION_REFUSED = [
+    # The sides differ before their last assistant turn.
+    {"chosen": turns(("user", "Hi"), ("assistant", "Hello"), ("user", "2+2?"), ("assistant", "4")),
+     "rejected": turns(("user", "Hi"), ("assistant", "Hey"), ("user", "2+2?"), ("assistant", "5"))},
+    # The first turns differ: nothing is shared.
+    {"chosen": turns(("user", "Hi"), ("assistant", "4")), "rejected": turns(("user", "Yo"), ("assistant", "5"))},
+    # One side holds more turns after the shared ones.
+    {"chosen": turns(("user", "Hi"), ("assistant", "4")),
+     "rejected": turns(("user", "Hi"), ("assistant", "5"), ("user", "sure?"), ("assistant", "6"))},
+]
+
+
+def case(row, refused):
+    out = extract_prompt(dict(row))
+    # maybe_extract_prompt (CPO, ORPO) takes the same for a row without "prompt".
+    assert maybe_extract_prompt(dict(row)) == out
+    return {"row": json.dumps(row, ensure_ascii=False), "trl": out, "refused": refused}
+
+
+def main():
+    cases = [case(r, False) for r in TEXT_ROWS + CONVERSATION_ROWS]
+    cases += [case(r, True) for r in TEXT_REFUSED + CONVERSATION_REFUSED]
+    out = {"trl": trl.__version__, "cases": cases}
+    write_fixture(OUT, out, f"{len(cases)} rows, TRL {trl.__version__}", compact=False, newline=True)
+
+
+if __name__ == "__main__":
+    main()
