@@ -212,4 +212,34 @@ final class RewardCLITests: XCTestCase {
         XCTAssertNotEqual(r.status, 0, r.all)
         XCTAssertTrue(r.stderr.contains("--reward judge/model") && r.stderr.contains("other weights than rank 0"), r.stderr)
     }
+
+    /// A checkpoint records its reward models' weights: a resume whose `--reward` path holds
+    /// other weights is refused in one line (it resumed and scored otherwise), and with the
+    /// weights back it resumes to the bit.
+    func testAResumeReadsTheRewardModelItsRunRead() throws {
+        let dir = CLI.tempDir("reward-resume")
+        let data = DPOCLITests.writePairs(dir)
+        for (name, seed) in [("first", "1"), ("second", "2")] {
+            XCTAssertEqual(CLI.sftDist(Self.args(data) + ["--seed", seed, "--steps", "1", "--out", dir + "/" + name]).status, 0)
+        }
+        let live = dir + "/judge", fm = FileManager.default
+        try fm.copyItem(atPath: dir + "/first/model", toPath: live)
+        let grpo = ["train", "--model", "tiny", "--objective", "grpo", "--reward", live, "--steps", "2", "--batch-size", "8",
+                    "--rollouts", "4", "--max-completion-length", "6", "--lr", "1e-2", "--eval-examples", "0", "--quiet"]
+        let straight = CLI.sftDist(grpo + ["--out", dir + "/a", "--save-every", "1"])
+        XCTAssertEqual(straight.status, 0, straight.all)
+        let checkpoint = dir + "/a/checkpoints/step-000001"
+        try fm.removeItem(atPath: live)
+        try fm.copyItem(atPath: dir + "/second/model", toPath: live)
+        let refused = CLI.sftDist(grpo + ["--out", dir + "/b", "--resume", checkpoint])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("\(checkpoint): --reward \(live) holds other weights than the reward model the checkpoint's run read under that name"), refused.stderr)
+        XCTAssertEqual(CLI.occurrences(of: "error:", in: refused.stderr), 1, refused.stderr)
+        try fm.removeItem(atPath: live)
+        try fm.copyItem(atPath: dir + "/first/model", toPath: live)
+        let resumed = CLI.sftDist(grpo + ["--out", dir + "/c", "--resume", checkpoint])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(CLI.losses(dir + "/c").map(\.bitPattern), CLI.losses(dir + "/a").map(\.bitPattern))
+        XCTAssertEqual(CLI.losses(dir + "/a").count, 2)
+    }
 }

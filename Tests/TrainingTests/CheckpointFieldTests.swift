@@ -108,6 +108,7 @@ final class CheckpointFieldTests: XCTestCase {
         try refuse("ranks-huge", "state.json: ranks is 2147483648, not a rank count") { try editState($0) { $0["ranks"] = 2147483648 } }
         try refuse("examples-negative", "state.json: trainingExamples is -3, not a count") { try editState($0) { $0["trainingExamples"] = -3 } }
         try refuse("checksum", "state.json: parameterChecksum is \"zz\", not 16 hex digits") { try editState($0) { $0["parameterChecksum"] = "zz" } }
+        try refuse("reward-checksum", "state.json: rewardModelChecksums.judge is \"zz\", not 16 hex digits") { try editState($0) { $0["rewardModelChecksums"] = ["judge": "zz"] } }
         try refuse("skipped-too-many", "state.json: components.trainer.skipped_steps is 3, outside 0...2") { dir in
             try editComponent(dir, "trainer") { $0["values"] = ["skipped_steps": 3] }
         }
@@ -211,6 +212,7 @@ final class CheckpointFieldTests: XCTestCase {
         var state = try CheckpointState.decode(Data(contentsOf: URL(fileURLWithPath: good + "/state.json")), path: "s.json")
         state.referenceChecksum = StateValue.hex(1); state.unlabelledHash = StateValue.hex(2)
         state.promptsHash = StateValue.hex(3); state.evaluatedSetHashes = ["": StateValue.hex(4)]; state.lastLoss = 1.5; state.numTokens = 7
+        state.rewardModelChecksums = ["judge": StateValue.hex(5)]
         let json = try JSONSerialization.jsonObject(with: Data(state.encoded)) as! [String: Any]
         XCTAssertEqual(Set(json.keys), CheckpointState.fields)
         XCTAssertNil(CheckpointState.unknownField(json))

@@ -79,5 +79,17 @@ final class RewardModelScorerTests: XCTestCase {
         let f = try RewardFunction.make(specs: [Self.fixtures + "/models/gpt2-reward=0.5", "task"], args: [:])
         XCTAssertEqual(f.map(\.name), ["gpt2-reward", "task"])
         XCTAssertEqual(f[0].weight, 0.5)
+        // A path holding "=" (a run directory named after its settings): the weight follows the last one.
+        let runs = NSTemporaryDirectory() + "rm-\(UUID().uuidString)/lr=1e-3"
+        try FileManager.default.createDirectory(atPath: runs, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: runs + "/judge", withDestinationPath: Self.fixtures + "/models/gpt2-reward")
+        for (spec, weight) in [(runs + "/judge", Float(1)), (runs + "/judge=0.25", 0.25)] {
+            let g = try RewardFunction.make(specs: [spec], args: [:])
+            XCTAssertEqual(g.map(\.name), ["judge"], spec)
+            XCTAssertEqual(g.map(\.weight), [weight], spec)
+            XCTAssertEqual((g.first?.scorer as? RewardModelScorer)?.path, runs + "/judge", spec)
+        }
+        XCTAssertThrowsError(try RewardFunction.make(specs: [runs + "/judge=x"], args: [:]))
+        XCTAssertThrowsError(try RewardFunction.make(specs: ["task=0.5=1"], args: [:]))
     }
 }

@@ -35,6 +35,11 @@ struct CheckpointState: Codable {
     /// held-out set): a resumed run that evaluates another set under the same name would put
     /// two sets in one metrics series and one retention row (nil: a checkpoint from before).
     var evaluatedSetHashes: [String: String]? = nil
+    /// The checksum of each reward model's weights (`--reward DIR`), by its metrics name: a
+    /// resumed run whose reward model under the same path holds other weights would score its
+    /// rollouts otherwise from the next step on (nil: none, or a checkpoint from before
+    /// 2026-12-07, whose reward models are compared by path, as the recipe's `rewards`).
+    var rewardModelChecksums: [String: String]? = nil
     /// The training loss logged at `step` (finite; nil otherwise, or a checkpoint from before
     /// this field): which metrics.jsonl holds this run's rows — the one whose row at `step` has
     /// this loss — when the checkpoint is resumed into another --out, copied, or forked.
@@ -89,7 +94,7 @@ struct CheckpointState: Codable {
     /// in a hand-made file — would be dropped by the decoder and the run resumed without it.
     static let fields: Set<String> = ["step", "ranks", "recipe", "components", "parameterChecksum", "referenceChecksum",
                                       "trainingDataHash", "trainingExamples", "unlabelledHash", "promptsHash",
-                                      "evaluatedSetHashes", "lastLoss", "numTokens", "semantics"]
+                                      "evaluatedSetHashes", "rewardModelChecksums", "lastLoss", "numTokens", "semantics"]
     static let componentFields: Set<String> = ["values", "tensors"]
 
     /// The first field of `json` (a decoded `state.json`) this version does not read, as
@@ -142,6 +147,7 @@ struct CheckpointState: Codable {
         }
         for (field, value) in [("parameterChecksum", parameterChecksum), ("trainingDataHash", trainingDataHash),
                                ("referenceChecksum", referenceChecksum ?? StateValue.hex(0))]
+                               + (rewardModelChecksums ?? [:]).sorted(by: { $0.key < $1.key }).map({ ("rewardModelChecksums.\($0.key.prefix(40))", $0.value) })
         where value.utf8.count != 16 || UInt64(value, radix: 16) == nil {
             throw bad(field, "is \"\(value.prefix(40))\", not 16 hex digits")
         }

@@ -69,6 +69,16 @@ public final class Checkpointer {
     private(set) var referenceChecksum: String?
     static func checksum(_ model: LanguageModel?) -> String? { model.map { XXHash64.hex($0.parameters.checksum()) } }
 
+    /// The reward models the run reads (`--reward DIR`: the rollouts' reward functions,
+    /// SuperHF's): their weights' checksums go into each checkpoint, so a resume that reads
+    /// other weights under the same path is refused — it resumed and scored otherwise.
+    public var rewardModels: [RewardModelScorer] = []
+    /// Coordinator: `rewardModels`' checksums by metrics name (nil: none). Loads a model not
+    /// loaded yet (SuperHF scores on the coordinator from its first round).
+    func rewardModelChecksums() throws -> [String: String]? {
+        rewardModels.isEmpty ? nil : Dictionary(try rewardModels.map { ($0.name, try $0.checksum()) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Call after every optimizer step, with the number of steps done: saves when due.
     /// Saves a checkpoint when `save_every` asks for one after `stepsDone` steps; whether it did.
     @discardableResult
@@ -85,14 +95,15 @@ public final class Checkpointer {
         for c in components.components { saved[c.stateName] = c.saveState() }
         var problem: String? = nil
         if comm.isCoordinator {
-            let state = CheckpointState(
-                step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
-                parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
-                referenceChecksum: referenceChecksum,
-                trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
-                promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes, lastLoss: lastLoss, numTokens: numTokens,
-                semantics: CheckpointState.currentSemantics)
             do {
+                let state = CheckpointState(
+                    step: stepsDone, ranks: comm.size, recipe: recipe, components: saved.mapValues(CheckpointState.SavedComponent.init),
+                    parameterChecksum: XXHash64.hex(setup.model.parameters.checksum()),
+                    referenceChecksum: referenceChecksum,
+                    trainingDataHash: XXHash64.hex(dataHash), trainingExamples: setup.train.count, unlabelledHash: unlabelledHash,
+                    promptsHash: promptsHash, evaluatedSetHashes: evaluatedSetHashes,
+                    rewardModelChecksums: try rewardModelChecksums(), lastLoss: lastLoss, numTokens: numTokens,
+                    semantics: CheckpointState.currentSemantics)
                 try store.write(.init(model: setup.model, tokenizer: setup.tokenizer, components: saved, state: state), keepLast: recipe.keepLast)
             } catch {
                 problem = "\(error)"
@@ -286,6 +297,12 @@ public final class Checkpointer {
         }
         if reference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
+        }
+        // The recipe's `rewards` compared their paths; a checkpoint from before 2026-12-07 has only those.
+        if let saved = state.rewardModelChecksums, let current = try rewardModelChecksums() {
+            for model in rewardModels where saved[model.name] != current[model.name] {
+                throw CheckpointError("\(dir): --reward \(model.path) holds other weights than the reward model the checkpoint's run read under that name; resume with those weights or start a new run")
+            }
         }
         let saved = Set(state.components.keys), live = Set(components.names)
         guard saved == live else {

@@ -202,3 +202,13 @@ public final class Trainer {
     }
 
 }
+
+extension Trainer {
+    /// The reward models (`--reward DIR`) the producer reads: the rollouts' reward functions
+    /// (grpo, rloo, online-dpo, relift), or SuperHF's.
+    public var rewardModels: [RewardModelScorer] {
+        let rollouts = (source as? RolloutProducer) ?? (source as? ReLIFTProducer)?.rollouts
+        let functions = rollouts?.rewards ?? ((source as? SelfTrainProducer)?.method as? SuperHFRound)?.rewards ?? []
+        return functions.compactMap { $0.scorer as? RewardModelScorer }
+    }
+}

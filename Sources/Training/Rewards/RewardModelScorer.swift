@@ -48,6 +48,15 @@ public final class RewardModelScorer: Scorer {
         return l
     }
 
+    /// XXH64 of the weights (loaded now if not yet), as a checkpoint records them.
+    public func checksum() throws -> String {
+        if let sum { return sum }
+        let s = XXHash64.hex(try load().model.parameters.checksum())
+        sum = s
+        return s
+    }
+    private var sum: String?
+
     /// Collective, after `load()` on every rank: every rank read the same reward model (its
     /// config, weights and tokenizer), as a `--ref-model` is checked: each rank scores its own
     /// share of the rollouts, so a node with another copy would mix its rewards in silently.

@@ -22,13 +22,15 @@ public struct RewardFunction {
     static let referenceScorers: Set<String> = ["exact", "numeric", "contains"]
 
     /// `NAME` or `NAME=WEIGHT` → (name, weight); nil when malformed. NAME is a scorer's name or
-    /// a reward model's directory (`RewardModelScorer`).
+    /// a reward model's directory (`RewardModelScorer`), whose path may hold "=" (a run named
+    /// `runs/lr=1e-3`): the weight follows the last one, and a whole spec that names a reward
+    /// model's directory is that directory.
     static func parse(_ spec: String) -> (name: String, weight: Float)? {
-        let parts = spec.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard names.contains(parts[0]) || ModelDirectory.holdsRewardModel(parts[0]) else { return nil }
-        if parts.count == 1 { return (parts[0], 1) }
-        guard let w = Float(parts[1]), w.isFinite else { return nil }
-        return (parts[0], w)
+        func named(_ name: String) -> Bool { names.contains(name) || ModelDirectory.holdsRewardModel(name) }
+        if named(spec) { return (spec, 1) }
+        guard let eq = spec.lastIndex(of: "="), named(String(spec[..<eq])),
+              let w = Float(spec[spec.index(after: eq)...]), w.isFinite else { return nil }
+        return (String(spec[..<eq]), w)
     }
 
     /// The reward functions of a recipe. Arguments are routed by their `NAME.` prefix; an

@@ -132,6 +132,7 @@ public enum TrainingJob {
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
         let checkpoints = Checkpointer(setup: setup, components: trainer.components, comm: comm, log: { say($0) })
         checkpoints.selectionReference = (trainer.source as? SelectionProducer)?.reference
+        checkpoints.rewardModels = trainer.rewardModels
         // Under dpo the held-out pairs, both answers: the evaluation reads the rejected ones too.
         checkpoints.evaluatedSets = [("", setup.evaluatedHeldOut.examples)] + evalSets.evaluatedExamples
         // An existing output directory is locked before resume (which trims its metrics.jsonl):
