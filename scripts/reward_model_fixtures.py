@@ -14,6 +14,13 @@ Texts are prompt + completion + the eos token's text (RewardTrainer's add_eos fo
 data), tokenised as TRL's _tokenize does: tokenizer(text=...) with its default add_special_tokens=True
 (the gpt2 fixture tokenizer adds nothing; the llama3 one prepends <|begin_of_text|> itself).
 
+`peft-reward-adapters` writes peft/{gpt2,llama}-reward-by-peft/: LoRA reward models peft saves
+(task_type SEQ_CLS: the score head in modules_to_save) on models/{gpt2,llama}, and
+expected/peft-{gpt2,llama}-reward-by-peft.json: peft's rewards on the texts above.
+`check-reward-adapter BASE ADAPTER SCORES.jsonl` compares `sft-dist score --model BASE --adapter
+ADAPTER`'s rewards with peft's (the base loaded with AutoModelForSequenceClassification, the pad
+as TRL's RewardTrainer sets it: the tokenizer's, else its eos).
+
 `check-reward DIR SCORES.jsonl` loads DIR with AutoModelForSequenceClassification (no missing or
 unexpected key allowed) and compares each line's `reward` with transformers' on its `ids` alone.
 """
@@ -128,6 +135,91 @@ def make():
     build("llama-reward", "llama", LlamaForSequenceClassification, 12, llama_tok.convert_tokens_to_ids("<|end_of_text|>"))
 
 
+def trl_pad(tok):
+    """The pad TRL's RewardTrainer gives a reward model: the tokenizer's, else its eos (which TRL
+    makes the pad), written into model.config.pad_token_id. peft's adapter does not record it."""
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def peft_reward_model(base_dir, adapter_dir):
+    """A LoRA reward model as a user loads one: AutoModelForSequenceClassification on the causal
+    base (num_labels=1, the pad as TRL set it), then PeftModel.from_pretrained; exits unless
+    every tensor of the adapter file was loaded (peft loads with strict=False)."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    tok = AutoTokenizer.from_pretrained(adapter_dir if os.path.exists(os.path.join(adapter_dir, "tokenizer.json")) else base_dir)
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, pad_token_id=trl_pad(tok),
+                                                              dtype=torch.float32, attn_implementation="eager")
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    state = model.state_dict()
+    for k, v in load_file(os.path.join(adapter_dir, "adapter_model.safetensors")).items():
+        live = (k.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+                .replace("score.weight", "score.modules_to_save.default.weight"))
+        if live not in state or not torch.equal(state[live].float(), v.float()):
+            sys.exit(f"peft did not load {k} (looked for {live})")
+    return model, tok
+
+
+def peft_reward_adapters():
+    """LoRA reward models peft itself saves (task_type SEQ_CLS, so modules_to_save holds the new
+    score head, as TRL's RewardTrainer recommends) on the committed tiny GPT-2 and Llama causal
+    LMs, with random A, B and score, and expected/peft-NAME-reward-by-peft.json: the rewards
+    peft computes on the PAIRS texts (each alone)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    import peft
+    cases = [("gpt2", ["c_attn", "c_fc"], True, 4, 8.0), ("llama", ["q_proj", "v_proj", "down_proj"], False, 3, 6.0)]
+    for name, targets, fan, r, alpha in cases:
+        base_dir = os.path.join(OUT, "models", name)
+        tok = AutoTokenizer.from_pretrained(base_dir)
+        base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, pad_token_id=trl_pad(tok),
+                                                                  dtype=torch.float32, attn_implementation="eager")
+        model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, fan_in_fan_out=fan,
+                                                lora_dropout=0.0, task_type=TaskType.SEQ_CLS))
+        g = torch.Generator().manual_seed(21)
+        with torch.no_grad():  # B is zero at peft's init: random A, B and head so each part matters
+            for pname, p in model.named_parameters():
+                if p.requires_grad:
+                    p.copy_(0.3 * torch.randn(p.shape, generator=g))
+        dest = os.path.join(OUT, "peft", name + "-reward-by-peft")
+        shutil.rmtree(dest, ignore_errors=True)
+        model.save_pretrained(dest)
+        os.remove(os.path.join(dest, "README.md"))  # peft's model card template
+        cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
+        cfg["base_model_name_or_path"] = "Tests/ModelsTests/Fixtures/hf/models/" + name  # not this machine's path
+        for key in ("target_modules", "modules_to_save"):
+            cfg[key] = sorted(cfg[key])  # peft writes a set, in hash order
+        json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
+        model, tok = peft_reward_model(base_dir, dest)
+        plain = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, pad_token_id=trl_pad(tok),
+                                                                   dtype=torch.float32, attn_implementation="eager").eval()
+        texts = [p + c + tok.eos_token for p, c in PAIRS]
+        ids = [tok(text=t)["input_ids"] for t in texts]
+        rewards = [reward_one(model, i) for i in ids]
+        lora_only = [reward_one(plain, i) for i in ids]  # the base's head is random: compare the adapter's effect
+        out = {"base": f"models/{name}", "adapter": f"peft/{name}-reward-by-peft", "pad_token_id": trl_pad(tok),
+               "texts": [{"text": t, "ids": i, "reward": x} for t, i, x in zip(texts, ids, rewards)],
+               "peft": peft.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
+        with open(os.path.join(OUT, "expected", f"peft-{name}-reward-by-peft.json"), "w") as fh:
+            json.dump(out, fh, ensure_ascii=False, indent=1)
+        print(f"wrote {dest} and expected/peft-{name}-reward-by-peft.json: rewards {[round(x, 4) for x in rewards]} "
+              f"(pad {trl_pad(tok)}; the base with another random head: {[round(x, 4) for x in lora_only]})")
+
+
+def check_reward_adapter(base_dir, adapter_dir, scores_path):
+    """peft's reward for each line `sft-dist score --model BASE --adapter DIR` printed, on its ids."""
+    model, tok = peft_reward_model(base_dir, adapter_dir)
+    worst, n = 0.0, 0
+    for line in open(scores_path):
+        if line.strip():
+            rec = json.loads(line)
+            worst, n = max(worst, abs(reward_one(model, rec["ids"]) - rec["reward"])), n + 1
+    print(f"peft: {n} rewards, pad_token_id={model.config.pad_token_id}, max |sft-dist − peft| = {worst:.2e}")
+    if n == 0 or worst > 1e-4:
+        print("MISMATCH")
+        sys.exit(1)
+    print("OK")
+
+
 def check_reward(model_dir, scores_path):
     """A directory sft-dist wrote → transformers' reward for each SCORES.jsonl line's ids, alone."""
     model = load_checked(model_dir)
@@ -159,5 +251,10 @@ if __name__ == "__main__":
         check_reward(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 2 and sys.argv[1] == "reward-models":
         make()
+    elif len(sys.argv) >= 2 and sys.argv[1] == "peft-reward-adapters":
+        peft_reward_adapters()
+    elif len(sys.argv) == 5 and sys.argv[1] == "check-reward-adapter":
+        check_reward_adapter(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
-        sys.exit("usage: reward_model_fixtures.py reward-models | check-reward DIR SCORES.jsonl")
+        sys.exit("usage: reward_model_fixtures.py reward-models | peft-reward-adapters | check-reward DIR SCORES.jsonl"
+                 " | check-reward-adapter BASE ADAPTER SCORES.jsonl")

@@ -56,9 +56,10 @@ public enum ModelDirectory {
         }
         let converting = kind == .rewardModel && !saved.scoreHead
         // TRL's RewardTrainer sets the new reward model's pad_token_id to the tokenizer's pad,
-        // whatever the causal LM's config.json said: left out here, the save writes that pad.
+        // whatever the causal LM's config.json said (a LoRA reward model's base is the causal LM:
+        // its rewards are read past that pad as in training).
         var converted = json
-        converted["pad_token_id"] = nil
+        converted["pad_token_id"] = Int(tokenizer.padId)
         let arch = converting ? try architecture(converted, path: configPath, scoreHead: true) : saved
         try checkTokenizer(tokenizer, fits: arch.vocabSize, dir: dir)
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }
@@ -118,7 +119,11 @@ public enum ModelDirectory {
         switch modelType {
         case "gpt2":
             var config = try GPT2Config(HFConfigFields(path: path, object: json))
-            if let scoreHead { config.scoreHead = scoreHead }
+            if let scoreHead {
+                config.scoreHead = scoreHead
+                // A converted causal LM's pad, as parsing a reward model's config.json reads it.
+                config.scorePadId = scoreHead ? json["pad_token_id"] as? Int : nil
+            }
             return (config.layoutPlan, config.vocabSize, .gpt2, config.scoreHead, { GPT2(config: config, lora: $0) })
         case _ where LlamaConfig.Family(rawValue: modelType) != nil:
             var config = try LlamaConfig(HFConfigFields(path: path, object: json))

@@ -36,9 +36,11 @@ struct Score: ParsableCommand {
                                     ("completion-only-loss", "\(completionOnlyLoss)"), ("assistant-only-loss", "\(assistantOnlyLoss)"),
                                     ("dataset-text-field", datasetTextField)])
         Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
-        let reward = adapter == nil && ModelDirectory.holdsRewardModel(model)
-        let (m, tok) = Fatal.collective { reward ? try RunSetup.loadModel(model, seed: 0, use: .inference, kind: .rewardModel)
+        let holdsReward = adapter == nil && ModelDirectory.holdsRewardModel(model)
+        let (m, tok) = Fatal.collective { holdsReward ? try RunSetup.loadModel(model, seed: 0, use: .inference, kind: .rewardModel)
                                           : try AdapterDirectory.loadModel(model, adapter: adapter) }
+        // A reward model's adapter (peft's task_type SEQ_CLS) on its causal base is a reward model too.
+        let reward = m.scoresSequences
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {

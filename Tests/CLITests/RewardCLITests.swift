@@ -134,7 +134,6 @@ final class RewardCLITests: XCTestCase {
         let data = DPOCLITests.writePairs(dir)
         let base = ["train", "--model", "tiny", "--data", data, "--objective", "reward", "--steps", "1", "--dry-run"]
         for (extra, needle) in [(["--eval-examples", "5"], "--eval-examples 5: objective reward trains a reward model"),
-                                (["--lora-rank", "4"], "--lora-rank 4: LoRA does not train reward models yet"),
                                 (["--max-new-tokens", "5"], "--max-new-tokens: objective reward trains a reward model"),
                                 (["--objective-arg", "center_rewards_coefficient=-1"], "center_rewards_coefficient must be a finite number ≥ 0")] {
             let r = CLI.sftDist(base + extra)

@@ -93,14 +93,15 @@ final class RewardModelTests: XCTestCase {
     }
 
     /// A causal LM's own pad_token_id is not the new reward model's: TRL's RewardTrainer sets it
-    /// to the tokenizer's pad (here the eos). A reward model's pad_token_id past the vocabulary
+    /// to the tokenizer's pad (here the eos), and so does the conversion (a LoRA reward model,
+    /// whose base stays the causal LM, reads its rewards past it as in training). A reward model's pad_token_id past the vocabulary
     /// is none — no reward is read after a token that does not exist — and saved as the
     /// tokenizer's pad; a Llama reward model's pad is part of what ranks compare.
     func testPadIdsThatAreNotTheRewardModels() throws {
         let causal = try copy("llama", pad: 621)
         defer { try? FileManager.default.removeItem(atPath: causal) }
         let (rm, tokenizer) = try ModelDirectory.load(causal, kind: .rewardModel, seed: 1)
-        XCTAssertNil(ModelDirectory.rewardPadId(rm))
+        XCTAssertEqual(ModelDirectory.rewardPadId(rm), tokenizer.padId)
         XCTAssertEqual(ModelDirectory.configJSON(rm, tokenizer: tokenizer)["pad_token_id"] as? Int, Int(tokenizer.padId))
         XCTAssertNotEqual(tokenizer.padId, 621)
         let far = try copy("gpt2-reward", pad: 99_999)

@@ -49,6 +49,41 @@ final class LoRAFixtureTests: XCTestCase {
         try check(base: "llama", adapter: "llama-by-peft", expected: "peft-llama-by-peft")
     }
 
+    /// LoRA reward models peft saved (task_type SEQ_CLS: the score head in modules_to_save, as
+    /// TRL's RewardTrainer recommends) on the causal GPT-2 (Conv1D) and Llama: loaded onto their
+    /// causal base, the rewards peft computed (`scripts/make-hf-fixtures peft-reward-adapters`);
+    /// merged, the same; re-saved, the same tensors and peft's SEQ_CLS config.
+    func testRewardAdaptersMadeByPeftGivePeftsRewards() throws {
+        for base in ["gpt2", "llama"] {
+            let dir = Self.root + "/peft/\(base)-reward-by-peft"
+            let (model, tokenizer) = try AdapterDirectory.loadModel(base: Self.root + "/models/" + base, adapter: dir)
+            XCTAssertTrue(model.scoresSequences, base)
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/peft-\(base)-reward-by-peft.json"))) as! [String: Any]
+            XCTAssertEqual(ModelDirectory.rewardPadId(model).map(Int.init), json["pad_token_id"] as? Int, "\(base): the pad TRL sets")
+            XCTAssertEqual(tokenizer.padId, ModelDirectory.rewardPadId(model))
+            let texts = json["texts"] as! [[String: Any]]
+            XCTAssertEqual(texts.count, 5)
+            let merged = LoRAMerge.merged(model as! LoRAAdaptable)
+            for t in texts {
+                let ids = (t["ids"] as! [Int]).map(Int32.init), expected = t["reward"] as! Double
+                for (label, m) in [("adapter", model), ("merged", merged)] {
+                    let r = RewardModelScorer.rewards([ids][...], model: m, pad: ModelDirectory.rewardPadId(m))[0]
+                    XCTAssertEqual(Double(r), expected, accuracy: 1e-5 * max(1, abs(expected)), "\(base) \(label): \(t["text"]!)")
+                }
+            }
+            let again = NSTemporaryDirectory() + "reward-adapter-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: again) }
+            try AdapterDirectory.save(model as! LoRAAdaptable, base: "b", to: again)
+            let a = try SafeTensorsCheckpoint(file: dir + "/adapter_model.safetensors"), b = try SafeTensorsCheckpoint(file: again + "/adapter_model.safetensors")
+            XCTAssertEqual(a.names.sorted(), b.names.sorted())
+            XCTAssertTrue(b.names.contains("base_model.model.score.weight"), base)
+            for n in a.names { XCTAssertEqual(try a.floats(n), try b.floats(n), n) }
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: again + "/adapter_config.json"))) as! [String: Any]
+            XCTAssertEqual(config["task_type"] as? String, "SEQ_CLS")
+            XCTAssertEqual(config["modules_to_save"] as? [String], ["classifier", "score"])
+        }
+    }
+
     /// Trained by sft-dist (`train --model models/{llama,gpt2} --lora-rank 4 --lora-targets <all
     /// projections>` under mpirun -n 2, recorded with record-adapter): peft's logits equal ours,
     /// and re-saving it with today's writer gives the same tensors and config fields.
@@ -109,6 +144,14 @@ final class LoRAFixtureTests: XCTestCase {
                        "\(tmp)/adapter_model.safetensors: tensor \"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight\" has shape [4, 32], the model needs [5, 32]")
         // The right rank but other features: an adapter of another model (Llama's on Qwen2, whose
         // MLP is wider), said as such — the names and the config alone gave no sign of it.
+        XCTAssertEqual(try variant { $0["task_type"] = "SEQ_2_SEQ_LM" },
+                       "\(config): field \"task_type\" is \"SEQ_2_SEQ_LM\"; an adapter of a causal LM (CAUSAL_LM) or a reward model (SEQ_CLS) is supported")
+        XCTAssertEqual(try variant { $0["modules_to_save"] = ["lm_head"]; $0["task_type"] = "SEQ_CLS" },
+                       "\(config): field \"modules_to_save\" must be null or list \"score\" and at most \"classifier\" beside it (a reward model's head)")
+        XCTAssertEqual(try variant { $0["modules_to_save"] = ["embed_tokens"]; $0["task_type"] = "CAUSAL_LM" },
+                       "\(config): field \"modules_to_save\" must be null (not supported)")
+        // A reward model's adapter must hold the head it trained.
+        XCTAssertEqual(try variant { $0["task_type"] = "SEQ_CLS" }, "\(tmp)/adapter_model.safetensors: no tensor \"base_model.model.score.weight\"")
         let qwen = Self.root + "/models/qwen2", llamaAdapter = Self.root + "/peft/llama-by-peft"
         var message = ""
         do { _ = try AdapterDirectory.loadModel(base: qwen, adapter: llamaAdapter) } catch { message = "\(error)" }

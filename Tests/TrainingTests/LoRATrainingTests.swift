@@ -118,7 +118,7 @@ final class LoRATrainingTests: XCTestCase {
         let file = try SafeTensorsCheckpoint(file: dir + "/adapter_model.safetensors")
         XCTAssertEqual(Set(file.names), Set(model.adapterNames.map { "base_model.model." + $0 }))
         XCTAssertEqual(file.info("base_model.model.transformer.h.1.attn.c_attn.lora_B.weight")?.shape, [24, 2])
-        let (lora, fan) = try AdapterDirectory.readConfig(dir)
+        let (lora, fan, _) = try AdapterDirectory.readConfig(dir)
         XCTAssertEqual(lora, model.lora!)
         XCTAssertTrue(fan)
         let fresh = try makeSetup(loraRecipe(steps: 1)).model

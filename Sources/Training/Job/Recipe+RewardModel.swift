@@ -14,9 +14,6 @@ extension Recipe {
         if deliberate(k.maxNewTokens) && !switchedOff(k.maxNewTokens, by: k.objective) {
             throw RecipeError("\(named(k.maxNewTokens)): \(why); it has no answers to generate")
         }
-        if self.loraRank > 0 {
-            throw RecipeError("\(named(k.loraRank)) \(self.loraRank): LoRA does not train reward models yet (peft saves their score head as modules_to_save); train the reward model in full")
-        }
         if self.selfTrain != "none" { throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain): \(why); self-training needs its answers") }
     }
 

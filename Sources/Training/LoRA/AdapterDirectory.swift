@@ -8,6 +8,12 @@ import TensorCore
 /// `adapter_model.safetensors` with peft's tensor names: the module path prefixed
 /// `base_model.model.`, A [r, in] and B [out, r] (`…c_attn.lora_A.weight`).
 ///
+/// A reward model's adapter (`--objective reward --lora-rank r`) is peft's task_type `SEQ_CLS`:
+/// `modules_to_save` ["classifier", "score"], the trained head saved whole as
+/// `base_model.model.score.weight`; its base is the causal LM (`AutoModelForSequenceClassification`
+/// on it, num_labels=1, then `PeftModel.from_pretrained`), and its rewards are read past the
+/// tokenizer's pad, as TRL's RewardTrainer sets `pad_token_id` (peft's files do not record it).
+///
 /// peft loads adapter weights with `strict=False`, so a wrong name would give an adapter that
 /// silently does nothing; reading here is strict instead: every tensor the config implies must
 /// be there with its shape, and nothing else.
@@ -23,19 +29,20 @@ public enum AdapterDirectory {
     public static func save(_ model: LoRAAdaptable, base: String, to dir: String, tokenizer: Tokenizer? = nil,
                             metadata: [String: String] = [:]) throws {
         guard let lora = model.lora else { throw OutputError("\(dir): the model has no LoRA adapters to save") }
+        let scores = model.scoresSequences
         try ReplaceableOutput.replace(dir, what: "the adapter") { tmp in
             let config: [String: Any] = [
-                "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": lora.rank, "lora_alpha": lora.alpha,
+                "peft_type": "LORA", "task_type": scores ? "SEQ_CLS" : "CAUSAL_LM", "r": lora.rank, "lora_alpha": lora.alpha,
                 "lora_dropout": lora.dropout, "target_modules": lora.targets,
                 "fan_in_fan_out": type(of: model).loraArchitecture.fanInFanOut, "bias": "none",
                 "use_rslora": false, "use_dora": false, "inference_mode": true, "init_lora_weights": true,
-                "modules_to_save": NSNull(), "layers_to_transform": NSNull(), "layers_pattern": NSNull(),
+                "modules_to_save": scores ? savedModules : NSNull(), "layers_to_transform": NSNull(), "layers_pattern": NSNull(),
                 "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](),
                 "base_model_name_or_path": base, "revision": NSNull()]
             let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
             try json.write(to: URL(fileURLWithPath: tmp + "/" + configFile))
             let p = model.parameters
-            let tensors = p.entries.filter { LoRAConfig.isAdapterName($0.name) }.map { e in
+            let tensors = p.entries.filter { isSaved($0.name, scores: scores) }.map { e in
                 (name: prefix + e.name, shape: e.shape, data: UnsafeBufferPointer(start: p.values + e.offset, count: e.count))
             }
             try SafeTensorsWriter.write(path: tmp + "/" + weightsFile, tensors: tensors,
@@ -48,10 +55,20 @@ public enum AdapterDirectory {
         }
     }
 
-    /// The adapter described by `dir/adapter_config.json`, and its `fan_in_fan_out`. Options
-    /// that would make peft compute something else (rsLoRA, DoRA, trained biases, extra saved
-    /// modules, per-layer ranks) are refused naming the field.
-    public static func readConfig(_ dir: String) throws -> (lora: LoRAConfig, fanInFanOut: Bool) {
+    /// peft's `modules_to_save` for task_type SEQ_CLS (`PeftModelForSequenceClassification`
+    /// adds both names; the score head is transformers' `score`).
+    static let savedModules = ["classifier", "score"]
+
+    /// The tensors an adapter file holds: the adapters, and a reward model's head.
+    static func isSaved(_ name: String, scores: Bool) -> Bool {
+        LoRAConfig.isAdapterName(name) || (scores && name == SequenceScoreHead.weightName)
+    }
+
+    /// The adapter described by `dir/adapter_config.json`, its `fan_in_fan_out`, and whether it
+    /// is a reward model's (task_type SEQ_CLS). Options that would make peft compute something
+    /// else (rsLoRA, DoRA, trained biases, other saved modules, per-layer ranks) are refused
+    /// naming the field.
+    public static func readConfig(_ dir: String) throws -> (lora: LoRAConfig, fanInFanOut: Bool, scoresSequences: Bool) {
         let f = try HFConfigFields(path: dir + "/" + configFile)
         let type = try f.string("peft_type")
         guard type == "LORA" else { throw f.error("peft_type", "is \(JSONText.brief(type)); only LORA adapters are supported") }
@@ -60,7 +77,18 @@ public enum AdapterDirectory {
         }
         let bias = try f.string("bias", default: "none")
         guard bias == "none" else { throw f.error("bias", "must be \"none\", got \(JSONText.brief(bias))") }
-        for field in ["modules_to_save", "layers_to_transform", "layers_pattern", "exclude_modules", "target_parameters", "layer_replication",
+        // peft writes null without a task; an adapter that saves the score head is a reward model's.
+        let task = f.has("task_type") ? try f.string("task_type") : nil
+        guard task == nil || task == "CAUSAL_LM" || task == "SEQ_CLS" else {
+            throw f.error("task_type", "is \(JSONText.brief(task!)); an adapter of a causal LM (CAUSAL_LM) or a reward model (SEQ_CLS) is supported")
+        }
+        let scores = task == "SEQ_CLS" || (task == nil && f.has("modules_to_save"))
+        if scores, f.has("modules_to_save") {
+            guard let modules = f.object["modules_to_save"] as? [String], modules.contains("score"), Set(modules).isSubset(of: savedModules) else {
+                throw f.error("modules_to_save", "must be null or list \"score\" and at most \"classifier\" beside it (a reward model's head)")
+            }
+        }
+        for field in (scores ? [] : ["modules_to_save"]) + ["layers_to_transform", "layers_pattern", "exclude_modules", "target_parameters", "layer_replication",
                       "trainable_token_indices", "alora_invocation_tokens"] where f.has(field) {
             throw f.error(field, "must be null (not supported)")
         }
@@ -77,7 +105,7 @@ public enum AdapterDirectory {
         let dropout = try f.double("lora_dropout", default: 0)
         // As --lora-dropout (and peft's LoraConfig): a probability; -1 and 5 were read as given.
         guard dropout >= 0 && dropout < 1 else { throw f.error("lora_dropout", "must be in [0, 1), got \(dropout)") }
-        return (LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, targets: targets), try f.bool("fan_in_fan_out", default: false))
+        return (LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, targets: targets), try f.bool("fan_in_fan_out", default: false), scores)
     }
 
     /// `--model SPEC [--adapter DIR]` of eval, score and generate.
@@ -88,7 +116,7 @@ public enum AdapterDirectory {
 
     /// `--model BASE --adapter DIR`: the base with the adapter's tensors, strictly by name.
     public static func loadModel(base: String, adapter dir: String) throws -> (LanguageModel, Tokenizer) {
-        let (lora, fanInFanOut) = try readConfig(dir)
+        let (lora, fanInFanOut, scores) = try readConfig(dir)
         // A preset's weights are random, drawn from the training run's seed, which the adapter
         // does not record: loading one here gave another base than the adapter trained on, and
         // merges and scores that were silently wrong. The run saved that base as OUT/model-base.
@@ -97,7 +125,7 @@ public enum AdapterDirectory {
         }
         let (model, tokenizer): (LanguageModel, Tokenizer)
         do {
-            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora, use: .inference)
+            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora, use: .inference, kind: scores ? .rewardModel : .causalLM)
         } catch let e as UnknownLoRATarget {
             // The targets came from the adapter's config, not from a flag the user gave.
             let hint = e.onlyLayers == nil ? " (an adapter made for another model than \(base)?)" : ""
@@ -158,7 +186,8 @@ public enum AdapterDirectory {
     /// than `base` (a Llama adapter on Qwen2 had only the shapes to say so).
     static func loadWeights(into params: ParameterStore, from path: String, base: String) throws {
         let file = try SafeTensorsCheckpoint(file: path)
-        let expected = params.entries.filter { LoRAConfig.isAdapterName($0.name) }
+        let scores = params.entry(SequenceScoreHead.weightName) != nil
+        let expected = params.entries.filter { isSaved($0.name, scores: scores) }
         let names = Set(expected.map { prefix + $0.name })
         if let extra = file.names.first(where: { !names.contains($0) }) {
             throw ModelError("\(path): tensor \"\(extra)\" is not an adapter of this model (expected names like \"\(expected.first.map { prefix + $0.name } ?? "")\")")

@@ -24,14 +24,17 @@ public enum LoRATraining {
     }
 
     /// The adapters of a LoRA run's model as its trainable set; nil without `--lora-rank`.
-    /// `--freeze` / `--trainable` choose among full weights and are refused beside it.
+    /// `--freeze` / `--trainable` choose among full weights and are refused beside it. A reward
+    /// model's new head, `score.weight`, trains whole beside them, as peft's `modules_to_save`
+    /// (task_type SEQ_CLS) keeps it: a frozen random head would leave the adapters a random
+    /// projection to learn through.
     public static func trainableSet(_ recipe: Recipe, model: LanguageModel) throws -> TrainableSet? {
         guard recipe.loraRank > 0 else { return nil }
         guard let adapted = model as? LoRAAdaptable, adapted.lora != nil else {
             throw ModelError("--lora-rank: LoRA is not supported for this architecture (\(model.configJSON["model_type"] as? String ?? "?"); supported: \(ModelDirectory.supportedModelTypes))")
         }
         try recipe.checkLoRATrainsOnlyAdapters()
-        let names = Set(adapted.adapterNames)
+        let names = Set(adapted.adapterNames + (model.scoresSequences ? [SequenceScoreHead.weightName] : []))
         return TrainableSet(model.parameters, where: { names.contains($0.name) })
     }
 
@@ -40,17 +43,16 @@ public enum LoRATraining {
     public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?, use: ModelUse = .training,
                                  kind: ModelKind = .causalLM) throws -> (LanguageModel, Tokenizer) {
         guard let lora else { return try RunSetup.loadModel(spec, seed: seed, use: use, kind: kind) }
-        // peft keeps a reward model's new head as `modules_to_save`, which sft-dist's adapters do not have.
-        if kind == .rewardModel { throw ModelError("--lora-rank: LoRA does not train reward models yet (peft saves their score head as modules_to_save); train the reward model in full") }
         let tokenizer = ByteTokenizer()
         let model: LanguageModel
-        if let config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
+        if var config = try ModelPresets.named(spec, vocabSize: tokenizer.vocabSize) {
+            config.scoreHead = kind == .rewardModel
             let resolved = try lora.resolved(for: .gpt2, plan: config.layoutPlan)
             model = GPT2(config: config, seed: seed, lora: resolved)
             (model as! LoRAAdaptable).initializeAdapters(seed: seed)
             return (model, tokenizer)
         }
-        let (m, t) = try ModelDirectory.load(spec, lora: lora, use: use)
+        let (m, t) = try ModelDirectory.load(spec, lora: lora, use: use, kind: kind, seed: seed)
         guard let adapted = m as? LoRAAdaptable else {
             throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: \(ModelDirectory.supportedModelTypes))")
         }

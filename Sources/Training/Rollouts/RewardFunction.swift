@@ -26,7 +26,11 @@ public struct RewardFunction {
     /// `runs/lr=1e-3`): the weight follows the last one, and a whole spec that names a reward
     /// model's directory is that directory.
     static func parse(_ spec: String) -> (name: String, weight: Float)? {
-        func named(_ name: String) -> Bool { names.contains(name) || ModelDirectory.holdsRewardModel(name) }
+        // (A LoRA adapter's directory too: `RewardModelScorer` says how to merge it first.)
+        func named(_ name: String) -> Bool {
+            names.contains(name) || ModelDirectory.holdsRewardModel(name)
+                || FileManager.default.fileExists(atPath: name + "/" + AdapterDirectory.configFile)
+        }
         if named(spec) { return (spec, 1) }
         guard let eq = spec.lastIndex(of: "="), named(String(spec[..<eq])),
               let w = Float(spec[spec.index(after: eq)...]), w.isFinite else { return nil }
