@@ -3,7 +3,8 @@ scripts/make-implicit-prompt-references).
 
 A pair without a "prompt" — {"chosen", "rejected"}, each the whole text (Anthropic's HH-RLHF) or the
 whole conversation (trl-lib/ultrafeedback_binarized) — has its prompt taken by TRL 1.16's own
-`trl.data_utils.extract_prompt`, as DPOTrainer, CPOTrainer, ORPOTrainer and KTOTrainer take it. Each
+`trl.data_utils.extract_prompt`, as DPOTrainer, CPOTrainer, ORPOTrainer and KTOTrainer take it (and
+CPO's and ORPO's `maybe_extract_prompt` from whole-conversation sides beside a text "prompt"). Each
 case is a row as a JSON line and TRL's {"prompt", "chosen", "rejected"}; `refused` marks the rows
 sft-dist refuses instead (no shared beginning, which TRL makes an empty prompt or, when the chosen
 text ends with a space, a wrong one; a conversation whose sides differ before their last assistant
@@ -69,15 +70,27 @@ CONVERSATION_REFUSED = [
 ]
 
 
+# A text "prompt" beside whole-conversation sides (and their "messages"), as in
+# HuggingFaceH4/ultrafeedback_binarized: CPO's and ORPO's maybe_extract_prompt takes the prompt
+# from the sides, the text prompt left aside.
+H4_ROWS = [
+    {"prompt": "What color is the sky?",
+     "messages": turns(("user", "What color is the sky?"), ("assistant", "It is blue.")),
+     "chosen": turns(("user", "What color is the sky?"), ("assistant", "It is blue.")),
+     "rejected": turns(("user", "What color is the sky?"), ("assistant", "It is green."))},
+]
+
+
 def case(row, refused):
-    out = extract_prompt(dict(row))
-    # maybe_extract_prompt (CPO, ORPO) takes the same for a row without "prompt".
-    assert maybe_extract_prompt(dict(row)) == out
+    out = maybe_extract_prompt(dict(row))
+    if "prompt" not in row:   # DPOTrainer's and KTOTrainer's extract_prompt: the same without a "prompt"
+        assert extract_prompt(dict(row)) == out
+    out = {k: out[k] for k in ("prompt", "chosen", "rejected")}
     return {"row": json.dumps(row, ensure_ascii=False), "trl": out, "refused": refused}
 
 
 def main():
-    cases = [case(r, False) for r in TEXT_ROWS + CONVERSATION_ROWS]
+    cases = [case(r, False) for r in TEXT_ROWS + CONVERSATION_ROWS + H4_ROWS]
     cases += [case(r, True) for r in TEXT_REFUSED + CONVERSATION_REFUSED]
     out = {"trl": trl.__version__, "cases": cases}
     write_fixture(OUT, out, f"{len(cases)} rows, TRL {trl.__version__}", compact=False, newline=True)

@@ -37,9 +37,10 @@ public enum ModelDirectory {
     ///
     /// `kind` is what the caller computes with. A reward model's directory (`SequenceScoreHead`)
     /// is refused as a `.causalLM`; a causal LM's, loaded as a `.rewardModel`, becomes one: its
-    /// `lm_head.weight` is left unread and `score.weight` starts from N(0, 0.02) drawn with `seed`.
+    /// `lm_head.weight` is left unread and `score.weight` starts from N(0, 0.02) drawn with `seed`;
+    /// its pad_token_id is the tokenizer's, or `rewardPad`.
     public static func load(_ dir: String, lora: LoRAConfig? = nil, use: ModelUse = .training,
-                            kind: ModelKind = .causalLM, seed: UInt64 = 0) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
+                            kind: ModelKind = .causalLM, seed: UInt64 = 0, rewardPad: Int32? = nil) throws -> (model: LanguageModel, tokenizer: Tokenizer) {
         try checkIsModel(dir)
         let configPath = dir + "/config.json"
         let json = try JSONObjectFile.read(configPath)
@@ -59,7 +60,7 @@ public enum ModelDirectory {
         // whatever the causal LM's config.json said (a LoRA reward model's base is the causal LM:
         // its rewards are read past that pad as in training).
         var converted = json
-        converted["pad_token_id"] = Int(tokenizer.padId)
+        converted["pad_token_id"] = Int(rewardPad ?? tokenizer.padId)
         let arch = converting ? try architecture(converted, path: configPath, scoreHead: true) : saved
         try checkTokenizer(tokenizer, fits: arch.vocabSize, dir: dir)
         let lora = try lora.map { try $0.resolved(for: arch.lora, plan: arch.plan) }

@@ -38,7 +38,7 @@ struct Score: ParsableCommand {
         Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
         let holdsReward = adapter == nil && ModelDirectory.holdsRewardModel(model)
         let (m, tok) = Fatal.collective { holdsReward ? try RunSetup.loadModel(model, seed: 0, use: .inference, kind: .rewardModel)
-                                          : try AdapterDirectory.loadModel(model, adapter: adapter) }
+                                          : try AdapterDirectory.loadModel(model, adapter: adapter, rewardModels: true) }
         // A reward model's adapter (peft's task_type SEQ_CLS) on its causal base is a reward model too.
         let reward = m.scoresSequences
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)

@@ -73,7 +73,7 @@ final class ImplicitPromptCLITests: XCTestCase {
         let out = dir + "/out"
         let r = CLI.sftDist(Self.args(data, objective: "dpo") + ["--out", out])
         XCTAssertEqual(r.status, 1, r.all)
-        XCTAssertTrue(r.stderr.contains(#"\#(data):5: chosen and rejected share no beginning to take as the prompt (without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it)"#), r.stderr)
+        XCTAssertTrue(r.stderr.contains(#"\#(data):5: chosen and rejected leave an empty prompt (without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it)"#), r.stderr)
         XCTAssertEqual(CLI.occurrences(of: "error:", in: r.stderr), 1, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model"), "nothing half-written")
     }

@@ -85,6 +85,14 @@ final class LoRARewardCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max() ?? 1, 1e-5)
         XCTAssertEqual(Set(a).count, 3, "the rewards tell the rows apart")
 
+        // eval, generate and select need a causal LM: a reward model's adapter is one line, not a trap.
+        for command in [["eval", "--data", rows], ["generate", "--prompt", "3+4="]] {
+            let e = CLI.sftDist([command[0], "--model", Self.base, "--adapter", out + "/model"] + command.dropFirst())
+            XCTAssertEqual(e.status, 1, e.all)
+            XCTAssertTrue(e.stderr.contains("holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences"), e.stderr)
+            XCTAssertEqual(CLI.occurrences(of: "error:", in: e.stderr), 1, e.stderr)
+        }
+
         // As a reward function the adapter is merged first (one line saying how).
         let grpo = CLI.sftDist(["train", "--model", Self.base, "--objective", "grpo", "--reward", out + "/model", "--steps", "1", "--dry-run"])
         XCTAssertEqual(grpo.status, 1, grpo.all)

@@ -56,7 +56,7 @@ final class LoRAFixtureTests: XCTestCase {
     func testRewardAdaptersMadeByPeftGivePeftsRewards() throws {
         for base in ["gpt2", "llama"] {
             let dir = Self.root + "/peft/\(base)-reward-by-peft"
-            let (model, tokenizer) = try AdapterDirectory.loadModel(base: Self.root + "/models/" + base, adapter: dir)
+            let (model, tokenizer) = try AdapterDirectory.loadModel(base: Self.root + "/models/" + base, adapter: dir, rewardModels: true)
             XCTAssertTrue(model.scoresSequences, base)
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/peft-\(base)-reward-by-peft.json"))) as! [String: Any]
             XCTAssertEqual(ModelDirectory.rewardPadId(model).map(Int.init), json["pad_token_id"] as? Int, "\(base): the pad TRL sets")
@@ -81,6 +81,37 @@ final class LoRAFixtureTests: XCTestCase {
             let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: again + "/adapter_config.json"))) as! [String: Any]
             XCTAssertEqual(config["task_type"] as? String, "SEQ_CLS")
             XCTAssertEqual(config["modules_to_save"] as? [String], ["classifier", "score"])
+        }
+    }
+
+    /// peft without a task_type (`LoraConfig(modules_to_save=["score"])`, which TRL's RewardTrainer
+    /// recommends) saves the same tensors: a reward model's adapter, read with the same rewards;
+    /// a causal LM's without a task_type and with other saved modules is refused as before; a
+    /// reward model's adapter is refused where a causal LM is needed.
+    func testRewardAdaptersWithoutATaskType() throws {
+        let tmp = NSTemporaryDirectory() + "reward-adapter-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try FileManager.default.copyItem(atPath: Self.root + "/peft/gpt2-reward-by-peft", toPath: tmp)
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/adapter_config.json"))) as! [String: Any]
+        config["task_type"] = NSNull(); config["modules_to_save"] = ["score"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
+        let base = Self.root + "/models/gpt2"
+        let (model, _) = try AdapterDirectory.loadModel(base: base, adapter: tmp, rewardModels: true)
+        XCTAssertTrue(model.scoresSequences)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.root + "/expected/peft-gpt2-reward-by-peft.json"))) as! [String: Any]
+        let first = (json["texts"] as! [[String: Any]])[0]
+        let r = RewardModelScorer.rewards([(first["ids"] as! [Int]).map(Int32.init)][...], model: model, pad: ModelDirectory.rewardPadId(model))[0]
+        XCTAssertEqual(Double(r), first["reward"] as! Double, accuracy: 1e-5)
+        XCTAssertThrowsError(try AdapterDirectory.loadModel(base: base, adapter: tmp)) {
+            XCTAssertTrue("\($0)".hasSuffix("holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)"), "\($0)")
+        }
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.copyItem(atPath: Self.root + "/peft/gpt2-by-peft", toPath: tmp)
+        config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/adapter_config.json"))) as! [String: Any]
+        config["task_type"] = NSNull(); config["modules_to_save"] = ["lm_head"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
+        XCTAssertThrowsError(try AdapterDirectory.loadModel(base: base, adapter: tmp)) {
+            XCTAssertEqual("\($0)", "\(tmp)/adapter_config.json: field \"modules_to_save\" must be null (not supported)")
         }
     }
 
@@ -118,7 +149,7 @@ final class LoRAFixtureTests: XCTestCase {
             var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/adapter_config.json"))) as! [String: Any]
             edit(&config)
             try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: tmp + "/adapter_config.json"))
-            do { _ = try AdapterDirectory.loadModel(base: Self.root + "/models/gpt2", adapter: tmp); return "accepted" } catch { return "\(error)" }
+            do { _ = try AdapterDirectory.loadModel(base: Self.root + "/models/gpt2", adapter: tmp, rewardModels: true); return "accepted" } catch { return "\(error)" }
         }
         let config = tmp + "/adapter_config.json"
         XCTAssertEqual(try variant { $0["use_dora"] = true }, "\(config): field \"use_dora\" must be false")

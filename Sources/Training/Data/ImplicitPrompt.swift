@@ -47,6 +47,7 @@ enum ImplicitPrompt {
         typealias Problem = JSONLReader.LineProblem
         let why = #"(without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it)"#
         for name in ["chosen", "rejected"] where fields[name] == nil { throw Problem("missing field \"\(name)\"") }
+        // (A text "prompt" beside whole conversations is left aside, as maybe_extract_prompt leaves it.)
         let texts = [fields["chosen"], fields["rejected"]].map { $0 is String }
         if texts[0] != texts[1] {
             throw Problem(#"without a "prompt", "chosen" and "rejected" must both be texts or both whole conversations"#)
@@ -55,19 +56,26 @@ enum ImplicitPrompt {
             let chosen = try PairReader.answer("chosen", in: fields), rejected = try PairReader.answer("rejected", in: fields)
             if chosen == rejected { throw Problem("chosen and rejected are identical") }
             guard let s = split(chosen: chosen, rejected: rejected) else {
-                throw Problem("chosen and rejected share no beginning to take as the prompt \(why)")
+                throw Problem("chosen and rejected leave an empty prompt \(why)")
             }
             return [.promptCompletion(prompt: s.prompt, completion: s.chosen), .promptCompletion(prompt: s.prompt, completion: s.rejected)]
         }
         let chosen = try conversation("chosen", in: fields), rejected = try conversation("rejected", in: fields)
         if chosen == rejected { throw Problem("chosen and rejected are identical") }
         let k = promptLength(chosen, rejected, isSpace: { _ in false })
-        guard k > 0 else { throw Problem("chosen and rejected share no turn to take as the prompt \(why)") }
+        guard k > 0 else { throw Problem("chosen and rejected leave no turn for the prompt \(why)") }
         let answers = [chosen[k...], rejected[k...]]
         guard answers.allSatisfy({ $0.count == 1 && $0.first?.role == .assistant }) else {
             throw Problem("chosen and rejected must be one conversation that differs only in its last assistant turn \(why); after \(k) shared turn\(k == 1 ? "" : "s"), chosen has \(answers[0].count) more and rejected \(answers[1].count)")
         }
         return answers.map { .messages(Array(chosen[..<k]) + $0) }
+    }
+
+    /// Whether `value` is a conversation with more than its answer: a list of turns that is not one
+    /// assistant turn (an answer beside its prompt).
+    static func isWholeConversation(_ value: Any?) -> Bool {
+        guard let turns = value as? [Any], let first = turns.first as? [String: Any] else { return false }
+        return turns.count > 1 || (first["role"] as? String) != "assistant"
     }
 
     /// A side given as a whole conversation (a list of turns ending with an assistant turn).

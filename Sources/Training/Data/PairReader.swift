@@ -47,7 +47,11 @@ public enum PairReader {
     static func pair(from fields: [String: Any], readsMargins: Bool = false) throws -> PairRecord {
         typealias Problem = JSONLReader.LineProblem
         let records: [DataRecord]
-        if fields["prompt"] == nil && fields["messages"] == nil {
+        // Without a prompt, or (TRL's maybe_extract_prompt, CPO's and ORPO's) with sides that are
+        // whole conversations beside a text "prompt" (HuggingFaceH4/ultrafeedback_binarized, whose
+        // "messages" repeats the chosen one): the prompt is the sides' shared beginning.
+        let wholeSides = ["chosen", "rejected"].allSatisfy { ImplicitPrompt.isWholeConversation(fields[$0]) }
+        if (fields["prompt"] == nil && fields["messages"] == nil) || (wholeSides && !(fields["prompt"] is [Any])) {
             records = try ImplicitPrompt.records(fields)
         } else {
             let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)

@@ -82,7 +82,7 @@ public enum AdapterDirectory {
         guard task == nil || task == "CAUSAL_LM" || task == "SEQ_CLS" else {
             throw f.error("task_type", "is \(JSONText.brief(task!)); an adapter of a causal LM (CAUSAL_LM) or a reward model (SEQ_CLS) is supported")
         }
-        let scores = task == "SEQ_CLS" || (task == nil && f.has("modules_to_save"))
+        let scores = task == "SEQ_CLS" || (task == nil && (f.object["modules_to_save"] as? [String])?.contains("score") == true)
         if scores, f.has("modules_to_save") {
             guard let modules = f.object["modules_to_save"] as? [String], modules.contains("score"), Set(modules).isSubset(of: savedModules) else {
                 throw f.error("modules_to_save", "must be null or list \"score\" and at most \"classifier\" beside it (a reward model's head)")
@@ -109,14 +109,19 @@ public enum AdapterDirectory {
     }
 
     /// `--model SPEC [--adapter DIR]` of eval, score and generate.
-    public static func loadModel(_ spec: String, adapter: String?) throws -> (LanguageModel, Tokenizer) {
+    public static func loadModel(_ spec: String, adapter: String?, rewardModels: Bool = false) throws -> (LanguageModel, Tokenizer) {
         guard let adapter else { return try RunSetup.loadModel(spec, seed: 0, use: .inference) }
-        return try loadModel(base: spec, adapter: adapter)
+        return try loadModel(base: spec, adapter: adapter, rewardModels: rewardModels)
     }
 
     /// `--model BASE --adapter DIR`: the base with the adapter's tensors, strictly by name.
-    public static func loadModel(base: String, adapter dir: String) throws -> (LanguageModel, Tokenizer) {
+    /// `rewardModels`: the caller reads a reward model's adapter (score, merge-lora); the others
+    /// need a causal LM's.
+    public static func loadModel(base: String, adapter dir: String, rewardModels: Bool = false) throws -> (LanguageModel, Tokenizer) {
         let (lora, fanInFanOut, scores) = try readConfig(dir)
+        if scores && !rewardModels {
+            throw ModelError("\(dir): holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)")
+        }
         // A preset's weights are random, drawn from the training run's seed, which the adapter
         // does not record: loading one here gave another base than the adapter trained on, and
         // merges and scores that were silently wrong. The run saved that base as OUT/model-base.
@@ -125,7 +130,11 @@ public enum AdapterDirectory {
         }
         let (model, tokenizer): (LanguageModel, Tokenizer)
         do {
-            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora, use: .inference, kind: scores ? .rewardModel : .causalLM)
+            // A reward model's rewards are read past its tokenizer's pad, as TRL sets pad_token_id
+            // from the tokenizer it trained (and saved) with: the adapter's, when it has one.
+            let rewardPad = scores ? try savedTokenizer(dir)?.padId : nil
+            (model, tokenizer) = try LoRATraining.loadModel(base, seed: 0, lora: lora, use: .inference, kind: scores ? .rewardModel : .causalLM,
+                                                            rewardPad: rewardPad)
         } catch let e as UnknownLoRATarget {
             // The targets came from the adapter's config, not from a flag the user gave.
             let hint = e.onlyLayers == nil ? " (an adapter made for another model than \(base)?)" : ""
@@ -154,6 +163,13 @@ public enum AdapterDirectory {
             return (model, try ModelDirectory.loadTokenizer(dir))
         }
         return (model, tokenizer)
+    }
+
+    /// The tokenizer saved with an adapter (tokenizer.json or sft-dist's byte tokenizer's file), nil without one.
+    static func savedTokenizer(_ dir: String) throws -> Tokenizer? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: dir + "/tokenizer.json") || fm.fileExists(atPath: dir + "/" + ModelDirectory.byteTokenizerFile) else { return nil }
+        return try ModelDirectory.loadTokenizer(dir)
     }
 
     /// How an adapter's tokenizer differs from its base's in what would change the ids — the

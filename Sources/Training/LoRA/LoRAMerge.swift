@@ -46,7 +46,7 @@ public enum LoRAMerge {
     /// `sft-dist merge-lora --model BASE --adapter DIR --out OUT`: the merged model in HF format.
     @discardableResult
     public static func run(base: String, adapter: String, out: String) throws -> String {
-        let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter)
+        let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter, rewardModels: true)
         let merged = merged(model as! LoRAAdaptable)
         try checkUsable(merged, "\(adapter): merged into \(base)", why: "the adapter's tensors or lora_alpha are too large")
         try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: ["sft_dist_merged_adapter": adapter], format: .hf)

@@ -40,8 +40,9 @@ public enum LoRATraining {
 
     /// Builds the model of `spec` (a preset or a model directory) with `lora`'s adapters,
     /// initialised as peft does from `seed`; without `lora`, the model as it is.
+    /// `rewardPad`: a converted reward model's pad_token_id in place of its tokenizer's (an adapter's own tokenizer's).
     public static func loadModel(_ spec: String, seed: UInt64, lora: LoRAConfig?, use: ModelUse = .training,
-                                 kind: ModelKind = .causalLM) throws -> (LanguageModel, Tokenizer) {
+                                 kind: ModelKind = .causalLM, rewardPad: Int32? = nil) throws -> (LanguageModel, Tokenizer) {
         guard let lora else { return try RunSetup.loadModel(spec, seed: seed, use: use, kind: kind) }
         let tokenizer = ByteTokenizer()
         let model: LanguageModel
@@ -52,7 +53,7 @@ public enum LoRATraining {
             (model as! LoRAAdaptable).initializeAdapters(seed: seed)
             return (model, tokenizer)
         }
-        let (m, t) = try ModelDirectory.load(spec, lora: lora, use: use, kind: kind, seed: seed)
+        let (m, t) = try ModelDirectory.load(spec, lora: lora, use: use, kind: kind, seed: seed, rewardPad: rewardPad)
         guard let adapted = m as? LoRAAdaptable else {
             throw ModelError("--lora-rank: LoRA is not supported for \(spec)'s architecture (supported: \(ModelDirectory.supportedModelTypes))")
         }

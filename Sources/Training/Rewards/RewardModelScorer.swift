@@ -31,7 +31,7 @@ public final class RewardModelScorer: Scorer {
     /// Checks that `path` holds a reward model (config.json only); the weights load on `load()`.
     public init(path: String) throws {
         guard ModelDirectory.holdsRewardModel(path) else {
-            if FileManager.default.fileExists(atPath: path + "/" + AdapterDirectory.configFile) {
+            if FileManager.default.fileExists(atPath: path + "/" + AdapterDirectory.configFile), (try? AdapterDirectory.readConfig(path))?.scoresSequences == true {
                 throw ScorerError("--reward \(path): holds a LoRA adapter, not a reward model; merge it into its base first: sft-dist merge-lora --model BASE --adapter \(path) --out DIR, then --reward DIR")
             }
             throw ScorerError("--reward \(path): not a reward model directory (its config.json names no *ForSequenceClassification; train one with --objective reward)")
