@@ -85,6 +85,23 @@ final class LoRARewardCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max() ?? 1, 1e-5)
         XCTAssertEqual(Set(a).count, 3, "the rewards tell the rows apart")
 
+        // The tokenizer saved with the adapter sets the pad its rewards are read past, as TRL sets
+        // pad_token_id from it: with <|end_of_text|> (621, not the eos) the reward is read at the
+        // eos; merge-lora writes that pad, and the merged model gives the same rewards.
+        let padded = dir + "/padded"
+        try FileManager.default.copyItem(atPath: out + "/model", toPath: padded)
+        var tokenizerConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: padded + "/tokenizer_config.json"))) as! [String: Any]
+        tokenizerConfig["pad_token"] = "<|end_of_text|>"
+        try JSONSerialization.data(withJSONObject: tokenizerConfig).write(to: URL(fileURLWithPath: padded + "/tokenizer_config.json"))
+        let p = Self.rewards(CLI.sftDist(["score", "--model", Self.base, "--adapter", padded, "--data", rows]))
+        XCTAssertEqual(CLI.sftDist(["merge-lora", "--model", Self.base, "--adapter", padded, "--out", dir + "/merged-padded"]).status, 0)
+        let mergedConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/merged-padded/config.json"))) as! [String: Any]
+        XCTAssertEqual(mergedConfig["pad_token_id"] as? Int, 621)
+        let pm = Self.rewards(CLI.sftDist(["score", "--model", dir + "/merged-padded", "--data", rows]))
+        XCTAssertEqual(p.count, 3)
+        XCTAssertLessThanOrEqual(zip(p, pm).map { abs($0 - $1) }.max() ?? 1, 1e-5)
+        XCTAssertGreaterThan(zip(p, a).map { abs($0 - $1) }.max() ?? 0, 1e-3, "the pad moves where the reward is read")
+
         // eval, generate and select need a causal LM: a reward model's adapter is one line, not a trap.
         for command in [["eval", "--data", rows], ["generate", "--prompt", "3+4="]] {
             let e = CLI.sftDist([command[0], "--model", Self.base, "--adapter", out + "/model"] + command.dropFirst())
