@@ -30,7 +30,7 @@ final class ForeignNamesTests: XCTestCase {
                        #"r.yaml:1: unknown key "resume_from_checkpoint" (transformers: resume_from_checkpoint is "resume" here)"#)
         // The edit-distance hint sent DPO's beta to AdamW's beta1, bf16 to lr, loss_type to lora_rank.
         XCTAssertEqual(refusal("objective: dpo\nbeta: 0.1\n"),
-                       #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's, kto's and spin's β (default 0.1), grpo's and rloo's KL coefficient (default 0 and 0.05, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's are their own (README))"#)
+                       #"r.yaml:2: unknown key "beta" (TRL: beta is "objective_args" here: --objective-arg beta=β: dpo's, kto's and spin's β (default 0.1), grpo's, gmpo's and rloo's KL coefficient (default 0, 0 and 0.05, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's are their own (README))"#)
         XCTAssertEqual(refusal("bf16: true\n"), #"r.yaml:1: unknown key "bf16" (transformers: bf16 has no counterpart here: sft-dist computes in float32)"#)
         XCTAssertTrue(refusal("loss_type: dr_grpo\n").contains(#"(TRL: loss_type is "objective_args" here: --objective-arg loss_type="#))
         // TRL's GRPOConfig: the edit-distance hint offered seed for use_vllm, rollout_top_k for entropy_coef_min.

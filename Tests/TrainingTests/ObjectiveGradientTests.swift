@@ -74,6 +74,9 @@ final class ObjectiveGradientTests: XCTestCase {
         // One ratio per rollout from its summed log-ratios; a narrow clip, and a wide one (beta only
         // decides whether a reference is loaded: its penalty is in the producer's advantages).
         ("rloo", [:]), ("rloo", ["epsilon": "0.05", "epsilon_high": "0.1"]), ("rloo", ["epsilon": "0.5", "epsilon_high": "1", "beta": "0"]),
+        // The geometric mean of log-space-clipped token ratios: TRL's ε = 0.4, a narrow clip both
+        // ways, and the KL term (k3 averaged over each rollout).
+        ("gmpo", [:]), ("gmpo", ["epsilon": "0.05", "epsilon_high": "0.1"]), ("gmpo", ["epsilon": "0.1", "epsilon_high": "0.2", "beta": "0.3"]),
         // A reward model's one score per position (pair 0 with a margin); with the centring term.
         ("reward", [:]), ("reward", ["center_rewards_coefficient": "0.05"]),
     ]
@@ -139,12 +142,12 @@ final class ObjectiveGradientTests: XCTestCase {
     /// unperturbed logits), so the ratio is 1 there and only the perturbation moves it; with c
     /// near 1, A·c does not amplify the round-off as the off-policy rows' c = 1.66 does (h = 1e-2 holds).
     func testRLOOOnPolicyFiniteDifferences() throws {
-        for (name, args) in Self.configurations where name == "rloo" {
+        for (name, args) in Self.configurations where name == "rloo" || name == "gmpo" {
             let batch = try batch(name, args)
             var context = batch.context(step: 0, totalSteps: 4)
             context.onPolicy = true
-            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, label: "rloo on-policy \(args)")
-            XCTAssertLessThanOrEqual(excess, 0, "rloo on-policy \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+            let excess = batch.finiteDifferenceError(try makeObjective(name, args), context: context, label: "\(name) on-policy \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "\(name) on-policy \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
     }
 

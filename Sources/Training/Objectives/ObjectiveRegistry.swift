@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward", "gmpo"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -78,6 +78,9 @@ public enum ObjectiveRegistry {
                                           beta: try args.float("beta", default: 0.05),
                                           normalizeAdvantages: try args.bool("normalize_advantages", default: false),
                                           rewardClipRange: try RLOOObjective.rewardClipRange(&args))
+        case "gmpo":
+            objective = try GMPOObjective(epsilon: try args.float("epsilon", default: 0.4), epsilonHigh: try args.optionalFloat("epsilon_high"),
+                                          beta: try args.float("beta", default: 0))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))

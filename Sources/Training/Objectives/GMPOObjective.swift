@@ -1,0 +1,120 @@
+import Foundation
+import TensorCore
+
+/// Geometric-Mean Policy Optimization, Zhao et al., "GMPO: Geometric-Mean Policy Optimization",
+/// arXiv 2507.20673 (§3, Eq. 4), as TRL 1.16's experimental `GMPOTrainer._compute_loss` trains
+/// it: GRPO's group advantages, but each rollout's update weighted by the geometric mean of its
+/// tokens' importance ratios, clipped per token in log space, instead of the arithmetic mean
+/// of clipped ratios — an outlier token moves the geometric mean far less, so the clip range
+/// can be wider (ε = 0.4 in log space, ratios within (e^−0.4, e^0.4)):
+///
+///   l_t = log π_θ(y_t) − log π_old(y_t),   l̃_t = A_i > 0 ? min(l_t, clamp(l_t, −ε_low, ε_high))
+///                                                       : max(l_t, clamp(l_t, −ε_low, ε_high)),
+///   w_i = exp((1/|o_i|)·Σ_t m_t·l̃_t),   ℓ_i = −w_i·A_i + β·(1/|o_i|)·Σ_t m_t·k3_t,
+///   L = (1/B)·Σ_i ℓ_i,   k3_t = e^{d} − d − 1, d = log π_ref(y_t) − log π_θ(y_t),
+///
+///   ∂L/∂log π_θ(y_t) = m_t·(−A_i·w_i·[l̃_t = l_t] + β·(1 − e^{d}))/(|o_i|·B),
+///
+/// the min/max the PPO trust region written in log space (one-sided: a token past the clip on
+/// the side its advantage pushes stops its gradient). B the rollouts of the step batch (all
+/// ranks), |o_i| rollout i's trained tokens (at least 1: a rollout masked by
+/// mask_truncated_completions has w_i = 1 and the constant term −A_i, as TRL's mean over its
+/// [B] losses), A_i detached (`GroupAdvantages`, grpo's). The KL term is k3 without the
+/// importance ratio and averaged over the rollout (TRL's GMPO; no `use_bias_correction_kl`).
+/// π_old: on a generation's first step, and in evaluation, the current weights themselves,
+/// detached (w_i = 1: TRL's old log-probs are then the live ones detached); on a reused
+/// generation's later steps (`num_iterations`, `steps_per_generation`) the sampler's log-probs.
+/// The logits are divided by the rollout temperature first (`Trainer.logitTemperature`). The
+/// mean log-weight is clamped at ±20 (TRL has none; only keeps exp finite).
+/// Arguments (TRL's GMPOConfig, GRPOConfig's names): `epsilon` ε_low 0.4, `epsilon_high` (= epsilon),
+/// both in log space, `beta` 0 (no reference model). Figures (TRL's): `clip_ratio/low_mean`
+/// (tokens with l_t < −ε_low and A < 0), `clip_ratio/high_mean` (l_t > ε_high and A > 0),
+/// `clip_ratio/region_mean`, `kl` (mean k3) with β > 0, `entropy` — token means.
+public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObjective {
+    public let name = "gmpo"
+    public let trainerName = "GMPOTrainer"
+    public let requirements: ObjectiveRequirements
+    public let epsilonLow: Double, epsilonHigh: Double, beta: Float
+
+    public init(epsilon: Float = 0.4, epsilonHigh: Float? = nil, beta: Float = 0) throws {
+        try checkArg(epsilon >= 0 && epsilon.isFinite, "gmpo", "epsilon (log space) must be a finite number >= 0, got \(epsilon)")
+        try checkArg((epsilonHigh ?? epsilon) >= 0 && (epsilonHigh ?? epsilon).isFinite, "gmpo", "epsilon_high (log space) must be a finite number >= 0, got \(epsilonHigh ?? epsilon)")
+        try checkArg(beta >= 0, "gmpo", "beta must be >= 0, got \(beta)")
+        epsilonLow = Double(epsilon); self.epsilonHigh = Double(epsilonHigh ?? epsilon); self.beta = beta
+        var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
+        r.rollouts = true
+        requirements = r
+    }
+
+    /// One token's log-ratio clipped as TRL clips it, whether its gradient passes, and its clip flags.
+    func clipped(_ l: Double, advantage a: Double) -> (value: Double, live: Bool, low: Bool, high: Bool) {
+        let c = min(max(l, -epsilonLow), epsilonHigh)
+        let value = a > 0 ? min(l, c) : max(l, c)
+        return (value, value == l, l < -epsilonLow && a < 0, l > epsilonHigh && a > 0)
+    }
+
+    /// The loss and gradient, π_old on a generation's first step read from `detached` (the
+    /// trainer passes the logits themselves; the finite-difference checks hold it fixed).
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+        let V = input.vocab, rollouts = input.sequences.count
+        let ref = beta > 0 ? requireReference(input, name) : nil
+        // Pass 1: each trained row's log-prob, clipped log-ratio and k3; each rollout's sums.
+        var lse = [Float](repeating: 0, count: input.rows), logp = lse, dKL = lse
+        var live = [Bool](repeating: false, count: input.rows)
+        var clippedSum = [Double](repeating: 0, count: rollouts), klSum = clippedSum, tokens = clippedSum, expected = clippedSum
+        var present = Set<Int>()
+        var clip = ClipCounts(), klTotal = 0.0
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+            let s = Int(input.sequenceId[r])
+            precondition(s < rollouts, "objective gmpo needs the step batch's sequences (advantages) in its input")
+            present.insert(s)
+            guard input.mask[r] != 0 else { continue }
+            let y = lossTarget(input, r, name)
+            let z = input.logits + r * V
+            lse[r] = SoftmaxKernels.logSumExp(z, count: V)
+            logp[r] = z[y] - lse[r]
+            let old = input.context.onPolicy
+                ? LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp[r])
+                : PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
+            let m = Double(input.mask[r])
+            let c = clipped(Double(logp[r] - old), advantage: Double(input.sequences[s].advantage))
+            live[r] = c.live
+            clippedSum[s] += m * c.value
+            tokens[s] += m
+            expected[s] = Double(input.sequenceLossTokens[r])
+            clip.add(low: c.low, high: c.high)
+            if let ref {
+                let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp[r])
+                klSum[s] += m * Double(k3.value); klTotal += Double(k3.value)
+                dKL[r] = k3.dLogp
+            }
+        }
+        // Per rollout: ℓ_i, and the weight its tokens' gradients share.
+        let perRollout = rollouts > 0 ? 1 / Double(rollouts) : 0
+        var weight = [Double](repeating: 0, count: rollouts), total = 0.0
+        for s in present.sorted() {
+            precondition(tokens[s] == expected[s], "objective gmpo: a rollout split between calls")
+            let n = max(tokens[s], 1), a = Double(input.sequences[s].advantage)
+            weight[s] = exp(min(max(clippedSum[s] / n, -20), 20))
+            total += perRollout * (-weight[s] * a + Double(beta) * klSum[s] / n)
+        }
+        // Pass 2: each row's gradient through its log-prob, into dlogits.
+        var diag = TokenDiagnostics()
+        for r in 0..<input.rows where input.mask[r] != 0 {
+            let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), z = input.logits + r * V
+            let n = max(tokens[s], 1), a = Double(input.sequences[s].advantage)
+            let slope = (live[r] ? -a * weight[s] : 0) + Double(beta) * Double(dKL[r])
+            let g = input.mask[r] * Float(perRollout * slope / n)
+            // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
+            let row = g != 0 ? dlogits.map { $0 + r * V } : nil
+            diag.entropy += LogitRow.addScaledSoftmax(row, z, lse: lse[r], V, scale: -g)
+            row?[y] += g
+            diag.sumP += Double(expf(logp[r])); diag.count += 1
+        }
+        var d: [String: Double] = [:], c: [String: Double] = [:]
+        clip.into(&d, &c, tokens: diag.count)
+        if ref != nil { d["kl"] = klTotal; c["kl"] = diag.count }
+        diag.into(&d, &c)
+        return ObjectiveResult(loss: total, diagnostics: d, diagnosticCounts: c)
+    }
+}
