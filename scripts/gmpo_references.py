@@ -19,6 +19,7 @@ from collections import defaultdict
 import torch
 import trl
 from trl.experimental.gmpo import GMPOTrainer
+from trl.trainer.grpo_trainer import GRPOTrainer
 
 from reference_fixtures import fixture_path, write_fixture
 
@@ -33,7 +34,7 @@ def completion_rows(examples):
 
 
 def trl_gmpo_loss(examples, T, current, reference, behaviour, advantages, eps_low, eps_high, beta,
-                  temperature=1.0, on_policy=False, lengths=None):
+                  temperature=1.0, on_policy=False, lengths=None, rho=1.0):
     """lengths: each rollout's completion positions (its rows' count before any mask_truncated_completions)."""
     B = len(examples)
     rows = completion_rows(examples)
@@ -72,10 +73,12 @@ def trl_gmpo_loss(examples, T, current, reference, behaviour, advantages, eps_lo
         inputs["ref_per_token_logps"] = table(reference.double(), False)[0]
     metrics = {"train": defaultdict(list)}
     identity = types.SimpleNamespace(reduce=lambda x, reduction="sum": x, gather=lambda x: x,
-                                     gather_for_metrics=lambda x: x)
+                                     gather_for_metrics=lambda x: x, pad_across_processes=lambda x, dim=0, pad_index=0: x)
     stand_in = types.SimpleNamespace(_get_per_token_logps_and_entropies=per_token, epsilon_low=eps_low, epsilon_high=eps_high,
-                                     beta=beta, top_entropy_quantile=1.0, current_gradient_accumulation_steps=1,
+                                     beta=beta, top_entropy_quantile=rho, current_gradient_accumulation_steps=1,
                                      model=types.SimpleNamespace(training=True), accelerator=identity, _metrics=metrics)
+    # TRL's own quantile mask (GRPOTrainer.get_high_entropy_mask), over this one batch.
+    stand_in.get_high_entropy_mask = lambda e, m, t: GRPOTrainer.get_high_entropy_mask(stand_in, e, m, t)
     loss = GMPOTrainer._compute_loss(stand_in, None, inputs)
     loss.backward()
     figures = {k: v[-1] for k, v in metrics["train"].items() if k in FIGURES}
@@ -90,13 +93,21 @@ def main():
     behaviour = [x["behaviour"] for x in examples]
     advantages = [x["advantage"] for x in examples]
     configurations = []
-    # TRL's default ε = 0.4 (log space); a narrow asymmetric one that clips both ways; β > 0; on-policy.
-    for eps_low, eps_high, beta, on_policy in [(0.4, 0.4, 0.0, False), (0.05, 0.1, 0.0, False), (0.1, 0.2, 0.04, False),
-                                               (0.4, 0.4, 0.04, True)]:
+    # TRL's default ε = 0.4 (log space); a narrow asymmetric one that clips both ways; β > 0; on-policy;
+    # ε_low = 0 on policy (every log-ratio 0, on the bound: torch passes half the gradient there);
+    # the geometric mean over the top 20 % and 45 % of tokens by entropy (top_entropy_quantile; of the
+    # 27 tokens no quantile position is a whole one, where this float64 stand-in's entropies and
+    # the float32 ones torch.quantile reads would put the token at the threshold on either side).
+    for eps_low, eps_high, beta, on_policy, rho in [(0.4, 0.4, 0.0, False, 1.0), (0.05, 0.1, 0.0, False, 1.0),
+                                                    (0.1, 0.2, 0.04, False, 1.0), (0.4, 0.4, 0.04, True, 1.0),
+                                                    (0.0, 0.4, 0.04, True, 1.0), (0.4, 0.4, 0.04, False, 0.2),
+                                                    (0.05, 0.1, 0.0, False, 0.45)]:
         loss, grad, figures = trl_gmpo_loss(examples, T, current, reference, behaviour, advantages, eps_low, eps_high, beta,
-                                            on_policy=on_policy)
-        configurations.append({"args": {"epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)},
-                               "on_policy": on_policy, "loss": loss, "grad": grad, "figures": figures})
+                                            on_policy=on_policy, rho=rho)
+        args = {"epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
+        if rho < 1:
+            args["top_entropy_quantile"] = str(rho)
+        configurations.append({"args": args, "on_policy": on_policy, "loss": loss, "grad": grad, "figures": figures})
     tempered = batch["temperature"]
     loss, grad, figures = trl_gmpo_loss(examples, T, current, reference, tempered["behaviour"], advantages, 0.1, 0.2, 0.04,
                                         temperature=tempered["value"])

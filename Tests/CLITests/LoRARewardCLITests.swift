@@ -106,7 +106,7 @@ final class LoRARewardCLITests: XCTestCase {
         for command in [["eval", "--data", rows], ["generate", "--prompt", "3+4="]] {
             let e = CLI.sftDist([command[0], "--model", Self.base, "--adapter", out + "/model"] + command.dropFirst())
             XCTAssertEqual(e.status, 1, e.all)
-            XCTAssertTrue(e.stderr.contains("holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences"), e.stderr)
+            XCTAssertTrue(e.stderr.contains("holds a reward model's adapter (task_type SEQ_CLS, or modules_to_save with score), which scores whole sequences"), e.stderr)
             XCTAssertEqual(CLI.occurrences(of: "error:", in: e.stderr), 1, e.stderr)
         }
 

@@ -79,7 +79,7 @@ final class GMPOTests: XCTestCase {
 
     func testArgumentsAreTRLsAndBadOnesRefused() throws {
         let resolved = try ObjectiveRegistry.resolvedArguments(name: "gmpo", args: [:])
-        XCTAssertEqual(resolved, ["epsilon": "0.4", "epsilon_high": "0.4", "beta": "0"])
+        XCTAssertEqual(resolved, ["epsilon": "0.4", "epsilon_high": "0.4", "beta": "0", "top_entropy_quantile": "1.0"])
         for (args, needle) in [(["epsilon": "-0.1"], "epsilon (log space) must be a finite number >= 0"),
                                (["beta": "-1"], "beta must be >= 0"),
                                (["loss_type": "grpo"], "loss_type")] {

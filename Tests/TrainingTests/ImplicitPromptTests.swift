@@ -66,6 +66,9 @@ final class ImplicitPromptTests: XCTestCase {
                        #"field "chosen" must be a text or a list of turns"#)
         XCTAssertEqual(reason(#"{"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "sure?"}]}"#),
                        #"chosen and rejected must be one conversation that differs only in its last assistant turn (without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it); after 1 shared turn, chosen has 1 more and rejected 2"#)
+        // Prompt turns in "messages" beside whole conversations would be lost: refused.
+        XCTAssertEqual(reason(#"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], "chosen": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "rejected": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]}"#),
+                       #"has "messages" (the turns before the answer) beside whole conversations in "chosen" and "rejected": give the prompt's turns once, in "messages" with one-turn answers, or the whole conversations alone"#)
         // An explicit prompt is read as before, whatever the answers share.
         guard case .success(let pair) = parse(#"{"prompt": "Q:", "chosen": " same start a", "rejected": " same start b"}"#) else { return XCTFail() }
         XCTAssertEqual(pair.chosen, .promptCompletion(prompt: "Q:", completion: " same start a"))

@@ -103,7 +103,7 @@ final class LoRAFixtureTests: XCTestCase {
         let r = RewardModelScorer.rewards([(first["ids"] as! [Int]).map(Int32.init)][...], model: model, pad: ModelDirectory.rewardPadId(model))[0]
         XCTAssertEqual(Double(r), first["reward"] as! Double, accuracy: 1e-5)
         XCTAssertThrowsError(try AdapterDirectory.loadModel(base: base, adapter: tmp)) {
-            XCTAssertTrue("\($0)".hasSuffix("holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)"), "\($0)")
+            XCTAssertTrue("\($0)".hasSuffix("holds a reward model's adapter (task_type SEQ_CLS, or modules_to_save with score), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)"), "\($0)")
         }
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.copyItem(atPath: Self.root + "/peft/gpt2-by-peft", toPath: tmp)

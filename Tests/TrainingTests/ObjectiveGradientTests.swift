@@ -77,6 +77,7 @@ final class ObjectiveGradientTests: XCTestCase {
         // The geometric mean of log-space-clipped token ratios: TRL's ε = 0.4, a narrow clip both
         // ways, and the KL term (k3 averaged over each rollout).
         ("gmpo", [:]), ("gmpo", ["epsilon": "0.05", "epsilon_high": "0.1"]), ("gmpo", ["epsilon": "0.1", "epsilon_high": "0.2", "beta": "0.3"]),
+        ("gmpo", ["top_entropy_quantile": "0.4", "beta": "0.3"]),
         // A reward model's one score per position (pair 0 with a margin); with the centring term.
         ("reward", [:]), ("reward", ["center_rewards_coefficient": "0.05"]),
     ]

@@ -52,6 +52,11 @@ public enum PairReader {
         // "messages" repeats the chosen one): the prompt is the sides' shared beginning.
         let wholeSides = ["chosen", "rejected"].allSatisfy { ImplicitPrompt.isWholeConversation(fields[$0]) }
         if (fields["prompt"] == nil && fields["messages"] == nil) || (wholeSides && !(fields["prompt"] is [Any])) {
+            // H4's "messages" is the chosen conversation, whole; prompt turns there would be lost.
+            let messagesEnd = ((fields["messages"] as? [Any])?.last as? [String: Any])?["role"] as? String
+            if fields["messages"] != nil && messagesEnd != "assistant" {
+                throw Problem(#"has "messages" (the turns before the answer) beside whole conversations in "chosen" and "rejected": give the prompt's turns once, in "messages" with one-turn answers, or the whole conversations alone"#)
+            }
             records = try ImplicitPrompt.records(fields)
         } else {
             let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)

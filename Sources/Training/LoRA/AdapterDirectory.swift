@@ -120,7 +120,7 @@ public enum AdapterDirectory {
     public static func loadModel(base: String, adapter dir: String, rewardModels: Bool = false) throws -> (LanguageModel, Tokenizer) {
         let (lora, fanInFanOut, scores) = try readConfig(dir)
         if scores && !rewardModels {
-            throw ModelError("\(dir): holds a reward model's adapter (task_type SEQ_CLS), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)")
+            throw ModelError("\(dir): holds a reward model's adapter (task_type SEQ_CLS, or modules_to_save with score), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)")
         }
         // A preset's weights are random, drawn from the training run's seed, which the adapter
         // does not record: loading one here gave another base than the adapter trained on, and

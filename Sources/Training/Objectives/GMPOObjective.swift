@@ -13,10 +13,16 @@ import TensorCore
 ///   w_i = exp((1/|o_i|)·Σ_t m_t·l̃_t),   ℓ_i = −w_i·A_i + β·(1/|o_i|)·Σ_t m_t·k3_t,
 ///   L = (1/B)·Σ_i ℓ_i,   k3_t = e^{d} − d − 1, d = log π_ref(y_t) − log π_θ(y_t),
 ///
-///   ∂L/∂log π_θ(y_t) = m_t·(−A_i·w_i·[l̃_t = l_t] + β·(1 − e^{d}))/(|o_i|·B),
+///   ∂L/∂log π_θ(y_t) = m_t·(−A_i·w_i·g_t + β·(1 − e^{d}))/(|o_i|·B),
 ///
 /// the min/max the PPO trust region written in log space (one-sided: a token past the clip on
-/// the side its advantage pushes stops its gradient). B the rollouts of the step batch (all
+/// the side its advantage pushes stops its gradient): g_t = 1 where l̃_t = l_t, 0 where the clip
+/// bound is taken, and ½ exactly at a bound, as torch differentiates it (clamp passes nothing
+/// at its bounds, minimum/maximum split a tie) — every on-policy token with ε = 0 is there.
+/// With `top_entropy_quantile` ρ < 1 the geometric mean is over the rollout's kept tokens only
+/// (those whose entropy is at least the (1 − ρ) quantile of the step's, `EntropySelection`, as
+/// grpo's; w_i = exp(Σ_kept l̃ / max(kept, 1))), the KL's mean and the figures over every token,
+/// as TRL's `seq_mask`. B the rollouts of the step batch (all
 /// ranks), |o_i| rollout i's trained tokens (at least 1: a rollout masked by
 /// mask_truncated_completions has w_i = 1 and the constant term −A_i, as TRL's mean over its
 /// [B] losses), A_i detached (`GroupAdvantages`, grpo's). The KL term is k3 without the
@@ -27,7 +33,7 @@ import TensorCore
 /// The logits are divided by the rollout temperature first (`Trainer.logitTemperature`). The
 /// mean log-weight is clamped at ±20 (TRL has none; only keeps exp finite).
 /// Arguments (TRL's GMPOConfig, GRPOConfig's names): `epsilon` ε_low 0.4, `epsilon_high` (= epsilon),
-/// both in log space, `beta` 0 (no reference model). Figures (TRL's): `clip_ratio/low_mean`
+/// both in log space, `beta` 0 (no reference model), `top_entropy_quantile` 1 (every token). Figures (TRL's): `clip_ratio/low_mean`
 /// (tokens with l_t < −ε_low and A < 0), `clip_ratio/high_mean` (l_t > ε_high and A > 0),
 /// `clip_ratio/region_mean`, `kl` (mean k3) with β > 0, `entropy` — token means.
 public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObjective {
@@ -35,22 +41,49 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     public let trainerName = "GMPOTrainer"
     public let requirements: ObjectiveRequirements
     public let epsilonLow: Double, epsilonHigh: Double, beta: Float
+    /// TRL's `top_entropy_quantile` ρ: the geometric mean over the top-ρ tokens by entropy (1: all).
+    public let topEntropyQuantile: Float
+    /// The step's kept tokens under ρ < 1 (grpo's `EntropySelection`).
+    let highEntropy = StepCache<EntropySelection>()
 
-    public init(epsilon: Float = 0.4, epsilonHigh: Float? = nil, beta: Float = 0) throws {
+    public init(epsilon: Float = 0.4, epsilonHigh: Float? = nil, beta: Float = 0, topEntropyQuantile: Float = 1) throws {
         try checkArg(epsilon >= 0 && epsilon.isFinite, "gmpo", "epsilon (log space) must be a finite number >= 0, got \(epsilon)")
         try checkArg((epsilonHigh ?? epsilon) >= 0 && (epsilonHigh ?? epsilon).isFinite, "gmpo", "epsilon_high (log space) must be a finite number >= 0, got \(epsilonHigh ?? epsilon)")
         try checkArg(beta >= 0, "gmpo", "beta must be >= 0, got \(beta)")
+        try checkArg((0...1).contains(topEntropyQuantile), "gmpo", "top_entropy_quantile must be in [0, 1], got \(topEntropyQuantile)")
         epsilonLow = Double(epsilon); self.epsilonHigh = Double(epsilonHigh ?? epsilon); self.beta = beta
-        var r = ObjectiveRequirements(referenceModel: beta > 0, behaviourLogProbs: true)
+        self.topEntropyQuantile = topEntropyQuantile
+        var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
+        r.statisticsFromPolicyAlone = true
         r.rollouts = true
         requirements = r
     }
 
-    /// One token's log-ratio clipped as TRL clips it, whether its gradient passes, and its clip flags.
-    func clipped(_ l: Double, advantage a: Double) -> (value: Double, live: Bool, low: Bool, high: Bool) {
+    /// One token's log-ratio clipped as TRL clips it, the share of its gradient that passes
+    /// (torch's: ½ at a bound), and its clip flags.
+    func clipped(_ l: Double, advantage a: Double) -> (value: Double, live: Double, low: Bool, high: Bool) {
         let c = min(max(l, -epsilonLow), epsilonHigh)
         let value = a > 0 ? min(l, c) : max(l, c)
-        return (value, value == l, l < -epsilonLow && a < 0, l > epsilonHigh && a > 0)
+        let live = l == -epsilonLow || l == epsilonHigh ? 0.5 : value == l ? 1 : 0
+        return (value, live, l < -epsilonLow && a < 0, l > epsilonHigh && a > 0)
+    }
+
+    /// The statistics pass under ρ < 1: each loss row's entropy (grpo's).
+    public func statistics(_ input: ObjectiveInput) -> [Float] {
+        topEntropyQuantile < 1 ? EntropySelection.statistics(input) : []
+    }
+
+    public func beginStep(_ context: StepContext) {
+        guard topEntropyQuantile < 1 else { return }
+        highEntropy.store(context) { GRPOObjective.highEntropyTokens($0, quantile: topEntropyQuantile) }
+    }
+
+    /// Per row of `input`, whether it joins its rollout's geometric mean; nil when every token does.
+    func highEntropyRows(_ input: ObjectiveInput) -> [Bool]? {
+        guard topEntropyQuantile < 1 else { return nil }
+        let selection = highEntropy.value(input.context, objective: name) { GRPOObjective.highEntropyTokens($0, quantile: topEntropyQuantile) }
+        let index = SequenceIndex(input.sequenceId)
+        return (0..<input.rows).map { r in input.mask[r] != 0 && selection.keeps(input, row: r, position: index.position[r]) }
     }
 
     /// The loss and gradient, π_old on a generation's first step read from `detached` (the
@@ -60,8 +93,10 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         let ref = beta > 0 ? requireReference(input, name) : nil
         // Pass 1: each trained row's log-prob, clipped log-ratio and k3; each rollout's sums.
         var lse = [Float](repeating: 0, count: input.rows), logp = lse, dKL = lse
-        var live = [Bool](repeating: false, count: input.rows)
+        var live = [Double](repeating: 0, count: input.rows)
         var clippedSum = [Double](repeating: 0, count: rollouts), klSum = clippedSum, tokens = clippedSum, expected = clippedSum
+        var kept = clippedSum
+        let keep = highEntropyRows(input)
         var present = Set<Int>()
         var clip = ClipCounts(), klTotal = 0.0
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
@@ -78,9 +113,12 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
                 : PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
             let m = Double(input.mask[r])
             let c = clipped(Double(logp[r] - old), advantage: Double(input.sequences[s].advantage))
-            live[r] = c.live
-            clippedSum[s] += m * c.value
             tokens[s] += m
+            if keep?[r] != false {
+                live[r] = c.live
+                clippedSum[s] += m * c.value
+                kept[s] += m
+            }
             expected[s] = Double(input.sequenceLossTokens[r])
             clip.add(low: c.low, high: c.high)
             if let ref {
@@ -95,7 +133,7 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         for s in present.sorted() {
             precondition(tokens[s] == expected[s], "objective gmpo: a rollout split between calls")
             let n = max(tokens[s], 1), a = Double(input.sequences[s].advantage)
-            weight[s] = exp(min(max(clippedSum[s] / n, -20), 20))
+            weight[s] = exp(min(max(clippedSum[s] / max(kept[s], 1), -20), 20))
             total += perRollout * (-weight[s] * a + Double(beta) * klSum[s] / n)
         }
         // Pass 2: each row's gradient through its log-prob, into dlogits.
@@ -103,8 +141,8 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         for r in 0..<input.rows where input.mask[r] != 0 {
             let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), z = input.logits + r * V
             let n = max(tokens[s], 1), a = Double(input.sequences[s].advantage)
-            let slope = (live[r] ? -a * weight[s] : 0) + Double(beta) * Double(dKL[r])
-            let g = input.mask[r] * Float(perRollout * slope / n)
+            let slope = -a * weight[s] * live[r] / max(kept[s], 1) + Double(beta) * Double(dKL[r]) / n
+            let g = input.mask[r] * Float(perRollout * slope)
             // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
             let row = g != 0 ? dlogits.map { $0 + r * V } : nil
             diag.entropy += LogitRow.addScaledSoftmax(row, z, lse: lse[r], V, scale: -g)

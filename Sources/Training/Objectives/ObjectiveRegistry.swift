@@ -80,7 +80,8 @@ public enum ObjectiveRegistry {
                                           rewardClipRange: try RLOOObjective.rewardClipRange(&args))
         case "gmpo":
             objective = try GMPOObjective(epsilon: try args.float("epsilon", default: 0.4), epsilonHigh: try args.optionalFloat("epsilon_high"),
-                                          beta: try args.float("beta", default: 0))
+                                          beta: try args.float("beta", default: 0),
+                                          topEntropyQuantile: try args.float("top_entropy_quantile", default: 1))
         case "spin":
             objective = try SPINObjective(beta: try args.float("beta", default: 0.1),
                                           iterationSteps: try args.int("iteration_steps", default: 100, in: 1...100_000_000))
