@@ -41,6 +41,8 @@ TEXT_ROWS = [
     # the prompt ends at the code point.
     {"chosen": "Caf\u0065\u0301 it is", "rejected": "Caf\u0065\u0300 it is"},
     {"chosen": "Mood: \U0001F600", "rejected": "Mood: \U0001F601"},
+    # "é" as one code point against "e" + U+0301: different rows to Python (not one, as Swift's == has it).
+    {"chosen": "Q: \u00e9", "rejected": "Q: e\u0301"},
     # The space rule applies to one space only.
     {"chosen": "Say:  yes", "rejected": "Say:  no"},
     {"chosen": "Say:\tyes", "rejected": "Say:\tno"},
@@ -64,6 +66,11 @@ CONVERSATION_REFUSED = [
      "rejected": turns(("user", "Hi"), ("assistant", "Hey"), ("user", "2+2?"), ("assistant", "5"))},
     # The first turns differ: nothing is shared.
     {"chosen": turns(("user", "Hi"), ("assistant", "4")), "rejected": turns(("user", "Yo"), ("assistant", "5"))},
+    # The first turns differ as dicts: by code point ("café" composed or not), or by a key beside role
+    # and content; nothing is shared.
+    {"chosen": turns(("user", "caf\u00e9?"), ("assistant", "yes")), "rejected": turns(("user", "cafe\u0301?"), ("assistant", "no"))},
+    {"chosen": [{"role": "user", "content": "Hi", "name": "ann"}, {"role": "assistant", "content": "4"}],
+     "rejected": turns(("user", "Hi"), ("assistant", "5"))},
     # One side holds more turns after the shared ones.
     {"chosen": turns(("user", "Hi"), ("assistant", "4")),
      "rejected": turns(("user", "Hi"), ("assistant", "5"), ("user", "sure?"), ("assistant", "6"))},

@@ -232,8 +232,18 @@ final class RewardCLITests: XCTestCase {
         try fm.copyItem(atPath: dir + "/second/model", toPath: live)
         let refused = CLI.sftDist(grpo + ["--out", dir + "/b", "--resume", checkpoint])
         XCTAssertEqual(refused.status, 1, refused.all)
-        XCTAssertTrue(refused.stderr.contains("\(checkpoint): --reward \(live) holds other weights than the reward model the checkpoint's run read under that name"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("\(checkpoint): --reward \(live) holds another reward model (weights, tokenizer or pad_token_id) than the one the checkpoint's run read under that name"), refused.stderr)
         XCTAssertEqual(CLI.occurrences(of: "error:", in: refused.stderr), 1, refused.stderr)
+        // The same weights read past another pad_token_id: another reward model too.
+        try fm.removeItem(atPath: live)
+        try fm.copyItem(atPath: dir + "/first/model", toPath: live)
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: live + "/config.json"))) as! [String: Any]
+        let pad = config["pad_token_id"] as? Int
+        config["pad_token_id"] = (pad ?? 0) == 65 ? 66 : 65
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: live + "/config.json"))
+        let padded = CLI.sftDist(grpo + ["--out", dir + "/b2", "--resume", checkpoint])
+        XCTAssertEqual(padded.status, 1, padded.all)
+        XCTAssertTrue(padded.stderr.contains("holds another reward model (weights, tokenizer or pad_token_id)"), padded.stderr)
         try fm.removeItem(atPath: live)
         try fm.copyItem(atPath: dir + "/first/model", toPath: live)
         let resumed = CLI.sftDist(grpo + ["--out", dir + "/c", "--resume", checkpoint])

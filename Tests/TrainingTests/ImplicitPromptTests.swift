@@ -74,6 +74,22 @@ final class ImplicitPromptTests: XCTestCase {
         XCTAssertEqual(pair.chosen, .promptCompletion(prompt: "Q:", completion: " same start a"))
     }
 
+    /// A reward model's pairs (`readsMargins`) keep their sides whole, as TRL's RewardTrainer
+    /// tokenizes them: texts and conversations, sides that share no beginning too.
+    func testRewardPairsKeepTheirSidesWhole() {
+        func records(_ row: String) -> [DataRecord]? {
+            guard case .success(let p) = PairReader.parseLine(ArraySlice(Array(row.utf8)), readsMargins: true) else { return nil }
+            return [p.chosen, p.rejected]
+        }
+        XCTAssertEqual(records(#"{"chosen": "Q: it is the best.", "rejected": "Q: it is therefore bad."}"#),
+                       [.text("Q: it is the best."), .text("Q: it is therefore bad.")])
+        XCTAssertEqual(records(#"{"chosen": "Good answer.", "rejected": "Bad answer."}"#), [.text("Good answer."), .text("Bad answer.")])
+        let user = ChatMessage(role: .user, content: "Hi")
+        XCTAssertEqual(records(#"{"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "Yo"}, {"role": "assistant", "content": "b"}]}"#),
+                       [.messages([user, ChatMessage(role: .assistant, content: "a")]), .messages([ChatMessage(role: .user, content: "Yo"), ChatMessage(role: .assistant, content: "b")])])
+        XCTAssertNil(records(#"{"chosen": "same", "rejected": "same"}"#), "identical sides are still a bad line")
+    }
+
     /// kto reads a pair as a desirable and an undesirable row: an implicit prompt too.
     func testKTOReadsImplicitPairs() throws {
         let rows = try UnpairedReader.rows(from: ["chosen": "2+2 = 4", "rejected": "2+2 = 5"])

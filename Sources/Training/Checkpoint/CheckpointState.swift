@@ -35,8 +35,8 @@ struct CheckpointState: Codable {
     /// held-out set): a resumed run that evaluates another set under the same name would put
     /// two sets in one metrics series and one retention row (nil: a checkpoint from before).
     var evaluatedSetHashes: [String: String]? = nil
-    /// The checksum of each reward model's weights (`--reward DIR`), by its metrics name: a
-    /// resumed run whose reward model under the same path holds other weights would score its
+    /// The checksum of each reward model (`--reward DIR`: weights, tokenizer, pad), by its metrics
+    /// name: a resumed run whose reward model under the same path is another would score its
     /// rollouts otherwise from the next step on (nil: none, or a checkpoint from before
     /// 2026-12-07, whose reward models are compared by path, as the recipe's `rewards`).
     var rewardModelChecksums: [String: String]? = nil

@@ -301,7 +301,7 @@ public final class Checkpointer {
         // The recipe's `rewards` compared their paths; a checkpoint from before 2026-12-07 has only those.
         if let saved = state.rewardModelChecksums, let current = try rewardModelChecksums() {
             for model in rewardModels where saved[model.name] != current[model.name] {
-                throw CheckpointError("\(dir): --reward \(model.path) holds other weights than the reward model the checkpoint's run read under that name; resume with those weights or start a new run")
+                throw CheckpointError("\(dir): --reward \(model.path) holds another reward model (weights, tokenizer or pad_token_id) than the one the checkpoint's run read under that name; resume with that one or start a new run")
             }
         }
         let saved = Set(state.components.keys), live = Set(components.names)

@@ -4,8 +4,9 @@ import Foundation
 /// each side the whole text (Anthropic's HH-RLHF, `"\n\nHuman: …\n\nAssistant: …"`) or the whole
 /// conversation (trl-lib/ultrafeedback_binarized). The prompt is the two sides' longest common
 /// beginning, taken as TRL's `extract_prompt` (trl/data_utils.py) takes it for DPOTrainer,
-/// CPOTrainer, ORPOTrainer and KTOTrainer — TRL's RewardTrainer reads the whole sides, which the
-/// reward model's loss sees alike. Checked against TRL's own function:
+/// CPOTrainer, ORPOTrainer and KTOTrainer. TRL's RewardTrainer tokenizes each side whole instead,
+/// and so does `--objective reward` (`whole`): the split would tokenize a word cut at the sides'
+/// first difference in two. Checked against TRL's own function:
 /// Tests/TrainingTests/Fixtures/implicit-prompt-reference.json (scripts/make-implicit-prompt-references).
 ///
 /// TRL's rule, followed to the character:
@@ -42,8 +43,11 @@ enum ImplicitPrompt {
     }
 
     /// The records of a row without `"prompt"` or `"messages"`: both sides texts, or both whole
-    /// conversations that differ only in their last assistant turn.
-    static func records(_ fields: [String: Any]) throws -> [DataRecord] {
+    /// conversations that differ only in their last assistant turn; with `whole` (a reward
+    /// model's pairs), each side as it is, text or conversation, as TRL's RewardTrainer reads it.
+    /// Sides compare by code point, and conversations turn by turn as their JSON objects (every
+    /// key, as TRL compares dicts): "é" and "e" + U+0301 differ, as they do in Python.
+    static func records(_ fields: [String: Any], whole: Bool = false) throws -> [DataRecord] {
         typealias Problem = JSONLReader.LineProblem
         let why = #"(without a "prompt", it is the shared beginning of "chosen" and "rejected", as TRL's extract_prompt takes it)"#
         for name in ["chosen", "rejected"] where fields[name] == nil { throw Problem("missing field \"\(name)\"") }
@@ -54,21 +58,30 @@ enum ImplicitPrompt {
         }
         if texts[0] {
             let chosen = try PairReader.answer("chosen", in: fields), rejected = try PairReader.answer("rejected", in: fields)
-            if chosen == rejected { throw Problem("chosen and rejected are identical") }
+            if chosen.unicodeScalars.elementsEqual(rejected.unicodeScalars) { throw Problem("chosen and rejected are identical") }
+            if whole { return [.text(chosen), .text(rejected)] }
             guard let s = split(chosen: chosen, rejected: rejected) else {
                 throw Problem("chosen and rejected leave an empty prompt \(why)")
             }
             return [.promptCompletion(prompt: s.prompt, completion: s.chosen), .promptCompletion(prompt: s.prompt, completion: s.rejected)]
         }
         let chosen = try conversation("chosen", in: fields), rejected = try conversation("rejected", in: fields)
-        if chosen == rejected { throw Problem("chosen and rejected are identical") }
-        let k = promptLength(chosen, rejected, isSpace: { _ in false })
+        let turns = try ["chosen", "rejected"].map { name in try (fields[name] as! [Any]).map(literal) }
+        if turns[0] == turns[1] { throw Problem("chosen and rejected are identical") }
+        if whole { return [.messages(chosen), .messages(rejected)] }
+        let k = promptLength(turns[0], turns[1], isSpace: { _ in false })
         guard k > 0 else { throw Problem("chosen and rejected leave no turn for the prompt \(why)") }
         let answers = [chosen[k...], rejected[k...]]
         guard answers.allSatisfy({ $0.count == 1 && $0.first?.role == .assistant }) else {
             throw Problem("chosen and rejected must be one conversation that differs only in its last assistant turn \(why); after \(k) shared turn\(k == 1 ? "" : "s"), chosen has \(answers[0].count) more and rejected \(answers[1].count)")
         }
         return answers.map { .messages(Array(chosen[..<k]) + $0) }
+    }
+
+    /// A turn as TRL's dict comparison sees it: its JSON with sorted keys, strings as written
+    /// (code points, not Swift's canonical equivalence).
+    static func literal(_ turn: Any) throws -> Data {
+        try JSONSerialization.data(withJSONObject: turn, options: [.sortedKeys, .fragmentsAllowed])
     }
 
     /// Whether `value` is a conversation with more than its answer: a list of turns that is not one

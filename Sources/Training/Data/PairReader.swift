@@ -20,7 +20,8 @@ public struct PairRecord: Sendable, Equatable {
 /// `skipBadLines`, as `JSONLReader` does for every other bad line.
 public enum PairReader {
     /// `readsMargins`: TRL's optional `"margin"` column is read (and a bad one is a bad line) —
-    /// under `--objective reward`; the other pair objectives leave it, as TRL's trainers do.
+    /// under `--objective reward`; the other pair objectives leave it, as TRL's trainers do. A
+    /// row without a prompt then keeps its sides whole (`ImplicitPrompt`), as TRL's RewardTrainer.
     public static func read(path: String, skipBadLines: Bool = false, readsMargins: Bool = false,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
         let (pairs, skipped) = try JSONLReader.lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
@@ -57,10 +58,10 @@ public enum PairReader {
             if fields["messages"] != nil && messagesEnd != "assistant" {
                 throw Problem(#"has "messages" (the turns before the answer) beside whole conversations in "chosen" and "rejected": give the prompt's turns once, in "messages" with one-turn answers, or the whole conversations alone"#)
             }
-            records = try ImplicitPrompt.records(fields)
+            records = try ImplicitPrompt.records(fields, whole: readsMargins)
         } else {
             let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
-            if chosen == rejected { throw Problem("chosen and rejected are identical") }
+            if chosen.unicodeScalars.elementsEqual(rejected.unicodeScalars) { throw Problem("chosen and rejected are identical") }
             records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
         }
         var margin: Double? = nil

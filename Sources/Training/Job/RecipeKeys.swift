@@ -56,7 +56,7 @@ public struct RecipeKeys: Sendable {
                                          "Selection parameter key=value (repeatable).", flag: "selection-arg")
     public let evalEvery = RecipeKey("eval_every", -1, .within(-1...100_000_000),
                                      "Evaluate every N steps (0: before and after only; -1: every ceil(steps/5), four times during a run of 20 steps or more).", resume: .mayChange)
-    public let evalExamples = RecipeKey(Settings.generationExamples.named("eval_examples", help: "Held-out examples used for generation accuracy, and under grpo and rloo the prompts their evaluation rolls out (0: none)."),
+    public let evalExamples = RecipeKey(Settings.generationExamples.named("eval_examples", help: "Held-out examples used for generation accuracy, and under grpo, rloo and gmpo the prompts their evaluation rolls out (0: none)."),
                                         default: 200, resume: .mayChange)
     public let maxNewTokens = RecipeKey(Settings.maxNewTokens.named("max_new_tokens", help: "Generation length in evaluation (gkd's samples: max_completion_length)."),
                                         default: 12, resume: .mustMatchWhen { r in
@@ -129,7 +129,7 @@ public struct RecipeKeys: Sendable {
     public let rolloutTopK = RecipeKey("rollout_top_k", 0, .within(0...1_000_000), "Sample each rollout token from the k most likely (0: no limit; TRL's top_k).")
     public let maxCompletionLength = RecipeKey("max_completion_length", 16, .within(1...65_536), "Tokens a rollout may generate.")
     // TRL's num_generations_eval; read by grpo's and rloo's evaluation (RolloutProducer+Evaluation.swift).
-    public let evalRollouts = RecipeKey("eval_rollouts", -1, .within(-1...4096), "Rollouts per held-out prompt when grpo or rloo evaluates (TRL's num_generations_eval; -1: as --rollouts; 0: the held-out NLL instead).", resume: .mayChange)
+    public let evalRollouts = RecipeKey("eval_rollouts", -1, .within(-1...4096), "Rollouts per held-out prompt when grpo, rloo or gmpo evaluates (TRL's num_generations_eval; -1: as --rollouts; 0: the held-out NLL instead).", resume: .mayChange)
     public let stepsPerGeneration = RecipeKey("steps_per_generation", 1, .within(1...4096), "Step batches one generation of rollouts is split into, trained in order (× num_iterations steps per generation; later steps are off-policy: importance ratio to the behaviour log-probs).")
     public let numIterations = RecipeKey("num_iterations", 1, .within(1...1024), "Times each generation is trained on (TRL's num_iterations, GRPO's μ): steps_per_generation × num_iterations optimizer steps per generation, its slices in order each time.")
     public let maskTruncatedCompletions = RecipeKey("mask_truncated_completions", false, .bool, "Train no token of a rollout that reached max_completion_length without an end token (TRL's mask_truncated_completions, DAPO's overlong filtering); it still counts in its group's advantages and in completions/*.")

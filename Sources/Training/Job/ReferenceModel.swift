@@ -18,6 +18,9 @@ public enum ReferenceModel {
         let lora = teacher ? nil : (model as? LoRAAdaptable)?.lora
         // An adapter directory: the loader's advice (--model BASE --adapter) names flags train lacks.
         if !FileManager.default.fileExists(atPath: path + "/config.json"), FileManager.default.fileExists(atPath: path + "/adapter_config.json") {
+            if (try? AdapterDirectory.readConfig(path))?.scoresSequences == true {
+                throw ModelError("--ref-model \(path): holds a reward model's LoRA adapter; a reference is a causal language model")
+            }
             throw ModelError("--ref-model \(path): holds a LoRA adapter (adapter_config.json), not a model; a reference is a full model: merge the adapter into its base first (sft-dist merge-lora --model BASE --adapter \(path) --out DIR)")
         }
         // A teacher loads without adapters, so the loader would meet a LoRA checkpoint's first.

@@ -107,11 +107,16 @@ public enum SameInputs {
     /// and eval blamed the data file, whose tokenized rows then differed.
     public static func check(_ what: String, tokenizer: Tokenizer, comm: Communicator = Fatal.communicator) {
         guard comm.size > 1 else { return }
+        check(what, digest: XXHash64.hex(XXHash64.hash(Array(describe(tokenizer).utf8))),
+              differs: "this rank loaded another tokenizer than rank 0 (tokenizer.json's bytes, special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
+    }
+
+    /// What a tokenizer's ids depend on: its size, end, pad and begin ids, special tokens, chat
+    /// template and tokenizer.json's bytes.
+    static func describe(_ tokenizer: Tokenizer) -> String {
         let specials = tokenizer.specialTokens.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
         let encoding = (tokenizer as? BPETokenizer)?.sourceFiles["tokenizer.json"].map { XXHash64.hex(XXHash64.hash(Array($0))) } ?? "built in"
-        let described = "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")\u{0}\(encoding)"
-        check(what, digest: XXHash64.hex(XXHash64.hash(Array(described.utf8))),
-              differs: "this rank loaded another tokenizer than rank 0 (tokenizer.json's bytes, special tokens, end token or chat template): every node must have the same model and adapter files", comm: comm)
+        return "\(tokenizer.vocabSize) \(tokenizer.eosId) \(tokenizer.padId) \(tokenizer.bosId ?? -1)\u{0}\(specials)\u{0}\(tokenizer.chatTemplateText ?? "none")\u{0}\(encoding)"
     }
 
     /// Collective: `train` broadcasts rank 0's weights, but each rank generates (held-out

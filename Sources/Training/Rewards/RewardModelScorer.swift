@@ -51,10 +51,13 @@ public final class RewardModelScorer: Scorer {
         return l
     }
 
-    /// XXH64 of the weights (loaded now if not yet), as a checkpoint records them.
+    /// XXH64 of what the rewards depend on — the weights, the tokenizer (`SameInputs.describe`)
+    /// and the pad they are read past — loaded now if not yet, as a checkpoint records it.
     public func checksum() throws -> String {
         if let sum { return sum }
-        let s = XXHash64.hex(try load().model.parameters.checksum())
+        let (model, tokenizer) = try load()
+        let described = "\(XXHash64.hex(model.parameters.checksum()))\u{0}\(SameInputs.describe(tokenizer))\u{0}\(pad.map { String($0) } ?? "none")"
+        let s = XXHash64.hex(XXHash64.hash(Array(described.utf8)))
         sum = s
         return s
     }

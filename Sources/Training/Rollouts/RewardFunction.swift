@@ -74,8 +74,9 @@ public struct RewardFunction {
                 }
                 else { (scorer, read) = try ScorerRegistry.makeReading(name: p.name, args: a) }
             } catch let e as ScorerError {
-                // The scorer's own words name its keys; in train they come by --reward-arg.
-                if "\(e)".contains("--reward-arg") { throw e }
+                // The scorer's own words name its keys; in train they come by --reward-arg (a reward
+                // model takes none).
+                if "\(e)".contains("--reward-arg") || !names.contains(p.name) { throw e }
                 throw ScorerError("\(e) (in train, as --reward-arg \(p.name).KEY=VALUE)")
             }
             return (RewardFunction(name: scorer is RewardModelScorer ? scorer.name : p.name, scorer: scorer, weight: p.weight,
