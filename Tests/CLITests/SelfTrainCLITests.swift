@@ -153,6 +153,22 @@ final class SelfTrainCLITests: XCTestCase {
         assertResumesExactlyInTheMiddleOfARound("superhf") { superHFArgs(writeData($0)) }
     }
 
+    /// Resumed at -n 2 into another --out (no round files or metrics there): every rank decides
+    /// alike that --out's round files go (rank 0 alone did, and the run hung in its next
+    /// collective until the watchdog), and steps 6-7 equal the straight -n 2 run's.
+    func testSuperHFResumesIntoAnotherOutAtTwoRanks() throws {
+        let dir = CLI.tempDir("superhf-resume-other")
+        let args = superHFArgs(writeData(dir))
+        let saved = CLI.mpirun(2, args + ["--out", dir + "/saved", "--save-every", "5"], seconds: 120)
+        XCTAssertEqual(saved.status, 0, saved.all)
+        let r = CLI.mpirun(2, args + ["--out", dir + "/resumed", "--resume", dir + "/saved/checkpoints/step-000005", "--watchdog", "60"], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        let straight = CLI.losses(dir + "/saved"), resumed = CLI.losses(dir + "/resumed")
+        XCTAssertEqual(straight.count, 7)
+        XCTAssertEqual(Array(resumed.suffix(2)), Array(straight.suffix(2)), "steps 6-7 after resuming at step 5")
+        XCTAssertEqual(roundFiles(dir + "/resumed")["round-3.jsonl"], roundFiles(dir + "/saved")["round-3.jsonl"])
+    }
+
     /// rft, ssr and s3ft generate for `--data`'s own labelled prompts and keep what the task
     /// scorer accepts against the gold answer; from GRPO's warm start (which answers some
     /// arithmetic) so that rounds accept answers and the mixed or replaced rows are trained

@@ -28,7 +28,7 @@ public final class Checkpointer {
         /// TRL's `num_tokens` at the checkpoint's step (nil for a checkpoint from before it: the
         /// resumed rows then leave it out rather than count from 0).
         public var numTokens: Int? = nil
-        /// Rank 0: --out's own metrics rows were not the checkpoint's run's (another run's
+        /// (Rank 0 decides, every rank gets it) --out's own metrics rows were not the checkpoint's run's (another run's
         /// checkpoint, or one copied in), so --out's other records of a run are not this run's either.
         public var otherRun = false
     }
@@ -177,6 +177,9 @@ public final class Checkpointer {
             do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
+        // Every rank decides on it (a self-training run clears --out's round files, collectively):
+        // only rank 0 read the metrics, so its answer is sent; the rest had said false and hung.
+        otherRun = comm.broadcast(otherRun ? "1" : "0", root: 0) == "1"
         log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
         return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed,
                            numTokens: state.numTokens, otherRun: otherRun)
