@@ -91,28 +91,17 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let V = input.vocab, rollouts = input.sequences.count
         let ref = beta > 0 ? requireReference(input, name) : nil
-        // Pass 1: each trained row's log-prob, clipped log-ratio and k3; each rollout's sums.
-        var lse = [Float](repeating: 0, count: input.rows), logp = lse, dKL = lse
-        var live = [Double](repeating: 0, count: input.rows)
+        // Pass 1: each trained row's log-prob and π_old (`RolloutTokenRows`), clipped log-ratio
+        // and k3; each rollout's sums.
+        let rows = RolloutTokenRows(input, detached: detached, objective: name), present = rows.present
+        var dKL = [Float](repeating: 0, count: input.rows), live = [Double](repeating: 0, count: input.rows)
         var clippedSum = [Double](repeating: 0, count: rollouts), klSum = clippedSum, tokens = clippedSum, expected = clippedSum
         var kept = clippedSum
         let keep = highEntropyRows(input)
-        var present = Set<Int>()
         var clip = ClipCounts(), klTotal = 0.0
-        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
-            let s = Int(input.sequenceId[r])
-            precondition(s < rollouts, "objective gmpo needs the step batch's sequences (advantages) in its input")
-            present.insert(s)
-            guard input.mask[r] != 0 else { continue }
-            let y = lossTarget(input, r, name)
-            let z = input.logits + r * V
-            lse[r] = SoftmaxKernels.logSumExp(z, count: V)
-            logp[r] = z[y] - lse[r]
-            let old = input.context.onPolicy
-                ? LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp[r])
-                : PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
-            let m = Double(input.mask[r])
-            let c = clipped(Double(logp[r] - old), advantage: Double(input.sequences[s].advantage))
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
+            let s = Int(input.sequenceId[r]), m = Double(input.mask[r])
+            let c = clipped(Double(rows.logp[r] - rows.old[r]), advantage: Double(input.sequences[s].advantage))
             tokens[s] += m
             if keep?[r] != false {
                 live[r] = c.live
@@ -122,7 +111,7 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
             expected[s] = Double(input.sequenceLossTokens[r])
             clip.add(low: c.low, high: c.high)
             if let ref {
-                let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: y, logp: logp[r])
+                let k3 = PPOClippedToken.k3(reference: ref + r * V, vocab: V, target: Int(input.targets[r]), logp: rows.logp[r])
                 klSum[s] += m * Double(k3.value); klTotal += Double(k3.value)
                 dKL[r] = k3.dLogp
             }
@@ -139,15 +128,10 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         // Pass 2: each row's gradient through its log-prob, into dlogits.
         var diag = TokenDiagnostics()
         for r in 0..<input.rows where input.mask[r] != 0 {
-            let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), z = input.logits + r * V
+            let s = Int(input.sequenceId[r])
             let n = max(tokens[s], 1), a = Double(input.sequences[s].advantage)
             let slope = -a * weight[s] * live[r] / max(kept[s], 1) + Double(beta) * Double(dKL[r]) / n
-            let g = input.mask[r] * Float(perRollout * slope)
-            // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
-            let row = g != 0 ? dlogits.map { $0 + r * V } : nil
-            diag.entropy += LogitRow.addScaledSoftmax(row, z, lse: lse[r], V, scale: -g)
-            row?[y] += g
-            diag.sumP += Double(expf(logp[r])); diag.count += 1
+            rows.addGradient(input, row: r, input.mask[r] * Float(perRollout * slope), dlogits: dlogits, diag: &diag)
         }
         var d: [String: Double] = [:], c: [String: Double] = [:]
         clip.into(&d, &c, tokens: diag.count)

@@ -64,24 +64,13 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     /// trainer passes the logits themselves; the finite-difference checks hold it fixed). Without
     /// `dlogits`, the loss alone: pass 2 then only measures the entropy, with no scratch gradient.
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        let V = input.vocab, rollouts = input.sequences.count
-        // Pass 1: each loss row's log-prob; each rollout's summed log-ratio and trained tokens.
-        var lse = [Float](repeating: 0, count: input.rows), logp = lse
+        let rollouts = input.sequences.count
+        // Pass 1: each loss row's log-prob and π_old; each rollout's summed log-ratio and trained tokens.
+        let rows = RolloutTokenRows(input, detached: detached, objective: name), present = rows.present
         var logRatio = [Double](repeating: 0, count: rollouts), tokens = logRatio, expected = logRatio
-        var present = Set<Int>()
-        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
             let s = Int(input.sequenceId[r])
-            precondition(s < rollouts, "objective rloo needs the step batch's sequences (advantages) in its input")
-            present.insert(s)
-            guard input.mask[r] != 0 else { continue }
-            let y = lossTarget(input, r, name)
-            let z = input.logits + r * V
-            lse[r] = SoftmaxKernels.logSumExp(z, count: V)
-            logp[r] = z[y] - lse[r]
-            let old = input.context.onPolicy
-                ? LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp[r])
-                : PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
-            logRatio[s] += Double(input.mask[r]) * Double(logp[r] - old)
+            logRatio[s] += Double(input.mask[r]) * Double(rows.logp[r] - rows.old[r])
             tokens[s] += Double(input.mask[r])
             expected[s] = Double(input.sequenceLossTokens[r])
         }
@@ -99,13 +88,7 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         // Pass 2: each row's gradient through its log-prob, into dlogits.
         var diag = TokenDiagnostics()
         for r in 0..<input.rows where input.mask[r] != 0 {
-            let y = Int(input.targets[r]), z = input.logits + r * V
-            let g = input.mask[r] * slope[Int(input.sequenceId[r])]
-            // ∂ℓ/∂z_v = ∂ℓ/∂logp · ([v = y] − p_v).
-            let row = g != 0 ? dlogits.map { $0 + r * V } : nil
-            diag.entropy += LogitRow.addScaledSoftmax(row, z, lse: lse[r], V, scale: -g)
-            row?[y] += g
-            diag.sumP += Double(expf(logp[r])); diag.count += 1
+            rows.addGradient(input, row: r, input.mask[r] * slope[Int(input.sequenceId[r])], dlogits: dlogits, diag: &diag)
         }
         var d: [String: Double] = [:], c: [String: Double] = [:]
         clip.into(&d, &c, tokens: Double(present.count))
