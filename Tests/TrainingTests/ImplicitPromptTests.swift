@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Models
 @testable import Training
 
 /// Pairs without a `"prompt"` against TRL 1.16's own `extract_prompt`
@@ -88,6 +89,41 @@ final class ImplicitPromptTests: XCTestCase {
         XCTAssertEqual(records(#"{"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "Yo"}, {"role": "assistant", "content": "b"}]}"#),
                        [.messages([user, ChatMessage(role: .assistant, content: "a")]), .messages([ChatMessage(role: .user, content: "Yo"), ChatMessage(role: .assistant, content: "b")])])
         XCTAssertNil(records(#"{"chosen": "same", "rejected": "same"}"#), "identical sides are still a bad line")
+    }
+
+    /// Read whole, the sides share no prompt for the pair dataset to compare: "Good answer." and
+    /// "Bad answer." (their first tokens differ under a tokenizer with no BOS) and conversations
+    /// that differ in their user turn are kept, as TRL's RewardTrainer keeps them; under dpo's
+    /// split, the same rows are refused.
+    func testRewardPairsReadWholeAreKeptByThePairDataset() throws {
+        let rows = [#"{"chosen": "Good answer.", "rejected": "Bad answer."}"#,
+                    #"{"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "Yo"}, {"role": "assistant", "content": "b"}]}"#,
+                    #"{"chosen": "Q: it is the best.", "rejected": "Q: it is therefore bad."}"#]
+        let path = NSTemporaryDirectory() + "whole-pairs-\(UUID().uuidString).jsonl"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(rows.joined(separator: "\n").utf8))
+        let tokenizer = ByteTokenizer()
+        XCTAssertNil(tokenizer.bosId)
+        let set = try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: 64, truncation: .right, template: .chatml,
+                              skipBadLines: false, sequenceScores: true)
+        XCTAssertEqual(set.count, 6, "three pairs, none dropped")
+        XCTAssertEqual(set.report.textRows, 2)
+        XCTAssertEqual(set.report.conversations, 2)
+        XCTAssertThrowsError(try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: 64, truncation: .right, template: .chatml,
+                                         skipBadLines: false, sequenceScores: false))
+    }
+
+    /// Python's == on the turns: a number by value (1 and 1.0 and true alike), a null, a nested
+    /// list; an extra key or another string makes turns differ.
+    func testTurnsCompareAsPythonDicts() {
+        typealias T = ImplicitPrompt.Turn
+        func obj(_ json: String) -> Any { try! JSONSerialization.jsonObject(with: Data(json.utf8)) }
+        XCTAssertEqual(T(value: obj(#"{"role": "user", "content": "a", "n": 1, "x": [null, 2.0]}"#)),
+                       T(value: obj(#"{"content": "a", "role": "user", "n": 1.0, "x": [null, 2]}"#)))
+        XCTAssertEqual(T(value: obj(#"{"n": true}"#)), T(value: obj(#"{"n": 1}"#)))
+        XCTAssertNotEqual(T(value: obj(#"{"role": "user", "content": "a"}"#)), T(value: obj(#"{"role": "user", "content": "a", "name": "b"}"#)))
+        XCTAssertNotEqual(T(value: obj(#"{"content": "caf\u00e9"}"#)), T(value: obj(#"{"content": "cafe\u0301"}"#)))
+        XCTAssertNotEqual(T(value: obj(#"{"x": [1, 2]}"#)), T(value: obj(#"{"x": [1]}"#)))
+        XCTAssertNotEqual(T(value: obj(#"{"x": null}"#)), T(value: obj(#"{"x": 0}"#)))
     }
 
     /// kto reads a pair as a desirable and an undesirable row: an implicit prompt too.

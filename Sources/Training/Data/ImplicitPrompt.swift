@@ -17,7 +17,7 @@ import Foundation
 /// - where the shorter side is a beginning of the longer, the loop ends on its last position,
 ///   which the answers keep (`"The answer is 4"` / `"…42"`: the prompt is `"The answer is "`).
 ///
-/// Refused (one line), where TRL goes on: no shared beginning (TRL's prompt is empty, or when
+/// Refused (one line) unless read whole, where TRL goes on: no shared beginning (TRL's prompt is empty, or when
 /// the chosen text ends with a space, Python's index −1 makes it all but that space), and a
 /// conversation whose sides differ before their last assistant turn (TRL keeps several turns
 /// as the answer; a pair here answers with one turn).
@@ -66,7 +66,7 @@ enum ImplicitPrompt {
             return [.promptCompletion(prompt: s.prompt, completion: s.chosen), .promptCompletion(prompt: s.prompt, completion: s.rejected)]
         }
         let chosen = try conversation("chosen", in: fields), rejected = try conversation("rejected", in: fields)
-        let turns = try ["chosen", "rejected"].map { name in try (fields[name] as! [Any]).map(literal) }
+        let turns = ["chosen", "rejected"].map { name in (fields[name] as! [Any]).map(Turn.init) }
         if turns[0] == turns[1] { throw Problem("chosen and rejected are identical") }
         if whole { return [.messages(chosen), .messages(rejected)] }
         let k = promptLength(turns[0], turns[1], isSpace: { _ in false })
@@ -78,10 +78,24 @@ enum ImplicitPrompt {
         return answers.map { .messages(Array(chosen[..<k]) + $0) }
     }
 
-    /// A turn as TRL's dict comparison sees it: its JSON with sorted keys, strings as written
-    /// (code points, not Swift's canonical equivalence).
-    static func literal(_ turn: Any) throws -> Data {
-        try JSONSerialization.data(withJSONObject: turn, options: [.sortedKeys, .fragmentsAllowed])
+    /// A turn as Python's `==` on its dict sees it (`Turn.same`).
+    struct Turn: Equatable {
+        let value: Any
+        static func == (a: Turn, b: Turn) -> Bool { same(a.value, b.value) }
+
+        /// Python's equality of two JSON values: strings by code point (not Swift's canonical
+        /// equivalence), numbers by value (true as 1), lists in order, objects by keys and values.
+        static func same(_ a: Any, _ b: Any) -> Bool {
+            switch (a, b) {
+            case (let x as String, let y as String): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
+            case (let x as NSNumber, let y as NSNumber): return x.doubleValue == y.doubleValue
+            case (is NSNull, is NSNull): return true
+            case (let x as [Any], let y as [Any]): return x.count == y.count && zip(x, y).allSatisfy { same($0, $1) }
+            case (let x as [String: Any], let y as [String: Any]):
+                return Set(x.keys) == Set(y.keys) && x.allSatisfy { k, v in same(v, y[k]!) }
+            default: return false
+            }
+        }
     }
 
     /// Whether `value` is a conversation with more than its answer: a list of turns that is not one

@@ -20,6 +20,7 @@ extension Dataset {
             // Counted per pair, as `records` is: cut when either side was, dropped when either is.
             var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil, cut = false
             if case .promptCompletion = pair.chosen { report.promptCompletionRows += 1 }
+            if case .text = pair.chosen { report.textRows += 1 }
             let fulls = try [pair.chosen, pair.rejected].map { record -> Example in
                 if case .messages = record { report.conversations += 1 }
                 return try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
@@ -35,7 +36,8 @@ extension Dataset {
             // Left truncation cuts the longer side's prompt more: its answers are then scored in
             // other contexts, which is no comparison (TRL keeps one prompt for both); dropped as
             // the pairs truncation breaks are.
-            if drop == nil, Self.context(of: sides[0]) != Self.context(of: sides[1]) { drop = \.droppedTooLong }
+            // (A reward model's pair read whole has no shared prompt to keep.)
+            if drop == nil, pair.sharesPrompt, Self.context(of: sides[0]) != Self.context(of: sides[1]) { drop = \.droppedTooLong }
             // The difference past the cut: the same sequence twice trains nothing (loss log 2).
             if drop == nil, sides[0].ids == sides[1].ids, sides[0].lossMask == sides[1].lossMask { drop = \.droppedIdenticalPairs }
             if cut && drop != \.droppedTooLong { report.truncated += 1 }

@@ -8,6 +8,9 @@ public struct PairRecord: Sendable, Equatable {
     public var rejected: DataRecord
     /// TRL's optional `"margin"` column (RewardTrainer: −log σ(r_c − r_j − margin)); nil without one.
     public var margin: Double? = nil
+    /// Whether both sides hold one prompt: false for a reward model's pair read whole
+    /// (`ImplicitPrompt`), whose sides may differ anywhere.
+    public var sharesPrompt = true
 }
 
 /// Reads preference pairs, one JSON object per line (DPO, issue 14):
@@ -21,7 +24,8 @@ public struct PairRecord: Sendable, Equatable {
 public enum PairReader {
     /// `readsMargins`: TRL's optional `"margin"` column is read (and a bad one is a bad line) —
     /// under `--objective reward`; the other pair objectives leave it, as TRL's trainers do. A
-    /// row without a prompt then keeps its sides whole (`ImplicitPrompt`), as TRL's RewardTrainer.
+    /// row without a prompt (or with whole-conversation sides beside a text one) then keeps its
+    /// sides whole (`ImplicitPrompt`), as TRL's RewardTrainer tokenizes them.
     public static func read(path: String, skipBadLines: Bool = false, readsMargins: Bool = false,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
         let (pairs, skipped) = try JSONLReader.lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
@@ -48,6 +52,7 @@ public enum PairReader {
     static func pair(from fields: [String: Any], readsMargins: Bool = false) throws -> PairRecord {
         typealias Problem = JSONLReader.LineProblem
         let records: [DataRecord]
+        var sharesPrompt = true
         // Without a prompt, or (TRL's maybe_extract_prompt, CPO's and ORPO's) with sides that are
         // whole conversations beside a text "prompt" (HuggingFaceH4/ultrafeedback_binarized, whose
         // "messages" repeats the chosen one): the prompt is the sides' shared beginning.
@@ -59,6 +64,7 @@ public enum PairReader {
                 throw Problem(#"has "messages" (the turns before the answer) beside whole conversations in "chosen" and "rejected": give the prompt's turns once, in "messages" with one-turn answers, or the whole conversations alone"#)
             }
             records = try ImplicitPrompt.records(fields, whole: readsMargins)
+            sharesPrompt = !readsMargins
         } else {
             let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
             if chosen.unicodeScalars.elementsEqual(rejected.unicodeScalars) { throw Problem("chosen and rejected are identical") }
@@ -71,7 +77,7 @@ public enum PairReader {
             }
             margin = n.doubleValue
         }
-        return PairRecord(chosen: records[0], rejected: records[1], margin: margin)
+        return PairRecord(chosen: records[0], rejected: records[1], margin: margin, sharesPrompt: sharesPrompt)
     }
 
     /// The line's prompt — `"prompt"` text, or the turns before the answer as `"messages"` or
