@@ -17,7 +17,7 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--loss-type", "ipo"], "Unknown option '--loss-type' (TRL: loss_type is --objective-arg here: --objective-arg loss_type=… with grpo (default dapo, as TRL's), relift, dpo, cpo, online-dpo (default sigmoid) or kto, types in the README's Objectives table; SFTConfig's loss_type=dft is --objective dft)"),
             (["train", "--padding-free"], "Unknown option '--padding-free' (TRL: padding_free has no counterpart here: padding enters neither attention nor the loss here; --packing packs several examples per row, attention kept within each)"),
             (["train", "--objective", "dpo", "--beta", "0.1"],
-             "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's, kto's and spin's β (default 0.1), grpo's and rloo's KL coefficient (default 0 and 0.05, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's are their own (README))"),
+             "Unknown option '--beta' (TRL: beta is --objective-arg here: --objective-arg beta=β: dpo's, kto's and spin's β (default 0.1), grpo's, gmpo's and rloo's KL coefficient (default 0, 0 and 0.05, as TRL's), gkd's divergence mix (default 0.5); uft's and otr's are their own (README))"),
             (["train", "--vllm-mode", "colocate"], "Unknown option '--vllm-mode' (TRL: vllm_mode has no counterpart here: no vLLM: rollouts are sampled by sft-dist's own KV-cache generation, sharded over the ranks, with the trained weights)"),
             (["train", "--entropy-coef", "0.01"],
              "Unknown option '--entropy-coef' (TRL: entropy_coef is --objective-arg here: --objective-arg entropy_coef=c with grpo (TRL's entropy bonus); uft's and prefix-rft's entropy_coef are their own)"),
