@@ -43,8 +43,8 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     public let epsilonLow: Double, epsilonHigh: Double, beta: Float
     /// TRL's `top_entropy_quantile` ρ: the geometric mean over the top-ρ tokens by entropy (1: all).
     public let topEntropyQuantile: Float
-    /// The step's kept tokens under ρ < 1 (grpo's `EntropySelection`).
-    let highEntropy = StepCache<EntropySelection>()
+    /// The step's kept tokens under ρ < 1 (grpo's selection).
+    let highEntropy: TopEntropyQuantile
 
     public init(epsilon: Float = 0.4, epsilonHigh: Float? = nil, beta: Float = 0, topEntropyQuantile: Float = 1) throws {
         try checkArg(epsilon >= 0 && epsilon.isFinite, "gmpo", "epsilon (log space) must be a finite number >= 0, got \(epsilon)")
@@ -53,6 +53,7 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         try checkArg((0...1).contains(topEntropyQuantile), "gmpo", "top_entropy_quantile must be in [0, 1], got \(topEntropyQuantile)")
         epsilonLow = Double(epsilon); self.epsilonHigh = Double(epsilonHigh ?? epsilon); self.beta = beta
         self.topEntropyQuantile = topEntropyQuantile
+        highEntropy = TopEntropyQuantile(topEntropyQuantile)
         var r = ObjectiveRequirements(referenceModel: beta > 0, statisticsPass: topEntropyQuantile < 1, behaviourLogProbs: true)
         r.statisticsFromPolicyAlone = true
         r.rollouts = true
@@ -68,23 +69,9 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         return (value, live, l < -epsilonLow && a < 0, l > epsilonHigh && a > 0)
     }
 
-    /// The statistics pass under ρ < 1: each loss row's entropy (grpo's).
-    public func statistics(_ input: ObjectiveInput) -> [Float] {
-        topEntropyQuantile < 1 ? EntropySelection.statistics(input) : []
-    }
-
-    public func beginStep(_ context: StepContext) {
-        guard topEntropyQuantile < 1 else { return }
-        highEntropy.store(context) { GRPOObjective.highEntropyTokens($0, quantile: topEntropyQuantile) }
-    }
-
-    /// Per row of `input`, whether it joins its rollout's geometric mean; nil when every token does.
-    func highEntropyRows(_ input: ObjectiveInput) -> [Bool]? {
-        guard topEntropyQuantile < 1 else { return nil }
-        let selection = highEntropy.value(input.context, objective: name) { GRPOObjective.highEntropyTokens($0, quantile: topEntropyQuantile) }
-        let index = SequenceIndex(input.sequenceId)
-        return (0..<input.rows).map { r in input.mask[r] != 0 && selection.keeps(input, row: r, position: index.position[r]) }
-    }
+    /// The statistics pass under ρ < 1: each loss row's entropy (grpo's selection).
+    public func statistics(_ input: ObjectiveInput) -> [Float] { highEntropy.statistics(input) }
+    public func beginStep(_ context: StepContext) { highEntropy.beginStep(context) }
 
     /// The loss and gradient, π_old on a generation's first step read from `detached` (the
     /// trainer passes the logits themselves; the finite-difference checks hold it fixed).
@@ -97,7 +84,7 @@ public final class GMPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
         var dKL = [Float](repeating: 0, count: input.rows), live = [Double](repeating: 0, count: input.rows)
         var clippedSum = [Double](repeating: 0, count: rollouts), klSum = clippedSum, tokens = clippedSum, expected = clippedSum
         var kept = clippedSum
-        let keep = highEntropyRows(input)
+        let keep = highEntropy.keptRows(input, objective: name)
         var clip = ClipCounts(), klTotal = 0.0
         for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
             let s = Int(input.sequenceId[r]), m = Double(input.mask[r])

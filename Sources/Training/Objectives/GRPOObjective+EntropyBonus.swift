@@ -33,7 +33,7 @@ extension GRPOObjective {
     /// H̄'s normaliser: the step's loss tokens the bonus acts on (at least 1).
     func entropyBonusTokens(_ input: ObjectiveInput) -> Float {
         let n = topEntropyQuantile < 1
-            ? highEntropy.value(input.context, objective: name) { Self.highEntropyTokens($0, quantile: topEntropyQuantile) }.kept.count
+            ? highEntropy.selection(input.context, objective: name).kept.count
             : input.context.globalLossTokens
         return Float(max(n, 1))
     }

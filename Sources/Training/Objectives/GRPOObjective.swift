@@ -35,7 +35,7 @@ import TensorCore
 /// (true), `delta` (none: INTELLECT-2's two-sided clip, `PPOClippedToken.loss`),
 /// `importance_sampling_level` (token; sequence: GSPO's one ratio per rollout,
 /// `GRPOObjective+SequenceLevel.swift`), `top_entropy_quantile` (1: every token; below, the PPO
-/// term of the step's highest-entropy tokens only, `GRPOObjective+EntropyMask.swift`).
+/// term of the step's highest-entropy tokens only, `TopEntropyQuantile.swift`).
 /// More loss types, TRL's: `sapo` (`GRPOObjective+SAPO.swift`), `luspo` (GSPO's sequence term
 /// summed over the rollout's tokens, ÷ B), `vespo` (`GRPOObjective+VESPO.swift`).
 /// Diagnostics (TRL's names): `clip_ratio/low_mean` (tokens with c1 < 1 − ε_low and A < 0),
@@ -61,8 +61,8 @@ public final class GRPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     public let level: ImportanceSamplingLevel
     /// TRL's `top_entropy_quantile` ρ: the PPO term of the top-ρ tokens by entropy (1: all).
     public let topEntropyQuantile: Float
-    /// The step's kept tokens under ρ < 1 (`GRPOObjective+EntropyMask.swift`).
-    let highEntropy = StepCache<EntropySelection>()
+    /// The step's kept tokens under ρ < 1 (`TopEntropyQuantile.swift`).
+    let highEntropy: TopEntropyQuantile
     /// SAPO's gate temperatures (`GRPOObjective+SAPO.swift`), for A > 0 and otherwise.
     public let sapoTemperaturePos: Float, sapoTemperatureNeg: Float
     /// VESPO's Gamma weight's (k, λ) for A ≥ 0 and A < 0 (`GRPOObjective+VESPO.swift`).
@@ -107,6 +107,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
             try checkArg(a.delta >= 0 && a.target >= 0, "grpo", "entropy_coef_delta and entropy_target must be >= 0")
         }
         self.delta = delta ?? .infinity; level = l; self.topEntropyQuantile = topEntropyQuantile
+        highEntropy = TopEntropyQuantile(topEntropyQuantile)
         self.offPolicyMaskThreshold = offPolicyMaskThreshold; self.entropyCoef = entropyCoef
         sapoTemperaturePos = sapoTemperatures.pos; sapoTemperatureNeg = sapoTemperatures.neg
         vespoKPos = vespo.kPos; vespoLambdaPos = vespo.lambdaPos; vespoKNeg = vespo.kNeg; vespoLambdaNeg = vespo.lambdaNeg

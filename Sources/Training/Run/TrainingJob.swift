@@ -327,63 +327,6 @@ public enum TrainingJob {
                        seconds: seconds, outputDirectory: recipe.out)
     }
 
-    /// The end of a run SIGUSR1 stopped: its checkpoint is written; the plot of the steps so far,
-    /// and one line on stderr (even with --quiet: a job log should say why the run ended).
-    static func stopped(after steps: Int, checkpoint: String, recipe: Recipe, sets: [String], lead: Bool, summary: Summary) -> Summary {
-        Fatal.beforeTrainingAbort = nil
-        Fatal.agree(lead ? writePlot(recipe, sets: sets) : nil, code: Fatal.Code.output)
-        if lead {
-            StandardError.write("sft-dist: stopped by SIGUSR1 after step \(steps) of \(recipe.steps): checkpoint \(checkpoint)/, no final model; continue with --resume latest (exit \(StopSignal.exitCode))\n")
-        }
-        var s = summary
-        s.stoppedAfter = steps
-        return s
-    }
-
-    /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read); why it could not
-    /// be written, or nil.
-    static func writePlot(_ recipe: Recipe, sets: [String]) -> String? {
-        let outputs = RunOutputs(recipe.out)
-        guard let records = try? MetricsLog.read(path: outputs.metrics, nullsAsNaN: true) else { return nil }
-        do {
-            try SVGPlot.lossChart(records: records, title: plotTitle(recipe), sets: sets, objective: recipe.objective)
-                .write(toFile: outputs.plot, atomically: true, encoding: .utf8)
-            return nil
-        } catch {
-            return "\(outputs.plot): cannot write the plot (\(MessageText.reason(error, for: outputs.plot)))"
-        }
-    }
-
-    /// The plot's title: the model (a long path by its last two parts), the objective, the
-    /// options that change what the curves mean, and the learning rate and steps (two runs of
-    /// one model and objective had the same title).
-    static func plotTitle(_ r: Recipe) -> String {
-        let parts = r.model.split(separator: "/")
-        var t = "sft-dist: \(parts.count > 2 ? "…/" + parts.suffix(2).joined(separator: "/") : r.model), \(r.objective)"
-        if r.selection != "none" { t += ", selection \(r.selection)" }
-        if r.selfTrain != "none" { t += ", self-train \(r.selfTrain)" }
-        if r.loraRank > 0 { t += ", LoRA r=\(r.loraRank)" }
-        return t + ", lr \(String(format: "%g", r.lr)), \(r.steps) step\(r.steps == 1 ? "" : "s")"
-    }
-
-    /// Writes `model` (default: the trained one; the `--ema` average for `OUT/model-ema/`).
-    static func saveFinal(_ setup: RunSetup, model: LanguageModel? = nil, to dir: String, steps: Int,
-                          extra: [String: String] = [:]) -> String? {
-        do {
-            if let adapted = (model ?? setup.model) as? LoRAAdaptable, adapted.lora != nil {  // peft's adapter format
-                try LoRAOutput.save(setup, model: adapted, to: dir, main: model == nil,
-                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name].merging(extra) { $1 })
-                return nil
-            }
-            try ModelDirectory.save(model ?? setup.model, tokenizer: setup.tokenizer, to: dir,
-                                    metadata: ["sft_dist_steps": "\(steps)", "sft_dist_objective": setup.objective.name].merging(extra) { $1 },
-                                    format: setup.recipe.saveFormat)
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
-
     /// Replicas must be bit-identical; a difference means a rank diverged (bad memory, a
     /// non-deterministic kernel, a bug) and continuing would waste the job. Only what the
     /// steps update is hashed: frozen values are never written.
