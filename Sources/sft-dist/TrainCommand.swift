@@ -69,6 +69,14 @@ struct Train: ParsableCommand {
     @Option(recipe: \.trainable) var trainable: String?
     @Option(recipe: \.l2Init) var l2Init: String?
     @Option(recipe: \.ema) var ema: String?
+    @Flag(recipe: \.bema) var bema: Bool?
+    @Option(recipe: \.bemaUpdateFreq) var bemaUpdateFreq: String?
+    @Option(recipe: \.bemaEmaPower) var bemaEmaPower: String?
+    @Option(recipe: \.bemaBiasPower) var bemaBiasPower: String?
+    @Option(recipe: \.bemaLag) var bemaLag: String?
+    @Option(recipe: \.bemaUpdateAfter) var bemaUpdateAfter: String?
+    @Option(recipe: \.bemaMultiplier) var bemaMultiplier: String?
+    @Option(recipe: \.bemaMinEmaMultiplier) var bemaMinEmaMultiplier: String?
     @Option(recipe: \.saveFormat) var saveFormat: String?
     @Option(recipe: \.saveEvery) var saveEvery: String?
     @Option(recipe: \.keepLast) var keepLast: String?

@@ -82,6 +82,15 @@ public struct RecipeKeys: Sendable {
     public let l2Init = RecipeKey("l2_init", 0.0, .within(0, 1e6), "λ of the penalty λ/2·‖θ − θ₀‖² towards the initial weights (0: off).")
     public let ema = RecipeKey("ema", 0.0, .within(0, 1, openHigh: true),
                                "Decay of an exponential moving average of the weights, saved as OUT/model-ema/ (0: off).")
+    // BEMA (arXiv 2508.00180): TRL's BEMACallback arguments, prefixed (BiasCorrectedEMA.swift).
+    public let bema = RecipeKey("bema", false, .bool, "Keep a bias-corrected EMA of the weights (BEMA, TRL's BEMACallback), saved as OUT/bema/.")
+    public let bemaUpdateFreq = RecipeKey("bema_update_freq", 400, .within(1...100_000_000), "With bema: steps between updates of the average (φ).")
+    public let bemaEmaPower = RecipeKey("bema_ema_power", 0.5, .within(0, 1000), "With bema: κ of the EMA's weight β_t = (lag + multiplier·t)^−κ (0: the EMA is the weights).")
+    public let bemaBiasPower = RecipeKey("bema_bias_power", 0.2, .within(0, 1000), "With bema: η of the correction's weight α_t = (lag + multiplier·t)^−η (0: α = 1).")
+    public let bemaLag = RecipeKey("bema_lag", 10, .within(0...100_000_000), "With bema: ρ, the schedules' starting age.")
+    public let bemaUpdateAfter = RecipeKey("bema_update_after", 0, .within(0...100_000_000), "With bema: τ, steps before θ_0 and the EMA are taken (burn-in).")
+    public let bemaMultiplier = RecipeKey("bema_multiplier", 1.0, .within(0, 1e6, openLow: true), "With bema: γ, the schedules' step multiplier.")
+    public let bemaMinEmaMultiplier = RecipeKey("bema_min_ema_multiplier", 0.0, .within(0, 1), "With bema: the smallest β_t.")
     public let saveFormat = RecipeKey("save_format", ModelDirectory.SaveFormat.native, .cases,
                                       "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).")
     public let saveEvery = RecipeKey(Settings.everySteps.named("save_every", help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none)."),

@@ -12,6 +12,8 @@ public struct RunOutputs {
     public var model: String { out + "/model" }
     /// `--ema`'s averaged weights.
     public var ema: String { out + "/model-ema" }
+    /// `--bema`'s bias-corrected average (TRL's BEMACallback saves `output_dir/bema`).
+    public var bema: String { out + "/bema" }
     /// A LoRA adapter's base when `--model` is a preset (randomly initialised, so saved for the adapter).
     public var loraBase: String { out + "/model-base" }
     /// `--merge-lora`'s merged weights.
@@ -29,7 +31,7 @@ public struct RunOutputs {
     /// Every path a run of `r` may write. Model directories are listed whatever the recipe
     /// (a previous run's may be there, and `--resume` may change what this one writes).
     func written(by r: Recipe) -> [String] {
-        var paths = [model, ema, loraBase, merged, checkpoints, metrics, recipe, plot]
+        var paths = [model, ema, bema, loraBase, merged, checkpoints, metrics, recipe, plot]
         if r.data == RunSetup.builtinData {
             paths.append(builtinTrain)
             if r.heldout == nil { paths.append(builtinHeldout) }
@@ -43,6 +45,7 @@ public struct RunOutputs {
     func otherModels(of r: Recipe) -> [String] {
         var dirs: [String] = []
         if r.ema > 0 { dirs.append(ema) }
+        if r.bema { dirs.append(bema) }
         if r.loraRank > 0 && LoRAOutput.baseDirectory(r) == loraBase { dirs.append(loraBase) }
         // merge_lora with lora_rank 0 (a recipe's LoRA switched off by --lora-rank 0) merges nothing.
         if r.mergeLora && r.loraRank > 0 { dirs.append(merged) }
@@ -53,7 +56,7 @@ public struct RunOutputs {
     /// model-merged beside a later full fine-tune's model): they do not match OUT/model.
     public func staleModels(of r: Recipe) -> [String] {
         let mine = Set(otherModels(of: r))
-        return [ema, loraBase, merged].filter { !mine.contains($0) && FileManager.default.fileExists(atPath: $0) }
+        return [ema, bema, loraBase, merged].filter { !mine.contains($0) && FileManager.default.fileExists(atPath: $0) }
     }
 
     /// Other outputs an earlier run left that this one will not write: self-training's round

@@ -71,6 +71,7 @@ public enum TrainEpochs {
         var r = recipe
         r.steps = derived
         try r.checkReferenceSyncInterval()
+        try r.checkBEMAInterval()
         return (r, "num_train_epochs \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps")
     }
 }

@@ -2,7 +2,7 @@
 /// (`Training/State/`), so checkpoints save, verify and restore it without knowing the trainer:
 /// the count of skipped steps, the batch source (or producer), the optimizer, the old-policy
 /// snapshot, the objective when it keeps state of its own, the `--l2-init` anchor, the
-/// `--ema` average and token-clean's fixed scores. Everything else a step uses is
+/// `--ema` average, `--bema`'s θ_0, EMA and average, and token-clean's fixed scores. Everything else a step uses is
 /// a pure function of (seed, step, rank) or of the recipe.
 extension Trainer {
     func registerState() {
@@ -17,6 +17,7 @@ extension Trainer {
         for part in objective.statefulParts { components.register(part) }
         if let l2 = l2Init { components.register(l2.snapshot) }
         if let ema { components.register(ema.snapshot) }
+        for snapshot in bema?.snapshots ?? [] { components.register(snapshot) }
         if let referenceSync { components.register(referenceSync.snapshot) }
         if let tokenLabelsState { components.register(tokenLabelsState) }
     }

@@ -29,6 +29,8 @@ public final class Trainer {
     let l2Init: L2InitPenalty?
     /// `--ema`: the moving average of the weights, updated after every optimizer step.
     public let ema: WeightEMA?
+    /// `--bema`: the bias-corrected average, moved every bema_update_freq steps (BiasCorrectedEMA.swift).
+    public let bema: BiasCorrectedEMA?
     /// `--sync-ref-model`: the reference moved towards the weights every N steps (ReferenceSync.swift).
     public let referenceSync: ReferenceSync?
     /// token-clean / forgetting with `scores=fixed`: the training set's token labels, scored
@@ -148,6 +150,7 @@ public final class Trainer {
         logitTemperature = r.logitTemperature(for: objective)
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil
+        bema = r.bema ? BiasCorrectedEMA(schedule: r.bemaSchedule, initial: params, trainable: trainable.names) : nil
         // Recipe.validate refuses sync_ref_model where the objective reads no reference.
         referenceSync = r.syncRefModel ? setup.referenceModel.map { ReferenceSync(alpha: Float(r.refModelMixupAlpha), every: r.refModelSyncSteps, reference: $0.parameters) } : nil
         registerState()
@@ -193,6 +196,7 @@ public final class Trainer {
         // 4. Update: global loss and diagnostics, norm, non-finite policy, clipping + optimizer.
         let report = update(step: step, total: total, localBad: localBad, prepared: prepared)
         referenceSync?.afterStep(step + 1, policy: model.parameters)
+        bema?.afterStep(step + 1, weights: model.parameters)
         lastTimings.update = comm.wallTime() - tSynced
         onPhase?("update")
 

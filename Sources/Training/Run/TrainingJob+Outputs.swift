@@ -44,6 +44,32 @@ extension TrainingJob {
         return t + ", lr \(String(format: "%g", r.lr)), \(r.steps) step\(r.steps == 1 ? "" : "s")"
     }
 
+    /// `--ema`'s `OUT/model-ema/` and `--bema`'s `OUT/bema/`, in `OUT/model/`'s format (weights,
+    /// or an adapter with LoRA), written by the coordinator; every rank agrees on a failure.
+    static func saveAverages(_ setup: RunSetup, trainer: Trainer, lead: Bool) {
+        let r = setup.recipe, outputs = RunOutputs(r.out)
+        if let ema = trainer.ema {
+            Fatal.agree(lead ? saveFinal(setup, model: ema.average, to: outputs.ema, steps: r.steps,
+                                         extra: ["sft_dist_ema_decay": "\(r.ema)"]) : nil, code: Fatal.Code.output)
+        }
+        if let bema = trainer.bema {
+            var why: String?
+            if lead {
+                // The trained model's replica, its trainable tensors replaced by the average.
+                let average = setup.model.makeReplica()
+                average.copyParameters(from: setup.model)
+                bema.write(into: average.parameters)
+                let s = bema.schedule, last = s.lastUpdate(atOrBefore: r.steps).map(String.init) ?? "none"
+                why = saveFinal(setup, model: average, to: outputs.bema, steps: r.steps,
+                                extra: ["sft_dist_bema_last_update_step": last, "sft_dist_bema_update_freq": "\(s.updateFreq)",
+                                        "sft_dist_bema_update_after": "\(s.updateAfter)", "sft_dist_bema_lag": "\(s.lag)",
+                                        "sft_dist_bema_ema_power": "\(s.emaPower)", "sft_dist_bema_bias_power": "\(s.biasPower)",
+                                        "sft_dist_bema_multiplier": "\(s.multiplier)", "sft_dist_bema_min_ema_multiplier": "\(s.minEMAMultiplier)"])
+            }
+            Fatal.agree(why, code: Fatal.Code.output)
+        }
+    }
+
     /// Writes `model` (default: the trained one; the `--ema` average for `OUT/model-ema/`).
     static func saveFinal(_ setup: RunSetup, model: LanguageModel? = nil, to dir: String, steps: Int,
                           extra: [String: String] = [:]) -> String? {

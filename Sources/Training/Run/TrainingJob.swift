@@ -284,10 +284,7 @@ public enum TrainingJob {
         let after = evaluate("after training", step: recipe.steps)
 
         Fatal.agree(lead ? saveFinal(setup, to: outputs.model, steps: recipe.steps) : nil, code: Fatal.Code.output)
-        if let ema = trainer.ema {
-            Fatal.agree(lead ? saveFinal(setup, model: ema.average, to: outputs.ema, steps: recipe.steps,
-                                         extra: ["sft_dist_ema_decay": "\(recipe.ema)"]) : nil, code: Fatal.Code.output)
-        }
+        saveAverages(setup, trainer: trainer, lead: lead)
         // The plot is an output like the model, written even with --quiet.
         Fatal.beforeTrainingAbort = nil
         Fatal.agree(lead ? writePlot(recipe, sets: evalSets.names) : nil, code: Fatal.Code.output)

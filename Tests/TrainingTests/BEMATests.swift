@@ -1,0 +1,118 @@
+import Foundation
+import XCTest
+import TensorCore
+@testable import Training
+
+/// `--bema` against TRL 1.16's own `BEMACallback` (`scripts/make-bema-references`: a fixed
+/// sequence of weights θ_0 … θ_9, the callback's running model after every step) over six
+/// schedules — the interval, a burn-in reset, the floor on β, β = α = 1, a vanishing
+/// correction, other powers, lag and multiplier — plus frozen tensors and a restored state.
+final class BEMATests: XCTestCase {
+    struct Fixture: Decodable {
+        struct Case: Decodable {
+            struct Args: Decodable {
+                var update_freq: Int; var ema_power: Double; var bias_power: Double; var lag: Int
+                var update_after: Int; var multiplier: Double; var min_ema_multiplier: Double
+            }
+            var name: String; var args: Args; var averages: [[String: [Float]]]
+        }
+        var shapes: [String: [Int]]
+        var weights: [[String: [Float]]]
+        var cases: [Case]
+    }
+
+    static let fixture: Fixture = referenceFixture("bema-reference.json")
+    static let names = ["a", "b"]
+
+    static func schedule(_ a: Fixture.Case.Args) -> BiasCorrectedEMA.Schedule {
+        var s = BiasCorrectedEMA.Schedule()
+        s.updateFreq = a.update_freq; s.emaPower = a.ema_power; s.biasPower = a.bias_power; s.lag = a.lag
+        s.updateAfter = a.update_after; s.multiplier = a.multiplier; s.minEMAMultiplier = a.min_ema_multiplier
+        return s
+    }
+
+    /// A store laid out as the fixture's module, holding θ_t.
+    static func store(step t: Int) -> ParameterStore {
+        let f = fixture
+        let s = ParameterStore(layout: names.map { ($0, f.shapes[$0]!) })
+        set(s, step: t)
+        return s
+    }
+
+    static func set(_ s: ParameterStore, step t: Int) {
+        for n in names { let v = fixture.weights[t][n]!; (s.values + s.entry(n)!.offset).update(from: v, count: v.count) }
+    }
+
+    static func values(_ s: ParameterStore, _ n: String) -> [Float] {
+        let e = s.entry(n)!
+        return Array(UnsafeBufferPointer(start: s.values + e.offset, count: e.count))
+    }
+
+    func testTheAverageAfterEveryStepIsTRLs() {
+        let f = Self.fixture
+        XCTAssertEqual(f.cases.count, 6)
+        for c in f.cases {
+            let weights = Self.store(step: 0)
+            let bema = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: Self.names)
+            var moved = 0
+            for t in 1..<f.weights.count {
+                Self.set(weights, step: t)
+                if bema.afterStep(t, weights: weights) { moved += 1 }
+                XCTAssertEqual(bema.schedule.lastUpdate(atOrBefore: t).map { $0 <= t } ?? true, true)
+                for n in Self.names {
+                    let got = Self.values(bema.average, n), want = c.averages[t - 1][n]!
+                    for (i, (g, w)) in zip(got, want).enumerated() {
+                        // One float32 rounding of each of TRL's three tensor operations.
+                        XCTAssertEqual(g, w, accuracy: 4 * Float.ulpOfOne * max(1, abs(w)), "\(c.name): step \(t) \(n)[\(i)]")
+                    }
+                }
+            }
+            let s = bema.schedule, due = (1..<f.weights.count).filter(s.updates(at:))
+            XCTAssertEqual(moved, due.count, c.name)
+            XCTAssertEqual(s.lastUpdate(atOrBefore: f.weights.count - 1), due.last, c.name)
+            XCTAssertGreaterThan(due.count, 0, "\(c.name): the schedule never moves the average")
+        }
+    }
+
+    /// Only the trainable tensors average; `write` leaves the rest of the model as it is.
+    func testFrozenTensorsKeepTheModelsWeights() {
+        let f = Self.fixture, c = f.cases[0]
+        let weights = Self.store(step: 0)
+        let bema = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: ["a"])
+        for t in 1..<f.weights.count {
+            Self.set(weights, step: t)
+            bema.afterStep(t, weights: weights)
+        }
+        XCTAssertEqual(bema.average.entries.map(\.name), ["a"])
+        let model = Self.store(step: 4)
+        bema.write(into: model)
+        XCTAssertEqual(Self.values(model, "a"), Self.values(bema.average, "a"))
+        XCTAssertEqual(Self.values(model, "b"), f.weights[4]["b"]!, "a frozen tensor was written")
+        for (g, w) in zip(Self.values(model, "a"), c.averages.last!["a"]!) { XCTAssertEqual(g, w, accuracy: 4 * Float.ulpOfOne * max(1, abs(w))) }
+    }
+
+    /// θ_0, the EMA and the average restored from a checkpoint's state continue bit for bit.
+    func testRestoredStateContinuesBitForBit() throws {
+        let f = Self.fixture, c = f.cases[1]   // burn-in 3: θ_0 is no longer the initial weights
+        let weights = Self.store(step: 0)
+        let full = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: Self.names)
+        var saved: [ComponentState] = []
+        for t in 1..<f.weights.count {
+            Self.set(weights, step: t)
+            full.afterStep(t, weights: weights)
+            if t == 5 { saved = full.snapshots.map { $0.saveState() } }
+        }
+        // A resumed run starts from the weights of step 5 and the checkpoint's three tensors.
+        Self.set(weights, step: 5)
+        let resumed = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: Self.names)
+        XCTAssertEqual(resumed.snapshots.map(\.stateName), ["bema_theta0", "bema_ema", "bema"])
+        for (snapshot, state) in zip(resumed.snapshots, saved) { try snapshot.restoreState(state, step: 5) }
+        for t in 6..<f.weights.count {
+            Self.set(weights, step: t)
+            resumed.afterStep(t, weights: weights)
+        }
+        for n in Self.names {
+            XCTAssertEqual(Self.values(resumed.average, n).map(\.bitPattern), Self.values(full.average, n).map(\.bitPattern), n)
+        }
+    }
+}
