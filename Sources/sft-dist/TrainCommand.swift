@@ -77,6 +77,9 @@ struct Train: ParsableCommand {
     @Option(recipe: \.bemaUpdateAfter) var bemaUpdateAfter: String?
     @Option(recipe: \.bemaMultiplier) var bemaMultiplier: String?
     @Option(recipe: \.bemaMinEmaMultiplier) var bemaMinEmaMultiplier: String?
+    @Flag(recipe: \.bemaUpdateRefModel) var bemaUpdateRefModel: Bool?
+    @Option(recipe: \.bemaRefModelUpdateFreq) var bemaRefModelUpdateFreq: String?
+    @Option(recipe: \.bemaRefModelUpdateAfter) var bemaRefModelUpdateAfter: String?
     @Option(recipe: \.saveFormat) var saveFormat: String?
     @Option(recipe: \.saveEvery) var saveEvery: String?
     @Option(recipe: \.keepLast) var keepLast: String?

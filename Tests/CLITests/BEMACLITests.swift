@@ -89,6 +89,61 @@ final class BEMACLITests: XCTestCase {
         XCTAssertEqual(e.status, 0, e.all)
     }
 
+    /// `--bema-update-ref-model` under dpo: with β = α = 1 and the average moved every step, the
+    /// reference replaced at steps 2 and 4 is 2·θ_t − θ_0 there (checkpoints); the losses are the
+    /// fixed-reference run's for steps 1–2 and differ at step 3; `-n 1` and `-n 2` agree; a run
+    /// resumed at -n 2 from -n 1's step-2 checkpoint goes on with the replaced reference.
+    func testTheReferenceBecomesTheAverageAcrossRanksAndResume() throws {
+        let data = DPOCLITests.writePairs(CLI.tempDir("bema-ref-data"))
+        let dpo = ReferenceSyncCLITests.dpo(data)
+        let args = dpo + ["--bema", "--bema-update-freq", "1", "--bema-ema-power", "0", "--bema-bias-power", "0",
+                          "--bema-update-ref-model", "--bema-ref-model-update-freq", "2"]
+        let outs = [1, 2].map { CLI.tempDir("bema-ref-n\($0)") }
+        let runs = zip([1, 2], outs).map { n, out -> [[String: Double]] in
+            let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 120)
+            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
+            return CLI.trainingRows(out)
+        }
+        let fixed = CLI.trainingRows(atRanks: [1], dpo, label: "bema-fixed-ref", seconds: 120)[0]
+        guard runs.allSatisfy({ $0.count == 4 }), fixed.count == 4 else { return XCTFail("\(runs) \(fixed)") }
+        for i in 0..<2 { XCTAssertEqual(runs[0][i]["loss"], fixed[i]["loss"], "step \(i + 1)") }
+        XCTAssertNotEqual(runs[0][2]["loss"] ?? .nan, fixed[2]["loss"] ?? .nan, accuracy: 1e-6, "step 3 reads the replaced reference")
+        for (a, b) in zip(runs[0], runs[1]) {
+            for key in ["loss", "grad_norm", "rewards/margins"] {
+                let x = a[key] ?? .nan
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-5 * max(abs(x), 1), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
+            }
+        }
+        // ref_t = 2·θ_t − θ_0 at t = 2 and 4, θ_0 the checkpoint's own (bema_theta0).
+        for t in [2, 4] {
+            let ck = outs[0] + "/checkpoints/step-00000\(t)"
+            let ref = F.tensors(ck, file: "reference_model.safetensors"), theta = F.tensors(ck + "/model")
+            let theta0 = F.tensors(ck, file: "bema_theta0.safetensors")
+            XCTAssertEqual(Set(ref.keys), Set(theta.keys))
+            XCTAssertEqual(Set(theta0.keys), Set(theta.keys))
+            var worst: Float = 0, moved: Float = 0
+            for (name, data) in ref {
+                let r = F.floats(data), p = F.floats(theta[name]), p0 = F.floats(theta0[name])
+                guard r.count == p.count, r.count == p0.count else { return XCTFail("\(name)") }
+                for i in r.indices {
+                    worst = max(worst, abs(r[i] - ((p[i] - p0[i]) + p[i])) / max(1, abs(r[i])))
+                    moved = max(moved, abs(p[i] - p0[i]))
+                }
+            }
+            XCTAssertLessThanOrEqual(worst, 4 * Float.ulpOfOne, "step \(t): ref = 2·θ − θ_0")
+            XCTAssertGreaterThan(moved, 1e-3, "step \(t): the weights did not move")
+        }
+        let resumed = CLI.tempDir("bema-ref-resumed")
+        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", outs[0] + "/checkpoints/step-000002"], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all)
+        let after = CLI.trainingRows(resumed).suffix(2)
+        XCTAssertEqual(after.count, 2)
+        for (a, b) in zip(after, runs[0].suffix(2)) {
+            let y = b["loss"] ?? .nan
+            XCTAssertEqual(a["loss"] ?? .nan, y, accuracy: 1e-5 * max(abs(y), 1), "step \(b["step"] ?? 0) after resuming at step 2")
+        }
+    }
+
     func testSettingsThatWouldDoNothingAreRefusedInOneLine() throws {
         let dir = CLI.tempDir("bema-refused")
         func refused(_ args: [String], _ expected: String, line: UInt = #line) {
@@ -97,16 +152,27 @@ final class BEMACLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(expected), r.all, line: line)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.all, line: line)
         }
-        refused(["--bema-lag", "3"], "--bema-lag sets how bema (--bema) averages the weights: without it")
+        refused(["--bema-lag", "3"], "--bema-lag is a setting of bema (--bema), the bias-corrected average of the weights: without it")
         refused(["--bema"], "bema_update_freq (default 400, --bema-update-freq) first moves the average at step 400, after the run's 10 steps")
         refused(["--bema", "--bema-update-freq", "4", "--bema-update-after", "7"], "--bema-update-freq 4 after --bema-update-after 7 first moves the average at step 11")
         refused(["--bema", "--bema-update-freq", "1", "--bema-lag", "0", "--bema-multiplier", "0.5"], "is 1.41421 at the first update (step 1), more than 1")
+        // The reference update: only with --bema, its keys only with it, an objective that reads a
+        // reference, neither beside sync_ref_model nor with LoRA, and within the run.
+        let ref = ["--bema", "--bema-update-freq", "1", "--bema-update-ref-model"]
+        refused(["--bema-update-ref-model"], "--bema-update-ref-model is a setting of bema (--bema)")
+        refused(["--bema", "--bema-update-freq", "1", "--bema-ref-model-update-freq", "2"], "--bema-ref-model-update-freq sets when bema_update_ref_model (--bema-update-ref-model) replaces the reference model: without it")
+        refused(ref + ["--bema-ref-model-update-freq", "2"], "--bema-update-ref-model replaces the reference model the objective reads, and objective nll reads none here")
+        let dpo = ["--objective", "dpo", "--data", DPOCLITests.writePairs(dir)]
+        refused(ref + dpo, "bema_ref_model_update_freq (default 400, --bema-ref-model-update-freq) first replaces the reference at step 400, after the run's 10 steps")
+        refused(ref + dpo + ["--bema-ref-model-update-after", "11"], "--bema-ref-model-update-after 11 first replaces the reference at step 11, after the run's 10 steps")
+        refused(ref + dpo + ["--bema-ref-model-update-freq", "2", "--sync-ref-model", "--ref-model-sync-steps", "2"], "--bema-update-ref-model with --sync-ref-model: both move the reference model")
+        refused(ref + dpo + ["--bema-ref-model-update-freq", "2", "--lora-rank", "2"], "--bema-update-ref-model with lora_rank 2: a LoRA run's reference is its base with zero adapters")
         // A recipe file's key is named by its line.
         let recipe = dir + "/recipe.yaml"
         try "steps: 10\nbema_ema_power: 0.3\n".write(toFile: recipe, atomically: true, encoding: .utf8)
         let r = CLI.sftDist(["train", "--config", recipe, "--dry-run", "--out", dir + "/out2"])
         XCTAssertEqual(r.status, 1, r.all)
-        XCTAssertTrue(r.stderr.contains("recipe.yaml:2: bema_ema_power sets how bema"), r.all)
+        XCTAssertTrue(r.stderr.contains("recipe.yaml:2: bema_ema_power is a setting of bema"), r.all)
         // Switched off on the command line over a recipe that set it: runs.
         try "steps: 10\nbema: true\nbema_update_freq: 5\n".write(toFile: recipe, atomically: true, encoding: .utf8)
         let off = CLI.sftDist(["train", "--config", recipe, "--no-bema", "--dry-run", "--out", dir + "/out3"])

@@ -6,7 +6,8 @@ import TensorCore
 /// `--bema` against TRL 1.16's own `BEMACallback` (`scripts/make-bema-references`: a fixed
 /// sequence of weights θ_0 … θ_9, the callback's running model after every step) over six
 /// schedules — the interval, a burn-in reset, the floor on β, β = α = 1, a vanishing
-/// correction, other powers, lag and multiplier — plus frozen tensors and a restored state.
+/// correction, other powers, lag and multiplier — plus frozen tensors and a restored state, and
+/// TRL's experimental reference-model update (`bema_for_ref_model`) over two schedules.
 final class BEMATests: XCTestCase {
     struct Fixture: Decodable {
         struct Case: Decodable {
@@ -19,6 +20,21 @@ final class BEMATests: XCTestCase {
         var shapes: [String: [Int]]
         var weights: [[String: [Float]]]
         var cases: [Case]
+        struct ReferenceCase: Decodable {
+            struct Ref: Decodable { var ref_model_update_freq: Int; var ref_model_update_after: Int }
+            var name: String; var args: Case.Args; var averages: [[String: [Float]]]; var references: [[String: [Float]]]
+            /// The reference keys, beside the average's in the same "args" object.
+            var ref: Ref
+            enum CodingKeys: String, CodingKey { case name, args, averages, references }
+            init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                name = try c.decode(String.self, forKey: .name); args = try c.decode(Case.Args.self, forKey: .args)
+                ref = try c.decode(Ref.self, forKey: .args)
+                averages = try c.decode([[String: [Float]]].self, forKey: .averages); references = try c.decode([[String: [Float]]].self, forKey: .references)
+            }
+        }
+        var reference_start: [String: [Float]]
+        var reference_cases: [ReferenceCase]
     }
 
     static let fixture: Fixture = referenceFixture("bema-reference.json")
@@ -71,6 +87,37 @@ final class BEMATests: XCTestCase {
             XCTAssertEqual(moved, due.count, c.name)
             XCTAssertEqual(s.lastUpdate(atOrBefore: f.weights.count - 1), due.last, c.name)
             XCTAssertGreaterThan(due.count, 0, "\(c.name): the schedule never moves the average")
+        }
+    }
+
+    /// bema_update_ref_model against TRL's experimental callback: a reference of other weights
+    /// replaced by the average every φ_ref steps from τ_ref (a stale average between its updates,
+    /// the initial weights before the first).
+    func testTheReferenceIsReplacedAsTRLsCallbackReplacesIt() {
+        let f = Self.fixture
+        XCTAssertEqual(f.reference_cases.count, 2)
+        for c in f.reference_cases {
+            let weights = Self.store(step: 0), reference = Self.store(step: 0)
+            for n in Self.names { let v = f.reference_start[n]!; (reference.values + reference.entry(n)!.offset).update(from: v, count: v.count) }
+            let bema = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: Self.names)
+            let update = BEMAReferenceUpdate(every: c.ref.ref_model_update_freq, after: c.ref.ref_model_update_after, reference: reference)
+            var replaced = 0
+            for t in 1..<f.weights.count {
+                Self.set(weights, step: t)
+                bema.afterStep(t, weights: weights)
+                if update.afterStep(t, policy: weights, average: bema) { replaced += 1 }
+                for n in Self.names {
+                    for (i, (g, w)) in zip(Self.values(reference, n), c.references[t - 1][n]!).enumerated() {
+                        XCTAssertEqual(g, w, accuracy: 4 * Float.ulpOfOne * max(1, abs(w)), "\(c.name): step \(t) reference \(n)[\(i)]")
+                    }
+                    for (g, w) in zip(Self.values(bema.average, n), c.averages[t - 1][n]!) {
+                        XCTAssertEqual(g, w, accuracy: 4 * Float.ulpOfOne * max(1, abs(w)), "\(c.name): step \(t) average \(n)")
+                    }
+                }
+            }
+            XCTAssertEqual(replaced, (1..<f.weights.count).filter(update.updates(at:)).count)
+            XCTAssertGreaterThanOrEqual(replaced, 3, c.name)
+            XCTAssertEqual(update.snapshot.stateName, "reference_model")
         }
     }
 

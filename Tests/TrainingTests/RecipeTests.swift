@@ -64,7 +64,7 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
                                "weight_decay", "momentum", "grad_clip", "seed", "out", "max_length", "truncation", "packing",
                                "chat_template", "dataset_text_field", "completion_only_loss", "assistant_only_loss", "objective", "objective_args", "ref_model", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps", "selection", "selection_pool", "selection_args", "eval_every", "eval_examples",
                                "max_new_tokens", "eval_data", "checksum_every", "log_every", "skip_bad_lines", "nan_policy", "nan_skip_limit",
-                               "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "bema", "bema_update_freq", "bema_ema_power", "bema_bias_power", "bema_lag", "bema_update_after", "bema_multiplier", "bema_min_ema_multiplier", "save_format", "save_every", "keep_last", "resume",
+                               "overlap_grad_sync", "freeze", "trainable", "l2_init", "ema", "bema", "bema_update_freq", "bema_ema_power", "bema_bias_power", "bema_lag", "bema_update_after", "bema_multiplier", "bema_min_ema_multiplier", "bema_update_ref_model", "bema_ref_model_update_freq", "bema_ref_model_update_after", "save_format", "save_every", "keep_last", "resume",
                                "unlabelled", "self_train", "self_train_every", "self_train_scorer", "self_train_args", "zero", "recompute",
                                "watchdog_seconds",
                                "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "merge_lora", "neftune_noise_alpha",

@@ -91,6 +91,9 @@ public struct RecipeKeys: Sendable {
     public let bemaUpdateAfter = RecipeKey("bema_update_after", 0, .within(0...100_000_000), "With bema: τ, steps before θ_0 and the EMA are taken (burn-in).")
     public let bemaMultiplier = RecipeKey("bema_multiplier", 1.0, .within(0, 1e6, openLow: true), "With bema: γ, the schedules' step multiplier.")
     public let bemaMinEmaMultiplier = RecipeKey("bema_min_ema_multiplier", 0.0, .within(0, 1), "With bema: the smallest β_t.")
+    public let bemaUpdateRefModel = RecipeKey("bema_update_ref_model", false, .bool, "With bema: replace the reference model by the average every bema_ref_model_update_freq steps (TRL's experimental update_ref_model).")
+    public let bemaRefModelUpdateFreq = RecipeKey("bema_ref_model_update_freq", 400, .within(1...100_000_000), "With bema_update_ref_model: steps between replacements of the reference.")
+    public let bemaRefModelUpdateAfter = RecipeKey("bema_ref_model_update_after", 0, .within(0...100_000_000), "With bema_update_ref_model: the first step the reference may be replaced at.")
     public let saveFormat = RecipeKey("save_format", ModelDirectory.SaveFormat.native, .cases,
                                       "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).")
     public let saveEvery = RecipeKey(Settings.everySteps.named("save_every", help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none)."),

@@ -18,7 +18,7 @@ extension Recipe {
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkReferenceSync(objective)
-        try checkBEMA()
+        try checkBEMA(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 

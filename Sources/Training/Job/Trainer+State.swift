@@ -18,6 +18,7 @@ extension Trainer {
         if let l2 = l2Init { components.register(l2.snapshot) }
         if let ema { components.register(ema.snapshot) }
         for snapshot in bema?.snapshots ?? [] { components.register(snapshot) }
+        if let bemaReference { components.register(bemaReference.snapshot) }
         if let referenceSync { components.register(referenceSync.snapshot) }
         if let tokenLabelsState { components.register(tokenLabelsState) }
     }

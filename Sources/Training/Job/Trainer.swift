@@ -31,6 +31,8 @@ public final class Trainer {
     public let ema: WeightEMA?
     /// `--bema`: the bias-corrected average, moved every bema_update_freq steps (BiasCorrectedEMA.swift).
     public let bema: BiasCorrectedEMA?
+    /// `--bema-update-ref-model`: the reference replaced by the average every N steps (BEMAReferenceUpdate.swift).
+    public let bemaReference: BEMAReferenceUpdate?
     /// `--sync-ref-model`: the reference moved towards the weights every N steps (ReferenceSync.swift).
     public let referenceSync: ReferenceSync?
     /// token-clean / forgetting with `scores=fixed`: the training set's token labels, scored
@@ -151,6 +153,9 @@ public final class Trainer {
         l2Init = r.l2Init > 0 ? L2InitPenalty(lambda: Float(r.l2Init), initial: params) : nil
         ema = r.ema > 0 ? WeightEMA(decay: Float(r.ema), model: model) : nil
         bema = r.bema ? BiasCorrectedEMA(schedule: r.bemaSchedule, initial: params, trainable: trainable.names) : nil
+        // Recipe.validate refuses bema_update_ref_model where the objective reads no reference.
+        bemaReference = r.bema && r.bemaUpdateRefModel
+            ? setup.referenceModel.map { BEMAReferenceUpdate(every: r.bemaRefModelUpdateFreq, after: r.bemaRefModelUpdateAfter, reference: $0.parameters) } : nil
         // Recipe.validate refuses sync_ref_model where the objective reads no reference.
         referenceSync = r.syncRefModel ? setup.referenceModel.map { ReferenceSync(alpha: Float(r.refModelMixupAlpha), every: r.refModelSyncSteps, reference: $0.parameters) } : nil
         registerState()
@@ -196,7 +201,10 @@ public final class Trainer {
         // 4. Update: global loss and diagnostics, norm, non-finite policy, clipping + optimizer.
         let report = update(step: step, total: total, localBad: localBad, prepared: prepared)
         referenceSync?.afterStep(step + 1, policy: model.parameters)
-        bema?.afterStep(step + 1, weights: model.parameters)
+        if let bema {
+            bema.afterStep(step + 1, weights: model.parameters)
+            bemaReference?.afterStep(step + 1, policy: model.parameters, average: bema)
+        }
         lastTimings.update = comm.wallTime() - tSynced
         onPhase?("update")
 
