@@ -96,7 +96,7 @@ def behaviour_at(examples, T, old, temperature):
 
 def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, bias_correction=True,
               tokens_per_step=None, temperature=1.0, behaviour=None, level="token", delta=None, top_entropy=1.0,
-              off_policy=None, entropy_coef=0.0, sapo_temperatures=(1.0, 1.05), vespo=(2.0, 3.0, 3.0, 2.0)):
+              off_policy=None, entropy_coef=0.0, sapo_temperatures=(1.0, 1.05), vespo=(2.0, 3.0, 3.0, 2.0), on_policy=False):
     """TRL's _compute_loss on padded completions; returns (loss, dL/dlogits [rows, V]). At a
     temperature τ the policy's and the reference's logits are divided by τ first, as TRL's
     GRPOTrainer computes every log-prob (its fused LM head's `temperature`), and `behaviour`
@@ -123,6 +123,8 @@ def grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, e
             ref[e, k] = lsm_ref[e * T + t, y]
             mask[e, k] = 1
             k += 1
+    if on_policy:   # a generation's first step: TRL's old log-probs are the live ones, detached
+        old = logp.detach().clone()
     A = torch.tensor(advantages, dtype=torch.float64).unsqueeze(1)
     log_ratio = logp - old
     if level == "sequence":   # GSPO: one ratio per rollout, [B, 1]
@@ -303,6 +305,18 @@ def main():
         configs.append({"args": {"loss_type": loss_type, "epsilon": "0.1", "epsilon_high": "0.3", "beta": "0.05",
                                  "importance_sampling_level": level, "delta": str(delta)},
                         "loss": loss, "grad": grad.tolist(), "clip": clip})
+    # A generation's first step (ratio exactly 1) with a clip bound at 1 (ε = 0 on either side): the
+    # ratio ties the clipped term, torch.min splits the gradient, and torch.clamp passes none on
+    # its bound, so such tokens carry half the gradient; with ε > 0 the whole of it.
+    for loss_type, eps_low, eps_high, beta, level in [("grpo", 0.0, 0.0, 0.05, "token"), ("dapo", 0.2, 0.0, 0.0, "token"),
+                                                      ("dr_grpo", 0.0, 0.2, 0.05, "token"), ("bnpo", 0.2, 0.2, 0.05, "token"),
+                                                      ("grpo", 0.0, 0.0, 0.0, "sequence")]:
+        loss, grad, clip = grpo_loss(examples, T, current, reference, advantages, loss_type, eps_low, eps_high, beta, True,
+                                     level=level, on_policy=True)
+        args = {"loss_type": loss_type, "epsilon": str(eps_low), "epsilon_high": str(eps_high), "beta": str(beta)}
+        if level == "sequence":
+            args["importance_sampling_level"] = level
+        configs.append({"args": args, "on_policy": True, "loss": loss, "grad": grad.tolist(), "clip": clip})
     # cispo: ε_max 5 (ScaleRL's), 1.1 (so some weights are clipped), with the KL and the entropy mask.
     # Neither epsilon (beside epsilon_high) nor delta acts under cispo (TRL applies delta outside its
     # cispo branch): sft-dist refuses them there, so the arguments leave them out.

@@ -110,7 +110,8 @@ def main():
     behaviour = [x["behaviour"] for x in examples]
     advantages = [x["advantage"] for x in examples]
     configurations = []
-    for eps_low, eps_high, on_policy in [(0.2, 0.2, False), (0.1, 0.3, False), (0.2, 0.2, True)]:
+    # On policy with a bound at 1 (ε = 0): the ratio ties the clipped term and torch passes half the gradient.
+    for eps_low, eps_high, on_policy in [(0.2, 0.2, False), (0.1, 0.3, False), (0.2, 0.2, True), (0.0, 0.0, True), (0.2, 0.0, True)]:
         loss, grad, figures = trl_rloo_loss(examples, T, current, behaviour, advantages, eps_low, eps_high, on_policy=on_policy)
         configurations.append({"args": {"epsilon": str(eps_low), "epsilon_high": str(eps_high)}, "on_policy": on_policy,
                                "loss": loss, "grad": grad, "figures": figures})

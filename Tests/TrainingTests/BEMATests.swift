@@ -121,6 +121,25 @@ final class BEMATests: XCTestCase {
         }
     }
 
+    /// With a frozen tensor (which TRL's callback cannot take) the replaced reference holds the
+    /// policy's weights there, as TRL loads the running model — a copy of the policy — whole.
+    func testAReplacedReferenceTakesThePolicysFrozenTensors() {
+        let f = Self.fixture, c = f.reference_cases[0]
+        let weights = Self.store(step: 0), reference = Self.store(step: 0)
+        for n in Self.names { let v = f.reference_start[n]!; (reference.values + reference.entry(n)!.offset).update(from: v, count: v.count) }
+        let bema = BiasCorrectedEMA(schedule: Self.schedule(c.args), initial: weights, trainable: ["a"])
+        let update = BEMAReferenceUpdate(every: c.ref.ref_model_update_freq, after: c.ref.ref_model_update_after, reference: reference)
+        XCTAssertTrue(update.updates(at: 2))
+        Self.set(weights, step: 1)
+        bema.afterStep(1, weights: weights); update.afterStep(1, policy: weights, average: bema)
+        XCTAssertEqual(Self.values(reference, "b"), f.reference_start["b"]!, "replaced before its first step")
+        Self.set(weights, step: 2)
+        bema.afterStep(2, weights: weights)
+        XCTAssertTrue(update.afterStep(2, policy: weights, average: bema))
+        XCTAssertEqual(Self.values(reference, "b"), f.weights[2]["b"]!, "the frozen tensor is not the policy's")
+        XCTAssertEqual(Self.values(reference, "a"), Self.values(bema.average, "a"))
+    }
+
     /// Only the trainable tensors average; `write` leaves the rest of the model as it is.
     func testFrozenTensorsKeepTheModelsWeights() {
         let f = Self.fixture, c = f.cases[0]

@@ -18,6 +18,8 @@ final class GRPOReferenceTests: XCTestCase {
             var args: [String: String]; var loss: Double; var grad: [[Double]]; var clip: [String: Double]?
             /// dapo's normaliser when the batch is one step of a generation of several.
             var loss_tokens_per_step: Double?
+            /// A generation's first step: the old log-probs are the live ones (ratio exactly 1).
+            var on_policy: Bool?
         }
         var vocab: Int, seq_len: Int, max_completion_length: Int
         var advantages: [AdvantageCase]
@@ -82,7 +84,7 @@ final class GRPOReferenceTests: XCTestCase {
     /// `truncated`: that rollout reached max_completion_length without an end token, and its
     /// loss mask is the producer's under mask_truncated_completions.
     func harness(origins: [SequenceOrigin]? = nil, lossTokensPerStep: Double? = nil, atTemperature tempered: Fixture.Tempered? = nil,
-                 truncated: Int? = nil) -> TrainerHarness {
+                 truncated: Int? = nil, onPolicy: Bool = false) -> TrainerHarness {
         let f = Self.fixture
         let examples = f.examples.enumerated().map { i, e in
             Example(ids: e.ids, lossMask: RolloutProducer.trainedMask(e.loss_mask, finish: i == truncated ? .length : .stop),
@@ -95,6 +97,7 @@ final class GRPOReferenceTests: XCTestCase {
         h.makeProducer = {
             let p = FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: behaviour, origins: origins)
             p.lossTokensPerStep = lossTokensPerStep
+            p.onPolicy = onPolicy
             return p
         }
         let maxCompletion = f.max_completion_length
@@ -104,10 +107,12 @@ final class GRPOReferenceTests: XCTestCase {
 
     func testEveryAggregationMatchesTRLAtAnySplit() throws {
         XCTAssertEqual(Set(Self.fixture.configurations.map { $0.args["loss_type"]! }), Set(GRPOObjective.LossType.allCases.map(\.rawValue)))
+        // On policy with a clip bound at 1 (ε = 0 on either side): torch passes half the gradient.
+        XCTAssertEqual(Self.fixture.configurations.filter { $0.on_policy == true && ($0.args["epsilon"] == "0.0" || $0.args["epsilon_high"] == "0.0") }.count, 4)
         for c in Self.fixture.configurations {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
                 let label = "\(c.args) at \(ranks) rank(s), micro-batches of \(micro)"
-                try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step), ranks: ranks, micro: micro, label: label)
+                try assertMatchesTRL(c, harness(lossTokensPerStep: c.loss_tokens_per_step, onPolicy: c.on_policy ?? false), ranks: ranks, micro: micro, label: label)
                 // clip_ratio/low_mean, high_mean and region_mean, or cispo's cispo_clip_ratio, or none under
                 // sapo; kl with β > 0; off_policy_mask_ratio with the off-policy mask.
                 XCTAssertEqual(c.clip?.count, (["cispo": 1, "sapo": 0, "vespo": 1][c.args["loss_type"]!] ?? 3) + (c.args["beta"] != "0.0" ? 1 : 0)
@@ -178,7 +183,7 @@ final class GRPOReferenceTests: XCTestCase {
         for (tempered, configurations) in cases {
             for c in configurations {
                 for (ranks, micro) in [(1, 2), (3, 1)] {
-                    var h = harness(atTemperature: tempered)
+                    var h = harness(atTemperature: tempered, onPolicy: c.on_policy ?? false)
                     h.microBatchSize = micro
                     let (got, progress) = try h.evaluate("grpo", c.args, ranks: ranks)
                     // Rank 0's share scaled to every rank's: all six rollouts at the end, in order.

@@ -85,7 +85,7 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
                 sft += Double(w * -logp)
                 g = -sftScale * w * input.mask[r]
             } else {
-                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp, detached: detached)
                 let a = input.sequences[s].advantage
                 let ppo = PPOClippedToken.dualClipped(PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi),
                                                       advantage: a, c: clipRatioC)

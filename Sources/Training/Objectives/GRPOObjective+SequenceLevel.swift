@@ -35,7 +35,7 @@ extension GRPOObjective {
             let z = input.logits + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             logp[r] = z[y] - lse[r]
-            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
+            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r], detached: detached)
             logRatioSum[s] += Double(input.mask[r]) * Double(logp[r] - old)
             tokens[s] += Double(input.mask[r])
             expected[s] = Double(input.sequenceLossTokens[r])

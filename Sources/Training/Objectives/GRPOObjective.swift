@@ -15,7 +15,8 @@ import TensorCore
 /// on-policy where c1 = 1. `use_bias_correction_kl=false` drops c1 (β·k3_t, as TRL < 1.16).
 ///
 /// with A_i the rollout's group advantage (`StepSequence.advantage`, from `GroupAdvantages`)
-/// and π_behaviour the sampler's log-probs stored with the rollout (`behaviourLogProbs`).
+/// and π_behaviour the sampler's log-probs stored with the rollout (`behaviourLogProbs`) on a
+/// reused generation's later steps, π_θ itself, detached, on its first (c1 = 1, as TRL's).
 /// Aggregation, every count global (the whole step batch, all ranks), so any split over ranks
 /// and micro-batches gives the same loss and gradient:
 ///   grpo     (1/B)·Σ_i (1/|o_i|)·Σ_t ℓ_t          (sequence mean of token means)
@@ -159,7 +160,7 @@ public final class GRPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
             let z = input.logits + r * V
             let lse = SoftmaxKernels.logSumExp(z, count: V)
             let logp = z[y] - lse
-            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+            let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp, detached: detached)
             let a = input.sequences[s].advantage
             let ppo = lossType == .cispo
                 ? Self.cispo(logp: logp, weightLogp: LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp),

@@ -16,8 +16,8 @@ import TensorCore
 /// exp finite.
 enum PPOClippedToken {
     /// ℓ_t; its derivative in log π_θ (that of the term min picks: −A·c1 through the unclipped
-    /// term below δ, or through the clipped one inside [lo, hi], else 0); c1; whether the token is
-    /// clipped below (c1 < low with A < 0)
+    /// term below δ, or through the clipped one strictly inside (lo, hi), else 0; half of each
+    /// where the two terms are equal); c1; whether the token is clipped below (c1 < low with A < 0)
     /// or above (c1 > high with A > 0), as TRL's `clip_ratio/low_mean` and `high_mean` count.
     /// `delta` (TRL's, INTELLECT-2's two-sided clip, arXiv 2505.07291 §3): the unclipped term's
     /// ratio is min(c1, δ), constant above δ; the clip flags read it, as TRL's metrics do.
@@ -27,12 +27,16 @@ enum PPOClippedToken {
         let c1 = expf(min(max(logp - old, -20), 20))
         let c2 = min(max(c1, lo), hi)
         let cd = min(c1, delta)
-        // The gradient of the term min picks: the unclipped one's below δ; the clipped one's
-        // inside [lo, hi], as torch's clamp passes it (where δ made it the smaller: δ < c1 ≤ hi
-        // with A < 0); else 0.
-        let unclipped = cd * a <= c2 * a
-        let live = unclipped ? c1 <= delta : c1 >= lo && c1 <= hi
-        return (-min(cd * a, c2 * a), live ? -a * c1 : 0, c1, cd < lo && a < 0, cd > hi && a > 0)
+        // torch's gradient of −min(cd·A, c2·A) (TRL's, Trinity-RFT's, verl's): through the smaller
+        // term, half through each where they are equal; torch.clamp passes none on its bounds —
+        // the clipped term strictly inside (lo, hi), the unclipped one strictly below δ (where δ
+        // made it the larger: δ < c1 < hi with A < 0, the clipped term's). Inside (lo, hi) the two
+        // terms are equal and both pass: the whole gradient. Exactly on a bound only half passes:
+        // on a generation's first step the ratio is 1, so with ε = 0 on either side every token.
+        let l1 = cd * a, l2 = c2 * a
+        let unclipped: Float = c1 < delta ? 1 : 0, clipped: Float = c1 > lo && c1 < hi ? 1 : 0
+        let share = l1 < l2 ? unclipped : l2 < l1 ? clipped : 0.5 * (unclipped + clipped)
+        return (-min(l1, l2), -a * c1 * share, c1, cd < lo && a < 0, cd > hi && a > 0)
     }
 
     /// Dual clip for A < 0 (Ye et al., "Mastering Complex Control in MOBA Games with Deep
@@ -46,10 +50,18 @@ enum PPOClippedToken {
         return (-a * c, 0, ppo.ratio, ppo.clippedLow, ppo.clippedHigh)
     }
 
-    /// log π_old of row `r`'s target: the behaviour log-prob the producer stored, else `logp`.
+    /// log π_old of row `r`'s target: on a generation's first step (and in evaluation) the live
+    /// log-prob, detached (read at `detached`, the unperturbed logits in the finite-difference
+    /// checks) — the rollouts were sampled by these weights, and TRL's on-policy old log-probs are
+    /// the live ones detached, so the ratio is exactly 1, not the decode's rounding of it (which
+    /// with ε = 0 clipped tokens at random); otherwise the behaviour log-prob the producer
+    /// stored, else `logp`.
     @inline(__always)
-    static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float) -> Float {
-        input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
+    static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float, detached: UnsafePointer<Float>? = nil) -> Float {
+        if input.context.onPolicy {
+            return detached.map { LogitRow.detachedLogProb($0, input.logits, row: r, input.vocab, target: Int(input.targets[r]), liveLogP: logp) } ?? logp
+        }
+        return input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
     }
 
     /// k3_t against the reference logits `zr` of one row, and its derivative in log π_θ (1 − e^{d}).

@@ -147,7 +147,7 @@ public final class PrefixRFTObjective: Objective, DetachedEvaluable, RevealedPre
                 g = pgScale * m * ppo.dLogp
                 diag.entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
             } else {
-                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp, detached: detached)
                 let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: a, low: lo, high: hi)
                 clip.add(ppo)
                 ratioSum += Double(ppo.ratio); genCount += 1

@@ -99,11 +99,13 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     /// PPO's clipped term of one rollout (`PPOClippedToken.loss`'s, on the summed log-ratio) in
     /// Double: c_i is the exp of a sum over the rollout's tokens, and in float32 its round-off
     /// grows with that sum. ℓ = −min(c·A, clip(c)·A); the slope in log c of the term min picks
-    /// (−A·c, or 0 where the clipped one is constant); the clip flags as TRL counts them.
+    /// (−A·c, or 0 where the clipped one is constant; half of it exactly on a bound, as torch
+    /// differentiates min and clamp there: `PPOClippedToken.loss`); the clip flags as TRL counts them.
     func sequenceTerm(logRatio: Double, advantage a: Double) -> (loss: Double, slope: Double, clippedLow: Bool, clippedHigh: Bool) {
         let lo = 1 - Double(epsilonLow), hi = 1 + Double(epsilonHigh)
         let c1 = exp(min(max(logRatio, -20), 20)), c2 = min(max(c1, lo), hi)
-        let live = c1 * a <= c2 * a || (c1 >= lo && c1 <= hi)
-        return (-min(c1 * a, c2 * a), live ? -a * c1 : 0, c1 < lo && a < 0, c1 > hi && a > 0)
+        let l1 = c1 * a, l2 = c2 * a, clipped: Double = c1 > lo && c1 < hi ? 1 : 0
+        let share = l1 < l2 ? 1 : l2 < l1 ? clipped : 0.5 * (1 + clipped)
+        return (-min(l1, l2), -a * c1 * share, c1 < lo && a < 0, c1 > hi && a > 0)
     }
 }
