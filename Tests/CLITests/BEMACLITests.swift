@@ -153,8 +153,11 @@ final class BEMACLITests: XCTestCase {
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.all, line: line)
         }
         refused(["--bema-lag", "3"], "--bema-lag is a setting of bema (--bema), the bias-corrected average of the weights: without it")
-        refused(["--bema"], "bema_update_freq (default 400, --bema-update-freq) first moves the average at step 400, after the run's 10 steps")
-        refused(["--bema", "--bema-update-freq", "4", "--bema-update-after", "7"], "--bema-update-freq 4 after --bema-update-after 7 first moves the average at step 11")
+        refused(["--bema"], "bema_update_freq (default 400, --bema-update-freq) first moves the average at step 400, after the run's 10 steps: OUT/bema/ would be the initial weights; give a smaller interval (TRL's default is 400)")
+        refused(["--bema", "--bema-update-freq", "4", "--bema-update-after", "7"], "--bema-update-freq 4 after --bema-update-after 7 first moves the average at step 11, after the run's 10 steps: OUT/bema/ would be the initial weights; give a smaller bema_update_after or interval")
+        // With κ = 0 β_t is 1 whatever the base; α_t = (0 + 0.1·2)^−1 = 5 would extrapolate.
+        refused(["--bema", "--bema-update-freq", "2", "--bema-lag", "0", "--bema-multiplier", "0.1", "--bema-ema-power", "0", "--bema-bias-power", "1"],
+                "the correction's weight α_t = (lag + multiplier·t)^−1 is 5 at the first update (step 2), more than 1")
         refused(["--bema", "--bema-update-freq", "1", "--bema-lag", "0", "--bema-multiplier", "0.5"], "is 1.41421 at the first update (step 1), more than 1")
         // The reference update: only with --bema, its keys only with it, an objective that reads a
         // reference, neither beside sync_ref_model nor with LoRA, and within the run.
@@ -164,8 +167,9 @@ final class BEMACLITests: XCTestCase {
         refused(ref + ["--bema-ref-model-update-freq", "2"], "--bema-update-ref-model replaces the reference model the objective reads, and objective nll reads none here")
         let dpo = ["--objective", "dpo", "--data", DPOCLITests.writePairs(dir)]
         refused(ref + dpo, "bema_ref_model_update_freq (default 400, --bema-ref-model-update-freq) first replaces the reference at step 400, after the run's 10 steps")
-        refused(ref + dpo + ["--bema-ref-model-update-after", "11"], "--bema-ref-model-update-after 11 first replaces the reference at step 11, after the run's 10 steps")
-        refused(ref + dpo + ["--bema-ref-model-update-freq", "2", "--sync-ref-model", "--ref-model-sync-steps", "2"], "--bema-update-ref-model with --sync-ref-model: both move the reference model")
+        refused(ref + dpo + ["--bema-ref-model-update-after", "11"], "--bema-ref-model-update-after 11 first replaces the reference at step 11, after the run's 10 steps: no training step would read the replaced reference; give a smaller bema_ref_model_update_after")
+        refused(ref + dpo + ["--bema-ref-model-update-freq", "10"], "--bema-ref-model-update-freq 10 first replaces the reference at step 10, the run's last step: no training step would read")
+        refused(ref + dpo + ["--bema-ref-model-update-freq", "2", "--sync-ref-model"], "--bema-update-ref-model with --sync-ref-model: both move the reference model")
         refused(ref + dpo + ["--bema-ref-model-update-freq", "2", "--lora-rank", "2"], "--bema-update-ref-model with lora_rank 2: a LoRA run's reference is its base with zero adapters")
         // A recipe file's key is named by its line.
         let recipe = dir + "/recipe.yaml"

@@ -11,7 +11,7 @@ extension Recipe {
 
     /// The bema_* keys act only with `bema` (the reference keys only with bema_update_ref_model);
     /// an average that would never move (its first update after the run's last step) or whose
-    /// EMA weight exceeds 1 (an extrapolation, not an average) is refused rather than written as
+    /// weights β_t or α_t exceed 1 (an extrapolation, not an average) is refused rather than written as
     /// `OUT/bema/`, and so is a reference update that cannot act.
     func checkBEMA(_ objective: Objective) throws {
         let k = Recipe.declared
@@ -23,9 +23,11 @@ extension Recipe {
             }
             return
         }
+        // lag + multiplier·t grows with t: at least 1 at the first update keeps β_t and α_t ≤ 1.
         let s = bemaSchedule, first = s.firstUpdate
-        if s.beta(first) > 1 {
-            throw RecipeError("\(named(k.bemaLag)) \(s.lag) with \(named(k.bemaMultiplier)) \(text(s.multiplier)): the EMA's weight β_t = (lag + multiplier·t)^−\(text(s.emaPower)) is \(text(s.beta(first))) at the first update (step \(first)), more than 1 — an extrapolation, not an average; make lag + multiplier·\(first) at least 1 (TRL's default lag is 10)")
+        for (weight, value, power) in [("the EMA's weight β_t", s.beta(first), s.emaPower), ("the correction's weight α_t", s.alpha(first), s.biasPower)]
+        where !(value <= 1) {
+            throw RecipeError("\(named(k.bemaLag)) \(s.lag) with \(named(k.bemaMultiplier)) \(text(s.multiplier)): \(weight) = (lag + multiplier·t)^−\(text(power)) is \(text(value)) at the first update (step \(first)), more than 1 — an extrapolation, not an average; make lag + multiplier·\(first) at least 1 (TRL's default lag is 10)")
         }
         try checkBEMAReference(objective)
         if self.numTrainEpochs == 0 { try checkBEMAInterval() }
@@ -60,14 +62,17 @@ extension Recipe {
         if bemaSchedule.firstUpdate > self.steps {
             let freq = deliberate(k.bemaUpdateFreq) ? "\(named(k.bemaUpdateFreq)) \(self.bemaUpdateFreq)" : "bema_update_freq (default \(self.bemaUpdateFreq), --bema-update-freq)"
             let after = self.bemaUpdateAfter > 0 ? " after \(named(k.bemaUpdateAfter)) \(self.bemaUpdateAfter)" : ""
-            throw RecipeError("\(freq)\(after) first moves the average at step \(bemaSchedule.firstUpdate), after the run's \(self.steps) steps: OUT/bema/ would be the initial weights; give a smaller interval (TRL's default is 400)")
+            let advice = self.bemaUpdateAfter > 0 ? "a smaller bema_update_after or interval" : "a smaller interval (TRL's default is 400)"
+            throw RecipeError("\(freq)\(after) first moves the average at step \(bemaSchedule.firstUpdate), after the run's \(self.steps) steps: OUT/bema/ would be the initial weights; give \(advice)")
         }
-        // The first step t ≥ τ_ref with (t − τ_ref) a multiple of φ_ref, t ≥ 1.
+        // The first step t ≥ τ_ref with (t − τ_ref) a multiple of φ_ref, t ≥ 1; one at the last
+        // step would move the reference after the last training step, so no step would read it.
         let after = self.bemaRefModelUpdateAfter, firstReference = after > 0 ? after : self.bemaRefModelUpdateFreq
-        if self.bemaUpdateRefModel && firstReference > self.steps {
+        if self.bemaUpdateRefModel && firstReference >= self.steps {
             let freq = deliberate(k.bemaRefModelUpdateFreq) ? "\(named(k.bemaRefModelUpdateFreq)) \(self.bemaRefModelUpdateFreq)" : "bema_ref_model_update_freq (default \(self.bemaRefModelUpdateFreq), --bema-ref-model-update-freq)"
             let given = after > 0 ? "\(named(k.bemaRefModelUpdateAfter)) \(after)" : freq
-            throw RecipeError("\(given) first replaces the reference at step \(firstReference), after the run's \(self.steps) steps: the reference would never move; give a smaller one (TRL's default interval is 400)")
+            let advice = after > 0 ? "a smaller bema_ref_model_update_after" : "a smaller interval (TRL's default is 400)"
+            throw RecipeError("\(given) first replaces the reference at step \(firstReference), \(firstReference == self.steps ? "the run's last step" : "after the run's \(self.steps) steps"): no training step would read the replaced reference; give \(advice)")
         }
     }
 

@@ -17,8 +17,8 @@ extension Recipe {
         try checkRewardModel(objective)
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
+        try checkBEMA(objective)   // first: its clash with sync_ref_model before sync's own interval
         try checkReferenceSync(objective)
-        try checkBEMA(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 
