@@ -113,6 +113,24 @@ final class CheckpointUnitTests: XCTestCase {
         XCTAssertEqual(CheckpointState.withDefaultsOfItsTime(saved).objectiveArgs, ["beta": "0.04"])
     }
 
+    /// Before `semantics` 6 a PPO clip's first-step ratio was the sampler's (1 up to rounding) and
+    /// a bound passed the whole gradient: a run with ε = 0 on either side is refused; with ε > 0,
+    /// gmpo's own clip, cispo's weight or a non-PPO objective it resumes.
+    func testAPPORunFromBeforeTheTieRuleIsRefusedWithABoundAtOne() throws {
+        let grpo = try ObjectiveRegistry.make(name: "grpo", args: [:])
+        for (objective, args, refusedFor) in [("grpo", ["epsilon": "0"], "epsilon"), ("rloo", ["epsilon": "0.2", "epsilon_high": "0.0"], "epsilon_high"),
+                                             ("chord", ["epsilon": "0"], "epsilon"), ("uft", ["epsilon": "0.0"], "epsilon"),
+                                             ("prefix-rft", ["epsilon_high": "0"], "epsilon_high"), ("relift", ["epsilon": "0"], "epsilon"),
+                                             ("grpo", [:], nil), ("rloo", ["epsilon": "0.1"], nil), ("gmpo", ["epsilon": "0"], nil),
+                                             ("grpo", ["loss_type": "cispo", "epsilon_high": "0"], nil), ("dpo", [:], nil)] as [(String, [String: String], String?)] {
+            var r = Recipe()
+            r.objective = objective; r.objectiveArgs = args
+            let why = CheckpointState.meaningChanged(since: 5, recipe: r, objective: grpo)
+            XCTAssertEqual(why?.contains("with \(refusedFor ?? "-") = 0 every first-step token now sits on the bound and passes half"), refusedFor.map { _ in true }, "\(objective) \(args)")
+            XCTAssertNil(CheckpointState.meaningChanged(since: 6, recipe: r, objective: grpo), "\(objective) \(args)")
+        }
+    }
+
     /// A rollout run checkpointed before `semantics` 3 took its log-probs at temperature 1: at
     /// another rollout_temperature it is refused (its loss would change from the next step on);
     /// at 1, under scored data (nothing sampled) or for a non-rollout objective it resumes.

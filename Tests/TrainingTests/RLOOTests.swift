@@ -134,6 +134,8 @@ final class RLOOTests: XCTestCase {
 
     func testLossGradientAndFiguresMatchTRLAtAnySplit() throws {
         XCTAssertEqual(Set(Self.fixture.configurations.map(\.on_policy)), [false, true])
+        // On policy with a bound at 1 (ε = 0): the ratio ties the clipped term, torch passes half.
+        XCTAssertEqual(Self.fixture.configurations.filter { $0.on_policy && ($0.args["epsilon"] == "0.0" || $0.args["epsilon_high"] == "0.0") }.count, 2)
         for c in Self.fixture.configurations {
             for (ranks, micro) in [(1, 2), (1, 6), (3, 1), (2, 3)] {
                 try assertMatchesTRL(harness(onPolicy: c.on_policy, micro: micro), c.args, ranks: ranks, loss: c.loss, grad: c.grad,

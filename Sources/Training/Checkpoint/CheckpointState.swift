@@ -57,9 +57,11 @@ struct CheckpointState: Codable {
     /// another temperature than 1, or dpo run with held-out pairs, is refused (`meaningChanged`).
     /// 4 since rollouts stop at every eos id of the model, as TRL's (the same day). 5 since grpo
     /// evaluates with rollouts of the held-out prompts, as TRL's (the same day): an earlier grpo
-    /// run that would now evaluate so is refused, its eval_loss having been the NLL.
+    /// run that would now evaluate so is refused, its eval_loss having been the NLL. 6 since PPO's
+    /// clip takes a generation's first-step ratio as exactly 1 and passes half the gradient on a
+    /// clip bound, as torch (2026-12-07): an earlier run whose clip has a bound at 1 is refused.
     var semantics: Int? = nil
-    static let currentSemantics = 5
+    static let currentSemantics = 6
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -179,6 +181,9 @@ struct CheckpointState: Codable {
     /// other eos ids, which now end them too).
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
                                moreRolloutStops: [Int32] = [], evaluatesRollouts: Bool = false) -> String? {
+        if (semantics ?? 1) < 6, let bound = clipBoundAtOne(r) {
+            return "checkpoint was written when \(r.objective)'s PPO clip took a generation's first-step ratio from the sampler's log-probs (1 up to rounding) and passed the whole gradient on a clip bound; with \(bound) = 0 every first-step token now sits on the bound and passes half, as torch's min and clamp do (TRL's): start a new run"
+        }
         if (semantics ?? 1) < 5 && evaluatesRollouts {
             return "checkpoint was written when a grpo run's eval_loss was the held-out completions' NLL; it is now the GRPO loss on rollouts of the held-out prompts, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: resume with --eval-rollouts 0 (the NLL, as the checkpoint's run evaluated) or start a new run"
         }
@@ -193,6 +198,15 @@ struct CheckpointState: Codable {
             return "checkpoint was written when a \(objective.name) run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: start a new run"
         }
         return nil
+    }
+
+    /// The objective argument that puts a PPO clip bound at ratio 1 (ε = 0), where the semantics 6
+    /// change acts; nil elsewhere (with ε > 0 it only moved the first-step ratio by the decode's rounding).
+    static func clipBoundAtOne(_ r: Recipe) -> String? {
+        let clipped: Set<String> = ["grpo", "chord", "uft", "prefix-rft", "relift", "rloo"]
+        guard clipped.contains(r.objective), !["cispo", "sapo", "vespo"].contains(r.objectiveArgs["loss_type"] ?? "") else { return nil }
+        let low = Double(r.objectiveArgs["epsilon"] ?? "0.2"), high = Double(r.objectiveArgs["epsilon_high"] ?? r.objectiveArgs["epsilon"] ?? "0.2")
+        return low == 0 ? "epsilon" : high == 0 ? "epsilon_high" : nil
     }
 
     /// Why a resumed run may not evaluate as this recipe says: grpo's evaluation (`eval_rollouts`

@@ -98,6 +98,16 @@ public final class BiasCorrectedEMA {
         for s in spans { (model.values + s.model).update(from: average.values + s.own, count: s.count) }
     }
 
+    /// Exchanges the average with `model`'s trainable tensors: once to save the model as the
+    /// average (no replica: a run that fits in memory while training still fits at its end),
+    /// once more to put the trained weights back.
+    public func swap(with model: ParameterStore) {
+        let m = model.values, a = average.values
+        for s in spans {
+            for i in 0..<s.count { let t = m[s.model + i]; m[s.model + i] = a[s.own + i]; a[s.own + i] = t }
+        }
+    }
+
     private func copy(from weights: ParameterStore, into store: ParameterStore) {
         for s in spans { (store.values + s.own).update(from: weights.values + s.model, count: s.count) }
     }

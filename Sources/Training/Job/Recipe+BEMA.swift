@@ -44,7 +44,10 @@ extension Recipe {
             return
         }
         if !objective.requirements.referenceModel {
-            throw RecipeError("\(named(k.bemaUpdateRefModel)) replaces the reference model the objective reads, and objective \(self.objective) reads none here (dpo, asft, iwsft, superhf, token-clean and forgetting with scores=online, grpo, rloo and uft with beta > 0 do)")
+            throw RecipeError("\(named(k.bemaUpdateRefModel)) replaces the reference model the objective reads, and objective \(self.objective) reads none here (dpo, kto, asft, iwsft, superhf, token-clean and forgetting with scores=online; grpo, rloo, gmpo, online-dpo and uft with beta > 0 do)")
+        }
+        if objective is GKDObjective {
+            throw RecipeError("\(named(k.bemaUpdateRefModel)) replaces a reference by the trained weights' average; objective gkd's --ref-model is the teacher it distils, which stays fixed")
         }
         if self.syncRefModel {
             throw RecipeError("\(named(k.bemaUpdateRefModel)) with \(named(k.syncRefModel)): both move the reference model; use one or the other")

@@ -142,7 +142,7 @@ extension Recipe {
             return
         }
         if !objective.requirements.referenceModel {
-            throw RecipeError("\(named(k.syncRefModel)) moves the reference model the objective reads, and objective \(self.objective) reads none here (dpo, asft, iwsft, superhf, token-clean and forgetting with scores=online, grpo, rloo and uft with beta > 0 do)")
+            throw RecipeError("\(named(k.syncRefModel)) moves the reference model the objective reads, and objective \(self.objective) reads none here (dpo, kto, asft, iwsft, superhf, token-clean and forgetting with scores=online; grpo, rloo, gmpo, online-dpo and uft with beta > 0 do)")
         }
         if self.loraRank > 0 {
             throw RecipeError("\(named(k.syncRefModel)) with lora_rank \(self.loraRank): a LoRA run's reference is its base with zero adapters, and mixing the adapters' factors is not mixing the weights they add (TRL refuses the pair too); use one or the other")

@@ -2,7 +2,8 @@
 /// (`Training/State/`), so checkpoints save, verify and restore it without knowing the trainer:
 /// the count of skipped steps, the batch source (or producer), the optimizer, the old-policy
 /// snapshot, the objective when it keeps state of its own, the `--l2-init` anchor, the
-/// `--ema` average, `--bema`'s θ_0, EMA and average, and token-clean's fixed scores. Everything else a step uses is
+/// `--ema` average, `--bema`'s θ_0, EMA and average, the reference as sync_ref_model or
+/// bema_update_ref_model moved it, and token-clean's fixed scores. Everything else a step uses is
 /// a pure function of (seed, step, rank) or of the recipe.
 extension Trainer {
     func registerState() {

@@ -25,7 +25,7 @@ import TensorCore
 /// ReLIFT keeps a second one for SFT at the same learning rate; its SFT entropy bonus
 /// (0.001) and RL entropy bonus are not applied; the SFT token mean is over the whole step,
 /// ReLIFT's over each micro-batch of 4 averaged.
-public final class ReLIFTObjective: Objective {
+public final class ReLIFTObjective: Objective, DetachedEvaluable {
     public let name = "relift"
     public let requirements: ObjectiveRequirements
     /// The RL steps' loss.
@@ -60,8 +60,14 @@ public final class ReLIFTObjective: Objective {
         return true
     }
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        guard Self.isSFTStep(input.sequences) else { return rl.lossAndGradient(input, dlogits: dlogits) }
+    /// The RL step is grpo's, its first-step π_old read at `detached` (the logits themselves in
+    /// training; the unperturbed ones in the finite-difference checks).
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+        guard Self.isSFTStep(input.sequences) else { return rl.evaluate(input, detached: detached, dlogits: dlogits) }
+        guard let dlogits else {   // the loss alone: a scratch gradient
+            var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
+            return scratch.withUnsafeMutableBufferPointer { evaluate(input, detached: detached, dlogits: $0.baseAddress!) }
+        }
         // `entropy` stays the rollouts' (grpo's): nll's, over the demonstrations, would join
         // the same series on SFT steps.
         var r = sft.lossAndGradient(input, dlogits: dlogits)

@@ -14,13 +14,14 @@ import TensorCore
 ///
 ///   L = Σ_{generated} [−min(c·A, clip(c, 1 − ε_low, 1 + ε_high)·A) + β·k3 − c_H·H_t] / N_gen
 ///     + β_sft · Σ_{hint} −log p(y_t) / N_hint,
-///   c = exp(log π_θ − log π_behaviour),  k3 = e^{d} − d − 1, d = log π_ref − log π_θ,
+///   c = exp(log π_θ − log π_old),  k3 = e^{d} − d − 1, d = log π_ref − log π_θ,
 ///
 /// A the rollout's group advantage (`--scale-rewards`, GRPO's z-score by default), H_t the
 /// policy's entropy at the token, N_gen / N_hint the generated and hint loss tokens of the whole
 /// step batch (so the result does not depend on the rank count; the code's token means are per
 /// micro-batch). The hint tokens get the log-likelihood term only (they are prompt in the
-/// policy-gradient term). Detached: A, π_behaviour, π_ref. The code clamps the hint logits to
+/// policy-gradient term). π_old: the sampler's log-probs on a reused generation's later steps,
+/// π_θ itself on its first (c = 1; `PPOClippedToken.behaviourLogProb`). Detached: A, π_old, π_ref. The code clamps the hint logits to
 /// ±100 before the cross-entropy; that is not applied. The pieces are token spans: UFT's
 /// `rl_dataset.py` cuts its hints at the solution's steps (a hint never ends mid-step), which
 /// the built-in tasks' one-line answers do not have; a hint here may end inside a word.
@@ -29,7 +30,7 @@ import TensorCore
 /// `hint_steps` T_hint 300, `upper` 0.95, `lower` 0.05, `segments` 5.
 /// Diagnostics: `sft_loss`, `grpo_loss`, `clip_ratio/low_mean`, `clip_ratio/high_mean`,
 /// `clip_ratio/region_mean` (as grpo), `ratio`, `kl` (β > 0), entropy, mean_p.
-public final class UFTObjective: Objective, RevealedPrefixObjective {
+public final class UFTObjective: Objective, DetachedEvaluable, RevealedPrefixObjective {
     public let prefixTermIgnoresAdvantage = true
     public let name = "uft"
     public let requirements: ObjectiveRequirements
@@ -79,7 +80,13 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
 
     // MARK: the loss
 
-    public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
+    /// π_old on a generation's first step is read at `detached` (the logits themselves in
+    /// training; the unperturbed ones in the finite-difference checks).
+    public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
+        guard let dlogits else {   // the loss alone: a scratch gradient
+            var scratch = [Float](repeating: 0, count: input.rows * input.vocab)
+            return scratch.withUnsafeMutableBufferPointer { evaluate(input, detached: detached, dlogits: $0.baseAddress!) }
+        }
         let V = input.vocab
         let hint = RevealedTokens.rows(input, objective: name)
         let counts = RevealedTokens.counts(input.sequences)
@@ -100,7 +107,7 @@ public final class UFTObjective: Objective, RevealedPrefixObjective {
                 g = -hintScale * m
                 diag.entropy += LogitRow.addScaledSoftmax(g != 0 ? row : nil, z, lse: lse, V, scale: -g)
             } else {
-                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp)
+                let old = PPOClippedToken.behaviourLogProb(input, row: r, live: logp, detached: detached)
                 let ppo = PPOClippedToken.loss(logp: logp, old: old, advantage: input.sequences[Int(input.sequenceId[r])].advantage,
                                                low: lo, high: hi)
                 var loss = ppo.loss, dLogp = ppo.dLogp

@@ -55,12 +55,12 @@ extension TrainingJob {
         if let bema = trainer.bema {
             var why: String?
             if lead {
-                // The trained model's replica, its trainable tensors replaced by the average.
-                let average = setup.model.makeReplica()
-                average.copyParameters(from: setup.model)
-                bema.write(into: average.parameters)
+                // The trained model with its trainable tensors exchanged for the average while it
+                // is saved (OUT/model is written; the frozen tensors are the initial ones), then back.
+                bema.swap(with: setup.model.parameters)
+                defer { bema.swap(with: setup.model.parameters) }
                 let s = bema.schedule, last = s.lastUpdate(atOrBefore: r.steps).map(String.init) ?? "none"
-                why = saveFinal(setup, model: average, to: outputs.bema, steps: r.steps,
+                why = saveFinal(setup, model: setup.model, to: outputs.bema, steps: r.steps,
                                 extra: ["sft_dist_bema_last_update_step": last, "sft_dist_bema_update_freq": "\(s.updateFreq)",
                                         "sft_dist_bema_update_after": "\(s.updateAfter)", "sft_dist_bema_lag": "\(s.lag)",
                                         "sft_dist_bema_ema_power": "\(s.emaPower)", "sft_dist_bema_bias_power": "\(s.biasPower)",
