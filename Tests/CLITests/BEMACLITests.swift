@@ -102,22 +102,7 @@ final class BEMACLITests: XCTestCase {
         let dpo = ReferenceSyncCLITests.dpo(data)
         let args = dpo + ["--bema", "--bema-update-freq", "1", "--bema-ema-power", "0", "--bema-bias-power", "0",
                           "--bema-update-ref-model", "--bema-ref-model-update-freq", "2"]
-        let outs = [1, 2].map { CLI.tempDir("bema-ref-n\($0)") }
-        let runs = zip([1, 2], outs).map { n, out -> [[String: Double]] in
-            let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 120)
-            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
-            return CLI.trainingRows(out)
-        }
-        let fixed = CLI.trainingRows(atRanks: [1], dpo, label: "bema-fixed-ref", seconds: 120)[0]
-        guard runs.allSatisfy({ $0.count == 4 }), fixed.count == 4 else { return XCTFail("\(runs) \(fixed)") }
-        for i in 0..<2 { XCTAssertEqual(runs[0][i]["loss"], fixed[i]["loss"], "step \(i + 1)") }
-        XCTAssertNotEqual(runs[0][2]["loss"] ?? .nan, fixed[2]["loss"] ?? .nan, accuracy: 1e-6, "step 3 reads the replaced reference")
-        for (a, b) in zip(runs[0], runs[1]) {
-            for key in ["loss", "grad_norm", "rewards/margins"] {
-                let x = a[key] ?? .nan
-                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-5 * max(abs(x), 1), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
-            }
-        }
+        guard let (outs, rows) = ReferenceSyncCLITests.movedReferenceRuns(args, data: data, label: "bema-ref") else { return }
         // ref_t = 2·θ_t − θ_0 at t = 2 and 4, θ_0 the checkpoint's own (bema_theta0).
         for t in [2, 4] {
             let ck = outs[0] + "/checkpoints/step-00000\(t)"
@@ -137,15 +122,7 @@ final class BEMACLITests: XCTestCase {
             XCTAssertLessThanOrEqual(worst, 4 * Float.ulpOfOne, "step \(t): ref = 2·θ − θ_0")
             XCTAssertGreaterThan(moved, 1e-3, "step \(t): the weights did not move")
         }
-        let resumed = CLI.tempDir("bema-ref-resumed")
-        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", outs[0] + "/checkpoints/step-000002"], seconds: 120)
-        XCTAssertEqual(r.status, 0, r.all)
-        let after = CLI.trainingRows(resumed).suffix(2)
-        XCTAssertEqual(after.count, 2)
-        for (a, b) in zip(after, runs[0].suffix(2)) {
-            let y = b["loss"] ?? .nan
-            XCTAssertEqual(a["loss"] ?? .nan, y, accuracy: 1e-5 * max(abs(y), 1), "step \(b["step"] ?? 0) after resuming at step 2")
-        }
+        ReferenceSyncCLITests.assertResumesWithTheMovedReference(args, from: outs[0] + "/checkpoints/step-000002", like: rows, label: "bema-ref")
     }
 
     func testSettingsThatWouldDoNothingAreRefusedInOneLine() throws {

@@ -14,26 +14,50 @@ final class ReferenceSyncCLITests: XCTestCase {
     }
     static let sync = ["--sync-ref-model", "--ref-model-sync-steps", "2", "--ref-model-mixup-alpha", "0.6"]
 
-    func testTheReferenceMovesEveryNStepsAcrossRanksAndResume() throws {
-        let data = DPOCLITests.writePairs(CLI.tempDir("sync-ref-data"))
-        let args = Self.dpo(data) + Self.sync
-        let outs = [1, 2].map { CLI.tempDir("sync-ref-n\($0)") }
+    /// `args` (dpo over `data` with a reference moved after step 2) at -n 1 and -n 2, checkpoints
+    /// every 2 steps, against the fixed reference: steps 1–2 are the fixed run's, step 3 is not,
+    /// the rank counts agree. The two output directories and -n 1's rows, or nil.
+    static func movedReferenceRuns(_ args: [String], data: String, label: String,
+                                   file: StaticString = #filePath, line: UInt = #line) -> (outs: [String], rows: [[String: Double]])? {
+        let outs = [1, 2].map { CLI.tempDir("\(label)-n\($0)") }
         let runs = zip([1, 2], outs).map { n, out -> [[String: Double]] in
             let r = CLI.mpirun(n, args + ["--out", out, "--save-every", "2"], seconds: 120)
-            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)")
+            XCTAssertEqual(r.status, 0, "-n \(n): \(r.all)", file: file, line: line)
             return CLI.trainingRows(out)
         }
-        let fixed = CLI.trainingRows(atRanks: [1], Self.dpo(data), label: "fixed-ref", seconds: 120)[0]
-        guard runs.allSatisfy({ $0.count == 4 }), fixed.count == 4 else { return XCTFail("\(runs) \(fixed)") }
-        // The first update comes after step 2: steps 1–2 are the fixed-reference run's, step 3 is not.
-        for i in 0..<2 { XCTAssertEqual(runs[0][i]["loss"], fixed[i]["loss"], "step \(i + 1)") }
-        XCTAssertNotEqual(runs[0][2]["loss"] ?? .nan, fixed[2]["loss"] ?? .nan, accuracy: 1e-6, "step 3 reads the moved reference")
+        let fixed = CLI.trainingRows(atRanks: [1], dpo(data), label: "\(label)-fixed", seconds: 120)[0]
+        guard runs.allSatisfy({ $0.count == 4 }), fixed.count == 4 else { XCTFail("\(runs) \(fixed)", file: file, line: line); return nil }
+        for i in 0..<2 { XCTAssertEqual(runs[0][i]["loss"], fixed[i]["loss"], "step \(i + 1)", file: file, line: line) }
+        XCTAssertNotEqual(runs[0][2]["loss"] ?? .nan, fixed[2]["loss"] ?? .nan, accuracy: 1e-6, "step 3 reads the moved reference", file: file, line: line)
         for (a, b) in zip(runs[0], runs[1]) {
             for key in ["loss", "grad_norm", "rewards/margins"] {
                 let x = a[key] ?? .nan
-                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-5 * max(abs(x), 1), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2")
+                XCTAssertEqual(x, b[key] ?? .nan, accuracy: 1e-5 * max(abs(x), 1), "step \(a["step"] ?? 0) \(key), -n 1 vs -n 2", file: file, line: line)
             }
         }
+        return (outs, runs[0])
+    }
+
+    /// Resumed at -n 2 from `checkpoint` (step 2 of -n 1's run): the moved reference comes back,
+    /// and steps 3–4 are `rows`'.
+    static func assertResumesWithTheMovedReference(_ args: [String], from checkpoint: String, like rows: [[String: Double]], label: String,
+                                                   file: StaticString = #filePath, line: UInt = #line) {
+        let resumed = CLI.tempDir("\(label)-resumed")
+        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", checkpoint], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.all, file: file, line: line)
+        let after = CLI.trainingRows(resumed).suffix(2)
+        XCTAssertEqual(after.count, 2, file: file, line: line)
+        for (a, b) in zip(after, rows.suffix(2)) {
+            let y = b["loss"] ?? .nan
+            XCTAssertEqual(a["loss"] ?? .nan, y, accuracy: 1e-5 * max(abs(y), 1), "step \(b["step"] ?? 0) after resuming at step 2", file: file, line: line)
+        }
+    }
+
+    func testTheReferenceMovesEveryNStepsAcrossRanksAndResume() throws {
+        let data = DPOCLITests.writePairs(CLI.tempDir("sync-ref-data"))
+        let args = Self.dpo(data) + Self.sync
+        // The first update comes after step 2.
+        guard let (outs, rows) = Self.movedReferenceRuns(args, data: data, label: "sync-ref") else { return }
         // ref_4 = (1 − α)·ref_2 + α·θ_4, tensor by tensor, from the checkpoints.
         let ck = outs[0] + "/checkpoints/step-00000"
         let ref2 = ForgettingCLITests.tensors(ck + "2", file: "reference_model.safetensors")
@@ -54,16 +78,7 @@ final class ReferenceSyncCLITests: XCTestCase {
         // The run's own recipe.yaml runs again as it is (every key written at its value).
         let again = CLI.sftDist(["train", "--config", outs[0] + "/recipe.yaml", "--out", CLI.tempDir("sync-ref-again"), "--dry-run"], seconds: 60)
         XCTAssertEqual(again.status, 0, again.all)
-        // Resumed at -n 2 from -n 1's step-2 checkpoint: the moved reference comes back.
-        let resumed = CLI.tempDir("sync-ref-resumed")
-        let r = CLI.mpirun(2, args + ["--out", resumed, "--resume", ck + "2"], seconds: 120)
-        XCTAssertEqual(r.status, 0, r.all)
-        let after = CLI.trainingRows(resumed).suffix(2)
-        XCTAssertEqual(after.count, 2)
-        for (a, b) in zip(after, runs[0].suffix(2)) {
-            let y = b["loss"] ?? .nan
-            XCTAssertEqual(a["loss"] ?? .nan, y, accuracy: 1e-5 * max(abs(y), 1), "step \(b["step"] ?? 0) after resuming at step 2")
-        }
+        Self.assertResumesWithTheMovedReference(args, from: ck + "2", like: rows, label: "sync-ref")
     }
 
     func testSettingsThatCannotActAreRefused() throws {
