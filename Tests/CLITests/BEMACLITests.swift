@@ -89,6 +89,8 @@ final class BEMACLITests: XCTestCase {
         XCTAssertEqual(Set(bema.keys), Set(model.keys))
         XCTAssertTrue(bema.keys.contains { $0.contains("lora_B") }, "\(bema.keys.sorted())")
         XCTAssertNotEqual(bema, model, "the averaged adapters are the trained ones")
+        // B starts at zero (peft's init): an average that never moved would keep it there.
+        XCTAssertTrue(bema.filter { $0.key.contains("lora_B") }.values.contains { F.floats($0).contains { $0 != 0 } }, "the averaged B factors are all zero")
         let e = CLI.sftDist(["eval", "--model", base + "/model", "--adapter", out + "/bema", "--data", base + "/data/heldout.jsonl", "--examples", "4"])
         XCTAssertEqual(e.status, 0, e.all)
     }
@@ -103,11 +105,12 @@ final class BEMACLITests: XCTestCase {
         let args = dpo + ["--bema", "--bema-update-freq", "1", "--bema-ema-power", "0", "--bema-bias-power", "0",
                           "--bema-update-ref-model", "--bema-ref-model-update-freq", "2"]
         guard let (outs, rows) = ReferenceSyncCLITests.movedReferenceRuns(args, data: data, label: "bema-ref") else { return }
-        // ref_t = 2·θ_t − θ_0 at t = 2 and 4, θ_0 the checkpoint's own (bema_theta0).
+        // ref_t = 2·θ_t − θ_0 at t = 2 and 4, θ_0 the checkpoint's own (bema_theta0), the same in both.
+        let ck = outs[0] + "/checkpoints/step-00000"
+        XCTAssertEqual(F.tensors(ck + "2", file: "bema_theta0.safetensors"), F.tensors(ck + "4", file: "bema_theta0.safetensors"))
         for t in [2, 4] {
-            let ck = outs[0] + "/checkpoints/step-00000\(t)"
-            let ref = F.tensors(ck, file: "reference_model.safetensors"), theta = F.tensors(ck + "/model")
-            let theta0 = F.tensors(ck, file: "bema_theta0.safetensors")
+            let ref = F.tensors(ck + "\(t)", file: "reference_model.safetensors"), theta = F.tensors(ck + "\(t)/model")
+            let theta0 = F.tensors(ck + "\(t)", file: "bema_theta0.safetensors")
             XCTAssertEqual(Set(ref.keys), Set(theta.keys))
             XCTAssertEqual(Set(theta0.keys), Set(theta.keys))
             var worst: Float = 0, moved: Float = 0

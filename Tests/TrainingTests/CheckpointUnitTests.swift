@@ -122,7 +122,8 @@ final class CheckpointUnitTests: XCTestCase {
                                              ("chord", ["epsilon": "0"], "epsilon"), ("uft", ["epsilon": "0.0"], "epsilon"),
                                              ("prefix-rft", ["epsilon_high": "0"], "epsilon_high"), ("relift", ["epsilon": "0"], "epsilon"),
                                              ("grpo", [:], nil), ("rloo", ["epsilon": "0.1"], nil), ("gmpo", ["epsilon": "0"], nil),
-                                             ("grpo", ["loss_type": "cispo", "epsilon_high": "0"], nil), ("dpo", [:], nil)] as [(String, [String: String], String?)] {
+                                             ("grpo", ["loss_type": "cispo", "epsilon_high": "0"], nil), ("dpo", [:], nil),
+                                             ("grpo", ["loss_type": "vespo", "epsilon": "0"], nil), ("grpo", ["loss_type": "luspo", "epsilon": "0"], "epsilon")] as [(String, [String: String], String?)] {
             var r = Recipe()
             r.objective = objective; r.objectiveArgs = args
             let why = CheckpointState.meaningChanged(since: 5, recipe: r, objective: grpo)

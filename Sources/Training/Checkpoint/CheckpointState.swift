@@ -182,7 +182,7 @@ struct CheckpointState: Codable {
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
                                moreRolloutStops: [Int32] = [], evaluatesRollouts: Bool = false) -> String? {
         if (semantics ?? 1) < 6, let bound = clipBoundAtOne(r) {
-            return "checkpoint was written when \(r.objective)'s PPO clip took a generation's first-step ratio from the sampler's log-probs (1 up to rounding) and passed the whole gradient on a clip bound; with \(bound) = 0 every first-step token now sits on the bound and passes half, as torch's min and clamp do (TRL's): start a new run"
+            return "checkpoint was written when \(r.objective)'s PPO clip passed the whole gradient on a clip bound\(r.objective == "rloo" ? "" : " and took a generation's first-step ratio from the sampler's log-probs (1 up to rounding)"); with \(bound) = 0 every first-step token now sits on the bound and passes half, as torch's min and clamp do (TRL's): start a new run"
         }
         if (semantics ?? 1) < 5 && evaluatesRollouts {
             return "checkpoint was written when a grpo run's eval_loss was the held-out completions' NLL; it is now the GRPO loss on rollouts of the held-out prompts, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: resume with --eval-rollouts 0 (the NLL, as the checkpoint's run evaluated) or start a new run"

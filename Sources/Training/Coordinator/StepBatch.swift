@@ -86,7 +86,9 @@ public struct StepBatch: Sendable, Equatable {
     /// Its rollouts were sampled by the weights this step starts from (a generation's first
     /// step; an evaluation's rollouts): their log-probs' drift from the sampler's is 0 by
     /// definition, as TRL's on-policy old log-probs are the live ones detached — not the
-    /// decode-versus-forward rounding (grpo's `off_policy_mask_threshold` reads it).
+    /// decode-versus-forward rounding: the PPO-clip objectives' π_old is then the live log-prob,
+    /// detached (`PPOClippedToken.behaviourLogProb`, rloo's and gmpo's rows), and grpo's
+    /// `off_policy_mask_threshold` masks nothing.
     public var onPolicy = false
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
 

@@ -4,9 +4,10 @@ import Models
 extension Recipe {
     /// LoRA's dropout and NEFTune's embedding noise change the training forward only. Where
     /// the objective divides by another forward of the same policy — the sampler's log-probs
-    /// (rollouts), the old-policy or opponent snapshot (psft, spin), the reference at step 1
-    /// (dpo) — the ratio is then not 1 where it must be (on-policy GRPO clipped 16 % of tokens
-    /// at dropout 0.9). TRL disables dropout for these (`disable_dropout`); here both are
+    /// (rollouts, on a reused generation's later steps: a first step divides by the noised
+    /// forward itself, detached), the old-policy or opponent snapshot (psft, spin), the reference
+    /// at step 1 (dpo) — the noise alone moves the ratio from 1 (when a first step still divided
+    /// by the sampler's log-probs, before 2026-12-07, GRPO clipped 16 % of tokens at dropout 0.9). TRL disables dropout for these (`disable_dropout`); here both are
     /// refused. Scored data has no sampler log-probs (its ratio is 1 by construction); srft's
     /// terms are log p and p, with no ratio to the sampler. NEFTune is refused beside any
     /// reference too (iwsft's weight, asft's and superhf's KL, online token scores): the

@@ -12,7 +12,7 @@ import TensorCore
 ///          (μ_peak − μ_valley)·½(1 + cos(π(s − W)/D)) + μ_valley.
 ///
 /// Rollouts come from the rollout producer (group advantages, the sampler's log-probs c's
-/// denominator); the expert share of each step batch is demonstrations of the training data
+/// denominator on a reused generation's later steps, π_θ detached on its first); the expert share of each step batch is demonstrations of the training data
 /// (`expert_share` of all its sequences, Trinity's `expert_data_ratio`). N_rollout and N_expert are
 /// the loss tokens of each kind in the whole step batch (the per-type token means Trinity
 /// re-weights micro-batches to), so the result does not depend on the rank count. Detached: φ,
@@ -55,8 +55,8 @@ public final class CHORDObjective: Objective, DetachedEvaluable, DemonstrationMi
         return (muPeak - muValley) * Float(cosine) + muValley
     }
 
-    /// φ is taken at `detached` (the training logits themselves in a step; the unperturbed ones
-    /// in a finite-difference check), so its gradient is never part of the loss's.
+    /// φ, and a first step's π_old, are taken at `detached` (the training logits themselves in a
+    /// step; the unperturbed ones in a finite-difference check), so their gradient is never part of the loss's.
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>,
                          dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         let V = input.vocab

@@ -132,8 +132,9 @@ public final class GRPOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
 
     /// The loss and gradient with cispo's detached weight read from `detached` (the trainer passes
     /// the logits themselves; the finite-difference checks hold it at the unperturbed ones). The
-    /// ratios carry their gradient; only scored rows' π_old is the live log-prob, detached (the
-    /// finite-difference checks supply it as behaviour log-probs instead).
+    /// ratios carry their gradient; π_old is read at `detached` where it is the live log-prob — a
+    /// generation's first step (`behaviourLogProb`) — and for scored rows (the finite-difference
+    /// checks supply those as behaviour log-probs instead).
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
         guard let dlogits else {   // the loss alone: a scratch gradient
             var scratch = [Float](repeating: 0, count: input.rows * input.vocab)

@@ -11,8 +11,9 @@ import TensorCore
 ///   k3_t = e^{d} − d − 1,   d = log π_ref(y_t) − log π_θ(y_t)   (the KL estimator: GRPO adds β·c1·k3_t, or
 ///                                                                 β·k3_t without use_bias_correction_kl; UFT β·k3_t)
 ///
-/// π_old is the sampler's log-prob stored with a rollout, or the live one where the batch has
-/// none (ratio 1, gradient −A·∇log π_θ). The log-ratio clamp (verl, Trinity-RFT) only keeps
+/// π_old is the sampler's log-prob stored with a rollout on a reused generation's later steps,
+/// the live one, detached, on a generation's first step and where the batch has none (ratio 1,
+/// gradient −A·∇log π_θ; `behaviourLogProb`). The log-ratio clamp (verl, Trinity-RFT) only keeps
 /// exp finite.
 enum PPOClippedToken {
     /// ℓ_t; its derivative in log π_θ (that of the term min picks: −A·c1 through the unclipped

@@ -18,7 +18,8 @@ import TensorCore
 ///     − c_H · Σ_{generated} H_t / N_gen,
 ///   A_t = A if sg(H_t) ≥ τ else 0,  τ the entropy at rank ⌊mask·n⌋ of the step's n prefix tokens (ascending),
 ///
-/// c = exp(log π_θ − log π_behaviour) on generated tokens; the prefix tokens' old log-prob is the
+/// c = exp(log π_θ − log π_old) on generated tokens (π_old the sampler's log-probs on a reused
+/// generation's later steps, π_θ detached on its first); the prefix tokens' old log-prob is the
 /// current policy's (ratio 1, the code's), so their gradient is −A_t·∇log π_θ. Entropy-based
 /// clipping zeroes the advantage of the lower-entropy `entropy_mask` share of the prefix tokens
 /// (the paper keeps the top 20 %); τ is taken over every prefix token of the step batch (the
