@@ -21,16 +21,12 @@ import trl
 from trl.experimental.gmpo import GMPOTrainer
 from trl.trainer.grpo_trainer import GRPOTrainer
 
+from completion_tables import completion_rows, token_tables
 from reference_fixtures import fixture_path, write_fixture
 
 BATCH = fixture_path("grpo-reference.json")
 OUT = fixture_path("gmpo-reference.json")
 FIGURES = ("entropy", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean")
-
-
-def completion_rows(examples):
-    """Per rollout, the (row t, target y) of each completion token, t the position predicting it."""
-    return [[(t, x["ids"][t + 1]) for t in range(len(x["ids"]) - 1) if x["loss_mask"][t + 1]] for x in examples]
 
 
 def trl_gmpo_loss(examples, T, current, reference, behaviour, advantages, eps_low, eps_high, beta,
@@ -43,14 +39,7 @@ def trl_gmpo_loss(examples, T, current, reference, behaviour, advantages, eps_lo
     logits = current.double().clone().requires_grad_(True)
 
     def table(source, grad):
-        lsm = torch.log_softmax(source / temperature, dim=-1)
-        logps = torch.zeros(B, Lc, dtype=torch.float64)
-        ent = torch.zeros(B, Lc, dtype=torch.float64)
-        for e, r in enumerate(rows):
-            for k, (t, y) in enumerate(r):
-                logps = logps.index_put((torch.tensor([e]), torch.tensor([k])), lsm[e * T + t, y].reshape(1))
-                p = lsm[e * T + t].detach().exp()
-                ent[e, k] = -(p * lsm[e * T + t].detach()).sum()
+        logps, ent = token_tables(source, rows, T, Lc, temperature)
         return logps if grad else logps.detach(), ent
 
     def per_token(model, input_ids, attention_mask, logits_to_keep, compute_entropy=False, **kwargs):

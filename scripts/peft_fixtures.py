@@ -57,6 +57,22 @@ def adapted_logits(name, base_dir, adapter_dir, tok):
     print(f"{name}: adapter changes the logits by up to {diff:.3f}")
 
 
+def save_adapter(model, name, folder, sets=("target_modules",)):
+    """`model`'s adapter as peft saves it, under Fixtures/hf/peft/FOLDER, made repeatable: no
+    model card, the base named by its repository path, the config's `sets` (peft writes Python
+    sets, in hash order) sorted. The directory."""
+    dest = os.path.join(OUT, "peft", folder)
+    shutil.rmtree(dest, ignore_errors=True)
+    model.save_pretrained(dest)
+    os.remove(os.path.join(dest, "README.md"))  # peft's model card template
+    cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
+    cfg["base_model_name_or_path"] = "Tests/ModelsTests/Fixtures/hf/models/" + name  # not this machine's path
+    for key in sets:
+        cfg[key] = sorted(cfg[key])
+    json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
+    return dest
+
+
 def peft_adapters():
     """Adapters made by peft itself on the committed tiny GPT-2 and Llama."""
     from peft import LoraConfig, get_peft_model
@@ -73,14 +89,7 @@ def peft_adapters():
             for pname, p in model.named_parameters():
                 if "lora_" in pname:
                     p.copy_(0.3 * torch.randn(p.shape, generator=g))
-        dest = os.path.join(OUT, "peft", name + "-by-peft")
-        shutil.rmtree(dest, ignore_errors=True)
-        model.save_pretrained(dest)
-        os.remove(os.path.join(dest, "README.md"))  # peft's model card template
-        cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
-        cfg["base_model_name_or_path"] = "Tests/ModelsTests/Fixtures/hf/models/" + name  # not this machine's path
-        cfg["target_modules"] = sorted(cfg["target_modules"])  # peft writes a set, in hash order
-        json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
+        dest = save_adapter(model, name, name + "-by-peft")
         tok = AutoTokenizer.from_pretrained(base_dir)
         adapted_logits("peft-" + name + "-by-peft", base_dir, dest, tok)
     json.dump({"peft": peft.__version__, "torch": torch.__version__, "transformers": transformers.__version__},

@@ -35,6 +35,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTo
                           GPT2ForSequenceClassification, LlamaForSequenceClassification)
 
 from hf_fixtures import OUT, randomize
+from peft_fixtures import save_adapter
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
 
@@ -180,15 +181,7 @@ def peft_reward_adapters():
             for pname, p in model.named_parameters():
                 if p.requires_grad:
                     p.copy_(0.3 * torch.randn(p.shape, generator=g))
-        dest = os.path.join(OUT, "peft", name + "-reward-by-peft")
-        shutil.rmtree(dest, ignore_errors=True)
-        model.save_pretrained(dest)
-        os.remove(os.path.join(dest, "README.md"))  # peft's model card template
-        cfg = json.load(open(os.path.join(dest, "adapter_config.json")))
-        cfg["base_model_name_or_path"] = "Tests/ModelsTests/Fixtures/hf/models/" + name  # not this machine's path
-        for key in ("target_modules", "modules_to_save"):
-            cfg[key] = sorted(cfg[key])  # peft writes a set, in hash order
-        json.dump(cfg, open(os.path.join(dest, "adapter_config.json"), "w"), indent=2, sort_keys=True)
+        dest = save_adapter(model, name, name + "-reward-by-peft", sets=("target_modules", "modules_to_save"))
         model, tok = peft_reward_model(base_dir, dest)
         plain = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, pad_token_id=trl_pad(tok),
                                                                    dtype=torch.float32, attn_implementation="eager").eval()

@@ -22,15 +22,11 @@ from collections import defaultdict
 import torch
 from trl.trainer.rloo_trainer import RLOOTrainer
 
+from completion_tables import completion_rows, token_tables
 from reference_fixtures import fixture_path, write_fixture
 
 BATCH = fixture_path("grpo-reference.json")
 OUT = fixture_path("rloo-reference.json")
-
-
-def completion_rows(examples):
-    """Per rollout, the (row t, target y) of each completion token, t the position predicting it."""
-    return [[(t, x["ids"][t + 1]) for t in range(len(x["ids"]) - 1) if x["loss_mask"][t + 1]] for x in examples]
 
 
 def trl_rloo_loss(examples, T, current, behaviour, advantages, eps_low, eps_high, temperature=1.0, on_policy=False):
@@ -40,14 +36,7 @@ def trl_rloo_loss(examples, T, current, behaviour, advantages, eps_low, eps_high
     logits = current.double().clone().requires_grad_(True)
 
     def per_token(model, input_ids, attention_mask, logits_to_keep, compute_entropy=False, **kwargs):
-        lsm = torch.log_softmax(logits / temperature, dim=-1)
-        logps = torch.zeros(B, Lc, dtype=torch.float64)
-        ent = torch.zeros(B, Lc, dtype=torch.float64)
-        for e, r in enumerate(rows):
-            for k, (t, y) in enumerate(r):
-                logps = logps.index_put((torch.tensor([e]), torch.tensor([k])), lsm[e * T + t, y].reshape(1))
-                p = lsm[e * T + t].detach().exp()
-                ent[e, k] = -(p * lsm[e * T + t].detach()).sum()
+        logps, ent = token_tables(logits, rows, T, Lc, temperature)
         return logps, (ent if compute_entropy else None), None
 
     mask = torch.zeros(B, Lc, dtype=torch.float64)

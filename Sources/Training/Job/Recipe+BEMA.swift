@@ -18,7 +18,7 @@ extension Recipe {
         let keys: [any AnyRecipeKey] = [k.bemaUpdateFreq, k.bemaEmaPower, k.bemaBiasPower, k.bemaLag, k.bemaUpdateAfter,
                                         k.bemaMultiplier, k.bemaMinEmaMultiplier, k.bemaUpdateRefModel]
         guard self.bema else {
-            for key in keys + [k.bemaRefModelUpdateFreq, k.bemaRefModelUpdateAfter] where deliberateAny(key) && !switchedOff(key, by: k.bema) {
+            for key in keys + [k.bemaRefModelUpdateFreq, k.bemaRefModelUpdateAfter] where key.deliberate(in: self) && !switchedOff(key, by: k.bema) {
                 throw RecipeError("\(named(key)) is a setting of bema (--bema), the bias-corrected average of the weights: without it no average is kept and \(key.name) has no effect")
             }
             return
@@ -27,7 +27,7 @@ extension Recipe {
         let s = bemaSchedule, first = s.firstUpdate
         for (weight, value, power) in [("the EMA's weight β_t", s.beta(first), s.emaPower), ("the correction's weight α_t", s.alpha(first), s.biasPower)]
         where !(value <= 1) {
-            throw RecipeError("\(named(k.bemaLag)) \(s.lag) with \(named(k.bemaMultiplier)) \(text(s.multiplier)): \(weight) = (lag + multiplier·t)^−\(text(power)) is \(text(value)) at the first update (step \(first)), more than 1 — an extrapolation, not an average; make lag + multiplier·\(first) at least 1 (TRL's default lag is 10)")
+            throw RecipeError("\(named(k.bemaLag)) \(s.lag) with \(named(k.bemaMultiplier)) \(s.multiplier.shortText): \(weight) = (lag + multiplier·t)^−\(power.shortText) is \(value.shortText) at the first update (step \(first)), more than 1 — an extrapolation, not an average; make lag + multiplier·\(first) at least 1 (TRL's default lag is 10)")
         }
         try checkBEMAReference(objective)
         if self.numTrainEpochs == 0 { try checkBEMAInterval() }
@@ -38,7 +38,7 @@ extension Recipe {
         let k = Recipe.declared
         guard self.bemaUpdateRefModel else {
             for key in [k.bemaRefModelUpdateFreq, k.bemaRefModelUpdateAfter] as [any AnyRecipeKey]
-            where deliberateAny(key) && !switchedOff(key, by: k.bemaUpdateRefModel) {
+            where key.deliberate(in: self) && !switchedOff(key, by: k.bemaUpdateRefModel) {
                 throw RecipeError("\(named(key)) sets when bema_update_ref_model (--bema-update-ref-model) replaces the reference model: without it the reference stays fixed and \(key.name) has no effect")
             }
             return
@@ -78,15 +78,4 @@ extension Recipe {
             throw RecipeError("\(given) first replaces the reference at step \(firstReference), \(firstReference == self.steps ? "the run's last step" : "after the run's \(self.steps) steps"): no training step would read the replaced reference; give \(advice)")
         }
     }
-
-    private func deliberateAny(_ key: any AnyRecipeKey) -> Bool {
-        switch key {
-        case let key as RecipeKey<Int>: return deliberate(key)
-        case let key as RecipeKey<Double>: return deliberate(key)
-        case let key as RecipeKey<Bool>: return deliberate(key)
-        default: preconditionFailure("checkBEMA: \(key.name)")
-        }
-    }
-
-    private func text(_ x: Double) -> String { String(format: "%g", x) }
 }

@@ -249,9 +249,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         guard self.loraRank == 0 else { return }
         let k = Recipe.declared
         // Given on the command line they are refused at their defaults too (`--lora-alpha 16`).
-        let set: [(any AnyRecipeKey, Bool)] = [(k.loraTargets, deliberate(k.loraTargets)), (k.loraDropout, deliberate(k.loraDropout)),
-                                               (k.loraAlpha, deliberate(k.loraAlpha)), (k.mergeLora, deliberate(k.mergeLora))]
-        if let (key, _) = set.first(where: { $0.1 && !switchedOff($0.0, by: k.loraRank) }) {
+        let keys: [any AnyRecipeKey] = [k.loraTargets, k.loraDropout, k.loraAlpha, k.mergeLora]
+        if let key = keys.first(where: { $0.deliberate(in: self) && !switchedOff($0, by: k.loraRank) }) {
             throw RecipeError("\(named(key)) needs lora_rank (--lora-rank r) > 0: without it the run fine-tunes every weight and \(key.name) has no effect")
         }
     }

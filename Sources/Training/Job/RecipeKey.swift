@@ -62,6 +62,8 @@ public protocol AnyRecipeKey: Sendable {
     func check(_ r: Recipe, prefix: String) throws
     func text(of r: Recipe) -> String
     func same(_ a: Recipe, _ b: Recipe) -> Bool
+    /// Chosen in `r`: away from its default, or given as a flag (`Recipe.deliberate`).
+    func deliberate(in r: Recipe) -> Bool
     func encode(_ r: Recipe, to c: inout KeyedEncodingContainer<RecipeCodingKey>) throws
     /// The value for `recipe.yaml`; nil for an unset optional key (left out).
     func yaml(of r: Recipe) -> Node?
@@ -135,6 +137,7 @@ extension RecipeKey: AnyRecipeKey {
 
     public func text(of r: Recipe) -> String { r[self].text }
     public func same(_ a: Recipe, _ b: Recipe) -> Bool { a[self] == b[self] }
+    public func deliberate(in r: Recipe) -> Bool { r.deliberate(self) }
 
     public func encode(_ r: Recipe, to c: inout KeyedEncodingContainer<RecipeCodingKey>) throws {
         // Optional keys that are unset are left out, as synthesized Codable did.

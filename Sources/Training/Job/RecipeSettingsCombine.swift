@@ -135,8 +135,7 @@ extension Recipe {
         guard self.syncRefModel else {
             // Chosen (a flag, or a recipe file's value away from the default), as other keys that
             // would do nothing: a written recipe.yaml lists every key at its value.
-            let chosen: [(any AnyRecipeKey, Bool)] = [(k.refModelMixupAlpha, deliberate(k.refModelMixupAlpha)), (k.refModelSyncSteps, deliberate(k.refModelSyncSteps))]
-            for (key, given) in chosen where given && !switchedOff(key, by: k.syncRefModel) {
+            for key in [k.refModelMixupAlpha, k.refModelSyncSteps] as [any AnyRecipeKey] where key.deliberate(in: self) && !switchedOff(key, by: k.syncRefModel) {
                 throw RecipeError("\(named(key)) sets how sync_ref_model (--sync-ref-model) moves the reference model: without it the reference stays fixed and \(key.name) has no effect")
             }
             return

@@ -34,7 +34,7 @@ extension GRPOObjective {
             let y = lossTarget(input, row, name)
             let z = detached + row * V
             let logp = z[y] - SoftmaxKernels.logSumExp(z, count: V)
-            let logRatio = logp - PPOClippedToken.behaviourLogProb(input, row: row, live: logp)
+            let logRatio = logp - PPOClippedToken.behaviourLogProb(input, row: row, live: logp, detached: detached)
             r.sum[s] += Double(input.mask[row]) * Double(logRatio)
             r.clampedSum[s] += Double(input.mask[row]) * Double(min(max(logRatio, -20), 20))
         }

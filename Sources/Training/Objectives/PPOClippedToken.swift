@@ -35,9 +35,16 @@ enum PPOClippedToken {
         // terms are equal and both pass: the whole gradient. Exactly on a bound only half passes:
         // on a generation's first step the ratio is 1, so with ε = 0 on either side every token.
         let l1 = cd * a, l2 = c2 * a
-        let unclipped: Float = c1 < delta ? 1 : 0, clipped: Float = c1 > lo && c1 < hi ? 1 : 0
-        let share = l1 < l2 ? unclipped : l2 < l1 ? clipped : 0.5 * (unclipped + clipped)
+        let share = minShare(l1, l2, first: c1 < delta ? 1 : 0, second: c1 > lo && c1 < hi ? 1 : 0)
         return (-min(l1, l2), -a * c1 * share, c1, cd < lo && a < 0, cd > hi && a > 0)
+    }
+
+    /// torch's share of min(l1, l2)'s gradient that reaches c1: through the smaller term (`first`
+    /// or `second`: 1 where that term passes c1's gradient, 0 where its clamp is constant), half
+    /// through each where they are equal.
+    @inline(__always)
+    static func minShare<T: BinaryFloatingPoint>(_ l1: T, _ l2: T, first: T, second: T) -> T {
+        l1 < l2 ? first : l2 < l1 ? second : (first + second) / 2
     }
 
     /// Dual clip for A < 0 (Ye et al., "Mastering Complex Control in MOBA Games with Deep
@@ -58,9 +65,9 @@ enum PPOClippedToken {
     /// with ε = 0 clipped tokens at random); otherwise the behaviour log-prob the producer
     /// stored, else `logp`.
     @inline(__always)
-    static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float, detached: UnsafePointer<Float>? = nil) -> Float {
+    static func behaviourLogProb(_ input: ObjectiveInput, row r: Int, live logp: Float, detached: UnsafePointer<Float>) -> Float {
         if input.context.onPolicy {
-            return detached.map { LogitRow.detachedLogProb($0, input.logits, row: r, input.vocab, target: Int(input.targets[r]), liveLogP: logp) } ?? logp
+            return LogitRow.detachedLogProb(detached, input.logits, row: r, input.vocab, target: Int(input.targets[r]), liveLogP: logp)
         }
         return input.behaviourLogProbs.isEmpty ? logp : input.behaviourLogProbs[r]
     }

@@ -104,8 +104,8 @@ public final class RLOOObjective: Objective, DetachedEvaluable, RolloutPolicyObj
     func sequenceTerm(logRatio: Double, advantage a: Double) -> (loss: Double, slope: Double, clippedLow: Bool, clippedHigh: Bool) {
         let lo = 1 - Double(epsilonLow), hi = 1 + Double(epsilonHigh)
         let c1 = exp(min(max(logRatio, -20), 20)), c2 = min(max(c1, lo), hi)
-        let l1 = c1 * a, l2 = c2 * a, clipped: Double = c1 > lo && c1 < hi ? 1 : 0
-        let share = l1 < l2 ? 1 : l2 < l1 ? clipped : 0.5 * (1 + clipped)
+        let l1 = c1 * a, l2 = c2 * a
+        let share = PPOClippedToken.minShare(l1, l2, first: 1, second: c1 > lo && c1 < hi ? 1 : 0)
         return (-min(l1, l2), -a * c1 * share, c1 < lo && a < 0, c1 > hi && a > 0)
     }
 }

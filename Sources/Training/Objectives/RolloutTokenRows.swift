@@ -27,9 +27,7 @@ struct RolloutTokenRows {
             let z = input.logits + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             logp[r] = z[y] - lse[r]
-            old[r] = input.context.onPolicy
-                ? LogitRow.detachedLogProb(detached, input.logits, row: r, V, target: y, liveLogP: logp[r])
-                : PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r])
+            old[r] = PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r], detached: detached)
         }
     }
 
