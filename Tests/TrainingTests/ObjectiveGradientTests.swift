@@ -35,6 +35,10 @@ final class ObjectiveGradientTests: XCTestCase {
         ("online-dpo", ["beta": "0.5"]), ("online-dpo", ["loss_type": "ipo", "beta": "0.5"]),
         ("cpo", [:]), ("cpo", ["loss_type": "simpo", "beta": "2", "label_smoothing": "0.1"]), ("cpo", ["loss_type": "ipo", "beta": "0.5"]),
         ("cpo", ["loss_type": "hinge", "beta": "0.5"]), ("cpo", ["alpha": "0.1", "beta": "0.05", "cpo_alpha": "0.2"]), ("orpo", [:]), ("orpo", ["beta": "1"]),
+        // TPO's triples (the gold answers' NLL); at tpo_alpha 0 pairs alone, as the loader reads no gold.
+        ("tpo", [:]), ("tpo", ["loss_type": "tpo-l", "beta": "2", "label_smoothing": "0.1", "tpo_l_gamma": "1"]),
+        ("tpo", ["loss_type": "ipo", "beta": "0.5", "tpo_alpha": "0.5"]), ("tpo", ["loss_type": "hinge", "beta": "0.5"]),
+        ("tpo", ["tpo_alpha": "0", "beta": "0.5"]),
         ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "use_bias_correction_kl": "false"]),
@@ -98,6 +102,7 @@ final class ObjectiveGradientTests: XCTestCase {
             batch.sequences[0].margin = 0.7
             return batch
         }
+        if r.goldAnswers { return .randomTriples() }
         if r.pairs || name == "spin" { return .randomPairs() }
         if r.unpaired { return .randomUnpaired() }
         if r.rollouts {
@@ -127,8 +132,10 @@ final class ObjectiveGradientTests: XCTestCase {
             // dpo's ipo and sppo_hard square log-ratio sums that reach ±10 on this batch: the slope
             // multiplies the float32 round-off of those sums (≈ 1e-6) by 2·(c − 1/(2β)), which at
             // h = 1e-2 puts the central differences past the 2e-5 floor (2e-4 seen); a step 5× wider
-            // divides that noise by 5. DPOTests checks both against float64 autograd.
-            let squared = name == "dpo" && ["ipo", "sppo_hard"].contains(args["loss_type"] ?? "")
+            // divides that noise by 5. DPOTests checks both against float64 autograd. tpo's ipo on the
+            // triples (the pair term plus the gold NLL) sat 3e-5 past the floor at h = 1e-2 for the
+            // same reason; TPOObjectiveTests checks it against TRL's autograd to 1e-5.
+            let squared = (name == "dpo" && ["ipo", "sppo_hard"].contains(args["loss_type"] ?? "")) || (name == "tpo" && args["loss_type"] == "ipo")
             // rloo's one ratio per rollout is the exp of its summed log-probs: A·c multiplies the
             // float32 round-off of the per-token log-probs in that sum, which at h = 1e-2 put an
             // unclipped rollout (c = 1.66) 9e-6 past the floor; a step twice as wide halves that noise.
@@ -325,6 +332,10 @@ final class ObjectiveGradientTests: XCTestCase {
             ("cpo", ["cpo_alpha": "-1"], "cpo_alpha must be ≥ 0"), ("cpo", ["beta": "0"], "beta must be > 0"),
             ("cpo", ["label_smoothing": "0.5"], "label_smoothing must be in [0, 0.5)"), ("orpo", ["beta": "-1"], "beta must be > 0"),
             ("orpo", ["lambda": "0.1"], "unknown argument(s) lambda"),
+            ("tpo", ["loss_type": "simpo"], "objective tpo: unknown loss_type simpo; known: sigmoid, hinge, ipo, tpo-l"),
+            ("tpo", ["loss_type": "ipo", "label_smoothing": "0.1"], "objective tpo: label_smoothing is read by loss_type sigmoid and tpo-l; with loss_type ipo it does nothing"),
+            ("tpo", ["tpo_l_gamma": "1"], "objective tpo: tpo_l_gamma is read by loss_type tpo-l; with loss_type sigmoid it does nothing"),
+            ("tpo", ["tpo_alpha": "-1"], "objective tpo: tpo_alpha must be ≥ 0"), ("tpo", ["cpo_alpha": "1"], "unknown argument(s) cpo_alpha"),
             ("dpo", ["f_alpha_divergence_coef": "0.3"], "f_alpha_divergence_coef is read by f_divergence_type alpha_divergence; with reverse_kl it does nothing"),
             ("threshold", ["variant": "top-p", "q": "1"], "q must be in [0, 1)"),
             ("threshold", ["variant": "bottom-logp", "q": "0"], "q must be in (0, 1]"),

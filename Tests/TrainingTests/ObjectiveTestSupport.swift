@@ -90,6 +90,27 @@ final class ObjectiveTestBatch {
         return batch
     }
 
+    /// Two TPO triples: 18 rows, V = 7, sequences 0–5 of three rows each — pairs 0/1 and 2/3
+    /// linked as in `randomPairs`, and their gold answers at 4 and 5 (`PairRole.gold`, linked to
+    /// 0 and 2, as `PairProducer` links a triple); rows 2 and 7 masked, as in `random`.
+    static func randomTriples(seed: UInt64 = 7, vocab V: Int = 7) -> ObjectiveTestBatch {
+        var rng = RNG(seed: seed)
+        let rows = 18
+        let logits = (0..<rows * V).map { _ in rng.normal() * 1.5 }
+        var targets = (0..<rows).map { _ in Int32(rng.below(V)) }
+        var mask = [Float](repeating: 1, count: rows)
+        mask[2] = 0; mask[7] = 0; targets[7] = -1
+        let batch = ObjectiveTestBatch(vocab: V, logits: logits, targets: targets, mask: mask, sequenceId: (0..<rows).map { Int32($0 / 3) })
+        batch.sequences = (0..<6).map { i in
+            let rows = zip(batch.sequenceId, batch.mask).filter { $0.0 == Int32(i) }.map { UInt8($0.1) }
+            var s = StepSequence(example: i, origin: .demonstration, ids: [Int32](repeating: 0, count: rows.count + 1),
+                                 lossMask: [0] + rows, promptLength: 1)
+            if i < 4 { s.pair = i ^ 1; s.pairRole = i % 2 == 0 ? .chosen : .rejected } else { s.pair = 2 * (i - 4); s.pairRole = .gold }
+            return s
+        }
+        return batch
+    }
+
     /// The pair batch as kto's unpaired rows: sequence 0 and 2 desirable, 1 undesirable, each
     /// alone (`pair` −1), and sequence 3 a mismatched pair of its KL term, whose reference puts
     /// each target 1 lower, so the estimate r is positive and not clamped away.
@@ -210,6 +231,15 @@ final class ObjectiveTestBatch {
             let perSequence = rowsBySequence.map { [0] + $0.map { behaviour[$0] } }
             let advantages = self.sequences.map(\.advantage), origins = self.sequences.map(\.origin)
             h.makeProducer = { FixedRolloutProducer(examples: $0.examples, advantages: advantages, behaviour: perSequence, origins: origins) }
+        }
+        // tpo's batch: a gold answer rides on its chosen example (`Example.gold`), as `Dataset(pairsAt:)`
+        // keeps it, and its rows stay in the table (the gold sequences are the batch's last).
+        let golds = self.sequences.indices.filter { self.sequences[$0].pairRole == .gold }
+        if !golds.isEmpty {
+            precondition(golds == Array(self.sequences.count - golds.count..<self.sequences.count), "gold answers last")
+            for g in golds { h.examples[self.sequences[g].pair].gold = GoldAnswer(h.examples[g]) }
+            h.tableSequences = h.examples.count
+            h.examples.removeLast(golds.count)
         }
         // kto's batch: through the trainer every sequence is a labelled row (the mismatched one a
         // desirable row), and the trainer's producer makes the step's mismatched pairs itself.

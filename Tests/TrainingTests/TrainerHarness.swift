@@ -63,6 +63,9 @@ struct TrainerHarness {
     var linkPairs = false
     /// The recipe's rollout_temperature (rollout objectives divide the logits by it).
     var rolloutTemperature = 1.0
+    /// Sequences in the logit table when there are more than examples: TPO's gold answers
+    /// (`Example.gold`), whose first id is their row after the examples'.
+    var tableSequences: Int? = nil
 
     /// Sequences given position by position: (target, in the loss?) and that position's
     /// current / reference / old logits rows (each [V]). Example e's first token is e, which
@@ -148,11 +151,11 @@ struct TrainerHarness {
     /// The real trainer over a table model holding `old ?? current`, on one rank of a group.
     func makeTrainer(_ objective: String, _ args: [String: String], comm: Communicator, recipe: Recipe) -> (Trainer, LogitTableModel) {
         let data = Dataset(examples: examples, report: LoadReport(path: "harness", maxLength: positions + 1, truncation: .right))
-        let model = LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: old ?? current)
+        let model = LogitTableModel(examples: tableSequences ?? examples.count, positions: positions, vocab: vocab, values: old ?? current)
         let objective = try! ObjectiveRegistry.make(name: objective, args: args)
         configureObjective?(objective)
         let referenceModel = objective.requirements.referenceModel || objective.requirements.tokenLabels
-            ? LogitTableModel(examples: examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
+            ? LogitTableModel(examples: tableSequences ?? examples.count, positions: positions, vocab: vocab, values: reference ?? current) : nil
         let setup = RunSetup(recipe: recipe, tokenizer: ByteTokenizer(), model: model, train: data, heldOut: data,
                              objective: objective, referenceModel: referenceModel)
         let pairs = linkPairs ? PairProducer(source: UniformSampler(datasetSize: examples.count / 2, batchSize: examples.count / 2, seed: seed)) : nil

@@ -279,7 +279,7 @@ struct CheckpointState: Codable {
     /// XXH64 over every training example's ids and loss mask, in order: a different data file,
     /// split, template, truncation or tokenizer all change it; and a labelled row's label
     /// (kto), which rows without one leave out, so their hash is what it was before labels; and a
-    /// pair's margin, likewise.
+    /// pair's margin and a triple's gold answer, likewise.
     static func dataHash(_ examples: [Example]) -> UInt64 {
         var h = XXHash64()
         for e in examples {
@@ -289,6 +289,12 @@ struct CheckpointState: Codable {
             if let label = e.label { withUnsafeBytes(of: UInt8(label ? 2 : 1)) { h.update($0) } }
             // A pair's margin (reward), which pairs without one leave out as rows without labels do.
             if e.margin != 0 { withUnsafeBytes(of: e.margin.bitPattern.littleEndian) { h.update($0) } }
+            // A triple's gold answer (tpo), likewise left out where there is none.
+            if let g = e.gold {
+                withUnsafeBytes(of: Int64(-g.ids.count).littleEndian) { h.update($0) }
+                g.ids.withUnsafeBytes { h.update($0) }
+                g.lossMask.withUnsafeBytes { h.update($0) }
+            }
         }
         return h.finalize()
     }

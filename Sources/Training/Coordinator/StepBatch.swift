@@ -14,9 +14,10 @@ public enum SequenceOrigin: UInt8, Sendable, CaseIterable {
 }
 
 /// Which side of a preference pair a sequence is (DPO, SPIN: issue 14); unpaired (`pair` −1),
-/// a desirable (chosen) or undesirable (rejected) answer (KTO).
+/// a desirable (chosen) or undesirable (rejected) answer (KTO); or a triple's gold answer (TPO,
+/// arXiv 2405.16681), whose `pair` is its chosen answer.
 public enum PairRole: UInt8, Sendable {
-    case none = 0, chosen = 1, rejected = 2
+    case none = 0, chosen = 1, rejected = 2, gold = 3
 }
 
 /// One sequence of a step, with every per-sequence field an objective may read.
@@ -49,7 +50,8 @@ public struct StepSequence: Sendable, Equatable {
     public var tokenWeights: [Float] = []
     /// Per-sequence loss weight.
     public var weight: Float = 1
-    /// Index in the step batch of the other sequence of a pair; −1 = none.
+    /// Index in the step batch of the other sequence of a pair (a gold answer's: the chosen
+    /// one); −1 = none.
     public var pair: Int = -1
     public var pairRole: PairRole = .none
     /// A data pair's margin on its chosen sequence (`Example.margin`: reward's r_c − r_j − margin).
@@ -93,13 +95,18 @@ public struct StepBatch: Sendable, Equatable {
     public init(step: Int, sequences: [StepSequence]) { self.step = step; self.sequences = sequences }
 
     /// Sequence indices that must share a rank and a micro-batch: a sequence with its
-    /// `pair` (DPO's chosen and rejected, whose log-prob sums meet in one loss term), else a
-    /// sequence alone. In order of each unit's first member.
+    /// `pair` (DPO's chosen and rejected, whose log-prob sums meet in one loss term; a TPO
+    /// triple's gold answer joins them, so triples deal as evenly as pairs), else a sequence
+    /// alone. In order of each unit's first member.
     public var units: [[Int]] {
         var unitOf = [Int](repeating: -1, count: sequences.count), units: [[Int]] = []
         for i in sequences.indices where unitOf[i] < 0 {
-            var members = [i]
             let p = sequences[i].pair
+            if sequences[i].pairRole == .gold, p >= 0, p < i, unitOf[p] >= 0 {
+                unitOf[i] = unitOf[p]; units[unitOf[p]].append(i)
+                continue
+            }
+            var members = [i]
             if p > i, p < sequences.count, unitOf[p] < 0 { members.append(p) }
             for m in members { unitOf[m] = units.count }
             units.append(members)

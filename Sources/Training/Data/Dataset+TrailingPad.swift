@@ -17,11 +17,12 @@ extension Dataset {
     }
 
     /// Pair data as an objective reads it: under `--objective reward` with margins and the
-    /// trailing pad (`pad`: the tokenizer's), else as `Dataset(pairsAt:)` reads it.
+    /// trailing pad (`pad`: the tokenizer's), under `--objective tpo` with each row's gold answer
+    /// (`goldAnswers`), else as `Dataset(pairsAt:)` reads it.
     public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int, truncation: Truncation,
-                            template: ChatTemplate, skipBadLines: Bool, sequenceScores: Bool) throws {
+                            template: ChatTemplate, skipBadLines: Bool, sequenceScores: Bool, goldAnswers: Bool = false) throws {
         let read = try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
-                               template: template, skipBadLines: skipBadLines, readsMargins: sequenceScores)
+                               template: template, skipBadLines: skipBadLines, readsMargins: sequenceScores, readsGold: goldAnswers)
         self.init(examples: read.withTrailingPad(sequenceScores ? tokenizer.padId : nil).examples, report: read.report)
     }
 }

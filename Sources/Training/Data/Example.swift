@@ -22,6 +22,10 @@ public struct Example: Sendable, Equatable {
     public var label: Bool? = nil
     /// A preference pair's margin (TRL's `"margin"` column), on its chosen answer; 0 otherwise.
     public var margin: Float = 0
+    /// A triple-preference row's gold answer (TRL's TPO `"reference"` column), kept on the
+    /// chosen answer: the prompt with the gold answer, tokenized and fitted as the pair's sides
+    /// are. nil for any other row.
+    public var gold: GoldAnswer? = nil
 
     public init(ids: [Int32], lossMask: [UInt8], promptLength: Int, answer: String?, source: String) {
         precondition(ids.count == lossMask.count, "Example: ids and lossMask differ in length")
@@ -31,6 +35,15 @@ public struct Example: Sendable, Equatable {
         self.answer = answer
         self.source = source
     }
+}
+
+/// The third answer of a triple-preference row (TPO, arXiv 2405.16681): the prompt followed by
+/// the gold answer, trained by NLL only (`ObjectiveRegistry.makeTPO`).
+public struct GoldAnswer: Sendable, Equatable {
+    public var ids: [Int32]
+    public var lossMask: [UInt8]
+    public var promptLength: Int
+    public init(_ e: Example) { ids = e.ids; lossMask = e.lossMask; promptLength = e.promptLength }
 }
 
 /// Number of positions that contribute to the loss: 1s in `lossMask[1...]`.

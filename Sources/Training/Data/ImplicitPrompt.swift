@@ -78,6 +78,35 @@ enum ImplicitPrompt {
         return answers.map { .messages(Array(chosen[..<k]) + $0) }
     }
 
+    /// TPO's gold answer on a row without a prompt (TRL's `_extract_triple_prompt`): `"reference"`
+    /// must begin with the prompt taken from `"chosen"` and `"rejected"` — the same text, by code
+    /// point, or the same turns — and is answered by the rest: a non-empty text, or one assistant
+    /// turn. `chosen`: the row's chosen record, which holds that prompt.
+    static func gold(_ fields: [String: Any], chosen: DataRecord) throws -> DataRecord {
+        typealias Problem = JSONLReader.LineProblem
+        let why = #"(without a "prompt", "reference" must begin with the prompt "chosen" and "rejected" share, as TRL's TPOTrainer requires)"#
+        switch chosen {
+        case .promptCompletion(let prompt, _):
+            guard let text = fields["reference"] as? String else { throw Problem(#"field "reference" must be a text, as "chosen" and "rejected" are"#) }
+            let p = Array(prompt.unicodeScalars), g = Array(text.unicodeScalars)
+            guard g.count > p.count, Array(g[..<p.count]) == p else {
+                throw Problem(g.starts(with: p) ? "empty reference after the prompt \(why)" : "reference does not begin with the prompt \(why)")
+            }
+            var rest = String.UnicodeScalarView(); rest.append(contentsOf: g[p.count...])
+            return .promptCompletion(prompt: prompt, completion: String(rest))
+        case .messages(let turns):
+            let k = turns.count - 1
+            let shared = (fields["chosen"] as! [Any]).prefix(k).map(Turn.init)
+            guard let raw = fields["reference"] as? [Any], raw.count == k + 1, raw.prefix(k).map(Turn.init) == shared else {
+                throw Problem("reference must be the \(k) prompt turn\(k == 1 ? "" : "s") of \"chosen\" and \"rejected\" followed by one assistant turn \(why)")
+            }
+            let gold = try conversation("reference", in: fields)
+            guard gold.last?.role == .assistant else { throw Problem("reference must end with an assistant turn \(why)") }
+            return .messages(gold)
+        case .text: preconditionFailure("a pair read whole has no prompt for a gold answer")
+        }
+    }
+
     /// A turn as Python's `==` on its dict sees it (`Turn.same`).
     struct Turn: Equatable {
         let value: Any

@@ -4,12 +4,14 @@ import Models
 /// rejected one, so the pair producer (`PairProducer`) and checkpoints' data hash see one
 /// array of examples. A pair is kept or dropped whole: when truncation drops either sequence,
 /// leaves either without a loss token, or keeps less of one side's prompt than the other's
-/// (left truncation), the pair is dropped (counted in the report).
+/// (left truncation), the pair is dropped (counted in the report). A triple-preference row (TPO,
+/// `readsGold`) keeps its gold answer on example 2i (`Example.gold`), fitted as the sides are, and
+/// is dropped whole, as a pair is, when the gold answer is cut to no loss token.
 extension Dataset {
     public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
-                            skipBadLines: Bool = false, readsMargins: Bool = false) throws {
-        let read = try PairReader.read(path: path, skipBadLines: skipBadLines, readsMargins: readsMargins)
+                            skipBadLines: Bool = false, readsMargins: Bool = false, readsGold: Bool = false) throws {
+        let read = try PairReader.read(path: path, skipBadLines: skipBadLines, readsMargins: readsMargins, readsGold: readsGold)
         guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = read.pairs.count
@@ -21,12 +23,13 @@ extension Dataset {
             var sides: [Example] = [], drop: WritableKeyPath<LoadReport, Int>? = nil, cut = false
             if case .promptCompletion = pair.chosen { report.promptCompletionRows += 1 }
             if case .text = pair.chosen { report.textRows += 1 }
-            let fulls = try [pair.chosen, pair.rejected].map { record -> Example in
-                if case .messages = record { report.conversations += 1 }
+            let records = [pair.chosen, pair.rejected] + (pair.gold.map { [$0] } ?? [])
+            let fulls = try records.enumerated().map { k, record -> Example in
+                if k < 2, case .messages = record { report.conversations += 1 }   // the pair's, as before gold answers
                 return try ChatFormat.example(from: SourcedRecord(record: record, path: path, line: line),
                                               tokenizer: tokenizer, template: template)
             }
-            report.longest = max(report.longest, fulls[0].ids.count, fulls[1].ids.count)
+            report.longest = max(report.longest, fulls.map(\.ids.count).max()!)
             for full in fulls {
                 guard let fitted = Dataset.fit(full, maxLength: maxLength, truncation: truncation) else { drop = \.droppedTooLong; break }
                 if fitted.ids.count < full.ids.count { cut = true }
@@ -44,6 +47,7 @@ extension Dataset {
             if cut && drop == \.droppedNoLossTokens { report.cutToNothing += 1 }
             if let drop { report[keyPath: drop] += 1; continue }
             sides[0].margin = Float(pair.margin ?? 0)
+            if sides.count == 3 { sides[0].gold = GoldAnswer(sides.removeLast()) }
             examples += sides
         }
         if examples.isEmpty { throw DataError(path: path, "no pairs left (\(report.summary))") }

@@ -11,6 +11,8 @@ public struct PairRecord: Sendable, Equatable {
     /// Whether both sides hold one prompt: false for a reward model's pair read whole
     /// (`ImplicitPrompt`), whose sides may differ anywhere.
     public var sharesPrompt = true
+    /// TPO's gold answer (TRL's `"reference"` column) after the same prompt; nil unless read.
+    public var gold: DataRecord? = nil
 }
 
 /// Reads preference pairs, one JSON object per line (DPO, issue 14):
@@ -26,10 +28,12 @@ public enum PairReader {
     /// under `--objective reward`; the other pair objectives leave it, as TRL's trainers do. A
     /// row without a prompt (or with whole-conversation sides beside a text one) then keeps its
     /// sides whole (`ImplicitPrompt`), as TRL's RewardTrainer tokenizes them.
-    public static func read(path: String, skipBadLines: Bool = false, readsMargins: Bool = false,
+    /// `readsGold`: each row's third answer, TRL's TPO `"reference"` column, is read (and its
+    /// absence is a bad line) — under `--objective tpo`.
+    public static func read(path: String, skipBadLines: Bool = false, readsMargins: Bool = false, readsGold: Bool = false,
                             maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) throws -> (pairs: [(pair: PairRecord, line: Int)], skipped: [SkippedLine]) {
         let (pairs, skipped) = try JSONLReader.lines(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes) {
-            parseLine($0, maxLineBytes: maxLineBytes, readsMargins: readsMargins)
+            parseLine($0, maxLineBytes: maxLineBytes, readsMargins: readsMargins, readsGold: readsGold)
         }
         if pairs.isEmpty {
             let noun = skipped.count == 1 ? "line" : "lines"
@@ -39,19 +43,22 @@ public enum PairReader {
     }
 
     public static func parseLine(_ line: ArraySlice<UInt8>, maxLineBytes: Int = JSONLReader.defaultMaxLineBytes,
-                                 readsMargins: Bool = false) -> Result<PairRecord, JSONLReader.LineProblem> {
+                                 readsMargins: Bool = false, readsGold: Bool = false) -> Result<PairRecord, JSONLReader.LineProblem> {
         switch JSONLReader.jsonObject(line, maxLineBytes: maxLineBytes) {
         case .failure(let problem): return .failure(problem)
         case .success(let fields):
-            do { return .success(try pair(from: fields, readsMargins: readsMargins)) } catch let problem as JSONLReader.LineProblem {
+            do { return .success(try pair(from: fields, readsMargins: readsMargins, readsGold: readsGold)) } catch let problem as JSONLReader.LineProblem {
                 return .failure(problem)
             } catch { return .failure(JSONLReader.LineProblem("\(error)")) }
         }
     }
 
-    static func pair(from fields: [String: Any], readsMargins: Bool = false) throws -> PairRecord {
+    static func pair(from fields: [String: Any], readsMargins: Bool = false, readsGold: Bool = false) throws -> PairRecord {
         typealias Problem = JSONLReader.LineProblem
-        let records: [DataRecord]
+        if readsGold && fields["reference"] == nil {
+            throw Problem(#"missing field "reference" (objective tpo's gold answer, TRL's TPO column, beside "chosen" and "rejected")"#)
+        }
+        var records: [DataRecord]
         var sharesPrompt = true
         // Without a prompt, or (TRL's maybe_extract_prompt, CPO's and ORPO's) with sides that are
         // whole conversations beside a text "prompt" (HuggingFaceH4/ultrafeedback_binarized, whose
@@ -65,10 +72,11 @@ public enum PairReader {
             }
             records = try ImplicitPrompt.records(fields, whole: readsMargins)
             sharesPrompt = !readsMargins
+            if readsGold { records.append(try ImplicitPrompt.gold(fields, chosen: records[0])) }
         } else {
             let chosen = try answer("chosen", in: fields), rejected = try answer("rejected", in: fields)
             if chosen.unicodeScalars.elementsEqual(rejected.unicodeScalars) { throw Problem("chosen and rejected are identical") }
-            records = try prompted(fields, answers: [chosen, rejected], for: "a pair")
+            records = try prompted(fields, answers: [chosen, rejected] + (readsGold ? [try answer("reference", in: fields)] : []), for: "a pair")
         }
         var margin: Double? = nil
         if readsMargins, let m = fields["margin"], !(m is NSNull) {
@@ -77,7 +85,8 @@ public enum PairReader {
             }
             margin = n.doubleValue
         }
-        return PairRecord(chosen: records[0], rejected: records[1], margin: margin, sharesPrompt: sharesPrompt)
+        return PairRecord(chosen: records[0], rejected: records[1], margin: margin, sharesPrompt: sharesPrompt,
+                          gold: readsGold ? records[2] : nil)
     }
 
     /// The line's prompt — `"prompt"` text, or the turns before the answer as `"messages"` or

@@ -132,7 +132,9 @@ extension RecipeKey: AnyRecipeKey {
     }
 
     private func wrong(_ what: String, got: String) -> RecipeError {
-        RecipeError("\(what) must be \(setting.limits.text) (got \(got.isEmpty ? "an empty value" : RecipeError.quote(got)))")
+        // A long list of choices (objective's thirty names) leaves less of the line for the value.
+        let limit = setting.limits.text.count > 150 ? 16 : 40
+        return RecipeError("\(what) must be \(setting.limits.text) (got \(got.isEmpty ? "an empty value" : RecipeError.quote(got, limit: limit)))")
     }
 
     public func text(of r: Recipe) -> String { r[self].text }

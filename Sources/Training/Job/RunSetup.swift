@@ -183,7 +183,8 @@ public struct RunSetup {
             }
             func load(_ path: String) throws -> Dataset {
                 pairs ? try Dataset(pairsAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: recipe.pairTruncation(objective),
-                                    template: template, skipBadLines: recipe.skipBadLines, sequenceScores: objective.requirements.sequenceScores)
+                                    template: template, skipBadLines: recipe.skipBadLines, sequenceScores: objective.requirements.sequenceScores,
+                                    goldAnswers: objective.requirements.goldAnswers)
                     : try Dataset(unpairedAt: path, tokenizer: tokenizer, maxLength: maxLength, truncation: truncation,
                                   template: template, skipBadLines: recipe.skipBadLines)
             }

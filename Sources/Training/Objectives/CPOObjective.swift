@@ -20,20 +20,35 @@ import TensorCore
 /// chosen tokens' mean NLL; 0 at cpo_alpha 0, as TRL, which does not compute it then); `logits/*`,
 /// `mean_token_accuracy` and `entropy` over loss tokens, as DPOObjective (TRL's CPO averages
 /// `logits/*` over every position, padding included).
+///
+/// tpo (ObjectiveRegistry+TPO.swift) is this loss with the NLL term on a third, gold answer (`nllRole` .gold).
 public final class CPOObjective: Objective {
     public enum LossType: String, CaseIterable, Sendable { case sigmoid, hinge, ipo, simpo }
 
-    public let name = "cpo"
-    public let requirements = ObjectiveRequirements(pairs: true)
+    public let name: String
+    public let requirements: ObjectiveRequirements
     let beta: Double, labelSmoothing: Double, lossType: LossType, cpoAlpha: Double, simpoGamma: Double, alpha: Double
+    /// Whose loss tokens the NLL term reads: the chosen answers' (CPO), or the gold ones (TPO).
+    let nllRole: PairRole
 
-    public init(beta: Float = 0.1, labelSmoothing: Float = 0, lossType: LossType = .sigmoid, cpoAlpha: Float = 1,
-                simpoGamma: Float = 0.5, alpha: Float = 0) throws {
-        try checkArg(beta > 0, "cpo", "beta must be > 0, got \(beta)")
-        try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, "cpo", "label_smoothing must be in [0, 0.5), got \(labelSmoothing)")
-        try checkArg(cpoAlpha >= 0, "cpo", "cpo_alpha must be ≥ 0, got \(cpoAlpha)")
+    public convenience init(beta: Float = 0.1, labelSmoothing: Float = 0, lossType: LossType = .sigmoid, cpoAlpha: Float = 1,
+                            simpoGamma: Float = 0.5, alpha: Float = 0) throws {
+        try self.init(name: "cpo", beta: beta, labelSmoothing: labelSmoothing, lossType: lossType, cpoAlpha: cpoAlpha,
+                      simpoGamma: simpoGamma, alpha: alpha, nllRole: .chosen, alphaName: "cpo_alpha")
+    }
+
+    /// `alphaName`: the NLL weight's argument, named in a refusal (TPO's `tpo_alpha`).
+    init(name: String, beta: Float, labelSmoothing: Float, lossType: LossType, cpoAlpha: Float, simpoGamma: Float,
+         alpha: Float, nllRole: PairRole, alphaName: String) throws {
+        try checkArg(beta > 0, name, "beta must be > 0, got \(beta)")
+        try checkArg(labelSmoothing >= 0 && labelSmoothing < 0.5, name, "label_smoothing must be in [0, 0.5), got \(labelSmoothing)")
+        try checkArg(cpoAlpha >= 0, name, "\(alphaName) must be ≥ 0, got \(cpoAlpha)")
+        self.name = name; self.nllRole = nllRole
         self.beta = Double(beta); self.labelSmoothing = Double(labelSmoothing); self.lossType = lossType
         self.cpoAlpha = Double(cpoAlpha); self.simpoGamma = Double(simpoGamma); self.alpha = Double(alpha)
+        var r = ObjectiveRequirements(pairs: true)
+        r.goldAnswers = nllRole == .gold && cpoAlpha != 0   // TRL's TPO drops the gold branch at tpo_alpha 0
+        requirements = r
     }
 
     /// ℓ and ∂ℓ/∂Δ of one pair.
@@ -60,7 +75,7 @@ public final class CPOObjective: Objective {
     }
 
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
-        let lp = PairLogProbs(input, name)
+        let lp = PairLogProbs(input, name, nllRole: nllRole)
         let averaged = lossType == .ipo || lossType == .simpo
         let scale = Double(inverseCount(input.globalPairs))
         var loss = 0.0, perAnswer: [Int: Double] = [:]
@@ -75,8 +90,8 @@ public final class CPOObjective: Objective {
             perAnswer[l] = -scale * pair.slope * ul.slope / (averaged ? max(lp.tokens[l]!, 1) : 1)
             rewards.append((beta * uw.value, beta * ul.value)); logps.append((lw, ll))
         }
-        let nllScale = Double(inverseCount(lp.chosenTokens)), nll = lp.chosenNLL(input)
-        lp.addGradient(input, dlogits, perAnswer: perAnswer, perChosenToken: -cpoAlpha * nllScale, name)
+        let nllScale = Double(inverseCount(lp.nllTokens)), nll = lp.nll(input)
+        lp.addGradient(input, dlogits, perAnswer: perAnswer, perNLLToken: -cpoAlpha * nllScale, name)
         var (d, c) = PairLogProbs.diagnostics(rewards: rewards, logps: logps, lp.figures)
         d["nll_loss"] = cpoAlpha != 0 ? nll.sum : 0; c["nll_loss"] = nll.tokens   // TRL logs 0 at cpo_alpha 0
         return ObjectiveResult(loss: loss * scale + cpoAlpha * nll.sum * nllScale, diagnostics: d, diagnosticCounts: c)

@@ -106,7 +106,7 @@ public final class DPOObjective: DetachedEvaluable {
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             rowLogp[r] = Double(z[y] - lse[r])
             rowRef[r] = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
-            tokens.add(z, lse: lse[r], target: y, vocab: V, chosen: input.sequences[s].pairRole == .chosen)
+            tokens.add(z, lse: lse[r], target: y, vocab: V, role: input.sequences[s].pairRole == .chosen ? .chosen : .rejected)
         }
         // log π(y|x) = Σ_t w_t·log p_t, w_t = 1, or under ld_alpha α past the pair's shared length.
         var weight = [Double](repeating: 1, count: input.rows)
@@ -153,7 +153,7 @@ public final class DPOObjective: DetachedEvaluable {
         let sftWeight = zip(lossTypes, lossWeights).first { $0.0 == .sft }?.1 ?? 0
         var sftCoefficient = 0.0, sftLoss = 0.0
         if lossTypes.contains(.sft) {
-            sftCoefficient = -sftWeight * Double(inverseCount(PairLogProbs.chosenLossTokens(input.sequences)))
+            sftCoefficient = -sftWeight * Double(inverseCount(PairLogProbs.lossTokens(input.sequences, of: .chosen)))
             for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0
                 && input.sequences[Int(input.sequenceId[r])].pairRole == .chosen {
                 sftLoss += sftCoefficient * rowLogp[r]
@@ -216,12 +216,15 @@ public final class DPOObjective: DetachedEvaluable {
     /// The token means TRL's DPOTrainer logs beside its pair means: sums and counts here, the
     /// trainer divides the step's totals (every rank's), so the rank count does not change them.
     struct TokenFigures {
-        var logitsW = 0.0, logitsL = 0.0, tokensW = 0.0, tokensL = 0.0, correctW = 0.0, entropy = 0.0
+        var logitsW = 0.0, logitsL = 0.0, tokensW = 0.0, tokensL = 0.0, correctW = 0.0, entropy = 0.0, tokensGold = 0.0
 
-        mutating func add(_ z: UnsafePointer<Float>, lse: Float, target y: Int, vocab V: Int, chosen: Bool) {
-            let mean = Double(Vec.total(z, count: V)) / Double(V)
+        /// A loss token of a `role` answer; a gold answer's (TPO) counts in `entropy` only, as
+        /// TRL's TPOTrainer takes the entropy over every completion token of the three.
+        mutating func add(_ z: UnsafePointer<Float>, lse: Float, target y: Int, vocab V: Int, role: PairRole) {
             entropy += LogitRow.addScaledSoftmax(nil, z, lse: lse, V, scale: 0)
-            if chosen {
+            if role == .gold { tokensGold += 1; return }
+            let mean = Double(Vec.total(z, count: V)) / Double(V)
+            if role == .chosen {
                 logitsW += mean; tokensW += 1
                 // First maximal logit, as argmax (as NLLObjective's mean_token_accuracy finds it).
                 if Vec.firstIndex(of: Vec.maximum(z, count: V), in: z, count: V) == y { correctW += 1 }
@@ -234,7 +237,7 @@ public final class DPOObjective: DetachedEvaluable {
             d["logits/chosen"] = logitsW; c["logits/chosen"] = tokensW
             d["logits/rejected"] = logitsL; c["logits/rejected"] = tokensL
             d["mean_token_accuracy"] = correctW; c["mean_token_accuracy"] = tokensW
-            d["entropy"] = entropy; c["entropy"] = tokensW + tokensL
+            d["entropy"] = entropy; c["entropy"] = tokensW + tokensL + tokensGold
         }
     }
 

@@ -54,8 +54,8 @@ public final class ORPOObjective: Objective {
             rewards.append((beta * lw, beta * ll)); logps.append((lw, ll))
             ratioSum += logSig; oddsSum += o
         }
-        let nllScale = Double(inverseCount(lp.chosenTokens)), nll = lp.chosenNLL(input)
-        lp.addGradient(input, dlogits, perAnswer: perAnswer, perChosenToken: -nllScale, name)
+        let nllScale = Double(inverseCount(lp.nllTokens)), nll = lp.nll(input)
+        lp.addGradient(input, dlogits, perAnswer: perAnswer, perNLLToken: -nllScale, name)
         var (d, c) = PairLogProbs.diagnostics(rewards: rewards, logps: logps, lp.figures)
         d["nll_loss"] = nll.sum; c["nll_loss"] = nll.tokens
         d["log_odds_ratio"] = ratioSum; d["log_odds_chosen"] = oddsSum

@@ -94,6 +94,9 @@ public struct ObjectiveRequirements: Sendable {
     /// The model is a reward model (`SequenceScoreHead`: logits [N, 1]) and the data's
     /// sequences end with one token past their last (RewardObjective): `--objective reward`.
     public var sequenceScores = false
+    /// Pair data carries a third, gold answer per row (TRL's TPO `"reference"` column), which
+    /// enters the step batch beside its pair (`PairRole.gold`): `--objective tpo`.
+    public var goldAnswers = false
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil

@@ -5,7 +5,9 @@ import TensorCore
 /// need no reference model (CPOObjective, ORPOObjective): per answer the sum and the mean over
 /// its loss tokens (TRL's `get_batch_logps` with `average_log_prob` false or true), the NLL
 /// term's rows, and the gradient spread back from ∂L/∂(sum) per answer and ∂L/∂(log p) per NLL row. A pair's two
-/// sequences share a micro-batch (`StepBatch.units`), so each answer's sums are complete here.
+/// sequences share a micro-batch (`StepBatch.units`), so each answer's sums are complete here. The
+/// NLL term reads the chosen answers (CPO, ORPO) or a triple's gold answers (TPO: `nllRole`),
+/// whose tokens count in no pair's sum.
 extension ObjectiveInput {
     /// Preference pairs in the whole step batch (each counted by its chosen answer): the pair
     /// losses' denominator, the same for any rank count.
@@ -19,14 +21,14 @@ struct PairLogProbs {
     var rowLogp: [Double], lse: [Float]
     /// The token means TRL's trainers log beside the pair means (DPOObjective's).
     var figures = DPOObjective.TokenFigures()
-    /// The NLL term's rows: the chosen answers' loss tokens, or with `nllOverPrompt` every
+    /// The NLL term's rows: the `nllRole` answers' loss tokens, or with `nllOverPrompt` every
     /// predicted token of the chosen sequences, prompt included (TRL's ORPOTrainer).
     var nllRow: [Bool]
     /// Those rows in the whole step batch: the NLL term's denominator (TRL's `CrossEntropyLoss`
     /// mean over the chosen labels), the same for any rank count.
-    let chosenTokens: Int
+    let nllTokens: Int
 
-    init(_ input: ObjectiveInput, _ name: String, nllOverPrompt: Bool = false) {
+    init(_ input: ObjectiveInput, _ name: String, nllOverPrompt: Bool = false, nllRole: PairRole = .chosen) {
         let V = input.vocab
         rowLogp = [Double](repeating: 0, count: input.rows)
         lse = [Float](repeating: 0, count: input.rows)
@@ -35,24 +37,24 @@ struct PairLogProbs {
             let s = Int(input.sequenceId[r])
             precondition(s < input.sequences.count, "objective \(name) needs the step batch's sequences (pair links) in its input")
             if sum[s] == nil { sum[s] = 0; tokens[s] = 0 }   // present, even without loss tokens
-            let chosen = input.sequences[s].pairRole == .chosen
-            nllRow[r] = chosen && (input.mask[r] != 0 || nllOverPrompt && input.targets[r] >= 0)
+            let role = input.sequences[s].pairRole
+            nllRow[r] = role == nllRole && (input.mask[r] != 0 || nllOverPrompt && input.targets[r] >= 0)
             guard input.mask[r] != 0 || nllRow[r] else { continue }
             let z = input.logits + r * V, y = Int(input.targets[r])
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             rowLogp[r] = Double(z[y] - lse[r])
             guard input.mask[r] != 0 else { continue }   // a prompt row: the NLL term's only
             _ = lossTarget(input, r, name)
-            sum[s]! += rowLogp[r]; tokens[s]! += 1
-            figures.add(z, lse: lse[r], target: y, vocab: V, chosen: chosen)
+            if role != .gold { sum[s]! += rowLogp[r]; tokens[s]! += 1 }
+            figures.add(z, lse: lse[r], target: y, vocab: V, role: role == .chosen ? .chosen : role == .gold ? .gold : .rejected)
         }
-        chosenTokens = nllOverPrompt ? input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? max($1.ids.count - 1, 0) : 0) }
-            : Self.chosenLossTokens(input.sequences)
+        nllTokens = nllOverPrompt ? input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? max($1.ids.count - 1, 0) : 0) }
+            : Self.lossTokens(input.sequences, of: nllRole)
     }
 
-    /// Loss tokens (lossMask[1...], position 0 is never a target) of the chosen answers of `sequences`.
-    static func chosenLossTokens(_ sequences: [StepSequence]) -> Int {
-        sequences.reduce(0) { n, q in n + (q.pairRole == .chosen ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0) }
+    /// Loss tokens (lossMask[1...], position 0 is never a target) of the `role` answers of `sequences`.
+    static func lossTokens(_ sequences: [StepSequence], of role: PairRole) -> Int {
+        sequences.reduce(0) { n, q in n + (q.pairRole == role ? q.lossMask.dropFirst().reduce(0) { $0 + Int($1) } : 0) }
     }
 
     /// The mean log-prob of answer `s`'s loss tokens (0 without any).
@@ -68,20 +70,20 @@ struct PairLogProbs {
     }
 
     /// Σ −log p over the micro-batch's NLL rows (`nllRow`), and their count.
-    func chosenNLL(_ input: ObjectiveInput) -> (sum: Double, tokens: Double) {
+    func nll(_ input: ObjectiveInput) -> (sum: Double, tokens: Double) {
         var sum = 0.0, n = 0.0
         for r in 0..<input.rows where nllRow[r] { sum -= rowLogp[r]; n += 1 }
         return (sum, n)
     }
 
     /// dlogits += c·(onehot(y) − softmax(z)) on each loss row and NLL row, c = ∂L/∂(answer's
-    /// log-prob sum) from `perAnswer` on loss rows, plus `perChosenToken` on the NLL rows.
+    /// log-prob sum) from `perAnswer` on loss rows, plus `perNLLToken` on the NLL rows.
     func addGradient(_ input: ObjectiveInput, _ dlogits: UnsafeMutablePointer<Float>, perAnswer: [Int: Double],
-                     perChosenToken: Double, _ name: String) {
+                     perNLLToken: Double, _ name: String) {
         let V = input.vocab
         for r in 0..<input.rows where (input.mask[r] != 0 || nllRow[r]) && input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
-            let c = Float((input.mask[r] != 0 ? perAnswer[s, default: 0] : 0) + (nllRow[r] ? perChosenToken : 0))
+            let c = Float((input.mask[r] != 0 ? perAnswer[s, default: 0] : 0) + (nllRow[r] ? perNLLToken : 0))
             let y = Int(input.targets[r])
             _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -c)
             dlogits[r * V + y] += c

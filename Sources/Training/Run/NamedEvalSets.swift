@@ -64,7 +64,7 @@ public struct NamedEvalSets {
                     do {
                         let pairs = try Dataset(pairsAt: path, tokenizer: setup.tokenizer, maxLength: min(recipe.maxLength, setup.model.maxSequenceLength),
                                                 truncation: recipe.pairTruncation(setup.objective), template: template, skipBadLines: recipe.skipBadLines,
-                                                sequenceScores: setup.objective.requirements.sequenceScores)
+                                                sequenceScores: setup.objective.requirements.sequenceScores, goldAnswers: setup.objective.requirements.goldAnswers)
                         return (pairs.chosenOnly, pairs)
                     } catch {
                         let why = "\(error)".contains(#"missing field "chosen""#) ? " (its first row is a pair, so the file is read as pairs: a set is all pairs or all completions)" : ""
