@@ -22,7 +22,7 @@ from reference_fixtures import fixture_path, write_fixture
 OUT = fixture_path("tpo-reference.json")
 V = 7
 # (prompt tokens, chosen, rejected, gold answer tokens)
-TRIPLES = [(3, 2, 4, 3), (2, 5, 1, 2), (4, 3, 3, 5), (2, 1, 2, 1)]
+TRIPLES = [(3, 2, 4, 3), (2, 5, 1, 2), (4, 3, 3, 5), (2, 1, 2, 3)]   # 11 chosen, 13 gold answer tokens
 # (loss_type, beta, label_smoothing, tpo_alpha, tpo_l_gamma)
 CONFIGS = [("sigmoid", 0.01, 0.0, 1.0, 0.5), ("sigmoid", 0.5, 0.1, 0.5, 0.5), ("hinge", 0.5, 0.0, 1.0, 0.5),
            ("ipo", 0.5, 0.0, 2.0, 0.5), ("tpo-l", 2.0, 0.0, 1.0, 0.5), ("tpo-l", 2.0, 0.1, 0.3, 1.0),

@@ -44,6 +44,8 @@ final class ForeignNamesTests: XCTestCase {
                             ("desirable_weight", "--objective-arg desirable_weight=λ_D with --objective kto"),
                             ("undesirable_weight", "--objective-arg undesirable_weight=λ_U with --objective kto"),
                             ("simpo_gamma", "--objective-arg simpo_gamma=γ with --objective cpo and loss_type simpo"),
+                            ("tpo_alpha", "--objective-arg tpo_alpha=… with --objective tpo"),
+                            ("tpo_l_gamma", "--objective-arg tpo_l_gamma=γ with --objective tpo and loss_type tpo-l"),
                             ("missing_eos_penalty", "--objective-arg missing_eos_penalty=… with --objective online-dpo"),
                             ("normalize_advantages", "--objective-arg normalize_advantages=true with --objective rloo"),
                             ("center_rewards_coefficient", "--objective-arg center_rewards_coefficient=λ with --objective reward"),

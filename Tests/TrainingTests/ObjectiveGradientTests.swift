@@ -39,6 +39,10 @@ final class ObjectiveGradientTests: XCTestCase {
         ("tpo", [:]), ("tpo", ["loss_type": "tpo-l", "beta": "2", "label_smoothing": "0.1", "tpo_l_gamma": "1"]),
         ("tpo", ["loss_type": "ipo", "beta": "0.5", "tpo_alpha": "0.5"]), ("tpo", ["loss_type": "hinge", "beta": "0.5"]),
         ("tpo", ["tpo_alpha": "0", "beta": "0.5"]),
+        // A*-PO's regression of each rollout's β2-scaled log-ratio to the reference onto its advantage
+        // (at β2 = 2 the squared error of this batch's log-ratio sums, ~100, puts the float32 central
+        // differences 1e-4 past the floor; A2POTests checks β2 = 2 against TRL's float64 autograd).
+        ("a2po", ["beta2": "0.5"]), ("a2po", ["beta2": "0.1"]),
         ("grpo", [:]), ("grpo", ["loss_type": "grpo"]), ("grpo", ["loss_type": "bnpo"]), ("grpo", ["loss_type": "dr_grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "epsilon_high": "0.15", "loss_type": "grpo"]),
         ("grpo", ["beta": "0.3", "epsilon": "0.1", "use_bias_correction_kl": "false"]),

@@ -37,11 +37,11 @@ final class ObjectiveReferenceTests: XCTestCase {
         // superhf its own with the best-of-k selection (SuperHFReferenceTests).
         // uft and prefix-rft (rollouts continuing revealed prefixes): RevealedPrefixReferenceTests;
         // cpo and orpo against TRL's own functions (PreferenceObjectiveTests), online-dpo against
-        // its training_step on DPOTests' pairs (OnlineDPOTests), tpo against TRL's own TPOTrainer loss on triples (TPOObjectiveTests), gkd against TRL's own divergence (GKDTests),
+        // its training_step on DPOTests' pairs (OnlineDPOTests), tpo against TRL's own TPOTrainer loss on triples (TPOObjectiveTests), a2po against TRL's own A2POTrainer loss on rollouts (A2POTests), gkd against TRL's own divergence (GKDTests),
         // kto against TRL's own loss on labelled rows (KTOTests), rloo against TRL's own loss on
         // grpo's rollouts (RLOOTests), gmpo against TRL's own GMPOTrainer loss on them (GMPOTests), reward against TRL's own RewardTrainer.compute_loss (RewardObjectiveTests).
         XCTAssertEqual(Set(Self.fixture.objectives.map(\.name)), Set(ObjectiveRegistry.names).subtracting(["dpo", "spin", "grpo", "chord", "srft", "relift", "superhf"])
-                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward", "gmpo", "tpo"]))
+                           .subtracting(["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward", "gmpo", "tpo", "a2po"]))
         XCTAssertEqual(Self.fixture.step, 1, "the harness reports step 1 (step 0 takes the old-policy snapshot)")
     }
 

@@ -112,4 +112,33 @@ final class TPOObjectiveTests: XCTestCase {
             XCTAssertTrue(problem.reason.contains(why), "\(line): \(problem.reason)")
         }
     }
+
+    /// `Dataset(pairsAt:readsGold:)` keeps each triple's gold answer on its chosen example, counts a
+    /// conversation by its pair's two sides, matches held-out answers against the gold one, and
+    /// drops a triple whose gold answer, cut from the left, keeps less of the prompt than its pair.
+    func testTheDatasetKeepsATripleWhole() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tpo-\(UUID().uuidString).jsonl").path
+        let long = String(repeating: "four ", count: 30)
+        let rows = [#"{"prompt": "1+1=", "chosen": "2", "rejected": "3", "reference": "two"}"#,
+                    #"{"prompt": "2+2=", "chosen": "4", "rejected": "5", "reference": "\#(long)"}"#,
+                    #"{"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "bye!!", "reference": "hey"}"#]
+        try rows.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 512, truncation: .left, readsGold: true)
+        XCTAssertEqual(whole.pairCount, 3)
+        XCTAssertEqual(whole.report.unit, "triples")
+        XCTAssertEqual(whole.report.conversations, 2, "the pair's two sides, not the gold answer")
+        XCTAssertEqual(whole.examples.map { $0.gold != nil }, [true, false, true, false, true, false])
+        XCTAssertEqual(whole.chosenOnly.examples.map(\.answer), ["two", long, "hey"], "exact match against the gold answers")
+        XCTAssertEqual(whole.examples[0].answer, "2", "the chosen example keeps its own answer")
+        let longest = whole.examples[2].gold!.ids.count
+        XCTAssertGreaterThan(longest, whole.examples[4].gold!.ids.count)
+        let cut = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: longest - 3, truncation: .left, readsGold: true)
+        XCTAssertEqual(cut.chosenOnly.examples.map(\.answer), ["two", "hey"])
+        XCTAssertEqual(cut.report.droppedTooLong, 1)
+        // Without readsGold the column is not read: pairs as dpo's.
+        let pairs = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 512, truncation: .left)
+        XCTAssertTrue(pairs.examples.allSatisfy { $0.gold == nil })
+        XCTAssertEqual(pairs.chosenOnly.examples.map(\.answer), ["2", "4", "hello"])
+    }
 }

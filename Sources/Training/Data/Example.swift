@@ -43,7 +43,9 @@ public struct GoldAnswer: Sendable, Equatable {
     public var ids: [Int32]
     public var lossMask: [UInt8]
     public var promptLength: Int
-    public init(_ e: Example) { ids = e.ids; lossMask = e.lossMask; promptLength = e.promptLength }
+    /// Its text: what a held-out triple's greedy answer is matched against (`Dataset.chosenOnly`).
+    public var answer: String?
+    public init(_ e: Example) { ids = e.ids; lossMask = e.lossMask; promptLength = e.promptLength; answer = e.answer }
 }
 
 /// Number of positions that contribute to the loss: 1s in `lossMask[1...]`.

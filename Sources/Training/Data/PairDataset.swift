@@ -15,7 +15,7 @@ extension Dataset {
         guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = read.pairs.count
-        report.unit = "pairs"
+        report.unit = readsGold ? "triples" : "pairs"
         report.skippedLines = read.skipped
         var examples: [Example] = []
         for (pair, line) in read.pairs {
@@ -40,7 +40,8 @@ extension Dataset {
             // other contexts, which is no comparison (TRL keeps one prompt for both); dropped as
             // the pairs truncation breaks are.
             // (A reward model's pair read whole has no shared prompt to keep.)
-            if drop == nil, pair.sharesPrompt, Self.context(of: sides[0]) != Self.context(of: sides[1]) { drop = \.droppedTooLong }
+            // A triple's gold answer likewise keeps the pair's prompt.
+            if drop == nil, pair.sharesPrompt, sides.dropFirst().contains(where: { Self.context(of: $0) != Self.context(of: sides[0]) }) { drop = \.droppedTooLong }
             // The difference past the cut: the same sequence twice trains nothing (loss log 2).
             if drop == nil, sides[0].ids == sides[1].ids, sides[0].lossMask == sides[1].lossMask { drop = \.droppedIdenticalPairs }
             if cut && drop != \.droppedTooLong { report.truncated += 1 }
@@ -74,6 +75,13 @@ extension Dataset {
         return (Dataset(examples: train, report: report), Dataset(examples: held, report: report))
     }
 
-    /// The chosen sequences only: what generation's exact match answers against.
-    public var chosenOnly: Dataset { Dataset(examples: (0..<pairCount).map { examples[2 * $0] }, report: report) }
+    /// The chosen sequences only: what generation's exact match answers against — for a triple
+    /// (tpo) against its gold answer, the one TPO holds right where the chosen one may not be.
+    public var chosenOnly: Dataset {
+        Dataset(examples: (0..<pairCount).map { i in
+            var e = examples[2 * i]
+            if let gold = e.gold?.answer { e.answer = gold }
+            return e
+        }, report: report)
+    }
 }

@@ -131,6 +131,8 @@ public enum ForeignNames {
         Entry("simpo_gamma", "objective_args", "TRL's CPOConfig", note: "--objective-arg simpo_gamma=γ with --objective cpo and loss_type simpo"),
         Entry("tpo_alpha", "objective_args", "TRL's TPOConfig", note: "--objective-arg tpo_alpha=… with --objective tpo"),
         Entry("tpo_l_gamma", "objective_args", "TRL's TPOConfig", note: "--objective-arg tpo_l_gamma=γ with --objective tpo and loss_type tpo-l"),
+        Entry("num_value_samples", "objective_args", "TRL's A2POConfig", note: "--objective-arg num_value_samples=N with --objective a2po"),
+        Entry("filter_all_incorrect", "objective_args", "TRL's A2POConfig", note: "--objective-arg filter_all_incorrect=false with --objective a2po"),
         Entry("desirable_weight", "objective_args", "TRL's KTOConfig", note: "--objective-arg desirable_weight=λ_D with --objective kto"),
         Entry("undesirable_weight", "objective_args", "TRL's KTOConfig", note: "--objective-arg undesirable_weight=λ_U with --objective kto"),
         Entry(none: "train_sampling_strategy", "TRL's KTOConfig", note: "rows are drawn by the seeded uniform sampler under every objective (TRL's KTOTrainer reads them in file order)"),

@@ -17,30 +17,36 @@ extension Recipe {
         try checkRewardModel(objective)
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
+        try checkA2PO(objective)   // first: its own reason to refuse a moving reference
         try checkBEMA(objective)   // first: its clash with sync_ref_model before sync's own interval
         try checkReferenceSync(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 
-    /// An objective built for G rollouts per prompt (online-dpo's pair: 2) takes `rollouts`
-    /// unset or at G; it ranks each pair by its raw score, so the keys that shape advantages
-    /// would do nothing there.
+    /// An objective built for G rollouts per prompt (online-dpo's pair: 2, a2po's one answer)
+    /// takes `rollouts` unset or at G; it reads each answer's raw weighted reward, so the keys
+    /// that shape group advantages would do nothing there.
     func checkRolloutsPerPrompt(_ objective: Objective) throws {
         guard let g = objective.requirements.rolloutsPerPrompt else { return }
         let k = Recipe.declared
+        let pair = !(objective is A2POObjective)
+        let trains = pair ? "samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer)"
+            : "samples one answer per prompt and regresses it onto r − V*(x) (TRL's A2POTrainer)"
         if isSet(k.rollouts.name) && self.rollouts != g {
-            throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer); leave it unset or give \(g)")
+            throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) \(trains); leave it unset or give \(g)")
         }
-        // TRL's OnlineDPOTrainer has no such masking: a masked answer's log-ratio would be 0 and
-        // its pair would train the other answer alone.
+        // Neither TRL trainer masks: a masked answer's log-ratio would be 0 — online-dpo's pair
+        // would train the other answer alone, a2po's regression would pull nothing toward its target.
         if self.maskTruncatedCompletions && !switchedOff(k.maskTruncatedCompletions, by: k.objective) {
-            throw RecipeError("\(named(k.maskTruncatedCompletions)) masks a truncated answer's tokens; objective \(self.objective) trains each answer against its pair's other (a masked one would leave the pair one-sided): penalise them with --objective-arg missing_eos_penalty=… instead")
+            throw RecipeError(pair ? "\(named(k.maskTruncatedCompletions)) masks a truncated answer's tokens; objective \(self.objective) trains each answer against its pair's other (a masked one would leave the pair one-sided): penalise them with --objective-arg missing_eos_penalty=… instead"
+                              : "\(named(k.maskTruncatedCompletions)) masks a truncated answer's tokens; objective \(self.objective) regresses every answer's log-ratio onto its advantage, as TRL's A2POTrainer (a masked one would stay at 0 whatever its target)")
         }
+        let reads = pair ? "ranks each pair by its raw score (Σ w·r) and reads no advantage" : "regresses onto r − V*(x), the weighted reward Σ w·r less the prompt's optimal value, not a normalised advantage"
         if deliberate(k.scaleRewards) && !switchedOff(k.scaleRewards, by: k.objective) {
-            throw RecipeError("\(named(k.scaleRewards)) normalises advantages; objective \(self.objective) ranks each pair by its raw score (Σ w·r) and reads no advantage: here it would have no effect")
+            throw RecipeError("\(named(k.scaleRewards)) normalises advantages; objective \(self.objective) \(reads): here it would have no effect")
         }
         if deliberate(k.multiObjectiveAggregation) && !switchedOff(k.multiObjectiveAggregation, by: k.objective) {
-            throw RecipeError("\(named(k.multiObjectiveAggregation)) combines the reward functions into advantages; objective \(self.objective) ranks each pair by the weighted sum Σ w·r, as TRL's OnlineDPOTrainer: here it would have no effect")
+            throw RecipeError("\(named(k.multiObjectiveAggregation)) combines the reward functions into advantages; objective \(self.objective) reads the weighted sum Σ w·r, as TRL's \(pair ? "OnlineDPOTrainer" : "A2POTrainer"): here it would have no effect")
         }
     }
 

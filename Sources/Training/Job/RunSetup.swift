@@ -92,14 +92,14 @@ public struct RunSetup {
             if let h = recipe.heldout {
                 // Lines skip_bad_lines skipped are counted, as for --data (the file's row count said nothing).
                 log(recipe.scoredData ? "held-out: \(heldOut.count) rows of \(h) with a positive score (the others are no references)"
-                    : heldOut.report.skippedLines.isEmpty ? "held-out: \((heldOutLabelled ?? heldOut).count) \(heldOutPairs == nil ? "examples" : "pairs") from \(h)" : "held-out: " + heldOut.report.summary)
+                    : heldOut.report.skippedLines.isEmpty ? "held-out: \((heldOutLabelled ?? heldOut).count) \(heldOutPairs == nil ? "examples" : objective.requirements.pairUnit) from \(h)" : "held-out: " + heldOut.report.summary)
                 if let note = lengthNote(heldOut.report, recipe: recipe, context: model.maxSequenceLength) { log(note) }
             }
             else if recipe.data == builtinData { log("held-out: \(heldOut.count) built-in examples apart from the training rows (\(recipe.out)/data/heldout.jsonl)") }
             else if recipe.scoredData {
                 log("held-out: \(heldOut.count) of the rows split off with seed \(recipe.seed): those with a positive score (the others, wrong answers, are no references)")
             }
-            else { log("held-out: \((heldOutLabelled ?? heldOut).count) of \(heldOutPairs == nil ? "them" : "the pairs"), split off with seed \(recipe.seed)") }
+            else { log("held-out: \((heldOutLabelled ?? heldOut).count) of \(heldOutPairs == nil ? "them" : "the " + objective.requirements.pairUnit), split off with seed \(recipe.seed)") }
             if recipe.generationExamples(objective) > 0, let note = heldOut.textRowsNote(which: "held-out ") { log(note) }
             if let note = promptOnlyNote(heldOut, recipe: recipe, objective: objective) { log(note) }
             if let kto = objective as? KTOObjective {
@@ -127,7 +127,7 @@ public struct RunSetup {
         // num_train_epochs: the steps, now that the rows are counted (the same on every rank).
         let pairs = objective.requirements.pairs
         let (stepped, epochsNote) = Fatal.collective {
-            try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? "pairs" : "rows")
+            try TrainEpochs.apply(recipe, rows: TrainEpochs.rows(train, objective: objective), unit: pairs ? objective.requirements.pairUnit : "rows")
         }
         if comm.isCoordinator, let epochsNote { log(epochsNote) }
         // A reward model's over-long pairs were dropped (`Recipe.pairTruncation`): recipe.yaml says so,

@@ -22,6 +22,7 @@ extension Trainer {
         if let bemaReference { components.register(bemaReference.snapshot) }
         if let referenceSync { components.register(referenceSync.snapshot) }
         if let tokenLabelsState { components.register(tokenLabelsState) }
+        if let values = (source as? RolloutProducer)?.optimalValues { components.register(values) }
     }
 }
 

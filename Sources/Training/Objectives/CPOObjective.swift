@@ -93,7 +93,8 @@ public final class CPOObjective: Objective {
         let nllScale = Double(inverseCount(lp.nllTokens)), nll = lp.nll(input)
         lp.addGradient(input, dlogits, perAnswer: perAnswer, perNLLToken: -cpoAlpha * nllScale, name)
         var (d, c) = PairLogProbs.diagnostics(rewards: rewards, logps: logps, lp.figures)
-        d["nll_loss"] = cpoAlpha != 0 ? nll.sum : 0; c["nll_loss"] = nll.tokens   // TRL logs 0 at cpo_alpha 0
+        // TRL's CPO logs 0 at cpo_alpha 0; tpo then reads no gold answer and has no NLL to log.
+        if nllRole == .chosen || cpoAlpha != 0 { d["nll_loss"] = cpoAlpha != 0 ? nll.sum : 0; c["nll_loss"] = nll.tokens }
         return ObjectiveResult(loss: loss * scale + cpoAlpha * nll.sum * nllScale, diagnostics: d, diagnosticCounts: c)
     }
 }

@@ -97,6 +97,8 @@ public struct ObjectiveRequirements: Sendable {
     /// Pair data carries a third, gold answer per row (TRL's TPO `"reference"` column), which
     /// enters the step batch beside its pair (`PairRole.gold`): `--objective tpo`.
     public var goldAnswers = false
+    /// What a row of pair data is called in the log: "triples" under tpo, else "pairs".
+    public var pairUnit: String { goldAnswers ? "triples" : "pairs" }
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil

@@ -16,8 +16,8 @@
 extension ObjectiveRegistry {
     /// tpo's arguments, TRL's `TPOConfig` names and defaults: `beta` 0.01, `loss_type` sigmoid
     /// (hinge, ipo, tpo-l), `label_smoothing` 0 (read by sigmoid and tpo-l), `tpo_alpha` 1,
-    /// `tpo_l_gamma` 0.5 (read by tpo-l). A setting its loss type does not read is refused (TRL
-    /// warns and ignores it).
+    /// `tpo_l_gamma` 0.5 (read by tpo-l). A setting its loss type does not read is refused, as
+    /// cpo's are (TRL warns about label_smoothing there and ignores tpo_l_gamma silently).
     static func makeTPO(_ args: inout ObjectiveArgs) throws -> CPOObjective {
         let types: [(name: String, type: CPOObjective.LossType)] = [("sigmoid", .sigmoid), ("hinge", .hinge), ("ipo", .ipo), ("tpo-l", .simpo)]
         let given = args.string("loss_type", default: "sigmoid")

@@ -4,7 +4,7 @@ public enum ObjectiveRegistry {
     public static let names = ["nll", "dft", "p", "power", "threshold", "asft", "psft", "talr", "iwsft", "otr",
                                "token-clean", "forgetting", "dpo", "grpo", "chord", "spin", "srft", "relift",
                                "superhf"]
-        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward", "gmpo", "tpo"]
+        + ["uft", "prefix-rft", "cpo", "orpo", "online-dpo", "gkd", "kto", "rloo", "reward", "gmpo", "tpo", "a2po"]
 
     public static func make(name: String, args: [String: String]) throws -> Objective {
         try build(name: name, args: args).objective
@@ -49,6 +49,7 @@ public enum ObjectiveRegistry {
         case "dpo": objective = try makeDPO(&args)
         case "cpo": objective = try makeCPO(&args)
         case "tpo": objective = try makeTPO(&args)
+        case "a2po": objective = try makeA2PO(&args)
         case "orpo": objective = try ORPOObjective(beta: try args.float("beta", default: 0.1))
         case "online-dpo":
             objective = try OnlineDPOObjective(beta: try args.float("beta", default: 0.1), lossType: args.string("loss_type", default: "sigmoid"),

@@ -91,6 +91,7 @@ extension RolloutProducer {
         let figures = RolloutMetrics.rows(r.sequences, rewards: rewards, groupSize: evaluationRollouts, stopIds: stopIds,
                                           aggregation: settings.aggregation)
             .filter { $0.0 != "accuracy" } + r.figures
+            + (optimalValues != nil ? [("v_star", Self.meanOptimalValue(r.sequences, of: evaluationPrompts))] : [])
         var batch = StepBatch(step: p.step, sequences: r.sequences)
         batch.onPolicy = true   // sampled by the weights being evaluated
         return (batch, figures)
@@ -99,9 +100,10 @@ extension RolloutProducer {
 
 extension Recipe {
     /// Rollouts per held-out prompt in an evaluation of a run with `objective`: `eval_rollouts`
-    /// (−1: `rollouts`) under grpo's or rloo's sampling with `eval_examples` > 0; 0 (the held-out NLL) otherwise.
+    /// (−1: `rollouts`, or the objective's own count, a2po's 1) under grpo's or rloo's sampling with
+    /// `eval_examples` > 0; 0 (the held-out NLL) otherwise.
     public func rolloutsPerEvaluationPrompt(_ objective: Objective) -> Int {
         guard objective is RolloutPolicyObjective, samplesRollouts(objective), self.evalExamples > 0 else { return 0 }
-        return self.evalRollouts < 0 ? self.rollouts : self.evalRollouts
+        return self.evalRollouts < 0 ? objective.requirements.rolloutsPerPrompt ?? self.rollouts : self.evalRollouts
     }
 }

@@ -59,6 +59,7 @@ extension RolloutProducer {
             leaveOneOut = (penalty, rloo.normalizeAdvantages, rloo.rewardClipRange)
         }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
+        if let a2po = setup.objective as? A2POObjective { optimalValues = OptimalValues(objective: a2po, producer: self) }
     }
 
     /// The eos ids a rollout run on this set-up stops at besides the data's end token, in order

@@ -21,7 +21,11 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public let name = "rollouts"
     public let stateName = "rollouts"
     public let settings: RolloutSettings
-    public let prompts: [RolloutPrompt]
+    /// The prompts each generation draws from: every one read (`allPrompts`), or under a2po's
+    /// filter_all_incorrect those whose reference samples scored (`useOptimalValues`).
+    public private(set) var prompts: [RolloutPrompt]
+    /// Every prompt read, in order (a2po's stage 1 estimates a V* for each).
+    public let allPrompts: [RolloutPrompt]
     public let rewards: [RewardFunction]
     public let stopId: Int32
     /// The model's eos ids beside it (`Evaluator.eosIds`: the tokenizer's, config.json's and
@@ -29,7 +33,10 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var eosIds: Set<Int32> = []
     /// Every id that ends a rollout; the one that did is its last trained token.
     public var stopIds: Set<Int32> { eosIds.union([stopId]) }
-    let sampler: UniformSampler
+    private(set) var sampler: UniformSampler
+    /// a2po: each prompt's optimal value V*, estimated before the first step (stage 1); the
+    /// advantage of a rollout is its weighted reward less its prompt's V*.
+    public internal(set) var optimalValues: OptimalValues?
     /// The current generation: its index and all its sequences (rewards, advantages, groups).
     var generation: (index: Int, sequences: [StepSequence])?
     /// Mixing objectives (CHORD): training rows appended to each step batch after the rollouts.
@@ -58,7 +65,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
 
     public init(settings: RolloutSettings, prompts: [RolloutPrompt], rewards: [RewardFunction], stopId: Int32) {
         precondition(!prompts.isEmpty && !rewards.isEmpty, "RolloutProducer needs prompts and reward functions")
-        self.settings = settings; self.prompts = prompts; self.rewards = rewards; self.stopId = stopId
+        self.settings = settings; self.prompts = prompts; self.allPrompts = prompts; self.rewards = rewards; self.stopId = stopId
         sampler = UniformSampler(datasetSize: prompts.count, batchSize: settings.promptsPerGeneration, seed: settings.seed)
     }
 
@@ -79,6 +86,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             // The schedule the generation's rollouts were planned at (its first step), not this step's.
             + (revealedPrefixes?.metrics(slice, step: g * settings.stepsOfAGeneration) ?? [])
             + (rankedPairs != nil ? RankedPairs.metrics(slice, stopIds: stopIds) : [])
+            + (optimalValues != nil ? [("v_star", Self.meanOptimalValue(slice, of: prompts))] : [])
         let grouped = groupedDemonstrations == nil ? [] : Array(generation!.sequences.dropFirst(perStep * settings.stepsPerGeneration)
             .dropFirst(part * perStep / settings.rollouts).prefix(perStep / settings.rollouts))
         let experts = grouped + (demonstrations.map { d in d.sampler.batch(step: p.step).map { StepSequence(demonstration: d.examples[$0], index: $0) } } ?? [])
@@ -156,13 +164,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(pool[c].ids), completion: pool[c].reference ?? "",
                                                    reference: pool[c].reference, source: pool[c].source, stop: p.tokenizer.decode([stopId])) }
         }
-        let byModels = RolloutScoring.scoreModels(items, with: rewards, comm: p.comm)
-        let matrix = p.decide { RolloutScoring.score(items, with: rewards, scored: byModels) }
-        Fatal.agree(matrix.error, code: Fatal.Code.input)
-        let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
-        if let bad = total.firstIndex(where: { !$0.isFinite }) {
-            Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
-        }
+        let (matrix, total) = scored(items, p)
         let perFunction = matrix.perFunction.map { $0.map(Double.init) }, weights = rewards.map { Double($0.weight) }
         // nil under rloo: LeaveOneOutAdvantages forms them below, from the rollouts' trained tokens.
         var advantages: [Float]?, demoAdvantages: [Float] = []
@@ -171,6 +173,9 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
                                                         demonstrations: perFunction.map { Array($0[gens.count...]) }, weights: weights,
                                                         groupSize: G, scaling: settings.scaling, aggregation: settings.aggregation)
             advantages = both.rollouts; demoAdvantages = both.demonstrations
+        } else if optimalValues != nil {
+            // a2po: the optimal advantage r − V*(x) (stage 1's V*, `OptimalValues`).
+            advantages = gens.indices.map { i in Float(total[i] - Double(pool[chosen[i / G]].optimalValue!)) }
         } else if leaveOneOut == nil {
             advantages = settings.aggregation.advantages(perFunction, weights: weights, groupSize: G, scaling: settings.scaling).advantages
         }
@@ -208,6 +213,40 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             }
         }
         return (sequences, t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count }, figures)
+    }
+
+    /// The reward functions' scores of `items` (the coordinator's decision, on every rank) and
+    /// each item's weighted reward Σ w·r; a scorer's failure or a reward that is not finite ends
+    /// the run with its line. Collective.
+    func scored(_ items: [ScoringItem], _ p: StepPreparation) -> (matrix: RolloutScoring.Matrix, total: [Double]) {
+        let byModels = RolloutScoring.scoreModels(items, with: rewards, comm: p.comm)
+        let matrix = p.decide { RolloutScoring.score(items, with: rewards, scored: byModels) }
+        Fatal.agree(matrix.error, code: Fatal.Code.input)
+        let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
+        if let bad = total.firstIndex(where: { !$0.isFinite }) {
+            Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
+        }
+        return (matrix, total)
+    }
+
+    /// a2po: V* onto every prompt (`training` in `allPrompts`' order) and the evaluation prompts,
+    /// and the training prompts in `leaving` dropped (filter_all_incorrect); the sampler then
+    /// draws from those left, by the same seed.
+    func useOptimalValues(training: [Float], evaluation: [Float], leaving: [Int]) {
+        precondition(training.count == allPrompts.count && evaluation.count == evaluationPrompts.count, "a V* per prompt")
+        let gone = Set(leaving)
+        prompts = allPrompts.indices.filter { !gone.contains($0) }.map { i in
+            var prompt = allPrompts[i]
+            prompt.optimalValue = training[i]
+            return prompt
+        }
+        for i in evaluationPrompts.indices { evaluationPrompts[i].optimalValue = evaluation[i] }
+        if !prompts.isEmpty { sampler = UniformSampler(datasetSize: prompts.count, batchSize: settings.promptsPerGeneration, seed: settings.seed) }
+    }
+
+    /// The mean V* of the prompts `rollouts` answer (TRL's logged `v_star`).
+    static func meanOptimalValue(_ rollouts: [StepSequence], of pool: [RolloutPrompt]) -> Double {
+        rollouts.reduce(0.0) { $0 + Double(pool[$1.example].optimalValue ?? 0) } / Double(max(rollouts.count, 1))
     }
 
     /// prompt + completion (+ the stop token when the rollout stopped: the one that did, else

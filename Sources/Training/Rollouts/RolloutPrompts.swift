@@ -9,6 +9,8 @@ public struct RolloutPrompt: Sendable, Equatable {
     public var source: String
     /// The training row this prompt was taken from (`--data` prompts), for its demonstration.
     public var example: Int?
+    /// a2po's V*(x), once stage 1 estimated it (`OptimalValues`).
+    public var optimalValue: Float?
     public init(ids: [Int32], reference: String?, source: String) {
         self.ids = ids; self.reference = reference; self.source = source
     }

@@ -5,11 +5,11 @@ import TensorCore
 extension Recipe {
     /// What a run divides its logits by before the objective reads them: a rollout run's
     /// rollout_temperature, as TRL's GRPOTrainer takes the log-probs, the reference's and the
-    /// entropy at its `temperature` (verl's actor too); 1 otherwise, and under online-dpo, whose
-    /// log-probs TRL's OnlineDPOTrainer takes from the raw logits. Scored data was not
-    /// sampled here: its ratio is to the detached current log-probs.
+    /// entropy at its `temperature` (verl's actor too); 1 otherwise, and under online-dpo and
+    /// a2po, whose log-probs TRL's OnlineDPOTrainer and A2POTrainer take from the raw logits.
+    /// Scored data was not sampled here: its ratio is to the detached current log-probs.
     public func logitTemperature(for objective: Objective) -> Float {
-        samplesRollouts(objective) && !(objective is OnlineDPOObjective) ? Float(self.rolloutTemperature) : 1
+        samplesRollouts(objective) && !(objective is OnlineDPOObjective || objective is A2POObjective) ? Float(self.rolloutTemperature) : 1
     }
 
     /// Whether the run samples rollouts: a rollout objective, not on scored data.
@@ -98,6 +98,9 @@ public struct RolloutSettings: Sendable {
     public func generationSeed(_ g: Int) -> UInt64 {
         streamSeed(salt: 0x524F_4C4C_4F55_5453, g)   // "ROLLOUTS": apart from the seed's other streams
     }
+
+    /// The seed of a2po's stage 1 streams (`OptimalValues`), apart from the rollouts' and evaluations'.
+    public var valueSeed: UInt64 { streamSeed(salt: 0x5653_5441_525F_5641, 0) }   // "VSTAR_VA"
 
     /// The seed of the evaluation at `step`'s streams, apart from every generation's.
     public func evaluationSeed(_ step: Int) -> UInt64 {

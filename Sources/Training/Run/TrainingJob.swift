@@ -105,7 +105,7 @@ public enum TrainingJob {
         say(String(format: "model: %@ (%.2f M parameters), objective: %@, %d %@ of %d %@",
                    recipe.model, Double(model.parameters.parameterCount) / 1e6, setup.objective.name,
                    recipe.steps, recipe.steps == 1 ? "step" : "steps", recipe.batchSize,
-                   (setup.objective.requirements.pairs ? "pair" : "example") + (recipe.batchSize == 1 ? "" : "s")))
+                   (setup.objective.requirements.pairs ? String(setup.objective.requirements.pairUnit.dropLast()) : "example") + (recipe.batchSize == 1 ? "" : "s")))
         if let line = recipe.methodsLine { say(line) }
         if recipe.warmupSteps > recipe.steps {
             // A shortened run (--steps 3 under the default 20 warmup steps) never reaches its lr.
@@ -149,6 +149,13 @@ public enum TrainingJob {
             let share = String(format: "%d kept (%.1f %%), score threshold %.4g", labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold)
             say(scoredNow ? "\(setup.objective.name): scored the training set's \(labels.scored) loss tokens once (initial weights against --ref-model): \(share)"
                           : "\(setup.objective.name): the training set's \(labels.scored) token scores from the checkpoint: \(share)")
+        }
+        if let values = (trainer.source as? RolloutProducer)?.optimalValues, let producer = trainer.source as? RolloutProducer {
+            let estimated = trainer.estimateOptimalValuesIfNeeded()
+            let kept = producer.prompts.count, all = producer.allPrompts.count, mean = (values.training ?? []).reduce(0.0) { $0 + Double($1) } / Double(max(all, 1))
+            say("\(setup.objective.name): V* of \(all) training and \(producer.evaluationPrompts.count) held-out prompts "
+                + (estimated ? "from \(values.samples) reference samples each (stage 1)" : "from the checkpoint")
+                + String(format: ", mean %.4g; ", mean) + (values.filterAllIncorrect ? "\(kept) of \(all) training prompts kept (filter_all_incorrect drops those whose samples all scored 0)" : "every training prompt kept (filter_all_incorrect false)"))
         }
         if lead {
             for stale in outputs.staleModels(of: recipe) {
