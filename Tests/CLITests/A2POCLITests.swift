@@ -79,6 +79,21 @@ final class A2POCLITests: XCTestCase {
         CLI.assertResumesBitExact(Self.args(["--quiet"]), every: 3, label: "a2po-resume-3")
     }
 
+    /// `rollouts` reads 1 (a2po's recipe.yaml writes it); the group objectives still refuse it.
+    func testGroupObjectivesStillNeedTwoRollouts() {
+        let r = CLI.sftDist(GRPOCLITests.grpo(["--rollouts", "1", "--batch-size", "4", "--out", CLI.tempDir("grpo-one")]))
+        XCTAssertEqual(r.status, 1, r.all)
+        XCTAssertTrue(r.stderr.contains("--rollouts 1: objective grpo compares each prompt's rollouts with each other"), r.stderr)
+    }
+
+    /// TRL's A2POConfig beta1/beta2 are objective arguments; the recipe's keys of those names are
+    /// AdamW's, and setting them under a2po says so.
+    func testAdamWsBetasUnderA2POAreNamed() {
+        let r = CLI.sftDist(Self.args(["--beta2", "0.99", "--out", CLI.tempDir("a2po-adam")]))
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "note: beta2 sets AdamW's moment decay", in: r.all), 1, r.all)
+    }
+
     /// A reward no sample earns leaves no prompt to train on: refused after stage 1 with one
     /// line; filter_all_incorrect=false keeps them (V* 0, advantage 0).
     func testFilterAllIncorrect() {
@@ -86,21 +101,49 @@ final class A2POCLITests: XCTestCase {
         let refused = CLI.sftDist(Self.args(["--quiet", "--out", CLI.tempDir("a2po-never")], rewards: never))
         XCTAssertEqual(refused.status, 1, refused.all)
         XCTAssertEqual(CLI.occurrences(of: "none is left to train on", in: refused.stderr), 1, refused.all)
-        let kept = CLI.sftDist(Self.args(["--objective-arg", "filter_all_incorrect=false", "--out", CLI.tempDir("a2po-keep")], rewards: never))
-        XCTAssertEqual(kept.status, 0, kept.all)
-        XCTAssertTrue(kept.all.contains("every training prompt kept"), kept.all)
-        // The usual rewards: the line names how many of the 57 training prompts stayed.
-        let some = CLI.sftDist(Self.args(["--out", CLI.tempDir("a2po-some")]))
+        let all = CLI.sftDist(Self.args(["--objective-arg", "filter_all_incorrect=false", "--out", CLI.tempDir("a2po-keep")], rewards: never))
+        XCTAssertEqual(all.status, 0, all.all)
+        XCTAssertTrue(all.all.contains("every training prompt kept"), all.all)
+        // The numeric reward alone: some prompts' samples all miss and leave the run; a run resumed
+        // at -n 2 from -n 1's checkpoint keeps the same prompts (the filter comes with V*).
+        let numeric = ["--reward", "numeric", "--reward-arg", "numeric.tolerance=0.3"]
+        let out = CLI.tempDir("a2po-some")
+        let some = CLI.sftDist(Self.args(["--save-every", "3", "--out", out + "/a"], rewards: numeric))
         XCTAssertEqual(some.status, 0, some.all)
-        XCTAssertNotNil(some.all.range(of: #"\d+ of 57 training prompts kept"#, options: .regularExpression), some.all)
+        let kept = some.all.range(of: #"\d+ of 57 training prompts kept"#, options: .regularExpression).map { Int(some.all[$0].split(separator: " ")[0]) ?? -1 }
+        XCTAssertNotNil(kept, some.all)
+        XCTAssertLessThan(kept ?? 57, 57, "no prompt was dropped: the test does not exercise the filter")
+        XCTAssertGreaterThan(kept ?? 0, 0)
+        let resumed = CLI.mpirun(2, Self.args(["--out", out + "/b", "--resume", out + "/a/checkpoints/step-000003"], rewards: numeric), seconds: 180)
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertTrue(resumed.all.contains("from the checkpoint") && resumed.all.contains("\(kept ?? -1) of 57 training prompts kept"), resumed.all)
+        let a = CLI.trainingRows(out + "/a"), b = CLI.trainingRows(out + "/b")
+        XCTAssertEqual(a.last?["reward"], b.last?["reward"], "step 4 draws the same prompts and rollouts")
+        XCTAssertEqual(a.last?["v_star"], b.last?["v_star"])
+    }
+
+    /// A run's recipe.yaml runs again as it is (it writes eval_rollouts -1, "as rollouts"); a
+    /// resume with another eval_examples samples the new held-out prompts' V* and goes on.
+    func testTheSavedRecipeRunsAndEvalExamplesMayChangeOnResume() {
+        let out = CLI.tempDir("a2po-recipe")
+        XCTAssertEqual(CLI.sftDist(Self.args(["--quiet", "--eval-examples", "2", "--eval-every", "2", "--save-every", "2", "--out", out + "/a"])).status, 0)
+        let again = CLI.sftDist(["train", "--config", out + "/a/recipe.yaml", "--quiet", "--out", out + "/b"])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertEqual(CLI.losses(out + "/b").map(\.bitPattern), CLI.losses(out + "/a").map(\.bitPattern))
+        let more = CLI.sftDist(Self.args(["--eval-examples", "3", "--eval-every", "2", "--out", out + "/c", "--resume", out + "/a/checkpoints/step-000002"]))
+        XCTAssertEqual(more.status, 0, more.all)
+        XCTAssertTrue(more.all.contains("3 held-out prompts from the checkpoint, the held-out prompts' from 4 reference samples each"), more.all)
+        XCTAssertNotNil(CLI.evalRows(out + "/c").last?["eval_v_star"])
     }
 
     func testKeysItCannotUseAreRefused() {
-        for (extra, why) in [(["--rollouts", "4"], "samples one answer per prompt"),
+        for (extra, why) in [(["--rollouts", "4"], "samples one answer per prompt"), (["--rollouts", "2"], "leave it unset or give 1"),
                              (["--scale-rewards", "none"], "regresses onto r − V*(x)"),
                              (["--mask-truncated-completions"], "regresses every answer's log-ratio"),
                              (["--sync-ref-model"], "V* is estimated from it once"),
-                             (["--eval-rollouts", "2", "--eval-examples", "4"], "evaluates one answer per held-out prompt")] {
+                             (["--eval-rollouts", "2", "--eval-examples", "4"], "evaluates one answer per held-out prompt"),
+                             (["--multi-objective-aggregation", "normalize_then_sum"], "reads the weighted sum Σ w·r, as TRL's A2POTrainer"),
+                             (["--bema", "--bema-update-ref-model"], "V* is estimated from it once")] {
             let r = CLI.sftDist(Self.args(extra + ["--out", CLI.tempDir("a2po-refused")]))
             XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
             XCTAssertTrue(r.stderr.contains(why), "\(extra): \(r.stderr)")

@@ -79,5 +79,8 @@ final class TPOCLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains(#"pairs.jsonl:1: missing field "reference""#), missing.all)
         let alpha0 = CLI.sftDist(args(pairs, ["tpo_alpha=0"]) + ["--out", dir + "/b"])
         XCTAssertEqual(alpha0.status, 0, alpha0.all)
+        // No gold answer, no NLL term: nothing named nll_loss is logged (TRL's TPO logs none).
+        XCTAssertFalse(CLI.trainingRows(dir + "/b").isEmpty)
+        XCTAssertTrue(CLI.trainingRows(dir + "/b").allSatisfy { $0["nll_loss"] == nil })
     }
 }

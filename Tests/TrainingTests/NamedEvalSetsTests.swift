@@ -79,6 +79,10 @@ final class NamedEvalSetsTests: XCTestCase {
                                                after: ["eval_pairs_loss": 0.5, "eval_pairs_rewards/margins": 0.4, "eval_add_loss": 1.5])
         XCTAssertTrue(dpo[2].contains("0.6931 → 0.5000 (dpo)"), dpo[2])
         XCTAssertTrue(dpo[3].contains("2.0000 → 1.5000") && !dpo[3].contains("(dpo)"), dpo[3])
+        // Under another pair objective, its name.
+        let tpo = NamedEvalSets.retentionTable(names: ["pairs"], before: ["eval_pairs_loss": 0.6931, "eval_pairs_rewards/margins": 0],
+                                               after: ["eval_pairs_loss": 0.5, "eval_pairs_rewards/margins": 0.4], pairObjective: "tpo")
+        XCTAssertTrue(tpo[2].contains("0.6931 → 0.5000 (tpo)"), tpo[2])
     }
 
     func testThePlotHasEachSetsLossAndAccuracy() {

@@ -171,7 +171,9 @@ final class PairBatchingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let set = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 50, truncation: .left)
         XCTAssertEqual(set.pairCount, 1)
-        XCTAssertEqual(set.report.droppedTooLong, 1)
+        XCTAssertEqual(set.report.droppedSplitPrompts, 1)
+        XCTAssertTrue(set.report.summary.contains("dropped 1 whose sides kept different parts of their prompt once cut (left)"), set.report.summary)
+        XCTAssertFalse(set.report.summary.contains("longer than"), set.report.summary)
         for i in 0..<set.pairCount {
             XCTAssertEqual(Dataset.context(of: set.examples[2 * i]), Dataset.context(of: set.examples[2 * i + 1]))
         }

@@ -135,7 +135,7 @@ final class TPOObjectiveTests: XCTestCase {
         XCTAssertGreaterThan(longest, whole.examples[4].gold!.ids.count)
         let cut = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: longest - 3, truncation: .left, readsGold: true)
         XCTAssertEqual(cut.chosenOnly.examples.map(\.answer), ["two", "hey"])
-        XCTAssertEqual(cut.report.droppedTooLong, 1)
+        XCTAssertEqual(cut.report.droppedSplitPrompts, 1)
         // Without readsGold the column is not read: pairs as dpo's.
         let pairs = try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: 512, truncation: .left)
         XCTAssertTrue(pairs.examples.allSatisfy { $0.gold == nil })

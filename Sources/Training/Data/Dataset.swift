@@ -42,6 +42,9 @@ public struct LoadReport: Sendable, Equatable {
     /// Preference pairs whose chosen and rejected sequences were the same once cut (the
     /// difference lay past `maxLength`): DPO's loss is log 2 on them, with no gradient.
     public var droppedIdenticalPairs: Int = 0
+    /// Preference pairs (or triples) whose sequences, cut from the left (`--truncation left`),
+    /// kept different amounts of their prompt: each answer would be scored in another context.
+    public var droppedSplitPrompts: Int = 0
 
     public init(path: String, maxLength: Int, truncation: Truncation) {
         self.path = path
@@ -51,7 +54,7 @@ public struct LoadReport: Sendable, Equatable {
 
     /// Whether any record was cut or left out: `score`, `eval` and `select` say so (a dropped
     /// row is missing from their output, and `index` counts the rows kept).
-    public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens + droppedIdenticalPairs > 0 || !skippedLines.isEmpty }
+    public var changedAnything: Bool { truncated + droppedTooLong + droppedNoLossTokens + droppedIdenticalPairs + droppedSplitPrompts > 0 || !skippedLines.isEmpty }
 
     /// A note for the log when examples were longer than `maxLength` (nil when none were): how
     /// many, the longest, and what keeps them whole — `max_length`'s default, 64 tokens, fits the
@@ -63,6 +66,7 @@ public struct LoadReport: Sendable, Equatable {
         let what = truncation == .drop ? "were left out"
             : "were cut (\(truncation.rawValue))" + (cutToNothing > 0 ? ", \(cutToNothing) of them to no trained token and so left out" : "")
                 + (droppedIdenticalPairs > 0 ? ", \(droppedIdenticalPairs) of them to a chosen and rejected that are the same, and so left out" : "")
+                + (droppedSplitPrompts > 0 ? ", \(droppedSplitPrompts) of them to sides that kept different parts of their prompt, and so left out" : "")
         let limit = setting < context
             ? "max_length \(setting)" + (isDefault ? " (the default, sized for the built-in tasks)" : "")
             : "the model's context of \(context) tokens"
@@ -74,13 +78,14 @@ public struct LoadReport: Sendable, Equatable {
 
     /// `"loaded 98 of 100 records from d.jsonl (truncated 3 to 256 tokens; dropped 2 ...)"`.
     public var summary: String {
-        let kept = records - droppedTooLong - droppedNoLossTokens - droppedIdenticalPairs
+        let kept = records - droppedTooLong - droppedNoLossTokens - droppedIdenticalPairs - droppedSplitPrompts
         var notes: [String] = []
         if promptOnlyRows > 0 { notes.append("\(promptOnlyRows == records ? "all" : "\(promptOnlyRows)") prompts only, with no completion") }
         if truncated > 0 { notes.append("truncated \(truncated) (\(truncation.rawValue)) to \(maxLength) tokens") }
         if droppedTooLong > 0 { notes.append("dropped \(droppedTooLong) longer than \(maxLength) tokens") }
         if droppedNoLossTokens > 0 { notes.append("dropped \(droppedNoLossTokens) with no loss tokens left") }
         if droppedIdenticalPairs > 0 { notes.append("dropped \(droppedIdenticalPairs) whose chosen and rejected were the same once cut") }
+        if droppedSplitPrompts > 0 { notes.append("dropped \(droppedSplitPrompts) whose sides kept different parts of their prompt once cut (left)") }
         if let first = skippedLines.first {
             let noun = skippedLines.count == 1 ? "line" : "lines"
             notes.append("skipped \(skippedLines.count) bad \(noun) (first: \(first))")

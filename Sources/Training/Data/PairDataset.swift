@@ -41,7 +41,7 @@ extension Dataset {
             // the pairs truncation breaks are.
             // (A reward model's pair read whole has no shared prompt to keep.)
             // A triple's gold answer likewise keeps the pair's prompt.
-            if drop == nil, pair.sharesPrompt, sides.dropFirst().contains(where: { Self.context(of: $0) != Self.context(of: sides[0]) }) { drop = \.droppedTooLong }
+            if drop == nil, pair.sharesPrompt, sides.dropFirst().contains(where: { Self.context(of: $0) != Self.context(of: sides[0]) }) { drop = \.droppedSplitPrompts }
             // The difference past the cut: the same sequence twice trains nothing (loss log 2).
             if drop == nil, sides[0].ids == sides[1].ids, sides[0].lossMask == sides[1].lossMask { drop = \.droppedIdenticalPairs }
             if cut && drop != \.droppedTooLong { report.truncated += 1 }

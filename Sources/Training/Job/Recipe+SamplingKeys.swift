@@ -34,14 +34,14 @@ extension Recipe {
                 throw RecipeError("\(named(key)) acts on gkd's sampled answers, and with lmbda 0 and seq_kd false every step trains on --data's completions: it would have no effect")
             }
             if gkd != nil {
-                throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, rloo, gmpo, online-dpo, chord, srft, uft, prefix-rft, relift); objective gkd samples with rollout_temperature, rollout_top_p, rollout_top_k and max_completion_length only: it would have no effect")
+                throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, rloo, gmpo, a2po, online-dpo, chord, srft, uft, prefix-rft, relift); objective gkd samples with rollout_temperature, rollout_top_p, rollout_top_k and max_completion_length only: it would have no effect")
             }
             if self.scoredData {
                 throw RecipeError("\(named(key)) acts on sampling, and scored_data (--scored-data) trains on --data's samples without sampling: it would have no effect")
             }
             let alsoSelfTraining = key.name == k.rewards.name ? ", and by self-training superhf (--self-train superhf)"
                 : key.name == k.rewardArgs.name ? ", and by self-training (--self-train, whose --self-train-scorer it configures)" : ""
-            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, rloo, gmpo, online-dpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective)\(self.selfTrain == "none" ? "" : " and --self-train \(self.selfTrain)") it would have no effect")
+            throw RecipeError("\(named(key)) is read by the objectives that sample rollouts (grpo, rloo, gmpo, a2po, online-dpo, chord, srft, uft, prefix-rft, relift)\(alsoSelfTraining): with objective \(self.objective)\(self.selfTrain == "none" ? "" : " and --self-train \(self.selfTrain)") it would have no effect")
         }
     }
 }

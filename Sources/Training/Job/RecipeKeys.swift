@@ -133,7 +133,7 @@ public struct RecipeKeys: Sendable {
     // Rollouts during training (issue 12: Rollouts/, objectives that declare `requirements.rollouts`).
     public let prompts = RecipeKey<String?>("prompts", nil, .optionalPath, "Prompts JSONL for rollouts ({prompt} or {messages}; default: the prompts of --data; its bytes are hashed into checkpoints, and a resumed run must read the same).",
                                             resume: .mayChange)   // the path may change; the bytes are compared (Checkpointer.check)
-    public let rollouts = RecipeKey("rollouts", 8, .within(2...4096), "Rollouts sampled per prompt (G; online-dpo's pair: 2, which it sets); --batch-size counts sequences, batch/G prompts.")
+    public let rollouts = RecipeKey("rollouts", 8, .within(1...4096), "Rollouts sampled per prompt (G, at least 2 for the group objectives; online-dpo's pair: 2 and a2po's one answer, which they set); --batch-size counts sequences, batch/G prompts.")
     // The trainer divides the logits by it: below 1e-6 logits of ordinary size overflow float32
     // (1e-40 is subnormal, 1e-50 rounds to 0).
     public let rolloutTemperature = RecipeKey("rollout_temperature", 1.0, .within(1e-6, 1000), "Sampling temperature of the rollouts (the log-probs are taken at it, but online-dpo's at the raw logits, as TRL's, and gkd's divergence at 1).")

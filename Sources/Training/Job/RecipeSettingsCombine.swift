@@ -27,8 +27,14 @@ extension Recipe {
     /// takes `rollouts` unset or at G; it reads each answer's raw weighted reward, so the keys
     /// that shape group advantages would do nothing there.
     func checkRolloutsPerPrompt(_ objective: Objective) throws {
-        guard let g = objective.requirements.rolloutsPerPrompt else { return }
         let k = Recipe.declared
+        guard let g = objective.requirements.rolloutsPerPrompt else {
+            // (1 is a2po's: its recipe.yaml writes it, so the key reads it.)
+            if self.rollouts < 2 {
+                throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) compares each prompt's rollouts with each other (TRL's num_generations, at least 2); give 2 or more")
+            }
+            return
+        }
         let pair = !(objective is A2POObjective)
         let trains = pair ? "samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer)"
             : "samples one answer per prompt and regresses it onto r − V*(x) (TRL's A2POTrainer)"

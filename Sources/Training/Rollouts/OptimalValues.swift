@@ -22,6 +22,9 @@ public final class OptimalValues: StatefulComponent {
     /// V* of the producer's training prompts (all of them, before filtering) and of its
     /// evaluation prompts; nil until estimated or restored.
     public private(set) var training: [Float]?, evaluation: [Float]?
+    /// The training prompts' values came from a checkpoint (the held-out ones too unless their
+    /// number changed: `restoreState`).
+    public private(set) var restored = false
     /// Training prompts whose samples all scored 0 (left out under filter_all_incorrect).
     public private(set) var allIncorrect: [Int] = []
     weak var producer: RolloutProducer?
@@ -31,7 +34,7 @@ public final class OptimalValues: StatefulComponent {
         self.producer = producer
     }
 
-    public var ready: Bool { training != nil }
+    public var ready: Bool { training != nil && evaluation != nil }
 
     /// β1·(log Σ_i exp(r_i/β1) − log N), the maximum taken out first.
     static func value(_ rewards: ArraySlice<Double>, beta1: Double) -> Double {
@@ -45,7 +48,9 @@ public final class OptimalValues: StatefulComponent {
                   progress: ((Int, Int) -> Void)? = nil) {
         guard let producer else { preconditionFailure("optimal values without their producer") }
         let p = StepPreparation(step: 0, comm: comm, model: reference, examples: [], tokenizer: tokenizer, seed: seed, microBatchSize: microBatchSize)
-        let pools = [producer.allPrompts, producer.evaluationPrompts]
+        // A resumed run whose checkpoint holds the training prompts' values but another number
+        // of held-out prompts (eval_examples may change on resume) samples the held-out ones only.
+        let pools = [training == nil ? producer.allPrompts : [], producer.evaluationPrompts]
         let total = pools.reduce(0) { $0 + $1.count } * samples
         var done = 0, values: [[Float]] = [], incorrect: [Int] = []
         for (k, pool) in pools.enumerated() {
@@ -63,7 +68,8 @@ public final class OptimalValues: StatefulComponent {
             values.append(pool.indices.map { i in Float(Self.value(rewards[(i * samples)..<((i + 1) * samples)], beta1: beta1)) })
             if k == 0 { incorrect = pool.indices.filter { i in rewards[(i * samples)..<((i + 1) * samples)].reduce(0, +) == 0 } }
         }
-        training = values[0]; evaluation = values[1]; allIncorrect = incorrect
+        if training == nil { training = values[0]; allIncorrect = incorrect }
+        evaluation = values[1]
         apply()
     }
 
@@ -74,7 +80,10 @@ public final class OptimalValues: StatefulComponent {
     }
 
     public func saveState() -> ComponentState {
-        guard let training, let evaluation else { preconditionFailure("optimal values saved before they were estimated") }
+        guard let training else { preconditionFailure("optimal values saved before they were estimated") }
+        // (The held-out values are pending only between a restore that found another number of
+        // them and the next stage 1, when the checkpointer reads the restored values back.)
+        let evaluation = self.evaluation ?? []
         return ComponentState(values: ["all_incorrect": .ints(allIncorrect)],
                               tensors: ["training": StateTensor(shape: [training.count], values: training),
                                         "evaluation": StateTensor(shape: [evaluation.count], values: evaluation)])
@@ -84,13 +93,17 @@ public final class OptimalValues: StatefulComponent {
         guard let producer else { return }
         try state.expectTensors(["training", "evaluation"])
         let t = try state.tensor("training", count: producer.allPrompts.count)
-        let e = try state.tensor("evaluation", count: producer.evaluationPrompts.count)
-        if let bad = (t + e).first(where: { !$0.isFinite }) { throw StateError(.tensor, "training", "holds \(bad), not a finite value") }
-        let incorrect = try state.ints("all_incorrect")
-        guard incorrect.allSatisfy({ $0 >= 0 && $0 < t.count }), Set(incorrect).count == incorrect.count else {
-            throw StateError(.value, "all_incorrect", "holds indices outside the \(t.count) training prompts, or one twice")
+        // Another number of held-out prompts (eval_examples changed): theirs are sampled again.
+        let e = state.tensors["evaluation"]?.values.count == producer.evaluationPrompts.count ? try state.tensor("evaluation", count: producer.evaluationPrompts.count) : nil
+        for (name, values) in [("training", t), ("evaluation", e ?? [])] {
+            if let bad = values.first(where: { !$0.isFinite }) { throw StateError(.tensor, name, "holds \(bad), not a finite value") }
         }
-        training = t; evaluation = e; allIncorrect = incorrect.sorted()
+        let incorrect = try state.ints("all_incorrect")
+        guard incorrect.allSatisfy({ $0 >= 0 && $0 < t.count }), Set(incorrect).count == incorrect.count,
+              !filterAllIncorrect || incorrect.count < t.count else {
+            throw StateError(.value, "all_incorrect", "holds indices outside the \(t.count) training prompts, one twice, or all of them")
+        }
+        training = t; evaluation = e; allIncorrect = incorrect.sorted(); restored = true
         apply()
     }
 }

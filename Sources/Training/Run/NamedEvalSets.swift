@@ -152,11 +152,12 @@ public struct NamedEvalSets {
 
     /// Before → after per set: held-out loss and exact match. `before` holds the metrics row of
     /// the step-0 evaluation (a resumed run reads it back from metrics.jsonl).
-    public static func retentionTable(names: [String], before: [String: Double]?, after: [String: Double]) -> [String] {
+    public static func retentionTable(names: [String], before: [String: Double]?, after: [String: Double],
+                                      pairObjective: String = "dpo") -> [String] {
         guard !names.isEmpty else { return [] }
         func loss(_ row: [String: Double]?, _ n: String) -> String { row?["eval_\(n)_loss"].map { String(format: "%.4f", $0) } ?? "–" }
         let rows = [before, after].compactMap { $0 }
-        func lossKind(_ n: String) -> String { SVGPlot.isRewardSet(n, in: rows) ? " (reward)" : SVGPlot.isPairSet(n, in: rows) ? " (dpo)" : "" }
+        func lossKind(_ n: String) -> String { SVGPlot.isRewardSet(n, in: rows) ? " (reward)" : SVGPlot.isPairSet(n, in: rows) ? " (\(pairObjective))" : "" }
         func em(_ row: [String: Double]?, _ n: String) -> String {
             row?["eval_\(n)_accuracy"].map { String(format: "%.1f%%", $0 * 100) } ?? "–"
         }

@@ -151,11 +151,13 @@ public enum TrainingJob {
                           : "\(setup.objective.name): the training set's \(labels.scored) token scores from the checkpoint: \(share)")
         }
         if let values = (trainer.source as? RolloutProducer)?.optimalValues, let producer = trainer.source as? RolloutProducer {
+            if let note = recipe.a2poNote(setup.objective) { say(note) }
             let estimated = trainer.estimateOptimalValuesIfNeeded()
             let kept = producer.prompts.count, all = producer.allPrompts.count, mean = (values.training ?? []).reduce(0.0) { $0 + Double($1) } / Double(max(all, 1))
             say("\(setup.objective.name): V* of \(all) training and \(producer.evaluationPrompts.count) held-out prompts "
-                + (estimated ? "from \(values.samples) reference samples each (stage 1)" : "from the checkpoint")
-                + String(format: ", mean %.4g; ", mean) + (values.filterAllIncorrect ? "\(kept) of \(all) training prompts kept (filter_all_incorrect drops those whose samples all scored 0)" : "every training prompt kept (filter_all_incorrect false)"))
+                + (!values.restored ? "from \(values.samples) reference sample\(values.samples == 1 ? "" : "s") each (stage 1)"
+                   : estimated ? "from the checkpoint, the held-out prompts' from \(values.samples) reference sample\(values.samples == 1 ? "" : "s") each" : "from the checkpoint")
+                + String(format: ", the training prompts' mean %.4g; ", mean) + (values.filterAllIncorrect ? "\(kept) of \(all) training prompts kept (filter_all_incorrect drops those whose samples all scored 0)" : "every training prompt kept (filter_all_incorrect false)"))
         }
         if lead {
             for stale in outputs.staleModels(of: recipe) {
@@ -325,7 +327,8 @@ public enum TrainingJob {
                        took, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
                        outputs.metrics, outputs.plot))
             // Last: before → after per named set (a resumed run finds "before" in metrics.jsonl).
-            for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval) { say(line) }
+            for line in NamedEvalSets.retentionTable(names: evalSets.names, before: beforeRow, after: lastNamedEval,
+                                                          pairObjective: setup.objective.name) { say(line) }
         }
         return Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: after,
                        seconds: seconds, outputDirectory: recipe.out)
