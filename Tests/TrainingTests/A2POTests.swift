@@ -65,7 +65,7 @@ final class A2POTests: XCTestCase {
         XCTAssertTrue(Self.fixture.values.contains { $0.all_incorrect } && Self.fixture.values.contains { $0.beta1 < 0.01 })
         for c in Self.fixture.values {
             XCTAssertEqual(OptimalValues.value(c.rewards[...], beta1: c.beta1), c.v_star, accuracy: 1e-12 * max(1, abs(c.v_star)), "\(c.rewards) β1 \(c.beta1)")
-            XCTAssertEqual(c.rewards.reduce(0, +) == 0, c.all_incorrect, "\(c.rewards)")
+            XCTAssertEqual(OptimalValues.allIncorrect(c.rewards[...]), c.all_incorrect, "\(c.rewards)")
         }
         for (samples, want) in zip([[1.0, 0, 0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1]], Self.fixture.v_star) {
             XCTAssertEqual(OptimalValues.value(samples[...], beta1: 0.5), want, accuracy: 1e-12)

@@ -58,7 +58,7 @@ final class RolloutUnitTests: XCTestCase {
 
         """.write(toFile: path, atomically: true, encoding: .utf8)
         let tok = ByteTokenizer()
-        let prompts = try RolloutPrompts.fromFile(path, tokenizer: tok, template: .chatml)
+        let prompts = try RolloutPrompts.fromFile(path, tokenizer: tok, template: .chatml).prompts
         XCTAssertEqual(prompts.map(\.reference), [" 3", nil, nil, "yo"])
         XCTAssertEqual(prompts.map(\.source), ["\(path):1", "\(path):2", "\(path):3", "\(path):4"])
         XCTAssertEqual(tok.decode(prompts[0].ids), "add 1 2 =")

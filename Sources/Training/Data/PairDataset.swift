@@ -6,7 +6,7 @@ import Models
 /// leaves either without a loss token, or keeps less of one side's prompt than the other's
 /// (left truncation), the pair is dropped (counted in the report). A triple-preference row (TPO,
 /// `readsGold`) keeps its gold answer on example 2i (`Example.gold`), fitted as the sides are, and
-/// is dropped whole, as a pair is, when the gold answer is cut to no loss token.
+/// is dropped whole, as a pair is, by the same rules applied to its gold answer too.
 extension Dataset {
     public convenience init(pairsAt path: String, tokenizer: any Tokenizer, maxLength: Int,
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
@@ -51,7 +51,7 @@ extension Dataset {
             if sides.count == 3 { sides[0].gold = GoldAnswer(sides.removeLast()) }
             examples += sides
         }
-        if examples.isEmpty { throw DataError(path: path, "no pairs left (\(report.summary))") }
+        if examples.isEmpty { throw DataError(path: path, "no \(report.unit) left (\(report.summary))") }
         self.init(examples: examples, report: report)
     }
 

@@ -217,11 +217,11 @@ public struct Recipe: Codable, Equatable, Sendable {
             let what = self.scoredData ? "scored_data trains on the samples of --data" : "objective \(self.objective) trains on rollouts it samples"
             throw RecipeError("\(named(k.selfTrain)) \(self.selfTrain) makes each step's batch from the model's own answers, but \(what): drop one of them")
         }
-        // Only grpo, rloo and gmpo evaluate with rollouts (TRL's GRPOTrainer, RLOOTrainer, GMPOTrainer); the other rollout objectives
+        // Only grpo, rloo, gmpo and a2po evaluate with rollouts (TRL's GRPOTrainer, RLOOTrainer, GMPOTrainer, A2POTrainer); the other rollout objectives
         // mix in demonstrations that TRL has no evaluation for, and evaluate the held-out NLL.
         if deliberate(k.evalRollouts) && !(objective is RolloutPolicyObjective && !self.scoredData) && !switchedOff(k.evalRollouts, by: k.objective) {
             let with = self.scoredData ? "scored_data (--scored-data)" : "objective \(self.objective)"
-            throw RecipeError("\(named(k.evalRollouts)) is read by grpo's, rloo's and gmpo's evaluation, which rolls out the held-out prompts as TRL's GRPOTrainer, RLOOTrainer and GMPOTrainer do: with \(with) it would have no effect")
+            throw RecipeError("\(named(k.evalRollouts)) is read by grpo's, rloo's, gmpo's and a2po's evaluation, which rolls out the held-out prompts as TRL's GRPOTrainer, RLOOTrainer, GMPOTrainer and A2POTrainer do: with \(with) it would have no effect")
         }
         if self.evalRollouts > 0 && self.evalExamples == 0 && !switchedOff(k.evalRollouts, by: k.evalExamples) {
             throw RecipeError("\(named(k.evalRollouts)) \(self.evalRollouts) rolls out held-out prompts, and \(named(k.evalExamples)) 0 gives it none: here it would have no effect")
@@ -239,7 +239,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         if let path = self.refModel, !objective.requirements.referenceModel && !r.tokenLabels && !selectionReadsReference,
            !switchedOff(k.refModel, by: k.objective) && !switchedOff(k.refModel, by: k.selection) {
-            throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, online-dpo, asft, iwsft, token-clean, forgetting, superhf; grpo, rloo, gmpo, uft with beta > 0), as gkd's teacher, and by selection learnability: with objective \(self.objective) it would have no effect")
+            throw RecipeError("\(named(k.refModel)) \(path) is read by objectives with a reference term (dpo, online-dpo, a2po, asft, iwsft, token-clean, forgetting, superhf; grpo, rloo, gmpo, uft with beta > 0), as gkd's teacher, and by selection learnability: with objective \(self.objective) it would have no effect")
         }
     }
 

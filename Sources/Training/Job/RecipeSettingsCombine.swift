@@ -28,14 +28,8 @@ extension Recipe {
     /// that shape group advantages would do nothing there.
     func checkRolloutsPerPrompt(_ objective: Objective) throws {
         let k = Recipe.declared
-        guard let g = objective.requirements.rolloutsPerPrompt else {
-            // (1 is a2po's: its recipe.yaml writes it, so the key reads it.)
-            if self.rollouts < 2 {
-                throw RecipeError("\(named(k.rollouts)) \(self.rollouts): objective \(self.objective) compares each prompt's rollouts with each other (TRL's num_generations, at least 2); give 2 or more")
-            }
-            return
-        }
-        let pair = !(objective is A2POObjective)
+        guard let g = objective.requirements.rolloutsPerPrompt else { return }   // a group's G ≥ 2: RolloutSettings
+        let pair = !(objective is A2POObjective)   // online-dpo's answers are ranked into a pair
         let trains = pair ? "samples \(g) answers per prompt and trains them as a pair (TRL's OnlineDPOTrainer)"
             : "samples one answer per prompt and regresses it onto r − V*(x) (TRL's A2POTrainer)"
         if isSet(k.rollouts.name) && self.rollouts != g {

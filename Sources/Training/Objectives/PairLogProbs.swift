@@ -46,7 +46,7 @@ struct PairLogProbs {
             guard input.mask[r] != 0 else { continue }   // a prompt row: the NLL term's only
             _ = lossTarget(input, r, name)
             sum[s]! += rowLogp[r]; tokens[s]! += 1   // (a gold answer's: read by no pair)
-            figures.add(z, lse: lse[r], target: y, vocab: V, role: role == .chosen ? .chosen : role == .gold ? .gold : .rejected)
+            figures.add(z, lse: lse[r], target: y, vocab: V, role: role)
         }
         nllTokens = nllOverPrompt ? input.sequences.reduce(0) { $0 + ($1.pairRole == .chosen ? max($1.ids.count - 1, 0) : 0) }
             : Self.lossTokens(input.sequences, of: nllRole)

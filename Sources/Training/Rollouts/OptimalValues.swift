@@ -42,6 +42,9 @@ public final class OptimalValues: StatefulComponent {
         return beta1 * (top + log(scaled.reduce(0) { $0 + exp($1 - top) }) - log(Double(rewards.count)))
     }
 
+    /// TRL's rule for a prompt with no learning signal: its samples' rewards sum to 0.
+    static func allIncorrect(_ rewards: ArraySlice<Double>) -> Bool { rewards.reduce(0, +) == 0 }
+
     /// Stage 1 (collective): V* of every training and evaluation prompt of the producer from the
     /// reference's samples, then `apply`. `progress` gets (done, total) samples on every rank.
     func estimate(reference: LanguageModel, comm: Communicator, tokenizer: Tokenizer, seed: UInt64, microBatchSize: Int,
@@ -66,7 +69,7 @@ public final class OptimalValues: StatefulComponent {
                 progress?(done, total)
             }
             values.append(pool.indices.map { i in Float(Self.value(rewards[(i * samples)..<((i + 1) * samples)], beta1: beta1)) })
-            if k == 0 { incorrect = pool.indices.filter { i in rewards[(i * samples)..<((i + 1) * samples)].reduce(0, +) == 0 } }
+            if k == 0 { incorrect = pool.indices.filter { i in Self.allIncorrect(rewards[(i * samples)..<((i + 1) * samples)]) } }
         }
         if training == nil { training = values[0]; allIncorrect = incorrect }
         evaluation = values[1]
@@ -117,12 +120,6 @@ extension RolloutProducer {
         let gens = ShardedGeneration.generate(p.model, prompts: flat, options: settings.sampling(stopIds: stopIds), comm: p.comm) {
             RNG(seed: settings.valueSeed, stream: UInt64(streamOffset + $0))
         }
-        let items = gens.indices.map { i in
-            let prompt = pool[chosen[i / samples]]
-            return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(gens[i].ids),
-                               reference: prompt.reference, source: prompt.source,
-                               stop: gens[i].finish == .stop ? p.tokenizer.decode([gens[i].stopId ?? stopId]) : nil)
-        }
-        return scored(items, p).total
+        return scored(gens.indices.map { i in scoringItem(pool[chosen[i / samples]], gens[i], p) }, p).total
     }
 }

@@ -20,9 +20,10 @@ extension RolloutProducer {
         let setBy = !modelBinds ? "max_length" : "the model's context" + (model.contextReason.map { ": " + $0 } ?? "")
         let limit = try settings.promptLimit(context: min(r.maxLength, model.maxSequenceLength), setBy: setBy)
         let raw: [RolloutPrompt], origin: String
+        var skipped: [SkippedLine] = []
         if let path = r.prompts {
             let template = try ChatTemplate.resolve(r.chatTemplate, tokenizer: setup.tokenizer).template
-            raw = try RolloutPrompts.fromFile(path, tokenizer: setup.tokenizer, template: template)
+            (raw, skipped) = try RolloutPrompts.fromFile(path, tokenizer: setup.tokenizer, template: template, skipBadLines: r.skipBadLines)
             origin = path
         } else {
             raw = RolloutPrompts.fromExamples(setup.train.examples)
@@ -40,6 +41,7 @@ extension RolloutProducer {
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup))
+        promptNote = RolloutPrompts.note(raw, limit: limit, truncation: r.truncation, origin: origin, skipped: skipped)
         eosIds = Evaluator.eosIds(setup.tokenizer, model: setup.model)
         if setup.objective is GroupedDemonstrationObjective {
             guard r.prompts == nil else {

@@ -51,6 +51,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// rloo: leave-one-out advantages (`LeaveOneOutAdvantages`) in place of the group's, with the
     /// KL penalty in the reward when β > 0, and TRL's `normalize_advantages`.
     public var leaveOneOut: (penalty: LeaveOneOutAdvantages.Penalty?, normalize: Bool, clip: ClosedRange<Double>?)?
+    /// Prompts longer than the rollouts' limit, and `--prompts` lines skipped, for the log.
+    public internal(set) var promptNote: String?
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
@@ -151,13 +153,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             progress?(end, flat.count)
         }
         let t1 = p.comm.wallTime()
-        var items = gens.indices.map { i in
-            let prompt = pool[chosen[i / G]]
-            // A hybrid rollout's answer is the revealed prefix and its continuation.
-            return ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode((plan?.revealed[i] ?? []) + gens[i].ids),
-                               reference: prompt.reference, source: prompt.source,
-                               stop: gens[i].finish == .stop ? p.tokenizer.decode([gens[i].stopId ?? stopId]) : nil)
-        }
+        // A hybrid rollout's answer is the revealed prefix and its continuation.
+        var items = gens.indices.map { i in scoringItem(pool[chosen[i / G]], gens[i], revealed: plan?.revealed[i] ?? [], p) }
         // SRFT: each prompt's demonstration is scored with its rollouts (its answer as the completion).
         if grouped != nil {
             // (A demonstration is a whole answer: it ends with the data's end token, as a rollout that stopped.)
@@ -213,6 +210,14 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             }
         }
         return (sequences, t1 - t0, p.comm.wallTime() - t1, gens.reduce(0) { $0 + $1.logProbs.count }, figures)
+    }
+
+    /// What the reward functions read of one rollout of `prompt`: the texts, its reference, and
+    /// the stop token's text when it stopped (`revealed`: a hybrid rollout's prefix, part of its answer).
+    func scoringItem(_ prompt: RolloutPrompt, _ gen: Generation, revealed: [Int32] = [], _ p: StepPreparation) -> ScoringItem {
+        ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(revealed + gen.ids),
+                    reference: prompt.reference, source: prompt.source,
+                    stop: gen.finish == .stop ? p.tokenizer.decode([gen.stopId ?? stopId]) : nil)
     }
 
     /// The reward functions' scores of `items` (the coordinator's decision, on every rank) and

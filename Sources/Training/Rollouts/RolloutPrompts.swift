@@ -30,14 +30,32 @@ public enum RolloutPrompts {
 
     /// `--prompts FILE`: rows with a prompt (`{"prompt"}`, a completion optional and kept as the
     /// reference) or messages (a final assistant turn optional, kept as the reference), tokenized
-    /// exactly as training rows are.
-    public static func fromFile(_ path: String, tokenizer: Tokenizer, template: ChatTemplate) throws -> [RolloutPrompt] {
-        let rows = try JSONLReader.read(path: path, rows: .prompts).records
-        if rows.isEmpty { throw DataError(path: path, "no prompts") }
-        return try rows.map { row in
+    /// exactly as training rows are; with `skipBadLines` a bad line is skipped and counted, as
+    /// `--data`'s are.
+    public static func fromFile(_ path: String, tokenizer: Tokenizer, template: ChatTemplate,
+                                skipBadLines: Bool = false) throws -> (prompts: [RolloutPrompt], skipped: [SkippedLine]) {
+        let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, rows: .prompts)
+        if read.records.isEmpty {
+            throw DataError(path: path, read.skipped.first.map { "no prompts (skipped \(read.skipped.count) bad line\(read.skipped.count == 1 ? "" : "s") (first: \($0)))" } ?? "no prompts")
+        }
+        return (try read.records.map { row in
             let (ids, reference) = try ChatFormat.prompt(of: row, tokenizer: tokenizer, template: template)
             return RolloutPrompt(ids: ids, reference: reference, source: row.source)
+        }, read.skipped)
+    }
+
+    /// A note for the log when prompts are longer than `limit` (the context minus
+    /// max_completion_length, below max_length, so the data's own length note does not see them),
+    /// and when bad lines were skipped; nil when neither.
+    public static func note(_ raw: [RolloutPrompt], limit: Int, truncation: Truncation, origin: String, skipped: [SkippedLine]) -> String? {
+        let over = raw.filter { $0.ids.count > limit }.count
+        var parts: [String] = []
+        if over > 0 {
+            let what = truncation == .drop ? "left out" : "cut (\(truncation.rawValue))"
+            parts.append("\(over) of \(raw.count) prompts in \(origin) are longer than \(limit) tokens (the context minus max_completion_length) and were \(what)")
         }
+        if let first = skipped.first { parts.append("skipped \(skipped.count) bad line\(skipped.count == 1 ? "" : "s") of \(origin) (first: \(first))") }
+        return parts.isEmpty ? nil : "note: " + parts.joined(separator: "; ")
     }
 
     /// Prompts fitted to `limit` tokens (the context minus `max_completion_length`) as

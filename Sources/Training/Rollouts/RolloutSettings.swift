@@ -65,6 +65,10 @@ public struct RolloutSettings: Sendable {
     }
 
     public init(recipe r: Recipe, objective: Objective? = nil) throws {
+        // (`rollouts` reads 1, which a2po's recipe.yaml writes; a group needs two.)
+        if objective?.requirements.rolloutsPerPrompt == nil && r.rollouts < 2 {
+            throw RecipeError("\(r.named(Recipe.declared.rollouts)) \(r.rollouts): objective \(r.objective) compares each prompt's rollouts with each other (TRL's num_generations, at least 2); give 2 or more")
+        }
         try self.init(rollouts: objective?.requirements.rolloutsPerPrompt ?? r.rollouts, batchSize: r.batchSize, temperature: Float(r.rolloutTemperature),
                       topP: Float(r.rolloutTopP), maxCompletionLength: r.maxCompletionLength,
                       stepsPerGeneration: r.stepsPerGeneration, scaling: r.scaleRewards,

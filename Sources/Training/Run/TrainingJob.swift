@@ -127,6 +127,7 @@ public enum TrainingJob {
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
+        if let line = (trainer.source as? RolloutProducer)?.promptNote { say(line) }
         if let line = (trainer.source as? RolloutProducer)?.evaluationSummary { say(line) }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here
         // Before metrics.jsonl is opened: a resume trims it to the checkpoint's step, then appends.
@@ -150,7 +151,7 @@ public enum TrainingJob {
             say(scoredNow ? "\(setup.objective.name): scored the training set's \(labels.scored) loss tokens once (initial weights against --ref-model): \(share)"
                           : "\(setup.objective.name): the training set's \(labels.scored) token scores from the checkpoint: \(share)")
         }
-        if let values = (trainer.source as? RolloutProducer)?.optimalValues, let producer = trainer.source as? RolloutProducer {
+        if let producer = trainer.source as? RolloutProducer, let values = producer.optimalValues {
             if let note = recipe.a2poNote(setup.objective) { say(note) }
             let estimated = trainer.estimateOptimalValuesIfNeeded()
             let kept = producer.prompts.count, all = producer.allPrompts.count, mean = (values.training ?? []).reduce(0.0) { $0 + Double($1) } / Double(max(all, 1))
