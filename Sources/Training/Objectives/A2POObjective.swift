@@ -39,20 +39,14 @@ public final class A2POObjective: Objective, RolloutPolicyObjective {
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab, B = input.sequences.count
         guard let ref = input.referenceLogits else { preconditionFailure("objective a2po needs the reference model's logits") }
-        // Pass 1: each loss row's log-prob; each rollout's summed log-ratio D_i.
-        var lse = [Float](repeating: 0, count: input.rows)
+        // Pass 1: each loss row's log-prob (RolloutTokenRows; its π_old is not read: there is no
+        // ratio to the sampler here) and each rollout's summed log-ratio to the reference D_i.
+        let rows = RolloutTokenRows(input, detached: input.logits, objective: name), present = rows.present
         var logRatio = [Double](repeating: 0, count: B), tokens = logRatio, expected = logRatio
-        var present = Set<Int>()
-        for r in 0..<input.rows where input.sequenceId[r] >= 0 {
-            let s = Int(input.sequenceId[r])
-            precondition(s < B, "objective a2po needs the step batch's sequences (advantages) in its input")
-            present.insert(s)
-            guard input.mask[r] != 0 else { continue }
-            let y = lossTarget(input, r, name)
-            let z = input.logits + r * V, zr = ref + r * V
-            lse[r] = SoftmaxKernels.logSumExp(z, count: V)
-            let logp = Double(z[y] - lse[r]), refLogp = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
-            logRatio[s] += Double(input.mask[r]) * (logp - refLogp)
+        for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
+            let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), zr = ref + r * V
+            let refLogp = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            logRatio[s] += Double(input.mask[r]) * (Double(rows.logp[r]) - refLogp)
             tokens[s] += Double(input.mask[r]); expected[s] = Double(input.sequenceLossTokens[r])
         }
         // Per rollout: the squared error and its slope in D_i.
@@ -66,11 +60,9 @@ public final class A2POObjective: Objective, RolloutPolicyObjective {
             implicitReward += beta2 * logRatio[s]; advantage += a
         }
         // Pass 2: ∂L/∂z_v = g·([v = y] − p_v) on each loss row, g = m_t·slope_i.
+        var diag = TokenDiagnostics()
         for r in 0..<input.rows where input.mask[r] != 0 {
-            let g = Float(Double(input.mask[r]) * slope[Int(input.sequenceId[r])])
-            guard g != 0 else { continue }
-            _ = LogitRow.addScaledSoftmax(dlogits + r * V, input.logits + r * V, lse: lse[r], V, scale: -g)
-            dlogits[r * V + Int(input.targets[r])] += g
+            rows.addGradient(input, row: r, Float(Double(input.mask[r]) * slope[Int(input.sequenceId[r])]), dlogits: dlogits, diag: &diag)
         }
         let n = Double(present.count)
         return ObjectiveResult(loss: loss, diagnostics: ["implicit_reward": implicitReward, "advantage": advantage],

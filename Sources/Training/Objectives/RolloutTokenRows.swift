@@ -1,7 +1,7 @@
 import Foundation
 import TensorCore
 
-/// The two passes the objectives that weigh each rollout as a whole share (rloo's summed
+/// The two passes the objectives that weigh each rollout as a whole share (a2po's log-ratio to the reference, rloo's summed
 /// log-ratio, gmpo's geometric mean): pass 1 reads each loss row's log-prob and π_old — on a
 /// generation's first step, and in evaluation, the current weights' own log-prob held at
 /// `detached` (the trainer passes the logits themselves; the finite-difference checks hold it
