@@ -10,12 +10,19 @@ sft-dist refuses instead (no shared beginning, which TRL makes an empty prompt o
 text ends with a space, a wrong one; a conversation whose sides differ before their last assistant
 turn, which sft-dist's one-answer pairs cannot hold).
 
+And TPO's triples (`--objective tpo`): a row without a "prompt" whose gold "reference" is stripped of
+the prompt taken from "chosen" and "rejected" by TRL's own `_extract_triple_prompt`
+(trl.experimental.tpo), or refused by it (a "reference" that does not begin with that prompt);
+`refused` marks the rows sft-dist refuses where TRL goes on (an empty gold answer; a gold answer of
+several turns, which a one-answer row cannot hold).
+
 Writes Tests/TrainingTests/Fixtures/implicit-prompt-reference.json.
 """
 import json
 
 import trl
 from trl.data_utils import extract_prompt, maybe_extract_prompt
+from trl.experimental.tpo.tpo_trainer import _extract_triple_prompt
 
 from reference_fixtures import fixture_path, write_fixture
 
@@ -88,6 +95,39 @@ H4_ROWS = [
 ]
 
 
+TRIPLE_ROWS = [
+    {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: It is 4.", "rejected": "\n\nHuman: What is 2+2?\n\nAssistant: It is 5.",
+     "reference": "\n\nHuman: What is 2+2?\n\nAssistant: It is four, as 2 and 2 make 4."},
+    {"chosen": "The answer is 42", "rejected": "The answer is 4", "reference": "The answer is forty-two"},
+    {"chosen": turns(("user", "What color is the sky?"), ("assistant", "It is blue.")),
+     "rejected": turns(("user", "What color is the sky?"), ("assistant", "It is green.")),
+     "reference": turns(("user", "What color is the sky?"), ("assistant", "Blue, on a clear day."))},
+]
+TRIPLE_REFUSED = [
+    # TRL refuses: the gold answer does not begin with the prompt the sides share (the space rule
+    # gives the answers the space before "4"/"5", so "Assistant: Four" leaves "It is" behind).
+    {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: It is 4.", "rejected": "\n\nHuman: What is 2+2?\n\nAssistant: It is 5.",
+     "reference": "\n\nHuman: What is 2+2?\n\nAssistant: Four."},
+    {"chosen": "Q: 1+1? A: 2", "rejected": "Q: 1+1? A: 3", "reference": "q: 1+1? A: two"},
+    {"chosen": turns(("user", "Hi"), ("assistant", "4")), "rejected": turns(("user", "Hi"), ("assistant", "5")),
+     "reference": turns(("user", "Hey"), ("assistant", "four"))},
+    # sft-dist refuses where TRL goes on: an empty gold answer; one of two turns.
+    {"chosen": "Q: 1+1? A: 2", "rejected": "Q: 1+1? A: 3", "reference": "Q: 1+1? A:"},
+    {"chosen": turns(("user", "Hi"), ("assistant", "4")), "rejected": turns(("user", "Hi"), ("assistant", "5")),
+     "reference": turns(("user", "Hi"), ("assistant", "four"), ("user", "sure?"), ("assistant", "yes"))},
+]
+
+
+def triple(row, refused):
+    """TRL's split of a triple without a prompt, or None where `_extract_triple_prompt` raises."""
+    try:
+        out = _extract_triple_prompt(dict(row))
+        trl_out = {k: out[k] for k in ("prompt", "chosen", "rejected", "reference")}
+    except ValueError:
+        trl_out = None
+    return {"row": json.dumps(row, ensure_ascii=False), "trl": trl_out, "refused": refused}
+
+
 def case(row, refused):
     out = maybe_extract_prompt(dict(row))
     if "prompt" not in row:   # DPOTrainer's and KTOTrainer's extract_prompt: the same without a "prompt"
@@ -99,8 +139,9 @@ def case(row, refused):
 def main():
     cases = [case(r, False) for r in TEXT_ROWS + CONVERSATION_ROWS + H4_ROWS]
     cases += [case(r, True) for r in TEXT_REFUSED + CONVERSATION_REFUSED]
-    out = {"trl": trl.__version__, "cases": cases}
-    write_fixture(OUT, out, f"{len(cases)} rows, TRL {trl.__version__}", compact=False, newline=True)
+    triples = [triple(r, False) for r in TRIPLE_ROWS] + [triple(r, True) for r in TRIPLE_REFUSED]
+    out = {"trl": trl.__version__, "cases": cases, "triples": triples}
+    write_fixture(OUT, out, f"{len(cases)} rows and {len(triples)} triples, TRL {trl.__version__}", compact=False, newline=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ final class FlagsGivenAtDefaultTests: XCTestCase {
             (train + ["--data", scored, "--scored-data", "--objective", "grpo", "--rollouts", "2"], "--rollouts acts on sampling"),
             // Self-training other than superhf scores with --self-train-scorer; its rewards did nothing.
             (train + ["--self-train", "rft", "--self-train-scorer", "task", "--reward", "exact"],
-             "--reward is read by the objectives that sample rollouts (grpo, rloo, gmpo, online-dpo, chord, srft, uft, prefix-rft, relift), and by self-training superhf"),
+             "--reward is read by the objectives that sample rollouts (grpo, rloo, gmpo, a2po, online-dpo, chord, srft, uft, prefix-rft, relift), and by self-training superhf"),
             // Self-training's own max_new_tokens replaces --max-new-tokens, which then did nothing.
             (train + ["--self-train", "rft", "--self-train-scorer", "task", "--self-train-arg", "max_new_tokens=6",
                       "--eval-examples", "0", "--max-new-tokens", "30"], "--max-new-tokens is the length of generated answers"),

@@ -128,7 +128,7 @@ final class GKDCLITests: XCTestCase {
             ([], "objective gkd distils a teacher into the model (TRL's GKDTrainer teacher_model): give the teacher with --ref-model DIR"),
             (["--ref-model", HFModelCLITests.model("gpt2")], "the teacher's vocab_size is 600, the student's (--model) 260; a teacher must read the same token ids"),
             (["--ref-model", Self.teacher, "--rollouts", "4"],
-             "--rollouts is read by the objectives that sample rollouts (grpo, rloo, gmpo, online-dpo, chord, srft, uft, prefix-rft, relift); objective gkd samples with rollout_temperature, rollout_top_p, rollout_top_k and max_completion_length only"),
+             "--rollouts is read by the objectives that sample rollouts (grpo, rloo, gmpo, a2po, online-dpo, chord, srft, uft, prefix-rft, relift); objective gkd samples with rollout_temperature, rollout_top_p, rollout_top_k and max_completion_length only"),
             (["--ref-model", Self.teacher, "--objective-arg", "lmbda=0", "--rollout-temperature", "0.9"],
              "--rollout-temperature acts on gkd's sampled answers, and with lmbda 0 and seq_kd false every step trains on --data's completions"),
             (["--ref-model", Self.teacher, "--selection", "loss"], "--selection loss chooses among the rows of --data, and objective gkd replaces their answers"),

@@ -138,7 +138,7 @@ final class GRPOEvalCLITests: XCTestCase {
         }
         let chord = CLI.sftDist(Self.args(["--objective", "chord", "--eval-rollouts", "2", "--out", CLI.tempDir("grpo-eval-chord")]))
         XCTAssertEqual(chord.status, 1, chord.all)
-        XCTAssertTrue(chord.stderr.contains("--eval-rollouts is read by grpo's, rloo's and gmpo's evaluation"), chord.stderr)
+        XCTAssertTrue(chord.stderr.contains("--eval-rollouts is read by grpo's, rloo's, gmpo's and a2po's evaluation"), chord.stderr)
         let none = CLI.sftDist(Self.args(["--eval-rollouts", "2", "--eval-examples", "0", "--out", CLI.tempDir("grpo-eval-none")]))
         XCTAssertEqual(none.status, 1, none.all)
         XCTAssertTrue(none.stderr.contains("--eval-examples 0 gives it none"), none.stderr)

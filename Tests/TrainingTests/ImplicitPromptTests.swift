@@ -16,7 +16,9 @@ final class ImplicitPromptTests: XCTestCase {
         }
     }
     struct Case: Decodable { var row: String; var trl: [String: Side]; var refused: Bool }
-    struct Fixture: Decodable { var cases: [Case] }
+    /// A TPO triple: TRL's `_extract_triple_prompt` split (nil where it raised).
+    struct Triple: Decodable { var row: String; var trl: [String: Side]?; var refused: Bool }
+    struct Fixture: Decodable { var cases: [Case]; var triples: [Triple] }
     static let fixture: Fixture = referenceFixture("implicit-prompt-reference.json")
 
     func parse(_ row: String) -> Result<PairRecord, JSONLReader.LineProblem> { PairReader.parseLine(ArraySlice(Array(row.utf8))) }
@@ -37,6 +39,32 @@ final class ImplicitPromptTests: XCTestCase {
                 XCTAssertEqual(pair.chosen, .messages(messages(prompt + chosen)), c.row)
                 XCTAssertEqual(pair.rejected, .messages(messages(prompt + rejected)), c.row)
             default: XCTFail("fixture case \(c.row)")
+            }
+        }
+    }
+
+    /// tpo's gold answer without a "prompt": stripped of the sides' prompt as TRL's
+    /// `_extract_triple_prompt` strips it; refused where TRL raises, and where TRL would go on
+    /// with an empty gold answer or one of several turns.
+    func testTriplesSplitAsTRLSplitsThem() throws {
+        let triples = Self.fixture.triples
+        XCTAssertEqual(triples.filter { !$0.refused }.count, 3)
+        XCTAssertTrue(triples.contains { $0.refused && $0.trl == nil } && triples.contains { $0.refused && $0.trl != nil })
+        for t in triples {
+            let parsed = PairReader.parseLine(ArraySlice(Array(t.row.utf8)), readsGold: true)
+            if t.refused {
+                guard case .failure(let problem) = parsed else { XCTFail("accepted: \(t.row)"); continue }
+                XCTAssertTrue(problem.reason.contains("reference"), problem.reason)
+                continue
+            }
+            guard case .success(let pair) = parsed else { XCTFail("\(t.row): \(parsed)"); continue }
+            switch (t.trl?["prompt"], t.trl?["reference"]) {
+            case (.text(let prompt)?, .text(let gold)?):
+                XCTAssertEqual(pair.gold, .promptCompletion(prompt: prompt, completion: gold), t.row)
+            case (.turns(let prompt)?, .turns(let gold)?):
+                let messages = (prompt + gold).map { ChatMessage(role: ChatMessage.Role(rawValue: $0["role"]!)!, content: $0["content"]!) }
+                XCTAssertEqual(pair.gold, .messages(messages), t.row)
+            default: XCTFail("fixture triple \(t.row)")
             }
         }
     }
