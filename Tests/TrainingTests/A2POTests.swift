@@ -12,9 +12,12 @@ final class A2POTests: XCTestCase {
     struct Fixture: Decodable {
         struct Configuration: Decodable { var beta2: Double; var loss: Double; var grad: [[Double]]; var figures: [String: Double] }
         struct ValueCase: Decodable { var rewards: [Double]; var beta1: Double; var v_star: Double; var all_incorrect: Bool }
+        /// TRL's own `_estimate_optimal_values` on one prompt per row of `samples`: V* and the prompts kept.
+        struct Stage1: Decodable { var samples: [[Double]]; var beta1: Double; var v_star: [Double]; var kept: [Int] }
         var rewards: [Double], v_star: [Double]
         var configurations: [Configuration]
         var values: [ValueCase]
+        var stage1: [Stage1]
     }
 
     static let fixture: Fixture = referenceFixture("a2po-reference.json")
@@ -60,8 +63,16 @@ final class A2POTests: XCTestCase {
         assertGradientMatchesReference(got.gradient, c.grad, "at rollout temperature 0.7")
     }
 
-    /// V* = β1·(log Σ exp(r/β1) − log N), and the all-incorrect rule (the samples' sum is 0).
+    /// V* = β1·(log Σ exp(r/β1) − log N), and the all-incorrect rule (the samples' sum is 0):
+    /// against TRL's stage 1 itself (its V* are float32) and its expression on more reward sets.
     func testOptimalValueIsTRLs() {
+        XCTAssertEqual(Self.fixture.stage1.count, 2)
+        for s in Self.fixture.stage1 {
+            for (i, want) in s.v_star.enumerated() {
+                XCTAssertEqual(OptimalValues.value(s.samples[i][...], beta1: s.beta1), want, accuracy: 1e-6 * max(1, abs(want)), "\(s.samples[i])")
+            }
+            XCTAssertEqual(s.samples.indices.filter { !OptimalValues.allIncorrect(s.samples[$0][...]) }, s.kept, "\(s.samples)")
+        }
         XCTAssertTrue(Self.fixture.values.contains { $0.all_incorrect } && Self.fixture.values.contains { $0.beta1 < 0.01 })
         for c in Self.fixture.values {
             XCTAssertEqual(OptimalValues.value(c.rewards[...], beta1: c.beta1), c.v_star, accuracy: 1e-12 * max(1, abs(c.v_star)), "\(c.rewards) β1 \(c.beta1)")
