@@ -71,6 +71,18 @@ final class TPOCLITests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("the training data differs from the checkpoint's"), refused.all)
     }
 
+    /// An `--eval-data` set of triples is evaluated with tpo's loss, and the retention table says so.
+    func testTheRetentionTableNamesTheObjective() {
+        let dir = CLI.tempDir("tpo-retention")
+        let data = Self.writeTriples(dir)
+        let r = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "tpo", "--batch-size", "7", "--micro-batch-size", "3",
+                             "--steps", "2", "--lr", "1e-2", "--warmup-steps", "0", "--eval-examples", "0", "--eval-every", "2",
+                             "--eval-data", "tri=\(data)", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let row = r.all.split(separator: "\n").first { $0.hasPrefix("  tri ") }.map(String.init) ?? ""
+        XCTAssertTrue(row.contains("(tpo)") && !row.contains("(dpo)"), r.all)
+    }
+
     func testTheGoldColumnIsReadOnlyWhenTrained() {
         let dir = CLI.tempDir("tpo-alpha0")
         let pairs = DPOCLITests.writePairs(dir)
