@@ -15,7 +15,7 @@ extension Dataset {
         guard maxLength >= 2 else { throw DataError(path: path, "max length must be at least 2 tokens (got \(maxLength))") }
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = read.pairs.count
-        report.unit = readsGold ? "triples" : "pairs"
+        report.unit = Self.pairUnit(goldAnswers: readsGold)
         report.skippedLines = read.skipped
         var examples: [Example] = []
         for (pair, line) in read.pairs {
@@ -61,6 +61,9 @@ extension Dataset {
     }
 
     public var pairCount: Int { examples.count / 2 }
+
+    /// What a row of pair data is called: "triples" with gold answers (tpo), else "pairs".
+    public static func pairUnit(goldAnswers: Bool) -> String { goldAnswers ? "triples" : "pairs" }
 
     /// Held out by pair, as `split` does by example (a seeded permutation of pair indices).
     /// Both halves keep pair i's chosen and rejected answers adjacent, as `Dataset(pairsAt:)`.

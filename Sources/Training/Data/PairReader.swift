@@ -37,7 +37,7 @@ public enum PairReader {
         }
         if pairs.isEmpty {
             let noun = skipped.count == 1 ? "line" : "lines"
-            let unit = readsGold ? "triples" : "pairs"
+            let unit = Dataset.pairUnit(goldAnswers: readsGold)
             throw DataError(path: path, skipped.first.map { "no \(unit) (skipped \(skipped.count) bad \(noun) (first: \($0)))" } ?? "no \(unit) (no rows: the file is empty or blank)")
         }
         return (pairs.map { (pair: $0.value, line: $0.line) }, skipped)

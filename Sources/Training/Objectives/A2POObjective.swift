@@ -39,9 +39,9 @@ public final class A2POObjective: Objective, RolloutPolicyObjective {
     public func lossAndGradient(_ input: ObjectiveInput, dlogits: UnsafeMutablePointer<Float>) -> ObjectiveResult {
         let V = input.vocab, B = input.sequences.count
         guard let ref = input.referenceLogits else { preconditionFailure("objective a2po needs the reference model's logits") }
-        // Pass 1: each loss row's log-prob (RolloutTokenRows; its π_old is not read: there is no
-        // ratio to the sampler here) and each rollout's summed log-ratio to the reference D_i.
-        let rows = RolloutTokenRows(input, detached: input.logits, objective: name), present = rows.present
+        // Pass 1: each loss row's log-prob (RolloutTokenRows, with no π_old: there is no ratio to
+        // the sampler here) and each rollout's summed log-ratio to the reference D_i.
+        let rows = RolloutTokenRows(input, detached: nil, objective: name), present = rows.present
         var logRatio = [Double](repeating: 0, count: B), tokens = logRatio, expected = logRatio
         for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
             let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), zr = ref + r * V

@@ -98,7 +98,7 @@ public struct ObjectiveRequirements: Sendable {
     /// enters the step batch beside its pair (`PairRole.gold`): `--objective tpo`.
     public var goldAnswers = false
     /// What a row of pair data is called in the log: "triples" under tpo, else "pairs".
-    public var pairUnit: String { goldAnswers ? "triples" : "pairs" }
+    public var pairUnit: String { Dataset.pairUnit(goldAnswers: goldAnswers) }
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil

@@ -17,10 +17,7 @@ extension ObjectiveRegistry {
         if alphapo, let a = args.values["cpo_alpha"], Double(decimal: a) != 0 {
             throw ObjectiveError("objective cpo: loss_type alphapo is simpo with cpo_alpha 0 (TRL's shorthand), not cpo_alpha \(RecipeError.quote(a)); give loss_type=simpo to set cpo_alpha")
         }
-        for (key, readers) in [("label_smoothing", [CPOObjective.LossType.sigmoid, .simpo]), ("simpo_gamma", [.simpo])]
-        where !readers.contains(type) && args.values[key] != nil {
-            throw ObjectiveError("objective cpo: \(key) is read by loss_type \(readers.map(\.rawValue).joined(separator: " and ")); with loss_type \(given) it does nothing")
-        }
+        try args.refuseUnread([("label_smoothing", ["sigmoid", "simpo"]), ("simpo_gamma", ["simpo"])], by: type.rawValue, given: given)
         args.used.formUnion(["label_smoothing", "simpo_gamma", "cpo_alpha"])
         let reads = { (t: [CPOObjective.LossType]) in t.contains(type) }
         return try CPOObjective(beta: try args.float("beta", default: 0.1),
@@ -28,5 +25,16 @@ extension ObjectiveRegistry {
                                 lossType: type, cpoAlpha: try args.float("cpo_alpha", default: alphapo ? 0 : 1),
                                 simpoGamma: type == .simpo ? try args.float("simpo_gamma", default: 0.5) : 0.5,
                                 alpha: try args.float("alpha", default: 0))
+    }
+}
+
+extension ObjectiveArgs {
+    /// A setting its loss type does not read (`readers`: each key with the loss types that read
+    /// it), refused as it would do nothing (TRL ignores it): cpo's and tpo's. `type` is the loss
+    /// type that trains, `given` as the user named it (cpo's alphapo is simpo).
+    func refuseUnread(_ readers: [(key: String, types: [String])], by type: String, given: String) throws {
+        for (key, types) in readers where !types.contains(type) && values[key] != nil {
+            throw ObjectiveError("objective \(objective): \(key) is read by loss_type \(types.joined(separator: " and ")); with loss_type \(given) it does nothing")
+        }
     }
 }

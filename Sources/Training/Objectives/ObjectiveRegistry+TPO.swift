@@ -24,10 +24,7 @@ extension ObjectiveRegistry {
         guard let type = types.first(where: { $0.name == given })?.type else {
             throw ObjectiveError("objective tpo: unknown loss_type \(RecipeError.quote(given)); known: \(types.map(\.name).joined(separator: ", "))")
         }
-        for (key, readers) in [("label_smoothing", ["sigmoid", "tpo-l"]), ("tpo_l_gamma", ["tpo-l"])]
-        where !readers.contains(given) && args.values[key] != nil {
-            throw ObjectiveError("objective tpo: \(key) is read by loss_type \(readers.joined(separator: " and ")); with loss_type \(given) it does nothing")
-        }
+        try args.refuseUnread([("label_smoothing", ["sigmoid", "tpo-l"]), ("tpo_l_gamma", ["tpo-l"])], by: given, given: given)
         args.used.formUnion(["label_smoothing", "tpo_l_gamma"])
         return try CPOObjective(name: "tpo", beta: try args.float("beta", default: 0.01),
                                 labelSmoothing: [.sigmoid, .simpo].contains(type) ? try args.float("label_smoothing", default: 0) : 0,

@@ -14,7 +14,8 @@ struct RolloutTokenRows {
     /// The rollouts with a row in the input (mask 0 too).
     var present = Set<Int>()
 
-    init(_ input: ObjectiveInput, detached: UnsafePointer<Float>, objective name: String) {
+    /// `detached` nil: no π_old is read (a2po's log-ratio is to the reference), and none is computed.
+    init(_ input: ObjectiveInput, detached: UnsafePointer<Float>?, objective name: String) {
         let V = input.vocab, rollouts = input.sequences.count
         vocab = V
         lse = [Float](repeating: 0, count: input.rows); logp = lse; old = lse
@@ -27,7 +28,7 @@ struct RolloutTokenRows {
             let z = input.logits + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             logp[r] = z[y] - lse[r]
-            old[r] = PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r], detached: detached)
+            if let detached { old[r] = PPOClippedToken.behaviourLogProb(input, row: r, live: logp[r], detached: detached) }
         }
     }
 
