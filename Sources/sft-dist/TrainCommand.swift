@@ -52,6 +52,8 @@ struct Train: ParsableCommand {
     @Flag(recipe: \.syncRefModel) var syncRefModel: Bool?
     @Option(recipe: \.refModelMixupAlpha) var refModelMixupAlpha: String?
     @Option(recipe: \.refModelSyncSteps) var refModelSyncSteps: String?
+    @Flag(recipe: \.precomputeRefLogProbs) var precomputeRefLogProbs: Bool?
+    @Option(recipe: \.precomputeRefBatchSize) var precomputeRefBatchSize: String?
     @Option(recipe: \.selection) var selection: String?
     @Option(recipe: \.selectionPool) var selectionPool: String?
     @Option(recipe: \.selectionArgs) var selectionArgs: [String]

@@ -17,6 +17,9 @@ final class ObjectiveTestBatch {
     var behaviour: [Float] = []
     /// Per row: token-clean's / forgetting's fixed label (`scores=fixed`); empty otherwise.
     var labels: [Float] = []
+    /// Per row: the reference's log p(target), in place of its logits (`--precompute-ref-log-probs`);
+    /// empty: the objective reads `reference`.
+    var referenceLogProbs: [Float] = []
 
     init(vocab: Int, logits: [Float], targets: [Int32], mask: [Float], sequenceId: [Int32],
          reference: [Float]? = nil, old: [Float]? = nil) {
@@ -171,14 +174,16 @@ final class ObjectiveTestBatch {
         var tokensOf: [Int32: Float] = [:]
         for (id, m) in zip(sequenceId, mask) where id >= 0 { tokensOf[id, default: 0] += m }
         let ids = Array(sequenceId[range])
-        return ObjectiveInput(rows: range.count, vocab: V, logits: (logits ?? UnsafePointer(self.logits)) + range.lowerBound * V,
-                              targets: Array(targets[range]), mask: Array(mask[range]),
-                              sequenceLossTokens: ids.map { $0 >= 0 ? tokensOf[$0] ?? 0 : 0 }, sequenceId: ids,
-                              referenceLogits: reference.map { UnsafePointer($0) + range.lowerBound * V },
-                              oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
-                              context: context, sequences: sequences,
-                              behaviourLogProbs: behaviour.isEmpty ? [] : Array(behaviour[range]),
-                              tokenWeights: labels.isEmpty ? [] : Array(labels[range]))
+        var input = ObjectiveInput(rows: range.count, vocab: V, logits: (logits ?? UnsafePointer(self.logits)) + range.lowerBound * V,
+                                  targets: Array(targets[range]), mask: Array(mask[range]),
+                                  sequenceLossTokens: ids.map { $0 >= 0 ? tokensOf[$0] ?? 0 : 0 }, sequenceId: ids,
+                                  referenceLogits: referenceLogProbs.isEmpty ? reference.map { UnsafePointer($0) + range.lowerBound * V } : nil,
+                                  oldLogits: old.map { UnsafePointer($0) + range.lowerBound * V },
+                                  context: context, sequences: sequences,
+                                  behaviourLogProbs: behaviour.isEmpty ? [] : Array(behaviour[range]),
+                                  tokenWeights: labels.isEmpty ? [] : Array(labels[range]))
+        if !referenceLogProbs.isEmpty { input.referenceLogProbs = Array(referenceLogProbs[range]) }
+        return input
     }
 
     /// The batch with fixed token labels (`scores=fixed`): each row's label, and the step

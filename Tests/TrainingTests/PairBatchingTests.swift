@@ -10,7 +10,7 @@ import XCTest
 /// packed step's loss and gradient equal the padded step's), and bad pair rows name their line.
 final class PairBatchingTests: XCTestCase {
     /// Six pairs of uneven lengths, tokenized from pair rows (prompt shared, answers differ).
-    func pairData(maxLength: Int = 40) throws -> Dataset {
+    static func pairData(maxLength: Int = 40) throws -> Dataset {
         var lines: [String] = []
         for i in 0..<6 {
             let prompt = String(repeating: "q", count: 2 + i % 3) + "\(i)=", chosen = String(repeating: "a", count: 1 + i), rejected = "b\(i * 7)"
@@ -21,7 +21,7 @@ final class PairBatchingTests: XCTestCase {
         return try Dataset(pairsAt: path, tokenizer: ByteTokenizer(), maxLength: maxLength, template: .chatml)
     }
 
-    func setup(_ data: Dataset, packing: Bool, microBatchSize: Int, model: LanguageModel? = nil) throws -> RunSetup {
+    static func setup(_ data: Dataset, packing: Bool, microBatchSize: Int, model: LanguageModel? = nil) throws -> RunSetup {
         var recipe = Recipe()
         recipe.packing = packing; recipe.microBatchSize = microBatchSize; recipe.batchSize = data.pairCount
         recipe.maxLength = 40; recipe.objective = "dpo"; recipe.steps = 2
@@ -36,7 +36,7 @@ final class PairBatchingTests: XCTestCase {
     }
 
     func testPairRowsLoadAsLinkedChosenAndRejected() throws {
-        let data = try pairData()
+        let data = try Self.pairData()
         XCTAssertEqual(data.pairCount, 6)
         let batch = PairProducer.batch(step: 0, pairs: [4, 1], examples: data.examples)
         XCTAssertEqual(batch.sequences.map(\.example), [8, 9, 2, 3])
@@ -52,7 +52,7 @@ final class PairBatchingTests: XCTestCase {
     /// The held-out split takes whole pairs: each half keeps a pair's chosen and rejected
     /// answers adjacent (chosen first), and every pair is in exactly one half.
     func testHeldOutSplitTakesWholePairs() throws {
-        let data = try pairData()
+        let data = try Self.pairData()
         let (train, held) = data.splitPairs(heldOutFraction: 0.34, seed: 5)
         XCTAssertEqual(held.pairCount, 2)
         XCTAssertEqual(held.count, 4)
@@ -67,11 +67,11 @@ final class PairBatchingTests: XCTestCase {
     }
 
     func testPairsNeverSplitAcrossRanksOrMicroBatches() throws {
-        let data = try pairData()
+        let data = try Self.pairData()
         let batch = PairProducer.batch(step: 0, pairs: Array(0..<6), examples: data.examples)
         for packing in [false, true] {
             for micro in [1, 2, 3] {
-                let trainer = Trainer(setup: try setup(data, packing: packing, microBatchSize: micro), comm: LocalCommunicator())
+                let trainer = Trainer(setup: try Self.setup(data, packing: packing, microBatchSize: micro), comm: LocalCommunicator())
                 for size in [1, 2, 3, 4] {
                     var seen: [Int] = []
                     for rank in 0..<size {
@@ -91,10 +91,10 @@ final class PairBatchingTests: XCTestCase {
     /// Packed rows hold several sequences; each sequence's log-prob sum must still be its own
     /// (segments reset attention and positions), so the step's loss and gradient norm match.
     func testPackedAndPaddedStepsAgree() throws {
-        let data = try pairData()
+        let data = try Self.pairData()
         var reports: [Trainer.StepReport] = []
         for packing in [false, true] {
-            let trainer = Trainer(setup: try setup(data, packing: packing, microBatchSize: 2), comm: LocalCommunicator())
+            let trainer = Trainer(setup: try Self.setup(data, packing: packing, microBatchSize: 2), comm: LocalCommunicator())
             reports.append(trainer.step(0))
         }
         XCTAssertNotEqual(reports[0].loss, log(2), accuracy: 1e-4, "the reference must differ from the policy")

@@ -49,7 +49,7 @@ public final class Checkpointer {
         self.comm = comm
         self.log = log
         store = CheckpointStore(directory: RunOutputs(setup.recipe.out).checkpoints)
-        referenceChecksum = Self.checksum(setup.referenceModel)
+        referenceChecksum = Self.checksum(setup.referenceModel) ?? setup.precomputedReference?.checksum
     }
 
     /// The loss of the step just done (finite, else nil), recorded with a checkpoint saved now.
@@ -61,7 +61,7 @@ public final class Checkpointer {
     /// (`SelectionProducer`). Its checksum is the checkpoint's reference checksum as the
     /// objective's is, so a resume against other weights under the same path is refused — it
     /// resumed silently and selected other rows from the next step on.
-    public var selectionReference: LanguageModel? { didSet { referenceChecksum = Self.checksum(reference) } }
+    public var selectionReference: LanguageModel? { didSet { referenceChecksum = Self.checksum(reference) ?? setup.precomputedReference?.checksum } }
     var reference: LanguageModel? { setup.referenceModel ?? selectionReference }
     /// The reference's checksum as the run started: `sync_ref_model` moves the reference during
     /// training (and restores the moved one from a checkpoint), so the checksum that proves a
@@ -298,7 +298,7 @@ public final class Checkpointer {
         if uncheckedSelectionReference, reference != nil, state.recipe.refModel != recipe.refModel {
             throw CheckpointError("\(dir): the checkpoint's run read --ref-model \(state.recipe.refModel ?? "none") (a checkpoint that predates the reference's checksum, so compared by path), and this one \(recipe.refModel ?? "none")")
         }
-        if reference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
+        if reference != nil || setup.precomputedReference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }
         // The recipe's `rewards` compared their paths; a checkpoint from before 2026-12-07 has only those.

@@ -48,6 +48,10 @@ public struct StepSequence: Sendable, Equatable {
     public var behaviourLogProbs: [Float] = []
     /// Per-token loss weights (1 when empty).
     public var tokenWeights: [Float] = []
+    /// log π_ref(ids[t] | ids[<t]) of a demonstration's loss tokens (0 elsewhere), scored before
+    /// the first step under `--precompute-ref-log-probs`; empty otherwise. Not on the wire: every
+    /// rank holds the scores and attaches them after the batch is shared (`PrecomputedReference`).
+    public var referenceLogProbs: [Float] = []
     /// Per-sequence loss weight.
     public var weight: Float = 1
     /// Index in the step batch of the other sequence of a pair (a gold answer's: the chosen

@@ -5,11 +5,13 @@ public protocol TokenSequence {
     var lossMask: [UInt8] { get }
     var behaviourLogProbs: [Float] { get }
     var tokenWeights: [Float] { get }
+    var referenceLogProbs: [Float] { get }
 }
 
 extension Example: TokenSequence {
     public var behaviourLogProbs: [Float] { [] }
     public var tokenWeights: [Float] { [] }
+    public var referenceLogProbs: [Float] { [] }
 }
 extension StepSequence: TokenSequence {}
 
@@ -46,6 +48,9 @@ public struct MicroBatch: Sendable, Equatable {
     /// 1 where a sequence does not).
     public var behaviourLogProbs: [Float] = []
     public var tokenWeights: [Float] = []
+    /// B*T, shifted like `targets`: the reference's precomputed log-prob of the target
+    /// (`StepSequence.referenceLogProbs`), or empty.
+    public var referenceLogProbs: [Float] = []
 
     /// An all-padding batch of the given shape, filled in by the builders.
     init(batch: Int, seqLen: Int, padId: Int32) {
@@ -82,6 +87,10 @@ public struct MicroBatch: Sendable, Equatable {
         if !example.tokenWeights.isEmpty {
             if tokenWeights.isEmpty { tokenWeights = [Float](repeating: 1, count: inputs.count) }
             for t in 0..<(example.ids.count - 1) { tokenWeights[base + t] = example.tokenWeights[t + 1] }
+        }
+        if !example.referenceLogProbs.isEmpty {
+            if referenceLogProbs.isEmpty { referenceLogProbs = [Float](repeating: 0, count: inputs.count) }
+            for t in 0..<(example.ids.count - 1) { referenceLogProbs[base + t] = example.referenceLogProbs[t + 1] }
         }
         if rowExamples[row].isEmpty { exampleOfRow[row] = index }
         rowExamples[row].append(index)

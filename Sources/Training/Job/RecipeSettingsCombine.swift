@@ -20,6 +20,7 @@ extension Recipe {
         try checkA2PO(objective)   // first: its own reason to refuse a moving reference
         try checkBEMA(objective)   // first: its clash with sync_ref_model before sync's own interval
         try checkReferenceSync(objective)
+        try checkPrecomputedReference(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 

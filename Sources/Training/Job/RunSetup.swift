@@ -13,7 +13,8 @@ public struct RunSetup {
     public let train: Dataset
     public let heldOut: Dataset
     public let objective: Objective
-    public let referenceModel: LanguageModel?
+    /// Released (nil) once `precomputedReference` has scored the pairs with it.
+    public internal(set) var referenceModel: LanguageModel?
     /// Whether what the model trains on has {messages} rows: --data's, or GRPO's --prompts /
     /// self-training's --unlabelled (the chat template lays them out and is saved with the model).
     public var trainsOnMessages = false
@@ -32,6 +33,9 @@ public struct RunSetup {
     /// The held-out rows the evaluation reads, both answers of dpo's pairs and every kto row:
     /// what the ranks' agreement check and a checkpoint's hash of the evaluated sets cover.
     public var evaluatedHeldOut: Dataset { heldOutPairs ?? heldOutLabelled ?? heldOut }
+    /// `--precompute-ref-log-probs`: the reference's log-probs of the pairs, scored before the
+    /// first step (`releasingReference`), in place of `referenceModel`.
+    public internal(set) var precomputedReference: PrecomputedReference? = nil
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)

@@ -26,7 +26,9 @@ extension Trainer {
     /// through the objective (dpo).
     /// Collective: every rank calls it with the same pairs.
     public func evaluatePairs(_ pairs: Dataset) -> ObjectiveEvaluation {
-        evaluateObjective(PairProducer.batch(step: 0, pairs: Array(0..<pairs.pairCount), examples: pairs.examples), temperature: 1)
+        var batch = PairProducer.batch(step: 0, pairs: Array(0..<pairs.pairCount), examples: pairs.examples)
+        setup.precomputedReference?.applyEvaluated(to: &batch, examples: pairs.examples)
+        return evaluateObjective(batch, temperature: 1)
     }
 
     /// grpo's and rloo's evaluation at `step` (`RolloutProducer.evaluationBatch`: the held-out prompts'

@@ -128,6 +128,7 @@ extension Trainer {
                                  mask: mb.mask, sequenceLossTokens: seqTokens, sequenceId: seqId,
                                  context: context, sequences: sequences,
                                  behaviourLogProbs: mb.behaviourLogProbs, tokenWeights: mb.tokenWeights)
+        inp.referenceLogProbs = mb.referenceLogProbs
         var held: [Tensor] = []
         let noGrad = Tape(recording: false)
         if let ref = setup.referenceModel, objective.requirements.referenceModel, objective.requirements.referenceInStep, companions {

@@ -35,6 +35,7 @@ extension Trainer {
         }
         scoreTokenLabelsIfNeeded()
         tokenLabels?.apply(to: &batch)
+        setup.precomputedReference?.applyTraining(to: &batch, examples: setup.train.examples)
         let (units, estimates) = Self.gradientAndEstimateUnits(batch)
         let micro = microBatches(batch.sequences, units: comm.shard.mine(units))
         // Global normalisers (allreduced, so no rank assumes the others).
@@ -153,6 +154,7 @@ extension Trainer {
         m.positions = Array(mb.positions[r]); m.segments = Array(mb.segments[r])
         if !mb.behaviourLogProbs.isEmpty { m.behaviourLogProbs = Array(mb.behaviourLogProbs[r]) }
         if !mb.tokenWeights.isEmpty { m.tokenWeights = Array(mb.tokenWeights[r]) }
+        if !mb.referenceLogProbs.isEmpty { m.referenceLogProbs = Array(mb.referenceLogProbs[r]) }
         m.exampleOfRow = Array(mb.exampleOfRow[start..<(start + count)])
         m.rowExamples = Array(mb.rowExamples[start..<(start + count)])
         m.lossTokens = Int(m.mask.reduce(0, +))

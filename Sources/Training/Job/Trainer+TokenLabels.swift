@@ -78,11 +78,9 @@ extension Trainer {
         return true
     }
 
-    /// Scores the training set. Collective, in rounds: the examples form fixed groups of
-    /// micro_batch_size (group g on rank g mod size), each round every rank scores one group and
-    /// all gather that round's scores, so no message grows with the data set and every rank ends
-    /// with every score and the same threshold. The groups do not depend on the rank count: a
-    /// row's logits move in the last bits with the rows padded beside it, and over a whole
+    /// Scores the training set (`scoreInGroups`, in groups of micro_batch_size), so every rank
+    /// ends with every score and the same threshold. The groups do not depend on the rank count:
+    /// a row's logits move in the last bits with the rows padded beside it, and over a whole
     /// training set some token sits that close to the threshold (dealt example by example, -n 2
     /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
     /// initial weights.
@@ -92,25 +90,36 @@ extension Trainer {
         Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()
                     ? "objective \(name) scores=fixed: --ref-model holds the initial weights themselves, so every token would score 0 and be kept; give it a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         let examples = setup.train.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }
-        var scores = [Float](repeating: .nan, count: offsets.last!)
-        let size = max(1, setup.recipe.microBatchSize), groups = (examples.count + size - 1) / size
         let progress = comm.isCoordinator ? show.map { show in EvalProgress(label: name, show: show) } : nil
-        for round in stride(from: 0, to: groups, by: comm.size) {
-            let g = round + comm.rank
-            var local: [Float] = []
-            if g < groups {
-                let indices = Array((g * size)..<min((g + 1) * size, examples.count))
-                local = excessLosses(model: model, reference: reference, examples: examples, indices: indices, padId: setup.tokenizer.padId)
-            }
-            for (r, values) in comm.allgather(FloatList(local)).map(\.values).enumerated() where round + r < groups {
-                let first = (round + r) * size, last = min(first + size, examples.count)
-                precondition(values.count == offsets[last] - offsets[first], "token labels: group \(round + r) scored \(values.count) tokens, expected \(offsets[last] - offsets[first])")
-                scores.replaceSubrange(offsets[first]..<offsets[last], with: values)
-            }
-            progress?.update("training-set examples scored", done: min((round + comm.size) * size, examples.count), total: examples.count)
+        let scores = scoreInGroups(count: examples.count, offsets: offsets, size: setup.recipe.microBatchSize, comm: comm,
+                                   what: "token labels", progress: progress.map { p in { p.update("training-set examples scored", done: $0, total: $1) } }) {
+            excessLosses(model: model, reference: reference, examples: examples, indices: $0, padId: setup.tokenizer.padId)
         }
         Fatal.agree(scores.allSatisfy { $0 == 0 } ? "objective \(name) scores=fixed: every training token scores 0 (ℓ_base − ℓ_ref with a reference that predicts as the initial weights do), so every token would be kept; give --ref-model a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         return TokenLabels(scores: scores, offsets: offsets, ratio: ratio)
+    }
+
+    /// Every loss token's score of `count` examples, in their order (`offsets`: where each
+    /// example's scores start). Collective, in rounds: the examples form fixed groups of `size`
+    /// (group g on rank g mod ranks), each round every rank scores one group (`score` of its
+    /// example indices) and all gather that round's scores, so no message grows with the data
+    /// set and every rank ends with every score, the same for any rank count.
+    /// `progress` hears (examples done, total) on the coordinator.
+    static func scoreInGroups(count: Int, offsets: [Int], size: Int, comm: Communicator, what: String,
+                              progress: ((Int, Int) -> Void)?, _ score: ([Int]) -> [Float]) -> [Float] {
+        var scores = [Float](repeating: .nan, count: offsets.last!)
+        let size = max(1, size), groups = (count + size - 1) / size
+        for round in stride(from: 0, to: groups, by: comm.size) {
+            let g = round + comm.rank
+            let local = g < groups ? score(Array((g * size)..<min((g + 1) * size, count))) : []
+            for (r, values) in comm.allgather(FloatList(local)).map(\.values).enumerated() where round + r < groups {
+                let first = (round + r) * size, last = min(first + size, count)
+                precondition(values.count == offsets[last] - offsets[first], "\(what): group \(round + r) scored \(values.count) tokens, expected \(offsets[last] - offsets[first])")
+                scores.replaceSubrange(offsets[first]..<offsets[last], with: values)
+            }
+            progress?(min((round + comm.size) * size, count), count)
+        }
+        return scores
     }
 
     /// ℓ_base − ℓ_ref = log p_ref(y) − log p_base(y) of every loss token of `indices`, in order.

@@ -11,8 +11,9 @@ import TensorCore
 /// with h = r(y_w) − r(y_l), + for the chosen y_w and − for the rejected y_l. P is the number
 /// of pairs in the whole step batch (`ObjectiveInput.sequences`, identical on every rank), so
 /// the loss does not depend on the rank count. The reference π_ref is frozen: the initial
-/// weights or `--ref-model` (`input.referenceLogits`). A pair's two sequences always share a
-/// micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
+/// weights or `--ref-model` (`input.referenceLogits`), or its log-probs of the answers scored
+/// before the first step (`--precompute-ref-log-probs`, `input.referenceLogProbs`, as TRL's
+/// `precompute_ref_log_probs`). A pair's two sequences always share a micro-batch (`StepBatch.units`), so both sums are complete here; under packing each sum
 /// runs over its own segment only. Arguments: `beta` β (default 0.1, TRL's; must be > 0) and
 /// TRL's `loss_type` (default sigmoid, the loss above; the others in DPOLoss.swift, with
 /// `label_smoothing` for robust and exo_pair, `discopop_tau` for discopop) — several types are
@@ -29,7 +30,11 @@ import TensorCore
 /// target) and `entropy` (−Σ p log p, every answer's tokens).
 public final class DPOObjective: DetachedEvaluable {
     public let name = "dpo"
-    public let requirements = ObjectiveRequirements(referenceModel: true, pairs: true)
+    public let requirements: ObjectiveRequirements = {
+        var r = ObjectiveRequirements(referenceModel: true, pairs: true)
+        r.precomputableReference = true   // it reads Σ_t log π_ref(y_t) only
+        return r
+    }()
     public let beta: Float
     /// The loss types summed and their weights (TRL's `loss_type` list and `loss_weights`).
     public let lossTypes: [DPOLoss], lossWeights: [Double]
@@ -84,7 +89,7 @@ public final class DPOObjective: DetachedEvaluable {
     /// WPO's weights are detached: computed from `detached` (the logits themselves in training;
     /// the unperturbed ones in a finite-difference check).
     public func evaluate(_ input: ObjectiveInput, detached: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>?) -> ObjectiveResult {
-        let ref = requireReference(input, name)
+        let ref = ReferenceTargets(input, name)
         let V = input.vocab, beta = Double(self.beta)
         // Sequence log-prob sums of the policy and the reference, keyed by step-batch index.
         var policy: [Int: Double] = [:], reference: [Int: Double] = [:], lossTokens: [Int: Double] = [:]
@@ -102,10 +107,10 @@ public final class DPOObjective: DetachedEvaluable {
             let y = lossTarget(input, r, name)
             lossTokens[s, default: 0] += 1
             position[r] = lossTokens[s]!
-            let z = input.logits + r * V, zr = ref + r * V
+            let z = input.logits + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             rowLogp[r] = Double(z[y] - lse[r])
-            rowRef[r] = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            rowRef[r] = Double(ref.logProb(row: r, target: y))
             tokens.add(z, lse: lse[r], target: y, vocab: V, role: input.sequences[s].pairRole == .chosen ? .chosen : .rejected)
         }
         // log π(y|x) = Σ_t w_t·log p_t, w_t = 1, or under ld_alpha α past the pair's shared length.

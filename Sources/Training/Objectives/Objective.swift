@@ -102,6 +102,11 @@ public struct ObjectiveRequirements: Sendable {
     /// Rollouts per prompt the objective is built for (online-dpo's pair: 2), in place of the
     /// recipe's `rollouts`, which may then only be left unset or given that value.
     public var rolloutsPerPrompt: Int? = nil
+    /// The objective reads the reference only as log π_ref(target) of each loss token of fixed
+    /// data, so `--precompute-ref-log-probs` may score the data once before the first step
+    /// (`PrecomputedReference`) and release the reference model: dpo (TRL's DPOConfig
+    /// `precompute_ref_log_probs`).
+    public var precomputableReference = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,
                 rowLocal: Bool = false, behaviourLogProbs: Bool = false, pairs: Bool = false) {
         self.referenceModel = referenceModel
@@ -162,6 +167,9 @@ public struct ObjectiveInput {
     /// [N] per-target loss weights, or empty (all 1).
     public var tokenWeights: [Float]
     public var referenceLogits: UnsafePointer<Float>?   // [N, V] when requirements.referenceModel and referenceInStep
+    /// [N] log π_ref(target) per position, scored before the first step (`--precompute-ref-log-probs`,
+    /// `PrecomputedReference`), or empty: then the reference is `referenceLogits`.
+    public var referenceLogProbs: [Float] = []
     public var oldLogits: UnsafePointer<Float>?         // [N, V] when requirements.oldPolicyRefresh
     public var context: StepContext
 

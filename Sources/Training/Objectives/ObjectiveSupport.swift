@@ -187,6 +187,25 @@ func requireReference(_ input: ObjectiveInput, _ objective: String) -> UnsafePoi
     return ref
 }
 
+/// log π_ref(target) of a row: precomputed (`ObjectiveInput.referenceLogProbs`, under
+/// `--precompute-ref-log-probs`) or from the reference's logits, as the scoring pass computes it
+/// (`Trainer.targetLogProbs`: z_y − logsumexp z, in float).
+struct ReferenceTargets {
+    let logits: UnsafePointer<Float>?, precomputed: [Float], vocab: Int
+
+    init(_ input: ObjectiveInput, _ objective: String) {
+        vocab = input.vocab; precomputed = input.referenceLogProbs
+        precondition(precomputed.isEmpty || precomputed.count == input.rows,
+                     "objective \(objective): \(precomputed.count) precomputed reference log-probs for \(input.rows) rows")
+        logits = precomputed.isEmpty ? requireReference(input, objective) : nil
+    }
+
+    func logProb(row r: Int, target y: Int) -> Float {
+        guard let z = logits.map({ $0 + r * vocab }) else { return precomputed[r] }
+        return z[y] - SoftmaxKernels.logSumExp(z, count: vocab)
+    }
+}
+
 /// Argument checks shared by the objective initialisers: the message names the argument.
 @inline(__always)
 func checkArg(_ ok: Bool, _ objective: String, _ message: @autoclosure () -> String) throws {

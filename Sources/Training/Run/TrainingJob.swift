@@ -59,9 +59,10 @@ public enum TrainingJob {
         Fatal.agree(lead ? RunOutputInputs.problem(recipe) : nil)
         Fatal.agree(lead ? RunOutputInputs.unwritable(recipe) : nil, code: Fatal.Code.output)
         NamedEvalSets.checkFiles(recipe)
-        let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
+        var setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         recipe = setup.recipe
         let evalSets = NamedEvalSets.load(setup)
+        setup.releasingReference(evaluatedPairs: evalSets.sets.compactMap(\.pairs), comm: comm, log: { say($0) })
         // A template lays out {messages} rows; data with none (what the model trains on, the
         // held-out set, --eval-data) has nothing for it to do, though the log said "chat
         // template: llama3 (as requested)".

@@ -1,0 +1,109 @@
+import Distributed
+import Foundation
+import Models
+import TensorCore
+
+/// `--precompute-ref-log-probs` (TRL's DPOConfig `precompute_ref_log_probs`, with
+/// `precompute_ref_batch_size`): before the first step the frozen reference — the initial
+/// weights or `--ref-model` — scores log π_ref(y_t) of every loss token of the training pairs,
+/// the held-out pairs and each `--eval-data` pair set once, and is then released: training and
+/// evaluation read the scores (`StepSequence.referenceLogProbs` → `ObjectiveInput.referenceLogProbs`)
+/// instead of running the reference per micro-batch. That saves its weights (4 bytes per
+/// parameter on every rank), its [N, V] logits per micro-batch and a forward per micro-batch.
+/// TRL keeps a sum per answer; here each token's log-prob is kept (4 bytes per loss token on
+/// every rank), so dpo's `ld_alpha` weighs them as it does live ones.
+///
+/// The scores are not checkpointed: a resumed run loads the reference and scores again, in the
+/// same fixed groups (`Trainer.scoreInGroups`), so they are the same bit for bit at any rank
+/// count. They differ from the live reference's in the last bits only (a row's logits move
+/// with the rows padded beside it).
+public struct PrecomputedReference {
+    struct Scores {
+        let values: [Float]
+        /// Where each example's loss tokens start in `values`.
+        let offsets: [Int]
+    }
+    /// The training set's scores, example by example.
+    let train: Scores
+    /// Each evaluated pair set's scores, by `CheckpointState.dataHash` of its examples.
+    let evaluated: [UInt64: Scores]
+    /// The released reference's checksum, which a checkpoint records as a loaded one's.
+    public let checksum: String
+    /// What was scored: sequences (each side of a pair one) and loss tokens.
+    public let sequences: Int, tokens: Int
+
+    /// Scores `train` and the `evaluated` sets with `reference`. Collective.
+    static func score(reference: LanguageModel, train: [Example], evaluated: [[Example]], batchSize: Int, padId: Int32,
+                      comm: Communicator, show: ((String) -> Void)?) -> PrecomputedReference {
+        let progress = comm.isCoordinator ? show.map { EvalProgress(label: "precompute_ref_log_probs", show: $0) } : nil
+        func scores(_ examples: [Example], _ name: String) -> Scores {
+            let offsets = TokenLabels.offsets(examples)
+            let values = Trainer.scoreInGroups(count: examples.count, offsets: offsets, size: batchSize, comm: comm,
+                                               what: "precompute_ref_log_probs", progress: progress.map { p in { p.update(name, done: $0, total: $1) } }) {
+                let mb = Batching.padded(examples, indices: $0, padId: padId)
+                let logProbs = Trainer.targetLogProbs(reference, mb)
+                return (0..<mb.mask.count).filter { mb.mask[$0] != 0 }.map { logProbs[$0] }
+            }
+            return Scores(values: values, offsets: offsets)
+        }
+        let trained = scores(train, "training sequences scored")
+        var sets: [UInt64: Scores] = [:]
+        for examples in evaluated {
+            let hash = CheckpointState.dataHash(examples)
+            if sets[hash] == nil { sets[hash] = scores(examples, "held-out sequences scored") }
+        }
+        let all = [trained] + Array(sets.values)
+        return PrecomputedReference(train: trained, evaluated: sets, checksum: Checkpointer.checksum(reference)!,
+                                    sequences: all.reduce(0) { $0 + $1.offsets.count - 1 }, tokens: all.reduce(0) { $0 + $1.values.count })
+    }
+
+    /// Attaches the scores to a training step's sequences (`examples`: the training set).
+    func applyTraining(to batch: inout StepBatch, examples: [Example]) {
+        Self.apply(train, to: &batch, examples: examples)
+    }
+
+    /// Attaches the scores of an evaluated pair set (one `score` was given) to its batch.
+    func applyEvaluated(to batch: inout StepBatch, examples: [Example]) {
+        guard let scores = evaluated[CheckpointState.dataHash(examples)] else {
+            preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step")
+        }
+        Self.apply(scores, to: &batch, examples: examples)
+    }
+
+    /// Each demonstration sequence of a pair gets its example's scores at its loss tokens.
+    static func apply(_ scores: Scores, to batch: inout StepBatch, examples: [Example]) {
+        for i in batch.sequences.indices {
+            let s = batch.sequences[i]
+            guard s.origin == .demonstration, s.pairRole == .chosen || s.pairRole == .rejected else { continue }
+            precondition(s.example >= 0 && s.example < examples.count && examples[s.example].ids == s.ids,
+                         "precompute_ref_log_probs: sequence \(i) is not the row \(s.example) its scores belong to")
+            let first = scores.offsets[s.example]
+            var values = [Float](repeating: 0, count: s.ids.count), k = 0
+            for t in 1..<max(1, s.ids.count) where s.lossMask[t] != 0 {
+                values[t] = scores.values[first + k]; k += 1
+            }
+            precondition(first + k == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example) has \(k) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
+            batch.sequences[i].referenceLogProbs = values
+        }
+    }
+}
+
+extension RunSetup {
+    /// With precompute_ref_log_probs: the reference scores the training pairs, the held-out
+    /// pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this setup lets go of it,
+    /// so no trainer or checkpointer made from it holds the reference's weights. Collective.
+    mutating func releasingReference(evaluatedPairs: [Dataset], comm: Communicator, log: @escaping (String) -> Void) {
+        guard recipe.precomputeRefLogProbs, precomputedReference == nil, let reference = referenceModel else { return }
+        let started = Date()
+        let size = recipe.precomputeRefBatchSize > 0 ? recipe.precomputeRefBatchSize : recipe.microBatchSize
+        let scored = PrecomputedReference.score(reference: reference, train: train.examples,
+                                                evaluated: ([heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
+                                                batchSize: size, padId: tokenizer.padId, comm: comm, show: log)
+        precomputedReference = scored
+        referenceModel = nil
+        if comm.isCoordinator {
+            log(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",
+                       scored.sequences, scored.tokens, Date().timeIntervalSince(started), Double(reference.parameters.parameterCount) * 4 / 1e6))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+extension Recipe {
+    /// precompute_ref_log_probs scores the reference once, before the first step, on fixed
+    /// pairs (`PrecomputedReference`): an objective that reads the reference otherwise — or
+    /// none — and what would move the reference later are refused, as TRL's DPOTrainer refuses
+    /// `sync_ref_model` beside it.
+    func checkPrecomputedReference(_ objective: Objective) throws {
+        let k = Recipe.declared
+        guard self.precomputeRefLogProbs else {
+            if deliberate(k.precomputeRefBatchSize) && !switchedOff(k.precomputeRefBatchSize, by: k.precomputeRefLogProbs) {
+                throw RecipeError("\(named(k.precomputeRefBatchSize)) sizes the scoring pass of precompute_ref_log_probs (--precompute-ref-log-probs): without it there is none and \(k.precomputeRefBatchSize.name) has no effect")
+            }
+            return
+        }
+        if switchedOff(k.precomputeRefLogProbs, by: k.objective) { return }
+        let r = objective.requirements
+        if !r.precomputableReference || r.rollouts {
+            let reads = !r.referenceModel ? "reads no reference model"
+                : r.rollouts ? "reads the reference on answers it samples during training"
+                : "reads more of the reference than its log-probs of the data's answers"
+            throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of the training pairs once, before the first step, and objective \(self.objective) \(reads); it applies to dpo (TRL's DPOConfig)")
+        }
+        for key in [k.syncRefModel, k.bemaUpdateRefModel] where self[key] {
+            throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer refuses sync_ref_model with it too); use one or the other")
+        }
+    }
+}

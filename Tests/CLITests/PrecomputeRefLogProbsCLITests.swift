@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+
+/// `--precompute-ref-log-probs` (TRL's DPOConfig `precompute_ref_log_probs`) through the CLI:
+/// against a `--ref-model` that is not the initial weights, a run that scores the reference once
+/// and releases it trains and evaluates (held-out split and an `--eval-data` pair set) as a run
+/// that keeps it, under real `mpirun -n 1` and `-n 2`; it resumes bit-exact, is refused against
+/// another reference on resume, resumes a checkpoint of a run without it; what it cannot do is refused.
+final class PrecomputeRefLogProbsCLITests: XCTestCase {
+    func args(_ data: String, steps: Int = 4) -> [String] {
+        ["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--objective-arg", "beta=0.5",
+         "--batch-size", "7", "--micro-batch-size", "3", "--steps", "\(steps)", "--lr", "1e-2", "--warmup-steps", "0",
+         "--eval-examples", "4", "--eval-every", "2"]
+    }
+
+    /// A reference that is not the initial weights: tiny trained two dpo steps.
+    static func reference(_ dir: String, data: String) -> String {
+        let r = CLI.sftDist(["train", "--model", "tiny", "--data", data, "--objective", "dpo", "--steps", "2", "--lr", "3e-2",
+                             "--warmup-steps", "0", "--eval-every", "0", "--eval-examples", "0", "--quiet", "--out", dir + "/ref"])
+        XCTAssertEqual(r.status, 0, r.all)
+        return dir + "/ref/model"
+    }
+
+    func testTrainsAndEvaluatesAsTheLiveReferenceAtOneAndTwoRanks() throws {
+        let dir = CLI.tempDir("precompute-ref")
+        let data = DPOCLITests.writePairs(dir)
+        let other = dir + "/other.jsonl"
+        try #"{"prompt": "3+9=", "chosen": "12", "rejected": "130"}"#.appending("\n").appending(#"{"prompt": "20+5=", "chosen": "25", "rejected": "26"}"#)
+            .write(toFile: other, atomically: true, encoding: .utf8)
+        let ref = Self.reference(dir, data: data)
+        let base = args(data) + ["--ref-model", ref, "--eval-data", "other=" + other]
+        var runs: [(label: String, training: [[String: Double]], eval: [[String: Double]])] = []
+        for (label, n, extra) in [("live", 1, []), ("precomputed", 1, ["--precompute-ref-log-probs"]),
+                                  ("precomputed -n 2", 2, ["--precompute-ref-log-probs", "--precompute-ref-batch-size", "5"])] {
+            let out = dir + "/" + label.replacingOccurrences(of: " ", with: "")
+            let r = CLI.mpirun(n, base + extra + ["--out", out])
+            XCTAssertEqual(r.status, 0, "\(label): \(r.all)")
+            // 38 training pairs, 2 held out, 2 in --eval-data other: 84 sequences.
+            XCTAssertEqual(r.stdout.contains("precompute_ref_log_probs: the reference scored 84 sequences ("), !extra.isEmpty, "\(label): \(r.stdout)")
+            runs.append((label, CLI.trainingRows(out), CLI.evalRows(out)))
+        }
+        let live = runs[0]
+        XCTAssertEqual(live.training.count, 4)
+        XCTAssertGreaterThan(abs(live.training[0]["rewards/margins"] ?? 0), 1e-3, "the reference is not the initial weights")
+        for run in runs.dropFirst() {
+            XCTAssertEqual(run.training.count, live.training.count, run.label)
+            for (i, (a, b)) in zip(live.training, run.training).enumerated() {
+                for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "grad_norm"] {
+                    let x = a[key] ?? .nan, y = b[key] ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(i + 1) \(key): live \(x), \(y)")
+                }
+            }
+            XCTAssertEqual(run.eval.count, live.eval.count, run.label)
+            for (a, b) in zip(live.eval, run.eval) {
+                for key in ["eval_loss", "eval_rewards/margins", "eval_other_loss", "eval_other_rewards/margins"] {
+                    let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
+                }
+            }
+        }
+    }
+
+    func testResumesBitExactAndChecksTheReference() throws {
+        let dir = CLI.tempDir("precompute-ref-resume")
+        let data = DPOCLITests.writePairs(dir)
+        let run = args(data, steps: 4) + ["--precompute-ref-log-probs", "--quiet"]
+        CLI.assertResumesBitExact(run, every: 2, label: "precompute-ref-resume-exact")
+        // The checkpoint records the released reference (the initial weights): another is refused.
+        let out = CLI.tempDir("precompute-ref-other")
+        XCTAssertEqual(CLI.sftDist(run + ["--save-every", "2", "--out", out + "/a"]).status, 0)
+        let refused = CLI.sftDist(run + ["--ref-model", Self.reference(dir, data: data), "--out", out + "/b",
+                                         "--resume", out + "/a/checkpoints/step-000002"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("the reference model differs from the one the checkpoint was trained against"), refused.all)
+        // A checkpoint of a run that kept its reference resumes with the flag, and the other way round.
+        let live = args(data, steps: 4) + ["--quiet"]
+        XCTAssertEqual(CLI.sftDist(live + ["--save-every", "2", "--out", out + "/c"]).status, 0)
+        let switched = CLI.sftDist(run + ["--out", out + "/d", "--resume", out + "/c/checkpoints/step-000002"])
+        XCTAssertEqual(switched.status, 0, switched.all)
+        for (x, y) in zip(CLI.losses(out + "/c"), CLI.losses(out + "/d")) { XCTAssertEqual(x, y, accuracy: 2e-5) }
+        let back = CLI.sftDist(live + ["--out", out + "/e", "--resume", out + "/a/checkpoints/step-000002"])
+        XCTAssertEqual(back.status, 0, back.all)
+    }
+
+    func testWhatItCannotDoIsRefused() throws {
+        let dir = CLI.tempDir("precompute-ref-refused")
+        let data = DPOCLITests.writePairs(dir)
+        let cases: [([String], String)] = [
+            (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of the training pairs once, before the first step, and objective cpo reads no reference model; it applies to dpo"),
+            (["--objective", "kto"], "objective kto reads more of the reference than its log-probs of the data's answers; it applies to dpo"),
+            (["--sync-ref-model", "--ref-model-sync-steps", "2"], "--sync-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
+        ]
+        for (extra, message) in cases {
+            let r = CLI.sftDist(args(data) + ["--precompute-ref-log-probs", "--out", dir + "/out"] + extra)
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.all)")
+            XCTAssertTrue(r.stderr.contains(message), "\(extra): \(r.stderr)")
+            XCTAssertEqual(CLI.occurrences(of: "error:", in: r.stderr), 1, r.stderr)
+        }
+        let unread = CLI.sftDist(args(data) + ["--precompute-ref-batch-size", "4", "--out", dir + "/out"])
+        XCTAssertEqual(unread.status, 1, unread.all)
+        XCTAssertTrue(unread.stderr.contains("--precompute-ref-batch-size sizes the scoring pass of precompute_ref_log_probs (--precompute-ref-log-probs): without it there is none"), unread.stderr)
+        // From a recipe file, the message names its line.
+        try "objective: dpo\nprecompute_ref_log_probs: true\nsync_ref_model: true\nref_model_sync_steps: 2\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let file = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--model", "tiny", "--data", data, "--steps", "4", "--out", dir + "/out"])
+        XCTAssertEqual(file.status, 1, file.all)
+        XCTAssertTrue(file.stderr.contains("r.yaml:3: sync_ref_model moves the reference model, and \(dir)/r.yaml:2: precompute_ref_log_probs scores it once"), file.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/model"), "nothing written")
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import XCTest
+@testable import Distributed
+@testable import Models
+@testable import TensorCore
+@testable import Training
+
+/// `--precompute-ref-log-probs` (TRL's DPOConfig `precompute_ref_log_probs`): dpo reading the
+/// reference's log-probs scored before the first step gives the loss, gradient and figures it
+/// gives reading the reference's logits (every loss type, ld_alpha, WPO); finite differences on
+/// that path; the scores reach their loss tokens through the step batch and batching; and a
+/// trainer whose setup released its reference trains as the one that keeps it.
+final class PrecomputedReferenceTests: XCTestCase {
+    static let configurations: [[String: String]] = [
+        [:], ["beta": "0.5", "loss_type": "ipo"], ["ld_alpha": "0.3", "beta": "0.5"],
+        ["use_weighting": "true", "beta": "0.5", "loss_type": "hinge"],
+        ["loss_type": "sigmoid,bco_pair,sft", "loss_weights": "0.8,0.2,1", "beta": "0.5", "ld_alpha": "0.5"],
+        ["f_divergence_type": "js_divergence", "loss_type": "robust", "label_smoothing": "0.1"],
+    ]
+
+    /// The batch with its reference given as log p_ref(target) per row, computed here in float64
+    /// from the reference logits (the objective's own float32 kernel is not used).
+    static func precomputed(_ b: ObjectiveTestBatch) -> ObjectiveTestBatch {
+        b.referenceLogProbs = (0..<b.rows).map { r in
+            guard b.mask[r] != 0 else { return 0 }
+            let z = (0..<b.vocab).map { Double(b.reference![r * b.vocab + $0]) }
+            let m = z.max()!
+            return Float(z[Int(b.targets[r])] - m - log(z.reduce(0) { $0 + exp($1 - m) }))
+        }
+        return b
+    }
+
+    func testDPOReadsPrecomputedLogProbsAsTheReferenceLogits() throws {
+        for args in Self.configurations {
+            let live = ObjectiveTestBatch.randomPairs(), pre = Self.precomputed(ObjectiveTestBatch.randomPairs())
+            let objective = try ObjectiveRegistry.make(name: "dpo", args: args)
+            let context = live.context()
+            func run(_ b: ObjectiveTestBatch) -> (ObjectiveResult, [Float]) {
+                var g = [Float](repeating: 0, count: b.rows * b.vocab)
+                let r = g.withUnsafeMutableBufferPointer { objective.lossAndGradient(b.input(0..<b.rows, context), dlogits: $0.baseAddress!) }
+                return (r, g)
+            }
+            XCTAssertNil(pre.input(0..<pre.rows, context).referenceLogits, "the precomputed batch carries no reference logits")
+            let (a, ga) = run(live), (b, gb) = run(pre)
+            XCTAssertEqual(a.loss, b.loss, accuracy: 1e-6 * max(1, abs(a.loss)), "\(args)")
+            XCTAssertNotEqual(a.loss, 0, "\(args)")
+            for (x, y) in zip(ga, gb) { XCTAssertEqual(x, y, accuracy: 1e-6, "\(args): gradient") }
+            for (key, value) in a.diagnostics {
+                XCTAssertEqual(value, b.diagnostics[key] ?? .nan, accuracy: 1e-5 * max(1, abs(value)), "\(args): \(key)")
+            }
+        }
+    }
+
+    func testFiniteDifferencesOnThePrecomputedPath() throws {
+        for args in Self.configurations {
+            let batch = Self.precomputed(ObjectiveTestBatch.randomPairs())
+            let h: Float = args["loss_type"] == "ipo" ? 5e-2 : 1e-2   // ipo squares the log-ratio sums (ObjectiveGradientTests)
+            let excess = batch.finiteDifferenceError(try ObjectiveRegistry.make(name: "dpo", args: args), h: h, label: "dpo \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "dpo \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+    }
+
+    /// Each pair sequence of a step gets its example's scores at its loss tokens (0 elsewhere),
+    /// and batching shifts them with the targets, padded or packed.
+    func testScoresReachTheirLossTokensThroughBatching() throws {
+        let data = try PairBatchingTests.pairData()
+        let offsets = TokenLabels.offsets(data.examples)
+        // Score k of example e: 1000·e + k + 1, so a misplaced one names where it came from.
+        let values = data.examples.indices.flatMap { e in (0..<(offsets[e + 1] - offsets[e])).map { Float(1000 * e + $0 + 1) } }
+        var batch = PairProducer.batch(step: 0, pairs: [4, 1, 2], examples: data.examples)
+        PrecomputedReference.apply(.init(values: values, offsets: offsets), to: &batch, examples: data.examples)
+        for packed in [false, true] {
+            let indices = Array(batch.sequences.indices)
+            let mb: MicroBatch = packed ? Batching.packed(batch.sequences, indices: indices, seqLen: 40, padId: 0)
+                : Batching.padded(batch.sequences, indices: indices, padId: 0)
+            var seen: [Int: Int] = [:]
+            for p in 0..<mb.inputs.count where mb.segments[p] >= 0 {
+                let s: Int = mb.rowExamples[p / mb.seqLen][Int(mb.segments[p])]
+                let e: Int = batch.sequences[s].example
+                if mb.mask[p] != 0 {
+                    let k = seen[s, default: 0]
+                    XCTAssertEqual(mb.referenceLogProbs[p], Float(1000 * e + k + 1), "packed \(packed): sequence \(s) loss token \(k)")
+                    seen[s] = k + 1
+                } else {
+                    XCTAssertEqual(mb.referenceLogProbs[p], 0, "packed \(packed): a position off the loss")
+                }
+            }
+            XCTAssertEqual(seen.count, batch.sequences.count)
+            for (s, n) in seen { XCTAssertEqual(n, offsets[batch.sequences[s].example + 1] - offsets[batch.sequences[s].example]) }
+        }
+    }
+
+    /// Through the trainer: a setup that scored its pairs and released the reference trains and
+    /// evaluates as one that runs the reference per micro-batch, to float rounding.
+    func testReleasedReferenceTrainsAsTheLiveOne() throws {
+        let t = PairBatchingTests.self
+        let data = try t.pairData()
+        for micro in [2, 4] {
+            let live = try t.setup(data, packing: false, microBatchSize: micro)
+            var recipe = live.recipe
+            recipe.precomputeRefLogProbs = true; recipe.precomputeRefBatchSize = 3
+            let model = live.model.makeReplica(), reference = live.model.makeReplica()
+            model.copyParameters(from: live.model); reference.copyParameters(from: live.referenceModel!)
+            var released = RunSetup(recipe: recipe, tokenizer: live.tokenizer, model: model, train: data, heldOut: data,
+                                    objective: try ObjectiveRegistry.make(name: "dpo", args: [:]), referenceModel: reference)
+            let checksum = Checkpointer.checksum(live.referenceModel)
+            released.releasingReference(evaluatedPairs: [data], comm: LocalCommunicator(), log: { _ in })
+            XCTAssertNil(released.referenceModel, "the reference is released")
+            XCTAssertEqual(released.precomputedReference?.checksum, checksum)
+            XCTAssertEqual(released.precomputedReference?.sequences, 2 * data.count, "the training pairs and the evaluated set")
+            let a = Trainer(setup: live, comm: LocalCommunicator()), b = Trainer(setup: released, comm: LocalCommunicator())
+            for s in 0..<2 {
+                let x = a.step(s).loss, y = b.step(s).loss
+                XCTAssertEqual(x, y, accuracy: 1e-6, "micro \(micro) step \(s + 1)")
+                if s == 0 { XCTAssertNotEqual(x, log(2), accuracy: 1e-3, "the reference differs from the initial weights") }
+            }
+            let ea = a.evaluatePairs(data), eb = b.evaluatePairs(data)
+            XCTAssertEqual(ea.loss, eb.loss, accuracy: 1e-6, "micro \(micro): held-out loss")
+        }
+    }
+}
