@@ -88,6 +88,7 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         let cases: [([String], String)] = [
             (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of the training pairs once, before the first step, and objective cpo reads no reference model; it applies to dpo"),
             (["--objective", "kto"], "objective kto reads more of the reference than its log-probs of the data's answers; it applies to dpo"),
+            (["--objective", "online-dpo", "--reward", "exact", "--batch-size", "8"], "objective online-dpo reads the reference on answers it samples during training; it applies to dpo"),
             (["--sync-ref-model", "--ref-model-sync-steps", "2"], "--sync-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
         ]
         for (extra, message) in cases {

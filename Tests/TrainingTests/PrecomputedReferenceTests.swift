@@ -9,7 +9,7 @@ import XCTest
 /// reference's log-probs scored before the first step gives the loss, gradient and figures it
 /// gives reading the reference's logits (every loss type, ld_alpha, WPO); finite differences on
 /// that path; the scores reach their loss tokens through the step batch and batching; and a
-/// trainer whose setup released its reference trains as the one that keeps it.
+/// trainer whose setup released its reference trains as the one that keeps it, padded or packed.
 final class PrecomputedReferenceTests: XCTestCase {
     static let configurations: [[String: String]] = [
         [:], ["beta": "0.5", "loss_type": "ipo"], ["ld_alpha": "0.3", "beta": "0.5"],
@@ -95,8 +95,8 @@ final class PrecomputedReferenceTests: XCTestCase {
     func testReleasedReferenceTrainsAsTheLiveOne() throws {
         let t = PairBatchingTests.self
         let data = try t.pairData()
-        for micro in [2, 4] {
-            let live = try t.setup(data, packing: false, microBatchSize: micro)
+        for (micro, packing) in [(2, false), (4, false), (2, true)] {
+            let live = try t.setup(data, packing: packing, microBatchSize: micro)
             var recipe = live.recipe
             recipe.precomputeRefLogProbs = true; recipe.precomputeRefBatchSize = 3
             let model = live.model.makeReplica(), reference = live.model.makeReplica()
@@ -111,11 +111,11 @@ final class PrecomputedReferenceTests: XCTestCase {
             let a = Trainer(setup: live, comm: LocalCommunicator()), b = Trainer(setup: released, comm: LocalCommunicator())
             for s in 0..<2 {
                 let x = a.step(s).loss, y = b.step(s).loss
-                XCTAssertEqual(x, y, accuracy: 1e-6, "micro \(micro) step \(s + 1)")
+                XCTAssertEqual(x, y, accuracy: 1e-6, "micro \(micro) packing \(packing) step \(s + 1)")
                 if s == 0 { XCTAssertNotEqual(x, log(2), accuracy: 1e-3, "the reference differs from the initial weights") }
             }
             let ea = a.evaluatePairs(data), eb = b.evaluatePairs(data)
-            XCTAssertEqual(ea.loss, eb.loss, accuracy: 1e-6, "micro \(micro): held-out loss")
+            XCTAssertEqual(ea.loss, eb.loss, accuracy: 1e-6, "micro \(micro) packing \(packing): held-out loss")
         }
     }
 }

@@ -13,7 +13,7 @@ extension Recipe {
         }
         if switchedOff(k.precomputeRefLogProbs, by: k.objective) { return }
         let r = objective.requirements
-        if !r.precomputableReference || r.rollouts {
+        if !r.precomputableReference {
             let reads = !r.referenceModel ? "reads no reference model"
                 : r.rollouts ? "reads the reference on answers it samples during training"
                 : "reads more of the reference than its log-probs of the data's answers"
