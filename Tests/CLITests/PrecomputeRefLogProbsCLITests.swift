@@ -72,6 +72,7 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
                                          "--resume", out + "/a/checkpoints/step-000002"])
         XCTAssertEqual(refused.status, 1, refused.all)
         XCTAssertTrue(refused.stderr.contains("the reference model differs from the one the checkpoint was trained against"), refused.all)
+        XCTAssertFalse(refused.stdout.contains("precompute_ref_log_probs: the reference scored"), "scored before the refusal: \(refused.stdout)")
         // A checkpoint of a run that kept its reference resumes with the flag, and the other way round.
         let live = args(data, steps: 4) + ["--quiet"]
         XCTAssertEqual(CLI.sftDist(live + ["--save-every", "2", "--out", out + "/c"]).status, 0)
@@ -86,8 +87,8 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         let dir = CLI.tempDir("precompute-ref-refused")
         let data = DPOCLITests.writePairs(dir)
         let cases: [([String], String)] = [
-            (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of the training pairs once, before the first step, and objective cpo reads no reference model; it applies to dpo"),
-            (["--objective", "kto"], "objective kto reads more of the reference than its log-probs of the data's answers; it applies to dpo"),
+            (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of dpo's pairs once, before the first step, and objective cpo reads no reference model; it applies to dpo"),
+            (["--objective", "kto"], "objective kto reads the reference on prompt–answer pairings drawn at each step (its KL estimate); it applies to dpo"),
             (["--objective", "online-dpo", "--reward", "exact", "--batch-size", "8"], "objective online-dpo reads the reference on answers it samples during training; it applies to dpo"),
             (["--sync-ref-model", "--ref-model-sync-steps", "2"], "--sync-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
         ]
@@ -106,5 +107,12 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         XCTAssertEqual(file.status, 1, file.all)
         XCTAssertTrue(file.stderr.contains("r.yaml:3: sync_ref_model moves the reference model, and \(dir)/r.yaml:2: precompute_ref_log_probs scores it once"), file.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/model"), "nothing written")
+        // A recipe file's key for dpo, with --objective kto on the command line: not used (its
+        // recipe.yaml comments it), so kto keeps the reference it reads at every step.
+        try "objective: dpo\nprecompute_ref_log_probs: true\n".write(toFile: dir + "/dpo.yaml", atomically: true, encoding: .utf8)
+        let kto = CLI.sftDist(["train", "--config", dir + "/dpo.yaml", "--objective", "kto", "--model", "tiny", "--data", data, "--steps", "2",
+                               "--batch-size", "4", "--micro-batch-size", "4", "--eval-every", "1", "--out", dir + "/kto"])
+        XCTAssertEqual(kto.status, 0, kto.all)
+        XCTAssertFalse(kto.stdout.contains("precompute_ref_log_probs: the reference scored"), kto.stdout)
     }
 }

@@ -101,14 +101,15 @@ final class PrecomputedReferenceTests: XCTestCase {
             recipe.precomputeRefLogProbs = true; recipe.precomputeRefBatchSize = 3
             let model = live.model.makeReplica(), reference = live.model.makeReplica()
             model.copyParameters(from: live.model); reference.copyParameters(from: live.referenceModel!)
-            var released = RunSetup(recipe: recipe, tokenizer: live.tokenizer, model: model, train: data, heldOut: data,
+            let released = RunSetup(recipe: recipe, tokenizer: live.tokenizer, model: model, train: data, heldOut: data,
                                     objective: try ObjectiveRegistry.make(name: "dpo", args: [:]), referenceModel: reference)
             let checksum = Checkpointer.checksum(live.referenceModel)
-            released.releasingReference(evaluatedPairs: [data], comm: LocalCommunicator(), log: { _ in })
-            XCTAssertNil(released.referenceModel, "the reference is released")
-            XCTAssertEqual(released.precomputedReference?.checksum, checksum)
-            XCTAssertEqual(released.precomputedReference?.sequences, 2 * data.count, "the training pairs and the evaluated set")
             let a = Trainer(setup: live, comm: LocalCommunicator()), b = Trainer(setup: released, comm: LocalCommunicator())
+            XCTAssertNotNil(b.precomputeReferenceIfNeeded(evaluatedPairs: [data]))
+            XCTAssertNil(b.setup.referenceModel, "the reference is released")
+            XCTAssertEqual(b.setup.precomputedReference?.checksum, checksum)
+            XCTAssertEqual(b.setup.precomputedReference?.sequences, 2 * data.count, "the training pairs and the evaluated set")
+            XCTAssertNil(b.precomputeReferenceIfNeeded(), "scored once")
             for s in 0..<2 {
                 let x = a.step(s).loss, y = b.step(s).loss
                 XCTAssertEqual(x, y, accuracy: 1e-6, "micro \(micro) packing \(packing) step \(s + 1)")

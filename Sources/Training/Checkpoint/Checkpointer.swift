@@ -33,7 +33,7 @@ public final class Checkpointer {
         public var otherRun = false
     }
 
-    let setup: RunSetup
+    private(set) var setup: RunSetup
     let components: StateRegistry
     let comm: Communicator
     let log: (String) -> Void
@@ -49,7 +49,7 @@ public final class Checkpointer {
         self.comm = comm
         self.log = log
         store = CheckpointStore(directory: RunOutputs(setup.recipe.out).checkpoints)
-        referenceChecksum = Self.checksum(setup.referenceModel) ?? setup.precomputedReference?.checksum
+        referenceChecksum = Self.checksum(setup.referenceModel)
     }
 
     /// The loss of the step just done (finite, else nil), recorded with a checkpoint saved now.
@@ -61,13 +61,16 @@ public final class Checkpointer {
     /// (`SelectionProducer`). Its checksum is the checkpoint's reference checksum as the
     /// objective's is, so a resume against other weights under the same path is refused — it
     /// resumed silently and selected other rows from the next step on.
-    public var selectionReference: LanguageModel? { didSet { referenceChecksum = Self.checksum(reference) ?? setup.precomputedReference?.checksum } }
+    public var selectionReference: LanguageModel? { didSet { referenceChecksum = Self.checksum(reference) } }
     var reference: LanguageModel? { setup.referenceModel ?? selectionReference }
     /// The reference's checksum as the run started: `sync_ref_model` moves the reference during
     /// training (and restores the moved one from a checkpoint), so the checksum that proves a
     /// resumed run reads the same reference is the one taken before any step.
     private(set) var referenceChecksum: String?
     static func checksum(_ model: LanguageModel?) -> String? { model.map { XXHash64.hex($0.parameters.checksum()) } }
+    /// `--precompute-ref-log-probs` released the reference after the resume check: this copy of
+    /// the setup lets go of it too (its checksum, taken at the start, is what checkpoints record).
+    func releaseReference() { setup.referenceModel = nil }
 
     /// The reward models the run reads (`--reward DIR`: the rollouts' reward functions,
     /// SuperHF's): their weights' checksums go into each checkpoint, so a resume that reads
@@ -298,7 +301,7 @@ public final class Checkpointer {
         if uncheckedSelectionReference, reference != nil, state.recipe.refModel != recipe.refModel {
             throw CheckpointError("\(dir): the checkpoint's run read --ref-model \(state.recipe.refModel ?? "none") (a checkpoint that predates the reference's checksum, so compared by path), and this one \(recipe.refModel ?? "none")")
         }
-        if reference != nil || setup.precomputedReference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
+        if reference != nil, !uncheckedSelectionReference, state.referenceChecksum != referenceChecksum {
             throw CheckpointError("\(dir): the reference model differs from the one the checkpoint was trained against")
         }
         // The recipe's `rewards` compared their paths; a checkpoint from before 2026-12-07 has only those.

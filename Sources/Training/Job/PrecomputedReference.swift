@@ -50,7 +50,7 @@ public struct PrecomputedReference {
         var sets: [UInt64: Scores] = [:]
         for examples in evaluated {
             let hash = CheckpointState.dataHash(examples)
-            if sets[hash] == nil { sets[hash] = scores(examples, "held-out sequences scored") }
+            if sets[hash] == nil { sets[hash] = scores(examples, "held-out and --eval-data sequences scored") }
         }
         let all = [trained] + Array(sets.values)
         return PrecomputedReference(train: trained, evaluated: sets, checksum: Checkpointer.checksum(reference)!,
@@ -88,22 +88,39 @@ public struct PrecomputedReference {
     }
 }
 
-extension RunSetup {
-    /// With precompute_ref_log_probs: the reference scores the training pairs, the held-out
-    /// pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this setup lets go of it,
-    /// so no trainer or checkpointer made from it holds the reference's weights. Collective.
-    mutating func releasingReference(evaluatedPairs: [Dataset], comm: Communicator, log: @escaping (String) -> Void) {
-        guard recipe.precomputeRefLogProbs, precomputedReference == nil, let reference = referenceModel else { return }
-        let started = Date()
+extension Trainer {
+    /// With precompute_ref_log_probs in effect: the reference scores the training pairs, the
+    /// held-out pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
+    /// setup lets go of it; nil when there is nothing to do (off, or scored already).
+    /// `TrainingJob` calls it after the resume check, so a refused resume scores nothing, and
+    /// then has the checkpointer let go of its copy; `prepare` calls it for callers that step
+    /// a trainer directly. Collective.
+    @discardableResult
+    func precomputeReferenceIfNeeded(evaluatedPairs: [Dataset] = []) -> PrecomputedReference? {
+        guard setup.recipe.precomputesReference(setup.objective), setup.precomputedReference == nil,
+              let reference = setup.referenceModel else { return nil }
+        let started = Date(), recipe = setup.recipe
         let size = recipe.precomputeRefBatchSize > 0 ? recipe.precomputeRefBatchSize : recipe.microBatchSize
-        let scored = PrecomputedReference.score(reference: reference, train: train.examples,
-                                                evaluated: ([heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
-                                                batchSize: size, padId: tokenizer.padId, comm: comm, show: log)
-        precomputedReference = scored
-        referenceModel = nil
+        let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
+                                                evaluated: ([setup.heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
+                                                batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
+        setup.precomputedReference = scored
+        setup.referenceModel = nil
         if comm.isCoordinator {
-            log(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",
-                       scored.sequences, scored.tokens, Date().timeIntervalSince(started), Double(reference.parameters.parameterCount) * 4 / 1e6))
+            show?(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",
+                         scored.sequences, scored.tokens, Date().timeIntervalSince(started), Double(reference.parameters.parameterCount) * 4 / 1e6))
         }
+        return scored
+    }
+}
+
+extension Recipe {
+    /// precompute_ref_log_probs is in effect: set, not switched off by an `--objective` flag over
+    /// the recipe file that set it, and the objective reads the reference's log-probs only
+    /// (`checkPrecomputedReference` refused the rest).
+    func precomputesReference(_ objective: Objective) -> Bool {
+        let k = Recipe.declared
+        return self.precomputeRefLogProbs && objective.requirements.precomputableReference
+            && !switchedOff(k.precomputeRefLogProbs, by: k.objective, unused: false)
     }
 }

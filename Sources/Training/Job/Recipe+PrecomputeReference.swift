@@ -14,13 +14,15 @@ extension Recipe {
         if switchedOff(k.precomputeRefLogProbs, by: k.objective) { return }
         let r = objective.requirements
         if !r.precomputableReference {
-            let reads = !r.referenceModel ? "reads no reference model"
-                : r.rollouts ? "reads the reference on answers it samples during training"
+            let reads = r.rollouts ? "reads the reference on answers it samples during training"
+                : r.unpaired ? "reads the reference on prompt–answer pairings drawn at each step (its KL estimate)"
+                : r.tokenLabels ? "scores its token labels with the reference itself"
+                : !r.referenceModel ? "reads no reference model"
                 : "reads more of the reference than its log-probs of the data's answers"
-            throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of the training pairs once, before the first step, and objective \(self.objective) \(reads); it applies to dpo (TRL's DPOConfig)")
+            throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of dpo's pairs once, before the first step, and objective \(self.objective) \(reads); it applies to dpo (TRL's DPOConfig)")
         }
         for key in [k.syncRefModel, k.bemaUpdateRefModel] where self[key] {
-            throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer refuses sync_ref_model with it too); use one or the other")
+            throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer refuses a moving reference, sync_ref_model, with it); use one or the other")
         }
     }
 }

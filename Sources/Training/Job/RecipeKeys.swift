@@ -50,7 +50,7 @@ public struct RecipeKeys: Sendable {
     public let refModelMixupAlpha = RecipeKey("ref_model_mixup_alpha", 0.6, .within(0, 1, openLow: true), "With sync_ref_model: α, the trained weights' share (TRL's; 1 replaces the reference).")
     public let refModelSyncSteps = RecipeKey("ref_model_sync_steps", 512, .within(1...100_000_000), "With sync_ref_model: optimizer steps between updates of the reference (TRL's).")
     public let precomputeRefLogProbs = RecipeKey("precompute_ref_log_probs", false, .bool,
-                                                 "Score the reference's log-probs of the training and held-out pairs once before the first step, then release the reference model (TRL's; dpo).",
+                                                 "Score the reference's log-probs of the training, held-out and --eval-data pairs once before the first step, then release the reference model (TRL's; dpo).",
                                                  resume: .mayChange)   // the same reference either way (its checksum is compared): rounding only
     public let precomputeRefBatchSize = RecipeKey("precompute_ref_batch_size", 0, .within(0...1_000_000),
                                                   "With precompute_ref_log_probs: sequences per forward of the scoring pass (0: micro_batch_size; TRL's).",

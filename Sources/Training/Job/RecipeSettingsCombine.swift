@@ -18,9 +18,9 @@ extension Recipe {
         try checkZeroCanShard()
         try checkLoRATrainsOnlyAdapters()
         try checkA2PO(objective)   // first: its own reason to refuse a moving reference
+        try checkPrecomputedReference(objective)   // its clash with a moving reference before their intervals
         try checkBEMA(objective)   // first: its clash with sync_ref_model before sync's own interval
         try checkReferenceSync(objective)
-        try checkPrecomputedReference(objective)
         if let why = NamedFiles.clash(self.evalData.names) { throw RecipeError("\(named(Recipe.declared.evalData)): \(why)") }
     }
 

@@ -34,7 +34,7 @@ public struct RunSetup {
     /// what the ranks' agreement check and a checkpoint's hash of the evaluated sets cover.
     public var evaluatedHeldOut: Dataset { heldOutPairs ?? heldOutLabelled ?? heldOut }
     /// `--precompute-ref-log-probs`: the reference's log-probs of the pairs, scored before the
-    /// first step (`releasingReference`), in place of `referenceModel`.
+    /// first step (`Trainer.precomputeReferenceIfNeeded`), in place of `referenceModel`.
     public internal(set) var precomputedReference: PrecomputedReference? = nil
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {

@@ -8,7 +8,8 @@ import TensorCore
 /// `Trainer+Prepare.swift`, `Trainer+MicroBatch.swift`, `Trainer+Update.swift`; metrics and
 /// checkpoints follow in `TrainingJob` / `Checkpointer`.
 public final class Trainer {
-    public let setup: RunSetup
+    /// `precomputeReferenceIfNeeded` releases its reference (`--precompute-ref-log-probs`).
+    public internal(set) var setup: RunSetup
     let comm: Communicator
     let model: LanguageModel
     let objective: Objective

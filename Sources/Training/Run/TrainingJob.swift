@@ -59,10 +59,9 @@ public enum TrainingJob {
         Fatal.agree(lead ? RunOutputInputs.problem(recipe) : nil)
         Fatal.agree(lead ? RunOutputInputs.unwritable(recipe) : nil, code: Fatal.Code.output)
         NamedEvalSets.checkFiles(recipe)
-        var setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
+        let setup = RunSetup.prepare(recipe: recipe, comm: comm, log: { say($0) })
         recipe = setup.recipe
         let evalSets = NamedEvalSets.load(setup)
-        setup.releasingReference(evaluatedPairs: evalSets.sets.compactMap(\.pairs), comm: comm, log: { say($0) })
         // A template lays out {messages} rows; data with none (what the model trains on, the
         // held-out set, --eval-data) has nothing for it to do, though the log said "chat
         // template: llama3 (as requested)".
@@ -144,6 +143,8 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
+        // dpo, --precompute-ref-log-probs: the reference scores the pairs now (after the resume check), then goes.
+        if trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs)) != nil { checkpoints.releaseReference() }
         // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
         // the initial weights: nothing was resumed), or its scores came with the checkpoint.
         let scoredNow = trainer.scoreTokenLabelsIfNeeded()
