@@ -68,7 +68,8 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         // The checkpoint records the released reference (the initial weights): another is refused.
         let out = CLI.tempDir("precompute-ref-other")
         XCTAssertEqual(CLI.sftDist(run + ["--save-every", "2", "--out", out + "/a"]).status, 0)
-        let refused = CLI.sftDist(run + ["--ref-model", Self.reference(dir, data: data), "--out", out + "/b",
+        // (Without --quiet: the log would say the reference was scored.)
+        let refused = CLI.sftDist(run.filter { $0 != "--quiet" } + ["--ref-model", Self.reference(dir, data: data), "--out", out + "/b",
                                          "--resume", out + "/a/checkpoints/step-000002"])
         XCTAssertEqual(refused.status, 1, refused.all)
         XCTAssertTrue(refused.stderr.contains("the reference model differs from the one the checkpoint was trained against"), refused.all)
