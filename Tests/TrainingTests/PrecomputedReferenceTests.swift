@@ -99,14 +99,24 @@ final class PrecomputedReferenceTests: XCTestCase {
             let live = try t.setup(data, packing: packing, microBatchSize: micro)
             var recipe = live.recipe
             recipe.precomputeRefLogProbs = true; recipe.precomputeRefBatchSize = 3
-            let model = live.model.makeReplica(), reference = live.model.makeReplica()
-            model.copyParameters(from: live.model); reference.copyParameters(from: live.referenceModel!)
-            let released = RunSetup(recipe: recipe, tokenizer: live.tokenizer, model: model, train: data, heldOut: data,
-                                    objective: try ObjectiveRegistry.make(name: "dpo", args: [:]), referenceModel: reference)
+            let model = live.model.makeReplica()
+            model.copyParameters(from: live.model)
+            // The reference is held by the setups alone, so its release can be seen to free it.
+            weak var freed: LanguageModel?
+            let released = try { () throws -> RunSetup in
+                let reference = live.model.makeReplica()
+                reference.copyParameters(from: live.referenceModel!)
+                freed = reference
+                return RunSetup(recipe: recipe, tokenizer: live.tokenizer, model: model, train: data, heldOut: data,
+                                objective: try ObjectiveRegistry.make(name: "dpo", args: [:]), referenceModel: reference)
+            }()
             let checksum = Checkpointer.checksum(live.referenceModel)
             let a = Trainer(setup: live, comm: LocalCommunicator()), b = Trainer(setup: released, comm: LocalCommunicator())
+            XCTAssertNotNil(freed)
             XCTAssertNotNil(b.precomputeReferenceIfNeeded(evaluatedPairs: [data]))
             XCTAssertNil(b.setup.referenceModel, "the reference is released")
+            XCTAssertNil(released.referenceModel, "every copy of the setup lets go of it")
+            XCTAssertNil(freed, "the reference's weights are freed")
             XCTAssertEqual(b.setup.precomputedReference?.checksum, checksum)
             XCTAssertEqual(b.setup.precomputedReference?.sequences, 2 * data.count, "the training pairs and the evaluated set")
             XCTAssertNil(b.precomputeReferenceIfNeeded(), "scored once")

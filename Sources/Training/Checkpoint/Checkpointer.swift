@@ -33,7 +33,7 @@ public final class Checkpointer {
         public var otherRun = false
     }
 
-    private(set) var setup: RunSetup
+    let setup: RunSetup
     let components: StateRegistry
     let comm: Communicator
     let log: (String) -> Void
@@ -68,9 +68,6 @@ public final class Checkpointer {
     /// resumed run reads the same reference is the one taken before any step.
     private(set) var referenceChecksum: String?
     static func checksum(_ model: LanguageModel?) -> String? { model.map { XXHash64.hex($0.parameters.checksum()) } }
-    /// `--precompute-ref-log-probs` released the reference after the resume check: this copy of
-    /// the setup lets go of it too (its checksum, taken at the start, is what checkpoints record).
-    func releaseReference() { setup.referenceModel = nil }
 
     /// The reward models the run reads (`--reward DIR`: the rollouts' reward functions,
     /// SuperHF's): their weights' checksums go into each checkpoint, so a resume that reads

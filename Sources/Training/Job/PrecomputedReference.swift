@@ -88,13 +88,22 @@ public struct PrecomputedReference {
     }
 }
 
+/// A run's reference model, shared by every copy of its `RunSetup`: released once its scores
+/// stand in for it, so no holder of a setup keeps its weights alive.
+final class ReferenceSlot {
+    private(set) var model: LanguageModel?
+    private(set) var precomputed: PrecomputedReference?
+    init(_ model: LanguageModel?) { self.model = model }
+
+    func release(for scores: PrecomputedReference) { precomputed = scores; model = nil }
+}
+
 extension Trainer {
     /// With precompute_ref_log_probs in effect: the reference scores the training pairs, the
     /// held-out pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
-    /// setup lets go of it; nil when there is nothing to do (off, or scored already).
-    /// `TrainingJob` calls it after the resume check, so a refused resume scores nothing, and
-    /// then has the checkpointer let go of its copy; `prepare` calls it for callers that step
-    /// a trainer directly. Collective.
+    /// setup — every copy of it — lets go of it; nil when there is nothing to do (off, or scored
+    /// already). `TrainingJob` calls it after the resume check, so a refused resume scores
+    /// nothing; `prepare` calls it for callers that step a trainer directly. Collective.
     @discardableResult
     func precomputeReferenceIfNeeded(evaluatedPairs: [Dataset] = []) -> PrecomputedReference? {
         guard setup.recipe.precomputesReference(setup.objective), setup.precomputedReference == nil,
@@ -104,8 +113,7 @@ extension Trainer {
         let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
                                                 evaluated: ([setup.heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
                                                 batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
-        setup.precomputedReference = scored
-        setup.referenceModel = nil
+        setup.referenceSlot.release(for: scored)
         if comm.isCoordinator {
             show?(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",
                          scored.sequences, scored.tokens, Date().timeIntervalSince(started), Double(reference.parameters.parameterCount) * 4 / 1e6))

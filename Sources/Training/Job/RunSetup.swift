@@ -13,8 +13,11 @@ public struct RunSetup {
     public let train: Dataset
     public let heldOut: Dataset
     public let objective: Objective
-    /// Released (nil) once `precomputedReference` has scored the pairs with it.
-    public internal(set) var referenceModel: LanguageModel?
+    /// The frozen reference, until `--precompute-ref-log-probs` has scored the pairs with it
+    /// (`precomputedReference` then stands in its place). Every copy of a setup — the job's, the
+    /// trainer's, the checkpointer's — shares one `ReferenceSlot`, so releasing it frees the weights.
+    public var referenceModel: LanguageModel? { referenceSlot.model }
+    let referenceSlot: ReferenceSlot
     /// Whether what the model trains on has {messages} rows: --data's, or GRPO's --prompts /
     /// self-training's --unlabelled (the chat template lays them out and is saved with the model).
     public var trainsOnMessages = false
@@ -35,7 +38,14 @@ public struct RunSetup {
     public var evaluatedHeldOut: Dataset { heldOutPairs ?? heldOutLabelled ?? heldOut }
     /// `--precompute-ref-log-probs`: the reference's log-probs of the pairs, scored before the
     /// first step (`Trainer.precomputeReferenceIfNeeded`), in place of `referenceModel`.
-    public internal(set) var precomputedReference: PrecomputedReference? = nil
+    public var precomputedReference: PrecomputedReference? { referenceSlot.precomputed }
+
+    public init(recipe: Recipe, tokenizer: Tokenizer, model: LanguageModel, train: Dataset, heldOut: Dataset, objective: Objective,
+                referenceModel: LanguageModel?, trainsOnMessages: Bool = false, heldOutPairs: Dataset? = nil, heldOutLabelled: Dataset? = nil) {
+        self.recipe = recipe; self.tokenizer = tokenizer; self.model = model; self.train = train; self.heldOut = heldOut
+        self.objective = objective; referenceSlot = ReferenceSlot(referenceModel); self.trainsOnMessages = trainsOnMessages
+        self.heldOutPairs = heldOutPairs; self.heldOutLabelled = heldOutLabelled
+    }
 
     public static func prepare(recipe: Recipe, comm: Communicator, log: (String) -> Void) -> RunSetup {
         checkSameRecipe(recipe, comm: comm)

@@ -8,8 +8,7 @@ import TensorCore
 /// `Trainer+Prepare.swift`, `Trainer+MicroBatch.swift`, `Trainer+Update.swift`; metrics and
 /// checkpoints follow in `TrainingJob` / `Checkpointer`.
 public final class Trainer {
-    /// `precomputeReferenceIfNeeded` releases its reference (`--precompute-ref-log-probs`).
-    public internal(set) var setup: RunSetup
+    public let setup: RunSetup
     let comm: Communicator
     let model: LanguageModel
     let objective: Objective

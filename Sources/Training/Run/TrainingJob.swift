@@ -143,8 +143,9 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
-        // dpo, --precompute-ref-log-probs: the reference scores the pairs now (after the resume check), then goes.
-        if trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs)) != nil { checkpoints.releaseReference() }
+        // dpo, --precompute-ref-log-probs: the reference scores the pairs now (after the resume check), then
+        // goes (the checkpointer keeps the checksum it took at the start).
+        trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs))
         // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
         // the initial weights: nothing was resumed), or its scores came with the checkpoint.
         let scoredNow = trainer.scoreTokenLabelsIfNeeded()
