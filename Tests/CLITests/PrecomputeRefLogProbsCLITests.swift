@@ -79,9 +79,14 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         XCTAssertEqual(CLI.sftDist(live + ["--save-every", "2", "--out", out + "/c"]).status, 0)
         let switched = CLI.sftDist(run + ["--out", out + "/d", "--resume", out + "/c/checkpoints/step-000002"])
         XCTAssertEqual(switched.status, 0, switched.all)
-        for (x, y) in zip(CLI.losses(out + "/c"), CLI.losses(out + "/d")) { XCTAssertEqual(x, y, accuracy: 2e-5) }
         let back = CLI.sftDist(live + ["--out", out + "/e", "--resume", out + "/a/checkpoints/step-000002"])
         XCTAssertEqual(back.status, 0, back.all)
+        // Steps 3 and 4 are computed after the switch (1 and 2 are the checkpoint's run's rows).
+        for (whole, resumed) in [("c", "d"), ("a", "e")] {
+            let x = CLI.losses(out + "/" + whole), y = CLI.losses(out + "/" + resumed)
+            XCTAssertEqual(x.count, 4); XCTAssertEqual(y.count, 4)
+            for i in 2..<min(4, x.count, y.count) { XCTAssertEqual(x[i], y[i], accuracy: 2e-5, "\(resumed) step \(i + 1)") }
+        }
     }
 
     func testWhatItCannotDoIsRefused() throws {
@@ -90,6 +95,7 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         let cases: [([String], String)] = [
             (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of dpo's pairs once, before the first step, and objective cpo reads no reference model; it applies to dpo"),
             (["--objective", "kto"], "objective kto reads the reference on prompt–answer pairings drawn at each step (its KL estimate); it applies to dpo"),
+            (["--objective", "spin"], "objective spin reads a reference that moves with the policy (its opponent or old policy); it applies to dpo"),
             (["--objective", "online-dpo", "--reward", "exact", "--batch-size", "8"], "objective online-dpo reads the reference on answers it samples during training; it applies to dpo"),
             (["--sync-ref-model", "--ref-model-sync-steps", "2"], "--sync-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
         ]
@@ -115,5 +121,20 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
                                "--batch-size", "4", "--micro-batch-size", "4", "--eval-every", "1", "--out", dir + "/kto"])
         XCTAssertEqual(kto.status, 0, kto.all)
         XCTAssertFalse(kto.stdout.contains("precompute_ref_log_probs: the reference scored"), kto.stdout)
+        // …and with the batch size beside it, the run's recipe.yaml (both keys commented) runs again.
+        try "objective: dpo\nprecompute_ref_log_probs: true\nprecompute_ref_batch_size: 3\n".write(toFile: dir + "/both.yaml", atomically: true, encoding: .utf8)
+        let first = CLI.sftDist(["train", "--config", dir + "/both.yaml", "--objective", "kto", "--model", "tiny", "--data", data, "--steps", "2",
+                                 "--batch-size", "4", "--micro-batch-size", "4", "--quiet", "--out", dir + "/kto2"])
+        XCTAssertEqual(first.status, 0, first.all)
+        let again = CLI.sftDist(["train", "--config", dir + "/kto2/recipe.yaml", "--quiet", "--out", dir + "/kto3"])
+        XCTAssertEqual(again.status, 0, again.all)
+        // The same file under --objective dpo on the command line: it scores, as the file asks.
+        let dpo = CLI.sftDist(["train", "--config", dir + "/dpo.yaml", "--objective", "dpo", "--model", "tiny", "--data", data, "--steps", "2",
+                               "--batch-size", "4", "--micro-batch-size", "4", "--eval-every", "0", "--out", dir + "/dpo"])
+        XCTAssertEqual(dpo.status, 0, dpo.all)
+        XCTAssertTrue(dpo.stdout.contains("precompute_ref_log_probs: the reference scored"), dpo.stdout)
+        let clash = CLI.sftDist(["train", "--config", dir + "/r.yaml", "--objective", "dpo", "--model", "tiny", "--data", data, "--steps", "4", "--out", dir + "/out"])
+        XCTAssertEqual(clash.status, 1, clash.all)
+        XCTAssertTrue(clash.stderr.contains("r.yaml:3: sync_ref_model moves the reference model"), clash.stderr)
     }
 }

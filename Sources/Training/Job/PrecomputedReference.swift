@@ -27,8 +27,6 @@ public struct PrecomputedReference {
     let train: Scores
     /// Each evaluated pair set's scores, by `CheckpointState.dataHash` of its examples.
     let evaluated: [UInt64: Scores]
-    /// The released reference's checksum, which a checkpoint records as a loaded one's.
-    public let checksum: String
     /// What was scored: sequences (each side of a pair one) and loss tokens.
     public let sequences: Int, tokens: Int
 
@@ -53,7 +51,7 @@ public struct PrecomputedReference {
             if sets[hash] == nil { sets[hash] = scores(examples, "held-out and --eval-data sequences scored") }
         }
         let all = [trained] + Array(sets.values)
-        return PrecomputedReference(train: trained, evaluated: sets, checksum: Checkpointer.checksum(reference)!,
+        return PrecomputedReference(train: trained, evaluated: sets,
                                     sequences: all.reduce(0) { $0 + $1.offsets.count - 1 }, tokens: all.reduce(0) { $0 + $1.values.count })
     }
 
@@ -65,7 +63,7 @@ public struct PrecomputedReference {
     /// Attaches the scores of an evaluated pair set (one `score` was given) to its batch.
     func applyEvaluated(to batch: inout StepBatch, examples: [Example]) {
         guard let scores = evaluated[CheckpointState.dataHash(examples)] else {
-            preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step")
+            preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step (Trainer.precomputeReferenceIfNeeded(evaluatedPairs:) scores the sets a run evaluates)")
         }
         Self.apply(scores, to: &batch, examples: examples)
     }
@@ -77,12 +75,10 @@ public struct PrecomputedReference {
             guard s.origin == .demonstration, s.pairRole == .chosen || s.pairRole == .rejected else { continue }
             precondition(s.example >= 0 && s.example < examples.count && examples[s.example].ids == s.ids,
                          "precompute_ref_log_probs: sequence \(i) is not the row \(s.example) its scores belong to")
-            let first = scores.offsets[s.example]
-            var values = [Float](repeating: 0, count: s.ids.count), k = 0
-            for t in 1..<max(1, s.ids.count) where s.lossMask[t] != 0 {
-                values[t] = scores.values[first + k]; k += 1
-            }
-            precondition(first + k == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example) has \(k) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
+            let first = scores.offsets[s.example], trained = TokenLabels.trainedPositions(s)
+            precondition(first + trained.count == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example) has \(trained.count) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
+            var values = [Float](repeating: 0, count: s.ids.count)
+            for (k, t) in trained.enumerated() { values[t] = scores.values[first + k] }
             batch.sequences[i].referenceLogProbs = values
         }
     }
@@ -99,7 +95,7 @@ final class ReferenceSlot {
 }
 
 extension Trainer {
-    /// With precompute_ref_log_probs in effect: the reference scores the training pairs, the
+    /// With precompute_ref_log_probs in effect (`Recipe.precomputesReference`): the reference scores the training pairs, the
     /// held-out pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
     /// setup — every copy of it — lets go of it; nil when there is nothing to do (off, or scored
     /// already). `TrainingJob` calls it after the resume check, so a refused resume scores
@@ -109,7 +105,8 @@ extension Trainer {
         guard setup.recipe.precomputesReference(setup.objective), setup.precomputedReference == nil,
               let reference = setup.referenceModel else { return nil }
         let started = Date(), recipe = setup.recipe
-        let size = recipe.precomputeRefBatchSize > 0 ? recipe.precomputeRefBatchSize : recipe.microBatchSize
+        // TRL's precompute_ref_batch_size counts examples, a pair each; micro_batch_size counts sequences.
+        let size = recipe.precomputeRefBatchSize > 0 ? 2 * recipe.precomputeRefBatchSize : recipe.microBatchSize
         let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
                                                 evaluated: ([setup.heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
                                                 batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
@@ -124,11 +121,9 @@ extension Trainer {
 
 extension Recipe {
     /// precompute_ref_log_probs is in effect: set, not switched off by an `--objective` flag over
-    /// the recipe file that set it, and the objective reads the reference's log-probs only
-    /// (`checkPrecomputedReference` refused the rest).
+    /// the recipe file that set it to an objective that cannot use it (`checkPrecomputedReference`
+    /// refused the rest): the objective reads the reference's log-probs only.
     func precomputesReference(_ objective: Objective) -> Bool {
-        let k = Recipe.declared
-        return self.precomputeRefLogProbs && objective.requirements.precomputableReference
-            && !switchedOff(k.precomputeRefLogProbs, by: k.objective, unused: false)
+        self.precomputeRefLogProbs && objective.requirements.precomputableReference
     }
 }

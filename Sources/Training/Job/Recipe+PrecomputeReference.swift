@@ -11,12 +11,18 @@ extension Recipe {
             }
             return
         }
-        if switchedOff(k.precomputeRefLogProbs, by: k.objective) { return }
         let r = objective.requirements
         if !r.precomputableReference {
+            // A recipe file's key for dpo, under an --objective flag for another: not used (recipe.yaml
+            // comments it, and the batch size with it).
+            if switchedOff(k.precomputeRefLogProbs, by: k.objective) {
+                _ = switchedOff(k.precomputeRefBatchSize, by: k.objective)
+                return
+            }
             let reads = r.rollouts ? "reads the reference on answers it samples during training"
                 : r.unpaired ? "reads the reference on prompt–answer pairings drawn at each step (its KL estimate)"
                 : r.tokenLabels ? "scores its token labels with the reference itself"
+                : r.oldPolicyRefresh != nil ? "reads a reference that moves with the policy (its opponent or old policy)"
                 : !r.referenceModel ? "reads no reference model"
                 : "reads more of the reference than its log-probs of the data's answers"
             throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of dpo's pairs once, before the first step, and objective \(self.objective) \(reads); it applies to dpo (TRL's DPOConfig)")

@@ -53,7 +53,7 @@ public struct RecipeKeys: Sendable {
                                                  "Score the reference's log-probs of the training, held-out and --eval-data pairs once before the first step, then release the reference model (TRL's; dpo).",
                                                  resume: .mayChange)   // the same reference either way (its checksum is compared): rounding only
     public let precomputeRefBatchSize = RecipeKey("precompute_ref_batch_size", 0, .within(0...1_000_000),
-                                                  "With precompute_ref_log_probs: sequences per forward of the scoring pass (0: micro_batch_size; TRL's).",
+                                                  "With precompute_ref_log_probs: pairs per forward of the scoring pass (TRL's; 0: micro_batch_size rows).",
                                                   resume: .mayChange)
     public let selection = RecipeKey("selection", "none", .oneOf(SelectionRegistry.names),
                                      "Online batch selection over a candidate pool (see README).")

@@ -33,12 +33,16 @@ struct TokenLabels {
         return offsets
     }
 
+    /// The positions t ≥ 1 of a sequence's loss tokens (`lossMask[t]`), in order: the k-th is the
+    /// example's k-th entry of a table kept per loss token (its scores, from `offsets`).
+    static func trainedPositions(_ s: StepSequence) -> [Int] { (1..<max(1, s.ids.count)).filter { s.lossMask[$0] != 0 } }
+
     /// The labels of the sequences of a step that are training rows (demonstrations of `example`).
     func apply(to batch: inout StepBatch) {
         for i in batch.sequences.indices {
             let s = batch.sequences[i]
             guard s.origin == .demonstration, s.tokenWeights.isEmpty, s.example >= 0, s.example + 1 < offsets.count else { continue }
-            let trained = (1..<max(1, s.ids.count)).filter { s.lossMask[$0] != 0 }
+            let trained = Self.trainedPositions(s)
             guard trained.count == offsets[s.example + 1] - offsets[s.example] else { continue }   // not the row it names
             var labels = [Float](repeating: 0, count: s.ids.count)
             for (k, t) in trained.enumerated() where scores[offsets[s.example] + k] >= threshold { labels[t] = 1 }
@@ -136,9 +140,7 @@ extension Trainer {
     static func targetLogProbs(_ model: LanguageModel, _ mb: MicroBatch) -> [Float] {
         let tape = Tape(recording: false), V = model.vocabSize
         var out = [Float](repeating: 0, count: mb.inputs.count)
-        func row(_ p: Int, _ z: UnsafePointer<Float>) -> Float {
-            z[Int(mb.targets[p])] - SoftmaxKernels.logSumExp(z, count: V)
-        }
+        func row(_ p: Int, _ z: UnsafePointer<Float>) -> Float { targetLogProb(z, Int(mb.targets[p]), V) }
         if let m = model as? HiddenStateModel {
             let (hidden, head, layout) = m.forwardHidden(tape, inputs: mb.inputs, positions: mb.positions, segments: nil,
                                                          batch: mb.batch, seqLen: mb.seqLen)

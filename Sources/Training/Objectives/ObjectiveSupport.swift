@@ -189,7 +189,7 @@ func requireReference(_ input: ObjectiveInput, _ objective: String) -> UnsafePoi
 
 /// log π_ref(target) of a row: precomputed (`ObjectiveInput.referenceLogProbs`, under
 /// `--precompute-ref-log-probs`) or from the reference's logits, as the scoring pass computes it
-/// (`Trainer.targetLogProbs`: z_y − logsumexp z, in float).
+/// (`Trainer.targetLogProbs`: `targetLogProb`).
 struct ReferenceTargets {
     let logits: UnsafePointer<Float>?, precomputed: [Float], vocab: Int
 
@@ -202,8 +202,14 @@ struct ReferenceTargets {
 
     func logProb(row r: Int, target y: Int) -> Float {
         guard let z = logits.map({ $0 + r * vocab }) else { return precomputed[r] }
-        return z[y] - SoftmaxKernels.logSumExp(z, count: vocab)
+        return targetLogProb(z, y, vocab)
     }
+}
+
+/// log softmax(z)[y] over a row of `vocab` logits, in float: z_y − logsumexp z.
+@inline(__always)
+func targetLogProb(_ z: UnsafePointer<Float>, _ y: Int, _ vocab: Int) -> Float {
+    z[y] - SoftmaxKernels.logSumExp(z, count: vocab)
 }
 
 /// Argument checks shared by the objective initialisers: the message names the argument.
