@@ -97,6 +97,8 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
             (["--objective", "kto"], "objective kto reads the reference on prompt–answer pairings drawn at each step (its KL estimate); it applies to dpo"),
             (["--objective", "spin"], "objective spin reads a reference that moves with the policy (its opponent or old policy); it applies to dpo"),
             (["--objective", "online-dpo", "--reward", "exact", "--batch-size", "8"], "objective online-dpo reads the reference on answers it samples during training; it applies to dpo"),
+            (["--bema", "--bema-update-freq", "1", "--bema-update-ref-model", "--bema-ref-model-update-freq", "1"],
+             "--bema-update-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
             (["--sync-ref-model", "--ref-model-sync-steps", "2"], "--sync-ref-model moves the reference model, and --precompute-ref-log-probs scores it once, before the first step, then releases it"),
         ]
         for (extra, message) in cases {
@@ -128,6 +130,11 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         XCTAssertEqual(first.status, 0, first.all)
         let again = CLI.sftDist(["train", "--config", dir + "/kto2/recipe.yaml", "--quiet", "--out", dir + "/kto3"])
         XCTAssertEqual(again.status, 0, again.all)
+        // A batch size flag there would do nothing.
+        let flag = CLI.sftDist(["train", "--config", dir + "/dpo.yaml", "--objective", "kto", "--precompute-ref-batch-size", "4", "--model", "tiny",
+                                "--data", data, "--steps", "2", "--out", dir + "/kto4"])
+        XCTAssertEqual(flag.status, 1, flag.all)
+        XCTAssertTrue(flag.stderr.contains("--precompute-ref-batch-size sizes the scoring pass of precompute_ref_log_probs"), flag.stderr)
         // The same file under --objective dpo on the command line: it scores, as the file asks.
         let dpo = CLI.sftDist(["train", "--config", dir + "/dpo.yaml", "--objective", "dpo", "--model", "tiny", "--data", data, "--steps", "2",
                                "--batch-size", "4", "--micro-batch-size", "4", "--eval-every", "0", "--out", dir + "/dpo"])

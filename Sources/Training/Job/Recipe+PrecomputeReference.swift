@@ -5,18 +5,17 @@ extension Recipe {
     /// `sync_ref_model` beside it.
     func checkPrecomputedReference(_ objective: Objective) throws {
         let k = Recipe.declared
+        let noPass = RecipeError("\(named(k.precomputeRefBatchSize)) sizes the scoring pass of precompute_ref_log_probs (--precompute-ref-log-probs): without it there is none and \(k.precomputeRefBatchSize.name) has no effect")
         guard self.precomputeRefLogProbs else {
-            if deliberate(k.precomputeRefBatchSize) && !switchedOff(k.precomputeRefBatchSize, by: k.precomputeRefLogProbs) {
-                throw RecipeError("\(named(k.precomputeRefBatchSize)) sizes the scoring pass of precompute_ref_log_probs (--precompute-ref-log-probs): without it there is none and \(k.precomputeRefBatchSize.name) has no effect")
-            }
+            if deliberate(k.precomputeRefBatchSize) && !switchedOff(k.precomputeRefBatchSize, by: k.precomputeRefLogProbs) { throw noPass }
             return
         }
         let r = objective.requirements
         if !r.precomputableReference {
             // A recipe file's key for dpo, under an --objective flag for another: not used (recipe.yaml
-            // comments it, and the batch size with it).
+            // comments it, and the file's batch size with it; a batch size flag would do nothing).
             if switchedOff(k.precomputeRefLogProbs, by: k.objective) {
-                _ = switchedOff(k.precomputeRefBatchSize, by: k.objective)
+                if deliberate(k.precomputeRefBatchSize) && !switchedOff(k.precomputeRefBatchSize, by: k.objective) { throw noPass }
                 return
             }
             let reads = r.rollouts ? "reads the reference on answers it samples during training"

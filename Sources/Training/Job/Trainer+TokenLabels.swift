@@ -26,7 +26,7 @@ struct TokenLabels {
         self.scores = scores; self.offsets = offsets
     }
 
-    /// Where each example's loss tokens start in the training set's flat order.
+    /// Where each example's loss tokens start in `examples`' flat order.
     static func offsets(_ examples: [Example]) -> [Int] {
         var offsets = [0]
         for e in examples { offsets.append(offsets.last! + e.lossMask.dropFirst().reduce(0) { $0 + Int($1) }) }
