@@ -38,9 +38,7 @@ public struct PrecomputedReference {
             let offsets = TokenLabels.offsets(examples)
             let values = Trainer.scoreInGroups(count: examples.count, offsets: offsets, size: batchSize, comm: comm,
                                                what: "precompute_ref_log_probs", progress: progress.map { p in { p.update(name, done: $0, total: $1) } }) {
-                let mb = Batching.padded(examples, indices: $0, padId: padId)
-                let logProbs = Trainer.targetLogProbs(reference, mb)
-                return (0..<mb.mask.count).filter { mb.mask[$0] != 0 }.map { logProbs[$0] }
+                Trainer.lossTokenLogProbs(reference, Batching.padded(examples, indices: $0, padId: padId))
             }
             return Scores(values: values, offsets: offsets)
         }

@@ -130,8 +130,13 @@ extension Trainer {
     static func excessLosses(model: LanguageModel, reference: LanguageModel, examples: [StepSequence], indices: [Int],
                              padId: Int32) -> [Float] {
         let mb = Batching.padded(examples, indices: indices, padId: padId)
-        let base = targetLogProbs(model, mb), ref = targetLogProbs(reference, mb)
-        return (0..<mb.mask.count).filter { mb.mask[$0] != 0 }.map { ref[$0] - base[$0] }
+        return zip(lossTokenLogProbs(reference, mb), lossTokenLogProbs(model, mb)).map { $0 - $1 }
+    }
+
+    /// log p(target) of every loss token of `mb`, in order.
+    static func lossTokenLogProbs(_ model: LanguageModel, _ mb: MicroBatch) -> [Float] {
+        let all = targetLogProbs(model, mb)
+        return (0..<mb.mask.count).filter { mb.mask[$0] != 0 }.map { all[$0] }
     }
 
     /// log p(target) at every position of `mb` (0 off the loss). A model with a separate head

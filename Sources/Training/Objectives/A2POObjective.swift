@@ -44,8 +44,7 @@ public final class A2POObjective: Objective, RolloutPolicyObjective {
         let rows = RolloutTokenRows(input, detached: nil, objective: name), present = rows.present
         var logRatio = [Double](repeating: 0, count: B), tokens = logRatio, expected = logRatio
         for r in 0..<input.rows where input.sequenceId[r] >= 0 && input.mask[r] != 0 {
-            let s = Int(input.sequenceId[r]), y = Int(input.targets[r]), zr = ref + r * V
-            let refLogp = Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            let s = Int(input.sequenceId[r]), refLogp = Double(targetLogProb(ref + r * V, Int(input.targets[r]), V))
             logRatio[s] += Double(input.mask[r]) * (Double(rows.logp[r]) - refLogp)
             tokens[s] += Double(input.mask[r]); expected[s] = Double(input.sequenceLossTokens[r])
         }
