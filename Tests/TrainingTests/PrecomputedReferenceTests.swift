@@ -54,6 +54,37 @@ final class PrecomputedReferenceTests: XCTestCase {
         }
     }
 
+    /// kto under loss_type=apo_zero_unpaired (TRL's KTOConfig precompute_ref_log_probs) reads
+    /// only the labelled rows' reference log-probs: the same loss, gradient and figures from the
+    /// scores as from the logits, and finite differences on that path. Under loss_type=kto the
+    /// KL term reads the reference on pairings drawn per step, which no pass before training knows.
+    func testKTOUnderAPOZeroUnpairedReadsPrecomputedLogProbs() throws {
+        for args in [["loss_type": "apo_zero_unpaired"], ["loss_type": "apo_zero_unpaired", "beta": "0.5", "desirable_weight": "1.5", "undesirable_weight": "0.7"]] {
+            let objective = try ObjectiveRegistry.make(name: "kto", args: args)
+            XCTAssertTrue(objective.requirements.precomputableReference)
+            let live = ObjectiveTestBatch.randomUnpaired(), pre = Self.precomputed(ObjectiveTestBatch.randomUnpaired())
+            let context = live.context()
+            func run(_ b: ObjectiveTestBatch) -> (ObjectiveResult, [Float]) {
+                var g = [Float](repeating: 0, count: b.rows * b.vocab)
+                let r = g.withUnsafeMutableBufferPointer { objective.lossAndGradient(b.input(0..<b.rows, context), dlogits: $0.baseAddress!) }
+                return (r, g)
+            }
+            XCTAssertNil(pre.input(0..<pre.rows, context).referenceLogits, "the precomputed batch carries no reference logits")
+            let (a, ga) = run(live), (b, gb) = run(pre)
+            XCTAssertEqual(a.loss, b.loss, accuracy: 1e-6 * max(1, abs(a.loss)), "\(args)")
+            XCTAssertGreaterThan(abs(a.diagnostics["rewards/chosen"] ?? 0), 1e-3, "\(args): the reference differs from the policy")
+            XCTAssertGreaterThan(ga.map(abs).max() ?? 0, 1e-4, "\(args): a gradient to compare")
+            for (x, y) in zip(ga, gb) { XCTAssertEqual(x, y, accuracy: 1e-6, "\(args): gradient") }
+            XCTAssertEqual(Set(a.diagnostics.keys), Set(b.diagnostics.keys), "\(args)")
+            for (key, value) in a.diagnostics {
+                XCTAssertEqual(value, b.diagnostics[key] ?? .nan, accuracy: 1e-5 * max(1, abs(value)), "\(args): \(key)")
+            }
+            let excess = pre.finiteDifferenceError(objective, h: 1e-2, label: "kto \(args)")
+            XCTAssertLessThanOrEqual(excess, 0, "kto \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
+        }
+        XCTAssertFalse(try ObjectiveRegistry.make(name: "kto", args: [:]).requirements.precomputableReference)
+    }
+
     func testFiniteDifferencesOnThePrecomputedPath() throws {
         for args in Self.configurations {
             let batch = Self.precomputed(ObjectiveTestBatch.randomPairs())

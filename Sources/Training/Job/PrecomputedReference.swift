@@ -3,10 +3,11 @@ import Foundation
 import Models
 import TensorCore
 
-/// `--precompute-ref-log-probs` (TRL's DPOConfig `precompute_ref_log_probs`, with
+/// `--precompute-ref-log-probs` (TRL's DPOConfig and KTOConfig `precompute_ref_log_probs`, with
 /// `precompute_ref_batch_size`): before the first step the frozen reference — the initial
-/// weights or `--ref-model` — scores log π_ref(y_t) of every loss token of the training pairs,
-/// the held-out pairs and each `--eval-data` pair set once, and is then released: training and
+/// weights or `--ref-model` — scores log π_ref(y_t) of every loss token of the training pairs
+/// (dpo) or labelled rows (kto under apo_zero_unpaired), the held-out ones and each `--eval-data`
+/// pair set once, and is then released: training and
 /// evaluation read the scores (`StepSequence.referenceLogProbs` → `ObjectiveInput.referenceLogProbs`)
 /// instead of running the reference per micro-batch. That saves its weights (4 bytes per
 /// parameter on every rank), its [N, V] logits per micro-batch and a forward per micro-batch.
@@ -25,9 +26,9 @@ public struct PrecomputedReference {
     }
     /// The training set's scores, example by example.
     let train: Scores
-    /// Each evaluated pair set's scores, by `CheckpointState.dataHash` of its examples.
+    /// Each evaluated set's scores (pairs or labelled rows), by `CheckpointState.dataHash` of its examples.
     let evaluated: [UInt64: Scores]
-    /// What was scored: sequences (each side of a pair one) and loss tokens.
+    /// What was scored: sequences (each side of a pair one, each labelled row one) and loss tokens.
     public let sequences: Int, tokens: Int
 
     /// Scores `train` and the `evaluated` sets with `reference`. Collective.
@@ -58,7 +59,7 @@ public struct PrecomputedReference {
         Self.apply(train, to: &batch, examples: examples)
     }
 
-    /// Attaches the scores of an evaluated pair set (one `score` was given) to its batch.
+    /// Attaches the scores of an evaluated set (one `score` was given) to its batch.
     func applyEvaluated(to batch: inout StepBatch, examples: [Example]) {
         guard let scores = evaluated[CheckpointState.dataHash(examples)] else {
             preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step (Trainer.precomputeReferenceIfNeeded(evaluatedPairs:) scores the sets a run evaluates)")
@@ -66,7 +67,8 @@ public struct PrecomputedReference {
         Self.apply(scores, to: &batch, examples: examples)
     }
 
-    /// Each demonstration sequence of a pair gets its example's scores at its loss tokens.
+    /// Each demonstration sequence of a pair, and each labelled row (chosen: desirable, rejected:
+    /// undesirable), gets its example's scores at its loss tokens.
     static func apply(_ scores: Scores, to batch: inout StepBatch, examples: [Example]) {
         for i in batch.sequences.indices {
             let s = batch.sequences[i]
@@ -93,8 +95,8 @@ final class ReferenceSlot {
 }
 
 extension Trainer {
-    /// With precompute_ref_log_probs in effect (`Recipe.precomputesReference`): the reference scores the training pairs, the
-    /// held-out pairs and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
+    /// With precompute_ref_log_probs in effect (`Recipe.precomputesReference`): the reference scores the training pairs
+    /// (or labelled rows), the held-out ones and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
     /// setup — every copy of it — lets go of it; nil when there is nothing to do (off, or scored
     /// already). `TrainingJob` calls it after the resume check, so a refused resume scores
     /// nothing; `prepare` calls it for callers that step a trainer directly. Collective.
@@ -103,10 +105,12 @@ extension Trainer {
         guard setup.recipe.precomputesReference(setup.objective), setup.precomputedReference == nil,
               let reference = setup.referenceModel else { return nil }
         let started = Date(), recipe = setup.recipe
-        // TRL's precompute_ref_batch_size counts examples, a pair each; micro_batch_size counts sequences.
-        let size = recipe.precomputeRefBatchSize > 0 ? 2 * recipe.precomputeRefBatchSize : recipe.microBatchSize
+        // TRL's precompute_ref_batch_size counts examples (a pair each under dpo, a row under kto);
+        // micro_batch_size counts sequences.
+        let perExample = setup.objective.requirements.pairs ? 2 : 1
+        let size = recipe.precomputeRefBatchSize > 0 ? perExample * recipe.precomputeRefBatchSize : recipe.microBatchSize
         let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
-                                                evaluated: ([setup.heldOutPairs].compactMap { $0 } + evaluatedPairs).map(\.examples),
+                                                evaluated: ([setup.heldOutPairs ?? setup.heldOutLabelled].compactMap { $0 } + evaluatedPairs).map(\.examples),
                                                 batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
         setup.referenceSlot.release(for: scored)
         if comm.isCoordinator {

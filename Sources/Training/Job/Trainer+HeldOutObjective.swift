@@ -62,9 +62,10 @@ extension Trainer {
     /// nil under another objective. Collective.
     public func evaluateUnpaired(_ rows: Dataset?) -> ObjectiveEvaluation? {
         guard let kto = objective as? KTOObjective, let rows, rows.count > 0 else { return nil }
-        return evaluateObjective(UnpairedProducer.batch(step: 0, rows: Array(0..<rows.count), examples: rows.examples, mismatched: kto.estimatesKL,
-                                                        maxLength: min(setup.recipe.maxLength, model.maxSequenceLength)),
-                                 temperature: 1)
+        var batch = UnpairedProducer.batch(step: 0, rows: Array(0..<rows.count), examples: rows.examples, mismatched: kto.estimatesKL,
+                                           maxLength: min(setup.recipe.maxLength, model.maxSequenceLength))
+        setup.precomputedReference?.applyEvaluated(to: &batch, examples: rows.examples)
+        return evaluateObjective(batch, temperature: 1)
     }
 
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as

@@ -44,6 +44,9 @@ public final class KTOObjective: Objective {
         self.desirableWeight = Double(desirableWeight); self.undesirableWeight = Double(undesirableWeight)
         var r = ObjectiveRequirements(referenceModel: true, statisticsPass: lossType == .kto)
         r.unpaired = true
+        // apo_zero_unpaired reads Σ_t log π_ref(y_t) of the labelled rows only; kto's KL term reads
+        // the reference on the mismatched pairs each step draws, which no pass before training knows.
+        r.precomputableReference = lossType == .apoZeroUnpaired
         requirements = r
     }
 
@@ -145,13 +148,15 @@ public final class KTOObjective: Objective {
 
 /// Each sequence's log-ratio r = Σ_t M_t (log π_θ − log π_ref) over its answer tokens (and the
 /// policy's sum alone), for the sequences of a micro-batch that `include` picks, keyed by
-/// step-batch index; every picked sequence is present, with or without a loss token.
+/// step-batch index; every picked sequence is present, with or without a loss token. log π_ref
+/// comes from the reference's logits, or from its precomputed log-probs
+/// (`--precompute-ref-log-probs`, `ReferenceTargets`).
 struct SequenceLogRatios {
     var ratio: [Int: Double] = [:], policy: [Int: Double] = [:]
     var lse: [Float]
 
     init(_ input: ObjectiveInput, _ name: String, where include: (StepSequence) -> Bool) {
-        let V = input.vocab, ref = requireReference(input, name)
+        let V = input.vocab, ref = ReferenceTargets(input, name)
         lse = [Float](repeating: 0, count: input.rows)
         for r in 0..<input.rows where input.sequenceId[r] >= 0 {
             let s = Int(input.sequenceId[r])
@@ -160,11 +165,11 @@ struct SequenceLogRatios {
             if ratio[s] == nil { ratio[s] = 0; policy[s] = 0 }
             guard input.mask[r] != 0 else { continue }
             let y = lossTarget(input, r, name)
-            let z = input.logits + r * V, zr = ref + r * V
+            let z = input.logits + r * V
             lse[r] = SoftmaxKernels.logSumExp(z, count: V)
             let logp = Double(z[y] - lse[r])
             policy[s]! += logp
-            ratio[s]! += logp - Double(zr[y] - SoftmaxKernels.logSumExp(zr, count: V))
+            ratio[s]! += logp - Double(ref.logProb(row: r, target: y))
         }
     }
 }
