@@ -23,10 +23,13 @@ final class KTOCLITests: XCTestCase {
     }
 
     func testRankCountInvariantAndResumedExactly() {
-        for extra in [[String](), ["--objective-arg", "loss_type=apo_zero_unpaired", "--objective-arg", "desirable_weight=1.5"]] {
+        var kl: [[Double]] = []
+        for extra in [[String](), ["--objective-arg", "loss_type=apo_zero_unpaired", "--objective-arg", "desirable_weight=1.5"],
+                      ["--objective-arg", "kl_pairing=fixed"]] {
             let runs = CLI.trainingRows(atRanks: [1, 2], Self.args(extra), label: "kto", seconds: 240)
             XCTAssertEqual(runs[0].count, 6, "\(extra)")
-            if extra.isEmpty {
+            if !extra.contains("loss_type=apo_zero_unpaired") {
+                kl.append(runs[0].compactMap { $0["kl"] })
                 XCTAssertGreaterThan(runs[0].compactMap { $0["kl"] }.max() ?? 0, 0, "the policy moves from the reference: a KL term above 0")
             } else {
                 XCTAssertEqual(Set(runs[0].compactMap { $0["kl"] }), [0], "apo_zero_unpaired: no KL term")
@@ -40,7 +43,11 @@ final class KTOCLITests: XCTestCase {
                 }
             }
         }
+        // The same rows, paired per step and once in file order: other pairs, another KL term.
+        XCTAssertEqual(kl.count, 2)
+        XCTAssertNotEqual(kl.first, kl.last, "kl_pairing=fixed pairs the rows otherwise than per step")
         CLI.assertResumesBitExact(Self.args(steps: 4), every: 2, label: "kto-resume")
+        CLI.assertResumesBitExact(Self.args(["--objective-arg", "kl_pairing=fixed"], steps: 4), every: 2, label: "kto-fixed-resume")
     }
 
     /// Before training the policy is its reference: every log-ratio and the KL term are 0, so

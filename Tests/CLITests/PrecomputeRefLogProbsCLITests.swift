@@ -60,49 +60,55 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         }
     }
 
-    /// kto under loss_type=apo_zero_unpaired (TRL's KTOConfig precompute_ref_log_probs): the
-    /// labelled rows and the held-out ones scored once against a `--ref-model` that is not the
-    /// initial weights train and evaluate as the live reference does, at -n 1 and -n 2, and
-    /// resume bit-exact.
-    func testKTOUnderAPOZeroUnpairedAsTheLiveReference() throws {
+    /// kto (TRL's KTOConfig precompute_ref_log_probs) under loss_type=apo_zero_unpaired, and under
+    /// loss_type=kto with kl_pairing=fixed (the KL term's mismatched pairs fixed per row and scored
+    /// too): the labelled rows, the held-out ones and their pairs scored once against a
+    /// `--ref-model` that is not the initial weights train and evaluate as the live reference
+    /// does, at -n 1 and -n 2, and resume bit-exact.
+    func testKTOAsTheLiveReference() throws {
         let dir = CLI.tempDir("precompute-ref-kto")
         let ref = CLI.sftDist(KTOCLITests.args(steps: 2) + ["--lr", "3e-2", "--out", dir + "/ref"])
         XCTAssertEqual(ref.status, 0, ref.all)
-        let base = KTOCLITests.args(["--objective-arg", "loss_type=apo_zero_unpaired", "--objective-arg", "desirable_weight=1.5",
-                                     "--ref-model", dir + "/ref/model", "--eval-every", "2", "--eval-examples", "100",
-                                     "--heldout-fraction", "0.2"], steps: 4).filter { $0 != "--quiet" }
-        var runs: [(label: String, training: [[String: Double]], eval: [[String: Double]])] = []
-        for (label, n, extra) in [("live", 1, []), ("precomputed", 1, ["--precompute-ref-log-probs"]),
-                                  ("precomputed -n 2", 2, ["--precompute-ref-log-probs", "--precompute-ref-batch-size", "5"])] {
-            let out = dir + "/" + label.replacingOccurrences(of: " ", with: "")
-            let r = CLI.mpirun(n, base + extra + ["--out", out], seconds: 240)
-            XCTAssertEqual(r.status, 0, "\(label): \(r.all)")
-            // 72 training rows and 18 held out, a sequence each.
-            XCTAssertEqual(r.stdout.contains("precompute_ref_log_probs: the reference scored 90 sequences ("), !extra.isEmpty, "\(label): \(r.stdout)")
-            runs.append((label, CLI.trainingRows(out), CLI.evalRows(out).filter { $0["eval_loss"] != nil }))
-        }
-        let live = runs[0]
-        XCTAssertEqual(live.training.count, 4)
-        XCTAssertEqual(live.eval.count, 3)
-        XCTAssertGreaterThan(abs(live.eval[0]["eval_rewards/chosen"] ?? 0), 1e-3, "the reference is not the initial weights")
-        for run in runs.dropFirst() {
-            XCTAssertEqual(run.training.count, live.training.count, run.label)
-            for (i, (a, b)) in zip(live.training, run.training).enumerated() {
-                for key in ["loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "grad_norm"] where a[key] != nil || b[key] != nil {
-                    let x = a[key] ?? .nan, y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(i + 1) \(key): live \(x), \(y)")
+        // 72 training rows and 18 held out, a sequence each; under kto each has a mismatched pair too.
+        for (arms, scored) in [(["loss_type=apo_zero_unpaired", "desirable_weight=1.5"], 90), (["kl_pairing=fixed"], 180)] {
+            let base = KTOCLITests.args(arms.flatMap { ["--objective-arg", $0] } + ["--ref-model", dir + "/ref/model", "--eval-every", "2",
+                                                                                  "--eval-examples", "100", "--heldout-fraction", "0.2"], steps: 4).filter { $0 != "--quiet" }
+            var runs: [(label: String, training: [[String: Double]], eval: [[String: Double]])] = []
+            for (label, n, extra) in [("live", 1, []), ("precomputed", 1, ["--precompute-ref-log-probs"]),
+                                      ("precomputed -n 2", 2, ["--precompute-ref-log-probs", "--precompute-ref-batch-size", "5"])] {
+                let out = dir + "/" + arms[0] + label.replacingOccurrences(of: " ", with: "")
+                let r = CLI.mpirun(n, base + extra + ["--out", out], seconds: 240)
+                XCTAssertEqual(r.status, 0, "\(arms) \(label): \(r.all)")
+                XCTAssertEqual(r.stdout.contains("precompute_ref_log_probs: the reference scored \(scored) sequences ("), !extra.isEmpty, "\(arms) \(label): \(r.stdout)")
+                runs.append((label, CLI.trainingRows(out), CLI.evalRows(out).filter { $0["eval_loss"] != nil }))
+            }
+            let live = runs[0]
+            XCTAssertEqual(live.training.count, 4)
+            XCTAssertEqual(live.eval.count, 3)
+            XCTAssertGreaterThan(abs(live.eval[0]["eval_rewards/chosen"] ?? 0), 1e-3, "the reference is not the initial weights")
+            if arms == ["kl_pairing=fixed"] {
+                XCTAssertGreaterThan(live.training.compactMap { $0["kl"] }.max() ?? 0, 1e-3, "a KL term to compare")
+                XCTAssertGreaterThan(live.eval.compactMap { $0["eval_kl"] }.max() ?? 0, 1e-3, "a held-out KL term to compare")
+            }
+            for run in runs.dropFirst() {
+                XCTAssertEqual(run.training.count, live.training.count, run.label)
+                for (i, (a, b)) in zip(live.training, run.training).enumerated() {
+                    for key in ["loss", "kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "grad_norm"] where a[key] != nil || b[key] != nil {
+                        let x = a[key] ?? .nan, y = b[key] ?? .nan
+                        XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(arms) \(run.label) step \(i + 1) \(key): live \(x), \(y)")
+                    }
+                }
+                XCTAssertEqual(run.eval.count, live.eval.count, run.label)
+                for (a, b) in zip(live.eval, run.eval) {
+                    for key in ["eval_loss", "eval_kl", "eval_rewards/chosen", "eval_rewards/margins"] {
+                        let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
+                        XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(arms) \(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
+                    }
                 }
             }
-            XCTAssertEqual(run.eval.count, live.eval.count, run.label)
-            for (a, b) in zip(live.eval, run.eval) {
-                for key in ["eval_loss", "eval_rewards/chosen", "eval_rewards/margins"] {
-                    let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
-                }
-            }
+            CLI.assertResumesBitExact(KTOCLITests.args(arms.flatMap { ["--objective-arg", $0] } + ["--precompute-ref-log-probs"], steps: 4),
+                                      every: 2, label: "precompute-ref-kto-resume-" + arms[0])
         }
-        CLI.assertResumesBitExact(KTOCLITests.args(["--objective-arg", "loss_type=apo_zero_unpaired", "--precompute-ref-log-probs"], steps: 4),
-                                  every: 2, label: "precompute-ref-kto-resume")
     }
 
     func testResumesBitExactAndChecksTheReference() throws {
@@ -138,8 +144,8 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         let dir = CLI.tempDir("precompute-ref-refused")
         let data = DPOCLITests.writePairs(dir)
         let cases: [([String], String)] = [
-            (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of the data's answers once, before the first step, and objective cpo reads no reference model; it applies to dpo and to kto under loss_type=apo_zero_unpaired"),
-            (["--objective", "kto"], "objective kto reads the reference on prompt–answer pairings drawn at each step (its KL estimate; loss_type=apo_zero_unpaired has none); it applies to dpo"),
+            (["--objective", "cpo"], "--precompute-ref-log-probs scores the reference's log-probs of the data's answers once, before the first step, and objective cpo reads no reference model; it applies to dpo and to kto with kl_pairing=fixed or loss_type=apo_zero_unpaired"),
+            (["--objective", "kto"], "objective kto reads the reference on prompt–answer pairings drawn at each step (its KL estimate; --objective-arg kl_pairing=fixed pairs each row once, before the first step, as TRL's KTOTrainer); it applies to dpo"),
             (["--objective", "spin"], "objective spin reads a reference that moves with the policy (its opponent or old policy); it applies to dpo"),
             (["--objective", "online-dpo", "--reward", "exact", "--batch-size", "8"], "objective online-dpo reads the reference on answers it samples during training; it applies to dpo"),
             (["--bema", "--bema-update-freq", "1", "--bema-update-ref-model", "--bema-ref-model-update-freq", "1"],

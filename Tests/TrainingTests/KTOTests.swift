@@ -129,6 +129,17 @@ final class KTOTests: XCTestCase {
         let skipped = UnpairedProducer.batch(step: 0, rows: [0, 1, 2], examples: shared, mismatched: true, maxLength: 9)
         XCTAssertEqual(skipped.sequences[3...].map(\.ids), [[1, 2, 6], [1, 2, 6], [5, 4]])
         XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [0, 1, 0], examples: shared, mismatched: true, maxLength: 9).sequences.count, 3)
+        // kl_pairing=fixed: each row keeps the pair it has in file order (row 0 row 2's answer,
+        // row 1 row 0's, row 2 row 1's), whichever rows share its step, where rotating within
+        // the step [1, 2] would give row 1 row 2's answer.
+        let fixed = UnpairedProducer.fixedMismatched(examples, maxLength: 5)
+        XCTAssertEqual(fixed.map { $0?.ids }, [[1, 2, 11, 12], [6, 3, 4, 5], [8, 9, 10, 7]])
+        let kept = UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true, fixed: fixed, maxLength: 5)
+        XCTAssertEqual(kept.sequences[2...].map(\.ids), [[6, 3, 4, 5], [8, 9, 10, 7]])
+        XCTAssertEqual(kept.sequences[2...].map(\.example), [1, 2])
+        XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true, maxLength: 5).sequences[2].ids, [6, 11, 12])
+        XCTAssertEqual(UnpairedProducer.fixedMismatched(shared, maxLength: 9).map { $0?.ids }, [[1, 2, 6], [1, 2, 6], [5, 4]])
+        XCTAssertEqual(UnpairedProducer.fixedMismatched([shared[0], shared[1]], maxLength: 9).map { $0?.ids }, [nil, nil])
         // apo_zero_unpaired: no KL term, no mismatched pairs; and the trainer deals them apart.
         XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [0, 1], examples: examples, mismatched: false, maxLength: 5).sequences.count, 2)
         let dealt = Trainer.gradientAndEstimateUnits(batch)
@@ -211,7 +222,12 @@ final class KTOTests: XCTestCase {
             do { _ = try ObjectiveRegistry.make(name: "kto", args: args); return "" } catch { return "\(error)" }
         }
         XCTAssertEqual(try ObjectiveRegistry.resolvedArguments(name: "kto", args: [:]),
-                       ["beta": "0.1", "loss_type": "kto", "desirable_weight": "1.0", "undesirable_weight": "1.0"])
+                       ["beta": "0.1", "loss_type": "kto", "desirable_weight": "1.0", "undesirable_weight": "1.0", "kl_pairing": "step"])
+        XCTAssertEqual(try ObjectiveRegistry.resolvedArguments(name: "kto", args: ["loss_type": "apo_zero_unpaired"])["kl_pairing"], nil)
+        XCTAssertTrue(message(["kl_pairing": "random"]).contains("objective kto: unknown kl_pairing random; known: step, fixed"))
+        XCTAssertTrue(message(["kl_pairing": "fixed", "loss_type": "apo_zero_unpaired"])
+            .contains("objective kto: kl_pairing chooses the mismatched pairs of the KL term, which loss_type=apo_zero_unpaired does not have"))
+        XCTAssertEqual((try? ObjectiveRegistry.make(name: "kto", args: ["kl_pairing": "fixed"]) as? KTOObjective)?.klPairing, .fixed)
         XCTAssertTrue(message(["loss_type": "sigmoid"]).contains("unknown loss_type sigmoid; known: kto, apo_zero_unpaired"))
         XCTAssertTrue(message(["beta": "0"]).contains("beta must be > 0"))
         XCTAssertTrue(message(["desirable_weight": "-1"]).contains("desirable_weight must be finite and ≥ 0"))

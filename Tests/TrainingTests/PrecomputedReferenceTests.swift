@@ -54,25 +54,33 @@ final class PrecomputedReferenceTests: XCTestCase {
         }
     }
 
-    /// kto under loss_type=apo_zero_unpaired (TRL's KTOConfig precompute_ref_log_probs) reads
-    /// only the labelled rows' reference log-probs: the same loss, gradient and figures from the
-    /// scores as from the logits, and finite differences on that path. Under loss_type=kto the
-    /// KL term reads the reference on pairings drawn per step, which no pass before training knows.
-    func testKTOUnderAPOZeroUnpairedReadsPrecomputedLogProbs() throws {
-        for args in [["loss_type": "apo_zero_unpaired"], ["loss_type": "apo_zero_unpaired", "beta": "0.5", "desirable_weight": "1.5", "undesirable_weight": "0.7"]] {
+    /// kto (TRL's KTOConfig precompute_ref_log_probs) under loss_type=apo_zero_unpaired reads only
+    /// the labelled rows' reference log-probs, and under loss_type=kto with kl_pairing=fixed also
+    /// its mismatched pairs' (the KL term's statistics): the same statistics, loss, gradient and
+    /// figures from the scores as from the logits, and finite differences on that path. Under
+    /// kl_pairing=step the pairs are drawn per step, which no pass before training knows.
+    func testKTOReadsPrecomputedLogProbsAsTheReferenceLogits() throws {
+        for args in [["loss_type": "apo_zero_unpaired"], ["loss_type": "apo_zero_unpaired", "beta": "0.5", "desirable_weight": "1.5", "undesirable_weight": "0.7"],
+                     ["kl_pairing": "fixed", "beta": "0.5", "undesirable_weight": "1.3"]] {
             let objective = try ObjectiveRegistry.make(name: "kto", args: args)
             XCTAssertTrue(objective.requirements.precomputableReference)
             let live = ObjectiveTestBatch.randomUnpaired(), pre = Self.precomputed(ObjectiveTestBatch.randomUnpaired())
-            let context = live.context()
-            func run(_ b: ObjectiveTestBatch) -> (ObjectiveResult, [Float]) {
+            XCTAssertNil(pre.input(0..<pre.rows, live.context()).referenceLogits, "the precomputed batch carries no reference logits")
+            func run(_ b: ObjectiveTestBatch) -> (ObjectiveResult, [Float], [Float]) {
+                var context = b.context()
+                let statistics = objective.requirements.statisticsPass ? objective.statistics(b.input(0..<b.rows, context)) : []
+                context.statistics = [statistics]
+                objective.beginStep(context)
                 var g = [Float](repeating: 0, count: b.rows * b.vocab)
                 let r = g.withUnsafeMutableBufferPointer { objective.lossAndGradient(b.input(0..<b.rows, context), dlogits: $0.baseAddress!) }
-                return (r, g)
+                return (r, g, statistics)
             }
-            XCTAssertNil(pre.input(0..<pre.rows, context).referenceLogits, "the precomputed batch carries no reference logits")
-            let (a, ga) = run(live), (b, gb) = run(pre)
+            let (a, ga, sa) = run(live), (b, gb, sb) = run(pre)
+            XCTAssertEqual(sa.count, sb.count, "\(args)")
+            for (x, y) in zip(sa, sb) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(args): statistics") }
             XCTAssertEqual(a.loss, b.loss, accuracy: 1e-6 * max(1, abs(a.loss)), "\(args)")
             XCTAssertGreaterThan(abs(a.diagnostics["rewards/chosen"] ?? 0), 1e-3, "\(args): the reference differs from the policy")
+            if args["kl_pairing"] != nil { XCTAssertGreaterThan(a.diagnostics["kl"] ?? 0, 0.1, "\(args): a KL term to compare") }
             XCTAssertGreaterThan(ga.map(abs).max() ?? 0, 1e-4, "\(args): a gradient to compare")
             for (x, y) in zip(ga, gb) { XCTAssertEqual(x, y, accuracy: 1e-6, "\(args): gradient") }
             XCTAssertEqual(Set(a.diagnostics.keys), Set(b.diagnostics.keys), "\(args)")
@@ -83,6 +91,35 @@ final class PrecomputedReferenceTests: XCTestCase {
             XCTAssertLessThanOrEqual(excess, 0, "kto \(args): worst |FD − grad| beyond 0.1 % + 2e-5")
         }
         XCTAssertFalse(try ObjectiveRegistry.make(name: "kto", args: [:]).requirements.precomputableReference)
+    }
+
+    /// kto with kl_pairing=fixed: each labelled row gets its own scores and each mismatched
+    /// sequence its row's fixed pair's, whichever rows share the step.
+    func testMismatchedPairsGetTheirRowsPairScores() throws {
+        func row(_ prompt: [Int32], _ answer: [Int32], _ label: Bool) -> Example {
+            var e = Example(ids: prompt + answer, lossMask: prompt.map { _ in 0 } + answer.map { _ in 1 }, promptLength: prompt.count,
+                            answer: nil, source: "r")
+            e.label = label
+            return e
+        }
+        let examples = [row([1, 2], [3, 4, 5], true), row([6], [7], false), row([8, 9, 10], [11, 12], false), row([13], [14, 15], true)]
+        let pairs = UnpairedProducer.fixedMismatched(examples, maxLength: 9)
+        func scores<S: TokenSequence>(_ sequences: [S], base: Float) -> PrecomputedReference.Scores {
+            let offsets = TokenLabels.offsets(sequences)
+            let values = sequences.indices.flatMap { e in (0..<(offsets[e + 1] - offsets[e])).map { base + Float(1000 * e + $0 + 1) } }
+            return .init(values: values, offsets: offsets)
+        }
+        let own = scores(examples, base: 0), mismatched = scores(pairs.map { $0! }, base: 0.5)
+        var batch = UnpairedProducer.batch(step: 0, rows: [2, 0, 2], examples: examples, mismatched: true, fixed: pairs, maxLength: 9)
+        PrecomputedReference.apply(own, mismatched: mismatched, to: &batch, examples: examples)
+        XCTAssertEqual(batch.sequences.map(\.origin), [.demonstration, .demonstration, .demonstration, .mismatched, .mismatched, .mismatched])
+        for s in batch.sequences {
+            let base: Float = s.origin == .mismatched ? 0.5 : 0
+            let trained = TokenLabels.trainedPositions(s)
+            XCTAssertFalse(trained.isEmpty)
+            XCTAssertEqual(trained.map { s.referenceLogProbs[$0] }, trained.indices.map { base + Float(1000 * s.example + $0 + 1) }, "\(s.origin) of row \(s.example)")
+            XCTAssertEqual(s.referenceLogProbs.enumerated().filter { !trained.contains($0.offset) }.map(\.element).max(), 0, "off the loss")
+        }
     }
 
     func testFiniteDifferencesOnThePrecomputedPath() throws {

@@ -24,39 +24,58 @@ public struct PrecomputedReference {
         /// Where each example's loss tokens start in `values`.
         let offsets: [Int]
     }
+    /// One set's scores: its rows' (pairs' or labelled rows'), and under kto's kl_pairing=fixed
+    /// each row's fixed mismatched pair's (`UnpairedProducer.fixedMismatched`; none: no tokens).
+    struct SetScores {
+        let rows: Scores
+        var mismatched: Scores? = nil
+    }
     /// The training set's scores, example by example.
-    let train: Scores
+    let train: SetScores
     /// Each evaluated set's scores (pairs or labelled rows), by `CheckpointState.dataHash` of its examples.
-    let evaluated: [UInt64: Scores]
-    /// What was scored: sequences (each side of a pair one, each labelled row one) and loss tokens.
+    let evaluated: [UInt64: SetScores]
+    /// What was scored: sequences (each side of a pair one, each labelled row one, each
+    /// mismatched pair one) and loss tokens.
     public let sequences: Int, tokens: Int
 
-    /// Scores `train` and the `evaluated` sets with `reference`. Collective.
-    static func score(reference: LanguageModel, train: [Example], evaluated: [[Example]], batchSize: Int, padId: Int32,
+    /// Scores `train` and the `evaluated` sets with `reference`, and with `mismatched` (kto's
+    /// fixed pairs of a set's rows) those too. Collective.
+    static func score(reference: LanguageModel, train: [Example], evaluated: [[Example]],
+                      mismatched: (([Example]) -> [StepSequence?])? = nil, batchSize: Int, padId: Int32,
                       comm: Communicator, show: ((String) -> Void)?) -> PrecomputedReference {
         let progress = comm.isCoordinator ? show.map { EvalProgress(label: "precompute_ref_log_probs", show: $0) } : nil
-        func scores(_ examples: [Example], _ name: String) -> Scores {
-            let offsets = TokenLabels.offsets(examples)
-            let values = Trainer.scoreInGroups(count: examples.count, offsets: offsets, size: batchSize, comm: comm,
+        func scores<S: TokenSequence>(_ sequences: [S], _ name: String) -> Scores {
+            let offsets = TokenLabels.offsets(sequences)
+            let values = Trainer.scoreInGroups(count: sequences.count, offsets: offsets, size: batchSize, comm: comm,
                                                what: "precompute_ref_log_probs", progress: progress.map { p in { p.update(name, done: $0, total: $1) } }) {
-                Trainer.lossTokenLogProbs(reference, Batching.padded(examples, indices: $0, padId: padId))
+                Trainer.lossTokenLogProbs(reference, Batching.padded(sequences, indices: $0, padId: padId))
             }
             return Scores(values: values, offsets: offsets)
         }
-        let trained = scores(train, "training sequences scored")
-        var sets: [UInt64: Scores] = [:]
+        var counted = (sequences: 0, tokens: 0)
+        func setScores(_ examples: [Example], _ name: String) -> SetScores {
+            var set = SetScores(rows: scores(examples, name + " sequences scored"))
+            counted.sequences += examples.count; counted.tokens += set.rows.values.count
+            if let pairs = mismatched?(examples) {
+                // A row without a pair scores nothing: an empty sequence in its place.
+                let none = StepSequence(example: -1, origin: .mismatched, ids: [], lossMask: [], promptLength: 0)
+                set.mismatched = scores(pairs.map { $0 ?? none }, name + " mismatched pairs scored")
+                counted.sequences += pairs.compactMap { $0 }.count; counted.tokens += set.mismatched!.values.count
+            }
+            return set
+        }
+        let trained = setScores(train, "training")
+        var sets: [UInt64: SetScores] = [:]
         for examples in evaluated {
             let hash = CheckpointState.dataHash(examples)
-            if sets[hash] == nil { sets[hash] = scores(examples, "held-out and --eval-data sequences scored") }
+            if sets[hash] == nil { sets[hash] = setScores(examples, "held-out and --eval-data") }
         }
-        let all = [trained] + Array(sets.values)
-        return PrecomputedReference(train: trained, evaluated: sets,
-                                    sequences: all.reduce(0) { $0 + $1.offsets.count - 1 }, tokens: all.reduce(0) { $0 + $1.values.count })
+        return PrecomputedReference(train: trained, evaluated: sets, sequences: counted.sequences, tokens: counted.tokens)
     }
 
     /// Attaches the scores to a training step's sequences (`examples`: the training set).
     func applyTraining(to batch: inout StepBatch, examples: [Example]) {
-        Self.apply(train, to: &batch, examples: examples)
+        Self.apply(train.rows, mismatched: train.mismatched, to: &batch, examples: examples)
     }
 
     /// Attaches the scores of an evaluated set (one `score` was given) to its batch.
@@ -64,22 +83,31 @@ public struct PrecomputedReference {
         guard let scores = evaluated[CheckpointState.dataHash(examples)] else {
             preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step (Trainer.precomputeReferenceIfNeeded(evaluatedPairs:) scores the sets a run evaluates)")
         }
-        Self.apply(scores, to: &batch, examples: examples)
+        Self.apply(scores.rows, mismatched: scores.mismatched, to: &batch, examples: examples)
     }
 
     /// Each demonstration sequence of a pair, and each labelled row (chosen: desirable, rejected:
-    /// undesirable), gets its example's scores at its loss tokens.
-    static func apply(_ scores: Scores, to batch: inout StepBatch, examples: [Example]) {
+    /// undesirable), gets its example's scores at its loss tokens; with `mismatched`, each
+    /// mismatched pair gets its row's pair's.
+    static func apply(_ scores: Scores, mismatched: Scores? = nil, to batch: inout StepBatch, examples: [Example]) {
+        func values(_ s: StepSequence, _ scores: Scores, _ what: String) -> [Float] {
+            let first = scores.offsets[s.example], trained = TokenLabels.trainedPositions(s)
+            precondition(first + trained.count == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example)\(what) has \(trained.count) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
+            var values = [Float](repeating: 0, count: s.ids.count)
+            for (k, t) in trained.enumerated() { values[t] = scores.values[first + k] }
+            return values
+        }
         for i in batch.sequences.indices {
             let s = batch.sequences[i]
+            if s.origin == .mismatched, let mismatched {
+                precondition(s.example >= 0 && s.example < examples.count, "precompute_ref_log_probs: mismatched sequence \(i) names row \(s.example)")
+                batch.sequences[i].referenceLogProbs = values(s, mismatched, "'s mismatched pair")
+                continue
+            }
             guard s.origin == .demonstration, s.pairRole == .chosen || s.pairRole == .rejected else { continue }
             precondition(s.example >= 0 && s.example < examples.count && examples[s.example].ids == s.ids,
                          "precompute_ref_log_probs: sequence \(i) is not the row \(s.example) its scores belong to")
-            let first = scores.offsets[s.example], trained = TokenLabels.trainedPositions(s)
-            precondition(first + trained.count == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example) has \(trained.count) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
-            var values = [Float](repeating: 0, count: s.ids.count)
-            for (k, t) in trained.enumerated() { values[t] = scores.values[first + k] }
-            batch.sequences[i].referenceLogProbs = values
+            batch.sequences[i].referenceLogProbs = values(s, scores, "")
         }
     }
 }
@@ -109,9 +137,12 @@ extension Trainer {
         // micro_batch_size counts sequences.
         let perExample = setup.objective.requirements.pairs ? 2 : 1
         let size = recipe.precomputeRefBatchSize > 0 ? perExample * recipe.precomputeRefBatchSize : recipe.microBatchSize
+        // kto's KL term (kl_pairing=fixed): each row's mismatched pair as the step and the evaluation pair it.
+        let maxLength = Self.unpairedMaxLength(setup)
+        let pairs = (setup.objective as? KTOObjective)?.estimatesKL == true ? { UnpairedProducer.fixedMismatched($0, maxLength: maxLength) } : nil
         let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
                                                 evaluated: ([setup.heldOutPairs ?? setup.heldOutLabelled].compactMap { $0 } + evaluatedPairs).map(\.examples),
-                                                batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
+                                                mismatched: pairs, batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
         setup.referenceSlot.release(for: scored)
         if comm.isCoordinator {
             show?(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",

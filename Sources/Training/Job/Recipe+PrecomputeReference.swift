@@ -19,12 +19,12 @@ extension Recipe {
                 return
             }
             let reads = r.rollouts ? "reads the reference on answers it samples during training"
-                : r.unpaired ? "reads the reference on prompt–answer pairings drawn at each step (its KL estimate; loss_type=apo_zero_unpaired has none)"
+                : r.unpaired ? "reads the reference on prompt–answer pairings drawn at each step (its KL estimate; --objective-arg kl_pairing=fixed pairs each row once, before the first step, as TRL's KTOTrainer)"
                 : r.tokenLabels ? "scores its token labels with the reference itself"
                 : r.oldPolicyRefresh != nil ? "reads a reference that moves with the policy (its opponent or old policy)"
                 : !r.referenceModel ? "reads no reference model"
                 : "reads more of the reference than its log-probs of the data's answers"
-            throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of the data's answers once, before the first step, and objective \(self.objective) \(reads); it applies to dpo and to kto under loss_type=apo_zero_unpaired (TRL's DPOConfig and KTOConfig)")
+            throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of the data's answers once, before the first step, and objective \(self.objective) \(reads); it applies to dpo and to kto with kl_pairing=fixed or loss_type=apo_zero_unpaired (TRL's DPOConfig and KTOConfig)")
         }
         for key in [k.syncRefModel, k.bemaUpdateRefModel] where self[key] {
             throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer refuses a moving reference, sync_ref_model, with it); use one or the other")

@@ -62,11 +62,15 @@ extension Trainer {
     /// nil under another objective. Collective.
     public func evaluateUnpaired(_ rows: Dataset?) -> ObjectiveEvaluation? {
         guard let kto = objective as? KTOObjective, let rows, rows.count > 0 else { return nil }
+        // Every row in file order: the rotation pairs each row as kl_pairing=fixed pairs it.
         var batch = UnpairedProducer.batch(step: 0, rows: Array(0..<rows.count), examples: rows.examples, mismatched: kto.estimatesKL,
-                                           maxLength: min(setup.recipe.maxLength, model.maxSequenceLength))
+                                           maxLength: Self.unpairedMaxLength(setup))
         setup.precomputedReference?.applyEvaluated(to: &batch, examples: rows.examples)
         return evaluateObjective(batch, temperature: 1)
     }
+
+    /// The length kto's mismatched pairs are cut to (TRL's collator keeps their start).
+    static func unpairedMaxLength(_ setup: RunSetup) -> Int { min(setup.recipe.maxLength, setup.model.maxSequenceLength) }
 
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as
     /// a training step deals it, through the step's own forward (`Trainer.forward`) without

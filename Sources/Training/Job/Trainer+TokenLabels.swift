@@ -27,7 +27,7 @@ struct TokenLabels {
     }
 
     /// Where each example's loss tokens start in `examples`' flat order.
-    static func offsets(_ examples: [Example]) -> [Int] {
+    static func offsets<S: TokenSequence>(_ examples: [S]) -> [Int] {
         var offsets = [0]
         for e in examples { offsets.append(offsets.last! + e.lossMask.dropFirst().reduce(0) { $0 + Int($1) }) }
         return offsets

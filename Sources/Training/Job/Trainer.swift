@@ -119,9 +119,10 @@ public final class Trainer {
                 source: source ?? TrainEpochs.sampler(r, rows: setup.train.pairCount))
         } else if objective.requirements.unpaired {
             // Labelled rows, with the mismatched pairs of KTO's KL term (Coordinator/UnpairedProducer).
+            let kto = objective as? KTOObjective
             self.source = UnpairedProducer(source: source ?? TrainEpochs.sampler(r, rows: setup.train.count),
-                                           mismatched: (objective as? KTOObjective)?.estimatesKL ?? false,
-                                           maxLength: min(r.maxLength, model.maxSequenceLength))
+                                           mismatched: kto?.estimatesKL ?? false, maxLength: Self.unpairedMaxLength(setup),
+                                           fixedPairsOf: kto?.klPairing == .fixed ? setup.train.examples : nil)
         } else if r.scoredData {
             // Pre-scored samples of --data train a rollout objective without sampling (Rollouts/ScoredDataProducer).
             self.source = Fatal.collective { try ScoredDataProducer(setup: setup) }

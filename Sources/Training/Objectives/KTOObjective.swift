@@ -29,24 +29,34 @@ public final class KTOObjective: Objective {
         case kto
         case apoZeroUnpaired = "apo_zero_unpaired"
     }
+    /// Where the KL term's mismatched pairs come from (UnpairedProducer): `step` rotates the
+    /// answers within each step batch; `fixed` pairs each row once, in file order, before the
+    /// first step, as TRL's KTOTrainer does when it reads the data — the pairs
+    /// `--precompute-ref-log-probs` can score in advance.
+    public enum KLPairing: String, CaseIterable, Sendable {
+        case step, fixed
+    }
 
     public let name = "kto"
     public let requirements: ObjectiveRequirements
     public let beta: Double, lossType: LossType, desirableWeight: Double, undesirableWeight: Double
+    public let klPairing: KLPairing
     /// z₀ of the current step (beginStep), 0 under apo_zero_unpaired.
     private(set) var kl = 0.0
 
-    public init(beta: Float = 0.1, lossType: LossType = .kto, desirableWeight: Float = 1, undesirableWeight: Float = 1) throws {
+    public init(beta: Float = 0.1, lossType: LossType = .kto, desirableWeight: Float = 1, undesirableWeight: Float = 1,
+                klPairing: KLPairing = .step) throws {
         try checkArg(beta > 0 && beta.isFinite, "kto", "beta must be > 0, got \(beta)")
         try checkArg(desirableWeight >= 0 && desirableWeight.isFinite, "kto", "desirable_weight must be finite and ≥ 0, got \(desirableWeight)")
         try checkArg(undesirableWeight >= 0 && undesirableWeight.isFinite, "kto", "undesirable_weight must be finite and ≥ 0, got \(undesirableWeight)")
         self.beta = Double(beta); self.lossType = lossType
         self.desirableWeight = Double(desirableWeight); self.undesirableWeight = Double(undesirableWeight)
+        self.klPairing = klPairing
         var r = ObjectiveRequirements(referenceModel: true, statisticsPass: lossType == .kto)
         r.unpaired = true
-        // apo_zero_unpaired reads Σ_t log π_ref(y_t) of the labelled rows only; kto's KL term reads
-        // the reference on the mismatched pairs each step draws, which no pass before training knows.
-        r.precomputableReference = lossType == .apoZeroUnpaired
+        // apo_zero_unpaired reads Σ_t log π_ref(y_t) of the labelled rows only; kto's KL term also
+        // reads it on the mismatched pairs, known before the first step under kl_pairing=fixed only.
+        r.precomputableReference = lossType == .apoZeroUnpaired || klPairing == .fixed
         requirements = r
     }
 

@@ -106,9 +106,17 @@ public enum ObjectiveRegistry {
             guard let type = KTOObjective.LossType(rawValue: typeName) else {
                 throw ObjectiveError("objective kto: unknown loss_type \(RecipeError.quote(typeName)); known: \(KTOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            // kl_pairing (sft-dist's; TRL always pairs as `fixed`) only where there is a KL term.
+            if type != .kto, args.values["kl_pairing"] != nil {
+                throw ObjectiveError("objective kto: kl_pairing chooses the mismatched pairs of the KL term, which loss_type=\(type.rawValue) does not have")
+            }
+            let pairingName = type == .kto ? args.string("kl_pairing", default: "step") : "step"
+            guard let pairing = KTOObjective.KLPairing(rawValue: pairingName) else {
+                throw ObjectiveError("objective kto: unknown kl_pairing \(RecipeError.quote(pairingName)); known: \(KTOObjective.KLPairing.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
             objective = try KTOObjective(beta: try args.float("beta", default: 0.1), lossType: type,
                                          desirableWeight: try args.float("desirable_weight", default: 1),
-                                         undesirableWeight: try args.float("undesirable_weight", default: 1))
+                                         undesirableWeight: try args.float("undesirable_weight", default: 1), klPairing: pairing)
         default:
             throw ObjectiveError("unknown objective \"\(name)\"; known: \(names.joined(separator: ", "))")
         }
