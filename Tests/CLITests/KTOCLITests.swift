@@ -132,6 +132,31 @@ final class KTOCLITests: XCTestCase {
         }
     }
 
+    /// kl_pairing=fixed pairs each row from the whole set: a step of one row, and an epoch's last
+    /// step of one row, have their KL term, where the step pairing refuses them; a checkpoint
+    /// resumes only under the pairing it was written with.
+    func testFixedPairingTakesStepsOfOneRowAndKeepsItsCheckpoints() throws {
+        let dir = CLI.tempDir("kto-fixed")
+        let fixed = ["--objective-arg", "kl_pairing=fixed"]
+        for extra in [["--batch-size", "1", "--micro-batch-size", "1"], ["--num-train-epochs", "1", "--batch-size", "8", "--heldout-fraction", "0.1"]] {
+            var args = Self.args(fixed + extra, steps: 3) + ["--out", dir + "/\(extra[1])"]
+            if extra.contains("--num-train-epochs"), let i = args.firstIndex(of: "--steps") { args.removeSubrange(i...(i + 1)) }
+            let r = CLI.sftDist(args)
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
+            let rows = CLI.trainingRows(dir + "/\(extra[1])")
+            XCTAssertEqual(rows.count, extra.contains("--num-train-epochs") ? 11 : 3, "\(extra)")
+            XCTAssertEqual(rows.compactMap { $0["kl"] }.count, rows.count, "\(extra): a KL term at every step")
+            // Under the step pairing the same settings are refused.
+            var step = args; step.removeSubrange(step.firstIndex(of: "kl_pairing=fixed")!.advanced(by: -1)...step.firstIndex(of: "kl_pairing=fixed")!)
+            XCTAssertNotEqual(CLI.sftDist(step).status, 0, "\(extra) with kl_pairing=step")
+        }
+        XCTAssertEqual(CLI.sftDist(Self.args(["--save-every", "2"], steps: 4) + ["--out", dir + "/a"]).status, 0)
+        let switched = CLI.sftDist(Self.args(fixed, steps: 4) + ["--out", dir + "/b", "--resume", dir + "/a/checkpoints/step-000002"])
+        XCTAssertEqual(switched.status, 1, switched.all)
+        XCTAssertTrue(switched.stderr.contains("kl_pairing"), switched.stderr)
+        XCTAssertEqual(CLI.occurrences(of: "error:", in: switched.stderr), 1, switched.stderr)
+    }
+
     /// What runs where a refusal might be expected: a held-out set of one label, evaluated by its
     /// loss; rows cut to no answer token, whose message names --max-length only; a step of one row
     /// without the KL term.

@@ -134,7 +134,8 @@ final class KTOTests: XCTestCase {
         // the step [1, 2] would give row 1 row 2's answer.
         let fixed = UnpairedProducer.fixedMismatched(examples, maxLength: 5)
         XCTAssertEqual(fixed.map { $0?.ids }, [[1, 2, 11, 12], [6, 3, 4, 5], [8, 9, 10, 7]])
-        let kept = UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true, fixed: fixed, maxLength: 5)
+        let kept = UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true,
+                                          fixedLenders: UnpairedProducer.lenders(Array(examples.indices), examples: examples), maxLength: 5)
         XCTAssertEqual(kept.sequences[2...].map(\.ids), [[6, 3, 4, 5], [8, 9, 10, 7]])
         XCTAssertEqual(kept.sequences[2...].map(\.example), [1, 2])
         XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true, maxLength: 5).sequences[2].ids, [6, 11, 12])

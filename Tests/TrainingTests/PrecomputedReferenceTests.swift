@@ -110,8 +110,10 @@ final class PrecomputedReferenceTests: XCTestCase {
             return .init(values: values, offsets: offsets)
         }
         let own = scores(examples, base: 0), mismatched = scores(pairs.map { $0! }, base: 0.5)
-        var batch = UnpairedProducer.batch(step: 0, rows: [2, 0, 2], examples: examples, mismatched: true, fixed: pairs, maxLength: 9)
-        PrecomputedReference.apply(own, mismatched: mismatched, to: &batch, examples: examples)
+        var batch = UnpairedProducer.batch(step: 0, rows: [2, 0, 2], examples: examples, mismatched: true,
+                                           fixedLenders: UnpairedProducer.lenders(Array(examples.indices), examples: examples), maxLength: 9)
+        let set = PrecomputedReference.SetScores(rows: own, mismatched: mismatched, pairHashes: pairs.map { PrecomputedReference.idsHash($0!.ids) })
+        PrecomputedReference.apply(set, to: &batch, examples: examples)
         XCTAssertEqual(batch.sequences.map(\.origin), [.demonstration, .demonstration, .demonstration, .mismatched, .mismatched, .mismatched])
         for s in batch.sequences {
             let base: Float = s.origin == .mismatched ? 0.5 : 0
@@ -140,7 +142,7 @@ final class PrecomputedReferenceTests: XCTestCase {
         // Score k of example e: 1000·e + k + 1, so a misplaced one names where it came from.
         let values = data.examples.indices.flatMap { e in (0..<(offsets[e + 1] - offsets[e])).map { Float(1000 * e + $0 + 1) } }
         var batch = PairProducer.batch(step: 0, pairs: [4, 1, 2], examples: data.examples)
-        PrecomputedReference.apply(.init(values: values, offsets: offsets), to: &batch, examples: data.examples)
+        PrecomputedReference.apply(.init(rows: .init(values: values, offsets: offsets)), to: &batch, examples: data.examples)
         for packed in [false, true] {
             let indices = Array(batch.sequences.indices)
             let mb: MicroBatch = packed ? Batching.packed(batch.sequences, indices: indices, seqLen: 40, padId: 0)

@@ -24,30 +24,30 @@ public final class UnpairedProducer: StepProducer {
     public let source: BatchSource
     public let mismatched: Bool
     public let maxLength: Int
-    /// Each training row's mismatched pair (nil: none), under kto's kl_pairing=fixed; nil otherwise.
-    let fixed: [StepSequence?]?
+    /// Each training row's lender — the row whose answer its mismatched pair takes (nil: none) —
+    /// under kto's kl_pairing=fixed; nil otherwise.
+    let fixedLenders: [Int?]?
     public init(source: BatchSource, mismatched: Bool, maxLength: Int, fixedPairsOf examples: [Example]? = nil) {
         self.source = source; self.mismatched = mismatched; self.maxLength = maxLength
-        fixed = mismatched ? examples.map { UnpairedProducer.fixedMismatched($0, maxLength: maxLength) } : nil
+        fixedLenders = mismatched ? examples.map { UnpairedProducer.lenders(Array($0.indices), examples: $0) } : nil
     }
 
     public func prepare(_ p: StepPreparation) -> StepBatch {
         p.decide { UnpairedProducer.batch(step: p.step, rows: source.batch(step: p.step), examples: p.examples,
-                                          mismatched: mismatched, fixed: fixed, maxLength: maxLength) }
+                                          mismatched: mismatched, fixedLenders: fixedLenders, maxLength: maxLength) }
     }
 
     /// Each row's mismatched pair in `examples` read in file order (nil where every row shares its
-    /// prompt): what a batch of all the rows in order pairs.
+    /// prompt): what kl_pairing=fixed pairs, and a batch of all the rows in order.
     static func fixedMismatched(_ examples: [Example], maxLength: Int) -> [StepSequence?] {
-        var pairs = [StepSequence?](repeating: nil, count: examples.count)
-        for s in batch(step: 0, rows: Array(examples.indices), examples: examples, mismatched: true, maxLength: maxLength).sequences
-        where s.origin == .mismatched { pairs[s.example] = s }
-        return pairs
+        lenders(Array(examples.indices), examples: examples).enumerated().map { row, lender in
+            lender.map { pair(row: row, lender: $0, examples: examples, maxLength: maxLength) }
+        }
     }
 
     /// Rows `rows` of `examples` in that order, then (with `mismatched`) their mismatched pairs:
-    /// the rows' `fixed` ones where given, else rotated within `rows`.
-    static func batch(step: Int, rows: [Int], examples: [Example], mismatched: Bool, fixed: [StepSequence?]? = nil,
+    /// each row's `fixedLenders` one where given, else rotated within `rows`.
+    static func batch(step: Int, rows: [Int], examples: [Example], mismatched: Bool, fixedLenders: [Int?]? = nil,
                       maxLength: Int) -> StepBatch {
         var sequences = rows.map { i -> StepSequence in
             var s = StepSequence(demonstration: examples[i], index: i)
@@ -55,21 +55,31 @@ public final class UnpairedProducer: StepProducer {
             s.pairRole = examples[i].label == true ? .chosen : .rejected
             return s
         }
-        if mismatched, let fixed {
-            sequences += rows.compactMap { fixed[$0] }
-        } else if mismatched {
-            // Each row's prompt: its tokens before its answer (`Dataset.context(of:)`).
-            let n = rows.count, prompts = rows.map { Dataset.context(of: examples[$0]) }
-            sequences += rows.indices.compactMap { k -> StepSequence? in
-                guard let back = (1..<max(n, 1)).first(where: { prompts[(k + n - $0) % n] != prompts[k] }) else { return nil }
-                let j = (k + n - back) % n, other = examples[rows[j]], start = prompts[j].count
-                let ids = Array((prompts[k] + other.ids[start...]).prefix(maxLength))
-                let mask = Array(([UInt8](repeating: 0, count: prompts[k].count) + other.lossMask[start...]).prefix(maxLength))
-                return StepSequence(example: rows[k], origin: .mismatched, ids: ids, lossMask: mask,
-                                    promptLength: min(prompts[k].count, ids.count))
+        if mismatched {
+            let lent = fixedLenders.map { fixed in rows.map { fixed[$0] } } ?? lenders(rows, examples: examples)
+            sequences += zip(rows, lent).compactMap { row, lender in
+                lender.map { pair(row: row, lender: $0, examples: examples, maxLength: maxLength) }
             }
         }
         return StepBatch(step: step, sequences: sequences)
+    }
+
+    /// For each of `rows` (indices into `examples`), the row whose answer its mismatched pair
+    /// takes: the one before it in `rows`, cyclically, or the nearest earlier one with another
+    /// prompt (`Dataset.context(of:)`, its tokens before its answer); nil when all share its prompt.
+    static func lenders(_ rows: [Int], examples: [Example]) -> [Int?] {
+        let n = rows.count, prompts = rows.map { Dataset.context(of: examples[$0]) }
+        return rows.indices.map { k in
+            (1..<max(n, 1)).first(where: { prompts[(k + n - $0) % n] != prompts[k] }).map { rows[(k + n - $0) % n] }
+        }
+    }
+
+    /// Row `row`'s prompt with row `lender`'s answer (as fitted), cut to `maxLength` keeping the start.
+    static func pair(row: Int, lender: Int, examples: [Example], maxLength: Int) -> StepSequence {
+        let prompt = Dataset.context(of: examples[row]), other = examples[lender], start = Dataset.context(of: other).count
+        let ids = Array((prompt + other.ids[start...]).prefix(maxLength))
+        let mask = Array(([UInt8](repeating: 0, count: prompt.count) + other.lossMask[start...]).prefix(maxLength))
+        return StepSequence(example: row, origin: .mismatched, ids: ids, lossMask: mask, promptLength: min(prompt.count, ids.count))
     }
 
     public var state: [UInt64] { source.state }

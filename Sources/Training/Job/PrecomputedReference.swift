@@ -6,7 +6,8 @@ import TensorCore
 /// `--precompute-ref-log-probs` (TRL's DPOConfig and KTOConfig `precompute_ref_log_probs`, with
 /// `precompute_ref_batch_size`): before the first step the frozen reference — the initial
 /// weights or `--ref-model` — scores log π_ref(y_t) of every loss token of the training pairs
-/// (dpo) or labelled rows (kto under apo_zero_unpaired), the held-out ones and each `--eval-data`
+/// (dpo) or labelled rows and their mismatched pairs (kto under kl_pairing=fixed, or
+/// apo_zero_unpaired without pairs), the held-out ones and each `--eval-data`
 /// pair set once, and is then released: training and
 /// evaluation read the scores (`StepSequence.referenceLogProbs` → `ObjectiveInput.referenceLogProbs`)
 /// instead of running the reference per micro-batch. That saves its weights (4 bytes per
@@ -29,6 +30,9 @@ public struct PrecomputedReference {
     struct SetScores {
         let rows: Scores
         var mismatched: Scores? = nil
+        /// Each row's mismatched pair's tokens, hashed (`idsHash`; 0: none), so a pair that is
+        /// not the one scored is caught where its scores are attached.
+        var pairHashes: [UInt64] = []
     }
     /// The training set's scores, example by example.
     let train: SetScores
@@ -60,6 +64,7 @@ public struct PrecomputedReference {
                 // A row without a pair scores nothing: an empty sequence in its place.
                 let none = StepSequence(example: -1, origin: .mismatched, ids: [], lossMask: [], promptLength: 0)
                 set.mismatched = scores(pairs.map { $0 ?? none }, name + " mismatched pairs scored")
+                set.pairHashes = pairs.map { $0.map { Self.idsHash($0.ids) } ?? 0 }
                 counted.sequences += pairs.compactMap { $0 }.count; counted.tokens += set.mismatched!.values.count
             }
             return set
@@ -75,7 +80,7 @@ public struct PrecomputedReference {
 
     /// Attaches the scores to a training step's sequences (`examples`: the training set).
     func applyTraining(to batch: inout StepBatch, examples: [Example]) {
-        Self.apply(train.rows, mismatched: train.mismatched, to: &batch, examples: examples)
+        Self.apply(train, to: &batch, examples: examples)
     }
 
     /// Attaches the scores of an evaluated set (one `score` was given) to its batch.
@@ -83,13 +88,13 @@ public struct PrecomputedReference {
         guard let scores = evaluated[CheckpointState.dataHash(examples)] else {
             preconditionFailure("precompute_ref_log_probs: an evaluated set of \(examples.count) sequences was not scored before the first step (Trainer.precomputeReferenceIfNeeded(evaluatedPairs:) scores the sets a run evaluates)")
         }
-        Self.apply(scores.rows, mismatched: scores.mismatched, to: &batch, examples: examples)
+        Self.apply(scores, to: &batch, examples: examples)
     }
 
     /// Each demonstration sequence of a pair, and each labelled row (chosen: desirable, rejected:
-    /// undesirable), gets its example's scores at its loss tokens; with `mismatched`, each
-    /// mismatched pair gets its row's pair's.
-    static func apply(_ scores: Scores, mismatched: Scores? = nil, to batch: inout StepBatch, examples: [Example]) {
+    /// undesirable), gets its example's scores at its loss tokens, and each mismatched pair its
+    /// row's pair's (kto's kl_pairing=fixed).
+    static func apply(_ set: SetScores, to batch: inout StepBatch, examples: [Example]) {
         func values(_ s: StepSequence, _ scores: Scores, _ what: String) -> [Float] {
             let first = scores.offsets[s.example], trained = TokenLabels.trainedPositions(s)
             precondition(first + trained.count == scores.offsets[s.example + 1], "precompute_ref_log_probs: row \(s.example)\(what) has \(trained.count) loss tokens, scored \(scores.offsets[s.example + 1] - first)")
@@ -99,16 +104,27 @@ public struct PrecomputedReference {
         }
         for i in batch.sequences.indices {
             let s = batch.sequences[i]
-            if s.origin == .mismatched, let mismatched {
-                precondition(s.example >= 0 && s.example < examples.count, "precompute_ref_log_probs: mismatched sequence \(i) names row \(s.example)")
+            if s.origin == .mismatched {
+                guard let mismatched = set.mismatched else {
+                    preconditionFailure("precompute_ref_log_probs: mismatched sequence \(i) of row \(s.example), and no mismatched pairs were scored (kto's kl_pairing=step is refused beside it)")
+                }
+                precondition(s.example >= 0 && s.example < examples.count && set.pairHashes[s.example] == Self.idsHash(s.ids),
+                             "precompute_ref_log_probs: mismatched sequence \(i) is not the pair of row \(s.example) that was scored")
                 batch.sequences[i].referenceLogProbs = values(s, mismatched, "'s mismatched pair")
                 continue
             }
             guard s.origin == .demonstration, s.pairRole == .chosen || s.pairRole == .rejected else { continue }
             precondition(s.example >= 0 && s.example < examples.count && examples[s.example].ids == s.ids,
                          "precompute_ref_log_probs: sequence \(i) is not the row \(s.example) its scores belong to")
-            batch.sequences[i].referenceLogProbs = values(s, scores, "")
+            batch.sequences[i].referenceLogProbs = values(s, set.rows, "")
         }
+    }
+
+    /// FNV-1a over a sequence's token ids, never 0.
+    static func idsHash(_ ids: [Int32]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for id in ids { h = (h ^ UInt64(UInt32(bitPattern: id))) &* 0x0000_0100_0000_01b3 }
+        return max(h, 1)
     }
 }
 

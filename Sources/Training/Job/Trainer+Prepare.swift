@@ -34,7 +34,7 @@ extension Trainer {
                         code: Fatal.Code.training)
         }
         scoreTokenLabelsIfNeeded()
-        precomputeReferenceIfNeeded()   // dpo's --precompute-ref-log-probs, before the first step
+        precomputeReferenceIfNeeded()   // --precompute-ref-log-probs (dpo, kto), before the first step
         tokenLabels?.apply(to: &batch)
         setup.precomputedReference?.applyTraining(to: &batch, examples: setup.train.examples)
         let (units, estimates) = Self.gradientAndEstimateUnits(batch)

@@ -13,13 +13,15 @@ import TensorCore
 /// N the labelled rows of the whole step batch (`ObjectiveInput.sequences`), so the loss does
 /// not depend on the rank count. z₀ (the KL term, TRL's `kl`) comes from the statistics pass
 /// over the step's `.mismatched` sequences — prompt i with answer j = i − 1, rotated within the
-/// whole step batch, or the nearest earlier row with another prompt (UnpairedProducer) — which
+/// whole step batch, or the nearest earlier row with another prompt (UnpairedProducer); under
+/// `kl_pairing=fixed` each row's pair of the whole training set in file order, as TRL's — which
 /// read the policy and the reference without gradients (none: z₀ = 0); TRL
 /// estimates it per device micro-batch and averages over devices, the same value when each
 /// device holds one micro-batch of equal size. `loss_type` apo_zero_unpaired (APO, arXiv
 /// 2408.06266, Eq. 7, unpaired as TRL's): 1 − σ(β·r) for a desirable answer, σ(β·r) for an
 /// undesirable one, with no KL term and so no mismatched pairs. Arguments, TRL's names and
-/// defaults: `beta` 0.1, `loss_type` kto, `desirable_weight` λ_D 1, `undesirable_weight` λ_U 1.
+/// defaults: `beta` 0.1, `loss_type` kto, `desirable_weight` λ_D 1, `undesirable_weight` λ_U 1;
+/// `kl_pairing` (sft-dist's) step.
 /// Diagnostics as TRL logs them: `kl` (z₀); means over the desirable (chosen) or undesirable
 /// (rejected) rows of `rewards/*` (β·r) and `logps/*` (log π_θ(y|x)); `rewards/margins` (the
 /// chosen mean − the rejected mean); means over answer tokens of `logits/*` (each token's mean
@@ -51,6 +53,7 @@ public final class KTOObjective: Objective {
         try checkArg(undesirableWeight >= 0 && undesirableWeight.isFinite, "kto", "undesirable_weight must be finite and ≥ 0, got \(undesirableWeight)")
         self.beta = Double(beta); self.lossType = lossType
         self.desirableWeight = Double(desirableWeight); self.undesirableWeight = Double(undesirableWeight)
+        try checkArg(klPairing == .step || lossType == .kto, "kto", "kl_pairing chooses the mismatched pairs of the KL term, which loss_type=\(lossType.rawValue) does not have")
         self.klPairing = klPairing
         var r = ObjectiveRequirements(referenceModel: true, statisticsPass: lossType == .kto)
         r.unpaired = true
