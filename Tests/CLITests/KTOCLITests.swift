@@ -139,16 +139,19 @@ final class KTOCLITests: XCTestCase {
         let dir = CLI.tempDir("kto-fixed")
         let fixed = ["--objective-arg", "kl_pairing=fixed"]
         for extra in [["--batch-size", "1", "--micro-batch-size", "1"], ["--num-train-epochs", "1", "--batch-size", "8", "--heldout-fraction", "0.1"]] {
-            var args = Self.args(fixed + extra, steps: 3) + ["--out", dir + "/\(extra[1])"]
+            let out = dir + "/" + extra[0].dropFirst(2)
+            var args = Self.args(fixed + extra, steps: 3) + ["--out", out]
             if extra.contains("--num-train-epochs"), let i = args.firstIndex(of: "--steps") { args.removeSubrange(i...(i + 1)) }
             let r = CLI.sftDist(args)
             XCTAssertEqual(r.status, 0, "\(extra): \(r.all)")
-            let rows = CLI.trainingRows(dir + "/\(extra[1])")
+            let rows = CLI.trainingRows(out)
             XCTAssertEqual(rows.count, extra.contains("--num-train-epochs") ? 11 : 3, "\(extra)")
             XCTAssertEqual(rows.compactMap { $0["kl"] }.count, rows.count, "\(extra): a KL term at every step")
             // Under the step pairing the same settings are refused.
             var step = args; step.removeSubrange(step.firstIndex(of: "kl_pairing=fixed")!.advanced(by: -1)...step.firstIndex(of: "kl_pairing=fixed")!)
-            XCTAssertNotEqual(CLI.sftDist(step).status, 0, "\(extra) with kl_pairing=step")
+            let refused = CLI.sftDist(step.dropLast(2) + ["--out", out + "-step"])
+            XCTAssertNotEqual(refused.status, 0, "\(extra) with kl_pairing=step")
+            XCTAssertTrue(refused.stderr.contains("kl_pairing=fixed"), "the refusal names the way out: \(refused.stderr)")
         }
         XCTAssertEqual(CLI.sftDist(Self.args(["--save-every", "2"], steps: 4) + ["--out", dir + "/a"]).status, 0)
         let switched = CLI.sftDist(Self.args(fixed, steps: 4) + ["--out", dir + "/b", "--resume", dir + "/a/checkpoints/step-000002"])

@@ -27,7 +27,7 @@ extension Recipe {
             throw RecipeError("\(named(k.precomputeRefLogProbs)) scores the reference's log-probs of the data's answers once, before the first step, and objective \(self.objective) \(reads); it applies to dpo and to kto with kl_pairing=fixed or loss_type=apo_zero_unpaired (TRL's DPOConfig and KTOConfig)")
         }
         for key in [k.syncRefModel, k.bemaUpdateRefModel] where self[key] {
-            throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer refuses a moving reference, sync_ref_model, with it); use one or the other")
+            throw RecipeError("\(named(key)) moves the reference model, and \(named(k.precomputeRefLogProbs)) scores it once, before the first step, then releases it (TRL's DPOTrainer and KTOTrainer refuse a moving reference, sync_ref_model, with it); use one or the other")
         }
     }
 }

@@ -43,6 +43,6 @@ extension Recipe {
         guard let kto = objective as? KTOObjective, kto.estimatesKL, kto.klPairing == .step, self.numTrainEpochs > 0,
               rows % self.batchSize == 1 else { return nil }
         let k = Recipe.declared
-        return "\(named(k.numTrainEpochs)): \(rows) training rows in steps of \(self.batchSize) leave one row for the last step of each epoch, and objective kto's KL term needs two (a row's prompt with another row's answer): give a \(named(k.batchSize)) that leaves none or two or more, or --steps"
+        return "\(named(k.numTrainEpochs)): \(rows) training rows in steps of \(self.batchSize) leave one row for the last step of each epoch, and objective kto's KL term needs two (a row's prompt with another row's answer): give a \(named(k.batchSize)) that leaves none or two or more, --steps, objective_args kl_pairing=fixed (each row paired once, in file order), or loss_type=apo_zero_unpaired, which has no KL term"
     }
 }
