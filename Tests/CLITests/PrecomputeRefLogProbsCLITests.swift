@@ -42,22 +42,8 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
         let live = runs[0]
         XCTAssertEqual(live.training.count, 4)
         XCTAssertGreaterThan(abs(live.training[0]["rewards/margins"] ?? 0), 1e-3, "the reference is not the initial weights")
-        for run in runs.dropFirst() {
-            XCTAssertEqual(run.training.count, live.training.count, run.label)
-            for (i, (a, b)) in zip(live.training, run.training).enumerated() {
-                for key in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "grad_norm"] {
-                    let x = a[key] ?? .nan, y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(i + 1) \(key): live \(x), \(y)")
-                }
-            }
-            XCTAssertEqual(run.eval.count, live.eval.count, run.label)
-            for (a, b) in zip(live.eval, run.eval) {
-                for key in ["eval_loss", "eval_rewards/margins", "eval_other_loss", "eval_other_rewards/margins"] {
-                    let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
-                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
-                }
-            }
-        }
+        try Self.assertAsLive(runs, training: ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "grad_norm"],
+                              eval: ["eval_loss", "eval_rewards/margins", "eval_other_loss", "eval_other_rewards/margins"], label: "dpo")
     }
 
     /// kto (TRL's KTOConfig precompute_ref_log_probs) under loss_type=apo_zero_unpaired, and under
@@ -90,24 +76,36 @@ final class PrecomputeRefLogProbsCLITests: XCTestCase {
                 XCTAssertGreaterThan(live.training.compactMap { $0["kl"] }.max() ?? 0, 1e-3, "a KL term to compare")
                 XCTAssertGreaterThan(live.eval.compactMap { $0["eval_kl"] }.max() ?? 0, 1e-3, "a held-out KL term to compare")
             }
-            for run in runs.dropFirst() {
-                XCTAssertEqual(run.training.count, live.training.count, run.label)
-                for (i, (a, b)) in zip(live.training, run.training).enumerated() {
-                    for key in ["loss", "kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "grad_norm"] where a[key] != nil || b[key] != nil {
-                        let x = a[key] ?? .nan, y = b[key] ?? .nan
-                        XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(arms) \(run.label) step \(i + 1) \(key): live \(x), \(y)")
-                    }
-                }
-                XCTAssertEqual(run.eval.count, live.eval.count, run.label)
-                for (a, b) in zip(live.eval, run.eval) {
-                    for key in ["eval_loss", "eval_kl", "eval_rewards/chosen", "eval_rewards/margins"] {
-                        let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
-                        XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(arms) \(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
-                    }
-                }
-            }
+            // (A step without an undesirable row logs no rewards/rejected, as TRL's.)
+            try Self.assertAsLive(runs, training: ["loss", "kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "grad_norm"],
+                                  eval: ["eval_loss", "eval_kl", "eval_rewards/chosen", "eval_rewards/margins"], label: "\(arms)")
             CLI.assertResumesBitExact(KTOCLITests.args(arms.flatMap { ["--objective-arg", $0] } + ["--precompute-ref-log-probs"], steps: 4),
                                       every: 2, label: "precompute-ref-kto-resume-" + arms[0])
+        }
+    }
+
+    /// Each later run's training and evaluation rows equal the first's (the live reference's) to
+    /// 2e-5 relative: the training keys each step logs on either side (every step logs a loss),
+    /// the evaluation keys at every evaluation.
+    static func assertAsLive(_ runs: [(label: String, training: [[String: Double]], eval: [[String: Double]])],
+                             training: [String], eval: [String], label: String) throws {
+        let live = runs[0]
+        for run in runs.dropFirst() {
+            XCTAssertEqual(run.training.count, live.training.count, "\(label) \(run.label)")
+            for (i, (a, b)) in zip(live.training, run.training).enumerated() {
+                XCTAssertNotNil(a["loss"], "\(label) step \(i + 1)")
+                for key in training where a[key] != nil || b[key] != nil {
+                    let x = a[key] ?? .nan, y = b[key] ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(label) \(run.label) step \(i + 1) \(key): live \(x), \(y)")
+                }
+            }
+            XCTAssertEqual(run.eval.count, live.eval.count, "\(label) \(run.label)")
+            for (a, b) in zip(live.eval, run.eval) {
+                for key in eval {
+                    let x = try XCTUnwrap(a[key], key), y = b[key] ?? .nan
+                    XCTAssertEqual(x, y, accuracy: 2e-5 * max(1, abs(x)), "\(label) \(run.label) step \(a["step"] ?? -1) \(key): live \(x), \(y)")
+                }
+            }
         }
     }
 

@@ -139,6 +139,11 @@ final class KTOTests: XCTestCase {
         XCTAssertEqual(kept.sequences[2...].map(\.ids), [[6, 3, 4, 5], [8, 9, 10, 7]])
         XCTAssertEqual(kept.sequences[2...].map(\.example), [1, 2])
         XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [1, 2], examples: examples, mismatched: true, maxLength: 5).sequences[2].ids, [6, 11, 12])
+        // A step of one row holds its row's pair, where rotating within the step finds none.
+        let one = UnpairedProducer.batch(step: 0, rows: [1], examples: examples, mismatched: true,
+                                         fixedLenders: UnpairedProducer.lenders(Array(examples.indices), examples: examples), maxLength: 5)
+        XCTAssertEqual(one.sequences.map(\.ids), [[6, 7], [6, 3, 4, 5]])
+        XCTAssertEqual(UnpairedProducer.batch(step: 0, rows: [1], examples: examples, mismatched: true, maxLength: 5).sequences.count, 1)
         XCTAssertEqual(UnpairedProducer.fixedMismatched(shared, maxLength: 9).map { $0?.ids }, [[1, 2, 6], [1, 2, 6], [5, 4]])
         XCTAssertEqual(UnpairedProducer.fixedMismatched([shared[0], shared[1]], maxLength: 9).map { $0?.ids }, [nil, nil])
         // apo_zero_unpaired: no KL term, no mismatched pairs; and the trainer deals them apart.

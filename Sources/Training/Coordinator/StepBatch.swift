@@ -48,7 +48,7 @@ public struct StepSequence: Sendable, Equatable {
     public var behaviourLogProbs: [Float] = []
     /// Per-token loss weights (1 when empty).
     public var tokenWeights: [Float] = []
-    /// log π_ref(ids[t] | ids[<t]) of a demonstration's loss tokens (0 elsewhere), scored before
+    /// log π_ref(ids[t] | ids[<t]) of a demonstration's (or kto mismatched pair's) loss tokens (0 elsewhere), scored before
     /// the first step under `--precompute-ref-log-probs`; empty otherwise. Not on the wire: every
     /// rank holds the scores and attaches them after the batch is shared (`PrecomputedReference`).
     public var referenceLogProbs: [Float] = []

@@ -22,7 +22,7 @@ import TensorCore
 public struct PrecomputedReference {
     struct Scores {
         let values: [Float]
-        /// Where each example's loss tokens start in `values`.
+        /// Where each example's (or each row's mismatched pair's) loss tokens start in `values`.
         let offsets: [Int]
     }
     /// One set's scores: its rows' (pairs' or labelled rows'), and under kto's kl_pairing=fixed

@@ -50,7 +50,7 @@ public struct RecipeKeys: Sendable {
     public let refModelMixupAlpha = RecipeKey("ref_model_mixup_alpha", 0.6, .within(0, 1, openLow: true), "With sync_ref_model: α, the trained weights' share (TRL's; 1 replaces the reference).")
     public let refModelSyncSteps = RecipeKey("ref_model_sync_steps", 512, .within(1...100_000_000), "With sync_ref_model: optimizer steps between updates of the reference (TRL's).")
     public let precomputeRefLogProbs = RecipeKey("precompute_ref_log_probs", false, .bool,
-                                                 "Score the reference's log-probs of the training and held-out pairs (dpo, and its --eval-data pair sets) or labelled rows and their KL pairs (kto with kl_pairing=fixed or loss_type=apo_zero_unpaired) once before the first step, then release the reference model (TRL's).",
+                                                 "Score the reference's log-probs of the training and held-out pairs (dpo, and its --eval-data pair sets) or labelled rows (kto with loss_type=apo_zero_unpaired, or kl_pairing=fixed, then their KL pairs too) once before the first step, then release the reference model (TRL's).",
                                                  resume: .mayChange)   // the same reference either way (its checksum is compared): rounding only
     public let precomputeRefBatchSize = RecipeKey("precompute_ref_batch_size", 0, .within(0...1_000_000),
                                                   "With precompute_ref_log_probs: pairs (kto: rows) per forward of the scoring pass (TRL's; 0: micro_batch_size rows).",

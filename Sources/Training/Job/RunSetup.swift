@@ -13,7 +13,7 @@ public struct RunSetup {
     public let train: Dataset
     public let heldOut: Dataset
     public let objective: Objective
-    /// The frozen reference, until `--precompute-ref-log-probs` has scored the pairs with it
+    /// The frozen reference, until `--precompute-ref-log-probs` has scored the pairs (or rows) with it
     /// (`precomputedReference` then stands in its place). Every copy of a setup — the job's, the
     /// trainer's, the checkpointer's — shares one `ReferenceSlot`, so releasing it frees the weights.
     public var referenceModel: LanguageModel? { referenceSlot.model }
@@ -36,7 +36,7 @@ public struct RunSetup {
     /// The held-out rows the evaluation reads, both answers of dpo's pairs and every kto row:
     /// what the ranks' agreement check and a checkpoint's hash of the evaluated sets cover.
     public var evaluatedHeldOut: Dataset { heldOutPairs ?? heldOutLabelled ?? heldOut }
-    /// `--precompute-ref-log-probs`: the reference's log-probs of the pairs, scored before the
+    /// `--precompute-ref-log-probs`: the reference's log-probs of the pairs (or rows), scored before the
     /// first step (`Trainer.precomputeReferenceIfNeeded`), in place of `referenceModel`.
     public var precomputedReference: PrecomputedReference? { referenceSlot.precomputed }
 

@@ -69,9 +69,6 @@ extension Trainer {
         return evaluateObjective(batch, temperature: 1)
     }
 
-    /// The length kto's mismatched pairs are cut to (TRL's collator keeps their start).
-    static func unpairedMaxLength(_ setup: RunSetup) -> Int { min(setup.recipe.maxLength, setup.model.maxSequenceLength) }
-
     /// The objective's loss and diagnostics on `batch`, dealt over ranks and micro-batches as
     /// a training step deals it, through the step's own forward (`Trainer.forward`) without
     /// dropout (transformers' `model.eval()` turns it off) and without gradients.

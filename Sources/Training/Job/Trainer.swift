@@ -224,4 +224,8 @@ extension Trainer {
         let functions = rollouts?.rewards ?? ((source as? SelfTrainProducer)?.method as? SuperHFRound)?.rewards ?? []
         return functions.compactMap { $0.scorer as? RewardModelScorer }
     }
+
+    /// The length kto's mismatched pairs are cut to (TRL's collator keeps their start): the same
+    /// in the step's producer, the held-out evaluation and the scoring pass of precompute_ref_log_probs.
+    static func unpairedMaxLength(_ setup: RunSetup) -> Int { min(setup.recipe.maxLength, setup.model.maxSequenceLength) }
 }

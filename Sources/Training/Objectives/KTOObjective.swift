@@ -15,7 +15,7 @@ import TensorCore
 /// over the step's `.mismatched` sequences — prompt i with answer j = i − 1, rotated within the
 /// whole step batch, or the nearest earlier row with another prompt (UnpairedProducer); under
 /// `kl_pairing=fixed` each row's pair of the whole training set in file order, as TRL's — which
-/// read the policy and the reference without gradients (none: z₀ = 0); TRL
+/// read the policy and the reference (or its precomputed log-probs) without gradients (none: z₀ = 0); TRL
 /// estimates it per device micro-batch and averages over devices, the same value when each
 /// device holds one micro-batch of equal size. `loss_type` apo_zero_unpaired (APO, arXiv
 /// 2408.06266, Eq. 7, unpaired as TRL's): 1 − σ(β·r) for a desirable answer, σ(β·r) for an

@@ -104,7 +104,8 @@ public struct ObjectiveRequirements: Sendable {
     public var rolloutsPerPrompt: Int? = nil
     /// The objective reads the reference only as log π_ref(target) of each loss token of fixed
     /// data, so `--precompute-ref-log-probs` may score the data once before the first step
-    /// (`PrecomputedReference`) and release the reference model: dpo (TRL's DPOConfig
+    /// (`PrecomputedReference`) and release the reference model: dpo, and kto with
+    /// kl_pairing=fixed or loss_type=apo_zero_unpaired (TRL's DPOConfig and KTOConfig
     /// `precompute_ref_log_probs`).
     public var precomputableReference = false
     public init(referenceModel: Bool = false, oldPolicyRefresh: Int? = nil, statisticsPass: Bool = false,

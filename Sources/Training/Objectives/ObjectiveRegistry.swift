@@ -106,7 +106,8 @@ public enum ObjectiveRegistry {
             guard let type = KTOObjective.LossType(rawValue: typeName) else {
                 throw ObjectiveError("objective kto: unknown loss_type \(RecipeError.quote(typeName)); known: \(KTOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            // kl_pairing (sft-dist's; TRL always pairs as `fixed`) only where there is a KL term.
+            // kl_pairing (sft-dist's; TRL always fixes each row's pair, rotating within blocks of
+            // per_device_train_batch_size rows) only where there is a KL term.
             if type != .kto, args.values["kl_pairing"] != nil {
                 throw ObjectiveError("objective kto: kl_pairing chooses the mismatched pairs of the KL term, which loss_type=\(type.rawValue) does not have")
             }

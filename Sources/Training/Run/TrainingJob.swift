@@ -143,7 +143,7 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
-        // dpo, --precompute-ref-log-probs: the reference scores the pairs now (after the resume check), then
+        // --precompute-ref-log-probs (dpo, kto): the reference scores the pairs or rows now (after the resume check), then
         // goes (the checkpointer keeps the checksum it took at the start).
         trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs))
         // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
