@@ -120,11 +120,11 @@ public struct PrecomputedReference {
         }
     }
 
-    /// FNV-1a over a sequence's token ids, never 0.
+    /// A sequence's token ids hashed (`XXHash64`, as `CheckpointState.dataHash` hashes data), never 0.
     static func idsHash(_ ids: [Int32]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for id in ids { h = (h ^ UInt64(UInt32(bitPattern: id))) &* 0x0000_0100_0000_01b3 }
-        return max(h, 1)
+        var h = XXHash64()
+        ids.withUnsafeBytes { h.update($0) }
+        return max(h.finalize(), 1)
     }
 }
 

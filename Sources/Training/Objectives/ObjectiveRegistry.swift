@@ -107,11 +107,9 @@ public enum ObjectiveRegistry {
                 throw ObjectiveError("objective kto: unknown loss_type \(RecipeError.quote(typeName)); known: \(KTOObjective.LossType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             // kl_pairing (sft-dist's; TRL always fixes each row's pair, rotating within blocks of
-            // per_device_train_batch_size rows) only where there is a KL term.
-            if type != .kto, args.values["kl_pairing"] != nil {
-                throw ObjectiveError("objective kto: kl_pairing chooses the mismatched pairs of the KL term, which loss_type=\(type.rawValue) does not have")
-            }
-            let pairingName = type == .kto ? args.string("kl_pairing", default: "step") : "step"
+            // per_device_train_batch_size rows): resolved only where there is a KL term; given
+            // beside apo_zero_unpaired, KTOObjective refuses it.
+            let pairingName = type == .kto || args.values["kl_pairing"] != nil ? args.string("kl_pairing", default: "step") : "step"
             guard let pairing = KTOObjective.KLPairing(rawValue: pairingName) else {
                 throw ObjectiveError("objective kto: unknown kl_pairing \(RecipeError.quote(pairingName)); known: \(KTOObjective.KLPairing.allCases.map(\.rawValue).joined(separator: ", "))")
             }
