@@ -186,12 +186,12 @@ final class PrecomputedReferenceTests: XCTestCase {
             }()
             let a = Trainer(setup: live, comm: LocalCommunicator()), b = Trainer(setup: released, comm: LocalCommunicator())
             XCTAssertNotNil(freed)
-            XCTAssertNotNil(b.precomputeReferenceIfNeeded(evaluatedPairs: [data]))
+            XCTAssertNotNil(try b.precomputeReferenceIfNeeded(evaluatedPairs: [data]))
             XCTAssertNil(b.setup.referenceModel, "the reference is released")
             XCTAssertNil(released.referenceModel, "every copy of the setup lets go of it")
             XCTAssertNil(freed, "the reference's weights are freed")
             XCTAssertEqual(b.setup.precomputedReference?.sequences, 2 * data.count, "the training pairs and the evaluated set")
-            XCTAssertNil(b.precomputeReferenceIfNeeded(), "scored once")
+            XCTAssertNil(try b.precomputeReferenceIfNeeded(), "scored once")
             for s in 0..<2 {
                 let x = a.step(s).loss, y = b.step(s).loss
                 XCTAssertEqual(x, y, accuracy: 1e-6, "micro \(micro) packing \(packing) step \(s + 1)")

@@ -8,7 +8,7 @@ import TensorCore
 /// SIGKILL cannot be caught: the process dies exactly as under `kill -9`, with no cleanup.
 ///
 /// Points: `perturb` (see `perturbReplica`), `mpi-error` (see `failMPICall`), `fail-all` (see
-/// `failEveryRank`), `usr1` (see `raiseStopSignal`), `after-step` (the metrics row of the step
+/// `failEveryRank`), `usr1` and `usr1-scoring` (see `raiseStopSignal`), `after-step` (the metrics row of the step
 /// is written), `save-files` (every file of
 /// the checkpoint written in its temporary directory, no manifest yet), `save-before-rename`
 /// (complete and fsynced, not yet renamed into place), `save-renamed` (published, older
@@ -50,6 +50,14 @@ enum FaultInjection {
     /// stop after that same step. `usr1:0`: before loading anything (the run stops after step 1).
     static func raiseStopSignal(step: Int, rank: Int, size: Int) {
         guard rank == size - 1, let s = spec, s.point == "usr1", s.step == step else { return }
+        kill(getpid(), SIGUSR1)
+    }
+
+    /// `usr1-scoring:<round>`: after that round of a scoring pass before the first step
+    /// (`Trainer.scoreInGroups`; rounds count from 1 in each set scored) the last rank sends
+    /// itself SIGUSR1: every rank must end the pass at that same round.
+    static func raiseStopSignal(scoringRound round: Int, rank: Int, size: Int) {
+        guard rank == size - 1, let s = spec, s.point == "usr1-scoring", s.step == round else { return }
         kill(getpid(), SIGUSR1)
     }
 

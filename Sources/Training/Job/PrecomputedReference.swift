@@ -43,37 +43,38 @@ public struct PrecomputedReference {
     public let sequences: Int, tokens: Int
 
     /// Scores `train` and the `evaluated` sets with `reference`, and with `mismatched` (kto's
-    /// fixed pairs of a set's rows) those too. Collective.
+    /// fixed pairs of a set's rows) those too. Collective; a `stop` (`Trainer.scoreInGroups`) may end it.
     static func score(reference: LanguageModel, train: [Example], evaluated: [[Example]],
                       mismatched: (([Example]) -> [StepSequence?])? = nil, batchSize: Int, padId: Int32,
-                      comm: Communicator, show: ((String) -> Void)?) -> PrecomputedReference {
+                      comm: Communicator, show: ((String) -> Void)?, stop: (() -> Bool)? = nil) throws(ScoringStopped) -> PrecomputedReference {
         let progress = comm.isCoordinator ? show.map { EvalProgress(label: "precompute_ref_log_probs", show: $0) } : nil
-        func scores<S: TokenSequence>(_ sequences: [S], _ name: String) -> Scores {
+        func scores<S: TokenSequence>(_ sequences: [S], _ name: String) throws(ScoringStopped) -> Scores {
             let offsets = TokenLabels.offsets(sequences)
-            let values = Trainer.scoreInGroups(count: sequences.count, offsets: offsets, size: batchSize, comm: comm,
-                                               what: "precompute_ref_log_probs", progress: progress.map { p in { p.update(name, done: $0, total: $1) } }) {
+            let values = try Trainer.scoreInGroups(count: sequences.count, offsets: offsets, size: batchSize, comm: comm,
+                                                   what: "precompute_ref_log_probs, " + name, progress: progress.map { p in { p.update(name, done: $0, total: $1) } },
+                                                   stop: stop) {
                 Trainer.lossTokenLogProbs(reference, Batching.padded(sequences, indices: $0, padId: padId))
             }
             return Scores(values: values, offsets: offsets)
         }
         var counted = (sequences: 0, tokens: 0)
-        func setScores(_ examples: [Example], _ name: String) -> SetScores {
-            var set = SetScores(rows: scores(examples, name + " sequences scored"))
+        func setScores(_ examples: [Example], _ name: String) throws(ScoringStopped) -> SetScores {
+            var set = SetScores(rows: try scores(examples, name + " sequences scored"))
             counted.sequences += examples.count; counted.tokens += set.rows.values.count
             if let pairs = mismatched?(examples) {
                 // A row without a pair scores nothing: an empty sequence in its place.
                 let none = StepSequence(example: -1, origin: .mismatched, ids: [], lossMask: [], promptLength: 0)
-                set.mismatched = scores(pairs.map { $0 ?? none }, name + " mismatched pairs scored")
+                set.mismatched = try scores(pairs.map { $0 ?? none }, name + " mismatched pairs scored")
                 set.pairHashes = pairs.map { $0.map { Self.idsHash($0.ids) } ?? 0 }
                 counted.sequences += pairs.compactMap { $0 }.count; counted.tokens += set.mismatched!.values.count
             }
             return set
         }
-        let trained = setScores(train, "training")
+        let trained = try setScores(train, "training")
         var sets: [UInt64: SetScores] = [:]
         for examples in evaluated {
             let hash = CheckpointState.dataHash(examples)
-            if sets[hash] == nil { sets[hash] = setScores(examples, "held-out and --eval-data") }
+            if sets[hash] == nil { sets[hash] = try setScores(examples, "held-out and --eval-data") }
         }
         return PrecomputedReference(train: trained, evaluated: sets, sequences: counted.sequences, tokens: counted.tokens)
     }
@@ -143,9 +144,10 @@ extension Trainer {
     /// (or labelled rows), the held-out ones and `evaluatedPairs` (the `--eval-data` pair sets), and this trainer's
     /// setup — every copy of it — lets go of it; nil when there is nothing to do (off, or scored
     /// already). `TrainingJob` calls it after the resume check, so a refused resume scores
-    /// nothing; `prepare` calls it for callers that step a trainer directly. Collective.
+    /// nothing; `prepare` calls it for callers that step a trainer directly. Collective; with
+    /// `stop` (`scoreInGroups`), a stop signal ends the pass (`ScoringStopped`).
     @discardableResult
-    func precomputeReferenceIfNeeded(evaluatedPairs: [Dataset] = []) -> PrecomputedReference? {
+    func precomputeReferenceIfNeeded(evaluatedPairs: [Dataset] = [], stop: (() -> Bool)? = nil) throws(ScoringStopped) -> PrecomputedReference? {
         guard setup.recipe.precomputesReference(setup.objective), setup.precomputedReference == nil,
               let reference = setup.referenceModel else { return nil }
         let started = Date(), recipe = setup.recipe
@@ -156,9 +158,9 @@ extension Trainer {
         // kto's KL term (kl_pairing=fixed): each row's mismatched pair as the step and the evaluation pair it.
         let maxLength = Self.unpairedMaxLength(setup)
         let pairs = (setup.objective as? KTOObjective)?.estimatesKL == true ? { UnpairedProducer.fixedMismatched($0, maxLength: maxLength) } : nil
-        let scored = PrecomputedReference.score(reference: reference, train: setup.train.examples,
+        let scored = try PrecomputedReference.score(reference: reference, train: setup.train.examples,
                                                 evaluated: ([setup.heldOutPairs ?? setup.heldOutLabelled].compactMap { $0 } + evaluatedPairs).map(\.examples),
-                                                mismatched: pairs, batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show)
+                                                mismatched: pairs, batchSize: size, padId: setup.tokenizer.padId, comm: comm, show: show, stop: stop)
         setup.referenceSlot.release(for: scored)
         if comm.isCoordinator {
             show?(String(format: "precompute_ref_log_probs: the reference scored %d sequences (%d loss tokens) in %.1f s and is released (%.1f MB of weights on each rank)",

@@ -33,8 +33,9 @@ extension Trainer {
             Fatal.agree(missing.map { "objective \(objective.name) needs behaviour log-probs, but producer \(source.name) gave sequence \($0) of step \(step + 1) none" },
                         code: Fatal.Code.training)
         }
-        scoreTokenLabelsIfNeeded()
-        precomputeReferenceIfNeeded()   // --precompute-ref-log-probs (dpo, kto), before the first step
+        // No stop check here (it alone throws): TrainingJob scored before the first step already.
+        try! scoreTokenLabelsIfNeeded()
+        try! precomputeReferenceIfNeeded()   // --precompute-ref-log-probs (dpo, kto), before the first step
         tokenLabels?.apply(to: &batch)
         setup.precomputedReference?.applyTraining(to: &batch, examples: setup.train.examples)
         let (units, estimates) = Self.gradientAndEstimateUnits(batch)

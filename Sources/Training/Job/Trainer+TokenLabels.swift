@@ -74,11 +74,12 @@ extension Trainer {
     /// Scores the training set unless a checkpoint restored its scores (then false). `prepare`
     /// calls it too, for callers that step a trainer directly; `TrainingJob` calls it after
     /// resuming, before the first step, so the pass is not timed as a step.
+    /// With `stop` (`scoreInGroups`), a stop signal ends the pass (`ScoringStopped`).
     @discardableResult
-    func scoreTokenLabelsIfNeeded() -> Bool {
+    func scoreTokenLabelsIfNeeded(stop: (() -> Bool)? = nil) throws(ScoringStopped) -> Bool {
         guard let state = tokenLabelsState, state.labels == nil else { return false }
-        state.labels = Self.tokenLabels(setup: setup, comm: comm, model: model, offsets: state.offsets, ratio: state.ratio,
-                                        objective: objective.name, show: show)
+        state.labels = try Self.tokenLabels(setup: setup, comm: comm, model: model, offsets: state.offsets, ratio: state.ratio,
+                                            objective: objective.name, show: show, stop: stop)
         return true
     }
 
@@ -89,14 +90,15 @@ extension Trainer {
     /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
     /// initial weights.
     static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, offsets: [Int], ratio: Float,
-                            objective name: String, show: ((String) -> Void)?) -> TokenLabels {
+                            objective name: String, show: ((String) -> Void)?, stop: (() -> Bool)? = nil) throws(ScoringStopped) -> TokenLabels {
         guard let reference = setup.referenceModel else { preconditionFailure("objective \(name): token labels need the reference model") }
         Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()
                     ? "objective \(name) scores=fixed: --ref-model holds the initial weights themselves, so every token would score 0 and be kept; give it a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
         let examples = setup.train.examples.enumerated().map { StepSequence(demonstration: $1, index: $0) }
         let progress = comm.isCoordinator ? show.map { show in EvalProgress(label: name, show: show) } : nil
-        let scores = scoreInGroups(count: examples.count, offsets: offsets, size: setup.recipe.microBatchSize, comm: comm,
-                                   what: "token labels", progress: progress.map { p in { p.update("training-set examples scored", done: $0, total: $1) } }) {
+        let scores = try scoreInGroups(count: examples.count, offsets: offsets, size: setup.recipe.microBatchSize, comm: comm,
+                                       what: "\(name) scores=fixed, training-set examples scored", progress: progress.map { p in { p.update("training-set examples scored", done: $0, total: $1) } },
+                                       stop: stop) {
             excessLosses(model: model, reference: reference, examples: examples, indices: $0, padId: setup.tokenizer.padId)
         }
         Fatal.agree(scores.allSatisfy { $0 == 0 } ? "objective \(name) scores=fixed: every training token scores 0 (ℓ_base − ℓ_ref with a reference that predicts as the initial weights do), so every token would be kept; give --ref-model a different model — the papers' is the base tuned on a small clean subset — or use --objective-arg scores=online" : nil)
@@ -108,9 +110,12 @@ extension Trainer {
     /// (group g on rank g mod ranks), each round every rank scores one group (`score` of its
     /// example indices) and all gather that round's scores, so no message grows with the data
     /// set and every rank ends with every score, the same for any rank count.
-    /// `progress` hears (examples done, total) on the coordinator.
+    /// `progress` hears (examples done, total) on the coordinator. With `stop` (collective:
+    /// `StopSignal.agreed`), asked after every round but the last, the pass ends early when it
+    /// says so (`ScoringStopped`): a run told to stop before its first step stops there.
     static func scoreInGroups(count: Int, offsets: [Int], size: Int, comm: Communicator, what: String,
-                              progress: ((Int, Int) -> Void)?, _ score: ([Int]) -> [Float]) -> [Float] {
+                              progress: ((Int, Int) -> Void)?, stop: (() -> Bool)? = nil,
+                              _ score: ([Int]) -> [Float]) throws(ScoringStopped) -> [Float] {
         var scores = [Float](repeating: .nan, count: offsets.last!)
         let size = max(1, size), groups = (count + size - 1) / size
         for round in stride(from: 0, to: groups, by: comm.size) {
@@ -121,7 +126,10 @@ extension Trainer {
                 precondition(values.count == offsets[last] - offsets[first], "\(what): group \(round + r) scored \(values.count) tokens, expected \(offsets[last] - offsets[first])")
                 scores.replaceSubrange(offsets[first]..<offsets[last], with: values)
             }
-            progress?(min((round + comm.size) * size, count), count)
+            let done = min((round + comm.size) * size, count)
+            progress?(done, count)
+            FaultInjection.raiseStopSignal(scoringRound: round / comm.size + 1, rank: comm.rank, size: comm.size)
+            if done < count, let stop, stop() { throw ScoringStopped(what: what, done: done, total: count) }
         }
         return scores
     }

@@ -18,6 +18,20 @@ extension TrainingJob {
         return s
     }
 
+    /// The end of a run SIGUSR1 stopped during a scoring pass before its first step: nothing
+    /// trained since the start (`resumedAt`: the checkpoint resumed), nothing to save; one line on stderr.
+    static func stopped(scoring: ScoringStopped, resumedAt: Int?, recipe: Recipe, lead: Bool, summary: Summary) -> Summary {
+        Fatal.beforeTrainingAbort = nil
+        let step = resumedAt ?? 0
+        if lead {
+            let trained = resumedAt.map { "nothing trained since the checkpoint of step \($0)" } ?? "nothing trained"
+            StandardError.write("sft-dist: stopped by SIGUSR1 during the scoring pass before step \(step + 1) (\(scoring.what): \(scoring.done) of \(scoring.total)): \(trained), no checkpoint written; continue with --resume latest (exit \(StopSignal.exitCode))\n")
+        }
+        var s = summary
+        s.stoppedAfter = step
+        return s
+    }
+
     /// OUT/loss.svg from OUT/metrics.jsonl (nothing when it cannot be read); why it could not
     /// be written, or nil.
     static func writePlot(_ recipe: Recipe, sets: [String]) -> String? {

@@ -145,10 +145,19 @@ public enum TrainingJob {
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
         // --precompute-ref-log-probs (dpo, kto): the reference scores the pairs or rows now (after the resume check), then
         // goes (the checkpointer keeps the checksum it took at the start).
-        trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs))
         // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
         // the initial weights: nothing was resumed), or its scores came with the checkpoint.
-        let scoredNow = trainer.scoreTokenLabelsIfNeeded()
+        // A stop signal during either pass ends the run there (ScoringStopped).
+        let scoredNow: Bool
+        do throws(ScoringStopped) {
+            let stop = { StopSignal.agreed(comm) }
+            try trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs), stop: stop)
+            scoredNow = try trainer.scoreTokenLabelsIfNeeded(stop: stop)
+        } catch {
+            return stopped(scoring: error, resumedAt: resumed?.step, recipe: recipe, lead: lead,
+                           summary: Summary(firstLoss: .nan, lastLoss: .nan, before: nil, after: nil,
+                                            seconds: 0, outputDirectory: recipe.out))
+        }
         if let labels = trainer.tokenLabels {
             let share = String(format: "%d kept (%.1f %%), score threshold %.4g", labels.kept, 100 * Double(labels.kept) / Double(max(labels.scored, 1)), labels.threshold)
             say(scoredNow ? "\(setup.objective.name): scored the training set's \(labels.scored) loss tokens once (initial weights against --ref-model): \(share)"
@@ -288,7 +297,7 @@ public enum TrainingJob {
                 progress.finishLine()
                 return stopped(after: step + 1, checkpoint: checkpoints.path(stepsDone: step + 1), recipe: recipe, sets: evalSets.names, lead: lead,
                                summary: Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: nil,
-                                                seconds: comm.wallTime() - start, outputDirectory: recipe.out))
+                                                seconds: 0, outputDirectory: recipe.out))
             }
         }
         progress.finishLine()
