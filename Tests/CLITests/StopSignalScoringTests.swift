@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// SIGUSR1 during a scoring pass before the first step (`--precompute-ref-log-probs`;
-/// token-clean's `scores=fixed`) ends the run there, every rank after the same round, with
+/// token-clean's `scores=fixed`; a2po's stage 1) ends the run there, every rank after the same round, with
 /// exit 75 and no checkpoint: nothing has trained since the start, and the scores do not outlive
 /// the job anyway. `--resume latest` then goes on as if nothing had happened
 /// (`Training/Job/ScoringStopped.swift`). It used to score to the end and stop after one step.
@@ -69,5 +69,26 @@ final class StopSignalScoringTests: XCTestCase {
         XCTAssertEqual(rerun.status, 0, rerun.all)
         XCTAssertEqual(CLI.losses(out), CLI.losses(dir + "/whole"))
         XCTAssertEqual(CLI.losses(out).count, 3)
+    }
+
+    /// a2po's stage 1 at -n 2: 57 training prompts × 64 reference samples, in chunks of 8
+    /// prompts; stopped after the second chunk, and the rerun equals an uninterrupted run.
+    func testASignalDuringA2POsStageOneStopsThere() throws {
+        let run = ["train", "--model", GRPOCLITests.warm, "--data", A2POCLITests.data, "--objective", "a2po", "--reward", "numeric",
+                   "--reward-arg", "numeric.tolerance=0.3", "--batch-size", "8", "--micro-batch-size", "3", "--steps", "4",
+                   "--steps-per-generation", "2", "--max-completion-length", "6", "--lr", "3e-3", "--warmup-steps", "0",
+                   "--eval-examples", "0", "--eval-every", "0", "--objective-arg", "num_value_samples=64", "--quiet"]
+        let dir = CLI.tempDir("stop-scoring-a2po")
+        let whole = CLI.mpirun(2, run + ["--out", dir + "/whole"])
+        XCTAssertEqual(whole.status, 0, whole.all)
+        let out = dir + "/run"
+        let stopped = try BackgroundJob.mpirun(2, run + ["--out", out], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1-scoring:2"]).wait().result
+        XCTAssertEqual(stopped.status, 75, stopped.all)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: stopped by SIGUSR1 during the scoring pass before step 1 (a2po stage 1, reference samples scored: 1024 of 3648): nothing trained, no checkpoint written; continue with --resume latest (exit 75)", in: stopped.stderr), 1, stopped.all)
+        XCTAssertEqual(checkpoints(out), [])
+        let rerun = CLI.mpirun(2, run + ["--out", out, "--resume", "latest"])
+        XCTAssertEqual(rerun.status, 0, rerun.all)
+        XCTAssertEqual(CLI.losses(out), CLI.losses(dir + "/whole"))
+        XCTAssertEqual(CLI.losses(out).count, 4)
     }
 }

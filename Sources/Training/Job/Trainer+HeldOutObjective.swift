@@ -37,7 +37,7 @@ extension Trainer {
     /// held-out NLL (another objective, or none to roll out). Collective.
     public func evaluateRollouts(step: Int, progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) -> ObjectiveEvaluation? {
         guard let producer = source as? RolloutProducer else { return nil }
-        estimateOptimalValuesIfNeeded()   // a2po: the held-out prompts' V* too
+        try! estimateOptimalValuesIfNeeded()   // a2po: the held-out prompts' V* too (no stop check: it alone throws)
         let r = setup.recipe
         let p = StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples, tokenizer: setup.tokenizer,
                                 seed: r.seed, microBatchSize: r.microBatchSize)

@@ -21,7 +21,7 @@ extension Trainer {
 
     func prepare(_ step: Int) -> PreparedStep {
         let r = setup.recipe
-        estimateOptimalValuesIfNeeded()   // a2po's stage 1, before the first generation
+        try! estimateOptimalValuesIfNeeded()   // a2po's stage 1, before the first generation (no stop check: it alone throws)
         // The producer decides the step (the coordinator decides, collective work on all ranks).
         var batch = source.prepare(StepPreparation(step: step, comm: comm, model: model, examples: setup.train.examples,
                                                    tokenizer: setup.tokenizer, seed: r.seed,

@@ -48,7 +48,7 @@ public final class OptimalValues: StatefulComponent {
     /// Stage 1 (collective): V* of every training and evaluation prompt of the producer from the
     /// reference's samples, then `apply`. `progress` gets (done, total) samples on every rank.
     func estimate(reference: LanguageModel, comm: Communicator, tokenizer: Tokenizer, seed: UInt64, microBatchSize: Int,
-                  progress: ((Int, Int) -> Void)? = nil) {
+                  progress: ((Int, Int) -> Void)? = nil, stop: (() -> Bool)? = nil) throws(ScoringStopped) {
         guard let producer else { preconditionFailure("optimal values without their producer") }
         let p = StepPreparation(step: 0, comm: comm, model: reference, examples: [], tokenizer: tokenizer, seed: seed, microBatchSize: microBatchSize)
         // A resumed run whose checkpoint holds the training prompts' values but another number
@@ -67,6 +67,9 @@ public final class OptimalValues: StatefulComponent {
                 rewards += producer.sampleAndScore(chosen, of: pool, samples: samples, streamOffset: offset, p)
                 done += chosen.count * samples
                 progress?(done, total)
+                // A stop signal every rank agreed on (`stop`, collective) ends stage 1 between chunks.
+                FaultInjection.raiseStopSignal(scoringRound: start / perChunk + 1, rank: comm.rank, size: comm.size)
+                if done < total, let stop, stop() { throw ScoringStopped(what: "a2po stage 1, reference samples scored", done: done, total: total) }
             }
             values.append(pool.indices.map { i in Float(Self.value(rewards[(i * samples)..<((i + 1) * samples)], beta1: beta1)) })
             if k == 0 { incorrect = pool.indices.filter { i in Self.allIncorrect(rewards[(i * samples)..<((i + 1) * samples)]) } }

@@ -148,11 +148,15 @@ public enum TrainingJob {
         // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
         // the initial weights: nothing was resumed), or its scores came with the checkpoint.
         // A stop signal during either pass ends the run there (ScoringStopped).
-        let scoredNow: Bool
+        // a2po's stage 1 likewise: V* of every prompt from the reference's samples, or from the checkpoint.
+        let optimalValues = (trainer.source as? RolloutProducer).flatMap { p in p.optimalValues.map { (p, $0) } }
+        if optimalValues != nil, let note = recipe.a2poNote(setup.objective) { say(note) }
+        let scoredNow: Bool, estimated: Bool
         do throws(ScoringStopped) {
             let stop = { StopSignal.agreed(comm) }
             try trainer.precomputeReferenceIfNeeded(evaluatedPairs: evalSets.sets.compactMap(\.pairs), stop: stop)
             scoredNow = try trainer.scoreTokenLabelsIfNeeded(stop: stop)
+            estimated = try trainer.estimateOptimalValuesIfNeeded(stop: stop)
         } catch {
             return stopped(scoring: error, resumedAt: resumed?.step, recipe: recipe, lead: lead,
                            summary: Summary(firstLoss: .nan, lastLoss: .nan, before: nil, after: nil,
@@ -163,9 +167,7 @@ public enum TrainingJob {
             say(scoredNow ? "\(setup.objective.name): scored the training set's \(labels.scored) loss tokens once (initial weights against --ref-model): \(share)"
                           : "\(setup.objective.name): the training set's \(labels.scored) token scores from the checkpoint: \(share)")
         }
-        if let producer = trainer.source as? RolloutProducer, let values = producer.optimalValues {
-            if let note = recipe.a2poNote(setup.objective) { say(note) }
-            let estimated = trainer.estimateOptimalValuesIfNeeded()
+        if let (producer, values) = optimalValues {
             let kept = producer.prompts.count, all = producer.allPrompts.count, mean = (values.training ?? []).reduce(0.0) { $0 + Double($1) } / Double(max(all, 1))
             say("\(setup.objective.name): V* of \(all) training and \(producer.evaluationPrompts.count) held-out prompts "
                 + (!values.restored ? "from \(values.samples) reference sample\(values.samples == 1 ? "" : "s") each (stage 1)"
