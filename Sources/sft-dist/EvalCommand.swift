@@ -114,10 +114,10 @@ struct Eval: ParsableCommand {
         }
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let loaded = Fatal.collective {
-            try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
-                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
-                        textField: datasetTextField)
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength), context: m.maxSequenceLength,
+                                   template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                                   lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                                   textField: datasetTextField)
         }
         // kto's labelled rows: an undesirable answer is no reference for the loss or exact match.
         let (set, undesirable) = UnpairedReader.withoutUndesirable(loaded, path: data)
@@ -127,7 +127,8 @@ struct Eval: ParsableCommand {
                 StandardError.write("sft-dist: note: \(undesirable) row\(undesirable == 1 ? "" : "s") of \(data) labelled false (undesirable answers, kto's data) left out: the loss and exact match read the other \(set.count) as references\n")
             }
         }
-        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok, completionOnlyLoss: completionOnlyLoss,
+                            assistantOnlyLoss: assistantOnlyLoss, textField: datasetTextField)
         let emptyPrompts = set.examples.filter { $0.answer != nil && tok.holdsNoText($0.ids[0..<$0.promptLength]) }
         if examples > 0, comm.isCoordinator, let first = emptyPrompts.first {
             StandardError.write("sft-dist: note: \(emptyPrompts.count) row\(emptyPrompts.count == 1 ? " has" : "s have") an empty prompt (first: \(first.source)): scored for loss, not generated (nothing to continue)\n")

@@ -71,8 +71,17 @@ enum Runtime {
     /// missing from the output, whose `index` counts the rows kept).
     /// With {messages} rows and `--chat-template auto`, it also says which template laid them out
     /// and why, as train's log does (a template it did not recognise fell back to plain silently).
-    static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator, chatTemplate: String, tokenizer: Tokenizer) {
+    static func checkLoaded(_ set: Dataset, from data: String, comm: Communicator, chatTemplate: String, tokenizer: Tokenizer,
+                            completionOnlyLoss: Bool, assistantOnlyLoss: Bool, textField: String) {
         SameInputs.check("--data \(data)", examples: set.examples)
+        // A switch for a kind of row the data does not have would do nothing, as train refuses it.
+        let r = set.report
+        Fatal.agree(!assistantOnlyLoss && r.conversations == 0
+                    ? "--no-assistant-only-loss sets which tokens of {messages} rows are scored, and \(data) has none: drop it"
+                    : !completionOnlyLoss && r.promptCompletionRows == 0
+                    ? "--no-completion-only-loss sets which tokens of {prompt, completion} rows are scored, and \(data) has none: drop it"
+                    : textField != JSONLReader.defaultTextField && r.textRows == 0
+                    ? "--dataset-text-field \(textField) names the field of plain-text rows, and \(data) has none: drop it" : nil)
         // A template named for data without {messages} rows lays nothing out (train's is saved
         // with the model; these commands only read the data).
         Fatal.agree(chatTemplate == ChatTemplate.auto ? nil

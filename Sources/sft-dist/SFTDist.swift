@@ -141,6 +141,8 @@ struct SFTDist: ParsableCommand {
                 if Runtime.launcherRank == 0 && !text.isEmpty {
                     if code == .success { print(text) } else { printError(text) }
                 }
+                // Help that could not be written (`sft-dist help train > /dev/full`) is an output error, exit 6, as every command's.
+                if code == .success, let problem = Runtime.standardOutputProblem() { Runtime.exitForOutput(problem) }
                 Runtime.exit(code.rawValue)
             }
             // Our own errors are one line already (a line break in a path inside is escaped);

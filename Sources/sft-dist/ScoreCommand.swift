@@ -44,12 +44,13 @@ struct Score: ParsableCommand {
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {
-            try Dataset(path: data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength),
-                        template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
-                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
-                        textField: datasetTextField)
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength), context: m.maxSequenceLength,
+                                   template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                                   lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                                   textField: datasetTextField)
         }
-        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok, completionOnlyLoss: completionOnlyLoss,
+                            assistantOnlyLoss: assistantOnlyLoss, textField: datasetTextField)
         var lines: [String] = []
         var nonFinite: String? = nil   // this rank's first, for one line (JSON has no NaN)
         let tape = Tape(recording: false)

@@ -104,15 +104,17 @@ struct Select: ParsableCommand {
             selector.referenceScorer == nil ? nil : Fatal.collective { try ReferenceModel.load(path, like: m, tokenizer: tok) }
         }
         let set = Fatal.collective {
-            try Dataset(path: data, tokenizer: tok, maxLength: limit, template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
-                        lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
-                        textField: datasetTextField)
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: limit, context: m.maxSequenceLength,
+                                   template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
+                                   lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
+                                   textField: datasetTextField)
         }
         if let reference, let refModel {
             SameInputs.check("--ref-model \(refModel)", architecture: reference)
             SameInputs.check("--ref-model \(refModel)", model: reference.parameters)
         }
-        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok)
+        Runtime.checkLoaded(set, from: data, comm: comm, chatTemplate: chatTemplate, tokenizer: tok, completionOnlyLoss: completionOnlyLoss,
+                            assistantOnlyLoss: assistantOnlyLoss, textField: datasetTextField)
         // round(keep · rows) = 0 wrote an empty file with exit 0, which training then refused.
         Fatal.agree(Int((keep * Double(set.count)).rounded()) > 0 ? nil :
                         "--keep \(keep) of \(set.count) row\(set.count == 1 ? "" : "s") of \(data) keeps none (round(keep · rows) = 0): nothing would be written; raise --keep")

@@ -103,6 +103,11 @@ final class EvalTests: XCTestCase {
                                (eval + ["--scorer-cmd", "cat"], "--scorer-cmd is for the program of --scorer command; with --scorer exact it would have no effect"),
                                (eval + ["--scorer-timeout", "5"], "--scorer-timeout is for the program of --scorer command"),
                                (eval + ["--examples", "0", "--scorer-timeout", "5"], "--scorer-timeout acts on the generated answers"),
+                               // A loss-scope switch or text field for rows the data does not have, as train refuses them (they were accepted).
+                               (eval + ["--no-assistant-only-loss"], "--no-assistant-only-loss sets which tokens of {messages} rows are scored, and \(data) has none: drop it"),
+                               (["score", "--model", "tiny", "--data", data, "--dataset-text-field", "body"], "--dataset-text-field body names the field of plain-text rows, and \(data) has none: drop it"),
+                               (["select", "--model", "tiny", "--data", data, "--method", "loss", "--keep", "0.5", "--out", data + ".kept", "--no-assistant-only-loss"],
+                                "--no-assistant-only-loss sets which tokens of {messages} rows are scored"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-k", "5"], "--top-k acts on sampling, and --temperature 0 (the default) is greedy"),
                                (["generate", "--model", "tiny", "--prompt", "add 1 2 =", "--top-p", "0.5"], "--top-p acts on sampling")] {
             let r = CLI.sftDist(args)
@@ -124,7 +129,7 @@ final class EvalTests: XCTestCase {
                                "--scorer", "command", "--scorer-cmd", "while read -r l; do echo notanumber; done"], seconds: 60)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertNotEqual(r.status, 124, "hung")
-        XCTAssertEqual(CLI.occurrences(of: "not a number", in: r.all), 1, r.all)
+        XCTAssertEqual(CLI.occurrences(of: "not a decimal number", in: r.all), 1, r.all)
     }
 
     /// One streamed prompt under mpirun: rank 0 streams, the others must not wait for it.

@@ -237,6 +237,26 @@ final class FailureTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/skip/model"))
     }
 
+    /// An evaluation of weights gone non-finite logs the figures of their probabilities as null:
+    /// eval_ece logged 1.0, the worst calibration, beside a null eval_loss.
+    func testANonFiniteEvaluationLogsNoCalibration() throws {
+        let dir = CLI.tempDir("nan-ece")
+        _ = CLI.sftDist(["train", "--model", "tiny", "--steps", "30", "--lr", "1e5", "--warmup-steps", "0", "--grad-clip", "0",
+                         "--batch-size", "8", "--nan-policy", "skip", "--quiet", "--out", dir])
+        let rows = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let broken = rows.filter { $0["eval_loss"] is NSNull }
+        XCTAssertFalse(broken.isEmpty, "no evaluation of non-finite weights: \(rows)")
+        for row in broken {
+            XCTAssertTrue(row["eval_ece"] is NSNull, "\(row)")
+            XCTAssertNotNil(row["eval_generated"] as? NSNumber, "\(row)")
+        }
+        let finite = rows.filter { $0["eval_loss"] is NSNumber }
+        XCTAssertFalse(finite.isEmpty)
+        for row in finite { XCTAssertNotNil(row["eval_ece"] as? NSNumber, "\(row)") }
+    }
+
     /// A non-finite value at the first step comes before any update, so the message names the
     /// objective and its arguments, not the learning rate (dpo's beta=1e30 overflows the
     /// gradient; the message said "lower the learning rate").

@@ -253,7 +253,15 @@ final class GRPOCLITests: XCTestCase {
         for t in ["1e-40", "1e-50"] { refused(["--reward", "task", "--rollout-temperature", t], "a number in [1e-06, 1000]") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), "a refused run made its output directory")
         refused(["--reward", "regex", "--reward", "exact", "--reward-arg", "pattern=x"], "--reward-arg pattern: name the reward function it is for")
-        refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a number")
+        refused(["--reward", "command", "--reward-arg", "cmd=while read l; do echo nan; done"], "of its output is \"nan\", not a finite number")
+        // A name that is not among the functions (it said "name the reward function it is for", which it did).
+        refused(["--reward", "task", "--reward-arg", "regex.pattern=x"], "--reward-arg regex.pattern: regex is not one of the reward functions (task): add --reward regex, or drop the argument")
+        // A weight in hexadecimal, as every number flag refuses it (0x10 weighed 16).
+        refused(["--reward", "format=0x10"], "--reward must be reward functions")
+        // A directory that is not a reward model's, and one that does not exist: said which.
+        refused(["--reward", dir], "--reward: \(dir) holds no config.json: not a model's directory")
+        refused(["--reward", GRPOCLITests.warm + "=2"], "--reward: \(GRPOCLITests.warm) is a language model's directory, not a reward model's")
+        refused(["--reward", dir + "/none"], "--reward: \(dir)/none does not exist (give a reward model's directory, or a function: one of ")
         // train's own spelling of the scorer's settings, not eval's flags (train has no --scorer-cmd).
         refused(["--reward", "command"], "--reward-arg command.cmd=\"program args\" (train)")
         refused(["--reward", "command", "--reward-arg", "cmd=cat", "--reward-arg", "timeout=0"], "--reward-arg command.timeout= in train")

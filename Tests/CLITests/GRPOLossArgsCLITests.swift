@@ -115,7 +115,7 @@ final class GRPOLossArgsCLITests: XCTestCase {
             (["loss_type=cispo", "delta=2"], "delta sets PPO's clip, which loss_type cispo replaces; it does nothing there"),
             (["loss_type=cispo", "epsilon=0.3", "epsilon_high=5"], "epsilon sets PPO's clip, which loss_type cispo replaces; beside epsilon_high it does nothing there"),
             (["entropy_coef=1e39"], "entropy_coef=1e39 is beyond float32's range"),
-            (["use_adaptive_entropy=true", "entropy_target=0x1p-7"], "entropy_target=0x1p-7 is not a finite number")]
+            (["use_adaptive_entropy=true", "entropy_target=0x1p-7"], "entropy_target=0x1p-7 is not a decimal number")]
         for (objectiveArgs, message) in cases {
             let r = CLI.sftDist(GRPOCLITests.grpo(objectiveArgs.flatMap { ["--objective-arg", $0] } + ["--out", CLI.tempDir("gspo-bad")]), seconds: 60)
             XCTAssertEqual(r.status, 1, r.all)

@@ -83,6 +83,10 @@ final class HostileInputCLITests: XCTestCase {
                       "standard output: No space left on device", code: 6)
         expectOneLine(CLI.run(["sh", "-c", "exec \"$0\" score --model \"$1\" --data \"$2\" > /dev/full", CLI.binary, dir + "/run/model", dir + "/d.jsonl"],
                               seconds: 60), "standard output:", code: 6)
+        // Help too (it exited 0 with nothing written).
+        for help in ["help train", "--help", "eval --help"] {
+            expectOneLine(CLI.run(["sh", "-c", "exec \"$0\" \(help) > /dev/full", CLI.binary], seconds: 60), "standard output: No space left on device", code: 6)
+        }
     }
 
     /// A copy of a fixture model with `edit` applied to its config.json.

@@ -174,7 +174,7 @@ final class RewardCLITests: XCTestCase {
         XCTAssertEqual(lm.status, 0, lm.all)
         let refused = CLI.sftDist(grpo.map { $0 == rm + "/model=0.5" ? dir + "/lm/model" : $0 } + ["--out", dir + "/no"])
         XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("or a reward model's directory"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--reward: \(dir)/lm/model is a language model's directory, not a reward model's"), refused.stderr)
         XCTAssertEqual(CLI.occurrences(of: "error:", in: refused.stderr), 1, refused.stderr)
     }
 

@@ -35,5 +35,11 @@ final class RunLogWordingTests: XCTestCase {
         XCTAssertTrue(rft.stdout.contains("\nmethods: self-training rft every 100 steps (k=4, max_new_tokens=12, prompts=4, ratio=0.5, temperature=1, top_p=1)\n"), rft.stdout)
         let plain = CLI.sftDist(base + ["--out", dir + "/d"])
         XCTAssertFalse(plain.stdout.contains("methods:"), plain.stdout)
+        XCTAssertFalse(plain.stdout.contains("save_every"), plain.stdout)
+        // An interval past the last step acts never: said (a --save-every 5 run of 2 steps wrote no checkpoint, without a word).
+        let never = CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--eval-examples", "0", "--save-every", "5", "--eval-every", "10", "--out", dir + "/f"])
+        XCTAssertEqual(never.status, 0, never.all)
+        XCTAssertTrue(never.stdout.contains("\nnote: save_every 5 > steps 2: no checkpoint falls due in this run (SIGUSR1 still writes one; the final model is saved at its end); lower --save-every to checkpoint it\n"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("\nnote: eval_every 10 > steps 2: this run evaluates before and after training only, as --eval-every 0\n"), never.stdout)
     }
 }

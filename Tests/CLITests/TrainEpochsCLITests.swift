@@ -83,6 +83,11 @@ final class TrainEpochsCLITests: XCTestCase {
         XCTAssertEqual(dry.status, 0, dry.all)
         XCTAssertTrue(dry.stderr.contains("note: --steps 5 beside --num-train-epochs 2 is checked when the run starts, against the steps the training rows give; --dry-run reads no data"), dry.stderr)
         XCTAssertFalse(dry.stdout.contains("gave this run's data"), dry.stdout)
+        // Without --steps it printed "# steps: 1000", the flag's default, for a run of 8 steps.
+        let plain = CLI.sftDist(args + ["--dry-run"])
+        XCTAssertEqual(plain.status, 0, plain.all)
+        XCTAssertTrue(plain.stdout.hasSuffix("# steps follow from num_train_epochs and the training rows, which a run reads (this recipe does not know them yet)\n"), plain.stdout)
+        XCTAssertFalse(plain.stdout.contains("steps: 1000"), plain.stdout)
 
         let selection = CLI.sftDist(["train", "--dry-run", "--num-train-epochs", "1", "--selection", "uds"])
         XCTAssertEqual(selection.status, 1, selection.all)

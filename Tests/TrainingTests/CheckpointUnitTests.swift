@@ -303,6 +303,14 @@ final class CheckpointUnitTests: XCTestCase {
         let line = g.methodsLine ?? ""
         XCTAssertTrue(line.hasSuffix(#"; rewards regex=1 (regex.pattern="x\ny|\u001b")"#), line)
         XCTAssertFalse(line.contains("\n") || line.contains("\u{1B}"), line)
+        // dpo's defaults that its resolved arguments leave out (so a checkpoint compares as before
+        // they existed) are on the line too: it said "(beta=0.1)" only.
+        var dpo = Recipe()
+        dpo.objective = "dpo"
+        XCTAssertEqual(dpo.methodsLine, "methods: objective dpo (beta=0.1, f_divergence_type=reverse_kl, loss_type=sigmoid, use_weighting=false)")
+        dpo.objectiveArgs = ["loss_type": "hinge"]
+        XCTAssertEqual(dpo.methodsLine, "methods: objective dpo (beta=0.1, f_divergence_type=reverse_kl, loss_type=hinge, use_weighting=false)")
+        XCTAssertEqual(try dpo.resolvedObjectiveArguments(), ["beta": "0.1", "loss_type": "hinge"], "the resolved arguments unchanged")
     }
 
     func testConfigDifferenceNamesTheKey() throws {

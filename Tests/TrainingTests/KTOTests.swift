@@ -246,5 +246,11 @@ final class KTOTests: XCTestCase {
         XCTAssertNil(kto.balanceNote(desirable: 10, undesirable: 10))
         XCTAssertTrue(kto.balanceNote(desirable: 10, undesirable: 30)?.contains("desirable_weight in [3.0, 3.99] or undesirable_weight in [0.25, 0.33]") == true)
         XCTAssertNil(try! KTOObjective(desirableWeight: 3.5).balanceNote(desirable: 10, undesirable: 30))
+        // One label with no row: no weight helps (TRL's advice counts it as one row), at any weight.
+        for w: Float in [1, 40] {
+            XCTAssertEqual(try! KTOObjective(desirableWeight: w).balanceNote(desirable: 0, undesirable: 38),
+                           "note: kto: every training row is undesirable (0 desirable, 38 undesirable): the desirable term never trains, and no desirable_weight or undesirable_weight can balance the labels (the KTO paper's Eq. 8, arXiv 2402.01306, weighs both kinds)")
+        }
+        XCTAssertTrue(kto.balanceNote(desirable: 5, undesirable: 0)?.contains("every training row is desirable (5 desirable, 0 undesirable): the undesirable term never trains") == true)
     }
 }

@@ -217,6 +217,9 @@ final class RecipeTests: XCTestCase, RecipeRefusalChecks {
         validateRefuses("objective_args: {k: 0}\nobjective: otr\n", "r.yaml:1: objective otr: k must be an integer")
         validateRefuses("selection: uds\nsteps: 3\nselection_args: {bogus: 1}\n", "r.yaml:3: selection uds: unknown argument(s) bogus; accepted: alpha")
         validateRefuses("selection_pool: 9\n", "r.yaml:1: selection_pool needs a selector")
+        // It named self_train_args too, which was not given.
+        validateRefuses("self_train_scorer: task\n", "r.yaml:1: self_train_scorer needs --self-train semievol")
+        validateRefuses("self_train_args: {k: 2}\n", "r.yaml:1: self_train_args needs --self-train semievol")
         validateRefuses("steps: 2\nlora_alpha: 4\n", "r.yaml:2: lora_alpha needs lora_rank")
         validateRefuses("steps: 2\nkeep_last: 4\n", "r.yaml:2: keep_last prunes checkpoints")
         var r = Recipe()

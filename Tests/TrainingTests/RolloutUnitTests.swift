@@ -17,6 +17,14 @@ final class RolloutUnitTests: XCTestCase {
         XCTAssertThrowsError(try Recipe.parse(yaml: "rewards: [exact, regex=x]\n", source: "r.yaml")) { e in
             XCTAssertTrue("\(e)".hasPrefix("r.yaml:1: rewards must be reward functions"), "\(e)")
         }
+        // A scorer's refusal of its arguments names the recipe's line, as objective_args' do.
+        let bad = try Recipe.parse(yaml: "objective: grpo\nrewards: [regex]\nreward_args:\n  regex.pattern: \"[\"\n", source: "r.yaml")
+        XCTAssertThrowsError(try bad.validate()) { e in XCTAssertTrue("\(e)".hasPrefix("r.yaml:3: scorer regex: invalid pattern"), "\(e)") }
+        let typo = try Recipe.parse(yaml: "objective: grpo\nrewards: [format]\nreward_args:\n  format.patern: x\n", source: "r.yaml")
+        XCTAssertThrowsError(try typo.validate()) { e in XCTAssertTrue("\(e)".hasPrefix("r.yaml:3: reward format: unknown argument \"patern\""), "\(e)") }
+        XCTAssertThrowsError(try Recipe.parse(yaml: "objective: grpo\nrewards: [format, exact=two]\n", source: "r.yaml").validate()) { e in
+            XCTAssertTrue("\(e)".hasPrefix("r.yaml:2: rewards must be reward functions"), "\(e)")
+        }
         var f = Recipe()
         try Recipe.key(named: "rewards")!.read(flag: "exact", into: &f)
         try Recipe.key(named: "rewards")!.read(flag: "format=0.5", into: &f)

@@ -47,11 +47,17 @@ final class ScorerTests: XCTestCase {
                 return "no error"
             } catch { return "\(error)" }
         }
-        XCTAssertTrue(message("cat >/dev/null; echo 1; echo oops").contains("line 2 of its output is \"oops\", not a number (for d.jsonl:9)"))
+        XCTAssertTrue(message("cat >/dev/null; echo 1; echo oops").contains("line 2 of its output is \"oops\", not a decimal number (for d.jsonl:9)"))
+        // Read as every number sft-dist reads: a NUL ended the text read ("0.75\0garbage" scored 0.75),
+        // hexadecimal was taken, and a number beyond float32 was called "not a number".
+        XCTAssertTrue(message(#"cat >/dev/null; printf '0.75\0garbage\n1\n'"#).contains(#"line 1 of its output is "0.75\0garbage", not a decimal number (for d.jsonl:4)"#))
+        XCTAssertTrue(message("cat >/dev/null; echo 1; echo 0x1p0").contains("line 2 of its output is \"0x1p0\", not a decimal number"))
+        XCTAssertTrue(message("cat >/dev/null; echo -1e200; echo 1").contains("line 1 of its output is \"-1e200\", beyond float32's range (largest magnitude 3.4e38) (for d.jsonl:4)"))
+        XCTAssertEqual(message("cat >/dev/null; echo 3e38; echo ' -0.5e1 '"), "no error")
         XCTAssertTrue(message("cat >/dev/null; echo 1").contains("wrote 1 scores for 2 completions"))
         XCTAssertTrue(message("echo boom >&2; exit 3").contains("failed with status 3 on a batch starting at d.jsonl:4 (stderr: boom)"))
         XCTAssertTrue(message("sleep 5", timeout: "0.5").contains("timed out after 0.5 s"))
-        XCTAssertTrue(message("cat >/dev/null; echo nan; echo 1").contains("not a number"))
+        XCTAssertTrue(message("cat >/dev/null; echo nan; echo 1").contains("line 1 of its output is \"nan\", not a finite number"))
     }
 
     func testPassAtKEstimator() {

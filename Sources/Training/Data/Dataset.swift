@@ -114,11 +114,12 @@ public final class Dataset: Sendable {
                             truncation: Truncation = .right, template: ChatTemplate = .chatml,
                             skipBadLines: Bool = false, lossScope: LossScope = .answersOnly,
                             textField: String = JSONLReader.defaultTextField,
-                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes, rows: JSONLReader.Rows = .examples) throws {
+                            maxLineBytes: Int = JSONLReader.defaultMaxLineBytes, rows: JSONLReader.Rows = .examples,
+                            leftTruncationHelps: Bool = true) throws {
         let read = try JSONLReader.read(path: path, skipBadLines: skipBadLines, maxLineBytes: maxLineBytes, rows: rows, textField: textField)
         try self.init(records: read.records, path: path, tokenizer: tokenizer, maxLength: maxLength,
                       truncation: truncation, template: template, skippedLines: read.skipped, lossScope: lossScope,
-                      promptOnlyRows: rows == .examplesOrPrompts)
+                      promptOnlyRows: rows == .examplesOrPrompts, leftTruncationHelps: leftTruncationHelps)
     }
 
     /// Tokenizes already-parsed records; `path` names the data in the report and errors.

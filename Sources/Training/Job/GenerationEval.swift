@@ -43,6 +43,7 @@ enum GenerationEval {
         // candidate k samples from stream (seed, example index).
         var bins = [Double](repeating: 0, count: 3 * options.calibrationBins)   // count, Σ conf, Σ correct
         var sums = [0.0, 0.0, 0.0, 0.0]                                       // n, Σ correct, Σ reward, Σ length
+        var nonFinite = 0.0                                                   // greedy answers whose probability is not finite
         var samples: [(position: Int, sample: Sample)] = []   // this rank's of the first `shownSamples` candidates
         var problem: String? = nil
         let chunk = 16 * comm.size
@@ -59,8 +60,11 @@ enum GenerationEval {
             options.progress?("greedy answers", part.last! + 1, candidates.count)
             for (j, g) in gens.enumerated() {
                 let ok = scored[j] > 0.5
-                // A model whose weights went non-finite has no meaningful confidence: count it as 0.
+                // A model whose weights went non-finite has no meaningful confidence (its answer ends
+                // at the first non-finite logits, often empty, exp of no log-probs: 1): binned as 0,
+                // and the ECE is then nan (it logged 1.0, the worst calibration, beside a nan loss).
                 let raw = exp(Double(g.logProbs.reduce(0, +)))
+                if !raw.isFinite || g.nonFinite { nonFinite += 1 }
                 let conf = raw.isFinite ? min(max(raw, 0), 1) : 0
                 let b = min(Int(conf * Double(options.calibrationBins)), options.calibrationBins - 1)
                 bins[3 * b] += 1; bins[3 * b + 1] += conf; bins[3 * b + 2] += ok ? 1 : 0
@@ -95,7 +99,7 @@ enum GenerationEval {
             Fatal.agree(problem)
         }
 
-        var all = sums + bins + passSums
+        var all = sums + bins + passSums + [nonFinite]
         comm.allreduce(&all, op: .sum)
         let n = all[0]
         var ece = 0.0
@@ -106,7 +110,7 @@ enum GenerationEval {
         var passAtKs: [Int: Double] = [:]
         for (q, k) in options.passK.enumerated() { passAtKs[k] = all[4 + 3 * options.calibrationBins + q] / n }
         return (GenerationScores(count: Int(n), passAt1: all[1] / n, meanReward: all[2] / n, meanLength: all[3] / n,
-                                 ece: ece, passAtK: passAtKs), gatherSamples(samples, comm: comm))
+                                 ece: all.last! > 0 ? .nan : ece, passAtK: passAtKs), gatherSamples(samples, comm: comm))
     }
 
     typealias Sample = (prompt: String, expected: String, got: String)

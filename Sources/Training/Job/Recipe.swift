@@ -30,6 +30,10 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// set it away from its default (`deliberate`). Not part of the recipe.
     public var flagged: Set<String> = []
 
+    /// `steps` derived from num_train_epochs and the training rows (`TrainEpochs.apply`); until
+    /// then (`train --dry-run`, which reads no data) the steps are unknown. Not part of the recipe.
+    public var stepsDerived = false
+
     /// Keys the recipe file set for a feature a flag switched off (`switchedOff`), noted by the
     /// checks in `validate`: unused by the run, they are written to `recipe.yaml` as comments,
     /// so the file reads back (with them a run's own recipe.yaml was refused: `lora_targets
@@ -100,16 +104,26 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Range checks of every key (the message names the key as recipes spell it), and the
     /// objective's arguments (`otr`'s `k`, …), before anything is loaded or sized.
     public func validate() throws {
-        for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         let k = Recipe.declared
+        // Before the keys' limits, whose words for rewards list the function names only.
+        if let bad = self.rewards.first(where: { RewardFunction.parse($0) == nil }), let why = RewardFunction.directoryProblem(bad) {
+            throw RecipeError("\(named(k.rewards)): \(why)")
+        }
+        for (_, key) in Recipe.keys { try key.check(self, prefix: "recipe: ") }
         let objective = try locating([k.objectiveArgs, k.objective]) { try ObjectiveRegistry.make(name: self.objective, args: self.objectiveArgs) }
         // Refusals added on 2026-12-04 (flags at their defaults, sampling keys with scored data,
         // --reward beside rft/semievol) do not apply to a resumed run: its keys must match a
         // checkpoint that was accepted when it started.
         if !resumesACheckpoint { try checkRolloutKeysNeedASampler(objective) }
         // The reward functions with their arguments, as the run builds them (a regex without its pattern).
-        let rewardFunctions = self.rewards.isEmpty ? [] : try RewardFunction.make(specs: self.rewards, args: self.rewardArgs)
-        let selfTraining = try locating([k.selfTrainArgs, k.selfTrain]) { try SelfTrainOptions(recipe: self) }
+        let rewardFunctions: [RewardFunction]
+        do { rewardFunctions = self.rewards.isEmpty ? [] : try RewardFunction.make(specs: self.rewards, args: self.rewardArgs) } catch let e as ScorerError {
+            // A recipe file's line in front, as `locating` puts it: reward_args' when the message is about an argument.
+            let key: any AnyRecipeKey = "\(e)".contains("--reward-arg") ? k.rewardArgs : k.rewards
+            guard let line = origins[key.name] else { throw e }
+            throw RecipeError("\(line): \(e)")
+        }
+        let selfTraining = try locating([k.selfTrainArgs, k.selfTrain, k.selfTrainScorer]) { try SelfTrainOptions(recipe: self) }
         let selectionReadsReference = try locating([k.selectionArgs, k.selection, k.selectionPool]) { try SelectionRegistry.validate(self) }
         try checkMethodsCombine(objective, selectionReadsReference: selectionReadsReference)
         try checkDistillation(objective)
@@ -287,7 +301,12 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         comment("# Set by the recipe file for a feature a flag switched off; not used by this run:", unused)
         comment("# This run continued the checkpoint below; this file runs the same settings from step 0:", resumed)
-        comment("# steps follow from num_train_epochs and the training rows; this file derives them again from its own:", derived)
+        if self.numTrainEpochs > 0 && !stepsDerived {
+            // Not the default --steps it still holds (a dry run printed "# steps: 1000" for a 6-step run).
+            text += "# steps follow from num_train_epochs and the training rows, which a run reads (this recipe does not know them yet)\n"
+        } else {
+            comment("# steps follow from num_train_epochs and the training rows; this file derives them again from its own:", derived)
+        }
         return text
     }
 

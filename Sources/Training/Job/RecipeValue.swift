@@ -89,9 +89,10 @@ extension Double: RecipeValue {
 
     /// A decimal number (or inf/nan, which the limits then name): Swift's `Double("0x10")` is
     /// 16 and `Double("0x1p-9")` 0.00195, so `--lr 0x10` trained at lr 16, where integer keys
-    /// and the README refuse hexadecimal.
+    /// and the README refuse hexadecimal. A NUL is refused too: `Double("0.75\0x")` reads the
+    /// text up to it, 0.75 (an external scorer's line "0.75\0garbage" scored 0.75).
     public init?(decimal text: String) {
-        guard !text.contains(where: { $0 == "x" || $0 == "X" }), let v = Double(text) else { return nil }
+        guard !text.contains(where: { $0 == "x" || $0 == "X" || $0 == "\0" }), let v = Double(text) else { return nil }
         self = v
     }
     public static func yamlShapeRefused(_ node: Node) -> String? { node.numberTagRefused }

@@ -84,7 +84,10 @@ extension Recipe {
         }
         let r = Recipe.withResolvedArguments(self, self).0
         var parts: [String] = []
-        if self.objective != "nll" || !self.objectiveArgs.isEmpty { parts.append("objective \(self.objective)" + listed(r.objectiveArgs)) }
+        // With the defaults an objective keeps out of its resolved arguments (dpo's loss_type …).
+        let shown = (try? ObjectiveRegistry.shownArguments(name: self.objective, args: self.objectiveArgs))
+            .map { s in r.objectiveArgs.merging(s) { mine, _ in mine } } ?? r.objectiveArgs
+        if self.objective != "nll" || !self.objectiveArgs.isEmpty { parts.append("objective \(self.objective)" + listed(shown)) }
         if !self.rewards.isEmpty, let (rewards, args) = try? self.resolvedRewards() {
             parts.append("rewards " + rewards.map { spec in spec.hasSuffix(".0") ? String(spec.dropLast(2)) : spec }.joined(separator: ", ") + listed(args))
         }

@@ -70,6 +70,7 @@ public enum TrainEpochs {
         }
         var r = recipe
         r.steps = derived
+        r.stepsDerived = true
         try r.checkReferenceSyncInterval()
         try r.checkBEMAInterval()
         return (r, "num_train_epochs \(text(recipe.numTrainEpochs)): \(how) are \(derived) steps")

@@ -69,7 +69,6 @@ enum GeneralizedJSD {
         let lse = SoftmaxKernels.logSumExp(z, count: V), lseT = SoftmaxKernels.logSumExp(zt, count: V)
         var divergence = 0.0, entropy = 0.0, mean = 0.0
         // Pass 1: the divergence, the entropy and gap_v (∂L/∂z = c·s ⊙ (gap − Σ s·gap), c below).
-        let logA = log1pf(-beta), logB = logf(beta)
         for v in 0..<V {
             let ls = z[v] - lse, lt = zt[v] - lseT
             let s = expf(ls), t = expf(lt)
@@ -81,11 +80,15 @@ enum GeneralizedJSD {
                 gap[v] = ls - lt
                 divergence += Double(s * gap[v])
             } else {
-                // log m = logsumexp(log s + log(1 − β), log t + log β), TRL's mixture_log_probs.
-                let x = ls + logA, w = lt + logB
-                let hi = max(x, w), lm = hi + log1pf(expf(min(x, w) - hi))
-                gap[v] = ls - lm
-                divergence += Double(beta * t * (lt - lm)) + Double((1 - beta) * s * gap[v])
+                // log m = log((1 − β)s + βt), TRL's mixture_log_probs, as gap = log s − log m from
+                // d = log t − log s: log m = log s + log1p(β·expm1(d)) (d ≤ 0), or log t +
+                // log1p((1 − β)·expm1(−d)), each argument in (−1, 0]. Exactly 0 where s = t: the
+                // logsumexp of the two logs rounded to ±1e-8 there, a gradient of pure round-off that
+                // Adam scaled to a full step (a student that is its own teacher moved off it).
+                let d = lt - ls
+                let g = d <= 0 ? -log1pf(beta * expm1f(d)) : -d - log1pf((1 - beta) * expm1f(-d))
+                gap[v] = g
+                divergence += Double(beta * t * (d + g)) + Double((1 - beta) * s * g)
             }
             if beta != 0 { mean += Double(s * gap[v]) }
         }

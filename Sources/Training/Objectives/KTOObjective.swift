@@ -147,8 +147,14 @@ public final class KTOObjective: Objective {
     }
 
     /// TRL's advice when the training rows' labels are unbalanced and neither weight is in the
-    /// range of the paper's Eq. 8 (λ_D·n_D / (λ_U·n_U) in [1, 4/3]); nil otherwise.
+    /// range of the paper's Eq. 8 (λ_D·n_D / (λ_U·n_U) in [1, 4/3]); nil otherwise. Where one
+    /// label has no row no weight balances them (TRL counts such a class as 1 row and advises
+    /// weights that cannot help): the note says that instead.
     public func balanceNote(desirable nD: Int, undesirable nU: Int) -> String? {
+        if (nD == 0) != (nU == 0) {
+            let (none, all) = nD == 0 ? ("desirable", "undesirable") : ("undesirable", "desirable")
+            return "note: kto: every training row is \(all) (\(nD) desirable, \(nU) undesirable): the \(none) term never trains, and no desirable_weight or undesirable_weight can balance the labels (the KTO paper's Eq. 8, arXiv 2402.01306, weighs both kinds)"
+        }
         let d = max(nD, 1), u = max(nU, 1)
         guard d != u else { return nil }
         func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }

@@ -44,7 +44,7 @@ extension ObjectiveRegistry {
     /// read the same way), recorded only away from sigmoid, as `type,type`.
     static func lossTypes(_ args: inout ObjectiveArgs) throws -> [DPOLoss] {
         args.used.insert("loss_type")
-        guard let given = args.values["loss_type"] else { return [.sigmoid] }
+        guard let given = args.values["loss_type"] else { args.shownDefaults["loss_type"] = "sigmoid"; return [.sigmoid] }
         let names = given.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let types = try names.map { name in
             if name.isEmpty { throw ObjectiveError("objective dpo: loss_type=\(RecipeError.quote(given)) holds an empty type") }
@@ -54,7 +54,7 @@ extension ObjectiveRegistry {
             }
             return type
         }
-        if types != [.sigmoid] { _ = args.noted("loss_type", types.map(\.rawValue).joined(separator: ",")) }
+        if types != [.sigmoid] { _ = args.noted("loss_type", types.map(\.rawValue).joined(separator: ",")) } else { args.shownDefaults["loss_type"] = "sigmoid" }
         return types
     }
 
@@ -85,7 +85,7 @@ extension ObjectiveRegistry {
     /// `key`'s value, recorded among the resolved arguments only when it is not `value`.
     static func defaultUnrecorded(_ key: String, _ value: String, _ args: inout ObjectiveArgs) -> String {
         args.used.insert(key)
-        guard let given = args.values[key], given != value else { return value }
+        guard let given = args.values[key], given != value else { args.shownDefaults[key] = value; return value }
         return args.string(key, default: value)
     }
 }

@@ -16,7 +16,15 @@ public enum ObjectiveRegistry {
         try build(name: name, args: args).resolved
     }
 
-    static func build(name: String, args: [String: String]) throws -> (objective: Objective, resolved: [String: String]) {
+    /// The resolved arguments and the defaults an objective leaves out of them (dpo's
+    /// loss_type sigmoid, f_divergence_type reverse_kl, use_weighting false): the start-up
+    /// `methods:` line shows every argument read, defaults included.
+    public static func shownArguments(name: String, args: [String: String]) throws -> [String: String] {
+        let built = try build(name: name, args: args)
+        return built.resolved.merging(built.shownDefaults) { given, _ in given }
+    }
+
+    static func build(name: String, args: [String: String]) throws -> (objective: Objective, resolved: [String: String], shownDefaults: [String: String]) {
         var args = ObjectiveArgs(objective: name, values: args)
         let objective: Objective
         switch name {
@@ -123,7 +131,7 @@ public enum ObjectiveRegistry {
         // Every objective that reads epsilon_high clips at epsilon above when it is absent.
         var resolved = args.resolved
         if args.used.contains("epsilon_high"), resolved["epsilon_high"] == nil { resolved["epsilon_high"] = resolved["epsilon"] }
-        return (objective, resolved)
+        return (objective, resolved, args.shownDefaults)
     }
 
     /// Whether grpo's loss type is `type`, so its own settings (`names`, TRL's) are read; under
@@ -195,12 +203,18 @@ public struct ObjectiveArgs {
     var used: Set<String> = []
     /// What each read returned, as text (`ObjectiveRegistry.resolvedArguments`).
     public private(set) var resolved: [String: String] = [:]
+    /// Defaults read but kept out of `resolved` (so a checkpoint's arguments compare as they did
+    /// before the key existed), for the `methods:` line (`ObjectiveRegistry.shownArguments`).
+    var shownDefaults: [String: String] = [:]
     public init(objective: String, values: [String: String]) { self.objective = objective; self.values = values }
 
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
         guard let s = values[key] else { return noted(key, d) }
-        guard let given = Double(decimal: s), given.isFinite else {
+        guard let given = Double(decimal: s) else {
+            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a decimal number")
+        }
+        guard given.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
         }
         let v = Float(given)

@@ -26,6 +26,8 @@ public final class OnlineDPOObjective: DetachedEvaluable {
         guard let type = DPOLoss(rawValue: lossType), [.sigmoid, .ipo].contains(type) else {
             throw ObjectiveError("objective online-dpo: loss_type must be sigmoid or ipo, as TRL's OnlineDPOTrainer (got \(RecipeError.quote(lossType)))")
         }
+        // Checked here as well: DPOObjective's own check names objective dpo.
+        try checkArg(beta > 0, "online-dpo", "beta must be > 0, got \(beta)")
         if let p = missingEOSPenalty { try checkArg(p >= 0, "online-dpo", "missing_eos_penalty must be ≥ 0 (it is subtracted from an answer that did not stop), got \(p)") }
         dpo = try DPOObjective(beta: beta, lossTypes: [type])
         dpo.lengthNormalised = false; dpo.onlineFigures = true

@@ -33,8 +33,21 @@ public struct RewardFunction {
         }
         if named(spec) { return (spec, 1) }
         guard let eq = spec.lastIndex(of: "="), named(String(spec[..<eq])),
-              let w = Float(spec[spec.index(after: eq)...]), w.isFinite else { return nil }
-        return (String(spec[..<eq]), w)
+              let w = Double(decimal: String(spec[spec.index(after: eq)...])), Float(w).isFinite else { return nil }
+        return (String(spec[..<eq]), Float(w))
+    }
+
+    /// Why a `--reward` spec that `parse` refuses names a directory that is not a reward model's
+    /// (or a path that does not exist), or nil: the generic refusal lists the function names only.
+    static func directoryProblem(_ spec: String) -> String? {
+        let path = spec.lastIndex(of: "=").map { String(spec[..<$0]) }.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? spec
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return path.contains("/") ? "\(path) does not exist (give a reward model's directory, or a function: one of \(names.joined(separator: ", ")))" : nil
+        }
+        guard isDirectory.boolValue else { return "\(path) is a file, not a reward model's directory" }
+        guard FileManager.default.fileExists(atPath: path + "/config.json") else { return "\(path) holds no config.json: not a model's directory" }
+        return "\(path) is a language model's directory, not a reward model's (its config.json names no ...ForSequenceClassification architecture, the score head a reward model has; train one with --objective reward)"
     }
 
     /// The reward functions of a recipe. Arguments are routed by their `NAME.` prefix; an
@@ -59,6 +72,8 @@ public struct RewardFunction {
                 routed[parts[0], default: [:]][parts[1]] = value
             } else if parts.count == 1, parsed.count == 1 {
                 routed[parsed[0].name, default: [:]][key] = value
+            } else if parts.count == 2 {
+                throw ScorerError("--reward-arg \(RecipeError.quote(key)): \(parts[0]) is not one of the reward functions (\(parsed.map(\.name).joined(separator: ", "))): add --reward \(parts[0]), or drop the argument")
             } else {
                 throw ScorerError("--reward-arg \(RecipeError.quote(key)): name the reward function it is for (NAME.key=value with NAME one of \(parsed.map(\.name).joined(separator: ", ")))")
             }
@@ -124,7 +139,8 @@ extension Limits where Value == [String] {
     /// `rewards`: each item NAME or NAME=WEIGHT.
     static var rewardSpecs: Limits {
         Limits("reward functions NAME or NAME=WEIGHT (NAME one of \(RewardFunction.names.joined(separator: ", ")), or a reward model's directory)") {
-            $0.allSatisfy { RewardFunction.parse($0) != nil }
+            // A directory that is not a reward model's passes here: `Recipe.validate` says what it is.
+            $0.allSatisfy { RewardFunction.parse($0) != nil || RewardFunction.directoryProblem($0) != nil }
         }
     }
 }

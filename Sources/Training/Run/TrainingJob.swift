@@ -114,6 +114,14 @@ public enum TrainingJob {
             say(String(format: "note: warmup_steps %d ≥ steps %d: the learning rate only rises, to %.2e at the last step (lr %.2e); lower --warmup-steps to reach and decay from it",
                        recipe.warmupSteps, recipe.steps, last, recipe.lr))
         }
+        // An interval past the run's last step acts never: said, as the warmup above (a job script's
+        // --save-every 500 on a 200-step run wrote no checkpoint, without a word).
+        if recipe.saveEvery > recipe.steps {
+            say("note: save_every \(recipe.saveEvery) > steps \(recipe.steps): no checkpoint falls due in this run (SIGUSR1 still writes one; the final model is saved at its end); lower --save-every to checkpoint it")
+        }
+        if recipe.evalEvery > recipe.steps {
+            say("note: eval_every \(recipe.evalEvery) > steps \(recipe.steps): this run evaluates before and after training only, as --eval-every 0")
+        }
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
         // (Recipe.validate has refused a selector beside them: it would never run.)
         let selfTraining = SelfTrainSetup.producer(setup: setup, comm: comm)
