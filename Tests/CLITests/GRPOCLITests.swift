@@ -262,6 +262,7 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", dir], "--reward: \(dir) holds no config.json: not a model's directory")
         refused(["--reward", GRPOCLITests.warm + "=2"], "--reward: \(GRPOCLITests.warm) is a language model's directory, not a reward model's")
         refused(["--reward", dir + "/none"], "--reward: \(dir)/none does not exist (give a reward model's directory, or a function: one of ")
+        refused(["--reward", "task=abc"], "--reward must be reward functions")
         // train's own spelling of the scorer's settings, not eval's flags (train has no --scorer-cmd).
         refused(["--reward", "command"], "--reward-arg command.cmd=\"program args\" (train)")
         refused(["--reward", "command", "--reward-arg", "cmd=cat", "--reward-arg", "timeout=0"], "--reward-arg command.timeout= in train")

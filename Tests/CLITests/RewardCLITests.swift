@@ -175,6 +175,11 @@ final class RewardCLITests: XCTestCase {
         let refused = CLI.sftDist(grpo.map { $0 == rm + "/model=0.5" ? dir + "/lm/model" : $0 } + ["--out", dir + "/no"])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("--reward: \(dir)/lm/model is a language model's directory, not a reward model's"), refused.stderr)
+        // A reward model with a weight that is not one: the weight is the problem, not the directory.
+        let weight = CLI.sftDist(grpo.map { $0 == rm + "/model=0.5" ? rm + "/model=abc" : $0 } + ["--out", dir + "/no"])
+        XCTAssertEqual(weight.status, 1, weight.all)
+        XCTAssertTrue(weight.stderr.contains("--reward must be reward functions NAME or NAME=WEIGHT"), weight.stderr)
+        XCTAssertFalse(weight.stderr.contains("language model's directory"), weight.stderr)
         XCTAssertEqual(CLI.occurrences(of: "error:", in: refused.stderr), 1, refused.stderr)
     }
 

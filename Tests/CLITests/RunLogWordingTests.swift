@@ -40,6 +40,6 @@ final class RunLogWordingTests: XCTestCase {
         let never = CLI.sftDist(["train", "--model", "tiny", "--steps", "2", "--eval-examples", "0", "--save-every", "5", "--eval-every", "10", "--out", dir + "/f"])
         XCTAssertEqual(never.status, 0, never.all)
         XCTAssertTrue(never.stdout.contains("\nnote: save_every 5 > steps 2: no checkpoint falls due in this run (SIGUSR1 still writes one; the final model is saved at its end); lower --save-every to checkpoint it\n"), never.stdout)
-        XCTAssertTrue(never.stdout.contains("\nnote: eval_every 10 > steps 2: this run evaluates before and after training only, as --eval-every 0\n"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("\nnote: eval_every 10 > steps 2: no evaluation falls due during this run (only those --eval-every 0 makes, at its start and end)\n"), never.stdout)
     }
 }

@@ -42,6 +42,12 @@ final class StopSignalScoringTests: XCTestCase {
         XCTAssertEqual(checkpoints(out), ["step-000002"])
         XCTAssertEqual(CLI.losses(out).count, 2, "metrics.jsonl still ends at the checkpoint's step")
 
+        // Another run's checkpoint resumed into a new --out, which holds none: the line names it.
+        let other = try BackgroundJob.mpirun(2, run + ["--out", dir + "/other", "--resume", dir + "/ref/checkpoints/step-000002"], seconds: 120,
+                                             environment: ["SFT_DIST_FAULT": "usr1-scoring:2"]).wait().result
+        XCTAssertEqual(other.status, 75, other.all)
+        XCTAssertTrue(other.stderr.contains("nothing trained since the checkpoint of step 2, no checkpoint written; continue with --resume \(dir)/ref/checkpoints/step-000002 (exit 75)"), other.all)
+
         let last = CLI.mpirun(2, run + ["--out", out, "--resume", "latest"])
         XCTAssertEqual(last.status, 0, last.all)
         XCTAssertEqual(CLI.losses(out), CLI.losses(dir + "/ref"))

@@ -94,4 +94,33 @@ final class GKDTests: XCTestCase {
         XCTAssertEqual(off.sequences.map(\.ids), rows.map { examples[$0].ids })
         XCTAssertEqual(off.sequences.map(\.lossMask), rows.map { examples[$0].lossMask })
     }
+
+    /// The divergence at the mixture's extremes, against float64: β near 0 or 1 with a teacher and
+    /// student 20 nats apart (log1p of a rounded 1 − β was −∞ at β 1e-9: a loss of inf), and
+    /// exactly 0 with its gradient where the two are equal, at any β.
+    func testTheMixtureIsAccurateAtExtremeBetaAndExactWhereTheyAgree() {
+        func exact(_ z: [Double], _ zt: [Double], _ beta: Double) -> Double {
+            func logSoftmax(_ x: [Double]) -> [Double] { let m = x.max()!; let l = m + log(x.map { exp($0 - m) }.reduce(0, +)); return x.map { $0 - l } }
+            let ls = logSoftmax(z), lt = logSoftmax(zt)
+            var d = 0.0
+            for v in z.indices {
+                let s = exp(ls[v]), t = exp(lt[v]), lm = log((1 - beta) * s + beta * t)
+                d += beta * t * (lt[v] - lm) + (1 - beta) * s * (ls[v] - lm)
+            }
+            return d
+        }
+        let z: [Float] = [0, 20, -3], zt: [Float] = [20, 0, 1]
+        var logS = [Float](repeating: 0, count: 3), gap = [Float](repeating: 0, count: 3)
+        for beta: Float in [1e-9, 1e-7, 1e-6, 0.01, 0.5, 0.99, 1 - 0x1p-24] {
+            var g = [Float](repeating: 0, count: 3)
+            let got = GeneralizedJSD.row(student: z, teacher: zt, count: 3, beta: beta, logS: &logS, gap: &gap, dlogits: &g, scale: 1)
+            let want = exact(z.map(Double.init), zt.map(Double.init), Double(beta))
+            XCTAssertEqual(got.divergence, want, accuracy: 1e-5 * max(1, abs(want)), "β \(beta)")
+            XCTAssertTrue(g.allSatisfy(\.isFinite), "β \(beta): \(g)")
+            var same = [Float](repeating: 0, count: 3)
+            let zero = GeneralizedJSD.row(student: z, teacher: z, count: 3, beta: beta, logS: &logS, gap: &gap, dlogits: &same, scale: 1)
+            XCTAssertEqual(zero.divergence, 0, "β \(beta)")
+            XCTAssertEqual(same, [0, 0, 0], "β \(beta)")
+        }
+    }
 }

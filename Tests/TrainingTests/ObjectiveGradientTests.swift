@@ -306,7 +306,7 @@ final class ObjectiveGradientTests: XCTestCase {
             ("power", ["alpha": "0"], "alpha"), ("power", ["alpha": "-2"], "alpha"), ("power", ["alpha": "ten"], "alpha=ten is not a decimal number"),
             ("power", ["alpha": "0x10"], "alpha=0x10 is not a decimal number"),
             // uft's schedule values read hexadecimal (upper=0x1p-1 was 0.5); online-dpo's beta named objective dpo.
-            ("uft", ["upper": "0x1p-1"], "objective uft: upper=0x1p-1 is not a finite number"),
+            ("uft", ["upper": "0x1p-1"], "objective uft: upper=0x1p-1 is not a decimal number"), ("uft", ["upper": "nan"], "objective uft: upper=nan is not a finite number"),
             ("online-dpo", ["beta": "0"], "objective online-dpo: beta must be > 0, got 0.0"),
             // Finite as written, beyond float32: said "is not a finite number".
             ("talr", ["tau": "1e308"], "tau=1e308 is beyond float32's range"), ("talr", ["tau": "inf"], "tau=inf is not a finite number"),

@@ -81,12 +81,21 @@ enum GeneralizedJSD {
                 divergence += Double(s * gap[v])
             } else {
                 // log m = log((1 − β)s + βt), TRL's mixture_log_probs, as gap = log s − log m from
-                // d = log t − log s: log m = log s + log1p(β·expm1(d)) (d ≤ 0), or log t +
-                // log1p((1 − β)·expm1(−d)), each argument in (−1, 0]. Exactly 0 where s = t: the
-                // logsumexp of the two logs rounded to ±1e-8 there, a gradient of pure round-off that
-                // Adam scaled to a full step (a student that is its own teacher moved off it).
+                // d = log t − log s: log m = log s + log((1 − β) + β·e^d) (d ≤ 0), or log t +
+                // log(β + (1 − β)·e^(−d)) (d > 0), a sum of two terms ≥ 0; near 1 as log1p of
+                // β·expm1(d) (resp. (1 − β)·expm1(−d)), so it is exactly 0 where s = t. There the
+                // logsumexp of the two logs rounded to ±1e-8: a gradient of pure round-off that Adam
+                // scaled to a full step (a student that is its own teacher moved off it). Away from 1
+                // the plain log: log1p(−1) of a rounded 1 − β was −∞ at β < 3e-8 and d > 17.
                 let d = lt - ls
-                let g = d <= 0 ? -log1pf(beta * expm1f(d)) : -d - log1pf((1 - beta) * expm1f(-d))
+                let g: Float
+                if d <= 0 {
+                    let a = beta * expm1f(d)
+                    g = a > -0.5 ? -log1pf(a) : -logf((1 - beta) + beta * expf(d))
+                } else {
+                    let a = (1 - beta) * expm1f(-d)
+                    g = a > -0.5 ? -d - log1pf(a) : -d - logf(beta + (1 - beta) * expf(-d))
+                }
                 gap[v] = g
                 divergence += Double(beta * t * (d + g)) + Double((1 - beta) * s * g)
             }

@@ -40,6 +40,8 @@ public struct RewardFunction {
     /// Why a `--reward` spec that `parse` refuses names a directory that is not a reward model's
     /// (or a path that does not exist), or nil: the generic refusal lists the function names only.
     static func directoryProblem(_ spec: String) -> String? {
+        // A function or reward model named well, with a weight that is not one: the weight is the problem.
+        if let eq = spec.lastIndex(of: "="), parse(String(spec[..<eq])) != nil { return nil }
         let path = spec.lastIndex(of: "=").map { String(spec[..<$0]) }.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil } ?? spec
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -47,6 +49,7 @@ public struct RewardFunction {
         }
         guard isDirectory.boolValue else { return "\(path) is a file, not a reward model's directory" }
         guard FileManager.default.fileExists(atPath: path + "/config.json") else { return "\(path) holds no config.json: not a model's directory" }
+        if (try? JSONObjectFile.read(path + "/config.json")) == nil { return "\(path)/config.json cannot be read as a model's configuration" }
         return "\(path) is a language model's directory, not a reward model's (its config.json names no ...ForSequenceClassification architecture, the score head a reward model has; train one with --objective reward)"
     }
 

@@ -19,13 +19,15 @@ extension TrainingJob {
     }
 
     /// The end of a run SIGUSR1 stopped during a scoring pass before its first step: nothing
-    /// trained since the start (`resumedAt`: the checkpoint resumed), nothing to save; one line on stderr.
-    static func stopped(scoring: ScoringStopped, resumedAt: Int?, recipe: Recipe, lead: Bool, summary: Summary) -> Summary {
+    /// trained since the start (`resumed`: the checkpoint it resumed), nothing to save; one line on
+    /// stderr. Another run's checkpoint is named: --out holds none, so `--resume latest` would start anew.
+    static func stopped(scoring: ScoringStopped, resumed: Checkpointer.ResumePoint?, recipe: Recipe, lead: Bool, summary: Summary) -> Summary {
         Fatal.beforeTrainingAbort = nil
-        let step = resumedAt ?? 0
+        let step = resumed?.step ?? 0
         if lead {
-            let trained = resumedAt.map { "nothing trained since the checkpoint of step \($0)" } ?? "nothing trained"
-            StandardError.write("sft-dist: stopped by SIGUSR1 during the scoring pass before step \(step + 1) (\(scoring.what): \(scoring.done) of \(scoring.total)): \(trained), no checkpoint written; continue with --resume latest (exit \(StopSignal.exitCode))\n")
+            let trained = resumed.map { "nothing trained since the checkpoint of step \($0.step)" } ?? "nothing trained"
+            let again = resumed.map { $0.otherRun ? "--resume \($0.directory)" : "--resume latest" } ?? "--resume latest"
+            StandardError.write("sft-dist: stopped by SIGUSR1 during the scoring pass before step \(step + 1) (\(scoring.what): \(scoring.done) of \(scoring.total)): \(trained), no checkpoint written; continue with \(again) (exit \(StopSignal.exitCode))\n")
         }
         var s = summary
         s.stoppedAfter = step

@@ -120,7 +120,7 @@ public enum TrainingJob {
             say("note: save_every \(recipe.saveEvery) > steps \(recipe.steps): no checkpoint falls due in this run (SIGUSR1 still writes one; the final model is saved at its end); lower --save-every to checkpoint it")
         }
         if recipe.evalEvery > recipe.steps {
-            say("note: eval_every \(recipe.evalEvery) > steps \(recipe.steps): this run evaluates before and after training only, as --eval-every 0")
+            say("note: eval_every \(recipe.evalEvery) > steps \(recipe.steps): no evaluation falls due during this run (only those --eval-every 0 makes, at its start and end)")
         }
         // --self-train or --objective spin: the model's own answers in the batch (Training/SelfTraining/); nil without them.
         // (Recipe.validate has refused a selector beside them: it would never run.)
@@ -166,7 +166,7 @@ public enum TrainingJob {
             scoredNow = try trainer.scoreTokenLabelsIfNeeded(stop: stop)
             estimated = try trainer.estimateOptimalValuesIfNeeded(stop: stop)
         } catch {
-            return stopped(scoring: error, resumedAt: resumed?.step, recipe: recipe, lead: lead,
+            return stopped(scoring: error, resumed: resumed, recipe: recipe, lead: lead,
                            summary: Summary(firstLoss: .nan, lastLoss: .nan, before: nil, after: nil,
                                             seconds: 0, outputDirectory: recipe.out))
         }
@@ -307,7 +307,7 @@ public enum TrainingJob {
                 progress.finishLine()
                 return stopped(after: step + 1, checkpoint: checkpoints.path(stepsDone: step + 1), recipe: recipe, sets: evalSets.names, lead: lead,
                                summary: Summary(firstLoss: losses.first ?? .nan, lastLoss: losses.last ?? .nan, before: before, after: nil,
-                                                seconds: 0, outputDirectory: recipe.out))
+                                                seconds: comm.wallTime() - start, outputDirectory: recipe.out))
             }
         }
         progress.finishLine()

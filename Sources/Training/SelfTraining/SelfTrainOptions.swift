@@ -107,7 +107,8 @@ public struct SelfTrainOptions: Sendable, Equatable {
         let k = Recipe.declared
         if method == .none, !recipe.selfTrainArgs.isEmpty && !recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain)
             || recipe.selfTrainScorer != nil && !recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain) {
-            let given = [recipe.selfTrainArgs.isEmpty ? nil : "self_train_args", recipe.selfTrainScorer == nil ? nil : "self_train_scorer"].compactMap { $0 }
+            let given = [recipe.selfTrainArgs.isEmpty || recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain) ? nil : "self_train_args",
+                         recipe.selfTrainScorer == nil || recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain) ? nil : "self_train_scorer"].compactMap { $0 }
             throw RecipeError("\(given.joined(separator: " and ")) need\(given.count == 1 ? "s" : "") --self-train semievol, rft, ssr, s3ft or superhf")
         }
     }
