@@ -11,6 +11,16 @@ final class StopSignalScoringTests: XCTestCase {
         ((try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")) ?? []).filter { $0.hasPrefix("step-") }.sorted()
     }
 
+    /// `args` into `out` under mpirun -n `n`, the last rank signalled after scoring round `round`
+    /// (SFT_DIST_FAULT=usr1-scoring:R): exit 75, `ending` once on stderr, and the checkpoints `kept`.
+    func assertStopsInScoring(_ n: Int, _ args: [String], out: String, round: Int, kept: [String], ending: String,
+                              file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try BackgroundJob.mpirun(n, args + ["--out", out], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1-scoring:\(round)"]).wait().result
+        XCTAssertEqual(r.status, 75, r.all, file: file, line: line)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: stopped by SIGUSR1 during the scoring pass before step " + ending, in: r.stderr), 1, r.all, file: file, line: line)
+        XCTAssertEqual(checkpoints(out), kept, file: file, line: line)
+    }
+
     /// dpo at -n 2, in groups of one pair (76 training sequences: 19 rounds of 2 groups). The
     /// signal reaches the last rank only (SFT_DIST_FAULT=usr1-scoring:R, after round R): first
     /// in a new run, then in one resumed from step 2; the run that finishes gives the
@@ -25,10 +35,8 @@ final class StopSignalScoringTests: XCTestCase {
         XCTAssertEqual(reference.status, 0, reference.all)
         let out = dir + "/run"
 
-        let first = try BackgroundJob.mpirun(2, run + ["--out", out], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1-scoring:3"]).wait().result
-        XCTAssertEqual(first.status, 75, first.all)
-        XCTAssertEqual(CLI.occurrences(of: "sft-dist: stopped by SIGUSR1 during the scoring pass before step 1 (precompute_ref_log_probs, training sequences scored: 12 of 76): nothing trained, no checkpoint written; continue with --resume latest (exit 75)", in: first.stderr), 1, first.all)
-        XCTAssertEqual(checkpoints(out), [])
+        try assertStopsInScoring(2, run, out: out, round: 3, kept: [],
+                                 ending: "1 (precompute_ref_log_probs, training sequences scored: 12 of 76): nothing trained, no checkpoint written; continue with --resume latest (exit 75)")
         XCTAssertTrue(CLI.losses(out).isEmpty, "no step ran")
 
         // --resume latest without a checkpoint starts anew; stopped after step 2 (usr1:2) with its checkpoint.
@@ -36,17 +44,13 @@ final class StopSignalScoringTests: XCTestCase {
         XCTAssertEqual(second.status, 75, second.all)
         XCTAssertEqual(checkpoints(out), ["step-000002"])
 
-        let third = try BackgroundJob.mpirun(2, run + ["--out", out, "--resume", "latest"], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1-scoring:2"]).wait().result
-        XCTAssertEqual(third.status, 75, third.all)
-        XCTAssertEqual(CLI.occurrences(of: "sft-dist: stopped by SIGUSR1 during the scoring pass before step 3 (precompute_ref_log_probs, training sequences scored: 8 of 76): nothing trained since the checkpoint of step 2, no checkpoint written; continue with --resume latest (exit 75)", in: third.stderr), 1, third.all)
-        XCTAssertEqual(checkpoints(out), ["step-000002"])
+        try assertStopsInScoring(2, run + ["--resume", "latest"], out: out, round: 2, kept: ["step-000002"],
+                                 ending: "3 (precompute_ref_log_probs, training sequences scored: 8 of 76): nothing trained since the checkpoint of step 2, no checkpoint written; continue with --resume latest (exit 75)")
         XCTAssertEqual(CLI.losses(out).count, 2, "metrics.jsonl still ends at the checkpoint's step")
 
         // Another run's checkpoint resumed into a new --out, which holds none: the line names it.
-        let other = try BackgroundJob.mpirun(2, run + ["--out", dir + "/other", "--resume", dir + "/ref/checkpoints/step-000002"], seconds: 120,
-                                             environment: ["SFT_DIST_FAULT": "usr1-scoring:2"]).wait().result
-        XCTAssertEqual(other.status, 75, other.all)
-        XCTAssertTrue(other.stderr.contains("nothing trained since the checkpoint of step 2, no checkpoint written; continue with --resume \(dir)/ref/checkpoints/step-000002 (exit 75)"), other.all)
+        try assertStopsInScoring(2, run + ["--resume", dir + "/ref/checkpoints/step-000002"], out: dir + "/other", round: 2, kept: [],
+                                 ending: "3 (precompute_ref_log_probs, training sequences scored: 8 of 76): nothing trained since the checkpoint of step 2, no checkpoint written; continue with --resume \(dir)/ref/checkpoints/step-000002 (exit 75)")
 
         let last = CLI.mpirun(2, run + ["--out", out, "--resume", "latest"])
         XCTAssertEqual(last.status, 0, last.all)
@@ -88,10 +92,8 @@ final class StopSignalScoringTests: XCTestCase {
         let whole = CLI.mpirun(2, run + ["--out", dir + "/whole"])
         XCTAssertEqual(whole.status, 0, whole.all)
         let out = dir + "/run"
-        let stopped = try BackgroundJob.mpirun(2, run + ["--out", out], seconds: 120, environment: ["SFT_DIST_FAULT": "usr1-scoring:2"]).wait().result
-        XCTAssertEqual(stopped.status, 75, stopped.all)
-        XCTAssertEqual(CLI.occurrences(of: "sft-dist: stopped by SIGUSR1 during the scoring pass before step 1 (a2po stage 1, reference samples scored: 1024 of 3648): nothing trained, no checkpoint written; continue with --resume latest (exit 75)", in: stopped.stderr), 1, stopped.all)
-        XCTAssertEqual(checkpoints(out), [])
+        try assertStopsInScoring(2, run, out: out, round: 2, kept: [],
+                                 ending: "1 (a2po stage 1, reference samples scored: 1024 of 3648): nothing trained, no checkpoint written; continue with --resume latest (exit 75)")
         let rerun = CLI.mpirun(2, run + ["--out", out, "--resume", "latest"])
         XCTAssertEqual(rerun.status, 0, rerun.all)
         XCTAssertEqual(CLI.losses(out), CLI.losses(dir + "/whole"))
