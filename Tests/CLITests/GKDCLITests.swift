@@ -44,10 +44,10 @@ final class GKDCLITests: XCTestCase {
     /// mixture's log at the default β rounded to ±1e-8 there, a gradient of round-off that Adam
     /// scaled to a full step, so the student left its teacher, differently at -n 1 and -n 2 — on
     /// the data's answers and on its own, at a real learning rate (no weight decay, which moves it
-    /// off by itself), and the evaluation reports it as eval_loss, as TRL's GKDTrainer evaluates
-    /// its loss (no perplexity beside it).
+    /// off by itself), at -n 2 (micro-batches of 3 split the step unevenly), and the evaluation
+    /// reports it as eval_loss, as TRL's GKDTrainer evaluates its loss (no perplexity beside it).
     func testAStudentThatIsItsTeacherHasLossZero() throws {
-        for n in [1, 2] {
+        for n in [2] {
             let out = CLI.tempDir("gkd-self-\(n)")
             let r = CLI.mpirun(n, ["train", "--model", Self.teacher, "--objective", "gkd", "--ref-model", Self.teacher, "--steps", "3",
                                    "--lr", "1e-3", "--warmup-steps", "0", "--weight-decay", "0", "--eval-every", "1", "--eval-examples", "0",

@@ -36,15 +36,6 @@ final class LengthNoteTests: XCTestCase {
         XCTAssertEqual(right.status, 1, right.all)
         XCTAssertTrue(right.stderr.contains("prompts.jsonl: no examples left (loaded 0 of 3 records from prompts.jsonl (truncated 3 (right) to 64 tokens; dropped 3 with no loss tokens left)); the longest has 192 tokens; --truncation left keeps the completions (it cuts the prompts' start); --max-length 192 keeps them whole\n"), right.all)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/g"), "a refused run writes nothing")
-        // eval, score and select have no --truncation: they name --max-length only (the shared
-        // message sent them to --truncation left, which they refuse).
-        XCTAssertEqual(CLI.sftDist(["train", "--model", "gpt2-mini", "--steps", "1", "--batch-size", "2", "--eval-examples", "0", "--quiet", "--out", "m"], cwd: dir).status, 0)
-        for command in [["eval"], ["score"], ["select", "--method", "loss", "--keep", "0.5", "--out", "s.jsonl"]] {
-            let r = CLI.sftDist(command + ["--model", "m/model", "--data", "prompts.jsonl", "--max-length", "64"], cwd: dir)
-            XCTAssertEqual(r.status, 1, r.all)
-            XCTAssertTrue(r.stderr.contains("; dropped 3 with no loss tokens left)); the longest has 192 tokens; --max-length 192 keeps them whole\n"), "\(command[0]): \(r.all)")
-            XCTAssertFalse(r.stderr.contains("--truncation"), r.all)
-        }
         let left = CLI.sftDist(base.map { $0 == "long.jsonl" ? "prompts.jsonl" : $0 } + ["--model", "gpt2-mini", "--truncation", "left", "--out", "h"], cwd: dir)
         XCTAssertEqual(left.status, 0, left.all)
         // A --heldout file gets its own note; the built-in training rows fit and get none.
@@ -54,6 +45,14 @@ final class LengthNoteTests: XCTestCase {
         // (Not counting the OpenBLAS kernel's note, which a CPU newer than OpenBLAS gets: BLASKernel.)
         XCTAssertEqual(held.stdout.split(separator: "\n").filter { $0.hasPrefix("note: ") && !$0.contains("OPENBLAS_CORETYPE") }.count, 1, held.all)
         XCTAssertTrue(held.stdout.contains("note: 30 of 30 examples in long.jsonl are longer than max_length 64 (the default, sized for the built-in tasks) and were cut (right); the longest has 193 tokens: --max-length 193 keeps them whole"), held.all)
+        // eval, score and select (on the model just trained) have no --truncation: they name --max-length only (the shared
+        // message sent them to --truncation left, which they refuse).
+        for command in [["eval"], ["score"], ["select", "--method", "loss", "--keep", "0.5", "--out", "s.jsonl"]] {
+            let r = CLI.sftDist(command + ["--model", "d/model", "--data", "prompts.jsonl", "--max-length", "64"], cwd: dir)
+            XCTAssertEqual(r.status, 1, r.all)
+            XCTAssertTrue(r.stderr.contains("; dropped 3 with no loss tokens left)); the longest has 192 tokens; --max-length 192 keeps them whole\n"), "\(command[0]): \(r.all)")
+            XCTAssertFalse(r.stderr.contains("--truncation"), r.all)
+        }
         // So does an --eval-data set (its rows were cut or left out without a word).
         let named = CLI.sftDist(["train", "--model", "gpt2-mini", "--eval-data", "long=long.jsonl", "--steps", "1", "--batch-size", "2",
                                  "--eval-examples", "0", "--warmup-steps", "0", "--out", "e"], cwd: dir)

@@ -81,19 +81,19 @@ final class StopSignalScoringTests: XCTestCase {
         XCTAssertEqual(CLI.losses(out).count, 3)
     }
 
-    /// a2po's stage 1 at -n 2: 57 training prompts × 64 reference samples, in chunks of 8
+    /// a2po's stage 1 at -n 2: 57 training prompts × 32 reference samples, in chunks of 16
     /// prompts; stopped after the second chunk, and the rerun equals an uninterrupted run.
     func testASignalDuringA2POsStageOneStopsThere() throws {
         let run = ["train", "--model", GRPOCLITests.warm, "--data", A2POCLITests.data, "--objective", "a2po", "--reward", "numeric",
                    "--reward-arg", "numeric.tolerance=0.3", "--batch-size", "8", "--micro-batch-size", "3", "--steps", "4",
                    "--steps-per-generation", "2", "--max-completion-length", "6", "--lr", "3e-3", "--warmup-steps", "0",
-                   "--eval-examples", "0", "--eval-every", "0", "--objective-arg", "num_value_samples=64", "--quiet"]
+                   "--eval-examples", "0", "--eval-every", "0", "--objective-arg", "num_value_samples=32", "--quiet"]
         let dir = CLI.tempDir("stop-scoring-a2po")
         let whole = CLI.mpirun(2, run + ["--out", dir + "/whole"])
         XCTAssertEqual(whole.status, 0, whole.all)
         let out = dir + "/run"
         try assertStopsInScoring(2, run, out: out, round: 2, kept: [],
-                                 ending: "1 (a2po stage 1, reference samples scored: 1024 of 3648): nothing trained, no checkpoint written; continue with --resume latest (exit 75)")
+                                 ending: "1 (a2po stage 1, reference samples scored: 1024 of 1824): nothing trained, no checkpoint written; continue with --resume latest (exit 75)")
         let rerun = CLI.mpirun(2, run + ["--out", out, "--resume", "latest"])
         XCTAssertEqual(rerun.status, 0, rerun.all)
         XCTAssertEqual(CLI.losses(out), CLI.losses(dir + "/whole"))
