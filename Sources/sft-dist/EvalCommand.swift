@@ -114,7 +114,7 @@ struct Eval: ParsableCommand {
         }
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let loaded = Fatal.collective {
-            try EvaluatedData.load(data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength), context: m.maxSequenceLength,
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: maxLength, context: m.maxSequenceLength,
                                    template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
                                    lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
                                    textField: datasetTextField)

@@ -44,7 +44,7 @@ struct Score: ParsableCommand {
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
         Runtime.noteSlidingWindow(m, maxLength: maxLength, comm: comm)
         let set = Fatal.collective {
-            try EvaluatedData.load(data, tokenizer: tok, maxLength: min(maxLength, m.maxSequenceLength), context: m.maxSequenceLength,
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: maxLength, context: m.maxSequenceLength,
                                    template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
                                    lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
                                    textField: datasetTextField)

@@ -104,7 +104,7 @@ struct Select: ParsableCommand {
             selector.referenceScorer == nil ? nil : Fatal.collective { try ReferenceModel.load(path, like: m, tokenizer: tok) }
         }
         let set = Fatal.collective {
-            try EvaluatedData.load(data, tokenizer: tok, maxLength: limit, context: m.maxSequenceLength,
+            try EvaluatedData.load(data, tokenizer: tok, maxLength: maxLength, context: m.maxSequenceLength,
                                    template: try ChatTemplate.resolve(chatTemplate, tokenizer: tok, label: "--chat-template").template,
                                    lossScope: LossScope(completionOnly: completionOnlyLoss, assistantOnly: assistantOnlyLoss),
                                    textField: datasetTextField)

@@ -13,6 +13,15 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public init(_ description: String) { self.description = description }
 
+    /// After `longestUnfitted`: the `--max-length` that changes something, not the one in force
+    /// (`maxLength` as given, `context` the model's, which caps it). train, eval, score and select.
+    public mutating func addMaxLengthHint(maxLength: Int, context: Int) {
+        guard let longest = longestUnfitted else { return }
+        description += maxLength > context ? "; \(context) tokens is the model's context, which caps --max-length \(maxLength)"
+            : longest <= context ? "; --max-length \(longest) keeps them whole"
+            : maxLength < context ? "; --max-length \(context), the model's context, keeps the most" : ""
+    }
+
     /// `path:line: reason`
     public init(path: String, line: Int, _ reason: String) {
         self.description = "\(path):\(line): \(reason)"

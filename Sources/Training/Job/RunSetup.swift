@@ -76,12 +76,7 @@ public struct RunSetup {
             do {
                 return try loadData(recipe, objective: objective, tokenizer: tokenizer, template: template, context: model.maxSequenceLength)
             } catch var e as DataError where e.longestUnfitted != nil {
-                let longest = e.longestUnfitted!, context = model.maxSequenceLength
-                // Only a --max-length that changes something: not the one in force.
-                e.description += recipe.maxLength > context
-                    ? "; \(context) tokens is the model's context, which caps --max-length \(recipe.maxLength)"
-                    : longest <= context ? "; --max-length \(longest) keeps them whole"
-                    : recipe.maxLength < context ? "; --max-length \(context), the model's context, keeps the most" : ""
+                e.addMaxLengthHint(maxLength: recipe.maxLength, context: model.maxSequenceLength)
                 throw e
             }
         }

@@ -44,7 +44,7 @@ extension ObjectiveRegistry {
     /// read the same way), recorded only away from sigmoid, as `type,type`.
     static func lossTypes(_ args: inout ObjectiveArgs) throws -> [DPOLoss] {
         args.used.insert("loss_type")
-        guard let given = args.values["loss_type"] else { args.shownDefaults["loss_type"] = "sigmoid"; return [.sigmoid] }
+        let given = args.values["loss_type"] ?? "sigmoid"
         let names = given.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let types = try names.map { name in
             if name.isEmpty { throw ObjectiveError("objective dpo: loss_type=\(RecipeError.quote(given)) holds an empty type") }

@@ -26,12 +26,6 @@ extension ObjectiveArgs {
     mutating func double(_ key: String, default d: Double) throws -> Double {
         used.insert(key)
         guard let s = values[key] else { return noted(key, d) }
-        guard let v = Double(decimal: s) else {
-            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a decimal number")
-        }
-        guard v.isFinite else {
-            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
-        }
-        return noted(key, v)
+        return noted(key, try decimal(key, s))
     }
 }

@@ -208,15 +208,19 @@ public struct ObjectiveArgs {
     var shownDefaults: [String: String] = [:]
     public init(objective: String, values: [String: String]) { self.objective = objective; self.values = values }
 
+    /// `s`, given for `key`, as a finite decimal number (`Double(decimal:)`), or the error saying which it is not.
+    func decimal(_ key: String, _ s: String) throws -> Double {
+        guard let v = Double(decimal: s) else {
+            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a decimal number")
+        }
+        guard v.isFinite else { throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number") }
+        return v
+    }
+
     public mutating func float(_ key: String, default d: Float) throws -> Float {
         used.insert(key)
         guard let s = values[key] else { return noted(key, d) }
-        guard let given = Double(decimal: s) else {
-            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a decimal number")
-        }
-        guard given.isFinite else {
-            throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is not a finite number")
-        }
+        let given = try decimal(key, s)
         let v = Float(given)
         guard v.isFinite else {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is beyond float32's range (largest magnitude 3.4e38)")

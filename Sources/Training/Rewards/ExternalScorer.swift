@@ -59,8 +59,9 @@ public final class ExternalScorer: Scorer {
         return try lines.enumerated().map { i, bytes in
             let s = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             // Decimal, as every number sft-dist reads (`Double(decimal:)`: no hexadecimal, no NUL).
-            guard let v = Double(decimal: s), v.isFinite else {
-                throw ScorerError("\(name): line \(i + 1) of its output is \(MessageText.quoted(s, max: 40)), not a \(Double(decimal: s) == nil ? "decimal" : "finite") number (for \(items[i].source))")
+            let read = Double(decimal: s)
+            guard let v = read, v.isFinite else {
+                throw ScorerError("\(name): line \(i + 1) of its output is \(MessageText.quoted(s, max: 40)), not a \(read == nil ? "decimal" : "finite") number (for \(items[i].source))")
             }
             guard Float(v).isFinite else {
                 throw ScorerError("\(name): line \(i + 1) of its output is \(MessageText.quoted(s, max: 40)), beyond float32's range (largest magnitude 3.4e38) (for \(items[i].source))")

@@ -151,12 +151,12 @@ public enum TrainingJob {
         let resumed = checkpoints.resume()
         // After resume: a refused checkpoint leaves the run directory as it was.
         Fatal.agree(lead ? OutputLock.acquire(recipe.out) : nil, code: Fatal.Code.output)
-        // --precompute-ref-log-probs (dpo, kto): the reference scores the pairs or rows now (after the resume check), then
-        // goes (the checkpointer keeps the checksum it took at the start).
-        // token-clean / forgetting, scores=fixed: the training set scored now (the model still holds
-        // the initial weights: nothing was resumed), or its scores came with the checkpoint.
-        // A stop signal during either pass ends the run there (ScoringStopped).
-        // a2po's stage 1 likewise: V* of every prompt from the reference's samples, or from the checkpoint.
+        // The passes before the first step, after the resume check: --precompute-ref-log-probs (dpo,
+        // kto) scores the pairs or rows, then the reference goes (the checkpointer keeps the checksum
+        // it took at the start); token-clean / forgetting, scores=fixed, score the training set (the
+        // model still holds the initial weights) unless the checkpoint holds the scores; a2po's stage 1
+        // finds V* of every prompt from the reference's samples, or reads them from the checkpoint.
+        // A stop signal during any of them ends the run there (ScoringStopped).
         let optimalValues = (trainer.source as? RolloutProducer).flatMap { p in p.optimalValues.map { (p, $0) } }
         if optimalValues != nil, let note = recipe.a2poNote(setup.objective) { say(note) }
         let scoredNow: Bool, estimated: Bool

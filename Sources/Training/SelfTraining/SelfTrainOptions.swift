@@ -105,10 +105,10 @@ public struct SelfTrainOptions: Sendable, Equatable {
             throw RecipeError("self_train_args: \(unused) does nothing with --self-train \(method.rawValue) (its keys: \(method.argumentNames.joined(separator: ", ")))")
         }
         let k = Recipe.declared
-        if method == .none, !recipe.selfTrainArgs.isEmpty && !recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain)
-            || recipe.selfTrainScorer != nil && !recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain) {
-            let given = [recipe.selfTrainArgs.isEmpty || recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain) ? nil : "self_train_args",
-                         recipe.selfTrainScorer == nil || recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain) ? nil : "self_train_scorer"].compactMap { $0 }
+        let args = !recipe.selfTrainArgs.isEmpty && !recipe.switchedOff(k.selfTrainArgs, by: k.selfTrain)
+        let scorer = recipe.selfTrainScorer != nil && !recipe.switchedOff(k.selfTrainScorer, by: k.selfTrain)
+        if method == .none, args || scorer {
+            let given = [args ? "self_train_args" : nil, scorer ? "self_train_scorer" : nil].compactMap { $0 }
             throw RecipeError("\(given.joined(separator: " and ")) need\(given.count == 1 ? "s" : "") --self-train semievol, rft, ssr, s3ft or superhf")
         }
     }
