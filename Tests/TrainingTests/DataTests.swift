@@ -123,6 +123,19 @@ final class DataTests: XCTestCase {
                        #"data.jsonl:1: messages[1]: field "tool_calls" is not supported (tool calls would be left out of the turn the model trains on)"#)
         // An empty list (OpenAI-style exports) holds no call.
         XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "tool_calls": [], "function_call": null}]}"#))
+        // A conversational row's tool definitions: TRL's chat template writes them into the
+        // prompt, ours would have left them out without a word. Text rows go through no
+        // template (TRL ignores their "tools" too), and an empty list or null holds none.
+        let tools = #""tools": [{"type": "function", "function": {"name": "add"}}]"#
+        let toolsRefused = #"data.jsonl:1: field "tools" is not supported (the tool definitions a chat template writes into the prompt would be left out)"#
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "# + tools + "}"), toolsRefused)
+        XCTAssertEqual(readError(#"{"prompt": [{"role": "user", "content": "hi"}], "# + tools + "}"), toolsRefused)
+        XCTAssertNil(readError(#"{"prompt": "p", "completion": "c", "# + tools + "}"))
+        XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": []}"#))
+        XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": null}"#))
+        let pair = #"{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a", "rejected": "b", "# + tools + "}"
+        guard case .failure(let problem) = PairReader.parseLine(ArraySlice(Array(pair.utf8))) else { return XCTFail("a pair with tools was read") }
+        XCTAssertTrue(problem.reason.hasPrefix(#"field "tools" is not supported"#), problem.reason)
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": "c", "messages": []}"#),
                        #"data.jsonl:1: has both "messages" and "prompt"/"completion"; use one format per line"#)
     }

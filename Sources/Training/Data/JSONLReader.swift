@@ -253,6 +253,13 @@ public enum JSONLReader {
         if let key = JSONDuplicateKeys.first(line) {
             return .failure(LineProblem("duplicate key \(JSONText.brief(key)) (a JSON parser would keep one of the values silently)"))
         }
+        // TRL hands a conversational row's "tools" to apply_chat_template, and templates such as
+        // Qwen2.5's and Llama 3.1's write the definitions into the prompt; ours leave them out,
+        // so the row trained (and was scored and answered) on other tokens, without a word.
+        // Text rows go through no template, in TRL as here: their "tools" is left alone.
+        if holdsSomething(fields["tools"]) && isConversational(fields) {
+            return .failure(LineProblem(#"field "tools" is not supported (the tool definitions a chat template writes into the prompt would be left out)"#))
+        }
         return .success(fields)
     }
 
@@ -335,6 +342,12 @@ public enum JSONLReader {
             throw LineProblem("empty completion (last assistant turn: \(what))")
         }
         return messages
+    }
+
+    /// A row laid out by the chat template: "messages", or TRL's conversational prompt, answers
+    /// or completion (lists of turns).
+    static func isConversational(_ fields: [String: Any]) -> Bool {
+        fields["messages"] != nil || ["prompt", "completion", "chosen", "rejected"].contains { fields[$0] is [Any] }
     }
 
     static func holdsSomething(_ value: Any?) -> Bool {
