@@ -104,6 +104,9 @@ public enum ChatFormat {
                                     tokenizer: tokenizer)
         case .messages(let messages):
             return try conversation(messages, source: record.source, tokenizer: tokenizer, template: template)
+        case .promptedConversation(let prompt, let completion):
+            // The mask of a {messages} row; LossScope.apply narrows it to the completion.
+            return try conversation(prompt + [completion], source: record.source, tokenizer: tokenizer, template: template)
         case .text(let text):
             return plainText(text, source: record.source, tokenizer: tokenizer)
         }

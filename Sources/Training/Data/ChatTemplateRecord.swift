@@ -52,7 +52,7 @@ public enum ChatTemplateRecord {
     /// reader will refuse counts as none here.
     public static func hasMessages(_ path: String) -> Bool {
         guard let read = try? JSONLReader.read(path: path, skipBadLines: true, rows: .prompts) else { return false }
-        return read.records.contains { if case .messages = $0.record { return true } else { return false } }
+        return read.records.contains { $0.record.isConversation }
     }
 
     /// When the training data has `messages` and the tokenizer's own template is not

@@ -26,7 +26,9 @@ public struct LoadReport: Sendable, Equatable {
     public var droppedTooLong: Int = 0
     /// Examples removed because no trainable token was left (see `lossTokenCount`).
     public var droppedNoLossTokens: Int = 0
-    /// Records with `messages` (laid out by the chat template), of `records`.
+    /// Records with `messages` (laid out by the chat template), of `records`; TRL's
+    /// conversational prompt/completion rows count here and in `promptCompletionRows`, as both
+    /// loss-scope switches act on them.
     public var conversations: Int = 0
     /// `{"text"}` rows read (before fitting), for the same reason.
     public var textRows: Int = 0
@@ -134,9 +136,11 @@ public final class Dataset: Sendable {
         var report = LoadReport(path: path, maxLength: maxLength, truncation: truncation)
         report.records = records.count
         report.skippedLines = skippedLines
-        report.conversations = records.filter { if case .messages = $0.record { return true } else { return false } }.count
+        report.conversations = records.filter { $0.record.isConversation }.count
         report.textRows = records.filter { if case .text = $0.record { return true } else { return false } }.count
-        report.promptCompletionRows = records.filter { if case .promptCompletion = $0.record { return true } else { return false } }.count
+        report.promptCompletionRows = records.filter {
+            switch $0.record { case .promptCompletion, .promptedConversation: return true; case .messages, .text: return false }
+        }.count
         var examples: [Example] = []
         examples.reserveCapacity(records.count)
         for record in records {

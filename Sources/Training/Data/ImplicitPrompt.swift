@@ -103,7 +103,7 @@ enum ImplicitPrompt {
             let gold = try conversation("reference", in: fields)
             guard gold.last?.role == .assistant else { throw Problem("reference must end with an assistant turn \(why)") }
             return .messages(gold)
-        case .text: preconditionFailure("a pair read whole has no prompt for a gold answer")
+        case .text, .promptedConversation: preconditionFailure("a pair read whole is text or messages (PairReader)")
         }
     }
 

@@ -6,6 +6,9 @@ import TensorCore
 public enum DataRecord: Sendable, Equatable {
     case promptCompletion(prompt: String, completion: String)
     case messages([ChatMessage])
+    /// TRL's conversational prompt/completion row: the turns before the answer, and the answer
+    /// (`PromptedConversation.swift`).
+    case promptedConversation(prompt: [ChatMessage], completion: ChatMessage)
     /// `{"text": ...}`: plain text, every token trained (TRL's language-modeling rows).
     case text(String)
 
@@ -16,7 +19,7 @@ public enum DataRecord: Sendable, Equatable {
         switch self {
         case .promptCompletion(_, let completion): return completion.isEmpty
         case .messages(let messages): return messages.last?.role != .assistant
-        case .text: return false
+        case .promptedConversation, .text: return false
         }
     }
 }
@@ -282,6 +285,7 @@ public enum JSONLReader {
             }
             return .messages(try chatMessages(from: messages, rows: rows))
         }
+        if let conversation = try promptedConversation(from: fields, rows: rows) { return conversation }
         if rows == .prompts || (rows == .examplesOrPrompts && fields["completion"] == nil && fields["prompt"] != nil) {
             guard fields["prompt"] != nil else { throw LineProblem(#"missing field "prompt" (or "messages")"#) }
             let completion = fields["completion"] == nil ? "" : try stringField("completion", in: fields)

@@ -27,6 +27,16 @@ public struct LossScope: Sendable, Equatable {
         case .promptCompletion: everyToken = !completionOnly
         case .messages: everyToken = !assistantOnly
         case .text: return example   // every token already
+        case .promptedConversation:
+            // TRL's mask: (completion_only_loss ? every token after the prompt : all) times
+            // (assistant_only_loss ? the assistant turns' tokens : all). `example` has the
+            // assistant mask, and `promptLength` ends the prompt (PromptedConversation.swift).
+            var e = example
+            for i in e.ids.indices {
+                let inCompletion = i >= e.promptLength
+                e.lossMask[i] = i == 0 ? 0 : (completionOnly && !inCompletion) ? 0 : assistantOnly ? example.lossMask[i] : 1
+            }
+            return e
         }
         guard everyToken else { return example }
         var e = example

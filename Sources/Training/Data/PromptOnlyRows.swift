@@ -15,8 +15,8 @@ extension ChatFormat {
         case .promptCompletion(let prompt, let completion):
             let e = promptCompletion(prompt: prompt, completion: "", source: record.source, tokenizer: tokenizer)
             return (Array(e.ids[0..<e.promptLength]), completion.isEmpty ? nil : completion)
-        case .messages(let messages):
-            let (turns, reference) = try promptTurns(messages, source: record.source)
+        case .messages, .promptedConversation:
+            let (turns, reference) = try promptTurns(record.record.turns!, source: record.source)
             let e = try conversation(turns + [ChatMessage(role: .assistant, content: "")], source: record.source,
                                      tokenizer: tokenizer, template: template)
             return (Array(e.ids[0..<e.promptLength]), reference)

@@ -17,9 +17,9 @@ public enum UnlabelledPrompts {
                 if prompt.isEmpty { throw DataError("\(r.source): the prompt is empty (no text for the model to answer)") }
                 if !completion.isEmpty { carrying.append(r.source) }
                 example = ChatFormat.promptCompletion(prompt: prompt, completion: "", source: r.source, tokenizer: tokenizer)
-            case .messages(let messages):
+            case .messages, .promptedConversation:
                 // The turns before a final answer, refused as generate's and GRPO's prompts are when none.
-                let (turns, reference) = try ChatFormat.promptTurns(messages, source: r.source)
+                let (turns, reference) = try ChatFormat.promptTurns(r.record.turns!, source: r.source)
                 if !(reference?.isEmpty ?? true) { carrying.append(r.source) }
                 example = try ChatFormat.conversation(turns + [ChatMessage(role: .assistant, content: "")], source: r.source,
                                                       tokenizer: tokenizer, template: template)
