@@ -145,6 +145,12 @@ def main():
             for_trl = [{"text": r["text"][len(bos):] if bos and r["text"].startswith(bos) else r["text"]} for r in rendered]
             cases.append((name, "rendered text", rendered, dict(dataset_text_field="text"), [], for_trl))
             cases.append((name, "messages", chat, dict(assistant_only_loss=False), ["--no-assistant-only-loss"]))
+            # TRL's conversational prompt/completion: the turns before the last reply, and the reply.
+            split = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in chat
+                     if r["messages"][-1]["role"] == "assistant" and r["messages"][-2]["role"] != "assistant"]
+            cases.append((name, "conv. prompt/compl.", split, dict(assistant_only_loss=False), ["--no-assistant-only-loss"]))
+            cases.append((name, "conv. prompt/compl.", split, dict(completion_only_loss=False, assistant_only_loss=False),
+                          ["--no-assistant-only-loss", "--no-completion-only-loss"]))
     worst = 0.0
     print(f"{'model':6} {'rows':18} {'TRL setting':28} {'TRL loss':>10} {'rescaled':>10} {'sft-dist':>10} {'|diff|':>9}  predicted/divisor")
     with tempfile.TemporaryDirectory() as tmp:
