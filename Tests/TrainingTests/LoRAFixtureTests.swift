@@ -153,6 +153,15 @@ final class LoRAFixtureTests: XCTestCase {
         }
         let config = tmp + "/adapter_config.json"
         XCTAssertEqual(try variant { $0["use_dora"] = true }, "\(config): field \"use_dora\" must be false")
+        // PiSSA and its kin change the base as peft loads them: refused, not added to the plain base.
+        for initial: Any in ["pissa", "pissa_niter_4", "olora", "corda", "loftq", 2] {
+            let shown = (initial as? String).map { "\"\($0)\"" } ?? "\(initial)"
+            XCTAssertEqual(try variant { $0["init_lora_weights"] = initial },
+                           "\(config): field \"init_lora_weights\" is \(shown): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\" and \"orthogonal\" are")
+        }
+        for initial: Any in [false, true, "gaussian", "orthogonal", NSNull()] {
+            XCTAssertEqual(try variant { $0["init_lora_weights"] = initial }, "accepted", "\(initial)")
+        }
         // A dropout outside [0, 1) was read as given (peft's LoraConfig refuses it).
         for bad in [-1.0, 5.0] {
             XCTAssertEqual(try variant { $0["lora_dropout"] = bad }, "\(config): field \"lora_dropout\" must be in [0, 1), got \(bad)")

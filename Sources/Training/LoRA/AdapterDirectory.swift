@@ -75,6 +75,14 @@ public enum AdapterDirectory {
         for flag in ["use_rslora", "use_dora", "use_qalora", "lora_bias"] where try f.bool(flag, default: false) {
             throw f.error(flag, "must be false")
         }
+        // PiSSA, OLoRA, CorDA and LoftQ start from a changed base: peft re-derives it as it loads
+        // the adapter (W - s·B₀A₀), and adding B·A to the unchanged base scored other numbers.
+        if let initial = f.object["init_lora_weights"], !(initial is NSNull) {
+            let plain = HFConfigFields.isBool(initial) || ["gaussian", "orthogonal"].contains(initial as? String ?? "")
+            guard plain else {
+                throw f.error("init_lora_weights", "is \((initial as? String).map(JSONText.brief) ?? JSONText.brief(structure: initial) ?? "\(initial)"): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\" and \"orthogonal\" are")
+            }
+        }
         let bias = try f.string("bias", default: "none")
         guard bias == "none" else { throw f.error("bias", "must be \"none\", got \(JSONText.brief(bias))") }
         // peft writes null without a task; an adapter that saves the score head is a reward model's.
