@@ -206,7 +206,8 @@ public enum ModelDirectory {
         }
         if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
             switch reader {
-            case .load: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter \(dir)")
+            // train has no --adapter: the way on from an adapter is its merged weights.
+            case .load: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: eval, score, generate and select take it as --model BASE --adapter \(dir); to train from it, merge it into its base first (sft-dist merge-lora --model BASE --adapter \(dir) --out DIR, then --model DIR)")
             case .merge: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: make full weights first with sft-dist merge-lora --model BASE --adapter \(dir) --out DIR")
             case .export: throw ModelError("\(dir) holds a LoRA adapter (adapter_config.json), not a model: sft-dist merge-lora --model BASE --adapter \(dir) --out DIR writes its full weights in the Hugging Face layout")
             }

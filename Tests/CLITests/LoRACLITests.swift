@@ -136,7 +136,7 @@ final class LoRACLITests: XCTestCase {
         let refused = CLI.sftDist(["select", "--model", adapter, "--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
                                    "--out", dir + "/x.jsonl"])
         XCTAssertEqual(refused.status, 1, refused.all)
-        XCTAssertTrue(refused.stderr.contains("give its base with --model BASE --adapter \(adapter)"), refused.all)
+        XCTAssertTrue(refused.stderr.contains("take it as --model BASE --adapter \(adapter);"), refused.all)
 
         // tokenize reads the tokenizer only: an adapter directory's, and a model's whose weights are gone.
         try FileManager.default.removeItem(atPath: base + "/model.safetensors")
@@ -306,7 +306,9 @@ final class LoRACLITests: XCTestCase {
         for (args, needle) in [(["score", "--model", HFModelCLITests.model("llama"), "--adapter", peft + "gpt2-by-peft"],
                                 "gpt2-by-peft/adapter_config.json: target_modules: the llama model has no adaptable module \"c_attn\""),
                                (["eval", "--model", peft + "llama-by-peft"],
-                                "llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: give its base with --model BASE --adapter")] {
+                                "llama-by-peft holds a LoRA adapter (adapter_config.json), not a model: eval, score, generate and select take it as --model BASE --adapter"),
+                               (["train", "--model", peft + "llama-by-peft", "--steps", "1", "--out", out + "/from-adapter"],
+                                "to train from it, merge it into its base first (sft-dist merge-lora --model BASE --adapter \(peft)llama-by-peft --out DIR, then --model DIR)")] {
             let r = CLI.sftDist(args + ["--data", HFModelCLITests.data])
             XCTAssertEqual(r.status, 1, r.all)
             XCTAssertTrue(r.stderr.contains(needle), r.all)

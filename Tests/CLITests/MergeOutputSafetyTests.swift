@@ -157,7 +157,12 @@ final class MergeOutputSafetyTests: XCTestCase {
         for _ in 0..<2 {
             let slash = CLI.sftDist(["merge", a, b, "--out", out + "/slash/"])
             XCTAssertEqual(slash.status, 0, slash.all)
+            XCTAssertFalse(slash.stdout.contains("the weights sum to"), slash.all)
         }
+        // Weights that do not sum to 1 are a sum, meant or not: said.
+        let sum = CLI.sftDist(["merge", a, b, "--weights", "0.7,0.7", "--out", out + "/sum"])
+        XCTAssertEqual(sum.status, 0, sum.all)
+        XCTAssertTrue(sum.stdout.contains("note: the weights sum to 1.4, not 1: every tensor, norms' gains and biases too, is scaled as a sum, not averaged"), sum.all)
         XCTAssertEqual(Self.listing(out + "/slash").filter { $0.hasPrefix(".tmp") }, [])
         XCTAssertEqual(CLI.sftDist(["eval", "--model", out + "/slash", "--data", out + "/a/data/heldout.jsonl", "--examples", "2"]).status, 0)
         // The same byte tokenizer with Hugging Face files added by export: the same tokenizer.

@@ -67,7 +67,13 @@ public enum ModelMerge {
         if (0..<p.count).allSatisfy({ p.values[$0] == 0 }) {
             throw ModelError("--weights: the weighted sum is 0 in every tensor (the weights cancel, or are too small for float32), which would write a model of zeros; nothing written")
         }
-        let notes = try keepFirstGiven(dirs, templates: templates, generationConfigs: generationConfigs, into: first, tokenizer: tokenizer)
+        var notes = try keepFirstGiven(dirs, templates: templates, generationConfigs: generationConfigs, into: first, tokenizer: tokenizer)
+        // Meant (task arithmetic, extrapolation), but 0.7,0.7 typed for an average scaled every
+        // tensor, norms' gains too, without a word.
+        let total = weights.reduce(0, +)
+        if abs(total - 1) > 1e-9 {
+            notes.append("the weights sum to \(total), not 1: every tensor, norms' gains and biases too, is scaled as a sum, not averaged")
+        }
         // Hugging Face files when any model has them (an export of an sft-dist model beside the
         // run's own: the merge loaded in transformers whichever came first).
         let hf = dirs.contains { FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") }
