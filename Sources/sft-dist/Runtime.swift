@@ -100,6 +100,12 @@ enum Runtime {
         printError("sft-dist: note: \(label)'s generation_config.json asks for sampling (\(asked)), which transformers' generate applies; sft-dist's flags decide instead: \(sampling)")
     }
 
+    /// On stderr (rank 0): `--adapter DIR` over a model DIR is already merged into.
+    static func noteMergedAdapter(model: String, adapter: String?, comm: Communicator) {
+        guard comm.isCoordinator, let adapter, let note = LoRAMerge.alreadyMergedNote(base: model, adapter: adapter) else { return }
+        printError("sft-dist: note: \(note)")
+    }
+
     /// On stderr (rank 0): `--max-length` above a context that a sliding window sets — the
     /// truncation notes that follow would otherwise say only "to 8 tokens".
     static func noteSlidingWindow(_ m: LanguageModel, maxLength: Int, comm: Communicator) {

@@ -115,9 +115,16 @@ final class LoRACLITests: XCTestCase {
         let quiet = ["--eval-every", "0", "--eval-examples", "0", "--quiet", "--batch-size", "4", "--lr", "1e-2"]
         XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "40"]).status, 0)
         XCTAssertEqual(CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/d.jsonl", "--lora-rank", "4", "--steps", "4",
-                                    "--out", dir + "/run"] + quiet).status, 0)
+                                    "--merge-lora", "--out", dir + "/run"] + quiet).status, 0)
         let base = dir + "/run/model-base", adapter = dir + "/run/model"
         XCTAssertEqual(CLI.sftDist(["merge-lora", "--model", base, "--adapter", adapter, "--out", dir + "/merged"]).status, 0)
+        // The adapter over a model it is merged into (merge-lora's, train's --merge-lora) would
+        // apply it twice: said; over its base, nothing.
+        for (model, twice) in [(dir + "/merged", true), (dir + "/run/model-merged", true), (base, false)] {
+            let e = CLI.sftDist(["eval", "--model", model, "--adapter", adapter, "--data", dir + "/d.jsonl", "--examples", "0"])
+            XCTAssertEqual(e.status, 0, e.all)
+            XCTAssertEqual(e.stderr.contains("sft-dist: note: \(model) has \(adapter) merged into it already (its weights record the merge): the adapter is applied a second time"), twice, e.all)
+        }
         func lossScores(_ model: [String], _ name: String) throws -> [Double] {
             let r = CLI.mpirun(2, ["select"] + model + ["--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
                                                         "--out", dir + "/\(name).jsonl"])
