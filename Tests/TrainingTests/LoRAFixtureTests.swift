@@ -162,6 +162,12 @@ final class LoRAFixtureTests: XCTestCase {
         for initial: Any in [false, true, "gaussian", "orthogonal", NSNull()] {
             XCTAssertEqual(try variant { $0["init_lora_weights"] = initial }, "accepted", "\(initial)")
         }
+        // peft's pickled weights (safe_serialization=False) are named as such.
+        _ = try variant { _ in }
+        try FileManager.default.moveItem(atPath: tmp + "/adapter_model.safetensors", toPath: tmp + "/adapter_model.bin")
+        XCTAssertThrowsError(try AdapterDirectory.loadModel(base: Self.root + "/models/gpt2", adapter: tmp)) {
+            XCTAssertEqual("\($0)", "\(tmp)/adapter_model.bin: peft's pickle format is not read; save the adapter as safetensors (peft's default, safe_serialization=True) to get adapter_model.safetensors")
+        }
         // A dropout outside [0, 1) was read as given (peft's LoraConfig refuses it).
         for bad in [-1.0, 5.0] {
             XCTAssertEqual(try variant { $0["lora_dropout"] = bad }, "\(config): field \"lora_dropout\" must be in [0, 1), got \(bad)")

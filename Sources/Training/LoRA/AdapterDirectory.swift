@@ -152,6 +152,10 @@ public enum AdapterDirectory {
         if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
             throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
         }
+        // peft's pickled format (safe_serialization=False): "cannot open adapter_model.safetensors" said nothing of it.
+        if !FileManager.default.fileExists(atPath: dir + "/" + weightsFile), FileManager.default.fileExists(atPath: dir + "/adapter_model.bin") {
+            throw ModelError("\(dir)/adapter_model.bin: peft's pickle format is not read; save the adapter as safetensors (peft's default, safe_serialization=True) to get \(weightsFile)")
+        }
         try loadWeights(into: model.parameters, from: dir + "/" + weightsFile, base: base)
         // The tokenizer saved with the adapter: the base's, with the chat template it trained with.
         if FileManager.default.fileExists(atPath: dir + "/tokenizer.json") {
