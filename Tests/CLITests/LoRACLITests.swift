@@ -125,6 +125,10 @@ final class LoRACLITests: XCTestCase {
             XCTAssertEqual(e.status, 0, e.all)
             XCTAssertEqual(e.stderr.contains("sft-dist: note: \(model) has \(adapter) merged into it already (its weights record the merge): the adapter is applied a second time"), twice, e.all)
         }
+        // A merge made with relative paths is recognised from another directory.
+        XCTAssertEqual(CLI.sftDist(["merge-lora", "--model", "run/model-base", "--adapter", "run/model", "--out", "relative"], cwd: dir).status, 0)
+        let e = CLI.sftDist(["eval", "--model", dir + "/relative", "--adapter", adapter, "--data", dir + "/d.jsonl", "--examples", "0"], cwd: "/")
+        XCTAssertTrue(e.stderr.contains("has \(adapter) merged into it already"), e.all)
         func lossScores(_ model: [String], _ name: String) throws -> [Double] {
             let r = CLI.mpirun(2, ["select"] + model + ["--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
                                                         "--out", dir + "/\(name).jsonl"])

@@ -17,6 +17,10 @@ final class PromptedConversationCLITests: XCTestCase {
         write(dir + "/pc.jsonl", sums.map { ["prompt": [user($0.0)], "completion": [assistant($0.1)]] })
         write(dir + "/messages.jsonl", sums.map { ["messages": [user($0.0), assistant($0.1)]] })
         write(dir + "/prompts.jsonl", sums.map { ["prompt": [user($0.0)]] })
+        // With an earlier exchange in the prompt, whose reply only --no-completion-only-loss trains.
+        let earlier = [user("add 1 1 ="), assistant(" 2")]
+        write(dir + "/pc-turns.jsonl", sums.map { ["prompt": earlier + [user($0.0)], "completion": [assistant($0.1)]] })
+        write(dir + "/messages-turns.jsonl", sums.map { ["messages": earlier + [user($0.0), assistant($0.1)]] })
         let args = ["train", "--model", "tiny", "--steps", "3", "--batch-size", "4", "--eval-every", "0", "--eval-examples", "0",
                     "--heldout-fraction", "0", "--quiet"]
         func run(_ n: Int, _ data: String, _ out: String, _ extra: [String] = []) -> [[String: Double]] {
@@ -40,6 +44,15 @@ final class PromptedConversationCLITests: XCTestCase {
         XCTAssertEqual(trlDefault.first?["loss_tokens"], pc.first.map { ($0["loss_tokens"] ?? 0) + 4 })
         let everyAssistant = run(1, "pc.jsonl", "every-assistant", ["--no-completion-only-loss"])
         XCTAssertEqual(everyAssistant.map { $0["loss"] }, pc.map { $0["loss"] }, "the prompt has no assistant turn")
+        // An earlier reply in the prompt: trained only with --no-completion-only-loss, which then
+        // trains every assistant turn, as the {"messages"} row does by default.
+        let turns = run(1, "pc-turns.jsonl", "turns"), turnsEvery = run(1, "pc-turns.jsonl", "turns-every", ["--no-completion-only-loss"])
+        let messagesTurns = run(1, "messages-turns.jsonl", "messages-turns")
+        XCTAssertEqual(turns.first?["loss_tokens"], pc.first?["loss_tokens"], "only the completion")
+        for (a, b) in zip(turnsEvery, messagesTurns) {
+            for key in ["loss", "grad_norm", "loss_tokens"] { XCTAssertEqual(a[key], b[key], key) }
+        }
+        XCTAssertGreaterThan(turnsEvery.first?["loss_tokens"] ?? 0, turns.first?["loss_tokens"] ?? 0)
 
         // TRL's GRPO datasets: conversational prompts only.
         let grpo = CLI.sftDist(["train", "--model", "tiny", "--objective", "grpo", "--reward", "format", "--steps", "1",

@@ -133,6 +133,10 @@ final class DataTests: XCTestCase {
         XCTAssertNil(readError(#"{"prompt": "p", "completion": "c", "# + tools + "}"))
         XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": []}"#))
         XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": null}"#))
+        for empty in [#""""#, #""[]""#, #"" null ""#] {
+            XCTAssertNil(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": "# + empty + "}"), empty)
+        }
+        XCTAssertEqual(readError(#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}], "tools": "[{\"type\": \"function\"}]"}"#), toolsRefused)
         let pair = #"{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a", "rejected": "b", "# + tools + "}"
         guard case .failure(let problem) = PairReader.parseLine(ArraySlice(Array(pair.utf8))) else { return XCTFail("a pair with tools was read") }
         XCTAssertTrue(problem.reason.hasPrefix(#"field "tools" is not supported"#), problem.reason)

@@ -157,9 +157,9 @@ final class LoRAFixtureTests: XCTestCase {
         for initial: Any in ["pissa", "pissa_niter_4", "olora", "corda", "loftq", 2] {
             let shown = (initial as? String).map { "\"\($0)\"" } ?? "\(initial)"
             XCTAssertEqual(try variant { $0["init_lora_weights"] = initial },
-                           "\(config): field \"init_lora_weights\" is \(shown): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\" and \"orthogonal\" are")
+                           "\(config): field \"init_lora_weights\" is \(shown): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\", \"orthogonal\" and \"eva\" are")
         }
-        for initial: Any in [false, true, "gaussian", "orthogonal", NSNull()] {
+        for initial: Any in [false, true, "gaussian", "orthogonal", "eva", NSNull()] {
             XCTAssertEqual(try variant { $0["init_lora_weights"] = initial }, "accepted", "\(initial)")
         }
         // peft's pickled weights (safe_serialization=False) are named as such.

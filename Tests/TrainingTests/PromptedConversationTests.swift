@@ -28,6 +28,7 @@ final class PromptedConversationTests: XCTestCase {
         XCTAssertEqual(try read(#"{"prompt": [\#(user)]}"#, rows: .examplesOrPrompts), .messages([hi]))
         XCTAssertEqual(try read(#"{"prompt": [\#(user)], "completion": null}"#, rows: .prompts), .messages([hi]))
         XCTAssertEqual(try read(#"{"prompt": [\#(user)], "completion": [\#(answer)]}"#, rows: .prompts), .messages([hi, five]))
+        XCTAssertEqual(try read(#"{"prompt": [\#(user)], "completion": [{"role": "assistant", "content": ""}]}"#, rows: .prompts), .messages([hi]))
         XCTAssertEqual(try read(#"{"prompt": [\#(user)], "completion": [\#(answer)]}"#, rows: .examplesOrPrompts),
                        .promptedConversation(prompt: [hi], completion: five))
     }

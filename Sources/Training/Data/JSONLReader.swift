@@ -260,7 +260,7 @@ public enum JSONLReader {
         // Qwen2.5's and Llama 3.1's write the definitions into the prompt; ours leave them out,
         // so the row trained (and was scored and answered) on other tokens, without a word.
         // Text rows go through no template, in TRL as here: their "tools" is left alone.
-        if holdsSomething(fields["tools"]) && isConversational(fields) {
+        if holdsTools(fields["tools"]) && isConversational(fields) {
             return .failure(LineProblem(#"field "tools" is not supported (the tool definitions a chat template writes into the prompt would be left out)"#))
         }
         return .success(fields)
@@ -352,6 +352,13 @@ public enum JSONLReader {
     /// or completion (lists of turns).
     static func isConversational(_ fields: [String: Any]) -> Bool {
         fields["messages"] != nil || ["prompt", "completion", "chosen", "rejected"].contains { fields[$0] is [Any] }
+    }
+
+    /// A "tools" value that defines a tool: an exported table may hold an empty one as "" or "[]".
+    static func holdsTools(_ value: Any?) -> Bool {
+        guard let text = value as? String else { return holdsSomething(value) }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return !["", "[]", "null"].contains(trimmed)
     }
 
     static func holdsSomething(_ value: Any?) -> Bool {

@@ -51,8 +51,12 @@ extension JSONLReader {
         guard list.count == 1, (list.first as? [String: Any])?["role"] as? String == "assistant" else {
             throw LineProblem(#""completion" must be one assistant turn, [{"role": "assistant", "content": ...}]"#)
         }
+        if rows == .prompts {
+            // A prompt's reference, which may be empty, as a text row's "completion" may.
+            let answer = try named("completion", try chatMessages(from: list, rows: .prompts))[0]
+            return .messages(answer.content.isEmpty ? turns : turns + [answer])
+        }
         let answer = try named("completion", try chatMessages(from: list, rows: .examples))[0]
-        if rows == .prompts { return .messages(turns + [answer]) }
         return .promptedConversation(prompt: turns, completion: answer)
     }
 

@@ -77,10 +77,11 @@ public enum AdapterDirectory {
         }
         // PiSSA, OLoRA, CorDA and LoftQ start from a changed base: peft re-derives it as it loads
         // the adapter (W - s·B₀A₀), and adding B·A to the unchanged base scored other numbers.
+        // EVA and the random ones only start A and B: the saved tensors are the whole adapter.
         if let initial = f.object["init_lora_weights"], !(initial is NSNull) {
-            let plain = HFConfigFields.isBool(initial) || ["gaussian", "orthogonal"].contains(initial as? String ?? "")
+            let plain = HFConfigFields.isBool(initial) || ["gaussian", "orthogonal", "eva"].contains(initial as? String ?? "")
             guard plain else {
-                throw f.error("init_lora_weights", "is \((initial as? String).map(JSONText.brief) ?? JSONText.brief(structure: initial) ?? "\(initial)"): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\" and \"orthogonal\" are")
+                throw f.error("init_lora_weights", "is \((initial as? String).map(JSONText.brief) ?? JSONText.brief(structure: initial) ?? "\(initial)"): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\", \"orthogonal\" and \"eva\" are")
             }
         }
         let bias = try f.string("bias", default: "none")

@@ -49,7 +49,7 @@ public enum LoRAMerge {
         let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter, rewardModels: true)
         let merged = merged(model as! LoRAAdaptable)
         try checkUsable(merged, "\(adapter): merged into \(base)", why: "the adapter's tensors or lora_alpha are too large")
-        try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: [mergedAdapterKey: adapter], format: .hf)
+        try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: [mergedAdapterKey: resolvedPath(adapter)], format: .hf)
         return "merged the adapter \(adapter) into \(base) (\(merged.parameters.parameterCount) parameters) and wrote \(out)"
     }
 }
@@ -86,7 +86,7 @@ enum LoRAOutput {
         try AdapterDirectory.save(model, base: base, to: dir, tokenizer: setup.tokenizer, metadata: metadata)
         if let merged {
             try ModelDirectory.save(merged, tokenizer: setup.tokenizer, to: RunOutputs(r.out).merged,
-                                    metadata: metadata.merging([LoRAMerge.mergedAdapterKey: dir]) { $1 }, format: .hf)
+                                    metadata: metadata.merging([LoRAMerge.mergedAdapterKey: LoRAMerge.resolvedPath(dir)]) { $1 }, format: .hf)
         }
     }
 }
@@ -96,14 +96,18 @@ extension LoRAMerge {
     /// train's --merge-lora).
     public static let mergedAdapterKey = "sft_dist_merged_adapter"
 
+    /// `path` absolute, symbolic links resolved: recorded so, a merge is recognised from any
+    /// directory (a relative path was read against the reader's directory).
+    static func resolvedPath(_ path: String) -> String { URL(fileURLWithPath: path).standardized.resolvingSymlinksInPath().path }
+
     /// `--model MERGED --adapter DIR` where MERGED's weights record DIR as merged into them:
     /// the update would be applied twice (peft does not check this either), so it is said.
-    /// Only a single-file model is read, and paths are compared resolved; nil when unknown.
+    /// Only a single-file model is read; nil when unknown. (An adapter trained again into the
+    /// same directory after the merge is taken for the merged one.)
     public static func alreadyMergedNote(base: String, adapter: String) -> String? {
         guard let file = try? SafeTensorsFile(path: base + "/model.safetensors"),
               let recorded = file.metadata[mergedAdapterKey] else { return nil }
-        func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardized.resolvingSymlinksInPath().path }
-        guard resolved(recorded) == resolved(adapter) else { return nil }
+        guard recorded == resolvedPath(adapter) else { return nil }
         return "\(base) has \(adapter) merged into it already (its weights record the merge): the adapter is applied a second time"
     }
 }
