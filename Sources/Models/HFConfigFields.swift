@@ -44,7 +44,7 @@ public struct HFConfigFields {
 
     /// A field's value as the file writes it, for a message: a string JSON-quoted and cut, a
     /// list or an object as cut JSON.
-    static func describe(_ v: Any) -> String {
+    public static func describe(_ v: Any) -> String {
         if let s = v as? String { return JSONText.brief(s) }
         if v is NSNull { return "null" }
         if Self.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }

@@ -5,22 +5,17 @@ import XCTest
 /// A row whose prompt is one user turn is, token for token, the `{"messages"}` row of the same
 /// two turns; the switches' masks are checked against transformers' ids in the unit tests.
 final class PromptedConversationCLITests: XCTestCase {
-    func write(_ path: String, _ rows: [[String: Any]]) {
-        let lines = rows.map { String(data: try! JSONSerialization.data(withJSONObject: $0), encoding: .utf8)! }
-        FileManager.default.createFile(atPath: path, contents: Data(lines.joined(separator: "\n").utf8))
-    }
-
     func testConversationalRowsTrainAsTheirMessagesAtAnyRankCountAndServeGRPO() throws {
         let dir = CLI.tempDir("prompted-conversation")
         let sums = (0..<16).map { i in ("add \(i % 9) \(i % 7) =", " \(i % 9 + i % 7)") }
         let user = { (p: String) in ["role": "user", "content": p] }, assistant = { (c: String) in ["role": "assistant", "content": c] }
-        write(dir + "/pc.jsonl", sums.map { ["prompt": [user($0.0)], "completion": [assistant($0.1)]] })
-        write(dir + "/messages.jsonl", sums.map { ["messages": [user($0.0), assistant($0.1)]] })
-        write(dir + "/prompts.jsonl", sums.map { ["prompt": [user($0.0)]] })
+        CLI.writeJSONL(dir + "/pc.jsonl", sums.map { ["prompt": [user($0.0)], "completion": [assistant($0.1)]] })
+        CLI.writeJSONL(dir + "/messages.jsonl", sums.map { ["messages": [user($0.0), assistant($0.1)]] })
+        CLI.writeJSONL(dir + "/prompts.jsonl", sums.map { ["prompt": [user($0.0)]] })
         // With an earlier exchange in the prompt, whose reply only --no-completion-only-loss trains.
         let earlier = [user("add 1 1 ="), assistant(" 2")]
-        write(dir + "/pc-turns.jsonl", sums.map { ["prompt": earlier + [user($0.0)], "completion": [assistant($0.1)]] })
-        write(dir + "/messages-turns.jsonl", sums.map { ["messages": earlier + [user($0.0), assistant($0.1)]] })
+        CLI.writeJSONL(dir + "/pc-turns.jsonl", sums.map { ["prompt": earlier + [user($0.0)], "completion": [assistant($0.1)]] })
+        CLI.writeJSONL(dir + "/messages-turns.jsonl", sums.map { ["messages": earlier + [user($0.0), assistant($0.1)]] })
         let args = ["train", "--model", "tiny", "--steps", "3", "--batch-size", "4", "--eval-every", "0", "--eval-examples", "0",
                     "--heldout-fraction", "0", "--quiet"]
         func run(_ n: Int, _ data: String, _ out: String, _ extra: [String] = []) -> [[String: Double]] {

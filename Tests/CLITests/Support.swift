@@ -54,6 +54,12 @@ enum CLI {
         return run(argv, seconds: seconds)
     }
 
+    /// `rows` as a JSONL file, one JSON object a line.
+    static func writeJSONL(_ path: String, _ rows: [[String: Any]]) {
+        let lines = rows.map { String(data: try! JSONSerialization.data(withJSONObject: $0), encoding: .utf8)! }
+        FileManager.default.createFile(atPath: path, contents: Data(lines.joined(separator: "\n").utf8))
+    }
+
     static func tempDir(_ name: String) -> String {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("sft-dist-tests-\(getpid())/\(name)").path
         try? FileManager.default.removeItem(atPath: d)

@@ -5,16 +5,11 @@ import XCTest
 /// mask, a `{prompt, completion}` row whose prompt is its first character (the first token
 /// is never predicted), so the two runs' figures are the same numbers.
 final class TextRowsCLITests: XCTestCase {
-    func writeLines(_ path: String, _ objects: [[String: String]]) {
-        let lines = objects.map { String(data: try! JSONSerialization.data(withJSONObject: $0), encoding: .utf8)! }
-        FileManager.default.createFile(atPath: path, contents: Data(lines.joined(separator: "\n").utf8))
-    }
-
     func testTextRowsTrainAsTheSameTextAsACompletion() throws {
         let dir = CLI.tempDir("text-rows")
         let texts = (0..<24).map { i in "add \(i % 9) \(i % 7) = \(i % 9 + i % 7)" }
-        writeLines(dir + "/text.jsonl", texts.map { ["text": $0] })
-        writeLines(dir + "/split.jsonl", texts.map { ["prompt": String($0.prefix(1)), "completion": String($0.dropFirst())] })
+        CLI.writeJSONL(dir + "/text.jsonl", texts.map { ["text": $0] })
+        CLI.writeJSONL(dir + "/split.jsonl", texts.map { ["prompt": String($0.prefix(1)), "completion": String($0.dropFirst())] })
         let args = ["train", "--model", "tiny", "--steps", "3", "--batch-size", "6", "--micro-batch-size", "3",
                     "--eval-every", "0", "--eval-examples", "4", "--heldout-fraction", "0.25", "--quiet"]
         let text = CLI.sftDist(args + ["--data", dir + "/text.jsonl", "--out", dir + "/a"])
@@ -50,8 +45,8 @@ final class TextRowsCLITests: XCTestCase {
     func testAnotherTextFieldTrainsTheSame() {
         let dir = CLI.tempDir("text-field")
         let texts = (0..<12).map { i in "add \(i % 9) \(i % 7) = \(i % 9 + i % 7)" }
-        writeLines(dir + "/text.jsonl", texts.map { ["text": $0] })
-        writeLines(dir + "/content.jsonl", texts.map { ["content": $0, "id": "x"] })
+        CLI.writeJSONL(dir + "/text.jsonl", texts.map { ["text": $0] })
+        CLI.writeJSONL(dir + "/content.jsonl", texts.map { ["content": $0, "id": "x"] })
         let args = ["train", "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-every", "0", "--eval-examples", "0",
                     "--heldout-fraction", "0.25", "--quiet"]
         XCTAssertEqual(CLI.sftDist(args + ["--data", dir + "/text.jsonl", "--out", dir + "/a"]).status, 0)
@@ -66,7 +61,7 @@ final class TextRowsCLITests: XCTestCase {
 
     func testAMethodThatAnswersPromptsNamesTheTextRow() {
         let dir = CLI.tempDir("text-rows-refused")
-        writeLines(dir + "/mixed.jsonl", (0..<12).map { i in i == 4 ? ["text": "add 1 2 = 3"] : ["prompt": "add \(i) 1 =", "completion": " \(i + 1)"] })
+        CLI.writeJSONL(dir + "/mixed.jsonl", (0..<12).map { i in i == 4 ? ["text": "add 1 2 = 3"] : ["prompt": "add \(i) 1 =", "completion": " \(i + 1)"] })
         let r = CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/mixed.jsonl", "--heldout-fraction", "0", "--objective", "grpo",
                              "--reward", "task", "--steps", "1", "--batch-size", "4", "--rollouts", "2", "--out", dir + "/out"])
         XCTAssertEqual(r.status, 1, r.all)
@@ -74,7 +69,7 @@ final class TextRowsCLITests: XCTestCase {
         XCTAssertEqual(CLI.occurrences(of: "error", in: r.stderr), 1, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"))
         // With --prompts the rollouts answer those; --data's text rows are only held out and trained on.
-        writeLines(dir + "/prompts.jsonl", (0..<4).map { ["prompt": "add \($0) 2 ="] })
+        CLI.writeJSONL(dir + "/prompts.jsonl", (0..<4).map { ["prompt": "add \($0) 2 ="] })
         let withPrompts = CLI.sftDist(["train", "--model", "tiny", "--data", dir + "/mixed.jsonl", "--prompts", dir + "/prompts.jsonl",
                                        "--objective", "grpo", "--reward", "task", "--steps", "1", "--batch-size", "4", "--rollouts", "2",
                                        "--eval-examples", "0", "--eval-every", "0", "--out", dir + "/out2", "--quiet"])

@@ -143,8 +143,7 @@ enum ImplicitPrompt {
             return try JSONLReader.chatMessages(from: turns, rows: .examples)
         } catch let problem as JSONLReader.LineProblem {
             // chatMessages names the field "messages"; here it is this side.
-            let named = problem.reason.replacingOccurrences(of: "messages[", with: "\(name)[")
-                .replacingOccurrences(of: "\"messages\"", with: "\"\(name)\"")
+            let named = JSONLReader.renamed(problem.reason, field: name)
             throw JSONLReader.LineProblem(named == problem.reason ? "field \"\(name)\": \(named)" : named)
         }
     }

@@ -62,10 +62,11 @@ extension JSONLReader {
 
     /// `chatMessages`' problems name the field "messages"; here it is `field`.
     private static func named(_ field: String, _ read: @autoclosure () throws -> [ChatMessage]) throws -> [ChatMessage] {
-        do { return try read() } catch let problem as LineProblem {
-            let renamed = problem.reason.replacingOccurrences(of: "messages[", with: "\(field)[")
-                .replacingOccurrences(of: "\"messages\"", with: "\"\(field)\"")
-            throw LineProblem(renamed)
-        }
+        do { return try read() } catch let problem as LineProblem { throw LineProblem(renamed(problem.reason, field: field)) }
+    }
+
+    /// A `chatMessages` problem about turns read from `field`, not "messages".
+    static func renamed(_ reason: String, field: String) -> String {
+        reason.replacingOccurrences(of: "messages[", with: "\(field)[").replacingOccurrences(of: "\"messages\"", with: "\"\(field)\"")
     }
 }

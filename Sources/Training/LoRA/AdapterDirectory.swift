@@ -81,7 +81,7 @@ public enum AdapterDirectory {
         if let initial = f.object["init_lora_weights"], !(initial is NSNull) {
             let plain = HFConfigFields.isBool(initial) || ["gaussian", "orthogonal", "eva"].contains(initial as? String ?? "")
             guard plain else {
-                throw f.error("init_lora_weights", "is \((initial as? String).map(JSONText.brief) ?? JSONText.brief(structure: initial) ?? "\(initial)"): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\", \"orthogonal\" and \"eva\" are")
+                throw f.error("init_lora_weights", "is \(HFConfigFields.describe(initial)): an adapter whose initialisation changes the base weights as peft loads it (PiSSA, OLoRA, CorDA, LoftQ) is not supported; true, false, \"gaussian\", \"orthogonal\" and \"eva\" are")
             }
         }
         let bias = try f.string("bias", default: "none")
