@@ -102,7 +102,7 @@ struct Eval: ParsableCommand {
         Runtime.checkOutputFile(out, inputs: [("--data", data)], model: model, adapter: adapter)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
-        Runtime.noteMergedAdapter(model: model, adapter: adapter, comm: comm)
+        Runtime.noteAdapter(model: model, adapter: adapter, loaded: m, comm: comm)
         if examples > 0 {
             Runtime.noteGenerationDefaults(m, label: model, sampling: "eval's answers are greedy"
                 + (samples > 0 ? " and its --samples draw at --temperature \(temperature), --top-p \(topP)" : ""), comm: comm)

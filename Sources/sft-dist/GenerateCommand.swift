@@ -105,7 +105,7 @@ struct Generate: ParsableCommand {
         Runtime.checkOutputFile(out, inputs: prompts.map { [("--prompts", $0)] } ?? [], model: model, adapter: adapter)
         let (m, tok) = Fatal.collective { try AdapterDirectory.loadModel(model, adapter: adapter) }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
-        Runtime.noteMergedAdapter(model: model, adapter: adapter, comm: comm)
+        Runtime.noteAdapter(model: model, adapter: adapter, loaded: m, comm: comm)
         Runtime.noteGenerationDefaults(m, label: model, sampling: temperature == 0
             ? "this run decodes greedily (--temperature 0); give --temperature, --top-p, --top-k to sample"
             : "this run samples at --temperature \(temperature), --top-p \(topP), --top-k \(topK)", comm: comm)

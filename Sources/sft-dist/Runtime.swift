@@ -100,10 +100,13 @@ enum Runtime {
         printError("sft-dist: note: \(label)'s generation_config.json asks for sampling (\(asked)), which transformers' generate applies; sft-dist's flags decide instead: \(sampling)")
     }
 
-    /// On stderr (rank 0): `--adapter DIR` over a model DIR is already merged into.
-    static func noteMergedAdapter(model: String, adapter: String?, comm: Communicator) {
-        guard comm.isCoordinator, let adapter, let note = LoRAMerge.alreadyMergedNote(base: model, adapter: adapter) else { return }
-        printError("sft-dist: note: \(note)")
+    /// On stderr (rank 0): what `--model BASE --adapter DIR` read otherwise than it says — a
+    /// `fan_in_fan_out` that peft too sets from the layer — and an adapter already merged into BASE.
+    static func noteAdapter(model: String, adapter: String?, loaded: LanguageModel, comm: Communicator) {
+        guard comm.isCoordinator, let adapter else { return }
+        let notes = [AdapterDirectory.fanInFanOutNote(adapter: adapter, base: model, model: loaded),
+                     LoRAMerge.alreadyMergedNote(base: model, adapter: adapter)]
+        for note in notes.compactMap({ $0 }) { printError("sft-dist: note: \(note)") }
     }
 
     /// On stderr (rank 0): `--max-length` above a context that a sliding window sets — the

@@ -39,7 +39,7 @@ struct Score: ParsableCommand {
         let holdsReward = adapter == nil && ModelDirectory.holdsRewardModel(model)
         let (m, tok) = Fatal.collective { holdsReward ? try RunSetup.loadModel(model, seed: 0, use: .inference, kind: .rewardModel)
                                           : try AdapterDirectory.loadModel(model, adapter: adapter, rewardModels: true) }
-        Runtime.noteMergedAdapter(model: model, adapter: adapter, comm: comm)
+        Runtime.noteAdapter(model: model, adapter: adapter, loaded: m, comm: comm)
         // A reward model's adapter (peft's task_type SEQ_CLS) on its causal base is a reward model too.
         let reward = m.scoresSequences
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)

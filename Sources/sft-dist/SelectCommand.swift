@@ -85,7 +85,7 @@ struct Select: ParsableCommand {
             try adapter.map { try AdapterDirectory.loadModel(base: model, adapter: $0) } ?? RunSetup.loadModel(model, seed: seed, use: .inference)
         }
         SameInputs.check(Runtime.modelLabel(model, adapter: adapter), model: m, tokenizer: tok)
-        Runtime.noteMergedAdapter(model: model, adapter: adapter, comm: comm)
+        Runtime.noteAdapter(model: model, adapter: adapter, loaded: m, comm: comm)
         // select's --model has a default, the preset `default`: its weights are random, so a
         // selector that reads the model's scores would rank the rows by chance, silently.
         if comm.isCoordinator && method != "random" && adapter == nil && ModelPresets.names.contains(model) {

@@ -129,15 +129,31 @@ final class LoRACLITests: XCTestCase {
         XCTAssertEqual(CLI.sftDist(["merge-lora", "--model", "run/model-base", "--adapter", "run/model", "--out", "relative"], cwd: dir).status, 0)
         let e = CLI.sftDist(["eval", "--model", dir + "/relative", "--adapter", adapter, "--data", dir + "/d.jsonl", "--examples", "0"], cwd: "/")
         XCTAssertTrue(e.stderr.contains("has \(adapter) merged into it already"), e.all)
+        var stderr = ""
         func lossScores(_ model: [String], _ name: String) throws -> [Double] {
             let r = CLI.mpirun(2, ["select"] + model + ["--data", dir + "/d.jsonl", "--method", "loss", "--keep", "0.5",
                                                         "--out", dir + "/\(name).jsonl"])
             XCTAssertEqual(r.status, 0, r.all)
+            stderr = r.stderr
             return try String(contentsOfFile: dir + "/\(name).scores.jsonl", encoding: .utf8).split(separator: "\n").map {
                 try XCTUnwrap((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
             }
         }
         let withAdapter = try lossScores(["--model", base, "--adapter", adapter], "adapter")
+        XCTAssertFalse(stderr.contains("fan_in_fan_out"), stderr)
+        // An adapter whose fan_in_fan_out does not match the base's layer: peft sets the field
+        // from the layer as it loads (with a warning), and so does sft-dist, with a note, once.
+        let flipped = dir + "/flipped"
+        try FileManager.default.copyItem(atPath: adapter, toPath: flipped)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: flipped + "/adapter_config.json"))) as? [String: Any])
+        let recorded = try XCTUnwrap(config["fan_in_fan_out"] as? Bool)
+        config["fan_in_fan_out"] = !recorded
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: flipped + "/adapter_config.json"))
+        XCTAssertEqual(try lossScores(["--model", base, "--adapter", flipped], "flipped"), withAdapter)
+        XCTAssertEqual(CLI.occurrences(of: "sft-dist: note: \(flipped)/adapter_config.json: field \"fan_in_fan_out\" is \(!recorded), but \(base) stores its weights", in: stderr), 1, stderr)
+        let mergedFlipped = CLI.sftDist(["merge-lora", "--model", base, "--adapter", flipped, "--out", dir + "/merged-flipped"])
+        XCTAssertEqual(mergedFlipped.status, 0, mergedFlipped.all)
+        XCTAssertTrue(mergedFlipped.stderr.contains("field \"fan_in_fan_out\" is \(!recorded)"), mergedFlipped.all)
         let merged = try lossScores(["--model", dir + "/merged"], "merged")
         let plain = try lossScores(["--model", base], "base")
         XCTAssertEqual(withAdapter.count, 40)

@@ -127,7 +127,7 @@ public enum AdapterDirectory {
     /// `rewardModels`: the caller reads a reward model's adapter (score, merge-lora); the others
     /// need a causal LM's.
     public static func loadModel(base: String, adapter dir: String, rewardModels: Bool = false) throws -> (LanguageModel, Tokenizer) {
-        let (lora, fanInFanOut, scores) = try readConfig(dir)
+        let (lora, _, scores) = try readConfig(dir)
         if scores && !rewardModels {
             throw ModelError("\(dir): holds a reward model's adapter (task_type SEQ_CLS, or modules_to_save with score), which scores whole sequences; this needs a causal language model's (sft-dist score prints its rewards, merge-lora writes the whole reward model)")
         }
@@ -148,10 +148,6 @@ public enum AdapterDirectory {
             // The targets came from the adapter's config, not from a flag the user gave.
             let hint = e.onlyLayers == nil ? " (an adapter made for another model than \(base)?)" : ""
             throw ModelError(e.described(as: "\(dir)/\(configFile): target_modules") + hint)
-        }
-        let adapted = model as! LoRAAdaptable
-        if fanInFanOut != type(of: adapted).loraArchitecture.fanInFanOut {
-            throw ModelError("\(dir)/\(configFile): field \"fan_in_fan_out\" is \(fanInFanOut), but \(base) stores its weights \(fanInFanOut ? "as nn.Linear (needs false)" : "as Conv1D (needs true)")")
         }
         // peft's pickled format (safe_serialization=False): "cannot open adapter_model.safetensors" said nothing of it.
         if !FileManager.default.fileExists(atPath: dir + "/" + weightsFile), FileManager.default.fileExists(atPath: dir + "/adapter_model.bin") {
@@ -176,6 +172,17 @@ public enum AdapterDirectory {
             return (model, try ModelDirectory.loadTokenizer(dir))
         }
         return (model, tokenizer)
+    }
+
+    /// A `fan_in_fan_out` that does not match how `base` stores its weights: peft sets it from
+    /// the layer as it loads the adapter, with a warning (true on an nn.Linear is read as false,
+    /// false on GPT-2's Conv1D as true), and the saved tensors are the same either way
+    /// (lora_A [r, in], lora_B [out, r]); so the adapter is read as peft reads it, and said.
+    public static func fanInFanOutNote(adapter dir: String, base: String, model: LanguageModel) -> String? {
+        guard let adapted = model as? LoRAAdaptable, let recorded = try? readConfig(dir).fanInFanOut else { return nil }
+        let conv1D = type(of: adapted).loraArchitecture.fanInFanOut
+        guard recorded != conv1D else { return nil }
+        return "\(dir)/\(configFile): field \"fan_in_fan_out\" is \(recorded), but \(base) stores its weights \(conv1D ? "as Conv1D" : "as nn.Linear"): read as \(conv1D), as peft does (it sets the field from the layer, with a warning)"
     }
 
     /// The tokenizer saved with an adapter (tokenizer.json or sft-dist's byte tokenizer's file), nil without one.

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Models
 import TensorCore
@@ -47,6 +48,7 @@ public enum LoRAMerge {
     @discardableResult
     public static func run(base: String, adapter: String, out: String) throws -> String {
         let (model, tokenizer) = try AdapterDirectory.loadModel(base: base, adapter: adapter, rewardModels: true)
+        if let note = AdapterDirectory.fanInFanOutNote(adapter: adapter, base: base, model: model) { StandardError.write("sft-dist: note: \(note)\n") }
         let merged = merged(model as! LoRAAdaptable)
         try checkUsable(merged, "\(adapter): merged into \(base)", why: "the adapter's tensors or lora_alpha are too large")
         try ModelDirectory.save(merged, tokenizer: tokenizer, to: out, metadata: [mergedAdapterKey: resolvedPath(adapter)], format: .hf)
