@@ -109,6 +109,14 @@ extension Option {
         self.init(name: .customLong(key.flag), parsing: .unconditional, help: ArgumentHelp(key.help))
     }
 
+    /// A `train` selection flag that may be given more than once (`--freeze a --freeze b`):
+    /// the key joins the values (`Limits.union`), where another flag's last value counts.
+    init<T>(selection path: KeyPath<RecipeKeys, RecipeKey<T>>) where Value == [String] {
+        let key = Recipe.declared[keyPath: path]
+        self.init(wrappedValue: [], name: .customLong(key.flag), parsing: .unconditionalSingleValue,
+                  help: ArgumentHelp(key.help + " Given more than once: what any of them selects."))
+    }
+
     /// A repeatable `train` flag for a map key (`--objective-arg k=v`).
     init(recipe path: KeyPath<RecipeKeys, RecipeKey<[String: String]>>) where Value == [String] {
         let key = Recipe.declared[keyPath: path]

@@ -67,8 +67,8 @@ struct Train: ParsableCommand {
     @Option(recipe: \.nanPolicy) var nanPolicy: String?
     @Option(recipe: \.nanSkipLimit) var nanSkipLimit: String?
     @Flag(recipe: \.overlapGradSync) var overlapGradSync: Bool?
-    @Option(recipe: \.freeze) var freeze: String?
-    @Option(recipe: \.trainable) var trainable: String?
+    @Option(selection: \.freeze) var freeze: [String]
+    @Option(selection: \.trainable) var trainable: [String]
     @Option(recipe: \.l2Init) var l2Init: String?
     @Option(recipe: \.ema) var ema: String?
     @Flag(recipe: \.bema) var bema: Bool?
@@ -112,7 +112,7 @@ struct Train: ParsableCommand {
     @Option(recipe: \.loraRank) var loraRank: String?
     @Option(recipe: \.loraAlpha) var loraAlpha: String?
     @Option(recipe: \.loraDropout) var loraDropout: String?
-    @Option(recipe: \.loraTargets) var loraTargets: String?
+    @Option(selection: \.loraTargets) var loraTargets: [String]
     @Flag(recipe: \.mergeLora) var mergeLora: Bool?
     @Option(recipe: \.neftuneNoiseAlpha) var neftuneNoiseAlpha: String?
     @Option(Settings.threads) var threads: Int?

@@ -113,6 +113,13 @@ extension RecipeKey: AnyRecipeKey {
     /// (`RecipeValue.flagsStart`, `joined`; named files: a flag's name replaces the file's).
     public func read(flags texts: [String], into r: inout Recipe) throws {
         guard !texts.isEmpty else { return }
+        // A selection flag (`--freeze`, `--lora-targets`): each value checked as given, then
+        // their union (keeping only the last one given trained what the others had frozen).
+        if let union = setting.limits.union {
+            for text in texts { try read(flag: text, into: &r) }
+            if texts.count > 1 { try read(flag: union(texts), into: &r) }
+            return
+        }
         let file = r[self]
         r[self] = Value.flagsStart(file: file)
         for text in texts { try read(flag: text, into: &r) }

@@ -173,7 +173,14 @@ extension Limits where Value == String? {
 
 extension Limits where Value == String? {
     /// Unset, or a regular expression that compiles (`ParameterSelection`).
-    static var optionalRegex: Limits { Limits("a regular expression") { $0.map(ParameterSelection.isValidPattern) ?? true } }
+    /// Given more than once, the alternation of the patterns, each in its own group (an inline
+    /// option such as `(?i)` stays inside its pattern): what any of them matches.
+    static var optionalRegex: Limits {
+        Limits("a regular expression", union: { patterns in
+            let distinct = patterns.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            return distinct.count == 1 ? distinct[0] : distinct.map { "(?:\($0))" }.joined(separator: "|")
+        }) { $0.map(ParameterSelection.isValidPattern) ?? true }
+    }
 }
 
 extension Limits where Value == String? {
@@ -183,7 +190,14 @@ extension Limits where Value == String? {
 
 extension Limits where Value == ModuleList? {
     /// Unset, or comma-separated module names (`LoRATraining.targets`).
-    static var moduleList: Limits { Limits("comma-separated module names (in a recipe, or a YAML list of names)") { $0.map { $0.names != nil } ?? true } }
+    /// Given more than once, every module any of them names (all-linear holds every other).
+    static var moduleList: Limits {
+        Limits("comma-separated module names (in a recipe, or a YAML list of names)", union: { lists in
+            let names = lists.flatMap { LoRATraining.targets($0) ?? [$0] }
+            if names.contains(LoRAConfig.allLinear) { return LoRAConfig.allLinear }
+            return names.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: ",")
+        }) { $0.map { $0.names != nil } ?? true }
+    }
 }
 
 extension Limits where Value == [String: String] {

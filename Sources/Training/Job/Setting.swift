@@ -6,9 +6,13 @@ import Foundation
 public struct Limits<Value>: Sendable {
     let accepts: @Sendable (Value) -> Bool
     public let text: String
+    /// For a selection flag given more than once (`--freeze a --freeze b`): the one flag text
+    /// that selects what any of them does; nil: the last value given counts.
+    let union: (@Sendable ([String]) -> String)?
 
-    public init(_ text: String, accepts: @escaping @Sendable (Value) -> Bool) {
+    public init(_ text: String, union: (@Sendable ([String]) -> String)? = nil, accepts: @escaping @Sendable (Value) -> Bool) {
         self.text = text
+        self.union = union
         self.accepts = accepts
     }
 }
