@@ -204,4 +204,19 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(CLI.trainingRows(dir + "/part").suffix(2).map { $0["num_tokens"] }, whole.suffix(2).map { $0["num_tokens"] })
         XCTAssertEqual(try evalCounts(dir + "/part").last, try evalCounts(dir + "/whole").last)
     }
+
+    /// A non-finite loss ends the run advising nan_policy skip: that advice, and the final
+    /// model's format, are taken by a resume (both were refused as "a different recipe").
+    func testTheNaNAdviceAndTheSaveFormatMayChangeOnResume() throws {
+        let out = CLI.tempDir("resume-nan")
+        let run = ["train", "--model", "tiny", "--steps", "12", "--batch-size", "16", "--micro-batch-size", "8", "--lr", "1e6",
+                   "--grad-clip", "0", "--warmup-steps", "11", "--save-every", "2", "--quiet", "--eval-every", "0", "--eval-examples", "0", "--out", out]
+        let aborted = CLI.sftDist(run)
+        XCTAssertEqual(aborted.status, 2, aborted.all)
+        XCTAssertTrue(aborted.stderr.contains("or set nan_policy: skip to skip such steps"), aborted.all)
+        let resumed = CLI.sftDist(run + ["--resume", "latest", "--nan-policy", "skip", "--save-format", "hf"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        XCTAssertEqual(CLI.loggedSteps(out).last, 12)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/tokenizer.json"), "the final model in the hf format")
+    }
 }

@@ -223,6 +223,27 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(CLI.losses(forked), Array(expected.suffix(3)))
     }
 
+    /// A run resumed from an earlier checkpoint of its own --out rewinds past the later ones:
+    /// they are removed, as metrics.jsonl's rows past the step are dropped. Left, a kill of the
+    /// resumed run before its next save and `--resume latest` took the old branch's newest —
+    /// no step ran, the old weights were the final model and metrics.jsonl kept one row.
+    func testAResumeFromAnEarlierCheckpointRemovesTheLaterOnes() throws {
+        let expected = reference([], ranks: 2)
+        let out = CLI.tempDir("resume-earlier")
+        let args = base + ["--out", out, "--save-every", "4", "--keep-last", "0"]
+        XCTAssertEqual(CLI.mpirun(2, args).status, 0)
+        XCTAssertEqual(CLI.checkpoints(out).published, stride(from: 4, through: Self.steps, by: 4).map { String(format: "step-%06d", $0) })
+        let job = try BackgroundJob.mpirun(2, loud(args) + ["--resume", out + "/checkpoints/step-000008"], seconds: 120,
+                                           environment: ["SFT_DIST_FAULT": "after-step:10"])
+        let (killed, _) = job.wait()
+        XCTAssertNotEqual(killed.status, 0, "the fault did not stop the resumed run")
+        XCTAssertTrue(killed.stdout.contains("resume: removed step-000012, step-000016, step-000020, step-000024 from \(out)/checkpoints/: checkpoints past step 8"), killed.all)
+        XCTAssertEqual(CLI.checkpoints(out).published, ["step-000004", "step-000008"])
+        let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        assertResumedRun(out, matches: expected, "resumed from step 8, killed at 10, resumed again")
+    }
+
     /// A run without --resume into a directory that holds a previous run's checkpoints is
     /// refused before it touches anything: it saved its own beside them (keep_last pruning
     /// theirs, a later `--resume latest` picking whichever step was higher) and replaced the

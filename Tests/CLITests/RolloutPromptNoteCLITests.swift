@@ -22,4 +22,35 @@ final class RolloutPromptNoteCLITests: XCTestCase {
         XCTAssertTrue(notes.first?.contains("1 of 2 prompts in \(dir)/p.jsonl are longer than 58 tokens (the context minus max_completion_length) and were left out") ?? false, "\(notes)")
         XCTAssertTrue(notes.first?.contains("skipped 1 bad line of \(dir)/p.jsonl (first: \(dir)/p.jsonl:2") ?? false, "\(notes)")
     }
+
+    /// A templated prompt longer than its room is cut on the left unless --truncation is given,
+    /// as TRL's GRPOTrainer (truncation_side="left"): its end holds the generation prompt, which
+    /// a cut on the right took off (every rollout came out empty). --truncation right still cuts so.
+    func testLongTemplatedPromptsAreCutOnTheLeftUnlessTruncationIsGiven() throws {
+        let dir = CLI.tempDir("prompt-left")
+        CLI.writeJSONL(dir + "/p.jsonl", (0..<2).map { i in ["messages": [["role": "user", "content": "copy \(i) " + String(repeating: "x", count: 90)]]] })
+        func prompts(_ flags: [String], _ name: String) throws -> (note: String, prompts: [String]) {
+            let log = dir + "/\(name).log"
+            let r = CLI.sftDist(["train", "--model", "tiny", "--objective", "grpo", "--prompts", dir + "/p.jsonl", "--reward", "command",
+                                 "--reward-arg", "command.cmd=while read -r l; do printf '%s\\n' \"$l\" >> \(log); echo 0; done",
+                                 "--rollouts", "2", "--batch-size", "4", "--steps", "1", "--max-completion-length", "4",
+                                 "--eval-examples", "0", "--eval-every", "0", "--out", dir + "/" + name] + flags)
+            XCTAssertEqual(r.status, 0, r.all)
+            let note = r.stdout.split(separator: "\n").first { $0.contains("prompts in \(dir)/p.jsonl") }.map(String.init) ?? ""
+            let rows = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
+                try XCTUnwrap((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt"] as? String)
+            }
+            XCTAssertEqual(rows.count, 4)
+            return (note, rows)
+        }
+        let left = try prompts([], "default")
+        XCTAssertTrue(left.note.contains("2 of 2 prompts in \(dir)/p.jsonl are longer than 60 tokens (the context minus max_completion_length) and were cut (left)"), left.note)
+        for p in left.prompts {
+            XCTAssertTrue(p.hasSuffix("xxx<|im_end|>\n<|im_start|>assistant\n"), p)
+            XCTAssertFalse(p.contains("<|im_start|>user"), p)
+        }
+        let right = try prompts(["--truncation", "right"], "right")
+        XCTAssertTrue(right.note.contains("were cut (right)"), right.note)
+        for p in right.prompts { XCTAssertTrue(p.hasPrefix("<|im_start|>user\ncopy ") && !p.contains("assistant"), p) }
+    }
 }

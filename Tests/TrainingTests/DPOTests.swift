@@ -101,4 +101,29 @@ final class DPOTests: XCTestCase {
             }
         }
     }
+
+    /// Two answers of the same tokens are one answer (online-dpo samples them often from a
+    /// peaked policy): no margin and no accuracy, as TRL logs them, whatever the last bits of
+    /// their log-probs — here the rows' places in the batch moved them, and the accuracy
+    /// counted the rounding. The chosen copy's target logits raised by 1e-3 change nothing.
+    func testIdenticalAnswersHaveNoMarginAndNoAccuracy() throws {
+        let f = Self.fixture, T = f.seq_len
+        XCTAssertEqual(f.logits.current.count, f.examples.count * T)
+        var examples = f.examples
+        examples[1] = examples[0]
+        var current = f.logits.current, reference = f.logits.reference
+        for t in 0..<T { current[T + t] = current[t]; reference[T + t] = reference[t] }
+        func run(_ current: [[Float]]) throws -> [String: Double] {
+            let h = Self.pairHarness(examples, seqLen: T, vocab: f.vocab, current: current, reference: reference, microBatchSize: 8)
+            return try h.run("dpo", ["beta": "0.1"])[0].diagnostics
+        }
+        let equal = try run(current)
+        var raised = current
+        for t in 0..<(examples[0].ids.count - 1) where examples[0].loss_mask[t + 1] == 1 { raised[t][Int(examples[0].ids[t + 1])] += 1e-3 }
+        let nudged = try run(raised)
+        XCTAssertNotEqual(nudged["logps/chosen"], equal["logps/chosen"], "the nudge moves the chosen log-prob")
+        for key in ["rewards/accuracies", "rewards/margins"] {
+            XCTAssertEqual(nudged[key] ?? .nan, equal[key] ?? .nan, accuracy: 1e-12, key)
+        }
+    }
 }

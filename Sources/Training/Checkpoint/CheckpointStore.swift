@@ -129,6 +129,18 @@ struct CheckpointStore {
         return try nest(0, [])
     }
 
+    /// Removes the checkpoints of steps after `step` (a run resumed from an earlier checkpoint
+    /// rewinds past them); returns their names.
+    func removeCheckpoints(after step: Int) throws -> [String] {
+        let later = list().filter { $0.step > step }
+        for c in later {
+            do { try DurableFiles.removeDirectory(c.path, parent: directory) } catch {
+                throw CheckpointError("\(c.path): cannot remove this checkpoint past the step resumed from (\(MessageText.reason(error, for: c.path)))")
+            }
+        }
+        return later.map { URL(fileURLWithPath: $0.path).lastPathComponent }
+    }
+
     /// `"latest"` → the newest published checkpoint (nil when there is none); anything else
     /// is a checkpoint directory that must exist.
     func resolve(_ spec: String) throws -> String? {

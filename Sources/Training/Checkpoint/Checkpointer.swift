@@ -174,7 +174,17 @@ public final class Checkpointer {
             let own = RunOutputs(recipe.out).metrics
             otherRun = source.path.map { ReplaceableOutput.resolved($0) != ReplaceableOutput.resolved(own) } ?? true
             if let note = source.note { log(note) }
-            do { (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path) } catch { problem = "\(error)" }
+            do {
+                (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path)
+                // Checkpoints past the step in --out's checkpoints/ are the branch this run
+                // rewinds, as metrics.jsonl's rows past it are: left, `--resume latest` took
+                // the newest of them (the old branch's weights, and a series of one row), and
+                // keep_last pruned by step number removed the one resumed from first.
+                let later = try store.removeCheckpoints(after: state.step)
+                if !later.isEmpty {
+                    log("resume: removed \(later.joined(separator: ", ")) from \(store.directory)/: checkpoints past step \(state.step), of the run this one continues from an earlier step")
+                }
+            } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)
         // Every rank decides on it (a self-training run clears --out's round files, collectively):

@@ -75,8 +75,11 @@ public struct RecipeKeys: Sendable {
                                          default: 50, resume: .mayChange)
     public let logEvery = RecipeKey("log_every", 10, .within(1...100_000_000), "Progress line every N steps when not on a terminal.",
                                     resume: .mayChange)
-    public let skipBadLines = RecipeKey("skip_bad_lines", false, .bool, "Skip and count malformed JSONL lines instead of stopping.")
-    public let nanPolicy = RecipeKey("nan_policy", NaNPolicy.abort, .cases, "On a non-finite loss or gradient.")
+    // The data's hash is compared on resume: skipping lines that change it is refused there.
+    public let skipBadLines = RecipeKey("skip_bad_lines", false, .bool, "Skip and count malformed JSONL lines instead of stopping.", resume: .mayChange)
+    // A checkpoint made under abort had no non-finite step; "set nan_policy: skip" is the advice
+    // the abort gives, and was refused on resume.
+    public let nanPolicy = RecipeKey("nan_policy", NaNPolicy.abort, .cases, "On a non-finite loss or gradient.", resume: .mayChange)
     public let nanSkipLimit = RecipeKey("nan_skip_limit", 10, .within(0...100_000_000),
                                         "With nan_policy skip: stop the run (exit 2) after this many skipped steps in a row, when the weights themselves give non-finite values (0: never).",
                                         resume: .mayChange)
@@ -101,7 +104,7 @@ public struct RecipeKeys: Sendable {
     public let bemaRefModelUpdateFreq = RecipeKey("bema_ref_model_update_freq", 400, .within(1...100_000_000), "With bema_update_ref_model: steps between replacements of the reference.")
     public let bemaRefModelUpdateAfter = RecipeKey("bema_ref_model_update_after", 0, .within(0...100_000_000), "With bema_update_ref_model: the first step the reference may be replaced at.")
     public let saveFormat = RecipeKey("save_format", ModelDirectory.SaveFormat.native, .cases,
-                                      "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).")
+                                      "Final model format (hf adds Hugging Face tokenizer files for the byte tokenizer).", resume: .mayChange)
     public let saveEvery = RecipeKey(Settings.everySteps.named("save_every", help: "Write a checkpoint to OUT/checkpoints/ every N steps (0: none)."),
                                      default: 0, resume: .mayChange)
     public let keepLast = RecipeKey("keep_last", 3, .within(0...1_000_000), "Checkpoints to keep, oldest deleted first (0: all).", resume: .mayChange)

@@ -130,10 +130,16 @@ public final class DPOObjective: DetachedEvaluable {
         var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0, logpsChosen = 0.0, logpsRejected = 0.0
         for (s, logp) in policy.sorted(by: { $0.key < $1.key }) where input.sequences[s].pairRole == .chosen {
             let l = input.sequences[s].pair
-            guard let rejectedLogp = policy[l] else {
+            guard var rejectedLogp = policy[l] else {
                 preconditionFailure("objective dpo: pair (\(s), \(l)) split across micro-batches")
             }
-            let c = logp - reference[s]!, rr = rejectedLogp - reference[l]!
+            // Two answers of the same tokens (online-dpo samples them often from a peaked
+            // policy) are one answer: torch computes identical rows identically, and TRL logs a
+            // margin of 0 and no accuracy; here their positions in the batch changed the last
+            // bits, and rewards/accuracies counted the rounding (0.5 where TRL gives 0).
+            let same = input.sequences[s].ids == input.sequences[l].ids && input.sequences[s].lossMask == input.sequences[l].lossMask
+            if same { rejectedLogp = logp }
+            let c = logp - reference[s]!, rr = same ? c : rejectedLogp - reference[l]!
             let rw = beta * c, rl = beta * rr
             // ℓ and its derivatives in the two log-ratios. ipo's and sigmoid_norm's n_w, n_l are TRL's
             // completion_mask sums: each answer's tokens, one more than its loss tokens where the
