@@ -204,6 +204,12 @@ public enum ModelDirectory {
                 throw ModelError("\(dir): no such model directory (\(verb) reads saved models, such as a run's OUT/model)")
             }
         }
+        // A run's OUT or a checkpoint's directory: "config.json: no such file" did not say where the model is.
+        if !FileManager.default.fileExists(atPath: dir + "/config.json"), !FileManager.default.fileExists(atPath: dir + "/adapter_config.json"),
+           FileManager.default.fileExists(atPath: dir + "/model/config.json") {
+            let trimmed = dir.hasSuffix("/") ? String(dir.dropLast()) : dir
+            throw ModelError("\(dir): holds no config.json, but its model/ does (a run's or a checkpoint's directory): give \(trimmed)/model")
+        }
         if !FileManager.default.fileExists(atPath: dir + "/config.json"), FileManager.default.fileExists(atPath: dir + "/adapter_config.json") {
             switch reader {
             // train has no --adapter: the way on from an adapter is its merged weights.

@@ -246,6 +246,10 @@ final class GRPOCLITests: XCTestCase {
         refused(["--reward", "task", "--prompts", messages], "messages.jsonl:1: reward task reads a built-in task prompt (make-data) at the end of what the model sees")
         // The way out it names works ({prompt} rows; it said "with --chat-template plain", which is refused for them).
         refused(["--reward", "task", "--prompts", messages], "give {prompt} rows, which no template wraps, or another reward")
+        // A {prompt} row of another task is not said to be wrapped by a template.
+        let plain = dir + "/plain.jsonl"
+        try "{\"prompt\": \"hello there\"}\n".write(toFile: plain, atomically: true, encoding: .utf8)
+        refused(["--reward", "task", "--prompts", plain], "plain.jsonl:1: reward task reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with hello there (not a built-in task's prompt: give make-data's tasks, or another reward)")
         refused(["--reward", "task=0"], "every reward weight is 0 (task=0)")
         refused(["--reward", "task", "--self-train", "rft", "--self-train-scorer", "task"], "--self-train rft makes each step's batch from the model's own answers, but objective grpo trains on rollouts")
         refused(["--reward", "task", "--steps-per-generation", "4096"], "--steps-per-generation 4096 is more than steps (1)")

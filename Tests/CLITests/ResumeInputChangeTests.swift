@@ -218,5 +218,12 @@ final class ResumeInputChangeTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.all)
         XCTAssertEqual(CLI.loggedSteps(out).last, 12)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/tokenizer.json"), "the final model in the hf format")
+        // A checkpoint's or a run's directory as --model says where its model is ("config.json: no such file").
+        let checkpoint = out + "/checkpoints/" + (try XCTUnwrap(CLI.checkpoints(out).published.last))
+        for dir in [checkpoint, out] {
+            let e = CLI.sftDist(["eval", "--model", dir, "--data", out + "/data/heldout.jsonl", "--examples", "0"])
+            XCTAssertEqual(e.status, 1, e.all)
+            XCTAssertTrue(e.stderr.contains("\(dir): holds no config.json, but its model/ does (a run's or a checkpoint's directory): give \(dir)/model"), e.all)
+        }
     }
 }

@@ -53,4 +53,20 @@ final class RolloutPromptNoteCLITests: XCTestCase {
         XCTAssertTrue(right.note.contains("were cut (right)"), right.note)
         for p in right.prompts { XCTAssertTrue(p.hasPrefix("<|im_start|>user\ncopy ") && !p.contains("assistant"), p) }
     }
+
+    /// online-dpo reads --data's rows with their completions; TRL's OnlineDPO datasets are prompts
+    /// alone, which were refused with only "missing field "completion"": the way on is named.
+    func testPromptOnlyRowsUnderOnlineDPONameTheWayOn() throws {
+        let dir = CLI.tempDir("online-dpo-prompts")
+        CLI.writeJSONL(dir + "/p.jsonl", (0..<8).map { ["prompt": "add \($0) 1 ="] })
+        let args = ["train", "--model", "tiny", "--objective", "online-dpo", "--reward", "task", "--batch-size", "4", "--steps", "1",
+                    "--eval-every", "0", "--eval-examples", "0", "--heldout-fraction", "0", "--quiet"]
+        let refused = CLI.sftDist(args + ["--data", dir + "/p.jsonl", "--out", dir + "/a"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("p.jsonl:1: missing field \"completion\""), refused.all)
+        XCTAssertTrue(refused.stderr.contains("(objective online-dpo reads --data's rows with their completions; give prompts alone as --prompts FILE, beside --data)"), refused.all)
+        XCTAssertEqual(CLI.sftDist(["make-data", "--out", dir + "/d.jsonl", "--count", "40"]).status, 0)
+        let way = CLI.sftDist(args + ["--data", dir + "/d.jsonl", "--prompts", dir + "/p.jsonl", "--out", dir + "/b"])
+        XCTAssertEqual(way.status, 0, way.all)
+    }
 }

@@ -15,6 +15,26 @@ extension Array: RecipeValue where Element == String {
         return out
     }
     public static func fromFlag(_ text: String, current: [String]?) -> [String]? { (current ?? []) + [text] }
+    /// `--reward` flags over a recipe file's `rewards`: a flag naming a function the file lists
+    /// replaces that entry (its weight; `--reward format=0` leaves it out of the sum), another
+    /// is added. All were added, so a recipe's function could not be reweighted, and
+    /// `--reward task=2` over recipes/grpo.yaml said "--reward task is given twice".
+    public static func flagsStart(file: [String]) -> [String] { [] }
+    public static func joined(flags: [String], file: [String]) -> [String] {
+        var out = file, replaced = Set<String>()
+        for spec in flags {
+            let name = RewardFunction.parse(spec)?.name
+            // A name two flags give stays twice, for the check that refuses it.
+            if let name, !replaced.contains(name), let i = out.firstIndex(where: { RewardFunction.parse($0)?.name == name }) {
+                out[i] = spec
+                replaced.insert(name)
+            } else {
+                out.append(spec)
+                if let name { replaced.insert(name) }
+            }
+        }
+        return out
+    }
     public var text: String { "[" + map { RecipeError.quote($0) }.joined(separator: ", ") + "]" }
     public var yaml: Node { Node(map(\.yaml)) }
 }

@@ -102,7 +102,12 @@ public enum RolloutPrompts {
         for p in prompts {
             let text = tokenizer.decode(p.ids)
             guard TaskScorer.answer(toPromptEnding: text) == nil else { continue }
-            throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (a chat template or {messages} row wraps it: give {prompt} rows, which no template wraps, or another reward)")
+            // A plain {prompt} row of another task was told a chat template wrapped it.
+            let special = Set(tokenizer.specialTokens.values)
+            let why = p.ids.contains(where: special.contains)
+                ? "a chat template or {messages} row wraps it: give {prompt} rows, which no template wraps, or another reward"
+                : "not a built-in task's prompt: give make-data's tasks, or another reward"
+            throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (\(why))")
         }
     }
 

@@ -134,12 +134,17 @@ public struct NamedEvalSets {
     }
 
     /// `evaluatePairs` runs the objective on a pair set (`Trainer.evaluatePairs`).
+    /// `progress(name)`: the progress report of set `name`'s evaluation (a line every 5 s once
+    /// it runs that long, as the held-out set's), nil for none.
     public func evaluate(model: LanguageModel, tokenizer: Tokenizer, comm: Communicator, options: EvalOptions,
+                         progress: (String) -> ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = { _ in nil },
                          evaluatePairs: (Dataset) -> ObjectiveEvaluation) -> [(name: String, result: EvalResult)] {
         zip(names, sets).map { name, set in
             let objective = set.pairs.map(evaluatePairs)
+            var setOptions = options
+            setOptions.progress = progress(name)
             return (name, Fatal.collective { try Evaluator.evaluate(model: model, tokenizer: tokenizer, examples: set.data.examples,
-                                                                    comm: comm, options: options, objective: objective) })
+                                                                    comm: comm, options: setOptions, objective: objective) })
         }
     }
 

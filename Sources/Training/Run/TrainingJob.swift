@@ -183,6 +183,11 @@ public enum TrainingJob {
                 + String(format: ", the training prompts' mean %.4g; ", mean) + (values.filterAllIncorrect ? "\(kept) of \(all) training prompts kept (filter_all_incorrect drops those whose samples all scored 0)" : "every training prompt kept (filter_all_incorrect false)"))
         }
         if lead {
+            // A new run into a finished run's --out replaces its model and metrics (README,
+            // Resume): said once, where it happened without a word.
+            if resumed == nil, ["config.json", "adapter_config.json"].contains(where: { FileManager.default.fileExists(atPath: outputs.model + "/" + $0) }) {
+                StandardError.write("sft-dist: note: \(outputs.model)/ is an earlier run's, which this run replaces at its end, as it replaced that run's \(outputs.metrics) (use another --out to keep them)\n")
+            }
             for stale in outputs.staleModels(of: recipe) {
                 StandardError.write("sft-dist: warning: \(stale) is an earlier run's, which this run does not replace: it will not match \(outputs.model) (remove it, or use another --out)\n")
             }
@@ -234,9 +239,13 @@ public enum TrainingJob {
                                            ?? trainer.evaluateRollouts(step: step, progress: options.progress) ?? trainer.evaluateDistillation(setup.heldOut))
             }
             if let r { say("eval (\(label)): " + r.summary) }
-            var setOptions = options
-            setOptions.progress = nil   // the held-out set's phases, not the named sets'
-            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: setOptions,
+            // Each named set its own report (they went 11 s and more without a line).
+            let named = evalSets.evaluate(model: model, tokenizer: setup.tokenizer, comm: comm, options: options,
+                                          progress: { name in
+                                              guard lead && !quiet else { return nil }
+                                              let shown = EvalProgress(label: "eval (\(label)) \(name)", show: say)
+                                              return { shown.update($0, done: $1, total: $2) }
+                                          },
                                           evaluatePairs: trainer.evaluatePairs)
             for (name, result) in named { say("eval (\(label)) \(name): " + result.summary) }
             let namedFields = NamedEvalSets.fields(named)
@@ -251,6 +260,9 @@ public enum TrainingJob {
         // Passes over the training rows at the end of each step (TrainEpochs.epoch).
         let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup.train, objective: setup.objective) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
+        // "done in" counts the evaluations and the final save too (from here); elapsed_s and
+        // tok/s count from the first step.
+        let runStart = comm.wallTime()
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0,
                                     elapsedBefore: resumed?.elapsed ?? 0)
@@ -342,10 +354,12 @@ public enum TrainingJob {
             }
             if trainer.skippedSteps > 0 { say("skipped \(trainer.skippedSteps) steps with non-finite values (nan_policy: skip)") }
             let also = outputs.otherModels(of: recipe).map { $0 + "/" }  // --ema, LoRA on a preset, --merge-lora
-            // The whole run, as elapsed_s counts it; a resumed run says this process's share too.
-            let notes = [resumed == nil ? nil : "\(ProgressLine.clock(seconds)) since the resume",
+            // The whole run (evaluations and saves included; elapsed_s's part before a resume);
+            // a resumed run says this process's share too.
+            let total = comm.wallTime() - runStart
+            let notes = [resumed == nil ? nil : "\(ProgressLine.clock(total)) since the resume",
                          tokensSeen > 0 ? "\(ProgressLine.human(Double(tokensSeen) / max(trainSeconds, 1e-9))) tok/s in training steps" : nil].compactMap { $0 }
-            let took = ProgressLine.clock(previousElapsed + seconds) + (notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")
+            let took = ProgressLine.clock(previousElapsed + total) + (notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")")
             say(String(format: "done in %@; model in %@/%@, metrics in %@, plot in %@",
                        took, outputs.model, also.isEmpty ? "" : " (also " + also.joined(separator: ", ") + ")",
                        outputs.metrics, outputs.plot))

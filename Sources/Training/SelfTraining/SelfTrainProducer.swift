@@ -73,6 +73,12 @@ public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
         if options.method == .superhf && pool.isEmpty && p.comm.isCoordinator {
             StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): superhf kept no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible), so the steps until the next round train on --data's answers\n")
         }
+        // So for SemiEvol's pseudo-labels and RFT's accepted answers (a semievol round with
+        // percentile 0 kept none, round after round, without a word).
+        if [.semievol, .rft].contains(options.method) && pool.isEmpty && p.comm.isCoordinator {
+            let what = options.method == .semievol ? "no pseudo-label (none passed the vote and the entropy percentile)" : "no accepted answer"
+            StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): \(options.method.rawValue) kept \(what), so the steps until the next round train on --data's answers only\n")
+        }
     }
 
     /// The step's batch: labelled rows (their replaced targets where a round replaced them),
