@@ -94,7 +94,8 @@ final class GRPOEvalCLITests: XCTestCase {
         for extra in [["--data", dir + "/held.jsonl", "--heldout-fraction", "0"], ["--heldout", dir + "/text.jsonl"]] {
             try #"{"text": "add 1 2 = 3"}"#.write(toFile: dir + "/text.jsonl", atomically: true, encoding: .utf8)
             // Without --eval-every, which a run with no held-out set refuses first.
-            var args = Self.args(extra + ["--eval-rollouts", "2", "--out", CLI.tempDir("grpo-eval-none")])
+            // (--truncation given: the long prompts are otherwise refused first, as cut on the right.)
+            var args = Self.args(extra + ["--eval-rollouts", "2", "--truncation", "drop", "--out", CLI.tempDir("grpo-eval-none")])
             let at = args.firstIndex(of: "--eval-every")!
             args.removeSubrange(at...(at + 1))
             let s = CLI.sftDist(args, seconds: 180)

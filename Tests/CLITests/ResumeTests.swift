@@ -223,10 +223,11 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(CLI.losses(forked), Array(expected.suffix(3)))
     }
 
-    /// A run resumed from an earlier checkpoint of its own --out rewinds past the later ones:
-    /// they are removed, as metrics.jsonl's rows past the step are dropped. Left, a kill of the
-    /// resumed run before its next save and `--resume latest` took the old branch's newest —
-    /// no step ran, the old weights were the final model and metrics.jsonl kept one row.
+    /// A run resumed from an earlier checkpoint rewinds past the later ones of --out's
+    /// checkpoints/: they are moved aside, as metrics.jsonl's rows past the step are dropped.
+    /// Left, a kill of the resumed run before its next save and `--resume latest` took the old
+    /// branch's newest — no step ran, the old weights were the final model and metrics.jsonl
+    /// kept one row.
     func testAResumeFromAnEarlierCheckpointRemovesTheLaterOnes() throws {
         let expected = reference([], ranks: 2)
         let out = CLI.tempDir("resume-earlier")
@@ -237,8 +238,10 @@ final class ResumeTests: XCTestCase {
                                            environment: ["SFT_DIST_FAULT": "after-step:10"])
         let (killed, _) = job.wait()
         XCTAssertNotEqual(killed.status, 0, "the fault did not stop the resumed run")
-        XCTAssertTrue(killed.stdout.contains("resume: removed step-000012, step-000016, step-000020, step-000024 from \(out)/checkpoints/: checkpoints past step 8"), killed.all)
+        let aside = out + "/checkpoints/abandoned-after-step-8"
+        XCTAssertTrue(killed.stdout.contains("resume: moved step-000012, step-000016, step-000020, step-000024 to \(aside)/: checkpoints past step 8"), killed.all)
         XCTAssertEqual(CLI.checkpoints(out).published, ["step-000004", "step-000008"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: aside).sorted(), ["step-000012", "step-000016", "step-000020", "step-000024"])
         let resumed = CLI.mpirun(2, args + ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.all)
         assertResumedRun(out, matches: expected, "resumed from step 8, killed at 10, resumed again")

@@ -23,10 +23,11 @@ final class RolloutPromptNoteCLITests: XCTestCase {
         XCTAssertTrue(notes.first?.contains("skipped 1 bad line of \(dir)/p.jsonl (first: \(dir)/p.jsonl:2") ?? false, "\(notes)")
     }
 
-    /// A templated prompt longer than its room is cut on the left unless --truncation is given,
-    /// as TRL's GRPOTrainer (truncation_side="left"): its end holds the generation prompt, which
-    /// a cut on the right took off (every rollout came out empty). --truncation right still cuts so.
-    func testLongTemplatedPromptsAreCutOnTheLeftUnlessTruncationIsGiven() throws {
+    /// A templated prompt longer than its room, with --truncation not given, is refused naming
+    /// --truncation left: the default's cut on the right took off its end, the generation prompt
+    /// (every rollout came out empty). Given — as a flag or in a recipe file — it is taken: left
+    /// keeps the generation prompt, as TRL's GRPOTrainer cuts (truncation_side="left").
+    func testLongTemplatedPromptsNeedTruncationGiven() throws {
         let dir = CLI.tempDir("prompt-left")
         CLI.writeJSONL(dir + "/p.jsonl", (0..<2).map { i in ["messages": [["role": "user", "content": "copy \(i) " + String(repeating: "x", count: 90)]]] })
         func prompts(_ flags: [String], _ name: String) throws -> (note: String, prompts: [String]) {
@@ -43,7 +44,13 @@ final class RolloutPromptNoteCLITests: XCTestCase {
             XCTAssertEqual(rows.count, 4)
             return (note, rows)
         }
-        let left = try prompts([], "default")
+        let refused = CLI.sftDist(["train", "--model", "tiny", "--objective", "grpo", "--prompts", dir + "/p.jsonl", "--reward", "format",
+                                   "--rollouts", "2", "--batch-size", "4", "--steps", "1", "--max-completion-length", "4",
+                                   "--eval-examples", "0", "--eval-every", "0", "--out", dir + "/refused"])
+        XCTAssertEqual(refused.status, 1, refused.all)
+        XCTAssertTrue(refused.stderr.contains("p.jsonl:1: 2 of 2 prompts in \(dir)/p.jsonl are longer than 60 tokens (the context minus max_completion_length; this one "), refused.all)
+        XCTAssertTrue(refused.stderr.contains("), and --truncation is not given: its default, right, would cut their ends, where a chat template puts the generation prompt; give --truncation left"), refused.all)
+        let left = try prompts(["--truncation", "left"], "left")
         XCTAssertTrue(left.note.contains("2 of 2 prompts in \(dir)/p.jsonl are longer than 60 tokens (the context minus max_completion_length) and were cut (left)"), left.note)
         for p in left.prompts {
             XCTAssertTrue(p.hasSuffix("xxx<|im_end|>\n<|im_start|>assistant\n"), p)
@@ -52,6 +59,10 @@ final class RolloutPromptNoteCLITests: XCTestCase {
         let right = try prompts(["--truncation", "right"], "right")
         XCTAssertTrue(right.note.contains("were cut (right)"), right.note)
         for p in right.prompts { XCTAssertTrue(p.hasPrefix("<|im_start|>user\ncopy ") && !p.contains("assistant"), p) }
+        // Given in a recipe file at its default value, it is given.
+        try "truncation: right\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let fromFile = try prompts(["--config", dir + "/r.yaml"], "file")
+        XCTAssertTrue(fromFile.note.contains("were cut (right)"), fromFile.note)
     }
 
     /// online-dpo reads --data's rows with their completions; TRL's OnlineDPO datasets are prompts

@@ -104,23 +104,28 @@ final class DPOTests: XCTestCase {
 
     /// Two answers of the same tokens are one answer (online-dpo samples them often from a
     /// peaked policy): no margin and no accuracy, as TRL logs them, whatever the last bits of
-    /// their log-probs — here the rows' places in the batch moved them, and the accuracy
-    /// counted the rounding. The chosen copy's target logits raised by 1e-3 change nothing.
+    /// their log-probs — in the trainer the rows' places in the batch moved them, and the
+    /// accuracy counted the rounding. On the objective's own input (the trainer harness's table
+    /// model reads identical sequences from one row): pair 0's rejected made the chosen's
+    /// tokens and logits, then the chosen's first target logit raised by 1e-3.
     func testIdenticalAnswersHaveNoMarginAndNoAccuracy() throws {
-        let f = Self.fixture, T = f.seq_len
-        XCTAssertEqual(f.logits.current.count, f.examples.count * T)
-        var examples = f.examples
-        examples[1] = examples[0]
-        var current = f.logits.current, reference = f.logits.reference
-        for t in 0..<T { current[T + t] = current[t]; reference[T + t] = reference[t] }
-        func run(_ current: [[Float]]) throws -> [String: Double] {
-            let h = Self.pairHarness(examples, seqLen: T, vocab: f.vocab, current: current, reference: reference, microBatchSize: 8)
-            return try h.run("dpo", ["beta": "0.1"])[0].diagnostics
+        func batch(nudge: Float) -> ObjectiveTestBatch {
+            let b = ObjectiveTestBatch.randomPairs(), V = b.vocab
+            for r in 0..<3 {   // sequence 1 (rows 3–5) := sequence 0 (rows 0–2)
+                b.targets[3 + r] = b.targets[r]; b.mask[3 + r] = b.mask[r]
+                for v in 0..<V { b.logits[(3 + r) * V + v] = b.logits[r * V + v]; b.reference![(3 + r) * V + v] = b.reference![r * V + v] }
+            }
+            b.sequences[1].ids = b.sequences[0].ids; b.sequences[1].lossMask = b.sequences[0].lossMask
+            XCTAssertEqual(b.mask[0], 1)
+            b.logits[Int(b.targets[0])] += nudge
+            return b
         }
-        let equal = try run(current)
-        var raised = current
-        for t in 0..<(examples[0].ids.count - 1) where examples[0].loss_mask[t + 1] == 1 { raised[t][Int(examples[0].ids[t + 1])] += 1e-3 }
-        let nudged = try run(raised)
+        let objective = try ObjectiveRegistry.make(name: "dpo", args: ["beta": "0.1"])
+        func diagnostics(_ b: ObjectiveTestBatch) -> [String: Double] {
+            var g = [Float](repeating: 0, count: b.rows * b.vocab)
+            return g.withUnsafeMutableBufferPointer { objective.lossAndGradient(b.input(0..<b.rows, b.context()), dlogits: $0.baseAddress!) }.diagnostics
+        }
+        let equal = diagnostics(batch(nudge: 0)), nudged = diagnostics(batch(nudge: 1e-3))
         XCTAssertNotEqual(nudged["logps/chosen"], equal["logps/chosen"], "the nudge moves the chosen log-prob")
         for key in ["rewards/accuracies", "rewards/margins"] {
             XCTAssertEqual(nudged[key] ?? .nan, equal[key] ?? .nan, accuracy: 1e-12, key)

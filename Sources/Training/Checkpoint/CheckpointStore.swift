@@ -129,16 +129,28 @@ struct CheckpointStore {
         return try nest(0, [])
     }
 
-    /// Removes the checkpoints of steps after `step` (a run resumed from an earlier checkpoint
-    /// rewinds past them); returns their names.
-    func removeCheckpoints(after step: Int) throws -> [String] {
-        let later = list().filter { $0.step > step }
-        for c in later {
-            do { try DurableFiles.removeDirectory(c.path, parent: directory) } catch {
-                throw CheckpointError("\(c.path): cannot remove this checkpoint past the step resumed from (\(MessageText.reason(error, for: c.path)))")
-            }
+    /// A run resumed at `step`: the published checkpoints of later steps here (not the one
+    /// resumed from) are moved into `abandoned-after-step-N/`, which `latest` and keep_last do
+    /// not see; the log line, or nil when there were none. Left, `--resume latest` took the
+    /// newest of them (another branch's weights, and a metrics series of one row), and keep_last,
+    /// pruning by step number, removed the checkpoint resumed from first. Moved, not deleted: a
+    /// mistyped `--resume` loses nothing.
+    func setAside(after step: Int, resumed: String) throws -> String? {
+        let fm = FileManager.default
+        let later = list().filter { $0.step > step && ReplaceableOutput.resolved($0.path) != ReplaceableOutput.resolved(resumed)
+            && fm.fileExists(atPath: $0.path + "/" + CheckpointManifest.fileName) }
+        guard !later.isEmpty else { return nil }
+        var aside = directory + "/abandoned-after-step-\(step)", n = 2
+        while fm.fileExists(atPath: aside) { aside = directory + "/abandoned-after-step-\(step)-\(n)"; n += 1 }
+        let names = later.map { URL(fileURLWithPath: $0.path).lastPathComponent }
+        do {
+            try fm.createDirectory(atPath: aside, withIntermediateDirectories: false)
+            for (c, name) in zip(later, names) { try DurableFiles.rename(c.path, aside + "/" + name) }
+            try DurableFiles.sync(directory, directory: true)
+        } catch {
+            throw CheckpointError("\(aside): cannot move the checkpoints past the step resumed from there (\(MessageText.reason(error, for: aside)))")
         }
-        return later.map { URL(fileURLWithPath: $0.path).lastPathComponent }
+        return "resume: moved \(names.joined(separator: ", ")) to \(aside)/: checkpoints past step \(step), which --resume latest would take next (remove them when they are not needed)"
     }
 
     /// `"latest"` → the newest published checkpoint (nil when there is none); anything else

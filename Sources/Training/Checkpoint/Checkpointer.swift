@@ -176,14 +176,7 @@ public final class Checkpointer {
             if let note = source.note { log(note) }
             do {
                 (losses, elapsed) = try trimMetrics(toStep: state.step, from: source.path)
-                // Checkpoints past the step in --out's checkpoints/ are the branch this run
-                // rewinds, as metrics.jsonl's rows past it are: left, `--resume latest` took
-                // the newest of them (the old branch's weights, and a series of one row), and
-                // keep_last pruned by step number removed the one resumed from first.
-                let later = try store.removeCheckpoints(after: state.step)
-                if !later.isEmpty {
-                    log("resume: removed \(later.joined(separator: ", ")) from \(store.directory)/: checkpoints past step \(state.step), of the run this one continues from an earlier step")
-                }
+                if let note = try store.setAside(after: state.step, resumed: directory) { log(note) }
             } catch { problem = "\(error)" }
         }
         Fatal.agree(problem, code: Fatal.Code.output)

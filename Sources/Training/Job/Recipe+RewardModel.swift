@@ -24,14 +24,10 @@ extension Recipe {
         objective.requirements.sequenceScores && !deliberate(Recipe.declared.truncation) ? .drop : self.truncation
     }
 
-    /// How rollout prompts longer than their room (the context minus max_completion_length) are
-    /// fitted: as `truncation` says when it is given; else cut on the left, keeping their end —
-    /// where a chat template puts the generation prompt (`<|im_start|>assistant`), which a cut
-    /// on the right took off, so that every rollout came out empty. TRL's GRPOTrainer and
-    /// RLOOTrainer load their tokenizer with truncation_side="left"; its OnlineDPOTrainer cuts
-    /// a prompt's leftmost tokens.
-    func promptTruncation(_ objective: Objective) -> Truncation {
-        objective.requirements.rollouts && !deliberate(Recipe.declared.truncation) ? .left : self.truncation
+    /// `truncation` given as a flag or in a recipe file (at any value), or away from its default.
+    var truncationGiven: Bool {
+        let k = Recipe.declared.truncation
+        return deliberate(k) || origins[k.name] != nil
     }
 
     /// Held-out answers a run generates for exact match: none for a reward model.

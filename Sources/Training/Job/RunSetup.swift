@@ -79,7 +79,7 @@ public struct RunSetup {
                 e.addMaxLengthHint(maxLength: recipe.maxLength, context: model.maxSequenceLength)
                 throw e
             } catch var e as DataError where e.description.contains(#"missing field "completion""#)
-                        && recipe.samplesRollouts(objective) && !recipe.readsPromptOnlyRows(objective) && recipe.prompts == nil {
+                        && objective is OnlineDPOObjective && recipe.prompts == nil {
                 // TRL's OnlineDPO datasets are prompts alone; the way to give them here was not said.
                 e.description += " (objective \(objective.name) reads --data's rows with their completions; give prompts alone as --prompts FILE, beside --data)"
                 throw e

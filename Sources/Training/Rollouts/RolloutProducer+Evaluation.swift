@@ -21,7 +21,7 @@ extension RolloutProducer {
     /// objective than grpo or rloo, `eval_rollouts 0`, `eval_examples 0`). An `eval_rollouts` set
     /// above 0 with no held-out prompt to roll out is refused, as a key that would do nothing.
     func prepareEvaluation(_ setup: RunSetup, limit: Int, maxLengthBinds: Bool) throws {
-        let r = setup.recipe, truncation = r.promptTruncation(setup.objective)
+        let r = setup.recipe
         let perPrompt = r.rolloutsPerEvaluationPrompt(setup.objective)
         guard perPrompt > 0, let policyObjective = setup.objective as? RolloutPolicyObjective else { return }
         let trainer = policyObjective.trainerName
@@ -34,14 +34,15 @@ extension RolloutProducer {
         }
         do {
             // Fitted before counting, so that --truncation drop takes the first eval_examples that fit.
-            let fitted = try RolloutPrompts.fit(raw, limit: limit, truncation: truncation, origin: "the held-out rows")
+            let fitted = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: "the held-out rows")
             evaluationPrompts = Array(fitted.prefix(r.evalExamples))
-            if truncation == .drop {   // those passed over on the way to the first eval_examples that fit
+            if r.truncation == .drop {   // those passed over on the way to the first eval_examples that fit
                 var kept = 0
                 for p in raw where kept < r.evalExamples { if p.ids.count > limit { evaluationDropped += 1 } else { kept += 1 } }
             }
-            try RolloutPrompts.checkCutPrompts(Array(raw.prefix(r.evalExamples)), limit: limit, truncation: truncation, rewards: rewards,
+            try RolloutPrompts.checkCutPrompts(Array(raw.prefix(r.evalExamples)), limit: limit, truncation: r.truncation, rewards: rewards,
                                                tokenizer: setup.tokenizer, maxLengthBinds: maxLengthBinds, contextReason: setup.model.contextReason)
+            try RolloutPrompts.checkDefaultCut(Array(raw.prefix(r.evalExamples)), limit: limit, truncationGiven: r.truncationGiven, origin: "the held-out rows")
             try RolloutPrompts.checkReferences(evaluationPrompts, rewards: rewards)
             try RolloutPrompts.checkTaskPrompts(evaluationPrompts, rewards: rewards, tokenizer: setup.tokenizer)
         } catch {

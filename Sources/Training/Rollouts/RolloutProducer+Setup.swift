@@ -20,7 +20,6 @@ extension RolloutProducer {
         let setBy = !modelBinds ? "max_length" : "the model's context" + (model.contextReason.map { ": " + $0 } ?? "")
         let limit = try settings.promptLimit(context: min(r.maxLength, model.maxSequenceLength), setBy: setBy)
         let raw: [RolloutPrompt], origin: String
-        let truncation = r.promptTruncation(setup.objective)
         var skipped: [SkippedLine] = []
         if let path = r.prompts {
             let template = try ChatTemplate.resolve(r.chatTemplate, tokenizer: setup.tokenizer).template
@@ -31,9 +30,10 @@ extension RolloutProducer {
             origin = r.data
         }
         try RolloutPrompts.checkNonEmpty(raw)
-        try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: truncation, rewards: functions, tokenizer: setup.tokenizer,
+        try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer,
                                            maxLengthBinds: !modelBinds, contextReason: model.contextReason)
-        let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: truncation, origin: origin)
+        try RolloutPrompts.checkDefaultCut(raw, limit: limit, truncationGiven: r.truncationGiven, origin: origin)
+        let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)
         let demonstrations = (setup.objective as? DemonstrationMixing)
@@ -42,7 +42,7 @@ extension RolloutProducer {
         (setup.objective as? GRPOObjective)?.maxCompletionLength = settings.maxCompletionLength
         self.init(settings: settings, prompts: prompts, rewards: functions,
                   stopId: RolloutPrompts.stopId(setup))
-        promptNote = RolloutPrompts.note(raw, limit: limit, truncation: truncation, origin: origin, skipped: skipped)
+        promptNote = RolloutPrompts.note(raw, limit: limit, truncation: r.truncation, origin: origin, skipped: skipped)
         eosIds = Evaluator.eosIds(setup.tokenizer, model: setup.model)
         if setup.objective is GroupedDemonstrationObjective {
             guard r.prompts == nil else {

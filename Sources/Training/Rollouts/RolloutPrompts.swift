@@ -94,6 +94,17 @@ public enum RolloutPrompts {
         }
     }
 
+    /// Prompts longer than their room (the context minus max_completion_length) with
+    /// `--truncation` not given: refused, where its default (right) cut them silently — a cut on
+    /// the right takes off a prompt's end, where a chat template puts the generation prompt
+    /// (`<|im_start|>assistant`), and every rollout of it came out empty. TRL's GRPOTrainer and
+    /// RLOOTrainer cut prompts on the left (truncation_side="left"); given, any setting is taken.
+    public static func checkDefaultCut(_ raw: [RolloutPrompt], limit: Int, truncationGiven: Bool, origin: String) throws {
+        guard !truncationGiven, let p = raw.first(where: { $0.ids.count > limit }) else { return }
+        let over = raw.filter { $0.ids.count > limit }.count
+        throw DataError("\(p.source): \(over) of \(raw.count) prompts in \(origin) are longer than \(limit) tokens (the context minus max_completion_length; this one \(p.ids.count)), and --truncation is not given: its default, right, would cut their ends, where a chat template puts the generation prompt; give --truncation left (keeps the end, as TRL's GRPOTrainer cuts prompts), right or drop")
+    }
+
     /// The task reward reads the rule from the end of the text the model sees, so every prompt
     /// must end with a built-in task prompt: a `{messages}` row or a chat template wraps it
     /// (`…<|im_start|>assistant`), and each rollout's scoring failed at the first step.
@@ -104,7 +115,7 @@ public enum RolloutPrompts {
             guard TaskScorer.answer(toPromptEnding: text) == nil else { continue }
             // A plain {prompt} row of another task was told a chat template wrapped it.
             let special = Set(tokenizer.specialTokens.values)
-            let why = p.ids.contains(where: special.contains)
+            let why = p.ids.dropFirst(p.ids.first == tokenizer.bosId ? 1 : 0).contains(where: special.contains)
                 ? "a chat template or {messages} row wraps it: give {prompt} rows, which no template wraps, or another reward"
                 : "not a built-in task's prompt: give make-data's tasks, or another reward"
             throw DataError("\(p.source): reward \(f.name) reads a built-in task prompt (make-data) at the end of what the model sees, and this prompt ends with \(RecipeError.quote(String(text.suffix(30)))) (\(why))")

@@ -48,6 +48,9 @@ public enum TrainingJob {
         FaultInjection.raiseStopSignal(step: 0, rank: comm.rank, size: comm.size)
         StopSignal.install()
         func say(_ s: String) { if lead && !quiet { print(s); fflush(stdout) } }
+        // "done in" counts from here: loading, scoring passes, evaluations and the final save;
+        // elapsed_s and tok/s count from the first step.
+        let runStart = comm.wallTime()
         let outputs = RunOutputs(recipe.out)
         say("sft-dist: \(comm.size) rank\(comm.size == 1 ? "" : "s"), \(threadsLine(comm)), output in \(recipe.out)/")
         if let note = BLASKernel.replacementNote { say(note) }
@@ -260,9 +263,6 @@ public enum TrainingJob {
         // Passes over the training rows at the end of each step (TrainEpochs.epoch).
         let epochRows = TrainEpochs.unsupported(recipe, objective: setup.objective) == nil ? TrainEpochs.rows(setup.train, objective: setup.objective) : nil
         let evalEvery = recipe.evalEvery >= 0 ? recipe.evalEvery : max(1, (recipe.steps + 4) / 5)
-        // "done in" counts the evaluations and the final save too (from here); elapsed_s and
-        // tok/s count from the first step.
-        let runStart = comm.wallTime()
         let before = resumed == nil ? evaluate("before training", step: 0) : nil
         let progress = ProgressLine(total: recipe.steps, every: recipe.logEvery, enabled: lead && !quiet, firstStep: resumed?.step ?? 0,
                                     elapsedBefore: resumed?.elapsed ?? 0)
