@@ -216,6 +216,27 @@ final class GRPOCLITests: XCTestCase {
         }
     }
 
+    /// Resumed between two generations with another micro-batch size: the next
+    /// generation samples the same rollouts (rewards and lengths exactly), and the losses agree
+    /// up to float summation order.
+    func testResumeWithAnotherMicroBatchSizeKeepsTheRollouts() throws {
+        let straight = CLI.tempDir("grpo-micro-straight"), out = CLI.tempDir("grpo-micro")
+        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", straight]), seconds: 240).status, 0)
+        XCTAssertEqual(CLI.mpirun(2, Self.grpo(["--out", out, "--save-every", "1", "--keep-last", "0"]), seconds: 240).status, 0)
+        var args = Self.grpo(["--out", out, "--resume", out + "/checkpoints/step-000002"])
+        args[try XCTUnwrap(args.firstIndex(of: "--micro-batch-size")) + 1] = "5"
+        let resumed = CLI.mpirun(2, args, seconds: 240)
+        XCTAssertEqual(resumed.status, 0, resumed.all)
+        let a = CLI.trainingRows(straight), b = CLI.trainingRows(out)
+        XCTAssertEqual(a.count, 4)
+        XCTAssertEqual(b.count, 4)
+        for (i, (x, y)) in zip(a, b).enumerated() {
+            for key in Self.rolloutKeys { XCTAssertEqual(x[key], y[key], "step \(i + 1) \(key)") }
+            let l = try XCTUnwrap(x["loss"]), m = try XCTUnwrap(y["loss"])
+            XCTAssertLessThanOrEqual(abs(l - m), 1e-6 + 1e-5 * abs(l), "step \(i + 1) loss")
+        }
+    }
+
     func testBadInputIsOneLineAtStartUp() throws {
         let dir = CLI.tempDir("grpo-bad")
         let prompts = dir + "/prompts.jsonl"

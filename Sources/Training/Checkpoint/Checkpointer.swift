@@ -183,7 +183,8 @@ public final class Checkpointer {
         // Every rank decides on it (a self-training run clears --out's round files, collectively):
         // only rank 0 read the metrics, so its answer is sent; the rest had said false and hung.
         otherRun = comm.broadcast(otherRun ? "1" : "0", root: 0) == "1"
-        log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s"))")
+        let micro = state.recipe.microBatchSize == recipe.microBatchSize ? "" : "; micro_batch_size \(state.recipe.microBatchSize) there, \(recipe.microBatchSize) here: the losses agree up to float summation order"
+        log("resume: continuing after step \(state.step) of \(recipe.steps) from \(directory) (saved by \(state.ranks) rank\(state.ranks == 1 ? "" : "s")\(micro))")
         return ResumePoint(step: state.step, losses: losses, directory: directory, elapsed: elapsed,
                            numTokens: state.numTokens, otherRun: otherRun)
     }

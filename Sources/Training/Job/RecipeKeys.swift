@@ -15,7 +15,9 @@ public struct RecipeKeys: Sendable {
     public let numTrainEpochs = RecipeKey("num_train_epochs", 0.0, .within(0, 1e6),
                                           "Train this many passes over the training rows instead of --steps (⌈rows ÷ batch_size⌉ steps an epoch, the last a short batch, as in transformers; 0: count steps).")
     public let batchSize = RecipeKey(Settings.batchSize, default: 48)
-    public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12)
+    // Losses are normalised by the step batch's global counts, so the micro-batches only change
+    // float summation order, as another rank count does: a resume may lower it (out of memory).
+    public let microBatchSize = RecipeKey(Settings.microBatchSize, default: 12, resume: .mayChange)
     public let lr = RecipeKey("lr", 3e-3, .positive, "Peak learning rate.")
     public let minLRRatio = RecipeKey("min_lr_ratio", 0.1, .within(0, 1), "Final learning rate as a fraction of the peak.")
     public let warmupSteps = RecipeKey(Settings.warmupSteps, default: 20)

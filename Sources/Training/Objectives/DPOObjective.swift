@@ -128,6 +128,11 @@ public final class DPOObjective: DetachedEvaluable {
         let scale = Double(inverseCount(input.globalPairs))
         var coefficient: [Int: Float] = [:]
         var loss = 0.0, chosenSum = 0.0, rejectedSum = 0.0, correct = 0.0, local = 0.0, logpsChosen = 0.0, logpsRejected = 0.0
+        // Each answer's loss tokens, from the rows (a pair is never split across micro-batches).
+        var lossTargets: [Int: [Int32]] = [:]
+        for r in 0..<input.rows where input.mask[r] != 0 && input.sequenceId[r] >= 0 {
+            lossTargets[Int(input.sequenceId[r]), default: []].append(input.targets[r])
+        }
         for (s, logp) in policy.sorted(by: { $0.key < $1.key }) where input.sequences[s].pairRole == .chosen {
             let l = input.sequences[s].pair
             guard var rejectedLogp = policy[l] else {
@@ -137,7 +142,7 @@ public final class DPOObjective: DetachedEvaluable {
             // policy) are one answer: torch computes identical rows identically, and TRL logs a
             // margin of 0 and no accuracy; here their positions in the batch changed the last
             // bits, and rewards/accuracies counted the rounding (0.5 where TRL gives 0).
-            let same = input.sequences[s].ids == input.sequences[l].ids && input.sequences[s].lossMask == input.sequences[l].lossMask
+            let same = lossTargets[s] != nil && lossTargets[s] == lossTargets[l]
             if same { rejectedLogp = logp }
             let c = logp - reference[s]!, rr = same ? c : rejectedLogp - reference[l]!
             let rw = beta * c, rl = beta * rr
