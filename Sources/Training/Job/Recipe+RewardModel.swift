@@ -24,12 +24,6 @@ extension Recipe {
         objective.requirements.sequenceScores && !deliberate(Recipe.declared.truncation) ? .drop : self.truncation
     }
 
-    /// `truncation` given as a flag or in a recipe file (at any value), or away from its default.
-    var truncationGiven: Bool {
-        let k = Recipe.declared.truncation
-        return deliberate(k) || origins[k.name] != nil
-    }
-
     /// Held-out answers a run generates for exact match: none for a reward model.
     func generationExamples(_ objective: Objective) -> Int {
         objective.requirements.sequenceScores ? 0 : self.evalExamples

@@ -182,7 +182,7 @@ extension Limits where Value == String? {
     /// option such as `(?i)` stays inside its pattern): what any of them matches.
     static var optionalRegex: Limits {
         Limits("a regular expression", union: { patterns in
-            let distinct = patterns.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            let distinct = firstOccurrences(patterns)
             return distinct.count == 1 ? distinct[0] : distinct.map { "(?:\($0))" }.joined(separator: "|")
         }) { $0.map(ParameterSelection.isValidPattern) ?? true }
     }
@@ -200,11 +200,17 @@ extension Limits where Value == ModuleList? {
         Limits("comma-separated module names (in a recipe, or a YAML list of names)", union: { lists in
             let names = lists.flatMap { LoRATraining.targets($0) ?? [$0] }
             if names.contains(LoRAConfig.allLinear) { return LoRAConfig.allLinear }
-            return names.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: ",")
+            return firstOccurrences(names).joined(separator: ",")
         }) { $0.map { $0.names != nil } ?? true }
     }
 }
 
 extension Limits where Value == [String: String] {
     static var keyValues: Limits { Limits("key=value pairs (a YAML mapping of names to scalars, or lists of scalars under loss_type and loss_weights)") { _ in true } }
+}
+
+/// `values` without repeats, each where it first occurs (the selection flags' unions).
+private func firstOccurrences(_ values: [String]) -> [String] {
+    var seen = Set<String>()
+    return values.filter { seen.insert($0).inserted }
 }

@@ -12,6 +12,13 @@ extension Recipe {
         samplesRollouts(objective) && !(objective is OnlineDPOObjective || objective is A2POObjective) ? Float(self.rolloutTemperature) : 1
     }
 
+    /// `truncation` given as a flag or in a recipe file (at any value), or away from its default:
+    /// with it not given, over-long rollout prompts are refused (`RolloutPrompts.checkDefaultCut`).
+    var truncationGiven: Bool {
+        let k = Recipe.declared.truncation
+        return deliberate(k) || origins[k.name] != nil
+    }
+
     /// Whether the run samples rollouts: a rollout objective, not on scored data.
     public func samplesRollouts(_ objective: Objective) -> Bool {
         objective.requirements.rollouts && !self.scoredData

@@ -68,16 +68,17 @@ public final class SelfTrainProducer: ReportingProducer, StatefulComponent {
         for row in outcome.replacements where row.ids.count <= maxLength { replacements[row.example] = row }
         pending = outcome.metrics + [("self_train_rows", Double(pool.count)), ("self_train_replaced", Double(replacements.count))]
         if fits.count < outcome.rows.count { pending.append(("self_train_rows_too_long", Double(outcome.rows.count - fits.count))) }
-        // SuperHF trains on its best completions only; with none (no completion finished) the
-        // round's steps train on --data's answers, which the method does not — say so.
-        if options.method == .superhf && pool.isEmpty && p.comm.isCoordinator {
-            StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): superhf kept no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible), so the steps until the next round train on --data's answers\n")
+        // SuperHF, SemiEvol and RFT train on the rows a round keeps; with none the round's steps
+        // train on --data's answers alone, which the method does not — say so (a semievol round
+        // with percentile 0 kept none, round after round, without a word).
+        let keptNothing: String? = switch options.method {
+        case .superhf: "no completion (none finished within max_new_tokens \(options.maxNewTokens), or none was eligible)"
+        case .semievol: "no pseudo-label (none passed the vote and the entropy percentile)"
+        case .rft: "no accepted answer"
+        default: nil
         }
-        // So for SemiEvol's pseudo-labels and RFT's accepted answers (a semievol round with
-        // percentile 0 kept none, round after round, without a word).
-        if [.semievol, .rft].contains(options.method) && pool.isEmpty && p.comm.isCoordinator {
-            let what = options.method == .semievol ? "no pseudo-label (none passed the vote and the entropy percentile)" : "no accepted answer"
-            StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): \(options.method.rawValue) kept \(what), so the steps until the next round train on --data's answers only\n")
+        if pool.isEmpty && p.comm.isCoordinator, let what = keptNothing {
+            StandardError.write("sft-dist: warning: self-training round \(r + 1) (step \(p.step + 1)): \(options.method.rawValue) kept \(what), so the steps until the next round train on --data's answers\n")
         }
     }
 
