@@ -4,7 +4,10 @@ import Models
 /// Any program as a reward: started once per batch with `/bin/sh -c COMMAND` in its own
 /// process group, it reads one JSON object per line on stdin (`{"prompt", "completion",
 /// "reference", "source"}`) and must write one number per line on stdout, in order (LF or
-/// CRLF line ends). A crash, a timeout, a wrong number of lines, a line that is not a number
+/// CRLF line ends). As a rollout reward (`acceptsNull`), a line may instead read `null` (or
+/// Python's `None`): the completion is not one this function scores — TRL's reward function
+/// returning None, for a dataset that mixes tasks — and its reward is NaN, read by the
+/// advantages as unscorable (`RewardAggregation`). A crash, a timeout, a wrong number of lines, a line that is not a number
 /// or more output than a batch of numbers needs is an error naming the example it concerns;
 /// the timeout covers the whole batch, and the scorer's process group is ended with it.
 public final class ExternalScorer: Scorer {
@@ -15,6 +18,10 @@ public final class ExternalScorer: Scorer {
     /// broken scorer fill memory.
     public static let maxLineBytes = 1024
     public static let maxTimeout: Double = 86_400
+    /// Whether a `null` line is read as "no reward" (NaN): set for `--reward command`, whose
+    /// rollouts' advantages know what to do with one; an evaluation or self-training scorer must
+    /// judge every answer.
+    public var acceptsNull = false
 
     public init(command: String, timeout: Double) { self.command = command; self.timeout = timeout }
 
@@ -58,6 +65,12 @@ public final class ExternalScorer: Scorer {
         }
         return try lines.enumerated().map { i, bytes in
             let s = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if s == "null" || s == "None" {
+                guard acceptsNull else {
+                    throw ScorerError("\(name): line \(i + 1) of its output is \(s) (no score) for \(items[i].source); this scorer must judge every answer (only a --reward command may leave a rollout unscored)")
+                }
+                return .nan
+            }
             // Decimal, as every number sft-dist reads (`Double(decimal:)`: no hexadecimal, no NUL).
             let read = Double(decimal: s)
             guard let v = read, v.isFinite else {

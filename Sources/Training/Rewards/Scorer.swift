@@ -3,7 +3,8 @@ import Foundation
 /// A reward: one Float per completion (1/0 for the verifiers, anything for an external
 /// scorer). The rollout methods (GRPO, CHORD, pseudo-labelling) and every accuracy number
 /// go through this one protocol. Scoring is batched so an external process is started once
-/// per batch, not once per completion.
+/// per batch, not once per completion. NaN means "no reward": only an `ExternalScorer` that
+/// `acceptsNull` gives it (TRL's None), and every other non-finite score is an error.
 public protocol Scorer: AnyObject {
     var name: String { get }
     func score(_ items: [ScoringItem]) throws -> [Float]

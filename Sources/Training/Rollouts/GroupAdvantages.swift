@@ -14,12 +14,13 @@ public enum RewardScaling: String, Codable, Sendable, CaseIterable {
 /// (`_generate_and_score_completions`): G consecutive rollouts per prompt form a group,
 /// A_i = r_i − mean_g, divided by (std + 1e-4) unless `none`, std with Bessel's correction
 /// (torch.std). A group whose rewards are all equal carries no signal: its advantages are
-/// exactly 0 (not a rounding residue of r − mean) and it is counted (`frac_reward_zero_std`).
+/// exactly 0 (not a rounding residue of r − mean) and it is counted (`frac_reward_zero_std`),
+/// as is one with fewer than two scored rollouts (unscorable ones, NaN, have advantage 0).
 /// Computed in Double from the whole generation batch, which every rank holds, so no rank
 /// sees a different value.
 public struct GroupAdvantages: Equatable {
     public var advantages: [Float]
-    /// Per group: Bessel standard deviation of its rewards.
+    /// Per group: Bessel standard deviation of its scored rewards.
     public var groupStd: [Double]
     public var zeroStdGroups: Int
 
@@ -30,20 +31,24 @@ public struct GroupAdvantages: Equatable {
         let groups = rewards.count / g
         var adv = [Float](repeating: 0, count: rewards.count)
         var stds: [Double] = [], zero = 0
-        let batchStd = Self.besselStd(rewards[...])
+        // An unscorable rollout (NaN: no reward function scored it, `RewardAggregation.weightedSum`)
+        // is left out of every mean and std and keeps advantage 0 (TRL's nanmean, nanstd, nan_to_num).
+        let batchStd = Self.besselStd(rewards.filter { !$0.isNaN }[...])
         for k in 0..<groups {
-            let r = rewards[(k * g)..<((k + 1) * g)]
-            let mean = r.reduce(0, +) / Double(g)
-            let std = Self.besselStd(r)
+            let group = (k * g)..<((k + 1) * g)
+            let r = rewards[group].filter { !$0.isNaN }
+            let std = Self.besselStd(r[...])
             stds.append(std)
-            if r.allSatisfy({ $0 == r.first! }) { zero += 1; continue }
+            // Equal rewards, or fewer than two scored (TRL: its nanstd is NaN there, and so the advantages).
+            if r.count < 2 || r.allSatisfy({ $0 == r[0] }) { zero += 1; continue }
+            let mean = r.reduce(0, +) / Double(r.count)
             let denominator: Double
             switch scaling {
             case .group: denominator = std + Self.epsilon
             case .batch: denominator = batchStd + Self.epsilon
             case .none: denominator = 1
             }
-            for i in r.indices { adv[i] = Float((rewards[i] - mean) / denominator) }
+            for i in group where !rewards[i].isNaN { adv[i] = Float((rewards[i] - mean) / denominator) }
         }
         advantages = adv; groupStd = stds; zeroStdGroups = zero
     }

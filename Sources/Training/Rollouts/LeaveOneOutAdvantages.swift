@@ -29,20 +29,33 @@ public struct LeaveOneOutAdvantages {
                 clip: ClosedRange<Double>? = nil) {
         precondition(g >= 1 && rewards.count % g == 0 && kl.count == rewards.count && tokens.count == rewards.count,
                      "LeaveOneOutAdvantages: \(rewards.count) rewards, \(kl.count) KL sums in groups of \(g)")
-        let penalised = zip(rewards, kl).map { r, k in (clip.map { min(max(r, $0.lowerBound), $0.upperBound) } ?? r) - beta * k }
+        // (An unscorable rollout's NaN stays NaN.)
+        let penalised = zip(rewards, kl).map { r, k in r.isNaN ? r : (clip.map { min(max(r, $0.lowerBound), $0.upperBound) } ?? r) - beta * k }
         var adv = [Double](repeating: 0, count: rewards.count)
+        // The rollouts with an advantage: scored, in a group of two scored or more (g = 1: every
+        // one, at 0, as TRL's zeros).
+        var normalised = [Bool](repeating: g == 1, count: rewards.count)
         if g > 1 {
             for k in 0..<(rewards.count / g) {
-                let r = penalised[(k * g)..<((k + 1) * g)]
-                if r.allSatisfy({ $0 == r.first! }) { continue }
-                let sum = r.reduce(0, +)
-                for i in r.indices { adv[i] = r[i] - (sum - r[i]) / Double(g - 1) }
+                // The baseline averages the scored siblings only: an unscorable rollout (NaN, no
+                // function scored it) is left out, and keeps advantage 0, as TRL's; a group with
+                // fewer than two scored rollouts has no baseline (TRL: 0/0, then 0).
+                let group = (k * g)..<((k + 1) * g)
+                let r = group.filter { !penalised[$0].isNaN }
+                if r.count < 2 { continue }
+                for i in r { normalised[i] = true }
+                if r.allSatisfy({ penalised[$0] == penalised[r[0]] }) { continue }
+                let sum = r.reduce(0) { $0 + penalised[$1] }
+                for i in r { adv[i] = penalised[i] - (sum - penalised[i]) / Double(r.count - 1) }
             }
         }
         if normalize {
-            let mean = adv.reduce(0, +) / Double(max(adv.count, 1))
-            let std = GroupAdvantages.besselStd(adv[...])
-            adv = adv.map { ($0 - mean) / (std + GroupAdvantages.epsilon) }
+            // Over the rollouts with an advantage; the others keep 0 (TRL's are NaN there: its
+            // nanmean and nanstd leave them out, nan_to_num makes them 0).
+            let scorable = penalised.indices.filter { normalised[$0] }
+            let mean = scorable.reduce(0) { $0 + adv[$1] } / Double(max(scorable.count, 1))
+            let std = GroupAdvantages.besselStd(scorable.map { adv[$0] }[...])
+            for i in scorable { adv[i] = (adv[i] - mean) / (std + GroupAdvantages.epsilon) }
         }
         advantages = adv.map { Float($0) }
         klSum = kl.reduce(0, +); klTokens = tokens.reduce(0, +)

@@ -25,11 +25,17 @@ public enum RewardAggregation: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// r_i = Σ_f w_f·r_f,i (in Double, so the sum does not depend on float rounding order).
+    /// r_i = Σ_f w_f·r_f,i (in Double, so the sum does not depend on float rounding order), over
+    /// the functions that scored rollout i: a NaN r_f,i (a command's `null`) is left out, as
+    /// TRL's `nansum`, and a rollout no function scored is NaN — unscorable: left out of every
+    /// mean and std, its advantage 0 (TRL's `unscorable_mask`).
     public static func weightedSum(_ perFunction: [[Double]], weights: [Double]) -> [Double] {
         precondition(perFunction.count == weights.count, "RewardAggregation: \(perFunction.count) reward rows for \(weights.count) weights")
         let n = perFunction.first?.count ?? 0
-        return (0..<n).map { i in zip(perFunction, weights).reduce(0.0) { $0 + $1.1 * $1.0[i] } }
+        return (0..<n).map { i in
+            let scored = zip(perFunction, weights).filter { !$0.0[i].isNaN }
+            return scored.isEmpty ? .nan : scored.reduce(0.0) { $0 + $1.1 * $1.0[i] }
+        }
     }
 
     /// Whether a group carries no signal, so its advantages are exactly 0 (`frac_reward_zero_std`
@@ -37,14 +43,17 @@ public enum RewardAggregation: String, Codable, Sendable, CaseIterable {
     /// rewards of non-zero weight are (normalize_then_sum: then every z is 0; equal sums of
     /// unequal parts are not, GDPO's point). `rewards[i][f]` is rollout i's reward from function f.
     public func carriesNoSignal(_ rewards: ArraySlice<[Double]>, weights: [Double]) -> Bool {
-        guard let first = rewards.first else { return true }
+        // Fewer than two scored values, or all equal (NaN: a `null`, unscored), as the advantages read them.
+        func flat(_ x: [Double]) -> Bool {
+            let scored = x.filter { !$0.isNaN }
+            return scored.count < 2 || scored.allSatisfy { $0 == scored[0] }
+        }
         switch self {
         case .sumThenNormalize:
-            let sums = rewards.map { r in zip(r, weights).reduce(0.0) { $0 + $1.1 * $1.0 } }
-            return sums.allSatisfy { $0 == sums[0] }
+            return flat(Self.weightedSum(weights.indices.map { f in rewards.map { $0[f] } }, weights: weights))
         case .normalizeThenSum:
             // A function of weight 0 moves no advantage.
-            return weights.indices.allSatisfy { f in weights[f] == 0 || rewards.allSatisfy { $0[f] == first[f] } }
+            return weights.indices.allSatisfy { f in weights[f] == 0 || flat(rewards.map { $0[f] }) }
         }
     }
 }
@@ -67,23 +76,29 @@ extension GroupAdvantages {
         var silent = [Bool](repeating: true, count: groups)
         for (r, w) in zip(perFunction, weights) {
             for k in 0..<groups {
-                let x = r[(k * g)..<((k + 1) * g)]
-                // z = 0 exactly; and a function of weight 0 moves no advantage.
-                if w == 0 || x.allSatisfy({ $0 == x.first! }) { continue }
+                let group = (k * g)..<((k + 1) * g)
+                // The rewards this function gave in the group (NaN: a `null`, left out as TRL's nanmean).
+                let x = r[group].filter { !$0.isNaN }
+                // z = 0 exactly; a function of weight 0 moves no advantage; with fewer than two
+                // scores TRL's nanstd is NaN and nansum drops the z's.
+                if w == 0 || x.count < 2 || x.allSatisfy({ $0 == x[0] }) { continue }
                 silent[k] = false
-                let mean = x.reduce(0, +) / Double(g)
-                let denominator = Self.besselStd(x) + Self.epsilon
-                for i in x.indices { sum[i] += w * ((r[i] - mean) / denominator) }
+                let mean = x.reduce(0, +) / Double(x.count)
+                let denominator = Self.besselStd(x[...]) + Self.epsilon
+                for i in group where !r[i].isNaN { sum[i] += w * ((r[i] - mean) / denominator) }
             }
         }
-        let batchMean = sum.reduce(0, +) / Double(n)
-        let batchStd = Self.besselStd(sum[...])
+        // A rollout no function scored is unscorable: out of the batch's mean and std, advantage 0.
+        let scorable = (0..<n).map { i in perFunction.contains { !$0[i].isNaN } }
+        let scoredSums = (0..<n).filter { scorable[$0] }.map { sum[$0] }
+        let batchMean = scoredSums.reduce(0, +) / Double(max(scoredSums.count, 1))
+        let batchStd = Self.besselStd(scoredSums[...])
         var adv = [Float](repeating: 0, count: n)
         for k in 0..<groups where !silent[k] {
-            for i in (k * g)..<((k + 1) * g) { adv[i] = Float((sum[i] - batchMean) / (batchStd + Self.epsilon)) }
+            for i in (k * g)..<((k + 1) * g) where scorable[i] { adv[i] = Float((sum[i] - batchMean) / (batchStd + Self.epsilon)) }
         }
         advantages = adv
-        groupStd = (0..<groups).map { Self.besselStd(sum[($0 * g)..<(($0 + 1) * g)]) }
+        groupStd = (0..<groups).map { k in Self.besselStd(((k * g)..<((k + 1) * g)).filter { scorable[$0] }.map { sum[$0] }[...]) }
         zeroStdGroups = silent.filter { $0 }.count
     }
 }

@@ -91,6 +91,8 @@ public struct RewardFunction {
                     (scorer, read) = (try RewardModelScorer(path: p.name), [:])
                 }
                 else { (scorer, read) = try ScorerRegistry.makeReading(name: p.name, args: a) }
+                // A rollout reward may leave a completion unscored (`null`): TRL's None.
+                (scorer as? ExternalScorer)?.acceptsNull = true
             } catch let e as ScorerError {
                 // The scorer's own words name its keys; in train they come by --reward-arg (a reward
                 // model takes none).

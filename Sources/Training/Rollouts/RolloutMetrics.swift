@@ -12,7 +12,9 @@ import Foundation
 /// max_completion_length without stopping), `completions/mean_terminated_length`,
 /// `min_terminated_length`, `max_terminated_length` (over the rollouts that stopped; 0 when none
 /// did, as TRL). `accuracy` is the share of rollouts whose first reward function gave ≥ 1 (the
-/// verifier listed first). Every value is a function of the step batch, which every rank holds,
+/// verifier listed first), of those it scored. A function's `null` (NaN, no reward) is left out
+/// of every reward figure, as TRL's nanmean and nanstd leave its None; a figure with nothing
+/// to average is NaN (null in metrics.jsonl). Every value is a function of the step batch, which every rank holds,
 /// so no reduction is needed and no rank count changes them.
 extension StepSequence {
     /// Whether the rollout stopped: it ends with a stop token; one cut at the limit does not
@@ -25,21 +27,23 @@ public enum RolloutMetrics {
                             stopIds: Set<Int32>, aggregation: RewardAggregation = .sumThenNormalize) -> [(String, Double)] {
         guard !sequences.isEmpty else { return [] }
         let n = Double(sequences.count)
-        let total = sequences.map { s in zip(s.rewards, rewards).reduce(0.0) { $0 + Double($1.1.weight) * Double($1.0) } }
         let weights = rewards.map { Double($0.weight) }, perRollout = sequences.map { $0.rewards.map(Double.init) }
+        // Σ w·r over the functions that scored each rollout, NaN where none did (unscorable), and
+        // every figure over the scored ones: TRL's nanmean and nanstd.
+        let total = RewardAggregation.weightedSum(weights.indices.map { f in perRollout.map { $0[f] } }, weights: weights)
         let groups = stride(from: 0, to: perRollout.count, by: g).map { perRollout[$0..<min($0 + g, perRollout.count)] }
         let zero = groups.filter { aggregation.carriesNoSignal($0, weights: weights) }.count
         let lengths = sequences.map { $0.ids.count - $0.promptLength }
         let stopped = sequences.map { $0.stopped(stopIds) }
         let terminated = zip(lengths, stopped).filter(\.1).map(\.0)
-        var out: [(String, Double)] = [("reward", total.reduce(0, +) / n),
-                                       ("reward_std", GroupAdvantages.besselStd(total[...]))]
+        var out: [(String, Double)] = [("reward", nanMean(total)), ("reward_std", nanStd(total))]
         for (f, fn) in rewards.enumerated() {
-            let values = sequences.map { Double($0.rewards[f]) }
-            out.append(("rewards/\(fn.name)/mean", values.reduce(0, +) / n))
-            out.append(("rewards/\(fn.name)/std", GroupAdvantages.besselStd(values[...])))
+            let values = perRollout.map { $0[f] }
+            out.append(("rewards/\(fn.name)/mean", nanMean(values)))
+            out.append(("rewards/\(fn.name)/std", nanStd(values)))
         }
-        out.append(("accuracy", Double(sequences.filter(\.solved).count) / n))
+        let judged = sequences.filter { !($0.rewards.first?.isNaN ?? false) }
+        out.append(("accuracy", judged.isEmpty ? .nan : Double(judged.filter(\.solved).count) / Double(judged.count)))
         out.append(("frac_reward_zero_std", Double(zero) / Double(max(groups.count, 1))))
         out.append(("completions/mean_length", Double(lengths.reduce(0, +)) / n))
         out.append(("completions/min_length", Double(lengths.min() ?? 0)))
@@ -49,5 +53,17 @@ public enum RolloutMetrics {
         out.append(("completions/min_terminated_length", Double(terminated.min() ?? 0)))
         out.append(("completions/max_terminated_length", Double(terminated.max() ?? 0)))
         return out
+    }
+
+    /// The mean of the values that are not NaN (NaN when none is), as torch.nanmean.
+    static func nanMean(_ x: [Double]) -> Double {
+        let scored = x.filter { !$0.isNaN }
+        return scored.isEmpty ? .nan : scored.reduce(0, +) / Double(scored.count)
+    }
+
+    /// The Bessel std of the values that are not NaN: NaN for fewer than two, as TRL's `nanstd`.
+    static func nanStd(_ x: [Double]) -> Double {
+        let scored = x.filter { !$0.isNaN }
+        return scored.count < 2 ? (x.count < 2 ? 0 : .nan) : GroupAdvantages.besselStd(scored[...])
     }
 }

@@ -61,6 +61,7 @@ extension RolloutProducer {
             precondition(rloo.beta == 0 || penalty != nil, "objective rloo with beta > 0 needs the reference model loaded")
             leaveOneOut = (penalty, rloo.normalizeAdvantages, rloo.rewardClipRange)
         }
+        if ["online-dpo", "a2po", "relift"].contains(objective) { unscorableRefusedBy = objective }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
         if let a2po = setup.objective as? A2POObjective { optimalValues = OptimalValues(objective: a2po, producer: self) }
     }

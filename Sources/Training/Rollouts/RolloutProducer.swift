@@ -53,6 +53,13 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     public var leaveOneOut: (penalty: LeaveOneOutAdvantages.Penalty?, normalize: Bool, clip: ClosedRange<Double>?)?
     /// Prompts longer than the rollouts' limit, and `--prompts` lines skipped, for the log.
     public internal(set) var promptNote: String?
+    /// The objective, when it needs a reward for every rollout (online-dpo ranks them, a2po's
+    /// advantage is r − V*, relift's buffer reads the first function): a rollout that no reward
+    /// function scored (each gave `null`) ends the run there, where grpo, srft, rloo and superhf
+    /// leave it out (`RewardAggregation.weightedSum`).
+    var unscorableRefusedBy: String?
+    /// Whether the run said once that rollouts came back unscorable.
+    var warnedUnscorable = false
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
     /// how many rollouts each: none when the run evaluates the held-out NLL instead.
     public internal(set) var evaluationPrompts: [RolloutPrompt] = []
@@ -228,8 +235,20 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         let matrix = p.decide { RolloutScoring.score(items, with: rewards, scored: byModels) }
         Fatal.agree(matrix.error, code: Fatal.Code.input)
         let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
-        if let bad = total.firstIndex(where: { !$0.isFinite }) {
+        if let bad = total.firstIndex(where: \.isInfinite) {
             Fatal.agree("\(items[bad].source): the weighted reward of a rollout is \(total[bad]); rewards must be finite", code: Fatal.Code.input)
+        }
+        // NaN: no function scored the rollout (each gave `null`). Every rank holds the same
+        // matrix, so every rank takes the same branch.
+        let unscorable = total.indices.filter { total[$0].isNaN }
+        if let first = unscorable.first {
+            if let method = unscorableRefusedBy {
+                Fatal.agree("\(items[first].source): every reward function gave null (no reward) for a rollout of this prompt; \(method) needs a reward for each rollout (grpo, srft, rloo and superhf train such a rollout with advantage 0, as TRL's unscorable completions)", code: Fatal.Code.input)
+            }
+            if !warnedUnscorable && p.comm.isCoordinator {
+                StandardError.write("sft-dist: warning: every reward function gave null (no reward) for \(unscorable.count) of \(items.count) rollouts (first: \(items[first].source)); they are left out of the rewards' means and train with advantage 0, as TRL's unscorable completions (said once)\n")
+            }
+            warnedUnscorable = true
         }
         return (matrix, total)
     }

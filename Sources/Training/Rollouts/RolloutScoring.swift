@@ -32,7 +32,9 @@ public enum RolloutScoring {
                 guard v.count == items.count else {
                     return Matrix(perFunction: [], error: "reward \(f.name) gave \(v.count) scores for \(items.count) completions")
                 }
-                if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                // NaN: a command's `null`, no reward (TRL's None); any other non-finite score is a fault.
+                let abstains = (f.scorer as? ExternalScorer)?.acceptsNull == true
+                if let bad = v.firstIndex(where: { !$0.isFinite && !(abstains && $0.isNaN) }) {
                     return Matrix(perFunction: [], error: "\(items[bad].source): reward \(f.name) is \(v[bad]) for a rollout of this prompt; rewards must be finite")
                 }
                 rows.append(v)
@@ -53,8 +55,8 @@ public enum RolloutScoring {
         return out
     }
 
-    /// r_i = Σ_f w_f·r_f,i (`RewardAggregation.weightedSum`; 0 for each of `count` rollouts
-    /// when there is no function).
+    /// r_i = Σ_f w_f·r_f,i over the functions that scored rollout i (`RewardAggregation.weightedSum`:
+    /// NaN where none did; 0 for each of `count` rollouts when there is no function).
     public static func weightedSum(_ m: Matrix, weights: [Float], count: Int) -> [Double] {
         m.perFunction.isEmpty ? [Double](repeating: 0, count: count)
             : RewardAggregation.weightedSum(m.perFunction.map { $0.map(Double.init) }, weights: weights.map(Double.init))

@@ -17,7 +17,7 @@ import Foundation
 /// ones GRPO uses, `Rollouts/RewardFunction.swift`, scored as `RolloutScoring` does), or the
 /// `--self-train-scorer` alone (weight 1) without `--reward`. Only finished completions (ended
 /// by the format's stop token) are scored and eligible; a prompt none of whose completions
-/// finished adds no row. The paper's optional length penalty is not implemented.
+/// finished adds no row; nor is a completion no reward function scored (a command's `null`). The paper's optional length penalty is not implemented.
 /// Metrics: `superhf_reward_mean` (all scored completions), `superhf_best_reward` (the kept
 /// ones), `superhf_finished`; with a `--self-train-scorer` that can judge them,
 /// `pseudo_label_precision` (share of kept rows it accepts).
@@ -56,7 +56,8 @@ struct SuperHFRound: SelfTrainRound {
         if let error = matrix.error { throw ScorerError(error) }
         let total = RolloutScoring.weightedSum(matrix, weights: rewards.map(\.weight), count: items.count)
         var reward = samples.map { [Double?](repeating: nil, count: $0.count) }
-        for (n, a) in at.enumerated() { reward[a.prompt][a.sample] = total[n] }
+        // A completion no reward function scored (each gave `null`) is not eligible.
+        for (n, a) in at.enumerated() where !total[n].isNaN { reward[a.prompt][a.sample] = total[n] }
 
         var outcome = RoundOutcome(), kept: [(prompt: Int, sample: Int)] = []
         for i in prompts.indices {
@@ -91,7 +92,8 @@ struct SuperHFRound: SelfTrainRound {
         let scored = samples.reduce(0) { $0 + $1.count }
         outcome.metrics = [("self_train_round", Double(round + 1)),
                            ("superhf_finished", Double(items.count) / Double(max(1, scored)))]
-        if !total.isEmpty { outcome.metrics.append(("superhf_reward_mean", total.reduce(0, +) / Double(total.count))) }
+        let scoredTotals = total.filter { !$0.isNaN }
+        if !scoredTotals.isEmpty { outcome.metrics.append(("superhf_reward_mean", scoredTotals.reduce(0, +) / Double(scoredTotals.count))) }
         if !keptRewards.isEmpty { outcome.metrics.append(("superhf_best_reward", keptRewards.reduce(0, +) / Double(keptRewards.count))) }
         if !correct.isEmpty {
             outcome.metrics.append(("pseudo_label_precision", Double(correct.values.filter { $0 }.count) / Double(correct.count)))
