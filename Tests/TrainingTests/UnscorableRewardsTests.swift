@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Models
+@testable import Models
 @testable import Training
 
 /// Rewards a reward function leaves out: a `--reward command` scorer's `null` line (TRL 1.16's
@@ -106,6 +106,31 @@ final class UnscorableRewardsTests: XCTestCase {
         XCTAssertEqual(Array(got.rollouts[0..<3]), plain, "the group without its unscored demonstration")
         XCTAssertEqual(got.demonstrations[0], 0)
         XCTAssertNotEqual(got.demonstrations[1], 0)
+    }
+
+    /// SuperHF: a completion no function scored is not eligible, and not in `superhf_reward_mean`;
+    /// a prompt whose finished completions all came back null adds no row.
+    func testSuperHFPassesOverAnUnscoredCompletion() throws {
+        let tokenizer = ByteTokenizer()
+        let prompts = (0..<2).map { i in
+            SelfTrainPrompt(example: ChatFormat.promptCompletion(prompt: "q\(i) =", completion: "", source: "u:\(i + 1)", tokenizer: tokenizer),
+                            index: -1, tokenizer: tokenizer, reference: nil)!
+        }
+        // p0s0 would be the best, were it scored.
+        let cmd = #"while IFS= read -r l; do case "$l" in *p0s1*) echo 0.5;; *p0s2*) echo 0.2;; *) echo null;; esac; done"#
+        let rewards = try RewardFunction.make(specs: ["command"], args: ["cmd": cmd])
+        let samples = (0..<2).map { i in
+            (0..<3).map { j in RoundSample(ids: tokenizer.encodePlain("p\(i)s\(j)"), text: "p\(i)s\(j)", logProbs: [], finished: true) }
+        }
+        var recipe = Recipe()
+        recipe.selfTrain = "superhf"; recipe.selfTrainArgs = ["k": "3", "top_k": "1"]
+        let round = SuperHFRound(candidates: prompts, options: try SelfTrainOptions(recipe: recipe), rewards: rewards, scoring: nil, seed: 1)
+        let (outcome, records) = try round.decide(round: 0, prompts: prompts, samples: samples)
+        XCTAssertEqual(outcome.rows, [prompts[0].row(answer: samples[0][1].ids)])
+        XCTAssertEqual(records[0]["best"] as? [Int], [1])
+        XCTAssertEqual(records[1]["best"] as? [Int], [])
+        let figures = Dictionary(uniqueKeysWithValues: outcome.metrics)
+        XCTAssertEqual(figures["superhf_reward_mean"] ?? .nan, 0.35, accuracy: 1e-6)
     }
 
     func item(_ completion: String, _ source: String) -> ScoringItem {
