@@ -39,8 +39,8 @@ public struct GroupAdvantages: Equatable {
             let r = rewards[group].filter { !$0.isNaN }
             let std = Self.besselStd(r[...])
             stds.append(std)
-            // Equal rewards, or fewer than two scored (TRL: its nanstd is NaN there, and so the advantages).
-            if r.count < 2 || r.allSatisfy({ $0 == r[0] }) { zero += 1; continue }
+            // Equal rewards — so too fewer than two scored (TRL: its nanstd is NaN there, and so the advantages).
+            if r.allSatisfy({ $0 == r[0] }) { zero += 1; continue }
             let mean = r.reduce(0, +) / Double(r.count)
             let denominator: Double
             switch scaling {

@@ -43,10 +43,10 @@ public enum RewardAggregation: String, Codable, Sendable, CaseIterable {
     /// rewards of non-zero weight are (normalize_then_sum: then every z is 0; equal sums of
     /// unequal parts are not, GDPO's point). `rewards[i][f]` is rollout i's reward from function f.
     public func carriesNoSignal(_ rewards: ArraySlice<[Double]>, weights: [Double]) -> Bool {
-        // Fewer than two scored values, or all equal (NaN: a `null`, unscored), as the advantages read them.
+        // The scored values (NaN: a `null`) all equal, fewer than two included, as the advantages read them.
         func flat(_ x: [Double]) -> Bool {
             let scored = x.filter { !$0.isNaN }
-            return scored.count < 2 || scored.allSatisfy { $0 == scored[0] }
+            return scored.allSatisfy { $0 == scored[0] }
         }
         switch self {
         case .sumThenNormalize:
@@ -79,9 +79,9 @@ extension GroupAdvantages {
                 let group = (k * g)..<((k + 1) * g)
                 // The rewards this function gave in the group (NaN: a `null`, left out as TRL's nanmean).
                 let x = r[group].filter { !$0.isNaN }
-                // z = 0 exactly; a function of weight 0 moves no advantage; with fewer than two
-                // scores TRL's nanstd is NaN and nansum drops the z's.
-                if w == 0 || x.count < 2 || x.allSatisfy({ $0 == x[0] }) { continue }
+                // z = 0 exactly (so too with fewer than two scores: TRL's nanstd is NaN, and
+                // nansum drops the z's); a function of weight 0 moves no advantage.
+                if w == 0 || x.allSatisfy({ $0 == x[0] }) { continue }
                 silent[k] = false
                 let mean = x.reduce(0, +) / Double(x.count)
                 let denominator = Self.besselStd(x[...]) + Self.epsilon
