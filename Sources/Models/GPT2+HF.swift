@@ -28,6 +28,7 @@ extension GPT2Config {
         self.init(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
                   embedDim: embd, layers: try f.positiveInt("n_layer"), heads: heads, layerNormEps: Float(eps))
         scoreHead = try SequenceScoreHead.isScoreModel(f)
+        for key in Self.dropoutKeys { dropout[key] = try f.double(key, default: 0.1) }
         if scoreHead, f.has("pad_token_id") { scorePadId = try f.int("pad_token_id") }
         do { try validate() } catch { throw ModelError("\(f.path): \(error)") }
     }

@@ -21,6 +21,11 @@ public struct GPT2Config: Codable, Equatable, Sendable {
     /// A reward model's `pad_token_id` as config.json gives it: rewards are read at a sequence's
     /// last token that is not it (nil for a causal LM, which keeps none).
     public var scorePadId: Int? = nil
+    /// The dropout probabilities of the config.json it was read from (transformers' defaults,
+    /// 0.1, where it gives none), written back as they were: sft-dist trains without dropout
+    /// (`LanguageModel.dropoutNote`). Empty for a preset, written as 0.
+    public var dropout: [String: Double] = [:]
+    public static let dropoutKeys = ["resid_pdrop", "embd_pdrop", "attn_pdrop"]
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "n_positions", embedDim = "n_embd"
@@ -126,6 +131,7 @@ public final class GPT2: LanguageModel, HiddenStateModel, LoRAAdaptable, NoisyEm
          "n_head": config.heads, "layer_norm_epsilon": config.layerNormEps.shortestDecimal,
          "activation_function": "gelu_new", "tie_word_embeddings": true,
          "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0]
+        j.merge(config.dropout) { $1 }
         if config.scoreHead { j.merge(SequenceScoreHead.labelFields) { $1 }; j["pad_token_id"] = config.scorePadId }
         return j
     }

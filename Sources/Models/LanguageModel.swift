@@ -59,6 +59,17 @@ extension LanguageModel {
         return "its sliding_window, beyond which sft-dist does not compute attention as transformers does; max_position_embeddings \(llama.config.maxPositions)"
     }
 
+    /// The dropout its config.json asks for and sft-dist does not apply ("resid_pdrop 0.1, …"),
+    /// or nil: training here is TRL's with dropout off, so its losses differ from TRL's in
+    /// train mode by dropout's noise. The saved config keeps the values.
+    public var dropoutNote: String? {
+        let d = (self as? GPT2)?.config.dropout ?? (self as? Llama)?.config.dropout ?? [:]
+        let set = d.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        guard !set.isEmpty else { return nil }
+        return "config.json sets " + set.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            + ", and sft-dist trains without dropout (transformers and TRL apply it in training): losses are TRL's with dropout off; the saved config keeps the values"
+    }
+
     /// "64", or "8 (its sliding_window, …)".
     public var contextDescription: String { "\(maxSequenceLength)" + (contextReason.map { " (\($0))" } ?? "") }
 }

@@ -44,6 +44,9 @@ public struct LlamaConfig: Equatable, Sendable {
     /// A reward model (`LlamaForSequenceClassification`, …, one label): `score.weight` in place
     /// of the LM head, tied or not (`SequenceScoreHead`).
     public var scoreHead = false
+    /// The config.json's `attention_dropout` (transformers' default 0), written back as it was:
+    /// sft-dist trains without dropout (`LanguageModel.dropoutNote`).
+    public var dropout: [String: Double] = [:]
 
     public init(family: Family, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, layers: Int,
                 heads: Int, kvHeads: Int, headDim: Int? = nil, maxPositions: Int, rmsNormEps: Float = 1e-6,
@@ -147,6 +150,7 @@ public struct LlamaConfig: Equatable, Sendable {
                   slidingWindow: window)
         if let w = slidingWindow, w < 2 { throw f.error("sliding_window", "must be ≥ 2, got \(w)") }
         scoreHead = try SequenceScoreHead.isScoreModel(f)
+        if f.has("attention_dropout") { dropout["attention_dropout"] = try f.double("attention_dropout") }
         if contextLength < 2 { throw f.error("max_position_embeddings", "must be ≥ 2, got \(contextLength)") }
     }
 
@@ -190,6 +194,7 @@ public struct LlamaConfig: Equatable, Sendable {
         case .mistral: j["sliding_window"] = slidingWindow.map { $0 as Any } ?? NSNull()
         }
         if scoreHead { j.merge(SequenceScoreHead.labelFields) { $1 } }
+        j.merge(dropout) { $1 }
         return j
     }
 

@@ -25,10 +25,21 @@ public enum ModelDirectory {
             try SafeTensorsWriter.write(path: tmp + "/model.safetensors", tensors: tensors, metadata: meta)
             if let byte = tokenizer as? ByteTokenizer { try writeByteTokenizer(byte, to: tmp) }
             try writeTokenizerFiles(tokenizer, model: model, to: tmp, format: format)
-            if let g = model.generationConfig {
+            if let g = model.generationConfig ?? chatTurnEnds(tokenizer, format: format) {
                 try g.data().write(to: URL(fileURLWithPath: tmp + "/" + GenerationConfig.fileName))
             }
         }
+    }
+
+    /// For the byte tokenizer saved in HF format with its ChatML template: `eos_token_id` lists
+    /// `<|endoftext|>` and `<|im_end|>`, as Qwen2.5's instruct models do. transformers' `generate`
+    /// stops at these ids only; with config.json's `<|endoftext|>` alone, a model trained on chat
+    /// turns ran past every `<|im_end|>` to the length limit (sft-dist's own generation stops at
+    /// both, `Evaluator.stopIds`). nil otherwise: a BPE model's file is written back as it was read.
+    static func chatTurnEnds(_ tokenizer: Tokenizer, format: SaveFormat) -> GenerationConfig? {
+        guard format == .hf, let byte = tokenizer as? ByteTokenizer, byte.chatTemplateText == nil else { return nil }
+        let ids = [Int(byte.eosId), Int(ByteTokenizer.imEnd)]
+        return GenerationConfig(json: ["eos_token_id": ids], eosTokenIds: ids)
     }
 
     /// Reads `config.json`, builds the architecture it names, and loads every parameter by

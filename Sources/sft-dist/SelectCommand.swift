@@ -15,7 +15,8 @@ struct Select: ParsableCommand {
         """)
 
     @Option(help: "Selector: uds, q-tuning, loss, learnability or random.") var method: String
-    @Option(help: "Fraction of the rows to keep, in (0, 1].", transform: decimalFlag) var keep: Double
+    // .unconditional: "--keep -0.2" is the value, refused with its range (it said "Missing value").
+    @Option(parsing: .unconditional, help: "Fraction of the rows to keep, in (0, 1].", transform: decimalFlag) var keep: Double
     @Option(help: "Input JSONL ({prompt, completion}, {messages} or {text} rows).") var data: String
     @Option(help: "Output JSONL: the kept rows.") var out: String
     @Option(help: "Scores JSONL (default: OUT with .scores.jsonl).") var scores: String?
@@ -23,7 +24,7 @@ struct Select: ParsableCommand {
     @Option(help: "A LoRA adapter directory (peft format) to apply to --model, its base.") var adapter: String?
     @Option(name: .customLong("ref-model"), help: "Reference model directory (learnability).") var refModel: String?
     @Option(name: .customLong("method-arg"), help: "Selector parameter key=value (repeatable).") var methodArgs: [String] = []
-    @Option(help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
+    @Option(parsing: .unconditional, help: "Rows per selection pool (default: the whole dataset).") var pool: Int?
     @Option(Settings.maxLength) var maxLength = 1024
     @Option(name: .customLong("chat-template"), help: "auto (the model's own), chatml, llama3 or plain.") var chatTemplate = "auto"
     @Option(name: .customLong("dataset-text-field"), help: "The field of plain-text rows (TRL's dataset_text_field).") var datasetTextField = JSONLReader.defaultTextField
@@ -78,6 +79,11 @@ struct Select: ParsableCommand {
             // --keep is the budget; a key twice would silently keep the last.
             if key == "budget" { Fatal.agree("--method-arg \(a): --keep is the fraction kept (the selector's budget); drop --method-arg budget") }
             if args[key] != nil { Fatal.agree("--method-arg \(key) is given twice (\(key)=\(args[key]!) and \(a)); give each key once") }
+            // Q-Tuning's token pruning acts on a training step's rows; select keeps whole rows, so
+            // these were read, checked and ignored.
+            if method == "q-tuning" && ["token_budget", "lambda"].contains(key) {
+                Fatal.agree("--method-arg \(key): q-tuning's token pruning (token_budget, lambda) masks tokens of the rows a training step keeps (train --selection q-tuning); select keeps or drops whole rows, so it would have no effect: drop it")
+            }
             args[key] = String(a[a.index(after: eq)...])
         }
         args["budget"] = "\(keep)"
@@ -129,6 +135,11 @@ struct Select: ParsableCommand {
             let (name, value) = r.scores[i].first { $0.1.isNaN }!
             return "\(set[i].source): the model gives a non-finite \(name) (\(value)): its weights give non-finite values (a run that diverged?); nothing written"
         })
+        // A reference that predicts as --model does (the same weights: offline, the model never
+        // moves) scores every row 0, and the first rows of the file were written as "selected".
+        let learnability = r.scores.map { $0.first { $0.0 == "learnability" }?.1 }
+        Fatal.agree(method == "learnability" && !learnability.isEmpty && learnability.allSatisfy({ $0 == 0 })
+                    ? "--method learnability: every row scores 0 (the loss under --model less that under --ref-model \(refModel ?? "")): the two predict alike — the same weights? — so the kept rows would be the first of the file; give --ref-model a different model (the target model the rows should teach, or one tuned on a small clean set); nothing written" : nil)
         Fatal.agree(comm.isCoordinator ? write(r, set) : nil, code: Fatal.Code.output)
         if comm.isCoordinator {
             // Q-Tuning's budget is a cap: its quadrants may keep fewer rows than --keep allows.

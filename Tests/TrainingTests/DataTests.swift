@@ -59,7 +59,7 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": null}"#),
                        #"data.jsonl:1: field "completion" must be a string"#)
         XCTAssertEqual(readError(#"{"prompt": "p", "completion": ""}"#), "data.jsonl:1: empty completion")
-        XCTAssertEqual(readError("[1, 2]"), "data.jsonl:1: expected a JSON object")
+        XCTAssertEqual(readError("[1, 2]"), "data.jsonl:1: a JSON array, not JSON Lines: this reader takes one JSON object per line; convert the file, e.g. jq -c '.[]' FILE > OUT.jsonl")
         XCTAssertEqual(readError(#"{"id": 1}"#),
                        #"data.jsonl:1: missing fields: need "prompt" and "completion", "messages", or "text""#)
         let invalidJSON = readError(good + "\n" + good + "\n" + #"{"prompt": "p""#)
@@ -356,5 +356,21 @@ final class DataTests: XCTestCase {
         let lines = heldOut.examples.map { Int($0.source.split(separator: ":").last!)! }
         XCTAssertEqual(lines, lines.sorted())
         XCTAssertEqual(data.split(heldOutFraction: 0, seed: 1).heldOut.count, 0)
+    }
+
+    /// Files that are not JSON Lines say what they are: a JSON array (what load_dataset("json")
+    /// also reads) on one line or many, a Parquet file.
+    func testAJSONArrayOrParquetFileSaysWhatItIs() {
+        func reason(_ bytes: [UInt8]) -> String {
+            if case .failure(let p) = JSONLReader.parseLine(bytes[...]) { return p.reason }
+            return "read"
+        }
+        let array = "a JSON array, not JSON Lines: this reader takes one JSON object per line; convert the file, e.g. jq -c '.[]' FILE > OUT.jsonl"
+        XCTAssertEqual(reason(Array(#"[{"prompt": "a", "completion": "b"}]"#.utf8)), array)
+        XCTAssertEqual(reason(Array("[".utf8)), array)
+        XCTAssertEqual(reason(Array("  [ {".utf8)), array)
+        XCTAssertTrue(reason(Array("{".utf8)).hasPrefix("invalid JSON ("))
+        XCTAssertTrue(reason(Array("PAR1".utf8) + [0x15, 0xFF, 0xFE]).hasPrefix("invalid UTF-8: this is a Parquet file (it begins with PAR1), not JSON Lines"))
+        XCTAssertEqual(reason([0x41, 0xFF]), "invalid UTF-8")
     }
 }

@@ -33,10 +33,18 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         } else {
             var isDir: ObjCBool = false
             let problem = fm.fileExists(atPath: directory, isDirectory: &isDir)
-                ? (isDir.boolValue ? "directory has neither \(Self.singleFileName) nor \(Self.indexFileName)" : "not a directory")
+                ? (isDir.boolValue ? "directory has neither \(Self.singleFileName) nor \(Self.indexFileName)" + Self.pickleHint(directory) : "not a directory")
                 : "directory does not exist"
             throw SafeTensorsError(.io, file: directory, problem)
         }
+    }
+
+    /// What a directory of PyTorch pickles (`pytorch_model.bin`, its shards' index) holds and how
+    /// to convert it; "" when it holds none.
+    static func pickleHint(_ directory: String) -> String {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        guard let bin = names.sorted().first(where: { $0 == "pytorch_model.bin" || $0 == "pytorch_model.bin.index.json" || ($0.hasPrefix("pytorch_model-") && $0.hasSuffix(".bin")) }) else { return "" }
+        return " (it holds \(bin), PyTorch's pickle format, which sft-dist does not read: convert it with transformers, AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT), which writes safetensors)"
     }
 
     /// Opens a single `.safetensors` file as a checkpoint.

@@ -248,6 +248,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         if r.tokenLabels && self.refModel == nil {
             throw RecipeError("objective \(self.objective) scores its tokens once, ℓ_base − ℓ_ref with the initial weights as the base (scores=fixed, the paper's): it needs --ref-model (the paper's reference is the base tuned on a small clean subset; without one every score is 0), or --objective-arg scores=online")
         }
+        // Q-Tuning's token pruning masks out some of a Q2 row's tokens, and labels fixed per row
+        // no longer line up with what it trains (it trapped at the first step).
+        if r.tokenLabels && self.selection == "q-tuning", (Double(decimal: self.selectionArgs["token_budget"] ?? "0.7") ?? 0.7) < 1 {
+            throw RecipeError("objective \(self.objective) with scores=fixed labels each training row's tokens before the first step; \(named(k.selection)) q-tuning prunes tokens of some rows (token_budget \(self.selectionArgs["token_budget"] ?? "0.7") < 1), which the fixed labels do not follow: use --objective-arg scores=online, or --selection-arg token_budget=1")
+        }
         if r.tokenLabels && self.selfTrain != "none" {
             throw RecipeError("objective \(self.objective) with scores=fixed labels the training set's tokens before the first step; --self-train \(self.selfTrain) trains on rows generated later, which have none: use --objective-arg scores=online")
         }

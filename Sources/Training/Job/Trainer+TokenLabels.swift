@@ -20,7 +20,7 @@ struct TokenLabels {
     let kept: Int, scored: Int
 
     /// The labels of these scores: the top `ratio` kept.
-    init(scores: [Float], offsets: [Int], ratio: Float) {
+    init(scores: [Float], offsets: [Int], ratio: Double) {
         var sorted = scores
         (threshold, kept, scored) = ExcessLossSelection.topRatio(&sorted, ratio: ratio)
         self.scores = scores; self.offsets = offsets
@@ -55,9 +55,9 @@ struct TokenLabels {
 /// training set again — which it could not: its model no longer holds the initial weights.
 final class TokenLabelsState: StatefulComponent {
     let stateName = "token_labels"
-    let offsets: [Int], ratio: Float
+    let offsets: [Int], ratio: Double
     var labels: TokenLabels?
-    init(offsets: [Int], ratio: Float) { self.offsets = offsets; self.ratio = ratio }
+    init(offsets: [Int], ratio: Double) { self.offsets = offsets; self.ratio = ratio }
 
     func saveState() -> ComponentState {
         precondition(labels != nil, "token labels: a checkpoint before the training set was scored")
@@ -89,7 +89,7 @@ extension Trainer {
     /// training set some token sits that close to the threshold (dealt example by example, -n 2
     /// kept 12,727 tokens where -n 1 kept 12,725). Called before any update, so `model` holds the
     /// initial weights.
-    static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, offsets: [Int], ratio: Float,
+    static func tokenLabels(setup: RunSetup, comm: Communicator, model: LanguageModel, offsets: [Int], ratio: Double,
                             objective name: String, show: ((String) -> Void)?, stop: (() -> Bool)? = nil) throws(ScoringStopped) -> TokenLabels {
         guard let reference = setup.referenceModel else { preconditionFailure("objective \(name): token labels need the reference model") }
         Fatal.agree(reference.parameters.checksum() == model.parameters.checksum()

@@ -27,11 +27,11 @@ import TensorCore
 public final class ForgettingObjective: Objective, DetachedEvaluable, ExcessLossSelecting {
     public let name = "forgetting"
     public let requirements: ObjectiveRequirements
-    public let ratio: Float, lambdaMax: Float, lambdaMin: Float, pFloor: Float
+    public let ratio: Double, lambdaMax: Float, lambdaMin: Float, pFloor: Float
     public let scores: TokenScores
     let selection = StepCache<ExcessLossSelection>()
 
-    public init(ratio: Float = 0.7, lambdaMax: Float = 0.25, lambdaMin: Float = 1e-5, pFloor: Float = 0.01,
+    public init(ratio: Double = 0.7, lambdaMax: Float = 0.25, lambdaMin: Float = 1e-5, pFloor: Float = 0.01,
                 scores: TokenScores = .fixed) throws {
         try checkArg(ratio > 0 && ratio <= 1, "forgetting", "ratio must be in (0, 1], got \(ratio)")
         try checkArg(lambdaMin >= 0, "forgetting", "lambda_min must be >= 0, got \(lambdaMin)")

@@ -48,9 +48,9 @@ public enum ObjectiveRegistry {
             objective = try OTRObjective(k: try args.int("k", default: 8, in: 1...4096),
                                          temperature: try args.float("temperature", default: 1),
                                          beta: try args.float("beta", default: -0.1))
-        case "token-clean": objective = try TokenCleanObjective(ratio: try args.float("ratio", default: 0.6), scores: try tokenScores(&args))
+        case "token-clean": objective = try TokenCleanObjective(ratio: try args.floatAsGiven("ratio", default: 0.6), scores: try tokenScores(&args))
         case "forgetting":
-            objective = try ForgettingObjective(ratio: try args.float("ratio", default: 0.7),
+            objective = try ForgettingObjective(ratio: try args.floatAsGiven("ratio", default: 0.7),
                                                 lambdaMax: try args.float("lambda_max", default: 0.25),
                                                 lambdaMin: try args.float("lambda_min", default: 1e-5),
                                                 pFloor: try args.float("p_floor", default: 0.01), scores: try tokenScores(&args))
@@ -231,6 +231,14 @@ public struct ObjectiveArgs {
             throw ObjectiveError("objective \(objective): \(key)=\(RecipeError.quote(s)) is too close to 0 for float32 (smallest normal magnitude 1.2e-38)")
         }
         return noted(key, v)
+    }
+    /// A share that sizes a count (tokens or rows kept), read as its decimal: float32's rounding
+    /// moved the count (0.7 is 0.69999999 in float32, and ⌊0.7·10⌋ kept 6 tokens of 10 where
+    /// the papers' Python keeps 7). Checked, and recorded for resume, as `float` does.
+    public mutating func floatAsGiven(_ key: String, default d: Double) throws -> Double {
+        let v = try float(key, default: Float(d))
+        guard let s = values[key] else { return d }
+        return Double(decimal: s) ?? Double(v)
     }
     /// A number kept in Double, as TRL keeps it (grpo's entropy coefficients, logged as given),
     /// checked as every float32 argument is (a finite decimal within float32's range, not too

@@ -24,11 +24,11 @@ import TensorCore
 public final class TokenCleanObjective: Objective, DetachedEvaluable, ExcessLossSelecting {
     public let name = "token-clean"
     public let requirements: ObjectiveRequirements
-    public let ratio: Float
+    public let ratio: Double
     public let scores: TokenScores
     let selection = StepCache<ExcessLossSelection>()
 
-    public init(ratio: Float = 0.6, scores: TokenScores = .fixed) throws {
+    public init(ratio: Double = 0.6, scores: TokenScores = .fixed) throws {
         try checkArg(ratio > 0 && ratio <= 1, "token-clean", "ratio must be in (0, 1], got \(ratio)")
         self.ratio = ratio; self.scores = scores
         requirements = scores.requirements
@@ -67,7 +67,7 @@ public enum TokenScores: String, CaseIterable, Sendable {
 /// once from every rank's scores, and each micro-batch reads the step's selection. Fixed: the
 /// rows carry their labels (`Trainer.tokenLabels`), counted over the step batch.
 protocol ExcessLossSelecting: Objective {
-    var ratio: Float { get }
+    var ratio: Double { get }
     var scores: TokenScores { get }
     var selection: StepCache<ExcessLossSelection> { get }
 }
@@ -140,7 +140,7 @@ struct ExcessLossSelection {
         return out
     }
 
-    init(_ context: StepContext, ratio: Float) {
+    init(_ context: StepContext, ratio: Double) {
         var all = context.statistics.flatMap { $0 }
         let (t, k, n) = Self.topRatio(&all, ratio: ratio)
         threshold = t; kept = Double(k); total = Double(n)
@@ -148,10 +148,10 @@ struct ExcessLossSelection {
 
     /// The threshold that keeps the top ⌈ratio·n⌉ of the scores (NaN left out; ties at the
     /// threshold all kept), how many it keeps, and n. Sorts `scores` in place.
-    static func topRatio(_ scores: inout [Float], ratio: Float) -> (threshold: Float, kept: Int, total: Int) {
+    static func topRatio(_ scores: inout [Float], ratio: Double) -> (threshold: Float, kept: Int, total: Int) {
         scores.removeAll { $0.isNaN }
         guard !scores.isEmpty else { return (.infinity, 0, 0) }
-        let k = min(scores.count, max(1, Int((Double(ratio) * Double(scores.count)).rounded(.up))))
+        let k = min(scores.count, max(1, Int((ratio * Double(scores.count)).rounded(.up))))
         scores.sort(by: >)
         let threshold = scores[k - 1]
         return (threshold, scores.prefix { $0 >= threshold }.count, scores.count)

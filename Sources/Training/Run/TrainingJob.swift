@@ -138,6 +138,14 @@ public enum TrainingJob {
         if let selecting = setup.objective as? ExcessLossSelecting, selecting.scores == .online, recipe.refModel == nil {
             say("note: \(setup.objective.name) scores=online without --ref-model: the reference is the initial weights, so every score is 0 at the first step (every token kept) and later ones are ℓ_θ − ℓ_θ₀")
         }
+        // A step's batch is drawn from the epoch's order and, past its end, the next epoch's: more
+        // rows than there are repeat rows within one step (TRL's dataloader gives the rows left).
+        let rows = setup.train.examples.count
+        if recipe.numTrainEpochs == 0 && recipe.batchSize > rows && recipe.selection == "none" && recipe.selfTrain == "none"
+            && !setup.objective.requirements.rollouts && !setup.objective.requirements.pairs {
+            say("note: batch_size \(recipe.batchSize) is more than the \(rows) training row\(rows == 1 ? "" : "s"): each step takes rows more than once (TRL's last batch of an epoch holds only the rows left: --num-train-epochs trains so)")
+        }
+        if let line = setup.model.dropoutNote { say("note: --model \(recipe.model): " + line) }
         if let line = (trainer.source as? RolloutProducer)?.promptNote { say(line) }
         if let line = (trainer.source as? RolloutProducer)?.evaluationSummary { say(line) }
         trainer.clearGradientsInUpdate = true   // nothing reads the gradient after a step here

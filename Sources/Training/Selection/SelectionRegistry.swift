@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Online selectors by name (`--selection NAME`, `--selection-pool K`, `--selection-arg
 /// key=value`), one file each. Every selector takes `budget`: the share of the pool that
 /// trains (default 1/K, so a step trains `batch_size` examples, the same backward cost as
@@ -37,7 +39,7 @@ public enum SelectionRegistry {
                 try a.finish()
                 return (nil, [:])
             }
-            let budget = Double(try a.float("budget", default: Float(1.0 / Double(c.pool))))
+            let budget = try a.floatAsGiven("budget", default: 1.0 / Double(c.pool))
             guard budget > 0 && budget <= 1 else {
                 throw BatchSelectionError("selection \(name): budget=\(budget) must be in (0, 1] (the share of the pool that trains)")
             }
@@ -49,11 +51,19 @@ public enum SelectionRegistry {
                 guard alpha >= 0 else {
                     throw BatchSelectionError("selection uds: alpha=\(alpha) must be ≥ 0 (the diversity term's weight; 0 ranks by utility alone)")
                 }
+                let capacity = try a.int("queue", default: 1024, in: 1...1_000_000)
+                // Each within its range, their product was not: queue × sketch_time × sketch_vocab
+                // floats (1 TB at the largest) and the sketch's V × sketch_vocab matrix were
+                // allocated, and failed, before any check (under --dry-run too).
+                let floats = capacity * r1 * r2 + c.vocabSize * r2 + r1 * c.maxLength   // ≤ 3·10¹⁴: no overflow
+                if let available = MemoryBudget.availableBytes(), floats > available / MemoryLayout<Float>.size {
+                    throw BatchSelectionError("selection uds: its queue of queue × sketch_time × sketch_vocab floats (\(capacity) × \(r1) × \(r2)) and its sketch matrices need at least \(CheckedAllocation.describe(bytes: floats * MemoryLayout<Float>.size)) per rank, more than the \(CheckedAllocation.describe(bytes: available)) available: lower queue, sketch_time or sketch_vocab")
+                }
                 selector = UDSSelector(alpha: alpha,
-                                       capacity: try a.int("queue", default: 1024, in: 1...1_000_000),
+                                       capacity: capacity,
                                        sketch: UDSSketch(T: c.maxLength, V: c.vocabSize, r1: r1, r2: r2, seed: c.seed))
             case "q-tuning":
-                let tokenBudget = Double(try a.float("token_budget", default: 0.7))
+                let tokenBudget = try a.floatAsGiven("token_budget", default: 0.7)
                 guard tokenBudget > 0 && tokenBudget <= 1 else {
                     throw BatchSelectionError("selection q-tuning: token_budget=\(tokenBudget) must be in (0, 1]")
                 }

@@ -101,6 +101,12 @@ public struct SelfTrainOptions: Sendable, Equatable {
             }
             throw RecipeError("self_train_args: unknown key \"\(extra)\" (known: \(Self.argumentNames.joined(separator: ", ")))")
         }
+        // SSR and S3FT replace the targets of labelled rows and add none, so `ratio` (the share of a
+        // step's batch that a round's rows fill) has nothing to fill; it stays among their resolved
+        // keys (a checkpoint records it), refused only when given.
+        if [.ssr, .s3ft].contains(method), recipe.selfTrainArgs["ratio"] != nil {
+            throw RecipeError("self_train_args: ratio does nothing with --self-train \(method.rawValue), which replaces the targets of the labelled rows it judges and adds no rows to fill a share of the batch (ratio is semievol's, rft's and superhf's)")
+        }
         if method != .none, let unused = recipe.selfTrainArgs.keys.sorted().first(where: { !method.argumentNames.contains($0) }) {
             throw RecipeError("self_train_args: \(unused) does nothing with --self-train \(method.rawValue) (its keys: \(method.argumentNames.joined(separator: ", ")))")
         }
