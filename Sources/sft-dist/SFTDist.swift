@@ -59,6 +59,22 @@ struct SFTDist: ParsableCommand {
         return nil
     }
 
+    /// "Unexpected argument 'false'" after a switch (`--completion-only-loss false`, as TRL's
+    /// command line takes it): switches take no value here, and their `--no-` form is the false
+    /// one. nil for any other line.
+    static func switchValueLine(_ line: String) -> String? {
+        let head = "Unexpected argument '"
+        guard line.hasPrefix(head) else { return nil }
+        let value = String(line.dropFirst(head.count).prefix { $0 != "'" })
+        let truth = ["true": true, "false": false, "yes": true, "no": false, "1": true, "0": false]
+        guard let yes = truth[value.lowercased()] else { return nil }
+        let args = Array(CommandLine.arguments.dropFirst())
+        guard let at = args.firstIndex(of: value), at > 0, args[at - 1].hasPrefix("--"), !args[at - 1].contains("=") else { return nil }
+        let flag = String(args[at - 1].dropFirst(2))
+        let opposite = flag.hasPrefix("no-") ? String(flag.dropFirst(3)) : "no-" + flag
+        return "--\(flag) takes no value (got \(RecipeError.quote(value))): " + (yes ? "give --\(flag) alone" : "leave it out, or give --\(opposite) where --help lists it")
+    }
+
     /// The parser's "The value 'x' is invalid for '--count <count>': must be an integer in
     /// 1…10000000" in the words a value out of its limits gets (`--count must be an integer in
     /// 1…10000000 (got x)`), or nil.
@@ -150,7 +166,7 @@ struct SFTDist: ParsableCommand {
             let fromParser = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
             var line = !fromParser ? Fatal.singleLine(error is RecipeError ? "\(error)" : message(for: error))
                 : message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            if fromParser, let hinted = subcommandTypoLine() ?? foreignFlagLine(line) ?? flagValueLine(line) { line = hinted }
+            if fromParser, let hinted = subcommandTypoLine() ?? foreignFlagLine(line) ?? flagValueLine(line) ?? switchValueLine(line) { line = hinted }
             Runtime.agreeBeforeExit("stopped at its arguments (\(RecipeError.quote(line, limit: 120)))")
             if Runtime.launcherRank == 0 {
                 printError("sft-dist: error: " + RecipeError.quote(line, limit: 280))

@@ -22,6 +22,10 @@ final class ForeignFlagHintTests: XCTestCase {
             (["train", "--entropy-coef", "0.01"],
              "Unknown option '--entropy-coef' (TRL: entropy_coef is --objective-arg here: --objective-arg entropy_coef=c with grpo (TRL's entropy bonus); uft's and prefix-rft's entropy_coef are their own)"),
             (["train", "--label-smoothing-factor", "0.1"], "Unknown option '--label-smoothing-factor' (transformers: label_smoothing_factor is --objective-arg here: --objective-arg label_smoothing=ε with the nll objective)"),
+            (["train", "--dataset-name", "trl-lib/Capybara"], "Unknown option '--dataset-name' (TRL's scripts: dataset_name has no counterpart here: sft-dist reads JSONL files, not the Hub: save the dataset with datasets' to_json(FILE, lines=True) and give --data FILE)"),
+            // A switch given TRL's command-line value ("Unexpected argument 'false'").
+            (["train", "--completion-only-loss", "false"], "--completion-only-loss takes no value (got false): leave it out, or give --no-completion-only-loss where --help lists it"),
+            (["train", "--packing", "True"], "--packing takes no value (got True): give --packing alone"),
         ]
         for (args, line) in cases {
             let r = CLI.sftDist(args + ["--dry-run"])

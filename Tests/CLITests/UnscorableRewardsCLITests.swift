@@ -78,11 +78,69 @@ final class UnscorableRewardsCLITests: XCTestCase {
         let r = CLI.mpirun(2, online, seconds: 120)
         XCTAssertEqual(r.status, 1, r.all)
         XCTAssertEqual(CLI.occurrences(of: "every reward function gave null (no reward) for a rollout of this prompt; online-dpo needs a reward for each rollout", in: r.all), 1, r.all)
+        // srft and relift read the first function alone: right answers from wrong ones, the buffer.
+        for objective in ["srft", "relift"] {
+            let o = ["train", "--model", GRPOCLITests.warm, "--objective", objective, "--reward", "command", "--reward", "format",
+                     "--reward-arg", "command.cmd=while read -r l; do echo null; done", "--rollouts", "4", "--batch-size", "8", "--steps", "1",
+                     "--max-completion-length", "6", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", dir + "/" + objective]
+            let s = CLI.mpirun(2, o, seconds: 120)
+            XCTAssertEqual(s.status, 1, s.all)
+            XCTAssertEqual(CLI.occurrences(of: "reward command gave null (no reward) for a rollout of this prompt; \(objective) reads the first reward function", in: s.all), 1, s.all)
+        }
+        // online-dpo ranks by Σ w·r over the functions that scored (TRL's nansum): a null of one
+        // of two functions made every score NaN.
+        let both = ["train", "--model", GRPOCLITests.warm, "--objective", "online-dpo", "--reward", "command", "--reward", "format",
+                    "--reward-arg", "command.cmd=while read -r l; do echo null; done", "--batch-size", "8", "--steps", "2",
+                    "--max-completion-length", "6", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", dir + "/both"]
+        let b = CLI.mpirun(2, both, seconds: 120)
+        XCTAssertEqual(b.status, 0, b.all)
+        for row in CLI.trainingRows(dir + "/both") {
+            XCTAssertTrue(row["objective/scores"].map(\.isFinite) ?? false, "\(row)")
+            XCTAssertNil(row["rewards/command/mean"], "no rollout scored by command: null in metrics.jsonl")
+            XCTAssertNotNil(row["rewards/format/mean"])
+        }
         // An evaluation's scorer judges every answer.
         let e = CLI.mpirun(2, ["eval", "--model", GRPOCLITests.warm, "--data", GRPOCLITests.warm + "/../data/heldout.jsonl",
                                "--examples", "4", "--scorer", "command",
                                "--scorer-cmd", "while read -r l; do echo None; done"], seconds: 60)
         XCTAssertEqual(e.status, 1, e.all)
         XCTAssertEqual(CLI.occurrences(of: "line 1 of its output is None (no score)", in: e.all), 1, e.all)
+    }
+
+    /// TRL hands a reward function the dataset's other columns; the command scorer gets them as
+    /// `"columns"`: here a `task` column says which rows it scores (TRL's None for the others),
+    /// and a `solution` column reaches it as written.
+    func testTheRowsOtherColumnsReachTheScorer() throws {
+        let dir = CLI.tempDir("unscorable-columns")
+        let prompts = dir + "/prompts.jsonl"
+        let rows = (0..<8).map { i in
+            #"{"prompt": "add \#(i) \#(i + 2) =", "completion": " \#(2 * i + 2)", "task": "\#(i % 2 == 0 ? "add" : "skip")", "solution": {"value": \#(2 * i + 2)}}"#
+        }
+        try (rows.joined(separator: "\n") + "\n").write(toFile: prompts, atomically: true, encoding: .utf8)
+        let log = dir + "/seen.jsonl"
+        let cmd = #"while IFS= read -r l; do printf '%s\n' "$l" >> "# + log + #"; case "$l" in *'"task":"skip"'*) echo null;; *'"completion":" 1'*) echo 1;; *) echo 0;; esac; done"#
+        let r = CLI.mpirun(2, ["train", "--model", GRPOCLITests.warm, "--objective", "grpo", "--prompts", prompts, "--reward", "command",
+                               "--reward-arg", "cmd=" + cmd, "--rollouts", "4", "--batch-size", "16", "--micro-batch-size", "4", "--steps", "1",
+                               "--max-completion-length", "6", "--eval-examples", "0", "--eval-every", "0", "--quiet", "--out", dir + "/o"], seconds: 240)
+        XCTAssertEqual(r.status, 0, r.all)
+        let seen = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        XCTAssertEqual(seen.count, 16)
+        for line in seen {
+            let prompt = try XCTUnwrap(line["prompt"] as? String), columns = try XCTUnwrap(line["columns"] as? [String: Any], "\(line)")
+            let i = try XCTUnwrap(Int(prompt.split(separator: " ")[1]))
+            XCTAssertEqual(columns["task"] as? String, i % 2 == 0 ? "add" : "skip", prompt)
+            XCTAssertEqual((columns["solution"] as? [String: Any])?["value"] as? Int, 2 * i + 2, prompt)
+            XCTAssertEqual(Set(columns.keys), ["task", "solution"], "the prompt and completion are not columns")
+        }
+        let skipped = seen.filter { ($0["columns"] as? [String: Any])?["task"] as? String == "skip" }.count
+        XCTAssertGreaterThan(skipped, 0)
+        XCTAssertTrue(r.all.contains("every reward function gave null (no reward) for \(skipped) of 16 rollouts"), r.all)
+        // An evaluation's scorer sees them too.
+        let e = CLI.sftDist(["eval", "--model", GRPOCLITests.warm, "--data", prompts, "--examples", "4", "--scorer", "command",
+                             "--scorer-cmd", #"while IFS= read -r l; do case "$l" in *'"columns":{'*'"task":"'*) echo 1;; *) echo 0;; esac; done"#])
+        XCTAssertEqual(e.status, 0, e.all)
+        XCTAssertTrue(e.stdout.contains("mean reward       1.0000"), "every answer's line held its row's task column: \(e.all)")
     }
 }

@@ -132,6 +132,50 @@ final class CheckpointUnitTests: XCTestCase {
         }
     }
 
+    /// Dropout changes nothing sft-dist computes: a checkpoint written before the model's config
+    /// kept its dropout (0 then, the source's value now) is the same model.
+    func testDropoutKeysDoNotMakeAnotherModel() throws {
+        let saved = try JSONSerialization.data(withJSONObject: ["n_embd": 8, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "attention_dropout": 0.0])
+        XCTAssertNil(CheckpointState.configDifference(saved: saved, current: ["n_embd": 8, "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1, "attention_dropout": 0.1]))
+        XCTAssertEqual(CheckpointState.configDifference(saved: saved, current: ["n_embd": 16, "resid_pdrop": 0.1]), "n_embd: 8 in the checkpoint, 16 here")
+    }
+
+    /// ssr and s3ft never read `ratio` (refused since): a checkpoint whose recipe holds one resumes without it.
+    func testAnUnreadRatioOfAnOldSSRCheckpointIsLeftOut() {
+        var saved = Recipe()
+        saved.selfTrain = "ssr"; saved.selfTrainScorer = "task"; saved.selfTrainArgs = ["ratio": "0.2", "prompts": "8"]
+        var now = saved
+        now.selfTrainArgs = ["prompts": "8"]
+        let (x, y) = Recipe.withResolvedArguments(saved, now)
+        XCTAssertEqual(x.selfTrainArgs, y.selfTrainArgs)
+        XCTAssertEqual(x.selfTrainArgs["prompts"], "8")
+        saved.selfTrain = "rft"
+        now.selfTrain = "rft"
+        XCTAssertNotEqual(Recipe.withResolvedArguments(saved, now).0.selfTrainArgs, Recipe.withResolvedArguments(saved, now).1.selfTrainArgs, "rft reads it")
+    }
+
+    /// Before `semantics` 7 the shares that size counts were read in float32: a run they would
+    /// now count otherwise is refused; one whose counts do not move resumes.
+    func testAShareReadInFloat32IsRefusedWhereItsCountsMove() throws {
+        let nll = try ObjectiveRegistry.make(name: "nll", args: [:])
+        var r = Recipe()
+        r.batchSize = 5; r.selectionPool = 2
+        XCTAssertNil(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll))
+        r.objective = "token-clean"
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll)?.contains("objective token-clean's ratio was read in float32"), true)
+        XCTAssertNil(CheckpointState.meaningChanged(since: 7, recipe: r, objective: nll))
+        r.objective = "nll"; r.selection = "loss"
+        XCTAssertNil(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll), "the default budget, 1/pool, counts as it did")
+        r.selectionArgs = ["budget": "0.35"]
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll)?.contains("selection loss's budget (3 of 10 candidates then, 4 now)"), true)
+        r.selectionArgs = ["budget": "0.3"]
+        XCTAssertNil(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll))
+        r.selection = "q-tuning"
+        XCTAssertEqual(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll)?.contains("selection q-tuning's token_budget"), true)
+        r.selectionArgs["token_budget"] = "1"
+        XCTAssertNil(CheckpointState.meaningChanged(since: 6, recipe: r, objective: nll))
+    }
+
     /// A rollout run checkpointed before `semantics` 3 took its log-probs at temperature 1: at
     /// another rollout_temperature it is refused (its loss would change from the next step on);
     /// at 1, under scored data (nothing sampled) or for a non-rollout objective it resumes.

@@ -370,7 +370,8 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(reason(Array("[".utf8)), array)
         XCTAssertEqual(reason(Array("  [ {".utf8)), array)
         XCTAssertTrue(reason(Array("{".utf8)).hasPrefix("invalid JSON ("))
-        XCTAssertTrue(reason(Array("PAR1".utf8) + [0x15, 0xFF, 0xFE]).hasPrefix("invalid UTF-8: this is a Parquet file (it begins with PAR1), not JSON Lines"))
+        XCTAssertTrue(reason(Array("PAR1".utf8) + [0x15, 0xFF, 0xFE]).hasPrefix("a Parquet file (it begins with PAR1), not JSON Lines"))
+        XCTAssertTrue(reason(Array("PAR1".utf8) + [0x15, 0x20]).hasPrefix("a Parquet file (it begins with PAR1), not JSON Lines"), "valid UTF-8 too")
         XCTAssertEqual(reason([0x41, 0xFF]), "invalid UTF-8")
     }
 }

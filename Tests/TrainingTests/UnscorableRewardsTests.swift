@@ -118,7 +118,7 @@ final class UnscorableRewardsTests: XCTestCase {
         }
         // p0s0 would be the best, were it scored.
         let cmd = #"while IFS= read -r l; do case "$l" in *p0s1*) echo 0.5;; *p0s2*) echo 0.2;; *) echo null;; esac; done"#
-        let rewards = try RewardFunction.make(specs: ["command"], args: ["cmd": cmd])
+        let rewards = try RewardFunction.forRollouts(specs: ["command"], args: ["cmd": cmd])
         let samples = (0..<2).map { i in
             (0..<3).map { j in RoundSample(ids: tokenizer.encodePlain("p\(i)s\(j)"), text: "p\(i)s\(j)", logProbs: [], finished: true) }
         }
@@ -142,7 +142,7 @@ final class UnscorableRewardsTests: XCTestCase {
     func testACommandsNullIsNoRewardOnlyForARolloutReward() throws {
         let cmd = "cat >/dev/null; echo 1; echo null; echo ' None '"
         let items = [item("a", "d.jsonl:1"), item("b", "d.jsonl:2"), item("c", "d.jsonl:3")]
-        let reward = try XCTUnwrap(RewardFunction.make(specs: ["command"], args: ["cmd": cmd]).first)
+        let reward = try XCTUnwrap(RewardFunction.forRollouts(specs: ["command"], args: ["cmd": cmd]).first)
         let got = try reward.scorer.score(items)
         XCTAssertEqual(got[0], 1)
         XCTAssertTrue(got[1].isNaN && got[2].isNaN, "\(got)")
@@ -153,7 +153,11 @@ final class UnscorableRewardsTests: XCTestCase {
         XCTAssertThrowsError(try ScorerRegistry.make(name: "command", args: ["cmd": cmd]).score(items)) {
             XCTAssertTrue("\($0)".contains("line 2 of its output is null (no score) for d.jsonl:2; this scorer must judge every answer"), "\($0)")
         }
-        let nan = try XCTUnwrap(RewardFunction.make(specs: ["command"], args: ["cmd": "cat >/dev/null; echo 1; echo nan; echo 1"]).first)
+        // A --self-train-scorer is made from the reward names too, and must judge every answer.
+        XCTAssertThrowsError(try SelfTrainScoring(name: "command", rewardArgs: ["command.cmd": cmd]).accepts(items)) {
+            XCTAssertTrue("\($0)".contains("line 2 of its output is null (no score) for d.jsonl:2"), "\($0)")
+        }
+        let nan = try XCTUnwrap(RewardFunction.forRollouts(specs: ["command"], args: ["cmd": "cat >/dev/null; echo 1; echo nan; echo 1"]).first)
         XCTAssertTrue(RolloutScoring.score(items, with: [nan]).error?.contains("line 2 of its output is \"nan\", not a finite number") == true)
     }
 }

@@ -61,7 +61,7 @@ struct CheckpointState: Codable {
     /// clip takes a generation's first-step ratio as exactly 1 and passes half the gradient on a
     /// clip bound, as torch (2026-12-07): an earlier run whose clip has a bound at 1 is refused.
     var semantics: Int? = nil
-    static let currentSemantics = 6
+    static let currentSemantics = 7
 
     /// One component's entry: its small values, and the name and shape of each tensor in
     /// `<name>.safetensors` (none: no file).
@@ -181,6 +181,9 @@ struct CheckpointState: Codable {
     /// other eos ids, which now end them too).
     static func meaningChanged(since semantics: Int?, recipe r: Recipe, objective: Objective, evaluatesPairs: Bool = false,
                                moreRolloutStops: [Int32] = [], evaluatesRollouts: Bool = false) -> String? {
+        if (semantics ?? 1) < 7, let share = shareReadInFloat32(r) {
+            return "checkpoint was written when \(share) was read in float32 (0.7 as 0.69999999, so ⌊0.7·10⌋ kept 6 tokens of 10); it is now read as the decimal given, which changes what trains from the next step on: start a new run"
+        }
         if (semantics ?? 1) < 6, let bound = clipBoundAtOne(r) {
             return "checkpoint was written when \(r.objective)'s PPO clip passed the whole gradient on a clip bound\(r.objective == "rloo" ? "" : " and took a generation's first-step ratio from the sampler's log-probs (1 up to rounding)"); with \(bound) = 0 every first-step token now sits on the bound and passes half, as torch's min and clamp do (TRL's): start a new run"
         }
@@ -198,6 +201,20 @@ struct CheckpointState: Codable {
             return "checkpoint was written when a \(objective.name) run's eval_loss was the held-out chosen answers' NLL; it is now the held-out pairs' DPO loss, as TRL's, and both would join one eval_loss series in metrics.jsonl and loss.svg: start a new run"
         }
         return nil
+    }
+
+    /// Before `semantics` 7 the shares that size a count were read in float32: token-clean's and
+    /// forgetting's `ratio` and Q-Tuning's `token_budget` (whose counts run over every row's or
+    /// step's length, so some count moves), and a selector's `budget` where budget × candidates
+    /// rounds otherwise. The share, named, or nil when nothing moves.
+    static func shareReadInFloat32(_ r: Recipe) -> String? {
+        if ["token-clean", "forgetting"].contains(r.objective) { return "objective \(r.objective)'s ratio" }
+        guard r.selection != "none" else { return nil }
+        if r.selection == "q-tuning", (Double(decimal: r.selectionArgs["token_budget"] ?? "0.7") ?? 0.7) < 1 { return "selection q-tuning's token_budget" }
+        let candidates = Double(r.batchSize * r.selectionPool)
+        let budget = r.selectionArgs["budget"].flatMap { Double(decimal: $0) } ?? 1 / Double(r.selectionPool)
+        let then = Int((Double(Float(budget)) * candidates).rounded()), now = Int((budget * candidates).rounded())
+        return then == now ? nil : "selection \(r.selection)'s budget (\(then) of \(Int(candidates)) candidates then, \(now) now)"
     }
 
     /// The objective argument that puts a PPO clip bound at ratio 1 (ε = 0), where the semantics 6
@@ -244,6 +261,9 @@ struct CheckpointState: Codable {
         guard let data = try? JSONSerialization.data(withJSONObject: current, options: [.sortedKeys]),
               let b = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return "the model's config is not JSON" }
         for key in Set(a.keys).union(b.keys).sorted() {
+            // Dropout changes nothing sft-dist computes (it trains without); a checkpoint from
+            // before 2026-12-08 wrote 0 where the model's config now keeps its own values.
+            if GPT2Config.dropoutKeys.contains(key) || key == "attention_dropout" { continue }
             let x = a[key] as? NSObject, y = b[key] as? NSObject
             if x == nil && (y == nil || mayBeAbsent.contains(key)) { continue }
             if let x, let y, x.isEqual(y) || sameFloat32(x, y) { continue }

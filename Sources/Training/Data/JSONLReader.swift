@@ -231,16 +231,16 @@ public enum JSONLReader {
 
     /// One line as a JSON object: length, UTF-8 and JSON checked, in that order.
     public static func jsonObject(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes) -> Result<[String: Any], LineProblem> {
+        // A Parquet file (datasets' own format) begins with the magic bytes PAR1.
+        if line.starts(with: Array("PAR1".utf8)) {
+            return .failure(LineProblem("a Parquet file (it begins with PAR1), not JSON Lines; convert it, e.g. datasets.load_dataset(\"parquet\", data_files=FILE)[\"train\"].to_json(OUT, lines=True)"))
+        }
         if line.count > maxLineBytes {
             return .failure(LineProblem("line longer than \(maxLineBytes) bytes"))
         }
         // Decoding with replacement and comparing back is a validity check that needs no
         // newer-OS-only API; a valid line round-trips byte for byte.
         if !String(decoding: line, as: UTF8.self).utf8.elementsEqual(line) {
-            // A Parquet file (datasets' own format) begins with the magic bytes PAR1.
-            if line.starts(with: Array("PAR1".utf8)) {
-                return .failure(LineProblem("invalid UTF-8: this is a Parquet file (it begins with PAR1), not JSON Lines; convert it, e.g. datasets.load_dataset(\"parquet\", data_files=FILE)[\"train\"].to_json(OUT, lines=True)"))
-            }
             return .failure(LineProblem("invalid UTF-8"))
         }
         // A JSON array file (what load_dataset("json") also reads: Alpaca's) is one array, not one

@@ -123,6 +123,7 @@ public enum ForeignNames {
         Entry(none: "eval_packing", "TRL", note: "held-out rows are evaluated one example per row"),
         Entry(none: "eos_token", "TRL", note: "completions end with the tokenizer's eos_token (tokenizer_config.json), conversations with their chat template's end of turn"),
         Entry(none: "activation_offloading", "TRL", note: "activations live in host memory already; --recompute keeps only each block's input instead"),
+        Entry(none: "dataset_name", "TRL's scripts", note: "sft-dist reads JSONL files, not the Hub: save the dataset with datasets' to_json(FILE, lines=True) and give --data FILE"),
         Entry(none: "dataset_num_proc", "TRL", note: "every rank tokenizes the rows as it reads them"),
         Entry(none: "model_init_kwargs", "TRL", note: "--model is loaded in float32 as it is"),
         Entry("label_smoothing", "objective_args", "TRL's DPOConfig",

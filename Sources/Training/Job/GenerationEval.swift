@@ -32,10 +32,12 @@ enum GenerationEval {
         let stop = Evaluator.stopIds(tokenizer, model: model)
         let allPrompts = candidates.map { Array(examples[$0].ids[0..<examples[$0].promptLength]) }
         let prompts = shard.mine(allPrompts)
+        // An external scorer reads each row's other fields (`RowColumns`).
+        let columns = options.scorer is ExternalScorer ? RowColumns.of(candidates.map { examples[$0].source }) : [:]
         func items(_ gens: [Generation], _ which: [Int], _ promptIds: [[Int32]]) -> [ScoringItem] {
             zip(gens, zip(which, promptIds)).map { g, ip in
                 ScoringItem(prompt: tokenizer.decode(ip.1), completion: g.text ?? tokenizer.decode(g.ids),
-                            reference: examples[ip.0].answer, source: examples[ip.0].source)
+                            reference: examples[ip.0].answer, source: examples[ip.0].source, columns: columns[examples[ip.0].source])
             }
         }
 

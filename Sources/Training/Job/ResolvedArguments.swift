@@ -11,6 +11,7 @@ extension Recipe {
     /// refused a resume that nothing had changed (a recipe file's `self_train_args` switched
     /// off by `--self-train none` resolves only where the flag's origin is known).
     static func withResolvedArguments(_ a: Recipe, _ b: Recipe) -> (Recipe, Recipe) {
+        let a = a.withoutUnreadRatio, b = b.withoutUnreadRatio
         var x = a, y = b
         func both<T>(_ read: (Recipe) throws -> T) -> (T, T)? {
             guard let p = try? read(a), let q = try? read(b) else { return nil }
@@ -29,6 +30,15 @@ extension Recipe {
         if let g = x.objectiveRolloutsPerPrompt { x.rollouts = g }
         if let g = y.objectiveRolloutsPerPrompt { y.rollouts = g }
         return (x, y)
+    }
+
+    /// ssr and s3ft never read `ratio`, refused when given since 2026-12-08: a checkpoint's recipe
+    /// from before that holds one compares without it.
+    var withoutUnreadRatio: Recipe {
+        guard ["ssr", "s3ft"].contains(self.selfTrain), self.selfTrainArgs["ratio"] != nil else { return self }
+        var r = self
+        r.selfTrainArgs["ratio"] = nil
+        return r
     }
 
     /// The rollouts per prompt the objective fixes (online-dpo's pair: 2); nil otherwise.

@@ -3,7 +3,8 @@ import Models
 
 /// Any program as a reward: started once per batch with `/bin/sh -c COMMAND` in its own
 /// process group, it reads one JSON object per line on stdin (`{"prompt", "completion",
-/// "reference", "source"}`) and must write one number per line on stdout, in order (LF or
+/// "reference", "source", "columns"}`, `columns` the row's other fields, `RowColumns`: TRL's
+/// reward kwargs) and must write one number per line on stdout, in order (LF or
 /// CRLF line ends). As a rollout reward (`acceptsNull`), a line may instead read `null` (or
 /// Python's `None`): the completion is not one this function scores — TRL's reward function
 /// returning None, for a dataset that mixes tasks — and its reward is NaN, read by the
@@ -30,6 +31,7 @@ public final class ExternalScorer: Scorer {
         let input = items.map { item -> String in
             var obj: [String: Any] = ["prompt": item.prompt, "completion": item.completion, "source": item.source]
             obj["reference"] = item.reference ?? NSNull()
+            obj["columns"] = item.columns.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? [String: Any]()
             let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{}".utf8)
             return String(decoding: data, as: UTF8.self)
         }.joined(separator: "\n") + "\n"

@@ -21,8 +21,12 @@ public struct ScoringItem: Sendable {
     /// alone; a reward model reads it after the completion, as its training pairs end
     /// (`RewardModelScorer`).
     public var stop: String? = nil
-    public init(prompt: String, completion: String, reference: String?, source: String, stop: String? = nil) {
+    /// The row's other fields, a JSON object's text (`RowColumns`): what TRL passes a reward
+    /// function as keyword arguments. nil: none (or not read: only an external scorer reads them).
+    public var columns: String? = nil
+    public init(prompt: String, completion: String, reference: String?, source: String, stop: String? = nil, columns: String? = nil) {
         self.prompt = prompt; self.completion = completion; self.reference = reference; self.source = source; self.stop = stop
+        self.columns = columns
     }
 }
 

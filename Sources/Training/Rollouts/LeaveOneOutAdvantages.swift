@@ -7,7 +7,7 @@ import Models
 /// forms them. G consecutive rollouts per prompt form a group;
 ///
 ///   r_i = clamp(Σ_f w_f·r_f,i, reward_clip_range) − β·kl_i,   kl_i = Σ_t m_t·(log π_old(y_t) − log π_ref(y_t))   (the KL penalty in the reward)
-///   A_i = r_i − (Σ_{j≠i} r_j) / (G − 1)                                                  (the leave-one-out baseline)
+///   A_i = r_i − (Σ_{j≠i} r_j) / (G − 1)                                                  (the leave-one-out baseline; G: the group's scored rollouts)
 ///   A_i ← (A_i − mean_B A) / (std_B A + 1e-4)                                            (normalize_advantages only)
 ///
 /// kl_i is the first-order estimate summed over the rollout's trained tokens (TRL's; it can be
@@ -18,7 +18,7 @@ import Models
 /// penalised rewards are all equal carries no signal: its advantages are exactly 0, where
 /// r − (Σ − r)/(G − 1) would leave a rounding residue (2e-16 for eight rewards of 1.1) that
 /// Adam would scale to a step — as `GroupAdvantages` does for grpo. mean_B and the Bessel std_B run over every rollout of the
-/// generation batch. A group of one rollout (an evaluation with `eval_rollouts 1`) gets 0, as
+/// generation batch that has a baseline (scored, with a scored sibling). A group of one rollout (an evaluation with `eval_rollouts 1`) gets 0, as
 /// TRL's. Computed in Double from the whole batch, which every rank holds.
 public struct LeaveOneOutAdvantages {
     public var advantages: [Float]

@@ -62,7 +62,7 @@ extension GroupAdvantages {
     /// normalize_then_sum (`RewardAggregation.normalizeThenSum`), as TRL forms it: per function
     /// and group, z = (r − mean_g) / (std_g + 1e-4) (Bessel std; 0 for a group of one, as TRL's
     /// num_generations == 1 branch); s = Σ_f w_f·z_f; A = (s − mean_B) / (std_B + 1e-4), mean and
-    /// Bessel std over every rollout of the batch. A function whose rewards are equal in a group
+    /// Bessel std over every scorable rollout of the batch (one some function scored). A function whose rewards are equal in a group
     /// gives exactly 0 there; a group where every function of non-zero weight has equal rewards
     /// gets exactly 0 advantages (its s is 0, and mean_B is 0 but for rounding, each group's z
     /// summing to 0, where TRL keeps the residue) and is counted in `zeroStdGroups`.

@@ -59,6 +59,15 @@ public struct RewardFunction {
         try makeReading(specs: specs, args: args).map(\.function)
     }
 
+    /// The reward functions of a rollout run (and of superhf's `--reward`): as `make`, and a
+    /// command among them may leave a completion unscored (`null`, TRL's None:
+    /// `ExternalScorer.acceptsNull`). A `--self-train-scorer`, made by `make`, must judge every answer.
+    public static func forRollouts(specs: [String], args: [String: String]) throws -> [RewardFunction] {
+        let functions = try make(specs: specs, args: args)
+        for case let command as ExternalScorer in functions.map(\.scorer) { command.acceptsNull = true }
+        return functions
+    }
+
     /// The functions with each one's arguments as its scorer reads them (`ScorerRegistry.makeReading`).
     static func makeReading(specs: [String], args: [String: String]) throws -> [(function: RewardFunction, read: [String: String])] {
         let parsed = try specs.map { spec -> (name: String, weight: Float) in
@@ -91,8 +100,6 @@ public struct RewardFunction {
                     (scorer, read) = (try RewardModelScorer(path: p.name), [:])
                 }
                 else { (scorer, read) = try ScorerRegistry.makeReading(name: p.name, args: a) }
-                // A rollout reward may leave a completion unscored (`null`): TRL's None.
-                (scorer as? ExternalScorer)?.acceptsNull = true
             } catch let e as ScorerError {
                 // The scorer's own words name its keys; in train they come by --reward-arg (a reward
                 // model takes none).

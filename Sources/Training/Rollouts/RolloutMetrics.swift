@@ -61,9 +61,10 @@ public enum RolloutMetrics {
         return scored.isEmpty ? .nan : scored.reduce(0, +) / Double(scored.count)
     }
 
-    /// The Bessel std of the values that are not NaN: NaN for fewer than two, as TRL's `nanstd`.
+    /// The Bessel std of the values that are not NaN: NaN for fewer than two, as TRL's `nanstd`
+    /// (but 0 for a single scored value, as this figure was before nulls).
     static func nanStd(_ x: [Double]) -> Double {
         let scored = x.filter { !$0.isNaN }
-        return scored.count < 2 ? (x.count < 2 ? 0 : .nan) : GroupAdvantages.besselStd(scored[...])
+        return scored.count < 2 ? (scored.count == x.count ? 0 : .nan) : GroupAdvantages.besselStd(scored[...])
     }
 }

@@ -11,7 +11,7 @@ extension RolloutProducer {
         let r = setup.recipe
         let objective = setup.objective.name
         let settings = try RolloutSettings(recipe: r, objective: setup.objective)
-        let functions = try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
+        let functions = try RewardFunction.forRollouts(specs: r.rewards, args: r.rewardArgs)
         try r.checkRewards(functions, objective: setup.objective)
         // Every rank holds each reward model: rollouts are scored by all ranks together.
         for case let model as RewardModelScorer in functions.map(\.scorer) { try model.load() }
@@ -33,7 +33,12 @@ extension RolloutProducer {
         try RolloutPrompts.checkCutPrompts(raw, limit: limit, truncation: r.truncation, rewards: functions, tokenizer: setup.tokenizer,
                                            maxLengthBinds: !modelBinds, contextReason: model.contextReason)
         try RolloutPrompts.checkDefaultCut(raw, limit: limit, truncationGiven: r.truncationGiven, origin: origin)
-        let prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
+        var prompts = try RolloutPrompts.fit(raw, limit: limit, truncation: r.truncation, origin: origin)
+        // An external scorer reads each row's other fields (TRL's reward kwargs): read again from
+        // the rows' files, training and held-out at once, only when one is in use.
+        let columns = functions.contains { $0.scorer is ExternalScorer }
+            ? RowColumns.of(prompts.map(\.source) + setup.heldOut.examples.map(\.source)) : [:]
+        for i in prompts.indices { prompts[i].columns = columns[prompts[i].source] }
         try RolloutPrompts.checkReferences(prompts, rewards: functions)
         try RolloutPrompts.checkTaskPrompts(prompts, rewards: functions, tokenizer: setup.tokenizer)
         let demonstrations = (setup.objective as? DemonstrationMixing)
@@ -61,8 +66,10 @@ extension RolloutProducer {
             precondition(rloo.beta == 0 || penalty != nil, "objective rloo with beta > 0 needs the reference model loaded")
             leaveOneOut = (penalty, rloo.normalizeAdvantages, rloo.rewardClipRange)
         }
-        if ["online-dpo", "a2po", "relift"].contains(objective) { unscorableRefusedBy = objective }
+        if ["online-dpo", "a2po"].contains(objective) { unscorableRefusedBy = objective }
+        if ["srft", "relift"].contains(objective) { firstRewardReadBy = objective }
         try prepareEvaluation(setup, limit: limit, maxLengthBinds: !modelBinds)
+        for i in evaluationPrompts.indices { evaluationPrompts[i].columns = columns[evaluationPrompts[i].source] }
         if let a2po = setup.objective as? A2POObjective { optimalValues = OptimalValues(objective: a2po, producer: self) }
     }
 

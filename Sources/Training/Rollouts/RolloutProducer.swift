@@ -54,10 +54,12 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     /// Prompts longer than the rollouts' limit, and `--prompts` lines skipped, for the log.
     public internal(set) var promptNote: String?
     /// The objective, when it needs a reward for every rollout (online-dpo ranks them, a2po's
-    /// advantage is r − V*, relift's buffer reads the first function): a rollout that no reward
-    /// function scored (each gave `null`) ends the run there, where grpo, srft, rloo and superhf
-    /// leave it out (`RewardAggregation.weightedSum`).
+    /// advantage is r − V*): a rollout that no reward function scored (each gave `null`) ends
+    /// the run there, where grpo, rloo and superhf leave it out (`RewardAggregation.weightedSum`).
     var unscorableRefusedBy: String?
+    /// The objective, when it reads the first reward function alone (srft's right and wrong
+    /// answers, relift's buffer: `StepSequence.solved`): a `null` from that function ends the run.
+    var firstRewardReadBy: String?
     /// Whether the run said once that rollouts came back unscorable.
     var warnedUnscorable = false
     /// The held-out prompts an evaluation rolls out (`RolloutProducer+Evaluation.swift`), and
@@ -129,7 +131,10 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         var sequences = r.sequences
         if let ranked = rankedPairs {
             let weights = rewards.map { Double($0.weight) }
-            RankedPairs.rank(&sequences, scores: sequences.map { s in zip(s.rewards, weights).reduce(0) { $0 + Double($1.0) * $1.1 } },
+            // Σ w·r over the functions that scored each rollout (TRL's online DPO: nansum); a
+            // rollout none scored has ended the run (`scored`).
+            let scores = RewardAggregation.weightedSum(weights.indices.map { f in sequences.map { Double($0.rewards[f]) } }, weights: weights)
+            RankedPairs.rank(&sequences, scores: scores,
                              stopped: sequences.map { $0.stopped(stopIds) }, penalty: ranked.penalty)
         }
         generation = (g, sequences)
@@ -166,7 +171,8 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         if grouped != nil {
             // (A demonstration is a whole answer: it ends with the data's end token, as a rollout that stopped.)
             items += chosen.map { c in ScoringItem(prompt: p.tokenizer.decode(pool[c].ids), completion: pool[c].reference ?? "",
-                                                   reference: pool[c].reference, source: pool[c].source, stop: p.tokenizer.decode([stopId])) }
+                                                   reference: pool[c].reference, source: pool[c].source, stop: p.tokenizer.decode([stopId]),
+                                                   columns: pool[c].columns) }
         }
         let (matrix, total) = scored(items, p)
         let perFunction = matrix.perFunction.map { $0.map(Double.init) }, weights = rewards.map { Double($0.weight) }
@@ -224,7 +230,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
     func scoringItem(_ prompt: RolloutPrompt, _ gen: Generation, revealed: [Int32] = [], _ p: StepPreparation) -> ScoringItem {
         ScoringItem(prompt: p.tokenizer.decode(prompt.ids), completion: p.tokenizer.decode(revealed + gen.ids),
                     reference: prompt.reference, source: prompt.source,
-                    stop: gen.finish == .stop ? p.tokenizer.decode([gen.stopId ?? stopId]) : nil)
+                    stop: gen.finish == .stop ? p.tokenizer.decode([gen.stopId ?? stopId]) : nil, columns: prompt.columns)
     }
 
     /// The reward functions' scores of `items` (the coordinator's decision, on every rank) and
@@ -240,13 +246,16 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
         }
         // NaN: no function scored the rollout (each gave `null`). Every rank holds the same
         // matrix, so every rank takes the same branch.
+        if let method = firstRewardReadBy, let bad = matrix.perFunction.first?.firstIndex(where: \.isNaN) {
+            Fatal.agree("\(items[bad].source): reward \(rewards[0].name) gave null (no reward) for a rollout of this prompt; \(method) reads the first reward function to tell right answers from wrong ones, so it needs its reward for each rollout (grpo, rloo and superhf leave such a rollout out)", code: Fatal.Code.input)
+        }
         let unscorable = total.indices.filter { total[$0].isNaN }
         if let first = unscorable.first {
             if let method = unscorableRefusedBy {
-                Fatal.agree("\(items[first].source): every reward function gave null (no reward) for a rollout of this prompt; \(method) needs a reward for each rollout (grpo, srft, rloo and superhf train such a rollout with advantage 0, as TRL's unscorable completions)", code: Fatal.Code.input)
+                Fatal.agree("\(items[first].source): every reward function gave null (no reward) for a rollout of this prompt; \(method) needs a reward for each rollout (grpo, rloo and superhf train such a rollout with advantage 0, as TRL's unscorable completions)", code: Fatal.Code.input)
             }
             if !warnedUnscorable && p.comm.isCoordinator {
-                StandardError.write("sft-dist: warning: every reward function gave null (no reward) for \(unscorable.count) of \(items.count) rollouts (first: \(items[first].source)); they are left out of the rewards' means and train with advantage 0, as TRL's unscorable completions (said once)\n")
+                StandardError.write("sft-dist: warning: every reward function gave null (no reward) for \(unscorable.count) of \(items.count) rollouts (first: \(items[first].source)); they are left out of the rewards' means and get advantage 0, as TRL's unscorable completions (said once)\n")
             }
             warnedUnscorable = true
         }

@@ -11,6 +11,8 @@ public struct RolloutPrompt: Sendable, Equatable {
     public var example: Int?
     /// a2po's V*(x), once stage 1 estimated it (`OptimalValues`).
     public var optimalValue: Float?
+    /// The row's other fields, for an external scorer (`RowColumns`); nil otherwise.
+    public var columns: String?
     public init(ids: [Int32], reference: String?, source: String) {
         self.ids = ids; self.reference = reference; self.source = source
     }

@@ -99,7 +99,7 @@ public enum SelfTrainSetup {
                                prompts: [SelfTrainPrompt]) throws -> [RewardFunction] {
         // `check` has refused another objective and a run with neither rewards nor a scorer.
         let rewards = r.rewards.isEmpty ? scoring.map { [$0.rewardFunction] } ?? []
-                                        : try RewardFunction.make(specs: r.rewards, args: r.rewardArgs)
+                                        : try RewardFunction.forRollouts(specs: r.rewards, args: r.rewardArgs)
         if let f = rewards.first(where: \.needsReference), let p = prompts.first(where: { $0.reference == nil }) {
             throw RecipeError("\(p.source): reward \(f.name) compares with a reference answer and this prompt has none (\(r.unlabelled == nil ? "no answer" : "--unlabelled"))")
         }
