@@ -22,15 +22,6 @@ final class RewardAggregationReferenceTests: XCTestCase {
 
     static let fixture: Fixture = referenceFixture("reward-aggregation-reference.json")
 
-    /// TRL's values to 1e-6 relative (TRL's Bessel factor is float32); TRL's rounding residue of
-    /// a silent group (1e-17) is exactly 0 here.
-    func assertClose(_ got: [Float], _ want: [Double], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, label, file: file, line: line)
-        for (i, (g, w)) in zip(got, want).enumerated() {
-            XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(label) rollout \(i)", file: file, line: line)
-            if abs(w) < 1e-12 { XCTAssertEqual(g, 0, "\(label) rollout \(i): exactly 0", file: file, line: line) }
-        }
-    }
 
     func testAdvantagesMatchTRL() throws {
         XCTAssertEqual(Set(Self.fixture.cases.map(\.aggregation)), ["normalize_then_sum", "sum_then_normalize"])
@@ -38,7 +29,7 @@ final class RewardAggregationReferenceTests: XCTestCase {
             let aggregation = try XCTUnwrap(RewardAggregation(rawValue: c.aggregation))
             let scaling = try XCTUnwrap(RewardScaling(rawValue: c.scale_rewards))
             let got = aggregation.advantages(c.rewards, weights: c.weights, groupSize: c.group_size, scaling: scaling)
-            assertClose(got.advantages, c.advantages, "\(c.name) \(c.aggregation) \(c.scale_rewards)")
+            assertAdvantagesClose(got.advantages, c.advantages, "\(c.name) \(c.aggregation) \(c.scale_rewards)")
         }
     }
 
@@ -100,8 +91,8 @@ final class RewardAggregationReferenceTests: XCTestCase {
                                                        scaling: try XCTUnwrap(RewardScaling(rawValue: c.scale_rewards)),
                                                        aggregation: try XCTUnwrap(RewardAggregation(rawValue: c.aggregation)))
             let want = (0..<prompts).map { k in Array(c.advantages[(k * (g + 1))..<(k * (g + 1) + g)]) }
-            assertClose(got.rollouts, want.flatMap { $0 }, "\(c.aggregation) \(c.scale_rewards): rollouts")
-            assertClose(got.demonstrations, (0..<prompts).map { c.advantages[$0 * (g + 1) + g] }, "\(c.aggregation) \(c.scale_rewards): demonstrations")
+            assertAdvantagesClose(got.rollouts, want.flatMap { $0 }, "\(c.aggregation) \(c.scale_rewards): rollouts")
+            assertAdvantagesClose(got.demonstrations, (0..<prompts).map { c.advantages[$0 * (g + 1) + g] }, "\(c.aggregation) \(c.scale_rewards): demonstrations")
         }
     }
 
@@ -135,5 +126,19 @@ final class RewardAggregationReferenceTests: XCTestCase {
                 XCTAssertEqual(rows["frac_reward_zero_std"] ?? .nan, c.frac_reward_zero_std, label)
             }
         }
+    }
+}
+
+/// Advantages against TRL's to 1e-6 relative (TRL's nanstd takes its Bessel factor in float32);
+/// TRL's zeros, and values within `zeroBelow` of 0 (its rounding residue of a silent group,
+/// 1e-17), are exactly 0 here. (`zeroBelow` 0 where a rollout that carries no signal of its own
+/// keeps the batch mean's residue in both, as normalize_then_sum's rollout scored only by
+/// functions with a single score.)
+func assertAdvantagesClose(_ got: [Float], _ want: [Double], _ label: String, zeroBelow: Double = 1e-12,
+                           file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, want.count, label, file: file, line: line)
+    for (i, (g, w)) in zip(got, want).enumerated() {
+        XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(label) rollout \(i)", file: file, line: line)
+        if w == 0 || abs(w) < zeroBelow { XCTAssertEqual(g, 0, "\(label) rollout \(i): exactly 0", file: file, line: line) }
     }
 }

@@ -24,15 +24,6 @@ final class UnscorableRewardsTests: XCTestCase {
 
     static let fixture: Fixture = referenceFixture("unscorable-rewards-reference.json")
 
-    /// TRL's values to 1e-6 relative (its nanstd's Bessel factor is float32); its zeros exactly 0.
-    func assertClose(_ got: [Float], _ want: [Double], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, label, file: file, line: line)
-        for (i, (g, w)) in zip(got, want).enumerated() {
-            XCTAssertEqual(Double(g), w, accuracy: 1e-6 * max(1, abs(w)), "\(label) rollout \(i)", file: file, line: line)
-            if w == 0 { XCTAssertEqual(g, 0, "\(label) rollout \(i): exactly 0", file: file, line: line) }
-        }
-    }
-
     func testTheFixtureHasUnscorableRolloutsAndGroupsWithOneScoredRollout() {
         let c = Self.fixture.cases
         XCTAssertEqual(c.count, 3)
@@ -47,7 +38,7 @@ final class UnscorableRewardsTests: XCTestCase {
                 let aggregation = try XCTUnwrap(RewardAggregation(rawValue: g.aggregation))
                 let scaling = try XCTUnwrap(RewardScaling(rawValue: g.scale_rewards))
                 let got = aggregation.advantages(c.matrix, weights: c.weights, groupSize: c.group_size, scaling: scaling)
-                assertClose(got.advantages, g.advantages, "\(c.name) \(g.aggregation) \(g.scale_rewards)")
+                assertAdvantagesClose(got.advantages, g.advantages, "\(c.name) \(g.aggregation) \(g.scale_rewards)", zeroBelow: 0)
             }
         }
     }
@@ -59,7 +50,7 @@ final class UnscorableRewardsTests: XCTestCase {
             for r in c.rloo {
                 let got = LeaveOneOutAdvantages(rewards: total, kl: zeros, tokens: zeros, beta: 0, groupSize: c.group_size,
                                                 normalize: r.normalize, clip: r.clip.map { $0[0]...$0[1] })
-                assertClose(got.advantages, r.advantages, "\(c.name) rloo normalize \(r.normalize) clip \(r.clip ?? [])")
+                assertAdvantagesClose(got.advantages, r.advantages, "\(c.name) rloo normalize \(r.normalize) clip \(r.clip ?? [])", zeroBelow: 0)
             }
         }
     }

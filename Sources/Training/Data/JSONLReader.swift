@@ -231,10 +231,7 @@ public enum JSONLReader {
 
     /// One line as a JSON object: length, UTF-8 and JSON checked, in that order.
     public static func jsonObject(_ line: ArraySlice<UInt8>, maxLineBytes: Int = defaultMaxLineBytes) -> Result<[String: Any], LineProblem> {
-        // A Parquet file (datasets' own format) begins with the magic bytes PAR1.
-        if line.starts(with: Array("PAR1".utf8)) {
-            return .failure(LineProblem("a Parquet file (it begins with PAR1), not JSON Lines; convert it, e.g. datasets.load_dataset(\"parquet\", data_files=FILE)[\"train\"].to_json(OUT, lines=True)"))
-        }
+        if let other = otherFileKind(line) { return .failure(other) }
         if line.count > maxLineBytes {
             return .failure(LineProblem("line longer than \(maxLineBytes) bytes"))
         }
@@ -243,18 +240,14 @@ public enum JSONLReader {
         if !String(decoding: line, as: UTF8.self).utf8.elementsEqual(line) {
             return .failure(LineProblem("invalid UTF-8"))
         }
-        // A JSON array file (what load_dataset("json") also reads: Alpaca's) is one array, not one
-        // object per line; its first line failed as "invalid JSON (Unexpected end of file…)".
-        let array = "a JSON array, not JSON Lines: this reader takes one JSON object per line; convert the file, e.g. jq -c '.[]' FILE > OUT.jsonl"
-        let opensArray = line.first(where: { ![0x20, 0x09, 0x0D].contains($0) }) == UInt8(ascii: "[")
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(JSONByteOrderMarks.escaped(line)))  // a U+FEFF inside a value is kept
         } catch {
-            return .failure(LineProblem(opensArray ? array : "invalid JSON (\(describeJSONError(error)))"))
+            return .failure(opensArray(line) ? jsonArrayFile : LineProblem("invalid JSON (\(describeJSONError(error)))"))
         }
         guard let fields = object as? [String: Any] else {
-            return .failure(LineProblem(object is [Any] ? array : "expected a JSON object"))
+            return .failure(object is [Any] ? jsonArrayFile : LineProblem("expected a JSON object"))
         }
         // Foundation reads `{"prompt": "a", "completion": " b",}`; Python's json (and so TRL and
         // datasets) refuses it, so a file that trains here would fail there.

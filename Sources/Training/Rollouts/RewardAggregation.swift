@@ -38,6 +38,12 @@ public enum RewardAggregation: String, Codable, Sendable, CaseIterable {
         }
     }
 
+    /// The same sums by rollout: `rollouts[i][f]` is rollout i's reward from function f (a step
+    /// sequence's `rewards`).
+    public static func weightedSums<C: Collection>(ofRollouts rollouts: C, weights: [Double]) -> [Double] where C.Element == [Double] {
+        weightedSum(weights.indices.map { f in rollouts.map { $0[f] } }, weights: weights)
+    }
+
     /// Whether a group carries no signal, so its advantages are exactly 0 (`frac_reward_zero_std`
     /// counts these): its weighted sums are all equal (sum_then_normalize), or every function's
     /// rewards of non-zero weight are (normalize_then_sum: then every z is 0; equal sums of
@@ -50,7 +56,7 @@ public enum RewardAggregation: String, Codable, Sendable, CaseIterable {
         }
         switch self {
         case .sumThenNormalize:
-            return flat(Self.weightedSum(weights.indices.map { f in rewards.map { $0[f] } }, weights: weights))
+            return flat(Self.weightedSums(ofRollouts: rewards, weights: weights))
         case .normalizeThenSum:
             // A function of weight 0 moves no advantage.
             return weights.indices.allSatisfy { f in weights[f] == 0 || flat(rewards.map { $0[f] }) }

@@ -30,7 +30,7 @@ public enum RolloutMetrics {
         let weights = rewards.map { Double($0.weight) }, perRollout = sequences.map { $0.rewards.map(Double.init) }
         // Σ w·r over the functions that scored each rollout, NaN where none did (unscorable), and
         // every figure over the scored ones: TRL's nanmean and nanstd.
-        let total = RewardAggregation.weightedSum(weights.indices.map { f in perRollout.map { $0[f] } }, weights: weights)
+        let total = RewardAggregation.weightedSums(ofRollouts: perRollout, weights: weights)
         let groups = stride(from: 0, to: perRollout.count, by: g).map { perRollout[$0..<min($0 + g, perRollout.count)] }
         let zero = groups.filter { aggregation.carriesNoSignal($0, weights: weights) }.count
         let lengths = sequences.map { $0.ids.count - $0.promptLength }

@@ -133,7 +133,7 @@ public final class RolloutProducer: ReportingProducer, StatefulComponent {
             let weights = rewards.map { Double($0.weight) }
             // Σ w·r over the functions that scored each rollout (TRL's online DPO: nansum); a
             // rollout none scored has ended the run (`scored`).
-            let scores = RewardAggregation.weightedSum(weights.indices.map { f in sequences.map { Double($0.rewards[f]) } }, weights: weights)
+            let scores = RewardAggregation.weightedSums(ofRollouts: sequences.map { $0.rewards.map(Double.init) }, weights: weights)
             RankedPairs.rank(&sequences, scores: scores,
                              stopped: sequences.map { $0.stopped(stopIds) }, penalty: ranked.penalty)
         }
